@@ -1,0 +1,1 @@
+// Lets a layer library build while its folder is still being filled.

@@ -1,0 +1,114 @@
+#pragma once
+
+#include <caf/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ferry::config {
+
+/// Limits a relay applies to its clients (`[relay.limits]`).
+struct relay_limits {
+  /// Largest WebSocket frame accepted, in bytes.
+  size_t max_frame_bytes = 512 * 1024;
+  /// Open subscriptions per connection.
+  size_t max_subscriptions = 32;
+  /// Filters per REQ or COUNT.
+  size_t max_filters = 16;
+  /// Largest `limit` honoured per filter; bigger limits are clamped to it.
+  size_t max_limit = 5000;
+  /// `limit` applied to a filter that has none.
+  size_t default_limit = 500;
+  /// Longest subscription id, in characters.
+  size_t max_subscription_id_length = 64;
+  /// Events dated further than this into the future are refused, in seconds.
+  int64_t max_future_seconds = 900;
+  /// Bytes queued for a client beyond which it is disconnected with a NOTICE.
+  size_t max_outbound_bytes = 32 * 1024 * 1024;
+  /// Client messages being processed at once per connection; reading pauses
+  /// beyond it, so a flood of EVENTs slows its sender instead of growing memory.
+  size_t max_inflight_messages = 256;
+};
+
+/// The Nostr relay the node serves (`[relay]`).
+struct relay_config {
+  std::string address = "127.0.0.1";
+  uint16_t port = 7447;
+  /// NIP-11 fields.
+  std::string name = "ferry";
+  std::string description = "A Ferry Nostr sync node";
+  std::string contact;
+  std::string icon;
+  /// Hex pubkey of the operator (NIP-11 `pubkey`); empty for none.
+  std::string operator_pubkey;
+  relay_limits limits;
+};
+
+/// The admin HTTP API (`[admin]`).
+struct admin_config {
+  std::string address = "127.0.0.1";
+  uint16_t port = 7448;
+};
+
+/// The actor inspection port (`[console]`).
+struct console_config {
+  std::string address = "127.0.0.1";
+  uint16_t port = 7449;
+};
+
+/// RocksDB (`[store]`).
+struct store_config {
+  std::string path = "./ferry-data";
+  size_t block_cache_mb = 256;
+  size_t write_buffer_mb = 64;
+  bool sync_writes = false;
+  /// How often expired events (NIP-40) are purged.
+  std::chrono::seconds purge_interval{300};
+};
+
+/// The ingest pipeline (`[ingest]`).
+struct ingest_config {
+  /// Signature-verifying workers; 0 = one per core.
+  size_t verifiers = 0;
+  /// Most events the writer commits in one WriteBatch.
+  size_t writer_batch_max = 4096;
+};
+
+/// Logging (`[log]`).
+struct log_config {
+  /// trace, debug, info, warn, error, critical or off.
+  std::string level = "info";
+};
+
+/// The node's own identity (`[node]`).
+struct node_config {
+  /// File holding the node's secret key (64 hex); created by `ferry keygen`,
+  /// or generated on first start. Relative paths are under `store.path`.
+  std::string key_file = "node.key";
+};
+
+/// Everything `ferry.toml` can say. Every key has the default shown here.
+struct config {
+  relay_config relay;
+  admin_config admin;
+  console_config console;
+  store_config store;
+  ingest_config ingest;
+  log_config log;
+  node_config node;
+  /// The file this was read from; empty for the embedded default.
+  std::string source;
+};
+
+/// Reads and validates `path`. An unknown key, a wrong type or a bad value is
+/// an `ec::invalid_configuration` error whose text names the file, the key and
+/// what was expected, e.g.
+/// `ferry.toml: relay.port: expected an integer in 1..65535, got "abc"`.
+caf::expected<config> load_file(const std::string& path);
+
+/// Parses TOML text; `source_name` is used in error messages.
+caf::expected<config> load_string(std::string_view toml,
+                                  const std::string& source_name);
+
+} // namespace ferry::config

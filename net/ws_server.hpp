@@ -1,0 +1,120 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::net {
+
+/// A plain HTTP request as the server hands it to its owner.
+struct http_request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, e.g. "/api/v1/actors?x=1"
+  std::map<std::string, std::string> headers; // names lowercased
+  std::string body;
+  std::string remote_address; // "ip:port"
+};
+
+/// The answer to an `http_request`.
+struct http_response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::map<std::string, std::string> headers; // extra headers
+  std::string body;
+};
+
+/// One accepted WebSocket connection, seen from its owner. Every member
+/// function is thread-safe and never blocks: work is posted to the
+/// connection's strand.
+class ws_connection {
+public:
+  virtual ~ws_connection() = default;
+
+  /// Queues a text frame. When the queued bytes would exceed the outbound cap,
+  /// the queue is dropped, `overflow_notice` (if set) is sent as the last frame
+  /// and the connection is closed: a slow reader never grows memory unbounded.
+  virtual void send(std::shared_ptr<const std::string> frame) = 0;
+
+  /// Queues several frames at once (one post for all of them).
+  virtual void send_all(std::vector<std::string> frames) = 0;
+
+  /// Bytes queued and not yet written to the socket.
+  virtual size_t queued_bytes() const = 0;
+
+  /// The owner finished one frame delivered by `on_frame`. Reading pauses while
+  /// `max_inflight` frames are unfinished and resumes here.
+  virtual void frame_done() = 0;
+
+  /// Sends a close frame with `reason` after the queued frames, then closes.
+  virtual void close(std::string reason) = 0;
+
+  /// "ip:port" of the peer.
+  virtual const std::string& remote_address() const = 0;
+};
+
+/// What the owner does with one connection's traffic. Both are called on the
+/// connection's strand, in order; they must be cheap and non-blocking (hand
+/// the work to an actor with `caf::anon_send`).
+struct ws_callbacks {
+  /// One complete text or binary message.
+  std::function<void(std::string frame)> on_frame;
+  /// The connection is gone (called exactly once), with the reason.
+  std::function<void(const std::string& reason)> on_close;
+};
+
+/// Configuration of one listening server.
+struct ws_server_options {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0; // 0: pick a free port (tests)
+  size_t max_frame_bytes = 512 * 1024;
+  size_t max_outbound_bytes = 32 * 1024 * 1024;
+  size_t max_inflight = 256;
+  /// Frame sent before closing a connection whose outbound queue overflowed.
+  std::string overflow_notice;
+  /// Accept WebSocket upgrades; when false, every request is plain HTTP.
+  bool websocket = true;
+};
+
+/// An HTTP + WebSocket server on one port (Beast). HTTP requests and WebSocket
+/// upgrades share the port: an upgrade request becomes a WebSocket session,
+/// anything else goes to `on_http`.
+class ws_server {
+public:
+  /// Called on the I/O thread for each new WebSocket; returns its callbacks.
+  using open_handler =
+    std::function<ws_callbacks(const std::shared_ptr<ws_connection>&)>;
+
+  /// Called on the I/O thread for each plain HTTP request; must not block.
+  /// `respond` is thread-safe and must be called exactly once.
+  using http_handler = std::function<void(
+    http_request request, std::function<void(http_response)> respond)>;
+
+  ws_server(boost::asio::io_context& ioc, ws_server_options opts,
+            open_handler on_open, http_handler on_http);
+  ~ws_server();
+
+  /// Binds and starts accepting. @returns an error text, empty on success.
+  std::string start();
+
+  /// The bound port (after `start`).
+  uint16_t port() const;
+
+  /// Stops accepting and closes every open connection.
+  void stop();
+
+  /// Connections currently open.
+  size_t connection_count() const;
+
+private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace ferry::net

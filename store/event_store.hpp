@@ -1,0 +1,148 @@
+#pragma once
+
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/filter.hpp"
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+class ColumnFamilyHandle;
+} // namespace rocksdb
+
+namespace ferry::store {
+
+enum class cf : uint32_t; // store/column_families.hpp
+
+/// How the store is opened.
+struct store_options {
+  /// Directory of the RocksDB database; created when missing.
+  std::string path = "./ferry-data";
+  /// Shared LRU block cache for every column family, in MiB.
+  size_t block_cache_mb = 256;
+  /// Memtable size per column family, in MiB (tests use 1 to force flushes).
+  size_t write_buffer_mb = 64;
+  /// fsync the WAL on every commit. Off, a machine crash may lose the last
+  /// commits; a process crash never does (the WAL is written before OK).
+  bool sync_writes = false;
+};
+
+/// An event on its way into the store: the parsed event plus its JSON form
+/// (`nostr::to_json(ev)`, computed once by the verifier, stored and served as is).
+struct incoming_event {
+  nostr::event ev;
+  std::string json;
+};
+
+/// What the store did with one event.
+enum class write_outcome : uint8_t {
+  /// Committed; fan it out.
+  stored,
+  /// Ephemeral kind: accepted, not stored; fan it out.
+  ephemeral,
+  /// Already stored (same id), or an older version of a replaceable or
+  /// addressable event that we hold a newer version of: accepted, not fanned out.
+  duplicate,
+  /// Refused: deleted by its author (NIP-09), or expired (NIP-40).
+  refused,
+};
+
+/// One result per event, in order; `message` is the NIP-01 OK message
+/// ("" or with a prefix such as "duplicate:", "blocked:", "invalid:").
+struct write_result {
+  write_outcome outcome = write_outcome::stored;
+  std::string message;
+
+  /// The OK flag a relay sends for this result.
+  bool accepted() const {
+    return outcome != write_outcome::refused;
+  }
+};
+
+/// Position in a newest-first scan: everything strictly after it is next.
+struct scan_position {
+  int64_t created_at = 0;
+  nostr::bytes32 id{};
+};
+
+/// The RocksDB event store: events, their indexes and the node's other tables.
+/// Safe for one writer thread plus any number of reader threads.
+class event_store {
+public:
+  ~event_store();
+  event_store(const event_store&) = delete;
+  event_store& operator=(const event_store&) = delete;
+
+  /// Opens (or creates) the store, migrating the schema when needed.
+  static caf::expected<std::unique_ptr<event_store>>
+  open(const store_options& opts);
+
+  // -- writing (one thread only) ---------------------------------------------
+
+  /// Applies `events` in order within ONE atomic WriteBatch, handling
+  /// duplicates, replaceable/addressable versions, NIP-09 deletions and NIP-40
+  /// expiration (also between events of the same batch). `extra` may add
+  /// further operations (e.g. sync cursors) to the same commit. `now` is the
+  /// current unix time, for expiration.
+  /// @returns one result per event, or an error when the commit failed (then
+  ///          nothing of the batch was written).
+  caf::expected<std::vector<write_result>>
+  write(const std::vector<const incoming_event*>& events, int64_t now,
+        const std::function<void(rocksdb::WriteBatch&)>& extra = {});
+
+  /// Deletes every event whose NIP-40 expiration is <= `now`, with its indexes.
+  /// @returns how many were deleted.
+  caf::expected<size_t> purge_expired(int64_t now);
+
+  // -- reading (any thread) ----------------------------------------------------
+
+  /// True when an event with this id is stored.
+  bool contains(const nostr::bytes32& id) const;
+
+  /// The stored JSON of one event.
+  std::optional<std::string> get_json(const nostr::bytes32& id) const;
+
+  /// Streams the events matching `f`, newest first (ties: lower id first),
+  /// skipping expired ones (`now`); `f.limit` is left to the caller. Starts
+  /// after `resume` when given. Calls
+  /// `sink(json, position)` per event until it returns false, `max_events`
+  /// have been delivered, or the matches are exhausted.
+  /// @returns true when more matches may remain (call again from the last
+  ///          position delivered), false when the scan is exhausted.
+  bool scan(const nostr::filter& f, int64_t now,
+            const std::optional<scan_position>& resume, size_t max_events,
+            const std::function<bool(std::string_view json,
+                                     const scan_position& pos)>& sink) const;
+
+  /// Number of distinct stored, unexpired events matching any of `fs`
+  /// (NIP-45), using index keys only wherever the index covers the filter.
+  uint64_t count(const std::vector<nostr::filter>& fs, int64_t now) const;
+
+  /// Number of stored events (an estimate from RocksDB's properties).
+  uint64_t approximate_event_count() const;
+
+  // -- access for the other tables (sync state, peers, ...) -------------------
+
+  rocksdb::DB* db() const;
+  rocksdb::ColumnFamilyHandle* handle(cf family) const;
+
+  /// Flushes memtables and syncs the WAL (used on orderly shutdown).
+  caf::error flush();
+
+private:
+  event_store() = default;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace ferry::store
