@@ -65,6 +65,9 @@ public:
 struct ws_callbacks {
   /// One complete text or binary message.
   std::function<void(std::string frame)> on_frame;
+  /// A message longer than `max_frame_bytes` arrived; it was read and
+  /// discarded without buffering it, and the connection stays open.
+  std::function<void(size_t bytes)> on_oversize;
   /// The connection is gone (called exactly once), with the reason.
   std::function<void(const std::string& reason)> on_close;
 };
