@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace ferry::config {
 
@@ -110,5 +112,21 @@ caf::expected<config> load_file(const std::string& path);
 /// Parses TOML text; `source_name` is used in error messages.
 caf::expected<config> load_string(std::string_view toml,
                                   const std::string& source_name);
+
+/// Every key `ferry.toml` accepts, as dotted paths (`relay.limits.max_limit`),
+/// sections in file order; lets tests prove `ferry.example.toml` documents the
+/// whole schema.
+std::vector<std::string> key_paths();
+
+/// Memberwise equality, `source` included.
+bool operator==(const relay_limits& x, const relay_limits& y);
+bool operator==(const relay_config& x, const relay_config& y);
+bool operator==(const admin_config& x, const admin_config& y);
+bool operator==(const console_config& x, const console_config& y);
+bool operator==(const store_config& x, const store_config& y);
+bool operator==(const ingest_config& x, const ingest_config& y);
+bool operator==(const log_config& x, const log_config& y);
+bool operator==(const node_config& x, const node_config& y);
+bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

@@ -1,0 +1,358 @@
+#include "actors/client_session.hpp"
+
+#include "actors/query_worker.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/wire.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include <simdjson.h>
+
+#include <chrono>
+
+namespace ferry {
+
+namespace {
+
+/// Live events one subscription may hold back while its stored events stream.
+constexpr size_t max_backlog = 10000;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// The id of an EVENT message whose event failed strict parsing, when the id
+/// itself is readable, so the client still gets an OK for it.
+std::optional<nostr::bytes32> salvage_event_id(const std::string& frame) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(frame).get(doc))
+    return std::nullopt;
+  std::string_view hex;
+  if (doc.at(1)["id"].get_string().get(hex))
+    return std::nullopt;
+  nostr::bytes32 id;
+  if (!nostr::from_hex(hex, id))
+    return std::nullopt;
+  return id;
+}
+
+using self_pointer = client_session_actor::stateful_pointer<client_session_state>;
+
+/// What a handler did with a client message.
+enum class frame_state {
+  /// Answered; the connection may read the next message.
+  done,
+  /// Still in the pipeline; a later reply finishes it.
+  pending,
+};
+
+frame_state notice(self_pointer self, std::string_view text) {
+  self->state.send(nostr::notice_message(text));
+  return frame_state::done;
+}
+
+frame_state closed(self_pointer self, std::string_view sub_id,
+                   std::string_view text) {
+  self->state.send(nostr::closed_message(sub_id, text));
+  return frame_state::done;
+}
+
+frame_state on_event(self_pointer self, const std::string& frame,
+                     simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  if (it == end)
+    return notice(self, "invalid: EVENT needs an event object");
+  simdjson::ondemand::value value;
+  nostr::event ev;
+  std::string reason;
+  if ((*it).get(value))
+    reason = "malformed JSON";
+  else
+    reason = nostr::parse_event(value, ev);
+  if (reason.empty() && ++it != end)
+    reason = "EVENT takes exactly one event";
+  if (!reason.empty()) {
+    if (auto id = salvage_event_id(frame)) {
+      st.send(nostr::ok_message(*id, false, "invalid: " + reason));
+      return frame_state::done;
+    }
+    return notice(self, "invalid: " + reason);
+  }
+  ++st.events_received;
+  auto max_future = st.ctx->limits.max_future_seconds;
+  if (ev.created_at > unix_now() + max_future) {
+    st.send(nostr::ok_message(ev.id, false,
+                              "invalid: created_at is more than "
+                                + std::to_string(max_future)
+                                + " seconds in the future"));
+    return frame_state::done;
+  }
+  auto item = std::make_shared<ingest_item>();
+  item->data.ev = std::move(ev);
+  item->source = "client";
+  auto id = item->data.ev.id;
+  const auto& verifiers = st.ctx->verifiers;
+  auto& verifier = verifiers[st.next_verifier++ % verifiers.size()];
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+    .then(
+      [self, id](ingest_result& result) {
+        auto& st = self->state;
+        if (result.accepted())
+          ++st.events_accepted;
+        st.send(nostr::ok_message(id, result.accepted(), result.message));
+        st.conn->frame_done();
+      },
+      [self, id](caf::error& err) {
+        auto& st = self->state;
+        st.send(nostr::ok_message(id, false, "error: " + to_string(err)));
+        st.conn->frame_done();
+      });
+  return frame_state::pending;
+}
+
+/// Reads the subscription id and the filters of a REQ or COUNT. On failure it
+/// has already answered, and returns nullptr.
+filter_set_ptr read_filters(self_pointer self, std::string_view verb,
+                            std::string& sub_id,
+                            simdjson::ondemand::array_iterator& it,
+                            const simdjson::ondemand::array_iterator& end) {
+  const auto& limits = self->state.ctx->limits;
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid)) {
+    notice(self, std::string{"invalid: "} + std::string{verb}
+                   + " needs a subscription id string");
+    return nullptr;
+  }
+  sub_id = std::string{sid};
+  if (sub_id.empty() || sub_id.size() > limits.max_subscription_id_length) {
+    closed(self, sub_id,
+           "invalid: subscription id must have 1 to "
+             + std::to_string(limits.max_subscription_id_length)
+             + " characters");
+    return nullptr;
+  }
+  auto filters = std::make_shared<std::vector<nostr::filter>>();
+  for (++it; it != end; ++it) {
+    if (filters->size() == limits.max_filters) {
+      closed(self, sub_id,
+             "invalid: too many filters (max "
+               + std::to_string(limits.max_filters) + ")");
+      return nullptr;
+    }
+    simdjson::ondemand::value value;
+    nostr::filter f;
+    auto reason = (*it).get(value) ? std::string{"malformed JSON"}
+                                   : nostr::parse_filter(value, f);
+    if (!reason.empty()) {
+      closed(self, sub_id, "invalid: " + reason);
+      return nullptr;
+    }
+    filters->push_back(std::move(f));
+  }
+  if (filters->empty()) {
+    closed(self, sub_id, "invalid: at least one filter is required");
+    return nullptr;
+  }
+  return filters;
+}
+
+query_job_ptr make_job(self_pointer self, const std::string& sub_id,
+                       filter_set_ptr filters, bool count_only) {
+  auto& st = self->state;
+  auto job = std::make_shared<query_job>();
+  job->conn = st.conn;
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->job_id = st.next_job_id++;
+  job->filters = std::move(filters);
+  job->count_only = count_only;
+  job->default_limit = st.ctx->limits.default_limit;
+  job->max_limit = st.ctx->limits.max_limit;
+  job->now = unix_now();
+  return job;
+}
+
+/// One connection always uses the same worker, so its queries keep their order.
+const query_worker_actor& worker_for(self_pointer self) {
+  const auto& workers = self->state.ctx->query_workers;
+  return workers[self->id() % workers.size()];
+}
+
+void cancel_subscription(self_pointer self, const std::string& sub_id) {
+  auto& st = self->state;
+  auto i = st.subscriptions.find(sub_id);
+  if (i == st.subscriptions.end())
+    return;
+  i->second.job->cancelled = true;
+  st.subscriptions.erase(i);
+  self->send(st.ctx->hub, atom::unsubscribe_v,
+             caf::actor_cast<client_session_actor>(self), sub_id);
+}
+
+frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
+                   const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  auto filters = read_filters(self, "REQ", sub_id, it, end);
+  if (!filters)
+    return frame_state::done;
+  auto existing = st.subscriptions.find(sub_id);
+  if (existing != st.subscriptions.end()) {
+    // NIP-01: a REQ with an open id replaces that subscription.
+    existing->second.job->cancelled = true;
+    st.subscriptions.erase(existing);
+  } else if (st.subscriptions.size() >= st.ctx->limits.max_subscriptions) {
+    return closed(self, sub_id,
+                  "blocked: too many open subscriptions (max "
+                    + std::to_string(st.ctx->limits.max_subscriptions) + ")");
+  }
+  // Live first, then the stored part: nothing committed in between is missed.
+  self->send(st.ctx->hub, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
+             sub_id, filters);
+  auto job = make_job(self, sub_id, std::move(filters), false);
+  st.subscriptions[sub_id].job = job;
+  self->send(worker_for(self), atom::query_v, std::move(job));
+  return frame_state::pending;
+}
+
+frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  auto filters = read_filters(self, "COUNT", sub_id, it, end);
+  if (!filters)
+    return frame_state::done;
+  auto job = make_job(self, sub_id, std::move(filters), true);
+  st.counts[sub_id] = job;
+  self->send(worker_for(self), atom::query_v, std::move(job));
+  return frame_state::pending;
+}
+
+frame_state on_close(self_pointer self, simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid))
+    return notice(self, "invalid: CLOSE needs a subscription id string");
+  cancel_subscription(self, std::string{sid});
+  return frame_state::done;
+}
+
+frame_state on_frame(self_pointer self, std::string& frame) {
+  thread_local simdjson::ondemand::parser parser;
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end.
+  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(frame.data(), frame.size(),
+                                     frame.capacity());
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::array msg;
+  if (parser.iterate(input).get(doc) || doc.get_array().get(msg))
+    return notice(self, "invalid: a message must be a JSON array");
+  simdjson::ondemand::array_iterator it;
+  simdjson::ondemand::array_iterator end;
+  if (msg.begin().get(it) || msg.end().get(end))
+    return notice(self, "invalid: malformed JSON");
+  std::string_view verb;
+  if (it == end || (*it).get_string().get(verb))
+    return notice(self, "invalid: a message must start with its type");
+  ++it;
+  if (verb == "EVENT")
+    return on_event(self, frame, it, end);
+  if (verb == "REQ")
+    return on_req(self, it, end);
+  if (verb == "CLOSE")
+    return on_close(self, it, end);
+  if (verb == "COUNT")
+    return on_count(self, it, end);
+  return notice(self, "invalid: unknown message type \"" + std::string{verb}
+                        + "\"");
+}
+
+} // namespace
+
+void client_session_state::send(std::string frame) {
+  conn->send(std::make_shared<const std::string>(std::move(frame)));
+}
+
+client_session_actor::behavior_type
+client_session(client_session_actor::stateful_pointer<client_session_state> self,
+               std::shared_ptr<net::ws_connection> conn,
+               std::shared_ptr<const relay_context> ctx) {
+  self->state.conn = std::move(conn);
+  self->state.ctx = std::move(ctx);
+  // Spread sessions over the verifiers from the start.
+  self->state.next_verifier = self->id();
+  return {
+    [self](atom::frame, std::string& frame) {
+      if (on_frame(self, frame) == frame_state::done)
+        self->state.conn->frame_done();
+    },
+    [self](atom::oversize, uint64_t bytes) {
+      self->state.send(nostr::notice_message(
+        "invalid: message too large (" + std::to_string(bytes)
+        + " bytes, max " + std::to_string(self->state.ctx->limits.max_frame_bytes)
+        + ")"));
+    },
+    [self](atom::closed, const std::string&) {
+      auto& st = self->state;
+      for (auto& [sub_id, sub] : st.subscriptions)
+        sub.job->cancelled = true;
+      for (auto& [sub_id, job] : st.counts)
+        job->cancelled = true;
+      self->send(st.ctx->hub, atom::unsubscribe_v, caf::actor_cast<client_session_actor>(self));
+      self->quit();
+    },
+    [self](atom::publish, const ingest_item_ptr& item,
+           const std::vector<std::string>& sub_ids) {
+      auto& st = self->state;
+      for (auto& sub_id : sub_ids) {
+        auto i = st.subscriptions.find(sub_id);
+        if (i == st.subscriptions.end())
+          continue;
+        auto& sub = i->second;
+        if (sub.live) {
+          st.send(nostr::event_message(sub_id, item->data.json));
+        } else if (sub.backlog.size() < max_backlog) {
+          sub.backlog.push_back(item);
+        } else {
+          st.send(nostr::closed_message(
+            sub_id, "error: too many live events while stored events were "
+                    "being sent; subscribe again"));
+          cancel_subscription(self, sub_id);
+        }
+      }
+    },
+    [self](atom::eose, const std::string& sub_id, uint64_t job_id) {
+      auto& st = self->state;
+      // Every query job finishes exactly one client message.
+      st.conn->frame_done();
+      auto i = st.subscriptions.find(sub_id);
+      if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
+        return;
+      auto& sub = i->second;
+      st.send(nostr::eose_message(sub_id));
+      sub.live = true;
+      for (auto& item : sub.backlog)
+        if (sub.job->sent.count(item->data.ev.id) == 0)
+          st.send(nostr::event_message(sub_id, item->data.json));
+      sub.backlog.clear();
+      sub.backlog.shrink_to_fit();
+    },
+    [self](atom::count, const std::string& sub_id, uint64_t job_id,
+           uint64_t n) {
+      auto& st = self->state;
+      st.conn->frame_done();
+      auto i = st.counts.find(sub_id);
+      if (i == st.counts.end() || i->second->job_id != job_id)
+        return;
+      st.counts.erase(i);
+      st.send(nostr::count_message(sub_id, n));
+    },
+  };
+}
+
+} // namespace ferry

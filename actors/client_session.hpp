@@ -1,0 +1,70 @@
+#pragma once
+
+#include "config/config.hpp"
+#include "messages/relay.hpp"
+#include "net/ws_server.hpp"
+#include "store/event_store.hpp"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+/// What every client session of one relay shares: its limits and the actors
+/// that do the work.
+struct relay_context {
+  config::relay_limits limits;
+  const store::event_store* store = nullptr;
+  std::vector<verifier_actor> verifiers;
+  std::vector<query_worker_actor> query_workers;
+  hub_actor hub;
+  /// Sessions alive; the node waits for zero before it stops the I/O threads
+  /// their sockets belong to.
+  mutable std::atomic<int64_t> live_sessions{0};
+};
+
+struct client_session_state {
+  /// One open REQ.
+  struct subscription {
+    /// The job streaming its stored events; done once `live` is set.
+    query_job_ptr job;
+    /// EOSE has been sent; live events go straight out.
+    bool live = false;
+    /// Live events that arrived before EOSE, sent right after it.
+    std::vector<ingest_item_ptr> backlog;
+  };
+
+  std::shared_ptr<net::ws_connection> conn;
+  std::shared_ptr<const relay_context> ctx;
+  std::map<std::string, subscription> subscriptions;
+  /// Running COUNT jobs, by subscription id.
+  std::map<std::string, query_job_ptr> counts;
+  uint64_t next_job_id = 1;
+  size_t next_verifier = 0;
+  uint64_t events_received = 0;
+  uint64_t events_accepted = 0;
+
+  /// Queues one frame for the client.
+  void send(std::string frame);
+
+  ~client_session_state() {
+    if (ctx)
+      --ctx->live_sessions;
+  }
+
+  static inline constexpr const char* name = "client-session";
+};
+
+/// A CLIENT SESSION: speaks NIP-01 and NIP-45 with one WebSocket client.
+/// Every message the client sends is finished (answered, or its query done)
+/// before the connection's in-flight slot is released, so a client can never
+/// have more than `max_inflight_messages` messages in the pipeline.
+client_session_actor::behavior_type
+client_session(client_session_actor::stateful_pointer<client_session_state> self,
+               std::shared_ptr<net::ws_connection> conn,
+               std::shared_ptr<const relay_context> ctx);
+
+} // namespace ferry

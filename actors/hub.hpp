@@ -1,0 +1,37 @@
+#pragma once
+
+#include "messages/relay.hpp"
+
+#include <caf/actor_addr.hpp>
+
+#include <map>
+#include <string>
+#include <unordered_map>
+
+namespace ferry {
+
+struct hub_state {
+  /// The live subscriptions of one client session.
+  struct session_entry {
+    client_session_actor handle;
+    std::map<std::string, filter_set_ptr> subscriptions;
+  };
+
+  /// Sessions by actor id.
+  std::unordered_map<caf::actor_id, session_entry> sessions;
+  uint64_t subscription_count = 0;
+  uint64_t published = 0;
+  uint64_t delivered = 0;
+
+  /// Sends `item` once to every session with at least one matching
+  /// subscription, naming the subscriptions.
+  void fan_out(const ingest_item_ptr& item);
+
+  static inline constexpr const char* name = "hub";
+};
+
+/// The HUB: the live side of every REQ. It watches the sessions it serves and
+/// forgets them when they go down.
+hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self);
+
+} // namespace ferry

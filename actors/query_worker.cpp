@@ -1,0 +1,93 @@
+#include "actors/query_worker.hpp"
+
+#include "messages/nostr/wire.hpp"
+
+#include <caf/send.hpp>
+
+#include <algorithm>
+
+namespace ferry {
+
+bool query_worker_state::run_slice(query_job& job) {
+  const auto& filters = *job.filters;
+  const auto prefix = nostr::event_message_prefix(job.sub_id);
+  std::vector<std::string> frames;
+  size_t budget = config.slice_events;
+  while (budget > 0 && job.filter_index < filters.size()) {
+    const auto& f = filters[job.filter_index];
+    auto limit = std::min<uint64_t>(f.limit.value_or(job.default_limit),
+                                    job.max_limit);
+    if (job.delivered_in_filter >= limit) {
+      ++job.filter_index;
+      job.resume.reset();
+      job.delivered_in_filter = 0;
+      continue;
+    }
+    auto want = std::min<uint64_t>(budget, limit - job.delivered_in_filter);
+    size_t taken = 0;
+    auto more = store->scan(
+      f, job.now, job.resume, want,
+      [&](std::string_view json, const store::scan_position& pos) {
+        job.resume = pos;
+        ++taken;
+        if (!job.sent.insert(pos.id).second)
+          return true;
+        ++job.delivered_in_filter;
+        std::string frame;
+        frame.reserve(prefix.size() + json.size() + 1);
+        frame += prefix;
+        frame += json;
+        frame += ']';
+        frames.push_back(std::move(frame));
+        return true;
+      });
+    budget -= std::min(budget, std::max<size_t>(taken, 1));
+    if (!more) {
+      ++job.filter_index;
+      job.resume.reset();
+      job.delivered_in_filter = 0;
+    }
+  }
+  events_sent += frames.size();
+  if (!frames.empty())
+    job.conn->send_all(std::move(frames));
+  return job.filter_index >= filters.size();
+}
+
+query_worker_actor::behavior_type
+query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
+             const store::event_store* store, query_worker_config config) {
+  self->state.store = store;
+  self->state.config = config;
+  auto step = [self](query_job_ptr& job) {
+    auto& st = self->state;
+    if (job->cancelled) {
+      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      return;
+    }
+    if (job->count_only) {
+      auto n = st.store->count(*job->filters, job->now);
+      caf::anon_send(job->session, atom::count_v, job->sub_id, job->job_id, n);
+      return;
+    }
+    if (st.run_slice(*job)) {
+      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      return;
+    }
+    // Yield to other jobs; wait a little when the client reads slowly.
+    if (job->conn->queued_bytes() > st.config.high_water_bytes)
+      self->delayed_send(self, st.config.backoff, atom::resume_v,
+                         std::move(job));
+    else
+      self->send(self, atom::resume_v, std::move(job));
+  };
+  return {
+    [self, step](atom::query, query_job_ptr& job) {
+      ++self->state.jobs;
+      step(job);
+    },
+    [step](atom::resume, query_job_ptr& job) { step(job); },
+  };
+}
+
+} // namespace ferry

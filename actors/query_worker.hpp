@@ -1,0 +1,81 @@
+#pragma once
+
+#include "messages/relay.hpp"
+#include "net/ws_server.hpp"
+#include "store/event_store.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+namespace ferry {
+
+/// Hash of an event id: its first 8 bytes are already uniformly random.
+struct id_hash {
+  size_t operator()(const nostr::bytes32& id) const {
+    size_t h;
+    std::memcpy(&h, id.data(), sizeof(h));
+    return h;
+  }
+};
+
+/// One REQ's stored part (or one COUNT), with its progress between slices.
+struct query_job {
+  /// Where EVENT frames go, directly from the worker's thread.
+  std::shared_ptr<net::ws_connection> conn;
+  /// Who hears about the end (EOSE) or the count.
+  client_session_actor session;
+  std::string sub_id;
+  /// Tells answers for a replaced subscription from the current one.
+  uint64_t job_id = 0;
+  filter_set_ptr filters;
+  bool count_only = false;
+  /// `limit` for filters without one, and the cap on any filter's limit.
+  size_t default_limit = 500;
+  size_t max_limit = 5000;
+  /// Unix time the query runs at (for NIP-40).
+  int64_t now = 0;
+  /// Set by the session on CLOSE, replacement or disconnect.
+  std::atomic<bool> cancelled{false};
+
+  // -- progress ---------------------------------------------------------------
+  size_t filter_index = 0;
+  std::optional<store::scan_position> resume;
+  uint64_t delivered_in_filter = 0;
+  /// Ids sent: several filters may match one event, and a live event that
+  /// arrived during the query may already have been sent from the store.
+  std::unordered_set<nostr::bytes32, id_hash> sent;
+};
+
+/// Tunables of a QUERY WORKER.
+struct query_worker_config {
+  /// Events per slice; between slices other jobs get their turn.
+  size_t slice_events = 1000;
+  /// When a connection has more bytes queued than this, its job waits.
+  size_t high_water_bytes = 4 * 1024 * 1024;
+  /// How long a job waits for a slow socket before looking again.
+  caf::timespan backoff = std::chrono::milliseconds{2};
+};
+
+struct query_worker_state {
+  const store::event_store* store = nullptr;
+  query_worker_config config;
+  uint64_t jobs = 0;
+  uint64_t events_sent = 0;
+
+  /// Runs one slice of `job`. @returns true when the job is finished.
+  bool run_slice(query_job& job);
+
+  static inline constexpr const char* name = "query-worker";
+};
+
+/// A QUERY WORKER: reads the store and writes EVENT frames to the client's
+/// socket, a slice at a time. Spawn it detached (RocksDB reads block).
+query_worker_actor::behavior_type
+query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
+             const store::event_store* store, query_worker_config config);
+
+} // namespace ferry

@@ -1,0 +1,49 @@
+#pragma once
+
+#include "actors/client_session.hpp"
+#include "config/config.hpp"
+#include "messages/relay.hpp"
+#include "net/ws_server.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <string>
+
+namespace ferry {
+
+/// The NIP-11 relay information document for `cfg`, listing exactly the NIPs
+/// this relay implements.
+std::string relay_info_json(const config::relay_config& cfg);
+
+/// Answers plain HTTP on the relay port: NIP-11 for
+/// `Accept: application/nostr+json`, CORS pre-flight, a short text otherwise.
+net::http_response relay_http_response(const net::http_request& req,
+                                       const std::string& relay_info);
+
+/// The relay's listener: every accepted WebSocket gets a CLIENT SESSION
+/// spawned in `sys`, and its traffic is forwarded to it as messages.
+std::shared_ptr<net::ws_server>
+make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
+                    const config::relay_config& cfg,
+                    std::shared_ptr<const relay_context> ctx);
+
+struct relay_server_state {
+  std::shared_ptr<net::ws_server> listener;
+
+  ~relay_server_state() {
+    if (listener)
+      listener->stop();
+  }
+
+  static inline constexpr const char* name = "relay-server";
+};
+
+/// The RELAY SERVER: owns a started listener and stops it when it quits.
+relay_server_actor::behavior_type
+relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
+             std::shared_ptr<net::ws_server> listener);
+
+} // namespace ferry

@@ -1,0 +1,26 @@
+#pragma once
+
+#include "messages/ingest.hpp"
+#include "store/event_store.hpp"
+
+namespace ferry {
+
+struct verifier_state {
+  /// The store, to skip events it already holds without verifying them.
+  const store::event_store* store = nullptr;
+  /// Where valid events go.
+  writer_actor writer;
+  uint64_t verified = 0;
+  uint64_t invalid = 0;
+  uint64_t skipped_duplicates = 0;
+  static inline constexpr const char* name = "verifier";
+};
+
+/// A VERIFIER: checks id and BIP-340 signature, then delegates to the writer,
+/// whose answer goes straight to the original sender. Spawn it detached: a
+/// signature check is ~70 µs of CPU.
+verifier_actor::behavior_type
+verifier(verifier_actor::stateful_pointer<verifier_state> self,
+         const store::event_store* store, writer_actor writer);
+
+} // namespace ferry

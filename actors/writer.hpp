@@ -1,0 +1,52 @@
+#pragma once
+
+#include "messages/ingest.hpp"
+#include "messages/relay.hpp"
+#include "store/event_store.hpp"
+
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <utility>
+#include <vector>
+
+namespace ferry {
+
+/// Tunables of the WRITER.
+struct writer_config {
+  /// Most events in one WriteBatch.
+  size_t batch_max = 4096;
+  /// How often expired events are purged; zero disables purging.
+  std::chrono::seconds purge_interval{300};
+};
+
+struct writer_state {
+  store::event_store* store = nullptr;
+  /// Fan-out target; may be invalid (e.g. `ferry import` has no live clients).
+  hub_actor hub;
+  writer_config config;
+  /// Events waiting for the next commit, with the promise of each answer.
+  std::vector<std::pair<ingest_item_ptr, caf::typed_response_promise<ingest_result>>>
+    pending;
+  /// A flush message is already in the mailbox.
+  bool flush_scheduled = false;
+  uint64_t batches = 0;
+  uint64_t committed = 0;
+  uint64_t failed_batches = 0;
+  uint64_t purged = 0;
+
+  /// Commits `pending` in one WriteBatch, answers every promise and hands the
+  /// stored and ephemeral events to the hub.
+  void commit();
+
+  static inline constexpr const char* name = "writer";
+};
+
+/// The WRITER: the only actor that writes events. Requests queue up in its
+/// mailbox while a commit runs; a self-sent flush behind them commits them all
+/// in one batch (like strfry's writer draining its inbox). Spawn it detached.
+writer_actor::behavior_type
+writer(writer_actor::stateful_pointer<writer_state> self,
+       store::event_store* store, hub_actor hub, writer_config config);
+
+} // namespace ferry

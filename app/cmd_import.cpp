@@ -1,0 +1,186 @@
+#include "actors/logging.hpp"
+#include "actors/node.hpp"
+#include "app/commands.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+namespace ferry::app {
+
+namespace {
+
+/// Events in the pipeline at once: enough to keep every verifier and the
+/// writer busy, bounded so a huge file never sits in memory.
+constexpr size_t max_in_flight = 8192;
+
+struct import_counts {
+  uint64_t lines = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicate = 0;
+  uint64_t invalid = 0;
+  uint64_t refused = 0;
+  uint64_t errors = 0;
+
+  void add(const ingest_result& r) {
+    switch (r.status) {
+      case ingest_status::stored:
+      case ingest_status::ephemeral:
+        ++accepted;
+        break;
+      case ingest_status::duplicate:
+        ++duplicate;
+        break;
+      case ingest_status::invalid:
+        ++invalid;
+        break;
+      case ingest_status::refused:
+        ++refused;
+        break;
+      case ingest_status::error:
+        ++errors;
+        break;
+    }
+  }
+};
+
+std::string store_hint(const caf::error& err) {
+  auto text = to_string(err);
+  if (text.find("lock") != std::string::npos)
+    text += " (is a node running on this store? stop it first)";
+  return text;
+}
+
+} // namespace
+
+int run_import(const config::config& cfg, const std::string& input) {
+  log::init(cfg.log.level == "info" ? "warn" : cfg.log.level);
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (input != "-") {
+    file.open(input);
+    if (!file) {
+      std::fprintf(stderr, "ferry import: %s: cannot open\n", input.c_str());
+      return 1;
+    }
+    in = &file;
+  }
+  auto store = store::event_store::open(store_options_from(cfg));
+  if (!store) {
+    std::fprintf(stderr, "ferry import: %s\n", store_hint(store.error()).c_str());
+    return 1;
+  }
+  caf::actor_system_config sys_cfg;
+  add_message_types(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  auto pipeline = spawn_ingest_pipeline(sys, **store, hub_actor{}, cfg.ingest,
+                                        std::chrono::seconds{0});
+  import_counts counts;
+  size_t in_flight = 0;
+  size_t next = 0;
+  const bool progress = ::isatty(STDERR_FILENO);
+  auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
+  {
+    caf::scoped_actor self{sys};
+    auto collect_one = [&] {
+      self->receive([&](ingest_result& r) {
+        counts.add(r);
+        --in_flight;
+      });
+    };
+    std::string line;
+    while (std::getline(*in, line)) {
+      if (line.empty())
+        continue;
+      ++counts.lines;
+      auto item = std::make_shared<ingest_item>();
+      if (!nostr::parse_event(line, item->data.ev).empty()) {
+        ++counts.invalid;
+        continue;
+      }
+      item->source = "import";
+      self->send(pipeline.verifiers[next++ % pipeline.verifiers.size()],
+                 atom::ingest_v, std::move(item));
+      if (++in_flight >= max_in_flight)
+        collect_one();
+      if (progress && (counts.lines & 1023) == 0) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_report > std::chrono::milliseconds{500}) {
+          last_report = now;
+          std::chrono::duration<double> t = now - start;
+          std::fprintf(stderr, "\rimported %lu lines (%.0f lines/s)   ",
+                       static_cast<unsigned long>(counts.lines),
+                       counts.lines / t.count());
+        }
+      }
+    }
+    while (in_flight > 0)
+      collect_one();
+  }
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  std::vector<caf::actor> actors;
+  for (auto& v : pipeline.verifiers)
+    actors.push_back(caf::actor_cast<caf::actor>(v));
+  actors.push_back(caf::actor_cast<caf::actor>(pipeline.writer));
+  stop_and_wait(sys, actors);
+  if (progress)
+    std::fprintf(stderr, "\r");
+  std::printf("imported %lu lines in %.2f s (%.0f events/s): accepted %lu, "
+              "duplicate %lu, invalid %lu, refused %lu, errors %lu\n",
+              static_cast<unsigned long>(counts.lines), elapsed.count(),
+              counts.lines / std::max(elapsed.count(), 1e-9),
+              static_cast<unsigned long>(counts.accepted),
+              static_cast<unsigned long>(counts.duplicate),
+              static_cast<unsigned long>(counts.invalid),
+              static_cast<unsigned long>(counts.refused),
+              static_cast<unsigned long>(counts.errors));
+  if (auto failure = (*store)->flush()) {
+    std::fprintf(stderr, "ferry import: %s\n", to_string(failure).c_str());
+    return 1;
+  }
+  return counts.errors == 0 ? 0 : 1;
+}
+
+int run_export(const config::config& cfg, const std::string& filter_json) {
+  nostr::filter f;
+  if (auto reason = nostr::parse_filter(filter_json, f); !reason.empty()) {
+    std::fprintf(stderr, "ferry export: --filter: %s\n", reason.c_str());
+    return 2;
+  }
+  auto store = store::event_store::open(store_options_from(cfg));
+  if (!store) {
+    std::fprintf(stderr, "ferry export: %s\n", store_hint(store.error()).c_str());
+    return 1;
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  uint64_t remaining = f.limit.value_or(UINT64_MAX);
+  std::optional<store::scan_position> resume;
+  bool more = true;
+  std::string out;
+  while (more && remaining > 0) {
+    out.clear();
+    more = (*store)->scan(f, now, resume, std::min<uint64_t>(remaining, 4096),
+                          [&](std::string_view json,
+                              const store::scan_position& pos) {
+                            out += json;
+                            out += '\n';
+                            resume = pos;
+                            --remaining;
+                            return true;
+                          });
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+} // namespace ferry::app

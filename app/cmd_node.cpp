@@ -1,0 +1,51 @@
+#include "actors/logging.hpp"
+#include "actors/node.hpp"
+#include "app/commands.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+
+namespace ferry::app {
+
+std::optional<config::config> load_config(const std::string& path) {
+  if (path.empty())
+    return config::config{};
+  auto cfg = config::load_file(path);
+  if (!cfg) {
+    std::fprintf(stderr, "ferry: %s\n", to_string(cfg.error()).c_str());
+    return std::nullopt;
+  }
+  return std::move(*cfg);
+}
+
+int run_node(const config::config& cfg) {
+  log::init(cfg.log.level);
+  // Block the stop signals before any thread exists, then wait for them here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  caf::actor_system_config sys_cfg;
+  add_message_types(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  auto n = node::start(sys, cfg);
+  if (!n) {
+    log::error("node failed to start: {}", sys.render(n.error()));
+    return 1;
+  }
+  log::info("node running with config {}",
+            cfg.source.empty() ? "<embedded default>" : cfg.source);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log::info("node stopping on signal {}", sig);
+  n->reset();
+  return 0;
+}
+
+} // namespace ferry::app

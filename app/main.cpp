@@ -1,0 +1,51 @@
+#include "app/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+int main(int argc, char** argv) {
+  CLI::App cli{"Ferry: a Nostr sync node"};
+  cli.set_version_flag("--version", std::string{"ferry "} + FERRY_VERSION);
+  cli.require_subcommand(1);
+  std::string config_file;
+  auto add_config = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", config_file,
+                    "ferry.toml to read (default: the embedded defaults)");
+  };
+
+  auto node = cli.add_subcommand("node", "Run the node (relay, store, sync)");
+  add_config(node);
+
+  std::string input = "-";
+  auto import = cli.add_subcommand("import", "Import JSONL events into the store");
+  add_config(import);
+  import->add_option("file", input, "JSONL file, or - for standard input");
+
+  std::string filter = "{}";
+  auto export_cmd = cli.add_subcommand("export", "Print stored events as JSONL");
+  add_config(export_cmd);
+  export_cmd->add_option("--filter", filter, "a NIP-01 filter as JSON");
+
+  std::string key_out;
+  bool force = false;
+  auto keygen = cli.add_subcommand("keygen", "Create the node's secret key");
+  add_config(keygen);
+  keygen->add_option("--out", key_out,
+                     "where to write it (default: node.key_file of the config)");
+  keygen->add_flag("--force", force, "replace an existing key file");
+
+  CLI11_PARSE(cli, argc, argv);
+
+  auto cfg = ferry::app::load_config(config_file);
+  if (!cfg)
+    return 2;
+  if (*node)
+    return ferry::app::run_node(*cfg);
+  if (*import)
+    return ferry::app::run_import(*cfg, input);
+  if (*export_cmd)
+    return ferry::app::run_export(*cfg, filter);
+  return ferry::app::run_keygen(*cfg, key_out, force);
+}

@@ -1,0 +1,470 @@
+#include "config/config.hpp"
+
+#include "messages/error.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace ferry::config {
+
+namespace {
+
+/// What is wrong with a config, worded `key.path: message`. The file name is
+/// prefixed once at the top, so the readers below need not carry it around.
+using problem = std::optional<std::string>;
+
+/// Stores one value into the config, or says why it cannot.
+using leaf_reader =
+  std::function<problem(const toml::node& node, const std::string& path)>;
+
+/// A rule spanning several keys of one section; runs after all are read.
+using section_rule =
+  std::function<problem(const toml::table& table, const std::string& path)>;
+
+/// One key of a table: a leaf (with `read`) or a section (with `fields`).
+/// Keeping the schema as data gives one place that rejects unknown keys and
+/// lets `key_paths` list exactly what the parser accepts.
+struct field {
+  std::string_view key;
+  leaf_reader read;
+  std::vector<field> fields;
+  section_rule rule;
+};
+
+field leaf(std::string_view key, leaf_reader read) {
+  return {key, std::move(read), {}, {}};
+}
+
+field section(std::string_view key, std::vector<field> fields,
+              section_rule rule = {}) {
+  return {key, {}, std::move(fields), std::move(rule)};
+}
+
+/// Longest interval accepted in seconds: a century still fits a nanosecond
+/// `int64_t`, so no later conversion of it can overflow.
+constexpr int64_t max_seconds = int64_t{100} * 365 * 24 * 3600;
+
+constexpr int64_t max_int64 = std::numeric_limits<int64_t>::max();
+
+constexpr std::array<std::string_view, 7> log_levels{
+  "trace", "debug", "info", "warn", "error", "critical", "off"};
+
+/// Quotes like a TOML basic string, so the error stays on one line and shows
+/// exactly what the file holds.
+std::string toml_quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          char escape[8];
+          std::snprintf(escape, sizeof(escape), "\\u%04X",
+                        static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += escape;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+/// Shows a value as the operator wrote it. Tables and arrays are named rather
+/// than printed: toml++ would spread them over several lines.
+std::string render(const toml::node& node) {
+  if (auto text = node.as_string())
+    return toml_quote(text->get());
+  if (node.is_table())
+    return "a table";
+  if (node.is_array())
+    return "an array";
+  std::ostringstream out;
+  node.visit([&out](const auto& value) { out << value; });
+  return out.str();
+}
+
+bool is_bare_key(std::string_view key) {
+  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  auto name = is_bare_key(key) ? std::string{key} : toml_quote(key);
+  return parent.empty() ? name : parent + "." + name;
+}
+
+problem mismatch(const std::string& path, std::string_view what,
+                 const toml::node& got) {
+  return path + ": expected " + std::string{what} + ", got " + render(got);
+}
+
+/// An integer in `min..max`; `what` words the whole expectation, type and
+/// range together, so a wrong type and a bad value read the same.
+template <class T>
+leaf_reader integer(T& out, int64_t min, int64_t max, std::string what) {
+  return [&out, min, max, what = std::move(what)](
+           const toml::node& node, const std::string& path) -> problem {
+    auto value = node.as_integer();
+    if (!value || value->get() < min || value->get() > max)
+      return mismatch(path, what, node);
+    out = static_cast<T>(value->get());
+    return std::nullopt;
+  };
+}
+
+leaf_reader port(uint16_t& out) {
+  return integer(out, 1, 65535, "an integer in 1..65535");
+}
+
+template <class T>
+leaf_reader positive(T& out) {
+  return integer(out, 1, max_int64, "a positive integer");
+}
+
+leaf_reader seconds(std::chrono::seconds& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    int64_t count = 0;
+    auto read = integer(count, 1, max_seconds,
+                        "an integer in 1.." + std::to_string(max_seconds));
+    if (auto failure = read(node, path))
+      return failure;
+    out = std::chrono::seconds{count};
+    return std::nullopt;
+  };
+}
+
+leaf_reader boolean(bool& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto value = node.as_boolean();
+    if (!value)
+      return mismatch(path, "a boolean", node);
+    out = value->get();
+    return std::nullopt;
+  };
+}
+
+/// A string that `valid` accepts.
+leaf_reader string_if(std::string& out, std::string what,
+                      std::function<bool(const std::string&)> valid) {
+  return [&out, what = std::move(what), valid = std::move(valid)](
+           const toml::node& node, const std::string& path) -> problem {
+    auto value = node.as_string();
+    if (!value || !valid(value->get()))
+      return mismatch(path, what, node);
+    out = value->get();
+    return std::nullopt;
+  };
+}
+
+leaf_reader text(std::string& out) {
+  return string_if(out, "a string", [](const std::string&) { return true; });
+}
+
+leaf_reader non_empty(std::string& out, std::string what) {
+  return string_if(out, std::move(what),
+                   [](const std::string& value) { return !value.empty(); });
+}
+
+/// Literal addresses only: a host name would need a resolver at bind time and
+/// could bind somewhere other than the operator thinks.
+leaf_reader address(std::string& out) {
+  return string_if(out, "an IPv4 or IPv6 address",
+                   [](const std::string& value) {
+                     boost::system::error_code error;
+                     boost::asio::ip::make_address(value, error);
+                     return !error;
+                   });
+}
+
+/// NIP-11 wants the pubkey as 64 lowercase hex characters; clients compare it
+/// byte for byte, so uppercase would not match.
+leaf_reader pubkey(std::string& out) {
+  return string_if(out, "64 lowercase hex characters or an empty string",
+                   [](const std::string& value) {
+                     return value.empty()
+                            || (value.size() == 64
+                                && std::all_of(value.begin(), value.end(),
+                                               [](char c) {
+                                                 return (c >= '0' && c <= '9')
+                                                        || (c >= 'a'
+                                                            && c <= 'f');
+                                               }));
+                   });
+}
+
+leaf_reader log_level(std::string& out) {
+  std::string what = "one of";
+  for (size_t i = 0; i < log_levels.size(); ++i) {
+    what += i == 0 ? " " : (i + 1 == log_levels.size() ? " or " : ", ");
+    what += log_levels[i];
+  }
+  return string_if(out, std::move(what), [](const std::string& value) {
+    return std::find(log_levels.begin(), log_levels.end(), value)
+           != log_levels.end();
+  });
+}
+
+/// A default limit above the maximum would be clamped on every REQ; refusing
+/// it points at the key the operator actually wrote.
+section_rule default_within_max(const relay_limits& limits) {
+  return [&limits](const toml::table& table,
+                   const std::string& path) -> problem {
+    if (limits.default_limit <= limits.max_limit)
+      return std::nullopt;
+    if (auto node = table.get("default_limit"))
+      return mismatch(child_path(path, "default_limit"),
+                      "at most " + child_path(path, "max_limit") + " ("
+                        + std::to_string(limits.max_limit) + ")",
+                      *node);
+    return mismatch(child_path(path, "max_limit"),
+                    "at least " + child_path(path, "default_limit") + " ("
+                      + std::to_string(limits.default_limit) + ")",
+                    *table.get("max_limit"));
+  };
+}
+
+/// The whole file, bound to the fields of `cfg` that each key fills.
+std::vector<field> schema(config& cfg) {
+  auto& relay = cfg.relay;
+  auto& limits = relay.limits;
+  return {
+    section("relay",
+            {
+              leaf("address", address(relay.address)),
+              leaf("port", port(relay.port)),
+              leaf("name", text(relay.name)),
+              leaf("description", text(relay.description)),
+              leaf("contact", text(relay.contact)),
+              leaf("icon", text(relay.icon)),
+              leaf("operator_pubkey", pubkey(relay.operator_pubkey)),
+              section(
+                "limits",
+                {
+                  leaf("max_frame_bytes", positive(limits.max_frame_bytes)),
+                  leaf("max_subscriptions",
+                       positive(limits.max_subscriptions)),
+                  leaf("max_filters", positive(limits.max_filters)),
+                  leaf("max_limit", positive(limits.max_limit)),
+                  leaf("default_limit", positive(limits.default_limit)),
+                  leaf("max_subscription_id_length",
+                       positive(limits.max_subscription_id_length)),
+                  leaf("max_future_seconds",
+                       integer(limits.max_future_seconds, 1, max_seconds,
+                               "an integer in 1.."
+                                 + std::to_string(max_seconds))),
+                  leaf("max_outbound_bytes",
+                       positive(limits.max_outbound_bytes)),
+                  leaf("max_inflight_messages",
+                       positive(limits.max_inflight_messages)),
+                },
+                default_within_max(limits)),
+            }),
+    section("admin",
+            {
+              leaf("address", address(cfg.admin.address)),
+              leaf("port", port(cfg.admin.port)),
+            }),
+    section("console",
+            {
+              leaf("address", address(cfg.console.address)),
+              leaf("port", port(cfg.console.port)),
+            }),
+    section("store",
+            {
+              leaf("path", non_empty(cfg.store.path, "a non-empty path")),
+              leaf("block_cache_mb", positive(cfg.store.block_cache_mb)),
+              leaf("write_buffer_mb", positive(cfg.store.write_buffer_mb)),
+              leaf("sync_writes", boolean(cfg.store.sync_writes)),
+              leaf("purge_interval_seconds",
+                   seconds(cfg.store.purge_interval)),
+            }),
+    section("ingest",
+            {
+              leaf("verifiers",
+                   integer(cfg.ingest.verifiers, 0, max_int64,
+                           "a non-negative integer")),
+              leaf("writer_batch_max", positive(cfg.ingest.writer_batch_max)),
+            }),
+    section("log",
+            {
+              leaf("level", log_level(cfg.log.level)),
+            }),
+    section("node",
+            {
+              leaf("key_file", non_empty(cfg.node.key_file, "a non-empty path")),
+            }),
+  };
+}
+
+/// Reads `node` as a table of `fields`, stopping at the first problem so the
+/// operator fixes one thing at a time.
+problem read_section(const toml::node& node, const std::string& path,
+                     const std::vector<field>& fields,
+                     const section_rule& rule) {
+  auto table = node.as_table();
+  if (!table)
+    return mismatch(path, "a table", node);
+  for (auto&& [key, value] : *table) {
+    auto key_path = child_path(path, key.str());
+    auto match = std::find_if(fields.begin(), fields.end(),
+                              [&key = key](const field& candidate) {
+                                return candidate.key == key.str();
+                              });
+    if (match == fields.end())
+      return key_path
+             + (value.is_table() ? ": unknown section" : ": unknown key");
+    auto failure = match->read
+                     ? match->read(value, key_path)
+                     : read_section(value, key_path, match->fields,
+                                    match->rule);
+    if (failure)
+      return failure;
+  }
+  return rule ? rule(*table, path) : std::nullopt;
+}
+
+void collect_paths(const std::vector<field>& fields, const std::string& path,
+                   std::vector<std::string>& out) {
+  for (const auto& entry : fields) {
+    auto entry_path = child_path(path, entry.key);
+    if (entry.read)
+      out.push_back(std::move(entry_path));
+    else
+      collect_paths(entry.fields, entry_path, out);
+  }
+}
+
+} // namespace
+
+caf::expected<config> load_string(std::string_view text,
+                                  const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view{source_name});
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    return caf::make_error(ec::invalid_configuration,
+                           source_name + ":" + std::to_string(where.line) + ":"
+                             + std::to_string(where.column) + ": "
+                             + std::string{error.description()});
+  }
+  config result;
+  if (auto failure = read_section(root, "", schema(result), {}))
+    return caf::make_error(ec::invalid_configuration,
+                           source_name + ": " + *failure);
+  return result;
+}
+
+caf::expected<config> load_file(const std::string& path) {
+  auto cannot = [&path](const std::string& why) {
+    return caf::make_error(ec::invalid_configuration,
+                           path + ": cannot read the config file: " + why);
+  };
+  // A directory opens fine on Linux and only fails on read, with an
+  // exception from the stream buffer; catch it up front.
+  std::error_code status;
+  if (std::filesystem::is_directory(path, status))
+    return cannot("it is a directory");
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return cannot(std::generic_category().message(errno));
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad())
+    return cannot("read error");
+  auto result = load_string(content.str(), path);
+  if (result)
+    result->source = path;
+  return result;
+}
+
+std::vector<std::string> key_paths() {
+  config scratch;
+  std::vector<std::string> out;
+  collect_paths(schema(scratch), "", out);
+  return out;
+}
+
+bool operator==(const relay_limits& x, const relay_limits& y) {
+  return x.max_frame_bytes == y.max_frame_bytes
+         && x.max_subscriptions == y.max_subscriptions
+         && x.max_filters == y.max_filters && x.max_limit == y.max_limit
+         && x.default_limit == y.default_limit
+         && x.max_subscription_id_length == y.max_subscription_id_length
+         && x.max_future_seconds == y.max_future_seconds
+         && x.max_outbound_bytes == y.max_outbound_bytes
+         && x.max_inflight_messages == y.max_inflight_messages;
+}
+
+bool operator==(const relay_config& x, const relay_config& y) {
+  return x.address == y.address && x.port == y.port && x.name == y.name
+         && x.description == y.description && x.contact == y.contact
+         && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
+         && x.limits == y.limits;
+}
+
+bool operator==(const admin_config& x, const admin_config& y) {
+  return x.address == y.address && x.port == y.port;
+}
+
+bool operator==(const console_config& x, const console_config& y) {
+  return x.address == y.address && x.port == y.port;
+}
+
+bool operator==(const store_config& x, const store_config& y) {
+  return x.path == y.path && x.block_cache_mb == y.block_cache_mb
+         && x.write_buffer_mb == y.write_buffer_mb
+         && x.sync_writes == y.sync_writes
+         && x.purge_interval == y.purge_interval;
+}
+
+bool operator==(const ingest_config& x, const ingest_config& y) {
+  return x.verifiers == y.verifiers && x.writer_batch_max == y.writer_batch_max;
+}
+
+bool operator==(const log_config& x, const log_config& y) {
+  return x.level == y.level;
+}
+
+bool operator==(const node_config& x, const node_config& y) {
+  return x.key_file == y.key_file;
+}
+
+bool operator==(const config& x, const config& y) {
+  return x.relay == y.relay && x.admin == y.admin && x.console == y.console
+         && x.store == y.store && x.ingest == y.ingest && x.log == y.log
+         && x.node == y.node && x.source == y.source;
+}
+
+} // namespace ferry::config

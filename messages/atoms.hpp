@@ -1,0 +1,50 @@
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/type_id.hpp>
+
+// CAF 0.17: an atom's text is at most 10 characters, and two atoms with the
+// same text are the same type, whatever namespace declares them.
+#define FERRY_ADD_ATOM(name, text)                                             \
+  CAF_ADD_ATOM(ferry_atoms, ferry::atom, name, text)
+
+namespace ferry::atom {
+
+// Re-exported from CAF, so call sites only ever write `atom::x`.
+using get = caf::get_atom;
+constexpr inline auto get_v = caf::get_atom_v;
+using put = caf::put_atom;
+constexpr inline auto put_v = caf::put_atom_v;
+using publish = caf::publish_atom;
+constexpr inline auto publish_v = caf::publish_atom_v;
+using subscribe = caf::subscribe_atom;
+constexpr inline auto subscribe_v = caf::subscribe_atom_v;
+using unsubscribe = caf::unsubscribe_atom;
+constexpr inline auto unsubscribe_v = caf::unsubscribe_atom_v;
+using flush = caf::flush_atom;
+constexpr inline auto flush_v = caf::flush_atom_v;
+using tick = caf::tick_atom;
+constexpr inline auto tick_v = caf::tick_atom_v;
+
+} // namespace ferry::atom
+
+CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
+
+  // -- ingest path --
+  FERRY_ADD_ATOM(ingest, "ingest")
+  FERRY_ADD_ATOM(write, "write")
+  FERRY_ADD_ATOM(purge, "purge")
+  // -- client connections --
+  FERRY_ADD_ATOM(frame, "frame")
+  FERRY_ADD_ATOM(oversize, "oversize")
+  FERRY_ADD_ATOM(closed, "closed")
+  FERRY_ADD_ATOM(query, "query")
+  FERRY_ADD_ATOM(count, "count")
+  FERRY_ADD_ATOM(eose, "eose")
+  FERRY_ADD_ATOM(resume, "resume")
+  // -- inspection --
+  FERRY_ADD_ATOM(status, "status")
+
+CAF_END_TYPE_ID_BLOCK(ferry_atoms)
+
+#undef FERRY_ADD_ATOM

@@ -1,0 +1,82 @@
+#pragma once
+
+#include "messages/atoms.hpp"
+#include "store/event_store.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace ferry {
+
+/// One event on the ingest path, with where it came from. It travels by
+/// pointer, from one owner to the next (session → verifier → writer → hub),
+/// so its strings are never copied; after the writer it is read-only.
+struct ingest_item {
+  store::incoming_event data;
+  /// "client", "import", "sync:<id>", "peer:<name>", for policy and stats.
+  std::string source;
+};
+
+using ingest_item_ptr = std::shared_ptr<ingest_item>;
+
+/// What happened to one ingested event.
+enum class ingest_status : uint8_t {
+  stored,
+  ephemeral,
+  duplicate,
+  /// Refused by policy or store semantics (deleted, expired, too new).
+  refused,
+  /// Bad id or signature.
+  invalid,
+  /// The store failed; the event may be retried.
+  error,
+};
+
+/// @relates ingest_status
+std::string to_string(ingest_status x);
+
+/// The answer to one ingested event: the NIP-01 OK flag and message follow.
+struct ingest_result {
+  ingest_status status = ingest_status::stored;
+  /// "" or a message with a NIP-01 prefix ("duplicate:", "invalid:", ...).
+  std::string message;
+
+  bool accepted() const {
+    return status == ingest_status::stored || status == ingest_status::ephemeral
+           || status == ingest_status::duplicate;
+  }
+};
+
+/// @relates ingest_result
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ingest_result& x) {
+  return f(caf::meta::type_name("ingest_result"), x.status, x.message);
+}
+
+/// A VERIFIER checks an event's id and signature (skipping events already
+/// stored) and hands valid ones to the WRITER, which answers the sender.
+using verifier_actor = caf::typed_actor<
+  // Verifies one event; the reply comes from the writer, or from here when
+  // the event is invalid or already stored.
+  caf::replies_to<atom::ingest, ingest_item_ptr>::with<ingest_result>>;
+
+/// The WRITER is the only actor that writes events: it collects requests and
+/// commits them in one RocksDB WriteBatch, then answers each and fans out.
+using writer_actor = caf::typed_actor<
+  // Stores one verified event; answered after its batch is committed.
+  caf::replies_to<atom::write, ingest_item_ptr>::with<ingest_result>,
+  // INTERNAL: commit what has been collected so far.
+  caf::reacts_to<atom::flush>,
+  // INTERNAL: periodic NIP-40 purge of expired events.
+  caf::reacts_to<atom::purge>>;
+
+} // namespace ferry
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::ingest_item_ptr)

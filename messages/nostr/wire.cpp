@@ -1,0 +1,64 @@
+#include "messages/nostr/wire.hpp"
+
+#include "messages/nostr/event.hpp"
+
+namespace ferry::nostr {
+
+std::string event_message_prefix(std::string_view sub_id) {
+  std::string out = "[\"EVENT\",";
+  append_json_string(out, sub_id);
+  out += ',';
+  return out;
+}
+
+std::string event_message(std::string_view sub_id, std::string_view json) {
+  auto out = event_message_prefix(sub_id);
+  out.reserve(out.size() + json.size() + 1);
+  out += json;
+  out += ']';
+  return out;
+}
+
+std::string ok_message(const bytes32& id, bool accepted,
+                       std::string_view message) {
+  std::string out = "[\"OK\",\"";
+  out += to_hex(id);
+  out += accepted ? "\",true," : "\",false,";
+  append_json_string(out, message);
+  out += ']';
+  return out;
+}
+
+std::string eose_message(std::string_view sub_id) {
+  std::string out = "[\"EOSE\",";
+  append_json_string(out, sub_id);
+  out += ']';
+  return out;
+}
+
+std::string closed_message(std::string_view sub_id, std::string_view message) {
+  std::string out = "[\"CLOSED\",";
+  append_json_string(out, sub_id);
+  out += ',';
+  append_json_string(out, message);
+  out += ']';
+  return out;
+}
+
+std::string notice_message(std::string_view message) {
+  std::string out = "[\"NOTICE\",";
+  append_json_string(out, message);
+  out += ']';
+  return out;
+}
+
+std::string count_message(std::string_view sub_id, uint64_t n) {
+  std::string out = "[\"COUNT\",";
+  append_json_string(out, sub_id);
+  out += ",{\"count\":";
+  out += std::to_string(n);
+  out += "}]";
+  return out;
+}
+
+} // namespace ferry::nostr

@@ -1,0 +1,28 @@
+#pragma once
+
+#include "messages/atoms.hpp"
+#include "messages/ingest.hpp"
+#include "messages/relay.hpp"
+
+#include <caf/type_id.hpp>
+
+namespace caf {
+class actor_system_config;
+} // namespace caf
+
+// -- type announcements -------------------------------------------------------
+
+CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1)
+
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_status))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_result))
+
+CAF_END_TYPE_ID_BLOCK(ferry_types)
+
+namespace ferry {
+
+/// Registers every Ferry message type and the error category with `cfg`;
+/// the node, the console and the tests all call it.
+void add_message_types(caf::actor_system_config& cfg);
+
+} // namespace ferry

@@ -1,0 +1,334 @@
+#include "config/config.hpp"
+
+#include "config_test_util.hpp"
+#include "messages/error.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+using namespace ferry::config;
+using ferry::config::test::error_text;
+using ferry::config::test::load_error;
+
+namespace {
+
+/// A scratch directory removed when the test ends, unique per process so
+/// parallel ctest runs do not collide.
+struct scratch_dir {
+  std::filesystem::path path = std::filesystem::temp_directory_path()
+                               / ("ferry_config_test_" + std::to_string(getpid()));
+  scratch_dir() {
+    std::filesystem::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    auto file = path / name;
+    std::ofstream{file} << text;
+    return file.string();
+  }
+};
+
+} // namespace
+
+TEST_CASE("an empty file gives the defaults", "[config]") {
+  auto result = load_string("", "ferry.toml");
+  REQUIRE(result);
+  CHECK(*result == config{});
+  CHECK(result->source.empty());
+  CHECK(result->relay.address == "127.0.0.1");
+  CHECK(result->relay.port == 7447);
+  CHECK(result->admin.port == 7448);
+  CHECK(result->console.port == 7449);
+  CHECK(result->store.path == "./ferry-data");
+  CHECK(result->store.purge_interval == std::chrono::seconds{300});
+  CHECK(result->relay.limits.default_limit == 500);
+  CHECK(result->log.level == "info");
+}
+
+TEST_CASE("every section and key parses", "[config]") {
+  auto result = load_string(R"(
+[relay]
+address = "0.0.0.0"
+port = 8000
+name = "mirror"
+description = "a test relay"
+contact = "mailto:ops@example.org"
+icon = "https://example.org/icon.png"
+operator_pubkey = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+
+[relay.limits]
+max_frame_bytes = 1000
+max_subscriptions = 2
+max_filters = 3
+max_limit = 40
+default_limit = 40
+max_subscription_id_length = 5
+max_future_seconds = 6
+max_outbound_bytes = 7000
+max_inflight_messages = 8
+
+[admin]
+address = "::1"
+port = 8001
+
+[console]
+address = "::"
+port = 8002
+
+[store]
+path = "/var/lib/ferry"
+block_cache_mb = 9
+write_buffer_mb = 10
+sync_writes = true
+purge_interval_seconds = 11
+
+[ingest]
+verifiers = 12
+writer_batch_max = 13
+
+[log]
+level = "debug"
+
+[node]
+key_file = "/etc/ferry/node.key"
+)",
+                            "ferry.toml");
+  REQUIRE(result);
+  const auto& relay = result->relay;
+  CHECK(relay.address == "0.0.0.0");
+  CHECK(relay.port == 8000);
+  CHECK(relay.name == "mirror");
+  CHECK(relay.description == "a test relay");
+  CHECK(relay.contact == "mailto:ops@example.org");
+  CHECK(relay.icon == "https://example.org/icon.png");
+  CHECK(relay.operator_pubkey
+        == "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798");
+  const auto& limits = relay.limits;
+  CHECK(limits.max_frame_bytes == 1000);
+  CHECK(limits.max_subscriptions == 2);
+  CHECK(limits.max_filters == 3);
+  CHECK(limits.max_limit == 40);
+  CHECK(limits.default_limit == 40);
+  CHECK(limits.max_subscription_id_length == 5);
+  CHECK(limits.max_future_seconds == 6);
+  CHECK(limits.max_outbound_bytes == 7000);
+  CHECK(limits.max_inflight_messages == 8);
+  CHECK(result->admin.address == "::1");
+  CHECK(result->admin.port == 8001);
+  CHECK(result->console.address == "::");
+  CHECK(result->console.port == 8002);
+  CHECK(result->store.path == "/var/lib/ferry");
+  CHECK(result->store.block_cache_mb == 9);
+  CHECK(result->store.write_buffer_mb == 10);
+  CHECK(result->store.sync_writes);
+  CHECK(result->store.purge_interval == std::chrono::seconds{11});
+  CHECK(result->ingest.verifiers == 12);
+  CHECK(result->ingest.writer_batch_max == 13);
+  CHECK(result->log.level == "debug");
+  CHECK(result->node.key_file == "/etc/ferry/node.key");
+}
+
+TEST_CASE("keys left out keep their defaults", "[config]") {
+  auto result = load_string("[relay]\nport = 9000\n", "ferry.toml");
+  REQUIRE(result);
+  auto expected = config{};
+  expected.relay.port = 9000;
+  CHECK(*result == expected);
+}
+
+TEST_CASE("dotted keys and inline tables work like sections", "[config]") {
+  auto result = load_string(
+    "relay.limits.max_limit = 100\nrelay.limits.default_limit = 10\n"
+    "admin = { port = 9001 }\n",
+    "ferry.toml");
+  REQUIRE(result);
+  CHECK(result->relay.limits.max_limit == 100);
+  CHECK(result->relay.limits.default_limit == 10);
+  CHECK(result->admin.port == 9001);
+  CHECK(result->admin.address == "127.0.0.1");
+}
+
+TEST_CASE("errors carry the invalid_configuration code", "[config]") {
+  auto result = load_string("[relay]\nport = 0\n", "ferry.toml");
+  REQUIRE_FALSE(result);
+  CHECK(result.error() == caf::make_error(ferry::ec::invalid_configuration));
+}
+
+TEST_CASE("an unknown key or section is named", "[config]") {
+  CHECK(load_error("[relay]\nprot = 7447\n")
+        == "ferry.toml: relay.prot: unknown key");
+  CHECK(load_error("[relay.limits]\nmax_limt = 1\n")
+        == "ferry.toml: relay.limits.max_limt: unknown key");
+  CHECK(load_error("verbose = true\n") == "ferry.toml: verbose: unknown key");
+  CHECK(load_error("[relays]\nport = 1\n")
+        == "ferry.toml: relays: unknown section");
+  CHECK(load_error("[relay.limit]\nmax_limit = 1\n")
+        == "ferry.toml: relay.limit: unknown section");
+  CHECK(load_error("[relay]\n\"a.b\" = 1\n")
+        == "ferry.toml: relay.\"a.b\": unknown key");
+  SECTION("sync is not configurable yet") {
+    CHECK(load_error("[[sync.server]]\nurl = \"wss://relay.example\"\n")
+          == "ferry.toml: sync: unknown section");
+  }
+}
+
+TEST_CASE("a wrong type names the key, the expectation and the value",
+          "[config]") {
+  CHECK(load_error("[relay]\nport = \"abc\"\n")
+        == "ferry.toml: relay.port: expected an integer in 1..65535, got \"abc\"");
+  CHECK(load_error("[relay]\nname = 5\n")
+        == "ferry.toml: relay.name: expected a string, got 5");
+  CHECK(load_error("[store]\nsync_writes = 1\n")
+        == "ferry.toml: store.sync_writes: expected a boolean, got 1");
+  CHECK(load_error("[store]\nsync_writes = \"yes\"\n")
+        == "ferry.toml: store.sync_writes: expected a boolean, got \"yes\"");
+  CHECK(load_error("[relay.limits]\nmax_limit = 1.5\n")
+        == "ferry.toml: relay.limits.max_limit: expected a positive integer, "
+           "got 1.5");
+  CHECK(load_error("[admin]\nport = [7448]\n")
+        == "ferry.toml: admin.port: expected an integer in 1..65535, got an "
+           "array");
+  CHECK(load_error("relay = 5\n")
+        == "ferry.toml: relay: expected a table, got 5");
+  CHECK(load_error("[log]\nlevel = { name = \"info\" }\n")
+        == "ferry.toml: log.level: expected one of trace, debug, info, warn, "
+           "error, critical or off, got a table");
+}
+
+TEST_CASE("a value out of range is refused", "[config]") {
+  CHECK(load_error("[relay]\nport = 0\n")
+        == "ferry.toml: relay.port: expected an integer in 1..65535, got 0");
+  CHECK(load_error("[console]\nport = 65536\n")
+        == "ferry.toml: console.port: expected an integer in 1..65535, got "
+           "65536");
+  CHECK(load_error("[admin]\nport = -1\n")
+        == "ferry.toml: admin.port: expected an integer in 1..65535, got -1");
+  CHECK(load_error("[relay.limits]\nmax_filters = 0\n")
+        == "ferry.toml: relay.limits.max_filters: expected a positive integer, "
+           "got 0");
+  CHECK(load_error("[store]\nblock_cache_mb = -5\n")
+        == "ferry.toml: store.block_cache_mb: expected a positive integer, got "
+           "-5");
+  CHECK(load_error("[store]\npurge_interval_seconds = 0\n")
+        == "ferry.toml: store.purge_interval_seconds: expected an integer in "
+           "1..3153600000, got 0");
+  CHECK(load_error("[relay.limits]\nmax_future_seconds = 9999999999\n")
+        == "ferry.toml: relay.limits.max_future_seconds: expected an integer "
+           "in 1..3153600000, got 9999999999");
+  CHECK(load_error("[ingest]\nverifiers = -1\n")
+        == "ferry.toml: ingest.verifiers: expected a non-negative integer, got "
+           "-1");
+  CHECK(load_error("[store]\npath = \"\"\n")
+        == "ferry.toml: store.path: expected a non-empty path, got \"\"");
+  CHECK(load_error("[node]\nkey_file = \"\"\n")
+        == "ferry.toml: node.key_file: expected a non-empty path, got \"\"");
+  CHECK(load_error("[log]\nlevel = \"verbose\"\n")
+        == "ferry.toml: log.level: expected one of trace, debug, info, warn, "
+           "error, critical or off, got \"verbose\"");
+}
+
+TEST_CASE("default_limit may not exceed max_limit", "[config]") {
+  CHECK(load_error("[relay.limits]\ndefault_limit = 6000\n")
+        == "ferry.toml: relay.limits.default_limit: expected at most "
+           "relay.limits.max_limit (5000), got 6000");
+  CHECK(load_error("[relay.limits]\nmax_limit = 100\n")
+        == "ferry.toml: relay.limits.max_limit: expected at least "
+           "relay.limits.default_limit (500), got 100");
+  CHECK(load_error("[relay.limits]\nmax_limit = 100\ndefault_limit = 200\n")
+        == "ferry.toml: relay.limits.default_limit: expected at most "
+           "relay.limits.max_limit (100), got 200");
+}
+
+TEST_CASE("addresses must be IP literals", "[config]") {
+  for (auto good : {"127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1"}) {
+    INFO(good);
+    CHECK(load_error(std::string{"[relay]\naddress = \""} + good + "\"\n")
+          == "no error");
+  }
+  CHECK(load_error("[relay]\naddress = \"localhost\"\n")
+        == "ferry.toml: relay.address: expected an IPv4 or IPv6 address, got "
+           "\"localhost\"");
+  CHECK(load_error("[admin]\naddress = \"127.0.0.256\"\n")
+        == "ferry.toml: admin.address: expected an IPv4 or IPv6 address, got "
+           "\"127.0.0.256\"");
+  CHECK(load_error("[console]\naddress = \"[::1]\"\n")
+        == "ferry.toml: console.address: expected an IPv4 or IPv6 address, got "
+           "\"[::1]\"");
+  CHECK(load_error("[relay]\naddress = \"\"\n")
+        == "ferry.toml: relay.address: expected an IPv4 or IPv6 address, got "
+           "\"\"");
+}
+
+TEST_CASE("strings in errors are quoted and escaped", "[config]") {
+  CHECK(load_error("[relay]\naddress = \"a\\\"b\\n\"\n")
+        == "ferry.toml: relay.address: expected an IPv4 or IPv6 address, got "
+           "\"a\\\"b\\n\"");
+}
+
+TEST_CASE("operator_pubkey is empty or 64 lowercase hex", "[config]") {
+  auto upper = std::string(64, 'A');
+  CHECK(load_error("[relay]\noperator_pubkey = \"" + upper + "\"\n")
+        == "ferry.toml: relay.operator_pubkey: expected 64 lowercase hex "
+           "characters or an empty string, got \""
+             + upper + "\"");
+  CHECK(load_error("[relay]\noperator_pubkey = \"abc\"\n")
+        == "ferry.toml: relay.operator_pubkey: expected 64 lowercase hex "
+           "characters or an empty string, got \"abc\"");
+  CHECK(load_error("[relay]\noperator_pubkey = \"\"\n") == "no error");
+}
+
+TEST_CASE("a syntax error names the file, line and column", "[config]") {
+  CHECK_THAT(load_error("[relay]\nport = = 1\n"),
+             Catch::Matchers::StartsWith("ferry.toml:2:8: "));
+  CHECK_THAT(load_error("[relay]\nport = 1\nport = 2\n"),
+             Catch::Matchers::StartsWith("ferry.toml:3:")
+               && Catch::Matchers::Contains("port"));
+  CHECK_THAT(load_error("[relay\n"),
+             Catch::Matchers::StartsWith("ferry.toml:1:"));
+}
+
+TEST_CASE("load_file reads a file and names it in errors", "[config]") {
+  scratch_dir dir;
+  SECTION("a good file") {
+    auto path = dir.write("good.toml", "[log]\nlevel = \"warn\"\n");
+    auto result = load_file(path);
+    REQUIRE(result);
+    CHECK(result->log.level == "warn");
+    CHECK(result->source == path);
+  }
+  SECTION("a bad value") {
+    auto path = dir.write("bad.toml", "[relay]\nport = 70000\n");
+    auto result = load_file(path);
+    REQUIRE_FALSE(result);
+    CHECK(error_text(result.error())
+          == path + ": relay.port: expected an integer in 1..65535, got 70000");
+  }
+  SECTION("a syntax error") {
+    auto path = dir.write("syntax.toml", "\n\n[relay\n");
+    auto result = load_file(path);
+    REQUIRE_FALSE(result);
+    CHECK_THAT(error_text(result.error()),
+               Catch::Matchers::StartsWith(path + ":3:"));
+  }
+  SECTION("a missing file") {
+    auto path = (dir.path / "missing.toml").string();
+    auto result = load_file(path);
+    REQUIRE_FALSE(result);
+    CHECK(error_text(result.error())
+          == path
+               + ": cannot read the config file: No such file or directory");
+  }
+  SECTION("a directory") {
+    auto path = dir.path.string();
+    auto result = load_file(path);
+    REQUIRE_FALSE(result);
+    CHECK(error_text(result.error())
+          == path + ": cannot read the config file: it is a directory");
+  }
+}
