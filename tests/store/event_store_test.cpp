@@ -1,0 +1,377 @@
+#include "messages/error.hpp"
+#include "store/keys.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <rocksdb/write_batch.h>
+
+using namespace ferry;
+using namespace ferry::store;
+using namespace ferry::store::test;
+using nostr::bytes32;
+
+namespace {
+
+std::string hex(const bytes32& x) {
+  return nostr::to_hex(x);
+}
+
+std::string address_of(uint32_t kind, const bytes32& pubkey, const std::string& d) {
+  return std::to_string(kind) + ":" + hex(pubkey) + ":" + d;
+}
+
+/// Every index family is empty (the store holds no events).
+void require_no_index_keys(const store_fixture& fx) {
+  for (auto family : {cf::events, cf::by_created, cf::by_kind, cf::by_author,
+                      cf::by_author_kind, cf::by_tag, cf::by_expiration,
+                      cf::replaceable}) {
+    CAPTURE(cf_name(family));
+    CHECK(fx.keys_in(family) == 0);
+  }
+}
+
+} // namespace
+
+TEST_CASE_METHOD(store_fixture, "an event is stored once", "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto ev = make_event(keys, 1, 100, {{"t", "ferry"}}, "hello");
+  auto first = write(ev);
+  CHECK(first.outcome == write_outcome::stored);
+  CHECK(first.message.empty());
+  CHECK(store->contains(ev.ev.id));
+  CHECK(store->get_json(ev.ev.id) == ev.json);
+  auto second = write(ev);
+  CHECK(second.outcome == write_outcome::duplicate);
+  CHECK(second.accepted());
+  CHECK(second.message == "duplicate: already have this event");
+  CHECK(scan_ids(kinds_filter({1})).size() == 1);
+}
+
+TEST_CASE_METHOD(store_fixture, "replaceable events keep only the newest",
+                 "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto v1 = make_event(keys, 0, 100, {}, "v1");
+  auto v2 = make_event(keys, 0, 200, {}, "v2");
+  auto older = make_event(keys, 0, 150, {}, "older");
+  REQUIRE(write(v1).outcome == write_outcome::stored);
+  REQUIRE(write(v2).outcome == write_outcome::stored);
+  CHECK_FALSE(store->contains(v1.ev.id));
+  auto r = write(older);
+  CHECK(r.outcome == write_outcome::duplicate);
+  CHECK(r.message == "duplicate: have a newer version of this event");
+  CHECK_FALSE(store->contains(older.ev.id));
+  CHECK(scan_ids(kinds_filter({0})) == std::vector<bytes32>{v2.ev.id});
+  // The replaced version left no index entry behind.
+  nostr::filter by_author;
+  by_author.authors = std::vector<bytes32>{keys.pubkey};
+  CHECK(store->count({by_author}, default_now) == 1);
+  CHECK(keys_in(cf::by_created) == 1);
+  CHECK(keys_in(cf::replaceable) == 1);
+}
+
+TEST_CASE_METHOD(store_fixture, "a replaceable tie keeps the lowest id", "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto a = make_event(keys, 10002, 100, {}, "a");
+  auto b = make_event(keys, 10002, 100, {}, "b");
+  auto& low = a.ev.id < b.ev.id ? a : b;
+  auto& high = a.ev.id < b.ev.id ? b : a;
+  SECTION("lower id first") {
+    CHECK(write(low).outcome == write_outcome::stored);
+    CHECK(write(high).outcome == write_outcome::duplicate);
+  }
+  SECTION("higher id first") {
+    CHECK(write(high).outcome == write_outcome::stored);
+    CHECK(write(low).outcome == write_outcome::stored);
+    CHECK_FALSE(store->contains(high.ev.id));
+  }
+  CHECK(scan_ids(kinds_filter({10002})) == std::vector<bytes32>{low.ev.id});
+}
+
+TEST_CASE_METHOD(store_fixture, "addressable events have one slot per d tag",
+                 "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto a1 = make_event(keys, 30023, 100, {{"d", "a"}});
+  auto b1 = make_event(keys, 30023, 110, {{"d", "b"}});
+  auto a2 = make_event(keys, 30023, 120, {{"d", "a"}});
+  auto other = make_event(nostr::generate_keypair(), 30023, 90, {{"d", "a"}});
+  REQUIRE(write(a1).outcome == write_outcome::stored);
+  REQUIRE(write(b1).outcome == write_outcome::stored);
+  REQUIRE(write(other).outcome == write_outcome::stored);
+  REQUIRE(write(a2).outcome == write_outcome::stored);
+  CHECK_FALSE(store->contains(a1.ev.id));
+  CHECK(store->contains(b1.ev.id));
+  CHECK(store->contains(other.ev.id));
+  CHECK(write(a1).outcome == write_outcome::duplicate);
+  CHECK(scan_ids(kinds_filter({30023}))
+        == std::vector<bytes32>{a2.ev.id, b1.ev.id, other.ev.id});
+}
+
+TEST_CASE_METHOD(store_fixture, "ephemeral events are not stored", "[store]") {
+  auto ev = make_event(nostr::generate_keypair(), 20001, 100);
+  auto r = write(ev);
+  CHECK(r.outcome == write_outcome::ephemeral);
+  CHECK(r.message.empty());
+  CHECK(r.accepted());
+  CHECK_FALSE(store->contains(ev.ev.id));
+  require_no_index_keys(*this);
+}
+
+TEST_CASE_METHOD(store_fixture, "kind 5 deletes its author's events by id",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto bob = nostr::generate_keypair();
+  auto mine = make_event(alice, 1, 100, {{"t", "x"}, {"p", hex(bob.pubkey)}});
+  auto theirs = make_event(bob, 1, 101);
+  REQUIRE(write(mine).outcome == write_outcome::stored);
+  REQUIRE(write(theirs).outcome == write_outcome::stored);
+  auto deletion = make_event(alice, 5, 200,
+                             {{"e", hex(mine.ev.id)}, {"e", hex(theirs.ev.id)}});
+  REQUIRE(write(deletion).outcome == write_outcome::stored);
+  CHECK_FALSE(store->contains(mine.ev.id));
+  CHECK(store->contains(theirs.ev.id));
+  CHECK(store->contains(deletion.ev.id));
+  CHECK(scan_ids(kinds_filter({1})) == std::vector<bytes32>{theirs.ev.id});
+  nostr::filter by_tag;
+  by_tag.tags = {{'t', {"x"}}};
+  CHECK(store->count({by_tag}, default_now) == 0);
+
+  SECTION("re-publication is blocked") {
+    auto r = write(mine);
+    CHECK(r.outcome == write_outcome::refused);
+    CHECK_FALSE(r.accepted());
+    CHECK(r.message == "blocked: this event was deleted by its author");
+  }
+  SECTION("a deletion is blocked before its target arrives") {
+    auto later = make_event(alice, 1, 300, {}, "later");
+    REQUIRE(write(make_event(alice, 5, 250, {{"e", hex(later.ev.id)}})).outcome
+            == write_outcome::stored);
+    CHECK(write(later).outcome == write_outcome::refused);
+  }
+  SECTION("someone else's deletion blocks nothing") {
+    auto later = make_event(alice, 1, 300, {}, "later");
+    REQUIRE(write(make_event(bob, 5, 250, {{"e", hex(later.ev.id)}})).outcome
+            == write_outcome::stored);
+    CHECK(write(later).outcome == write_outcome::stored);
+  }
+  SECTION("a deletion of a deletion has no effect") {
+    auto undo = make_event(alice, 5, 300, {{"e", hex(deletion.ev.id)}});
+    REQUIRE(write(undo).outcome == write_outcome::stored);
+    CHECK(store->contains(deletion.ev.id));
+    CHECK(write(mine).outcome == write_outcome::refused);
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "kind 5 deletes addressable events by address",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto article = make_event(alice, 30023, 100, {{"d", "post"}});
+  auto other_slot = make_event(alice, 30023, 100, {{"d", "keep"}});
+  REQUIRE(write(article).outcome == write_outcome::stored);
+  REQUIRE(write(other_slot).outcome == write_outcome::stored);
+  auto deletion = make_event(alice, 5, 150,
+                             {{"a", address_of(30023, alice.pubkey, "post")}});
+  REQUIRE(write(deletion).outcome == write_outcome::stored);
+  CHECK_FALSE(store->contains(article.ev.id));
+  CHECK(store->contains(other_slot.ev.id));
+  CHECK(write(make_event(alice, 30023, 120, {{"d", "post"}})).outcome
+        == write_outcome::refused);
+  CHECK(write(make_event(alice, 30023, 150, {{"d", "post"}})).outcome
+        == write_outcome::refused);
+  auto newer = make_event(alice, 30023, 200, {{"d", "post"}});
+  CHECK(write(newer).outcome == write_outcome::stored);
+
+  SECTION("a deletion older than the current version keeps it") {
+    auto stale = make_event(alice, 5, 180,
+                            {{"a", address_of(30023, alice.pubkey, "post")}});
+    REQUIRE(write(stale).outcome == write_outcome::stored);
+    CHECK(store->contains(newer.ev.id));
+  }
+  SECTION("someone else's address is ignored") {
+    auto bob = nostr::generate_keypair();
+    auto forged = make_event(bob, 5, 300,
+                             {{"a", address_of(30023, alice.pubkey, "post")}});
+    REQUIRE(write(forged).outcome == write_outcome::stored);
+    CHECK(store->contains(newer.ev.id));
+  }
+  SECTION("replaceable kinds are addressed with an empty d") {
+    auto profile = make_event(alice, 0, 100);
+    REQUIRE(write(profile).outcome == write_outcome::stored);
+    REQUIRE(write(make_event(alice, 5, 160, {{"a", address_of(0, alice.pubkey, "")}}))
+              .outcome
+            == write_outcome::stored);
+    CHECK_FALSE(store->contains(profile.ev.id));
+    CHECK(keys_in(cf::replaceable) == 2); // "keep" and the newer "post"
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "NIP-40 expiration", "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto now = default_now;
+  SECTION("an expired event is refused on arrival") {
+    auto ev = make_event(keys, 1, 100, {{"expiration", std::to_string(now)}});
+    auto r = write(ev, now);
+    CHECK(r.outcome == write_outcome::refused);
+    CHECK(r.message == "invalid: this event has expired");
+    CHECK_FALSE(store->contains(ev.ev.id));
+  }
+  SECTION("scans skip expired events, purge removes them with their indexes") {
+    auto soon = make_event(keys, 1, 100,
+                           {{"expiration", std::to_string(now + 10)}, {"t", "x"}});
+    auto later = make_event(keys, 1, 101, {{"expiration", std::to_string(now + 100)}});
+    auto never = make_event(keys, 1, 102);
+    for (auto* ev : {&soon, &later, &never})
+      REQUIRE(write(*ev, now).outcome == write_outcome::stored);
+    CHECK(scan_ids(kinds_filter({1}), now).size() == 3);
+    CHECK(scan_ids(kinds_filter({1}), now + 10)
+          == std::vector<bytes32>{never.ev.id, later.ev.id});
+    CHECK(store->count({kinds_filter({1})}, now + 10) == 2);
+    CHECK(store->count({nostr::filter{}}, now + 10) == 2);
+    auto purged = store->purge_expired(now + 10);
+    REQUIRE(purged);
+    CHECK(*purged == 1);
+    CHECK_FALSE(store->contains(soon.ev.id));
+    CHECK(store->contains(later.ev.id));
+    CHECK(keys_in(cf::by_expiration) == 1);
+    CHECK(keys_in(cf::by_tag) == 0);
+    CHECK(keys_in(cf::by_created) == 2);
+    purged = store->purge_expired(now + 1000);
+    REQUIRE(purged);
+    CHECK(*purged == 1);
+    CHECK(keys_in(cf::by_expiration) == 0);
+    CHECK(scan_ids(nostr::filter{}, now) == std::vector<bytes32>{never.ev.id});
+  }
+  SECTION("purging everything leaves no index entry") {
+    auto ev = make_event(keys, 30001, 100,
+                         {{"d", "x"}, {"expiration", std::to_string(now + 1)}});
+    REQUIRE(write(ev, now).outcome == write_outcome::stored);
+    auto purged = store->purge_expired(now + 1);
+    REQUIRE(purged);
+    CHECK(*purged == 1);
+    require_no_index_keys(*this);
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "events of one batch see each other", "[store]") {
+  auto alice = nostr::generate_keypair();
+  SECTION("the same id twice") {
+    auto ev = make_event(alice, 1, 100);
+    auto r = write({&ev, &ev});
+    CHECK(r[0].outcome == write_outcome::stored);
+    CHECK(r[1].outcome == write_outcome::duplicate);
+    CHECK(keys_in(cf::by_created) == 1);
+  }
+  SECTION("two versions of a replaceable event, older first") {
+    auto v1 = make_event(alice, 3, 100);
+    auto v2 = make_event(alice, 3, 200);
+    auto r = write({&v1, &v2});
+    CHECK(r[0].outcome == write_outcome::stored);
+    CHECK(r[1].outcome == write_outcome::stored);
+    CHECK_FALSE(store->contains(v1.ev.id));
+    CHECK(scan_ids(kinds_filter({3})) == std::vector<bytes32>{v2.ev.id});
+    CHECK(keys_in(cf::by_created) == 1);
+  }
+  SECTION("two versions of a replaceable event, newer first") {
+    auto v1 = make_event(alice, 3, 100);
+    auto v2 = make_event(alice, 3, 200);
+    auto r = write({&v2, &v1});
+    CHECK(r[0].outcome == write_outcome::stored);
+    CHECK(r[1].outcome == write_outcome::duplicate);
+    CHECK(scan_ids(kinds_filter({3})) == std::vector<bytes32>{v2.ev.id});
+  }
+  SECTION("an event and its deletion") {
+    auto ev = make_event(alice, 1, 100, {{"t", "x"}});
+    auto del = make_event(alice, 5, 101, {{"e", hex(ev.ev.id)}});
+    auto r = write({&ev, &del});
+    CHECK(r[0].outcome == write_outcome::stored);
+    CHECK(r[1].outcome == write_outcome::stored);
+    CHECK_FALSE(store->contains(ev.ev.id));
+    CHECK(keys_in(cf::by_created) == 1);
+    CHECK(keys_in(cf::by_tag) == 1); // the deletion's own `e` tag
+  }
+  SECTION("a deletion before its target") {
+    auto ev = make_event(alice, 1, 100);
+    auto del = make_event(alice, 5, 101, {{"e", hex(ev.ev.id)}});
+    auto r = write({&del, &ev});
+    CHECK(r[0].outcome == write_outcome::stored);
+    CHECK(r[1].outcome == write_outcome::refused);
+    CHECK_FALSE(store->contains(ev.ev.id));
+  }
+  SECTION("an addressable event and its deletion by address") {
+    auto ev = make_event(alice, 30000, 100, {{"d", "list"}});
+    auto del = make_event(alice, 5, 100,
+                          {{"a", address_of(30000, alice.pubkey, "list")}});
+    auto r = write({&ev, &del});
+    CHECK(r[1].outcome == write_outcome::stored);
+    CHECK_FALSE(store->contains(ev.ev.id));
+    CHECK(keys_in(cf::replaceable) == 0);
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "extra operations commit with the events",
+                 "[store]") {
+  auto ev = make_event(nostr::generate_keypair(), 1, 100);
+  auto* meta = store->handle(cf::sync_runtime);
+  auto results = store->write({&ev}, default_now, [meta](rocksdb::WriteBatch& b) {
+    b.Put(meta, "cursor", "100");
+  });
+  REQUIRE(results);
+  std::string value;
+  REQUIRE(store->db()->Get(rocksdb::ReadOptions{}, meta, "cursor", &value).ok());
+  CHECK(value == "100");
+  CHECK(store->contains(ev.ev.id));
+}
+
+TEST_CASE_METHOD(store_fixture, "a reopened store keeps everything", "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto note = make_event(alice, 1, 100, {{"t", "x"}});
+  auto profile = make_event(alice, 0, 100);
+  auto gone = make_event(alice, 1, 90);
+  auto del = make_event(alice, 5, 110, {{"e", hex(gone.ev.id)}});
+  for (auto* ev : {&note, &profile, &gone, &del})
+    REQUIRE(write(*ev).outcome == write_outcome::stored);
+  auto before = scan_ids(nostr::filter{});
+  REQUIRE(!store->flush());
+  reopen();
+  CHECK(scan_ids(nostr::filter{}) == before);
+  CHECK(store->get_json(note.ev.id) == note.json);
+  CHECK(write(gone).outcome == write_outcome::refused);
+  CHECK(write(make_event(alice, 0, 50)).outcome == write_outcome::duplicate);
+  CHECK(store->approximate_event_count() >= 1);
+}
+
+TEST_CASE_METHOD(store_fixture, "a newer schema version is refused", "[store]") {
+  REQUIRE(store->db()
+            ->Put(rocksdb::WriteOptions{}, store->handle(cf::meta),
+                  std::string(schema_version_key), "2")
+            .ok());
+  store.reset();
+  auto opened = event_store::open(options());
+  REQUIRE_FALSE(opened);
+  CHECK(opened.error().code() == static_cast<uint8_t>(ec::storage_failure));
+  CHECK(caf::to_string(opened.error()).find("newer") != std::string::npos);
+}
+
+TEST_CASE_METHOD(store_fixture, "scans stop at the sink and max_events", "[store]") {
+  auto keys = nostr::generate_keypair();
+  std::vector<incoming_event> evs;
+  for (int i = 0; i < 5; ++i)
+    evs.push_back(make_event(keys, 1, 100 + i));
+  for (const auto& ev : evs)
+    write(ev);
+  size_t seen = 0;
+  auto counter = [&seen](std::string_view, const scan_position&) {
+    ++seen;
+    return true;
+  };
+  CHECK(store->scan(kinds_filter({1}), default_now, std::nullopt, 3, counter));
+  CHECK(seen == 3);
+  seen = 0;
+  CHECK_FALSE(store->scan(kinds_filter({1}), default_now, std::nullopt, 5, counter));
+  CHECK(seen == 5);
+  seen = 0;
+  CHECK(store->scan(kinds_filter({1}), default_now, std::nullopt, 10,
+                    [&seen](std::string_view, const scan_position&) {
+                      return ++seen < 2;
+                    }));
+  CHECK(seen == 2);
+  CHECK_FALSE(store->scan(kinds_filter({}), default_now, std::nullopt, 10, counter));
+}
