@@ -1,3 +1,4 @@
+#include "messages/error.hpp"
 #include "actors/client_session.hpp"
 
 #include "actors/query_worker.hpp"
@@ -109,7 +110,7 @@ frame_state on_event(self_pointer self, const std::string& frame,
       },
       [self, id](caf::error& err) {
         auto& st = self->state;
-        st.send(nostr::ok_message(id, false, "error: " + to_string(err)));
+        st.send(nostr::ok_message(id, false, "error: " + render(err)));
         st.conn->frame_done();
       });
   return frame_state::pending;

@@ -96,8 +96,9 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto workers = std::max<size_t>(2, verifier_count(cfg.ingest));
   for (size_t i = 0; i < workers; ++i)
     n->query_workers_.push_back(
-      sys.spawn<caf::detached>(query_worker, n->store_.get(),
-                               query_worker_config{}));
+      sys.spawn<caf::detached>(
+        query_worker, n->store_.get(),
+        query_worker_config_for(cfg.relay.limits.max_outbound_bytes)));
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
   ctx->store = n->store_.get();
@@ -140,7 +141,7 @@ node::~node() {
     io_->stop();
   if (store_) {
     if (auto failure = store_->flush())
-      log::error("node could not flush the store: {}", to_string(failure));
+      log::error("node could not flush the store: {}", render(failure));
     store_.reset();
   }
   log::info("node stopped");

@@ -8,12 +8,20 @@
 
 namespace ferry {
 
+query_worker_config query_worker_config_for(size_t cap) {
+  query_worker_config result;
+  result.high_water_bytes = std::min(result.high_water_bytes, cap / 4);
+  return result;
+}
+
 bool query_worker_state::run_slice(query_job& job) {
   const auto& filters = *job.filters;
   const auto prefix = nostr::event_message_prefix(job.sub_id);
   std::vector<std::string> frames;
   size_t budget = config.slice_events;
-  while (budget > 0 && job.filter_index < filters.size()) {
+  size_t bytes = 0;
+  while (budget > 0 && bytes < config.high_water_bytes
+         && job.filter_index < filters.size()) {
     const auto& f = filters[job.filter_index];
     auto limit = std::min<uint64_t>(f.limit.value_or(job.default_limit),
                                     job.max_limit);
@@ -38,8 +46,9 @@ bool query_worker_state::run_slice(query_job& job) {
         frame += prefix;
         frame += json;
         frame += ']';
+        bytes += frame.size();
         frames.push_back(std::move(frame));
-        return true;
+        return bytes < config.high_water_bytes;
       });
     budget -= std::min(budget, std::max<size_t>(taken, 1));
     if (!more) {
@@ -75,11 +84,19 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     // Yield to other jobs; wait a little when the client reads slowly.
-    if (job->conn->queued_bytes() > st.config.high_water_bytes)
+    if (job->conn->queued_bytes() > st.config.high_water_bytes) {
+      job->stalled += st.config.backoff;
+      if (job->stalled > st.config.stall_limit) {
+        job->conn->close("slow reader: a query waited too long for the client");
+        caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+        return;
+      }
       self->delayed_send(self, st.config.backoff, atom::resume_v,
                          std::move(job));
-    else
+    } else {
+      job->stalled = caf::timespan{0};
       self->send(self, atom::resume_v, std::move(job));
+    }
   };
   return {
     [self, step](atom::query, query_job_ptr& job) {

@@ -45,6 +45,8 @@ struct query_job {
   size_t filter_index = 0;
   std::optional<store::scan_position> resume;
   uint64_t delivered_in_filter = 0;
+  /// Time spent waiting for the socket since the last slice went out.
+  caf::timespan stalled{0};
   /// Ids sent: several filters may match one event, and a live event that
   /// arrived during the query may already have been sent from the store.
   std::unordered_set<nostr::bytes32, id_hash> sent;
@@ -54,11 +56,18 @@ struct query_job {
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
   size_t slice_events = 1000;
-  /// When a connection has more bytes queued than this, its job waits.
+  /// When a connection has more bytes queued than this, its job waits; a
+  /// slice also stops at this many bytes. Keep it well below the relay's
+  /// outbound cap, so a query alone never disconnects a reader.
   size_t high_water_bytes = 4 * 1024 * 1024;
   /// How long a job waits for a slow socket before looking again.
   caf::timespan backoff = std::chrono::milliseconds{2};
+  /// A reader that takes nothing for this long is disconnected.
+  caf::timespan stall_limit = std::chrono::seconds{60};
 };
+
+/// The worker config that fits a relay whose outbound cap is `cap` bytes.
+query_worker_config query_worker_config_for(size_t cap);
 
 struct query_worker_state {
   const store::event_store* store = nullptr;

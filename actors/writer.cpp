@@ -1,3 +1,4 @@
+#include "messages/error.hpp"
 #include "actors/writer.hpp"
 
 #include "actors/logging.hpp"
@@ -43,7 +44,7 @@ void writer_state::commit() {
   ++batches;
   if (!results) {
     ++failed_batches;
-    auto text = "error: could not store the event: " + to_string(results.error());
+    auto text = "error: could not store the event: " + render(results.error());
     log::error("writer failed to commit {} events: {}", pending.size(), text);
     for (auto& [item, promise] : pending)
       promise.deliver(ingest_result{ingest_status::error, text});
@@ -100,7 +101,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
           log::info("writer purged {} expired events", *n);
       } else {
         log::error("writer could not purge expired events: {}",
-                   to_string(n.error()));
+                   render(n.error()));
       }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
     },

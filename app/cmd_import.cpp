@@ -1,3 +1,4 @@
+#include "messages/error.hpp"
 #include "actors/logging.hpp"
 #include "actors/node.hpp"
 #include "app/commands.hpp"
@@ -52,7 +53,7 @@ struct import_counts {
 };
 
 std::string store_hint(const caf::error& err) {
-  auto text = to_string(err);
+  auto text = render(err);
   if (text.find("lock") != std::string::npos)
     text += " (is a node running on this store? stop it first)";
   return text;
@@ -143,7 +144,7 @@ int run_import(const config::config& cfg, const std::string& input) {
               static_cast<unsigned long>(counts.refused),
               static_cast<unsigned long>(counts.errors));
   if (auto failure = (*store)->flush()) {
-    std::fprintf(stderr, "ferry import: %s\n", to_string(failure).c_str());
+    std::fprintf(stderr, "ferry import: %s\n", render(failure).c_str());
     return 1;
   }
   return counts.errors == 0 ? 0 : 1;

@@ -1,3 +1,4 @@
+#include "messages/error.hpp"
 #include "actors/node_key.hpp"
 #include "app/commands.hpp"
 
@@ -9,7 +10,7 @@ int run_keygen(const config::config& cfg, const std::string& out, bool force) {
   auto path = out.empty() ? node_key_path(cfg) : out;
   auto keys = nostr::generate_keypair();
   if (auto failure = write_node_key(path, keys, force)) {
-    std::fprintf(stderr, "ferry keygen: %s\n", to_string(failure).c_str());
+    std::fprintf(stderr, "ferry keygen: %s\n", render(failure).c_str());
     return 1;
   }
   std::printf("wrote %s\npubkey %s\n", path.c_str(),

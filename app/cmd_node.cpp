@@ -1,3 +1,4 @@
+#include "messages/error.hpp"
 #include "actors/logging.hpp"
 #include "actors/node.hpp"
 #include "app/commands.hpp"
@@ -17,7 +18,7 @@ std::optional<config::config> load_config(const std::string& path) {
     return config::config{};
   auto cfg = config::load_file(path);
   if (!cfg) {
-    std::fprintf(stderr, "ferry: %s\n", to_string(cfg.error()).c_str());
+    std::fprintf(stderr, "ferry: %s\n", render(cfg.error()).c_str());
     return std::nullopt;
   }
   return std::move(*cfg);
@@ -36,7 +37,7 @@ int run_node(const config::config& cfg) {
   caf::actor_system sys{sys_cfg};
   auto n = node::start(sys, cfg);
   if (!n) {
-    log::error("node failed to start: {}", sys.render(n.error()));
+    log::error("node failed to start: {}", render(n.error()));
     return 1;
   }
   log::info("node running with config {}",

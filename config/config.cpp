@@ -144,7 +144,7 @@ leaf_reader integer(T& out, int64_t min, int64_t max, std::string what) {
 }
 
 leaf_reader port(uint16_t& out) {
-  return integer(out, 1, 65535, "an integer in 1..65535");
+  return integer(out, 0, 65535, "an integer in 0..65535 (0: any free port)");
 }
 
 template <class T>

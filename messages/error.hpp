@@ -28,6 +28,10 @@ enum class ec : uint8_t {
 /// @relates ec
 std::string to_string(ec x);
 
+/// A one-line text for people: for our own errors just the context they
+/// carry (which names file, key or cause), otherwise CAF's rendering.
+std::string render(const caf::error& err);
+
 } // namespace ferry
 
 // Makes `caf::make_error(ferry::ec::x, "context")` and `return ferry::ec::x;`

@@ -155,7 +155,7 @@ TEST_CASE("dotted keys and inline tables work like sections", "[config]") {
 }
 
 TEST_CASE("errors carry the invalid_configuration code", "[config]") {
-  auto result = load_string("[relay]\nport = 0\n", "ferry.toml");
+  auto result = load_string("[relay]\nport = 70000\n", "ferry.toml");
   REQUIRE_FALSE(result);
   CHECK(result.error() == caf::make_error(ferry::ec::invalid_configuration));
 }
@@ -181,7 +181,7 @@ TEST_CASE("an unknown key or section is named", "[config]") {
 TEST_CASE("a wrong type names the key, the expectation and the value",
           "[config]") {
   CHECK(load_error("[relay]\nport = \"abc\"\n")
-        == "ferry.toml: relay.port: expected an integer in 1..65535, got \"abc\"");
+        == "ferry.toml: relay.port: expected an integer in 0..65535 (0: any free port), got \"abc\"");
   CHECK(load_error("[relay]\nname = 5\n")
         == "ferry.toml: relay.name: expected a string, got 5");
   CHECK(load_error("[store]\nsync_writes = 1\n")
@@ -192,7 +192,7 @@ TEST_CASE("a wrong type names the key, the expectation and the value",
         == "ferry.toml: relay.limits.max_limit: expected a positive integer, "
            "got 1.5");
   CHECK(load_error("[admin]\nport = [7448]\n")
-        == "ferry.toml: admin.port: expected an integer in 1..65535, got an "
+        == "ferry.toml: admin.port: expected an integer in 0..65535 (0: any free port), got an "
            "array");
   CHECK(load_error("relay = 5\n")
         == "ferry.toml: relay: expected a table, got 5");
@@ -202,13 +202,11 @@ TEST_CASE("a wrong type names the key, the expectation and the value",
 }
 
 TEST_CASE("a value out of range is refused", "[config]") {
-  CHECK(load_error("[relay]\nport = 0\n")
-        == "ferry.toml: relay.port: expected an integer in 1..65535, got 0");
   CHECK(load_error("[console]\nport = 65536\n")
-        == "ferry.toml: console.port: expected an integer in 1..65535, got "
+        == "ferry.toml: console.port: expected an integer in 0..65535 (0: any free port), got "
            "65536");
   CHECK(load_error("[admin]\nport = -1\n")
-        == "ferry.toml: admin.port: expected an integer in 1..65535, got -1");
+        == "ferry.toml: admin.port: expected an integer in 0..65535 (0: any free port), got -1");
   CHECK(load_error("[relay.limits]\nmax_filters = 0\n")
         == "ferry.toml: relay.limits.max_filters: expected a positive integer, "
            "got 0");
@@ -307,7 +305,7 @@ TEST_CASE("load_file reads a file and names it in errors", "[config]") {
     auto result = load_file(path);
     REQUIRE_FALSE(result);
     CHECK(error_text(result.error())
-          == path + ": relay.port: expected an integer in 1..65535, got 70000");
+          == path + ": relay.port: expected an integer in 0..65535 (0: any free port), got 70000");
   }
   SECTION("a syntax error") {
     auto path = dir.write("syntax.toml", "\n\n[relay\n");
