@@ -1,0 +1,376 @@
+#include "net/ws_server.hpp"
+
+#include "net/simple_client.hpp"
+#include "tests/net/net_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+using namespace ferry::net;
+using namespace std::chrono_literals;
+using ferry::net::test::server_fixture;
+using ferry::net::test::wait_until;
+
+namespace {
+
+constexpr auto short_wait = 2000ms;
+
+std::string connect(simple_ws_client& client, const server_fixture& fix) {
+  return client.connect("127.0.0.1", fix.port());
+}
+
+} // namespace
+
+TEST_CASE_METHOD(server_fixture,
+                 "a WebSocket frame goes through on_frame and back",
+                 "[ws_server]") {
+  echo = true;
+  start();
+  REQUIRE(start_error().empty());
+  REQUIRE(port() != 0);
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return connection_count() == 1; }));
+  CHECK(connection(0)->remote_address().rfind("127.0.0.1:", 0) == 0);
+  for (auto text : {"hello", "", "world"}) {
+    REQUIRE(client.send(text).empty());
+    auto echoed = client.receive(short_wait);
+    REQUIRE(echoed);
+    CHECK(*echoed == text);
+  }
+  CHECK(frames() == std::vector<std::string>{"hello", "", "world"});
+  CHECK(wait_until([&] { return connection(0)->queued_bytes() == 0; }));
+}
+
+TEST_CASE_METHOD(server_fixture, "send_all queues frames in order",
+                 "[ws_server]") {
+  start();
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  connection(0)->send_all({"x", "y", "z"});
+  for (auto text : {"x", "y", "z"}) {
+    auto got = client.receive(short_wait);
+    REQUIRE(got);
+    CHECK(*got == text);
+  }
+}
+
+TEST_CASE_METHOD(server_fixture, "plain HTTP goes to on_http",
+                 "[ws_server][http]") {
+  std::mutex mtx;
+  std::vector<http_request> requests;
+  start({}, [&](http_request req, std::function<void(http_response)> respond) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      requests.push_back(req);
+    }
+    http_response res;
+    res.content_type = "application/nostr+json";
+    res.headers["Access-Control-Allow-Origin"] = "*";
+    res.body = R"({"name":"ferry"})";
+    // respond is thread-safe: answer from another thread, as an actor would.
+    std::thread{[respond, res] { respond(res); }}.detach();
+  });
+  REQUIRE(start_error().empty());
+  auto result = simple_http_request("127.0.0.1", port(), "GET", "/info?x=1",
+                                    {{"Accept", "application/nostr+json"}});
+  REQUIRE(result.error.empty());
+  CHECK(result.response.status == 200);
+  CHECK(result.response.content_type == "application/nostr+json");
+  CHECK(result.response.headers["access-control-allow-origin"] == "*");
+  CHECK(result.response.headers["server"] == "ferry");
+  CHECK(result.response.body == R"({"name":"ferry"})");
+  std::lock_guard<std::mutex> guard{mtx};
+  REQUIRE(requests.size() == 1);
+  CHECK(requests[0].method == "GET");
+  CHECK(requests[0].target == "/info?x=1");
+  CHECK(requests[0].headers["accept"] == "application/nostr+json");
+  CHECK(requests[0].remote_address.rfind("127.0.0.1:", 0) == 0);
+  CHECK(connection_count() == 0);
+}
+
+TEST_CASE_METHOD(server_fixture, "an HTTP body over the limit gets 413",
+                 "[ws_server][http]") {
+  std::atomic<int> calls{0};
+  start({}, [&](http_request req, std::function<void(http_response)> respond) {
+    ++calls;
+    auto size = std::to_string(req.body.size());
+    respond(http_response{201, "text/plain", {}, size});
+  });
+  auto small = simple_http_request("127.0.0.1", port(), "POST", "/",
+                                   {}, std::string(1000, 'a'));
+  REQUIRE(small.error.empty());
+  CHECK(small.response.status == 201);
+  CHECK(small.response.body == "1000");
+  auto large = simple_http_request("127.0.0.1", port(), "POST", "/", {},
+                                   std::string(2 * 1024 * 1024, 'a'));
+  REQUIRE(large.error.empty());
+  CHECK(large.response.status == 413);
+  CHECK(calls == 1);
+}
+
+TEST_CASE_METHOD(server_fixture, "a dropped respond still answers 500",
+                 "[ws_server][http]") {
+  start({}, [](http_request, std::function<void(http_response)>) {
+    // nop
+  });
+  auto result = simple_http_request("127.0.0.1", port(), "GET", "/");
+  REQUIRE(result.error.empty());
+  CHECK(result.response.status == 500);
+}
+
+TEST_CASE_METHOD(server_fixture, "without websocket an upgrade is plain HTTP",
+                 "[ws_server][http]") {
+  ws_server_options opts;
+  opts.websocket = false;
+  std::atomic<int> calls{0};
+  start(opts, [&](http_request, std::function<void(http_response)> respond) {
+    ++calls;
+    respond(http_response{404, "text/plain", {}, "no websockets here"});
+  });
+  simple_ws_client client;
+  CHECK_FALSE(connect(client, *this).empty());
+  CHECK_FALSE(client.is_open());
+  CHECK(calls == 1);
+  CHECK(opened() == 0);
+}
+
+TEST_CASE_METHOD(server_fixture, "an oversize message is discarded and the "
+                                 "connection stays usable",
+                 "[ws_server]") {
+  echo = true;
+  ws_server_options opts;
+  opts.max_frame_bytes = 1024;
+  start(opts);
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  // Exactly at the limit is still fine.
+  REQUIRE(client.send(std::string(1024, 'a')).empty());
+  auto at_limit = client.receive(short_wait);
+  REQUIRE(at_limit);
+  CHECK(at_limit->size() == 1024);
+  // Larger than one read chunk, so discarding spans several reads.
+  REQUIRE(client.send(std::string(200 * 1024, 'b')).empty());
+  REQUIRE(client.send("after").empty());
+  auto next = client.receive(short_wait);
+  REQUIRE(next);
+  CHECK(*next == "after");
+  CHECK(oversize() == std::vector<size_t>{200 * 1024});
+  CHECK(frames().size() == 2);
+  CHECK(client.is_open());
+  CHECK(closes().empty());
+}
+
+TEST_CASE_METHOD(server_fixture, "reading pauses at max_inflight until "
+                                 "frame_done",
+                 "[ws_server]") {
+  auto_done = false;
+  ws_server_options opts;
+  opts.max_inflight = 2;
+  start(opts);
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  for (auto text : {"1", "2", "3"})
+    REQUIRE(client.send(text).empty());
+  REQUIRE(wait_until([&] { return frames().size() == 2; }));
+  // Bounded wait for something that must not happen.
+  CHECK_FALSE(wait_until([&] { return frames().size() == 3; }, 200ms));
+  connection(0)->frame_done();
+  REQUIRE(wait_until([&] { return frames().size() == 3; }));
+  CHECK(frames() == std::vector<std::string>{"1", "2", "3"});
+  // Below the cap again: new frames flow without further acknowledgements.
+  connection(0)->frame_done();
+  connection(0)->frame_done();
+  REQUIRE(client.send("4").empty());
+  REQUIRE(wait_until([&] { return frames().size() == 4; }));
+}
+
+TEST_CASE_METHOD(server_fixture, "a reader that falls behind gets the overflow "
+                                 "notice last and is closed",
+                 "[ws_server]") {
+  const std::string notice = R"(["NOTICE","overflow"])";
+  ws_server_options opts;
+  opts.max_outbound_bytes = 256 * 1024;
+  opts.overflow_notice = notice;
+  start(opts);
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  auto conn = connection(0);
+  auto frame = std::make_shared<const std::string>(16 * 1024, 'x');
+  // 64 MiB while the client does not read: far beyond the cap plus what the
+  // kernel buffers absorb. The queue never holds more than the cap.
+  for (int i = 0; i < 4096; ++i) {
+    conn->send(frame);
+    REQUIRE(conn->queued_bytes() <= opts.max_outbound_bytes);
+  }
+  // Sent after the overflow, so it must never arrive.
+  conn->send(std::make_shared<const std::string>("sentinel"));
+  std::vector<std::string> received;
+  while (auto message = client.receive(short_wait))
+    received.push_back(std::move(*message));
+  CHECK_FALSE(client.is_open());
+  CHECK(client.close_reason() == "outbound overflow");
+  REQUIRE(!received.empty());
+  CHECK(received.back() == notice);
+  CHECK(received.size() < 4096);
+  for (size_t i = 0; i + 1 < received.size(); ++i)
+    REQUIRE(received[i] == *frame);
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(closes()[0] == "outbound overflow");
+  CHECK(wait_until([&] { return connection_count() == 0; }));
+  CHECK(conn->queued_bytes() == 0);
+}
+
+TEST_CASE_METHOD(server_fixture, "close(reason) closes after the queued frames",
+                 "[ws_server]") {
+  start();
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  auto conn = connection(0);
+  conn->send(std::make_shared<const std::string>("a"));
+  conn->send(std::make_shared<const std::string>("b"));
+  conn->close("bye");
+  conn->send(std::make_shared<const std::string>("too late"));
+  auto a = client.receive(short_wait);
+  auto b = client.receive(short_wait);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(*a == "a");
+  CHECK(*b == "b");
+  CHECK_FALSE(client.receive(short_wait));
+  CHECK_FALSE(client.is_open());
+  CHECK(client.close_reason() == "bye");
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(closes()[0] == "bye");
+  CHECK(wait_until([&] { return connection_count() == 0; }));
+}
+
+TEST_CASE_METHOD(server_fixture, "a peer close is reported once",
+                 "[ws_server]") {
+  start();
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return connection_count() == 1; }));
+  client.close();
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(closes()[0].rfind("closed by peer (1000", 0) == 0);
+  CHECK(wait_until([&] { return connection_count() == 0; }));
+  // A late close() from the owner is harmless and reports nothing more.
+  connection(0)->close("late");
+  CHECK_FALSE(wait_until([&] { return closes().size() > 1; }, 100ms));
+}
+
+TEST_CASE_METHOD(server_fixture, "stop closes every connection",
+                 "[ws_server]") {
+  start();
+  std::vector<std::unique_ptr<simple_ws_client>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<simple_ws_client>());
+    REQUIRE(connect(*clients.back(), *this).empty());
+  }
+  REQUIRE(wait_until([&] { return connection_count() == 3; }));
+  server().stop();
+  for (auto& client : clients) {
+    CHECK_FALSE(client->receive(short_wait));
+    CHECK_FALSE(client->is_open());
+    CHECK(client->close_reason() == "server stopping");
+  }
+  CHECK(wait_until([&] { return connection_count() == 0; }));
+  REQUIRE(wait_until([&] { return closes().size() == 3; }));
+  for (const auto& reason : closes())
+    CHECK(reason == "server stopping");
+  // Stopping twice is fine, and nobody is accepted any more.
+  server().stop();
+  simple_ws_client late;
+  CHECK(wait_until([&] { return !connect(late, *this).empty(); }));
+}
+
+TEST_CASE_METHOD(server_fixture, "50 concurrent connections echo correctly",
+                 "[ws_server]") {
+  echo = true;
+  start();
+  constexpr int clients = 50;
+  constexpr int messages = 20;
+  std::atomic<int> failures{0};
+  std::atomic<int> connected{0};
+  std::atomic<bool> all_connected{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      simple_ws_client client;
+      if (!client.connect("127.0.0.1", port()).empty()) {
+        ++failures;
+        ++connected;
+        return;
+      }
+      ++connected;
+      // Everybody is connected before anybody talks, so the server really
+      // holds 50 sessions at once.
+      wait_until([&] { return all_connected.load(); }, 5000ms);
+      for (int m = 0; m < messages; ++m) {
+        auto text = std::to_string(c) + ":" + std::to_string(m);
+        auto echoed = client.send(text).empty() ? client.receive(short_wait)
+                                                : std::nullopt;
+        if (!echoed || *echoed != text)
+          ++failures;
+      }
+    });
+  REQUIRE(wait_until([&] { return connected == clients; }, 5000ms));
+  CHECK(wait_until([&] {
+    return connection_count() == static_cast<size_t>(clients - failures);
+  }));
+  all_connected = true;
+  for (auto& thread : threads)
+    thread.join();
+  CHECK(failures == 0);
+  CHECK(frames().size() == static_cast<size_t>(clients * messages));
+  CHECK(wait_until([&] { return connection_count() == 0; }));
+  CHECK(closes().size() == static_cast<size_t>(clients));
+}
+
+TEST_CASE("start reports a port already in use", "[ws_server]") {
+  server_fixture first;
+  first.start();
+  REQUIRE(first.start_error().empty());
+  io_runtime runtime{1};
+  ws_server_options opts;
+  opts.port = first.port();
+  ws_server second{runtime.context(), opts, {}, {}};
+  auto error = second.start();
+  CHECK(error == "bind 127.0.0.1:" + std::to_string(first.port())
+                   + ": Address already in use");
+}
+
+TEST_CASE("on_close is called even when the io_context goes first",
+          "[ws_server]") {
+  std::mutex mtx;
+  std::vector<std::string> closes;
+  std::atomic<int> opened{0};
+  // Outermost, so that its close does not wait for the vanished server.
+  simple_ws_client client;
+  {
+    io_runtime runtime{1};
+    ws_server server{runtime.context(), {},
+                     [&](const std::shared_ptr<ws_connection>&) {
+                       ++opened;
+                       ws_callbacks callbacks;
+                       callbacks.on_close = [&](const std::string& reason) {
+                         std::lock_guard<std::mutex> guard{mtx};
+                         closes.push_back(reason);
+                       };
+                       return callbacks;
+                     },
+                     {}};
+    REQUIRE(server.start().empty());
+    REQUIRE(client.connect("127.0.0.1", server.port()).empty());
+    REQUIRE(wait_until([&] { return opened == 1; }));
+    runtime.stop();
+  }
+  std::lock_guard<std::mutex> guard{mtx};
+  CHECK(closes == std::vector<std::string>{"io stopped"});
+}
