@@ -1,0 +1,425 @@
+#pragma once
+
+// Helpers shared by the benchmarks: command-line options, a self-removing temp
+// directory, synthetic signed events, and child processes measured with wait4.
+// Header-only because CMake builds every bench/*.cpp as its own executable.
+
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/keys.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace ferry::bench {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+inline double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// -- command line -------------------------------------------------------------
+
+struct options {
+  size_t events = 100000;
+  std::string ferry;
+};
+
+/// The directory of the running executable: the build dir, where `ferry` is.
+inline fs::path self_dir() {
+  return fs::read_symlink("/proc/self/exe").parent_path();
+}
+
+/// Parses `[--events N] [--ferry PATH]`; exits with usage on anything else.
+inline options parse_options(int argc, char** argv) {
+  options opts;
+  opts.ferry = (self_dir() / "ferry").string();
+  auto usage = [&](int status) {
+    std::fprintf(status == 0 ? stdout : stderr,
+                 "usage: %s [--events N=100000] [--ferry PATH]\n", argv[0]);
+    std::exit(status);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h")
+      usage(0);
+    if (i + 1 >= argc)
+      usage(2);
+    std::string value = argv[++i];
+    if (arg == "--events") {
+      char* end = nullptr;
+      auto n = std::strtoull(value.c_str(), &end, 10);
+      if (*end != '\0' || n == 0)
+        usage(2);
+      opts.events = n;
+    } else if (arg == "--ferry") {
+      opts.ferry = value;
+    } else {
+      usage(2);
+    }
+  }
+  if (::access(opts.ferry.c_str(), X_OK) != 0)
+    throw std::runtime_error(opts.ferry + ": not an executable (build target "
+                             "`ferry`, or pass --ferry PATH)");
+  return opts;
+}
+
+// -- files --------------------------------------------------------------------
+
+/// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
+/// when the benchmark ends, whether it succeeds or throws.
+class temp_dir {
+public:
+  explicit temp_dir(const std::string& prefix) {
+    auto pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
+    path_ = pattern;
+  }
+
+  ~temp_dir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const fs::path& path() const {
+    return path_;
+  }
+
+private:
+  fs::path path_;
+};
+
+inline void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out.flush())
+    throw std::runtime_error("cannot write " + path.string());
+}
+
+inline std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// -- synthetic events -----------------------------------------------------------
+
+/// Makes signed events shaped like real relay traffic: mostly kind-1 notes,
+/// some reactions, profiles, contact lists, relay lists and long-form
+/// articles, from 200 authors, with printable content that needs JSON escaping
+/// (quotes, backslashes, newlines). Replaceable and addressable kinds repeat
+/// per author, so some events supersede others as they would in the wild.
+class event_generator {
+public:
+  static constexpr size_t author_count = 200;
+
+  event_generator(size_t content_min, size_t content_max)
+      : content_min_(content_min), content_max_(content_max) {
+    keys_.reserve(author_count);
+    for (size_t i = 0; i < author_count; ++i)
+      keys_.push_back(nostr::generate_keypair());
+    now_ = std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+             .count();
+  }
+
+  /// `n` signed events, signed on `threads` threads (signing dominates).
+  std::vector<nostr::event> events(size_t n, unsigned threads) const {
+    std::vector<nostr::event> out(n);
+    parallel(n, threads, [&](unsigned, size_t begin, size_t end, std::mt19937_64& rng) {
+      for (size_t i = begin; i < end; ++i)
+        out[i] = make(rng);
+    });
+    return out;
+  }
+
+  /// Writes `n` signed events as JSONL to `path`. @returns the bytes written.
+  size_t write_jsonl(const fs::path& path, size_t n, unsigned threads) const {
+    std::vector<std::string> chunks(threads);
+    parallel(n, threads, [&](unsigned t, size_t begin, size_t end, std::mt19937_64& rng) {
+      auto& chunk = chunks[t];
+      for (size_t i = begin; i < end; ++i) {
+        nostr::append_json(chunk, make(rng));
+        chunk += '\n';
+      }
+    });
+    std::ofstream out(path, std::ios::binary);
+    size_t bytes = 0;
+    for (auto& chunk : chunks) {
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      bytes += chunk.size();
+    }
+    if (!out.flush())
+      throw std::runtime_error("cannot write " + path.string());
+    return bytes;
+  }
+
+private:
+  template <class Work>
+  static void parallel(size_t n, unsigned threads, Work work) {
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&work, n, threads, t] {
+        std::mt19937_64 rng{0x5eed0000u + t};
+        work(t, n * t / threads, n * (t + 1) / threads, rng);
+      });
+    for (auto& th : pool)
+      th.join();
+  }
+
+  static size_t uniform(std::mt19937_64& rng, size_t lo, size_t hi) {
+    return std::uniform_int_distribution<size_t>{lo, hi}(rng);
+  }
+
+  static std::string random_hex(std::mt19937_64& rng) {
+    nostr::bytes32 bytes;
+    for (auto& b : bytes)
+      b = static_cast<uint8_t>(rng());
+    return nostr::to_hex(bytes);
+  }
+
+  std::string content(std::mt19937_64& rng) const {
+    std::string text(uniform(rng, content_min_, content_max_), ' ');
+    for (auto& c : text) {
+      // Printable ASCII includes '"' and '\\'; newlines add the other common escape.
+      auto roll = uniform(rng, 0, 99);
+      c = roll == 0 ? '\n' : roll < 16 ? ' ' : static_cast<char>(uniform(rng, 0x21, 0x7e));
+    }
+    return text;
+  }
+
+  nostr::event make(std::mt19937_64& rng) const {
+    const auto& keys = keys_[uniform(rng, 0, author_count - 1)];
+    auto other_author = [&] {
+      return nostr::to_hex(keys_[uniform(rng, 0, author_count - 1)].pubkey);
+    };
+    nostr::event ev;
+    ev.created_at = now_ - static_cast<int64_t>(uniform(rng, 0, 30 * 86400));
+    ev.content = content(rng);
+    auto roll = uniform(rng, 0, 999);
+    if (roll < 800) {
+      ev.kind = 1;
+      if (uniform(rng, 0, 2) == 0)
+        ev.tags.push_back({"e", random_hex(rng), "wss://relay.example.com", "reply"});
+      if (uniform(rng, 0, 2) == 0)
+        ev.tags.push_back({"p", other_author()});
+      if (uniform(rng, 0, 4) == 0)
+        ev.tags.push_back({"t", "topic" + std::to_string(uniform(rng, 0, 49))});
+    } else if (roll < 900) {
+      ev.kind = 7;
+      ev.tags.push_back({"e", random_hex(rng)});
+      ev.tags.push_back({"p", other_author()});
+    } else if (roll < 920) {
+      ev.kind = 0;
+    } else if (roll < 940) {
+      ev.kind = 3;
+      for (size_t i = uniform(rng, 1, 5); i > 0; --i)
+        ev.tags.push_back({"p", other_author()});
+    } else if (roll < 980) {
+      ev.kind = 30023;
+      auto article = std::to_string(uniform(rng, 0, 19));
+      ev.tags.push_back({"d", "article-" + article});
+      ev.tags.push_back({"title", "Article " + article});
+      ev.tags.push_back({"t", "topic" + std::to_string(uniform(rng, 0, 49))});
+    } else {
+      ev.kind = 10002;
+      ev.tags.push_back({"r", "wss://relay" + std::to_string(uniform(rng, 0, 9)) + ".example.com"});
+      ev.tags.push_back({"r", "wss://relay" + std::to_string(uniform(rng, 10, 19)) + ".example.com",
+                         "read"});
+    }
+    nostr::sign_event(ev, keys);
+    return ev;
+  }
+
+  size_t content_min_;
+  size_t content_max_;
+  std::vector<nostr::keypair> keys_;
+  int64_t now_ = 0;
+};
+
+// -- child processes -------------------------------------------------------------
+
+/// How a child ended, with its peak resident set size from wait4.
+struct child_exit {
+  int status = 0;
+  long max_rss_kib = 0;
+
+  bool success() const {
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+
+  std::string describe() const {
+    if (WIFEXITED(status))
+      return "exit status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+      return std::string{"killed by signal "} + ::strsignal(WTERMSIG(status));
+    return "status " + std::to_string(status);
+  }
+};
+
+/// A child process started with posix_spawn. stdout goes to a file; stderr to
+/// a file, or to a pipe the caller reads when `stderr_path` is empty. A child
+/// still running when this object dies is killed and reaped, so a failing
+/// benchmark leaves no process behind.
+class child_process {
+public:
+  child_process(const std::vector<std::string>& argv, const fs::path& stdout_path,
+                const fs::path& stderr_path) {
+    int pipe_fds[2] = {-1, -1};
+    if (stderr_path.empty() && ::pipe2(pipe_fds, O_CLOEXEC) != 0)
+      throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (stderr_path.empty())
+      posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+    else
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> args;
+    for (auto& arg : argv)
+      args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (pipe_fds[1] >= 0)
+      ::close(pipe_fds[1]);
+    if (rc != 0) {
+      if (pipe_fds[0] >= 0)
+        ::close(pipe_fds[0]);
+      throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
+    }
+    stderr_fd_ = pipe_fds[0];
+  }
+
+  ~child_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stderr_fd_ >= 0)
+      ::close(stderr_fd_);
+  }
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  /// The read end of the stderr pipe; -1 when stderr goes to a file.
+  int stderr_fd() const {
+    return stderr_fd_;
+  }
+
+  void signal(int sig) const {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
+  /// Waits for the child to end.
+  child_exit wait() {
+    child_exit result;
+    rusage usage{};
+    while (::wait4(pid_, &result.status, 0, &usage) < 0) {
+      if (errno != EINTR)
+        throw std::runtime_error(std::string{"wait4: "} + std::strerror(errno));
+    }
+    pid_ = -1;
+    result.max_rss_kib = usage.ru_maxrss;
+    return result;
+  }
+
+  /// Waits up to `limit`; nullopt if the child is still running then.
+  std::optional<child_exit> wait_for(std::chrono::milliseconds limit) {
+    auto deadline = clock_type::now() + limit;
+    for (;;) {
+      child_exit result;
+      rusage usage{};
+      auto rc = ::wait4(pid_, &result.status, WNOHANG, &usage);
+      if (rc == pid_) {
+        pid_ = -1;
+        result.max_rss_kib = usage.ru_maxrss;
+        return result;
+      }
+      if (rc < 0 && errno != EINTR)
+        throw std::runtime_error(std::string{"wait4: "} + std::strerror(errno));
+      if (clock_type::now() >= deadline)
+        return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stderr_fd_ = -1;
+};
+
+// -- ferry import ---------------------------------------------------------------
+
+struct import_run {
+  double seconds = 0;
+  child_exit exit;
+  std::string summary; // the command's stdout, trimmed
+};
+
+/// Runs `ferry import <jsonl> --config <config>` and measures its wall time
+/// (process start to exit, so store open and final flush count too).
+inline import_run run_import(const std::string& ferry, const fs::path& jsonl,
+                             const fs::path& config, const fs::path& work_dir) {
+  auto out_path = work_dir / "import.stdout";
+  auto err_path = work_dir / "import.stderr";
+  import_run run;
+  auto start = clock_type::now();
+  child_process child({ferry, "import", jsonl.string(), "--config", config.string()},
+                      out_path, err_path);
+  run.exit = child.wait();
+  run.seconds = seconds_since(start);
+  run.summary = read_file(out_path);
+  while (!run.summary.empty() && run.summary.back() == '\n')
+    run.summary.pop_back();
+  if (!run.exit.success())
+    throw std::runtime_error("ferry import failed (" + run.exit.describe()
+                             + "): " + read_file(err_path) + run.summary);
+  return run;
+}
+
+/// A TOML basic string: quoted, with quotes and backslashes escaped.
+inline std::string toml_string(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+
+} // namespace ferry::bench
