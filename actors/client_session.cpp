@@ -1,6 +1,7 @@
 #include "messages/error.hpp"
 #include "actors/client_session.hpp"
 
+#include "actors/metrics.hpp"
 #include "actors/query_worker.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/wire.hpp"
@@ -98,7 +99,12 @@ frame_state on_event(self_pointer self, const std::string& frame,
   item->source = "client";
   auto id = item->data.ev.id;
   const auto& verifiers = st.ctx->verifiers;
-  auto& verifier = verifiers[st.next_verifier++ % verifiers.size()];
+  auto verifier = verifiers[st.next_verifier++ % verifiers.size()]->get();
+  if (!verifier) {
+    st.send(nostr::ok_message(id, false,
+                              "error: the verifier is restarting; try again"));
+    return frame_state::done;
+  }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
       [self, id](ingest_result& result) {
@@ -179,9 +185,27 @@ query_job_ptr make_job(self_pointer self, const std::string& sub_id,
 }
 
 /// One connection always uses the same worker, so its queries keep their order.
-const query_worker_actor& worker_for(self_pointer self) {
+query_worker_actor worker_for(self_pointer self) {
   const auto& workers = self->state.ctx->query_workers;
-  return workers[self->id() % workers.size()];
+  return workers[self->id() % workers.size()]->get();
+}
+
+/// Sends to the hub, unless it is between incarnations (then the live part of
+/// a subscription is lost until the client subscribes again, as after a
+/// reconnect).
+template <class... Ts>
+void to_hub(self_pointer self, Ts&&... xs) {
+  if (auto hub = self->state.ctx->hub->get())
+    self->send(hub, std::forward<Ts>(xs)...);
+}
+
+/// Starts a query job; false when no worker is running right now.
+bool start_job(self_pointer self, query_job_ptr job) {
+  auto worker = worker_for(self);
+  if (!worker)
+    return false;
+  self->send(worker, atom::query_v, std::move(job));
+  return true;
 }
 
 void cancel_subscription(self_pointer self, const std::string& sub_id) {
@@ -191,8 +215,8 @@ void cancel_subscription(self_pointer self, const std::string& sub_id) {
     return;
   i->second.job->cancelled = true;
   st.subscriptions.erase(i);
-  self->send(st.ctx->hub, atom::unsubscribe_v,
-             caf::actor_cast<client_session_actor>(self), sub_id);
+  to_hub(self, atom::unsubscribe_v,
+         caf::actor_cast<client_session_actor>(self), sub_id);
 }
 
 frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
@@ -213,11 +237,14 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
                     + std::to_string(st.ctx->limits.max_subscriptions) + ")");
   }
   // Live first, then the stored part: nothing committed in between is missed.
-  self->send(st.ctx->hub, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
-             sub_id, filters);
+  to_hub(self, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
+         sub_id, filters);
   auto job = make_job(self, sub_id, std::move(filters), false);
   st.subscriptions[sub_id].job = job;
-  self->send(worker_for(self), atom::query_v, std::move(job));
+  if (!start_job(self, std::move(job))) {
+    cancel_subscription(self, sub_id);
+    return closed(self, sub_id, "error: the query worker is restarting; try again");
+  }
   return frame_state::pending;
 }
 
@@ -230,7 +257,10 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
     return frame_state::done;
   auto job = make_job(self, sub_id, std::move(filters), true);
   st.counts[sub_id] = job;
-  self->send(worker_for(self), atom::query_v, std::move(job));
+  if (!start_job(self, std::move(job))) {
+    st.counts.erase(sub_id);
+    return closed(self, sub_id, "error: the query worker is restarting; try again");
+  }
   return frame_state::pending;
 }
 
@@ -261,6 +291,7 @@ frame_state on_frame(self_pointer self, std::string& frame) {
   if (it == end || (*it).get_string().get(verb))
     return notice(self, "invalid: a message must start with its type");
   ++it;
+  metrics::message_received(verb);
   if (verb == "EVENT")
     return on_event(self, frame, it, end);
   if (verb == "REQ")
@@ -275,6 +306,13 @@ frame_state on_frame(self_pointer self, std::string& frame) {
 
 } // namespace
 
+client_session_state::~client_session_state() {
+  if (ctx) {
+    --ctx->live_sessions;
+    metrics::connection_closed();
+  }
+}
+
 void client_session_state::send(std::string frame) {
   conn->send(std::make_shared<const std::string>(std::move(frame)));
 }
@@ -287,6 +325,7 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
   self->state.ctx = std::move(ctx);
   // Spread sessions over the verifiers from the start.
   self->state.next_verifier = self->id();
+  metrics::connection_opened();
   return {
     [self](atom::frame, std::string& frame) {
       if (on_frame(self, frame) == frame_state::done)
@@ -304,7 +343,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
         sub.job->cancelled = true;
       for (auto& [sub_id, job] : st.counts)
         job->cancelled = true;
-      self->send(st.ctx->hub, atom::unsubscribe_v, caf::actor_cast<client_session_actor>(self));
+      to_hub(self, atom::unsubscribe_v,
+             caf::actor_cast<client_session_actor>(self));
       self->quit();
     },
     [self](atom::publish, const ingest_item_ptr& item,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/handle_slot.hpp"
 #include "config/config.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
@@ -18,9 +19,9 @@ namespace ferry {
 struct relay_context {
   config::relay_limits limits;
   const store::event_store* store = nullptr;
-  std::vector<verifier_actor> verifiers;
-  std::vector<query_worker_actor> query_workers;
-  hub_actor hub;
+  std::vector<handle_slot_ptr<verifier_actor>> verifiers;
+  std::vector<handle_slot_ptr<query_worker_actor>> query_workers;
+  handle_slot_ptr<hub_actor> hub;
   /// Sessions alive; the node waits for zero before it stops the I/O threads
   /// their sockets belong to.
   mutable std::atomic<int64_t> live_sessions{0};
@@ -50,10 +51,7 @@ struct client_session_state {
   /// Queues one frame for the client.
   void send(std::string frame);
 
-  ~client_session_state() {
-    if (ctx)
-      --ctx->live_sessions;
-  }
+  ~client_session_state();
 
   static inline constexpr const char* name = "client-session";
 };

@@ -65,6 +65,17 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
     [self](atom::get, atom::count) -> uint64_t {
       return self->state.subscription_count;
     },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "sessions", static_cast<int64_t>(st.sessions.size()));
+      caf::put(result, "subscriptions",
+               static_cast<int64_t>(st.subscription_count));
+      caf::put(result, "published", static_cast<int64_t>(st.published));
+      caf::put(result, "delivered", static_cast<int64_t>(st.delivered));
+      return result;
+    },
   };
 }
 

@@ -1,19 +1,24 @@
 #include "actors/node.hpp"
 
+#include "actors/control_plane.hpp"
 #include "actors/hub.hpp"
+#include "actors/inspector.hpp"
 #include "actors/logging.hpp"
 #include "actors/node_key.hpp"
 #include "actors/query_worker.hpp"
 #include "actors/relay_server.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/verifier.hpp"
 #include "actors/writer.hpp"
 #include "messages/error.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 namespace ferry {
@@ -34,6 +39,29 @@ void wait_until(Predicate done, std::chrono::milliseconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
 }
 
+/// A child spec whose incarnations land in `slot`.
+template <class Handle, class Start>
+child_spec slotted(std::string name, std::string kind,
+                   handle_slot_ptr<Handle> slot, Start start) {
+  child_spec spec;
+  spec.name = std::move(name);
+  spec.kind = std::move(kind);
+  spec.start = [start](caf::local_actor* self) {
+    return caf::actor_cast<caf::actor>(start(self));
+  };
+  spec.on_started = [slot](const caf::actor& handle) {
+    slot->set(caf::actor_cast<Handle>(handle));
+  };
+  return spec;
+}
+
+writer_config writer_config_from(const config::config& cfg) {
+  writer_config result;
+  result.batch_max = cfg.ingest.writer_batch_max;
+  result.purge_interval = cfg.store.purge_interval;
+  return result;
+}
+
 } // namespace
 
 store::store_options store_options_from(const config::config& cfg) {
@@ -45,19 +73,30 @@ store::store_options store_options_from(const config::config& cfg) {
   return opts;
 }
 
+restart_policy restart_policy_from(const config::supervision_config& cfg) {
+  restart_policy policy;
+  policy.base = std::chrono::milliseconds{cfg.base_ms};
+  policy.cap = std::chrono::milliseconds{cfg.cap_ms};
+  policy.jitter = cfg.jitter;
+  policy.stable_after = std::chrono::seconds{cfg.stable_after_seconds};
+  policy.max_restarts = static_cast<uint32_t>(cfg.max_restarts);
+  policy.window = std::chrono::seconds{cfg.window_seconds};
+  return policy;
+}
+
 ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
-                                      store::event_store& store, hub_actor hub,
-                                      const config::ingest_config& ingest,
-                                      std::chrono::seconds purge_interval) {
+                                      store::event_store& store,
+                                      const config::ingest_config& ingest) {
   ingest_pipeline result;
   writer_config wcfg;
   wcfg.batch_max = ingest.writer_batch_max;
-  wcfg.purge_interval = purge_interval;
-  result.writer = sys.spawn<caf::detached>(writer, &store, std::move(hub), wcfg);
+  wcfg.purge_interval = std::chrono::seconds{0};
+  result.writer = sys.spawn<caf::detached>(writer, &store, nullptr, wcfg);
+  auto writer_slot = std::make_shared<handle_slot<writer_actor>>(result.writer);
   auto n = verifier_count(ingest);
   for (size_t i = 0; i < n; ++i)
     result.verifiers.push_back(
-      sys.spawn<caf::detached>(verifier, &store, result.writer));
+      sys.spawn<caf::detached>(verifier, &store, writer_slot));
   return result;
 }
 
@@ -90,53 +129,168 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   if (!keys)
     return keys.error();
   n->keys_ = *keys;
-  n->hub_ = sys.spawn(hub);
-  n->ingest_ = spawn_ingest_pipeline(sys, *n->store_, n->hub_, cfg.ingest,
-                                     cfg.store.purge_interval);
-  auto workers = std::max<size_t>(2, verifier_count(cfg.ingest));
-  for (size_t i = 0; i < workers; ++i)
-    n->query_workers_.push_back(
-      sys.spawn<caf::detached>(
-        query_worker, n->store_.get(),
-        query_worker_config_for(cfg.relay.limits.max_outbound_bytes)));
+  n->io_ = std::make_shared<net::io_runtime>(1);
+
+  auto* store = n->store_.get();
+  auto hub_slot = std::make_shared<handle_slot<hub_actor>>();
+  auto writer_slot = std::make_shared<handle_slot<writer_actor>>();
+  auto inspector_slot = std::make_shared<handle_slot<inspector_actor>>();
+  auto control_plane_slot = std::make_shared<handle_slot<control_plane_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
-  ctx->store = n->store_.get();
-  ctx->verifiers = n->ingest_.verifiers;
-  ctx->query_workers = n->query_workers_;
-  ctx->hub = n->hub_;
-  n->io_ = std::make_unique<net::io_runtime>(1);
-  n->listener_ = make_relay_listener(sys, n->io_->context(), cfg.relay, ctx);
-  if (auto failure = n->listener_->start(); !failure.empty())
-    return caf::make_error(ec::network_failure, "relay: " + failure);
-  n->relay_server_ = sys.spawn(relay_server, n->listener_);
-  n->ctx_ = std::move(ctx);
-  log::info("relay-server listening on ws://{}:{}", cfg.relay.address,
-            n->relay_port());
+  ctx->store = store;
+  ctx->hub = hub_slot;
+  n->ctx_ = ctx;
+
+  std::vector<child_spec> children;
+  children.push_back(slotted("hub", "hub", hub_slot, [](caf::local_actor* self) {
+    return self->system().spawn(hub);
+  }));
+  children.push_back(slotted(
+    "writer", "writer", writer_slot,
+    [store, hub_slot, wcfg = writer_config_from(cfg)](caf::local_actor* self) {
+      return self->system().spawn<caf::detached>(writer, store, hub_slot, wcfg);
+    }));
+  for (size_t i = 1; i <= verifier_count(cfg.ingest); ++i) {
+    auto slot = std::make_shared<handle_slot<verifier_actor>>();
+    ctx->verifiers.push_back(slot);
+    children.push_back(slotted(
+      "verifier-" + std::to_string(i), "verifier", slot,
+      [store, writer_slot](caf::local_actor* self) {
+        return self->system().spawn<caf::detached>(verifier, store, writer_slot);
+      }));
+  }
+  auto workers = std::max<size_t>(2, verifier_count(cfg.ingest));
+  auto qcfg = query_worker_config_for(cfg.relay.limits.max_outbound_bytes);
+  for (size_t i = 1; i <= workers; ++i) {
+    auto slot = std::make_shared<handle_slot<query_worker_actor>>();
+    ctx->query_workers.push_back(slot);
+    children.push_back(slotted(
+      "query-worker-" + std::to_string(i), "query-worker", slot,
+      [store, qcfg](caf::local_actor* self) {
+        return self->system().spawn<caf::detached>(query_worker, store, qcfg);
+      }));
+  }
+  inspector_config icfg;
+  icfg.fault_injection = cfg.console.fault_injection;
+  children.push_back(slotted(
+    "inspector", "inspector", inspector_slot,
+    [store, ctx, icfg](caf::local_actor* self) {
+      return self->system().spawn(inspector,
+                                  caf::actor_cast<supervisor_actor>(self),
+                                  store, ctx, icfg);
+    }));
+  {
+    child_spec spec;
+    spec.name = "relay-server";
+    spec.kind = "relay-server";
+    auto io = n->io_;
+    auto* port = &n->relay_port_;
+    spec.start = [io, ctx, port, relay = cfg.relay](caf::local_actor* self) {
+      auto listener = make_relay_listener(self->system(), io->context(), relay,
+                                          ctx);
+      if (auto failure = listener->start(); !failure.empty())
+        throw std::runtime_error("relay: " + failure);
+      *port = listener->port();
+      log::info("relay-server listening on ws://{}:{}", relay.address,
+                listener->port());
+      return caf::actor_cast<caf::actor>(
+        self->system().spawn(relay_server, listener));
+    };
+    children.push_back(std::move(spec));
+  }
+  children.push_back(slotted(
+    "control-plane", "control-plane", control_plane_slot,
+    [inspector_slot, io = n->io_, admin = cfg.admin](caf::local_actor* self) {
+      return self->system().spawn(control_plane, admin, inspector_slot, io);
+    }));
+  {
+    child_spec spec;
+    spec.name = "console-gate";
+    spec.kind = "console-gate";
+    spec.start = [inspector_slot, console = cfg.console](caf::local_actor* self) {
+      auto& sys = self->system();
+      auto gate = sys.spawn(console_gate, inspector_slot, console.secret);
+      auto port = sys.middleman().publish(gate, console.port,
+                                          console.address.c_str(), true);
+      if (!port) {
+        caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
+        throw std::runtime_error("console: cannot listen on " + console.address
+                                 + ":" + std::to_string(console.port) + ": "
+                                 + render(port.error()));
+      }
+      // The next incarnation must find the port free again.
+      gate->attach_functor([&sys, addr = gate.address(), p = *port] {
+        sys.middleman().unpublish(caf::actor_cast<caf::actor>(addr), p);
+      });
+      log::info("console-gate listening on {}:{}", console.address, *port);
+      return caf::actor_cast<caf::actor>(gate);
+    };
+    children.push_back(std::move(spec));
+  }
+
+  n->root_ = sys.spawn(supervisor, std::string{"node"}, std::move(children),
+                       restart_policy_from(cfg.supervision));
+  // Every child has started (or failed) before the root answers anything.
+  caf::scoped_actor self{sys};
+  std::vector<std::string> failures;
+  self->request(n->root_, std::chrono::seconds{10}, atom::get_v,
+                atom::children_v)
+    .receive(
+      [&](std::vector<child_info>& xs) {
+        for (auto& child : xs)
+          if (child.state != child_state::running)
+            failures.push_back(child.name + ": " + child.last_error);
+      },
+      [&](caf::error& err) { failures.push_back("node: " + render(err)); });
+  if (failures.empty()) {
+    // The admin server binds as the control plane starts; its status says
+    // where, or the request fails when it could not.
+    self->request(control_plane_slot->get(), std::chrono::seconds{5},
+                  atom::get_v, atom::status_v)
+      .receive(
+        [&](status_map& status) {
+          n->admin_port_ = static_cast<uint16_t>(
+            caf::get_or(status, "port", int64_t{0}));
+          log::info("control-plane listening on http://{}:{}",
+                    cfg.admin.address, n->admin_port_);
+        },
+        [&](caf::error& err) {
+          failures.push_back("control-plane: " + render(err));
+        });
+  }
+  if (!failures.empty()) {
+    stop_and_wait(sys, {caf::actor_cast<caf::actor>(n->root_)});
+    n->root_ = nullptr;
+    std::string text;
+    for (auto& failure : failures)
+      text += (text.empty() ? "" : "; ") + failure;
+    return caf::make_error(ec::network_failure, text);
+  }
   log::info("node identity {}", nostr::to_hex(n->keys_.pubkey));
   return n;
 }
 
-uint16_t node::relay_port() const {
-  return listener_->port();
-}
-
 node::~node() {
-  if (listener_) {
-    listener_->stop();
-    // Sessions must be gone before the I/O threads their sockets use stop.
+  if (root_) {
+    std::vector<caf::actor> actors{caf::actor_cast<caf::actor>(root_)};
+    caf::scoped_actor self{sys_};
+    self->request(root_, std::chrono::seconds{5}, atom::get_v, atom::children_v)
+      .receive(
+        [&](std::vector<child_info>& xs) {
+          for (auto& child : xs)
+            if (child.handle)
+              actors.push_back(child.handle);
+        },
+        [](caf::error&) {
+          // nop: the root is gone already; its children went with it
+        });
+    stop_and_wait(sys_, actors);
+  }
+  // Sessions must be gone before the I/O threads their sockets use stop.
+  if (ctx_)
     wait_until([this] { return ctx_->live_sessions == 0; },
                std::chrono::seconds{5});
-  }
-  std::vector<caf::actor> actors{caf::actor_cast<caf::actor>(relay_server_)};
-  for (auto& w : query_workers_)
-    actors.push_back(caf::actor_cast<caf::actor>(w));
-  for (auto& v : ingest_.verifiers)
-    actors.push_back(caf::actor_cast<caf::actor>(v));
-  actors.push_back(caf::actor_cast<caf::actor>(ingest_.writer));
-  actors.push_back(caf::actor_cast<caf::actor>(hub_));
-  stop_and_wait(sys_, actors);
-  listener_.reset();
   if (io_)
     io_->stop();
   if (store_) {

@@ -16,6 +16,14 @@ query_worker_config query_worker_config_for(size_t cap) {
 
 bool query_worker_state::run_slice(query_job& job) {
   const auto& filters = *job.filters;
+  if (job.sent.empty()) {
+    // Rehashing a growing set showed up in profiles of large REQs.
+    uint64_t expected = 0;
+    for (const auto& f : filters)
+      expected += std::min<uint64_t>(f.limit.value_or(job.default_limit),
+                                     job.max_limit);
+    job.sent.reserve(std::min<uint64_t>(expected, 1'000'000));
+  }
   const auto prefix = nostr::event_message_prefix(job.sub_id);
   std::vector<std::string> frames;
   size_t budget = config.slice_events;
@@ -38,9 +46,11 @@ bool query_worker_state::run_slice(query_job& job) {
       [&](std::string_view json, const store::scan_position& pos) {
         job.resume = pos;
         ++taken;
+        // An event another filter already sent still counts toward this
+        // filter's limit: each filter yields its own newest `limit` matches.
+        ++job.delivered_in_filter;
         if (!job.sent.insert(pos.id).second)
           return true;
-        ++job.delivered_in_filter;
         std::string frame;
         frame.reserve(prefix.size() + json.size() + 1);
         frame += prefix;
@@ -104,6 +114,14 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       step(job);
     },
     [step](atom::resume, query_job_ptr& job) { step(job); },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "jobs", static_cast<int64_t>(st.jobs));
+      caf::put(result, "events_sent", static_cast<int64_t>(st.events_sent));
+      return result;
+    },
   };
 }
 

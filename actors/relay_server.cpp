@@ -113,6 +113,15 @@ relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
     [self](atom::get, atom::count) -> uint64_t {
       return self->state.listener->connection_count();
     },
+    [self](atom::get, atom::status) {
+      auto& listener = *self->state.listener;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "port", static_cast<int64_t>(listener.port()));
+      caf::put(result, "connections",
+               static_cast<int64_t>(listener.connection_count()));
+      return result;
+    },
   };
 }
 

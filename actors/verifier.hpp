@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/handle_slot.hpp"
 #include "messages/ingest.hpp"
 #include "store/event_store.hpp"
 
@@ -8,8 +9,8 @@ namespace ferry {
 struct verifier_state {
   /// The store, to skip events it already holds without verifying them.
   const store::event_store* store = nullptr;
-  /// Where valid events go.
-  writer_actor writer;
+  /// Where valid events go (the writer's current incarnation).
+  handle_slot_ptr<writer_actor> writer;
   uint64_t verified = 0;
   uint64_t invalid = 0;
   uint64_t skipped_duplicates = 0;
@@ -21,6 +22,6 @@ struct verifier_state {
 /// signature check is ~70 µs of CPU.
 verifier_actor::behavior_type
 verifier(verifier_actor::stateful_pointer<verifier_state> self,
-         const store::event_store* store, writer_actor writer);
+         const store::event_store* store, handle_slot_ptr<writer_actor> writer);
 
 } // namespace ferry

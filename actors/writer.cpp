@@ -2,6 +2,7 @@
 #include "actors/writer.hpp"
 
 #include "actors/logging.hpp"
+#include "actors/metrics.hpp"
 
 #include <caf/send.hpp>
 
@@ -40,25 +41,33 @@ void writer_state::commit() {
   events.reserve(pending.size());
   for (auto& [item, promise] : pending)
     events.push_back(&item->data);
+  auto began = std::chrono::steady_clock::now();
   auto results = store->write(events, unix_now());
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
+  metrics::writer_batch(events.size(), took.count());
   ++batches;
   if (!results) {
     ++failed_batches;
     auto text = "error: could not store the event: " + render(results.error());
     log::error("writer failed to commit {} events: {}", pending.size(), text);
-    for (auto& [item, promise] : pending)
+    for (auto& [item, promise] : pending) {
+      metrics::event_ingested(item->data.ev.kind, item->source, "error");
       promise.deliver(ingest_result{ingest_status::error, text});
+    }
     pending.clear();
     return;
   }
+  auto fan_out = hub ? hub->get() : hub_actor{};
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [item, promise] = pending[i];
     auto& r = (*results)[i];
     auto status = to_ingest_status(r.outcome);
+    metrics::event_ingested(item->data.ev.kind, item->source,
+                            to_string(status));
     if (status == ingest_status::stored || status == ingest_status::ephemeral) {
       ++committed;
-      if (hub)
-        caf::anon_send(hub, atom::publish_v, item);
+      if (fan_out)
+        caf::anon_send(fan_out, atom::publish_v, item);
     }
     promise.deliver(ingest_result{status, std::move(r.message)});
   }
@@ -67,7 +76,8 @@ void writer_state::commit() {
 
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
-       store::event_store* store, hub_actor hub, writer_config config) {
+       store::event_store* store, handle_slot_ptr<hub_actor> hub,
+       writer_config config) {
   auto& st = self->state;
   st.store = store;
   st.hub = std::move(hub);
@@ -104,6 +114,17 @@ writer(writer_actor::stateful_pointer<writer_state> self,
                    render(n.error()));
       }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "pending", static_cast<int64_t>(st.pending.size()));
+      caf::put(result, "batches", static_cast<int64_t>(st.batches));
+      caf::put(result, "committed", static_cast<int64_t>(st.committed));
+      caf::put(result, "failed_batches", static_cast<int64_t>(st.failed_batches));
+      caf::put(result, "purged", static_cast<int64_t>(st.purged));
+      return result;
     },
   };
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/handle_slot.hpp"
 #include "messages/ingest.hpp"
 #include "messages/relay.hpp"
 #include "store/event_store.hpp"
@@ -22,8 +23,8 @@ struct writer_config {
 
 struct writer_state {
   store::event_store* store = nullptr;
-  /// Fan-out target; may be invalid (e.g. `ferry import` has no live clients).
-  hub_actor hub;
+  /// Fan-out target; null when nobody listens (`ferry import`).
+  handle_slot_ptr<hub_actor> hub;
   writer_config config;
   /// Events waiting for the next commit, with the promise of each answer.
   std::vector<std::pair<ingest_item_ptr, caf::typed_response_promise<ingest_result>>>
@@ -47,6 +48,7 @@ struct writer_state {
 /// in one batch (like strfry's writer draining its inbox). Spawn it detached.
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
-       store::event_store* store, hub_actor hub, writer_config config);
+       store::event_store* store, handle_slot_ptr<hub_actor> hub,
+       writer_config config);
 
 } // namespace ferry

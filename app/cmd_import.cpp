@@ -81,8 +81,7 @@ int run_import(const config::config& cfg, const std::string& input) {
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
   caf::actor_system sys{sys_cfg};
-  auto pipeline = spawn_ingest_pipeline(sys, **store, hub_actor{}, cfg.ingest,
-                                        std::chrono::seconds{0});
+  auto pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest);
   import_counts counts;
   size_t in_flight = 0;
   size_t next = 0;

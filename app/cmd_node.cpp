@@ -6,6 +6,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -34,6 +35,8 @@ int run_node(const config::config& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
+  sys_cfg.load<caf::io::middleman>();
+  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
   auto n = node::start(sys, cfg);
   if (!n) {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ferry::app {
 
@@ -22,5 +23,13 @@ int run_export(const config::config& cfg, const std::string& filter_json);
 
 /// `ferry keygen`: writes a new node key and prints its public key.
 int run_keygen(const config::config& cfg, const std::string& out, bool force);
+
+/// `ferry console [--node HOST:PORT] [--secret S] [--json] [COMMAND ARGS...]`:
+/// connects to a node's inspection port; runs `command` and prints its
+/// result, or opens the `ferry> ` prompt when `command` is empty. An empty
+/// `secret` falls back to $FERRY_CONSOLE_SECRET.
+/// @returns 0, or 1 when the node is unreachable or refuses the command.
+int run_console(const std::string& node, const std::string& secret, bool json,
+                std::vector<std::string> command);
 
 } // namespace ferry::app

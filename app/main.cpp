@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
   CLI::App cli{"Ferry: a Nostr sync node"};
@@ -36,7 +37,26 @@ int main(int argc, char** argv) {
                      "where to write it (default: node.key_file of the config)");
   keygen->add_flag("--force", force, "replace an existing key file");
 
+  std::string console_node = "127.0.0.1:7449";
+  std::string console_secret;
+  bool console_json = false;
+  std::vector<std::string> console_command;
+  auto console = cli.add_subcommand("console", "Inspect and steer a running node's actors");
+  console->add_option("--node", console_node, "the node's inspection port, HOST:PORT")
+    ->capture_default_str();
+  console->add_option("--secret", console_secret,
+                      "the node's console.secret (default: $FERRY_CONSOLE_SECRET)");
+  console->add_flag("--json", console_json, "print machine-readable JSON");
+  console->add_option("command", console_command,
+                      "actors | actor NAME | stats | health | restart NAME | stop NAME | "
+                      "start NAME | fault NAME | watch | help (none: a prompt)");
+
   CLI11_PARSE(cli, argc, argv);
+
+  // The console reads no config file: everything it needs is on its command line.
+  if (*console)
+    return ferry::app::run_console(console_node, console_secret, console_json,
+                                   console_command);
 
   auto cfg = ferry::app::load_config(config_file);
   if (!cfg)

@@ -223,6 +223,38 @@ leaf_reader pubkey(std::string& out) {
                    });
 }
 
+leaf_reader fraction(double& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto value = node.value<double>();
+    if (!value || (!node.is_floating_point() && !node.is_integer())
+        || *value < 0.0 || *value > 1.0)
+      return mismatch(path, "a number in 0..1", node);
+    out = *value;
+    return std::nullopt;
+  };
+}
+
+/// A list of pubkeys, each 64 lowercase hex characters.
+leaf_reader pubkeys(std::vector<std::string>& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto list = node.as_array();
+    if (!list)
+      return mismatch(path, "an array of 64-hex pubkeys", node);
+    std::vector<std::string> result;
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string key;
+      auto item_path = path + "[" + std::to_string(i) + "]";
+      if (auto failure = pubkey(key)(*list->get(i), item_path))
+        return failure;
+      if (key.empty())
+        return mismatch(item_path, "64 lowercase hex characters", *list->get(i));
+      result.push_back(std::move(key));
+    }
+    out = std::move(result);
+    return std::nullopt;
+  };
+}
+
 leaf_reader log_level(std::string& out) {
   std::string what = "one of";
   for (size_t i = 0; i < log_levels.size(); ++i) {
@@ -251,6 +283,26 @@ section_rule default_within_max(const relay_limits& limits) {
                     "at least " + child_path(path, "default_limit") + " ("
                       + std::to_string(limits.default_limit) + ")",
                     *table.get("max_limit"));
+  };
+}
+
+bool is_loopback(const std::string& address) {
+  boost::system::error_code error;
+  auto parsed = boost::asio::ip::make_address(address, error);
+  return !error && parsed.is_loopback();
+}
+
+/// Anyone who can reach a non-loopback inspection port could drive the node's
+/// actors, so such a port needs a secret.
+section_rule secret_off_loopback(const console_config& console) {
+  return [&console](const toml::table& table,
+                    const std::string& path) -> problem {
+    if (!console.secret.empty() || is_loopback(console.address))
+      return std::nullopt;
+    return mismatch(child_path(path, "secret"),
+                    "a non-empty secret when console.address is not loopback",
+                    table.get("secret") ? *table.get("secret")
+                                        : *table.get("address"));
   };
 }
 
@@ -294,11 +346,33 @@ std::vector<field> schema(config& cfg) {
             {
               leaf("address", address(cfg.admin.address)),
               leaf("port", port(cfg.admin.port)),
+              leaf("token", text(cfg.admin.token)),
+              leaf("nip98_pubkeys", pubkeys(cfg.admin.nip98_pubkeys)),
+              leaf("public_health", boolean(cfg.admin.public_health)),
             }),
     section("console",
             {
               leaf("address", address(cfg.console.address)),
               leaf("port", port(cfg.console.port)),
+              leaf("secret", text(cfg.console.secret)),
+              leaf("fault_injection", boolean(cfg.console.fault_injection)),
+            },
+            secret_off_loopback(cfg.console)),
+    section("supervision",
+            {
+              leaf("base_ms", integer(cfg.supervision.base_ms, 1, max_seconds,
+                                      "a positive integer")),
+              leaf("cap_ms", integer(cfg.supervision.cap_ms, 1, max_seconds,
+                                     "a positive integer")),
+              leaf("jitter", fraction(cfg.supervision.jitter)),
+              leaf("stable_after_seconds",
+                   integer(cfg.supervision.stable_after_seconds, 1,
+                           max_seconds, "a positive integer")),
+              leaf("max_restarts", integer(cfg.supervision.max_restarts, 1,
+                                           max_int64, "a positive integer")),
+              leaf("window_seconds",
+                   integer(cfg.supervision.window_seconds, 1, max_seconds,
+                           "a positive integer")),
             }),
     section("store",
             {
@@ -435,11 +509,21 @@ bool operator==(const relay_config& x, const relay_config& y) {
 }
 
 bool operator==(const admin_config& x, const admin_config& y) {
-  return x.address == y.address && x.port == y.port;
+  return x.address == y.address && x.port == y.port && x.token == y.token
+         && x.nip98_pubkeys == y.nip98_pubkeys
+         && x.public_health == y.public_health;
 }
 
 bool operator==(const console_config& x, const console_config& y) {
-  return x.address == y.address && x.port == y.port;
+  return x.address == y.address && x.port == y.port && x.secret == y.secret
+         && x.fault_injection == y.fault_injection;
+}
+
+bool operator==(const supervision_config& x, const supervision_config& y) {
+  return x.base_ms == y.base_ms && x.cap_ms == y.cap_ms && x.jitter == y.jitter
+         && x.stable_after_seconds == y.stable_after_seconds
+         && x.max_restarts == y.max_restarts
+         && x.window_seconds == y.window_seconds;
 }
 
 bool operator==(const store_config& x, const store_config& y) {
@@ -464,7 +548,8 @@ bool operator==(const node_config& x, const node_config& y) {
 bool operator==(const config& x, const config& y) {
   return x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
-         && x.node == y.node && x.source == y.source;
+         && x.node == y.node && x.supervision == y.supervision
+         && x.source == y.source;
 }
 
 } // namespace ferry::config

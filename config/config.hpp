@@ -51,12 +51,38 @@ struct relay_config {
 struct admin_config {
   std::string address = "127.0.0.1";
   uint16_t port = 7448;
+  /// Accepted as `Authorization: Bearer <token>` on /api/; empty: none.
+  std::string token;
+  /// Hex pubkeys whose NIP-98 `Authorization: Nostr` events are accepted.
+  std::vector<std::string> nip98_pubkeys;
+  /// Serve /health and /metrics without auth on a non-loopback address too
+  /// (on loopback they are always open).
+  bool public_health = false;
 };
 
 /// The actor inspection port (`[console]`).
 struct console_config {
   std::string address = "127.0.0.1";
   uint16_t port = 7449;
+  /// Shared secret a console must present; required on a non-loopback address.
+  std::string secret;
+  /// Allow the `fault` command, which crashes an actor on purpose (drills, tests).
+  bool fault_injection = false;
+};
+
+/// How supervisors restart failed actors (`[supervision]`).
+struct supervision_config {
+  /// First restart delay, in milliseconds; it doubles per restart.
+  int64_t base_ms = 100;
+  /// Longest restart delay, in milliseconds.
+  int64_t cap_ms = 30000;
+  /// Random spread of each delay, as a fraction (0.2 = ±20%).
+  double jitter = 0.2;
+  /// An actor up this long has its delay reset, in seconds.
+  int64_t stable_after_seconds = 60;
+  /// More restarts than this within `window_seconds` escalate to the parent.
+  int64_t max_restarts = 10;
+  int64_t window_seconds = 60;
 };
 
 /// RocksDB (`[store]`).
@@ -99,6 +125,7 @@ struct config {
   ingest_config ingest;
   log_config log;
   node_config node;
+  supervision_config supervision;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };
@@ -127,6 +154,7 @@ bool operator==(const store_config& x, const store_config& y);
 bool operator==(const ingest_config& x, const ingest_config& y);
 bool operator==(const log_config& x, const log_config& y);
 bool operator==(const node_config& x, const node_config& y);
+bool operator==(const supervision_config& x, const supervision_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

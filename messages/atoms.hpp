@@ -42,8 +42,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(count, "count")
   FERRY_ADD_ATOM(eose, "eose")
   FERRY_ADD_ATOM(resume, "resume")
-  // -- inspection --
+  // -- supervision and inspection --
   FERRY_ADD_ATOM(status, "status")
+  FERRY_ADD_ATOM(children, "children")
+  FERRY_ADD_ATOM(actors, "actors")
+  FERRY_ADD_ATOM(restart, "restart")
+  FERRY_ADD_ATOM(stop, "stop")
+  FERRY_ADD_ATOM(start, "start")
+  FERRY_ADD_ATOM(fault, "fault")
+  FERRY_ADD_ATOM(stable, "stable")
+  FERRY_ADD_ATOM(health, "health")
+  FERRY_ADD_ATOM(stats, "stats")
+  FERRY_ADD_ATOM(login, "login")
 
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 

@@ -1,6 +1,7 @@
 #include "messages/error.hpp"
 
 #include <caf/atom.hpp>
+#include <caf/sec.hpp>
 
 namespace ferry {
 
@@ -23,18 +24,25 @@ std::string to_string(ec x) {
 }
 
 std::string render(const caf::error& err) {
-  if (err.category() != caf::atom("ferry"))
-    return to_string(err);
+  if (!err)
+    return "no error";
   const auto& context = err.context();
-  std::string result;
+  std::string text;
   for (size_t i = 0; i < context.size(); ++i) {
     if (!context.match_element<std::string>(i))
       return to_string(err);
-    if (!result.empty())
-      result += ": ";
-    result += context.get_as<std::string>(i);
+    if (!text.empty())
+      text += ": ";
+    text += context.get_as<std::string>(i);
   }
-  return result.empty() ? to_string(static_cast<ec>(err.code())) : result;
+  if (err.category() == caf::atom("ferry"))
+    return text.empty() ? to_string(static_cast<ec>(err.code())) : text;
+  // CAF's own errors: the code's name, then what the context says.
+  if (err.category() == caf::atom("system")) {
+    auto code = to_string(static_cast<caf::sec>(err.code()));
+    return text.empty() ? code : code + ": " + text;
+  }
+  return to_string(err);
 }
 
 } // namespace ferry

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/status.hpp"
 #include "store/event_store.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -65,7 +66,9 @@ typename Inspector::result_type inspect(Inspector& f, ingest_result& x) {
 using verifier_actor = caf::typed_actor<
   // Verifies one event; the reply comes from the writer, or from here when
   // the event is invalid or already stored.
-  caf::replies_to<atom::ingest, ingest_item_ptr>::with<ingest_result>>;
+  caf::replies_to<atom::ingest, ingest_item_ptr>::with<ingest_result>,
+  // Counters and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 /// The WRITER is the only actor that writes events: it collects requests and
 /// commits them in one RocksDB WriteBatch, then answers each and fans out.
@@ -75,7 +78,9 @@ using writer_actor = caf::typed_actor<
   // INTERNAL: commit what has been collected so far.
   caf::reacts_to<atom::flush>,
   // INTERNAL: periodic NIP-40 purge of expired events.
-  caf::reacts_to<atom::purge>>;
+  caf::reacts_to<atom::purge>,
+  // Counters and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 } // namespace ferry
 

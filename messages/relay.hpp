@@ -3,6 +3,7 @@
 #include "messages/atoms.hpp"
 #include "messages/ingest.hpp"
 #include "messages/nostr/filter.hpp"
+#include "messages/status.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
@@ -51,7 +52,9 @@ using hub_actor = caf::typed_actor<
   // Closes every subscription of a session.
   caf::reacts_to<atom::unsubscribe, client_session_actor>,
   // Number of open subscriptions.
-  caf::replies_to<atom::get, atom::count>::with<uint64_t>>;
+  caf::replies_to<atom::get, atom::count>::with<uint64_t>,
+  // Counters and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 /// A QUERY WORKER streams stored events for REQs and counts them for COUNTs,
 /// in slices, so one big query neither blocks others nor floods a socket.
@@ -59,7 +62,9 @@ using query_worker_actor = caf::typed_actor<
   // Starts a job.
   caf::reacts_to<atom::query, query_job_ptr>,
   // INTERNAL: continue a job after a slice.
-  caf::reacts_to<atom::resume, query_job_ptr>>;
+  caf::reacts_to<atom::resume, query_job_ptr>,
+  // Counters and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 } // namespace ferry
 
@@ -72,6 +77,8 @@ namespace ferry {
 /// WebSocket becomes a CLIENT SESSION.
 using relay_server_actor = caf::typed_actor<
   // Open client connections.
-  caf::replies_to<atom::get, atom::count>::with<uint64_t>>;
+  caf::replies_to<atom::get, atom::count>::with<uint64_t>,
+  // Port, connections and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 } // namespace ferry

@@ -2,7 +2,10 @@
 
 #include "messages/atoms.hpp"
 #include "messages/ingest.hpp"
+#include "messages/inspector.hpp"
 #include "messages/relay.hpp"
+#include "messages/status.hpp"
+#include "messages/supervisor.hpp"
 
 #include <caf/type_id.hpp>
 
@@ -16,6 +19,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
 
   CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_status))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_result))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::child_state))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::child_info))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::child_info>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::actor_info))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::actor_info>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::health_report))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::supervisor_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::inspector_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::console_gate_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -80,6 +80,7 @@ port = 8001
 [console]
 address = "::"
 port = 8002
+secret = "hunter2"
 
 [store]
 path = "/var/lib/ferry"
@@ -329,4 +330,35 @@ TEST_CASE("load_file reads a file and names it in errors", "[config]") {
     CHECK(error_text(result.error())
           == path + ": cannot read the config file: it is a directory");
   }
+}
+
+TEST_CASE("admin auth, console secret and supervision keys parse", "[config]") {
+  auto result = load_string(
+    "[admin]\ntoken = \"t0k\"\nnip98_pubkeys = [\""
+      + std::string(64, 'a')
+      + "\"]\npublic_health = true\n[console]\naddress = \"0.0.0.0\"\n"
+        "secret = \"s3\"\nfault_injection = true\n[supervision]\nbase_ms = 50\n"
+        "cap_ms = 1000\njitter = 0.5\nstable_after_seconds = 5\n"
+        "max_restarts = 3\nwindow_seconds = 10\n",
+    "ferry.toml");
+  REQUIRE(result);
+  CHECK(result->admin.token == "t0k");
+  CHECK(result->admin.nip98_pubkeys == std::vector<std::string>{std::string(64, 'a')});
+  CHECK(result->admin.public_health);
+  CHECK(result->console.secret == "s3");
+  CHECK(result->console.fault_injection);
+  CHECK(result->supervision.base_ms == 50);
+  CHECK(result->supervision.jitter == 0.5);
+  CHECK(result->supervision.max_restarts == 3);
+}
+
+TEST_CASE("a console off loopback needs a secret", "[config]") {
+  CHECK(load_error("[console]\naddress = \"0.0.0.0\"\n")
+        == "ferry.toml: console.secret: expected a non-empty secret when "
+           "console.address is not loopback, got \"0.0.0.0\"");
+  CHECK(load_error("[admin]\nnip98_pubkeys = [\"ABC\"]\n")
+        == "ferry.toml: admin.nip98_pubkeys[0]: expected 64 lowercase hex "
+           "characters or an empty string, got \"ABC\"");
+  CHECK(load_error("[supervision]\njitter = 1.5\n")
+        == "ferry.toml: supervision.jitter: expected a number in 0..1, got 1.5");
 }

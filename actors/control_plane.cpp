@@ -1,0 +1,478 @@
+#include "actors/control_plane.hpp"
+
+#include "actors/logging.hpp"
+#include "actors/metrics.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/nip98.hpp"
+#include "messages/nostr/sha256.hpp"
+
+#include <caf/send.hpp>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/json.hpp>
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <optional>
+#include <vector>
+
+namespace ferry {
+
+namespace json = boost::json;
+
+namespace {
+
+using self_pointer = control_plane_actor::stateful_pointer<control_plane_state>;
+
+/// How long the control plane waits for the inspector.
+constexpr auto inspector_timeout = std::chrono::seconds{5};
+
+constexpr std::string_view prometheus_content_type
+  = "text/plain; version=0.0.4";
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+net::http_response json_response(unsigned status, const json::value& body) {
+  net::http_response res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = json::serialize(body);
+  return res;
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+/// The path of a request target, without its query string.
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+/// Decodes %XX escapes of one path segment; nullopt for a broken escape.
+std::optional<std::string> percent_decode(std::string_view text) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size())
+      return std::nullopt;
+    auto hi = nibble(text[i + 1]);
+    auto lo = nibble(text[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+/// The path split at '/', without the leading empty segment.
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> result;
+  while (!path.empty()) {
+    path.remove_prefix(1); // the '/'
+    auto end = path.find('/');
+    result.push_back(path.substr(0, end));
+    path = end == std::string_view::npos ? std::string_view{}
+                                         : path.substr(end);
+  }
+  return result;
+}
+
+/// Equality of two secrets in time independent of where they differ: both
+/// are hashed first, so not even the length leaks.
+bool secret_equal(std::string_view x, std::string_view y) {
+  auto hx = nostr::sha256(x);
+  auto hy = nostr::sha256(y);
+  return CRYPTO_memcmp(hx.data(), hy.data(), hx.size()) == 0;
+}
+
+bool equal_nocase(std::string_view x, std::string_view y) {
+  return x.size() == y.size()
+         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a))
+                     == std::tolower(static_cast<unsigned char>(b));
+            });
+}
+
+/// The HTTP status for a failed request to the inspector.
+unsigned status_for(const caf::error& err) {
+  if (err.category() == caf::atom("ferry")
+      && err.code() == static_cast<uint8_t>(ec::invalid_input))
+    return 404;
+  if (err == caf::sec::request_timeout)
+    return 504;
+  return 503;
+}
+
+net::http_response method_not_allowed(std::string_view allowed) {
+  auto res = admin_error(405, "method not allowed; use "
+                                + std::string{allowed});
+  res.headers["Allow"] = std::string{allowed};
+  return res;
+}
+
+inspector_actor current_inspector(self_pointer self) {
+  return self->state.inspector ? self->state.inspector->get()
+                               : inspector_actor{};
+}
+
+/// Asks the inspector and hands the answer to `on_ok`; a missing inspector or
+/// a failed request answers the exchange with an error.
+template <class OnOk, class... Ts>
+void ask(self_pointer self, const admin_exchange_ptr& ex, OnOk on_ok,
+         Ts... xs) {
+  auto inspector = current_inspector(self);
+  if (!inspector) {
+    ex->answer(admin_error(503, "the inspector is not running"));
+    return;
+  }
+  self->request(inspector, inspector_timeout, xs...)
+    .then(std::move(on_ok), [ex](caf::error& err) {
+      ex->answer(admin_error(status_for(err), render(err)));
+    });
+}
+
+void serve_health(self_pointer self, const admin_exchange_ptr& ex) {
+  auto report_json = [](unsigned status, const health_report& report) {
+    json::array reasons;
+    for (const auto& reason : report.reasons)
+      reasons.emplace_back(reason);
+    return json_response(status, json::object{{"status", report.status},
+                                              {"reasons", std::move(reasons)}});
+  };
+  auto inspector = current_inspector(self);
+  if (!inspector) {
+    ex->answer(report_json(503, {"degraded", {"the inspector is not running"}}));
+    return;
+  }
+  // A health check must get an answer it can act on even when the inspector
+  // is stuck: that is itself a degradation.
+  self->request(inspector, inspector_timeout, atom::health_v)
+    .then(
+      [ex, report_json](health_report& report) {
+        ex->answer(report_json(report.status == "ok" ? 200 : 503, report));
+      },
+      [ex, report_json](caf::error& err) {
+        ex->answer(report_json(
+          503, {"degraded", {"the inspector did not answer: " + render(err)}}));
+      });
+}
+
+void serve_metrics(self_pointer self, const admin_exchange_ptr& ex) {
+  auto finish = [ex] {
+    net::http_response res;
+    res.content_type = std::string{prometheus_content_type};
+    res.body = metrics::serialize();
+    ex->answer(std::move(res));
+  };
+  auto inspector = current_inspector(self);
+  // The process-wide counters are worth a scrape even without the
+  // inspector's view; only the per-actor and store gauges go stale.
+  if (!inspector) {
+    finish();
+    return;
+  }
+  auto name = self->name();
+  self->request(inspector, inspector_timeout, atom::get_v, atom::actors_v)
+    .then(
+      [self, inspector, finish, name](std::vector<actor_info>& actors) {
+        for (const auto& a : actors)
+          metrics::actor_observed(a.name, a.mailbox, a.restarts);
+        self->request(inspector, inspector_timeout, atom::stats_v)
+          .then(
+            [finish](status_map& stats) {
+              metrics::stats_observed(stats);
+              finish();
+            },
+            [finish, name](caf::error& err) {
+              log::warn("{} serves /metrics without stats: {}", name,
+                        render(err));
+              finish();
+            });
+      },
+      [finish, name](caf::error& err) {
+        log::warn("{} serves /metrics without the actor view: {}", name,
+                  render(err));
+        finish();
+      });
+}
+
+/// Routes /api/v1/actors[/{name}[/{action}]] (auth already checked).
+void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
+                  const std::vector<std::string_view>& parts) {
+  const auto& method = ex->request.method;
+  // parts: "api", "v1", "actors", then the name and the action, if any.
+  if (parts.size() == 3) {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask(
+      self, ex,
+      [ex](std::vector<actor_info>& actors) {
+        json::array result;
+        for (const auto& a : actors)
+          result.push_back(admin_json(a));
+        ex->answer(json_response(200, result));
+      },
+      atom::get_v, atom::actors_v);
+  }
+  auto name = percent_decode(parts[3]);
+  if (!name || name->empty())
+    return ex->answer(admin_error(404, "no such actor"));
+  if (parts.size() == 4) {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask(
+      self, ex,
+      [ex](actor_info& info) {
+        ex->answer(json_response(200, admin_json(info)));
+      },
+      atom::get_v, *name);
+  }
+  if (parts.size() != 5)
+    return ex->answer(admin_error(404, "not found"));
+  auto on_outcome = [ex](std::string& outcome) {
+    ex->answer(json_response(200, json::object{{"result", outcome}}));
+  };
+  auto action = parts[4];
+  if (action != "restart" && action != "stop" && action != "start")
+    return ex->answer(admin_error(404, "not found"));
+  if (method != "POST")
+    return ex->answer(method_not_allowed("POST"));
+  if (action == "restart")
+    ask(self, ex, on_outcome, atom::restart_v, *name);
+  else if (action == "stop")
+    ask(self, ex, on_outcome, atom::stop_v, *name);
+  else
+    ask(self, ex, on_outcome, atom::start_v, *name);
+}
+
+void serve(self_pointer self, const admin_exchange_ptr& ex) {
+  auto& st = self->state;
+  ++st.requests;
+  const auto& req = ex->request;
+  auto path = path_of(req.target);
+  auto health_path = path == "/health" || path == "/metrics";
+  auto api_path = path == "/api" || starts_with(path, "/api/");
+  if (api_path || (health_path && !st.open_health)) {
+    if (auto why = admin_authorize(st.config, req, unix_now()); !why.empty()) {
+      ++st.unauthorized;
+      log::debug("{} refused {} {} from {}: {}", self->name(), req.method,
+                 req.target, req.remote_address, why);
+      auto res = admin_error(401, why);
+      res.headers["WWW-Authenticate"] = "Bearer realm=\"ferry-admin\", Nostr";
+      return ex->answer(std::move(res));
+    }
+  }
+  if (health_path) {
+    if (req.method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return path == "/health" ? serve_health(self, ex) : serve_metrics(self, ex);
+  }
+  auto parts = segments(path);
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
+      && parts[2] == "actors")
+    return serve_actors(self, ex, parts);
+  ex->answer(admin_error(404, "not found"));
+}
+
+} // namespace
+
+// -- admin_exchange -----------------------------------------------------------
+
+void admin_exchange::answer(net::http_response res) {
+  if (answered)
+    return;
+  answered = true;
+  respond(std::move(res));
+}
+
+admin_exchange::~admin_exchange() {
+  if (!answered && respond)
+    respond(admin_error(503, "the admin API is shutting down"));
+}
+
+// -- building blocks ----------------------------------------------------------
+
+net::http_response admin_error(unsigned status, std::string_view message) {
+  return json_response(
+    status, json::object{{"error", json::object{{"code", status},
+                                                {"message", message}}}});
+}
+
+json::value admin_json(const caf::config_value& x) {
+  const auto& data = x.get_data();
+  if (auto v = caf::get_if<caf::config_value::integer>(&data))
+    return *v;
+  if (auto v = caf::get_if<caf::config_value::boolean>(&data))
+    return *v;
+  if (auto v = caf::get_if<caf::config_value::real>(&data))
+    return *v;
+  if (auto v = caf::get_if<caf::config_value::string>(&data))
+    return json::string{*v};
+  if (auto v = caf::get_if<caf::config_value::list>(&data)) {
+    json::array result;
+    for (const auto& item : *v)
+      result.push_back(admin_json(item));
+    return result;
+  }
+  if (auto v = caf::get_if<caf::config_value::dictionary>(&data))
+    return admin_json(*v);
+  if (auto v = caf::get_if<caf::config_value::atom>(&data))
+    return json::string{caf::to_string(*v)};
+  // Timespans and URIs: CAF's text form ("1500ms", "https://...").
+  return json::string{caf::to_string(x)};
+}
+
+json::value admin_json(const status_map& xs) {
+  json::object result;
+  for (const auto& [key, value] : xs)
+    result[key] = admin_json(value);
+  return result;
+}
+
+json::value admin_json(const actor_info& x) {
+  return json::object{
+    {"name", x.name},
+    {"kind", x.kind},
+    {"parent", x.parent},
+    {"state", to_string(x.state)},
+    {"mailbox", x.mailbox},
+    {"restarts", x.restarts},
+    {"last_error", x.last_error},
+    {"last_error_at", x.last_error_at},
+    {"uptime", x.uptime},
+    {"status", admin_json(x.status)},
+  };
+}
+
+std::string admin_authorize(const config::admin_config& cfg,
+                            const net::http_request& req, int64_t now) {
+  auto header = req.headers.find("authorization");
+  if (header == req.headers.end() || header->second.empty())
+    return "authorization required";
+  const auto& value = header->second;
+  // "<scheme> <credentials>"; HTTP strips trailing blanks, so "Bearer " with
+  // an empty token arrives as the bare scheme.
+  auto space = value.find(' ');
+  auto scheme = std::string_view{value}.substr(0, space);
+  if (equal_nocase(scheme, "Bearer")) {
+    if (cfg.token.empty())
+      return "bearer tokens are not accepted here";
+    auto given = space == std::string::npos
+                   ? std::string_view{}
+                   : std::string_view{value}.substr(space + 1);
+    if (!secret_equal(given, cfg.token))
+      return "wrong bearer token";
+    return {};
+  }
+  if (equal_nocase(scheme, "Nostr")) {
+    if (cfg.nip98_pubkeys.empty())
+      return "NIP-98 authorization is not accepted here";
+    auto host = req.headers.find("host");
+    if (host == req.headers.end() || host->second.empty())
+      return "NIP-98 needs a Host header";
+    auto url = "http://" + host->second + req.target;
+    nostr::bytes32 pubkey{};
+    if (auto why = nostr::verify_http_auth(value, url, req.method, req.body,
+                                           now, &pubkey);
+        !why.empty())
+      return "NIP-98: " + why;
+    auto& keys = cfg.nip98_pubkeys;
+    if (std::find(keys.begin(), keys.end(), nostr::to_hex(pubkey)) == keys.end())
+      return "NIP-98: pubkey is not allowed";
+    return {};
+  }
+  return "unsupported authorization scheme";
+}
+
+bool is_loopback_address(const std::string& address) {
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(address, ec);
+  return !ec && addr.is_loopback();
+}
+
+// -- the actor ----------------------------------------------------------------
+
+control_plane_state::~control_plane_state() {
+  if (server)
+    server->stop();
+}
+
+control_plane_actor::behavior_type
+control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
+              config::admin_config config,
+              handle_slot_ptr<inspector_actor> inspector,
+              std::shared_ptr<net::io_runtime> io) {
+  auto& st = self->state;
+  st.open_health = config.public_health || is_loopback_address(config.address);
+  st.inspector = std::move(inspector);
+  st.io = std::move(io);
+  net::ws_server_options opts;
+  opts.address = config.address;
+  opts.port = config.port;
+  opts.websocket = false;
+  // The server holds this callback as long as it runs; a weak handle keeps it
+  // from holding the actor alive in turn.
+  caf::weak_actor_ptr weak{self->ctrl()};
+  auto on_http = [weak](net::http_request request,
+                        std::function<void(net::http_response)> respond) {
+    auto ex = std::make_shared<admin_exchange>();
+    ex->request = std::move(request);
+    ex->respond = std::move(respond);
+    // Without the actor the exchange dies here and answers 503 itself.
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<control_plane_actor>(strong),
+                     std::move(ex));
+  };
+  st.server = std::make_shared<net::ws_server>(st.io->context(),
+                                               std::move(opts), nullptr,
+                                               std::move(on_http));
+  if (auto failure = st.server->start(); !failure.empty()) {
+    st.server.reset();
+    self->quit(caf::make_error(ec::network_failure, "admin: " + failure));
+    return control_plane_actor::behavior_type::make_empty_behavior();
+  }
+  st.port = st.server->port();
+  st.config = std::move(config);
+  auto host = st.config.address.find(':') == std::string::npos
+                ? st.config.address
+                : "[" + st.config.address + "]";
+  log::info("{} listening on http://{}:{}", self->name(), host, st.port);
+  return {
+    [self](atom::get, atom::status) -> status_map {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox",
+               static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "address", st.config.address);
+      caf::put(result, "port", static_cast<int64_t>(st.port));
+      caf::put(result, "requests", static_cast<int64_t>(st.requests));
+      caf::put(result, "unauthorized", static_cast<int64_t>(st.unauthorized));
+      return result;
+    },
+    [self](admin_exchange_ptr& ex) { serve(self, ex); },
+  };
+}
+
+} // namespace ferry

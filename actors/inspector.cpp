@@ -1,0 +1,278 @@
+#include "actors/inspector.hpp"
+
+#include "actors/logging.hpp"
+#include "messages/error.hpp"
+#include "store/column_families.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <openssl/crypto.h>
+#include <rocksdb/db.h>
+
+#include <chrono>
+#include <functional>
+
+namespace ferry {
+
+namespace {
+
+using self_pointer = inspector_actor::stateful_pointer<inspector_state>;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+actor_info to_actor_info(const child_info& child, int64_t now) {
+  actor_info row;
+  row.name = child.name;
+  row.kind = child.kind;
+  row.parent = child.parent;
+  row.state = child.state;
+  row.restarts = child.restarts;
+  row.last_error = child.last_error;
+  row.last_error_at = child.last_error_at;
+  row.uptime = child.state == child_state::running && child.started_at > 0
+                 ? now - child.started_at
+                 : 0;
+  return row;
+}
+
+/// One walk of the tree: rows plus the handles needed to act on them.
+struct tree_walk {
+  std::vector<actor_info> rows;
+  /// The supervisor of each row (same index).
+  std::vector<supervisor_actor> owners;
+  size_t pending = 0;
+  std::function<void(tree_walk&)> done;
+
+  void finish_one() {
+    if (--pending == 0)
+      done(*this);
+  }
+};
+
+void visit(self_pointer self, supervisor_actor sup,
+           std::shared_ptr<tree_walk> walk) {
+  ++walk->pending;
+  self->request(sup, std::chrono::seconds{2}, atom::get_v, atom::children_v)
+    .then(
+      [self, sup, walk](std::vector<child_info>& children) {
+        auto now = unix_now();
+        for (auto& child : children) {
+          auto index = walk->rows.size();
+          walk->rows.push_back(to_actor_info(child, now));
+          walk->owners.push_back(sup);
+          if (child.state != child_state::running || !child.handle)
+            continue;
+          if (child.kind == "supervisor")
+            visit(self, caf::actor_cast<supervisor_actor>(child.handle), walk);
+          if (child.handle.address() == self->address())
+            continue; // answering ourselves would wait for this very request
+          ++walk->pending;
+          auto target = caf::actor_cast<status_client_actor>(child.handle);
+          self
+            ->request(target, self->state.config.status_timeout, atom::get_v,
+                      atom::status_v)
+            .then(
+              [walk, index](status_map& status) {
+                auto& row = walk->rows[index];
+                if (auto mailbox = caf::get_if<int64_t>(&status, "mailbox"))
+                  row.mailbox = *mailbox;
+                row.status = std::move(status);
+                walk->finish_one();
+              },
+              [walk, index](caf::error&) {
+                walk->rows[index].mailbox = -1;
+                walk->finish_one();
+              });
+        }
+        walk->finish_one();
+      },
+      [walk](caf::error&) { walk->finish_one(); });
+}
+
+/// Walks the whole tree, then calls `done` with every row.
+void walk_tree(self_pointer self, std::function<void(tree_walk&)> done) {
+  auto walk = std::make_shared<tree_walk>();
+  walk->done = std::move(done);
+  // The root itself, so the console shows the whole tree.
+  actor_info root;
+  root.name = "node";
+  root.kind = "supervisor";
+  root.mailbox = 0;
+  walk->rows.push_back(std::move(root));
+  walk->owners.emplace_back();
+  visit(self, self->state.root, walk);
+}
+
+int64_t column_family_property(const store::event_store& store,
+                               const std::string& property) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < store::cf_count; ++i) {
+    uint64_t value = 0;
+    if (store.db()->GetIntProperty(store.handle(static_cast<store::cf>(i)),
+                                   property, &value))
+      total += value;
+  }
+  return static_cast<int64_t>(total);
+}
+
+caf::error unknown_actor(const std::string& name) {
+  return caf::make_error(ec::invalid_input, "no actor named " + name);
+}
+
+/// Finds `name` in a fresh walk and lets `act` ask its supervisor something.
+template <class Act>
+caf::result<std::string> act_on(self_pointer self, const std::string& name,
+                                 Act act) {
+  auto rp = self->make_response_promise<std::string>();
+  walk_tree(self, [self, rp, name, act](tree_walk& walk) mutable {
+    for (size_t i = 0; i < walk.rows.size(); ++i)
+      if (walk.rows[i].name == name && walk.owners[i]) {
+        act(walk.owners[i], rp);
+        return;
+      }
+    rp.deliver(unknown_actor(name));
+  });
+  return rp;
+}
+
+/// Asks `owner` to do `Atom` to `name` and words the outcome.
+template <class Atom>
+auto supervisor_command(self_pointer self, const std::string& name,
+                        std::string done_text, std::string noop_text) {
+  return [self, name, done_text, noop_text](
+           supervisor_actor owner,
+           caf::typed_response_promise<std::string> rp) mutable {
+    self->request(owner, std::chrono::seconds{5}, Atom{}, name)
+      .then(
+        [rp, name, done_text, noop_text](bool changed) mutable {
+          rp.deliver((changed ? done_text : noop_text) + " " + name);
+        },
+        [rp](caf::error& err) mutable { rp.deliver(err); });
+  };
+}
+
+} // namespace
+
+inspector_actor::behavior_type
+inspector(inspector_actor::stateful_pointer<inspector_state> self,
+          supervisor_actor root, const store::event_store* store,
+          std::shared_ptr<const relay_context> relay, inspector_config config) {
+  self->state.root = std::move(root);
+  self->state.store = store;
+  self->state.relay = std::move(relay);
+  self->state.config = config;
+  return {
+    [self](atom::get, atom::actors) -> caf::result<std::vector<actor_info>> {
+      auto rp = self->make_response_promise<std::vector<actor_info>>();
+      walk_tree(self, [rp](tree_walk& walk) mutable {
+        rp.deliver(std::move(walk.rows));
+      });
+      return rp;
+    },
+    [self](atom::get, const std::string& name) -> caf::result<actor_info> {
+      auto rp = self->make_response_promise<actor_info>();
+      walk_tree(self, [rp, name](tree_walk& walk) mutable {
+        for (auto& row : walk.rows)
+          if (row.name == name) {
+            rp.deliver(std::move(row));
+            return;
+          }
+        rp.deliver(unknown_actor(name));
+      });
+      return rp;
+    },
+    [self](atom::stats) -> status_map {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "store.events",
+               static_cast<int64_t>(st.store->approximate_event_count()));
+      caf::put(result, "store.disk_bytes",
+               column_family_property(*st.store,
+                                      "rocksdb.total-sst-files-size"));
+      caf::put(result, "store.memtable_bytes",
+               column_family_property(*st.store,
+                                      "rocksdb.cur-size-all-mem-tables"));
+      caf::put(result, "relay.connections",
+               static_cast<int64_t>(st.relay->live_sessions.load()));
+      return result;
+    },
+    [self](atom::health) -> caf::result<health_report> {
+      auto rp = self->make_response_promise<health_report>();
+      walk_tree(self, [rp](tree_walk& walk) mutable {
+        health_report report;
+        for (auto& row : walk.rows) {
+          if (row.state == child_state::running)
+            continue;
+          if (row.state == child_state::stopped) {
+            report.reasons.push_back(row.name + " is stopped");
+            continue;
+          }
+          auto reason = row.name + " is " + to_string(row.state);
+          if (!row.last_error.empty())
+            reason += " (" + row.last_error + ")";
+          report.reasons.push_back(std::move(reason));
+        }
+        if (!report.reasons.empty())
+          report.status = "degraded";
+        rp.deliver(std::move(report));
+      });
+      return rp;
+    },
+    [self](atom::restart, const std::string& name) {
+      return act_on(self, name,
+                    supervisor_command<atom::restart>(self, name, "restarted",
+                                                      "could not restart"));
+    },
+    [self](atom::stop, const std::string& name) {
+      return act_on(self, name,
+                    supervisor_command<atom::stop>(self, name, "stopped",
+                                                   "already stopped:"));
+    },
+    [self](atom::start, const std::string& name) {
+      return act_on(self, name,
+                    supervisor_command<atom::start>(self, name, "started",
+                                                    "already running:"));
+    },
+    [self](atom::fault, const std::string& name) -> caf::result<std::string> {
+      if (!self->state.config.fault_injection)
+        return caf::make_error(ec::invalid_input,
+                               "fault injection is disabled "
+                               "(console.fault_injection = false)");
+      log::warn("inspector injects a fault into {}", name);
+      return act_on(self, name,
+                    supervisor_command<atom::fault>(self, name,
+                                                    "injected a fault into",
+                                                    "not running:"));
+    },
+  };
+}
+
+console_gate_actor::behavior_type
+console_gate(console_gate_actor::stateful_pointer<console_gate_state> self,
+             handle_slot_ptr<inspector_actor> inspector, std::string secret) {
+  self->state.inspector = std::move(inspector);
+  self->state.secret = std::move(secret);
+  return {
+    [self](atom::login, const std::string& secret)
+      -> caf::result<inspector_actor> {
+      auto& st = self->state;
+      if (secret.size() != st.secret.size()
+          || CRYPTO_memcmp(secret.data(), st.secret.data(), secret.size()) != 0) {
+        log::warn("console-gate refused a console: wrong secret");
+        return caf::make_error(ec::invalid_input, "wrong console secret");
+      }
+      auto handle = st.inspector->get();
+      if (!handle)
+        return caf::make_error(ec::invalid_input,
+                               "the inspector is restarting; try again");
+      return handle;
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,49 @@
+#pragma once
+
+#include "actors/client_session.hpp"
+#include "actors/handle_slot.hpp"
+#include "messages/inspector.hpp"
+#include "messages/supervisor.hpp"
+#include "store/event_store.hpp"
+
+#include <memory>
+
+namespace ferry {
+
+/// What the INSPECTOR looks at besides the actor tree.
+struct inspector_config {
+  /// Allow `fault` (crash an actor on purpose).
+  bool fault_injection = false;
+  /// How long an actor may take to answer a status request.
+  caf::timespan status_timeout = std::chrono::seconds{1};
+};
+
+struct inspector_state {
+  supervisor_actor root;
+  const store::event_store* store = nullptr;
+  std::shared_ptr<const relay_context> relay;
+  inspector_config config;
+  static inline constexpr const char* name = "inspector";
+};
+
+/// The INSPECTOR: walks the supervision tree from `root` on every request,
+/// so it never holds a stale view, and asks each running actor for its status.
+inspector_actor::behavior_type
+inspector(inspector_actor::stateful_pointer<inspector_state> self,
+          supervisor_actor root, const store::event_store* store,
+          std::shared_ptr<const relay_context> relay, inspector_config config);
+
+struct console_gate_state {
+  handle_slot_ptr<inspector_actor> inspector;
+  std::string secret;
+  uint16_t port = 0;
+  static inline constexpr const char* name = "console-gate";
+};
+
+/// The CONSOLE GATE: published on the inspection port; hands the inspector to
+/// consoles that present the secret.
+console_gate_actor::behavior_type
+console_gate(console_gate_actor::stateful_pointer<console_gate_state> self,
+             handle_slot_ptr<inspector_actor> inspector, std::string secret);
+
+} // namespace ferry

@@ -1,0 +1,49 @@
+#pragma once
+
+#include "messages/status.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace prometheus {
+class Registry;
+} // namespace prometheus
+
+namespace ferry::metrics {
+
+/// The node's one Prometheus registry (process-wide); `/metrics` serializes it.
+prometheus::Registry& registry();
+
+/// The registry in the Prometheus text exposition format.
+std::string serialize();
+
+/// ferry_client_connections (gauge).
+void connection_opened();
+void connection_closed();
+
+/// ferry_client_messages_total{verb}: EVENT, REQ, CLOSE, COUNT, or "other".
+void message_received(std::string_view verb);
+
+/// ferry_events_total{kind, source, result}: one per ingested event; `kind`
+/// is bucketed to keep the label set small, `result` is an ingest_status text.
+void event_ingested(uint32_t kind, std::string_view source,
+                    std::string_view result);
+
+/// ferry_signatures_checked_total{result="valid"|"invalid"}.
+void signature_checked(bool valid);
+
+/// ferry_writer_batch_events (histogram) and ferry_writer_commit_seconds
+/// (histogram): one observation per committed WriteBatch.
+void writer_batch(size_t events, double seconds);
+
+/// ferry_actor_mailbox{actor} and ferry_actor_restarts_total{actor} (gauges
+/// set from the inspector's view at scrape time).
+void actor_observed(const std::string& name, int64_t mailbox, uint32_t restarts);
+
+/// Node-wide gauges from the inspector's `stats` (keys like "store.events",
+/// "store.disk_bytes", "relay.connections", "relay.subscriptions"), each as
+/// ferry_<key with dots as underscores>.
+void stats_observed(const status_map& stats);
+
+} // namespace ferry::metrics

@@ -1,0 +1,809 @@
+#include "app/commands.hpp"
+#include "app/console_view.hpp"
+#include "messages/error.hpp"
+#include "messages/inspector.hpp"
+#include "messages/type_ids.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <sstream>
+
+namespace ferry::app {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// How long one question to the node may take before we report it.
+constexpr auto request_timeout = std::chrono::seconds{5};
+
+/// `watch` asks every second, so it gives up sooner to stay responsive.
+constexpr auto watch_timeout = std::chrono::seconds{2};
+
+/// Completion asks while the user waits at the prompt.
+constexpr auto completion_timeout = std::chrono::seconds{2};
+
+constexpr const char* help_text = R"(commands:
+  actors          the actor tree: kind, state, mailbox, restarts, uptime, last error
+  actor NAME      everything about one actor, with its own status report
+  stats           node-wide counters
+  health          ok or degraded, with the reasons
+  restart NAME    restart an actor now
+  stop NAME       stop an actor; it stays stopped until started
+  start NAME      start a stopped or failed actor
+  fault NAME      crash an actor on purpose (needs console.fault_injection)
+  watch           live view of actors and stats; q or Ctrl-C leaves it
+  help            this list
+  quit, exit      leave the prompt
+)";
+
+/// Every command word, for TAB completion.
+const std::vector<std::string> command_words
+  = {"actors", "actor", "stats", "health", "restart", "stop",
+     "start",  "fault", "watch", "help",   "quit",    "exit"};
+
+/// Commands whose one argument is an actor name.
+bool takes_actor(const std::string& command) {
+  return command == "actor" || command == "restart" || command == "stop"
+         || command == "start" || command == "fault";
+}
+
+void complain(const std::string& text) {
+  std::fprintf(stderr, "ferry console: %s\n", text.c_str());
+}
+
+std::vector<std::string> split_words(const std::string& line) {
+  std::istringstream in{line};
+  std::vector<std::string> words;
+  for (std::string word; in >> word;)
+    words.push_back(std::move(word));
+  return words;
+}
+
+/// `--node` split into host and port; accepts "HOST", "HOST:PORT" and
+/// "[V6]:PORT".
+struct endpoint {
+  std::string host;
+  uint16_t port = 7449;
+
+  std::string text() const {
+    auto bracketed = host.find(':') != std::string::npos;
+    return (bracketed ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
+};
+
+std::optional<endpoint> parse_endpoint(const std::string& text) {
+  endpoint result;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos)
+      return std::nullopt;
+    result.host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':')
+        return std::nullopt;
+      port = text.substr(close + 2);
+    }
+  } else if (auto colon = text.rfind(':'); colon != std::string::npos) {
+    result.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  } else {
+    result.host = text;
+  }
+  if (result.host.empty())
+    return std::nullopt;
+  if (!port.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    auto n = std::strtol(port.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || n < 1 || n > 65535)
+      return std::nullopt;
+    result.port = static_cast<uint16_t>(n);
+  }
+  return result;
+}
+
+/// What went wrong talking to the node, in words for people.
+std::string describe(const caf::error& err) {
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return "the node did not answer in time";
+      case caf::sec::request_receiver_down:
+        return "lost the connection to the node";
+      default:
+        break;
+    }
+  }
+  return render(err);
+}
+
+/// Why nothing answers at `where`, from one plain TCP connect: CAF 0.17 only
+/// says "ip_connect failed" and drops the errno.
+/// @returns the cause, e.g. "connection refused"; empty if it connects.
+std::string tcp_failure(const endpoint& where) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  auto port = std::to_string(where.port);
+  if (::getaddrinfo(where.host.c_str(), port.c_str(), &hints, &found) != 0)
+    return "unknown host";
+  std::string cause = "cannot connect";
+  for (auto* ai = found; ai != nullptr; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK,
+                      ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    int error = 0;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      error = errno;
+      if (error == EINPROGRESS) {
+        pollfd pfd{fd, POLLOUT, 0};
+        auto ms = std::chrono::milliseconds{request_timeout}.count();
+        if (::poll(&pfd, 1, static_cast<int>(ms)) == 1) {
+          socklen_t len = sizeof(error);
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+        } else {
+          error = ETIMEDOUT;
+        }
+      }
+    }
+    ::close(fd);
+    if (error == 0) {
+      cause.clear();
+      break;
+    }
+    cause = std::strerror(error);
+    cause[0] = static_cast<char>(std::tolower(cause[0]));
+  }
+  ::freeaddrinfo(found);
+  return cause;
+}
+
+/// Why a connection attempt failed, short enough for the parentheses of
+/// "cannot reach a node at ... (...)".
+std::string describe_connect_failure(const caf::error& err,
+                                     const endpoint& where) {
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return "no answer within " + std::to_string(request_timeout.count())
+               + " s";
+      case caf::sec::no_actor_published_at_port:
+        return "nothing is published on that port";
+      case caf::sec::unexpected_actor_messaging_interface:
+        return "it is not a console gate of this ferry version";
+      case caf::sec::cannot_connect_to_node:
+        if (auto cause = tcp_failure(where); !cause.empty())
+          return cause;
+        return "it accepts connections but does not answer like a node";
+      default:
+        break;
+    }
+  }
+  return describe(err);
+}
+
+/// The node's reply to one question, or why there is none.
+template <class T>
+struct answer {
+  std::optional<T> value;
+  /// One line for people, set when `value` is not.
+  std::string problem;
+};
+
+/// Connects to the CONSOLE GATE at `where` and logs in with `secret`.
+/// @returns the INSPECTOR, or why not.
+answer<inspector_actor> login(caf::scoped_actor& self, const endpoint& where,
+                              const std::string& secret) {
+  auto& sys = self->system();
+  // The middleman's own remote_actor() waits forever for a peer that accepts
+  // but never speaks CAF; asking the middleman directly bounds the wait.
+  caf::error failure;
+  caf::strong_actor_ptr gate_ptr;
+  self
+    ->request(sys.middleman().actor_handle(), request_timeout,
+              caf::connect_atom_v, where.host, where.port)
+    .receive(
+      [&](caf::node_id&, caf::strong_actor_ptr& ptr,
+          std::set<std::string>& interface) {
+        if (!ptr)
+          failure = caf::make_error(caf::sec::no_actor_published_at_port);
+        else if (!sys.assignable<console_gate_actor>(interface))
+          failure
+            = caf::make_error(caf::sec::unexpected_actor_messaging_interface);
+        else
+          gate_ptr = std::move(ptr);
+      },
+      [&](caf::error& err) { failure = std::move(err); });
+  answer<inspector_actor> result;
+  if (failure) {
+    result.problem = "cannot reach a node at " + where.text() + " ("
+                     + describe_connect_failure(failure, where) + ")";
+    return result;
+  }
+  auto gate = caf::actor_cast<console_gate_actor>(std::move(gate_ptr));
+  self->request(gate, request_timeout, atom::login_v, secret)
+    .receive(
+      [&](inspector_actor& inspector) { result.value = std::move(inspector); },
+      [&](caf::error& err) {
+        result.problem = "the node at " + where.text()
+                         + " refused the login: " + describe(err);
+      });
+  return result;
+}
+
+/// A console logged in to a node: the node's INSPECTOR and the actor we ask
+/// it with. When the node stops answering, the next question logs in again,
+/// so the prompt and `watch` outlive a restart of the node.
+class session {
+public:
+  session(caf::actor_system& sys, endpoint where, std::string secret,
+          bool json)
+    : self_(sys),
+      where_(std::move(where)),
+      secret_(std::move(secret)),
+      json_(json) {
+    // nop
+  }
+
+  /// Logs in unless logged in already.
+  /// @returns why that failed, empty on success.
+  std::string ensure_login() {
+    if (inspector_)
+      return {};
+    auto reply = login(self_, where_, secret_);
+    if (!reply.value)
+      return reply.problem;
+    inspector_ = std::move(reply.value);
+    return {};
+  }
+
+  /// Runs one command line, printing its result (stdout) or error (stderr).
+  /// @returns 0 on success, 1 on failure.
+  int execute(const std::vector<std::string>& words) {
+    if (words.empty())
+      return 0;
+    auto& command = words[0];
+    if (command == "help") {
+      std::fputs(help_text, stdout);
+      return 0;
+    }
+    if (command == "actors" || command == "stats" || command == "health"
+        || command == "watch")
+      return words.size() == 1 ? run_plain(command) : usage(command, "");
+    if (takes_actor(command))
+      return words.size() == 2 ? run_on_actor(command, words[1])
+                               : usage(command, " NAME");
+    complain("unknown command '" + command + "' (try help)");
+    return 1;
+  }
+
+  /// The names of every actor of the node; empty when it does not answer.
+  std::vector<std::string> actor_names() {
+    std::vector<std::string> names;
+    if (auto actors = ask<std::vector<actor_info>>(completion_timeout,
+                                                   atom::get_v,
+                                                   atom::actors_v);
+        actors.value)
+      for (auto& info : *actors.value)
+        names.push_back(info.name);
+    return names;
+  }
+
+private:
+  template <class T, class... Ts>
+  answer<T> ask(caf::timespan timeout, Ts&&... xs) {
+    answer<T> result;
+    if (result.problem = ensure_login(); !result.problem.empty())
+      return result;
+    caf::error failure;
+    self_->request(*inspector_, timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& value) { result.value = std::move(value); },
+               [&](caf::error& err) { failure = std::move(err); });
+    if (!failure)
+      return result;
+    result.problem = describe(failure);
+    if (failure == caf::sec::request_timeout
+        || failure == caf::sec::request_receiver_down) {
+      // CAF 0.17 often does not notice a closed connection and just lets
+      // requests time out; a node that is gone shows in a plain connect.
+      inspector_.reset();
+        if (auto cause = tcp_failure(where_); !cause.empty())
+        result.problem = "lost the node at " + where_.text() + " (" + cause
+                         + ")";
+    }
+    return result;
+  }
+
+  int usage(const std::string& command, const char* args) {
+    complain("usage: " + command + args);
+    return 1;
+  }
+
+  void print_json(const boost::json::value& x) {
+    std::printf("%s\n", boost::json::serialize(x).c_str());
+  }
+
+  template <class T>
+  int report(const answer<T>& reply) {
+    if (reply.value)
+      return 0;
+    complain(reply.problem);
+    return 1;
+  }
+
+  int run_plain(const std::string& command) {
+    if (command == "watch")
+      return watch();
+    if (command == "actors") {
+      auto reply = ask<std::vector<actor_info>>(request_timeout, atom::get_v,
+                                                atom::actors_v);
+      if (reply.value) {
+        if (json_)
+          print_json(console::to_json(*reply.value));
+        else
+          std::fputs(console::render_actors(*reply.value).c_str(), stdout);
+      }
+      return report(reply);
+    }
+    if (command == "stats") {
+      auto reply = ask<status_map>(request_timeout, atom::stats_v);
+      if (reply.value) {
+        if (json_)
+          print_json(console::to_json(*reply.value));
+        else
+          std::fputs(console::render_status(*reply.value).c_str(), stdout);
+      }
+      return report(reply);
+    }
+    auto reply = ask<health_report>(request_timeout, atom::health_v);
+    if (reply.value) {
+      if (json_)
+        print_json(console::to_json(*reply.value));
+      else
+        std::fputs(console::render_health(*reply.value).c_str(), stdout);
+    }
+    return report(reply);
+  }
+
+  int run_on_actor(const std::string& command, const std::string& name) {
+    if (command == "actor") {
+      auto reply = ask<actor_info>(request_timeout, atom::get_v, name);
+      if (reply.value) {
+        if (json_)
+          print_json(console::to_json(*reply.value));
+        else
+          std::fputs(console::render_actor(*reply.value).c_str(), stdout);
+      }
+      return report(reply);
+    }
+    answer<std::string> reply;
+    if (command == "restart")
+      reply = ask<std::string>(request_timeout, atom::restart_v, name);
+    else if (command == "stop")
+      reply = ask<std::string>(request_timeout, atom::stop_v, name);
+    else if (command == "start")
+      reply = ask<std::string>(request_timeout, atom::start_v, name);
+    else
+      reply = ask<std::string>(request_timeout, atom::fault_v, name);
+    if (reply.value) {
+      if (json_)
+        print_json(boost::json::object{
+          {"command", command}, {"actor", name}, {"outcome", *reply.value}});
+      else
+        std::printf("%s\n", reply.value->c_str());
+    }
+    return report(reply);
+  }
+
+  int watch();
+
+  caf::scoped_actor self_;
+  endpoint where_;
+  std::string secret_;
+  /// Empty until logged in, and again once the node stops answering.
+  std::optional<inspector_actor> inspector_;
+  bool json_;
+};
+
+// -- signals and the terminal -------------------------------------------------
+
+/// Write end of the active signal_pipe, -1 when none.
+int signal_pipe_write = -1;
+
+extern "C" void forward_signal(int sig) {
+  auto saved = errno;
+  auto byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] auto n = ::write(signal_pipe_write, &byte, 1);
+  errno = saved;
+}
+
+/// Turns SIGINT, SIGTERM, SIGHUP and SIGWINCH into bytes on a pipe that
+/// poll() can wait on next to stdin: a signal may land on any of CAF's
+/// threads, so a flag alone would not wake the main thread. The destructor
+/// puts back what was there before, so `watch` can nest inside the prompt.
+class signal_pipe {
+public:
+  signal_pipe() {
+    if (::pipe(pipe_) != 0)
+      return;
+    previous_write_ = signal_pipe_write;
+    signal_pipe_write = pipe_[1];
+    struct sigaction action {};
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < std::size(signals_); ++i)
+      ::sigaction(signals_[i], &action, &saved_actions_[i]);
+  }
+
+  ~signal_pipe() {
+    if (pipe_[0] < 0)
+      return;
+    for (size_t i = 0; i < std::size(signals_); ++i)
+      ::sigaction(signals_[i], &saved_actions_[i], nullptr);
+    signal_pipe_write = previous_write_;
+    ::close(pipe_[0]);
+    ::close(pipe_[1]);
+  }
+
+  signal_pipe(const signal_pipe&) = delete;
+  signal_pipe& operator=(const signal_pipe&) = delete;
+
+  bool ok() const {
+    return pipe_[0] >= 0;
+  }
+
+  /// Read end of the pipe.
+  int fd() const {
+    return pipe_[0];
+  }
+
+  /// The next signal that arrived (call when fd() is readable), 0 if none.
+  int next() const {
+    unsigned char sig = 0;
+    return ::read(pipe_[0], &sig, 1) == 1 ? sig : 0;
+  }
+
+private:
+  static constexpr int signals_[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+  struct sigaction saved_actions_[std::size(signals_)] {};
+  int pipe_[2] = {-1, -1};
+  int previous_write_ = -1;
+};
+
+/// Puts the terminal into non-canonical, no-echo mode on the alternate
+/// screen with its signals on a pipe; the destructor undoes all of it, on
+/// every way out of `watch`.
+class watch_terminal {
+public:
+  watch_terminal() {
+    if (!signals_.ok() || ::tcgetattr(STDIN_FILENO, &saved_) != 0)
+      return;
+    auto raw = saved_;
+    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    // Alternate screen, hidden cursor, then clear and home.
+    std::fputs("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J", stdout);
+    std::fflush(stdout);
+    ok_ = true;
+  }
+
+  ~watch_terminal() {
+    if (!ok_)
+      return;
+    std::fputs("\x1b[?25h\x1b[?1049l", stdout);
+    std::fflush(stdout);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+
+  watch_terminal(const watch_terminal&) = delete;
+  watch_terminal& operator=(const watch_terminal&) = delete;
+
+  /// Whether stdin is a terminal that now is in watch mode.
+  bool ok() const {
+    return ok_;
+  }
+
+  const signal_pipe& signals() const {
+    return signals_;
+  }
+
+  /// Columns and lines of the terminal (80x24 when it does not say).
+  std::pair<size_t, size_t> size() const {
+    winsize ws{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0
+        || ws.ws_row == 0)
+      return {80, 24};
+    return {ws.ws_col, ws.ws_row};
+  }
+
+private:
+  signal_pipe signals_;
+  termios saved_{};
+  bool ok_ = false;
+};
+
+// -- watch --------------------------------------------------------------------
+
+std::string wall_clock() {
+  auto now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", &local);
+  return buf;
+}
+
+int session::watch() {
+  if (!::isatty(STDIN_FILENO) || !::isatty(STDOUT_FILENO)) {
+    complain("watch needs a terminal");
+    return 1;
+  }
+  watch_terminal term;
+  if (!term.ok()) {
+    complain("watch cannot set up the terminal");
+    return 1;
+  }
+  std::vector<actor_info> actors;
+  status_map stats;
+  for (;;) {
+    auto actors_reply = ask<std::vector<actor_info>>(
+      watch_timeout, atom::get_v, atom::actors_v);
+    auto stats_reply = ask<status_map>(watch_timeout, atom::stats_v);
+    // On a failed refresh the last good data stays, under the problem.
+    if (actors_reply.value)
+      actors = std::move(*actors_reply.value);
+    if (stats_reply.value)
+      stats = std::move(*stats_reply.value);
+    auto problem = !actors_reply.problem.empty() ? actors_reply.problem
+                                                  : stats_reply.problem;
+    auto [width, height] = term.size();
+    auto screen = console::render_watch(where_.text(), wall_clock(), actors,
+                                        stats, problem, width, height);
+    // Home, then each line cleared to its end and the rest of the screen
+    // cleared: a redraw without the flicker of a full clear.
+    std::string frame = "\x1b[H";
+    std::istringstream lines{screen};
+    for (std::string line; std::getline(lines, line);)
+      frame += line + "\x1b[K\n";
+    frame.pop_back();
+    frame += "\x1b[J";
+    std::fwrite(frame.data(), 1, frame.size(), stdout);
+    std::fflush(stdout);
+    // Wait out the second, leaving early for a key or a signal.
+    auto next = std::chrono::steady_clock::now() + 1s;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        break;
+      pollfd fds[] = {{STDIN_FILENO, POLLIN, 0},
+                      {term.signals().fd(), POLLIN, 0}};
+      if (::poll(fds, 2, static_cast<int>(left.count())) < 0) {
+        if (errno == EINTR)
+          continue;
+        return 0;
+      }
+      if (fds[1].revents & POLLIN) {
+        if (term.signals().next() != SIGWINCH)
+          return 0;
+        break;
+      }
+      if (fds[0].revents & (POLLIN | POLLHUP)) {
+        char keys[64];
+        auto n = ::read(STDIN_FILENO, keys, sizeof(keys));
+        // End of input leaves as well: nothing could ever press q.
+        if (n <= 0)
+          return 0;
+        for (ssize_t i = 0; i < n; ++i)
+          if (keys[i] == 'q' || keys[i] == 'Q' || keys[i] == 3)
+            return 0;
+      }
+    }
+  }
+}
+
+// -- prompt -------------------------------------------------------------------
+
+/// The session and candidates readline's C callbacks complete from.
+session* completing = nullptr;
+std::vector<std::string> candidates;
+
+char* next_candidate(const char* text, int state) {
+  static size_t index = 0;
+  if (state == 0)
+    index = 0;
+  auto prefix_length = std::strlen(text);
+  while (index < candidates.size()) {
+    auto& candidate = candidates[index++];
+    if (candidate.compare(0, prefix_length, text) == 0)
+      return ::strdup(candidate.c_str());
+  }
+  return nullptr;
+}
+
+char** complete(const char* text, int start, int) {
+  // Never fall back to file names: nothing here takes a path.
+  rl_attempted_completion_over = 1;
+  auto before = split_words(std::string(rl_line_buffer, start));
+  if (before.empty())
+    candidates = command_words;
+  else if (before.size() == 1 && takes_actor(before[0]))
+    candidates = completing->actor_names();
+  else
+    candidates.clear();
+  return rl_completion_matches(text, next_candidate);
+}
+
+constexpr const char* prompt_text = "ferry> ";
+
+/// What readline's line callback handed over since the last look: a line,
+/// or nullopt for end of input.
+std::optional<std::optional<std::string>> entered;
+
+void take_line(char* raw) {
+  if (raw == nullptr) {
+    entered.emplace(std::nullopt);
+    return;
+  }
+  entered.emplace(std::string{raw});
+  std::free(raw);
+}
+
+/// Where the prompt keeps its history between runs ("" without a HOME).
+std::string history_file() {
+  auto home = std::getenv("HOME");
+  return home != nullptr && *home != '\0'
+           ? std::string{home} + "/.ferry_console_history"
+           : std::string{};
+}
+
+/// The `ferry> ` prompt. Without a terminal it reads commands line by line
+/// with no prompt, so scripts can pipe them in.
+/// @returns 0, or 1 if a piped command failed.
+int prompt(session& s) {
+  if (!::isatty(STDIN_FILENO)) {
+    int status = 0;
+    for (std::string line; std::getline(std::cin, line);) {
+      auto words = split_words(line);
+      if (!words.empty() && (words[0] == "quit" || words[0] == "exit"))
+        break;
+      if (s.execute(words) != 0)
+        status = 1;
+      std::fflush(stdout);
+    }
+    return status;
+  }
+  completing = &s;
+  rl_readline_name = "ferry";
+  rl_attempted_completion_function = complete;
+  // Signals come through our pipe instead, so Ctrl-C can drop the line being
+  // typed rather than end the console.
+  rl_catch_signals = 0;
+  rl_catch_sigwinch = 0;
+  auto history = history_file();
+  if (!history.empty())
+    ::read_history(history.c_str());
+  signal_pipe signals;
+  ::rl_callback_handler_install(prompt_text, take_line);
+  for (bool done = false; !done;) {
+    pollfd fds[] = {{STDIN_FILENO, POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      auto sig = signals.next();
+      if (sig == SIGWINCH) {
+        ::rl_resize_terminal();
+      } else if (sig == SIGINT) {
+        ::rl_free_line_state();
+        ::rl_crlf();
+        ::rl_replace_line("", 0);
+        ::rl_on_new_line();
+        ::rl_redisplay();
+      } else {
+        ::rl_crlf();
+        done = true;
+      }
+      continue;
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP)))
+      continue;
+    ::rl_callback_read_char();
+    if (!entered)
+      continue;
+    auto line = std::move(*entered);
+    entered.reset();
+    if (!line) {
+      std::printf("\n");
+      break;
+    }
+    auto words = split_words(*line);
+    if (words.empty())
+      continue;
+    ::add_history(line->c_str());
+    if (words[0] == "quit" || words[0] == "exit")
+      break;
+    // The command (`watch` above all) gets the terminal as it was.
+    ::rl_callback_handler_remove();
+    s.execute(words);
+    std::fflush(stdout);
+    ::rl_callback_handler_install(prompt_text, take_line);
+  }
+  ::rl_callback_handler_remove();
+  if (!history.empty()) {
+    ::write_history(history.c_str());
+    ::history_truncate_file(history.c_str(), 1000);
+  }
+  completing = nullptr;
+  return 0;
+}
+
+} // namespace
+
+int run_console(const std::string& node, const std::string& secret, bool json,
+                std::vector<std::string> command) {
+  auto where = parse_endpoint(node);
+  if (!where) {
+    complain("--node " + node + ": expected HOST:PORT, e.g. 127.0.0.1:7449");
+    return 1;
+  }
+  // Help needs no node, so it works while the node is down.
+  if (command.size() == 1 && command[0] == "help") {
+    std::fputs(help_text, stdout);
+    return 0;
+  }
+  auto key = secret;
+  if (key.empty())
+    if (auto from_env = std::getenv("FERRY_CONSOLE_SECRET"))
+      key = from_env;
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  cfg.load<caf::io::middleman>();
+  // The console's output is its own; CAF must not add lines to it.
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  session s{sys, *where, key, json};
+  if (auto problem = s.ensure_login(); !problem.empty()) {
+    complain(problem);
+    return 1;
+  }
+  if (command.empty())
+    return prompt(s);
+  auto status = s.execute(command);
+  std::fflush(stdout);
+  return status;
+}
+
+} // namespace ferry::app

@@ -1,0 +1,318 @@
+#include "app/console_view.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <caf/config_value.hpp>
+#include <caf/uri.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+namespace ferry::console {
+
+namespace {
+
+namespace json = boost::json;
+
+/// A timespan in the largest unit that keeps it exact: "250ms", "2s".
+std::string format_timespan(caf::timespan x) {
+  auto ns = x.count();
+  static constexpr std::pair<int64_t, const char*> units[]
+    = {{1'000'000'000, "s"}, {1'000'000, "ms"}, {1'000, "us"}};
+  for (auto& [factor, unit] : units)
+    if (ns != 0 && ns % factor == 0)
+      return std::to_string(ns / factor) + unit;
+  return std::to_string(ns) + "ns";
+}
+
+/// Appends `prefix.key = value` for every leaf of `status`, in key order.
+void flatten(const status_map& status, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& out) {
+  for (auto& [key, value] : status) {
+    auto path = prefix.empty() ? key : prefix + "." + key;
+    if (auto nested = caf::get_if<caf::config_value::dictionary>(&value))
+      flatten(*nested, path, out);
+    else
+      out.emplace_back(std::move(path), format_value(value));
+  }
+}
+
+/// Lines of text padded into left-aligned columns, two spaces apart; the
+/// last column is not padded so lines carry no trailing blanks.
+std::string layout(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size())
+        line.append(widths[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+/// How deep each actor sits below the first actor without a known parent.
+std::vector<size_t> depths(const std::vector<actor_info>& actors) {
+  std::map<std::string, size_t> by_name;
+  std::vector<size_t> result;
+  result.reserve(actors.size());
+  for (auto& info : actors) {
+    auto parent = by_name.find(info.parent);
+    auto depth = parent == by_name.end() ? 0 : parent->second + 1;
+    by_name[info.name] = depth;
+    result.push_back(depth);
+  }
+  return result;
+}
+
+std::string or_dash(const std::string& x) {
+  return x.empty() ? "-" : x;
+}
+
+std::string mailbox_text(int64_t mailbox) {
+  return mailbox < 0 ? "?" : std::to_string(mailbox);
+}
+
+/// Uptime only means something for a running incarnation.
+std::string uptime_text(const actor_info& info) {
+  return info.state == child_state::running ? format_duration(info.uptime)
+                                            : "-";
+}
+
+json::value value_to_json(const caf::config_value& x) {
+  return caf::visit(
+    [](const auto& value) -> json::value {
+      using type = std::decay_t<decltype(value)>;
+      if constexpr (std::is_same_v<type, caf::config_value::integer>
+                    || std::is_same_v<type, caf::config_value::boolean>
+                    || std::is_same_v<type, caf::config_value::real>) {
+        return value;
+      } else if constexpr (std::is_same_v<type, caf::config_value::string>) {
+        return json::string{value};
+      } else if constexpr (std::is_same_v<type, caf::config_value::list>) {
+        json::array result;
+        for (auto& item : value)
+          result.push_back(value_to_json(item));
+        return result;
+      } else if constexpr (std::is_same_v<type,
+                                          caf::config_value::dictionary>) {
+        return to_json(value);
+      } else {
+        return json::string{format_value(caf::config_value{value})};
+      }
+    },
+    x);
+}
+
+} // namespace
+
+std::string format_duration(int64_t seconds) {
+  if (seconds < 0)
+    return "-";
+  auto two_units = [](int64_t big, const char* big_unit, int64_t small,
+                      const char* small_unit) {
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), "%lld%s%02lld%s",
+                  static_cast<long long>(big), big_unit,
+                  static_cast<long long>(small), small_unit);
+    return std::string{buf};
+  };
+  if (seconds < 60)
+    return std::to_string(seconds) + "s";
+  if (seconds < 3600)
+    return two_units(seconds / 60, "m", seconds % 60, "s");
+  if (seconds < 86400)
+    return two_units(seconds / 3600, "h", seconds % 3600 / 60, "m");
+  return two_units(seconds / 86400, "d", seconds % 86400 / 3600, "h");
+}
+
+std::string format_time(int64_t unix_seconds) {
+  if (unix_seconds == 0)
+    return "-";
+  auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+std::string format_value(const caf::config_value& x) {
+  return caf::visit(
+    [](const auto& value) -> std::string {
+      using type = std::decay_t<decltype(value)>;
+      if constexpr (std::is_same_v<type, caf::config_value::string>) {
+        return value;
+      } else if constexpr (std::is_same_v<type, caf::config_value::boolean>) {
+        return value ? "true" : "false";
+      } else if constexpr (std::is_same_v<type, caf::config_value::integer>) {
+        return std::to_string(value);
+      } else if constexpr (std::is_same_v<type, caf::config_value::real>) {
+        std::ostringstream out;
+        out << value;
+        return out.str();
+      } else if constexpr (std::is_same_v<type, caf::config_value::timespan>) {
+        return format_timespan(value);
+      } else if constexpr (std::is_same_v<type, caf::config_value::list>) {
+        std::string out = "[";
+        for (auto& item : value) {
+          if (out.size() > 1)
+            out += ", ";
+          out += format_value(item);
+        }
+        return out + "]";
+      } else if constexpr (std::is_same_v<type,
+                                          caf::config_value::dictionary>) {
+        std::vector<std::pair<std::string, std::string>> leaves;
+        flatten(value, "", leaves);
+        std::string out = "{";
+        for (auto& [key, text] : leaves) {
+          if (out.size() > 1)
+            out += ", ";
+          out += key + " = " + text;
+        }
+        return out + "}";
+      } else {
+        // Atoms and URIs.
+        return to_string(value);
+      }
+    },
+    x);
+}
+
+std::string render_actors(const std::vector<actor_info>& actors) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "KIND", "STATE", "MAILBOX", "RESTARTS", "UPTIME",
+                  "LAST-ERROR"});
+  auto levels = depths(actors);
+  for (size_t i = 0; i < actors.size(); ++i) {
+    auto& info = actors[i];
+    rows.push_back({std::string(2 * levels[i], ' ') + info.name, info.kind,
+                    to_string(info.state), mailbox_text(info.mailbox),
+                    std::to_string(info.restarts), uptime_text(info),
+                    or_dash(info.last_error)});
+  }
+  return layout(rows);
+}
+
+std::string render_actor(const actor_info& info) {
+  std::vector<std::vector<std::string>> rows{
+    {"name", info.name},
+    {"kind", info.kind},
+    {"parent", or_dash(info.parent)},
+    {"state", to_string(info.state)},
+    {"mailbox", mailbox_text(info.mailbox)},
+    {"restarts", std::to_string(info.restarts)},
+    {"uptime", uptime_text(info)},
+    {"last error", or_dash(info.last_error)},
+    {"last error at", format_time(info.last_error_at)},
+  };
+  auto out = layout(rows);
+  out += "status:\n";
+  std::istringstream lines{render_status(info.status)};
+  for (std::string line; std::getline(lines, line);)
+    out += "  " + line + "\n";
+  return out;
+}
+
+std::string render_status(const status_map& status) {
+  std::vector<std::pair<std::string, std::string>> leaves;
+  flatten(status, "", leaves);
+  if (leaves.empty())
+    return "(empty)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (auto& [key, text] : leaves)
+    rows.push_back({key, "= " + text});
+  return layout(rows);
+}
+
+std::string render_health(const health_report& report) {
+  auto out = report.status + "\n";
+  for (auto& reason : report.reasons)
+    out += "  - " + reason + "\n";
+  return out;
+}
+
+std::string render_watch(const std::string& node, const std::string& clock,
+                         const std::vector<actor_info>& actors,
+                         const status_map& stats, const std::string& problem,
+                         size_t width, size_t height) {
+  std::string screen = "ferry console  " + node + "  " + clock
+                       + "  (q to quit)\n\n";
+  if (!problem.empty())
+    screen += "! " + problem + "\n\n";
+  screen += render_actors(actors);
+  screen += "\nSTATS\n";
+  screen += render_status(stats);
+  std::istringstream lines{screen};
+  std::string out;
+  size_t count = 0;
+  for (std::string line; count < height && std::getline(lines, line);
+       ++count) {
+    if (line.size() > width) {
+      line.resize(width);
+      while (!line.empty() && line.back() == ' ')
+        line.pop_back();
+    }
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+json::value to_json(const status_map& status) {
+  json::object result;
+  for (auto& [key, value] : status)
+    result[key] = value_to_json(value);
+  return result;
+}
+
+json::value to_json(const actor_info& info) {
+  json::object result;
+  result["name"] = info.name;
+  result["kind"] = info.kind;
+  result["parent"] = info.parent;
+  result["state"] = to_string(info.state);
+  if (info.mailbox < 0)
+    result["mailbox"] = nullptr;
+  else
+    result["mailbox"] = info.mailbox;
+  result["restarts"] = info.restarts;
+  result["uptime"] = info.uptime;
+  result["last_error"] = info.last_error;
+  result["last_error_at"] = info.last_error_at;
+  result["status"] = to_json(info.status);
+  return result;
+}
+
+json::value to_json(const std::vector<actor_info>& actors) {
+  json::array result;
+  for (auto& info : actors)
+    result.push_back(to_json(info));
+  return result;
+}
+
+json::value to_json(const health_report& report) {
+  json::array reasons;
+  for (auto& reason : report.reasons)
+    reasons.push_back(json::string{reason});
+  return json::object{{"status", report.status}, {"reasons", reasons}};
+}
+
+} // namespace ferry::console

@@ -1,0 +1,66 @@
+#pragma once
+
+#include "messages/inspector.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+/// What `ferry console` prints, as pure functions of the inspector's replies,
+/// so the layout can be tested without a node.
+namespace ferry::console {
+
+/// Renders a duration in seconds with its two largest units: "45s", "3m07s",
+/// "2h05m", "3d04h". Negative values render as "-".
+std::string format_duration(int64_t seconds);
+
+/// Renders a Unix time (s) as UTC ISO 8601, e.g. "2024-05-01T12:00:00Z";
+/// 0 renders as "-".
+std::string format_time(int64_t unix_seconds);
+
+/// Renders one status value the way people read it: strings unquoted, lists
+/// as "[a, b]", timespans with their unit.
+std::string format_value(const caf::config_value& x);
+
+/// The `actors` table: a header, then one line per actor in the given (depth
+/// first) order, the NAME column indented two spaces per level below the
+/// actor's parent.
+std::string render_actors(const std::vector<actor_info>& actors);
+
+/// The `actor NAME` view: every field, then every status key with its value.
+std::string render_actor(const actor_info& info);
+
+/// A status map as aligned `key = value` lines, nested keys joined with dots,
+/// in key order; "(empty)" when there is nothing.
+std::string render_status(const status_map& status);
+
+/// The `health` view: "ok" or "degraded", then one "- reason" line each.
+std::string render_health(const health_report& report);
+
+/// One screen of `watch`: a header naming the node and the time, the actors
+/// table, the stats, and `problem` (if not empty) in place of stale data.
+/// Each line is cut to `width` columns and the screen to `height` lines, so
+/// the terminal never wraps or scrolls.
+std::string render_watch(const std::string& node, const std::string& clock,
+                         const std::vector<actor_info>& actors,
+                         const status_map& stats, const std::string& problem,
+                         size_t width, size_t height);
+
+/// A status map as a JSON object with typed values: integers, reals and
+/// booleans as JSON numbers and booleans, nested keys as nested objects,
+/// lists as arrays; timespans, atoms and URIs as their text (e.g. "250ms").
+boost::json::value to_json(const status_map& status);
+
+/// One actor as a JSON object with every field; `mailbox` is null when the
+/// actor did not answer in time.
+boost::json::value to_json(const actor_info& info);
+
+/// The `actors` reply as a JSON array of objects, in the node's order.
+boost::json::value to_json(const std::vector<actor_info>& actors);
+
+/// `{"status": "ok"|"degraded", "reasons": [...]}`.
+boost::json::value to_json(const health_report& report);
+
+} // namespace ferry::console

@@ -1,0 +1,203 @@
+// The console's views are compiled into the `ferry` executable only, and this
+// test binary links the libraries, so the one source it needs is built here.
+#include "app/console_view.cpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <caf/settings.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+actor_info make_actor(std::string name, std::string kind, std::string parent,
+                      child_state state = child_state::running) {
+  actor_info info;
+  info.name = std::move(name);
+  info.kind = std::move(kind);
+  info.parent = std::move(parent);
+  info.state = state;
+  return info;
+}
+
+/// A small node: the root supervisor, a nested supervisor with two
+/// verifiers (one of them restarting), and the writer.
+std::vector<actor_info> sample_tree() {
+  auto root = make_actor("root", "supervisor", "");
+  root.uptime = 3725;
+  auto ingest = make_actor("ingest", "supervisor", "root");
+  ingest.uptime = 3725;
+  auto v1 = make_actor("verifier-1", "verifier", "ingest");
+  v1.mailbox = 12;
+  v1.uptime = 59;
+  auto v2 = make_actor("verifier-2", "verifier", "ingest",
+                       child_state::restarting);
+  v2.restarts = 3;
+  v2.last_error = "injected fault";
+  v2.last_error_at = 1714564800;
+  auto writer = make_actor("writer", "writer", "root");
+  writer.mailbox = -1;
+  writer.uptime = 90061;
+  caf::put(writer.status, "events.stored", int64_t{42});
+  caf::put(writer.status, "events.batch", caf::timespan{250ms});
+  caf::put(writer.status, "path", std::string{"/var/lib/ferry"});
+  caf::put(writer.status, "sync", true);
+  caf::put(writer.status, "fill", 0.5);
+  return {root, ingest, v1, v2, writer};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    result.push_back(line);
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("durations show their two largest units", "[console]") {
+  CHECK(console::format_duration(0) == "0s");
+  CHECK(console::format_duration(59) == "59s");
+  CHECK(console::format_duration(187) == "3m07s");
+  CHECK(console::format_duration(7500) == "2h05m");
+  CHECK(console::format_duration(273600) == "3d04h");
+  CHECK(console::format_duration(-1) == "-");
+  CHECK(console::format_time(0) == "-");
+  CHECK(console::format_time(1714564800) == "2024-05-01T12:00:00Z");
+}
+
+TEST_CASE("the actors table is a tree with one line per actor", "[console]") {
+  auto lines = lines_of(console::render_actors(sample_tree()));
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0]
+        == "NAME            KIND        STATE       MAILBOX  RESTARTS  UPTIME  "
+           "LAST-ERROR");
+  CHECK(lines[1]
+        == "root            supervisor  running     0        0         1h02m   -");
+  CHECK(lines[2]
+        == "  ingest        supervisor  running     0        0         1h02m   -");
+  CHECK(lines[3]
+        == "    verifier-1  verifier    running     12       0         59s     -");
+  CHECK(lines[4]
+        == "    verifier-2  verifier    restarting  0        3         -       "
+           "injected fault");
+  CHECK(lines[5]
+        == "  writer        writer      running     ?        0         1d01h   -");
+}
+
+TEST_CASE("an actor whose parent is unknown starts a new tree", "[console]") {
+  auto lines = lines_of(
+    console::render_actors({make_actor("orphan", "verifier", "gone")}));
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].rfind("orphan  ", 0) == 0);
+  CHECK(console::render_actors({})
+        == "NAME  KIND  STATE  MAILBOX  RESTARTS  UPTIME  LAST-ERROR\n");
+}
+
+TEST_CASE("the actor view shows every field and status key", "[console]") {
+  auto writer = sample_tree()[4];
+  auto text = console::render_actor(writer);
+  CHECK(text
+        == "name           writer\n"
+           "kind           writer\n"
+           "parent         root\n"
+           "state          running\n"
+           "mailbox        ?\n"
+           "restarts       0\n"
+           "uptime         1d01h\n"
+           "last error     -\n"
+           "last error at  -\n"
+           "status:\n"
+           "  events.batch   = 250ms\n"
+           "  events.stored  = 42\n"
+           "  fill           = 0.5\n"
+           "  path           = /var/lib/ferry\n"
+           "  sync           = true\n");
+  auto failed = sample_tree()[3];
+  auto failed_text = console::render_actor(failed);
+  CHECK(failed_text.find("last error     injected fault\n")
+        != std::string::npos);
+  CHECK(failed_text.find("last error at  2024-05-01T12:00:00Z\n")
+        != std::string::npos);
+  CHECK(failed_text.find("uptime         -\n") != std::string::npos);
+  CHECK(failed_text.find("status:\n  (empty)\n") != std::string::npos);
+}
+
+TEST_CASE("status values render by type", "[console]") {
+  status_map st;
+  caf::put(st, "list", caf::config_value::list{caf::config_value{int64_t{1}},
+                                               caf::config_value{"two"}});
+  caf::put(st, "span.ns", caf::timespan{1500});
+  caf::put(st, "span.us", caf::timespan{3000});
+  caf::put(st, "atom", caf::atom("relay"));
+  CHECK(console::render_status(st)
+        == "atom     = relay\n"
+           "list     = [1, two]\n"
+           "span.ns  = 1500ns\n"
+           "span.us  = 3us\n");
+  CHECK(console::render_status({}) == "(empty)\n");
+}
+
+TEST_CASE("health lists its reasons", "[console]") {
+  CHECK(console::render_health({"ok", {}}) == "ok\n");
+  CHECK(console::render_health({"degraded", {"verifier-2 restarting", "b"}})
+        == "degraded\n  - verifier-2 restarting\n  - b\n");
+  CHECK(boost::json::serialize(console::to_json(
+          health_report{"degraded", {"writer failed"}}))
+        == R"({"status":"degraded","reasons":["writer failed"]})");
+}
+
+TEST_CASE("the JSON form has every field with typed status values",
+          "[console]") {
+  auto text = boost::json::serialize(console::to_json(sample_tree()));
+  auto parsed = boost::json::parse(text);
+  auto& actors = parsed.as_array();
+  REQUIRE(actors.size() == 5);
+  auto& v2 = actors[3].as_object();
+  CHECK(v2.at("name").as_string() == "verifier-2");
+  CHECK(v2.at("kind").as_string() == "verifier");
+  CHECK(v2.at("parent").as_string() == "ingest");
+  CHECK(v2.at("state").as_string() == "restarting");
+  CHECK(v2.at("mailbox").as_int64() == 0);
+  CHECK(v2.at("restarts").to_number<int64_t>() == 3);
+  CHECK(v2.at("uptime").as_int64() == 0);
+  CHECK(v2.at("last_error").as_string() == "injected fault");
+  CHECK(v2.at("last_error_at").as_int64() == 1714564800);
+  CHECK(v2.at("status").as_object().empty());
+  auto& writer = actors[4].as_object();
+  CHECK(writer.at("mailbox").is_null());
+  auto& status = writer.at("status").as_object();
+  CHECK(status.at("events").as_object().at("stored").as_int64() == 42);
+  CHECK(status.at("events").as_object().at("batch").as_string() == "250ms");
+  CHECK(status.at("path").as_string() == "/var/lib/ferry");
+  CHECK(status.at("sync").as_bool());
+  CHECK(status.at("fill").as_double() == 0.5);
+}
+
+TEST_CASE("the watch screen fits the terminal", "[console]") {
+  status_map stats;
+  caf::put(stats, "events.stored", int64_t{7});
+  auto screen = console::render_watch("127.0.0.1:7449", "12:00:00",
+                                      sample_tree(), stats, "", 40, 100);
+  auto lines = lines_of(screen);
+  REQUIRE(lines.size() == 11);
+  CHECK(lines[0] == "ferry console  127.0.0.1:7449  12:00:00");
+  CHECK(lines[2].rfind("NAME", 0) == 0);
+  CHECK(lines[7] == "  writer        writer      running");
+  CHECK(lines[9] == "STATS");
+  CHECK(lines[10] == "events.stored  = 7");
+  for (auto& line : lines)
+    CHECK(line.size() <= 40);
+  auto short_screen = console::render_watch("n", "t", sample_tree(), stats,
+                                            "the node did not answer in time",
+                                            200, 4);
+  auto short_lines = lines_of(short_screen);
+  REQUIRE(short_lines.size() == 4);
+  CHECK(short_lines[2] == "! the node did not answer in time");
+}
