@@ -163,7 +163,8 @@ void serve_health(self_pointer self, const admin_exchange_ptr& ex) {
   };
   auto inspector = current_inspector(self);
   if (!inspector) {
-    ex->answer(report_json(503, {"degraded", {"the inspector is not running"}}));
+    ex->answer(
+      report_json(503, {"degraded", {"the inspector is not running"}}));
     return;
   }
   // A health check must get an answer it can act on even when the inspector
@@ -399,7 +400,8 @@ std::string admin_authorize(const config::admin_config& cfg,
         !why.empty())
       return "NIP-98: " + why;
     auto& keys = cfg.nip98_pubkeys;
-    if (std::find(keys.begin(), keys.end(), nostr::to_hex(pubkey)) == keys.end())
+    if (std::find(keys.begin(), keys.end(), nostr::to_hex(pubkey))
+        == keys.end())
       return "NIP-98: pubkey is not allowed";
     return {};
   }

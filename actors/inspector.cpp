@@ -69,8 +69,12 @@ void visit(self_pointer self, supervisor_actor sup,
             continue;
           if (child.kind == "supervisor")
             visit(self, caf::actor_cast<supervisor_actor>(child.handle), walk);
-          if (child.handle.address() == self->address())
-            continue; // answering ourselves would wait for this very request
+          if (child.handle.address() == self->address()) {
+            // Asking ourselves would wait for this very request.
+            walk->rows[index].mailbox
+              = static_cast<int64_t>(self->mailbox().size());
+            continue;
+          }
           ++walk->pending;
           auto target = caf::actor_cast<status_client_actor>(child.handle);
           self
@@ -263,6 +267,7 @@ console_gate(console_gate_actor::stateful_pointer<console_gate_state> self,
       auto& st = self->state;
       if (secret.size() != st.secret.size()
           || CRYPTO_memcmp(secret.data(), st.secret.data(), secret.size()) != 0) {
+        ++st.refused;
         log::warn("console-gate refused a console: wrong secret");
         return caf::make_error(ec::invalid_input, "wrong console secret");
       }
@@ -270,7 +275,15 @@ console_gate(console_gate_actor::stateful_pointer<console_gate_state> self,
       if (!handle)
         return caf::make_error(ec::invalid_input,
                                "the inspector is restarting; try again");
+      ++st.logins;
       return handle;
+    },
+    [self](atom::get, atom::status) {
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "logins", static_cast<int64_t>(self->state.logins));
+      caf::put(result, "refused", static_cast<int64_t>(self->state.refused));
+      return result;
     },
   };
 }

@@ -36,7 +36,8 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
 struct console_gate_state {
   handle_slot_ptr<inspector_actor> inspector;
   std::string secret;
-  uint16_t port = 0;
+  uint64_t logins = 0;
+  uint64_t refused = 0;
   static inline constexpr const char* name = "console-gate";
 };
 

@@ -100,7 +100,8 @@ struct families {
 
   families() {
     for (size_t i = 0; i < verbs.size(); ++i)
-      verb_counters[i] = &client_messages.Add({{"verb", std::string{verbs[i]}}});
+      verb_counters[i]
+        = &client_messages.Add({{"verb", std::string{verbs[i]}}});
     verb_counters.back() = &client_messages.Add({{"verb", "other"}});
   }
 

@@ -252,8 +252,6 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
         [&](status_map& status) {
           n->admin_port_ = static_cast<uint16_t>(
             caf::get_or(status, "port", int64_t{0}));
-          log::info("control-plane listening on http://{}:{}",
-                    cfg.admin.address, n->admin_port_);
         },
         [&](caf::error& err) {
           failures.push_back("control-plane: " + render(err));

@@ -71,6 +71,9 @@ using inspector_actor = caf::typed_actor<
 /// hands the inspector to a console that presents the shared secret (empty
 /// when none is configured, which is only allowed on loopback).
 using console_gate_actor = caf::typed_actor<
-  caf::replies_to<atom::login, std::string>::with<inspector_actor>>;
+  // Hands out the inspector for the right secret.
+  caf::replies_to<atom::login, std::string>::with<inspector_actor>,
+  // Logins accepted and refused, and the mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 } // namespace ferry

@@ -16,7 +16,6 @@
 #include <catch2/catch.hpp>
 
 #include <regex>
-#include <set>
 #include <sstream>
 #include <thread>
 
