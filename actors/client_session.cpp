@@ -1,8 +1,9 @@
-#include "messages/error.hpp"
 #include "actors/client_session.hpp"
 
 #include "actors/metrics.hpp"
 #include "actors/query_worker.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/wire.hpp"
 
@@ -19,12 +20,6 @@ namespace {
 
 /// Live events one subscription may hold back while its stored events stream.
 constexpr size_t max_backlog = 10000;
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 /// The id of an EVENT message whose event failed strict parsing, when the id
 /// itself is readable, so the client still gets an OK for it.

@@ -2,6 +2,7 @@
 
 #include "actors/logging.hpp"
 #include "actors/metrics.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "messages/nostr/sha256.hpp"
@@ -32,12 +33,6 @@ constexpr auto inspector_timeout = std::chrono::seconds{5};
 
 constexpr std::string_view prometheus_content_type
   = "text/plain; version=0.0.4";
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 net::http_response json_response(unsigned status, const json::value& body) {
   net::http_response res;

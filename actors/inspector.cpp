@@ -1,6 +1,7 @@
 #include "actors/inspector.hpp"
 
 #include "actors/logging.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "store/column_families.hpp"
 
@@ -18,12 +19,6 @@ namespace ferry {
 namespace {
 
 using self_pointer = inspector_actor::stateful_pointer<inspector_state>;
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 actor_info to_actor_info(const child_info& child, int64_t now) {
   actor_info row;

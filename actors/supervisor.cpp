@@ -1,6 +1,7 @@
 #include "actors/supervisor.hpp"
 
 #include "actors/logging.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 
 #include <caf/exit_reason.hpp>
@@ -18,12 +19,6 @@ namespace ferry {
 namespace {
 
 using self_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 /// Whole seconds as "60s", anything finer as "1500ms".
 std::string to_text(caf::timespan x) {

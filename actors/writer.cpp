@@ -1,8 +1,9 @@
-#include "messages/error.hpp"
 #include "actors/writer.hpp"
 
 #include "actors/logging.hpp"
 #include "actors/metrics.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
 
 #include <caf/send.hpp>
 
@@ -11,12 +12,6 @@
 namespace ferry {
 
 namespace {
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 ingest_status to_ingest_status(store::write_outcome x) {
   switch (x) {

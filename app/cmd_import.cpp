@@ -1,7 +1,8 @@
-#include "messages/error.hpp"
 #include "actors/logging.hpp"
 #include "actors/node.hpp"
 #include "app/commands.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 
 #include <caf/actor_system.hpp>
@@ -160,9 +161,7 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
     std::fprintf(stderr, "ferry export: %s\n", store_hint(store.error()).c_str());
     return 1;
   }
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
+  auto now = unix_now();
   uint64_t remaining = f.limit.value_or(UINT64_MAX);
   std::optional<store::scan_position> resume;
   bool more = true;

@@ -1,6 +1,6 @@
-#include "messages/error.hpp"
 #include "actors/node_key.hpp"
 #include "app/commands.hpp"
+#include "messages/error.hpp"
 
 #include <cstdio>
 

@@ -1,7 +1,7 @@
-#include "messages/error.hpp"
 #include "actors/logging.hpp"
 #include "actors/node.hpp"
 #include "app/commands.hpp"
+#include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 
 #include <caf/actor_system.hpp>

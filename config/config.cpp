@@ -3,11 +3,13 @@
 #include "messages/error.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/json.hpp>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -306,6 +308,78 @@ section_rule secret_off_loopback(const console_config& console) {
   };
 }
 
+/// A TOML value as JSON, so `[[sync.server]]` tables can go through the
+/// admin API's own validator and both accept exactly the same shape.
+problem to_json_value(const toml::node& node, const std::string& path,
+                      boost::json::value& out) {
+  if (auto table = node.as_table()) {
+    auto& object = out.emplace_object();
+    for (auto&& [key, value] : *table) {
+      boost::json::value converted;
+      if (auto failure
+          = to_json_value(value, child_path(path, key.str()), converted))
+        return failure;
+      object.emplace(key.str(), std::move(converted));
+    }
+  } else if (auto list = node.as_array()) {
+    auto& array = out.emplace_array();
+    for (size_t i = 0; i < list->size(); ++i)
+      if (auto failure = to_json_value(*list->get(i),
+                                       path + "[" + std::to_string(i) + "]",
+                                       array.emplace_back(nullptr)))
+        return failure;
+  } else if (auto text = node.as_string()) {
+    out = text->get();
+  } else if (auto integer = node.as_integer()) {
+    out = integer->get();
+  } else if (auto boolean = node.as_boolean()) {
+    out = boolean->get();
+  } else if (auto number = node.as_floating_point();
+             number && std::isfinite(number->get())) {
+    out = number->get();
+  } else {
+    // Dates, times and non-finite numbers have no JSON form.
+    return mismatch(path,
+                    "a string, a finite number, a boolean, an array or a table",
+                    node);
+  }
+  return std::nullopt;
+}
+
+/// `[[sync.server]]`: each table validated as the admin API validates a
+/// body, its errors prefixed with the table's path; ids must be unique.
+leaf_reader sync_servers(std::vector<sync_server>& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto list = node.as_array();
+    if (!list)
+      return mismatch(path, "an array of tables ([[sync.server]])", node);
+    std::vector<sync_server> result;
+    for (size_t i = 0; i < list->size(); ++i) {
+      auto item_path = path + "[" + std::to_string(i) + "]";
+      const auto& entry = *list->get(i);
+      if (!entry.is_table())
+        return mismatch(item_path, "a table", entry);
+      boost::json::value body;
+      if (auto failure = to_json_value(entry, item_path, body))
+        return failure;
+      auto server = parse_sync_server(boost::json::serialize(body));
+      if (!server)
+        return item_path + "." + ferry::render(server.error());
+      auto same_id = std::find_if(result.begin(), result.end(),
+                                  [&server](const sync_server& other) {
+                                    return other.id == server->id;
+                                  });
+      if (same_id != result.end())
+        return item_path + ".id: duplicate id " + toml_quote(server->id)
+               + ", also in " + path + "["
+               + std::to_string(same_id - result.begin()) + "]";
+      result.push_back(std::move(*server));
+    }
+    out = std::move(result);
+    return std::nullopt;
+  };
+}
+
 /// The whole file, bound to the fields of `cfg` that each key fills.
 std::vector<field> schema(config& cfg) {
   auto& relay = cfg.relay;
@@ -397,6 +471,10 @@ std::vector<field> schema(config& cfg) {
     section("node",
             {
               leaf("key_file", non_empty(cfg.node.key_file, "a non-empty path")),
+            }),
+    section("sync",
+            {
+              leaf("server", sync_servers(cfg.sync.servers)),
             }),
   };
 }
@@ -545,11 +623,15 @@ bool operator==(const node_config& x, const node_config& y) {
   return x.key_file == y.key_file;
 }
 
+bool operator==(const sync_config& x, const sync_config& y) {
+  return x.servers == y.servers;
+}
+
 bool operator==(const config& x, const config& y) {
   return x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
-         && x.source == y.source;
+         && x.sync == y.sync && x.source == y.source;
 }
 
 } // namespace ferry::config

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "messages/sync.hpp"
+
 #include <caf/expected.hpp>
 
 #include <chrono>
@@ -116,6 +118,13 @@ struct node_config {
   std::string key_file = "node.key";
 };
 
+/// Remote relays to sync with (`[[sync.server]]`, one table per server).
+/// Each table has exactly the keys of the admin API's JSON body and passes
+/// the same validator (`parse_sync_server`).
+struct sync_config {
+  std::vector<sync_server> servers;
+};
+
 /// Everything `ferry.toml` can say. Every key has the default shown here.
 struct config {
   relay_config relay;
@@ -126,6 +135,7 @@ struct config {
   log_config log;
   node_config node;
   supervision_config supervision;
+  sync_config sync;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };
@@ -155,6 +165,8 @@ bool operator==(const ingest_config& x, const ingest_config& y);
 bool operator==(const log_config& x, const log_config& y);
 bool operator==(const node_config& x, const node_config& y);
 bool operator==(const supervision_config& x, const supervision_config& y);
+/// Servers compared by canonical JSON, in order.
+bool operator==(const sync_config& x, const sync_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

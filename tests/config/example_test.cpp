@@ -69,3 +69,24 @@ TEST_CASE("every key in the example file has a comment above it", "[config]") {
     previous = line;
   }
 }
+
+TEST_CASE("the commented sync server example loads once uncommented",
+          "[config]") {
+  std::ifstream in{example_path};
+  REQUIRE(in);
+  std::string line;
+  while (std::getline(in, line) && line != "server = []") {
+  }
+  // What an operator does: drop `server = []`, uncomment the example.
+  std::string uncommented;
+  while (std::getline(in, line)) {
+    REQUIRE(line.rfind("#", 0) == 0);
+    uncommented += line.size() > 1 ? line.substr(2) : std::string{};
+    uncommented += '\n';
+  }
+  auto result = load_string(uncommented, "example");
+  if (!result)
+    FAIL(error_text(result.error()));
+  REQUIRE(result->sync.servers.size() == 1);
+  CHECK(result->sync.servers[0].id == "example");
+}

@@ -173,10 +173,8 @@ TEST_CASE("an unknown key or section is named", "[config]") {
         == "ferry.toml: relay.limit: unknown section");
   CHECK(load_error("[relay]\n\"a.b\" = 1\n")
         == "ferry.toml: relay.\"a.b\": unknown key");
-  SECTION("sync is not configurable yet") {
-    CHECK(load_error("[[sync.server]]\nurl = \"wss://relay.example\"\n")
-          == "ferry.toml: sync: unknown section");
-  }
+  CHECK(load_error("[sync]\nservers = []\n")
+        == "ferry.toml: sync.servers: unknown key");
 }
 
 TEST_CASE("a wrong type names the key, the expectation and the value",

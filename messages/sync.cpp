@@ -1,0 +1,721 @@
+#include "messages/sync.hpp"
+
+#include "messages/error.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/nip98.hpp"
+#include "messages/nostr/relay_url.hpp"
+
+#include <boost/json.hpp>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <initializer_list>
+
+namespace ferry {
+
+namespace {
+
+namespace json = boost::json;
+
+constexpr int64_t max_overlap_window = 86400;
+
+constexpr std::array<sync_direction, 3> all_directions{
+  sync_direction::down, sync_direction::up, sync_direction::both};
+constexpr std::array<sync_mode, 2> all_sync_modes{sync_mode::req_stream,
+                                                  sync_mode::negentropy};
+constexpr std::array<relay_info_mode, 3> all_relay_info_modes{
+  relay_info_mode::required, relay_info_mode::best_effort,
+  relay_info_mode::disabled};
+constexpr std::array<auth_mode, 3> all_auth_modes{
+  auth_mode::on_challenge, auth_mode::always, auth_mode::never};
+
+template <class E, size_t N>
+bool parse_enum(std::string_view text, const std::array<E, N>& all, E& out) {
+  for (auto x : all)
+    if (to_string(x) == text) {
+      out = x;
+      return true;
+    }
+  return false;
+}
+
+// -- field paths and reasons --------------------------------------------------
+//
+// Every reader returns "" or "<field path>: <reason>", so the caller can pass
+// a failure up unchanged and the operator sees exactly which field is wrong.
+
+std::string child(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string{key} : parent + "." + std::string{key};
+}
+
+std::string item(const std::string& parent, size_t index) {
+  return parent + "[" + std::to_string(index) + "]";
+}
+
+std::string fail(const std::string& path, std::string_view reason) {
+  return path + ": " + std::string{reason};
+}
+
+template <class E, size_t N>
+std::string one_of(const std::array<E, N>& all) {
+  std::string out = "expected one of ";
+  for (size_t i = 0; i < N; ++i) {
+    if (i > 0)
+      out += ", ";
+    out += to_string(all[i]);
+  }
+  return out;
+}
+
+/// Names the first key of `obj` outside `known`.
+std::string unknown_keys(const json::object& obj, const std::string& path,
+                         std::initializer_list<std::string_view> known) {
+  for (const auto& entry : obj)
+    if (std::find(known.begin(), known.end(), entry.key()) == known.end())
+      return fail(child(path, entry.key()), "unknown key");
+  return {};
+}
+
+std::string read_string(const json::value& v, const std::string& path,
+                        std::string& out) {
+  if (!v.is_string())
+    return fail(path, "expected a string");
+  out = std::string{v.get_string()};
+  return {};
+}
+
+template <class E, size_t N>
+std::string read_enum(const json::value& v, const std::string& path,
+                      const std::array<E, N>& all, E& out) {
+  if (!v.is_string() || !parse_enum(std::string_view{v.get_string()}, all, out))
+    return fail(path, one_of(all));
+  return {};
+}
+
+bool is_lower_hex64(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool valid_id(std::string_view id) {
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+           || c == '_' || c == '-';
+  };
+  return !id.empty() && id.size() <= 64 && id.front() != '.' && id.front() != '_'
+         && id.front() != '-' && std::all_of(id.begin(), id.end(), ok);
+}
+
+/// A DNS name for SNI and certificate checks (IP literals have no SNI).
+bool valid_hostname(std::string_view name) {
+  return !name.empty() && name.size() <= 253 && name.front() != '.'
+         && name.front() != '-'
+         && std::all_of(name.begin(), name.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                     || c == '.' || c == '-' || c == '_';
+            });
+}
+
+// -- duplicate keys -----------------------------------------------------------
+
+// boost::json keeps the last of two equal keys without a word; a definition
+// that says two things must be refused instead, so the text is walked once
+// more with simdjson, which sees every key.
+
+std::string duplicate_in(simdjson::ondemand::value v, const std::string& path);
+
+std::string duplicate_in(simdjson::ondemand::object obj,
+                         const std::string& path) {
+  std::vector<std::string> keys;
+  for (auto field : obj) {
+    std::string_view key;
+    simdjson::ondemand::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v))
+      return {};
+    auto key_path = child(path, key);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end())
+      return fail(key_path, "duplicate key");
+    keys.emplace_back(key);
+    if (auto found = duplicate_in(v, key_path); !found.empty())
+      return found;
+  }
+  return {};
+}
+
+std::string duplicate_in(simdjson::ondemand::value v, const std::string& path) {
+  simdjson::ondemand::json_type type;
+  if (v.type().get(type))
+    return {};
+  if (type == simdjson::ondemand::json_type::object) {
+    simdjson::ondemand::object obj;
+    return v.get_object().get(obj) ? std::string{} : duplicate_in(obj, path);
+  }
+  if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array items;
+    if (v.get_array().get(items))
+      return {};
+    size_t index = 0;
+    for (auto element : items) {
+      simdjson::ondemand::value x;
+      if (element.get(x))
+        return {};
+      if (auto found = duplicate_in(x, item(path, index++)); !found.empty())
+        return found;
+    }
+  }
+  return {};
+}
+
+/// The first duplicate key of a JSON object text boost::json already accepted.
+std::string duplicate_key(std::string_view text) {
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string padded{text};
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj;
+  if (parser.iterate(padded).get(doc) || doc.get_object().get(obj))
+    return {};
+  return duplicate_in(obj, "");
+}
+
+// -- the definition's parts ---------------------------------------------------
+
+/// parse_filter's reasons begin with the field they blame ("kinds must be
+/// ..."); moving that field into the path keeps one error form for the API.
+std::string filter_failure(const std::string& path, std::string_view key,
+                           const std::string& reason) {
+  auto lead = std::string{key} + " ";
+  if (reason.rfind(lead, 0) == 0)
+    return fail(child(path, key), reason.substr(lead.size()));
+  return fail(path, reason);
+}
+
+std::string read_filter(const json::value& v, const std::string& path,
+                        nostr::filter& out) {
+  if (!v.is_object())
+    return fail(path, "expected a filter object");
+  // One field at a time, so a failure names the field that caused it.
+  for (const auto& entry : v.get_object()) {
+    json::object single;
+    single.emplace(entry.key(), entry.value());
+    nostr::filter scratch;
+    auto reason = nostr::parse_filter(json::serialize(single), scratch);
+    if (!reason.empty())
+      return filter_failure(path, entry.key(), reason);
+  }
+  auto reason = nostr::parse_filter(json::serialize(v), out);
+  return reason.empty() ? std::string{} : fail(path, reason);
+}
+
+std::string read_filters(const json::value& v, std::vector<nostr::filter>& out) {
+  if (!v.is_array())
+    return fail("filters", "expected an array of filter objects");
+  const auto& items = v.get_array();
+  if (items.empty())
+    return fail("filters", "expected at least one filter");
+  out.clear();
+  for (size_t i = 0; i < items.size(); ++i)
+    if (auto failure = read_filter(items[i], item("filters", i),
+                                   out.emplace_back());
+        !failure.empty())
+      return failure;
+  return {};
+}
+
+std::string read_auth(const json::value& v, auth_mode& out) {
+  if (!v.is_object())
+    return fail("auth", "expected an object with type and mode");
+  const auto& obj = v.get_object();
+  if (auto failure = unknown_keys(obj, "auth", {"type", "mode"});
+      !failure.empty())
+    return failure;
+  if (auto type = obj.if_contains("type");
+      type && !(type->is_string() && type->get_string() == "nip42"))
+    return fail("auth.type", "expected \"nip42\"");
+  if (auto mode = obj.if_contains("mode"))
+    return read_enum(*mode, "auth.mode", all_auth_modes, out);
+  return {};
+}
+
+std::string read_pin(const json::value& v, const std::string& path,
+                     tls_pin& out) {
+  if (!v.is_object())
+    return fail(path, "expected an object with type and value");
+  const auto& obj = v.get_object();
+  if (auto failure = unknown_keys(obj, path, {"type", "value"});
+      !failure.empty())
+    return failure;
+  if (auto type = obj.if_contains("type");
+      type && !(type->is_string() && type->get_string() == "spki_sha256"))
+    return fail(child(path, "type"), "expected \"spki_sha256\"");
+  auto value = obj.if_contains("value");
+  if (!value)
+    return fail(child(path, "value"), "required");
+  if (!value->is_string()
+      || !pin_digest(tls_pin{"spki_sha256", std::string{value->get_string()}}))
+    return fail(child(path, "value"),
+                "expected 64 hex characters or base64 of 32 bytes");
+  out.value = std::string{value->get_string()};
+  return {};
+}
+
+/// Reads `tls` and records which keys were given, for the checks against
+/// the URL that follow.
+std::string read_tls(const json::value& v, sync_tls& out, bool& mode_given) {
+  if (!v.is_object())
+    return fail("tls", "expected an object");
+  const auto& obj = v.get_object();
+  if (auto failure
+      = unknown_keys(obj, "tls",
+                     {"mode", "hostname", "ca_certfile", "client_certfile",
+                      "client_keyfile", "pins"});
+      !failure.empty())
+    return failure;
+  if (auto mode = obj.if_contains("mode")) {
+    mode_given = true;
+    if (!mode->is_string()
+        || (mode->get_string() != "required" && mode->get_string() != "disabled"))
+      return fail("tls.mode", "expected one of required, disabled");
+    out.mode = std::string{mode->get_string()};
+  }
+  if (auto hostname = obj.if_contains("hostname")) {
+    if (auto failure = read_string(*hostname, "tls.hostname", out.hostname);
+        !failure.empty())
+      return failure;
+    std::transform(out.hostname.begin(), out.hostname.end(),
+                   out.hostname.begin(), [](char c) {
+                     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a')
+                                                 : c;
+                   });
+    if (!out.hostname.empty() && !valid_hostname(out.hostname))
+      return fail("tls.hostname", "expected a DNS name");
+  }
+  for (auto [key, field] :
+       {std::pair{"ca_certfile", &out.ca_certfile},
+        std::pair{"client_certfile", &out.client_certfile},
+        std::pair{"client_keyfile", &out.client_keyfile}})
+    if (auto file = obj.if_contains(key))
+      if (auto failure = read_string(*file, child("tls", key), *field);
+          !failure.empty())
+        return failure;
+  if (auto pins = obj.if_contains("pins")) {
+    if (!pins->is_array())
+      return fail("tls.pins", "expected an array of pins");
+    const auto& items = pins->get_array();
+    out.pins.clear();
+    for (size_t i = 0; i < items.size(); ++i)
+      if (auto failure = read_pin(items[i], item("tls.pins", i),
+                                  out.pins.emplace_back());
+          !failure.empty())
+        return failure;
+  }
+  return {};
+}
+
+/// The rules that join `tls` and `url`. Plain ws:// must be asked for with
+/// tls.mode "disabled": a definition never drops TLS by accident.
+std::string check_tls_against_url(const sync_server& s, bool mode_given) {
+  auto secure = s.url.rfind("wss://", 0) == 0;
+  const auto& tls = s.tls;
+  if (tls.mode == "required" && !secure)
+    return mode_given ? fail("tls.mode", "\"required\" needs a wss:// url")
+                      : fail("url", "a ws:// url needs tls.mode \"disabled\"");
+  if (tls.mode == "disabled") {
+    if (secure)
+      return fail("tls.mode", "\"disabled\" needs a ws:// url");
+    // Settings that would be silently ignored are refused instead.
+    for (auto [key, set] :
+         {std::pair{"hostname", !tls.hostname.empty()},
+          std::pair{"ca_certfile", !tls.ca_certfile.empty()},
+          std::pair{"client_certfile", !tls.client_certfile.empty()},
+          std::pair{"client_keyfile", !tls.client_keyfile.empty()},
+          std::pair{"pins", !tls.pins.empty()}})
+      if (set)
+        return fail(child("tls", key), "needs tls.mode \"required\"");
+  }
+  if (tls.client_certfile.empty() != tls.client_keyfile.empty())
+    return tls.client_keyfile.empty()
+             ? fail("tls.client_keyfile", "needed with tls.client_certfile")
+             : fail("tls.client_certfile", "needed with tls.client_keyfile");
+  return {};
+}
+
+std::string read_server(const json::object& obj, const std::string& id_from_path,
+                        sync_server& out) {
+  if (auto failure
+      = unknown_keys(obj, "",
+                     {"id", "url", "enabled", "auth_pubkey", "filters",
+                      "direction", "mode", "overlap_window_seconds",
+                      "relay_info_mode", "auth", "tls", "metadata"});
+      !failure.empty())
+    return failure;
+  if (auto id = obj.if_contains("id")) {
+    if (auto failure = read_string(*id, "id", out.id); !failure.empty())
+      return failure;
+    if (!id_from_path.empty() && out.id != id_from_path)
+      return fail("id", "does not match the id in the path");
+  } else if (!id_from_path.empty()) {
+    out.id = id_from_path;
+  } else {
+    return fail("id", "required");
+  }
+  if (!valid_id(out.id))
+    return fail("id", "expected 1 to 64 characters of a-z, 0-9, '.', '_' or "
+                      "'-', starting with a letter or digit");
+  auto url = obj.if_contains("url");
+  if (!url)
+    return fail("url", "required");
+  if (!url->is_string())
+    return fail("url", "expected a ws:// or wss:// URL");
+  nostr::relay_url parsed;
+  if (auto reason = nostr::parse_relay_url(url->get_string(), parsed);
+      !reason.empty())
+    return fail("url", reason);
+  out.url = parsed.to_string();
+  if (auto enabled = obj.if_contains("enabled")) {
+    if (!enabled->is_bool())
+      return fail("enabled", "expected true or false");
+    out.enabled = enabled->get_bool();
+  }
+  if (auto pubkey = obj.if_contains("auth_pubkey")) {
+    if (!pubkey->is_string()
+        || !(pubkey->get_string().empty() || is_lower_hex64(pubkey->get_string())))
+      return fail("auth_pubkey",
+                  "expected 64 lowercase hex characters or an empty string");
+    out.auth_pubkey = std::string{pubkey->get_string()};
+  }
+  auto filters = obj.if_contains("filters");
+  if (!filters)
+    return fail("filters", "required");
+  if (auto failure = read_filters(*filters, out.filters); !failure.empty())
+    return failure;
+  if (auto direction = obj.if_contains("direction"))
+    if (auto failure = read_enum(*direction, "direction", all_directions,
+                                 out.direction);
+        !failure.empty())
+      return failure;
+  if (auto mode = obj.if_contains("mode"))
+    if (auto failure = read_enum(*mode, "mode", all_sync_modes, out.mode);
+        !failure.empty())
+      return failure;
+  if (auto overlap = obj.if_contains("overlap_window_seconds")) {
+    auto in_range = overlap->is_int64() && overlap->get_int64() >= 0
+                    && overlap->get_int64() <= max_overlap_window;
+    if (!in_range)
+      return fail("overlap_window_seconds",
+                  "expected an integer in 0.."
+                    + std::to_string(max_overlap_window));
+    out.overlap_window_seconds = overlap->get_int64();
+  }
+  if (auto info = obj.if_contains("relay_info_mode"))
+    if (auto failure = read_enum(*info, "relay_info_mode",
+                                 all_relay_info_modes, out.relay_info);
+        !failure.empty())
+      return failure;
+  if (auto auth = obj.if_contains("auth"))
+    if (auto failure = read_auth(*auth, out.auth); !failure.empty())
+      return failure;
+  bool tls_mode_given = false;
+  if (auto tls = obj.if_contains("tls"))
+    if (auto failure = read_tls(*tls, out.tls, tls_mode_given);
+        !failure.empty())
+      return failure;
+  if (auto failure = check_tls_against_url(out, tls_mode_given);
+      !failure.empty())
+    return failure;
+  if (auto metadata = obj.if_contains("metadata")) {
+    if (!metadata->is_object())
+      return fail("metadata", "expected a JSON object");
+    out.metadata_json = json::serialize(*metadata);
+  }
+  return {};
+}
+
+// -- runtime state ------------------------------------------------------------
+
+void append_cursor(std::string& out, bool has, const sync_cursor& c) {
+  if (!has) {
+    out += "null";
+    return;
+  }
+  out += "{\"created_at\":";
+  out += std::to_string(c.created_at);
+  out += ",\"id\":\"";
+  out += nostr::to_hex(c.id);
+  out += "\"}";
+}
+
+std::string read_cursor(const json::value& v, const std::string& path,
+                        bool& has, sync_cursor& out) {
+  has = !v.is_null();
+  if (!has)
+    return {};
+  auto obj = v.if_object();
+  auto created_at = obj ? obj->if_contains("created_at") : nullptr;
+  auto id = obj ? obj->if_contains("id") : nullptr;
+  if (!created_at || !created_at->is_int64() || !id || !id->is_string()
+      || !nostr::from_hex(std::string_view{id->get_string()}, out.id))
+    return fail(path, "expected null or {\"created_at\": integer, \"id\": hex}");
+  out.created_at = created_at->get_int64();
+  return {};
+}
+
+std::string read_count(const json::value& v, const std::string& path,
+                       uint64_t& out) {
+  if (v.is_uint64())
+    out = v.get_uint64();
+  else if (v.is_int64() && v.get_int64() >= 0)
+    out = static_cast<uint64_t>(v.get_int64());
+  else
+    return fail(path, "expected a non-negative integer");
+  return {};
+}
+
+} // namespace
+
+// -- enums --------------------------------------------------------------------
+
+std::string to_string(sync_direction x) {
+  switch (x) {
+    case sync_direction::down:
+      return "down";
+    case sync_direction::up:
+      return "up";
+    case sync_direction::both:
+      return "both";
+  }
+  return "unknown";
+}
+
+std::string to_string(sync_mode x) {
+  switch (x) {
+    case sync_mode::req_stream:
+      return "req_stream";
+    case sync_mode::negentropy:
+      return "negentropy";
+  }
+  return "unknown";
+}
+
+std::string to_string(relay_info_mode x) {
+  switch (x) {
+    case relay_info_mode::required:
+      return "required";
+    case relay_info_mode::best_effort:
+      return "best_effort";
+    case relay_info_mode::disabled:
+      return "disabled";
+  }
+  return "unknown";
+}
+
+std::string to_string(auth_mode x) {
+  switch (x) {
+    case auth_mode::on_challenge:
+      return "on_challenge";
+    case auth_mode::always:
+      return "always";
+    case auth_mode::never:
+      return "never";
+  }
+  return "unknown";
+}
+
+bool from_string(std::string_view text, sync_direction& out) {
+  return parse_enum(text, all_directions, out);
+}
+
+bool from_string(std::string_view text, sync_mode& out) {
+  return parse_enum(text, all_sync_modes, out);
+}
+
+bool from_string(std::string_view text, relay_info_mode& out) {
+  return parse_enum(text, all_relay_info_modes, out);
+}
+
+bool from_string(std::string_view text, auth_mode& out) {
+  return parse_enum(text, all_auth_modes, out);
+}
+
+// -- definitions --------------------------------------------------------------
+
+std::optional<nostr::bytes32> pin_digest(const tls_pin& pin) {
+  if (pin.type != "spki_sha256")
+    return std::nullopt;
+  nostr::bytes32 digest{};
+  if (pin.value.size() == 64)
+    return nostr::from_hex(pin.value, digest) ? std::optional{digest}
+                                              : std::nullopt;
+  auto raw = nostr::base64_decode(pin.value);
+  if (!raw || raw->size() != digest.size())
+    return std::nullopt;
+  std::copy(raw->begin(), raw->end(), digest.begin());
+  return digest;
+}
+
+caf::expected<sync_server> parse_sync_server(std::string_view text,
+                                             const std::string& id_from_path) {
+  auto invalid = [](std::string reason) {
+    return caf::make_error(ec::invalid_input, std::move(reason));
+  };
+  json::error_code error;
+  auto doc = json::parse(text, error);
+  if (error)
+    return invalid("body: invalid JSON: " + error.message());
+  if (!doc.is_object())
+    return invalid("body: expected a JSON object");
+  if (auto duplicate = duplicate_key(text); !duplicate.empty())
+    return invalid(duplicate);
+  sync_server result;
+  if (auto failure = read_server(doc.get_object(), id_from_path, result);
+      !failure.empty())
+    return invalid(failure);
+  return result;
+}
+
+std::string to_json(const sync_server& s) {
+  std::string out = "{";
+  auto key = [&out](std::string_view name) {
+    if (out.back() != '{' && out.back() != '[')
+      out += ',';
+    nostr::append_json_string(out, name);
+    out += ':';
+  };
+  auto text = [&](std::string_view name, std::string_view value) {
+    key(name);
+    nostr::append_json_string(out, value);
+  };
+  text("id", s.id);
+  text("url", s.url);
+  key("enabled");
+  out += s.enabled ? "true" : "false";
+  text("auth_pubkey", s.auth_pubkey);
+  key("filters");
+  out += '[';
+  for (size_t i = 0; i < s.filters.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += nostr::to_json(s.filters[i]);
+  }
+  out += ']';
+  text("direction", to_string(s.direction));
+  text("mode", to_string(s.mode));
+  key("overlap_window_seconds");
+  out += std::to_string(s.overlap_window_seconds);
+  text("relay_info_mode", to_string(s.relay_info));
+  key("auth");
+  out += '{';
+  text("type", "nip42");
+  text("mode", to_string(s.auth));
+  out += '}';
+  key("tls");
+  out += '{';
+  text("mode", s.tls.mode);
+  text("hostname", s.tls.hostname);
+  text("ca_certfile", s.tls.ca_certfile);
+  text("client_certfile", s.tls.client_certfile);
+  text("client_keyfile", s.tls.client_keyfile);
+  key("pins");
+  out += '[';
+  for (size_t i = 0; i < s.tls.pins.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += '{';
+    text("type", s.tls.pins[i].type);
+    text("value", s.tls.pins[i].value);
+    out += '}';
+  }
+  out += "]}";
+  key("metadata");
+  out += s.metadata_json;
+  out += '}';
+  return out;
+}
+
+bool operator==(const sync_server& x, const sync_server& y) {
+  return to_json(x) == to_json(y);
+}
+
+bool operator!=(const sync_server& x, const sync_server& y) {
+  return !(x == y);
+}
+
+// -- runtime state ------------------------------------------------------------
+
+std::string to_json(const sync_runtime_state& st) {
+  std::string out = "{\"down_cursor\":";
+  append_cursor(out, st.has_down, st.down_cursor);
+  out += ",\"up_cursor\":";
+  append_cursor(out, st.has_up, st.up_cursor);
+  for (auto [name, value] :
+       {std::pair{"received", st.received}, std::pair{"accepted", st.accepted},
+        std::pair{"duplicate", st.duplicate},
+        std::pair{"rejected", st.rejected}, std::pair{"filtered", st.filtered},
+        std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok}}) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    out += std::to_string(value);
+  }
+  for (auto [name, value] :
+       {std::pair{"last_connected", st.last_connected},
+        std::pair{"disconnected_at", st.disconnected_at},
+        std::pair{"last_catchup_completed", st.last_catchup_completed}}) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    out += std::to_string(value);
+  }
+  out += ",\"last_error\":";
+  nostr::append_json_string(out, st.last_error);
+  out += '}';
+  return out;
+}
+
+caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
+  auto invalid = [](std::string reason) {
+    return caf::make_error(ec::invalid_input, std::move(reason));
+  };
+  json::error_code error;
+  auto doc = json::parse(text, error);
+  if (error)
+    return invalid("invalid JSON: " + error.message());
+  auto obj = doc.if_object();
+  if (!obj)
+    return invalid("expected a JSON object");
+  sync_runtime_state st;
+  std::string failure;
+  if (auto v = obj->if_contains("down_cursor"))
+    failure = read_cursor(*v, "down_cursor", st.has_down, st.down_cursor);
+  if (auto v = obj->if_contains("up_cursor"); v && failure.empty())
+    failure = read_cursor(*v, "up_cursor", st.has_up, st.up_cursor);
+  for (auto [name, field] :
+       {std::pair{"received", &st.received}, std::pair{"accepted", &st.accepted},
+        std::pair{"duplicate", &st.duplicate},
+        std::pair{"rejected", &st.rejected}, std::pair{"filtered", &st.filtered},
+        std::pair{"sent", &st.sent}, std::pair{"sent_ok", &st.sent_ok}})
+    if (auto v = obj->if_contains(name); v && failure.empty())
+      failure = read_count(*v, name, *field);
+  for (auto [name, field] :
+       {std::pair{"last_connected", &st.last_connected},
+        std::pair{"disconnected_at", &st.disconnected_at},
+        std::pair{"last_catchup_completed", &st.last_catchup_completed}})
+    if (auto v = obj->if_contains(name); v && failure.empty()) {
+      if (v->is_int64())
+        *field = v->get_int64();
+      else
+        failure = fail(name, "expected an integer");
+    }
+  if (auto v = obj->if_contains("last_error"); v && failure.empty())
+    failure = read_string(*v, "last_error", st.last_error);
+  if (!failure.empty())
+    return invalid(failure);
+  return st;
+}
+
+bool operator==(const sync_runtime_state& x, const sync_runtime_state& y) {
+  return to_json(x) == to_json(y);
+}
+
+} // namespace ferry

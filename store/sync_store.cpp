@@ -1,0 +1,116 @@
+#include "store/sync_store.hpp"
+
+#include "messages/error.hpp"
+#include "store/column_families.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+
+namespace ferry::store {
+
+namespace {
+
+caf::error storage_error(const rocksdb::Status& s) {
+  return caf::make_error(ec::storage_failure, s.ToString());
+}
+
+caf::error corrupt(std::string_view family, std::string_view id,
+                   const caf::error& why) {
+  return caf::make_error(ec::storage_failure,
+                         "corrupt " + std::string{family} + " record "
+                           + std::string{id} + ": " + render(why));
+}
+
+/// Definitions change by operator action only, so each such write is synced:
+/// a change the admin API confirmed must not vanish in a power cut.
+rocksdb::WriteOptions synced() {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return options;
+}
+
+caf::error commit(event_store& store, rocksdb::WriteBatch& batch,
+                  const rocksdb::WriteOptions& options) {
+  auto s = store.db()->Write(options, &batch);
+  return s.ok() ? caf::error{} : storage_error(s);
+}
+
+} // namespace
+
+caf::error put_sync_server(event_store& store, const sync_server& server) {
+  rocksdb::WriteBatch batch;
+  batch.Put(store.handle(cf::sync_servers), server.id, to_json(server));
+  return commit(store, batch, synced());
+}
+
+caf::expected<std::optional<sync_server>>
+get_sync_server(const event_store& store, const std::string& id) {
+  std::string value;
+  auto s = store.db()->Get(rocksdb::ReadOptions{},
+                           store.handle(cf::sync_servers), id, &value);
+  if (s.IsNotFound())
+    return std::optional<sync_server>{};
+  if (!s.ok())
+    return storage_error(s);
+  auto server = parse_sync_server(value);
+  if (!server)
+    return corrupt(cf_name(cf::sync_servers), id, server.error());
+  return std::optional<sync_server>{std::move(*server)};
+}
+
+caf::expected<std::vector<sync_server>>
+list_sync_servers(const event_store& store) {
+  std::vector<sync_server> result;
+  std::unique_ptr<rocksdb::Iterator> it{store.db()->NewIterator(
+    rocksdb::ReadOptions{}, store.handle(cf::sync_servers))};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto server = parse_sync_server(it->value().ToStringView());
+    if (!server)
+      return corrupt(cf_name(cf::sync_servers), it->key().ToStringView(),
+                     server.error());
+    result.push_back(std::move(*server));
+  }
+  if (!it->status().ok())
+    return storage_error(it->status());
+  return result;
+}
+
+caf::error delete_sync_server(event_store& store, const std::string& id) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(store.handle(cf::sync_servers), id);
+  batch.Delete(store.handle(cf::sync_runtime), id);
+  return commit(store, batch, synced());
+}
+
+caf::expected<sync_runtime_state> get_sync_runtime(const event_store& store,
+                                                   const std::string& id) {
+  std::string value;
+  auto s = store.db()->Get(rocksdb::ReadOptions{},
+                           store.handle(cf::sync_runtime), id, &value);
+  if (s.IsNotFound())
+    return sync_runtime_state{};
+  if (!s.ok())
+    return storage_error(s);
+  auto state = parse_sync_runtime(value);
+  if (!state)
+    return corrupt(cf_name(cf::sync_runtime), id, state.error());
+  return std::move(*state);
+}
+
+void put_sync_runtime(rocksdb::WriteBatch& batch, const event_store& store,
+                      const std::string& id, const sync_runtime_state& state) {
+  batch.Put(store.handle(cf::sync_runtime), id, to_json(state));
+}
+
+caf::error put_sync_runtime(event_store& store, const std::string& id,
+                            const sync_runtime_state& state) {
+  rocksdb::WriteBatch batch;
+  put_sync_runtime(batch, store, id, state);
+  // Written often and cheap to lose (a lost cursor repeats work, never
+  // skips it): no fsync.
+  return commit(store, batch, rocksdb::WriteOptions{});
+}
+
+} // namespace ferry::store

@@ -1,0 +1,54 @@
+#pragma once
+
+#include "messages/sync.hpp"
+#include "store/event_store.hpp"
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rocksdb {
+class WriteBatch;
+} // namespace rocksdb
+
+/// Sync server definitions and their runtime state in the `sync_servers` and
+/// `sync_runtime` families. Keys are the server id's bytes; values are JSON
+/// text (the definition's canonical JSON, the runtime state's compact JSON),
+/// so both stay readable with any RocksDB tool. Failures are
+/// `ec::storage_failure` errors.
+namespace ferry::store {
+
+/// Creates or replaces a definition. Synced to disk: the admin API answers
+/// only after the change would survive a power cut.
+caf::error put_sync_server(event_store& store, const sync_server& server);
+
+/// The definition stored under `id`, or nullopt when there is none.
+caf::expected<std::optional<sync_server>>
+get_sync_server(const event_store& store, const std::string& id);
+
+/// Every stored definition, ordered by id.
+caf::expected<std::vector<sync_server>>
+list_sync_servers(const event_store& store);
+
+/// Deletes a definition and its runtime state in one commit; deleting an
+/// unknown id is not an error.
+caf::error delete_sync_server(event_store& store, const std::string& id);
+
+/// The runtime state of `id`; default-constructed when none is stored.
+caf::expected<sync_runtime_state> get_sync_runtime(const event_store& store,
+                                                   const std::string& id);
+
+/// Adds the write of `id`'s runtime state to `batch`, so a cursor commits
+/// together with the events it covers (pass it to `event_store::write` as
+/// the `extra` callback).
+void put_sync_runtime(rocksdb::WriteBatch& batch, const event_store& store,
+                      const std::string& id, const sync_runtime_state& state);
+
+/// Writes `id`'s runtime state on its own (counters, timestamps, errors).
+caf::error put_sync_runtime(event_store& store, const std::string& id,
+                            const sync_runtime_state& state);
+
+} // namespace ferry::store
