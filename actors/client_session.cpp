@@ -5,11 +5,13 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
+#include <openssl/rand.h>
 #include <simdjson.h>
 
 #include <chrono>
@@ -58,6 +60,42 @@ frame_state closed(self_pointer self, std::string_view sub_id,
   return frame_state::done;
 }
 
+/// NIP-42: true when this client may go on; otherwise it was told why.
+bool authorized(self_pointer self) {
+  auto& st = self->state;
+  return !st.ctx->auth_required || !st.authenticated.empty();
+}
+
+constexpr const char* auth_required_text
+  = "auth-required: this relay requires NIP-42 authentication";
+
+frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
+                    const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  simdjson::ondemand::value value;
+  nostr::event ev;
+  if (it == end || (*it).get(value))
+    return notice(self, "invalid: AUTH needs a signed event");
+  if (auto reason = nostr::parse_event(value, ev); !reason.empty())
+    return notice(self, "invalid: " + reason);
+  // Without a configured public URL the relay tag is taken as the client
+  // names it: a relay reachable under several names cannot check it.
+  std::string relay_url = st.ctx->public_url;
+  if (relay_url.empty())
+    for (const auto& tag : ev.tags)
+      if (tag.size() >= 2 && tag[0] == "relay")
+        relay_url = tag[1];
+  auto reason = nostr::verify_auth_event(ev, relay_url, st.challenge,
+                                         unix_now());
+  if (!reason.empty()) {
+    st.send(nostr::ok_message(ev.id, false, "invalid: " + reason));
+    return frame_state::done;
+  }
+  st.authenticated.insert(ev.pubkey);
+  st.send(nostr::ok_message(ev.id, true, ""));
+  return frame_state::done;
+}
+
 frame_state on_event(self_pointer self, const std::string& frame,
                      simdjson::ondemand::array_iterator& it,
                      const simdjson::ondemand::array_iterator& end) {
@@ -81,6 +119,10 @@ frame_state on_event(self_pointer self, const std::string& frame,
     return notice(self, "invalid: " + reason);
   }
   ++st.events_received;
+  if (!authorized(self)) {
+    st.send(nostr::ok_message(ev.id, false, auth_required_text));
+    return frame_state::done;
+  }
   auto max_future = st.ctx->limits.max_future_seconds;
   if (ev.created_at > unix_now() + max_future) {
     st.send(nostr::ok_message(ev.id, false,
@@ -221,6 +263,8 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
   auto filters = read_filters(self, "REQ", sub_id, it, end);
   if (!filters)
     return frame_state::done;
+  if (!authorized(self))
+    return closed(self, sub_id, auth_required_text);
   auto existing = st.subscriptions.find(sub_id);
   if (existing != st.subscriptions.end()) {
     // NIP-01: a REQ with an open id replaces that subscription.
@@ -250,6 +294,8 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
   auto filters = read_filters(self, "COUNT", sub_id, it, end);
   if (!filters)
     return frame_state::done;
+  if (!authorized(self))
+    return closed(self, sub_id, auth_required_text);
   auto job = make_job(self, sub_id, std::move(filters), true);
   st.counts[sub_id] = job;
   if (!start_job(self, std::move(job))) {
@@ -295,6 +341,8 @@ frame_state on_frame(self_pointer self, std::string& frame) {
     return on_close(self, it, end);
   if (verb == "COUNT")
     return on_count(self, it, end);
+  if (verb == "AUTH")
+    return on_auth(self, it, end);
   return notice(self, "invalid: unknown message type \"" + std::string{verb}
                         + "\"");
 }
@@ -321,6 +369,13 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
   // Spread sessions over the verifiers from the start.
   self->state.next_verifier = self->id();
   metrics::connection_opened();
+  // NIP-42: the challenge is announced on connect where authentication is
+  // required; elsewhere clients that never authenticate see no extra frame.
+  nostr::bytes32 nonce;
+  RAND_bytes(nonce.data(), static_cast<int>(nonce.size()));
+  self->state.challenge = nostr::to_hex(nonce);
+  if (self->state.ctx->auth_required)
+    self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
   return {
     [self](atom::frame, std::string& frame) {
       if (on_frame(self, frame) == frame_state::done)

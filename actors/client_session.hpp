@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ namespace ferry {
 /// that do the work.
 struct relay_context {
   config::relay_limits limits;
+  /// NIP-42: clients must authenticate before REQ, COUNT and EVENT.
+  bool auth_required = false;
+  /// NIP-42: the URL AUTH events must name; empty: not checked.
+  std::string public_url;
   const store::event_store* store = nullptr;
   std::vector<handle_slot_ptr<verifier_actor>> verifiers;
   std::vector<handle_slot_ptr<query_worker_actor>> query_workers;
@@ -43,6 +48,10 @@ struct client_session_state {
   std::map<std::string, subscription> subscriptions;
   /// Running COUNT jobs, by subscription id.
   std::map<std::string, query_job_ptr> counts;
+  /// NIP-42 challenge sent to this client.
+  std::string challenge;
+  /// Pubkeys this client has proven (NIP-42).
+  std::set<nostr::bytes32> authenticated;
   uint64_t next_job_id = 1;
   size_t next_verifier = 0;
   uint64_t events_received = 0;

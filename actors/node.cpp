@@ -138,6 +138,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto control_plane_slot = std::make_shared<handle_slot<control_plane_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
+  ctx->auth_required = cfg.relay.auth_required;
+  ctx->public_url = cfg.relay.public_url;
   ctx->store = store;
   ctx->hub = hub_slot;
   n->ctx_ = ctx;
@@ -186,9 +188,11 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     spec.kind = "relay-server";
     auto io = n->io_;
     auto* port = &n->relay_port_;
-    spec.start = [io, ctx, port, relay = cfg.relay](caf::local_actor* self) {
+    spec.start = [io, ctx, port, relay = cfg.relay,
+                  self_pubkey = nostr::to_hex(n->keys_.pubkey)](
+                   caf::local_actor* self) {
       auto listener = make_relay_listener(self->system(), io->context(), relay,
-                                          ctx);
+                                          self_pubkey, ctx);
       if (auto failure = listener->start(); !failure.empty())
         throw std::runtime_error("relay: " + failure);
       *port = listener->port();

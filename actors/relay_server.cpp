@@ -8,18 +8,20 @@
 
 namespace ferry {
 
-std::string relay_info_json(const config::relay_config& cfg) {
+std::string relay_info_json(const config::relay_config& cfg,
+                            const std::string& self_pubkey) {
   namespace json = boost::json;
   json::object info;
   info["name"] = cfg.name;
   info["description"] = cfg.description;
   if (!cfg.operator_pubkey.empty())
     info["pubkey"] = cfg.operator_pubkey;
+  info["self"] = self_pubkey;
   if (!cfg.contact.empty())
     info["contact"] = cfg.contact;
   if (!cfg.icon.empty())
     info["icon"] = cfg.icon;
-  info["supported_nips"] = json::array{1, 9, 11, 40, 45};
+  info["supported_nips"] = json::array{1, 9, 11, 40, 42, 45};
   info["software"] = "ferry";
   info["version"] = FERRY_VERSION;
   const auto& l = cfg.limits;
@@ -31,7 +33,7 @@ std::string relay_info_json(const config::relay_config& cfg) {
     {"default_limit", l.default_limit},
     {"max_subid_length", l.max_subscription_id_length},
     {"created_at_upper_limit", l.max_future_seconds},
-    {"auth_required", false},
+    {"auth_required", cfg.auth_required},
     {"payment_required", false},
     {"restricted_writes", false},
   };
@@ -69,6 +71,7 @@ net::http_response relay_http_response(const net::http_request& req,
 std::shared_ptr<net::ws_server>
 make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
                     const config::relay_config& cfg,
+                    const std::string& self_pubkey,
                     std::shared_ptr<const relay_context> ctx) {
   net::ws_server_options opts;
   opts.address = cfg.address;
@@ -80,7 +83,8 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
     "error: disconnected: more than "
     + std::to_string(cfg.limits.max_outbound_bytes)
     + " bytes queued for this connection (read faster)");
-  auto info = std::make_shared<const std::string>(relay_info_json(cfg));
+  auto info = std::make_shared<const std::string>(
+    relay_info_json(cfg, self_pubkey));
   auto on_open = [&sys, ctx](const std::shared_ptr<net::ws_connection>& conn) {
     ++ctx->live_sessions;
     auto session = sys.spawn(client_session, conn, ctx);

@@ -15,8 +15,10 @@
 namespace ferry {
 
 /// The NIP-11 relay information document for `cfg`, listing exactly the NIPs
-/// this relay implements.
-std::string relay_info_json(const config::relay_config& cfg);
+/// this relay implements; `self_pubkey` is the node's identity (NIP-11
+/// `self`), which syncing peers check.
+std::string relay_info_json(const config::relay_config& cfg,
+                            const std::string& self_pubkey);
 
 /// Answers plain HTTP on the relay port: NIP-11 for
 /// `Accept: application/nostr+json`, CORS pre-flight, a short text otherwise.
@@ -28,6 +30,7 @@ net::http_response relay_http_response(const net::http_request& req,
 std::shared_ptr<net::ws_server>
 make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
                     const config::relay_config& cfg,
+                    const std::string& self_pubkey,
                     std::shared_ptr<const relay_context> ctx);
 
 struct relay_server_state {

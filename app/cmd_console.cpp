@@ -14,8 +14,8 @@
 
 #include <netdb.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -110,6 +110,8 @@ std::optional<endpoint> parse_endpoint(const std::string& text) {
   } else if (auto colon = text.rfind(':'); colon != std::string::npos) {
     result.host = text.substr(0, colon);
     port = text.substr(colon + 1);
+    if (port.empty())
+      return std::nullopt;
   } else {
     result.host = text;
   }
@@ -252,6 +254,8 @@ answer<inspector_actor> login(caf::scoped_actor& self, const endpoint& where,
       [&](caf::error& err) {
         result.problem = "the node at " + where.text()
                          + " refused the login: " + describe(err);
+        if (secret.empty())
+          result.problem += " (give --secret or set FERRY_CONSOLE_SECRET)";
       });
   return result;
 }
@@ -420,6 +424,8 @@ private:
     return report(reply);
   }
 
+  /// The full-screen view of `actors` and `stats`, redrawn every second
+  /// until q, Ctrl-C or a signal ends it; outlives a restart of the node.
   int watch();
 
   caf::scoped_actor self_;
@@ -551,6 +557,7 @@ private:
 
 // -- watch --------------------------------------------------------------------
 
+/// The local time as HH:MM:SS, for the header of `watch`.
 std::string wall_clock() {
   auto now = std::time(nullptr);
   std::tm local{};
@@ -635,6 +642,8 @@ int session::watch() {
 session* completing = nullptr;
 std::vector<std::string> candidates;
 
+/// readline's generator: the next candidate that starts with `text`, as a
+/// malloc'd string readline frees; `state` is 0 on the first call.
 char* next_candidate(const char* text, int state) {
   static size_t index = 0;
   if (state == 0)
@@ -648,6 +657,8 @@ char* next_candidate(const char* text, int state) {
   return nullptr;
 }
 
+/// Completes a command word first, then an actor name for the commands that
+/// take one, asking the node for its current actors.
 char** complete(const char* text, int start, int) {
   // Never fall back to file names: nothing here takes a path.
   rl_attempted_completion_over = 1;
@@ -661,6 +672,7 @@ char** complete(const char* text, int start, int) {
   return rl_completion_matches(text, next_candidate);
 }
 
+/// What the prompt shows.
 constexpr const char* prompt_text = "ferry> ";
 
 /// What readline's line callback handed over since the last look: a line,
@@ -668,6 +680,9 @@ constexpr const char* prompt_text = "ferry> ";
 std::optional<std::optional<std::string>> entered;
 
 void take_line(char* raw) {
+  // Until the prompt loop installs it again: the command that follows gets
+  // the terminal as it was, and no new prompt appears under it.
+  ::rl_callback_handler_remove();
   if (raw == nullptr) {
     entered.emplace(std::nullopt);
     return;
@@ -747,15 +762,13 @@ int prompt(session& s) {
       break;
     }
     auto words = split_words(*line);
-    if (words.empty())
-      continue;
-    ::add_history(line->c_str());
-    if (words[0] == "quit" || words[0] == "exit")
-      break;
-    // The command (`watch` above all) gets the terminal as it was.
-    ::rl_callback_handler_remove();
-    s.execute(words);
-    std::fflush(stdout);
+    if (!words.empty()) {
+      ::add_history(line->c_str());
+      if (words[0] == "quit" || words[0] == "exit")
+        break;
+      s.execute(words);
+      std::fflush(stdout);
+    }
     ::rl_callback_handler_install(prompt_text, take_line);
   }
   ::rl_callback_handler_remove();

@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "messages/error.hpp"
+#include "messages/nostr/relay_url.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
@@ -257,6 +258,16 @@ leaf_reader pubkeys(std::vector<std::string>& out) {
   };
 }
 
+/// Empty, or a ws:// or wss:// URL as NIP-42 `relay` tags carry it.
+leaf_reader relay_url_text(std::string& out) {
+  return string_if(out, "an empty string or a ws:// or wss:// URL",
+                   [](const std::string& value) {
+                     nostr::relay_url parsed;
+                     return value.empty()
+                            || nostr::parse_relay_url(value, parsed).empty();
+                   });
+}
+
 leaf_reader log_level(std::string& out) {
   std::string what = "one of";
   for (size_t i = 0; i < log_levels.size(); ++i) {
@@ -394,6 +405,8 @@ std::vector<field> schema(config& cfg) {
               leaf("contact", text(relay.contact)),
               leaf("icon", text(relay.icon)),
               leaf("operator_pubkey", pubkey(relay.operator_pubkey)),
+              leaf("public_url", relay_url_text(relay.public_url)),
+              leaf("auth_required", boolean(relay.auth_required)),
               section(
                 "limits",
                 {
@@ -583,6 +596,7 @@ bool operator==(const relay_config& x, const relay_config& y) {
   return x.address == y.address && x.port == y.port && x.name == y.name
          && x.description == y.description && x.contact == y.contact
          && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
+         && x.public_url == y.public_url && x.auth_required == y.auth_required
          && x.limits == y.limits;
 }
 

@@ -46,6 +46,11 @@ struct relay_config {
   std::string icon;
   /// Hex pubkey of the operator (NIP-11 `pubkey`); empty for none.
   std::string operator_pubkey;
+  /// The URL clients use to reach this relay (NIP-42 `relay` tags are checked
+  /// against it); empty: the tag is not checked.
+  std::string public_url;
+  /// Clients must authenticate (NIP-42) before REQ, COUNT or EVENT.
+  bool auth_required = false;
   relay_limits limits;
 };
 

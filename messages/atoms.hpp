@@ -54,6 +54,25 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(health, "health")
   FERRY_ADD_ATOM(stats, "stats")
   FERRY_ADD_ATOM(login, "login")
+  // -- outbound sync: health tracker --
+  FERRY_ADD_ATOM(report, "report")
+  FERRY_ADD_ATOM(connecting, "connecting")
+  FERRY_ADD_ATOM(connected, "connected")
+  FERRY_ADD_ATOM(catchup, "catchup")
+  FERRY_ADD_ATOM(caughtup, "caughtup")
+  FERRY_ADD_ATOM(live, "live")
+  FERRY_ADD_ATOM(failed, "failed")
+  FERRY_ADD_ATOM(ratelimit, "ratelimit")
+  FERRY_ADD_ATOM(stopped, "stopped")
+  FERRY_ADD_ATOM(disabled, "disabled")
+  FERRY_ADD_ATOM(delay, "delay")
+  // -- outbound sync: pending batches --
+  // open, pending and timeout have CAF's texts, so they are CAF's atoms.
+  FERRY_ADD_ATOM(open, "open")
+  FERRY_ADD_ATOM(pending, "pending")
+  FERRY_ADD_ATOM(timeout, "timeout")
+  FERRY_ADD_ATOM(lost, "lost")
+  FERRY_ADD_ATOM(confirmed, "confirmed")
 
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 

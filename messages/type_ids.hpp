@@ -1,8 +1,10 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/health.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
+#include "messages/pending_batches.hpp"
 #include "messages/relay.hpp"
 #include "messages/status.hpp"
 #include "messages/supervisor.hpp"
@@ -28,6 +30,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::supervisor_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::inspector_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::console_gate_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_status))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::error_class))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::resume_mode))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_health))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::relay_health>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::health_tracker_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::sub_outcome))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::batch_subscription))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::batch_info))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::batch_info>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::batch_listener_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::pending_batches_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -1,6 +1,4 @@
-// The console's views are compiled into the `ferry` executable only, and this
-// test binary links the libraries, so the one source it needs is built here.
-#include "app/console_view.cpp"
+#include "app/console_view.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>

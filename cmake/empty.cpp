@@ -1,1 +1,0 @@
-// Lets a layer library build while its folder is still being filled.

@@ -1,0 +1,415 @@
+#include "tests/fixtures/node_process.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// How one `ferry console` run ended and what it printed where.
+struct console_run {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+/// A loopback port nothing listens on right now.
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// Runs `ferry console ARGS...` with stdin at /dev/null and stdout and
+/// stderr kept apart. A run that takes longer than `timeout` is killed and
+/// fails the test.
+console_run run_console(std::vector<std::string> args,
+                        std::chrono::seconds timeout = 15s) {
+  int out[2];
+  int err[2];
+  REQUIRE(::pipe(out) == 0);
+  REQUIRE(::pipe(err) == 0);
+  auto pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    for (int fd : {null, out[0], out[1], err[0], err[1]})
+      ::close(fd);
+    std::string binary = FERRY_BINARY;
+    std::string sub = "console";
+    std::vector<char*> argv{binary.data(), sub.data()};
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  console_run result;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::array<pollfd, 2> fds{{{out[0], POLLIN, 0}, {err[0], POLLIN, 0}}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  bool timed_out = false;
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0)
+      continue;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0)
+        continue;
+      char buf[4096];
+      auto n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(n));
+      } else {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+      }
+    }
+  }
+  for (auto& fd : fds)
+    if (fd.fd >= 0)
+      ::close(fd.fd);
+  if (timed_out)
+    ::kill(pid, SIGKILL);
+  int raw = 0;
+  ::waitpid(pid, &raw, 0);
+  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  INFO("ferry console " << Catch::Detail::stringify(args) << "\nstdout:\n"
+                        << result.out << "stderr:\n"
+                        << result.err);
+  if (timed_out)
+    FAIL("ferry console did not finish within " << timeout.count() << " s");
+  return result;
+}
+
+/// A config like test::node_config's, with fault injection allowed; that
+/// one already writes a [console] table, which TOML cannot reopen.
+std::string console_node_config(const test::temp_dir& dir) {
+  auto path = dir.file("ferry.toml");
+  test::write_file(path, "[relay]\nport = 0\n[admin]\nport = 0\n"
+                         "[console]\nport = "
+                           + std::to_string(free_port())
+                           + "\nfault_injection = true\n[store]\npath = \""
+                           + dir.file("data") + "\"\n");
+  return path;
+}
+
+/// A real `ferry node` with its console gate on a free loopback port and
+/// fault injection allowed.
+struct console_node {
+  console_node()
+    : config(console_node_config(dir)), process({"node", "--config", config}) {
+    // The relay's line comes first; waiting for it ends early when the node
+    // exits instead.
+    auto relay = process.wait_for_port();
+    static const std::regex line{
+      "console-gate listening on 127\\.0\\.0\\.1:([0-9]+)"};
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::smatch m;
+    auto output = process.output();
+    while (relay && !std::regex_search(output, m, line)
+           && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+      output = process.output();
+    }
+    INFO("node output:\n" << output);
+    REQUIRE(std::regex_search(output, m, line));
+    node = "127.0.0.1:" + m[1].str();
+  }
+
+  /// `ferry console --node <this node> ARGS...`.
+  console_run console(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--node", node});
+    return run_console(std::move(args));
+  }
+
+  /// The actor `name` from `--json actors`.
+  boost::json::object json_actor(const std::string& name) {
+    auto run = console({"--json", "actors"});
+    REQUIRE(run.status == 0);
+    auto parsed = boost::json::parse(run.out);
+    for (auto& x : parsed.as_array())
+      if (x.as_object().at("name").as_string() == name)
+        return x.as_object();
+    FAIL("no actor " << name << " in " << run.out);
+    return {};
+  }
+
+  test::temp_dir dir;
+  std::string config;
+  test::ferry_process process;
+  /// HOST:PORT of the console gate.
+  std::string node;
+};
+
+/// Calls `check` every 100 ms until it returns true or `timeout` passes.
+template <class F>
+bool eventually(F check, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (check())
+      return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return check();
+}
+
+/// Runs a shell command; returns its stdout.
+std::string shell(const std::string& command) {
+  std::string result;
+  if (auto pipe = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0)
+      result.append(buf, n);
+    ::pclose(pipe);
+  }
+  return result;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// A tmux server of our own (its own socket), so the test never touches a
+/// user's sessions; the destructor ends it.
+struct tmux_server {
+  tmux_server() : socket("ferry-console-test-" + std::to_string(::getpid())) {
+    // nop
+  }
+
+  ~tmux_server() {
+    run("kill-server 2>/dev/null");
+  }
+
+  std::string run(const std::string& args) {
+    return shell("tmux -L " + socket + " " + args);
+  }
+
+  std::string socket;
+};
+
+} // namespace
+
+TEST_CASE("console actors prints the tree and actor prints one actor",
+          "[integration][console]") {
+  console_node n;
+  auto actors = n.console({"actors"});
+  CHECK(actors.status == 0);
+  CHECK(actors.err.empty());
+  CHECK(actors.out.rfind("NAME ", 0) == 0);
+  CHECK(actors.out.find("LAST-ERROR") != std::string::npos);
+  CHECK(actors.out.find("\n  writer ") != std::string::npos);
+  CHECK(actors.out.find("\n  verifier-1 ") != std::string::npos);
+  auto writer = n.console({"actor", "writer"});
+  CHECK(writer.status == 0);
+  CHECK(writer.err.empty());
+  CHECK(writer.out.find("name           writer\n") != std::string::npos);
+  CHECK(writer.out.find("state          running\n") != std::string::npos);
+  CHECK(writer.out.find("\nstatus:\n") != std::string::npos);
+  auto health = n.console({"health"});
+  CHECK(health.status == 0);
+  CHECK((health.out.rfind("ok\n", 0) == 0
+         || health.out.rfind("degraded\n", 0) == 0));
+  auto stats = n.console({"stats"});
+  CHECK(stats.status == 0);
+  CHECK(stats.out.find(" = ") != std::string::npos);
+}
+
+TEST_CASE("console restart writer counts one restart",
+          "[integration][console]") {
+  console_node n;
+  auto restart = n.console({"restart", "writer"});
+  CHECK(restart.status == 0);
+  CHECK(restart.err.empty());
+  CHECK_FALSE(restart.out.empty());
+  CHECK(eventually([&] {
+    auto writer = n.console({"actor", "writer"});
+    return writer.status == 0
+           && writer.out.find("restarts       1\n") != std::string::npos
+           && writer.out.find("state          running\n")
+                != std::string::npos;
+  }));
+}
+
+TEST_CASE("console fault crashes an actor and its supervisor restarts it",
+          "[integration][console]") {
+  console_node n;
+  auto fault = n.console({"fault", "verifier-1"});
+  CHECK(fault.status == 0);
+  CHECK(fault.err.empty());
+  auto verifier = n.json_actor("verifier-1");
+  CHECK((verifier.at("state").as_string() == "restarting"
+         || verifier.at("restarts").to_number<int64_t>() >= 1));
+  CHECK(eventually([&] {
+    auto v = n.json_actor("verifier-1");
+    return v.at("state").as_string() == "running"
+           && v.at("restarts").to_number<int64_t>() >= 1
+           && !v.at("last_error").as_string().empty();
+  }));
+  auto actors = n.console({"actors"});
+  CHECK(actors.status == 0);
+  CHECK(actors.out.find("verifier-1") != std::string::npos);
+}
+
+TEST_CASE("console --json actors is an array with every field",
+          "[integration][console]") {
+  console_node n;
+  auto run = n.console({"--json", "actors"});
+  REQUIRE(run.status == 0);
+  CHECK(run.err.empty());
+  auto parsed = boost::json::parse(run.out);
+  REQUIRE(parsed.is_array());
+  std::set<std::string> names;
+  for (auto& x : parsed.as_array()) {
+    auto& actor = x.as_object();
+    for (auto key : {"name", "kind", "parent", "state", "mailbox", "restarts",
+                     "uptime", "last_error", "last_error_at", "status"})
+      CHECK(actor.contains(key));
+    CHECK(actor.at("status").is_object());
+    names.insert(std::string{actor.at("name").as_string()});
+  }
+  CHECK(names.count("writer") == 1);
+  CHECK(names.count("verifier-1") == 1);
+  auto stats = n.console({"--json", "stats"});
+  REQUIRE(stats.status == 0);
+  CHECK(boost::json::parse(stats.out).is_object());
+}
+
+TEST_CASE("console names an unknown actor and exits 1",
+          "[integration][console]") {
+  console_node n;
+  for (auto command : {"actor", "restart", "stop", "start", "fault"}) {
+    auto run = n.console({command, "no-such-actor"});
+    INFO(command);
+    CHECK(run.status == 1);
+    CHECK(run.out.empty());
+    CHECK(run.err.rfind("ferry console: ", 0) == 0);
+    CHECK(run.err.find("no-such-actor") != std::string::npos);
+    CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
+  }
+  auto unknown = n.console({"frobnicate"});
+  CHECK(unknown.status == 1);
+  CHECK(unknown.err
+        == "ferry console: unknown command 'frobnicate' (try help)\n");
+}
+
+TEST_CASE("console says in one line that no node is there",
+          "[integration][console]") {
+  auto port = std::to_string(free_port());
+  auto run = run_console({"--node", "127.0.0.1:" + port, "actors"});
+  CHECK(run.status == 1);
+  CHECK(run.out.empty());
+  CHECK(run.err
+        == "ferry console: cannot reach a node at 127.0.0.1:" + port
+             + " (connection refused)\n");
+}
+
+TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
+          "[integration][console]") {
+  if (std::system("tmux -V > /dev/null 2>&1") != 0)
+    FAIL("tmux is missing: scripts/setup installs it; this test needs a "
+         "pseudo-terminal to drive `ferry console watch`");
+  console_node n;
+  tmux_server tmux;
+  test::temp_dir scratch;
+  auto watch_in_tmux = [&](const std::string& session) {
+    // The shell records the terminal settings around the console and its
+    // exit status; it ignores SIGINT itself so Ctrl-C reaches only ferry,
+    // which installs its own handler.
+    auto script = "trap '' INT; stty -g > " + scratch.file(session + ".before")
+                  + "; " + FERRY_BINARY + " console --node " + n.node
+                  + " watch; status=$?; stty -g > "
+                  + scratch.file(session + ".after")
+                  + "; echo \"console exited $status\"; sleep 60";
+    test::write_file(scratch.file(session + ".sh"), script);
+    tmux.run("new-session -d -s " + session + " -x 120 -y 40 'sh "
+             + scratch.file(session + ".sh") + "'");
+    auto screen = [&tmux, session] {
+      return tmux.run("capture-pane -p -t " + session);
+    };
+    std::string seen;
+    auto drawn = eventually(
+      [&] {
+        seen = screen();
+        return seen.find("ferry console  " + n.node) != std::string::npos
+               && seen.find("NAME ") != std::string::npos
+               && seen.find("writer") != std::string::npos
+               && seen.find("verifier-1") != std::string::npos
+               && seen.find("STATS") != std::string::npos;
+      },
+      10s);
+    INFO("screen:\n" << seen);
+    CHECK(drawn);
+    return screen;
+  };
+
+  SECTION("q") {
+    auto screen = watch_in_tmux("quit-q");
+    tmux.run("send-keys -t quit-q q");
+    std::string seen;
+    auto ended = eventually(
+      [&] {
+        seen = screen();
+        return seen.find("console exited 0") != std::string::npos;
+      },
+      5s);
+    INFO("screen:\n" << seen);
+    CHECK(ended);
+    CHECK(read_file(scratch.file("quit-q.before"))
+          == read_file(scratch.file("quit-q.after")));
+  }
+
+  SECTION("Ctrl-C") {
+    auto screen = watch_in_tmux("ctrl-c");
+    tmux.run("send-keys -t ctrl-c C-c");
+    std::string seen;
+    auto ended = eventually(
+      [&] {
+        seen = screen();
+        return seen.find("console exited 0") != std::string::npos;
+      },
+      5s);
+    INFO("screen:\n" << seen);
+    CHECK(ended);
+    CHECK(read_file(scratch.file("ctrl-c.before"))
+          == read_file(scratch.file("ctrl-c.after")));
+  }
+}
