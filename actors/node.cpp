@@ -1,13 +1,16 @@
 #include "actors/node.hpp"
 
 #include "actors/control_plane.hpp"
+#include "actors/health_tracker.hpp"
 #include "actors/hub.hpp"
 #include "actors/inspector.hpp"
 #include "actors/logging.hpp"
 #include "actors/node_key.hpp"
 #include "actors/query_worker.hpp"
 #include "actors/relay_server.hpp"
+#include "actors/relay_connection.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/sync_manager.hpp"
 #include "actors/verifier.hpp"
 #include "actors/writer.hpp"
 #include "messages/error.hpp"
@@ -136,6 +139,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto writer_slot = std::make_shared<handle_slot<writer_actor>>();
   auto inspector_slot = std::make_shared<handle_slot<inspector_actor>>();
   auto control_plane_slot = std::make_shared<handle_slot<control_plane_actor>>();
+  auto health_slot = std::make_shared<handle_slot<health_tracker_actor>>();
+  auto sync_slot = std::make_shared<handle_slot<sync_manager_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
   ctx->auth_required = cfg.relay.auth_required;
@@ -173,14 +178,31 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
         return self->system().spawn<caf::detached>(query_worker, store, qcfg);
       }));
   }
+  children.push_back(slotted("health-tracker", "health-tracker", health_slot,
+                             [](caf::local_actor* self) {
+                               return self->system().spawn(
+                                 health_tracker, health_tracker_config{});
+                             }));
+  relay_connection_deps deps;
+  deps.keys = n->keys_;
+  deps.io = n->io_;
+  deps.store = store;
+  deps.verifiers = ctx->verifiers;
+  deps.writer = writer_slot;
+  deps.health = health_slot;
+  children.push_back(slotted(
+    "sync-manager", "sync-manager", sync_slot,
+    [servers = cfg.sync.servers, deps](caf::local_actor* self) {
+      return self->system().spawn(sync_manager, servers, deps);
+    }));
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;
   children.push_back(slotted(
     "inspector", "inspector", inspector_slot,
-    [store, ctx, icfg](caf::local_actor* self) {
+    [store, ctx, sync_slot, icfg](caf::local_actor* self) {
       return self->system().spawn(inspector,
                                   caf::actor_cast<supervisor_actor>(self),
-                                  store, ctx, icfg);
+                                  store, ctx, sync_slot, icfg);
     }));
   {
     child_spec spec;
@@ -205,8 +227,10 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   }
   children.push_back(slotted(
     "control-plane", "control-plane", control_plane_slot,
-    [inspector_slot, io = n->io_, admin = cfg.admin](caf::local_actor* self) {
-      return self->system().spawn(control_plane, admin, inspector_slot, io);
+    [inspector_slot, sync_slot, io = n->io_,
+     admin = cfg.admin](caf::local_actor* self) {
+      return self->system().spawn(control_plane, admin, inspector_slot,
+                                  sync_slot, io);
     }));
   {
     child_spec spec;

@@ -7,6 +7,8 @@
 
 #include <caf/send.hpp>
 
+#include <rocksdb/write_batch.h>
+
 #include <chrono>
 
 namespace ferry {
@@ -37,7 +39,13 @@ void writer_state::commit() {
   for (auto& [item, promise] : pending)
     events.push_back(&item->data);
   auto began = std::chrono::steady_clock::now();
-  auto results = store->write(events, unix_now());
+  std::unordered_map<std::string, sync_cursor> moved;
+  auto results = store->write(
+    events, unix_now(),
+    [this, &moved](rocksdb::WriteBatch& batch,
+                   const std::vector<store::write_result>& outcomes) {
+      moved = advance_cursors(batch, outcomes);
+    });
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
   metrics::writer_batch(events.size(), took.count());
   ++batches;
@@ -52,6 +60,8 @@ void writer_state::commit() {
     pending.clear();
     return;
   }
+  for (auto& [server, cursor] : moved)
+    cursors[server] = cursor;
   auto fan_out = hub ? hub->get() : hub_actor{};
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [item, promise] = pending[i];
@@ -67,6 +77,46 @@ void writer_state::commit() {
     promise.deliver(ingest_result{status, std::move(r.message)});
   }
   pending.clear();
+}
+
+sync_cursor writer_state::cursor_of(const std::string& server) {
+  auto i = cursors.find(server);
+  if (i != cursors.end())
+    return i->second;
+  sync_cursor result;
+  if (auto stored = store::get_sync_cursor(*store, server); stored && *stored)
+    result = **stored;
+  cursors.emplace(server, result);
+  return result;
+}
+
+std::unordered_map<std::string, sync_cursor>
+writer_state::advance_cursors(rocksdb::WriteBatch& batch,
+                              const std::vector<store::write_result>& results) {
+  std::unordered_map<std::string, sync_cursor> moved;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const auto& item = *pending[i].first;
+    if (item.advances_cursor_of.empty()
+        || results[i].outcome == store::write_outcome::refused)
+      continue;
+    const auto& ev = item.data.ev;
+    auto [j, fresh] = moved.try_emplace(item.advances_cursor_of,
+                                        cursor_of(item.advances_cursor_of));
+    auto& cursor = j->second;
+    if (ev.created_at > cursor.created_at) {
+      cursor.created_at = ev.created_at;
+      cursor.id = ev.id;
+    }
+  }
+  for (auto i = moved.begin(); i != moved.end();) {
+    if (i->second.created_at == cursor_of(i->first).created_at) {
+      i = moved.erase(i);
+      continue;
+    }
+    store::put_sync_cursor(batch, *store, i->first, i->second);
+    ++i;
+  }
+  return moved;
 }
 
 writer_actor::behavior_type
@@ -109,6 +159,25 @@ writer(writer_actor::stateful_pointer<writer_state> self,
                    render(n.error()));
       }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+    },
+    [self](atom::cursor, const std::string& server, int64_t created_at) {
+      auto& st = self->state;
+      // Whatever is queued before this message was sent goes first.
+      st.commit();
+      if (created_at <= st.cursor_of(server).created_at)
+        return;
+      sync_cursor cursor;
+      cursor.created_at = created_at;
+      auto written = st.store->write(
+        {}, unix_now(),
+        [&](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
+          store::put_sync_cursor(batch, *st.store, server, cursor);
+        });
+      if (written)
+        st.cursors[server] = cursor;
+      else
+        log::error("writer could not store the cursor of {}: {}", server,
+                   render(written.error()));
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;

@@ -4,10 +4,12 @@
 #include "messages/ingest.hpp"
 #include "messages/relay.hpp"
 #include "store/event_store.hpp"
+#include "store/sync_store.hpp"
 
 #include <caf/typed_response_promise.hpp>
 
 #include <chrono>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -35,6 +37,17 @@ struct writer_state {
   uint64_t committed = 0;
   uint64_t failed_batches = 0;
   uint64_t purged = 0;
+  /// Sync cursors as last committed, loaded on first use.
+  std::unordered_map<std::string, sync_cursor> cursors;
+
+  /// The committed cursor of `server` (zero when it never synced).
+  sync_cursor cursor_of(const std::string& server);
+
+  /// Adds to `batch` every cursor that `items` move forward, counting only
+  /// events stored or already known (`results`); returns them.
+  std::unordered_map<std::string, sync_cursor>
+  advance_cursors(rocksdb::WriteBatch& batch,
+                  const std::vector<store::write_result>& results);
 
   /// Commits `pending` in one WriteBatch, answers every promise and hands the
   /// stored and ephemeral events to the hub.

@@ -74,6 +74,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(lost, "lost")
   FERRY_ADD_ATOM(confirmed, "confirmed")
 
+  // -- outbound sync: connections and manager --
+  FERRY_ADD_ATOM(info, "info")
+  FERRY_ADD_ATOM(servers, "servers")
+  FERRY_ADD_ATOM(server, "server")
+  FERRY_ADD_ATOM(sync_now, "sync_now")
+  FERRY_ADD_ATOM(cursor, "cursor")
+  FERRY_ADD_ATOM(reconnect, "reconnect")
+  FERRY_ADD_ATOM(erase, "erase")
+
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 
 #undef FERRY_ADD_ATOM

@@ -19,6 +19,8 @@ std::string to_string(ec x) {
       return "relay_unreachable";
     case ec::injected_fault:
       return "injected_fault";
+    case ec::not_found:
+      return "not_found";
   }
   return "unknown_error";
 }

@@ -23,6 +23,8 @@ enum class ec : uint8_t {
   relay_unreachable,
   /// A test or an operator asked an actor to fail on purpose.
   injected_fault,
+  /// The named thing (sync server, actor, ...) does not exist.
+  not_found,
 };
 
 /// @relates ec

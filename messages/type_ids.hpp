@@ -8,6 +8,7 @@
 #include "messages/relay.hpp"
 #include "messages/status.hpp"
 #include "messages/supervisor.hpp"
+#include "messages/sync_manager.hpp"
 
 #include <caf/type_id.hpp>
 
@@ -42,6 +43,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::batch_info>))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::batch_listener_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::pending_batches_actor))
+
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_connection_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::sync_manager_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -773,7 +773,7 @@ event_store::open(const store_options& opts) {
 caf::expected<std::vector<write_result>>
 event_store::write(const std::vector<const incoming_event*>& events,
                    int64_t now,
-                   const std::function<void(rocksdb::WriteBatch&)>& extra) {
+                   const batch_extra& extra) {
   auto& st = *impl_;
   rocksdb::WriteBatch batch;
   batch_writer writer{*st.db, st.handles, batch, now};
@@ -786,7 +786,7 @@ event_store::write(const std::vector<const incoming_event*>& events,
     results.push_back(std::move(*r));
   }
   if (extra)
-    extra(batch);
+    extra(batch, results);
   auto s = st.db->Write(st.write_options, &batch);
   if (!s.ok())
     return storage_error(s);

@@ -69,6 +69,11 @@ struct write_result {
   }
 };
 
+/// Adds operations to a batch of events before it commits (sync cursors),
+/// knowing what happened to each event of the batch.
+using batch_extra = std::function<void(rocksdb::WriteBatch&,
+                                       const std::vector<write_result>&)>;
+
 /// Position in a newest-first scan: everything strictly after it is next.
 struct scan_position {
   int64_t created_at = 0;
@@ -98,7 +103,7 @@ public:
   ///          nothing of the batch was written).
   caf::expected<std::vector<write_result>>
   write(const std::vector<const incoming_event*>& events, int64_t now,
-        const std::function<void(rocksdb::WriteBatch&)>& extra = {});
+        const batch_extra& extra = {});
 
   /// Deletes every event whose NIP-40 expiration is <= `now`, with its indexes.
   /// @returns how many were deleted.

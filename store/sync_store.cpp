@@ -2,15 +2,23 @@
 
 #include "messages/error.hpp"
 #include "store/column_families.hpp"
+#include "store/keys.hpp"
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace ferry::store {
 
 namespace {
+
+/// Ids never contain control characters, so this cannot clash with an id.
+std::string cursor_key(const std::string& id) {
+  return id + "\x1f" + "cursor";
+}
+
 
 caf::error storage_error(const rocksdb::Status& s) {
   return caf::make_error(ec::storage_failure, s.ToString());
@@ -81,6 +89,7 @@ caf::error delete_sync_server(event_store& store, const std::string& id) {
   rocksdb::WriteBatch batch;
   batch.Delete(store.handle(cf::sync_servers), id);
   batch.Delete(store.handle(cf::sync_runtime), id);
+  batch.Delete(store.handle(cf::sync_runtime), cursor_key(id));
   return commit(store, batch, synced());
 }
 
@@ -111,6 +120,37 @@ caf::error put_sync_runtime(event_store& store, const std::string& id,
   // Written often and cheap to lose (a lost cursor repeats work, never
   // skips it): no fsync.
   return commit(store, batch, rocksdb::WriteOptions{});
+}
+
+caf::expected<std::optional<sync_cursor>>
+get_sync_cursor(const event_store& store, const std::string& id) {
+  std::string value;
+  auto s = store.db()->Get(rocksdb::ReadOptions{},
+                           store.handle(cf::sync_runtime), cursor_key(id),
+                           &value);
+  if (s.IsNotFound())
+    return std::optional<sync_cursor>{};
+  if (!s.ok())
+    return storage_error(s);
+  if (value.size() != 8 + 32)
+    return caf::make_error(ec::storage_failure,
+                           "corrupt sync cursor of " + id);
+  std::string_view in{value};
+  uint64_t created_at = 0;
+  get_fixed64(in, created_at);
+  sync_cursor cursor;
+  cursor.created_at = static_cast<int64_t>(created_at);
+  std::copy(in.begin(), in.end(), cursor.id.begin());
+  return std::optional<sync_cursor>{cursor};
+}
+
+void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
+                     const std::string& id, const sync_cursor& cursor) {
+  std::string value;
+  put_fixed64(value, static_cast<uint64_t>(cursor.created_at));
+  value.append(reinterpret_cast<const char*>(cursor.id.data()),
+               cursor.id.size());
+  batch.Put(store.handle(cf::sync_runtime), cursor_key(id), value);
 }
 
 } // namespace ferry::store

@@ -51,4 +51,15 @@ void put_sync_runtime(rocksdb::WriteBatch& batch, const event_store& store,
 caf::error put_sync_runtime(event_store& store, const std::string& id,
                             const sync_runtime_state& state);
 
+/// The down cursor of a server lives under its own key, written only by the
+/// writer in the WriteBatch of the events it covers, so a crash can repeat
+/// work but never skip it; the runtime record next to it belongs to the
+/// server's connection. `nullopt` when the server never synced.
+caf::expected<std::optional<sync_cursor>>
+get_sync_cursor(const event_store& store, const std::string& id);
+
+/// Adds the cursor of `id` to `batch`.
+void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
+                     const std::string& id, const sync_cursor& cursor);
+
 } // namespace ferry::store

@@ -310,7 +310,7 @@ TEST_CASE_METHOD(store_fixture, "extra operations commit with the events",
                  "[store]") {
   auto ev = make_event(nostr::generate_keypair(), 1, 100);
   auto* meta = store->handle(cf::sync_runtime);
-  auto results = store->write({&ev}, default_now, [meta](rocksdb::WriteBatch& b) {
+  auto results = store->write({&ev}, default_now, [meta](rocksdb::WriteBatch& b, const auto&) {
     b.Put(meta, "cursor", "100");
   });
   REQUIRE(results);

@@ -129,7 +129,7 @@ TEST_CASE_METHOD(store_fixture, "a cursor commits in the same batch as its event
   auto ev = make_event(keys, 1, 100);
   auto st = make_runtime(ev.ev.created_at, ev.ev.id);
   auto before = store->db()->GetLatestSequenceNumber();
-  auto results = store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch) {
+  auto results = store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch, const auto&) {
     put_sync_runtime(batch, *store, "s", st);
   });
   REQUIRE(results);
@@ -158,7 +158,7 @@ TEST_CASE_METHOD(store_fixture, "a batch that never commits leaves neither",
   // A writer that fails after adding the cursor (here: by throwing) must not
   // have written the cursor or the events anywhere else.
   CHECK_THROWS_AS(store->write({&ev}, default_now,
-                               [&](rocksdb::WriteBatch& batch) {
+                               [&](rocksdb::WriteBatch& batch, const auto&) {
                                  put_sync_runtime(batch, *store, "s", st);
                                  throw std::runtime_error("writer failed");
                                }),
@@ -171,7 +171,7 @@ TEST_CASE_METHOD(store_fixture, "sync state survives a reopen", "[store][sync]")
   auto ev = make_event(nostr::generate_keypair(), 1, 100);
   auto st = make_runtime(ev.ev.created_at, ev.ev.id);
   REQUIRE_FALSE(put_sync_server(*store, make_server("kept")));
-  REQUIRE(store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch) {
+  REQUIRE(store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch, const auto&) {
     put_sync_runtime(batch, *store, "kept", st);
   }));
   reopen();

@@ -1,0 +1,645 @@
+#include "actors/relay_connection.hpp"
+
+#include "actors/logging.hpp"
+#include "actors/sync_metrics.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/nip42.hpp"
+#include "messages/nostr/wire.hpp"
+#include "store/sync_store.hpp"
+
+#include <caf/send.hpp>
+
+#include <boost/json.hpp>
+
+#include <simdjson.h>
+
+#include <algorithm>
+
+namespace ferry {
+
+namespace {
+
+using self_pointer
+  = relay_connection_actor::stateful_pointer<relay_connection_state>;
+using phase = relay_connection_state::phase;
+
+/// The live subscription's id; pages get their own.
+constexpr const char* live_sub = "ferry-live";
+
+std::string to_string(phase x) {
+  switch (x) {
+    case phase::idle:
+      return "idle";
+    case phase::relay_info:
+      return "relay_info";
+    case phase::connecting:
+      return "connecting";
+    case phase::catching_up:
+      return "catching_up";
+    case phase::live:
+      return "live";
+    case phase::backing_off:
+      return "backing_off";
+    case phase::dead:
+      return "dead";
+  }
+  return "unknown";
+}
+
+error_class classify(net::failure_kind kind) {
+  switch (kind) {
+    case net::failure_kind::dns:
+      return error_class::dns;
+    case net::failure_kind::tcp:
+    case net::failure_kind::timeout:
+      return error_class::tcp;
+    case net::failure_kind::tls:
+      return error_class::tls;
+    case net::failure_kind::pin:
+      return error_class::pin;
+    case net::failure_kind::http:
+    case net::failure_kind::websocket:
+    case net::failure_kind::protocol:
+      return error_class::protocol;
+    case net::failure_kind::none:
+    case net::failure_kind::closed_by_peer:
+      break;
+  }
+  return error_class::closed;
+}
+
+/// ws:// → http://, wss:// → https:// (NIP-11 is served on the same URL).
+std::string info_url(const std::string& ws_url) {
+  if (ws_url.rfind("wss://", 0) == 0)
+    return "https://" + ws_url.substr(6);
+  return "http://" + ws_url.substr(5);
+}
+
+net::tls_options tls_options_of(const sync_server& def) {
+  net::tls_options tls;
+  tls.enabled = def.url.rfind("wss://", 0) == 0;
+  tls.hostname = def.tls.hostname;
+  tls.ca_certfile = def.tls.ca_certfile;
+  tls.client_certfile = def.tls.client_certfile;
+  tls.client_keyfile = def.tls.client_keyfile;
+  for (const auto& pin : def.tls.pins)
+    tls.spki_sha256_pins.push_back(pin.value);
+  return tls;
+}
+
+/// Tells the health tracker, unless it is between incarnations.
+template <class... Ts>
+void report(self_pointer self, Ts&&... xs) {
+  if (auto health = self->state.deps.health->get())
+    self->send(health, std::forward<Ts>(xs)...);
+}
+
+/// Asks the health tracker; without one, `fallback` answers at once.
+template <class Result, class OnResult, class OnError, class... Ts>
+void ask_health(self_pointer self, OnResult on_result, OnError on_error,
+                Result fallback, Ts&&... xs) {
+  auto health = self->state.deps.health->get();
+  if (!health)
+    return on_result(fallback);
+  self->request(health, std::chrono::seconds{5}, std::forward<Ts>(xs)...)
+    .then(std::move(on_result), std::move(on_error));
+}
+
+void send_frame(self_pointer self, std::string frame) {
+  if (self->state.conn)
+    self->state.conn->send(std::make_shared<const std::string>(std::move(frame)));
+}
+
+void persist_runtime(self_pointer self) {
+  auto& st = self->state;
+  auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id);
+  if (!runtime)
+    return;
+  runtime->received = st.received;
+  runtime->accepted = st.accepted;
+  runtime->duplicate = st.duplicate;
+  runtime->rejected = st.rejected;
+  runtime->filtered = st.filtered;
+  runtime->last_connected = st.last_connected;
+  runtime->disconnected_at = st.disconnected_at;
+  runtime->last_error = st.last_error;
+  if (st.catchup_complete)
+    runtime->last_catchup_completed = unix_now();
+  if (auto err = store::put_sync_runtime(*st.deps.store, st.def.id, *runtime))
+    log::warn("{} could not persist its runtime state: {}", st.label,
+              render(err));
+}
+
+/// Ends the current connection attempt or connection and schedules the next
+/// one after the health tracker's backoff.
+void fail(self_pointer self, error_class kind, const std::string& reason) {
+  auto& st = self->state;
+  st.last_error = reason;
+  log::warn("{} {}: {}", st.label, to_string(kind), reason);
+  if (st.conn) {
+    st.conn->close(reason);
+    st.conn = nullptr;
+  }
+  st.subscriptions.clear();
+  st.disconnected_at = unix_now();
+  metrics::sync::set_connected(st.def.id, false);
+  metrics::sync::attempt(st.def.id, to_string(kind));
+  persist_runtime(self);
+  auto gen = ++st.generation;
+  st.state = phase::backing_off;
+  report(self, atom::report_v, atom::failed_v, st.def.id, kind,
+             reason);
+  ask_health(
+    self,
+    [self, gen](caf::timespan delay) {
+      self->delayed_send(self, delay, atom::reconnect_v, gen);
+    },
+    [self](caf::error& err) {
+      self->state.state = phase::dead;
+      self->state.last_error = render(err);
+      log::warn("{} gives up: {}", self->state.label, render(err));
+    },
+    caf::timespan{std::chrono::seconds{5}}, atom::get_v, atom::delay_v,
+    st.def.id);
+}
+
+/// Sends REQ `sub_id` for `filters` and remembers it.
+void subscribe(self_pointer self, const std::string& sub_id,
+               std::vector<nostr::filter> filters, std::optional<size_t> filter) {
+  auto& st = self->state;
+  std::string req = "[\"REQ\",";
+  nostr::append_json_string(req, sub_id);
+  for (const auto& f : filters) {
+    req += ',';
+    req += nostr::to_json(f);
+  }
+  req += ']';
+  auto& sub = st.subscriptions[sub_id];
+  sub = relay_connection_state::subscription{};
+  sub.filter = filter;
+  sub.received.assign(filters.size(), 0);
+  sub.oldest.assign(filters.size(), INT64_MAX);
+  sub.sent = std::move(filters);
+  send_frame(self, std::move(req));
+}
+
+/// Starts a catch-up from `since` (0: everything) on the live subscription.
+void start_catchup(self_pointer self, int64_t since) {
+  auto& st = self->state;
+  st.state = phase::catching_up;
+  st.catchup_complete = false;
+  st.catchup_since = since;
+  st.catchup_newest = 0;
+  st.catchup_started = self->clock().now();
+  std::vector<nostr::filter> filters;
+  for (auto f : st.def.filters) {
+    if (since > 0)
+      f.since = std::max(f.since.value_or(0), since);
+    f.limit = std::min(f.limit.value_or(st.page_size), st.page_size);
+    filters.push_back(std::move(f));
+  }
+  report(self, atom::report_v, atom::catchup_v, st.def.id);
+  subscribe(self, live_sub, std::move(filters), std::nullopt);
+}
+
+/// The catch-up ends once every page had its EOSE and every event of it has
+/// an answer from the writer; only then may the cursor move.
+void maybe_finish_catchup(self_pointer self) {
+  auto& st = self->state;
+  if (st.state != phase::catching_up || st.in_flight > 0)
+    return;
+  for (auto& [id, sub] : st.subscriptions)
+    if (!sub.eose)
+      return;
+  st.state = phase::live;
+  st.catchup_complete = true;
+  auto took = self->clock().now() - st.catchup_started;
+  if (st.catchup_newest > 0)
+    if (auto writer = st.deps.writer->get())
+      self->send(writer, atom::cursor_v, st.def.id, st.catchup_newest);
+  report(self, atom::report_v, atom::caughtup_v, st.def.id,
+             caf::timespan{took});
+  metrics::sync::set_catchup_seconds(
+    st.def.id, std::chrono::duration<double>(took).count());
+  persist_runtime(self);
+  log::info("{} caught up ({} received, {} accepted, {} duplicate)", st.label,
+            st.received, st.accepted, st.duplicate);
+}
+
+/// Opens the next page of older history for `filter` when the remote capped
+/// the previous answer; `until` is inclusive, so events sharing the oldest
+/// timestamp are asked for again (they come back as duplicates).
+void page_if_capped(self_pointer self, const relay_connection_state::subscription& sub) {
+  auto& st = self->state;
+  for (size_t i = 0; i < sub.sent.size(); ++i) {
+    auto limit = sub.sent[i].limit.value_or(st.page_size);
+    if (sub.received[i] < limit || sub.oldest[i] == INT64_MAX)
+      continue;
+    auto filter = sub.filter ? *sub.filter : i;
+    auto next = sub.sent[i];
+    // A page full of one timestamp would repeat forever; step past it.
+    auto until = sub.oldest[i];
+    if (next.until && *next.until == until)
+      --until;
+    if (next.since && until < *next.since)
+      continue;
+    next.until = until;
+    subscribe(self, "ferry-page-" + std::to_string(st.next_page++),
+              {std::move(next)}, filter);
+  }
+}
+
+void on_ingested(self_pointer self, const ingest_result& result,
+                 int64_t created_at, bool catchup) {
+  auto& st = self->state;
+  --st.in_flight;
+  switch (result.status) {
+    case ingest_status::stored:
+    case ingest_status::ephemeral:
+      ++st.accepted;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::accepted);
+      break;
+    case ingest_status::duplicate:
+      ++st.duplicate;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::duplicate);
+      break;
+    default:
+      ++st.rejected;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      return maybe_finish_catchup(self);
+  }
+  if (catchup)
+    st.catchup_newest = std::max(st.catchup_newest, created_at);
+  metrics::sync::set_lag(st.def.id,
+                         static_cast<double>(unix_now() - created_at));
+  maybe_finish_catchup(self);
+}
+
+void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
+  auto& st = self->state;
+  auto i = st.subscriptions.find(sub_id);
+  if (i == st.subscriptions.end())
+    return;
+  auto& sub = i->second;
+  ++st.received;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::received);
+  // A remote may only give us what we asked for.
+  if (!nostr::matches_any(st.def.filters, ev)) {
+    ++st.filtered;
+    metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
+    return;
+  }
+  if (!sub.eose)
+    for (size_t f = 0; f < sub.sent.size(); ++f)
+      if (sub.sent[f].matches(ev)) {
+        ++sub.received[f];
+        sub.oldest[f] = std::min(sub.oldest[f], ev.created_at);
+      }
+  const bool catchup = !sub.eose;
+  auto item = std::make_shared<ingest_item>();
+  item->source = st.label;
+  // Live events move the cursor with their own commit; catch-up events only
+  // when the whole catch-up is through (they arrive newest first).
+  if (!catchup)
+    item->advances_cursor_of = st.def.id;
+  auto created_at = ev.created_at;
+  item->data.ev = std::move(ev);
+  auto verifier = st.deps.verifiers[st.next_verifier++ % st.deps.verifiers.size()]
+                    ->get();
+  if (!verifier) {
+    ++st.rejected;
+    return;
+  }
+  ++st.in_flight;
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+    .then(
+      [self, created_at, catchup](ingest_result& r) {
+        on_ingested(self, r, created_at, catchup);
+      },
+      [self, created_at, catchup](caf::error& err) {
+        on_ingested(self,
+                    ingest_result{ingest_status::error, render(err)},
+                    created_at, catchup);
+      });
+}
+
+void authenticate(self_pointer self) {
+  auto& st = self->state;
+  if (st.challenge.empty() || st.def.auth == auth_mode::never)
+    return;
+  auto ev = nostr::make_auth_event(st.deps.keys, st.def.url, st.challenge,
+                                   unix_now());
+  st.auth_event_id = nostr::to_hex(ev.id);
+  send_frame(self, "[\"AUTH\"," + nostr::to_json(ev) + "]");
+}
+
+void on_frame(self_pointer self, std::string& frame) {
+  auto& st = self->state;
+  thread_local simdjson::ondemand::parser parser;
+  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(frame.data(), frame.size(),
+                                     frame.capacity());
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::array msg;
+  simdjson::ondemand::array_iterator it;
+  simdjson::ondemand::array_iterator end;
+  std::string_view verb_view;
+  if (parser.iterate(input).get(doc) || doc.get_array().get(msg)
+      || msg.begin().get(it) || msg.end().get(end) || it == end
+      || (*it).get_string().get(verb_view))
+    return fail(self, error_class::protocol, "malformed message from relay");
+  std::string verb{verb_view};
+  ++it;
+  auto next_string = [&](std::string& out) {
+    std::string_view view;
+    if (it == end || (*it).get_string().get(view))
+      return false;
+    out = std::string{view};
+    ++it;
+    return true;
+  };
+  if (verb == "EVENT") {
+    std::string sub_id;
+    simdjson::ondemand::value value;
+    nostr::event ev;
+    if (!next_string(sub_id) || it == end || (*it).get(value)
+        || !nostr::parse_event(value, ev).empty()) {
+      ++st.rejected;
+      return;
+    }
+    return on_event(self, sub_id, std::move(ev));
+  }
+  if (verb == "EOSE") {
+    std::string sub_id;
+    if (!next_string(sub_id))
+      return;
+    auto i = st.subscriptions.find(sub_id);
+    if (i == st.subscriptions.end() || i->second.eose)
+      return;
+    i->second.eose = true;
+    page_if_capped(self, i->second);
+    if (sub_id != live_sub) {
+      send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
+      // Keep the finished page, so maybe_finish_catchup sees its EOSE.
+    }
+    return maybe_finish_catchup(self);
+  }
+  if (verb == "CLOSED") {
+    std::string sub_id;
+    std::string reason;
+    if (!next_string(sub_id))
+      return;
+    next_string(reason);
+    auto i = st.subscriptions.find(sub_id);
+    if (i == st.subscriptions.end())
+      return;
+    if (reason.rfind("auth-required:", 0) == 0
+        && st.def.auth != auth_mode::never && !st.challenge.empty()) {
+      st.waiting_for_auth.push_back(sub_id);
+      return authenticate(self);
+    }
+    if (reason.rfind("rate-limited:", 0) == 0) {
+      report(self, atom::report_v, atom::ratelimit_v, st.def.id,
+                 reason);
+      return fail(self, error_class::rate_limited, reason);
+    }
+    auto kind = reason.rfind("auth-required:", 0) == 0 ? error_class::auth
+                                                        : error_class::protocol;
+    return fail(self, kind, "subscription closed by relay: " + reason);
+  }
+  if (verb == "AUTH") {
+    if (!next_string(st.challenge))
+      return;
+    if (st.def.auth != auth_mode::never)
+      authenticate(self);
+    return;
+  }
+  if (verb == "OK") {
+    std::string id;
+    if (!next_string(id) || id != st.auth_event_id)
+      return;
+    bool accepted = false;
+    if (it == end || (*it).get_bool().get(accepted))
+      return;
+    ++it;
+    std::string reason;
+    next_string(reason);
+    if (!accepted)
+      return fail(self, error_class::auth, "AUTH refused: " + reason);
+    st.authenticated = true;
+    auto waiting = std::move(st.waiting_for_auth);
+    st.waiting_for_auth.clear();
+    for (auto& sub_id : waiting) {
+      auto i = st.subscriptions.find(sub_id);
+      if (i != st.subscriptions.end())
+        subscribe(self, sub_id, i->second.sent, i->second.filter);
+    }
+    return;
+  }
+  if (verb == "NOTICE") {
+    std::string text;
+    next_string(text);
+    log::debug("{} notice: {}", st.label, text);
+  }
+}
+
+void connect(self_pointer self) {
+  auto& st = self->state;
+  st.state = phase::connecting;
+  st.challenge.clear();
+  st.authenticated = false;
+  st.waiting_for_auth.clear();
+  auto gen = st.generation;
+  auto handle = caf::actor_cast<relay_connection_actor>(self);
+  net::ws_client_callbacks callbacks;
+  callbacks.on_open = [handle, gen] {
+    caf::anon_send(handle, atom::connected_v, gen);
+  };
+  callbacks.on_frame = [handle, gen](std::string frame) {
+    caf::anon_send(handle, atom::frame_v, gen, std::move(frame));
+  };
+  callbacks.on_close = [handle, gen](net::failure_kind kind,
+                                     const std::string& reason) {
+    caf::anon_send(handle, atom::closed_v, gen, static_cast<uint8_t>(kind),
+                   reason);
+  };
+  st.conn = net::connect_ws(st.deps.io->context(), st.def.url, st.tls,
+                            std::move(callbacks));
+}
+
+/// One attempt: NIP-11 identity check (unless disabled), then connect.
+void begin(self_pointer self) {
+  auto& st = self->state;
+  auto gen = ++st.generation;
+  report(self, atom::report_v, atom::connecting_v, st.def.id);
+  if (st.def.relay_info == relay_info_mode::disabled)
+    return connect(self);
+  st.state = phase::relay_info;
+  auto handle = caf::actor_cast<relay_connection_actor>(self);
+  net::http_get(st.deps.io->context(), info_url(st.def.url), st.tls,
+                {{"Accept", "application/nostr+json"}},
+                [handle, gen](net::http_get_result r) {
+                  auto ok = r.failure == net::failure_kind::none;
+                  caf::anon_send(handle, atom::info_v, gen,
+                                 static_cast<uint32_t>(ok ? r.status : 0),
+                                 ok ? std::move(r.body) : std::move(r.error));
+                });
+}
+
+/// Checks a NIP-11 document against the definition. @returns "" or why not.
+std::string check_relay_info(relay_connection_state& st, uint32_t status,
+                             const std::string& body) {
+  namespace json = boost::json;
+  const bool required = st.def.relay_info == relay_info_mode::required;
+  if (status != 200)
+    return required ? "relay information unavailable: "
+                        + (status == 0 ? body : "HTTP " + std::to_string(status))
+                    : "";
+  boost::system::error_code ec;
+  auto doc = json::parse(body, ec);
+  if (ec || !doc.is_object())
+    return required ? "relay information is not a JSON object" : "";
+  const auto& info = doc.as_object();
+  if (auto* limitation = info.if_contains("limitation"))
+    if (limitation->is_object())
+      if (auto* max_limit = limitation->as_object().if_contains("max_limit"))
+        if (max_limit->is_int64() && max_limit->as_int64() > 0)
+          st.page_size = std::min<uint64_t>(st.page_size,
+                                            static_cast<uint64_t>(
+                                              max_limit->as_int64()));
+  std::string identity;
+  for (const char* key : {"self", "pubkey"})
+    if (auto* value = info.if_contains(key); value && value->is_string()) {
+      identity = std::string{value->as_string()};
+      break;
+    }
+  if (st.def.auth_pubkey.empty())
+    return "";
+  if (identity.empty())
+    return required ? "relay information names no identity (self or pubkey)"
+                    : "";
+  if (identity != st.def.auth_pubkey)
+    return "identity mismatch: relay is " + identity + ", expected "
+           + st.def.auth_pubkey;
+  return "";
+}
+
+} // namespace
+
+relay_connection_actor::behavior_type
+relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state> self,
+                 sync_server def, relay_connection_deps deps) {
+  auto& st = self->state;
+  st.tls = tls_options_of(def);
+  st.label = "sync:" + def.id;
+  st.def = std::move(def);
+  st.deps = std::move(deps);
+  self->attach_functor([self] {
+    if (self->state.conn)
+      self->state.conn->close("stopping");
+  });
+  self->send(self, atom::reconnect_v, st.generation);
+  return {
+    [self](atom::sync_now) {
+      auto& st = self->state;
+      if (st.state == phase::live || st.state == phase::catching_up) {
+        auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
+        int64_t since = 0;
+        if (cursor && *cursor)
+          since = std::max<int64_t>(0, (*cursor)->created_at
+                                         - st.def.overlap_window_seconds);
+        st.subscriptions.clear();
+        return start_catchup(self, since);
+      }
+      if (st.state != phase::relay_info && st.state != phase::connecting)
+        begin(self);
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "state", to_string(st.state));
+      caf::put(result, "url", st.def.url);
+      caf::put(result, "connected", st.state == phase::catching_up
+                                      || st.state == phase::live);
+      caf::put(result, "catchup_complete", st.catchup_complete);
+      caf::put(result, "received", static_cast<int64_t>(st.received));
+      caf::put(result, "accepted", static_cast<int64_t>(st.accepted));
+      caf::put(result, "duplicate", static_cast<int64_t>(st.duplicate));
+      caf::put(result, "rejected", static_cast<int64_t>(st.rejected));
+      caf::put(result, "filtered", static_cast<int64_t>(st.filtered));
+      caf::put(result, "in_flight", static_cast<int64_t>(st.in_flight));
+      int64_t cursor = 0;
+      if (auto c = store::get_sync_cursor(*st.deps.store, st.def.id); c && *c)
+        cursor = (*c)->created_at;
+      caf::put(result, "cursor", cursor);
+      caf::put(result, "last_error", st.last_error);
+      caf::put(result, "last_connected", st.last_connected);
+      caf::put(result, "disconnected_at", st.disconnected_at);
+      caf::put(result, "bytes_received",
+               static_cast<int64_t>(st.conn ? st.conn->bytes_received() : 0));
+      return result;
+    },
+    [self](atom::info, uint64_t gen, uint32_t status, const std::string& body) {
+      auto& st = self->state;
+      if (gen != st.generation || st.state != phase::relay_info)
+        return;
+      if (auto problem = check_relay_info(st, status, body); !problem.empty())
+        return fail(self, error_class::auth, problem);
+      connect(self);
+    },
+    [self](atom::connected, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.generation)
+        return;
+      st.last_connected = unix_now();
+      st.last_error.clear();
+      metrics::sync::set_connected(st.def.id, true);
+      report(self, atom::report_v, atom::connected_v, st.def.id);
+      log::info("{} connected to {}", st.label, st.def.url);
+      // The 15-minute rule: a short outage resumes from the cursor, a long
+      // one (or a first sync) catches up from the overlap window before it.
+      ask_health(
+          self,
+          [self, gen](resume_mode mode) {
+            auto& st = self->state;
+            if (gen != st.generation)
+              return;
+            int64_t since = 0;
+            auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
+            if (cursor && *cursor) {
+              since = (*cursor)->created_at;
+              if (mode == resume_mode::full_catchup)
+                since = std::max<int64_t>(0, since
+                                               - st.def.overlap_window_seconds);
+            }
+            start_catchup(self, since);
+          },
+          [self, gen](caf::error&) {
+            if (gen == self->state.generation)
+              start_catchup(self, 0);
+          },
+          resume_mode::full_catchup, atom::get_v, atom::resume_v, st.def.id);
+      persist_runtime(self);
+    },
+    [self](atom::frame, uint64_t gen, std::string& frame) {
+      if (gen == self->state.generation)
+        on_frame(self, frame);
+    },
+    [self](atom::closed, uint64_t gen, uint8_t kind, const std::string& reason) {
+      auto& st = self->state;
+      if (gen != st.generation)
+        return;
+      st.conn = nullptr;
+      fail(self, classify(static_cast<net::failure_kind>(kind)), reason);
+    },
+    [self](atom::reconnect, uint64_t gen) {
+      if (gen == self->state.generation)
+        begin(self);
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,107 @@
+#pragma once
+
+#include "actors/handle_slot.hpp"
+#include "messages/health.hpp"
+#include "messages/ingest.hpp"
+#include "messages/nostr/keys.hpp"
+#include "messages/sync.hpp"
+#include "messages/sync_manager.hpp"
+#include "net/io_runtime.hpp"
+#include "net/ws_client.hpp"
+#include "store/event_store.hpp"
+
+#include <caf/actor_clock.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+/// What a RELAY CONNECTION needs from the node.
+struct relay_connection_deps {
+  /// The node's identity, for NIP-42.
+  nostr::keypair keys;
+  /// Sockets live on these threads.
+  std::shared_ptr<net::io_runtime> io;
+  /// Cursors and runtime state are read from and persisted here.
+  store::event_store* store = nullptr;
+  /// The node's one ingest path.
+  std::vector<handle_slot_ptr<verifier_actor>> verifiers;
+  handle_slot_ptr<writer_actor> writer;
+  /// Backoff and the 15-minute rule.
+  handle_slot_ptr<health_tracker_actor> health;
+};
+
+struct relay_connection_state {
+  /// Where a connection is in its life.
+  enum class phase { idle, relay_info, connecting, catching_up, live, backing_off, dead };
+
+  /// One REQ we have open on the remote: the live one, or a page of history.
+  struct subscription {
+    /// Index of the filter a page covers; the live subscription covers all.
+    std::optional<size_t> filter;
+    /// The filters as sent (with since / until / limit).
+    std::vector<nostr::filter> sent;
+    /// Per sent filter: events received and the oldest created_at seen.
+    std::vector<uint64_t> received;
+    std::vector<int64_t> oldest;
+    bool eose = false;
+  };
+
+  sync_server def;
+  relay_connection_deps deps;
+  net::tls_options tls;
+  /// "sync:<id>", the ingest source and the log prefix.
+  std::string label;
+  /// Tags transport callbacks, so those of an older connection are ignored.
+  uint64_t generation = 0;
+  std::shared_ptr<net::ws_client_connection> conn;
+  phase state = phase::idle;
+  /// Page size: ours, or the remote's NIP-11 max_limit when smaller.
+  uint64_t page_size = 500;
+  std::map<std::string, subscription> subscriptions;
+  uint64_t next_page = 1;
+  /// `since` of the current catch-up (0: from the beginning).
+  int64_t catchup_since = 0;
+  /// Newest created_at stored or known during the catch-up: the cursor it
+  /// commits once complete.
+  int64_t catchup_newest = 0;
+  caf::actor_clock::time_point catchup_started;
+  bool catchup_complete = false;
+  /// Ingest requests not answered yet.
+  uint64_t in_flight = 0;
+  // NIP-42
+  std::string challenge;
+  std::string auth_event_id;
+  bool authenticated = false;
+  /// REQs refused with auth-required:, sent again after AUTH succeeds.
+  std::vector<std::string> waiting_for_auth;
+  // counters
+  uint64_t received = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicate = 0;
+  uint64_t rejected = 0;
+  uint64_t filtered = 0;
+  size_t next_verifier = 0;
+  std::string last_error;
+  int64_t last_connected = 0;
+  int64_t disconnected_at = 0;
+
+  static inline constexpr const char* name = "relay-connection";
+};
+
+/// A RELAY CONNECTION: mirrors one sync server's relay into the local store.
+/// It checks the relay's identity (NIP-11), answers NIP-42 challenges, runs a
+/// catch-up from the cursor (minus the overlap window after a long outage),
+/// pages older history with `until` when the remote caps results, then keeps
+/// the same subscription as its live tail. Every event goes through the
+/// node's ingest path as `sync:<id>`; the cursor advances only with the
+/// events it covers. Failures go to the health tracker, whose backoff decides
+/// when to connect again.
+relay_connection_actor::behavior_type
+relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state> self,
+                 sync_server def, relay_connection_deps deps);
+
+} // namespace ferry

@@ -1,0 +1,60 @@
+#pragma once
+
+#include "messages/atoms.hpp"
+#include "messages/status.hpp"
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace ferry {
+
+/// The RELAY CONNECTION actor interface: one per sync server, it mirrors the
+/// server's remote relay into the local store (direction down).
+using relay_connection_actor = caf::typed_actor<
+  // Connect now if idle; with a connection up, run a catch-up (sync-now).
+  caf::reacts_to<atom::sync_now>,
+  // Connection, catch-up progress, counters, cursor, last error.
+  caf::replies_to<atom::get, atom::status>::with<status_map>,
+  // INTERNAL: NIP-11 document fetched (generation, HTTP status or 0, body or error).
+  caf::reacts_to<atom::info, uint64_t, uint32_t, std::string>,
+  // INTERNAL: the WebSocket is open (generation).
+  caf::reacts_to<atom::connected, uint64_t>,
+  // INTERNAL: one message from the remote relay (generation).
+  caf::reacts_to<atom::frame, uint64_t, std::string>,
+  // INTERNAL: the connection ended (generation, failure kind, reason).
+  caf::reacts_to<atom::closed, uint64_t, uint8_t, std::string>,
+  // INTERNAL: backoff elapsed; connect again (generation).
+  caf::reacts_to<atom::reconnect, uint64_t>>;
+
+/// The SYNC MANAGER owns the sync server definitions (config + admin API,
+/// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.
+/// Bodies and answers are JSON text, so the admin API and the console relay
+/// them as they are.
+using sync_manager_actor = caf::typed_actor<
+  // Creates or replaces a definition from a JSON body; returns its canonical
+  // JSON (with `created`: true/false). ec::invalid_input names the field.
+  caf::replies_to<atom::put, std::string, std::string>::with<std::string>,
+  // One definition with its runtime state (ec::not_found when unknown).
+  caf::replies_to<atom::get, atom::server, std::string>::with<std::string>,
+  // Every definition with its runtime state, as a JSON array.
+  caf::replies_to<atom::get, atom::servers>::with<std::string>,
+  // Deletes a definition and stops its connection.
+  caf::replies_to<atom::erase, std::string>::with<std::string>,
+  // Starts / stops a server's connection (stop records the disconnect time).
+  caf::replies_to<atom::start, std::string>::with<std::string>,
+  caf::replies_to<atom::stop, std::string>::with<std::string>,
+  // Runs a catch-up now.
+  caf::replies_to<atom::sync_now, std::string>::with<std::string>,
+  // Stats of one server / of all servers (JSON).
+  caf::replies_to<atom::stats, std::string>::with<std::string>,
+  caf::replies_to<atom::stats>::with<std::string>,
+  // ok / degraded with the failing servers (JSON).
+  caf::replies_to<atom::health>::with<std::string>,
+  // Counters and mailbox size.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
+
+} // namespace ferry
