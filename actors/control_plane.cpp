@@ -1,5 +1,6 @@
 #include "actors/control_plane.hpp"
 
+#include "actors/json_status.hpp"
 #include "actors/logging.hpp"
 #include "actors/metrics.hpp"
 #include "messages/clock.hpp"
@@ -30,6 +31,10 @@ using self_pointer = control_plane_actor::stateful_pointer<control_plane_state>;
 
 /// How long the control plane waits for the inspector.
 constexpr auto inspector_timeout = std::chrono::seconds{5};
+
+/// How long the control plane waits for the sync manager (a store write is
+/// synced to disk; a listing asks every connection).
+constexpr auto sync_manager_timeout = std::chrono::seconds{5};
 
 constexpr std::string_view prometheus_content_type
   = "text/plain; version=0.0.4";
@@ -263,6 +268,122 @@ void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
     ask(self, ex, on_outcome, atom::start_v, *name);
 }
 
+// -- /api/v1/sync --------------------------------------------------------------
+
+sync_manager_actor current_sync_manager(self_pointer self) {
+  return self->state.sync_manager ? self->state.sync_manager->get()
+                                  : sync_manager_actor{};
+}
+
+/// A JSON text from the sync manager as the answer, with `status`.
+net::http_response json_text_response(unsigned status, std::string body) {
+  net::http_response res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+  return res;
+}
+
+/// Asks the sync manager and answers with its JSON text; `status_of` picks
+/// the HTTP status of a successful answer (200 unless it says otherwise).
+template <class... Ts>
+void ask_sync(self_pointer self, const admin_exchange_ptr& ex,
+              std::function<unsigned(const std::string&)> status_of,
+              Ts... xs) {
+  auto manager = current_sync_manager(self);
+  if (!manager) {
+    ex->answer(admin_error(503, "the sync manager is not running"));
+    return;
+  }
+  self->request(manager, sync_manager_timeout, xs...)
+    .then(
+      [ex, status_of](std::string& body) {
+        auto status = status_of ? status_of(body) : 200u;
+        ex->answer(json_text_response(status, std::move(body)));
+      },
+      [ex](caf::error& err) {
+        auto message = render(err);
+        auto status = sync_status_for(err);
+        ex->answer(admin_error(status, message,
+                               status == 400 ? field_of(message)
+                                             : std::string{}));
+      });
+}
+
+/// The status of a sync health answer: 200 when "ok", else 503 (as /health).
+unsigned sync_health_status(const std::string& body) {
+  json::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    return 503;
+  auto status = v.as_object().if_contains("status");
+  return status && status->is_string() && status->as_string() == "ok" ? 200
+                                                                       : 503;
+}
+
+/// A PUT answers 201 when it created the server, 200 when it replaced one.
+unsigned sync_put_status(const std::string& body) {
+  json::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    return 200;
+  auto created = v.as_object().if_contains("created");
+  return created && created->is_bool() && created->as_bool() ? 201 : 200;
+}
+
+/// Routes /api/v1/sync/... (auth already checked).
+void serve_sync(self_pointer self, const admin_exchange_ptr& ex,
+                const std::vector<std::string_view>& parts) {
+  const auto& method = ex->request.method;
+  // parts: "api", "v1", "sync", then "servers" [id [action]] | stats | health.
+  if (parts.size() == 4 && parts[3] == "stats") {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask_sync(self, ex, nullptr, atom::stats_v);
+  }
+  if (parts.size() == 4 && parts[3] == "health") {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask_sync(self, ex, sync_health_status, atom::health_v);
+  }
+  if (parts.size() < 4 || parts[3] != "servers" || parts.size() > 6)
+    return ex->answer(admin_error(404, "not found"));
+  if (parts.size() == 4) {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask_sync(self, ex, nullptr, atom::get_v, atom::servers_v);
+  }
+  auto id = percent_decode(parts[4]);
+  if (!id || id->empty())
+    return ex->answer(admin_error(404, "no such sync server"));
+  if (parts.size() == 5) {
+    if (method == "GET")
+      return ask_sync(self, ex, nullptr, atom::get_v, atom::server_v, *id);
+    if (method == "PUT")
+      return ask_sync(self, ex, sync_put_status, atom::put_v, *id,
+                      ex->request.body);
+    if (method == "DELETE")
+      return ask_sync(self, ex, nullptr, atom::erase_v, *id);
+    return ex->answer(method_not_allowed("GET, PUT, DELETE"));
+  }
+  auto action = parts[5];
+  if (action == "stats") {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    return ask_sync(self, ex, nullptr, atom::stats_v, *id);
+  }
+  if (action != "start" && action != "stop" && action != "sync-now")
+    return ex->answer(admin_error(404, "not found"));
+  if (method != "POST")
+    return ex->answer(method_not_allowed("POST"));
+  if (action == "start")
+    ask_sync(self, ex, nullptr, atom::start_v, *id);
+  else if (action == "stop")
+    ask_sync(self, ex, nullptr, atom::stop_v, *id);
+  else
+    ask_sync(self, ex, nullptr, atom::sync_now_v, *id);
+}
+
 void serve(self_pointer self, const admin_exchange_ptr& ex) {
   auto& st = self->state;
   ++st.requests;
@@ -289,6 +410,9 @@ void serve(self_pointer self, const admin_exchange_ptr& ex) {
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
       && parts[2] == "actors")
     return serve_actors(self, ex, parts);
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
+      && parts[2] == "sync")
+    return serve_sync(self, ex, parts);
   ex->answer(admin_error(404, "not found"));
 }
 
@@ -310,6 +434,42 @@ admin_exchange::~admin_exchange() {
 
 // -- building blocks ----------------------------------------------------------
 
+net::http_response admin_error(unsigned status, std::string_view message,
+                               std::string_view field) {
+  json::object error{{"code", status}, {"message", message}};
+  if (!field.empty())
+    error["field"] = field;
+  return json_response(status, json::object{{"error", std::move(error)}});
+}
+
+std::string field_of(std::string_view message) {
+  auto colon = message.find(": ");
+  if (colon == std::string_view::npos || colon == 0)
+    return {};
+  auto field = message.substr(0, colon);
+  if (field.find_first_of(" \t") != std::string_view::npos)
+    return {};
+  return std::string{field};
+}
+
+unsigned sync_status_for(const caf::error& err) {
+  if (err.category() == caf::atom("ferry")) {
+    switch (static_cast<ec>(err.code())) {
+      case ec::not_found:
+        return 404;
+      case ec::invalid_input:
+        return 400;
+      case ec::storage_failure:
+        return 500;
+      default:
+        return 503;
+    }
+  }
+  if (err == caf::sec::request_timeout)
+    return 504;
+  return 503;
+}
+
 net::http_response admin_error(unsigned status, std::string_view message) {
   return json_response(
     status, json::object{{"error", json::object{{"code", status},
@@ -317,34 +477,11 @@ net::http_response admin_error(unsigned status, std::string_view message) {
 }
 
 json::value admin_json(const caf::config_value& x) {
-  const auto& data = x.get_data();
-  if (auto v = caf::get_if<caf::config_value::integer>(&data))
-    return *v;
-  if (auto v = caf::get_if<caf::config_value::boolean>(&data))
-    return *v;
-  if (auto v = caf::get_if<caf::config_value::real>(&data))
-    return *v;
-  if (auto v = caf::get_if<caf::config_value::string>(&data))
-    return json::string{*v};
-  if (auto v = caf::get_if<caf::config_value::list>(&data)) {
-    json::array result;
-    for (const auto& item : *v)
-      result.push_back(admin_json(item));
-    return result;
-  }
-  if (auto v = caf::get_if<caf::config_value::dictionary>(&data))
-    return admin_json(*v);
-  if (auto v = caf::get_if<caf::config_value::atom>(&data))
-    return json::string{caf::to_string(*v)};
-  // Timespans and URIs: CAF's text form ("1500ms", "https://...").
-  return json::string{caf::to_string(x)};
+  return status_json(x);
 }
 
 json::value admin_json(const status_map& xs) {
-  json::object result;
-  for (const auto& [key, value] : xs)
-    result[key] = admin_json(value);
-  return result;
+  return status_json(xs);
 }
 
 json::value admin_json(const actor_info& x) {
@@ -420,10 +557,12 @@ control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
+              handle_slot_ptr<sync_manager_actor> sync_manager,
               std::shared_ptr<net::io_runtime> io) {
   auto& st = self->state;
   st.open_health = config.public_health || is_loopback_address(config.address);
   st.inspector = std::move(inspector);
+  st.sync_manager = std::move(sync_manager);
   st.io = std::move(io);
   net::ws_server_options opts;
   opts.address = config.address;

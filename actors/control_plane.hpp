@@ -4,6 +4,7 @@
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/inspector.hpp"
+#include "messages/sync_manager.hpp"
 #include "net/io_runtime.hpp"
 #include "net/ws_server.hpp"
 
@@ -39,9 +40,25 @@ struct admin_exchange {
 /// `{"error":{"code":<status>,"message":<message>}}` with that status.
 net::http_response admin_error(unsigned status, std::string_view message);
 
-/// A status report value as JSON: integers and reals as numbers, booleans,
-/// strings, atoms and timespans (in CAF's text form) as strings, lists as
-/// arrays, dictionaries as objects.
+/// As `admin_error`, plus `"field":<field>` in the error object when `field`
+/// is not empty (a 400 for a bad sync server definition names the field).
+net::http_response admin_error(unsigned status, std::string_view message,
+                               std::string_view field);
+
+/// The field a validation message names: the text before its first ": "
+/// when that is a field path (no blanks), e.g. `filters[1].kinds` of
+/// `filters[1].kinds: must be ...`; empty otherwise.
+std::string field_of(std::string_view message);
+
+/// The HTTP status for a failed request to the SYNC MANAGER: 404 for
+/// `ec::not_found`, 400 for `ec::invalid_input`, 504 for a timeout, 500 for
+/// `ec::storage_failure`, 503 otherwise.
+unsigned sync_status_for(const caf::error& err);
+
+/// A status report value as JSON (`status_json`, shared with the SYNC
+/// MANAGER): integers and reals as numbers, booleans, strings, atoms and
+/// timespans (in CAF's text form) as strings, lists as arrays, dictionaries
+/// as objects.
 boost::json::value admin_json(const caf::config_value& x);
 
 /// A status map as a JSON object (nested dictionaries become nested objects).
@@ -70,6 +87,9 @@ struct control_plane_state {
   /// Where every question about the node goes; the slot follows restarts.
   handle_slot_ptr<inspector_actor> inspector;
 
+  /// Where the /api/v1/sync routes go; the slot follows restarts.
+  handle_slot_ptr<sync_manager_actor> sync_manager;
+
   /// Keeps the io_context alive as long as the server needs it.
   std::shared_ptr<net::io_runtime> io;
 
@@ -93,17 +113,21 @@ struct control_plane_state {
 };
 
 /// The CONTROL PLANE: serves the admin HTTP API on `config.address` and
-/// `config.port` and answers it by asking the INSPECTOR. Quits with
+/// `config.port` and answers it by asking the INSPECTOR (and the SYNC MANAGER
+/// for /api/v1/sync). Quits with
 /// `ec::network_failure` when the port cannot be bound; logs
 /// `control-plane listening on http://<address>:<port>` when it can.
 /// @param self The actor handle.
 /// @param config The `[admin]` section (port 0 picks a free port).
 /// @param inspector The node's inspector (the current incarnation).
+/// @param sync_manager The node's sync manager (may be null or empty: the
+///        sync routes then answer 503).
 /// @param io The I/O threads the server runs on.
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
+              handle_slot_ptr<sync_manager_actor> sync_manager,
               std::shared_ptr<net::io_runtime> io);
 
 } // namespace ferry

@@ -155,13 +155,30 @@ auto supervisor_command(self_pointer self, const std::string& name,
   };
 }
 
+/// Forwards a sync server command to the SYNC MANAGER and relays its answer.
+template <class... Ts>
+caf::result<std::string> ask_sync_manager(self_pointer self, Ts... xs) {
+  auto& slot = self->state.sync_manager;
+  auto manager = slot ? slot->get() : sync_manager_actor{};
+  if (!manager)
+    return caf::make_error(ec::not_found, "the sync manager is not running");
+  auto rp = self->make_response_promise<std::string>();
+  self->request(manager, std::chrono::seconds{5}, xs...)
+    .then([rp](std::string& answer) mutable { rp.deliver(std::move(answer)); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 } // namespace
 
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
-          std::shared_ptr<const relay_context> relay, inspector_config config) {
+          std::shared_ptr<const relay_context> relay,
+          handle_slot_ptr<sync_manager_actor> sync_manager,
+          inspector_config config) {
   self->state.root = std::move(root);
+  self->state.sync_manager = std::move(sync_manager);
   self->state.store = store;
   self->state.relay = std::move(relay);
   self->state.config = config;
@@ -247,6 +264,21 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
                     supervisor_command<atom::fault>(self, name,
                                                     "injected a fault into",
                                                     "not running:"));
+    },
+    [self](atom::servers) {
+      return ask_sync_manager(self, atom::get_v, atom::servers_v);
+    },
+    [self](atom::server, const std::string& id) {
+      return ask_sync_manager(self, atom::get_v, atom::server_v, id);
+    },
+    [self](atom::sync_now, const std::string& id) {
+      return ask_sync_manager(self, atom::sync_now_v, id);
+    },
+    [self](atom::start, atom::server, const std::string& id) {
+      return ask_sync_manager(self, atom::start_v, id);
+    },
+    [self](atom::stop, atom::server, const std::string& id) {
+      return ask_sync_manager(self, atom::stop_v, id);
     },
   };
 }

@@ -4,6 +4,7 @@
 #include "actors/handle_slot.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
+#include "messages/sync_manager.hpp"
 #include "store/event_store.hpp"
 
 #include <memory>
@@ -22,16 +23,22 @@ struct inspector_state {
   supervisor_actor root;
   const store::event_store* store = nullptr;
   std::shared_ptr<const relay_context> relay;
+  /// Where the sync server commands go; the slot follows restarts.
+  handle_slot_ptr<sync_manager_actor> sync_manager;
   inspector_config config;
   static inline constexpr const char* name = "inspector";
 };
 
 /// The INSPECTOR: walks the supervision tree from `root` on every request,
 /// so it never holds a stale view, and asks each running actor for its status.
+/// The sync server commands it forwards to the SYNC MANAGER in
+/// `sync_manager` (null or empty: they fail with "not running").
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
-          std::shared_ptr<const relay_context> relay, inspector_config config);
+          std::shared_ptr<const relay_context> relay,
+          handle_slot_ptr<sync_manager_actor> sync_manager,
+          inspector_config config);
 
 struct console_gate_state {
   handle_slot_ptr<inspector_actor> inspector;

@@ -193,7 +193,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   children.push_back(slotted(
     "sync-manager", "sync-manager", sync_slot,
     [servers = cfg.sync.servers, deps](caf::local_actor* self) {
-      return self->system().spawn(sync_manager, servers, deps);
+      // Detached: it writes definitions to RocksDB itself.
+      return self->system().spawn<caf::detached>(sync_manager, servers, deps);
     }));
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;

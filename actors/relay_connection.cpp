@@ -536,10 +536,6 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   st.label = "sync:" + def.id;
   st.def = std::move(def);
   st.deps = std::move(deps);
-  self->attach_functor([self] {
-    if (self->state.conn)
-      self->state.conn->close("stopping");
-  });
   self->send(self, atom::reconnect_v, st.generation);
   return {
     [self](atom::sync_now) {

@@ -89,6 +89,12 @@ struct relay_connection_state {
   int64_t last_connected = 0;
   int64_t disconnected_at = 0;
 
+  /// The socket goes with the actor (CAF destroys the state when it quits).
+  ~relay_connection_state() {
+    if (conn)
+      conn->close("stopping");
+  }
+
   static inline constexpr const char* name = "relay-connection";
 };
 

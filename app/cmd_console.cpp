@@ -4,6 +4,7 @@
 #include "messages/inspector.hpp"
 #include "messages/type_ids.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -54,6 +55,13 @@ constexpr const char* help_text = R"(commands:
   stop NAME       stop an actor; it stays stopped until started
   start NAME      start a stopped or failed actor
   fault NAME      crash an actor on purpose (needs console.fault_injection)
+  servers         the sync servers: URL, enabled, running, state, counters
+  server ID       one sync server: its definition and runtime state
+  sync-now ID     run a catch-up of sync server ID now
+  sync-start ID   start sync server ID's connection (and enable it)
+  sync-stop ID    stop sync server ID's connection for this run (it stays
+                  enabled; PUT enabled=false to keep it off)
+                  (start/stop NAME act on actors, never on sync servers)
   watch           live view of actors and stats; q or Ctrl-C leaves it
   help            this list
   quit, exit      leave the prompt
@@ -61,8 +69,16 @@ constexpr const char* help_text = R"(commands:
 
 /// Every command word, for TAB completion.
 const std::vector<std::string> command_words
-  = {"actors", "actor", "stats", "health", "restart", "stop",
-     "start",  "fault", "watch", "help",   "quit",    "exit"};
+  = {"actors",  "actor",    "stats",      "health",    "restart",
+     "stop",    "start",    "fault",      "servers",   "server",
+     "sync-now", "sync-start", "sync-stop", "watch",   "help",
+     "quit",    "exit"};
+
+/// Commands whose one argument is a sync server id.
+bool takes_server(const std::string& command) {
+  return command == "server" || command == "sync-now"
+         || command == "sync-start" || command == "sync-stop";
+}
 
 /// Commands whose one argument is an actor name.
 bool takes_actor(const std::string& command) {
@@ -299,11 +315,34 @@ public:
     if (command == "actors" || command == "stats" || command == "health"
         || command == "watch")
       return words.size() == 1 ? run_plain(command) : usage(command, "");
+    if (command == "servers")
+      return words.size() == 1 ? run_servers() : usage(command, "");
+    if (takes_server(command))
+      return words.size() == 2 ? run_on_server(command, words[1])
+                               : usage(command, " ID");
     if (takes_actor(command))
       return words.size() == 2 ? run_on_actor(command, words[1])
                                : usage(command, " NAME");
     complain("unknown command '" + command + "' (try help)");
     return 1;
+  }
+
+  /// The ids of every sync server; empty when the node does not answer.
+  std::vector<std::string> server_ids() {
+    std::vector<std::string> ids;
+    auto reply = ask<std::string>(completion_timeout, atom::servers_v);
+    if (!reply.value)
+      return ids;
+    boost::json::error_code ec;
+    auto servers = boost::json::parse(*reply.value, ec);
+    if (ec || !servers.is_array())
+      return ids;
+    for (auto& server : servers.as_array())
+      if (auto id = server.is_object() ? server.as_object().if_contains("id")
+                                       : nullptr;
+          id && id->is_string())
+        ids.emplace_back(id->as_string());
+    return ids;
   }
 
   /// The names of every actor of the node; empty when it does not answer.
@@ -421,6 +460,50 @@ private:
       else
         std::printf("%s\n", reply.value->c_str());
     }
+    return report(reply);
+  }
+
+  /// Prints a JSON answer of the sync manager: as it is with --json, else
+  /// through `render` (or verbatim when it is not JSON).
+  template <class Render>
+  void print_sync_answer(const std::string& text, Render render) {
+    if (json_) {
+      std::printf("%s\n", text.c_str());
+      return;
+    }
+    boost::json::error_code ec;
+    auto value = boost::json::parse(text, ec);
+    if (ec)
+      std::printf("%s\n", text.c_str());
+    else
+      std::fputs(render(value).c_str(), stdout);
+  }
+
+  int run_servers() {
+    auto reply = ask<std::string>(request_timeout, atom::servers_v);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_servers(x);
+      });
+    return report(reply);
+  }
+
+  int run_on_server(const std::string& command, const std::string& id) {
+    answer<std::string> reply;
+    if (command == "server")
+      reply = ask<std::string>(request_timeout, atom::server_v, id);
+    else if (command == "sync-now")
+      reply = ask<std::string>(request_timeout, atom::sync_now_v, id);
+    else if (command == "sync-start")
+      reply = ask<std::string>(request_timeout, atom::start_v, atom::server_v,
+                               id);
+    else
+      reply = ask<std::string>(request_timeout, atom::stop_v, atom::server_v,
+                               id);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_json(x);
+      });
     return report(reply);
   }
 
@@ -667,6 +750,8 @@ char** complete(const char* text, int start, int) {
     candidates = command_words;
   else if (before.size() == 1 && takes_actor(before[0]))
     candidates = completing->actor_names();
+  else if (before.size() == 1 && takes_server(before[0]))
+    candidates = completing->server_ids();
   else
     candidates.clear();
   return rl_completion_matches(text, next_candidate);

@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <caf/config_value.hpp>
 #include <caf/uri.hpp>
 
@@ -118,6 +119,53 @@ json::value value_to_json(const caf::config_value& x) {
       }
     },
     x);
+}
+
+/// One JSON value as people read it: strings unquoted, the rest as JSON.
+std::string json_text(const json::value& x) {
+  if (x.is_string())
+    return std::string{x.as_string()};
+  if (x.is_null())
+    return "-";
+  if (x.is_array()) {
+    std::string out = "[";
+    for (auto& item : x.as_array()) {
+      if (out.size() > 1)
+        out += ", ";
+      out += json_text(item);
+    }
+    return out + "]";
+  }
+  return json::serialize(x);
+}
+
+/// Appends `prefix.key = value` for every leaf of `x`, objects flattened.
+void flatten_json(const json::value& x, const std::string& prefix,
+                  std::vector<std::pair<std::string, std::string>>& out) {
+  if (!x.is_object()) {
+    out.emplace_back(prefix.empty() ? "value" : prefix, json_text(x));
+    return;
+  }
+  for (auto& [key, value] : x.as_object()) {
+    auto path = prefix.empty() ? std::string{key}
+                               : prefix + "." + std::string{key};
+    if (value.is_object() && !value.as_object().empty())
+      flatten_json(value, path, out);
+    else
+      out.emplace_back(std::move(path), json_text(value));
+  }
+}
+
+/// `x[key]` (or `x[key][sub]`) as text; "-" when missing or empty.
+std::string field_text(const json::object& x, std::string_view key,
+                       std::string_view sub = {}) {
+  auto v = x.if_contains(key);
+  if (v && !sub.empty())
+    v = v->is_object() ? v->as_object().if_contains(sub) : nullptr;
+  if (!v)
+    return "-";
+  auto text = json_text(*v);
+  return text.empty() ? "-" : text;
 }
 
 } // namespace
@@ -274,6 +322,40 @@ std::string render_watch(const std::string& node, const std::string& clock,
     out += '\n';
   }
   return out;
+}
+
+std::string render_servers(const json::value& servers) {
+  if (!servers.is_array())
+    return render_json(servers);
+  if (servers.as_array().empty())
+    return "(no sync servers)\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "URL", "ENABLED", "RUNNING", "STATE", "RECEIVED",
+                  "ACCEPTED", "CURSOR", "LAST-ERROR"});
+  for (auto& item : servers.as_array()) {
+    if (!item.is_object())
+      continue;
+    auto& x = item.as_object();
+    rows.push_back({field_text(x, "id"), field_text(x, "url"),
+                    field_text(x, "enabled"), field_text(x, "running"),
+                    field_text(x, "runtime", "state"),
+                    field_text(x, "runtime", "received"),
+                    field_text(x, "runtime", "accepted"),
+                    field_text(x, "runtime", "cursor"),
+                    field_text(x, "runtime", "last_error")});
+  }
+  return layout(rows);
+}
+
+std::string render_json(const json::value& x) {
+  std::vector<std::pair<std::string, std::string>> leaves;
+  flatten_json(x, "", leaves);
+  if (leaves.empty())
+    return "(empty)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (auto& [key, text] : leaves)
+    rows.push_back({key, "= " + text});
+  return layout(rows);
 }
 
 json::value to_json(const status_map& status) {

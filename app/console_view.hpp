@@ -48,6 +48,17 @@ std::string render_watch(const std::string& node, const std::string& clock,
                          const status_map& stats, const std::string& problem,
                          size_t width, size_t height);
 
+/// The `servers` table from the sync manager's JSON array: one line per sync
+/// server with its id, URL, whether it is enabled and running, the
+/// connection state, counters, cursor and last error; "(no sync servers)"
+/// for an empty array. Missing fields show as "-".
+std::string render_servers(const boost::json::value& servers);
+
+/// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
+/// `key = value` lines, nested keys joined with dots, arrays as
+/// `[a, b]`; strings unquoted.
+std::string render_json(const boost::json::value& x);
+
 /// A status map as a JSON object with typed values: integers, reals and
 /// booleans as JSON numbers and booleans, nested keys as nested objects,
 /// lists as arrays; timespans, atoms and URIs as their text (e.g. "250ms").

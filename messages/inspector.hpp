@@ -65,7 +65,18 @@ using inspector_actor = caf::typed_actor<
   caf::replies_to<atom::restart, std::string>::with<std::string>,
   caf::replies_to<atom::stop, std::string>::with<std::string>,
   caf::replies_to<atom::start, std::string>::with<std::string>,
-  caf::replies_to<atom::fault, std::string>::with<std::string>>;
+  caf::replies_to<atom::fault, std::string>::with<std::string>,
+  // Forwarded to the SYNC MANAGER; each replies with its JSON text, or its
+  // error (ec::not_found for an unknown server id).
+  // Every sync server with its runtime state (a JSON array).
+  caf::replies_to<atom::servers>::with<std::string>,
+  // One sync server with its runtime state.
+  caf::replies_to<atom::server, std::string>::with<std::string>,
+  // Runs a catch-up of one sync server now.
+  caf::replies_to<atom::sync_now, std::string>::with<std::string>,
+  // Starts / stops one sync server's connection (not an actor of the tree).
+  caf::replies_to<atom::start, atom::server, std::string>::with<std::string>,
+  caf::replies_to<atom::stop, atom::server, std::string>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -4,6 +4,7 @@
 #include "actors/metrics.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/nip98.hpp"
+#include "messages/sync.hpp"
 #include "messages/type_ids.hpp"
 #include "net/simple_client.hpp"
 
@@ -100,6 +101,79 @@ mock_inspector(inspector_actor::stateful_pointer<mock_inspector_state>,
     [outcome](atom::fault, const std::string& name) {
       return outcome("faulted", name);
     },
+    [](atom::servers) { return std::string{"[]"}; },
+    [](atom::server, const std::string&) { return std::string{"{}"}; },
+    [](atom::sync_now, const std::string&) { return std::string{"{}"}; },
+    [](atom::start, atom::server, const std::string&) {
+      return std::string{"{}"};
+    },
+    [](atom::stop, atom::server, const std::string&) {
+      return std::string{"{}"};
+    },
+  };
+}
+
+// -- a mock SYNC MANAGER with the real interface ------------------------------
+
+struct mock_sync_manager_state {
+  static inline constexpr const char* name = "mock-sync-manager";
+};
+
+caf::error no_such_server(const std::string& id) {
+  return caf::make_error(ec::not_found, "no sync server named " + id);
+}
+
+/// Knows one sync server, "a"; validates PUT bodies with the real parser.
+/// `degraded` picks its health.
+sync_manager_actor::behavior_type
+mock_sync_manager(sync_manager_actor::stateful_pointer<mock_sync_manager_state>,
+                  bool degraded) {
+  auto act = [](std::string verb,
+                const std::string& id) -> caf::result<std::string> {
+    if (id != "a")
+      return no_such_server(id);
+    return R"({"id":"a","result":")" + verb + R"("})";
+  };
+  return {
+    [](atom::put, const std::string& id,
+       const std::string& body) -> caf::result<std::string> {
+      auto def = parse_sync_server(body, id);
+      if (!def)
+        return def.error();
+      return R"({"id":")" + def->id + R"(","created":)"
+             + (def->id == "a" ? "false" : "true") + "}";
+    },
+    [](atom::get, atom::server,
+       const std::string& id) -> caf::result<std::string> {
+      if (id != "a")
+        return no_such_server(id);
+      return std::string{R"({"id":"a","running":true,"runtime":{}})"};
+    },
+    [](atom::get, atom::servers) {
+      return std::string{R"([{"id":"a","running":true,"runtime":{}}])"};
+    },
+    [act](atom::erase, const std::string& id) { return act("deleted", id); },
+    [act](atom::start, const std::string& id) { return act("started", id); },
+    [act](atom::stop, const std::string& id) { return act("stopped", id); },
+    [](atom::sync_now, const std::string& id) -> caf::result<std::string> {
+      if (id != "a")
+        return no_such_server(id);
+      return caf::make_error(ec::invalid_input,
+                             "sync server a is not running");
+    },
+    [](atom::stats, const std::string& id) -> caf::result<std::string> {
+      if (id != "a")
+        return no_such_server(id);
+      return std::string{R"({"id":"a","received":5})"};
+    },
+    [](atom::stats) {
+      return std::string{R"({"servers":1,"totals":{"received":5}})"};
+    },
+    [degraded](atom::health) {
+      return std::string{degraded ? R"({"status":"degraded","degraded":[]})"
+                                  : R"({"status":"ok","degraded":[]})"};
+    },
+    [](atom::get, atom::status) { return status_map{}; },
   };
 }
 
@@ -121,6 +195,8 @@ struct fixture {
     log::get().set_level(spdlog::level::off);
     healthy = sys.spawn(mock_inspector, false);
     slot = std::make_shared<handle_slot<inspector_actor>>(healthy);
+    sync = sys.spawn(mock_sync_manager, false);
+    sync_slot = std::make_shared<handle_slot<sync_manager_actor>>(sync);
     admin.address = "127.0.0.1";
     admin.port = 0;
     admin.token = token;
@@ -131,12 +207,13 @@ struct fixture {
     for (auto& a : spawned)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(healthy, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(sync, caf::exit_reason::user_shutdown);
     log::get().set_level(saved_level);
   }
 
   /// Spawns a control plane on `admin`; @returns its port (0 on failure).
   uint16_t start(config::admin_config cfg) {
-    auto aut = sys.spawn(control_plane, std::move(cfg), slot, io);
+    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot, io);
     spawned.push_back(aut);
     int64_t port = 0;
     self->request(aut, 5s, atom::get_v, atom::status_v)
@@ -160,6 +237,19 @@ struct fixture {
                                     headers);
   }
 
+  net::http_result put(const std::string& target, const std::string& body,
+                       std::map<std::string, std::string> headers = {}) {
+    headers["Content-Type"] = "application/json";
+    return net::simple_http_request("127.0.0.1", port, "PUT", target, headers,
+                                    body);
+  }
+
+  net::http_result del(const std::string& target,
+                       std::map<std::string, std::string> headers = {}) {
+    return net::simple_http_request("127.0.0.1", port, "DELETE", target,
+                                    headers);
+  }
+
   std::map<std::string, std::string> bearer(const std::string& t = token) {
     return {{"Authorization", "Bearer " + t}};
   }
@@ -180,6 +270,8 @@ struct fixture {
   std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
   inspector_actor healthy;
   handle_slot_ptr<inspector_actor> slot;
+  sync_manager_actor sync;
+  handle_slot_ptr<sync_manager_actor> sync_slot;
   std::vector<control_plane_actor> spawned;
   nostr::keypair admin_keys = nostr::generate_keypair();
   config::admin_config admin;
@@ -356,6 +448,107 @@ TEST_CASE_METHOD(fixture, "the control plane lists and drives actors",
   }
 }
 
+TEST_CASE_METHOD(fixture, "the control plane serves the sync server API",
+                 "[control_plane]") {
+  REQUIRE(start() != 0);
+  const std::string good_body
+    = R"({"url":"wss://relay.example","filters":[{"kinds":[1]}]})";
+  SECTION("PUT creates (201) or replaces (200)") {
+    auto created = put("/api/v1/sync/servers/b", good_body, bearer());
+    CHECK(created.response.status == 201);
+    CHECK(parse_json(created).at("created") == true);
+    auto replaced = put("/api/v1/sync/servers/a", good_body, bearer());
+    CHECK(replaced.response.status == 200);
+    CHECK(parse_json(replaced).at("created") == false);
+  }
+  SECTION("PUT with a bad field answers 400 naming it") {
+    auto r = put("/api/v1/sync/servers/b",
+                 R"({"url":"wss://relay.example","filters":[{"kinds":["x"]}]})",
+                 bearer());
+    CHECK(r.response.status == 400);
+    auto err = parse_json(r).at("error");
+    CHECK(err.at("code") == 400);
+    CHECK(err.at("field") == "filters[0].kinds");
+    CHECK_THAT(std::string{err.at("message").as_string()},
+               Contains("filters[0].kinds: "));
+    auto bad_url = parse_json(
+      put("/api/v1/sync/servers/b", R"({"url":"http://x","filters":[{}]})",
+          bearer()));
+    CHECK(bad_url.at("error").at("field") == "url");
+  }
+  SECTION("GET one, GET all, DELETE") {
+    auto one = get("/api/v1/sync/servers/a", bearer());
+    CHECK(one.response.status == 200);
+    CHECK(parse_json(one).at("running") == true);
+    CHECK_THAT(error_message(get("/api/v1/sync/servers/zz", bearer()), 404),
+               Contains("zz"));
+    auto all = get("/api/v1/sync/servers", bearer());
+    CHECK(all.response.status == 200);
+    CHECK(parse_json(all).as_array().size() == 1);
+    auto gone = del("/api/v1/sync/servers/a", bearer());
+    CHECK(gone.response.status == 200);
+    CHECK(parse_json(gone).at("result") == "deleted");
+    error_message(del("/api/v1/sync/servers/zz", bearer()), 404);
+  }
+  SECTION("start, stop and sync-now") {
+    CHECK(parse_json(post("/api/v1/sync/servers/a/start", bearer()))
+            .at("result")
+          == "started");
+    CHECK(parse_json(post("/api/v1/sync/servers/a/stop", bearer()))
+            .at("result")
+          == "stopped");
+    // The manager's refusal of a stopped server is a 400 without a field.
+    auto r = post("/api/v1/sync/servers/a/sync-now", bearer());
+    CHECK(error_message(r, 400) == "sync server a is not running");
+    CHECK_FALSE(parse_json(r).at("error").as_object().contains("field"));
+    error_message(post("/api/v1/sync/servers/zz/start", bearer()), 404);
+    error_message(post("/api/v1/sync/servers/zz/sync-now", bearer()), 404);
+  }
+  SECTION("stats and health") {
+    auto one = get("/api/v1/sync/servers/a/stats", bearer());
+    CHECK(one.response.status == 200);
+    CHECK(parse_json(one).at("received") == 5);
+    error_message(get("/api/v1/sync/servers/zz/stats", bearer()), 404);
+    auto all = get("/api/v1/sync/stats", bearer());
+    CHECK(all.response.status == 200);
+    CHECK(parse_json(all).at("servers") == 1);
+    auto ok = get("/api/v1/sync/health", bearer());
+    CHECK(ok.response.status == 200);
+    CHECK(parse_json(ok).at("status") == "ok");
+    auto sick = sys.spawn(mock_sync_manager, true);
+    sync_slot->set(sick);
+    auto degraded = get("/api/v1/sync/health", bearer());
+    CHECK(degraded.response.status == 503);
+    CHECK(parse_json(degraded).at("status") == "degraded");
+    caf::anon_send_exit(sick, caf::exit_reason::user_shutdown);
+  }
+  SECTION("wrong method, unknown path, no auth, no manager") {
+    error_message(post("/api/v1/sync/servers", bearer()), 405);
+    error_message(post("/api/v1/sync/servers/a", bearer()), 405);
+    error_message(get("/api/v1/sync/servers/a/start", bearer()), 405);
+    error_message(post("/api/v1/sync/servers/a/stats", bearer()), 405);
+    error_message(put("/api/v1/sync/stats", "{}", bearer()), 405);
+    error_message(post("/api/v1/sync/servers/a/explode", bearer()), 404);
+    error_message(get("/api/v1/sync/nothing", bearer()), 404);
+    error_message(get("/api/v1/sync/servers"), 401);
+    error_message(put("/api/v1/sync/servers/a", good_body), 401);
+    sync_slot->set(sync_manager_actor{});
+    error_message(get("/api/v1/sync/servers", bearer()), 503);
+  }
+}
+
+TEST_CASE("sync errors map to HTTP statuses", "[control_plane]") {
+  CHECK(sync_status_for(caf::make_error(ec::not_found, "x")) == 404);
+  CHECK(sync_status_for(caf::make_error(ec::invalid_input, "x")) == 400);
+  CHECK(sync_status_for(caf::make_error(ec::storage_failure, "x")) == 500);
+  CHECK(sync_status_for(caf::make_error(caf::sec::request_timeout)) == 504);
+  CHECK(sync_status_for(caf::make_error(caf::sec::request_receiver_down))
+        == 503);
+  CHECK(field_of("filters[1].kinds: must be a list") == "filters[1].kinds");
+  CHECK(field_of("sync server a is not running").empty());
+  CHECK(field_of("no colon").empty());
+}
+
 TEST_CASE_METHOD(fixture, "the API refuses requests without valid auth",
                  "[control_plane]") {
   REQUIRE(start() != 0);
@@ -437,7 +630,7 @@ TEST_CASE_METHOD(fixture, "the control plane fails when it cannot bind",
   REQUIRE(start() != 0);
   auto cfg = admin;
   cfg.port = port;
-  auto second = sys.spawn(control_plane, cfg, slot, io);
+  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, io);
   caf::error reason;
   self->monitor(second);
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; });

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <sstream>
 
 using namespace ferry;
@@ -198,4 +199,52 @@ TEST_CASE("the watch screen fits the terminal", "[console]") {
   auto short_lines = lines_of(short_screen);
   REQUIRE(short_lines.size() == 4);
   CHECK(short_lines[2] == "! the node did not answer in time");
+}
+
+TEST_CASE("the servers table shows each sync server", "[console_view]") {
+  auto servers = boost::json::parse(R"([
+    {"id":"a","url":"wss://a.example","enabled":true,"running":true,
+     "runtime":{"state":"live","received":12,"accepted":10,"cursor":1700000000,
+                "last_error":""}},
+    {"id":"b","url":"wss://b.example","enabled":false,"running":false,
+     "runtime":{"received":0,"last_error":"tcp: refused"}}
+  ])");
+  auto out = console::render_servers(servers);
+  std::istringstream lines{out};
+  std::string header, a, b;
+  std::getline(lines, header);
+  std::getline(lines, a);
+  std::getline(lines, b);
+  CHECK(header.rfind("ID", 0) == 0);
+  CHECK_THAT(header, Catch::Matchers::Contains("LAST-ERROR"));
+  CHECK_THAT(a, Catch::Matchers::Contains("wss://a.example"));
+  CHECK_THAT(a, Catch::Matchers::Contains("live"));
+  CHECK_THAT(a, Catch::Matchers::Contains("1700000000"));
+  // Missing and empty fields show as "-".
+  CHECK(a.substr(a.size() - 1) == "-");
+  CHECK_THAT(b, Catch::Matchers::Contains("tcp: refused"));
+  CHECK_THAT(b, Catch::Matchers::Contains("false"));
+  CHECK(console::render_servers(boost::json::parse("[]"))
+        == "(no sync servers)\n");
+}
+
+TEST_CASE("JSON answers render as key = value lines", "[console_view]") {
+  auto x = boost::json::parse(
+    R"({"id":"a","filters":[1,"b"],"runtime":{"received":3,"ok":true},"n":null})");
+  // key -> value, with the padding between them dropped.
+  std::map<std::string, std::string> lines;
+  std::istringstream in{console::render_json(x)};
+  for (std::string line; std::getline(in, line);) {
+    auto eq = line.find(" = ");
+    REQUIRE(eq != std::string::npos);
+    auto key = line.substr(0, line.find(' '));
+    lines[key] = line.substr(eq + 3);
+  }
+  CHECK(lines["id"] == "a");
+  CHECK(lines["filters"] == "[1, b]");
+  CHECK(lines["runtime.received"] == "3");
+  CHECK(lines["runtime.ok"] == "true");
+  CHECK(lines["n"] == "-");
+  CHECK(lines.size() == 5);
+  CHECK(console::render_json(boost::json::parse("{}")) == "(empty)\n");
 }
