@@ -6,6 +6,9 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
+# ccache keys on absolute paths unless told the tree's root; with it, a fresh
+# clone elsewhere (as in CI) reuses the objects an earlier build cached.
+export CCACHE_BASEDIR := $(CURDIR)
 # A config file for `make run`; empty runs on the embedded default.
 CONFIG ?=
 
