@@ -158,7 +158,8 @@ void stats_row(self_pointer self, const entry& e,
     row["rejected"] = rt.rejected;
     row["filtered"] = rt.filtered;
     row["bytes_received"] = 0;
-    row["cursor"] = rt.has_down ? rt.down_cursor.created_at : 0;
+    auto cursor = store::get_sync_cursor(*self->state.deps.store, id);
+    row["cursor"] = cursor && *cursor ? (*cursor)->created_at : int64_t{0};
     row["connected"] = false;
     row["catchup_complete"] = false;
     row["last_error"] = runtime ? rt.last_error : render(runtime.error());

@@ -434,33 +434,6 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
 
 // -- runtime state ------------------------------------------------------------
 
-void append_cursor(std::string& out, bool has, const sync_cursor& c) {
-  if (!has) {
-    out += "null";
-    return;
-  }
-  out += "{\"created_at\":";
-  out += std::to_string(c.created_at);
-  out += ",\"id\":\"";
-  out += nostr::to_hex(c.id);
-  out += "\"}";
-}
-
-std::string read_cursor(const json::value& v, const std::string& path,
-                        bool& has, sync_cursor& out) {
-  has = !v.is_null();
-  if (!has)
-    return {};
-  auto obj = v.if_object();
-  auto created_at = obj ? obj->if_contains("created_at") : nullptr;
-  auto id = obj ? obj->if_contains("id") : nullptr;
-  if (!created_at || !created_at->is_int64() || !id || !id->is_string()
-      || !nostr::from_hex(std::string_view{id->get_string()}, out.id))
-    return fail(path, "expected null or {\"created_at\": integer, \"id\": hex}");
-  out.created_at = created_at->get_int64();
-  return {};
-}
-
 std::string read_count(const json::value& v, const std::string& path,
                        uint64_t& out) {
   if (v.is_uint64())
@@ -644,16 +617,15 @@ bool operator!=(const sync_server& x, const sync_server& y) {
 // -- runtime state ------------------------------------------------------------
 
 std::string to_json(const sync_runtime_state& st) {
-  std::string out = "{\"down_cursor\":";
-  append_cursor(out, st.has_down, st.down_cursor);
-  out += ",\"up_cursor\":";
-  append_cursor(out, st.has_up, st.up_cursor);
+  std::string out = "{";
   for (auto [name, value] :
        {std::pair{"received", st.received}, std::pair{"accepted", st.accepted},
         std::pair{"duplicate", st.duplicate},
         std::pair{"rejected", st.rejected}, std::pair{"filtered", st.filtered},
         std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok}}) {
-    out += ",\"";
+    if (out.size() > 1)
+      out += ',';
+    out += '"';
     out += name;
     out += "\":";
     out += std::to_string(value);
@@ -686,10 +658,6 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
     return invalid("expected a JSON object");
   sync_runtime_state st;
   std::string failure;
-  if (auto v = obj->if_contains("down_cursor"))
-    failure = read_cursor(*v, "down_cursor", st.has_down, st.down_cursor);
-  if (auto v = obj->if_contains("up_cursor"); v && failure.empty())
-    failure = read_cursor(*v, "up_cursor", st.has_up, st.up_cursor);
   for (auto [name, field] :
        {std::pair{"received", &st.received}, std::pair{"accepted", &st.accepted},
         std::pair{"duplicate", &st.duplicate},

@@ -145,13 +145,10 @@ struct sync_cursor {
   nostr::bytes32 id{};
 };
 
-/// What this node remembers per sync server between runs.
+/// What this node remembers per sync server between runs. The cursor is not
+/// here: it has a key of its own that only the writer writes, in the commit
+/// of the events it covers (store/sync_store.hpp).
 struct sync_runtime_state {
-  sync_cursor down_cursor;
-  sync_cursor up_cursor;
-  /// Whether each cursor has been set (a fresh server has neither).
-  bool has_down = false;
-  bool has_up = false;
   /// Events from the remote: received, stored, already held, refused by
   /// validation or policy, and dropped for not matching the filters.
   uint64_t received = 0;

@@ -29,11 +29,9 @@ sync_server make_server(const std::string& id, uint32_t kind = 1) {
   return *parsed;
 }
 
-sync_runtime_state make_runtime(int64_t created_at, const nostr::bytes32& id) {
+sync_runtime_state make_runtime(uint64_t received) {
   sync_runtime_state st;
-  st.has_down = true;
-  st.down_cursor = {created_at, id};
-  st.received = 1;
+  st.received = received;
   st.accepted = 1;
   st.last_connected = 42;
   return st;
@@ -94,13 +92,17 @@ TEST_CASE_METHOD(store_fixture, "sync server definitions are stored by id",
     CHECK(value == to_json(make_server("b")));
   }
   SECTION("a delete removes the definition and its runtime state") {
-    REQUIRE_FALSE(put_sync_runtime(*store, "b", make_runtime(5, {})));
-    REQUIRE_FALSE(put_sync_runtime(*store, "a", make_runtime(6, {})));
+    REQUIRE_FALSE(put_sync_runtime(*store, "b", make_runtime(5)));
+    REQUIRE_FALSE(put_sync_runtime(*store, "a", make_runtime(6)));
+    rocksdb::WriteBatch batch;
+    put_sync_cursor(batch, *store, "b", sync_cursor{7, {}});
+    REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &batch).ok());
     REQUIRE_FALSE(delete_sync_server(*store, "b"));
+    CHECK_FALSE(*get_sync_cursor(*store, "b"));
     CHECK_FALSE(*get_sync_server(*store, "b"));
     CHECK(ids_of(*list_sync_servers(*store)) == std::vector<std::string>{"a", "c.1"});
     CHECK(*get_sync_runtime(*store, "b") == sync_runtime_state{});
-    CHECK(get_sync_runtime(*store, "a")->down_cursor.created_at == 6);
+    CHECK(get_sync_runtime(*store, "a")->received == 6);
     CHECK_FALSE(delete_sync_server(*store, "never-existed"));
   }
 }
@@ -110,32 +112,32 @@ TEST_CASE_METHOD(store_fixture, "runtime state defaults and stands alone",
   auto fresh = get_sync_runtime(*store, "s");
   REQUIRE(fresh);
   CHECK(*fresh == sync_runtime_state{});
-  CHECK_FALSE(fresh->has_down);
 
-  nostr::bytes32 id{};
-  id[31] = 9;
-  auto st = make_runtime(1700000000, id);
+  auto st = make_runtime(3);
   st.last_error = "timeout";
   REQUIRE_FALSE(put_sync_runtime(*store, "s", st));
   auto back = get_sync_runtime(*store, "s");
   REQUIRE(back);
   CHECK(*back == st);
-  CHECK(back->down_cursor.id == id);
 }
 
 TEST_CASE_METHOD(store_fixture, "a cursor commits in the same batch as its events",
                  "[store][sync]") {
   auto keys = nostr::generate_keypair();
   auto ev = make_event(keys, 1, 100);
-  auto st = make_runtime(ev.ev.created_at, ev.ev.id);
+  sync_cursor cursor{ev.ev.created_at, ev.ev.id};
   auto before = store->db()->GetLatestSequenceNumber();
   auto results = store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch, const auto&) {
-    put_sync_runtime(batch, *store, "s", st);
+    put_sync_cursor(batch, *store, "s", cursor);
   });
   REQUIRE(results);
   CHECK(results->front().outcome == write_outcome::stored);
   CHECK(store->contains(ev.ev.id));
-  CHECK(*get_sync_runtime(*store, "s") == st);
+  auto stored = get_sync_cursor(*store, "s");
+  REQUIRE(stored);
+  REQUIRE(*stored);
+  CHECK((*stored)->created_at == cursor.created_at);
+  CHECK((*stored)->id == cursor.id);
 
   // The WAL holds one record per committed WriteBatch: both puts must sit in
   // the first record after `before`, which is what makes them atomic.
@@ -148,31 +150,34 @@ TEST_CASE_METHOD(store_fixture, "a cursor commits in the same batch as its event
   REQUIRE(record.writeBatchPtr->Iterate(&recorder).ok());
   std::string raw_id(ev.ev.id.begin(), ev.ev.id.end());
   CHECK(recorder.puts.count({store->handle(cf::events)->GetID(), raw_id}) == 1);
-  CHECK(recorder.puts.count({store->handle(cf::sync_runtime)->GetID(), "s"}) == 1);
+  CHECK(recorder.puts.count({store->handle(cf::sync_runtime)->GetID(),
+                             std::string{"s\x1f" "cursor"}})
+        == 1);
 }
 
 TEST_CASE_METHOD(store_fixture, "a batch that never commits leaves neither",
                  "[store][sync]") {
   auto ev = make_event(nostr::generate_keypair(), 1, 100);
-  auto st = make_runtime(ev.ev.created_at, ev.ev.id);
   // A writer that fails after adding the cursor (here: by throwing) must not
   // have written the cursor or the events anywhere else.
   CHECK_THROWS_AS(store->write({&ev}, default_now,
                                [&](rocksdb::WriteBatch& batch, const auto&) {
-                                 put_sync_runtime(batch, *store, "s", st);
+                                 put_sync_cursor(batch, *store, "s",
+                                                 sync_cursor{100, ev.ev.id});
                                  throw std::runtime_error("writer failed");
                                }),
                   std::runtime_error);
   CHECK_FALSE(store->contains(ev.ev.id));
-  CHECK(*get_sync_runtime(*store, "s") == sync_runtime_state{});
+  CHECK_FALSE(*get_sync_cursor(*store, "s"));
 }
 
 TEST_CASE_METHOD(store_fixture, "sync state survives a reopen", "[store][sync]") {
   auto ev = make_event(nostr::generate_keypair(), 1, 100);
-  auto st = make_runtime(ev.ev.created_at, ev.ev.id);
+  auto st = make_runtime(1);
   REQUIRE_FALSE(put_sync_server(*store, make_server("kept")));
+  REQUIRE_FALSE(put_sync_runtime(*store, "kept", st));
   REQUIRE(store->write({&ev}, default_now, [&](rocksdb::WriteBatch& batch, const auto&) {
-    put_sync_runtime(batch, *store, "kept", st);
+    put_sync_cursor(batch, *store, "kept", sync_cursor{100, ev.ev.id});
   }));
   reopen();
   auto server = get_sync_server(*store, "kept");
@@ -180,6 +185,7 @@ TEST_CASE_METHOD(store_fixture, "sync state survives a reopen", "[store][sync]")
   REQUIRE(*server);
   CHECK(**server == make_server("kept"));
   CHECK(*get_sync_runtime(*store, "kept") == st);
+  CHECK((*get_sync_cursor(*store, "kept"))->created_at == 100);
   CHECK(store->contains(ev.ev.id));
 }
 
