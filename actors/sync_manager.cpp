@@ -267,8 +267,10 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
       return stored.error();
     if (*stored) {
       if (**stored != def)
-        log::info("{} keeps the stored definition of {} (changed through "
-                  "the admin API) over the config's",
+        log::warn("{} keeps the stored definition of {}, which differs from "
+                  "the config's: the store holds the last one applied (by the "
+                  "admin API or an earlier config); PUT or DELETE it through "
+                  "the admin API to change it",
                   self->name(), def.id);
       continue;
     }
