@@ -228,14 +228,15 @@ void maybe_finish_catchup(self_pointer self) {
             st.received, st.accepted, st.duplicate);
 }
 
-/// Opens the next page of older history for `filter` when the remote capped
-/// the previous answer; `until` is inclusive, so events sharing the oldest
-/// timestamp are asked for again (they come back as duplicates).
+/// Opens the next page of older history for each filter that got events:
+/// a remote may cap an answer below the limit we asked for without saying so,
+/// so paging ends only with an empty page. `until` is inclusive, so events
+/// sharing the oldest timestamp are asked for again (they come back as
+/// duplicates).
 void page_if_capped(self_pointer self, const relay_connection_state::subscription& sub) {
   auto& st = self->state;
   for (size_t i = 0; i < sub.sent.size(); ++i) {
-    auto limit = sub.sent[i].limit.value_or(st.page_size);
-    if (sub.received[i] < limit || sub.oldest[i] == INT64_MAX)
+    if (sub.received[i] == 0 || sub.oldest[i] == INT64_MAX)
       continue;
     auto filter = sub.filter ? *sub.filter : i;
     auto next = sub.sent[i];

@@ -59,8 +59,9 @@ struct relay_connection_state {
   uint64_t generation = 0;
   std::shared_ptr<net::ws_client_connection> conn;
   phase state = phase::idle;
-  /// Page size: ours, or the remote's NIP-11 max_limit when smaller.
-  uint64_t page_size = 500;
+  /// Page size: ours, or the remote's NIP-11 max_limit when smaller. Big
+  /// pages matter: a catch-up is one round trip per page.
+  uint64_t page_size = 5000;
   std::map<std::string, subscription> subscriptions;
   uint64_t next_page = 1;
   /// `since` of the current catch-up (0: from the beginning).

@@ -81,6 +81,7 @@ int run_import(const config::config& cfg, const std::string& input) {
   }
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
+  tune_scheduler(sys_cfg);
   caf::actor_system sys{sys_cfg};
   auto pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest);
   import_counts counts;

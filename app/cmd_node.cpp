@@ -35,6 +35,7 @@ int run_node(const config::config& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
+  tune_scheduler(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
   sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};

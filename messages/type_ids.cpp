@@ -21,4 +21,9 @@ void add_message_types(caf::actor_system_config& cfg) {
   });
 }
 
+void tune_scheduler(caf::actor_system_config& cfg) {
+  cfg.set("work-stealing.aggressive-poll-attempts", 1);
+  cfg.set("work-stealing.moderate-poll-attempts", 1);
+}
+
 } // namespace ferry

@@ -55,4 +55,9 @@ namespace ferry {
 /// the node, the console and the tests all call it.
 void add_message_types(caf::actor_system_config& cfg);
 
+/// Scheduler settings for a node or tool process: CAF's work-stealing
+/// workers spin-poll for a while before they sleep, which on a small machine
+/// takes cores away from the detached verifiers doing the real work.
+void tune_scheduler(caf::actor_system_config& cfg);
+
 } // namespace ferry

@@ -714,8 +714,14 @@ event_store::open(const store_options& opts) {
     o.write_buffer_size = opts.write_buffer_mb << 20;
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = cache;
-    if (bloom)
+    if (bloom) {
       t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      // Most lookups on the ingest path ask for keys that do not exist (a new
+      // id, no deletion record): a memtable bloom answers them without a
+      // skiplist search, which profiles showed as a large part of import.
+      o.memtable_whole_key_filtering = true;
+      o.memtable_prefix_bloom_size_ratio = 0.02;
+    }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     return o;
   };
