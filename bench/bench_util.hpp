@@ -21,6 +21,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <deque>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -421,5 +424,165 @@ inline std::string toml_string(const std::string& text) {
   }
   return out + '"';
 }
+
+/// How long a node may take to log its ports, and to exit after SIGTERM
+/// (it gives sessions up to 5 s on shutdown).
+constexpr auto node_startup_timeout = std::chrono::seconds{30};
+constexpr auto node_stop_timeout = std::chrono::seconds{30};
+/// Log lines kept for error messages.
+constexpr size_t node_log_tail_lines = 40;
+
+/// A running `ferry node` whose stderr (the log) is drained on a thread; the
+/// relay and admin ports are read from it.
+class node_process {
+public:
+  node_process(const std::string& ferry, const fs::path& config, const fs::path& dir,
+               const std::string& name)
+      : config_(config.string()),
+        child_({ferry, "node", "--config", config.string()},
+               dir / (name + ".stdout"), fs::path{}) {
+    drainer_ = std::thread([this] { drain(); });
+  }
+
+  ~node_process() {
+    child_.signal(SIGKILL);
+    drainer_.join();
+  }
+
+  node_process(const node_process&) = delete;
+  node_process& operator=(const node_process&) = delete;
+
+  std::optional<uint16_t> wait_for_relay_port() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    changed_.wait_for(lock, node_startup_timeout, [this] { return relay_port_ || ended_; });
+    return relay_port_;
+  }
+
+  std::optional<uint16_t> wait_for_admin_port() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    changed_.wait_for(lock, node_startup_timeout, [this] { return admin_port_ || ended_; });
+    return admin_port_;
+  }
+
+  std::string log_tail() {
+    std::lock_guard<std::mutex> lock{mutex_};
+    std::string text;
+    for (auto& line : tail_)
+      text += "  | " + line + "\n";
+    return text;
+  }
+
+  bool ended() {
+    std::lock_guard<std::mutex> lock{mutex_};
+    return ended_;
+  }
+
+  /// The node's pid, found among this process's children by its config path
+  /// (child_process does not expose it); -1 if not found.
+  pid_t find_pid() {
+    if (pid_ > 0)
+      return pid_;
+    auto self = ::getpid();
+    std::error_code ec;
+    for (auto& entry : fs::directory_iterator("/proc", ec)) {
+      auto name = entry.path().filename().string();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      auto stat = read_file(entry.path() / "stat");
+      auto close = stat.rfind(')');
+      if (close == std::string::npos)
+        continue;
+      int ppid = 0;
+      char state = 0;
+      if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2
+          || ppid != self)
+        continue;
+      auto cmdline = read_file(entry.path() / "cmdline");
+      if (cmdline.find(config_) != std::string::npos) {
+        pid_ = static_cast<pid_t>(std::stol(name));
+        break;
+      }
+    }
+    return pid_;
+  }
+
+  /// VmHWM of the running node in KiB; 0 when unknown.
+  long peak_rss_kib() {
+    auto pid = find_pid();
+    if (pid <= 0)
+      return 0;
+    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto pos = status.find("VmHWM:");
+    if (pos == std::string::npos)
+      return 0;
+    return std::strtol(status.c_str() + pos + 6, nullptr, 10);
+  }
+
+  child_exit stop() {
+    child_.signal(SIGTERM);
+    auto exit = child_.wait_for(node_stop_timeout);
+    if (!exit)
+      throw std::runtime_error("node did not exit within "
+                               + std::to_string(node_stop_timeout.count())
+                               + " s of SIGTERM; log tail:\n" + log_tail());
+    return *exit;
+  }
+
+private:
+  void drain() {
+    std::string partial;
+    char buf[4096];
+    for (;;) {
+      auto n = ::read(child_.stderr_fd(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      partial.append(buf, static_cast<size_t>(n));
+      size_t eol;
+      while ((eol = partial.find('\n')) != std::string::npos) {
+        add_line(partial.substr(0, eol));
+        partial.erase(0, eol + 1);
+      }
+    }
+    std::lock_guard<std::mutex> lock{mutex_};
+    ended_ = true;
+    changed_.notify_all();
+  }
+
+  static std::optional<uint16_t> port_after(const std::string& line, const char* marker) {
+    auto pos = line.find(marker);
+    if (pos == std::string::npos)
+      return std::nullopt;
+    auto colon = line.find(':', pos + std::strlen(marker));
+    if (colon == std::string::npos)
+      return std::nullopt;
+    return static_cast<uint16_t>(std::strtoul(line.c_str() + colon + 1, nullptr, 10));
+  }
+
+  void add_line(std::string line) {
+    std::lock_guard<std::mutex> lock{mutex_};
+    if (!relay_port_)
+      if ((relay_port_ = port_after(line, "listening on ws://")))
+        changed_.notify_all();
+    if (!admin_port_)
+      if ((admin_port_ = port_after(line, "listening on http://")))
+        changed_.notify_all();
+    tail_.push_back(std::move(line));
+    if (tail_.size() > node_log_tail_lines)
+      tail_.pop_front();
+  }
+
+  std::string config_;
+  child_process child_;
+  std::thread drainer_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<uint16_t> relay_port_;
+  std::optional<uint16_t> admin_port_;
+  bool ended_ = false;
+  std::deque<std::string> tail_;
+  pid_t pid_ = -1;
+};
 
 } // namespace ferry::bench

@@ -24,107 +24,6 @@ constexpr double goal_events_per_second = 100000;
 /// A node this quiet for this long while a REQ is being answered is stuck.
 constexpr auto stall_timeout = std::chrono::seconds{30};
 
-/// Start-up includes opening the store and spawning actors.
-constexpr auto startup_timeout = std::chrono::seconds{30};
-
-/// The node destroys sessions for up to 5 s on shutdown; allow for more.
-constexpr auto stop_timeout = std::chrono::seconds{30};
-
-/// Lines of the node's log kept for error reports.
-constexpr size_t log_tail_lines = 40;
-
-constexpr const char* listening_marker = "relay-server listening on ws://";
-
-/// A running `ferry node`. Its stderr is drained on a thread for the whole
-/// run, because a node blocked on a full log pipe would stall the benchmark,
-/// and the drain is where the relay's port shows up.
-class node_process {
-public:
-  node_process(const std::string& ferry, const fs::path& config, const fs::path& dir)
-      : child_({ferry, "node", "--config", config.string()}, dir / "node.stdout",
-               fs::path{}) {
-    drainer_ = std::thread([this] { drain(); });
-  }
-
-  ~node_process() {
-    // Killing the node ends the pipe, which ends the drainer; the fd closes last.
-    child_.signal(SIGKILL);
-    drainer_.join();
-  }
-
-  node_process(const node_process&) = delete;
-  node_process& operator=(const node_process&) = delete;
-
-  /// The relay's port once the node logs it; nullopt if the node ended first
-  /// or stayed silent for `startup_timeout`.
-  std::optional<uint16_t> wait_for_port() {
-    std::unique_lock<std::mutex> lock{mutex_};
-    changed_.wait_for(lock, startup_timeout, [this] { return port_ || ended_; });
-    return port_;
-  }
-
-  /// The last lines the node logged.
-  std::string log_tail() {
-    std::lock_guard<std::mutex> lock{mutex_};
-    std::string text;
-    for (auto& line : tail_)
-      text += "  | " + line + "\n";
-    return text;
-  }
-
-  /// SIGTERM, then waits; a node that does not stop is an error worth reporting.
-  child_exit stop() {
-    child_.signal(SIGTERM);
-    auto exit = child_.wait_for(stop_timeout);
-    if (!exit)
-      throw std::runtime_error("node did not exit within "
-                               + std::to_string(stop_timeout.count())
-                               + " s of SIGTERM; log tail:\n" + log_tail());
-    return *exit;
-  }
-
-private:
-  void drain() {
-    std::string partial;
-    char buf[4096];
-    for (;;) {
-      auto n = ::read(child_.stderr_fd(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      partial.append(buf, static_cast<size_t>(n));
-      size_t eol;
-      while ((eol = partial.find('\n')) != std::string::npos) {
-        add_line(partial.substr(0, eol));
-        partial.erase(0, eol + 1);
-      }
-    }
-    std::lock_guard<std::mutex> lock{mutex_};
-    ended_ = true;
-    changed_.notify_all();
-  }
-
-  void add_line(std::string line) {
-    std::lock_guard<std::mutex> lock{mutex_};
-    if (!port_ && line.find(listening_marker) != std::string::npos) {
-      auto colon = line.rfind(':');
-      port_ = static_cast<uint16_t>(std::strtoul(line.c_str() + colon + 1, nullptr, 10));
-      changed_.notify_all();
-    }
-    tail_.push_back(std::move(line));
-    if (tail_.size() > log_tail_lines)
-      tail_.pop_front();
-  }
-
-  child_process child_;
-  std::thread drainer_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::optional<uint16_t> port_;
-  bool ended_ = false;
-  std::deque<std::string> tail_;
-};
 
 std::string node_config(const fs::path& data, size_t events, size_t jsonl_bytes) {
   // The whole answer may sit in the session's queue if the client reads
@@ -219,8 +118,8 @@ int run(int argc, char** argv) {
   std::printf("ferry import: %s\n", import.summary.c_str());
   std::fflush(stdout);
 
-  node_process node{opts.ferry, config, tmp.path()};
-  auto port = node.wait_for_port();
+  node_process node{opts.ferry, config, tmp.path(), "node"};
+  auto port = node.wait_for_relay_port();
   if (!port)
     throw std::runtime_error("node did not report its relay port; log tail:\n"
                              + node.log_tail());

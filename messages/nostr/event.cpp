@@ -399,6 +399,15 @@ bool is_addressable_kind(uint32_t kind) {
   return kind >= 30000 && kind < 40000;
 }
 
+std::vector<std::string_view> tag_values(const event& ev,
+                                         std::string_view name) {
+  std::vector<std::string_view> result;
+  for (const auto& t : ev.tags)
+    if (t.size() >= 2 && t[0] == name)
+      result.emplace_back(t[1]);
+  return result;
+}
+
 std::string_view d_tag(const event& ev) {
   for (auto& t : ev.tags)
     if (t.size() >= 2 && t[0] == "d")

@@ -82,6 +82,9 @@ bool is_ephemeral_kind(uint32_t kind);
 /// 30000–39999: one event per (kind, pubkey, d-tag).
 bool is_addressable_kind(uint32_t kind);
 
+/// The first values of every tag named `name`, in order (views into `ev`).
+std::vector<std::string_view> tag_values(const event& ev, std::string_view name);
+
 /// The value of the first `d` tag, or "" when there is none.
 std::string_view d_tag(const event& ev);
 

@@ -7,20 +7,6 @@
 
 namespace ferry::nostr {
 
-namespace {
-
-/// The values of every tag named `name`.
-std::vector<std::string_view> tag_values(const event& ev,
-                                         std::string_view name) {
-  std::vector<std::string_view> result;
-  for (const auto& t : ev.tags)
-    if (t.size() >= 2 && t[0] == name)
-      result.emplace_back(t[1]);
-  return result;
-}
-
-} // namespace
-
 event make_auth_event(const keypair& keys, std::string_view relay_url,
                       std::string_view challenge, int64_t now) {
   event ev;

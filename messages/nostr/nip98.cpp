@@ -25,16 +25,6 @@ constexpr std::array<int8_t, 256> make_sextets() {
 
 constexpr auto sextets = make_sextets();
 
-/// The values of every tag named `name`.
-std::vector<std::string_view> tag_values(const event& ev,
-                                         std::string_view name) {
-  std::vector<std::string_view> result;
-  for (const auto& t : ev.tags)
-    if (t.size() >= 2 && t[0] == name)
-      result.emplace_back(t[1]);
-  return result;
-}
-
 /// True for an ASCII case-insensitive prefix match.
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size())
