@@ -176,18 +176,6 @@ struct console_node {
   std::string node;
 };
 
-/// Calls `check` every 100 ms until it returns true or `timeout` passes.
-template <class F>
-bool eventually(F check, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (check())
-      return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return check();
-}
-
 /// Runs a shell command; returns its stdout.
 std::string shell(const std::string& command) {
   std::string result;
@@ -260,7 +248,7 @@ TEST_CASE("console restart writer counts one restart",
   CHECK(restart.status == 0);
   CHECK(restart.err.empty());
   CHECK_FALSE(restart.out.empty());
-  CHECK(eventually([&] {
+  CHECK(test::poll_until([&] {
     auto writer = n.console({"actor", "writer"});
     return writer.status == 0
            && writer.out.find("restarts       1\n") != std::string::npos
@@ -278,7 +266,7 @@ TEST_CASE("console fault crashes an actor and its supervisor restarts it",
   auto verifier = n.json_actor("verifier-1");
   CHECK((verifier.at("state").as_string() == "restarting"
          || verifier.at("restarts").to_number<int64_t>() >= 1));
-  CHECK(eventually([&] {
+  CHECK(test::poll_until([&] {
     auto v = n.json_actor("verifier-1");
     return v.at("state").as_string() == "running"
            && v.at("restarts").to_number<int64_t>() >= 1
@@ -366,7 +354,7 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
       return tmux.run("capture-pane -p -t " + session);
     };
     std::string seen;
-    auto drawn = eventually(
+    auto drawn = test::poll_until(
       [&] {
         seen = screen();
         return seen.find("ferry console  " + n.node) != std::string::npos
@@ -385,7 +373,7 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
     auto screen = watch_in_tmux("quit-q");
     tmux.run("send-keys -t quit-q q");
     std::string seen;
-    auto ended = eventually(
+    auto ended = test::poll_until(
       [&] {
         seen = screen();
         return seen.find("console exited 0") != std::string::npos;
@@ -401,7 +389,7 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
     auto screen = watch_in_tmux("ctrl-c");
     tmux.run("send-keys -t ctrl-c C-c");
     std::string seen;
-    auto ended = eventually(
+    auto ended = test::poll_until(
       [&] {
         seen = screen();
         return seen.find("console exited 0") != std::string::npos;
