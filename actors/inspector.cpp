@@ -102,6 +102,8 @@ void walk_tree(self_pointer self, std::function<void(tree_walk&)> done) {
   root.name = "node";
   root.kind = "supervisor";
   root.mailbox = 0;
+  if (self->state.config.node_started_at > 0)
+    root.uptime = unix_now() - self->state.config.node_started_at;
   walk->rows.push_back(std::move(root));
   walk->owners.emplace_back();
   visit(self, self->state.root, walk);

@@ -17,6 +17,8 @@ struct inspector_config {
   bool fault_injection = false;
   /// How long an actor may take to answer a status request.
   caf::timespan status_timeout = std::chrono::seconds{1};
+  /// Unix time the node started: the root's uptime.
+  int64_t node_started_at = 0;
 };
 
 struct inspector_state {

@@ -13,6 +13,7 @@
 #include "actors/sync_manager.hpp"
 #include "actors/verifier.hpp"
 #include "actors/writer.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -198,6 +199,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     }));
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;
+  icfg.node_started_at = unix_now();
   children.push_back(slotted(
     "inspector", "inspector", inspector_slot,
     [store, ctx, sync_slot, icfg](caf::local_actor* self) {
