@@ -25,6 +25,11 @@ using self_pointer
   = relay_connection_actor::stateful_pointer<relay_connection_state>;
 using phase = relay_connection_state::phase;
 
+/// Events from the remote waiting for the ingest path: reading stops at the
+/// high mark and resumes at the low one, so a fast remote cannot fill memory.
+constexpr uint64_t in_flight_high = 4096;
+constexpr uint64_t in_flight_low = 1024;
+
 /// The live subscription's id; pages get their own.
 constexpr const char* live_sub = "ferry-live";
 
@@ -255,7 +260,10 @@ void page_if_capped(self_pointer self, const relay_connection_state::subscriptio
 void on_ingested(self_pointer self, const ingest_result& result,
                  int64_t created_at, bool catchup) {
   auto& st = self->state;
-  --st.in_flight;
+  if (--st.in_flight == in_flight_low && st.reading_paused && st.conn) {
+    st.reading_paused = false;
+    st.conn->resume_reading();
+  }
   switch (result.status) {
     case ingest_status::stored:
     case ingest_status::ephemeral:
@@ -313,7 +321,10 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
     ++st.rejected;
     return;
   }
-  ++st.in_flight;
+  if (++st.in_flight == in_flight_high && st.conn) {
+    st.reading_paused = true;
+    st.conn->pause_reading();
+  }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
       [self, created_at, catchup](ingest_result& r) {
@@ -449,6 +460,7 @@ void on_frame(self_pointer self, std::string& frame) {
 void connect(self_pointer self) {
   auto& st = self->state;
   st.state = phase::connecting;
+  st.reading_paused = false;
   st.challenge.clear();
   st.authenticated = false;
   st.waiting_for_auth.clear();

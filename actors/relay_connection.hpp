@@ -73,6 +73,8 @@ struct relay_connection_state {
   bool catchup_complete = false;
   /// Ingest requests not answered yet.
   uint64_t in_flight = 0;
+  /// Reading from the remote is paused until the ingest path catches up.
+  bool reading_paused = false;
   // NIP-42
   std::string challenge;
   std::string auth_event_id;

@@ -559,6 +559,20 @@ public:
                                         failure_kind::none, std::move(reason)));
   }
 
+  void pause_reading() override {
+    net::post(this->layer_.get_executor(),
+              [self = self()] { self->paused_ = true; });
+  }
+
+  void resume_reading() override {
+    net::post(this->layer_.get_executor(), [self = self()] {
+      self->paused_ = false;
+      if (self->opened_ && !self->reading_ && !self->finished_
+          && !self->close_pending_)
+        self->do_read();
+    });
+  }
+
   uint64_t bytes_received() const override {
     return bytes_received_.load(std::memory_order_relaxed);
   }
@@ -628,12 +642,14 @@ private:
   // -- reading ----------------------------------------------------------------
 
   void do_read() {
+    reading_ = true;
     this->layer_.async_read(buffer_,
                             beast::bind_front_handler(&ws_session::on_read,
                                                       self()));
   }
 
   void on_read(beast::error_code ec, size_t bytes) {
+    reading_ = false;
     if (this->finished_)
       return;
     if (ec) {
@@ -649,7 +665,8 @@ private:
     if (!close_pending_ && callbacks_.on_frame)
       callbacks_.on_frame(beast::buffers_to_string(buffer_.data()));
     buffer_.consume(buffer_.size());
-    do_read();
+    if (!paused_)
+      do_read();
   }
 
   /// Classifies an error of an open connection.
@@ -792,6 +809,9 @@ private:
   std::atomic<uint64_t> bytes_sent_{0};
   // Lifecycle.
   bool opened_ = false;
+  /// A read is pending; `paused_` stops the next one from being issued.
+  bool reading_ = false;
+  bool paused_ = false;
   bool close_pending_ = false;
   bool close_started_ = false;
   websocket::close_code close_code_ = websocket::close_code::normal;

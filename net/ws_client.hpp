@@ -101,6 +101,14 @@ public:
   /// abandons the connect attempt.
   virtual void close(std::string reason) = 0;
 
+  /// Stops reading after the message being read: the remote's frames wait in
+  /// the TCP buffers, so TCP slows the remote down (back-pressure from a full
+  /// ingest pipeline).
+  virtual void pause_reading() = 0;
+
+  /// Reads again after `pause_reading`.
+  virtual void resume_reading() = 0;
+
   /// Payload bytes of the messages received so far.
   virtual uint64_t bytes_received() const = 0;
 

@@ -212,6 +212,30 @@ TEST_CASE("failure kinds have names", "[ws_client]") {
 
 // -- plain ws -----------------------------------------------------------------
 
+TEST_CASE_METHOD(server_fixture, "a paused client reads nothing until resumed",
+                 "[ws_client]") {
+  echo = true;
+  start();
+  REQUIRE(start_error().empty());
+  io_runtime io{2};
+  client_events events;
+  auto url = "ws://127.0.0.1:" + std::to_string(port()) + "/";
+  auto conn = connect_ws(io.context(), url, {}, events.callbacks());
+  REQUIRE(events.wait_open());
+  conn->pause_reading();
+  for (auto word : {"a", "b", "c"})
+    conn->send(text(word));
+  // The read already pending when the pause came may still deliver one frame;
+  // nothing after it may arrive while paused.
+  CHECK_FALSE(wait_until([&] { return events.frames().size() > 1; },
+                         std::chrono::milliseconds{300}));
+  conn->resume_reading();
+  REQUIRE(wait_until([&] { return events.frames().size() == 3; }, wait_limit));
+  CHECK(events.frames() == std::vector<std::string>{"a", "b", "c"});
+  conn->close("done");
+  REQUIRE(events.wait_closed());
+}
+
 TEST_CASE_METHOD(server_fixture, "plain ws: frames are echoed, close is ours",
                  "[ws_client]") {
   echo = true;
