@@ -18,6 +18,9 @@ void hub_state::fan_out(const ingest_item_ptr& item) {
       matched = {};
     }
   }
+  for (auto& [id, entry] : feeds)
+    if (nostr::matches_any(*entry.filters, ev))
+      caf::anon_send(entry.handle, atom::feed_v, item);
 }
 
 hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
@@ -28,6 +31,7 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
       st.subscription_count -= i->second.subscriptions.size();
       st.sessions.erase(i);
     }
+    st.feeds.erase(msg.source.id());
   });
   return {
     [self](atom::publish, const ingest_item_ptr& item) {
@@ -62,6 +66,23 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
       self->demonitor(session.address());
       st.sessions.erase(i);
     },
+    [self](atom::subscribe, atom::feed, const feed_listener_actor& listener,
+           filter_set_ptr& filters) {
+      auto& st = self->state;
+      auto [i, added] = st.feeds.try_emplace(listener.id());
+      if (added) {
+        i->second.handle = listener;
+        // A session and a feed listener are never the same actor, so one
+        // monitor per listener is enough.
+        self->monitor(listener);
+      }
+      i->second.filters = std::move(filters);
+    },
+    [self](atom::unsubscribe, atom::feed, const feed_listener_actor& listener) {
+      auto& st = self->state;
+      if (st.feeds.erase(listener.id()) > 0)
+        self->demonitor(listener.address());
+    },
     [self](atom::get, atom::count) -> uint64_t {
       return self->state.subscription_count;
     },
@@ -72,6 +93,7 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
       caf::put(result, "sessions", static_cast<int64_t>(st.sessions.size()));
       caf::put(result, "subscriptions",
                static_cast<int64_t>(st.subscription_count));
+      caf::put(result, "feeds", static_cast<int64_t>(st.feeds.size()));
       caf::put(result, "published", static_cast<int64_t>(st.published));
       caf::put(result, "delivered", static_cast<int64_t>(st.delivered));
       return result;

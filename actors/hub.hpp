@@ -19,12 +19,21 @@ struct hub_state {
 
   /// Sessions by actor id.
   std::unordered_map<caf::actor_id, session_entry> sessions;
+
+  /// One change-feed listener.
+  struct feed_entry {
+    feed_listener_actor handle;
+    filter_set_ptr filters;
+  };
+
+  /// Feed listeners by actor id.
+  std::unordered_map<caf::actor_id, feed_entry> feeds;
   uint64_t subscription_count = 0;
   uint64_t published = 0;
   uint64_t delivered = 0;
 
   /// Sends `item` once to every session with at least one matching
-  /// subscription, naming the subscriptions.
+  /// subscription, naming the subscriptions, and to every matching feed.
   void fan_out(const ingest_item_ptr& item);
 
   static inline constexpr const char* name = "hub";

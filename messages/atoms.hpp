@@ -82,6 +82,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(cursor, "cursor")
   FERRY_ADD_ATOM(reconnect, "reconnect")
   FERRY_ADD_ATOM(erase, "erase")
+  // -- the hub's change feed --
+  FERRY_ADD_ATOM(feed, "feed")
 
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 

@@ -40,6 +40,13 @@ using client_session_actor = caf::typed_actor<
   // A query worker counted `n` events for COUNT `sub` (job id).
   caf::reacts_to<atom::count, std::string, uint64_t, uint64_t>>;
 
+/// A listener on the hub's change feed: an actor inside the node (an up
+/// stream, the self-subscriber) that wants committed events as they land,
+/// without a WebSocket loop-back.
+using feed_listener_actor = caf::typed_actor<
+  // A committed (or ephemeral) event that matches the listener's filters.
+  caf::reacts_to<atom::feed, ingest_item_ptr>>;
+
 /// The HUB fans committed events out to live subscriptions.
 using hub_actor = caf::typed_actor<
   // A committed (or ephemeral) event.
@@ -51,6 +58,11 @@ using hub_actor = caf::typed_actor<
   caf::reacts_to<atom::unsubscribe, client_session_actor, std::string>,
   // Closes every subscription of a session.
   caf::reacts_to<atom::unsubscribe, client_session_actor>,
+  // Opens or replaces a listener's change feed (the filters select events).
+  caf::reacts_to<atom::subscribe, atom::feed, feed_listener_actor,
+                 filter_set_ptr>,
+  // Closes a listener's change feed.
+  caf::reacts_to<atom::unsubscribe, atom::feed, feed_listener_actor>,
   // Number of open subscriptions.
   caf::replies_to<atom::get, atom::count>::with<uint64_t>,
   // Counters and mailbox size.

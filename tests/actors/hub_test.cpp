@@ -154,3 +154,65 @@ TEST_CASE_METHOD(fixture, "closed subscriptions and dead sessions get nothing",
     CHECK(seen->size() == 1);
   }
 }
+
+namespace {
+
+struct mock_feed_state {
+  std::shared_ptr<std::vector<nostr::bytes32>> seen;
+  static inline constexpr const char* name = "mock-feed";
+};
+
+/// A feed listener that records what the hub hands it.
+feed_listener_actor::behavior_type
+mock_feed(feed_listener_actor::stateful_pointer<mock_feed_state> self,
+          std::shared_ptr<std::vector<nostr::bytes32>> seen) {
+  self->state.seen = std::move(seen);
+  return {
+    [self](atom::feed, const ingest_item_ptr& item) {
+      self->state.seen->push_back(item->data.ev.id);
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "a feed listener gets matching events until it "
+                          "leaves or goes down",
+                 "[hub]") {
+  auto fed = std::make_shared<std::vector<nostr::bytes32>>();
+  auto listener = sys.spawn(mock_feed, fed);
+  self->send(aut, atom::subscribe_v, atom::feed_v, listener,
+             filters({R"({"kinds":[1]})"}));
+  run();
+  auto note = item(1);
+  self->send(aut, atom::publish_v, note);
+  self->send(aut, atom::publish_v, item(7));
+  run();
+  REQUIRE(fed->size() == 1);
+  CHECK((*fed)[0] == note->data.ev.id);
+  // The feed is not a REQ subscription and sessions do not see it.
+  CHECK(subscription_count() == 0);
+  CHECK(seen->empty());
+  SECTION("new filters replace the old ones") {
+    self->send(aut, atom::subscribe_v, atom::feed_v, listener,
+               filters({R"({"kinds":[7]})"}));
+    self->send(aut, atom::publish_v, item(1));
+    self->send(aut, atom::publish_v, item(7));
+    run();
+    CHECK(fed->size() == 2);
+  }
+  SECTION("unsubscribed") {
+    self->send(aut, atom::unsubscribe_v, atom::feed_v, listener);
+    self->send(aut, atom::publish_v, item(1));
+    run();
+    CHECK(fed->size() == 1);
+  }
+  SECTION("down") {
+    self->send_exit(listener, caf::exit_reason::user_shutdown);
+    run();
+    self->send(aut, atom::publish_v, item(1));
+    run();
+    CHECK(fed->size() == 1);
+  }
+  self->send_exit(listener, caf::exit_reason::user_shutdown);
+}
