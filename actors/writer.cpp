@@ -4,6 +4,7 @@
 #include "actors/metrics.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "store/change_log.hpp"
 
 #include <caf/send.hpp>
 
@@ -40,10 +41,15 @@ void writer_state::commit() {
     events.push_back(&item->data);
   auto began = std::chrono::steady_clock::now();
   std::unordered_map<std::string, sync_cursor> moved;
+  auto seq = next_change_seq;
   auto results = store->write(
     events, unix_now(),
-    [this, &moved](rocksdb::WriteBatch& batch,
-                   const std::vector<store::write_result>& outcomes) {
+    [this, &moved, &seq](rocksdb::WriteBatch& batch,
+                         const std::vector<store::write_result>& outcomes) {
+      for (size_t i = 0; i < outcomes.size(); ++i)
+        if (outcomes[i].outcome == store::write_outcome::stored)
+          store::append_change(batch, *store, seq++, pending[i].first->data.ev.id,
+                               pending[i].first->source);
       moved = advance_cursors(batch, outcomes);
     });
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
@@ -60,6 +66,7 @@ void writer_state::commit() {
     pending.clear();
     return;
   }
+  next_change_seq = seq;
   for (auto& [server, cursor] : moved)
     cursors[server] = cursor;
   auto fan_out = hub ? hub->get() : hub_actor{};
@@ -125,6 +132,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
        writer_config config) {
   auto& st = self->state;
   st.store = store;
+  st.next_change_seq = store::last_change_seq(*store) + 1;
   st.hub = std::move(hub);
   st.config = config;
   st.pending.reserve(config.batch_max);

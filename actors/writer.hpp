@@ -37,6 +37,8 @@ struct writer_state {
   uint64_t committed = 0;
   uint64_t failed_batches = 0;
   uint64_t purged = 0;
+  /// The change-log sequence number of the next stored event.
+  uint64_t next_change_seq = 1;
   /// Sync cursors as last committed, loaded on first use.
   std::unordered_map<std::string, sync_cursor> cursors;
 
@@ -49,8 +51,9 @@ struct writer_state {
   advance_cursors(rocksdb::WriteBatch& batch,
                   const std::vector<store::write_result>& results);
 
-  /// Commits `pending` in one WriteBatch, answers every promise and hands the
-  /// stored and ephemeral events to the hub.
+  /// Commits `pending` in one WriteBatch (with their change-log entries and
+  /// the cursors they move), answers every promise and hands the stored and
+  /// ephemeral events to the hub.
   void commit();
 
   static inline constexpr const char* name = "writer";

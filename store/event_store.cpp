@@ -1,6 +1,7 @@
 #include "store/event_store.hpp"
 
 #include "messages/error.hpp"
+#include "store/change_log.hpp"
 #include "store/column_families.hpp"
 #include "store/keys.hpp"
 
@@ -772,6 +773,16 @@ event_store::open(const store_options& opts) {
                                + " is newer than this build supports ("
                                + std::to_string(schema_version)
                                + "); use a newer Ferry");
+    if (found < 2)
+      if (auto err = backfill_change_log(*result))
+        return err;
+    if (found < schema_version) {
+      s = st.db->Put(st.write_options, st.h(cf::meta),
+                     std::string(schema_version_key),
+                     std::to_string(schema_version));
+      if (!s.ok())
+        return storage_error(s);
+    }
   }
   return result;
 }

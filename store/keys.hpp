@@ -142,7 +142,8 @@ std::optional<event_header> decode_event_value(std::string_view value,
 
 inline constexpr std::string_view schema_version_key = "schema_version";
 
-/// The schema this build writes and understands.
-inline constexpr uint32_t schema_version = 1;
+/// The schema this build writes and understands. 2: the `changes` log
+/// (stores of schema 1 get it backfilled at start-up).
+inline constexpr uint32_t schema_version = 2;
 
 } // namespace ferry::store

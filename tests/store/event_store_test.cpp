@@ -341,7 +341,8 @@ TEST_CASE_METHOD(store_fixture, "a reopened store keeps everything", "[store]") 
 TEST_CASE_METHOD(store_fixture, "a newer schema version is refused", "[store]") {
   REQUIRE(store->db()
             ->Put(rocksdb::WriteOptions{}, store->handle(cf::meta),
-                  std::string(schema_version_key), "2")
+                  std::string(schema_version_key),
+                  std::to_string(schema_version + 1))
             .ok());
   store.reset();
   auto opened = event_store::open(options());

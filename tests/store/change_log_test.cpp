@@ -1,0 +1,93 @@
+#include "store/change_log.hpp"
+
+#include "store/keys.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <rocksdb/write_batch.h>
+
+using namespace ferry;
+using namespace ferry::store;
+using namespace ferry::store::test;
+
+namespace {
+
+std::vector<change> all_changes(const event_store& store, uint64_t after = 0) {
+  std::vector<change> result;
+  read_changes(store, after, SIZE_MAX, [&](const change& c) {
+    result.push_back(c);
+    return true;
+  });
+  return result;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(store_fixture, "the change log reads in sequence order from "
+                                "any position",
+                 "[store][changes]") {
+  auto keys = nostr::generate_keypair();
+  CHECK(last_change_seq(*store) == 0);
+  std::vector<incoming_event> evs;
+  for (int i = 0; i < 300; ++i)
+    evs.push_back(make_event(keys, 1, 1000 - i));
+  rocksdb::WriteBatch batch;
+  for (size_t i = 0; i < evs.size(); ++i)
+    append_change(batch, *store, i + 1, evs[i].ev.id,
+                  i % 2 == 0 ? "client" : "sync:a");
+  REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &batch).ok());
+  reopen();
+  CHECK(last_change_seq(*store) == 300);
+  auto log = all_changes(*store);
+  REQUIRE(log.size() == 300);
+  for (size_t i = 0; i < log.size(); ++i) {
+    CHECK(log[i].seq == i + 1);
+    CHECK(log[i].id == evs[i].ev.id);
+    CHECK(log[i].source == (i % 2 == 0 ? "client" : "sync:a"));
+  }
+  auto tail = all_changes(*store, 297);
+  REQUIRE(tail.size() == 3);
+  CHECK(tail.front().seq == 298);
+  size_t seen = 0;
+  CHECK(read_changes(*store, 10, 5, [&](const change&) { return ++seen < 99; })
+        == 5);
+  CHECK(read_changes(*store, 10, 50, [&](const change&) { return false; }) == 1);
+  CHECK(all_changes(*store, 300).empty());
+}
+
+TEST_CASE_METHOD(store_fixture, "a schema 1 store gets its change log "
+                                "backfilled oldest first",
+                 "[store][changes]") {
+  auto keys = nostr::generate_keypair();
+  std::vector<incoming_event> evs;
+  for (int i = 0; i < 50; ++i)
+    evs.push_back(make_event(keys, 1, 500 + (i * 7) % 50));
+  for (const auto& ev : evs)
+    write(ev);
+  REQUIRE(all_changes(*store).empty());
+  REQUIRE(store->db()
+            ->Put(rocksdb::WriteOptions{}, store->handle(cf::meta),
+                  std::string(schema_version_key), "1")
+            .ok());
+  reopen();
+  auto log = all_changes(*store);
+  REQUIRE(log.size() == evs.size());
+  int64_t previous = 0;
+  for (const auto& c : log) {
+    auto json = store->get_json(c.id);
+    REQUIRE(json);
+    auto created_at = std::stoll(
+      json->substr(json->find("\"created_at\":") + 13));
+    CHECK(created_at >= previous);
+    previous = created_at;
+    CHECK(c.source.empty());
+  }
+  std::string version;
+  REQUIRE(store->db()
+            ->Get(rocksdb::ReadOptions{}, store->handle(cf::meta),
+                  std::string(schema_version_key), &version)
+            .ok());
+  CHECK(version == std::to_string(schema_version));
+  // A second start does not append again.
+  reopen();
+  CHECK(all_changes(*store).size() == evs.size());
+}
