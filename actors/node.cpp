@@ -191,6 +191,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   deps.verifiers = ctx->verifiers;
   deps.writer = writer_slot;
   deps.health = health_slot;
+  deps.hub = hub_slot;
   children.push_back(slotted(
     "sync-manager", "sync-manager", sync_slot,
     [servers = cfg.sync.servers, deps](caf::local_actor* self) {

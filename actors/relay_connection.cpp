@@ -33,6 +33,17 @@ constexpr uint64_t in_flight_low = 1024;
 /// The live subscription's id; pages get their own.
 constexpr const char* live_sub = "ferry-live";
 
+/// Events sent up and not answered yet: enough to fill a loopback pipe,
+/// few enough that a reconnect resends little.
+constexpr size_t up_window = 500;
+
+/// A remote that leaves an event sent up unanswered this long is stuck.
+constexpr int64_t up_ok_timeout_seconds = 30;
+constexpr auto up_check_interval = std::chrono::seconds{5};
+
+/// The up cursor is written after this many log entries, and when drained.
+constexpr uint64_t up_persist_every = 256;
+
 std::string to_string(phase x) {
   switch (x) {
     case phase::idle:
@@ -117,11 +128,28 @@ void send_frame(self_pointer self, std::string frame) {
     self->state.conn->send(std::make_shared<const std::string>(std::move(frame)));
 }
 
+bool sends_up(const sync_server& def) {
+  return def.direction != sync_direction::down;
+}
+
+bool syncs_down(const sync_server& def) {
+  return def.direction != sync_direction::up;
+}
+
 void persist_runtime(self_pointer self) {
   auto& st = self->state;
   auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id);
   if (!runtime)
     return;
+  if (st.up)
+    st.up_cursor = st.up->cursor();
+  runtime->sent = st.sent_before + (st.up ? st.up->sent : 0);
+  runtime->sent_ok = st.sent_ok_before
+                     + (st.up ? st.up->accepted + st.up->duplicate : 0);
+  runtime->sent_refused = st.sent_refused_before
+                          + (st.up ? st.up->refused : 0);
+  runtime->up_cursor = st.up_cursor;
+  st.up_cursor_persisted = st.up_cursor;
   runtime->received = st.received;
   runtime->accepted = st.accepted;
   runtime->duplicate = st.duplicate;
@@ -135,6 +163,23 @@ void persist_runtime(self_pointer self) {
   if (auto err = store::put_sync_runtime(*st.deps.store, st.def.id, *runtime))
     log::warn("{} could not persist its runtime state: {}", st.label,
               render(err));
+}
+
+/// Ends the session's up stream, keeping its cursor and totals.
+void stop_up(self_pointer self) {
+  auto& st = self->state;
+  if (!st.up)
+    return;
+  st.up_cursor = st.up->cursor();
+  st.sent_before += st.up->sent;
+  st.sent_ok_before += st.up->accepted + st.up->duplicate;
+  st.sent_refused_before += st.up->refused;
+  st.up.reset();
+  // A check still in the mailbox belongs to the old generation.
+  st.up_check_scheduled = false;
+  if (auto hub = st.deps.hub ? st.deps.hub->get() : hub_actor{})
+    self->send(hub, atom::unsubscribe_v, atom::feed_v,
+               caf::actor_cast<feed_listener_actor>(self));
 }
 
 /// Ends the current connection attempt or connection and schedules the next
@@ -151,6 +196,7 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
   st.disconnected_at = unix_now();
   metrics::sync::set_connected(st.def.id, false);
   metrics::sync::attempt(st.def.id, to_string(kind));
+  stop_up(self);
   persist_runtime(self);
   auto gen = ++st.generation;
   st.state = phase::backing_off;
@@ -337,6 +383,105 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
       });
 }
 
+/// Up only: the session is caught up once the log's backlog is answered.
+void finish_up_catchup(self_pointer self) {
+  auto& st = self->state;
+  st.state = phase::live;
+  st.catchup_complete = true;
+  auto took = self->clock().now() - st.catchup_started;
+  report(self, atom::report_v, atom::caughtup_v, st.def.id,
+         caf::timespan{took});
+  metrics::sync::set_catchup_seconds(
+    st.def.id, std::chrono::duration<double>(took).count());
+  persist_runtime(self);
+  log::info("{} caught up: {} events sent", st.label, st.up->sent);
+}
+
+/// Sends what the change log has for the remote, within the window.
+void pump_up(self_pointer self) {
+  auto& st = self->state;
+  if (!st.up || !st.conn)
+    return;
+  auto skipped = st.up->echoes_skipped;
+  auto frames = st.up->fill(unix_now());
+  if (st.up->echoes_skipped > skipped)
+    metrics::sync::sent(st.def.id, "echo_skipped",
+                        st.up->echoes_skipped - skipped);
+  if (!frames.empty()) {
+    metrics::sync::sent(st.def.id, "sent", frames.size());
+    for (auto& frame : frames)
+      send_frame(self, std::move(frame));
+    if (!st.up_check_scheduled) {
+      st.up_check_scheduled = true;
+      self->delayed_send(self, up_check_interval, atom::tick_v, st.generation);
+    }
+  }
+  auto cursor = st.up->cursor();
+  if (cursor >= st.up_cursor_persisted + up_persist_every
+      || (st.up->drained() && cursor != st.up_cursor_persisted))
+    persist_runtime(self);
+  if (st.up->drained() && st.def.direction == sync_direction::up
+      && st.state == phase::catching_up)
+    finish_up_catchup(self);
+}
+
+/// Opens the up stream of a fresh session: from the persisted cursor, woken
+/// by the hub's change feed.
+void start_up(self_pointer self) {
+  auto& st = self->state;
+  st.up.emplace(*st.deps.store, st.label, st.def.filters, st.up_cursor,
+                up_window);
+  st.resend_after_auth = false;
+  if (auto hub = st.deps.hub ? st.deps.hub->get() : hub_actor{})
+    self->send(hub, atom::subscribe_v, atom::feed_v,
+               caf::actor_cast<feed_listener_actor>(self),
+               std::make_shared<const std::vector<nostr::filter>>(
+                 st.def.filters));
+  if (st.def.direction == sync_direction::up) {
+    st.state = phase::catching_up;
+    st.catchup_complete = false;
+    st.catchup_started = self->clock().now();
+    report(self, atom::report_v, atom::catchup_v, st.def.id);
+  }
+  pump_up(self);
+}
+
+void authenticate(self_pointer self);
+
+/// The remote's OK for an event we sent up.
+void on_up_ok(self_pointer self, const std::string& id, bool ok,
+              const std::string& reason) {
+  auto& st = self->state;
+  switch (st.up->on_ok(id, ok, reason)) {
+    case up_stream::answer::unknown:
+      return;
+    case up_stream::answer::accepted:
+      metrics::sync::sent(st.def.id, "accepted");
+      break;
+    case up_stream::answer::duplicate:
+      metrics::sync::sent(st.def.id, "duplicate");
+      break;
+    case up_stream::answer::refused:
+      metrics::sync::sent(st.def.id, "refused");
+      log::debug("{} remote refused {}: {}", st.label, id, reason);
+      break;
+    case up_stream::answer::rate_limited:
+      report(self, atom::report_v, atom::ratelimit_v, st.def.id, reason);
+      return fail(self, error_class::rate_limited, reason);
+    case up_stream::answer::auth_required:
+      if (st.def.auth == auth_mode::never || st.challenge.empty()
+          || st.authenticated)
+        return fail(self, error_class::auth, "event refused: " + reason);
+      if (!st.resend_after_auth) {
+        st.resend_after_auth = true;
+        authenticate(self);
+      }
+      return;
+  }
+  if (!st.resend_after_auth)
+    pump_up(self);
+}
+
 void authenticate(self_pointer self) {
   auto& st = self->state;
   if (st.challenge.empty() || st.def.auth == auth_mode::never)
@@ -430,17 +575,22 @@ void on_frame(self_pointer self, std::string& frame) {
   }
   if (verb == "OK") {
     std::string id;
-    if (!next_string(id) || id != st.auth_event_id)
-      return;
     bool accepted = false;
-    if (it == end || (*it).get_bool().get(accepted))
+    if (!next_string(id) || it == end || (*it).get_bool().get(accepted))
       return;
     ++it;
     std::string reason;
     next_string(reason);
+    if (id != st.auth_event_id)
+      return st.up ? on_up_ok(self, id, accepted, reason) : void();
     if (!accepted)
       return fail(self, error_class::auth, "AUTH refused: " + reason);
     st.authenticated = true;
+    if (st.resend_after_auth && st.up) {
+      st.resend_after_auth = false;
+      st.up->rewind();
+      pump_up(self);
+    }
     auto waiting = std::move(st.waiting_for_auth);
     st.waiting_for_auth.clear();
     for (auto& sub_id : waiting) {
@@ -549,10 +699,23 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   st.label = "sync:" + def.id;
   st.def = std::move(def);
   st.deps = std::move(deps);
+  if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id)) {
+    st.up_cursor = runtime->up_cursor;
+    st.up_cursor_persisted = st.up_cursor;
+  }
   self->send(self, atom::reconnect_v, st.generation);
   return {
     [self](atom::sync_now) {
       auto& st = self->state;
+      if (!syncs_down(st.def)
+          && (st.state == phase::live || st.state == phase::catching_up)) {
+        // Up only: resend from the cursor whatever is still unanswered.
+        if (st.up) {
+          st.up->rewind();
+          pump_up(self);
+        }
+        return;
+      }
       if (st.state == phase::live || st.state == phase::catching_up) {
         auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
         int64_t since = 0;
@@ -584,6 +747,22 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       if (auto c = store::get_sync_cursor(*st.deps.store, st.def.id); c && *c)
         cursor = (*c)->created_at;
       caf::put(result, "cursor", cursor);
+      caf::put(result, "direction", to_string(st.def.direction));
+      caf::put(result, "sent", static_cast<int64_t>(
+                                 st.sent_before + (st.up ? st.up->sent : 0)));
+      caf::put(result, "sent_ok",
+               static_cast<int64_t>(
+                 st.sent_ok_before
+                 + (st.up ? st.up->accepted + st.up->duplicate : 0)));
+      caf::put(result, "sent_refused",
+               static_cast<int64_t>(st.sent_refused_before
+                                    + (st.up ? st.up->refused : 0)));
+      caf::put(result, "echoes_skipped",
+               static_cast<int64_t>(st.up ? st.up->echoes_skipped : 0));
+      caf::put(result, "up_cursor", static_cast<int64_t>(
+                                      st.up ? st.up->cursor() : st.up_cursor));
+      caf::put(result, "up_in_flight",
+               static_cast<int64_t>(st.up ? st.up->in_flight() : 0));
       caf::put(result, "last_error", st.last_error);
       caf::put(result, "last_connected", st.last_connected);
       caf::put(result, "disconnected_at", st.disconnected_at);
@@ -608,6 +787,12 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       metrics::sync::set_connected(st.def.id, true);
       report(self, atom::report_v, atom::connected_v, st.def.id);
       log::info("{} connected to {}", st.label, st.def.url);
+      if (sends_up(st.def))
+        start_up(self);
+      if (!syncs_down(st.def)) {
+        persist_runtime(self);
+        return;
+      }
       // The 15-minute rule: a short outage resumes from the cursor, a long
       // one (or a first sync) catches up from the overlap window before it.
       ask_health(
@@ -647,6 +832,24 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     [self](atom::reconnect, uint64_t gen) {
       if (gen == self->state.generation)
         begin(self);
+    },
+    [self](atom::feed, const ingest_item_ptr&) {
+      pump_up(self);
+    },
+    [self](atom::tick, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.generation)
+        return;
+      st.up_check_scheduled = false;
+      if (!st.up || st.up->in_flight() == 0)
+        return;
+      auto oldest = st.up->oldest_sent_at();
+      if (unix_now() - oldest > up_ok_timeout_seconds)
+        return fail(self, error_class::protocol,
+                    "the relay left an event unanswered for more than "
+                      + std::to_string(up_ok_timeout_seconds) + " s");
+      st.up_check_scheduled = true;
+      self->delayed_send(self, up_check_interval, atom::tick_v, gen);
     },
   };
 }

@@ -1,9 +1,11 @@
 #pragma once
 
 #include "actors/handle_slot.hpp"
+#include "actors/up_stream.hpp"
 #include "messages/health.hpp"
 #include "messages/ingest.hpp"
 #include "messages/nostr/keys.hpp"
+#include "messages/relay.hpp"
 #include "messages/sync.hpp"
 #include "messages/sync_manager.hpp"
 #include "net/io_runtime.hpp"
@@ -32,6 +34,8 @@ struct relay_connection_deps {
   handle_slot_ptr<writer_actor> writer;
   /// Backoff and the 15-minute rule.
   handle_slot_ptr<health_tracker_actor> health;
+  /// The change feed that wakes up streams.
+  handle_slot_ptr<hub_actor> hub;
 };
 
 struct relay_connection_state {
@@ -87,6 +91,19 @@ struct relay_connection_state {
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
   uint64_t filtered = 0;
+  /// Up: the stream of the current session (none while disconnected) and
+  /// the totals of earlier sessions.
+  std::optional<up_stream> up;
+  uint64_t sent_before = 0;
+  uint64_t sent_ok_before = 0;
+  uint64_t sent_refused_before = 0;
+  uint64_t up_cursor = 0;
+  /// The up stream's cursor as last persisted.
+  uint64_t up_cursor_persisted = 0;
+  /// Events the remote refused with auth-required:, sent again after AUTH.
+  bool resend_after_auth = false;
+  /// A check for unanswered events is in the mailbox.
+  bool up_check_scheduled = false;
   size_t next_verifier = 0;
   std::string last_error;
   int64_t last_connected = 0;
@@ -101,14 +118,17 @@ struct relay_connection_state {
   static inline constexpr const char* name = "relay-connection";
 };
 
-/// A RELAY CONNECTION: mirrors one sync server's relay into the local store.
+/// A RELAY CONNECTION: mirrors one sync server's relay into the local store
+/// (down) and the local store into the relay (up).
 /// It checks the relay's identity (NIP-11), answers NIP-42 challenges, runs a
 /// catch-up from the cursor (minus the overlap window after a long outage),
 /// pages older history with `until` when the remote caps results, then keeps
 /// the same subscription as its live tail. Every event goes through the
 /// node's ingest path as `sync:<id>`; the cursor advances only with the
-/// events it covers. Failures go to the health tracker, whose backoff decides
-/// when to connect again.
+/// events it covers. Up, it sends the store's change log from a persistent
+/// cursor (see up_stream), woken by the hub's change feed, never sending back
+/// what came from the remote. Failures go to the health tracker, whose
+/// backoff decides when to connect again.
 relay_connection_actor::behavior_type
 relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state> self,
                  sync_server def, relay_connection_deps deps);

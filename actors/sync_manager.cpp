@@ -27,7 +27,8 @@ using entry = sync_manager_state::entry;
 
 /// The counters a stats row carries, in the order it lists them.
 constexpr const char* counter_keys[] = {"received", "accepted",  "duplicate",
-                                        "rejected", "filtered", "bytes_received"};
+                                        "rejected", "filtered", "bytes_received",
+                                        "sent",     "sent_ok",   "sent_refused"};
 
 caf::error unknown_server(const std::string& id) {
   return caf::make_error(ec::not_found, "no sync server named " + id);
@@ -143,6 +144,8 @@ void stats_row(self_pointer self, const entry& e,
       for (auto key : counter_keys)
         row[key] = integer_of(*status, key);
       row["cursor"] = integer_of(*status, "cursor");
+      row["up_cursor"] = integer_of(*status, "up_cursor");
+      row["up_in_flight"] = integer_of(*status, "up_in_flight");
       row["connected"] = caf::get_or(*status, "connected", false);
       row["catchup_complete"] = caf::get_or(*status, "catchup_complete",
                                             false);
@@ -158,6 +161,11 @@ void stats_row(self_pointer self, const entry& e,
     row["rejected"] = rt.rejected;
     row["filtered"] = rt.filtered;
     row["bytes_received"] = 0;
+    row["sent"] = rt.sent;
+    row["sent_ok"] = rt.sent_ok;
+    row["sent_refused"] = rt.sent_refused;
+    row["up_cursor"] = rt.up_cursor;
+    row["up_in_flight"] = 0;
     auto cursor = store::get_sync_cursor(*self->state.deps.store, id);
     row["cursor"] = cursor && *cursor ? (*cursor)->created_at : int64_t{0};
     row["connected"] = false;
@@ -284,8 +292,6 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
 } // namespace
 
 std::string unsupported_feature(const sync_server& server) {
-  if (server.direction != sync_direction::down)
-    return R"(direction: only "down" is implemented by this node)";
   if (server.mode != sync_mode::req_stream)
     return R"(mode: only "req_stream" is implemented by this node)";
   return {};

@@ -56,6 +56,13 @@ struct families {
               "duplicate, rejected, filtered.")
         .Register(registry());
 
+  prometheus::Family<prometheus::Counter>& sent
+    = prometheus::BuildCounter()
+        .Name("ferry_sync_sent_total")
+        .Help("Events sent up to the sync server by result: sent, accepted, "
+              "duplicate, refused, echo_skipped.")
+        .Register(registry());
+
   prometheus::Family<prometheus::Gauge>& lag_seconds
     = prometheus::BuildGauge()
         .Name("ferry_sync_lag_seconds")
@@ -88,6 +95,12 @@ void set_catchup_seconds(const std::string& server, double seconds) {
 void events(const std::string& server, event_result result, uint64_t n) {
   all()
     .events.Add({{"server", server}, {"result", to_label(result)}})
+    .Increment(static_cast<double>(n));
+}
+
+void sent(const std::string& server, std::string_view result, uint64_t n) {
+  all()
+    .sent.Add({{"server", server}, {"result", std::string{result}}})
     .Increment(static_cast<double>(n));
 }
 

@@ -36,6 +36,11 @@ void set_catchup_seconds(const std::string& server, double seconds);
 /// whole batch at once.
 void events(const std::string& server, event_result result, uint64_t n = 1);
 
+/// ferry_sync_sent_total{server,result}: events sent up; `result` is "sent",
+/// or the remote's answer "accepted", "duplicate", "refused", or
+/// "echo_skipped" for events not sent because they came from that remote.
+void sent(const std::string& server, std::string_view result, uint64_t n = 1);
+
 /// ferry_sync_lag_seconds{server} (gauge): how far the newest event synced
 /// from the server trails the wall clock.
 void set_lag(const std::string& server, double seconds);

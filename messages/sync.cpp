@@ -622,7 +622,9 @@ std::string to_json(const sync_runtime_state& st) {
        {std::pair{"received", st.received}, std::pair{"accepted", st.accepted},
         std::pair{"duplicate", st.duplicate},
         std::pair{"rejected", st.rejected}, std::pair{"filtered", st.filtered},
-        std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok}}) {
+        std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok},
+        std::pair{"sent_refused", st.sent_refused},
+        std::pair{"up_cursor", st.up_cursor}}) {
     if (out.size() > 1)
       out += ',';
     out += '"';
@@ -662,7 +664,9 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
        {std::pair{"received", &st.received}, std::pair{"accepted", &st.accepted},
         std::pair{"duplicate", &st.duplicate},
         std::pair{"rejected", &st.rejected}, std::pair{"filtered", &st.filtered},
-        std::pair{"sent", &st.sent}, std::pair{"sent_ok", &st.sent_ok}})
+        std::pair{"sent", &st.sent}, std::pair{"sent_ok", &st.sent_ok},
+        std::pair{"sent_refused", &st.sent_refused},
+        std::pair{"up_cursor", &st.up_cursor}})
     if (auto v = obj->if_contains(name); v && failure.empty())
       failure = read_count(*v, name, *field);
   for (auto [name, field] :

@@ -156,9 +156,14 @@ struct sync_runtime_state {
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
   uint64_t filtered = 0;
-  /// Events sent up, and how many the remote answered OK true.
+  /// Events sent up, and how many the remote answered OK true / false.
   uint64_t sent = 0;
   uint64_t sent_ok = 0;
+  uint64_t sent_refused = 0;
+  /// The up stream's position in the change log: every entry up to it was
+  /// answered by the remote (or is not for it), so a restart resends only
+  /// what may not have arrived.
+  uint64_t up_cursor = 0;
   /// Unix times; 0: never.
   int64_t last_connected = 0;
   int64_t disconnected_at = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/ingest.hpp"
 #include "messages/status.hpp"
 
 #include <caf/replies_to.hpp>
@@ -13,7 +14,8 @@
 namespace ferry {
 
 /// The RELAY CONNECTION actor interface: one per sync server, it mirrors the
-/// server's remote relay into the local store (direction down).
+/// server's remote relay into the local store (direction down) and the local
+/// store into the remote relay (direction up); both does both.
 using relay_connection_actor = caf::typed_actor<
   // Connect now if idle; with a connection up, run a catch-up (sync-now).
   caf::reacts_to<atom::sync_now>,
@@ -28,7 +30,12 @@ using relay_connection_actor = caf::typed_actor<
   // INTERNAL: the connection ended (generation, failure kind, reason).
   caf::reacts_to<atom::closed, uint64_t, uint8_t, std::string>,
   // INTERNAL: backoff elapsed; connect again (generation).
-  caf::reacts_to<atom::reconnect, uint64_t>>;
+  caf::reacts_to<atom::reconnect, uint64_t>,
+  // The hub's change feed: a local event matching the filters was committed
+  // (wakes the up stream).
+  caf::reacts_to<atom::feed, ingest_item_ptr>,
+  // INTERNAL: check that the remote answers what we sent up (generation).
+  caf::reacts_to<atom::tick, uint64_t>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

@@ -226,14 +226,6 @@ TEST_CASE_METHOD(fixture, "put validates the definition and names the field",
 TEST_CASE_METHOD(fixture, "put refuses what this node does not implement",
                  "[sync_manager]") {
   REQUIRE_FALSE(start_manager());
-  for (auto direction : {"up", "both"}) {
-    auto result = ask(atom::put_v, std::string{"a"},
-                      definition(std::string{R"(,"direction":")"} + direction
-                                 + "\""));
-    REQUIRE(is_error(result, ec::invalid_input));
-    CHECK(render(result.error())
-          == R"(direction: only "down" is implemented by this node)");
-  }
   auto negentropy = ask(atom::put_v, std::string{"a"},
                         definition(R"(,"mode":"negentropy")"));
   REQUIRE(is_error(negentropy, ec::invalid_input));
@@ -243,14 +235,15 @@ TEST_CASE_METHOD(fixture, "put refuses what this node does not implement",
                  ec::not_found));
 }
 
-TEST_CASE_METHOD(fixture, "a config server syncing up stops the manager",
+TEST_CASE_METHOD(fixture, "a config server with an unimplemented mode stops "
+                          "the manager",
                  "[sync_manager]") {
-  auto up = parsed("pusher");
-  up.direction = sync_direction::up;
-  auto failure = start_manager({parsed("fine"), up});
+  auto reconciling = parsed("reconciler");
+  reconciling.mode = sync_mode::negentropy;
+  auto failure = start_manager({parsed("fine"), reconciling});
   REQUIRE(failure == ec::invalid_configuration);
-  CHECK_THAT(render(failure), Contains("pusher"));
-  CHECK_THAT(render(failure), Contains("direction"));
+  CHECK_THAT(render(failure), Contains("reconciler"));
+  CHECK_THAT(render(failure), Contains("mode"));
 }
 
 TEST_CASE_METHOD(fixture, "put creates, replaces and reports created",

@@ -1,4 +1,4 @@
-// Outbound sync (direction "down", mode "req_stream") between two real
+// Outbound sync (directions down, up and both; mode "req_stream") between two real
 // `ferry node` processes on loopback: node B has a [[sync.server]] pointing at
 // node A's relay and must mirror A's matching events into its own store.
 //
@@ -152,6 +152,7 @@ struct server_options {
   std::string relay_info_mode = "best_effort";
   std::string auth_pubkey;
   std::string auth_mode = "on_challenge";
+  std::string direction = "down";
   int overlap_seconds = 300;
 };
 
@@ -161,7 +162,8 @@ std::string relay_url(uint16_t port) {
 
 std::string sync_server_toml(uint16_t a_port, const server_options& o = {}) {
   return "[[sync.server]]\nid = \"" + o.id + "\"\nurl = \"" + relay_url(a_port)
-         + "\"\nfilters = " + o.filters + "\ndirection = \"down\"\n"
+         + "\"\nfilters = " + o.filters + "\ndirection = \"" + o.direction
+         + "\"\n"
          + "mode = \"req_stream\"\noverlap_window_seconds = "
          + std::to_string(o.overlap_seconds) + "\nrelay_info_mode = \""
          + o.relay_info_mode + "\"\nauth_pubkey = \"" + o.auth_pubkey
@@ -250,6 +252,38 @@ void require_mirrored(node& a, node& b, const std::string& filter,
 }
 
 const std::string kind1_all = R"({"kinds":[1],"limit":5000})";
+
+/// One integer field of B's stats for server `id`; -1 when unavailable.
+int64_t stat_of(uint16_t admin_port, const std::string& id,
+                const std::string& field) {
+  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id + "/stats");
+  if (!res.error.empty() || res.response.status != 200)
+    return -1;
+  std::regex re{"\"" + field + "\":([0-9]+)"};
+  std::smatch m;
+  if (!std::regex_search(res.response.body, m, re))
+    return -1;
+  return std::stoll(m[1].str());
+}
+
+/// Waits until `to` holds every event of `from` matching `filter`.
+void require_holds(node& from, node& to, const std::string& filter,
+                   const std::string& what, std::chrono::milliseconds timeout = 20s) {
+  auto expected = ids_of(from.port, filter);
+  std::set<std::string> got;
+  bool ok = test::poll_until(
+    [&] {
+      auto ids = try_ids(to.port, filter);
+      if (ids)
+        got = std::move(*ids);
+      return std::includes(got.begin(), got.end(), expected.begin(),
+                           expected.end());
+    },
+    timeout);
+  if (!ok)
+    FAIL(what << ": holds " << got.size() << " events, missing some of "
+              << expected.size() << "\n" << logs(&from.process, &to.process));
+}
 
 } // namespace
 
@@ -566,7 +600,7 @@ TEST_CASE("the admin API manages sync servers", "[integration][sync][admin]") {
                   ",\"tls\":{\"mode\":\"required\",\"pins\":[{\"type\":\"spki_sha256\","
                   "\"value\":\"not-a-digest\"}]}")},
     {"direction", "{\"url\":\"" + relay_url(a.port)
-                    + "\",\"filters\":[{\"kinds\":[1]}],\"direction\":\"up\""
+                    + "\",\"filters\":[{\"kinds\":[1]}],\"direction\":\"sideways\""
                     + plain + "}"},
   };
   for (auto& c : bad) {
@@ -638,6 +672,80 @@ TEST_CASE("the admin API manages sync servers", "[integration][sync][admin]") {
     [&] { return count_of(b.port, "{\"ids\":[\"" + hex_id(late[0]) + "\"]}") > 0; },
     3s);
   CHECK_FALSE(leaked);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("direction up sends the node's matching events, also those written "
+          "while the remote was down",
+          "[integration][sync][up]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto a_port = test::free_port();
+  test::node_settings a_settings;
+  a_settings.relay_port = a_port;
+  auto a_cfg = test::node_config_with(dir_a, a_settings);
+  server_options up;
+  up.direction = "up";
+  auto a = std::make_unique<node>(a_cfg);
+  node b{b_config(dir_b, sync_server_toml(a_port, up))};
+  auto b_admin = b.admin_port();
+  auto now = test::unix_now();
+  publish(b.port, make_events(keys, 100, now - 50, 1, "mine"));
+  publish(b.port, make_events(keys, 20, now - 50, 7, "not synced"));
+  require_holds(b, *a, kind1_all, "A after B's first events");
+  CHECK(count_of(a_port, "{}") == 100);
+
+  {
+    auto status = a->process.kill(SIGTERM);
+    INFO(test::output_tail(a->process));
+    REQUIRE(status == 0);
+  }
+  // Older than anything A has: a created_at cursor would skip these.
+  publish(b.port, make_events(keys, 30, now - 5000, 1, "while away"));
+  a = std::make_unique<node>(a_cfg);
+  REQUIRE(a->port == a_port);
+  require_holds(b, *a, kind1_all, "A after its restart", 40s);
+  CHECK(count_of(a_port, "{}") == 130);
+  CHECK(count_of(b.port, "{}") == 150); // nothing came down
+  bool counted = test::poll_until(
+    [&] { return stat_of(b_admin, "node-a", "sent_ok") >= 130; }, 10s);
+  CHECK(counted);
+  CHECK(stat_of(b_admin, "node-a", "sent_refused") == 0);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a->process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("direction both ends with the union on each side and never echoes",
+          "[integration][sync][up]") {
+  test::temp_dir dir_a, dir_b;
+  auto alice = nostr::generate_keypair();
+  auto bob = nostr::generate_keypair();
+  auto now = test::unix_now();
+  node a{test::node_config(dir_a)};
+  publish(a.port, make_events(alice, 50, now - 100, 1, "from a"));
+  server_options both;
+  both.direction = "both";
+  node b{b_config(dir_b, sync_server_toml(a.port, both))};
+  auto b_admin = b.admin_port();
+  publish(b.port, make_events(bob, 40, now - 100, 1, "from b"));
+  require_holds(a, b, kind1_all, "B after the catch-up");
+  require_holds(b, a, kind1_all, "A after the catch-up");
+
+  // Live, both ways.
+  publish(a.port, make_events(alice, 10, test::unix_now(), 1, "a live"));
+  publish(b.port, make_events(bob, 10, test::unix_now(), 1, "b live"));
+  require_holds(a, b, kind1_all, "B after live events");
+  require_holds(b, a, kind1_all, "A after live events");
+  CHECK(count_of(a.port, "{}") == 110);
+  CHECK(count_of(b.port, "{}") == 110);
+  // B sent exactly its own 50 events up: the 60 it got from A stayed home.
+  bool settled = test::poll_until(
+    [&] { return stat_of(b_admin, "node-a", "sent_ok") == 50; }, 10s);
+  if (!settled)
+    FAIL_CHECK("sent_ok never reached 50\n" << sync_reports(b_admin, "node-a"));
+  CHECK(stat_of(b_admin, "node-a", "sent") == 50);
+  CHECK(stat_of(b_admin, "node-a", "accepted") == 60);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }

@@ -313,6 +313,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   CHECK(to_json(fresh)
         == R"({"received":0,"accepted":0,)"
            R"("duplicate":0,"rejected":0,"filtered":0,"sent":0,"sent_ok":0,)"
+           R"("sent_refused":0,"up_cursor":0,)"
            R"("last_connected":0,"disconnected_at":0,"last_catchup_completed":0,)"
            R"("last_error":""})");
   auto parsed = parse_sync_runtime(to_json(fresh));
@@ -327,6 +328,8 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   st.filtered = 3;
   st.sent = UINT64_MAX;
   st.sent_ok = 4;
+  st.sent_refused = 5;
+  st.up_cursor = 123456789;
   st.last_connected = 11;
   st.disconnected_at = 12;
   st.last_catchup_completed = 13;
@@ -335,6 +338,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   REQUIRE(back);
   CHECK(*back == st);
   CHECK(back->sent == UINT64_MAX);
+  CHECK(back->up_cursor == 123456789);
   CHECK(back->last_error == st.last_error);
 }
 
