@@ -6,6 +6,7 @@
 #include "actors/inspector.hpp"
 #include "actors/logging.hpp"
 #include "actors/node_key.hpp"
+#include "actors/pending_batches.hpp"
 #include "actors/query_worker.hpp"
 #include "actors/relay_server.hpp"
 #include "actors/relay_connection.hpp"
@@ -142,6 +143,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto control_plane_slot = std::make_shared<handle_slot<control_plane_actor>>();
   auto health_slot = std::make_shared<handle_slot<health_tracker_actor>>();
   auto sync_slot = std::make_shared<handle_slot<sync_manager_actor>>();
+  auto batches_slot = std::make_shared<handle_slot<pending_batches_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
   ctx->auth_required = cfg.relay.auth_required;
@@ -184,6 +186,14 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
                                return self->system().spawn(
                                  health_tracker, health_tracker_config{});
                              }));
+  // Relay connections open their catch-up batches with themselves as the
+  // listener, so the tracker needs no default one.
+  children.push_back(slotted("pending-batches", "pending-batches", batches_slot,
+                             [](caf::local_actor* self) {
+                               return self->system().spawn(
+                                 pending_batches, pending_batches_config{},
+                                 batch_listener_actor{});
+                             }));
   relay_connection_deps deps;
   deps.keys = n->keys_;
   deps.io = n->io_;
@@ -192,6 +202,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   deps.writer = writer_slot;
   deps.health = health_slot;
   deps.hub = hub_slot;
+  deps.batches = batches_slot;
   children.push_back(slotted(
     "sync-manager", "sync-manager", sync_slot,
     [servers = cfg.sync.servers, deps](caf::local_actor* self) {

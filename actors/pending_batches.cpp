@@ -187,6 +187,15 @@ batch_info pending_batches_state::settle(std::map<uint64_t, batch>::iterator i,
   return result;
 }
 
+batch_listener_actor pending_batches_state::take_listener(uint64_t id) {
+  auto i = listeners.find(id);
+  if (i == listeners.end())
+    return listener;
+  auto result = std::move(i->second);
+  listeners.erase(i);
+  return result;
+}
+
 pending_batches_actor::behavior_type pending_batches(
   pending_batches_actor::stateful_pointer<pending_batches_state> self,
   pending_batches_config config, batch_listener_actor listener) {
@@ -196,19 +205,39 @@ pending_batches_actor::behavior_type pending_batches(
   }
   self->state.config = config;
   self->state.listener = std::move(listener);
-  auto confirm = [self](std::optional<batch_info> done) {
-    if (done)
-      self->send(self->state.listener, atom::confirmed_v, std::move(*done));
+  auto tell = [self](auto what, batch_info b) {
+    if (auto to = self->state.take_listener(b.id))
+      self->send(to, what, std::move(b));
   };
-  return {
-    [self](atom::open, std::string& relay, std::vector<std::string>& subs,
-           std::string& payload) -> caf::result<uint64_t> {
-      auto id = self->state.open(std::move(relay), std::move(subs),
-                                 std::move(payload), self->clock().now());
-      if (!id)
-        return std::move(id.error());
+  auto confirm = [tell](std::optional<batch_info> done) {
+    if (done)
+      tell(atom::confirmed_v, std::move(*done));
+  };
+  auto open = [self](std::string& relay, std::vector<std::string>& subs,
+                     std::string& payload) -> caf::expected<uint64_t> {
+    auto id = self->state.open(std::move(relay), std::move(subs),
+                               std::move(payload), self->clock().now());
+    if (id)
       self->delayed_send(self, self->state.config.timeout, atom::timeout_v,
                          *id);
+    return id;
+  };
+  return {
+    [open](atom::open, std::string& relay, std::vector<std::string>& subs,
+           std::string& payload) -> caf::result<uint64_t> {
+      auto id = open(relay, subs, payload);
+      if (!id)
+        return std::move(id.error());
+      return *id;
+    },
+    [self, open](atom::open, batch_listener_actor& listener, std::string& relay,
+                 std::vector<std::string>& subs,
+                 std::string& payload) -> caf::result<uint64_t> {
+      auto id = open(relay, subs, payload);
+      if (!id)
+        return std::move(id.error());
+      if (listener)
+        self->state.listeners.emplace(*id, std::move(listener));
       return *id;
     },
     [self, confirm](atom::eose, const std::string& relay,
@@ -220,11 +249,11 @@ pending_batches_actor::behavior_type pending_batches(
       confirm(
         self->state.closed(relay, sub, std::move(reason), self->clock().now()));
     },
-    [self](atom::lost, const std::string& relay) {
+    [self, tell](atom::lost, const std::string& relay) {
       for (auto& b : self->state.relay_lost(relay, self->clock().now())) {
-        log::warn("{}: batch {} on {} failed: connection lost", self->name(),
-                  b.id, b.relay);
-        self->send(self->state.listener, atom::failed_v, std::move(b));
+        log::debug("{}: batch {} on {} failed: connection lost", self->name(),
+                   b.id, b.relay);
+        tell(atom::failed_v, std::move(b));
       }
     },
     [self](atom::get, atom::pending, const std::string& relay) {
@@ -238,7 +267,7 @@ pending_batches_actor::behavior_type pending_batches(
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
       return result;
     },
-    [self](atom::timeout, uint64_t id) {
+    [self, tell](atom::timeout, uint64_t id) {
       auto b = self->state.expire(id, self->clock().now());
       if (!b)
         return;
@@ -250,7 +279,7 @@ pending_batches_actor::behavior_type pending_batches(
                 "without EOSE",
                 self->name(), b->id, b->relay, waiting,
                 b->subscriptions.size());
-      self->send(self->state.listener, atom::failed_v, std::move(*b));
+      tell(atom::failed_v, std::move(*b));
     },
   };
 }

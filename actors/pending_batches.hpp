@@ -42,8 +42,15 @@ struct pending_batches_state {
   /// Copy of the configuration the actor was spawned with.
   pending_batches_config config;
 
-  /// Told about every batch that settles.
+  /// Told about every batch that settles, unless the batch has its own.
   batch_listener_actor listener;
+
+  /// Listeners of the batches opened with one.
+  std::map<uint64_t, batch_listener_actor> listeners;
+
+  /// Who is told about batch `id` (forgets a per-batch listener); may be
+  /// invalid when nobody listens.
+  batch_listener_actor take_listener(uint64_t id);
 
   /// Open batches by id; ids grow, so this is oldest first.
   std::map<uint64_t, batch> batches;
@@ -114,7 +121,9 @@ struct pending_batches_state {
 /// timeout, fails instead. A confirmation is what marks a catch-up complete.
 /// @param self The actor handle.
 /// @param config The batch timeout; must validate.
-/// @param listener Receives `(confirmed, batch)` and `(failed, batch)`.
+/// @param listener Receives `(confirmed, batch)` and `(failed, batch)` for
+///                 batches opened without a listener of their own; may be
+///                 invalid.
 pending_batches_actor::behavior_type pending_batches(
   pending_batches_actor::stateful_pointer<pending_batches_state> self,
   pending_batches_config config, batch_listener_actor listener);

@@ -165,6 +165,52 @@ void persist_runtime(self_pointer self) {
               render(err));
 }
 
+pending_batches_actor batches_of(self_pointer self) {
+  auto& slot = self->state.deps.batches;
+  return slot ? slot->get() : pending_batches_actor{};
+}
+
+std::string catchup_payload(const relay_connection_state& st) {
+  return "catchup:" + std::to_string(st.catchup_round);
+}
+
+void fail(self_pointer self, error_class kind, const std::string& reason);
+
+/// Tracks catch-up subscription `sub_id` at PENDING BATCHES, whose
+/// confirmation is what completes the catch-up.
+/// @returns false when no tracker runs (the subscriptions' own EOSE decide).
+bool track_catchup_sub(self_pointer self, const std::string& sub_id) {
+  auto& st = self->state;
+  auto batches = batches_of(self);
+  if (!batches)
+    return false;
+  if (batches.address() != st.watched_batches) {
+    self->monitor(batches);
+    st.watched_batches = batches.address();
+  }
+  ++st.catchup_batches_open;
+  self
+    ->request(batches, std::chrono::seconds{10}, atom::open_v,
+              caf::actor_cast<batch_listener_actor>(self), st.def.id,
+              std::vector<std::string>{sub_id}, catchup_payload(st))
+    .then([](uint64_t) {},
+          [self, round = st.catchup_round](caf::error& err) {
+            if (round == self->state.catchup_round)
+              fail(self, error_class::protocol,
+                   "could not track the catch-up: " + render(err));
+          });
+  return true;
+}
+
+/// Abandons the batches of the running catch-up (their settling is ignored).
+void drop_catchup_batches(self_pointer self) {
+  auto& st = self->state;
+  ++st.catchup_round;
+  st.catchup_batches_open = 0;
+  if (auto batches = batches_of(self))
+    self->send(batches, atom::lost_v, st.def.id);
+}
+
 /// Ends the session's up stream, keeping its cursor and totals.
 void stop_up(self_pointer self) {
   auto& st = self->state;
@@ -196,6 +242,7 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
   st.disconnected_at = unix_now();
   metrics::sync::set_connected(st.def.id, false);
   metrics::sync::attempt(st.def.id, to_string(kind));
+  drop_catchup_batches(self);
   stop_up(self);
   persist_runtime(self);
   auto gen = ++st.generation;
@@ -216,9 +263,11 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
     st.def.id);
 }
 
-/// Sends REQ `sub_id` for `filters` and remembers it.
+/// Sends REQ `sub_id` for `filters` and remembers it; during a catch-up
+/// (unless `resent`, the same REQ again after AUTH) it is tracked as a batch.
 void subscribe(self_pointer self, const std::string& sub_id,
-               std::vector<nostr::filter> filters, std::optional<size_t> filter) {
+               std::vector<nostr::filter> filters, std::optional<size_t> filter,
+               bool resent = false) {
   auto& st = self->state;
   std::string req = "[\"REQ\",";
   nostr::append_json_string(req, sub_id);
@@ -233,6 +282,8 @@ void subscribe(self_pointer self, const std::string& sub_id,
   sub.received.assign(filters.size(), 0);
   sub.oldest.assign(filters.size(), INT64_MAX);
   sub.sent = std::move(filters);
+  if (!resent && st.state == phase::catching_up)
+    sub.tracked = track_catchup_sub(self, sub_id);
   send_frame(self, std::move(req));
 }
 
@@ -259,7 +310,8 @@ void start_catchup(self_pointer self, int64_t since) {
 /// an answer from the writer; only then may the cursor move.
 void maybe_finish_catchup(self_pointer self) {
   auto& st = self->state;
-  if (st.state != phase::catching_up || st.in_flight > 0)
+  if (st.state != phase::catching_up || st.in_flight > 0
+      || st.catchup_batches_open > 0)
     return;
   for (auto& [id, sub] : st.subscriptions)
     if (!sub.eose)
@@ -536,6 +588,9 @@ void on_frame(self_pointer self, std::string& frame) {
     if (i == st.subscriptions.end() || i->second.eose)
       return;
     i->second.eose = true;
+    if (i->second.tracked)
+      if (auto batches = batches_of(self))
+        self->send(batches, atom::eose_v, st.def.id, sub_id);
     page_if_capped(self, i->second);
     if (sub_id != live_sub) {
       send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
@@ -596,7 +651,7 @@ void on_frame(self_pointer self, std::string& frame) {
     for (auto& sub_id : waiting) {
       auto i = st.subscriptions.find(sub_id);
       if (i != st.subscriptions.end())
-        subscribe(self, sub_id, i->second.sent, i->second.filter);
+        subscribe(self, sub_id, i->second.sent, i->second.filter, true);
     }
     return;
   }
@@ -703,6 +758,15 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     st.up_cursor = runtime->up_cursor;
     st.up_cursor_persisted = st.up_cursor;
   }
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    auto& st = self->state;
+    if (msg.source != st.watched_batches)
+      return;
+    st.watched_batches = caf::actor_addr{};
+    if (st.state == phase::catching_up && st.catchup_batches_open > 0)
+      fail(self, error_class::protocol,
+           "the pending-batch tracker restarted during the catch-up");
+  });
   self->send(self, atom::reconnect_v, st.generation);
   return {
     [self](atom::sync_now) {
@@ -723,6 +787,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
           since = std::max<int64_t>(0, (*cursor)->created_at
                                          - st.def.overlap_window_seconds);
         st.subscriptions.clear();
+        drop_catchup_batches(self);
         return start_catchup(self, since);
       }
       if (st.state != phase::relay_info && st.state != phase::connecting)
@@ -832,6 +897,23 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     [self](atom::reconnect, uint64_t gen) {
       if (gen == self->state.generation)
         begin(self);
+    },
+    [self](atom::confirmed, const batch_info& batch) {
+      auto& st = self->state;
+      if (batch.payload != catchup_payload(st) || st.catchup_batches_open == 0)
+        return;
+      --st.catchup_batches_open;
+      maybe_finish_catchup(self);
+    },
+    [self](atom::failed, const batch_info& batch) {
+      auto& st = self->state;
+      if (batch.payload != catchup_payload(st))
+        return;
+      std::string why;
+      for (const auto& sub : batch.subscriptions)
+        if (sub.outcome != sub_outcome::eose)
+          why += (why.empty() ? "" : ", ") + sub.id + " " + to_string(sub.outcome);
+      fail(self, error_class::protocol, "catch-up incomplete: " + why);
     },
     [self](atom::feed, const ingest_item_ptr&) {
       pump_up(self);

@@ -36,6 +36,8 @@ struct relay_connection_deps {
   handle_slot_ptr<health_tracker_actor> health;
   /// The change feed that wakes up streams.
   handle_slot_ptr<hub_actor> hub;
+  /// Tracks catch-up subscriptions until their EOSE.
+  handle_slot_ptr<pending_batches_actor> batches;
 };
 
 struct relay_connection_state {
@@ -52,6 +54,8 @@ struct relay_connection_state {
     std::vector<uint64_t> received;
     std::vector<int64_t> oldest;
     bool eose = false;
+    /// Part of the catch-up, tracked at PENDING BATCHES.
+    bool tracked = false;
   };
 
   sync_server def;
@@ -75,6 +79,14 @@ struct relay_connection_state {
   int64_t catchup_newest = 0;
   caf::actor_clock::time_point catchup_started;
   bool catchup_complete = false;
+  /// Names the batches of one catch-up (payload "catchup:<round>"), so the
+  /// settling of an abandoned one is ignored.
+  uint64_t catchup_round = 0;
+  /// Catch-up batches opened at PENDING BATCHES and not confirmed yet.
+  size_t catchup_batches_open = 0;
+  /// The PENDING BATCHES incarnation we watch: if it goes down, the batches
+  /// it held never settle.
+  caf::actor_addr watched_batches;
   /// Ingest requests not answered yet.
   uint64_t in_flight = 0;
   /// Reading from the remote is paused until the ingest path catches up.

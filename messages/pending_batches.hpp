@@ -102,6 +102,10 @@ using pending_batches_actor = caf::typed_actor<
   // the ids are empty or taken).
   caf::replies_to<atom::open, std::string, std::vector<std::string>,
                   std::string>::with<uint64_t>,
+  // The same, told to the given listener instead of the default one (a
+  // relay connection tracking its own catch-up).
+  caf::replies_to<atom::open, batch_listener_actor, std::string,
+                  std::vector<std::string>, std::string>::with<uint64_t>,
   // The relay sent EOSE for a subscription.
   caf::reacts_to<atom::eose, std::string, std::string>,
   // The relay sent CLOSED for a subscription, with its message.

@@ -2,6 +2,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/ingest.hpp"
+#include "messages/pending_batches.hpp"
 #include "messages/status.hpp"
 
 #include <caf/replies_to.hpp>
@@ -35,7 +36,11 @@ using relay_connection_actor = caf::typed_actor<
   // (wakes the up stream).
   caf::reacts_to<atom::feed, ingest_item_ptr>,
   // INTERNAL: check that the remote answers what we sent up (generation).
-  caf::reacts_to<atom::tick, uint64_t>>;
+  caf::reacts_to<atom::tick, uint64_t>,
+  // PENDING BATCHES: a catch-up batch had EOSE on every subscription, or
+  // failed (lost, timed out).
+  caf::reacts_to<atom::confirmed, batch_info>,
+  caf::reacts_to<atom::failed, batch_info>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

@@ -319,3 +319,30 @@ TEST_CASE("a non-positive batch timeout is rejected", "[pending_batches]") {
     caf::after(0s) >> [] { FAIL("pending batches did not quit"); });
   f.self->send_exit(listener, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(fixture, "a batch opened with its own listener tells only "
+                          "that listener",
+                 "[pending_batches]") {
+  auto own_seen = std::make_shared<std::vector<settled>>();
+  auto own = sys.spawn(mock_listener, own_seen);
+  auto first = ask<uint64_t>(atom::open_v, own, relay_a, strings{"x"},
+                             std::string{"catchup:1"});
+  REQUIRE(first);
+  auto second = ask<uint64_t>(atom::open_v, own, relay_a, strings{"y"},
+                              std::string{"catchup:1"});
+  REQUIRE(second);
+  auto shared = open(relay_a, {"z"});
+  eose(relay_a, "x");
+  REQUIRE(own_seen->size() == 1);
+  CHECK(own_seen->front().confirmed);
+  CHECK(own_seen->front().batch.id == *first);
+  CHECK(own_seen->front().batch.payload == "catchup:1");
+  lost(relay_a);
+  REQUIRE(own_seen->size() == 2);
+  CHECK_FALSE((*own_seen)[1].confirmed);
+  CHECK((*own_seen)[1].batch.id == *second);
+  // The default listener hears only of the batch opened without one.
+  REQUIRE(seen->size() == 1);
+  CHECK(seen->front().batch.id == shared);
+  self->send_exit(own, caf::exit_reason::user_shutdown);
+}
