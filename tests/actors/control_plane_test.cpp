@@ -545,9 +545,11 @@ TEST_CASE_METHOD(fixture, "the control plane serves the sync server API",
 
 TEST_CASE_METHOD(fixture, "the control plane serves the GRASP repository API",
                  "[control_plane]") {
+  REQUIRE(start() != 0);
   auto all = get("/api/v1/grasp/repos", bearer());
   CHECK(all.response.status == 200);
-  CHECK(parse_json(all).as_array().at(0).at("address") == "30617:ab:x");
+  CHECK(parse_json(all).as_array().at(0).as_object().at("address")
+        == "30617:ab:x");
   // The address travels percent-encoded or as it is.
   for (auto path : {"/api/v1/grasp/repos/30617:ab:x",
                     "/api/v1/grasp/repos/30617%3Aab%3Ax"}) {
