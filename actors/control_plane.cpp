@@ -384,6 +384,38 @@ void serve_sync(self_pointer self, const admin_exchange_ptr& ex,
     ask_sync(self, ex, nullptr, atom::sync_now_v, *id);
 }
 
+// -- /api/v1/grasp -------------------------------------------------------------
+
+/// Routes /api/v1/grasp/repos[/{address}] (auth already checked) through the
+/// inspector to GRASP SYNC, relaying its JSON.
+void serve_grasp(self_pointer self, const admin_exchange_ptr& ex,
+                 const std::vector<std::string_view>& parts) {
+  // parts: "api", "v1", "grasp", "repos", then the address, if any.
+  if (parts.size() < 4 || parts.size() > 5 || parts[3] != "repos")
+    return ex->answer(admin_error(404, "not found"));
+  if (ex->request.method != "GET")
+    return ex->answer(method_not_allowed("GET"));
+  auto inspector = current_inspector(self);
+  if (!inspector)
+    return ex->answer(admin_error(503, "the inspector is not running"));
+  auto on_answer = [ex](std::string& body) {
+    ex->answer(json_text_response(200, std::move(body)));
+  };
+  auto on_error = [ex](caf::error& err) {
+    ex->answer(admin_error(sync_status_for(err), render(err)));
+  };
+  if (parts.size() == 4) {
+    self->request(inspector, inspector_timeout, atom::repos_v)
+      .then(on_answer, on_error);
+    return;
+  }
+  auto address = percent_decode(parts[4]);
+  if (!address || address->empty())
+    return ex->answer(admin_error(404, "no such repository"));
+  self->request(inspector, inspector_timeout, atom::repo_v, *address)
+    .then(on_answer, on_error);
+}
+
 void serve(self_pointer self, const admin_exchange_ptr& ex) {
   auto& st = self->state;
   ++st.requests;
@@ -413,6 +445,9 @@ void serve(self_pointer self, const admin_exchange_ptr& ex) {
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
       && parts[2] == "sync")
     return serve_sync(self, ex, parts);
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
+      && parts[2] == "grasp")
+    return serve_grasp(self, ex, parts);
   ex->answer(admin_error(404, "not found"));
 }
 

@@ -171,6 +171,22 @@ caf::result<std::string> ask_sync_manager(self_pointer self, Ts... xs) {
   return rp;
 }
 
+/// Forwards a repository command to GRASP SYNC and relays its answer.
+template <class... Ts>
+caf::result<std::string> ask_grasp(self_pointer self, Ts... xs) {
+  auto& slot = self->state.grasp;
+  auto grasp = slot ? slot->get() : grasp_sync_actor{};
+  if (!grasp)
+    return caf::make_error(ec::not_found,
+                           "GRASP sync is not running (grasp.enabled = false, "
+                           "or it is restarting)");
+  auto rp = self->make_response_promise<std::string>();
+  self->request(grasp, std::chrono::seconds{5}, xs...)
+    .then([rp](std::string& answer) mutable { rp.deliver(std::move(answer)); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 } // namespace
 
 inspector_actor::behavior_type
@@ -178,9 +194,10 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
-          inspector_config config) {
+          handle_slot_ptr<grasp_sync_actor> grasp, inspector_config config) {
   self->state.root = std::move(root);
   self->state.sync_manager = std::move(sync_manager);
+  self->state.grasp = std::move(grasp);
   self->state.store = store;
   self->state.relay = std::move(relay);
   self->state.config = config;
@@ -281,6 +298,12 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     },
     [self](atom::stop, atom::server, const std::string& id) {
       return ask_sync_manager(self, atom::stop_v, id);
+    },
+    [self](atom::repos) {
+      return ask_grasp(self, atom::get_v, atom::repos_v);
+    },
+    [self](atom::repo, const std::string& address) {
+      return ask_grasp(self, atom::get_v, atom::repo_v, address);
     },
   };
 }

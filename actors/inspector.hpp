@@ -2,6 +2,7 @@
 
 #include "actors/client_session.hpp"
 #include "actors/handle_slot.hpp"
+#include "messages/grasp.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
 #include "messages/sync_manager.hpp"
@@ -27,6 +28,8 @@ struct inspector_state {
   std::shared_ptr<const relay_context> relay;
   /// Where the sync server commands go; the slot follows restarts.
   handle_slot_ptr<sync_manager_actor> sync_manager;
+  /// Where the repository commands go (null: GRASP sync is off).
+  handle_slot_ptr<grasp_sync_actor> grasp;
   inspector_config config;
   static inline constexpr const char* name = "inspector";
 };
@@ -34,13 +37,14 @@ struct inspector_state {
 /// The INSPECTOR: walks the supervision tree from `root` on every request,
 /// so it never holds a stale view, and asks each running actor for its status.
 /// The sync server commands it forwards to the SYNC MANAGER in
-/// `sync_manager` (null or empty: they fail with "not running").
+/// `sync_manager` (null or empty: they fail with "not running"), the
+/// repository commands to GRASP SYNC in `grasp` (likewise).
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
-          inspector_config config);
+          handle_slot_ptr<grasp_sync_actor> grasp, inspector_config config);
 
 struct console_gate_state {
   handle_slot_ptr<inspector_actor> inspector;

@@ -1,6 +1,7 @@
 #include "actors/node.hpp"
 
 #include "actors/control_plane.hpp"
+#include "actors/grasp_sync.hpp"
 #include "actors/health_tracker.hpp"
 #include "actors/hub.hpp"
 #include "actors/inspector.hpp"
@@ -10,12 +11,14 @@
 #include "actors/query_worker.hpp"
 #include "actors/relay_server.hpp"
 #include "actors/relay_connection.hpp"
+#include "actors/self_subscriber.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/sync_manager.hpp"
 #include "actors/verifier.hpp"
 #include "actors/writer.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "messages/nostr/relay_url.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/io/middleman.hpp>
@@ -65,6 +68,58 @@ writer_config writer_config_from(const config::config& cfg) {
   result.batch_max = cfg.ingest.writer_batch_max;
   result.purge_interval = cfg.store.purge_interval;
   return result;
+}
+
+grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg) {
+  grasp_sync_config result;
+  result.plan.resync_after = cfg.resync_after;
+  result.plan.overlap = cfg.overlap_window;
+  result.plan.reconcile_min = cfg.reconcile_min;
+  result.plan.reconcile_max = cfg.reconcile_max;
+  result.plan.group_size = cfg.group_size;
+  result.plan.max_filters_per_subscription = cfg.max_filters_per_subscription;
+  result.plan.max_filters_per_relay = cfg.max_filters_per_relay;
+  result.bootstrap_relays = cfg.bootstrap_relays;
+  result.tick = cfg.tick;
+  result.batch_timeout = cfg.batch_timeout;
+  return result;
+}
+
+/// GRASP SYNC and the SELF SUBSCRIBER that feeds it. `driver` is where the
+/// relay driver (real relay connections) plugs in; while it is empty, GRASP
+/// SYNC keeps the indexes and decides but connects nowhere.
+void add_grasp_children(std::vector<child_spec>& children,
+                        const config::config& cfg, store::event_store* store,
+                        handle_slot_ptr<hub_actor> hub_slot,
+                        handle_slot_ptr<grasp_sync_actor> grasp_slot,
+                        handle_slot_ptr<grasp_driver_actor> driver) {
+  auto listener_slot = std::make_shared<handle_slot<grasp_listener_actor>>();
+  child_spec sync_spec;
+  sync_spec.name = "grasp-sync";
+  sync_spec.kind = "grasp-sync";
+  sync_spec.start = [store, driver, gcfg = grasp_sync_config_from(cfg.grasp)](
+                      caf::local_actor* self) {
+    return caf::actor_cast<caf::actor>(
+      self->system().spawn(grasp_sync, store, driver, gcfg));
+  };
+  sync_spec.on_started = [grasp_slot, listener_slot](const caf::actor& handle) {
+    grasp_slot->set(caf::actor_cast<grasp_sync_actor>(handle));
+    listener_slot->set(caf::actor_cast<grasp_listener_actor>(handle));
+  };
+  children.push_back(std::move(sync_spec));
+  self_subscriber_config scfg;
+  scfg.service.domain = cfg.grasp.service_domain;
+  scfg.service.url = nostr::normalize_relay_url(cfg.relay.public_url);
+  scfg.batch_window = cfg.grasp.batch_window;
+  child_spec subscriber_spec;
+  subscriber_spec.name = "self-subscriber";
+  subscriber_spec.kind = "self-subscriber";
+  subscriber_spec.start = [store, hub_slot, listener_slot,
+                           scfg](caf::local_actor* self) {
+    return caf::actor_cast<caf::actor>(self->system().spawn(
+      self_subscriber, store, hub_slot, listener_slot, scfg));
+  };
+  children.push_back(std::move(subscriber_spec));
 }
 
 } // namespace
@@ -144,6 +199,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto health_slot = std::make_shared<handle_slot<health_tracker_actor>>();
   auto sync_slot = std::make_shared<handle_slot<sync_manager_actor>>();
   auto batches_slot = std::make_shared<handle_slot<pending_batches_actor>>();
+  auto grasp_slot = std::make_shared<handle_slot<grasp_sync_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
   ctx->auth_required = cfg.relay.auth_required;
@@ -209,15 +265,18 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
       // Detached: it writes definitions to RocksDB itself.
       return self->system().spawn<caf::detached>(sync_manager, servers, deps);
     }));
+  if (cfg.grasp.enabled)
+    add_grasp_children(children, cfg, store, hub_slot, grasp_slot,
+                       std::make_shared<handle_slot<grasp_driver_actor>>());
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;
   icfg.node_started_at = unix_now();
   children.push_back(slotted(
     "inspector", "inspector", inspector_slot,
-    [store, ctx, sync_slot, icfg](caf::local_actor* self) {
+    [store, ctx, sync_slot, grasp_slot, icfg](caf::local_actor* self) {
       return self->system().spawn(inspector,
                                   caf::actor_cast<supervisor_actor>(self),
-                                  store, ctx, sync_slot, icfg);
+                                  store, ctx, sync_slot, grasp_slot, icfg);
     }));
   {
     child_spec spec;

@@ -62,6 +62,9 @@ constexpr const char* help_text = R"(commands:
   sync-stop ID    stop sync server ID's connection for this run (it stays
                   enabled; PUT enabled=false to keep it off)
                   (start/stop NAME act on actors, never on sync servers)
+  repos           GRASP repositories synced here: relays, confirmed on, pending on
+  repo ADDRESS    one repository (30617:PUBKEY:D): its relays, where it is
+                  confirmed and pending, its root events
   watch           live view of actors and stats; q or Ctrl-C leaves it
   help            this list
   quit, exit      leave the prompt
@@ -71,8 +74,8 @@ constexpr const char* help_text = R"(commands:
 const std::vector<std::string> command_words
   = {"actors",  "actor",    "stats",      "health",    "restart",
      "stop",    "start",    "fault",      "servers",   "server",
-     "sync-now", "sync-start", "sync-stop", "watch",   "help",
-     "quit",    "exit"};
+     "sync-now", "sync-start", "sync-stop", "repos",   "repo",
+     "watch",   "help",     "quit",       "exit"};
 
 /// Commands whose one argument is a sync server id.
 bool takes_server(const std::string& command) {
@@ -317,6 +320,10 @@ public:
       return words.size() == 1 ? run_plain(command) : usage(command, "");
     if (command == "servers")
       return words.size() == 1 ? run_servers() : usage(command, "");
+    if (command == "repos")
+      return words.size() == 1 ? run_repos() : usage(command, "");
+    if (command == "repo")
+      return words.size() == 2 ? run_repo(words[1]) : usage(command, " ADDRESS");
     if (takes_server(command))
       return words.size() == 2 ? run_on_server(command, words[1])
                                : usage(command, " ID");
@@ -484,6 +491,24 @@ private:
     if (reply.value)
       print_sync_answer(*reply.value, [](const boost::json::value& x) {
         return console::render_servers(x);
+      });
+    return report(reply);
+  }
+
+  int run_repos() {
+    auto reply = ask<std::string>(request_timeout, atom::repos_v);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_repos(x);
+      });
+    return report(reply);
+  }
+
+  int run_repo(const std::string& address) {
+    auto reply = ask<std::string>(request_timeout, atom::repo_v, address);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_json(x);
       });
     return report(reply);
   }

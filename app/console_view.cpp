@@ -347,6 +347,24 @@ std::string render_servers(const json::value& servers) {
   return layout(rows);
 }
 
+std::string render_repos(const json::value& repos) {
+  if (!repos.is_array())
+    return render_json(repos);
+  if (repos.as_array().empty())
+    return "(no repositories)\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ADDRESS", "ROOTS", "RELAYS", "CONFIRMED-ON", "PENDING-ON"});
+  for (auto& item : repos.as_array()) {
+    if (!item.is_object())
+      continue;
+    auto& x = item.as_object();
+    rows.push_back({field_text(x, "address"), field_text(x, "roots"),
+                    field_text(x, "relays"), field_text(x, "confirmed_on"),
+                    field_text(x, "pending_on")});
+  }
+  return layout(rows);
+}
+
 std::string render_json(const json::value& x) {
   std::vector<std::pair<std::string, std::string>> leaves;
   flatten_json(x, "", leaves);

@@ -54,6 +54,12 @@ std::string render_watch(const std::string& node, const std::string& clock,
 /// for an empty array. Missing fields show as "-".
 std::string render_servers(const boost::json::value& servers);
 
+/// The `repos` table from GRASP SYNC's JSON array: one line per wanted
+/// repository with its address, root events, the relays its announcement
+/// lists, and those where it is confirmed and pending; "(no repositories)"
+/// for an empty array.
+std::string render_repos(const boost::json::value& repos);
+
 /// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
 /// `key = value` lines, nested keys joined with dots, arrays as
 /// `[a, b]`; strings unquoted.

@@ -391,6 +391,84 @@ leaf_reader sync_servers(std::vector<sync_server>& out) {
   };
 }
 
+/// "host" or "host:port", as the authority of a relay URL.
+leaf_reader service_domain(std::string& out) {
+  return string_if(out,
+                   "a host name or host:port (e.g. \"git.example.com\"), or "
+                   "an empty string",
+                   [](const std::string& value) {
+                     if (value.empty())
+                       return true;
+                     nostr::relay_url url;
+                     return value.find('/') == std::string::npos
+                            && value.find('?') == std::string::npos
+                            && nostr::parse_relay_url("ws://" + value, url)
+                                 .empty();
+                   });
+}
+
+/// A list of ws:// or wss:// URLs, stored normalized, each once.
+leaf_reader relay_urls(std::vector<std::string>& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto list = node.as_array();
+    if (!list)
+      return mismatch(path, "an array of ws:// or wss:// URLs", node);
+    std::vector<std::string> result;
+    for (size_t i = 0; i < list->size(); ++i) {
+      auto item_path = path + "[" + std::to_string(i) + "]";
+      const auto& item = *list->get(i);
+      auto text = item.as_string();
+      auto url = text ? nostr::normalize_relay_url(text->get()) : std::string{};
+      if (url.empty())
+        return mismatch(item_path, "a ws:// or wss:// URL", item);
+      if (std::find(result.begin(), result.end(), url) != result.end())
+        return mismatch(item_path, "a URL not listed before", item);
+      result.push_back(std::move(url));
+    }
+    out = std::move(result);
+    return std::nullopt;
+  };
+}
+
+leaf_reader milliseconds(std::chrono::milliseconds& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    int64_t count = 0;
+    auto read = integer(count, 1, max_seconds * 1000,
+                        "an integer in 1.." + std::to_string(max_seconds * 1000));
+    if (auto failure = read(node, path))
+      return failure;
+    out = std::chrono::milliseconds{count};
+    return std::nullopt;
+  };
+}
+
+/// `[grasp]`: a service domain when enabled, and a reconciliation range
+/// that is one.
+section_rule grasp_rules(const grasp_config& grasp) {
+  return [&grasp](const toml::table& table,
+                  const std::string& path) -> problem {
+    if (grasp.enabled && grasp.service_domain.empty())
+      return mismatch(child_path(path, "service_domain"),
+                      "a host name or host:port when grasp.enabled = true",
+                      table.get("service_domain") ? *table.get("service_domain")
+                                                  : *table.get("enabled"));
+    if (grasp.reconcile_min > grasp.reconcile_max) {
+      if (auto node = table.get("reconcile_max_seconds"))
+        return mismatch(child_path(path, "reconcile_max_seconds"),
+                        "at least " + child_path(path, "reconcile_min_seconds")
+                          + " (" + std::to_string(grasp.reconcile_min.count())
+                          + ")",
+                        *node);
+      return mismatch(child_path(path, "reconcile_min_seconds"),
+                      "at most " + child_path(path, "reconcile_max_seconds")
+                        + " (" + std::to_string(grasp.reconcile_max.count())
+                        + ")",
+                      *table.get("reconcile_min_seconds"));
+    }
+    return std::nullopt;
+  };
+}
+
 /// The whole file, bound to the fields of `cfg` that each key fills.
 std::vector<field> schema(config& cfg) {
   auto& relay = cfg.relay;
@@ -485,6 +563,28 @@ std::vector<field> schema(config& cfg) {
             {
               leaf("key_file", non_empty(cfg.node.key_file, "a non-empty path")),
             }),
+    section("grasp",
+            {
+              leaf("enabled", boolean(cfg.grasp.enabled)),
+              leaf("service_domain", service_domain(cfg.grasp.service_domain)),
+              leaf("bootstrap_relays", relay_urls(cfg.grasp.bootstrap_relays)),
+              leaf("batch_window_ms", milliseconds(cfg.grasp.batch_window)),
+              leaf("tick_seconds", seconds(cfg.grasp.tick)),
+              leaf("resync_after_seconds", seconds(cfg.grasp.resync_after)),
+              leaf("overlap_window_seconds",
+                   seconds(cfg.grasp.overlap_window)),
+              leaf("reconcile_min_seconds", seconds(cfg.grasp.reconcile_min)),
+              leaf("reconcile_max_seconds", seconds(cfg.grasp.reconcile_max)),
+              leaf("group_size",
+                   integer(cfg.grasp.group_size, 1, 1000,
+                           "an integer in 1..1000")),
+              leaf("max_filters_per_subscription",
+                   positive(cfg.grasp.max_filters_per_subscription)),
+              leaf("max_filters_per_relay",
+                   positive(cfg.grasp.max_filters_per_relay)),
+              leaf("batch_timeout_seconds", seconds(cfg.grasp.batch_timeout)),
+            },
+            grasp_rules(cfg.grasp)),
     section("sync",
             {
               leaf("server", sync_servers(cfg.sync.servers)),
@@ -641,8 +741,22 @@ bool operator==(const sync_config& x, const sync_config& y) {
   return x.servers == y.servers;
 }
 
+bool operator==(const grasp_config& x, const grasp_config& y) {
+  return x.enabled == y.enabled && x.service_domain == y.service_domain
+         && x.bootstrap_relays == y.bootstrap_relays
+         && x.batch_window == y.batch_window && x.tick == y.tick
+         && x.resync_after == y.resync_after
+         && x.overlap_window == y.overlap_window
+         && x.reconcile_min == y.reconcile_min
+         && x.reconcile_max == y.reconcile_max
+         && x.group_size == y.group_size
+         && x.max_filters_per_subscription == y.max_filters_per_subscription
+         && x.max_filters_per_relay == y.max_filters_per_relay
+         && x.batch_timeout == y.batch_timeout;
+}
+
 bool operator==(const config& x, const config& y) {
-  return x.relay == y.relay && x.admin == y.admin && x.console == y.console
+  return x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
          && x.sync == y.sync && x.source == y.source;

@@ -130,6 +130,38 @@ struct sync_config {
   std::vector<sync_server> servers;
 };
 
+/// GRASP-02 proactive sync (`[grasp]`): fetch the events of the
+/// repositories whose announcements list this service from the relays they
+/// name.
+struct grasp_config {
+  bool enabled = false;
+  /// This service as announcements list it: "host" or "host:port"; a
+  /// `relays` URL on that host (and port) means us. Required when enabled.
+  std::string service_domain;
+  /// Relays always connected and never dropped (normalized ws/wss URLs).
+  std::vector<std::string> bootstrap_relays;
+  /// Announcements and root events seen within this window are handled
+  /// together.
+  std::chrono::milliseconds batch_window{5000};
+  /// How often the decision loop runs on its own.
+  std::chrono::seconds tick{60};
+  /// A relay away longer than this is synced fully again.
+  std::chrono::seconds resync_after{900};
+  /// A catch-up starts this long before the relay was last connected.
+  std::chrono::seconds overlap_window{300};
+  /// The daily full reconciliation runs at a random time in this range.
+  std::chrono::seconds reconcile_min{23 * 3600};
+  std::chrono::seconds reconcile_max{25 * 3600};
+  /// Most repositories or root ids in one filter.
+  size_t group_size = 100;
+  /// Most filters in one REQ.
+  size_t max_filters_per_subscription = 10;
+  /// Most live filters on one relay before its subscriptions consolidate.
+  size_t max_filters_per_relay = 100;
+  /// A batch of subscriptions without every EOSE by then has failed.
+  std::chrono::seconds batch_timeout{300};
+};
+
 /// Everything `ferry.toml` can say. Every key has the default shown here.
 struct config {
   relay_config relay;
@@ -141,6 +173,7 @@ struct config {
   node_config node;
   supervision_config supervision;
   sync_config sync;
+  grasp_config grasp;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };
@@ -172,6 +205,7 @@ bool operator==(const node_config& x, const node_config& y);
 bool operator==(const supervision_config& x, const supervision_config& y);
 /// Servers compared by canonical JSON, in order.
 bool operator==(const sync_config& x, const sync_config& y);
+bool operator==(const grasp_config& x, const grasp_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

@@ -84,6 +84,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(erase, "erase")
   // -- the hub's change feed --
   FERRY_ADD_ATOM(feed, "feed")
+  // -- GRASP-02 proactive sync --
+  // connect has CAF's text, so it is CAF's atom.
+  FERRY_ADD_ATOM(changed, "changed")
+  FERRY_ADD_ATOM(connect, "connect")
+  FERRY_ADD_ATOM(drop, "drop")
+  FERRY_ADD_ATOM(rebuild, "rebuild")
+  FERRY_ADD_ATOM(repos, "repos")
+  FERRY_ADD_ATOM(repo, "repo")
 
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 

@@ -76,7 +76,12 @@ using inspector_actor = caf::typed_actor<
   caf::replies_to<atom::sync_now, std::string>::with<std::string>,
   // Starts / stops one sync server's connection (not an actor of the tree).
   caf::replies_to<atom::start, atom::server, std::string>::with<std::string>,
-  caf::replies_to<atom::stop, atom::server, std::string>::with<std::string>>;
+  caf::replies_to<atom::stop, atom::server, std::string>::with<std::string>,
+  // Forwarded to GRASP SYNC (ec::not_found when it is not running).
+  // Every wanted repository: relays, confirmed on, pending on (JSON array).
+  caf::replies_to<atom::repos>::with<std::string>,
+  // One repository (JSON object; ec::not_found when not synced here).
+  caf::replies_to<atom::repo, std::string>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/grasp.hpp"
 #include "messages/health.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
@@ -46,6 +47,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
 
   CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_connection_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::sync_manager_actor))
+
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp::subscription))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::grasp::subscription>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_driver_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_sync_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -110,6 +110,12 @@ mock_inspector(inspector_actor::stateful_pointer<mock_inspector_state>,
     [](atom::stop, atom::server, const std::string&) {
       return std::string{"{}"};
     },
+    [](atom::repos) { return std::string{R"([{"address":"30617:ab:x"}])"}; },
+    [](atom::repo, const std::string& address) -> caf::result<std::string> {
+      if (address != "30617:ab:x")
+        return caf::make_error(ec::not_found, "no repository " + address);
+      return std::string{R"({"address":"30617:ab:x"})"};
+    },
   };
 }
 
@@ -535,6 +541,31 @@ TEST_CASE_METHOD(fixture, "the control plane serves the sync server API",
     sync_slot->set(sync_manager_actor{});
     error_message(get("/api/v1/sync/servers", bearer()), 503);
   }
+}
+
+TEST_CASE_METHOD(fixture, "the control plane serves the GRASP repository API",
+                 "[control_plane]") {
+  REQUIRE(start() != 0);
+  auto all = get("/api/v1/grasp/repos", bearer());
+  CHECK(all.response.status == 200);
+  CHECK(parse_json(all).as_array().at(0).as_object().at("address")
+        == "30617:ab:x");
+  // The address travels percent-encoded or as it is.
+  for (auto path : {"/api/v1/grasp/repos/30617:ab:x",
+                    "/api/v1/grasp/repos/30617%3Aab%3Ax"}) {
+    auto one = get(path, bearer());
+    CHECK(one.response.status == 200);
+    CHECK(parse_json(one).at("address") == "30617:ab:x");
+  }
+  CHECK_THAT(error_message(get("/api/v1/grasp/repos/30617:cd:y", bearer()),
+                           404),
+             Contains("30617:cd:y"));
+  error_message(post("/api/v1/grasp/repos", bearer()), 405);
+  error_message(get("/api/v1/grasp/relays", bearer()), 404);
+  error_message(get("/api/v1/grasp/repos/a/b", bearer()), 404);
+  error_message(get("/api/v1/grasp/repos"), 401);
+  slot->set(inspector_actor{});
+  error_message(get("/api/v1/grasp/repos", bearer()), 503);
 }
 
 TEST_CASE("sync errors map to HTTP statuses", "[control_plane]") {

@@ -248,3 +248,26 @@ TEST_CASE("JSON answers render as key = value lines", "[console_view]") {
   CHECK(lines.size() == 5);
   CHECK(console::render_json(boost::json::parse("{}")) == "(empty)\n");
 }
+
+TEST_CASE("the repos table shows where each repository stands",
+          "[console_view]") {
+  auto repos = boost::json::parse(R"([
+    {"address":"30617:ab:ferry","relays":["wss://r1","wss://r2"],"roots":3,
+     "confirmed_on":["wss://r1"],"pending_on":["wss://r2"]},
+    {"address":"30617:ab:quiet","relays":[],"roots":0,
+     "confirmed_on":[],"pending_on":[]}
+  ])");
+  std::istringstream lines{console::render_repos(repos)};
+  std::string header, ferry_row, quiet_row;
+  std::getline(lines, header);
+  std::getline(lines, ferry_row);
+  std::getline(lines, quiet_row);
+  CHECK(header.rfind("ADDRESS", 0) == 0);
+  CHECK_THAT(header, Catch::Matchers::Contains("CONFIRMED-ON"));
+  CHECK_THAT(ferry_row, Catch::Matchers::Contains("[wss://r1, wss://r2]"));
+  CHECK_THAT(ferry_row, Catch::Matchers::Contains(" 3 "));
+  CHECK(ferry_row.substr(ferry_row.size() - 10) == "[wss://r2]");
+  CHECK_THAT(quiet_row, Catch::Matchers::StartsWith("30617:ab:quiet"));
+  CHECK(console::render_repos(boost::json::parse("[]"))
+        == "(no repositories)\n");
+}

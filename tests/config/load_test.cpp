@@ -360,3 +360,69 @@ TEST_CASE("a console off loopback needs a secret", "[config]") {
   CHECK(load_error("[supervision]\njitter = 1.5\n")
         == "ferry.toml: supervision.jitter: expected a number in 0..1, got 1.5");
 }
+
+TEST_CASE("the grasp section parses and normalizes its relays", "[config]") {
+  auto result = load_string(R"(
+[grasp]
+enabled = true
+service_domain = "git.example.com:8443"
+bootstrap_relays = ["wss://Relay.Example/", "ws://127.0.0.1:7000"]
+batch_window_ms = 250
+tick_seconds = 30
+resync_after_seconds = 600
+overlap_window_seconds = 60
+reconcile_min_seconds = 3600
+reconcile_max_seconds = 7200
+group_size = 50
+max_filters_per_subscription = 4
+max_filters_per_relay = 40
+batch_timeout_seconds = 120
+)",
+                            "ferry.toml");
+  if (!result)
+    FAIL(error_text(result.error()));
+  const auto& g = result->grasp;
+  CHECK(g.enabled);
+  CHECK(g.service_domain == "git.example.com:8443");
+  CHECK(g.bootstrap_relays
+        == std::vector<std::string>{"wss://relay.example", "ws://127.0.0.1:7000"});
+  CHECK(g.batch_window == std::chrono::milliseconds{250});
+  CHECK(g.tick == std::chrono::seconds{30});
+  CHECK(g.resync_after == std::chrono::seconds{600});
+  CHECK(g.overlap_window == std::chrono::seconds{60});
+  CHECK(g.reconcile_min == std::chrono::seconds{3600});
+  CHECK(g.reconcile_max == std::chrono::seconds{7200});
+  CHECK(g.group_size == 50);
+  CHECK(g.max_filters_per_subscription == 4);
+  CHECK(g.max_filters_per_relay == 40);
+  CHECK(g.batch_timeout == std::chrono::seconds{120});
+}
+
+TEST_CASE("bad grasp values name the key", "[config]") {
+  CHECK(load_error("[grasp]\nenabled = true\n")
+        == "ferry.toml: grasp.service_domain: expected a host name or "
+           "host:port when grasp.enabled = true, got true");
+  CHECK(load_error("[grasp]\nservice_domain = \"wss://git.example.com\"\n")
+        == "ferry.toml: grasp.service_domain: expected a host name or "
+           "host:port (e.g. \"git.example.com\"), or an empty string, got "
+           "\"wss://git.example.com\"");
+  CHECK(load_error("[grasp]\nbootstrap_relays = [\"https://x.example\"]\n")
+        == "ferry.toml: grasp.bootstrap_relays[0]: expected a ws:// or wss:// "
+           "URL, got \"https://x.example\"");
+  CHECK(load_error("[grasp]\nbootstrap_relays = [\"wss://a.example\", "
+                   "\"wss://A.example/\"]\n")
+        == "ferry.toml: grasp.bootstrap_relays[1]: expected a URL not listed "
+           "before, got \"wss://A.example/\"");
+  CHECK(load_error("[grasp]\ngroup_size = 1001\n")
+        == "ferry.toml: grasp.group_size: expected an integer in 1..1000, got "
+           "1001");
+  CHECK(load_error("[grasp]\nbatch_window_ms = 0\n")
+        == "ferry.toml: grasp.batch_window_ms: expected an integer in "
+           "1..3153600000000, got 0");
+  CHECK(load_error("[grasp]\nreconcile_max_seconds = 3600\n")
+        == "ferry.toml: grasp.reconcile_max_seconds: expected at least "
+           "grasp.reconcile_min_seconds (82800), got 3600");
+  CHECK(load_error("[grasp]\nreconcile_min_seconds = 99999\n")
+        == "ferry.toml: grasp.reconcile_min_seconds: expected at most "
+           "grasp.reconcile_max_seconds (90000), got 99999");
+}

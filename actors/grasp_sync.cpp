@@ -1,0 +1,617 @@
+#include "actors/grasp_sync.hpp"
+
+#include "actors/logging.hpp"
+#include "actors/pending_batches.hpp"
+#include "messages/error.hpp"
+#include "store/repo_sync_store.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <set>
+
+namespace ferry {
+
+namespace {
+
+namespace json = boost::json;
+
+using self_pointer = grasp_sync_actor::stateful_pointer<grasp_sync_state>;
+
+/// Merges the sorted `xs` into the sorted, unique `into`.
+void merge_sorted(std::vector<std::string>& into,
+                  const std::set<std::string>& xs) {
+  std::vector<std::string> merged;
+  merged.reserve(into.size() + xs.size());
+  std::set_union(into.begin(), into.end(), xs.begin(), xs.end(),
+                 std::back_inserter(merged));
+  into = std::move(merged);
+}
+
+bool contains(const std::vector<std::string>& sorted, const std::string& x) {
+  return std::binary_search(sorted.begin(), sorted.end(), x);
+}
+
+grasp_driver_actor current_driver(self_pointer self) {
+  return self->state.driver ? self->state.driver->get() : grasp_driver_actor{};
+}
+
+void persist(self_pointer self, const grasp::relay_sync_entry& entry) {
+  if (auto err = store::put_relay_sync(*self->state.store, entry)) {
+    log::error("{}: {}", self->name(), render(err));
+    self->quit(std::move(err));
+  }
+}
+
+/// The relay's connection ended (or was dropped) now.
+void mark_disconnected(self_pointer self, const std::string& url) {
+  auto& st = self->state;
+  auto& entry = st.relay(url);
+  if (entry.status != grasp::link_status::connected)
+    return;
+  auto now = st.config.clock();
+  entry.status = grasp::link_status::disconnected;
+  entry.last_connected = now;
+  entry.disconnected_at = now;
+  persist(self, entry);
+}
+
+/// Subscriptions for one fetch: layer 1 alone (it is never consolidated),
+/// layers 2 and 3 in REQs of at most `max_filters_per_subscription`.
+void add_subscriptions(self_pointer self, uint64_t seq, const grasp::fetch& f,
+                       std::vector<grasp::live_subscription>& out) {
+  auto& st = self->state;
+  auto filters = grasp::build_filters(f, st.config.plan);
+  auto next_id = [seq, &out] {
+    return "grasp-" + std::to_string(seq) + "-" + std::to_string(out.size() + 1);
+  };
+  if (f.announcements) {
+    grasp::live_subscription sub;
+    sub.id = next_id();
+    sub.layer = grasp::sub_layer::announcements;
+    sub.filters.push_back(std::move(filters.front()));
+    filters.erase(filters.begin());
+    out.push_back(std::move(sub));
+  }
+  for (auto& group : grasp::split_filters(std::move(filters), st.config.plan)) {
+    grasp::live_subscription sub;
+    sub.id = next_id();
+    sub.filters = std::move(group);
+    out.push_back(std::move(sub));
+  }
+}
+
+std::vector<grasp::subscription>
+to_wire(const std::vector<grasp::live_subscription>& subs) {
+  std::vector<grasp::subscription> result;
+  for (const auto& sub : subs) {
+    grasp::subscription x;
+    x.id = sub.id;
+    for (const auto& f : sub.filters)
+      x.filters.push_back(nostr::to_json(f));
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+/// Merges the settled layer 2/3 subscriptions of `url` when `incoming` more
+/// filters would not fit.
+void consolidate_if_needed(self_pointer self, const grasp_driver_actor& driver,
+                           uint64_t seq, const std::string& url,
+                           size_t incoming) {
+  auto& st = self->state;
+  auto& subs = st.live[url];
+  std::vector<grasp::live_subscription> current;
+  for (const auto& [id, sub] : subs)
+    current.push_back(sub);
+  auto plan = grasp::consolidate(current, incoming, st.config.clock(),
+                                 st.config.plan);
+  if (!plan)
+    return;
+  ++st.consolidations;
+  log::info("{}: consolidating {} subscriptions on {} into {} filters{}",
+            self->name(), plan->close.size(), url, plan->open.size(),
+            plan->broad ? " (broad fallback)" : "");
+  if (!plan->open.empty()) {
+    grasp::live_subscription merged;
+    merged.id = "grasp-" + std::to_string(seq) + "-live";
+    merged.layer = plan->broad ? grasp::sub_layer::broad
+                               : grasp::sub_layer::tagged;
+    merged.filters = std::move(plan->open);
+    merged.settled = true;
+    // Open the replacement first, so no live event slips between the two.
+    self->send(driver, atom::subscribe_v, url, to_wire({merged}));
+    subs.emplace(merged.id, std::move(merged));
+  }
+  for (const auto& id : plan->close)
+    subs.erase(id);
+  self->send(driver, atom::unsubscribe_v, url, plan->close);
+}
+
+/// Opens a batch for the fetches of `action` and hands its subscriptions to
+/// the driver once PENDING BATCHES has it.
+void send_fetches(self_pointer self, const grasp_driver_actor& driver,
+                  const grasp::relay_action& action) {
+  auto& st = self->state;
+  const auto& url = action.relay;
+  auto connect = action.kind == grasp::action_kind::connect;
+  auto& entry = st.relay(url);
+  if (action.full) {
+    ++st.full_syncs;
+    entry.repos.clear();
+    entry.roots.clear();
+    entry.full_sync_at = 0;
+    entry.reconcile_at = 0;
+    persist(self, entry);
+    // A reconciliation on a live connection starts from a clean slate.
+    if (auto i = st.live.find(url); i != st.live.end() && !i->second.empty()) {
+      std::vector<std::string> ids;
+      for (const auto& [id, sub] : i->second)
+        ids.push_back(id);
+      self->send(driver, atom::unsubscribe_v, url, std::move(ids));
+      i->second.clear();
+    }
+  }
+  auto seq = st.next_seq++;
+  grasp_sync_state::open_batch batch;
+  batch.relay = url;
+  for (const auto& f : action.fetches)
+    add_subscriptions(self, seq, f, batch.subscriptions);
+  if (batch.subscriptions.empty())
+    return;
+  size_t incoming = 0;
+  std::vector<std::string> ids;
+  std::vector<nostr::filter> all;
+  for (const auto& sub : batch.subscriptions) {
+    incoming += sub.filters.size();
+    ids.push_back(sub.id);
+    all.insert(all.end(), sub.filters.begin(), sub.filters.end());
+  }
+  batch.items = grasp::items_of(all);
+  if (!connect && !action.full)
+    consolidate_if_needed(self, driver, seq, url, incoming);
+  auto wire = to_wire(batch.subscriptions);
+  for (const auto& sub : batch.subscriptions)
+    st.live[url].emplace(sub.id, sub);
+  st.open.emplace(seq, std::move(batch));
+  if (connect) {
+    ++st.connects;
+    st.world.links[url] = grasp::link_state::connecting;
+  } else {
+    ++st.adds;
+  }
+  self
+    ->request(st.batches, caf::infinite, atom::open_v, url, std::move(ids),
+              std::to_string(seq))
+    .then(
+      [self, driver, seq, url, connect,
+       wire = std::move(wire)](uint64_t id) mutable {
+        auto i = self->state.open.find(seq);
+        if (i == self->state.open.end())
+          return;
+        i->second.id = id;
+        if (connect)
+          self->send(driver, atom::connect_v, url, std::move(wire));
+        else
+          self->send(driver, atom::subscribe_v, url, std::move(wire));
+      },
+      [self, seq, url, connect](caf::error& err) {
+        auto& st = self->state;
+        log::error("{}: cannot open a batch on {}: {}", self->name(), url,
+                   render(err));
+        if (auto i = st.open.find(seq); i != st.open.end()) {
+          for (const auto& sub : i->second.subscriptions)
+            st.live[url].erase(sub.id);
+          st.open.erase(i);
+        }
+        if (connect)
+          st.world.links.erase(url);
+      });
+}
+
+void execute(self_pointer self, const grasp::relay_action& action) {
+  auto& st = self->state;
+  const auto& url = action.relay;
+  if (action.kind == grasp::action_kind::forget) {
+    ++st.forgets;
+    log::info("{}: forgetting {}: no repository wants it", self->name(), url);
+    st.world.relays.erase(url);
+    if (auto err = store::erase_relay_sync(*st.store, url)) {
+      log::error("{}: {}", self->name(), render(err));
+      self->quit(std::move(err));
+    }
+    return;
+  }
+  auto driver = current_driver(self);
+  if (!driver)
+    return;
+  switch (action.kind) {
+    case grasp::action_kind::drop:
+      ++st.drops;
+      log::info("{}: dropping {}: no repository wants it", self->name(), url);
+      self->send(driver, atom::drop_v, url);
+      st.world.links.erase(url);
+      st.live.erase(url);
+      mark_disconnected(self, url);
+      self->send(st.batches, atom::lost_v, url);
+      return;
+    case grasp::action_kind::connect:
+      log::info("{}: connecting to {} ({})", self->name(), url,
+                action.full ? "full sync" : "catch-up");
+      send_fetches(self, driver, action);
+      return;
+    case grasp::action_kind::add:
+      send_fetches(self, driver, action);
+      return;
+    case grasp::action_kind::forget:
+      return;
+  }
+}
+
+void decide(self_pointer self) {
+  auto& st = self->state;
+  ++st.decisions;
+  st.refresh_pending();
+  for (const auto& action :
+       grasp::decide(st.world, st.config.clock(), st.config.plan))
+    execute(self, action);
+}
+
+/// Confirms what the EOSEs of a settled batch cover; subscriptions that
+/// ended otherwise are closed and their items fetched again later.
+void settle(self_pointer self, const batch_info& info, bool confirmed) {
+  auto& st = self->state;
+  auto i = st.open.end();
+  try {
+    i = st.open.find(std::stoull(info.payload));
+  } catch (const std::exception&) {
+    // Not one of ours: nothing to settle.
+  }
+  if (i == st.open.end())
+    return;
+  auto batch = std::move(i->second);
+  st.open.erase(i);
+  if (confirmed)
+    ++st.batches_confirmed;
+  else
+    ++st.batches_failed;
+  auto now = st.config.clock();
+  auto& entry = st.relay(batch.relay);
+  auto& live = st.live[batch.relay];
+  std::vector<std::string> to_close;
+  grasp::item_set done;
+  auto full_sync = false;
+  for (const auto& outcome : info.subscriptions) {
+    auto sub = std::find_if(batch.subscriptions.begin(),
+                            batch.subscriptions.end(),
+                            [&](const auto& x) { return x.id == outcome.id; });
+    if (sub == batch.subscriptions.end())
+      continue;
+    if (outcome.outcome != sub_outcome::eose) {
+      if (outcome.outcome != sub_outcome::lost)
+        log::warn("{}: subscription {} on {} ended without EOSE ({}): {}",
+                  self->name(), outcome.id, batch.relay,
+                  to_string(outcome.outcome), outcome.reason);
+      if (outcome.outcome == sub_outcome::timed_out)
+        to_close.push_back(outcome.id);
+      live.erase(outcome.id);
+      continue;
+    }
+    auto items = grasp::items_of(sub->filters);
+    done.repos.insert(items.repos.begin(), items.repos.end());
+    done.roots.insert(items.roots.begin(), items.roots.end());
+    if (items.announcements && !sub->filters.front().since)
+      full_sync = true;
+    if (auto j = live.find(outcome.id); j != live.end())
+      j->second.settled = true;
+  }
+  merge_sorted(entry.repos, done.repos);
+  merge_sorted(entry.roots, done.roots);
+  if (full_sync) {
+    entry.full_sync_at = now;
+    entry.reconcile_at = grasp::next_reconcile_at(now, st.random(),
+                                                  st.config.plan);
+  }
+  persist(self, entry);
+  if (!to_close.empty())
+    if (auto driver = current_driver(self))
+      self->send(driver, atom::unsubscribe_v, batch.relay, std::move(to_close));
+  // A batch that timed out on a live connection is asked for again at once
+  // (the timeout paces it); a lost relay waits for the next tick.
+  auto link = st.world.links.find(batch.relay);
+  if (!confirmed && link != st.world.links.end()
+      && link->second == grasp::link_state::connected)
+    decide(self);
+}
+
+/// Reads both indexes; a relay still marked connected was left when the
+/// node stopped. @returns false when the store failed (the actor quit).
+bool load(self_pointer self) {
+  auto& st = self->state;
+  auto repos = store::list_repo_sync(*st.store);
+  auto relays = repos ? store::list_relay_sync(*st.store)
+                      : caf::expected<std::vector<grasp::relay_sync_entry>>{
+                        repos.error()};
+  if (!relays) {
+    log::error("{}: {}", self->name(), render(relays.error()));
+    self->quit(relays.error());
+    return false;
+  }
+  for (auto& entry : *repos)
+    st.world.wanted.emplace(entry.address, std::move(entry));
+  for (auto& entry : *relays) {
+    auto changed = false;
+    // Still "connected" means the node stopped without closing it: it was
+    // last seen connected at last_connected.
+    if (entry.status == grasp::link_status::connected) {
+      entry.status = grasp::link_status::disconnected;
+      entry.disconnected_at = entry.last_connected;
+      changed = true;
+    }
+    auto bootstrap = std::find(st.config.bootstrap_relays.begin(),
+                               st.config.bootstrap_relays.end(), entry.url)
+                     != st.config.bootstrap_relays.end();
+    if (entry.is_bootstrap != bootstrap) {
+      entry.is_bootstrap = bootstrap;
+      changed = true;
+    }
+    if (changed)
+      persist(self, entry);
+    auto url = entry.url;
+    st.world.relays.emplace(std::move(url), std::move(entry));
+  }
+  for (const auto& url : st.config.bootstrap_relays) {
+    auto& entry = st.relay(url);
+    if (!entry.is_bootstrap) {
+      entry.is_bootstrap = true;
+      persist(self, entry);
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+grasp::relay_sync_entry& grasp_sync_state::relay(const std::string& url) {
+  auto& entry = world.relays[url];
+  entry.url = url;
+  return entry;
+}
+
+void grasp_sync_state::refresh_pending() {
+  world.pending.clear();
+  for (const auto& [seq, batch] : open) {
+    auto& items = world.pending[batch.relay];
+    items.repos.insert(batch.items.repos.begin(), batch.items.repos.end());
+    items.roots.insert(batch.items.roots.begin(), batch.items.roots.end());
+    items.announcements |= batch.items.announcements;
+  }
+}
+
+std::string grasp_sync_state::repos_json() const {
+  json::array result;
+  for (const auto& [address, repo] : world.wanted) {
+    json::array confirmed_on;
+    json::array pending_on;
+    for (const auto& url : repo.relays) {
+      if (auto i = world.relays.find(url);
+          i != world.relays.end() && contains(i->second.repos, address))
+        confirmed_on.emplace_back(url);
+      if (auto i = world.pending.find(url);
+          i != world.pending.end() && i->second.repos.count(address) > 0)
+        pending_on.emplace_back(url);
+    }
+    json::array relays;
+    for (const auto& url : repo.relays)
+      relays.emplace_back(url);
+    result.emplace_back(json::object{
+      {"address", address},
+      {"relays", std::move(relays)},
+      {"roots", repo.roots.size()},
+      {"confirmed_on", std::move(confirmed_on)},
+      {"pending_on", std::move(pending_on)},
+      {"announcement_created_at", repo.announcement_created_at},
+    });
+  }
+  return json::serialize(result);
+}
+
+std::string grasp_sync_state::repo_json(const std::string& address) const {
+  auto i = world.wanted.find(address);
+  if (i == world.wanted.end())
+    return {};
+  const auto& repo = i->second;
+  json::array relays;
+  for (const auto& url : repo.relays) {
+    json::object row{{"url", url}};
+    auto link = world.links.find(url);
+    row["link"] = to_string(link == world.links.end() ? grasp::link_state::idle
+                                                      : link->second);
+    auto entry = world.relays.find(url);
+    auto pending = world.pending.find(url);
+    row["confirmed"] = entry != world.relays.end()
+                       && contains(entry->second.repos, address);
+    row["pending"] = pending != world.pending.end()
+                     && pending->second.repos.count(address) > 0;
+    int64_t roots_confirmed = 0;
+    if (entry != world.relays.end())
+      for (const auto& root : repo.roots)
+        roots_confirmed += contains(entry->second.roots, root) ? 1 : 0;
+    row["roots_confirmed"] = roots_confirmed;
+    if (entry != world.relays.end()) {
+      row["last_connected"] = entry->second.last_connected;
+      row["disconnected_at"] = entry->second.disconnected_at;
+      row["full_sync_at"] = entry->second.full_sync_at;
+      row["reconcile_at"] = entry->second.reconcile_at;
+    }
+    relays.emplace_back(std::move(row));
+  }
+  json::array roots;
+  for (const auto& root : repo.roots)
+    roots.emplace_back(root);
+  return json::serialize(json::object{
+    {"address", address},
+    {"announcement_id", repo.announcement_id},
+    {"announcement_created_at", repo.announcement_created_at},
+    {"relays", std::move(relays)},
+    {"roots", std::move(roots)},
+  });
+}
+
+status_map grasp_sync_state::status() const {
+  caf::settings relays;
+  for (const auto& [url, entry] : world.relays) {
+    status_map row;
+    auto link = world.links.find(url);
+    caf::put(row, "link",
+             to_string(link == world.links.end() ? grasp::link_state::idle
+                                                 : link->second));
+    caf::put(row, "bootstrap", entry.is_bootstrap);
+    caf::put(row, "repos_confirmed", static_cast<int64_t>(entry.repos.size()));
+    caf::put(row, "roots_confirmed", static_cast<int64_t>(entry.roots.size()));
+    int64_t filters = 0;
+    if (auto i = live.find(url); i != live.end())
+      for (const auto& [id, sub] : i->second)
+        filters += static_cast<int64_t>(sub.filters.size());
+    caf::put(row, "live_filters", filters);
+    // Relay URLs hold dots, which caf::put reads as nesting.
+    relays.emplace(url, caf::config_value{std::move(row)});
+  }
+  status_map result;
+  caf::put(result, "repos", static_cast<int64_t>(world.wanted.size()));
+  caf::put(result, "batches_open", static_cast<int64_t>(open.size()));
+  caf::put(result, "total.decisions", static_cast<int64_t>(decisions));
+  caf::put(result, "total.connects", static_cast<int64_t>(connects));
+  caf::put(result, "total.adds", static_cast<int64_t>(adds));
+  caf::put(result, "total.drops", static_cast<int64_t>(drops));
+  caf::put(result, "total.forgets", static_cast<int64_t>(forgets));
+  caf::put(result, "total.full_syncs", static_cast<int64_t>(full_syncs));
+  caf::put(result, "total.consolidations",
+           static_cast<int64_t>(consolidations));
+  caf::put(result, "total.batches_confirmed",
+           static_cast<int64_t>(batches_confirmed));
+  caf::put(result, "total.batches_failed", static_cast<int64_t>(batches_failed));
+  caf::put(result, "driver", driver != nullptr && static_cast<bool>(driver->get()));
+  result.emplace("relays", caf::config_value{std::move(relays)});
+  return result;
+}
+
+grasp_sync_actor::behavior_type
+grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
+           store::event_store* store,
+           handle_slot_ptr<grasp_driver_actor> driver,
+           grasp_sync_config config) {
+  auto& st = self->state;
+  st.store = store;
+  st.driver = std::move(driver);
+  st.config = std::move(config);
+  st.random.seed(st.config.seed != 0 ? st.config.seed
+                                     : std::random_device{}());
+  pending_batches_config batches_config;
+  batches_config.timeout = st.config.batch_timeout;
+  if (auto err = validate(batches_config)) {
+    self->quit(std::move(err));
+    return grasp_sync_actor::behavior_type::make_empty_behavior();
+  }
+  if (!load(self))
+    return grasp_sync_actor::behavior_type::make_empty_behavior();
+  st.batches = self->spawn<caf::linked>(
+    pending_batches, batches_config, caf::actor_cast<batch_listener_actor>(self));
+  self->send(self, atom::tick_v);
+  return {
+    [self](atom::changed, const std::vector<std::string>& addresses) {
+      auto& st = self->state;
+      for (const auto& address : addresses) {
+        auto entry = store::get_repo_sync(*st.store, address);
+        if (!entry) {
+          log::error("{}: {}", self->name(), render(entry.error()));
+          self->quit(entry.error());
+          return;
+        }
+        if (*entry)
+          st.world.wanted.insert_or_assign(address, std::move(**entry));
+        else
+          st.world.wanted.erase(address);
+      }
+      decide(self);
+    },
+    [self](atom::connected, const std::string& url) {
+      auto& st = self->state;
+      auto link = st.world.links.find(url);
+      if (link == st.world.links.end()) {
+        // A connection we no longer want (dropped meanwhile).
+        if (auto driver = current_driver(self))
+          self->send(driver, atom::drop_v, url);
+        return;
+      }
+      link->second = grasp::link_state::connected;
+      auto& entry = st.relay(url);
+      entry.status = grasp::link_status::connected;
+      entry.last_connected = st.config.clock();
+      persist(self, entry);
+      log::info("{}: connected to {}", self->name(), url);
+      decide(self);
+    },
+    [self](atom::lost, const std::string& url, const std::string& reason) {
+      auto& st = self->state;
+      if (st.world.links.erase(url) == 0)
+        return;
+      log::warn("{}: lost {}: {}", self->name(), url, reason);
+      st.live.erase(url);
+      mark_disconnected(self, url);
+      // Its open batches fail; the next tick reconnects (the driver waits
+      // out the relay's backoff), so a relay that fails at once is not
+      // hammered.
+      self->send(st.batches, atom::lost_v, url);
+    },
+    [self](atom::eose, const std::string& url, const std::string& sub) {
+      self->send(self->state.batches, atom::eose_v, url, sub);
+    },
+    [self](atom::closed, const std::string& url, const std::string& sub,
+           const std::string& message) {
+      self->send(self->state.batches, atom::closed_v, url, sub, message);
+    },
+    [self](atom::confirmed, const batch_info& info) {
+      settle(self, info, true);
+    },
+    [self](atom::failed, const batch_info& info) {
+      settle(self, info, false);
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      auto now = st.config.clock();
+      // A relay seen connected now is caught up to now should the node
+      // stop without closing it.
+      for (const auto& [url, link] : st.world.links)
+        if (link == grasp::link_state::connected) {
+          auto& entry = st.relay(url);
+          entry.last_connected = now;
+          persist(self, entry);
+        }
+      decide(self);
+      self->delayed_send(self, st.config.tick, atom::tick_v);
+    },
+    [self](atom::get, atom::repos) {
+      self->state.refresh_pending();
+      return self->state.repos_json();
+    },
+    [self](atom::get, atom::repo,
+           const std::string& address) -> caf::result<std::string> {
+      self->state.refresh_pending();
+      auto text = self->state.repo_json(address);
+      if (text.empty())
+        return caf::make_error(ec::not_found,
+                               "no repository " + address
+                                 + " is synced here (its announcement must "
+                                   "list this service)");
+      return text;
+    },
+    [self](atom::get, atom::status) {
+      auto result = self->state.status();
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      return result;
+    },
+  };
+}
+
+} // namespace ferry
