@@ -1,6 +1,7 @@
 #include "actors/node.hpp"
 
 #include "actors/control_plane.hpp"
+#include "actors/grasp_driver.hpp"
 #include "actors/grasp_sync.hpp"
 #include "actors/health_tracker.hpp"
 #include "actors/hub.hpp"
@@ -85,14 +86,24 @@ grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg) {
   return result;
 }
 
-/// GRASP SYNC and the SELF SUBSCRIBER that feeds it. `driver` is where the
-/// relay driver (real relay connections) plugs in; while it is empty, GRASP
-/// SYNC keeps the indexes and decides but connects nowhere.
+/// The relay driver, GRASP SYNC and the SELF SUBSCRIBER that feeds it.
 void add_grasp_children(std::vector<child_spec>& children,
                         const config::config& cfg, store::event_store* store,
                         handle_slot_ptr<hub_actor> hub_slot,
                         handle_slot_ptr<grasp_sync_actor> grasp_slot,
-                        handle_slot_ptr<grasp_driver_actor> driver) {
+                        const relay_connection_deps& deps) {
+  auto driver = std::make_shared<handle_slot<grasp_driver_actor>>();
+  child_spec driver_spec;
+  driver_spec.name = "grasp-driver";
+  driver_spec.kind = "grasp-driver";
+  driver_spec.start = [deps, grasp_slot](caf::local_actor* self) {
+    return caf::actor_cast<caf::actor>(
+      self->system().spawn(grasp_driver, deps, grasp_slot));
+  };
+  driver_spec.on_started = [driver](const caf::actor& handle) {
+    driver->set(caf::actor_cast<grasp_driver_actor>(handle));
+  };
+  children.push_back(std::move(driver_spec));
   auto listener_slot = std::make_shared<handle_slot<grasp_listener_actor>>();
   child_spec sync_spec;
   sync_spec.name = "grasp-sync";
@@ -266,8 +277,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
       return self->system().spawn<caf::detached>(sync_manager, servers, deps);
     }));
   if (cfg.grasp.enabled)
-    add_grasp_children(children, cfg, store, hub_slot, grasp_slot,
-                       std::make_shared<handle_slot<grasp_driver_actor>>());
+    add_grasp_children(children, cfg, store, hub_slot, grasp_slot, deps);
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;
   icfg.node_started_at = unix_now();

@@ -128,6 +128,19 @@ void send_frame(self_pointer self, std::string frame) {
     self->state.conn->send(std::make_shared<const std::string>(std::move(frame)));
 }
 
+/// Driven by GRASP SYNC (through the relay driver) rather than by a sync
+/// server definition.
+bool driven(const relay_connection_state& st) {
+  return static_cast<bool>(st.deps.driver_listener);
+}
+
+/// Tells GRASP SYNC, unless it is between incarnations.
+template <class... Ts>
+void tell_listener(self_pointer self, Ts&&... xs) {
+  if (auto listener = self->state.deps.driver_listener())
+    self->send(listener, std::forward<Ts>(xs)...);
+}
+
 bool sends_up(const sync_server& def) {
   return def.direction != sync_direction::down;
 }
@@ -138,6 +151,9 @@ bool syncs_down(const sync_server& def) {
 
 void persist_runtime(self_pointer self) {
   auto& st = self->state;
+  // A driven connection's state lives in GRASP SYNC's relay_sync records.
+  if (driven(st))
+    return;
   auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id);
   if (!runtime)
     return;
@@ -252,12 +268,26 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
   ask_health(
     self,
     [self, gen](caf::timespan delay) {
+      auto& st = self->state;
+      if (driven(st)) {
+        // The driver forgets the relay and waits out `delay` before GRASP
+        // SYNC's next connect dials it again.
+        self->send(st.deps.driver, atom::lost_v, st.def.url, st.last_error,
+                   delay);
+        return self->quit();
+      }
       self->delayed_send(self, delay, atom::reconnect_v, gen);
     },
     [self](caf::error& err) {
-      self->state.state = phase::dead;
-      self->state.last_error = render(err);
-      log::warn("{} gives up: {}", self->state.label, render(err));
+      auto& st = self->state;
+      st.state = phase::dead;
+      st.last_error = render(err);
+      log::warn("{} gives up: {}", st.label, render(err));
+      if (driven(st)) {
+        self->send(st.deps.driver, atom::lost_v, st.def.url, st.last_error,
+                   caf::timespan{std::chrono::minutes{5}});
+        self->quit();
+      }
     },
     caf::timespan{std::chrono::seconds{5}}, atom::get_v, atom::delay_v,
     st.def.id);
@@ -393,7 +423,7 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
   ++st.received;
   metrics::sync::events(st.def.id, metrics::sync::event_result::received);
   // A remote may only give us what we asked for.
-  if (!nostr::matches_any(st.def.filters, ev)) {
+  if (!nostr::matches_any(sub.driven ? sub.check : st.def.filters, ev)) {
     ++st.filtered;
     metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
     return;
@@ -409,7 +439,7 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
   item->source = st.label;
   // Live events move the cursor with their own commit; catch-up events only
   // when the whole catch-up is through (they arrive newest first).
-  if (!catchup)
+  if (!catchup && !sub.driven)
     item->advances_cursor_of = st.def.id;
   auto created_at = ev.created_at;
   item->data.ev = std::move(ev);
@@ -500,6 +530,29 @@ void start_up(self_pointer self) {
 
 void authenticate(self_pointer self);
 
+/// Sends one REQ GRASP SYNC asked for.
+void send_driven(self_pointer self, const grasp::subscription& wanted) {
+  auto& st = self->state;
+  std::vector<nostr::filter> filters;
+  for (const auto& text : wanted.filters) {
+    nostr::filter f;
+    if (auto why = nostr::parse_filter(std::string_view{text}, f); !why.empty())
+      return tell_listener(self, atom::closed_v, st.def.url, wanted.id,
+                           "error: invalid filter: " + why);
+    filters.push_back(std::move(f));
+  }
+  std::vector<nostr::filter> check = filters;
+  for (auto& f : check) {
+    f.since.reset();
+    f.until.reset();
+    f.limit.reset();
+  }
+  subscribe(self, wanted.id, std::move(filters), std::nullopt);
+  auto& sub = st.subscriptions[wanted.id];
+  sub.driven = true;
+  sub.check = std::move(check);
+}
+
 /// The remote's OK for an event we sent up.
 void on_up_ok(self_pointer self, const std::string& id, bool ok,
               const std::string& reason) {
@@ -588,6 +641,8 @@ void on_frame(self_pointer self, std::string& frame) {
     if (i == st.subscriptions.end() || i->second.eose)
       return;
     i->second.eose = true;
+    if (i->second.driven)
+      return tell_listener(self, atom::eose_v, st.def.url, sub_id);
     if (i->second.tracked)
       if (auto batches = batches_of(self))
         self->send(batches, atom::eose_v, st.def.id, sub_id);
@@ -611,6 +666,10 @@ void on_frame(self_pointer self, std::string& frame) {
         && st.def.auth != auth_mode::never && !st.challenge.empty()) {
       st.waiting_for_auth.push_back(sub_id);
       return authenticate(self);
+    }
+    if (i->second.driven) {
+      st.subscriptions.erase(i);
+      return tell_listener(self, atom::closed_v, st.def.url, sub_id, reason);
     }
     if (reason.rfind("rate-limited:", 0) == 0) {
       report(self, atom::report_v, atom::ratelimit_v, st.def.id,
@@ -751,7 +810,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
                  sync_server def, relay_connection_deps deps) {
   auto& st = self->state;
   st.tls = tls_options_of(def);
-  st.label = "sync:" + def.id;
+  st.label = deps.driver_listener ? "grasp:" + def.url : "sync:" + def.id;
   st.def = std::move(def);
   st.deps = std::move(deps);
   if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id)) {
@@ -767,7 +826,13 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       fail(self, error_class::protocol,
            "the pending-batch tracker restarted during the catch-up");
   });
-  self->send(self, atom::reconnect_v, st.generation);
+  if (!driven(st))
+    self->send(self, atom::reconnect_v, st.generation);
+  else if (st.deps.start_after > caf::timespan::zero()) {
+    st.state = phase::backing_off;
+    self->delayed_send(self, st.deps.start_after, atom::reconnect_v,
+                       st.generation);
+  }
   return {
     [self](atom::sync_now) {
       auto& st = self->state;
@@ -852,6 +917,15 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       metrics::sync::set_connected(st.def.id, true);
       report(self, atom::report_v, atom::connected_v, st.def.id);
       log::info("{} connected to {}", st.label, st.def.url);
+      if (driven(st)) {
+        st.state = phase::live;
+        tell_listener(self, atom::connected_v, st.def.url);
+        auto queued = std::move(st.queued);
+        st.queued.clear();
+        for (const auto& wanted : queued)
+          send_driven(self, wanted);
+        return;
+      }
       if (sends_up(st.def))
         start_up(self);
       if (!syncs_down(st.def)) {
@@ -895,8 +969,39 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       fail(self, classify(static_cast<net::failure_kind>(kind)), reason);
     },
     [self](atom::reconnect, uint64_t gen) {
-      if (gen == self->state.generation)
+      auto& st = self->state;
+      if (gen != st.generation)
+        return;
+      // A driven connection dials only when GRASP SYNC wants something.
+      if (driven(st) && st.queued.empty()) {
+        st.state = phase::idle;
+        return;
+      }
+      begin(self);
+    },
+    [self](atom::subscribe, std::vector<grasp::subscription>& wanted) {
+      auto& st = self->state;
+      if (st.state == phase::live) {
+        for (const auto& sub : wanted)
+          send_driven(self, sub);
+        return;
+      }
+      st.queued.insert(st.queued.end(), wanted.begin(), wanted.end());
+      if (st.state == phase::idle)
         begin(self);
+    },
+    [self](atom::unsubscribe, const std::vector<std::string>& ids) {
+      auto& st = self->state;
+      for (const auto& id : ids) {
+        if (st.subscriptions.erase(id) > 0) {
+          std::string close = "[\"CLOSE\",";
+          nostr::append_json_string(close, id);
+          send_frame(self, close + "]");
+        }
+        st.queued.erase(std::remove_if(st.queued.begin(), st.queued.end(),
+                                       [&](const auto& q) { return q.id == id; }),
+                        st.queued.end());
+      }
     },
     [self](atom::confirmed, const batch_info& batch) {
       auto& st = self->state;

@@ -14,6 +14,7 @@
 
 #include <caf/actor_clock.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,6 +39,14 @@ struct relay_connection_deps {
   handle_slot_ptr<hub_actor> hub;
   /// Tracks catch-up subscriptions until their EOSE.
   handle_slot_ptr<pending_batches_actor> batches;
+  /// Set for a connection GRASP SYNC drives through the relay driver: its
+  /// REQs come from `subscribe` messages (no catch-up, no cursor, no up
+  /// stream), it reports connected / EOSE / CLOSED to this listener, and
+  /// when it fails it tells the driver (with the backoff) and quits.
+  std::function<grasp_driver_listener_actor()> driver_listener;
+  grasp_relay_driver_actor driver;
+  /// A driven connection dials only after this delay (its relay's backoff).
+  caf::timespan start_after{0};
 };
 
 struct relay_connection_state {
@@ -56,6 +65,10 @@ struct relay_connection_state {
     bool eose = false;
     /// Part of the catch-up, tracked at PENDING BATCHES.
     bool tracked = false;
+    /// Asked for by GRASP SYNC; `check` is what a received event must match
+    /// (the filters without since / until / limit).
+    bool driven = false;
+    std::vector<nostr::filter> check;
   };
 
   sync_server def;
@@ -116,6 +129,8 @@ struct relay_connection_state {
   bool resend_after_auth = false;
   /// A check for unanswered events is in the mailbox.
   bool up_check_scheduled = false;
+  /// Driven: REQs waiting for the connection.
+  std::vector<grasp::subscription> queued;
   size_t next_verifier = 0;
   std::string last_error;
   int64_t last_connected = 0;

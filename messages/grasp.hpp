@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -185,6 +186,14 @@ using grasp_driver_actor = caf::typed_actor<
   caf::reacts_to<atom::unsubscribe, std::string, std::vector<std::string>>,
   // Closes the connection and forgets the relay; no `lost` follows.
   caf::reacts_to<atom::drop, std::string>>;
+
+/// The real relay driver: the port, plus what its relay connections tell it.
+using grasp_relay_driver_actor = grasp_driver_actor::extend<
+  // INTERNAL: a connection ended (relay, reason, backoff before the relay
+  // may be dialled again).
+  caf::reacts_to<atom::lost, std::string, std::string, caf::timespan>,
+  // Relays held, waiting out a backoff, and the mailbox.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
 /// The GRASP SYNC actor interface: owns the decision loop of GRASP-02.
 using grasp_sync_actor = grasp_listener_actor::extend_with<

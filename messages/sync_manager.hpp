@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/grasp.hpp"
 #include "messages/ingest.hpp"
 #include "messages/pending_batches.hpp"
 #include "messages/status.hpp"
@@ -40,7 +41,12 @@ using relay_connection_actor = caf::typed_actor<
   // PENDING BATCHES: a catch-up batch had EOSE on every subscription, or
   // failed (lost, timed out).
   caf::reacts_to<atom::confirmed, batch_info>,
-  caf::reacts_to<atom::failed, batch_info>>;
+  caf::reacts_to<atom::failed, batch_info>,
+  // GRASP (a driven connection): send these REQs, now when live, else once
+  // connected (dialling when idle) — AddFilters without reconnecting.
+  caf::reacts_to<atom::subscribe, std::vector<grasp::subscription>>,
+  // GRASP: CLOSE these subscriptions.
+  caf::reacts_to<atom::unsubscribe, std::vector<std::string>>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

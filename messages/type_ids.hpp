@@ -51,6 +51,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp::subscription))
   CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::grasp::subscription>))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_driver_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_relay_driver_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_sync_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
