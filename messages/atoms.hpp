@@ -83,6 +83,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(reconnect, "reconnect")
   FERRY_ADD_ATOM(erase, "erase")
 
+  // -- negentropy (NIP-77) --
+  FERRY_ADD_ATOM(neg, "neg")
+
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 
 #undef FERRY_ADD_ATOM
