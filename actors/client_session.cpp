@@ -314,6 +314,224 @@ frame_state on_close(self_pointer self, simdjson::ondemand::array_iterator& it,
   return frame_state::done;
 }
 
+// -- negentropy (NIP-77) ------------------------------------------------------------
+
+frame_state neg_err(self_pointer self, std::string_view sub_id,
+                    std::string_view reason) {
+  self->state.send(nostr::neg_err_message(sub_id, reason));
+  return frame_state::done;
+}
+
+/// Forgets a negentropy session; a round still at the worker is dropped when
+/// it comes back.
+void close_negentropy(self_pointer self, const std::string& sub_id) {
+  auto& sessions = self->state.negentropy;
+  auto i = sessions.find(sub_id);
+  if (i == sessions.end())
+    return;
+  i->second.state->closed = true;
+  sessions.erase(i);
+}
+
+/// Reads the subscription id of a NEG-* message; on failure it has already
+/// answered (with a NOTICE: without an id there is nothing to address a
+/// NEG-ERR to).
+bool read_neg_sub_id(self_pointer self, std::string_view verb,
+                     std::string& sub_id,
+                     simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid)) {
+    notice(self, "invalid: " + std::string{verb}
+                   + " needs a subscription id string");
+    return false;
+  }
+  sub_id = std::string{sid};
+  ++it;
+  return true;
+}
+
+/// Reads the hex message that ends a NEG-OPEN or NEG-MSG. On failure it has
+/// already answered with a NEG-ERR.
+bool read_neg_message(self_pointer self, std::string_view verb,
+                      const std::string& sub_id, std::string& binary,
+                      simdjson::ondemand::array_iterator& it,
+                      const simdjson::ondemand::array_iterator& end) {
+  std::string_view hex;
+  if (it == end || (*it).get_string().get(hex)) {
+    neg_err(self, sub_id,
+            "invalid: " + std::string{verb}
+              + " needs a hex-encoded negentropy message");
+    return false;
+  }
+  if (!nostr::negentropy::decode_hex(hex, binary)) {
+    neg_err(self, sub_id,
+            "invalid: the negentropy message is not lowercase hex of even "
+            "length");
+    return false;
+  }
+  if (++it != end) {
+    neg_err(self, sub_id,
+            "invalid: " + std::string{verb} + " has too many elements");
+    return false;
+  }
+  return true;
+}
+
+void schedule_idle_check(self_pointer self, caf::timespan after) {
+  auto& st = self->state;
+  if (st.idle_check_scheduled || st.negentropy.empty())
+    return;
+  st.idle_check_scheduled = true;
+  self->delayed_send(self, after, atom::tick_v);
+}
+
+/// Hands one round to the connection's worker; false when none is running.
+bool start_neg_job(self_pointer self, neg_job_ptr job) {
+  auto worker = worker_for(self);
+  if (!worker)
+    return false;
+  auto& entry = self->state.negentropy[job->sub_id];
+  ++entry.in_flight;
+  entry.last_active = self->clock().now();
+  self->send(worker, atom::neg_v, std::move(job));
+  return true;
+}
+
+frame_state on_neg_open(self_pointer self,
+                        simdjson::ondemand::array_iterator& it,
+                        const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  const auto& neg = st.ctx->negentropy;
+  std::string sub_id;
+  if (!read_neg_sub_id(self, "NEG-OPEN", sub_id, it, end))
+    return frame_state::done;
+  const auto max_id = st.ctx->limits.max_subscription_id_length;
+  if (sub_id.empty() || sub_id.size() > max_id)
+    return neg_err(self, sub_id,
+                   "invalid: subscription id must have 1 to "
+                     + std::to_string(max_id) + " characters");
+  // NIP-77: opening an id that is open replaces that session.
+  close_negentropy(self, sub_id);
+  simdjson::ondemand::value value;
+  nostr::filter f;
+  if (it == end)
+    return neg_err(self, sub_id, "invalid: NEG-OPEN needs a filter");
+  auto reason = (*it).get(value) ? std::string{"malformed JSON"}
+                                 : nostr::parse_filter(value, f);
+  if (!reason.empty())
+    return neg_err(self, sub_id, "invalid: filter: " + reason);
+  ++it;
+  std::string query;
+  if (!read_neg_message(self, "NEG-OPEN", sub_id, query, it, end))
+    return frame_state::done;
+  if (!authorized(self))
+    return neg_err(self, sub_id, auth_required_text);
+  if (st.negentropy.size() >= neg.max_sessions_per_connection)
+    return neg_err(self, sub_id,
+                   "blocked: too many open negentropy sessions (max "
+                     + std::to_string(neg.max_sessions_per_connection) + ")");
+  auto job = std::make_shared<neg_job>();
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->state = std::make_shared<neg_session>();
+  job->filter = std::move(f);
+  job->now = unix_now();
+  job->max_items = neg.max_items;
+  job->frame_size_limit = neg.frame_size_limit;
+  job->query = std::move(query);
+  st.negentropy[sub_id].state = job->state;
+  if (!start_neg_job(self, std::move(job))) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id,
+                   "error: the query worker is restarting; try again");
+  }
+  schedule_idle_check(self, neg.idle_timeout);
+  return frame_state::pending;
+}
+
+frame_state on_neg_msg(self_pointer self,
+                       simdjson::ondemand::array_iterator& it,
+                       const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  if (!read_neg_sub_id(self, "NEG-MSG", sub_id, it, end))
+    return frame_state::done;
+  std::string query;
+  if (!read_neg_message(self, "NEG-MSG", sub_id, query, it, end)) {
+    close_negentropy(self, sub_id);
+    return frame_state::done;
+  }
+  auto i = st.negentropy.find(sub_id);
+  if (i == st.negentropy.end())
+    return neg_err(self, sub_id,
+                   "closed: no open negentropy session with this id");
+  auto job = std::make_shared<neg_job>();
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->state = i->second.state;
+  job->query = std::move(query);
+  if (!start_neg_job(self, std::move(job))) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id,
+                   "error: the query worker is restarting; try again");
+  }
+  return frame_state::pending;
+}
+
+frame_state on_neg_close(self_pointer self,
+                         simdjson::ondemand::array_iterator& it,
+                         const simdjson::ondemand::array_iterator& end) {
+  std::string sub_id;
+  if (read_neg_sub_id(self, "NEG-CLOSE", sub_id, it, end))
+    close_negentropy(self, sub_id);
+  return frame_state::done;
+}
+
+/// A worker's answer to one round.
+void on_neg_answer(self_pointer self, neg_job& job) {
+  auto& st = self->state;
+  st.conn->frame_done();
+  auto i = st.negentropy.find(job.sub_id);
+  // Closed or replaced while the worker was busy: the client no longer
+  // expects this answer.
+  if (i == st.negentropy.end() || i->second.state != job.state)
+    return;
+  st.send(std::move(job.reply));
+  if (job.failed) {
+    close_negentropy(self, job.sub_id);
+    return;
+  }
+  --i->second.in_flight;
+  i->second.last_active = self->clock().now();
+}
+
+/// Closes the sessions idle for longer than the timeout; looks again when
+/// the next one could expire.
+void on_idle_check(self_pointer self) {
+  auto& st = self->state;
+  st.idle_check_scheduled = false;
+  const auto timeout = st.ctx->negentropy.idle_timeout;
+  const auto now = self->clock().now();
+  auto next = caf::timespan{timeout};
+  for (auto i = st.negentropy.begin(); i != st.negentropy.end();) {
+    auto& entry = i->second;
+    auto idle = now - entry.last_active;
+    if (entry.in_flight == 0 && idle >= timeout) {
+      st.send(nostr::neg_err_message(
+        i->first, "closed: negentropy session idle for more than "
+                    + std::to_string(timeout.count()) + " seconds"));
+      entry.state->closed = true;
+      i = st.negentropy.erase(i);
+      continue;
+    }
+    if (entry.in_flight == 0)
+      next = std::min(next, caf::timespan{timeout - idle});
+    ++i;
+  }
+  schedule_idle_check(self, next);
+}
+
 frame_state on_frame(self_pointer self, std::string& frame) {
   thread_local simdjson::ondemand::parser parser;
   // simdjson reads up to SIMDJSON_PADDING bytes past the end.
@@ -343,6 +561,14 @@ frame_state on_frame(self_pointer self, std::string& frame) {
     return on_count(self, it, end);
   if (verb == "AUTH")
     return on_auth(self, it, end);
+  if (self->state.ctx->negentropy.enabled) {
+    if (verb == "NEG-OPEN")
+      return on_neg_open(self, it, end);
+    if (verb == "NEG-MSG")
+      return on_neg_msg(self, it, end);
+    if (verb == "NEG-CLOSE")
+      return on_neg_close(self, it, end);
+  }
   return notice(self, "invalid: unknown message type \"" + std::string{verb}
                         + "\"");
 }
@@ -393,6 +619,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
         sub.job->cancelled = true;
       for (auto& [sub_id, job] : st.counts)
         job->cancelled = true;
+      for (auto& [sub_id, neg] : st.negentropy)
+        neg.state->closed = true;
       to_hub(self, atom::unsubscribe_v,
              caf::actor_cast<client_session_actor>(self));
       self->quit();
@@ -443,6 +671,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
       st.counts.erase(i);
       st.send(nostr::count_message(sub_id, n));
     },
+    [self](atom::neg, neg_job_ptr& job) { on_neg_answer(self, *job); },
+    [self](atom::tick) { on_idle_check(self); },
   };
 }
 

@@ -6,6 +6,8 @@
 #include "net/ws_server.hpp"
 #include "store/event_store.hpp"
 
+#include <caf/actor_clock.hpp>
+
 #include <atomic>
 #include <map>
 #include <set>
@@ -19,6 +21,8 @@ namespace ferry {
 /// that do the work.
 struct relay_context {
   config::relay_limits limits;
+  /// NIP-77 sessions: whether they are served, and their bounds.
+  config::negentropy_config negentropy;
   /// NIP-42: clients must authenticate before REQ, COUNT and EVENT.
   bool auth_required = false;
   /// NIP-42: the URL AUTH events must name; empty: not checked.
@@ -48,6 +52,18 @@ struct client_session_state {
   std::map<std::string, subscription> subscriptions;
   /// Running COUNT jobs, by subscription id.
   std::map<std::string, query_job_ptr> counts;
+
+  /// One open negentropy session (NIP-77); its ids are a namespace of their
+  /// own, apart from REQ subscriptions.
+  struct negentropy_session {
+    std::shared_ptr<neg_session> state;
+    /// Rounds at a worker and not answered yet; a busy session is not idle.
+    size_t in_flight = 0;
+    caf::actor_clock::time_point last_active;
+  };
+  std::map<std::string, negentropy_session> negentropy;
+  /// A tick to close idle negentropy sessions is on its way.
+  bool idle_check_scheduled = false;
   /// NIP-42 challenge sent to this client.
   std::string challenge;
   /// Pubkeys this client has proven (NIP-42).
@@ -65,7 +81,8 @@ struct client_session_state {
   static inline constexpr const char* name = "client-session";
 };
 
-/// A CLIENT SESSION: speaks NIP-01 and NIP-45 with one WebSocket client.
+/// A CLIENT SESSION: speaks NIP-01, NIP-42, NIP-45 and NIP-77 with one
+/// WebSocket client.
 /// Every message the client sends is finished (answered, or its query done)
 /// before the connection's in-flight slot is released, so a client can never
 /// have more than `max_inflight_messages` messages in the pipeline.

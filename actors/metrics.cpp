@@ -19,8 +19,8 @@ namespace ferry::metrics {
 namespace {
 
 /// Client verbs that get their own label value; anything else is "other".
-constexpr std::array<std::string_view, 4> verbs = {"EVENT", "REQ", "CLOSE",
-                                                   "COUNT"};
+constexpr std::array<std::string_view, 7> verbs = {
+  "EVENT", "REQ", "CLOSE", "COUNT", "NEG-OPEN", "NEG-MSG", "NEG-CLOSE"};
 
 /// Every family, built once. prometheus-cpp metrics are thread-safe, so the
 /// hot paths touch them without a lock of ours.

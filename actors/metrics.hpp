@@ -22,7 +22,8 @@ std::string serialize();
 void connection_opened();
 void connection_closed();
 
-/// ferry_client_messages_total{verb}: EVENT, REQ, CLOSE, COUNT, or "other".
+/// ferry_client_messages_total{verb}: EVENT, REQ, CLOSE, COUNT, NEG-OPEN,
+/// NEG-MSG, NEG-CLOSE, or "other".
 void message_received(std::string_view verb);
 
 /// ferry_events_total{kind, source, result}: one per ingested event; `kind`

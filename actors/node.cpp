@@ -213,6 +213,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   auto grasp_slot = std::make_shared<handle_slot<grasp_sync_actor>>();
   auto ctx = std::make_shared<relay_context>();
   ctx->limits = cfg.relay.limits;
+  ctx->negentropy = cfg.relay.negentropy;
   ctx->auth_required = cfg.relay.auth_required;
   ctx->public_url = cfg.relay.public_url;
   ctx->store = store;

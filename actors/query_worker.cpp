@@ -1,5 +1,6 @@
 #include "actors/query_worker.hpp"
 
+#include "messages/error.hpp"
 #include "messages/nostr/wire.hpp"
 
 #include <caf/send.hpp>
@@ -73,6 +74,35 @@ bool query_worker_state::run_slice(query_job& job) {
   return job.filter_index >= filters.size();
 }
 
+void query_worker_state::answer(neg_job& job) {
+  namespace neg = nostr::negentropy;
+  auto fail = [&job](std::string reason) {
+    job.failed = true;
+    job.reply = nostr::neg_err_message(job.sub_id, reason);
+  };
+  auto& state = *job.state;
+  if (job.filter) {
+    auto scanned = store->negentropy_items(*job.filter, job.now, job.max_items);
+    if (!scanned)
+      return fail("error: reading the store failed: " + render(scanned.error()));
+    if (scanned->over_limit)
+      return fail("blocked: more than " + std::to_string(job.max_items)
+                  + " events match this filter (the relay's max_items per "
+                    "negentropy session); narrow it with since/until");
+    state.engine.emplace(std::make_shared<const neg::item_set>(
+                           std::move(scanned->items)),
+                         job.frame_size_limit);
+  }
+  if (!state.engine)
+    return fail("closed: this negentropy session has failed");
+  std::string response;
+  if (auto reason = state.engine->reconcile(job.query, response);
+      !reason.empty())
+    return fail("invalid: negentropy message: " + reason);
+  ++neg_rounds;
+  job.reply = nostr::neg_msg_message(job.sub_id, neg::encode_hex(response));
+}
+
 query_worker_actor::behavior_type
 query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
              const store::event_store* store, query_worker_config config) {
@@ -114,12 +144,19 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       step(job);
     },
     [step](atom::resume, query_job_ptr& job) { step(job); },
+    [self](atom::neg, neg_job_ptr& job) {
+      // A closed session's job still goes back: its frame must be finished.
+      if (!job->state->closed)
+        self->state.answer(*job);
+      caf::anon_send(job->session, atom::neg_v, std::move(job));
+    },
     [self](atom::get, atom::status) {
       auto& st = self->state;
       status_map result;
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
       caf::put(result, "jobs", static_cast<int64_t>(st.jobs));
       caf::put(result, "events_sent", static_cast<int64_t>(st.events_sent));
+      caf::put(result, "neg_rounds", static_cast<int64_t>(st.neg_rounds));
       return result;
     },
   };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "messages/nostr/negentropy.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
 #include "store/event_store.hpp"
@@ -52,6 +53,38 @@ struct query_job {
   std::unordered_set<nostr::bytes32, id_hash> sent;
 };
 
+/// One open negentropy session of a client, shared by its CLIENT SESSION
+/// (which only flags it closed) and its QUERY WORKER (which alone touches the
+/// engine). A connection's jobs all go to one worker, in order, so the engine
+/// is never used from two threads.
+struct neg_session {
+  /// Built by the worker on NEG-OPEN; empty when that failed.
+  std::optional<nostr::negentropy::server> engine;
+  /// NEG-CLOSE, a replacing NEG-OPEN, a timeout or the disconnect.
+  std::atomic<bool> closed{false};
+};
+
+/// One negentropy round: the client's message in, the relay's frame out.
+struct neg_job {
+  /// Who gets the job back with its reply.
+  client_session_actor session;
+  std::string sub_id;
+  std::shared_ptr<neg_session> state;
+  /// NEG-OPEN only: whose events to reconcile, and the session's bounds.
+  std::optional<nostr::filter> filter;
+  int64_t now = 0;
+  size_t max_items = 0;
+  size_t frame_size_limit = 0;
+  /// The client's negentropy message (binary).
+  std::string query;
+
+  // -- filled in by the worker ---------------------------------------------
+  /// The frame for the client: NEG-MSG, or NEG-ERR when `failed`.
+  std::string reply;
+  /// The session is over (the reply is a NEG-ERR).
+  bool failed = false;
+};
+
 /// Tunables of a QUERY WORKER.
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
@@ -75,8 +108,13 @@ struct query_worker_state {
   uint64_t jobs = 0;
   uint64_t events_sent = 0;
 
+  uint64_t neg_rounds = 0;
+
   /// Runs one slice of `job`. @returns true when the job is finished.
   bool run_slice(query_job& job);
+
+  /// Answers one negentropy round, filling in `job.reply` and `job.failed`.
+  void answer(neg_job& job);
 
   static inline constexpr const char* name = "query-worker";
 };

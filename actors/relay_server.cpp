@@ -21,7 +21,10 @@ std::string relay_info_json(const config::relay_config& cfg,
     info["contact"] = cfg.contact;
   if (!cfg.icon.empty())
     info["icon"] = cfg.icon;
-  info["supported_nips"] = json::array{1, 9, 11, 40, 42, 45};
+  json::array nips{1, 9, 11, 40, 42, 45};
+  if (cfg.negentropy.enabled)
+    nips.push_back(77);
+  info["supported_nips"] = std::move(nips);
   info["software"] = "ferry";
   info["version"] = FERRY_VERSION;
   const auto& l = cfg.limits;

@@ -18,7 +18,7 @@ echo "commit: $(git -C "$repo_dir" describe --always --dirty 2>/dev/null || echo
 echo "build:  $build_dir"
 
 failed=0
-for bench in bench_ingest bench_req bench_sync; do
+for bench in bench_ingest bench_req bench_sync bench_negentropy; do
   echo
   echo "== $bench"
   if ! "$build_dir/$bench" --ferry "$build_dir/ferry"; then

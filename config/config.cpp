@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "messages/error.hpp"
+#include "messages/nostr/negentropy.hpp"
 #include "messages/nostr/relay_url.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -506,6 +507,23 @@ std::vector<field> schema(config& cfg) {
                        positive(limits.max_inflight_messages)),
                 },
                 default_within_max(limits)),
+              section(
+                "negentropy",
+                {
+                  leaf("enabled", boolean(relay.negentropy.enabled)),
+                  leaf("max_items", positive(relay.negentropy.max_items)),
+                  leaf("max_sessions_per_connection",
+                       positive(relay.negentropy.max_sessions_per_connection)),
+                  leaf("idle_timeout_seconds",
+                       seconds(relay.negentropy.idle_timeout)),
+                  leaf("frame_size_limit",
+                       integer(relay.negentropy.frame_size_limit,
+                               nostr::negentropy::min_frame_size_limit,
+                               max_int64,
+                               "an integer of at least "
+                                 + std::to_string(
+                                   nostr::negentropy::min_frame_size_limit))),
+                }),
             }),
     section("admin",
             {
@@ -692,12 +710,19 @@ bool operator==(const relay_limits& x, const relay_limits& y) {
          && x.max_inflight_messages == y.max_inflight_messages;
 }
 
+bool operator==(const negentropy_config& x, const negentropy_config& y) {
+  return x.enabled == y.enabled && x.max_items == y.max_items
+         && x.max_sessions_per_connection == y.max_sessions_per_connection
+         && x.idle_timeout == y.idle_timeout
+         && x.frame_size_limit == y.frame_size_limit;
+}
+
 bool operator==(const relay_config& x, const relay_config& y) {
   return x.address == y.address && x.port == y.port && x.name == y.name
          && x.description == y.description && x.contact == y.contact
          && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
          && x.public_url == y.public_url && x.auth_required == y.auth_required
-         && x.limits == y.limits;
+         && x.limits == y.limits && x.negentropy == y.negentropy;
 }
 
 bool operator==(const admin_config& x, const admin_config& y) {

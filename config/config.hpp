@@ -35,6 +35,21 @@ struct relay_limits {
   size_t max_inflight_messages = 256;
 };
 
+/// NIP-77 negentropy sessions the relay serves (`[relay.negentropy]`).
+struct negentropy_config {
+  /// Serve NEG-OPEN / NEG-MSG / NEG-CLOSE and list 77 in NIP-11.
+  bool enabled = true;
+  /// Events one session may reconcile; a filter matching more is refused
+  /// with NEG-ERR "blocked:".
+  size_t max_items = 1000000;
+  /// Open sessions per connection.
+  size_t max_sessions_per_connection = 8;
+  /// A session without a message for this long is closed (NEG-ERR "closed:").
+  std::chrono::seconds idle_timeout{60};
+  /// Largest negentropy message the relay sends, in bytes before hex encoding.
+  size_t frame_size_limit = 60000;
+};
+
 /// The Nostr relay the node serves (`[relay]`).
 struct relay_config {
   std::string address = "127.0.0.1";
@@ -52,6 +67,7 @@ struct relay_config {
   /// Clients must authenticate (NIP-42) before REQ, COUNT or EVENT.
   bool auth_required = false;
   relay_limits limits;
+  negentropy_config negentropy;
 };
 
 /// The admin HTTP API (`[admin]`).
@@ -195,6 +211,7 @@ std::vector<std::string> key_paths();
 
 /// Memberwise equality, `source` included.
 bool operator==(const relay_limits& x, const relay_limits& y);
+bool operator==(const negentropy_config& x, const negentropy_config& y);
 bool operator==(const relay_config& x, const relay_config& y);
 bool operator==(const admin_config& x, const admin_config& y);
 bool operator==(const console_config& x, const console_config& y);

@@ -93,6 +93,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(repos, "repos")
   FERRY_ADD_ATOM(repo, "repo")
 
+  // -- negentropy (NIP-77) --
+  FERRY_ADD_ATOM(neg, "neg")
+
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 
 #undef FERRY_ADD_ATOM

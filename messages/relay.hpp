@@ -25,6 +25,12 @@ using filter_set_ptr = std::shared_ptr<const std::vector<nostr::filter>>;
 struct query_job;
 using query_job_ptr = std::shared_ptr<query_job>;
 
+/// One negentropy round (NIP-77) on its way to a query worker and back;
+/// defined in actors/query_worker.hpp.
+struct neg_job;
+using neg_job_ptr = std::shared_ptr<neg_job>;
+struct neg_session;
+
 /// The CLIENT SESSION actor interface: one per WebSocket client.
 using client_session_actor = caf::typed_actor<
   // One complete message from the client.
@@ -38,7 +44,11 @@ using client_session_actor = caf::typed_actor<
   // A query worker finished the stored part of subscription `sub` (job id).
   caf::reacts_to<atom::eose, std::string, uint64_t>,
   // A query worker counted `n` events for COUNT `sub` (job id).
-  caf::reacts_to<atom::count, std::string, uint64_t, uint64_t>>;
+  caf::reacts_to<atom::count, std::string, uint64_t, uint64_t>,
+  // A query worker answered a negentropy round (its reply is in the job).
+  caf::reacts_to<atom::neg, neg_job_ptr>,
+  // INTERNAL: closes negentropy sessions that have been idle too long.
+  caf::reacts_to<atom::tick>>;
 
 /// A listener on the hub's change feed: an actor inside the node (an up
 /// stream, the self-subscriber) that wants committed events as they land,
@@ -75,6 +85,9 @@ using query_worker_actor = caf::typed_actor<
   caf::reacts_to<atom::query, query_job_ptr>,
   // INTERNAL: continue a job after a slice.
   caf::reacts_to<atom::resume, query_job_ptr>,
+  // Answers a negentropy round (building the item set on NEG-OPEN) and
+  // hands the job back to its session.
+  caf::reacts_to<atom::neg, neg_job_ptr>,
   // Counters and mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -82,6 +95,7 @@ using query_worker_actor = caf::typed_actor<
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::filter_set_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::query_job_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::neg_job_ptr)
 
 namespace ferry {
 

@@ -1003,6 +1003,53 @@ uint64_t event_store::count(const std::vector<nostr::filter>& fs,
   return seen.size();
 }
 
+caf::expected<item_scan>
+event_store::negentropy_items(const nostr::filter& f, int64_t now,
+                              size_t max_items) const {
+  item_scan result;
+  auto p = make_plan(f);
+  if (!p)
+    return result;
+  // Matches arrive newest first, so a filter's limit is simply where to stop.
+  const uint64_t wanted = f.limit.value_or(std::numeric_limits<uint64_t>::max());
+  auto take = [&](int64_t created_at, const bytes32& id) {
+    if (result.items.size() == wanted)
+      return false;
+    if (result.items.size() == max_items) {
+      result.over_limit = true;
+      result.items.clear();
+      return false;
+    }
+    result.items.push_back({static_cast<uint64_t>(created_at), id});
+    return true;
+  };
+  if (!p->covers_everything()) {
+    // `scan` has no error channel; a read error ends it like exhaustion.
+    scan(f, now, std::nullopt, std::numeric_limits<size_t>::max(),
+         [&take](std::string_view, const scan_position& pos) {
+           return take(pos.created_at, pos.id);
+         });
+    return result;
+  }
+  auto& st = *impl_;
+  snapshot_guard snap{st.db};
+  id_set expired;
+  if (auto s = st.expired_ids(snap.get(), now, expired); !s.ok())
+    return storage_error(s);
+  merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
+                 f.until, std::nullopt);
+  for (; m.valid(); m.next()) {
+    auto pos = decode_suffix(m.current());
+    if (expired.count(pos.id) != 0)
+      continue;
+    if (!take(pos.created_at, pos.id))
+      break;
+  }
+  if (!m.status().ok())
+    return storage_error(m.status());
+  return result;
+}
+
 uint64_t event_store::approximate_event_count() const {
   uint64_t n = 0;
   impl_->db->GetIntProperty(impl_->h(cf::events), "rocksdb.estimate-num-keys", &n);

@@ -2,6 +2,7 @@
 
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/filter.hpp"
+#include "messages/nostr/negentropy.hpp"
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -80,6 +81,14 @@ struct scan_position {
   nostr::bytes32 id{};
 };
 
+/// The records of the events matching a filter, for negentropy (NIP-77).
+struct item_scan {
+  /// Unordered; empty when `over_limit`.
+  std::vector<nostr::negentropy::item> items;
+  /// More events matched than the caller allows.
+  bool over_limit = false;
+};
+
 /// The RocksDB event store: events, their indexes and the node's other tables.
 /// Safe for one writer thread plus any number of reader threads.
 class event_store {
@@ -132,6 +141,16 @@ public:
   /// Number of distinct stored, unexpired events matching any of `fs`
   /// (NIP-45), using index keys only wherever the index covers the filter.
   uint64_t count(const std::vector<nostr::filter>& fs, int64_t now) const;
+
+  /// The (created_at, id) of every stored, unexpired event matching `f`; with
+  /// `f.limit`, of its newest `limit` matches (the ones a REQ would get).
+  /// Read from index keys alone wherever the index settles the filter (no
+  /// ids, at most one tag condition, authors and kinds covered); otherwise
+  /// the candidates' headers (and for extra tag conditions their JSON) are
+  /// checked. Stops as soon as more than `max_items` match.
+  caf::expected<item_scan> negentropy_items(const nostr::filter& f,
+                                            int64_t now,
+                                            size_t max_items) const;
 
   /// Number of stored events (an estimate from RocksDB's properties).
   uint64_t approximate_event_count() const;

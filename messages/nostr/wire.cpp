@@ -61,4 +61,23 @@ std::string count_message(std::string_view sub_id, uint64_t n) {
   return out;
 }
 
+std::string neg_msg_message(std::string_view sub_id, std::string_view hex) {
+  std::string out = "[\"NEG-MSG\",";
+  append_json_string(out, sub_id);
+  out.reserve(out.size() + hex.size() + 4);
+  out += ",\"";
+  out += hex;
+  out += "\"]";
+  return out;
+}
+
+std::string neg_err_message(std::string_view sub_id, std::string_view reason) {
+  std::string out = "[\"NEG-ERR\",";
+  append_json_string(out, sub_id);
+  out += ',';
+  append_json_string(out, reason);
+  out += ']';
+  return out;
+}
+
 } // namespace ferry::nostr

@@ -31,4 +31,10 @@ std::string notice_message(std::string_view message);
 /// `["COUNT","<sub>",{"count":<n>}]`.
 std::string count_message(std::string_view sub_id, uint64_t n);
 
+/// NIP-77 `["NEG-MSG","<sub>","<hex>"]`; `hex` is a hex-encoded negentropy message.
+std::string neg_msg_message(std::string_view sub_id, std::string_view hex);
+
+/// NIP-77 `["NEG-ERR","<sub>","<reason>"]`; the reason has a NIP-01 prefix.
+std::string neg_err_message(std::string_view sub_id, std::string_view reason);
+
 } // namespace ferry::nostr

@@ -38,6 +38,8 @@ mock_session(client_session_actor::stateful_pointer<mock_session_state> self,
     },
     [](atom::eose, const std::string&, uint64_t) {},
     [](atom::count, const std::string&, uint64_t, uint64_t) {},
+    [](atom::neg, const neg_job_ptr&) {},
+    [](atom::tick) {},
   };
 }
 

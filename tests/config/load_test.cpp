@@ -135,6 +135,35 @@ key_file = "/etc/ferry/node.key"
   CHECK(result->node.key_file == "/etc/ferry/node.key");
 }
 
+TEST_CASE("the negentropy section is read and checked", "[config]") {
+  auto result = load_string(R"([relay.negentropy]
+enabled = false
+max_items = 10
+max_sessions_per_connection = 2
+idle_timeout_seconds = 3
+frame_size_limit = 4096
+)",
+                            "ferry.toml");
+  REQUIRE(result);
+  const auto& neg = result->relay.negentropy;
+  CHECK_FALSE(neg.enabled);
+  CHECK(neg.max_items == 10);
+  CHECK(neg.max_sessions_per_connection == 2);
+  CHECK(neg.idle_timeout == std::chrono::seconds{3});
+  CHECK(neg.frame_size_limit == 4096);
+  CHECK(load_error("[relay.negentropy]\nframe_size_limit = 4095\n")
+        == "ferry.toml: relay.negentropy.frame_size_limit: expected an "
+           "integer of at least 4096, got 4095");
+  CHECK(load_error("[relay.negentropy]\nmax_items = 0\n")
+        == "ferry.toml: relay.negentropy.max_items: expected a positive "
+           "integer, got 0");
+  CHECK(load_error("[relay.negentropy]\nenabled = \"yes\"\n")
+        == "ferry.toml: relay.negentropy.enabled: expected a boolean, got "
+           "\"yes\"");
+  CHECK(load_error("[relay.negentropy]\nidle_timeout = 5\n")
+        == "ferry.toml: relay.negentropy.idle_timeout: unknown key");
+}
+
 TEST_CASE("keys left out keep their defaults", "[config]") {
   auto result = load_string("[relay]\nport = 9000\n", "ferry.toml");
   REQUIRE(result);

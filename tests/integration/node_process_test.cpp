@@ -196,7 +196,7 @@ TEST_CASE("NIP-11 relay information is served on the relay port",
   CHECK(res.response.content_type == "application/nostr+json");
   CHECK(res.response.headers["access-control-allow-origin"] == "*");
   CHECK(res.response.body.find(R"("name":"test relay")") != std::string::npos);
-  CHECK(res.response.body.find(R"("supported_nips":[1,9,11,40,42,45])")
+  CHECK(res.response.body.find(R"("supported_nips":[1,9,11,40,42,45,77])")
         != std::string::npos);
   auto plain = net::simple_http_request("127.0.0.1", *port, "GET", "/");
   REQUIRE(plain.error.empty());

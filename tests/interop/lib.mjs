@@ -127,7 +127,7 @@ function tomlValue(v) {
  * and `stop()` may be called again: the data dir stays, the port may change.
  */
 export class FerryNode {
-  constructor({ binary, limits = {}, relay = {}, name = 'node' } = {}) {
+  constructor({ binary, limits = {}, relay = {}, sections = {}, name = 'node' } = {}) {
     this.binary = binary
     this.name = name
     this.dir = makeTempDir()
@@ -141,6 +141,11 @@ export class FerryNode {
     for (const [k, v] of Object.entries(relay)) lines.push(`${k} = ${tomlValue(v)}`)
     lines.push('[relay.limits]')
     for (const [k, v] of Object.entries(allLimits)) lines.push(`${k} = ${tomlValue(v)}`)
+    // Further sections by name, e.g. { 'relay.negentropy': { max_items: 10 } }.
+    for (const [section, values] of Object.entries(sections)) {
+      lines.push(`[${section}]`)
+      for (const [k, v] of Object.entries(values)) lines.push(`${k} = ${tomlValue(v)}`)
+    }
     lines.push('[store]', `path = ${tomlValue(this.dataDir)}`, '[log]', 'level = "info"')
     // The admin and console ports too, so that nodes never collide (ctest -j,
     // a developer's node on the default ports).

@@ -153,6 +153,19 @@ std::vector<bytes32> reference(const std::vector<incoming_event>& events,
   return ids;
 }
 
+/// The negentropy records of `f`, sorted by id for comparison.
+std::vector<bytes32> item_ids(const event_store& store, const nostr::filter& f,
+                              int64_t now, size_t max_items, bool& over) {
+  auto scanned = store.negentropy_items(f, now, max_items);
+  REQUIRE(scanned);
+  over = scanned->over_limit;
+  std::vector<bytes32> ids;
+  for (const auto& x : scanned->items)
+    ids.push_back(x.id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 /// The scan again, in pages of `page` events resumed from the last position.
 std::vector<bytes32> paged_scan(const event_store& store, const nostr::filter& f,
                                 int64_t now, size_t page) {
@@ -198,6 +211,36 @@ TEST_CASE_METHOD(store_fixture, "indexed scans equal a linear filter",
     auto actual = scan_ids(f, now);
     REQUIRE(actual == expected);
     REQUIRE(store->count({f}, now) == expected.size());
+    {
+      // Negentropy records: the same set, straight from the indexes; with a
+      // limit, the newest `limit` (what a REQ gets); and refused, not cut,
+      // beyond the item bound.
+      auto g = f;
+      if (round % 3 == 0)
+        g.limit = c.pick(expected.size() + 2);
+      auto want = expected;
+      if (g.limit && *g.limit < want.size())
+        want.resize(*g.limit);
+      std::sort(want.begin(), want.end());
+      bool over = true;
+      CAPTURE(nostr::to_json(g));
+      REQUIRE(item_ids(*store, g, now, want.size() + c.pick(3), over) == want);
+      REQUIRE_FALSE(over);
+      if (!want.empty()) {
+        REQUIRE(item_ids(*store, g, now, want.size() - 1, over).empty());
+        REQUIRE(over);
+      }
+      auto scanned = store->negentropy_items(g, now, want.size());
+      REQUIRE(scanned);
+      for (const auto& x : scanned->items) {
+        auto source = std::find_if(c.events.begin(), c.events.end(),
+                                   [&x](const incoming_event& in) {
+                                     return in.ev.id == x.id;
+                                   });
+        REQUIRE(source != c.events.end());
+        REQUIRE(x.timestamp == static_cast<uint64_t>(source->ev.created_at));
+      }
+    }
     if (round % 10 == 0) {
       auto page = 1 + c.pick(40);
       CAPTURE(page);

@@ -1,0 +1,224 @@
+// bench_negentropy: the cost of NIP-77 reconciliation, in process.
+//
+// a. Two sides of N items (default 100,000) sharing 99%: wall time of a whole
+//    reconciliation (client and server engines, no network) and the bytes
+//    the two sides exchange, at the default frame size limit and without one.
+// b. Building a relay's item set from the store: N events written to a fresh
+//    RocksDB store, then `negentropy_items` for a covered filter (index keys
+//    only) and an uncovered one (event headers read), plus the first round.
+
+#include "bench/bench_util.hpp"
+
+#include "messages/nostr/negentropy.hpp"
+#include "store/event_store.hpp"
+
+#include <cstdio>
+#include <exception>
+
+namespace ferry::bench {
+namespace {
+
+namespace neg = nostr::negentropy;
+
+constexpr int runs = 5;
+
+nostr::bytes32 random_id(std::mt19937_64& rng) {
+  nostr::bytes32 id;
+  for (auto& b : id)
+    b = static_cast<uint8_t>(rng());
+  return id;
+}
+
+struct exchange {
+  double seconds = 0;
+  size_t bytes = 0;
+  size_t rounds = 0;
+  size_t have = 0;
+  size_t need = 0;
+};
+
+exchange reconcile_once(const neg::item_set_ptr& mine,
+                        const neg::item_set_ptr& theirs, size_t frame_limit) {
+  exchange result;
+  auto start = clock_type::now();
+  neg::client client{mine, frame_limit};
+  neg::server server{theirs, frame_limit};
+  auto query = client.initiate();
+  for (;;) {
+    std::string response;
+    if (auto failure = server.reconcile(query, response); !failure.empty())
+      throw std::runtime_error("server: " + failure);
+    neg::client::round round;
+    if (auto failure = client.reconcile(response, round); !failure.empty())
+      throw std::runtime_error("client: " + failure);
+    // Hex on the wire doubles every message.
+    result.bytes += 2 * (query.size() + response.size());
+    ++result.rounds;
+    result.have += round.have.size();
+    result.need += round.need.size();
+    if (!round.next)
+      break;
+    query = std::move(*round.next);
+  }
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+void bench_reconcile(size_t n) {
+  std::mt19937_64 rng{0x6e6567};
+  const uint64_t now = 1'700'000'000;
+  std::vector<neg::item> shared;
+  std::vector<neg::item> mine;
+  std::vector<neg::item> theirs;
+  for (size_t i = 0; i < n; ++i) {
+    neg::item x{now - rng() % (90 * 24 * 3600), random_id(rng)};
+    if (i < n * 99 / 100)
+      shared.push_back(x);
+    else if (i % 2 == 0)
+      mine.push_back(x);
+    else
+      theirs.push_back(x);
+  }
+  // Each side: the shared 99% plus its own half of the rest, topped up to n.
+  while (mine.size() + shared.size() < n)
+    mine.push_back({now - rng() % (90 * 24 * 3600), random_id(rng)});
+  while (theirs.size() + shared.size() < n)
+    theirs.push_back({now - rng() % (90 * 24 * 3600), random_id(rng)});
+  auto expect_have = mine.size();
+  auto expect_need = theirs.size();
+  mine.insert(mine.end(), shared.begin(), shared.end());
+  theirs.insert(theirs.end(), shared.begin(), shared.end());
+  auto start = clock_type::now();
+  auto my_set = std::make_shared<const neg::item_set>(mine);
+  auto their_set = std::make_shared<const neg::item_set>(theirs);
+  std::printf("a. reconcile %zu vs %zu items, 99%% shared (%zu only here, %zu "
+              "only there); sorting both sets: %.1f ms\n",
+              my_set->size(), their_set->size(), expect_have, expect_need,
+              seconds_since(start) * 1e3);
+  for (size_t limit : {neg::default_frame_size_limit, size_t{0}}) {
+    std::vector<double> times;
+    exchange last;
+    for (int i = 0; i < runs; ++i) {
+      last = reconcile_once(my_set, their_set, limit);
+      times.push_back(last.seconds);
+      if (last.have != expect_have || last.need != expect_need)
+        throw std::runtime_error("wrong result: have " + std::to_string(last.have)
+                                 + ", need " + std::to_string(last.need));
+    }
+    std::sort(times.begin(), times.end());
+    std::printf("   frame limit %-6s: %6.1f ms (median of %d), %zu rounds, "
+                "%.0f KB exchanged as hex (all ids alone: %.0f KB)\n",
+                limit == 0 ? "none" : std::to_string(limit).c_str(),
+                times[runs / 2] * 1e3, runs, last.rounds, last.bytes / 1e3,
+                n * 64 / 1e3);
+  }
+}
+
+void bench_store(size_t n) {
+  temp_dir dir{"ferry-bench-negentropy"};
+  store::store_options opts;
+  opts.path = (dir.path() / "data").string();
+  auto opened = store::event_store::open(opts);
+  if (!opened)
+    throw std::runtime_error("opening the store failed");
+  auto& store = **opened;
+  // Unsigned events with random ids: the store does not verify, and the
+  // item scan never reads more than the headers.
+  std::mt19937_64 rng{0x5702e};
+  std::vector<nostr::bytes32> authors;
+  for (int i = 0; i < 200; ++i)
+    authors.push_back(random_id(rng));
+  const int64_t now = 1'700'000'000;
+  auto start = clock_type::now();
+  std::vector<store::incoming_event> batch;
+  for (size_t i = 0; i < n; ++i) {
+    store::incoming_event in;
+    in.ev.id = random_id(rng);
+    in.ev.pubkey = authors[rng() % authors.size()];
+    in.ev.kind = i % 10 == 0 ? 7 : 1;
+    in.ev.created_at = now - static_cast<int64_t>(rng() % (90 * 24 * 3600));
+    in.ev.content = "benchmark note " + std::to_string(i);
+    in.json = nostr::to_json(in.ev);
+    batch.push_back(std::move(in));
+    if (batch.size() == 2000 || i + 1 == n) {
+      std::vector<const store::incoming_event*> ptrs;
+      for (const auto& e : batch)
+        ptrs.push_back(&e);
+      if (!store.write(ptrs, now))
+        throw std::runtime_error("writing events failed");
+      batch.clear();
+    }
+  }
+  if (auto err = store.flush())
+    throw std::runtime_error("flush failed");
+  std::printf("b. item sets from a store of %zu events (written in %.1f s)\n", n,
+              seconds_since(start));
+  nostr::filter all;
+  nostr::filter notes;
+  notes.kinds = std::vector<uint32_t>{1};
+  nostr::filter notes_by_authors = notes;
+  notes_by_authors.authors = std::vector<nostr::bytes32>(authors.begin(),
+                                                         authors.begin() + 100);
+  std::sort(notes_by_authors.authors->begin(), notes_by_authors.authors->end());
+  // 200 authors x 2 kinds is past the author-kind index's pair limit: the
+  // author index finds candidates and their headers settle the kinds.
+  nostr::filter wide = notes;
+  wide.kinds = std::vector<uint32_t>{1, 2};
+  wide.authors = authors;
+  std::sort(wide.authors->begin(), wide.authors->end());
+  struct named {
+    const char* name;
+    const nostr::filter* f;
+  };
+  for (auto [name, f] : {named{"{} (index only)", &all},
+                         named{"kinds [1] (index only)", &notes},
+                         named{"100 authors, kind 1 (index only)", &notes_by_authors},
+                         named{"200 authors, kinds [1,2] (headers)", &wide}}) {
+    std::vector<double> scan_times;
+    std::vector<double> round_times;
+    size_t items = 0;
+    for (int i = 0; i < runs; ++i) {
+      auto t0 = clock_type::now();
+      auto scanned = store.negentropy_items(*f, now, 1'000'000);
+      if (!scanned || scanned->over_limit)
+        throw std::runtime_error(std::string{"scan failed: "} + name);
+      items = scanned->items.size();
+      auto set = std::make_shared<const neg::item_set>(std::move(scanned->items));
+      scan_times.push_back(seconds_since(t0));
+      // The relay's first answer to a client that holds nothing.
+      neg::client empty{std::make_shared<const neg::item_set>()};
+      auto t1 = clock_type::now();
+      std::string response;
+      neg::server{set}.reconcile(empty.initiate(), response);
+      round_times.push_back(seconds_since(t1));
+    }
+    std::sort(scan_times.begin(), scan_times.end());
+    std::sort(round_times.begin(), round_times.end());
+    std::printf("   %-34s %7zu items: build %6.1f ms (%.2f M items/s), first "
+                "round %5.2f ms\n",
+                name, items, scan_times[runs / 2] * 1e3,
+                items / scan_times[runs / 2] / 1e6, round_times[runs / 2] * 1e3);
+  }
+}
+
+int run(int argc, char** argv) {
+  auto opts = parse_options(argc, argv);
+  std::printf("bench_negentropy: %zu items per side\n", opts.events);
+  std::fflush(stdout);
+  bench_reconcile(opts.events);
+  std::fflush(stdout);
+  bench_store(opts.events);
+  return 0;
+}
+
+} // namespace
+} // namespace ferry::bench
+
+int main(int argc, char** argv) {
+  try {
+    return ferry::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_negentropy: %s\n", e.what());
+    return 1;
+  }
+}

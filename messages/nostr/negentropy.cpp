@@ -1,0 +1,529 @@
+#include "messages/nostr/negentropy.hpp"
+
+#include "messages/nostr/sha256.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace ferry::nostr::negentropy {
+
+// -- items and bounds -------------------------------------------------------------
+
+bool operator<(const item& x, const item& y) {
+  return x.timestamp != y.timestamp ? x.timestamp < y.timestamp : x.id < y.id;
+}
+
+bool operator==(const item& x, const item& y) {
+  return x.timestamp == y.timestamp && x.id == y.id;
+}
+
+bound bound::at(const item& x) {
+  return bound{x.timestamp, 32, x.id};
+}
+
+bool operator==(const bound& x, const bound& y) {
+  return x.timestamp == y.timestamp && x.prefix_size == y.prefix_size
+         && x.id == y.id;
+}
+
+bool below(const item& x, const bound& b) {
+  // The omitted bytes of a bound's prefix are zero, so comparing whole ids
+  // is the protocol's comparison.
+  return x.timestamp != b.timestamp ? x.timestamp < b.timestamp : x.id < b.id;
+}
+
+namespace {
+
+/// The shortest bound that separates `prev` from `next` (prev < next).
+bound minimal_bound(const item& prev, const item& next) {
+  if (prev.timestamp != next.timestamp)
+    return bound{next.timestamp, 0, {}};
+  size_t shared = 0;
+  while (shared < 32 && prev.id[shared] == next.id[shared])
+    ++shared;
+  bound b;
+  b.timestamp = next.timestamp;
+  b.prefix_size = static_cast<uint8_t>(std::min<size_t>(shared + 1, 32));
+  std::copy_n(next.id.begin(), b.prefix_size, b.id.begin());
+  return b;
+}
+
+} // namespace
+
+// -- codec ------------------------------------------------------------------------
+
+void put_varint(std::string& out, uint64_t x) {
+  char digits[10];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>(x & 0x7f);
+    x >>= 7;
+  } while (x != 0);
+  while (n > 1)
+    out.push_back(static_cast<char>(digits[--n] | 0x80));
+  out.push_back(digits[0]);
+}
+
+bool get_varint(std::string_view& in, uint64_t& out) {
+  uint64_t value = 0;
+  for (;;) {
+    if (in.empty())
+      return false;
+    auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    if (value > (std::numeric_limits<uint64_t>::max() >> 7))
+      return false;
+    value = (value << 7) | (byte & 0x7f);
+    if ((byte & 0x80) == 0)
+      break;
+  }
+  out = value;
+  return true;
+}
+
+encoder::encoder() {
+  out_.push_back(static_cast<char>(protocol_version));
+}
+
+void encoder::add_bound(const bound& b) {
+  // Infinity is 0; any other timestamp is 1 + its distance from the previous
+  // one. Bounds ascend within a message, so the distance is never negative.
+  if (b.timestamp == infinity) {
+    last_timestamp_ = infinity;
+    put_varint(out_, 0);
+  } else {
+    put_varint(out_, b.timestamp - last_timestamp_ + 1);
+    last_timestamp_ = b.timestamp;
+  }
+  put_varint(out_, b.prefix_size);
+  out_.append(reinterpret_cast<const char*>(b.id.data()), b.prefix_size);
+}
+
+void encoder::append_id(const bytes32& id) {
+  out_.append(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+void encoder::add_skip(const bound& upper) {
+  add_bound(upper);
+  put_varint(out_, static_cast<uint64_t>(mode::skip));
+}
+
+void encoder::add_fingerprint(const bound& upper, const fingerprint& digest) {
+  add_bound(upper);
+  put_varint(out_, static_cast<uint64_t>(mode::fingerprint));
+  out_.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+void encoder::add(const range& r) {
+  switch (r.kind) {
+    case mode::skip:
+      add_skip(r.upper);
+      break;
+    case mode::fingerprint:
+      add_fingerprint(r.upper, r.digest);
+      break;
+    case mode::id_list:
+      add_id_list(r.upper, r.ids.begin(), r.ids.end(), r.ids.size());
+      break;
+  }
+}
+
+std::string encode(const message& msg) {
+  encoder enc;
+  for (const auto& r : msg.ranges)
+    enc.add(r);
+  return enc.take();
+}
+
+namespace {
+
+/// Reads the message body after the version byte, tracking the timestamp
+/// deltas as `encoder::add_bound` wrote them.
+class body_decoder {
+public:
+  explicit body_decoder(std::string_view in) : in_(in) {
+  }
+
+  bool empty() const {
+    return in_.empty();
+  }
+
+  /// @returns "" or the reason.
+  std::string next(range& out) {
+    if (auto failure = read_bound(out.upper); !failure.empty())
+      return failure;
+    uint64_t m = 0;
+    if (!get_varint(in_, m))
+      return "truncated or oversized mode";
+    switch (m) {
+      case static_cast<uint64_t>(mode::skip):
+        out.kind = mode::skip;
+        return {};
+      case static_cast<uint64_t>(mode::fingerprint):
+        out.kind = mode::fingerprint;
+        if (in_.size() < fingerprint_size)
+          return "truncated fingerprint";
+        std::memcpy(out.digest.data(), in_.data(), fingerprint_size);
+        in_.remove_prefix(fingerprint_size);
+        return {};
+      case static_cast<uint64_t>(mode::id_list): {
+        out.kind = mode::id_list;
+        uint64_t count = 0;
+        if (!get_varint(in_, count))
+          return "truncated or oversized id count";
+        // Checked before allocating: a count can claim far more than is sent.
+        if (count > in_.size() / 32)
+          return "id list claims " + std::to_string(count)
+                 + " ids but only " + std::to_string(in_.size())
+                 + " bytes follow";
+        out.ids.resize(count);
+        for (auto& id : out.ids) {
+          std::memcpy(id.data(), in_.data(), 32);
+          in_.remove_prefix(32);
+        }
+        return {};
+      }
+      default:
+        return "unknown mode " + std::to_string(m);
+    }
+  }
+
+private:
+  std::string read_bound(bound& out) {
+    uint64_t encoded = 0;
+    if (!get_varint(in_, encoded))
+      return "truncated or oversized timestamp";
+    if (encoded == 0) {
+      out.timestamp = infinity;
+    } else {
+      // Saturates: once infinity, always infinity.
+      uint64_t delta = encoded - 1;
+      out.timestamp = last_timestamp_ > infinity - delta
+                        ? infinity
+                        : last_timestamp_ + delta;
+    }
+    last_timestamp_ = out.timestamp;
+    uint64_t size = 0;
+    if (!get_varint(in_, size))
+      return "truncated or oversized id prefix length";
+    if (size > 32)
+      return "id prefix of " + std::to_string(size) + " bytes (max 32)";
+    if (in_.size() < size)
+      return "truncated id prefix";
+    out.prefix_size = static_cast<uint8_t>(size);
+    out.id = {};
+    std::memcpy(out.id.data(), in_.data(), size);
+    in_.remove_prefix(size);
+    return {};
+  }
+
+  std::string_view in_;
+  uint64_t last_timestamp_ = 0;
+};
+
+/// Negentropy versions occupy 0x60..0x6f; anything else is not negentropy.
+bool is_version_byte(uint8_t b) {
+  return b >= 0x60 && b <= 0x6f;
+}
+
+} // namespace
+
+decode_status decode(std::string_view in, message& out, std::string& reason) {
+  out.ranges.clear();
+  if (in.empty()) {
+    reason = "empty message";
+    return decode_status::malformed;
+  }
+  auto version = static_cast<uint8_t>(in.front());
+  if (!is_version_byte(version)) {
+    reason = "not a negentropy message (first byte "
+             + std::to_string(version) + ")";
+    return decode_status::malformed;
+  }
+  if (version != protocol_version) {
+    reason = "unsupported negentropy version "
+             + std::to_string(version - 0x60) + " (we speak version 1)";
+    return decode_status::unsupported_version;
+  }
+  body_decoder body{in.substr(1)};
+  while (!body.empty()) {
+    range r;
+    if (auto failure = body.next(r); !failure.empty()) {
+      reason = "range " + std::to_string(out.ranges.size()) + ": " + failure;
+      out.ranges.clear();
+      return decode_status::malformed;
+    }
+    out.ranges.push_back(std::move(r));
+  }
+  return decode_status::ok;
+}
+
+std::string encode_hex(std::string_view binary) {
+  return to_hex(reinterpret_cast<const uint8_t*>(binary.data()), binary.size());
+}
+
+bool decode_hex(std::string_view hex, std::string& out) {
+  if (hex.size() % 2 != 0)
+    return false;
+  out.resize(hex.size() / 2);
+  return from_hex(hex, reinterpret_cast<uint8_t*>(out.data()), out.size());
+}
+
+// -- item set -----------------------------------------------------------------------
+
+item_set::item_set(std::vector<item> items) : items_(std::move(items)) {
+  std::sort(items_.begin(), items_.end());
+  items_.erase(std::unique(items_.begin(), items_.end()), items_.end());
+}
+
+size_t item_set::lower_bound(size_t first, size_t last, const bound& b) const {
+  auto begin = items_.begin() + static_cast<ptrdiff_t>(first);
+  auto end = items_.begin() + static_cast<ptrdiff_t>(last);
+  auto i = std::partition_point(begin, end,
+                                [&b](const item& x) { return below(x, b); });
+  return static_cast<size_t>(i - items_.begin());
+}
+
+fingerprint item_set::digest(size_t first, size_t last) const {
+  // The ids as 256-bit little-endian integers, summed in four 64-bit limbs.
+  uint64_t sum[4] = {0, 0, 0, 0};
+  for (size_t i = first; i < last; ++i) {
+    const auto& id = items_[i].id;
+    uint64_t carry = 0;
+    for (size_t limb = 0; limb < 4; ++limb) {
+      uint64_t x = 0;
+      for (size_t byte = 0; byte < 8; ++byte)
+        x |= static_cast<uint64_t>(id[limb * 8 + byte]) << (8 * byte);
+      uint64_t s = sum[limb] + x;
+      uint64_t next_carry = s < x ? 1 : 0;
+      s += carry;
+      next_carry |= (s < carry) ? 1 : 0;
+      sum[limb] = s;
+      carry = next_carry;
+    }
+  }
+  std::string input;
+  input.reserve(32 + 10);
+  for (size_t limb = 0; limb < 4; ++limb)
+    for (size_t byte = 0; byte < 8; ++byte)
+      input.push_back(static_cast<char>((sum[limb] >> (8 * byte)) & 0xff));
+  put_varint(input, last - first);
+  auto hash = sha256(input);
+  fingerprint out;
+  std::copy_n(hash.begin(), fingerprint_size, out.begin());
+  return out;
+}
+
+// -- reconciliation ---------------------------------------------------------------------
+
+namespace {
+
+/// The reference leaves this much room below the frame size limit for the
+/// closing range.
+constexpr size_t frame_margin = 200;
+
+/// Below this many items a range is sent as ids; above, as 16 fingerprints.
+constexpr size_t buckets = 16;
+
+size_t effective_limit(size_t frame_size_limit) {
+  return frame_size_limit == 0
+           ? 0
+           : std::max(frame_size_limit, min_frame_size_limit);
+}
+
+bool exceeds(size_t limit, size_t bytes) {
+  return limit != 0 && bytes > limit - frame_margin;
+}
+
+/// Describes [first, last) as one id list or 16 fingerprinted buckets.
+void split_range(const item_set& items, size_t first, size_t last,
+                 const bound& upper, encoder& enc) {
+  auto n = last - first;
+  const auto& all = items.items();
+  if (n < 2 * buckets) {
+    enc.add_id_list(upper, all.begin() + static_cast<ptrdiff_t>(first),
+                    all.begin() + static_cast<ptrdiff_t>(last), n);
+    return;
+  }
+  auto per_bucket = n / buckets;
+  auto with_extra = n % buckets;
+  auto current = first;
+  for (size_t i = 0; i < buckets; ++i) {
+    auto size = per_bucket + (i < with_extra ? 1 : 0);
+    auto digest = items.digest(current, current + size);
+    current += size;
+    auto b = current == last ? upper
+                             : minimal_bound(items[current - 1], items[current]);
+    enc.add_fingerprint(b, digest);
+  }
+}
+
+/// What the client learns from one id list.
+void compare_ids(const item_set& items, size_t first, size_t last,
+                 std::vector<bytes32> theirs, std::vector<bytes32>& have,
+                 std::vector<bytes32>& need) {
+  std::vector<bytes32> ours;
+  ours.reserve(last - first);
+  for (size_t i = first; i < last; ++i)
+    ours.push_back(items[i].id);
+  std::sort(ours.begin(), ours.end());
+  std::sort(theirs.begin(), theirs.end());
+  theirs.erase(std::unique(theirs.begin(), theirs.end()), theirs.end());
+  std::set_difference(ours.begin(), ours.end(), theirs.begin(), theirs.end(),
+                      std::back_inserter(have));
+  std::set_difference(theirs.begin(), theirs.end(), ours.begin(), ours.end(),
+                      std::back_inserter(need));
+}
+
+/// One round of either side: answers every range of `query`. The initiator
+/// records have/need for id lists and skips them; the responder answers an
+/// id list with its own ids. When the frame would grow past the limit, the
+/// rest of the space goes back as one fingerprint, to be split next round.
+std::string answer(const item_set& items, size_t limit, const message& query,
+                   bool initiator, std::vector<bytes32>* have,
+                   std::vector<bytes32>* need) {
+  encoder enc;
+  bound prev_bound;
+  size_t prev_index = 0;
+  // Skips are merged and only written before a range that is not skipped;
+  // trailing skips are implicit.
+  bool skip = false;
+  const size_t end = items.size();
+  for (const auto& r : query.ranges) {
+    auto mark = enc.mark();
+    bool skip_pending = skip;
+    auto flush_skip = [&] {
+      if (skip) {
+        skip = false;
+        enc.add_skip(prev_bound);
+      }
+    };
+    auto lower = prev_index;
+    auto upper = items.lower_bound(prev_index, end, r.upper);
+    switch (r.kind) {
+      case mode::skip:
+        skip = true;
+        break;
+      case mode::fingerprint:
+        if (r.digest != items.digest(lower, upper)) {
+          flush_skip();
+          split_range(items, lower, upper, r.upper, enc);
+        } else {
+          skip = true;
+        }
+        break;
+      case mode::id_list:
+        if (initiator) {
+          compare_ids(items, lower, upper, r.ids, *have, *need);
+          skip = true;
+          break;
+        }
+        {
+          flush_skip();
+          // As many of our ids as fit; the rest of the space follows as a
+          // fingerprint from the first id left out.
+          auto room = limit == 0 ? upper - lower
+                                 : (enc.size() + 64 >= limit - frame_margin
+                                      ? 0
+                                      : (limit - frame_margin - enc.size() - 64)
+                                          / 32);
+          auto cut = lower + std::min(upper - lower, room);
+          const auto& all = items.items();
+          auto first = all.begin() + static_cast<ptrdiff_t>(lower);
+          auto last = all.begin() + static_cast<ptrdiff_t>(cut);
+          if (cut == upper) {
+            enc.add_id_list(r.upper, first, last, cut - lower);
+          } else {
+            enc.add_id_list(bound::at(items[cut]), first, last, cut - lower);
+            enc.add_fingerprint(bound{infinity, 0, {}}, items.digest(cut, end));
+            return enc.take();
+          }
+        }
+        break;
+    }
+    if (exceeds(limit, enc.size())) {
+      enc.rollback(mark);
+      if (skip_pending)
+        enc.add_skip(prev_bound);
+      enc.add_fingerprint(bound{infinity, 0, {}}, items.digest(lower, end));
+      return enc.take();
+    }
+    prev_index = upper;
+    prev_bound = r.upper;
+  }
+  return enc.take();
+}
+
+} // namespace
+
+server::server(item_set_ptr items, size_t frame_size_limit)
+  : items_(std::move(items)),
+    frame_size_limit_(effective_limit(frame_size_limit)) {
+}
+
+std::string server::reconcile(std::string_view query,
+                              std::string& response) const {
+  message msg;
+  std::string reason;
+  switch (decode(query, msg, reason)) {
+    case decode_status::ok:
+      break;
+    case decode_status::unsupported_version:
+      response.assign(1, static_cast<char>(protocol_version));
+      return {};
+    case decode_status::malformed:
+      return reason;
+  }
+  response = answer(*items_, frame_size_limit_, msg, false, nullptr, nullptr);
+  return {};
+}
+
+size_t client::id_hash::operator()(const bytes32& id) const {
+  // Ids are SHA-256 digests: any eight of their bytes are uniform.
+  size_t h;
+  std::memcpy(&h, id.data(), sizeof(h));
+  return h;
+}
+
+client::client(item_set_ptr items, size_t frame_size_limit)
+  : items_(std::move(items)),
+    frame_size_limit_(effective_limit(frame_size_limit)) {
+}
+
+std::string client::initiate() {
+  initiated_ = true;
+  encoder enc;
+  split_range(*items_, 0, items_->size(), bound{infinity, 0, {}}, enc);
+  return enc.take();
+}
+
+std::string client::reconcile(std::string_view response, round& out) {
+  out.next.reset();
+  out.have.clear();
+  out.need.clear();
+  if (!initiated_)
+    return "reconcile before initiate";
+  if (done_)
+    return "reconciliation is already complete";
+  message msg;
+  std::string reason;
+  if (decode(response, msg, reason) != decode_status::ok)
+    return reason;
+  ++rounds_;
+  auto next = answer(*items_, frame_size_limit_, msg, true, &out.have,
+                     &out.need);
+  auto seen_before = [this](const bytes32& id) {
+    return !reported_.insert(id).second;
+  };
+  out.have.erase(std::remove_if(out.have.begin(), out.have.end(), seen_before),
+                 out.have.end());
+  out.need.erase(std::remove_if(out.need.begin(), out.need.end(), seen_before),
+                 out.need.end());
+  if (next.size() == 1)
+    done_ = true;
+  else
+    out.next = std::move(next);
+  return {};
+}
+
+} // namespace ferry::nostr::negentropy
