@@ -2,6 +2,7 @@
 
 #include "actors/client_session.hpp"
 #include "actors/handle_slot.hpp"
+#include "actors/relay_registry.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
 #include "messages/sync_manager.hpp"
@@ -27,6 +28,8 @@ struct inspector_state {
   std::shared_ptr<const relay_context> relay;
   /// Where the sync server commands go; the slot follows restarts.
   handle_slot_ptr<sync_manager_actor> sync_manager;
+  /// Where the hosted relay commands and health questions go.
+  infra_handles infra;
   inspector_config config;
   static inline constexpr const char* name = "inspector";
 };
@@ -34,12 +37,14 @@ struct inspector_state {
 /// The INSPECTOR: walks the supervision tree from `root` on every request,
 /// so it never holds a stale view, and asks each running actor for its status.
 /// The sync server commands it forwards to the SYNC MANAGER in
-/// `sync_manager` (null or empty: they fail with "not running").
+/// `sync_manager`, the hosted relay commands to the RELAY REGISTRY and the
+/// INFRA RECONCILER in `infra` (null or empty: they fail with "not
+/// running"); `health` adds the reconciler's relays given up.
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
-          handle_slot_ptr<sync_manager_actor> sync_manager,
+          handle_slot_ptr<sync_manager_actor> sync_manager, infra_handles infra,
           inspector_config config);
 
 struct console_gate_state {

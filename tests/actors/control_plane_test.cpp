@@ -213,7 +213,8 @@ struct fixture {
 
   /// Spawns a control plane on `admin`; @returns its port (0 on failure).
   uint16_t start(config::admin_config cfg) {
-    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot, io);
+    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot,
+                         infra_handles{}, io);
     spawned.push_back(aut);
     int64_t port = 0;
     self->request(aut, 5s, atom::get_v, atom::status_v)
@@ -630,7 +631,7 @@ TEST_CASE_METHOD(fixture, "the control plane fails when it cannot bind",
   REQUIRE(start() != 0);
   auto cfg = admin;
   cfg.port = port;
-  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, io);
+  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, infra_handles{}, io);
   caf::error reason;
   self->monitor(second);
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; });
