@@ -321,11 +321,11 @@ void on_done(self_pointer self, const std::string& id, uint64_t gen,
     error = describe_failure(t.method, id, status, std::move(text));
     log::warn("{} failed to sync {}: {}", self->name(), id, error);
   }
-  finish_in_flight(self, id);
   if (!registry) {
     log::warn("{} cannot record the outcome for {}: the relay registry is "
               "not running",
               self->name(), id);
+    finish_in_flight(self, id);
     schedule_reconcile(self, reconcile_retry_delay);
     return;
   }
@@ -343,6 +343,9 @@ void on_done(self_pointer self, const std::string& id, uint64_t gen,
       ->request(registry, registry_timeout, atom::failed_v, id, changed_seq,
                 error)
       .then([](activity_entry&) {}, on_error);
+  // After the outcome, so a rerun reads the relay with it (the registry
+  // answers in order): a first success turns the next POST into a PATCH.
+  finish_in_flight(self, id);
 }
 
 caf::result<std::string> members(self_pointer self, const std::string& id) {

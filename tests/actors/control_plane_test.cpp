@@ -110,6 +110,9 @@ mock_inspector(inspector_actor::stateful_pointer<mock_inspector_state>,
     [](atom::stop, atom::server, const std::string&) {
       return std::string{"{}"};
     },
+    [](atom::relays) { return std::string{"[]"}; },
+    [](atom::relay, const std::string&) { return std::string{"{}"}; },
+    [](atom::members, const std::string&) { return std::string{"{}"}; },
   };
 }
 
