@@ -427,7 +427,7 @@ infra_transport http_transport(std::shared_ptr<net::io_runtime> io,
     out.body = std::move(req.body);
     net::http_send(
       io->context(), std::move(out), net::tls_options{},
-      [done](net::http_result r) {
+      [done](net::http_send_result r) {
         infra_response res;
         if (r.failure == net::failure_kind::none) {
           res.status = r.status;

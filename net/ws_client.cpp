@@ -829,7 +829,7 @@ public:
 
   http_session(net::io_context& ioc, connect_plan plan,
                outgoing_http_request request,
-               std::function<void(http_result)> done,
+               std::function<void(http_send_result)> done,
                std::chrono::milliseconds timeout)
     : base(ioc, std::move(plan), timeout),
       request_(std::move(request)),
@@ -840,7 +840,7 @@ public:
   ~http_session() override {
     // See ~ws_session: the caller is promised an answer in every case.
     if (!this->finished_ && done_)
-      done_(http_result{failure_kind::tcp, "io stopped", 0, {}});
+      done_(http_send_result{failure_kind::tcp, "io stopped", 0, {}});
   }
 
 private:
@@ -893,7 +893,7 @@ private:
   }
 
   void on_finish(failure_kind kind, const std::string& reason) override {
-    http_result result;
+    http_send_result result;
     result.failure = kind;
     result.error = reason;
     if (kind == failure_kind::none) {
@@ -908,7 +908,7 @@ private:
   }
 
   outgoing_http_request request_;
-  std::function<void(http_result)> done_;
+  std::function<void(http_send_result)> done_;
   http::request<http::string_body> req_;
   beast::flat_buffer buffer_;
   http::response_parser<http::string_body> parser_;
@@ -1047,7 +1047,7 @@ void http_get(boost::asio::io_context& ioc, const std::string& url,
 }
 
 void http_send(boost::asio::io_context& ioc, outgoing_http_request request,
-               const tls_options& tls, std::function<void(http_result)> done,
+               const tls_options& tls, std::function<void(http_send_result)> done,
                std::chrono::milliseconds timeout) {
   auto plan = make_plan(request.url, tls);
   if (plan.error.empty() && !is_visible_ascii(request.method)) {

@@ -129,17 +129,19 @@ connect_ws(boost::asio::io_context& ioc, const std::string& url,
            size_t max_frame_bytes = 16 * 1024 * 1024,
            size_t max_outbound_bytes = 64 * 1024 * 1024);
 
-/// The outcome of `http_get` and `http_send`. Any complete response counts
+/// The outcome of `http_get` (and `http_send`). Any complete response counts
 /// as success (`failure == none`), whatever its status; the caller judges the
 /// status.
-struct http_result {
+struct http_get_result {
   failure_kind failure = failure_kind::none;
   std::string error;
   unsigned status = 0;
   std::string body;
 };
 
-using http_get_result = http_result;
+/// The outcome of `http_send`: the same as `http_get`'s. (Not `http_result`:
+/// that is simple_client's.)
+using http_send_result = http_get_result;
 
 /// Performs one HTTP/1.1 GET with the same TLS settings as `connect_ws` (for
 /// NIP-11, pass `Accept: application/nostr+json` in `headers`). Redirects are
@@ -169,7 +171,8 @@ struct outgoing_http_request {
 /// everything, redirects are not followed, and `done` is called exactly once
 /// on an I/O thread.
 void http_send(boost::asio::io_context& ioc, outgoing_http_request request,
-               const tls_options& tls, std::function<void(http_result)> done,
+               const tls_options& tls,
+               std::function<void(http_send_result)> done,
                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 } // namespace ferry::net

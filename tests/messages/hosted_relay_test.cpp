@@ -157,7 +157,7 @@ TEST_CASE("a patch merges objects, replaces values and keeps node fields",
              Catch::Matchers::StartsWith("sync_error: set by the node"));
 }
 
-TEST_CASE("activity entries round-trip; only failures carry an error",
+TEST_CASE("activity entries round-trip and only failures carry an error",
           "[hosted_relay]") {
   activity_entry e;
   e.seq = 9;

@@ -17,12 +17,12 @@ using ferry::net::test::wait_until;
 namespace {
 
 /// Runs `http_send` and waits (bounded) for its one result.
-http_result send_and_wait(io_runtime& io, outgoing_http_request req,
+http_send_result send_and_wait(io_runtime& io, outgoing_http_request req,
                           std::chrono::milliseconds timeout = 5000ms) {
   std::mutex mtx;
-  std::optional<http_result> result;
+  std::optional<http_send_result> result;
   http_send(io.context(), std::move(req), {},
-            [&](http_result res) {
+            [&](http_send_result res) {
               std::lock_guard<std::mutex> guard{mtx};
               result = std::move(res);
             },

@@ -120,7 +120,7 @@ TEST_CASE("the last sequence number survives a restart",
   CHECK(*last == 42);
 }
 
-TEST_CASE("the sync history counts trailing failures; a success resets it",
+TEST_CASE("the sync history counts trailing failures and a success resets it",
           "[hosted_relay_store]") {
   store_fixture db;
   auto relay = make_relay("club");
