@@ -416,6 +416,91 @@ void serve_grasp(self_pointer self, const admin_exchange_ptr& ex,
     .then(on_answer, on_error);
 }
 
+// -- /api/v1/relays ------------------------------------------------------------
+
+/// Asks the actor in `slot` and answers with its JSON text (`status` on
+/// success), or with the error it names.
+template <class Handle, class... Ts>
+void ask_infra(self_pointer self, const admin_exchange_ptr& ex,
+               const handle_slot_ptr<Handle>& slot, const char* what,
+               unsigned status, Ts... xs) {
+  auto handle = slot ? slot->get() : Handle{};
+  if (!handle) {
+    ex->answer(admin_error(503, std::string{"the "} + what
+                                  + " is not running"));
+    return;
+  }
+  // A members request waits for the management API on top of the actor.
+  self->request(handle, sync_manager_timeout * 2, xs...)
+    .then(
+      [ex, status](std::string& body) {
+        ex->answer(json_text_response(status, std::move(body)));
+      },
+      [ex](caf::error& err) {
+        auto message = render(err);
+        auto code = infra_status_for(err);
+        ex->answer(admin_error(code, message,
+                               code == 400 || code == 409 ? field_of(message)
+                                                          : std::string{}));
+      });
+}
+
+/// Routes /api/v1/relays[/{id}[/{action}]] (auth already checked).
+void serve_relays(self_pointer self, const admin_exchange_ptr& ex,
+                  const std::vector<std::string_view>& parts) {
+  const auto& method = ex->request.method;
+  const auto& registry = self->state.infra.registry;
+  constexpr auto registry_name = "relay registry";
+  // parts: "api", "v1", "relays", then the id and the action, if any.
+  if (parts.size() == 3) {
+    if (method == "GET")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::get_v,
+                       atom::relays_v);
+    if (method == "POST")
+      return ask_infra(self, ex, registry, registry_name, 201, atom::create_v,
+                       ex->request.body);
+    return ex->answer(method_not_allowed("GET, POST"));
+  }
+  if (parts.size() > 5)
+    return ex->answer(admin_error(404, "not found"));
+  auto id = percent_decode(parts[3]);
+  if (!id || id->empty())
+    return ex->answer(admin_error(404, "no such hosted relay"));
+  if (parts.size() == 4) {
+    if (method == "GET")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::get_v,
+                       atom::relay_v, *id);
+    if (method == "PUT")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::put_v,
+                       *id, ex->request.body);
+    if (method == "PATCH")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::patch_v,
+                       *id, ex->request.body);
+    if (method == "DELETE")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::erase_v,
+                       *id);
+    return ex->answer(method_not_allowed("GET, PUT, PATCH, DELETE"));
+  }
+  auto action = parts[4];
+  if (action == "activity" || action == "members") {
+    if (method != "GET")
+      return ex->answer(method_not_allowed("GET"));
+    if (action == "activity")
+      return ask_infra(self, ex, registry, registry_name, 200, atom::get_v,
+                       atom::activity_v, *id);
+    return ask_infra(self, ex, self->state.infra.reconciler,
+                     "infra reconciler", 200, atom::members_v, *id);
+  }
+  if (action != "activate" && action != "deactivate")
+    return ex->answer(admin_error(404, "not found"));
+  if (method != "POST")
+    return ex->answer(method_not_allowed("POST"));
+  if (action == "activate")
+    ask_infra(self, ex, registry, registry_name, 200, atom::activate_v, *id);
+  else
+    ask_infra(self, ex, registry, registry_name, 200, atom::deactivate_v, *id);
+}
+
 void serve(self_pointer self, const admin_exchange_ptr& ex) {
   auto& st = self->state;
   ++st.requests;
@@ -448,6 +533,9 @@ void serve(self_pointer self, const admin_exchange_ptr& ex) {
   if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
       && parts[2] == "grasp")
     return serve_grasp(self, ex, parts);
+  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
+      && parts[2] == "relays")
+    return serve_relays(self, ex, parts);
   ex->answer(admin_error(404, "not found"));
 }
 
@@ -503,6 +591,16 @@ unsigned sync_status_for(const caf::error& err) {
   if (err == caf::sec::request_timeout)
     return 504;
   return 503;
+}
+
+unsigned infra_status_for(const caf::error& err) {
+  if (err.category() == caf::atom("ferry")) {
+    if (err.code() == static_cast<uint8_t>(ec::conflict))
+      return 409;
+    if (err.code() == static_cast<uint8_t>(ec::upstream_failure))
+      return 502;
+  }
+  return sync_status_for(err);
 }
 
 net::http_response admin_error(unsigned status, std::string_view message) {
@@ -593,11 +691,12 @@ control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
-              std::shared_ptr<net::io_runtime> io) {
+              infra_handles infra, std::shared_ptr<net::io_runtime> io) {
   auto& st = self->state;
   st.open_health = config.public_health || is_loopback_address(config.address);
   st.inspector = std::move(inspector);
   st.sync_manager = std::move(sync_manager);
+  st.infra = std::move(infra);
   st.io = std::move(io);
   net::ws_server_options opts;
   opts.address = config.address;

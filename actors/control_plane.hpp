@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/handle_slot.hpp"
+#include "actors/relay_registry.hpp"
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/inspector.hpp"
@@ -55,6 +56,11 @@ std::string field_of(std::string_view message);
 /// `ec::storage_failure`, 503 otherwise.
 unsigned sync_status_for(const caf::error& err);
 
+/// The HTTP status for a failed request about hosted relays: as
+/// `sync_status_for`, plus 409 for `ec::conflict` and 502 for
+/// `ec::upstream_failure`.
+unsigned infra_status_for(const caf::error& err);
+
 /// A status report value as JSON (`status_json`, shared with the SYNC
 /// MANAGER): integers and reals as numbers, booleans, strings, atoms and
 /// timespans (in CAF's text form) as strings, lists as arrays, dictionaries
@@ -90,6 +96,9 @@ struct control_plane_state {
   /// Where the /api/v1/sync routes go; the slot follows restarts.
   handle_slot_ptr<sync_manager_actor> sync_manager;
 
+  /// Where the /api/v1/relays routes go; the slots follow restarts.
+  infra_handles infra;
+
   /// Keeps the io_context alive as long as the server needs it.
   std::shared_ptr<net::io_runtime> io;
 
@@ -122,12 +131,14 @@ struct control_plane_state {
 /// @param inspector The node's inspector (the current incarnation).
 /// @param sync_manager The node's sync manager (may be null or empty: the
 ///        sync routes then answer 503).
+/// @param infra The relay registry and infra reconciler for
+///        /api/v1/relays (null or empty slots: those routes answer 503).
 /// @param io The I/O threads the server runs on.
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
-              std::shared_ptr<net::io_runtime> io);
+              infra_handles infra, std::shared_ptr<net::io_runtime> io);
 
 } // namespace ferry

@@ -187,6 +187,48 @@ caf::result<std::string> ask_grasp(self_pointer self, Ts... xs) {
   return rp;
 }
 
+/// Forwards a hosted relay command to the actor in `slot` and relays its
+/// answer.
+template <class Handle, class... Ts>
+caf::result<std::string> ask_infra(self_pointer self,
+                                   const handle_slot_ptr<Handle>& slot,
+                                   const char* what, Ts... xs) {
+  auto handle = slot ? slot->get() : Handle{};
+  if (!handle)
+    return caf::make_error(ec::not_found,
+                           std::string{"the "} + what + " is not running");
+  auto rp = self->make_response_promise<std::string>();
+  self->request(handle, std::chrono::seconds{10}, xs...)
+    .then([rp](std::string& answer) mutable { rp.deliver(std::move(answer)); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+/// Adds the INFRA RECONCILER's relays given up to `report`.
+void with_infra_health(self_pointer self, health_report report,
+                       caf::typed_response_promise<health_report> rp) {
+  auto& slot = self->state.infra.reconciler;
+  auto reconciler = slot ? slot->get() : infra_reconciler_actor{};
+  if (!reconciler) {
+    rp.deliver(std::move(report));
+    return;
+  }
+  auto shared = std::make_shared<health_report>(std::move(report));
+  self->request(reconciler, self->state.config.status_timeout, atom::health_v)
+    .then(
+      [shared, rp](health_report& infra) mutable {
+        for (auto& reason : infra.reasons)
+          shared->reasons.push_back(std::move(reason));
+        if (!shared->reasons.empty())
+          shared->status = "degraded";
+        rp.deliver(std::move(*shared));
+      },
+      [shared, rp](caf::error&) mutable {
+        // A reconciler too busy to answer shows in the tree walk already.
+        rp.deliver(std::move(*shared));
+      });
+}
+
 } // namespace
 
 inspector_actor::behavior_type
@@ -194,10 +236,12 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
-          handle_slot_ptr<grasp_sync_actor> grasp, inspector_config config) {
+          handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
+          inspector_config config) {
   self->state.root = std::move(root);
   self->state.sync_manager = std::move(sync_manager);
   self->state.grasp = std::move(grasp);
+  self->state.infra = std::move(infra);
   self->state.store = store;
   self->state.relay = std::move(relay);
   self->state.config = config;
@@ -238,7 +282,7 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     },
     [self](atom::health) -> caf::result<health_report> {
       auto rp = self->make_response_promise<health_report>();
-      walk_tree(self, [rp](tree_walk& walk) mutable {
+      walk_tree(self, [self, rp](tree_walk& walk) mutable {
         health_report report;
         for (auto& row : walk.rows) {
           if (row.state == child_state::running)
@@ -254,7 +298,7 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
         }
         if (!report.reasons.empty())
           report.status = "degraded";
-        rp.deliver(std::move(report));
+        with_infra_health(self, std::move(report), rp);
       });
       return rp;
     },
@@ -304,6 +348,39 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     },
     [self](atom::repo, const std::string& address) {
       return ask_grasp(self, atom::get_v, atom::repo_v, address);
+    },
+    [self](atom::relays) {
+      return ask_infra(self, self->state.infra.registry, "relay registry",
+                       atom::get_v, atom::relays_v);
+    },
+    [self](atom::relay, const std::string& id) -> caf::result<std::string> {
+      auto& slot = self->state.infra.registry;
+      auto registry = slot ? slot->get() : relay_registry_actor{};
+      if (!registry)
+        return caf::make_error(ec::not_found,
+                               "the relay registry is not running");
+      // The relay, then its log: the console's view of one relay.
+      auto rp = self->make_response_promise<std::string>();
+      self->request(registry, std::chrono::seconds{5}, atom::get_v,
+                    atom::relay_v, id)
+        .then(
+          [self, registry, id, rp](std::string& relay) mutable {
+            self
+              ->request(registry, std::chrono::seconds{5}, atom::get_v,
+                        atom::activity_v, id)
+              .then(
+                [relay, rp](std::string& log) mutable {
+                  rp.deliver("{\"relay\":" + relay + ",\"activity\":" + log
+                             + "}");
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [self](atom::members, const std::string& id) {
+      return ask_infra(self, self->state.infra.reconciler, "infra reconciler",
+                       atom::members_v, id);
     },
   };
 }

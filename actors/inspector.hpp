@@ -3,6 +3,7 @@
 #include "actors/client_session.hpp"
 #include "actors/handle_slot.hpp"
 #include "messages/grasp.hpp"
+#include "actors/relay_registry.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
 #include "messages/sync_manager.hpp"
@@ -30,6 +31,8 @@ struct inspector_state {
   handle_slot_ptr<sync_manager_actor> sync_manager;
   /// Where the repository commands go (null: GRASP sync is off).
   handle_slot_ptr<grasp_sync_actor> grasp;
+  /// Where the hosted relay commands and health questions go.
+  infra_handles infra;
   inspector_config config;
   static inline constexpr const char* name = "inspector";
 };
@@ -37,14 +40,17 @@ struct inspector_state {
 /// The INSPECTOR: walks the supervision tree from `root` on every request,
 /// so it never holds a stale view, and asks each running actor for its status.
 /// The sync server commands it forwards to the SYNC MANAGER in
-/// `sync_manager` (null or empty: they fail with "not running"), the
-/// repository commands to GRASP SYNC in `grasp` (likewise).
+/// `sync_manager`, the repository commands to GRASP SYNC in `grasp`, the
+/// hosted relay commands to the RELAY REGISTRY and the INFRA RECONCILER in
+/// `infra` (null or empty: they fail with "not running"); `health` adds the
+/// reconciler's relays given up.
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           supervisor_actor root, const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
-          handle_slot_ptr<grasp_sync_actor> grasp, inspector_config config);
+          handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
+          inspector_config config);
 
 struct console_gate_state {
   handle_slot_ptr<inspector_actor> inspector;

@@ -5,13 +5,15 @@
 #include "actors/grasp_sync.hpp"
 #include "actors/health_tracker.hpp"
 #include "actors/hub.hpp"
+#include "actors/infra_reconciler.hpp"
 #include "actors/inspector.hpp"
 #include "actors/logging.hpp"
 #include "actors/node_key.hpp"
 #include "actors/pending_batches.hpp"
 #include "actors/query_worker.hpp"
-#include "actors/relay_server.hpp"
 #include "actors/relay_connection.hpp"
+#include "actors/relay_registry.hpp"
+#include "actors/relay_server.hpp"
 #include "actors/self_subscriber.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/sync_manager.hpp"
@@ -279,15 +281,42 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     }));
   if (cfg.grasp.enabled)
     add_grasp_children(children, cfg, store, hub_slot, grasp_slot, deps);
+  infra_handles infra;
+  infra.registry = std::make_shared<handle_slot<relay_registry_actor>>();
+  infra.reconciler = std::make_shared<handle_slot<infra_reconciler_actor>>();
+  relay_registry_config rcfg;
+  rcfg.max_attempts = static_cast<uint32_t>(cfg.infra.max_attempts);
+  rcfg.blossom_available = !cfg.infra.blossom.bucket.empty();
+  rcfg.livekit_available = !cfg.infra.livekit.server_url.empty();
+  children.push_back(slotted(
+    "relay-registry", "relay-registry", infra.registry,
+    [store, reconciler = infra.reconciler, rcfg](caf::local_actor* self) {
+      // Detached: every change is a synced RocksDB write.
+      return self->system().spawn<caf::detached>(relay_registry, store,
+                                                 reconciler, rcfg);
+    }));
+  infra_reconciler_deps rdeps;
+  rdeps.settings = cfg.infra;
+  rdeps.keys = n->keys_;
+  rdeps.registry = infra.registry;
+  rdeps.transport = http_transport(
+    n->io_, std::chrono::milliseconds{cfg.infra.request_timeout_ms});
+  children.push_back(slotted("infra-reconciler", "infra-reconciler",
+                             infra.reconciler,
+                             [rdeps](caf::local_actor* self) {
+                               return self->system().spawn(infra_reconciler,
+                                                           rdeps);
+                             }));
   inspector_config icfg;
   icfg.fault_injection = cfg.console.fault_injection;
   icfg.node_started_at = unix_now();
   children.push_back(slotted(
     "inspector", "inspector", inspector_slot,
-    [store, ctx, sync_slot, grasp_slot, icfg](caf::local_actor* self) {
+    [store, ctx, sync_slot, grasp_slot, infra, icfg](caf::local_actor* self) {
       return self->system().spawn(inspector,
                                   caf::actor_cast<supervisor_actor>(self),
-                                  store, ctx, sync_slot, grasp_slot, icfg);
+                                  store, ctx, sync_slot, grasp_slot, infra,
+                                  icfg);
     }));
   {
     child_spec spec;
@@ -312,10 +341,10 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   }
   children.push_back(slotted(
     "control-plane", "control-plane", control_plane_slot,
-    [inspector_slot, sync_slot, io = n->io_,
+    [inspector_slot, sync_slot, infra, io = n->io_,
      admin = cfg.admin](caf::local_actor* self) {
       return self->system().spawn(control_plane, admin, inspector_slot,
-                                  sync_slot, io);
+                                  sync_slot, infra, io);
     }));
   {
     child_spec spec;

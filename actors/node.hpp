@@ -44,8 +44,9 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
 void stop_and_wait(caf::actor_system& sys, const std::vector<caf::actor>& actors);
 
 /// A running node: the store and the supervised actor tree of DESIGN.md
-/// (writer, verifiers, hub, query workers, relay server, inspector, console
-/// gate, control plane) under the root supervisor "node".
+/// (writer, verifiers, hub, query workers, health tracker, sync manager,
+/// relay registry, infra reconciler, relay server, inspector, console gate,
+/// control plane) under the root supervisor "node".
 class node {
 public:
   /// Opens the store and starts the tree. Fails when a listener cannot bind

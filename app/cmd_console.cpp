@@ -65,6 +65,10 @@ constexpr const char* help_text = R"(commands:
   repos           GRASP repositories synced here: relays, confirmed on, pending on
   repo ADDRESS    one repository (30617:PUBKEY:D): its relays, where it is
                   confirmed and pending, its root events
+  relays          the hosted relays: subdomain, schema, status, synced,
+                  failed attempts, sync error
+  relay ID        one hosted relay with its activity log
+  relay-members ID  the members of hosted relay ID, from the management API
   watch           live view of actors and stats; q or Ctrl-C leaves it
   help            this list
   quit, exit      leave the prompt
@@ -75,7 +79,13 @@ const std::vector<std::string> command_words
   = {"actors",  "actor",    "stats",      "health",    "restart",
      "stop",    "start",    "fault",      "servers",   "server",
      "sync-now", "sync-start", "sync-stop", "repos",   "repo",
-     "watch",   "help",     "quit",       "exit"};
+     "relays",  "relay",    "relay-members", "watch", "help",
+     "quit",    "exit"};
+
+/// Commands whose one argument is a hosted relay id.
+bool takes_relay(const std::string& command) {
+  return command == "relay" || command == "relay-members";
+}
 
 /// Commands whose one argument is a sync server id.
 bool takes_server(const std::string& command) {
@@ -324,6 +334,11 @@ public:
       return words.size() == 1 ? run_repos() : usage(command, "");
     if (command == "repo")
       return words.size() == 2 ? run_repo(words[1]) : usage(command, " ADDRESS");
+    if (command == "relays")
+      return words.size() == 1 ? run_relays() : usage(command, "");
+    if (takes_relay(command))
+      return words.size() == 2 ? run_on_relay(command, words[1])
+                               : usage(command, " ID");
     if (takes_server(command))
       return words.size() == 2 ? run_on_server(command, words[1])
                                : usage(command, " ID");
@@ -347,6 +362,24 @@ public:
     for (auto& server : servers.as_array())
       if (auto id = server.is_object() ? server.as_object().if_contains("id")
                                        : nullptr;
+          id && id->is_string())
+        ids.emplace_back(id->as_string());
+    return ids;
+  }
+
+  /// The ids of every hosted relay; empty when the node does not answer.
+  std::vector<std::string> relay_ids() {
+    std::vector<std::string> ids;
+    auto reply = ask<std::string>(completion_timeout, atom::relays_v);
+    if (!reply.value)
+      return ids;
+    boost::json::error_code ec;
+    auto relays = boost::json::parse(*reply.value, ec);
+    if (ec || !relays.is_array())
+      return ids;
+    for (auto& relay : relays.as_array())
+      if (auto id = relay.is_object() ? relay.as_object().if_contains("id")
+                                      : nullptr;
           id && id->is_string())
         ids.emplace_back(id->as_string());
     return ids;
@@ -525,6 +558,28 @@ private:
     else
       reply = ask<std::string>(request_timeout, atom::stop_v, atom::server_v,
                                id);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_json(x);
+      });
+    return report(reply);
+  }
+
+  int run_relays() {
+    auto reply = ask<std::string>(request_timeout, atom::relays_v);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_relays(x);
+      });
+    return report(reply);
+  }
+
+  int run_on_relay(const std::string& command, const std::string& id) {
+    // The members come from the management API: give it its own time.
+    auto reply = command == "relay"
+                   ? ask<std::string>(request_timeout, atom::relay_v, id)
+                   : ask<std::string>(2 * request_timeout, atom::members_v,
+                                      id);
     if (reply.value)
       print_sync_answer(*reply.value, [](const boost::json::value& x) {
         return console::render_json(x);
@@ -777,6 +832,8 @@ char** complete(const char* text, int start, int) {
     candidates = completing->actor_names();
   else if (before.size() == 1 && takes_server(before[0]))
     candidates = completing->server_ids();
+  else if (before.size() == 1 && takes_relay(before[0]))
+    candidates = completing->relay_ids();
   else
     candidates.clear();
   return rl_completion_matches(text, next_candidate);

@@ -365,6 +365,30 @@ std::string render_repos(const json::value& repos) {
   return layout(rows);
 }
 
+std::string render_relays(const json::value& relays) {
+  if (!relays.is_array())
+    return render_json(relays);
+  if (relays.as_array().empty())
+    return "(no hosted relays)\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "SUBDOMAIN", "SCHEMA", "STATUS", "SYNCED", "FAILURES",
+                  "SYNC-ERROR"});
+  for (auto& item : relays.as_array()) {
+    if (!item.is_object())
+      continue;
+    auto& x = item.as_object();
+    auto failures = field_text(x, "failed_attempts");
+    if (auto given_up = x.if_contains("given_up");
+        given_up && given_up->is_bool() && given_up->as_bool())
+      failures += " (given up)";
+    rows.push_back({field_text(x, "id"), field_text(x, "subdomain"),
+                    field_text(x, "schema"), field_text(x, "status"),
+                    field_text(x, "synced"), failures,
+                    field_text(x, "sync_error")});
+  }
+  return layout(rows);
+}
+
 std::string render_json(const json::value& x) {
   std::vector<std::pair<std::string, std::string>> leaves;
   flatten_json(x, "", leaves);

@@ -60,6 +60,12 @@ std::string render_servers(const boost::json::value& servers);
 /// for an empty array.
 std::string render_repos(const boost::json::value& repos);
 
+/// The `relays` table from the relay registry's JSON array: one line per
+/// hosted relay with its id, subdomain, schema, status, whether it is synced,
+/// its failed attempts (with "given up" when so) and its sync error;
+/// "(no hosted relays)" for an empty array. Missing fields show as "-".
+std::string render_relays(const boost::json::value& relays);
+
 /// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
 /// `key = value` lines, nested keys joined with dots, arrays as
 /// `[a, b]`; strings unquoted.

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -443,6 +444,125 @@ leaf_reader milliseconds(std::chrono::milliseconds& out) {
   };
 }
 
+// -- [infra] ------------------------------------------------------------------
+
+bool is_dns_name(std::string_view name) {
+  if (name.empty() || name.size() > 253)
+    return false;
+  size_t start = 0;
+  for (;;) {
+    auto dot = name.find('.', start);
+    auto label = name.substr(start, dot == std::string_view::npos
+                                      ? std::string_view::npos
+                                      : dot - start);
+    auto ok = !label.empty() && label.size() <= 63 && label.front() != '-'
+              && label.back() != '-'
+              && std::all_of(label.begin(), label.end(), [](char c) {
+                   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                          || c == '-';
+                 });
+    if (!ok)
+      return false;
+    if (dot == std::string_view::npos)
+      return true;
+    start = dot + 1;
+  }
+}
+
+/// The host of an http(s) URL without brackets, or nullopt when the URL has
+/// user info, a query or a fragment (a base URL has none of them).
+std::optional<std::string> base_url_host(std::string_view rest) {
+  if (rest.find_first_of("?#@ ") != std::string_view::npos)
+    return std::nullopt;
+  auto authority = rest.substr(0, rest.find('/'));
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return std::nullopt;
+    return std::string{authority.substr(1, close - 1)};
+  }
+  return std::string{authority.substr(0, authority.find(':'))};
+}
+
+/// Empty, an https:// URL, or an http:// URL to a loopback address (the
+/// management API gets the relays' secrets: never in plain text over a
+/// network). Stored without trailing slashes, so paths append cleanly.
+leaf_reader management_url(std::string& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    constexpr auto what = "empty, an https:// URL, or an http:// URL to a "
+                          "loopback address (127.0.0.1, ::1, localhost), "
+                          "without query or fragment";
+    auto value = node.as_string();
+    if (!value)
+      return mismatch(path, what, node);
+    std::string url = value->get();
+    while (!url.empty() && url.back() == '/')
+      url.pop_back();
+    if (url.empty()) {
+      out.clear();
+      return std::nullopt;
+    }
+    auto lower = url;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    auto tls = lower.rfind("https://", 0) == 0;
+    if (!tls && lower.rfind("http://", 0) != 0)
+      return mismatch(path, what, node);
+    auto host = base_url_host(std::string_view{url}.substr(tls ? 8 : 7));
+    if (!host || host->empty())
+      return mismatch(path, what, node);
+    if (!tls && *host != "localhost" && !is_loopback(*host))
+      return mismatch(path, what, node);
+    out = std::move(url);
+    return std::nullopt;
+  };
+}
+
+leaf_reader dns_name_or_empty(std::string& out) {
+  return string_if(out, "empty or a lowercase DNS name (relay.example.com)",
+                   [](const std::string& value) {
+                     return value.empty() || is_dns_name(value);
+                   });
+}
+
+/// `roles`: a table of zooid roles, each a table with `pubkeys` (64-hex
+/// pubkeys), `can_invite` and `can_manage`; kept as JSON for the API body.
+leaf_reader infra_roles(std::string& out) {
+  return [&out](const toml::node& node, const std::string& path) -> problem {
+    auto table = node.as_table();
+    if (!table)
+      return mismatch(path, "a table of roles ({ member = { pubkeys = [...] } })",
+                      node);
+    for (auto&& [name, role] : *table) {
+      auto role_path = child_path(path, name.str());
+      auto fields = role.as_table();
+      if (!fields)
+        return mismatch(role_path,
+                        "a table with pubkeys, can_invite and can_manage",
+                        role);
+      for (auto&& [key, value] : *fields) {
+        auto key_path = child_path(role_path, key.str());
+        if (key.str() == "pubkeys") {
+          std::vector<std::string> ignored;
+          if (auto failure = pubkeys(ignored)(value, key_path))
+            return failure;
+        } else if (key.str() == "can_invite" || key.str() == "can_manage") {
+          if (!value.is_boolean())
+            return mismatch(key_path, "a boolean", value);
+        } else {
+          return key_path + ": unknown key (a role has pubkeys, can_invite "
+                            "and can_manage)";
+        }
+      }
+    }
+    boost::json::value roles;
+    if (auto failure = to_json_value(node, path, roles))
+      return failure;
+    out = boost::json::serialize(roles);
+    return std::nullopt;
+  };
+}
+
 /// `[grasp]`: a service domain when enabled, and a reconciliation range
 /// that is one.
 section_rule grasp_rules(const grasp_config& grasp) {
@@ -466,6 +586,24 @@ section_rule grasp_rules(const grasp_config& grasp) {
                         + ")",
                       *table.get("reconcile_min_seconds"));
     }
+    return std::nullopt;
+  };
+}
+
+/// A management API needs the domain to name the relays' hosts, and a cap
+/// below the base would shrink the first retry.
+section_rule infra_consistent(const infra_config& infra) {
+  return [&infra](const toml::table& table,
+                  const std::string& path) -> problem {
+    if (!infra.api_url.empty() && infra.relay_domain.empty())
+      return child_path(path, "relay_domain")
+             + ": expected a DNS name when infra.api_url is set, got \"\"";
+    if (infra.retry_cap_ms < infra.retry_base_ms)
+      return mismatch(child_path(path, "retry_cap_ms"),
+                      "at least infra.retry_base_ms ("
+                        + std::to_string(infra.retry_base_ms) + ")",
+                      table.get("retry_cap_ms") ? *table.get("retry_cap_ms")
+                                                : *table.get("retry_base_ms"));
     return std::nullopt;
   };
 }
@@ -607,6 +745,39 @@ std::vector<field> schema(config& cfg) {
             {
               leaf("server", sync_servers(cfg.sync.servers)),
             }),
+    section(
+      "infra",
+      {
+        leaf("enabled", boolean(cfg.infra.enabled)),
+        leaf("api_url", management_url(cfg.infra.api_url)),
+        leaf("relay_domain", dns_name_or_empty(cfg.infra.relay_domain)),
+        leaf("roles", infra_roles(cfg.infra.roles_json)),
+        leaf("request_timeout_ms",
+             integer(cfg.infra.request_timeout_ms, 1, 600000,
+                     "an integer in 1..600000")),
+        leaf("retry_base_ms",
+             integer(cfg.infra.retry_base_ms, 1, max_seconds,
+                     "a positive integer")),
+        leaf("retry_cap_ms", integer(cfg.infra.retry_cap_ms, 1, max_seconds,
+                                     "a positive integer")),
+        leaf("max_attempts", integer(cfg.infra.max_attempts, 1, 1000,
+                                     "an integer in 1..1000")),
+        section("blossom",
+                {
+                  leaf("endpoint", text(cfg.infra.blossom.endpoint)),
+                  leaf("region", text(cfg.infra.blossom.region)),
+                  leaf("bucket", text(cfg.infra.blossom.bucket)),
+                  leaf("access_key", text(cfg.infra.blossom.access_key)),
+                  leaf("secret_key", text(cfg.infra.blossom.secret_key)),
+                }),
+        section("livekit",
+                {
+                  leaf("server_url", text(cfg.infra.livekit.server_url)),
+                  leaf("api_key", text(cfg.infra.livekit.api_key)),
+                  leaf("api_secret", text(cfg.infra.livekit.api_secret)),
+                }),
+      },
+      infra_consistent(cfg.infra)),
   };
 }
 
@@ -780,11 +951,28 @@ bool operator==(const grasp_config& x, const grasp_config& y) {
          && x.batch_timeout == y.batch_timeout;
 }
 
+bool operator==(const infra_config& x, const infra_config& y) {
+  return x.enabled == y.enabled && x.api_url == y.api_url
+         && x.relay_domain == y.relay_domain && x.roles_json == y.roles_json
+         && x.request_timeout_ms == y.request_timeout_ms
+         && x.retry_base_ms == y.retry_base_ms
+         && x.retry_cap_ms == y.retry_cap_ms
+         && x.max_attempts == y.max_attempts
+         && x.blossom.endpoint == y.blossom.endpoint
+         && x.blossom.region == y.blossom.region
+         && x.blossom.bucket == y.blossom.bucket
+         && x.blossom.access_key == y.blossom.access_key
+         && x.blossom.secret_key == y.blossom.secret_key
+         && x.livekit.server_url == y.livekit.server_url
+         && x.livekit.api_key == y.livekit.api_key
+         && x.livekit.api_secret == y.livekit.api_secret;
+}
+
 bool operator==(const config& x, const config& y) {
   return x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
-         && x.sync == y.sync && x.source == y.source;
+         && x.sync == y.sync && x.infra == y.infra && x.source == y.source;
 }
 
 } // namespace ferry::config

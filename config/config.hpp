@@ -178,6 +178,55 @@ struct grasp_config {
   std::chrono::seconds batch_timeout{300};
 };
 
+/// The S3 bucket hosted relays with `blossom_enabled` store media in
+/// (`[infra.blossom]`); sent to the management API with the relay's schema
+/// as `key_prefix`.
+struct infra_blossom_config {
+  std::string endpoint;
+  std::string region;
+  std::string bucket;
+  std::string access_key;
+  std::string secret_key;
+};
+
+/// The LiveKit server hosted relays with `livekit_enabled` use
+/// (`[infra.livekit]`).
+struct infra_livekit_config {
+  std::string server_url;
+  std::string api_key;
+  std::string api_secret;
+};
+
+/// The infra reconciler, which pushes hosted relays to a zooid-style
+/// management API (`[infra]`).
+struct infra_config {
+  /// Push hosted relays to `api_url`; false keeps them pending.
+  bool enabled = true;
+  /// Base URL of the management API: https://, or http:// to a loopback
+  /// address; empty: the reconciler stays idle.
+  std::string api_url;
+  /// Hosted relays live at `<subdomain>.<relay_domain>`; required with
+  /// `api_url`.
+  std::string relay_domain;
+  /// Zooid roles sent with every relay, as a JSON object
+  /// (`{"member": {"pubkeys": [...], "can_invite": false, ...}}`).
+  std::string roles_json = "{}";
+  /// One request may take this long, in milliseconds.
+  int64_t request_timeout_ms = 5000;
+  /// Retry n waits retry_base_ms * 2^(n-1), at most retry_cap_ms.
+  int64_t retry_base_ms = 30000;
+  int64_t retry_cap_ms = 900000;
+  /// Consecutive failures after which a relay is given up (until it changes).
+  int64_t max_attempts = 6;
+  infra_blossom_config blossom;
+  infra_livekit_config livekit;
+
+  /// `enabled` and an `api_url`: the reconciler talks to the API.
+  bool active() const {
+    return enabled && !api_url.empty();
+  }
+};
+
 /// Everything `ferry.toml` can say. Every key has the default shown here.
 struct config {
   relay_config relay;
@@ -190,6 +239,7 @@ struct config {
   supervision_config supervision;
   sync_config sync;
   grasp_config grasp;
+  infra_config infra;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };
@@ -223,6 +273,7 @@ bool operator==(const supervision_config& x, const supervision_config& y);
 /// Servers compared by canonical JSON, in order.
 bool operator==(const sync_config& x, const sync_config& y);
 bool operator==(const grasp_config& x, const grasp_config& y);
+bool operator==(const infra_config& x, const infra_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

@@ -96,6 +96,20 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   // -- negentropy (NIP-77) --
   FERRY_ADD_ATOM(neg, "neg")
 
+  // -- hosted relays and the infra reconciler --
+  FERRY_ADD_ATOM(create, "create")
+  FERRY_ADD_ATOM(patch, "patch")
+  FERRY_ADD_ATOM(activate, "activate")
+  FERRY_ADD_ATOM(deactivate, "deactivate")
+  FERRY_ADD_ATOM(relay, "relay")
+  FERRY_ADD_ATOM(relays, "relays")
+  FERRY_ADD_ATOM(activity, "activity")
+  FERRY_ADD_ATOM(members, "members")
+  FERRY_ADD_ATOM(complete, "complete")
+  FERRY_ADD_ATOM(retry, "retry")
+  FERRY_ADD_ATOM(reconcile, "reconcile")
+  FERRY_ADD_ATOM(done, "done")
+
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 
 #undef FERRY_ADD_ATOM

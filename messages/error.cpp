@@ -21,6 +21,10 @@ std::string to_string(ec x) {
       return "injected_fault";
     case ec::not_found:
       return "not_found";
+    case ec::conflict:
+      return "conflict";
+    case ec::upstream_failure:
+      return "upstream_failure";
   }
   return "unknown_error";
 }

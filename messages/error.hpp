@@ -25,6 +25,12 @@ enum class ec : uint8_t {
   injected_fault,
   /// The named thing (sync server, actor, ...) does not exist.
   not_found,
+  /// The request contradicts what is stored (an id or name in use, a field
+  /// that can no longer change).
+  conflict,
+  /// A server this node depends on (the management API) failed or answered
+  /// with an error.
+  upstream_failure,
 };
 
 /// @relates ec

@@ -58,7 +58,8 @@ using inspector_actor = caf::typed_actor<
   caf::replies_to<atom::get, std::string>::with<actor_info>,
   // Node-wide counters (events, connections, store size, ...).
   caf::replies_to<atom::stats>::with<status_map>,
-  // ok / degraded with reasons (failed or restarting actors, ...).
+  // ok / degraded with reasons (failed or restarting actors, hosted relays
+  // given up, ...).
   caf::replies_to<atom::health>::with<health_report>,
   // Restart / stop / start / fault one actor by name; replies with a
   // one-line outcome, or an error naming the actor.
@@ -81,7 +82,15 @@ using inspector_actor = caf::typed_actor<
   // Every wanted repository: relays, confirmed on, pending on (JSON array).
   caf::replies_to<atom::repos>::with<std::string>,
   // One repository (JSON object; ec::not_found when not synced here).
-  caf::replies_to<atom::repo, std::string>::with<std::string>>;
+  caf::replies_to<atom::repo, std::string>::with<std::string>,
+  // Forwarded to the RELAY REGISTRY and the INFRA RECONCILER (JSON text, or
+  // ec::not_found for an unknown relay).
+  // Every hosted relay (a JSON array).
+  caf::replies_to<atom::relays>::with<std::string>,
+  // One hosted relay with its recent activity.
+  caf::replies_to<atom::relay, std::string>::with<std::string>,
+  // The members of one hosted relay, from the management API.
+  caf::replies_to<atom::members, std::string>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -3,6 +3,7 @@
 #include "messages/atoms.hpp"
 #include "messages/grasp.hpp"
 #include "messages/health.hpp"
+#include "messages/infra.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
 #include "messages/pending_batches.hpp"
@@ -53,6 +54,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_driver_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_relay_driver_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::grasp_sync_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::hosted_status))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::activity_type))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::hosted_relay_info))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::hosted_relay))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::activity_entry))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_sync_job))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::relay_sync_job>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::pending_relays))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::infra_reconciler_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_registry_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -129,14 +129,19 @@ connect_ws(boost::asio::io_context& ioc, const std::string& url,
            size_t max_frame_bytes = 16 * 1024 * 1024,
            size_t max_outbound_bytes = 64 * 1024 * 1024);
 
-/// The outcome of `http_get`. Any complete response counts as success
-/// (`failure == none`), whatever its status; the caller judges the status.
+/// The outcome of `http_get` (and `http_send`). Any complete response counts
+/// as success (`failure == none`), whatever its status; the caller judges the
+/// status.
 struct http_get_result {
   failure_kind failure = failure_kind::none;
   std::string error;
   unsigned status = 0;
   std::string body;
 };
+
+/// The outcome of `http_send`: the same as `http_get`'s. (Not `http_result`:
+/// that is simple_client's.)
+using http_send_result = http_get_result;
 
 /// Performs one HTTP/1.1 GET with the same TLS settings as `connect_ws` (for
 /// NIP-11, pass `Accept: application/nostr+json` in `headers`). Redirects are
@@ -148,5 +153,26 @@ void http_get(boost::asio::io_context& ioc, const std::string& url,
               std::map<std::string, std::string> headers,
               std::function<void(http_get_result)> done,
               std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// One outgoing HTTP request for `http_send`.
+struct outgoing_http_request {
+  /// The request method as it goes on the wire ("POST", "PATCH", ...).
+  std::string method = "GET";
+  /// http:// or https://; https:// always verifies the server (CA and name).
+  std::string url;
+  /// Extra header fields (Host, User-Agent and Content-Length are set).
+  std::map<std::string, std::string> headers;
+  /// Sent as is; empty: no body.
+  std::string body;
+};
+
+/// Performs one HTTP/1.1 request with any method and body, with the same TLS
+/// handling, limits and guarantees as `http_get`: `timeout` covers
+/// everything, redirects are not followed, and `done` is called exactly once
+/// on an I/O thread.
+void http_send(boost::asio::io_context& ioc, outgoing_http_request request,
+               const tls_options& tls,
+               std::function<void(http_send_result)> done,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 } // namespace ferry::net

@@ -116,6 +116,9 @@ mock_inspector(inspector_actor::stateful_pointer<mock_inspector_state>,
         return caf::make_error(ec::not_found, "no repository " + address);
       return std::string{R"({"address":"30617:ab:x"})"};
     },
+    [](atom::relays) { return std::string{"[]"}; },
+    [](atom::relay, const std::string&) { return std::string{"{}"}; },
+    [](atom::members, const std::string&) { return std::string{"{}"}; },
   };
 }
 
@@ -219,7 +222,8 @@ struct fixture {
 
   /// Spawns a control plane on `admin`; @returns its port (0 on failure).
   uint16_t start(config::admin_config cfg) {
-    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot, io);
+    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot,
+                         infra_handles{}, io);
     spawned.push_back(aut);
     int64_t port = 0;
     self->request(aut, 5s, atom::get_v, atom::status_v)
@@ -661,7 +665,7 @@ TEST_CASE_METHOD(fixture, "the control plane fails when it cannot bind",
   REQUIRE(start() != 0);
   auto cfg = admin;
   cfg.port = port;
-  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, io);
+  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, infra_handles{}, io);
   caf::error reason;
   self->monitor(second);
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; });

@@ -271,3 +271,22 @@ TEST_CASE("the repos table shows where each repository stands",
   CHECK(console::render_repos(boost::json::parse("[]"))
         == "(no repositories)\n");
 }
+
+TEST_CASE("the relays table shows each hosted relay", "[console_view]") {
+  auto relays = boost::json::parse(R"([
+    {"id":"club","subdomain":"club","schema":"club_db","status":"active",
+     "synced":true,"sync_error":"","failed_attempts":0,"given_up":false},
+    {"id":"shop","subdomain":"shop","schema":"shop_db","status":"inactive",
+     "synced":false,"sync_error":"POST /relay/shop: HTTP 500",
+     "failed_attempts":6,"given_up":true}
+  ])");
+  auto out = console::render_relays(relays);
+  CHECK(out
+        == "ID    SUBDOMAIN  SCHEMA   STATUS    SYNCED  FAILURES      "
+           "SYNC-ERROR\n"
+           "club  club       club_db  active    true    0             -\n"
+           "shop  shop       shop_db  inactive  false   6 (given up)  "
+           "POST /relay/shop: HTTP 500\n");
+  CHECK(console::render_relays(boost::json::parse("[]"))
+        == "(no hosted relays)\n");
+}

@@ -22,7 +22,8 @@ void collect_leaves(const toml::table& table, const std::string& prefix,
   for (auto&& [key, value] : table) {
     auto path = prefix.empty() ? std::string{key.str()}
                                : prefix + "." + std::string{key.str()};
-    if (auto child = value.as_table())
+    // An inline table is one value (infra.roles = {}), a [section] is not.
+    if (auto child = value.as_table(); child && !child->is_inline())
       collect_leaves(*child, path, out);
     else
       out.push_back(path);

@@ -1,3 +1,4 @@
+#include "net/simple_client.hpp"
 #include "tests/fixtures/node_process.hpp"
 
 #include <boost/json/parse.hpp>
@@ -121,6 +122,7 @@ console_run run_console(std::vector<std::string> args,
 std::string console_node_config(const test::temp_dir& dir) {
   auto path = dir.file("ferry.toml");
   test::write_file(path, "[relay]\nport = 0\n[admin]\nport = 0\n"
+                         "token = \"console-test\"\n"
                          "[console]\nport = "
                            + std::to_string(free_port())
                            + "\nfault_injection = true\n[store]\npath = \""
@@ -239,6 +241,41 @@ TEST_CASE("console actors prints the tree and actor prints one actor",
   auto stats = n.console({"stats"});
   CHECK(stats.status == 0);
   CHECK(stats.out.find(" = ") != std::string::npos);
+}
+
+TEST_CASE("console relays, relay ID and relay-members ID",
+          "[integration][console]") {
+  console_node n;
+  auto admin_port = test::wait_for_admin_port(n.process);
+  REQUIRE(admin_port);
+  auto created = net::simple_http_request(
+    "127.0.0.1", *admin_port, "POST", "/api/v1/relays",
+    {{"Authorization", "Bearer console-test"},
+     {"Content-Type", "application/json"}},
+    R"({"id":"club","subdomain":"club","schema":"club_db","info":{"pubkey":")"
+      + std::string(64, 'a') + R"("}})");
+  REQUIRE(created.error.empty());
+  REQUIRE(created.response.status == 201);
+  auto relays = n.console({"relays"});
+  CHECK(relays.status == 0);
+  CHECK(relays.out.rfind("ID ", 0) == 0);
+  CHECK(relays.out.find("\nclub  club       club_db  active  false") != std::string::npos);
+  auto relay = n.console({"relay", "club"});
+  CHECK(relay.status == 0);
+  CHECK(relay.out.find("relay.schema") != std::string::npos);
+  CHECK(relay.out.find("create_relay") != std::string::npos);
+  auto json = n.console({"--json", "relay", "club"});
+  REQUIRE(json.status == 0);
+  auto parsed = boost::json::parse(json.out);
+  CHECK(parsed.at("relay").at("id").as_string() == "club");
+  CHECK(parsed.at("activity").as_array().size() == 1);
+  auto unknown = n.console({"relay", "nope"});
+  CHECK(unknown.status == 1);
+  CHECK(unknown.err.find("no hosted relay named nope") != std::string::npos);
+  // No infra.api_url: the reconciler is idle and says so.
+  auto members = n.console({"relay-members", "club"});
+  CHECK(members.status == 1);
+  CHECK(members.err.find("idle") != std::string::npos);
 }
 
 TEST_CASE("console restart writer counts one restart",
