@@ -7,6 +7,7 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
+#include "store/change_log.hpp"
 #include "store/sync_store.hpp"
 
 #include <caf/send.hpp>
@@ -43,6 +44,14 @@ constexpr auto up_check_interval = std::chrono::seconds{5};
 
 /// The up cursor is written after this many log entries, and when drained.
 constexpr uint64_t up_persist_every = 256;
+
+/// A NEG-OPEN or NEG-MSG unanswered this long: the remote does not speak
+/// NIP-77 (before its first answer) or is stuck (after).
+constexpr auto neg_answer_timeout = std::chrono::seconds{10};
+
+/// Ids per fetch REQ after a reconciliation, and fetch REQs open at once.
+constexpr size_t fetch_batch = 500;
+constexpr size_t fetches_max_in_flight = 4;
 
 std::string to_string(phase x) {
   switch (x) {
@@ -139,6 +148,12 @@ template <class... Ts>
 void tell_listener(self_pointer self, Ts&&... xs) {
   if (auto listener = self->state.deps.driver_listener())
     self->send(listener, std::forward<Ts>(xs)...);
+}
+
+/// Catch-ups reconcile with NIP-77 unless the remote proved it cannot.
+bool uses_negentropy(const relay_connection_state& st) {
+  return st.def.mode == sync_mode::negentropy
+         && st.negentropy_unsupported.empty();
 }
 
 bool sends_up(const sync_server& def) {
@@ -259,6 +274,11 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
   metrics::sync::set_connected(st.def.id, false);
   metrics::sync::attempt(st.def.id, to_string(kind));
   drop_catchup_batches(self);
+  st.neg.reset();
+  st.neg_done = false;
+  st.fetch_queue.clear();
+  st.fetches_in_flight = 0;
+  st.neg_have_ids.clear();
   stop_up(self);
   persist_runtime(self);
   auto gen = ++st.generation;
@@ -341,7 +361,8 @@ void start_catchup(self_pointer self, int64_t since) {
 void maybe_finish_catchup(self_pointer self) {
   auto& st = self->state;
   if (st.state != phase::catching_up || st.in_flight > 0
-      || st.catchup_batches_open > 0)
+      || st.catchup_batches_open > 0 || (st.neg && !st.neg_done)
+      || !st.fetch_queue.empty())
     return;
   for (auto& [id, sub] : st.subscriptions)
     if (!sub.eose)
@@ -349,6 +370,11 @@ void maybe_finish_catchup(self_pointer self) {
   st.state = phase::live;
   st.catchup_complete = true;
   auto took = self->clock().now() - st.catchup_started;
+  if (st.neg) {
+    // Everything the reconciliation covered is here now.
+    st.catchup_newest = std::max(st.catchup_newest, st.neg->newest_local());
+    st.neg.reset();
+  }
   if (st.catchup_newest > 0)
     if (auto writer = st.deps.writer->get())
       self->send(writer, atom::cursor_v, st.def.id, st.catchup_newest);
@@ -511,15 +537,23 @@ void pump_up(self_pointer self) {
 /// by the hub's change feed.
 void start_up(self_pointer self) {
   auto& st = self->state;
+  auto extras = std::exchange(st.neg_have_ids, {});
+  if (st.up) {
+    // A later reconciliation on the same connection (sync-now).
+    st.up->enqueue(extras);
+    return pump_up(self);
+  }
   st.up.emplace(*st.deps.store, st.label, st.def.filters, st.up_cursor,
                 up_window);
+  st.up->enqueue(extras);
+  st.up->skip_to(st.neg_log_covered);
   st.resend_after_auth = false;
   if (auto hub = st.deps.hub ? st.deps.hub->get() : hub_actor{})
     self->send(hub, atom::subscribe_v, atom::feed_v,
                caf::actor_cast<feed_listener_actor>(self),
                std::make_shared<const std::vector<nostr::filter>>(
                  st.def.filters));
-  if (st.def.direction == sync_direction::up) {
+  if (st.def.direction == sync_direction::up && !st.neg) {
     st.state = phase::catching_up;
     st.catchup_complete = false;
     st.catchup_started = self->clock().now();
@@ -587,6 +621,116 @@ void on_up_ok(self_pointer self, const std::string& id, bool ok,
     pump_up(self);
 }
 
+/// Opens fetch REQs for ids a reconciliation found missing, within the
+/// in-flight bound and the remote's page size.
+void pump_fetches(self_pointer self) {
+  auto& st = self->state;
+  auto batch = std::min<size_t>(fetch_batch, st.page_size);
+  while (st.fetches_in_flight < fetches_max_in_flight
+         && !st.fetch_queue.empty()) {
+    nostr::filter f;
+    f.ids.emplace();
+    while (!st.fetch_queue.empty() && f.ids->size() < batch) {
+      f.ids->push_back(st.fetch_queue.front());
+      st.fetch_queue.pop_front();
+    }
+    std::sort(f.ids->begin(), f.ids->end());
+    f.limit = f.ids->size();
+    auto sub_id = "ferry-fetch-" + std::to_string(st.next_fetch++);
+    subscribe(self, sub_id, {std::move(f)}, std::nullopt);
+    st.subscriptions[sub_id].fetch = true;
+    ++st.fetches_in_flight;
+  }
+}
+
+/// The reconciliation covered every window: fetch the rest, send what the
+/// remote lacks, and follow live from now − overlap.
+void neg_finished(self_pointer self) {
+  auto& st = self->state;
+  st.neg_done = true;
+  st.neg_rounds += st.neg->rounds;
+  log::info("{} reconciled in {} sessions, {} rounds: {} to fetch, {} to send",
+            st.label, st.neg->sessions, st.neg->rounds, st.neg->need_count,
+            st.neg->have_count);
+  if (sends_up(st.def))
+    start_up(self);
+  if (syncs_down(st.def)) {
+    std::vector<nostr::filter> live;
+    for (auto f : st.def.filters) {
+      f.since = std::max<int64_t>(f.since.value_or(0),
+                                  unix_now() - st.def.overlap_window_seconds);
+      f.limit = 0;
+      live.push_back(std::move(f));
+    }
+    subscribe(self, live_sub, std::move(live), std::nullopt);
+  }
+  maybe_finish_catchup(self);
+}
+
+/// Catches up with REQ instead: the remote does not speak NIP-77.
+void neg_fallback(self_pointer self, const std::string& reason) {
+  auto& st = self->state;
+  st.negentropy_unsupported = reason;
+  log::warn("{} falls back to REQ catch-up: {}", st.label, reason);
+  if (!st.neg->session().empty())
+    send_frame(self, "[\"NEG-CLOSE\",\"" + st.neg->session() + "\"]");
+  st.neg.reset();
+  st.neg_done = false;
+  st.fetch_queue.clear();
+  if (sends_up(st.def))
+    start_up(self);
+  if (syncs_down(st.def))
+    start_catchup(self, st.neg_since);
+  else
+    maybe_finish_catchup(self);
+}
+
+/// Carries out what the reconciliation asks for.
+void on_neg(self_pointer self, neg_catchup::action act) {
+  using kind = neg_catchup::action::kind;
+  auto& st = self->state;
+  if (act.what == kind::none)
+    return;
+  if (act.what == kind::fallback)
+    return neg_fallback(self, act.reason);
+  if (act.what == kind::fail)
+    return fail(self, error_class::protocol, "negentropy: " + act.reason);
+  for (auto& frame : act.frames)
+    send_frame(self, std::move(frame));
+  auto need = st.neg->take_need();
+  auto have = st.neg->take_have();
+  st.neg_need += need.size();
+  st.neg_have += have.size();
+  if (syncs_down(st.def))
+    st.fetch_queue.insert(st.fetch_queue.end(), need.begin(), need.end());
+  if (sends_up(st.def))
+    st.neg_have_ids.insert(st.neg_have_ids.end(), have.begin(), have.end());
+  pump_fetches(self);
+  if (act.what == kind::done)
+    return neg_finished(self);
+  self->delayed_send(self, neg_answer_timeout, atom::timeout_v, st.generation,
+                     ++st.neg_serial);
+}
+
+/// A catch-up by NIP-77 reconciliation from `since` (0: everything).
+void start_neg_catchup(self_pointer self, int64_t since) {
+  auto& st = self->state;
+  st.state = phase::catching_up;
+  st.catchup_complete = false;
+  st.catchup_newest = 0;
+  st.catchup_started = self->clock().now();
+  st.neg_since = since;
+  st.neg_done = false;
+  st.fetch_queue.clear();
+  st.neg_have_ids.clear();
+  // Only a reconciliation of everything covers the whole change log.
+  st.neg_log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
+  report(self, atom::report_v, atom::catchup_v, st.def.id);
+  st.neg.emplace(*st.deps.store, st.def.filters, since, unix_now(),
+                 neg_catchup::limits{});
+  on_neg(self, st.neg->start());
+}
+
 void authenticate(self_pointer self) {
   auto& st = self->state;
   if (st.challenge.empty() || st.def.auth == auth_mode::never)
@@ -646,6 +790,12 @@ void on_frame(self_pointer self, std::string& frame) {
     if (i->second.tracked)
       if (auto batches = batches_of(self))
         self->send(batches, atom::eose_v, st.def.id, sub_id);
+    if (i->second.fetch) {
+      --st.fetches_in_flight;
+      send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
+      pump_fetches(self);
+      return maybe_finish_catchup(self);
+    }
     page_if_capped(self, i->second);
     if (sub_id != live_sub) {
       send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
@@ -714,10 +864,20 @@ void on_frame(self_pointer self, std::string& frame) {
     }
     return;
   }
+  if (verb == "NEG-MSG" || verb == "NEG-ERR") {
+    std::string sub_id;
+    std::string text;
+    if (!st.neg || !next_string(sub_id) || !next_string(text))
+      return;
+    return on_neg(self, verb == "NEG-MSG" ? st.neg->on_message(sub_id, text)
+                                          : st.neg->on_error(sub_id, text));
+  }
   if (verb == "NOTICE") {
     std::string text;
     next_string(text);
     log::debug("{} notice: {}", st.label, text);
+    if (st.neg && !st.neg_done)
+      on_neg(self, st.neg->on_notice(text));
   }
 }
 
@@ -853,6 +1013,11 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
                                          - st.def.overlap_window_seconds);
         st.subscriptions.clear();
         drop_catchup_batches(self);
+        if (uses_negentropy(st)) {
+          st.fetch_queue.clear();
+          st.fetches_in_flight = 0;
+          return start_neg_catchup(self, since);
+        }
         return start_catchup(self, since);
       }
       if (st.state != phase::relay_info && st.state != phase::connecting)
@@ -878,6 +1043,16 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
         cursor = (*c)->created_at;
       caf::put(result, "cursor", cursor);
       caf::put(result, "direction", to_string(st.def.direction));
+      caf::put(result, "mode", to_string(st.def.mode));
+      if (st.def.mode == sync_mode::negentropy)
+        caf::put(result, "negentropy",
+                 st.negentropy_unsupported.empty()
+                   ? std::string{"supported"}
+                   : "unsupported: " + st.negentropy_unsupported);
+      caf::put(result, "neg_rounds",
+               static_cast<int64_t>(st.neg_rounds + (st.neg ? st.neg->rounds : 0)));
+      caf::put(result, "neg_need", static_cast<int64_t>(st.neg_need));
+      caf::put(result, "neg_have", static_cast<int64_t>(st.neg_have));
       caf::put(result, "sent", static_cast<int64_t>(
                                  st.sent_before + (st.up ? st.up->sent : 0)));
       caf::put(result, "sent_ok",
@@ -924,6 +1099,30 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
         st.queued.clear();
         for (const auto& wanted : queued)
           send_driven(self, wanted);
+        return;
+      }
+      if (uses_negentropy(st)) {
+        // The 15-minute rule as for REQ: a short outage reconciles from
+        // the cursor, a long one (or a first sync) everything.
+        ask_health(
+          self,
+          [self, gen](resume_mode mode) {
+            auto& st = self->state;
+            if (gen != st.generation)
+              return;
+            int64_t since = 0;
+            auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
+            if (mode == resume_mode::resume && cursor && *cursor)
+              since = std::max<int64_t>(0, (*cursor)->created_at
+                                             - st.def.overlap_window_seconds);
+            start_neg_catchup(self, since);
+          },
+          [self, gen](caf::error&) {
+            if (gen == self->state.generation)
+              start_neg_catchup(self, 0);
+          },
+          resume_mode::full_catchup, atom::get_v, atom::resume_v, st.def.id);
+        persist_runtime(self);
         return;
       }
       if (sends_up(st.def))
@@ -1019,6 +1218,19 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
         if (sub.outcome != sub_outcome::eose)
           why += (why.empty() ? "" : ", ") + sub.id + " " + to_string(sub.outcome);
       fail(self, error_class::protocol, "catch-up incomplete: " + why);
+    },
+    [self](atom::timeout, uint64_t gen, uint64_t serial) {
+      auto& st = self->state;
+      if (gen != st.generation || !st.neg || st.neg_done
+          || serial != st.neg_serial)
+        return;
+      if (!st.neg->answered())
+        return neg_fallback(self, "no answer to NEG-OPEN within "
+                                    + std::to_string(neg_answer_timeout.count())
+                                    + " s");
+      fail(self, error_class::protocol,
+           "negentropy: no answer within "
+             + std::to_string(neg_answer_timeout.count()) + " s");
     },
     [self](atom::feed, const ingest_item_ptr&) {
       pump_up(self);

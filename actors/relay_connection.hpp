@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/handle_slot.hpp"
+#include "actors/neg_catchup.hpp"
 #include "actors/up_stream.hpp"
 #include "messages/health.hpp"
 #include "messages/ingest.hpp"
@@ -14,6 +15,7 @@
 
 #include <caf/actor_clock.hpp>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,6 +71,8 @@ struct relay_connection_state {
     /// (the filters without since / until / limit).
     bool driven = false;
     std::vector<nostr::filter> check;
+    /// Fetches events a reconciliation found missing (REQ by ids).
+    bool fetch = false;
   };
 
   sync_server def;
@@ -131,6 +135,28 @@ struct relay_connection_state {
   bool up_check_scheduled = false;
   /// Driven: REQs waiting for the connection.
   std::vector<grasp::subscription> queued;
+  // NIP-77 (mode negentropy)
+  /// The reconciliation of the running catch-up; done once every window is.
+  std::optional<neg_catchup> neg;
+  bool neg_done = false;
+  /// `since` of the reconciliation, for a fallback to REQ.
+  int64_t neg_since = 0;
+  /// Names the answer we wait for, so a late timeout is ignored.
+  uint64_t neg_serial = 0;
+  /// The remote failed at NIP-77 (why); REQ catch-ups from then on.
+  std::string negentropy_unsupported;
+  /// Totals of finished reconciliations.
+  uint64_t neg_rounds = 0;
+  uint64_t neg_have = 0;
+  uint64_t neg_need = 0;
+  /// Ids to fetch, and fetch REQs open.
+  std::deque<nostr::bytes32> fetch_queue;
+  size_t fetches_in_flight = 0;
+  uint64_t next_fetch = 1;
+  /// Ids the remote lacks, sent once the up stream starts.
+  std::vector<nostr::bytes32> neg_have_ids;
+  /// After a full reconciliation, the change log up to here is covered.
+  uint64_t neg_log_covered = 0;
   size_t next_verifier = 0;
   std::string last_error;
   int64_t last_connected = 0;

@@ -146,6 +146,10 @@ void stats_row(self_pointer self, const entry& e,
       row["cursor"] = integer_of(*status, "cursor");
       row["up_cursor"] = integer_of(*status, "up_cursor");
       row["up_in_flight"] = integer_of(*status, "up_in_flight");
+      for (auto key : {"neg_rounds", "neg_need", "neg_have"})
+        row[key] = integer_of(*status, key);
+      if (auto neg = caf::get_if<std::string>(&*status, "negentropy"))
+        row["negentropy"] = *neg;
       row["connected"] = caf::get_or(*status, "connected", false);
       row["catchup_complete"] = caf::get_or(*status, "catchup_complete",
                                             false);
@@ -267,9 +271,6 @@ caf::expected<std::vector<sync_server>>
 merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
   auto& store = *self->state.deps.store;
   for (auto& def : from_config) {
-    if (auto why = unsupported_feature(def); !why.empty())
-      return caf::make_error(ec::invalid_configuration,
-                             "sync server " + def.id + ": " + why);
     auto stored = store::get_sync_server(store, def.id);
     if (!stored)
       return stored.error();
@@ -290,12 +291,6 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
 }
 
 } // namespace
-
-std::string unsupported_feature(const sync_server& server) {
-  if (server.mode != sync_mode::req_stream)
-    return R"(mode: only "req_stream" is implemented by this node)";
-  return {};
-}
 
 sync_manager_state::~sync_manager_state() {
   for (auto& [id, e] : servers)
@@ -322,10 +317,6 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
   for (auto& def : *servers) {
     auto& e = st.servers[def.id];
     e.def = std::move(def);
-    if (auto why = unsupported_feature(e.def); !why.empty()) {
-      log::warn("{} does not run {}: {}", self->name(), e.def.id, why);
-      continue;
-    }
     if (e.def.enabled)
       spawn_connection(self, e);
   }
@@ -358,8 +349,6 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       auto parsed = parse_sync_server(body, id);
       if (!parsed)
         return parsed.error();
-      if (auto why = unsupported_feature(*parsed); !why.empty())
-        return caf::make_error(ec::invalid_input, why);
       auto& st = self->state;
       if (auto err = store::put_sync_server(*st.deps.store, *parsed))
         return err;
@@ -431,8 +420,6 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       if (i == st.servers.end())
         return unknown_server(id);
       auto& e = i->second;
-      if (auto why = unsupported_feature(e.def); !why.empty())
-        return caf::make_error(ec::invalid_input, why);
       if (!e.def.enabled) {
         auto def = e.def;
         def.enabled = true;

@@ -77,8 +77,4 @@ sync_manager_actor::behavior_type
 sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
              std::vector<sync_server> from_config, relay_connection_deps deps);
 
-/// Why this node cannot run `server` ("<field>: <reason>"), empty when it
-/// can: only direction `down` and mode `req_stream` are implemented.
-std::string unsupported_feature(const sync_server& server);
-
 } // namespace ferry

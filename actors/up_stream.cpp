@@ -17,8 +17,35 @@ up_stream::up_stream(const store::event_store& store, std::string own_source,
     read_(cursor) {
 }
 
+bool up_stream::send(const nostr::bytes32& id, uint64_t seq, int64_t now,
+                     std::vector<std::string>& frames) {
+  auto json = store_->get_json(id);
+  // Deleted, replaced or purged since: nothing to send.
+  if (!json)
+    return false;
+  nostr::event ev;
+  if (!nostr::parse_event(std::string_view{*json}, ev).empty()
+      || !nostr::matches_any(filters_, ev))
+    return false;
+  if (auto exp = nostr::expiration(ev); exp && *exp <= now)
+    return false;
+  auto hex = nostr::to_hex(id);
+  if (in_flight_.count(hex) > 0)
+    return false;
+  frames.push_back("[\"EVENT\"," + *json + "]");
+  in_flight_.emplace(hex, flight{seq, now});
+  if (seq > 0)
+    by_seq_.emplace(seq, std::move(hex));
+  ++sent;
+  return true;
+}
+
 std::vector<std::string> up_stream::fill(int64_t now) {
   std::vector<std::string> frames;
+  while (!extra_.empty() && in_flight_.size() < window_) {
+    send(extra_.front(), 0, now, frames);
+    extra_.pop_front();
+  }
   // Reads in slices, so skipped entries (echoes, other kinds) do not cost a
   // log read each.
   while (in_flight_.size() < window_) {
@@ -31,21 +58,7 @@ std::vector<std::string> up_stream::fill(int64_t now) {
         ++echoes_skipped;
         return true;
       }
-      auto json = store_->get_json(c.id);
-      // Deleted, replaced or purged since it was logged: nothing to send.
-      if (!json)
-        return true;
-      nostr::event ev;
-      if (!nostr::parse_event(std::string_view{*json}, ev).empty()
-          || !nostr::matches_any(filters_, ev))
-        return true;
-      if (auto exp = nostr::expiration(ev); exp && *exp <= now)
-        return true;
-      auto id = nostr::to_hex(c.id);
-      frames.push_back("[\"EVENT\"," + *json + "]");
-      in_flight_.emplace(id, flight{c.seq, now});
-      by_seq_.emplace(c.seq, std::move(id));
-      ++sent;
+      send(c.id, c.seq, now, frames);
       return in_flight_.size() < window_;
     });
     if (read_this_round == 0) {
@@ -54,9 +67,20 @@ std::vector<std::string> up_stream::fill(int64_t now) {
     }
     at_end_ = false;
   }
-  if (in_flight_.empty())
+  if (by_seq_.empty())
     done_ = read_;
   return frames;
+}
+
+void up_stream::enqueue(const std::vector<nostr::bytes32>& ids) {
+  extra_.insert(extra_.end(), ids.begin(), ids.end());
+}
+
+void up_stream::skip_to(uint64_t seq) {
+  if (seq <= done_ || !by_seq_.empty())
+    return;
+  done_ = seq;
+  read_ = std::max(read_, seq);
 }
 
 up_stream::answer up_stream::on_ok(const std::string& id_hex, bool ok,
@@ -81,13 +105,21 @@ up_stream::answer up_stream::on_ok(const std::string& id_hex, bool ok,
     result = answer::refused;
     ++refused;
   }
-  by_seq_.erase(i->second.seq);
+  if (i->second.seq > 0)
+    by_seq_.erase(i->second.seq);
   in_flight_.erase(i);
   done_ = by_seq_.empty() ? read_ : by_seq_.begin()->first - 1;
   return result;
 }
 
 void up_stream::rewind() {
+  // Unanswered extras are sent again first.
+  for (auto& [hex, f] : in_flight_)
+    if (f.seq == 0) {
+      nostr::bytes32 id;
+      if (nostr::from_hex(hex, id))
+        extra_.push_front(id);
+    }
   in_flight_.clear();
   by_seq_.clear();
   read_ = done_;

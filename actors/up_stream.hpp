@@ -4,6 +4,7 @@
 #include "store/event_store.hpp"
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -54,12 +55,20 @@ public:
   /// (after a rate limit or an AUTH, or on a new connection).
   void rewind();
 
+  /// Sends these events before the log (a reconciliation found the remote
+  /// lacks them); they do not move the cursor.
+  void enqueue(const std::vector<nostr::bytes32>& ids);
+
+  /// Moves the cursor to `seq` when it is behind: a full reconciliation
+  /// covered every log entry up to there.
+  void skip_to(uint64_t seq);
+
   /// Every log entry up to here is done with.
   uint64_t cursor() const;
 
   /// Nothing unanswered and nothing left in the log (as of the last fill).
   bool drained() const {
-    return in_flight_.empty() && at_end_;
+    return in_flight_.empty() && at_end_ && extra_.empty();
   }
 
   size_t in_flight() const {
@@ -95,6 +104,13 @@ private:
   /// Unanswered events by id (hex) and by sequence number.
   std::unordered_map<std::string, flight> in_flight_;
   std::map<uint64_t, std::string> by_seq_;
+  /// Events to send before the log; in flight with sequence number 0.
+  std::deque<nostr::bytes32> extra_;
+
+  /// Appends the EVENT frame of stored event `id` (sequence `seq`, 0 for an
+  /// extra) when it is still stored, matching and unexpired.
+  bool send(const nostr::bytes32& id, uint64_t seq, int64_t now,
+            std::vector<std::string>& frames);
 };
 
 } // namespace ferry

@@ -46,7 +46,9 @@ using relay_connection_actor = caf::typed_actor<
   // connected (dialling when idle) — AddFilters without reconnecting.
   caf::reacts_to<atom::subscribe, std::vector<grasp::subscription>>,
   // GRASP: CLOSE these subscriptions.
-  caf::reacts_to<atom::unsubscribe, std::vector<std::string>>>;
+  caf::reacts_to<atom::unsubscribe, std::vector<std::string>>,
+  // INTERNAL: a negentropy answer is overdue (generation, request serial).
+  caf::reacts_to<atom::timeout, uint64_t, uint64_t>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

@@ -223,29 +223,6 @@ TEST_CASE_METHOD(fixture, "put validates the definition and names the field",
   CHECK(listed->empty());
 }
 
-TEST_CASE_METHOD(fixture, "put refuses what this node does not implement",
-                 "[sync_manager]") {
-  REQUIRE_FALSE(start_manager());
-  auto negentropy = ask(atom::put_v, std::string{"a"},
-                        definition(R"(,"mode":"negentropy")"));
-  REQUIRE(is_error(negentropy, ec::invalid_input));
-  CHECK(render(negentropy.error())
-        == R"(mode: only "req_stream" is implemented by this node)");
-  CHECK(is_error(ask(atom::get_v, atom::server_v, std::string{"a"}),
-                 ec::not_found));
-}
-
-TEST_CASE_METHOD(fixture, "a config server with an unimplemented mode stops "
-                          "the manager",
-                 "[sync_manager]") {
-  auto reconciling = parsed("reconciler");
-  reconciling.mode = sync_mode::negentropy;
-  auto failure = start_manager({parsed("fine"), reconciling});
-  REQUIRE(failure == ec::invalid_configuration);
-  CHECK_THAT(render(failure), Contains("reconciler"));
-  CHECK_THAT(render(failure), Contains("mode"));
-}
-
 TEST_CASE_METHOD(fixture, "put creates, replaces and reports created",
                  "[sync_manager]") {
   REQUIRE_FALSE(start_manager());

@@ -1,4 +1,5 @@
-// Outbound sync (directions down, up and both; mode "req_stream") between two real
+// Outbound sync (directions down, up and both; modes req_stream and negentropy)
+// between two real
 // `ferry node` processes on loopback: node B has a [[sync.server]] pointing at
 // node A's relay and must mirror A's matching events into its own store.
 //
@@ -153,6 +154,7 @@ struct server_options {
   std::string auth_pubkey;
   std::string auth_mode = "on_challenge";
   std::string direction = "down";
+  std::string mode = "req_stream";
   int overlap_seconds = 300;
 };
 
@@ -164,7 +166,7 @@ std::string sync_server_toml(uint16_t a_port, const server_options& o = {}) {
   return "[[sync.server]]\nid = \"" + o.id + "\"\nurl = \"" + relay_url(a_port)
          + "\"\nfilters = " + o.filters + "\ndirection = \"" + o.direction
          + "\"\n"
-         + "mode = \"req_stream\"\noverlap_window_seconds = "
+         + "mode = \"" + o.mode + "\"\noverlap_window_seconds = "
          + std::to_string(o.overlap_seconds) + "\nrelay_info_mode = \""
          + o.relay_info_mode + "\"\nauth_pubkey = \"" + o.auth_pubkey
          + "\"\nauth = { type = \"nip42\", mode = \"" + o.auth_mode + "\" }\n"
@@ -748,4 +750,164 @@ TEST_CASE("direction both ends with the union on each side and never echoes",
   CHECK(stat_of(b_admin, "node-a", "accepted") == 60);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+namespace {
+
+/// A string field of B's stats for server `id`.
+std::string stat_text(uint16_t admin_port, const std::string& id,
+                      const std::string& field) {
+  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id);
+  if (!res.error.empty() || res.response.status != 200)
+    return {};
+  std::regex re{"\"" + field + "\":\"([^\"]*)\""};
+  std::smatch m;
+  if (!std::regex_search(res.response.body, m, re))
+    return {};
+  return m[1].str();
+}
+
+/// Waits until the REQ answer of `n` for kind 1 equals `want`.
+void require_exactly(node& n, const std::set<std::string>& want,
+                     const std::string& what, node* other) {
+  std::set<std::string> got;
+  bool ok = test::poll_until(
+    [&] {
+      auto ids = try_ids(n.port, kind1_all);
+      if (ids)
+        got = std::move(*ids);
+      return got == want;
+    },
+    30s);
+  if (!ok)
+    FAIL(what << ": holds " << got.size() << " events, wants " << want.size()
+              << "\n" << logs(&n.process, other ? &other->process : nullptr));
+}
+
+} // namespace
+
+TEST_CASE("negentropy sync ends with the union the direction asks for, "
+          "moving only the difference",
+          "[integration][sync][negentropy]") {
+  auto overlap = GENERATE(0, 1, 50, 100);
+  auto direction = GENERATE(std::string{"down"}, std::string{"up"},
+                            std::string{"both"});
+  CAPTURE(overlap, direction);
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  // Older than the overlap window: the live tail after the reconciliation
+  // must not bring any of them again.
+  auto base = test::unix_now() - 5000;
+  constexpr size_t per_side = 200;
+  auto shared_n = per_side * overlap / 100;
+  auto shared = make_events(keys, shared_n, base, 1, "shared");
+  auto a_only = make_events(keys, per_side - shared_n, base - 1000, 1, "a");
+  auto b_only = make_events(keys, per_side - shared_n, base - 2000, 1, "b");
+  auto a_events = shared;
+  a_events.insert(a_events.end(), a_only.begin(), a_only.end());
+  auto b_events = shared;
+  b_events.insert(b_events.end(), b_only.begin(), b_only.end());
+  auto a_cfg = test::node_config(dir_a);
+  import_into(dir_a, a_cfg, a_events);
+  server_options o;
+  o.mode = "negentropy";
+  o.direction = direction;
+  node a{a_cfg};
+  auto b_cfg = b_config(dir_b, sync_server_toml(a.port, o));
+  import_into(dir_b, b_cfg, b_events);
+  node b{b_cfg};
+  auto b_admin = b.admin_port();
+
+  auto all = id_set(a_events);
+  for (auto& id : id_set(b_only))
+    all.insert(id);
+  bool down = direction != "up";
+  bool up = direction != "down";
+  require_exactly(b, down ? all : id_set(b_events), "B", &a);
+  require_exactly(a, up ? all : id_set(a_events), "A", &b);
+  bool settled = test::poll_until(
+    [&] {
+      return stat_of(b_admin, "node-a", "received")
+               == static_cast<int64_t>(down ? a_only.size() : 0)
+             && stat_of(b_admin, "node-a", "sent_ok")
+                  == static_cast<int64_t>(up ? b_only.size() : 0);
+    },
+    10s);
+  if (!settled)
+    FAIL_CHECK("B moved more than the difference\n"
+               << sync_reports(b_admin, "node-a"));
+  CHECK(stat_of(b_admin, "node-a", "sent")
+        == static_cast<int64_t>(up ? b_only.size() : 0));
+  CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
+  CHECK(stat_of(b_admin, "node-a", "neg_rounds") >= 1);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("negentropy sync falls back to REQ against a relay without NIP-77",
+          "[integration][sync][negentropy]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  test::node_settings a_settings;
+  a_settings.extra = "[relay.negentropy]\nenabled = false\n";
+  node a{test::node_config_with(dir_a, a_settings)};
+  publish(a.port, make_events(keys, 120, test::unix_now() - 100, 1, "plain"));
+  server_options o;
+  o.mode = "negentropy";
+  node b{b_config(dir_b, sync_server_toml(a.port, o))};
+  auto b_admin = b.admin_port();
+  require_mirrored(a, b, kind1_all);
+  auto status = stat_text(b_admin, "node-a", "negentropy");
+  CHECK_THAT(status, Catch::Matchers::StartsWith("unsupported: "));
+  // Live events still arrive over the REQ tail.
+  auto fresh = make_events(keys, 5, test::unix_now(), 1, "after");
+  publish(a.port, fresh);
+  require_holds(a, b, kind1_all, "B after the fallback");
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",
+          "[integration][sync][negentropy][interop]") {
+  test::temp_dir dir_b, dir_r;
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 300, test::unix_now() - 4000, 1, "r");
+  auto mine = make_events(keys, 50, test::unix_now() - 9000, 1, "mine");
+  std::string jsonl;
+  for (auto& ev : remote_events)
+    jsonl += nostr::to_json(ev) + "\n";
+  for (size_t i = 0; i < 100; ++i) // B already holds a third of them
+    mine.push_back(remote_events[i]);
+  auto file = dir_r.file("events.jsonl");
+  test::write_file(file, jsonl);
+  test::ferry_process relay{{FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs",
+                             "--events", file, "--port", "0",
+                             "--frame-size-limit", "4096"},
+                            {},
+                            "node"};
+  auto relay_port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(relay_port);
+  server_options o;
+  o.mode = "negentropy";
+  o.direction = "both";
+  auto b_cfg = b_config(dir_b, sync_server_toml(*relay_port, o));
+  import_into(dir_b, b_cfg, mine);
+  node b{b_cfg};
+  auto b_admin = b.admin_port();
+  auto want = id_set(remote_events);
+  for (auto& id : id_set(mine))
+    want.insert(id);
+  require_exactly(b, want, "B", nullptr);
+  bool settled = test::poll_until(
+    [&] {
+      return stat_of(b_admin, "node-a", "received") == 200
+             && stat_of(b_admin, "node-a", "sent_ok") == 50;
+    },
+    10s);
+  if (!settled)
+    FAIL_CHECK("B did not move exactly the difference\n"
+               << sync_reports(b_admin, "node-a") << relay.output());
+  CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
+  CHECK(b.process.kill(SIGTERM) == 0);
 }
