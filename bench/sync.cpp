@@ -1,11 +1,16 @@
-// bench_sync: how fast node B mirrors node A's whole store through outbound
-// sync (direction "down", mode "req_stream", filter {}).
+// bench_sync: how fast node B catches up with node A's whole store through
+// outbound sync (direction "down", filter {}), with REQ (`req_stream`) and
+// with NIP-77 reconciliation (`negentropy`).
 //
 // N events are imported into A's store with `ferry import`; the same file is
 // also imported into a scratch store, which gives B's own import rate on this
-// machine. Then A starts, B starts with a [[sync.server]] for A, and the wall
-// time until B holds everything A holds is measured by polling B's COUNT every
-// 100 ms. The goal: sync at >= 70% of B's import rate.
+// machine. A starts once; then each scenario starts a fresh B (empty, or
+// already holding 99% of A's events, spread over the whole time range) with a
+// [[sync.server]] for A, and measures the wall time until B holds everything
+// A holds and reports its catch-up complete, the bytes B received on the
+// socket, and B's peak RSS. Goals: an empty B syncs at >= 70% of B's import
+// rate (req_stream) and negentropy within 80% of that; at 99% held,
+// negentropy receives <= 10% of req_stream's bytes and finishes >= 5x sooner.
 
 #include "bench/bench_util.hpp"
 
@@ -16,6 +21,8 @@
 #include <deque>
 #include <dirent.h>
 #include <exception>
+#include <functional>
+#include <fstream>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -63,19 +70,116 @@ int64_t count_all(uint16_t port) {
   return -1;
 }
 
-/// Bytes received from A, if B's per-server stats expose a bytes counter.
-std::optional<uint64_t> bytes_received(uint16_t admin_port, std::string* body) {
+/// B's stats for server "a" (JSON text); empty when B cannot answer.
+std::string stats_of(uint16_t admin_port) {
   auto res = net::simple_http_request(
     "127.0.0.1", admin_port, "GET", "/api/v1/sync/servers/a/stats",
     {{"Authorization", std::string{"Bearer "} + admin_token}});
   if (!res.error.empty() || res.response.status != 200)
-    return std::nullopt;
-  *body = res.response.body;
-  static const std::regex bytes_re{"\"bytes[a-z_]*(?:in|received|down|read)[a-z_]*\":([0-9]+)"};
+    return {};
+  return res.response.body;
+}
+
+int64_t stat(const std::string& body, const char* field) {
+  std::regex re{std::string{"\""} + field + "\":([0-9]+)"};
   std::smatch m;
-  if (std::regex_search(res.response.body, m, bytes_re))
-    return std::stoull(m[1].str());
-  return std::nullopt;
+  return std::regex_search(body, m, re) ? std::stoll(m[1].str()) : -1;
+}
+
+struct outcome {
+  double seconds = 0;
+  int64_t held = 0;
+  int64_t bytes = 0;
+  long peak_kib = 0;
+};
+
+/// Every line of `jsonl` but each 100th: 99% of the events, the missing ones
+/// spread over the whole time range.
+fs::path ninety_nine_percent(const fs::path& jsonl, const fs::path& dir) {
+  std::ifstream in{jsonl};
+  auto out_path = dir / "events-99.jsonl";
+  std::ofstream out{out_path};
+  std::string line;
+  for (size_t i = 0; std::getline(in, line); ++i)
+    if (i % 100 != 99)
+      out << line << '\n';
+  return out_path;
+}
+
+/// Starts a fresh B (holding `preload`, if given) syncing from A with `mode`
+/// and waits until it holds `target` events with its catch-up complete.
+outcome run_scenario(const options& opts, const fs::path& root,
+                     const std::string& name, const std::string& mode,
+                     uint16_t a_port, int64_t target, const fs::path* preload,
+                     const std::function<std::string()>& a_log) {
+  auto dir = root / name;
+  fs::create_directories(dir);
+  auto config = dir / "ferry.toml";
+  write_file(config,
+             node_config(dir / "data",
+                         "[[sync.server]]\nid = \"a\"\nurl = \"ws://127.0.0.1:"
+                           + std::to_string(a_port)
+                           + "\"\nfilters = [{}]\ndirection = \"down\"\nmode = \""
+                           + mode + "\"\ntls = { mode = \"disabled\" }\n"));
+  if (preload) {
+    auto run = run_import(opts.ferry, *preload, config, dir);
+    std::printf("%s: B preloaded: %s in %.2f s (not measured)\n", name.c_str(),
+                run.summary.c_str(), run.seconds);
+  }
+  std::fflush(stdout);
+  auto start = clock_type::now();
+  node_process b{opts.ferry, config, dir, "b"};
+  auto b_port = b.wait_for_relay_port();
+  auto b_admin = b.wait_for_admin_port();
+  if (!b_port || !b_admin)
+    throw std::runtime_error(name + ": node B did not report its ports; log tail:\n"
+                             + b.log_tail());
+  outcome out;
+  std::string stats;
+  auto last_progress = clock_type::now();
+  auto last_report = clock_type::now();
+  for (;;) {
+    auto n = count_all(*b_port);
+    stats = stats_of(*b_admin);
+    out.peak_kib = std::max(out.peak_kib, b.peak_rss_kib());
+    auto received = stat(stats, "received");
+    if (n > out.held || received > out.bytes) {
+      out.held = std::max(out.held, n);
+      out.bytes = std::max(out.bytes, received);
+      last_progress = clock_type::now();
+    }
+    if (out.held >= target && stats.find("\"catchup_complete\":true") != std::string::npos)
+      break;
+    if (b.ended())
+      throw std::runtime_error(name + ": node B ended during sync; log tail:\n"
+                               + b.log_tail());
+    if (clock_type::now() - last_progress > stall_timeout)
+      throw std::runtime_error(
+        name + ": sync stalled: B holds " + std::to_string(out.held) + " of "
+        + std::to_string(target) + " events; stats " + stats + "\nB log tail:\n"
+        + b.log_tail() + "A log tail:\n" + a_log());
+    if (clock_type::now() - last_report > std::chrono::seconds{5}) {
+      std::printf("  ... B holds %lld of %lld after %.1f s\n",
+                  static_cast<long long>(out.held), static_cast<long long>(target),
+                  seconds_since(start));
+      std::fflush(stdout);
+      last_report = clock_type::now();
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+  out.seconds = seconds_since(start);
+  out.bytes = stat(stats, "bytes_received");
+  auto b_exit = b.stop();
+  out.peak_kib = std::max(out.peak_kib, b_exit.max_rss_kib);
+  if (!b_exit.success())
+    throw std::runtime_error(name + ": node B failed on SIGTERM (" + b_exit.describe()
+                             + "); log tail:\n" + b.log_tail());
+  std::printf("%s: %lld events held after %.2f s, %.1f MB received, B peak RSS "
+              "%.1f MiB\n",
+              name.c_str(), static_cast<long long>(out.held), out.seconds,
+              out.bytes / 1e6, out.peak_kib / 1024.0);
+  std::fflush(stdout);
+  return out;
 }
 
 int run(int argc, char** argv) {
@@ -123,83 +227,38 @@ int run(int argc, char** argv) {
   std::printf("node A: relay on ws://127.0.0.1:%u holding %lld events\n", *a_port,
               static_cast<long long>(target));
   std::fflush(stdout);
+  auto a_log = [&a] { return a.log_tail(); };
+  auto most = ninety_nine_percent(jsonl, tmp.path());
 
-  fs::create_directories(tmp.path() / "b");
-  auto b_config = tmp.path() / "b" / "ferry.toml";
-  write_file(b_config,
-             node_config(tmp.path() / "b" / "data",
-                         "[[sync.server]]\nid = \"a\"\nurl = \"ws://127.0.0.1:"
-                           + std::to_string(*a_port)
-                           + "\"\nfilters = [{}]\ndirection = \"down\"\nmode = "
-                             "\"req_stream\"\ntls = { mode = \"disabled\" }\n"));
-
-  auto start = clock_type::now();
-  node_process b{opts.ferry, b_config, tmp.path() / "b", "b"};
-  auto b_port = b.wait_for_relay_port();
-  if (!b_port)
-    throw std::runtime_error("node B did not report its relay port; log tail:\n"
-                             + b.log_tail());
-  auto b_admin = b.wait_for_admin_port();
-  std::printf("node B: relay on ws://127.0.0.1:%u, up after %.2f s\n", *b_port,
-              seconds_since(start));
-  std::fflush(stdout);
-
-  int64_t held = 0;
-  long peak_kib = 0;
-  auto last_progress = clock_type::now();
-  auto last_report = clock_type::now();
-  for (;;) {
-    auto n = count_all(*b_port);
-    peak_kib = std::max(peak_kib, b.peak_rss_kib());
-    if (n > held) {
-      held = n;
-      last_progress = clock_type::now();
-    }
-    if (held >= target)
-      break;
-    if (b.ended())
-      throw std::runtime_error("node B ended during sync; log tail:\n" + b.log_tail());
-    if (clock_type::now() - last_progress > stall_timeout)
-      throw std::runtime_error(
-        "sync stalled: B holds " + std::to_string(held) + " of "
-        + std::to_string(target) + " events, none gained for "
-        + std::to_string(stall_timeout.count()) + " s; B log tail:\n" + b.log_tail()
-        + "A log tail:\n" + a.log_tail());
-    if (clock_type::now() - last_report > std::chrono::seconds{5}) {
-      std::printf("  ... B holds %lld of %lld after %.1f s\n",
-                  static_cast<long long>(held), static_cast<long long>(target),
-                  seconds_since(start));
-      std::fflush(stdout);
-      last_report = clock_type::now();
-    }
-    std::this_thread::sleep_for(poll_interval);
-  }
-  double seconds = seconds_since(start);
-  double rate = held / seconds;
-
-  std::string stats_body;
-  std::optional<uint64_t> received;
-  if (b_admin)
-    received = bytes_received(*b_admin, &stats_body);
-
-  auto b_exit = b.stop();
-  peak_kib = std::max(peak_kib, b_exit.max_rss_kib);
+  auto req_empty = run_scenario(opts, tmp.path(), "req_stream/empty", "req_stream",
+                                *a_port, target, nullptr, a_log);
+  auto neg_empty = run_scenario(opts, tmp.path(), "negentropy/empty", "negentropy",
+                                *a_port, target, nullptr, a_log);
+  auto req_most = run_scenario(opts, tmp.path(), "req_stream/99%", "req_stream",
+                               *a_port, target, &most, a_log);
+  auto neg_most = run_scenario(opts, tmp.path(), "negentropy/99%", "negentropy",
+                               *a_port, target, &most, a_log);
   a.stop();
 
-  std::printf("sync: %lld events in %.2f s = %.0f events/s, B peak RSS %.1f MiB\n",
-              static_cast<long long>(held), seconds, rate, peak_kib / 1024.0);
-  if (received)
-    std::printf("sync: B received %.1f MB (%.1f MB/s)\n", *received / 1e6,
-                *received / 1e6 / seconds);
-  else
-    std::printf("sync: bytes received not exposed by B's stats%s%.300s\n",
-                stats_body.empty() ? "" : ": ", stats_body.c_str());
+  auto rate = [](const outcome& o) { return o.held / o.seconds; };
+  std::printf("sync req_stream, empty B: %.0f events/s, B peak RSS %.1f MiB\n",
+              rate(req_empty), req_empty.peak_kib / 1024.0);
   std::printf("goal: >= %.0f%% of B's import rate (%.0f events/s) -> %s\n",
               goal_fraction * 100, goal_fraction * import_rate,
-              rate >= goal_fraction * import_rate ? "MET" : "NOT MET");
-  if (!b_exit.success())
-    throw std::runtime_error("node B failed on SIGTERM (" + b_exit.describe()
-                             + "); log tail:\n" + b.log_tail());
+              rate(req_empty) >= goal_fraction * import_rate ? "MET" : "NOT MET");
+  std::printf("sync negentropy, empty B: %.0f events/s (%.0f%% of req_stream; goal "
+              ">= 80%%) -> %s\n",
+              rate(neg_empty), 100 * rate(neg_empty) / rate(req_empty),
+              rate(neg_empty) >= 0.8 * rate(req_empty) ? "MET" : "NOT MET");
+  std::printf("B holds 99%%: req_stream %.2f s / %.1f MB, negentropy %.2f s / %.1f MB\n",
+              req_most.seconds, req_most.bytes / 1e6, neg_most.seconds,
+              neg_most.bytes / 1e6);
+  std::printf("goal: negentropy receives <= 10%% of req_stream's bytes (%.1f%%) -> %s\n",
+              100.0 * neg_most.bytes / std::max<int64_t>(req_most.bytes, 1),
+              neg_most.bytes * 10 <= req_most.bytes ? "MET" : "NOT MET");
+  std::printf("goal: negentropy finishes >= 5x sooner (%.1fx) -> %s\n",
+              req_most.seconds / neg_most.seconds,
+              req_most.seconds >= 5 * neg_most.seconds ? "MET" : "NOT MET");
   return 0;
 }
 
