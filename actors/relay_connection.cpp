@@ -731,6 +731,29 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   on_neg(self, st.neg->start());
 }
 
+/// Where a catch-up starts, by the 15-minute rule. REQ: a short outage
+/// resumes from the cursor, a long one (or sync-now) starts the overlap
+/// window before it. NIP-77, where re-checking is cheap: a short outage
+/// reconciles from the overlap window before the cursor, a long one
+/// everything. A first sync (no cursor) takes everything either way.
+int64_t catchup_since(const relay_connection_state& st, resume_mode mode) {
+  auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
+  if (!cursor || !*cursor)
+    return 0;
+  auto at = (*cursor)->created_at;
+  auto before = std::max<int64_t>(0, at - st.def.overlap_window_seconds);
+  if (uses_negentropy(st))
+    return mode == resume_mode::resume ? before : 0;
+  return mode == resume_mode::resume ? at : before;
+}
+
+void start_any_catchup(self_pointer self, int64_t since) {
+  if (uses_negentropy(self->state))
+    start_neg_catchup(self, since);
+  else
+    start_catchup(self, since);
+}
+
 void authenticate(self_pointer self) {
   auto& st = self->state;
   if (st.challenge.empty() || st.def.auth == auth_mode::never)
@@ -996,9 +1019,9 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   return {
     [self](atom::sync_now) {
       auto& st = self->state;
-      if (!syncs_down(st.def)
+      if (!syncs_down(st.def) && !uses_negentropy(st)
           && (st.state == phase::live || st.state == phase::catching_up)) {
-        // Up only: resend from the cursor whatever is still unanswered.
+        // Up only by REQ: resend from the cursor whatever is unanswered.
         if (st.up) {
           st.up->rewind();
           pump_up(self);
@@ -1006,19 +1029,12 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
         return;
       }
       if (st.state == phase::live || st.state == phase::catching_up) {
-        auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
-        int64_t since = 0;
-        if (cursor && *cursor)
-          since = std::max<int64_t>(0, (*cursor)->created_at
-                                         - st.def.overlap_window_seconds);
         st.subscriptions.clear();
         drop_catchup_batches(self);
-        if (uses_negentropy(st)) {
-          st.fetch_queue.clear();
-          st.fetches_in_flight = 0;
-          return start_neg_catchup(self, since);
-        }
-        return start_catchup(self, since);
+        st.fetch_queue.clear();
+        st.fetches_in_flight = 0;
+        return start_any_catchup(
+          self, catchup_since(st, resume_mode::full_catchup));
       }
       if (st.state != phase::relay_info && st.state != phase::connecting)
         begin(self);
@@ -1101,59 +1117,26 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
           send_driven(self, wanted);
         return;
       }
-      if (uses_negentropy(st)) {
-        // The 15-minute rule as for REQ: a short outage reconciles from
-        // the cursor, a long one (or a first sync) everything.
-        ask_health(
-          self,
-          [self, gen](resume_mode mode) {
-            auto& st = self->state;
-            if (gen != st.generation)
-              return;
-            int64_t since = 0;
-            auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
-            if (mode == resume_mode::resume && cursor && *cursor)
-              since = std::max<int64_t>(0, (*cursor)->created_at
-                                             - st.def.overlap_window_seconds);
-            start_neg_catchup(self, since);
-          },
-          [self, gen](caf::error&) {
-            if (gen == self->state.generation)
-              start_neg_catchup(self, 0);
-          },
-          resume_mode::full_catchup, atom::get_v, atom::resume_v, st.def.id);
-        persist_runtime(self);
-        return;
+      if (!uses_negentropy(st)) {
+        // A reconciliation decides what goes up; REQ mode sends the log.
+        if (sends_up(st.def))
+          start_up(self);
+        if (!syncs_down(st.def)) {
+          persist_runtime(self);
+          return;
+        }
       }
-      if (sends_up(st.def))
-        start_up(self);
-      if (!syncs_down(st.def)) {
-        persist_runtime(self);
-        return;
-      }
-      // The 15-minute rule: a short outage resumes from the cursor, a long
-      // one (or a first sync) catches up from the overlap window before it.
       ask_health(
-          self,
-          [self, gen](resume_mode mode) {
-            auto& st = self->state;
-            if (gen != st.generation)
-              return;
-            int64_t since = 0;
-            auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
-            if (cursor && *cursor) {
-              since = (*cursor)->created_at;
-              if (mode == resume_mode::full_catchup)
-                since = std::max<int64_t>(0, since
-                                               - st.def.overlap_window_seconds);
-            }
-            start_catchup(self, since);
-          },
-          [self, gen](caf::error&) {
-            if (gen == self->state.generation)
-              start_catchup(self, 0);
-          },
-          resume_mode::full_catchup, atom::get_v, atom::resume_v, st.def.id);
+        self,
+        [self, gen](resume_mode mode) {
+          if (gen == self->state.generation)
+            start_any_catchup(self, catchup_since(self->state, mode));
+        },
+        [self, gen](caf::error&) {
+          if (gen == self->state.generation)
+            start_any_catchup(self, 0);
+        },
+        resume_mode::full_catchup, atom::get_v, atom::resume_v, st.def.id);
       persist_runtime(self);
     },
     [self](atom::frame, uint64_t gen, std::string& frame) {

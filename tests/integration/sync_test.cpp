@@ -232,25 +232,47 @@ struct node {
   uint16_t port = 0;
 };
 
-/// A with `kind1` and `kind7` stored, B syncing kinds [1] from it; waits until
-/// B holds exactly A's kind-1 set.
-void require_mirrored(node& a, node& b, const std::string& filter,
-                      std::chrono::milliseconds timeout = 20s) {
-  auto expected = ids_of(a.port, filter);
+/// Waits until the ids `holder` has for `filter` satisfy `done`; fails with
+/// `what`, the counts and both nodes' logs otherwise.
+void wait_for_ids(node& holder, const std::string& filter,
+                  const std::set<std::string>& want, bool exactly,
+                  const std::string& what, node* other,
+                  std::chrono::milliseconds timeout = 20s) {
   std::set<std::string> got;
   bool ok = test::poll_until(
     [&] {
-      auto ids = try_ids(b.port, filter);
-      if (ids)
+      if (auto ids = try_ids(holder.port, filter))
         got = std::move(*ids);
-      return got == expected;
+      return exactly ? got == want
+                     : std::includes(got.begin(), got.end(), want.begin(),
+                                     want.end());
     },
     timeout);
   if (!ok)
-    FAIL("B holds " << got.size() << " of A's " << expected.size()
-                    << " events matching " << filter << " after "
-                    << timeout.count() << " ms\n"
-                    << logs(&a.process, &b.process));
+    FAIL(what << ": holds " << got.size() << " events matching " << filter
+              << (exactly ? ", wants exactly " : ", wants at least ")
+              << want.size() << " after " << timeout.count() << " ms\n"
+              << logs(other ? &other->process : nullptr, &holder.process));
+}
+
+/// Waits until B holds exactly A's events matching `filter`.
+void require_mirrored(node& a, node& b, const std::string& filter,
+                      std::chrono::milliseconds timeout = 20s) {
+  wait_for_ids(b, filter, ids_of(a.port, filter), true, "B", &a, timeout);
+}
+
+/// Stops a node, requiring a clean exit.
+void stop(node& n) {
+  auto status = n.process.kill(SIGTERM);
+  INFO(test::output_tail(n.process));
+  REQUIRE(status == 0);
+}
+
+/// A node config on a fixed relay port, so a restarted node is found again.
+std::string config_on_port(const test::temp_dir& dir, uint16_t port) {
+  test::node_settings settings;
+  settings.relay_port = port;
+  return test::node_config_with(dir, settings);
 }
 
 const std::string kind1_all = R"({"kinds":[1],"limit":5000})";
@@ -271,20 +293,7 @@ int64_t stat_of(uint16_t admin_port, const std::string& id,
 /// Waits until `to` holds every event of `from` matching `filter`.
 void require_holds(node& from, node& to, const std::string& filter,
                    const std::string& what, std::chrono::milliseconds timeout = 20s) {
-  auto expected = ids_of(from.port, filter);
-  std::set<std::string> got;
-  bool ok = test::poll_until(
-    [&] {
-      auto ids = try_ids(to.port, filter);
-      if (ids)
-        got = std::move(*ids);
-      return std::includes(got.begin(), got.end(), expected.begin(),
-                           expected.end());
-    },
-    timeout);
-  if (!ok)
-    FAIL(what << ": holds " << got.size() << " events, missing some of "
-              << expected.size() << "\n" << logs(&from.process, &to.process));
+  wait_for_ids(to, filter, ids_of(from.port, filter), false, what, &from, timeout);
 }
 
 } // namespace
@@ -369,9 +378,7 @@ TEST_CASE("a restarted node fills the gap it was down for",
   {
     node b{b_cfg};
     require_mirrored(a, b, kind1_all);
-    auto status = b.process.kill(SIGTERM);
-    INFO(test::output_tail(b.process));
-    REQUIRE(status == 0);
+    stop(b);
   }
   // While B is down: 50 more, spread over the last minute.
   publish(a.port, make_events(keys, 50, test::unix_now(), 1, "gap"));
@@ -389,9 +396,7 @@ TEST_CASE("the node backs off while the remote is down and reconnects when "
   test::temp_dir dir_a, dir_b;
   auto keys = nostr::generate_keypair();
   auto a_port = test::free_port();
-  test::node_settings a_settings;
-  a_settings.relay_port = a_port;
-  auto a_cfg = test::node_config_with(dir_a, a_settings);
+  auto a_cfg = config_on_port(dir_a, a_port);
   auto b_cfg = b_config(dir_b, sync_server_toml(a_port));
 
   auto a = std::make_unique<node>(a_cfg);
@@ -401,11 +406,7 @@ TEST_CASE("the node backs off while the remote is down and reconnects when "
   auto b_admin = b.admin_port();
   require_mirrored(*a, b, kind1_all);
 
-  {
-    auto status = a->process.kill(SIGTERM);
-    INFO(test::output_tail(a->process));
-    REQUIRE(status == 0);
-  }
+  stop(*a);
   // B keeps running and says it is retrying: in its sync health/stats or log.
   static const std::regex retrying{
     "backoff|backing.off|back off|reconnect|retry|next attempt", std::regex::icase};
@@ -684,9 +685,7 @@ TEST_CASE("direction up sends the node's matching events, also those written "
   test::temp_dir dir_a, dir_b;
   auto keys = nostr::generate_keypair();
   auto a_port = test::free_port();
-  test::node_settings a_settings;
-  a_settings.relay_port = a_port;
-  auto a_cfg = test::node_config_with(dir_a, a_settings);
+  auto a_cfg = config_on_port(dir_a, a_port);
   server_options up;
   up.direction = "up";
   auto a = std::make_unique<node>(a_cfg);
@@ -698,11 +697,7 @@ TEST_CASE("direction up sends the node's matching events, also those written "
   require_holds(b, *a, kind1_all, "A after B's first events");
   CHECK(count_of(a_port, "{}") == 100);
 
-  {
-    auto status = a->process.kill(SIGTERM);
-    INFO(test::output_tail(a->process));
-    REQUIRE(status == 0);
-  }
+  stop(*a);
   // Older than anything A has: a created_at cursor would skip these.
   publish(b.port, make_events(keys, 30, now - 5000, 1, "while away"));
   a = std::make_unique<node>(a_cfg);
@@ -767,23 +762,6 @@ std::string stat_text(uint16_t admin_port, const std::string& id,
   return m[1].str();
 }
 
-/// Waits until the REQ answer of `n` for kind 1 equals `want`.
-void require_exactly(node& n, const std::set<std::string>& want,
-                     const std::string& what, node* other) {
-  std::set<std::string> got;
-  bool ok = test::poll_until(
-    [&] {
-      auto ids = try_ids(n.port, kind1_all);
-      if (ids)
-        got = std::move(*ids);
-      return got == want;
-    },
-    30s);
-  if (!ok)
-    FAIL(what << ": holds " << got.size() << " events, wants " << want.size()
-              << "\n" << logs(&n.process, other ? &other->process : nullptr));
-}
-
 } // namespace
 
 TEST_CASE("negentropy sync ends with the union the direction asks for, "
@@ -823,8 +801,8 @@ TEST_CASE("negentropy sync ends with the union the direction asks for, "
     all.insert(id);
   bool down = direction != "up";
   bool up = direction != "down";
-  require_exactly(b, down ? all : id_set(b_events), "B", &a);
-  require_exactly(a, up ? all : id_set(a_events), "A", &b);
+  wait_for_ids(b, kind1_all, down ? all : id_set(b_events), true, "B", &a, 30s);
+  wait_for_ids(a, kind1_all, up ? all : id_set(a_events), true, "A", &b, 30s);
   bool settled = test::poll_until(
     [&] {
       return stat_of(b_admin, "node-a", "received")
@@ -898,7 +876,7 @@ TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",
   auto want = id_set(remote_events);
   for (auto& id : id_set(mine))
     want.insert(id);
-  require_exactly(b, want, "B", nullptr);
+  wait_for_ids(b, kind1_all, want, true, "B", nullptr, 30s);
   bool settled = test::poll_until(
     [&] {
       return stat_of(b_admin, "node-a", "received") == 200
