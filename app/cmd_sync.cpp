@@ -58,9 +58,11 @@ constexpr size_t up_window = 256;
 /// Refusals printed one by one; the rest are only counted.
 constexpr size_t refusals_shown = 5;
 
-const char* req_hint
-  = "it does not seem to support NIP-77 negentropy; sync with REQ instead "
-    "(a [[sync.server]] with mode = \"req_stream\" in a node's config)";
+const std::string req_fallback
+  = "sync with REQ instead (a [[sync.server]] with mode = \"req_stream\" in a "
+    "node's config)";
+const std::string req_hint
+  = "the relay does not seem to support NIP-77 negentropy; " + req_fallback;
 
 std::string seconds_text(std::chrono::milliseconds d) {
   char text[32];
@@ -339,9 +341,13 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
     if (msg.first != neg_sub)
       continue;
     if (msg.verb == "NEG-ERR") {
+      if (msg.second.rfind("auth-required:", 0) == 0)
+        return fail("the relay wants NIP-42 authentication (NEG-ERR \""
+                    + msg.second + "\"), which ferry sync does not do");
       if (rounds_ == 0)
         return fail("the relay refused NEG-OPEN with NEG-ERR \"" + msg.second
-                    + "\"; if " + req_hint);
+                    + "\"; if it does not support NIP-77 negentropy, "
+                    + req_fallback);
       return fail("the relay ended the negentropy session in round "
                   + std::to_string(rounds_ + 1) + " with NEG-ERR \""
                   + msg.second + "\"");
@@ -465,6 +471,7 @@ bool sync_run::transfer() {
   if (wants_up())
     up_queue_.assign(have_.begin(), have_.end());
   auto relay_deadline = clock_type::now() + timeout_;
+  bool was_waiting = false;
   for (;;) {
     pump_down();
     pump_up();
@@ -473,6 +480,11 @@ bool sync_run::transfer() {
     if (!waiting_on_relay && ingest_in_flight_ == 0 && fetcher_.done()
         && up_queue_.empty())
       break;
+    // The relay's time starts when we ask it something, not while only our
+    // own pipeline was busy.
+    if (waiting_on_relay && !was_waiting)
+      relay_deadline = clock_type::now() + timeout_;
+    was_waiting = waiting_on_relay;
     report_progress(false);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       relay_deadline - clock_type::now());
@@ -524,6 +536,11 @@ bool sync_run::transfer() {
     }
   }
   report_progress(true);
+  if (up_.vanished > 0)
+    std::fprintf(stderr,
+                 "ferry sync: %lu events the relay lacks left the store during "
+                 "the sync (deleted or replaced); not sent\n",
+                 static_cast<unsigned long>(up_.vanished));
   return true;
 }
 
