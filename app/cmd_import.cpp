@@ -53,14 +53,14 @@ struct import_counts {
   }
 };
 
+} // namespace
+
 std::string store_hint(const caf::error& err) {
   auto text = render(err);
   if (text.find("lock") != std::string::npos)
     text += " (is a node running on this store? stop it first)";
   return text;
 }
-
-} // namespace
 
 int run_import(const config::config& cfg, const std::string& input) {
   log::init(cfg.log.level == "info" ? "warn" : cfg.log.level);

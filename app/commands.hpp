@@ -2,6 +2,8 @@
 
 #include "config/config.hpp"
 
+#include <caf/error.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +22,34 @@ int run_import(const config::config& cfg, const std::string& input);
 
 /// `ferry export [--filter JSON]`: stored events as JSONL, newest first.
 int run_export(const config::config& cfg, const std::string& filter_json);
+
+/// A store that did not open, as a message; a held lock adds the hint that
+/// a node may be running on it.
+std::string store_hint(const caf::error& err);
+
+/// What `ferry sync` was asked to do.
+struct sync_options {
+  /// The relay, ws:// or wss://.
+  std::string url;
+  /// One NIP-01 filter: the events to reconcile.
+  std::string filter_json = "{}";
+  /// down (fetch what we lack), up (send what the relay lacks) or both.
+  std::string direction = "down";
+  /// Reconcile and print the counts only.
+  bool dry_run = false;
+  /// Largest negentropy message we send, in bytes before hex; 0 for none.
+  size_t frame_size_limit = 60000;
+  /// Longest wait for any answer of the relay.
+  double timeout_seconds = 30;
+  /// Extra trust anchors (PEM) for wss://.
+  std::string ca_file;
+};
+
+/// `ferry sync URL`: reconciles the store with a relay over NIP-77, then
+/// fetches what we lack and/or sends what it lacks.
+/// @returns 0 on success; 1 on a connection failure, NEG-ERR, a relay
+///          without NIP-77, a timeout or a store error; 2 on bad arguments.
+int run_sync(const config::config& cfg, const sync_options& opts);
 
 /// `ferry keygen`: writes a new node key and prints its public key.
 int run_keygen(const config::config& cfg, const std::string& out, bool force);

@@ -29,6 +29,29 @@ int main(int argc, char** argv) {
   add_config(export_cmd);
   export_cmd->add_option("--filter", filter, "a NIP-01 filter as JSON");
 
+  ferry::app::sync_options sync_opts;
+  auto sync = cli.add_subcommand(
+    "sync", "Reconcile the store with a relay over NIP-77 (negentropy), once");
+  add_config(sync);
+  sync->add_option("url", sync_opts.url, "the relay, ws:// or wss://")->required();
+  sync->add_option("--filter", sync_opts.filter_json,
+                   "a NIP-01 filter as JSON: the events to reconcile")
+    ->capture_default_str();
+  sync->add_option("--dir", sync_opts.direction,
+                   "down: fetch what we lack, up: send what the relay lacks, both")
+    ->check(CLI::IsMember({"down", "up", "both"}))
+    ->capture_default_str();
+  sync->add_flag("--dry-run", sync_opts.dry_run,
+                 "only reconcile and print the counts (fetch and send nothing)");
+  sync->add_option("--frame-size-limit", sync_opts.frame_size_limit,
+                   "largest negentropy message we send, bytes before hex (0: none)")
+    ->capture_default_str();
+  sync->add_option("--timeout", sync_opts.timeout_seconds,
+                   "longest wait for any answer of the relay, in seconds")
+    ->capture_default_str();
+  sync->add_option("--ca-file", sync_opts.ca_file,
+                   "extra trusted CA certificates (PEM) for wss://");
+
   std::string key_out;
   bool force = false;
   auto keygen = cli.add_subcommand("keygen", "Create the node's secret key");
@@ -67,5 +90,7 @@ int main(int argc, char** argv) {
     return ferry::app::run_import(*cfg, input);
   if (*export_cmd)
     return ferry::app::run_export(*cfg, filter);
+  if (*sync)
+    return ferry::app::run_sync(*cfg, sync_opts);
   return ferry::app::run_keygen(*cfg, key_out, force);
 }

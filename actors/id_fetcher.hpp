@@ -1,0 +1,110 @@
+#pragma once
+
+#include "messages/nostr/hex.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry {
+
+/// Fetches events by id from one relay: REQs of at most `batch_size` ids, at
+/// most `max_requests` of them open at once (what negentropy's "need" list
+/// turns into). Not an actor and no I/O: the owner sends the frames it
+/// returns and feeds in the relay's EVENT, EOSE and CLOSED answers for the
+/// subscriptions it `owns`. Used by `ferry sync`; a relay connection in
+/// negentropy mode can own one the same way (the owner bounds the events
+/// still in its ingest pipeline by calling `fill` only when it has room).
+class id_fetcher {
+public:
+  struct options {
+    /// Ids per REQ (one filter `{"ids":[...],"limit":n}`).
+    size_t batch_size = 500;
+    /// REQs open at once.
+    size_t max_requests = 4;
+    /// Subscription ids are this prefix and a counter.
+    std::string sub_prefix = "fetch-";
+  };
+
+  explicit id_fetcher(options opts);
+
+  /// Queues ids to fetch; ids already queued, open or delivered are ignored.
+  void add(const std::vector<nostr::bytes32>& ids);
+
+  /// REQ frames for as many queued ids as the open-REQ window allows.
+  std::vector<std::string> fill();
+
+  /// True when `sub_id` is one of this fetcher's subscriptions.
+  bool owns(std::string_view sub_id) const;
+
+  /// An EVENT on subscription `sub_id` with id `id`.
+  /// @returns true when that id was asked for there and not delivered yet:
+  ///          the owner ingests it. False for anything else (counted in
+  ///          `unexpected`): a relay that ignores the ids filter or repeats.
+  bool on_event(std::string_view sub_id, const nostr::bytes32& id);
+
+  /// EOSE on `sub_id`: the REQ is over.
+  /// Ids it did not deliver are asked for once more when it delivered
+  /// something (a relay capping results below the ids asked for), otherwise
+  /// given up (counted in `missing`).
+  /// @returns the CLOSE frame to send, or "" when `sub_id` is not open.
+  std::string on_eose(std::string_view sub_id);
+
+  /// CLOSED on `sub_id`: the relay refused or ended the REQ. Its undelivered
+  /// ids are given up; `closed_reason` keeps the relay's message.
+  /// @returns true when `sub_id` was one of ours and open.
+  bool on_closed(std::string_view sub_id, std::string_view reason);
+
+  /// Nothing queued and no REQ open.
+  bool done() const {
+    return queue_.empty() && open_.empty();
+  }
+
+  /// REQs open.
+  size_t open_requests() const {
+    return open_.size();
+  }
+
+  /// Ids queued and not yet asked for.
+  size_t queued() const {
+    return queue_.size();
+  }
+
+  /// The message of the last CLOSED on one of our REQs ("" for none).
+  const std::string& closed_reason() const {
+    return closed_reason_;
+  }
+
+  // Counters.
+  /// Ids added (distinct).
+  uint64_t wanted = 0;
+  /// Events handed to the owner (`on_event` returned true).
+  uint64_t delivered = 0;
+  /// Ids given up: the relay did not deliver them.
+  uint64_t missing = 0;
+  /// EVENTs on our subscriptions that were not asked for or came twice.
+  uint64_t unexpected = 0;
+  /// REQs sent.
+  uint64_t requests = 0;
+
+private:
+  struct request {
+    std::set<nostr::bytes32> pending;
+    size_t delivered = 0;
+  };
+
+  options opts_;
+  std::deque<nostr::bytes32> queue_;
+  /// Every id ever added, so the same id is never fetched twice.
+  std::set<nostr::bytes32> known_;
+  std::map<std::string, request, std::less<>> open_;
+  uint64_t next_sub_ = 0;
+  std::string closed_reason_;
+};
+
+} // namespace ferry

@@ -1,0 +1,460 @@
+// `ferry sync URL` as a real process against real relays on loopback: a
+// running `ferry node`, nostr-tools' negentropy in tests/interop/neg_relay.mjs,
+// and relays without NIP-77. The local side is a store no node runs on,
+// filled with `ferry import` and read back with `ferry export`.
+
+#include "tests/fixtures/node_process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <regex>
+#include <set>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string harness = FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs";
+
+/// How one `ferry` run ended.
+struct ran {
+  int status = -1;
+  std::string output;
+  std::chrono::milliseconds took{0};
+  bool killed = false;
+};
+
+/// Runs `ferry args...` to its end; kills it after `limit` (then `killed`).
+ran run_ferry(std::vector<std::string> args, std::chrono::seconds limit = 60s) {
+  auto start = std::chrono::steady_clock::now();
+  test::ferry_process p{std::move(args)};
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool finished = false;
+  bool killed = false;
+  std::thread watchdog{[&] {
+    std::unique_lock<std::mutex> guard{mtx};
+    if (!cv.wait_for(guard, limit, [&] { return finished; })) {
+      killed = true;
+      ::kill(p.pid(), SIGKILL);
+    }
+  }};
+  ran result;
+  result.status = p.wait();
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    finished = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  result.killed = killed;
+  result.output = p.output();
+  result.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - start);
+  return result;
+}
+
+std::string kind_filter(uint32_t kind) {
+  return "{\"kinds\":[" + std::to_string(kind) + "]}";
+}
+
+/// Events of one kind split between the relay, the local store and both.
+struct split {
+  uint32_t kind = 1;
+  std::vector<nostr::event> relay_only;
+  std::vector<nostr::event> local_only;
+  std::vector<nostr::event> shared;
+};
+
+/// `n` events of `kind`, `overlap` of them on both sides, the rest dealt
+/// alternately to the relay and the local store. Many share a second, so
+/// negentropy bounds need id prefixes.
+split make_split(const nostr::keypair& keys, uint32_t kind, size_t n,
+                 double overlap) {
+  split s;
+  s.kind = kind;
+  const int64_t base = test::unix_now() - 50000;
+  auto shared = static_cast<size_t>(n * overlap);
+  for (size_t i = 0; i < n; ++i) {
+    auto ev = test::make_note(keys, base + static_cast<int64_t>(i % 300),
+                              "sync cli " + std::to_string(kind) + " "
+                                + std::to_string(i),
+                              kind);
+    if (i < shared)
+      s.shared.push_back(std::move(ev));
+    else if ((i - shared) % 2 == 0)
+      s.relay_only.push_back(std::move(ev));
+    else
+      s.local_only.push_back(std::move(ev));
+  }
+  return s;
+}
+
+std::set<std::string> ids(std::initializer_list<const std::vector<nostr::event>*> lists) {
+  std::set<std::string> out;
+  for (const auto* list : lists)
+    for (const auto& ev : *list)
+      out.insert(nostr::to_hex(ev.id));
+  return out;
+}
+
+void append_jsonl(std::string& out, const std::vector<nostr::event>& events) {
+  for (const auto& ev : events)
+    out += nostr::to_json(ev) + "\n";
+}
+
+/// Imports `jsonl` into the store of `config`.
+void import_into(const test::temp_dir& dir, const std::string& config,
+                 const std::string& jsonl, const std::string& name) {
+  auto file = dir.file(name);
+  test::write_file(file, jsonl);
+  auto r = run_ferry({"import", "--config", config, file});
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+}
+
+/// The ids of the events matching `filter` in the store of `config`.
+std::set<std::string> local_ids(const std::string& config, const std::string& filter) {
+  auto r = run_ferry({"export", "--config", config, "--filter", filter});
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  std::set<std::string> out;
+  static const std::regex id{"\"id\":\"([0-9a-f]{64})\""};
+  for (std::sregex_iterator i{r.output.begin(), r.output.end(), id}, end; i != end; ++i)
+    out.insert((*i)[1].str());
+  return out;
+}
+
+/// The ids of the events of `kind` on the relay at `port` (a REQ).
+std::set<std::string> relay_ids(uint16_t port, uint32_t kind) {
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", port) == "");
+  // Above the relay's default limit (500), below its max_limit (5000).
+  REQUIRE(client.send("[\"REQ\",\"q\",{\"kinds\":[" + std::to_string(kind)
+                      + "],\"limit\":5000}]")
+          == "");
+  std::vector<std::string> frames;
+  REQUIRE(test::receive_until(client, "[\"EOSE\"", &frames));
+  std::set<std::string> out;
+  for (const auto& frame : frames) {
+    if (frame.rfind("[\"EVENT\"", 0) != 0)
+      continue;
+    auto pos = frame.find("\"id\":\"");
+    REQUIRE(pos != std::string::npos);
+    out.insert(frame.substr(pos + 6, 64));
+  }
+  return out;
+}
+
+/// The counts of the summary line.
+struct summary {
+  uint64_t rounds = 0, have = 0, need = 0;
+  uint64_t fetched = 0, stored = 0, duplicate = 0, rejected = 0, missing = 0;
+  uint64_t sent = 0, accepted = 0, refused = 0;
+};
+
+summary parse_summary(const std::string& output, bool dry_run = false) {
+  static const std::regex head{"(\\d+) rounds?, have (\\d+), need (\\d+)"};
+  static const std::regex tail{
+    "fetched (\\d+), stored (\\d+), duplicate (\\d+), rejected (\\d+), "
+    "missing (\\d+); sent (\\d+), accepted (\\d+), refused (\\d+)"};
+  summary s;
+  std::smatch m;
+  INFO(output);
+  REQUIRE(std::regex_search(output, m, head));
+  s.rounds = std::stoull(m[1]);
+  s.have = std::stoull(m[2]);
+  s.need = std::stoull(m[3]);
+  if (dry_run) {
+    CHECK_FALSE(std::regex_search(output, m, tail));
+    return s;
+  }
+  REQUIRE(std::regex_search(output, m, tail));
+  uint64_t* fields[] = {&s.fetched, &s.stored,   &s.duplicate, &s.rejected,
+                        &s.missing, &s.sent,     &s.accepted,  &s.refused};
+  for (size_t i = 0; i < 8; ++i)
+    *fields[i] = std::stoull(m[i + 1]);
+  return s;
+}
+
+/// Runs `ferry sync` of one kind with the local store of `config`.
+ran sync_kind(const std::string& url, const std::string& config, uint32_t kind,
+              const std::string& dir, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"sync",  url,   "--config",     config,
+                                "--dir", dir,   "--filter",     kind_filter(kind),
+                                "--frame-size-limit", "4096"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_ferry(std::move(args));
+}
+
+/// What each side must hold after a sync in direction `dir`.
+void check_sides(const split& s, const std::string& dir,
+                 const std::set<std::string>& on_relay,
+                 const std::set<std::string>& on_local) {
+  const bool down = dir != "up";
+  const bool up = dir != "down";
+  auto want_relay = up ? ids({&s.relay_only, &s.shared, &s.local_only})
+                       : ids({&s.relay_only, &s.shared});
+  auto want_local = down ? ids({&s.relay_only, &s.shared, &s.local_only})
+                         : ids({&s.local_only, &s.shared});
+  CHECK(on_relay == want_relay);
+  CHECK(on_local == want_local);
+}
+
+/// A relay without NIP-77 must make `ferry sync` fail with `expected` in its
+/// message, quickly.
+void check_refused(const std::string& url, const std::string& config,
+                   const std::vector<std::string>& expected) {
+  auto r = run_ferry({"sync", url, "--config", config, "--timeout", "2"}, 30s);
+  INFO(r.output);
+  CHECK_FALSE(r.killed);
+  CHECK(r.status == 1);
+  CHECK(r.took < 15s);
+  for (const auto& text : expected)
+    CHECK(r.output.find(text) != std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("ferry sync reconciles a stopped store with a ferry node at 0, 1, "
+          "50 and 100 percent overlap in every direction",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  struct sync_case {
+    double overlap;
+    std::string dir;
+    split events;
+  };
+  std::vector<sync_case> cases;
+  uint32_t kind = 1000;
+  for (std::string dir : {"down", "up", "both"})
+    for (double overlap : {0.0, 0.01, 0.5, 1.0})
+      cases.push_back({overlap, dir, make_split(keys, kind++, 1200, overlap)});
+  // The dry run's events: half on both sides.
+  auto dry = make_split(keys, kind++, 400, 0.5);
+
+  test::temp_dir relay_dir;
+  test::temp_dir local_dir;
+  auto relay_cfg = test::node_config(relay_dir, {},
+                                     "[relay.negentropy]\nframe_size_limit = 4096\n");
+  auto local_cfg = test::node_config(local_dir);
+  std::string relay_jsonl;
+  std::string local_jsonl;
+  for (const auto* s : {&dry}) {
+    append_jsonl(relay_jsonl, s->relay_only);
+    append_jsonl(relay_jsonl, s->shared);
+    append_jsonl(local_jsonl, s->local_only);
+    append_jsonl(local_jsonl, s->shared);
+  }
+  for (const auto& c : cases) {
+    append_jsonl(relay_jsonl, c.events.relay_only);
+    append_jsonl(relay_jsonl, c.events.shared);
+    append_jsonl(local_jsonl, c.events.local_only);
+    append_jsonl(local_jsonl, c.events.shared);
+  }
+  import_into(relay_dir, relay_cfg, relay_jsonl, "relay.jsonl");
+  import_into(local_dir, local_cfg, local_jsonl, "local.jsonl");
+
+  test::ferry_process relay{{"node", "--config", relay_cfg}};
+  auto port = relay.wait_for_port();
+  REQUIRE(port);
+  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+
+  // The dry run first: it must leave both sides as they were.
+  {
+    auto relay_before = relay_ids(*port, dry.kind);
+    auto local_before = local_ids(local_cfg, kind_filter(dry.kind));
+    CHECK(relay_before == ids({&dry.relay_only, &dry.shared}));
+    CHECK(local_before == ids({&dry.local_only, &dry.shared}));
+    auto r = sync_kind(url, local_cfg, dry.kind, "both", {"--dry-run"});
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(r.output.find("dry run") != std::string::npos);
+    auto s = parse_summary(r.output, true);
+    CHECK(s.have == dry.local_only.size());
+    CHECK(s.need == dry.relay_only.size());
+    CHECK(relay_ids(*port, dry.kind) == relay_before);
+    CHECK(local_ids(local_cfg, kind_filter(dry.kind)) == local_before);
+  }
+
+  for (const auto& c : cases) {
+    CAPTURE(c.dir, c.overlap);
+    auto r = sync_kind(url, local_cfg, c.events.kind, c.dir);
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    auto s = parse_summary(r.output);
+    const auto relay_only = c.events.relay_only.size();
+    const auto local_only = c.events.local_only.size();
+    CHECK(s.have == local_only);
+    CHECK(s.need == relay_only);
+    // 1,200 ids do not fit one 4,096-byte frame.
+    if (c.overlap < 1.0)
+      CHECK(s.rounds > 1);
+    CHECK(s.missing == 0);
+    CHECK(s.rejected == 0);
+    CHECK(s.refused == 0);
+    if (c.dir != "up") {
+      CHECK(s.fetched == relay_only);
+      CHECK(s.stored == relay_only);
+    } else {
+      CHECK(s.fetched == 0);
+    }
+    if (c.dir != "down") {
+      CHECK(s.sent == local_only);
+      CHECK(s.accepted == local_only);
+    } else {
+      CHECK(s.sent == 0);
+    }
+  }
+  for (const auto& c : cases) {
+    CAPTURE(c.dir, c.overlap);
+    check_sides(c.events, c.dir, relay_ids(*port, c.events.kind),
+                local_ids(local_cfg, kind_filter(c.events.kind)));
+  }
+  // A second run finds nothing left to do.
+  auto again = sync_kind(url, local_cfg, cases.back().events.kind, "both");
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  auto s = parse_summary(again.output);
+  CHECK(s.have == 0);
+  CHECK(s.need == 0);
+
+  CHECK(relay.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("ferry sync fetches from and sends to nostr-tools' negentropy",
+          "[integration][sync_cli][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto down = make_split(keys, 1, 900, 0.5);
+  auto up = make_split(keys, 2, 900, 0.01);
+  test::temp_dir dir;
+  auto local_cfg = test::node_config(dir);
+  std::string relay_jsonl;
+  std::string local_jsonl;
+  for (const auto* s : {&down, &up}) {
+    append_jsonl(relay_jsonl, s->relay_only);
+    append_jsonl(relay_jsonl, s->shared);
+    append_jsonl(local_jsonl, s->local_only);
+    append_jsonl(local_jsonl, s->shared);
+  }
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, relay_jsonl);
+  import_into(dir, local_cfg, local_jsonl, "local.jsonl");
+  test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
+                             "--frame-size-limit", "4096"},
+                            {},
+                            "node"};
+  auto port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(port);
+  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+
+  auto r = sync_kind(url, local_cfg, down.kind, "down");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  auto s = parse_summary(r.output);
+  CHECK(s.need == down.relay_only.size());
+  CHECK(s.have == down.local_only.size());
+  CHECK(s.stored == down.relay_only.size());
+
+  auto u = sync_kind(url, local_cfg, up.kind, "up");
+  INFO(u.output);
+  REQUIRE(u.status == 0);
+  s = parse_summary(u.output);
+  CHECK(s.need == up.relay_only.size());
+  CHECK(s.have == up.local_only.size());
+  CHECK(s.accepted == up.local_only.size());
+
+  check_sides(down, "down", relay_ids(*port, down.kind),
+              local_ids(local_cfg, kind_filter(down.kind)));
+  check_sides(up, "up", relay_ids(*port, up.kind),
+              local_ids(local_cfg, kind_filter(up.kind)));
+}
+
+TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",
+          "[integration][sync_cli]") {
+  test::temp_dir dir;
+  auto local_cfg = test::node_config(dir);
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, "");
+  const std::string hint = "support NIP-77 negentropy";
+
+  SECTION("a ferry node with negentropy disabled") {
+    test::temp_dir relay_dir;
+    auto relay_cfg = test::node_config(relay_dir, {},
+                                       "[relay.negentropy]\nenabled = false\n");
+    test::ferry_process relay{{"node", "--config", relay_cfg}};
+    auto port = relay.wait_for_port();
+    REQUIRE(port);
+    check_refused("ws://127.0.0.1:" + std::to_string(*port), local_cfg,
+                  {"NOTICE", "unknown message type", "does not seem to", hint, "req_stream"});
+  }
+
+  for (std::string mode : {"error", "notice", "silent"}) {
+    DYNAMIC_SECTION("neg_relay.mjs in " << mode << " mode") {
+      test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
+                                 "--negentropy", mode},
+                                {},
+                                "node"};
+      auto port = relay.wait_for_port();
+      INFO(relay.output());
+      REQUIRE(port);
+      const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+      if (mode == "error")
+        check_refused(url, local_cfg,
+                      {"NEG-ERR", "blocked: negentropy is disabled", hint, "req_stream"});
+      else if (mode == "notice")
+        check_refused(url, local_cfg, {"NOTICE", hint, "req_stream"});
+      else
+        check_refused(url, local_cfg, {"no answer to NEG-OPEN", "within 2 s", hint, "req_stream"});
+    }
+  }
+}
+
+TEST_CASE("ferry sync refuses a store a running node holds, and reports bad "
+          "arguments and unreachable relays",
+          "[integration][sync_cli]") {
+  test::temp_dir dir;
+  auto cfg = test::node_config(dir);
+
+  SECTION("a running node holds the store") {
+    test::ferry_process node{{"node", "--config", cfg}};
+    auto port = node.wait_for_port();
+    REQUIRE(port);
+    auto r = run_ferry({"sync", "ws://127.0.0.1:" + std::to_string(*port),
+                        "--config", cfg});
+    INFO(r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("is a node running on this store? stop it first")
+          != std::string::npos);
+    CHECK(node.kill(SIGTERM) == 0);
+  }
+
+  SECTION("nothing listens at the URL") {
+    auto url = "ws://127.0.0.1:" + std::to_string(test::free_port());
+    auto r = run_ferry({"sync", url, "--config", cfg, "--timeout", "5"});
+    INFO(r.output);
+    CHECK(r.status == 1);
+    CHECK(r.output.find("cannot connect to " + url) != std::string::npos);
+  }
+
+  SECTION("bad arguments") {
+    auto bad_filter = run_ferry({"sync", "ws://127.0.0.1:1", "--config", cfg,
+                                 "--filter", "{\"kinds\":\"x\"}"});
+    CHECK(bad_filter.status == 2);
+    CHECK(bad_filter.output.find("--filter") != std::string::npos);
+    auto bad_url = run_ferry({"sync", "http://127.0.0.1:1", "--config", cfg});
+    CHECK(bad_url.status == 2);
+    CHECK(bad_url.output.find("ws:// or wss://") != std::string::npos);
+    auto bad_frame = run_ferry({"sync", "ws://127.0.0.1:1", "--config", cfg,
+                                "--frame-size-limit", "100"});
+    CHECK(bad_frame.status == 2);
+    CHECK(bad_frame.output.find("--frame-size-limit") != std::string::npos);
+    auto bad_dir = run_ferry({"sync", "ws://127.0.0.1:1", "--config", cfg,
+                              "--dir", "sideways"});
+    CHECK(bad_dir.status != 0);
+    CHECK(bad_dir.output.find("--dir") != std::string::npos);
+  }
+}
