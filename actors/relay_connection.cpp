@@ -261,6 +261,8 @@ void stop_up(self_pointer self) {
 
 /// Ends the current connection attempt or connection and schedules the next
 /// one after the health tracker's backoff.
+void end_fetches(self_pointer self);
+
 void fail(self_pointer self, error_class kind, const std::string& reason) {
   auto& st = self->state;
   st.last_error = reason;
@@ -276,8 +278,7 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
   drop_catchup_batches(self);
   st.neg.reset();
   st.neg_done = false;
-  st.fetch_queue.clear();
-  st.fetches_in_flight = 0;
+  end_fetches(self);
   st.neg_have_ids.clear();
   stop_up(self);
   persist_runtime(self);
@@ -362,7 +363,7 @@ void maybe_finish_catchup(self_pointer self) {
   auto& st = self->state;
   if (st.state != phase::catching_up || st.in_flight > 0
       || st.catchup_batches_open > 0 || (st.neg && !st.neg_done)
-      || !st.fetch_queue.empty())
+      || (st.fetcher && !st.fetcher->done()))
     return;
   for (auto& [id, sub] : st.subscriptions)
     if (!sub.eose)
@@ -411,6 +412,8 @@ void page_if_capped(self_pointer self, const relay_connection_state::subscriptio
   }
 }
 
+void pump_fetches(self_pointer self);
+
 void on_ingested(self_pointer self, const ingest_result& result,
                  int64_t created_at, bool catchup) {
   auto& st = self->state;
@@ -418,6 +421,8 @@ void on_ingested(self_pointer self, const ingest_result& result,
     st.reading_paused = false;
     st.conn->resume_reading();
   }
+  if (st.fetcher && st.fetcher->queued() > 0 && st.in_flight < in_flight_low)
+    pump_fetches(self);
   switch (result.status) {
     case ingest_status::stored:
     case ingest_status::ephemeral:
@@ -440,32 +445,14 @@ void on_ingested(self_pointer self, const ingest_result& result,
   maybe_finish_catchup(self);
 }
 
-void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
+/// Sends one event from the remote into the node's ingest path.
+/// @param catchup Part of a catch-up: its cursor moves when the catch-up
+///                completes; a live event moves it with its own commit.
+void ingest(self_pointer self, nostr::event ev, bool catchup, bool moves_cursor) {
   auto& st = self->state;
-  auto i = st.subscriptions.find(sub_id);
-  if (i == st.subscriptions.end())
-    return;
-  auto& sub = i->second;
-  ++st.received;
-  metrics::sync::events(st.def.id, metrics::sync::event_result::received);
-  // A remote may only give us what we asked for.
-  if (!nostr::matches_any(sub.driven ? sub.check : st.def.filters, ev)) {
-    ++st.filtered;
-    metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
-    return;
-  }
-  if (!sub.eose)
-    for (size_t f = 0; f < sub.sent.size(); ++f)
-      if (sub.sent[f].matches(ev)) {
-        ++sub.received[f];
-        sub.oldest[f] = std::min(sub.oldest[f], ev.created_at);
-      }
-  const bool catchup = !sub.eose;
   auto item = std::make_shared<ingest_item>();
   item->source = st.label;
-  // Live events move the cursor with their own commit; catch-up events only
-  // when the whole catch-up is through (they arrive newest first).
-  if (!catchup && !sub.driven)
+  if (moves_cursor)
     item->advances_cursor_of = st.def.id;
   auto created_at = ev.created_at;
   item->data.ev = std::move(ev);
@@ -489,6 +476,46 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
                     ingest_result{ingest_status::error, render(err)},
                     created_at, catchup);
       });
+}
+
+/// Counts an event from the remote; false when it is outside `filters`
+/// (a remote may only give us what we asked for).
+bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
+           const nostr::event& ev) {
+  auto& st = self->state;
+  ++st.received;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::received);
+  if (nostr::matches_any(filters, ev))
+    return true;
+  ++st.filtered;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
+  return false;
+}
+
+void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
+  auto& st = self->state;
+  if (st.fetcher && st.fetcher->owns(sub_id)) {
+    // Asked for by id: only those ids, once each.
+    if (st.fetcher->on_event(sub_id, ev.id) && admit(self, st.def.filters, ev))
+      ingest(self, std::move(ev), true, false);
+    return;
+  }
+  auto i = st.subscriptions.find(sub_id);
+  if (i == st.subscriptions.end())
+    return;
+  auto& sub = i->second;
+  if (!admit(self, sub.driven ? sub.check : st.def.filters, ev))
+    return;
+  if (!sub.eose)
+    for (size_t f = 0; f < sub.sent.size(); ++f)
+      if (sub.sent[f].matches(ev)) {
+        ++sub.received[f];
+        sub.oldest[f] = std::min(sub.oldest[f], ev.created_at);
+      }
+  const bool catchup = !sub.eose;
+  // Catch-up events arrive newest first, so they move the cursor only when
+  // the whole catch-up is through.
+  ingest(self, std::move(ev), catchup, !catchup && !sub.driven);
 }
 
 /// Up only: the session is caught up once the log's backlog is answered.
@@ -621,26 +648,22 @@ void on_up_ok(self_pointer self, const std::string& id, bool ok,
     pump_up(self);
 }
 
-/// Opens fetch REQs for ids a reconciliation found missing, within the
-/// in-flight bound and the remote's page size.
+/// Opens fetch REQs for ids a reconciliation found missing, while the
+/// ingest path has room.
 void pump_fetches(self_pointer self) {
   auto& st = self->state;
-  auto batch = std::min<size_t>(fetch_batch, st.page_size);
-  while (st.fetches_in_flight < fetches_max_in_flight
-         && !st.fetch_queue.empty()) {
-    nostr::filter f;
-    f.ids.emplace();
-    while (!st.fetch_queue.empty() && f.ids->size() < batch) {
-      f.ids->push_back(st.fetch_queue.front());
-      st.fetch_queue.pop_front();
-    }
-    std::sort(f.ids->begin(), f.ids->end());
-    f.limit = f.ids->size();
-    auto sub_id = "ferry-fetch-" + std::to_string(st.next_fetch++);
-    subscribe(self, sub_id, {std::move(f)}, std::nullopt);
-    st.subscriptions[sub_id].fetch = true;
-    ++st.fetches_in_flight;
-  }
+  if (!st.fetcher || st.in_flight >= in_flight_low)
+    return;
+  for (auto& frame : st.fetcher->fill())
+    send_frame(self, std::move(frame));
+}
+
+/// Forgets the running fetch, keeping its count of missing ids.
+void end_fetches(self_pointer self) {
+  auto& st = self->state;
+  if (st.fetcher)
+    st.fetch_missing += st.fetcher->missing;
+  st.fetcher.reset();
 }
 
 /// The reconciliation covered every window: fetch the rest, send what the
@@ -676,7 +699,7 @@ void neg_fallback(self_pointer self, const std::string& reason) {
     send_frame(self, "[\"NEG-CLOSE\",\"" + st.neg->session() + "\"]");
   st.neg.reset();
   st.neg_done = false;
-  st.fetch_queue.clear();
+  end_fetches(self);
   if (sends_up(st.def))
     start_up(self);
   if (syncs_down(st.def))
@@ -702,7 +725,7 @@ void on_neg(self_pointer self, neg_catchup::action act) {
   st.neg_need += need.size();
   st.neg_have += have.size();
   if (syncs_down(st.def))
-    st.fetch_queue.insert(st.fetch_queue.end(), need.begin(), need.end());
+    st.fetcher->add(need);
   if (sends_up(st.def))
     st.neg_have_ids.insert(st.neg_have_ids.end(), have.begin(), have.end());
   pump_fetches(self);
@@ -721,7 +744,12 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   st.catchup_started = self->clock().now();
   st.neg_since = since;
   st.neg_done = false;
-  st.fetch_queue.clear();
+  end_fetches(self);
+  id_fetcher::options fetch;
+  fetch.batch_size = std::min<size_t>(fetch_batch, st.page_size);
+  fetch.max_requests = fetches_max_in_flight;
+  fetch.sub_prefix = "ferry-fetch-";
+  st.fetcher.emplace(fetch);
   st.neg_have_ids.clear();
   // Only a reconciliation of everything covers the whole change log.
   st.neg_log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
@@ -804,6 +832,12 @@ void on_frame(self_pointer self, std::string& frame) {
     std::string sub_id;
     if (!next_string(sub_id))
       return;
+    if (st.fetcher && st.fetcher->owns(sub_id)) {
+      if (auto close = st.fetcher->on_eose(sub_id); !close.empty())
+        send_frame(self, std::move(close));
+      pump_fetches(self);
+      return maybe_finish_catchup(self);
+    }
     auto i = st.subscriptions.find(sub_id);
     if (i == st.subscriptions.end() || i->second.eose)
       return;
@@ -813,12 +847,6 @@ void on_frame(self_pointer self, std::string& frame) {
     if (i->second.tracked)
       if (auto batches = batches_of(self))
         self->send(batches, atom::eose_v, st.def.id, sub_id);
-    if (i->second.fetch) {
-      --st.fetches_in_flight;
-      send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
-      pump_fetches(self);
-      return maybe_finish_catchup(self);
-    }
     page_if_capped(self, i->second);
     if (sub_id != live_sub) {
       send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
@@ -832,6 +860,11 @@ void on_frame(self_pointer self, std::string& frame) {
     if (!next_string(sub_id))
       return;
     next_string(reason);
+    if (st.fetcher && st.fetcher->on_closed(sub_id, reason)) {
+      log::warn("{} a fetch by ids was closed: {}", st.label, reason);
+      pump_fetches(self);
+      return maybe_finish_catchup(self);
+    }
     auto i = st.subscriptions.find(sub_id);
     if (i == st.subscriptions.end())
       return;
@@ -1031,8 +1064,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       if (st.state == phase::live || st.state == phase::catching_up) {
         st.subscriptions.clear();
         drop_catchup_batches(self);
-        st.fetch_queue.clear();
-        st.fetches_in_flight = 0;
+        end_fetches(self);
         return start_any_catchup(
           self, catchup_since(st, resume_mode::full_catchup));
       }
@@ -1069,6 +1101,9 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
                static_cast<int64_t>(st.neg_rounds + (st.neg ? st.neg->rounds : 0)));
       caf::put(result, "neg_need", static_cast<int64_t>(st.neg_need));
       caf::put(result, "neg_have", static_cast<int64_t>(st.neg_have));
+      caf::put(result, "fetch_missing",
+               static_cast<int64_t>(st.fetch_missing
+                                    + (st.fetcher ? st.fetcher->missing : 0)));
       caf::put(result, "sent", static_cast<int64_t>(
                                  st.sent_before + (st.up ? st.up->sent : 0)));
       caf::put(result, "sent_ok",

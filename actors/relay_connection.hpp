@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/handle_slot.hpp"
+#include "actors/id_fetcher.hpp"
 #include "actors/neg_catchup.hpp"
 #include "actors/up_stream.hpp"
 #include "messages/health.hpp"
@@ -71,8 +72,6 @@ struct relay_connection_state {
     /// (the filters without since / until / limit).
     bool driven = false;
     std::vector<nostr::filter> check;
-    /// Fetches events a reconciliation found missing (REQ by ids).
-    bool fetch = false;
   };
 
   sync_server def;
@@ -149,10 +148,10 @@ struct relay_connection_state {
   uint64_t neg_rounds = 0;
   uint64_t neg_have = 0;
   uint64_t neg_need = 0;
-  /// Ids to fetch, and fetch REQs open.
-  std::deque<nostr::bytes32> fetch_queue;
-  size_t fetches_in_flight = 0;
-  uint64_t next_fetch = 1;
+  /// Fetches what a reconciliation found missing (REQ by ids).
+  std::optional<id_fetcher> fetcher;
+  /// Ids the remote announced but did not deliver, over all catch-ups.
+  uint64_t fetch_missing = 0;
   /// Ids the remote lacks, sent once the up stream starts.
   std::vector<nostr::bytes32> neg_have_ids;
   /// After a full reconciliation, the change log up to here is covered.
