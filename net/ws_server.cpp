@@ -235,7 +235,8 @@ public:
       return;
     net::dispatch(ws_.get_executor(),
                   beast::bind_front_handler(&websocket_session::on_run,
-                                            this->shared_from_this(), std::move(req)));
+                                            this->shared_from_this(),
+                                            std::move(req)));
   }
 
   // -- ws_connection ----------------------------------------------------------
@@ -247,7 +248,8 @@ public:
     frames.push_back(std::move(frame));
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
-                                        this->shared_from_this(), std::move(frames)));
+                                        this->shared_from_this(),
+                                        std::move(frames)));
   }
 
   void send_all(std::vector<std::string> frames) override {
@@ -257,7 +259,8 @@ public:
       shared.push_back(std::make_shared<const std::string>(std::move(frame)));
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
-                                        this->shared_from_this(), std::move(shared)));
+                                        this->shared_from_this(),
+                                        std::move(shared)));
   }
 
   size_t queued_bytes() const override {
@@ -281,7 +284,8 @@ public:
   void close(std::string reason) override {
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_close_request,
-                                        this->shared_from_this(), std::move(reason)));
+                                        this->shared_from_this(),
+                                        std::move(reason)));
   }
 
   const std::string& remote_address() const override {
@@ -607,7 +611,8 @@ public:
   void post_response(http_response res) {
     net::post(executor_,
               beast::bind_front_handler(&http_session::on_response,
-                                        this->shared_from_this(), std::move(res)));
+                                        this->shared_from_this(),
+                                        std::move(res)));
   }
 
 private:
@@ -794,9 +799,10 @@ private:
 
   void do_drain() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(ws_read_chunk),
-                            beast::bind_front_handler(&http_session::on_drain,
-                                                      this->shared_from_this()));
+    stream_.async_read_some(
+      buffer_.prepare(ws_read_chunk),
+      beast::bind_front_handler(&http_session::on_drain,
+                                this->shared_from_this()));
   }
 
   void on_drain(beast::error_code ec, size_t) {
