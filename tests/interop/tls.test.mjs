@@ -1,7 +1,8 @@
 // A `ferry node` serving its relay over TLS ([relay.tls]) as a Nostr client
 // sees it: nostr-tools' Relay (on `ws`, trusting a CA the test makes with the
 // openssl command line) publishes and reads back over wss://, NIP-11 comes over
-// https:// on the same port, and plain ws:// or an untrusting client is refused.
+// https:// on the same port, plain ws:// or an untrusting client is refused, and
+// those failed handshakes show in /metrics.
 //
 // Run: node tls.test.mjs <path-to-ferry-binary>
 import { execFileSync } from 'node:child_process'
@@ -111,6 +112,18 @@ test('plain ws:// and a client without the CA are refused', async () => {
     `a certificate error, got ${show(String(untrusting?.message))}`)
   // The node carries on serving trusted clients.
   equal(await tryConnect(wssUrl(), { ca }), 'open', 'a trusting client still connects')
+})
+
+test('failed handshakes are counted in /metrics', async () => {
+  const line = node.logs.find((l) => /control-plane listening on http:\/\/127\.0\.0\.1:\d+/.test(l))
+  check(line, 'the "control-plane listening" log line')
+  const adminPort = Number(line.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)[1])
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(10000) })
+  equal(res.status, 200, '/metrics status')
+  const m = (await res.text()).match(/^ferry_relay_tls_handshake_failures_total (\S+)$/m)
+  check(m, 'ferry_relay_tls_handshake_failures_total is exported')
+  // The plain ws:// client and the one without the CA, at least.
+  check(Number(m[1]) >= 2, `at least 2 failed handshakes counted, got ${m[1]}`)
 })
 
 test('the node stops cleanly', async () => {
