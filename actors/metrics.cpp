@@ -34,6 +34,13 @@ struct families {
         .Register(registry)
         .Add({});
 
+  prometheus::Counter& tls_handshake_failures
+    = prometheus::BuildCounter()
+        .Name("ferry_relay_tls_handshake_failures_total")
+        .Help("TLS handshakes on the relay port that failed or timed out.")
+        .Register(registry)
+        .Add({});
+
   prometheus::Family<prometheus::Counter>& client_messages
     = prometheus::BuildCounter()
         .Name("ferry_client_messages_total")
@@ -332,6 +339,10 @@ void connection_opened() {
 
 void connection_closed() {
   all().client_connections.Decrement();
+}
+
+void relay_tls_handshake_failed() {
+  all().tls_handshake_failures.Increment();
 }
 
 void message_received(std::string_view verb) {

@@ -22,6 +22,10 @@ std::string serialize();
 void connection_opened();
 void connection_closed();
 
+/// ferry_relay_tls_handshake_failures_total: TLS handshakes on the relay
+/// port that failed or timed out (each closed only its own connection).
+void relay_tls_handshake_failed();
+
 /// ferry_client_messages_total{verb}: EVENT, REQ, CLOSE, COUNT, NEG-OPEN,
 /// NEG-MSG, NEG-CLOSE, or "other".
 void message_received(std::string_view verb);

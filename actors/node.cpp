@@ -22,6 +22,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/relay_url.hpp"
+#include "net/server_tls.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/io/middleman.hpp>
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 
 namespace ferry {
 
@@ -198,6 +200,21 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   if (!opened)
     return opened.error();
   n->store_ = std::move(*opened);
+  // Checked before anything starts, so a bad certificate or key stops the
+  // node with the key at fault instead of failing every handshake later.
+  std::shared_ptr<boost::asio::ssl::context> relay_tls;
+  if (cfg.relay.tls.enabled()) {
+    auto made = net::make_server_tls_context(
+      {cfg.relay.tls.certfile, cfg.relay.tls.keyfile,
+       cfg.relay.tls.client_ca_file});
+    if (auto* problem = std::get_if<net::server_tls_problem>(&made))
+      return caf::make_error(
+        ec::invalid_configuration,
+        (cfg.source.empty() ? std::string{"<embedded default>"} : cfg.source)
+          + ": relay.tls." + problem->key + ": expected " + problem->expected
+          + ", got " + problem->got);
+    relay_tls = std::get<std::shared_ptr<boost::asio::ssl::context>>(made);
+  }
   auto keys = load_or_create_node_key(node_key_path(cfg));
   if (!keys)
     return keys.error();
@@ -324,16 +341,16 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     spec.kind = "relay-server";
     auto io = n->io_;
     auto* port = &n->relay_port_;
-    spec.start = [io, ctx, port, relay = cfg.relay,
+    spec.start = [io, ctx, port, relay = cfg.relay, relay_tls,
                   self_pubkey = nostr::to_hex(n->keys_.pubkey)](
                    caf::local_actor* self) {
       auto listener = make_relay_listener(self->system(), io->context(), relay,
-                                          self_pubkey, ctx);
+                                          self_pubkey, ctx, relay_tls);
       if (auto failure = listener->start(); !failure.empty())
         throw std::runtime_error("relay: " + failure);
       *port = listener->port();
-      log::info("relay-server listening on ws://{}:{}", relay.address,
-                listener->port());
+      log::info("relay-server listening on {}://{}:{}",
+                relay_tls ? "wss" : "ws", relay.address, listener->port());
       return caf::actor_cast<caf::actor>(
         self->system().spawn(relay_server, listener));
     };

@@ -1,5 +1,7 @@
 #include "actors/relay_server.hpp"
 
+#include "actors/logging.hpp"
+#include "actors/metrics.hpp"
 #include "messages/nostr/wire.hpp"
 
 #include <caf/send.hpp>
@@ -75,8 +77,17 @@ std::shared_ptr<net::ws_server>
 make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
                     const config::relay_config& cfg,
                     const std::string& self_pubkey,
-                    std::shared_ptr<const relay_context> ctx) {
+                    std::shared_ptr<const relay_context> ctx,
+                    std::shared_ptr<boost::asio::ssl::context> tls) {
   net::ws_server_options opts;
+  opts.tls = std::move(tls);
+  // Scanners and misconfigured clients fail handshakes all the time: worth a
+  // count, not a line in the operator's log at the default level.
+  opts.on_handshake_failure = [](const std::string& remote,
+                                 const std::string& reason) {
+    metrics::relay_tls_handshake_failed();
+    log::debug("relay-server TLS handshake with {} failed: {}", remote, reason);
+  };
   opts.address = cfg.address;
   opts.port = cfg.port;
   opts.max_frame_bytes = cfg.limits.max_frame_bytes;
@@ -127,6 +138,7 @@ relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
       caf::put(result, "port", static_cast<int64_t>(listener.port()));
       caf::put(result, "connections",
                static_cast<int64_t>(listener.connection_count()));
+      caf::put(result, "tls", listener.tls());
       return result;
     },
   };

@@ -26,12 +26,14 @@ net::http_response relay_http_response(const net::http_request& req,
                                        const std::string& relay_info);
 
 /// The relay's listener: every accepted WebSocket gets a CLIENT SESSION
-/// spawned in `sys`, and its traffic is forwarded to it as messages.
+/// spawned in `sys`, and its traffic is forwarded to it as messages. With
+/// `tls` (from `net::make_server_tls_context`) it speaks only TLS.
 std::shared_ptr<net::ws_server>
 make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
                     const config::relay_config& cfg,
                     const std::string& self_pubkey,
-                    std::shared_ptr<const relay_context> ctx);
+                    std::shared_ptr<const relay_context> ctx,
+                    std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
 
 struct relay_server_state {
   std::shared_ptr<net::ws_server> listener;

@@ -301,6 +301,31 @@ section_rule default_within_max(const relay_limits& limits) {
   };
 }
 
+/// `[relay.tls]`: a certificate and its key go together, and a client CA
+/// means nothing without TLS. Whether the files are usable is checked when
+/// the node starts, where they are opened.
+section_rule tls_pair(const relay_tls_config& tls) {
+  return [&tls](const toml::table&, const std::string& path) -> problem {
+    // The key at fault is the empty one, whether left out or written "".
+    auto missing = [&path](std::string_view key, const std::string& what) {
+      return child_path(path, key) + ": expected " + what + ", got \"\"";
+    };
+    if (!tls.certfile.empty() && tls.keyfile.empty())
+      return missing("keyfile", "the path of the certificate's PEM private "
+                                "key when " + child_path(path, "certfile")
+                                  + " is set");
+    if (tls.certfile.empty() && !tls.keyfile.empty())
+      return missing("certfile", "the path of a PEM certificate when "
+                                   + child_path(path, "keyfile") + " is set");
+    if (tls.certfile.empty() && !tls.client_ca_file.empty())
+      return missing("certfile",
+                     "the path of a PEM certificate when "
+                       + child_path(path, "client_ca_file")
+                       + " is set (client certificates need TLS)");
+    return std::nullopt;
+  };
+}
+
 bool is_loopback(const std::string& address) {
   boost::system::error_code error;
   auto parsed = boost::asio::ip::make_address(address, error);
@@ -662,6 +687,13 @@ std::vector<field> schema(config& cfg) {
                                  + std::to_string(
                                    nostr::negentropy::min_frame_size_limit))),
                 }),
+              section("tls",
+                      {
+                        leaf("certfile", text(relay.tls.certfile)),
+                        leaf("keyfile", text(relay.tls.keyfile)),
+                        leaf("client_ca_file", text(relay.tls.client_ca_file)),
+                      },
+                      tls_pair(relay.tls)),
             }),
     section("admin",
             {
@@ -888,12 +920,18 @@ bool operator==(const negentropy_config& x, const negentropy_config& y) {
          && x.frame_size_limit == y.frame_size_limit;
 }
 
+bool operator==(const relay_tls_config& x, const relay_tls_config& y) {
+  return x.certfile == y.certfile && x.keyfile == y.keyfile
+         && x.client_ca_file == y.client_ca_file;
+}
+
 bool operator==(const relay_config& x, const relay_config& y) {
   return x.address == y.address && x.port == y.port && x.name == y.name
          && x.description == y.description && x.contact == y.contact
          && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
          && x.public_url == y.public_url && x.auth_required == y.auth_required
-         && x.limits == y.limits && x.negentropy == y.negentropy;
+         && x.limits == y.limits && x.negentropy == y.negentropy
+         && x.tls == y.tls;
 }
 
 bool operator==(const admin_config& x, const admin_config& y) {

@@ -50,6 +50,22 @@ struct negentropy_config {
   size_t frame_size_limit = 60000;
 };
 
+/// TLS on the relay port (`[relay.tls]`): with a certificate the port speaks
+/// only TLS (wss://, and https:// for NIP-11); without one, only plain TCP.
+struct relay_tls_config {
+  /// PEM certificate chain, server certificate first; empty: no TLS.
+  std::string certfile;
+  /// PEM private key of that certificate (unencrypted).
+  std::string keyfile;
+  /// PEM CA certificates; set: clients must present a certificate they
+  /// signed (mutual TLS). Empty: no client certificate is asked for.
+  std::string client_ca_file;
+
+  bool enabled() const {
+    return !certfile.empty();
+  }
+};
+
 /// The Nostr relay the node serves (`[relay]`).
 struct relay_config {
   std::string address = "127.0.0.1";
@@ -68,6 +84,7 @@ struct relay_config {
   bool auth_required = false;
   relay_limits limits;
   negentropy_config negentropy;
+  relay_tls_config tls;
 };
 
 /// The admin HTTP API (`[admin]`).
@@ -262,6 +279,7 @@ std::vector<std::string> key_paths();
 /// Memberwise equality, `source` included.
 bool operator==(const relay_limits& x, const relay_limits& y);
 bool operator==(const negentropy_config& x, const negentropy_config& y);
+bool operator==(const relay_tls_config& x, const relay_tls_config& y);
 bool operator==(const relay_config& x, const relay_config& y);
 bool operator==(const admin_config& x, const admin_config& y);
 bool operator==(const console_config& x, const console_config& y);

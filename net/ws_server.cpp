@@ -4,9 +4,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +18,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -27,7 +31,16 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
+
+// Sessions are templates on their stream, so the plain path pays nothing
+// (no virtual call, no branch) for TLS being possible.
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
 /// Largest HTTP request body we buffer; larger ones get 413.
 constexpr size_t http_body_limit = 1024 * 1024;
@@ -140,6 +153,17 @@ public:
     return opts_;
   }
 
+  /// A TLS handshake with `remote` failed; the session closes itself.
+  void handshake_failed(const std::string& remote, const std::string& reason) {
+    ++handshake_failures_;
+    if (opts_.on_handshake_failure)
+      opts_.on_handshake_failure(remote, reason);
+  }
+
+  uint64_t handshake_failures() const {
+    return handshake_failures_;
+  }
+
   const ws_server::open_handler& on_open() const {
     return on_open_;
   }
@@ -167,6 +191,7 @@ private:
   tcp::acceptor acceptor_;
   net::steady_timer retry_timer_;
   std::atomic<uint16_t> port_{0};
+  std::atomic<uint64_t> handshake_failures_{0};
   bool started_ = false;
   mutable std::mutex mtx_;
   bool stopped_ = false;
@@ -177,13 +202,17 @@ using server_ptr = std::shared_ptr<server_state>;
 
 // -- WebSocket session --------------------------------------------------------
 
+template <class Stream>
 class websocket_session
   : public ws_connection,
     public session_base,
-    public std::enable_shared_from_this<websocket_session> {
+    public std::enable_shared_from_this<websocket_session<Stream>> {
 public:
-  websocket_session(tcp::socket&& socket, server_ptr server)
-    : ws_(std::move(socket)),
+  /// `next_layer` becomes the WebSocket's stream: a socket for plain TCP, the
+  /// handshaken TLS stream for TLS.
+  template <class NextLayer>
+  websocket_session(NextLayer&& next_layer, server_ptr server)
+    : ws_(std::forward<NextLayer>(next_layer)),
       close_timer_(ws_.get_executor()),
       server_(std::move(server)) {
     beast::error_code ec;
@@ -202,11 +231,12 @@ public:
 
   /// Accepts the upgrade `req` and starts the session.
   void run(http::request<http::string_body> req) {
-    if (!server_->add(shared_from_this()))
+    if (!server_->add(this->shared_from_this()))
       return;
     net::dispatch(ws_.get_executor(),
                   beast::bind_front_handler(&websocket_session::on_run,
-                                            shared_from_this(), std::move(req)));
+                                            this->shared_from_this(),
+                                            std::move(req)));
   }
 
   // -- ws_connection ----------------------------------------------------------
@@ -218,7 +248,8 @@ public:
     frames.push_back(std::move(frame));
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
-                                        shared_from_this(), std::move(frames)));
+                                        this->shared_from_this(),
+                                        std::move(frames)));
   }
 
   void send_all(std::vector<std::string> frames) override {
@@ -228,7 +259,8 @@ public:
       shared.push_back(std::make_shared<const std::string>(std::move(frame)));
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
-                                        shared_from_this(), std::move(shared)));
+                                        this->shared_from_this(),
+                                        std::move(shared)));
   }
 
   size_t queued_bytes() const override {
@@ -246,13 +278,14 @@ public:
     if (current == server_->opts().max_inflight)
       net::post(ws_.get_executor(),
                 beast::bind_front_handler(&websocket_session::do_read,
-                                          shared_from_this()));
+                                          this->shared_from_this()));
   }
 
   void close(std::string reason) override {
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_close_request,
-                                        shared_from_this(), std::move(reason)));
+                                        this->shared_from_this(),
+                                        std::move(reason)));
   }
 
   const std::string& remote_address() const override {
@@ -264,7 +297,7 @@ public:
   void shutdown() override {
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_shutdown,
-                                        shared_from_this()));
+                                        this->shared_from_this()));
   }
 
 private:
@@ -283,7 +316,7 @@ private:
     ws_.text(true);
     ws_.async_accept(req,
                      beast::bind_front_handler(&websocket_session::on_accept,
-                                               shared_from_this()));
+                                               this->shared_from_this()));
   }
 
   void on_accept(beast::error_code ec) {
@@ -296,7 +329,7 @@ private:
     }
     opened_ = true;
     if (server_->on_open())
-      callbacks_ = server_->on_open()(shared_from_this());
+      callbacks_ = server_->on_open()(this->shared_from_this());
     // Counted once the owner knows the connection, so that a count the owner
     // sees always has its on_open behind it.
     server_->mark_open(this);
@@ -319,7 +352,7 @@ private:
       limit = std::min(limit, opts.max_frame_bytes + 1 - message_bytes_);
     ws_.async_read_some(buffer_, limit,
                         beast::bind_front_handler(&websocket_session::on_read,
-                                                  shared_from_this()));
+                                                  this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, size_t bytes) {
@@ -410,7 +443,7 @@ private:
   void do_write() {
     ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&websocket_session::on_write,
-                                              shared_from_this()));
+                                              this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, size_t) {
@@ -473,7 +506,7 @@ private:
     auto reason = close_text_.substr(0, ws_close_reason_max);
     ws_.async_close(websocket::close_reason(close_code_, reason),
                     beast::bind_front_handler(&websocket_session::on_close_done,
-                                              shared_from_this()));
+                                              this->shared_from_this()));
   }
 
   void on_close_done(beast::error_code) {
@@ -484,7 +517,7 @@ private:
   void arm_close_timer(std::chrono::steady_clock::duration grace) {
     close_timer_.expires_after(grace);
     close_timer_.async_wait(beast::bind_front_handler(
-      &websocket_session::on_close_timeout, shared_from_this()));
+      &websocket_session::on_close_timeout, this->shared_from_this()));
   }
 
   void on_close_timeout(beast::error_code ec) {
@@ -511,7 +544,7 @@ private:
       on_close(reason);
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   net::steady_timer close_timer_;
   server_ptr server_;
   std::string remote_;
@@ -537,13 +570,16 @@ private:
 
 // -- HTTP session -------------------------------------------------------------
 
+template <class Stream>
 class http_session : public session_base,
-                     public std::enable_shared_from_this<http_session> {
+                     public std::enable_shared_from_this<http_session<Stream>> {
 public:
   http_session(tcp::socket&& socket, server_ptr server)
-    : stream_(std::move(socket)), server_(std::move(server)) {
+    : stream_(open_stream(std::move(socket), *server)),
+      executor_(stream_.get_executor()),
+      server_(std::move(server)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     if (!ec)
       remote_ = endpoint_text(ep);
   }
@@ -553,24 +589,30 @@ public:
   }
 
   void run() {
-    if (!server_->add(shared_from_this()))
+    if (!server_->add(this->shared_from_this()))
       return;
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&http_session::do_read,
-                                            shared_from_this()));
+    if constexpr (is_tls<Stream>)
+      net::dispatch(executor_,
+                    beast::bind_front_handler(&http_session::do_handshake,
+                                              this->shared_from_this()));
+    else
+      net::dispatch(executor_,
+                    beast::bind_front_handler(&http_session::do_read,
+                                              this->shared_from_this()));
   }
 
   void shutdown() override {
-    net::post(stream_.get_executor(),
+    net::post(executor_,
               beast::bind_front_handler(&http_session::on_shutdown,
-                                        shared_from_this()));
+                                        this->shared_from_this()));
   }
 
   /// Hands `res` to the session's strand; any thread.
   void post_response(http_response res) {
-    net::post(stream_.get_executor(),
+    net::post(executor_,
               beast::bind_front_handler(&http_session::on_response,
-                                        shared_from_this(), std::move(res)));
+                                        this->shared_from_this(),
+                                        std::move(res)));
   }
 
 private:
@@ -598,15 +640,48 @@ private:
     std::atomic<bool> done{false};
   };
 
+  static Stream open_stream(tcp::socket&& socket, const server_state& server) {
+    if constexpr (is_tls<Stream>)
+      return Stream{std::move(socket), *server.opts().tls};
+    else
+      return Stream{std::move(socket)};
+  }
+
+  void do_handshake() {
+    if (stopped_)
+      return;
+    // A client that connects and never finishes its handshake holds a
+    // socket for no longer than this.
+    beast::get_lowest_layer(stream_).expires_after(
+      server_->opts().handshake_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            beast::bind_front_handler(
+                              &http_session::on_handshake,
+                              this->shared_from_this()));
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (stopped_)
+      return;
+    if (ec) {
+      // Only this connection fails; the listener and the others go on.
+      server_->handshake_failed(remote_, ec == beast::error::timeout
+                                           ? "handshake timed out"
+                                           : ec.message());
+      return beast::get_lowest_layer(stream_).close();
+    }
+    do_read();
+  }
+
   void do_read() {
     if (stopped_)
       return;
     parser_.emplace();
     parser_->body_limit(http_body_limit);
-    stream_.expires_after(http_timeout);
+    beast::get_lowest_layer(stream_).expires_after(http_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read,
-                                               shared_from_this()));
+                                               this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, size_t) {
@@ -623,11 +698,18 @@ private:
                                         "request too large\n"});
     }
     if (ec)
-      return stream_.close();
+      return close_socket();
     if (server_->opts().websocket && websocket::is_upgrade(parser_->get())) {
-      stream_.expires_never();
-      std::make_shared<websocket_session>(stream_.release_socket(), server_)
-        ->run(parser_->release());
+      beast::get_lowest_layer(stream_).expires_never();
+      handed_off_ = true;
+      using ws_session = websocket_session<Stream>;
+      // TLS state lives in the stream, so a TLS stream moves over whole.
+      if constexpr (is_tls<Stream>)
+        std::make_shared<ws_session>(std::move(stream_), server_)
+          ->run(parser_->release());
+      else
+        std::make_shared<ws_session>(stream_.release_socket(), server_)
+          ->run(parser_->release());
       return;
     }
     auto req = parser_->release();
@@ -646,7 +728,7 @@ private:
     }
     request.body = std::move(req.body());
     request.remote_address = remote_;
-    auto respond = std::make_shared<responder>(shared_from_this());
+    auto respond = std::make_shared<responder>(this->shared_from_this());
     server_->on_http()(std::move(request), [respond](http_response res) {
       (*respond)(std::move(res));
     });
@@ -668,17 +750,17 @@ private:
     res_.keep_alive(keep_alive_);
     res_.body() = std::move(res.body);
     res_.prepare_payload();
-    stream_.expires_after(http_timeout);
+    beast::get_lowest_layer(stream_).expires_after(http_timeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&http_session::on_write,
-                                                shared_from_this()));
+                                                this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, size_t) {
     if (stopped_)
       return;
     if (ec)
-      return stream_.close();
+      return close_socket();
     if (linger_)
       return do_linger();
     if (res_.need_eof())
@@ -687,37 +769,65 @@ private:
   }
 
   void do_shutdown() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if constexpr (is_tls<Stream>) {
+      // close_notify, so that the client can tell our end from a
+      // truncation; a client that never answers it is cut off.
+      beast::get_lowest_layer(stream_).expires_after(http_linger);
+      stream_.async_shutdown(beast::bind_front_handler(
+        &http_session::on_tls_shutdown, this->shared_from_this()));
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+  }
+
+  void on_tls_shutdown(beast::error_code) {
+    close_socket();
   }
 
   void do_linger() {
-    do_shutdown();
-    stream_.expires_after(http_linger);
-    do_drain();
+    // After our close_notify OpenSSL discards what the client still sends,
+    // so the TLS shutdown drains the refused body by itself.
+    if constexpr (is_tls<Stream>) {
+      do_shutdown();
+    } else {
+      do_shutdown();
+      stream_.expires_after(http_linger);
+      do_drain();
+    }
   }
 
   void do_drain() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(ws_read_chunk),
-                            beast::bind_front_handler(&http_session::on_drain,
-                                                      shared_from_this()));
+    stream_.async_read_some(
+      buffer_.prepare(ws_read_chunk),
+      beast::bind_front_handler(&http_session::on_drain,
+                                this->shared_from_this()));
   }
 
   void on_drain(beast::error_code ec, size_t) {
     if (ec || stopped_)
-      return stream_.close();
+      return close_socket();
     do_drain();
   }
 
   void on_shutdown() {
     stopped_ = true;
-    stream_.close();
+    close_socket();
   }
 
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  void close_socket() {
+    // A stream handed to a WebSocket session is that session's to close.
+    if (!handed_off_)
+      beast::get_lowest_layer(stream_).close();
+  }
+
+  Stream stream_;
+  /// The strand; kept apart from the stream, which moves to the WebSocket
+  /// session on an upgrade while `shutdown` may still post here.
+  typename Stream::executor_type executor_;
   server_ptr server_;
+  beast::flat_buffer buffer_;
   std::string remote_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -725,6 +835,7 @@ private:
   bool keep_alive_ = true;
   bool linger_ = false;
   bool stopped_ = false;
+  bool handed_off_ = false;
 };
 
 // -- server state: listening --------------------------------------------------
@@ -802,7 +913,14 @@ void server_state::on_accept(beast::error_code ec, tcp::socket socket) {
       beast::bind_front_handler(&server_state::on_retry, shared_from_this()));
     return;
   }
-  std::make_shared<http_session>(std::move(socket), shared_from_this())->run();
+  if (opts_.tls)
+    std::make_shared<http_session<tls_stream>>(std::move(socket),
+                                               shared_from_this())
+      ->run();
+  else
+    std::make_shared<http_session<plain_stream>>(std::move(socket),
+                                                 shared_from_this())
+      ->run();
   do_accept();
 }
 
@@ -846,6 +964,14 @@ void ws_server::stop() {
 
 size_t ws_server::connection_count() const {
   return impl_->websocket_count();
+}
+
+bool ws_server::tls() const {
+  return impl_->opts().tls != nullptr;
+}
+
+uint64_t ws_server::handshake_failures() const {
+  return impl_->handshake_failures();
 }
 
 } // namespace ferry::net

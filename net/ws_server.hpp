@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -10,6 +11,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace boost::asio::ssl {
+class context;
+} // namespace boost::asio::ssl
 
 namespace ferry::net {
 
@@ -83,6 +88,16 @@ struct ws_server_options {
   std::string overflow_notice;
   /// Accept WebSocket upgrades; when false, every request is plain HTTP.
   bool websocket = true;
+  /// Set: every connection speaks TLS (wss://, https://) with this context
+  /// (see `make_server_tls_context`); null: plain TCP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  /// How long a client may take to complete its TLS handshake.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+  /// Called on an I/O thread when a TLS handshake fails or times out, with
+  /// the peer ("ip:port") and why; that connection is closed, nothing else
+  /// is affected. Must be cheap and non-blocking.
+  std::function<void(const std::string& remote, const std::string& reason)>
+    on_handshake_failure;
 };
 
 /// An HTTP + WebSocket server on one port (Beast). HTTP requests and WebSocket
@@ -114,6 +129,12 @@ public:
 
   /// Connections currently open.
   size_t connection_count() const;
+
+  /// Whether the server speaks TLS.
+  bool tls() const;
+
+  /// TLS handshakes that failed or timed out so far.
+  uint64_t handshake_failures() const;
 
 private:
   struct impl;

@@ -164,6 +164,41 @@ frame_size_limit = 4096
         == "ferry.toml: relay.negentropy.idle_timeout: unknown key");
 }
 
+TEST_CASE("the relay tls section is read and its pairs checked", "[config]") {
+  auto result = load_string(R"([relay.tls]
+certfile = "/etc/ferry/cert.pem"
+keyfile = "/etc/ferry/key.pem"
+client_ca_file = "/etc/ferry/clients.pem"
+)",
+                            "ferry.toml");
+  REQUIRE(result);
+  const auto& tls = result->relay.tls;
+  CHECK(tls.enabled());
+  CHECK(tls.certfile == "/etc/ferry/cert.pem");
+  CHECK(tls.keyfile == "/etc/ferry/key.pem");
+  CHECK(tls.client_ca_file == "/etc/ferry/clients.pem");
+  CHECK_FALSE(config{}.relay.tls.enabled());
+  CHECK(load_error("[relay.tls]\ncertfile = \"cert.pem\"\n")
+        == "ferry.toml: relay.tls.keyfile: expected the path of the "
+           "certificate's PEM private key when relay.tls.certfile is set, "
+           "got \"\"");
+  CHECK(load_error("[relay.tls]\ncertfile = \"cert.pem\"\nkeyfile = \"\"\n")
+        == "ferry.toml: relay.tls.keyfile: expected the path of the "
+           "certificate's PEM private key when relay.tls.certfile is set, "
+           "got \"\"");
+  CHECK(load_error("[relay.tls]\nkeyfile = \"key.pem\"\n")
+        == "ferry.toml: relay.tls.certfile: expected the path of a PEM "
+           "certificate when relay.tls.keyfile is set, got \"\"");
+  CHECK(load_error("[relay.tls]\nclient_ca_file = \"ca.pem\"\n")
+        == "ferry.toml: relay.tls.certfile: expected the path of a PEM "
+           "certificate when relay.tls.client_ca_file is set (client "
+           "certificates need TLS), got \"\"");
+  CHECK(load_error("[relay.tls]\ncertfile = 1\n")
+        == "ferry.toml: relay.tls.certfile: expected a string, got 1");
+  CHECK(load_error("[relay.tls]\ncafile = \"x\"\n")
+        == "ferry.toml: relay.tls.cafile: unknown key");
+}
+
 TEST_CASE("keys left out keep their defaults", "[config]") {
   auto result = load_string("[relay]\nport = 9000\n", "ferry.toml");
   REQUIRE(result);

@@ -197,7 +197,7 @@ export class FerryNode {
         partial = lines.pop()
         for (const line of lines) {
           this.logs.push(line)
-          const m = line.match(/relay-server listening on ws:\/\/127\.0\.0\.1:(\d+)/)
+          const m = line.match(/relay-server listening on wss?:\/\/127\.0\.0\.1:(\d+)/)
           if (m) resolve(Number(m[1]))
         }
       }

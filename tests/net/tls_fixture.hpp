@@ -1,5 +1,7 @@
 #pragma once
 
+#include "tests/fixtures/tls_pki.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -9,187 +11,18 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
+#include <openssl/ssl.h>
 
-#include <array>
 #include <atomic>
-#include <filesystem>
 #include <memory>
 #include <mutex>
-#include <random>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
-#include <vector>
 
 namespace ferry::net::test {
 
-/// A throwaway CA with a server certificate for "localhost" and 127.0.0.1 and
-/// a client certificate, made with the OpenSSL API when the test runs. The
-/// CA and the client's files are written to a temporary directory, removed
-/// again on destruction.
-class test_pki {
-public:
-  test_pki()
-    : ca_key_(make_key()),
-      server_key_(make_key()),
-      client_key_(make_key()) {
-    ca_ = make_cert(ca_key_.get(), "ferry test CA", nullptr, ca_key_.get(),
-                    1,
-                    {{NID_basic_constraints, "critical,CA:TRUE"},
-                     {NID_key_usage, "critical,keyCertSign,cRLSign"}});
-    server_ = make_cert(server_key_.get(), "localhost", ca_.get(),
-                        ca_key_.get(), 2,
-                        {{NID_basic_constraints, "CA:FALSE"},
-                         {NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
-                         {NID_ext_key_usage, "serverAuth"}});
-    client_ = make_cert(client_key_.get(), "ferry test client", ca_.get(),
-                        ca_key_.get(), 3,
-                        {{NID_basic_constraints, "CA:FALSE"},
-                         {NID_ext_key_usage, "clientAuth"}});
-    std::random_device rd;
-    dir_ = std::filesystem::temp_directory_path()
-           / ("ferry-ws-client-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(dir_);
-    write_cert(ca_file(), ca_.get());
-    write_cert(client_cert_file(), client_.get());
-    write_key(client_key_file(), client_key_.get());
-  }
-
-  ~test_pki() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  test_pki(const test_pki&) = delete;
-  test_pki& operator=(const test_pki&) = delete;
-
-  std::string ca_file() const {
-    return (dir_ / "ca.pem").string();
-  }
-
-  std::string client_cert_file() const {
-    return (dir_ / "client.pem").string();
-  }
-
-  std::string client_key_file() const {
-    return (dir_ / "client.key").string();
-  }
-
-  X509* server_cert() const {
-    return server_.get();
-  }
-
-  EVP_PKEY* server_key() const {
-    return server_key_.get();
-  }
-
-  X509* ca_cert() const {
-    return ca_.get();
-  }
-
-  /// SHA-256 of the server certificate's SubjectPublicKeyInfo, lowercase hex.
-  std::string server_spki_hex() const {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string result;
-    for (auto byte : server_spki())
-      result += {digits[byte >> 4], digits[byte & 0x0f]};
-    return result;
-  }
-
-  /// The same, base64.
-  std::string server_spki_base64() const {
-    auto digest = server_spki();
-    unsigned char out[64] = {};
-    EVP_EncodeBlock(out, digest.data(), static_cast<int>(digest.size()));
-    return reinterpret_cast<const char*>(out);
-  }
-
-private:
-  using key_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-  using cert_ptr = std::unique_ptr<X509, decltype(&X509_free)>;
-
-  static key_ptr make_key() {
-    key_ptr key(EVP_EC_gen("P-256"), EVP_PKEY_free);
-    if (!key)
-      throw std::runtime_error("EVP_EC_gen failed");
-    return key;
-  }
-
-  /// Signs a certificate for `key`; self-signed when `issuer` is null.
-  static cert_ptr
-  make_cert(EVP_PKEY* key, const std::string& common_name, X509* issuer,
-            EVP_PKEY* issuer_key, long serial,
-            const std::vector<std::pair<int, std::string>>& extensions) {
-    cert_ptr cert(X509_new(), X509_free);
-    X509_set_version(cert.get(), 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
-    // Backdated: the clocks of client and server are the same, but a cert
-    // valid from exactly now may be judged a second early.
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
-    X509_set_pubkey(cert.get(), key);
-    auto* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(
-      name, "CN", MBSTRING_ASC,
-      reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
-    X509_set_issuer_name(cert.get(),
-                         issuer ? X509_get_subject_name(issuer) : name);
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr,
-                   nullptr, 0);
-    for (const auto& [nid, value] : extensions) {
-      auto* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-      if (!ext)
-        throw std::runtime_error("bad extension " + value);
-      X509_add_ext(cert.get(), ext, -1);
-      X509_EXTENSION_free(ext);
-    }
-    if (X509_sign(cert.get(), issuer_key, EVP_sha256()) <= 0)
-      throw std::runtime_error("X509_sign failed");
-    return cert;
-  }
-
-  static void write_cert(const std::string& path, X509* cert) {
-    auto* bio = BIO_new_file(path.c_str(), "w");
-    if (!bio || PEM_write_bio_X509(bio, cert) != 1)
-      throw std::runtime_error("cannot write " + path);
-    BIO_free(bio);
-  }
-
-  static void write_key(const std::string& path, EVP_PKEY* key) {
-    auto* bio = BIO_new_file(path.c_str(), "w");
-    if (!bio
-        || PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr,
-                                    nullptr)
-             != 1)
-      throw std::runtime_error("cannot write " + path);
-    BIO_free(bio);
-  }
-
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> server_spki() const {
-    unsigned char* der = nullptr;
-    auto len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(server_.get()), &der);
-    std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
-    SHA256(der, static_cast<size_t>(len), digest.data());
-    OPENSSL_free(der);
-    return digest;
-  }
-
-  key_ptr ca_key_;
-  key_ptr server_key_;
-  key_ptr client_key_;
-  cert_ptr ca_{nullptr, X509_free};
-  cert_ptr server_{nullptr, X509_free};
-  cert_ptr client_{nullptr, X509_free};
-  std::filesystem::path dir_;
-};
+using ferry::test::test_pki;
 
 /// What the TLS test server does besides echoing.
 struct tls_server_options {
