@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <deque>
 #include <condition_variable>
@@ -43,6 +44,28 @@ using clock_type = std::chrono::steady_clock;
 
 inline double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+/// The body of every benchmark's main(): runs `run`, and reports an exception
+/// as "<name>: <what>" on stderr (after what stdout already holds) with
+/// status 1.
+inline int run_main(const char* name, int (*run)(int, char**), int argc,
+                    char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
+}
+
+/// 32 bytes from `rng`: an event id or a pubkey nobody signs with.
+inline nostr::bytes32 random_bytes32(std::mt19937_64& rng) {
+  nostr::bytes32 bytes;
+  for (auto& b : bytes)
+    b = static_cast<uint8_t>(rng());
+  return bytes;
 }
 
 // -- command line -------------------------------------------------------------
@@ -204,10 +227,7 @@ private:
   }
 
   static std::string random_hex(std::mt19937_64& rng) {
-    nostr::bytes32 bytes;
-    for (auto& b : bytes)
-      b = static_cast<uint8_t>(rng());
-    return nostr::to_hex(bytes);
+    return nostr::to_hex(random_bytes32(rng));
   }
 
   std::string content(std::mt19937_64& rng) const {

@@ -9,7 +9,6 @@
 #include "messages/nostr/event.hpp"
 
 #include <cstdio>
-#include <exception>
 #include <thread>
 #include <utility>
 
@@ -104,10 +103,5 @@ int run(int argc, char** argv) {
 } // namespace ferry::bench
 
 int main(int argc, char** argv) {
-  try {
-    return ferry::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_ingest: %s\n", e.what());
-    return 1;
-  }
+  return ferry::bench::run_main("bench_ingest", ferry::bench::run, argc, argv);
 }

@@ -13,7 +13,6 @@
 #include "store/event_store.hpp"
 
 #include <cstdio>
-#include <exception>
 
 namespace ferry::bench {
 namespace {
@@ -21,13 +20,6 @@ namespace {
 namespace neg = nostr::negentropy;
 
 constexpr int runs = 5;
-
-nostr::bytes32 random_id(std::mt19937_64& rng) {
-  nostr::bytes32 id;
-  for (auto& b : id)
-    b = static_cast<uint8_t>(rng());
-  return id;
-}
 
 struct exchange {
   double seconds = 0;
@@ -71,7 +63,7 @@ void bench_reconcile(size_t n) {
   std::vector<neg::item> mine;
   std::vector<neg::item> theirs;
   for (size_t i = 0; i < n; ++i) {
-    neg::item x{now - rng() % (90 * 24 * 3600), random_id(rng)};
+    neg::item x{now - rng() % (90 * 24 * 3600), random_bytes32(rng)};
     if (i < n * 99 / 100)
       shared.push_back(x);
     else if (i % 2 == 0)
@@ -81,9 +73,9 @@ void bench_reconcile(size_t n) {
   }
   // Each side: the shared 99% plus its own half of the rest, topped up to n.
   while (mine.size() + shared.size() < n)
-    mine.push_back({now - rng() % (90 * 24 * 3600), random_id(rng)});
+    mine.push_back({now - rng() % (90 * 24 * 3600), random_bytes32(rng)});
   while (theirs.size() + shared.size() < n)
-    theirs.push_back({now - rng() % (90 * 24 * 3600), random_id(rng)});
+    theirs.push_back({now - rng() % (90 * 24 * 3600), random_bytes32(rng)});
   auto expect_have = mine.size();
   auto expect_need = theirs.size();
   mine.insert(mine.end(), shared.begin(), shared.end());
@@ -127,13 +119,13 @@ void bench_store(size_t n) {
   std::mt19937_64 rng{0x5702e};
   std::vector<nostr::bytes32> authors;
   for (int i = 0; i < 200; ++i)
-    authors.push_back(random_id(rng));
+    authors.push_back(random_bytes32(rng));
   const int64_t now = 1'700'000'000;
   auto start = clock_type::now();
   std::vector<store::incoming_event> batch;
   for (size_t i = 0; i < n; ++i) {
     store::incoming_event in;
-    in.ev.id = random_id(rng);
+    in.ev.id = random_bytes32(rng);
     in.ev.pubkey = authors[rng() % authors.size()];
     in.ev.kind = i % 10 == 0 ? 7 : 1;
     in.ev.created_at = now - static_cast<int64_t>(rng() % (90 * 24 * 3600));
@@ -215,10 +207,5 @@ int run(int argc, char** argv) {
 } // namespace ferry::bench
 
 int main(int argc, char** argv) {
-  try {
-    return ferry::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_negentropy: %s\n", e.what());
-    return 1;
-  }
+  return ferry::bench::run_main("bench_negentropy", ferry::bench::run, argc, argv);
 }

@@ -11,7 +11,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -162,11 +161,5 @@ int run(int argc, char** argv) {
 } // namespace ferry::bench
 
 int main(int argc, char** argv) {
-  try {
-    return ferry::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "bench_req: %s\n", e.what());
-    return 1;
-  }
+  return ferry::bench::run_main("bench_req", ferry::bench::run, argc, argv);
 }

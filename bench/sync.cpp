@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <deque>
 #include <dirent.h>
-#include <exception>
 #include <functional>
 #include <fstream>
 #include <mutex>
@@ -266,11 +265,5 @@ int run(int argc, char** argv) {
 } // namespace ferry::bench
 
 int main(int argc, char** argv) {
-  try {
-    return ferry::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "bench_sync: %s\n", e.what());
-    return 1;
-  }
+  return ferry::bench::run_main("bench_sync", ferry::bench::run, argc, argv);
 }

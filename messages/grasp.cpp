@@ -1,6 +1,6 @@
 #include "messages/grasp.hpp"
 
-#include "messages/error.hpp"
+#include "messages/json_body.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/relay_url.hpp"
 
@@ -13,12 +13,6 @@ namespace ferry::grasp {
 namespace {
 
 namespace json = boost::json;
-
-bool is_lower_hex64(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 json::array to_array(const std::vector<std::string>& xs) {
   json::array out;
@@ -48,33 +42,13 @@ std::string read_strings(const json::object& obj, std::string_view key,
 std::string read_int(const json::object& obj, std::string_view key,
                      int64_t& out) {
   auto v = obj.if_contains(key);
-  if (!v)
-    return {};
-  if (!v->is_int64())
-    return std::string{key} + ": expected an integer";
-  out = v->get_int64();
-  return {};
+  return v ? json_body::read_int(*v, std::string{key}, out) : std::string{};
 }
 
 std::string read_string(const json::object& obj, std::string_view key,
                         std::string& out) {
   auto v = obj.if_contains(key);
-  if (!v)
-    return {};
-  if (!v->is_string())
-    return std::string{key} + ": expected a string";
-  out = std::string{v->get_string()};
-  return {};
-}
-
-caf::expected<json::object> parse_object(std::string_view text) {
-  json::error_code error;
-  auto doc = json::parse(text, error);
-  if (error)
-    return caf::make_error(ec::invalid_input, "invalid JSON: " + error.message());
-  if (!doc.is_object())
-    return caf::make_error(ec::invalid_input, "expected a JSON object");
-  return std::move(doc.as_object());
+  return v ? json_body::read_string(*v, std::string{key}, out) : std::string{};
 }
 
 } // namespace
@@ -96,7 +70,7 @@ bool is_repo_address(std::string_view text) {
     return false;
   text.remove_prefix(prefix.size());
   return text.size() >= 65 && text[64] == ':'
-         && is_lower_hex64(text.substr(0, 64));
+         && json_body::is_lower_hex64(text.substr(0, 64));
 }
 
 std::vector<std::string> announced_relays(const nostr::event& announcement) {
@@ -170,7 +144,7 @@ std::string to_json(const relay_sync_entry& x) {
 
 caf::expected<repo_sync_entry> parse_repo_sync(std::string_view key,
                                                std::string_view text) {
-  auto obj = parse_object(text);
+  auto obj = json_body::parse_object(text);
   if (!obj)
     return obj.error();
   repo_sync_entry x;
@@ -181,13 +155,13 @@ caf::expected<repo_sync_entry> parse_repo_sync(std::string_view key,
                        read_int(*obj, "announcement_created_at",
                                 x.announcement_created_at)})
     if (!failure.empty())
-      return caf::make_error(ec::invalid_input, std::move(failure));
+      return json_body::invalid(std::move(failure));
   return x;
 }
 
 caf::expected<relay_sync_entry> parse_relay_sync(std::string_view key,
                                                  std::string_view text) {
-  auto obj = parse_object(text);
+  auto obj = json_body::parse_object(text);
   if (!obj)
     return obj.error();
   relay_sync_entry x;
@@ -201,11 +175,10 @@ caf::expected<relay_sync_entry> parse_relay_sync(std::string_view key,
         read_int(*obj, "full_sync_at", x.full_sync_at),
         read_int(*obj, "reconcile_at", x.reconcile_at)})
     if (!failure.empty())
-      return caf::make_error(ec::invalid_input, std::move(failure));
+      return json_body::invalid(std::move(failure));
   if (auto v = obj->if_contains("is_bootstrap")) {
     if (!v->is_bool())
-      return caf::make_error(ec::invalid_input,
-                             "is_bootstrap: expected a boolean");
+      return json_body::invalid("is_bootstrap: expected a boolean");
     x.is_bootstrap = v->get_bool();
   }
   if (status == "connected")
@@ -213,8 +186,7 @@ caf::expected<relay_sync_entry> parse_relay_sync(std::string_view key,
   else if (status == "disconnected")
     x.status = link_status::disconnected;
   else
-    return caf::make_error(ec::invalid_input,
-                           "status: expected connected or disconnected");
+    return json_body::invalid("status: expected connected or disconnected");
   return x;
 }
 

@@ -1,13 +1,11 @@
 #include "messages/hosted_relay.hpp"
 
-#include "messages/error.hpp"
+#include "messages/json_body.hpp"
 
 #include <boost/json.hpp>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
-#include <initializer_list>
 
 namespace ferry {
 
@@ -33,65 +31,17 @@ constexpr std::array<std::string_view, 11> editable_keys{"id",         "subdomai
 constexpr std::array<std::string_view, 6> node_keys{"synced", "sync_error", "created_at", "updated_at", "changed_seq",
      "failed_attempts"};
 
-template <class E, size_t N>
-bool parse_enum(std::string_view text, const std::array<E, N>& all, E& out) {
-  for (auto x : all)
-    if (to_string(x) == text) {
-      out = x;
-      return true;
-    }
-  return false;
-}
+using json_body::child;
+using json_body::fail;
+using json_body::invalid;
+using json_body::parse_enum;
 
-// -- field paths and reasons --------------------------------------------------
-//
-// As in messages/sync.cpp: every reader returns "" or "<field>: <reason>".
-
-std::string child(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string{key} : parent + "." + std::string{key};
-}
-
-std::string fail(const std::string& path, std::string_view reason) {
-  return path + ": " + std::string{reason};
-}
+/// The longest text a string field may hold.
+constexpr size_t max_text_size = 4096;
 
 template <class Keys>
 bool contains(const Keys& keys, std::string_view key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
-}
-
-std::string read_string(const json::value& v, const std::string& path,
-                        std::string& out, size_t max_size = 4096) {
-  if (!v.is_string())
-    return fail(path, "expected a string");
-  if (v.get_string().size() > max_size)
-    return fail(path, "longer than " + std::to_string(max_size)
-                        + " characters");
-  out = std::string{v.get_string()};
-  return {};
-}
-
-std::string read_bool(const json::value& v, const std::string& path,
-                      bool& out) {
-  if (!v.is_bool())
-    return fail(path, "expected true or false");
-  out = v.get_bool();
-  return {};
-}
-
-/// A section passed through to the management API: any JSON object.
-std::string read_section(const json::value& v, const std::string& path,
-                         std::string& out) {
-  if (!v.is_object())
-    return fail(path, "expected a JSON object");
-  out = json::serialize(v);
-  return {};
-}
-
-bool is_lower_hex64(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 /// RFC 1123 label, lowercase: what a subdomain of the relay domain can be.
@@ -115,75 +65,20 @@ bool valid_schema(std::string_view schema) {
             });
 }
 
-// -- duplicate keys -----------------------------------------------------------
-
-// boost::json keeps the last of two equal keys without a word; a body that
-// says two things must be refused instead, so simdjson walks it once more.
-
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path);
-
-std::string duplicate_in(simdjson::ondemand::object obj,
-                         const std::string& path) {
-  std::vector<std::string> keys;
-  for (auto field : obj) {
-    std::string_view key;
-    simdjson::ondemand::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v))
-      return {};
-    auto key_path = child(path, key);
-    if (std::find(keys.begin(), keys.end(), key) != keys.end())
-      return fail(key_path, "duplicate key");
-    keys.emplace_back(key);
-    if (auto found = duplicate_in(v, key_path); !found.empty())
-      return found;
-  }
-  return {};
-}
-
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path) {
-  simdjson::ondemand::json_type type;
-  if (v.type().get(type) || type != simdjson::ondemand::json_type::object)
-    return {};
-  simdjson::ondemand::object obj;
-  return v.get_object().get(obj) ? std::string{} : duplicate_in(obj, path);
-}
-
-std::string duplicate_key(std::string_view text) {
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string padded{text};
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object obj;
-  if (parser.iterate(padded).get(doc) || doc.get_object().get(obj))
-    return {};
-  return duplicate_in(obj, "");
-}
-
-caf::error invalid(std::string reason) {
-  return caf::make_error(ec::invalid_input, std::move(reason));
-}
-
-/// A body as a JSON object, or why it is not one.
+/// A body as a JSON object, or why it is not one. Duplicate keys are looked
+/// for in nested objects, not inside arrays.
 caf::expected<json::object> parse_body(std::string_view text) {
-  json::error_code error;
-  auto doc = json::parse(text, error);
-  if (error)
-    return invalid("body: invalid JSON: " + error.message());
-  if (!doc.is_object())
-    return invalid("body: expected a JSON object");
-  if (auto duplicate = duplicate_key(text); !duplicate.empty())
-    return invalid(duplicate);
-  return std::move(doc.get_object());
+  return json_body::parse_body(text, json_body::key_walk::objects);
 }
 
 std::string read_info(const json::value& v, hosted_relay_info& out) {
   if (!v.is_object())
     return fail("info", "expected a JSON object");
   auto& obj = v.get_object();
-  for (auto& entry : obj)
-    if (!contains(std::array<std::string_view, 4>{"name", "icon",
-                                                  "description", "pubkey"},
-                  entry.key()))
-      return fail(child("info", entry.key()), "unknown key");
+  if (auto failure = json_body::unknown_keys(
+        obj, "info", {"name", "icon", "description", "pubkey"});
+      !failure.empty())
+    return failure;
   hosted_relay_info info;
   std::pair<const char*, std::string*> fields[]
     = {{"name", &info.name},
@@ -192,12 +87,13 @@ std::string read_info(const json::value& v, hosted_relay_info& out) {
        {"pubkey", &info.pubkey}};
   for (auto& [key, target] : fields)
     if (auto x = obj.if_contains(key))
-      if (auto failure = read_string(*x, child("info", key), *target);
+      if (auto failure = json_body::read_string(*x, child("info", key), *target,
+                                                max_text_size);
           !failure.empty())
         return failure;
   if (!obj.if_contains("pubkey"))
     return fail("info.pubkey", "required (the owner's pubkey)");
-  if (!is_lower_hex64(info.pubkey))
+  if (!json_body::is_lower_hex64(info.pubkey))
     return fail("info.pubkey", "expected 64 lowercase hex characters");
   out = std::move(info);
   return {};
@@ -213,7 +109,8 @@ std::string read_relay(const json::object& obj, const std::string& id_from_path,
   }
   hosted_relay r;
   if (auto id = obj.if_contains("id")) {
-    if (auto failure = read_string(*id, "id", r.id); !failure.empty())
+    if (auto failure = json_body::read_string(*id, "id", r.id, max_text_size);
+        !failure.empty())
       return failure;
     if (!id_from_path.empty() && r.id != id_from_path)
       return fail("id", "differs from the id in the path (" + id_from_path
@@ -229,7 +126,8 @@ std::string read_relay(const json::object& obj, const std::string& id_from_path,
   auto subdomain = obj.if_contains("subdomain");
   if (!subdomain)
     return fail("subdomain", "required");
-  if (auto failure = read_string(*subdomain, "subdomain", r.subdomain);
+  if (auto failure = json_body::read_string(*subdomain, "subdomain",
+                                            r.subdomain, max_text_size);
       !failure.empty())
     return failure;
   if (!valid_dns_label(r.subdomain))
@@ -238,18 +136,18 @@ std::string read_relay(const json::object& obj, const std::string& id_from_path,
   auto schema = obj.if_contains("schema");
   if (!schema)
     return fail("schema", "required");
-  if (auto failure = read_string(*schema, "schema", r.schema);
+  if (auto failure = json_body::read_string(*schema, "schema", r.schema,
+                                            max_text_size);
       !failure.empty())
     return failure;
   if (!valid_schema(r.schema))
     return fail("schema", "expected 1 to 63 of a-z, 0-9 or '_', not "
                           "starting with a digit");
-  if (auto status = obj.if_contains("status")) {
-    if (!status->is_string()
-        || !parse_enum(std::string_view{status->get_string()}, all_statuses,
-                       r.status))
-      return fail("status", "expected one of active, inactive, delinquent");
-  }
+  if (auto status = obj.if_contains("status"))
+    if (auto failure = json_body::read_enum(*status, "status", all_statuses,
+                                            r.status);
+        !failure.empty())
+      return failure;
   auto info = obj.if_contains("info");
   if (!info)
     return fail("info", "required (at least info.pubkey)");
@@ -262,14 +160,16 @@ std::string read_relay(const json::object& obj, const std::string& id_from_path,
        {"push", &r.push_json}};
   for (auto& [key, target] : sections)
     if (auto x = obj.if_contains(key))
-      if (auto failure = read_section(*x, key, *target); !failure.empty())
+      if (auto failure = json_body::read_object_text(*x, key, *target);
+          !failure.empty())
         return failure;
   std::pair<const char*, bool*> flags[]
     = {{"blossom_enabled", &r.blossom_enabled},
        {"livekit_enabled", &r.livekit_enabled}};
   for (auto& [key, target] : flags)
     if (auto x = obj.if_contains(key))
-      if (auto failure = read_bool(*x, key, *target); !failure.empty())
+      if (auto failure = json_body::read_bool(*x, key, *target);
+          !failure.empty())
         return failure;
   out = std::move(r);
   return {};
@@ -372,13 +272,7 @@ bool is_change(activity_type x) {
 }
 
 bool valid_hosted_relay_id(std::string_view id) {
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
-           || c == '_' || c == '-';
-  };
-  return !id.empty() && id.size() <= 64 && id.front() != '.'
-         && id.front() != '_' && id.front() != '-'
-         && std::all_of(id.begin(), id.end(), ok);
+  return json_body::is_definition_id(id);
 }
 
 caf::expected<hosted_relay> parse_hosted_relay(std::string_view text,

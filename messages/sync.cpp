@@ -1,16 +1,14 @@
 #include "messages/sync.hpp"
 
-#include "messages/error.hpp"
+#include "messages/json_body.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "messages/nostr/relay_url.hpp"
 
 #include <boost/json.hpp>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <array>
-#include <initializer_list>
 
 namespace ferry {
 
@@ -30,83 +28,13 @@ constexpr std::array<relay_info_mode, 3> all_relay_info_modes{
 constexpr std::array<auth_mode, 3> all_auth_modes{
   auth_mode::on_challenge, auth_mode::always, auth_mode::never};
 
-template <class E, size_t N>
-bool parse_enum(std::string_view text, const std::array<E, N>& all, E& out) {
-  for (auto x : all)
-    if (to_string(x) == text) {
-      out = x;
-      return true;
-    }
-  return false;
-}
-
-// -- field paths and reasons --------------------------------------------------
-//
-// Every reader returns "" or "<field path>: <reason>", so the caller can pass
-// a failure up unchanged and the operator sees exactly which field is wrong.
-
-std::string child(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string{key} : parent + "." + std::string{key};
-}
-
-std::string item(const std::string& parent, size_t index) {
-  return parent + "[" + std::to_string(index) + "]";
-}
-
-std::string fail(const std::string& path, std::string_view reason) {
-  return path + ": " + std::string{reason};
-}
-
-template <class E, size_t N>
-std::string one_of(const std::array<E, N>& all) {
-  std::string out = "expected one of ";
-  for (size_t i = 0; i < N; ++i) {
-    if (i > 0)
-      out += ", ";
-    out += to_string(all[i]);
-  }
-  return out;
-}
-
-/// Names the first key of `obj` outside `known`.
-std::string unknown_keys(const json::object& obj, const std::string& path,
-                         std::initializer_list<std::string_view> known) {
-  for (const auto& entry : obj)
-    if (std::find(known.begin(), known.end(), entry.key()) == known.end())
-      return fail(child(path, entry.key()), "unknown key");
-  return {};
-}
-
-std::string read_string(const json::value& v, const std::string& path,
-                        std::string& out) {
-  if (!v.is_string())
-    return fail(path, "expected a string");
-  out = std::string{v.get_string()};
-  return {};
-}
-
-template <class E, size_t N>
-std::string read_enum(const json::value& v, const std::string& path,
-                      const std::array<E, N>& all, E& out) {
-  if (!v.is_string() || !parse_enum(std::string_view{v.get_string()}, all, out))
-    return fail(path, one_of(all));
-  return {};
-}
-
-bool is_lower_hex64(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-bool valid_id(std::string_view id) {
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
-           || c == '_' || c == '-';
-  };
-  return !id.empty() && id.size() <= 64 && id.front() != '.' && id.front() != '_'
-         && id.front() != '-' && std::all_of(id.begin(), id.end(), ok);
-}
+using json_body::child;
+using json_body::fail;
+using json_body::item;
+using json_body::parse_enum;
+using json_body::read_enum;
+using json_body::read_string;
+using json_body::unknown_keys;
 
 /// A DNS name for SNI and certificate checks (IP literals have no SNI).
 bool valid_hostname(std::string_view name) {
@@ -116,67 +44,6 @@ bool valid_hostname(std::string_view name) {
               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
                      || c == '.' || c == '-' || c == '_';
             });
-}
-
-// -- duplicate keys -----------------------------------------------------------
-
-// boost::json keeps the last of two equal keys without a word; a definition
-// that says two things must be refused instead, so the text is walked once
-// more with simdjson, which sees every key.
-
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path);
-
-std::string duplicate_in(simdjson::ondemand::object obj,
-                         const std::string& path) {
-  std::vector<std::string> keys;
-  for (auto field : obj) {
-    std::string_view key;
-    simdjson::ondemand::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v))
-      return {};
-    auto key_path = child(path, key);
-    if (std::find(keys.begin(), keys.end(), key) != keys.end())
-      return fail(key_path, "duplicate key");
-    keys.emplace_back(key);
-    if (auto found = duplicate_in(v, key_path); !found.empty())
-      return found;
-  }
-  return {};
-}
-
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path) {
-  simdjson::ondemand::json_type type;
-  if (v.type().get(type))
-    return {};
-  if (type == simdjson::ondemand::json_type::object) {
-    simdjson::ondemand::object obj;
-    return v.get_object().get(obj) ? std::string{} : duplicate_in(obj, path);
-  }
-  if (type == simdjson::ondemand::json_type::array) {
-    simdjson::ondemand::array items;
-    if (v.get_array().get(items))
-      return {};
-    size_t index = 0;
-    for (auto element : items) {
-      simdjson::ondemand::value x;
-      if (element.get(x))
-        return {};
-      if (auto found = duplicate_in(x, item(path, index++)); !found.empty())
-        return found;
-    }
-  }
-  return {};
-}
-
-/// The first duplicate key of a JSON object text boost::json already accepted.
-std::string duplicate_key(std::string_view text) {
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string padded{text};
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object obj;
-  if (parser.iterate(padded).get(doc) || doc.get_object().get(obj))
-    return {};
-  return duplicate_in(obj, "");
 }
 
 // -- the definition's parts ---------------------------------------------------
@@ -360,7 +227,7 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
   } else {
     return fail("id", "required");
   }
-  if (!valid_id(out.id))
+  if (!json_body::is_definition_id(out.id))
     return fail("id", "expected 1 to 64 characters of a-z, 0-9, '.', '_' or "
                       "'-', starting with a letter or digit");
   auto url = obj.if_contains("url");
@@ -373,14 +240,13 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
       !reason.empty())
     return fail("url", reason);
   out.url = parsed.to_string();
-  if (auto enabled = obj.if_contains("enabled")) {
-    if (!enabled->is_bool())
-      return fail("enabled", "expected true or false");
-    out.enabled = enabled->get_bool();
-  }
+  if (auto enabled = obj.if_contains("enabled"))
+    if (auto failure = json_body::read_bool(*enabled, "enabled", out.enabled);
+        !failure.empty())
+      return failure;
   if (auto pubkey = obj.if_contains("auth_pubkey")) {
     if (!pubkey->is_string()
-        || !(pubkey->get_string().empty() || is_lower_hex64(pubkey->get_string())))
+        || !(pubkey->get_string().empty() || json_body::is_lower_hex64(pubkey->get_string())))
       return fail("auth_pubkey",
                   "expected 64 lowercase hex characters or an empty string");
     out.auth_pubkey = std::string{pubkey->get_string()};
@@ -424,24 +290,9 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
   if (auto failure = check_tls_against_url(out, tls_mode_given);
       !failure.empty())
     return failure;
-  if (auto metadata = obj.if_contains("metadata")) {
-    if (!metadata->is_object())
-      return fail("metadata", "expected a JSON object");
-    out.metadata_json = json::serialize(*metadata);
-  }
-  return {};
-}
-
-// -- runtime state ------------------------------------------------------------
-
-std::string read_count(const json::value& v, const std::string& path,
-                       uint64_t& out) {
-  if (v.is_uint64())
-    out = v.get_uint64();
-  else if (v.is_int64() && v.get_int64() >= 0)
-    out = static_cast<uint64_t>(v.get_int64());
-  else
-    return fail(path, "expected a non-negative integer");
+  if (auto metadata = obj.if_contains("metadata"))
+    return json_body::read_object_text(*metadata, "metadata",
+                                       out.metadata_json);
   return {};
 }
 
@@ -529,21 +380,12 @@ std::optional<nostr::bytes32> pin_digest(const tls_pin& pin) {
 
 caf::expected<sync_server> parse_sync_server(std::string_view text,
                                              const std::string& id_from_path) {
-  auto invalid = [](std::string reason) {
-    return caf::make_error(ec::invalid_input, std::move(reason));
-  };
-  json::error_code error;
-  auto doc = json::parse(text, error);
-  if (error)
-    return invalid("body: invalid JSON: " + error.message());
-  if (!doc.is_object())
-    return invalid("body: expected a JSON object");
-  if (auto duplicate = duplicate_key(text); !duplicate.empty())
-    return invalid(duplicate);
+  auto body = json_body::parse_body(text, json_body::key_walk::objects_and_arrays);
+  if (!body)
+    return body.error();
   sync_server result;
-  if (auto failure = read_server(doc.get_object(), id_from_path, result);
-      !failure.empty())
-    return invalid(failure);
+  if (auto failure = read_server(*body, id_from_path, result); !failure.empty())
+    return json_body::invalid(failure);
   return result;
 }
 
@@ -648,16 +490,9 @@ std::string to_json(const sync_runtime_state& st) {
 }
 
 caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
-  auto invalid = [](std::string reason) {
-    return caf::make_error(ec::invalid_input, std::move(reason));
-  };
-  json::error_code error;
-  auto doc = json::parse(text, error);
-  if (error)
-    return invalid("invalid JSON: " + error.message());
-  auto obj = doc.if_object();
+  auto obj = json_body::parse_object(text);
   if (!obj)
-    return invalid("expected a JSON object");
+    return obj.error();
   sync_runtime_state st;
   std::string failure;
   for (auto [name, field] :
@@ -668,21 +503,17 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
         std::pair{"sent_refused", &st.sent_refused},
         std::pair{"up_cursor", &st.up_cursor}})
     if (auto v = obj->if_contains(name); v && failure.empty())
-      failure = read_count(*v, name, *field);
+      failure = json_body::read_count(*v, name, *field);
   for (auto [name, field] :
        {std::pair{"last_connected", &st.last_connected},
         std::pair{"disconnected_at", &st.disconnected_at},
         std::pair{"last_catchup_completed", &st.last_catchup_completed}})
-    if (auto v = obj->if_contains(name); v && failure.empty()) {
-      if (v->is_int64())
-        *field = v->get_int64();
-      else
-        failure = fail(name, "expected an integer");
-    }
+    if (auto v = obj->if_contains(name); v && failure.empty())
+      failure = json_body::read_int(*v, name, *field);
   if (auto v = obj->if_contains("last_error"); v && failure.empty())
     failure = read_string(*v, "last_error", st.last_error);
   if (!failure.empty())
-    return invalid(failure);
+    return json_body::invalid(failure);
   return st;
 }
 

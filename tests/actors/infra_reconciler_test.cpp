@@ -8,6 +8,7 @@
 #include "store/column_families.hpp"
 #include "store/hosted_relay_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/json.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/after.hpp>
@@ -71,14 +72,7 @@ config::infra_config test_settings() {
   return s;
 }
 
-json::object parse_object(const std::string& text) {
-  INFO(text);
-  json::error_code ec;
-  auto v = json::parse(text, ec);
-  REQUIRE_FALSE(ec);
-  REQUIRE(v.is_object());
-  return v.as_object();
-}
+using test::parse_object;
 
 } // namespace
 

@@ -5,6 +5,7 @@
 #include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 #include "store/sync_store.hpp"
+#include "tests/fixtures/json.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/actor_system.hpp>
@@ -86,14 +87,7 @@ sync_server parsed(const std::string& id, const std::string& extra = {}) {
   return *result;
 }
 
-json::object parse_object(const std::string& text) {
-  INFO(text);
-  json::error_code ec;
-  auto v = json::parse(text, ec);
-  REQUIRE_FALSE(ec);
-  REQUIRE(v.is_object());
-  return v.as_object();
-}
+using test::parse_object;
 
 /// A real (threaded) actor system: the connections run real sockets. The
 /// store and the I/O threads are declared first so they outlive every actor
