@@ -68,7 +68,7 @@ bool valid_schema(std::string_view schema) {
 /// A body as a JSON object, or why it is not one. Duplicate keys are looked
 /// for in nested objects, not inside arrays.
 caf::expected<json::object> parse_body(std::string_view text) {
-  return json_body::parse_body(text, json_body::key_walk::objects);
+  return json_body::parse_body(text);
 }
 
 std::string read_info(const json::value& v, hosted_relay_info& out) {

@@ -44,11 +44,9 @@ std::string object_from(std::string_view text, json::object& out) {
   return {};
 }
 
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path,
-                         key_walk walk);
+std::string duplicate_in(simdjson::ondemand::value v, const std::string& path);
 
-std::string duplicate_in(simdjson::ondemand::object obj, const std::string& path,
-                         key_walk walk) {
+std::string duplicate_in(simdjson::ondemand::object obj, const std::string& path) {
   std::vector<std::string> keys;
   for (auto field : obj) {
     std::string_view key;
@@ -59,24 +57,22 @@ std::string duplicate_in(simdjson::ondemand::object obj, const std::string& path
     if (std::find(keys.begin(), keys.end(), key) != keys.end())
       return fail(key_path, "duplicate key");
     keys.emplace_back(key);
-    if (auto found = duplicate_in(v, key_path, walk); !found.empty())
+    if (auto found = duplicate_in(v, key_path); !found.empty())
       return found;
   }
   return {};
 }
 
-std::string duplicate_in(simdjson::ondemand::value v, const std::string& path,
-                         key_walk walk) {
+std::string duplicate_in(simdjson::ondemand::value v, const std::string& path) {
   simdjson::ondemand::json_type type;
   if (v.type().get(type))
     return {};
   if (type == simdjson::ondemand::json_type::object) {
     simdjson::ondemand::object obj;
     return v.get_object().get(obj) ? std::string{}
-                                   : duplicate_in(obj, path, walk);
+                                   : duplicate_in(obj, path);
   }
-  if (type == simdjson::ondemand::json_type::array
-      && walk == key_walk::objects_and_arrays) {
+  if (type == simdjson::ondemand::json_type::array) {
     simdjson::ondemand::array items;
     if (v.get_array().get(items))
       return {};
@@ -85,7 +81,7 @@ std::string duplicate_in(simdjson::ondemand::value v, const std::string& path,
       simdjson::ondemand::value x;
       if (element.get(x))
         return {};
-      if (auto found = duplicate_in(x, item(path, index++), walk);
+      if (auto found = duplicate_in(x, item(path, index++));
           !found.empty())
         return found;
     }
@@ -102,19 +98,19 @@ caf::expected<json::object> parse_object(std::string_view text) {
   return result;
 }
 
-std::string duplicate_key(std::string_view text, key_walk walk) {
+std::string duplicate_key(std::string_view text) {
   simdjson::ondemand::document doc;
   simdjson::ondemand::object obj;
   if (nostr::detail::iterate_document(text, doc) || doc.get_object().get(obj))
     return {};
-  return duplicate_in(obj, "", walk);
+  return duplicate_in(obj, "");
 }
 
-caf::expected<json::object> parse_body(std::string_view text, key_walk walk) {
+caf::expected<json::object> parse_body(std::string_view text) {
   json::object result;
   if (auto reason = object_from(text, result); !reason.empty())
     return invalid("body: " + reason);
-  if (auto duplicate = duplicate_key(text, walk); !duplicate.empty())
+  if (auto duplicate = duplicate_key(text); !duplicate.empty())
     return invalid(std::move(duplicate));
   return result;
 }

@@ -40,25 +40,17 @@ caf::error invalid(std::string reason);
 /// JSON object".
 caf::expected<boost::json::object> parse_object(std::string_view text);
 
-/// Where duplicate_key looks for repeated keys.
-enum class key_walk {
-  /// Into nested objects only.
-  objects,
-  /// Into nested objects and into the objects inside arrays.
-  objects_and_arrays,
-};
-
-/// The first duplicate key of the JSON object `text` as "<path>: duplicate
-/// key", or "" when there is none (or `text` is no JSON object).
+/// The first duplicate key of the JSON object `text` (in nested objects and
+/// in the objects inside arrays too) as "<path>: duplicate key", or "" when
+/// there is none (or `text` is no JSON object).
 /// boost::json keeps the last of two equal keys without a word; a body that
 /// says two things must be refused instead, so simdjson walks it once more.
-std::string duplicate_key(std::string_view text, key_walk walk);
+std::string duplicate_key(std::string_view text);
 
 /// A request body as a JSON object without duplicate keys; fails with
 /// "body: invalid JSON: ...", "body: expected a JSON object" or the
 /// duplicate_key reason.
-caf::expected<boost::json::object> parse_body(std::string_view text,
-                                              key_walk walk);
+caf::expected<boost::json::object> parse_body(std::string_view text);
 
 // -- fields -------------------------------------------------------------------
 

@@ -380,7 +380,7 @@ std::optional<nostr::bytes32> pin_digest(const tls_pin& pin) {
 
 caf::expected<sync_server> parse_sync_server(std::string_view text,
                                              const std::string& id_from_path) {
-  auto body = json_body::parse_body(text, json_body::key_walk::objects_and_arrays);
+  auto body = json_body::parse_body(text);
   if (!body)
     return body.error();
   sync_server result;

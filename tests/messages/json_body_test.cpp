@@ -7,7 +7,6 @@
 #include <string>
 
 using namespace ferry;
-using json_body::key_walk;
 
 namespace {
 
@@ -32,33 +31,30 @@ TEST_CASE("field paths name nested keys and array items", "[json_body]") {
   CHECK(json_body::fail("tls.mode", "required") == "tls.mode: required");
 }
 
-TEST_CASE("duplicate keys are found where the walk looks", "[json_body]") {
-  CHECK(json_body::duplicate_key(R"({"a":1,"b":2})", key_walk::objects) == "");
-  CHECK(json_body::duplicate_key(R"({"a":1,"a":2})", key_walk::objects)
+TEST_CASE("duplicate keys are found in nested objects and arrays", "[json_body]") {
+  CHECK(json_body::duplicate_key(R"({"a":1,"b":2})") == "");
+  CHECK(json_body::duplicate_key(R"({"a":1,"a":2})")
         == "a: duplicate key");
-  CHECK(json_body::duplicate_key(R"({"a":{"b":1,"c":{"d":1,"d":2}}})",
-                                 key_walk::objects)
+  CHECK(json_body::duplicate_key(R"({"a":{"b":1,"c":{"d":1,"d":2}}})")
         == "a.c.d: duplicate key");
   auto in_array = R"({"filters":[{"kinds":[1]},{"limit":1,"limit":2}]})";
-  CHECK(json_body::duplicate_key(in_array, key_walk::objects_and_arrays)
-        == "filters[1].limit: duplicate key");
-  CHECK(json_body::duplicate_key(in_array, key_walk::objects) == "");
+  CHECK(json_body::duplicate_key(in_array) == "filters[1].limit: duplicate key");
   // Texts that are no JSON object are left to boost::json to name.
-  CHECK(json_body::duplicate_key("[1]", key_walk::objects_and_arrays) == "");
-  CHECK(json_body::duplicate_key("{", key_walk::objects_and_arrays) == "");
+  CHECK(json_body::duplicate_key("[1]") == "");
+  CHECK(json_body::duplicate_key("{") == "");
 }
 
 TEST_CASE("bodies and records that are no JSON object are named",
           "[json_body]") {
   using Catch::Matchers::StartsWith;
-  auto body = json_body::parse_body(R"({"a":[1]})", key_walk::objects);
+  auto body = json_body::parse_body(R"({"a":[1]})");
   REQUIRE(body);
   CHECK(body->at("a").as_array().size() == 1);
-  CHECK_THAT(failure(json_body::parse_body("{", key_walk::objects)),
+  CHECK_THAT(failure(json_body::parse_body("{")),
              StartsWith("body: invalid JSON: "));
-  CHECK(failure(json_body::parse_body("[]", key_walk::objects))
+  CHECK(failure(json_body::parse_body("[]"))
         == "body: expected a JSON object");
-  CHECK(failure(json_body::parse_body(R"({"a":1,"a":1})", key_walk::objects))
+  CHECK(failure(json_body::parse_body(R"({"a":1,"a":1})"))
         == "a: duplicate key");
   REQUIRE(json_body::parse_object(R"({"a":1,"a":2})"));
   CHECK_THAT(failure(json_body::parse_object("nope")),
