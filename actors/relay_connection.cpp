@@ -371,6 +371,7 @@ void maybe_finish_catchup(self_pointer self) {
   st.state = phase::live;
   st.catchup_complete = true;
   auto took = self->clock().now() - st.catchup_started;
+  st.last_catchup = took;
   if (st.neg) {
     // Everything the reconciliation covered is here now.
     st.catchup_newest = std::max(st.catchup_newest, st.neg->newest_local());
@@ -524,6 +525,7 @@ void finish_up_catchup(self_pointer self) {
   st.state = phase::live;
   st.catchup_complete = true;
   auto took = self->clock().now() - st.catchup_started;
+  st.last_catchup = took;
   report(self, atom::report_v, atom::caughtup_v, st.def.id,
          caf::timespan{took});
   metrics::sync::set_catchup_seconds(
@@ -1080,6 +1082,11 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       caf::put(result, "connected", st.state == phase::catching_up
                                       || st.state == phase::live);
       caf::put(result, "catchup_complete", st.catchup_complete);
+      caf::put(result, "last_catchup_ms",
+               static_cast<int64_t>(
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                   st.last_catchup)
+                   .count()));
       caf::put(result, "received", static_cast<int64_t>(st.received));
       caf::put(result, "accepted", static_cast<int64_t>(st.accepted));
       caf::put(result, "duplicate", static_cast<int64_t>(st.duplicate));

@@ -95,6 +95,8 @@ struct relay_connection_state {
   int64_t catchup_newest = 0;
   caf::actor_clock::time_point catchup_started;
   bool catchup_complete = false;
+  /// How long the last complete catch-up took, from connect to caught up.
+  caf::timespan last_catchup{0};
   /// Names the batches of one catch-up (payload "catchup:<round>"), so the
   /// settling of an abandoned one is ignored.
   uint64_t catchup_round = 0;

@@ -467,6 +467,10 @@ private:
     if (ec)
       return finish(failure_kind::tcp, "connect " + plan_.host_header + ": "
                                           + ec.message());
+    // Small frames answered one by one (NEG-MSG rounds, OKs): no Nagle delay.
+    beast::error_code ignored;
+    beast::get_lowest_layer(layer_).socket().set_option(tcp::no_delay(true),
+                                                        ignored);
     if constexpr (uses_tls<Layer>) {
       auto& stream = transport(layer_);
       // RFC 6066 allows no IP literals in SNI.

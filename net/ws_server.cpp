@@ -913,6 +913,10 @@ void server_state::on_accept(beast::error_code ec, tcp::socket socket) {
       beast::bind_front_handler(&server_state::on_retry, shared_from_this()));
     return;
   }
+  // Nostr is request/answer (EVENT/OK, REQ/EOSE, NEG-MSG rounds): Nagle's
+  // algorithm would hold each small answer back for the peer's delayed ACK.
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
   if (opts_.tls)
     std::make_shared<http_session<tls_stream>>(std::move(socket),
                                                shared_from_this())
