@@ -27,9 +27,12 @@ bool insert_sorted(std::vector<std::string>& xs, std::string x) {
 }
 
 /// What the feed selects: announcements and root events.
+/// NIP-09 deletion requests.
+constexpr uint32_t kind_deletion = 5;
+
 filter_set_ptr feed_filters() {
   nostr::filter f;
-  f.kinds = std::vector<uint32_t>{grasp::kind_announcement};
+  f.kinds = std::vector<uint32_t>{grasp::kind_announcement, kind_deletion};
   f.kinds->insert(f.kinds->end(), grasp::root_kinds.begin(),
                   grasp::root_kinds.end());
   std::sort(f.kinds->begin(), f.kinds->end());
@@ -73,6 +76,9 @@ void close_window(self_pointer self) {
         changed.insert(grasp::address_of(ev));
     } else if (grasp::is_root_kind(ev.kind)) {
       for (auto& address : st.apply_root(ev))
+        changed.insert(std::move(address));
+    } else if (ev.kind == kind_deletion) {
+      for (auto& address : st.apply_deletion(ev))
         changed.insert(std::move(address));
     }
   }
@@ -190,6 +196,43 @@ bool self_subscriber_state::apply_announcement(const nostr::event& ev) {
   entry.announcement_created_at = ev.created_at;
   ++repos_updated;
   return true;
+}
+
+std::vector<std::string>
+self_subscriber_state::apply_deletion(const nostr::event& ev) {
+  std::set<std::string> named;
+  for (auto value : nostr::tag_values(ev, "a"))
+    if (repos.count(std::string{value}) > 0)
+      named.emplace(value);
+  for (auto value : nostr::tag_values(ev, "e"))
+    for (const auto& [address, entry] : repos)
+      if (entry.announcement_id == value)
+        named.insert(address);
+  std::vector<std::string> changed;
+  for (const auto& address : named) {
+    // "30617:" + 64 hex + ":" + d, checked when the repository was added.
+    nostr::filter f;
+    f.kinds = std::vector<uint32_t>{grasp::kind_announcement};
+    nostr::bytes32 author;
+    if (!nostr::from_hex(std::string_view{address}.substr(6, 64), author))
+      continue;
+    f.authors = std::vector<nostr::bytes32>{author};
+    f.tags.push_back(nostr::tag_condition{'d', {address.substr(71)}});
+    bool still_announced = false;
+    store->scan(f, unix_now(), std::nullopt, 1,
+                [&](std::string_view, const store::scan_position&) {
+                  still_announced = true;
+                  return false;
+                });
+    if (still_announced)
+      continue;
+    log::info("{}: the announcement of {} was deleted; not syncing it", name,
+              address);
+    repos.erase(address);
+    ++repos_removed;
+    changed.push_back(address);
+  }
+  return changed;
 }
 
 std::vector<std::string>

@@ -65,6 +65,13 @@ struct self_subscriber_state {
   /// @returns the addresses that changed.
   std::vector<std::string> apply_root(const nostr::event& ev);
 
+  /// A NIP-09 deletion: every wanted repository it names (by `a` address or
+  /// by the announcement's id in `e`) whose announcement the store no longer
+  /// holds is no longer wanted. The store has already applied the deletion
+  /// (author-only), so it is the judge.
+  /// @returns the addresses that changed.
+  std::vector<std::string> apply_deletion(const nostr::event& ev);
+
   /// Adds the stored root events of `entry`'s repository to it.
   void add_stored_roots(grasp::repo_sync_entry& entry) const;
 

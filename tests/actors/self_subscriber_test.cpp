@@ -273,3 +273,31 @@ TEST_CASE_METHOD(fixture, "the self-subscriber quits when the hub goes down",
                 caf::after(0s) >> [] {});
   CHECK(went_down);
 }
+
+TEST_CASE_METHOD(fixture, "a deleted announcement removes the repository, a "
+                          "stranger's deletion does not",
+                 "[grasp][self_subscriber]") {
+  start();
+  auto announcement = announce(1000, {service, r1});
+  announce(1000, {service, r2}, "other");
+  advance(5s);
+  REQUIRE(stored(address()));
+  REQUIRE(stored(address("other")));
+  auto stranger = nostr::generate_keypair();
+  commit(stranger, 5, 1100, {{"a", address()}});
+  advance(5s);
+  CHECK(stored(address()));
+  SECTION("by address") {
+    commit(owner, 5, 1100, {{"a", address()}});
+    advance(5s);
+    CHECK_FALSE(stored(address()));
+    CHECK(stored(address("other")));
+    CHECK(seen->back() == std::vector<std::string>{address()});
+  }
+  SECTION("by id") {
+    commit(owner, 5, 1100, {{"e", nostr::to_hex(announcement.ev.id)}});
+    advance(5s);
+    CHECK_FALSE(stored(address()));
+    CHECK(stored(address("other")));
+  }
+}
