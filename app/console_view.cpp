@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <type_traits>
@@ -279,15 +280,37 @@ std::string render_actor(const actor_info& info) {
   return out;
 }
 
-std::string render_status(const status_map& status) {
-  std::vector<std::pair<std::string, std::string>> leaves;
-  flatten(status, "", leaves);
+/// One `key = value` line per leaf.
+std::string render_leaves(
+  const std::vector<std::pair<std::string, std::string>>& leaves) {
   if (leaves.empty())
     return "(empty)\n";
   std::vector<std::vector<std::string>> rows;
   for (auto& [key, text] : leaves)
     rows.push_back({key, "= " + text});
   return layout(rows);
+}
+
+/// A table with one line per object of the JSON array `items` (`row` makes
+/// it), or `none` for an empty array; anything else is shown as JSON.
+std::string render_table(
+  const json::value& items, const char* none, std::vector<std::string> header,
+  const std::function<std::vector<std::string>(const json::object&)>& row) {
+  if (!items.is_array())
+    return render_json(items);
+  if (items.as_array().empty())
+    return std::string{none} + "\n";
+  std::vector<std::vector<std::string>> rows{std::move(header)};
+  for (auto& item : items.as_array())
+    if (item.is_object())
+      rows.push_back(row(item.as_object()));
+  return layout(rows);
+}
+
+std::string render_status(const status_map& status) {
+  std::vector<std::pair<std::string, std::string>> leaves;
+  flatten(status, "", leaves);
+  return render_leaves(leaves);
 }
 
 std::string render_health(const health_report& report) {
@@ -325,79 +348,57 @@ std::string render_watch(const std::string& node, const std::string& clock,
 }
 
 std::string render_servers(const json::value& servers) {
-  if (!servers.is_array())
-    return render_json(servers);
-  if (servers.as_array().empty())
-    return "(no sync servers)\n";
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"ID", "URL", "ENABLED", "RUNNING", "STATE", "RECEIVED",
-                  "ACCEPTED", "CURSOR", "LAST-ERROR"});
-  for (auto& item : servers.as_array()) {
-    if (!item.is_object())
-      continue;
-    auto& x = item.as_object();
-    rows.push_back({field_text(x, "id"), field_text(x, "url"),
-                    field_text(x, "enabled"), field_text(x, "running"),
-                    field_text(x, "runtime", "state"),
-                    field_text(x, "runtime", "received"),
-                    field_text(x, "runtime", "accepted"),
-                    field_text(x, "runtime", "cursor"),
-                    field_text(x, "runtime", "last_error")});
-  }
-  return layout(rows);
+  return render_table(
+    servers, "(no sync servers)",
+    {"ID", "URL", "ENABLED", "RUNNING", "STATE", "RECEIVED", "ACCEPTED",
+     "CURSOR", "LAST-ERROR"},
+    [](const json::object& x) {
+      return std::vector<std::string>{
+        field_text(x, "id"),
+        field_text(x, "url"),
+        field_text(x, "enabled"),
+        field_text(x, "running"),
+        field_text(x, "runtime", "state"),
+        field_text(x, "runtime", "received"),
+        field_text(x, "runtime", "accepted"),
+        field_text(x, "runtime", "cursor"),
+        field_text(x, "runtime", "last_error")};
+    });
 }
 
 std::string render_repos(const json::value& repos) {
-  if (!repos.is_array())
-    return render_json(repos);
-  if (repos.as_array().empty())
-    return "(no repositories)\n";
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"ADDRESS", "ROOTS", "RELAYS", "CONFIRMED-ON", "PENDING-ON"});
-  for (auto& item : repos.as_array()) {
-    if (!item.is_object())
-      continue;
-    auto& x = item.as_object();
-    rows.push_back({field_text(x, "address"), field_text(x, "roots"),
-                    field_text(x, "relays"), field_text(x, "confirmed_on"),
-                    field_text(x, "pending_on")});
-  }
-  return layout(rows);
+  return render_table(
+    repos, "(no repositories)",
+    {"ADDRESS", "ROOTS", "RELAYS", "CONFIRMED-ON", "PENDING-ON"},
+    [](const json::object& x) {
+      return std::vector<std::string>{
+        field_text(x, "address"), field_text(x, "roots"),
+        field_text(x, "relays"), field_text(x, "confirmed_on"),
+        field_text(x, "pending_on")};
+    });
 }
 
 std::string render_relays(const json::value& relays) {
-  if (!relays.is_array())
-    return render_json(relays);
-  if (relays.as_array().empty())
-    return "(no hosted relays)\n";
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"ID", "SUBDOMAIN", "SCHEMA", "STATUS", "SYNCED", "FAILURES",
-                  "SYNC-ERROR"});
-  for (auto& item : relays.as_array()) {
-    if (!item.is_object())
-      continue;
-    auto& x = item.as_object();
-    auto failures = field_text(x, "failed_attempts");
-    if (auto given_up = x.if_contains("given_up");
-        given_up && given_up->is_bool() && given_up->as_bool())
-      failures += " (given up)";
-    rows.push_back({field_text(x, "id"), field_text(x, "subdomain"),
-                    field_text(x, "schema"), field_text(x, "status"),
-                    field_text(x, "synced"), failures,
-                    field_text(x, "sync_error")});
-  }
-  return layout(rows);
+  return render_table(
+    relays, "(no hosted relays)",
+    {"ID", "SUBDOMAIN", "SCHEMA", "STATUS", "SYNCED", "FAILURES", "SYNC-ERROR"},
+    [](const json::object& x) {
+      auto failures = field_text(x, "failed_attempts");
+      if (auto given_up = x.if_contains("given_up");
+          given_up && given_up->is_bool() && given_up->as_bool())
+        failures += " (given up)";
+      return std::vector<std::string>{
+        field_text(x, "id"),     field_text(x, "subdomain"),
+        field_text(x, "schema"), field_text(x, "status"),
+        field_text(x, "synced"), failures,
+        field_text(x, "sync_error")};
+    });
 }
 
 std::string render_json(const json::value& x) {
   std::vector<std::pair<std::string, std::string>> leaves;
   flatten_json(x, "", leaves);
-  if (leaves.empty())
-    return "(empty)\n";
-  std::vector<std::vector<std::string>> rows;
-  for (auto& [key, text] : leaves)
-    rows.push_back({key, "= " + text});
-  return layout(rows);
+  return render_leaves(leaves);
 }
 
 json::value to_json(const status_map& status) {
