@@ -10,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -21,6 +22,7 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace ferry::net {
 namespace {
@@ -83,6 +85,20 @@ std::string lowercase(std::string_view text) {
   std::transform(result.begin(), result.end(), result.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   return result;
+}
+
+/// Whether `ec` from reading a request means the client sent something that
+/// is not HTTP/1.1 (as opposed to leaving, timing out or exceeding a limit).
+bool is_malformed_request(const beast::error_code& ec) {
+  static const std::vector<http::error> malformed{
+    http::error::bad_line_ending,    http::error::bad_method,
+    http::error::bad_target,         http::error::bad_version,
+    http::error::bad_field,          http::error::bad_value,
+    http::error::bad_content_length, http::error::bad_transfer_encoding,
+    http::error::bad_chunk,          http::error::bad_chunk_extension,
+    http::error::bad_obs_fold,       http::error::multiple_content_length};
+  return std::any_of(malformed.begin(), malformed.end(),
+                     [&](http::error e) { return ec == e; });
 }
 
 /// What the server's registry can do with any of its sessions.
@@ -628,7 +644,7 @@ private:
     ~responder() {
       if (!done.exchange(true))
         session->post_response(
-          http_response{500, "text/plain", {}, "no response\n"});
+          json_error_response(500, "the server dropped the request"));
     }
 
     void operator()(http_response res) {
@@ -693,9 +709,22 @@ private:
       keep_alive_ = false;
       linger_ = true;
       version_ = 11;
-      auto status = ec == http::error::body_limit ? 413u : 431u;
-      return on_response(http_response{status, "text/plain", {},
-                                        "request too large\n"});
+      return on_response(
+        ec == http::error::body_limit
+          ? json_error_response(413, "request body too large (limit "
+                                       + std::to_string(http_body_limit)
+                                       + " bytes)")
+          : json_error_response(431, "request header fields too large"));
+    }
+    // A request Beast cannot parse (bad request line, bad header) gets an
+    // answer too; the connection ends after it, as nothing after the broken
+    // part can be trusted.
+    if (is_malformed_request(ec)) {
+      keep_alive_ = false;
+      linger_ = true;
+      version_ = 11;
+      return on_response(
+        json_error_response(400, "malformed HTTP request: " + ec.message()));
     }
     if (ec)
       return close_socket();
@@ -716,7 +745,7 @@ private:
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     if (!server_->on_http())
-      return on_response(http_response{404, "text/plain", {}, "not found\n"});
+      return on_response(json_error_response(404, "not found"));
     http_request request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -934,6 +963,19 @@ void server_state::on_retry(beast::error_code ec) {
 }
 
 } // namespace
+
+http_response json_error_response(unsigned status, std::string_view message,
+                                  std::string_view field) {
+  boost::json::object error{{"code", status}, {"message", message}};
+  if (!field.empty())
+    error["field"] = field;
+  http_response res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = boost::json::serialize(
+    boost::json::object{{"error", std::move(error)}});
+  return res;
+}
 
 // -- ws_server ----------------------------------------------------------------
 

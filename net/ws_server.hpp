@@ -35,6 +35,12 @@ struct http_response {
   std::string body;
 };
 
+/// The JSON error answer every HTTP error of ours carries, on both ports:
+/// `{"error":{"code":<status>,"message":<message>}}`, plus `"field":<field>`
+/// in the error object when `field` is not empty.
+http_response json_error_response(unsigned status, std::string_view message,
+                                  std::string_view field = {});
+
 /// One accepted WebSocket connection, seen from its owner. Every member
 /// function is thread-safe and never blocks: work is posted to the
 /// connection's strand.

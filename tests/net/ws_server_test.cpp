@@ -5,7 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 #include <atomic>
+#include <map>
 #include <thread>
 
 using namespace ferry::net;
@@ -19,6 +23,33 @@ constexpr auto short_wait = 2000ms;
 
 std::string connect(simple_ws_client& client, const server_fixture& fix) {
   return client.connect("127.0.0.1", fix.port());
+}
+
+/// Checks the JSON error body every HTTP error of the server carries.
+void check_json_error(const http_result& r, unsigned status,
+                      const std::string& message_part) {
+  INFO(r.response.body);
+  CHECK(r.response.status == status);
+  CHECK(r.response.content_type == "application/json");
+  auto prefix = R"({"error":{"code":)" + std::to_string(status)
+                + R"(,"message":")";
+  CHECK(r.response.body.rfind(prefix, 0) == 0);
+  CHECK(r.response.body.find(message_part) != std::string::npos);
+}
+
+/// Sends `bytes` on a fresh connection and returns all it reads until the
+/// server closes.
+std::string raw_exchange(uint16_t port, const std::string& bytes) {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket socket{ioc};
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(bytes));
+  std::string text;
+  boost::system::error_code ec;
+  char buf[4096];
+  while (!ec)
+    text.append(buf, socket.read_some(boost::asio::buffer(buf), ec));
+  return text;
 }
 
 } // namespace
@@ -109,7 +140,32 @@ TEST_CASE_METHOD(server_fixture, "an HTTP body over the limit gets 413",
                                    std::string(2 * 1024 * 1024, 'a'));
   REQUIRE(large.error.empty());
   CHECK(large.response.status == 413);
+  check_json_error(large, 413, "request body too large");
   CHECK(calls == 1);
+}
+
+TEST_CASE_METHOD(server_fixture,
+                 "oversize headers get 431, broken requests 400, both JSON",
+                 "[ws_server][http]") {
+  std::atomic<int> calls{0};
+  start({}, [&](http_request, std::function<void(http_response)> respond) {
+    ++calls;
+    respond(http_response{200, "text/plain", {}, "ok"});
+  });
+  // Beast caps one field's size, so many fields make the large header.
+  std::map<std::string, std::string> fields;
+  for (int i = 0; i < 32; ++i)
+    fields["X-Big-" + std::to_string(i)] = std::string(1024, 'a');
+  auto large = simple_http_request("127.0.0.1", port(), "GET", "/", fields);
+  REQUIRE(large.error.empty());
+  check_json_error(large, 431, "header fields too large");
+  // Beast would refuse to send a broken request, so this one goes raw.
+  auto broken = raw_exchange(port(), "GET / HTTP/9\r\n\r\n");
+  CHECK(broken.rfind("HTTP/1.1 400 ", 0) == 0);
+  CHECK(broken.find("Content-Type: application/json") != std::string::npos);
+  CHECK(broken.find(R"({"error":{"code":400,"message":"malformed HTTP request: )")
+        != std::string::npos);
+  CHECK(calls == 0);
 }
 
 TEST_CASE_METHOD(server_fixture, "a dropped respond still answers 500",
@@ -119,7 +175,7 @@ TEST_CASE_METHOD(server_fixture, "a dropped respond still answers 500",
   });
   auto result = simple_http_request("127.0.0.1", port(), "GET", "/");
   REQUIRE(result.error.empty());
-  CHECK(result.response.status == 500);
+  check_json_error(result, 500, "dropped");
 }
 
 TEST_CASE_METHOD(server_fixture, "without websocket an upgrade is plain HTTP",
