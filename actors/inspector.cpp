@@ -3,12 +3,12 @@
 #include "actors/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "messages/secret.hpp"
 #include "store/column_families.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/typed_response_promise.hpp>
 
-#include <openssl/crypto.h>
 #include <rocksdb/db.h>
 
 #include <chrono>
@@ -394,8 +394,9 @@ console_gate(console_gate_actor::stateful_pointer<console_gate_state> self,
     [self](atom::login, const std::string& secret)
       -> caf::result<inspector_actor> {
       auto& st = self->state;
-      if (secret.size() != st.secret.size()
-          || CRYPTO_memcmp(secret.data(), st.secret.data(), secret.size()) != 0) {
+      // Constant time, also in the length: a wrong guess tells nothing
+      // about how close it was.
+      if (!secret_equal(secret, st.secret)) {
         ++st.refused;
         log::warn("console-gate refused a console: wrong secret");
         return caf::make_error(ec::invalid_input, "wrong console secret");

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <array>
@@ -119,22 +120,25 @@ console_run run_console(std::vector<std::string> args,
 
 /// A config like test::node_config's, with fault injection allowed; that
 /// one already writes a [console] table, which TOML cannot reopen.
-std::string console_node_config(const test::temp_dir& dir) {
+std::string console_node_config(const test::temp_dir& dir,
+                                const std::string& secret) {
   auto path = dir.file("ferry.toml");
   test::write_file(path, "[relay]\nport = 0\n[admin]\nport = 0\n"
                          "token = \"console-test\"\n"
                          "[console]\nport = "
                            + std::to_string(free_port())
-                           + "\nfault_injection = true\n[store]\npath = \""
-                           + dir.file("data") + "\"\n");
+                           + "\nfault_injection = true\nsecret = \"" + secret
+                           + "\"\n[store]\npath = \"" + dir.file("data")
+                           + "\"\n");
   return path;
 }
 
 /// A real `ferry node` with its console gate on a free loopback port and
 /// fault injection allowed.
 struct console_node {
-  console_node()
-    : config(console_node_config(dir)), process({"node", "--config", config}) {
+  explicit console_node(const std::string& secret = {})
+    : config(console_node_config(dir, secret)),
+      process({"node", "--config", config}) {
     // The relay's line comes first; waiting for it ends early when the node
     // exits instead.
     auto relay = process.wait_for_port();
@@ -177,6 +181,35 @@ struct console_node {
   /// HOST:PORT of the console gate.
   std::string node;
 };
+
+/// Sends `bytes` to the console port at `node` (HOST:PORT) as they are and
+/// reads until the node closes the connection or 2 s pass.
+void poke(const std::string& node, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(
+    std::stoi(node.substr(node.rfind(':') + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+          == 0);
+  for (size_t sent = 0; sent < bytes.size();) {
+    auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent,
+                    MSG_NOSIGNAL);
+    if (n <= 0)
+      break;
+    sent += static_cast<size_t>(n);
+  }
+  char buf[4096];
+  while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+    // nop: the node's side of the handshake, if any
+  }
+  ::close(fd);
+}
 
 /// Runs a shell command; returns its stdout.
 std::string shell(const std::string& command) {
@@ -437,4 +470,25 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
     CHECK(read_file(scratch.file("ctrl-c.before"))
           == read_file(scratch.file("ctrl-c.after")));
   }
+}
+
+TEST_CASE("the console gate lets in only the right secret",
+          "[integration][console]") {
+  console_node n{"gate-secret"};
+  CHECK(n.console({"--secret", "gate-secret", "actors"}).status == 0);
+  for (std::string wrong :
+       {"gate-secreT", "gate-secre", "gate-secret-", "gate-secret "}) {
+    INFO("secret '" << wrong << "'");
+    auto run = n.console({"--secret", wrong, "actors"});
+    CHECK(run.status == 1);
+    CHECK(run.out.empty());
+    CHECK_THAT(run.err, Catch::Matchers::Contains(
+                          "refused the login: wrong console secret"));
+  }
+  // Bytes that are no CAF handshake end only their own connection.
+  poke(n.node, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  poke(n.node, std::string(1 << 20, '\xff'));
+  poke(n.node, std::string(64 * 1024, 'A') + "\n");
+  CHECK(n.process.is_running());
+  CHECK(n.console({"--secret", "gate-secret", "actors"}).status == 0);
 }
