@@ -6,19 +6,18 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/nip98.hpp"
-#include "messages/nostr/sha256.hpp"
+#include "messages/secret.hpp"
+#include "net/request_target.hpp"
 
 #include <caf/send.hpp>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <optional>
+#include <variant>
 #include <vector>
 
 namespace ferry {
@@ -45,66 +44,6 @@ net::http_response json_response(unsigned status, const json::value& body) {
   res.content_type = "application/json";
   res.body = json::serialize(body);
   return res;
-}
-
-bool starts_with(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
-/// The path of a request target, without its query string.
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
-
-/// Decodes %XX escapes of one path segment; nullopt for a broken escape.
-std::optional<std::string> percent_decode(std::string_view text) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    if (i + 2 >= text.size())
-      return std::nullopt;
-    auto hi = nibble(text[i + 1]);
-    auto lo = nibble(text[i + 2]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
-/// The path split at '/', without the leading empty segment.
-std::vector<std::string_view> segments(std::string_view path) {
-  std::vector<std::string_view> result;
-  while (!path.empty()) {
-    path.remove_prefix(1); // the '/'
-    auto end = path.find('/');
-    result.push_back(path.substr(0, end));
-    path = end == std::string_view::npos ? std::string_view{}
-                                         : path.substr(end);
-  }
-  return result;
-}
-
-/// Equality of two secrets in time independent of where they differ: both
-/// are hashed first, so not even the length leaks.
-bool secret_equal(std::string_view x, std::string_view y) {
-  auto hx = nostr::sha256(x);
-  auto hy = nostr::sha256(y);
-  return CRYPTO_memcmp(hx.data(), hy.data(), hx.size()) == 0;
 }
 
 bool equal_nocase(std::string_view x, std::string_view y) {
@@ -221,7 +160,7 @@ void serve_metrics(self_pointer self, const admin_exchange_ptr& ex) {
 
 /// Routes /api/v1/actors[/{name}[/{action}]] (auth already checked).
 void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
-                  const std::vector<std::string_view>& parts) {
+                  const std::vector<std::string>& parts) {
   const auto& method = ex->request.method;
   // parts: "api", "v1", "actors", then the name and the action, if any.
   if (parts.size() == 3) {
@@ -237,9 +176,7 @@ void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
       },
       atom::get_v, atom::actors_v);
   }
-  auto name = percent_decode(parts[3]);
-  if (!name || name->empty())
-    return ex->answer(admin_error(404, "no such actor"));
+  const auto& name = parts[3];
   if (parts.size() == 4) {
     if (method != "GET")
       return ex->answer(method_not_allowed("GET"));
@@ -248,7 +185,7 @@ void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
       [ex](actor_info& info) {
         ex->answer(json_response(200, admin_json(info)));
       },
-      atom::get_v, *name);
+      atom::get_v, name);
   }
   if (parts.size() != 5)
     return ex->answer(admin_error(404, "not found"));
@@ -261,11 +198,11 @@ void serve_actors(self_pointer self, const admin_exchange_ptr& ex,
   if (method != "POST")
     return ex->answer(method_not_allowed("POST"));
   if (action == "restart")
-    ask(self, ex, on_outcome, atom::restart_v, *name);
+    ask(self, ex, on_outcome, atom::restart_v, name);
   else if (action == "stop")
-    ask(self, ex, on_outcome, atom::stop_v, *name);
+    ask(self, ex, on_outcome, atom::stop_v, name);
   else
-    ask(self, ex, on_outcome, atom::start_v, *name);
+    ask(self, ex, on_outcome, atom::start_v, name);
 }
 
 // -- /api/v1/sync --------------------------------------------------------------
@@ -333,7 +270,7 @@ unsigned sync_put_status(const std::string& body) {
 
 /// Routes /api/v1/sync/... (auth already checked).
 void serve_sync(self_pointer self, const admin_exchange_ptr& ex,
-                const std::vector<std::string_view>& parts) {
+                const std::vector<std::string>& parts) {
   const auto& method = ex->request.method;
   // parts: "api", "v1", "sync", then "servers" [id [action]] | stats | health.
   if (parts.size() == 4 && parts[3] == "stats") {
@@ -353,35 +290,33 @@ void serve_sync(self_pointer self, const admin_exchange_ptr& ex,
       return ex->answer(method_not_allowed("GET"));
     return ask_sync(self, ex, nullptr, atom::get_v, atom::servers_v);
   }
-  auto id = percent_decode(parts[4]);
-  if (!id || id->empty())
-    return ex->answer(admin_error(404, "no such sync server"));
+  const auto& id = parts[4];
   if (parts.size() == 5) {
     if (method == "GET")
-      return ask_sync(self, ex, nullptr, atom::get_v, atom::server_v, *id);
+      return ask_sync(self, ex, nullptr, atom::get_v, atom::server_v, id);
     if (method == "PUT")
-      return ask_sync(self, ex, sync_put_status, atom::put_v, *id,
+      return ask_sync(self, ex, sync_put_status, atom::put_v, id,
                       ex->request.body);
     if (method == "DELETE")
-      return ask_sync(self, ex, nullptr, atom::erase_v, *id);
+      return ask_sync(self, ex, nullptr, atom::erase_v, id);
     return ex->answer(method_not_allowed("GET, PUT, DELETE"));
   }
   auto action = parts[5];
   if (action == "stats") {
     if (method != "GET")
       return ex->answer(method_not_allowed("GET"));
-    return ask_sync(self, ex, nullptr, atom::stats_v, *id);
+    return ask_sync(self, ex, nullptr, atom::stats_v, id);
   }
   if (action != "start" && action != "stop" && action != "sync-now")
     return ex->answer(admin_error(404, "not found"));
   if (method != "POST")
     return ex->answer(method_not_allowed("POST"));
   if (action == "start")
-    ask_sync(self, ex, nullptr, atom::start_v, *id);
+    ask_sync(self, ex, nullptr, atom::start_v, id);
   else if (action == "stop")
-    ask_sync(self, ex, nullptr, atom::stop_v, *id);
+    ask_sync(self, ex, nullptr, atom::stop_v, id);
   else
-    ask_sync(self, ex, nullptr, atom::sync_now_v, *id);
+    ask_sync(self, ex, nullptr, atom::sync_now_v, id);
 }
 
 // -- /api/v1/grasp -------------------------------------------------------------
@@ -389,7 +324,7 @@ void serve_sync(self_pointer self, const admin_exchange_ptr& ex,
 /// Routes /api/v1/grasp/repos[/{address}] (auth already checked) through the
 /// inspector to GRASP SYNC, relaying its JSON.
 void serve_grasp(self_pointer self, const admin_exchange_ptr& ex,
-                 const std::vector<std::string_view>& parts) {
+                 const std::vector<std::string>& parts) {
   // parts: "api", "v1", "grasp", "repos", then the address, if any.
   if (parts.size() < 4 || parts.size() > 5 || parts[3] != "repos")
     return ex->answer(admin_error(404, "not found"));
@@ -409,10 +344,7 @@ void serve_grasp(self_pointer self, const admin_exchange_ptr& ex,
       .then(on_answer, on_error);
     return;
   }
-  auto address = percent_decode(parts[4]);
-  if (!address || address->empty())
-    return ex->answer(admin_error(404, "no such repository"));
-  self->request(inspector, inspector_timeout, atom::repo_v, *address)
+  self->request(inspector, inspector_timeout, atom::repo_v, parts[4])
     .then(on_answer, on_error);
 }
 
@@ -447,7 +379,7 @@ void ask_infra(self_pointer self, const admin_exchange_ptr& ex,
 
 /// Routes /api/v1/relays[/{id}[/{action}]] (auth already checked).
 void serve_relays(self_pointer self, const admin_exchange_ptr& ex,
-                  const std::vector<std::string_view>& parts) {
+                  const std::vector<std::string>& parts) {
   const auto& method = ex->request.method;
   const auto& registry = self->state.infra.registry;
   constexpr auto registry_name = "relay registry";
@@ -463,22 +395,20 @@ void serve_relays(self_pointer self, const admin_exchange_ptr& ex,
   }
   if (parts.size() > 5)
     return ex->answer(admin_error(404, "not found"));
-  auto id = percent_decode(parts[3]);
-  if (!id || id->empty())
-    return ex->answer(admin_error(404, "no such hosted relay"));
+  const auto& id = parts[3];
   if (parts.size() == 4) {
     if (method == "GET")
       return ask_infra(self, ex, registry, registry_name, 200, atom::get_v,
-                       atom::relay_v, *id);
+                       atom::relay_v, id);
     if (method == "PUT")
       return ask_infra(self, ex, registry, registry_name, 200, atom::put_v,
-                       *id, ex->request.body);
+                       id, ex->request.body);
     if (method == "PATCH")
       return ask_infra(self, ex, registry, registry_name, 200, atom::patch_v,
-                       *id, ex->request.body);
+                       id, ex->request.body);
     if (method == "DELETE")
       return ask_infra(self, ex, registry, registry_name, 200, atom::erase_v,
-                       *id);
+                       id);
     return ex->answer(method_not_allowed("GET, PUT, PATCH, DELETE"));
   }
   auto action = parts[4];
@@ -487,28 +417,54 @@ void serve_relays(self_pointer self, const admin_exchange_ptr& ex,
       return ex->answer(method_not_allowed("GET"));
     if (action == "activity")
       return ask_infra(self, ex, registry, registry_name, 200, atom::get_v,
-                       atom::activity_v, *id);
+                       atom::activity_v, id);
     return ask_infra(self, ex, self->state.infra.reconciler,
-                     "infra reconciler", 200, atom::members_v, *id);
+                     "infra reconciler", 200, atom::members_v, id);
   }
   if (action != "activate" && action != "deactivate")
     return ex->answer(admin_error(404, "not found"));
   if (method != "POST")
     return ex->answer(method_not_allowed("POST"));
   if (action == "activate")
-    ask_infra(self, ex, registry, registry_name, 200, atom::activate_v, *id);
+    ask_infra(self, ex, registry, registry_name, 200, atom::activate_v, id);
   else
-    ask_infra(self, ex, registry, registry_name, 200, atom::deactivate_v, *id);
+    ask_infra(self, ex, registry, registry_name, 200, atom::deactivate_v, id);
+}
+
+/// The only routes that may be served without auth (and only when
+/// `open_health`): exactly these paths, nothing that merely starts like them.
+bool is_open_route(const net::request_target& target) {
+  const auto& parts = target.segments;
+  return parts.size() == 1 && (parts[0] == "health" || parts[0] == "metrics");
+}
+
+bool is_api_route(const net::request_target& target, std::string_view area) {
+  const auto& parts = target.segments;
+  return parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
+         && parts[2] == area;
 }
 
 void serve(self_pointer self, const admin_exchange_ptr& ex) {
   auto& st = self->state;
   ++st.requests;
   const auto& req = ex->request;
-  auto path = path_of(req.target);
-  auto health_path = path == "/health" || path == "/metrics";
-  auto api_path = path == "/api" || starts_with(path, "/api/");
-  if (api_path || (health_path && !st.open_health)) {
+  // Invariant: access and routing are both decided from this one parsed
+  // value; nothing below looks at the raw target again (only NIP-98 does,
+  // because the client signed the URL exactly as it sent it).
+  auto parsed = net::parse_request_target(req.target);
+  if (auto why = std::get_if<std::string>(&parsed)) {
+    log::debug("{} refused a {} from {}: bad request target: {}",
+               self->name(), req.method, req.remote_address, *why);
+    return ex->answer(
+      admin_error(400, "bad request target: " + *why, "target"));
+  }
+  const auto& target = std::get<net::request_target>(parsed);
+  if (target.has_query)
+    return ex->answer(admin_error(
+      400, "bad request target: no admin route takes a query", "target"));
+  // Deny by default: everything but the open routes needs credentials, also
+  // paths that match no route (so unknown paths reveal nothing either).
+  if (!(st.open_health && is_open_route(target))) {
     if (auto why = admin_authorize(st.config, req, unix_now()); !why.empty()) {
       ++st.unauthorized;
       log::debug("{} refused {} {} from {}: {}", self->name(), req.method,
@@ -518,23 +474,20 @@ void serve(self_pointer self, const admin_exchange_ptr& ex) {
       return ex->answer(std::move(res));
     }
   }
-  if (health_path) {
+  const auto& parts = target.segments;
+  if (is_open_route(target)) {
     if (req.method != "GET")
       return ex->answer(method_not_allowed("GET"));
-    return path == "/health" ? serve_health(self, ex) : serve_metrics(self, ex);
+    return parts[0] == "health" ? serve_health(self, ex)
+                                : serve_metrics(self, ex);
   }
-  auto parts = segments(path);
-  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
-      && parts[2] == "actors")
+  if (is_api_route(target, "actors"))
     return serve_actors(self, ex, parts);
-  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
-      && parts[2] == "sync")
+  if (is_api_route(target, "sync"))
     return serve_sync(self, ex, parts);
-  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
-      && parts[2] == "grasp")
+  if (is_api_route(target, "grasp"))
     return serve_grasp(self, ex, parts);
-  if (parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1"
-      && parts[2] == "relays")
+  if (is_api_route(target, "relays"))
     return serve_relays(self, ex, parts);
   ex->answer(admin_error(404, "not found"));
 }
@@ -559,10 +512,7 @@ admin_exchange::~admin_exchange() {
 
 net::http_response admin_error(unsigned status, std::string_view message,
                                std::string_view field) {
-  json::object error{{"code", status}, {"message", message}};
-  if (!field.empty())
-    error["field"] = field;
-  return json_response(status, json::object{{"error", std::move(error)}});
+  return net::json_error_response(status, message, field);
 }
 
 std::string field_of(std::string_view message) {
@@ -604,9 +554,7 @@ unsigned infra_status_for(const caf::error& err) {
 }
 
 net::http_response admin_error(unsigned status, std::string_view message) {
-  return json_response(
-    status, json::object{{"error", json::object{{"code", status},
-                                                {"message", message}}}});
+  return net::json_error_response(status, message);
 }
 
 json::value admin_json(const caf::config_value& x) {

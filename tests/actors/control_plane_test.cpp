@@ -450,7 +450,9 @@ TEST_CASE_METHOD(fixture, "the control plane lists and drives actors",
     error_message(post("/api/v1/actors/writer", bearer()), 405);
     error_message(post("/api/v1/actors/writer/explode", bearer()), 404);
     error_message(get("/api/v1/nothing", bearer()), 404);
-    error_message(get("/nothing"), 404);
+    error_message(get("/nothing", bearer()), 404);
+    // Deny by default: a path without a route needs credentials too.
+    error_message(get("/nothing"), 401);
   }
   SECTION("without an inspector") {
     slot->set(inspector_actor{});
