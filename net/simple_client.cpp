@@ -304,13 +304,26 @@ simple_http_request(const std::string& host, uint16_t port,
     });
   });
   ioc.run();
+  // A timeout says which step it cut short: a slow answer on an established
+  // connection is no connect failure.
+  auto timed_out = " timed out after " + std::to_string(timeout.count()) + " ms";
   if (ec) {
-    result.error = "connect " + where + ": " + ec.message();
+    result.error = ec == beast::error::timeout
+                     ? "connect to " + where + timed_out
+                     : "connect " + where + ": " + ec.message();
     return result;
   }
   if (read_ec) {
-    result.error = write_ec ? "write: " + write_ec.message()
-                            : "read: " + read_ec.message();
+    if (write_ec)
+      result.error = write_ec == beast::error::timeout
+                       ? "writing the request to " + where + timed_out
+                           + " (connected)"
+                       : "write: " + write_ec.message();
+    else
+      result.error = read_ec == beast::error::timeout
+                       ? "waiting for the response from " + where + timed_out
+                           + " (connected, request sent)"
+                       : "read: " + read_ec.message();
     return result;
   }
   beast::error_code ignored;

@@ -1,5 +1,7 @@
 #include "net/ws_client.hpp"
 
+#include "net/hex_digit.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
@@ -109,16 +111,6 @@ bool is_ip_literal(const std::string& host) {
 
 // -- SPKI pins ----------------------------------------------------------------
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z')
     return c - 'A';
@@ -138,8 +130,8 @@ std::optional<spki_pin> decode_pin(std::string_view text) {
   spki_pin pin{};
   if (text.size() == 2 * pin.size()) {
     for (size_t i = 0; i < pin.size(); ++i) {
-      auto high = hex_value(text[2 * i]);
-      auto low = hex_value(text[2 * i + 1]);
+      auto high = hex_digit_value(text[2 * i]);
+      auto low = hex_digit_value(text[2 * i + 1]);
       if (high < 0 || low < 0)
         return std::nullopt;
       pin[i] = static_cast<unsigned char>(high << 4 | low);
@@ -246,6 +238,43 @@ private:
 };
 
 // -- connection plan ----------------------------------------------------------
+
+/// The step a session is in, so that a timeout says what timed out: a slow
+/// answer on an established connection is no connect failure.
+enum class session_step {
+  start,
+  resolve,
+  connect,
+  tls_handshake,
+  websocket_handshake,
+  http_write,
+  http_read,
+};
+
+/// The reason a session that timed out in `step` reports.
+std::string timeout_reason(session_step step, std::chrono::milliseconds limit,
+                           const std::string& where) {
+  auto after = " after " + std::to_string(limit.count()) + " ms";
+  switch (step) {
+    case session_step::start:
+    case session_step::resolve:
+      return "name resolution timed out" + after + " (" + where + ")";
+    case session_step::connect:
+      return "TCP connect to " + where + " timed out" + after;
+    case session_step::tls_handshake:
+      return "TLS handshake with " + where + " timed out" + after;
+    case session_step::websocket_handshake:
+      return "WebSocket handshake with " + where + " timed out" + after;
+    case session_step::http_write:
+      return "writing the HTTP request to " + where + " timed out" + after
+             + " (connected)";
+    case session_step::http_read:
+      return "no HTTP response from " + where + " within "
+             + std::to_string(limit.count())
+             + " ms (connected, request sent)";
+  }
+  return "timed out" + after;
+}
 
 /// Everything a session needs before its first step, worked out in the
 /// caller's thread. A plan with an error is reported by the session at once.
@@ -429,7 +458,7 @@ protected:
   net::steady_timer deadline_;
   std::chrono::milliseconds timeout_;
   /// The step in progress, for the timeout's reason.
-  const char* step_ = "start";
+  session_step step_ = session_step::start;
   bool finished_ = false;
 
 private:
@@ -442,7 +471,7 @@ private:
     deadline_.expires_after(timeout_);
     deadline_.async_wait(beast::bind_front_handler(&session_base::on_deadline,
                                                    this->shared_from_this()));
-    step_ = "resolve";
+    step_ = session_step::resolve;
     resolver_.async_resolve(
       plan_.url.host, std::to_string(plan_.url.port),
       beast::bind_front_handler(&session_base::on_resolve,
@@ -455,7 +484,7 @@ private:
     if (ec)
       return finish(failure_kind::dns,
                     "resolve " + plan_.url.host + ": " + ec.message());
-    step_ = "connect";
+    step_ = session_step::connect;
     beast::get_lowest_layer(layer_).async_connect(
       results, beast::bind_front_handler(&session_base::on_connect,
                                          this->shared_from_this()));
@@ -482,7 +511,7 @@ private:
         verifier{plan_.tls_name, plan_.pins, &verify_}, ec);
       if (ec)
         return finish(failure_kind::tls, "tls setup: " + ec.message());
-      step_ = "tls handshake";
+      step_ = session_step::tls_handshake;
       stream.async_handshake(
         ssl::stream_base::client,
         beast::bind_front_handler(&session_base::on_ssl_handshake,
@@ -509,9 +538,8 @@ private:
   void on_deadline(beast::error_code ec) {
     if (ec == net::error::operation_aborted || !deadline_active_ || finished_)
       return;
-    finish(failure_kind::timeout, "connect timeout after "
-                                    + std::to_string(timeout_.count())
-                                    + " ms (" + step_ + ")");
+    finish(failure_kind::timeout,
+           timeout_reason(step_, timeout_, plan_.host_header));
   }
 
   verify_record verify_;
@@ -596,7 +624,7 @@ private:
   // -- handshake --------------------------------------------------------------
 
   void on_transport_ready() override {
-    this->step_ = "websocket handshake";
+    this->step_ = session_step::websocket_handshake;
     auto& ws = this->layer_;
     ws.set_option(
       websocket::stream_base::decorator([](websocket::request_type& req) {
@@ -853,7 +881,7 @@ private:
   }
 
   void on_transport_ready() override {
-    this->step_ = "http request";
+    this->step_ = session_step::http_write;
     req_.method_string(request_.method);
     req_.target(this->plan_.url.target);
     req_.version(11);
@@ -879,7 +907,7 @@ private:
       return;
     if (ec)
       return this->finish(failure_kind::tcp, "http write: " + ec.message());
-    this->step_ = "http response";
+    this->step_ = session_step::http_read;
     parser_.body_limit(http_body_limit);
     http::async_read(this->layer_, buffer_, parser_,
                      beast::bind_front_handler(&http_session::on_read,

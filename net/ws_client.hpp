@@ -27,7 +27,8 @@ enum class failure_kind : uint8_t {
   websocket,      // the upgrade response broke the WebSocket handshake
   protocol,       // after open: bad frames, oversize message, outbound overflow
   closed_by_peer, // the peer closed or dropped an open connection
-  timeout,        // connect timeout, or the keep-alive found the peer silent
+  timeout,        // a step timed out (the reason names which), or the
+                  // keep-alive found the peer silent
 };
 
 /// "none", "dns", ..., "closed_by_peer", "timeout".

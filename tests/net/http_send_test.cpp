@@ -1,5 +1,6 @@
 #include "net/ws_client.hpp"
 
+#include "net/simple_client.hpp"
 #include "tests/net/net_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -8,6 +9,8 @@
 
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 using namespace ferry::net;
 using namespace std::chrono_literals;
@@ -80,22 +83,92 @@ TEST_CASE_METHOD(server_fixture,
   CHECK(seen[1].body == post.body);
 }
 
-TEST_CASE("http_send reports a server that never answers as a timeout",
-          "[http_send]") {
-  // Listening, so the kernel accepts the connection, but nobody reads.
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor silent{
-    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+/// A loopback server that accepts every connection and then stalls: it never
+/// reads, writes or closes. Its receive buffer is small, so a large request
+/// body stalls the writer soon.
+class stalling_server {
+public:
+  stalling_server() : acceptor_(ioc_) {
+    using namespace boost::asio;
+    ip::tcp::endpoint endpoint{ip::make_address("127.0.0.1"), 0};
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(socket_base::receive_buffer_size(4096));
+    acceptor_.bind(endpoint);
+    acceptor_.listen();
+    do_accept();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+
+  ~stalling_server() {
+    ioc_.stop();
+    thread_.join();
+  }
+
+  uint16_t port() const {
+    return acceptor_.local_endpoint().port();
+  }
+
+  std::string where() const {
+    return "127.0.0.1:" + std::to_string(port());
+  }
+
+private:
+  void do_accept() {
+    acceptor_.async_accept(
+      [this](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+        if (ec)
+          return;
+        accepted_.push_back(std::move(s));
+        do_accept();
+      });
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<boost::asio::ip::tcp::socket> accepted_;
+  std::thread thread_;
+};
+
+TEST_CASE("http_send says which step timed out", "[http_send]") {
+  stalling_server stalled;
   io_runtime io{1};
   outgoing_http_request req;
-  req.method = "POST";
-  req.url = "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port())
-            + "/relay/x";
-  req.body = "{}";
-  auto result = send_and_wait(io, req, 300ms);
-  INFO(result.error);
-  CHECK(result.failure == failure_kind::timeout);
-  CHECK(result.status == 0);
+  req.url = "http://" + stalled.where() + "/relay/x/members";
+  SECTION("waiting for the response on an established connection") {
+    auto result = send_and_wait(io, req, 300ms);
+    CHECK(result.failure == failure_kind::timeout);
+    CHECK(result.status == 0);
+    CHECK(result.error == "no HTTP response from " + stalled.where()
+                            + " within 300 ms (connected, request sent)");
+  }
+  SECTION("writing a request the server does not read") {
+    req.method = "POST";
+    req.body = std::string(32 * 1024 * 1024, 'x');
+    auto result = send_and_wait(io, req, 300ms);
+    CHECK(result.failure == failure_kind::timeout);
+    CHECK(result.error == "writing the HTTP request to " + stalled.where()
+                            + " timed out after 300 ms (connected)");
+  }
+  SECTION("in the TLS handshake") {
+    req.url = "https://" + stalled.where() + "/relay/x";
+    auto result = send_and_wait(io, req, 300ms);
+    CHECK(result.failure == failure_kind::timeout);
+    CHECK(result.error == "TLS handshake with " + stalled.where()
+                            + " timed out after 300 ms");
+  }
+}
+
+TEST_CASE("simple_http_request says which step timed out", "[http_send]") {
+  stalling_server stalled;
+  auto slow = simple_http_request("127.0.0.1", stalled.port(), "GET", "/x", {},
+                                  {}, 300ms);
+  CHECK(slow.error == "waiting for the response from " + stalled.where()
+                        + " timed out after 300 ms (connected, request sent)");
+  auto unread = simple_http_request("127.0.0.1", stalled.port(), "POST", "/x",
+                                    {}, std::string(32 * 1024 * 1024, 'x'),
+                                    300ms);
+  CHECK(unread.error == "writing the request to " + stalled.where()
+                          + " timed out after 300 ms (connected)");
 }
 
 TEST_CASE("http_send refuses a bad method or URL without a request",

@@ -440,7 +440,9 @@ TEST_CASE("a server that never answers the handshake times out",
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::timeout);
   CHECK(events.reason()
-        == "connect timeout after 200 ms (websocket handshake)");
+        == "WebSocket handshake with 127.0.0.1:"
+             + std::to_string(acceptor.local_endpoint().port())
+             + " timed out after 200 ms");
   REQUIRE(released(conn));
   CHECK(events.closes() == 1);
 }
