@@ -363,7 +363,8 @@ caf::result<std::string> members(self_pointer self, const std::string& id) {
       [self, id, rp](relay_sync_job&) mutable {
         auto& st = self->state;
         auto token = ++st.next_token;
-        st.member_requests.emplace(token, rp);
+        st.member_requests.emplace(
+          token, infra_reconciler_state::member_request{id, rp});
         auto url = relay_url(self, id) + "/members";
         infra_request req;
         req.method = "GET";
@@ -390,7 +391,8 @@ void on_members(self_pointer self, uint64_t token, uint32_t status,
   auto i = pending.find(token);
   if (i == pending.end())
     return;
-  auto rp = i->second;
+  auto id = std::move(i->second.id);
+  auto rp = std::move(i->second.promise);
   pending.erase(i);
   if (status >= 200 && status < 300) {
     json::error_code ec;
@@ -400,13 +402,14 @@ void on_members(self_pointer self, uint64_t token, uint32_t status,
       return;
     }
     rp.deliver(caf::make_error(ec::upstream_failure,
-                               "the management API's members list is not "
-                               "JSON"));
+                               "management API: GET /relay/" + id
+                                 + "/members: the answer is not JSON"));
     return;
   }
   rp.deliver(caf::make_error(
     ec::upstream_failure,
-    "management API: " + describe_failure("GET", "…/members", status, text)));
+    "management API: "
+      + describe_failure("GET", id + "/members", status, std::move(text))));
 }
 
 } // namespace

@@ -109,8 +109,14 @@ struct infra_reconciler_state {
   /// A reconcile is asked for or running: activities until its answer are
   /// covered by it.
   bool reconcile_due = false;
+  /// A `members` request waiting for the management API: the relay it is
+  /// for (errors name it) and who waits.
+  struct member_request {
+    std::string id;
+    caf::typed_response_promise<std::string> promise;
+  };
   /// `members` requests waiting for the management API, by token.
-  std::map<uint64_t, caf::typed_response_promise<std::string>> member_requests;
+  std::map<uint64_t, member_request> member_requests;
   uint64_t next_token = 0;
   uint64_t syncs_ok = 0;
   uint64_t syncs_failed = 0;

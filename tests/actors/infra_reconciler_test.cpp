@@ -550,7 +550,32 @@ TEST_CASE_METHOD(fixture, "members come from the management API", "[infra]") {
                 [&](caf::error& err) { failure = err; },
                 caf::after(0s) >> [] { FAIL("no reply"); });
   CHECK(failure.code() == static_cast<uint8_t>(ec::upstream_failure));
-  CHECK_THAT(render(failure), Contains("HTTP 404"));
+  // The error names the relay it was about, not an elided path.
+  CHECK_THAT(render(failure),
+             Contains("management API: GET /relay/club/members: HTTP 404"));
+
+  auto failed_members = [&](size_t i, infra_response res) {
+    self->send(reconciler, atom::members_v, std::string{"club"});
+    run();
+    REQUIRE(i < calls->size());
+    (*calls)[i].done(std::move(res));
+    run();
+    std::string why;
+    self->receive([&](std::string&) { FAIL("expected an error"); },
+                  [&](caf::error& err) { why = render(err); },
+                  caf::after(0s) >> [] { FAIL("no reply"); });
+    return why;
+  };
+  infra_response not_json;
+  not_json.status = 200;
+  not_json.body = "<html>";
+  CHECK_THAT(failed_members(3, not_json),
+             Contains("GET /relay/club/members: the answer is not JSON"));
+  infra_response timed_out;
+  timed_out.error = "timeout: no HTTP response from 127.0.0.1:9 within "
+                    "10000 ms (connected, request sent)";
+  CHECK_THAT(failed_members(4, timed_out),
+             Contains("GET /relay/club/members: timeout: no HTTP response"));
 }
 
 TEST_CASE_METHOD(fixture, "the registry refuses conflicts naming the field",
