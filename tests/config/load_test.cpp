@@ -78,7 +78,7 @@ address = "::1"
 port = 8001
 
 [console]
-address = "::"
+address = "::1"
 port = 8002
 secret = "hunter2"
 
@@ -122,7 +122,7 @@ key_file = "/etc/ferry/node.key"
   CHECK(limits.max_inflight_messages == 8);
   CHECK(result->admin.address == "::1");
   CHECK(result->admin.port == 8001);
-  CHECK(result->console.address == "::");
+  CHECK(result->console.address == "::1");
   CHECK(result->console.port == 8002);
   CHECK(result->store.path == "/var/lib/ferry");
   CHECK(result->store.block_cache_mb == 9);
@@ -398,7 +398,7 @@ TEST_CASE("admin auth, console secret and supervision keys parse", "[config]") {
   auto result = load_string(
     "[admin]\ntoken = \"t0k\"\nnip98_pubkeys = [\""
       + std::string(64, 'a')
-      + "\"]\npublic_health = true\n[console]\naddress = \"0.0.0.0\"\n"
+      + "\"]\npublic_health = true\n[console]\naddress = \"127.0.0.2\"\n"
         "secret = \"s3\"\nfault_injection = true\n[supervision]\nbase_ms = 50\n"
         "cap_ms = 1000\njitter = 0.5\nstable_after_seconds = 5\n"
         "max_restarts = 3\nwindow_seconds = 10\n",
@@ -414,10 +414,16 @@ TEST_CASE("admin auth, console secret and supervision keys parse", "[config]") {
   CHECK(result->supervision.max_restarts == 3);
 }
 
-TEST_CASE("a console off loopback needs a secret", "[config]") {
+TEST_CASE("the console stays on loopback, secret or not", "[config]") {
+  const std::string expected
+    = "ferry.toml: console.address: expected a loopback address (127.0.0.1 "
+      "or ::1): the console port has no TLS yet, so it may not listen off "
+      "loopback; reach it through an SSH tunnel, got ";
   CHECK(load_error("[console]\naddress = \"0.0.0.0\"\n")
-        == "ferry.toml: console.secret: expected a non-empty secret when "
-           "console.address is not loopback, got \"0.0.0.0\"");
+        == expected + "\"0.0.0.0\"");
+  CHECK(load_error("[console]\naddress = \"10.1.2.3\"\nsecret = \"s3\"\n")
+        == expected + "\"10.1.2.3\"");
+  CHECK(load_string("[console]\naddress = \"::1\"\n", "ferry.toml"));
   CHECK(load_error("[admin]\nnip98_pubkeys = [\"ABC\"]\n")
         == "ferry.toml: admin.nip98_pubkeys[0]: expected 64 lowercase hex "
            "characters or an empty string, got \"ABC\"");
