@@ -155,10 +155,7 @@ item_set_cache_stats item_set_cache::stats() const {
 
 void item_set_cache::acquire(const nostr::filter& f, int64_t now,
                              callback done) {
-  // Read before the set: a write in between only makes the set newer than
-  // its key says, never older, so a later session sharing it misses nothing
-  // committed before its NEG-OPEN.
-  auto key = nostr::to_json(f) + " @" + std::to_string(source_.snapshot());
+  auto key = nostr::to_json(f) + " @";
   item_set_result result;
   {
     std::unique_lock<std::mutex> lock{ledger_->mtx};
@@ -170,8 +167,13 @@ void item_set_cache::acquire(const nostr::filter& f, int64_t now,
       metrics::negentropy_refused();
       result.error = led.budget_full();
     } else {
-      auto [i, added] = led.entries.try_emplace(key);
-      auto& e = i->second;
+      // The snapshot is read before the set: a write in between only makes
+      // the set newer than its key says, never older, so a later session
+      // sharing it misses nothing committed before its NEG-OPEN. Read
+      // under the lock, after `stopping_`: once stopped, the source may be
+      // gone.
+      key += std::to_string(source_.snapshot());
+      auto& e = led.entries[key];
       if (!e.waiters.empty()) {
         // Being built: wait for it.
         ++led.counts.shared;

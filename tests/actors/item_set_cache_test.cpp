@@ -132,7 +132,7 @@ TEST_CASE("a set's memory is given back when its last session lets go",
   CHECK(cache.stats().shared == 1);
 }
 
-TEST_CASE("a write to the store gives later sessions a new set; earlier ones "
+TEST_CASE("a write to the store gives later sessions a new set, earlier ones "
           "keep theirs",
           "[item_set_cache]") {
   fixture fx;
@@ -210,7 +210,7 @@ TEST_CASE("a filter over max_items is refused with blocked:",
   CHECK(lease(cache, R"({"kinds":[1]})")->items()->size() == 50);
 }
 
-TEST_CASE("identical requests during a build wait for it; it runs once",
+TEST_CASE("identical requests during a build wait for it, which runs once",
           "[item_set_cache]") {
   fixture fx;
   // Reads wait for the gate; the first one tells when it has begun.
