@@ -222,9 +222,13 @@ query_job_ptr make_job(self_pointer self, const std::string& sub_id,
 }
 
 /// One connection always uses the same worker, so its queries keep their order.
-query_worker_actor worker_for(self_pointer self) {
+const handle_slot_ptr<query_worker_actor>& worker_slot_for(self_pointer self) {
   const auto& workers = self->state.ctx->query_workers;
-  return workers[self->id() % workers.size()]->get();
+  return workers[self->id() % workers.size()];
+}
+
+query_worker_actor worker_for(self_pointer self) {
+  return worker_slot_for(self)->get();
 }
 
 /// Sends to the hub, unless it is between incarnations (then the live part of
@@ -386,14 +390,20 @@ void schedule_idle_check(self_pointer self, caf::timespan after) {
   self->delayed_send(self, after, atom::tick_v);
 }
 
+/// A round of `sub_id` is on its way: the session is busy until it is
+/// answered.
+void round_started(self_pointer self, const std::string& sub_id) {
+  auto& entry = self->state.negentropy[sub_id];
+  ++entry.in_flight;
+  entry.last_active = self->clock().now();
+}
+
 /// Hands one round to the connection's worker; false when none is running.
 bool start_neg_job(self_pointer self, neg_job_ptr job) {
   auto worker = worker_for(self);
   if (!worker)
     return false;
-  auto& entry = self->state.negentropy[job->sub_id];
-  ++entry.in_flight;
-  entry.last_active = self->clock().now();
+  round_started(self, job->sub_id);
   self->send(worker, atom::neg_v, std::move(job));
   return true;
 }
@@ -435,17 +445,29 @@ frame_state on_neg_open(self_pointer self,
   job->session = caf::actor_cast<client_session_actor>(self);
   job->sub_id = sub_id;
   job->state = std::make_shared<neg_session>();
-  job->filter = std::move(f);
-  job->now = unix_now();
-  job->max_items = neg.max_items;
   job->frame_size_limit = neg.frame_size_limit;
   job->query = std::move(query);
   st.negentropy[sub_id].state = job->state;
-  if (!start_neg_job(self, std::move(job))) {
-    close_negentropy(self, sub_id);
-    return neg_err(self, sub_id,
-                   "error: the query worker is restarting; try again");
-  }
+  round_started(self, sub_id);
+  // The item set is found or built off the actor threads; the first round
+  // then goes to this connection's worker, like every later one.
+  st.ctx->item_sets->acquire(
+    f, unix_now(),
+    [job, worker = worker_slot_for(self)](item_set_result result) mutable {
+      if (result.lease && !job->state->closed) {
+        if (auto w = worker->get()) {
+          job->lease = std::move(result.lease);
+          caf::anon_send(w, atom::neg_v, std::move(job));
+          return;
+        }
+        result.error = "error: the query worker is restarting; try again";
+      }
+      if (!result.error.empty()) {
+        job->failed = true;
+        job->reply = nostr::neg_err_message(job->sub_id, result.error);
+      }
+      caf::anon_send(job->session, atom::neg_v, std::move(job));
+    });
   schedule_idle_check(self, neg.idle_timeout);
   return frame_state::pending;
 }
@@ -466,6 +488,11 @@ frame_state on_neg_msg(self_pointer self,
   if (i == st.negentropy.end())
     return neg_err(self, sub_id,
                    "closed: no open negentropy session with this id");
+  if (!i->second.opened) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id,
+                   "invalid: NEG-MSG before the relay answered NEG-OPEN");
+  }
   auto job = std::make_shared<neg_job>();
   job->session = caf::actor_cast<client_session_actor>(self);
   job->sub_id = sub_id;
@@ -503,6 +530,7 @@ void on_neg_answer(self_pointer self, neg_job& job) {
     return;
   }
   --i->second.in_flight;
+  i->second.opened = true;
   i->second.last_active = self->clock().now();
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/handle_slot.hpp"
+#include "actors/item_set_cache.hpp"
 #include "config/config.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
@@ -23,6 +24,9 @@ struct relay_context {
   config::relay_limits limits;
   /// NIP-77 sessions: whether they are served, and their bounds.
   config::negentropy_config negentropy;
+  /// NIP-77 item sets, shared node-wide within one memory budget; null when
+  /// negentropy is disabled.
+  std::shared_ptr<item_set_cache> item_sets;
   /// NIP-42: clients must authenticate before REQ, COUNT and EVENT.
   bool auth_required = false;
   /// NIP-42: the URL AUTH events must name; empty: not checked.
@@ -57,8 +61,11 @@ struct client_session_state {
   /// own, apart from REQ subscriptions.
   struct negentropy_session {
     std::shared_ptr<neg_session> state;
-    /// Rounds at a worker and not answered yet; a busy session is not idle.
+    /// Rounds at a worker (or NEG-OPEN waiting for its item set) and not
+    /// answered yet; a busy session is not idle.
     size_t in_flight = 0;
+    /// NEG-OPEN has been answered; a NEG-MSG before that is out of order.
+    bool opened = false;
     caf::actor_clock::time_point last_active;
   };
   std::map<std::string, negentropy_session> negentropy;

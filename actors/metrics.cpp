@@ -41,6 +41,38 @@ struct families {
         .Register(registry)
         .Add({});
 
+  prometheus::Gauge& negentropy_memory_bytes
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_memory_bytes")
+        .Help("Bytes held by the relay's negentropy item sets (each shared "
+              "set once) and sessions, counted against "
+              "relay.negentropy.max_memory_mb.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Gauge& negentropy_sessions
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_sessions")
+        .Help("Open negentropy sessions on the relay that hold an item set.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Gauge& negentropy_item_sets
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_item_sets")
+        .Help("Distinct negentropy item sets in memory (shared by sessions "
+              "with the same filter over the same store snapshot).")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Counter& negentropy_refusals
+    = prometheus::BuildCounter()
+        .Name("ferry_negentropy_refusals_total")
+        .Help("NEG-OPENs refused because the negentropy memory budget was "
+              "full.")
+        .Register(registry)
+        .Add({});
+
   prometheus::Family<prometheus::Counter>& client_messages
     = prometheus::BuildCounter()
         .Name("ferry_client_messages_total")
@@ -343,6 +375,17 @@ void connection_closed() {
 
 void relay_tls_handshake_failed() {
   all().tls_handshake_failures.Increment();
+}
+
+void negentropy_memory(int64_t bytes, int64_t sessions, int64_t item_sets) {
+  auto& f = all();
+  f.negentropy_memory_bytes.Increment(static_cast<double>(bytes));
+  f.negentropy_sessions.Increment(static_cast<double>(sessions));
+  f.negentropy_item_sets.Increment(static_cast<double>(item_sets));
+}
+
+void negentropy_refused() {
+  all().negentropy_refusals.Increment();
 }
 
 void message_received(std::string_view verb) {

@@ -26,6 +26,14 @@ void connection_closed();
 /// port that failed or timed out (each closed only its own connection).
 void relay_tls_handshake_failed();
 
+/// ferry_negentropy_memory_bytes, ferry_negentropy_sessions and
+/// ferry_negentropy_item_sets (gauges), moved by the given amounts (which
+/// may be negative).
+void negentropy_memory(int64_t bytes, int64_t sessions, int64_t item_sets);
+
+/// ferry_negentropy_refusals_total: a NEG-OPEN refused for want of memory.
+void negentropy_refused();
+
 /// ferry_client_messages_total{verb}: EVENT, REQ, CLOSE, COUNT, NEG-OPEN,
 /// NEG-MSG, NEG-CLOSE, or "other".
 void message_received(std::string_view verb);

@@ -7,6 +7,7 @@
 #include "actors/hub.hpp"
 #include "actors/infra_reconciler.hpp"
 #include "actors/inspector.hpp"
+#include "actors/item_set_cache.hpp"
 #include "actors/logging.hpp"
 #include "actors/node_key.hpp"
 #include "actors/pending_batches.hpp"
@@ -237,6 +238,13 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   ctx->public_url = cfg.relay.public_url;
   ctx->store = store;
   ctx->hub = hub_slot;
+  if (cfg.relay.negentropy.enabled) {
+    item_set_cache_config neg;
+    neg.max_bytes = cfg.relay.negentropy.max_memory_mb << 20;
+    neg.max_items = cfg.relay.negentropy.max_items;
+    ctx->item_sets = std::make_shared<item_set_cache>(store_item_source(*store),
+                                                      neg);
+  }
   n->ctx_ = ctx;
 
   std::vector<child_spec> children;
@@ -352,7 +360,9 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
       log::info("relay-server listening on {}://{}:{}",
                 relay_tls ? "wss" : "ws", relay.address, listener->port());
       return caf::actor_cast<caf::actor>(
-        self->system().spawn(relay_server, listener));
+        self->system().spawn(relay_server, listener,
+                             std::shared_ptr<const item_set_cache>{
+                               ctx->item_sets}));
     };
     children.push_back(std::move(spec));
   }
@@ -448,6 +458,9 @@ node::~node() {
   if (ctx_)
     wait_until([this] { return ctx_->live_sessions == 0; },
                std::chrono::seconds{5});
+  // Item sets are read from the store on threads of their own.
+  if (ctx_ && ctx_->item_sets)
+    ctx_->item_sets->stop();
   if (io_)
     io_->stop();
   if (store_) {

@@ -81,17 +81,9 @@ void query_worker_state::answer(neg_job& job) {
     job.reply = nostr::neg_err_message(job.sub_id, reason);
   };
   auto& state = *job.state;
-  if (job.filter) {
-    auto scanned = store->negentropy_items(*job.filter, job.now, job.max_items);
-    if (!scanned)
-      return fail("error: reading the store failed: " + render(scanned.error()));
-    if (scanned->over_limit)
-      return fail("blocked: more than " + std::to_string(job.max_items)
-                  + " events match this filter (the relay's max_items per "
-                    "negentropy session); narrow it with since/until");
-    state.engine.emplace(std::make_shared<const neg::item_set>(
-                           std::move(scanned->items)),
-                         job.frame_size_limit);
+  if (job.lease) {
+    state.engine.emplace(job.lease->items(), job.frame_size_limit);
+    state.lease = std::move(job.lease);
   }
   if (!state.engine)
     return fail("closed: this negentropy session has failed");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/item_set_cache.hpp"
 #include "messages/nostr/negentropy.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
@@ -60,6 +61,9 @@ struct query_job {
 struct neg_session {
   /// Built by the worker on NEG-OPEN; empty when that failed.
   std::optional<nostr::negentropy::server> engine;
+  /// The engine's item set and its share of the node's negentropy memory
+  /// budget, both given back when the session is destroyed.
+  item_set_lease_ptr lease;
   /// NEG-CLOSE, a replacing NEG-OPEN, a timeout or the disconnect.
   std::atomic<bool> closed{false};
 };
@@ -70,10 +74,9 @@ struct neg_job {
   client_session_actor session;
   std::string sub_id;
   std::shared_ptr<neg_session> state;
-  /// NEG-OPEN only: whose events to reconcile, and the session's bounds.
-  std::optional<nostr::filter> filter;
-  int64_t now = 0;
-  size_t max_items = 0;
+  /// NEG-OPEN only: the item set to reconcile (from the node's cache), and
+  /// the largest reply.
+  item_set_lease_ptr lease;
   size_t frame_size_limit = 0;
   /// The client's negentropy message (binary).
   std::string query;

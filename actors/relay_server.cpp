@@ -125,8 +125,10 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
 
 relay_server_actor::behavior_type
 relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
-             std::shared_ptr<net::ws_server> listener) {
+             std::shared_ptr<net::ws_server> listener,
+             std::shared_ptr<const item_set_cache> item_sets) {
   self->state.listener = std::move(listener);
+  self->state.item_sets = std::move(item_sets);
   return {
     [self](atom::get, atom::count) -> uint64_t {
       return self->state.listener->connection_count();
@@ -139,6 +141,19 @@ relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
       caf::put(result, "connections",
                static_cast<int64_t>(listener.connection_count()));
       caf::put(result, "tls", listener.tls());
+      if (const auto& cache = self->state.item_sets) {
+        auto neg = cache->stats();
+        auto put = [&result](const char* key, uint64_t value) {
+          caf::put(result, key, static_cast<int64_t>(value));
+        };
+        put("negentropy_memory_bytes", neg.bytes);
+        put("negentropy_max_memory_bytes", neg.max_bytes);
+        put("negentropy_sessions", neg.sessions);
+        put("negentropy_item_sets", neg.item_sets);
+        put("negentropy_builds", neg.builds);
+        put("negentropy_shared", neg.shared);
+        put("negentropy_refusals", neg.refusals);
+      }
       return result;
     },
   };

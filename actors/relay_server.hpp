@@ -37,6 +37,8 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
 
 struct relay_server_state {
   std::shared_ptr<net::ws_server> listener;
+  /// Reported in the status; null when negentropy is disabled.
+  std::shared_ptr<const item_set_cache> item_sets;
 
   ~relay_server_state() {
     if (listener)
@@ -46,9 +48,11 @@ struct relay_server_state {
   static inline constexpr const char* name = "relay-server";
 };
 
-/// The RELAY SERVER: owns a started listener and stops it when it quits.
+/// The RELAY SERVER: owns a started listener and stops it when it quits; its
+/// status also shows the negentropy memory of `item_sets`.
 relay_server_actor::behavior_type
 relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
-             std::shared_ptr<net::ws_server> listener);
+             std::shared_ptr<net::ws_server> listener,
+             std::shared_ptr<const item_set_cache> item_sets);
 
 } // namespace ferry

@@ -528,14 +528,12 @@ public:
 
   /// VmHWM of the running node in KiB; 0 when unknown.
   long peak_rss_kib() {
-    auto pid = find_pid();
-    if (pid <= 0)
-      return 0;
-    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
-    auto pos = status.find("VmHWM:");
-    if (pos == std::string::npos)
-      return 0;
-    return std::strtol(status.c_str() + pos + 6, nullptr, 10);
+    return status_kib("VmHWM:");
+  }
+
+  /// VmRSS of the running node in KiB; 0 when unknown.
+  long rss_kib() {
+    return status_kib("VmRSS:");
   }
 
   child_exit stop() {
@@ -549,6 +547,18 @@ public:
   }
 
 private:
+  /// A "<field> <n> kB" line of the node's /proc status.
+  long status_kib(const std::string& field) {
+    auto pid = find_pid();
+    if (pid <= 0)
+      return 0;
+    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
+    auto pos = status.find(field);
+    if (pos == std::string::npos)
+      return 0;
+    return std::strtol(status.c_str() + pos + field.size(), nullptr, 10);
+  }
+
   void drain() {
     std::string partial;
     char buf[4096];

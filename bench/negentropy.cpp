@@ -6,13 +6,18 @@
 // b. Building a relay's item set from the store: N events written to a fresh
 //    RocksDB store, then `negentropy_items` for a covered filter (index keys
 //    only) and an uncovered one (event headers read), plus the first round.
+// c. A real `ferry node` over 20,000 imported events: 50 clients open 8
+//    sessions each with `NEG-OPEN {}`; the node's resident memory before and
+//    while the 400 sessions are open, in total and per session.
 
 #include "bench/bench_util.hpp"
 
 #include "messages/nostr/negentropy.hpp"
+#include "net/simple_client.hpp"
 #include "store/event_store.hpp"
 
 #include <cstdio>
+#include <memory>
 
 namespace ferry::bench {
 namespace {
@@ -193,6 +198,93 @@ void bench_store(size_t n) {
   }
 }
 
+constexpr size_t node_events = 20000;
+constexpr size_t node_clients = 50;
+constexpr size_t sessions_per_client = 8;
+
+/// Sends `frame` and returns the next frame, or throws.
+std::string ask(net::simple_ws_client& client, const std::string& frame,
+                node_process& node) {
+  if (auto failure = client.send(frame); !failure.empty())
+    throw std::runtime_error("send: " + failure);
+  auto answer = client.receive(std::chrono::seconds{60});
+  if (!answer)
+    throw std::runtime_error("no answer to " + frame.substr(0, 80)
+                             + "; node log tail:\n" + node.log_tail());
+  return *answer;
+}
+
+void bench_node_sessions(const std::string& ferry) {
+  temp_dir tmp{"ferry-bench-negentropy-node"};
+  auto jsonl = tmp.path() / "events.jsonl";
+  auto config = tmp.path() / "ferry.toml";
+  event_generator{100, 400}.write_jsonl(jsonl, node_events, 2);
+  // Only keys every version of the node knows, so old builds compare.
+  write_file(config, "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[store]\npath = "
+                       + toml_string((tmp.path() / "data").string())
+                       + "\n\n[log]\nlevel = \"info\"\n");
+  run_import(ferry, jsonl, config, tmp.path());
+  node_process node{ferry, config, tmp.path(), "node"};
+  auto port = node.wait_for_relay_port();
+  if (!port)
+    throw std::runtime_error("node did not report its relay port; log tail:\n"
+                             + node.log_tail());
+  std::vector<std::unique_ptr<net::simple_ws_client>> clients;
+  for (size_t c = 0; c < node_clients; ++c) {
+    clients.push_back(std::make_unique<net::simple_ws_client>());
+    if (auto failure = clients.back()->connect("127.0.0.1", *port);
+        !failure.empty())
+      throw std::runtime_error("connect: " + failure);
+  }
+  auto counted = ask(*clients.front(), "[\"COUNT\",\"n\",{}]", node);
+  const auto before = node.rss_kib();
+  // A client that holds nothing: the relay's first answer lists or
+  // fingerprints its whole set.
+  neg::client empty{std::make_shared<const neg::item_set>()};
+  const auto query = neg::encode_hex(empty.initiate());
+  auto start = clock_type::now();
+  for (auto& client : clients)
+    for (size_t s = 0; s < sessions_per_client; ++s)
+      if (auto failure = client->send("[\"NEG-OPEN\",\"s" + std::to_string(s)
+                                      + "\",{},\"" + query + "\"]");
+          !failure.empty())
+        throw std::runtime_error("send: " + failure);
+  size_t opened = 0;
+  size_t refused = 0;
+  std::string refusal;
+  for (auto& client : clients)
+    for (size_t s = 0; s < sessions_per_client; ++s) {
+      auto answer = client->receive(std::chrono::seconds{60});
+      if (!answer)
+        throw std::runtime_error("no answer to NEG-OPEN; node log tail:\n"
+                                 + node.log_tail());
+      if (answer->rfind("[\"NEG-MSG\"", 0) == 0) {
+        ++opened;
+      } else {
+        ++refused;
+        refusal = answer->substr(0, 200);
+      }
+    }
+  const auto answered = seconds_since(start);
+  const auto during = node.rss_kib();
+  const auto sessions = node_clients * sessions_per_client;
+  const double growth = static_cast<double>(during - before) * 1024;
+  std::printf("c. node over %zu generated events (%s), %zu clients x %zu "
+              "sessions of NEG-OPEN {}\n",
+              node_events, counted.c_str(), node_clients, sessions_per_client);
+  std::printf("   %zu opened, %zu refused%s%s; all answered in %.2f s\n", opened,
+              refused, refused ? ": " : "", refusal.c_str(), answered);
+  std::printf("   node RSS %.1f MiB before, %.1f MiB with the sessions open: "
+              "+%.1f MiB, %.0f bytes per session\n",
+              before / 1024.0, during / 1024.0, growth / (1 << 20),
+              growth / static_cast<double>(sessions));
+  std::fflush(stdout);
+  clients.clear();
+  auto exit = node.stop();
+  if (!exit.success())
+    throw std::runtime_error("node failed on SIGTERM; log tail:\n" + node.log_tail());
+}
+
 int run(int argc, char** argv) {
   auto opts = parse_options(argc, argv);
   std::printf("bench_negentropy: %zu items per side\n", opts.events);
@@ -200,6 +292,8 @@ int run(int argc, char** argv) {
   bench_reconcile(opts.events);
   std::fflush(stdout);
   bench_store(opts.events);
+  std::fflush(stdout);
+  bench_node_sessions(opts.ferry);
   return 0;
 }
 

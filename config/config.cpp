@@ -64,6 +64,10 @@ constexpr int64_t max_seconds = int64_t{100} * 365 * 24 * 3600;
 
 constexpr int64_t max_int64 = std::numeric_limits<int64_t>::max();
 
+/// Largest negentropy memory budget in MiB (1 TiB): far above any machine,
+/// and its bytes fit a `size_t` with room to add to.
+constexpr int64_t max_memory_mb = int64_t{1} << 20;
+
 constexpr std::array<std::string_view, 7> log_levels{
   "trace", "debug", "info", "warn", "error", "critical", "off"};
 
@@ -690,6 +694,11 @@ std::vector<field> schema(config& cfg) {
                                "an integer of at least "
                                  + std::to_string(
                                    nostr::negentropy::min_frame_size_limit))),
+                  leaf("max_memory_mb",
+                       integer(relay.negentropy.max_memory_mb, 1,
+                               max_memory_mb,
+                               "an integer in 1.."
+                                 + std::to_string(max_memory_mb))),
                 }),
               section("tls",
                       {
@@ -921,7 +930,8 @@ bool operator==(const negentropy_config& x, const negentropy_config& y) {
   return x.enabled == y.enabled && x.max_items == y.max_items
          && x.max_sessions_per_connection == y.max_sessions_per_connection
          && x.idle_timeout == y.idle_timeout
-         && x.frame_size_limit == y.frame_size_limit;
+         && x.frame_size_limit == y.frame_size_limit
+         && x.max_memory_mb == y.max_memory_mb;
 }
 
 bool operator==(const relay_tls_config& x, const relay_tls_config& y) {

@@ -48,6 +48,10 @@ struct negentropy_config {
   std::chrono::seconds idle_timeout{60};
   /// Largest negentropy message the relay sends, in bytes before hex encoding.
   size_t frame_size_limit = 60000;
+  /// Memory for all sessions' item sets together (shared sets counted once)
+  /// and their bookkeeping, in MiB; a NEG-OPEN that would exceed it is
+  /// refused with NEG-ERR "blocked:".
+  size_t max_memory_mb = 256;
 };
 
 /// TLS on the relay port (`[relay.tls]`): with a certificate the port speaks

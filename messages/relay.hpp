@@ -85,8 +85,8 @@ using query_worker_actor = caf::typed_actor<
   caf::reacts_to<atom::query, query_job_ptr>,
   // INTERNAL: continue a job after a slice.
   caf::reacts_to<atom::resume, query_job_ptr>,
-  // Answers a negentropy round (building the item set on NEG-OPEN) and
-  // hands the job back to its session.
+  // Answers a negentropy round (starting the engine on NEG-OPEN, with the
+  // item set the job brings) and hands the job back to its session.
   caf::reacts_to<atom::neg, neg_job_ptr>,
   // Counters and mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;

@@ -274,6 +274,9 @@ bool decode_hex(std::string_view hex, std::string& out) {
 item_set::item_set(std::vector<item> items) : items_(std::move(items)) {
   std::sort(items_.begin(), items_.end());
   items_.erase(std::unique(items_.begin(), items_.end()), items_.end());
+  // A vector grown by push_back may be half empty; a relay keeps its sets
+  // for whole sessions and counts their capacity against its budget.
+  items_.shrink_to_fit();
 }
 
 size_t item_set::lower_bound(size_t first, size_t last, const bound& b) const {

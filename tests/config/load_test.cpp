@@ -142,10 +142,13 @@ max_items = 10
 max_sessions_per_connection = 2
 idle_timeout_seconds = 3
 frame_size_limit = 4096
+max_memory_mb = 64
 )",
                             "ferry.toml");
   REQUIRE(result);
   const auto& neg = result->relay.negentropy;
+  CHECK(neg.max_memory_mb == 64);
+  CHECK(negentropy_config{}.max_memory_mb == 256);
   CHECK_FALSE(neg.enabled);
   CHECK(neg.max_items == 10);
   CHECK(neg.max_sessions_per_connection == 2);
@@ -157,6 +160,12 @@ frame_size_limit = 4096
   CHECK(load_error("[relay.negentropy]\nmax_items = 0\n")
         == "ferry.toml: relay.negentropy.max_items: expected a positive "
            "integer, got 0");
+  CHECK(load_error("[relay.negentropy]\nmax_memory_mb = 0\n")
+        == "ferry.toml: relay.negentropy.max_memory_mb: expected an integer "
+           "in 1..1048576, got 0");
+  CHECK(load_error("[relay.negentropy]\nmax_memory_mb = \"1G\"\n")
+        == "ferry.toml: relay.negentropy.max_memory_mb: expected an integer "
+           "in 1..1048576, got \"1G\"");
   CHECK(load_error("[relay.negentropy]\nenabled = \"yes\"\n")
         == "ferry.toml: relay.negentropy.enabled: expected a boolean, got "
            "\"yes\"");
