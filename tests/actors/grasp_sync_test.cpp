@@ -525,7 +525,7 @@ TEST_CASE_METHOD(fixture, "without a driver the indexes are kept and "
 }
 
 TEST_CASE_METHOD(fixture, "after a restart, each catch-up has a live tail "
-                          "without since; the catch-up closes once settled",
+                          "without since, and closes once settled",
                  "[grasp][grasp_sync]") {
   config.batch_timeout = 2min;
   start();
