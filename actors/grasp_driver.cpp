@@ -93,6 +93,11 @@ grasp_driver(grasp_relay_driver_actor::stateful_pointer<grasp_driver_state> self
       if (auto i = st.relays.find(url); i != st.relays.end())
         self->send(i->second, atom::unsubscribe_v, std::move(ids));
     },
+    [self](atom::flush, const std::string& url, uint64_t serial) {
+      auto& st = self->state;
+      if (auto i = st.relays.find(url); i != st.relays.end())
+        self->send(i->second, atom::flush_v, serial);
+    },
     [self](atom::drop, const std::string& url) {
       auto& st = self->state;
       auto i = st.relays.find(url);

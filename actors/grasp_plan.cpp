@@ -258,21 +258,29 @@ split_filters(std::vector<nostr::filter> filters, const plan_config& config) {
   return result;
 }
 
+std::vector<nostr::filter> live_tail(std::vector<nostr::filter> filters) {
+  for (auto& f : filters) {
+    f.since.reset();
+    f.limit = 0;
+  }
+  return filters;
+}
+
 std::optional<consolidation>
 consolidate(const std::vector<live_subscription>& live, size_t incoming,
-            int64_t now, const plan_config& config) {
+            const plan_config& config) {
   auto total = incoming;
   for (const auto& sub : live)
-    total += sub.filters.size();
+    if (sub.role != sub_role::catchup)
+      total += sub.filters.size();
   if (total <= config.max_filters_per_relay)
     return std::nullopt;
-  auto since = std::optional<int64_t>{
-    std::max<int64_t>(0, now - config.overlap.count())};
   std::vector<const live_subscription*> mergeable;
   auto has_broad = false;
   size_t merged_filters = 0;
   for (const auto& sub : live)
-    if (sub.settled && sub.layer != sub_layer::announcements) {
+    if (sub.settled && sub.layer != sub_layer::announcements
+        && sub.role != sub_role::catchup) {
       // A broad subscription already carries everything the others do.
       if (sub.layer == sub_layer::broad) {
         has_broad = true;
@@ -295,13 +303,14 @@ consolidate(const std::vector<live_subscription>& live, size_t incoming,
   fetch merged;
   merged.repos.assign(items.repos.begin(), items.repos.end());
   merged.roots.assign(items.roots.begin(), items.roots.end());
-  merged.since = since;
-  result.open = build_filters(merged, config);
+  // Live only: what the merged subscriptions fetched is here already, and
+  // a `since` would hide back-dated arrivals.
+  result.open = live_tail(build_filters(merged, config));
   if (total - merged_filters + result.open.size()
       > config.max_filters_per_relay) {
     nostr::filter broad;
     broad.kinds = broad_kinds;
-    broad.since = since;
+    broad.limit = 0;
     result.open = {std::move(broad)};
     result.broad = true;
   }

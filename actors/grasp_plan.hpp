@@ -155,22 +155,40 @@ enum class sub_layer : uint8_t {
   broad,
 };
 
-/// One REQ that stays open on a relay.
+/// What a REQ on a relay is for.
+enum class sub_role : uint8_t {
+  /// Everything its filters match, then live: it stays open after EOSE.
+  fetch,
+  /// The stored part of a catch-up (filters with `since`): CLOSEd once its
+  /// batch settles, since its `since` would hide back-dated arrivals.
+  catchup,
+  /// The live part of a catch-up (same filters without `since`, `limit`
+  /// 0): opened with it, it stays open after EOSE.
+  tail,
+};
+
+/// One REQ open on a relay.
 struct live_subscription {
   std::string id;
   sub_layer layer = sub_layer::tagged;
+  sub_role role = sub_role::fetch;
   std::vector<nostr::filter> filters;
   /// Its batch settled (or it never had one): it only carries live events,
   /// so it may be replaced.
   bool settled = false;
 };
 
+/// The live tail of catch-up filters: without `since`, `limit` 0, so it
+/// returns nothing stored and lets every new arrival through, however old
+/// its created_at.
+std::vector<nostr::filter> live_tail(std::vector<nostr::filter> filters);
+
 /// How to shrink a relay's live subscriptions.
 struct consolidation {
   /// Subscriptions to CLOSE.
   std::vector<std::string> close;
-  /// Live-only filters (since `now`) replacing them; empty when a broad
-  /// subscription already covers everything.
+  /// Live-only filters (no `since`, `limit` 0) replacing them; empty when
+  /// a broad subscription already covers everything.
   std::vector<nostr::filter> open;
   /// `open` is the broad fallback.
   bool broad = false;
@@ -179,11 +197,12 @@ struct consolidation {
 /// Decides whether `incoming` more filters fit on a relay holding `live`.
 /// When the total would exceed `max_filters_per_relay`, the settled layer
 /// 2/3 subscriptions are merged into full groups; when even that does not
-/// fit, they give way to one broad filter of `broad_kinds`.
+/// fit, they give way to one broad filter of `broad_kinds`. Catch-up
+/// subscriptions do not count: they close once settled.
 /// @returns nullopt when everything fits or nothing can be merged.
 std::optional<consolidation>
 consolidate(const std::vector<live_subscription>& live, size_t incoming,
-            int64_t now, const plan_config& config);
+            const plan_config& config);
 
 /// The repositories (`#a`/`#A`) and root ids (`#e`/`#E`) filters name.
 item_set items_of(const std::vector<nostr::filter>& filters);

@@ -28,6 +28,14 @@ void merge_sorted(std::vector<std::string>& into,
   into = std::move(merged);
 }
 
+/// Removes the `xs` from the sorted `from`.
+void remove_sorted(std::vector<std::string>& from,
+                   const std::set<std::string>& xs) {
+  from.erase(std::remove_if(from.begin(), from.end(),
+                            [&](const auto& x) { return xs.count(x) > 0; }),
+             from.end());
+}
+
 bool contains(const std::vector<std::string>& sorted, const std::string& x) {
   return std::binary_search(sorted.begin(), sorted.end(), x);
 }
@@ -43,42 +51,100 @@ void persist(self_pointer self, const grasp::relay_sync_entry& entry) {
   }
 }
 
-/// The relay's connection ended (or was dropped) now.
+/// The relay's connection ended (or was dropped) now. `last_connected`
+/// stays where the last flush put it: events received since may not be
+/// stored.
 void mark_disconnected(self_pointer self, const std::string& url) {
   auto& st = self->state;
+  st.flushes.erase(url);
   auto& entry = st.relay(url);
   if (entry.status != grasp::link_status::connected)
     return;
-  auto now = st.config.clock();
   entry.status = grasp::link_status::disconnected;
-  entry.last_connected = now;
-  entry.disconnected_at = now;
+  entry.disconnected_at = st.config.clock();
+  persist(self, entry);
+}
+
+/// Asks the connection of `url` to say when everything it received so far
+/// is stored; the answer moves `last_connected` to now (see `flushed`).
+void request_flush(self_pointer self, const std::string& url) {
+  auto& st = self->state;
+  auto driver = current_driver(self);
+  auto link = st.world.links.find(url);
+  if (!driver || link == st.world.links.end()
+      || link->second != grasp::link_state::connected)
+    return;
+  auto serial = ++st.flush_serial;
+  st.flushes[url] = {serial, st.config.clock()};
+  self->send(driver, atom::flush_v, url, serial);
+}
+
+/// A catch-up of the relay's confirmed items is still open.
+bool catching_up(const grasp_sync_state& st, const std::string& url) {
+  return std::any_of(st.open.begin(), st.open.end(), [&](const auto& x) {
+    return x.second.relay == url && x.second.catchup;
+  });
+}
+
+/// The answer to flush `serial`: everything received before it is stored.
+void flushed(self_pointer self, const std::string& url, uint64_t serial) {
+  auto& st = self->state;
+  auto i = st.flushes.find(url);
+  if (i == st.flushes.end() || i->second.serial != serial)
+    return;
+  auto at = i->second.at;
+  st.flushes.erase(i);
+  // Invariant: last_connected moves only over what is stored: every event
+  // received before the flush (the connection vouches for it) and, once a
+  // catch-up has settled, everything the confirmed items had before it.
+  // A lost connection or an open catch-up leaves it where it is.
+  auto link = st.world.links.find(url);
+  if (link == st.world.links.end()
+      || link->second != grasp::link_state::connected || catching_up(st, url))
+    return;
+  auto& entry = st.relay(url);
+  if (at <= entry.last_connected)
+    return;
+  entry.last_connected = at;
   persist(self, entry);
 }
 
 /// Subscriptions for one fetch: layer 1 alone (it is never consolidated),
-/// layers 2 and 3 in REQs of at most `max_filters_per_subscription`.
+/// layers 2 and 3 in REQs of at most `max_filters_per_subscription`. A
+/// catch-up (a fetch with `since`) is split: each REQ's live tail (no
+/// `since`, `limit` 0) comes first and stays, the REQ with `since` fetches
+/// what is stored and closes once its batch settles. Invariant: no live
+/// subscription has a `since`, so a back-dated event published later
+/// always gets through.
 void add_subscriptions(self_pointer self, uint64_t seq, const grasp::fetch& f,
                        std::vector<grasp::live_subscription>& out) {
   auto& st = self->state;
   auto filters = grasp::build_filters(f, st.config.plan);
-  auto next_id = [seq, &out] {
-    return "grasp-" + std::to_string(seq) + "-" + std::to_string(out.size() + 1);
-  };
-  if (f.announcements) {
+  auto add = [seq, &out, catchup = f.since.has_value()](
+               grasp::sub_layer layer, std::vector<nostr::filter> group) {
+    auto next_id = [seq, &out] {
+      return "grasp-" + std::to_string(seq) + "-"
+             + std::to_string(out.size() + 1);
+    };
     grasp::live_subscription sub;
-    sub.id = next_id();
-    sub.layer = grasp::sub_layer::announcements;
-    sub.filters.push_back(std::move(filters.front()));
-    filters.erase(filters.begin());
-    out.push_back(std::move(sub));
-  }
-  for (auto& group : grasp::split_filters(std::move(filters), st.config.plan)) {
-    grasp::live_subscription sub;
+    sub.layer = layer;
+    if (catchup) {
+      sub.id = next_id();
+      sub.role = grasp::sub_role::tail;
+      sub.filters = grasp::live_tail(group);
+      out.push_back(sub);
+      sub.role = grasp::sub_role::catchup;
+    }
     sub.id = next_id();
     sub.filters = std::move(group);
     out.push_back(std::move(sub));
+  };
+  if (f.announcements) {
+    add(grasp::sub_layer::announcements, {std::move(filters.front())});
+    filters.erase(filters.begin());
   }
+  for (auto& group : grasp::split_filters(std::move(filters), st.config.plan))
+    add(grasp::sub_layer::tagged, std::move(group));
 }
 
 std::vector<grasp::subscription>
@@ -104,8 +170,7 @@ void consolidate_if_needed(self_pointer self, const grasp_driver_actor& driver,
   std::vector<grasp::live_subscription> current;
   for (const auto& [id, sub] : subs)
     current.push_back(sub);
-  auto plan = grasp::consolidate(current, incoming, st.config.clock(),
-                                 st.config.plan);
+  auto plan = grasp::consolidate(current, incoming, st.config.plan);
   if (!plan)
     return;
   ++st.consolidations;
@@ -163,7 +228,10 @@ void send_fetches(self_pointer self, const grasp_driver_actor& driver,
   std::vector<std::string> ids;
   std::vector<nostr::filter> all;
   for (const auto& sub : batch.subscriptions) {
-    incoming += sub.filters.size();
+    if (sub.role != grasp::sub_role::catchup)
+      incoming += sub.filters.size();
+    else
+      batch.catchup = true;
     ids.push_back(sub.id);
     all.insert(all.end(), sub.filters.begin(), sub.filters.end());
   }
@@ -250,6 +318,12 @@ void execute(self_pointer self, const grasp::relay_action& action) {
 
 void decide(self_pointer self) {
   auto& st = self->state;
+  // Invariant: no decision before the SELF SUBSCRIBER's start-up rebuild is
+  // complete. Until then `repo_sync` may lack what the store holds (root
+  // events committed in a window that never closed), and a catch-up
+  // decided on it would leave confirmed items without a live subscription.
+  if (!st.rebuilt)
+    return;
   ++st.decisions;
   st.refresh_pending();
   for (const auto& action :
@@ -279,7 +353,11 @@ void settle(self_pointer self, const batch_info& info, bool confirmed) {
   auto& entry = st.relay(batch.relay);
   auto& live = st.live[batch.relay];
   std::vector<std::string> to_close;
+  // Confirmed: what a fetch or catch-up had EOSE for, unless one of the
+  // batch's subscriptions for it failed (a catch-up without its live tail
+  // leaves the item unfollowed). A tail confirms nothing by itself.
   grasp::item_set done;
+  grasp::item_set failed;
   auto full_sync = false;
   for (const auto& outcome : info.subscriptions) {
     auto sub = std::find_if(batch.subscriptions.begin(),
@@ -287,24 +365,52 @@ void settle(self_pointer self, const batch_info& info, bool confirmed) {
                             [&](const auto& x) { return x.id == outcome.id; });
     if (sub == batch.subscriptions.end())
       continue;
+    auto items = grasp::items_of(sub->filters);
+    if (sub->role == grasp::sub_role::catchup) {
+      // Its `since` would hide back-dated arrivals: the tail follows live.
+      if (outcome.outcome != sub_outcome::lost)
+        to_close.push_back(outcome.id);
+      live.erase(outcome.id);
+    }
     if (outcome.outcome != sub_outcome::eose) {
       if (outcome.outcome != sub_outcome::lost)
         log::warn("{}: subscription {} on {} ended without EOSE ({}): {}",
                   self->name(), outcome.id, batch.relay,
                   to_string(outcome.outcome), outcome.reason);
-      if (outcome.outcome == sub_outcome::timed_out)
+      if (outcome.outcome == sub_outcome::timed_out
+          && sub->role != grasp::sub_role::catchup)
         to_close.push_back(outcome.id);
       live.erase(outcome.id);
+      // A lost connection keeps what was confirmed: the next one catches
+      // up from last_connected, which did not move.
+      if (outcome.outcome != sub_outcome::lost) {
+        failed.repos.insert(items.repos.begin(), items.repos.end());
+        failed.roots.insert(items.roots.begin(), items.roots.end());
+        failed.announcements |= items.announcements;
+      }
       continue;
     }
-    auto items = grasp::items_of(sub->filters);
+    if (sub->role == grasp::sub_role::tail) {
+      if (auto j = live.find(outcome.id); j != live.end())
+        j->second.settled = true;
+      continue;
+    }
     done.repos.insert(items.repos.begin(), items.repos.end());
     done.roots.insert(items.roots.begin(), items.roots.end());
-    if (items.announcements && !sub->filters.front().since)
+    if (items.announcements && sub->role == grasp::sub_role::fetch)
       full_sync = true;
     if (auto j = live.find(outcome.id); j != live.end())
       j->second.settled = true;
   }
+  // Failed on a live connection: fetched afresh by the next decision.
+  for (const auto& x : failed.repos)
+    done.repos.erase(x);
+  for (const auto& x : failed.roots)
+    done.roots.erase(x);
+  remove_sorted(entry.repos, failed.repos);
+  remove_sorted(entry.roots, failed.roots);
+  if (failed.announcements)
+    entry.full_sync_at = 0;
   merge_sorted(entry.repos, done.repos);
   merge_sorted(entry.roots, done.roots);
   if (full_sync) {
@@ -319,8 +425,11 @@ void settle(self_pointer self, const batch_info& info, bool confirmed) {
   // A batch that timed out on a live connection is asked for again at once
   // (the timeout paces it); a lost relay waits for the next tick.
   auto link = st.world.links.find(batch.relay);
-  if (!confirmed && link != st.world.links.end()
-      && link->second == grasp::link_state::connected)
+  auto connected = link != st.world.links.end()
+                   && link->second == grasp::link_state::connected;
+  if (confirmed)
+    request_flush(self, batch.relay);
+  else if (connected)
     decide(self);
 }
 
@@ -368,6 +477,27 @@ bool load(self_pointer self) {
     }
   }
   return true;
+}
+
+/// The SELF SUBSCRIBER's start-up rebuild is complete: `repo_sync` is read
+/// again whole (a `changed` sent while this actor restarted is lost), and
+/// decisions may start.
+void on_rebuilt(self_pointer self) {
+  auto& st = self->state;
+  auto repos = store::list_repo_sync(*st.store);
+  if (!repos) {
+    log::error("{}: {}", self->name(), render(repos.error()));
+    self->quit(repos.error());
+    return;
+  }
+  st.world.wanted.clear();
+  for (auto& entry : *repos)
+    st.world.wanted.emplace(entry.address, std::move(entry));
+  if (!st.rebuilt)
+    log::info("{}: repo_sync is rebuilt ({} repositories); deciding",
+              self->name(), st.world.wanted.size());
+  st.rebuilt = true;
+  decide(self);
 }
 
 } // namespace
@@ -479,6 +609,7 @@ status_map grasp_sync_state::status() const {
   }
   status_map result;
   caf::put(result, "repos", static_cast<int64_t>(world.wanted.size()));
+  caf::put(result, "rebuilt", rebuilt);
   caf::put(result, "batches_open", static_cast<int64_t>(open.size()));
   caf::put(result, "total.decisions", static_cast<int64_t>(decisions));
   caf::put(result, "total.connects", static_cast<int64_t>(connects));
@@ -500,6 +631,7 @@ grasp_sync_actor::behavior_type
 grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
            store::event_store* store,
            handle_slot_ptr<grasp_driver_actor> driver,
+           handle_slot_ptr<self_subscriber_actor> rebuilder,
            grasp_sync_config config) {
   auto& st = self->state;
   st.store = store;
@@ -517,8 +649,24 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
     return grasp_sync_actor::behavior_type::make_empty_behavior();
   st.batches = self->spawn<caf::linked>(
     pending_batches, batches_config, caf::actor_cast<batch_listener_actor>(self));
+  // A restart finds the SELF SUBSCRIBER running: it answers once its
+  // rebuild is complete (at once when it is). At node start it is not
+  // running yet and says `rebuild done` when it is through.
+  if (auto subscriber = rebuilder ? rebuilder->get() : self_subscriber_actor{})
+    self->request(subscriber, caf::infinite, atom::get_v, atom::rebuild_v)
+      .then([self](bool done) {
+              if (done)
+                on_rebuilt(self);
+            },
+            [](caf::error&) {
+              // It went down: its next incarnation says `rebuild done`.
+            });
   self->send(self, atom::tick_v);
   return {
+    [self](atom::rebuild, atom::done) { on_rebuilt(self); },
+    [self](atom::done, const std::string& url, uint64_t serial) {
+      flushed(self, url, serial);
+    },
     [self](atom::changed, const std::vector<std::string>& addresses) {
       auto& st = self->state;
       for (const auto& address : addresses) {
@@ -545,9 +693,9 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
         return;
       }
       link->second = grasp::link_state::connected;
+      // last_connected waits for a flush: nothing is stored yet.
       auto& entry = st.relay(url);
       entry.status = grasp::link_status::connected;
-      entry.last_connected = st.config.clock();
       persist(self, entry);
       log::info("{}: connected to {}", self->name(), url);
       decide(self);
@@ -557,6 +705,7 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
       if (st.world.links.erase(url) == 0)
         return;
       log::warn("{}: lost {}: {}", self->name(), url, reason);
+      st.flushes.erase(url);
       st.live.erase(url);
       mark_disconnected(self, url);
       // Its open batches fail; the next tick reconnects (the driver waits
@@ -579,15 +728,11 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
     },
     [self](atom::tick) {
       auto& st = self->state;
-      auto now = st.config.clock();
-      // A relay seen connected now is caught up to now should the node
-      // stop without closing it.
+      // Keeps last_connected current, so a node that stops without closing
+      // its connections catches up from about now.
       for (const auto& [url, link] : st.world.links)
-        if (link == grasp::link_state::connected) {
-          auto& entry = st.relay(url);
-          entry.last_connected = now;
-          persist(self, entry);
-        }
+        if (link == grasp::link_state::connected)
+          request_flush(self, url);
       decide(self);
       self->delayed_send(self, st.config.tick, atom::tick_v);
     },

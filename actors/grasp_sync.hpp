@@ -42,6 +42,14 @@ struct grasp_sync_state {
     std::vector<grasp::live_subscription> subscriptions;
     /// What the batch fetches, for the pending part of the decision.
     grasp::item_set items;
+    /// It catches up confirmed items (subscriptions with `since`).
+    bool catchup = false;
+  };
+
+  /// A flush sent to a relay's connection: its number and when.
+  struct flush_request {
+    uint64_t serial = 0;
+    int64_t at = 0;
   };
 
   grasp_sync_config config;
@@ -59,6 +67,13 @@ struct grasp_sync_state {
 
   /// The REQs open on each relay, by relay URL and subscription id.
   std::map<std::string, std::map<std::string, grasp::live_subscription>> live;
+
+  /// The SELF SUBSCRIBER's start-up rebuild is complete: decisions may run.
+  bool rebuilt = false;
+
+  /// The flush awaited from each connected relay (a newer one replaces it).
+  std::map<std::string, flush_request> flushes;
+  uint64_t flush_serial = 0;
 
   std::mt19937_64 random;
 
@@ -94,20 +109,25 @@ struct grasp_sync_state {
 /// GRASP SYNC: runs the GRASP-02 decision loop. It holds `repo_sync`
 /// (written by the SELF SUBSCRIBER, reloaded on `changed`) and `relay_sync`
 /// (its own), decides on every change, on every tick and when a relay
-/// connects, and acts through the relay driver: `connect` with the relay's
+/// connects, but only once the SELF SUBSCRIBER's start-up rebuild is
+/// complete, and acts through the relay driver: `connect` with the relay's
 /// subscriptions, `subscribe` to add filters on a live connection,
-/// `unsubscribe` when consolidating, `drop`. Each set of subscriptions is a
-/// batch at its own PENDING BATCHES; what a batch's EOSEs cover becomes
-/// confirmed in `relay_sync`. Without a driver it keeps the indexes and
-/// decides, but starts nothing.
+/// `unsubscribe` when consolidating or when a catch-up settles, `drop`.
+/// Each set of subscriptions is a batch at its own PENDING BATCHES; what a
+/// batch's EOSEs cover becomes confirmed in `relay_sync`, and a relay's
+/// `last_connected` moves with its connection's flushes. Without a driver it
+/// keeps the indexes and decides, but starts nothing.
 /// @param self The actor handle.
 /// @param store The node's store (outlives the actor).
 /// @param driver The relay driver (may be empty).
+/// @param rebuilder The SELF SUBSCRIBER, asked at start whether its rebuild
+///                  is complete (may be empty: it says so itself).
 /// @param config Plan, bootstrap relays, tick, clock.
 grasp_sync_actor::behavior_type
 grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
            store::event_store* store,
            handle_slot_ptr<grasp_driver_actor> driver,
+           handle_slot_ptr<self_subscriber_actor> rebuilder,
            grasp_sync_config config);
 
 } // namespace ferry

@@ -110,13 +110,15 @@ void add_grasp_children(std::vector<child_spec>& children,
   };
   children.push_back(std::move(driver_spec));
   auto listener_slot = std::make_shared<handle_slot<grasp_listener_actor>>();
+  auto subscriber_slot = std::make_shared<handle_slot<self_subscriber_actor>>();
   child_spec sync_spec;
   sync_spec.name = "grasp-sync";
   sync_spec.kind = "grasp-sync";
-  sync_spec.start = [store, driver, gcfg = grasp_sync_config_from(cfg.grasp)](
+  sync_spec.start = [store, driver, subscriber_slot,
+                     gcfg = grasp_sync_config_from(cfg.grasp)](
                       caf::local_actor* self) {
     return caf::actor_cast<caf::actor>(
-      self->system().spawn(grasp_sync, store, driver, gcfg));
+      self->system().spawn(grasp_sync, store, driver, subscriber_slot, gcfg));
   };
   sync_spec.on_started = [grasp_slot, listener_slot](const caf::actor& handle) {
     grasp_slot->set(caf::actor_cast<grasp_sync_actor>(handle));
@@ -134,6 +136,9 @@ void add_grasp_children(std::vector<child_spec>& children,
                            scfg](caf::local_actor* self) {
     return caf::actor_cast<caf::actor>(self->system().spawn(
       self_subscriber, store, hub_slot, listener_slot, scfg));
+  };
+  subscriber_spec.on_started = [subscriber_slot](const caf::actor& handle) {
+    subscriber_slot->set(caf::actor_cast<self_subscriber_actor>(handle));
   };
   children.push_back(std::move(subscriber_spec));
 }

@@ -272,6 +272,8 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
     st.conn = nullptr;
   }
   st.subscriptions.clear();
+  st.barriers.clear();
+  st.unanswered.clear();
   st.disconnected_at = unix_now();
   metrics::sync::set_connected(st.def.id, false);
   metrics::sync::attempt(st.def.id, to_string(kind));
@@ -446,11 +448,19 @@ void on_ingested(self_pointer self, const ingest_result& result,
   maybe_finish_catchup(self);
 }
 
+void driven_answered(self_pointer self, uint64_t seq, ingest_status status);
+
 /// Sends one event from the remote into the node's ingest path.
 /// @param catchup Part of a catch-up: its cursor moves when the catch-up
 ///                completes; a live event moves it with its own commit.
 void ingest(self_pointer self, nostr::event ev, bool catchup, bool moves_cursor) {
   auto& st = self->state;
+  // Driven: numbered, so an EOSE or a flush can wait for what came before.
+  uint64_t seq = 0;
+  if (driven(st)) {
+    seq = ++st.ingest_seq;
+    st.unanswered.insert(seq);
+  }
   auto item = std::make_shared<ingest_item>();
   item->source = st.label;
   if (moves_cursor)
@@ -461,6 +471,8 @@ void ingest(self_pointer self, nostr::event ev, bool catchup, bool moves_cursor)
                     ->get();
   if (!verifier) {
     ++st.rejected;
+    if (seq != 0)
+      driven_answered(self, seq, ingest_status::error);
     return;
   }
   if (++st.in_flight == in_flight_high && st.conn) {
@@ -469,13 +481,17 @@ void ingest(self_pointer self, nostr::event ev, bool catchup, bool moves_cursor)
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
-      [self, created_at, catchup](ingest_result& r) {
+      [self, created_at, catchup, seq](ingest_result& r) {
         on_ingested(self, r, created_at, catchup);
+        if (seq != 0)
+          driven_answered(self, seq, r.status);
       },
-      [self, created_at, catchup](caf::error& err) {
+      [self, created_at, catchup, seq](caf::error& err) {
         on_ingested(self,
                     ingest_result{ingest_status::error, render(err)},
                     created_at, catchup);
+        if (seq != 0)
+          driven_answered(self, seq, ingest_status::error);
       });
 }
 
@@ -614,6 +630,42 @@ void send_driven(self_pointer self, const grasp::subscription& wanted) {
   auto& sub = st.subscriptions[wanted.id];
   sub.driven = true;
   sub.check = std::move(check);
+}
+
+/// Reports the barriers whose events are all answered, in order.
+void release_barriers(self_pointer self) {
+  auto& st = self->state;
+  auto oldest_unanswered = st.unanswered.empty() ? UINT64_MAX
+                                                 : *st.unanswered.begin();
+  auto i = st.barriers.begin();
+  for (; i != st.barriers.end() && i->seq < oldest_unanswered; ++i) {
+    if (i->sub.empty())
+      tell_listener(self, atom::done_v, st.def.url, i->serial);
+    else
+      tell_listener(self, atom::eose_v, st.def.url, i->sub);
+  }
+  st.barriers.erase(st.barriers.begin(), i);
+}
+
+/// Driven: an EOSE (`sub`) or a flush (`serial`) is reported only once every
+/// event received before it is stored, so GRASP SYNC never confirms (nor
+/// moves `last_connected` over) an event still in the verifiers.
+void add_barrier(self_pointer self, std::string sub, uint64_t serial) {
+  auto& st = self->state;
+  st.barriers.push_back({st.ingest_seq, std::move(sub), serial});
+  release_barriers(self);
+}
+
+void driven_answered(self_pointer self, uint64_t seq, ingest_status status) {
+  auto& st = self->state;
+  if (st.unanswered.erase(seq) == 0)
+    return;
+  // Lost, not stored: nothing after it may be confirmed. The connection
+  // ends, its batches fail, and the next one catches up again.
+  if (status == ingest_status::error)
+    return fail(self, error_class::protocol,
+                "an event from the relay could not be stored");
+  release_barriers(self);
 }
 
 /// The remote's OK for an event we sent up.
@@ -845,7 +897,7 @@ void on_frame(self_pointer self, std::string& frame) {
       return;
     i->second.eose = true;
     if (i->second.driven)
-      return tell_listener(self, atom::eose_v, st.def.url, sub_id);
+      return add_barrier(self, sub_id, 0);
     if (i->second.tracked)
       if (auto batches = batches_of(self))
         self->send(batches, atom::eose_v, st.def.id, sub_id);
@@ -1213,6 +1265,11 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       st.queued.insert(st.queued.end(), wanted.begin(), wanted.end());
       if (st.state == phase::idle)
         begin(self);
+    },
+    [self](atom::flush, uint64_t serial) {
+      // Only a live connection can vouch for what it received.
+      if (self->state.state == phase::live)
+        add_barrier(self, {}, serial);
     },
     [self](atom::unsubscribe, const std::vector<std::string>& ids) {
       auto& st = self->state;

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,18 @@ struct relay_connection_state {
   bool up_check_scheduled = false;
   /// Driven: REQs waiting for the connection.
   std::vector<grasp::subscription> queued;
+  /// Driven: what waits until every event received before it is answered
+  /// by the writer: an EOSE to report (`sub`), or a flush (`serial`).
+  struct barrier {
+    /// The last ingest sequence number it waits for.
+    uint64_t seq = 0;
+    std::string sub;
+    uint64_t serial = 0;
+  };
+  std::vector<barrier> barriers;
+  /// Driven: the last ingest sequence number given, and those unanswered.
+  uint64_t ingest_seq = 0;
+  std::set<uint64_t> unanswered;
   // NIP-77 (mode negentropy)
   /// The reconciliation of the running catch-up; done once every window is.
   std::optional<neg_catchup> neg;

@@ -137,7 +137,13 @@ void rebuild_step(self_pointer self) {
   if (failed(self, st.commit(std::move(changed))))
     return;
   if (more)
-    self->send(self, atom::rebuild_v);
+    return self->send(self, atom::rebuild_v);
+  // GRASP SYNC decides nothing before this (see grasp_sync.cpp, decide).
+  if (auto handle = st.listener ? st.listener->get() : grasp_listener_actor{})
+    caf::anon_send(handle, atom::rebuild_v, atom::done_v);
+  for (auto& promise : st.waiting_for_rebuild)
+    promise.deliver(true);
+  st.waiting_for_rebuild.clear();
 }
 
 } // namespace
@@ -352,6 +358,13 @@ self_subscriber(self_subscriber_actor::stateful_pointer<self_subscriber_state> s
     },
     [self](atom::flush) { close_window(self); },
     [self](atom::rebuild) { rebuild_step(self); },
+    [self](atom::get, atom::rebuild) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!st.rebuilding)
+        return true;
+      st.waiting_for_rebuild.push_back(self->make_response_promise<bool>());
+      return st.waiting_for_rebuild.back();
+    },
     [self](atom::get, atom::status) {
       auto result = self->state.status();
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));

@@ -6,6 +6,7 @@
 #include "store/event_store.hpp"
 
 #include <caf/timespan.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <chrono>
 #include <map>
@@ -46,6 +47,8 @@ struct self_subscriber_state {
   bool rebuilding = true;
   std::optional<store::scan_position> rebuild_from;
   std::set<std::string> rebuild_seen;
+  /// Asked whether the rebuild is complete before it was: answered then.
+  std::vector<caf::typed_response_promise<bool>> waiting_for_rebuild;
 
   /// Counters since the actor started.
   uint64_t events = 0;

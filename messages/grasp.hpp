@@ -154,7 +154,10 @@ namespace ferry {
 /// Told by the SELF SUBSCRIBER which repositories changed in `repo_sync`.
 using grasp_listener_actor = caf::typed_actor<
   // These addresses were added, updated (relays, root ids) or removed.
-  caf::reacts_to<atom::changed, std::vector<std::string>>>;
+  caf::reacts_to<atom::changed, std::vector<std::string>>,
+  // The start-up rebuild is complete: `repo_sync` holds everything the
+  // store does.
+  caf::reacts_to<atom::rebuild, atom::done>>;
 
 /// What a relay driver reports about the relays GRASP SYNC asked it for.
 /// Relays are named by their normalized URL.
@@ -165,10 +168,14 @@ using grasp_driver_listener_actor = caf::typed_actor<
   // The connection is gone or could not be made, with the reason. The
   // driver forgets the relay: the next `connect` starts over.
   caf::reacts_to<atom::lost, std::string, std::string>,
-  // The relay sent EOSE for subscription `id`.
+  // The relay sent EOSE for subscription `id`, and every event received
+  // before it is stored.
   caf::reacts_to<atom::eose, std::string, std::string>,
   // The relay sent CLOSED for subscription `id`, with its message.
-  caf::reacts_to<atom::closed, std::string, std::string, std::string>>;
+  caf::reacts_to<atom::closed, std::string, std::string, std::string>,
+  // Every event received from the relay before `flush` number `serial` is
+  // stored (answered by the writer).
+  caf::reacts_to<atom::done, std::string, uint64_t>>;
 
 /// The relay driver port: how GRASP SYNC acts on remote relays. The real
 /// driver opens relay connections and ingests what they receive with source
@@ -185,7 +192,11 @@ using grasp_driver_actor = caf::typed_actor<
   // Sends CLOSE for these subscription ids (consolidation, timed-out batches).
   caf::reacts_to<atom::unsubscribe, std::string, std::vector<std::string>>,
   // Closes the connection and forgets the relay; no `lost` follows.
-  caf::reacts_to<atom::drop, std::string>>;
+  caf::reacts_to<atom::drop, std::string>,
+  // Answers `done` with `serial` once every event received from the live
+  // relay so far is stored; nothing when it is not connected (a `lost`
+  // comes instead).
+  caf::reacts_to<atom::flush, std::string, uint64_t>>;
 
 /// The real relay driver: the port, plus what its relay connections tell it.
 using grasp_relay_driver_actor = grasp_driver_actor::extend<
@@ -214,6 +225,9 @@ using self_subscriber_actor = feed_listener_actor::extend<
   caf::reacts_to<atom::flush>,
   // INTERNAL: continue the start-up rebuild from the store.
   caf::reacts_to<atom::rebuild>,
+  // Answers true once the start-up rebuild is complete (at once when it
+  // is): how a restarted GRASP SYNC learns it may decide.
+  caf::replies_to<atom::get, atom::rebuild>::with<bool>,
   // Counters, rebuild progress and mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 

@@ -47,6 +47,9 @@ using relay_connection_actor = caf::typed_actor<
   caf::reacts_to<atom::subscribe, std::vector<grasp::subscription>>,
   // GRASP: CLOSE these subscriptions.
   caf::reacts_to<atom::unsubscribe, std::vector<std::string>>,
+  // GRASP: report `done` with this serial once every event received so far
+  // is answered by the writer (stored).
+  caf::reacts_to<atom::flush, uint64_t>,
   // INTERNAL: a negentropy answer is overdue (generation, request serial).
   caf::reacts_to<atom::timeout, uint64_t, uint64_t>>;
 

@@ -361,43 +361,60 @@ TEST_CASE("live subscriptions consolidate beyond the filter limit",
   };
   SECTION("within the limit nothing changes") {
     config.max_filters_per_relay = 9;
-    CHECK_FALSE(consolidate(subs, 2, now, config));
+    CHECK_FALSE(consolidate(subs, 2, config));
   }
   SECTION("settled groups merge; layer 1 and batches in flight stay") {
     config.max_filters_per_relay = 7;
-    auto plan = consolidate(subs, 2, now, config);
+    auto plan = consolidate(subs, 2, config);
     REQUIRE(plan);
     CHECK(plan->close == std::vector<std::string>{"s1", "s2"});
     CHECK_FALSE(plan->broad);
     REQUIRE(plan->open.size() == 2);
     CHECK(plan->open[1].tags[0].values
           == std::vector<std::string>{repo_a, repo_b});
-    // Live only, with the overlap so nothing slips between CLOSE and REQ.
-    CHECK(plan->open[0].since == now - 5 * minute);
+    // Live only, and no since: a back-dated arrival gets through.
+    for (const auto& f : plan->open) {
+      CHECK_FALSE(f.since);
+      CHECK(f.limit == std::optional<uint64_t>{0});
+    }
   }
   SECTION("when merging is not enough, one broad filter takes over") {
     config.max_filters_per_relay = 6;
-    auto plan = consolidate(subs, 2, now, config);
+    auto plan = consolidate(subs, 2, config);
     REQUIRE(plan);
     CHECK(plan->close == std::vector<std::string>{"s1", "s2"});
     CHECK(plan->broad);
     REQUIRE(plan->open.size() == 1);
     CHECK(*plan->open[0].kinds == broad_kinds);
     CHECK(plan->open[0].tags.empty());
+    CHECK_FALSE(plan->open[0].since);
+    CHECK(plan->open[0].limit == std::optional<uint64_t>{0});
   }
   SECTION("under a broad filter, settled groups just close") {
     subs.push_back(live("wide", sub_layer::broad, {}, true));
     subs.back().filters = {nostr::filter{}};
     config.max_filters_per_relay = 7;
-    auto plan = consolidate(subs, 2, now, config);
+    auto plan = consolidate(subs, 2, config);
     REQUIRE(plan);
     CHECK(plan->close == std::vector<std::string>{"s1", "s2"});
     CHECK(plan->open.empty());
+  }
+  SECTION("catch-up subscriptions neither count nor merge: they close "
+          "once settled") {
+    auto catchup = live("c1", sub_layer::tagged, {repo_a, repo_b}, true);
+    catchup.role = sub_role::catchup;
+    subs.push_back(catchup);
+    config.max_filters_per_relay = 9;
+    CHECK_FALSE(consolidate(subs, 2, config));
+    config.max_filters_per_relay = 7;
+    auto plan = consolidate(subs, 2, config);
+    REQUIRE(plan);
+    CHECK(plan->close == std::vector<std::string>{"s1", "s2"});
   }
   SECTION("nothing settled: nothing to merge") {
     for (auto& sub : subs)
       sub.settled = sub.layer == sub_layer::announcements;
     config.max_filters_per_relay = 3;
-    CHECK_FALSE(consolidate(subs, 2, now, config));
+    CHECK_FALSE(consolidate(subs, 2, config));
   }
 }

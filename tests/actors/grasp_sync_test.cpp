@@ -1,6 +1,8 @@
 #include "actors/grasp_sync.hpp"
 
+#include "actors/hub.hpp"
 #include "actors/logging.hpp"
+#include "actors/self_subscriber.hpp"
 #include "messages/error.hpp"
 #include "store/repo_sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
@@ -37,8 +39,14 @@ struct command {
 
 using command_log = std::vector<command>;
 
+/// The flushes asked for: relay and serial.
+using flush_log = std::vector<std::pair<std::string, uint64_t>>;
+
 struct driver_state {
   std::shared_ptr<command_log> log;
+  std::shared_ptr<flush_log> flushes;
+  /// Answer flushes at once, as a connection with nothing in flight does.
+  std::shared_ptr<bool> answer_flushes;
   static inline constexpr const char* name = "recording-driver";
 };
 
@@ -46,9 +54,20 @@ struct driver_state {
 /// The tests answer as the relays would (connected, EOSE, lost).
 grasp_driver_actor::behavior_type
 recording_driver(grasp_driver_actor::stateful_pointer<driver_state> self,
-                 std::shared_ptr<command_log> log) {
+                 std::shared_ptr<command_log> log,
+                 std::shared_ptr<flush_log> flushes,
+                 std::shared_ptr<bool> answer_flushes) {
   self->state.log = std::move(log);
+  self->state.flushes = std::move(flushes);
+  self->state.answer_flushes = std::move(answer_flushes);
   return {
+    [self](atom::flush, const std::string& relay, uint64_t serial) {
+      if (*self->state.answer_flushes)
+        self->send(caf::actor_cast<grasp_sync_actor>(self->current_sender()),
+                   atom::done_v, relay, serial);
+      else
+        self->state.flushes->emplace_back(relay, serial);
+    },
     [self](atom::connect, const std::string& relay,
            const std::vector<grasp::subscription>& subs) {
       self->state.log->push_back({"connect", relay, subs, {}});
@@ -79,7 +98,7 @@ struct fixture : test::deterministic_actor_system {
   fixture() {
     saved_level = log::get().level();
     log::get().set_level(spdlog::level::off);
-    driver = sys.spawn(recording_driver, commands);
+    driver = sys.spawn(recording_driver, commands, flushes, answer_flushes);
     driver_slot = std::make_shared<handle_slot<grasp_driver_actor>>(driver);
     config.clock = [this] { return wall; };
     config.seed = 42;
@@ -92,9 +111,16 @@ struct fixture : test::deterministic_actor_system {
     log::get().set_level(saved_level);
   }
 
-  void start() {
-    aut = sys.spawn(grasp_sync, db.store.get(), driver_slot, config);
+  /// Starts GRASP SYNC; `rebuilt`: then tells it the rebuild is done, as
+  /// the SELF SUBSCRIBER does.
+  void start(bool rebuilt = true) {
+    aut = sys.spawn(grasp_sync, db.store.get(), driver_slot,
+                    handle_slot_ptr<self_subscriber_actor>{}, config);
     run();
+    if (rebuilt) {
+      self->send(aut, atom::rebuild_v, atom::done_v);
+      run();
+    }
   }
 
   void stop() {
@@ -184,6 +210,8 @@ struct fixture : test::deterministic_actor_system {
 
   store::test::store_fixture db;
   std::shared_ptr<command_log> commands = std::make_shared<command_log>();
+  std::shared_ptr<flush_log> flushes = std::make_shared<flush_log>();
+  std::shared_ptr<bool> answer_flushes = std::make_shared<bool>(true);
   grasp_driver_actor driver;
   handle_slot_ptr<grasp_driver_actor> driver_slot;
   grasp_sync_config config;
@@ -212,7 +240,8 @@ TEST_CASE_METHOD(fixture, "a wanted repository's relay is connected with "
   connected(r1);
   auto rec = record(r1);
   CHECK(rec.status == grasp::link_status::connected);
-  CHECK(rec.last_connected == start_time);
+  // Nothing is stored yet: last_connected waits for a flush.
+  CHECK(rec.last_connected == 0);
   CHECK(rec.repos.empty());
   // Confirmed only when every subscription of the batch had EOSE.
   self->send(aut, atom::eose_v, r1, cmds[0].subs[0].id);
@@ -225,6 +254,8 @@ TEST_CASE_METHOD(fixture, "a wanted repository's relay is connected with "
   CHECK(rec.full_sync_at == start_time);
   CHECK(rec.reconcile_at >= start_time + 23 * 3600);
   CHECK(rec.reconcile_at <= start_time + 25 * 3600);
+  // The settled batch asked for a flush; its answer moved last_connected.
+  CHECK(rec.last_connected == start_time);
   CHECK(take().empty());
 }
 
@@ -306,9 +337,14 @@ TEST_CASE_METHOD(fixture, "a relay back within 15 minutes catches up, later "
     REQUIRE(cmds.size() == 1);
     CHECK(cmds[0].verb == "connect");
     auto since = R"("since":)" + std::to_string(seen_at - 300);
-    for (const auto& sub : cmds[0].subs)
-      for (const auto& f : sub.filters)
-        CHECK_THAT(f, Contains(since));
+    // Each catch-up REQ comes after its live tail.
+    REQUIRE(cmds[0].subs.size() == 4);
+    for (size_t i = 0; i < cmds[0].subs.size(); ++i)
+      for (const auto& f : cmds[0].subs[i].filters)
+        if (i % 2 == 0)
+          CHECK_THAT(f, Contains(R"("limit":0)") && !Contains("since"));
+        else
+          CHECK_THAT(f, Contains(since));
     CHECK(record(r1).repos == std::vector<std::string>{address("a")});
   }
   SECTION("after 15 minutes: confirmed state cleared, no since") {
@@ -486,4 +522,258 @@ TEST_CASE_METHOD(fixture, "without a driver the indexes are kept and "
   auto status = ask<status_map>(atom::get_v, atom::status_v);
   CHECK_FALSE(caf::get_or(status, "driver", true));
   CHECK(caf::get_or(status, "repos", int64_t{0}) == 1);
+}
+
+TEST_CASE_METHOD(fixture, "after a restart, each catch-up has a live tail "
+                          "without since, and closes once settled",
+                 "[grasp][grasp_sync]") {
+  config.batch_timeout = 2min;
+  start();
+  synced_on_r1();
+  pass(1min);
+  stop();
+  wall += 5 * 60;
+  start();
+  auto cmds = take();
+  REQUIRE(cmds.size() == 1);
+  REQUIRE(cmds[0].verb == "connect");
+  std::vector<std::string> tails;
+  std::vector<std::string> catchups;
+  for (const auto& sub : cmds[0].subs) {
+    std::string text;
+    for (const auto& f : sub.filters)
+      text += f;
+    if (text.find("since") == std::string::npos) {
+      // A back-dated event published from now on gets through.
+      CHECK_THAT(text, Contains(R"("limit":0)"));
+      tails.push_back(sub.id);
+    } else {
+      catchups.push_back(sub.id);
+    }
+  }
+  REQUIRE_FALSE(tails.empty());
+  CHECK(tails.size() == catchups.size());
+  connected(r1);
+  SECTION("settled: the catch-ups close, the tails stay") {
+    eose_all(cmds[0]);
+    auto closing = take();
+    REQUIRE(closing.size() == 1);
+    CHECK(closing[0].verb == "unsubscribe");
+    std::sort(closing[0].closed.begin(), closing[0].closed.end());
+    CHECK(closing[0].closed == catchups);
+    CHECK(record(r1).repos == std::vector<std::string>{address("a")});
+  }
+  SECTION("a catch-up that fails un-confirms its items: they are fetched "
+          "afresh") {
+    for (const auto& id : tails)
+      self->send(aut, atom::eose_v, r1, id);
+    run();
+    pass(2min);
+    auto retry = take();
+    REQUIRE(retry.size() == 2);
+    CHECK(retry[0].verb == "unsubscribe");
+    CHECK(retry[1].verb == "subscribe");
+    CHECK_THAT(retry[1].filters(), Contains(address("a")));
+    CHECK_THAT(retry[1].filters(), !Contains("since"));
+    CHECK(record(r1).repos.empty());
+  }
+}
+
+TEST_CASE_METHOD(fixture, "last_connected moves only over what the "
+                          "connection has stored",
+                 "[grasp][grasp_sync]") {
+  *answer_flushes = false;
+  start();
+  want("a", {r1});
+  auto cmds = take();
+  REQUIRE(cmds.size() == 1);
+  connected(r1);
+  CHECK(record(r1).last_connected == 0);
+  eose_all(cmds[0]);
+  CHECK(record(r1).repos == std::vector<std::string>{address("a")});
+  // The settled batch and the tick ask; nothing answered yet.
+  pass(1min);
+  REQUIRE(flushes->size() == 2);
+  CHECK(record(r1).last_connected == 0);
+  auto answer = [&](const std::pair<std::string, uint64_t>& flush) {
+    self->send(aut, atom::done_v, flush.first, flush.second);
+    run();
+  };
+  SECTION("answered: it moves to when the flush was asked") {
+    answer(flushes->front());
+    CHECK(record(r1).last_connected == 0); // superseded by the newer flush
+    answer(flushes->back());
+    CHECK(record(r1).last_connected == start_time + 60);
+  }
+  SECTION("lost before the answer: it stays") {
+    lost(r1);
+    answer(flushes->back());
+    auto rec = record(r1);
+    CHECK(rec.last_connected == 0);
+    CHECK(rec.disconnected_at == start_time + 60);
+  }
+  SECTION("not while a catch-up is open") {
+    answer(flushes->back());
+    lost(r1);
+    pass(1min);
+    auto again = take();
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].verb == "connect");
+    connected(r1);
+    pass(1min);
+    answer(flushes->back());
+    CHECK(record(r1).last_connected == start_time + 60);
+    eose_all(again[0]);
+    answer(flushes->back());
+    CHECK(record(r1).last_connected == start_time + 180);
+  }
+}
+
+TEST_CASE_METHOD(fixture, "nothing is decided before the self-subscriber's "
+                          "rebuild is done",
+                 "[grasp][grasp_sync]") {
+  start(false);
+  want("a", {r1});
+  pass(1min);
+  CHECK(take().empty());
+  self->send(aut, atom::rebuild_v, atom::done_v);
+  run();
+  auto cmds = take();
+  REQUIRE(cmds.size() == 1);
+  CHECK(cmds[0].verb == "connect");
+  CHECK_THAT(cmds[0].filters(), Contains(address("a")));
+}
+
+namespace {
+
+/// The node's start-up: GRASP SYNC spawned first, then the SELF SUBSCRIBER
+/// over a store whose `repo_sync` lags behind it.
+struct startup_fixture : fixture {
+  startup_fixture() {
+    hub_handle = sys.spawn(hub);
+    hub_slot = std::make_shared<handle_slot<hub_actor>>(hub_handle);
+    subscriber_config.service.domain = "git.example.com";
+    subscriber_config.rebuild_slice = 1;
+    // Two repositories, so the rebuild takes several steps.
+    for (auto d : {"repo", "other"}) {
+      auto ev = store::test::make_event(
+        owner, grasp::kind_announcement, start_time - 100,
+        {{"d", d}, {"relays", "wss://git.example.com", r1}});
+      REQUIRE(db.write(ev).outcome == store::write_outcome::stored);
+      if (std::string{d} == "repo")
+        announcement = ev.ev;
+    }
+    repo = "30617:" + nostr::to_hex(owner.pubkey) + ":repo";
+    auto issue = store::test::make_event(owner, grasp::kind_issue,
+                                         start_time - 50, {{"a", repo}});
+    REQUIRE(db.write(issue).outcome == store::write_outcome::stored);
+    root = nostr::to_hex(issue.ev.id);
+    // As a stop left them: r1 confirmed the repository and its root a
+    // minute ago, but repo_sync lacks the root (its window never closed).
+    grasp::repo_sync_entry stale;
+    stale.address = repo;
+    stale.relays = {r1};
+    stale.announcement_id = nostr::to_hex(announcement.id);
+    stale.announcement_created_at = announcement.created_at;
+    REQUIRE_FALSE(store::write_repo_sync(*db.store, {stale}, {}));
+    grasp::relay_sync_entry confirmed;
+    confirmed.url = r1;
+    confirmed.repos = {repo};
+    confirmed.roots = {root};
+    confirmed.status = grasp::link_status::connected;
+    confirmed.last_connected = start_time - 60;
+    confirmed.full_sync_at = start_time - 3600;
+    confirmed.reconcile_at = start_time + 3600;
+    REQUIRE_FALSE(store::put_relay_sync(*db.store, confirmed));
+  }
+
+  ~startup_fixture() {
+    if (subscriber)
+      self->send_exit(subscriber, caf::exit_reason::user_shutdown);
+    self->send_exit(hub_handle, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  void start_sync() {
+    aut = sys.spawn(grasp_sync, db.store.get(), driver_slot, subscriber_slot,
+                    config);
+    listener_slot->set(caf::actor_cast<grasp_listener_actor>(aut));
+  }
+
+  void start_subscriber() {
+    subscriber = sys.spawn(self_subscriber, db.store.get(), hub_slot,
+                           listener_slot, subscriber_config);
+    subscriber_slot->set(subscriber);
+  }
+
+  /// True once the self-subscriber's rebuild has written the root.
+  bool rebuilt() {
+    auto entry = store::get_repo_sync(*db.store, repo);
+    REQUIRE(entry);
+    return *entry && (*entry)->roots == std::vector<std::string>{root};
+  }
+
+  /// Runs one message at a time; no command may reach the driver before
+  /// the rebuild is through.
+  void run_checked() {
+    while (sched.try_run_once())
+      if (!commands->empty())
+        REQUIRE(rebuilt());
+  }
+
+  /// The first command is r1's connect, whose live tails follow the root.
+  void check_first_connect() {
+    REQUIRE_FALSE(commands->empty());
+    const auto& cmd = commands->front();
+    CHECK(cmd.verb == "connect");
+    std::string tails;
+    for (const auto& sub : cmd.subs)
+      for (const auto& f : sub.filters)
+        if (f.find("since") == std::string::npos)
+          tails += f;
+    CHECK_THAT(tails, Contains(root));
+    CHECK_THAT(tails, Contains(repo));
+  }
+
+  hub_actor hub_handle;
+  handle_slot_ptr<hub_actor> hub_slot;
+  handle_slot_ptr<grasp_listener_actor> listener_slot
+    = std::make_shared<handle_slot<grasp_listener_actor>>();
+  handle_slot_ptr<self_subscriber_actor> subscriber_slot
+    = std::make_shared<handle_slot<self_subscriber_actor>>();
+  self_subscriber_config subscriber_config;
+  self_subscriber_actor subscriber;
+  nostr::keypair owner = nostr::generate_keypair();
+  nostr::event announcement;
+  std::string repo;
+  std::string root;
+};
+
+} // namespace
+
+TEST_CASE_METHOD(startup_fixture, "at start-up GRASP SYNC decides nothing "
+                                  "before the self-subscriber's rebuild is "
+                                  "complete",
+                 "[grasp][grasp_sync][startup]") {
+  SECTION("node start: GRASP SYNC first, told when the rebuild is done") {
+    start_sync();
+    start_subscriber();
+    run_checked();
+    check_first_connect();
+  }
+  SECTION("a restarted GRASP SYNC asks, during the rebuild") {
+    start_subscriber();
+    start_sync();
+    run_checked();
+    check_first_connect();
+  }
+  SECTION("a restarted GRASP SYNC asks, after the rebuild") {
+    start_subscriber();
+    run();
+    REQUIRE(rebuilt());
+    REQUIRE(commands->empty());
+    start_sync();
+    run();
+    check_first_connect();
+  }
 }

@@ -20,17 +20,23 @@ using change_log = std::vector<std::vector<std::string>>;
 
 struct recorder_state {
   std::shared_ptr<change_log> seen;
+  std::shared_ptr<size_t> rebuilds;
   static inline constexpr const char* name = "recording-listener";
 };
 
-/// Stands for GRASP SYNC: records what it is told.
+/// Stands for GRASP SYNC: records the changes it is told, and counts the
+/// ends of rebuilds.
 grasp_listener_actor::behavior_type
 recorder(grasp_listener_actor::stateful_pointer<recorder_state> self,
-         std::shared_ptr<change_log> seen) {
+         std::shared_ptr<change_log> seen, std::shared_ptr<size_t> rebuilds) {
   self->state.seen = std::move(seen);
+  self->state.rebuilds = std::move(rebuilds);
   return {
     [self](atom::changed, const std::vector<std::string>& addresses) {
       self->state.seen->push_back(addresses);
+    },
+    [self](atom::rebuild, atom::done) {
+      ++*self->state.rebuilds;
     },
   };
 }
@@ -45,7 +51,7 @@ struct fixture : test::deterministic_actor_system {
     log::get().set_level(spdlog::level::off);
     hub_handle = sys.spawn(hub);
     hub_slot = std::make_shared<handle_slot<hub_actor>>(hub_handle);
-    listener = sys.spawn(recorder, seen);
+    listener = sys.spawn(recorder, seen, rebuilds);
     listener_slot = std::make_shared<handle_slot<grasp_listener_actor>>(listener);
     config.service.domain = "git.example.com";
     run();
@@ -112,6 +118,7 @@ struct fixture : test::deterministic_actor_system {
 
   store::test::store_fixture db;
   std::shared_ptr<change_log> seen = std::make_shared<change_log>();
+  std::shared_ptr<size_t> rebuilds = std::make_shared<size_t>(0);
   hub_actor hub_handle;
   handle_slot_ptr<hub_actor> hub_slot;
   grasp_listener_actor listener;
@@ -243,12 +250,45 @@ TEST_CASE_METHOD(fixture, "start-up rebuilds repo_sync from the stored "
   auto st = status(aut);
   CHECK_FALSE(caf::get_or(st, "rebuilding", true));
   CHECK(caf::get_or(st, "repos", int64_t{0}) == 3);
+  // The end of the rebuild is told once.
+  CHECK(*rebuilds == 1);
   std::set<std::string> told;
   for (const auto& change : *seen)
     told.insert(change.begin(), change.end());
   CHECK(told
         == std::set<std::string>{address("one"), address("two"),
                                  address("three"), address("gone")});
+}
+
+TEST_CASE_METHOD(fixture, "asked whether the rebuild is complete, it "
+                          "answers once it is",
+                 "[grasp][self_subscriber]") {
+  for (auto d : {"one", "two", "three"}) {
+    auto ev = make_event(owner, grasp::kind_announcement, 1000,
+                         {{"d", d}, {"relays", service, r1}});
+    REQUIRE(db.write(ev).outcome == store::write_outcome::stored);
+  }
+  config.rebuild_slice = 1;
+  auto aut = sys.spawn(self_subscriber, db.store.get(), hub_slot,
+                       listener_slot, config);
+  actors.push_back(caf::actor_cast<caf::actor>(aut));
+  // Asked before its first rebuild step: the answer waits for the last.
+  self->send(aut, atom::get_v, atom::rebuild_v);
+  sched.run_once();
+  sched.run_once();
+  self->receive([&](bool) { FAIL("answered during the rebuild"); },
+                caf::after(0s) >> [] {});
+  run();
+  bool answered = false;
+  self->receive([&](bool done) { answered = done; },
+                caf::after(0s) >> [] { FAIL("no answer after the rebuild"); });
+  CHECK(answered);
+  CHECK_FALSE(caf::get_or(status(aut), "rebuilding", true));
+  // Asked later: at once.
+  self->send(aut, atom::get_v, atom::rebuild_v);
+  run();
+  self->receive([&](bool done) { CHECK(done); },
+                caf::after(0s) >> [] { FAIL("no answer"); });
 }
 
 TEST_CASE_METHOD(fixture, "a full window closes early",

@@ -1,18 +1,10 @@
-#include "messages/grasp.hpp"
-#include "tests/fixtures/node_process.hpp"
-
-#include <boost/json.hpp>
-
-#include <set>
-
-#include <catch2/catch.hpp>
+#include "tests/integration/grasp_helpers.hpp"
 
 using namespace ferry;
+using namespace ferry::grasp_test;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr const char* admin_token = "grasp-test-token";
 
 std::string grasp_config(const test::temp_dir& dir) {
   test::node_settings s;
@@ -23,44 +15,6 @@ std::string grasp_config(const test::temp_dir& dir) {
   s.extra = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
             "batch_window_ms = 100\n";
   return test::node_config_with(dir, s);
-}
-
-net::http_result admin_get(uint16_t port, const std::string& target) {
-  return net::simple_http_request(
-    "127.0.0.1", port, "GET", target,
-    {{"Authorization", std::string{"Bearer "} + admin_token}});
-}
-
-/// Publishes `ev` and requires OK true.
-void publish(uint16_t relay_port, const nostr::event& ev) {
-  net::simple_ws_client client;
-  REQUIRE(client.connect("127.0.0.1", relay_port).empty());
-  REQUIRE(client.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
-  auto ok = test::receive_until(client, "[\"OK\"");
-  REQUIRE(ok);
-  REQUIRE(ok->find(",true,") != std::string::npos);
-}
-
-nostr::event signed_event(const nostr::keypair& keys, uint32_t kind,
-                          std::vector<nostr::tag> tags) {
-  nostr::event ev;
-  ev.kind = kind;
-  ev.created_at = test::unix_now();
-  ev.tags = std::move(tags);
-  nostr::sign_event(ev, keys);
-  return ev;
-}
-
-/// The repositories `GET /api/v1/grasp/repos` lists, by address.
-std::map<std::string, boost::json::object> repos(uint16_t admin_port) {
-  std::map<std::string, boost::json::object> result;
-  auto res = admin_get(admin_port, "/api/v1/grasp/repos");
-  if (!res.error.empty() || res.response.status != 200)
-    return result;
-  auto parsed = boost::json::parse(res.response.body);
-  for (auto& x : parsed.as_array())
-    result.emplace(std::string{x.at("address").as_string()}, x.as_object());
-  return result;
 }
 
 } // namespace
@@ -114,61 +68,24 @@ TEST_CASE("a node with grasp enabled indexes the repositories announced to "
   CHECK(listed[ours].at("roots").as_int64() == 1);
 }
 
-namespace {
-
-/// The ids a REQ for `filter` yields on a relay; empty when it cannot ask.
-std::set<std::string> stored_ids(uint16_t port, const std::string& filter) {
-  std::set<std::string> ids;
-  net::simple_ws_client client;
-  if (!client.connect("127.0.0.1", port).empty()
-      || !client.send("[\"REQ\",\"q\"," + filter + "]").empty())
-    return ids;
-  std::vector<std::string> frames;
-  if (!test::receive_until(client, "[\"EOSE\"", &frames))
-    return ids;
-  for (auto& frame : frames)
-    if (auto at = frame.find("\"id\":\""); frame.rfind("[\"EVENT\"", 0) == 0
-                                           && at != std::string::npos)
-      ids.insert(frame.substr(at + 6, 64));
-  return ids;
-}
-
-bool holds(uint16_t port, const nostr::event& ev) {
-  return stored_ids(port, "{\"ids\":[\"" + nostr::to_hex(ev.id) + "\"]}").size()
-         == 1;
-}
-
-} // namespace
 
 TEST_CASE("a grasp node fetches its repositories' events from the relays "
           "their announcements list, and follows them live",
           "[integration][grasp]") {
-  test::temp_dir dir_s, dir_r1, dir_r2;
-  test::ferry_process r1{{"node", "--config", test::node_config(dir_r1)}};
-  test::ferry_process r2{{"node", "--config", test::node_config(dir_r2)}};
-  auto r1_port = r1.wait_for_port();
-  auto r2_port = r2.wait_for_port();
-  REQUIRE(r1_port);
-  REQUIRE(r2_port);
-  auto r1_url = "ws://127.0.0.1:" + std::to_string(*r1_port);
-  auto r2_url = "ws://127.0.0.1:" + std::to_string(*r2_port);
-
-  test::node_settings settings;
-  settings.relay_port = test::free_port();
-  settings.admin_extra = std::string{"token = \""} + admin_token + "\"\n";
-  settings.extra = "[grasp]\nenabled = true\nservice_domain = \"127.0.0.1:"
-                   + std::to_string(settings.relay_port)
-                   + "\"\nbatch_window_ms = 100\ntick_seconds = 1\n";
-  test::ferry_process s{{"node", "--config", test::node_config_with(dir_s, settings)}};
+  test::temp_dir dir_s;
+  remote_relays remotes;
+  auto r1_port = remotes.port1;
+  auto r2_port = remotes.port2;
+  const auto& r1_url = remotes.url1;
+  const auto& r2_url = remotes.url2;
+  test::ferry_process s{
+    {"node", "--config", grasp_node_config(dir_s, test::free_port())}};
   auto s_port = s.wait_for_port();
   REQUIRE(s_port);
   auto s_admin = test::wait_for_admin_port(s);
   REQUIRE(s_admin);
   auto s_url = "ws://127.0.0.1:" + std::to_string(*s_port);
-  auto logs = [&] {
-    return "--- S ---\n" + test::output_tail(s) + "--- R1 ---\n"
-           + test::output_tail(r1) + "--- R2 ---\n" + test::output_tail(r2);
-  };
+  auto logs = [&] { return "--- S ---\n" + test::output_tail(s) + remotes.logs(); };
 
   auto owner = nostr::generate_keypair();
   auto contributor = nostr::generate_keypair();
@@ -178,11 +95,11 @@ TEST_CASE("a grasp node fetches its repositories' events from the relays "
   auto unrelated = signed_event(contributor, grasp::kind_issue,
                                 {{"a", "30617:" + nostr::to_hex(owner.pubkey)
                                          + ":other"}});
-  publish(*r1_port, patch);
-  publish(*r1_port, issue);
-  publish(*r1_port, unrelated);
+  publish(r1_port, patch);
+  publish(r1_port, issue);
+  publish(r1_port, unrelated);
   auto r2_issue = signed_event(owner, grasp::kind_issue, {{"a", repo}});
-  publish(*r2_port, r2_issue);
+  publish(r2_port, r2_issue);
 
   // Announced on S, listing S and R1: S fetches R1's events of the repo.
   auto announcement = signed_event(owner, grasp::kind_announcement,
@@ -222,10 +139,73 @@ TEST_CASE("a grasp node fetches its repositories' events from the relays "
          << admin_get(*s_admin, "/api/v1/grasp/repos/" + repo).response.body
          << "\n" << logs());
   auto reply = signed_event(owner, 1, {{"e", nostr::to_hex(issue.id)}});
-  publish(*r2_port, reply);
+  publish(r2_port, reply);
   if (!test::poll_until([&] { return holds(*s_port, reply); }, 10s))
     FAIL("the reply on R2 did not reach S live\n" << logs());
   CHECK(s.kill(SIGTERM) == 0);
-  CHECK(r1.kill(SIGTERM) == 0);
-  CHECK(r2.kill(SIGTERM) == 0);
+  CHECK(remotes.r1.kill(SIGTERM) == 0);
+  CHECK(remotes.r2.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("after a restart, a grasp node follows live what its relays "
+          "receive: a back-dated patch, and a comment on a root known only "
+          "from the second relay",
+          "[integration][grasp]") {
+  test::temp_dir dir_s;
+  remote_relays remotes;
+  auto r1_port = remotes.port1;
+  const auto& r1_url = remotes.url1;
+  const auto& r2_url = remotes.url2;
+  auto s_cfg = grasp_node_config(dir_s, test::free_port());
+  std::optional<test::ferry_process> s;
+  s.emplace(std::vector<std::string>{"node", "--config", s_cfg});
+  auto s_port = s->wait_for_port();
+  REQUIRE(s_port);
+  auto s_admin = test::wait_for_admin_port(*s);
+  REQUIRE(s_admin);
+  auto s_url = "ws://127.0.0.1:" + std::to_string(*s_port);
+  auto logs = [&] { return "--- S ---\n" + test::output_tail(*s) + remotes.logs(); };
+  auto owner = nostr::generate_keypair();
+  auto contributor = nostr::generate_keypair();
+  auto repo = "30617:" + nostr::to_hex(owner.pubkey) + ":ferry";
+  auto root = signed_event(contributor, grasp::kind_issue, {{"a", repo}});
+  publish(remotes.port2, root);
+  publish(*s_port,
+          signed_event(owner, grasp::kind_announcement,
+                       {{"d", "ferry"}, {"relays", s_url, r1_url, r2_url}}));
+  // Every relay settled: connected, confirmed, nothing pending, the root
+  // followed.
+  auto settled = [&] {
+    for (const auto& url : {r1_url, r2_url}) {
+      auto row = repo_relay(*s_admin, repo, url);
+      if (row.empty() || row.at("link").as_string() != "connected"
+          || !row.at("confirmed").as_bool() || row.at("pending").as_bool()
+          || row.at("roots_confirmed").as_int64() != 1)
+        return false;
+    }
+    return true;
+  };
+  if (!test::poll_until(settled, 20s))
+    FAIL("S never followed the root on both relays\n" << logs());
+  REQUIRE(s->kill(SIGTERM) == 0);
+  s.emplace(std::vector<std::string>{"node", "--config", s_cfg});
+  REQUIRE(s->wait_for_port() == s_port);
+  s_admin = test::wait_for_admin_port(*s);
+  REQUIRE(s_admin);
+  if (!test::poll_until(settled, 20s))
+    FAIL("S did not catch up with both relays after the restart\n" << logs());
+  // Published after the catch-up: only the live subscriptions carry them.
+  auto backdated = signed_event(contributor, grasp::kind_patch, {{"a", repo}},
+                                10 * 60);
+  auto comment = signed_event(owner, 1111,
+                              {{"E", nostr::to_hex(root.id)}, {"K", "1621"}});
+  publish(r1_port, backdated);
+  publish(r1_port, comment);
+  if (!test::poll_until([&] { return holds(*s_port, comment); }, 10s))
+    FAIL("the comment on R1 did not reach S live\n" << logs());
+  if (!test::poll_until([&] { return holds(*s_port, backdated); }, 10s))
+    FAIL("the back-dated patch on R1 did not reach S live\n" << logs());
+  CHECK(s->kill(SIGTERM) == 0);
+  CHECK(remotes.r1.kill(SIGTERM) == 0);
+  CHECK(remotes.r2.kill(SIGTERM) == 0);
 }
