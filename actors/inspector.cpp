@@ -296,6 +296,10 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
             reason += " (" + row.last_error + ")";
           report.reasons.push_back(std::move(reason));
         }
+        if (auto problem = self->state.store->space_problem(); !problem.empty())
+          report.reasons.push_back("disk_full: " + problem
+                                   + "; new events are refused and sync is "
+                                     "paused until space returns");
         if (!report.reasons.empty())
           report.status = "degraded";
         with_infra_health(self, std::move(report), rp);

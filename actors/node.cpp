@@ -151,6 +151,13 @@ store::store_options store_options_from(const config::config& cfg) {
   opts.block_cache_mb = cfg.store.block_cache_mb;
   opts.write_buffer_mb = cfg.store.write_buffer_mb;
   opts.sync_writes = cfg.store.sync_writes;
+  opts.reserve_bytes = cfg.store.reserve_mb << 20;
+  opts.log = [](bool problem, std::string_view line) {
+    if (problem)
+      log::warn("rocksdb: {}", line);
+    else
+      log::debug("rocksdb: {}", line);
+  };
   return opts;
 }
 

@@ -49,6 +49,10 @@ constexpr uint64_t up_persist_every = 256;
 /// NIP-77 (before its first answer) or is stuck (after).
 constexpr auto neg_answer_timeout = std::chrono::seconds{10};
 
+/// While the store's disk is full, how often a connection looks for space
+/// before it dials.
+constexpr auto disk_poll_interval = std::chrono::seconds{1};
+
 /// Ids per fetch REQ after a reconciliation, and fetch REQs open at once.
 constexpr size_t fetch_batch = 500;
 constexpr size_t fetches_max_in_flight = 4;
@@ -417,6 +421,19 @@ void page_if_capped(self_pointer self, const relay_connection_state::subscriptio
 
 void pump_fetches(self_pointer self);
 
+/// An event we could not store ends the session: the catch-up may not
+/// complete past it (the cursor never passes an event not stored), and on a
+/// full disk the remote is not read at all until space returns (`begin`).
+void on_store_failure(self_pointer self, const std::string& message) {
+  auto& st = self->state;
+  if (!st.conn)
+    return; // an answer for a session that already ended
+  auto full = message.compare(0, store::disk_full_prefix.size(),
+                              store::disk_full_prefix)
+              == 0;
+  fail(self, full ? error_class::disk_full : error_class::store, message);
+}
+
 void on_ingested(self_pointer self, const ingest_result& result,
                  int64_t created_at, bool catchup) {
   auto& st = self->state;
@@ -436,6 +453,10 @@ void on_ingested(self_pointer self, const ingest_result& result,
       ++st.duplicate;
       metrics::sync::events(st.def.id, metrics::sync::event_result::duplicate);
       break;
+    case ingest_status::error:
+      ++st.failed;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      return on_store_failure(self, result.message);
     default:
       ++st.rejected;
       metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
@@ -1019,6 +1040,13 @@ void connect(self_pointer self) {
 /// One attempt: NIP-11 identity check (unless disabled), then connect.
 void begin(self_pointer self) {
   auto& st = self->state;
+  if (auto problem = st.deps.store->space_problem(); !problem.empty()) {
+    st.state = phase::backing_off;
+    st.last_error = std::string{store::disk_full_prefix} + problem;
+    self->delayed_send(self, disk_poll_interval, atom::reconnect_v,
+                       st.generation);
+    return;
+  }
   auto gen = ++st.generation;
   report(self, atom::report_v, atom::connecting_v, st.def.id);
   if (st.def.relay_info == relay_info_mode::disabled)
@@ -1143,6 +1171,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       caf::put(result, "accepted", static_cast<int64_t>(st.accepted));
       caf::put(result, "duplicate", static_cast<int64_t>(st.duplicate));
       caf::put(result, "rejected", static_cast<int64_t>(st.rejected));
+      caf::put(result, "failed", static_cast<int64_t>(st.failed));
       caf::put(result, "filtered", static_cast<int64_t>(st.filtered));
       caf::put(result, "in_flight", static_cast<int64_t>(st.in_flight));
       int64_t cursor = 0;

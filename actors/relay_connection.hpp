@@ -121,6 +121,8 @@ struct relay_connection_state {
   uint64_t accepted = 0;
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
+  /// Events the store could not write (disk full, store error).
+  uint64_t failed = 0;
   uint64_t filtered = 0;
   /// Up: the stream of the current session (none while disconnected) and
   /// the totals of earlier sessions.

@@ -27,8 +27,9 @@ using entry = sync_manager_state::entry;
 
 /// The counters a stats row carries, in the order it lists them.
 constexpr const char* counter_keys[] = {"received", "accepted",  "duplicate",
-                                        "rejected", "filtered", "bytes_received",
-                                        "sent",     "sent_ok",   "sent_refused"};
+                                        "rejected", "failed",   "filtered",
+                                        "bytes_received", "sent", "sent_ok",
+                                        "sent_refused"};
 
 caf::error unknown_server(const std::string& id) {
   return caf::make_error(ec::not_found, "no sync server named " + id);
@@ -163,6 +164,7 @@ void stats_row(self_pointer self, const entry& e,
     row["accepted"] = rt.accepted;
     row["duplicate"] = rt.duplicate;
     row["rejected"] = rt.rejected;
+    row["failed"] = 0;
     row["filtered"] = rt.filtered;
     row["bytes_received"] = 0;
     row["sent"] = rt.sent;

@@ -32,9 +32,32 @@ ingest_status to_ingest_status(store::write_outcome x) {
 
 } // namespace
 
+void writer_state::fail_pending(const std::string& text) {
+  failed_events += pending.size();
+  constexpr std::string_view sync_source = "sync:";
+  for (auto& [item, promise] : pending) {
+    // A catch-up event names no cursor, but its connection's live events
+    // may move the cursor all the same: hold the server's by the source.
+    if (!item->advances_cursor_of.empty())
+      cursor_held.insert(item->advances_cursor_of);
+    else if (item->source.compare(0, sync_source.size(), sync_source) == 0)
+      cursor_held.insert(item->source.substr(sync_source.size()));
+    metrics::event_ingested(item->data.ev.kind, item->source, "error");
+    promise.deliver(ingest_result{ingest_status::error, text});
+  }
+  pending.clear();
+}
+
 void writer_state::commit() {
   if (pending.empty())
     return;
+  // Refused before RocksDB runs out: the WAL, the MANIFEST and flushes keep
+  // the reserve, so the DB never turns read-only while the node runs.
+  if (auto problem = store->check_space(); !problem.empty())
+    return fail_pending(std::string{store::disk_full_prefix} + problem);
+  for (auto& [item, promise] : pending)
+    if (cursor_held.count(item->advances_cursor_of) != 0)
+      item->advances_cursor_of.clear();
   std::vector<const store::incoming_event*> events;
   events.reserve(pending.size());
   for (auto& [item, promise] : pending)
@@ -57,14 +80,12 @@ void writer_state::commit() {
   ++batches;
   if (!results) {
     ++failed_batches;
-    auto text = "error: could not store the event: " + render(results.error());
+    auto problem = store->space_problem();
+    auto text = problem.empty()
+                  ? "error: could not store the event: " + render(results.error())
+                  : std::string{store::disk_full_prefix} + problem;
     log::error("writer failed to commit {} events: {}", pending.size(), text);
-    for (auto& [item, promise] : pending) {
-      metrics::event_ingested(item->data.ev.kind, item->source, "error");
-      promise.deliver(ingest_result{ingest_status::error, text});
-    }
-    pending.clear();
-    return;
+    return fail_pending(text);
   }
   next_change_seq = seq;
   for (auto& [server, cursor] : moved)
@@ -126,6 +147,28 @@ writer_state::advance_cursors(rocksdb::WriteBatch& batch,
   return moved;
 }
 
+namespace {
+
+using self_pointer = writer_actor::stateful_pointer<writer_state>;
+
+/// Commits, then watches the free space while the disk is full: the node
+/// resumes by itself once there is room again.
+void commit(self_pointer self) {
+  auto& st = self->state;
+  st.commit();
+  if (st.recheck_scheduled)
+    return;
+  auto problem = st.store->space_problem();
+  if (problem.empty())
+    return;
+  log::warn("{} refuses events until disk space returns: {}", self->name(),
+            problem);
+  st.recheck_scheduled = true;
+  self->delayed_send(self, st.config.space_recheck, atom::tick_v);
+}
+
+} // namespace
+
 writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        store::event_store* store, handle_slot_ptr<hub_actor> hub,
@@ -144,7 +187,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       auto promise = self->make_response_promise<ingest_result>();
       st.pending.emplace_back(std::move(item), promise);
       if (st.pending.size() >= st.config.batch_max) {
-        st.commit();
+        commit(self);
       } else if (!st.flush_scheduled) {
         st.flush_scheduled = true;
         self->send(self, atom::flush_v);
@@ -153,11 +196,26 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     },
     [self](atom::flush) {
       self->state.flush_scheduled = false;
-      self->state.commit();
+      commit(self);
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      st.recheck_scheduled = false;
+      if (st.store->recheck_space()) {
+        log::info("{} has disk space again; writes resume", self->name());
+        return;
+      }
+      st.recheck_scheduled = true;
+      self->delayed_send(self, st.config.space_recheck, atom::tick_v);
     },
     [self](atom::purge) {
       auto& st = self->state;
-      st.commit();
+      commit(self);
+      // Deleting needs WAL space too; the next round purges.
+      if (!st.store->space_problem().empty()) {
+        self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+        return;
+      }
       if (auto n = st.store->purge_expired(unix_now())) {
         st.purged += *n;
         if (*n > 0)
@@ -171,7 +229,10 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     [self](atom::cursor, const std::string& server, int64_t created_at) {
       auto& st = self->state;
       // Whatever is queued before this message was sent goes first.
-      st.commit();
+      commit(self);
+      // A completed catch-up: everything up to here is stored, failed
+      // events included, so live events may move the cursor again.
+      st.cursor_held.erase(server);
       if (created_at <= st.cursor_of(server).created_at)
         return;
       sync_cursor cursor;
@@ -195,6 +256,9 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       caf::put(result, "batches", static_cast<int64_t>(st.batches));
       caf::put(result, "committed", static_cast<int64_t>(st.committed));
       caf::put(result, "failed_batches", static_cast<int64_t>(st.failed_batches));
+      caf::put(result, "failed_events", static_cast<int64_t>(st.failed_events));
+      if (auto problem = st.store->space_problem(); !problem.empty())
+        caf::put(result, "disk_full", problem);
       caf::put(result, "purged", static_cast<int64_t>(st.purged));
       return result;
     },

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct writer_config {
   size_t batch_max = 4096;
   /// How often expired events are purged; zero disables purging.
   std::chrono::seconds purge_interval{300};
+  /// While the disk is full, how often the free space is measured again.
+  std::chrono::milliseconds space_recheck{500};
 };
 
 struct writer_state {
@@ -36,7 +39,15 @@ struct writer_state {
   uint64_t batches = 0;
   uint64_t committed = 0;
   uint64_t failed_batches = 0;
+  /// Events answered with an error (nothing of them was stored).
+  uint64_t failed_events = 0;
   uint64_t purged = 0;
+  /// A space recheck is in the mailbox (the disk is full).
+  bool recheck_scheduled = false;
+  /// Sync servers that had an event fail: their cursor stays where it is
+  /// until their next catch-up completes (its `cursor` message), so an event
+  /// of theirs stored later cannot carry the cursor past the failed one.
+  std::unordered_set<std::string> cursor_held;
   /// The change-log sequence number of the next stored event.
   uint64_t next_change_seq = 1;
   /// Sync cursors as last committed, loaded on first use.
@@ -53,8 +64,12 @@ struct writer_state {
 
   /// Commits `pending` in one WriteBatch (with their change-log entries and
   /// the cursors they move), answers every promise and hands the stored and
-  /// ephemeral events to the hub.
+  /// ephemeral events to the hub. Below the disk space reserve nothing is
+  /// written: every event gets `error: disk full: ...`.
   void commit();
+
+  /// Answers every pending event with the error `text`; stores none.
+  void fail_pending(const std::string& text);
 
   static inline constexpr const char* name = "writer";
 };

@@ -85,6 +85,7 @@ int run_import(const config::config& cfg, const std::string& input) {
   caf::actor_system sys{sys_cfg};
   auto pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest);
   import_counts counts;
+  std::string disk_full;
   size_t in_flight = 0;
   size_t next = 0;
   const bool progress = ::isatty(STDERR_FILENO);
@@ -96,10 +97,16 @@ int run_import(const config::config& cfg, const std::string& input) {
       self->receive([&](ingest_result& r) {
         counts.add(r);
         --in_flight;
+        if (disk_full.empty()
+            && r.message.compare(0, store::disk_full_prefix.size(),
+                                 store::disk_full_prefix)
+                 == 0)
+          disk_full = r.message;
       });
     };
     std::string line;
-    while (std::getline(*in, line)) {
+    // A full disk ends the import: every further event would fail alike.
+    while (disk_full.empty() && std::getline(*in, line)) {
       if (line.empty())
         continue;
       ++counts.lines;
@@ -144,6 +151,15 @@ int run_import(const config::config& cfg, const std::string& input) {
               static_cast<unsigned long>(counts.invalid),
               static_cast<unsigned long>(counts.refused),
               static_cast<unsigned long>(counts.errors));
+  if (!disk_full.empty()) {
+    std::fprintf(stderr,
+                 "ferry import: store %s: %s; stopped after line %lu (free "
+                 "space, or lower store.reserve_mb, and import again: stored "
+                 "events come back as duplicates)\n",
+                 cfg.store.path.c_str(), disk_full.c_str(),
+                 static_cast<unsigned long>(counts.lines));
+    return 1;
+  }
   if (auto failure = (*store)->flush()) {
     std::fprintf(stderr, "ferry import: %s\n", render(failure).c_str());
     return 1;

@@ -748,6 +748,8 @@ std::vector<field> schema(config& cfg) {
               leaf("sync_writes", boolean(cfg.store.sync_writes)),
               leaf("purge_interval_seconds",
                    seconds(cfg.store.purge_interval)),
+              leaf("reserve_mb", integer(cfg.store.reserve_mb, 0, 1 << 30,
+                                         "MiB in 0..1073741824 (0: no reserve)")),
             }),
     section("ingest",
             {
@@ -970,7 +972,8 @@ bool operator==(const store_config& x, const store_config& y) {
   return x.path == y.path && x.block_cache_mb == y.block_cache_mb
          && x.write_buffer_mb == y.write_buffer_mb
          && x.sync_writes == y.sync_writes
-         && x.purge_interval == y.purge_interval;
+         && x.purge_interval == y.purge_interval
+         && x.reserve_mb == y.reserve_mb;
 }
 
 bool operator==(const ingest_config& x, const ingest_config& y) {

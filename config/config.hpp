@@ -137,6 +137,9 @@ struct store_config {
   bool sync_writes = false;
   /// How often expired events (NIP-40) are purged.
   std::chrono::seconds purge_interval{300};
+  /// Free space (MiB) kept on the store's filesystem: below it new events
+  /// are refused with `error: disk full`; 0 turns the reserve off.
+  uint64_t reserve_mb = 64;
 };
 
 /// The ingest pipeline (`[ingest]`).

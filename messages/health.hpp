@@ -72,6 +72,11 @@ enum class error_class : uint8_t {
   rate_limited,
   /// The relay or the network closed the connection.
   closed,
+  /// Our store is out of disk space: the connection waits for space to
+  /// return before it dials again.
+  disk_full,
+  /// Our store failed to write an event for another reason.
+  store,
 };
 
 /// @relates error_class
@@ -95,6 +100,10 @@ inline std::string to_string(error_class x) {
       return "rate_limited";
     case error_class::closed:
       return "closed";
+    case error_class::disk_full:
+      return "disk_full";
+    case error_class::store:
+      return "store";
   }
   return "unknown";
 }

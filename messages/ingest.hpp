@@ -82,6 +82,8 @@ using writer_actor = caf::typed_actor<
   caf::reacts_to<atom::flush>,
   // INTERNAL: periodic NIP-40 purge of expired events.
   caf::reacts_to<atom::purge>,
+  // INTERNAL: while the disk is full, checks whether space returned.
+  caf::reacts_to<atom::tick>,
   // Moves a sync server's down cursor to `created_at` (never backwards), once
   // every event up to it is stored: the end of a catch-up.
   caf::reacts_to<atom::cursor, std::string, int64_t>,

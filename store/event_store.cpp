@@ -8,13 +8,21 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstdarg>
 #include <charconv>
+#include <cstdio>
+#include <mutex>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -29,6 +37,87 @@ namespace {
 caf::error storage_error(const rocksdb::Status& s) {
   return caf::make_error(ec::storage_failure, s.ToString());
 }
+
+/// Bytes an unprivileged writer may still use on the filesystem of `path`;
+/// nullopt when statvfs fails (then RocksDB's own errors decide).
+std::optional<uint64_t> free_bytes(const std::string& path) {
+  struct statvfs fs;
+  if (::statvfs(path.c_str(), &fs) != 0)
+    return std::nullopt;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+/// RocksDB's log lines go to the node's log instead of a LOG file in the
+/// store directory. That file is written through a WritableFileWriter which,
+/// after one failed append (ENOSPC), fails an assertion on the next line
+/// (`AssertFalseAndGetStatusForPrevError`; Debian keeps assertions on): the
+/// node died with SIGABRT as soon as the disk filled. Our sink cannot.
+class forwarding_logger : public rocksdb::Logger {
+public:
+  explicit forwarding_logger(
+    std::function<void(bool, std::string_view)> sink)
+    : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL),
+      sink_(std::move(sink)) {
+  }
+
+  using rocksdb::Logger::Logv;
+
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (!sink_ || level < GetInfoLogLevel())
+      return;
+    char line[1024];
+    auto n = std::vsnprintf(line, sizeof line, format, ap);
+    if (n < 0)
+      return;
+    std::string_view text{line, std::min<size_t>(static_cast<size_t>(n),
+                                                 sizeof line - 1)};
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+      text.remove_suffix(1);
+    // HEADER_LEVEL ranks above FATAL but is the options dump at open.
+    auto problem = level >= rocksdb::InfoLogLevel::WARN_LEVEL
+                   && level != rocksdb::InfoLogLevel::HEADER_LEVEL;
+    if (!text.empty())
+      sink_(problem, text);
+  }
+
+private:
+  std::function<void(bool, std::string_view)> sink_;
+};
+
+/// Follows RocksDB's background error state. Called on RocksDB's threads
+/// (a writer's, a flush's, the SstFileManager's recovery thread).
+class error_listener : public rocksdb::EventListener {
+public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status* bg_error) override {
+    if (bg_error->ok())
+      return;
+    pending.store(true);
+    if (bg_error->IsNoSpace())
+      no_space.store(true);
+  }
+
+  void OnErrorRecoveryEnd(
+    const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok())
+      clear();
+  }
+
+  void clear() {
+    pending.store(false);
+    no_space.store(false);
+  }
+
+  /// A background error is set: the DB refuses writes until it clears.
+  std::atomic<bool> pending{false};
+  /// ... and it is (or began as) an out-of-space error.
+  std::atomic<bool> no_space{false};
+};
 
 rocksdb::Slice slice_of(const bytes32& x) {
   return {reinterpret_cast<const char*>(x.data()), x.size()};
@@ -378,12 +467,22 @@ struct event_store::impl {
   /// disk, which RocksDB insists on opening too.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::WriteOptions write_options;
+  std::string path;
+  uint64_t reserve_bytes = 0;
+  std::shared_ptr<error_listener> errors = std::make_shared<error_listener>();
+  /// Set by the writer's thread, read by any: space_problem() without a lock.
+  std::atomic<bool> disk_full{false};
+  mutable std::mutex space_mutex;
+  std::string space_problem;
 
   ~impl() {
     if (db == nullptr)
       return;
     // A destructor cannot report failures; `flush()` is the checked path.
-    db->FlushWAL(true);
+    // After a failed WAL append, FlushWAL asserts (SIGABRT): the WAL is
+    // replayed on the next open instead.
+    if (!errors->pending.load())
+      db->FlushWAL(true);
     rocksdb::CancelAllBackgroundWork(db, true);
     for (auto* h : handles)
       db->DestroyColumnFamilyHandle(h);
@@ -393,6 +492,24 @@ struct event_store::impl {
 
   rocksdb::ColumnFamilyHandle* h(cf family) const {
     return handles[static_cast<size_t>(family)];
+  }
+
+  void set_space_problem(std::string text) {
+    std::lock_guard<std::mutex> guard{space_mutex};
+    space_problem = std::move(text);
+    disk_full.store(!space_problem.empty());
+  }
+
+  /// A failed commit: out of space (now, or RocksDB is still read-only from
+  /// an earlier ENOSPC) makes the disk full until `recheck_space` says not.
+  caf::error write_failed(const rocksdb::Status& s) {
+    if (s.IsNoSpace() || errors->no_space.load()) {
+      auto free = free_bytes(path);
+      set_space_problem("RocksDB: " + s.ToString() + " ("
+                        + (free ? std::to_string(*free) : std::string{"?"})
+                        + " bytes free on " + path + ")");
+    }
+    return storage_error(s);
   }
 
   /// The index entries of a covered filter, without reading any event.
@@ -703,11 +820,34 @@ event_store::open(const store_options& opts) {
   result->impl_ = std::make_unique<impl>();
   auto& st = *result->impl_;
   st.write_options.sync = opts.sync_writes;
+  st.path = opts.path;
+  st.reserve_bytes = opts.reserve_bytes;
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
+  // What RocksDB 7.8 does on a full disk (paranoid_checks on, the default;
+  // observed on a 16 MiB tmpfs, tests/store/disk_full_test.cpp):
+  // - a failed WAL append (kWriteCallback) or memtable flush (kFlush) is a
+  //   HARD error: the DB turns read-only, every later Write returns the same
+  //   NoSpace status without touching the WAL; reads go on; nothing
+  //   acknowledged is lost (the WAL and SSTs written so far replay on open);
+  // - a failed compaction is a SOFT error: writes go on, the compaction
+  //   waits for space;
+  // - for NoSpace errors the SstFileManager (DB::Open makes one) polls the
+  //   free space every ~5 s and, once there is room, flushes the memtables
+  //   into a new WAL generation and clears the error
+  //   (OnErrorRecoveryEnd with an OK status). DB::Resume() while that runs
+  //   answers Busy; outside it, it does the same recovery at once;
+  // - the old WAL writer keeps its error: FlushWAL on it asserts (SIGABRT),
+  //   so shutdown skips FlushWAL while an error is pending (~impl, flush()).
+  // The writer stops well before this: `check_space` refuses events once
+  // the free space falls below `reserve_bytes`, so the WAL, the MANIFEST and
+  // flushes keep room; the hard error is the fallback for a disk filled by
+  // someone else between two checks.
+  db_options.info_log = std::make_shared<forwarding_logger>(opts.log);
+  db_options.listeners.push_back(st.errors);
 
   auto cache = rocksdb::NewLRUCache(opts.block_cache_mb << 20);
   auto family_options = [&](bool bloom) {
@@ -806,7 +946,7 @@ event_store::write(const std::vector<const incoming_event*>& events,
     extra(batch, results);
   auto s = st.db->Write(st.write_options, &batch);
   if (!s.ok())
-    return storage_error(s);
+    return st.write_failed(s);
   return results;
 }
 
@@ -854,7 +994,7 @@ caf::expected<size_t> event_store::purge_expired(int64_t now) {
     }
     auto s = st.db->Write(st.write_options, &batch);
     if (!s.ok())
-      return storage_error(s);
+      return st.write_failed(s);
     if (keys.size() < batch_limit)
       return purged;
   }
@@ -1070,11 +1210,62 @@ caf::error event_store::flush() {
     st.handles.begin(), st.handles.begin() + cf_count);
   auto s = st.db->Flush(rocksdb::FlushOptions{}, families);
   if (!s.ok())
-    return storage_error(s);
+    return st.write_failed(s);
+  if (st.errors->pending.load())
+    return caf::make_error(ec::storage_failure,
+                           "RocksDB holds a background error; the WAL is "
+                           "replayed on the next open");
   s = st.db->FlushWAL(true);
   if (!s.ok())
     return storage_error(s);
   return {};
+}
+
+std::string event_store::space_problem() const {
+  auto& st = *impl_;
+  if (!st.disk_full.load())
+    return {};
+  std::lock_guard<std::mutex> guard{st.space_mutex};
+  return st.space_problem;
+}
+
+std::string event_store::check_space() {
+  auto& st = *impl_;
+  if (st.disk_full.load() || st.reserve_bytes == 0)
+    return space_problem();
+  auto free = free_bytes(st.path);
+  if (!free || *free >= st.reserve_bytes)
+    return {};
+  st.set_space_problem(std::to_string(*free) + " bytes free on " + st.path
+                       + ", below the reserve of "
+                       + std::to_string(st.reserve_bytes) + " bytes");
+  return space_problem();
+}
+
+bool event_store::recheck_space() {
+  auto& st = *impl_;
+  if (!st.disk_full.load())
+    return true;
+  auto free = free_bytes(st.path);
+  // A quarter above the reserve, so a disk at the edge does not flap; and at
+  // least 1 MiB, so Resume() never runs on a disk that is still full.
+  auto needed = std::max<uint64_t>(st.reserve_bytes + st.reserve_bytes / 4,
+                                   1 << 20);
+  if (!free || *free < needed)
+    return false;
+  if (st.errors->pending.load()) {
+    // Busy while the SstFileManager's own recovery runs: it ends the error
+    // by itself (OnErrorRecoveryEnd), and the next recheck sees that.
+    if (!st.db->Resume().ok())
+      return false;
+    st.errors->clear();
+  }
+  st.set_space_problem({});
+  return true;
+}
+
+bool event_store::background_error() const {
+  return impl_->errors->pending.load();
 }
 
 } // namespace ferry::store

@@ -36,7 +36,17 @@ struct store_options {
   /// fsync the WAL on every commit. Off, a machine crash may lose the last
   /// commits; a process crash never does (the WAL is written before OK).
   bool sync_writes = false;
+  /// Free space kept in reserve on the store's filesystem: below it
+  /// `check_space` reports the disk full before RocksDB itself runs out
+  /// (0: no reserve; only RocksDB's own out-of-space errors count).
+  uint64_t reserve_bytes = 64ull << 20;
+  /// Receives RocksDB's own log lines (`problem`: warning or worse). RocksDB
+  /// writes no LOG file of its own, so it never fails on a full disk.
+  std::function<void(bool problem, std::string_view line)> log;
 };
+
+/// The start of every OK message for an event refused for lack of space.
+inline constexpr std::string_view disk_full_prefix = "error: disk full: ";
 
 /// An event on its way into the store: the parsed event plus its JSON form
 /// (`nostr::to_json(ev)`, computed once by the verifier, stored and served as is).
@@ -160,8 +170,29 @@ public:
   rocksdb::DB* db() const;
   rocksdb::ColumnFamilyHandle* handle(cf family) const;
 
-  /// Flushes memtables and syncs the WAL (used on orderly shutdown).
+  /// Flushes memtables and syncs the WAL (used on orderly shutdown). While
+  /// RocksDB holds a background error the WAL is left as it is: it is
+  /// replayed on the next open.
   caf::error flush();
+
+  // -- disk space (the writer checks, any thread reads) ----------------------
+
+  /// Why the store takes no events for lack of disk space; "" while it does.
+  /// Names the free bytes and the path.
+  std::string space_problem() const;
+
+  /// Before a commit: measures the free space (statvfs) unless the disk is
+  /// already known full. @returns space_problem() after the check.
+  std::string check_space();
+
+  /// While the disk is full: once the free space is back above the reserve
+  /// plus a quarter (at least 1 MiB), takes RocksDB out of its read-only
+  /// state (DB::Resume) and clears the problem.
+  /// @returns true when writes may go on.
+  bool recheck_space();
+
+  /// RocksDB holds a background error (the DB is read-only until it clears).
+  bool background_error() const;
 
 private:
   event_store() = default;

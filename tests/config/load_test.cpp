@@ -505,3 +505,14 @@ TEST_CASE("bad grasp values name the key", "[config]") {
         == "ferry.toml: grasp.reconcile_min_seconds: expected at most "
            "grasp.reconcile_max_seconds (90000), got 99999");
 }
+
+TEST_CASE("the disk space reserve is MiB, 0 turns it off", "[config]") {
+  CHECK(load_string("", "ferry.toml")->store.reserve_mb == 64);
+  CHECK(load_string("[store]\nreserve_mb = 0\n", "ferry.toml")->store.reserve_mb
+        == 0);
+  CHECK(load_string("[store]\nreserve_mb = 512\n", "ferry.toml")->store.reserve_mb
+        == 512);
+  CHECK(load_error("[store]\nreserve_mb = -1\n")
+        == "ferry.toml: store.reserve_mb: expected MiB in 0..1073741824 (0: no "
+           "reserve), got -1");
+}
