@@ -40,17 +40,17 @@ void writer_state::commit() {
   for (auto& [item, promise] : pending)
     events.push_back(&item->data);
   auto began = std::chrono::steady_clock::now();
-  std::unordered_map<std::string, sync_cursor> moved;
   auto seq = next_change_seq;
   auto results = store->write(
     events, unix_now(),
-    [this, &moved, &seq](rocksdb::WriteBatch& batch,
-                         const std::vector<store::write_result>& outcomes) {
+    [this, &seq](rocksdb::WriteBatch& batch,
+                 const std::vector<store::write_result>& outcomes) {
       for (size_t i = 0; i < outcomes.size(); ++i)
         if (outcomes[i].outcome == store::write_outcome::stored)
           store::append_change(batch, *store, seq++, pending[i].first->data.ev.id,
                                pending[i].first->source);
-      moved = advance_cursors(batch, outcomes);
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
     });
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
   metrics::writer_batch(events.size(), took.count());
@@ -67,8 +67,9 @@ void writer_state::commit() {
     return;
   }
   next_change_seq = seq;
-  for (auto& [server, cursor] : moved)
+  for (auto& [server, cursor] : staged_cursors)
     cursors[server] = cursor;
+  staged_cursors.clear();
   auto fan_out = hub ? hub->get() : hub_actor{};
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [item, promise] = pending[i];
@@ -97,33 +98,24 @@ sync_cursor writer_state::cursor_of(const std::string& server) {
   return result;
 }
 
-std::unordered_map<std::string, sync_cursor>
-writer_state::advance_cursors(rocksdb::WriteBatch& batch,
-                              const std::vector<store::write_result>& results) {
-  std::unordered_map<std::string, sync_cursor> moved;
-  for (size_t i = 0; i < pending.size(); ++i) {
-    const auto& item = *pending[i].first;
-    if (item.advances_cursor_of.empty()
-        || results[i].outcome == store::write_outcome::refused)
-      continue;
-    const auto& ev = item.data.ev;
-    auto [j, fresh] = moved.try_emplace(item.advances_cursor_of,
-                                        cursor_of(item.advances_cursor_of));
-    auto& cursor = j->second;
-    if (ev.created_at > cursor.created_at) {
-      cursor.created_at = ev.created_at;
-      cursor.id = ev.id;
-    }
+void writer_state::commit_cursors() {
+  if (staged_cursors.empty())
+    return;
+  auto written = store->write(
+    {}, unix_now(),
+    [this](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
+    });
+  if (!written) {
+    // They stay staged for the next commit; a lost cursor repeats work only.
+    log::error("writer could not store {} sync cursors: {}",
+               staged_cursors.size(), render(written.error()));
+    return;
   }
-  for (auto i = moved.begin(); i != moved.end();) {
-    if (i->second.created_at == cursor_of(i->first).created_at) {
-      i = moved.erase(i);
-      continue;
-    }
-    store::put_sync_cursor(batch, *store, i->first, i->second);
-    ++i;
-  }
-  return moved;
+  for (auto& [server, cursor] : staged_cursors)
+    cursors[server] = cursor;
+  staged_cursors.clear();
 }
 
 writer_actor::behavior_type
@@ -154,6 +146,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     [self](atom::flush) {
       self->state.flush_scheduled = false;
       self->state.commit();
+      self->state.commit_cursors();
     },
     [self](atom::purge) {
       auto& st = self->state;
@@ -169,23 +162,24 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
     },
     [self](atom::cursor, const std::string& server, int64_t created_at) {
+      // A sync cursor never passes an event that is not stored: the sender
+      // moves it only past events this writer has already answered, i.e.
+      // committed (relay_connection's advance_cursor). So it can wait for
+      // the next commit, and goes into that batch. It only moves forward.
       auto& st = self->state;
-      // Whatever is queued before this message was sent goes first.
-      st.commit();
-      if (created_at <= st.cursor_of(server).created_at)
+      auto staged = st.staged_cursors.find(server);
+      auto current = staged != st.staged_cursors.end()
+                       ? staged->second.created_at
+                       : st.cursor_of(server).created_at;
+      if (created_at <= current)
         return;
       sync_cursor cursor;
       cursor.created_at = created_at;
-      auto written = st.store->write(
-        {}, unix_now(),
-        [&](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
-          store::put_sync_cursor(batch, *st.store, server, cursor);
-        });
-      if (written)
-        st.cursors[server] = cursor;
-      else
-        log::error("writer could not store the cursor of {}: {}", server,
-                   render(written.error()));
+      st.staged_cursors[server] = cursor;
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::flush_v);
+      }
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;

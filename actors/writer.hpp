@@ -41,20 +41,19 @@ struct writer_state {
   uint64_t next_change_seq = 1;
   /// Sync cursors as last committed, loaded on first use.
   std::unordered_map<std::string, sync_cursor> cursors;
+  /// Cursors handed over since the last commit; they go into the next one.
+  std::unordered_map<std::string, sync_cursor> staged_cursors;
 
   /// The committed cursor of `server` (zero when it never synced).
   sync_cursor cursor_of(const std::string& server);
 
-  /// Adds to `batch` every cursor that `items` move forward, counting only
-  /// events stored or already known (`results`); returns them.
-  std::unordered_map<std::string, sync_cursor>
-  advance_cursors(rocksdb::WriteBatch& batch,
-                  const std::vector<store::write_result>& results);
-
   /// Commits `pending` in one WriteBatch (with their change-log entries and
-  /// the cursors they move), answers every promise and hands the stored and
+  /// the staged cursors), answers every promise and hands the stored and
   /// ephemeral events to the hub.
   void commit();
+
+  /// Writes the staged cursors on their own (no event came to carry them).
+  void commit_cursors();
 
   static inline constexpr const char* name = "writer";
 };
