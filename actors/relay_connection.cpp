@@ -803,11 +803,14 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   report(self, atom::report_v, atom::catchup_v, st.def.id);
   if (syncs_down(st.def)) {
     // The live tail opens before the reconciliation, so what reaches the
-    // remote while we reconcile comes to us too. `limit: 0` asks for no
-    // history and sets no `since` floor a back-dated arrival could fall
-    // under; its events wait for the catch-up's end to move the cursor.
+    // remote while we reconcile comes to us too (its events wait for the
+    // catch-up's end to move the cursor). `limit: 0`: no history. Its
+    // `since` floor, the overlap window before the reconciliation's start,
+    // keeps the remote from echoing back older events we send up.
     std::vector<nostr::filter> live;
     for (auto f : st.def.filters) {
+      f.since = std::max<int64_t>(f.since.value_or(0),
+                                  unix_now() - st.def.overlap_window_seconds);
       f.limit = 0;
       live.push_back(std::move(f));
     }

@@ -79,10 +79,10 @@ TEST_CASE("negentropy sync gets an event that reaches the remote while it "
   test::temp_dir dir_b, dir_r;
   auto keys = nostr::generate_keypair();
   auto history = make_events(keys, 200, test::unix_now() - 4000, 1, "r");
-  // Published on the remote right after it answered our NEG-OPEN: not in
-  // the reconciliation, and older than the overlap window of a live tail
-  // that starts afterwards.
-  auto late = test::make_note(keys, test::unix_now() - 3000, "arrives late");
+  // Published on the remote right after it answered our NEG-OPEN (back-dated
+  // a minute, within the overlap window): not in the reconciliation, and
+  // already stored when a `limit: 0` tail opened after it would ask.
+  auto late = test::make_note(keys, test::unix_now() - 60, "arrives late");
   auto write_jsonl = [&](const std::string& name,
                          const std::vector<nostr::event>& events) {
     std::string jsonl;
