@@ -276,8 +276,9 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
     st.conn = nullptr;
   }
   st.subscriptions.clear();
+  // Events still in the verifiers keep their numbers: their answers come,
+  // and the cursor's fold (settle_ingest) waits for them.
   st.barriers.clear();
-  st.unanswered.clear();
   st.disconnected_at = unix_now();
   metrics::sync::set_connected(st.def.id, false);
   metrics::sync::attempt(st.def.id, to_string(kind));
@@ -350,7 +351,6 @@ void start_catchup(self_pointer self, int64_t since) {
   st.state = phase::catching_up;
   st.catchup_complete = false;
   st.catchup_since = since;
-  st.catchup_newest = 0;
   st.catchup_started = self->clock().now();
   std::vector<nostr::filter> filters;
   for (auto f : st.def.filters) {
@@ -361,6 +361,73 @@ void start_catchup(self_pointer self, int64_t since) {
   }
   report(self, atom::report_v, atom::catchup_v, st.def.id);
   subscribe(self, live_sub, std::move(filters), std::nullopt);
+}
+
+/// Hands the writer a new down cursor; it commits it with its next batch,
+/// after the events the cursor covers.
+/// The rule, for every caller: the persisted cursor moves only to a
+/// created_at below which everything the filters match that the remote gave
+/// us is stored. So it does not move during a catch-up (older pages or
+/// fetches may still be open; live events of that time wait too), moves at
+/// the catch-up's end once every page had its EOSE and every event its
+/// answer, and after that moves with a live event only once every event
+/// received before it was answered. It never passes an event the store
+/// failed to take, nor now: an event dated ahead of the clock must not
+/// carry it past events still to be published. A back-dated event the
+/// remote gets while we are away is what the overlap window (catchup_since)
+/// is for.
+void advance_cursor(self_pointer self, int64_t to) {
+  auto& st = self->state;
+  // A driven connection's progress lives in GRASP SYNC's records.
+  if (driven(st))
+    return;
+  to = std::min(to, unix_now());
+  if (st.unstored_since != INT64_MAX)
+    to = std::min(to, st.unstored_since - 1);
+  if (to <= st.cursor_sent)
+    return;
+  if (auto writer = st.deps.writer->get()) {
+    st.cursor_sent = to;
+    self->send(writer, atom::cursor_v, st.def.id, to);
+  }
+}
+
+/// The store did not take an event (`created_at`): the cursor stays below
+/// it, and the next catch-up starts no later than it.
+void note_unstored(self_pointer self, int64_t created_at) {
+  auto& st = self->state;
+  st.unstored_since = std::min(st.unstored_since, created_at);
+  if (st.state == phase::catching_up)
+    st.unstored_in_catchup = true;
+}
+
+/// Reports, in order, the barriers whose events are all answered.
+void release_barriers(self_pointer self) {
+  auto& st = self->state;
+  auto oldest_unanswered = st.unanswered.empty() ? st.next_ingest
+                                                 : st.unanswered.begin()->first;
+  auto i = st.barriers.begin();
+  for (; i != st.barriers.end() && i->before <= oldest_unanswered; ++i) {
+    if (i->sub.empty())
+      tell_listener(self, atom::done_v, st.def.url, i->serial);
+    else
+      tell_listener(self, atom::eose_v, st.def.url, i->sub);
+  }
+  st.barriers.erase(st.barriers.begin(), i);
+}
+
+/// Records the answer to ingest number `seq` and folds every answered one
+/// before the oldest still in flight into `stored_through`.
+void settle_ingest(self_pointer self, uint64_t seq, int64_t covers) {
+  auto& st = self->state;
+  if (auto i = st.unanswered.find(seq); i != st.unanswered.end())
+    i->second = covers;
+  while (!st.unanswered.empty() && st.unanswered.begin()->second) {
+    st.stored_through = std::max(st.stored_through,
+                                 *st.unanswered.begin()->second);
+    st.unanswered.erase(st.unanswered.begin());
+  }
+  release_barriers(self);
 }
 
 /// The catch-up ends once every page had its EOSE and every event of it has
@@ -378,14 +445,19 @@ void maybe_finish_catchup(self_pointer self) {
   st.catchup_complete = true;
   auto took = self->clock().now() - st.catchup_started;
   st.last_catchup = took;
+  // Nothing is in flight: every event received so far is answered, and
+  // every page (or reconciled window) from `catchup_since` on is done.
+  auto through = st.stored_through;
   if (st.neg) {
     // Everything the reconciliation covered is here now.
-    st.catchup_newest = std::max(st.catchup_newest, st.neg->newest_local());
+    through = std::max(through, st.neg->newest_local());
     st.neg.reset();
   }
-  if (st.catchup_newest > 0)
-    if (auto writer = st.deps.writer->get())
-      self->send(writer, atom::cursor_v, st.def.id, st.catchup_newest);
+  // The catch-up started no later than any event the store failed to take
+  // before it, and fetched them again.
+  if (!st.unstored_in_catchup)
+    st.unstored_since = INT64_MAX;
+  advance_cursor(self, through);
   report(self, atom::report_v, atom::caughtup_v, st.def.id,
              caf::timespan{took});
   metrics::sync::set_catchup_seconds(
@@ -435,7 +507,7 @@ void on_store_failure(self_pointer self, const std::string& message) {
 }
 
 void on_ingested(self_pointer self, const ingest_result& result,
-                 int64_t created_at, bool catchup) {
+                 int64_t created_at, uint64_t seq) {
   auto& st = self->state;
   if (--st.in_flight == in_flight_low && st.reading_paused && st.conn) {
     st.reading_paused = false;
@@ -456,63 +528,52 @@ void on_ingested(self_pointer self, const ingest_result& result,
     case ingest_status::error:
       ++st.failed;
       metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      note_unstored(self, created_at);
+      settle_ingest(self, seq, 0);
       return on_store_failure(self, result.message);
     default:
       ++st.rejected;
       metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      settle_ingest(self, seq, 0);
       return maybe_finish_catchup(self);
   }
-  if (catchup)
-    st.catchup_newest = std::max(st.catchup_newest, created_at);
+  settle_ingest(self, seq, created_at);
   metrics::sync::set_lag(st.def.id,
                          static_cast<double>(unix_now() - created_at));
+  if (st.state == phase::live)
+    advance_cursor(self, st.stored_through);
   maybe_finish_catchup(self);
 }
 
-void driven_answered(self_pointer self, uint64_t seq, ingest_status status);
-
-/// Sends one event from the remote into the node's ingest path.
-/// @param catchup Part of a catch-up: its cursor moves when the catch-up
-///                completes; a live event moves it with its own commit.
-void ingest(self_pointer self, nostr::event ev, bool catchup, bool moves_cursor) {
+/// Sends one event from the remote into the node's ingest path, numbered in
+/// the order received (the cursor follows that order, see advance_cursor).
+void ingest(self_pointer self, nostr::event ev) {
   auto& st = self->state;
-  // Driven: numbered, so an EOSE or a flush can wait for what came before.
-  uint64_t seq = 0;
-  if (driven(st)) {
-    seq = ++st.ingest_seq;
-    st.unanswered.insert(seq);
-  }
   auto item = std::make_shared<ingest_item>();
   item->source = st.label;
-  if (moves_cursor)
-    item->advances_cursor_of = st.def.id;
   auto created_at = ev.created_at;
   item->data.ev = std::move(ev);
   auto verifier = st.deps.verifiers[st.next_verifier++ % st.deps.verifiers.size()]
                     ->get();
   if (!verifier) {
     ++st.rejected;
-    if (seq != 0)
-      driven_answered(self, seq, ingest_status::error);
-    return;
+    return note_unstored(self, created_at);
   }
+  auto seq = st.next_ingest++;
+  st.unanswered.emplace(seq, std::nullopt);
   if (++st.in_flight == in_flight_high && st.conn) {
     st.reading_paused = true;
     st.conn->pause_reading();
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
-      [self, created_at, catchup, seq](ingest_result& r) {
-        on_ingested(self, r, created_at, catchup);
-        if (seq != 0)
-          driven_answered(self, seq, r.status);
+      [self, created_at, seq](ingest_result& r) {
+        on_ingested(self, r, created_at, seq);
       },
-      [self, created_at, catchup, seq](caf::error& err) {
+      [self, created_at, seq](caf::error& err) {
         on_ingested(self,
                     ingest_result{ingest_status::error, render(err)},
-                    created_at, catchup);
-        if (seq != 0)
-          driven_answered(self, seq, ingest_status::error);
+                    created_at, seq);
       });
 }
 
@@ -535,7 +596,7 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
   if (st.fetcher && st.fetcher->owns(sub_id)) {
     // Asked for by id: only those ids, once each.
     if (st.fetcher->on_event(sub_id, ev.id) && admit(self, st.def.filters, ev))
-      ingest(self, std::move(ev), true, false);
+      ingest(self, std::move(ev));
     return;
   }
   auto i = st.subscriptions.find(sub_id);
@@ -550,10 +611,7 @@ void on_event(self_pointer self, const std::string& sub_id, nostr::event ev) {
         ++sub.received[f];
         sub.oldest[f] = std::min(sub.oldest[f], ev.created_at);
       }
-  const bool catchup = !sub.eose;
-  // Catch-up events arrive newest first, so they move the cursor only when
-  // the whole catch-up is through.
-  ingest(self, std::move(ev), catchup, !catchup && !sub.driven);
+  ingest(self, std::move(ev));
 }
 
 /// Up only: the session is caught up once the log's backlog is answered.
@@ -653,39 +711,14 @@ void send_driven(self_pointer self, const grasp::subscription& wanted) {
   sub.check = std::move(check);
 }
 
-/// Reports the barriers whose events are all answered, in order.
-void release_barriers(self_pointer self) {
-  auto& st = self->state;
-  auto oldest_unanswered = st.unanswered.empty() ? UINT64_MAX
-                                                 : *st.unanswered.begin();
-  auto i = st.barriers.begin();
-  for (; i != st.barriers.end() && i->seq < oldest_unanswered; ++i) {
-    if (i->sub.empty())
-      tell_listener(self, atom::done_v, st.def.url, i->serial);
-    else
-      tell_listener(self, atom::eose_v, st.def.url, i->sub);
-  }
-  st.barriers.erase(st.barriers.begin(), i);
-}
-
 /// Driven: an EOSE (`sub`) or a flush (`serial`) is reported only once every
 /// event received before it is stored, so GRASP SYNC never confirms (nor
-/// moves `last_connected` over) an event still in the verifiers.
+/// moves `last_connected` over) an event still in the verifiers. An event
+/// the store failed to take ends the connection first (on_store_failure),
+/// so no barrier behind it is ever reported.
 void add_barrier(self_pointer self, std::string sub, uint64_t serial) {
   auto& st = self->state;
-  st.barriers.push_back({st.ingest_seq, std::move(sub), serial});
-  release_barriers(self);
-}
-
-void driven_answered(self_pointer self, uint64_t seq, ingest_status status) {
-  auto& st = self->state;
-  if (st.unanswered.erase(seq) == 0)
-    return;
-  // Lost, not stored: nothing after it may be confirmed. The connection
-  // ends, its batches fail, and the next one catches up again.
-  if (status == ingest_status::error)
-    return fail(self, error_class::protocol,
-                "an event from the relay could not be stored");
+  st.barriers.push_back({st.next_ingest, std::move(sub), serial});
   release_barriers(self);
 }
 
@@ -741,8 +774,8 @@ void end_fetches(self_pointer self) {
   st.fetcher.reset();
 }
 
-/// The reconciliation covered every window: fetch the rest, send what the
-/// remote lacks, and follow live from now − overlap.
+/// The reconciliation covered every window: fetch the rest and send what the
+/// remote lacks (the live tail is open since before it began).
 void neg_finished(self_pointer self) {
   auto& st = self->state;
   st.neg_done = true;
@@ -752,16 +785,6 @@ void neg_finished(self_pointer self) {
             st.neg->have_count);
   if (sends_up(st.def))
     start_up(self);
-  if (syncs_down(st.def)) {
-    std::vector<nostr::filter> live;
-    for (auto f : st.def.filters) {
-      f.since = std::max<int64_t>(f.since.value_or(0),
-                                  unix_now() - st.def.overlap_window_seconds);
-      f.limit = 0;
-      live.push_back(std::move(f));
-    }
-    subscribe(self, live_sub, std::move(live), std::nullopt);
-  }
   maybe_finish_catchup(self);
 }
 
@@ -815,7 +838,6 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   auto& st = self->state;
   st.state = phase::catching_up;
   st.catchup_complete = false;
-  st.catchup_newest = 0;
   st.catchup_started = self->clock().now();
   st.neg_since = since;
   st.neg_done = false;
@@ -829,29 +851,52 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   // Only a reconciliation of everything covers the whole change log.
   st.neg_log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
   report(self, atom::report_v, atom::catchup_v, st.def.id);
+  if (syncs_down(st.def)) {
+    // The live tail opens before the reconciliation, so what reaches the
+    // remote while we reconcile comes to us too (its events wait for the
+    // catch-up's end to move the cursor). `limit: 0`: no history. Its
+    // `since` floor, the overlap window before the reconciliation's start,
+    // keeps the remote from echoing back older events we send up.
+    std::vector<nostr::filter> live;
+    for (auto f : st.def.filters) {
+      f.since = std::max<int64_t>(f.since.value_or(0),
+                                  unix_now() - st.def.overlap_window_seconds);
+      f.limit = 0;
+      live.push_back(std::move(f));
+    }
+    subscribe(self, live_sub, std::move(live), std::nullopt);
+  }
   st.neg.emplace(*st.deps.store, st.def.filters, since, unix_now(),
                  neg_catchup::limits{});
   on_neg(self, st.neg->start());
 }
 
-/// Where a catch-up starts, by the 15-minute rule. REQ: a short outage
-/// resumes from the cursor, a long one (or sync-now) starts the overlap
-/// window before it. NIP-77, where re-checking is cheap: a short outage
-/// reconciles from the overlap window before the cursor, a long one
-/// everything. A first sync (no cursor) takes everything either way.
+/// Where a catch-up starts. REQ: the overlap window before the cursor,
+/// after any outage: a remote may receive back-dated events while we are
+/// away, and events we already hold cost only a lookup (the verifier skips
+/// stored ids before checking signatures). `since` is inclusive, so events
+/// sharing the cursor's second are asked for again. NIP-77, by the
+/// 15-minute rule: a short outage reconciles from the overlap window before
+/// the cursor, a long one everything. A first sync (no cursor) takes
+/// everything either way.
 int64_t catchup_since(const relay_connection_state& st, resume_mode mode) {
   auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
   if (!cursor || !*cursor)
     return 0;
-  auto at = (*cursor)->created_at;
-  auto before = std::max<int64_t>(0, at - st.def.overlap_window_seconds);
-  if (uses_negentropy(st))
-    return mode == resume_mode::resume ? before : 0;
-  return mode == resume_mode::resume ? at : before;
+  auto before = std::max<int64_t>(
+    0, (*cursor)->created_at - st.def.overlap_window_seconds);
+  if (uses_negentropy(st) && mode == resume_mode::full_catchup)
+    return 0;
+  return before;
 }
 
 void start_any_catchup(self_pointer self, int64_t since) {
-  if (uses_negentropy(self->state))
+  auto& st = self->state;
+  // Events the store failed to take are fetched again.
+  if (since > 0 && st.unstored_since != INT64_MAX)
+    since = std::min(since, st.unstored_since);
+  st.unstored_in_catchup = false;
+  if (uses_negentropy(st))
     start_neg_catchup(self, since);
   else
     start_catchup(self, since);

@@ -20,7 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,9 +91,22 @@ struct relay_connection_state {
   uint64_t next_page = 1;
   /// `since` of the current catch-up (0: from the beginning).
   int64_t catchup_since = 0;
-  /// Newest created_at stored or known during the catch-up: the cursor it
-  /// commits once complete.
-  int64_t catchup_newest = 0;
+  /// Every event handed to the ingest path gets the next number here, in
+  /// the order received; `unanswered` keeps the numbers not folded into
+  /// `stored_through` yet: nullopt while in flight, then the created_at the
+  /// answer lets the cursor cover (0 for an event refused for good).
+  uint64_t next_ingest = 0;
+  std::map<uint64_t, std::optional<int64_t>> unanswered;
+  /// Newest created_at stored among the events received before the oldest
+  /// one still in flight (verifiers answer out of order).
+  int64_t stored_through = 0;
+  /// The newest cursor handed to the writer.
+  int64_t cursor_sent = 0;
+  /// Oldest created_at of an event the store failed to take (INT64_MAX:
+  /// none): the cursor stays below it until a catch-up fetched it again.
+  int64_t unstored_since = INT64_MAX;
+  /// The store failed to take an event during the running catch-up.
+  bool unstored_in_catchup = false;
   caf::actor_clock::time_point catchup_started;
   bool catchup_complete = false;
   /// How long the last complete catch-up took, from connect to caught up.
@@ -142,15 +155,12 @@ struct relay_connection_state {
   /// Driven: what waits until every event received before it is answered
   /// by the writer: an EOSE to report (`sub`), or a flush (`serial`).
   struct barrier {
-    /// The last ingest sequence number it waits for.
-    uint64_t seq = 0;
+    /// It waits for every ingest numbered below this (`next_ingest` then).
+    uint64_t before = 0;
     std::string sub;
     uint64_t serial = 0;
   };
   std::vector<barrier> barriers;
-  /// Driven: the last ingest sequence number given, and those unanswered.
-  uint64_t ingest_seq = 0;
-  std::set<uint64_t> unanswered;
   // NIP-77 (mode negentropy)
   /// The reconciliation of the running catch-up; done once every window is.
   std::optional<neg_catchup> neg;
@@ -193,8 +203,8 @@ struct relay_connection_state {
 /// catch-up from the cursor (minus the overlap window after a long outage),
 /// pages older history with `until` when the remote caps results, then keeps
 /// the same subscription as its live tail. Every event goes through the
-/// node's ingest path as `sync:<id>`; the cursor advances only with the
-/// events it covers. Up, it sends the store's change log from a persistent
+/// node's ingest path as `sync:<id>`; the cursor advances only past events
+/// that are stored (see advance_cursor). Up, it sends the store's change log from a persistent
 /// cursor (see up_stream), woken by the hub's change feed, never sending back
 /// what came from the remote. Failures go to the health tracker, whose
 /// backoff decides when to connect again.

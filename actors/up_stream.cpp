@@ -30,12 +30,22 @@ bool up_stream::send(const nostr::bytes32& id, uint64_t seq, int64_t now,
   if (auto exp = nostr::expiration(ev); exp && *exp <= now)
     return false;
   auto hex = nostr::to_hex(id);
-  if (in_flight_.count(hex) > 0)
+  if (auto i = in_flight_.find(hex); i != in_flight_.end()) {
+    // On its way already as an extra: that answer settles this entry too,
+    // so the cursor must wait for it.
+    if (seq > 0 && i->second.seq == 0) {
+      i->second.seq = seq;
+      by_seq_.emplace(seq, std::move(hex));
+      --extras_in_flight_;
+    }
     return false;
+  }
   frames.push_back("[\"EVENT\"," + *json + "]");
   in_flight_.emplace(hex, flight{seq, now});
   if (seq > 0)
     by_seq_.emplace(seq, std::move(hex));
+  else
+    ++extras_in_flight_;
   ++sent;
   return true;
 }
@@ -69,6 +79,7 @@ std::vector<std::string> up_stream::fill(int64_t now) {
   }
   if (by_seq_.empty())
     done_ = read_;
+  release_skip();
   return frames;
 }
 
@@ -79,8 +90,16 @@ void up_stream::enqueue(const std::vector<nostr::bytes32>& ids) {
 void up_stream::skip_to(uint64_t seq) {
   if (seq <= done_ || !by_seq_.empty())
     return;
+  if (!held_)
+    held_ = done_;
   done_ = seq;
   read_ = std::max(read_, seq);
+  release_skip();
+}
+
+void up_stream::release_skip() {
+  if (held_ && extra_.empty() && extras_in_flight_ == 0)
+    held_.reset();
 }
 
 up_stream::answer up_stream::on_ok(const std::string& id_hex, bool ok,
@@ -107,8 +126,11 @@ up_stream::answer up_stream::on_ok(const std::string& id_hex, bool ok,
   }
   if (i->second.seq > 0)
     by_seq_.erase(i->second.seq);
+  else
+    --extras_in_flight_;
   in_flight_.erase(i);
   done_ = by_seq_.empty() ? read_ : by_seq_.begin()->first - 1;
+  release_skip();
   return result;
 }
 
@@ -122,12 +144,13 @@ void up_stream::rewind() {
     }
   in_flight_.clear();
   by_seq_.clear();
+  extras_in_flight_ = 0;
   read_ = done_;
   at_end_ = false;
 }
 
 uint64_t up_stream::cursor() const {
-  return done_;
+  return held_ ? *held_ : done_;
 }
 
 int64_t up_stream::oldest_sent_at() const {

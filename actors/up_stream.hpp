@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -60,10 +61,13 @@ public:
   void enqueue(const std::vector<nostr::bytes32>& ids);
 
   /// Moves the cursor to `seq` when it is behind: a full reconciliation
-  /// covered every log entry up to there.
+  /// covered every log entry up to there. The entries it skips are covered
+  /// only by the extras the remote lacks, so the cursor stays where it was
+  /// until every extra is answered.
   void skip_to(uint64_t seq);
 
-  /// Every log entry up to here is done with.
+  /// Every log entry up to here is done with: answered by the remote, not
+  /// for it, or (after skip_to) known to it.
   uint64_t cursor() const;
 
   /// Nothing unanswered and nothing left in the log (as of the last fill).
@@ -106,6 +110,12 @@ private:
   std::map<uint64_t, std::string> by_seq_;
   /// Events to send before the log; in flight with sequence number 0.
   std::deque<nostr::bytes32> extra_;
+  size_t extras_in_flight_ = 0;
+  /// The cursor before skip_to, in force while extras are unanswered.
+  std::optional<uint64_t> held_;
+
+  /// Drops `held_` once no extra is waiting or unanswered.
+  void release_skip();
 
   /// Appends the EVENT frame of stored event `id` (sequence `seq`, 0 for an
   /// extra) when it is still stored, matching and unexpired.

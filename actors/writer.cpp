@@ -34,14 +34,9 @@ ingest_status to_ingest_status(store::write_outcome x) {
 
 void writer_state::fail_pending(const std::string& text) {
   failed_events += pending.size();
-  constexpr std::string_view sync_source = "sync:";
+  // A failed event holds no cursor here: its relay connection keeps its
+  // cursor below it (relay_connection's advance_cursor).
   for (auto& [item, promise] : pending) {
-    // A catch-up event names no cursor, but its connection's live events
-    // may move the cursor all the same: hold the server's by the source.
-    if (!item->advances_cursor_of.empty())
-      cursor_held.insert(item->advances_cursor_of);
-    else if (item->source.compare(0, sync_source.size(), sync_source) == 0)
-      cursor_held.insert(item->source.substr(sync_source.size()));
     metrics::event_ingested(item->data.ev.kind, item->source, "error");
     promise.deliver(ingest_result{ingest_status::error, text});
   }
@@ -55,25 +50,22 @@ void writer_state::commit() {
   // the reserve, so the DB never turns read-only while the node runs.
   if (auto problem = store->check_space(); !problem.empty())
     return fail_pending(std::string{store::disk_full_prefix} + problem);
-  for (auto& [item, promise] : pending)
-    if (cursor_held.count(item->advances_cursor_of) != 0)
-      item->advances_cursor_of.clear();
   std::vector<const store::incoming_event*> events;
   events.reserve(pending.size());
   for (auto& [item, promise] : pending)
     events.push_back(&item->data);
   auto began = std::chrono::steady_clock::now();
-  std::unordered_map<std::string, sync_cursor> moved;
   auto seq = next_change_seq;
   auto results = store->write(
     events, unix_now(),
-    [this, &moved, &seq](rocksdb::WriteBatch& batch,
-                         const std::vector<store::write_result>& outcomes) {
+    [this, &seq](rocksdb::WriteBatch& batch,
+                 const std::vector<store::write_result>& outcomes) {
       for (size_t i = 0; i < outcomes.size(); ++i)
         if (outcomes[i].outcome == store::write_outcome::stored)
           store::append_change(batch, *store, seq++, pending[i].first->data.ev.id,
                                pending[i].first->source);
-      moved = advance_cursors(batch, outcomes);
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
     });
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
   metrics::writer_batch(events.size(), took.count());
@@ -88,8 +80,9 @@ void writer_state::commit() {
     return fail_pending(text);
   }
   next_change_seq = seq;
-  for (auto& [server, cursor] : moved)
+  for (auto& [server, cursor] : staged_cursors)
     cursors[server] = cursor;
+  staged_cursors.clear();
   auto fan_out = hub ? hub->get() : hub_actor{};
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [item, promise] = pending[i];
@@ -118,33 +111,24 @@ sync_cursor writer_state::cursor_of(const std::string& server) {
   return result;
 }
 
-std::unordered_map<std::string, sync_cursor>
-writer_state::advance_cursors(rocksdb::WriteBatch& batch,
-                              const std::vector<store::write_result>& results) {
-  std::unordered_map<std::string, sync_cursor> moved;
-  for (size_t i = 0; i < pending.size(); ++i) {
-    const auto& item = *pending[i].first;
-    if (item.advances_cursor_of.empty()
-        || results[i].outcome == store::write_outcome::refused)
-      continue;
-    const auto& ev = item.data.ev;
-    auto [j, fresh] = moved.try_emplace(item.advances_cursor_of,
-                                        cursor_of(item.advances_cursor_of));
-    auto& cursor = j->second;
-    if (ev.created_at > cursor.created_at) {
-      cursor.created_at = ev.created_at;
-      cursor.id = ev.id;
-    }
+void writer_state::commit_cursors() {
+  if (staged_cursors.empty())
+    return;
+  auto written = store->write(
+    {}, unix_now(),
+    [this](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
+    });
+  if (!written) {
+    // They stay staged for the next commit; a lost cursor repeats work only.
+    log::error("writer could not store {} sync cursors: {}",
+               staged_cursors.size(), render(written.error()));
+    return;
   }
-  for (auto i = moved.begin(); i != moved.end();) {
-    if (i->second.created_at == cursor_of(i->first).created_at) {
-      i = moved.erase(i);
-      continue;
-    }
-    store::put_sync_cursor(batch, *store, i->first, i->second);
-    ++i;
-  }
-  return moved;
+  for (auto& [server, cursor] : staged_cursors)
+    cursors[server] = cursor;
+  staged_cursors.clear();
 }
 
 namespace {
@@ -197,6 +181,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     [self](atom::flush) {
       self->state.flush_scheduled = false;
       commit(self);
+      self->state.commit_cursors();
     },
     [self](atom::tick) {
       auto& st = self->state;
@@ -227,26 +212,24 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
     },
     [self](atom::cursor, const std::string& server, int64_t created_at) {
+      // A sync cursor never passes an event that is not stored: the sender
+      // moves it only past events this writer has already answered, i.e.
+      // committed (relay_connection's advance_cursor). So it can wait for
+      // the next commit, and goes into that batch. It only moves forward.
       auto& st = self->state;
-      // Whatever is queued before this message was sent goes first.
-      commit(self);
-      // A completed catch-up: everything up to here is stored, failed
-      // events included, so live events may move the cursor again.
-      st.cursor_held.erase(server);
-      if (created_at <= st.cursor_of(server).created_at)
+      auto staged = st.staged_cursors.find(server);
+      auto current = staged != st.staged_cursors.end()
+                       ? staged->second.created_at
+                       : st.cursor_of(server).created_at;
+      if (created_at <= current)
         return;
       sync_cursor cursor;
       cursor.created_at = created_at;
-      auto written = st.store->write(
-        {}, unix_now(),
-        [&](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
-          store::put_sync_cursor(batch, *st.store, server, cursor);
-        });
-      if (written)
-        st.cursors[server] = cursor;
-      else
-        log::error("writer could not store the cursor of {}: {}", server,
-                   render(written.error()));
+      st.staged_cursors[server] = cursor;
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::flush_v);
+      }
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;

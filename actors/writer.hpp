@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -44,32 +43,27 @@ struct writer_state {
   uint64_t purged = 0;
   /// A space recheck is in the mailbox (the disk is full).
   bool recheck_scheduled = false;
-  /// Sync servers that had an event fail: their cursor stays where it is
-  /// until their next catch-up completes (its `cursor` message), so an event
-  /// of theirs stored later cannot carry the cursor past the failed one.
-  std::unordered_set<std::string> cursor_held;
   /// The change-log sequence number of the next stored event.
   uint64_t next_change_seq = 1;
   /// Sync cursors as last committed, loaded on first use.
   std::unordered_map<std::string, sync_cursor> cursors;
+  /// Cursors handed over since the last commit; they go into the next one.
+  std::unordered_map<std::string, sync_cursor> staged_cursors;
 
   /// The committed cursor of `server` (zero when it never synced).
   sync_cursor cursor_of(const std::string& server);
 
-  /// Adds to `batch` every cursor that `items` move forward, counting only
-  /// events stored or already known (`results`); returns them.
-  std::unordered_map<std::string, sync_cursor>
-  advance_cursors(rocksdb::WriteBatch& batch,
-                  const std::vector<store::write_result>& results);
-
   /// Commits `pending` in one WriteBatch (with their change-log entries and
-  /// the cursors they move), answers every promise and hands the stored and
+  /// the staged cursors), answers every promise and hands the stored and
   /// ephemeral events to the hub. Below the disk space reserve nothing is
   /// written: every event gets `error: disk full: ...`.
   void commit();
 
   /// Answers every pending event with the error `text`; stores none.
   void fail_pending(const std::string& text);
+
+  /// Writes the staged cursors on their own (no event came to carry them).
+  void commit_cursors();
 
   static inline constexpr const char* name = "writer";
 };

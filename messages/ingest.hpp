@@ -23,9 +23,6 @@ struct ingest_item {
   store::incoming_event data;
   /// "client", "import", "sync:<id>", "peer:<name>", for policy and stats.
   std::string source;
-  /// A sync server whose down cursor this event advances when it is stored
-  /// or already known; empty for none. The cursor commits with the event.
-  std::string advances_cursor_of;
 };
 
 using ingest_item_ptr = std::shared_ptr<ingest_item>;
@@ -84,8 +81,8 @@ using writer_actor = caf::typed_actor<
   caf::reacts_to<atom::purge>,
   // INTERNAL: while the disk is full, checks whether space returned.
   caf::reacts_to<atom::tick>,
-  // Moves a sync server's down cursor to `created_at` (never backwards), once
-  // every event up to it is stored: the end of a catch-up.
+  // Moves a sync server's down cursor to `created_at` (never backwards) in
+  // the next commit; sent only once every event up to it is stored.
   caf::reacts_to<atom::cursor, std::string, int64_t>,
   // Counters and mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;

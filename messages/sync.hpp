@@ -138,16 +138,18 @@ std::string to_json(const sync_server& server);
 bool operator==(const sync_server& x, const sync_server& y);
 bool operator!=(const sync_server& x, const sync_server& y);
 
-/// A position in the event order a catch-up walks; it advances only in the
-/// same commit as the events it covers.
+/// A position in the event order a catch-up walks: every event the server's
+/// filters match below `created_at` that the remote gave us is stored. It
+/// advances only after the events it covers are committed (`id` is unused:
+/// zero).
 struct sync_cursor {
   int64_t created_at = 0;
   nostr::bytes32 id{};
 };
 
 /// What this node remembers per sync server between runs. The cursor is not
-/// here: it has a key of its own that only the writer writes, in the commit
-/// of the events it covers (store/sync_store.hpp).
+/// here: it has a key of its own that only the writer writes, after the
+/// events it covers are committed (store/sync_store.hpp).
 struct sync_runtime_state {
   /// Events from the remote: received, stored, already held, refused by
   /// validation or policy, and dropped for not matching the filters.

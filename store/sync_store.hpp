@@ -52,8 +52,8 @@ caf::error put_sync_runtime(event_store& store, const std::string& id,
                             const sync_runtime_state& state);
 
 /// The down cursor of a server lives under its own key, written only by the
-/// writer in the WriteBatch of the events it covers, so a crash can repeat
-/// work but never skip it; the runtime record next to it belongs to the
+/// writer, and only once the events it covers are committed, so a crash can
+/// repeat work but never skip it; the runtime record next to it belongs to the
 /// server's connection. `nullopt` when the server never synced.
 caf::expected<std::optional<sync_cursor>>
 get_sync_cursor(const event_store& store, const std::string& id);

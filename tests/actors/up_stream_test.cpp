@@ -130,3 +130,58 @@ TEST_CASE_METHOD(up_fixture, "the up stream skips events gone from the store "
   CHECK(up.cursor() == 3);
   CHECK(up.drained());
 }
+
+TEST_CASE_METHOD(up_fixture, "the up stream's cursor skips what a full "
+                             "reconciliation covered only once the events the "
+                             "remote lacks are answered",
+                 "[up_stream]") {
+  for (int i = 0; i < 5; ++i)
+    add(1, 100 + i, "client");
+  up_stream up{*store, "sync:a", {kinds_filter({1})}, 0, 10};
+  // The remote lacks entries 2 and 4; it holds the rest.
+  up.enqueue({events[1].ev.id, events[3].ev.id});
+  up.skip_to(5);
+  auto frames = up.fill(default_now);
+  REQUIRE(frames.size() == 2);
+  // A crash now must send 2 and 4 again: the cursor may not pass them.
+  CHECK(up.cursor() == 0);
+  CHECK(up.on_ok(id_of(1), true, "") == up_stream::answer::accepted);
+  CHECK(up.cursor() == 0);
+  CHECK(up.on_ok(id_of(3), false, "blocked: no") == up_stream::answer::refused);
+  CHECK(up.cursor() == 5);
+  // Later entries move it as usual.
+  add(1, 200, "client");
+  REQUIRE(up.fill(default_now).size() == 1);
+  CHECK(up.cursor() == 5);
+  CHECK(up.on_ok(id_of(5), true, "") == up_stream::answer::accepted);
+  CHECK(up.cursor() == 6);
+}
+
+TEST_CASE_METHOD(up_fixture, "a log entry already on its way as an extra "
+                             "holds the up cursor until that event is answered",
+                 "[up_stream]") {
+  for (int i = 0; i < 4; ++i)
+    add(1, 100 + i, "client");
+  up_stream up{*store, "sync:a", {kinds_filter({1})}, 0, 10};
+  // A reconciliation found entry 3 missing on the remote: it goes first.
+  up.enqueue({events[2].ev.id});
+  auto frames = up.fill(default_now);
+  REQUIRE(frames.size() == 4);
+  CHECK(id_in(frames[0]) == id_of(2));
+  for (auto i : {0, 1, 3})
+    CHECK(up.on_ok(id_of(i), true, "") == up_stream::answer::accepted);
+  // Entry 3 is read from the log but unanswered: the cursor stops before it.
+  CHECK(up.cursor() == 2);
+  SECTION("its answer settles the entry") {
+    CHECK(up.on_ok(id_of(2), true, "") == up_stream::answer::accepted);
+    CHECK(up.cursor() == 4);
+  }
+  SECTION("after a rewind it is sent again from the log") {
+    up.rewind();
+    auto again = up.fill(default_now);
+    REQUIRE(again.size() == 2);
+    CHECK(id_in(again[0]) == id_of(2));
+    CHECK(id_in(again[1]) == id_of(3));
+    CHECK(up.cursor() == 2);
+  }
+}

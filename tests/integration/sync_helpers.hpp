@@ -139,6 +139,14 @@ inline std::vector<nostr::event> make_events(const nostr::keypair& keys, size_t 
   return out;
 }
 
+/// A REQ filter for exactly these ids (hex).
+inline std::string ids_filter(const std::set<std::string>& ids) {
+  std::string filter = "{\"ids\":[";
+  for (auto& id : ids)
+    filter += (filter.back() == '[' ? "\"" : ",\"") + id + "\"";
+  return filter + "]}";
+}
+
 inline std::set<std::string> id_set(const std::vector<nostr::event>& events) {
   std::set<std::string> ids;
   for (auto& ev : events)

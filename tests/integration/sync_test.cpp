@@ -59,10 +59,7 @@ TEST_CASE("events published on the remote reach the node live",
     auto start = std::chrono::steady_clock::now();
     publish(a.port, fresh);
     auto want = id_set(fresh);
-    std::string filter = "{\"ids\":[";
-    for (auto& id : want)
-      filter += (filter.back() == '[' ? "\"" : ",\"") + id + "\"";
-    filter += "]}";
+    auto filter = ids_filter(want);
     bool ok = test::poll_until(
       [&] {
         auto got = try_ids(b.port, filter);

@@ -2,8 +2,9 @@
 // WebSocket relay over an in-memory set of events (from a JSONL file) that
 // answers NEG-OPEN / NEG-MSG / NEG-CLOSE with nostr-tools' negentropy classes
 // (nip77.js: NegentropyStorageVector, and Negentropy's bound codec, range
-// splitting, fingerprints and frame limit), REQ (stored events then EOSE; no
-// live events) and EVENT (verified, kept in memory, OK).
+// splitting, fingerprints and frame limit), REQ (stored events, EOSE, then
+// the new events that match until CLOSE) and EVENT (verified, kept in
+// memory, OK, sent to the matching subscriptions).
 //
 // nostr-tools 2.25.2's Negentropy.reconcile() only plays the initiator: it
 // answers an IdList with a Skip, so a client would never learn the relay's ids
@@ -15,13 +16,17 @@
 // CLI:
 //   node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1]
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
+//                      [--arrive-after-neg-open FILE.jsonl]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
 // NEG-ERR "blocked: ...", `notice` with a NOTICE (as an unknown message type),
-// `silent` ignores it.
+// `silent` ignores it. --arrive-after-neg-open: events that reach the relay
+// right after it answered the first NEG-OPEN (so that session's item set
+// lacks them), as if published then: a client must get them on its live
+// subscription.
 //
-// As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy })`
+// As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving })`
 // resolves to `{ url, port, events, close() }`.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -184,10 +189,22 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on' } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map() } = {}) {
   const wss = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 16 << 20 })
+  // Every connection's open subscriptions: subscription id -> filters.
+  const live = new Set()
+  const store = (event) => {
+    events.set(event.id, event)
+    for (const { ws, subs } of live)
+      for (const [subId, filters] of subs)
+        if (filters.some((f) => matchFilter(f, event))) ws.send(JSON.stringify(['EVENT', subId, event]))
+  }
   wss.on('connection', (ws) => {
     const sessions = new Map()
+    const subs = new Map()
+    const listener = { ws, subs }
+    live.add(listener)
+    ws.on('close', () => live.delete(listener))
     const send = (msg) => ws.send(JSON.stringify(msg))
     ws.on('message', (data) => {
       let msg
@@ -201,20 +218,23 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
       try {
         switch (verb) {
           case 'REQ': {
-            for (const filter of msg.slice(2)) {
+            const filters = msg.slice(2)
+            for (const filter of filters) {
               const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
               for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
             }
+            subs.set(subId, filters)
             return send(['EOSE', subId])
           }
           case 'CLOSE':
+            subs.delete(subId)
             return
           case 'EVENT': {
             const event = msg[1]
             if (!event || typeof event !== 'object' || !verifyEvent(event))
               return send(['OK', event?.id ?? '', false, 'invalid: bad id or signature'])
             const duplicate = events.has(event.id)
-            events.set(event.id, event)
+            if (!duplicate) store(event)
             return send(['OK', event.id, true, duplicate ? 'duplicate: already have it' : ''])
           }
           case 'NEG-OPEN': {
@@ -226,7 +246,10 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
             storage.seal()
             const neg = new NegentropyResponder(storage, frameSizeLimit)
             sessions.set(subId, neg)
-            return send(['NEG-MSG', subId, neg.respond(msg[3])])
+            send(['NEG-MSG', subId, neg.respond(msg[3])])
+            for (const event of arriving.values()) store(event)
+            arriving.clear()
+            return
           }
           case 'NEG-MSG': {
             const neg = sessions.get(subId)
@@ -268,10 +291,10 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on' }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '' }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
-      '[--frame-size-limit 60000] [--negentropy on|error|notice|silent]')
+      '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -282,6 +305,7 @@ function parseArgs(argv) {
     else if (flag === '--host') opts.host = value
     else if (flag === '--frame-size-limit') opts.frameSizeLimit = Number(value)
     else if (flag === '--negentropy') opts.negentropy = value
+    else if (flag === '--arrive-after-neg-open') opts.arriving = value
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
@@ -294,7 +318,8 @@ function parseArgs(argv) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const opts = parseArgs(process.argv.slice(2))
   const events = loadEvents(opts.events)
-  const relay = await startNegRelay({ ...opts, events })
+  const arriving = opts.arriving ? loadEvents(opts.arriving) : new Map()
+  const relay = await startNegRelay({ ...opts, events, arriving })
   console.log(`neg_relay listening on ${relay.url} (${events.size} events)`)
   const stop = async () => {
     await relay.close()
