@@ -662,7 +662,11 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
           continue;
         auto& sub = i->second;
         if (sub.live) {
-          st.send(nostr::event_message(sub_id, item->data.json));
+          // The writer hands an event to the hub after its commit, and the
+          // hub reaches us later than the query worker may read the store:
+          // an event the stored part already sent must not come again.
+          if (sub.job->sent.count(item->data.ev.id) == 0)
+            st.send(nostr::event_message(sub_id, item->data.json));
         } else if (sub.backlog.size() < max_backlog) {
           sub.backlog.push_back(item);
         } else {
