@@ -7,6 +7,7 @@
 #include "messages/sync.hpp"
 #include "messages/type_ids.hpp"
 #include "net/simple_client.hpp"
+#include "tests/fixtures/threaded_actor_system.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -191,17 +192,8 @@ mock_sync_manager(sync_manager_actor::stateful_pointer<mock_sync_manager_state>,
 constexpr const char* token = "s3cret-token";
 
 /// A real (threaded) actor system: the control plane serves real sockets.
-struct fixture {
-  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    cfg.set("logger.console-verbosity", caf::atom("quiet"));
-    add_message_types(cfg);
-    return cfg;
-  }
-
-  fixture() : sys(init(cfg)), self(sys) {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
+struct fixture : test::threaded_actor_system {
+  fixture() {
     healthy = sys.spawn(mock_inspector, false);
     slot = std::make_shared<handle_slot<inspector_actor>>(healthy);
     sync = sys.spawn(mock_sync_manager, false);
@@ -217,7 +209,6 @@ struct fixture {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(healthy, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(sync, caf::exit_reason::user_shutdown);
-    log::get().set_level(saved_level);
   }
 
   /// Spawns a control plane on `admin`; @returns its port (0 on failure).
@@ -274,9 +265,6 @@ struct fixture {
       .count();
   }
 
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
   std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
   inspector_actor healthy;
   handle_slot_ptr<inspector_actor> slot;
@@ -286,7 +274,6 @@ struct fixture {
   nostr::keypair admin_keys = nostr::generate_keypair();
   config::admin_config admin;
   uint16_t port = 0;
-  spdlog::level::level_enum saved_level;
 };
 
 boost::json::value parse_json(const net::http_result& r) {

@@ -6,6 +6,7 @@
 #include "messages/error.hpp"
 #include "messages/nostr/keys.hpp"
 #include "messages/type_ids.hpp"
+#include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/net/net_fixture.hpp"
 #include "tests/store/store_fixture.hpp"
 
@@ -102,17 +103,8 @@ holding_verifier(holding_verifier_actor::stateful_pointer<verifier_state> self,
   };
 }
 
-struct fixture {
-  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    cfg.set("logger.console-verbosity", caf::atom("quiet"));
-    add_message_types(cfg);
-    return cfg;
-  }
-
-  fixture() : sys(init(cfg)), self(sys) {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
+struct fixture : test::threaded_actor_system {
+  fixture() {
     remote.start();
     REQUIRE(remote.start_error().empty());
     verifier = sys.spawn(holding_verifier, received);
@@ -142,7 +134,6 @@ struct fixture {
     self->send_exit(listener, caf::exit_reason::user_shutdown);
     self->wait_for(connection, verifier, listener);
     io->stop();
-    log::get().set_level(saved_level);
   }
 
   /// The REQs the remote received, in order.
@@ -159,9 +150,6 @@ struct fixture {
       .receive([](status_map&) {}, [](caf::error& err) { FAIL(render(err)); });
   }
 
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scoped_actor self;
   net::test::server_fixture remote;
   store::test::store_fixture db;
   std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
@@ -171,7 +159,6 @@ struct fixture {
   holding_verifier_actor verifier;
   grasp_driver_listener_actor listener;
   relay_connection_actor connection;
-  spdlog::level::level_enum saved_level;
 };
 
 } // namespace
