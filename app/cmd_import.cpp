@@ -1,5 +1,5 @@
-#include "actors/logging.hpp"
-#include "actors/node.hpp"
+#include "actors/runtime/logging.hpp"
+#include "actors/runtime/node.hpp"
 #include "app/commands.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"

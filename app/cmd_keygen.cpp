@@ -1,4 +1,4 @@
-#include "actors/node_key.hpp"
+#include "actors/runtime/node_key.hpp"
 #include "app/commands.hpp"
 #include "messages/error.hpp"
 

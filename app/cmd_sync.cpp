@@ -3,9 +3,9 @@
 // step by step from one mailbox (a scoped actor): the WebSocket's callbacks on
 // the io_runtime thread and the ingest pipeline's answers all arrive there.
 
-#include "actors/id_fetcher.hpp"
-#include "actors/logging.hpp"
-#include "actors/node.hpp"
+#include "actors/sync/id_fetcher.hpp"
+#include "actors/runtime/logging.hpp"
+#include "actors/runtime/node.hpp"
 #include "app/commands.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"

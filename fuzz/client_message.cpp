@@ -1,5 +1,5 @@
 // Fuzzes the relay's client messages (NIP-01 EVENT/REQ/CLOSE/COUNT, NIP-42
-// AUTH, NIP-77 NEG-OPEN/NEG-MSG/NEG-CLOSE) as actors/client_session.cpp's
+// AUTH, NIP-77 NEG-OPEN/NEG-MSG/NEG-CLOSE) as actors/relay/client_session.cpp's
 // on_frame reads them: the same simdjson On-Demand walk over the array with
 // the same parsers, minus the actor. The walk lives inside the session actor,
 // so it is retraced here step by step; keep the two in step.

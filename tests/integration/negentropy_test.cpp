@@ -6,7 +6,7 @@
 // refuses what would not fit, and closing, timing out or disconnecting
 // gives the memory back.
 
-#include "actors/item_set_cache.hpp"
+#include "actors/relay/item_set_cache.hpp"
 #include "messages/nostr/negentropy.hpp"
 #include "tests/fixtures/json.hpp"
 #include "tests/fixtures/node_process.hpp"

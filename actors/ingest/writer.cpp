@@ -1,0 +1,251 @@
+#include "actors/ingest/writer.hpp"
+
+#include "actors/runtime/logging.hpp"
+#include "actors/runtime/metrics.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "store/change_log.hpp"
+
+#include <caf/send.hpp>
+
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+
+namespace ferry {
+
+namespace {
+
+ingest_status to_ingest_status(store::write_outcome x) {
+  switch (x) {
+    case store::write_outcome::stored:
+      return ingest_status::stored;
+    case store::write_outcome::ephemeral:
+      return ingest_status::ephemeral;
+    case store::write_outcome::duplicate:
+      return ingest_status::duplicate;
+    case store::write_outcome::refused:
+      break;
+  }
+  return ingest_status::refused;
+}
+
+} // namespace
+
+void writer_state::fail_pending(const std::string& text) {
+  failed_events += pending.size();
+  // A failed event holds no cursor here: its relay connection keeps its
+  // cursor below it (relay_connection's advance_cursor).
+  for (auto& [item, promise] : pending) {
+    metrics::event_ingested(item->data.ev.kind, item->source, "error");
+    promise.deliver(ingest_result{ingest_status::error, text});
+  }
+  pending.clear();
+}
+
+void writer_state::commit() {
+  if (pending.empty())
+    return;
+  // Refused before RocksDB runs out: the WAL, the MANIFEST and flushes keep
+  // the reserve, so the DB never turns read-only while the node runs.
+  if (auto problem = store->check_space(); !problem.empty())
+    return fail_pending(std::string{store::disk_full_prefix} + problem);
+  std::vector<const store::incoming_event*> events;
+  events.reserve(pending.size());
+  for (auto& [item, promise] : pending)
+    events.push_back(&item->data);
+  auto began = std::chrono::steady_clock::now();
+  auto seq = next_change_seq;
+  auto results = store->write(
+    events, unix_now(),
+    [this, &seq](rocksdb::WriteBatch& batch,
+                 const std::vector<store::write_result>& outcomes) {
+      for (size_t i = 0; i < outcomes.size(); ++i)
+        if (outcomes[i].outcome == store::write_outcome::stored)
+          store::append_change(batch, *store, seq++, pending[i].first->data.ev.id,
+                               pending[i].first->source);
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
+    });
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
+  metrics::writer_batch(events.size(), took.count());
+  ++batches;
+  if (!results) {
+    ++failed_batches;
+    auto problem = store->space_problem();
+    auto text = problem.empty()
+                  ? "error: could not store the event: " + render(results.error())
+                  : std::string{store::disk_full_prefix} + problem;
+    log::error("writer failed to commit {} events: {}", pending.size(), text);
+    return fail_pending(text);
+  }
+  next_change_seq = seq;
+  for (auto& [server, cursor] : staged_cursors)
+    cursors[server] = cursor;
+  staged_cursors.clear();
+  auto fan_out = hub ? hub->get() : hub_actor{};
+  for (size_t i = 0; i < pending.size(); ++i) {
+    auto& [item, promise] = pending[i];
+    auto& r = (*results)[i];
+    auto status = to_ingest_status(r.outcome);
+    metrics::event_ingested(item->data.ev.kind, item->source,
+                            to_string(status));
+    if (status == ingest_status::stored || status == ingest_status::ephemeral) {
+      ++committed;
+      if (fan_out)
+        caf::anon_send(fan_out, atom::publish_v, item);
+    }
+    promise.deliver(ingest_result{status, std::move(r.message)});
+  }
+  pending.clear();
+}
+
+sync_cursor writer_state::cursor_of(const std::string& server) {
+  auto i = cursors.find(server);
+  if (i != cursors.end())
+    return i->second;
+  sync_cursor result;
+  if (auto stored = store::get_sync_cursor(*store, server); stored && *stored)
+    result = **stored;
+  cursors.emplace(server, result);
+  return result;
+}
+
+void writer_state::commit_cursors() {
+  if (staged_cursors.empty())
+    return;
+  auto written = store->write(
+    {}, unix_now(),
+    [this](rocksdb::WriteBatch& batch, const std::vector<store::write_result>&) {
+      for (auto& [server, cursor] : staged_cursors)
+        store::put_sync_cursor(batch, *store, server, cursor);
+    });
+  if (!written) {
+    // They stay staged for the next commit; a lost cursor repeats work only.
+    log::error("writer could not store {} sync cursors: {}",
+               staged_cursors.size(), render(written.error()));
+    return;
+  }
+  for (auto& [server, cursor] : staged_cursors)
+    cursors[server] = cursor;
+  staged_cursors.clear();
+}
+
+namespace {
+
+using self_pointer = writer_actor::stateful_pointer<writer_state>;
+
+/// Commits, then watches the free space while the disk is full: the node
+/// resumes by itself once there is room again.
+void commit(self_pointer self) {
+  auto& st = self->state;
+  st.commit();
+  if (st.recheck_scheduled)
+    return;
+  auto problem = st.store->space_problem();
+  if (problem.empty())
+    return;
+  log::warn("{} refuses events until disk space returns: {}", self->name(),
+            problem);
+  st.recheck_scheduled = true;
+  self->delayed_send(self, st.config.space_recheck, atom::tick_v);
+}
+
+} // namespace
+
+writer_actor::behavior_type
+writer(writer_actor::stateful_pointer<writer_state> self,
+       store::event_store* store, handle_slot_ptr<hub_actor> hub,
+       writer_config config) {
+  auto& st = self->state;
+  st.store = store;
+  st.next_change_seq = store::last_change_seq(*store) + 1;
+  st.hub = std::move(hub);
+  st.config = config;
+  st.pending.reserve(config.batch_max);
+  if (config.purge_interval.count() > 0)
+    self->delayed_send(self, config.purge_interval, atom::purge_v);
+  return {
+    [self](atom::write, ingest_item_ptr& item) -> caf::result<ingest_result> {
+      auto& st = self->state;
+      auto promise = self->make_response_promise<ingest_result>();
+      st.pending.emplace_back(std::move(item), promise);
+      if (st.pending.size() >= st.config.batch_max) {
+        commit(self);
+      } else if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::flush_v);
+      }
+      return promise;
+    },
+    [self](atom::flush) {
+      self->state.flush_scheduled = false;
+      commit(self);
+      self->state.commit_cursors();
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      st.recheck_scheduled = false;
+      if (st.store->recheck_space()) {
+        log::info("{} has disk space again; writes resume", self->name());
+        return;
+      }
+      st.recheck_scheduled = true;
+      self->delayed_send(self, st.config.space_recheck, atom::tick_v);
+    },
+    [self](atom::purge) {
+      auto& st = self->state;
+      commit(self);
+      // Deleting needs WAL space too; the next round purges.
+      if (!st.store->space_problem().empty()) {
+        self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+        return;
+      }
+      if (auto n = st.store->purge_expired(unix_now())) {
+        st.purged += *n;
+        if (*n > 0)
+          log::info("writer purged {} expired events", *n);
+      } else {
+        log::error("writer could not purge expired events: {}",
+                   render(n.error()));
+      }
+      self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+    },
+    [self](atom::cursor, const std::string& server, int64_t created_at) {
+      // A sync cursor never passes an event that is not stored: the sender
+      // moves it only past events this writer has already answered, i.e.
+      // committed (relay_connection's advance_cursor). So it can wait for
+      // the next commit, and goes into that batch. It only moves forward.
+      auto& st = self->state;
+      auto staged = st.staged_cursors.find(server);
+      auto current = staged != st.staged_cursors.end()
+                       ? staged->second.created_at
+                       : st.cursor_of(server).created_at;
+      if (created_at <= current)
+        return;
+      sync_cursor cursor;
+      cursor.created_at = created_at;
+      st.staged_cursors[server] = cursor;
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::flush_v);
+      }
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "pending", static_cast<int64_t>(st.pending.size()));
+      caf::put(result, "batches", static_cast<int64_t>(st.batches));
+      caf::put(result, "committed", static_cast<int64_t>(st.committed));
+      caf::put(result, "failed_batches", static_cast<int64_t>(st.failed_batches));
+      caf::put(result, "failed_events", static_cast<int64_t>(st.failed_events));
+      if (auto problem = st.store->space_problem(); !problem.empty())
+        caf::put(result, "disk_full", problem);
+      caf::put(result, "purged", static_cast<int64_t>(st.purged));
+      return result;
+    },
+  };
+}
+
+} // namespace ferry

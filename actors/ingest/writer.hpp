@@ -1,0 +1,79 @@
+#pragma once
+
+#include "actors/runtime/handle_slot.hpp"
+#include "messages/ingest.hpp"
+#include "messages/relay.hpp"
+#include "store/event_store.hpp"
+#include "store/sync_store.hpp"
+
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ferry {
+
+/// Tunables of the WRITER.
+struct writer_config {
+  /// Most events in one WriteBatch.
+  size_t batch_max = 4096;
+  /// How often expired events are purged; zero disables purging.
+  std::chrono::seconds purge_interval{300};
+  /// While the disk is full, how often the free space is measured again.
+  std::chrono::milliseconds space_recheck{500};
+};
+
+struct writer_state {
+  store::event_store* store = nullptr;
+  /// Fan-out target; null when nobody listens (`ferry import`).
+  handle_slot_ptr<hub_actor> hub;
+  writer_config config;
+  /// Events waiting for the next commit, with the promise of each answer.
+  std::vector<std::pair<ingest_item_ptr, caf::typed_response_promise<ingest_result>>>
+    pending;
+  /// A flush message is already in the mailbox.
+  bool flush_scheduled = false;
+  uint64_t batches = 0;
+  uint64_t committed = 0;
+  uint64_t failed_batches = 0;
+  /// Events answered with an error (nothing of them was stored).
+  uint64_t failed_events = 0;
+  uint64_t purged = 0;
+  /// A space recheck is in the mailbox (the disk is full).
+  bool recheck_scheduled = false;
+  /// The change-log sequence number of the next stored event.
+  uint64_t next_change_seq = 1;
+  /// Sync cursors as last committed, loaded on first use.
+  std::unordered_map<std::string, sync_cursor> cursors;
+  /// Cursors handed over since the last commit; they go into the next one.
+  std::unordered_map<std::string, sync_cursor> staged_cursors;
+
+  /// The committed cursor of `server` (zero when it never synced).
+  sync_cursor cursor_of(const std::string& server);
+
+  /// Commits `pending` in one WriteBatch (with their change-log entries and
+  /// the staged cursors), answers every promise and hands the stored and
+  /// ephemeral events to the hub. Below the disk space reserve nothing is
+  /// written: every event gets `error: disk full: ...`.
+  void commit();
+
+  /// Answers every pending event with the error `text`; stores none.
+  void fail_pending(const std::string& text);
+
+  /// Writes the staged cursors on their own (no event came to carry them).
+  void commit_cursors();
+
+  static inline constexpr const char* name = "writer";
+};
+
+/// The WRITER: the only actor that writes events. Requests queue up in its
+/// mailbox while a commit runs; a self-sent flush behind them commits them all
+/// in one batch (like strfry's writer draining its inbox). Spawn it detached.
+writer_actor::behavior_type
+writer(writer_actor::stateful_pointer<writer_state> self,
+       store::event_store* store, handle_slot_ptr<hub_actor> hub,
+       writer_config config);
+
+} // namespace ferry

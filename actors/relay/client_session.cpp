@@ -1,0 +1,711 @@
+#include "actors/relay/client_session.hpp"
+
+#include "actors/runtime/metrics.hpp"
+#include "actors/relay/query_worker.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/nip42.hpp"
+#include "messages/nostr/wire.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include <openssl/rand.h>
+#include <simdjson.h>
+
+#include <chrono>
+
+namespace ferry {
+
+namespace {
+
+/// Live events one subscription may hold back while its stored events stream.
+constexpr size_t max_backlog = 10000;
+
+/// The id of an EVENT message whose event failed strict parsing, when the id
+/// itself is readable, so the client still gets an OK for it.
+std::optional<nostr::bytes32> salvage_event_id(const std::string& frame) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(frame).get(doc))
+    return std::nullopt;
+  std::string_view hex;
+  if (doc.at(1)["id"].get_string().get(hex))
+    return std::nullopt;
+  nostr::bytes32 id;
+  if (!nostr::from_hex(hex, id))
+    return std::nullopt;
+  return id;
+}
+
+using self_pointer = client_session_actor::stateful_pointer<client_session_state>;
+
+/// What a handler did with a client message.
+enum class frame_state {
+  /// Answered; the connection may read the next message.
+  done,
+  /// Still in the pipeline; a later reply finishes it.
+  pending,
+};
+
+frame_state notice(self_pointer self, std::string_view text) {
+  self->state.send(nostr::notice_message(text));
+  return frame_state::done;
+}
+
+frame_state closed(self_pointer self, std::string_view sub_id,
+                   std::string_view text) {
+  self->state.send(nostr::closed_message(sub_id, text));
+  return frame_state::done;
+}
+
+/// NIP-42: true when this client may go on; otherwise it was told why.
+bool authorized(self_pointer self) {
+  auto& st = self->state;
+  return !st.ctx->auth_required || !st.authenticated.empty();
+}
+
+constexpr const char* auth_required_text
+  = "auth-required: this relay requires NIP-42 authentication";
+
+frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
+                    const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  simdjson::ondemand::value value;
+  nostr::event ev;
+  if (it == end || (*it).get(value))
+    return notice(self, "invalid: AUTH needs a signed event");
+  if (auto reason = nostr::parse_event(value, ev); !reason.empty())
+    return notice(self, "invalid: " + reason);
+  // Without a configured public URL the relay tag is taken as the client
+  // names it: a relay reachable under several names cannot check it.
+  std::string relay_url = st.ctx->public_url;
+  if (relay_url.empty())
+    for (const auto& tag : ev.tags)
+      if (tag.size() >= 2 && tag[0] == "relay")
+        relay_url = tag[1];
+  auto reason = nostr::verify_auth_event(ev, relay_url, st.challenge,
+                                         unix_now());
+  if (!reason.empty()) {
+    st.send(nostr::ok_message(ev.id, false, "invalid: " + reason));
+    return frame_state::done;
+  }
+  st.authenticated.insert(ev.pubkey);
+  st.send(nostr::ok_message(ev.id, true, ""));
+  return frame_state::done;
+}
+
+frame_state on_event(self_pointer self, const std::string& frame,
+                     simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  if (it == end)
+    return notice(self, "invalid: EVENT needs an event object");
+  simdjson::ondemand::value value;
+  nostr::event ev;
+  std::string reason;
+  if ((*it).get(value))
+    reason = "malformed JSON";
+  else
+    reason = nostr::parse_event(value, ev);
+  if (reason.empty() && ++it != end)
+    reason = "EVENT takes exactly one event";
+  if (!reason.empty()) {
+    if (auto id = salvage_event_id(frame)) {
+      st.send(nostr::ok_message(*id, false, "invalid: " + reason));
+      return frame_state::done;
+    }
+    return notice(self, "invalid: " + reason);
+  }
+  ++st.events_received;
+  if (!authorized(self)) {
+    st.send(nostr::ok_message(ev.id, false, auth_required_text));
+    return frame_state::done;
+  }
+  auto max_future = st.ctx->limits.max_future_seconds;
+  if (ev.created_at > unix_now() + max_future) {
+    st.send(nostr::ok_message(ev.id, false,
+                              "invalid: created_at is more than "
+                                + std::to_string(max_future)
+                                + " seconds in the future"));
+    return frame_state::done;
+  }
+  auto item = std::make_shared<ingest_item>();
+  item->data.ev = std::move(ev);
+  item->source = "client";
+  auto id = item->data.ev.id;
+  const auto& verifiers = st.ctx->verifiers;
+  auto verifier = verifiers[st.next_verifier++ % verifiers.size()]->get();
+  if (!verifier) {
+    st.send(nostr::ok_message(id, false,
+                              "error: the verifier is restarting; try again"));
+    return frame_state::done;
+  }
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+    .then(
+      [self, id](ingest_result& result) {
+        auto& st = self->state;
+        if (result.accepted())
+          ++st.events_accepted;
+        st.send(nostr::ok_message(id, result.accepted(), result.message));
+        st.conn->frame_done();
+      },
+      [self, id](caf::error& err) {
+        auto& st = self->state;
+        st.send(nostr::ok_message(id, false, "error: " + render(err)));
+        st.conn->frame_done();
+      });
+  return frame_state::pending;
+}
+
+/// Reads the subscription id and the filters of a REQ or COUNT. On failure it
+/// has already answered, and returns nullptr.
+filter_set_ptr read_filters(self_pointer self, std::string_view verb,
+                            std::string& sub_id,
+                            simdjson::ondemand::array_iterator& it,
+                            const simdjson::ondemand::array_iterator& end) {
+  const auto& limits = self->state.ctx->limits;
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid)) {
+    notice(self, std::string{"invalid: "} + std::string{verb}
+                   + " needs a subscription id string");
+    return nullptr;
+  }
+  sub_id = std::string{sid};
+  if (sub_id.empty() || sub_id.size() > limits.max_subscription_id_length) {
+    closed(self, sub_id,
+           "invalid: subscription id must have 1 to "
+             + std::to_string(limits.max_subscription_id_length)
+             + " characters");
+    return nullptr;
+  }
+  auto filters = std::make_shared<std::vector<nostr::filter>>();
+  for (++it; it != end; ++it) {
+    if (filters->size() == limits.max_filters) {
+      closed(self, sub_id,
+             "invalid: too many filters (max "
+               + std::to_string(limits.max_filters) + ")");
+      return nullptr;
+    }
+    simdjson::ondemand::value value;
+    nostr::filter f;
+    auto reason = (*it).get(value) ? std::string{"malformed JSON"}
+                                   : nostr::parse_filter(value, f);
+    if (!reason.empty()) {
+      closed(self, sub_id, "invalid: " + reason);
+      return nullptr;
+    }
+    filters->push_back(std::move(f));
+  }
+  if (filters->empty()) {
+    closed(self, sub_id, "invalid: at least one filter is required");
+    return nullptr;
+  }
+  return filters;
+}
+
+query_job_ptr make_job(self_pointer self, const std::string& sub_id,
+                       filter_set_ptr filters, bool count_only) {
+  auto& st = self->state;
+  auto job = std::make_shared<query_job>();
+  job->conn = st.conn;
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->job_id = st.next_job_id++;
+  job->filters = std::move(filters);
+  job->count_only = count_only;
+  job->default_limit = st.ctx->limits.default_limit;
+  job->max_limit = st.ctx->limits.max_limit;
+  job->now = unix_now();
+  return job;
+}
+
+/// One connection always uses the same worker, so its queries keep their order.
+const handle_slot_ptr<query_worker_actor>& worker_slot_for(self_pointer self) {
+  const auto& workers = self->state.ctx->query_workers;
+  return workers[self->id() % workers.size()];
+}
+
+query_worker_actor worker_for(self_pointer self) {
+  return worker_slot_for(self)->get();
+}
+
+/// Sends to the hub, unless it is between incarnations (then the live part of
+/// a subscription is lost until the client subscribes again, as after a
+/// reconnect).
+template <class... Ts>
+void to_hub(self_pointer self, Ts&&... xs) {
+  if (auto hub = self->state.ctx->hub->get())
+    self->send(hub, std::forward<Ts>(xs)...);
+}
+
+/// Starts a query job; false when no worker is running right now.
+bool start_job(self_pointer self, query_job_ptr job) {
+  auto worker = worker_for(self);
+  if (!worker)
+    return false;
+  self->send(worker, atom::query_v, std::move(job));
+  return true;
+}
+
+void cancel_subscription(self_pointer self, const std::string& sub_id) {
+  auto& st = self->state;
+  auto i = st.subscriptions.find(sub_id);
+  if (i == st.subscriptions.end())
+    return;
+  i->second.job->cancelled = true;
+  st.subscriptions.erase(i);
+  to_hub(self, atom::unsubscribe_v,
+         caf::actor_cast<client_session_actor>(self), sub_id);
+}
+
+frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
+                   const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  auto filters = read_filters(self, "REQ", sub_id, it, end);
+  if (!filters)
+    return frame_state::done;
+  if (!authorized(self))
+    return closed(self, sub_id, auth_required_text);
+  auto existing = st.subscriptions.find(sub_id);
+  if (existing != st.subscriptions.end()) {
+    // NIP-01: a REQ with an open id replaces that subscription.
+    existing->second.job->cancelled = true;
+    st.subscriptions.erase(existing);
+  } else if (st.subscriptions.size() >= st.ctx->limits.max_subscriptions) {
+    return closed(self, sub_id,
+                  "blocked: too many open subscriptions (max "
+                    + std::to_string(st.ctx->limits.max_subscriptions) + ")");
+  }
+  // Live first, then the stored part: nothing committed in between is missed.
+  to_hub(self, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
+         sub_id, filters);
+  auto job = make_job(self, sub_id, std::move(filters), false);
+  st.subscriptions[sub_id].job = job;
+  if (!start_job(self, std::move(job))) {
+    cancel_subscription(self, sub_id);
+    return closed(self, sub_id, "error: the query worker is restarting; try again");
+  }
+  return frame_state::pending;
+}
+
+frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  auto filters = read_filters(self, "COUNT", sub_id, it, end);
+  if (!filters)
+    return frame_state::done;
+  if (!authorized(self))
+    return closed(self, sub_id, auth_required_text);
+  auto job = make_job(self, sub_id, std::move(filters), true);
+  st.counts[sub_id] = job;
+  if (!start_job(self, std::move(job))) {
+    st.counts.erase(sub_id);
+    return closed(self, sub_id, "error: the query worker is restarting; try again");
+  }
+  return frame_state::pending;
+}
+
+frame_state on_close(self_pointer self, simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid))
+    return notice(self, "invalid: CLOSE needs a subscription id string");
+  cancel_subscription(self, std::string{sid});
+  return frame_state::done;
+}
+
+// -- negentropy (NIP-77) ------------------------------------------------------------
+
+frame_state neg_err(self_pointer self, std::string_view sub_id,
+                    std::string_view reason) {
+  self->state.send(nostr::neg_err_message(sub_id, reason));
+  return frame_state::done;
+}
+
+/// Forgets a negentropy session; a round still at the worker is dropped when
+/// it comes back.
+void close_negentropy(self_pointer self, const std::string& sub_id) {
+  auto& sessions = self->state.negentropy;
+  auto i = sessions.find(sub_id);
+  if (i == sessions.end())
+    return;
+  i->second.state->closed = true;
+  sessions.erase(i);
+}
+
+/// Reads the subscription id of a NEG-* message; on failure it has already
+/// answered (with a NOTICE: without an id there is nothing to address a
+/// NEG-ERR to).
+bool read_neg_sub_id(self_pointer self, std::string_view verb,
+                     std::string& sub_id,
+                     simdjson::ondemand::array_iterator& it,
+                     const simdjson::ondemand::array_iterator& end) {
+  std::string_view sid;
+  if (it == end || (*it).get_string().get(sid)) {
+    notice(self, "invalid: " + std::string{verb}
+                   + " needs a subscription id string");
+    return false;
+  }
+  sub_id = std::string{sid};
+  ++it;
+  return true;
+}
+
+/// Reads the hex message that ends a NEG-OPEN or NEG-MSG. On failure it has
+/// already answered with a NEG-ERR.
+bool read_neg_message(self_pointer self, std::string_view verb,
+                      const std::string& sub_id, std::string& binary,
+                      simdjson::ondemand::array_iterator& it,
+                      const simdjson::ondemand::array_iterator& end) {
+  std::string_view hex;
+  if (it == end || (*it).get_string().get(hex)) {
+    neg_err(self, sub_id,
+            "invalid: " + std::string{verb}
+              + " needs a hex-encoded negentropy message");
+    return false;
+  }
+  if (!nostr::negentropy::decode_hex(hex, binary)) {
+    neg_err(self, sub_id,
+            "invalid: the negentropy message is not lowercase hex of even "
+            "length");
+    return false;
+  }
+  if (++it != end) {
+    neg_err(self, sub_id,
+            "invalid: " + std::string{verb} + " has too many elements");
+    return false;
+  }
+  return true;
+}
+
+void schedule_idle_check(self_pointer self, caf::timespan after) {
+  auto& st = self->state;
+  if (st.idle_check_scheduled || st.negentropy.empty())
+    return;
+  st.idle_check_scheduled = true;
+  self->delayed_send(self, after, atom::tick_v);
+}
+
+/// A round of `sub_id` is on its way: the session is busy until it is
+/// answered.
+void round_started(self_pointer self, const std::string& sub_id) {
+  auto& entry = self->state.negentropy[sub_id];
+  ++entry.in_flight;
+  entry.last_active = self->clock().now();
+}
+
+/// Hands one round to the connection's worker; false when none is running.
+bool start_neg_job(self_pointer self, neg_job_ptr job) {
+  auto worker = worker_for(self);
+  if (!worker)
+    return false;
+  round_started(self, job->sub_id);
+  self->send(worker, atom::neg_v, std::move(job));
+  return true;
+}
+
+frame_state on_neg_open(self_pointer self,
+                        simdjson::ondemand::array_iterator& it,
+                        const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  const auto& neg = st.ctx->negentropy;
+  std::string sub_id;
+  if (!read_neg_sub_id(self, "NEG-OPEN", sub_id, it, end))
+    return frame_state::done;
+  const auto max_id = st.ctx->limits.max_subscription_id_length;
+  if (sub_id.empty() || sub_id.size() > max_id)
+    return neg_err(self, sub_id,
+                   "invalid: subscription id must have 1 to "
+                     + std::to_string(max_id) + " characters");
+  // NIP-77: opening an id that is open replaces that session.
+  close_negentropy(self, sub_id);
+  simdjson::ondemand::value value;
+  nostr::filter f;
+  if (it == end)
+    return neg_err(self, sub_id, "invalid: NEG-OPEN needs a filter");
+  auto reason = (*it).get(value) ? std::string{"malformed JSON"}
+                                 : nostr::parse_filter(value, f);
+  if (!reason.empty())
+    return neg_err(self, sub_id, "invalid: filter: " + reason);
+  ++it;
+  std::string query;
+  if (!read_neg_message(self, "NEG-OPEN", sub_id, query, it, end))
+    return frame_state::done;
+  if (!authorized(self))
+    return neg_err(self, sub_id, auth_required_text);
+  if (st.negentropy.size() >= neg.max_sessions_per_connection)
+    return neg_err(self, sub_id,
+                   "blocked: too many open negentropy sessions (max "
+                     + std::to_string(neg.max_sessions_per_connection) + ")");
+  auto job = std::make_shared<neg_job>();
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->state = std::make_shared<neg_session>();
+  job->frame_size_limit = neg.frame_size_limit;
+  job->query = std::move(query);
+  st.negentropy[sub_id].state = job->state;
+  round_started(self, sub_id);
+  // The item set is found or built off the actor threads; the first round
+  // then goes to this connection's worker, like every later one.
+  st.ctx->item_sets->acquire(
+    f, unix_now(),
+    [job, worker = worker_slot_for(self)](item_set_result result) mutable {
+      if (result.lease && !job->state->closed) {
+        if (auto w = worker->get()) {
+          job->lease = std::move(result.lease);
+          caf::anon_send(w, atom::neg_v, std::move(job));
+          return;
+        }
+        result.error = "error: the query worker is restarting; try again";
+      }
+      if (!result.error.empty()) {
+        job->failed = true;
+        job->reply = nostr::neg_err_message(job->sub_id, result.error);
+      }
+      caf::anon_send(job->session, atom::neg_v, std::move(job));
+    });
+  schedule_idle_check(self, neg.idle_timeout);
+  return frame_state::pending;
+}
+
+frame_state on_neg_msg(self_pointer self,
+                       simdjson::ondemand::array_iterator& it,
+                       const simdjson::ondemand::array_iterator& end) {
+  auto& st = self->state;
+  std::string sub_id;
+  if (!read_neg_sub_id(self, "NEG-MSG", sub_id, it, end))
+    return frame_state::done;
+  std::string query;
+  if (!read_neg_message(self, "NEG-MSG", sub_id, query, it, end)) {
+    close_negentropy(self, sub_id);
+    return frame_state::done;
+  }
+  auto i = st.negentropy.find(sub_id);
+  if (i == st.negentropy.end())
+    return neg_err(self, sub_id,
+                   "closed: no open negentropy session with this id");
+  if (!i->second.opened) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id,
+                   "invalid: NEG-MSG before the relay answered NEG-OPEN");
+  }
+  auto job = std::make_shared<neg_job>();
+  job->session = caf::actor_cast<client_session_actor>(self);
+  job->sub_id = sub_id;
+  job->state = i->second.state;
+  job->query = std::move(query);
+  if (!start_neg_job(self, std::move(job))) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id,
+                   "error: the query worker is restarting; try again");
+  }
+  return frame_state::pending;
+}
+
+frame_state on_neg_close(self_pointer self,
+                         simdjson::ondemand::array_iterator& it,
+                         const simdjson::ondemand::array_iterator& end) {
+  std::string sub_id;
+  if (read_neg_sub_id(self, "NEG-CLOSE", sub_id, it, end))
+    close_negentropy(self, sub_id);
+  return frame_state::done;
+}
+
+/// A worker's answer to one round.
+void on_neg_answer(self_pointer self, neg_job& job) {
+  auto& st = self->state;
+  st.conn->frame_done();
+  auto i = st.negentropy.find(job.sub_id);
+  // Closed or replaced while the worker was busy: the client no longer
+  // expects this answer.
+  if (i == st.negentropy.end() || i->second.state != job.state)
+    return;
+  st.send(std::move(job.reply));
+  if (job.failed) {
+    close_negentropy(self, job.sub_id);
+    return;
+  }
+  --i->second.in_flight;
+  i->second.opened = true;
+  i->second.last_active = self->clock().now();
+}
+
+/// Closes the sessions idle for longer than the timeout; looks again when
+/// the next one could expire.
+void on_idle_check(self_pointer self) {
+  auto& st = self->state;
+  st.idle_check_scheduled = false;
+  const auto timeout = st.ctx->negentropy.idle_timeout;
+  const auto now = self->clock().now();
+  auto next = caf::timespan{timeout};
+  for (auto i = st.negentropy.begin(); i != st.negentropy.end();) {
+    auto& entry = i->second;
+    auto idle = now - entry.last_active;
+    if (entry.in_flight == 0 && idle >= timeout) {
+      st.send(nostr::neg_err_message(
+        i->first, "closed: negentropy session idle for more than "
+                    + std::to_string(timeout.count()) + " seconds"));
+      entry.state->closed = true;
+      i = st.negentropy.erase(i);
+      continue;
+    }
+    if (entry.in_flight == 0)
+      next = std::min(next, caf::timespan{timeout - idle});
+    ++i;
+  }
+  schedule_idle_check(self, next);
+}
+
+frame_state on_frame(self_pointer self, std::string& frame) {
+  thread_local simdjson::ondemand::parser parser;
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end.
+  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(frame.data(), frame.size(),
+                                     frame.capacity());
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::array msg;
+  if (parser.iterate(input).get(doc) || doc.get_array().get(msg))
+    return notice(self, "invalid: a message must be a JSON array");
+  simdjson::ondemand::array_iterator it;
+  simdjson::ondemand::array_iterator end;
+  if (msg.begin().get(it) || msg.end().get(end))
+    return notice(self, "invalid: malformed JSON");
+  std::string_view verb;
+  if (it == end || (*it).get_string().get(verb))
+    return notice(self, "invalid: a message must start with its type");
+  ++it;
+  metrics::message_received(verb);
+  if (verb == "EVENT")
+    return on_event(self, frame, it, end);
+  if (verb == "REQ")
+    return on_req(self, it, end);
+  if (verb == "CLOSE")
+    return on_close(self, it, end);
+  if (verb == "COUNT")
+    return on_count(self, it, end);
+  if (verb == "AUTH")
+    return on_auth(self, it, end);
+  if (self->state.ctx->negentropy.enabled) {
+    if (verb == "NEG-OPEN")
+      return on_neg_open(self, it, end);
+    if (verb == "NEG-MSG")
+      return on_neg_msg(self, it, end);
+    if (verb == "NEG-CLOSE")
+      return on_neg_close(self, it, end);
+  }
+  return notice(self, "invalid: unknown message type \"" + std::string{verb}
+                        + "\"");
+}
+
+} // namespace
+
+client_session_state::~client_session_state() {
+  if (ctx) {
+    --ctx->live_sessions;
+    metrics::connection_closed();
+  }
+}
+
+void client_session_state::send(std::string frame) {
+  conn->send(std::make_shared<const std::string>(std::move(frame)));
+}
+
+client_session_actor::behavior_type
+client_session(client_session_actor::stateful_pointer<client_session_state> self,
+               std::shared_ptr<net::ws_connection> conn,
+               std::shared_ptr<const relay_context> ctx) {
+  self->state.conn = std::move(conn);
+  self->state.ctx = std::move(ctx);
+  // Spread sessions over the verifiers from the start.
+  self->state.next_verifier = self->id();
+  metrics::connection_opened();
+  // NIP-42: the challenge is announced on connect where authentication is
+  // required; elsewhere clients that never authenticate see no extra frame.
+  nostr::bytes32 nonce;
+  RAND_bytes(nonce.data(), static_cast<int>(nonce.size()));
+  self->state.challenge = nostr::to_hex(nonce);
+  if (self->state.ctx->auth_required)
+    self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
+  return {
+    [self](atom::frame, std::string& frame) {
+      if (on_frame(self, frame) == frame_state::done)
+        self->state.conn->frame_done();
+    },
+    [self](atom::oversize, uint64_t bytes) {
+      self->state.send(nostr::notice_message(
+        "invalid: message too large (" + std::to_string(bytes)
+        + " bytes, max " + std::to_string(self->state.ctx->limits.max_frame_bytes)
+        + ")"));
+    },
+    [self](atom::closed, const std::string&) {
+      auto& st = self->state;
+      for (auto& [sub_id, sub] : st.subscriptions)
+        sub.job->cancelled = true;
+      for (auto& [sub_id, job] : st.counts)
+        job->cancelled = true;
+      for (auto& [sub_id, neg] : st.negentropy)
+        neg.state->closed = true;
+      to_hub(self, atom::unsubscribe_v,
+             caf::actor_cast<client_session_actor>(self));
+      self->quit();
+    },
+    [self](atom::publish, const ingest_item_ptr& item,
+           const std::vector<std::string>& sub_ids) {
+      auto& st = self->state;
+      for (auto& sub_id : sub_ids) {
+        auto i = st.subscriptions.find(sub_id);
+        if (i == st.subscriptions.end())
+          continue;
+        auto& sub = i->second;
+        if (sub.live) {
+          // The writer hands an event to the hub after its commit, and the
+          // hub reaches us later than the query worker may read the store:
+          // an event the stored part already sent must not come again.
+          if (sub.job->sent.count(item->data.ev.id) == 0)
+            st.send(nostr::event_message(sub_id, item->data.json));
+        } else if (sub.backlog.size() < max_backlog) {
+          sub.backlog.push_back(item);
+        } else {
+          st.send(nostr::closed_message(
+            sub_id, "error: too many live events while stored events were "
+                    "being sent; subscribe again"));
+          cancel_subscription(self, sub_id);
+        }
+      }
+    },
+    [self](atom::eose, const std::string& sub_id, uint64_t job_id) {
+      auto& st = self->state;
+      // Every query job finishes exactly one client message.
+      st.conn->frame_done();
+      auto i = st.subscriptions.find(sub_id);
+      if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
+        return;
+      auto& sub = i->second;
+      st.send(nostr::eose_message(sub_id));
+      sub.live = true;
+      for (auto& item : sub.backlog)
+        if (sub.job->sent.count(item->data.ev.id) == 0)
+          st.send(nostr::event_message(sub_id, item->data.json));
+      sub.backlog.clear();
+      sub.backlog.shrink_to_fit();
+    },
+    [self](atom::count, const std::string& sub_id, uint64_t job_id,
+           uint64_t n) {
+      auto& st = self->state;
+      st.conn->frame_done();
+      auto i = st.counts.find(sub_id);
+      if (i == st.counts.end() || i->second->job_id != job_id)
+        return;
+      st.counts.erase(i);
+      st.send(nostr::count_message(sub_id, n));
+    },
+    [self](atom::neg, neg_job_ptr& job) { on_neg_answer(self, *job); },
+    [self](atom::tick) { on_idle_check(self); },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,157 @@
+#include "actors/relay/query_worker.hpp"
+
+#include "messages/error.hpp"
+#include "messages/nostr/wire.hpp"
+
+#include <caf/send.hpp>
+
+#include <algorithm>
+
+namespace ferry {
+
+query_worker_config query_worker_config_for(size_t cap) {
+  query_worker_config result;
+  result.high_water_bytes = std::min(result.high_water_bytes, cap / 4);
+  return result;
+}
+
+bool query_worker_state::run_slice(query_job& job) {
+  const auto& filters = *job.filters;
+  if (job.sent.empty()) {
+    // Rehashing a growing set showed up in profiles of large REQs.
+    uint64_t expected = 0;
+    for (const auto& f : filters)
+      expected += std::min<uint64_t>(f.limit.value_or(job.default_limit),
+                                     job.max_limit);
+    job.sent.reserve(std::min<uint64_t>(expected, 1'000'000));
+  }
+  const auto prefix = nostr::event_message_prefix(job.sub_id);
+  std::vector<std::string> frames;
+  size_t budget = config.slice_events;
+  size_t bytes = 0;
+  while (budget > 0 && bytes < config.high_water_bytes
+         && job.filter_index < filters.size()) {
+    const auto& f = filters[job.filter_index];
+    auto limit = std::min<uint64_t>(f.limit.value_or(job.default_limit),
+                                    job.max_limit);
+    if (job.delivered_in_filter >= limit) {
+      ++job.filter_index;
+      job.resume.reset();
+      job.delivered_in_filter = 0;
+      continue;
+    }
+    auto want = std::min<uint64_t>(budget, limit - job.delivered_in_filter);
+    size_t taken = 0;
+    auto more = store->scan(
+      f, job.now, job.resume, want,
+      [&](std::string_view json, const store::scan_position& pos) {
+        job.resume = pos;
+        ++taken;
+        // An event another filter already sent still counts toward this
+        // filter's limit: each filter yields its own newest `limit` matches.
+        ++job.delivered_in_filter;
+        if (!job.sent.insert(pos.id).second)
+          return true;
+        std::string frame;
+        frame.reserve(prefix.size() + json.size() + 1);
+        frame += prefix;
+        frame += json;
+        frame += ']';
+        bytes += frame.size();
+        frames.push_back(std::move(frame));
+        return bytes < config.high_water_bytes;
+      });
+    budget -= std::min(budget, std::max<size_t>(taken, 1));
+    if (!more) {
+      ++job.filter_index;
+      job.resume.reset();
+      job.delivered_in_filter = 0;
+    }
+  }
+  events_sent += frames.size();
+  if (!frames.empty())
+    job.conn->send_all(std::move(frames));
+  return job.filter_index >= filters.size();
+}
+
+void query_worker_state::answer(neg_job& job) {
+  namespace neg = nostr::negentropy;
+  auto fail = [&job](std::string reason) {
+    job.failed = true;
+    job.reply = nostr::neg_err_message(job.sub_id, reason);
+  };
+  auto& state = *job.state;
+  if (job.lease) {
+    state.engine.emplace(job.lease->items(), job.frame_size_limit);
+    state.lease = std::move(job.lease);
+  }
+  if (!state.engine)
+    return fail("closed: this negentropy session has failed");
+  std::string response;
+  if (auto reason = state.engine->reconcile(job.query, response);
+      !reason.empty())
+    return fail("invalid: negentropy message: " + reason);
+  ++neg_rounds;
+  job.reply = nostr::neg_msg_message(job.sub_id, neg::encode_hex(response));
+}
+
+query_worker_actor::behavior_type
+query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
+             const store::event_store* store, query_worker_config config) {
+  self->state.store = store;
+  self->state.config = config;
+  auto step = [self](query_job_ptr& job) {
+    auto& st = self->state;
+    if (job->cancelled) {
+      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      return;
+    }
+    if (job->count_only) {
+      auto n = st.store->count(*job->filters, job->now);
+      caf::anon_send(job->session, atom::count_v, job->sub_id, job->job_id, n);
+      return;
+    }
+    if (st.run_slice(*job)) {
+      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      return;
+    }
+    // Yield to other jobs; wait a little when the client reads slowly.
+    if (job->conn->queued_bytes() > st.config.high_water_bytes) {
+      job->stalled += st.config.backoff;
+      if (job->stalled > st.config.stall_limit) {
+        job->conn->close("slow reader: a query waited too long for the client");
+        caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+        return;
+      }
+      self->delayed_send(self, st.config.backoff, atom::resume_v,
+                         std::move(job));
+    } else {
+      job->stalled = caf::timespan{0};
+      self->send(self, atom::resume_v, std::move(job));
+    }
+  };
+  return {
+    [self, step](atom::query, query_job_ptr& job) {
+      ++self->state.jobs;
+      step(job);
+    },
+    [step](atom::resume, query_job_ptr& job) { step(job); },
+    [self](atom::neg, neg_job_ptr& job) {
+      // A closed session's job still goes back: its frame must be finished.
+      if (!job->state->closed)
+        self->state.answer(*job);
+      caf::anon_send(job->session, atom::neg_v, std::move(job));
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "jobs", static_cast<int64_t>(st.jobs));
+      caf::put(result, "events_sent", static_cast<int64_t>(st.events_sent));
+      caf::put(result, "neg_rounds", static_cast<int64_t>(st.neg_rounds));
+      return result;
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,434 @@
+#include "actors/runtime/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <caf/config_value.hpp>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <mutex>
+
+namespace ferry::metrics {
+
+namespace {
+
+/// Client verbs that get their own label value; anything else is "other".
+constexpr std::array<std::string_view, 7> verbs = {
+  "EVENT", "REQ", "CLOSE", "COUNT", "NEG-OPEN", "NEG-MSG", "NEG-CLOSE"};
+
+/// Every family, built once. prometheus-cpp metrics are thread-safe, so the
+/// hot paths touch them without a lock of ours.
+struct families {
+  prometheus::Registry registry;
+
+  prometheus::Gauge& client_connections
+    = prometheus::BuildGauge()
+        .Name("ferry_client_connections")
+        .Help("Open client WebSocket connections on the relay port.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Counter& tls_handshake_failures
+    = prometheus::BuildCounter()
+        .Name("ferry_relay_tls_handshake_failures_total")
+        .Help("TLS handshakes on the relay port that failed or timed out.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Gauge& negentropy_memory_bytes
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_memory_bytes")
+        .Help("Bytes held by the relay's negentropy item sets (each shared "
+              "set once) and sessions, counted against "
+              "relay.negentropy.max_memory_mb.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Gauge& negentropy_sessions
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_sessions")
+        .Help("Open negentropy sessions on the relay that hold an item set.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Gauge& negentropy_item_sets
+    = prometheus::BuildGauge()
+        .Name("ferry_negentropy_item_sets")
+        .Help("Distinct negentropy item sets in memory (shared by sessions "
+              "with the same filter over the same store snapshot).")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Counter& negentropy_refusals
+    = prometheus::BuildCounter()
+        .Name("ferry_negentropy_refusals_total")
+        .Help("NEG-OPENs refused because the negentropy memory budget was "
+              "full.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Family<prometheus::Counter>& client_messages
+    = prometheus::BuildCounter()
+        .Name("ferry_client_messages_total")
+        .Help("Messages received from relay clients, by verb.")
+        .Register(registry);
+
+  /// One counter per entry of `verbs`, then "other": resolved once, so a
+  /// message costs no label lookup.
+  std::array<prometheus::Counter*, verbs.size() + 1> verb_counters{};
+
+  prometheus::Family<prometheus::Counter>& events
+    = prometheus::BuildCounter()
+        .Name("ferry_events_total")
+        .Help("Events through the ingest path, by kind (bucketed), source "
+              "and result.")
+        .Register(registry);
+
+  prometheus::Family<prometheus::Counter>& signatures
+    = prometheus::BuildCounter()
+        .Name("ferry_signatures_checked_total")
+        .Help("Event signatures checked, by result.")
+        .Register(registry);
+
+  prometheus::Counter& signatures_valid = signatures.Add({{"result", "valid"}});
+
+  prometheus::Counter& signatures_invalid
+    = signatures.Add({{"result", "invalid"}});
+
+  prometheus::Histogram& batch_events
+    = prometheus::BuildHistogram()
+        .Name("ferry_writer_batch_events")
+        .Help("Events per committed write batch.")
+        .Register(registry)
+        .Add({}, prometheus::Histogram::BucketBoundaries{
+                   1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096,
+                   8192});
+
+  prometheus::Histogram& commit_seconds
+    = prometheus::BuildHistogram()
+        .Name("ferry_writer_commit_seconds")
+        .Help("Time to commit one write batch, in seconds.")
+        .Register(registry)
+        .Add({}, prometheus::Histogram::BucketBoundaries{
+                   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                   0.05, 0.1, 0.25, 0.5, 1});
+
+  prometheus::Family<prometheus::Gauge>& actor_mailbox
+    = prometheus::BuildGauge()
+        .Name("ferry_actor_mailbox")
+        .Help("Messages waiting in an actor's mailbox (-1: it did not "
+              "answer in time), as of the last scrape.")
+        .Register(registry);
+
+  prometheus::Family<prometheus::Gauge>& actor_restarts
+    = prometheus::BuildGauge()
+        .Name("ferry_actor_restarts_total")
+        .Help("Times the supervisor restarted an actor.")
+        .Register(registry);
+
+  /// Node-wide gauges from the inspector's stats, by metric name; null for
+  /// a name that clashes with another family (skipped from then on).
+  std::map<std::string, prometheus::Gauge*> stats;
+  std::mutex stats_mtx;
+
+  families() {
+    for (size_t i = 0; i < verbs.size(); ++i)
+      verb_counters[i]
+        = &client_messages.Add({{"verb", std::string{verbs[i]}}});
+    verb_counters.back() = &client_messages.Add({{"verb", "other"}});
+  }
+
+  /// The gauge for one stats key, built on first use.
+  prometheus::Gauge* stats_gauge(const std::string& name,
+                                 const std::string& key) {
+    std::lock_guard<std::mutex> guard{stats_mtx};
+    auto [i, added] = stats.emplace(name, nullptr);
+    if (added) {
+      try {
+        i->second = &prometheus::BuildGauge()
+                       .Name(name)
+                       .Help("The inspector's node statistic " + key + ".")
+                       .Register(registry)
+                       .Add({});
+      } catch (const std::exception&) {
+        // A stats key may collide with a family of another type; the
+        // statistic is then left out rather than failing the scrape.
+      }
+    }
+    return i->second;
+  }
+};
+
+families& all() {
+  static families instance;
+  return instance;
+}
+
+/// Keeps the `kind` label small: exact below 10000, one bucket per range
+/// (replaceable, ephemeral, addressable) above.
+std::string kind_label(uint32_t kind) {
+  if (kind < 10000)
+    return std::to_string(kind);
+  if (kind < 20000)
+    return "10000-19999";
+  if (kind < 30000)
+    return "20000-29999";
+  if (kind < 40000)
+    return "30000-39999";
+  return "40000+";
+}
+
+/// A metric name from a stats path: characters Prometheus does not allow
+/// in a name become '_'.
+std::string metric_name(const std::string& path) {
+  auto result = "ferry_" + path;
+  for (auto& c : result) {
+    auto ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == ':';
+    if (!ok)
+      c = '_';
+  }
+  return result;
+}
+
+/// Sets a gauge for every number in `dict`; nested dictionaries (which
+/// `caf::put` builds from dotted keys) add their key to the path.
+void observe(const caf::config_value::dictionary& dict,
+             const std::string& prefix) {
+  for (const auto& [key, value] : dict) {
+    auto path = prefix.empty() ? key : prefix + "." + key;
+    const auto& data = value.get_data();
+    double number = 0;
+    if (auto x = caf::get_if<caf::config_value::integer>(&data))
+      number = static_cast<double>(*x);
+    else if (auto y = caf::get_if<caf::config_value::real>(&data))
+      number = *y;
+    else if (auto nested = caf::get_if<caf::config_value::dictionary>(&data)) {
+      observe(*nested, path);
+      continue;
+    } else
+      continue;
+    if (auto gauge = all().stats_gauge(metric_name(path), path))
+      gauge->Set(number);
+  }
+}
+
+// -- text exposition format ---------------------------------------------------
+//
+// prometheus-cpp's TextSerializer writes a histogram's _count and _sum before
+// its buckets. The format allows that, but common consumers expect the
+// reference clients' order (buckets, _sum, _count); the npm
+// parse-prometheus-text-format crashes otherwise (its issue #14). So Ferry
+// writes the format itself, in that order.
+
+/// `s` with backslashes and newlines escaped; label values also escape `"`.
+void append_escaped(std::string& out, const std::string& s, bool quotes) {
+  for (auto c : s) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '"' && quotes)
+      out += "\\\"";
+    else
+      out += c;
+  }
+}
+
+/// `x` as the reference clients write it: whole numbers without exponent,
+/// others in the shortest form that reads back exactly ("0.00025"), and
+/// +Inf, -Inf and NaN as the format spells them.
+void append_number(std::string& out, double x) {
+  if (std::isnan(x)) {
+    out += "NaN";
+  } else if (std::isinf(x)) {
+    out += x > 0 ? "+Inf" : "-Inf";
+  } else if (x == std::floor(x) && std::fabs(x) < 1e15) {
+    out += std::to_string(static_cast<int64_t>(x));
+  } else {
+    char buf[32];
+    auto res = std::to_chars(buf, buf + sizeof(buf), x,
+                             std::chars_format::general);
+    out.append(buf, res.ptr);
+  }
+}
+
+/// One sample line: `name{labels,extra} value [timestamp]`.
+void append_sample(std::string& out, const std::string& name,
+                   const prometheus::ClientMetric& m, double value,
+                   const char* extra_label = nullptr, double extra_value = 0) {
+  out += name;
+  if (!m.label.empty() || extra_label != nullptr) {
+    out += '{';
+    auto first = true;
+    for (const auto& l : m.label) {
+      if (!first)
+        out += ',';
+      first = false;
+      out += l.name;
+      out += "=\"";
+      append_escaped(out, l.value, true);
+      out += '"';
+    }
+    if (extra_label != nullptr) {
+      if (!first)
+        out += ',';
+      out += extra_label;
+      out += "=\"";
+      append_number(out, extra_value);
+      out += '"';
+    }
+    out += '}';
+  }
+  out += ' ';
+  append_number(out, value);
+  if (m.timestamp_ms != 0) {
+    out += ' ';
+    out += std::to_string(m.timestamp_ms);
+  }
+  out += '\n';
+}
+
+const char* type_name(prometheus::MetricType t) {
+  switch (t) {
+    case prometheus::MetricType::Counter:
+      return "counter";
+    case prometheus::MetricType::Gauge:
+      return "gauge";
+    case prometheus::MetricType::Summary:
+      return "summary";
+    case prometheus::MetricType::Histogram:
+      return "histogram";
+    case prometheus::MetricType::Untyped:
+      break;
+  }
+  return "untyped";
+}
+
+void append_family(std::string& out, const prometheus::MetricFamily& f) {
+  out += "# HELP ";
+  out += f.name;
+  out += ' ';
+  append_escaped(out, f.help, false);
+  out += "\n# TYPE ";
+  out += f.name;
+  out += ' ';
+  out += type_name(f.type);
+  out += '\n';
+  for (const auto& m : f.metric) {
+    switch (f.type) {
+      case prometheus::MetricType::Counter:
+        append_sample(out, f.name, m, m.counter.value);
+        break;
+      case prometheus::MetricType::Gauge:
+        append_sample(out, f.name, m, m.gauge.value);
+        break;
+      case prometheus::MetricType::Untyped:
+        append_sample(out, f.name, m, m.untyped.value);
+        break;
+      case prometheus::MetricType::Summary:
+        for (const auto& q : m.summary.quantile)
+          append_sample(out, f.name, m, q.value, "quantile", q.quantile);
+        append_sample(out, f.name + "_sum", m, m.summary.sample_sum);
+        append_sample(out, f.name + "_count", m,
+                      static_cast<double>(m.summary.sample_count));
+        break;
+      case prometheus::MetricType::Histogram:
+        for (const auto& b : m.histogram.bucket)
+          append_sample(out, f.name + "_bucket", m,
+                        static_cast<double>(b.cumulative_count), "le",
+                        b.upper_bound);
+        append_sample(out, f.name + "_sum", m, m.histogram.sample_sum);
+        append_sample(out, f.name + "_count", m,
+                      static_cast<double>(m.histogram.sample_count));
+        break;
+    }
+  }
+}
+
+} // namespace
+
+prometheus::Registry& registry() {
+  return all().registry;
+}
+
+std::string serialize() {
+  std::string out;
+  for (const auto& family : registry().Collect())
+    append_family(out, family);
+  return out;
+}
+
+void connection_opened() {
+  all().client_connections.Increment();
+}
+
+void connection_closed() {
+  all().client_connections.Decrement();
+}
+
+void relay_tls_handshake_failed() {
+  all().tls_handshake_failures.Increment();
+}
+
+void negentropy_memory(int64_t bytes, int64_t sessions, int64_t item_sets) {
+  auto& f = all();
+  f.negentropy_memory_bytes.Increment(static_cast<double>(bytes));
+  f.negentropy_sessions.Increment(static_cast<double>(sessions));
+  f.negentropy_item_sets.Increment(static_cast<double>(item_sets));
+}
+
+void negentropy_refused() {
+  all().negentropy_refusals.Increment();
+}
+
+void message_received(std::string_view verb) {
+  auto& f = all();
+  for (size_t i = 0; i < verbs.size(); ++i) {
+    if (verbs[i] == verb) {
+      f.verb_counters[i]->Increment();
+      return;
+    }
+  }
+  f.verb_counters.back()->Increment();
+}
+
+void event_ingested(uint32_t kind, std::string_view source,
+                    std::string_view result) {
+  all()
+    .events
+    .Add({{"kind", kind_label(kind)},
+          {"source", std::string{source}},
+          {"result", std::string{result}}})
+    .Increment();
+}
+
+void signature_checked(bool valid) {
+  auto& f = all();
+  (valid ? f.signatures_valid : f.signatures_invalid).Increment();
+}
+
+void writer_batch(size_t events, double seconds) {
+  auto& f = all();
+  f.batch_events.Observe(static_cast<double>(events));
+  f.commit_seconds.Observe(seconds);
+}
+
+void actor_observed(const std::string& name, int64_t mailbox,
+                    uint32_t restarts) {
+  auto& f = all();
+  f.actor_mailbox.Add({{"actor", name}}).Set(static_cast<double>(mailbox));
+  f.actor_restarts.Add({{"actor", name}}).Set(restarts);
+}
+
+void stats_observed(const status_map& stats) {
+  observe(stats, "");
+}
+
+} // namespace ferry::metrics

@@ -1,0 +1,99 @@
+#pragma once
+
+#include "actors/relay/client_session.hpp"
+#include "actors/runtime/handle_slot.hpp"
+#include "config/config.hpp"
+#include "messages/ingest.hpp"
+#include "messages/inspector.hpp"
+#include "messages/nostr/keys.hpp"
+#include "messages/relay.hpp"
+#include "messages/supervisor.hpp"
+#include "net/io_runtime.hpp"
+#include "store/event_store.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+namespace ferry {
+
+/// The store options `cfg` asks for.
+store::store_options store_options_from(const config::config& cfg);
+
+/// The restart policy `cfg` asks for.
+restart_policy restart_policy_from(const config::supervision_config& cfg);
+
+/// The actors every event passes through, unsupervised: for one-shot tools
+/// such as `ferry import`.
+struct ingest_pipeline {
+  writer_actor writer;
+  std::vector<verifier_actor> verifiers;
+};
+
+/// Spawns the writer and the verifier pool over `store` (detached: both do
+/// blocking or CPU-bound work), with no live fan-out.
+ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
+                                      store::event_store& store,
+                                      const config::ingest_config& ingest);
+
+/// Stops `actors` and waits until every one of them is gone, so that what
+/// they use (the store) can be closed safely.
+void stop_and_wait(caf::actor_system& sys, const std::vector<caf::actor>& actors);
+
+/// A running node: the store and the supervised actor tree of DESIGN.md
+/// (writer, verifiers, hub, query workers, health tracker, sync manager,
+/// relay registry, infra reconciler, relay server, inspector, console gate,
+/// control plane) under the root supervisor "node".
+class node {
+public:
+  /// Opens the store and starts the tree. Fails when a listener cannot bind
+  /// or any actor fails to start.
+  static caf::expected<std::unique_ptr<node>>
+  start(caf::actor_system& sys, const config::config& cfg);
+
+  /// Stops the tree, then flushes and closes the store.
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The port the relay listens on (useful when configured as 0).
+  uint16_t relay_port() const {
+    return relay_port_;
+  }
+
+  /// The node's identity.
+  const nostr::keypair& keys() const {
+    return keys_;
+  }
+
+  /// The port of the admin HTTP API.
+  uint16_t admin_port() const {
+    return admin_port_;
+  }
+
+  /// The root supervisor.
+  const supervisor_actor& root() const {
+    return root_;
+  }
+
+private:
+  explicit node(caf::actor_system& sys) : sys_(sys) {
+    // nop
+  }
+
+  caf::actor_system& sys_;
+  config::config cfg_;
+  nostr::keypair keys_;
+  std::unique_ptr<store::event_store> store_;
+  std::shared_ptr<net::io_runtime> io_;
+  std::shared_ptr<relay_context> ctx_;
+  supervisor_actor root_;
+  std::atomic<uint16_t> relay_port_{0};
+  uint16_t admin_port_ = 0;
+};
+
+} // namespace ferry

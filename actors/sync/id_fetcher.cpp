@@ -1,0 +1,85 @@
+#include "actors/sync/id_fetcher.hpp"
+
+#include <algorithm>
+
+namespace ferry {
+
+id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
+  opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);
+  opts_.max_requests = std::max<size_t>(opts_.max_requests, 1);
+}
+
+void id_fetcher::add(const std::vector<nostr::bytes32>& ids) {
+  for (const auto& id : ids)
+    if (known_.insert(id).second) {
+      queue_.push_back(id);
+      ++wanted;
+    }
+}
+
+std::vector<std::string> id_fetcher::fill() {
+  std::vector<std::string> frames;
+  while (!queue_.empty() && open_.size() < opts_.max_requests) {
+    auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
+    auto n = std::min(queue_.size(), opts_.batch_size);
+    // The limit keeps relays that apply a default limit to every filter
+    // from cutting the batch short.
+    std::string frame = "[\"REQ\",\"" + sub_id + "\",{\"ids\":[";
+    frame.reserve(frame.size() + n * 67 + 32);
+    request req;
+    for (size_t i = 0; i < n; ++i) {
+      if (i > 0)
+        frame += ',';
+      frame += '"';
+      frame += nostr::to_hex(queue_.front());
+      frame += '"';
+      req.pending.insert(queue_.front());
+      queue_.pop_front();
+    }
+    frame += "],\"limit\":" + std::to_string(n) + "}]";
+    open_.emplace(std::move(sub_id), std::move(req));
+    frames.push_back(std::move(frame));
+    ++requests;
+  }
+  return frames;
+}
+
+bool id_fetcher::owns(std::string_view sub_id) const {
+  return sub_id.substr(0, opts_.sub_prefix.size()) == opts_.sub_prefix;
+}
+
+bool id_fetcher::on_event(std::string_view sub_id, const nostr::bytes32& id) {
+  auto i = open_.find(sub_id);
+  if (i == open_.end() || i->second.pending.erase(id) == 0) {
+    ++unexpected;
+    return false;
+  }
+  ++i->second.delivered;
+  ++delivered;
+  return true;
+}
+
+std::string id_fetcher::on_eose(std::string_view sub_id) {
+  auto i = open_.find(sub_id);
+  if (i == open_.end())
+    return {};
+  auto& req = i->second;
+  if (req.delivered > 0)
+    queue_.insert(queue_.end(), req.pending.begin(), req.pending.end());
+  else
+    missing += req.pending.size();
+  open_.erase(i);
+  return "[\"CLOSE\",\"" + std::string{sub_id} + "\"]";
+}
+
+bool id_fetcher::on_closed(std::string_view sub_id, std::string_view reason) {
+  auto i = open_.find(sub_id);
+  if (i == open_.end())
+    return false;
+  missing += i->second.pending.size();
+  closed_reason_ = std::string{reason};
+  open_.erase(i);
+  return true;
+}
+
+} // namespace ferry

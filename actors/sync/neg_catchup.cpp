@@ -1,0 +1,164 @@
+#include "actors/sync/neg_catchup.hpp"
+
+#include "messages/error.hpp"
+#include "messages/nostr/event.hpp"
+
+#include <algorithm>
+
+namespace ferry {
+
+namespace neg = nostr::negentropy;
+
+neg_catchup::neg_catchup(const store::event_store& store,
+                         std::vector<nostr::filter> filters, int64_t since,
+                         int64_t now, limits lim)
+  : store_(&store), filters_(std::move(filters)), now_(now), limits_(lim) {
+  for (size_t i = 0; i < filters_.size(); ++i) {
+    auto& f = filters_[i];
+    // A sync wants every matching event; a limit would cut the set.
+    f.limit.reset();
+    window w;
+    w.filter = i;
+    w.lo = std::max(f.since.value_or(0), since);
+    w.hi = f.until;
+    if (w.hi && *w.hi < w.lo)
+      continue;
+    windows_.push_back(w);
+  }
+}
+
+std::string neg_catchup::frame(std::string_view verb, std::string_view tail) {
+  std::string out = "[\"";
+  out += verb;
+  out += "\",";
+  nostr::append_json_string(out, session_);
+  out += tail;
+  out += ']';
+  bytes_sent += out.size();
+  return out;
+}
+
+nostr::filter neg_catchup::filter_of(const window& w) const {
+  auto f = filters_[w.filter];
+  if (w.lo > 0)
+    f.since = w.lo;
+  else
+    f.since.reset();
+  f.until = w.hi;
+  return f;
+}
+
+bool neg_catchup::split(const window& w) {
+  auto hi = w.hi.value_or(std::max(now_, w.lo));
+  if (w.depth >= limits_.max_splits || hi <= w.lo)
+    return false;
+  auto mid = w.lo + (hi - w.lo) / 2;
+  window lower = w;
+  lower.hi = mid;
+  lower.depth = w.depth + 1;
+  window upper = w;
+  upper.lo = mid + 1;
+  upper.depth = w.depth + 1;
+  windows_.push_front(upper);
+  windows_.push_front(lower);
+  ++splits;
+  return true;
+}
+
+neg_catchup::action neg_catchup::open_next(std::vector<std::string> frames) {
+  session_.clear();
+  client_.reset();
+  while (!windows_.empty()) {
+    auto w = windows_.front();
+    windows_.pop_front();
+    auto f = filter_of(w);
+    auto scan = store_->negentropy_items(f, now_, limits_.max_items);
+    if (!scan)
+      return {action::kind::fail, {}, "cannot read the local set: "
+                                        + render(scan.error())};
+    if (scan->over_limit) {
+      if (split(w))
+        continue;
+      return {action::kind::fail, {},
+              "more than " + std::to_string(limits_.max_items)
+                + " local events in one second of filter "
+                + nostr::to_json(filters_[w.filter])};
+    }
+    for (const auto& x : scan->items)
+      newest_local_ = std::max(newest_local_, static_cast<int64_t>(x.timestamp));
+    auto items = std::make_shared<const neg::item_set>(std::move(scan->items));
+    client_ = std::make_unique<neg::client>(items, limits_.frame_size_limit);
+    current_ = w;
+    session_ = "ferry-neg-" + std::to_string(next_session_++);
+    session_rounds_ = 0;
+    ++sessions;
+    auto query = client_->initiate();
+    frames.push_back(
+      frame("NEG-OPEN", "," + nostr::to_json(f) + ",\"" + neg::encode_hex(query) + "\""));
+    return {action::kind::send, std::move(frames), {}};
+  }
+  return {action::kind::done, std::move(frames), {}};
+}
+
+neg_catchup::action neg_catchup::start() {
+  return open_next({});
+}
+
+neg_catchup::action neg_catchup::on_message(std::string_view sub_id,
+                                            std::string_view hex) {
+  if (session_.empty() || sub_id != session_)
+    return {};
+  std::string binary;
+  if (!neg::decode_hex(hex, binary))
+    return {action::kind::fail, {}, "NEG-MSG is not hex"};
+  neg::client::round r;
+  if (auto why = client_->reconcile(binary, r); !why.empty())
+    return {answered_ ? action::kind::fail : action::kind::fallback, {},
+            "unusable NEG-MSG: " + why};
+  answered_ = true;
+  ++rounds;
+  have_count += r.have.size();
+  need_count += r.need.size();
+  have_.insert(have_.end(), r.have.begin(), r.have.end());
+  need_.insert(need_.end(), r.need.begin(), r.need.end());
+  if (r.next) {
+    if (++session_rounds_ > limits_.max_rounds)
+      return {action::kind::fail, {},
+              "no agreement after " + std::to_string(limits_.max_rounds)
+                + " rounds"};
+    return {action::kind::send,
+            {frame("NEG-MSG", ",\"" + neg::encode_hex(*r.next) + "\"")}, {}};
+  }
+  std::vector<std::string> frames{frame("NEG-CLOSE", "")};
+  return open_next(std::move(frames));
+}
+
+neg_catchup::action neg_catchup::on_error(std::string_view sub_id,
+                                          std::string_view reason) {
+  if (session_.empty() || sub_id != session_)
+    return {};
+  std::string why{reason};
+  // Too big for the remote: halve the window and try both halves.
+  if (why.rfind("blocked:", 0) == 0 && split(current_))
+    return open_next({});
+  if (!answered_)
+    return {action::kind::fallback, {}, "NEG-OPEN refused: " + why};
+  return {action::kind::fail, {}, "NEG-ERR: " + why};
+}
+
+neg_catchup::action neg_catchup::on_notice(std::string_view text) {
+  if (session_.empty() || answered_)
+    return {};
+  return {action::kind::fallback, {},
+          "the relay answered NEG-OPEN with a notice: " + std::string{text}};
+}
+
+std::vector<nostr::bytes32> neg_catchup::take_need() {
+  return std::exchange(need_, {});
+}
+
+std::vector<nostr::bytes32> neg_catchup::take_have() {
+  return std::exchange(have_, {});
+}
+
+} // namespace ferry

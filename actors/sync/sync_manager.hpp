@@ -1,0 +1,80 @@
+#pragma once
+
+#include "actors/sync/relay_connection.hpp"
+#include "messages/sync.hpp"
+#include "messages/sync_manager.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+/// How long the SYNC MANAGER waits before respawning a RELAY CONNECTION that
+/// died with an error.
+inline constexpr auto relay_connection_respawn_delay = std::chrono::seconds{1};
+
+/// How long the SYNC MANAGER waits for a connection's or the health
+/// tracker's answer before falling back to what the store holds.
+inline constexpr auto sync_manager_ask_timeout = std::chrono::seconds{2};
+
+struct sync_manager_state {
+  /// What the manager keeps per sync server.
+  struct entry {
+    /// The definition as stored.
+    sync_server def;
+    /// The running connection; invalid while stopped, disabled or waiting
+    /// for its respawn.
+    relay_connection_actor connection;
+    /// Respawns after the connection died with an error.
+    uint64_t restarts = 0;
+    /// A respawn is scheduled; stop, erase and put cancel it.
+    bool respawn_due = false;
+    /// Why the connection died last (empty: never did).
+    std::string last_exit;
+  };
+
+  /// Every known definition, by id.
+  std::map<std::string, entry> servers;
+
+  /// What every connection is spawned with.
+  relay_connection_deps deps;
+
+  /// API calls that changed something.
+  uint64_t puts = 0;
+  uint64_t erases = 0;
+
+  /// Stops every connection: they must not outlive their manager.
+  ~sync_manager_state();
+
+  static inline constexpr const char* name = "sync-manager";
+};
+
+/// The SYNC MANAGER: owns the sync server definitions and one RELAY
+/// CONNECTION per enabled server.
+///
+/// At start it merges `from_config` into the `sync_servers` family: a config
+/// server is written only when the store has no definition with its id yet,
+/// so changes made through the admin API survive restarts and the config
+/// only seeds new servers. (To let the config win again, delete the server
+/// through the API and restart.) Then it spawns a connection per enabled
+/// server. A connection that dies with an error is respawned after
+/// `relay_connection_respawn_delay`; one stopped on purpose is not.
+///
+/// This node syncs `down` with `req_stream` only: other directions and modes
+/// are refused by `put` (`ec::invalid_input`), and a config server with them
+/// makes the manager quit with `ec::invalid_configuration` naming its id.
+///
+/// Store writes are synced to disk, so spawn it `caf::detached`.
+/// @param self The actor handle.
+/// @param from_config The `[[sync.server]]` sections, already validated.
+/// @param deps What each connection needs; `deps.store` must be set.
+sync_manager_actor::behavior_type
+sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
+             std::vector<sync_server> from_config, relay_connection_deps deps);
+
+} // namespace ferry

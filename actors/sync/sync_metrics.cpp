@@ -1,0 +1,111 @@
+#include "actors/sync/sync_metrics.hpp"
+
+#include "actors/runtime/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+namespace ferry::metrics::sync {
+
+namespace {
+
+const char* to_label(event_result x) {
+  switch (x) {
+    case event_result::received:
+      return "received";
+    case event_result::accepted:
+      return "accepted";
+    case event_result::duplicate:
+      return "duplicate";
+    case event_result::rejected:
+      return "rejected";
+    case event_result::filtered:
+      return "filtered";
+  }
+  return "unknown";
+}
+
+/// The sync families, registered on first use. `Family::Add` returns the
+/// existing series for known labels, so no cache of ours is needed.
+struct families {
+  prometheus::Family<prometheus::Gauge>& connected
+    = prometheus::BuildGauge()
+        .Name("ferry_sync_connected")
+        .Help("1 while connected to the sync server, else 0.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Counter>& attempts
+    = prometheus::BuildCounter()
+        .Name("ferry_sync_attempts_total")
+        .Help("Sync connection outcomes by server: ok, or the error class "
+              "of a failure.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Gauge>& catchup_seconds
+    = prometheus::BuildGauge()
+        .Name("ferry_sync_catchup_seconds")
+        .Help("Duration of the last finished catch-up with the sync server.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Counter>& events
+    = prometheus::BuildCounter()
+        .Name("ferry_sync_events_total")
+        .Help("Events from the sync server by result: received, accepted, "
+              "duplicate, rejected, filtered.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Counter>& sent
+    = prometheus::BuildCounter()
+        .Name("ferry_sync_sent_total")
+        .Help("Events sent up to the sync server by result: sent, accepted, "
+              "duplicate, refused, echo_skipped.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Gauge>& lag_seconds
+    = prometheus::BuildGauge()
+        .Name("ferry_sync_lag_seconds")
+        .Help("How far the newest event synced from the server trails the "
+              "wall clock.")
+        .Register(registry());
+};
+
+families& all() {
+  static families instance;
+  return instance;
+}
+
+} // namespace
+
+void set_connected(const std::string& server, bool connected) {
+  all().connected.Add({{"server", server}}).Set(connected ? 1.0 : 0.0);
+}
+
+void attempt(const std::string& server, std::string_view result) {
+  all()
+    .attempts.Add({{"server", server}, {"result", std::string{result}}})
+    .Increment();
+}
+
+void set_catchup_seconds(const std::string& server, double seconds) {
+  all().catchup_seconds.Add({{"server", server}}).Set(seconds);
+}
+
+void events(const std::string& server, event_result result, uint64_t n) {
+  all()
+    .events.Add({{"server", server}, {"result", to_label(result)}})
+    .Increment(static_cast<double>(n));
+}
+
+void sent(const std::string& server, std::string_view result, uint64_t n) {
+  all()
+    .sent.Add({{"server", server}, {"result", std::string{result}}})
+    .Increment(static_cast<double>(n));
+}
+
+void set_lag(const std::string& server, double seconds) {
+  all().lag_seconds.Add({{"server", server}}).Set(seconds);
+}
+
+} // namespace ferry::metrics::sync

@@ -1,0 +1,75 @@
+#include "actors/ingest/writer.hpp"
+
+#include "actors/runtime/logging.hpp"
+#include "store/sync_store.hpp"
+#include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <caf/after.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+using ferry::store::test::make_event;
+
+namespace {
+
+struct fixture : test::deterministic_actor_system {
+  store::test::store_fixture db;
+  writer_actor aut;
+
+  fixture() {
+    aut = sys.spawn(writer, db.store.get(), handle_slot_ptr<hub_actor>{},
+                    writer_config{});
+    run();
+  }
+
+  ~fixture() {
+    self->send_exit(aut, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  int64_t cursor(const std::string& server) {
+    auto c = store::get_sync_cursor(*db.store, server);
+    REQUIRE(c);
+    return *c ? (*c)->created_at : 0;
+  }
+
+  int64_t batches() {
+    self->send(aut, atom::get_v, atom::status_v);
+    run();
+    int64_t result = -1;
+    self->receive(
+      [&](status_map& x) { result = caf::get_or(x, "batches", int64_t{-1}); },
+      caf::after(0s) >> [] { FAIL("no status"); });
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "the writer commits a sync cursor with its next "
+                          "batch and never moves it backwards",
+                 "[writer]") {
+  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{100});
+  run();
+  CHECK(cursor("s") == 100);
+  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{50});
+  run();
+  CHECK(cursor("s") == 100);
+  // Sent while events wait for their commit: one batch carries both.
+  auto keys = nostr::generate_keypair();
+  auto item = std::make_shared<ingest_item>();
+  item->data = make_event(keys, 1, 300);
+  item->source = "client";
+  auto before = batches();
+  self->send(aut, atom::write_v, item);
+  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{200});
+  run();
+  self->receive(
+    [](ingest_result& r) { CHECK(r.status == ingest_status::stored); },
+    caf::after(0s) >> [] { FAIL("no answer to the write"); });
+  CHECK(cursor("s") == 200);
+  CHECK(batches() == before + 1);
+}

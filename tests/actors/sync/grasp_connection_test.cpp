@@ -1,0 +1,200 @@
+// A driven (GRASP) relay connection against a scripted remote: what it
+// reports to GRASP SYNC waits for the ingest path.
+
+#include "actors/runtime/logging.hpp"
+#include "actors/sync/relay_connection.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/keys.hpp"
+#include "messages/type_ids.hpp"
+#include "tests/fixtures/threaded_actor_system.hpp"
+#include "tests/net/net_fixture.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <mutex>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// What the connection told GRASP SYNC, in order.
+struct told_log {
+  std::mutex mtx;
+  std::vector<std::string> lines;
+
+  void add(std::string line) {
+    std::lock_guard<std::mutex> guard{mtx};
+    lines.push_back(std::move(line));
+  }
+
+  std::vector<std::string> get() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return lines;
+  }
+
+  bool has(const std::string& line) {
+    auto xs = get();
+    return std::find(xs.begin(), xs.end(), line) != xs.end();
+  }
+};
+
+struct listener_state {
+  std::shared_ptr<told_log> told;
+  static inline constexpr const char* name = "recording-grasp-sync";
+};
+
+grasp_driver_listener_actor::behavior_type
+recording_listener(grasp_driver_listener_actor::stateful_pointer<listener_state> self,
+                   std::shared_ptr<told_log> told) {
+  self->state.told = std::move(told);
+  return {
+    [self](atom::connected, const std::string&) {
+      self->state.told->add("connected");
+    },
+    [self](atom::lost, const std::string&, const std::string& why) {
+      self->state.told->add("lost " + why);
+    },
+    [self](atom::eose, const std::string&, const std::string& sub) {
+      self->state.told->add("eose " + sub);
+    },
+    [self](atom::closed, const std::string&, const std::string& sub,
+           const std::string&) {
+      self->state.told->add("closed " + sub);
+    },
+    [self](atom::done, const std::string&, uint64_t serial) {
+      self->state.told->add("done " + std::to_string(serial));
+    },
+  };
+}
+
+/// A verifier that holds every event until told to `flush`, as a busy
+/// ingest path does; then answers each as stored.
+using holding_verifier_actor = verifier_actor::extend<caf::reacts_to<atom::flush>>;
+
+struct verifier_state {
+  std::vector<caf::typed_response_promise<ingest_result>> held;
+  std::shared_ptr<std::atomic<int>> received;
+  static inline constexpr const char* name = "holding-verifier";
+};
+
+holding_verifier_actor::behavior_type
+holding_verifier(holding_verifier_actor::stateful_pointer<verifier_state> self,
+                 std::shared_ptr<std::atomic<int>> received) {
+  self->state.received = std::move(received);
+  return {
+    [self](atom::ingest, const ingest_item_ptr&) {
+      ++*self->state.received;
+      auto promise = self->make_response_promise<ingest_result>();
+      self->state.held.push_back(promise);
+      return promise;
+    },
+    [self](atom::get, atom::status) { return status_map{}; },
+    [self](atom::flush) {
+      for (auto& promise : self->state.held)
+        promise.deliver(ingest_result{ingest_status::stored, ""});
+      self->state.held.clear();
+    },
+  };
+}
+
+struct fixture : test::threaded_actor_system {
+  fixture() {
+    remote.start();
+    REQUIRE(remote.start_error().empty());
+    verifier = sys.spawn(holding_verifier, received);
+    listener = sys.spawn(recording_listener, told);
+    relay_connection_deps deps;
+    deps.keys = nostr::generate_keypair();
+    deps.io = io;
+    deps.store = db.store.get();
+    deps.verifiers = {std::make_shared<handle_slot<verifier_actor>>(
+      caf::actor_cast<verifier_actor>(verifier))};
+    deps.writer = std::make_shared<handle_slot<writer_actor>>();
+    deps.health = std::make_shared<handle_slot<health_tracker_actor>>();
+    deps.batches = std::make_shared<handle_slot<pending_batches_actor>>();
+    deps.driver_listener = [l = listener] { return l; };
+    sync_server def;
+    def.url = "ws://127.0.0.1:" + std::to_string(remote.port());
+    def.id = "grasp:" + def.url;
+    def.direction = sync_direction::down;
+    def.relay_info = relay_info_mode::disabled;
+    def.tls.mode = "disabled";
+    connection = sys.spawn(relay_connection, def, deps);
+  }
+
+  ~fixture() {
+    self->send_exit(connection, caf::exit_reason::user_shutdown);
+    self->send_exit(verifier, caf::exit_reason::user_shutdown);
+    self->send_exit(listener, caf::exit_reason::user_shutdown);
+    self->wait_for(connection, verifier, listener);
+    io->stop();
+  }
+
+  /// The REQs the remote received, in order.
+  size_t reqs() {
+    size_t n = 0;
+    for (const auto& frame : remote.frames())
+      n += frame.rfind("[\"REQ\"", 0) == 0 ? 1 : 0;
+    return n;
+  }
+
+  /// Waits until the connection has handled every message sent so far.
+  void settle_mailbox() {
+    self->request(connection, caf::infinite, atom::get_v, atom::status_v)
+      .receive([](status_map&) {}, [](caf::error& err) { FAIL(render(err)); });
+  }
+
+  net::test::server_fixture remote;
+  store::test::store_fixture db;
+  std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
+  std::shared_ptr<std::atomic<int>> received
+    = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<told_log> told = std::make_shared<told_log>();
+  holding_verifier_actor verifier;
+  grasp_driver_listener_actor listener;
+  relay_connection_actor connection;
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "a driven connection reports EOSE and flushes only "
+                          "once every event received before them is stored",
+                 "[grasp][relay_connection]") {
+  self->send(connection, atom::subscribe_v,
+             std::vector<grasp::subscription>{{"s1", {R"({"kinds":[1]})"}},
+                                              {"s2", {R"({"kinds":[2]})"}}});
+  REQUIRE(net::test::wait_until([&] { return reqs() == 2; }, 5s));
+  REQUIRE(net::test::wait_until([&] { return told->has("connected"); }, 5s));
+  nostr::event ev;
+  ev.kind = 1;
+  ev.created_at = 1'700'000'000;
+  ev.content = "held in the verifier";
+  nostr::sign_event(ev, nostr::generate_keypair());
+  // The CLOSED of s2 comes after s1's EOSE: once it is reported, the EOSE
+  // has been handled.
+  remote.connection()->send_all({"[\"EVENT\",\"s1\"," + nostr::to_json(ev) + "]",
+                                 R"(["EOSE","s1"])",
+                                 R"(["CLOSED","s2","error: test"])"});
+  REQUIRE(net::test::wait_until([&] { return told->has("closed s2"); }, 5s));
+  REQUIRE(*received == 1);
+  self->send(connection, atom::flush_v, uint64_t{7});
+  settle_mailbox();
+  CHECK_FALSE(told->has("eose s1"));
+  CHECK_FALSE(told->has("done 7"));
+  self->send(verifier, atom::flush_v);
+  REQUIRE(net::test::wait_until([&] { return told->has("done 7"); }, 5s));
+  auto lines = told->get();
+  auto eose = std::find(lines.begin(), lines.end(), "eose s1");
+  auto done = std::find(lines.begin(), lines.end(), "done 7");
+  REQUIRE(eose != lines.end());
+  CHECK(eose < done);
+  // Nothing in flight: a flush is answered at once.
+  self->send(connection, atom::flush_v, uint64_t{8});
+  CHECK(net::test::wait_until([&] { return told->has("done 8"); }, 5s));
+}
