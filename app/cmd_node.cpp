@@ -4,13 +4,19 @@
 #include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <pthread.h>
+#include <string>
+#include <unistd.h>
 
 namespace ferry::app {
 
@@ -46,8 +52,26 @@ int run_node(const config::config& cfg) {
   }
   log::info("node running with config {}",
             cfg.source.empty() ? "<embedded default>" : cfg.source);
+  // A root that gave up (a subsystem kept failing) leaves nothing running:
+  // the process ends non-zero so that its service manager sees it.
+  auto root_failure = std::make_shared<std::string>();
+  auto root_down = std::make_shared<std::atomic<bool>>(false);
+  caf::actor_cast<caf::actor>((*n)->root())
+    ->attach_functor([root_failure, root_down](const caf::error& reason) {
+      if (!reason || reason == caf::exit_reason::user_shutdown)
+        return;
+      *root_failure = render(reason);
+      root_down->store(true);
+      ::kill(::getpid(), SIGTERM);
+    });
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  if (root_down->load()) {
+    log::error("node stopping: the root supervisor gave up: {}",
+               *root_failure);
+    n->reset();
+    return 1;
+  }
   log::info("node stopping on signal {}", sig);
   n->reset();
   return 0;

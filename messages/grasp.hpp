@@ -221,6 +221,8 @@ using grasp_sync_actor = grasp_listener_actor::extend_with<
 
 /// The SELF SUBSCRIBER actor interface: a change-feed listener of the hub.
 using self_subscriber_actor = feed_listener_actor::extend<
+  // INTERNAL: look for the hub again (it was not running yet).
+  caf::reacts_to<atom::subscribe>,
   // INTERNAL: the batch window closed.
   caf::reacts_to<atom::flush>,
   // INTERNAL: continue the start-up rebuild from the store.

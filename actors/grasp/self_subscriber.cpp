@@ -146,6 +146,38 @@ void rebuild_step(self_pointer self) {
   st.waiting_for_rebuild.clear();
 }
 
+/// How long the start-up waits for a hub that is not running yet.
+constexpr auto hub_wait_interval = std::chrono::milliseconds{10};
+constexpr uint32_t max_hub_waits = 500;
+
+/// Subscribes to the hub's feed, then rebuilds from the store: in that
+/// order, so nothing stored meanwhile falls between the two.
+void follow_hub(self_subscriber_actor::stateful_pointer<self_subscriber_state> self) {
+  auto& st = self->state;
+  auto hub_handle = st.hub ? st.hub->get() : hub_actor{};
+  if (!hub_handle) {
+    if (++st.hub_waits > max_hub_waits) {
+      auto failure = caf::make_error(ec::not_found, "the hub is not running");
+      log::error("{}: {}", self->name(), render(failure));
+      self->quit(std::move(failure));
+      return;
+    }
+    self->delayed_send(self, hub_wait_interval, atom::subscribe_v);
+    return;
+  }
+  // Without the hub there is no feed: quit, and the restart subscribes to
+  // the next hub and rebuilds what passed meanwhile.
+  self->monitor(hub_handle);
+  self->set_down_handler([self](const caf::down_msg&) {
+    log::warn("{}: the hub went down; restarting to follow the next one",
+              self->name());
+    self->quit(caf::make_error(ec::not_found, "the hub went down"));
+  });
+  self->send(hub_handle, atom::subscribe_v, atom::feed_v,
+             caf::actor_cast<feed_listener_actor>(self), feed_filters());
+  self->send(self, atom::rebuild_v);
+}
+
 } // namespace
 
 bool self_subscriber_state::apply_announcement(const nostr::event& ev) {
@@ -322,31 +354,16 @@ self_subscriber(self_subscriber_actor::stateful_pointer<self_subscriber_state> s
   st.listener = std::move(listener);
   st.config = std::move(config);
   auto stored = store::list_repo_sync(*st.store);
-  auto hub_handle = st.hub ? st.hub->get() : hub_actor{};
-  caf::error init_failure;
-  if (!stored)
-    init_failure = stored.error();
-  else if (!hub_handle)
-    init_failure = caf::make_error(ec::not_found, "the hub is not running");
-  if (init_failure) {
-    log::error("{}: {}", self->name(), render(init_failure));
-    self->quit(std::move(init_failure));
+  if (!stored) {
+    log::error("{}: {}", self->name(), render(stored.error()));
+    self->quit(stored.error());
     return self_subscriber_actor::behavior_type::make_empty_behavior();
   }
   for (auto& entry : *stored)
     st.repos.emplace(entry.address, std::move(entry));
-  // Without the hub there is no feed: quit, and the restart subscribes to
-  // the next hub and rebuilds what passed meanwhile.
-  self->monitor(hub_handle);
-  self->set_down_handler([self](const caf::down_msg&) {
-    log::warn("{}: the hub went down; restarting to follow the next one",
-              self->name());
-    self->quit(caf::make_error(ec::not_found, "the hub went down"));
-  });
-  self->send(hub_handle, atom::subscribe_v, atom::feed_v,
-             caf::actor_cast<feed_listener_actor>(self), feed_filters());
-  self->send(self, atom::rebuild_v);
+  self->send(self, atom::subscribe_v);
   return {
+    [self](atom::subscribe) { follow_hub(self); },
     [self](atom::feed, const ingest_item_ptr& item) {
       auto& st = self->state;
       ++st.events;

@@ -38,6 +38,10 @@ struct self_subscriber_state {
   /// `repo_sync` as stored: this actor is its only writer.
   std::map<std::string, grasp::repo_sync_entry> repos;
 
+  /// Start-up checks for a hub not running yet (subsystems start
+  /// concurrently, so the relay's hub may come up after us).
+  uint32_t hub_waits = 0;
+
   /// Events of the open window, in arrival order.
   std::vector<ingest_item_ptr> window;
 

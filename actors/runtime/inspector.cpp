@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <vector>
 
 namespace ferry {
 
@@ -93,10 +95,41 @@ void visit(self_pointer self, supervisor_actor sup,
       [walk](caf::error&) { walk->finish_one(); });
 }
 
-/// Walks the whole tree, then calls `done` with every row.
+/// Puts the rows in depth-first order, each supervisor followed by its
+/// children in spec order: the walk collects them in the order the
+/// supervisors happen to answer.
+void order_depth_first(tree_walk& walk) {
+  std::map<std::string, std::vector<size_t>> children_of;
+  for (size_t i = 1; i < walk.rows.size(); ++i)
+    children_of[walk.rows[i].parent].push_back(i);
+  std::vector<size_t> order;
+  order.reserve(walk.rows.size());
+  std::vector<size_t> pending{0};
+  while (!pending.empty()) {
+    auto i = pending.back();
+    pending.pop_back();
+    order.push_back(i);
+    auto kids = children_of.find(walk.rows[i].name);
+    if (kids != children_of.end())
+      pending.insert(pending.end(), kids->second.rbegin(), kids->second.rend());
+  }
+  std::vector<actor_info> rows;
+  std::vector<supervisor_actor> owners;
+  for (auto i : order) {
+    rows.push_back(std::move(walk.rows[i]));
+    owners.push_back(std::move(walk.owners[i]));
+  }
+  walk.rows = std::move(rows);
+  walk.owners = std::move(owners);
+}
+
+/// Walks the whole tree, then calls `done` with every row, depth first.
 void walk_tree(self_pointer self, std::function<void(tree_walk&)> done) {
   auto walk = std::make_shared<tree_walk>();
-  walk->done = std::move(done);
+  walk->done = [done = std::move(done)](tree_walk& w) {
+    order_depth_first(w);
+    done(w);
+  };
   // The root itself, so the console shows the whole tree.
   actor_info root;
   root.name = "node";
@@ -106,7 +139,15 @@ void walk_tree(self_pointer self, std::function<void(tree_walk&)> done) {
     root.uptime = unix_now() - self->state.config.node_started_at;
   walk->rows.push_back(std::move(root));
   walk->owners.emplace_back();
-  visit(self, self->state.root, walk);
+  // The root is set once it runs; until then the tree is the root alone.
+  auto root_handle
+    = self->state.root ? self->state.root->get() : supervisor_actor{};
+  if (!root_handle) {
+    walk->pending = 1;
+    walk->finish_one();
+    return;
+  }
+  visit(self, root_handle, walk);
 }
 
 int64_t column_family_property(const store::event_store& store,
@@ -233,7 +274,8 @@ void with_infra_health(self_pointer self, health_report report,
 
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
-          supervisor_actor root, const store::event_store* store,
+          handle_slot_ptr<supervisor_actor> root,
+          const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,

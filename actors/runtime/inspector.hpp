@@ -24,7 +24,8 @@ struct inspector_config {
 };
 
 struct inspector_state {
-  supervisor_actor root;
+  /// The root supervisor; the slot is filled once the root runs.
+  handle_slot_ptr<supervisor_actor> root;
   const store::event_store* store = nullptr;
   std::shared_ptr<const relay_context> relay;
   /// Where the sync server commands go; the slot follows restarts.
@@ -46,7 +47,8 @@ struct inspector_state {
 /// reconciler's relays given up.
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
-          supervisor_actor root, const store::event_store* store,
+          handle_slot_ptr<supervisor_actor> root,
+          const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,

@@ -43,10 +43,10 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
 /// they use (the store) can be closed safely.
 void stop_and_wait(caf::actor_system& sys, const std::vector<caf::actor>& actors);
 
-/// A running node: the store and the supervised actor tree of DESIGN.md
-/// (writer, verifiers, hub, query workers, health tracker, sync manager,
-/// relay registry, infra reconciler, relay server, inspector, console gate,
-/// control plane) under the root supervisor "node".
+/// A running node: the store and the supervised actor tree of DESIGN.md —
+/// under the root supervisor "node", one supervisor per subsystem (ingest,
+/// relay, sync, grasp when enabled, infra, runtime; see
+/// docs/architecture.md), each over the actors of its folder in actors/.
 class node {
 public:
   /// Opens the store and starts the tree. Fails when a listener cannot bind

@@ -104,6 +104,19 @@ caf::error unknown_child(const std::string& name) {
 
 } // namespace
 
+child_spec supervisor_spec(std::string name, std::vector<child_spec> children,
+                           restart_policy policy) {
+  child_spec spec;
+  spec.name = name;
+  spec.kind = "supervisor";
+  spec.start = [name, children = std::move(children),
+                policy](caf::local_actor* self) {
+    return caf::actor_cast<caf::actor>(
+      self->spawn(supervisor, name, children, policy));
+  };
+  return spec;
+}
+
 caf::error validate(const restart_policy& policy) {
   auto invalid = [](std::string what) {
     return caf::make_error(ec::invalid_configuration, std::move(what));

@@ -35,6 +35,12 @@ struct child_spec {
   std::function<void(const caf::actor&)> on_started;
 };
 
+/// A child that is itself a supervisor over `children`, e.g. one subsystem
+/// of the node: its parent restarts it, and so all of `children` together,
+/// when it gives up on one of them.
+child_spec supervisor_spec(std::string name, std::vector<child_spec> children,
+                           restart_policy policy);
+
 /// Checks that `policy` describes a usable backoff and restart limit.
 /// @relates restart_policy
 caf::error validate(const restart_policy& policy);

@@ -259,8 +259,11 @@ TEST_CASE("console actors prints the tree and actor prints one actor",
   CHECK(actors.err.empty());
   CHECK(actors.out.rfind("NAME ", 0) == 0);
   CHECK(actors.out.find("LAST-ERROR") != std::string::npos);
-  CHECK(actors.out.find("\n  writer ") != std::string::npos);
-  CHECK(actors.out.find("\n  verifier-1 ") != std::string::npos);
+  // The root, a subsystem's supervisor, its actors: one level each.
+  CHECK(actors.out.find("\nnode ") != std::string::npos);
+  CHECK(actors.out.find("\n  ingest ") != std::string::npos);
+  CHECK(actors.out.find("\n    writer ") != std::string::npos);
+  CHECK(actors.out.find("\n    verifier-1 ") != std::string::npos);
   auto writer = n.console({"actor", "writer"});
   CHECK(writer.status == 0);
   CHECK(writer.err.empty());

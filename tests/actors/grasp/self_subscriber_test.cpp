@@ -2,6 +2,7 @@
 
 #include "actors/relay/hub.hpp"
 #include "actors/runtime/logging.hpp"
+#include "messages/error.hpp"
 #include "store/repo_sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
@@ -312,6 +313,44 @@ TEST_CASE_METHOD(fixture, "the self-subscriber quits when the hub goes down",
   self->receive([&](const caf::down_msg& msg) { went_down = msg.reason != caf::none; },
                 caf::after(0s) >> [] {});
   CHECK(went_down);
+}
+
+TEST_CASE_METHOD(fixture, "the self-subscriber waits for a hub that starts "
+                          "after it, then follows its feed",
+                 "[grasp][self_subscriber]") {
+  // Subsystems start concurrently: GRASP may come up before the relay's hub.
+  hub_slot->set(hub_actor{});
+  auto aut = start();
+  for (auto waited = 0ms; waited < 1s; waited += 10ms)
+    advance(10ms);
+  CHECK(caf::get_or(status(aut), "rebuilding", false));
+  hub_slot->set(hub_handle);
+  advance(10ms);
+  CHECK_FALSE(caf::get_or(status(aut), "rebuilding", true));
+  announce(1000, {service, r1});
+  advance(5s);
+  REQUIRE(seen->size() == 1);
+  CHECK(seen->back() == std::vector<std::string>{address()});
+}
+
+TEST_CASE_METHOD(fixture, "without a hub the self-subscriber gives up after "
+                          "a while",
+                 "[grasp][self_subscriber]") {
+  hub_slot->set(hub_actor{});
+  auto aut = start();
+  self->monitor(aut);
+  // It looks every 10 ms, for five seconds.
+  for (auto waited = 0ms; waited < 4900ms; waited += 10ms)
+    advance(10ms);
+  std::string reason;
+  self->receive([&](const caf::down_msg& msg) { reason = render(msg.reason); },
+                caf::after(0s) >> [] {});
+  CHECK(reason.empty());
+  for (auto waited = 0ms; waited < 200ms; waited += 10ms)
+    advance(10ms);
+  self->receive([&](const caf::down_msg& msg) { reason = render(msg.reason); },
+                caf::after(0s) >> [] {});
+  CHECK_THAT(reason, Catch::Contains("the hub is not running"));
 }
 
 TEST_CASE_METHOD(fixture, "a deleted announcement removes the repository, a "

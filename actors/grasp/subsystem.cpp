@@ -1,0 +1,66 @@
+#include "actors/grasp/subsystem.hpp"
+
+#include "actors/grasp/grasp_driver.hpp"
+#include "actors/grasp/grasp_sync.hpp"
+#include "actors/grasp/self_subscriber.hpp"
+#include "actors/sync/subsystem.hpp"
+#include "messages/nostr/relay_url.hpp"
+
+namespace ferry {
+
+namespace {
+
+grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg) {
+  grasp_sync_config result;
+  result.plan.resync_after = cfg.resync_after;
+  result.plan.overlap = cfg.overlap_window;
+  result.plan.reconcile_min = cfg.reconcile_min;
+  result.plan.reconcile_max = cfg.reconcile_max;
+  result.plan.group_size = cfg.group_size;
+  result.plan.max_filters_per_subscription = cfg.max_filters_per_subscription;
+  result.plan.max_filters_per_relay = cfg.max_filters_per_relay;
+  result.bootstrap_relays = cfg.bootstrap_relays;
+  result.tick = cfg.tick;
+  result.batch_timeout = cfg.batch_timeout;
+  return result;
+}
+
+} // namespace
+
+child_spec grasp_subsystem(const node_wiring& wiring, restart_policy policy) {
+  const auto& cfg = wiring.cfg;
+  auto driver = std::make_shared<handle_slot<grasp_driver_actor>>();
+  auto listener = std::make_shared<handle_slot<grasp_listener_actor>>();
+  auto subscriber = std::make_shared<handle_slot<self_subscriber_actor>>();
+  std::vector<child_spec> children;
+  children.push_back(slotted(
+    "grasp-driver", "grasp-driver", driver,
+    [deps = connection_deps(wiring),
+     grasp = wiring.grasp](caf::local_actor* self) {
+      return self->system().spawn(grasp_driver, deps, grasp);
+    }));
+  auto sync_spec = slotted(
+    "grasp-sync", "grasp-sync", wiring.grasp,
+    [store = wiring.store, driver, subscriber,
+     gcfg = grasp_sync_config_from(cfg.grasp)](caf::local_actor* self) {
+      return self->system().spawn(grasp_sync, store, driver, subscriber, gcfg);
+    });
+  sync_spec.on_started = [grasp = wiring.grasp, listener](const caf::actor& h) {
+    grasp->set(caf::actor_cast<grasp_sync_actor>(h));
+    listener->set(caf::actor_cast<grasp_listener_actor>(h));
+  };
+  children.push_back(std::move(sync_spec));
+  self_subscriber_config scfg;
+  scfg.service.domain = cfg.grasp.service_domain;
+  scfg.service.url = nostr::normalize_relay_url(cfg.relay.public_url);
+  scfg.batch_window = cfg.grasp.batch_window;
+  children.push_back(slotted(
+    "self-subscriber", "self-subscriber", subscriber,
+    [store = wiring.store, hub = wiring.relay->hub, listener,
+     scfg](caf::local_actor* self) {
+      return self->system().spawn(self_subscriber, store, hub, listener, scfg);
+    }));
+  return supervisor_spec("grasp", std::move(children), policy);
+}
+
+} // namespace ferry

@@ -1,0 +1,73 @@
+#include "actors/runtime/subsystem.hpp"
+
+#include "actors/runtime/control_plane.hpp"
+#include "actors/runtime/inspector.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+
+#include <stdexcept>
+
+namespace ferry {
+
+namespace {
+
+/// The console gate, published on the console port for `ferry console`.
+child_spec console_gate_spec(const node_wiring& wiring) {
+  child_spec spec;
+  spec.name = "console-gate";
+  spec.kind = "console-gate";
+  spec.start = [inspector = wiring.inspector,
+                console = wiring.cfg.console](caf::local_actor* self) {
+    auto& sys = self->system();
+    auto gate = sys.spawn(console_gate, inspector, console.secret);
+    auto port = sys.middleman().publish(gate, console.port,
+                                        console.address.c_str(), true);
+    if (!port) {
+      caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
+      throw std::runtime_error("console: cannot listen on " + console.address
+                               + ":" + std::to_string(console.port) + ": "
+                               + render(port.error()));
+    }
+    // The next incarnation must find the port free again.
+    gate->attach_functor([&sys, addr = gate.address(), p = *port] {
+      sys.middleman().unpublish(caf::actor_cast<caf::actor>(addr), p);
+    });
+    log::info("console-gate listening on {}:{}", console.address, *port);
+    return caf::actor_cast<caf::actor>(gate);
+  };
+  return spec;
+}
+
+} // namespace
+
+child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
+  std::vector<child_spec> children;
+  inspector_config icfg;
+  icfg.fault_injection = wiring.cfg.console.fault_injection;
+  icfg.node_started_at = unix_now();
+  children.push_back(slotted(
+    "inspector", "inspector", wiring.inspector,
+    [root = wiring.root, store = wiring.store,
+     ctx = std::shared_ptr<const relay_context>{wiring.relay},
+     sync = wiring.sync_manager, grasp = wiring.grasp, infra = wiring.infra,
+     icfg](caf::local_actor* self) {
+      return self->system().spawn(inspector, root, store, ctx, sync, grasp,
+                                  infra, icfg);
+    }));
+  children.push_back(slotted(
+    "control-plane", "control-plane", wiring.control_plane,
+    [inspector = wiring.inspector, sync = wiring.sync_manager,
+     infra = wiring.infra, io = wiring.io,
+     admin = wiring.cfg.admin](caf::local_actor* self) {
+      return self->system().spawn(control_plane, admin, inspector, sync, infra,
+                                  io);
+    }));
+  children.push_back(console_gate_spec(wiring));
+  return supervisor_spec("runtime", std::move(children), policy);
+}
+
+} // namespace ferry

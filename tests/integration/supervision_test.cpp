@@ -1,0 +1,190 @@
+// The node's supervision tree, seen from outside a real `ferry node`: one
+// supervisor per subsystem under the root, and a crash loop in one
+// subsystem escalating to a restart of that subsystem only.
+#include "tests/fixtures/node_process.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using namespace ferry;
+
+/// One row of `ferry console --json actors`.
+struct actor_row {
+  std::string parent;
+  std::string kind;
+  std::string state;
+  int64_t restarts = 0;
+  std::string last_error;
+};
+
+/// A real node with GRASP on, fault injection allowed and a restart budget
+/// of one restart per minute, so a second crash of a child escalates.
+struct crashing_node {
+  crashing_node() {
+    test::node_settings settings;
+    settings.console_extra = "fault_injection = true";
+    settings.extra = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
+                     "[supervision]\nbase_ms = 10\ncap_ms = 50\n"
+                     "max_restarts = 1\nwindow_seconds = 60\n";
+    process.emplace(std::vector<std::string>{
+      "node", "--config", test::node_config_with(dir, settings)});
+    auto port = test::wait_for_output(
+      *process, "console-gate listening on 127\\.0\\.0\\.1:([0-9]+)");
+    INFO(process->output());
+    REQUIRE(port);
+    console_address = "127.0.0.1:" + *port;
+  }
+
+  /// Runs `ferry console --node <this node> ARGS...`; its exit status and
+  /// output.
+  std::pair<int, std::string> console(std::vector<std::string> args) {
+    args.insert(args.begin(), {"console", "--node", console_address});
+    test::ferry_process run{args};
+    auto status = run.wait();
+    return {status, run.output()};
+  }
+
+  std::map<std::string, actor_row> actors() {
+    order.clear();
+    auto [status, out] = console({"--json", "actors"});
+    INFO(out);
+    REQUIRE(status == 0);
+    std::map<std::string, actor_row> rows;
+    auto parsed = boost::json::parse(out);
+    for (auto& x : parsed.as_array()) {
+      auto& obj = x.as_object();
+      actor_row row;
+      row.parent = std::string{obj.at("parent").as_string()};
+      row.kind = std::string{obj.at("kind").as_string()};
+      row.state = std::string{obj.at("state").as_string()};
+      row.restarts = obj.at("restarts").to_number<int64_t>();
+      row.last_error = std::string{obj.at("last_error").as_string()};
+      rows[std::string{obj.at("name").as_string()}] = row;
+      order.push_back(std::string{obj.at("name").as_string()});
+    }
+    return rows;
+  }
+
+  /// Where `name` stood in the last `actors()` listing.
+  size_t position(const std::string& name) const {
+    return static_cast<size_t>(
+      std::find(order.begin(), order.end(), name) - order.begin());
+  }
+
+  /// Crashes `name` as soon as it runs.
+  void crash(const std::string& name) {
+    REQUIRE(test::poll_until([&] {
+      auto rows = actors();
+      return rows[name].state == "running";
+    }));
+    auto [status, out] = console({"fault", name});
+    INFO(out);
+    REQUIRE(status == 0);
+  }
+
+  test::temp_dir dir;
+  std::optional<test::ferry_process> process;
+  std::vector<std::string> order;
+  std::string console_address;
+};
+
+} // namespace
+
+TEST_CASE("each subsystem has its own supervisor under the root",
+          "[integration][supervision]") {
+  crashing_node n;
+  auto rows = n.actors();
+  const std::map<std::string, std::string> parent_of{
+    {"ingest", "node"},         {"relay", "node"},
+    {"sync", "node"},           {"grasp", "node"},
+    {"infra", "node"},          {"runtime", "node"},
+    {"writer", "ingest"},       {"verifier-1", "ingest"},
+    {"hub", "relay"},           {"query-worker-1", "relay"},
+    {"relay-server", "relay"},  {"sync-manager", "sync"},
+    {"pending-batches", "sync"}, {"health-tracker", "sync"},
+    {"grasp-sync", "grasp"},    {"grasp-driver", "grasp"},
+    {"self-subscriber", "grasp"}, {"relay-registry", "infra"},
+    {"infra-reconciler", "infra"}, {"inspector", "runtime"},
+    {"control-plane", "runtime"}, {"console-gate", "runtime"},
+  };
+  for (auto& [name, parent] : parent_of) {
+    INFO(name);
+    REQUIRE(rows.count(name) == 1);
+    CHECK(rows[name].parent == parent);
+    CHECK(rows[name].state == "running");
+    if (parent == "node")
+      CHECK(rows[name].kind == "supervisor");
+  }
+  // Listed depth first: each supervisor right before its children.
+  CHECK(n.position("node") == 0);
+  CHECK(n.position("ingest") == 1);
+  CHECK(n.position("writer") == n.position("ingest") + 1);
+  CHECK(n.position("hub") == n.position("relay") + 1);
+  CHECK(n.position("health-tracker") == n.position("sync") + 1);
+  CHECK(n.position("grasp-driver") == n.position("grasp") + 1);
+  CHECK(n.position("relay-registry") == n.position("infra") + 1);
+  CHECK(n.position("inspector") == n.position("runtime") + 1);
+  // Nothing hangs off the root but the subsystems.
+  for (auto& [name, row] : rows)
+    if (row.parent == "node")
+      CHECK(parent_of.count(name) == 1);
+}
+
+TEST_CASE("a crash loop in GRASP restarts GRASP, never the writer, and a "
+          "subsystem that keeps failing stops the node",
+          "[integration][supervision]") {
+  crashing_node n;
+  n.crash("grasp-sync");
+  REQUIRE(test::poll_until([&] {
+    auto rows = n.actors();
+    return rows["grasp-sync"].state == "running"
+           && rows["grasp-sync"].restarts == 1;
+  }));
+  // A second crash within the window is one too many for GRASP's budget:
+  // its supervisor gives up and the root starts a fresh GRASP.
+  n.crash("grasp-sync");
+  REQUIRE(test::poll_until([&] {
+    auto rows = n.actors();
+    return rows["grasp"].restarts == 1 && rows["grasp"].state == "running"
+           && rows["grasp-sync"].state == "running";
+  }));
+  auto rows = n.actors();
+  CHECK_THAT(rows["grasp"].last_error,
+             Catch::Contains("grasp gave up on grasp-sync"));
+  // The fresh GRASP supervisor counts from zero.
+  CHECK(rows["grasp-sync"].restarts == 0);
+  for (auto name : {"ingest", "writer", "verifier-1", "relay", "hub",
+                    "relay-server", "sync", "sync-manager", "infra",
+                    "runtime"}) {
+    INFO(name);
+    CHECK(rows[name].restarts == 0);
+    CHECK(rows[name].state == "running");
+    CHECK(rows[name].last_error.empty());
+  }
+  CHECK(n.process->is_running());
+  // GRASP failing again within the root's window is one escalation too
+  // many for the root: nothing would be left running, so the node exits
+  // non-zero instead of serving on without it.
+  n.crash("grasp-sync");
+  REQUIRE(test::poll_until([&] {
+    return n.actors()["grasp-sync"].restarts == 1;
+  }));
+  n.crash("grasp-sync");
+  REQUIRE(test::poll_until([&] { return !n.process->is_running(); }));
+  CHECK(n.process->wait() == 1);
+  CHECK_THAT(n.process->output(),
+             Catch::Contains("the root supervisor gave up")
+               && Catch::Contains("node gave up on grasp"));
+}
