@@ -5,6 +5,8 @@
 #   make test SANITIZE=address,undefined
 #               the same with every target built under those sanitizers, in
 #               build-asan
+#   make package
+#               build the .deb (binary, /etc/ferry/ferry.toml, systemd unit)
 #   make fuzz   run each fuzzer for FUZZ_SECONDS; new inputs go to
 #               build-fuzz/corpus, crashes to build-fuzz/crashes
 # The first build installs the dependencies (scripts/setup: apt and npm).
@@ -20,7 +22,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 # A config file for `make run`; empty runs on the embedded default.
 CONFIG ?=
 
-.PHONY: setup build run test bench fuzz clean
+.PHONY: setup build run test bench package fuzz clean
 
 build: setup
 	@if [ ! -f "$(BUILD_DIR)/CMakeCache.txt" ] || [ -n "$(SANITIZE)" ]; then \
@@ -46,6 +48,10 @@ test: build
 
 bench: build
 	bench/run.sh "$(BUILD_DIR)"
+
+package: build
+	cd "$(BUILD_DIR)" && cpack -G DEB
+	@ls "$(BUILD_DIR)"/ferry_*.deb
 
 # Each fuzzer runs FUZZ_SECONDS on its committed seeds (fuzz/corpus/<name>)
 # plus what earlier runs found (build-fuzz/corpus/<name>, where new inputs

@@ -51,8 +51,14 @@ struct sync_options {
 ///          without NIP-77, a timeout or a store error; 2 on bad arguments.
 int run_sync(const config::config& cfg, const sync_options& opts);
 
-/// `ferry keygen`: writes a new node key and prints its public key.
+/// `ferry keygen`: writes a new node key and prints its public key (hex and
+/// npub). Refuses to replace a key without `force`, naming the key there.
 int run_keygen(const config::config& cfg, const std::string& out, bool force);
+
+/// `ferry id`: prints the node's identity (pubkey in hex and npub, and the
+/// key file) from its key file; works beside a running node.
+/// @returns 0, or 1 when there is no readable key.
+int run_id(const config::config& cfg);
 
 /// `ferry console [--node HOST:PORT] [--secret S] [--json] [COMMAND ARGS...]`:
 /// connects to a node's inspection port; runs `command` and prints its

@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
                      "where to write it (default: node.key_file of the config)");
   keygen->add_flag("--force", force, "replace an existing key file");
 
+  auto id = cli.add_subcommand("id", "Print the node's identity (pubkey, npub)");
+  add_config(id);
+
   std::string console_node = "127.0.0.1:7449";
   std::string console_secret;
   bool console_json = false;
@@ -92,5 +95,7 @@ int main(int argc, char** argv) {
     return ferry::app::run_export(*cfg, filter);
   if (*sync)
     return ferry::app::run_sync(*cfg, sync_opts);
+  if (*id)
+    return ferry::app::run_id(*cfg);
   return ferry::app::run_keygen(*cfg, key_out, force);
 }
