@@ -1,6 +1,7 @@
 #include "actors/runtime/inspector.hpp"
 
 #include "actors/runtime/logging.hpp"
+#include "actors/sync/health_tracker.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/secret.hpp"
@@ -245,12 +246,15 @@ caf::result<std::string> ask_infra(self_pointer self,
   return rp;
 }
 
-/// Adds the INFRA RECONCILER's relays given up to `report`.
+/// Adds the INFRA RECONCILER's relays given up to `report`, and settles its
+/// status.
 void with_infra_health(self_pointer self, health_report report,
                        caf::typed_response_promise<health_report> rp) {
   auto& slot = self->state.infra.reconciler;
   auto reconciler = slot ? slot->get() : infra_reconciler_actor{};
   if (!reconciler) {
+    if (!report.reasons.empty())
+      report.status = "degraded";
     rp.deliver(std::move(report));
     return;
   }
@@ -266,7 +270,34 @@ void with_infra_health(self_pointer self, health_report report,
       },
       [shared, rp](caf::error&) mutable {
         // A reconciler too busy to answer shows in the tree walk already.
+        if (!shared->reasons.empty())
+          shared->status = "degraded";
         rp.deliver(std::move(*shared));
+      });
+}
+
+/// Adds the sync servers that fail for good to `report`, then the infra
+/// reconciler's relays given up.
+void with_sync_health(self_pointer self, health_report report,
+                      caf::typed_response_promise<health_report> rp) {
+  auto& slot = self->state.sync_health;
+  auto tracker = slot ? slot->get() : health_tracker_actor{};
+  if (!tracker) {
+    with_infra_health(self, std::move(report), rp);
+    return;
+  }
+  auto shared = std::make_shared<health_report>(std::move(report));
+  self->request(tracker, self->state.config.status_timeout, atom::get_v,
+                atom::health_v)
+    .then(
+      [self, shared, rp](std::vector<relay_health>& relays) mutable {
+        for (auto& reason : sync_health_reasons(relays))
+          shared->reasons.push_back(std::move(reason));
+        with_infra_health(self, std::move(*shared), rp);
+      },
+      [self, shared, rp](caf::error&) mutable {
+        // A tracker too busy to answer shows in the tree walk already.
+        with_infra_health(self, std::move(*shared), rp);
       });
 }
 
@@ -278,10 +309,12 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
+          handle_slot_ptr<health_tracker_actor> sync_health,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
           inspector_config config) {
   self->state.root = std::move(root);
   self->state.sync_manager = std::move(sync_manager);
+  self->state.sync_health = std::move(sync_health);
   self->state.grasp = std::move(grasp);
   self->state.infra = std::move(infra);
   self->state.store = store;
@@ -342,9 +375,7 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           report.reasons.push_back("disk_full: " + problem
                                    + "; new events are refused and sync is "
                                      "paused until space returns");
-        if (!report.reasons.empty())
-          report.status = "degraded";
-        with_infra_health(self, std::move(report), rp);
+        with_sync_health(self, std::move(report), rp);
       });
       return rp;
     },

@@ -3,6 +3,7 @@
 #include "actors/relay/client_session.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/grasp.hpp"
+#include "messages/health.hpp"
 #include "actors/infra/relay_registry.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
@@ -30,6 +31,8 @@ struct inspector_state {
   std::shared_ptr<const relay_context> relay;
   /// Where the sync server commands go; the slot follows restarts.
   handle_slot_ptr<sync_manager_actor> sync_manager;
+  /// Where `health` learns which sync servers fail.
+  handle_slot_ptr<health_tracker_actor> sync_health;
   /// Where the repository commands go (null: GRASP sync is off).
   handle_slot_ptr<grasp_sync_actor> grasp;
   /// Where the hosted relay commands and health questions go.
@@ -44,13 +47,15 @@ struct inspector_state {
 /// `sync_manager`, the repository commands to GRASP SYNC in `grasp`, the
 /// hosted relay commands to the RELAY REGISTRY and the INFRA RECONCILER in
 /// `infra` (null or empty: they fail with "not running"); `health` adds the
-/// reconciler's relays given up.
+/// reconciler's relays given up and the sync servers that fail for good
+/// (see `sync_health_reasons`).
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
           handle_slot_ptr<supervisor_actor> root,
           const store::event_store* store,
           std::shared_ptr<const relay_context> relay,
           handle_slot_ptr<sync_manager_actor> sync_manager,
+          handle_slot_ptr<health_tracker_actor> sync_health,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
           inspector_config config);
 

@@ -53,10 +53,11 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
     "inspector", "inspector", wiring.inspector,
     [root = wiring.root, store = wiring.store,
      ctx = std::shared_ptr<const relay_context>{wiring.relay},
-     sync = wiring.sync_manager, grasp = wiring.grasp, infra = wiring.infra,
+     sync = wiring.sync_manager, sync_health = wiring.health,
+     grasp = wiring.grasp, infra = wiring.infra,
      icfg](caf::local_actor* self) {
-      return self->system().spawn(inspector, root, store, ctx, sync, grasp,
-                                  infra, icfg);
+      return self->system().spawn(inspector, root, store, ctx, sync,
+                                  sync_health, grasp, infra, icfg);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

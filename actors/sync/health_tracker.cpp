@@ -180,6 +180,37 @@ void health_tracker_state::disabled(const std::string& id, std::string reason,
   r.next_attempt_at = time_point{};
 }
 
+// -- node health --------------------------------------------------------------
+
+std::vector<std::string>
+sync_health_reasons(const std::vector<relay_health>& relays) {
+  std::vector<std::string> reasons;
+  for (auto& r : relays) {
+    auto last_error = r.last_error_class == error_class::none
+                        ? std::string{}
+                        : to_string(r.last_error_class) + ": " + r.last_error;
+    if (r.status == relay_status::dead) {
+      auto reason = "sync server " + r.server + " gave up";
+      if (!r.dead_reason.empty())
+        reason += " (" + r.dead_reason + ")";
+      if (!last_error.empty())
+        reason += "; last error " + last_error;
+      reasons.push_back(std::move(reason));
+      continue;
+    }
+    if (r.status != relay_status::backing_off)
+      continue;
+    auto lasting = r.last_error_class == error_class::tls
+                   || r.last_error_class == error_class::pin
+                   || r.last_error_class == error_class::auth;
+    if (lasting || r.attempts >= failing_attempts_for_health)
+      reasons.push_back("sync server " + r.server + " fails: " + last_error
+                        + " (" + std::to_string(r.attempts)
+                        + " attempt(s) in a row)");
+  }
+  return reasons;
+}
+
 // -- queries ------------------------------------------------------------------
 
 caf::expected<caf::timespan>

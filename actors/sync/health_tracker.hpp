@@ -164,6 +164,18 @@ struct health_tracker_state {
   static inline constexpr const char* name = "health-tracker";
 };
 
+/// Failed attempts in a row after which a sync server that keeps failing
+/// for a passing reason (DNS, TCP, a closed connection, ...) makes the node
+/// degraded; with the default backoff that is about a minute of failing.
+inline constexpr uint32_t failing_attempts_for_health = 5;
+
+/// Why the node is degraded by its sync servers, one line per server that
+/// fails for good: given up (dead), failing on a reason that does not pass
+/// by itself (TLS verification, a pin mismatch, refused authentication), or
+/// failing `failing_attempts_for_health` times in a row. Catch-ups in
+/// progress and single failures are normal life and say nothing here.
+std::vector<std::string> sync_health_reasons(const std::vector<relay_health>& relays);
+
 /// The HEALTH TRACKER: keeps per-relay sync state from the RELAY
 /// CONNECTIONs' reports, decides how long each waits before reconnecting
 /// and whether it resumes or catches up again, and exports sync metrics.

@@ -222,6 +222,12 @@ TEST_CASE("wss sync with a wrong SPKI pin is refused with pin_mismatch",
                    "pin: pin_mismatch: " + pki.server_spki_hex());
   CHECK_THAT(sync_reports(b_admin, "node-a"),
              Catch::Contains("\"status\":\"degraded\""));
+  // A pin mismatch does not pass by itself: the node's own health says so,
+  // where an operator's alert looks.
+  auto health = admin(b_admin, "GET", "/health");
+  CHECK(health.response.status == 503);
+  CHECK_THAT(health.response.body,
+             Catch::Contains("sync server node-a fails: pin: pin_mismatch"));
   CHECK(count_of(b.port, "{}") == 0);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
@@ -245,6 +251,10 @@ TEST_CASE("wss sync without the CA file fails certificate verification",
                    "tls: tls handshake: certificate verify failed");
   CHECK_THAT(sync_reports(b_admin, "node-a"),
              !Catch::Contains("pin_mismatch"));
+  auto health = admin(b_admin, "GET", "/health");
+  CHECK(health.response.status == 503);
+  CHECK_THAT(health.response.body,
+             Catch::Contains("sync server node-a fails: tls: tls handshake"));
   CHECK(count_of(b.port, "{}") == 0);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);

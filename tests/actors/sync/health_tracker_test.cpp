@@ -438,3 +438,49 @@ TEST_CASE("a backoff cap below its base is rejected", "[health_tracker]") {
     },
     caf::after(0s) >> [] { FAIL("tracker did not quit"); });
 }
+
+TEST_CASE("the node is degraded only by sync servers that fail for good",
+          "[health_tracker]") {
+  auto relay = [](std::string server, relay_status status, uint32_t attempts,
+                  error_class cls, std::string error = {},
+                  std::string dead_reason = {}) {
+    relay_health r;
+    r.server = std::move(server);
+    r.status = status;
+    r.attempts = attempts;
+    r.last_error_class = cls;
+    r.last_error = std::move(error);
+    r.dead_reason = std::move(dead_reason);
+    return r;
+  };
+  std::vector<relay_health> relays{
+    relay("live", relay_status::live, 0, error_class::none),
+    relay("catching-up", relay_status::syncing, 0, error_class::none),
+    relay("blip", relay_status::backing_off, 1, error_class::tcp, "reset"),
+    relay("down-a-while", relay_status::backing_off,
+          failing_attempts_for_health - 1, error_class::dns, "no such host"),
+    relay("down-long", relay_status::backing_off, failing_attempts_for_health,
+          error_class::dns, "no such host"),
+    relay("pinned", relay_status::backing_off, 1, error_class::pin,
+          "pin_mismatch: abc"),
+    relay("untrusted", relay_status::backing_off, 1, error_class::tls,
+          "certificate verify failed"),
+    relay("refused", relay_status::backing_off, 1, error_class::auth,
+          "auth-required: no"),
+    relay("given-up", relay_status::dead, 9, error_class::tcp, "refused",
+          "gave up after 9 failed attempts"),
+    relay("paused", relay_status::stopped, 0, error_class::none),
+  };
+  auto reasons = sync_health_reasons(relays);
+  std::vector<std::string> expected{
+    "sync server down-long fails: dns: no such host (5 attempt(s) in a row)",
+    "sync server pinned fails: pin: pin_mismatch: abc (1 attempt(s) in a row)",
+    "sync server untrusted fails: tls: certificate verify failed (1 "
+    "attempt(s) in a row)",
+    "sync server refused fails: auth: auth-required: no (1 attempt(s) in a "
+    "row)",
+    "sync server given-up gave up (gave up after 9 failed attempts); last "
+    "error tcp: refused",
+  };
+  CHECK(reasons == expected);
+}
