@@ -51,7 +51,8 @@ caf::error validate(const membership_config& config) {
   if (config.heartbeat <= caf::timespan::zero())
     return invalid("cluster heartbeat interval must be positive");
   if (config.failure_timeout <= config.heartbeat)
-    return invalid("cluster failure timeout must exceed the heartbeat interval");
+    return invalid(
+      "cluster failure timeout must exceed the heartbeat interval");
   for (const auto& key : config.allowed_pubkeys)
     if (!valid_pubkey(key))
       return invalid("cluster member key " + key
@@ -265,7 +266,8 @@ caf::error membership_state::refuse(const cluster::member_heartbeat& hb,
 
 bool membership_state::allowed(const std::string& pubkey) const {
   const auto& keys = config.allowed_pubkeys;
-  return keys.empty() || std::find(keys.begin(), keys.end(), pubkey) != keys.end();
+  return keys.empty()
+         || std::find(keys.begin(), keys.end(), pubkey) != keys.end();
 }
 
 // -- behavior -----------------------------------------------------------------

@@ -32,7 +32,8 @@ uint64_t rendezvous_weight(std::string_view key, std::string_view member) {
 }
 
 std::optional<std::string>
-rendezvous_owner(std::string_view key, const std::vector<std::string>& members) {
+rendezvous_owner(std::string_view key,
+                 const std::vector<std::string>& members) {
   auto hashed = rendezvous_key(key);
   const std::string* best = nullptr;
   uint64_t best_weight = 0;

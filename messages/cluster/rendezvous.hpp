@@ -22,12 +22,13 @@ uint64_t rendezvous_weight(std::string_view key, std::string_view member);
 
 /// The owner of `key` (any spelling: it is put in rendezvous form first)
 /// among `members` by rendezvous (highest random weight) hashing: the member
-/// with the greatest weight; on equal weights, the greater name. Depends only on the set of members, not on their order,
-/// so every node with the same live set picks the same owner. Adding a
-/// member moves to it only the keys it now wins; removing one moves only
-/// the keys it owned.
+/// with the greatest weight; on equal weights, the greater name. Depends
+/// only on the set of members, not on their order, so every node with the
+/// same live set picks the same owner. Adding a member moves to it only the
+/// keys it now wins; removing one moves only the keys it owned.
 /// @returns nothing when `members` is empty.
 std::optional<std::string>
-rendezvous_owner(std::string_view key, const std::vector<std::string>& members);
+rendezvous_owner(std::string_view key,
+                 const std::vector<std::string>& members);
 
 } // namespace ferry::cluster

@@ -66,7 +66,8 @@ causal_order compare(const version_vector& a, const version_vector& b) {
   auto i = a.counters().begin();
   auto j = b.counters().begin();
   while (i != a.counters().end() || j != b.counters().end()) {
-    if (j == b.counters().end() || (i != a.counters().end() && i->first < j->first)) {
+    if (j == b.counters().end()
+        || (i != a.counters().end() && i->first < j->first)) {
       a_ahead = true;
       ++i;
     } else if (i == a.counters().end() || j->first < i->first) {

@@ -96,7 +96,8 @@ struct fixture : test::deterministic_actor_system {
     caf::expected<T> result = caf::make_error(caf::sec::request_timeout);
     self->receive([&](T& x) { result = std::move(x); },
                   [&](caf::error& err) { result = std::move(err); },
-                  caf::after(0s) >> [] { FAIL("no reply from the membership"); });
+                  caf::after(0s) >>
+                    [] { FAIL("no reply from the membership"); });
     return result;
   }
 
@@ -237,7 +238,8 @@ TEST_CASE_METHOD(fixture,
   CHECK(seen.back() == names{"node-a"});
 }
 
-TEST_CASE_METHOD(fixture, "a dead member heard again in its incarnation is back",
+TEST_CASE_METHOD(fixture,
+                 "a dead member heard again in its incarnation is back",
                  "[membership]") {
   launch();
   REQUIRE(beat("node-b", key_b, 1));

@@ -111,9 +111,12 @@ TEST_CASE("three members share 3000 relays evenly", "[rendezvous]") {
 }
 
 TEST_CASE("spellings of one relay have one owner", "[rendezvous]") {
-  CHECK(rendezvous_key("WSS://Relay.Example.com:443/") == "wss://relay.example.com");
-  CHECK(rendezvous_key("wss://relay.example.com/nostr//") == "wss://relay.example.com/nostr");
-  CHECK(rendezvous_key("ws://relay.example.com:80/a?b=C") == "ws://relay.example.com/a?b=C");
+  CHECK(rendezvous_key("WSS://Relay.Example.com:443/")
+        == "wss://relay.example.com");
+  CHECK(rendezvous_key("wss://relay.example.com/nostr//")
+        == "wss://relay.example.com/nostr");
+  CHECK(rendezvous_key("ws://relay.example.com:80/a?b=C")
+        == "ws://relay.example.com/a?b=C");
   // Not a relay URL (a hosted relay's id): hashed as it is.
   CHECK(rendezvous_key("Hosted-Relay-7") == "Hosted-Relay-7");
   for (const auto& url : relay_urls(100)) {
