@@ -429,3 +429,15 @@ TEST_CASE("membership configurations are validated", "[membership]") {
   config.allowed_pubkeys = {key_a, key_b};
   CHECK_FALSE(validate(config));
 }
+
+TEST_CASE_METHOD(fixture, "a membership with an invalid configuration quits",
+                 "[membership]") {
+  auto config = node_a_config();
+  config.failure_timeout = 500ms;
+  auto doomed = self->spawn<caf::monitored>(membership, config);
+  run();
+  caf::error reason;
+  self->receive([&](const caf::down_msg& dm) { reason = dm.reason; },
+                caf::after(0s) >> [] { FAIL("the membership did not quit"); });
+  CHECK(reason == ec::invalid_configuration);
+}
