@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/cluster.hpp"
 #include "messages/grasp.hpp"
 #include "messages/health.hpp"
 #include "messages/infra.hpp"
@@ -64,6 +65,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::pending_relays))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::infra_reconciler_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::relay_registry_actor))
+
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::version_vector))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::record_version))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::member_state))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::member_heartbeat))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::member_info))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::cluster::member_info>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::refused_member))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::cluster::refused_member>))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::cluster_view))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::membership_listener_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::membership_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -1,0 +1,159 @@
+#pragma once
+
+#include "messages/atoms.hpp"
+#include "messages/cluster/version_vector.hpp"
+#include "messages/status.hpp"
+
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+// The cluster's own atoms. CAF 0.17.6 gives atoms no type ID, so declaring
+// them beside the protocol that uses them keeps the subsystem in its files;
+// the texts are unique among Ferry's atoms.
+CAF_ADD_ATOM(ferry_atoms, ferry::atom, heartbeat, "heartbeat")
+CAF_ADD_ATOM(ferry_atoms, ferry::atom, owner, "owner")
+
+namespace ferry::atom {
+
+using leave = caf::leave_atom;
+constexpr inline auto leave_v = caf::leave_atom_v;
+
+} // namespace ferry::atom
+
+namespace ferry::cluster {
+
+/// Where a member stands in this node's view.
+enum class member_state : uint8_t {
+  /// Heartbeats arrive in time.
+  alive,
+  /// Its connection went down or it missed heartbeats, but not for
+  /// `failure_timeout` yet: it keeps its relays.
+  suspect,
+  /// No heartbeat for `failure_timeout`: its relays move to the others.
+  dead,
+  /// It said goodbye: its relays move at once.
+  left,
+};
+
+/// @relates member_state
+std::string to_string(member_state x);
+
+/// What a member announces about itself, every heartbeat interval.
+struct member_heartbeat {
+  /// The member's unique node name.
+  std::string name;
+  /// Its node key (64 lowercase hex characters).
+  std::string pubkey;
+  /// Grows on every restart; a higher one supersedes what is known.
+  uint64_t incarnation = 0;
+  /// Where its Nostr relay and its admin API listen.
+  std::string relay_url;
+  std::string admin_url;
+};
+
+/// @relates member_heartbeat
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_heartbeat& x) {
+  return f(caf::meta::type_name("member_heartbeat"), x.name, x.pubkey,
+           x.incarnation, x.relay_url, x.admin_url);
+}
+
+/// One member in this node's view, this node included.
+struct member_info {
+  std::string name;
+  std::string pubkey;
+  uint64_t incarnation = 0;
+  std::string relay_url;
+  std::string admin_url;
+  member_state state = member_state::alive;
+  /// Wall-clock time of the last heartbeat, unix milliseconds (0: none).
+  int64_t last_heartbeat = 0;
+  /// Time since the last heartbeat on the actor clock.
+  caf::timespan silent_for{0};
+};
+
+/// @relates member_info
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.name, x.pubkey,
+           x.incarnation, x.relay_url, x.admin_url, x.state, x.last_heartbeat,
+           x.silent_for);
+}
+
+/// A node this one refused to count as a member, for /health.
+struct refused_member {
+  std::string name;
+  std::string pubkey;
+  std::string reason;
+  /// Wall-clock time of the last refusal, unix milliseconds.
+  int64_t last_refused = 0;
+  /// Refusals of this name, key and reason so far.
+  uint64_t times = 0;
+};
+
+/// @relates refused_member
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, refused_member& x) {
+  return f(caf::meta::type_name("refused_member"), x.name, x.pubkey, x.reason,
+           x.last_refused, x.times);
+}
+
+/// The MEMBERSHIP's view of the cluster.
+struct cluster_view {
+  /// This node's name.
+  std::string self;
+  /// Every member ever heard of, this node included, sorted by name.
+  std::vector<member_info> members;
+  /// Refused nodes, the most recent refusal last.
+  std::vector<refused_member> refused;
+};
+
+/// @relates cluster_view
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_view& x) {
+  return f(caf::meta::type_name("cluster_view"), x.self, x.members,
+           x.refused);
+}
+
+} // namespace ferry::cluster
+
+namespace ferry {
+
+/// Whoever acts on the live set: it gets the sorted names of the members
+/// that own relays (alive or suspect, this node included) on subscribing
+/// and whenever that set changes.
+using membership_listener_actor = caf::typed_actor<
+  caf::reacts_to<atom::members, std::vector<std::string>>>;
+
+/// The MEMBERSHIP actor interface: owns the view of the cluster's members.
+using membership_actor = caf::typed_actor<
+  // A member's heartbeat; refused with ec::conflict when the name is known
+  // with another key (or is this node's), ec::invalid_input when the key is
+  // not allowed or the heartbeat is malformed.
+  caf::replies_to<atom::heartbeat, cluster::member_heartbeat>::with<
+    cluster::member_state>,
+  // The connection to member `name` went down: it is suspect until it
+  // heartbeats again or times out.
+  caf::reacts_to<atom::closed, std::string>,
+  // Member `name` leaves gracefully, in incarnation `incarnation`.
+  caf::reacts_to<atom::leave, std::string, uint64_t>,
+  // Sends the live set now and on every change.
+  caf::reacts_to<atom::subscribe, membership_listener_actor>,
+  caf::reacts_to<atom::unsubscribe, membership_listener_actor>,
+  // The whole view.
+  caf::replies_to<atom::get, atom::members>::with<cluster::cluster_view>,
+  // The member that owns `key` (a relay URL or hosted relay id) among the
+  // live set.
+  caf::replies_to<atom::get, atom::owner, std::string>::with<std::string>,
+  // Counts per state, each member, refusals and the mailbox.
+  caf::replies_to<atom::get, atom::status>::with<status_map>,
+  // INTERNAL: every heartbeat interval, times out silent members.
+  caf::reacts_to<atom::tick>>;
+
+} // namespace ferry
