@@ -93,9 +93,12 @@ std::string check_relay_info(relay_connection_state& st, uint32_t status,
   if (auto* limitation = info.if_contains("limitation"))
     if (limitation->is_object())
       if (auto* max_limit = limitation->as_object().if_contains("max_limit"))
-        if (max_limit->is_int64() && max_limit->as_int64() > 0)
-          st.session.page_size = std::min<uint64_t>(
-            st.session.page_size, static_cast<uint64_t>(max_limit->as_int64()));
+        if (max_limit->is_int64() && max_limit->as_int64() > 0) {
+          st.session.remote_max_limit
+            = static_cast<uint64_t>(max_limit->as_int64());
+          st.session.page_size = std::min(st.session.page_size,
+                                          st.session.remote_max_limit);
+        }
   std::string identity;
   for (const char* key : {"self", "pubkey"})
     if (auto* value = info.if_contains(key); value && value->is_string()) {

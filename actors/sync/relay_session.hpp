@@ -24,6 +24,8 @@ struct relay_session {
   /// Page size: ours, or the remote's NIP-11 max_limit when smaller. Big
   /// pages matter: a catch-up is one round trip per page.
   uint64_t page_size = 5000;
+  /// The remote's NIP-11 max_limit (0: it declares none).
+  uint64_t remote_max_limit = 0;
   // NIP-42
   std::string challenge;
   std::string auth_event_id;

@@ -67,8 +67,8 @@ void start_up(self_pointer self) {
                caf::actor_cast<feed_listener_actor>(self),
                std::make_shared<const std::vector<nostr::filter>>(
                  st.def.filters));
-  // Up only, the log's backlog is the catch-up (unless a reconciliation
-  // runs: then it is).
+  // Up only by REQ, sending the log's backlog is the catch-up; a
+  // reconciliation is one of its own.
   if (st.def.direction == sync_direction::up && !st.neg.run)
     begin_catchup(self);
   pump_up(self);

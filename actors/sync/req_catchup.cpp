@@ -1,5 +1,6 @@
 #include "actors/sync/req_catchup.hpp"
 
+#include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "messages/nostr/wire.hpp"
 
@@ -9,27 +10,66 @@ namespace ferry::relay_conn {
 
 namespace {
 
+/// A remote that declares no max_limit is asked for at most this many
+/// pages' worth of one second.
+constexpr uint64_t second_pages_max = 10;
+
+/// The limit to ask for one crowded second again with, after a page of
+/// `limit` came back full of it; 0 when the remote would serve no more.
+uint64_t raised_limit(const relay_session& session, uint64_t limit) {
+  auto most = session.remote_max_limit > 0
+                ? session.remote_max_limit
+                : session.page_size * second_pages_max;
+  auto raised = std::min(limit * 2, most);
+  return raised > limit ? raised : 0;
+}
+
 /// Opens the next page of older history for each filter that got events:
 /// a remote may cap an answer below the limit we asked for without saying so,
 /// so paging ends only with an empty page. `until` is inclusive, so events
 /// sharing the oldest timestamp are asked for again (they come back as
 /// duplicates).
+/// A page that holds nothing but its `until` second cannot be paged by
+/// `until`: paging steps past that second. If the page was full, the second
+/// may hold more than a page, so first that second alone is asked for again
+/// (since = until = it) with a doubled limit, up to what the remote serves,
+/// until an answer is not full; the page it was cut from then goes on below
+/// it. A second even the largest page cannot hold is logged and stepped
+/// past: REQ has no other way into it.
 void page_if_capped(self_pointer self,
                     const req_subscriptions::subscription& sub) {
-  auto& reqs = self->state.reqs;
+  auto& st = self->state;
   for (size_t i = 0; i < sub.sent.size(); ++i) {
-    if (sub.received[i] == 0 || sub.oldest[i] == INT64_MAX)
+    const auto& sent = sub.sent[i];
+    auto got = sub.received[i] > 0 && sub.oldest[i] != INT64_MAX;
+    // An empty page ends the paging, but a crowded second's goes on below.
+    if (!got && !sub.resume)
       continue;
     auto filter = sub.filter ? *sub.filter : i;
-    auto next = sub.sent[i];
-    // A page full of one timestamp would repeat forever; step past it.
-    auto until = sub.oldest[i];
-    if (next.until && *next.until == until)
+    auto next = sub.resume ? *sub.resume : sent;
+    auto until = got ? sub.oldest[i] : *sent.until;
+    if (sent.until && *sent.until == until) {
+      auto limit = sent.limit.value_or(0);
+      if (limit > 0 && sub.received[i] >= limit) {
+        if (auto raised = raised_limit(st.session, limit)) {
+          auto second = sent;
+          second.since = until;
+          second.limit = raised;
+          auto sub_id = "ferry-page-" + std::to_string(st.reqs.next_page++);
+          subscribe(self, sub_id, {std::move(second)}, filter);
+          st.reqs.open[sub_id].resume = std::move(next);
+          continue;
+        }
+        log::warn("{} filter {} matches more than {} events at {}: the "
+                  "remote serves no more of that second",
+                  st.label, filter, limit, until);
+      }
       --until;
+    }
     if (next.since && until < *next.since)
       continue;
     next.until = until;
-    subscribe(self, "ferry-page-" + std::to_string(reqs.next_page++),
+    subscribe(self, "ferry-page-" + std::to_string(st.reqs.next_page++),
               {std::move(next)}, filter);
   }
 }
@@ -144,8 +184,11 @@ void resubscribe_after_auth(self_pointer self) {
   st.session.waiting_for_auth.clear();
   for (auto& sub_id : waiting) {
     auto i = st.reqs.open.find(sub_id);
-    if (i != st.reqs.open.end())
-      subscribe(self, sub_id, i->second.sent, i->second.filter, true);
+    if (i == st.reqs.open.end())
+      continue;
+    auto resume = std::move(i->second.resume);
+    subscribe(self, sub_id, i->second.sent, i->second.filter, true);
+    st.reqs.open[sub_id].resume = std::move(resume);
   }
 }
 

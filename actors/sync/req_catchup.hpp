@@ -37,6 +37,8 @@ struct req_subscriptions {
     /// (the filters without since / until / limit).
     bool driven = false;
     std::vector<nostr::filter> check;
+    /// A page of one crowded second: the page to go on with below it.
+    std::optional<nostr::filter> resume;
   };
 
   std::map<std::string, subscription> open;
