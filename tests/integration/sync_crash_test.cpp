@@ -116,14 +116,6 @@ private:
   std::thread thread_;
 };
 
-/// One boolean field of B's stats for server `id`.
-bool stat_flag(uint16_t admin_port, const std::string& id,
-               const std::string& field) {
-  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id + "/stats");
-  return res.error.empty() && res.response.status == 200
-         && res.response.body.find("\"" + field + "\":true") != std::string::npos;
-}
-
 /// The ids `ferry export` reads from a stopped node's store for `filter`.
 std::set<std::string> exported_ids(const std::string& config,
                                    const std::string& filter) {

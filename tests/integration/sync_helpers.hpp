@@ -311,6 +311,14 @@ inline int64_t stat_of(uint16_t admin_port, const std::string& id,
   return std::stoll(m[1].str());
 }
 
+/// One boolean field of B's stats for server `id`.
+inline bool stat_flag(uint16_t admin_port, const std::string& id,
+                      const std::string& field) {
+  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id + "/stats");
+  return res.error.empty() && res.response.status == 200
+         && res.response.body.find("\"" + field + "\":true") != std::string::npos;
+}
+
 /// Waits until `to` holds every event of `from` matching `filter`.
 inline void require_holds(node& from, node& to, const std::string& filter,
                           const std::string& what,

@@ -283,6 +283,69 @@ TEST_CASE("catch-up pages through more history than the remote's max_limit",
   CHECK(a.process.kill(SIGTERM) == 0);
 }
 
+namespace {
+
+/// 25 kind-1 events sharing one second, then 10 older ones a second apart.
+struct crowded_history {
+  std::vector<nostr::event> older;
+  std::vector<nostr::event> all;
+
+  crowded_history() {
+    auto now = test::unix_now();
+    auto keys = nostr::generate_keypair();
+    all = make_events(keys, 25, now - 100, 1, "crowded", 25);
+    older = make_events(keys, 10, now - 101, 1, "older");
+    all.insert(all.end(), older.begin(), older.end());
+  }
+};
+
+} // namespace
+
+TEST_CASE("catch-up fetches every event of a second that holds more than a "
+          "page",
+          "[integration][sync]") {
+  test::temp_dir dir_a, dir_b;
+  // Pages of 10 (the filter's limit) through a second of 25.
+  crowded_history history;
+  node a{test::node_config(dir_a)};
+  publish(a.port, history.all);
+  REQUIRE(count_of(a.port, R"({"kinds":[1]})") == 35);
+
+  server_options options;
+  options.filters = "[{ kinds = [1], limit = 10 }]";
+  node b{b_config(dir_b, sync_server_toml(a.port, options))};
+  require_exactly(a, b, kind1_all, id_set(history.all), 10s);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a remote that serves less than a crowded second still lets the "
+          "catch-up end",
+          "[integration][sync]") {
+  test::temp_dir dir_a, dir_b;
+  // A serves at most 20 per REQ, so of the 25 events sharing one second B
+  // can get only 20 by REQ; asking for that second again must stop there.
+  crowded_history history;
+  test::node_settings a_settings;
+  a_settings.relay_extra = "[relay.limits]\nmax_limit = 20\ndefault_limit = 20\n";
+  node a{test::node_config_with(dir_a, a_settings)};
+  publish(a.port, history.all);
+
+  server_options options;
+  options.filters = "[{ kinds = [1], limit = 5 }]";
+  node b{b_config(dir_b, sync_server_toml(a.port, options))};
+  auto b_admin = b.admin_port();
+  bool ended = test::poll_until(
+    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+  if (!ended)
+    FAIL("B's catch-up did not end\n" << sync_reports(b_admin, "node-a")
+                                       << logs(&a.process, &b.process));
+  wait_for_ids(b, kind1_all, id_set(history.older), false, "B", &a);
+  CHECK(count_of(b.port, R"({"kinds":[1]})") >= 30);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
 TEST_CASE("the admin API manages sync servers", "[integration][sync][admin]") {
   test::temp_dir dir_a, dir_b;
   auto keys = nostr::generate_keypair();

@@ -1,0 +1,111 @@
+#include "actors/sync/relay_ingest.hpp"
+
+#include "actors/sync/relay_connection_context.hpp"
+#include "actors/sync/sync_metrics.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+
+namespace ferry::relay_conn {
+
+namespace {
+
+/// Events from the remote waiting for the ingest path: reading stops at the
+/// high mark and resumes at the low one, so a fast remote cannot fill memory.
+constexpr uint64_t in_flight_high = 4096;
+
+/// An event we could not store ends the session: the catch-up may not
+/// complete past it (the cursor never passes an event not stored), and on a
+/// full disk the remote is not read at all until space returns (`begin`).
+void on_store_failure(self_pointer self, const std::string& message) {
+  if (!self->state.session.conn)
+    return; // an answer for a session that already ended
+  auto full = message.compare(0, store::disk_full_prefix.size(),
+                              store::disk_full_prefix)
+              == 0;
+  fail(self, full ? error_class::disk_full : error_class::store, message);
+}
+
+void on_ingested(self_pointer self, const ingest_result& result,
+                 int64_t created_at, uint64_t seq) {
+  auto& st = self->state;
+  auto& counts = st.ingest;
+  if (--counts.in_flight == in_flight_low && counts.reading_paused
+      && st.session.conn) {
+    counts.reading_paused = false;
+    st.session.conn->resume_reading();
+  }
+  pump_fetches(self);
+  switch (result.status) {
+    case ingest_status::stored:
+    case ingest_status::ephemeral:
+      ++counts.accepted;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::accepted);
+      break;
+    case ingest_status::duplicate:
+      ++counts.duplicate;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::duplicate);
+      break;
+    case ingest_status::error:
+      ++counts.failed;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      note_unstored(self, created_at);
+      settle_ingest(self, seq, 0);
+      return on_store_failure(self, result.message);
+    default:
+      ++counts.rejected;
+      metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      settle_ingest(self, seq, 0);
+      return maybe_finish_catchup(self);
+  }
+  settle_ingest(self, seq, created_at);
+  metrics::sync::set_lag(st.def.id,
+                         static_cast<double>(unix_now() - created_at));
+  if (st.state == phase::live)
+    advance_cursor(self, st.cursor.stored_through);
+  maybe_finish_catchup(self);
+}
+
+} // namespace
+
+bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
+           const nostr::event& ev) {
+  auto& st = self->state;
+  ++st.ingest.received;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::received);
+  if (nostr::matches_any(filters, ev))
+    return true;
+  ++st.ingest.filtered;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
+  return false;
+}
+
+void ingest(self_pointer self, nostr::event ev) {
+  auto& st = self->state;
+  auto& counts = st.ingest;
+  auto item = std::make_shared<ingest_item>();
+  item->source = st.label;
+  auto created_at = ev.created_at;
+  item->data.ev = std::move(ev);
+  auto verifier
+    = st.deps.verifiers[counts.next_verifier++ % st.deps.verifiers.size()]->get();
+  if (!verifier) {
+    ++counts.rejected;
+    return note_unstored(self, created_at);
+  }
+  auto seq = number_ingest(self);
+  if (++counts.in_flight == in_flight_high && st.session.conn) {
+    counts.reading_paused = true;
+    st.session.conn->pause_reading();
+  }
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+    .then(
+      [self, created_at, seq](ingest_result& r) {
+        on_ingested(self, r, created_at, seq);
+      },
+      [self, created_at, seq](caf::error& err) {
+        on_ingested(self, ingest_result{ingest_status::error, render(err)},
+                    created_at, seq);
+      });
+}
+
+} // namespace ferry::relay_conn

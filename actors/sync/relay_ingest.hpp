@@ -1,0 +1,51 @@
+#pragma once
+
+// The RELAY CONNECTION's way into the node's ingest path: what the remote
+// sends is checked against what we asked for, handed to a verifier as
+// `sync:<id>` (or `grasp:<url>`), counted by its answer, and read no faster
+// than the ingest path takes it. Internal to actors/sync/relay_*.
+
+#include "actors/sync/relay_connection_self.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/filter.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ferry {
+
+/// The ingest part of a RELAY CONNECTION's state.
+struct relay_ingest {
+  /// Ingest requests not answered yet.
+  uint64_t in_flight = 0;
+  /// Reading from the remote is paused until the ingest path catches up.
+  bool reading_paused = false;
+  size_t next_verifier = 0;
+  // counters
+  uint64_t received = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicate = 0;
+  uint64_t rejected = 0;
+  /// Events the store could not write (disk full, store error).
+  uint64_t failed = 0;
+  uint64_t filtered = 0;
+};
+
+namespace relay_conn {
+
+/// Ingest requests in flight below which fetches by id are opened.
+inline constexpr uint64_t in_flight_low = 1024;
+
+/// Counts an event from the remote; false when it is outside `filters`
+/// (a remote may only give us what we asked for).
+bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
+           const nostr::event& ev);
+
+/// Sends one event from the remote into the node's ingest path, numbered in
+/// the order received (the cursor follows that order, see relay_cursor).
+void ingest(self_pointer self, nostr::event ev);
+
+} // namespace relay_conn
+
+} // namespace ferry

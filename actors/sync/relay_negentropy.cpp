@@ -1,0 +1,224 @@
+#include "actors/sync/relay_negentropy.hpp"
+
+#include "actors/runtime/logging.hpp"
+#include "actors/sync/relay_connection_context.hpp"
+#include "messages/clock.hpp"
+#include "store/change_log.hpp"
+
+#include <algorithm>
+
+namespace ferry::relay_conn {
+
+namespace {
+
+/// A NEG-OPEN or NEG-MSG unanswered this long: the remote does not speak
+/// NIP-77 (before its first answer) or is stuck (after).
+constexpr auto neg_answer_timeout = std::chrono::seconds{10};
+
+/// Ids per fetch REQ after a reconciliation, and fetch REQs open at once.
+constexpr size_t fetch_batch = 500;
+constexpr size_t fetches_max_in_flight = 4;
+
+/// The reconciliation covered every window: fetch the rest and send what the
+/// remote lacks (the live tail is open since before it began).
+void neg_finished(self_pointer self) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  neg.done = true;
+  neg.rounds += neg.run->rounds;
+  log::info("{} reconciled in {} sessions, {} rounds: {} to fetch, {} to send",
+            st.label, neg.run->sessions, neg.run->rounds, neg.run->need_count,
+            neg.run->have_count);
+  if (sends_up(st.def))
+    start_up(self);
+  maybe_finish_catchup(self);
+}
+
+/// Catches up with REQ instead: the remote does not speak NIP-77.
+void neg_fallback(self_pointer self, const std::string& reason) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  neg.unsupported = reason;
+  log::warn("{} falls back to REQ catch-up: {}", st.label, reason);
+  if (!neg.run->session().empty())
+    send_frame(self, "[\"NEG-CLOSE\",\"" + neg.run->session() + "\"]");
+  neg.run.reset();
+  neg.done = false;
+  end_fetches(self);
+  if (sends_up(st.def))
+    start_up(self);
+  if (syncs_down(st.def))
+    start_req_catchup(self, neg.since);
+  else
+    maybe_finish_catchup(self);
+}
+
+/// Carries out what the reconciliation asks for.
+void on_neg(self_pointer self, neg_catchup::action act) {
+  using kind = neg_catchup::action::kind;
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (act.what == kind::none)
+    return;
+  if (act.what == kind::fallback)
+    return neg_fallback(self, act.reason);
+  if (act.what == kind::fail)
+    return fail(self, error_class::protocol, "negentropy: " + act.reason);
+  for (auto& frame : act.frames)
+    send_frame(self, std::move(frame));
+  auto need = neg.run->take_need();
+  auto have = neg.run->take_have();
+  neg.need += need.size();
+  neg.have += have.size();
+  if (syncs_down(st.def))
+    neg.fetcher->add(need);
+  if (sends_up(st.def))
+    neg.have_ids.insert(neg.have_ids.end(), have.begin(), have.end());
+  pump_fetches(self);
+  if (act.what == kind::done)
+    return neg_finished(self);
+  self->delayed_send(self, neg_answer_timeout, atom::timeout_v, st.generation,
+                     ++neg.serial);
+}
+
+} // namespace
+
+bool uses_negentropy(const relay_connection_state& st) {
+  return st.def.mode == sync_mode::negentropy && st.neg.unsupported.empty();
+}
+
+bool negentropy_open(const relay_connection_state& st) {
+  const auto& neg = st.neg;
+  return (neg.run && !neg.done) || (neg.fetcher && !neg.fetcher->done());
+}
+
+std::optional<int64_t> take_reconciled_through(self_pointer self) {
+  auto& run = self->state.neg.run;
+  if (!run)
+    return std::nullopt;
+  auto through = run->newest_local();
+  run.reset();
+  return through;
+}
+
+void start_neg_catchup(self_pointer self, int64_t since) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  neg.since = since;
+  neg.done = false;
+  end_fetches(self);
+  id_fetcher::options fetch;
+  fetch.batch_size = std::min<size_t>(fetch_batch, st.session.page_size);
+  fetch.max_requests = fetches_max_in_flight;
+  fetch.sub_prefix = "ferry-fetch-";
+  neg.fetcher.emplace(fetch);
+  neg.have_ids.clear();
+  // Only a reconciliation of everything covers the whole change log.
+  neg.log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
+  begin_catchup(self);
+  if (syncs_down(st.def)) {
+    // The live tail opens before the reconciliation, so what reaches the
+    // remote while we reconcile comes to us too (its events wait for the
+    // catch-up's end to move the cursor). `limit: 0`: no history. Its
+    // `since` floor, the overlap window before the reconciliation's start,
+    // keeps the remote from echoing back older events we send up.
+    std::vector<nostr::filter> live;
+    for (auto f : st.def.filters) {
+      f.since = std::max<int64_t>(f.since.value_or(0),
+                                  unix_now() - st.def.overlap_window_seconds);
+      f.limit = 0;
+      live.push_back(std::move(f));
+    }
+    subscribe(self, live_sub, std::move(live), std::nullopt);
+  }
+  neg.run.emplace(*st.deps.store, st.def.filters, since, unix_now(),
+                  neg_catchup::limits{});
+  on_neg(self, neg.run->start());
+}
+
+void on_neg_frame(self_pointer self, bool error, const std::string& sub_id,
+                  const std::string& text) {
+  auto& run = self->state.neg.run;
+  if (!run)
+    return;
+  on_neg(self, error ? run->on_error(sub_id, text) : run->on_message(sub_id, text));
+}
+
+void on_neg_notice(self_pointer self, const std::string& text) {
+  auto& neg = self->state.neg;
+  if (neg.run && !neg.done)
+    on_neg(self, neg.run->on_notice(text));
+}
+
+void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (gen != st.generation || !neg.run || neg.done || serial != neg.serial)
+    return;
+  if (!neg.run->answered())
+    return neg_fallback(self, "no answer to NEG-OPEN within "
+                                + std::to_string(neg_answer_timeout.count())
+                                + " s");
+  fail(self, error_class::protocol,
+       "negentropy: no answer within "
+         + std::to_string(neg_answer_timeout.count()) + " s");
+}
+
+bool on_fetch_event(self_pointer self, const std::string& sub_id,
+                    nostr::event& ev) {
+  auto& st = self->state;
+  auto& fetcher = st.neg.fetcher;
+  if (!fetcher || !fetcher->owns(sub_id))
+    return false;
+  // Asked for by id: only those ids, once each.
+  if (fetcher->on_event(sub_id, ev.id) && admit(self, st.def.filters, ev))
+    ingest(self, std::move(ev));
+  return true;
+}
+
+bool on_fetch_eose(self_pointer self, const std::string& sub_id) {
+  auto& fetcher = self->state.neg.fetcher;
+  if (!fetcher || !fetcher->owns(sub_id))
+    return false;
+  if (auto close = fetcher->on_eose(sub_id); !close.empty())
+    send_frame(self, std::move(close));
+  pump_fetches(self);
+  maybe_finish_catchup(self);
+  return true;
+}
+
+bool on_fetch_closed(self_pointer self, const std::string& sub_id,
+                     const std::string& reason) {
+  auto& st = self->state;
+  if (!st.neg.fetcher || !st.neg.fetcher->on_closed(sub_id, reason))
+    return false;
+  log::warn("{} a fetch by ids was closed: {}", st.label, reason);
+  pump_fetches(self);
+  maybe_finish_catchup(self);
+  return true;
+}
+
+void pump_fetches(self_pointer self) {
+  auto& st = self->state;
+  if (!st.neg.fetcher || st.ingest.in_flight >= in_flight_low)
+    return;
+  for (auto& frame : st.neg.fetcher->fill())
+    send_frame(self, std::move(frame));
+}
+
+void end_fetches(self_pointer self) {
+  auto& neg = self->state.neg;
+  if (neg.fetcher)
+    neg.fetch_missing += neg.fetcher->missing;
+  neg.fetcher.reset();
+}
+
+void drop_negentropy(self_pointer self) {
+  auto& neg = self->state.neg;
+  neg.run.reset();
+  neg.done = false;
+  end_fetches(self);
+  neg.have_ids.clear();
+}
+
+} // namespace ferry::relay_conn

@@ -1,0 +1,90 @@
+#pragma once
+
+// The RELAY CONNECTION's NIP-77 catch-up: drives a neg_catchup (the pure
+// reconciliation) over the socket, fetches by id what the remote has and we
+// lack (id_fetcher), hands what we have and the remote lacks to the up
+// stream, and falls back to a REQ catch-up against a remote without NIP-77.
+// Internal to actors/sync/relay_*.
+
+#include "actors/sync/id_fetcher.hpp"
+#include "actors/sync/neg_catchup.hpp"
+#include "actors/sync/relay_connection_self.hpp"
+#include "messages/nostr/event.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferry {
+
+/// The NIP-77 part of a RELAY CONNECTION's state (mode negentropy).
+struct relay_negentropy {
+  /// The reconciliation of the running catch-up; done once every window is.
+  std::optional<neg_catchup> run;
+  bool done = false;
+  /// `since` of the reconciliation, for a fallback to REQ.
+  int64_t since = 0;
+  /// Names the answer we wait for, so a late timeout is ignored.
+  uint64_t serial = 0;
+  /// The remote failed at NIP-77 (why); REQ catch-ups from then on.
+  std::string unsupported;
+  /// Totals of finished reconciliations.
+  uint64_t rounds = 0;
+  uint64_t have = 0;
+  uint64_t need = 0;
+  /// Fetches what a reconciliation found missing (REQ by ids).
+  std::optional<id_fetcher> fetcher;
+  /// Ids the remote announced but did not deliver, over all catch-ups.
+  uint64_t fetch_missing = 0;
+  /// Ids the remote lacks, sent once the up stream starts.
+  std::vector<nostr::bytes32> have_ids;
+  /// After a full reconciliation, the change log up to here is covered.
+  uint64_t log_covered = 0;
+};
+
+namespace relay_conn {
+
+/// Catch-ups reconcile with NIP-77 unless the remote proved it cannot.
+bool uses_negentropy(const relay_connection_state& st);
+
+/// A reconciliation or its fetches still run.
+bool negentropy_open(const relay_connection_state& st);
+
+/// Ends the finished reconciliation. @returns the newest created_at it
+/// covered locally, or nullopt when none ran.
+std::optional<int64_t> take_reconciled_through(self_pointer self);
+
+/// A catch-up by NIP-77 reconciliation from `since` (0: everything).
+void start_neg_catchup(self_pointer self, int64_t since);
+
+/// NEG-MSG or NEG-ERR (`error`) from the remote.
+void on_neg_frame(self_pointer self, bool error, const std::string& sub_id,
+                  const std::string& text);
+
+/// A NOTICE may be the remote's way of refusing NIP-77.
+void on_neg_notice(self_pointer self, const std::string& text);
+
+/// The answer named `serial` did not come in time.
+void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial);
+
+/// Whether `sub_id` is a fetch by ids; if so the frame is handled here.
+bool on_fetch_event(self_pointer self, const std::string& sub_id,
+                    nostr::event& ev);
+bool on_fetch_eose(self_pointer self, const std::string& sub_id);
+bool on_fetch_closed(self_pointer self, const std::string& sub_id,
+                     const std::string& reason);
+
+/// Opens fetch REQs for ids a reconciliation found missing, while the
+/// ingest path has room.
+void pump_fetches(self_pointer self);
+
+/// Forgets the running fetch, keeping its count of missing ids.
+void end_fetches(self_pointer self);
+
+/// Forgets the running reconciliation (the session ended).
+void drop_negentropy(self_pointer self);
+
+} // namespace relay_conn
+
+} // namespace ferry
