@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "config_test_util.hpp"
+#include "tests/fixtures/paths.hpp"
 
 #include <catch2/catch.hpp>
 #include <toml++/toml.h>
@@ -15,7 +16,7 @@ using ferry::config::test::error_text;
 
 namespace {
 
-const std::string example_path = FERRY_SOURCE_DIR "/config/ferry.example.toml";
+const std::string example_path = ferry::test::source_dir() + "/config/ferry.example.toml";
 
 void collect_leaves(const toml::table& table, const std::string& prefix,
                     std::vector<std::string>& out) {

@@ -64,7 +64,7 @@ console_run run_console(std::vector<std::string> args,
     ::dup2(err[1], STDERR_FILENO);
     for (int fd : {null, out[0], out[1], err[0], err[1]})
       ::close(fd);
-    std::string binary = FERRY_BINARY;
+    std::string binary = test::ferry_binary();
     std::string sub = "console";
     std::vector<char*> argv{binary.data(), sub.data()};
     for (auto& a : args)
@@ -413,7 +413,7 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
     // exit status; it ignores SIGINT itself so Ctrl-C reaches only ferry,
     // which installs its own handler.
     auto script = "trap '' INT; stty -g > " + scratch.file(session + ".before")
-                  + "; " + FERRY_BINARY + " console --node " + n.node
+                  + "; " + test::ferry_binary() + " console --node " + n.node
                   + " watch; status=$?; stty -g > "
                   + scratch.file(session + ".after")
                   + "; echo \"console exited $status\"; sleep 60";

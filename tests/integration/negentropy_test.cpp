@@ -26,7 +26,7 @@ using nostr::bytes32;
 
 namespace {
 
-const std::string harness = FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs";
+const std::string harness = test::source_dir() + "/tests/interop/neg_relay.mjs";
 
 /// Signed events, many sharing a second (so bounds need id prefixes).
 std::vector<nostr::event> make_events(size_t n) {

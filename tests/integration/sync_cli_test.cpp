@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string harness = FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs";
+const std::string harness = test::source_dir() + "/tests/interop/neg_relay.mjs";
 
 /// How one `ferry` run ended.
 struct ran {

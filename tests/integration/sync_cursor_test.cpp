@@ -92,7 +92,7 @@ TEST_CASE("negentropy sync gets an event that reaches the remote while it "
     test::write_file(file, jsonl);
     return file;
   };
-  test::ferry_process relay{{FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs",
+  test::ferry_process relay{{test::source_dir() + "/tests/interop/neg_relay.mjs",
                              "--events", write_jsonl("events.jsonl", history),
                              "--arrive-after-neg-open",
                              write_jsonl("late.jsonl", {late})},

@@ -571,7 +571,7 @@ TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",
     mine.push_back(remote_events[i]);
   auto file = dir_r.file("events.jsonl");
   test::write_file(file, jsonl);
-  test::ferry_process relay{{FERRY_SOURCE_DIR "/tests/interop/neg_relay.mjs",
+  test::ferry_process relay{{test::source_dir() + "/tests/interop/neg_relay.mjs",
                              "--events", file, "--port", "0",
                              "--frame-size-limit", "4096"},
                             {},

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/nostr/event.hpp"
+#include "tests/fixtures/paths.hpp"
 
 #include <fstream>
 #include <stdexcept>
@@ -12,7 +13,7 @@ namespace ferry::test {
 /// The non-empty lines of `tests/messages/vectors/<name>`; throws when the file
 /// is missing, so a moved vector file fails the test instead of passing empty.
 inline std::vector<std::string> read_vector_lines(const std::string& name) {
-  auto path = std::string{FERRY_SOURCE_DIR} + "/tests/messages/vectors/" + name;
+  auto path = test::source_dir() + "/tests/messages/vectors/" + name;
   std::ifstream in{path};
   if (!in)
     throw std::runtime_error("cannot open " + path);
