@@ -1,4 +1,6 @@
 #include "app/commands.hpp"
+#include "app/console_link.hpp"
+#include "app/console_terminal.hpp"
 #include "app/console_view.hpp"
 #include "messages/error.hpp"
 #include "messages/inspector.hpp"
@@ -13,14 +15,9 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
-#include <netdb.h>
 #include <poll.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <termios.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -36,9 +33,15 @@ namespace ferry::app {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// How long one question to the node may take before we report it.
-constexpr auto request_timeout = std::chrono::seconds{5};
+using console::answer;
+using console::describe;
+using console::endpoint;
+using console::login;
+using console::parse_endpoint;
+using console::request_timeout;
+using console::tcp_failure;
+using console::signal_pipe;
+using console::watch_terminal;
 
 /// `watch` asks every second, so it gives up sooner to stay responsive.
 constexpr auto watch_timeout = std::chrono::seconds{2};
@@ -109,184 +112,6 @@ std::vector<std::string> split_words(const std::string& line) {
   for (std::string word; in >> word;)
     words.push_back(std::move(word));
   return words;
-}
-
-/// `--node` split into host and port; accepts "HOST", "HOST:PORT" and
-/// "[V6]:PORT".
-struct endpoint {
-  std::string host;
-  uint16_t port = 7449;
-
-  std::string text() const {
-    auto bracketed = host.find(':') != std::string::npos;
-    return (bracketed ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  }
-};
-
-std::optional<endpoint> parse_endpoint(const std::string& text) {
-  endpoint result;
-  std::string port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos)
-      return std::nullopt;
-    result.host = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':')
-        return std::nullopt;
-      port = text.substr(close + 2);
-    }
-  } else if (auto colon = text.rfind(':'); colon != std::string::npos) {
-    result.host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (port.empty())
-      return std::nullopt;
-  } else {
-    result.host = text;
-  }
-  if (result.host.empty())
-    return std::nullopt;
-  if (!port.empty()) {
-    char* end = nullptr;
-    errno = 0;
-    auto n = std::strtol(port.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0' || n < 1 || n > 65535)
-      return std::nullopt;
-    result.port = static_cast<uint16_t>(n);
-  }
-  return result;
-}
-
-/// What went wrong talking to the node, in words for people.
-std::string describe(const caf::error& err) {
-  if (err.category() == caf::atom("system")) {
-    switch (static_cast<caf::sec>(err.code())) {
-      case caf::sec::request_timeout:
-        return "the node did not answer in time";
-      case caf::sec::request_receiver_down:
-        return "lost the connection to the node";
-      default:
-        break;
-    }
-  }
-  return render(err);
-}
-
-/// Why nothing answers at `where`, from one plain TCP connect: CAF 0.17 only
-/// says "ip_connect failed" and drops the errno.
-/// @returns the cause, e.g. "connection refused"; empty if it connects.
-std::string tcp_failure(const endpoint& where) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  auto port = std::to_string(where.port);
-  if (::getaddrinfo(where.host.c_str(), port.c_str(), &hints, &found) != 0)
-    return "unknown host";
-  std::string cause = "cannot connect";
-  for (auto* ai = found; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK,
-                      ai->ai_protocol);
-    if (fd < 0)
-      continue;
-    int error = 0;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      error = errno;
-      if (error == EINPROGRESS) {
-        pollfd pfd{fd, POLLOUT, 0};
-        auto ms = std::chrono::milliseconds{request_timeout}.count();
-        if (::poll(&pfd, 1, static_cast<int>(ms)) == 1) {
-          socklen_t len = sizeof(error);
-          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
-        } else {
-          error = ETIMEDOUT;
-        }
-      }
-    }
-    ::close(fd);
-    if (error == 0) {
-      cause.clear();
-      break;
-    }
-    cause = std::strerror(error);
-    cause[0] = static_cast<char>(std::tolower(cause[0]));
-  }
-  ::freeaddrinfo(found);
-  return cause;
-}
-
-/// Why a connection attempt failed, short enough for the parentheses of
-/// "cannot reach a node at ... (...)".
-std::string describe_connect_failure(const caf::error& err,
-                                     const endpoint& where) {
-  if (err.category() == caf::atom("system")) {
-    switch (static_cast<caf::sec>(err.code())) {
-      case caf::sec::request_timeout:
-        return "no answer within " + std::to_string(request_timeout.count())
-               + " s";
-      case caf::sec::no_actor_published_at_port:
-        return "nothing is published on that port";
-      case caf::sec::unexpected_actor_messaging_interface:
-        return "it is not a console gate of this ferry version";
-      case caf::sec::cannot_connect_to_node:
-        if (auto cause = tcp_failure(where); !cause.empty())
-          return cause;
-        return "it accepts connections but does not answer like a node";
-      default:
-        break;
-    }
-  }
-  return describe(err);
-}
-
-/// The node's reply to one question, or why there is none.
-template <class T>
-struct answer {
-  std::optional<T> value;
-  /// One line for people, set when `value` is not.
-  std::string problem;
-};
-
-/// Connects to the CONSOLE GATE at `where` and logs in with `secret`.
-/// @returns the INSPECTOR, or why not.
-answer<inspector_actor> login(caf::scoped_actor& self, const endpoint& where,
-                              const std::string& secret) {
-  auto& sys = self->system();
-  // The middleman's own remote_actor() waits forever for a peer that accepts
-  // but never speaks CAF; asking the middleman directly bounds the wait.
-  caf::error failure;
-  caf::strong_actor_ptr gate_ptr;
-  self
-    ->request(sys.middleman().actor_handle(), request_timeout,
-              caf::connect_atom_v, where.host, where.port)
-    .receive(
-      [&](caf::node_id&, caf::strong_actor_ptr& ptr,
-          std::set<std::string>& interface) {
-        if (!ptr)
-          failure = caf::make_error(caf::sec::no_actor_published_at_port);
-        else if (!sys.assignable<console_gate_actor>(interface))
-          failure
-            = caf::make_error(caf::sec::unexpected_actor_messaging_interface);
-        else
-          gate_ptr = std::move(ptr);
-      },
-      [&](caf::error& err) { failure = std::move(err); });
-  answer<inspector_actor> result;
-  if (failure) {
-    result.problem = "cannot reach a node at " + where.text() + " ("
-                     + describe_connect_failure(failure, where) + ")";
-    return result;
-  }
-  auto gate = caf::actor_cast<console_gate_actor>(std::move(gate_ptr));
-  self->request(gate, request_timeout, atom::login_v, secret)
-    .receive(
-      [&](inspector_actor& inspector) { result.value = std::move(inspector); },
-      [&](caf::error& err) {
-        result.problem = "the node at " + where.text()
-                         + " refused the login: " + describe(err);
-        if (secret.empty())
-          result.problem += " (give --secret or set FERRY_CONSOLE_SECRET)";
-      });
-  return result;
 }
 
 /// A console logged in to a node: the node's INSPECTOR and the actor we ask
@@ -597,125 +422,6 @@ private:
   /// Empty until logged in, and again once the node stops answering.
   std::optional<inspector_actor> inspector_;
   bool json_;
-};
-
-// -- signals and the terminal -------------------------------------------------
-
-/// Write end of the active signal_pipe, -1 when none.
-int signal_pipe_write = -1;
-
-extern "C" void forward_signal(int sig) {
-  auto saved = errno;
-  auto byte = static_cast<unsigned char>(sig);
-  [[maybe_unused]] auto n = ::write(signal_pipe_write, &byte, 1);
-  errno = saved;
-}
-
-/// Turns SIGINT, SIGTERM, SIGHUP and SIGWINCH into bytes on a pipe that
-/// poll() can wait on next to stdin: a signal may land on any of CAF's
-/// threads, so a flag alone would not wake the main thread. The destructor
-/// puts back what was there before, so `watch` can nest inside the prompt.
-class signal_pipe {
-public:
-  signal_pipe() {
-    if (::pipe(pipe_) != 0)
-      return;
-    previous_write_ = signal_pipe_write;
-    signal_pipe_write = pipe_[1];
-    struct sigaction action {};
-    action.sa_handler = forward_signal;
-    sigemptyset(&action.sa_mask);
-    for (size_t i = 0; i < std::size(signals_); ++i)
-      ::sigaction(signals_[i], &action, &saved_actions_[i]);
-  }
-
-  ~signal_pipe() {
-    if (pipe_[0] < 0)
-      return;
-    for (size_t i = 0; i < std::size(signals_); ++i)
-      ::sigaction(signals_[i], &saved_actions_[i], nullptr);
-    signal_pipe_write = previous_write_;
-    ::close(pipe_[0]);
-    ::close(pipe_[1]);
-  }
-
-  signal_pipe(const signal_pipe&) = delete;
-  signal_pipe& operator=(const signal_pipe&) = delete;
-
-  bool ok() const {
-    return pipe_[0] >= 0;
-  }
-
-  /// Read end of the pipe.
-  int fd() const {
-    return pipe_[0];
-  }
-
-  /// The next signal that arrived (call when fd() is readable), 0 if none.
-  int next() const {
-    unsigned char sig = 0;
-    return ::read(pipe_[0], &sig, 1) == 1 ? sig : 0;
-  }
-
-private:
-  static constexpr int signals_[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
-  struct sigaction saved_actions_[std::size(signals_)] {};
-  int pipe_[2] = {-1, -1};
-  int previous_write_ = -1;
-};
-
-/// Puts the terminal into non-canonical, no-echo mode on the alternate
-/// screen with its signals on a pipe; the destructor undoes all of it, on
-/// every way out of `watch`.
-class watch_terminal {
-public:
-  watch_terminal() {
-    if (!signals_.ok() || ::tcgetattr(STDIN_FILENO, &saved_) != 0)
-      return;
-    auto raw = saved_;
-    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-    raw.c_cc[VMIN] = 0;
-    raw.c_cc[VTIME] = 0;
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-    // Alternate screen, hidden cursor, then clear and home.
-    std::fputs("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J", stdout);
-    std::fflush(stdout);
-    ok_ = true;
-  }
-
-  ~watch_terminal() {
-    if (!ok_)
-      return;
-    std::fputs("\x1b[?25h\x1b[?1049l", stdout);
-    std::fflush(stdout);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
-  }
-
-  watch_terminal(const watch_terminal&) = delete;
-  watch_terminal& operator=(const watch_terminal&) = delete;
-
-  /// Whether stdin is a terminal that now is in watch mode.
-  bool ok() const {
-    return ok_;
-  }
-
-  const signal_pipe& signals() const {
-    return signals_;
-  }
-
-  /// Columns and lines of the terminal (80x24 when it does not say).
-  std::pair<size_t, size_t> size() const {
-    winsize ws{};
-    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0
-        || ws.ws_row == 0)
-      return {80, 24};
-    return {ws.ws_col, ws.ws_row};
-  }
-
-private:
-  signal_pipe signals_;
-  termios saved_{};
-  bool ok_ = false;
 };
 
 // -- watch --------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "actors/relay/query_worker.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "messages/nostr/client_message.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
@@ -22,22 +23,6 @@ namespace {
 
 /// Live events one subscription may hold back while its stored events stream.
 constexpr size_t max_backlog = 10000;
-
-/// The id of an EVENT message whose event failed strict parsing, when the id
-/// itself is readable, so the client still gets an OK for it.
-std::optional<nostr::bytes32> salvage_event_id(const std::string& frame) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(frame).get(doc))
-    return std::nullopt;
-  std::string_view hex;
-  if (doc.at(1)["id"].get_string().get(hex))
-    return std::nullopt;
-  nostr::bytes32 id;
-  if (!nostr::from_hex(hex, id))
-    return std::nullopt;
-  return id;
-}
 
 using self_pointer = client_session_actor::stateful_pointer<client_session_state>;
 
@@ -102,17 +87,10 @@ frame_state on_event(self_pointer self, const std::string& frame,
   auto& st = self->state;
   if (it == end)
     return notice(self, "invalid: EVENT needs an event object");
-  simdjson::ondemand::value value;
   nostr::event ev;
-  std::string reason;
-  if ((*it).get(value))
-    reason = "malformed JSON";
-  else
-    reason = nostr::parse_event(value, ev);
-  if (reason.empty() && ++it != end)
-    reason = "EVENT takes exactly one event";
+  auto reason = nostr::read_event_element(it, end, ev);
   if (!reason.empty()) {
-    if (auto id = salvage_event_id(frame)) {
+    if (auto id = nostr::salvage_event_id(frame)) {
       st.send(nostr::ok_message(*id, false, "invalid: " + reason));
       return frame_state::done;
     }
@@ -188,10 +166,8 @@ filter_set_ptr read_filters(self_pointer self, std::string_view verb,
                + std::to_string(limits.max_filters) + ")");
       return nullptr;
     }
-    simdjson::ondemand::value value;
     nostr::filter f;
-    auto reason = (*it).get(value) ? std::string{"malformed JSON"}
-                                   : nostr::parse_filter(value, f);
+    auto reason = nostr::read_filter_element(it, f);
     if (!reason.empty()) {
       closed(self, sub_id, "invalid: " + reason);
       return nullptr;
@@ -361,25 +337,10 @@ bool read_neg_message(self_pointer self, std::string_view verb,
                       const std::string& sub_id, std::string& binary,
                       simdjson::ondemand::array_iterator& it,
                       const simdjson::ondemand::array_iterator& end) {
-  std::string_view hex;
-  if (it == end || (*it).get_string().get(hex)) {
-    neg_err(self, sub_id,
-            "invalid: " + std::string{verb}
-              + " needs a hex-encoded negentropy message");
-    return false;
-  }
-  if (!nostr::negentropy::decode_hex(hex, binary)) {
-    neg_err(self, sub_id,
-            "invalid: the negentropy message is not lowercase hex of even "
-            "length");
-    return false;
-  }
-  if (++it != end) {
-    neg_err(self, sub_id,
-            "invalid: " + std::string{verb} + " has too many elements");
-    return false;
-  }
-  return true;
+  auto reason = nostr::read_neg_message_element(verb, it, end, binary);
+  if (!reason.empty())
+    neg_err(self, sub_id, "invalid: " + reason);
+  return reason.empty();
 }
 
 void schedule_idle_check(self_pointer self, caf::timespan after) {
@@ -423,12 +384,10 @@ frame_state on_neg_open(self_pointer self,
                      + std::to_string(max_id) + " characters");
   // NIP-77: opening an id that is open replaces that session.
   close_negentropy(self, sub_id);
-  simdjson::ondemand::value value;
   nostr::filter f;
   if (it == end)
     return neg_err(self, sub_id, "invalid: NEG-OPEN needs a filter");
-  auto reason = (*it).get(value) ? std::string{"malformed JSON"}
-                                 : nostr::parse_filter(value, f);
+  auto reason = nostr::read_filter_element(it, f);
   if (!reason.empty())
     return neg_err(self, sub_id, "invalid: filter: " + reason);
   ++it;
@@ -561,23 +520,12 @@ void on_idle_check(self_pointer self) {
 }
 
 frame_state on_frame(self_pointer self, std::string& frame) {
-  thread_local simdjson::ondemand::parser parser;
-  // simdjson reads up to SIMDJSON_PADDING bytes past the end.
-  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
-  simdjson::padded_string_view input(frame.data(), frame.size(),
-                                     frame.capacity());
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::array msg;
-  if (parser.iterate(input).get(doc) || doc.get_array().get(msg))
-    return notice(self, "invalid: a message must be a JSON array");
-  simdjson::ondemand::array_iterator it;
-  simdjson::ondemand::array_iterator end;
-  if (msg.begin().get(it) || msg.end().get(end))
-    return notice(self, "invalid: malformed JSON");
-  std::string_view verb;
-  if (it == end || (*it).get_string().get(verb))
-    return notice(self, "invalid: a message must start with its type");
-  ++it;
+  nostr::client_frame msg;
+  if (auto reason = nostr::open_client_frame(frame, msg); !reason.empty())
+    return notice(self, "invalid: " + reason);
+  auto verb = msg.verb;
+  auto& it = msg.it;
+  const auto& end = msg.end;
   metrics::message_received(verb);
   if (verb == "EVENT")
     return on_event(self, frame, it, end);

@@ -1,7 +1,8 @@
 #pragma once
 
-#include "actors/runtime/handle_slot.hpp"
 #include "actors/infra/relay_registry.hpp"
+#include "actors/runtime/admin_route.hpp"
+#include "actors/runtime/handle_slot.hpp"
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/inspector.hpp"
@@ -9,15 +10,10 @@
 #include "net/io_runtime.hpp"
 #include "net/ws_server.hpp"
 
-#include <caf/config_value.hpp>
-
-#include <boost/json/value.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 
 namespace ferry {
 
@@ -36,42 +32,7 @@ struct admin_exchange {
   ~admin_exchange();
 };
 
-// -- building blocks of the admin API (exposed for tests) --------------------
-
-/// `{"error":{"code":<status>,"message":<message>}}` with that status.
-net::http_response admin_error(unsigned status, std::string_view message);
-
-/// As `admin_error`, plus `"field":<field>` in the error object when `field`
-/// is not empty (a 400 for a bad sync server definition names the field).
-net::http_response admin_error(unsigned status, std::string_view message,
-                               std::string_view field);
-
-/// The field a validation message names: the text before its first ": "
-/// when that is a field path (no blanks), e.g. `filters[1].kinds` of
-/// `filters[1].kinds: must be ...`; empty otherwise.
-std::string field_of(std::string_view message);
-
-/// The HTTP status for a failed request to the SYNC MANAGER: 404 for
-/// `ec::not_found`, 400 for `ec::invalid_input`, 504 for a timeout, 500 for
-/// `ec::storage_failure`, 503 otherwise.
-unsigned sync_status_for(const caf::error& err);
-
-/// The HTTP status for a failed request about hosted relays: as
-/// `sync_status_for`, plus 409 for `ec::conflict` and 502 for
-/// `ec::upstream_failure`.
-unsigned infra_status_for(const caf::error& err);
-
-/// A status report value as JSON (`status_json`, shared with the SYNC
-/// MANAGER): integers and reals as numbers, booleans, strings, atoms and
-/// timespans (in CAF's text form) as strings, lists as arrays, dictionaries
-/// as objects.
-boost::json::value admin_json(const caf::config_value& x);
-
-/// A status map as a JSON object (nested dictionaries become nested objects).
-boost::json::value admin_json(const status_map& xs);
-
-/// One actor of the tree as a JSON object.
-boost::json::value admin_json(const actor_info& x);
+// -- access (exposed for tests) ----------------------------------------------
 
 /// Checks the `Authorization` header of an admin request: a Bearer token equal
 /// to `cfg.token` (when one is configured; compared in constant time), or a
@@ -122,8 +83,9 @@ struct control_plane_state {
 };
 
 /// The CONTROL PLANE: serves the admin HTTP API on `config.address` and
-/// `config.port` and answers it by asking the INSPECTOR (and the SYNC MANAGER
-/// for /api/v1/sync). Quits with
+/// `config.port`, checks each request's access and hands it to its route in
+/// the one route table (`admin_routes()`), whose handlers ask the INSPECTOR,
+/// the SYNC MANAGER or the hosted relay actors. Quits with
 /// `ec::network_failure` when the port cannot be bound; logs
 /// `control-plane listening on http://<address>:<port>` when it can.
 /// @param self The actor handle.

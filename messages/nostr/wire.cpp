@@ -2,7 +2,28 @@
 
 #include "messages/nostr/event.hpp"
 
+#include <initializer_list>
+
 namespace ferry::nostr {
+
+namespace {
+
+/// `["<verb>",<each of `strings` as a JSON string>]`: the shape of every
+/// message whose arguments are all strings.
+std::string string_frame(std::string_view verb,
+                         std::initializer_list<std::string_view> strings) {
+  std::string out = "[\"";
+  out += verb;
+  out += '"';
+  for (auto text : strings) {
+    out += ',';
+    append_json_string(out, text);
+  }
+  out += ']';
+  return out;
+}
+
+} // namespace
 
 std::string event_message_prefix(std::string_view sub_id) {
   std::string out = "[\"EVENT\",";
@@ -30,26 +51,15 @@ std::string ok_message(const bytes32& id, bool accepted,
 }
 
 std::string eose_message(std::string_view sub_id) {
-  std::string out = "[\"EOSE\",";
-  append_json_string(out, sub_id);
-  out += ']';
-  return out;
+  return string_frame("EOSE", {sub_id});
 }
 
 std::string closed_message(std::string_view sub_id, std::string_view message) {
-  std::string out = "[\"CLOSED\",";
-  append_json_string(out, sub_id);
-  out += ',';
-  append_json_string(out, message);
-  out += ']';
-  return out;
+  return string_frame("CLOSED", {sub_id, message});
 }
 
 std::string notice_message(std::string_view message) {
-  std::string out = "[\"NOTICE\",";
-  append_json_string(out, message);
-  out += ']';
-  return out;
+  return string_frame("NOTICE", {message});
 }
 
 std::string count_message(std::string_view sub_id, uint64_t n) {
@@ -72,12 +82,7 @@ std::string neg_msg_message(std::string_view sub_id, std::string_view hex) {
 }
 
 std::string neg_err_message(std::string_view sub_id, std::string_view reason) {
-  std::string out = "[\"NEG-ERR\",";
-  append_json_string(out, sub_id);
-  out += ',';
-  append_json_string(out, reason);
-  out += ']';
-  return out;
+  return string_frame("NEG-ERR", {sub_id, reason});
 }
 
 } // namespace ferry::nostr

@@ -4,7 +4,9 @@
 // credentials on canonical paths may reach a handler; every refusal is
 // 400/401/404 with the JSON error body, and changes nothing.
 
+#include "actors/runtime/admin_route.hpp"
 #include "messages/nostr/nip98.hpp"
+#include "net/request_target.hpp"
 #include "tests/fixtures/node_process.hpp"
 
 #include <boost/json.hpp>
@@ -13,7 +15,9 @@
 
 #include <cerrno>
 #include <map>
+#include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -311,6 +315,15 @@ bool is_open(const route& r) {
   return r.target == "/health" || r.target == "/metrics";
 }
 
+/// The route of the one route table that `r` reaches; null when none.
+const admin_route* table_route(const route& r) {
+  auto parsed = net::parse_request_target(r.target);
+  auto target = std::get_if<net::request_target>(&parsed);
+  if (!target)
+    return nullptr;
+  return admin_routes().resolve(r.method, target->segments).route;
+}
+
 /// A target that must never reach a handler, and what it gets without and
 /// with valid credentials.
 struct odd_target {
@@ -365,6 +378,23 @@ std::vector<odd_target> odd_targets() {
 }
 
 } // namespace
+
+TEST_CASE("the route list here reaches every route of the table once",
+          "[integration][admin][auth]") {
+  std::set<const admin_route*> reached;
+  for (const auto& r : every_route()) {
+    INFO(r.method << " " << r.target);
+    auto x = table_route(r);
+    REQUIRE(x != nullptr);
+    CHECK(reached.insert(x).second);
+    // Which routes are open is this test's own expectation, not the table's.
+    CHECK((x->access == admin_access::open_health) == is_open(r));
+  }
+  for (const auto& x : admin_routes().routes()) {
+    INFO(x.method << " " << x.pattern);
+    CHECK(reached.count(&x) == 1);
+  }
+}
 
 TEST_CASE("the admin API lets only valid credentials on canonical paths in",
           "[integration][admin][auth]") {

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -442,36 +443,25 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
     return screen;
   };
 
-  SECTION("q") {
-    auto screen = watch_in_tmux("quit-q");
-    tmux.run("send-keys -t quit-q q");
-    std::string seen;
-    auto ended = test::poll_until(
-      [&] {
-        seen = screen();
-        return seen.find("console exited 0") != std::string::npos;
-      },
-      5s);
-    INFO("screen:\n" << seen);
-    CHECK(ended);
-    CHECK(read_file(scratch.file("quit-q.before"))
-          == read_file(scratch.file("quit-q.after")));
-  }
-
-  SECTION("Ctrl-C") {
-    auto screen = watch_in_tmux("ctrl-c");
-    tmux.run("send-keys -t ctrl-c C-c");
-    std::string seen;
-    auto ended = test::poll_until(
-      [&] {
-        seen = screen();
-        return seen.find("console exited 0") != std::string::npos;
-      },
-      5s);
-    INFO("screen:\n" << seen);
-    CHECK(ended);
-    CHECK(read_file(scratch.file("ctrl-c.before"))
-          == read_file(scratch.file("ctrl-c.after")));
+  // Either key leaves watch with the terminal as it was before.
+  const std::pair<const char*, const char*> ways_out[] = {{"quit-q", "q"},
+                                                          {"ctrl-c", "C-c"}};
+  for (const auto& [session, key] : ways_out) {
+    DYNAMIC_SECTION(key) {
+      auto screen = watch_in_tmux(session);
+      tmux.run(std::string{"send-keys -t "} + session + " " + key);
+      std::string seen;
+      auto ended = test::poll_until(
+        [&] {
+          seen = screen();
+          return seen.find("console exited 0") != std::string::npos;
+        },
+        5s);
+      INFO("screen:\n" << seen);
+      CHECK(ended);
+      CHECK(read_file(scratch.file(std::string{session} + ".before"))
+            == read_file(scratch.file(std::string{session} + ".after")));
+    }
   }
 }
 

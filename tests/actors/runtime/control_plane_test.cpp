@@ -1,16 +1,11 @@
+// The CONTROL PLANE itself and the runtime's routes: /health, /metrics,
+// /api/v1/actors, access, binding and stopping.
+
 #include "actors/runtime/control_plane.hpp"
 
-#include "actors/runtime/logging.hpp"
 #include "actors/runtime/metrics.hpp"
-#include "messages/error.hpp"
-#include "messages/nostr/nip98.hpp"
-#include "messages/sync.hpp"
-#include "messages/type_ids.hpp"
-#include "net/simple_client.hpp"
-#include "tests/fixtures/threaded_actor_system.hpp"
+#include "tests/fixtures/control_plane.hpp"
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <boost/json.hpp>
@@ -22,283 +17,12 @@
 #include <thread>
 
 using namespace ferry;
+using namespace ferry::test;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 
-namespace {
-
-// -- a mock INSPECTOR with the real interface ---------------------------------
-
-struct mock_inspector_state {
-  static inline constexpr const char* name = "mock-inspector";
-};
-
-actor_info canned_actor(const std::string& name) {
-  actor_info x;
-  x.name = name;
-  x.kind = name;
-  x.parent = "node";
-  x.mailbox = 3;
-  x.restarts = 2;
-  x.uptime = 60;
-  caf::put(x.status, "events.stored", int64_t{7});
-  caf::put(x.status, "path", std::string{"/var/lib/ferry"});
-  caf::put(x.status, "enabled", true);
-  caf::put(x.status, "ratio", 0.5);
-  caf::put(x.status, "interval", caf::timespan{1500ms});
-  caf::put(x.status, "peers",
-           caf::config_value::list{caf::config_value{int64_t{1}},
-                                   caf::config_value{std::string{"b"}}});
-  return x;
-}
-
-caf::error no_such_actor(const std::string& name) {
-  return caf::make_error(ec::invalid_input, "no actor named " + name);
-}
-
-/// Knows two actors, "writer" and "hub"; `degraded` picks its health.
-inspector_actor::behavior_type
-mock_inspector(inspector_actor::stateful_pointer<mock_inspector_state>,
-               bool degraded) {
-  auto known = [](const std::string& name) {
-    return name == "writer" || name == "hub";
-  };
-  auto outcome = [known](std::string verb, const std::string& name)
-    -> caf::result<std::string> {
-    if (!known(name))
-      return no_such_actor(name);
-    return verb + " " + name;
-  };
-  return {
-    [](atom::get, atom::actors) -> std::vector<actor_info> {
-      return {canned_actor("writer"), canned_actor("hub")};
-    },
-    [known](atom::get, const std::string& name) -> caf::result<actor_info> {
-      if (!known(name))
-        return no_such_actor(name);
-      return canned_actor(name);
-    },
-    [](atom::stats) -> status_map {
-      status_map result;
-      caf::put(result, "store.events", int64_t{42});
-      caf::put(result, "relay.connections", int64_t{3});
-      caf::put(result, "store.name", std::string{"not a number"});
-      return result;
-    },
-    [degraded](atom::health) -> health_report {
-      if (degraded)
-        return {"degraded", {"writer is failed (disk full)"}};
-      return {};
-    },
-    [outcome](atom::restart, const std::string& name) {
-      return outcome("restarted", name);
-    },
-    [outcome](atom::stop, const std::string& name) {
-      return outcome("stopped", name);
-    },
-    [outcome](atom::start, const std::string& name) {
-      return outcome("started", name);
-    },
-    [outcome](atom::fault, const std::string& name) {
-      return outcome("faulted", name);
-    },
-    [](atom::servers) { return std::string{"[]"}; },
-    [](atom::server, const std::string&) { return std::string{"{}"}; },
-    [](atom::sync_now, const std::string&) { return std::string{"{}"}; },
-    [](atom::start, atom::server, const std::string&) {
-      return std::string{"{}"};
-    },
-    [](atom::stop, atom::server, const std::string&) {
-      return std::string{"{}"};
-    },
-    [](atom::repos) { return std::string{R"([{"address":"30617:ab:x"}])"}; },
-    [](atom::repo, const std::string& address) -> caf::result<std::string> {
-      if (address != "30617:ab:x")
-        return caf::make_error(ec::not_found, "no repository " + address);
-      return std::string{R"({"address":"30617:ab:x"})"};
-    },
-    [](atom::relays) { return std::string{"[]"}; },
-    [](atom::relay, const std::string&) { return std::string{"{}"}; },
-    [](atom::members, const std::string&) { return std::string{"{}"}; },
-  };
-}
-
-// -- a mock SYNC MANAGER with the real interface ------------------------------
-
-struct mock_sync_manager_state {
-  static inline constexpr const char* name = "mock-sync-manager";
-};
-
-caf::error no_such_server(const std::string& id) {
-  return caf::make_error(ec::not_found, "no sync server named " + id);
-}
-
-/// Knows one sync server, "a"; validates PUT bodies with the real parser.
-/// `degraded` picks its health.
-sync_manager_actor::behavior_type
-mock_sync_manager(sync_manager_actor::stateful_pointer<mock_sync_manager_state>,
-                  bool degraded) {
-  auto act = [](std::string verb,
-                const std::string& id) -> caf::result<std::string> {
-    if (id != "a")
-      return no_such_server(id);
-    return R"({"id":"a","result":")" + verb + R"("})";
-  };
-  return {
-    [](atom::put, const std::string& id,
-       const std::string& body) -> caf::result<std::string> {
-      auto def = parse_sync_server(body, id);
-      if (!def)
-        return def.error();
-      return R"({"id":")" + def->id + R"(","created":)"
-             + (def->id == "a" ? "false" : "true") + "}";
-    },
-    [](atom::get, atom::server,
-       const std::string& id) -> caf::result<std::string> {
-      if (id != "a")
-        return no_such_server(id);
-      return std::string{R"({"id":"a","running":true,"runtime":{}})"};
-    },
-    [](atom::get, atom::servers) {
-      return std::string{R"([{"id":"a","running":true,"runtime":{}}])"};
-    },
-    [act](atom::erase, const std::string& id) { return act("deleted", id); },
-    [act](atom::start, const std::string& id) { return act("started", id); },
-    [act](atom::stop, const std::string& id) { return act("stopped", id); },
-    [](atom::sync_now, const std::string& id) -> caf::result<std::string> {
-      if (id != "a")
-        return no_such_server(id);
-      return caf::make_error(ec::invalid_input,
-                             "sync server a is not running");
-    },
-    [](atom::stats, const std::string& id) -> caf::result<std::string> {
-      if (id != "a")
-        return no_such_server(id);
-      return std::string{R"({"id":"a","received":5})"};
-    },
-    [](atom::stats) {
-      return std::string{R"({"servers":1,"totals":{"received":5}})"};
-    },
-    [degraded](atom::health) {
-      return std::string{degraded ? R"({"status":"degraded","degraded":[]})"
-                                  : R"({"status":"ok","degraded":[]})"};
-    },
-    [](atom::get, atom::status) { return status_map{}; },
-  };
-}
-
-// -- fixture ------------------------------------------------------------------
-
-constexpr const char* token = "s3cret-token";
-
-/// A real (threaded) actor system: the control plane serves real sockets.
-struct fixture : test::threaded_actor_system {
-  fixture() {
-    healthy = sys.spawn(mock_inspector, false);
-    slot = std::make_shared<handle_slot<inspector_actor>>(healthy);
-    sync = sys.spawn(mock_sync_manager, false);
-    sync_slot = std::make_shared<handle_slot<sync_manager_actor>>(sync);
-    admin.address = "127.0.0.1";
-    admin.port = 0;
-    admin.token = token;
-    admin.nip98_pubkeys = {nostr::to_hex(admin_keys.pubkey)};
-  }
-
-  ~fixture() {
-    for (auto& a : spawned)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(healthy, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(sync, caf::exit_reason::user_shutdown);
-  }
-
-  /// Spawns a control plane on `admin`; @returns its port (0 on failure).
-  uint16_t start(config::admin_config cfg) {
-    auto aut = sys.spawn(control_plane, std::move(cfg), slot, sync_slot,
-                         infra_handles{}, io);
-    spawned.push_back(aut);
-    int64_t port = 0;
-    self->request(aut, 5s, atom::get_v, atom::status_v)
-      .receive([&](status_map& st) { port = caf::get_or(st, "port", int64_t{0}); },
-               [](caf::error&) {});
-    return static_cast<uint16_t>(port);
-  }
-
-  uint16_t start() {
-    return port = start(admin);
-  }
-
-  net::http_result get(const std::string& target,
-                       std::map<std::string, std::string> headers = {}) {
-    return net::simple_http_request("127.0.0.1", port, "GET", target, headers);
-  }
-
-  net::http_result post(const std::string& target,
-                        std::map<std::string, std::string> headers = {}) {
-    return net::simple_http_request("127.0.0.1", port, "POST", target,
-                                    headers);
-  }
-
-  net::http_result put(const std::string& target, const std::string& body,
-                       std::map<std::string, std::string> headers = {}) {
-    headers["Content-Type"] = "application/json";
-    return net::simple_http_request("127.0.0.1", port, "PUT", target, headers,
-                                    body);
-  }
-
-  net::http_result del(const std::string& target,
-                       std::map<std::string, std::string> headers = {}) {
-    return net::simple_http_request("127.0.0.1", port, "DELETE", target,
-                                    headers);
-  }
-
-  std::map<std::string, std::string> bearer(const std::string& t = token) {
-    return {{"Authorization", "Bearer " + t}};
-  }
-
-  std::string url(const std::string& target) {
-    return "http://127.0.0.1:" + std::to_string(port) + target;
-  }
-
-  static int64_t now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-  }
-
-  std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
-  inspector_actor healthy;
-  handle_slot_ptr<inspector_actor> slot;
-  sync_manager_actor sync;
-  handle_slot_ptr<sync_manager_actor> sync_slot;
-  std::vector<control_plane_actor> spawned;
-  nostr::keypair admin_keys = nostr::generate_keypair();
-  config::admin_config admin;
-  uint16_t port = 0;
-};
-
-boost::json::value parse_json(const net::http_result& r) {
-  REQUIRE(r.error.empty());
-  CHECK(r.response.content_type == "application/json");
-  boost::json::error_code ec;
-  auto v = boost::json::parse(r.response.body, ec);
-  INFO(r.response.body);
-  REQUIRE_FALSE(ec);
-  return v;
-}
-
-/// Checks the error body and returns its message.
-std::string error_message(const net::http_result& r, unsigned status) {
-  INFO(r.response.body);
-  CHECK(r.response.status == status);
-  auto v = parse_json(r);
-  auto& err = v.at("error");
-  CHECK(err.at("code").as_int64() == status);
-  return std::string{err.at("message").as_string()};
-}
-
-} // namespace
-
-TEST_CASE_METHOD(fixture, "the control plane serves /health",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "the control plane serves /health",
                  "[control_plane]") {
   REQUIRE(start() != 0);
   SECTION("ok") {
@@ -328,7 +52,8 @@ TEST_CASE_METHOD(fixture, "the control plane serves /health",
   }
 }
 
-TEST_CASE_METHOD(fixture, "the control plane serves /metrics in the text format",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "the control plane serves /metrics in the text format",
                  "[control_plane]") {
   metrics::event_ingested(1, "client", "stored");
   metrics::event_ingested(30617, "sync:a", "stored");
@@ -391,7 +116,8 @@ TEST_CASE_METHOD(fixture, "the control plane serves /metrics in the text format"
   CHECK(samples > 20);
 }
 
-TEST_CASE_METHOD(fixture, "the control plane lists and drives actors",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "the control plane lists and drives actors",
                  "[control_plane]") {
   REQUIRE(start() != 0);
   SECTION("every actor, with its status as typed JSON") {
@@ -447,133 +173,8 @@ TEST_CASE_METHOD(fixture, "the control plane lists and drives actors",
   }
 }
 
-TEST_CASE_METHOD(fixture, "the control plane serves the sync server API",
-                 "[control_plane]") {
-  REQUIRE(start() != 0);
-  const std::string good_body
-    = R"({"url":"wss://relay.example","filters":[{"kinds":[1]}]})";
-  SECTION("PUT creates (201) or replaces (200)") {
-    auto created = put("/api/v1/sync/servers/b", good_body, bearer());
-    CHECK(created.response.status == 201);
-    CHECK(parse_json(created).at("created") == true);
-    auto replaced = put("/api/v1/sync/servers/a", good_body, bearer());
-    CHECK(replaced.response.status == 200);
-    CHECK(parse_json(replaced).at("created") == false);
-  }
-  SECTION("PUT with a bad field answers 400 naming it") {
-    auto r = put("/api/v1/sync/servers/b",
-                 R"({"url":"wss://relay.example","filters":[{"kinds":["x"]}]})",
-                 bearer());
-    CHECK(r.response.status == 400);
-    auto err = parse_json(r).at("error");
-    CHECK(err.at("code") == 400);
-    CHECK(err.at("field") == "filters[0].kinds");
-    CHECK_THAT(std::string{err.at("message").as_string()},
-               Contains("filters[0].kinds: "));
-    auto bad_url = parse_json(
-      put("/api/v1/sync/servers/b", R"({"url":"http://x","filters":[{}]})",
-          bearer()));
-    CHECK(bad_url.at("error").at("field") == "url");
-  }
-  SECTION("GET one, GET all, DELETE") {
-    auto one = get("/api/v1/sync/servers/a", bearer());
-    CHECK(one.response.status == 200);
-    CHECK(parse_json(one).at("running") == true);
-    CHECK_THAT(error_message(get("/api/v1/sync/servers/zz", bearer()), 404),
-               Contains("zz"));
-    auto all = get("/api/v1/sync/servers", bearer());
-    CHECK(all.response.status == 200);
-    CHECK(parse_json(all).as_array().size() == 1);
-    auto gone = del("/api/v1/sync/servers/a", bearer());
-    CHECK(gone.response.status == 200);
-    CHECK(parse_json(gone).at("result") == "deleted");
-    error_message(del("/api/v1/sync/servers/zz", bearer()), 404);
-  }
-  SECTION("start, stop and sync-now") {
-    CHECK(parse_json(post("/api/v1/sync/servers/a/start", bearer()))
-            .at("result")
-          == "started");
-    CHECK(parse_json(post("/api/v1/sync/servers/a/stop", bearer()))
-            .at("result")
-          == "stopped");
-    // The manager's refusal of a stopped server is a 400 without a field.
-    auto r = post("/api/v1/sync/servers/a/sync-now", bearer());
-    CHECK(error_message(r, 400) == "sync server a is not running");
-    CHECK_FALSE(parse_json(r).at("error").as_object().contains("field"));
-    error_message(post("/api/v1/sync/servers/zz/start", bearer()), 404);
-    error_message(post("/api/v1/sync/servers/zz/sync-now", bearer()), 404);
-  }
-  SECTION("stats and health") {
-    auto one = get("/api/v1/sync/servers/a/stats", bearer());
-    CHECK(one.response.status == 200);
-    CHECK(parse_json(one).at("received") == 5);
-    error_message(get("/api/v1/sync/servers/zz/stats", bearer()), 404);
-    auto all = get("/api/v1/sync/stats", bearer());
-    CHECK(all.response.status == 200);
-    CHECK(parse_json(all).at("servers") == 1);
-    auto ok = get("/api/v1/sync/health", bearer());
-    CHECK(ok.response.status == 200);
-    CHECK(parse_json(ok).at("status") == "ok");
-    auto sick = sys.spawn(mock_sync_manager, true);
-    sync_slot->set(sick);
-    auto degraded = get("/api/v1/sync/health", bearer());
-    CHECK(degraded.response.status == 503);
-    CHECK(parse_json(degraded).at("status") == "degraded");
-    caf::anon_send_exit(sick, caf::exit_reason::user_shutdown);
-  }
-  SECTION("wrong method, unknown path, no auth, no manager") {
-    error_message(post("/api/v1/sync/servers", bearer()), 405);
-    error_message(post("/api/v1/sync/servers/a", bearer()), 405);
-    error_message(get("/api/v1/sync/servers/a/start", bearer()), 405);
-    error_message(post("/api/v1/sync/servers/a/stats", bearer()), 405);
-    error_message(put("/api/v1/sync/stats", "{}", bearer()), 405);
-    error_message(post("/api/v1/sync/servers/a/explode", bearer()), 404);
-    error_message(get("/api/v1/sync/nothing", bearer()), 404);
-    error_message(get("/api/v1/sync/servers"), 401);
-    error_message(put("/api/v1/sync/servers/a", good_body), 401);
-    sync_slot->set(sync_manager_actor{});
-    error_message(get("/api/v1/sync/servers", bearer()), 503);
-  }
-}
-
-TEST_CASE_METHOD(fixture, "the control plane serves the GRASP repository API",
-                 "[control_plane]") {
-  REQUIRE(start() != 0);
-  auto all = get("/api/v1/grasp/repos", bearer());
-  CHECK(all.response.status == 200);
-  CHECK(parse_json(all).as_array().at(0).as_object().at("address")
-        == "30617:ab:x");
-  // The address travels percent-encoded or as it is.
-  for (auto path : {"/api/v1/grasp/repos/30617:ab:x",
-                    "/api/v1/grasp/repos/30617%3Aab%3Ax"}) {
-    auto one = get(path, bearer());
-    CHECK(one.response.status == 200);
-    CHECK(parse_json(one).at("address") == "30617:ab:x");
-  }
-  CHECK_THAT(error_message(get("/api/v1/grasp/repos/30617:cd:y", bearer()),
-                           404),
-             Contains("30617:cd:y"));
-  error_message(post("/api/v1/grasp/repos", bearer()), 405);
-  error_message(get("/api/v1/grasp/relays", bearer()), 404);
-  error_message(get("/api/v1/grasp/repos/a/b", bearer()), 404);
-  error_message(get("/api/v1/grasp/repos"), 401);
-  slot->set(inspector_actor{});
-  error_message(get("/api/v1/grasp/repos", bearer()), 503);
-}
-
-TEST_CASE("sync errors map to HTTP statuses", "[control_plane]") {
-  CHECK(sync_status_for(caf::make_error(ec::not_found, "x")) == 404);
-  CHECK(sync_status_for(caf::make_error(ec::invalid_input, "x")) == 400);
-  CHECK(sync_status_for(caf::make_error(ec::storage_failure, "x")) == 500);
-  CHECK(sync_status_for(caf::make_error(caf::sec::request_timeout)) == 504);
-  CHECK(sync_status_for(caf::make_error(caf::sec::request_receiver_down))
-        == 503);
-  CHECK(field_of("filters[1].kinds: must be a list") == "filters[1].kinds");
-  CHECK(field_of("sync server a is not running").empty());
-  CHECK(field_of("no colon").empty());
-}
-
-TEST_CASE_METHOD(fixture, "the API refuses requests without valid auth",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "the API refuses requests without valid auth",
                  "[control_plane]") {
   REQUIRE(start() != 0);
   const std::string target = "/api/v1/actors";
@@ -631,7 +232,8 @@ TEST_CASE_METHOD(fixture, "the API refuses requests without valid auth",
   }
 }
 
-TEST_CASE_METHOD(fixture, "health and metrics need auth off loopback",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "health and metrics need auth off loopback",
                  "[control_plane]") {
   auto cfg = admin;
   cfg.address = "0.0.0.0";
@@ -649,7 +251,8 @@ TEST_CASE_METHOD(fixture, "health and metrics need auth off loopback",
   error_message(get("/api/v1/actors"), 401);
 }
 
-TEST_CASE_METHOD(fixture, "the control plane fails when it cannot bind",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "the control plane fails when it cannot bind",
                  "[control_plane]") {
   REQUIRE(start() != 0);
   auto cfg = admin;
@@ -664,7 +267,8 @@ TEST_CASE_METHOD(fixture, "the control plane fails when it cannot bind",
   CHECK_THAT(render(reason), Contains("admin: "));
 }
 
-TEST_CASE_METHOD(fixture, "stopping the control plane closes its port",
+TEST_CASE_METHOD(control_plane_fixture,
+                 "stopping the control plane closes its port",
                  "[control_plane]") {
   REQUIRE(start() != 0);
   CHECK(get("/health").response.status == 200);

@@ -78,14 +78,7 @@ struct fixture : test::deterministic_actor_system {
   /// Sends a request to the actor and collects its reply or error.
   template <class T, class... Ts>
   caf::expected<T> ask(Ts&&... xs) {
-    self->send(aut, std::forward<Ts>(xs)...);
-    run();
-    caf::expected<T> result = caf::make_error(caf::sec::request_timeout);
-    self->receive([&](T& x) { result = std::move(x); },
-                  [&](caf::error& err) { result = std::move(err); },
-                  caf::after(0s) >>
-                    [] { FAIL("no reply from pending batches"); });
-    return result;
+    return reply_of<T>(aut, "pending batches", std::forward<Ts>(xs)...);
   }
 
   uint64_t open(const std::string& relay, strings subs,
