@@ -35,7 +35,7 @@ std::pair<std::string, std::string> identity_in(const std::string& out) {
 } // namespace
 
 TEST_CASE("keygen prints the new identity and names the one it will not "
-          "replace; id prints it beside a running node",
+          "replace, and id prints it beside a running node",
           "[integration][identity]") {
   test::temp_dir dir;
   auto config = test::node_config(dir);
