@@ -87,7 +87,7 @@ struct relay_config {
   /// Clients must authenticate (NIP-42) before REQ, COUNT or EVENT.
   bool auth_required = false;
   /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
-  bool compression = true;
+  bool compression = false;
   relay_limits limits;
   negentropy_config negentropy;
   relay_tls_config tls;
