@@ -1,51 +1,66 @@
-// bench_req: how fast a node streams stored events to one client.
+// bench_req: how fast a node serves its stored events to one client, the way
+// clients really download (issue 13, goals 1 and 7).
 //
-// One REQ asking for the whole store measures the query path end to end:
-// store scan, EVENT serialization, the session's outbound queue and the
-// WebSocket transport. The goal is 100k events/s.
+// The node holds the realistic corpus (bench/corpus.hpp). One client
+// downloads all of it, in several ways, in the same run and in alternating
+// rounds so that the machine's drift hits every variant alike:
+//   page-500   `limit 500` + `until` = the oldest created_at of the last page,
+//              deduplicated by id: how nostr-fetch and most clients page;
+//   page-5000  the same with `limit 5000`;
+//   one-REQ    one REQ asking for everything;
+// each without compression and, for page-500 and one-REQ, with
+// permessage-deflate. For each it prints events/s, the first-event latency
+// of each REQ (median, p99), the bytes on the wire and the node's CPU time.
+// Lines starting with "goal-row|" feed the goal table bench/run.sh prints.
 
 #include "bench/bench_util.hpp"
+#include "bench/corpus.hpp"
+#include "bench/req_client.hpp"
 
-#include "net/simple_client.hpp"
-
-#include <condition_variable>
+#include <algorithm>
 #include <cstdio>
-#include <deque>
-#include <mutex>
-#include <thread>
+#include <map>
+#include <optional>
+#include <unordered_set>
 
 namespace ferry::bench {
 namespace {
 
-constexpr size_t req_runs = 3;
-constexpr double goal_events_per_second = 100000;
+constexpr size_t rounds = 3;
 
-/// A node this quiet for this long while a REQ is being answered is stuck.
-constexpr auto stall_timeout = std::chrono::seconds{30};
+/// strfry on the same machine kind with the issue's Node.js client.
+constexpr double strfry_page500_events_per_second = 71000;
+/// strfry's socket bytes per event for the issue's 2k-event download
+/// (1.07 MB), with permessage-deflate.
+constexpr double strfry_deflate_bytes_per_event = 1.07e6 / 2000;
 
-
-std::string node_config(const fs::path& data, size_t events, size_t jsonl_bytes) {
-  // The whole answer may sit in the session's queue if the client reads
-  // slower than the node writes; the EVENT envelope adds ~20 bytes per event.
-  size_t outbound = 2 * jsonl_bytes + (64u << 20);
-  // Port 0: the OS picks a free port and the node logs it.
-  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[relay.limits]\nmax_limit = "
-         + std::to_string(events) + "\ndefault_limit = " + std::to_string(std::min<size_t>(events, 500))
-         + "\nmax_outbound_bytes = " + std::to_string(outbound)
-         + "\n\n[store]\npath = " + toml_string(data.string())
-         // The port is read from an info line.
+std::string node_config(const fs::path& data, size_t events) {
+  // Port 0: the OS picks a free port and the node logs it (read from an info
+  // line). The one-REQ variant asks for the whole store at once.
+  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\ncompression = true\n\n"
+         "[relay.limits]\nmax_limit = "
+         + std::to_string(std::max<size_t>(events, 5000))
+         + "\ndefault_limit = 500\n\n[store]\npath = " + toml_string(data.string())
          + "\n\n[log]\nlevel = \"info\"\n";
 }
 
-struct req_result {
-  uint64_t events = 0;
-  uint64_t bytes = 0;
-  double seconds = 0;
-  double client_cpu_seconds = 0;
-};
+/// user + system CPU seconds of process `pid` so far.
+double process_cpu_seconds(pid_t pid) {
+  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields{stat.substr(close + 2)};
+  std::string field;
+  unsigned long utime = 0;
+  unsigned long stime = 0;
+  // Fields 3..13 come first; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 13; ++i)
+    fields >> field;
+  fields >> utime >> stime;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
-/// CPU time of the calling thread: shows whether the client, not the node,
-/// limits a run.
 double thread_cpu_seconds() {
   rusage usage{};
   ::getrusage(RUSAGE_THREAD, &usage);
@@ -53,68 +68,149 @@ double thread_cpu_seconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-/// Sends one REQ for `limit` events and reads until its EOSE.
-req_result run_req(net::simple_ws_client& client, node_process& node,
-                   const std::string& sub, size_t limit) {
-  const std::string event_prefix = "[\"EVENT\",\"" + sub + "\",";
-  const std::string eose = "[\"EOSE\",\"" + sub + "\"]";
-  const std::string closed_prefix = "[\"CLOSED\",\"" + sub + "\",";
-  req_result result;
-  auto cpu_start = thread_cpu_seconds();
-  auto start = clock_type::now();
-  if (auto failure = client.send("[\"REQ\",\"" + sub + "\",{\"limit\":"
-                                 + std::to_string(limit) + "}]");
-      !failure.empty())
-    throw std::runtime_error("sending REQ " + sub + ": " + failure);
-  for (;;) {
-    auto message = client.receive(stall_timeout);
-    if (!message) {
-      auto progress = std::to_string(result.events) + " EVENT frames ("
-                      + std::to_string(result.bytes) + " bytes) after "
-                      + std::to_string(seconds_since(start)) + " s";
-      if (!client.is_open())
-        throw std::runtime_error("REQ " + sub + ": connection closed after " + progress
-                                 + ", close reason '" + client.close_reason()
-                                 + "'; node log tail:\n" + node.log_tail());
-      throw std::runtime_error("REQ " + sub + " stalled: nothing received for "
-                               + std::to_string(stall_timeout.count()) + " s after " + progress + "; node log tail:\n" + node.log_tail());
-    }
-    if (message->compare(0, event_prefix.size(), event_prefix) == 0) {
-      ++result.events;
-      result.bytes += message->size();
-    } else if (*message == eose) {
-      result.bytes += message->size();
-      break;
-    } else if (message->compare(0, closed_prefix.size(), closed_prefix) == 0) {
-      throw std::runtime_error("REQ " + sub + " refused: " + *message);
-    } else {
-      // NOTICEs and leftovers of earlier subscriptions: visible, not counted.
-      std::printf("  (unexpected during %s: %.200s)\n", sub.c_str(), message->c_str());
-    }
+struct variant {
+  std::string name;
+  /// 0: one REQ for everything.
+  size_t page_limit = 0;
+  bool deflate = false;
+};
+
+struct download {
+  uint64_t events = 0;
+  uint64_t reqs = 0;
+  double seconds = 0;
+  uint64_t wire_bytes = 0;
+  uint64_t payload_bytes = 0;
+  double node_cpu_seconds = 0;
+  double client_cpu_seconds = 0;
+  std::vector<double> first_event_ms;
+  std::string extensions;
+
+  double rate() const {
+    return events / seconds;
   }
-  result.seconds = seconds_since(start);
-  result.client_cpu_seconds = thread_cpu_seconds() - cpu_start;
-  if (auto failure = client.send("[\"CLOSE\",\"" + sub + "\"]"); !failure.empty())
-    throw std::runtime_error("sending CLOSE " + sub + ": " + failure);
-  return result;
+};
+
+/// Downloads the whole store as `v` says, on a fresh connection.
+download run_download(const variant& v, uint16_t port, size_t store_events,
+                      node_process& node) {
+  req_client client{port, v.deflate};
+  download d;
+  d.extensions = client.extensions();
+  std::unordered_set<std::string> seen;
+  seen.reserve(store_events * 2);
+  std::optional<int64_t> until;
+  auto pid = node.find_pid();
+  auto node_cpu_start = process_cpu_seconds(pid);
+  auto client_cpu_start = thread_cpu_seconds();
+  auto start = clock_type::now();
+  for (;;) {
+    auto sub = "q" + std::to_string(d.reqs++);
+    std::string filter = "{\"limit\":"
+                         + std::to_string(v.page_limit ? v.page_limit : store_events);
+    if (until)
+      filter += ",\"until\":" + std::to_string(*until);
+    filter += "}";
+    auto sent = clock_type::now();
+    client.send("[\"REQ\",\"" + sub + "\"," + filter + "]");
+    bool first = true;
+    size_t received = 0;
+    size_t fresh = 0;
+    int64_t oldest = std::numeric_limits<int64_t>::max();
+    for (;;) {
+      auto msg = client.receive();
+      if (first) {
+        d.first_event_ms.push_back(seconds_since(sent) * 1e3);
+        first = false;
+      }
+      if (msg.kind == client_message::type::eose)
+        break;
+      if (msg.kind == client_message::type::closed)
+        throw std::runtime_error("REQ refused: " + client.last_other());
+      if (msg.kind != client_message::type::event) {
+        std::printf("  (unexpected: %.200s)\n", client.last_other().c_str());
+        continue;
+      }
+      ++received;
+      oldest = std::min(oldest, msg.created_at);
+      if (seen.emplace(msg.id).second)
+        ++fresh;
+    }
+    client.send("[\"CLOSE\",\"" + sub + "\"]");
+    // A short page is the last; a page of nothing new would repeat forever.
+    if (v.page_limit == 0 || received < v.page_limit || fresh == 0)
+      break;
+    until = oldest;
+  }
+  d.seconds = seconds_since(start);
+  d.client_cpu_seconds = thread_cpu_seconds() - client_cpu_start;
+  d.node_cpu_seconds = process_cpu_seconds(pid) - node_cpu_start;
+  d.events = seen.size();
+  d.wire_bytes = client.wire_bytes();
+  d.payload_bytes = client.payload_bytes();
+  return d;
+}
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs.empty() ? 0 : xs[xs.size() / 2];
+}
+
+double percentile(std::vector<double> xs, double p) {
+  std::sort(xs.begin(), xs.end());
+  if (xs.empty())
+    return 0;
+  return xs[std::min(xs.size() - 1, static_cast<size_t>(p * xs.size()))];
+}
+
+/// The medians of one variant's rounds.
+struct summary {
+  double rate = 0;
+  double first_event_median_ms = 0;
+  double first_event_p99_ms = 0;
+  double wire_bytes_per_event = 0;
+  double node_cpu_us_per_event = 0;
+  double reqs = 0;
+};
+
+summary summarize(const std::vector<download>& runs) {
+  std::vector<double> rates, wire, cpu, reqs, latencies;
+  for (const auto& d : runs) {
+    rates.push_back(d.rate());
+    wire.push_back(static_cast<double>(d.wire_bytes) / d.events);
+    cpu.push_back(d.node_cpu_seconds * 1e6 / d.events);
+    reqs.push_back(static_cast<double>(d.reqs));
+    latencies.insert(latencies.end(), d.first_event_ms.begin(), d.first_event_ms.end());
+  }
+  return {median(rates),  median(latencies), percentile(latencies, 0.99),
+          median(wire),   median(cpu),       median(reqs)};
+}
+
+void goal_row(const std::string& goal, const std::string& measured, bool met) {
+  std::printf("goal-row|%s|%s|%s\n", goal.c_str(), measured.c_str(),
+              met ? "met" : "not met");
+}
+
+std::string format(const char* fmt, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, x);
+  return buf;
 }
 
 int run(int argc, char** argv) {
   auto opts = parse_options(argc, argv);
-  std::printf("bench_req: %zu events, ferry %s\n", opts.events, opts.ferry.c_str());
+  std::printf("bench_req: %zu corpus events, ferry %s\n", opts.events, opts.ferry.c_str());
   std::fflush(stdout);
 
+  auto jsonl = realistic_corpus{}.jsonl(self_dir() / "bench-corpus", opts.events, 2);
   temp_dir tmp{"ferry-bench-req"};
-  auto jsonl = tmp.path() / "events.jsonl";
-  auto data = tmp.path() / "data";
   auto config = tmp.path() / "ferry.toml";
-  auto gen_start = clock_type::now();
-  auto bytes = event_generator{100, 400}.write_jsonl(jsonl, opts.events, 2);
-  std::printf("generated %zu events (%.1f MB JSONL) in %.1f s (not measured)\n",
-              opts.events, bytes / 1e6, seconds_since(gen_start));
-  write_file(config, node_config(data, opts.events, bytes));
+  write_file(config, node_config(tmp.path() / "data", opts.events));
   auto import = run_import(opts.ferry, jsonl, config, tmp.path());
   std::printf("ferry import: %s\n", import.summary.c_str());
+  double import_rate = opts.events / import.seconds;
+  std::printf("import of the corpus: %.0f events/s, peak RSS %.1f MiB\n", import_rate,
+              import.exit.max_rss_kib / 1024.0);
   std::fflush(stdout);
 
   node_process node{opts.ferry, config, tmp.path(), "node"};
@@ -122,36 +218,97 @@ int run(int argc, char** argv) {
   if (!port)
     throw std::runtime_error("node did not report its relay port; log tail:\n"
                              + node.log_tail());
-  std::printf("node: relay on ws://127.0.0.1:%u\n", *port);
-  std::fflush(stdout);
 
-  std::vector<double> rates;
-  {
-    net::simple_ws_client client;
-    if (auto failure = client.connect("127.0.0.1", *port); !failure.empty())
-      throw std::runtime_error("connect: " + failure);
-    for (size_t i = 1; i <= req_runs; ++i) {
-      auto r = run_req(client, node, "bench" + std::to_string(i), opts.events);
-      double rate = r.events / r.seconds;
-      rates.push_back(rate);
-      std::printf("req: %lu events in %.3f s = %.0f events/s (%.1f MB/s), "
-                  "client CPU %.0f%%\n",
-                  static_cast<unsigned long>(r.events), r.seconds, rate,
-                  r.bytes / r.seconds / 1e6, 100 * r.client_cpu_seconds / r.seconds);
+  // Idle: started, store opened, nobody connected yet.
+  double idle_rss_mib = node.rss_kib() / 1024.0;
+  std::printf("goal-row|6 idle node RSS <= 40 MB|%.1f MiB|%s\n", idle_rss_mib,
+              idle_rss_mib <= 40 ? "met" : "not met");
+
+  const std::vector<variant> variants{
+    {"page-500", 500, false},        {"page-5000", 5000, false}, {"one-REQ", 0, false},
+    {"page-500+deflate", 500, true}, {"one-REQ+deflate", 0, true}};
+  // One warm-up download fills the caches the way a running relay has them.
+  auto warm = run_download(variants[2], *port, opts.events, node);
+  std::printf("node: relay on ws://127.0.0.1:%u, %lu events stored\n", *port,
+              static_cast<unsigned long>(warm.events));
+  std::map<std::string, std::vector<download>> results;
+  for (size_t round = 1; round <= rounds; ++round)
+    for (const auto& v : variants) {
+      download d;
+      try {
+        d = run_download(v, *port, warm.events, node);
+      } catch (const std::exception& e) {
+        // A variant that fails is reported and left out; the others go on.
+        std::printf("round %zu %-17s FAILED: %s\n", round, v.name.c_str(), e.what());
+        continue;
+      }
+      if (d.events != warm.events)
+        throw std::runtime_error(v.name + " got " + std::to_string(d.events)
+                                 + " distinct events of " + std::to_string(warm.events));
+      std::printf("round %zu %-17s %6.0f ev/s  %4lu REQs  first event %.2f ms median  "
+                  "wire %.1f MB (payload %.1f MB)  node CPU %.2f s  client CPU %.0f%%%s\n",
+                  round, v.name.c_str(), d.rate(), static_cast<unsigned long>(d.reqs),
+                  median(d.first_event_ms), d.wire_bytes / 1e6, d.payload_bytes / 1e6,
+                  d.node_cpu_seconds, 100 * d.client_cpu_seconds / d.seconds,
+                  v.deflate ? (d.extensions.empty() ? "  (deflate NOT negotiated)"
+                                                    : "  (deflate negotiated)")
+                            : "");
       std::fflush(stdout);
+      results[v.name].push_back(std::move(d));
     }
-    client.close();
+
+  std::printf("\nmedians of %zu rounds:\n", rounds);
+  std::printf("%-17s %9s %6s %12s %12s %10s %12s\n", "variant", "ev/s", "REQs",
+              "first p50 ms", "first p99 ms", "wire B/ev", "node us/ev");
+  std::map<std::string, summary> s;
+  for (const auto& v : variants) {
+    if (results[v.name].empty()) {
+      std::printf("%-17s failed in every round\n", v.name.c_str());
+      continue;
+    }
+    s[v.name] = summarize(results[v.name]);
+    const auto& x = s[v.name];
+    std::printf("%-17s %9.0f %6.0f %12.3f %12.3f %10.0f %12.1f\n", v.name.c_str(), x.rate,
+                x.reqs, x.first_event_median_ms, x.first_event_p99_ms,
+                x.wire_bytes_per_event, x.node_cpu_us_per_event);
   }
-  std::sort(rates.begin(), rates.end());
-  double median = rates[rates.size() / 2];
-  std::printf("req best: %.0f events/s, median: %.0f events/s\n", rates.back(), median);
-  // The median, so one lucky run on a noisy shared machine does not decide it.
-  std::printf("goal: >= %.0f events/s (median of %zu) -> %s\n", goal_events_per_second,
-              req_runs, median >= goal_events_per_second ? "MET" : "NOT MET");
+  const auto& page = s["page-500"];
+  const auto& big = s["one-REQ"];
+  // What each page costs beyond streaming its events at the one-REQ rate.
+  double overhead_ms = (page.reqs > 0)
+                         ? std::max(0.0, (warm.events / page.rate - warm.events / big.rate)
+                                           * 1e3 / page.reqs)
+                         : 0;
+  std::printf("page-500 overhead per REQ beyond the one-REQ rate: %.3f ms\n", overhead_ms);
+  std::printf("page-500 rate / one-REQ rate: %.0f%%\n", 100 * page.rate / big.rate);
+  std::printf("deflate: page-500 %.0f -> %.0f wire B/event, node CPU %.1f -> %.1f us/event\n",
+              page.wire_bytes_per_event, s["page-500+deflate"].wire_bytes_per_event,
+              page.node_cpu_us_per_event, s["page-500+deflate"].node_cpu_us_per_event);
+
+  goal_row("1 REQ first-event latency, page-500 (median) <= 0.5 ms",
+           format("%.3f ms", page.first_event_median_ms), page.first_event_median_ms <= 0.5);
+  goal_row("1 REQ page-500 rate >= 90% of one-REQ rate",
+           format("%.0f%%", 100 * page.rate / big.rate), page.rate >= 0.9 * big.rate);
+  goal_row("1 REQ one-REQ, C++ client >= 200k ev/s", format("%.0f ev/s", big.rate),
+           big.rate >= 200000);
+  goal_row("1 REQ page-500 >= 1.5x strfry (107k ev/s)", format("%.0f ev/s", page.rate),
+           page.rate >= 1.5 * strfry_page500_events_per_second);
+  const auto& deflated = s["page-500+deflate"];
+  goal_row("7 deflate: wire bytes per event <= strfry's (535 B)",
+           format("%.0f B/event", deflated.wire_bytes_per_event),
+           deflated.wire_bytes_per_event <= strfry_deflate_bytes_per_event);
+  goal_row("7 deflate: page-500 ev/s >= strfry's uncompressed page-500 (71k)",
+           format("%.0f ev/s", deflated.rate),
+           deflated.rate >= strfry_page500_events_per_second);
+  std::printf("goal-row|3 import of the realistic corpus >= 27k ev/s, RSS <= 250 MB|"
+              "%.0f ev/s, %.0f MiB|%s\n",
+              import_rate, import.exit.max_rss_kib / 1024.0,
+              import_rate >= 27000 && import.exit.max_rss_kib <= 250 * 1024 ? "met"
+                                                                            : "not met");
 
   auto exit = node.stop();
-  std::printf("node: stopped on SIGTERM (%s), peak RSS %.1f MiB\n",
-              exit.describe().c_str(), exit.max_rss_kib / 1024.0);
+  std::printf("node: stopped on SIGTERM (%s), peak RSS %.1f MiB\n", exit.describe().c_str(),
+              exit.max_rss_kib / 1024.0);
   if (!exit.success())
     throw std::runtime_error("node failed on SIGTERM; log tail:\n" + node.log_tail());
   return 0;

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs every benchmark against one build directory and prints their figures.
+# Runs every benchmark against one build directory and prints their figures,
+# then the goal table of issue 13: each goal, the measured figure and whether
+# it is met. Benches report their rows as "goal-row|goal|measured|met"; a goal
+# no bench measures says so.
 # The benchmarks assert nothing: this fails only when one of them cannot run.
 #   bench/run.sh <build_dir>
 set -u
@@ -10,6 +13,8 @@ if [ $# -ne 1 ]; then
 fi
 build_dir=$(cd "$1" && pwd) || exit 2
 repo_dir=$(cd "$(dirname "$0")/.." && pwd)
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
 
 echo "== Ferry benchmarks"
 echo "date:   $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -21,9 +26,27 @@ failed=0
 for bench in bench_ingest bench_req bench_sync bench_negentropy; do
   echo
   echo "== $bench"
-  if ! "$build_dir/$bench" --ferry "$build_dir/ferry"; then
+  "$build_dir/$bench" --ferry "$build_dir/ferry" | tee -a "$rows" | grep -v '^goal-row|'
+  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "$bench: FAILED to run" >&2
     failed=1
   fi
 done
+
+not_measured() {
+  echo "goal-row|$1|not measured|-"
+}
+
+echo
+echo "== issue 13 goals (2 cores; strfry figures from the issue)"
+{
+  grep '^goal-row|' "$rows"
+  not_measured "2 fan-out: 1,000 subscribers, 2,000 events/s, p99 <= 20 ms"
+  not_measured "4 NIP-77 item-set build for 1M events <= 150 ms"
+  not_measured "5 scale: the benches at 1,000,000 events, nothing grows faster than linearly"
+} | sort -t'|' -k2,2 -s | awk -F'|' '
+  BEGIN { printf "| %-66s | %-36s | %-9s |\n", "goal", "measured", "status"
+          printf "|%s|%s|%s|\n", "--------------------------------------------------------------------",
+                 "--------------------------------------", "-----------" }
+  { printf "| %-66s | %-36s | %-9s |\n", $2, $3, $4 }'
 exit $failed

@@ -147,6 +147,7 @@ std::vector<field> schema(config& cfg) {
               leaf("operator_pubkey", pubkey(relay.operator_pubkey)),
               leaf("public_url", relay_url_text(relay.public_url)),
               leaf("auth_required", boolean(relay.auth_required)),
+              leaf("compression", boolean(relay.compression)),
               section(
                 "limits",
                 {
@@ -436,6 +437,7 @@ bool operator==(const relay_config& x, const relay_config& y) {
          && x.description == y.description && x.contact == y.contact
          && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
          && x.public_url == y.public_url && x.auth_required == y.auth_required
+         && x.compression == y.compression
          && x.limits == y.limits && x.negentropy == y.negentropy
          && x.tls == y.tls;
 }

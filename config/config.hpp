@@ -86,6 +86,8 @@ struct relay_config {
   std::string public_url;
   /// Clients must authenticate (NIP-42) before REQ, COUNT or EVENT.
   bool auth_required = false;
+  /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
+  bool compression = false;
   relay_limits limits;
   negentropy_config negentropy;
   relay_tls_config tls;

@@ -55,6 +55,14 @@ constexpr auto ws_close_grace = std::chrono::seconds(5);
 /// The longest reason a close frame can carry (RFC 6455, 5.5).
 constexpr size_t ws_close_reason_max = 123;
 
+/// permessage-deflate, offered to every relay: what we send is compressed
+/// with a 2^13-byte window at memory level 6 (about 64 KiB) and the fastest
+/// level; what the relay sends may use its full 32 KiB window, which is
+/// where the bandwidth goes.
+constexpr int ws_deflate_window_bits = 13;
+constexpr int ws_deflate_mem_level = 6;
+constexpr int ws_deflate_level = 1;
+
 /// Largest response body of `http_get` and `http_send`; NIP-11 documents
 /// and management API answers are a few KiB.
 constexpr uint64_t http_body_limit = 4 * 1024 * 1024;
@@ -631,6 +639,12 @@ private:
         req.set(http::field::user_agent, user_agent);
       }));
     ws.read_message_max(max_frame_bytes_);
+    websocket::permessage_deflate deflate;
+    deflate.client_enable = true;
+    deflate.client_max_window_bits = ws_deflate_window_bits;
+    deflate.memLevel = ws_deflate_mem_level;
+    deflate.compLevel = ws_deflate_level;
+    ws.set_option(deflate);
     ws.async_handshake(upgrade_response_, this->plan_.host_header,
                        this->plan_.url.target,
                        beast::bind_front_handler(&ws_session::on_handshake,

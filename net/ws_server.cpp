@@ -1,48 +1,25 @@
 #include "net/ws_server.hpp"
 
+#include "net/ws_server_state.hpp"
+#include "net/ws_session.hpp"
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <deque>
-#include <limits>
-#include <mutex>
 #include <optional>
-#include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace ferry::net {
+namespace detail {
 namespace {
-
-// Declared inside ferry::net so that `net::` means Asio in this file and not
-// the enclosing namespace.
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-namespace net = boost::asio;
-namespace ssl = boost::asio::ssl;
-using tcp = boost::asio::ip::tcp;
-
-// Sessions are templates on their stream, so the plain path pays nothing
-// (no virtual call, no branch) for TLS being possible.
-using plain_stream = beast::tcp_stream;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
-
-template <class Stream>
-constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
 /// Largest HTTP request body we buffer; larger ones get 413.
 constexpr size_t http_body_limit = 1024 * 1024;
@@ -55,30 +32,6 @@ constexpr auto http_timeout = std::chrono::seconds(30);
 /// socket with unread input does not reset the connection before the client
 /// has read our 413.
 constexpr auto http_linger = std::chrono::seconds(2);
-
-/// Largest chunk read from a WebSocket at once; bounds the memory a message
-/// we discard can take.
-constexpr size_t ws_read_chunk = 64 * 1024;
-
-/// Time the queued frames plus the close handshake get after `close()` or an
-/// overflow before the socket is closed hard. Memory is bounded already; this
-/// only bounds how long a peer that stopped reading keeps its socket. It is
-/// generous because a slow reader that resumes should still get the notice.
-constexpr auto ws_close_grace = std::chrono::seconds(60);
-
-/// The same, when the whole server stops.
-constexpr auto ws_stop_grace = std::chrono::seconds(1);
-
-/// The longest reason a close frame can carry (RFC 6455, 5.5).
-constexpr size_t ws_close_reason_max = 123;
-
-std::string endpoint_text(const tcp::endpoint& ep) {
-  auto address = ep.address();
-  auto host = address.to_string();
-  if (address.is_v6())
-    host = "[" + host + "]";
-  return host + ":" + std::to_string(ep.port());
-}
 
 std::string lowercase(std::string_view text) {
   std::string result(text);
@@ -100,489 +53,6 @@ bool is_malformed_request(const beast::error_code& ec) {
   return std::any_of(malformed.begin(), malformed.end(),
                      [&](http::error e) { return ec == e; });
 }
-
-/// What the server's registry can do with any of its sessions.
-class session_base {
-public:
-  virtual ~session_base() = default;
-
-  /// Closes the session because the server stops; thread-safe.
-  virtual void shutdown() = 0;
-};
-
-// -- server state -------------------------------------------------------------
-
-/// Shared by the listener and every session: sessions keep it alive, it only
-/// keeps weak references to them.
-class server_state : public std::enable_shared_from_this<server_state> {
-public:
-  server_state(net::io_context& ioc, ws_server_options opts,
-               ws_server::open_handler on_open, ws_server::http_handler on_http)
-    : ioc_(ioc),
-      opts_(std::move(opts)),
-      on_open_(std::move(on_open)),
-      on_http_(std::move(on_http)),
-      acceptor_(net::make_strand(ioc)),
-      retry_timer_(acceptor_.get_executor()) {
-    // max_inflight == 0 would never read anything; treat it as "no cap".
-    if (opts_.max_inflight == 0)
-      opts_.max_inflight = std::numeric_limits<size_t>::max();
-  }
-
-  std::string start();
-
-  void stop();
-
-  uint16_t port() const {
-    return port_;
-  }
-
-  /// Adds a session; false when the server already stopped.
-  bool add(const std::shared_ptr<session_base>& session) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (stopped_)
-      return false;
-    sessions_.emplace(session.get(), entry{session, false});
-    return true;
-  }
-
-  /// Counts `session` as an open WebSocket from now on.
-  void mark_open(const session_base* session) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (auto i = sessions_.find(session); i != sessions_.end())
-      i->second.open_websocket = true;
-  }
-
-  void remove(const session_base* session) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    sessions_.erase(session);
-  }
-
-  size_t websocket_count() const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return static_cast<size_t>(
-      std::count_if(sessions_.begin(), sessions_.end(),
-                    [](const auto& kvp) { return kvp.second.open_websocket; }));
-  }
-
-  const ws_server_options& opts() const {
-    return opts_;
-  }
-
-  /// A TLS handshake with `remote` failed; the session closes itself.
-  void handshake_failed(const std::string& remote, const std::string& reason) {
-    ++handshake_failures_;
-    if (opts_.on_handshake_failure)
-      opts_.on_handshake_failure(remote, reason);
-  }
-
-  uint64_t handshake_failures() const {
-    return handshake_failures_;
-  }
-
-  const ws_server::open_handler& on_open() const {
-    return on_open_;
-  }
-
-  const ws_server::http_handler& on_http() const {
-    return on_http_;
-  }
-
-private:
-  struct entry {
-    std::weak_ptr<session_base> session;
-    /// HTTP sessions and WebSockets in their handshake are closed by stop()
-    /// but are no connections of the owner's.
-    bool open_websocket;
-  };
-
-  void do_accept();
-  void on_accept(beast::error_code ec, tcp::socket socket);
-  void on_retry(beast::error_code ec);
-
-  net::io_context& ioc_;
-  ws_server_options opts_;
-  ws_server::open_handler on_open_;
-  ws_server::http_handler on_http_;
-  tcp::acceptor acceptor_;
-  net::steady_timer retry_timer_;
-  std::atomic<uint16_t> port_{0};
-  std::atomic<uint64_t> handshake_failures_{0};
-  bool started_ = false;
-  mutable std::mutex mtx_;
-  bool stopped_ = false;
-  std::unordered_map<const session_base*, entry> sessions_;
-};
-
-using server_ptr = std::shared_ptr<server_state>;
-
-// -- WebSocket session --------------------------------------------------------
-
-template <class Stream>
-class websocket_session
-  : public ws_connection,
-    public session_base,
-    public std::enable_shared_from_this<websocket_session<Stream>> {
-public:
-  /// `next_layer` becomes the WebSocket's stream: a socket for plain TCP, the
-  /// handshaken TLS stream for TLS.
-  template <class NextLayer>
-  websocket_session(NextLayer&& next_layer, server_ptr server)
-    : ws_(std::forward<NextLayer>(next_layer)),
-      close_timer_(ws_.get_executor()),
-      server_(std::move(server)) {
-    beast::error_code ec;
-    auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
-    if (!ec)
-      remote_ = endpoint_text(ep);
-  }
-
-  ~websocket_session() override {
-    server_->remove(this);
-    // Only reached unfinished when the io_context went away with our handlers
-    // still queued; the owner is promised on_close in every case.
-    if (opened_ && !finished_ && callbacks_.on_close)
-      callbacks_.on_close("io stopped");
-  }
-
-  /// Accepts the upgrade `req` and starts the session.
-  void run(http::request<http::string_body> req) {
-    if (!server_->add(this->shared_from_this()))
-      return;
-    net::dispatch(ws_.get_executor(),
-                  beast::bind_front_handler(&websocket_session::on_run,
-                                            this->shared_from_this(),
-                                            std::move(req)));
-  }
-
-  // -- ws_connection ----------------------------------------------------------
-
-  void send(std::shared_ptr<const std::string> frame) override {
-    if (!frame)
-      return;
-    std::vector<std::shared_ptr<const std::string>> frames;
-    frames.push_back(std::move(frame));
-    net::post(ws_.get_executor(),
-              beast::bind_front_handler(&websocket_session::on_send,
-                                        this->shared_from_this(),
-                                        std::move(frames)));
-  }
-
-  void send_all(std::vector<std::string> frames) override {
-    std::vector<std::shared_ptr<const std::string>> shared;
-    shared.reserve(frames.size());
-    for (auto& frame : frames)
-      shared.push_back(std::make_shared<const std::string>(std::move(frame)));
-    net::post(ws_.get_executor(),
-              beast::bind_front_handler(&websocket_session::on_send,
-                                        this->shared_from_this(),
-                                        std::move(shared)));
-  }
-
-  size_t queued_bytes() const override {
-    return queued_bytes_.load(std::memory_order_relaxed);
-  }
-
-  void frame_done() override {
-    // Never below zero, even if the owner acknowledges too often.
-    auto current = inflight_.load();
-    do {
-      if (current == 0)
-        return;
-    } while (!inflight_.compare_exchange_weak(current, current - 1));
-    // Only the step from "at the cap" to "below it" can unpause reading.
-    if (current == server_->opts().max_inflight)
-      net::post(ws_.get_executor(),
-                beast::bind_front_handler(&websocket_session::do_read,
-                                          this->shared_from_this()));
-  }
-
-  void close(std::string reason) override {
-    net::post(ws_.get_executor(),
-              beast::bind_front_handler(&websocket_session::on_close_request,
-                                        this->shared_from_this(),
-                                        std::move(reason)));
-  }
-
-  const std::string& remote_address() const override {
-    return remote_;
-  }
-
-  // -- session_base -----------------------------------------------------------
-
-  void shutdown() override {
-    net::post(ws_.get_executor(),
-              beast::bind_front_handler(&websocket_session::on_shutdown,
-                                        this->shared_from_this()));
-  }
-
-private:
-  using frame_ptr = std::shared_ptr<const std::string>;
-
-  void on_run(http::request<http::string_body> req) {
-    ws_.set_option(
-      websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.set_option(
-      websocket::stream_base::decorator([](websocket::response_type& res) {
-        res.set(http::field::server, "ferry");
-      }));
-    // Beast would fail the whole connection on an oversize message; we
-    // discard such messages ourselves and keep the connection.
-    ws_.read_message_max(0);
-    ws_.text(true);
-    ws_.async_accept(req,
-                     beast::bind_front_handler(&websocket_session::on_accept,
-                                               this->shared_from_this()));
-  }
-
-  void on_accept(beast::error_code ec) {
-    if (ec || shutting_down_) {
-      // The owner never saw this connection, so there is nobody to tell.
-      finished_ = true;
-      beast::get_lowest_layer(ws_).close();
-      server_->remove(this);
-      return;
-    }
-    opened_ = true;
-    if (server_->on_open())
-      callbacks_ = server_->on_open()(this->shared_from_this());
-    // Counted once the owner knows the connection, so that a count the owner
-    // sees always has its on_open behind it.
-    server_->mark_open(this);
-    do_read();
-  }
-
-  // -- reading ----------------------------------------------------------------
-
-  void do_read() {
-    if (reading_ || !opened_ || finished_ || close_started_)
-      return;
-    if (inflight_.load() >= server_->opts().max_inflight)
-      return; // frame_done() resumes
-    reading_ = true;
-    // Never buffer more than one byte beyond the limit: that byte is what
-    // tells an oversize message apart from one of exactly the limit.
-    const auto& opts = server_->opts();
-    auto limit = ws_read_chunk;
-    if (!discarding_)
-      limit = std::min(limit, opts.max_frame_bytes + 1 - message_bytes_);
-    ws_.async_read_some(buffer_, limit,
-                        beast::bind_front_handler(&websocket_session::on_read,
-                                                  this->shared_from_this()));
-  }
-
-  void on_read(beast::error_code ec, size_t bytes) {
-    reading_ = false;
-    if (finished_)
-      return;
-    if (ec) {
-      // A read suspended by our own close handshake; on_close_done ends it.
-      if (close_started_ && ec == net::error::operation_aborted)
-        return;
-      if (close_pending_)
-        return finish(close_text_);
-      if (ec == websocket::error::closed)
-        return finish(peer_close_text());
-      return finish("read: " + ec.message());
-    }
-    message_bytes_ += bytes;
-    if (!discarding_ && message_bytes_ > server_->opts().max_frame_bytes)
-      discarding_ = true;
-    if (discarding_)
-      buffer_.consume(buffer_.size());
-    if (ws_.is_message_done()) {
-      // After close() the owner wants no more traffic from this peer.
-      if (!close_pending_) {
-        if (discarding_) {
-          if (callbacks_.on_oversize)
-            callbacks_.on_oversize(message_bytes_);
-        } else {
-          // Counted before the call: the owner may acknowledge from another
-          // thread before on_frame even returns.
-          ++inflight_;
-          if (callbacks_.on_frame)
-            callbacks_.on_frame(beast::buffers_to_string(buffer_.data()));
-        }
-      }
-      buffer_.consume(buffer_.size());
-      message_bytes_ = 0;
-      discarding_ = false;
-    }
-    do_read();
-  }
-
-  std::string peer_close_text() const {
-    const auto& reason = ws_.reason();
-    auto text = "closed by peer (" + std::to_string(reason.code);
-    if (!reason.reason.empty())
-      text += ": " + std::string(reason.reason.data(), reason.reason.size());
-    return text + ")";
-  }
-
-  // -- writing ----------------------------------------------------------------
-
-  void on_send(std::vector<frame_ptr> frames) {
-    // Nothing goes out after a close was requested: the close frame is last.
-    if (!opened_ || finished_ || close_pending_)
-      return;
-    const auto cap = server_->opts().max_outbound_bytes;
-    for (auto& frame : frames) {
-      if (queued_bytes_.load() + frame->size() > cap)
-        return overflow();
-      queued_bytes_ += frame->size();
-      queue_.push_back(std::move(frame));
-      // Exactly one write in flight: only a frame that lands in an empty
-      // queue starts one, on_write continues with the rest.
-      if (queue_.size() == 1)
-        do_write();
-    }
-  }
-
-  void overflow() {
-    // The front frame is being written and a WebSocket frame cannot be cut
-    // off midway, so it stays; everything behind it goes.
-    while (queue_.size() > 1) {
-      queued_bytes_ -= queue_.back()->size();
-      queue_.pop_back();
-    }
-    const auto& notice = server_->opts().overflow_notice;
-    if (!notice.empty()) {
-      queued_bytes_ += notice.size();
-      queue_.push_back(std::make_shared<const std::string>(notice));
-      if (queue_.size() == 1)
-        do_write();
-    }
-    request_close(websocket::close_code::policy_error, "outbound overflow",
-                  ws_close_grace);
-  }
-
-  void do_write() {
-    ws_.async_write(net::buffer(*queue_.front()),
-                    beast::bind_front_handler(&websocket_session::on_write,
-                                              this->shared_from_this()));
-  }
-
-  void on_write(beast::error_code ec, size_t) {
-    if (finished_)
-      return;
-    if (ec)
-      return finish(close_pending_ ? close_text_ : "write: " + ec.message());
-    queued_bytes_ -= queue_.front()->size();
-    queue_.pop_front();
-    if (!queue_.empty())
-      do_write();
-    else if (close_pending_)
-      do_close();
-  }
-
-  // -- closing ----------------------------------------------------------------
-
-  void on_close_request(std::string reason) {
-    request_close(websocket::close_code::normal, std::move(reason),
-                  ws_close_grace);
-  }
-
-  void on_shutdown() {
-    shutting_down_ = true;
-    if (finished_)
-      return;
-    if (!opened_) {
-      // Still in the handshake: on_accept sees the error and cleans up.
-      beast::get_lowest_layer(ws_).close();
-      return;
-    }
-    if (close_pending_) {
-      // Already closing (overflow, owner): only shorten the grace.
-      arm_close_timer(ws_stop_grace);
-      return;
-    }
-    while (queue_.size() > 1) {
-      queued_bytes_ -= queue_.back()->size();
-      queue_.pop_back();
-    }
-    request_close(websocket::close_code::going_away, "server stopping",
-                  ws_stop_grace);
-  }
-
-  /// Closes after the queued frames; the first request's reason wins.
-  void request_close(websocket::close_code code, std::string reason,
-                     std::chrono::steady_clock::duration grace) {
-    if (!opened_ || finished_ || close_pending_)
-      return;
-    close_pending_ = true;
-    close_code_ = code;
-    close_text_ = std::move(reason);
-    arm_close_timer(grace);
-    if (queue_.empty())
-      do_close();
-  }
-
-  void do_close() {
-    close_started_ = true;
-    auto reason = close_text_.substr(0, ws_close_reason_max);
-    ws_.async_close(websocket::close_reason(close_code_, reason),
-                    beast::bind_front_handler(&websocket_session::on_close_done,
-                                              this->shared_from_this()));
-  }
-
-  void on_close_done(beast::error_code) {
-    // Whatever the handshake's outcome, the reason is the one we closed for.
-    finish(close_text_);
-  }
-
-  void arm_close_timer(std::chrono::steady_clock::duration grace) {
-    close_timer_.expires_after(grace);
-    close_timer_.async_wait(beast::bind_front_handler(
-      &websocket_session::on_close_timeout, this->shared_from_this()));
-  }
-
-  void on_close_timeout(beast::error_code ec) {
-    if (ec == net::error::operation_aborted || finished_)
-      return;
-    // The pending operations now fail and the first one reports close_text_.
-    beast::get_lowest_layer(ws_).close();
-  }
-
-  /// Ends the session exactly once.
-  void finish(const std::string& reason) {
-    if (finished_)
-      return;
-    finished_ = true;
-    close_timer_.cancel();
-    queue_.clear();
-    queued_bytes_ = 0;
-    beast::get_lowest_layer(ws_).close();
-    server_->remove(this);
-    // Released before the call: the owner's callbacks may hold the owner.
-    auto on_close = std::move(callbacks_.on_close);
-    callbacks_ = ws_callbacks{};
-    if (on_close)
-      on_close(reason);
-  }
-
-  websocket::stream<Stream> ws_;
-  net::steady_timer close_timer_;
-  server_ptr server_;
-  std::string remote_;
-  ws_callbacks callbacks_;
-  // Inbound.
-  beast::flat_buffer buffer_;
-  size_t message_bytes_ = 0;
-  bool discarding_ = false;
-  bool reading_ = false;
-  std::atomic<size_t> inflight_{0};
-  // Outbound; the front frame is the one being written.
-  std::deque<frame_ptr> queue_;
-  std::atomic<size_t> queued_bytes_{0};
-  // Lifecycle.
-  bool opened_ = false;
-  bool shutting_down_ = false;
-  bool close_pending_ = false;
-  bool close_started_ = false;
-  bool finished_ = false;
-  websocket::close_code close_code_ = websocket::close_code::normal;
-  std::string close_text_;
-};
 
 // -- HTTP session -------------------------------------------------------------
 
@@ -867,6 +337,8 @@ private:
   bool handed_off_ = false;
 };
 
+} // namespace
+
 // -- server state: listening --------------------------------------------------
 
 std::string server_state::start() {
@@ -962,7 +434,7 @@ void server_state::on_retry(beast::error_code ec) {
     do_accept();
 }
 
-} // namespace
+} // namespace detail
 
 http_response json_error_response(unsigned status, std::string_view message,
                                   std::string_view field) {
@@ -981,8 +453,8 @@ http_response json_error_response(unsigned status, std::string_view message,
 
 /// The header's handle on the state; the state itself must be nameable by
 /// the sessions, which a private nested type is not.
-struct ws_server::impl : server_state {
-  using server_state::server_state;
+struct ws_server::impl : detail::server_state {
+  using detail::server_state::server_state;
 };
 
 ws_server::ws_server(boost::asio::io_context& ioc, ws_server_options opts,

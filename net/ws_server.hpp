@@ -94,6 +94,8 @@ struct ws_server_options {
   std::string overflow_notice;
   /// Accept WebSocket upgrades; when false, every request is plain HTTP.
   bool websocket = true;
+  /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
+  bool compression = false;
   /// Set: every connection speaks TLS (wss://, https://) with this context
   /// (see `make_server_tls_context`); null: plain TCP.
   std::shared_ptr<boost::asio::ssl::context> tls;

@@ -27,6 +27,15 @@ bool query_worker_state::run_slice(query_job& job) {
   }
   const auto prefix = nostr::event_message_prefix(job.sub_id);
   std::vector<std::string> frames;
+  // The first events go to the socket while the rest are read: a client
+  // waits for one chunk of the store scan, not for the whole slice.
+  size_t chunk = config.first_chunk_events;
+  auto hand_over = [&] {
+    events_sent += frames.size();
+    job.conn->send_all(std::move(frames));
+    frames.clear();
+    chunk = std::min(chunk * 2, config.max_chunk_events);
+  };
   size_t budget = config.slice_events;
   size_t bytes = 0;
   while (budget > 0 && bytes < config.high_water_bytes
@@ -59,6 +68,8 @@ bool query_worker_state::run_slice(query_job& job) {
         frame += ']';
         bytes += frame.size();
         frames.push_back(std::move(frame));
+        if (frames.size() >= chunk)
+          hand_over();
         return bytes < config.high_water_bytes;
       });
     budget -= std::min(budget, std::max<size_t>(taken, 1));
@@ -68,9 +79,8 @@ bool query_worker_state::run_slice(query_job& job) {
       job.delivered_in_filter = 0;
     }
   }
-  events_sent += frames.size();
   if (!frames.empty())
-    job.conn->send_all(std::move(frames));
+    hand_over();
   return job.filter_index >= filters.size();
 }
 

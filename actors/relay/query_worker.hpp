@@ -92,6 +92,10 @@ struct neg_job {
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
   size_t slice_events = 1000;
+  /// Events handed to the socket in the first chunk of a slice; each later
+  /// chunk doubles, up to `max_chunk_events`.
+  size_t first_chunk_events = 8;
+  size_t max_chunk_events = 256;
   /// When a connection has more bytes queued than this, its job waits; a
   /// slice also stops at this many bytes. Keep it well below the relay's
   /// outbound cap, so a query alone never disconnects a reader.

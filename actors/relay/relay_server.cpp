@@ -93,6 +93,7 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
   opts.max_frame_bytes = cfg.limits.max_frame_bytes;
   opts.max_outbound_bytes = cfg.limits.max_outbound_bytes;
   opts.max_inflight = cfg.limits.max_inflight_messages;
+  opts.compression = cfg.compression;
   opts.overflow_notice = nostr::notice_message(
     "error: disconnected: more than "
     + std::to_string(cfg.limits.max_outbound_bytes)

@@ -666,3 +666,28 @@ TEST_CASE("a relay demanding a client certificate gets ours",
     CHECK(events.kind() == failure_kind::tls);
   }
 }
+
+TEST_CASE_METHOD(server_fixture,
+                 "with a compressing server, messages go both ways intact",
+                 "[ws_client][compression]") {
+  echo = true;
+  ws_server_options opts;
+  opts.compression = true;
+  start(opts);
+  REQUIRE(start_error().empty());
+  io_runtime io{2};
+  client_events events;
+  auto url = "ws://127.0.0.1:" + std::to_string(port()) + "/";
+  auto conn = connect_ws(io.context(), url, {}, events.callbacks());
+  REQUIRE(events.wait_open());
+  std::vector<std::string> sent;
+  for (int i = 0; i < 5; ++i) {
+    sent.push_back(std::string(3000, static_cast<char>('a' + i)) + std::to_string(i));
+    conn->send(text(sent.back()));
+  }
+  REQUIRE(wait_until([&] { return events.frames().size() == sent.size(); }, wait_limit));
+  CHECK(events.frames() == sent);
+  CHECK(frames() == sent);
+  conn->close("done");
+  REQUIRE(events.wait_closed());
+}

@@ -1,0 +1,185 @@
+#pragma once
+
+// The parts of the WebSocket server its sessions share: the stream types,
+// the limits, and the server state that registers every session. Internal
+// to net/ws_server.cpp and net/ws_session.hpp.
+
+#include "net/ws_server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+
+namespace ferry::net::detail {
+
+// Declared inside ferry::net so that `net::` means Asio in these files and
+// not the enclosing namespace.
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+// Sessions are templates on their stream, so the plain path pays nothing
+// (no virtual call, no branch) for TLS being possible.
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+/// Largest chunk read from a WebSocket at once; bounds the memory a message
+/// we discard can take.
+constexpr size_t ws_read_chunk = 64 * 1024;
+
+/// Time the queued frames plus the close handshake get after `close()` or an
+/// overflow before the socket is closed hard. Memory is bounded already; this
+/// only bounds how long a peer that stopped reading keeps its socket. It is
+/// generous because a slow reader that resumes should still get the notice.
+constexpr auto ws_close_grace = std::chrono::seconds(60);
+
+/// The same, when the whole server stops.
+constexpr auto ws_stop_grace = std::chrono::seconds(1);
+
+/// The longest reason a close frame can carry (RFC 6455, 5.5).
+constexpr size_t ws_close_reason_max = 123;
+
+inline std::string endpoint_text(const tcp::endpoint& ep) {
+  auto address = ep.address();
+  auto host = address.to_string();
+  if (address.is_v6())
+    host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+
+/// What the server's registry can do with any of its sessions.
+class session_base {
+public:
+  virtual ~session_base() = default;
+
+  /// Closes the session because the server stops; thread-safe.
+  virtual void shutdown() = 0;
+};
+
+// -- server state -------------------------------------------------------------
+
+/// Shared by the listener and every session: sessions keep it alive, it only
+/// keeps weak references to them.
+class server_state : public std::enable_shared_from_this<server_state> {
+public:
+  server_state(net::io_context& ioc, ws_server_options opts,
+               ws_server::open_handler on_open, ws_server::http_handler on_http)
+    : ioc_(ioc),
+      opts_(std::move(opts)),
+      on_open_(std::move(on_open)),
+      on_http_(std::move(on_http)),
+      acceptor_(net::make_strand(ioc)),
+      retry_timer_(acceptor_.get_executor()) {
+    // max_inflight == 0 would never read anything; treat it as "no cap".
+    if (opts_.max_inflight == 0)
+      opts_.max_inflight = std::numeric_limits<size_t>::max();
+  }
+
+  std::string start();
+
+  void stop();
+
+  uint16_t port() const {
+    return port_;
+  }
+
+  /// Adds a session; false when the server already stopped.
+  bool add(const std::shared_ptr<session_base>& session) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopped_)
+      return false;
+    sessions_.emplace(session.get(), entry{session, false});
+    return true;
+  }
+
+  /// Counts `session` as an open WebSocket from now on.
+  void mark_open(const session_base* session) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = sessions_.find(session); i != sessions_.end())
+      i->second.open_websocket = true;
+  }
+
+  void remove(const session_base* session) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    sessions_.erase(session);
+  }
+
+  size_t websocket_count() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return static_cast<size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(),
+                    [](const auto& kvp) { return kvp.second.open_websocket; }));
+  }
+
+  const ws_server_options& opts() const {
+    return opts_;
+  }
+
+  /// A TLS handshake with `remote` failed; the session closes itself.
+  void handshake_failed(const std::string& remote, const std::string& reason) {
+    ++handshake_failures_;
+    if (opts_.on_handshake_failure)
+      opts_.on_handshake_failure(remote, reason);
+  }
+
+  uint64_t handshake_failures() const {
+    return handshake_failures_;
+  }
+
+  const ws_server::open_handler& on_open() const {
+    return on_open_;
+  }
+
+  const ws_server::http_handler& on_http() const {
+    return on_http_;
+  }
+
+private:
+  struct entry {
+    std::weak_ptr<session_base> session;
+    /// HTTP sessions and WebSockets in their handshake are closed by stop()
+    /// but are no connections of the owner's.
+    bool open_websocket;
+  };
+
+  void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+  void on_retry(beast::error_code ec);
+
+  net::io_context& ioc_;
+  ws_server_options opts_;
+  ws_server::open_handler on_open_;
+  ws_server::http_handler on_http_;
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_timer_;
+  std::atomic<uint16_t> port_{0};
+  std::atomic<uint64_t> handshake_failures_{0};
+  bool started_ = false;
+  mutable std::mutex mtx_;
+  bool stopped_ = false;
+  std::unordered_map<const session_base*, entry> sessions_;
+};
+
+using server_ptr = std::shared_ptr<server_state>;
+
+} // namespace ferry::net::detail

@@ -1,0 +1,461 @@
+#pragma once
+
+// One WebSocket connection of the server (net/ws_server.cpp): reads frames
+// for its owner, queues and writes the owner's frames, closes. Internal.
+
+#include "net/write_batching_stream.hpp"
+#include "net/ws_server_state.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ferry::net::detail {
+
+/// Frames written to the socket at once: many small events per system call,
+/// and still an early first write for the first events of a query.
+constexpr size_t ws_batch_bytes = 64 * 1024;
+
+/// permessage-deflate's memory per connection: the compressor's window
+/// (2^13 bytes, four times that in zlib's tables) and hash (memory level 6),
+/// about 64 KiB; the decompressor's window is the client's choice, at most
+/// 32 KiB.
+constexpr int ws_deflate_window_bits = 13;
+constexpr int ws_deflate_mem_level = 6;
+/// The fastest level: hex ids, keys and signatures barely compress at any
+/// level; the JSON around them and repeated pubkeys and tags do at this one.
+constexpr int ws_deflate_level = 1;
+
+// -- WebSocket session --------------------------------------------------------
+
+template <class Stream>
+class websocket_session
+  : public ws_connection,
+    public session_base,
+    public std::enable_shared_from_this<websocket_session<Stream>> {
+public:
+  /// `next_layer` becomes the WebSocket's stream: a socket for plain TCP, the
+  /// handshaken TLS stream for TLS.
+  template <class NextLayer>
+  websocket_session(NextLayer&& next_layer, server_ptr server)
+    : ws_(std::forward<NextLayer>(next_layer)),
+      close_timer_(ws_.get_executor()),
+      server_(std::move(server)) {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    if (!ec)
+      remote_ = endpoint_text(ep);
+  }
+
+  ~websocket_session() override {
+    server_->remove(this);
+    // Only reached unfinished when the io_context went away with our handlers
+    // still queued; the owner is promised on_close in every case.
+    if (opened_ && !finished_ && callbacks_.on_close)
+      callbacks_.on_close("io stopped");
+  }
+
+  /// Accepts the upgrade `req` and starts the session.
+  void run(http::request<http::string_body> req) {
+    if (!server_->add(this->shared_from_this()))
+      return;
+    ws_.next_layer().keep_alive_with(this->weak_from_this());
+    net::dispatch(ws_.get_executor(),
+                  beast::bind_front_handler(&websocket_session::on_run,
+                                            this->shared_from_this(),
+                                            std::move(req)));
+  }
+
+  // -- ws_connection ----------------------------------------------------------
+
+  void send(std::shared_ptr<const std::string> frame) override {
+    if (!frame)
+      return;
+    std::vector<std::shared_ptr<const std::string>> frames;
+    frames.push_back(std::move(frame));
+    post_frames(std::move(frames));
+  }
+
+  void send_all(std::vector<std::string> frames) override {
+    std::vector<std::shared_ptr<const std::string>> shared;
+    shared.reserve(frames.size());
+    for (auto& frame : frames)
+      shared.push_back(std::make_shared<const std::string>(std::move(frame)));
+    post_frames(std::move(shared));
+  }
+
+  size_t queued_bytes() const override {
+    return queued_bytes_.load(std::memory_order_relaxed);
+  }
+
+  void frame_done() override {
+    // Never below zero, even if the owner acknowledges too often.
+    auto current = inflight_.load();
+    do {
+      if (current == 0)
+        return;
+    } while (!inflight_.compare_exchange_weak(current, current - 1));
+    // Only the step from "at the cap" to "below it" can unpause reading.
+    if (current == server_->opts().max_inflight)
+      net::post(ws_.get_executor(),
+                beast::bind_front_handler(&websocket_session::do_read,
+                                          this->shared_from_this()));
+  }
+
+  void close(std::string reason) override {
+    net::post(ws_.get_executor(),
+              beast::bind_front_handler(&websocket_session::on_close_request,
+                                        this->shared_from_this(),
+                                        std::move(reason)));
+  }
+
+  const std::string& remote_address() const override {
+    return remote_;
+  }
+
+  // -- session_base -----------------------------------------------------------
+
+  void shutdown() override {
+    net::post(ws_.get_executor(),
+              beast::bind_front_handler(&websocket_session::on_shutdown,
+                                        this->shared_from_this()));
+  }
+
+private:
+  using frame_ptr = std::shared_ptr<const std::string>;
+
+  void on_run(http::request<http::string_body> req) {
+    ws_.set_option(
+      websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(
+      websocket::stream_base::decorator([](websocket::response_type& res) {
+        res.set(http::field::server, "ferry");
+      }));
+    // Beast would fail the whole connection on an oversize message; we
+    // discard such messages ourselves and keep the connection.
+    ws_.read_message_max(0);
+    ws_.text(true);
+    if (server_->opts().compression) {
+      websocket::permessage_deflate deflate;
+      deflate.server_enable = true;
+      deflate.server_max_window_bits = ws_deflate_window_bits;
+      deflate.memLevel = ws_deflate_mem_level;
+      deflate.compLevel = ws_deflate_level;
+      ws_.set_option(deflate);
+    }
+    ws_.async_accept(req,
+                     beast::bind_front_handler(&websocket_session::on_accept,
+                                               this->shared_from_this()));
+  }
+
+  void on_accept(beast::error_code ec) {
+    if (ec || shutting_down_) {
+      // The owner never saw this connection, so there is nobody to tell.
+      finished_ = true;
+      beast::get_lowest_layer(ws_).close();
+      server_->remove(this);
+      return;
+    }
+    opened_ = true;
+    if (server_->on_open())
+      callbacks_ = server_->on_open()(this->shared_from_this());
+    // Counted once the owner knows the connection, so that a count the owner
+    // sees always has its on_open behind it.
+    server_->mark_open(this);
+    do_read();
+  }
+
+  // -- reading ----------------------------------------------------------------
+
+  void do_read() {
+    if (reading_ || !opened_ || finished_ || close_started_)
+      return;
+    if (inflight_.load() >= server_->opts().max_inflight)
+      return; // frame_done() resumes
+    reading_ = true;
+    // Never buffer more than one byte beyond the limit: that byte is what
+    // tells an oversize message apart from one of exactly the limit.
+    const auto& opts = server_->opts();
+    auto limit = ws_read_chunk;
+    if (!discarding_)
+      limit = std::min(limit, opts.max_frame_bytes + 1 - message_bytes_);
+    ws_.async_read_some(buffer_, limit,
+                        beast::bind_front_handler(&websocket_session::on_read,
+                                                  this->shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t bytes) {
+    reading_ = false;
+    if (finished_)
+      return;
+    if (ec) {
+      // A read suspended by our own close handshake; on_close_done ends it.
+      if (close_started_ && ec == net::error::operation_aborted)
+        return;
+      if (close_pending_)
+        return finish(close_text_);
+      if (ec == websocket::error::closed)
+        return finish(peer_close_text());
+      return finish("read: " + ec.message());
+    }
+    message_bytes_ += bytes;
+    if (!discarding_ && message_bytes_ > server_->opts().max_frame_bytes)
+      discarding_ = true;
+    if (discarding_)
+      buffer_.consume(buffer_.size());
+    if (ws_.is_message_done()) {
+      // After close() the owner wants no more traffic from this peer.
+      if (!close_pending_) {
+        if (discarding_) {
+          if (callbacks_.on_oversize)
+            callbacks_.on_oversize(message_bytes_);
+        } else {
+          // Counted before the call: the owner may acknowledge from another
+          // thread before on_frame even returns.
+          ++inflight_;
+          if (callbacks_.on_frame)
+            callbacks_.on_frame(beast::buffers_to_string(buffer_.data()));
+        }
+      }
+      buffer_.consume(buffer_.size());
+      message_bytes_ = 0;
+      discarding_ = false;
+    }
+    do_read();
+  }
+
+  std::string peer_close_text() const {
+    const auto& reason = ws_.reason();
+    auto text = "closed by peer (" + std::to_string(reason.code);
+    if (!reason.reason.empty())
+      text += ": " + std::string(reason.reason.data(), reason.reason.size());
+    return text + ")";
+  }
+
+  // -- writing ----------------------------------------------------------------
+
+  /// Counts the frames as queued at once, in the owner's thread: a producer
+  /// that checks `queued_bytes` sees what it sent even while the strand is
+  /// busy (compressing, say) and has not taken the frames yet. Frames that
+  /// would pass the cap are never queued: the strand is told to overflow.
+  void post_frames(std::vector<frame_ptr> frames) {
+    size_t bytes = 0;
+    for (const auto& frame : frames)
+      bytes += frame->size();
+    const auto cap = server_->opts().max_outbound_bytes;
+    auto queued = queued_bytes_.load();
+    do {
+      if (queued + bytes > cap) {
+        net::post(ws_.get_executor(),
+                  beast::bind_front_handler(&websocket_session::on_overflow,
+                                            this->shared_from_this()));
+        return;
+      }
+    } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes));
+    net::post(ws_.get_executor(),
+              beast::bind_front_handler(&websocket_session::on_send,
+                                        this->shared_from_this(),
+                                        std::move(frames), bytes));
+  }
+
+  void on_send(std::vector<frame_ptr> frames, size_t bytes) {
+    // Nothing goes out after a close was requested: the close frame is last.
+    if (!opened_ || finished_ || close_pending_) {
+      queued_bytes_ -= bytes;
+      return;
+    }
+    for (auto& frame : frames)
+      queue_.push_back(std::move(frame));
+    // One batch in flight at a time; on_flushed starts the next.
+    if (batch_frames_ == 0)
+      do_write();
+  }
+
+  void on_overflow() {
+    if (opened_ && !finished_ && !close_pending_)
+      overflow();
+  }
+
+  void overflow() {
+    // The frames of the batch in flight are being written and a WebSocket
+    // frame cannot be cut off midway, so they stay; everything behind goes.
+    while (queue_.size() > batch_frames_) {
+      queued_bytes_ -= queue_.back()->size();
+      queue_.pop_back();
+    }
+    const auto& notice = server_->opts().overflow_notice;
+    if (!notice.empty()) {
+      queued_bytes_ += notice.size();
+      queue_.push_back(std::make_shared<const std::string>(notice));
+      if (batch_frames_ == 0)
+        do_write();
+    }
+    request_close(websocket::close_code::policy_error, "outbound overflow",
+                  ws_close_grace);
+  }
+
+  /// Writes the frames at the front of the queue, up to `ws_batch_bytes`,
+  /// as one socket write: each becomes a WebSocket message in the stream's
+  /// buffer, and the buffer is flushed once.
+  void do_write() {
+    batch_bytes_ = 0;
+    ws_.next_layer().hold();
+    write_next_in_batch();
+  }
+
+  void write_next_in_batch() {
+    const auto& frame = *queue_[batch_frames_++];
+    batch_bytes_ += frame.size();
+    ws_.async_write(net::buffer(frame),
+                    beast::bind_front_handler(&websocket_session::on_write,
+                                              this->shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    if (finished_)
+      return;
+    if (ec)
+      return finish(close_pending_ ? close_text_ : "write: " + ec.message());
+    if (batch_frames_ < queue_.size() && batch_bytes_ < ws_batch_bytes)
+      return write_next_in_batch();
+    ws_.next_layer().flush(beast::bind_front_handler(&websocket_session::on_flushed,
+                                                     this->shared_from_this()));
+  }
+
+  void on_flushed(beast::error_code ec) {
+    if (finished_)
+      return;
+    if (ec)
+      return finish(close_pending_ ? close_text_ : "write: " + ec.message());
+    for (; batch_frames_ > 0; --batch_frames_) {
+      queued_bytes_ -= queue_.front()->size();
+      queue_.pop_front();
+    }
+    if (!queue_.empty())
+      do_write();
+    else if (close_pending_)
+      do_close();
+  }
+
+  // -- closing ----------------------------------------------------------------
+
+  void on_close_request(std::string reason) {
+    request_close(websocket::close_code::normal, std::move(reason),
+                  ws_close_grace);
+  }
+
+  void on_shutdown() {
+    shutting_down_ = true;
+    if (finished_)
+      return;
+    if (!opened_) {
+      // Still in the handshake: on_accept sees the error and cleans up.
+      beast::get_lowest_layer(ws_).close();
+      return;
+    }
+    if (close_pending_) {
+      // Already closing (overflow, owner): only shorten the grace.
+      arm_close_timer(ws_stop_grace);
+      return;
+    }
+    while (queue_.size() > batch_frames_) {
+      queued_bytes_ -= queue_.back()->size();
+      queue_.pop_back();
+    }
+    request_close(websocket::close_code::going_away, "server stopping",
+                  ws_stop_grace);
+  }
+
+  /// Closes after the queued frames; the first request's reason wins.
+  void request_close(websocket::close_code code, std::string reason,
+                     std::chrono::steady_clock::duration grace) {
+    if (!opened_ || finished_ || close_pending_)
+      return;
+    close_pending_ = true;
+    close_code_ = code;
+    close_text_ = std::move(reason);
+    arm_close_timer(grace);
+    if (queue_.empty())
+      do_close();
+  }
+
+  void do_close() {
+    close_started_ = true;
+    auto reason = close_text_.substr(0, ws_close_reason_max);
+    ws_.async_close(websocket::close_reason(close_code_, reason),
+                    beast::bind_front_handler(&websocket_session::on_close_done,
+                                              this->shared_from_this()));
+  }
+
+  void on_close_done(beast::error_code) {
+    // Whatever the handshake's outcome, the reason is the one we closed for.
+    finish(close_text_);
+  }
+
+  void arm_close_timer(std::chrono::steady_clock::duration grace) {
+    close_timer_.expires_after(grace);
+    close_timer_.async_wait(beast::bind_front_handler(
+      &websocket_session::on_close_timeout, this->shared_from_this()));
+  }
+
+  void on_close_timeout(beast::error_code ec) {
+    if (ec == net::error::operation_aborted || finished_)
+      return;
+    // The pending operations now fail and the first one reports close_text_.
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  /// Ends the session exactly once.
+  void finish(const std::string& reason) {
+    if (finished_)
+      return;
+    finished_ = true;
+    close_timer_.cancel();
+    // Frames still on their way to on_send are counted until they get there.
+    for (const auto& frame : queue_)
+      queued_bytes_ -= frame->size();
+    queue_.clear();
+    batch_frames_ = 0;
+    beast::get_lowest_layer(ws_).close();
+    server_->remove(this);
+    // Released before the call: the owner's callbacks may hold the owner.
+    auto on_close = std::move(callbacks_.on_close);
+    callbacks_ = ws_callbacks{};
+    if (on_close)
+      on_close(reason);
+  }
+
+  websocket::stream<write_batching_stream<Stream>> ws_;
+  net::steady_timer close_timer_;
+  server_ptr server_;
+  std::string remote_;
+  ws_callbacks callbacks_;
+  // Inbound.
+  beast::flat_buffer buffer_;
+  size_t message_bytes_ = 0;
+  bool discarding_ = false;
+  bool reading_ = false;
+  std::atomic<size_t> inflight_{0};
+  // Outbound; the first `batch_frames_` frames are being written.
+  std::deque<frame_ptr> queue_;
+  size_t batch_frames_ = 0;
+  size_t batch_bytes_ = 0;
+  std::atomic<size_t> queued_bytes_{0};
+  // Lifecycle.
+  bool opened_ = false;
+  bool shutting_down_ = false;
+  bool close_pending_ = false;
+  bool close_started_ = false;
+  bool finished_ = false;
+  websocket::close_code close_code_ = websocket::close_code::normal;
+  std::string close_text_;
+};
+
+} // namespace ferry::net::detail
