@@ -43,4 +43,20 @@ struct hub_state {
 /// forgets them when they go down.
 hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self);
 
+/// The HUB as a class: spawn it with `spawn<hub_impl>()`. CAF 0.17.6 spawns a
+/// function that takes no arguments through a null argument tuple that it
+/// dereferences (UBSan reports it on every start); the class form has none.
+class hub_impl : public hub_actor::stateful_base<hub_state> {
+public:
+  using super = hub_actor::stateful_base<hub_state>;
+
+  explicit hub_impl(caf::actor_config& cfg) : super(cfg) {
+    // nop
+  }
+
+  behavior_type make_behavior() override {
+    return hub(this);
+  }
+};
+
 } // namespace ferry

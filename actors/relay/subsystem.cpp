@@ -14,7 +14,7 @@ child_spec relay_subsystem(const node_wiring& wiring, restart_policy policy) {
   auto ctx = wiring.relay;
   std::vector<child_spec> children;
   children.push_back(slotted("hub", "hub", ctx->hub, [](caf::local_actor* self) {
-    return self->system().spawn(hub);
+    return self->system().spawn<hub_impl>();
   }));
   auto qcfg = query_worker_config_for(wiring.cfg.relay.limits.max_outbound_bytes);
   for (size_t i = 0; i < ctx->query_workers.size(); ++i)

@@ -15,7 +15,7 @@ namespace {
 /// over a store whose `repo_sync` lags behind it.
 struct startup_fixture : fixture {
   startup_fixture() {
-    hub_handle = sys.spawn(hub);
+    hub_handle = sys.spawn<hub_impl>();
     hub_slot = std::make_shared<handle_slot<hub_actor>>(hub_handle);
     subscriber_config.service.domain = "git.example.com";
     subscriber_config.rebuild_slice = 1;

@@ -50,7 +50,7 @@ struct fixture : test::deterministic_actor_system {
   fixture() {
     saved_level = log::get().level();
     log::get().set_level(spdlog::level::off);
-    hub_handle = sys.spawn(hub);
+    hub_handle = sys.spawn<hub_impl>();
     hub_slot = std::make_shared<handle_slot<hub_actor>>(hub_handle);
     listener = sys.spawn(recorder, seen, rebuilds);
     listener_slot = std::make_shared<handle_slot<grasp_listener_actor>>(listener);

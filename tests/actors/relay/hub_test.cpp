@@ -66,7 +66,7 @@ ingest_item_ptr item(uint32_t kind) {
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    aut = sys.spawn(hub);
+    aut = sys.spawn<hub_impl>();
     session = sys.spawn(mock_session, seen);
     run();
   }
