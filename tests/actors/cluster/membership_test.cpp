@@ -4,6 +4,7 @@
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/error.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/after.hpp>
 #include <caf/settings.hpp>
@@ -67,9 +68,7 @@ std::vector<std::string> relay_urls(size_t n) {
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    // Joins, deaths and refusals are logged; keep the test output readable.
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
+    // nop
   }
 
   ~fixture() {
@@ -78,7 +77,6 @@ struct fixture : test::deterministic_actor_system {
     if (listener)
       self->send_exit(listener, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   void launch(membership_config config = node_a_config()) {
@@ -143,7 +141,8 @@ struct fixture : test::deterministic_actor_system {
     }
   }
 
-  spdlog::level::level_enum saved_level;
+  // Joins, deaths and refusals are logged; keep the test output readable.
+  ferry::test::quiet_log quiet;
   membership_actor aut;
   membership_listener_actor listener;
   live_sets seen;

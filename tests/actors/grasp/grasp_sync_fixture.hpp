@@ -11,6 +11,7 @@
 #include "messages/error.hpp"
 #include "store/repo_sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/after.hpp>
@@ -100,8 +101,6 @@ inline std::string address(const std::string& d) {
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     driver = sys.spawn(recording_driver, commands, flushes, answer_flushes);
     driver_slot = std::make_shared<handle_slot<grasp_driver_actor>>(driver);
     config.clock = [this] { return wall; };
@@ -112,7 +111,6 @@ struct fixture : test::deterministic_actor_system {
     stop();
     self->send_exit(driver, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   /// Starts GRASP SYNC; `rebuilt`: then tells it the rebuild is done, as
@@ -221,7 +219,7 @@ struct fixture : test::deterministic_actor_system {
   grasp_sync_config config;
   grasp_sync_actor aut;
   int64_t wall = start_time;
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
 };
 
 } // namespace ferry::grasp_sync_test

@@ -5,6 +5,7 @@
 #include "messages/error.hpp"
 #include "store/repo_sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/after.hpp>
@@ -48,8 +49,6 @@ const std::string r2 = "wss://r2.example";
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     hub_handle = sys.spawn<hub_impl>();
     hub_slot = std::make_shared<handle_slot<hub_actor>>(hub_handle);
     listener = sys.spawn(recorder, seen, rebuilds);
@@ -64,7 +63,6 @@ struct fixture : test::deterministic_actor_system {
     self->send_exit(hub_handle, caf::exit_reason::user_shutdown);
     self->send_exit(listener, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   self_subscriber_actor start() {
@@ -128,7 +126,7 @@ struct fixture : test::deterministic_actor_system {
   std::vector<caf::actor> actors;
   nostr::keypair owner = nostr::generate_keypair();
   nostr::keypair contributor = nostr::generate_keypair();
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
 };
 
 } // namespace

@@ -9,6 +9,7 @@
 #include "store/hosted_relay_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
 #include "tests/fixtures/json.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/after.hpp>
@@ -134,11 +135,9 @@ struct fixture : test::deterministic_actor_system {
   nostr::keypair keys = nostr::generate_keypair();
   config::infra_config settings = test_settings();
   size_t backlog_limit = 1000;
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
 
   fixture() {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     settings.retry_base_ms = 30000;
     settings.retry_cap_ms = 900000;
     settings.max_attempts = 6;
@@ -154,7 +153,6 @@ struct fixture : test::deterministic_actor_system {
     stop_reconciler();
     self->send_exit(registry, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   void start_reconciler() {

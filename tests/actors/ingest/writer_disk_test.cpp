@@ -9,6 +9,7 @@
 #include "messages/nostr/keys.hpp"
 #include "store/sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 #include "tests/fixtures/tmpfs.hpp"
 
 #include <caf/after.hpp>
@@ -25,8 +26,6 @@ constexpr uint64_t reserve = 2 << 20;
 
 struct fixture : test::deterministic_actor_system {
   explicit fixture(const test::small_tmpfs& fs) {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     store::store_options opts;
     opts.path = fs.file("store");
     opts.write_buffer_mb = 1;
@@ -44,7 +43,6 @@ struct fixture : test::deterministic_actor_system {
   ~fixture() {
     self->send_exit(aut, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   /// An event from sync server "s".
@@ -83,7 +81,7 @@ struct fixture : test::deterministic_actor_system {
     return *c ? (*c)->created_at : 0;
   }
 
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
   nostr::keypair keys = nostr::generate_keypair();
   std::unique_ptr<store::event_store> db;
   writer_actor aut;

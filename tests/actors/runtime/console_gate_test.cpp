@@ -4,6 +4,7 @@
 #include "messages/error.hpp"
 #include "messages/secret.hpp"
 #include "messages/type_ids.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -29,8 +30,6 @@ struct gate_fixture {
   }
 
   gate_fixture() : sys(init(cfg)), self(sys) {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     // Any actor will do as the inspector: the gate only hands it out.
     stand_in = sys.spawn([]() -> caf::behavior { return {[](int) {}}; });
     slot->set(caf::actor_cast<inspector_actor>(stand_in));
@@ -39,7 +38,6 @@ struct gate_fixture {
   ~gate_fixture() {
     caf::anon_send_exit(stand_in, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
-    log::get().set_level(saved_level);
   }
 
   void start(std::string secret) {
@@ -75,7 +73,7 @@ struct gate_fixture {
   handle_slot_ptr<inspector_actor> slot
     = std::make_shared<handle_slot<inspector_actor>>();
   console_gate_actor gate;
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
 };
 
 } // namespace

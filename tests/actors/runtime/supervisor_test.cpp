@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "messages/error.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/after.hpp>
@@ -75,16 +76,13 @@ restart_policy exact_policy() {
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    // Restart warnings are expected here; keep the test output readable.
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
+    // nop
   }
 
   ~fixture() {
     if (aut)
       self->send_exit(aut, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   void launch(std::vector<child_spec> specs,
@@ -149,7 +147,8 @@ struct fixture : test::deterministic_actor_system {
   }
 
   std::vector<caf::down_msg> downs;
-  spdlog::level::level_enum saved_level;
+  // Restart warnings are expected here; keep the test output readable.
+  ferry::test::quiet_log quiet;
   supervisor_actor aut;
 };
 

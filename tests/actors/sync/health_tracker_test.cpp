@@ -4,6 +4,7 @@
 #include "actors/runtime/metrics.hpp"
 #include "messages/error.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/after.hpp>
 #include <caf/settings.hpp>
@@ -38,16 +39,13 @@ const std::string relay_b = "wss://b.example";
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    // Failure warnings are expected here; keep the test output readable.
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
+    // nop
   }
 
   ~fixture() {
     if (aut)
       self->send_exit(aut, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   void launch(health_tracker_config config = exact_config()) {
@@ -95,7 +93,8 @@ struct fixture : test::deterministic_actor_system {
     return *x;
   }
 
-  spdlog::level::level_enum saved_level;
+  // Failure warnings are expected here; keep the test output readable.
+  ferry::test::quiet_log quiet;
   health_tracker_actor aut;
 };
 

@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "messages/error.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/after.hpp>
 #include <caf/settings.hpp>
@@ -58,9 +59,6 @@ std::vector<sub_outcome> outcomes(const batch_info& b) {
 
 struct fixture : test::deterministic_actor_system {
   fixture() {
-    // Failed batches log warnings; keep the test output readable.
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     listener = sys.spawn(mock_listener, seen);
     pending_batches_config config;
     config.timeout = 30s;
@@ -72,7 +70,6 @@ struct fixture : test::deterministic_actor_system {
     self->send_exit(aut, caf::exit_reason::user_shutdown);
     self->send_exit(listener, caf::exit_reason::user_shutdown);
     run();
-    log::get().set_level(saved_level);
   }
 
   /// Sends a request to the actor and collects its reply or error.
@@ -111,7 +108,8 @@ struct fixture : test::deterministic_actor_system {
     return *xs;
   }
 
-  spdlog::level::level_enum saved_level;
+  // Failed batches log warnings; keep the test output readable.
+  ferry::test::quiet_log quiet;
   std::shared_ptr<std::vector<settled>> seen
     = std::make_shared<std::vector<settled>>();
   batch_listener_actor listener;

@@ -6,6 +6,7 @@
 #include "messages/type_ids.hpp"
 #include "store/sync_store.hpp"
 #include "tests/fixtures/json.hpp"
+#include "tests/fixtures/quiet_log.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <caf/actor_system.hpp>
@@ -101,8 +102,6 @@ struct fixture {
   }
 
   fixture() : sys(init(cfg)), self(sys) {
-    saved_level = log::get().level();
-    log::get().set_level(spdlog::level::off);
     config::ingest_config ingest;
     ingest.verifiers = 1;
     pipeline = spawn_ingest_pipeline(sys, *db.store, ingest);
@@ -122,7 +121,6 @@ struct fixture {
                         caf::actor_cast<caf::actor>(pipeline.writer)});
     for (auto& v : pipeline.verifiers)
       caf::anon_send_exit(v, caf::exit_reason::user_shutdown);
-    log::get().set_level(saved_level);
   }
 
   void set_health(std::vector<relay_health> canned) {
@@ -184,7 +182,7 @@ struct fixture {
   health_tracker_actor health;
   relay_connection_deps deps;
   sync_manager_actor mgr;
-  spdlog::level::level_enum saved_level;
+  ferry::test::quiet_log quiet;
 };
 
 bool is_error(const caf::expected<std::string>& x, ec code) {
