@@ -1,0 +1,99 @@
+#pragma once
+
+// What the event store's sources share: event_store.cpp (opening, flushing,
+// disk space), event_store_query.cpp (reading) and event_store_write.cpp
+// (writing). Private to store/: nothing outside it includes this header.
+
+#include "store/event_store.hpp"
+
+#include "messages/error.hpp"
+#include "store/column_families.hpp"
+#include "store/keys.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/options.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::store {
+
+inline caf::error storage_error(const rocksdb::Status& s) {
+  return caf::make_error(ec::storage_failure, s.ToString());
+}
+
+inline rocksdb::Slice slice_of(const bytes32& x) {
+  return {reinterpret_cast<const char*>(x.data()), x.size()};
+}
+
+inline std::string_view view_of(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+/// Follows RocksDB's background error state. Called on RocksDB's threads
+/// (a writer's, a flush's, the SstFileManager's recovery thread).
+class error_listener : public rocksdb::EventListener {
+public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status* bg_error) override {
+    if (bg_error->ok())
+      return;
+    pending.store(true);
+    if (bg_error->IsNoSpace())
+      no_space.store(true);
+  }
+
+  void OnErrorRecoveryEnd(
+    const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok())
+      clear();
+  }
+
+  void clear() {
+    pending.store(false);
+    no_space.store(false);
+  }
+
+  /// A background error is set: the DB refuses writes until it clears.
+  std::atomic<bool> pending{false};
+  /// ... and it is (or began as) an out-of-space error.
+  std::atomic<bool> no_space{false};
+};
+
+struct event_store::impl {
+  rocksdb::DB* db = nullptr;
+  /// Ferry's families (indexed by `cf`) followed by any unknown ones found on
+  /// disk, which RocksDB insists on opening too.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::WriteOptions write_options;
+  std::string path;
+  uint64_t reserve_bytes = 0;
+  std::shared_ptr<error_listener> errors = std::make_shared<error_listener>();
+  /// Set by the writer's thread, read by any: space_problem() without a lock.
+  std::atomic<bool> disk_full{false};
+  mutable std::mutex space_mutex;
+  std::string space_problem;
+
+  ~impl();
+
+  rocksdb::ColumnFamilyHandle* h(cf family) const {
+    return handles[static_cast<size_t>(family)];
+  }
+
+  void set_space_problem(std::string text) {
+    std::lock_guard<std::mutex> guard{space_mutex};
+    space_problem = std::move(text);
+    disk_full.store(!space_problem.empty());
+  }
+
+  /// A failed commit: out of space (now, or RocksDB is still read-only from
+  /// an earlier ENOSPC) makes the disk full until `recheck_space` says not.
+  caf::error write_failed(const rocksdb::Status& s);
+};
+
+} // namespace ferry::store

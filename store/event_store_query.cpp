@@ -1,0 +1,529 @@
+// The event store's reading side: query planning (which index answers a
+// filter), the merged index cursors, and scan, count and negentropy_items.
+
+#include "store/event_store.hpp"
+
+#include "store/event_store_internal.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <unordered_set>
+#include <utility>
+
+namespace ferry::store {
+
+namespace {
+
+/// Hash of an id for the sets of `count`: ids are SHA-256 digests, so any
+/// eight of their bytes are already uniformly distributed.
+struct id_hash {
+  size_t operator()(const bytes32& id) const {
+    size_t h;
+    std::memcpy(&h, id.data(), sizeof(h));
+    return h;
+  }
+};
+
+using id_set = std::unordered_set<bytes32, id_hash>;
+
+/// Releases a snapshot when a read finishes.
+class snapshot_guard {
+public:
+  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {
+  }
+  ~snapshot_guard() {
+    db_->ReleaseSnapshot(snap_);
+  }
+  snapshot_guard(const snapshot_guard&) = delete;
+  snapshot_guard& operator=(const snapshot_guard&) = delete;
+  const rocksdb::Snapshot* get() const {
+    return snap_;
+  }
+
+private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+/// The smallest key greater than every key starting with `prefix`; "" when
+/// there is none (empty prefix or all 0xff).
+std::string prefix_successor(std::string prefix) {
+  while (!prefix.empty()) {
+    auto last = static_cast<uint8_t>(prefix.back());
+    if (last != 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+// -- query planning ------------------------------------------------------------
+
+/// Which index a filter is answered from.
+enum class index_choice { ids, tag, author_kind, author, kind, created };
+
+/// Above this many (author, kind) pairs, one iterator per pair costs more than
+/// it saves: fall back to the author index and check kinds from the header.
+constexpr size_t max_author_kind_pairs = 256;
+
+struct plan {
+  index_choice index = index_choice::created;
+  cf family = cf::by_created;
+  /// One iterator per prefix, merged newest first.
+  std::vector<std::string> prefixes;
+  /// No authors (kinds) condition is left for the header check: the index
+  /// settles it, or the filter has none.
+  bool covers_authors = false;
+  bool covers_kinds = false;
+  /// A tag condition is left that only the JSON can check.
+  bool needs_json = false;
+
+  /// True when the index keys alone decide the match (expiry aside).
+  bool covers_everything() const {
+    return index != index_choice::ids && !needs_json && covers_authors
+           && covers_kinds;
+  }
+};
+
+/// The plan for `f`, or nullopt when `f` cannot match anything.
+std::optional<plan> make_plan(const nostr::filter& f) {
+  if ((f.ids && f.ids->empty()) || (f.authors && f.authors->empty())
+      || (f.kinds && f.kinds->empty()))
+    return std::nullopt;
+  for (const auto& t : f.tags)
+    if (t.values.empty())
+      return std::nullopt;
+  if (f.until && *f.until < 0)
+    return std::nullopt;
+  if (f.since && f.until && *f.since > *f.until)
+    return std::nullopt;
+  plan p;
+  p.needs_json = !f.tags.empty();
+  if (f.ids) {
+    p.index = index_choice::ids;
+    return p;
+  }
+  // Fewest values first: fewer iterators, and usually fewer entries.
+  const nostr::tag_condition* best = nullptr;
+  for (const auto& t : f.tags)
+    if (is_indexed_tag_name(std::string_view{&t.letter, 1})
+        && (best == nullptr || t.values.size() < best->values.size()))
+      best = &t;
+  if (best != nullptr) {
+    p.index = index_choice::tag;
+    p.family = cf::by_tag;
+    for (const auto& v : best->values)
+      p.prefixes.push_back(tag_prefix(best->letter, v));
+    p.needs_json = f.tags.size() > 1;
+    p.covers_authors = !f.authors;
+    p.covers_kinds = !f.kinds;
+    return p;
+  }
+  if (f.authors && f.kinds
+      && f.authors->size() * f.kinds->size() <= max_author_kind_pairs) {
+    p.index = index_choice::author_kind;
+    p.family = cf::by_author_kind;
+    for (const auto& a : *f.authors)
+      for (auto k : *f.kinds)
+        p.prefixes.push_back(author_kind_prefix(a, k));
+    p.covers_authors = p.covers_kinds = true;
+    return p;
+  }
+  if (f.authors) {
+    p.index = index_choice::author;
+    p.family = cf::by_author;
+    for (const auto& a : *f.authors)
+      p.prefixes.push_back(author_prefix(a));
+    p.covers_authors = true;
+    p.covers_kinds = !f.kinds;
+    return p;
+  }
+  if (f.kinds) {
+    p.index = index_choice::kind;
+    p.family = cf::by_kind;
+    for (auto k : *f.kinds)
+      p.prefixes.push_back(kind_prefix(k));
+    p.covers_authors = p.covers_kinds = true;
+    return p;
+  }
+  p.prefixes.emplace_back();
+  p.covers_authors = p.covers_kinds = true;
+  return p;
+}
+
+/// Checks what the header can tell: expiry, time bounds, and the authors and
+/// kinds the index did not cover.
+bool header_matches(const plan& p, const nostr::filter& f,
+                    const event_header& h, int64_t now) {
+  if (h.expiration != 0 && h.expiration <= now)
+    return false;
+  if ((f.since && h.created_at < *f.since) || (f.until && h.created_at > *f.until))
+    return false;
+  if (!p.covers_authors && f.authors
+      && !std::binary_search(f.authors->begin(), f.authors->end(), h.pubkey))
+    return false;
+  if (!p.covers_kinds && f.kinds
+      && !std::binary_search(f.kinds->begin(), f.kinds->end(), h.kind))
+    return false;
+  return true;
+}
+
+/// The suffix bytes of a position, for comparisons with key suffixes.
+std::string suffix_of(int64_t created_at, const bytes32& id) {
+  std::string out;
+  out.reserve(suffix_size);
+  put_suffix(out, created_at, id);
+  return out;
+}
+
+/// Several prefix iterators over one index family, merged by key suffix so
+/// they yield one newest-first sequence without duplicates. Each cursor is
+/// bounded by `[prefix · ~until, prefix · ~since]` and starts strictly after
+/// the resume position.
+class merged_index {
+public:
+  merged_index(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+               const rocksdb::Snapshot* snap,
+               const std::vector<std::string>& prefixes,
+               std::optional<int64_t> since, std::optional<int64_t> until,
+               const std::optional<std::string>& resume_suffix) {
+    cursors_.reserve(prefixes.size());
+    for (const auto& prefix : prefixes) {
+      auto c = std::make_unique<cursor>();
+      c->prefix_size = prefix.size();
+      if (since && invert_time(*since) != std::numeric_limits<uint64_t>::max()) {
+        c->upper = prefix;
+        put_fixed64(c->upper, invert_time(*since) + 1);
+      } else {
+        c->upper = prefix_successor(prefix);
+      }
+      c->upper_slice = c->upper;
+      rocksdb::ReadOptions ro;
+      ro.snapshot = snap;
+      if (!c->upper.empty())
+        ro.iterate_upper_bound = &c->upper_slice;
+      c->it.reset(db->NewIterator(ro, family));
+      std::string start = prefix;
+      if (until)
+        put_fixed64(start, invert_time(*until));
+      if (resume_suffix) {
+        auto resume_key = prefix + *resume_suffix;
+        if (resume_key > start)
+          start = std::move(resume_key);
+      }
+      c->it->Seek(start);
+      if (resume_suffix)
+        while (c->it->Valid() && suffix(*c) <= *resume_suffix)
+          c->it->Next();
+      if (!c->it->status().ok())
+        status_ = c->it->status();
+      if (c->it->Valid())
+        heap_.push_back(cursors_.size());
+      cursors_.push_back(std::move(c));
+    }
+    std::make_heap(heap_.begin(), heap_.end(), greater());
+  }
+
+  bool valid() const {
+    return status_.ok() && !heap_.empty();
+  }
+
+  /// The current `~created_at · id` suffix.
+  std::string_view current() const {
+    return suffix(*cursors_[heap_.front()]);
+  }
+
+  /// Moves past the current suffix in every cursor that holds it.
+  void next() {
+    std::string done(current());
+    while (!heap_.empty() && current() == done) {
+      std::pop_heap(heap_.begin(), heap_.end(), greater());
+      auto& c = *cursors_[heap_.back()];
+      c.it->Next();
+      if (c.it->Valid()) {
+        std::push_heap(heap_.begin(), heap_.end(), greater());
+      } else {
+        if (!c.it->status().ok())
+          status_ = c.it->status();
+        heap_.pop_back();
+      }
+    }
+  }
+
+  const rocksdb::Status& status() const {
+    return status_;
+  }
+
+private:
+  struct cursor {
+    size_t prefix_size = 0;
+    std::string upper;
+    /// Must stay at a fixed address: the iterator keeps a pointer to it.
+    rocksdb::Slice upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it;
+  };
+
+  static std::string_view suffix(const cursor& c) {
+    auto key = view_of(c.it->key());
+    return key.substr(c.prefix_size);
+  }
+
+  /// Orders the heap so the smallest suffix is on top.
+  struct greater_suffix {
+    const merged_index* self;
+    bool operator()(size_t a, size_t b) const {
+      return suffix(*self->cursors_[a]) > suffix(*self->cursors_[b]);
+    }
+  };
+
+  greater_suffix greater() const {
+    return greater_suffix{this};
+  }
+
+  std::vector<std::unique_ptr<cursor>> cursors_;
+  std::vector<size_t> heap_;
+  rocksdb::Status status_;
+};
+
+/// The index entries of a covered filter, without reading any event.
+template <class F>
+rocksdb::Status for_each_index_id(rocksdb::DB* db,
+                                  rocksdb::ColumnFamilyHandle* family,
+                                  const plan& p, const nostr::filter& f,
+                                  const rocksdb::Snapshot* snap,
+                                  const id_set& expired, F&& f_id) {
+  merged_index m(db, family, snap, p.prefixes, f.since, f.until, std::nullopt);
+  for (; m.valid(); m.next()) {
+    auto pos = decode_suffix(m.current());
+    if (expired.count(pos.id) == 0)
+      f_id(pos.id);
+  }
+  return m.status();
+}
+
+/// Ids of the events whose expiration has passed but that are not purged yet.
+rocksdb::Status expired_ids(rocksdb::DB* db,
+                            rocksdb::ColumnFamilyHandle* by_expiration,
+                            const rocksdb::Snapshot* snap, int64_t now,
+                            id_set& out) {
+  if (now < 0)
+    return rocksdb::Status::OK();
+  std::string upper;
+  put_fixed64(upper, static_cast<uint64_t>(now) + 1);
+  rocksdb::Slice upper_slice = upper;
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, by_expiration));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto key = view_of(it->key());
+    if (key.size() != 40)
+      continue;
+    bytes32 id;
+    std::memcpy(id.data(), key.data() + 8, 32);
+    out.insert(id);
+  }
+  return it->status();
+}
+
+} // namespace
+
+// -- reading -----------------------------------------------------------------------
+
+bool event_store::contains(const nostr::bytes32& id) const {
+  rocksdb::PinnableSlice value;
+  return impl_->db
+    ->Get(rocksdb::ReadOptions{}, impl_->h(cf::events), slice_of(id), &value)
+    .ok();
+}
+
+std::optional<std::string> event_store::get_json(const nostr::bytes32& id) const {
+  rocksdb::PinnableSlice value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->h(cf::events),
+                          slice_of(id), &value);
+  if (!s.ok())
+    return std::nullopt;
+  std::string_view json;
+  if (!decode_event_value(view_of(value), &json))
+    return std::nullopt;
+  return std::string(json);
+}
+
+bool event_store::scan(
+  const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
+  size_t max_events,
+  const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
+  const {
+  // The interface has no error channel: a RocksDB read error ends the scan as
+  // if it were exhausted (the next call would fail the same way).
+  auto p = make_plan(f);
+  if (!p)
+    return false;
+  auto& st = *impl_;
+  snapshot_guard snap{st.db};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap.get();
+  std::optional<std::string> resume_suffix;
+  if (resume)
+    resume_suffix = suffix_of(resume->created_at, resume->id);
+
+  // Checks one candidate; on a match leaves its JSON in `json`.
+  rocksdb::PinnableSlice value;
+  nostr::event parsed;
+  auto check = [&](const bytes32& id, std::string_view& json,
+                   event_header& header) {
+    value.Reset();
+    if (!st.db->Get(ro, st.h(cf::events), slice_of(id), &value).ok())
+      return false;
+    auto h = decode_event_value(view_of(value), &json);
+    if (!h || !header_matches(*p, f, *h, now))
+      return false;
+    header = *h;
+    if (!p->needs_json)
+      return true;
+    return nostr::parse_event(json, parsed).empty() && f.matches(parsed);
+  };
+
+  size_t delivered = 0;
+  if (p->index == index_choice::ids) {
+    std::vector<std::pair<std::string, std::string>> hits; // suffix, json
+    for (const auto& id : *f.ids) {
+      std::string_view json;
+      event_header h;
+      if (!check(id, json, h))
+        continue;
+      auto suffix = suffix_of(h.created_at, id);
+      if (resume_suffix && suffix <= *resume_suffix)
+        continue;
+      hits.emplace_back(std::move(suffix), std::string(json));
+    }
+    std::sort(hits.begin(), hits.end());
+    for (const auto& [suffix, json] : hits) {
+      if (delivered == max_events)
+        return true;
+      auto pos = decode_suffix(suffix);
+      ++delivered;
+      if (!sink(json, scan_position{pos.created_at, pos.id}))
+        return true;
+    }
+    return false;
+  }
+
+  merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
+                 f.until, resume_suffix);
+  for (; m.valid(); m.next()) {
+    if (delivered == max_events)
+      return true;
+    auto pos = decode_suffix(m.current());
+    std::string_view json;
+    event_header h;
+    if (!check(pos.id, json, h))
+      continue;
+    ++delivered;
+    if (!sink(json, scan_position{pos.created_at, pos.id}))
+      return true;
+  }
+  return false;
+}
+
+uint64_t event_store::count(const std::vector<nostr::filter>& fs,
+                            int64_t now) const {
+  // Covered filters are counted from index keys alone. Expiry is the one
+  // condition an index key cannot show, so the ids that have expired but are
+  // not purged yet are read once from `by_expiration` (a short range when
+  // purge_expired runs regularly) and excluded. The interface has no error
+  // channel: a read error counts what was read before it.
+  auto& st = *impl_;
+  snapshot_guard snap{st.db};
+  std::optional<id_set> expired;
+  auto expired_set = [&]() -> const id_set& {
+    if (!expired) {
+      expired.emplace();
+      expired_ids(st.db, st.h(cf::by_expiration), snap.get(), now, *expired);
+    }
+    return *expired;
+  };
+  if (fs.size() == 1) {
+    auto p = make_plan(fs.front());
+    if (!p)
+      return 0;
+    if (p->covers_everything()) {
+      uint64_t n = 0;
+      for_each_index_id(st.db, st.h(p->family), *p, fs.front(), snap.get(),
+                        expired_set(), [&n](const bytes32&) { ++n; });
+      return n;
+    }
+  }
+  id_set seen;
+  for (const auto& f : fs) {
+    auto p = make_plan(f);
+    if (!p)
+      continue;
+    if (p->covers_everything()) {
+      for_each_index_id(st.db, st.h(p->family), *p, f, snap.get(),
+                        expired_set(),
+                        [&seen](const bytes32& id) { seen.insert(id); });
+    } else {
+      scan(f, now, std::nullopt, std::numeric_limits<size_t>::max(),
+           [&seen](std::string_view, const scan_position& pos) {
+             seen.insert(pos.id);
+             return true;
+           });
+    }
+  }
+  return seen.size();
+}
+
+caf::expected<item_scan>
+event_store::negentropy_items(const nostr::filter& f, int64_t now,
+                              size_t max_items) const {
+  item_scan result;
+  auto p = make_plan(f);
+  if (!p)
+    return result;
+  // Matches arrive newest first, so a filter's limit is simply where to stop.
+  const uint64_t wanted = f.limit.value_or(std::numeric_limits<uint64_t>::max());
+  auto take = [&](int64_t created_at, const bytes32& id) {
+    if (result.items.size() == wanted)
+      return false;
+    if (result.items.size() == max_items) {
+      result.over_limit = true;
+      result.items.clear();
+      return false;
+    }
+    result.items.push_back({static_cast<uint64_t>(created_at), id});
+    return true;
+  };
+  if (!p->covers_everything()) {
+    // `scan` has no error channel; a read error ends it like exhaustion.
+    scan(f, now, std::nullopt, std::numeric_limits<size_t>::max(),
+         [&take](std::string_view, const scan_position& pos) {
+           return take(pos.created_at, pos.id);
+         });
+    return result;
+  }
+  auto& st = *impl_;
+  snapshot_guard snap{st.db};
+  id_set expired;
+  if (auto s = expired_ids(st.db, st.h(cf::by_expiration), snap.get(), now,
+                           expired);
+      !s.ok())
+    return storage_error(s);
+  merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
+                 f.until, std::nullopt);
+  for (; m.valid(); m.next()) {
+    auto pos = decode_suffix(m.current());
+    if (expired.count(pos.id) != 0)
+      continue;
+    if (!take(pos.created_at, pos.id))
+      break;
+  }
+  if (!m.status().ok())
+    return storage_error(m.status());
+  return result;
+}
+
+} // namespace ferry::store

@@ -1,0 +1,407 @@
+// The event store's writing side: one atomic batch per call, with duplicates,
+// replaceable and addressable versions, NIP-09 deletions and NIP-40 expiry.
+
+#include "store/event_store.hpp"
+
+#include "store/event_store_internal.hpp"
+
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+namespace ferry::store {
+
+namespace {
+
+/// `kind:pubkey:d` from an `a` tag (the trailing `:d` may be missing for
+/// replaceable kinds).
+struct address {
+  uint32_t kind = 0;
+  bytes32 pubkey{};
+  std::string_view d;
+};
+
+std::optional<address> parse_address(std::string_view text) {
+  auto colon = text.find(':');
+  if (colon == 0 || colon == std::string_view::npos || colon > 5)
+    return std::nullopt;
+  address result;
+  for (size_t i = 0; i < colon; ++i) {
+    if (text[i] < '0' || text[i] > '9')
+      return std::nullopt;
+    result.kind = result.kind * 10 + static_cast<uint32_t>(text[i] - '0');
+  }
+  text.remove_prefix(colon + 1);
+  if (text.size() < 64 || !nostr::from_hex(text.substr(0, 64), result.pubkey))
+    return std::nullopt;
+  text.remove_prefix(64);
+  if (!text.empty()) {
+    if (text.front() != ':')
+      return std::nullopt;
+    result.d = text.substr(1);
+  }
+  return result;
+}
+
+/// True for the kinds that occupy a (kind, pubkey, d) slot.
+bool is_slotted_kind(uint32_t kind) {
+  return nostr::is_replaceable_kind(kind) || nostr::is_addressable_kind(kind);
+}
+
+/// The d part of an event's slot: the d tag for addressable kinds, "" otherwise.
+std::string_view slot_d(const nostr::event& ev) {
+  return nostr::is_addressable_kind(ev.kind) ? nostr::d_tag(ev)
+                                             : std::string_view{};
+}
+
+/// Calls `f(family, key)` for every index entry of `ev` (not `replaceable`).
+template <class F>
+void for_each_index_key(const nostr::event& ev, std::optional<int64_t> exp,
+                        F&& f) {
+  f(cf::by_created, index_key({}, ev.created_at, ev.id));
+  f(cf::by_kind, index_key(kind_prefix(ev.kind), ev.created_at, ev.id));
+  f(cf::by_author, index_key(author_prefix(ev.pubkey), ev.created_at, ev.id));
+  f(cf::by_author_kind,
+    index_key(author_kind_prefix(ev.pubkey, ev.kind), ev.created_at, ev.id));
+  for (const auto& t : ev.tags)
+    if (t.size() >= 2 && is_indexed_tag_name(t[0]))
+      f(cf::by_tag, index_key(tag_prefix(t[0][0], t[1]), ev.created_at, ev.id));
+  if (exp)
+    f(cf::by_expiration, expiration_key(*exp, ev.id));
+}
+
+/// Applies events to one WriteBatch. RocksDB does not read its own pending
+/// batch, so every lookup goes through small overlays of what this batch
+/// already did, and falls back to the database.
+class batch_writer {
+public:
+  batch_writer(rocksdb::DB& db,
+               const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+               rocksdb::WriteBatch& batch, int64_t now)
+    : db_(db), handles_(handles), batch_(batch), now_(now) {
+  }
+
+  caf::expected<write_result> apply(const incoming_event& in) {
+    const auto& ev = in.ev;
+    auto present = contains(ev.id);
+    if (!present)
+      return std::move(present.error());
+    if (*present)
+      return write_result{write_outcome::duplicate,
+                          "duplicate: already have this event"};
+    auto blocked = is_blocked(ev);
+    if (!blocked)
+      return std::move(blocked.error());
+    if (*blocked)
+      return write_result{write_outcome::refused,
+                          "blocked: this event was deleted by its author"};
+    auto exp = nostr::expiration(ev);
+    if (exp && *exp <= now_)
+      return write_result{write_outcome::refused,
+                          "invalid: this event has expired"};
+    if (nostr::is_ephemeral_kind(ev.kind))
+      return write_result{write_outcome::ephemeral, ""};
+    if (is_slotted_kind(ev.kind)) {
+      auto key = replaceable_key(ev.kind, ev.pubkey, slot_d(ev));
+      auto current = slot(key);
+      if (!current)
+        return std::move(current.error());
+      if (*current) {
+        const auto& cur = **current;
+        bool newer = ev.created_at > cur.created_at
+                     || (ev.created_at == cur.created_at && ev.id < cur.id);
+        if (!newer)
+          return write_result{write_outcome::duplicate,
+                              "duplicate: have a newer version of this event"};
+        if (auto err = erase_by_id(cur.id))
+          return err;
+      }
+    }
+    put(in, exp);
+    if (ev.kind == 5)
+      if (auto err = apply_deletion(ev))
+        return err;
+    return write_result{write_outcome::stored, ""};
+  }
+
+  /// Deletes `ev` with every index entry, and its slot when it holds `ev`.
+  caf::error erase(const nostr::event& ev) {
+    batch_.Delete(handle(cf::events), slice_of(ev.id));
+    for_each_index_key(ev, nostr::expiration(ev),
+                       [this](cf family, const std::string& key) {
+                         batch_.Delete(handle(family), key);
+                       });
+    events_[ev.id] = nullptr;
+    if (!is_slotted_kind(ev.kind))
+      return {};
+    auto key = replaceable_key(ev.kind, ev.pubkey, slot_d(ev));
+    auto current = slot(key);
+    if (!current)
+      return std::move(current.error());
+    if (*current && (*current)->id == ev.id) {
+      batch_.Delete(handle(cf::replaceable), key);
+      slots_[key] = std::nullopt;
+    }
+    return {};
+  }
+
+  /// The stored (or batched) event with this id; nullopt when there is none.
+  caf::expected<std::optional<nostr::event>> load(const bytes32& id) {
+    if (auto i = events_.find(id); i != events_.end()) {
+      if (i->second == nullptr)
+        return std::optional<nostr::event>{};
+      return std::optional<nostr::event>{*i->second};
+    }
+    std::string value;
+    auto s = db_.Get(rocksdb::ReadOptions{}, handle(cf::events), slice_of(id),
+                     &value);
+    if (s.IsNotFound())
+      return std::optional<nostr::event>{};
+    if (!s.ok())
+      return storage_error(s);
+    std::string_view json;
+    if (!decode_event_value(value, &json))
+      return caf::make_error(ec::storage_failure,
+                             "corrupt event record " + nostr::to_hex(id));
+    nostr::event ev;
+    if (auto reason = nostr::parse_event(json, ev); !reason.empty())
+      return caf::make_error(ec::storage_failure, "unreadable event "
+                                                    + nostr::to_hex(id) + ": "
+                                                    + reason);
+    return std::optional<nostr::event>{std::move(ev)};
+  }
+
+private:
+  caf::expected<bool> contains(const bytes32& id) {
+    if (auto i = events_.find(id); i != events_.end())
+      return i->second != nullptr;
+    rocksdb::PinnableSlice value;
+    auto s = db_.Get(rocksdb::ReadOptions{}, handle(cf::events), slice_of(id),
+                     &value);
+    if (s.IsNotFound())
+      return false;
+    if (!s.ok())
+      return storage_error(s);
+    return true;
+  }
+
+  caf::expected<std::optional<std::string>> get_deleted(const std::string& key) {
+    if (auto i = deleted_.find(key); i != deleted_.end())
+      return std::optional<std::string>{i->second};
+    std::string value;
+    auto s = db_.Get(rocksdb::ReadOptions{}, handle(cf::deleted), key, &value);
+    if (s.IsNotFound())
+      return std::optional<std::string>{};
+    if (!s.ok())
+      return storage_error(s);
+    return std::optional<std::string>{std::move(value)};
+  }
+
+  void put_deleted(const std::string& key, std::string value) {
+    batch_.Put(handle(cf::deleted), key, value);
+    deleted_[key] = std::move(value);
+  }
+
+  caf::expected<std::optional<suffix_value>> slot(const std::string& key) {
+    if (auto i = slots_.find(key); i != slots_.end())
+      return i->second;
+    std::string value;
+    auto s = db_.Get(rocksdb::ReadOptions{}, handle(cf::replaceable), key,
+                     &value);
+    if (s.IsNotFound())
+      return std::optional<suffix_value>{};
+    if (!s.ok())
+      return storage_error(s);
+    return decode_time_id_value(value);
+  }
+
+  caf::expected<bool> is_blocked(const nostr::event& ev) {
+    // NIP-09: deleting a deletion has no effect, so kind 5 is never blocked by id.
+    if (ev.kind != 5) {
+      auto rec = get_deleted(deleted_id_key(ev.id, ev.pubkey));
+      if (!rec)
+        return std::move(rec.error());
+      if (*rec)
+        return true;
+    }
+    if (is_slotted_kind(ev.kind)) {
+      auto rec = get_deleted(deleted_address_key(ev.kind, ev.pubkey, slot_d(ev)));
+      if (!rec)
+        return std::move(rec.error());
+      if (*rec) {
+        auto deletion = decode_time_id_value(**rec);
+        if (deletion && deletion->created_at >= ev.created_at)
+          return true;
+      }
+    }
+    return false;
+  }
+
+  void put(const incoming_event& in, std::optional<int64_t> exp) {
+    const auto& ev = in.ev;
+    event_header h{ev.created_at, ev.kind, ev.pubkey, exp.value_or(0)};
+    batch_.Put(handle(cf::events), slice_of(ev.id), encode_event_value(h, in.json));
+    for_each_index_key(ev, exp, [this](cf family, const std::string& key) {
+      batch_.Put(handle(family), key, rocksdb::Slice{});
+    });
+    events_[ev.id] = &ev;
+    if (is_slotted_kind(ev.kind)) {
+      auto key = replaceable_key(ev.kind, ev.pubkey, slot_d(ev));
+      batch_.Put(handle(cf::replaceable), key,
+                 time_id_value(ev.created_at, ev.id));
+      slots_[key] = suffix_value{ev.created_at, ev.id};
+    }
+  }
+
+  caf::error erase_by_id(const bytes32& id) {
+    auto old = load(id);
+    if (!old)
+      return std::move(old.error());
+    if (*old)
+      return erase(**old);
+    return {};
+  }
+
+  /// NIP-09: applies the `e` and `a` tags of the stored deletion `del`.
+  caf::error apply_deletion(const nostr::event& del) {
+    for (const auto& t : del.tags) {
+      if (t.size() < 2)
+        continue;
+      if (t[0] == "e") {
+        bytes32 target;
+        if (!nostr::from_hex(t[1], target))
+          continue;
+        auto found = load(target);
+        if (!found)
+          return std::move(found.error());
+        if (*found && (*found)->kind == 5)
+          continue;
+        if (*found && (*found)->pubkey == del.pubkey)
+          if (auto err = erase(**found))
+            return err;
+        // Recorded even when the target is absent or someone else's: it blocks
+        // a later arrival of the target only when that author is the deleter.
+        put_deleted(deleted_id_key(target, del.pubkey),
+                    std::string(reinterpret_cast<const char*>(del.id.data()), 32));
+      } else if (t[0] == "a") {
+        auto addr = parse_address(t[1]);
+        if (!addr || addr->pubkey != del.pubkey || !is_slotted_kind(addr->kind))
+          continue;
+        auto key = deleted_address_key(addr->kind, addr->pubkey, addr->d);
+        auto rec = get_deleted(key);
+        if (!rec)
+          return std::move(rec.error());
+        std::optional<suffix_value> prior;
+        if (*rec)
+          prior = decode_time_id_value(**rec);
+        if (!prior || prior->created_at < del.created_at)
+          put_deleted(key, time_id_value(del.created_at, del.id));
+        auto current = slot(replaceable_key(addr->kind, addr->pubkey, addr->d));
+        if (!current)
+          return std::move(current.error());
+        if (*current && (*current)->created_at <= del.created_at)
+          if (auto err = erase_by_id((*current)->id))
+            return err;
+      }
+    }
+    return {};
+  }
+
+  rocksdb::ColumnFamilyHandle* handle(cf family) const {
+    return handles_[static_cast<size_t>(family)];
+  }
+
+  rocksdb::DB& db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
+  rocksdb::WriteBatch& batch_;
+  int64_t now_;
+  /// Events put (pointer) or deleted (nullptr) by this batch.
+  std::map<bytes32, const nostr::event*> events_;
+  /// Slots set or cleared (nullopt) by this batch.
+  std::unordered_map<std::string, std::optional<suffix_value>> slots_;
+  /// `deleted` records written by this batch.
+  std::unordered_map<std::string, std::string> deleted_;
+};
+
+} // namespace
+
+// -- writing -------------------------------------------------------------------
+
+caf::expected<std::vector<write_result>>
+event_store::write(const std::vector<const incoming_event*>& events,
+                   int64_t now,
+                   const batch_extra& extra) {
+  auto& st = *impl_;
+  rocksdb::WriteBatch batch;
+  batch_writer writer{*st.db, st.handles, batch, now};
+  std::vector<write_result> results;
+  results.reserve(events.size());
+  for (const auto* in : events) {
+    auto r = writer.apply(*in);
+    if (!r)
+      return std::move(r.error());
+    results.push_back(std::move(*r));
+  }
+  if (extra)
+    extra(batch, results);
+  auto s = st.db->Write(st.write_options, &batch);
+  if (!s.ok())
+    return st.write_failed(s);
+  return results;
+}
+
+caf::expected<size_t> event_store::purge_expired(int64_t now) {
+  auto& st = *impl_;
+  if (now < 0)
+    return size_t{0};
+  // Bounded batches keep memory flat when a large backlog has expired.
+  constexpr size_t batch_limit = 1000;
+  std::string upper;
+  put_fixed64(upper, static_cast<uint64_t>(now) + 1);
+  rocksdb::Slice upper_slice = upper;
+  size_t purged = 0;
+  for (;;) {
+    std::vector<std::string> keys;
+    {
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &upper_slice;
+      std::unique_ptr<rocksdb::Iterator> it(
+        st.db->NewIterator(ro, st.h(cf::by_expiration)));
+      for (it->SeekToFirst(); it->Valid() && keys.size() < batch_limit; it->Next())
+        keys.emplace_back(it->key().ToString());
+      if (!it->status().ok())
+        return storage_error(it->status());
+    }
+    if (keys.empty())
+      return purged;
+    rocksdb::WriteBatch batch;
+    batch_writer writer{*st.db, st.handles, batch, now};
+    for (const auto& key : keys) {
+      // Removed even when the event is gone, so a stale entry cannot loop.
+      batch.Delete(st.h(cf::by_expiration), key);
+      if (key.size() != 40)
+        continue;
+      bytes32 id;
+      std::memcpy(id.data(), key.data() + 8, 32);
+      auto ev = writer.load(id);
+      if (!ev)
+        return std::move(ev.error());
+      if (!*ev)
+        continue;
+      if (auto err = writer.erase(**ev))
+        return err;
+      ++purged;
+    }
+    auto s = st.db->Write(st.write_options, &batch);
+    if (!s.ok())
+      return st.write_failed(s);
+    if (keys.size() < batch_limit)
+      return purged;
+  }
+}
+
+} // namespace ferry::store
