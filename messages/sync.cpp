@@ -180,14 +180,17 @@ std::string read_tls(const json::value& v, sync_tls& out, bool& mode_given) {
   return {};
 }
 
-/// The rules that join `tls` and `url`. Plain ws:// must be asked for with
-/// tls.mode "disabled": a definition never drops TLS by accident.
-std::string check_tls_against_url(const sync_server& s, bool mode_given) {
+/// The rules that join `tls` and `url`. Without an explicit tls.mode the
+/// URL's scheme decides (wss:// required, ws:// disabled); an explicit mode
+/// must agree with the scheme, so TLS is never dropped behind the
+/// operator's back.
+std::string check_tls_against_url(sync_server& s, bool mode_given) {
   auto secure = s.url.rfind("wss://", 0) == 0;
-  const auto& tls = s.tls;
+  auto& tls = s.tls;
+  if (!mode_given)
+    tls.mode = secure ? "required" : "disabled";
   if (tls.mode == "required" && !secure)
-    return mode_given ? fail("tls.mode", "\"required\" needs a wss:// url")
-                      : fail("url", "a ws:// url needs tls.mode \"disabled\"");
+    return fail("tls.mode", "\"required\" needs a wss:// url");
   if (tls.mode == "disabled") {
     if (secure)
       return fail("tls.mode", "\"disabled\" needs a ws:// url");
@@ -466,6 +469,7 @@ std::string to_json(const sync_runtime_state& st) {
         std::pair{"rejected", st.rejected}, std::pair{"filtered", st.filtered},
         std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok},
         std::pair{"sent_refused", st.sent_refused},
+        std::pair{"echoes_skipped", st.echoes_skipped},
         std::pair{"up_cursor", st.up_cursor}}) {
     if (out.size() > 1)
       out += ',';
@@ -501,6 +505,7 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
         std::pair{"rejected", &st.rejected}, std::pair{"filtered", &st.filtered},
         std::pair{"sent", &st.sent}, std::pair{"sent_ok", &st.sent_ok},
         std::pair{"sent_refused", &st.sent_refused},
+        std::pair{"echoes_skipped", &st.echoes_skipped},
         std::pair{"up_cursor", &st.up_cursor}})
     if (auto v = obj->if_contains(name); v && failure.empty())
       failure = json_body::read_count(*v, name, *field);

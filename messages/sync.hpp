@@ -77,12 +77,14 @@ std::optional<nostr::bytes32> pin_digest(const tls_pin& pin);
 
 /// TLS towards a remote relay.
 struct sync_tls {
-  /// "required" (the URL must be wss://) or "disabled" (ws://).
+  /// "required" (the URL must be wss://) or "disabled" (ws://); when not
+  /// given, the URL's scheme decides.
   std::string mode = "required";
   /// Name to verify the certificate against (and send as SNI) instead of the
   /// URL's host; empty: the URL's host.
   std::string hostname;
-  /// PEM CA bundle to trust instead of the system store; empty: system store.
+  /// PEM CA bundle trusted in addition to the system store; empty: the
+  /// system store alone.
   std::string ca_certfile;
   /// PEM client certificate and key for mutual TLS; both or neither.
   std::string client_certfile;
@@ -162,6 +164,8 @@ struct sync_runtime_state {
   uint64_t sent = 0;
   uint64_t sent_ok = 0;
   uint64_t sent_refused = 0;
+  /// Events not sent up because they came from the remote itself.
+  uint64_t echoes_skipped = 0;
   /// The up stream's position in the change log: every entry up to it was
   /// answered by the remote (or is not for it), so a restart resends only
   /// what may not have arrived.

@@ -129,8 +129,7 @@ status_map status_of(self_pointer self) {
   caf::put(result, "sent", static_cast<int64_t>(up.sent()));
   caf::put(result, "sent_ok", static_cast<int64_t>(up.sent_ok()));
   caf::put(result, "sent_refused", static_cast<int64_t>(up.sent_refused()));
-  caf::put(result, "echoes_skipped",
-           static_cast<int64_t>(up.stream ? up.stream->echoes_skipped : 0));
+  caf::put(result, "echoes_skipped", static_cast<int64_t>(up.echoes_skipped()));
   caf::put(result, "up_cursor", static_cast<int64_t>(
                                   up.stream ? up.stream->cursor() : up.cursor));
   caf::put(result, "up_in_flight",
@@ -160,6 +159,7 @@ void persist_runtime(self_pointer self) {
   runtime->sent = up.sent();
   runtime->sent_ok = up.sent_ok();
   runtime->sent_refused = up.sent_refused();
+  runtime->echoes_skipped = up.echoes_skipped();
   runtime->up_cursor = up.cursor;
   up.cursor_persisted = up.cursor;
   runtime->received = st.ingest.received;

@@ -19,6 +19,10 @@ uint64_t relay_up::sent_refused() const {
   return sent_refused_before + (stream ? stream->refused : 0);
 }
 
+uint64_t relay_up::echoes_skipped() const {
+  return echoes_skipped_before + (stream ? stream->echoes_skipped : 0);
+}
+
 namespace relay_conn {
 
 namespace {
@@ -83,6 +87,7 @@ void stop_up(self_pointer self) {
   up.sent_before += up.stream->sent;
   up.sent_ok_before += up.stream->accepted + up.stream->duplicate;
   up.sent_refused_before += up.stream->refused;
+  up.echoes_skipped_before += up.stream->echoes_skipped;
   up.stream.reset();
   // A check still in the mailbox belongs to the old generation.
   up.check_scheduled = false;

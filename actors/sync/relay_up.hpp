@@ -23,6 +23,7 @@ struct relay_up {
   uint64_t sent_before = 0;
   uint64_t sent_ok_before = 0;
   uint64_t sent_refused_before = 0;
+  uint64_t echoes_skipped_before = 0;
   uint64_t cursor = 0;
   /// The up stream's cursor as last persisted.
   uint64_t cursor_persisted = 0;
@@ -35,6 +36,7 @@ struct relay_up {
   uint64_t sent() const;
   uint64_t sent_ok() const;
   uint64_t sent_refused() const;
+  uint64_t echoes_skipped() const;
 };
 
 namespace relay_conn {

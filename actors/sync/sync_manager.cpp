@@ -29,7 +29,7 @@ using entry = sync_manager_state::entry;
 constexpr const char* counter_keys[] = {"received", "accepted",  "duplicate",
                                         "rejected", "failed",   "filtered",
                                         "bytes_received", "sent", "sent_ok",
-                                        "sent_refused"};
+                                        "sent_refused", "echoes_skipped"};
 
 caf::error unknown_server(const std::string& id) {
   return caf::make_error(ec::not_found, "no sync server named " + id);
@@ -155,6 +155,7 @@ void stats_row(self_pointer self, const entry& e,
       row["catchup_complete"] = caf::get_or(*status, "catchup_complete",
                                             false);
       row["last_error"] = caf::get_or(*status, "last_error", std::string{});
+      row["last_connected"] = integer_of(*status, "last_connected");
       done(std::move(row));
       return;
     }
@@ -170,11 +171,13 @@ void stats_row(self_pointer self, const entry& e,
     row["sent"] = rt.sent;
     row["sent_ok"] = rt.sent_ok;
     row["sent_refused"] = rt.sent_refused;
+    row["echoes_skipped"] = rt.echoes_skipped;
     row["up_cursor"] = rt.up_cursor;
     row["up_in_flight"] = 0;
     auto cursor = store::get_sync_cursor(*self->state.deps.store, id);
     row["cursor"] = cursor && *cursor ? (*cursor)->created_at : int64_t{0};
     row["connected"] = false;
+    row["last_connected"] = rt.last_connected;
     row["catchup_complete"] = false;
     row["last_error"] = runtime ? rt.last_error : render(runtime.error());
     done(std::move(row));

@@ -519,6 +519,11 @@ TEST_CASE("direction both ends with the union on each side and never echoes",
     FAIL_CHECK("sent_ok never reached 50\n" << sync_reports(b_admin, "node-a"));
   CHECK(stat_of(b_admin, "node-a", "sent") == 50);
   CHECK(stat_of(b_admin, "node-a", "accepted") == 60);
+  // The 60 events from A were read from B's change log and skipped as
+  // echoes; the stats say so, and when B last connected.
+  CHECK(test::poll_until(
+    [&] { return stat_of(b_admin, "node-a", "echoes_skipped") == 60; }, 10s));
+  CHECK(stat_of(b_admin, "node-a", "last_connected") >= now);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }

@@ -112,6 +112,14 @@ TEST_CASE("the URL is normalized", "[sync]") {
   CHECK(plain.url == "ws://127.0.0.1?a=B");
 }
 
+TEST_CASE("without tls.mode the URL's scheme decides it", "[sync]") {
+  CHECK(parse_ok(body({}, "ws://r.example")).tls.mode == "disabled");
+  CHECK(parse_ok(body({}, "wss://r.example")).tls.mode == "required");
+  CHECK(parse_ok(body(R"(,"tls":{"hostname":"h.example"})", "wss://r.example"))
+          .tls.mode
+        == "required");
+}
+
 TEST_CASE("the id may come from the path", "[sync]") {
   auto no_id = R"({"url":"wss://r.example","filters":[{}]})";
   CHECK(parse_ok(no_id, "from-path").id == "from-path");
@@ -215,7 +223,8 @@ TEST_CASE("every invalid field is named", "[sync]") {
      "tls.pins[0].value: required"},
     {body(R"(,"tls":{"pins":[{"value":")" + key_a + R"(","note":1}]})"),
      "tls.pins[0].note: unknown key"},
-    {body({}, "ws://r.example"), "url: a ws:// url needs tls.mode \"disabled\""},
+    {body(R"(,"tls":{"ca_certfile":"/ca.pem"})", "ws://r.example"),
+     "tls.ca_certfile: needs tls.mode \"required\""},
     {body(R"(,"tls":{"mode":"required"})", "ws://r.example"),
      "tls.mode: \"required\" needs a wss:// url"},
     {body(R"(,"tls":{"mode":"disabled"})"),
@@ -313,7 +322,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   CHECK(to_json(fresh)
         == R"({"received":0,"accepted":0,)"
            R"("duplicate":0,"rejected":0,"filtered":0,"sent":0,"sent_ok":0,)"
-           R"("sent_refused":0,"up_cursor":0,)"
+           R"("sent_refused":0,"echoes_skipped":0,"up_cursor":0,)"
            R"("last_connected":0,"disconnected_at":0,"last_catchup_completed":0,)"
            R"("last_error":""})");
   auto parsed = parse_sync_runtime(to_json(fresh));
@@ -329,6 +338,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   st.sent = UINT64_MAX;
   st.sent_ok = 4;
   st.sent_refused = 5;
+  st.echoes_skipped = 6;
   st.up_cursor = 123456789;
   st.last_connected = 11;
   st.disconnected_at = 12;
