@@ -4,6 +4,7 @@
 #include "net/ws_client.hpp"
 
 #include "net/ws_client_connect.hpp"
+#include "net/ws_close_reason.hpp"
 
 
 #include <atomic>
@@ -24,9 +25,6 @@ constexpr auto ws_idle_timeout = std::chrono::seconds(60);
 /// overflow before the socket is closed hard, so a relay that stopped reading
 /// cannot keep the connection.
 constexpr auto ws_close_grace = std::chrono::seconds(5);
-
-/// The longest reason a close frame can carry (RFC 6455, 5.5).
-constexpr size_t ws_close_reason_max = 123;
 
 /// permessage-deflate, offered to every relay: what we send is compressed
 /// with a 2^13-byte window at memory level 6 (about 64 KiB) and the fastest
@@ -306,8 +304,7 @@ private:
 
   void do_close() {
     close_started_ = true;
-    auto reason = close_text_.substr(0, ws_close_reason_max);
-    this->layer_.async_close(websocket::close_reason(close_code_, reason),
+    this->layer_.async_close(close_frame_reason(close_code_, close_text_),
                              beast::bind_front_handler(
                                &ws_session::on_close_done, self()));
   }
