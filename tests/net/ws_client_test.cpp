@@ -179,6 +179,15 @@ struct tls_fixture {
     return conn;
   }
 
+  /// Connects with `tls`, which must fail before the connection opens.
+  /// @returns what the connection reported.
+  client_events refusal(const tls_options& tls) {
+    client_events events;
+    auto conn = connect(tls, events);
+    REQUIRE(events.wait_closed());
+    return events;
+  }
+
   /// Sends `message` and waits for the echo.
   static bool echoes(ws_client_connection& conn, client_events& events,
                      const std::string& message) {
@@ -532,9 +541,7 @@ TEST_CASE_METHOD(tls_fixture, "wss with the wrong hostname is a tls failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.hostname = "relay.example";
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::tls);
   CHECK(events.reason().find("not valid for relay.example")
@@ -559,9 +566,7 @@ TEST_CASE_METHOD(tls_fixture, "a wrong SPKI pin is a pin failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.spki_sha256_pins = {std::string(64, 'a')};
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.opens() == 0);
   CHECK(events.kind() == failure_kind::pin);
@@ -573,9 +578,7 @@ TEST_CASE_METHOD(tls_fixture, "a malformed pin is a pin failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.spki_sha256_pins = {"sha256/nothex"};
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::pin);
   CHECK(events.reason().find("invalid pin 'sha256/nothex'") == 0);
@@ -585,9 +588,7 @@ TEST_CASE_METHOD(tls_fixture, "a missing CA file is a tls failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.ca_certfile = pki.ca_file() + ".missing";
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::tls);
   CHECK(events.reason().find("tls setup: ca_certfile") == 0);
