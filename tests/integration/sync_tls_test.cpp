@@ -13,6 +13,7 @@
 
 #include <future>
 #include <mutex>
+#include <utility>
 
 using namespace ferry;
 using namespace ferry::sync_test;
@@ -295,15 +296,23 @@ TEST_CASE("a node whose TLS files are unusable does not start and names the "
           "[integration][tls]") {
   test::test_pki pki;
   test::temp_dir dir;
-  SECTION("a key of another certificate") {
+  // Starts a node serving TLS with these files; it must exit with an error.
+  // @returns its config's path and its output.
+  auto failed_start = [&](const std::string& certfile,
+                          const std::string& keyfile) {
     test::node_settings s;
-    s.extra = "[relay.tls]\ncertfile = \"" + pki.server_cert_file()
-              + "\"\nkeyfile = \"" + pki.client_key_file() + "\"\n";
+    s.extra = "[relay.tls]\ncertfile = \"" + certfile + "\"\nkeyfile = \""
+              + keyfile + "\"\n";
     auto config = test::node_config_with(dir, s);
     test::ferry_process p{{"node", "--config", config}};
     REQUIRE(exits(p));
     CHECK(p.wait() != 0);
-    CHECK_THAT(p.output(),
+    return std::make_pair(config, p.output());
+  };
+  SECTION("a key of another certificate") {
+    auto [config, output]
+      = failed_start(pki.server_cert_file(), pki.client_key_file());
+    CHECK_THAT(output,
                Catch::Contains(config + ": relay.tls.keyfile: expected the "
                                "private key of the certificate in "
                                + pki.server_cert_file() + ", got "
@@ -311,14 +320,8 @@ TEST_CASE("a node whose TLS files are unusable does not start and names the "
   }
   SECTION("an unreadable certificate file") {
     auto missing = dir.file("missing.pem");
-    test::node_settings s;
-    s.extra = "[relay.tls]\ncertfile = \"" + missing + "\"\nkeyfile = \""
-              + pki.server_key_file() + "\"\n";
-    auto config = test::node_config_with(dir, s);
-    test::ferry_process p{{"node", "--config", config}};
-    REQUIRE(exits(p));
-    CHECK(p.wait() != 0);
-    CHECK_THAT(p.output(),
+    auto [config, output] = failed_start(missing, pki.server_key_file());
+    CHECK_THAT(output,
                Catch::Contains(config + ": relay.tls.certfile: expected a "
                                "readable PEM certificate (chain), got "
                                + missing + " (No such file or directory)"));
