@@ -4,6 +4,7 @@
 // the limits, and the server state that registers every session. Internal
 // to net/ws_server.cpp and net/ws_session.hpp.
 
+#include "net/ws_close_reason.hpp"
 #include "net/ws_server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -55,9 +56,6 @@ constexpr auto ws_close_grace = std::chrono::seconds(60);
 
 /// The same, when the whole server stops.
 constexpr auto ws_stop_grace = std::chrono::seconds(1);
-
-/// The longest reason a close frame can carry (RFC 6455, 5.5).
-constexpr size_t ws_close_reason_max = 123;
 
 inline std::string endpoint_text(const tcp::endpoint& ep) {
   auto address = ep.address();

@@ -388,8 +388,7 @@ private:
 
   void do_close() {
     close_started_ = true;
-    auto reason = close_text_.substr(0, ws_close_reason_max);
-    ws_.async_close(websocket::close_reason(close_code_, reason),
+    ws_.async_close(close_frame_reason(close_code_, close_text_),
                     beast::bind_front_handler(&websocket_session::on_close_done,
                                               this->shared_from_this()));
   }

@@ -114,10 +114,8 @@ std::set<std::string> stored_of(uint16_t port, const std::set<std::string>& ids)
 
 void client_case(int reserve_mb, const std::string& refusal_text) {
   test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!test::mounted_or_warn(fs))
     return;
-  }
   test::temp_dir dir;
   auto config = config_on(dir, fs, reserve_mb);
   std::set<std::string> acked;
@@ -180,10 +178,8 @@ TEST_CASE("sync onto a full disk pauses with disk_full and catches up once "
           "space returns",
           "[integration][disk][sync]") {
   test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!test::mounted_or_warn(fs))
     return;
-  }
   test::temp_dir dir_a, dir_b;
   node a{test::node_config(dir_a)};
   auto keys = nostr::generate_keypair();
@@ -231,10 +227,8 @@ TEST_CASE("ferry import on a full disk exits 1 naming the store, no abort",
   for (int reserve_mb : {2, 0}) {
     INFO("reserve_mb = " << reserve_mb);
     test::small_tmpfs fs;
-    if (!fs.mounted) {
-      WARN(fs.why);
+    if (!test::mounted_or_warn(fs))
       return;
-    }
     test::temp_dir dir;
     auto config = config_on(dir, fs, reserve_mb);
     auto keys = nostr::generate_keypair();

@@ -34,6 +34,21 @@ std::set<std::string> stored_ids(net::simple_ws_client& client,
   return ids;
 }
 
+/// `ferry node` on a fresh directory with `relay_extra` in its [relay]
+/// section, up and listening.
+struct running_node {
+  explicit running_node(const std::string& relay_extra)
+    : process{{"node", "--config", test::node_config(dir, relay_extra)}} {
+    auto relay_port = process.wait_for_port();
+    REQUIRE(relay_port);
+    port = *relay_port;
+  }
+
+  test::temp_dir dir;
+  test::ferry_process process;
+  uint16_t port = 0;
+};
+
 } // namespace
 
 TEST_CASE("acknowledged events survive a SIGKILL of the node",
@@ -122,13 +137,9 @@ TEST_CASE("import counts accepted, duplicate and invalid lines and export prints
 TEST_CASE("a flood of EVENTs is answered in full through a small in-flight "
           "window",
           "[integration][backpressure]") {
-  test::temp_dir dir;
-  auto cfg = test::node_config(dir, "[relay.limits]\nmax_inflight_messages = 4\n");
-  test::ferry_process node{{"node", "--config", cfg}};
-  auto port = node.wait_for_port();
-  REQUIRE(port);
+  running_node node{"[relay.limits]\nmax_inflight_messages = 4\n"};
   net::simple_ws_client client;
-  connect(client, *port);
+  connect(client, node.port);
   auto keys = nostr::generate_keypair();
   auto now = test::unix_now();
   for (int i = 0; i < 500; ++i)
@@ -141,23 +152,19 @@ TEST_CASE("a flood of EVENTs is answered in full through a small in-flight "
     accepted += ok->find(",true,") != std::string::npos;
   }
   CHECK(accepted == 500);
-  CHECK(node.kill(SIGTERM) == 0);
+  CHECK(node.process.kill(SIGTERM) == 0);
 }
 
 TEST_CASE("a client that stops reading is disconnected with a NOTICE",
           "[integration][backpressure]") {
-  test::temp_dir dir;
-  auto cfg = test::node_config(dir, "[relay.limits]\nmax_outbound_bytes = 65536\n");
-  test::ferry_process node{{"node", "--config", cfg}};
-  auto port = node.wait_for_port();
-  REQUIRE(port);
+  running_node node{"[relay.limits]\nmax_outbound_bytes = 65536\n"};
   net::simple_ws_client slow;
-  connect(slow, *port);
+  connect(slow, node.port);
   REQUIRE(slow.send(R"(["REQ","live",{"kinds":[1]}])").empty());
   REQUIRE(test::receive_until(slow, "[\"EOSE\""));
   // The slow client now reads nothing while 24 MB of live events are sent.
   net::simple_ws_client writer;
-  connect(writer, *port);
+  connect(writer, node.port);
   auto keys = nostr::generate_keypair();
   auto now = test::unix_now();
   std::string content(4000, 'x');
@@ -179,17 +186,13 @@ TEST_CASE("a client that stops reading is disconnected with a NOTICE",
   auto count = test::receive_until(writer, "[\"COUNT\"");
   REQUIRE(count);
   CHECK(*count == R"(["COUNT","c",{"count":6000}])");
-  CHECK(node.kill(SIGTERM) == 0);
+  CHECK(node.process.kill(SIGTERM) == 0);
 }
 
 TEST_CASE("NIP-11 relay information is served on the relay port",
           "[integration][nip11]") {
-  test::temp_dir dir;
-  auto cfg = test::node_config(dir, "name = \"test relay\"\n");
-  test::ferry_process node{{"node", "--config", cfg}};
-  auto port = node.wait_for_port();
-  REQUIRE(port);
-  auto res = net::simple_http_request("127.0.0.1", *port, "GET", "/",
+  running_node node{"name = \"test relay\"\n"};
+  auto res = net::simple_http_request("127.0.0.1", node.port, "GET", "/",
                                       {{"Accept", "application/nostr+json"}});
   REQUIRE(res.error.empty());
   CHECK(res.response.status == 200);
@@ -198,8 +201,8 @@ TEST_CASE("NIP-11 relay information is served on the relay port",
   CHECK(res.response.body.find(R"("name":"test relay")") != std::string::npos);
   CHECK(res.response.body.find(R"("supported_nips":[1,9,11,40,42,45,77])")
         != std::string::npos);
-  auto plain = net::simple_http_request("127.0.0.1", *port, "GET", "/");
+  auto plain = net::simple_http_request("127.0.0.1", node.port, "GET", "/");
   REQUIRE(plain.error.empty());
   CHECK(plain.response.content_type.rfind("text/plain", 0) == 0);
-  CHECK(node.kill(SIGTERM) == 0);
+  CHECK(node.process.kill(SIGTERM) == 0);
 }

@@ -69,8 +69,7 @@ TEST_CASE("a node killed while paging its catch-up still fetches every older "
   auto want = id_set(history);
   want.insert(hex_id(fresh));
   require_exactly(a, b, kind1_all, want, 60s);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 TEST_CASE("negentropy sync gets an event that reaches the remote while it "
@@ -107,5 +106,5 @@ TEST_CASE("negentropy sync gets an event that reaches the remote while it "
   auto want = id_set(history);
   want.insert(hex_id(late));
   wait_for_ids(b, kind1_all, want, true, "B", nullptr, 20s);
-  CHECK(b.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b);
 }

@@ -289,6 +289,21 @@ inline void stop(node& n) {
   REQUIRE(status == 0);
 }
 
+/// Stops each node with SIGTERM, in the order given; every one must exit
+/// cleanly, and a failing one does not keep the others running.
+template <class... Nodes>
+void check_clean_shutdown(Nodes&... nodes) {
+  auto check = [](node& n) { CHECK(n.process.kill(SIGTERM) == 0); };
+  (check(nodes), ...);
+}
+
+/// Directories for nodes A and B and one author: how most two-node tests
+/// begin.
+struct two_nodes {
+  test::temp_dir dir_a, dir_b;
+  nostr::keypair keys = nostr::generate_keypair();
+};
+
 /// A node config on a fixed relay port, so a restarted node is found again.
 inline std::string config_on_port(const test::temp_dir& dir, uint16_t port) {
   test::node_settings settings;

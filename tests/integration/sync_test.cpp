@@ -38,14 +38,12 @@ TEST_CASE("sync mirrors exactly the remote's matching events",
   CHECK(ids_of(b.port, kind1_all) == ids_of(a.port, kind1_all));
   CHECK(count_of(b.port, R"({"kinds":[7]})") == 0);
   CHECK(count_of(b.port, "{}") == 180);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("events published on the remote reach the node live",
-          "[integration][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "events published on the remote reach the node live",
+                 "[integration][sync]") {
   auto now = test::unix_now();
   node a{test::node_config(dir_a)};
   publish(a.port, make_events(keys, 20, now - 100, 1, "old"));
@@ -76,14 +74,11 @@ TEST_CASE("events published on the remote reach the node live",
     CHECK(ms < 5000);
   }
   CHECK(count_of(b.port, "{}") == 50);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("a restarted node fills the gap it was down for",
-          "[integration][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes, "a restarted node fills the gap it was down for",
+                 "[integration][sync]") {
   auto now = test::unix_now();
   node a{test::node_config(dir_a)};
   publish(a.port, make_events(keys, 100, now - 1000, 1, "before"));
@@ -99,15 +94,13 @@ TEST_CASE("a restarted node fills the gap it was down for",
   node b{b_cfg};
   require_mirrored(a, b, kind1_all);
   CHECK(count_of(b.port, "{}") == 150);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("the node backs off while the remote is down and reconnects when "
-          "it returns",
-          "[integration][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "the node backs off while the remote is down and reconnects when "
+                 "it returns",
+                 "[integration][sync]") {
   auto a_port = test::free_port();
   auto a_cfg = config_on_port(dir_a, a_port);
   auto b_cfg = b_config(dir_b, sync_server_toml(a_port));
@@ -152,15 +145,13 @@ TEST_CASE("the node backs off while the remote is down and reconnects when "
     FAIL("B did not get A's new events within 30 s of A's restart\n"
          << sync_reports(b_admin, "node-a") << logs(&a->process, &b.process));
   require_mirrored(*a, b, kind1_all);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a->process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, *a);
 }
 
-TEST_CASE("a wrong remote identity blocks sync and is reported, the right one "
-          "syncs",
-          "[integration][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "a wrong remote identity blocks sync and is reported, the right one "
+                 "syncs",
+                 "[integration][sync]") {
   node a{test::node_config(dir_a)};
   auto identity = test::wait_for_identity(a.process);
   if (!identity)
@@ -199,14 +190,12 @@ TEST_CASE("a wrong remote identity blocks sync and is reported, the right one "
   REQUIRE(res.response.status == 200);
   require_mirrored(a, b, kind1_all);
   CHECK(count_of(b.port, "{}") == 40);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("the node answers the remote's NIP-42 challenge and syncs",
-          "[integration][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "the node answers the remote's NIP-42 challenge and syncs",
+                 "[integration][sync]") {
   auto a_port = test::free_port();
   test::node_settings a_settings;
   a_settings.relay_port = a_port;
@@ -242,8 +231,7 @@ TEST_CASE("the node answers the remote's NIP-42 challenge and syncs",
   if (!ok)
     FAIL("B holds " << got.size() << " of 60 events from an auth_required A\n"
                     << logs(&a.process, &b.process));
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 TEST_CASE("catch-up pages through more history than the remote's max_limit",
@@ -279,8 +267,7 @@ TEST_CASE("catch-up pages through more history than the remote's max_limit",
     FAIL("B holds " << count << " of 1200 events (-1: B does not answer)\n"
                     << logs(&a.process, &b.process));
   CHECK(ids_of(b.port, kind1_all) == want);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 namespace {
@@ -315,8 +302,7 @@ TEST_CASE("catch-up fetches every event of a second that holds more than a "
   options.filters = "[{ kinds = [1], limit = 10 }]";
   node b{b_config(dir_b, sync_server_toml(a.port, options))};
   require_exactly(a, b, kind1_all, id_set(history.all), 10s);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 TEST_CASE("a remote that serves less than a crowded second still lets the "
@@ -342,13 +328,11 @@ TEST_CASE("a remote that serves less than a crowded second still lets the "
                                        << logs(&a.process, &b.process));
   wait_for_ids(b, kind1_all, id_set(history.older), false, "B", &a);
   CHECK(count_of(b.port, R"({"kinds":[1]})") >= 30);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("the admin API manages sync servers", "[integration][sync][admin]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "the admin API manages sync servers", "[integration][sync][admin]") {
   node a{test::node_config(dir_a)};
   publish(a.port, make_events(keys, 30, test::unix_now() - 10, 1, "api"));
   node b{b_config(dir_b, "")};
@@ -451,15 +435,13 @@ TEST_CASE("the admin API manages sync servers", "[integration][sync][admin]") {
     [&] { return count_of(b.port, "{\"ids\":[\"" + hex_id(late[0]) + "\"]}") > 0; },
     3s);
   CHECK_FALSE(leaked);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("direction up sends the node's matching events, also those written "
-          "while the remote was down",
-          "[integration][sync][up]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "direction up sends the node's matching events, also those written "
+                 "while the remote was down",
+                 "[integration][sync][up]") {
   auto a_port = test::free_port();
   auto a_cfg = config_on_port(dir_a, a_port);
   server_options up;
@@ -485,8 +467,7 @@ TEST_CASE("direction up sends the node's matching events, also those written "
     [&] { return stat_of(b_admin, "node-a", "sent_ok") >= 130; }, 10s);
   CHECK(counted);
   CHECK(stat_of(b_admin, "node-a", "sent_refused") == 0);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a->process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, *a);
 }
 
 TEST_CASE("direction both ends with the union on each side and never echoes",
@@ -524,8 +505,7 @@ TEST_CASE("direction both ends with the union on each side and never echoes",
   CHECK(test::poll_until(
     [&] { return stat_of(b_admin, "node-a", "echoes_skipped") == 60; }, 10s));
   CHECK(stat_of(b_admin, "node-a", "last_connected") >= now);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 namespace {
@@ -604,14 +584,12 @@ TEST_CASE("negentropy sync ends with the union the direction asks for, "
   CHECK(stat_of(b_admin, "node-a", "sent")
         == static_cast<int64_t>(up ? b_only.size() : 0));
   CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("negentropy sync falls back to REQ against a relay without NIP-77",
-          "[integration][sync][negentropy]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
+TEST_CASE_METHOD(two_nodes,
+                 "negentropy sync falls back to REQ against a relay without NIP-77",
+                 "[integration][sync][negentropy]") {
   test::node_settings a_settings;
   a_settings.extra = "[relay.negentropy]\nenabled = false\n";
   node a{test::node_config_with(dir_a, a_settings)};
@@ -627,8 +605,7 @@ TEST_CASE("negentropy sync falls back to REQ against a relay without NIP-77",
   auto fresh = make_events(keys, 5, test::unix_now(), 1, "after");
   publish(a.port, fresh);
   require_holds(a, b, kind1_all, "B after the fallback");
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b, a);
 }
 
 TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",
@@ -673,5 +650,5 @@ TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",
     FAIL_CHECK("B did not move exactly the difference\n"
                << sync_reports(b_admin, "node-a") << relay.output());
   CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
-  CHECK(b.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b);
 }

@@ -13,6 +13,7 @@
 
 #include <future>
 #include <mutex>
+#include <utility>
 
 using namespace ferry;
 using namespace ferry::sync_test;
@@ -147,6 +148,27 @@ void require_reported(node& a, node& b, uint16_t b_admin,
                                             << logs(&a.process, &b.process));
 }
 
+/// Node A serving wss:// with the test PKI's certificate and ten events, and
+/// the directory of a node B that is to sync from it.
+struct tls_remote : two_nodes {
+  test::test_pki pki;
+  node a{tls_node_config(dir_a, pki)};
+
+  tls_remote() {
+    publish_tls(a.port, trusting(pki),
+                make_events(keys, 10, test::unix_now() - 10, 1, "over tls"));
+  }
+};
+
+/// B refused to sync: its own health fails with `reason` (where an
+/// operator's alert looks) and it holds nothing.
+void check_refused(node& b, uint16_t b_admin, const std::string& reason) {
+  auto health = admin(b_admin, "GET", "/health");
+  CHECK(health.response.status == 503);
+  CHECK_THAT(health.response.body, Catch::Contains(reason));
+  CHECK(count_of(b.port, "{}") == 0);
+}
+
 /// Waits (bounded) for a process that should stop on its own.
 bool exits(test::ferry_process& p) {
   auto stopped = test::poll_until([&] { return !p.is_running(); }, 20s);
@@ -201,19 +223,12 @@ TEST_CASE("wss sync with the right SPKI pin mirrors the remote, also when "
     all.insert(hex_id(ev));
   require_exactly(a, b1, kind1_all, all);
   require_exactly(a, b2, kind1_all, all);
-  CHECK(b1.process.kill(SIGTERM) == 0);
-  CHECK(b2.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(b1, b2, a);
 }
 
-TEST_CASE("wss sync with a wrong SPKI pin is refused with pin_mismatch",
-          "[integration][sync][tls]") {
-  test::test_pki pki;
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
-  node a{tls_node_config(dir_a, pki)};
-  publish_tls(a.port, trusting(pki),
-              make_events(keys, 10, test::unix_now() - 10, 1, "pinned"));
+TEST_CASE_METHOD(tls_remote,
+                 "wss sync with a wrong SPKI pin is refused with pin_mismatch",
+                 "[integration][sync][tls]") {
   auto wrong = over_tls(a.port, tls_table(pki, pin(wrong_pin)));
   node b{b_config(dir_b, sync_server_toml(a.port, wrong))};
   auto b_admin = b.admin_port();
@@ -222,25 +237,14 @@ TEST_CASE("wss sync with a wrong SPKI pin is refused with pin_mismatch",
                    "pin: pin_mismatch: " + pki.server_spki_hex());
   CHECK_THAT(sync_reports(b_admin, "node-a"),
              Catch::Contains("\"status\":\"degraded\""));
-  // A pin mismatch does not pass by itself: the node's own health says so,
-  // where an operator's alert looks.
-  auto health = admin(b_admin, "GET", "/health");
-  CHECK(health.response.status == 503);
-  CHECK_THAT(health.response.body,
-             Catch::Contains("sync server node-a fails: pin: pin_mismatch"));
-  CHECK(count_of(b.port, "{}") == 0);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  // A pin mismatch does not pass by itself.
+  check_refused(b, b_admin, "sync server node-a fails: pin: pin_mismatch");
+  check_clean_shutdown(b, a);
 }
 
-TEST_CASE("wss sync without the CA file fails certificate verification",
-          "[integration][sync][tls]") {
-  test::test_pki pki;
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
-  node a{tls_node_config(dir_a, pki)};
-  publish_tls(a.port, trusting(pki),
-              make_events(keys, 10, test::unix_now() - 10, 1, "untrusted"));
+TEST_CASE_METHOD(tls_remote,
+                 "wss sync without the CA file fails certificate verification",
+                 "[integration][sync][tls]") {
   // The system store does not know the test CA; the right pin alone does not
   // make an untrusted certificate acceptable.
   auto untrusted = over_tls(a.port, "{ mode = \"required\", pins = ["
@@ -251,13 +255,8 @@ TEST_CASE("wss sync without the CA file fails certificate verification",
                    "tls: tls handshake: certificate verify failed");
   CHECK_THAT(sync_reports(b_admin, "node-a"),
              !Catch::Contains("pin_mismatch"));
-  auto health = admin(b_admin, "GET", "/health");
-  CHECK(health.response.status == 503);
-  CHECK_THAT(health.response.body,
-             Catch::Contains("sync server node-a fails: tls: tls handshake"));
-  CHECK(count_of(b.port, "{}") == 0);
-  CHECK(b.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_refused(b, b_admin, "sync server node-a fails: tls: tls handshake");
+  check_clean_shutdown(b, a);
 }
 
 TEST_CASE("a remote requiring client certificates syncs to a node with one "
@@ -289,9 +288,7 @@ TEST_CASE("a remote requiring client certificates syncs to a node with one "
   CHECK_THAT(sync_reports(without_admin, "node-a"),
              Catch::Contains("\"status\":\"degraded\""));
   CHECK(count_of(without.port, "{}") == 0);
-  CHECK(with.process.kill(SIGTERM) == 0);
-  CHECK(without.process.kill(SIGTERM) == 0);
-  CHECK(a.process.kill(SIGTERM) == 0);
+  check_clean_shutdown(with, without, a);
 }
 
 TEST_CASE("a node whose TLS files are unusable does not start and names the "
@@ -299,15 +296,23 @@ TEST_CASE("a node whose TLS files are unusable does not start and names the "
           "[integration][tls]") {
   test::test_pki pki;
   test::temp_dir dir;
-  SECTION("a key of another certificate") {
+  // Starts a node serving TLS with these files; it must exit with an error.
+  // @returns its config's path and its output.
+  auto failed_start = [&](const std::string& certfile,
+                          const std::string& keyfile) {
     test::node_settings s;
-    s.extra = "[relay.tls]\ncertfile = \"" + pki.server_cert_file()
-              + "\"\nkeyfile = \"" + pki.client_key_file() + "\"\n";
+    s.extra = "[relay.tls]\ncertfile = \"" + certfile + "\"\nkeyfile = \""
+              + keyfile + "\"\n";
     auto config = test::node_config_with(dir, s);
     test::ferry_process p{{"node", "--config", config}};
     REQUIRE(exits(p));
     CHECK(p.wait() != 0);
-    CHECK_THAT(p.output(),
+    return std::make_pair(config, p.output());
+  };
+  SECTION("a key of another certificate") {
+    auto [config, output]
+      = failed_start(pki.server_cert_file(), pki.client_key_file());
+    CHECK_THAT(output,
                Catch::Contains(config + ": relay.tls.keyfile: expected the "
                                "private key of the certificate in "
                                + pki.server_cert_file() + ", got "
@@ -315,14 +320,8 @@ TEST_CASE("a node whose TLS files are unusable does not start and names the "
   }
   SECTION("an unreadable certificate file") {
     auto missing = dir.file("missing.pem");
-    test::node_settings s;
-    s.extra = "[relay.tls]\ncertfile = \"" + missing + "\"\nkeyfile = \""
-              + pki.server_key_file() + "\"\n";
-    auto config = test::node_config_with(dir, s);
-    test::ferry_process p{{"node", "--config", config}};
-    REQUIRE(exits(p));
-    CHECK(p.wait() != 0);
-    CHECK_THAT(p.output(),
+    auto [config, output] = failed_start(missing, pki.server_key_file());
+    CHECK_THAT(output,
                Catch::Contains(config + ": relay.tls.certfile: expected a "
                                "readable PEM certificate (chain), got "
                                + missing + " (No such file or directory)"));

@@ -7,7 +7,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <map>
 #include <mutex>
+#include <optional>
 
 using namespace ferry::net;
 using namespace std::chrono_literals;
@@ -104,12 +106,50 @@ bool released(std::shared_ptr<ws_client_connection>& conn) {
   return wait_until([&] { return weak.expired(); }, wait_limit);
 }
 
-/// A port on 127.0.0.1 that nobody listens on (just released by us).
-uint16_t closed_port() {
+/// A listener on 127.0.0.1 that accepts TCP connections (the kernel does)
+/// but never reads from them: no handshake ever gets an answer.
+struct silent_listener {
   boost::asio::io_context ioc;
   boost::asio::ip::tcp::acceptor acceptor{
     ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
-  return acceptor.local_endpoint().port();
+
+  uint16_t port() const {
+    return acceptor.local_endpoint().port();
+  }
+
+  std::string url() const {
+    return "ws://127.0.0.1:" + std::to_string(port());
+  }
+};
+
+/// Runs `http_get` and waits for its result; nullopt when none came in time.
+std::optional<http_get_result>
+get_and_wait(boost::asio::io_context& ioc, const std::string& url,
+             const tls_options& tls,
+             std::map<std::string, std::string> headers = {}) {
+  // Shared with the callback, which may outlive a wait that gave up.
+  struct outcome {
+    std::mutex mtx;
+    std::optional<http_get_result> result;
+  };
+  auto shared = std::make_shared<outcome>();
+  http_get(ioc, url, tls, std::move(headers), [shared](http_get_result res) {
+    std::lock_guard<std::mutex> guard{shared->mtx};
+    shared->result = std::move(res);
+  });
+  wait_until(
+    [&] {
+      std::lock_guard<std::mutex> guard{shared->mtx};
+      return shared->result.has_value();
+    },
+    wait_limit);
+  std::lock_guard<std::mutex> guard{shared->mtx};
+  return shared->result;
+}
+
+/// A port on 127.0.0.1 that nobody listens on (just released by us).
+uint16_t closed_port() {
+  return silent_listener{}.port();
 }
 
 std::string wss_url(const tls_test_server& server) {
@@ -137,6 +177,15 @@ struct tls_fixture {
     wait_until([&] { return events.opens() > 0 || events.closes() > 0; },
                wait_limit);
     return conn;
+  }
+
+  /// Connects with `tls`, which must fail before the connection opens.
+  /// @returns what the connection reported.
+  client_events refusal(const tls_options& tls) {
+    client_events events;
+    auto conn = connect(tls, events);
+    REQUIRE(events.wait_closed());
+    return events;
   }
 
   /// Sends `message` and waits for the echo.
@@ -361,20 +410,10 @@ TEST_CASE_METHOD(server_fixture, "http_get over plain TCP sends the headers",
     respond(http_response{200, "application/nostr+json", {}, R"({"a":1})"});
   });
   io_runtime io{2};
-  std::mutex result_mtx;
-  std::optional<http_get_result> result;
-  http_get(io.context(),
-           "http://127.0.0.1:" + std::to_string(port()) + "/info?x=1", {},
-           {{"Accept", "application/nostr+json"}}, [&](http_get_result res) {
-             std::lock_guard<std::mutex> guard{result_mtx};
-             result = std::move(res);
-           });
-  REQUIRE(wait_until(
-    [&] {
-      std::lock_guard<std::mutex> guard{result_mtx};
-      return result.has_value();
-    },
-    wait_limit));
+  auto result = get_and_wait(
+    io.context(), "http://127.0.0.1:" + std::to_string(port()) + "/info?x=1",
+    {}, {{"Accept", "application/nostr+json"}});
+  REQUIRE(result);
   CHECK(result->failure == failure_kind::none);
   CHECK(result->error.empty());
   CHECK(result->status == 200);
@@ -411,52 +450,34 @@ TEST_CASE("a bad URL is reported through on_close", "[ws_client]") {
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::dns);
   CHECK(events.reason().find("bad url 'nope://x'") == 0);
-  std::optional<http_get_result> result;
-  std::mutex mtx;
-  http_get(io.context(), "ws://", {}, {}, [&](http_get_result res) {
-    std::lock_guard<std::mutex> guard{mtx};
-    result = std::move(res);
-  });
-  REQUIRE(wait_until([&] {
-    std::lock_guard<std::mutex> guard{mtx};
-    return result.has_value();
-  }));
+  auto result = get_and_wait(io.context(), "ws://", {});
+  REQUIRE(result);
   CHECK(result->failure == failure_kind::dns);
 }
 
 TEST_CASE("a server that never answers the handshake times out",
           "[ws_client]") {
-  // Listening, so the TCP connection is accepted by the kernel, but nobody
-  // reads the upgrade request.
-  boost::asio::io_context silent;
-  boost::asio::ip::tcp::acceptor acceptor{
-    silent, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  silent_listener silent;
   io_runtime io{2};
   client_events events;
-  auto url
-    = "ws://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
-  auto conn = connect_ws(io.context(), url, {}, events.callbacks(), 200ms);
+  auto conn
+    = connect_ws(io.context(), silent.url(), {}, events.callbacks(), 200ms);
   REQUIRE(events.wait_closed());
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::timeout);
   CHECK(events.reason()
         == "WebSocket handshake with 127.0.0.1:"
-             + std::to_string(acceptor.local_endpoint().port())
-             + " timed out after 200 ms");
+             + std::to_string(silent.port()) + " timed out after 200 ms");
   REQUIRE(released(conn));
   CHECK(events.closes() == 1);
 }
 
 TEST_CASE("closing before the handshake abandons the attempt",
           "[ws_client]") {
-  boost::asio::io_context silent;
-  boost::asio::ip::tcp::acceptor acceptor{
-    silent, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  silent_listener silent;
   io_runtime io{2};
   client_events events;
-  auto url
-    = "ws://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
-  auto conn = connect_ws(io.context(), url, {}, events.callbacks());
+  auto conn = connect_ws(io.context(), silent.url(), {}, events.callbacks());
   conn->close("not needed");
   REQUIRE(events.wait_closed());
   INFO(events.reason());
@@ -520,9 +541,7 @@ TEST_CASE_METHOD(tls_fixture, "wss with the wrong hostname is a tls failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.hostname = "relay.example";
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::tls);
   CHECK(events.reason().find("not valid for relay.example")
@@ -547,9 +566,7 @@ TEST_CASE_METHOD(tls_fixture, "a wrong SPKI pin is a pin failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.spki_sha256_pins = {std::string(64, 'a')};
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.opens() == 0);
   CHECK(events.kind() == failure_kind::pin);
@@ -561,9 +578,7 @@ TEST_CASE_METHOD(tls_fixture, "a malformed pin is a pin failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.spki_sha256_pins = {"sha256/nothex"};
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::pin);
   CHECK(events.reason().find("invalid pin 'sha256/nothex'") == 0);
@@ -573,9 +588,7 @@ TEST_CASE_METHOD(tls_fixture, "a missing CA file is a tls failure",
                  "[ws_client]") {
   auto tls = trusted();
   tls.ca_certfile = pki.ca_file() + ".missing";
-  client_events events;
-  auto conn = connect(tls, events);
-  REQUIRE(events.wait_closed());
+  auto events = refusal(tls);
   INFO(events.reason());
   CHECK(events.kind() == failure_kind::tls);
   CHECK(events.reason().find("tls setup: ca_certfile") == 0);
@@ -597,20 +610,10 @@ TEST_CASE_METHOD(tls_fixture, "the TLS relay closing is closed_by_peer, once",
 
 TEST_CASE_METHOD(tls_fixture, "http_get over TLS returns the body",
                  "[ws_client]") {
-  std::mutex mtx;
-  std::optional<http_get_result> result;
-  http_get(io.context(), "https://127.0.0.1:" + std::to_string(server.port()),
-           trusted(), {{"Accept", "application/nostr+json"}},
-           [&](http_get_result res) {
-             std::lock_guard<std::mutex> guard{mtx};
-             result = std::move(res);
-           });
-  REQUIRE(wait_until(
-    [&] {
-      std::lock_guard<std::mutex> guard{mtx};
-      return result.has_value();
-    },
-    wait_limit));
+  auto result = get_and_wait(
+    io.context(), "https://127.0.0.1:" + std::to_string(server.port()),
+    trusted(), {{"Accept", "application/nostr+json"}});
+  REQUIRE(result);
   INFO(result->error);
   CHECK(result->failure == failure_kind::none);
   CHECK(result->status == 200);
@@ -621,19 +624,9 @@ TEST_CASE_METHOD(tls_fixture, "http_get over TLS returns the body",
 TEST_CASE_METHOD(tls_fixture, "http_get checks pins too", "[ws_client]") {
   auto tls = trusted();
   tls.spki_sha256_pins = {std::string(64, 'b')};
-  std::mutex mtx;
-  std::optional<http_get_result> result;
-  http_get(io.context(), "https://127.0.0.1:" + std::to_string(server.port()),
-           tls, {}, [&](http_get_result res) {
-             std::lock_guard<std::mutex> guard{mtx};
-             result = std::move(res);
-           });
-  REQUIRE(wait_until(
-    [&] {
-      std::lock_guard<std::mutex> guard{mtx};
-      return result.has_value();
-    },
-    wait_limit));
+  auto result = get_and_wait(
+    io.context(), "https://127.0.0.1:" + std::to_string(server.port()), tls);
+  REQUIRE(result);
   CHECK(result->failure == failure_kind::pin);
   CHECK(result->error == "pin_mismatch: " + pki.server_spki_hex());
   CHECK(result->status == 0);

@@ -96,10 +96,8 @@ TEST_CASE("RocksDB's own ENOSPC: writes fail, nothing acknowledged is lost, "
           "writes resume when space returns",
           "[store][disk]") {
   ferry::test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!ferry::test::mounted_or_warn(fs))
     return;
-  }
   filled_store filled{fs};
   auto& store = filled.store;
   auto& acked = filled.acked;
@@ -140,10 +138,8 @@ TEST_CASE("RocksDB's own ENOSPC: writes fail, nothing acknowledged is lost, "
 TEST_CASE("the reserve reports the disk full before RocksDB runs out",
           "[store][disk]") {
   ferry::test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!ferry::test::mounted_or_warn(fs))
     return;
-  }
   constexpr uint64_t reserve = 2 << 20;
   auto opened = event_store::open(options_on(fs, reserve));
   REQUIRE(opened);
@@ -180,10 +176,8 @@ TEST_CASE("closing a store whose WAL append failed does not abort, and the "
           "WAL replays on the next open",
           "[store][disk]") {
   ferry::test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!ferry::test::mounted_or_warn(fs))
     return;
-  }
   filled_store filled{fs};
   auto& store = filled.store;
   REQUIRE(store->background_error());

@@ -93,10 +93,8 @@ TEST_CASE("below the reserve the writer refuses events, resumes by itself, "
           "and commits cursors again",
           "[writer][disk]") {
   test::small_tmpfs fs;
-  if (!fs.mounted) {
-    WARN(fs.why);
+  if (!test::mounted_or_warn(fs))
     return;
-  }
   fixture f{fs};
   REQUIRE(f.write(f.live_event(1000)).status == ingest_status::stored);
 

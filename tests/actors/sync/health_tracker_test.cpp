@@ -73,10 +73,15 @@ struct fixture : test::deterministic_actor_system {
     return *delay;
   }
 
-  /// Walks `id` through a successful connection and catch-up.
-  void sync_up(const std::string& id) {
+  /// Walks `id` through a successful connection.
+  void connect(const std::string& id) {
     report(atom::connecting_v, id);
     report(atom::connected_v, id);
+  }
+
+  /// Walks `id` through a successful connection and catch-up.
+  void sync_up(const std::string& id) {
+    connect(id);
     report(atom::catchup_v, id);
     report(atom::caughtup_v, id, caf::timespan{3s});
   }
@@ -184,8 +189,7 @@ TEST_CASE_METHOD(fixture, "dns, tls and pin failures wait in the slow lane",
 TEST_CASE_METHOD(fixture, "consecutive rate limits double the cooldown",
                  "[health_tracker]") {
   launch();
-  report(atom::connecting_v, relay_a);
-  report(atom::connected_v, relay_a);
+  connect(relay_a);
   report(atom::ratelimit_v, relay_a, std::string{"rate-limited: slow down"});
   CHECK(*ask<caf::timespan>(atom::get_v, atom::delay_v, relay_a) == 60s);
   auto x = health(relay_a);
@@ -199,8 +203,7 @@ TEST_CASE_METHOD(fixture, "consecutive rate limits double the cooldown",
   CHECK(fail(relay_a, error_class::rate_limited) == 480s);
   CHECK(fail(relay_a, error_class::rate_limited) == 480s);
   SECTION("a success ends the streak") {
-    report(atom::connecting_v, relay_a);
-    report(atom::connected_v, relay_a);
+    connect(relay_a);
     report(atom::live_v, relay_a);
     CHECK(fail(relay_a, error_class::rate_limited) == 60s);
   }
@@ -215,8 +218,7 @@ TEST_CASE_METHOD(fixture, "catching up or going live resets the attempts",
   fail(relay_a, error_class::tcp);
   CHECK(health(relay_a).attempts == 3);
   SECTION("after a catch-up") {
-    report(atom::connecting_v, relay_a);
-    report(atom::connected_v, relay_a);
+    connect(relay_a);
     CHECK(health(relay_a).status == relay_status::connecting);
     report(atom::catchup_v, relay_a);
     CHECK(health(relay_a).status == relay_status::syncing);
@@ -230,8 +232,7 @@ TEST_CASE_METHOD(fixture, "catching up or going live resets the attempts",
     CHECK(x.last_catchup == 42s);
   }
   SECTION("after going live") {
-    report(atom::connecting_v, relay_a);
-    report(atom::connected_v, relay_a);
+    connect(relay_a);
     report(atom::live_v, relay_a);
     CHECK(health(relay_a).attempts == 0);
   }
@@ -265,8 +266,7 @@ TEST_CASE_METHOD(fixture, "short outages resume, long ones catch up again",
     CHECK(resume(relay_a) == resume_mode::full_catchup);
   }
   SECTION("a stop counts as an outage too") {
-    report(atom::connecting_v, relay_a);
-    report(atom::connected_v, relay_a);
+    connect(relay_a);
     report(atom::live_v, relay_a);
     report(atom::stopped_v, relay_a);
     CHECK(health(relay_a).status == relay_status::stopped);
@@ -276,8 +276,7 @@ TEST_CASE_METHOD(fixture, "short outages resume, long ones catch up again",
     CHECK(resume(relay_a) == resume_mode::full_catchup);
   }
   SECTION("an unfinished catch-up must run again") {
-    report(atom::connecting_v, relay_a);
-    report(atom::connected_v, relay_a);
+    connect(relay_a);
     report(atom::catchup_v, relay_a);
     fail(relay_a, error_class::closed);
     advance(1min);
@@ -288,8 +287,7 @@ TEST_CASE_METHOD(fixture, "short outages resume, long ones catch up again",
 TEST_CASE_METHOD(fixture, "a relay that never synced catches up in full",
                  "[health_tracker]") {
   launch();
-  report(atom::connecting_v, relay_a);
-  report(atom::connected_v, relay_a);
+  connect(relay_a);
   fail(relay_a, error_class::auth);
   advance(1min);
   CHECK(resume(relay_a) == resume_mode::full_catchup);
@@ -299,8 +297,7 @@ TEST_CASE_METHOD(fixture, "status shows every relay with its details",
                  "[health_tracker]") {
   launch();
   sync_up(relay_a);
-  report(atom::connecting_v, relay_b);
-  report(atom::connected_v, relay_b);
+  connect(relay_b);
   report(atom::failed_v, relay_b, error_class::protocol,
          std::string{"bad frame"});
   advance(250ms);
@@ -396,8 +393,7 @@ TEST_CASE_METHOD(fixture, "sync metrics follow the reports",
                  "[health_tracker]") {
   launch();
   const std::string id = "metrics-probe";
-  report(atom::connecting_v, id);
-  report(atom::connected_v, id);
+  connect(id);
   auto text = metrics::serialize();
   CHECK_THAT(text,
              Contains("ferry_sync_connected{server=\"metrics-probe\"} 1"));

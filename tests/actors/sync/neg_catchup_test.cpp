@@ -139,31 +139,29 @@ TEST_CASE_METHOD(fixture, "negentropy catch-up finds exactly what each side "
   add_to(r, theirs);
   neg_catchup::limits lim;
   lim.frame_size_limit = 4096;
-  SECTION("one window") {
-    neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
+  // Runs `c` to the end: it needs exactly their events and has exactly mine.
+  auto finds_the_difference = [&](neg_catchup& c) {
     auto out = run(c, r);
     CHECK(out.end == neg_catchup::action::kind::done);
     CHECK(out.need == ids_of(theirs));
     CHECK(out.have == ids_of(mine));
+  };
+  SECTION("one window") {
+    neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
+    finds_the_difference(c);
     CHECK(c.splits == 0);
     CHECK(c.newest_local() == 2149);
   }
   SECTION("local windows over max_items are split") {
     lim.max_items = 60;
     neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
-    auto out = run(c, r);
-    CHECK(out.end == neg_catchup::action::kind::done);
-    CHECK(out.need == ids_of(theirs));
-    CHECK(out.have == ids_of(mine));
+    finds_the_difference(c);
     CHECK(c.splits > 0);
   }
   SECTION("windows the remote blocks are split") {
     r.max_items = 100;
     neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
-    auto out = run(c, r);
-    CHECK(out.end == neg_catchup::action::kind::done);
-    CHECK(out.need == ids_of(theirs));
-    CHECK(out.have == ids_of(mine));
+    finds_the_difference(c);
     CHECK(c.splits > 0);
     CHECK(r.opened == c.sessions);
   }
