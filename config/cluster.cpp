@@ -107,9 +107,12 @@ field cluster_section(cluster_config& cluster) {
     "cluster",
     {
       leaf("enabled", boolean(cluster.enabled)),
+      // Empty is "not set"; the section rule requires it when enabled.
       leaf("name", string_if(cluster.name,
                              "1 to 64 letters, digits, '-', '_' or '.'",
-                             is_node_name)),
+                             [](const std::string& name) {
+                               return name.empty() || is_node_name(name);
+                             })),
       leaf("address", address(cluster.address)),
       leaf("port", port(cluster.port)),
       leaf("seeds", seeds(cluster.seeds)),
