@@ -17,7 +17,8 @@ namespace {
 using self_pointer = cluster_gate_actor::stateful_pointer<cluster_gate_state>;
 using member_list = std::vector<cluster::member_info>;
 
-/// The node the current message came from (invalid for anonymous sends).
+/// The node the current message came from (a default id in a process
+/// without the middleman).
 caf::node_id sender_node(self_pointer self) {
   auto& sender = self->current_sender();
   return sender ? sender->node() : caf::node_id{};
@@ -83,7 +84,7 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
       -> caf::result<cluster::member_heartbeat, std::string, std::string> {
       auto node = sender_node(self);
       nostr::bytes32 raw;
-      if (!node)
+      if (!self->current_sender())
         return caf::make_error(ec::invalid_input, "hello needs a sender");
       if (!nostr::from_hex(challenge, raw))
         return out_of_protocol(self, node,
@@ -100,7 +101,7 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
            const std::string& signature) -> caf::result<member_list> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (!node || i == self->state.peers.end() || i->second.challenge.empty())
+      if (i == self->state.peers.end() || i->second.challenge.empty())
         return out_of_protocol(self, node, "join before hello");
       auto challenge = std::move(i->second.challenge);
       i->second.challenge.clear();
@@ -150,7 +151,7 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
       -> caf::result<cluster::member_heartbeat, member_list> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (!node || i == self->state.peers.end() || i->second.name.empty())
+      if (i == self->state.peers.end() || i->second.name.empty())
         return out_of_protocol(self, node, "heartbeat before join");
       if (i->second.name != hb.name)
         return out_of_protocol(self, node,

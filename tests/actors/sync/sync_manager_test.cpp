@@ -401,7 +401,8 @@ TEST_CASE_METHOD(fixture,
     std::set<std::string> ids;
     auto rows = ask(atom::get_v, atom::servers_v);
     REQUIRE(rows);
-    for (auto& row : json::parse(*rows).as_array())
+    auto parsed = json::parse(*rows);
+    for (auto& row : parsed.as_array())
       if (row.at("running").as_bool())
         ids.insert(std::string{row.at("id").as_string()});
     return ids;
