@@ -206,7 +206,7 @@ uint64_t incarnation_of(member& observer, const std::string& name) {
 } // namespace
 
 TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
-          "them back on rejoin; a stranger is refused",
+          "them back on rejoin, and a stranger is refused",
           "[integration][cluster]") {
   // The remote relay: one ferry node, twelve URLs (paths) of it.
   test::temp_dir remote_dir;
