@@ -395,6 +395,56 @@ std::string render_relays(const json::value& relays) {
     });
 }
 
+std::string render_cluster(const json::value& cluster) {
+  if (!cluster.is_object())
+    return render_json(cluster);
+  auto& x = cluster.as_object();
+  std::string live;
+  if (auto list = x.if_contains("live"); list && list->is_array())
+    for (auto& name : list->as_array())
+      live += (live.empty() ? "" : ", ") + json_text(name);
+  auto out = "this node: " + field_text(x, "self") + "\nlive: "
+             + (live.empty() ? "-" : live) + "\n\nMEMBERS\n";
+  auto empty = json::value{json::array{}};
+  auto at = [&](std::string_view key) -> const json::value& {
+    auto v = x.if_contains(key);
+    return v ? *v : empty;
+  };
+  out += render_table(
+    at("members"), "(no members)",
+    {"NAME", "STATE", "INCARNATION", "HEARTBEAT-AGE", "RELAY", "PUBKEY"},
+    [](const json::object& m) {
+      auto self = m.if_contains("self");
+      auto age = self && self->is_bool() && self->as_bool()
+                   ? std::string{"(this node)"}
+                   : field_text(m, "heartbeat_age_ms") + " ms";
+      return std::vector<std::string>{
+        field_text(m, "name"),        field_text(m, "state"),
+        field_text(m, "incarnation"), age,
+        field_text(m, "relay_url"),   field_text(m, "pubkey")};
+    });
+  out += "\nRELAYS\n";
+  out += render_table(at("relays"), "(no sync servers)",
+                      {"ID", "URL", "OWNER", "HERE"},
+                      [](const json::object& r) {
+                        return std::vector<std::string>{
+                          field_text(r, "id"), field_text(r, "url"),
+                          field_text(r, "owner"),
+                          field_text(r, "running_here")};
+                      });
+  auto& refused = at("refused");
+  if (refused.is_array() && !refused.as_array().empty()) {
+    out += "\nREFUSED\n";
+    out += render_table(refused, "", {"NAME", "PUBKEY", "TIMES", "REASON"},
+                        [](const json::object& r) {
+                          return std::vector<std::string>{
+                            field_text(r, "name"), field_text(r, "pubkey"),
+                            field_text(r, "times"), field_text(r, "reason")};
+                        });
+  }
+  return out;
+}
+
 std::string render_json(const json::value& x) {
   std::vector<std::pair<std::string, std::string>> leaves;
   flatten_json(x, "", leaves);

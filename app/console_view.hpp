@@ -66,6 +66,12 @@ std::string render_repos(const boost::json::value& repos);
 /// "(no hosted relays)" for an empty array. Missing fields show as "-".
 std::string render_relays(const boost::json::value& relays);
 
+/// The `cluster` view from the cluster manager's JSON: this node and the live
+/// set, a MEMBERS table (name, state, incarnation, heartbeat age, relay URL,
+/// pubkey), a RELAYS table (sync server, URL, owner, whether it runs here)
+/// and the refused nodes with their reasons.
+std::string render_cluster(const boost::json::value& cluster);
+
 /// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
 /// `key = value` lines, nested keys joined with dots, arrays as
 /// `[a, b]`; strings unquoted.

@@ -316,6 +316,7 @@ std::vector<field> schema(config& cfg) {
                 }),
       },
       infra_consistent(cfg.infra)),
+    cluster_section(cfg.cluster),
   };
 }
 
@@ -515,8 +516,17 @@ bool operator==(const infra_config& x, const infra_config& y) {
          && x.livekit.api_secret == y.livekit.api_secret;
 }
 
+bool operator==(const cluster_config& x, const cluster_config& y) {
+  return x.enabled == y.enabled && x.name == y.name && x.address == y.address
+         && x.port == y.port && x.seeds == y.seeds
+         && x.tls.certfile == y.tls.certfile && x.tls.keyfile == y.tls.keyfile
+         && x.tls.cafile == y.tls.cafile && x.members == y.members
+         && x.failure_timeout == y.failure_timeout
+         && x.heartbeat == y.heartbeat;
+}
+
 bool operator==(const config& x, const config& y) {
-  return x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
+  return x.cluster == y.cluster && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
          && x.sync == y.sync && x.infra == y.infra && x.source == y.source;

@@ -253,6 +253,40 @@ struct infra_config {
   }
 };
 
+/// Mutual TLS on the cluster port (`[cluster.tls]`).
+struct cluster_tls_config {
+  /// PEM certificate chain of this node; empty: no TLS.
+  std::string certfile;
+  /// PEM private key of that certificate.
+  std::string keyfile;
+  /// PEM CA certificates a peer's certificate must chain to.
+  std::string cafile;
+
+  bool enabled() const {
+    return !certfile.empty();
+  }
+};
+
+/// This node as a member of a cluster of ferry nodes (`[cluster]`).
+struct cluster_config {
+  /// Join a cluster; false: the node syncs every relay itself.
+  bool enabled = false;
+  /// This node's unique name in the cluster; required when enabled.
+  std::string name;
+  /// Where the cluster port listens (and what the node announces).
+  std::string address = "127.0.0.1";
+  uint16_t port = 7450;
+  /// Other members to join through, as "host:port".
+  std::vector<std::string> seeds;
+  cluster_tls_config tls;
+  /// Node keys allowed to join (64 hex each); empty: any key.
+  std::vector<std::string> members;
+  /// A member silent this long is dead and its relays move.
+  std::chrono::milliseconds failure_timeout{5000};
+  /// How often members heartbeat each other.
+  std::chrono::milliseconds heartbeat{1000};
+};
+
 /// Everything `ferry.toml` can say. Every key has the default shown here.
 struct config {
   relay_config relay;
@@ -266,6 +300,7 @@ struct config {
   sync_config sync;
   grasp_config grasp;
   infra_config infra;
+  cluster_config cluster;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };
@@ -301,6 +336,7 @@ bool operator==(const supervision_config& x, const supervision_config& y);
 bool operator==(const sync_config& x, const sync_config& y);
 bool operator==(const grasp_config& x, const grasp_config& y);
 bool operator==(const infra_config& x, const infra_config& y);
+bool operator==(const cluster_config& x, const cluster_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

@@ -147,6 +147,12 @@ leaf_reader dns_name_or_empty(std::string& out);
 /// A table of zooid roles, kept as JSON for the management API.
 leaf_reader infra_roles(std::string& out);
 
+/// "host:port" with a port in 1..65535.
+bool is_host_port(const std::string& text);
+
+/// The `[cluster]` section (config/cluster.cpp).
+field cluster_section(cluster_config& cluster);
+
 /// True when `address` is a literal loopback address.
 bool is_loopback(const std::string& address);
 

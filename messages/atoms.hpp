@@ -25,6 +25,8 @@ using flush = caf::flush_atom;
 constexpr inline auto flush_v = caf::flush_atom_v;
 using tick = caf::tick_atom;
 constexpr inline auto tick_v = caf::tick_atom_v;
+using leave = caf::leave_atom;
+constexpr inline auto leave_v = caf::leave_atom_v;
 
 } // namespace ferry::atom
 
@@ -109,6 +111,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(retry, "retry")
   FERRY_ADD_ATOM(reconcile, "reconcile")
   FERRY_ADD_ATOM(done, "done")
+
+  // -- cluster membership (leave is CAF's, above) --
+  FERRY_ADD_ATOM(heartbeat, "heartbeat")
+  FERRY_ADD_ATOM(owner, "owner")
+  FERRY_ADD_ATOM(hello, "hello")
+  FERRY_ADD_ATOM(join, "join")
 
 CAF_END_TYPE_ID_BLOCK(ferry_atoms)
 

@@ -2,7 +2,9 @@
 
 #include "messages/atoms.hpp"
 #include "messages/cluster/version_vector.hpp"
+#include "messages/inspector.hpp"
 #include "messages/status.hpp"
+#include "messages/supervisor.hpp"
 
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
@@ -12,19 +14,6 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-
-// The cluster's own atoms. CAF 0.17.6 gives atoms no type ID, so declaring
-// them beside the protocol that uses them keeps the subsystem in its files;
-// the texts are unique among Ferry's atoms.
-CAF_ADD_ATOM(ferry_atoms, ferry::atom, heartbeat, "heartbeat")
-CAF_ADD_ATOM(ferry_atoms, ferry::atom, owner, "owner")
-
-namespace ferry::atom {
-
-using leave = caf::leave_atom;
-constexpr inline auto leave_v = caf::leave_atom_v;
-
-} // namespace ferry::atom
 
 namespace ferry::cluster {
 
@@ -55,13 +44,16 @@ struct member_heartbeat {
   /// Where its Nostr relay and its admin API listen.
   std::string relay_url;
   std::string admin_url;
+  /// Its cluster port as "host:port", for members that learn of it by
+  /// gossip.
+  std::string address;
 };
 
 /// @relates member_heartbeat
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_heartbeat& x) {
   return f(caf::meta::type_name("member_heartbeat"), x.name, x.pubkey,
-           x.incarnation, x.relay_url, x.admin_url);
+           x.incarnation, x.relay_url, x.admin_url, x.address);
 }
 
 /// One member in this node's view, this node included.
@@ -71,6 +63,8 @@ struct member_info {
   uint64_t incarnation = 0;
   std::string relay_url;
   std::string admin_url;
+  /// Its cluster port as "host:port".
+  std::string address;
   member_state state = member_state::alive;
   /// Wall-clock time of the last heartbeat, unix milliseconds (0: none).
   int64_t last_heartbeat = 0;
@@ -82,8 +76,8 @@ struct member_info {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
   return f(caf::meta::type_name("member_info"), x.name, x.pubkey,
-           x.incarnation, x.relay_url, x.admin_url, x.state, x.last_heartbeat,
-           x.silent_for);
+           x.incarnation, x.relay_url, x.admin_url, x.address, x.state,
+           x.last_heartbeat, x.silent_for);
 }
 
 /// A node this one refused to count as a member, for /health.
@@ -138,6 +132,9 @@ using membership_actor = caf::typed_actor<
   // not allowed or the heartbeat is malformed.
   caf::replies_to<atom::heartbeat, cluster::member_heartbeat>::with<
     cluster::member_state>,
+  // A node failed to prove its identity (the reason): kept with the
+  // refusals, for /health.
+  caf::reacts_to<atom::failed, cluster::member_heartbeat, std::string>,
   // The connection to member `name` went down: it is suspect until it
   // heartbeats again or times out.
   caf::reacts_to<atom::closed, std::string>,
@@ -154,6 +151,61 @@ using membership_actor = caf::typed_actor<
   // Counts per state, each member, refusals and the mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>,
   // INTERNAL: every heartbeat interval, times out silent members.
+  caf::reacts_to<atom::tick>>;
+
+/// The CLUSTER GATE: what a node publishes on its cluster port. A dialling
+/// node proves its identity in two steps (hello, join) before anything else
+/// it sends counts; the gate answers out-of-protocol messages with an error
+/// and logs them.
+using cluster_gate_actor = caf::typed_actor<
+  // The dialler's challenge (64 hex): answers this node's identity, this
+  // node's challenge for the dialler and this node's signature over the
+  // dialler's challenge (see cluster/handshake.hpp).
+  caf::replies_to<atom::hello, std::string>::with<cluster::member_heartbeat,
+                                                  std::string, std::string>,
+  // The dialler's identity and its signature over this node's challenge:
+  // refused (ec::invalid_input / ec::conflict, with the reason) or answered
+  // with every member this node knows (gossip).
+  caf::replies_to<atom::join, cluster::member_heartbeat, std::string>::with<
+    std::vector<cluster::member_info>>,
+  // A joined member's heartbeat: answers this node's own heartbeat and the
+  // members it knows.
+  caf::replies_to<atom::heartbeat, cluster::member_heartbeat>::with<
+    cluster::member_heartbeat, std::vector<cluster::member_info>>,
+  // A joined member leaves gracefully (its name, its incarnation).
+  caf::reacts_to<atom::leave, std::string, uint64_t>,
+  // Joins, refusals, out-of-protocol messages and the mailbox.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
+
+/// The CLUSTER MEMBER: this node's link to one other member (or seed).
+using cluster_member_actor = caf::typed_actor<
+  // INTERNAL: dial and join now (connection generation).
+  caf::reacts_to<atom::connect, uint64_t>,
+  // INTERNAL: send the next heartbeat (connection generation).
+  caf::reacts_to<atom::tick, uint64_t>,
+  // Address, peer name, link state, heartbeats, failures and the mailbox.
+  caf::replies_to<atom::get, atom::status>::with<status_map>>;
+
+/// The CLUSTER MANAGER: one CLUSTER MEMBER per other member, the live set
+/// passed on to the SYNC MANAGER, and the cluster as operators see it.
+using cluster_manager_actor = caf::typed_actor<
+  // MEMBERSHIP: the live set changed.
+  caf::reacts_to<atom::members, std::vector<std::string>>,
+  // Gossip: members some peer knows; the unknown ones are dialled.
+  caf::reacts_to<atom::members, std::vector<cluster::member_info>>,
+  // A CLUSTER MEMBER made its first attempt at this address (joined or
+  // not): the start-up settles once every seed had one.
+  caf::reacts_to<atom::done, std::string>,
+  // The cluster view as JSON: members, live set, relay owners, refusals.
+  caf::replies_to<atom::get, atom::members>::with<std::string>,
+  // Refused nodes as health reasons.
+  caf::replies_to<atom::health>::with<health_report>,
+  // The member links, as a supervisor lists its children (for the
+  // inspector's tree).
+  caf::replies_to<atom::get, atom::children>::with<std::vector<child_info>>,
+  caf::replies_to<atom::get, atom::status>::with<status_map>,
+  // INTERNAL: every heartbeat interval: subscribe again, pass the live set
+  // on again (both idempotent), so either side may restart.
   caf::reacts_to<atom::tick>>;
 
 } // namespace ferry

@@ -90,7 +90,10 @@ using inspector_actor = caf::typed_actor<
   // One hosted relay with its recent activity.
   caf::replies_to<atom::relay, std::string>::with<std::string>,
   // The members of one hosted relay, from the management API.
-  caf::replies_to<atom::members, std::string>::with<std::string>>;
+  caf::replies_to<atom::members, std::string>::with<std::string>,
+  // Forwarded to the CLUSTER MANAGER: the cluster view as JSON
+  // (ec::not_found when the node is not in a cluster).
+  caf::replies_to<atom::get, atom::members>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -78,6 +78,9 @@ using sync_manager_actor = caf::typed_actor<
   // ok / degraded with the failing servers (JSON).
   caf::replies_to<atom::health>::with<std::string>,
   // Counters and mailbox size.
-  caf::replies_to<atom::get, atom::status>::with<status_map>>;
+  caf::replies_to<atom::get, atom::status>::with<status_map>,
+  // CLUSTER: the live members' names; in a cluster, the manager runs only
+  // the connections of the servers this node owns among them.
+  caf::reacts_to<atom::members, std::vector<std::string>>>;
 
 } // namespace ferry

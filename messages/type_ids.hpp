@@ -77,6 +77,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster::cluster_view))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::membership_listener_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::membership_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_gate_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_member_actor))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_manager_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

@@ -74,6 +74,7 @@ void membership_state::configure(const membership_config& cfg,
   me.info.incarnation = cfg.self.incarnation;
   me.info.relay_url = cfg.self.relay_url;
   me.info.admin_url = cfg.self.admin_url;
+  me.info.address = cfg.self.address;
   me.info.state = member_state::alive;
   me.last_seen = now;
 }
@@ -121,6 +122,7 @@ membership_state::heartbeat(const cluster::member_heartbeat& hb,
   m.info.incarnation = hb.incarnation;
   m.info.relay_url = hb.relay_url;
   m.info.admin_url = hb.admin_url;
+  m.info.address = hb.address;
   m.info.state = member_state::alive;
   m.info.last_heartbeat = unix_ms();
   m.last_seen = now;
@@ -315,6 +317,10 @@ membership(self_pointer self, membership_config config) {
       if (!result)
         return std::move(result.error());
       return *result;
+    },
+    [self](atom::failed, const cluster::member_heartbeat& hb,
+           const std::string& reason) {
+      self->state.refuse(hb, ec::invalid_input, reason);
     },
     [self](atom::closed, const std::string& member_name) {
       changing_live_set(self,

@@ -111,6 +111,8 @@ void add_sync_admin_routes(std::vector<admin_route>& table);
 void add_grasp_admin_routes(std::vector<admin_route>& table);
 /// actors/infra/admin_routes.cpp: /api/v1/relays.
 void add_infra_admin_routes(std::vector<admin_route>& table);
+/// actors/cluster/admin_routes.cpp: /api/v1/cluster.
+void add_cluster_admin_routes(std::vector<admin_route>& table);
 
 /// The one route table of the admin API: every subsystem's routes.
 const admin_router& admin_routes();

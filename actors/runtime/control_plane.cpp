@@ -97,6 +97,7 @@ const admin_router& admin_routes() {
     add_sync_admin_routes(table);
     add_grasp_admin_routes(table);
     add_infra_admin_routes(table);
+    add_cluster_admin_routes(table);
     return table;
   }()};
   return router;

@@ -65,7 +65,9 @@ void visit(self_pointer self, supervisor_actor sup,
           walk->owners.push_back(sup);
           if (child.state != child_state::running || !child.handle)
             continue;
-          if (child.kind == "supervisor")
+          // The cluster manager lists its member links as a supervisor
+          // lists its children.
+          if (child.kind == "supervisor" || child.kind == "cluster-manager")
             visit(self, caf::actor_cast<supervisor_actor>(child.handle), walk);
           if (child.handle.address() == self->address()) {
             // Asking ourselves would wait for this very request.
@@ -246,33 +248,57 @@ caf::result<std::string> ask_infra(self_pointer self,
   return rp;
 }
 
-/// Adds the INFRA RECONCILER's relays given up to `report`, and settles its
-/// status.
+/// Adds the cluster's refused nodes to `report`, and settles its status.
+void with_cluster_health(self_pointer self, health_report report,
+                         caf::typed_response_promise<health_report> rp) {
+  auto settle = [](health_report& x) {
+    if (!x.reasons.empty())
+      x.status = "degraded";
+  };
+  auto& slot = self->state.cluster;
+  auto manager = slot ? slot->get() : cluster_manager_actor{};
+  if (!manager) {
+    settle(report);
+    rp.deliver(std::move(report));
+    return;
+  }
+  auto shared = std::make_shared<health_report>(std::move(report));
+  self->request(manager, self->state.config.status_timeout, atom::health_v)
+    .then(
+      [shared, rp, settle](health_report& cluster) mutable {
+        for (auto& reason : cluster.reasons)
+          shared->reasons.push_back(std::move(reason));
+        settle(*shared);
+        rp.deliver(std::move(*shared));
+      },
+      [shared, rp, settle](caf::error&) mutable {
+        // A manager too busy to answer shows in the tree walk already.
+        settle(*shared);
+        rp.deliver(std::move(*shared));
+      });
+}
+
+/// Adds the INFRA RECONCILER's relays given up to `report`, then the
+/// cluster's refusals.
 void with_infra_health(self_pointer self, health_report report,
                        caf::typed_response_promise<health_report> rp) {
   auto& slot = self->state.infra.reconciler;
   auto reconciler = slot ? slot->get() : infra_reconciler_actor{};
   if (!reconciler) {
-    if (!report.reasons.empty())
-      report.status = "degraded";
-    rp.deliver(std::move(report));
+    with_cluster_health(self, std::move(report), rp);
     return;
   }
   auto shared = std::make_shared<health_report>(std::move(report));
   self->request(reconciler, self->state.config.status_timeout, atom::health_v)
     .then(
-      [shared, rp](health_report& infra) mutable {
+      [self, shared, rp](health_report& infra) mutable {
         for (auto& reason : infra.reasons)
           shared->reasons.push_back(std::move(reason));
-        if (!shared->reasons.empty())
-          shared->status = "degraded";
-        rp.deliver(std::move(*shared));
+        with_cluster_health(self, std::move(*shared), rp);
       },
-      [shared, rp](caf::error&) mutable {
+      [self, shared, rp](caf::error&) mutable {
         // A reconciler too busy to answer shows in the tree walk already.
-        if (!shared->reasons.empty())
-          shared->status = "degraded";
-        rp.deliver(std::move(*shared));
+        with_cluster_health(self, std::move(*shared), rp);
       });
 }
 
@@ -311,8 +337,10 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           handle_slot_ptr<sync_manager_actor> sync_manager,
           handle_slot_ptr<health_tracker_actor> sync_health,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
+          handle_slot_ptr<cluster_manager_actor> cluster,
           inspector_config config) {
   self->state.root = std::move(root);
+  self->state.cluster = std::move(cluster);
   self->state.sync_manager = std::move(sync_manager);
   self->state.sync_health = std::move(sync_health);
   self->state.grasp = std::move(grasp);
@@ -458,6 +486,14 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     [self](atom::members, const std::string& id) {
       return ask_infra(self, self->state.infra.reconciler, "infra reconciler",
                        atom::members_v, id);
+    },
+    [self](atom::get, atom::members) -> caf::result<std::string> {
+      if (!self->state.cluster)
+        return caf::make_error(ec::not_found,
+                               "this node is not in a cluster "
+                               "(cluster.enabled = false)");
+      return ask_infra(self, self->state.cluster, "cluster manager",
+                       atom::get_v, atom::members_v);
     },
   };
 }

@@ -1,5 +1,6 @@
 #include "actors/runtime/node.hpp"
 
+#include "actors/cluster/subsystem.hpp"
 #include "actors/grasp/subsystem.hpp"
 #include "actors/infra/infra_reconciler.hpp"
 #include "actors/infra/subsystem.hpp"
@@ -185,6 +186,10 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     = std::make_shared<handle_slot<infra_reconciler_actor>>();
   wiring.inspector = std::make_shared<handle_slot<inspector_actor>>();
   wiring.control_plane = std::make_shared<handle_slot<control_plane_actor>>();
+  if (cfg.cluster.enabled) {
+    wiring.membership = std::make_shared<handle_slot<membership_actor>>();
+    wiring.cluster = std::make_shared<handle_slot<cluster_manager_actor>>();
+  }
 
   // One supervisor per subsystem, in start order: the ingest path runs
   // before anything feeds it (clients, sync), the hub (relay) before
@@ -199,6 +204,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   if (cfg.grasp.enabled)
     subsystems.push_back(grasp_subsystem(wiring, policy));
   subsystems.push_back(infra_subsystem(wiring, policy));
+  if (cfg.cluster.enabled)
+    subsystems.push_back(cluster_subsystem(wiring, policy));
   subsystems.push_back(runtime_subsystem(wiring, policy));
   n->root_ = sys.spawn(supervisor, std::string{"node"}, std::move(subsystems),
                        policy);

@@ -9,6 +9,7 @@
 #include "actors/sync/pending_batches.hpp"
 #include "actors/sync/sync_manager.hpp"
 #include "config/config.hpp"
+#include "messages/cluster.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/inspector.hpp"
 #include "messages/nostr/keys.hpp"
@@ -50,6 +51,9 @@ struct node_wiring {
   infra_handles infra;
   handle_slot_ptr<inspector_actor> inspector;
   handle_slot_ptr<control_plane_actor> control_plane;
+  /// Set only when the cluster is enabled.
+  handle_slot_ptr<membership_actor> membership;
+  handle_slot_ptr<cluster_manager_actor> cluster;
 };
 
 /// A child spec whose incarnations land in `slot`.

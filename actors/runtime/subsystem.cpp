@@ -54,10 +54,10 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
     [root = wiring.root, store = wiring.store,
      ctx = std::shared_ptr<const relay_context>{wiring.relay},
      sync = wiring.sync_manager, sync_health = wiring.health,
-     grasp = wiring.grasp, infra = wiring.infra,
+     grasp = wiring.grasp, infra = wiring.infra, cluster = wiring.cluster,
      icfg](caf::local_actor* self) {
       return self->system().spawn(inspector, root, store, ctx, sync,
-                                  sync_health, grasp, infra, icfg);
+                                  sync_health, grasp, infra, cluster, icfg);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

@@ -36,10 +36,13 @@ child_spec sync_subsystem(const node_wiring& wiring, restart_policy policy) {
                              }));
   children.push_back(slotted(
     "sync-manager", "sync-manager", wiring.sync_manager,
-    [servers = wiring.cfg.sync.servers,
-     deps = connection_deps(wiring)](caf::local_actor* self) {
+    [servers = wiring.cfg.sync.servers, deps = connection_deps(wiring),
+     cluster_node = wiring.cfg.cluster.enabled ? wiring.cfg.cluster.name
+                                               : std::string{}](
+      caf::local_actor* self) {
       // Detached: it writes definitions to RocksDB itself.
-      return self->system().spawn<caf::detached>(sync_manager, servers, deps);
+      return self->system().spawn<caf::detached>(clustered_sync_manager,
+                                                 servers, deps, cluster_node);
     }));
   return supervisor_spec("sync", std::move(children), policy);
 }

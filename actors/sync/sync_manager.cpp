@@ -3,6 +3,7 @@
 #include "actors/runtime/json_status.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/rendezvous.hpp"
 #include "messages/error.hpp"
 #include "store/sync_store.hpp"
 
@@ -270,6 +271,32 @@ std::string health_json(self_pointer self, const std::vector<json::value>& rows,
   return json::serialize(result);
 }
 
+/// The owner of `def` among the live members, for the operator's answers.
+std::string owner_of(const sync_manager_state& st, const sync_server& def) {
+  if (!st.live)
+    return "nobody yet (the cluster has not settled)";
+  auto owner = cluster::rendezvous_owner(def.url, *st.live);
+  return owner ? *owner : std::string{"nobody"};
+}
+
+/// Brings the connections in line with who owns what: starts the enabled
+/// servers this node now owns, stops the ones that moved elsewhere.
+void apply_ownership(self_pointer self) {
+  for (auto& [id, e] : self->state.servers) {
+    if (!e.def.enabled)
+      continue;
+    auto mine = self->state.owns(e.def);
+    if (mine && !e.connection && !e.respawn_due) {
+      log::info("{}: {} ({}) is ours now", self->name(), id, e.def.url);
+      spawn_connection(self, e);
+    } else if (!mine && stop_connection(self, e)) {
+      log::info("{}: {} ({}) moved to {}", self->name(), id, e.def.url,
+                owner_of(self->state, e.def));
+      report_to_health(self, id, false);
+    }
+  }
+}
+
 /// The definitions from the config go into the store unless it has their
 /// id already; then the store is the truth.
 caf::expected<std::vector<sync_server>>
@@ -297,6 +324,15 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
 
 } // namespace
 
+bool sync_manager_state::owns(const sync_server& def) const {
+  if (cluster_node.empty())
+    return true;
+  if (!live)
+    return false;
+  auto owner = cluster::rendezvous_owner(def.url, *live);
+  return owner && *owner == cluster_node;
+}
+
 sync_manager_state::~sync_manager_state() {
   for (auto& [id, e] : servers)
     if (e.connection)
@@ -306,8 +342,17 @@ sync_manager_state::~sync_manager_state() {
 sync_manager_actor::behavior_type
 sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
              std::vector<sync_server> from_config, relay_connection_deps deps) {
+  return clustered_sync_manager(self, std::move(from_config), std::move(deps),
+                                std::string{});
+}
+
+sync_manager_actor::behavior_type clustered_sync_manager(
+  sync_manager_actor::stateful_pointer<sync_manager_state> self,
+  std::vector<sync_server> from_config, relay_connection_deps deps,
+  std::string cluster_node) {
   auto& st = self->state;
   st.deps = std::move(deps);
+  st.cluster_node = std::move(cluster_node);
   if (st.deps.store == nullptr) {
     self->quit(caf::make_error(ec::invalid_configuration,
                                "sync-manager needs a store"));
@@ -322,7 +367,7 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
   for (auto& def : *servers) {
     auto& e = st.servers[def.id];
     e.def = std::move(def);
-    if (e.def.enabled)
+    if (e.def.enabled && st.owns(e.def))
       spawn_connection(self, e);
   }
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -365,6 +410,10 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       if (!e.def.enabled) {
         if (stop_connection(self, e))
           report_to_health(self, e.def.id, true);
+      } else if (!st.owns(e.def)) {
+        // The URL may have changed owner along with the definition.
+        if (stop_connection(self, e))
+          report_to_health(self, e.def.id, false);
       } else if (changed || !e.connection) {
         stop_connection(self, e);
         spawn_connection(self, e);
@@ -418,7 +467,8 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       // No sender: the respawn the down handler scheduled.
       if (self->current_sender() == nullptr) {
         if (i != st.servers.end() && i->second.respawn_due
-            && i->second.def.enabled && !i->second.connection)
+            && i->second.def.enabled && !i->second.connection
+            && st.owns(i->second.def))
           spawn_connection(self, i->second);
         return std::string{};
       }
@@ -434,6 +484,9 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       }
       if (e.connection)
         return outcome(id, "already running");
+      if (!st.owns(e.def))
+        return outcome(id, "enabled; owned by " + owner_of(st, e.def)
+                             + ", which runs it");
       spawn_connection(self, e);
       return outcome(id, "started");
     },
@@ -549,7 +602,24 @@ sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
       caf::put(result, "restarts", restarts);
       caf::put(result, "puts", static_cast<int64_t>(st.puts));
       caf::put(result, "erases", static_cast<int64_t>(st.erases));
+      if (!st.cluster_node.empty()) {
+        int64_t owned = 0;
+        for (auto& [id, e] : st.servers)
+          if (st.owns(e.def))
+            ++owned;
+        caf::put(result, "cluster.node", st.cluster_node);
+        caf::put(result, "cluster.owned", owned);
+        caf::put(result, "cluster.live",
+                 static_cast<int64_t>(st.live ? st.live->size() : 0));
+      }
       return result;
+    },
+    [self](atom::members, std::vector<std::string>& live) {
+      auto& st = self->state;
+      if (st.cluster_node.empty() || (st.live && *st.live == live))
+        return;
+      st.live = std::move(live);
+      apply_ownership(self);
     },
   };
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,17 @@ struct sync_manager_state {
   /// What every connection is spawned with.
   relay_connection_deps deps;
 
+  /// This node's cluster name; empty: no cluster, every server is ours.
+  std::string cluster_node;
+  /// The live members, once the cluster told; until then a cluster node
+  /// owns nothing.
+  std::optional<std::vector<std::string>> live;
+
+  /// Whether this node runs `def`'s connection: always without a cluster,
+  /// else when it is the owner of the server's URL among the live members
+  /// (rendezvous hashing).
+  bool owns(const sync_server& def) const;
+
   /// API calls that changed something.
   uint64_t puts = 0;
   uint64_t erases = 0;
@@ -76,5 +88,14 @@ struct sync_manager_state {
 sync_manager_actor::behavior_type
 sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
              std::vector<sync_server> from_config, relay_connection_deps deps);
+
+/// The SYNC MANAGER of cluster member `cluster_node`: as `sync_manager`, but
+/// it runs no connection until the cluster tells it the live members, then
+/// only those of the servers it owns among them, starting and stopping
+/// connections as the live set changes.
+sync_manager_actor::behavior_type clustered_sync_manager(
+  sync_manager_actor::stateful_pointer<sync_manager_state> self,
+  std::vector<sync_server> from_config, relay_connection_deps deps,
+  std::string cluster_node);
 
 } // namespace ferry

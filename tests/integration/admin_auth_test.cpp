@@ -298,6 +298,7 @@ std::vector<route> every_route() {
     {"DELETE", "/api/v1/sync/servers/probe", ""},
     {"GET", "/api/v1/grasp/repos", ""},
     {"GET", "/api/v1/grasp/repos/30617%3Aab%3Ax", ""},
+    {"GET", "/api/v1/cluster", ""},
     {"POST", "/api/v1/relays", relay_body()},
     {"GET", "/api/v1/relays", ""},
     {"GET", "/api/v1/relays/club", ""},

@@ -2,6 +2,7 @@
 
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
+#include "messages/cluster/rendezvous.hpp"
 #include "messages/error.hpp"
 #include "messages/type_ids.hpp"
 #include "store/sync_store.hpp"
@@ -18,6 +19,7 @@
 #include <catch2/catch.hpp>
 
 #include <mutex>
+#include <set>
 #include <thread>
 
 using namespace ferry;
@@ -377,4 +379,77 @@ TEST_CASE_METHOD(fixture, "the manager answers its status", "[sync_manager]") {
   CHECK(caf::get_or(status, "servers", int64_t{0}) == 1);
   CHECK(caf::get_or(status, "running", int64_t{0}) == 1);
   CHECK(caf::get_or(status, "restarts", int64_t{-1}) == 0);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "in a cluster the manager runs only the servers this node "
+                 "owns among the live members",
+                 "[sync_manager][cluster]") {
+  std::vector<sync_server> servers;
+  for (int i = 0; i < 8; ++i) {
+    auto def = parse_sync_server(
+      R"({"url":"ws://127.0.0.1:9/r)" + std::to_string(i)
+        + R"(","filters":[{"kinds":[1]}],"tls":{"mode":"disabled"},)"
+          R"("relay_info_mode":"disabled"})",
+      "s" + std::to_string(i));
+    REQUIRE(def);
+    servers.push_back(*def);
+  }
+  mgr = sys.spawn(clustered_sync_manager, servers, deps,
+                  std::string{"node-a"});
+  auto running_here = [&] {
+    std::set<std::string> ids;
+    auto rows = ask(atom::get_v, atom::servers_v);
+    REQUIRE(rows);
+    auto parsed = json::parse(*rows);
+    for (auto& row : parsed.as_array())
+      if (row.at("running").as_bool())
+        ids.insert(std::string{row.at("id").as_string()});
+    return ids;
+  };
+  auto owned_by = [&](const std::vector<std::string>& live,
+                      const std::string& name) {
+    std::set<std::string> ids;
+    for (auto& def : servers)
+      if (cluster::rendezvous_owner(def.url, live) == name)
+        ids.insert(def.id);
+    return ids;
+  };
+  // Until the cluster settles, nothing runs: another member may own it all.
+  CHECK(running_here().empty());
+  self->send(mgr, atom::members_v, std::vector<std::string>{"node-a"});
+  CHECK(running_here().size() == servers.size());
+  std::vector<std::string> three{"node-a", "node-b", "node-c"};
+  self->send(mgr, atom::members_v, three);
+  auto mine = owned_by(three, "node-a");
+  // Eight URLs over three members: node-a owns some and not all (the hash
+  // is fixed, so this holds for these URLs on every machine).
+  REQUIRE_FALSE(mine.empty());
+  REQUIRE(mine.size() < servers.size());
+  CHECK(running_here() == mine);
+  std::string elsewhere;
+  for (auto& def : servers)
+    if (mine.count(def.id) == 0)
+      elsewhere = def.id;
+  auto started = ask_ok(atom::start_v, elsewhere);
+  CHECK_THAT(std::string{started.at("result").as_string()},
+             Contains("owned by node-"));
+  CHECK(running_here() == mine);
+  // node-c dies: its servers spread over the two left, ours stay ours.
+  std::vector<std::string> two{"node-a", "node-b"};
+  self->send(mgr, atom::members_v, two);
+  auto now_mine = owned_by(two, "node-a");
+  for (auto& id : mine)
+    CHECK(now_mine.count(id) == 1);
+  CHECK(running_here() == now_mine);
+  auto status = [&] {
+    status_map result;
+    self->request(mgr, 5s, atom::get_v, atom::status_v)
+      .receive([&](status_map& x) { result = std::move(x); },
+               [](caf::error& err) { FAIL(render(err)); });
+    return result;
+  }();
+  CHECK(caf::get<int64_t>(status, "cluster.owned")
+        == static_cast<int64_t>(now_mine.size()));
+  CHECK(caf::get<std::string>(status, "cluster.node") == "node-a");
 }

@@ -1,0 +1,302 @@
+#include "actors/cluster/cluster_member.hpp"
+
+#include "actors/cluster/handshake.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/error.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace ferry {
+
+namespace {
+
+using self_pointer
+  = cluster_member_actor::stateful_pointer<cluster_member_state>;
+using link = cluster_member_state::link;
+using member_list = std::vector<cluster::member_info>;
+
+/// Splits "host:port" or "[v6]:port".
+void split_address(const std::string& address, std::string& host,
+                   uint16_t& port) {
+  auto colon = address.rfind(':');
+  host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  port = colon == std::string::npos
+           ? 0
+           : static_cast<uint16_t>(
+             std::strtoul(address.c_str() + colon + 1, nullptr, 10));
+}
+
+template <class Handle>
+Handle current(const handle_slot_ptr<Handle>& slot) {
+  return slot ? slot->get() : Handle{};
+}
+
+/// Tells the manager once that the first attempt is over.
+void report_first(self_pointer self) {
+  if (self->state.reported)
+    return;
+  self->state.reported = true;
+  if (auto manager = current(self->state.manager))
+    self->send(manager, atom::done_v, self->state.address);
+}
+
+/// Ends attempt `generation` and dials again after the backoff: the longest
+/// one when the peer failed its proof or refused us (an operator has to act
+/// first), otherwise a doubling one.
+void fail(self_pointer self, uint64_t generation, const std::string& reason,
+          bool refused = false) {
+  auto& st = self->state;
+  if (generation != st.generation)
+    return;
+  st.state = link::waiting;
+  // A dead peer fails the same way on every attempt: say it once.
+  if (reason != st.last_error) {
+    if (refused)
+      log::warn("{} {}: {}", self->name(), st.address, reason);
+    else
+      log::info("{} {}: {}", self->name(), st.address, reason);
+  }
+  st.last_error = reason;
+  if (refused)
+    st.backoff = st.config.backoff_cap;
+  else if (st.backoff == caf::timespan{0})
+    st.backoff = st.config.backoff;
+  else
+    st.backoff = std::min(2 * st.backoff, st.config.backoff_cap);
+  self->delayed_send(self, st.backoff, atom::connect_v, generation);
+  report_first(self);
+}
+
+/// The joined link is gone: the peer turns suspect, and we dial again.
+void link_lost(self_pointer self, const std::string& reason) {
+  auto& st = self->state;
+  if (st.state != link::joined)
+    return;
+  self->demonitor(st.gate.address());
+  st.gate = cluster_gate_actor{};
+  if (auto membership = current(st.membership))
+    self->send(membership, atom::closed_v, st.peer);
+  fail(self, st.generation, reason);
+}
+
+void join(self_pointer self, uint64_t generation, cluster_gate_actor gate,
+          cluster::member_heartbeat peer, const std::string& their_challenge) {
+  auto& me = *self->state.identity;
+  auto signature = cluster::sign_challenge(their_challenge, me.self, me.keys);
+  self
+    ->request(gate, self->state.config.connect_timeout, atom::join_v, me.self,
+              signature)
+    .then(
+      [self, generation, gate, peer](member_list& members) {
+        auto& st = self->state;
+        if (generation != st.generation)
+          return;
+        st.gate = gate;
+        st.peer = peer.name;
+        st.state = link::joined;
+        st.backoff = caf::timespan{0};
+        st.last_error.clear();
+        ++st.joins;
+        self->monitor(gate);
+        log::info("{} {}: joined {} (incarnation {})", self->name(),
+                  st.address, peer.name, peer.incarnation);
+        report_first(self);
+        if (auto manager = current(st.manager))
+          self->send(manager, atom::members_v, std::move(members));
+        self->send(self, atom::tick_v, generation);
+      },
+      [self, generation, peer](caf::error& err) {
+        fail(self, generation, peer.name + " refused our join: " + render(err),
+             err.category() == caf::atom("ferry"));
+      });
+}
+
+/// Checks the peer's proof and lets the MEMBERSHIP judge its identity
+/// before we prove ours.
+void hello(self_pointer self, uint64_t generation, cluster_gate_actor gate) {
+  auto challenge = cluster::make_challenge();
+  self
+    ->request(gate, self->state.config.connect_timeout, atom::hello_v,
+              challenge)
+    .then(
+      [self, generation, gate, challenge](cluster::member_heartbeat& peer,
+                                          std::string& their_challenge,
+                                          std::string& signature) {
+        auto& st = self->state;
+        if (generation != st.generation)
+          return;
+        auto membership = current(st.membership);
+        if (!membership) {
+          fail(self, generation, "the membership is restarting");
+          return;
+        }
+        if (auto problem
+            = cluster::check_challenge_signature(challenge, peer, signature);
+            !problem.empty()) {
+          self->send(membership, atom::failed_v, peer, problem);
+          fail(self, generation,
+               "the peer failed to prove its identity: " + problem, true);
+          return;
+        }
+        self
+          ->request(membership, self->state.config.connect_timeout,
+                    atom::heartbeat_v, peer)
+          .then(
+            [self, generation, gate, peer,
+             their_challenge](cluster::member_state) {
+              join(self, generation, gate, peer, their_challenge);
+            },
+            [self, generation](caf::error& err) {
+              fail(self, generation, "refused the peer: " + render(err), true);
+            });
+      },
+      [self, generation](caf::error& err) {
+        fail(self, generation, "hello failed: " + render(err));
+      });
+}
+
+void dial(self_pointer self) {
+  auto& st = self->state;
+  auto generation = ++st.generation;
+  st.state = link::dialing;
+  ++st.attempts;
+  // The middleman's own remote_actor() blocks and may wait forever for a
+  // peer that accepts but never speaks CAF; its actor answers in time.
+  auto middleman = self->system().middleman().actor_handle();
+  self
+    ->request(middleman, st.config.connect_timeout, caf::connect_atom_v,
+              st.host, st.port)
+    .then(
+      [self, generation](caf::node_id& node, caf::strong_actor_ptr& ptr,
+                         std::set<std::string>& interface) {
+        auto& st = self->state;
+        if (generation != st.generation)
+          return;
+        if (node == self->node()) {
+          st.state = link::self;
+          log::info("{} {}: that is this node itself; not dialling it",
+                    self->name(), st.address);
+          report_first(self);
+          return;
+        }
+        if (!ptr) {
+          fail(self, generation, "nothing is published there");
+          return;
+        }
+        if (!self->system().assignable<cluster_gate_actor>(interface)) {
+          fail(self, generation, "that is not a ferry cluster gate", true);
+          return;
+        }
+        hello(self, generation, caf::actor_cast<cluster_gate_actor>(ptr));
+      },
+      [self, generation](caf::error& err) {
+        fail(self, generation, "cannot connect: " + render(err));
+      });
+}
+
+} // namespace
+
+std::string to_string(cluster_member_state::link x) {
+  switch (x) {
+    case link::dialing:
+      return "dialing";
+    case link::joined:
+      return "joined";
+    case link::waiting:
+      return "waiting";
+    case link::self:
+      return "self";
+  }
+  return "unknown";
+}
+
+cluster_member_actor::behavior_type
+cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self,
+               std::string address, cluster_member_config config,
+               cluster_identity_ptr identity,
+               handle_slot_ptr<membership_actor> membership,
+               handle_slot_ptr<cluster_manager_actor> manager) {
+  auto& st = self->state;
+  st.address = std::move(address);
+  split_address(st.address, st.host, st.port);
+  st.config = config;
+  st.identity = std::move(identity);
+  st.membership = std::move(membership);
+  st.manager = std::move(manager);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.gate && dm.source == st.gate.address())
+      link_lost(self, "the link to " + st.peer + " went down ("
+                        + render(dm.reason) + ")");
+  });
+  dial(self);
+  return {
+    [self](atom::connect, uint64_t generation) {
+      if (generation == self->state.generation)
+        dial(self);
+    },
+    [self](atom::tick, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.generation || st.state != link::joined)
+        return;
+      ++st.heartbeats;
+      self
+        ->request(st.gate, 2 * st.config.heartbeat, atom::heartbeat_v,
+                  st.identity->self)
+        .then(
+          [self, generation](cluster::member_heartbeat& peer,
+                             member_list& members) {
+            auto& st = self->state;
+            if (generation != st.generation)
+              return;
+            ++st.heartbeats_answered;
+            if (auto membership = current(st.membership))
+              self
+                ->request(membership, 2 * st.config.heartbeat,
+                          atom::heartbeat_v, peer)
+                .then([](cluster::member_state) {},
+                      [self, generation](caf::error& err) {
+                        if (err.category() == caf::atom("ferry"))
+                          link_lost(self, "refused the peer: " + render(err));
+                      });
+            if (auto manager = current(st.manager))
+              self->send(manager, atom::members_v, std::move(members));
+          },
+          [self, generation](caf::error& err) {
+            // A late answer is the membership's business (it times the peer
+            // out); a refusal means the peer no longer counts us as joined.
+            if (generation == self->state.generation
+                && err.category() == caf::atom("ferry"))
+              link_lost(self, "the peer refused our heartbeat: " + render(err));
+          });
+      self->delayed_send(self, st.config.heartbeat, atom::tick_v, generation);
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "address", st.address);
+      caf::put(result, "peer", st.peer);
+      caf::put(result, "link", to_string(st.state));
+      caf::put(result, "attempts", static_cast<int64_t>(st.attempts));
+      caf::put(result, "joins", static_cast<int64_t>(st.joins));
+      caf::put(result, "heartbeats", static_cast<int64_t>(st.heartbeats));
+      caf::put(result, "heartbeats_answered",
+               static_cast<int64_t>(st.heartbeats_answered));
+      caf::put(result, "last_error", st.last_error);
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      return result;
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,78 @@
+#pragma once
+
+#include "actors/cluster/cluster_gate.hpp"
+#include "actors/runtime/handle_slot.hpp"
+#include "messages/cluster.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ferry {
+
+/// Timing of one CLUSTER MEMBER.
+struct cluster_member_config {
+  /// Interval between heartbeats; a heartbeat may take twice as long.
+  caf::timespan heartbeat = std::chrono::seconds{1};
+  /// First delay before dialling again; it doubles per failure up to `cap`.
+  caf::timespan backoff = std::chrono::milliseconds{200};
+  caf::timespan backoff_cap = std::chrono::seconds{5};
+  /// How long connecting (TCP and CAF's handshake) may take.
+  caf::timespan connect_timeout = std::chrono::seconds{5};
+};
+
+struct cluster_member_state {
+  /// Where the link stands.
+  enum class link : uint8_t { dialing, joined, waiting, self };
+
+  std::string address;
+  std::string host;
+  uint16_t port = 0;
+  cluster_member_config config;
+  cluster_identity_ptr identity;
+  handle_slot_ptr<membership_actor> membership;
+  handle_slot_ptr<cluster_manager_actor> manager;
+
+  /// The peer's gate while joined.
+  cluster_gate_actor gate;
+  /// The name the peer proved (empty before the first join).
+  std::string peer;
+  link state = link::dialing;
+  /// Bumped on every new attempt; stale timers and replies are ignored.
+  uint64_t generation = 0;
+  caf::timespan backoff{0};
+  /// The first attempt's outcome was reported to the manager.
+  bool reported = false;
+
+  uint64_t attempts = 0;
+  uint64_t joins = 0;
+  uint64_t heartbeats = 0;
+  uint64_t heartbeats_answered = 0;
+  std::string last_error;
+
+  static inline constexpr const char* name = "cluster-member";
+};
+
+/// @relates cluster_member_state
+std::string to_string(cluster_member_state::link x);
+
+/// A CLUSTER MEMBER: this node's link to the member (or seed) at `address`
+/// ("host:port"). It dials the peer's cluster gate through the middleman,
+/// checks the peer's identity (its signature over our challenge, then the
+/// MEMBERSHIP's allow-list and known keys), joins with our own signature,
+/// passes the members the peer knows on to the manager (gossip) and then
+/// heartbeats every interval; each answer is the peer's heartbeat for the
+/// MEMBERSHIP. It monitors the peer's gate: when the link goes down the
+/// peer turns suspect and the member dials again with backoff, for as long
+/// as it runs. A peer that fails its proof or refuses us is logged and
+/// dialled again at the longest backoff.
+cluster_member_actor::behavior_type
+cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self,
+               std::string address, cluster_member_config config,
+               cluster_identity_ptr identity,
+               handle_slot_ptr<membership_actor> membership,
+               handle_slot_ptr<cluster_manager_actor> manager);
+
+} // namespace ferry
