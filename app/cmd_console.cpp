@@ -72,6 +72,8 @@ constexpr const char* help_text = R"(commands:
                   failed attempts, sync error
   relay ID        one hosted relay with its activity log
   relay-members ID  the members of hosted relay ID, from the management API
+  refused [SOURCE]  the latest events refused by validation or the write
+                  policy (of SOURCE only, e.g. sync:ID)
   watch           live view of actors and stats; q or Ctrl-C leaves it
   help            this list
   quit, exit      leave the prompt
@@ -82,7 +84,7 @@ const std::vector<std::string> command_words
   = {"actors",  "actor",    "stats",      "health",    "restart",
      "stop",    "start",    "fault",      "servers",   "server",
      "sync-now", "sync-start", "sync-stop", "repos",   "repo",
-     "relays",  "relay",    "relay-members", "watch", "help",
+     "relays",  "relay",    "relay-members", "refused", "watch", "help",
      "quit",    "exit"};
 
 /// Commands whose one argument is a hosted relay id.
@@ -161,6 +163,9 @@ public:
       return words.size() == 2 ? run_repo(words[1]) : usage(command, " ADDRESS");
     if (command == "relays")
       return words.size() == 1 ? run_relays() : usage(command, "");
+    if (command == "refused")
+      return words.size() <= 2 ? run_refused(words.size() == 2 ? words[1] : "")
+                               : usage(command, " [SOURCE]");
     if (takes_relay(command))
       return words.size() == 2 ? run_on_relay(command, words[1])
                                : usage(command, " ID");
@@ -395,6 +400,15 @@ private:
     if (reply.value)
       print_sync_answer(*reply.value, [](const boost::json::value& x) {
         return console::render_relays(x);
+      });
+    return report(reply);
+  }
+
+  int run_refused(const std::string& source) {
+    auto reply = ask<std::string>(request_timeout, atom::refused_v, source);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_refused(x);
       });
     return report(reply);
   }

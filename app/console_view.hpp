@@ -66,6 +66,11 @@ std::string render_repos(const boost::json::value& repos);
 /// "(no hosted relays)" for an empty array. Missing fields show as "-".
 std::string render_relays(const boost::json::value& relays);
 
+/// The `refused` table from the node's JSON array: one line per refused
+/// event, newest first, with its time (UTC), source, id and reason;
+/// "(no refused events)" for an empty array.
+std::string render_refused(const boost::json::value& refused);
+
 /// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
 /// `key = value` lines, nested keys joined with dots, arrays as
 /// `[a, b]`; strings unquoted.

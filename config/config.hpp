@@ -1,5 +1,6 @@
 #pragma once
 
+#include "config/policy_config.hpp"
 #include "messages/sync.hpp"
 
 #include <caf/expected.hpp>
@@ -266,6 +267,7 @@ struct config {
   sync_config sync;
   grasp_config grasp;
   infra_config infra;
+  policy_config policy;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };

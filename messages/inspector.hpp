@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/policy.hpp"
 #include "messages/status.hpp"
 #include "messages/supervisor.hpp"
 
@@ -90,7 +91,9 @@ using inspector_actor = caf::typed_actor<
   // One hosted relay with its recent activity.
   caf::replies_to<atom::relay, std::string>::with<std::string>,
   // The members of one hosted relay, from the management API.
-  caf::replies_to<atom::members, std::string>::with<std::string>>;
+  caf::replies_to<atom::members, std::string>::with<std::string>,
+  // The latest refused events, of one source or ("") of all (JSON array).
+  caf::replies_to<atom::refused, std::string>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty
