@@ -145,7 +145,7 @@ TEST_CASE_METHOD(fixture, "the request carries strfry's fields",
   CHECK(judge(item("x", "import", "")).message == "blocked: new Import  - number");
 }
 
-TEST_CASE_METHOD(fixture, "a plugin that crashes is restarted with backoff; "
+TEST_CASE_METHOD(fixture, "a plugin that crashes is restarted with backoff, and "
                           "its requests meanwhile get the fallback",
                  "[policy][plugin]") {
   start(plugin("crash.sh"), policy_action::reject);
