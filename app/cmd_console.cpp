@@ -74,6 +74,8 @@ constexpr const char* help_text = R"(commands:
   relay-members ID  the members of hosted relay ID, from the management API
   cluster         the cluster: members (state, incarnation, heartbeat age,
                   relay URL), which member owns which sync server, refusals
+  refused [SOURCE]  the latest events refused by validation or the write
+                  policy (of SOURCE only, e.g. sync:ID)
   watch           live view of actors and stats; q or Ctrl-C leaves it
   help            this list
   quit, exit      leave the prompt
@@ -84,7 +86,7 @@ const std::vector<std::string> command_words
   = {"actors",  "actor",    "stats",      "health",    "restart",
      "stop",    "start",    "fault",      "servers",   "server",
      "sync-now", "sync-start", "sync-stop", "repos",   "repo",
-     "relays",  "relay",    "relay-members", "cluster", "watch", "help",
+     "relays",  "relay",    "relay-members", "cluster", "refused", "watch", "help",
      "quit",    "exit"};
 
 /// Commands whose one argument is a hosted relay id.
@@ -165,6 +167,9 @@ public:
       return words.size() == 1 ? run_relays() : usage(command, "");
     if (command == "cluster")
       return words.size() == 1 ? run_cluster() : usage(command, "");
+    if (command == "refused")
+      return words.size() <= 2 ? run_refused(words.size() == 2 ? words[1] : "")
+                               : usage(command, " [SOURCE]");
     if (takes_relay(command))
       return words.size() == 2 ? run_on_relay(command, words[1])
                                : usage(command, " ID");
@@ -409,6 +414,15 @@ private:
     if (reply.value)
       print_sync_answer(*reply.value, [](const boost::json::value& x) {
         return console::render_cluster(x);
+      });
+    return report(reply);
+  }
+
+  int run_refused(const std::string& source) {
+    auto reply = ask<std::string>(request_timeout, atom::refused_v, source);
+    if (reply.value)
+      print_sync_answer(*reply.value, [](const boost::json::value& x) {
+        return console::render_refused(x);
       });
     return report(reply);
   }

@@ -44,6 +44,7 @@ struct import_counts {
         ++invalid;
         break;
       case ingest_status::refused:
+      case ingest_status::shadowed:
         ++refused;
         break;
       case ingest_status::error:
@@ -83,7 +84,7 @@ int run_import(const config::config& cfg, const std::string& input) {
   add_message_types(sys_cfg);
   tune_scheduler(sys_cfg);
   caf::actor_system sys{sys_cfg};
-  auto pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest);
+  auto pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest, cfg.policy);
   import_counts counts;
   std::string disk_full;
   size_t in_flight = 0;
@@ -138,6 +139,7 @@ int run_import(const config::config& cfg, const std::string& input) {
   std::vector<caf::actor> actors;
   for (auto& v : pipeline.verifiers)
     actors.push_back(caf::actor_cast<caf::actor>(v));
+  actors.push_back(caf::actor_cast<caf::actor>(pipeline.policy));
   actors.push_back(caf::actor_cast<caf::actor>(pipeline.writer));
   stop_and_wait(sys, actors);
   if (progress)

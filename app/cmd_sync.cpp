@@ -513,6 +513,7 @@ bool sync_run::transfer() {
             break;
           case ingest_status::invalid:
           case ingest_status::refused:
+          case ingest_status::shadowed:
             ++down_.rejected;
             break;
           case ingest_status::error:

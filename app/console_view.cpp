@@ -445,6 +445,25 @@ std::string render_cluster(const json::value& cluster) {
   return out;
 }
 
+std::string render_refused(const json::value& refused) {
+  return render_table(
+    refused, "(no refused events)", {"TIME (UTC)", "SOURCE", "ID", "REASON"},
+    [](const json::object& x) {
+      std::string when = "-";
+      if (auto at = x.if_contains("at"); at && at->is_int64()) {
+        std::time_t t = at->as_int64();
+        std::tm utc{};
+        gmtime_r(&t, &utc);
+        char buf[32];
+        std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &utc);
+        when = buf;
+      }
+      return std::vector<std::string>{when, field_text(x, "source"),
+                                      field_text(x, "id"),
+                                      field_text(x, "reason")};
+    });
+}
+
 std::string render_json(const json::value& x) {
   std::vector<std::pair<std::string, std::string>> leaves;
   flatten_json(x, "", leaves);

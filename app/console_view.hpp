@@ -71,6 +71,10 @@ std::string render_relays(const boost::json::value& relays);
 /// pubkey), a RELAYS table (sync server, URL, owner, whether it runs here)
 /// and the refused nodes with their reasons.
 std::string render_cluster(const boost::json::value& cluster);
+/// The `refused` table from the node's JSON array: one line per refused
+/// event, newest first, with its time (UTC), source, id and reason;
+/// "(no refused events)" for an empty array.
+std::string render_refused(const boost::json::value& refused);
 
 /// Any JSON answer (`server ID`, `sync-now ID`, ...) as aligned
 /// `key = value` lines, nested keys joined with dots, arrays as

@@ -6,7 +6,15 @@
 
 #include "bench/bench_util.hpp"
 
+#include "actors/ingest/plugin_host.hpp"
+#include "actors/ingest/policy_rules.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/type_ids.hpp"
+#include "net/io_runtime.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <cstdio>
 #include <thread>
@@ -43,6 +51,80 @@ void warn_failures(uint64_t failures, const char* what) {
   if (failures > 0)
     std::printf("warning: %lu %s failed; the rate above is not meaningful\n",
                 static_cast<unsigned long>(failures), what);
+}
+
+/// Built-in rules that every event passes, so each one is evaluated: lists,
+/// limits, and token buckets too large to ever refuse.
+config::policy_config bench_rules() {
+  config::policy_config cfg;
+  cfg.denied_pubkeys = {std::string(64, '0')};
+  cfg.denied_kinds = {4};
+  cfg.max_content_bytes = 1 << 20;
+  cfg.max_tags = 10000;
+  cfg.rate_pubkey = {1e12, int64_t{1} << 40};
+  cfg.rate_source = {1e12, int64_t{1} << 40};
+  return cfg;
+}
+
+std::string bench_rules_toml() {
+  return "[policy]\ndenied_pubkeys = [\"" + std::string(64, '0')
+         + "\"]\ndenied_kinds = [4]\nmax_content_bytes = 1048576\n"
+           "max_tags = 10000\n[policy.rate_limit.pubkey]\nrate = 1e12\n"
+           "burst = 1099511627776\n[policy.rate_limit.source]\nrate = 1e12\n"
+           "burst = 1099511627776\n";
+}
+
+/// The plugin host's throughput with a plugin that accepts everything, with
+/// `in_flight` requests outstanding. @returns events per second.
+double plugin_rate(const fs::path& dir, const std::vector<nostr::event>& events,
+                   size_t in_flight) {
+  // Node, as most strfry plugins are: a shell loop reads its pipe a byte
+  // at a time and would measure the shell.
+  auto script = dir / "accept_all.js";
+  write_file(script, "#!/usr/bin/env node\n"
+                     "require('readline').createInterface({input: process.stdin})"
+                     ".on('line', (l) => process.stdout.write(JSON.stringify("
+                     "{id: JSON.parse(l).event.id, action: 'accept'}) + '\\n'));\n");
+  fs::permissions(script, fs::perms::owner_all);
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  net::io_runtime io{1};
+  plugin_host_config hcfg;
+  hcfg.command = script.string();
+  hcfg.timeout = std::chrono::seconds{30};
+  auto host = sys.spawn(plugin_host, hcfg, &io.context());
+  double rate = 0;
+  {
+    caf::scoped_actor self{sys};
+    std::vector<ingest_item_ptr> items;
+    for (auto& ev : events) {
+      auto item = std::make_shared<ingest_item>();
+      item->data.ev = ev;
+      item->data.json = nostr::to_json(ev);
+      item->source = "import";
+      items.push_back(std::move(item));
+    }
+    size_t sent = 0;
+    size_t answered = 0;
+    uint64_t refused = 0;
+    auto start = clock_type::now();
+    while (sent < items.size() && sent < in_flight)
+      self->send(host, atom::judge_v, items[sent++]);
+    while (answered < items.size()) {
+      self->receive([&](policy_verdict& v) {
+        refused += v.action == policy_action::accept ? 0 : 1;
+      });
+      ++answered;
+      if (sent < items.size())
+        self->send(host, atom::judge_v, items[sent++]);
+    }
+    rate = items.size() / seconds_since(start);
+    warn_failures(refused, "plugin answers");
+    self->send_exit(host, caf::exit_reason::user_shutdown);
+    self->wait_for(host);
+  }
+  return rate;
 }
 
 int run(int argc, char** argv) {
@@ -96,6 +178,40 @@ int run(int argc, char** argv) {
   double goal = 0.7 * cores * verify_rate;
   std::printf("goal: >= 70%% of cores x one-core verify = %.0f events/s -> %s\n", goal,
               import_rate >= goal ? "MET" : "NOT MET");
+  std::fflush(stdout);
+
+  // d. The write policy's cost: none (the step is skipped without rules),
+  // built-in rules (alone on one core, then the same import through them),
+  // and a trivial plugin (round trips through its pipes).
+  policy_rules rules{bench_rules()};
+  std::vector<ingest_item> items(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    items[i].data.ev = samples[i];
+    items[i].source = "import";
+  }
+  int64_t now = samples.front().created_at;
+  // The buckets' clock must not run backwards: one tick per call.
+  double tick = 0;
+  auto [rules_rate, rules_refused] = one_core_rate(items.size(), [&](size_t i) {
+    return rules.judge(items[i], now, tick += 1e-6).action == policy_action::accept;
+  });
+  std::printf("policy, built-in rules: %.0f events/s on one core (%.2f us/event)\n",
+              rules_rate, 1e6 / rules_rate);
+  warn_failures(rules_refused, "rule checks");
+  auto ruled_config = tmp.path() / "ferry-rules.toml";
+  write_file(ruled_config, "[store]\npath = "
+                             + toml_string((tmp.path() / "data-rules").string())
+                             + "\n" + bench_rules_toml());
+  auto ruled = run_import(opts.ferry, jsonl, ruled_config, tmp.path());
+  std::printf("ferry import with built-in rules: %s\n", ruled.summary.c_str());
+  std::printf("import with built-in rules: %.0f events/s (no policy: %.0f)\n",
+              opts.events / ruled.seconds, import_rate);
+  std::fflush(stdout);
+  auto plugin_events = generator.events(std::min<size_t>(opts.events, 20000), 3);
+  double plugin = plugin_rate(tmp.path(), plugin_events, 256);
+  std::printf("policy, trivial plugin (Node, 256 in flight): %.0f events/s "
+              "(%.1f us/event)\n",
+              plugin, 1e6 / plugin);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "config/policy_readers.hpp"
 #include "config/readers.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/negentropy.hpp"
@@ -249,6 +250,7 @@ std::vector<field> schema(config& cfg) {
                            "a non-negative integer")),
               leaf("writer_batch_max", positive(cfg.ingest.writer_batch_max)),
             }),
+    policy_section(cfg.policy),
     section("log",
             {
               leaf("level", log_level(cfg.log.level)),
@@ -529,7 +531,8 @@ bool operator==(const config& x, const config& y) {
   return x.cluster == y.cluster && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
-         && x.sync == y.sync && x.infra == y.infra && x.source == y.source;
+         && x.sync == y.sync && x.infra == y.infra && x.policy == y.policy
+         && x.source == y.source;
 }
 
 } // namespace ferry::config

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "config/policy_config.hpp"
 #include "messages/sync.hpp"
 
 #include <caf/expected.hpp>
@@ -301,6 +302,7 @@ struct config {
   grasp_config grasp;
   infra_config infra;
   cluster_config cluster;
+  policy_config policy;
   /// The file this was read from; empty for the embedded default.
   std::string source;
 };

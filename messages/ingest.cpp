@@ -12,6 +12,8 @@ std::string to_string(ingest_status x) {
       return "duplicate";
     case ingest_status::refused:
       return "refused";
+    case ingest_status::shadowed:
+      return "shadowed";
     case ingest_status::invalid:
       return "invalid";
     case ingest_status::error:

@@ -21,8 +21,15 @@ namespace ferry {
 /// so its strings are never copied; after the writer it is read-only.
 struct ingest_item {
   store::incoming_event data;
-  /// "client", "import", "sync:<id>", "peer:<name>", for policy and stats.
+  /// "client", "import", "sync:<id>", "grasp:<url>", "peer:<name>", for
+  /// policy and stats.
   std::string source;
+  /// Where exactly it came from, for policy: the client's IP address, or
+  /// the remote relay's URL; empty when unknown.
+  std::string source_info;
+  /// The NIP-42 pubkey (hex) the client proved on its connection, preferring
+  /// the event's author; empty when it proved none.
+  std::string authed;
 };
 
 using ingest_item_ptr = std::shared_ptr<ingest_item>;
@@ -34,6 +41,9 @@ enum class ingest_status : uint8_t {
   duplicate,
   /// Refused by policy or store semantics (deleted, expired, too new).
   refused,
+  /// The write policy shadow-rejected it: the sender hears OK, nothing is
+  /// stored.
+  shadowed,
   /// Bad id or signature.
   invalid,
   /// The store failed; the event may be retried.
@@ -51,7 +61,8 @@ struct ingest_result {
 
   bool accepted() const {
     return status == ingest_status::stored || status == ingest_status::ephemeral
-           || status == ingest_status::duplicate;
+           || status == ingest_status::duplicate
+           || status == ingest_status::shadowed;
   }
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/policy.hpp"
 #include "messages/status.hpp"
 #include "messages/supervisor.hpp"
 
@@ -93,7 +94,9 @@ using inspector_actor = caf::typed_actor<
   caf::replies_to<atom::members, std::string>::with<std::string>,
   // Forwarded to the CLUSTER MANAGER: the cluster view as JSON
   // (ec::not_found when the node is not in a cluster).
-  caf::replies_to<atom::get, atom::members>::with<std::string>>;
+  caf::replies_to<atom::get, atom::members>::with<std::string>,
+  // The latest refused events, of one source or ("") of all (JSON array).
+  caf::replies_to<atom::refused, std::string>::with<std::string>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -45,10 +45,13 @@ enum class cf : uint32_t {
   /// seq(8) → id(32) · source: every stored event in commit order, the
   /// change log that up streams read from their persistent cursor.
   changes,
+  /// Events refused by validation or policy, per source (see
+  /// store/refused_store.hpp).
+  refused,
 };
 
 /// Number of column families.
-inline constexpr size_t cf_count = static_cast<size_t>(cf::changes) + 1;
+inline constexpr size_t cf_count = static_cast<size_t>(cf::refused) + 1;
 
 /// RocksDB names of the families, indexed by `cf`. The default family is the
 /// literal "default": reading `rocksdb::kDefaultColumnFamilyName` during static
@@ -58,7 +61,7 @@ inline constexpr std::array<std::string_view, cf_count> cf_names = {
   "by_author",     "by_author_kind", "by_tag",    "by_expiration",
   "replaceable",   "deleted",     "repo_sync",    "relay_sync",
   "sync_servers",  "sync_runtime", "hosted_relays", "activity",
-  "peers",         "meta",        "changes",
+  "peers",         "meta",        "changes",     "refused",
 };
 
 /// The RocksDB name of `family`.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/ingest/plugin_host.hpp"
 #include "actors/runtime/node_wiring.hpp"
 
 namespace ferry {
@@ -7,9 +8,13 @@ namespace ferry {
 /// Verifiers the node runs: `ingest.verifiers`, or one per core when 0.
 size_t verifier_count(const config::ingest_config& ingest);
 
-/// The INGEST subsystem: the writer (the only writer of events) and the
-/// verifier pool. Every event from anywhere passes here, so it restarts
-/// alone: no other subsystem's crash loop ever reaches it.
+/// The plugin host's settings from `[policy.plugin]`.
+plugin_host_config plugin_host_config_from(const config::policy_plugin_config& cfg);
+
+/// The INGEST subsystem: the writer (the only writer of events), the
+/// verifier pool and the write policy (with its plugin host). Every event
+/// from anywhere passes here, so it restarts alone: no other subsystem's
+/// crash loop ever reaches it.
 child_spec ingest_subsystem(const node_wiring& wiring, restart_policy policy);
 
 } // namespace ferry

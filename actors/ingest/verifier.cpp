@@ -1,15 +1,34 @@
 #include "actors/ingest/verifier.hpp"
 
 #include "actors/runtime/metrics.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
 #include "messages/nostr/event.hpp"
+#include "store/refused_store.hpp"
 
 namespace ferry {
 
+namespace {
+
+void remember(verifier_actor::stateful_pointer<verifier_state> self,
+              const ingest_item& item, const std::string& reason) {
+  if (auto err = store::remember_refused(*self->state.store, item.source,
+                                         item.data.ev.id, unix_now(), reason))
+    log::warn("{} could not remember a refused event: {}", self->name(),
+              render(err));
+}
+
+} // namespace
+
 verifier_actor::behavior_type
 verifier(verifier_actor::stateful_pointer<verifier_state> self,
-         const store::event_store* store, handle_slot_ptr<writer_actor> writer) {
+         store::event_store* store, handle_slot_ptr<writer_actor> writer,
+         handle_slot_ptr<policy_actor> policy, bool remember_refused) {
   self->state.store = store;
+  self->state.remember_refused = remember_refused;
   self->state.writer = std::move(writer);
+  self->state.policy = std::move(policy);
   return {
     [self](atom::ingest, ingest_item_ptr& item) -> caf::result<ingest_result> {
       auto& st = self->state;
@@ -28,20 +47,42 @@ verifier(verifier_actor::stateful_pointer<verifier_state> self,
         return ingest_result{ingest_status::duplicate,
                              "duplicate: already have this event"};
       }
+      // What a remote sent us before and we refused gets the same answer
+      // without a signature check: per source, so only that source's copy
+      // is affected (store/refused_store.hpp).
+      auto remembers = item->source != "client";
+      if (remembers) {
+        if (auto refused = store::find_refused(*st.store, item->source, ev.id)) {
+          ++st.skipped_refused;
+          metrics::event_ingested(ev.kind, item->source, "refused");
+          return ingest_result{ingest_status::refused, refused->reason};
+        }
+      }
       if (!nostr::verify_signature(ev)) {
         ++st.invalid;
         metrics::signature_checked(false);
         metrics::event_ingested(ev.kind, item->source, "invalid");
-        return ingest_result{ingest_status::invalid, "invalid: bad signature"};
+        ingest_result result{ingest_status::invalid, "invalid: bad signature"};
+        if (remembers && st.remember_refused)
+          remember(self, *item, result.message);
+        return result;
       }
       ++st.verified;
       metrics::signature_checked(true);
+      if (item->data.json.empty())
+        item->data.json = nostr::to_json(ev);
+      if (st.policy) {
+        auto policy = st.policy->get();
+        if (!policy)
+          return ingest_result{ingest_status::error,
+                               "error: the write policy is restarting; try "
+                               "again"};
+        return self->delegate(policy, atom::write_v, std::move(item));
+      }
       auto writer = st.writer->get();
       if (!writer)
         return ingest_result{ingest_status::error,
                              "error: the writer is restarting; try again"};
-      if (item->data.json.empty())
-        item->data.json = nostr::to_json(ev);
       return self->delegate(writer, atom::write_v, std::move(item));
     },
     [self](atom::get, atom::status) {
@@ -52,6 +93,8 @@ verifier(verifier_actor::stateful_pointer<verifier_state> self,
       caf::put(result, "invalid", static_cast<int64_t>(st.invalid));
       caf::put(result, "skipped_duplicates",
                static_cast<int64_t>(st.skipped_duplicates));
+      caf::put(result, "skipped_refused",
+               static_cast<int64_t>(st.skipped_refused));
       return result;
     },
   };

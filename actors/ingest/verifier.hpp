@@ -2,26 +2,36 @@
 
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/ingest.hpp"
+#include "messages/policy.hpp"
 #include "store/event_store.hpp"
 
 namespace ferry {
 
 struct verifier_state {
-  /// The store, to skip events it already holds without verifying them.
-  const store::event_store* store = nullptr;
-  /// Where valid events go (the writer's current incarnation).
+  /// The store, to skip events it already holds (or refused before, from
+  /// the same source) without verifying them.
+  store::event_store* store = nullptr;
+  /// Remember events with bad signatures from sources other than clients
+  /// (`[policy.remember_refused]`).
+  bool remember_refused = false;
+  /// Where valid events go (the writer's current incarnation)...
   handle_slot_ptr<writer_actor> writer;
+  /// ...through the write policy first, unless this is null (no policy).
+  handle_slot_ptr<policy_actor> policy;
   uint64_t verified = 0;
   uint64_t invalid = 0;
   uint64_t skipped_duplicates = 0;
+  uint64_t skipped_refused = 0;
   static inline constexpr const char* name = "verifier";
 };
 
-/// A VERIFIER: checks id and BIP-340 signature, then delegates to the writer,
-/// whose answer goes straight to the original sender. Spawn it detached: a
-/// signature check is ~70 µs of CPU.
+/// A VERIFIER: checks id and BIP-340 signature, then delegates to the
+/// policy (or, without one, to the writer), whose answer goes straight to
+/// the original sender. Spawn it detached: a signature check is ~70 µs of
+/// CPU.
 verifier_actor::behavior_type
 verifier(verifier_actor::stateful_pointer<verifier_state> self,
-         const store::event_store* store, handle_slot_ptr<writer_actor> writer);
+         store::event_store* store, handle_slot_ptr<writer_actor> writer,
+         handle_slot_ptr<policy_actor> policy, bool remember_refused);
 
 } // namespace ferry

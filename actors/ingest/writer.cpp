@@ -5,6 +5,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "store/change_log.hpp"
+#include "store/refused_store.hpp"
 
 #include <caf/send.hpp>
 
@@ -135,6 +136,20 @@ namespace {
 
 using self_pointer = writer_actor::stateful_pointer<writer_state>;
 
+/// Keeps the memory of refused events within its TTL and size cap.
+void prune_refused(self_pointer self) {
+  auto& st = self->state;
+  const auto& cfg = st.config.refused;
+  auto n = store::prune_refused(*st.store, unix_now(), cfg.ttl,
+                                static_cast<size_t>(cfg.max_entries));
+  if (!n) {
+    log::error("{} could not prune the refused events: {}", self->name(),
+               render(n.error()));
+    return;
+  }
+  st.refused_forgotten += *n;
+}
+
 /// Commits, then watches the free space while the disk is full: the node
 /// resumes by itself once there is room again.
 void commit(self_pointer self) {
@@ -163,8 +178,10 @@ writer(writer_actor::stateful_pointer<writer_state> self,
   st.hub = std::move(hub);
   st.config = config;
   st.pending.reserve(config.batch_max);
-  if (config.purge_interval.count() > 0)
+  if (config.purge_interval.count() > 0) {
+    prune_refused(self);
     self->delayed_send(self, config.purge_interval, atom::purge_v);
+  }
   return {
     [self](atom::write, ingest_item_ptr& item) -> caf::result<ingest_result> {
       auto& st = self->state;
@@ -201,6 +218,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
         self->delayed_send(self, st.config.purge_interval, atom::purge_v);
         return;
       }
+      prune_refused(self);
       if (auto n = st.store->purge_expired(unix_now())) {
         st.purged += *n;
         if (*n > 0)
@@ -243,6 +261,8 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       if (auto problem = st.store->space_problem(); !problem.empty())
         caf::put(result, "disk_full", problem);
       caf::put(result, "purged", static_cast<int64_t>(st.purged));
+      caf::put(result, "refused_forgotten",
+               static_cast<int64_t>(st.refused_forgotten));
       return result;
     },
   };

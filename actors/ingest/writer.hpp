@@ -4,6 +4,7 @@
 #include "messages/ingest.hpp"
 #include "messages/relay.hpp"
 #include "store/event_store.hpp"
+#include "config/policy_config.hpp"
 #include "store/sync_store.hpp"
 
 #include <caf/typed_response_promise.hpp>
@@ -23,6 +24,8 @@ struct writer_config {
   std::chrono::seconds purge_interval{300};
   /// While the disk is full, how often the free space is measured again.
   std::chrono::milliseconds space_recheck{500};
+  /// The memory of refused events is pruned to this with every purge.
+  config::refused_memory_config refused;
 };
 
 struct writer_state {
@@ -41,6 +44,8 @@ struct writer_state {
   /// Events answered with an error (nothing of them was stored).
   uint64_t failed_events = 0;
   uint64_t purged = 0;
+  /// Refused events forgotten (past their TTL or beyond the cap).
+  uint64_t refused_forgotten = 0;
   /// A space recheck is in the mailbox (the disk is full).
   bool recheck_scheduled = false;
   /// The change-log sequence number of the next stored event.

@@ -8,6 +8,7 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
+#include "messages/policy.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -112,6 +113,11 @@ frame_state on_event(self_pointer self, const std::string& frame,
   auto item = std::make_shared<ingest_item>();
   item->data.ev = std::move(ev);
   item->source = "client";
+  item->source_info = address_of(st.conn->remote_address());
+  if (!st.authenticated.empty())
+    item->authed = nostr::to_hex(st.authenticated.count(item->data.ev.pubkey)
+                                   ? item->data.ev.pubkey
+                                   : *st.authenticated.begin());
   auto id = item->data.ev.id;
   const auto& verifiers = st.ctx->verifiers;
   auto verifier = verifiers[st.next_verifier++ % verifiers.size()]->get();

@@ -6,6 +6,7 @@
 #include "messages/error.hpp"
 #include "messages/secret.hpp"
 #include "store/column_families.hpp"
+#include "store/refused_store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -450,6 +451,9 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     },
     [self](atom::repos) {
       return ask_grasp(self, atom::get_v, atom::repos_v);
+    },
+    [self](atom::refused, const std::string& source) {
+      return store::refused_json(*self->state.store, source, 50);
     },
     [self](atom::repo, const std::string& address) {
       return ask_grasp(self, atom::get_v, atom::repo_v, address);

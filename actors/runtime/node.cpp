@@ -4,6 +4,7 @@
 #include "actors/grasp/subsystem.hpp"
 #include "actors/infra/infra_reconciler.hpp"
 #include "actors/infra/subsystem.hpp"
+#include "actors/ingest/policy.hpp"
 #include "actors/ingest/subsystem.hpp"
 #include "actors/ingest/verifier.hpp"
 #include "actors/ingest/writer.hpp"
@@ -84,17 +85,25 @@ restart_policy restart_policy_from(const config::supervision_config& cfg) {
 
 ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
                                       store::event_store& store,
-                                      const config::ingest_config& ingest) {
+                                      const config::ingest_config& ingest,
+                                      const config::policy_config& policy) {
   ingest_pipeline result;
   writer_config wcfg;
   wcfg.batch_max = ingest.writer_batch_max;
   wcfg.purge_interval = std::chrono::seconds{0};
   result.writer = sys.spawn<caf::detached>(writer, &store, nullptr, wcfg);
   auto writer_slot = std::make_shared<handle_slot<writer_actor>>(result.writer);
+  handle_slot_ptr<policy_actor> policy_slot;
+  if (policy.has_rules()) {
+    result.policy = sys.spawn(ferry::policy, policy, &store, writer_slot,
+                              handle_slot_ptr<plugin_host_actor>{});
+    policy_slot = std::make_shared<handle_slot<policy_actor>>(result.policy);
+  }
   auto n = verifier_count(ingest);
   for (size_t i = 0; i < n; ++i)
     result.verifiers.push_back(
-      sys.spawn<caf::detached>(verifier, &store, writer_slot));
+      sys.spawn<caf::detached>(verifier, &store, writer_slot, policy_slot,
+                               policy.remember_refused.max_entries > 0));
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
+#include "messages/policy.hpp"
 #include "messages/nostr/keys.hpp"
 #include "messages/relay.hpp"
 #include "messages/supervisor.hpp"
@@ -31,13 +32,17 @@ restart_policy restart_policy_from(const config::supervision_config& cfg);
 struct ingest_pipeline {
   writer_actor writer;
   std::vector<verifier_actor> verifiers;
+  /// The built-in rules of `[policy]`; unset when there are none.
+  policy_actor policy;
 };
 
 /// Spawns the writer and the verifier pool over `store` (detached: both do
-/// blocking or CPU-bound work), with no live fan-out.
+/// blocking or CPU-bound work), with no live fan-out, and the policy step
+/// when `policy` has built-in rules (a plugin runs only in `ferry node`).
 ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
                                       store::event_store& store,
-                                      const config::ingest_config& ingest);
+                                      const config::ingest_config& ingest,
+                                      const config::policy_config& policy = {});
 
 /// Stops `actors` and waits until every one of them is gone, so that what
 /// they use (the store) can be closed safely.

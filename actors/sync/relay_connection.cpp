@@ -104,6 +104,7 @@ status_map status_of(self_pointer self) {
   caf::put(result, "accepted", static_cast<int64_t>(st.ingest.accepted));
   caf::put(result, "duplicate", static_cast<int64_t>(st.ingest.duplicate));
   caf::put(result, "rejected", static_cast<int64_t>(st.ingest.rejected));
+  caf::put(result, "refused", static_cast<int64_t>(st.ingest.refused));
   caf::put(result, "failed", static_cast<int64_t>(st.ingest.failed));
   caf::put(result, "filtered", static_cast<int64_t>(st.ingest.filtered));
   caf::put(result, "in_flight", static_cast<int64_t>(st.ingest.in_flight));
@@ -121,6 +122,7 @@ status_map status_of(self_pointer self) {
   caf::put(result, "neg_rounds",
            static_cast<int64_t>(neg.rounds + (neg.run ? neg.run->rounds : 0)));
   caf::put(result, "neg_need", static_cast<int64_t>(neg.need));
+  caf::put(result, "neg_need_refused", static_cast<int64_t>(neg.need_refused));
   caf::put(result, "neg_have", static_cast<int64_t>(neg.have));
   caf::put(result, "fetch_missing",
            static_cast<int64_t>(neg.fetch_missing

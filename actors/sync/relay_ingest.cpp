@@ -25,6 +25,12 @@ void on_store_failure(self_pointer self, const std::string& message) {
   fail(self, full ? error_class::disk_full : error_class::store, message);
 }
 
+bool is_temporary_refusal(const ingest_result& result) {
+  const auto& m = result.message;
+  return result.status == ingest_status::refused
+         && (m.rfind("rate-limited:", 0) == 0 || m.rfind("error:", 0) == 0);
+}
+
 void on_ingested(self_pointer self, const ingest_result& result,
                  int64_t created_at, uint64_t seq) {
   auto& st = self->state;
@@ -53,7 +59,14 @@ void on_ingested(self_pointer self, const ingest_result& result,
       return on_store_failure(self, result.message);
     default:
       ++counts.rejected;
+      if (result.status == ingest_status::refused
+          || result.status == ingest_status::shadowed)
+        ++counts.refused;
       metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+      // Refused for now only (a rate limit, a plugin that could not judge):
+      // the cursor stays below it, so a later catch-up asks again.
+      if (is_temporary_refusal(result))
+        note_unstored(self, created_at);
       settle_ingest(self, seq, 0);
       return maybe_finish_catchup(self);
   }
@@ -84,6 +97,7 @@ void ingest(self_pointer self, nostr::event ev) {
   auto& counts = st.ingest;
   auto item = std::make_shared<ingest_item>();
   item->source = st.label;
+  item->source_info = st.def.url;
   auto created_at = ev.created_at;
   item->data.ev = std::move(ev);
   auto verifier

@@ -27,6 +27,9 @@ struct relay_ingest {
   uint64_t accepted = 0;
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
+  /// Of `rejected`: refused by the write policy or the store's rules
+  /// (blocked, rate-limited, shadow-rejected, deleted, expired).
+  uint64_t refused = 0;
   /// Events the store could not write (disk full, store error).
   uint64_t failed = 0;
   uint64_t filtered = 0;

@@ -4,6 +4,7 @@
 #include "actors/sync/relay_connection_context.hpp"
 #include "messages/clock.hpp"
 #include "store/change_log.hpp"
+#include "store/refused_store.hpp"
 
 #include <algorithm>
 
@@ -69,6 +70,12 @@ void on_neg(self_pointer self, neg_catchup::action act) {
   auto need = neg.run->take_need();
   auto have = neg.run->take_have();
   neg.need += need.size();
+  // Refused before: as good as held, so never fetched again.
+  auto refused = std::remove_if(need.begin(), need.end(), [&st](const auto& id) {
+    return store::find_refused(*st.deps.store, st.label, id).has_value();
+  });
+  neg.need_refused += static_cast<uint64_t>(need.end() - refused);
+  need.erase(refused, need.end());
   neg.have += have.size();
   if (syncs_down(st.def))
     neg.fetcher->add(need);

@@ -33,6 +33,9 @@ struct relay_negentropy {
   uint64_t rounds = 0;
   uint64_t have = 0;
   uint64_t need = 0;
+  /// Of `need`: ids this remote sent before and we refused, not fetched
+  /// again (store/refused_store.hpp).
+  uint64_t need_refused = 0;
   /// Fetches what a reconciliation found missing (REQ by ids).
   std::optional<id_fetcher> fetcher;
   /// Ids the remote announced but did not deliver, over all catch-ups.

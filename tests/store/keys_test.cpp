@@ -65,11 +65,12 @@ TEST_CASE("event values carry a header in front of the JSON", "[store][keys]") {
 }
 
 TEST_CASE("column family names are parallel to the enum", "[store][keys]") {
-  CHECK(cf_count == 19);
+  CHECK(cf_count == 20);
   CHECK(cf_name(cf::default_) == "default");
   CHECK(cf_name(cf::events) == "events");
   CHECK(cf_name(cf::by_author_kind) == "by_author_kind");
   CHECK(cf_name(cf::by_expiration) == "by_expiration");
   CHECK(cf_name(cf::meta) == "meta");
   CHECK(cf_name(cf::changes) == "changes");
+  CHECK(cf_name(cf::refused) == "refused");
 }

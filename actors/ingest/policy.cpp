@@ -1,0 +1,150 @@
+#include "actors/ingest/policy.hpp"
+
+#include "actors/runtime/logging.hpp"
+#include "actors/runtime/metrics.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "store/refused_store.hpp"
+
+#include <chrono>
+
+namespace ferry {
+
+namespace {
+
+using self_pointer = policy_actor::stateful_pointer<policy_state>;
+
+double steady_seconds() {
+  return std::chrono::duration<double>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// A refusal that may not hold next time: a rate limit, a plugin that
+/// could not judge.
+bool is_temporary(const policy_verdict& verdict) {
+  const auto& m = verdict.message;
+  return m.rfind("rate-limited:", 0) == 0 || m.rfind("error:", 0) == 0;
+}
+
+void remember(self_pointer self, const ingest_item& item,
+              const policy_verdict& verdict) {
+  auto& st = self->state;
+  if (!st.store || item.source == "client" || is_temporary(verdict))
+    return;
+  auto reason = verdict.action == policy_action::shadow_reject
+                  ? std::string{"shadow-rejected by the write policy"}
+                  : verdict.message;
+  if (auto err = store::remember_refused(*st.store, item.source,
+                                         item.data.ev.id, unix_now(), reason))
+    log::warn("{} could not remember a refused event: {}", self->name(),
+              render(err));
+}
+
+/// The answer for a refused event, counted and remembered.
+ingest_result refuse(self_pointer self, const ingest_item& item,
+                     const policy_verdict& verdict) {
+  auto& st = self->state;
+  remember(self, item, verdict);
+  auto result = to_ingest_result(verdict);
+  if (verdict.action == policy_action::shadow_reject)
+    ++st.shadowed;
+  else
+    ++st.rejected;
+  metrics::event_ingested(item.data.ev.kind, item.source, to_string(result.status));
+  return result;
+}
+
+const ingest_result writer_restarting{
+  ingest_status::error, "error: the writer is restarting; try again"};
+
+caf::result<ingest_result> to_writer(self_pointer self, ingest_item_ptr item) {
+  auto writer = self->state.writer->get();
+  if (!writer)
+    return writer_restarting;
+  ++self->state.accepted;
+  return self->delegate(writer, atom::write_v, std::move(item));
+}
+
+/// `to_writer` once the plugin has spoken.
+void to_writer(self_pointer self, caf::typed_response_promise<ingest_result>& promise,
+               const ingest_item_ptr& item) {
+  auto writer = self->state.writer->get();
+  if (!writer) {
+    promise.deliver(writer_restarting);
+    return;
+  }
+  ++self->state.accepted;
+  promise.delegate(writer, atom::write_v, item);
+}
+
+} // namespace
+
+policy_actor::behavior_type
+policy(policy_actor::stateful_pointer<policy_state> self,
+       const config::policy_config& cfg, store::event_store* store,
+       handle_slot_ptr<writer_actor> writer,
+       handle_slot_ptr<plugin_host_actor> plugin) {
+  auto& st = self->state;
+  st.rules = policy_rules{cfg};
+  if (cfg.remember_refused.max_entries > 0)
+    st.store = store;
+  st.writer = std::move(writer);
+  st.plugin = std::move(plugin);
+  if (cfg.plugin.fallback == "reject")
+    st.plugin_fallback = {policy_action::reject,
+                          "error: the write policy plugin is restarting"};
+  return {
+    [self](atom::write, ingest_item_ptr& item) -> caf::result<ingest_result> {
+      auto& st = self->state;
+      auto verdict = st.rules.judge(*item, unix_now(), steady_seconds());
+      if (verdict.action != policy_action::accept)
+        return refuse(self, *item, verdict);
+      auto plugin = st.plugin ? st.plugin->get() : plugin_host_actor{};
+      if (!st.plugin)
+        return to_writer(self, std::move(item));
+      if (!plugin) {
+        ++st.plugin_unreachable;
+        if (st.plugin_fallback.action == policy_action::accept)
+          return to_writer(self, std::move(item));
+        return refuse(self, *item, st.plugin_fallback);
+      }
+      auto promise = self->make_response_promise<ingest_result>();
+      // The plugin host answers every request (its own timeout gives the
+      // fallback), so no timeout is needed here.
+      self->request(plugin, caf::infinite, atom::judge_v, item)
+        .then(
+          [self, item, promise](policy_verdict& verdict) mutable {
+            if (verdict.action == policy_action::accept)
+              to_writer(self, promise, item);
+            else
+              promise.deliver(refuse(self, *item, verdict));
+          },
+          [self, item, promise](caf::error&) mutable {
+            // The plugin host died with this request: its fallback applies.
+            auto& st = self->state;
+            ++st.plugin_unreachable;
+            if (st.plugin_fallback.action == policy_action::accept)
+              to_writer(self, promise, item);
+            else
+              promise.deliver(refuse(self, *item, st.plugin_fallback));
+          });
+      return promise;
+    },
+    [self](atom::get, atom::status) {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      caf::put(result, "accepted", static_cast<int64_t>(st.accepted));
+      caf::put(result, "rejected", static_cast<int64_t>(st.rejected));
+      caf::put(result, "shadowed", static_cast<int64_t>(st.shadowed));
+      caf::put(result, "rate_limited",
+               static_cast<int64_t>(st.rules.counts().rate_limited));
+      caf::put(result, "plugin_unreachable",
+               static_cast<int64_t>(st.plugin_unreachable));
+      return result;
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,44 @@
+#pragma once
+
+#include "actors/ingest/policy_rules.hpp"
+#include "actors/runtime/handle_slot.hpp"
+#include "messages/ingest.hpp"
+#include "messages/policy.hpp"
+#include "store/event_store.hpp"
+
+#include <cstdint>
+
+namespace ferry {
+
+struct policy_state {
+  policy_rules rules;
+  /// Where refusals are remembered; null: they are not
+  /// (`[policy.remember_refused] max_entries = 0`).
+  store::event_store* store = nullptr;
+  /// Where accepted events go.
+  handle_slot_ptr<writer_actor> writer;
+  /// The plugin host; null when no plugin is configured.
+  handle_slot_ptr<plugin_host_actor> plugin;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  uint64_t shadowed = 0;
+  /// Events whose plugin host was restarting: the plugin's fallback applied.
+  uint64_t plugin_unreachable = 0;
+  /// What the plugin's absence means (`[policy.plugin] fallback`).
+  policy_verdict plugin_fallback;
+
+  static inline constexpr const char* name = "policy";
+};
+
+/// The POLICY step: judges every verified event by the built-in rules, then
+/// by the plugin (when one is configured), and hands the accepted ones to
+/// the writer, whose answer goes straight back to the original sender.
+/// Lasting refusals of events from remotes (not clients, not rate limits)
+/// are remembered in `store`, so the same remote's copy is not judged again.
+policy_actor::behavior_type
+policy(policy_actor::stateful_pointer<policy_state> self,
+       const config::policy_config& cfg, store::event_store* store,
+       handle_slot_ptr<writer_actor> writer,
+       handle_slot_ptr<plugin_host_actor> plugin);
+
+} // namespace ferry

@@ -1,0 +1,177 @@
+#include "actors/ingest/policy.hpp"
+
+#include "actors/ingest/plugin_host.hpp"
+#include "actors/ingest/verifier.hpp"
+#include "actors/ingest/writer.hpp"
+#include "net/io_runtime.hpp"
+#include "store/refused_store.hpp"
+#include "tests/fixtures/paths.hpp"
+#include "tests/fixtures/threaded_actor_system.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+using ferry::store::test::make_event;
+
+namespace {
+
+/// The ingest path as the node builds it: verifier → policy (→ plugin) →
+/// writer, over a real store.
+struct fixture : test::threaded_actor_system {
+  store::test::store_fixture db;
+  net::io_runtime io{1};
+  nostr::keypair keys = nostr::generate_keypair();
+  writer_actor writer;
+  plugin_host_actor plugin;
+  policy_actor pol;
+  verifier_actor verifier;
+
+  void start(config::policy_config cfg) {
+    auto writer_slot = std::make_shared<handle_slot<writer_actor>>();
+    writer = sys.spawn<caf::detached>(ferry::writer, db.store.get(),
+                                      handle_slot_ptr<hub_actor>{},
+                                      writer_config{});
+    writer_slot->set(writer);
+    handle_slot_ptr<plugin_host_actor> plugin_slot;
+    if (!cfg.plugin.command.empty()) {
+      plugin_host_config hcfg;
+      hcfg.command = cfg.plugin.command;
+      plugin = sys.spawn(plugin_host, hcfg, &io.context());
+      plugin_slot = std::make_shared<handle_slot<plugin_host_actor>>(plugin);
+    }
+    pol = sys.spawn(policy, cfg, db.store.get(), writer_slot, plugin_slot);
+    auto policy_slot = std::make_shared<handle_slot<policy_actor>>(pol);
+    verifier = sys.spawn(ferry::verifier, db.store.get(), writer_slot,
+                         policy_slot, cfg.remember_refused.max_entries > 0);
+  }
+
+  ~fixture() {
+    for (auto a : {caf::actor_cast<caf::actor>(verifier),
+                   caf::actor_cast<caf::actor>(pol),
+                   caf::actor_cast<caf::actor>(plugin),
+                   caf::actor_cast<caf::actor>(writer)})
+      if (a) {
+        self->send_exit(a, caf::exit_reason::user_shutdown);
+        self->wait_for(a);
+      }
+  }
+
+  ingest_item_ptr item(std::string content, std::string source = "sync:s1",
+                       uint32_t kind = 1) {
+    auto x = std::make_shared<ingest_item>();
+    x->data = make_event(keys, kind, 1'700'000'000, {}, std::move(content));
+    x->source = std::move(source);
+    return x;
+  }
+
+  ingest_result ingest(const ingest_item_ptr& x) {
+    ingest_result result;
+    self->request(verifier, 10s, atom::ingest_v, x)
+      .receive([&](ingest_result& r) { result = std::move(r); },
+               [](caf::error& err) { FAIL(caf::to_string(err)); });
+    return result;
+  }
+};
+
+std::string plugin_path(const std::string& name) {
+  return test::source_dir() + "/tests/plugins/" + name;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "the policy step stores what it accepts and "
+                          "nothing else",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.denied_kinds = {4};
+  cfg.plugin.command = plugin_path("keyword.sh");
+  start(cfg);
+  auto fine = item("hello");
+  CHECK(ingest(fine).status == ingest_status::stored);
+  CHECK(db.store->contains(fine->data.ev.id));
+
+  auto dm = item("psst", "sync:s1", 4);
+  auto r = ingest(dm);
+  CHECK(r.status == ingest_status::refused);
+  CHECK(r.message == "blocked: kind 4 is not accepted here");
+  CHECK_FALSE(db.store->contains(dm->data.ev.id));
+
+  auto spam = item("spam");
+  r = ingest(spam);
+  CHECK(r.status == ingest_status::refused);
+  CHECK(r.message == "blocked: no spam here");
+  CHECK_FALSE(db.store->contains(spam->data.ev.id));
+
+  auto shadow = item("shadow");
+  r = ingest(shadow);
+  CHECK(r.status == ingest_status::shadowed);
+  CHECK(r.accepted());
+  CHECK_FALSE(db.store->contains(shadow->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "a remote's refused events are remembered and "
+                          "answered again without a signature check",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.plugin.command = plugin_path("keyword.sh");
+  start(cfg);
+  auto spam = item("spam");
+  CHECK(ingest(spam).message == "blocked: no spam here");
+  auto remembered = store::find_refused(*db.store, "sync:s1", spam->data.ev.id);
+  REQUIRE(remembered);
+  CHECK(remembered->reason == "blocked: no spam here");
+
+  // The same event again from the same source, with its signature broken:
+  // the memory answers, so no check (and no plugin) runs.
+  auto again = std::make_shared<ingest_item>(*spam);
+  again->data.ev.sig[0] ^= 1;
+  auto r = ingest(again);
+  CHECK(r.status == ingest_status::refused);
+  CHECK(r.message == "blocked: no spam here");
+  int64_t skipped = -1;
+  self->request(verifier, 10s, atom::get_v, atom::status_v)
+    .receive([&](status_map& m) { skipped = caf::get_or(m, "skipped_refused", int64_t{-1}); },
+             [](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(skipped == 1);
+
+  // Another source's copy is judged on its own.
+  CHECK(ingest(item("spam", "sync:s2")).message == "blocked: no spam here");
+  // A client's refusal is not remembered (nothing would look it up).
+  auto from_client = item("spam from a client", "client");
+  CHECK(ingest(from_client).status == ingest_status::refused);
+  CHECK_FALSE(store::find_refused(*db.store, "client", from_client->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "a bad signature from a remote is remembered, a "
+                          "rate limit is not",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.rate_source = {0.001, 1};
+  start(cfg);
+  auto forged = item("forged");
+  forged->data.ev.sig[5] ^= 1;
+  CHECK(ingest(forged).status == ingest_status::invalid);
+  auto remembered = store::find_refused(*db.store, "sync:s1", forged->data.ev.id);
+  REQUIRE(remembered);
+  CHECK(remembered->reason == "invalid: bad signature");
+
+  CHECK(ingest(item("one")).status == ingest_status::stored);
+  auto limited = item("two");
+  CHECK(ingest(limited).message.rfind("rate-limited: ", 0) == 0);
+  CHECK_FALSE(store::find_refused(*db.store, "sync:s1", limited->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "with the memory off nothing is remembered",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.denied_kinds = {4};
+  cfg.remember_refused.max_entries = 0;
+  start(cfg);
+  auto dm = item("psst", "sync:s1", 4);
+  CHECK(ingest(dm).status == ingest_status::refused);
+  CHECK_FALSE(store::find_refused(*db.store, "sync:s1", dm->data.ev.id));
+}

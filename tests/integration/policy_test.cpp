@@ -1,0 +1,182 @@
+// The write policy seen from outside: a real `ferry node` with [policy]
+// rules and a strfry plugin, a client on a real WebSocket, and a second node
+// syncing from a first one whose events the policy refuses.
+
+#include "tests/integration/sync_helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+
+using namespace ferry;
+using namespace ferry::sync_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string plugin(const std::string& name) {
+  return test::source_dir() + "/tests/plugins/" + name;
+}
+
+std::string policy_config(const test::temp_dir& dir, const std::string& policy) {
+  test::node_settings s;
+  s.admin_extra = std::string{"token = \""} + admin_token + "\"\n";
+  s.extra = policy;
+  return test::node_config_with(dir, s);
+}
+
+/// Publishes `ev` and returns its OK frame.
+std::string ok_for(net::simple_ws_client& client, const nostr::event& ev) {
+  REQUIRE(client.send(event_frame(ev)).empty());
+  auto ok = test::receive_until(client, "[\"OK\"");
+  REQUIRE(ok);
+  return *ok;
+}
+
+std::string ok_frame(const nostr::event& ev, bool accepted, const std::string& msg) {
+  return "[\"OK\",\"" + hex_id(ev) + "\"," + (accepted ? "true" : "false")
+         + ",\"" + msg + "\"]";
+}
+
+} // namespace
+
+TEST_CASE("a client hears the policy's verdicts in its OK answers",
+          "[integration][policy]") {
+  test::temp_dir dir;
+  node n{policy_config(dir, "[policy]\ndenied_kinds = [4]\n"
+                            "[policy.plugin]\ncommand = \""
+                              + plugin("keyword.sh") + "\"\n")};
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", n.port).empty());
+
+  auto dm = test::make_note(keys, now, "psst", 4);
+  CHECK(ok_for(client, dm) == ok_frame(dm, false, "blocked: kind 4 is not accepted here"));
+  auto spam = test::make_note(keys, now, "cheap spam");
+  CHECK(ok_for(client, spam) == ok_frame(spam, false, "blocked: no spam here"));
+  auto shadow = test::make_note(keys, now, "in the shadow");
+  CHECK(ok_for(client, shadow) == ok_frame(shadow, true, ""));
+  auto fine = test::make_note(keys, now, "hello");
+  CHECK(ok_for(client, fine) == ok_frame(fine, true, ""));
+
+  // Only the accepted one was stored.
+  CHECK(ids_of(n.port, R"({"kinds":[1,4]})") == std::set<std::string>{hex_id(fine)});
+  CHECK(n.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a client past its IP bucket is rate-limited",
+          "[integration][policy]") {
+  test::temp_dir dir;
+  // 0.001 events per second: nothing refills during the test.
+  node n{policy_config(dir, "[policy.rate_limit.ip]\nrate = 0.001\nburst = 3\n")};
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", n.port).empty());
+  for (int i = 0; i < 3; ++i) {
+    auto ev = test::make_note(keys, now, "note " + std::to_string(i));
+    CHECK(ok_for(client, ev) == ok_frame(ev, true, ""));
+  }
+  auto ev = test::make_note(keys, now, "one too many");
+  CHECK(ok_for(client, ev)
+        == ok_frame(ev, false,
+                    "rate-limited: too many events from this IP address; slow down"));
+  CHECK(n.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("clients must authenticate as the author when the policy says so",
+          "[integration][policy]") {
+  test::temp_dir dir;
+  node n{policy_config(dir, "[policy]\nauth_required_for_writes = true\n")};
+  auto keys = nostr::generate_keypair();
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", n.port).empty());
+  auto ev = test::make_note(keys, test::unix_now(), "hi");
+  CHECK(ok_for(client, ev)
+        == ok_frame(ev, false, "auth-required: publishing needs NIP-42 authentication"));
+  CHECK(n.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a sync counts the events the policy refuses and stores the rest",
+          "[integration][policy][sync]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto good = make_events(keys, 20, now - 10, 1, "good");
+  auto spam = make_events(keys, 10, now - 50, 1, "spam");
+  node a{test::node_config(dir_a)};
+  publish(a.port, good);
+  publish(a.port, spam);
+
+  node b{policy_config(dir_b, sync_server_toml(a.port)
+                                + "[policy.plugin]\ncommand = \""
+                                + plugin("keyword.js") + "\"\n")};
+  require_exactly(a, b, kind1_all, id_set(good));
+  auto admin_port = b.admin_port();
+  // Every event received is answered; the 10 spam events (or more: the live
+  // tail and the catch-up may both deliver one) are counted as rejected.
+  bool counted = test::poll_until(
+    [&] {
+      auto rejected = stat_of(admin_port, "node-a", "rejected");
+      return rejected >= 10
+             && stat_of(admin_port, "node-a", "accepted")
+                    + stat_of(admin_port, "node-a", "duplicate") + rejected
+                  == stat_of(admin_port, "node-a", "received");
+    },
+    10s);
+  INFO(sync_reports(admin_port, "node-a"));
+  CHECK(counted);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a second catch-up does not fetch the events refused in the first",
+          "[integration][policy][sync]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto good = make_events(keys, 20, now - 10, 1, "good");
+  auto spam = make_events(keys, 30, now - 100, 1, "spam");
+  node a{test::node_config(dir_a)};
+  publish(a.port, good);
+  publish(a.port, spam);
+
+  server_options neg;
+  neg.mode = "negentropy";
+  neg.overlap_seconds = 3600;
+  node b{policy_config(dir_b, sync_server_toml(a.port, neg)
+                                + "[policy.plugin]\ncommand = \""
+                                + plugin("keyword.sh") + "\"\n")};
+  require_exactly(a, b, kind1_all, id_set(good));
+  auto admin_port = b.admin_port();
+  REQUIRE(test::poll_until(
+    [&] {
+      return stat_of(admin_port, "node-a", "rejected") >= 30
+             && stat_flag(admin_port, "node-a", "catchup_complete");
+    },
+    10s));
+  auto received = stat_of(admin_port, "node-a", "received");
+  auto rejected = stat_of(admin_port, "node-a", "rejected");
+  auto rounds = stat_of(admin_port, "node-a", "neg_rounds");
+  CHECK(received >= 50);
+  CHECK(rounds > 0);
+
+  auto res = admin(admin_port, "POST", "/api/v1/sync/servers/node-a/sync-now");
+  require_answered(res, b.process);
+  REQUIRE(res.response.status < 300);
+  bool caught_up = test::poll_until(
+    [&] {
+      return stat_of(admin_port, "node-a", "neg_rounds") > rounds
+             && stat_flag(admin_port, "node-a", "catchup_complete");
+    },
+    10s);
+  INFO(sync_reports(admin_port, "node-a") << logs(&a.process, &b.process));
+  REQUIRE(caught_up);
+  // The reconciliation still finds the 30 ids missing here, but they are
+  // remembered as refused: none is downloaded again.
+  CHECK(stat_of(admin_port, "node-a", "received") == received);
+  CHECK(stat_of(admin_port, "node-a", "rejected") == rejected);
+  CHECK(ids_of(b.port, kind1_all) == id_set(good));
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}

@@ -1,0 +1,81 @@
+#include "store/refused_store.hpp"
+
+#include "tests/store/store_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace ferry;
+using namespace ferry::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+nostr::bytes32 id_of(uint8_t n) {
+  nostr::bytes32 id{};
+  id[0] = n;
+  id[31] = n;
+  return id;
+}
+
+} // namespace
+
+TEST_CASE("a refusal is remembered per source", "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(1), 1000,
+                                 "blocked: no spam here"));
+  auto found = find_refused(*db.store, "sync:a", id_of(1));
+  REQUIRE(found);
+  CHECK(found->reason == "blocked: no spam here");
+  CHECK(found->at == 1000);
+  CHECK(found->source == "sync:a");
+  // Another source sent nothing refused.
+  CHECK_FALSE(find_refused(*db.store, "sync:b", id_of(1)));
+}
+
+TEST_CASE("the latest refusals come newest first, by source",
+          "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  for (uint8_t i = 1; i <= 5; ++i)
+    REQUIRE_FALSE(remember_refused(*db.store, i % 2 ? "sync:odd" : "sync:even",
+                                   id_of(i), 100 + i, "blocked: " + std::to_string(i)));
+  auto all = latest_refused(*db.store, "", 3);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].id == id_of(5));
+  CHECK(all[1].id == id_of(4));
+  CHECK(all[2].id == id_of(3));
+  auto even = latest_refused(*db.store, "sync:even", 10);
+  REQUIRE(even.size() == 2);
+  CHECK(even[0].reason == "blocked: 4");
+  CHECK(even[1].reason == "blocked: 2");
+}
+
+TEST_CASE("a second refusal of the same event moves it, not doubles it",
+          "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(1), 100, "blocked: x"));
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(1), 200, "blocked: y"));
+  auto all = latest_refused(*db.store, "", 10);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].at == 200);
+  CHECK(all[0].reason == "blocked: y");
+}
+
+TEST_CASE("pruning forgets expired refusals, then the oldest beyond the cap",
+          "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  for (uint8_t i = 1; i <= 10; ++i)
+    REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(i), 100 * i, "blocked"));
+  // At 1000 with a TTL of 750 s, the refusals at 100 and 200 are expired.
+  auto n = prune_refused(*db.store, 1000, 750s, 5);
+  REQUIRE(n);
+  // 2 expired, then 3 more of the oldest to get down to 5.
+  CHECK(*n == 5);
+  auto left = latest_refused(*db.store, "", 100);
+  REQUIRE(left.size() == 5);
+  CHECK(left.back().id == id_of(6));
+  CHECK_FALSE(find_refused(*db.store, "sync:a", id_of(5)));
+  CHECK(find_refused(*db.store, "sync:a", id_of(6)));
+  auto again = prune_refused(*db.store, 1000, 750s, 5);
+  REQUIRE(again);
+  CHECK(*again == 0);
+}
