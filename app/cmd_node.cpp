@@ -9,6 +9,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -43,6 +44,14 @@ int run_node(const config::config& cfg) {
   add_message_types(sys_cfg);
   tune_scheduler(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
+  if (cfg.cluster.enabled && cfg.cluster.tls.enabled()) {
+    // Mutual TLS on the cluster port: CAF's OpenSSL module presents this
+    // certificate and accepts only peers whose certificate cafile signed.
+    sys_cfg.openssl_certificate = cfg.cluster.tls.certfile;
+    sys_cfg.openssl_key = cfg.cluster.tls.keyfile;
+    sys_cfg.openssl_cafile = cfg.cluster.tls.cafile;
+    sys_cfg.load<caf::openssl::manager>();
+  }
   sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
   auto n = node::start(sys, cfg);

@@ -7,6 +7,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -171,8 +172,13 @@ void dial(self_pointer self) {
   st.state = link::dialing;
   ++st.attempts;
   // The middleman's own remote_actor() blocks and may wait forever for a
-  // peer that accepts but never speaks CAF; its actor answers in time.
-  auto middleman = self->system().middleman().actor_handle();
+  // peer that accepts but never speaks CAF; its actor answers in time. The
+  // OpenSSL module is loaded exactly when cluster.tls is set (`ferry node`):
+  // then every member is dialled over TLS with the node's certificate.
+  auto& sys = self->system();
+  auto middleman = sys.has_openssl_manager()
+                     ? sys.openssl_manager().actor_handle()
+                     : sys.middleman().actor_handle();
   self
     ->request(middleman, st.config.connect_timeout, caf::connect_atom_v,
               st.host, st.port)

@@ -8,6 +8,8 @@
 #include "messages/nostr/hex.hpp"
 
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/send.hpp>
 
 #include <algorithm>
@@ -64,19 +66,23 @@ child_spec gate_spec(const node_wiring& wiring, cluster_identity_ptr identity) {
                 manager = wiring.cluster, wiring_cfg = wiring.cfg,
                 relay_port = wiring.relay_port](caf::local_actor* self) {
     const auto& settings = wiring_cfg.cluster;
-    if (settings.tls.enabled())
-      throw std::runtime_error(
-        "cluster.tls: TLS on the cluster port is not implemented yet; keep "
-        "cluster.address on loopback and leave cluster.tls empty");
     auto& sys = self->system();
+    // `ferry node` loads CAF's OpenSSL module (with cluster.tls's files)
+    // exactly when cluster.tls is set: then the port speaks only TLS.
+    auto tls = settings.tls.enabled();
+    if (tls && !sys.has_openssl_manager())
+      throw std::runtime_error("cluster.tls is set but the actor system has "
+                               "no TLS module loaded");
     auto first = identity->self.address.empty();
     uint16_t wanted = settings.port;
     if (!first)
       wanted = static_cast<uint16_t>(std::stoul(
         identity->self.address.substr(identity->self.address.rfind(':') + 1)));
     auto gate = sys.spawn(cluster_gate, identity, membership, manager);
-    auto port = sys.middleman().publish(gate, wanted,
-                                        settings.address.c_str(), true);
+    auto port = tls ? caf::openssl::publish(gate, wanted,
+                                            settings.address.c_str(), true)
+                    : sys.middleman().publish(gate, wanted,
+                                              settings.address.c_str(), true);
     if (!port) {
       caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
       throw std::runtime_error("cluster: cannot listen on "
@@ -89,12 +95,19 @@ child_spec gate_spec(const node_wiring& wiring, cluster_identity_ptr identity) {
                 wiring_cfg.relay.port != 0 ? wiring_cfg.relay.port
                                            : relay_port->load());
     }
-    gate->attach_functor([&sys, addr = gate.address(), p = *port] {
-      sys.middleman().unpublish(caf::actor_cast<caf::actor>(addr), p);
+    gate->attach_functor([&sys, addr = gate.address(), p = *port, tls] {
+      auto handle = caf::actor_cast<caf::actor>(addr);
+      // CAF 0.17.6's caf::openssl::unpublish does not compile: tell the
+      // module's middleman actor the way middleman::unpublish tells its own.
+      if (tls)
+        caf::anon_send(sys.openssl_manager().actor_handle(),
+                       caf::unpublish_atom_v, handle.address(), p);
+      else
+        sys.middleman().unpublish(handle, p);
     });
-    log::info("cluster-gate listening on {} as {} (incarnation {})",
-              identity->self.address, identity->self.name,
-              identity->self.incarnation);
+    log::info("cluster-gate listening on {}{} as {} (incarnation {})",
+              identity->self.address, tls ? " (TLS)" : "",
+              identity->self.name, identity->self.incarnation);
     return caf::actor_cast<caf::actor>(gate);
   };
   return spec;

@@ -8,6 +8,7 @@
 
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/nostr/hex.hpp"
+#include "tests/fixtures/tls_pki.hpp"
 #include "tests/integration/sync_helpers.hpp"
 
 #include <boost/json.hpp>
@@ -54,7 +55,8 @@ struct member {
   /// allow-list.
   void configure(const std::string& servers,
                  const std::vector<std::string>& seeds,
-                 const std::vector<std::string>& allowed) {
+                 const std::vector<std::string>& allowed,
+                 const test::test_pki* tls = nullptr) {
     auto key_file = dir.file("node.key");
     test::write_file(key_file, nostr::to_hex(keys.secret) + "\n");
     auto list = [](const std::vector<std::string>& xs) {
@@ -76,7 +78,12 @@ struct member {
         + "enabled = true\nname = \"" + name + "\"\nport = "
         + std::to_string(cluster_port) + "\nseeds = " + list(seeds)
         + "\nmembers = " + list(allowed)
-        + "\nfailure_timeout_ms = 2000\nheartbeat_ms = 250\n" + servers);
+        + "\nfailure_timeout_ms = 2000\nheartbeat_ms = 250\n"
+        + (tls ? "[cluster.tls]\ncertfile = \"" + tls->peer_cert_file()
+                   + "\"\nkeyfile = \"" + tls->peer_key_file()
+                   + "\"\ncafile = \"" + tls->ca_file() + "\"\n"
+               : std::string{})
+        + servers);
   }
 
   void start() {
@@ -292,4 +299,43 @@ TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
   require_settled({&a, &b, &c}, urls, 5s, "with the stranger refused");
   for (auto* m : {&stranger, &a, &b, &c})
     m->process->kill(SIGTERM);
+}
+
+TEST_CASE("members join over mutual TLS on the cluster port, and a node whose "
+          "certificate another CA signed cannot join",
+          "[integration][cluster][tls]") {
+  test::test_pki pki;
+  test::test_pki other_pki;
+  member a, b, stranger;
+  a.name = "node-a";
+  b.name = "node-b";
+  stranger.name = "stranger";
+  a.configure("", {b.cluster_address()}, {}, &pki);
+  b.configure("", {a.cluster_address()}, {}, &pki);
+  // Any key may join: only its certificate keeps it out.
+  stranger.configure("", {a.cluster_address()}, {}, &other_pki);
+  a.start();
+  b.start();
+  std::vector<std::string> both{"node-a", "node-b"};
+  auto joined = test::poll_until(
+    [&] { return names_in(a.view()) == both && names_in(b.view()) == both; },
+    20s, 100ms);
+  if (!joined)
+    FAIL("a and b did not join over TLS\n" << dump({&a, &b}));
+  CHECK(test::output_tail(*a.process, 200).find("(TLS)") != std::string::npos);
+
+  stranger.start();
+  // Its dial of a fails in the TLS handshake, and it never counts.
+  auto dial_failed = test::poll_until(
+    [&] {
+      return stranger.process->output().find("cannot connect")
+             != std::string::npos;
+    },
+    10s, 100ms);
+  CHECK(dial_failed);
+  CHECK(names_in(stranger.view()) == std::vector<std::string>{"stranger"});
+  CHECK(names_in(a.view()) == both);
+  CHECK(names_in(b.view()) == both);
+  for (auto* m : {&stranger, &a, &b})
+    CHECK(m->process->kill(SIGTERM) == 0);
 }
