@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstring>
 #include <istream>
-#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -85,6 +84,7 @@ plugin_process::plugin_process(boost::asio::io_context& ioc, pid_t pid,
     stdin_(ioc, stdin_fd),
     stdout_(ioc, stdout_fd),
     input_(max_line_bytes),
+    reap_timer_(strand_),
     pid_(pid),
     on_line_(std::move(on_line)),
     on_exit_(std::move(on_exit)) {
@@ -160,22 +160,33 @@ void plugin_process::ended(const std::string& why) {
   boost::system::error_code ignored;
   stdin_.close(ignored);
   stdout_.close(ignored);
-  auto how = reap();
-  on_exit_(why.empty() ? how : why + "; " + how);
+  reap_then_report(why, 0);
 }
 
-std::string plugin_process::reap() {
+void plugin_process::reap_then_report(std::string why, int attempt) {
+  // Its stdout closes as it exits; give it up to 100 ms to become a zombie
+  // before the kill, so the real exit status is reported.
+  constexpr int attempts = 50;
+  auto how = reap(attempt >= attempts);
+  if (!how) {
+    reap_timer_.expires_after(std::chrono::milliseconds{2});
+    reap_timer_.async_wait(boost::asio::bind_executor(
+      strand_, [self = shared_from_this(), why = std::move(why),
+                attempt](boost::system::error_code) mutable {
+        self->reap_then_report(std::move(why), attempt + 1);
+      }));
+    return;
+  }
+  on_exit_(why.empty() ? *how : why + "; " + *how);
+}
+
+std::optional<std::string> plugin_process::reap(bool force) {
   if (pid_ <= 0)
     return "stopped";
   int status = 0;
-  // Its stdout closes as it exits; give it a moment to become a zombie
-  // before the kill, so the real exit status is reported.
-  pid_t reaped = 0;
-  for (int i = 0; i < 50 && reaped == 0; ++i) {
-    reaped = ::waitpid(pid_, &status, WNOHANG);
-    if (reaped == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
+  auto reaped = ::waitpid(pid_, &status, WNOHANG);
+  if (reaped == 0 && !force)
+    return std::nullopt;
   if (reaped == 0) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, &status, 0);

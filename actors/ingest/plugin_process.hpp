@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/streambuf.hpp>
 
@@ -13,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace ferry {
@@ -53,14 +55,19 @@ public:
 private:
   void read_next();
   void write_next();
-  /// Reaps the process and words how it ended.
-  std::string reap();
+  /// Reaps the process and words how it ended; nullopt while it has not
+  /// exited yet, unless `force` (then it is killed).
+  std::optional<std::string> reap(bool force);
+  /// Polls `reap` on a timer until the process is gone, then calls the exit
+  /// handler: never blocks the I/O thread.
+  void reap_then_report(std::string why, int attempt);
   void ended(const std::string& why);
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::posix::stream_descriptor stdin_;
   boost::asio::posix::stream_descriptor stdout_;
   boost::asio::streambuf input_;
+  boost::asio::steady_timer reap_timer_;
   std::deque<std::string> outbox_;
   bool writing_ = false;
   bool done_ = false;
