@@ -5,6 +5,9 @@
 #   make test SANITIZE=address,undefined
 #               the same with every target built under those sanitizers, in
 #               build-asan
+#   make test-node SANITIZE=address,undefined
+#               only the node binary sanitized, under the normal build's
+#               integration, interop and app tests (much quicker)
 #   make package
 #               build the .deb (binary, /etc/ferry/ferry.toml, systemd unit)
 #   make fuzz   run each fuzzer for FUZZ_SECONDS; new inputs go to
@@ -24,7 +27,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 # A config file for `make run`; empty runs on the embedded default.
 CONFIG ?=
 
-.PHONY: setup build run test bench package fuzz clean
+.PHONY: setup build run test test-node bench package fuzz clean
 
 build: setup
 	@if [ ! -f "$(BUILD_DIR)/CMakeCache.txt" ] || [ -n "$(SANITIZE)" ]; then \
@@ -47,6 +50,21 @@ test: export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 test: export LSAN_OPTIONS = suppressions=$(CURDIR)/scripts/lsan.supp:print_suppressions=0
 test: build
 	ctest --test-dir "$(BUILD_DIR)" --output-on-failure -j $(JOBS)
+
+# The sanitized node under the normal build's tests that run it (integration,
+# interop, app): only the `ferry` binary is built with SANITIZE, a fraction of
+# the full sanitized build.
+test-node: export ASAN_OPTIONS = detect_leaks=1:check_initialization_order=1:strict_init_order=1
+test-node: export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+test-node: export LSAN_OPTIONS = suppressions=$(CURDIR)/scripts/lsan.supp:print_suppressions=0
+test-node: export FERRY_TEST_BINARY = $(CURDIR)/build-asan/ferry
+test-node: setup
+	@test -n "$(SANITIZE)" || { echo "make test-node needs SANITIZE=address,undefined (or another list)" >&2; exit 2; }
+	$(MAKE) build SANITIZE= BUILD_DIR=build
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFERRY_SANITIZE=$(SANITIZE) "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$(SANITIZE_OPT)"
+	cmake --build build-asan --target ferry -j $(JOBS)
+	ctest --test-dir build --output-on-failure -j $(JOBS) -R '^(integration|interop|app)\.'
 
 bench: build
 	bench/run.sh "$(BUILD_DIR)"

@@ -17,7 +17,9 @@ export { WebSocket }
 // -- the binary --------------------------------------------------------------
 
 export function ferryBinary() {
-  const bin = process.argv[2]
+  // FERRY_TEST_BINARY runs the suite against another build of the node (as
+  // for the C++ tests, e.g. the sanitized one).
+  const bin = process.env.FERRY_TEST_BINARY || process.argv[2]
   if (!bin || !existsSync(bin)) {
     console.error(`usage: node ${process.argv[1]} <path-to-ferry-binary>` + (bin ? ` (no file ${bin})` : ''))
     process.exit(2)
