@@ -84,6 +84,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(cursor, "cursor")
   FERRY_ADD_ATOM(reconnect, "reconnect")
   FERRY_ADD_ATOM(erase, "erase")
+  FERRY_ADD_ATOM(deletions, "deletions")
   // -- the hub's change feed --
   FERRY_ADD_ATOM(feed, "feed")
   // -- GRASP-02 proactive sync --

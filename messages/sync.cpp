@@ -1,7 +1,9 @@
 #include "messages/sync.hpp"
 
 #include "messages/json_body.hpp"
+#include "messages/nostr/bech32.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "messages/nostr/relay_url.hpp"
 
@@ -9,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 namespace ferry {
 
@@ -87,6 +90,111 @@ std::string read_filters(const json::value& v, std::vector<nostr::filter>& out) 
                                    out.emplace_back());
         !failure.empty())
       return failure;
+  return {};
+}
+
+std::string read_pubkeys(const json::value& v, const std::string& path,
+                         std::vector<std::string>& out) {
+  if (!v.is_array())
+    return fail(path, "expected an array of pubkeys (64 lowercase hex or npub)");
+  out.clear();
+  const auto& items = v.get_array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto text = items[i].is_string() ? std::string_view{items[i].get_string()}
+                                     : std::string_view{};
+    if (json_body::is_lower_hex64(text)) {
+      out.emplace_back(text);
+    } else if (auto key = nostr::from_npub(text)) {
+      out.push_back(nostr::to_hex(*key));
+    } else {
+      return fail(item(path, i), "expected 64 lowercase hex characters or an "
+                                 "npub1... key");
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return {};
+}
+
+std::string read_kinds(const json::value& v, const std::string& path,
+                       std::vector<int64_t>& out) {
+  if (!v.is_array())
+    return fail(path, "expected an array of event kinds (integers in 0..65535)");
+  out.clear();
+  const auto& items = v.get_array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].is_int64() || items[i].get_int64() < 0
+        || items[i].get_int64() > 65535)
+      return fail(item(path, i), "expected an event kind, an integer in "
+                                 "0..65535");
+    out.push_back(items[i].get_int64());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return {};
+}
+
+std::string read_rate_limit(const json::value& v, sync_policy& out) {
+  const std::string path = "policy.rate_limit";
+  if (!v.is_object())
+    return fail(path, "expected an object with rate and burst");
+  const auto& obj = v.get_object();
+  if (auto failure = unknown_keys(obj, path, {"rate", "burst"});
+      !failure.empty())
+    return failure;
+  if (auto rate = obj.if_contains("rate")) {
+    if (!rate->is_number() || rate->to_number<double>() < 0)
+      return fail(child(path, "rate"),
+                  "expected events per second, a number of at least 0 (0: no "
+                  "limit)");
+    out.rate = rate->to_number<double>();
+  }
+  if (auto burst = obj.if_contains("burst"))
+    if (!burst->is_int64() || burst->get_int64() < 0)
+      return fail(child(path, "burst"), "expected a non-negative integer");
+    else
+      out.burst = burst->get_int64();
+  if (out.rate > 0 && out.burst < 1)
+    return fail(child(path, "burst"), "expected at least 1 when rate is set");
+  return {};
+}
+
+std::string read_policy(const json::value& v, sync_policy& out) {
+  if (!v.is_object())
+    return fail("policy", "expected an object of built-in policy rules");
+  const auto& obj = v.get_object();
+  if (auto failure = unknown_keys(
+        obj, "policy",
+        {"allowed_pubkeys", "denied_pubkeys", "allowed_kinds", "denied_kinds",
+         "max_content_bytes", "max_tags", "max_age_seconds",
+         "max_future_seconds", "rate_limit"});
+      !failure.empty())
+    return failure;
+  for (auto [key, list] : {std::pair{"allowed_pubkeys", &out.allowed_pubkeys},
+                           std::pair{"denied_pubkeys", &out.denied_pubkeys}})
+    if (auto x = obj.if_contains(key))
+      if (auto failure = read_pubkeys(*x, child("policy", key), *list);
+          !failure.empty())
+        return failure;
+  for (auto [key, list] : {std::pair{"allowed_kinds", &out.allowed_kinds},
+                           std::pair{"denied_kinds", &out.denied_kinds}})
+    if (auto x = obj.if_contains(key))
+      if (auto failure = read_kinds(*x, child("policy", key), *list);
+          !failure.empty())
+        return failure;
+  for (auto [key, value] :
+       {std::pair{"max_content_bytes", &out.max_content_bytes},
+        std::pair{"max_tags", &out.max_tags},
+        std::pair{"max_age_seconds", &out.max_age_seconds},
+        std::pair{"max_future_seconds", &out.max_future_seconds}})
+    if (auto x = obj.if_contains(key)) {
+      if (!x->is_int64() || x->get_int64() < 0)
+        return fail(child("policy", key),
+                    "expected a non-negative integer (0: no limit)");
+      *value = x->get_int64();
+    }
+  if (auto x = obj.if_contains("rate_limit"))
+    return read_rate_limit(*x, out);
   return {};
 }
 
@@ -217,7 +325,7 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
       = unknown_keys(obj, "",
                      {"id", "url", "enabled", "auth_pubkey", "filters",
                       "direction", "mode", "overlap_window_seconds",
-                      "relay_info_mode", "auth", "tls", "metadata"});
+                      "follow_deletions", "policy", "relay_info_mode", "auth", "tls", "metadata"});
       !failure.empty())
     return failure;
   if (auto id = obj.if_contains("id")) {
@@ -277,6 +385,14 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
                     + std::to_string(max_overlap_window));
     out.overlap_window_seconds = overlap->get_int64();
   }
+  if (auto follow = obj.if_contains("follow_deletions"))
+    if (auto failure = json_body::read_bool(*follow, "follow_deletions",
+                                            out.follow_deletions);
+        !failure.empty())
+      return failure;
+  if (auto policy = obj.if_contains("policy"))
+    if (auto failure = read_policy(*policy, out.policy); !failure.empty())
+      return failure;
   if (auto info = obj.if_contains("relay_info_mode"))
     if (auto failure = read_enum(*info, "relay_info_mode",
                                  all_relay_info_modes, out.relay_info);
@@ -392,6 +508,52 @@ caf::expected<sync_server> parse_sync_server(std::string_view text,
   return result;
 }
 
+bool sync_policy::empty() const {
+  return allowed_pubkeys.empty() && denied_pubkeys.empty()
+         && allowed_kinds.empty() && denied_kinds.empty()
+         && max_content_bytes == 0 && max_tags == 0 && max_age_seconds == 0
+         && max_future_seconds == 0 && rate == 0;
+}
+
+namespace {
+
+/// The canonical JSON of a server's policy: every rule, in a fixed order.
+std::string to_json(const sync_policy& p) {
+  json::object obj;
+  auto strings = [](const std::vector<std::string>& xs) {
+    json::array out;
+    for (const auto& x : xs)
+      out.emplace_back(x);
+    return out;
+  };
+  auto ints = [](const std::vector<int64_t>& xs) {
+    json::array out;
+    for (auto x : xs)
+      out.emplace_back(x);
+    return out;
+  };
+  obj["allowed_pubkeys"] = strings(p.allowed_pubkeys);
+  obj["denied_pubkeys"] = strings(p.denied_pubkeys);
+  obj["allowed_kinds"] = ints(p.allowed_kinds);
+  obj["denied_kinds"] = ints(p.denied_kinds);
+  obj["max_content_bytes"] = p.max_content_bytes;
+  obj["max_tags"] = p.max_tags;
+  obj["max_age_seconds"] = p.max_age_seconds;
+  obj["max_future_seconds"] = p.max_future_seconds;
+  json::object rate;
+  // Boost.JSON writes every double with an exponent ("1E1"): whole rates
+  // read better as integers.
+  if (p.rate == std::floor(p.rate) && p.rate < 1e15)
+    rate["rate"] = static_cast<int64_t>(p.rate);
+  else
+    rate["rate"] = p.rate;
+  rate["burst"] = p.burst;
+  obj["rate_limit"] = std::move(rate);
+  return json::serialize(obj);
+}
+
+} // namespace
+
 std::string to_json(const sync_server& s) {
   std::string out = "{";
   auto key = [&out](std::string_view name) {
@@ -421,6 +583,10 @@ std::string to_json(const sync_server& s) {
   text("mode", to_string(s.mode));
   key("overlap_window_seconds");
   out += std::to_string(s.overlap_window_seconds);
+  key("follow_deletions");
+  out += s.follow_deletions ? "true" : "false";
+  key("policy");
+  out += to_json(s.policy);
   text("relay_info_mode", to_string(s.relay_info));
   key("auth");
   out += '{';

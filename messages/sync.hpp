@@ -95,6 +95,32 @@ struct sync_tls {
 
 /// One remote relay to sync with: what the admin API accepts and returns,
 /// what `[[sync.server]]` in ferry.toml holds, and what `sync_servers` stores.
+/// Built-in write-policy rules one sync server adds to `[policy]` for what
+/// it sends (JSON `policy`, TOML `[sync.server.policy]`): its connection
+/// applies them before the ingest path, so an event from that server must
+/// pass both. Every rule is off by default; the names and meanings are those
+/// of `[policy]`.
+struct sync_policy {
+  /// 64 lowercase hex (an npub is accepted and converted), sorted, unique.
+  std::vector<std::string> allowed_pubkeys;
+  std::vector<std::string> denied_pubkeys;
+  /// 0..65535, sorted, unique.
+  std::vector<int64_t> allowed_kinds;
+  std::vector<int64_t> denied_kinds;
+  int64_t max_content_bytes = 0;
+  int64_t max_tags = 0;
+  int64_t max_age_seconds = 0;
+  int64_t max_future_seconds = 0;
+  /// `rate_limit`: events per second this server may deliver, refilling a
+  /// bucket of `burst`; 0: no limit. Over it: `rate-limited:`, and the cursor
+  /// stays below the event, so a later catch-up asks again.
+  double rate = 0;
+  int64_t burst = 0;
+
+  /// No rule is set.
+  bool empty() const;
+};
+
 struct sync_server {
   /// `[a-z0-9][a-z0-9._-]{0,63}`; the key everywhere (API path, store, stats).
   std::string id;
@@ -111,6 +137,10 @@ struct sync_server {
   /// A catch-up restarts this far before the cursor, in 0..86400 seconds, to
   /// pick up events a relay stored late or with a skewed clock.
   int64_t overlap_window_seconds = 300;
+  /// When the filters leave out kind 5: also fetch the NIP-09 deletions by
+  /// the authors of what was synced (actors/sync/relay_deletions.hpp).
+  bool follow_deletions = true;
+  sync_policy policy;
   relay_info_mode relay_info = relay_info_mode::best_effort;
   /// JSON: `"auth": {"type": "nip42", "mode": "..."}`.
   auth_mode auth = auth_mode::on_challenge;

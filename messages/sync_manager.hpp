@@ -51,7 +51,9 @@ using relay_connection_actor = caf::typed_actor<
   // is answered by the writer (stored).
   caf::reacts_to<atom::flush, uint64_t>,
   // INTERNAL: a negentropy answer is overdue (generation, request serial).
-  caf::reacts_to<atom::timeout, uint64_t, uint64_t>>;
+  caf::reacts_to<atom::timeout, uint64_t, uint64_t>,
+  // INTERNAL: announce the authors whose deletions are followed (generation).
+  caf::reacts_to<atom::deletions, uint64_t>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

@@ -19,6 +19,10 @@ std::string cursor_key(const std::string& id) {
   return id + "\x1f" + "cursor";
 }
 
+/// The followed authors of `id`: this prefix, then 32 pubkey bytes each.
+std::string authors_prefix(const std::string& id) {
+  return id + "\x1f" + "author" + "\x1f";
+}
 
 caf::error storage_error(const rocksdb::Status& s) {
   return caf::make_error(ec::storage_failure, s.ToString());
@@ -90,6 +94,10 @@ caf::error delete_sync_server(event_store& store, const std::string& id) {
   batch.Delete(store.handle(cf::sync_servers), id);
   batch.Delete(store.handle(cf::sync_runtime), id);
   batch.Delete(store.handle(cf::sync_runtime), cursor_key(id));
+  auto authors = authors_prefix(id);
+  auto authors_end = authors;
+  authors_end.back() += 1;
+  batch.DeleteRange(store.handle(cf::sync_runtime), authors, authors_end);
   return commit(store, batch, synced());
 }
 
@@ -151,6 +159,38 @@ void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
   value.append(reinterpret_cast<const char*>(cursor.id.data()),
                cursor.id.size());
   batch.Put(store.handle(cf::sync_runtime), cursor_key(id), value);
+}
+
+caf::error put_sync_author(event_store& store, const std::string& id,
+                           const nostr::bytes32& pubkey) {
+  auto key = authors_prefix(id);
+  key.append(reinterpret_cast<const char*>(pubkey.data()), pubkey.size());
+  auto s = store.db()->Put(rocksdb::WriteOptions{},
+                           store.handle(cf::sync_runtime), key, {});
+  return s.ok() ? caf::error{} : storage_error(s);
+}
+
+caf::expected<std::vector<nostr::bytes32>>
+list_sync_authors(const event_store& store, const std::string& id) {
+  std::vector<nostr::bytes32> result;
+  auto prefix = authors_prefix(id);
+  std::unique_ptr<rocksdb::Iterator> it{store.db()->NewIterator(
+    rocksdb::ReadOptions{}, store.handle(cf::sync_runtime))};
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    auto key = it->key();
+    if (key.size() != prefix.size() + 32)
+      return corrupt(cf_name(cf::sync_runtime), key.ToStringView(),
+                     caf::make_error(ec::storage_failure,
+                                     "expected a 32-byte pubkey"));
+    nostr::bytes32 pubkey;
+    std::copy_n(reinterpret_cast<const uint8_t*>(key.data()) + prefix.size(),
+                32, pubkey.begin());
+    result.push_back(pubkey);
+  }
+  if (!it->status().ok())
+    return storage_error(it->status());
+  return result;
 }
 
 } // namespace ferry::store

@@ -33,8 +33,8 @@ get_sync_server(const event_store& store, const std::string& id);
 caf::expected<std::vector<sync_server>>
 list_sync_servers(const event_store& store);
 
-/// Deletes a definition and its runtime state in one commit; deleting an
-/// unknown id is not an error.
+/// Deletes a definition, its runtime state and its followed authors in one
+/// commit; deleting an unknown id is not an error.
 caf::error delete_sync_server(event_store& store, const std::string& id);
 
 /// The runtime state of `id`; default-constructed when none is stored.
@@ -57,6 +57,18 @@ caf::error put_sync_runtime(event_store& store, const std::string& id,
 /// server's connection. `nullopt` when the server never synced.
 caf::expected<std::optional<sync_cursor>>
 get_sync_cursor(const event_store& store, const std::string& id);
+
+/// The authors whose NIP-09 deletions `id`'s connection follows
+/// (actors/sync/relay_deletions.hpp), under `id` 0x1f "author" 0x1f pubkey in
+/// `sync_runtime`. Adding one is not synced: it is written before the cursor
+/// can pass its event, and the WAL keeps writes in order, so a recovered
+/// cursor past that event comes with it.
+caf::error put_sync_author(event_store& store, const std::string& id,
+                           const nostr::bytes32& pubkey);
+
+/// Every author `id` follows, in byte order.
+caf::expected<std::vector<nostr::bytes32>>
+list_sync_authors(const event_store& store, const std::string& id);
 
 /// Adds the cursor of `id` to `batch`.
 void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,

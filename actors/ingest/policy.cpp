@@ -14,12 +14,6 @@ namespace {
 
 using self_pointer = policy_actor::stateful_pointer<policy_state>;
 
-double steady_seconds() {
-  return std::chrono::duration<double>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 /// A refusal that may not hold next time: a rate limit, a plugin that
 /// could not judge.
 bool is_temporary(const policy_verdict& verdict) {

@@ -1,5 +1,7 @@
 #include "actors/ingest/policy_rules.hpp"
 
+#include <chrono>
+
 #include <algorithm>
 
 namespace ferry {
@@ -65,6 +67,12 @@ bool from_client(const ingest_item& item) {
 }
 
 } // namespace
+
+double steady_seconds() {
+  return std::chrono::duration<double>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
 
 policy_rules::policy_rules(const config::policy_config& cfg)
   : cfg_(cfg),

@@ -16,6 +16,9 @@
 
 namespace ferry {
 
+/// Seconds on a steady clock: the time the rate limits run on.
+double steady_seconds();
+
 /// One token bucket per key (an IP address, a pubkey, a source).
 class token_buckets {
 public:

@@ -108,6 +108,12 @@ status_map status_of(self_pointer self) {
   caf::put(result, "failed", static_cast<int64_t>(st.ingest.failed));
   caf::put(result, "filtered", static_cast<int64_t>(st.ingest.filtered));
   caf::put(result, "in_flight", static_cast<int64_t>(st.ingest.in_flight));
+  if (st.deletions.active) {
+    caf::put(result, "deletions.authors_followed",
+             static_cast<int64_t>(st.deletions.authors.size()));
+    caf::put(result, "deletions.received",
+             static_cast<int64_t>(st.deletions.received));
+  }
   int64_t cursor = 0;
   if (auto c = store::get_sync_cursor(*st.deps.store, st.def.id); c && *c)
     cursor = (*c)->created_at;
@@ -190,6 +196,8 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   st.label = deps.driver_listener ? "grasp:" + def.url : "sync:" + def.id;
   st.def = std::move(def);
   st.deps = std::move(deps);
+  load_deletion_authors(self);
+  load_server_policy(self);
   if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id)) {
     st.up.cursor = runtime->up_cursor;
     st.up.cursor_persisted = st.up.cursor;
@@ -246,6 +254,9 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     },
     [self](atom::feed, const ingest_item_ptr&) { pump_up(self); },
     [self](atom::tick, uint64_t gen) { on_up_check(self, gen); },
+    [self](atom::deletions, uint64_t gen) {
+      flush_deletion_authors(self, gen);
+    },
   };
 }
 

@@ -3,6 +3,7 @@
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/sync/relay_catchup.hpp"
 #include "actors/sync/relay_cursor.hpp"
+#include "actors/sync/relay_deletions.hpp"
 #include "actors/sync/relay_driven.hpp"
 #include "actors/sync/relay_ingest.hpp"
 #include "actors/sync/relay_negentropy.hpp"
@@ -86,6 +87,8 @@ struct relay_connection_state {
   relay_up up;
   /// GRASP-driven mode (relay_driven.cpp).
   relay_driven driven;
+  /// NIP-09 deletions of what was synced (relay_deletions.cpp).
+  relay_deletions deletions;
 
   /// The socket goes with the actor (CAF destroys the state when it quits).
   ~relay_connection_state() {

@@ -1,5 +1,6 @@
 #include "actors/sync/relay_ingest.hpp"
 
+#include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
@@ -78,7 +79,41 @@ void on_ingested(self_pointer self, const ingest_result& result,
   maybe_finish_catchup(self);
 }
 
+/// The server's own policy refused an event before the ingest path.
+void refuse_by_server_policy(self_pointer self, const policy_verdict& verdict,
+                             int64_t created_at) {
+  auto& st = self->state;
+  ++st.ingest.rejected;
+  ++st.ingest.refused;
+  metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+  log::debug("{} refused by the server's policy: {}", st.label,
+             verdict.message);
+  // A rate limit holds for now only: the cursor stays below the event, so a
+  // later catch-up asks again.
+  if (verdict.message.rfind("rate-limited:", 0) == 0)
+    note_unstored(self, created_at);
+}
+
 } // namespace
+
+void load_server_policy(self_pointer self) {
+  auto& st = self->state;
+  const auto& p = st.def.policy;
+  if (p.empty())
+    return;
+  config::policy_config cfg;
+  cfg.allowed_pubkeys = p.allowed_pubkeys;
+  cfg.denied_pubkeys = p.denied_pubkeys;
+  cfg.allowed_kinds = p.allowed_kinds;
+  cfg.denied_kinds = p.denied_kinds;
+  cfg.max_content_bytes = p.max_content_bytes;
+  cfg.max_tags = p.max_tags;
+  cfg.max_age_seconds = p.max_age_seconds;
+  cfg.max_future_seconds = p.max_future_seconds;
+  // The source's bucket: this connection is that whole source.
+  cfg.rate_source = {p.rate, p.burst};
+  st.ingest.server_rules.emplace(cfg);
+}
 
 bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
            const nostr::event& ev) {
@@ -87,6 +122,10 @@ bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
   metrics::sync::events(st.def.id, metrics::sync::event_result::received);
   if (nostr::matches_any(filters, ev))
     return true;
+  if (is_followed_deletion(st, ev)) {
+    ++st.deletions.received;
+    return true;
+  }
   ++st.ingest.filtered;
   metrics::sync::events(st.def.id, metrics::sync::event_result::filtered);
   return false;
@@ -99,7 +138,17 @@ void ingest(self_pointer self, nostr::event ev) {
   item->source = st.label;
   item->source_info = st.def.url;
   auto created_at = ev.created_at;
+  auto kind = ev.kind;
+  auto pubkey = ev.pubkey;
   item->data.ev = std::move(ev);
+  // An event held already is a duplicate whatever the rules say; judging it
+  // would spend the rate limit's tokens on what a catch-up asks again.
+  if (counts.server_rules && !st.deps.store->contains(item->data.ev.id)) {
+    auto verdict = counts.server_rules->judge(*item, unix_now(),
+                                              steady_seconds());
+    if (verdict.action != policy_action::accept)
+      return refuse_by_server_policy(self, verdict, created_at);
+  }
   auto verifier
     = st.deps.verifiers[counts.next_verifier++ % st.deps.verifiers.size()]->get();
   if (!verifier) {
@@ -113,7 +162,12 @@ void ingest(self_pointer self, nostr::event ev) {
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
-      [self, created_at, seq](ingest_result& r) {
+      [self, created_at, seq, kind, pubkey](ingest_result& r) {
+        // Learned once stored (or held already), never from an event that
+        // failed its signature check; before the cursor can pass it.
+        if (r.status == ingest_status::stored
+            || r.status == ingest_status::duplicate)
+          learn_author(self, kind, pubkey);
         on_ingested(self, r, created_at, seq);
       },
       [self, created_at, seq](caf::error& err) {

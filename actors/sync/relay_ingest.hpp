@@ -5,12 +5,14 @@
 // `sync:<id>` (or `grasp:<url>`), counted by its answer, and read no faster
 // than the ingest path takes it. Internal to actors/sync/relay_*.
 
+#include "actors/ingest/policy_rules.hpp"
 #include "actors/sync/relay_connection_self.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/filter.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace ferry {
@@ -22,6 +24,10 @@ struct relay_ingest {
   /// Reading from the remote is paused until the ingest path catches up.
   bool reading_paused = false;
   size_t next_verifier = 0;
+  /// The server's own `policy` rules, judged before the ingest path (the
+  /// node-wide `[policy]` judges after the verifiers); none when it sets
+  /// none.
+  std::optional<policy_rules> server_rules;
   // counters
   uint64_t received = 0;
   uint64_t accepted = 0;
@@ -39,6 +45,9 @@ namespace relay_conn {
 
 /// Ingest requests in flight below which fetches by id are opened.
 inline constexpr uint64_t in_flight_low = 1024;
+
+/// Builds the server's own policy rules from its definition (at start).
+void load_server_policy(self_pointer self);
 
 /// Counts an event from the remote; false when it is outside `filters`
 /// (a remote may only give us what we asked for).

@@ -137,6 +137,7 @@ void start_neg_catchup(self_pointer self, int64_t since) {
       live.push_back(std::move(f));
     }
     subscribe(self, live_sub, std::move(live), std::nullopt);
+    open_deletion_tail(self, since);
   }
   neg.run.emplace(*st.deps.store, st.def.filters, since, unix_now(),
                   neg_catchup::limits{});

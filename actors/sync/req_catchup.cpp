@@ -111,6 +111,7 @@ void start_req_catchup(self_pointer self, int64_t since) {
   }
   begin_catchup(self);
   subscribe(self, live_sub, std::move(filters), std::nullopt);
+  open_deletion_tail(self, since);
 }
 
 bool all_reqs_answered(const relay_connection_state& st) {
@@ -147,7 +148,7 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
   if (i->second.tracked)
     close_tracked_sub(self, sub_id);
   page_if_capped(self, i->second);
-  if (sub_id != live_sub) {
+  if (!keeps_open(sub_id)) {
     send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
     // Keep the finished page, so maybe_finish_catchup sees its EOSE.
   }
@@ -168,6 +169,16 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
   if (i->second.driven) {
     st.reqs.open.erase(i);
     return tell_listener(self, atom::closed_v, st.def.url, sub_id, reason);
+  }
+  if (is_deletion_sub(sub_id)) {
+    // The sync goes on without them; the next session asks again.
+    log::warn("{} remote refused the deletions of synced authors: {}",
+              st.label, reason);
+    auto tracked = i->second.tracked;
+    st.reqs.open.erase(i);
+    if (tracked)
+      close_tracked_sub(self, sub_id);
+    return maybe_finish_catchup(self);
   }
   if (reason.rfind("rate-limited:", 0) == 0) {
     report(self, atom::report_v, atom::ratelimit_v, st.def.id, reason);

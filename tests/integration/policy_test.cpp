@@ -180,3 +180,52 @@ TEST_CASE("a second catch-up does not fetch the events refused in the first",
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }
+
+TEST_CASE("a sync server's own policy refuses what it names, and what its "
+          "rate limit holds back comes with a later catch-up",
+          "[integration][policy][sync]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto spammer = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto good = make_events(keys, 30, now - 100, 1, "good");
+  auto spam = make_events(spammer, 10, now - 100, 1, "spam");
+  node a{test::node_config(dir_a)};
+  publish(a.port, good);
+  publish(a.port, spam);
+
+  // Only this server's events pass these rules: the node-wide [policy] is
+  // empty. The bucket lets 5 through at once, then 4 per second.
+  server_options o;
+  o.extra = "policy = { denied_pubkeys = [\"" + nostr::to_hex(spammer.pubkey)
+            + "\"], rate_limit = { rate = 4, burst = 5 } }\n";
+  node b{b_config(dir_b, sync_server_toml(a.port, o))};
+  auto admin_port = b.admin_port();
+  // The rate limit holds some back in the first catch-up; each sync-now
+  // asks again from below them, until every good event is here.
+  std::set<std::string> got;
+  bool held_back = false;
+  auto all_good = test::poll_until(
+    [&] {
+      if (auto ids = try_ids(b.port, kind1_all))
+        got = std::move(*ids);
+      held_back |= got.size() >= 5 && got.size() < good.size();
+      if (got == id_set(good))
+        return true;
+      admin(admin_port, "POST", "/api/v1/sync/servers/node-a/sync-now");
+      return false;
+    },
+    30s, 500ms);
+  INFO(sync_reports(admin_port, "node-a") << logs(&a.process, &b.process));
+  CHECK(all_good);
+  CHECK(got == id_set(good));
+  CHECK(held_back);
+  // The spammer's 10, and the good ones the bucket refused for a while.
+  CHECK(stat_of(admin_port, "node-a", "rejected") > 10);
+  // The server's rules come back in its definition.
+  auto def = admin(admin_port, "GET", "/api/v1/sync/servers/node-a");
+  CHECK(def.response.body.find("\"rate_limit\":{\"rate\":4,\"burst\":5}")
+        != std::string::npos);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}

@@ -164,10 +164,13 @@ struct server_options {
   std::string direction = "down";
   std::string mode = "req_stream";
   int overlap_seconds = 300;
+  bool follow_deletions = true;
   /// The remote's URL; empty: ws://127.0.0.1:PORT.
   std::string url;
   /// The `tls` inline table.
   std::string tls = "{ mode = \"disabled\" }";
+  /// More `key = value` lines of the table.
+  std::string extra;
 };
 
 inline std::string relay_url(uint16_t port) {
@@ -180,10 +183,11 @@ inline std::string sync_server_toml(uint16_t a_port, const server_options& o = {
          + "\"\nfilters = " + o.filters + "\ndirection = \"" + o.direction
          + "\"\n"
          + "mode = \"" + o.mode + "\"\noverlap_window_seconds = "
-         + std::to_string(o.overlap_seconds) + "\nrelay_info_mode = \""
+         + std::to_string(o.overlap_seconds) + "\nfollow_deletions = "
+         + (o.follow_deletions ? "true" : "false") + "\nrelay_info_mode = \""
          + o.relay_info_mode + "\"\nauth_pubkey = \"" + o.auth_pubkey
          + "\"\nauth = { type = \"nip42\", mode = \"" + o.auth_mode + "\" }\n"
-         + "tls = " + o.tls + "\n";
+         + "tls = " + o.tls + "\n" + o.extra;
 }
 
 /// Node B's config: an admin token and the given sync servers.

@@ -240,6 +240,22 @@ TEST_CASE("every invalid field is named", "[sync]") {
     {body(R"(,"tls":{"client_keyfile":"/c.key"})"),
      "tls.client_certfile: needed with tls.client_keyfile"},
     {body(R"(,"metadata":[])"), "metadata: expected a JSON object"},
+    {body(R"(,"follow_deletions":1)"), "follow_deletions: expected true or false"},
+    {body(R"(,"policy":[])"),
+     "policy: expected an object of built-in policy rules"},
+    {body(R"(,"policy":{"plugin":{}})"), "policy.plugin: unknown key"},
+    {body(R"(,"policy":{"denied_pubkeys":["npub1x"]})"),
+     "policy.denied_pubkeys[0]: expected 64 lowercase hex characters or an "
+     "npub1... key"},
+    {body(R"(,"policy":{"allowed_kinds":[1,70000]})"),
+     "policy.allowed_kinds[1]: expected an event kind, an integer in 0..65535"},
+    {body(R"(,"policy":{"max_tags":-1})"),
+     "policy.max_tags: expected a non-negative integer (0: no limit)"},
+    {body(R"(,"policy":{"rate_limit":{"rate":5}})"),
+     "policy.rate_limit.burst: expected at least 1 when rate is set"},
+    {body(R"(,"policy":{"rate_limit":{"rate":-1,"burst":1}})"),
+     "policy.rate_limit.rate: expected events per second, a number of at "
+     "least 0 (0: no limit)"},
   };
   for (const auto& [json, expected] : cases) {
     CAPTURE(json);
@@ -253,6 +269,11 @@ TEST_CASE("canonical JSON has every field in a fixed order", "[sync]") {
         == R"({"id":"s1","url":"wss://relay.example.com","enabled":true,)"
            R"("auth_pubkey":"","filters":[{"kinds":[1]}],"direction":"down",)"
            R"("mode":"req_stream","overlap_window_seconds":300,)"
+           R"("follow_deletions":true,)"
+           R"("policy":{"allowed_pubkeys":[],"denied_pubkeys":[],)"
+           R"("allowed_kinds":[],"denied_kinds":[],"max_content_bytes":0,)"
+           R"("max_tags":0,"max_age_seconds":0,"max_future_seconds":0,)"
+           R"("rate_limit":{"rate":0,"burst":0}},)"
            R"("relay_info_mode":"best_effort",)"
            R"("auth":{"type":"nip42","mode":"on_challenge"},)"
            R"("tls":{"mode":"required","hostname":"","ca_certfile":"",)"
@@ -278,6 +299,29 @@ TEST_CASE("a definition round-trips through its canonical JSON", "[sync]") {
   auto changed = with_tls;
   changed.tls.pins.clear();
   CHECK(changed != with_tls);
+}
+
+TEST_CASE("a server's own policy rules parse, normalize and round-trip",
+          "[sync]") {
+  auto s = parse_ok(body(R"(,"follow_deletions":false,"policy":{
+    "denied_pubkeys":[")" + std::string(64, 'b') + R"(",")" + key_a + R"(",
+                      ")" + key_a + R"("],
+    "allowed_kinds":[7,1,7],"max_content_bytes":100,"max_future_seconds":60,
+    "rate_limit":{"rate":2.5,"burst":10}})"));
+  CHECK_FALSE(s.follow_deletions);
+  CHECK(s.policy.denied_pubkeys
+        == std::vector<std::string>{key_a, std::string(64, 'b')});
+  CHECK(s.policy.allowed_kinds == std::vector<int64_t>{1, 7});
+  CHECK(s.policy.max_content_bytes == 100);
+  CHECK(s.policy.max_future_seconds == 60);
+  CHECK(s.policy.rate == 2.5);
+  CHECK(s.policy.burst == 10);
+  CHECK_FALSE(s.policy.empty());
+  CHECK(parse_ok(body()).policy.empty());
+  CHECK(parse_ok(to_json(s)) == s);
+  auto whole_rate = parse_ok(body(R"(,"policy":{"rate_limit":{"rate":3,"burst":3}})"));
+  CHECK(to_json(whole_rate).find(R"("rate_limit":{"rate":3,"burst":3})")
+        != std::string::npos);
 }
 
 TEST_CASE("enum names round-trip", "[sync]") {

@@ -1,0 +1,214 @@
+#include "actors/sync/relay_deletions.hpp"
+
+#include "actors/runtime/logging.hpp"
+#include "actors/sync/relay_connection_context.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "store/sync_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace ferry::relay_conn {
+
+namespace {
+
+constexpr uint32_t deletion_kind = 5;
+
+/// Authors per filter: relays cap list sizes (ours at 1000) and frame sizes.
+constexpr size_t authors_per_filter = 250;
+
+/// Above this many authors the tail asks for every deletion and keeps those
+/// of followed authors: a REQ naming them all would outgrow a relay's frame
+/// limit.
+constexpr size_t tail_authors_max = 4 * authors_per_filter;
+
+/// Followed authors per server: memory stays bounded whatever a remote
+/// sends (a set entry is ~100 bytes).
+constexpr size_t authors_max = 100000;
+
+/// History subscriptions open at once: a relay caps subscriptions per
+/// connection (strfry: 20), and pages of the catch-up need some.
+constexpr size_t histories_max = 2;
+
+/// New authors' history is asked for in batches: a catch-up learns many at
+/// once.
+constexpr auto flush_interval = std::chrono::seconds{1};
+
+/// An open tail is replaced at most this often: each time the remote runs it
+/// again, and a busy remote brings new authors all the time. Its replacement
+/// starts where it began to miss authors, so nothing falls in between.
+constexpr int64_t tail_refresh_seconds = 30;
+
+constexpr const char* history_prefix = "ferry-deletions-";
+
+nostr::filter deletions_of(std::vector<nostr::bytes32> authors,
+                           std::optional<int64_t> since) {
+  nostr::filter f;
+  f.kinds = std::vector<uint32_t>{deletion_kind};
+  if (!authors.empty()) {
+    std::sort(authors.begin(), authors.end());
+    authors.erase(std::unique(authors.begin(), authors.end()), authors.end());
+    f.authors = std::move(authors);
+  }
+  f.since = since;
+  return f;
+}
+
+/// The tail's filters: every followed author's deletions since `since`.
+std::vector<nostr::filter> tail_filters(const relay_deletions& dels,
+                                        int64_t since) {
+  auto floor = since > 0 ? std::optional<int64_t>{since} : std::nullopt;
+  if (dels.authors.size() > tail_authors_max)
+    return {deletions_of({}, floor)};
+  std::vector<nostr::filter> filters;
+  std::vector<nostr::bytes32> chunk;
+  for (const auto& author : dels.authors) {
+    chunk.push_back(author);
+    if (chunk.size() == authors_per_filter)
+      filters.push_back(deletions_of(std::exchange(chunk, {}), floor));
+  }
+  if (!chunk.empty())
+    filters.push_back(deletions_of(std::move(chunk), floor));
+  return filters;
+}
+
+size_t open_histories(const relay_connection_state& st) {
+  return static_cast<size_t>(
+    std::count_if(st.reqs.open.begin(), st.reqs.open.end(), [](const auto& x) {
+      return x.first.rfind(history_prefix, 0) == 0 && !x.second.eose;
+    }));
+}
+
+bool session_up(const relay_connection_state& st) {
+  return st.session.conn
+         && (st.state == phase::catching_up || st.state == phase::live);
+}
+
+void schedule_flush(self_pointer self) {
+  auto& dels = self->state.deletions;
+  if (dels.flush_scheduled)
+    return;
+  dels.flush_scheduled = true;
+  self->delayed_send(self, flush_interval, atom::deletions_v,
+                     self->state.generation);
+}
+
+} // namespace
+
+bool follows_deletions(const sync_server& def) {
+  if (!def.follow_deletions || !syncs_down(def))
+    return false;
+  return std::any_of(def.filters.begin(), def.filters.end(), [](const auto& f) {
+    auto kinds_cover = !f.kinds
+                       || std::binary_search(f.kinds->begin(), f.kinds->end(),
+                                             deletion_kind);
+    return !kinds_cover || !f.tags.empty() || f.ids;
+  });
+}
+
+void load_deletion_authors(self_pointer self) {
+  auto& st = self->state;
+  st.deletions.active = !driven(st) && follows_deletions(st.def);
+  if (!st.deletions.active)
+    return;
+  auto authors = store::list_sync_authors(*st.deps.store, st.def.id);
+  if (!authors) {
+    // Without them only the tail of this session's authors is followed.
+    log::warn("{} cannot read the authors whose deletions it follows: {}",
+              st.label, render(authors.error()));
+    return;
+  }
+  st.deletions.authors.insert(authors->begin(), authors->end());
+}
+
+bool is_followed_deletion(const relay_connection_state& st,
+                          const nostr::event& ev) {
+  return st.deletions.active && ev.kind == deletion_kind
+         && st.deletions.authors.count(ev.pubkey) > 0;
+}
+
+void learn_author(self_pointer self, uint32_t kind,
+                  const nostr::bytes32& pubkey) {
+  auto& st = self->state;
+  auto& dels = st.deletions;
+  if (!dels.active || kind == deletion_kind || dels.authors.count(pubkey))
+    return;
+  if (dels.authors.size() >= authors_max) {
+    if (!std::exchange(dels.at_most_logged, true))
+      log::warn("{} follows the deletions of {} authors, its most: later "
+                "authors' deletions come only if the filters ask for them",
+                st.label, authors_max);
+    return;
+  }
+  dels.authors.insert(pubkey);
+  if (auto err = store::put_sync_author(*st.deps.store, st.def.id, pubkey))
+    log::warn("{} cannot persist a followed author: {}", st.label,
+              render(err));
+  dels.unannounced.push_back(pubkey);
+  if (dels.tail_stale_since == 0)
+    dels.tail_stale_since = unix_now();
+  schedule_flush(self);
+}
+
+void open_deletion_tail(self_pointer self, int64_t since) {
+  auto& st = self->state;
+  auto& dels = st.deletions;
+  if (!dels.active)
+    return;
+  dels.tail_stale_since = 0;
+  dels.tail_opened = unix_now();
+  dels.flush_scheduled = false; // a timer of an ended session is ignored
+  if (!dels.authors.empty())
+    subscribe(self, deletion_tail_sub, tail_filters(dels, since),
+              std::nullopt);
+  if (!dels.unannounced.empty())
+    schedule_flush(self);
+}
+
+void flush_deletion_authors(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  auto& dels = st.deletions;
+  if (gen != st.generation)
+    return; // a timer of an ended session; this one's tail names everyone
+  dels.flush_scheduled = false;
+  if (!session_up(st))
+    return;
+  // History of the new authors, a filter's worth per subscription.
+  auto room = histories_max - std::min(histories_max, open_histories(st));
+  for (; room > 0 && !dels.unannounced.empty(); --room) {
+    auto take = std::min(authors_per_filter, dels.unannounced.size());
+    std::vector<nostr::bytes32> batch(dels.unannounced.begin(),
+                                      dels.unannounced.begin() + take);
+    dels.unannounced.erase(dels.unannounced.begin(),
+                           dels.unannounced.begin() + take);
+    subscribe(self, history_prefix + std::to_string(dels.next_history++),
+              {deletions_of(std::move(batch), std::nullopt)}, std::nullopt);
+  }
+  // The tail again, naming them too. A REQ with the same id replaces the
+  // remote's subscription (NIP-01). While catching up the tail is a tracked
+  // batch, so it is replaced only once live.
+  auto now = unix_now();
+  auto tail_open = st.reqs.open.count(deletion_tail_sub) > 0;
+  if (dels.tail_stale_since > 0 && st.state == phase::live
+      && (!tail_open || now - dels.tail_opened >= tail_refresh_seconds)) {
+    auto since = dels.tail_stale_since - st.def.overlap_window_seconds;
+    dels.tail_stale_since = 0;
+    dels.tail_opened = now;
+    subscribe(self, deletion_tail_sub, tail_filters(dels, since),
+              std::nullopt);
+  }
+  if (!dels.unannounced.empty() || dels.tail_stale_since > 0)
+    schedule_flush(self);
+}
+
+bool is_deletion_sub(const std::string& sub_id) {
+  return sub_id == deletion_tail_sub || sub_id.rfind(history_prefix, 0) == 0;
+}
+
+bool keeps_open(const std::string& sub_id) {
+  return sub_id == live_sub || sub_id == deletion_tail_sub;
+}
+
+} // namespace ferry::relay_conn
