@@ -448,6 +448,20 @@ void merge_status(self_pointer self, peer_record& r, const json::object& body) {
   r.version = settled.version;
 }
 
+/// Takes the peer's status and version as they are.
+void adopt_status(peer_record& r, const json::object& body) {
+  auto status = body.if_contains("status");
+  auto version = body.if_contains("version");
+  link_status theirs;
+  if (!status || !status->is_string()
+      || !from_string(status->get_string(), theirs) || !version)
+    return;
+  if (auto parsed = parse_version(json::serialize(*version), "version")) {
+    r.status = theirs;
+    r.version = *parsed;
+  }
+}
+
 void on_register(self_pointer self, peer_record& r, const federation_answer& a,
                  const json::object& body) {
   auto& h = r.handshake;
@@ -479,7 +493,12 @@ void on_register(self_pointer self, peer_record& r, const federation_answer& a,
     if (auto id = body.if_contains("link_id"); id && id->is_string())
       h.remote_link_id = std::string{id->get_string()};
     r.last_seen = h.at;
-    merge_status(self, r, body);
+    // Before any change on our side, the link's status is what the peer
+    // made of our registration (active or pending).
+    if (r.version.total() == 0)
+      adopt_status(r, body);
+    else
+      merge_status(self, r, body);
     ++self->state.handshakes_ok;
     metrics::federation::handshake(h.status);
     log::info("{} registered with peer {}: {} (HTTP {})", self->name(),
