@@ -319,6 +319,7 @@ std::vector<field> schema(config& cfg) {
       },
       infra_consistent(cfg.infra)),
     cluster_section(cfg.cluster),
+    federation_section(cfg.federation),
   };
 }
 
@@ -527,8 +528,15 @@ bool operator==(const cluster_config& x, const cluster_config& y) {
          && x.heartbeat == y.heartbeat;
 }
 
+bool operator==(const federation_config& x, const federation_config& y) {
+  return x.enabled == y.enabled && x.name == y.name && x.mode == y.mode
+         && x.interval == y.interval && x.incoming == y.incoming
+         && x.password_hash == y.password_hash && x.peers == y.peers
+         && x.collections == y.collections;
+}
+
 bool operator==(const config& x, const config& y) {
-  return x.cluster == y.cluster && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
+  return x.federation == y.federation && x.cluster == y.cluster && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
          && x.sync == y.sync && x.infra == y.infra && x.policy == y.policy

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "config/policy_config.hpp"
+#include "messages/federation.hpp"
 #include "messages/sync.hpp"
 
 #include <caf/expected.hpp>
@@ -288,6 +289,29 @@ struct cluster_config {
   std::chrono::milliseconds heartbeat{1000};
 };
 
+/// Links with other operators' nodes (`[federation]`).
+struct federation_config {
+  /// Answer peers and run the configured ones; false: the federation routes
+  /// answer 503.
+  bool enabled = false;
+  /// How this node introduces itself to peers (their name for the link);
+  /// empty: "node-" and the first 12 hex of the node pubkey.
+  std::string name;
+  /// Which way events flow with active peers.
+  federation_mode mode = federation_mode::sync;
+  /// How often each peer is verified and reconciled.
+  std::chrono::seconds interval{30};
+  /// What happens to a peer that registers with us.
+  incoming_policy incoming = incoming_policy::require_approval;
+  /// For `require_password`: the hash of the password (`password` in the
+  /// file is hashed at load and never kept).
+  std::string password_hash;
+  /// `[[federation.peer]]`: each table passes `parse_peer_definition`.
+  std::vector<peer_definition> peers;
+  /// `[[federation.collection]]`: what peers may list, preview and pull.
+  std::vector<collection_definition> collections;
+};
+
 /// Everything `ferry.toml` can say. Every key has the default shown here.
 struct config {
   relay_config relay;
@@ -302,6 +326,7 @@ struct config {
   grasp_config grasp;
   infra_config infra;
   cluster_config cluster;
+  federation_config federation;
   policy_config policy;
   /// The file this was read from; empty for the embedded default.
   std::string source;
@@ -339,6 +364,7 @@ bool operator==(const sync_config& x, const sync_config& y);
 bool operator==(const grasp_config& x, const grasp_config& y);
 bool operator==(const infra_config& x, const infra_config& y);
 bool operator==(const cluster_config& x, const cluster_config& y);
+bool operator==(const federation_config& x, const federation_config& y);
 bool operator==(const config& x, const config& y);
 
 } // namespace ferry::config

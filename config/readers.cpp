@@ -42,8 +42,8 @@ bool is_bare_key(std::string_view key) {
   });
 }
 
-/// A TOML value as JSON, so `[[sync.server]]` tables can go through the
-/// admin API's own validator and both accept exactly the same shape.
+} // namespace
+
 problem to_json_value(const toml::node& node, const std::string& path,
                       boost::json::value& out) {
   if (auto table = node.as_table()) {
@@ -79,6 +79,8 @@ problem to_json_value(const toml::node& node, const std::string& path,
   }
   return std::nullopt;
 }
+
+namespace {
 
 bool is_dns_name(std::string_view name) {
   if (name.empty() || name.size() > 253)

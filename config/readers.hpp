@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 
+#include <boost/json/value.hpp>
 #include <toml++/toml.h>
 
 #include <chrono>
@@ -152,6 +153,14 @@ bool is_host_port(const std::string& text);
 
 /// The `[cluster]` section (config/cluster.cpp).
 field cluster_section(cluster_config& cluster);
+
+/// The `[federation]` section (config/federation.cpp).
+field federation_section(federation_config& federation);
+
+/// A TOML value as JSON (tables, arrays, strings, numbers, booleans), so a
+/// table can go through the admin API's validator of the same shape.
+problem to_json_value(const toml::node& node, const std::string& path,
+                      boost::json::value& out);
 
 /// True when `address` is a literal loopback address.
 bool is_loopback(const std::string& address);

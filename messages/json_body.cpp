@@ -171,6 +171,54 @@ std::string read_object_text(const json::value& v, const std::string& path,
   return {};
 }
 
+// -- filters ------------------------------------------------------------------
+
+namespace {
+
+/// parse_filter's reasons begin with the field they blame ("kinds must be
+/// ..."); moving that field into the path keeps one error form for the API.
+std::string filter_failure(const std::string& path, std::string_view key,
+                           const std::string& reason) {
+  auto lead = std::string{key} + " ";
+  if (reason.rfind(lead, 0) == 0)
+    return fail(child(path, key), reason.substr(lead.size()));
+  return fail(path, reason);
+}
+
+std::string read_filter(const json::value& v, const std::string& path,
+                        nostr::filter& out) {
+  if (!v.is_object())
+    return fail(path, "expected a filter object");
+  // One field at a time, so a failure names the field that caused it.
+  for (const auto& entry : v.get_object()) {
+    json::object single;
+    single.emplace(entry.key(), entry.value());
+    nostr::filter scratch;
+    auto reason = nostr::parse_filter(json::serialize(single), scratch);
+    if (!reason.empty())
+      return filter_failure(path, entry.key(), reason);
+  }
+  auto reason = nostr::parse_filter(json::serialize(v), out);
+  return reason.empty() ? std::string{} : fail(path, reason);
+}
+
+} // namespace
+
+std::string read_filters(const json::value& v, const std::string& path,
+                         std::vector<nostr::filter>& out) {
+  if (!v.is_array())
+    return fail(path, "expected an array of filter objects");
+  const auto& items = v.get_array();
+  if (items.empty())
+    return fail(path, "expected at least one filter");
+  out.clear();
+  for (size_t i = 0; i < items.size(); ++i)
+    if (auto failure = read_filter(items[i], item(path, i), out.emplace_back());
+        !failure.empty())
+      return failure;
+  return {};
+}
+
 // -- values -------------------------------------------------------------------
 
 bool is_lower_hex64(std::string_view text) {

@@ -5,6 +5,8 @@
 // "<field path>: <reason>", so a caller can pass a failure up unchanged and
 // the operator sees exactly which field is wrong.
 
+#include "messages/nostr/filter.hpp"
+
 #include <boost/json.hpp>
 
 #include <caf/error.hpp>
@@ -17,6 +19,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ferry::json_body {
 
@@ -75,6 +78,11 @@ std::string read_count(const boost::json::value& v, const std::string& path,
 /// Any JSON object, kept as its serialized text.
 std::string read_object_text(const boost::json::value& v,
                              const std::string& path, std::string& out);
+
+/// A non-empty array of NIP-01 filter objects at `path`; a failure names the
+/// filter field at fault ("filters[1].kinds: ...").
+std::string read_filters(const boost::json::value& v, const std::string& path,
+                         std::vector<nostr::filter>& out);
 
 /// Sets `out` to the member of `all` whose to_string is `text`.
 template <class E, size_t N>

@@ -51,48 +51,6 @@ bool valid_hostname(std::string_view name) {
 
 // -- the definition's parts ---------------------------------------------------
 
-/// parse_filter's reasons begin with the field they blame ("kinds must be
-/// ..."); moving that field into the path keeps one error form for the API.
-std::string filter_failure(const std::string& path, std::string_view key,
-                           const std::string& reason) {
-  auto lead = std::string{key} + " ";
-  if (reason.rfind(lead, 0) == 0)
-    return fail(child(path, key), reason.substr(lead.size()));
-  return fail(path, reason);
-}
-
-std::string read_filter(const json::value& v, const std::string& path,
-                        nostr::filter& out) {
-  if (!v.is_object())
-    return fail(path, "expected a filter object");
-  // One field at a time, so a failure names the field that caused it.
-  for (const auto& entry : v.get_object()) {
-    json::object single;
-    single.emplace(entry.key(), entry.value());
-    nostr::filter scratch;
-    auto reason = nostr::parse_filter(json::serialize(single), scratch);
-    if (!reason.empty())
-      return filter_failure(path, entry.key(), reason);
-  }
-  auto reason = nostr::parse_filter(json::serialize(v), out);
-  return reason.empty() ? std::string{} : fail(path, reason);
-}
-
-std::string read_filters(const json::value& v, std::vector<nostr::filter>& out) {
-  if (!v.is_array())
-    return fail("filters", "expected an array of filter objects");
-  const auto& items = v.get_array();
-  if (items.empty())
-    return fail("filters", "expected at least one filter");
-  out.clear();
-  for (size_t i = 0; i < items.size(); ++i)
-    if (auto failure = read_filter(items[i], item("filters", i),
-                                   out.emplace_back());
-        !failure.empty())
-      return failure;
-  return {};
-}
-
 std::string read_pubkeys(const json::value& v, const std::string& path,
                          std::vector<std::string>& out) {
   if (!v.is_array())
@@ -365,7 +323,8 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
   auto filters = obj.if_contains("filters");
   if (!filters)
     return fail("filters", "required");
-  if (auto failure = read_filters(*filters, out.filters); !failure.empty())
+  if (auto failure = json_body::read_filters(*filters, "filters", out.filters);
+      !failure.empty())
     return failure;
   if (auto direction = obj.if_contains("direction"))
     if (auto failure = read_enum(*direction, "direction", all_directions,

@@ -2,6 +2,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/cluster.hpp"
+#include "messages/federation.hpp"
 #include "messages/grasp.hpp"
 #include "messages/health.hpp"
 #include "messages/infra.hpp"
@@ -80,6 +81,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
   CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_gate_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_member_actor))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::cluster_manager_actor))
+  // -- federation --
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::federation_call))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::federation_reply))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::federation_answer))
+  CAF_ADD_TYPE_ID(ferry_types, (ferry::federation_actor))
 
 CAF_END_TYPE_ID_BLOCK(ferry_types)
 

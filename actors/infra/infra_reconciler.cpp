@@ -5,8 +5,6 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/hex.hpp"
-#include "messages/nostr/nip98.hpp"
-#include "net/ws_client.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -99,13 +97,8 @@ void schedule_reconcile(self_pointer self, caf::timespan delay) {
 /// Sends one signed request; its answer comes back as `done`.
 void send_request(self_pointer self, const std::string& id, uint64_t gen,
                   const std::string& method, std::string body) {
-  auto url = relay_url(self, id);
-  infra_request req;
-  req.method = method;
-  req.authorization = nostr::make_http_auth(self->state.deps.keys, url,
-                                            method, body, unix_now());
-  req.url = std::move(url);
-  req.body = std::move(body);
+  auto req = signed_request(self->state.deps.keys, method, relay_url(self, id),
+                            std::move(body));
   caf::weak_actor_ptr weak{self->ctrl()};
   self->state.deps.transport(std::move(req), [weak, id,
                                               gen](infra_response res) {
@@ -365,12 +358,8 @@ caf::result<std::string> members(self_pointer self, const std::string& id) {
         auto token = ++st.next_token;
         st.member_requests.emplace(
           token, infra_reconciler_state::member_request{id, rp});
-        auto url = relay_url(self, id) + "/members";
-        infra_request req;
-        req.method = "GET";
-        req.authorization = nostr::make_http_auth(st.deps.keys, url, "GET",
-                                                  {}, unix_now());
-        req.url = std::move(url);
+        auto req = signed_request(st.deps.keys, "GET",
+                                  relay_url(self, id) + "/members", {});
         caf::weak_actor_ptr weak{self->ctrl()};
         st.deps.transport(std::move(req), [weak,
                                            token](infra_response res) {
@@ -415,42 +404,6 @@ void on_members(self_pointer self, uint64_t token, uint32_t status,
 } // namespace
 
 // -- free functions -------------------------------------------------------------
-
-infra_transport http_transport(std::shared_ptr<net::io_runtime> io,
-                               std::chrono::milliseconds timeout) {
-  return [io, timeout](infra_request req,
-                       std::function<void(infra_response)> done) {
-    net::outgoing_http_request out;
-    out.method = std::move(req.method);
-    out.url = std::move(req.url);
-    out.headers["Authorization"] = std::move(req.authorization);
-    out.headers["Accept"] = "application/json";
-    if (!req.body.empty())
-      out.headers["Content-Type"] = "application/json";
-    out.body = std::move(req.body);
-    net::http_send(
-      io->context(), std::move(out), net::tls_options{},
-      [done](net::http_send_result r) {
-        infra_response res;
-        if (r.failure == net::failure_kind::none) {
-          res.status = r.status;
-          res.body = std::move(r.body);
-        } else {
-          res.error = net::to_string(r.failure) + ": " + r.error;
-        }
-        done(std::move(res));
-      },
-      timeout);
-  };
-}
-
-caf::timespan retry_delay(uint32_t attempt, caf::timespan base,
-                          caf::timespan cap) {
-  auto delay = std::min(base, cap);
-  for (uint32_t i = 1; i < attempt && delay < cap; ++i)
-    delay = delay > cap / 2 ? cap : delay * 2;
-  return delay;
-}
 
 std::string management_body(const hosted_relay& relay,
                             const config::infra_config& settings,

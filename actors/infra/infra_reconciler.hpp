@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/signed_http.hpp"
 #include "config/config.hpp"
 #include "messages/infra.hpp"
 #include "messages/nostr/keys.hpp"
@@ -20,40 +21,13 @@ namespace ferry {
 
 // -- talking to the management API ---------------------------------------------
 
-/// One request to the management API.
-struct infra_request {
-  std::string method;
-  std::string url;
-  /// The NIP-98 header value, `Nostr <base64>`.
-  std::string authorization;
-  /// JSON, or empty.
-  std::string body;
-};
-
-/// Its outcome: an HTTP status with the body, or status 0 and why no answer
-/// came.
-struct infra_response {
-  uint32_t status = 0;
-  std::string body;
-  std::string error;
-};
-
-/// Sends one request and calls `done` exactly once, from any thread, without
-/// blocking the caller.
-using infra_transport
-  = std::function<void(infra_request, std::function<void(infra_response)>)>;
-
-/// The real transport: HTTP/1.1 on `io`'s threads (`net::http_send`), TLS
-/// verified against the system CAs, `timeout` for the whole exchange.
-infra_transport http_transport(std::shared_ptr<net::io_runtime> io,
-                               std::chrono::milliseconds timeout);
+/// Requests to the management API are signed HTTP calls (actors/runtime/
+/// signed_http.hpp); tests swap the transport.
+using infra_request = signed_http_request;
+using infra_response = signed_http_response;
+using infra_transport = signed_http_transport;
 
 // -- decisions (exposed for tests) ---------------------------------------------
-
-/// The wait before retry `attempt` (1 = after the first failure):
-/// `base * 2^(attempt-1)`, at most `cap`, without overflow for any attempt.
-caf::timespan retry_delay(uint32_t attempt, caf::timespan base,
-                          caf::timespan cap);
 
 /// The JSON body the management API gets for `relay`: `host`, `schema`,
 /// `secret` (only when `secret` is not empty: a create), `inactive`, `info`,

@@ -33,6 +33,9 @@ enum class admin_access {
   /// Anyone, when the control plane serves health openly (on a loopback
   /// address or with `public_health`); otherwise as `credentials`.
   open_health,
+  /// Any caller with a valid NIP-98 signature, whatever its key (another
+  /// operator's node); the handler finds the signer in `admin_exchange::caller`.
+  signed_peer,
 };
 
 /// The values of a route's `{name}` segments in one request, percent-decoded.
@@ -113,6 +116,8 @@ void add_grasp_admin_routes(std::vector<admin_route>& table);
 void add_infra_admin_routes(std::vector<admin_route>& table);
 /// actors/cluster/admin_routes.cpp: /api/v1/cluster.
 void add_cluster_admin_routes(std::vector<admin_route>& table);
+/// actors/federation/admin_routes.cpp: /api/v1/federation.
+void add_federation_admin_routes(std::vector<admin_route>& table);
 
 /// The one route table of the admin API: every subsystem's routes.
 const admin_router& admin_routes();

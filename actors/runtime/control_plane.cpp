@@ -55,7 +55,14 @@ void serve(control_plane_pointer self, const admin_exchange_ptr& ex) {
   auto resolved = admin_routes().resolve(req.method, target.segments);
   // Deny by default: everything but the open routes needs credentials, also
   // paths that match no route (so unknown paths reveal nothing either).
-  if (!(st.open_health && resolved.open)) {
+  if (resolved.route && resolved.route->access == admin_access::signed_peer) {
+    if (auto why = peer_authorize(req, unix_now(), ex->caller); !why.empty()) {
+      ++st.unauthorized;
+      auto res = admin_error(401, why);
+      res.headers["WWW-Authenticate"] = "Nostr";
+      return ex->answer(std::move(res));
+    }
+  } else if (!(st.open_health && resolved.open)) {
     if (auto why = admin_authorize(st.config, req, unix_now()); !why.empty()) {
       ++st.unauthorized;
       log::debug("{} refused {} {} from {}: {}", self->name(), req.method,
@@ -98,6 +105,7 @@ const admin_router& admin_routes() {
     add_grasp_admin_routes(table);
     add_infra_admin_routes(table);
     add_cluster_admin_routes(table);
+    add_federation_admin_routes(table);
     return table;
   }()};
   return router;
@@ -128,22 +136,33 @@ std::string admin_authorize(const config::admin_config& cfg,
   if (equal_nocase(scheme, "Nostr")) {
     if (cfg.nip98_pubkeys.empty())
       return "NIP-98 authorization is not accepted here";
-    auto host = req.headers.find("host");
-    if (host == req.headers.end() || host->second.empty())
-      return "NIP-98 needs a Host header";
-    auto url = "http://" + host->second + req.target;
-    nostr::bytes32 pubkey{};
-    if (auto why = nostr::verify_http_auth(value, url, req.method, req.body,
-                                           now, &pubkey);
-        !why.empty())
-      return "NIP-98: " + why;
+    std::string signer;
+    if (auto why = peer_authorize(req, now, signer); !why.empty())
+      return why;
     auto& keys = cfg.nip98_pubkeys;
-    if (std::find(keys.begin(), keys.end(), nostr::to_hex(pubkey))
-        == keys.end())
+    if (std::find(keys.begin(), keys.end(), signer) == keys.end())
       return "NIP-98: pubkey is not allowed";
     return {};
   }
   return "unsupported authorization scheme";
+}
+
+std::string peer_authorize(const net::http_request& req, int64_t now,
+                           std::string& signer) {
+  auto header = req.headers.find("authorization");
+  if (header == req.headers.end() || header->second.empty())
+    return "NIP-98 authorization required";
+  auto host = req.headers.find("host");
+  if (host == req.headers.end() || host->second.empty())
+    return "NIP-98 needs a Host header";
+  auto url = "http://" + host->second + req.target;
+  nostr::bytes32 pubkey{};
+  if (auto why = nostr::verify_http_auth(header->second, url, req.method,
+                                         req.body, now, &pubkey);
+      !why.empty())
+    return "NIP-98: " + why;
+  signer = nostr::to_hex(pubkey);
+  return {};
 }
 
 bool is_loopback_address(const std::string& address) {
@@ -164,8 +183,11 @@ control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
-              infra_handles infra, std::shared_ptr<net::io_runtime> io) {
+              infra_handles infra,
+              handle_slot_ptr<federation_actor> federation,
+              std::shared_ptr<net::io_runtime> io) {
   auto& st = self->state;
+  st.federation = std::move(federation);
   st.open_health = config.public_health || is_loopback_address(config.address);
   st.inspector = std::move(inspector);
   st.sync_manager = std::move(sync_manager);

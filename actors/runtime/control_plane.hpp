@@ -5,6 +5,7 @@
 #include "actors/runtime/handle_slot.hpp"
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
+#include "messages/federation.hpp"
 #include "messages/inspector.hpp"
 #include "messages/sync_manager.hpp"
 #include "net/io_runtime.hpp"
@@ -23,6 +24,9 @@ struct admin_exchange {
   net::http_request request;
   std::function<void(net::http_response)> respond;
   bool answered = false;
+  /// The NIP-98 signer (hex) of a request to an `admin_access::signed_peer`
+  /// route; empty otherwise.
+  std::string caller;
 
   /// Answers the request; later calls do nothing.
   void answer(net::http_response res);
@@ -42,6 +46,12 @@ struct admin_exchange {
 std::string admin_authorize(const config::admin_config& cfg,
                             const net::http_request& req, int64_t now);
 
+/// Checks a NIP-98 `Authorization` header for `http://<Host><target>`,
+/// whoever signed it. @returns an empty string and sets `signer` (hex) when
+/// valid, otherwise the reason.
+std::string peer_authorize(const net::http_request& req, int64_t now,
+                           std::string& signer);
+
 /// True when `address` is a loopback address (127.0.0.0/8, ::1).
 bool is_loopback_address(const std::string& address);
 
@@ -59,6 +69,9 @@ struct control_plane_state {
 
   /// Where the /api/v1/relays routes go; the slots follow restarts.
   infra_handles infra;
+
+  /// Where the /api/v1/federation routes go (null or empty: they answer 503).
+  handle_slot_ptr<federation_actor> federation;
 
   /// Keeps the io_context alive as long as the server needs it.
   std::shared_ptr<net::io_runtime> io;
@@ -95,12 +108,16 @@ struct control_plane_state {
 ///        sync routes then answer 503).
 /// @param infra The relay registry and infra reconciler for
 ///        /api/v1/relays (null or empty slots: those routes answer 503).
+/// @param federation The federation manager (null or empty: federation is
+///        off and its routes answer 503).
 /// @param io The I/O threads the server runs on.
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               config::admin_config config,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
-              infra_handles infra, std::shared_ptr<net::io_runtime> io);
+              infra_handles infra,
+              handle_slot_ptr<federation_actor> federation,
+              std::shared_ptr<net::io_runtime> io);
 
 } // namespace ferry

@@ -249,15 +249,16 @@ caf::result<std::string> ask_infra(self_pointer self,
   return rp;
 }
 
-/// Adds the cluster's refused nodes to `report`, and settles its status.
-void with_cluster_health(self_pointer self, health_report report,
-                         caf::typed_response_promise<health_report> rp) {
+/// Adds the federation peers refused for a changed key to `report`, and
+/// settles its status.
+void with_federation_health(self_pointer self, health_report report,
+                            caf::typed_response_promise<health_report> rp) {
   auto settle = [](health_report& x) {
     if (!x.reasons.empty())
       x.status = "degraded";
   };
-  auto& slot = self->state.cluster;
-  auto manager = slot ? slot->get() : cluster_manager_actor{};
+  auto& slot = self->state.federation;
+  auto manager = slot ? slot->get() : federation_actor{};
   if (!manager) {
     settle(report);
     rp.deliver(std::move(report));
@@ -266,8 +267,8 @@ void with_cluster_health(self_pointer self, health_report report,
   auto shared = std::make_shared<health_report>(std::move(report));
   self->request(manager, self->state.config.status_timeout, atom::health_v)
     .then(
-      [shared, rp, settle](health_report& cluster) mutable {
-        for (auto& reason : cluster.reasons)
+      [shared, rp, settle](health_report& federation) mutable {
+        for (auto& reason : federation.reasons)
           shared->reasons.push_back(std::move(reason));
         settle(*shared);
         rp.deliver(std::move(*shared));
@@ -276,6 +277,29 @@ void with_cluster_health(self_pointer self, health_report report,
         // A manager too busy to answer shows in the tree walk already.
         settle(*shared);
         rp.deliver(std::move(*shared));
+      });
+}
+
+/// Adds the cluster's refused nodes to `report`, then federation's refusals.
+void with_cluster_health(self_pointer self, health_report report,
+                         caf::typed_response_promise<health_report> rp) {
+  auto& slot = self->state.cluster;
+  auto manager = slot ? slot->get() : cluster_manager_actor{};
+  if (!manager) {
+    with_federation_health(self, std::move(report), rp);
+    return;
+  }
+  auto shared = std::make_shared<health_report>(std::move(report));
+  self->request(manager, self->state.config.status_timeout, atom::health_v)
+    .then(
+      [self, shared, rp](health_report& cluster) mutable {
+        for (auto& reason : cluster.reasons)
+          shared->reasons.push_back(std::move(reason));
+        with_federation_health(self, std::move(*shared), rp);
+      },
+      [self, shared, rp](caf::error&) mutable {
+        // A manager too busy to answer shows in the tree walk already.
+        with_federation_health(self, std::move(*shared), rp);
       });
 }
 
@@ -339,9 +363,11 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           handle_slot_ptr<health_tracker_actor> sync_health,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
           handle_slot_ptr<cluster_manager_actor> cluster,
+          handle_slot_ptr<federation_actor> federation,
           inspector_config config) {
   self->state.root = std::move(root);
   self->state.cluster = std::move(cluster);
+  self->state.federation = std::move(federation);
   self->state.sync_manager = std::move(sync_manager);
   self->state.sync_health = std::move(sync_health);
   self->state.grasp = std::move(grasp);

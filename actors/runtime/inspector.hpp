@@ -3,6 +3,7 @@
 #include "actors/relay/client_session.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/cluster.hpp"
+#include "messages/federation.hpp"
 #include "messages/grasp.hpp"
 #include "messages/health.hpp"
 #include "actors/infra/relay_registry.hpp"
@@ -40,6 +41,8 @@ struct inspector_state {
   infra_handles infra;
   /// Where the cluster view and its refusals come from (null: no cluster).
   handle_slot_ptr<cluster_manager_actor> cluster;
+  /// Where federation's refused peers come from (null: federation is off).
+  handle_slot_ptr<federation_actor> federation;
   inspector_config config;
   static inline constexpr const char* name = "inspector";
 };
@@ -51,7 +54,8 @@ struct inspector_state {
 /// hosted relay commands to the RELAY REGISTRY and the INFRA RECONCILER in
 /// `infra` (null or empty: they fail with "not running"); `health` adds the
 /// reconciler's relays given up and the sync servers that fail for good
-/// (see `sync_health_reasons`) and the nodes the cluster refused; `cluster`
+/// (see `sync_health_reasons`), the nodes the cluster refused and the
+/// federation peers refused for a changed key; `cluster`
 /// (null when the cluster is off) answers the cluster view.
 inspector_actor::behavior_type
 inspector(inspector_actor::stateful_pointer<inspector_state> self,
@@ -62,6 +66,7 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           handle_slot_ptr<health_tracker_actor> sync_health,
           handle_slot_ptr<grasp_sync_actor> grasp, infra_handles infra,
           handle_slot_ptr<cluster_manager_actor> cluster,
+          handle_slot_ptr<federation_actor> federation,
           inspector_config config);
 
 struct console_gate_state {

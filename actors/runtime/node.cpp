@@ -1,6 +1,7 @@
 #include "actors/runtime/node.hpp"
 
 #include "actors/cluster/subsystem.hpp"
+#include "actors/federation/subsystem.hpp"
 #include "actors/grasp/subsystem.hpp"
 #include "actors/infra/infra_reconciler.hpp"
 #include "actors/infra/subsystem.hpp"
@@ -199,6 +200,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     wiring.membership = std::make_shared<handle_slot<membership_actor>>();
     wiring.cluster = std::make_shared<handle_slot<cluster_manager_actor>>();
   }
+  if (cfg.federation.enabled)
+    wiring.federation = std::make_shared<handle_slot<federation_actor>>();
 
   // One supervisor per subsystem, in start order: the ingest path runs
   // before anything feeds it (clients, sync), the hub (relay) before
@@ -215,6 +218,8 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   subsystems.push_back(infra_subsystem(wiring, policy));
   if (cfg.cluster.enabled)
     subsystems.push_back(cluster_subsystem(wiring, policy));
+  if (cfg.federation.enabled)
+    subsystems.push_back(federation_subsystem(wiring, policy));
   subsystems.push_back(runtime_subsystem(wiring, policy));
   n->root_ = sys.spawn(supervisor, std::string{"node"}, std::move(subsystems),
                        policy);

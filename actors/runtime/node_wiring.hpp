@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "messages/cluster.hpp"
 #include "messages/control_plane.hpp"
+#include "messages/federation.hpp"
 #include "messages/inspector.hpp"
 #include "messages/nostr/keys.hpp"
 #include "net/io_runtime.hpp"
@@ -54,6 +55,8 @@ struct node_wiring {
   /// Set only when the cluster is enabled.
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<cluster_manager_actor> cluster;
+  /// Set only when federation is enabled.
+  handle_slot_ptr<federation_actor> federation;
 };
 
 /// A child spec whose incarnations land in `slot`.

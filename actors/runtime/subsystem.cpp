@@ -55,17 +55,18 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
      ctx = std::shared_ptr<const relay_context>{wiring.relay},
      sync = wiring.sync_manager, sync_health = wiring.health,
      grasp = wiring.grasp, infra = wiring.infra, cluster = wiring.cluster,
-     icfg](caf::local_actor* self) {
+     federation = wiring.federation, icfg](caf::local_actor* self) {
       return self->system().spawn(inspector, root, store, ctx, sync,
-                                  sync_health, grasp, infra, cluster, icfg);
+                                  sync_health, grasp, infra, cluster,
+                                  federation, icfg);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,
     [inspector = wiring.inspector, sync = wiring.sync_manager,
-     infra = wiring.infra, io = wiring.io,
+     infra = wiring.infra, federation = wiring.federation, io = wiring.io,
      admin = wiring.cfg.admin](caf::local_actor* self) {
       return self->system().spawn(control_plane, admin, inspector, sync, infra,
-                                  io);
+                                  federation, io);
     }));
   children.push_back(console_gate_spec(wiring));
   return supervisor_spec("runtime", std::move(children), policy);

@@ -29,6 +29,13 @@ void version_vector::increment(std::string_view member) {
     ++i->second;
 }
 
+void version_vector::set(std::string_view member, uint64_t counter) {
+  if (counter == 0)
+    counters_.erase(std::string{member});
+  else
+    counters_.insert_or_assign(std::string{member}, counter);
+}
+
 uint64_t version_vector::get(std::string_view member) const {
   auto i = counters_.find(member);
   return i == counters_.end() ? 0 : i->second;

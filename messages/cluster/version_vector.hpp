@@ -61,6 +61,10 @@ public:
   /// Counts one more edit by `member`.
   void increment(std::string_view member);
 
+  /// Sets the counter of `member` (zero removes its entry), for vectors read
+  /// back from text.
+  void set(std::string_view member, uint64_t counter);
+
   /// The counter of `member`; zero for members without an entry.
   uint64_t get(std::string_view member) const;
 

@@ -309,11 +309,34 @@ std::vector<route> every_route() {
     {"GET", "/api/v1/relays/club/activity", ""},
     {"GET", "/api/v1/relays/club/members", ""},
     {"DELETE", "/api/v1/relays/club", ""},
+    // Federation is off on this node: every federation route answers 503
+    // once access is granted.
+    {"GET", "/api/v1/federation/status", ""},
+    {"POST", "/api/v1/federation/status", R"({"status":"active","version":{}})"},
+    {"POST", "/api/v1/federation/register", "{}"},
+    {"GET", "/api/v1/federation/link", ""},
+    {"DELETE", "/api/v1/federation/link", ""},
+    {"GET", "/api/v1/federation/peers", ""},
+    {"GET", "/api/v1/federation/peers/b", ""},
+    {"PUT", "/api/v1/federation/peers/b", "{}"},
+    {"DELETE", "/api/v1/federation/peers/b", ""},
+    {"POST", "/api/v1/federation/peers/b/reset", ""},
+    {"POST", "/api/v1/federation/peers/b/pause", ""},
+    {"POST", "/api/v1/federation/peers/b/resume", ""},
+    {"POST", "/api/v1/federation/peers/b/approve", ""},
+    {"POST", "/api/v1/federation/peers/b/status", R"({"status":"active"})"},
   };
 }
 
 bool is_open(const route& r) {
   return r.target == "/health" || r.target == "/metrics";
+}
+
+/// The routes other operators' nodes call: any valid NIP-98 signature gets
+/// in (its key identifies the caller), and nothing else does.
+bool is_peer(const route& r) {
+  return r.target.rfind("/api/v1/federation/", 0) == 0
+         && r.target.rfind("/api/v1/federation/peers", 0) != 0;
 }
 
 /// The route of the one route table that `r` reaches; null when none.
@@ -390,6 +413,7 @@ TEST_CASE("the route list here reaches every route of the table once",
     CHECK(reached.insert(x).second);
     // Which routes are open is this test's own expectation, not the table's.
     CHECK((x->access == admin_access::open_health) == is_open(r));
+    CHECK((x->access == admin_access::signed_peer) == is_peer(r));
   }
   for (const auto& x : admin_routes().routes()) {
     INFO(x.method << " " << x.pattern);
@@ -413,6 +437,11 @@ TEST_CASE("the admin API lets only valid credentials on canonical paths in",
         if (is_open(r)) {
           // Open on loopback, whatever the request carries.
           CHECK(res.status == 200);
+          continue;
+        }
+        if (is_peer(r) && c == cred::nip98_foreign_key) {
+          // A peer's own key: in, and told federation is off.
+          check_json_error(res, 503);
           continue;
         }
         check_json_error(res, 401);
@@ -439,6 +468,11 @@ TEST_CASE("the admin API lets only valid credentials on canonical paths in",
         INFO(r.method << " " << r.target << " with " << name_of(c));
         auto res = node.send(r.method, r.target, c, r.body);
         INFO(res.status << " " << res.body << res.error);
+        if (is_peer(r) && c == cred::bearer) {
+          // A token is the operator's, not a peer's signature.
+          check_json_error(res, 401);
+          continue;
+        }
         REQUIRE(res.error.empty());
         CHECK(res.status != 400);
         CHECK(res.status != 401);

@@ -1,0 +1,1092 @@
+#include "actors/federation/federation_manager.hpp"
+
+#include "actors/federation/federation_metrics.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "messages/json_body.hpp"
+#include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip98.hpp"
+#include "store/peer_store.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+
+namespace ferry {
+
+namespace {
+
+namespace json = boost::json;
+
+using self_pointer
+  = federation_actor::stateful_pointer<federation_manager_state>;
+
+/// How long we wait for the sync manager and the control plane.
+constexpr auto local_timeout = std::chrono::seconds{5};
+
+// -- answers ------------------------------------------------------------------
+
+federation_reply reply(uint32_t status, json::object body) {
+  return {status, json::serialize(body)};
+}
+
+federation_reply refuse(uint32_t status, const std::string& message,
+                        const std::string& field = {}) {
+  json::object error{{"code", status}, {"message", message}};
+  if (!field.empty())
+    error["field"] = field;
+  return reply(status, json::object{{"error", std::move(error)}});
+}
+
+federation_reply invalid(const caf::error& err) {
+  auto message = render(err);
+  auto colon = message.find(": ");
+  return refuse(400, message,
+                colon == std::string::npos ? std::string{}
+                                           : message.substr(0, colon));
+}
+
+/// Our signature over the caller's own Authorization header for the URL it
+/// called: only the holder of our node key can produce it, and it is bound
+/// to this one request.
+std::string proof_for(self_pointer self, const federation_call& call) {
+  return nostr::make_http_auth(self->state.deps.keys, call.url, call.method,
+                               call.authorization, unix_now());
+}
+
+/// A peer's answer with our identity and its proof.
+federation_reply signed_reply(self_pointer self, const federation_call& call,
+                              uint32_t status, json::object body) {
+  body["pubkey"] = self->state.self_key;
+  body["proof"] = proof_for(self, call);
+  return reply(status, std::move(body));
+}
+
+json::object link_object(const peer_record& r) {
+  return json::object{{"link_id", r.def.name},
+                      {"status", to_string(r.status)},
+                      {"version", json::parse(to_json(r.version))}};
+}
+
+json::object view(const peer_record& r) {
+  auto def = json::parse(to_json(r.def)).as_object();
+  const auto& h = r.handshake;
+  json::array pending;
+  for (const auto& n : r.pending)
+    pending.push_back(json::object{{"kind", n.kind},
+                                   {"attempts", n.attempts},
+                                   {"next_at", n.next_at}});
+  def["direction"] = r.incoming ? "incoming" : "outgoing";
+  def["status"] = to_string(r.status);
+  def["version"] = json::parse(to_json(r.version));
+  def["pinned"] = r.pinned;
+  def["pin_mismatch"] = r.pin_mismatch;
+  def["last_seen"] = r.last_seen;
+  def["handshake"] = json::object{{"success", h.success},
+                                  {"status", h.status},
+                                  {"message", h.message},
+                                  {"remote_link_id", h.remote_link_id},
+                                  {"http_status", h.http_status},
+                                  {"error", h.error},
+                                  {"at", h.at}};
+  def["pending"] = std::move(pending);
+  // The peer's password is theirs: say whether one is set, never what.
+  def.erase("password");
+  def["password_set"] = !r.def.password.empty();
+  def["sync_server"] = r.incoming ? std::string{}
+                                  : federation_server_id(r.def.name);
+  return def;
+}
+
+// -- records ------------------------------------------------------------------
+
+peer_record* find_peer(self_pointer self, const std::string& name) {
+  auto i = self->state.peers.find(name);
+  return i == self->state.peers.end() || i->second.removed ? nullptr
+                                                           : &i->second;
+}
+
+/// The incoming link whose pinned key signed this call.
+peer_record* find_by_caller(self_pointer self, const std::string& caller) {
+  for (auto& [name, r] : self->state.peers)
+    if (!r.removed && r.incoming && r.pinned == caller)
+      return &r;
+  return nullptr;
+}
+
+/// The outgoing link to a peer that proved `caller` (mirrors from a peer we
+/// registered with come signed by its key).
+peer_record* find_outgoing_by_key(self_pointer self, const std::string& key) {
+  for (auto& [name, r] : self->state.peers)
+    if (!r.removed && !r.incoming && r.pinned == key && r.pin_mismatch.empty())
+      return &r;
+  return nullptr;
+}
+
+caf::error save(self_pointer self, const peer_record& r) {
+  auto err = store::put_peer(*self->state.deps.store, r);
+  if (err)
+    log::error("{} could not store peer {}: {}", self->name(), r.def.name,
+               render(err));
+  return err;
+}
+
+/// Queues a notification of `kind` for the peer, replacing one of the same
+/// kind, due now.
+void queue_notice(peer_record& r, const std::string& kind) {
+  r.pending.erase(std::remove_if(r.pending.begin(), r.pending.end(),
+                                 [&kind](const pending_notice& n) {
+                                   return n.kind == kind;
+                                 }),
+                  r.pending.end());
+  r.pending.push_back({kind, 0, 0});
+}
+
+void drop_notice(peer_record& r, const std::string& kind) {
+  r.pending.erase(std::remove_if(r.pending.begin(), r.pending.end(),
+                                 [&kind](const pending_notice& n) {
+                                   return n.kind == kind;
+                                 }),
+                  r.pending.end());
+}
+
+// -- the sync server of a link ------------------------------------------------
+
+sync_direction direction_of(federation_mode mode) {
+  switch (mode) {
+    case federation_mode::publish:
+      return sync_direction::up;
+    case federation_mode::subscribe:
+      return sync_direction::down;
+    case federation_mode::sync:
+      break;
+  }
+  return sync_direction::both;
+}
+
+/// Whether events flow with this peer now.
+bool exchanging(const peer_record& r) {
+  return !r.incoming && !r.removed && r.status == link_status::active
+         && r.def.mode == peer_mode::sync && !r.pinned.empty()
+         && r.pin_mismatch.empty();
+}
+
+std::string server_body(self_pointer self, const peer_record& r) {
+  json::array filters;
+  for (const auto& f : r.def.filters)
+    filters.push_back(json::parse(nostr::to_json(f)));
+  json::object body{
+    {"id", federation_server_id(r.def.name)},
+    {"url", r.def.endpoint},
+    {"enabled", exchanging(r)},
+    {"auth_pubkey", r.pinned},
+    {"filters", std::move(filters)},
+    {"direction", to_string(direction_of(self->state.deps.settings.mode))},
+    {"mode", "req_stream"},
+    // Resuming continues from the cursor: nothing below it comes again.
+    {"overlap_window_seconds", 0},
+    // The NIP-11 `self` must be the pinned key before anything moves.
+    {"relay_info_mode", "required"},
+    {"metadata", json::object{{"federation_peer", r.def.name}}},
+  };
+  if (!r.def.ca.empty() && r.def.endpoint.rfind("wss://", 0) == 0)
+    body["tls"] = json::object{{"ca_certfile", r.def.ca}};
+  return json::serialize(body);
+}
+
+/// Brings the peer's sync server in line with its link: enabled while
+/// exchanging, disabled otherwise (the cursor stays). A peer never pinned
+/// has no server yet.
+void apply_sync(self_pointer self, const peer_record& r) {
+  auto& st = self->state;
+  if (r.incoming || r.removed || r.pinned.empty())
+    return;
+  auto body = server_body(self, r);
+  if (st.applied[r.def.name] == body)
+    return;
+  auto manager = st.deps.sync_manager ? st.deps.sync_manager->get()
+                                      : sync_manager_actor{};
+  if (!manager)
+    return;
+  st.applied[r.def.name] = body;
+  auto name = r.def.name;
+  self->request(manager, local_timeout, atom::put_v,
+                federation_server_id(name), body)
+    .then(
+      [self, name](std::string&) {
+        log::debug("{} sync server {} updated", self->name(),
+                   federation_server_id(name));
+      },
+      [self, name](caf::error& err) {
+        self->state.applied.erase(name);
+        log::warn("{} could not update sync server {}: {}", self->name(),
+                  federation_server_id(name), render(err));
+      });
+}
+
+/// Deletes the peer's sync server with its cursor.
+void erase_sync(self_pointer self, const std::string& name) {
+  auto& st = self->state;
+  st.applied.erase(name);
+  auto manager = st.deps.sync_manager ? st.deps.sync_manager->get()
+                                      : sync_manager_actor{};
+  // The sync subsystem may still be starting: try again on the next tick.
+  if (!manager) {
+    st.erase_due.insert(name);
+    return;
+  }
+  st.erase_due.erase(name);
+  self->request(manager, local_timeout, atom::erase_v,
+                federation_server_id(name))
+    .then([](std::string&) {},
+          [](caf::error&) {
+            // nop: a peer never synced has no server
+          });
+}
+
+// -- calling peers ------------------------------------------------------------
+
+/// Sends one signed call to the peer's admin API; the answer comes back as
+/// a `federation_answer`.
+void call_peer(self_pointer self, const peer_record& r, const std::string& op,
+               const std::string& method, const std::string& path,
+               std::string body) {
+  auto& st = self->state;
+  auto key = r.def.name + "/" + op;
+  if (!st.in_flight.insert(key).second)
+    return;
+  auto req = signed_request(st.deps.keys, method, r.def.admin_url + path,
+                            std::move(body));
+  req.ca_certfile = r.def.ca;
+  federation_answer pending;
+  pending.peer = r.def.name;
+  pending.op = op;
+  pending.generation = st.generations[r.def.name];
+  pending.authorization = req.authorization;
+  pending.url = req.url;
+  pending.method = req.method;
+  caf::weak_actor_ptr weak{self->ctrl()};
+  st.deps.transport(std::move(req), [weak, pending](
+                                      signed_http_response res) mutable {
+    pending.status = res.status;
+    pending.body = res.status != 0 ? std::move(res.body)
+                                   : std::move(res.error);
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<federation_actor>(strong),
+                     std::move(pending));
+  });
+}
+
+void send_register(self_pointer self, const peer_record& r) {
+  auto& st = self->state;
+  // The peer needs both to call us back; they are known after the first
+  // tick (the control plane starts after us).
+  if (st.self_relay_url.empty() || st.self_admin_url.empty())
+    return;
+  auto name = st.deps.settings.name.empty()
+                ? "node-" + st.self_key.substr(0, 12)
+                : st.deps.settings.name;
+  json::object body{{"name", name},
+                    {"endpoint", st.self_relay_url},
+                    {"admin_url", st.self_admin_url}};
+  if (!r.def.password.empty())
+    body["password"] = r.def.password;
+  call_peer(self, r, "register", "POST", "/api/v1/federation/register",
+            json::serialize(body));
+}
+
+void send_status(self_pointer self, const peer_record& r) {
+  json::object body{{"status", to_string(r.status)},
+                    {"version", json::parse(to_json(r.version))}};
+  call_peer(self, r, "status", "POST", "/api/v1/federation/status",
+            json::serialize(body));
+}
+
+/// Whether a failed registration is worth repeating on its own: not when
+/// the peer refused us for a reason only its operator or ours can change.
+bool retry_register(const handshake_result& h) {
+  if (h.status.empty())
+    return true;
+  if (h.success)
+    return false;
+  return h.http_status != 400 && h.http_status != 401 && h.http_status != 403;
+}
+
+/// One round over every link: registrations, verifications and due
+/// notifications.
+void work(self_pointer self) {
+  auto& st = self->state;
+  auto now = unix_now();
+  // What could not reach the sync manager before (it may start after us).
+  for (auto name : std::set<std::string>{st.erase_due})
+    if (st.peers.count(name) == 0 || st.peers[name].removed)
+      erase_sync(self, name);
+  for (const auto& [name, r] : st.peers)
+    apply_sync(self, r);
+  for (auto& [name, r] : st.peers) {
+    for (auto& n : r.pending)
+      if (n.next_at <= now) {
+        if (n.kind == "delete")
+          call_peer(self, r, "delete", "DELETE", "/api/v1/federation/link",
+                    {});
+        else if (n.kind == "status")
+          send_status(self, r);
+      }
+    if (r.removed || r.incoming)
+      continue;
+    if (retry_register(r.handshake))
+      send_register(self, r);
+    else if (r.handshake.success)
+      call_peer(self, r, "verify", "GET", "/api/v1/federation/link", {});
+  }
+}
+
+/// Learns our own URLs (the admin port is bound by the control plane, which
+/// starts after us), then works.
+void tick(self_pointer self) {
+  auto& st = self->state;
+  if (st.self_relay_url.empty() && st.deps.relay_port
+      && st.deps.relay_port->load() != 0)
+    st.self_relay_url = "ws://" + st.deps.relay_address + ":"
+                        + std::to_string(st.deps.relay_port->load());
+  if (!st.self_admin_url.empty()) {
+    work(self);
+    return;
+  }
+  auto cp = st.deps.control_plane ? st.deps.control_plane->get()
+                                  : control_plane_actor{};
+  if (!cp) {
+    work(self);
+    return;
+  }
+  self->request(cp, local_timeout, atom::get_v, atom::status_v)
+    .then(
+      [self](status_map& status) {
+        auto port = caf::get_or(status, "port", int64_t{0});
+        auto address = caf::get_or(status, "address", std::string{});
+        if (port != 0 && !address.empty())
+          self->state.self_admin_url
+            = "http://"
+              + (address.find(':') == std::string::npos ? address
+                                                        : "[" + address + "]")
+              + ":" + std::to_string(port);
+        work(self);
+      },
+      [self](caf::error&) { work(self); });
+}
+
+// -- answers from peers -------------------------------------------------------
+
+/// The key that signed the proof in a peer's answer, or "" when the answer
+/// carries no valid proof for our call.
+std::string prover(const federation_answer& a, const json::object& body) {
+  auto proof = body.if_contains("proof");
+  if (!proof || !proof->is_string())
+    return {};
+  nostr::bytes32 key{};
+  if (!nostr::verify_http_auth(proof->get_string(), a.url, a.method,
+                               a.authorization, unix_now(), &key)
+         .empty())
+    return {};
+  return nostr::to_hex(key);
+}
+
+std::string error_message(const json::object& body) {
+  auto error = body.if_contains("error");
+  if (error && error->is_object())
+    if (auto message = error->get_object().if_contains("message");
+        message && message->is_string())
+      return std::string{message->get_string()};
+  return {};
+}
+
+/// Checks the identity a peer proved against the pin; pins it the first
+/// time. @returns false when it differs (the link is then refused).
+bool check_pin(self_pointer self, peer_record& r, const std::string& key) {
+  if (r.pinned.empty()) {
+    r.pinned = key;
+    log::info("{} pinned peer {} to node key {}", self->name(), r.def.name,
+              key);
+    return true;
+  }
+  if (r.pinned == key) {
+    r.pin_mismatch.clear();
+    return true;
+  }
+  if (r.pin_mismatch != key) {
+    ++self->state.pin_mismatches;
+    metrics::federation::pin_mismatch();
+    log::warn("{} refuses peer {}: it proves node key {}, pinned is {}; "
+              "run `ferry console peer-reset {}` to accept it",
+              self->name(), r.def.name, key, r.pinned, r.def.name);
+  }
+  r.pin_mismatch = key;
+  return false;
+}
+
+/// Adopts the peer's view of the link status where `settle` says so.
+void merge_status(self_pointer self, peer_record& r, const json::object& body) {
+  auto status = body.if_contains("status");
+  auto version = body.if_contains("version");
+  link_status theirs_status;
+  if (!status || !status->is_string()
+      || !from_string(status->get_string(), theirs_status) || !version)
+    return;
+  auto theirs_version = parse_version(json::serialize(*version), "version");
+  if (!theirs_version)
+    return;
+  auto settled = settle({r.status, r.version},
+                        {theirs_status, *theirs_version});
+  if (settled.status != r.status)
+    log::info("{} peer {} is now {} (was {})", self->name(), r.def.name,
+              to_string(settled.status), to_string(r.status));
+  r.status = settled.status;
+  r.version = settled.version;
+}
+
+/// Takes the peer's status and version as they are.
+void adopt_status(peer_record& r, const json::object& body) {
+  auto status = body.if_contains("status");
+  auto version = body.if_contains("version");
+  link_status theirs;
+  if (!status || !status->is_string()
+      || !from_string(status->get_string(), theirs) || !version)
+    return;
+  if (auto parsed = parse_version(json::serialize(*version), "version")) {
+    r.status = theirs;
+    r.version = *parsed;
+  }
+}
+
+void on_register(self_pointer self, peer_record& r, const federation_answer& a,
+                 const json::object& body) {
+  auto& h = r.handshake;
+  h = {};
+  h.at = unix_now();
+  h.http_status = a.status;
+  if (a.status == 200 || a.status == 202 || a.status == 409) {
+    auto key = prover(a, body);
+    if (key.empty()) {
+      h.status = "failed";
+      h.error = "the peer's answer does not prove its node key";
+      ++self->state.handshakes_failed;
+      metrics::federation::handshake("failed");
+      return;
+    }
+    if (!check_pin(self, r, key)) {
+      h.status = "failed";
+      h.error = "pin mismatch: the peer proves node key " + key
+                + ", pinned is " + r.pinned;
+      ++self->state.handshakes_failed;
+      metrics::federation::handshake("failed");
+      return;
+    }
+    h.success = true;
+    h.status = a.status == 202 ? "pending" : "registered";
+    h.message = a.status == 409 ? "already registered"
+                                : (a.status == 202 ? "waiting for approval"
+                                                   : "registered");
+    if (auto id = body.if_contains("link_id"); id && id->is_string())
+      h.remote_link_id = std::string{id->get_string()};
+    r.last_seen = h.at;
+    // Before any change on our side, the link's status is what the peer
+    // made of our registration (active or pending).
+    if (r.version.total() == 0)
+      adopt_status(r, body);
+    else
+      merge_status(self, r, body);
+    ++self->state.handshakes_ok;
+    metrics::federation::handshake(h.status);
+    log::info("{} registered with peer {}: {} (HTTP {})", self->name(),
+              r.def.name, h.status, a.status);
+    return;
+  }
+  h.status = "failed";
+  ++self->state.handshakes_failed;
+  metrics::federation::handshake("failed");
+  if (a.status == 0) {
+    h.error = a.body;
+  } else {
+    h.message = error_message(body);
+    h.error = "HTTP " + std::to_string(a.status);
+  }
+  log::info("{} could not register with peer {}: {} {}", self->name(),
+            r.def.name, h.error, h.message);
+}
+
+/// Forgets a link entirely: record and sync server with its cursor. Takes
+/// the name by value: callers pass the record's own, which this erases.
+void forget(self_pointer self, std::string name) {
+  auto& st = self->state;
+  erase_sync(self, name);
+  if (auto err = store::delete_peer(*st.deps.store, name))
+    log::error("{} could not delete peer {}: {}", self->name(), name,
+               render(err));
+  st.peers.erase(name);
+  ++st.generations[name];
+}
+
+/// The peer did not take a notification of `kind`: try again later.
+void back_off(self_pointer self, peer_record& r, const std::string& kind) {
+  auto& deps = self->state.deps;
+  metrics::federation::notice(kind, false);
+  for (auto& n : r.pending)
+    if (n.kind == kind) {
+      ++n.attempts;
+      n.next_at = unix_now()
+                  + std::chrono::duration_cast<std::chrono::seconds>(
+                      retry_delay(n.attempts, deps.retry_base, deps.retry_cap))
+                      .count();
+    }
+}
+
+/// Handles one answer; @returns false when the record is gone.
+bool on_answer(self_pointer self, peer_record& r, const federation_answer& a) {
+  auto& st = self->state;
+  json::object body;
+  if (a.status != 0) {
+    json::error_code ec;
+    auto parsed = json::parse(a.body, ec);
+    if (!ec && parsed.is_object())
+      body = std::move(parsed.as_object());
+  }
+  if (a.op == "register") {
+    on_register(self, r, a, body);
+  } else if (a.op == "verify") {
+    if (a.status == 404) {
+      ++st.links_removed_by_peer;
+      log::info("{} removed peer {}: the peer no longer has the link "
+                "(verify answered 404)",
+                self->name(), r.def.name);
+      forget(self, r.def.name);
+      return false;
+    }
+    if (a.status != 200)
+      return true;
+    auto key = prover(a, body);
+    if (key.empty() || !check_pin(self, r, key))
+      return true;
+    r.last_seen = unix_now();
+    merge_status(self, r, body);
+  } else if (a.op == "status") {
+    if (a.status == 200) {
+      merge_status(self, r, body);
+      r.last_seen = unix_now();
+    }
+    if (a.status == 200 || a.status == 404) {
+      drop_notice(r, "status");
+      ++st.notices_delivered;
+      metrics::federation::notice("status", true);
+    } else {
+      back_off(self, r, "status");
+    }
+  } else if (a.op == "delete") {
+    if (a.status == 200 || a.status == 404) {
+      ++st.notices_delivered;
+      metrics::federation::notice("delete", true);
+      log::info("{} peer {} took the removal of the link", self->name(),
+                r.def.name);
+      forget(self, r.def.name);
+      return false;
+    }
+    back_off(self, r, "delete");
+  }
+  return true;
+}
+
+// -- peers' calls -------------------------------------------------------------
+
+federation_reply peer_status(self_pointer self, const federation_call& call) {
+  const auto& settings = self->state.deps.settings;
+  return signed_reply(self, call, 200,
+                      json::object{{"enabled", settings.enabled},
+                                   {"incoming", to_string(settings.incoming)},
+                                   {"mode", to_string(settings.mode)},
+                                   {"software", "ferry"},
+                                   {"version", FERRY_VERSION}});
+}
+
+/// A unique name for a peer registering as `wanted`.
+std::string incoming_name(self_pointer self, const std::string& wanted,
+                          const std::string& caller) {
+  auto& peers = self->state.peers;
+  if (is_peer_name(wanted) && peers.count(wanted) == 0)
+    return wanted;
+  auto fallback = "node-" + caller.substr(0, 12);
+  return peers.count(fallback) == 0 ? fallback : std::string{};
+}
+
+federation_reply peer_register(self_pointer self, const federation_call& call) {
+  auto& st = self->state;
+  ++st.registrations_received;
+  if (auto r = find_by_caller(self, call.caller)) {
+    r->last_seen = unix_now();
+    save(self, *r);
+    return signed_reply(self, call, 409, link_object(*r));
+  }
+  auto obj = json_body::parse_body(call.body);
+  if (!obj)
+    return invalid(obj.error());
+  if (auto failure = json_body::unknown_keys(
+        *obj, "", {"name", "endpoint", "admin_url", "password"});
+      !failure.empty())
+    return invalid(json_body::invalid(failure));
+  std::string wanted;
+  if (auto name = obj->if_contains("name"))
+    if (auto failure = json_body::read_string(*name, "name", wanted, 48);
+        !failure.empty())
+      return invalid(json_body::invalid(failure));
+  // Endpoint and admin URL go through the operator's validator.
+  json::object def_body{{"name", "incoming"},
+                        {"filters", json::array{json::object{}}}};
+  for (auto key : {"endpoint", "admin_url"})
+    if (auto v = obj->if_contains(key))
+      def_body[key] = *v;
+  auto def = parse_peer_definition(json::serialize(def_body));
+  if (!def)
+    return invalid(def.error());
+  switch (st.deps.settings.incoming) {
+    case incoming_policy::deny:
+      return refuse(403, "this node accepts no incoming federation links");
+    case incoming_policy::require_password: {
+      auto password = obj->if_contains("password");
+      if (!password)
+        return refuse(401, "a password is required to register", "password");
+      if (!password->is_string()
+          || !password_matches(password->get_string(),
+                               st.deps.settings.password_hash))
+        return refuse(401, "wrong password", "password");
+      break;
+    }
+    default:
+      break;
+  }
+  auto name = incoming_name(self, wanted, call.caller);
+  if (name.empty())
+    return refuse(409, "name: already used by another link", "name");
+  peer_record r;
+  r.def = std::move(*def);
+  r.def.name = name;
+  r.incoming = true;
+  r.pinned = call.caller;
+  r.last_seen = unix_now();
+  auto approved = st.deps.settings.incoming != incoming_policy::require_approval;
+  r.status = approved ? link_status::active : link_status::pending;
+  r.handshake = {true, approved ? "registered" : "pending",
+                 "registered by the peer", name, approved ? 200u : 202u,
+                 std::string{}, r.last_seen};
+  if (auto err = save(self, r))
+    return refuse(500, render(err));
+  log::info("{} peer {} (node key {}) registered: {}", self->name(), name,
+            call.caller, to_string(r.status));
+  auto answer = link_object(r);
+  st.peers[name] = std::move(r);
+  return signed_reply(self, call, approved ? 200 : 202, std::move(answer));
+}
+
+/// A peer's status change: settled against ours on both sides.
+federation_reply peer_mirror(self_pointer self, const federation_call& call) {
+  auto r = find_by_caller(self, call.caller);
+  if (!r)
+    r = find_outgoing_by_key(self, call.caller);
+  if (!r)
+    return refuse(404, "no link with this node key");
+  auto obj = json_body::parse_body(call.body);
+  if (!obj)
+    return invalid(obj.error());
+  if (auto failure = json_body::unknown_keys(*obj, "", {"status", "version"});
+      !failure.empty())
+    return invalid(json_body::invalid(failure));
+  auto status = obj->if_contains("status");
+  link_status theirs;
+  if (!status || !status->is_string()
+      || !from_string(status->get_string(), theirs))
+    return refuse(400,
+                  "status: expected one of active, pending, suspended, revoked",
+                  "status");
+  auto version = obj->if_contains("version");
+  if (!version)
+    return refuse(400, "version: required", "version");
+  auto parsed = parse_version(json::serialize(*version), "version");
+  if (!parsed)
+    return invalid(parsed.error());
+  auto before = r->status;
+  auto settled = settle({r->status, r->version}, {theirs, *parsed});
+  r->status = settled.status;
+  r->version = settled.version;
+  r->last_seen = unix_now();
+  if (before != r->status)
+    log::info("{} peer {} set the link {} (was {})", self->name(),
+              r->def.name, to_string(r->status), to_string(before));
+  save(self, *r);
+  apply_sync(self, *r);
+  return signed_reply(self, call, 200, link_object(*r));
+}
+
+federation_reply peer_verify(self_pointer self, const federation_call& call) {
+  auto r = find_by_caller(self, call.caller);
+  if (!r)
+    return refuse(404, "no link with this node key");
+  r->last_seen = unix_now();
+  save(self, *r);
+  return signed_reply(self, call, 200, link_object(*r));
+}
+
+federation_reply peer_unlink(self_pointer self, const federation_call& call) {
+  auto r = find_by_caller(self, call.caller);
+  if (!r)
+    r = find_outgoing_by_key(self, call.caller);
+  if (!r)
+    return refuse(404, "no link with this node key");
+  auto name = r->def.name;
+  log::info("{} peer {} removed the link; removing ours", self->name(), name);
+  forget(self, name);
+  return signed_reply(self, call, 200,
+                      json::object{{"link_id", name}, {"deleted", true}});
+}
+
+// -- operators' calls ---------------------------------------------------------
+
+federation_reply not_found(const std::string& name) {
+  return refuse(404, "no federation peer " + name);
+}
+
+federation_reply op_put(self_pointer self, const federation_call& call) {
+  auto& st = self->state;
+  auto def = parse_peer_definition(call.body, call.name);
+  if (!def)
+    return invalid(def.error());
+  const auto& known = st.deps.settings.collections;
+  for (size_t i = 0; i < def->collections.size(); ++i)
+    if (std::none_of(known.begin(), known.end(), [&](const auto& c) {
+          return c.name == def->collections[i];
+        }))
+      return refuse(400,
+                    "collections[" + std::to_string(i)
+                      + "]: no [[federation.collection]] is named "
+                      + def->collections[i],
+                    "collections[" + std::to_string(i) + "]");
+  auto i = st.peers.find(call.name);
+  if (i != st.peers.end() && i->second.incoming && !i->second.removed)
+    return refuse(409,
+                  "name: " + call.name
+                    + " registered with us; its definition is its own",
+                  "name");
+  auto created = i == st.peers.end() || i->second.removed;
+  auto& r = st.peers[call.name];
+  if (created) {
+    r = {};
+    ++st.generations[call.name];
+  }
+  // A new address, or new terms after a refusal, deserve a new handshake.
+  auto moved = !created
+               && (r.def.endpoint != def->endpoint
+                   || r.def.admin_url != def->admin_url);
+  auto retry = !created && !r.handshake.success && !(r.def == *def);
+  r.def = std::move(*def);
+  if (moved || retry)
+    r.handshake = {};
+  if (auto err = save(self, r))
+    return refuse(500, render(err));
+  apply_sync(self, r);
+  if (retry_register(r.handshake))
+    send_register(self, r);
+  auto body = view(r);
+  body["created"] = created;
+  return reply(created ? 201 : 200, std::move(body));
+}
+
+federation_reply op_delete(self_pointer self, const federation_call& call) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  auto name = r->def.name;
+  erase_sync(self, name);
+  ++self->state.generations[name];
+  // A peer that never knew of us needs no notice.
+  if (r->pinned.empty() && !r->handshake.success) {
+    forget(self, name);
+    return reply(200, json::object{{"name", name}, {"deleted", true}});
+  }
+  r->removed = true;
+  r->pending.clear();
+  queue_notice(*r, "delete");
+  if (auto err = save(self, *r))
+    return refuse(500, render(err));
+  call_peer(self, *r, "delete", "DELETE", "/api/v1/federation/link", {});
+  return reply(200, json::object{{"name", name},
+                                 {"deleted", true},
+                                 {"peer_notified", false}});
+}
+
+federation_reply op_reset(self_pointer self, const federation_call& call) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  r->pinned.clear();
+  r->pin_mismatch.clear();
+  r->last_seen = 0;
+  r->handshake = {};
+  ++self->state.generations[r->def.name];
+  self->state.in_flight.erase(r->def.name + "/register");
+  self->state.in_flight.erase(r->def.name + "/verify");
+  erase_sync(self, r->def.name);
+  if (auto err = save(self, *r))
+    return refuse(500, render(err));
+  log::info("{} reset peer {}: pin, cursor and last_seen cleared",
+            self->name(), r->def.name);
+  if (!r->incoming)
+    send_register(self, *r);
+  return reply(200, view(*r));
+}
+
+federation_reply op_mode(self_pointer self, const federation_call& call,
+                         peer_mode mode) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  r->def.mode = mode;
+  if (auto err = save(self, *r))
+    return refuse(500, render(err));
+  apply_sync(self, *r);
+  log::info("{} peer {} {}", self->name(), r->def.name,
+            mode == peer_mode::paused ? "paused" : "resumed");
+  return reply(200, view(*r));
+}
+
+/// Our side changes the link status: counted in our entry of the version
+/// vector and mirrored to the peer.
+federation_reply change_status(self_pointer self, peer_record& r,
+                               link_status status) {
+  if (r.status == link_status::revoked && status != link_status::revoked)
+    return refuse(409, "status: the link is revoked; a revoked link stays "
+                       "revoked (delete it and register anew)",
+                  "status");
+  if (r.status != status) {
+    r.status = status;
+    r.version.increment(self->state.self_key);
+    queue_notice(r, "status");
+    log::info("{} set peer {} {}", self->name(), r.def.name,
+              to_string(status));
+  }
+  if (auto err = save(self, r))
+    return refuse(500, render(err));
+  apply_sync(self, r);
+  if (!r.pending.empty())
+    send_status(self, r);
+  return reply(200, view(r));
+}
+
+federation_reply op_set_status(self_pointer self, const federation_call& call) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  auto obj = json_body::parse_body(call.body);
+  if (!obj)
+    return invalid(obj.error());
+  if (auto failure = json_body::unknown_keys(*obj, "", {"status"});
+      !failure.empty())
+    return invalid(json_body::invalid(failure));
+  auto status = obj->if_contains("status");
+  link_status wanted;
+  if (!status || !status->is_string()
+      || !from_string(status->get_string(), wanted)
+      || wanted == link_status::pending)
+    return refuse(400, "status: expected one of active, suspended, revoked",
+                  "status");
+  return change_status(self, *r, wanted);
+}
+
+federation_reply op_approve(self_pointer self, const federation_call& call) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  if (!r->incoming || r->status != link_status::pending)
+    return refuse(409, "status: only a pending incoming link can be "
+                       "approved; " + call.name + " is "
+                         + to_string(r->status),
+                  "status");
+  return change_status(self, *r, link_status::active);
+}
+
+federation_reply op_list(self_pointer self) {
+  json::array rows;
+  for (const auto& [name, r] : self->state.peers)
+    if (!r.removed)
+      rows.push_back(view(r));
+  return reply(200, json::object{{"peers", std::move(rows)}});
+}
+
+federation_reply dispatch(self_pointer self, const federation_call& call) {
+  const auto& op = call.op;
+  if (op == "status")
+    return peer_status(self, call);
+  if (op == "register") {
+    auto answer = peer_register(self, call);
+    metrics::federation::registration_answered(answer.status);
+    return answer;
+  }
+  if (op == "mirror")
+    return peer_mirror(self, call);
+  if (op == "verify")
+    return peer_verify(self, call);
+  if (op == "unlink")
+    return peer_unlink(self, call);
+  if (op == "list")
+    return op_list(self);
+  if (op == "get") {
+    auto r = find_peer(self, call.name);
+    return r ? reply(200, view(*r)) : not_found(call.name);
+  }
+  if (op == "put")
+    return op_put(self, call);
+  if (op == "delete")
+    return op_delete(self, call);
+  if (op == "reset")
+    return op_reset(self, call);
+  if (op == "pause")
+    return op_mode(self, call, peer_mode::paused);
+  if (op == "resume")
+    return op_mode(self, call, peer_mode::sync);
+  if (op == "approve")
+    return op_approve(self, call);
+  if (op == "set_status")
+    return op_set_status(self, call);
+  return refuse(404, "unknown federation operation " + op);
+}
+
+/// ferry_federation_peers from the current links.
+void publish_gauges(self_pointer self) {
+  size_t counts[4] = {0, 0, 0, 0};
+  size_t refused = 0;
+  for (const auto& [name, r] : self->state.peers) {
+    if (r.removed)
+      continue;
+    ++counts[static_cast<size_t>(r.status)];
+    refused += !r.pin_mismatch.empty();
+  }
+  metrics::federation::set_peers(counts[0], counts[1], counts[2], counts[3],
+                                 refused);
+}
+
+// -- start --------------------------------------------------------------------
+
+/// Stored links, then the configured peers over them (a changed definition
+/// replaces the stored one; pin, status and cursor stay).
+caf::error load(self_pointer self) {
+  auto& st = self->state;
+  auto stored = store::list_peers(*st.deps.store);
+  if (!stored)
+    return stored.error();
+  for (auto& r : *stored)
+    st.peers[r.def.name] = std::move(r);
+  for (const auto& def : st.deps.settings.peers) {
+    auto i = st.peers.find(def.name);
+    if (i != st.peers.end() && i->second.incoming)
+      return caf::make_error(ec::invalid_configuration,
+                             "federation.peer " + def.name
+                               + ": a peer of that name registered with us");
+    auto& r = st.peers[def.name];
+    if (i != st.peers.end() && r.def == def)
+      continue;
+    if (i != st.peers.end()
+        && (r.def.endpoint != def.endpoint || r.def.admin_url != def.admin_url))
+      r.handshake = {};
+    r.def = def;
+    if (auto err = store::put_peer(*st.deps.store, r))
+      return err;
+  }
+  return {};
+}
+
+} // namespace
+
+std::string federation_server_id(const std::string& name) {
+  return "federation." + name;
+}
+
+federation_actor::behavior_type
+federation_manager(
+  federation_actor::stateful_pointer<federation_manager_state> self,
+  federation_manager_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.self_key = nostr::to_hex(st.deps.keys.pubkey);
+  st.self_relay_url = st.deps.relay_url;
+  if (auto err = load(self)) {
+    self->quit(err);
+    return federation_actor::behavior_type::make_empty_behavior();
+  }
+  for (const auto& [name, r] : st.peers)
+    apply_sync(self, r);
+  log::info("{} started with {} peer(s), incoming policy {}", self->name(),
+            st.peers.size(), to_string(st.deps.settings.incoming));
+  self->send(self, atom::tick_v);
+  return {
+    [self](federation_call& call) -> federation_reply {
+      auto answer = dispatch(self, call);
+      publish_gauges(self);
+      return answer;
+    },
+    [self](atom::health) -> health_report {
+      health_report report;
+      for (const auto& [name, r] : self->state.peers)
+        if (!r.removed && !r.pin_mismatch.empty())
+          report.reasons.push_back(
+            "federation peer " + name + " refused: it proves node key "
+            + r.pin_mismatch + ", pinned is " + r.pinned
+            + " (ferry console peer-reset " + name + " accepts it)");
+      if (!report.reasons.empty())
+        report.status = "degraded";
+      return report;
+    },
+    [self](atom::get, atom::status) -> status_map {
+      auto& st = self->state;
+      status_map result;
+      caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
+      int64_t active = 0;
+      int64_t pending = 0;
+      int64_t refused = 0;
+      for (const auto& [name, r] : st.peers) {
+        active += r.status == link_status::active && !r.removed;
+        pending += static_cast<int64_t>(r.pending.size());
+        refused += !r.pin_mismatch.empty();
+      }
+      caf::put(result, "peers", static_cast<int64_t>(st.peers.size()));
+      caf::put(result, "active", active);
+      caf::put(result, "pin_mismatches", refused);
+      caf::put(result, "notices_pending", pending);
+      caf::put(result, "registrations_received",
+               static_cast<int64_t>(st.registrations_received));
+      caf::put(result, "handshakes_ok", static_cast<int64_t>(st.handshakes_ok));
+      caf::put(result, "handshakes_failed",
+               static_cast<int64_t>(st.handshakes_failed));
+      caf::put(result, "notices_delivered",
+               static_cast<int64_t>(st.notices_delivered));
+      return result;
+    },
+    [self](atom::tick) {
+      tick(self);
+      self->delayed_send(self, self->state.deps.settings.interval,
+                         atom::tick_v);
+    },
+    [self](federation_answer& a) {
+      auto& st = self->state;
+      st.in_flight.erase(a.peer + "/" + a.op);
+      auto i = st.peers.find(a.peer);
+      if (i == st.peers.end() || st.generations[a.peer] != a.generation)
+        return;
+      if (on_answer(self, i->second, a)) {
+        save(self, i->second);
+        apply_sync(self, i->second);
+      }
+      publish_gauges(self);
+    },
+  };
+}
+
+} // namespace ferry

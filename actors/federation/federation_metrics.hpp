@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+/// Metrics of the federation manager in the node's registry
+/// (`ferry::metrics::registry()`). Thread-safe. A peer's events in and out
+/// are its sync server's: ferry_sync_events_total and ferry_sync_sent_total
+/// with server="federation.NAME".
+namespace ferry::metrics::federation {
+
+/// ferry_federation_handshakes_total{result="registered"|"pending"|"failed"}:
+/// one per answer to our registration with a peer.
+void handshake(std::string_view result);
+
+/// ferry_federation_registrations_total{status}: one per registration a
+/// peer made with us, by the HTTP status it got.
+void registration_answered(unsigned status);
+
+/// ferry_federation_pin_mismatches_total: a peer proved a key other than
+/// its pin (counted once per new key).
+void pin_mismatch();
+
+/// ferry_federation_notices_total{kind="status"|"delete",
+/// result="delivered"|"retry"}.
+void notice(std::string_view kind, bool delivered);
+
+/// ferry_federation_peers{status} (gauge): links by status (and
+/// "refused" for pin mismatches).
+void set_peers(size_t active, size_t pending, size_t suspended,
+               size_t revoked, size_t refused);
+
+} // namespace ferry::metrics::federation
