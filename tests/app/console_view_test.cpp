@@ -89,7 +89,7 @@ TEST_CASE("times read as how long ago they were", "[console]") {
   CHECK_FALSE(console::is_time_key("format"));
 }
 
-TEST_CASE("--json shows every time as ISO 8601 and never as null time",
+TEST_CASE("the JSON form shows every time as ISO 8601 and never as null",
           "[console]") {
   auto x = boost::json::parse(
     R"({"relay":{"id":"club","updated_at":1714564800},)"
