@@ -2,6 +2,7 @@
 #include "app/console_link.hpp"
 #include "app/console_terminal.hpp"
 #include "app/console_view.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/inspector.hpp"
 #include "messages/type_ids.hpp"
@@ -18,6 +19,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -25,8 +27,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 namespace ferry::app {
 
@@ -49,66 +53,18 @@ constexpr auto watch_timeout = std::chrono::seconds{2};
 /// Completion asks while the user waits at the prompt.
 constexpr auto completion_timeout = std::chrono::seconds{2};
 
-constexpr const char* help_text = R"(commands:
-  actors          the actor tree: kind, state, mailbox, restarts, uptime, last error
-  actor NAME      everything about one actor, with its own status report
-  stats           node-wide counters
-  health          ok or degraded, with the reasons
-  restart NAME    restart an actor now
-  stop NAME       stop an actor; it stays stopped until started
-  start NAME      start a stopped or failed actor
-  fault NAME      crash an actor on purpose (needs console.fault_injection)
-  servers         the sync servers: URL, enabled, running, state, counters
-  server ID       one sync server: its definition and runtime state
-  sync-now ID     run a catch-up of sync server ID now
-  sync-start ID   start sync server ID's connection (and enable it)
-  sync-stop ID    stop sync server ID's connection for this run (it stays
-                  enabled; PUT enabled=false to keep it off)
-                  (start/stop NAME act on actors, never on sync servers)
-  repos           GRASP repositories synced here: relays, confirmed on, pending on
-  repo ADDRESS    one repository (30617:PUBKEY:D): its relays, where it is
-                  confirmed and pending, its root events
-  relays          the hosted relays: subdomain, schema, status, synced,
-                  failed attempts, sync error
-  relay ID        one hosted relay with its activity log
-  relay-members ID  the members of hosted relay ID, from the management API
-  cluster         the cluster: members (state, incarnation, heartbeat age,
-                  relay URL), which member owns which sync server, refusals
-  refused [SOURCE]  the latest events refused by validation or the write
-                  policy (of SOURCE only, e.g. sync:ID)
-  watch           live view of actors and stats; q or Ctrl-C leaves it
-  help            this list
-  quit, exit      leave the prompt
-)";
-
-/// Every command word, for TAB completion.
-const std::vector<std::string> command_words
-  = {"actors",  "actor",    "stats",      "health",    "restart",
-     "stop",    "start",    "fault",      "servers",   "server",
-     "sync-now", "sync-start", "sync-stop", "repos",   "repo",
-     "relays",  "relay",    "relay-members", "cluster", "refused", "watch", "help",
-     "quit",    "exit"};
-
-/// Commands whose one argument is a hosted relay id.
-bool takes_relay(const std::string& command) {
-  return command == "relay" || command == "relay-members";
-}
-
-/// Commands whose one argument is a sync server id.
-bool takes_server(const std::string& command) {
-  return command == "server" || command == "sync-now"
-         || command == "sync-start" || command == "sync-stop";
-}
-
-/// Commands whose one argument is an actor name.
-bool takes_actor(const std::string& command) {
-  return command == "actor" || command == "restart" || command == "stop"
-         || command == "start" || command == "fault";
-}
+/// Exit statuses of `ferry console`, as --help documents them.
+constexpr int exit_ok = 0;
+constexpr int exit_node_error = 1;
+constexpr int exit_usage = 2;
 
 void complain(const std::string& text) {
   std::fprintf(stderr, "ferry console: %s\n", text.c_str());
 }
+
+/// Renders a JSON answer of the node for people, given the current time.
+using json_renderer
+  = std::function<std::string(const boost::json::value&, int64_t)>;
 
 std::vector<std::string> split_words(const std::string& line) {
   std::istringstream in{line};
@@ -133,87 +89,114 @@ public:
   }
 
   /// Logs in unless logged in already.
-  /// @returns why that failed, empty on success.
-  std::string ensure_login() {
-    if (inspector_)
-      return {};
+  /// @returns why that failed (empty on success) and whether the node was
+  ///          out of reach rather than refusing.
+  answer<bool> ensure_login() {
+    answer<bool> result;
+    if (inspector_) {
+      result.value = true;
+      return result;
+    }
     auto reply = login(self_, where_, secret_);
-    if (!reply.value)
-      return reply.problem;
+    if (!reply.value) {
+      result.problem = reply.problem;
+      result.unreachable = reply.unreachable;
+      return result;
+    }
     inspector_ = std::move(reply.value);
-    return {};
+    result.value = true;
+    return result;
   }
 
   /// Runs one command line, printing its result (stdout) or error (stderr).
-  /// @returns 0 on success, 1 on failure.
-  int execute(const std::vector<std::string>& words) {
-    if (words.empty())
-      return 0;
-    auto& command = words[0];
-    if (command == "help") {
-      std::fputs(help_text, stdout);
-      return 0;
+  /// @returns exit_ok, exit_node_error, or exit_usage for an unknown command
+  ///          or wrong arguments.
+  int execute(const std::vector<std::string>& words);
+
+  /// Asks the inspector; the reply, or why there is none.
+  template <class T, class... Ts>
+  answer<T> ask(caf::timespan timeout, Ts&&... xs) {
+    answer<T> result;
+    if (auto login = ensure_login(); !login.value) {
+      result.problem = login.problem;
+      return result;
     }
-    if (command == "actors" || command == "stats" || command == "health"
-        || command == "watch")
-      return words.size() == 1 ? run_plain(command) : usage(command, "");
-    if (command == "servers")
-      return words.size() == 1 ? run_servers() : usage(command, "");
-    if (command == "repos")
-      return words.size() == 1 ? run_repos() : usage(command, "");
-    if (command == "repo")
-      return words.size() == 2 ? run_repo(words[1]) : usage(command, " ADDRESS");
-    if (command == "relays")
-      return words.size() == 1 ? run_relays() : usage(command, "");
-    if (command == "cluster")
-      return words.size() == 1 ? run_cluster() : usage(command, "");
-    if (command == "refused")
-      return words.size() <= 2 ? run_refused(words.size() == 2 ? words[1] : "")
-                               : usage(command, " [SOURCE]");
-    if (takes_relay(command))
-      return words.size() == 2 ? run_on_relay(command, words[1])
-                               : usage(command, " ID");
-    if (takes_server(command))
-      return words.size() == 2 ? run_on_server(command, words[1])
-                               : usage(command, " ID");
-    if (takes_actor(command))
-      return words.size() == 2 ? run_on_actor(command, words[1])
-                               : usage(command, " NAME");
-    complain("unknown command '" + command + "' (try help)");
-    return 1;
+    caf::error failure;
+    self_->request(*inspector_, timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& value) { result.value = std::move(value); },
+               [&](caf::error& err) { failure = std::move(err); });
+    if (!failure)
+      return result;
+    result.problem = describe(failure);
+    if (failure == caf::sec::request_timeout
+        || failure == caf::sec::request_receiver_down) {
+      // CAF 0.17 often does not notice a closed connection and just lets
+      // requests time out; a node that is gone shows in a plain connect.
+      inspector_.reset();
+      if (auto cause = tcp_failure(where_); !cause.empty())
+        result.problem = "lost the node at " + where_.text() + " (" + cause
+                         + ")";
+    }
+    return result;
   }
 
-  /// The ids of every sync server; empty when the node does not answer.
-  std::vector<std::string> server_ids() {
+  /// Prints a JSON answer of the node: with --json as JSON with ISO times,
+  /// else through `render` (verbatim when it is not JSON).
+  /// @returns exit_ok, or exit_node_error with the problem on stderr.
+  int show(const answer<std::string>& reply, const json_renderer& render) {
+    if (!reply.value)
+      return fail(reply.problem);
+    boost::json::error_code ec;
+    auto value = boost::json::parse(*reply.value, ec);
+    if (ec)
+      std::printf("%s\n", reply.value->c_str());
+    else if (json_)
+      print_json(console::with_iso_times(value));
+    else
+      std::fputs(render(value, unix_now()).c_str(), stdout);
+    return exit_ok;
+  }
+
+  /// Prints a typed answer: with --json through `to_json`, else `render`.
+  template <class T, class Render>
+  int show_typed(const answer<T>& reply, Render render) {
+    if (!reply.value)
+      return fail(reply.problem);
+    if (json_)
+      print_json(console::to_json(*reply.value));
+    else
+      std::fputs(render(*reply.value).c_str(), stdout);
+    return exit_ok;
+  }
+
+  /// Prints the one-line outcome of an action on actor `name`.
+  int show_outcome(const std::string& command, const std::string& name,
+                   const answer<std::string>& reply) {
+    if (!reply.value)
+      return fail(reply.problem);
+    if (json_)
+      print_json(boost::json::object{
+        {"command", command}, {"actor", name}, {"outcome", *reply.value}});
+    else
+      std::printf("%s\n", reply.value->c_str());
+    return exit_ok;
+  }
+
+  /// The `id` field of every object of a JSON array answer; empty when the
+  /// node does not answer.
+  template <class... Ts>
+  std::vector<std::string> ids_of(Ts&&... xs) {
     std::vector<std::string> ids;
-    auto reply = ask<std::string>(completion_timeout, atom::servers_v);
+    auto reply = ask<std::string>(completion_timeout, std::forward<Ts>(xs)...);
     if (!reply.value)
       return ids;
     boost::json::error_code ec;
-    auto servers = boost::json::parse(*reply.value, ec);
-    if (ec || !servers.is_array())
+    auto items = boost::json::parse(*reply.value, ec);
+    if (ec || !items.is_array())
       return ids;
-    for (auto& server : servers.as_array())
-      if (auto id = server.is_object() ? server.as_object().if_contains("id")
-                                       : nullptr;
-          id && id->is_string())
-        ids.emplace_back(id->as_string());
-    return ids;
-  }
-
-  /// The ids of every hosted relay; empty when the node does not answer.
-  std::vector<std::string> relay_ids() {
-    std::vector<std::string> ids;
-    auto reply = ask<std::string>(completion_timeout, atom::relays_v);
-    if (!reply.value)
-      return ids;
-    boost::json::error_code ec;
-    auto relays = boost::json::parse(*reply.value, ec);
-    if (ec || !relays.is_array())
-      return ids;
-    for (auto& relay : relays.as_array())
-      if (auto id = relay.is_object() ? relay.as_object().if_contains("id")
-                                      : nullptr;
+    for (auto& item : items.as_array())
+      if (auto id = item.is_object() ? item.as_object().if_contains("id")
+                                     : nullptr;
           id && id->is_string())
         ids.emplace_back(id->as_string());
     return ids;
@@ -231,218 +214,20 @@ public:
     return names;
   }
 
-private:
-  template <class T, class... Ts>
-  answer<T> ask(caf::timespan timeout, Ts&&... xs) {
-    answer<T> result;
-    if (result.problem = ensure_login(); !result.problem.empty())
-      return result;
-    caf::error failure;
-    self_->request(*inspector_, timeout, std::forward<Ts>(xs)...)
-      .receive([&](T& value) { result.value = std::move(value); },
-               [&](caf::error& err) { failure = std::move(err); });
-    if (!failure)
-      return result;
-    result.problem = describe(failure);
-    if (failure == caf::sec::request_timeout
-        || failure == caf::sec::request_receiver_down) {
-      // CAF 0.17 often does not notice a closed connection and just lets
-      // requests time out; a node that is gone shows in a plain connect.
-      inspector_.reset();
-        if (auto cause = tcp_failure(where_); !cause.empty())
-        result.problem = "lost the node at " + where_.text() + " (" + cause
-                         + ")";
-    }
-    return result;
-  }
+  /// The full-screen view of health, actors, sync lag and stats, redrawn
+  /// every second until q, Ctrl-C or a signal ends it; outlives a restart
+  /// of the node.
+  int watch();
 
-  int usage(const std::string& command, const char* args) {
-    complain("usage: " + command + args);
-    return 1;
+private:
+  int fail(const std::string& problem) {
+    complain(problem);
+    return exit_node_error;
   }
 
   void print_json(const boost::json::value& x) {
     std::printf("%s\n", boost::json::serialize(x).c_str());
   }
-
-  template <class T>
-  int report(const answer<T>& reply) {
-    if (reply.value)
-      return 0;
-    complain(reply.problem);
-    return 1;
-  }
-
-  int run_plain(const std::string& command) {
-    if (command == "watch")
-      return watch();
-    if (command == "actors") {
-      auto reply = ask<std::vector<actor_info>>(request_timeout, atom::get_v,
-                                                atom::actors_v);
-      if (reply.value) {
-        if (json_)
-          print_json(console::to_json(*reply.value));
-        else
-          std::fputs(console::render_actors(*reply.value).c_str(), stdout);
-      }
-      return report(reply);
-    }
-    if (command == "stats") {
-      auto reply = ask<status_map>(request_timeout, atom::stats_v);
-      if (reply.value) {
-        if (json_)
-          print_json(console::to_json(*reply.value));
-        else
-          std::fputs(console::render_status(*reply.value).c_str(), stdout);
-      }
-      return report(reply);
-    }
-    auto reply = ask<health_report>(request_timeout, atom::health_v);
-    if (reply.value) {
-      if (json_)
-        print_json(console::to_json(*reply.value));
-      else
-        std::fputs(console::render_health(*reply.value).c_str(), stdout);
-    }
-    return report(reply);
-  }
-
-  int run_on_actor(const std::string& command, const std::string& name) {
-    if (command == "actor") {
-      auto reply = ask<actor_info>(request_timeout, atom::get_v, name);
-      if (reply.value) {
-        if (json_)
-          print_json(console::to_json(*reply.value));
-        else
-          std::fputs(console::render_actor(*reply.value).c_str(), stdout);
-      }
-      return report(reply);
-    }
-    answer<std::string> reply;
-    if (command == "restart")
-      reply = ask<std::string>(request_timeout, atom::restart_v, name);
-    else if (command == "stop")
-      reply = ask<std::string>(request_timeout, atom::stop_v, name);
-    else if (command == "start")
-      reply = ask<std::string>(request_timeout, atom::start_v, name);
-    else
-      reply = ask<std::string>(request_timeout, atom::fault_v, name);
-    if (reply.value) {
-      if (json_)
-        print_json(boost::json::object{
-          {"command", command}, {"actor", name}, {"outcome", *reply.value}});
-      else
-        std::printf("%s\n", reply.value->c_str());
-    }
-    return report(reply);
-  }
-
-  /// Prints a JSON answer of the sync manager: as it is with --json, else
-  /// through `render` (or verbatim when it is not JSON).
-  template <class Render>
-  void print_sync_answer(const std::string& text, Render render) {
-    if (json_) {
-      std::printf("%s\n", text.c_str());
-      return;
-    }
-    boost::json::error_code ec;
-    auto value = boost::json::parse(text, ec);
-    if (ec)
-      std::printf("%s\n", text.c_str());
-    else
-      std::fputs(render(value).c_str(), stdout);
-  }
-
-  int run_servers() {
-    auto reply = ask<std::string>(request_timeout, atom::servers_v);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_servers(x);
-      });
-    return report(reply);
-  }
-
-  int run_repos() {
-    auto reply = ask<std::string>(request_timeout, atom::repos_v);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_repos(x);
-      });
-    return report(reply);
-  }
-
-  int run_repo(const std::string& address) {
-    auto reply = ask<std::string>(request_timeout, atom::repo_v, address);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_json(x);
-      });
-    return report(reply);
-  }
-
-  int run_on_server(const std::string& command, const std::string& id) {
-    answer<std::string> reply;
-    if (command == "server")
-      reply = ask<std::string>(request_timeout, atom::server_v, id);
-    else if (command == "sync-now")
-      reply = ask<std::string>(request_timeout, atom::sync_now_v, id);
-    else if (command == "sync-start")
-      reply = ask<std::string>(request_timeout, atom::start_v, atom::server_v,
-                               id);
-    else
-      reply = ask<std::string>(request_timeout, atom::stop_v, atom::server_v,
-                               id);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_json(x);
-      });
-    return report(reply);
-  }
-
-  int run_relays() {
-    auto reply = ask<std::string>(request_timeout, atom::relays_v);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_relays(x);
-      });
-    return report(reply);
-  }
-
-  int run_cluster() {
-    auto reply
-      = ask<std::string>(request_timeout, atom::get_v, atom::members_v);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_cluster(x);
-      });
-    return report(reply);
-  }
-
-  int run_refused(const std::string& source) {
-    auto reply = ask<std::string>(request_timeout, atom::refused_v, source);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_refused(x);
-      });
-    return report(reply);
-  }
-
-  int run_on_relay(const std::string& command, const std::string& id) {
-    // The members come from the management API: give it its own time.
-    auto reply = command == "relay"
-                   ? ask<std::string>(request_timeout, atom::relay_v, id)
-                   : ask<std::string>(2 * request_timeout, atom::members_v,
-                                      id);
-    if (reply.value)
-      print_sync_answer(*reply.value, [](const boost::json::value& x) {
-        return console::render_json(x);
-      });
-    return report(reply);
-  }
-
-  /// The full-screen view of `actors` and `stats`, redrawn every second
-  /// until q, Ctrl-C or a signal ends it; outlives a restart of the node.
-  int watch();
 
   caf::scoped_actor self_;
   endpoint where_;
@@ -451,6 +236,271 @@ private:
   std::optional<inspector_actor> inspector_;
   bool json_;
 };
+
+// -- the command table --------------------------------------------------------
+
+/// What a command's one argument names; completion offers the node's
+/// current ones.
+enum class argument {
+  none,
+  actor,
+  server,
+  relay,
+  /// Any text (a repository address).
+  text,
+  /// Any text, or nothing (a refused events' source).
+  optional_text,
+};
+
+/// One console command: its words for `help` and `--help`, and what it does
+/// with its argument ("" when it takes none).
+struct console_command {
+  const char* name;
+  /// The argument as help shows it: "NAME", "ID", "[SOURCE]", or "".
+  const char* argument_text;
+  /// One line, or several separated by '\n'.
+  const char* help;
+  argument takes;
+  std::function<int(session&, const std::string&)> run;
+};
+
+std::string help_text();
+
+/// A command whose answer is a JSON text from the node.
+template <class Ask>
+std::function<int(session&, const std::string&)>
+json_command(Ask ask, json_renderer render) {
+  return [ask, render](session& s, const std::string& arg) {
+    return s.show(ask(s, arg), render);
+  };
+}
+
+/// A `render_json` that ignores nothing: every JSON answer without a
+/// table of its own.
+std::string render_any(const boost::json::value& x, int64_t now) {
+  return console::render_json(x, now);
+}
+
+/// Every command of the console, in the order `help` lists them. A new
+/// command is one more row here.
+const std::vector<console_command>& commands() {
+  using t = std::chrono::seconds;
+  static const std::vector<console_command> table = {
+    {"actors", "", "the actor tree: kind, state, mailbox, restarts, uptime, "
+                   "last error",
+     argument::none,
+     [](session& s, const std::string&) {
+       return s.show_typed(s.ask<std::vector<actor_info>>(
+                             request_timeout, atom::get_v, atom::actors_v),
+                           [](const std::vector<actor_info>& x) {
+                             return console::render_actors(x);
+                           });
+     }},
+    {"actor", "NAME", "everything about one actor, with its own status report",
+     argument::actor,
+     [](session& s, const std::string& name) {
+       return s.show_typed(s.ask<actor_info>(request_timeout, atom::get_v,
+                                             name),
+                           [](const actor_info& x) {
+                             return console::render_actor(x, unix_now());
+                           });
+     }},
+    {"stats", "",
+     "the figures to check first: ingest, relay, sync (state and lag per\n"
+     "server), GRASP, infra and store",
+     argument::none,
+     [](session& s, const std::string&) {
+       return s.show_typed(s.ask<status_map>(request_timeout, atom::stats_v),
+                           [](const status_map& x) {
+                             return console::render_stats(x, unix_now());
+                           });
+     }},
+    {"health", "", "ok or degraded, with the reasons", argument::none,
+     [](session& s, const std::string&) {
+       return s.show_typed(s.ask<health_report>(request_timeout,
+                                                atom::health_v),
+                           [](const health_report& x) {
+                             return console::render_health(x);
+                           });
+     }},
+    {"restart", "NAME", "restart an actor now", argument::actor,
+     [](session& s, const std::string& name) {
+       return s.show_outcome("restart", name,
+                             s.ask<std::string>(request_timeout,
+                                                atom::restart_v, name));
+     }},
+    {"stop", "NAME", "stop an actor; it stays stopped until started",
+     argument::actor,
+     [](session& s, const std::string& name) {
+       return s.show_outcome("stop", name,
+                             s.ask<std::string>(request_timeout, atom::stop_v,
+                                                name));
+     }},
+    {"start", "NAME", "start a stopped or failed actor", argument::actor,
+     [](session& s, const std::string& name) {
+       return s.show_outcome("start", name,
+                             s.ask<std::string>(request_timeout, atom::start_v,
+                                                name));
+     }},
+    {"fault", "NAME",
+     "crash an actor on purpose (needs console.fault_injection)",
+     argument::actor,
+     [](session& s, const std::string& name) {
+       return s.show_outcome("fault", name,
+                             s.ask<std::string>(request_timeout, atom::fault_v,
+                                                name));
+     }},
+    {"servers", "", "the sync servers: URL, enabled, running, state, counters",
+     argument::none,
+     json_command([](session& s, const std::string&) {
+       return s.ask<std::string>(request_timeout, atom::servers_v);
+     }, console::render_servers)},
+    {"server", "ID", "one sync server: its definition and runtime state",
+     argument::server,
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(request_timeout, atom::server_v, id);
+     }, render_any)},
+    {"sync-now", "ID", "run a catch-up of sync server ID now", argument::server,
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(request_timeout, atom::sync_now_v, id);
+     }, render_any)},
+    {"sync-start", "ID", "start sync server ID's connection (and enable it)",
+     argument::server,
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(request_timeout, atom::start_v,
+                                 atom::server_v, id);
+     }, render_any)},
+    {"sync-stop", "ID",
+     "stop sync server ID's connection for this run (it stays\n"
+     "enabled; PUT enabled=false to keep it off)\n"
+     "(start/stop NAME act on actors, never on sync servers)",
+     argument::server,
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(request_timeout, atom::stop_v, atom::server_v,
+                                 id);
+     }, render_any)},
+    {"repos", "", "GRASP repositories synced here: relays, confirmed on,\n"
+                  "pending on",
+     argument::none,
+     json_command([](session& s, const std::string&) {
+       return s.ask<std::string>(request_timeout, atom::repos_v);
+     }, [](const boost::json::value& x, int64_t) {
+       return console::render_repos(x);
+     })},
+    {"repo", "ADDRESS",
+     "one repository (30617:PUBKEY:D): its relays, where it is\n"
+     "confirmed and pending, its root events",
+     argument::text,
+     json_command([](session& s, const std::string& address) {
+       return s.ask<std::string>(request_timeout, atom::repo_v, address);
+     }, render_any)},
+    {"relays", "", "the hosted relays: subdomain, schema, status, synced,\n"
+                   "failed attempts, sync error",
+     argument::none,
+     json_command([](session& s, const std::string&) {
+       return s.ask<std::string>(request_timeout, atom::relays_v);
+     }, [](const boost::json::value& x, int64_t) {
+       return console::render_relays(x);
+     })},
+    {"relay", "ID", "one hosted relay with its activity log", argument::relay,
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(request_timeout, atom::relay_v, id);
+     }, render_any)},
+    {"relay-members", "ID",
+     "the members of hosted relay ID, from the management API",
+     argument::relay,
+     // The members come from the management API: it gets its own time.
+     json_command([](session& s, const std::string& id) {
+       return s.ask<std::string>(t{2 * request_timeout}, atom::members_v, id);
+     }, render_any)},
+    {"cluster", "",
+     "the cluster: members (state, incarnation, heartbeat age,\n"
+     "relay URL), which member owns which sync server, refusals",
+     argument::none,
+     json_command([](session& s, const std::string&) {
+       return s.ask<std::string>(request_timeout, atom::get_v,
+                                 atom::members_v);
+     }, [](const boost::json::value& x, int64_t) {
+       return console::render_cluster(x);
+     })},
+    {"refused", "[SOURCE]",
+     "the latest events refused by validation or the write\n"
+     "policy (of SOURCE only, e.g. sync:ID)",
+     argument::optional_text,
+     json_command([](session& s, const std::string& source) {
+       return s.ask<std::string>(request_timeout, atom::refused_v, source);
+     }, console::render_refused)},
+    {"watch", "",
+     "live view of health, actors, sync lag and stats; q or\n"
+     "Ctrl-C leaves it",
+     argument::none, [](session& s, const std::string&) { return s.watch(); }},
+    {"help", "", "this list", argument::none,
+     [](session&, const std::string&) {
+       std::fputs(help_text().c_str(), stdout);
+       return exit_ok;
+     }},
+  };
+  return table;
+}
+
+const console_command* find_command(const std::string& name) {
+  for (auto& command : commands())
+    if (name == command.name)
+      return &command;
+  return nullptr;
+}
+
+/// Where help's text column starts.
+constexpr size_t help_column = 18;
+
+std::string help_text() {
+  std::string out = "commands:\n";
+  auto add = [&out](std::string usage, const std::string& help) {
+    usage = "  " + usage;
+    std::istringstream lines{help};
+    auto first = true;
+    for (std::string line; std::getline(lines, line); first = false) {
+      auto left = first ? usage : std::string{};
+      if (left.size() + 2 > help_column) {
+        out += left + "\n";
+        left.clear();
+      }
+      left.resize(help_column, ' ');
+      out += left + line + "\n";
+    }
+  };
+  for (auto& command : commands()) {
+    std::string usage = command.name;
+    if (*command.argument_text != '\0')
+      usage += std::string{" "} + command.argument_text;
+    add(usage, command.help);
+  }
+  add("quit, exit", "leave the prompt");
+  return out;
+}
+
+int session::execute(const std::vector<std::string>& words) {
+  if (words.empty())
+    return exit_ok;
+  auto command = find_command(words[0]);
+  if (command == nullptr) {
+    complain("unknown command '" + words[0] + "' (try help)");
+    return exit_usage;
+  }
+  auto fits = command->takes == argument::none
+                ? words.size() == 1
+                : command->takes == argument::optional_text
+                    ? words.size() <= 2
+                    : words.size() == 2;
+  if (!fits) {
+    std::string usage = command->name;
+    if (*command->argument_text != '\0')
+      usage += std::string{" "} + command->argument_text;
+    complain("usage: " + usage);
+    return exit_usage;
+  }
+  return command->run(*this, words.size() == 2 ? words[1] : std::string{});
+}
 
 // -- watch --------------------------------------------------------------------
 
@@ -467,29 +517,34 @@ std::string wall_clock() {
 int session::watch() {
   if (!::isatty(STDIN_FILENO) || !::isatty(STDOUT_FILENO)) {
     complain("watch needs a terminal");
-    return 1;
+    return exit_usage;
   }
   watch_terminal term;
   if (!term.ok()) {
     complain("watch cannot set up the terminal");
-    return 1;
+    return exit_node_error;
   }
-  std::vector<actor_info> actors;
-  status_map stats;
+  console::watch_screen view;
+  view.node = where_.text();
   for (;;) {
+    auto health_reply = ask<health_report>(watch_timeout, atom::health_v);
     auto actors_reply = ask<std::vector<actor_info>>(
       watch_timeout, atom::get_v, atom::actors_v);
     auto stats_reply = ask<status_map>(watch_timeout, atom::stats_v);
     // On a failed refresh the last good data stays, under the problem.
+    if (health_reply.value)
+      view.health = std::move(*health_reply.value);
     if (actors_reply.value)
-      actors = std::move(*actors_reply.value);
+      view.actors = std::move(*actors_reply.value);
     if (stats_reply.value)
-      stats = std::move(*stats_reply.value);
-    auto problem = !actors_reply.problem.empty() ? actors_reply.problem
-                                                  : stats_reply.problem;
+      view.stats = std::move(*stats_reply.value);
+    view.problem = !health_reply.problem.empty()   ? health_reply.problem
+                   : !actors_reply.problem.empty() ? actors_reply.problem
+                                                   : stats_reply.problem;
+    view.clock = wall_clock();
+    view.now = unix_now();
     auto [width, height] = term.size();
-    auto screen = console::render_watch(where_.text(), wall_clock(), actors,
-                                        stats, problem, width, height);
+    auto screen = console::render_watch(view, width, height);
     // Home, then each line cleared to its end and the rest of the screen
     // cleared: a redraw without the flicker of a full clear.
     std::string frame = "\x1b[H";
@@ -560,16 +615,20 @@ char** complete(const char* text, int start, int) {
   // Never fall back to file names: nothing here takes a path.
   rl_attempted_completion_over = 1;
   auto before = split_words(std::string(rl_line_buffer, start));
-  if (before.empty())
-    candidates = command_words;
-  else if (before.size() == 1 && takes_actor(before[0]))
-    candidates = completing->actor_names();
-  else if (before.size() == 1 && takes_server(before[0]))
-    candidates = completing->server_ids();
-  else if (before.size() == 1 && takes_relay(before[0]))
-    candidates = completing->relay_ids();
-  else
-    candidates.clear();
+  candidates.clear();
+  if (before.empty()) {
+    for (auto& command : commands())
+      candidates.emplace_back(command.name);
+    candidates.insert(candidates.end(), {"quit", "exit"});
+  } else if (auto command = find_command(before[0]);
+             command != nullptr && before.size() == 1) {
+    if (command->takes == argument::actor)
+      candidates = completing->actor_names();
+    else if (command->takes == argument::server)
+      candidates = completing->ids_of(atom::servers_v);
+    else if (command->takes == argument::relay)
+      candidates = completing->ids_of(atom::relays_v);
+  }
   return rl_completion_matches(text, next_candidate);
 }
 
@@ -602,7 +661,7 @@ std::string history_file() {
 
 /// The `ferry> ` prompt. Without a terminal it reads commands line by line
 /// with no prompt, so scripts can pipe them in.
-/// @returns 0, or 1 if a piped command failed.
+/// @returns 0, or the worst exit status of the piped commands.
 int prompt(session& s) {
   if (!::isatty(STDIN_FILENO)) {
     int status = 0;
@@ -610,8 +669,7 @@ int prompt(session& s) {
       auto words = split_words(line);
       if (!words.empty() && (words[0] == "quit" || words[0] == "exit"))
         break;
-      if (s.execute(words) != 0)
-        status = 1;
+      status = std::max(status, s.execute(words));
       std::fflush(stdout);
     }
     return status;
@@ -683,22 +741,43 @@ int prompt(session& s) {
 
 } // namespace
 
-int run_console(const std::string& node, const std::string& secret, bool json,
-                std::vector<std::string> command) {
-  auto where = parse_endpoint(node);
+std::string console_address(const config::console_config& console) {
+  auto host = console.address;
+  if (host == "0.0.0.0" || host.empty())
+    host = "127.0.0.1";
+  else if (host == "::")
+    host = "::1";
+  endpoint where{host, console.port};
+  return where.text();
+}
+
+std::string console_help() {
+  return help_text()
+         + "\nexit status: 0 ok, 1 the node failed, refused or cannot be "
+           "reached,\n2 usage (unknown command or option, wrong arguments)\n";
+}
+
+int run_console(const console_options& options) {
+  auto where = parse_endpoint(options.node);
   if (!where) {
-    complain("--node " + node + ": expected HOST:PORT, e.g. 127.0.0.1:7449");
-    return 1;
+    complain("--node " + options.node
+             + ": expected HOST:PORT, e.g. 127.0.0.1:7449");
+    return exit_usage;
   }
-  // Help needs no node, so it works while the node is down.
-  if (command.size() == 1 && command[0] == "help") {
-    std::fputs(help_text, stdout);
-    return 0;
+  auto& command = options.command;
+  // Help needs no node, so it works while the node is down; a wrong
+  // command is a usage error before any connection.
+  if (!command.empty()) {
+    auto known = find_command(command[0]);
+    if (known == nullptr) {
+      complain("unknown command '" + command[0] + "' (try help)");
+      return exit_usage;
+    }
+    if (command.size() == 1 && command[0] == "help") {
+      std::fputs(help_text().c_str(), stdout);
+      return exit_ok;
+    }
   }
-  auto key = secret;
-  if (key.empty())
-    if (auto from_env = std::getenv("FERRY_CONSOLE_SECRET"))
-      key = from_env;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   cfg.load<caf::io::middleman>();
@@ -708,10 +787,13 @@ int run_console(const std::string& node, const std::string& secret, bool json,
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  session s{sys, *where, key, json};
-  if (auto problem = s.ensure_login(); !problem.empty()) {
+  session s{sys, *where, options.secret, options.json};
+  if (auto login = s.ensure_login(); !login.value) {
+    auto problem = login.problem;
+    if (login.unreachable)
+      problem += "; " + options.node_origin;
     complain(problem);
-    return 1;
+    return exit_node_error;
   }
   if (command.empty())
     return prompt(s);

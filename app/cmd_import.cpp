@@ -1,6 +1,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
 #include "app/commands.hpp"
+#include "app/progress.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/type_ids.hpp"
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <unistd.h>
@@ -89,10 +91,18 @@ int run_import(const config::config& cfg, const std::string& input) {
   std::string disk_full;
   size_t in_flight = 0;
   size_t next = 0;
-  const bool progress = ::isatty(STDERR_FILENO);
+  // The file's size makes the share done and the time left; stdin has none.
+  uint64_t total_bytes = 0;
+  if (input != "-") {
+    std::error_code ec;
+    total_bytes = std::filesystem::file_size(input, ec);
+    if (ec)
+      total_bytes = 0;
+  }
+  uint64_t bytes_read = 0;
   auto start = std::chrono::steady_clock::now();
-  auto last_report = start;
   {
+    progress_line progress{"imported"};
     caf::scoped_actor self{sys};
     auto collect_one = [&] {
       self->receive([&](ingest_result& r) {
@@ -108,6 +118,8 @@ int run_import(const config::config& cfg, const std::string& input) {
     std::string line;
     // A full disk ends the import: every further event would fail alike.
     while (disk_full.empty() && std::getline(*in, line)) {
+      bytes_read += line.size() + 1;
+      progress.update(counts.lines, bytes_read, total_bytes);
       if (line.empty())
         continue;
       ++counts.lines;
@@ -121,16 +133,6 @@ int run_import(const config::config& cfg, const std::string& input) {
                  atom::ingest_v, std::move(item));
       if (++in_flight >= max_in_flight)
         collect_one();
-      if (progress && (counts.lines & 1023) == 0) {
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_report > std::chrono::milliseconds{500}) {
-          last_report = now;
-          std::chrono::duration<double> t = now - start;
-          std::fprintf(stderr, "\rimported %lu lines (%.0f lines/s)   ",
-                       static_cast<unsigned long>(counts.lines),
-                       counts.lines / t.count());
-        }
-      }
     }
     while (in_flight > 0)
       collect_one();
@@ -142,8 +144,6 @@ int run_import(const config::config& cfg, const std::string& input) {
   actors.push_back(caf::actor_cast<caf::actor>(pipeline.policy));
   actors.push_back(caf::actor_cast<caf::actor>(pipeline.writer));
   stop_and_wait(sys, actors);
-  if (progress)
-    std::fprintf(stderr, "\r");
   std::printf("imported %lu lines in %.2f s (%.0f events/s): accepted %lu, "
               "duplicate %lu, invalid %lu, refused %lu, errors %lu\n",
               static_cast<unsigned long>(counts.lines), elapsed.count(),
@@ -185,6 +185,11 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
   std::optional<store::scan_position> resume;
   bool more = true;
   std::string out;
+  uint64_t exported = 0;
+  // The store's estimate is the total when there is no filter to narrow it.
+  auto expected = filter_json == "{}" ? (*store)->approximate_event_count()
+                                      : uint64_t{0};
+  progress_line progress{"exported"};
   while (more && remaining > 0) {
     out.clear();
     more = (*store)->scan(f, now, resume, std::min<uint64_t>(remaining, 4096),
@@ -194,8 +199,10 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
                             out += '\n';
                             resume = pos;
                             --remaining;
+                            ++exported;
                             return true;
                           });
+    progress.update(exported, exported, expected);
     std::fwrite(out.data(), 1, out.size(), stdout);
   }
   return std::fflush(stdout) == 0 ? 0 : 1;

@@ -7,6 +7,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
 #include "app/commands.hpp"
+#include "app/progress.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/negentropy.hpp"
@@ -204,7 +205,8 @@ private:
   void on_transfer_frame(relay_message& msg, bool& failed);
   void pump_down();
   void pump_up();
-  void report_progress(bool final_line);
+  /// Events fetched and sent so far, on a terminal only.
+  void report_progress();
 
   bool wants_down() const {
     return opts_.direction != "up";
@@ -239,7 +241,7 @@ private:
   std::unordered_set<std::string> up_in_flight_;
   up_counts up_;
 
-  clock_type::time_point last_progress_ = clock_type::now();
+  progress_line progress_{"synced"};
 };
 
 inbound sync_run::next(std::chrono::milliseconds wait) {
@@ -449,20 +451,11 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
                  msg.first.c_str());
 }
 
-void sync_run::report_progress(bool final_line) {
-  auto now = clock_type::now();
-  if (!final_line && now - last_progress_ < std::chrono::seconds{1})
-    return;
-  last_progress_ = now;
-  std::fprintf(stderr,
-               "ferry sync: fetched %lu/%lu (stored %lu), sent %lu/%lu "
-               "(answered %lu)\n",
-               static_cast<unsigned long>(fetcher_.delivered),
-               static_cast<unsigned long>(fetcher_.wanted),
-               static_cast<unsigned long>(down_.stored),
-               static_cast<unsigned long>(up_.sent),
-               static_cast<unsigned long>(wants_up() ? have_.size() : 0),
-               static_cast<unsigned long>(up_.accepted + up_.refused));
+void sync_run::report_progress() {
+  auto sent_up = wants_up() ? have_.size() : 0;
+  progress_.update(fetcher_.delivered + up_.sent,
+                   fetcher_.delivered + up_.accepted + up_.refused,
+                   fetcher_.wanted + sent_up);
 }
 
 bool sync_run::transfer() {
@@ -485,7 +478,7 @@ bool sync_run::transfer() {
     if (waiting_on_relay && !was_waiting)
       relay_deadline = clock_type::now() + timeout_;
     was_waiting = waiting_on_relay;
-    report_progress(false);
+    report_progress();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       relay_deadline - clock_type::now());
     if (waiting_on_relay && left.count() <= 0)
@@ -536,7 +529,6 @@ bool sync_run::transfer() {
       }
     }
   }
-  report_progress(true);
   if (up_.vanished > 0)
     std::fprintf(stderr,
                  "ferry sync: %lu events the relay lacks left the store during "

@@ -60,12 +60,35 @@ int run_keygen(const config::config& cfg, const std::string& out, bool force);
 /// @returns 0, or 1 when there is no readable key.
 int run_id(const config::config& cfg);
 
-/// `ferry console [--node HOST:PORT] [--secret S] [--json] [COMMAND ARGS...]`:
-/// connects to a node's inspection port; runs `command` and prints its
-/// result, or opens the `ferry> ` prompt when `command` is empty. An empty
-/// `secret` falls back to $FERRY_CONSOLE_SECRET.
-/// @returns 0, or 1 when the node is unreachable or refuses the command.
-int run_console(const std::string& node, const std::string& secret, bool json,
-                std::vector<std::string> command);
+/// What `ferry console` was asked to do.
+struct console_options {
+  /// The node's inspection port, HOST:PORT.
+  std::string node = "127.0.0.1:7449";
+  /// Where `node` came from, in words for the hint when nothing answers
+  /// there (e.g. "that address is the default: ...").
+  std::string node_origin;
+  /// The node's console.secret.
+  std::string secret;
+  /// Print JSON (times as ISO 8601) instead of tables.
+  bool json = false;
+  /// The command and its argument; empty: the `ferry> ` prompt.
+  std::vector<std::string> command;
+};
+
+/// Where a console reaches the node of `console` (HOST:PORT): a node
+/// listening on every address is asked on loopback.
+std::string console_address(const config::console_config& console);
+
+/// The console's commands, each with its help line, and its exit statuses:
+/// what `help` prints and `ferry console --help` ends with. One table
+/// makes both.
+std::string console_help();
+
+/// `ferry console [--config F] [--node HOST:PORT] [--secret S] [--json]
+/// [COMMAND ARGS...]`: connects to a node's inspection port; runs `command`
+/// and prints its result, or opens the `ferry> ` prompt when it is empty.
+/// @returns 0; 1 when the node is unreachable, refuses or fails the
+///          command; 2 for an unknown command or wrong arguments.
+int run_console(const console_options& options);
 
 } // namespace ferry::app

@@ -159,6 +159,7 @@ answer<inspector_actor> login(caf::scoped_actor& self, const endpoint& where,
   if (failure) {
     result.problem = "cannot reach a node at " + where.text() + " ("
                      + describe_connect_failure(failure, where) + ")";
+    result.unreachable = true;
     return result;
   }
   auto gate = caf::actor_cast<console_gate_actor>(std::move(gate_ptr));

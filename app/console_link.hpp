@@ -47,6 +47,8 @@ struct answer {
   std::optional<T> value;
   /// One line for people, set when `value` is not.
   std::string problem;
+  /// Nothing answered like a node there (as opposed to a node refusing).
+  bool unreachable = false;
 };
 
 /// Connects to the CONSOLE GATE at `where` and logs in with `secret`.

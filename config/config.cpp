@@ -216,6 +216,24 @@ std::vector<field> schema(config& cfg) {
               leaf("fault_injection", boolean(cfg.console.fault_injection)),
             },
             console_on_loopback(cfg.console)),
+    section("health",
+            {
+              leaf("sync_failing_attempts",
+                   integer(cfg.health.sync_failing_attempts, 1, 1000000,
+                           "an integer in 1..1000000")),
+              leaf("sync_max_lag_seconds",
+                   integer(cfg.health.sync_max_lag_seconds, 0, max_seconds,
+                           "a non-negative integer (0: no lag check)")),
+              leaf("grasp_failing_attempts",
+                   integer(cfg.health.grasp_failing_attempts, 1, 1000000,
+                           "an integer in 1..1000000")),
+              leaf("grasp_max_lag_seconds",
+                   integer(cfg.health.grasp_max_lag_seconds, 0, max_seconds,
+                           "a non-negative integer (0: no lag check)")),
+              leaf("infra_failing_attempts",
+                   integer(cfg.health.infra_failing_attempts, 1, 1000,
+                           "an integer in 1..1000")),
+            }),
     section("supervision",
             {
               leaf("base_ms", integer(cfg.supervision.base_ms, 1, max_seconds,
@@ -519,6 +537,14 @@ bool operator==(const infra_config& x, const infra_config& y) {
          && x.livekit.api_secret == y.livekit.api_secret;
 }
 
+bool operator==(const health_config& x, const health_config& y) {
+  return x.sync_failing_attempts == y.sync_failing_attempts
+         && x.sync_max_lag_seconds == y.sync_max_lag_seconds
+         && x.grasp_failing_attempts == y.grasp_failing_attempts
+         && x.grasp_max_lag_seconds == y.grasp_max_lag_seconds
+         && x.infra_failing_attempts == y.infra_failing_attempts;
+}
+
 bool operator==(const cluster_config& x, const cluster_config& y) {
   return x.enabled == y.enabled && x.name == y.name && x.address == y.address
          && x.port == y.port && x.seeds == y.seeds
@@ -536,7 +562,9 @@ bool operator==(const federation_config& x, const federation_config& y) {
 }
 
 bool operator==(const config& x, const config& y) {
-  return x.federation == y.federation && x.cluster == y.cluster && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin && x.console == y.console
+  return x.federation == y.federation && x.cluster == y.cluster
+         && x.grasp == y.grasp && x.relay == y.relay && x.admin == y.admin
+         && x.console == y.console && x.health == y.health
          && x.store == y.store && x.ingest == y.ingest && x.log == y.log
          && x.node == y.node && x.supervision == y.supervision
          && x.sync == y.sync && x.infra == y.infra && x.policy == y.policy

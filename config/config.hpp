@@ -118,6 +118,24 @@ struct console_config {
   bool fault_injection = false;
 };
 
+/// When `/health` says degraded besides a failed actor or a full disk
+/// (`[health]`): thresholds per subsystem.
+struct health_config {
+  /// A sync server failing this many attempts in a row (TLS, pin and
+  /// authentication failures count at once; given up always counts).
+  int64_t sync_failing_attempts = 5;
+  /// A sync server whose copy is behind by more than this many seconds
+  /// (see ferry_sync_lag_seconds); 0: no lag check.
+  int64_t sync_max_lag_seconds = 3600;
+  /// The same for the relays GRASP sync fetches repositories from.
+  int64_t grasp_failing_attempts = 5;
+  /// GRASP relays are dropped when no repository needs them: 0 by default.
+  int64_t grasp_max_lag_seconds = 0;
+  /// A hosted relay whose syncs to the management API failed this many
+  /// times in a row (given up always counts).
+  int64_t infra_failing_attempts = 3;
+};
+
 /// How supervisors restart failed actors (`[supervision]`).
 struct supervision_config {
   /// First restart delay, in milliseconds; it doubles per restart.
@@ -317,6 +335,7 @@ struct config {
   relay_config relay;
   admin_config admin;
   console_config console;
+  health_config health;
   store_config store;
   ingest_config ingest;
   log_config log;
@@ -354,6 +373,7 @@ bool operator==(const relay_tls_config& x, const relay_tls_config& y);
 bool operator==(const relay_config& x, const relay_config& y);
 bool operator==(const admin_config& x, const admin_config& y);
 bool operator==(const console_config& x, const console_config& y);
+bool operator==(const health_config& x, const health_config& y);
 bool operator==(const store_config& x, const store_config& y);
 bool operator==(const ingest_config& x, const ingest_config& y);
 bool operator==(const log_config& x, const log_config& y);

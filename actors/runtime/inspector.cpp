@@ -8,14 +8,18 @@
 #include "store/column_families.hpp"
 #include "store/refused_store.hpp"
 
+#include <boost/json/parse.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <string_view>
 #include <vector>
 
 namespace ferry {
@@ -166,6 +170,177 @@ int64_t column_family_property(const store::event_store& store,
   return static_cast<int64_t>(total);
 }
 
+/// Bytes of every file under the store's directory: tables, write-ahead
+/// log, manifest. RocksDB's table-size properties miss what is still in
+/// the log, so a store that holds data would read 0 until a flush.
+int64_t store_disk_bytes(const store::event_store& store) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  uint64_t total = 0;
+  for (fs::recursive_directory_iterator i{store.db()->GetName(), ec}, end;
+       !ec && i != end; i.increment(ec)) {
+    std::error_code size_ec;
+    if (i->is_regular_file(size_ec))
+      if (auto size = i->file_size(size_ec); !size_ec)
+        total += size;
+  }
+  return static_cast<int64_t>(total);
+}
+
+/// The status report of actor `name` in `walk`; null when it is not there.
+const status_map* status_of(const tree_walk& walk, std::string_view name) {
+  for (auto& row : walk.rows)
+    if (row.name == name)
+      return &row.status;
+  return nullptr;
+}
+
+int64_t integer_of(const status_map* status, std::string_view key) {
+  return status != nullptr ? caf::get_or(*status, key, int64_t{0}) : 0;
+}
+
+/// The sum of `key` over the actors named `prefix`-something.
+int64_t sum_of(const tree_walk& walk, std::string_view prefix,
+               std::string_view key) {
+  int64_t total = 0;
+  for (auto& row : walk.rows)
+    if (row.name.compare(0, prefix.size(), prefix) == 0)
+      total += integer_of(&row.status, key);
+  return total;
+}
+
+constexpr std::string_view grasp_prefix = "grasp:";
+
+bool is_grasp_relay(const std::string& server) {
+  return server.compare(0, grasp_prefix.size(), grasp_prefix) == 0;
+}
+
+/// Each relay the HEALTH TRACKER follows (sync servers, and GRASP relays as
+/// "grasp:URL"), by id: its entry in the tracker's status.
+std::vector<std::pair<std::string, const caf::settings*>>
+tracked_relays(const tree_walk& walk) {
+  std::vector<std::pair<std::string, const caf::settings*>> result;
+  auto tracker = status_of(walk, "health-tracker");
+  if (tracker == nullptr)
+    return result;
+  auto servers = tracker->find("servers");
+  if (servers == tracker->end())
+    return result;
+  auto dict = caf::get_if<caf::settings>(&servers->second);
+  if (dict == nullptr)
+    return result;
+  for (auto& [id, value] : *dict)
+    if (auto entry = caf::get_if<caf::settings>(&value))
+      result.emplace_back(id, entry);
+  return result;
+}
+
+/// Counts and the largest lag of one kind of tracked relay into `prefix`.
+void put_relay_figures(status_map& result, const std::string& prefix,
+                       const tree_walk& walk, bool grasp) {
+  int64_t live = 0;
+  int64_t catching_up = 0;
+  int64_t failing = 0;
+  int64_t given_up = 0;
+  int64_t max_lag = 0;
+  for (auto& [id, entry] : tracked_relays(walk)) {
+    if (is_grasp_relay(id) != grasp)
+      continue;
+    auto status = caf::get_or(*entry, "status", std::string{});
+    live += status == "live" ? 1 : 0;
+    catching_up += status == "syncing" || status == "connecting" ? 1 : 0;
+    failing += status == "backing_off" ? 1 : 0;
+    given_up += status == "dead" ? 1 : 0;
+    // A relay stopped on purpose is not behind by anyone's fault.
+    if (status != "stopped")
+      max_lag = std::max(max_lag, integer_of(entry, "lag_seconds"));
+  }
+  caf::put(result, prefix + ".live", live);
+  caf::put(result, prefix + ".catching_up", catching_up);
+  caf::put(result, prefix + ".failing", failing);
+  caf::put(result, prefix + ".given_up", given_up);
+  caf::put(result, prefix + ".lag_max_seconds", max_lag);
+}
+
+/// The figures an operator checks first, from one walk of the tree: what
+/// each actor reports, the relay's sessions and the store.
+status_map node_stats(const inspector_state& st, const tree_walk& walk) {
+  status_map result;
+  auto writer = status_of(walk, "writer");
+  caf::put(result, "ingest.stored", integer_of(writer, "committed"));
+  caf::put(result, "ingest.pending", integer_of(writer, "pending"));
+  caf::put(result, "ingest.failed", integer_of(writer, "failed_events"));
+  caf::put(result, "ingest.verified", sum_of(walk, "verifier-", "verified"));
+  caf::put(result, "ingest.invalid", sum_of(walk, "verifier-", "invalid"));
+  auto policy = status_of(walk, "policy");
+  caf::put(result, "ingest.policy_rejected", integer_of(policy, "rejected"));
+  auto hub = status_of(walk, "hub");
+  caf::put(result, "relay.connections",
+           static_cast<int64_t>(st.relay->live_sessions.load()));
+  caf::put(result, "relay.subscriptions", integer_of(hub, "subscriptions"));
+  caf::put(result, "relay.delivered", integer_of(hub, "delivered"));
+  auto manager = status_of(walk, "sync-manager");
+  caf::put(result, "sync.configured", integer_of(manager, "servers"));
+  caf::put(result, "sync.running", integer_of(manager, "running"));
+  put_relay_figures(result, "sync", walk, false);
+  auto grasp = status_of(walk, "grasp-sync");
+  caf::put(result, "grasp.enabled", grasp != nullptr);
+  caf::put(result, "grasp.repos", integer_of(grasp, "repos"));
+  caf::put(result, "grasp.relays",
+           integer_of(status_of(walk, "grasp-driver"), "relays"));
+  put_relay_figures(result, "grasp", walk, true);
+  auto reconciler = status_of(walk, "infra-reconciler");
+  caf::put(result, "infra.active",
+           reconciler != nullptr && caf::get_or(*reconciler, "active", false));
+  caf::put(result, "infra.syncs_ok", integer_of(reconciler, "syncs_ok"));
+  caf::put(result, "infra.syncs_failed",
+           integer_of(reconciler, "syncs_failed"));
+  caf::put(result, "infra.retries_due", integer_of(reconciler, "retries_due"));
+  caf::put(result, "infra.given_up", integer_of(reconciler, "given_up"));
+  caf::put(result, "store.events",
+           static_cast<int64_t>(st.store->approximate_event_count()));
+  caf::put(result, "store.disk_bytes", store_disk_bytes(*st.store));
+  caf::put(result, "store.memtable_bytes",
+           column_family_property(*st.store,
+                                  "rocksdb.cur-size-all-mem-tables"));
+  // Per relay, under its id as one key (ids hold dots and colons).
+  caf::settings servers;
+  for (auto& [id, entry] : tracked_relays(walk)) {
+    status_map row;
+    caf::put(row, "status", caf::get_or(*entry, "status", std::string{}));
+    caf::put(row, "lag_seconds", integer_of(entry, "lag_seconds"));
+    caf::put(row, "attempts", integer_of(entry, "attempts"));
+    caf::put(row, "last_error", caf::get_or(*entry, "last_error",
+                                            std::string{}));
+    servers.emplace(id, caf::config_value{std::move(row)});
+  }
+  caf::put(result, "sync.servers", std::move(servers));
+  return result;
+}
+
+/// Why the node is degraded by lag: each sync server (GRASP relay) behind
+/// by more than its `[health]` limit, unless stopped on purpose or given up
+/// (which says so itself).
+std::vector<std::string> lag_reasons(const tree_walk& walk,
+                                     const config::health_config& limits) {
+  std::vector<std::string> reasons;
+  for (auto& [id, entry] : tracked_relays(walk)) {
+    auto grasp = is_grasp_relay(id);
+    auto limit = grasp ? limits.grasp_max_lag_seconds
+                       : limits.sync_max_lag_seconds;
+    auto status = caf::get_or(*entry, "status", std::string{});
+    auto lag = integer_of(entry, "lag_seconds");
+    if (limit <= 0 || status == "stopped" || status == "dead" || lag <= limit)
+      continue;
+    reasons.push_back((grasp ? "GRASP relay " + id.substr(grasp_prefix.size())
+                             : "sync server " + id)
+                      + " is " + std::to_string(lag)
+                      + " s behind (not caught up since then; limit "
+                      + std::to_string(limit) + " s)");
+  }
+  return reasons;
+}
+
 caf::error unknown_actor(const std::string& name) {
   return caf::make_error(ec::invalid_input, "no actor named " + name);
 }
@@ -303,14 +478,76 @@ void with_cluster_health(self_pointer self, health_report report,
       });
 }
 
+/// Why the node is degraded by hosted relays that fail to sync to the
+/// management API `threshold` times in a row but are not given up yet (the
+/// reconciler names those), from the RELAY REGISTRY's JSON list.
+std::vector<std::string> failing_hosted_relays(const std::string& relays_json,
+                                               int64_t threshold) {
+  std::vector<std::string> reasons;
+  boost::json::error_code ec;
+  auto relays = boost::json::parse(relays_json, ec);
+  if (ec || !relays.is_array())
+    return reasons;
+  for (auto& item : relays.as_array()) {
+    auto relay = item.if_object();
+    if (relay == nullptr)
+      continue;
+    auto attempts = relay->if_contains("failed_attempts");
+    auto given_up = relay->if_contains("given_up");
+    auto id = relay->if_contains("id");
+    if (attempts == nullptr || !attempts->is_number() || id == nullptr
+        || !id->is_string()
+        || (given_up != nullptr && given_up->is_bool() && given_up->as_bool()))
+      continue;
+    auto count = attempts->to_number<int64_t>();
+    if (count < threshold)
+      continue;
+    auto reason = "hosted relay " + std::string{id->as_string()}
+                  + " fails to sync to the management API ("
+                  + std::to_string(count) + " attempt(s) in a row)";
+    if (auto error = relay->if_contains("sync_error");
+        error != nullptr && error->is_string() && !error->as_string().empty())
+      reason += ": " + std::string{error->as_string()};
+    reasons.push_back(std::move(reason));
+  }
+  return reasons;
+}
+
+/// Adds the hosted relays that keep failing (see `failing_hosted_relays`)
+/// to `report`, then the cluster's refusals.
+void with_hosted_relay_health(self_pointer self, health_report report,
+                              caf::typed_response_promise<health_report> rp) {
+  auto& slot = self->state.infra.registry;
+  auto registry = slot ? slot->get() : relay_registry_actor{};
+  if (!registry) {
+    with_cluster_health(self, std::move(report), rp);
+    return;
+  }
+  auto shared = std::make_shared<health_report>(std::move(report));
+  self
+    ->request(registry, self->state.config.status_timeout, atom::get_v,
+              atom::relays_v)
+    .then(
+      [self, shared, rp](std::string& relays) mutable {
+        for (auto& reason : failing_hosted_relays(
+               relays, self->state.config.health.infra_failing_attempts))
+          shared->reasons.push_back(std::move(reason));
+        with_cluster_health(self, std::move(*shared), rp);
+      },
+      [self, shared, rp](caf::error&) mutable {
+        // A registry too busy to answer shows in the tree walk already.
+        with_cluster_health(self, std::move(*shared), rp);
+      });
+}
+
 /// Adds the INFRA RECONCILER's relays given up to `report`, then the
-/// cluster's refusals.
+/// hosted relays that keep failing.
 void with_infra_health(self_pointer self, health_report report,
                        caf::typed_response_promise<health_report> rp) {
   auto& slot = self->state.infra.reconciler;
   auto reconciler = slot ? slot->get() : infra_reconciler_actor{};
   if (!reconciler) {
-    with_cluster_health(self, std::move(report), rp);
+    with_hosted_relay_health(self, std::move(report), rp);
     return;
   }
   auto shared = std::make_shared<health_report>(std::move(report));
@@ -319,11 +556,11 @@ void with_infra_health(self_pointer self, health_report report,
       [self, shared, rp](health_report& infra) mutable {
         for (auto& reason : infra.reasons)
           shared->reasons.push_back(std::move(reason));
-        with_cluster_health(self, std::move(*shared), rp);
+        with_hosted_relay_health(self, std::move(*shared), rp);
       },
       [self, shared, rp](caf::error&) mutable {
         // A reconciler too busy to answer shows in the tree walk already.
-        with_cluster_health(self, std::move(*shared), rp);
+        with_hosted_relay_health(self, std::move(*shared), rp);
       });
 }
 
@@ -342,7 +579,11 @@ void with_sync_health(self_pointer self, health_report report,
                 atom::health_v)
     .then(
       [self, shared, rp](std::vector<relay_health>& relays) mutable {
-        for (auto& reason : sync_health_reasons(relays))
+        auto& limits = self->state.config.health;
+        sync_health_limits sync_limits{
+          static_cast<uint32_t>(limits.sync_failing_attempts),
+          static_cast<uint32_t>(limits.grasp_failing_attempts)};
+        for (auto& reason : sync_health_reasons(relays, sync_limits))
           shared->reasons.push_back(std::move(reason));
         with_infra_health(self, std::move(*shared), rp);
       },
@@ -395,20 +636,12 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
       });
       return rp;
     },
-    [self](atom::stats) -> status_map {
-      auto& st = self->state;
-      status_map result;
-      caf::put(result, "store.events",
-               static_cast<int64_t>(st.store->approximate_event_count()));
-      caf::put(result, "store.disk_bytes",
-               column_family_property(*st.store,
-                                      "rocksdb.total-sst-files-size"));
-      caf::put(result, "store.memtable_bytes",
-               column_family_property(*st.store,
-                                      "rocksdb.cur-size-all-mem-tables"));
-      caf::put(result, "relay.connections",
-               static_cast<int64_t>(st.relay->live_sessions.load()));
-      return result;
+    [self](atom::stats) -> caf::result<status_map> {
+      auto rp = self->make_response_promise<status_map>();
+      walk_tree(self, [self, rp](tree_walk& walk) mutable {
+        rp.deliver(node_stats(self->state, walk));
+      });
+      return rp;
     },
     [self](atom::health) -> caf::result<health_report> {
       auto rp = self->make_response_promise<health_report>();
@@ -430,6 +663,8 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
           report.reasons.push_back("disk_full: " + problem
                                    + "; new events are refused and sync is "
                                      "paused until space returns");
+        for (auto& reason : lag_reasons(walk, self->state.config.health))
+          report.reasons.push_back(std::move(reason));
         with_sync_health(self, std::move(report), rp);
       });
       return rp;

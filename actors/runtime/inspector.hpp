@@ -7,6 +7,7 @@
 #include "messages/grasp.hpp"
 #include "messages/health.hpp"
 #include "actors/infra/relay_registry.hpp"
+#include "config/config.hpp"
 #include "messages/inspector.hpp"
 #include "messages/supervisor.hpp"
 #include "messages/sync_manager.hpp"
@@ -24,6 +25,8 @@ struct inspector_config {
   caf::timespan status_timeout = std::chrono::seconds{1};
   /// Unix time the node started: the root's uptime.
   int64_t node_started_at = 0;
+  /// When `health` says degraded besides failed actors.
+  config::health_config health;
 };
 
 struct inspector_state {

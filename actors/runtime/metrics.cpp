@@ -1,5 +1,7 @@
 #include "actors/runtime/metrics.hpp"
 
+#include "actors/sync/sync_metrics.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -12,7 +14,7 @@
 #include <charconv>
 #include <cmath>
 #include <map>
-#include <mutex>
+#include <string_view>
 
 namespace ferry::metrics {
 
@@ -21,6 +23,49 @@ namespace {
 /// Client verbs that get their own label value; anything else is "other".
 constexpr std::array<std::string_view, 7> verbs = {
   "EVENT", "REQ", "CLOSE", "COUNT", "NEG-OPEN", "NEG-MSG", "NEG-CLOSE"};
+
+/// A gauge set from the inspector's `stats` at each scrape.
+struct stats_gauge {
+  std::string_view key;
+  std::string_view name;
+  std::string_view help;
+};
+
+/// The stats that are levels worth a gauge. Counts that only grow have
+/// counters of their own (ferry_events_total, ferry_sync_events_total,
+/// ferry_infra_syncs_total), the relay's connections are
+/// ferry_client_connections, and hosted relays given up are
+/// ferry_infra_relays_given_up.
+constexpr stats_gauge stats_gauges[] = {
+  {"store.events", "ferry_store_events",
+   "Events in the store (RocksDB's estimate)."},
+  {"store.disk_bytes", "ferry_store_disk_bytes",
+   "Bytes the store takes on disk: tables, write-ahead log and manifest."},
+  {"store.memtable_bytes", "ferry_store_memtable_bytes",
+   "Bytes of events in memory not yet flushed to tables (they are in the "
+   "write-ahead log)."},
+  {"ingest.pending", "ferry_ingest_pending",
+   "Events waiting for the writer's next commit; a level that keeps "
+   "growing means the disk cannot keep up."},
+  {"relay.subscriptions", "ferry_relay_subscriptions",
+   "Open REQ subscriptions of relay clients."},
+  {"sync.configured", "ferry_sync_servers",
+   "Sync servers configured on this node."},
+  {"sync.live", "ferry_sync_servers_live",
+   "Sync servers caught up and tailing new events."},
+  {"sync.catching_up", "ferry_sync_servers_catching_up",
+   "Sync servers connecting or catching up."},
+  {"sync.failing", "ferry_sync_servers_failing",
+   "Sync servers waiting to retry after a failure."},
+  {"sync.given_up", "ferry_sync_servers_given_up",
+   "Sync servers given up or disabled: they need an operator."},
+  {"grasp.repos", "ferry_grasp_repos",
+   "GRASP repositories whose events this node fetches."},
+  {"grasp.relays", "ferry_grasp_relays",
+   "Relays GRASP sync holds a connection to."},
+  {"grasp.failing", "ferry_grasp_relays_failing",
+   "GRASP relays waiting to retry after a failure."},
+};
 
 /// Every family, built once. prometheus-cpp metrics are thread-safe, so the
 /// hot paths touch them without a lock of ours.
@@ -132,39 +177,22 @@ struct families {
         .Help("Times the supervisor restarted an actor.")
         .Register(registry);
 
-  /// Node-wide gauges from the inspector's stats, by metric name; null for
-  /// a name that clashes with another family (skipped from then on).
-  std::map<std::string, prometheus::Gauge*> stats;
-  std::mutex stats_mtx;
+  /// One gauge per entry of `stats_gauges`, built once.
+  std::map<std::string_view, prometheus::Gauge*> stats;
 
   families() {
     for (size_t i = 0; i < verbs.size(); ++i)
       verb_counters[i]
         = &client_messages.Add({{"verb", std::string{verbs[i]}}});
     verb_counters.back() = &client_messages.Add({{"verb", "other"}});
-  }
-
-  /// The gauge for one stats key, built on first use.
-  prometheus::Gauge* stats_gauge(const std::string& name,
-                                 const std::string& key) {
-    std::lock_guard<std::mutex> guard{stats_mtx};
-    auto [i, added] = stats.emplace(name, nullptr);
-    if (added) {
-      try {
-        i->second = &prometheus::BuildGauge()
-                       .Name(name)
-                       .Help("The inspector's node statistic " + key + ".")
-                       .Register(registry)
-                       .Add({});
-      } catch (const std::exception&) {
-        // A stats key may collide with a family of another type; the
-        // statistic is then left out rather than failing the scrape.
-      }
-    }
-    return i->second;
+    for (auto& gauge : stats_gauges)
+      stats[gauge.key] = &prometheus::BuildGauge()
+                            .Name(std::string{gauge.name})
+                            .Help(std::string{gauge.help})
+                            .Register(registry)
+                            .Add({});
   }
 };
-
 families& all() {
   static families instance;
   return instance;
@@ -184,39 +212,16 @@ std::string kind_label(uint32_t kind) {
   return "40000+";
 }
 
-/// A metric name from a stats path: characters Prometheus does not allow
-/// in a name become '_'.
-std::string metric_name(const std::string& path) {
-  auto result = "ferry_" + path;
-  for (auto& c : result) {
-    auto ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == ':';
-    if (!ok)
-      c = '_';
-  }
-  return result;
-}
-
-/// Sets a gauge for every number in `dict`; nested dictionaries (which
-/// `caf::put` builds from dotted keys) add their key to the path.
-void observe(const caf::config_value::dictionary& dict,
-             const std::string& prefix) {
-  for (const auto& [key, value] : dict) {
-    auto path = prefix.empty() ? key : prefix + "." + key;
-    const auto& data = value.get_data();
-    double number = 0;
-    if (auto x = caf::get_if<caf::config_value::integer>(&data))
-      number = static_cast<double>(*x);
-    else if (auto y = caf::get_if<caf::config_value::real>(&data))
-      number = *y;
-    else if (auto nested = caf::get_if<caf::config_value::dictionary>(&data)) {
-      observe(*nested, path);
-      continue;
-    } else
-      continue;
-    if (auto gauge = all().stats_gauge(metric_name(path), path))
-      gauge->Set(number);
-  }
+/// Sets the lag gauge of every relay in the stats' `sync.servers` (by id:
+/// status, lag_seconds, ...).
+void observe_lag(const status_map& stats) {
+  auto servers = caf::get_if<caf::settings>(&stats, "sync.servers");
+  if (!servers)
+    return;
+  for (const auto& [id, value] : *servers)
+    if (auto entry = caf::get_if<caf::settings>(&value))
+      if (auto lag = caf::get_if<int64_t>(entry, "lag_seconds"))
+        sync::set_lag(id, static_cast<double>(*lag));
 }
 
 // -- text exposition format ---------------------------------------------------
@@ -428,7 +433,11 @@ void actor_observed(const std::string& name, int64_t mailbox,
 }
 
 void stats_observed(const status_map& stats) {
-  observe(stats, "");
+  auto& f = all();
+  for (auto& gauge : stats_gauges)
+    if (auto value = caf::get_if<int64_t>(&stats, gauge.key))
+      f.stats[gauge.key]->Set(static_cast<double>(*value));
+  observe_lag(stats);
 }
 
 } // namespace ferry::metrics

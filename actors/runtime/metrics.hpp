@@ -54,9 +54,10 @@ void writer_batch(size_t events, double seconds);
 /// set from the inspector's view at scrape time).
 void actor_observed(const std::string& name, int64_t mailbox, uint32_t restarts);
 
-/// Node-wide gauges from the inspector's `stats` (keys like "store.events",
-/// "store.disk_bytes", "relay.connections", "relay.subscriptions"), each as
-/// ferry_<key with dots as underscores>.
+/// Node-wide gauges from the inspector's `stats`: the levels among them
+/// (store size, pending events, subscriptions, sync servers by state, GRASP
+/// repositories and relays), each as one named gauge, and each sync server's
+/// lag from its `sync.servers` part (ferry_sync_lag_seconds{server}).
 void stats_observed(const status_map& stats);
 
 } // namespace ferry::metrics

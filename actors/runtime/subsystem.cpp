@@ -49,6 +49,7 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
   inspector_config icfg;
   icfg.fault_injection = wiring.cfg.console.fault_injection;
   icfg.node_started_at = unix_now();
+  icfg.health = wiring.cfg.health;
   children.push_back(slotted(
     "inspector", "inspector", wiring.inspector,
     [root = wiring.root, store = wiring.store,

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <string_view>
 #include <utility>
 
 namespace ferry {
@@ -83,8 +84,23 @@ void health_tracker_state::configure(const health_tracker_config& cfg) {
 
 // -- reports ------------------------------------------------------------------
 
-void health_tracker_state::connecting(const std::string& id) {
+health_tracker_state::relay& health_tracker_state::track(const std::string& id) {
   auto& r = relays[id];
+  if (r.tracked_since == 0)
+    r.tracked_since = unix_now();
+  return r;
+}
+
+int64_t sync_lag_seconds(relay_status status, int64_t in_sync_at,
+                         int64_t tracked_since, int64_t now) {
+  if (status == relay_status::live)
+    return 0;
+  auto since = in_sync_at != 0 ? in_sync_at : tracked_since;
+  return since != 0 ? std::max<int64_t>(0, now - since) : 0;
+}
+
+void health_tracker_state::connecting(const std::string& id) {
+  auto& r = track(id);
   disconnect(id, r);
   if (r.status == relay_status::dead) {
     // Someone chose to try again (an operator re-enabled it): start afresh
@@ -98,7 +114,7 @@ void health_tracker_state::connecting(const std::string& id) {
 }
 
 void health_tracker_state::connected(const std::string& id) {
-  auto& r = relays[id];
+  auto& r = track(id);
   r.connected = true;
   r.connected_since = unix_now();
   r.counted_ok = false;
@@ -112,29 +128,31 @@ void health_tracker_state::connected(const std::string& id) {
 }
 
 void health_tracker_state::catchup_started(const std::string& id) {
-  auto& r = relays[id];
+  auto& r = track(id);
   if (r.status == relay_status::dead)
     return;
+  if (r.status == relay_status::live)
+    r.in_sync_at = unix_now();
   r.status = relay_status::syncing;
   r.caught_up = false;
 }
 
 void health_tracker_state::catchup_done(const std::string& id,
                                         caf::timespan duration) {
-  auto& r = relays[id];
+  auto& r = track(id);
   r.last_catchup = duration;
   metrics::sync::set_catchup_seconds(id, seconds(duration));
   in_sync(id, r);
 }
 
 void health_tracker_state::live(const std::string& id) {
-  in_sync(id, relays[id]);
+  in_sync(id, track(id));
 }
 
 std::optional<caf::timespan>
 health_tracker_state::failed(const std::string& id, error_class cls,
                              std::string reason, time_point now) {
-  auto& r = relays[id];
+  auto& r = track(id);
   disconnect(id, r);
   if (!r.down_since)
     r.down_since = now;
@@ -160,7 +178,7 @@ health_tracker_state::failed(const std::string& id, error_class cls,
 }
 
 void health_tracker_state::stopped(const std::string& id, time_point now) {
-  auto& r = relays[id];
+  auto& r = track(id);
   disconnect(id, r);
   if (!r.down_since)
     r.down_since = now;
@@ -171,7 +189,7 @@ void health_tracker_state::stopped(const std::string& id, time_point now) {
 
 void health_tracker_state::disabled(const std::string& id, std::string reason,
                                     time_point now) {
-  auto& r = relays[id];
+  auto& r = track(id);
   disconnect(id, r);
   if (!r.down_since)
     r.down_since = now;
@@ -183,14 +201,21 @@ void health_tracker_state::disabled(const std::string& id, std::string reason,
 // -- node health --------------------------------------------------------------
 
 std::vector<std::string>
-sync_health_reasons(const std::vector<relay_health>& relays) {
+sync_health_reasons(const std::vector<relay_health>& relays,
+                    const sync_health_limits& limits) {
   std::vector<std::string> reasons;
+  static constexpr std::string_view grasp_prefix = "grasp:";
   for (auto& r : relays) {
+    auto grasp = r.server.compare(0, grasp_prefix.size(), grasp_prefix) == 0;
+    auto name = grasp ? "GRASP relay " + r.server.substr(grasp_prefix.size())
+                      : "sync server " + r.server;
+    auto threshold = grasp ? limits.grasp_failing_attempts
+                           : limits.sync_failing_attempts;
     auto last_error = r.last_error_class == error_class::none
                         ? std::string{}
                         : to_string(r.last_error_class) + ": " + r.last_error;
     if (r.status == relay_status::dead) {
-      auto reason = "sync server " + r.server + " gave up";
+      auto reason = name + " gave up";
       if (!r.dead_reason.empty())
         reason += " (" + r.dead_reason + ")";
       if (!last_error.empty())
@@ -203,9 +228,9 @@ sync_health_reasons(const std::vector<relay_health>& relays) {
     auto lasting = r.last_error_class == error_class::tls
                    || r.last_error_class == error_class::pin
                    || r.last_error_class == error_class::auth;
-    if (lasting || r.attempts >= failing_attempts_for_health)
-      reasons.push_back("sync server " + r.server + " fails: " + last_error
-                        + " (" + std::to_string(r.attempts)
+    if (lasting || r.attempts >= threshold)
+      reasons.push_back(name + " fails: " + last_error + " ("
+                        + std::to_string(r.attempts)
                         + " attempt(s) in a row)");
   }
   return reasons;
@@ -291,6 +316,11 @@ status_map health_tracker_state::status(time_point now) const {
     caf::put(entry, "resume", to_string(x.resume));
     caf::put(entry, "connects", static_cast<int64_t>(x.connects));
     caf::put(entry, "failures", static_cast<int64_t>(x.failures));
+    auto& r = relays.at(x.server);
+    caf::put(entry, "in_sync_at", r.in_sync_at);
+    caf::put(entry, "lag_seconds",
+             sync_lag_seconds(r.status, r.in_sync_at, r.tracked_since,
+                              unix_now()));
     servers.emplace(x.server, caf::config_value{std::move(entry)});
   }
   status_map result;
@@ -333,6 +363,9 @@ caf::timespan health_tracker_state::next_delay(relay& r, error_class cls) {
 }
 
 void health_tracker_state::disconnect(const std::string& id, relay& r) {
+  // Caught up until now: the lag counts from here.
+  if (r.status == relay_status::live)
+    r.in_sync_at = unix_now();
   if (!r.connected)
     return;
   r.connected = false;

@@ -81,6 +81,11 @@ struct health_tracker_state {
     caf::timespan last_catchup{0};
     uint64_t connects = 0;
     uint64_t failures = 0;
+    /// Unix time the relay was last known caught up when it left the live
+    /// state (0: never caught up yet).
+    int64_t in_sync_at = 0;
+    /// Unix time of its first report.
+    int64_t tracked_since = 0;
   };
 
   health_tracker_state();
@@ -98,6 +103,9 @@ struct health_tracker_state {
   void configure(const health_tracker_config& cfg);
 
   // -- reports ----------------------------------------------------------------
+
+  /// The entry of relay `id`, made on its first report.
+  relay& track(const std::string& id);
 
   /// A connection attempt begins; revives a dead relay with fresh counters.
   void connecting(const std::string& id);
@@ -164,17 +172,37 @@ struct health_tracker_state {
   static inline constexpr const char* name = "health-tracker";
 };
 
+/// How far our copy of a relay is behind what it holds, in seconds: 0
+/// while it is live (caught up, tailing), else the time since it was last
+/// caught up (`in_sync_at`), or, never caught up yet, since it was first
+/// tracked. The age of the newest event says nothing here: an idle relay is
+/// not behind.
+int64_t sync_lag_seconds(relay_status status, int64_t in_sync_at,
+                         int64_t tracked_since, int64_t now);
+
 /// Failed attempts in a row after which a sync server that keeps failing
 /// for a passing reason (DNS, TCP, a closed connection, ...) makes the node
-/// degraded; with the default backoff that is about a minute of failing.
+/// degraded, unless `[health]` says otherwise; with the default backoff
+/// that is about a minute of failing.
 inline constexpr uint32_t failing_attempts_for_health = 5;
 
-/// Why the node is degraded by its sync servers, one line per server that
-/// fails for good: given up (dead), failing on a reason that does not pass
-/// by itself (TLS verification, a pin mismatch, refused authentication), or
-/// failing `failing_attempts_for_health` times in a row. Catch-ups in
-/// progress and single failures are normal life and say nothing here.
-std::vector<std::string> sync_health_reasons(const std::vector<relay_health>& relays);
+/// The `[health]` thresholds `sync_health_reasons` applies.
+struct sync_health_limits {
+  /// For sync servers.
+  uint32_t sync_failing_attempts = failing_attempts_for_health;
+  /// For GRASP relays (server ids "grasp:URL").
+  uint32_t grasp_failing_attempts = failing_attempts_for_health;
+};
+
+/// Why the node is degraded by its sync servers and GRASP relays, one line
+/// per relay that fails for good: given up (dead), failing on a reason that
+/// does not pass by itself (TLS verification, a pin mismatch, refused
+/// authentication), or failing its threshold of `limits` times in a row.
+/// Catch-ups in progress and single failures are normal life and say
+/// nothing here.
+std::vector<std::string>
+sync_health_reasons(const std::vector<relay_health>& relays,
+                    const sync_health_limits& limits = {});
 
 /// The HEALTH TRACKER: keeps per-relay sync state from the RELAY
 /// CONNECTIONs' reports, decides how long each waits before reconnecting

@@ -72,8 +72,6 @@ void on_ingested(self_pointer self, const ingest_result& result,
       return maybe_finish_catchup(self);
   }
   settle_ingest(self, seq, created_at);
-  metrics::sync::set_lag(st.def.id,
-                         static_cast<double>(unix_now() - created_at));
   if (st.state == phase::live)
     advance_cursor(self, st.cursor.stored_through);
   maybe_finish_catchup(self);

@@ -33,7 +33,8 @@ struct families {
   prometheus::Family<prometheus::Gauge>& connected
     = prometheus::BuildGauge()
         .Name("ferry_sync_connected")
-        .Help("1 while connected to the sync server, else 0.")
+        .Help("1 while connected to the sync server (or GRASP relay), "
+              "else 0.")
         .Register(registry());
 
   prometheus::Family<prometheus::Counter>& attempts
@@ -66,14 +67,24 @@ struct families {
   prometheus::Family<prometheus::Gauge>& lag_seconds
     = prometheus::BuildGauge()
         .Name("ferry_sync_lag_seconds")
-        .Help("How far the newest event synced from the server trails the "
-              "wall clock.")
+        .Help("How far our copy of the sync server (or GRASP relay) is "
+              "behind: 0 while caught up and tailing, else seconds since it "
+              "was last caught up (since it was first tried, if never).")
         .Register(registry());
 };
 
 families& all() {
   static families instance;
   return instance;
+}
+
+/// Makes a server's event series exist at 0 from its first connection
+/// attempt on, so dashboards see a rate of 0 rather than no series.
+void ensure_event_series(const std::string& server) {
+  for (auto result : {event_result::received, event_result::accepted,
+                      event_result::duplicate, event_result::rejected,
+                      event_result::filtered})
+    all().events.Add({{"server", server}, {"result", to_label(result)}});
 }
 
 } // namespace
@@ -83,6 +94,7 @@ void set_connected(const std::string& server, bool connected) {
 }
 
 void attempt(const std::string& server, std::string_view result) {
+  ensure_event_series(server);
   all()
     .attempts.Add({{"server", server}, {"result", std::string{result}}})
     .Increment();

@@ -41,8 +41,8 @@ void events(const std::string& server, event_result result, uint64_t n = 1);
 /// "echo_skipped" for events not sent because they came from that remote.
 void sent(const std::string& server, std::string_view result, uint64_t n = 1);
 
-/// ferry_sync_lag_seconds{server} (gauge): how far the newest event synced
-/// from the server trails the wall clock.
+/// ferry_sync_lag_seconds{server} (gauge): how far our copy of the server is
+/// behind, as `sync_lag_seconds` measures it; set at each scrape.
 void set_lag(const std::string& server, double seconds);
 
 } // namespace ferry::metrics::sync

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -63,26 +64,59 @@ int main(int argc, char** argv) {
   auto id = cli.add_subcommand("id", "Print the node's identity (pubkey, npub)");
   add_config(id);
 
-  std::string console_node = "127.0.0.1:7449";
-  std::string console_secret;
-  bool console_json = false;
-  std::vector<std::string> console_command;
+  ferry::app::console_options console_opts;
   auto console = cli.add_subcommand("console", "Inspect and steer a running node's actors");
-  console->add_option("--node", console_node, "the node's inspection port, HOST:PORT")
-    ->capture_default_str();
-  console->add_option("--secret", console_secret,
-                      "the node's console.secret (default: $FERRY_CONSOLE_SECRET)");
-  console->add_flag("--json", console_json, "print machine-readable JSON");
-  console->add_option("command", console_command,
-                      "actors | actor NAME | stats | health | restart NAME | stop NAME | "
-                      "start NAME | fault NAME | watch | help (none: a prompt)");
+  console->add_option("-c,--config", config_file,
+                      "the node's ferry.toml: its console address and secret");
+  auto console_node
+    = console->add_option("--node", console_opts.node,
+                          "the node's inspection port, HOST:PORT (default: "
+                          "from --config, else 127.0.0.1:7449)");
+  auto console_secret
+    = console->add_option("--secret", console_opts.secret,
+                          "the node's console.secret (default: "
+                          "$FERRY_CONSOLE_SECRET, else from --config)");
+  console->add_flag("--json", console_opts.json,
+                    "print JSON, with times as ISO 8601");
+  console->add_option("command", console_opts.command,
+                      "a command and its argument (below); none: a prompt");
+  console->footer("\n" + ferry::app::console_help());
 
-  CLI11_PARSE(cli, argc, argv);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end well; every other parse error is a usage
+    // error, whatever CLI11's own code for it.
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
 
-  // The console reads no config file: everything it needs is on its command line.
-  if (*console)
-    return ferry::app::run_console(console_node, console_secret, console_json,
-                                   console_command);
+  if (*console) {
+    if (console_secret->count() == 0)
+      if (auto from_env = std::getenv("FERRY_CONSOLE_SECRET"))
+        console_opts.secret = from_env;
+    if (config_file.empty()) {
+      console_opts.node_origin
+        = console_node->count() > 0
+            ? "is the node running, with its console on that --node address?"
+            : "that address is the default: is the node running? --config "
+              "FILE reads the node's console address from its ferry.toml, "
+              "--node HOST:PORT names it";
+    } else {
+      auto cfg = ferry::app::load_config(config_file);
+      if (!cfg)
+        return 2;
+      if (console_node->count() == 0)
+        console_opts.node = ferry::app::console_address(cfg->console);
+      if (console_secret->count() == 0 && console_opts.secret.empty())
+        console_opts.secret = cfg->console.secret;
+      console_opts.node_origin
+        = console_node->count() > 0
+            ? "is the node running, with its console on that --node address?"
+            : "that address is console.address and console.port of "
+                + config_file + ": is the node running on that config?";
+    }
+    return ferry::app::run_console(console_opts);
+  }
 
   auto cfg = ferry::app::load_config(config_file);
   if (!cfg)

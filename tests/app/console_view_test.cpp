@@ -71,6 +71,38 @@ TEST_CASE("durations show their two largest units", "[console]") {
   CHECK(console::format_time(1714564800) == "2024-05-01T12:00:00Z");
 }
 
+TEST_CASE("times read as how long ago they were", "[console]") {
+  int64_t now = 1714564800;
+  CHECK(console::format_ago(0, now) == "-");
+  CHECK(console::format_ago(now - 2, now) == "just now");
+  CHECK(console::format_ago(now - 42, now) == "42 s ago");
+  CHECK(console::format_ago(now - 180, now) == "3 min ago");
+  CHECK(console::format_ago(now - 5 * 3600 - 10, now) == "5 h ago");
+  CHECK(console::format_ago(now - 86400 - 5, now) == "1 day ago");
+  CHECK(console::format_ago(now - 3 * 86400, now) == "3 days ago");
+  CHECK(console::format_ago(now + 180, now) == "in 3 min");
+  CHECK(console::is_time_key("at"));
+  CHECK(console::is_time_key("last_error_at"));
+  CHECK(console::is_time_key("last_connected"));
+  CHECK(console::is_time_key("cursor"));
+  CHECK_FALSE(console::is_time_key("attempts"));
+  CHECK_FALSE(console::is_time_key("format"));
+}
+
+TEST_CASE("the JSON form shows every time as ISO 8601 and never as null",
+          "[console]") {
+  auto x = boost::json::parse(
+    R"({"relay":{"id":"club","updated_at":1714564800},)"
+    R"("activity":[{"seq":1,"at":1714564800},{"seq":2,"at":0}],"count":7})");
+  auto iso = console::with_iso_times(x);
+  CHECK(iso.at("relay").at("updated_at").as_string() == "2024-05-01T12:00:00Z");
+  CHECK(iso.at("activity").at(0).at("at").as_string()
+        == "2024-05-01T12:00:00Z");
+  CHECK(iso.at("activity").at(1).at("at").is_null());
+  CHECK(iso.at("activity").at(0).at("seq").as_int64() == 1);
+  CHECK(iso.at("count").as_int64() == 7);
+}
+
 TEST_CASE("the actors table is a tree with one line per actor", "[console]") {
   auto lines = lines_of(console::render_actors(sample_tree()));
   REQUIRE(lines.size() == 6);
@@ -101,7 +133,9 @@ TEST_CASE("an actor whose parent is unknown starts a new tree", "[console]") {
 
 TEST_CASE("the actor view shows every field and status key", "[console]") {
   auto writer = sample_tree()[4];
-  auto text = console::render_actor(writer);
+  caf::put(writer.status, "mailbox", int64_t{3});
+  auto text = console::render_actor(writer, 1714564800);
+  // One key/value layout, and the mailbox once.
   CHECK(text
         == "name           writer\n"
            "kind           writer\n"
@@ -112,20 +146,20 @@ TEST_CASE("the actor view shows every field and status key", "[console]") {
            "uptime         1d01h\n"
            "last error     -\n"
            "last error at  -\n"
-           "status:\n"
-           "  events.batch   = 250ms\n"
-           "  events.stored  = 42\n"
-           "  fill           = 0.5\n"
-           "  path           = /var/lib/ferry\n"
-           "  sync           = true\n");
+           "\n"
+           "STATUS\n"
+           "events.batch   250ms\n"
+           "events.stored  42\n"
+           "fill           0.5\n"
+           "path           /var/lib/ferry\n"
+           "sync           true\n");
   auto failed = sample_tree()[3];
-  auto failed_text = console::render_actor(failed);
+  auto failed_text = console::render_actor(failed, 1714564800 + 180);
   CHECK(failed_text.find("last error     injected fault\n")
         != std::string::npos);
-  CHECK(failed_text.find("last error at  2024-05-01T12:00:00Z\n")
-        != std::string::npos);
+  CHECK(failed_text.find("last error at  3 min ago\n") != std::string::npos);
   CHECK(failed_text.find("uptime         -\n") != std::string::npos);
-  CHECK(failed_text.find("status:\n  (empty)\n") != std::string::npos);
+  CHECK(failed_text.find("STATUS\n(empty)\n") != std::string::npos);
 }
 
 TEST_CASE("status values render by type", "[console]") {
@@ -135,12 +169,16 @@ TEST_CASE("status values render by type", "[console]") {
   caf::put(st, "span.ns", caf::timespan{1500});
   caf::put(st, "span.us", caf::timespan{3000});
   caf::put(st, "atom", caf::atom("relay"));
-  CHECK(console::render_status(st)
-        == "atom     = relay\n"
-           "list     = [1, two]\n"
-           "span.ns  = 1500ns\n"
-           "span.us  = 3us\n");
-  CHECK(console::render_status({}) == "(empty)\n");
+  caf::put(st, "none", caf::config_value::list{});
+  caf::put(st, "seen_at", int64_t{100});
+  CHECK(console::render_status(st, 160)
+        == "atom     relay\n"
+           "list     [1, two]\n"
+           "none     -\n"
+           "seen_at  1 min ago\n"
+           "span.ns  1500ns\n"
+           "span.us  3us\n");
+  CHECK(console::render_status({}, 0) == "(empty)\n");
 }
 
 TEST_CASE("health lists its reasons", "[console]") {
@@ -167,7 +205,8 @@ TEST_CASE("the JSON form has every field with typed status values",
   CHECK(v2.at("restarts").to_number<int64_t>() == 3);
   CHECK(v2.at("uptime").as_int64() == 0);
   CHECK(v2.at("last_error").as_string() == "injected fault");
-  CHECK(v2.at("last_error_at").as_int64() == 1714564800);
+  CHECK(v2.at("last_error_at").as_string() == "2024-05-01T12:00:00Z");
+  CHECK(actors[0].as_object().at("last_error_at").is_null());
   CHECK(v2.at("status").as_object().empty());
   auto& writer = actors[4].as_object();
   CHECK(writer.at("mailbox").is_null());
@@ -179,24 +218,63 @@ TEST_CASE("the JSON form has every field with typed status values",
   CHECK(status.at("fill").as_double() == 0.5);
 }
 
-TEST_CASE("the watch screen fits the terminal", "[console]") {
+/// Stats as the inspector answers them, with two tracked relays.
+status_map sample_stats() {
   status_map stats;
-  caf::put(stats, "events.stored", int64_t{7});
-  auto screen = console::render_watch("127.0.0.1:7449", "12:00:00",
-                                      sample_tree(), stats, "", 40, 100);
-  auto lines = lines_of(screen);
-  REQUIRE(lines.size() == 11);
+  caf::put(stats, "ingest.stored", int64_t{7});
+  caf::settings servers;
+  status_map live;
+  caf::put(live, "status", std::string{"live"});
+  caf::put(live, "lag_seconds", int64_t{0});
+  caf::put(live, "attempts", int64_t{0});
+  caf::put(live, "last_error", std::string{});
+  status_map failing;
+  caf::put(failing, "status", std::string{"backing_off"});
+  caf::put(failing, "lag_seconds", int64_t{187});
+  caf::put(failing, "attempts", int64_t{4});
+  caf::put(failing, "last_error", std::string{"connection refused"});
+  servers.emplace("a.relay", caf::config_value{std::move(live)});
+  servers.emplace("b", caf::config_value{std::move(failing)});
+  caf::put(stats, "sync.servers", std::move(servers));
+  caf::put(stats, "sync.live", int64_t{1});
+  return stats;
+}
+
+TEST_CASE("stats show each sync server's state and lag in a table",
+          "[console]") {
+  auto text = console::render_stats(sample_stats(), 0);
+  CHECK(text
+        == "ingest.stored  7\n"
+           "sync.live      1\n"
+           "\n"
+           "SYNC\n"
+           "SERVER   STATE        LAG    ATTEMPTS  LAST-ERROR\n"
+           "a.relay  live         0s     0         -\n"
+           "b        backing_off  3m07s  4         connection refused\n");
+}
+
+TEST_CASE("the watch screen fits the terminal", "[console]") {
+  console::watch_screen view;
+  view.node = "127.0.0.1:7449";
+  view.clock = "12:00:00";
+  view.health = {"degraded", {"sync server b fails"}};
+  view.actors = sample_tree();
+  view.stats = sample_stats();
+  auto lines = lines_of(console::render_watch(view, 40, 100));
+  REQUIRE(lines.size() == 20);
   CHECK(lines[0] == "ferry console  127.0.0.1:7449  12:00:00");
-  CHECK(lines[2].rfind("NAME", 0) == 0);
-  CHECK(lines[7] == "  writer        writer      running");
-  CHECK(lines[9] == "STATS");
-  CHECK(lines[10] == "events.stored  = 7");
+  CHECK(lines[2] == "HEALTH degraded");
+  CHECK(lines[3] == "  - sync server b fails");
+  CHECK(lines[5].rfind("NAME", 0) == 0);
+  CHECK(lines[10] == "  writer        writer      running");
+  CHECK(lines[12] == "STATS");
+  CHECK(lines[13] == "ingest.stored  7");
+  CHECK(lines[16] == "SYNC");
+  CHECK(lines[18].rfind("a.relay  live         0s", 0) == 0);
   for (auto& line : lines)
     CHECK(line.size() <= 40);
-  auto short_screen = console::render_watch("n", "t", sample_tree(), stats,
-                                            "the node did not answer in time",
-                                            200, 4);
-  auto short_lines = lines_of(short_screen);
+  view.problem = "the node did not answer in time";
+  auto short_lines = lines_of(console::render_watch(view, 200, 4));
   REQUIRE(short_lines.size() == 4);
   CHECK(short_lines[2] == "! the node did not answer in time");
 }
@@ -209,7 +287,7 @@ TEST_CASE("the servers table shows each sync server", "[console_view]") {
     {"id":"b","url":"wss://b.example","enabled":false,"running":false,
      "runtime":{"received":0,"last_error":"tcp: refused"}}
   ])");
-  auto out = console::render_servers(servers);
+  auto out = console::render_servers(servers, 1700000180);
   std::istringstream lines{out};
   std::string header, a, b;
   std::getline(lines, header);
@@ -219,34 +297,48 @@ TEST_CASE("the servers table shows each sync server", "[console_view]") {
   CHECK_THAT(header, Catch::Matchers::Contains("LAST-ERROR"));
   CHECK_THAT(a, Catch::Matchers::Contains("wss://a.example"));
   CHECK_THAT(a, Catch::Matchers::Contains("live"));
-  CHECK_THAT(a, Catch::Matchers::Contains("1700000000"));
+  CHECK_THAT(a, Catch::Matchers::Contains("3 min ago"));
   // Missing and empty fields show as "-".
   CHECK(a.substr(a.size() - 1) == "-");
   CHECK_THAT(b, Catch::Matchers::Contains("tcp: refused"));
   CHECK_THAT(b, Catch::Matchers::Contains("false"));
-  CHECK(console::render_servers(boost::json::parse("[]"))
+  CHECK(console::render_servers(boost::json::parse("[]"), 0)
         == "(no sync servers)\n");
 }
 
-TEST_CASE("JSON answers render as key = value lines", "[console_view]") {
+TEST_CASE("JSON answers render as key/value lines", "[console_view]") {
   auto x = boost::json::parse(
-    R"({"id":"a","filters":[1,"b"],"runtime":{"received":3,"ok":true},"n":null})");
-  // key -> value, with the padding between them dropped.
-  std::map<std::string, std::string> lines;
-  std::istringstream in{console::render_json(x)};
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find(" = ");
-    REQUIRE(eq != std::string::npos);
-    auto key = line.substr(0, line.find(' '));
-    lines[key] = line.substr(eq + 3);
-  }
-  CHECK(lines["id"] == "a");
-  CHECK(lines["filters"] == "[1, b]");
-  CHECK(lines["runtime.received"] == "3");
-  CHECK(lines["runtime.ok"] == "true");
-  CHECK(lines["n"] == "-");
-  CHECK(lines.size() == 5);
-  CHECK(console::render_json(boost::json::parse("{}")) == "(empty)\n");
+    R"({"id":"a","filters":[1,"b"],"runtime":{"received":3,"ok":true},"n":null,)"
+    R"("none":[],"last_connected":100})");
+  CHECK(console::render_json(x, 280)
+        == "id                a\n"
+           "filters           [1, b]\n"
+           "runtime.received  3\n"
+           "runtime.ok        true\n"
+           "n                 -\n"
+           "none              -\n"
+           "last_connected    3 min ago\n");
+  CHECK(console::render_json(boost::json::parse("{}"), 0) == "(empty)\n");
+}
+
+TEST_CASE("lists of objects in a JSON answer render as tables",
+          "[console_view]") {
+  // `relay ID`: the relay, then its activity log.
+  auto relay = boost::json::parse(
+    R"({"relay":{"id":"club","status":"active"},"activity":[)"
+    R"({"seq":1,"type":"create_relay","at":1714564800},)"
+    R"({"seq":2,"type":"fail_relay_sync","at":1714564800,"error":"HTTP 500"}]})");
+  CHECK(console::render_json(relay, 1714564800 + 120)
+        == "relay.id      club\n"
+           "relay.status  active\n"
+           "\n"
+           "ACTIVITY\n"
+           "SEQ  TYPE             AT         ERROR\n"
+           "1    create_relay     2 min ago  -\n"
+           "2    fail_relay_sync  2 min ago  HTTP 500\n");
+  // `refused`-like answers that are a bare list are one table.
+  CHECK(console::render_json(boost::json::parse(R"([{"a":1},{"b":"x"}])"), 0)
+        == "A  B\n1  -\n-  x\n");
 }
 
 TEST_CASE("the repos table shows where each repository stands",
@@ -268,6 +360,9 @@ TEST_CASE("the repos table shows where each repository stands",
   CHECK_THAT(ferry_row, Catch::Matchers::Contains(" 3 "));
   CHECK(ferry_row.substr(ferry_row.size() - 10) == "[wss://r2]");
   CHECK_THAT(quiet_row, Catch::Matchers::StartsWith("30617:ab:quiet"));
+  // Empty lists read "-", as everywhere else.
+  CHECK(quiet_row.find("[]") == std::string::npos);
+  CHECK(quiet_row.substr(quiet_row.size() - 1) == "-");
   CHECK(console::render_repos(boost::json::parse("[]"))
         == "(no repositories)\n");
 }

@@ -1,5 +1,6 @@
 #include "net/simple_client.hpp"
 #include "tests/fixtures/node_process.hpp"
+#include "tests/integration/sync_helpers.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -270,14 +272,16 @@ TEST_CASE("console actors prints the tree and actor prints one actor",
   CHECK(writer.err.empty());
   CHECK(writer.out.find("name           writer\n") != std::string::npos);
   CHECK(writer.out.find("state          running\n") != std::string::npos);
-  CHECK(writer.out.find("\nstatus:\n") != std::string::npos);
+  CHECK(writer.out.find("\nSTATUS\n") != std::string::npos);
+  // The mailbox shows once, as a field.
+  CHECK(writer.out.find("mailbox") == writer.out.rfind("mailbox"));
   auto health = n.console({"health"});
   CHECK(health.status == 0);
   CHECK((health.out.rfind("ok\n", 0) == 0
          || health.out.rfind("degraded\n", 0) == 0));
   auto stats = n.console({"stats"});
   CHECK(stats.status == 0);
-  CHECK(stats.out.find(" = ") != std::string::npos);
+  CHECK(stats.out.find("store.disk_bytes") != std::string::npos);
 }
 
 TEST_CASE("console relays, relay ID and relay-members ID",
@@ -300,7 +304,10 @@ TEST_CASE("console relays, relay ID and relay-members ID",
   auto relay = n.console({"relay", "club"});
   CHECK(relay.status == 0);
   CHECK(relay.out.find("relay.schema") != std::string::npos);
+  // The activity log is a table under the relay's fields.
+  CHECK(relay.out.find("\nACTIVITY\nSEQ  ") != std::string::npos);
   CHECK(relay.out.find("create_relay") != std::string::npos);
+  CHECK(relay.out.find("{\"") == std::string::npos);
   auto json = n.console({"--json", "relay", "club"});
   REQUIRE(json.status == 0);
   auto parsed = boost::json::parse(json.out);
@@ -388,7 +395,7 @@ TEST_CASE("console names an unknown actor and exits 1",
     CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
   }
   auto unknown = n.console({"frobnicate"});
-  CHECK(unknown.status == 1);
+  CHECK(unknown.status == 2);
   CHECK(unknown.err
         == "ferry console: unknown command 'frobnicate' (try help)\n");
 }
@@ -401,7 +408,8 @@ TEST_CASE("console says in one line that no node is there",
   CHECK(run.out.empty());
   CHECK(run.err
         == "ferry console: cannot reach a node at 127.0.0.1:" + port
-             + " (connection refused)\n");
+             + " (connection refused); is the node running, with its console "
+               "on that --node address?\n");
 }
 
 TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
@@ -484,4 +492,98 @@ TEST_CASE("the console gate lets in only the right secret",
   poke(n.node, std::string(64 * 1024, 'A') + "\n");
   CHECK(n.process.is_running());
   CHECK(n.console({"--secret", "gate-secret", "actors"}).status == 0);
+}
+
+TEST_CASE("console --help and help list every command from one table",
+          "[integration][console]") {
+  // Neither needs a node.
+  auto help = run_console({"--node", "127.0.0.1:" + std::to_string(free_port()),
+                           "help"});
+  REQUIRE(help.status == 0);
+  auto full = run_console({"--help"});
+  REQUIRE(full.status == 0);
+  CHECK(full.out.find(help.out) != std::string::npos);
+  CHECK(full.out.find("--config") != std::string::npos);
+  CHECK(full.out.find("exit status: 0 ok, 1 ") != std::string::npos);
+  for (auto command :
+       {"actors", "actor NAME", "stats", "health", "restart NAME", "stop NAME",
+        "start NAME", "fault NAME", "servers", "server ID", "sync-now ID",
+        "sync-start ID", "sync-stop ID", "repos", "repo ADDRESS", "relays",
+        "relay ID", "relay-members ID", "cluster", "refused [SOURCE]",
+        "watch", "help"}) {
+    INFO(command);
+    auto at = help.out.find(std::string{"\n  "} + command);
+    REQUIRE(at != std::string::npos);
+    auto after = help.out[at + 3 + std::strlen(command)];
+    CHECK((after == ' ' || after == '\n'));
+  }
+}
+
+TEST_CASE("console exit statuses: 0 ok, 1 node error, 2 usage",
+          "[integration][console]") {
+  auto nowhere = "127.0.0.1:" + std::to_string(free_port());
+  CHECK(run_console({"--no-such-option"}).status == 2);
+  CHECK(run_console({"--node", "not a host:port:x", "actors"}).status == 2);
+  CHECK(run_console({"--node", nowhere, "frobnicate"}).status == 2);
+  CHECK(run_console({"--node", nowhere, "actors"}).status == 1);
+  console_node n;
+  CHECK(n.console({"actors"}).status == 0);
+  auto missing = n.console({"actor"});
+  CHECK(missing.status == 2);
+  CHECK(missing.err == "ferry console: usage: actor NAME\n");
+  CHECK(n.console({"health", "extra"}).status == 2);
+  CHECK(n.console({"actor", "no-such-actor"}).status == 1);
+}
+
+TEST_CASE("console --config reads the node's console address and secret",
+          "[integration][console]") {
+  console_node n{"config-secret"};
+  auto run = run_console({"--config", n.config, "actors"});
+  CHECK(run.status == 0);
+  CHECK(run.out.rfind("NAME ", 0) == 0);
+  // --node still wins over the file.
+  auto nowhere = "127.0.0.1:" + std::to_string(free_port());
+  auto elsewhere = run_console({"--config", n.config, "--node", nowhere,
+                                "actors"});
+  CHECK(elsewhere.status == 1);
+  // Unreachable: the hint names where the address came from.
+  test::temp_dir other;
+  auto stale = other.file("ferry.toml");
+  test::write_file(stale, "[console]\nport = " + std::to_string(free_port())
+                            + "\n");
+  auto gone = run_console({"--config", stale, "actors"});
+  CHECK(gone.status == 1);
+  CHECK(gone.err.find("console.address and console.port of " + stale)
+        != std::string::npos);
+  auto defaulted = run_console({"actors"});
+  if (defaulted.status == 1)
+    CHECK(defaulted.err.find("--config FILE") != std::string::npos);
+  auto bad = run_console({"--config", other.file("missing.toml"), "actors"});
+  CHECK(bad.status == 2);
+}
+
+TEST_CASE("console stats show every subsystem and the store's real size",
+          "[integration][console]") {
+  console_node n;
+  auto relay = n.process.wait_for_port();
+  REQUIRE(relay);
+  auto keys = nostr::generate_keypair();
+  std::vector<nostr::event> events;
+  for (int i = 0; i < 50; ++i)
+    events.push_back(test::make_note(keys, test::unix_now() - i,
+                                     "stats " + std::to_string(i)));
+  sync_test::publish(*relay, events);
+  auto json = n.console({"--json", "stats"});
+  REQUIRE(json.status == 0);
+  auto stats = boost::json::parse(json.out);
+  for (auto section : {"ingest", "relay", "sync", "grasp", "infra", "store"}) {
+    INFO(section);
+    CHECK(stats.as_object().contains(section));
+  }
+  CHECK(stats.at("ingest").at("stored").as_int64() >= 50);
+  CHECK(stats.at("store").at("disk_bytes").as_int64() > 0);
+  auto text = n.console({"stats"});
+  REQUIRE(text.status == 0);
+  CHECK(text.out.find("store.disk_bytes ") != std::string::npos);
+  CHECK(text.out.find("sync.lag_max_seconds ") != std::string::npos);
 }
