@@ -73,6 +73,13 @@ inline nostr::bytes32 random_bytes32(std::mt19937_64& rng) {
 struct options {
   size_t events = 100000;
   std::string ferry;
+  /// `--only a,b`: run only these variants (for profiling one of them);
+  /// empty: all. Benches without variants ignore it.
+  std::vector<std::string> only;
+
+  bool wanted(const std::string& variant) const {
+    return only.empty() || std::find(only.begin(), only.end(), variant) != only.end();
+  }
 };
 
 /// The directory of the running executable: the build dir, where `ferry` is.
@@ -80,13 +87,14 @@ inline fs::path self_dir() {
   return fs::read_symlink("/proc/self/exe").parent_path();
 }
 
-/// Parses `[--events N] [--ferry PATH]`; exits with usage on anything else.
+/// Parses `[--events N] [--ferry PATH] [--only VARIANT,...]`; exits with
+/// usage on anything else.
 inline options parse_options(int argc, char** argv) {
   options opts;
   opts.ferry = (self_dir() / "ferry").string();
   auto usage = [&](int status) {
     std::fprintf(status == 0 ? stdout : stderr,
-                 "usage: %s [--events N=100000] [--ferry PATH]\n", argv[0]);
+                 "usage: %s [--events N=100000] [--ferry PATH] [--only VARIANT,...]\n", argv[0]);
     std::exit(status);
   };
   for (int i = 1; i < argc; ++i) {
@@ -104,6 +112,10 @@ inline options parse_options(int argc, char** argv) {
       opts.events = n;
     } else if (arg == "--ferry") {
       opts.ferry = value;
+    } else if (arg == "--only") {
+      std::istringstream names{value};
+      for (std::string name; std::getline(names, name, ',');)
+        opts.only.push_back(name);
     } else {
       usage(2);
     }

@@ -27,7 +27,7 @@ class realistic_corpus {
 public:
   static constexpr size_t author_count = 200;
   /// Bump when the shape changes, so stale cache files are not reused.
-  static constexpr int version = 1;
+  static constexpr int version = 2;
   /// The newest created_at; events spread over the 60 days before it.
   static constexpr int64_t newest = 1'760'000'000;
   static constexpr int64_t span_seconds = 60 * 86400;
@@ -162,8 +162,8 @@ private:
 
   void note(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 1;
-    ev.content = text(rng, uniform(rng, 0, 3) == 0 ? uniform(rng, 300, 1500)
-                                                   : uniform(rng, 20, 300));
+    ev.content = text(rng, uniform(rng, 0, 3) == 0 ? uniform(rng, 300, 1100)
+                                                   : uniform(rng, 20, 260));
     if (uniform(rng, 0, 1) == 0) {
       ev.tags.push_back({"e", hex(rng), "wss://relay.example.com", "root"});
       ev.tags.push_back({"p", author(rng)});
@@ -182,7 +182,7 @@ private:
 
   void comment(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 1111;
-    ev.content = text(rng, uniform(rng, 40, 600));
+    ev.content = text(rng, uniform(rng, 40, 450));
     auto root = hex(rng);
     ev.tags.push_back({"E", root, "", author(rng)});
     ev.tags.push_back({"K", "1621"});
@@ -192,7 +192,7 @@ private:
 
   void patch(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 1617;
-    ev.content = diff(rng, uniform(rng, 400, 3000));
+    ev.content = diff(rng, uniform(rng, 300, 1800));
     ev.tags.push_back({"a", address(rng)});
     ev.tags.push_back({"r", hex(rng).substr(0, 40)});
     ev.tags.push_back({"p", author(rng)});
@@ -203,7 +203,7 @@ private:
 
   void issue(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 1621;
-    ev.content = text(rng, uniform(rng, 100, 1500));
+    ev.content = text(rng, uniform(rng, 100, 1100));
     ev.tags.push_back({"a", address(rng)});
     ev.tags.push_back({"p", author(rng)});
     ev.tags.push_back({"subject", text(rng, 40)});
@@ -232,7 +232,7 @@ private:
   void article(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 30023;
     auto slug = "article-" + std::to_string(uniform(rng, 0, 99));
-    ev.content = text(rng, uniform(rng, 1000, 3500));
+    ev.content = text(rng, uniform(rng, 600, 2600));
     ev.tags.push_back({"d", slug});
     ev.tags.push_back({"title", text(rng, 30)});
     ev.tags.push_back({"t", "topic" + std::to_string(uniform(rng, 0, 49))});
@@ -273,7 +273,7 @@ private:
 
   void contacts(std::mt19937_64& rng, nostr::event& ev) const {
     ev.kind = 3;
-    for (size_t i = uniform(rng, 10, 60); i > 0; --i)
+    for (size_t i = uniform(rng, 10, 45); i > 0; --i)
       ev.tags.push_back({"p", author(rng)});
   }
 

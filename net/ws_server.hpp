@@ -41,6 +41,26 @@ struct http_response {
 http_response json_error_response(unsigned status, std::string_view message,
                                   std::string_view field = {});
 
+/// Several text frames in one buffer, frame i being `bytes[ends[i-1], ends[i])`:
+/// a relay streaming stored events allocates once per batch, not per event.
+struct frame_batch {
+  std::string bytes;
+  std::vector<size_t> ends;
+
+  /// Ends the frame whose bytes were appended to `bytes` since the last one.
+  void end_frame() {
+    ends.push_back(bytes.size());
+  }
+
+  size_t size() const {
+    return ends.size();
+  }
+
+  bool empty() const {
+    return ends.empty();
+  }
+};
+
 /// One accepted WebSocket connection, seen from its owner. Every member
 /// function is thread-safe and never blocks: work is posted to the
 /// connection's strand.
@@ -55,6 +75,9 @@ public:
 
   /// Queues several frames at once (one post for all of them).
   virtual void send_all(std::vector<std::string> frames) = 0;
+
+  /// Queues a batch of frames at once (one post and one allocation for all).
+  virtual void send_batch(frame_batch batch) = 0;
 
   /// Bytes queued and not yet written to the socket.
   virtual size_t queued_bytes() const = 0;

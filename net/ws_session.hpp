@@ -14,6 +14,7 @@
 
 #include <deque>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -78,17 +79,33 @@ public:
   void send(std::shared_ptr<const std::string> frame) override {
     if (!frame)
       return;
-    std::vector<std::shared_ptr<const std::string>> frames;
-    frames.push_back(std::move(frame));
+    std::vector<queued_frame> frames;
+    frames.push_back(queued_frame::whole(std::move(frame)));
     post_frames(std::move(frames));
   }
 
   void send_all(std::vector<std::string> frames) override {
-    std::vector<std::shared_ptr<const std::string>> shared;
-    shared.reserve(frames.size());
+    std::vector<queued_frame> queued;
+    queued.reserve(frames.size());
     for (auto& frame : frames)
-      shared.push_back(std::make_shared<const std::string>(std::move(frame)));
-    post_frames(std::move(shared));
+      queued.push_back(
+        queued_frame::whole(std::make_shared<const std::string>(std::move(frame))));
+    post_frames(std::move(queued));
+  }
+
+  void send_batch(frame_batch batch) override {
+    if (batch.empty())
+      return;
+    auto storage = std::make_shared<const frame_batch>(std::move(batch));
+    std::vector<queued_frame> queued;
+    queued.reserve(storage->size());
+    std::string_view bytes = storage->bytes;
+    size_t begin = 0;
+    for (auto end : storage->ends) {
+      queued.push_back({storage, bytes.substr(begin, end - begin)});
+      begin = end;
+    }
+    post_frames(std::move(queued));
   }
 
   size_t queued_bytes() const override {
@@ -129,7 +146,17 @@ public:
   }
 
 private:
-  using frame_ptr = std::shared_ptr<const std::string>;
+  /// One queued frame: its text, inside storage it may share with the
+  /// other frames of its batch.
+  struct queued_frame {
+    std::shared_ptr<const void> storage;
+    std::string_view text;
+
+    static queued_frame whole(std::shared_ptr<const std::string> frame) {
+      std::string_view text = *frame;
+      return {std::move(frame), text};
+    }
+  };
 
   void on_run(http::request<http::string_body> req) {
     ws_.set_option(
@@ -245,10 +272,10 @@ private:
   /// that checks `queued_bytes` sees what it sent even while the strand is
   /// busy (compressing, say) and has not taken the frames yet. Frames that
   /// would pass the cap are never queued: the strand is told to overflow.
-  void post_frames(std::vector<frame_ptr> frames) {
+  void post_frames(std::vector<queued_frame> frames) {
     size_t bytes = 0;
     for (const auto& frame : frames)
-      bytes += frame->size();
+      bytes += frame.text.size();
     const auto cap = server_->opts().max_outbound_bytes;
     auto queued = queued_bytes_.load();
     do {
@@ -265,7 +292,7 @@ private:
                                         std::move(frames), bytes));
   }
 
-  void on_send(std::vector<frame_ptr> frames, size_t bytes) {
+  void on_send(std::vector<queued_frame> frames, size_t bytes) {
     // Nothing goes out after a close was requested: the close frame is last.
     if (!opened_ || finished_ || close_pending_) {
       queued_bytes_ -= bytes;
@@ -287,13 +314,13 @@ private:
     // The frames of the batch in flight are being written and a WebSocket
     // frame cannot be cut off midway, so they stay; everything behind goes.
     while (queue_.size() > batch_frames_) {
-      queued_bytes_ -= queue_.back()->size();
+      queued_bytes_ -= queue_.back().text.size();
       queue_.pop_back();
     }
     const auto& notice = server_->opts().overflow_notice;
     if (!notice.empty()) {
       queued_bytes_ += notice.size();
-      queue_.push_back(std::make_shared<const std::string>(notice));
+      queue_.push_back(queued_frame::whole(std::make_shared<const std::string>(notice)));
       if (batch_frames_ == 0)
         do_write();
     }
@@ -311,9 +338,9 @@ private:
   }
 
   void write_next_in_batch() {
-    const auto& frame = *queue_[batch_frames_++];
+    auto frame = queue_[batch_frames_++].text;
     batch_bytes_ += frame.size();
-    ws_.async_write(net::buffer(frame),
+    ws_.async_write(net::buffer(frame.data(), frame.size()),
                     beast::bind_front_handler(&websocket_session::on_write,
                                               this->shared_from_this()));
   }
@@ -335,7 +362,7 @@ private:
     if (ec)
       return finish(close_pending_ ? close_text_ : "write: " + ec.message());
     for (; batch_frames_ > 0; --batch_frames_) {
-      queued_bytes_ -= queue_.front()->size();
+      queued_bytes_ -= queue_.front().text.size();
       queue_.pop_front();
     }
     if (!queue_.empty())
@@ -366,7 +393,7 @@ private:
       return;
     }
     while (queue_.size() > batch_frames_) {
-      queued_bytes_ -= queue_.back()->size();
+      queued_bytes_ -= queue_.back().text.size();
       queue_.pop_back();
     }
     request_close(websocket::close_code::going_away, "server stopping",
@@ -419,7 +446,7 @@ private:
     close_timer_.cancel();
     // Frames still on their way to on_send are counted until they get there.
     for (const auto& frame : queue_)
-      queued_bytes_ -= frame->size();
+      queued_bytes_ -= frame.text.size();
     queue_.clear();
     batch_frames_ = 0;
     beast::get_lowest_layer(ws_).close();
@@ -443,7 +470,7 @@ private:
   bool reading_ = false;
   std::atomic<size_t> inflight_{0};
   // Outbound; the first `batch_frames_` frames are being written.
-  std::deque<frame_ptr> queue_;
+  std::deque<queued_frame> queue_;
   size_t batch_frames_ = 0;
   size_t batch_bytes_ = 0;
   std::atomic<size_t> queued_bytes_{0};

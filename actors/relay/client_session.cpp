@@ -638,8 +638,9 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
       auto i = st.subscriptions.find(sub_id);
       if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
         return;
+      // The worker has queued the EOSE frame behind the stored events; live
+      // events from now on follow it.
       auto& sub = i->second;
-      st.send(nostr::eose_message(sub_id));
       sub.live = true;
       for (auto& item : sub.backlog)
         if (sub.job->sent.count(item->data.ev.id) == 0)

@@ -26,18 +26,25 @@ bool query_worker_state::run_slice(query_job& job) {
     job.sent.reserve(std::min<uint64_t>(expected, 1'000'000));
   }
   const auto prefix = nostr::event_message_prefix(job.sub_id);
-  std::vector<std::string> frames;
+  // Every frame of a chunk goes into one buffer: one allocation and one post
+  // per chunk, the stored JSON copied once and never re-serialised.
+  net::frame_batch batch;
+  size_t events_in_batch = 0;
+  size_t events_in_slice = 0;
+  size_t bytes = 0;
   // The first events go to the socket while the rest are read: a client
   // waits for one chunk of the store scan, not for the whole slice.
   size_t chunk = config.first_chunk_events;
   auto hand_over = [&] {
-    events_sent += frames.size();
-    job.conn->send_all(std::move(frames));
-    frames.clear();
+    events_sent += events_in_batch;
+    events_in_batch = 0;
+    job.conn->send_batch(std::move(batch));
+    batch = {};
     chunk = std::min(chunk * 2, config.max_chunk_events);
+    // Sized from the frames so far, so the buffer rarely grows while filled.
+    batch.bytes.reserve(chunk * (bytes / std::max<size_t>(events_in_slice, 1) + 1));
   };
   size_t budget = config.slice_events;
-  size_t bytes = 0;
   while (budget > 0 && bytes < config.high_water_bytes
          && job.filter_index < filters.size()) {
     const auto& f = filters[job.filter_index];
@@ -61,14 +68,15 @@ bool query_worker_state::run_slice(query_job& job) {
         ++job.delivered_in_filter;
         if (!job.sent.insert(pos.id).second)
           return true;
-        std::string frame;
-        frame.reserve(prefix.size() + json.size() + 1);
-        frame += prefix;
-        frame += json;
-        frame += ']';
-        bytes += frame.size();
-        frames.push_back(std::move(frame));
-        if (frames.size() >= chunk)
+        auto before = batch.bytes.size();
+        batch.bytes += prefix;
+        batch.bytes += json;
+        batch.bytes += ']';
+        batch.end_frame();
+        bytes += batch.bytes.size() - before;
+        ++events_in_batch;
+        ++events_in_slice;
+        if (events_in_batch >= chunk)
           hand_over();
         return bytes < config.high_water_bytes;
       });
@@ -79,9 +87,17 @@ bool query_worker_state::run_slice(query_job& job) {
       job.delivered_in_filter = 0;
     }
   }
-  if (!frames.empty())
+  const bool done = job.filter_index >= filters.size();
+  // EOSE travels with the last events: the client learns that the stored
+  // part is over without a round through the session (which only switches
+  // the subscription to live events).
+  if (done && !job.cancelled) {
+    batch.bytes += nostr::eose_message(job.sub_id);
+    batch.end_frame();
+  }
+  if (!batch.empty())
     hand_over();
-  return job.filter_index >= filters.size();
+  return done;
 }
 
 void query_worker_state::answer(neg_job& job) {

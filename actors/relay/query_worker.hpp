@@ -117,7 +117,8 @@ struct query_worker_state {
 
   uint64_t neg_rounds = 0;
 
-  /// Runs one slice of `job`. @returns true when the job is finished.
+  /// Runs one slice of `job`; the last one ends with the EOSE frame (unless
+  /// the job was cancelled). @returns true when the job is finished.
   bool run_slice(query_job& job);
 
   /// Answers one negentropy round, filling in `job.reply` and `job.failed`.

@@ -89,6 +89,29 @@ TEST_CASE_METHOD(server_fixture, "send_all queues frames in order",
   }
 }
 
+TEST_CASE_METHOD(server_fixture,
+                 "send_batch sends each frame of its one buffer as a message",
+                 "[ws_server]") {
+  start();
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  frame_batch batch;
+  for (std::string text : {"first", "", "[\"EOSE\",\"s\"]"}) {
+    batch.bytes += text;
+    batch.end_frame();
+  }
+  connection(0)->send_batch(std::move(batch));
+  connection(0)->send_batch({});
+  connection(0)->send_all({"after"});
+  for (auto text : {"first", "", "[\"EOSE\",\"s\"]", "after"}) {
+    auto got = client.receive(short_wait);
+    REQUIRE(got);
+    CHECK(*got == text);
+  }
+  CHECK(wait_until([&] { return connection(0)->queued_bytes() == 0; }));
+}
+
 TEST_CASE_METHOD(server_fixture, "plain HTTP goes to on_http",
                  "[ws_server][http]") {
   std::mutex mtx;
