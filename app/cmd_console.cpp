@@ -423,6 +423,14 @@ const std::vector<console_command>& commands() {
      }, [](const boost::json::value& x, int64_t) {
        return console::render_cluster(x);
      })},
+    {"cluster-leave", "",
+     "hand this member's relays to the others and leave the\n"
+     "cluster (it keeps serving its store; restart it to rejoin)",
+     argument::none,
+     // Each peer has a link's connect timeout to take the goodbye.
+     json_command([](session& s, const std::string&) {
+       return s.ask<std::string>(t{2 * request_timeout}, atom::leave_v);
+     }, render_any)},
     {"refused", "[SOURCE]",
      "the latest events refused by validation or the write\n"
      "policy (of SOURCE only, e.g. sync:ID)",

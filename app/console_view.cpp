@@ -542,6 +542,28 @@ std::string render_relays(const json::value& relays) {
     });
 }
 
+namespace {
+
+/// This node's replication link from member `m`: "in sync", "lag N s"
+/// (with the link's last error when it is down) or "none yet".
+std::string replication_text(const json::object& m) {
+  auto link = m.if_contains("replication");
+  if (!link || !link->is_object())
+    return "none yet";
+  auto& x = link->as_object();
+  auto lag = x.if_contains("lag_seconds");
+  std::string text = !lag || !lag->is_number() ? std::string{"not caught up"}
+                     : lag->to_number<int64_t>() == 0
+                       ? std::string{"in sync"}
+                       : "lag " + field_text(x, "lag_seconds") + " s";
+  if (auto err = x.if_contains("last_error");
+      err && err->is_string() && !err->as_string().empty())
+    text += " (" + std::string{err->as_string()} + ")";
+  return text;
+}
+
+} // namespace
+
 std::string render_cluster(const json::value& cluster) {
   if (!cluster.is_object())
     return render_json(cluster, 0);
@@ -556,17 +578,22 @@ std::string render_cluster(const json::value& cluster) {
   out += section(
     "MEMBERS",
     render_table(at("members"), "(no members)",
-                 {"NAME", "STATE", "INCARNATION", "HEARTBEAT-AGE", "RELAY",
-                  "PUBKEY"},
+                 {"NAME", "STATE", "INCARNATION", "HEARTBEAT-AGE",
+                  "REPLICATION", "RELAY", "PUBKEY"},
                  [](const json::object& m) {
                    auto self = m.if_contains("self");
-                   auto age = self && self->is_bool() && self->as_bool()
+                   auto is_self = self && self->is_bool() && self->as_bool();
+                   auto age = is_self
                                 ? std::string{"(this node)"}
                                 : field_text(m, "heartbeat_age_ms") + " ms";
                    return std::vector<std::string>{
-                     field_text(m, "name"),        field_text(m, "state"),
-                     field_text(m, "incarnation"), age,
-                     field_text(m, "relay_url"),   field_text(m, "pubkey")};
+                     field_text(m, "name"),
+                     field_text(m, "state"),
+                     field_text(m, "incarnation"),
+                     age,
+                     is_self ? std::string{"-"} : replication_text(m),
+                     field_text(m, "relay_url"),
+                     field_text(m, "pubkey")};
                  }));
   out += section("RELAYS",
                  render_table(at("relays"), "(no sync servers)",

@@ -12,13 +12,16 @@ namespace ferry::config::readers {
 
 namespace {
 
-/// Node names travel in logs, URLs and the console: keep them plain.
+/// Node names travel in logs, URLs and the console, and name the sync
+/// server that replicates from the node (`cluster.NAME`, a sync server id):
+/// keep them to what such an id allows.
 bool is_node_name(const std::string& name) {
-  return !name.empty() && name.size() <= 64
-         && std::all_of(name.begin(), name.end(), [](char c) {
-              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                     || (c >= '0' && c <= '9') || c == '-' || c == '_'
-                     || c == '.';
+  auto plain = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  };
+  return !name.empty() && name.size() <= 56 && plain(name.front())
+         && std::all_of(name.begin(), name.end(), [&](char c) {
+              return plain(c) || c == '-' || c == '_' || c == '.';
             });
 }
 
@@ -109,7 +112,8 @@ field cluster_section(cluster_config& cluster) {
       leaf("enabled", boolean(cluster.enabled)),
       // Empty is "not set"; the section rule requires it when enabled.
       leaf("name", string_if(cluster.name,
-                             "1 to 64 letters, digits, '-', '_' or '.'",
+                             "1 to 56 lowercase letters, digits, '-', '_' or '.', "
+                             "starting with a letter or digit",
                              [](const std::string& name) {
                                return name.empty() || is_node_name(name);
                              })),

@@ -1,5 +1,6 @@
 #include "config/readers.hpp"
 
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/relay_url.hpp"
 
@@ -322,6 +323,10 @@ leaf_reader sync_servers(std::vector<sync_server>& out) {
       auto server = parse_sync_server(boost::json::serialize(body));
       if (!server)
         return item_path + "." + ferry::render(server.error());
+      if (cluster::replicated_member(server->id))
+        return item_path + ".id: expected an id not starting with \"cluster.\" "
+               "(reserved for the replication links between cluster "
+               "members), got " + toml_quote(server->id);
       auto same_id = std::find_if(result.begin(), result.end(),
                                   [&server](const sync_server& other) {
                                     return other.id == server->id;

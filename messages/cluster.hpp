@@ -172,8 +172,12 @@ using cluster_gate_actor = caf::typed_actor<
   // members it knows.
   caf::replies_to<atom::heartbeat, cluster::member_heartbeat>::with<
     cluster::member_heartbeat, std::vector<cluster::member_info>>,
-  // A joined member leaves gracefully (its name, its incarnation).
-  caf::reacts_to<atom::leave, std::string, uint64_t>,
+  // A joined member's control-plane records (JSON, see
+  // cluster/control_record.hpp), handed to the CLUSTER MANAGER.
+  caf::reacts_to<atom::put, std::string>,
+  // A joined member leaves gracefully (its name, its incarnation): true once
+  // the membership has it; refused when the sender had not joined as it.
+  caf::replies_to<atom::leave, std::string, uint64_t>::with<bool>,
   // Joins, refusals, out-of-protocol messages and the mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -183,6 +187,11 @@ using cluster_member_actor = caf::typed_actor<
   caf::reacts_to<atom::connect, uint64_t>,
   // INTERNAL: send the next heartbeat (connection generation).
   caf::reacts_to<atom::tick, uint64_t>,
+  // Send control-plane records (JSON) to the peer's gate, when joined.
+  caf::reacts_to<atom::put, std::string>,
+  // Say goodbye to the peer and stop dialling it: answers the peer's name
+  // once it took the goodbye (ec::not_found when the link is not joined).
+  caf::replies_to<atom::leave>::with<std::string>,
   // Address, peer name, link state, heartbeats, failures and the mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -198,6 +207,14 @@ using cluster_manager_actor = caf::typed_actor<
   caf::reacts_to<atom::done, std::string>,
   // The cluster view as JSON: members, live set, relay owners, refusals.
   caf::replies_to<atom::get, atom::members>::with<std::string>,
+  // A member's control-plane records (JSON), from the CLUSTER GATE: merged
+  // by version vector, what changed applied to the SYNC MANAGER.
+  caf::reacts_to<atom::put, std::string>,
+  // Graceful leave: a goodbye on every link, so the others take this
+  // node's relays at once; then this node owns nothing and dials no one.
+  // Answers JSON: `left`, `acknowledged` (peer names), `failed` (address,
+  // error).
+  caf::replies_to<atom::leave>::with<std::string>,
   // Refused nodes as health reasons.
   caf::replies_to<atom::health>::with<health_report>,
   // The member links, as a supervisor lists its children (for the

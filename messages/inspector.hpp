@@ -95,6 +95,9 @@ using inspector_actor = caf::typed_actor<
   // Forwarded to the CLUSTER MANAGER: the cluster view as JSON
   // (ec::not_found when the node is not in a cluster).
   caf::replies_to<atom::get, atom::members>::with<std::string>,
+  // Forwarded to the CLUSTER MANAGER: leave the cluster gracefully (JSON:
+  // who took the goodbye).
+  caf::replies_to<atom::leave>::with<std::string>,
   // The latest refused events, of one source or ("") of all (JSON array).
   caf::replies_to<atom::refused, std::string>::with<std::string>>;
 

@@ -181,22 +181,42 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
           });
       return rp;
     },
-    [self](atom::leave, const std::string& member_name, uint64_t incarnation) {
+    [self](atom::leave, const std::string& member_name,
+           uint64_t incarnation) -> caf::result<bool> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (i == self->state.peers.end() || i->second.name != member_name) {
-        out_of_protocol(self, node, "leave as " + member_name
-                                      + " without having joined as it");
+      if (i == self->state.peers.end() || i->second.name != member_name)
+        return out_of_protocol(self, node, "leave as " + member_name
+                                             + " without having joined as it");
+      auto membership = current_membership(self);
+      if (!membership)
+        return caf::make_error(ec::network_failure,
+                               "the membership is restarting");
+      // The goodbye is in the membership's mailbox when the leaver hears
+      // back: its relays move with the next live set.
+      self->send(membership, atom::leave_v, member_name, incarnation);
+      self->state.peers.erase(i);
+      log::info("{}: {} said goodbye", self->name(), member_name);
+      return true;
+    },
+    [self](atom::put, std::string& records) {
+      auto node = sender_node(self);
+      auto i = self->state.peers.find(node);
+      if (i == self->state.peers.end() || i->second.name.empty()) {
+        out_of_protocol(self, node, "control-plane records before join");
         return;
       }
-      if (auto membership = current_membership(self))
-        self->send(membership, atom::leave_v, member_name, incarnation);
-      self->state.peers.erase(i);
+      ++self->state.records_received;
+      if (auto manager = self->state.manager ? self->state.manager->get()
+                                             : cluster_manager_actor{})
+        self->send(manager, atom::put_v, std::move(records));
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;
       status_map result;
       caf::put(result, "address", st.identity->self.address);
+      caf::put(result, "records_received",
+               static_cast<int64_t>(st.records_received));
       caf::put(result, "hellos", static_cast<int64_t>(st.hellos));
       caf::put(result, "joins", static_cast<int64_t>(st.joins));
       caf::put(result, "refused", static_cast<int64_t>(st.refused));

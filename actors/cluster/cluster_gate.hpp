@@ -47,6 +47,8 @@ struct cluster_gate_state {
   uint64_t joins = 0;
   uint64_t refused = 0;
   uint64_t out_of_protocol = 0;
+  /// Control-plane record batches from joined members.
+  uint64_t records_received = 0;
 
   static inline constexpr const char* name = "cluster-gate";
 };

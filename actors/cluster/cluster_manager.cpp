@@ -3,7 +3,11 @@
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/cluster/rendezvous.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
+#include "messages/nostr/hex.hpp"
+#include "messages/sync.hpp"
+#include "store/control_plane_store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -33,6 +37,9 @@ constexpr std::string_view seeds_answered = "(seeds answered)";
 /// How long the manager waits before respawning a link that died.
 constexpr auto link_respawn_delay = std::chrono::seconds{1};
 
+/// A goodbye may take a link's connect timeout, plus this.
+constexpr auto leave_margin = std::chrono::seconds{1};
+
 template <class Handle>
 Handle current(const handle_slot_ptr<Handle>& slot) {
   return slot ? slot->get() : Handle{};
@@ -55,7 +62,7 @@ void spawn_link(self_pointer self, const std::string& address,
 /// Hands the live set to the sync manager (idempotent on its side).
 void pass_live_set(self_pointer self) {
   auto& st = self->state;
-  if (!st.settled || st.live.empty())
+  if (!st.settled || st.live.empty() || st.left)
     return;
   if (auto sync = current(st.sync_manager))
     self->send(sync, atom::members_v, st.live);
@@ -80,6 +87,299 @@ bool owns_relays(cluster::member_state x) {
          || x == cluster::member_state::suspect;
 }
 
+/// Puts each other member's replication server where its body changed:
+/// enabled while the member owns relays (alive or suspect), disabled (the
+/// cursor kept) once it is dead or left.
+void apply_replication(self_pointer self, const cluster::cluster_view& view) {
+  auto sync = current(self->state.sync_manager);
+  if (!sync)
+    return;
+  for (auto& m : view.members) {
+    if (m.name == view.self || m.relay_url.empty() || m.pubkey.empty())
+      continue;
+    auto body = replication_server_body(m, owns_relays(m.state));
+    auto& applied = self->state.replication[m.name];
+    if (applied == body)
+      continue;
+    applied = body;
+    auto id = cluster::replication_server_id(m.name);
+    auto name = m.name;
+    self->request(sync, cluster_manager_ask_timeout, atom::put_v, id, body)
+      .then(
+        [self, id](std::string&) {
+          log::debug("{}: replication server {} updated", self->name(), id);
+        },
+        [self, id, name](caf::error& err) {
+          // Put again on the next tick.
+          self->state.replication.erase(name);
+          log::warn("{}: could not put replication server {}: {}",
+                    self->name(), id, render(err));
+        });
+  }
+}
+
+/// Says goodbye on every joined link, answers who took it (JSON), then
+/// stops the links: the peers move this node's relays at once instead of
+/// after `failure_timeout`.
+caf::result<std::string> leave(self_pointer self) {
+  auto& st = self->state;
+  if (st.left)
+    return std::string{R"({"left":true,"acknowledged":[],"failed":[]})"};
+  st.left = true;
+  log::info("{}: leaving the cluster", self->name());
+  struct outcome {
+    json::array acknowledged;
+    json::array failed;
+    size_t pending = 0;
+  };
+  auto result = std::make_shared<outcome>();
+  auto rp = self->make_response_promise<std::string>();
+  auto finish = [self, result, rp]() mutable {
+    if (--result->pending > 0)
+      return;
+    log::info("{}: left; {} peer(s) took the goodbye, {} did not",
+              self->name(), result->acknowledged.size(),
+              result->failed.size());
+    for (auto& [address, entry] : self->state.links)
+      if (entry.handle)
+        self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
+    // This node owns nothing from now on: its relays run on the others.
+    if (auto sync = current(self->state.sync_manager))
+      self->send(sync, atom::members_v, std::vector<std::string>{});
+    rp.deliver(json::serialize(json::object{
+      {"left", true},
+      {"acknowledged", std::move(result->acknowledged)},
+      {"failed", std::move(result->failed)},
+    }));
+  };
+  // One extra count, dropped below, so an empty round still finishes.
+  result->pending = 1;
+  for (auto& [address, entry] : st.links) {
+    if (!entry.handle)
+      continue;
+    ++result->pending;
+    auto where = address;
+    self
+      ->request(entry.handle, st.config.member.connect_timeout + leave_margin,
+                atom::leave_v)
+      .then(
+        [result, finish](std::string& peer) mutable {
+          result->acknowledged.emplace_back(peer);
+          finish();
+        },
+        [result, finish, where](caf::error& err) mutable {
+          result->failed.push_back(
+            json::object{{"address", where}, {"error", render(err)}});
+          finish();
+        });
+  }
+  finish();
+  return rp;
+}
+
+// -- the replicated control plane ---------------------------------------------
+
+/// The kind of the replicated sync server definitions.
+constexpr std::string_view sync_server_kind = "sync_server";
+
+/// How long a conflict stays among the /health reasons.
+constexpr int64_t conflict_health_seconds = 600;
+
+/// Every this many heartbeats, each member gets every record again, so one
+/// that missed an update (down, partitioned, restarted) converges.
+constexpr uint64_t anti_entropy_ticks = 5;
+
+/// Whether the sync server `id` is node-local: a replication link
+/// (`cluster.`) or a federation link (`federation.`, the federation
+/// manager's), neither of which other members run.
+bool node_local_server(const std::string& id) {
+  return cluster::replicated_member(id).has_value()
+         || id.rfind("federation.", 0) == 0;
+}
+
+/// The canonical definition of each replicated server in the sync manager's
+/// list (its rows carry runtime keys besides the definition).
+std::map<std::string, std::string> local_definitions(const std::string& list) {
+  std::map<std::string, std::string> result;
+  json::error_code ec;
+  auto rows = json::parse(list, ec);
+  if (ec || !rows.is_array())
+    return result;
+  for (auto& row : rows.as_array()) {
+    if (!row.is_object())
+      continue;
+    auto def = row.as_object();
+    for (auto key : {"running", "restarts", "last_exit", "runtime"})
+      def.erase(key);
+    auto parsed = parse_sync_server(json::serialize(def));
+    if (parsed && !node_local_server(parsed->id))
+      result.emplace(parsed->id, to_json(*parsed));
+  }
+  return result;
+}
+
+void persist(self_pointer self,
+             const std::vector<cluster::control_record>& records) {
+  auto* store = self->state.config.store;
+  if (!store || records.empty())
+    return;
+  if (auto err = store::put_control_records(*store, records))
+    log::error("{}: could not persist {} control-plane record(s): {}",
+               self->name(), records.size(), render(err));
+}
+
+/// Sends `records` to every member this node is joined with.
+void broadcast(self_pointer self,
+               const std::vector<cluster::control_record>& records) {
+  if (records.empty() || self->state.left)
+    return;
+  auto text = cluster::to_json(records);
+  for (auto& [address, entry] : self->state.links)
+    if (entry.handle)
+      self->send(entry.handle, atom::put_v, text);
+}
+
+/// Applies merged records to the sync manager: a tombstone deletes the
+/// definition, anything else replaces it.
+void apply_records(self_pointer self,
+                   const std::vector<cluster::control_record>& records) {
+  auto sync = current(self->state.sync_manager);
+  for (auto& r : records) {
+    if (r.kind != sync_server_kind || node_local_server(r.id))
+      continue;
+    if (!sync) {
+      // Applied when the sync manager is back: its definitions then differ
+      // from the records, which the next poll must not take for local edits.
+      self->state.unapplied.insert(r.id);
+      continue;
+    }
+    auto& st = self->state;
+    ++st.applies_in_flight;
+    ++st.apply_generation;
+    auto id = r.id;
+    auto done = [self, id](const caf::error& err) {
+      auto& st = self->state;
+      --st.applies_in_flight;
+      if (err) {
+        st.unapplied.insert(id);
+        log::warn("{}: could not apply the replicated sync server {}: {}",
+                  self->name(), id, render(err));
+      } else {
+        st.unapplied.erase(id);
+        log::info("{}: applied the replicated sync server {}", self->name(),
+                  id);
+      }
+    };
+    if (r.deleted)
+      self->request(sync, cluster_manager_ask_timeout, atom::erase_v, id)
+        .then([done](std::string&) { done({}); },
+              [done, self, id](caf::error& err) {
+                // Deleting what is not here is done already.
+                done(err.code() == static_cast<uint8_t>(ec::not_found)
+                         && err.category() == caf::atom("ferry")
+                       ? caf::error{}
+                       : err);
+              });
+    else
+      self->request(sync, cluster_manager_ask_timeout, atom::put_v, id, r.body)
+        .then([done](std::string&) { done({}); },
+              [done](caf::error& err) { done(err); });
+  }
+}
+
+/// Counts the local edits in the sync manager's definitions `list`: a
+/// difference from the records is an edit made here (admin API, config,
+/// console), counted for this node, persisted and sent to every member.
+void observe_local(self_pointer self, const std::string& list) {
+  auto& st = self->state;
+  auto current = local_definitions(list);
+  // What failed to apply is not an edit here.
+  for (auto& id : st.unapplied) {
+    auto record = st.replica.find(std::string{sync_server_kind}, id);
+    if (!record)
+      continue;
+    if (record->deleted)
+      current.erase(id);
+    else
+      current[id] = record->body;
+  }
+  auto changed
+    = st.replica.observe_local(std::string{sync_server_kind}, current);
+  if (changed.empty())
+    return;
+  for (auto& r : changed)
+    log::info("{}: {} {} {} here; replicating it", self->name(), r.kind, r.id,
+              r.deleted ? "deleted" : "changed");
+  persist(self, changed);
+  broadcast(self, changed);
+}
+
+/// Reads the sync manager's definitions, counts the edits made here, then
+/// runs `then`. An apply in flight makes the local state uncertain: then
+/// nothing is counted (the next tick looks again).
+template <class F>
+void with_local_edits(self_pointer self, F then) {
+  auto& st = self->state;
+  auto sync = current(st.sync_manager);
+  if (!sync || st.applies_in_flight > 0) {
+    then();
+    return;
+  }
+  auto generation = st.apply_generation;
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then(
+      [self, generation, then](std::string& list) mutable {
+        auto& st = self->state;
+        // An apply since the question: the answer may predate it.
+        if (generation == st.apply_generation && st.applies_in_flight == 0)
+          observe_local(self, list);
+        then();
+      },
+      [then](caf::error&) mutable { then(); });
+}
+
+/// Merges a member's records: what changed is persisted and applied,
+/// conflicts are logged and kept for /health and the view. Local edits are
+/// counted first, so an operator's change made here since the last tick is
+/// a version of its own, not overwritten.
+void merge_records(self_pointer self, const std::string& text) {
+  auto records = cluster::parse_control_records(text);
+  if (!records) {
+    log::warn("{}: dropped malformed control-plane records from a member: {}",
+              self->name(), render(records.error()));
+    return;
+  }
+  with_local_edits(self, [self, records = std::move(*records)] {
+    auto outcome = self->state.replica.merge(records, unix_now());
+    for (auto& c : outcome.conflicts)
+      log::warn("{}: {}", self->name(), conflict_reason(c));
+    auto to_persist = outcome.changed;
+    to_persist.insert(to_persist.end(), outcome.restamped.begin(),
+                      outcome.restamped.end());
+    persist(self, to_persist);
+    apply_records(self, outcome.changed);
+  });
+}
+
+/// Counts the edits made here since the last tick.
+void poll_local(self_pointer self) {
+  with_local_edits(self, [] {});
+}
+
+/// Asks the membership for the view and applies the replication servers.
+void refresh_replication(self_pointer self) {
+  auto membership = current(self->state.membership);
+  if (!membership)
+    return;
+  self
+    ->request(membership, cluster_manager_ask_timeout, atom::get_v,
+              atom::members_v)
+    .then([self](cluster::cluster_view& view) { apply_replication(self, view); },
+          [](caf::error&) {
+            // The next tick asks again.
+          });
+}
+
 } // namespace
 
 cluster_manager_state::~cluster_manager_state() {
@@ -88,8 +388,127 @@ cluster_manager_state::~cluster_manager_state() {
       caf::anon_send_exit(entry.handle, caf::exit_reason::user_shutdown);
 }
 
+namespace {
+
+/// An integer field of a JSON object; 0 when absent or not a number.
+int64_t integer_in(const json::object& obj, std::string_view key) {
+  auto value = obj.if_contains(key);
+  return value && value->is_number() ? value->to_number<int64_t>() : 0;
+}
+
+/// The member's replication link as the view shows it: whether it runs, is
+/// connected and caught up, its counters and cursor, and `lag_seconds`: 0
+/// while the link is connected with its catch-up complete (every event the
+/// member holds is here or on its way by the live tail), else the age of
+/// the cursor (everything below it is here); null when nothing was ever
+/// replicated.
+json::value replication_json(const json::object* server, int64_t now) {
+  if (!server)
+    return nullptr;
+  json::object runtime;
+  if (auto rt = server->if_contains("runtime"); rt && rt->is_object())
+    runtime = rt->as_object();
+  auto connected = runtime.if_contains("connected")
+                   && runtime.at("connected").is_bool()
+                   && runtime.at("connected").as_bool();
+  auto caught_up = runtime.if_contains("catchup_complete")
+                   && runtime.at("catchup_complete").is_bool()
+                   && runtime.at("catchup_complete").as_bool();
+  auto cursor = integer_in(runtime, "cursor");
+  json::object row{
+    {"server", server->if_contains("id") ? server->at("id") : json::value{}},
+    {"enabled", server->if_contains("enabled") ? server->at("enabled")
+                                              : json::value{false}},
+    {"running", server->if_contains("running") ? server->at("running")
+                                               : json::value{false}},
+    {"connected", connected},
+    {"catchup_complete", caught_up},
+    {"cursor", cursor},
+    {"received", integer_in(runtime, "received")},
+    {"accepted", integer_in(runtime, "accepted")},
+    {"duplicate", integer_in(runtime, "duplicate")},
+  };
+  if (connected && caught_up)
+    row["lag_seconds"] = 0;
+  else if (cursor > 0)
+    row["lag_seconds"] = std::max<int64_t>(0, now - cursor);
+  else
+    row["lag_seconds"] = nullptr;
+  if (auto err = runtime.if_contains("last_error");
+      err && err->is_string() && !err->as_string().empty())
+    row["last_error"] = *err;
+  return row;
+}
+
+} // namespace
+
+std::string replication_server_body(const cluster::member_info& m,
+                                    bool enabled) {
+  return json::serialize(json::object{
+    {"id", cluster::replication_server_id(m.name)},
+    {"url", m.relay_url},
+    {"enabled", enabled},
+    {"auth_pubkey", m.pubkey},
+    {"filters", json::array{json::object{}}},
+    {"direction", "down"},
+    {"mode", "negentropy"},
+    // Reconnects reconcile everything (relay_catchup), so no window.
+    {"overlap_window_seconds", 0},
+    // Kind 5 is in the filter already.
+    {"follow_deletions", false},
+    {"relay_info_mode", "required"},
+    {"auth", json::object{{"type", "nip42"}, {"mode", "always"}}},
+    {"metadata", json::object{{"cluster_member", m.name}}},
+  });
+}
+
+namespace {
+
+json::object version_json(const cluster::control_record& r) {
+  return json::object{
+    {"clock", json::parse(cluster::to_json(r.version.clock))},
+    {"digest", nostr::to_hex(r.version.digest)},
+    {"deleted", r.deleted},
+    {"definition", r.deleted ? json::value{} : json::parse(r.body)},
+  };
+}
+
+} // namespace
+
+std::string conflict_reason(const control_conflict& c) {
+  return "cluster: concurrent edits of " + c.kind + " " + c.id
+         + ": every member keeps the version " + cluster::to_json(c.kept.version.clock)
+         + (c.kept.deleted ? " (deleted)" : "") + ", dropped "
+         + cluster::to_json(c.dropped.version.clock)
+         + (c.dropped.deleted ? " (deleted)" : "");
+}
+
 std::string cluster_view_json(const cluster::cluster_view& view,
-                              const std::string& servers_json) {
+                              const std::string& servers_json, int64_t now,
+                              const std::vector<control_conflict>& conflicts) {
+  json::value servers;
+  if (!servers_json.empty()) {
+    boost::system::error_code ec;
+    servers = json::parse(servers_json, ec);
+    if (ec)
+      servers = json::array{};
+  }
+  // Replication links by member name; every other server is a relay.
+  std::map<std::string, const json::object*> links;
+  std::vector<const json::object*> relay_servers;
+  if (servers.is_array())
+    for (auto& value : servers.as_array()) {
+      if (!value.is_object())
+        continue;
+      auto& server = value.as_object();
+      auto id = server.if_contains("id") && server.at("id").is_string()
+                  ? std::string{server.at("id").as_string()}
+                  : std::string{};
+      if (auto member = cluster::replicated_member(id))
+        links[*member] = &server;
+      else
+        relay_servers.push_back(&server);
+    }
   std::vector<std::string> live;
   json::array members;
   for (auto& m : view.members) {
@@ -111,37 +530,31 @@ std::string cluster_view_json(const cluster::cluster_view& view,
           ? int64_t{0}
           : std::chrono::duration_cast<std::chrono::milliseconds>(m.silent_for)
               .count();
+    if (m.name != view.self) {
+      auto link = links.find(m.name);
+      row["replication"]
+        = replication_json(link == links.end() ? nullptr : link->second, now);
+    }
     members.push_back(std::move(row));
   }
   json::array relays;
-  json::value servers;
-  if (!servers_json.empty()) {
-    boost::system::error_code ec;
-    servers = json::parse(servers_json, ec);
-    if (ec)
-      servers = json::array{};
+  for (auto* server : relay_servers) {
+    auto url = server->if_contains("url") && server->at("url").is_string()
+                 ? std::string{server->at("url").as_string()}
+                 : std::string{};
+    auto owner = cluster::rendezvous_owner(url, live);
+    json::object row{
+      {"id", server->if_contains("id") ? server->at("id") : json::value{}},
+      {"url", url},
+      {"enabled", server->if_contains("enabled") ? server->at("enabled")
+                                                 : json::value{false}},
+      {"owner", owner ? json::value(json::string(*owner)) : json::value()},
+      {"running_here", server->if_contains("running")
+                         ? server->at("running")
+                         : json::value{false}},
+    };
+    relays.push_back(std::move(row));
   }
-  if (servers.is_array())
-    for (auto& value : servers.as_array()) {
-      if (!value.is_object())
-        continue;
-      auto& server = value.as_object();
-      auto url = server.if_contains("url") && server.at("url").is_string()
-                   ? std::string{server.at("url").as_string()}
-                   : std::string{};
-      auto owner = cluster::rendezvous_owner(url, live);
-      json::object row{
-        {"id", server.if_contains("id") ? server.at("id") : json::value{}},
-        {"url", url},
-        {"enabled", server.if_contains("enabled") ? server.at("enabled")
-                                                  : json::value{false}},
-        {"owner", owner ? json::value(json::string(*owner)) : json::value()},
-        {"running_here", server.if_contains("running")
-                           ? server.at("running")
-                           : json::value{false}},
-      };
-      relays.push_back(std::move(row));
-    }
   json::array refused;
   for (auto& r : view.refused)
     refused.push_back(json::object{
@@ -154,12 +567,22 @@ std::string cluster_view_json(const cluster::cluster_view& view,
   json::array live_json;
   for (auto& name : live)
     live_json.emplace_back(name);
+  json::array conflicts_json;
+  for (auto& c : conflicts)
+    conflicts_json.push_back(json::object{
+      {"kind", c.kind},
+      {"id", c.id},
+      {"detected_at", c.detected_at},
+      {"kept", version_json(c.kept)},
+      {"dropped", version_json(c.dropped)},
+    });
   return json::serialize(json::object{
     {"self", view.self},
     {"live", std::move(live_json)},
     {"members", std::move(members)},
     {"relays", std::move(relays)},
     {"refused", std::move(refused)},
+    {"conflicts", std::move(conflicts_json)},
   });
 }
 
@@ -175,6 +598,15 @@ cluster_manager(
   st.identity = std::move(identity);
   st.membership = std::move(membership);
   st.sync_manager = std::move(sync_manager);
+  st.replica = control_replica{st.identity->self.name};
+  if (st.config.store) {
+    auto stored = store::list_control_records(*st.config.store);
+    if (!stored) {
+      self->quit(stored.error());
+      return cluster_manager_actor::behavior_type::make_empty_behavior();
+    }
+    st.replica.load(std::move(*stored));
+  }
   for (auto& seed : st.config.seeds) {
     if (seed == st.identity->self.address)
       continue;
@@ -192,7 +624,7 @@ cluster_manager(
         continue;
       entry.handle = cluster_member_actor{};
       if (!dm.reason || dm.reason == caf::exit_reason::user_shutdown
-          || dm.reason == caf::exit_reason::normal)
+          || dm.reason == caf::exit_reason::normal || self->state.left)
         return;
       ++entry.restarts;
       entry.last_error = render(dm.reason);
@@ -216,18 +648,25 @@ cluster_manager(
         return;
       self->state.live = std::move(live);
       pass_live_set(self);
+      refresh_replication(self);
     },
     [self, own_slot](atom::members,
                      const std::vector<cluster::member_info>& members) {
       auto& st = self->state;
+      if (st.left)
+        return;
       for (auto& info : members) {
         if (info.address.empty() || info.address == st.identity->self.address
             || info.name == st.identity->self.name
             || info.state == cluster::member_state::left)
           continue;
         auto i = st.links.find(info.address);
-        if (i != st.links.end() && i->second.handle)
+        if (i != st.links.end() && i->second.handle) {
+          // Up by someone's account: a link in backoff dials now.
+          if (info.state == cluster::member_state::alive)
+            self->send(i->second.handle, atom::connect_v, dial_now);
           continue;
+        }
         log::info("{}: dialling {} at {}", self->name(),
                   info.name.empty() ? std::string{"a member"} : info.name,
                   info.address);
@@ -251,6 +690,12 @@ cluster_manager(
         self->delayed_send(self, st.config.member.heartbeat, atom::done_v,
                            std::string{seeds_answered});
     },
+    [self](atom::leave) -> caf::result<std::string> {
+      return leave(self);
+    },
+    [self](atom::put, const std::string& records) {
+      merge_records(self, records);
+    },
     [self](atom::get, atom::members) -> caf::result<std::string> {
       auto membership = current(self->state.membership);
       if (!membership)
@@ -262,20 +707,22 @@ cluster_manager(
                   atom::members_v)
         .then(
           [self, rp](cluster::cluster_view& view) mutable {
+            auto conflicts = self->state.replica.conflicts();
             auto sync = current(self->state.sync_manager);
             if (!sync) {
-              rp.deliver(cluster_view_json(view, {}));
+              rp.deliver(cluster_view_json(view, {}, unix_now(), conflicts));
               return;
             }
             self
               ->request(sync, cluster_manager_ask_timeout, atom::get_v,
                         atom::servers_v)
               .then(
-                [rp, view](std::string& servers) mutable {
-                  rp.deliver(cluster_view_json(view, servers));
+                [rp, view, conflicts](std::string& servers) mutable {
+                  rp.deliver(
+                    cluster_view_json(view, servers, unix_now(), conflicts));
                 },
-                [rp, view](caf::error&) mutable {
-                  rp.deliver(cluster_view_json(view, {}));
+                [rp, view, conflicts](caf::error&) mutable {
+                  rp.deliver(cluster_view_json(view, {}, unix_now(), conflicts));
                 });
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -291,13 +738,19 @@ cluster_manager(
         ->request(membership, cluster_manager_ask_timeout, atom::get_v,
                   atom::members_v)
         .then(
-          [rp](cluster::cluster_view& view) mutable {
+          [self, rp](cluster::cluster_view& view) mutable {
             health_report report;
             for (auto& r : view.refused)
               report.reasons.push_back("cluster: refused " + r.name
                                        + " (pubkey " + r.pubkey
                                        + "): " + r.reason + " ("
                                        + std::to_string(r.times) + "x)");
+            // A conflict is settled the moment it is found: it stays in
+            // /health long enough to be seen, and in the view for good.
+            auto recent = unix_now() - conflict_health_seconds;
+            for (auto& c : self->state.replica.conflicts())
+              if (c.detected_at >= recent)
+                report.reasons.push_back(conflict_reason(c));
             if (!report.reasons.empty())
               report.status = "degraded";
             rp.deliver(std::move(report));
@@ -344,6 +797,10 @@ cluster_manager(
         self->send(membership, atom::subscribe_v,
                    caf::actor_cast<membership_listener_actor>(self));
       pass_live_set(self);
+      refresh_replication(self);
+      poll_local(self);
+      if (++st.ticks % anti_entropy_ticks == 0)
+        broadcast(self, st.replica.all());
       self->delayed_send(self, st.config.member.heartbeat, atom::tick_v);
     },
   };

@@ -2,6 +2,7 @@
 
 #include "actors/cluster/cluster_gate.hpp"
 #include "actors/cluster/cluster_member.hpp"
+#include "actors/cluster/control_replica.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/cluster.hpp"
 #include "messages/sync_manager.hpp"
@@ -14,6 +15,10 @@
 #include <set>
 #include <string>
 #include <vector>
+
+namespace ferry::store {
+class event_store;
+} // namespace ferry::store
 
 namespace ferry {
 
@@ -29,6 +34,9 @@ struct cluster_manager_config {
   /// The live set goes to the sync manager at the latest this long after
   /// start, even when seeds have not answered yet.
   caf::timespan settle_limit = std::chrono::seconds{5};
+  /// Where the replicated control plane's records persist (the node's
+  /// store); null: kept in memory only.
+  store::event_store* store = nullptr;
 };
 
 struct cluster_manager_state {
@@ -51,8 +59,24 @@ struct cluster_manager_state {
   std::set<std::string> seeds_pending;
   /// The live set passed on to the sync manager from now on.
   bool settled = false;
+  /// This node left the cluster (graceful leave): no links, no relays.
+  bool left = false;
+  /// The replicated control plane (today: the sync server definitions).
+  control_replica replica{""};
+  /// Merged records being applied to the sync manager; bumped per apply,
+  /// so a definition list read before an apply is not taken for local edits.
+  size_t applies_in_flight = 0;
+  uint64_t apply_generation = 0;
+  /// Ids whose merged record the sync manager refused (or could not take):
+  /// their local definition differs without being an edit here.
+  std::set<std::string> unapplied;
+  /// Heartbeat ticks so far (anti-entropy rounds).
+  uint64_t ticks = 0;
   /// The latest live set from the membership.
   std::vector<std::string> live;
+  /// The replication server body last put per member (name): only a
+  /// changed one is put again.
+  std::map<std::string, std::string> replication;
 
   /// Stops every link: they must not outlive their manager.
   ~cluster_manager_state();
@@ -66,8 +90,17 @@ struct cluster_manager_state {
 /// MANAGER, which runs the connections of the relays this node owns; until
 /// every seed had its first attempt (or `settle_limit` passed) it hands
 /// nothing on, so a node rejoining a running cluster does not first grab
-/// every relay. It answers the cluster view as JSON (members, live set,
-/// which member owns which sync server) and the refusals as health reasons.
+/// every relay. It replicates events from every other member: one sync server
+/// `cluster.NAME` per member (messages/cluster/replication.hpp), enabled
+/// while the member is alive or suspect. It replicates the sync server
+/// definitions: each heartbeat it reads them from the SYNC MANAGER (an edit
+/// here counts one more for this member in the record's version vector),
+/// sends changed records to every member at once and every record every
+/// few heartbeats, and merges what members send with `cluster::resolve`
+/// (control_replica), applying what changed; concurrent edits are settled
+/// the same way on every member and reported. It answers the cluster view as JSON
+/// (members with their replication link, live set, which member owns which
+/// sync server) and the refusals as health reasons.
 cluster_manager_actor::behavior_type
 cluster_manager(
   cluster_manager_actor::stateful_pointer<cluster_manager_state> self,
@@ -78,11 +111,28 @@ cluster_manager(
 
 /// The cluster view as operators read it (`GET /api/v1/cluster`, `ferry
 /// console cluster`): `self`, `live`, `members` (name, pubkey, state,
-/// incarnation, address, relay and admin URL, last heartbeat and its age),
-/// `relays` (each sync server's id, URL, owner among the live set and whether
-/// it runs here) and `refused` (name, pubkey, reason, times). `servers_json`
-/// is the SYNC MANAGER's server list (a JSON array; empty: unknown).
+/// incarnation, address, relay and admin URL, last heartbeat and its age,
+/// and `replication`: this node's link from it), `relays` (each sync
+/// server's id, URL, owner among the live set and whether it runs here;
+/// replication links are not relays) and `refused` (name, pubkey, reason,
+/// times). `servers_json` is the SYNC MANAGER's server list (a JSON array;
+/// empty: unknown). `now` is unix seconds, for the replication lag.
+/// `conflicts` are the replicated control plane's (as `conflicts`: kind, id,
+/// when, and the kept and dropped versions with their clocks and
+/// definitions).
 std::string cluster_view_json(const cluster::cluster_view& view,
-                              const std::string& servers_json);
+                              const std::string& servers_json, int64_t now,
+                              const std::vector<control_conflict>& conflicts);
+
+/// A conflict as a /health reason and log line.
+std::string conflict_reason(const control_conflict& c);
+
+/// The replication server definition (JSON) that pulls every event of
+/// member `m` into this node: NIP-77 reconciliation of everything on each
+/// connect, then a live tail; its relay must name `m`'s node key in NIP-11
+/// and this node authenticates with NIP-42 so `m` does not echo back what
+/// came from here.
+std::string replication_server_body(const cluster::member_info& m,
+                                    bool enabled);
 
 } // namespace ferry

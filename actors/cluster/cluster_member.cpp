@@ -57,7 +57,7 @@ void report_first(self_pointer self) {
 void fail(self_pointer self, uint64_t generation, const std::string& reason,
           bool refused = false) {
   auto& st = self->state;
-  if (generation != st.generation)
+  if (generation != st.generation || st.state == link::left)
     return;
   st.state = link::waiting;
   // A dead peer fails the same way on every attempt: say it once.
@@ -222,6 +222,8 @@ std::string to_string(cluster_member_state::link x) {
       return "waiting";
     case link::self:
       return "self";
+    case link::left:
+      return "left";
   }
   return "unknown";
 }
@@ -248,8 +250,47 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
   dial(self);
   return {
     [self](atom::connect, uint64_t generation) {
-      if (generation == self->state.generation)
+      auto& st = self->state;
+      if (st.state == link::left)
+        return;
+      if (generation == st.generation
+          || (generation == dial_now && st.state == link::waiting))
         dial(self);
+    },
+    [self](atom::put, std::string& records) {
+      auto& st = self->state;
+      // A peer not joined now gets every record with the next round.
+      if (st.state == link::joined && st.gate)
+        self->send(st.gate, atom::put_v, std::move(records));
+    },
+    [self](atom::leave) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.state != link::joined)
+        return caf::make_error(ec::not_found, "the link to " + st.address
+                                                + " is " + to_string(st.state)
+                                                + ", not joined");
+      // No heartbeat and no dial from now on: the generation moves on.
+      ++st.generation;
+      st.state = link::left;
+      auto gate = st.gate;
+      self->demonitor(gate.address());
+      st.gate = cluster_gate_actor{};
+      auto rp = self->make_response_promise<std::string>();
+      self
+        ->request(gate, st.config.connect_timeout, atom::leave_v,
+                  st.identity->self.name, st.identity->self.incarnation)
+        .then(
+          [self, rp](bool) mutable {
+            log::info("{} {}: said goodbye to {}", self->name(),
+                      self->state.address, self->state.peer);
+            rp.deliver(self->state.peer);
+          },
+          [self, rp](caf::error& err) mutable {
+            log::warn("{} {}: {} did not take our goodbye: {}", self->name(),
+                      self->state.address, self->state.peer, render(err));
+            rp.deliver(std::move(err));
+          });
+      return rp;
     },
     [self](atom::tick, uint64_t generation) {
       auto& st = self->state;

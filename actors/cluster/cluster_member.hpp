@@ -23,9 +23,13 @@ struct cluster_member_config {
   caf::timespan connect_timeout = std::chrono::seconds{5};
 };
 
+/// The connection generation that means "dial now if waiting".
+inline constexpr uint64_t dial_now = 0;
+
 struct cluster_member_state {
   /// Where the link stands.
-  enum class link : uint8_t { dialing, joined, waiting, self };
+  /// `left`: this node said goodbye; the link dials no more.
+  enum class link : uint8_t { dialing, joined, waiting, self, left };
 
   std::string address;
   std::string host;
@@ -67,7 +71,10 @@ std::string to_string(cluster_member_state::link x);
 /// MEMBERSHIP. It monitors the peer's gate: when the link goes down the
 /// peer turns suspect and the member dials again with backoff, for as long
 /// as it runs. A peer that fails its proof or refuses us is logged and
-/// dialled again at the longest backoff.
+/// dialled again at the longest backoff. `(connect, dial_now)` cuts a
+/// backoff short: the manager sends it when the peer is known to be up (it
+/// joined us, or a member saw it alive), so the link is there to say
+/// goodbye on and to send records over.
 cluster_member_actor::behavior_type
 cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self,
                std::string address, cluster_member_config config,

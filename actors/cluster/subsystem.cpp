@@ -133,9 +133,10 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
   children.push_back(slotted(
     "cluster-manager", "cluster-manager", wiring.cluster,
     [identity, settings, membership = wiring.membership,
-     sync = wiring.sync_manager,
+     sync = wiring.sync_manager, store = wiring.store,
      own = wiring.cluster](caf::local_actor* self) {
       cluster_manager_config ccfg;
+      ccfg.store = store;
       ccfg.seeds = settings.seeds;
       ccfg.member.heartbeat = settings.heartbeat;
       ccfg.member.backoff_cap = std::min<caf::timespan>(

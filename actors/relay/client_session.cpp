@@ -3,9 +3,11 @@
 #include "actors/runtime/metrics.hpp"
 #include "actors/relay/query_worker.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/client_message.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
 #include "messages/policy.hpp"
@@ -50,6 +52,17 @@ frame_state closed(self_pointer self, std::string_view sub_id,
 bool authorized(self_pointer self) {
   auto& st = self->state;
   return !st.ctx->auth_required || !st.authenticated.empty();
+}
+
+/// The echo rule of cluster replication: an event that came from another
+/// member (marked with that member's node key) is not sent live to a session
+/// authenticated with that key, which is that member's own replication link.
+bool is_echo(const client_session_state& st, const ingest_item& item) {
+  if (st.authenticated.empty() || !cluster::is_peer_source(item.source))
+    return false;
+  nostr::bytes32 origin;
+  return nostr::from_hex(item.authed, origin)
+         && st.authenticated.count(origin) > 0;
 }
 
 constexpr const char* auth_required_text
@@ -578,11 +591,12 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
   self->state.next_verifier = self->id();
   metrics::connection_opened();
   // NIP-42: the challenge is announced on connect where authentication is
-  // required; elsewhere clients that never authenticate see no extra frame.
+  // required or asked for; elsewhere clients that never authenticate see no
+  // extra frame.
   nostr::bytes32 nonce;
   RAND_bytes(nonce.data(), static_cast<int>(nonce.size()));
   self->state.challenge = nostr::to_hex(nonce);
-  if (self->state.ctx->auth_required)
+  if (self->state.ctx->auth_required || self->state.ctx->announce_auth)
     self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
   return {
     [self](atom::frame, std::string& frame) {
@@ -610,6 +624,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     [self](atom::publish, const ingest_item_ptr& item,
            const std::vector<std::string>& sub_ids) {
       auto& st = self->state;
+      if (is_echo(st, *item))
+        return;
       for (auto& sub_id : sub_ids) {
         auto i = st.subscriptions.find(sub_id);
         if (i == st.subscriptions.end())

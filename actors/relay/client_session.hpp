@@ -29,6 +29,10 @@ struct relay_context {
   std::shared_ptr<item_set_cache> item_sets;
   /// NIP-42: clients must authenticate before REQ, COUNT and EVENT.
   bool auth_required = false;
+  /// NIP-42: the challenge goes out on connect even when authentication is
+  /// optional (in a cluster, members' replication links authenticate, which
+  /// the echo rule needs).
+  bool announce_auth = false;
   /// NIP-42: the URL AUTH events must name; empty: not checked.
   std::string public_url;
   const store::event_store* store = nullptr;

@@ -760,6 +760,14 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
       return ask_infra(self, self->state.cluster, "cluster manager",
                        atom::get_v, atom::members_v);
     },
+    [self](atom::leave) -> caf::result<std::string> {
+      if (!self->state.cluster)
+        return caf::make_error(ec::not_found,
+                               "this node is not in a cluster "
+                               "(cluster.enabled = false)");
+      return ask_infra(self, self->state.cluster, "cluster manager",
+                       atom::leave_v);
+    },
   };
 }
 

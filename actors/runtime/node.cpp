@@ -108,6 +108,10 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
   return result;
 }
 
+/// A goodbye waits for each peer at most a link's connect timeout (5 s);
+/// a stop never hangs on a peer that does not answer.
+constexpr auto cluster_leave_timeout = std::chrono::seconds{8};
+
 void stop_and_wait(caf::actor_system& sys,
                    const std::vector<caf::actor>& actors) {
   caf::scoped_actor self{sys};
@@ -159,6 +163,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   ctx->limits = cfg.relay.limits;
   ctx->negentropy = cfg.relay.negentropy;
   ctx->auth_required = cfg.relay.auth_required;
+  ctx->announce_auth = cfg.cluster.enabled;
   ctx->public_url = cfg.relay.public_url;
   ctx->store = store;
   ctx->hub = std::make_shared<handle_slot<hub_actor>>();
@@ -199,6 +204,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   if (cfg.cluster.enabled) {
     wiring.membership = std::make_shared<handle_slot<membership_actor>>();
     wiring.cluster = std::make_shared<handle_slot<cluster_manager_actor>>();
+    n->cluster_ = wiring.cluster;
   }
   if (cfg.federation.enabled)
     wiring.federation = std::make_shared<handle_slot<federation_actor>>();
@@ -261,7 +267,24 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   return n;
 }
 
+void node::leave_cluster() {
+  auto manager = cluster_ ? cluster_->get() : cluster_manager_actor{};
+  if (!manager)
+    return;
+  caf::scoped_actor self{sys_};
+  self->request(manager, cluster_leave_timeout, atom::leave_v)
+    .receive(
+      [](std::string& outcome) {
+        log::info("node left the cluster: {}", outcome);
+      },
+      [](caf::error& err) {
+        log::warn("node could not leave the cluster gracefully: {}",
+                  render(err));
+      });
+}
+
 node::~node() {
+  leave_cluster();
   if (root_) {
     std::vector<caf::actor> actors{caf::actor_cast<caf::actor>(root_)};
     {

@@ -3,6 +3,7 @@
 #include "actors/relay/client_session.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "config/config.hpp"
+#include "messages/cluster.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
 #include "messages/policy.hpp"
@@ -59,7 +60,8 @@ public:
   static caf::expected<std::unique_ptr<node>>
   start(caf::actor_system& sys, const config::config& cfg);
 
-  /// Stops the tree, then flushes and closes the store.
+  /// Leaves the cluster gracefully (when in one), stops the tree, then
+  /// flushes and closes the store.
   ~node();
 
   node(const node&) = delete;
@@ -90,6 +92,10 @@ private:
     // nop
   }
 
+  /// Says goodbye to the other members, so they take this node's relays at
+  /// once instead of after `failure_timeout`.
+  void leave_cluster();
+
   caf::actor_system& sys_;
   config::config cfg_;
   nostr::keypair keys_;
@@ -97,6 +103,8 @@ private:
   std::shared_ptr<net::io_runtime> io_;
   std::shared_ptr<relay_context> ctx_;
   supervisor_actor root_;
+  /// Set only when the cluster is enabled.
+  handle_slot_ptr<cluster_manager_actor> cluster_;
   std::atomic<uint16_t> relay_port_{0};
   uint16_t admin_port_ = 0;
 };

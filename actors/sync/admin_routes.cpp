@@ -3,6 +3,7 @@
 
 #include "actors/runtime/admin_route.hpp"
 #include "actors/runtime/control_plane.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 
 #include <boost/json.hpp>
@@ -92,10 +93,32 @@ admin_handler ask_sync_about_server(Ts... xs) {
   };
 }
 
+/// Whether `id` is a replication link, which only the cluster manager
+/// defines; answers 400 then.
+bool refuse_replication_id(const admin_exchange_ptr& ex,
+                           const std::string& id) {
+  if (!cluster::replicated_member(id))
+    return false;
+  ex->answer(admin_error(400,
+                         "id: the prefix \"cluster.\" is reserved for the "
+                         "replication links between cluster members",
+                         "id"));
+  return true;
+}
+
 void put_server(control_plane_pointer self, const admin_exchange_ptr& ex,
                 const admin_route_args& args) {
+  if (refuse_replication_id(ex, args.at("id")))
+    return;
   ask_sync(self, ex, sync_put_status, atom::put_v, args.at("id"),
            ex->request.body);
+}
+
+void erase_server(control_plane_pointer self, const admin_exchange_ptr& ex,
+                  const admin_route_args& args) {
+  if (refuse_replication_id(ex, args.at("id")))
+    return;
+  ask_sync(self, ex, always_ok, atom::erase_v, args.at("id"));
 }
 
 void sync_health(control_plane_pointer self, const admin_exchange_ptr& ex,
@@ -119,7 +142,7 @@ void add_sync_admin_routes(std::vector<admin_route>& table) {
        ask_sync_about_server(atom::get_v, atom::server_v)},
       {"PUT", "/api/v1/sync/servers/{id}", access::credentials, put_server},
       {"DELETE", "/api/v1/sync/servers/{id}", access::credentials,
-       ask_sync_about_server(atom::erase_v)},
+       erase_server},
       {"GET", "/api/v1/sync/servers/{id}/stats", access::credentials,
        ask_sync_about_server(atom::stats_v)},
       {"POST", "/api/v1/sync/servers/{id}/start", access::credentials,

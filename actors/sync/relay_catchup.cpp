@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "store/sync_store.hpp"
 
@@ -30,7 +31,7 @@ std::string catchup_payload(const relay_connection_state& st) {
 /// sharing the cursor's second are asked for again. NIP-77, by the
 /// 15-minute rule: a short outage reconciles from the overlap window before
 /// the cursor, a long one everything. A first sync (no cursor) takes
-/// everything either way.
+/// everything either way, and so does replication from a cluster member.
 int64_t catchup_since(const relay_connection_state& st, resume_mode mode) {
   auto cursor = store::get_sync_cursor(*st.deps.store, st.def.id);
   if (!cursor || !*cursor)
@@ -38,6 +39,10 @@ int64_t catchup_since(const relay_connection_state& st, resume_mode mode) {
   auto before = std::max<int64_t>(
     0, (*cursor)->created_at - st.def.overlap_window_seconds);
   if (uses_negentropy(st) && mode == resume_mode::full_catchup)
+    return 0;
+  // A member's store gains events of any age (its own catch-ups of remote
+  // relays), so replication from it reconciles everything, every time.
+  if (uses_negentropy(st) && cluster::replicated_member(st.def.id))
     return 0;
   return before;
 }

@@ -5,6 +5,7 @@
 #include "actors/sync/relay_frames.hpp"
 #include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "store/sync_store.hpp"
 
@@ -193,7 +194,10 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   using namespace relay_conn;
   auto& st = self->state;
   st.session.tls = tls_options_of(def);
-  st.label = deps.driver_listener ? "grasp:" + def.url : "sync:" + def.id;
+  auto member = cluster::replicated_member(def.id);
+  st.label = deps.driver_listener ? "grasp:" + def.url
+             : member             ? cluster::peer_source(*member)
+                                  : "sync:" + def.id;
   st.def = std::move(def);
   st.deps = std::move(deps);
   load_deletion_authors(self);

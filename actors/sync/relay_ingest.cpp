@@ -4,6 +4,7 @@
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 
 namespace ferry::relay_conn {
@@ -135,6 +136,11 @@ void ingest(self_pointer self, nostr::event ev) {
   auto item = std::make_shared<ingest_item>();
   item->source = st.label;
   item->source_info = st.def.url;
+  // From another member: its node key (the identity its relay proved) marks
+  // the event, so this node's relay does not send it back to that member's
+  // sessions (client_session's echo rule).
+  if (cluster::is_peer_source(st.label))
+    item->authed = st.def.auth_pubkey;
   auto created_at = ev.created_at;
   auto kind = ev.kind;
   auto pubkey = ev.pubkey;

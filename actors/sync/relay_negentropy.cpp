@@ -126,13 +126,16 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   if (syncs_down(st.def)) {
     // The live tail opens before the reconciliation, so what reaches the
     // remote while we reconcile comes to us too (its events wait for the
-    // catch-up's end to move the cursor). `limit: 0`: no history. Its
-    // `since` floor, the overlap window before the reconciliation's start,
-    // keeps the remote from echoing back older events we send up.
+    // catch-up's end to move the cursor). `limit: 0`: no history. When we
+    // also send up, its `since` floor, the overlap window before the
+    // reconciliation's start, keeps the remote from echoing back older
+    // events we send; down only, back-dated events the remote stores come
+    // live too (a cluster member's catch-ups of its relays).
     std::vector<nostr::filter> live;
     for (auto f : st.def.filters) {
-      f.since = std::max<int64_t>(f.since.value_or(0),
-                                  unix_now() - st.def.overlap_window_seconds);
+      if (st.def.direction != sync_direction::down)
+        f.since = std::max<int64_t>(f.since.value_or(0),
+                                    unix_now() - st.def.overlap_window_seconds);
       f.limit = 0;
       live.push_back(std::move(f));
     }

@@ -4,6 +4,7 @@
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/cluster/rendezvous.hpp"
+#include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "store/sync_store.hpp"
 
@@ -325,7 +326,8 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
 } // namespace
 
 bool sync_manager_state::owns(const sync_server& def) const {
-  if (cluster_node.empty())
+  // Replication from another member runs on every member.
+  if (cluster_node.empty() || cluster::replicated_member(def.id))
     return true;
   if (!live)
     return false;

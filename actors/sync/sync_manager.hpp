@@ -51,9 +51,10 @@ struct sync_manager_state {
   /// owns nothing.
   std::optional<std::vector<std::string>> live;
 
-  /// Whether this node runs `def`'s connection: always without a cluster,
-  /// else when it is the owner of the server's URL among the live members
-  /// (rendezvous hashing).
+  /// Whether this node runs `def`'s connection: always without a cluster
+  /// and for replication from another member (`cluster.NAME`), else when it
+  /// is the owner of the server's URL among the live members (rendezvous
+  /// hashing).
   bool owns(const sync_server& def) const;
 
   /// API calls that changed something.

@@ -71,6 +71,12 @@ public:
   /// Folds `member` away: its counter moves into `retired`.
   void fold(std::string_view member);
 
+  /// Sets the sum of the folded members' counters, for vectors read back
+  /// from text.
+  void set_retired(uint64_t retired) {
+    retired_ = retired;
+  }
+
   /// Counters of the members not folded away, by name. Never holds a zero.
   const counter_map& counters() const {
     return counters_;

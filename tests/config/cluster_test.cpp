@@ -64,8 +64,20 @@ TEST_CASE("cluster config errors name the file, the key and the expectation",
         == "ferry.toml: cluster.name: expected a node name when "
            "cluster.enabled = true, got \"\"");
   CHECK(load_error("[cluster]\nname = \"a b\"\n")
-        == "ferry.toml: cluster.name: expected 1 to 64 letters, digits, '-', "
-           "'_' or '.', got \"a b\"");
+        == "ferry.toml: cluster.name: expected 1 to 56 lowercase letters, "
+           "digits, '-', '_' or '.', starting with a letter or digit, got "
+           "\"a b\"");
+  // Upper case and a leading '.' are refused: the name is part of a sync
+  // server id (`cluster.NAME`).
+  auto name_error = [](const std::string& name) {
+    return load_error("[cluster]\nname = \"" + name + "\"\n");
+  };
+  CHECK(name_error("Node").find("cluster.name: expected") != std::string::npos);
+  CHECK(name_error(".n").find("cluster.name: expected") != std::string::npos);
+  CHECK(name_error(std::string(57, 'n')).find("cluster.name: expected")
+        != std::string::npos);
+  CHECK(name_error(std::string(56, 'n')) == "no error");
+  CHECK(name_error("node-a.eu_1") == "no error");
   CHECK(load_error("[cluster]\nseeds = [\"10.0.0.1\"]\n")
         == "ferry.toml: cluster.seeds[0]: expected \"host:port\" with a port "
            "in 1..65535, got \"10.0.0.1\"");

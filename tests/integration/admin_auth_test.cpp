@@ -299,6 +299,7 @@ std::vector<route> every_route() {
     {"GET", "/api/v1/grasp/repos", ""},
     {"GET", "/api/v1/grasp/repos/30617%3Aab%3Ax", ""},
     {"GET", "/api/v1/cluster", ""},
+    {"POST", "/api/v1/cluster/leave", ""},
     {"POST", "/api/v1/relays", relay_body()},
     {"GET", "/api/v1/relays", ""},
     {"GET", "/api/v1/relays/club", ""},

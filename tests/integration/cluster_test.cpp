@@ -4,18 +4,19 @@
 // of its URL over the live names says; a killed member's servers move to the
 // others within 10 s and come back when it rejoins with a higher
 // incarnation; a node whose key is not allowed is refused with the reason in
-// /health.
+// /health. Every event a client publishes to one member reaches the others
+// (replication over NIP-77 and a live tail, never echoed back), a member that
+// was killed catches up when it returns, and SIGTERM or cluster-leave hands
+// a member's relays over at once.
 
-#include "messages/cluster/rendezvous.hpp"
-#include "messages/nostr/hex.hpp"
-#include "tests/fixtures/tls_pki.hpp"
-#include "tests/integration/sync_helpers.hpp"
+#include "tests/integration/cluster_helpers.hpp"
 
 #include <boost/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <set>
@@ -29,186 +30,9 @@ using sync_test::admin;
 namespace {
 
 namespace json = boost::json;
+using namespace cluster_test;
 
 constexpr int relay_count = 12;
-
-/// One cluster member: its ports, key and process.
-struct member {
-  std::string name;
-  nostr::keypair keys = nostr::generate_keypair();
-  uint16_t relay_port = test::free_port();
-  uint16_t admin_port = test::free_port();
-  uint16_t cluster_port = test::free_port();
-  test::temp_dir dir;
-  std::string config;
-  std::optional<test::ferry_process> process;
-
-  std::string pubkey() const {
-    return nostr::to_hex(keys.pubkey);
-  }
-
-  std::string cluster_address() const {
-    return "127.0.0.1:" + std::to_string(cluster_port);
-  }
-
-  /// Writes the key file and the config: the servers, the seeds and the
-  /// allow-list.
-  void configure(const std::string& servers,
-                 const std::vector<std::string>& seeds,
-                 const std::vector<std::string>& allowed,
-                 const test::test_pki* tls = nullptr) {
-    auto key_file = dir.file("node.key");
-    test::write_file(key_file, nostr::to_hex(keys.secret) + "\n");
-    auto list = [](const std::vector<std::string>& xs) {
-      std::string text;
-      for (auto& x : xs)
-        text += (text.empty() ? "\"" : ", \"") + x + "\"";
-      return "[" + text + "]";
-    };
-    // Every port is fixed: a restarted member must be found where it was,
-    // and members announce their relay and admin URLs.
-    config = dir.file("ferry.toml");
-    test::write_file(
-      config,
-      "[relay]\naddress = \"127.0.0.1\"\nport = " + std::to_string(relay_port)
-        + "\n[admin]\naddress = \"127.0.0.1\"\nport = "
-        + std::to_string(admin_port) + "\ntoken = \"" + sync_test::admin_token
-        + "\"\n[console]\nport = 0\n[store]\npath = \"" + dir.file("data")
-        + "\"\n[node]\nkey_file = \"" + key_file + "\"\n[cluster]\n"
-        + "enabled = true\nname = \"" + name + "\"\nport = "
-        + std::to_string(cluster_port) + "\nseeds = " + list(seeds)
-        + "\nmembers = " + list(allowed)
-        + "\nfailure_timeout_ms = 2000\nheartbeat_ms = 250\n"
-        + (tls ? "[cluster.tls]\ncertfile = \"" + tls->peer_cert_file()
-                   + "\"\nkeyfile = \"" + tls->peer_key_file()
-                   + "\"\ncafile = \"" + tls->ca_file() + "\"\n"
-               : std::string{})
-        + servers);
-  }
-
-  void start() {
-    process.emplace(std::vector<std::string>{"node", "--config", config});
-    if (!process->wait_for_port())
-      FAIL(name << " did not start\n" << test::output_tail(*process));
-  }
-
-  /// GET /api/v1/cluster as JSON; null when the node does not answer.
-  json::value view() {
-    auto res = admin(admin_port, "GET", "/api/v1/cluster");
-    if (!res.error.empty() || res.response.status != 200)
-      return nullptr;
-    return json::parse(res.response.body);
-  }
-
-  /// The ids of the sync servers connected here.
-  std::set<std::string> connected() {
-    std::set<std::string> ids;
-    auto res = admin(admin_port, "GET", "/api/v1/sync/stats");
-    if (!res.error.empty() || res.response.status != 200)
-      return ids;
-    auto stats = json::parse(res.response.body);
-    for (auto& row : stats.at("per_server").as_array())
-      if (row.at("connected").as_bool())
-        ids.insert(std::string{row.at("id").as_string()});
-    return ids;
-  }
-};
-
-std::vector<std::string> names_in(const json::value& view) {
-  std::vector<std::string> names;
-  if (view.is_object())
-    for (auto& name : view.at("live").as_array())
-      names.emplace_back(name.as_string());
-  return names;
-}
-
-/// Every server's owner by the hash over `live`.
-std::map<std::string, std::string>
-expected_owners(const std::vector<std::string>& urls,
-                const std::vector<std::string>& live) {
-  std::map<std::string, std::string> owners;
-  for (int i = 0; i < relay_count; ++i)
-    owners["r" + std::to_string(i)] = *cluster::rendezvous_owner(urls[i], live);
-  return owners;
-}
-
-/// The owners one node's view states.
-std::map<std::string, std::string> owners_in(const json::value& view) {
-  std::map<std::string, std::string> owners;
-  if (view.is_object())
-    for (auto& relay : view.at("relays").as_array())
-      if (relay.at("owner").is_string())
-        owners[std::string{relay.at("id").as_string()}]
-          = std::string{relay.at("owner").as_string()};
-  return owners;
-}
-
-std::string dump(std::vector<member*> members) {
-  std::string text;
-  for (auto* m : members) {
-    text += "--- " + m->name + " ---\n";
-    if (m->process && m->process->is_running())
-      text += "view: " + json::serialize(m->view()) + "\n";
-    if (m->process)
-      text += test::output_tail(*m->process, 25);
-  }
-  return text;
-}
-
-/// Waits until every member in `up` sees exactly `up` live, every view gives
-/// every server the owner the hash says, and each server is connected on its
-/// owner and nowhere else.
-void require_settled(std::vector<member*> up, const std::vector<std::string>& urls,
-                     std::chrono::milliseconds timeout, const char* what) {
-  std::vector<std::string> live;
-  for (auto* m : up)
-    live.push_back(m->name);
-  std::sort(live.begin(), live.end());
-  auto want = expected_owners(urls, live);
-  std::string problem;
-  auto ok = test::poll_until(
-    [&] {
-      std::map<std::string, int> connected_on;
-      for (auto* m : up) {
-        auto view = m->view();
-        if (names_in(view) != live) {
-          problem = m->name + " sees live " + json::serialize(view);
-          return false;
-        }
-        if (owners_in(view) != want) {
-          problem = m->name + " states other owners";
-          return false;
-        }
-        for (auto& id : m->connected()) {
-          if (want[id] != m->name) {
-            problem = id + " is connected on " + m->name + ", owner "
-                      + want[id];
-            return false;
-          }
-          ++connected_on[id];
-        }
-      }
-      for (auto& [id, owner] : want)
-        if (connected_on[id] != 1) {
-          problem = id + " is not connected on its owner " + owner;
-          return false;
-        }
-      return true;
-    },
-    timeout, 100ms);
-  if (!ok)
-    FAIL(what << ": " << problem << "\n" << dump(up));
-}
-
-uint64_t incarnation_of(member& observer, const std::string& name) {
-  auto view = observer.view();
-  if (!view.is_object())
-    return 0;
-  for (auto& m : view.at("members").as_array())
-    if (m.at("name").as_string() == name)
-      return m.at("incarnation").to_number<uint64_t>();
-  return 0;
-}
 
 } // namespace
 
@@ -218,29 +42,22 @@ TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
   // The remote relay: one ferry node, twelve URLs (paths) of it.
   test::temp_dir remote_dir;
   sync_test::node remote{test::node_config(remote_dir)};
-  std::vector<std::string> urls;
-  std::string servers;
-  for (int i = 0; i < relay_count; ++i) {
-    urls.push_back("ws://127.0.0.1:" + std::to_string(remote.port) + "/r"
-                   + std::to_string(i));
-    sync_test::server_options o;
-    o.id = "r" + std::to_string(i);
-    o.url = urls.back();
-    o.relay_info_mode = "disabled";
-    servers += sync_test::sync_server_toml(remote.port, o);
-  }
-  member a, b, c;
-  a.name = "node-a";
-  b.name = "node-b";
-  c.name = "node-c";
-  std::vector<std::string> allowed{a.pubkey(), b.pubkey(), c.pubkey()};
-  a.configure(servers, {b.cluster_address(), c.cluster_address()}, allowed);
-  b.configure(servers, {a.cluster_address()}, allowed);
-  c.configure(servers, {a.cluster_address()}, allowed);
-  a.start();
-  b.start();
-  c.start();
+  remote_paths relays{remote.port, relay_count};
+  auto& urls = relays.urls;
+  three_members trio{relays.servers};
+  member& a = trio.a;
+  member& b = trio.b;
+  member& c = trio.c;
+  trio.start();
   require_settled({&a, &b, &c}, urls, 30s, "three nodes");
+
+  // What a client publishes to one member reaches the other two.
+  auto author = nostr::generate_keypair();
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  auto first = sync_test::make_events(author, 10, now, 1, "all up");
+  sync_test::publish(a.relay_port, first);
+  auto published = sync_test::id_set(first);
+  require_all_hold({&a, &b, &c}, published, 15s, "replicated from node-a");
 
   // The member owning the most servers dies without a goodbye.
   auto owners = expected_owners(urls, {"node-a", "node-b", "node-c"});
@@ -268,11 +85,20 @@ TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
             .count()
        << " ms");
 
+  // The survivors keep replicating between themselves.
+  auto second = sync_test::make_events(author, 10, now - 100, 1, "one down");
+  sync_test::publish(survivors[0]->relay_port, second);
+  for (auto& id : sync_test::id_set(second))
+    published.insert(id);
+  require_all_hold(survivors, published, 15s, "replicated with one down");
+
   // It comes back higher and takes back what the hash gives it.
   victim->start();
   require_settled({&a, &b, &c}, urls, 20s, "after the rejoin");
   for (auto* m : survivors)
     CHECK(incarnation_of(*m, victim->name) > before);
+  // It caught up from its peers (NIP-77): the three stores are identical.
+  require_all_hold({&a, &b, &c}, published, 20s, "after the rejoin");
 
   // A node whose key is not among the members is refused, with the reason
   // in /health of the node it dialled.
@@ -297,8 +123,18 @@ TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
   INFO(health);
   // The stranger never counts: the three still own everything.
   require_settled({&a, &b, &c}, urls, 5s, "with the stranger refused");
-  for (auto* m : {&stranger, &a, &b, &c})
-    m->process->kill(SIGTERM);
+  CHECK(stranger.process->kill(SIGTERM) == 0);
+
+  // SIGTERM is a graceful leave: the others see node-c `left` (not dead
+  // after failure_timeout) and take its relays.
+  CHECK(c.process->kill(SIGTERM) == 0);
+  CHECK(test::output_tail(*c.process, 200).find("node left the cluster")
+        != std::string::npos);
+  require_settled({&a, &b}, urls, 10s, "after node-c left");
+  CHECK(state_of_member(a.view(), "node-c") == "left");
+  CHECK(state_of_member(b.view(), "node-c") == "left");
+  for (auto* m : {&a, &b})
+    CHECK(m->process->kill(SIGTERM) == 0);
 }
 
 TEST_CASE("members join over mutual TLS on the cluster port, and a node whose "
@@ -337,5 +173,84 @@ TEST_CASE("members join over mutual TLS on the cluster port, and a node whose "
   CHECK(names_in(a.view()) == both);
   CHECK(names_in(b.view()) == both);
   for (auto* m : {&stranger, &a, &b})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
+
+TEST_CASE("members replicate what clients publish, back-dated events too, "
+          "and never send an event back to the member it came from",
+          "[integration][cluster][replication]") {
+  member a, b;
+  a.name = "node-a";
+  b.name = "node-b";
+  std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
+  a.configure("", {b.cluster_address()}, allowed);
+  b.configure("", {a.cluster_address()}, allowed);
+  a.start();
+  b.start();
+  auto linked = test::poll_until(
+    [&] { return a.replicating_from({&b}) && b.replicating_from({&a}); }, 20s,
+    100ms);
+  if (!linked)
+    FAIL("the replication links did not come up\n" << dump({&a, &b}));
+
+  auto author = nostr::generate_keypair();
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  auto fresh = sync_test::make_events(author, 20, now, 1, "fresh");
+  sync_test::publish(a.relay_port, fresh);
+  // A month old: the live tail carries back-dated events too (a member's
+  // catch-up of a remote relay stores such events at any time).
+  auto old = sync_test::make_events(author, 15, now - 30 * 86400, 1, "old");
+  sync_test::publish(b.relay_port, old);
+  auto published = sync_test::id_set(fresh);
+  for (auto& id : sync_test::id_set(old))
+    published.insert(id);
+  require_all_hold({&a, &b}, published, 15s, "replicated both ways");
+
+  // Each event crossed once: neither link brought back what its own side
+  // had sent (without the echo rule node-a would receive its 20 again).
+  auto counted = test::poll_until(
+    [&] {
+      return sync_test::stat_of(b.admin_port, "cluster.node-a", "accepted")
+               == 20
+             && sync_test::stat_of(a.admin_port, "cluster.node-b", "accepted")
+                  == 15;
+    },
+    5s, 100ms);
+  CHECK(counted);
+  CHECK(sync_test::stat_of(b.admin_port, "cluster.node-a", "received") == 20);
+  CHECK(sync_test::stat_of(a.admin_port, "cluster.node-b", "received") == 15);
+  CHECK(sync_test::stat_of(b.admin_port, "cluster.node-a", "duplicate") == 0);
+  CHECK(sync_test::stat_of(a.admin_port, "cluster.node-b", "duplicate") == 0);
+
+  // The links are the cluster manager's: the admin API may not define or
+  // delete one.
+  auto put = admin(a.admin_port, "PUT", "/api/v1/sync/servers/cluster.node-c",
+                   R"({"url":"ws://127.0.0.1:1","filters":[{}]})");
+  CHECK(put.response.status == 400);
+  CHECK(put.response.body.find(R"("field":"id")") != std::string::npos);
+  auto erase
+    = admin(a.admin_port, "DELETE", "/api/v1/sync/servers/cluster.node-b");
+  CHECK(erase.response.status == 400);
+  CHECK(a.replicating_from({&b}));
+
+  // `cluster-leave` through the admin API: node-a takes the goodbye, sees
+  // node-b `left` and stops replicating from it; node-b keeps serving.
+  auto leave = admin(b.admin_port, "POST", "/api/v1/cluster/leave");
+  CHECK(leave.response.status == 200);
+  INFO(leave.response.body);
+  CHECK(leave.response.body.find(R"("acknowledged":["node-a"])")
+        != std::string::npos);
+  CHECK(state_of_member(a.view(), "node-b") == "left");
+  auto disabled = test::poll_until(
+    [&] {
+      return sync_test::stat_flag(a.admin_port, "cluster.node-b", "enabled")
+               == false
+             && !sync_test::stat_flag(a.admin_port, "cluster.node-b",
+                                      "connected");
+    },
+    5s, 100ms);
+  CHECK(disabled);
+  CHECK(sync_test::ids_of(b.relay_port, sync_test::kind1_all) == published);
+  for (auto* m : {&a, &b})
     CHECK(m->process->kill(SIGTERM) == 0);
 }

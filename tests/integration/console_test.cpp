@@ -35,20 +35,6 @@ struct console_run {
   std::string err;
 };
 
-/// A loopback port nothing listens on right now.
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// Runs `ferry console ARGS...` with stdin at /dev/null and stdout and
 /// stderr kept apart. A run that takes longer than `timeout` is killed and
 /// fails the test.
@@ -129,7 +115,7 @@ std::string console_node_config(const test::temp_dir& dir,
   test::write_file(path, "[relay]\nport = 0\n[admin]\nport = 0\n"
                          "token = \"console-test\"\n"
                          "[console]\nport = "
-                           + std::to_string(free_port())
+                           + std::to_string(test::free_port())
                            + "\nfault_injection = true\nsecret = \"" + secret
                            + "\"\n[store]\npath = \"" + dir.file("data")
                            + "\"\n");
@@ -402,7 +388,7 @@ TEST_CASE("console names an unknown actor and exits 1",
 
 TEST_CASE("console says in one line that no node is there",
           "[integration][console]") {
-  auto port = std::to_string(free_port());
+  auto port = std::to_string(test::free_port());
   auto run = run_console({"--node", "127.0.0.1:" + port, "actors"});
   CHECK(run.status == 1);
   CHECK(run.out.empty());
@@ -497,7 +483,7 @@ TEST_CASE("the console gate lets in only the right secret",
 TEST_CASE("console --help and help list every command from one table",
           "[integration][console]") {
   // Neither needs a node.
-  auto help = run_console({"--node", "127.0.0.1:" + std::to_string(free_port()),
+  auto help = run_console({"--node", "127.0.0.1:" + std::to_string(test::free_port()),
                            "help"});
   REQUIRE(help.status == 0);
   auto full = run_console({"--help"});
@@ -521,7 +507,7 @@ TEST_CASE("console --help and help list every command from one table",
 
 TEST_CASE("console exit statuses: 0 ok, 1 node error, 2 usage",
           "[integration][console]") {
-  auto nowhere = "127.0.0.1:" + std::to_string(free_port());
+  auto nowhere = "127.0.0.1:" + std::to_string(test::free_port());
   CHECK(run_console({"--no-such-option"}).status == 2);
   CHECK(run_console({"--node", "not a host:port:x", "actors"}).status == 2);
   CHECK(run_console({"--node", nowhere, "frobnicate"}).status == 2);
@@ -542,14 +528,14 @@ TEST_CASE("console --config reads the node's console address and secret",
   CHECK(run.status == 0);
   CHECK(run.out.rfind("NAME ", 0) == 0);
   // --node still wins over the file.
-  auto nowhere = "127.0.0.1:" + std::to_string(free_port());
+  auto nowhere = "127.0.0.1:" + std::to_string(test::free_port());
   auto elsewhere = run_console({"--config", n.config, "--node", nowhere,
                                 "actors"});
   CHECK(elsewhere.status == 1);
   // Unreachable: the hint names where the address came from.
   test::temp_dir other;
   auto stale = other.file("ferry.toml");
-  test::write_file(stale, "[console]\nport = " + std::to_string(free_port())
+  test::write_file(stale, "[console]\nport = " + std::to_string(test::free_port())
                             + "\n");
   auto gone = run_console({"--config", stale, "actors"});
   CHECK(gone.status == 1);

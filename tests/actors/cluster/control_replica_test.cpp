@@ -1,0 +1,164 @@
+// The replicated control plane's merge logic: local edits count for the
+// member that made them, versions from members merge by the conflict rule,
+// every member ends with the same records whatever the order they arrive
+// in, and only different contents edited independently are conflicts.
+
+#include "actors/cluster/control_replica.hpp"
+#include "messages/error.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using ferry::cluster::control_record;
+
+namespace {
+
+const std::string kind = "sync_server";
+
+std::map<std::string, std::string> defs(
+  std::initializer_list<std::pair<const std::string, std::string>> xs) {
+  return xs;
+}
+
+/// Sends every record of `from` to `to`; returns what changed there.
+control_replica::merge_outcome sync(const control_replica& from,
+                                    control_replica& to) {
+  return to.merge(from.all(), 1000);
+}
+
+} // namespace
+
+TEST_CASE("a local edit counts once for this member and a repeat is no edit",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"};
+  auto changed = a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].id == "s1");
+  CHECK(changed[0].version.clock.get("node-a") == 1);
+  CHECK(changed[0].version.digest
+        == cluster::content_digest(false, R"({"v":1})"));
+  CHECK(a.observe_local(kind, defs({{"s1", R"({"v":1})"}})).empty());
+  changed = a.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].version.clock.get("node-a") == 2);
+  // A definition gone is a deletion: a tombstone that counts as an edit.
+  changed = a.observe_local(kind, defs({}));
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].deleted);
+  CHECK(changed[0].body.empty());
+  CHECK(changed[0].version.clock.get("node-a") == 3);
+  CHECK(a.observe_local(kind, defs({})).empty());
+}
+
+TEST_CASE("an edit made after seeing another replaces it everywhere",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"}, b{"node-b"};
+  a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  auto out = sync(a, b);
+  REQUIRE(out.changed.size() == 1);
+  CHECK(out.conflicts.empty());
+  CHECK(b.find(kind, "s1")->body == R"({"v":1})");
+  // b edits what it saw: that happened after a's version.
+  b.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+  out = sync(b, a);
+  REQUIRE(out.changed.size() == 1);
+  CHECK(out.conflicts.empty());
+  CHECK(a.find(kind, "s1")->body == R"({"v":2})");
+  // The older version met again changes nothing.
+  CHECK(sync(a, b).changed.empty());
+  CHECK(a.all() == b.all());
+}
+
+TEST_CASE("the same definition read independently is one history, not a "
+          "conflict",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"}, b{"node-b"};
+  a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  b.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  auto out = sync(a, b);
+  CHECK(out.conflicts.empty());
+  CHECK(out.changed.empty());
+  REQUIRE(out.restamped.size() == 1);
+  sync(b, a);
+  CHECK(a.all() == b.all());
+  CHECK(a.find(kind, "s1")->version.clock.get("node-a") == 1);
+  CHECK(a.find(kind, "s1")->version.clock.get("node-b") == 1);
+  CHECK(a.conflicts().empty());
+}
+
+TEST_CASE("concurrent edits are detected on both sides and settled alike, "
+          "whatever the order of arrival",
+          "[cluster][control_plane]") {
+  // Three members see the same base; two of them edit it during a
+  // partition (one of them deletes it in the second round).
+  for (bool delete_on_b : {false, true}) {
+    control_replica a{"node-a"}, b{"node-b"}, c{"node-c"};
+    a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+    sync(a, b);
+    sync(a, c);
+    a.observe_local(kind, defs({{"s1", R"({"v":"a"})"}}));
+    b.observe_local(kind, delete_on_b ? defs({})
+                                      : defs({{"s1", R"({"v":"b"})"}}));
+    // The partition heals: a and b exchange what they held, c hears b
+    // first, then a.
+    auto held_by_a = a.all();
+    auto held_by_b = b.all();
+    auto on_a = a.merge(held_by_b, 1000);
+    auto on_b = b.merge(held_by_a, 1000);
+    c.merge(held_by_b, 1000);
+    auto on_c = c.merge(held_by_a, 1000);
+    REQUIRE(on_a.conflicts.size() == 1);
+    REQUIRE(on_b.conflicts.size() == 1);
+    REQUIRE(on_c.conflicts.size() == 1);
+    // Every member keeps the same version and names the same loser.
+    CHECK(a.all() == b.all());
+    CHECK(b.all() == c.all());
+    CHECK(on_a.conflicts[0].kept == on_b.conflicts[0].kept);
+    CHECK(on_a.conflicts[0].dropped == on_b.conflicts[0].dropped);
+    CHECK(on_c.conflicts[0].kept == on_a.conflicts[0].kept);
+    auto kept = *a.find(kind, "s1");
+    CHECK(kept.version.clock.get("node-a") == 2);
+    CHECK(kept.version.clock.get("node-b") == 1);
+    // The kept content is one of the two edits, never the base.
+    auto bodies = std::vector<std::string>{R"({"v":"a"})",
+                                           delete_on_b ? "" : R"({"v":"b"})"};
+    CHECK(std::find(bodies.begin(), bodies.end(), kept.body) != bodies.end());
+    // Reported once: the merged version met again is no new conflict.
+    CHECK(sync(a, b).conflicts.empty());
+    CHECK(sync(c, a).conflicts.empty());
+    CHECK(a.conflicts().size() == 1);
+    // And an edit after the settlement wins cleanly.
+    b.observe_local(kind, defs({{"s1", R"({"v":"after"})"}}));
+    auto later = sync(b, a);
+    CHECK(later.conflicts.empty());
+    CHECK(a.find(kind, "s1")->body == R"({"v":"after"})");
+  }
+}
+
+TEST_CASE("records survive a round trip through their JSON form",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"}, b{"node-b"};
+  a.observe_local(kind, defs({{"s1", R"({"v":1})"}, {"s2", R"({"v":2})"}}));
+  sync(a, b);
+  b.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  auto records = b.all();
+  auto text = cluster::to_json(records);
+  auto back = cluster::parse_control_records(text);
+  REQUIRE(back);
+  CHECK(*back == records);
+  // A digest that does not match the content is refused.
+  auto tampered = text;
+  auto pos = tampered.find(R"({\"v\":1})");
+  REQUIRE(pos != std::string::npos);
+  tampered.replace(pos, 9, R"({\"v\":7})");
+  auto refused = cluster::parse_control_records(tampered);
+  REQUIRE_FALSE(refused);
+  CHECK(ferry::render(refused.error()).find("digest") != std::string::npos);
+  CHECK_FALSE(cluster::parse_control_records("{}"));
+  CHECK_FALSE(cluster::parse_control_records(R"([{"kind":"x"}])"));
+}

@@ -1,0 +1,182 @@
+// The replicated control plane on three real `ferry node` processes: a sync
+// server an operator defines, changes or deletes through one member's admin
+// API reaches every member within seconds and runs on exactly one of them;
+// the same server edited on two members at once is a conflict every member
+// detects and settles the same way, reported in the view and /health.
+
+#include "tests/integration/cluster_helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+using cluster_test::member;
+using sync_test::admin;
+
+namespace {
+
+namespace json = boost::json;
+
+/// The definition `m` holds for sync server `id` as JSON; null when none.
+json::value definition_on(member& m, const std::string& id) {
+  auto res = admin(m.admin_port, "GET", "/api/v1/sync/servers/" + id);
+  if (!res.error.empty() || res.response.status != 200)
+    return nullptr;
+  auto row = json::parse(res.response.body).as_object();
+  for (auto key : {"running", "restarts", "last_exit", "runtime"})
+    row.erase(key);
+  return row;
+}
+
+/// Waits until every member in `members` holds `want` for `id` (null: none).
+void require_definition(std::vector<member*> members, const std::string& id,
+                        const json::value& want, std::chrono::milliseconds timeout,
+                        const char* what) {
+  std::string problem;
+  auto ok = test::poll_until(
+    [&] {
+      for (auto* m : members) {
+        auto held = definition_on(*m, id);
+        if (held != want) {
+          problem = m->name + " holds " + json::serialize(held);
+          return false;
+        }
+      }
+      return true;
+    },
+    timeout, 100ms);
+  if (!ok)
+    FAIL(what << ": " << problem << ", want " << json::serialize(want) << "\n"
+              << cluster_test::dump(members));
+}
+
+std::string server_body(const std::string& url, int kind) {
+  return R"({"url":")" + url + R"(","filters":[{"kinds":[)"
+         + std::to_string(kind) + R"(]}],"relay_info_mode":"disabled",)"
+         + R"("tls":{"mode":"disabled"}})";
+}
+
+size_t conflicts_in(member& m) {
+  auto view = m.view();
+  return view.is_object() ? view.at("conflicts").as_array().size() : 0;
+}
+
+} // namespace
+
+TEST_CASE("a sync server defined, changed or deleted on one member reaches "
+          "every member and runs on exactly one",
+          "[integration][cluster][control_plane]") {
+  test::temp_dir remote_dir;
+  sync_test::node remote{test::node_config(remote_dir)};
+  auto url = sync_test::relay_url(remote.port) + "/shared";
+  cluster_test::three_members trio;
+  trio.start_joined();
+  member& a = trio.a;
+  member& b = trio.b;
+  member& c = trio.c;
+
+  auto put = admin(a.admin_port, "PUT", "/api/v1/sync/servers/shared",
+                   server_body(url, 1));
+  REQUIRE(put.response.status == 201);
+  auto defined = definition_on(a, "shared");
+  REQUIRE(defined.is_object());
+  require_definition({&b, &c}, "shared", defined, 10s, "replicated");
+  cluster_test::require_settled({&a, &b, &c}, {{"shared", url}}, 10s,
+                                "the new server has one owner");
+
+  // What the owner syncs reaches every member.
+  auto author = nostr::generate_keypair();
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  auto events = sync_test::make_events(author, 5, now, 1, "via the owner");
+  sync_test::publish(remote.port, events);
+  cluster_test::require_all_hold({&a, &b, &c}, sync_test::id_set(events), 15s,
+                                 "synced by the owner, replicated");
+
+  // A change on another member replaces it everywhere.
+  auto change = admin(b.admin_port, "PUT", "/api/v1/sync/servers/shared",
+                      server_body(url, 7));
+  REQUIRE(change.response.status == 200);
+  auto changed = definition_on(b, "shared");
+  CHECK(changed != defined);
+  require_definition({&a, &c}, "shared", changed, 10s, "change replicated");
+
+  // A restarted member keeps the current version and the history.
+  CHECK(c.process->kill(SIGTERM) == 0);
+  c.start();
+  cluster_test::require_live({&a, &b, &c}, 20s, "after c restarted");
+  require_definition({&a, &b, &c}, "shared", changed, 10s,
+                     "after c restarted");
+
+  // A deletion on a third member removes it everywhere, for good.
+  auto erase = admin(c.admin_port, "DELETE", "/api/v1/sync/servers/shared");
+  REQUIRE(erase.response.status == 200);
+  require_definition({&a, &b, &c}, "shared", nullptr, 10s,
+                     "deletion replicated");
+  for (auto* m : {&a, &b, &c})
+    CHECK(conflicts_in(*m) == 0);
+  for (auto* m : {&a, &b, &c})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
+
+TEST_CASE("the same sync server edited on two members at once is one "
+          "conflict on every member, settled the same way everywhere",
+          "[integration][cluster][control_plane]") {
+  cluster_test::three_members trio;
+  trio.start_joined();
+  member& a = trio.a;
+  member& b = trio.b;
+  member& c = trio.c;
+  auto url = std::string{"ws://127.0.0.1:9/nowhere"};
+  REQUIRE(admin(a.admin_port, "PUT", "/api/v1/sync/servers/contested",
+                server_body(url, 1))
+            .response.status
+          == 201);
+  require_definition({&b, &c}, "contested", definition_on(a, "contested"),
+                     10s, "the base replicated");
+
+  // Two operators edit it on two members within a few milliseconds: each
+  // member counts its own edit before it hears of the other's.
+  REQUIRE(admin(a.admin_port, "PUT", "/api/v1/sync/servers/contested",
+                server_body(url, 10))
+            .response.status
+          == 200);
+  REQUIRE(admin(b.admin_port, "PUT", "/api/v1/sync/servers/contested",
+                server_body(url, 20))
+            .response.status
+          == 200);
+  auto settled = test::poll_until(
+    [&] {
+      auto on_a = definition_on(a, "contested");
+      return on_a == definition_on(b, "contested")
+             && on_a == definition_on(c, "contested")
+             && conflicts_in(a) == 1 && conflicts_in(b) == 1
+             && conflicts_in(c) == 1;
+    },
+    15s, 100ms);
+  if (!settled)
+    FAIL("not settled alike\n" << cluster_test::dump({&a, &b, &c}));
+  // Every member names the same kept and dropped versions.
+  auto conflict_of = [](member& m) {
+    return m.view().at("conflicts").as_array().at(0).as_object();
+  };
+  auto on_a = conflict_of(a);
+  for (auto* m : {&b, &c}) {
+    auto other = conflict_of(*m);
+    CHECK(other.at("kept") == on_a.at("kept"));
+    CHECK(other.at("dropped") == on_a.at("dropped"));
+  }
+  auto kept_kind = definition_on(a, "contested")
+                     .at("filters").as_array().at(0).at("kinds").at(0);
+  CHECK((kept_kind == json::value(10) || kept_kind == json::value(20)));
+  // And /health names it.
+  auto health = admin(c.admin_port, "GET", "/health");
+  CHECK(health.response.body.find("concurrent edits of sync_server contested")
+        != std::string::npos);
+  for (auto* m : {&a, &b, &c})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
