@@ -169,6 +169,32 @@ inline std::string read_file(const fs::path& path) {
   return text.str();
 }
 
+/// The `p` quantile (0..1) of `xs`; 0 when empty.
+inline double percentile(std::vector<double> xs, double p) {
+  if (xs.empty())
+    return 0;
+  auto k = std::min(xs.size() - 1, static_cast<size_t>(p * xs.size()));
+  std::nth_element(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(k), xs.end());
+  return xs[k];
+}
+
+/// user + system CPU seconds of process `pid` so far.
+inline double process_cpu_seconds(pid_t pid) {
+  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields{stat.substr(close + 2)};
+  std::string field;
+  unsigned long utime = 0;
+  unsigned long stime = 0;
+  // Fields 3..13 come first; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 13; ++i)
+    fields >> field;
+  fields >> utime >> stime;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // -- synthetic events -----------------------------------------------------------
 
 /// Makes signed events shaped like real relay traffic: mostly kind-1 notes,
@@ -556,6 +582,14 @@ public:
                                + std::to_string(node_stop_timeout.count())
                                + " s of SIGTERM; log tail:\n" + log_tail());
     return *exit;
+  }
+
+  /// `stop`, and throws (with the log's tail) unless the node exited cleanly.
+  child_exit stop_cleanly() {
+    auto exit = stop();
+    if (!exit.success())
+      throw std::runtime_error("node failed on SIGTERM; log tail:\n" + log_tail());
+    return exit;
   }
 
 private:

@@ -280,9 +280,7 @@ void bench_node_sessions(const std::string& ferry) {
               growth / static_cast<double>(sessions));
   std::fflush(stdout);
   clients.clear();
-  auto exit = node.stop();
-  if (!exit.success())
-    throw std::runtime_error("node failed on SIGTERM; log tail:\n" + node.log_tail());
+  node.stop_cleanly();
 }
 
 int run(int argc, char** argv) {

@@ -23,7 +23,7 @@ echo "commit: $(git -C "$repo_dir" describe --always --dirty 2>/dev/null || echo
 echo "build:  $build_dir"
 
 failed=0
-for bench in bench_ingest bench_req bench_sync bench_negentropy; do
+for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy; do
   echo
   echo "== $bench"
   "$build_dir/$bench" --ferry "$build_dir/ferry" | tee -a "$rows" | grep -v '^goal-row|'
@@ -41,7 +41,6 @@ echo
 echo "== issue 13 goals (2 cores; strfry figures from the issue)"
 {
   grep '^goal-row|' "$rows"
-  not_measured "2 fan-out: 1,000 subscribers, 2,000 events/s, p99 <= 20 ms"
   not_measured "4 NIP-77 item-set build for 1M events <= 150 ms"
   not_measured "5 scale: the benches at 1,000,000 events, nothing grows faster than linearly"
 } | sort -t'|' -k2,2 -s | awk -F'|' '

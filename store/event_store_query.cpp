@@ -62,6 +62,9 @@ std::string prefix_successor(std::string prefix) {
 
 // -- query planning ------------------------------------------------------------
 
+/// Candidates read from the events family with one MultiGet.
+constexpr size_t scan_batch_size = 64;
+
 /// Which index a filter is answered from.
 enum class index_choice { ids, tag, author_kind, author, kind, created };
 
@@ -370,35 +373,53 @@ bool event_store::scan(
   if (resume)
     resume_suffix = suffix_of(resume->created_at, resume->id);
 
-  // Checks one candidate; on a match leaves its JSON in `json`.
-  rocksdb::PinnableSlice value;
+  // Candidates are read with one MultiGet per batch: a Get per served event
+  // was ~10% of a REQ's profile (each pays the lookup setup again).
+  std::vector<scan_position> candidates;
+  std::vector<rocksdb::Slice> keys;
+  std::vector<rocksdb::PinnableSlice> values(scan_batch_size);
+  std::vector<rocksdb::Status> statuses(scan_batch_size);
   nostr::event parsed;
-  auto check = [&](const bytes32& id, std::string_view& json,
-                   event_header& header) {
-    value.Reset();
-    if (!st.db->Get(ro, st.h(cf::events), slice_of(id), &value).ok())
-      return false;
-    auto h = decode_event_value(view_of(value), &json);
-    if (!h || !header_matches(*p, f, *h, now))
-      return false;
-    header = *h;
-    if (!p->needs_json)
-      return true;
-    return nostr::parse_event(json, parsed).empty() && f.matches(parsed);
+  // Reads the candidates with one MultiGet and calls `on_match(i, json,
+  // header)` for each one that matches, in order, until it returns false.
+  // @returns false when `on_match` stopped it.
+  auto read_candidates = [&](auto&& on_match) {
+    keys.clear();
+    for (const auto& c : candidates)
+      keys.push_back(slice_of(c.id));
+    for (auto& v : values)
+      v.Reset();
+    st.db->MultiGet(ro, st.h(cf::events), keys.size(), keys.data(),
+                    values.data(), statuses.data());
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      if (!statuses[i].ok())
+        continue;
+      std::string_view json;
+      auto h = decode_event_value(view_of(values[i]), &json);
+      if (!h || !header_matches(*p, f, *h, now))
+        continue;
+      if (p->needs_json
+          && !(nostr::parse_event(json, parsed).empty() && f.matches(parsed)))
+        continue;
+      if (!on_match(i, json, *h))
+        return false;
+    }
+    return true;
   };
 
   size_t delivered = 0;
   if (p->index == index_choice::ids) {
     std::vector<std::pair<std::string, std::string>> hits; // suffix, json
-    for (const auto& id : *f.ids) {
-      std::string_view json;
-      event_header h;
-      if (!check(id, json, h))
-        continue;
-      auto suffix = suffix_of(h.created_at, id);
-      if (resume_suffix && suffix <= *resume_suffix)
-        continue;
-      hits.emplace_back(std::move(suffix), std::string(json));
+    for (size_t from = 0; from < f.ids->size(); from += scan_batch_size) {
+      candidates.clear();
+      for (size_t i = from; i < std::min(from + scan_batch_size, f.ids->size()); ++i)
+        candidates.push_back({0, (*f.ids)[i]});
+      read_candidates([&](size_t i, std::string_view json, const event_header& h) {
+        auto suffix = suffix_of(h.created_at, candidates[i].id);
+        if (!resume_suffix || suffix > *resume_suffix)
+          hits.emplace_back(std::move(suffix), std::string(json));
+        return true;
+      });
     }
     std::sort(hits.begin(), hits.end());
     for (const auto& [suffix, json] : hits) {
@@ -414,16 +435,22 @@ bool event_store::scan(
 
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, resume_suffix);
-  for (; m.valid(); m.next()) {
+  while (m.valid()) {
     if (delivered == max_events)
       return true;
-    auto pos = decode_suffix(m.current());
-    std::string_view json;
-    event_header h;
-    if (!check(pos.id, json, h))
-      continue;
-    ++delivered;
-    if (!sink(json, scan_position{pos.created_at, pos.id}))
+    // No more candidates than could still be delivered: a covered filter
+    // reads exactly what it serves.
+    candidates.clear();
+    const auto wanted = std::min(scan_batch_size, max_events - delivered);
+    for (; m.valid() && candidates.size() < wanted; m.next()) {
+      auto pos = decode_suffix(m.current());
+      candidates.push_back({pos.created_at, pos.id});
+    }
+    auto serve = [&](size_t i, std::string_view json, const event_header&) {
+      ++delivered;
+      return sink(json, candidates[i]);
+    };
+    if (!read_candidates(serve))
       return true;
   }
   return false;

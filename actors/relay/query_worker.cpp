@@ -137,11 +137,11 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       caf::anon_send(job->session, atom::count_v, job->sub_id, job->job_id, n);
       return;
     }
-    if (st.run_slice(*job)) {
-      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
-      return;
-    }
-    // Yield to other jobs; wait a little when the client reads slowly.
+    // A slow reader's queue must drain below the high-water mark before
+    // another slice is read for it, also after a backoff: a slice per
+    // backoff outran a reader slower than high_water_bytes per backoff
+    // (permessage-deflate on a 100k-event REQ) until the outbound cap cut
+    // it off.
     if (job->conn->queued_bytes() > st.config.high_water_bytes) {
       job->stalled += st.config.backoff;
       if (job->stalled > st.config.stall_limit) {
@@ -151,10 +151,15 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       }
       self->delayed_send(self, st.config.backoff, atom::resume_v,
                          std::move(job));
-    } else {
-      job->stalled = caf::timespan{0};
-      self->send(self, atom::resume_v, std::move(job));
+      return;
     }
+    job->stalled = caf::timespan{0};
+    if (st.run_slice(*job)) {
+      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      return;
+    }
+    // Yield to other jobs.
+    self->send(self, atom::resume_v, std::move(job));
   };
   return {
     [self, step](atom::query, query_job_ptr& job) {

@@ -242,7 +242,8 @@ TEST_CASE_METHOD(store_fixture, "indexed scans equal a linear filter",
       }
     }
     if (round % 10 == 0) {
-      auto page = 1 + c.pick(40);
+      // Pages below and above the scan's MultiGet batch of 64 candidates.
+      auto page = 1 + c.pick(150);
       CAPTURE(page);
       REQUIRE(paged_scan(*store, f, now, page) == expected);
     }
@@ -286,7 +287,7 @@ TEST_CASE_METHOD(store_fixture, "a resumed scan continues one long scan",
     CAPTURE(nostr::to_json(f));
     auto whole = scan_ids(f);
     CHECK_FALSE(whole.empty());
-    for (size_t page : {1, 7, 50}) {
+    for (size_t page : {1, 7, 50, 64, 65, 100}) {
       CAPTURE(page);
       CHECK(paged_scan(*store, f, default_now, page) == whole);
     }
