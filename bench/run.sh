@@ -23,7 +23,7 @@ echo "commit: $(git -C "$repo_dir" describe --always --dirty 2>/dev/null || echo
 echo "build:  $build_dir"
 
 failed=0
-for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy; do
+for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy bench_cluster; do
   echo
   echo "== $bench"
   "$build_dir/$bench" --ferry "$build_dir/ferry" | tee -a "$rows" | grep -v '^goal-row|'
@@ -38,7 +38,7 @@ not_measured() {
 }
 
 echo
-echo "== issue 13 goals (2 cores; strfry figures from the issue)"
+echo "== goals of issue 13 and the cluster (14) (2 cores; strfry figures from the issue)"
 {
   grep '^goal-row|' "$rows"
   not_measured "4 NIP-77 item-set build for 1M events <= 150 ms"
