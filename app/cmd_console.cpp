@@ -1,4 +1,5 @@
 #include "app/commands.hpp"
+#include "app/console_federation.hpp"
 #include "app/console_link.hpp"
 #include "app/console_terminal.hpp"
 #include "app/console_view.hpp"
@@ -281,6 +282,24 @@ std::string render_any(const boost::json::value& x, int64_t now) {
   return console::render_json(x, now);
 }
 
+/// A federation command: the FEDERATION MANAGER's answer through `render`.
+std::function<int(session&, const std::string&)>
+federation_command(const std::string& command, json_renderer render) {
+  return json_command([command](session& s, const std::string& name) {
+    return console::federation_text(s.ask<federation_reply>(
+      request_timeout, console::federation_request(command, name)));
+  }, std::move(render));
+}
+
+/// A federation command that changes a peer: its one-line outcome.
+std::function<int(session&, const std::string&)>
+federation_change(const std::string& command) {
+  return federation_command(command,
+                            [command](const boost::json::value& x, int64_t) {
+                              return console::render_peer_change(command, x);
+                            });
+}
+
 /// Every command of the console, in the order `help` lists them. A new
 /// command is one more row here.
 const std::vector<console_command>& commands() {
@@ -431,6 +450,19 @@ const std::vector<console_command>& commands() {
      json_command([](session& s, const std::string&) {
        return s.ask<std::string>(t{2 * request_timeout}, atom::leave_v);
      }, render_any)},
+    {"peers", "", "federation peers: direction, status, mode, pinned key,\n"
+                  "last seen, last handshake",
+     argument::none, federation_command("peers", console::render_peers)},
+    {"peer", "NAME", "one federation peer: its definition, link and pin",
+     argument::text, federation_command("peer", render_any)},
+    {"peer-reset", "NAME",
+     "clear peer NAME's pin, cursor and last_seen (accepts a\n"
+     "new node key); succeeds again on a reset peer",
+     argument::text, federation_change("peer-reset")},
+    {"peer-pause", "NAME", "stop exchanging events with NAME, keeping its cursor",
+     argument::text, federation_change("peer-pause")},
+    {"peer-resume", "NAME", "exchange with NAME again, from its cursor",
+     argument::text, federation_change("peer-resume")},
     {"refused", "[SOURCE]",
      "the latest events refused by validation or the write\n"
      "policy (of SOURCE only, e.g. sync:ID)",

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/federation_call.hpp"
 #include "messages/policy.hpp"
 #include "messages/status.hpp"
 #include "messages/supervisor.hpp"
@@ -99,7 +100,10 @@ using inspector_actor = caf::typed_actor<
   // who took the goodbye).
   caf::replies_to<atom::leave>::with<std::string>,
   // The latest refused events, of one source or ("") of all (JSON array).
-  caf::replies_to<atom::refused, std::string>::with<std::string>>;
+  caf::replies_to<atom::refused, std::string>::with<std::string>,
+  // Forwarded to the FEDERATION MANAGER: an operator's call ("list", "get",
+  // "reset", "pause", "resume"); peers' calls are refused.
+  caf::replies_to<federation_call>::with<federation_reply>>;
 
 /// The CONSOLE GATE is what the node publishes on its inspection port: it
 /// hands the inspector to a console that presents the shared secret (empty

@@ -186,7 +186,9 @@ std::string server_body(self_pointer self, const peer_record& r) {
     {"auth_pubkey", r.pinned},
     {"filters", std::move(filters)},
     {"direction", to_string(direction_of(self->state.deps.settings.mode))},
-    {"mode", "req_stream"},
+    // NIP-77: a catch-up (and the periodic reconciliation) fetches only
+    // what is missing on either side.
+    {"mode", "negentropy"},
     // Resuming continues from the cursor: nothing below it comes again.
     {"overlap_window_seconds", 0},
     // The NIP-11 `self` must be the pinned key before anything moves.
@@ -316,8 +318,56 @@ bool retry_register(const handshake_result& h) {
   return h.http_status != 400 && h.http_status != 401 && h.http_status != 403;
 }
 
-/// One round over every link: registrations, verifications and due
-/// notifications.
+/// The safety net under the live tail: every `interval_seconds` a NIP-77
+/// reconciliation with each exchanging peer whose connection is live (one
+/// still catching up is left to finish).
+void reconcile(self_pointer self) {
+  auto& st = self->state;
+  auto manager = st.deps.sync_manager ? st.deps.sync_manager->get()
+                                      : sync_manager_actor{};
+  auto now = self->clock().now();
+  for (const auto& [name, r] : st.peers) {
+    if (!exchanging(r)) {
+      st.reconcile_due.erase(name);
+      continue;
+    }
+    // The first one is due an interval after the link starts exchanging:
+    // its connection begins with a reconciliation of its own.
+    auto [due, fresh] = st.reconcile_due.try_emplace(
+      name, now + st.deps.settings.interval);
+    if (fresh || due->second > now || !manager)
+      continue;
+    due->second = now + st.deps.settings.interval;
+    auto id = federation_server_id(name);
+    self->request(manager, local_timeout, atom::get_v, atom::server_v, id)
+      .then(
+        [self, manager, id](std::string& row) {
+          json::error_code ec;
+          auto parsed = json::parse(row, ec);
+          auto runtime = !ec && parsed.is_object()
+                           ? parsed.as_object().if_contains("runtime")
+                           : nullptr;
+          auto state = runtime && runtime->is_object()
+                         ? runtime->as_object().if_contains("state")
+                         : nullptr;
+          if (!state || !state->is_string() || state->get_string() != "live")
+            return;
+          ++self->state.reconciliations;
+          self->request(manager, local_timeout, atom::sync_now_v, id)
+            .then([](std::string&) {},
+                  [self, id](caf::error& err) {
+                    log::debug("{} could not reconcile {}: {}", self->name(),
+                               id, render(err));
+                  });
+        },
+        [](caf::error&) {
+          // nop: the sync server is gone or restarting; the next round asks
+        });
+  }
+}
+
+/// One round over every link: registrations, verifications, due
+/// notifications and reconciliations.
 void work(self_pointer self) {
   auto& st = self->state;
   auto now = unix_now();
@@ -343,6 +393,7 @@ void work(self_pointer self) {
     else if (r.handshake.success)
       call_peer(self, r, "verify", "GET", "/api/v1/federation/link", {});
   }
+  reconcile(self);
 }
 
 /// Learns our own URLs (the admin port is bound by the control plane, which
@@ -959,6 +1010,23 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
   return refuse(404, "unknown federation operation " + op);
 }
 
+/// Tells the relay which peers' node keys to refuse: those of every link
+/// that is not active (pending, suspended, revoked, or removed and not yet
+/// told).
+void publish_refused_keys(self_pointer self) {
+  auto& gate = self->state.deps.refused_peers;
+  if (!gate)
+    return;
+  std::set<nostr::bytes32> keys;
+  for (const auto& [name, r] : self->state.peers) {
+    nostr::bytes32 key{};
+    if ((r.removed || r.status != link_status::active)
+        && nostr::from_hex(r.pinned, key))
+      keys.insert(key);
+  }
+  gate->assign(std::move(keys));
+}
+
 /// ferry_federation_peers from the current links.
 void publish_gauges(self_pointer self) {
   size_t counts[4] = {0, 0, 0, 0};
@@ -1023,6 +1091,7 @@ federation_manager(
   }
   for (const auto& [name, r] : st.peers)
     apply_sync(self, r);
+  publish_refused_keys(self);
   log::info("{} started with {} peer(s), incoming policy {}", self->name(),
             st.peers.size(), to_string(st.deps.settings.incoming));
   self->send(self, atom::tick_v);
@@ -1030,6 +1099,7 @@ federation_manager(
     [self](federation_call& call) -> federation_reply {
       auto answer = dispatch(self, call);
       publish_gauges(self);
+      publish_refused_keys(self);
       return answer;
     },
     [self](atom::health) -> health_report {
@@ -1067,6 +1137,8 @@ federation_manager(
                static_cast<int64_t>(st.handshakes_failed));
       caf::put(result, "notices_delivered",
                static_cast<int64_t>(st.notices_delivered));
+      caf::put(result, "reconciliations",
+               static_cast<int64_t>(st.reconciliations));
       return result;
     },
     [self](atom::tick) {
@@ -1085,6 +1157,7 @@ federation_manager(
         apply_sync(self, i->second);
       }
       publish_gauges(self);
+      publish_refused_keys(self);
     },
   };
 }

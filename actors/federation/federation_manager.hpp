@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/federation/peer_gate.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/runtime/signed_http.hpp"
 #include "config/config.hpp"
@@ -9,6 +10,7 @@
 #include "messages/sync_manager.hpp"
 #include "store/event_store.hpp"
 
+#include <caf/actor_clock.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <atomic>
@@ -35,6 +37,9 @@ struct federation_manager_deps {
   std::string relay_url;
   std::string relay_address = "127.0.0.1";
   std::atomic<uint16_t>* relay_port = nullptr;
+  /// Where the relay learns which peers' node keys to refuse (null: the
+  /// relay is not served).
+  std::shared_ptr<peer_gate> refused_peers;
   /// How calls travel (`http_transport` in the node).
   signed_http_transport transport;
   /// Notifications a peer did not take are retried after
@@ -61,6 +66,9 @@ struct federation_manager_state {
   std::map<std::string, std::string> applied;
   /// Peers whose sync server must go, once the sync manager runs.
   std::set<std::string> erase_due;
+  /// Per exchanging peer: when its next safety-net reconciliation is due.
+  std::map<std::string, caf::actor_clock::time_point> reconcile_due;
+  uint64_t reconciliations = 0;
   uint64_t registrations_received = 0;
   uint64_t handshakes_ok = 0;
   uint64_t handshakes_failed = 0;

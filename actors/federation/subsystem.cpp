@@ -23,6 +23,11 @@ child_spec federation_subsystem(const node_wiring& wiring,
   deps.relay_address = wiring.cfg.relay.address;
   deps.relay_port = wiring.relay_port;
   deps.transport = http_transport(wiring.io, peer_call_timeout);
+  // The relay's sessions read the gate the manager writes; they start after
+  // the subsystems are built, so they all see it.
+  deps.refused_peers = std::make_shared<peer_gate>();
+  if (wiring.relay)
+    wiring.relay->federation_peers = deps.refused_peers;
   std::vector<child_spec> children;
   children.push_back(slotted("federation-manager", "federation-manager",
                              wiring.federation,

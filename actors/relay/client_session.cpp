@@ -68,6 +68,15 @@ bool is_echo(const client_session_state& st, const ingest_item& item) {
 constexpr const char* auth_required_text
   = "auth-required: this relay requires NIP-42 authentication";
 
+/// Federation: a peer node whose link is not active gets and gives nothing.
+bool refused_peer(self_pointer self) {
+  const auto& gate = self->state.ctx->federation_peers;
+  return gate && gate->refuses(self->state.authenticated);
+}
+
+constexpr const char* peer_refused_text
+  = "restricted: the federation link with this node is not active";
+
 frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
                     const simdjson::ondemand::array_iterator& end) {
   auto& st = self->state;
@@ -113,6 +122,10 @@ frame_state on_event(self_pointer self, const std::string& frame,
   ++st.events_received;
   if (!authorized(self)) {
     st.send(nostr::ok_message(ev.id, false, auth_required_text));
+    return frame_state::done;
+  }
+  if (refused_peer(self)) {
+    st.send(nostr::ok_message(ev.id, false, peer_refused_text));
     return frame_state::done;
   }
   auto max_future = st.ctx->limits.max_future_seconds;
@@ -264,6 +277,8 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
     return frame_state::done;
   if (!authorized(self))
     return closed(self, sub_id, auth_required_text);
+  if (refused_peer(self))
+    return closed(self, sub_id, peer_refused_text);
   auto existing = st.subscriptions.find(sub_id);
   if (existing != st.subscriptions.end()) {
     // NIP-01: a REQ with an open id replaces that subscription.
@@ -295,6 +310,8 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
     return frame_state::done;
   if (!authorized(self))
     return closed(self, sub_id, auth_required_text);
+  if (refused_peer(self))
+    return closed(self, sub_id, peer_refused_text);
   auto job = make_job(self, sub_id, std::move(filters), true);
   st.counts[sub_id] = job;
   if (!start_job(self, std::move(job))) {
@@ -415,6 +432,8 @@ frame_state on_neg_open(self_pointer self,
     return frame_state::done;
   if (!authorized(self))
     return neg_err(self, sub_id, auth_required_text);
+  if (refused_peer(self))
+    return neg_err(self, sub_id, peer_refused_text);
   if (st.negentropy.size() >= neg.max_sessions_per_connection)
     return neg_err(self, sub_id,
                    "blocked: too many open negentropy sessions (max "
@@ -470,6 +489,10 @@ frame_state on_neg_msg(self_pointer self,
     close_negentropy(self, sub_id);
     return neg_err(self, sub_id,
                    "invalid: NEG-MSG before the relay answered NEG-OPEN");
+  }
+  if (refused_peer(self)) {
+    close_negentropy(self, sub_id);
+    return neg_err(self, sub_id, peer_refused_text);
   }
   auto job = std::make_shared<neg_job>();
   job->session = caf::actor_cast<client_session_actor>(self);
@@ -624,6 +647,15 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     [self](atom::publish, const ingest_item_ptr& item,
            const std::vector<std::string>& sub_ids) {
       auto& st = self->state;
+      // A link suspended while its subscriptions run ends them.
+      if (refused_peer(self)) {
+        for (auto& sub_id : sub_ids)
+          if (st.subscriptions.count(sub_id) != 0) {
+            st.send(nostr::closed_message(sub_id, peer_refused_text));
+            cancel_subscription(self, sub_id);
+          }
+        return;
+      }
       if (is_echo(st, *item))
         return;
       for (auto& sub_id : sub_ids) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/federation/peer_gate.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/relay/item_set_cache.hpp"
 #include "config/config.hpp"
@@ -39,6 +40,9 @@ struct relay_context {
   std::vector<handle_slot_ptr<verifier_actor>> verifiers;
   std::vector<handle_slot_ptr<query_worker_actor>> query_workers;
   handle_slot_ptr<hub_actor> hub;
+  /// Federation peers refused while their link is not active; null when
+  /// federation is off.
+  std::shared_ptr<const peer_gate> federation_peers;
   /// Sessions alive; the node waits for zero before it stops the I/O threads
   /// their sockets belong to.
   mutable std::atomic<int64_t> live_sessions{0};

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -767,6 +768,31 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
                                "(cluster.enabled = false)");
       return ask_infra(self, self->state.cluster, "cluster manager",
                        atom::leave_v);
+    },
+    [self](federation_call& call) -> caf::result<federation_reply> {
+      // The console is an operator: only operators' calls, and never in a
+      // peer's name.
+      static const std::set<std::string> console_ops{"list", "get", "reset",
+                                                     "pause", "resume"};
+      if (console_ops.count(call.op) == 0)
+        return caf::make_error(ec::invalid_input,
+                               "federation: the console does not run "
+                                 + call.op);
+      auto& slot = self->state.federation;
+      auto manager = slot ? slot->get() : federation_actor{};
+      if (!manager)
+        return caf::make_error(ec::not_found,
+                               slot ? "the federation manager is not running"
+                                    : "federation is disabled "
+                                      "(federation.enabled = false)");
+      call.caller.clear();
+      auto rp = self->make_response_promise<federation_reply>();
+      self->request(manager, std::chrono::seconds{10}, std::move(call))
+        .then([rp](federation_reply& answer) mutable {
+                rp.deliver(std::move(answer));
+              },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
   };
 }

@@ -6,7 +6,9 @@
 // removals that reach a peer that was down, or that a peer finds by
 // verifying.
 
+#include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "tests/integration/sync_helpers.hpp"
 
@@ -40,6 +42,8 @@ struct fed_node {
   std::optional<test::ferry_process> process;
   /// The Authorization header of the last `signed_call`.
   std::string last_authorization;
+  /// More lines for the [relay] table (e.g. "auth_required = true\n").
+  std::string relay_extra;
 
   explicit fed_node(std::string name) : label(std::move(name)) {
     // nop
@@ -71,8 +75,8 @@ struct fed_node {
     config = dir.file("ferry.toml");
     test::write_file(
       config, "[relay]\naddress = \"127.0.0.1\"\nport = "
-                + std::to_string(relay_port)
-                + "\n[admin]\naddress = \"127.0.0.1\"\nport = "
+                + std::to_string(relay_port) + "\n" + relay_extra
+                + "[admin]\naddress = \"127.0.0.1\"\nport = "
                 + std::to_string(admin_port) + "\ntoken = \""
                 + sync_test::admin_token
                 + "\"\n[console]\nport = 0\n[store]\npath = \""
@@ -142,6 +146,19 @@ struct fed_node {
     return json::parse(res.response.body);
   }
 
+  /// `ferry console --node <its console gate> ARGS...`: the exit status
+  /// and what it printed (stdout and stderr together).
+  std::pair<int, std::string> console(std::vector<std::string> args) {
+    auto port = test::wait_for_output(*process,
+                                      "console-gate listening on "
+                                      "127\\.0\\.0\\.1:([0-9]+)");
+    REQUIRE(port);
+    args.insert(args.begin(), {"console", "--node", "127.0.0.1:" + *port});
+    test::ferry_process run{std::move(args), "/dev/null"};
+    auto status = run.wait();
+    return {status, run.output()};
+  }
+
   bool exchanging(const std::string& name) {
     auto stats = sync_stats(name);
     return stats.is_object() && stats.at("connected").as_bool();
@@ -190,6 +207,17 @@ std::string fed_section(const std::string& incoming,
                         const std::string& extra = {}) {
   return "[federation]\nenabled = true\ninterval_seconds = 1\nincoming = \""
          + incoming + "\"\n" + extra;
+}
+
+/// A defines B as its peer, B accepts any registration; both start, and A
+/// exchanges events with B.
+void link_and_exchange(fed_node& a, fed_node& b) {
+  a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b));
+  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
+  b.start();
+  a.start();
+  if (!test::poll_until([&] { return a.exchanging("b"); }))
+    FAIL("A never connected to B\n" << both(a, b));
 }
 
 } // namespace
@@ -403,11 +431,14 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
     FAIL("resume did not bring the new events\n" << both(a, b));
   auto stats = a.sync_stats("b");
   INFO(json::serialize(stats));
-  // The resumed connection keeps the stored cursor and gets the new events.
-  // (It still reads the old ones again as duplicates: see the README's
-  // "Not yet".)
+  // The resumed connection keeps the stored cursor and gets only the new
+  // events: nothing synced before comes again (each old event alone is
+  // 2 kB, so the bytes show a re-download).
   CHECK(stats.at("cursor").as_int64() >= cursor);
   CHECK(stats.at("accepted").as_int64() == 2);
+  CHECK(stats.at("duplicate").as_int64() == 0);
+  CHECK(stats.at("received").as_int64() == 2);
+  CHECK(stats.at("bytes_received").as_int64() < 2000);
 
   // B suspends: mirrored to A, which stops exchanging.
   REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
@@ -451,12 +482,7 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
           "[integration][federation]") {
   fed_node a{"a"};
   fed_node b{"b"};
-  a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b));
-  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
-  b.start();
-  a.start();
-  if (!test::poll_until([&] { return a.exchanging("b"); }))
-    FAIL("A never connected to B\n" << both(a, b));
+  link_and_exchange(a, b);
   auto first_key = b.pubkey();
   CHECK(a.peer("b").at("pinned") == json::value(first_key));
 
@@ -520,12 +546,7 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
           "[integration][federation]") {
   fed_node a{"a"};
   fed_node b{"b"};
-  a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b));
-  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
-  b.start();
-  a.start();
-  if (!test::poll_until([&] { return a.exchanging("b"); }))
-    FAIL("A never connected to B\n" << both(a, b));
+  link_and_exchange(a, b);
 
   SECTION("A deletes while B is down; A restarts; B gets it when back") {
     b.stop();
@@ -559,4 +580,213 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
   }
+}
+
+TEST_CASE("console peers, peer, peer-pause, peer-resume and peer-reset",
+          "[integration][federation][console]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  link_and_exchange(a, b);
+
+  auto [listed, peers] = a.console({"peers"});
+  INFO(peers);
+  CHECK(listed == 0);
+  CHECK(peers.rfind("NAME ", 0) == 0);
+  CHECK(peers.find("HANDSHAKE") != std::string::npos);
+  auto row = peers.substr(peers.find("\nb "));
+  CHECK(row.find("outgoing") != std::string::npos);
+  CHECK(row.find("active") != std::string::npos);
+  CHECK(row.find(b.pubkey().substr(0, 12)) != std::string::npos);
+  CHECK(row.find("registered (200)") != std::string::npos);
+  CHECK(row.find(b.relay_url()) != std::string::npos);
+  auto [b_listed, b_peers] = b.console({"peers"});
+  CHECK(b_listed == 0);
+  CHECK(b_peers.find("\na ") != std::string::npos);
+  CHECK(b_peers.find("incoming") != std::string::npos);
+
+  auto [shown, peer] = a.console({"peer", "b"});
+  INFO(peer);
+  CHECK(shown == 0);
+  CHECK(peer.find(b.pubkey()) != std::string::npos);
+  CHECK(peer.find("handshake.status") != std::string::npos);
+  auto [as_json, json_text] = a.console({"--json", "peer", "b"});
+  REQUIRE(as_json == 0);
+  auto parsed = json::parse(json_text);
+  CHECK(parsed.at("pinned") == json::value(b.pubkey()));
+  CHECK(parsed.at("status") == "active");
+
+  auto [paused, pause_text] = a.console({"peer-pause", "b"});
+  CHECK(paused == 0);
+  CHECK(pause_text == "b: paused (mode paused, link active)\n");
+  CHECK(a.peer("b").at("mode") == "paused");
+  REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
+  auto [resumed, resume_text] = a.console({"peer-resume", "b"});
+  CHECK(resumed == 0);
+  CHECK(resume_text == "b: resumed (mode sync, link active)\n");
+  if (!test::poll_until([&] { return a.exchanging("b"); }))
+    FAIL("the resumed peer did not connect\n" << both(a, b));
+
+  // A reset clears the pin (the next handshake pins again); twice is fine.
+  for (int i = 0; i < 2; ++i) {
+    auto [reset, reset_text] = a.console({"peer-reset", "b"});
+    CHECK(reset == 0);
+    CHECK(reset_text.rfind("b: reset: pin, cursor and last_seen cleared", 0)
+          == 0);
+  }
+
+  // Wrong names fail (1), wrong arguments are usage errors (2).
+  auto [unknown, unknown_text] = a.console({"peer-pause", "nope"});
+  CHECK(unknown == 1);
+  CHECK(unknown_text.find("no federation peer nope") != std::string::npos);
+  auto [usage, usage_text] = a.console({"peer-reset"});
+  CHECK(usage == 2);
+  CHECK(usage_text.find("usage: peer-reset NAME") != std::string::npos);
+  auto [help, help_text] = a.console({"help"});
+  CHECK(help == 0);
+  for (auto command : {"peers", "peer NAME", "peer-reset NAME",
+                       "peer-pause NAME", "peer-resume NAME"})
+    CHECK(help_text.find("\n  " + std::string{command})
+          != std::string::npos);
+}
+
+TEST_CASE("console peers on a node without federation says it is off",
+          "[integration][federation][console]") {
+  fed_node n{"n"};
+  n.configure("");
+  n.start();
+  auto [status, text] = n.console({"peers"});
+  CHECK(status == 1);
+  CHECK(text.find("federation is disabled") != std::string::npos);
+}
+
+namespace {
+
+/// A relay connection authenticated (NIP-42) as `keys`.
+void authenticate(net::simple_ws_client& ws, uint16_t port,
+                  const nostr::keypair& keys) {
+  REQUIRE(ws.connect("127.0.0.1", port).empty());
+  auto challenge_frame = test::receive_until(ws, "[\"AUTH\"");
+  REQUIRE(challenge_frame);
+  auto challenge = json::parse(*challenge_frame).at(1).as_string();
+  auto auth = nostr::make_auth_event(
+    keys, "ws://127.0.0.1:" + std::to_string(port),
+    std::string{challenge}, test::unix_now());
+  REQUIRE(ws.send("[\"AUTH\"," + nostr::to_json(auth) + "]").empty());
+  auto ok = test::receive_until(ws, "[\"OK\"");
+  REQUIRE(ok);
+  REQUIRE(ok->find(",true,") != std::string::npos);
+}
+
+/// The EVENT frames a REQ for `ev`'s id gets on `ws` before EOSE.
+std::vector<std::string> stored_events(net::simple_ws_client& ws,
+                                       const nostr::event& ev) {
+  auto sub = sync_test::hex_id(ev).substr(0, 16);
+  REQUIRE(ws.send("[\"REQ\",\"" + sub + "\","
+                  + sync_test::ids_filter({sync_test::hex_id(ev)}) + "]")
+            .empty());
+  std::vector<std::string> frames;
+  REQUIRE(test::receive_until(ws, "[\"EOSE\",\"" + sub + "\"", &frames));
+  return frames;
+}
+
+/// Whether `frame` is the refusal of a peer whose link is not active.
+bool restricted(const std::optional<std::string>& frame) {
+  return frame
+         && frame->find("restricted: the federation link with this node is "
+                        "not active")
+              != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("the relay refuses a suspended or revoked peer's node key: no "
+          "events in or out",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  b.relay_extra = "auth_required = true\n";
+  link_and_exchange(a, b);
+
+  // As A's node key on B's relay: served while the link is active, with a
+  // live subscription open.
+  net::simple_ws_client as_a;
+  authenticate(as_a, b.relay_port, a.keys);
+  REQUIRE(as_a.send(R"(["REQ","live",{"kinds":[1]}])").empty());
+  REQUIRE(test::receive_until(as_a, "[\"EOSE\",\"live\""));
+
+  // B suspends the link: from now on A's key gets nothing and gives nothing.
+  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
+                 R"({"status":"suspended"})")
+            .response.status
+          == 200);
+  // Anyone else is served as before (B's relay asks every client to
+  // authenticate).
+  net::simple_ws_client as_other;
+  authenticate(as_other, b.relay_port, nostr::generate_keypair());
+  auto alice = nostr::generate_keypair();
+  auto note = test::make_note(alice, test::unix_now(), "while suspended");
+  REQUIRE(as_other.send(sync_test::event_frame(note)).empty());
+  auto stored = test::receive_until(as_other, "[\"OK\"");
+  REQUIRE(stored);
+  REQUIRE(stored->find(",true,") != std::string::npos);
+  std::vector<std::string> before_closed;
+  CHECK(restricted(test::receive_until(as_a, "[\"CLOSED\",\"live\"",
+                                       &before_closed)));
+  for (const auto& frame : before_closed)
+    CHECK(frame.find(sync_test::hex_id(note)) == std::string::npos);
+
+  REQUIRE(as_a.send(R"(["REQ","again",{"kinds":[1]}])").empty());
+  CHECK(restricted(test::receive_until(as_a, "[\"CLOSED\",\"again\"")));
+  REQUIRE(as_a.send(R"(["COUNT","c",{"kinds":[1]}])").empty());
+  CHECK(restricted(test::receive_until(as_a, "[\"CLOSED\",\"c\"")));
+  auto from_a = test::make_note(alice, test::unix_now(), "from a's key");
+  REQUIRE(as_a.send(sync_test::event_frame(from_a)).empty());
+  auto ok = test::receive_until(as_a, "[\"OK\"");
+  CHECK(restricted(ok));
+  CHECK(ok->find(",false,") != std::string::npos);
+  REQUIRE(as_a.send(R"(["NEG-OPEN","n",{"kinds":[1]},"61"])").empty());
+  CHECK(restricted(test::receive_until(as_a, "[\"NEG-ERR\",\"n\"")));
+  // The refused event was not stored; the other client's is served.
+  CHECK(stored_events(as_other, from_a).empty());
+  CHECK(stored_events(as_other, note).size() == 1);
+
+  // Revoked is refused just the same; a fresh connection changes nothing.
+  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
+                 R"({"status":"revoked"})")
+            .response.status
+          == 200);
+  net::simple_ws_client again;
+  authenticate(again, b.relay_port, a.keys);
+  REQUIRE(again.send(R"(["REQ","r",{"kinds":[1]}])").empty());
+  CHECK(restricted(test::receive_until(again, "[\"CLOSED\",\"r\"")));
+}
+
+TEST_CASE("every interval_seconds a NIP-77 reconciliation brings what the "
+          "live tail missed",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  link_and_exchange(a, b);
+  if (!test::poll_until([&] {
+        auto stats = a.sync_stats("b");
+        return stats.is_object() && stats.at("catchup_complete").as_bool();
+      }))
+    FAIL("A never caught up with B\n" << both(a, b));
+  auto rounds = a.sync_stats("b").at("neg_rounds").as_int64();
+  // Back-dated below the live subscription's start: only a reconciliation
+  // finds it.
+  auto alice = nostr::generate_keypair();
+  auto late = test::make_note(alice, test::unix_now() - 3600, "back-dated");
+  sync_test::publish(b.relay_port, {late});
+  // More rounds run on the same connection, without a reconnect.
+  if (!test::poll_until([&] {
+        return a.sync_stats("b").at("neg_rounds").as_int64() > rounds
+               && ids_of(a.relay_port,
+                         sync_test::ids_filter({sync_test::hex_id(late)}))
+                      .size()
+                    == 1;
+      }))
+    FAIL("no reconciliation brought the back-dated event\n"
+         << json::serialize(a.sync_stats("b")) << "\n" << both(a, b));
+  CHECK(a.sync_stats("b").at("duplicate").as_int64() == 0);
 }

@@ -1,0 +1,37 @@
+#pragma once
+
+// The console's federation commands (`peers`, `peer`, `peer-reset`,
+// `peer-pause`, `peer-resume`): the call each makes through the INSPECTOR
+// and how its answer reads.
+
+#include "app/console_link.hpp"
+#include "messages/federation_call.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace ferry::console {
+
+/// The FEDERATION MANAGER call of console command `command` ("peers",
+/// "peer", "peer-reset", "peer-pause", "peer-resume") on peer `name`.
+federation_call federation_request(const std::string& command,
+                                   const std::string& name);
+
+/// The manager's answer as JSON text, or, for an HTTP status of 400 and
+/// above, the problem its error message names.
+answer<std::string> federation_text(const answer<federation_reply>& reply);
+
+/// The `peers` table from `{"peers": [...]}`: one line per link with its
+/// name, direction, status, mode, pinned key (short, or "MISMATCH" while the
+/// peer proves another), last seen, the last handshake and the endpoint;
+/// "(no federation peers)" when there is none.
+std::string render_peers(const boost::json::value& peers, int64_t now);
+
+/// The one-line outcome of `peer-reset`, `peer-pause` or `peer-resume` from
+/// the peer's view after it, e.g. "b: paused (link active)".
+std::string render_peer_change(const std::string& command,
+                               const boost::json::value& peer);
+
+} // namespace ferry::console
