@@ -4,7 +4,8 @@
 // federation peer (pending its approval) is rendered with --dump-dom, and
 // the rendered values are checked against the JSON API; a wrong token and an
 // unreachable node are shown as such; a screenshot is kept in the build dir
-// (status-page.png) as the test's artifact.
+// (status-page.png) as the test's artifact; the members of a two-node cluster
+// are checked the same way.
 //
 // Run: node status_page.test.mjs <path-to-ferry-binary>
 import { execFile } from 'node:child_process'
@@ -94,20 +95,21 @@ const api = createHttpServer((req, res) => {
 await new Promise((done) => api.listen(0, '127.0.0.1', done))
 cleanup(() => new Promise((done) => api.close(done)))
 
-/** A port nothing listens on. */
-const closedPort = await new Promise((done) => {
+/** A loopback port nothing listens on (now). */
+const freePort = () => new Promise((done) => {
   const probe = createTcpServer().listen(0, '127.0.0.1', () => {
     const { port } = probe.address()
     probe.close(() => done(port))
   })
 })
+const closedPort = await freePort()
 
 const upstream = makeNode({ binary, name: 'upstream', sections: { federation: { enabled: true } } })
 const node = makeNode({ binary, name: 'status-node' })
 let adminPort = null
 
-async function admin(path, { method = 'GET', body } = {}) {
-  const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+async function admin(path, { method = 'GET', body, port = adminPort } = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method,
     headers: { Authorization: `Bearer ${TOKEN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -121,7 +123,10 @@ async function admin(path, { method = 'GET', body } = {}) {
   return { status: res.status, body: json }
 }
 
-const pageUrl = (token) => `http://127.0.0.1:${adminPort}/status#token=${encodeURIComponent(token)}`
+const pageUrl = (token, port = adminPort) => `http://127.0.0.1:${port}/status#token=${encodeURIComponent(token)}`
+const withToken = (ferry) => {
+  ferry.configText = ferry.configText.replace('port = ADMIN_PORT', `port = ADMIN_PORT\ntoken = ${JSON.stringify(TOKEN)}`)
+}
 
 // -- tests ---------------------------------------------------------------------------
 
@@ -151,7 +156,7 @@ test('a node with two sync servers, two hosted relays and a federation peer', as
     equal((await client.publish(event)).ok, true, 'publishing to the upstream node')
   }
   client.ws.close()
-  node.configText = node.configText.replace('port = ADMIN_PORT', `port = ADMIN_PORT\ntoken = ${JSON.stringify(TOKEN)}`)
+  withToken(node)
   node.configText += [
     '[infra]',
     `api_url = "http://127.0.0.1:${api.address().port}/"`,
@@ -282,6 +287,37 @@ test('a screenshot of the page is kept in the build dir', async () => {
   equal(png.subarray(1, 4).toString('latin1'), 'PNG', 'the screenshot is a PNG')
   check(statSync(SCREENSHOT).size > 20000, `the screenshot has content (${statSync(SCREENSHOT).size} bytes)`)
   console.log(`    screenshot: ${SCREENSHOT}`)
+}, { timeout: 90000 })
+
+test('cluster members are shown as the cluster view says', async () => {
+  const [alphaPort, betaPort] = [await freePort(), await freePort()]
+  const member = (name, port, seeds) => {
+    const ferry = makeNode({ binary, name })
+    withToken(ferry)
+    ferry.configText += ['[cluster]', 'enabled = true', `name = "${name}"`, `port = ${port}`, `seeds = ${JSON.stringify(seeds)}`,
+      'failure_timeout_ms = 2000', 'heartbeat_ms = 250', ''].join('\n')
+    return ferry
+  }
+  const alpha = member('alpha', alphaPort, [])
+  const beta = member('beta', betaPort, [`127.0.0.1:${alphaPort}`])
+  await alpha.start()
+  const alphaAdmin = await adminPortOf(alpha, 0)
+  await beta.start()
+  const view = await waitFor(async () => {
+    const r = await admin('/api/v1/cluster', { port: alphaAdmin })
+    return r.status === 200 && r.body.members.length === 2 && r.body.members.every((m) => m.state === 'alive') ? r.body : null
+  }, 20000, 'alpha sees beta alive')
+  const dom = await dumpDom(pageUrl(TOKEN, alphaAdmin))
+  equal(bodyState(dom), 'ok', `the page's state (problem: ${show(byId(dom, 'problem'))})`)
+  const memberRows = rows(dom, 'member')
+  sameSet([...memberRows.keys()], view.members.map((m) => m.name), 'the cluster members')
+  equal(memberRows.get('alpha').name, 'alpha (this node)', 'this node is marked')
+  for (const m of view.members) {
+    equal(memberRows.get(m.name).state, m.state, `member ${m.name}: state`)
+    equal(memberRows.get(m.name).relay_url, m.relay_url, `member ${m.name}: relay URL`)
+  }
+  await beta.stop()
+  await alpha.stop()
 }, { timeout: 90000 })
 
 test('the nodes stop cleanly', async () => {
