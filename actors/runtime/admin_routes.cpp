@@ -1,10 +1,11 @@
 // The runtime's admin routes: /health, /metrics and /api/v1/actors, answered
-// by asking the INSPECTOR.
+// by asking the INSPECTOR, and the status page.
 
 #include "actors/runtime/admin_route.hpp"
 #include "actors/runtime/control_plane.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/metrics.hpp"
+#include "actors/runtime/status_page.hpp"
 #include "messages/error.hpp"
 
 #include <boost/json.hpp>
@@ -154,6 +155,19 @@ admin_handler drive_actor(Action action) {
   };
 }
 
+void serve_status_page(control_plane_pointer, const admin_exchange_ptr& ex,
+                       const admin_route_args&) {
+  net::http_response res;
+  res.content_type = "text/html; charset=utf-8";
+  res.headers["Content-Security-Policy"]
+    = std::string{status_page_security_policy()};
+  res.headers["Cache-Control"] = "no-store";
+  res.headers["X-Content-Type-Options"] = "nosniff";
+  res.headers["Referrer-Policy"] = "no-referrer";
+  res.body = std::string{status_page_html()};
+  ex->answer(std::move(res));
+}
+
 } // namespace
 
 void add_runtime_admin_routes(std::vector<admin_route>& table) {
@@ -163,6 +177,10 @@ void add_runtime_admin_routes(std::vector<admin_route>& table) {
     {
       {"GET", "/health", access::open_health, serve_health},
       {"GET", "/metrics", access::open_health, serve_metrics},
+      // The page holds no data (its script asks the API below with the
+      // operator's token), so it opens like /health: on a loopback address
+      // or with public_health; elsewhere it needs credentials like the rest.
+      {"GET", "/status", access::open_health, serve_status_page},
       {"GET", "/api/v1/actors", access::credentials, list_actors},
       {"GET", "/api/v1/actors/{name}", access::credentials, get_actor},
       {"POST", "/api/v1/actors/{name}/restart", access::credentials,

@@ -281,6 +281,7 @@ std::vector<route> every_route() {
   return {
     {"GET", "/health", ""},
     {"GET", "/metrics", ""},
+    {"GET", "/status", ""},
     {"GET", "/api/v1/actors", ""},
     {"GET", "/api/v1/actors/writer", ""},
     {"POST", "/api/v1/actors/writer/restart", ""},
@@ -330,7 +331,8 @@ std::vector<route> every_route() {
 }
 
 bool is_open(const route& r) {
-  return r.target == "/health" || r.target == "/metrics";
+  return r.target == "/health" || r.target == "/metrics"
+         || r.target == "/status";
 }
 
 /// The routes other operators' nodes call: any valid NIP-98 signature gets
