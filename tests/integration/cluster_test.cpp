@@ -7,7 +7,8 @@
 // /health. Every event a client publishes to one member reaches the others
 // (replication over NIP-77 and a live tail, never echoed back), a member that
 // was killed catches up when it returns, and SIGTERM or cluster-leave hands
-// a member's relays over at once.
+// a member's relays over at once. A deletion or an expiry takes effect on
+// every member alike.
 
 #include "tests/integration/cluster_helpers.hpp"
 
@@ -33,6 +34,27 @@ namespace json = boost::json;
 using namespace cluster_test;
 
 constexpr int relay_count = 12;
+
+/// node-a and node-b, allowing each other, started with both replication
+/// links up.
+struct linked_pair {
+  member a, b;
+
+  linked_pair() {
+    a.name = "node-a";
+    b.name = "node-b";
+    std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
+    a.configure("", {b.cluster_address()}, allowed);
+    b.configure("", {a.cluster_address()}, allowed);
+    a.start();
+    b.start();
+    auto linked = test::poll_until(
+      [&] { return a.replicating_from({&b}) && b.replicating_from({&a}); },
+      20s, 100ms);
+    if (!linked)
+      FAIL("the replication links did not come up\n" << dump({&a, &b}));
+  }
+};
 
 } // namespace
 
@@ -179,19 +201,9 @@ TEST_CASE("members join over mutual TLS on the cluster port, and a node whose "
 TEST_CASE("members replicate what clients publish, back-dated events too, "
           "and never send an event back to the member it came from",
           "[integration][cluster][replication]") {
-  member a, b;
-  a.name = "node-a";
-  b.name = "node-b";
-  std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
-  a.configure("", {b.cluster_address()}, allowed);
-  b.configure("", {a.cluster_address()}, allowed);
-  a.start();
-  b.start();
-  auto linked = test::poll_until(
-    [&] { return a.replicating_from({&b}) && b.replicating_from({&a}); }, 20s,
-    100ms);
-  if (!linked)
-    FAIL("the replication links did not come up\n" << dump({&a, &b}));
+  linked_pair pair;
+  auto& a = pair.a;
+  auto& b = pair.b;
 
   auto author = nostr::generate_keypair();
   auto now = static_cast<int64_t>(std::time(nullptr));
@@ -251,6 +263,43 @@ TEST_CASE("members replicate what clients publish, back-dated events too, "
     5s, 100ms);
   CHECK(disabled);
   CHECK(sync_test::ids_of(b.relay_port, sync_test::kind1_all) == published);
+  for (auto* m : {&a, &b})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a deletion and an expiry published on one member take effect on "
+          "every member",
+          "[integration][cluster][replication]") {
+  linked_pair pair;
+  auto& a = pair.a;
+  auto& b = pair.b;
+  auto author = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto notes = sync_test::make_events(author, 4, now, 1, "kept");
+  // NIP-40: every member stops serving it at the same moment, whichever
+  // member it arrived at.
+  nostr::event expiring;
+  expiring.created_at = now;
+  expiring.kind = 1;
+  expiring.tags = {{"expiration", std::to_string(now + 5)}};
+  expiring.content = "expires in five seconds";
+  nostr::sign_event(expiring, author);
+  auto published = sync_test::id_set(notes);
+  published.insert(sync_test::hex_id(expiring));
+  notes.push_back(expiring);
+  sync_test::publish(a.relay_port, notes);
+  require_all_hold({&a, &b}, published, 4s, "before the expiry");
+
+  // NIP-09 at node-b: the deletion replicates like any event, and node-a
+  // applies it to the event it holds.
+  auto deletion = sync_test::deletion_of(author, notes[0]);
+  sync_test::publish(b.relay_port, {deletion});
+  published.erase(sync_test::hex_id(notes[0]));
+  published.erase(sync_test::hex_id(expiring));
+  require_all_hold({&a, &b}, published, 15s,
+                   "after the deletion and the expiry");
+  CHECK(sync_test::ids_of(a.relay_port, R"({"kinds":[5]})")
+        == std::set<std::string>{sync_test::hex_id(deletion)});
   for (auto* m : {&a, &b})
     CHECK(m->process->kill(SIGTERM) == 0);
 }

@@ -13,17 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A NIP-09 deletion of `target` by its author.
-nostr::event deletion_of(const nostr::keypair& keys, const nostr::event& target) {
-  nostr::event ev;
-  ev.created_at = test::unix_now();
-  ev.kind = 5;
-  ev.tags = {{"e", nostr::to_hex(target.id)}, {"k", "1"}};
-  ev.content = "published by mistake";
-  nostr::sign_event(ev, keys);
-  return ev;
-}
-
 /// Waits until `holder` no longer returns `ev` for a REQ by its id.
 void require_gone(node& holder, const nostr::event& ev, node& other,
                   const std::string& what) {

@@ -139,6 +139,17 @@ inline std::vector<nostr::event> make_events(const nostr::keypair& keys, size_t 
   return out;
 }
 
+/// A NIP-09 deletion of `target` by its author.
+inline nostr::event deletion_of(const nostr::keypair& keys, const nostr::event& target) {
+  nostr::event ev;
+  ev.created_at = test::unix_now();
+  ev.kind = 5;
+  ev.tags = {{"e", nostr::to_hex(target.id)}, {"k", "1"}};
+  ev.content = "published by mistake";
+  nostr::sign_event(ev, keys);
+  return ev;
+}
+
 /// A REQ filter for exactly these ids (hex).
 inline std::string ids_filter(const std::set<std::string>& ids) {
   std::string filter = "{\"ids\":[";
