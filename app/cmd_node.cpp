@@ -34,12 +34,14 @@ std::optional<config::config> load_config(const std::string& path) {
 
 int run_node(const config::config& cfg) {
   log::init(cfg.log.level);
-  // Block the stop signals before any thread exists, then wait for them here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the signals before any thread exists, then wait for them here:
+  // SIGINT and SIGTERM stop the node, SIGHUP reloads its config.
+  sigset_t handled_signals;
+  sigemptyset(&handled_signals);
+  sigaddset(&handled_signals, SIGINT);
+  sigaddset(&handled_signals, SIGTERM);
+  sigaddset(&handled_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
   tune_scheduler(sys_cfg);
@@ -74,7 +76,11 @@ int run_node(const config::config& cfg) {
       ::kill(::getpid(), SIGTERM);
     });
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (sigwait(&handled_signals, &sig); sig == SIGHUP;
+       sigwait(&handled_signals, &sig)) {
+    log::info("node reloads its config on SIGHUP");
+    (*n)->reload_config();
+  }
   if (root_down->load()) {
     log::error("node stopping: the root supervisor gave up: {}",
                *root_failure);

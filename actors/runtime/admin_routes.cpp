@@ -1,7 +1,9 @@
 // The runtime's admin routes: /health, /metrics and /api/v1/actors, answered
-// by asking the INSPECTOR, and the status page.
+// by asking the INSPECTOR, the status page, and /api/v1/config/reload,
+// answered by the CONFIG RELOADER.
 
 #include "actors/runtime/admin_route.hpp"
+#include "actors/runtime/config_reloader.hpp"
 #include "actors/runtime/control_plane.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/metrics.hpp"
@@ -155,6 +157,41 @@ admin_handler drive_actor(Action action) {
   };
 }
 
+/// The key a config error names: `ferry.toml: relay.port: expected ...`
+/// names `relay.port`; empty when the text has no key.
+std::string config_key_of(const std::string& message) {
+  auto first = message.find(": ");
+  if (first == std::string::npos)
+    return {};
+  return field_of(message.substr(first + 2));
+}
+
+void reload_config(control_plane_pointer self, const admin_exchange_ptr& ex,
+                   const admin_route_args&) {
+  auto& slot = self->state.reloader;
+  auto reloader = slot ? slot->get() : config_reloader_actor{};
+  if (!reloader) {
+    ex->answer(admin_error(503, "the config reloader is not running"));
+    return;
+  }
+  // The reloader waits for the sync manager, one definition at a time at
+  // most; leave it room to answer with what failed.
+  self->request(reloader, std::chrono::seconds{15}, atom::reload_v)
+    .then(
+      [ex](std::string& report) {
+        ex->answer(json_text_response(200, std::move(report)));
+      },
+      [ex](caf::error& err) {
+        auto message = render(err);
+        if (err.category() == caf::atom("ferry")
+            && err.code() == static_cast<uint8_t>(ec::invalid_configuration)) {
+          ex->answer(admin_error(400, message, config_key_of(message)));
+          return;
+        }
+        ex->answer(admin_error(infra_status_for(err), message));
+      });
+}
+
 void serve_status_page(control_plane_pointer, const admin_exchange_ptr& ex,
                        const admin_route_args&) {
   net::http_response res;
@@ -189,6 +226,7 @@ void add_runtime_admin_routes(std::vector<admin_route>& table) {
        drive_actor(atom::stop_v)},
       {"POST", "/api/v1/actors/{name}/start", access::credentials,
        drive_actor(atom::start_v)},
+      {"POST", "/api/v1/config/reload", access::credentials, reload_config},
     });
 }
 

@@ -185,9 +185,11 @@ control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               handle_slot_ptr<sync_manager_actor> sync_manager,
               infra_handles infra,
               handle_slot_ptr<federation_actor> federation,
+              handle_slot_ptr<config_reloader_actor> reloader,
               std::shared_ptr<net::io_runtime> io) {
   auto& st = self->state;
   st.federation = std::move(federation);
+  st.reloader = std::move(reloader);
   st.open_health = config.public_health || is_loopback_address(config.address);
   st.inspector = std::move(inspector);
   st.sync_manager = std::move(sync_manager);

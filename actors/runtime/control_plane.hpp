@@ -3,6 +3,7 @@
 #include "actors/infra/relay_registry.hpp"
 #include "actors/runtime/admin_route.hpp"
 #include "actors/runtime/handle_slot.hpp"
+#include "messages/config_reload.hpp"
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/federation.hpp"
@@ -73,6 +74,9 @@ struct control_plane_state {
   /// Where the /api/v1/federation routes go (null or empty: they answer 503).
   handle_slot_ptr<federation_actor> federation;
 
+  /// Where /api/v1/config/reload goes (null or empty: it answers 503).
+  handle_slot_ptr<config_reloader_actor> reloader;
+
   /// Keeps the io_context alive as long as the server needs it.
   std::shared_ptr<net::io_runtime> io;
 
@@ -110,6 +114,7 @@ struct control_plane_state {
 ///        /api/v1/relays (null or empty slots: those routes answer 503).
 /// @param federation The federation manager (null or empty: federation is
 ///        off and its routes answer 503).
+/// @param reloader The config reloader (null or empty: reloads answer 503).
 /// @param io The I/O threads the server runs on.
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
@@ -118,6 +123,7 @@ control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               handle_slot_ptr<sync_manager_actor> sync_manager,
               infra_handles infra,
               handle_slot_ptr<federation_actor> federation,
+              handle_slot_ptr<config_reloader_actor> reloader,
               std::shared_ptr<net::io_runtime> io);
 
 } // namespace ferry

@@ -201,6 +201,9 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     = std::make_shared<handle_slot<infra_reconciler_actor>>();
   wiring.inspector = std::make_shared<handle_slot<inspector_actor>>();
   wiring.control_plane = std::make_shared<handle_slot<control_plane_actor>>();
+  wiring.reloader = std::make_shared<handle_slot<config_reloader_actor>>();
+  wiring.running_config = std::make_shared<config::config>(cfg);
+  n->reloader_ = wiring.reloader;
   if (cfg.cluster.enabled) {
     wiring.membership = std::make_shared<handle_slot<membership_actor>>();
     wiring.cluster = std::make_shared<handle_slot<cluster_manager_actor>>();
@@ -281,6 +284,22 @@ void node::leave_cluster() {
         log::warn("node could not leave the cluster gracefully: {}",
                   render(err));
       });
+}
+
+void node::reload_config() {
+  auto reloader = reloader_->get();
+  if (!reloader) {
+    log::warn("node cannot reload its config: the config reloader is not "
+              "running");
+    return;
+  }
+  // The reloader logs what it applied; only a refusal needs saying here.
+  caf::scoped_actor self{sys_};
+  self->request(reloader, std::chrono::seconds{15}, atom::reload_v)
+    .receive([](std::string&) {},
+             [](caf::error& err) {
+               log::warn("node did not reload its config: {}", render(err));
+             });
 }
 
 node::~node() {

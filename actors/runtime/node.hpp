@@ -4,6 +4,7 @@
 #include "actors/runtime/handle_slot.hpp"
 #include "config/config.hpp"
 #include "messages/cluster.hpp"
+#include "messages/config_reload.hpp"
 #include "messages/ingest.hpp"
 #include "messages/inspector.hpp"
 #include "messages/policy.hpp"
@@ -87,6 +88,10 @@ public:
     return root_;
   }
 
+  /// Re-reads the config file (SIGHUP) and applies what reloads without a
+  /// restart; logs the outcome. Blocks until the reloader answers.
+  void reload_config();
+
 private:
   explicit node(caf::actor_system& sys) : sys_(sys) {
     // nop
@@ -105,6 +110,7 @@ private:
   supervisor_actor root_;
   /// Set only when the cluster is enabled.
   handle_slot_ptr<cluster_manager_actor> cluster_;
+  handle_slot_ptr<config_reloader_actor> reloader_;
   std::atomic<uint16_t> relay_port_{0};
   uint16_t admin_port_ = 0;
 };

@@ -3,6 +3,7 @@
 #include "actors/grasp/grasp_sync.hpp"
 #include "actors/infra/relay_registry.hpp"
 #include "actors/relay/client_session.hpp"
+#include "actors/runtime/config_reloader.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/runtime/supervisor.hpp"
 #include "actors/sync/health_tracker.hpp"
@@ -52,6 +53,9 @@ struct node_wiring {
   infra_handles infra;
   handle_slot_ptr<inspector_actor> inspector;
   handle_slot_ptr<control_plane_actor> control_plane;
+  handle_slot_ptr<config_reloader_actor> reloader;
+  /// The config as applied: `cfg` at start, then each reload's live keys.
+  running_config_ptr running_config;
   /// Set only when the cluster is enabled.
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<cluster_manager_actor> cluster;

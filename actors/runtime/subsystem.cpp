@@ -62,12 +62,19 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
                                   federation, icfg);
     }));
   children.push_back(slotted(
+    "config-reloader", "config-reloader", wiring.reloader,
+    [running = wiring.running_config,
+     sync = wiring.sync_manager](caf::local_actor* self) {
+      return self->system().spawn(config_reloader, running, sync);
+    }));
+  children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,
     [inspector = wiring.inspector, sync = wiring.sync_manager,
-     infra = wiring.infra, federation = wiring.federation, io = wiring.io,
+     infra = wiring.infra, federation = wiring.federation,
+     reloader = wiring.reloader, io = wiring.io,
      admin = wiring.cfg.admin](caf::local_actor* self) {
       return self->system().spawn(control_plane, admin, inspector, sync, infra,
-                                  federation, io);
+                                  federation, reloader, io);
     }));
   children.push_back(console_gate_spec(wiring));
   return supervisor_spec("runtime", std::move(children), policy);

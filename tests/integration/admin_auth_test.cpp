@@ -287,6 +287,7 @@ std::vector<route> every_route() {
     {"POST", "/api/v1/actors/writer/restart", ""},
     {"POST", "/api/v1/actors/writer/stop", ""},
     {"POST", "/api/v1/actors/writer/start", ""},
+    {"POST", "/api/v1/config/reload", ""},
     {"PUT", "/api/v1/sync/servers/probe", sync_body},
     {"GET", "/api/v1/sync/servers", ""},
     {"GET", "/api/v1/sync/servers/probe", ""},

@@ -258,7 +258,8 @@ TEST_CASE_METHOD(control_plane_fixture,
   auto cfg = admin;
   cfg.port = port;
   auto second = sys.spawn(control_plane, cfg, slot, sync_slot, infra_handles{},
-                          handle_slot_ptr<federation_actor>{}, io);
+                          handle_slot_ptr<federation_actor>{},
+                          handle_slot_ptr<config_reloader_actor>{}, io);
   caf::error reason;
   self->monitor(second);
   self->receive([&](caf::down_msg& dm) { reason = dm.reason; });

@@ -1,0 +1,86 @@
+// What a reload applies, decided from the running config and the file's new
+// contents: log.level and [[sync.server]] tables apply, every other changed
+// section is named as waiting for a restart.
+
+#include "actors/runtime/config_reloader.hpp"
+#include "messages/error.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace ferry;
+
+namespace {
+
+config::config load(const std::string& toml) {
+  auto cfg = config::load_string(toml, "ferry.toml");
+  if (!cfg)
+    FAIL(render(cfg.error()));
+  return *cfg;
+}
+
+std::string server(const std::string& id, const std::string& url,
+                   const std::string& filters = "[{ kinds = [1] }]") {
+  return "[[sync.server]]\nid = \"" + id + "\"\nurl = \"" + url
+         + "\"\nfilters = " + filters + "\n";
+}
+
+std::vector<std::string> ids(const std::vector<sync_server>& servers) {
+  std::vector<std::string> out;
+  for (auto& def : servers)
+    out.push_back(def.id);
+  return out;
+}
+
+using strings = std::vector<std::string>;
+
+} // namespace
+
+TEST_CASE("an unchanged file plans nothing", "[config_reload]") {
+  auto text = "[log]\nlevel = \"info\"\n" + server("a", "ws://127.0.0.1:1");
+  auto plan = plan_reload(load(text), load(text));
+  CHECK(plan.applied.empty());
+  CHECK(plan.restart_required.empty());
+  CHECK(plan.servers_added.empty());
+  CHECK(plan.servers_changed.empty());
+  CHECK(plan.servers_removed.empty());
+}
+
+TEST_CASE("a new log level applies without a restart", "[config_reload]") {
+  auto plan = plan_reload(load("[log]\nlevel = \"info\"\n"),
+                          load("[log]\nlevel = \"debug\"\n"));
+  CHECK(plan.applied == strings{"log.level"});
+  CHECK(plan.restart_required.empty());
+}
+
+TEST_CASE("sync servers added, changed and removed in the file are planned "
+          "as such, and untouched ones are left alone",
+          "[config_reload]") {
+  auto before = load(server("kept", "ws://127.0.0.1:1")
+                     + server("edited", "ws://127.0.0.1:2")
+                     + server("dropped", "ws://127.0.0.1:3"));
+  auto after = load(server("kept", "ws://127.0.0.1:1")
+                    + server("edited", "ws://127.0.0.1:2",
+                             "[{ kinds = [1, 7] }]")
+                    + server("new", "ws://127.0.0.1:4"));
+  auto plan = plan_reload(before, after);
+  CHECK(plan.applied == strings{"sync.server"});
+  CHECK(ids(plan.servers_added) == strings{"new"});
+  CHECK(ids(plan.servers_changed) == strings{"edited"});
+  CHECK(plan.servers_removed == strings{"dropped"});
+  CHECK(plan.restart_required.empty());
+}
+
+TEST_CASE("a changed section that reloads only with a restart is named",
+          "[config_reload]") {
+  auto plan = plan_reload(
+    load("[relay]\nport = 7447\n[relay.limits]\nmax_subscriptions = 20\n"),
+    load("[relay]\nport = 7500\n[relay.limits]\nmax_subscriptions = 30\n"
+         "[store]\nblock_cache_mb = 64\n"
+         "[policy]\nmax_content_bytes = 1000\n"));
+  CHECK(plan.applied.empty());
+  CHECK(plan.restart_required
+        == strings{"relay", "relay.limits", "store", "policy"});
+}
