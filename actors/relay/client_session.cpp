@@ -128,7 +128,7 @@ frame_state on_event(self_pointer self, const std::string& frame,
     st.send(nostr::ok_message(ev.id, false, peer_refused_text));
     return frame_state::done;
   }
-  auto max_future = st.ctx->limits.max_future_seconds;
+  auto max_future = st.ctx->limits.get()->max_future_seconds;
   if (ev.created_at > unix_now() + max_future) {
     st.send(nostr::ok_message(ev.id, false,
                               "invalid: created_at is more than "
@@ -175,7 +175,8 @@ filter_set_ptr read_filters(self_pointer self, std::string_view verb,
                             std::string& sub_id,
                             simdjson::ondemand::array_iterator& it,
                             const simdjson::ondemand::array_iterator& end) {
-  const auto& limits = self->state.ctx->limits;
+  auto limits_now = self->state.ctx->limits.get();
+  const auto& limits = *limits_now;
   std::string_view sid;
   if (it == end || (*it).get_string().get(sid)) {
     notice(self, std::string{"invalid: "} + std::string{verb}
@@ -223,8 +224,9 @@ query_job_ptr make_job(self_pointer self, const std::string& sub_id,
   job->job_id = st.next_job_id++;
   job->filters = std::move(filters);
   job->count_only = count_only;
-  job->default_limit = st.ctx->limits.default_limit;
-  job->max_limit = st.ctx->limits.max_limit;
+  auto limits = st.ctx->limits.get();
+  job->default_limit = limits->default_limit;
+  job->max_limit = limits->max_limit;
   job->now = unix_now();
   return job;
 }
@@ -284,10 +286,11 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
     // NIP-01: a REQ with an open id replaces that subscription.
     existing->second.job->cancelled = true;
     st.subscriptions.erase(existing);
-  } else if (st.subscriptions.size() >= st.ctx->limits.max_subscriptions) {
+  } else if (auto max = st.ctx->limits.get()->max_subscriptions;
+             st.subscriptions.size() >= max) {
     return closed(self, sub_id,
                   "blocked: too many open subscriptions (max "
-                    + std::to_string(st.ctx->limits.max_subscriptions) + ")");
+                    + std::to_string(max) + ")");
   }
   // Live first, then the stored part: nothing committed in between is missed.
   to_hub(self, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
@@ -413,7 +416,7 @@ frame_state on_neg_open(self_pointer self,
   std::string sub_id;
   if (!read_neg_sub_id(self, "NEG-OPEN", sub_id, it, end))
     return frame_state::done;
-  const auto max_id = st.ctx->limits.max_subscription_id_length;
+  const auto max_id = st.ctx->limits.get()->max_subscription_id_length;
   if (sub_id.empty() || sub_id.size() > max_id)
     return neg_err(self, sub_id,
                    "invalid: subscription id must have 1 to "
@@ -629,7 +632,7 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     [self](atom::oversize, uint64_t bytes) {
       self->state.send(nostr::notice_message(
         "invalid: message too large (" + std::to_string(bytes)
-        + " bytes, max " + std::to_string(self->state.ctx->limits.max_frame_bytes)
+        + " bytes, max " + std::to_string(self->state.ctx->limits.get()->max_frame_bytes)
         + ")"));
     },
     [self](atom::closed, const std::string&) {

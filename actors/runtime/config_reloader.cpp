@@ -1,5 +1,6 @@
 #include "actors/runtime/config_reloader.hpp"
 
+#include "actors/relay/client_session.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -19,6 +21,46 @@ namespace {
 
 /// How long the SYNC MANAGER may take to apply one definition.
 constexpr auto sync_manager_timeout = std::chrono::seconds{5};
+
+/// One key of `[relay.limits]`: its name, whether sessions apply a new
+/// value at once, and how to compare and take it.
+struct limit_key {
+  const char* name;
+  bool live;
+  std::function<bool(const config::relay_limits&, const config::relay_limits&)>
+    same;
+  std::function<void(config::relay_limits&, const config::relay_limits&)> take;
+};
+
+template <class T>
+limit_key limit(const char* name, bool live, T config::relay_limits::*member) {
+  return {name, live,
+          [member](const config::relay_limits& x,
+                   const config::relay_limits& y) {
+            return x.*member == y.*member;
+          },
+          [member](config::relay_limits& x, const config::relay_limits& y) {
+            x.*member = y.*member;
+          }};
+}
+
+const std::vector<limit_key>& limit_keys() {
+  using L = config::relay_limits;
+  // The connection-level keys are the WebSocket server's options, fixed
+  // when it starts.
+  static const std::vector<limit_key> keys{
+    limit("max_frame_bytes", false, &L::max_frame_bytes),
+    limit("max_subscriptions", true, &L::max_subscriptions),
+    limit("max_filters", true, &L::max_filters),
+    limit("max_limit", true, &L::max_limit),
+    limit("default_limit", true, &L::default_limit),
+    limit("max_subscription_id_length", true, &L::max_subscription_id_length),
+    limit("max_future_seconds", true, &L::max_future_seconds),
+    limit("max_outbound_bytes", false, &L::max_outbound_bytes),
+    limit("max_inflight_messages", false, &L::max_inflight_messages),
+  };
+  return keys;
+}
 
 /// The `relay` section apart from its sub-tables.
 bool same_relay_top(config::relay_config x, const config::relay_config& y) {
@@ -37,7 +79,6 @@ void add_restart_required(const config::config& x, const config::config& y,
       out.emplace_back(name);
   };
   check("relay", same_relay_top(x.relay, y.relay));
-  check("relay.limits", x.relay.limits == y.relay.limits);
   check("relay.negentropy", x.relay.negentropy == y.relay.negentropy);
   check("relay.tls", x.relay.tls == y.relay.tls);
   check("admin", x.admin == y.admin);
@@ -92,6 +133,8 @@ json::array strings(const std::vector<std::string>& xs) {
 void commit(self_pointer self, reload_run& run) {
   auto& running = *self->state.running;
   running.log = run.next.log;
+  running.relay.limits = with_live_limits(running.relay.limits,
+                                          run.next.relay.limits);
   std::map<std::string, sync_server> kept;
   for (auto& def : running.sync.servers)
     kept.emplace(def.id, def);
@@ -194,11 +237,23 @@ void apply_servers(self_pointer self, const std::shared_ptr<reload_run>& run) {
 
 } // namespace
 
+config::relay_limits with_live_limits(config::relay_limits current,
+                                      const config::relay_limits& next) {
+  for (auto& key : limit_keys())
+    if (key.live)
+      key.take(current, next);
+  return current;
+}
+
 reload_plan plan_reload(const config::config& running,
                         const config::config& next) {
   reload_plan plan;
   if (!(running.log == next.log))
     plan.applied.emplace_back("log.level");
+  for (auto& key : limit_keys())
+    if (!key.same(running.relay.limits, next.relay.limits))
+      (key.live ? plan.applied : plan.restart_required)
+        .push_back(std::string{"relay.limits."} + key.name);
   std::map<std::string, const sync_server*> before;
   for (auto& def : running.sync.servers)
     before.emplace(def.id, &def);
@@ -223,9 +278,11 @@ reload_plan plan_reload(const config::config& running,
 config_reloader_actor::behavior_type
 config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> self,
                 running_config_ptr running,
-                handle_slot_ptr<sync_manager_actor> sync_manager) {
+                handle_slot_ptr<sync_manager_actor> sync_manager,
+                std::shared_ptr<relay_context> relay) {
   self->state.running = std::move(running);
   self->state.sync_manager = std::move(sync_manager);
+  self->state.relay = std::move(relay);
   return {
     [self](atom::reload) -> caf::result<std::string> {
       auto& st = self->state;
@@ -249,6 +306,9 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
       run->reply = self->make_response_promise<std::string>();
       if (!(st.running->log == run->next.log))
         log::get().set_level(spdlog::level::from_str(run->next.log.level));
+      if (st.relay)
+        st.relay->limits.set(
+          with_live_limits(*st.relay->limits.get(), run->next.relay.limits));
       st.busy = true;
       apply_servers(self, run);
       return run->reply;

@@ -12,13 +12,16 @@
 
 namespace ferry {
 
+struct relay_context;
+
 /// What a reload does, decided from the running config and the file's new
 /// contents alone (exposed for tests).
 struct reload_plan {
-  /// Changed keys that take effect now, e.g. `log.level`, `sync.server`.
+  /// Changed keys that take effect now, e.g. `log.level`, `sync.server`,
+  /// `relay.limits.max_subscriptions`.
   std::vector<std::string> applied;
-  /// Changed sections that take effect only at the next start, e.g.
-  /// `relay.limits`, `store`, `policy`.
+  /// Changed sections or keys that take effect only at the next start, e.g.
+  /// `relay.limits.max_frame_bytes`, `store`, `policy`.
   std::vector<std::string> restart_required;
   /// `[[sync.server]]` tables new in the file, or changed in it: the file's
   /// definition replaces the stored one.
@@ -34,6 +37,12 @@ struct reload_plan {
 reload_plan plan_reload(const config::config& running,
                         const config::config& next);
 
+/// `current` with the `[relay.limits]` keys a session applies at each
+/// message taken from `next`; the connection-level ones (frame size,
+/// outbound bytes, messages in flight) stay as they are until a restart.
+config::relay_limits with_live_limits(config::relay_limits current,
+                                      const config::relay_limits& next);
+
 /// The config as this node applies it: the file's last reload for the keys
 /// that reload, the start-up values for the others. Shared with the node so
 /// that it outlives restarts of the reloader.
@@ -43,6 +52,8 @@ struct config_reloader_state {
   running_config_ptr running;
   /// Where `[[sync.server]]` changes go; the slot follows restarts.
   handle_slot_ptr<sync_manager_actor> sync_manager;
+  /// Where new `[relay.limits]` go (null: not applied).
+  std::shared_ptr<relay_context> relay;
   uint64_t reloads = 0;
   uint64_t failed = 0;
   /// Seconds since the epoch of the last successful reload (0: none yet).
@@ -53,7 +64,9 @@ struct config_reloader_state {
 };
 
 /// The CONFIG RELOADER re-reads `running->source` on request (SIGHUP, `POST
-/// /api/v1/config/reload`): `log.level` applies at once, `[[sync.server]]`
+/// /api/v1/config/reload`): `log.level` and the `[relay.limits]` keys a
+/// session applies take effect at once (the latter at each session's next
+/// message), `[[sync.server]]`
 /// tables added, changed or removed in the file go to the SYNC MANAGER as
 /// the admin API's PUT and DELETE would, and every other changed section is
 /// named as waiting for a restart. A file that does not load changes
@@ -61,6 +74,7 @@ struct config_reloader_state {
 config_reloader_actor::behavior_type
 config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> self,
                 running_config_ptr running,
-                handle_slot_ptr<sync_manager_actor> sync_manager);
+                handle_slot_ptr<sync_manager_actor> sync_manager,
+                std::shared_ptr<relay_context> relay);
 
 } // namespace ferry

@@ -160,7 +160,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
 
   auto* store = n->store_.get();
   auto ctx = std::make_shared<relay_context>();
-  ctx->limits = cfg.relay.limits;
+  ctx->limits.set(cfg.relay.limits);
   ctx->negentropy = cfg.relay.negentropy;
   ctx->auth_required = cfg.relay.auth_required;
   ctx->announce_auth = cfg.cluster.enabled;

@@ -63,9 +63,9 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
     }));
   children.push_back(slotted(
     "config-reloader", "config-reloader", wiring.reloader,
-    [running = wiring.running_config,
-     sync = wiring.sync_manager](caf::local_actor* self) {
-      return self->system().spawn(config_reloader, running, sync);
+    [running = wiring.running_config, sync = wiring.sync_manager,
+     relay = wiring.relay](caf::local_actor* self) {
+      return self->system().spawn(config_reloader, running, sync, relay);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

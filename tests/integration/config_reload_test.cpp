@@ -1,9 +1,10 @@
 // Hot reload (issue 17): SIGHUP or POST /api/v1/config/reload re-reads
 // ferry.toml on a running node. [[sync.server]] tables added, changed or
 // removed in the file take effect (a real remote relay's events arrive
-// through the added server), log.level applies, every other changed section
-// is named as waiting for a restart until the node restarts, and a bad file
-// is refused naming its key while the running config stays.
+// through the added server), log.level applies, a session's limits change
+// on connections already open, every other changed key is named as waiting
+// for a restart until the node restarts, and a bad file is refused naming
+// its key while the running config stays.
 
 #include "tests/integration/sync_helpers.hpp"
 
@@ -82,11 +83,15 @@ TEST_CASE("SIGHUP applies the sync servers added, changed and removed in "
   auto b_admin = b.admin_port();
   REQUIRE(server_ids(b_admin) == std::set<std::string>{"edited", "gone"});
   CHECK(count_of(b.port, kind1_all) == 0);
+  // Open before the reload: the new subscription limit applies to it too.
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", b.port).empty());
 
   write_b_config(dir_b,
                  server(a.port, "edited", "[{ kinds = [1] }]")
                    + server(a.port, "added", "[{ kinds = [1] }]"),
-                 "[relay.limits]\nmax_subscriptions = 40\n",
+                 "[relay.limits]\nmax_subscriptions = 2\n"
+                 "max_frame_bytes = 100000\n",
                  "[log]\nlevel = \"debug\"\n");
   b.process.signal(SIGHUP);
   auto applied = test::poll_until(
@@ -98,9 +103,20 @@ TEST_CASE("SIGHUP applies the sync servers added, changed and removed in "
     FAIL("the servers did not follow the file\n" << logs(&a.process, &b.process));
   wait_for_ids(b, kind1_all, id_set(notes), false,
                "B after the reload added kind 1", &a);
+  for (auto* sub : {"s1", "s2"}) {
+    REQUIRE(client.send(std::string{"[\"REQ\",\""} + sub
+                        + "\",{\"kinds\":[9999]}]")
+              .empty());
+    REQUIRE(test::receive_until(client, "[\"EOSE\""));
+  }
+  REQUIRE(client.send(R"(["REQ","s3",{"kinds":[9999]}])").empty());
+  auto refused = test::receive_until(client, "[\"CLOSED\"");
+  REQUIRE(refused);
+  CHECK(*refused
+        == R"x(["CLOSED","s3","blocked: too many open subscriptions (max 2)"])x");
 
   // What the SIGHUP applied is the running config now: the same file again
-  // applies nothing new, and the limits still wait for a restart.
+  // applies nothing new, and the frame size still waits for a restart.
   auto res = admin(b_admin, "POST", "/api/v1/config/reload");
   require_answered(res, b.process);
   REQUIRE(res.response.status == 200);
@@ -109,12 +125,13 @@ TEST_CASE("SIGHUP applies the sync servers added, changed and removed in "
   CHECK(report.at("file").as_string() == path);
   CHECK(report.at("applied").as_array().empty());
   CHECK(strings_in(report, "restart_required")
-        == std::set<std::string>{"relay.limits"});
+        == std::set<std::string>{"relay.limits.max_frame_bytes"});
   for (auto* key : {"added", "changed", "removed", "failed"})
     CHECK(report.at("sync_servers").at(key).as_array().empty());
   auto output = b.process.output();
   CHECK(output.find("config-reloader reloaded " + path
-                 + ": applied [\"log.level\",\"sync.server\"]")
+                 + ": applied [\"log.level\",\"relay.limits.max_subscriptions\","
+                   "\"sync.server\"]")
         != std::string::npos);
   stop(b);
   stop(a);

@@ -76,11 +76,30 @@ TEST_CASE("sync servers added, changed and removed in the file are planned "
 TEST_CASE("a changed section that reloads only with a restart is named",
           "[config_reload]") {
   auto plan = plan_reload(
-    load("[relay]\nport = 7447\n[relay.limits]\nmax_subscriptions = 20\n"),
-    load("[relay]\nport = 7500\n[relay.limits]\nmax_subscriptions = 30\n"
+    load("[relay]\nport = 7447\n[relay.limits]\nmax_frame_bytes = 1000\n"),
+    load("[relay]\nport = 7500\n[relay.limits]\nmax_frame_bytes = 2000\n"
          "[store]\nblock_cache_mb = 64\n"
          "[policy]\nmax_content_bytes = 1000\n"));
   CHECK(plan.applied.empty());
   CHECK(plan.restart_required
-        == strings{"relay", "relay.limits", "store", "policy"});
+        == strings{"relay.limits.max_frame_bytes", "relay", "store", "policy"});
+}
+
+TEST_CASE("the relay limits a session applies take effect at once, the "
+          "connection-level ones at the next start",
+          "[config_reload]") {
+  auto before = load("[relay.limits]\nmax_subscriptions = 20\n"
+                     "max_future_seconds = 60\nmax_outbound_bytes = 100000\n");
+  auto after = load("[relay.limits]\nmax_subscriptions = 2\n"
+                    "max_future_seconds = 30\nmax_outbound_bytes = 200000\n");
+  auto plan = plan_reload(before, after);
+  CHECK(plan.applied
+        == strings{"relay.limits.max_subscriptions",
+                   "relay.limits.max_future_seconds"});
+  CHECK(plan.restart_required
+        == strings{"relay.limits.max_outbound_bytes"});
+  auto live = with_live_limits(before.relay.limits, after.relay.limits);
+  CHECK(live.max_subscriptions == 2);
+  CHECK(live.max_future_seconds == 30);
+  CHECK(live.max_outbound_bytes == 100000);
 }
