@@ -76,10 +76,13 @@ void to_writer(self_pointer self, caf::typed_response_promise<ingest_result>& pr
 
 policy_actor::behavior_type
 policy(policy_actor::stateful_pointer<policy_state> self,
-       const config::policy_config& cfg, store::event_store* store,
+       live_value_ptr<config::policy_config> config, store::event_store* store,
        handle_slot_ptr<writer_actor> writer,
        handle_slot_ptr<plugin_host_actor> plugin) {
   auto& st = self->state;
+  st.config = std::move(config);
+  st.rules_source = st.config->get();
+  const auto& cfg = *st.rules_source;
   st.rules = policy_rules{cfg};
   if (cfg.remember_refused.max_entries > 0)
     st.store = store;
@@ -91,6 +94,11 @@ policy(policy_actor::stateful_pointer<policy_state> self,
   return {
     [self](atom::write, ingest_item_ptr& item) -> caf::result<ingest_result> {
       auto& st = self->state;
+      if (auto current = st.config->get(); current != st.rules_source) {
+        st.rules = policy_rules{*current};
+        st.rules_source = std::move(current);
+        ++st.rules_reloaded;
+      }
       auto verdict = st.rules.judge(*item, unix_now(), steady_seconds());
       if (verdict.action != policy_action::accept)
         return refuse(self, *item, verdict);
@@ -136,6 +144,8 @@ policy(policy_actor::stateful_pointer<policy_state> self,
                static_cast<int64_t>(st.rules.counts().rate_limited));
       caf::put(result, "plugin_unreachable",
                static_cast<int64_t>(st.plugin_unreachable));
+      caf::put(result, "rules_reloaded",
+               static_cast<int64_t>(st.rules_reloaded));
       return result;
     },
   };

@@ -2,6 +2,7 @@
 
 #include "actors/ingest/policy_rules.hpp"
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
 #include "messages/ingest.hpp"
 #include "messages/policy.hpp"
 #include "store/event_store.hpp"
@@ -11,7 +12,14 @@
 namespace ferry {
 
 struct policy_state {
+  /// `[policy]` as a config reload leaves it; `rules` follow its built-in
+  /// rules at the next event after a change.
+  live_value_ptr<config::policy_config> config;
+  /// The snapshot `rules` were built from.
+  std::shared_ptr<const config::policy_config> rules_source;
   policy_rules rules;
+  /// Rule sets built after a reload.
+  uint64_t rules_reloaded = 0;
   /// Where refusals are remembered; null: they are not
   /// (`[policy.remember_refused] max_entries = 0`).
   store::event_store* store = nullptr;
@@ -35,9 +43,12 @@ struct policy_state {
 /// the writer, whose answer goes straight back to the original sender.
 /// Lasting refusals of events from remotes (not clients, not rate limits)
 /// are remembered in `store`, so the same remote's copy is not judged again.
+/// The plugin and the memory of refused events keep the settings `config`
+/// held at spawn; the built-in rules follow it (a reload resets their rate
+/// limit buckets).
 policy_actor::behavior_type
 policy(policy_actor::stateful_pointer<policy_state> self,
-       const config::policy_config& cfg, store::event_store* store,
+       live_value_ptr<config::policy_config> config, store::event_store* store,
        handle_slot_ptr<writer_actor> writer,
        handle_slot_ptr<plugin_host_actor> plugin);
 

@@ -25,6 +25,10 @@ plugin_host_config plugin_host_config_from(const config::policy_plugin_config& c
   return result;
 }
 
+bool runs_policy_step(const config::policy_config& cfg) {
+  return cfg.has_rules() || !cfg.plugin.command.empty();
+}
+
 child_spec ingest_subsystem(const node_wiring& wiring, restart_policy policy) {
   writer_config wcfg;
   wcfg.batch_max = wiring.cfg.ingest.writer_batch_max;
@@ -51,13 +55,13 @@ child_spec ingest_subsystem(const node_wiring& wiring, restart_policy policy) {
       }));
   }
   handle_slot_ptr<policy_actor> policy_slot;
-  if (pcfg.has_rules() || plugin_slot) {
+  if (runs_policy_step(pcfg)) {
     policy_slot = std::make_shared<handle_slot<policy_actor>>();
     children.push_back(slotted(
       "policy", "policy", policy_slot,
-      [pcfg, store = wiring.store, writer_slot = wiring.writer,
+      [live = wiring.policy, store = wiring.store, writer_slot = wiring.writer,
        plugin_slot](caf::local_actor* self) {
-        return self->system().spawn(ferry::policy, pcfg, store, writer_slot,
+        return self->system().spawn(ferry::policy, live, store, writer_slot,
                                     plugin_slot);
       }));
   }

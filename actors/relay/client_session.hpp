@@ -2,6 +2,7 @@
 
 #include "actors/federation/peer_gate.hpp"
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
 #include "actors/relay/item_set_cache.hpp"
 #include "config/config.hpp"
 #include "messages/relay.hpp"
@@ -14,40 +15,18 @@
 #include <map>
 #include <set>
 #include <memory>
-#include <utility>
 #include <string>
 #include <vector>
 
 namespace ferry {
 
-/// The `[relay.limits]` in force, read by every session at each message: a
-/// config reload swaps in new values (those a session applies; the
-/// connection-level ones keep their start values) while sessions run on
-/// other threads.
-class live_relay_limits {
-public:
-  explicit live_relay_limits(config::relay_limits initial = {})
-      : current_(std::make_shared<const config::relay_limits>(initial)) {
-    // nop
-  }
-
-  std::shared_ptr<const config::relay_limits> get() const {
-    return std::atomic_load(&current_);
-  }
-
-  void set(config::relay_limits next) {
-    std::atomic_store(&current_, std::make_shared<const config::relay_limits>(
-                                   std::move(next)));
-  }
-
-private:
-  std::shared_ptr<const config::relay_limits> current_;
-};
-
 /// What every client session of one relay shares: its limits and the actors
 /// that do the work.
 struct relay_context {
-  live_relay_limits limits;
+  /// Read by every session at each message: a config reload swaps in new
+  /// values (those a session applies; the connection-level ones keep their
+  /// start values).
+  live_value<config::relay_limits> limits;
   /// NIP-77 sessions: whether they are served, and their bounds.
   config::negentropy_config negentropy;
   /// NIP-77 item sets, shared node-wide within one memory budget; null when

@@ -62,6 +62,30 @@ const std::vector<limit_key>& limit_keys() {
   return keys;
 }
 
+/// `[policy]` apart from its plugin and its memory of refused events.
+bool same_rules(config::policy_config x, const config::policy_config& y) {
+  x.plugin = y.plugin;
+  x.remember_refused = y.remember_refused;
+  return x == y;
+}
+
+/// The policy's part of a plan: the rules apply live when a POLICY step
+/// runs; the plugin and the refused-event memory wait for a restart.
+void plan_policy(const config::policy_config& x, const config::policy_config& y,
+                 bool policy_step_runs, reload_plan& plan) {
+  if (!same_rules(x, y))
+    (policy_step_runs ? plan.applied : plan.restart_required)
+      .emplace_back("policy");
+  config::policy_config only_plugin = x;
+  only_plugin.plugin = y.plugin;
+  if (!(only_plugin == x))
+    plan.restart_required.emplace_back("policy.plugin");
+  config::policy_config only_memory = x;
+  only_memory.remember_refused = y.remember_refused;
+  if (!(only_memory == x))
+    plan.restart_required.emplace_back("policy.remember_refused");
+}
+
 /// The `relay` section apart from its sub-tables.
 bool same_relay_top(config::relay_config x, const config::relay_config& y) {
   x.limits = y.limits;
@@ -92,7 +116,6 @@ void add_restart_required(const config::config& x, const config::config& y,
   check("infra", x.infra == y.infra);
   check("cluster", x.cluster == y.cluster);
   check("federation", x.federation == y.federation);
-  check("policy", x.policy == y.policy);
 }
 
 bool is_not_found(const caf::error& err) {
@@ -135,6 +158,8 @@ void commit(self_pointer self, reload_run& run) {
   running.log = run.next.log;
   running.relay.limits = with_live_limits(running.relay.limits,
                                           run.next.relay.limits);
+  if (self->state.policy_step_runs)
+    running.policy = with_live_rules(running.policy, run.next.policy);
   std::map<std::string, sync_server> kept;
   for (auto& def : running.sync.servers)
     kept.emplace(def.id, def);
@@ -245,8 +270,18 @@ config::relay_limits with_live_limits(config::relay_limits current,
   return current;
 }
 
+config::policy_config with_live_rules(config::policy_config current,
+                                      const config::policy_config& next) {
+  auto plugin = std::move(current.plugin);
+  auto memory = current.remember_refused;
+  current = next;
+  current.plugin = std::move(plugin);
+  current.remember_refused = memory;
+  return current;
+}
+
 reload_plan plan_reload(const config::config& running,
-                        const config::config& next) {
+                        const config::config& next, bool policy_step_runs) {
   reload_plan plan;
   if (!(running.log == next.log))
     plan.applied.emplace_back("log.level");
@@ -272,6 +307,7 @@ reload_plan plan_reload(const config::config& running,
       || !plan.servers_removed.empty())
     plan.applied.emplace_back("sync.server");
   add_restart_required(running, next, plan.restart_required);
+  plan_policy(running.policy, next.policy, policy_step_runs, plan);
   return plan;
 }
 
@@ -279,10 +315,14 @@ config_reloader_actor::behavior_type
 config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> self,
                 running_config_ptr running,
                 handle_slot_ptr<sync_manager_actor> sync_manager,
-                std::shared_ptr<relay_context> relay) {
+                std::shared_ptr<relay_context> relay,
+                live_value_ptr<config::policy_config> policy,
+                bool policy_step_runs) {
   self->state.running = std::move(running);
   self->state.sync_manager = std::move(sync_manager);
   self->state.relay = std::move(relay);
+  self->state.policy = std::move(policy);
+  self->state.policy_step_runs = policy_step_runs;
   return {
     [self](atom::reload) -> caf::result<std::string> {
       auto& st = self->state;
@@ -301,7 +341,7 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
         return std::move(next.error());
       }
       auto run = std::make_shared<reload_run>();
-      run->plan = plan_reload(*st.running, *next);
+      run->plan = plan_reload(*st.running, *next, st.policy_step_runs);
       run->next = std::move(*next);
       run->reply = self->make_response_promise<std::string>();
       if (!(st.running->log == run->next.log))
@@ -309,6 +349,8 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
       if (st.relay)
         st.relay->limits.set(
           with_live_limits(*st.relay->limits.get(), run->next.relay.limits));
+      if (st.policy && st.policy_step_runs)
+        st.policy->set(with_live_rules(*st.policy->get(), run->next.policy));
       st.busy = true;
       apply_servers(self, run);
       return run->reply;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
 #include "config/config.hpp"
 #include "messages/config_reload.hpp"
 #include "messages/sync_manager.hpp"
@@ -33,9 +34,16 @@ struct reload_plan {
 
 /// Compares `running` (what this node applied) with `next` (the file now).
 /// Servers present and unchanged in both are not touched, so a change made
-/// through the admin API since survives the reload.
+/// through the admin API since survives the reload. New built-in policy
+/// rules apply only when `policy_step_runs` (the node started with a policy
+/// step to hold them).
 reload_plan plan_reload(const config::config& running,
-                        const config::config& next);
+                        const config::config& next, bool policy_step_runs);
+
+/// `current` with the built-in rules of `next`; the plugin and the memory of
+/// refused events stay as they are until a restart.
+config::policy_config with_live_rules(config::policy_config current,
+                                      const config::policy_config& next);
 
 /// `current` with the `[relay.limits]` keys a session applies at each
 /// message taken from `next`; the connection-level ones (frame size,
@@ -54,6 +62,10 @@ struct config_reloader_state {
   handle_slot_ptr<sync_manager_actor> sync_manager;
   /// Where new `[relay.limits]` go (null: not applied).
   std::shared_ptr<relay_context> relay;
+  /// Where new built-in policy rules go.
+  live_value_ptr<config::policy_config> policy;
+  /// The node runs a POLICY step (else rules wait for a restart).
+  bool policy_step_runs = false;
   uint64_t reloads = 0;
   uint64_t failed = 0;
   /// Seconds since the epoch of the last successful reload (0: none yet).
@@ -66,7 +78,8 @@ struct config_reloader_state {
 /// The CONFIG RELOADER re-reads `running->source` on request (SIGHUP, `POST
 /// /api/v1/config/reload`): `log.level` and the `[relay.limits]` keys a
 /// session applies take effect at once (the latter at each session's next
-/// message), `[[sync.server]]`
+/// message) and the built-in `[policy]` rules (at the next event),
+/// `[[sync.server]]`
 /// tables added, changed or removed in the file go to the SYNC MANAGER as
 /// the admin API's PUT and DELETE would, and every other changed section is
 /// named as waiting for a restart. A file that does not load changes
@@ -75,6 +88,8 @@ config_reloader_actor::behavior_type
 config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> self,
                 running_config_ptr running,
                 handle_slot_ptr<sync_manager_actor> sync_manager,
-                std::shared_ptr<relay_context> relay);
+                std::shared_ptr<relay_context> relay,
+                live_value_ptr<config::policy_config> policy,
+                bool policy_step_runs);
 
 } // namespace ferry

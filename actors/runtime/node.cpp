@@ -96,8 +96,10 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
   auto writer_slot = std::make_shared<handle_slot<writer_actor>>(result.writer);
   handle_slot_ptr<policy_actor> policy_slot;
   if (policy.has_rules()) {
-    result.policy = sys.spawn(ferry::policy, policy, &store, writer_slot,
-                              handle_slot_ptr<plugin_host_actor>{});
+    result.policy
+      = sys.spawn(ferry::policy,
+                  std::make_shared<live_value<config::policy_config>>(policy),
+                  &store, writer_slot, handle_slot_ptr<plugin_host_actor>{});
     policy_slot = std::make_shared<handle_slot<policy_actor>>(result.policy);
   }
   auto n = verifier_count(ingest);
@@ -203,6 +205,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   wiring.control_plane = std::make_shared<handle_slot<control_plane_actor>>();
   wiring.reloader = std::make_shared<handle_slot<config_reloader_actor>>();
   wiring.running_config = std::make_shared<config::config>(cfg);
+  wiring.policy = std::make_shared<live_value<config::policy_config>>(cfg.policy);
   n->reloader_ = wiring.reloader;
   if (cfg.cluster.enabled) {
     wiring.membership = std::make_shared<handle_slot<membership_actor>>();

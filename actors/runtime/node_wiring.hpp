@@ -56,6 +56,8 @@ struct node_wiring {
   handle_slot_ptr<config_reloader_actor> reloader;
   /// The config as applied: `cfg` at start, then each reload's live keys.
   running_config_ptr running_config;
+  /// `[policy]` as the POLICY step applies it (a reload replaces its rules).
+  live_value_ptr<config::policy_config> policy;
   /// Set only when the cluster is enabled.
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<cluster_manager_actor> cluster;

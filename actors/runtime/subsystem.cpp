@@ -1,5 +1,6 @@
 #include "actors/runtime/subsystem.hpp"
 
+#include "actors/ingest/subsystem.hpp"
 #include "actors/runtime/control_plane.hpp"
 #include "actors/runtime/inspector.hpp"
 #include "actors/runtime/logging.hpp"
@@ -64,8 +65,10 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
   children.push_back(slotted(
     "config-reloader", "config-reloader", wiring.reloader,
     [running = wiring.running_config, sync = wiring.sync_manager,
-     relay = wiring.relay](caf::local_actor* self) {
-      return self->system().spawn(config_reloader, running, sync, relay);
+     relay = wiring.relay, policy = wiring.policy,
+     policy_step = runs_policy_step(wiring.cfg.policy)](caf::local_actor* self) {
+      return self->system().spawn(config_reloader, running, sync, relay, policy,
+                                  policy_step);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

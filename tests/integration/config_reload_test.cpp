@@ -2,7 +2,8 @@
 // ferry.toml on a running node. [[sync.server]] tables added, changed or
 // removed in the file take effect (a real remote relay's events arrive
 // through the added server), log.level applies, a session's limits change
-// on connections already open, every other changed key is named as waiting
+// on connections already open, the built-in policy rules change for the
+// next event, every other changed key is named as waiting
 // for a restart until the node restarts, and a bad file is refused naming
 // its key while the running config stays.
 
@@ -170,4 +171,38 @@ TEST_CASE("a reload of a bad file is refused naming the key, and the running "
   CHECK(server_ids(b_admin) == std::set<std::string>{"other"});
   stop(b);
   stop(a);
+}
+
+TEST_CASE("a reload replaces the built-in policy rules for the next event",
+          "[integration][reload]") {
+  test::temp_dir dir_a, dir_b;
+  auto path = write_b_config(dir_b, {}, {}, "[policy]\ndenied_kinds = [4]\n");
+  node b{path};
+  auto b_admin = b.admin_port();
+  auto keys = nostr::generate_keypair();
+  auto refused_first = test::make_note(keys, test::unix_now(), "dm", 4);
+  auto refused_then = test::make_note(keys, test::unix_now(), "like", 7);
+
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", b.port).empty());
+  auto answer_to = [&](const nostr::event& ev) {
+    REQUIRE(client.send(event_frame(ev)).empty());
+    auto ok = test::receive_until(client, "[\"OK\"");
+    REQUIRE(ok);
+    return *ok;
+  };
+  CHECK(answer_to(refused_first).find(",false,\"blocked:") != std::string::npos);
+
+  write_b_config(dir_b, {}, {}, "[policy]\ndenied_kinds = [7]\n");
+  auto res = admin(b_admin, "POST", "/api/v1/config/reload");
+  require_answered(res, b.process);
+  REQUIRE(res.response.status == 200);
+  INFO(res.response.body);
+  auto report = json::parse(res.response.body);
+  CHECK(strings_in(report, "applied") == std::set<std::string>{"policy"});
+  CHECK(report.at("restart_required").as_array().empty());
+  CHECK(answer_to(refused_first).find(",true,") != std::string::npos);
+  CHECK(answer_to(refused_then).find(",false,\"blocked: kind 7")
+        != std::string::npos);
+  stop(b);
 }

@@ -29,8 +29,11 @@ struct fixture : test::threaded_actor_system {
   plugin_host_actor plugin;
   policy_actor pol;
   verifier_actor verifier;
+  /// What a config reload would replace.
+  live_value_ptr<config::policy_config> live_policy;
 
   void start(config::policy_config cfg) {
+    live_policy = std::make_shared<live_value<config::policy_config>>(cfg);
     auto writer_slot = std::make_shared<handle_slot<writer_actor>>();
     writer = sys.spawn<caf::detached>(ferry::writer, db.store.get(),
                                       handle_slot_ptr<hub_actor>{},
@@ -43,7 +46,8 @@ struct fixture : test::threaded_actor_system {
       plugin = sys.spawn(plugin_host, hcfg, &io.context());
       plugin_slot = std::make_shared<handle_slot<plugin_host_actor>>(plugin);
     }
-    pol = sys.spawn(policy, cfg, db.store.get(), writer_slot, plugin_slot);
+    pol = sys.spawn(policy, live_policy, db.store.get(), writer_slot,
+                    plugin_slot);
     auto policy_slot = std::make_shared<handle_slot<policy_actor>>(pol);
     verifier = sys.spawn(ferry::verifier, db.store.get(), writer_slot,
                          policy_slot, cfg.remember_refused.max_entries > 0);
@@ -111,6 +115,24 @@ TEST_CASE_METHOD(fixture, "the policy step stores what it accepts and "
   CHECK(r.status == ingest_status::shadowed);
   CHECK(r.accepted());
   CHECK_FALSE(db.store->contains(shadow->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "new built-in rules apply from the next event "
+                          "after a reload",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.denied_kinds = {4};
+  start(cfg);
+  CHECK(ingest(item("first dm", "client:1", 4)).status
+        == ingest_status::refused);
+  cfg.denied_kinds = {7};
+  live_policy->set(cfg);
+  auto dm = item("second dm", "client:1", 4);
+  CHECK(ingest(dm).status == ingest_status::stored);
+  CHECK(db.store->contains(dm->data.ev.id));
+  auto r = ingest(item("a like", "client:1", 7));
+  CHECK(r.status == ingest_status::refused);
+  CHECK(r.message == "blocked: kind 7 is not accepted here");
 }
 
 TEST_CASE_METHOD(fixture, "a remote's refused events are remembered and "

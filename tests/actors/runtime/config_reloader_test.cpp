@@ -40,7 +40,7 @@ using strings = std::vector<std::string>;
 
 TEST_CASE("an unchanged file plans nothing", "[config_reload]") {
   auto text = "[log]\nlevel = \"info\"\n" + server("a", "ws://127.0.0.1:1");
-  auto plan = plan_reload(load(text), load(text));
+  auto plan = plan_reload(load(text), load(text), true);
   CHECK(plan.applied.empty());
   CHECK(plan.restart_required.empty());
   CHECK(plan.servers_added.empty());
@@ -50,7 +50,7 @@ TEST_CASE("an unchanged file plans nothing", "[config_reload]") {
 
 TEST_CASE("a new log level applies without a restart", "[config_reload]") {
   auto plan = plan_reload(load("[log]\nlevel = \"info\"\n"),
-                          load("[log]\nlevel = \"debug\"\n"));
+                          load("[log]\nlevel = \"debug\"\n"), true);
   CHECK(plan.applied == strings{"log.level"});
   CHECK(plan.restart_required.empty());
 }
@@ -65,7 +65,7 @@ TEST_CASE("sync servers added, changed and removed in the file are planned "
                     + server("edited", "ws://127.0.0.1:2",
                              "[{ kinds = [1, 7] }]")
                     + server("new", "ws://127.0.0.1:4"));
-  auto plan = plan_reload(before, after);
+  auto plan = plan_reload(before, after, true);
   CHECK(plan.applied == strings{"sync.server"});
   CHECK(ids(plan.servers_added) == strings{"new"});
   CHECK(ids(plan.servers_changed) == strings{"edited"});
@@ -79,7 +79,8 @@ TEST_CASE("a changed section that reloads only with a restart is named",
     load("[relay]\nport = 7447\n[relay.limits]\nmax_frame_bytes = 1000\n"),
     load("[relay]\nport = 7500\n[relay.limits]\nmax_frame_bytes = 2000\n"
          "[store]\nblock_cache_mb = 64\n"
-         "[policy]\nmax_content_bytes = 1000\n"));
+         "[policy]\nmax_content_bytes = 1000\n"),
+    false);
   CHECK(plan.applied.empty());
   CHECK(plan.restart_required
         == strings{"relay.limits.max_frame_bytes", "relay", "store", "policy"});
@@ -92,7 +93,7 @@ TEST_CASE("the relay limits a session applies take effect at once, the "
                      "max_future_seconds = 60\nmax_outbound_bytes = 100000\n");
   auto after = load("[relay.limits]\nmax_subscriptions = 2\n"
                     "max_future_seconds = 30\nmax_outbound_bytes = 200000\n");
-  auto plan = plan_reload(before, after);
+  auto plan = plan_reload(before, after, true);
   CHECK(plan.applied
         == strings{"relay.limits.max_subscriptions",
                    "relay.limits.max_future_seconds"});
@@ -102,4 +103,25 @@ TEST_CASE("the relay limits a session applies take effect at once, the "
   CHECK(live.max_subscriptions == 2);
   CHECK(live.max_future_seconds == 30);
   CHECK(live.max_outbound_bytes == 100000);
+}
+
+TEST_CASE("new built-in policy rules apply when the node runs a policy step, "
+          "a new plugin waits for a restart",
+          "[config_reload]") {
+  auto before = load("[policy]\ndenied_kinds = [4]\n"
+                     "[policy.plugin]\ncommand = \"/bin/true\"\n");
+  auto after = load("[policy]\ndenied_kinds = [7]\n"
+                    "[policy.plugin]\ncommand = \"/bin/false\"\n");
+  auto plan = plan_reload(before, after, true);
+  CHECK(plan.applied == strings{"policy"});
+  CHECK(plan.restart_required == strings{"policy.plugin"});
+  auto live = with_live_rules(before.policy, after.policy);
+  CHECK(live.denied_kinds == std::vector<int64_t>{7});
+  CHECK(live.plugin.command == "/bin/true");
+
+  // Started without rules or plugin, the node has no step to put rules in.
+  auto none = plan_reload(load(""), load("[policy]\ndenied_kinds = [7]\n"),
+                          false);
+  CHECK(none.applied.empty());
+  CHECK(none.restart_required == strings{"policy"});
 }
