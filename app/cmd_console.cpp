@@ -455,6 +455,10 @@ const std::vector<console_command>& commands() {
      argument::text, federation_change("peer-pause")},
     {"peer-resume", "NAME", "exchange with NAME again, from its cursor",
      argument::text, federation_change("peer-resume")},
+    {"collections", "", "our federation collections: filters, events, bytes\n"
+                        "and the peers each is offered to",
+     argument::none,
+     federation_command("collections", console::render_collections)},
     {"refused", "[SOURCE]",
      "the latest events refused by validation or the write\n"
      "policy (of SOURCE only, e.g. sync:ID)",

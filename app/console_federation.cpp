@@ -57,6 +57,8 @@ federation_call federation_request(const std::string& command,
   call.name = name;
   if (command == "peers")
     call.op = "list";
+  else if (command == "collections")
+    call.op = "our_collections";
   else if (command == "peer")
     call.op = "get";
   else
@@ -101,6 +103,30 @@ std::string render_peers(const json::value& peers, int64_t now) {
                     text_of(peer, "status"), text_of(peer, "mode"),
                     pin_text(peer), format_ago(int_of(peer, "last_seen"), now),
                     handshake_text(peer), text_of(peer, "endpoint")});
+  }
+  return render_rows(rows);
+}
+
+std::string render_collections(const json::value& collections, int64_t) {
+  auto list = collections.is_object()
+                ? collections.as_object().if_contains("collections")
+                : nullptr;
+  if (!list || !list->is_array() || list->as_array().empty())
+    return "(no federation collections)\n";
+  std::vector<std::vector<std::string>> rows{
+    {"NAME", "EVENTS", "BYTES", "PEERS", "FILTERS"}};
+  for (const auto& item : list->as_array()) {
+    if (!item.is_object())
+      continue;
+    const auto& c = item.as_object();
+    std::string peers;
+    if (auto names = c.if_contains("peers"); names && names->is_array())
+      for (const auto& name : names->as_array())
+        if (name.is_string())
+          peers += (peers.empty() ? "" : ",") + std::string{name.as_string()};
+    rows.push_back({text_of(c, "name"), std::to_string(int_of(c, "events")),
+                    std::to_string(int_of(c, "bytes")),
+                    peers.empty() ? "-" : peers, text_of(c, "filters")});
   }
   return render_rows(rows);
 }

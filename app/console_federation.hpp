@@ -15,7 +15,8 @@
 namespace ferry::console {
 
 /// The FEDERATION MANAGER call of console command `command` ("peers",
-/// "peer", "peer-reset", "peer-pause", "peer-resume") on peer `name`.
+/// "peer", "peer-reset", "peer-pause", "peer-resume", "collections") on
+/// peer `name`.
 federation_call federation_request(const std::string& command,
                                    const std::string& name);
 
@@ -28,6 +29,12 @@ answer<std::string> federation_text(const answer<federation_reply>& reply);
 /// peer proves another), last seen, the last handshake and the endpoint;
 /// "(no federation peers)" when there is none.
 std::string render_peers(const boost::json::value& peers, int64_t now);
+
+/// The `collections` table from `{"collections": [...]}`: one line per
+/// collection with its name, events, bytes, the peers it is offered to and
+/// its filters; "(no federation collections)" when there is none.
+std::string render_collections(const boost::json::value& collections,
+                               int64_t now);
 
 /// The one-line outcome of `peer-reset`, `peer-pause` or `peer-resume` from
 /// the peer's view after it, e.g. "b: paused (link active)".

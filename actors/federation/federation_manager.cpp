@@ -1,5 +1,7 @@
 #include "actors/federation/federation_manager.hpp"
 
+#include "actors/federation/collection_pull.hpp"
+#include "actors/federation/collections.hpp"
 #include "actors/federation/federation_metrics.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
@@ -36,10 +38,7 @@ federation_reply reply(uint32_t status, json::object body) {
 
 federation_reply refuse(uint32_t status, const std::string& message,
                         const std::string& field = {}) {
-  json::object error{{"code", status}, {"message", message}};
-  if (!field.empty())
-    error["field"] = field;
-  return reply(status, json::object{{"error", std::move(error)}});
+  return federation_error(status, message, field);
 }
 
 federation_reply invalid(const caf::error& err) {
@@ -972,6 +971,169 @@ federation_reply op_list(self_pointer self) {
   return reply(200, json::object{{"peers", std::move(rows)}});
 }
 
+// -- collections --------------------------------------------------------------
+
+const collection_definition* find_collection(self_pointer self,
+                                             const std::string& name) {
+  for (const auto& c : self->state.deps.settings.collections)
+    if (c.name == name)
+      return &c;
+  return nullptr;
+}
+
+json::array filters_json(const std::vector<nostr::filter>& filters) {
+  json::array out;
+  for (const auto& f : filters)
+    out.push_back(json::parse(nostr::to_json(f)));
+  return out;
+}
+
+json::object collection_object(self_pointer self,
+                               const collection_definition& c) {
+  auto size = measure_collection(*self->state.deps.store, c.filters,
+                                 unix_now());
+  return json::object{{"name", c.name},
+                      {"filters", filters_json(c.filters)},
+                      {"events", static_cast<int64_t>(size.events)},
+                      {"bytes", static_cast<int64_t>(size.bytes)}};
+}
+
+/// The link of the peer whose pinned key signed this call, in whichever
+/// direction it was made; null when none. Sets `refusal` when the link
+/// exists but serves nothing now.
+peer_record* serving_link(self_pointer self, const federation_call& call,
+                          federation_reply& refusal) {
+  for (auto& [name, r] : self->state.peers)
+    if (!r.removed && r.pinned == call.caller && r.pin_mismatch.empty()) {
+      if (r.status != link_status::active) {
+        refusal = refuse(403, "restricted: the link is "
+                                + to_string(r.status));
+        return nullptr;
+      }
+      return &r;
+    }
+  refusal = refuse(404, "no link with this node key");
+  return nullptr;
+}
+
+bool offered(const peer_record& r, const std::string& collection) {
+  return std::find(r.def.collections.begin(), r.def.collections.end(),
+                   collection)
+         != r.def.collections.end();
+}
+
+/// A peer lists what we offer it.
+federation_reply peer_collections(self_pointer self,
+                                  const federation_call& call) {
+  federation_reply refusal;
+  auto r = serving_link(self, call, refusal);
+  if (!r)
+    return refusal;
+  json::array rows;
+  for (const auto& name : r->def.collections)
+    if (auto c = find_collection(self, name))
+      rows.push_back(collection_object(self, *c));
+  return signed_reply(self, call, 200,
+                      json::object{{"collections", std::move(rows)}});
+}
+
+/// A peer previews a page of one collection offered to it.
+federation_reply peer_collection_events(self_pointer self,
+                                        const federation_call& call) {
+  federation_reply refusal;
+  auto r = serving_link(self, call, refusal);
+  if (!r)
+    return refusal;
+  auto c = find_collection(self, call.name);
+  // Whether a collection exists at all is no business of a peer it is not
+  // offered to.
+  if (!c || !offered(*r, call.name))
+    return refuse(403, "restricted: collection " + call.name
+                         + " is not offered to you");
+  auto query = parse_preview_query(call.query);
+  if (!query)
+    return invalid(query.error());
+  json::array events;
+  for (const auto& text : preview_collection(*self->state.deps.store,
+                                             c->filters, *query, unix_now()))
+    events.push_back(json::parse(text));
+  return signed_reply(self, call, 200,
+                      json::object{{"collection", c->name},
+                                   {"offset", static_cast<int64_t>(query->offset)},
+                                   {"limit", static_cast<int64_t>(query->limit)},
+                                   {"events", std::move(events)}});
+}
+
+/// The operator's view: every collection, its size and who may see it.
+federation_reply op_our_collections(self_pointer self) {
+  json::array rows;
+  for (const auto& c : self->state.deps.settings.collections) {
+    auto row = collection_object(self, c);
+    json::array peers;
+    for (const auto& [name, r] : self->state.peers)
+      if (!r.removed && offered(r, c.name))
+        peers.push_back(json::string{name});
+    row["peers"] = std::move(peers);
+    rows.push_back(std::move(row));
+  }
+  return reply(200, json::object{{"collections", std::move(rows)}});
+}
+
+/// How long an operator waits for a pull.
+constexpr auto pull_deadline = std::chrono::seconds{60};
+
+/// The operator pulls a collection of peer NAME: a COLLECTION PULL does the
+/// work and answers with its report.
+caf::result<federation_reply> op_pull(self_pointer self,
+                                      const federation_call& call) {
+  auto& st = self->state;
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  auto request = parse_pull_request(call.body);
+  if (!request)
+    return invalid(request.error());
+  if (r->pinned.empty() || !r->pin_mismatch.empty())
+    return refuse(409, "status: peer " + call.name
+                         + (r->pinned.empty()
+                              ? " has not proven its node key yet"
+                              : " proves a node key other than the pinned "
+                                "one"),
+                  "status");
+  if (r->status != link_status::active || r->def.mode != peer_mode::sync)
+    return refuse(409, "status: the link with " + call.name + " is "
+                         + to_string(r->status) + ", mode "
+                         + to_string(r->def.mode)
+                         + "; a pull needs an active link in mode sync",
+                  "status");
+  if (!st.deps.io || st.deps.verifiers.empty())
+    return refuse(503, "this node does not ingest events (no relay)");
+  collection_pull_deps deps;
+  deps.store = st.deps.store;
+  deps.verifiers = st.deps.verifiers;
+  deps.keys = st.deps.keys;
+  deps.transport = st.deps.transport;
+  deps.io = st.deps.io;
+  deps.peer = r->def.name;
+  deps.admin_url = r->def.admin_url;
+  deps.endpoint = r->def.endpoint;
+  deps.ca = r->def.ca;
+  deps.pinned = r->pinned;
+  deps.request = std::move(*request);
+  deps.deadline = pull_deadline;
+  auto puller = self->spawn(collection_pull, std::move(deps));
+  auto promise = self->make_response_promise<federation_reply>();
+  self->request(puller, pull_deadline + std::chrono::seconds{5}, call)
+    .then(
+      [promise](federation_reply& answer) mutable {
+        promise.deliver(std::move(answer));
+      },
+      [promise](caf::error& err) mutable {
+        promise.deliver(refuse(504, "pull: " + render(err)));
+      });
+  return promise;
+}
+
 federation_reply dispatch(self_pointer self, const federation_call& call) {
   const auto& op = call.op;
   if (op == "status")
@@ -987,6 +1149,12 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
     return peer_verify(self, call);
   if (op == "unlink")
     return peer_unlink(self, call);
+  if (op == "collections")
+    return peer_collections(self, call);
+  if (op == "collection_events")
+    return peer_collection_events(self, call);
+  if (op == "our_collections")
+    return op_our_collections(self);
   if (op == "list")
     return op_list(self);
   if (op == "get") {
@@ -1096,7 +1264,9 @@ federation_manager(
             st.peers.size(), to_string(st.deps.settings.incoming));
   self->send(self, atom::tick_v);
   return {
-    [self](federation_call& call) -> federation_reply {
+    [self](federation_call& call) -> caf::result<federation_reply> {
+      if (call.op == "pull")
+        return op_pull(self, call);
       auto answer = dispatch(self, call);
       publish_gauges(self);
       publish_refused_keys(self);

@@ -764,8 +764,8 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     [self](federation_call& call) -> caf::result<federation_reply> {
       // The console is an operator: only operators' calls, and never in a
       // peer's name.
-      static const std::set<std::string> console_ops{"list", "get", "reset",
-                                                     "pause", "resume"};
+      static const std::set<std::string> console_ops{
+        "list", "get", "reset", "pause", "resume", "our_collections"};
       if (console_ops.count(call.op) == 0)
         return caf::make_error(ec::invalid_input,
                                "federation: the console does not run "
