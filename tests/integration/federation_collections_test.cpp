@@ -162,6 +162,22 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
     CHECK(status == 0);
     CHECK(printed.find("profiles") != std::string::npos);
     CHECK(printed.find(std::to_string(bytes)) != std::string::npos);
+    // Offering more through the API takes effect at once.
+    auto put = nodes.a.call(
+      "PUT", "/api/v1/federation/peers/b",
+      R"({"endpoint":")" + nodes.b.relay_url() + R"(","admin_url":")"
+        + nodes.b.admin_url()
+        + R"(","filters":[{"kinds":[7777]}],"collections":["notes","profiles"]})");
+    INFO(put.response.body);
+    REQUIRE(put.response.status == 200);
+    auto more = body_of(nodes.ask_a("/api/v1/federation/collections"));
+    const auto& offered = more.at("collections").as_array();
+    REQUIRE(offered.size() == 2);
+    CHECK(offered[0].at("name") == "notes");
+    CHECK(number(offered[0], "events") == 5);
+    CHECK(nodes.ask_a("/api/v1/federation/collections/notes/events")
+            .response.status
+          == 200);
   }
 
   SECTION("previews: newest first, limit, offset, since, until, ids") {
