@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace ferry::console {
@@ -65,6 +66,35 @@ federation_call federation_request(const std::string& command,
     // "peer-reset" -> "reset", and so on.
     call.op = command.substr(command.find('-') + 1);
   return call;
+}
+
+federation_call pull_request_call(const std::string& words) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start <= words.size();) {
+    auto end = std::min(words.find(' ', start), words.size());
+    parts.push_back(words.substr(start, end - start));
+    start = end + 1;
+  }
+  federation_call call;
+  call.op = "pull";
+  call.name = parts[0];
+  json::object body{{"collection", parts.size() > 1 ? parts[1] : ""}};
+  if (parts.size() > 2)
+    body["conflict_strategy"] = parts[2];
+  call.body = json::serialize(body);
+  return call;
+}
+
+std::string render_pull(const json::value& report) {
+  if (!report.is_object())
+    return json::serialize(report) + "\n";
+  const auto& x = report.as_object();
+  return text_of(x, "peer") + "/" + text_of(x, "collection") + " ("
+         + text_of(x, "conflict_strategy") + "): "
+         + std::to_string(int_of(x, "imported")) + " imported, "
+         + std::to_string(int_of(x, "skipped")) + " skipped, "
+         + std::to_string(int_of(x, "replaced")) + " replaced, "
+         + std::to_string(int_of(x, "refused")) + " refused\n";
 }
 
 answer<std::string> federation_text(const answer<federation_reply>& reply) {

@@ -9,6 +9,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -19,6 +20,17 @@ namespace ferry::console {
 /// peer `name`.
 federation_call federation_request(const std::string& command,
                                    const std::string& name);
+
+/// How long the console waits for a pull (the manager gives up at 60 s).
+inline constexpr auto pull_timeout = std::chrono::seconds{75};
+
+/// The call of `pull NAME COLLECTION [STRATEGY]`, from those words joined
+/// by spaces.
+federation_call pull_request_call(const std::string& words);
+
+/// A pull's report as one line, e.g. "a/profiles (merge): 2 imported, 2
+/// skipped, 2 replaced, 0 refused".
+std::string render_pull(const boost::json::value& report);
 
 /// The manager's answer as JSON text, or, for an HTTP status of 400 and
 /// above, the problem its error message names.
