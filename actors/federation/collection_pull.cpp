@@ -6,6 +6,7 @@
 #include "messages/json_body.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "messages/nostr/nip98.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -171,6 +172,15 @@ void ingest(self_pointer self, nostr::event ev) {
       });
 }
 
+/// Runs the reconciliation from its start.
+void restart(self_pointer self) {
+  auto& st = self->state;
+  st.restart_after_auth = false;
+  st.reconciliation.emplace(*st.deps.store, st.filters, 0, unix_now(),
+                            neg_catchup::limits{});
+  act(self, st.reconciliation->start());
+}
+
 std::string text_at(const json::array& msg, size_t i) {
   return i < msg.size() && msg[i].is_string()
            ? std::string{msg[i].get_string()}
@@ -190,8 +200,35 @@ void on_frame(self_pointer self, const std::string& frame) {
   auto sub = text_at(msg, 1);
   if (verb == "NEG-MSG")
     return act(self, st.reconciliation->on_message(sub, text_at(msg, 2)));
-  if (verb == "NEG-ERR")
-    return act(self, st.reconciliation->on_error(sub, text_at(msg, 2)));
+  if (verb == "NEG-ERR") {
+    auto reason = text_at(msg, 2);
+    // Refused before our AUTH went through: start over once it has.
+    if (reason.rfind("auth-required:", 0) == 0 && !st.auth_event.empty()
+        && sub == st.reconciliation->session()) {
+      if (st.authenticated)
+        return restart(self);
+      st.restart_after_auth = true;
+      return;
+    }
+    return act(self, st.reconciliation->on_error(sub, reason));
+  }
+  if (verb == "AUTH") {
+    auto ev = nostr::make_auth_event(st.deps.keys, st.deps.endpoint, sub,
+                                     unix_now());
+    st.auth_event = nostr::to_hex(ev.id);
+    send(self, {"[\"AUTH\"," + nostr::to_json(ev) + "]"});
+    return;
+  }
+  if (verb == "OK" && sub == st.auth_event && !sub.empty()) {
+    if (msg.size() < 3 || !msg[2].is_bool() || !msg[2].get_bool())
+      return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
+                                         + " refused our AUTH: "
+                                         + text_at(msg, 3)));
+    st.authenticated = true;
+    if (st.restart_after_auth)
+      restart(self);
+    return;
+  }
   if (verb == "NOTICE")
     return act(self, st.reconciliation->on_notice(sub));
   if (verb == "EVENT" && msg.size() > 2 && st.fetcher->owns(sub)) {
@@ -319,11 +356,8 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
       on_listed(self, status, body);
     },
     [self](pull_atom::opened) {
-      auto& st = self->state;
-      st.fetcher.emplace(id_fetcher::options{});
-      st.reconciliation.emplace(*st.deps.store, st.filters, 0, unix_now(),
-                                neg_catchup::limits{});
-      act(self, st.reconciliation->start());
+      self->state.fetcher.emplace(id_fetcher::options{});
+      restart(self);
     },
     [self](pull_atom::frame, std::string& frame) { on_frame(self, frame); },
     [self](pull_atom::closed, std::string& reason) {

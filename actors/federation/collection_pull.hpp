@@ -77,6 +77,12 @@ struct collection_pull_state {
   size_t next_verifier = 0;
   pull_counts counts;
   bool finished = false;
+  /// NIP-42: the id (hex) of the AUTH event we sent, whether the relay took
+  /// it, and whether the reconciliation waits for it (the relay refused the
+  /// NEG-OPEN with `auth-required:`).
+  std::string auth_event;
+  bool authenticated = false;
+  bool restart_after_auth = false;
   static inline constexpr const char* name = "collection-pull";
 };
 
@@ -98,7 +104,8 @@ using collection_pull_actor = caf::typed_actor<
 /// admin API (signed by our node key, its answer proven by the pinned key)
 /// for the collection's filters, reconciles them with the peer's relay over
 /// NIP-77 (neg_catchup, id_fetcher: the code `ferry sync` and the sync
-/// connections use), and ingests what we lack with source `federation:NAME`,
+/// connections use; answering a NIP-42 challenge with our node key), and
+/// ingests what we lack with source `federation:NAME`,
 /// settling replaceable and addressable events by the conflict strategy.
 /// One actor per pull; it quits after answering.
 collection_pull_actor::behavior_type

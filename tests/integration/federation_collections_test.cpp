@@ -55,7 +55,11 @@ struct linked_pair {
   fed_node a{"a"};
   fed_node b{"b"};
 
-  linked_pair() {
+  /// `a_relay` goes into A's [relay] table; `a_events` are imported into A
+  /// before it starts.
+  explicit linked_pair(const std::string& a_relay = {},
+                       const std::vector<nostr::event>& a_events = {}) {
+    a.relay_extra = a_relay;
     a.configure(fed_section("deny", "name = \"a\"\n")
                 + "[[federation.peer]]\nname = \"b\"\nendpoint = \""
                 + b.relay_url() + "\"\nadmin_url = \"" + b.admin_url()
@@ -63,6 +67,8 @@ struct linked_pair {
                   "collections = [\"profiles\"]\n"
                 + collections_toml);
     b.configure(fed_section("auto_accept", "name = \"b\"\n"));
+    if (!a_events.empty())
+      sync_test::import_into(a.dir, a.config, a_events);
     b.start();
     a.start();
     // B holds A's registration once A's link shows the handshake.
@@ -79,8 +85,13 @@ struct linked_pair {
     return a.signed_call(b.keys, "GET", target);
   }
 
+  /// A pull may take a reconciliation's time: up to the node's 60 s.
   net::http_result pull(const std::string& body) {
-    return b.call("POST", "/api/v1/federation/peers/a/pull", body);
+    return net::simple_http_request(
+      "127.0.0.1", b.admin_port, "POST", "/api/v1/federation/peers/a/pull",
+      {{"Authorization", std::string{"Bearer "} + sync_test::admin_token},
+       {"Content-Type", "application/json"}},
+      body, std::chrono::seconds{65});
   }
 };
 
@@ -296,10 +307,13 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
           == ids({&x0_new, &y0_new, &p_new, &q_new, &z0, &r}));
     CHECK(ids_of(nodes.b.relay_port, R"({"kinds":[1]})").empty());
-    // Again: nothing new, A's older versions are still older.
-    check_report(nodes.pull(R"({"collection":"profiles",)"
-                            R"("conflict_strategy":"merge"})"),
-                 0, 2, 0, 0);
+    // Again, from the console: nothing new, A's older versions are still
+    // older.
+    auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "merge"});
+    CHECK(status == 0);
+    CHECK(printed
+          == "a/profiles (merge): 0 imported, 2 skipped, 0 replaced, 0 "
+             "refused\n");
   }
 
   SECTION("skip: ours stays whatever its age") {
@@ -328,6 +342,11 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
       CHECK(res.response.status == status);
       CHECK(error_field(res) == field);
     }
+    auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "newest"});
+    CHECK(status == 1);
+    CHECK(printed.find("conflict_strategy: expected one of skip, merge")
+          != std::string::npos);
+    CHECK(nodes.b.console({"pull", "a"}).first == 2);
     auto notes = nodes.pull(R"({"collection":"notes"})");
     INFO(notes.response.body);
     CHECK(notes.response.status == 404);
@@ -338,4 +357,22 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
           == ids({&x0_old, &y0_new, &p_old, &q_new}));
   }
+}
+
+TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",
+          "[integration][federation][collections]") {
+  auto x = nostr::generate_keypair();
+  auto t = test::unix_now() - 1000;
+  auto older = make_versioned(x, 0, t);
+  auto newer = make_versioned(x, 0, t + 10);
+  auto article = make_versioned(x, 30023, t, "a");
+  linked_pair nodes{"auth_required = true\n", {newer, article}};
+  sync_test::publish(nodes.b.relay_port, {older});
+  auto res = nodes.pull(R"({"collection":"profiles"})");
+  INFO(res.error << " " << res.response.body << "\n" << both(nodes.a, nodes.b));
+  REQUIRE(res.response.status == 200);
+  CHECK(number(body_of(res), "imported") == 1);
+  CHECK(number(body_of(res), "replaced") == 1);
+  CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+        == std::set<std::string>{hex_id(newer), hex_id(article)});
 }
