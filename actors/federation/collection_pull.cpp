@@ -1,5 +1,6 @@
 #include "actors/federation/collection_pull.hpp"
 
+#include "actors/federation/federation_metrics.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
@@ -52,6 +53,8 @@ void report(self_pointer self) {
             self->name(), st.deps.request.collection, st.deps.peer,
             to_string(st.deps.request.strategy), c.imported, c.skipped,
             c.replaced, c.refused);
+  metrics::federation::pulled(st.deps.peer, c.imported, c.skipped, c.replaced,
+                              c.refused);
   finish(self, answer(200, json::object{
                              {"peer", st.deps.peer},
                              {"collection", st.deps.request.collection},

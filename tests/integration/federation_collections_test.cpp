@@ -307,6 +307,9 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
           == ids({&x0_new, &y0_new, &p_new, &q_new, &z0, &r}));
     CHECK(ids_of(nodes.b.relay_port, R"({"kinds":[1]})").empty());
+    auto metrics = nodes.b.call("GET", "/metrics").response.body;
+    CHECK(metrics.find(R"(ferry_federation_pulled_events_total{peer="a",result="replaced"} 2)")
+          != std::string::npos);
     // Again, from the console: nothing new, A's older versions are still
     // older.
     auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "merge"});
