@@ -103,6 +103,8 @@ void add_federation_admin_routes(std::vector<admin_route>& table) {
        ask_federation("approve", true)},
       {"POST", path("/peers/{name}/status"), access::credentials,
        ask_federation("set_status", true)},
+      {"PUT", path("/peers/{name}/collections"), access::credentials,
+       ask_federation("set_collections", true)},
       {"POST", path("/peers/{name}/pull"), access::credentials,
        ask_federation("pull", true, pull_timeout)},
       {"GET", path("/our-collections"), access::credentials,

@@ -116,8 +116,9 @@ caf::expected<preview_query> parse_preview_query(std::string_view query) {
                               + value + "'");
       result.limit = number;
     } else if (key == "offset") {
-      if (!read_unsigned(value, number) || number > 1'000'000)
-        return bad("offset", "expected an integer from 0 to 1000000, got '"
+      if (!read_unsigned(value, number) || number > max_preview_offset)
+        return bad("offset", "expected an integer from 0 to "
+                               + std::to_string(max_preview_offset) + ", got '"
                                + value + "'");
       result.offset = number;
     } else if (key == "since" || key == "until") {

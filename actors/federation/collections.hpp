@@ -25,6 +25,10 @@ federation_reply federation_error(uint32_t status, const std::string& message,
 /// The most events one preview returns.
 constexpr uint64_t max_preview_events = 100;
 
+/// The deepest a preview pages: each page holds up to offset + limit events
+/// per filter in memory, and a peer wanting more pulls.
+constexpr uint64_t max_preview_offset = 10'000;
+
 /// The distinct events of a collection and the bytes of their JSON.
 struct collection_size {
   uint64_t events = 0;

@@ -805,21 +805,27 @@ federation_reply not_found(const std::string& name) {
   return refuse(404, "no federation peer " + name);
 }
 
+/// A 400 naming the first of `names` that is none of our collections.
+std::optional<federation_reply>
+unknown_collection(self_pointer self, const std::vector<std::string>& names) {
+  const auto& known = self->state.deps.settings.collections;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (std::none_of(known.begin(), known.end(),
+                     [&](const auto& c) { return c.name == names[i]; }))
+      return refuse(400,
+                    "collections[" + std::to_string(i)
+                      + "]: no [[federation.collection]] is named " + names[i],
+                    "collections[" + std::to_string(i) + "]");
+  return std::nullopt;
+}
+
 federation_reply op_put(self_pointer self, const federation_call& call) {
   auto& st = self->state;
   auto def = parse_peer_definition(call.body, call.name);
   if (!def)
     return invalid(def.error());
-  const auto& known = st.deps.settings.collections;
-  for (size_t i = 0; i < def->collections.size(); ++i)
-    if (std::none_of(known.begin(), known.end(), [&](const auto& c) {
-          return c.name == def->collections[i];
-        }))
-      return refuse(400,
-                    "collections[" + std::to_string(i)
-                      + "]: no [[federation.collection]] is named "
-                      + def->collections[i],
-                    "collections[" + std::to_string(i) + "]");
+  if (auto refusal = unknown_collection(self, def->collections))
+    return *refusal;
   auto i = st.peers.find(call.name);
   if (i != st.peers.end() && i->second.incoming && !i->second.removed)
     return refuse(409,
@@ -931,24 +937,52 @@ federation_reply change_status(self_pointer self, peer_record& r,
   return reply(200, view(r));
 }
 
-federation_reply op_set_status(self_pointer self, const federation_call& call) {
+/// An operator's body that changes one field of peer NAME.
+struct field_change {
+  /// Null when refused.
+  peer_record* peer = nullptr;
+  /// The field's value; null when the body has none.
+  json::value value;
+  federation_reply refusal;
+};
+
+/// Finds the peer and reads `{"<key>": ...}`; refuses an unknown peer (404),
+/// a body that is no JSON object or has other keys (400 naming them).
+field_change read_field_change(self_pointer self, const federation_call& call,
+                               std::string_view key) {
+  field_change change;
   auto r = find_peer(self, call.name);
-  if (!r)
-    return not_found(call.name);
+  if (!r) {
+    change.refusal = not_found(call.name);
+    return change;
+  }
   auto obj = json_body::parse_body(call.body);
-  if (!obj)
-    return invalid(obj.error());
-  if (auto failure = json_body::unknown_keys(*obj, "", {"status"});
-      !failure.empty())
-    return invalid(json_body::invalid(failure));
-  auto status = obj->if_contains("status");
+  if (!obj) {
+    change.refusal = invalid(obj.error());
+    return change;
+  }
+  if (auto failure = json_body::unknown_keys(*obj, "", {key});
+      !failure.empty()) {
+    change.refusal = invalid(json_body::invalid(failure));
+    return change;
+  }
+  if (auto value = obj->if_contains(key))
+    change.value = *value;
+  change.peer = r;
+  return change;
+}
+
+federation_reply op_set_status(self_pointer self, const federation_call& call) {
+  auto change = read_field_change(self, call, "status");
+  if (!change.peer)
+    return change.refusal;
   link_status wanted;
-  if (!status || !status->is_string()
-      || !from_string(status->get_string(), wanted)
+  if (!change.value.is_string()
+      || !from_string(change.value.get_string(), wanted)
       || wanted == link_status::pending)
     return refuse(400, "status: expected one of active, suspended, revoked",
                   "status");
-  return change_status(self, *r, wanted);
+  return change_status(self, *change.peer, wanted);
 }
 
 federation_reply op_approve(self_pointer self, const federation_call& call) {
@@ -961,6 +995,38 @@ federation_reply op_approve(self_pointer self, const federation_call& call) {
                          + to_string(r->status),
                   "status");
   return change_status(self, *r, link_status::active);
+}
+
+/// The operator changes what a peer may see, in either direction (a peer
+/// that registered with us has no definition of ours to PUT).
+federation_reply op_set_collections(self_pointer self,
+                                    const federation_call& call) {
+  auto change = read_field_change(self, call, "collections");
+  auto r = change.peer;
+  if (!r)
+    return change.refusal;
+  if (change.value.is_null())
+    return refuse(400, "collections: required", "collections");
+  // The names go through the definition's own reader.
+  json::object def_body{{"name", call.name},
+                        {"endpoint", "ws://127.0.0.1:1"},
+                        {"admin_url", "http://127.0.0.1:1"},
+                        {"filters", json::array{json::object{}}},
+                        {"collections", change.value}};
+  auto def = parse_peer_definition(json::serialize(def_body));
+  if (!def)
+    return invalid(def.error());
+  if (auto refusal = unknown_collection(self, def->collections))
+    return *refusal;
+  r->def.collections = std::move(def->collections);
+  if (auto err = save(self, *r))
+    return refuse(500, render(err));
+  std::string listed;
+  for (const auto& name : r->def.collections)
+    listed += (listed.empty() ? "" : ", ") + name;
+  log::info("{} peer {} may see collections [{}]", self->name(), call.name,
+            listed);
+  return reply(200, view(*r));
 }
 
 federation_reply op_list(self_pointer self) {
@@ -1175,6 +1241,8 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
     return op_approve(self, call);
   if (op == "set_status")
     return op_set_status(self, call);
+  if (op == "set_collections")
+    return op_set_collections(self, call);
   return refuse(404, "unknown federation operation " + op);
 }
 

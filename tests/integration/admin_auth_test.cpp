@@ -326,6 +326,7 @@ std::vector<route> every_route() {
     {"POST", "/api/v1/federation/peers/b/approve", ""},
     {"POST", "/api/v1/federation/peers/b/status", R"({"status":"active"})"},
     {"POST", "/api/v1/federation/peers/b/pull", R"({"collection":"x"})"},
+    {"PUT", "/api/v1/federation/peers/b/collections", R"({"collections":[]})"},
     {"GET", "/api/v1/federation/our-collections", ""},
     {"GET", "/api/v1/federation/collections", ""},
     {"GET", "/api/v1/federation/collections/x/events?limit=1", ""},

@@ -66,7 +66,8 @@ struct linked_pair {
                 + "\"\nfilters = [{ kinds = [7777] }]\n"
                   "collections = [\"profiles\"]\n"
                 + collections_toml);
-    b.configure(fed_section("auto_accept", "name = \"b\"\n"));
+    b.configure(fed_section("auto_accept", "name = \"b\"\n")
+                + collections_toml);
     if (!a_events.empty())
       sync_test::import_into(a.dir, a.config, a_events);
     b.start();
@@ -191,6 +192,52 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
           == 200);
   }
 
+  SECTION("the other way: B offers a collection to A, which registered") {
+    // Nothing yet: A's link on B was made by A's registration.
+    auto none = nodes.b.signed_call(nodes.a.keys, "GET",
+                                    "/api/v1/federation/collections");
+    REQUIRE(none.response.status == 200);
+    CHECK(body_of(none).at("collections").as_array().empty());
+    const std::string target = "/api/v1/federation/peers/a/collections";
+    for (auto [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {"{}", "collections"},
+           {R"({"collections":"notes"})", "collections"},
+           {R"({"collections":["Notes"]})", "collections[0]"},
+           {R"({"collections":["notes","nope"]})", "collections[1]"},
+           {R"({"collections":["notes"],"x":1})", "x"},
+           {"[", "body"},
+         }) {
+      auto bad = nodes.b.call("PUT", target, body);
+      INFO(body << " -> " << bad.response.body);
+      CHECK(bad.response.status == 400);
+      CHECK(error_field(bad) == field);
+    }
+    CHECK(nodes.b.call("PUT", "/api/v1/federation/peers/nobody/collections",
+                       R"({"collections":[]})")
+            .response.status
+          == 404);
+    auto unchanged = nodes.b.peer("a");
+    CHECK(unchanged.at("collections").as_array().empty());
+    auto set = nodes.b.call("PUT", target, R"({"collections":["notes"]})");
+    INFO(set.response.body);
+    REQUIRE(set.response.status == 200);
+    CHECK(json::serialize(body_of(set).at("collections")) == R"(["notes"])");
+    auto listed = nodes.b.signed_call(nodes.a.keys, "GET",
+                                      "/api/v1/federation/collections");
+    REQUIRE(listed.response.status == 200);
+    auto listed_body = body_of(listed);
+    const auto& offered = listed_body.at("collections").as_array();
+    REQUIRE(offered.size() == 1);
+    CHECK(offered[0].at("name") == "notes");
+    CHECK(number(offered[0], "events") == 0);
+    // B's operator still cannot redefine A's side of the link.
+    CHECK(nodes.b.call("PUT", "/api/v1/federation/peers/a",
+                       R"({"endpoint":"ws://127.0.0.1:1",)"
+                       R"("admin_url":"http://127.0.0.1:1","filters":[{}]})")
+            .response.status
+          == 409);
+  }
+
   SECTION("previews: newest first, limit, offset, since, until, ids") {
     CHECK(page_ids("") == ids_at({0, 1, 2, 3, 4, 5, 6}));
     CHECK(page_ids("?limit=2") == ids_at({0, 1}));
@@ -217,6 +264,7 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
            {"?limit=0", "limit"},
            {"?limit=ten", "limit"},
            {"?offset=-1", "offset"},
+           {"?offset=10001", "offset"},
            {"?since=yesterday", "since"},
            {"?until=1.5", "until"},
            {"?ids=abc", "ids"},
