@@ -72,6 +72,17 @@ void send(self_pointer self, std::vector<std::string> frames) {
     self->state.conn->send(std::make_shared<const std::string>(std::move(f)));
 }
 
+/// Events fetched and not yet answered by the ingest pipeline; no new REQ
+/// goes out beyond it, so a big collection cannot fill memory.
+constexpr size_t max_ingest_in_flight = 4096;
+
+/// Asks for more of what is missing while the ingest pipeline has room.
+void refill(self_pointer self) {
+  auto& st = self->state;
+  if (st.in_flight < max_ingest_in_flight && !st.finished)
+    send(self, st.fetcher->fill());
+}
+
 void maybe_done(self_pointer self) {
   auto& st = self->state;
   if (st.reconciled && st.fetcher->done() && st.in_flight == 0)
@@ -99,7 +110,7 @@ void act(self_pointer self, neg_catchup::action action) {
   }
   send(self, std::move(action.frames));
   st.fetcher->add(st.reconciliation->take_need());
-  send(self, st.fetcher->fill());
+  refill(self);
   maybe_done(self);
 }
 
@@ -165,12 +176,14 @@ void ingest(self_pointer self, nostr::event ev) {
             ++c.refused;
         }
         --self->state.in_flight;
+        refill(self);
         maybe_done(self);
       },
       [self](caf::error& err) {
         ++self->state.counts.refused;
         --self->state.in_flight;
         log::warn("{} could not ingest: {}", self->name(), render(err));
+        refill(self);
         maybe_done(self);
       });
 }
@@ -252,7 +265,7 @@ void on_frame(self_pointer self, const std::string& frame) {
   } else {
     return;
   }
-  send(self, st.fetcher->fill());
+  refill(self);
   maybe_done(self);
 }
 
@@ -364,6 +377,13 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
     },
     [self](pull_atom::frame, std::string& frame) { on_frame(self, frame); },
     [self](pull_atom::closed, std::string& reason) {
+      auto& st = self->state;
+      // Everything asked for has come: what is still being stored
+      // completes the report.
+      if (st.reconciled && st.fetcher && st.fetcher->done()) {
+        st.conn.reset();
+        return maybe_done(self);
+      }
       finish(self, failure(502, "the peer's relay " + self->state.deps.endpoint
                                   + " closed the connection: " + reason));
     },
