@@ -68,6 +68,8 @@ void report(self_pointer self) {
 }
 
 void send(self_pointer self, std::vector<std::string> frames) {
+  if (!self->state.conn)
+    return;
   for (auto& f : frames)
     self->state.conn->send(std::make_shared<const std::string>(std::move(f)));
 }
@@ -119,15 +121,22 @@ bool hold_version(self_pointer self, const nostr::event& ev) {
   nostr::filter f;
   f.kinds = std::vector<uint32_t>{ev.kind};
   f.authors = std::vector<nostr::bytes32>{ev.pubkey};
-  if (nostr::is_addressable_kind(ev.kind))
-    f.tags.push_back({'d', {std::string{nostr::d_tag(ev)}}});
+  auto d = nostr::d_tag(ev);
+  // An addressable event without a `d` tag has the address "": no tag
+  // condition finds that, so the author's versions are read instead.
+  auto untagged = nostr::is_addressable_kind(ev.kind) && d.empty();
+  if (nostr::is_addressable_kind(ev.kind) && !untagged)
+    f.tags.push_back({'d', {std::string{d}}});
   bool found = false;
-  self->state.deps.store->scan(f, unix_now(), std::nullopt, 1,
-                               [&found](std::string_view,
-                                        const store::scan_position&) {
-                                 found = true;
-                                 return false;
-                               });
+  self->state.deps.store->scan(
+    f, unix_now(), std::nullopt, untagged ? SIZE_MAX : 1,
+    [&found, untagged](std::string_view json, const store::scan_position&) {
+      nostr::event ours;
+      found = !untagged
+              || (nostr::parse_event(json, ours).empty()
+                  && nostr::d_tag(ours).empty());
+      return !found;
+    });
   return found;
 }
 

@@ -327,12 +327,16 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
   auto p_new = make_versioned(x, 30023, t + 10, "p");
   auto q_old = make_versioned(x, 30023, t, "q");
   auto q_new = make_versioned(x, 30023, t + 10, "q");
+  // An article without a `d` tag has the address "": A's newer.
+  auto u_old = make_versioned(y, 30023, t);
+  auto u_new = make_versioned(y, 30023, t + 10);
   auto z0 = make_versioned(z, 0, t + 5);
   auto r = make_versioned(x, 30023, t + 5, "r");
   auto note = test::make_note(x, t, "not in the collection");
   sync_test::publish(nodes.a.relay_port,
-                     {x0_new, y0_old, p_new, q_old, z0, r, note});
-  sync_test::publish(nodes.b.relay_port, {x0_old, y0_new, p_old, q_new});
+                     {x0_new, y0_old, p_new, q_old, u_new, z0, r, note});
+  sync_test::publish(nodes.b.relay_port,
+                     {x0_old, y0_new, p_old, q_new, u_old});
   auto ids = [](std::initializer_list<const nostr::event*> events) {
     std::set<std::string> out;
     for (auto ev : events)
@@ -351,12 +355,12 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
   };
 
   SECTION("merge (the default): the newest version wins") {
-    check_report(nodes.pull(R"({"collection":"profiles"})"), 2, 2, 2, 0);
+    check_report(nodes.pull(R"({"collection":"profiles"})"), 2, 2, 3, 0);
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
-          == ids({&x0_new, &y0_new, &p_new, &q_new, &z0, &r}));
+          == ids({&x0_new, &y0_new, &p_new, &q_new, &u_new, &z0, &r}));
     CHECK(ids_of(nodes.b.relay_port, R"({"kinds":[1]})").empty());
     auto metrics = nodes.b.call("GET", "/metrics").response.body;
-    CHECK(metrics.find(R"(ferry_federation_pulled_events_total{peer="a",result="replaced"} 2)")
+    CHECK(metrics.find(R"(ferry_federation_pulled_events_total{peer="a",result="replaced"} 3)")
           != std::string::npos);
     // Again, from the console: nothing new, A's older versions are still
     // older.
@@ -370,9 +374,9 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
   SECTION("skip: ours stays whatever its age") {
     check_report(nodes.pull(R"({"collection":"profiles",)"
                             R"("conflict_strategy":"skip"})"),
-                 2, 4, 0, 0);
+                 2, 5, 0, 0);
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
-          == ids({&x0_old, &y0_new, &p_old, &q_new, &z0, &r}));
+          == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old, &z0, &r}));
   }
 
   SECTION("bad bodies and collections not offered: refused, nothing moved") {
@@ -406,7 +410,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
             .response.status
           == 404);
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
-          == ids({&x0_old, &y0_new, &p_old, &q_new}));
+          == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old}));
   }
 }
 
