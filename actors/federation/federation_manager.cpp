@@ -1064,41 +1064,51 @@ json::object collection_object(self_pointer self,
                       {"bytes", static_cast<int64_t>(size.bytes)}};
 }
 
-/// The link of the peer whose pinned key signed this call, in whichever
-/// direction it was made; null when none. Sets `refusal` when the link
-/// exists but serves nothing now.
-peer_record* serving_link(self_pointer self, const federation_call& call,
-                          federation_reply& refusal) {
-  for (auto& [name, r] : self->state.peers)
-    if (!r.removed && r.pinned == call.caller && r.pin_mismatch.empty()) {
-      if (r.status != link_status::active) {
-        refusal = refuse(403, "restricted: the link is "
-                                + to_string(r.status));
-        return nullptr;
-      }
-      return &r;
-    }
-  refusal = refuse(404, "no link with this node key");
-  return nullptr;
-}
-
 bool offered(const peer_record& r, const std::string& collection) {
   return std::find(r.def.collections.begin(), r.def.collections.end(),
                    collection)
          != r.def.collections.end();
 }
 
+/// The names of our collections offered to the peer whose pinned key
+/// signed this call, over all its active links (a node may hold a link it
+/// defined and one the peer registered). Nothing, with `refusal` set, when
+/// it has no link (404) or none is active (403).
+std::optional<std::set<std::string>>
+offered_to_caller(self_pointer self, const federation_call& call,
+                  federation_reply& refusal) {
+  std::optional<std::set<std::string>> names;
+  const peer_record* inactive = nullptr;
+  for (const auto& [name, r] : self->state.peers) {
+    if (r.removed || r.pinned != call.caller || !r.pin_mismatch.empty())
+      continue;
+    if (r.status != link_status::active) {
+      inactive = &r;
+      continue;
+    }
+    if (!names)
+      names.emplace();
+    names->insert(r.def.collections.begin(), r.def.collections.end());
+  }
+  if (!names)
+    refusal = inactive ? refuse(403, "restricted: the link is "
+                                       + to_string(inactive->status))
+                       : refuse(404, "no link with this node key");
+  return names;
+}
+
 /// A peer lists what we offer it.
 federation_reply peer_collections(self_pointer self,
                                   const federation_call& call) {
   federation_reply refusal;
-  auto r = serving_link(self, call, refusal);
-  if (!r)
+  auto names = offered_to_caller(self, call, refusal);
+  if (!names)
     return refusal;
   json::array rows;
-  for (const auto& name : r->def.collections)
-    if (auto c = find_collection(self, name))
-      rows.push_back(collection_object(self, *c));
+  // In our order of definition.
+  for (const auto& c : self->state.deps.settings.collections)
+    if (names->count(c.name) != 0)
+      rows.push_back(collection_object(self, c));
   return signed_reply(self, call, 200,
                       json::object{{"collections", std::move(rows)}});
 }
@@ -1107,13 +1117,13 @@ federation_reply peer_collections(self_pointer self,
 federation_reply peer_collection_events(self_pointer self,
                                         const federation_call& call) {
   federation_reply refusal;
-  auto r = serving_link(self, call, refusal);
-  if (!r)
+  auto names = offered_to_caller(self, call, refusal);
+  if (!names)
     return refusal;
   auto c = find_collection(self, call.name);
   // Whether a collection exists at all is no business of a peer it is not
   // offered to.
-  if (!c || !offered(*r, call.name))
+  if (!c || names->count(call.name) == 0)
     return refuse(403, "restricted: collection " + call.name
                          + " is not offered to you");
   auto query = parse_preview_query(call.query);
