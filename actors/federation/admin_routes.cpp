@@ -28,8 +28,8 @@ constexpr auto pull_timeout = std::chrono::seconds{70};
 admin_handler ask_federation(std::string op, bool named,
                              caf::timespan timeout = federation_timeout) {
   return [op = std::move(op), named, timeout](control_plane_pointer self,
-                                     const admin_exchange_ptr& ex,
-                                     const admin_route_args& args) {
+                                              const admin_exchange_ptr& ex,
+                                              const admin_route_args& args) {
     auto& slot = self->state.federation;
     auto manager = slot ? slot->get() : federation_actor{};
     if (!manager)
