@@ -251,6 +251,9 @@ enum class argument {
   text,
   /// Any text, or nothing (a refused events' source).
   optional_text,
+  /// Two or three words, handed on joined by single spaces (a pull's peer,
+  /// collection and strategy).
+  two_or_three_words,
 };
 
 /// One console command: its words for `help` and `--help`, and what it does
@@ -289,6 +292,18 @@ federation_command(const std::string& command, json_renderer render) {
     return console::federation_text(s.ask<federation_reply>(
       request_timeout, console::federation_request(command, name)));
   }, std::move(render));
+}
+
+/// `pull NAME COLLECTION [STRATEGY]`: waits for the whole pull.
+std::function<int(session&, const std::string&)> federation_pull() {
+  return json_command(
+    [](session& s, const std::string& words) {
+      return console::federation_text(s.ask<federation_reply>(
+        console::pull_timeout, console::pull_request_call(words)));
+    },
+    [](const boost::json::value& x, int64_t) {
+      return console::render_pull(x);
+    });
 }
 
 /// A federation command that changes a peer: its one-line outcome.
@@ -463,6 +478,14 @@ const std::vector<console_command>& commands() {
      argument::text, federation_change("peer-pause")},
     {"peer-resume", "NAME", "exchange with NAME again, from its cursor",
      argument::text, federation_change("peer-resume")},
+    {"collections", "", "our federation collections: filters, events, bytes\n"
+                        "and the peers each is offered to",
+     argument::none,
+     federation_command("collections", console::render_collections)},
+    {"pull", "NAME COLLECTION [skip|merge]",
+     "pull COLLECTION of peer NAME over NIP-77 (merge: the\n"
+     "newest version wins; skip: keep ours); prints what moved",
+     argument::two_or_three_words, federation_pull()},
     {"refused", "[SOURCE]",
      "the latest events refused by validation or the write\n"
      "policy (of SOURCE only, e.g. sync:ID)",
@@ -531,7 +554,9 @@ int session::execute(const std::vector<std::string>& words) {
                 ? words.size() == 1
                 : command->takes == argument::optional_text
                     ? words.size() <= 2
-                    : words.size() == 2;
+                    : command->takes == argument::two_or_three_words
+                        ? words.size() == 3 || words.size() == 4
+                        : words.size() == 2;
   if (!fits) {
     std::string usage = command->name;
     if (*command->argument_text != '\0')
@@ -539,7 +564,10 @@ int session::execute(const std::vector<std::string>& words) {
     complain("usage: " + usage);
     return exit_usage;
   }
-  return command->run(*this, words.size() == 2 ? words[1] : std::string{});
+  std::string arg;
+  for (size_t i = 1; i < words.size(); ++i)
+    arg += (i > 1 ? " " : "") + words[i];
+  return command->run(*this, arg);
 }
 
 // -- watch --------------------------------------------------------------------

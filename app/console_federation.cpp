@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace ferry::console {
@@ -57,12 +58,43 @@ federation_call federation_request(const std::string& command,
   call.name = name;
   if (command == "peers")
     call.op = "list";
+  else if (command == "collections")
+    call.op = "our_collections";
   else if (command == "peer")
     call.op = "get";
   else
     // "peer-reset" -> "reset", and so on.
     call.op = command.substr(command.find('-') + 1);
   return call;
+}
+
+federation_call pull_request_call(const std::string& words) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start <= words.size();) {
+    auto end = std::min(words.find(' ', start), words.size());
+    parts.push_back(words.substr(start, end - start));
+    start = end + 1;
+  }
+  federation_call call;
+  call.op = "pull";
+  call.name = parts[0];
+  json::object body{{"collection", parts.size() > 1 ? parts[1] : ""}};
+  if (parts.size() > 2)
+    body["conflict_strategy"] = parts[2];
+  call.body = json::serialize(body);
+  return call;
+}
+
+std::string render_pull(const json::value& report) {
+  if (!report.is_object())
+    return json::serialize(report) + "\n";
+  const auto& x = report.as_object();
+  return text_of(x, "peer") + "/" + text_of(x, "collection") + " ("
+         + text_of(x, "conflict_strategy") + "): "
+         + std::to_string(int_of(x, "imported")) + " imported, "
+         + std::to_string(int_of(x, "skipped")) + " skipped, "
+         + std::to_string(int_of(x, "replaced")) + " replaced, "
+         + std::to_string(int_of(x, "refused")) + " refused\n";
 }
 
 answer<std::string> federation_text(const answer<federation_reply>& reply) {
@@ -101,6 +133,30 @@ std::string render_peers(const json::value& peers, int64_t now) {
                     text_of(peer, "status"), text_of(peer, "mode"),
                     pin_text(peer), format_ago(int_of(peer, "last_seen"), now),
                     handshake_text(peer), text_of(peer, "endpoint")});
+  }
+  return render_rows(rows);
+}
+
+std::string render_collections(const json::value& collections, int64_t) {
+  auto list = collections.is_object()
+                ? collections.as_object().if_contains("collections")
+                : nullptr;
+  if (!list || !list->is_array() || list->as_array().empty())
+    return "(no federation collections)\n";
+  std::vector<std::vector<std::string>> rows{
+    {"NAME", "EVENTS", "BYTES", "PEERS", "FILTERS"}};
+  for (const auto& item : list->as_array()) {
+    if (!item.is_object())
+      continue;
+    const auto& c = item.as_object();
+    std::string peers;
+    if (auto names = c.if_contains("peers"); names && names->is_array())
+      for (const auto& name : names->as_array())
+        if (name.is_string())
+          peers += (peers.empty() ? "" : ",") + std::string{name.as_string()};
+    rows.push_back({text_of(c, "name"), std::to_string(int_of(c, "events")),
+                    std::to_string(int_of(c, "bytes")),
+                    peers.empty() ? "-" : peers, text_of(c, "filters")});
   }
   return render_rows(rows);
 }

@@ -124,4 +124,51 @@ parse_request_target(std::string_view target) {
   return result;
 }
 
+std::variant<std::vector<query_parameter>, std::string>
+decode_query(std::string_view query) {
+  std::vector<query_parameter> result;
+  auto decode = [](std::string_view raw, std::string& out) -> std::string {
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        out += ' ';
+        continue;
+      }
+      if (raw[i] != '%') {
+        out += raw[i];
+        continue;
+      }
+      auto byte = escaped_byte(raw, i);
+      if (byte < 0)
+        return "broken percent escape in the query";
+      if (byte < 0x20 || byte == 0x7F)
+        return "escaped control character in the query";
+      out += static_cast<char>(byte);
+      i += 2;
+    }
+    return {};
+  };
+  while (!query.empty()) {
+    auto end = query.find('&');
+    auto pair = query.substr(0, end);
+    auto equals = pair.find('=');
+    query_parameter param;
+    if (auto why = decode(pair.substr(0, equals), param.key); !why.empty())
+      return why;
+    if (equals != std::string_view::npos)
+      if (auto why = decode(pair.substr(equals + 1), param.value);
+          !why.empty())
+        return why;
+    if (param.key.empty())
+      return std::string{"empty parameter name in the query"};
+    for (const auto& earlier : result)
+      if (earlier.key == param.key)
+        return "query parameter " + quoted(param.key) + " given twice";
+    result.push_back(std::move(param));
+    if (end == std::string_view::npos)
+      break;
+    query.remove_prefix(end + 1);
+  }
+  return result;
+}
+
 } // namespace ferry::net

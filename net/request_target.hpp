@@ -36,4 +36,19 @@ struct request_target {
 std::variant<request_target, std::string>
 parse_request_target(std::string_view target);
 
+/// One `key=value` pair of a query string, both percent-decoded ('+' is a
+/// space); a bare `key` has an empty value.
+struct query_parameter {
+  std::string key;
+  std::string value;
+};
+
+/// Decodes a query string (without its '?') into its parameters, in order.
+/// Refused, with the reason as the error text: broken percent escapes,
+/// escapes that decode to control characters, empty keys ("=x", "a&&b"),
+/// and a key given twice (one value per key, so no reader picks "the wrong
+/// one").
+std::variant<std::vector<query_parameter>, std::string>
+decode_query(std::string_view query);
+
 } // namespace ferry::net

@@ -1,7 +1,8 @@
 // The federation subsystem's admin routes: the peers' side (NIP-98 signed by
-// any node key: status, register, status mirroring, verify, unlink) and the
-// operator's side (/api/v1/federation/peers), all answered by the FEDERATION
-// MANAGER with an HTTP status and a JSON body.
+// any node key: status, register, status mirroring, verify, unlink, our
+// collections) and the operator's side (/api/v1/federation/peers, pulls,
+// our-collections), all answered by the FEDERATION MANAGER with an HTTP
+// status and a JSON body.
 
 #include "actors/runtime/admin_route.hpp"
 #include "actors/runtime/control_plane.hpp"
@@ -18,12 +19,17 @@ namespace {
 /// a synced store write).
 constexpr auto federation_timeout = std::chrono::seconds{5};
 
+/// A pull runs a whole reconciliation with the peer's relay (the manager
+/// gives up on it after 60 s).
+constexpr auto pull_timeout = std::chrono::seconds{70};
+
 /// A route that hands the request to the federation manager as `op`, with
-/// the path's `{name}` when `named`.
-admin_handler ask_federation(std::string op, bool named) {
-  return [op = std::move(op), named](control_plane_pointer self,
-                                     const admin_exchange_ptr& ex,
-                                     const admin_route_args& args) {
+/// the path's `{name}` when `named` and the query string.
+admin_handler ask_federation(std::string op, bool named,
+                             caf::timespan timeout = federation_timeout) {
+  return [op = std::move(op), named, timeout](control_plane_pointer self,
+                                              const admin_exchange_ptr& ex,
+                                              const admin_route_args& args) {
     auto& slot = self->state.federation;
     auto manager = slot ? slot->get() : federation_actor{};
     if (!manager)
@@ -36,13 +42,14 @@ admin_handler ask_federation(std::string op, bool named) {
       call.name = args.at("name");
     const auto& req = ex->request;
     call.body = req.body;
+    call.query = args.query;
     call.caller = ex->caller;
     call.method = req.method;
     if (!call.caller.empty()) {
       call.authorization = req.headers.at("authorization");
       call.url = "http://" + req.headers.at("host") + req.target;
     }
-    self->request(manager, federation_timeout, std::move(call))
+    self->request(manager, timeout, std::move(call))
       .then(
         [ex](federation_reply& answer) {
           ex->answer(json_text_response(answer.status, std::move(answer.body)));
@@ -73,6 +80,10 @@ void add_federation_admin_routes(std::vector<admin_route>& table) {
        ask_federation("verify", false)},
       {"DELETE", path("/link"), access::signed_peer,
        ask_federation("unlink", false)},
+      {"GET", path("/collections"), access::signed_peer,
+       ask_federation("collections", false)},
+      {"GET", path("/collections/{name}/events"), access::signed_peer,
+       ask_federation("collection_events", true), true},
       // -- the operator's --
       {"GET", path("/peers"), access::credentials,
        ask_federation("list", false)},
@@ -92,6 +103,12 @@ void add_federation_admin_routes(std::vector<admin_route>& table) {
        ask_federation("approve", true)},
       {"POST", path("/peers/{name}/status"), access::credentials,
        ask_federation("set_status", true)},
+      {"PUT", path("/peers/{name}/collections"), access::credentials,
+       ask_federation("set_collections", true)},
+      {"POST", path("/peers/{name}/pull"), access::credentials,
+       ask_federation("pull", true, pull_timeout)},
+      {"GET", path("/our-collections"), access::credentials,
+       ask_federation("our_collections", false)},
     });
 }
 

@@ -1,5 +1,7 @@
 #include "actors/federation/federation_manager.hpp"
 
+#include "actors/federation/collection_pull.hpp"
+#include "actors/federation/collections.hpp"
 #include "actors/federation/federation_metrics.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
@@ -36,10 +38,7 @@ federation_reply reply(uint32_t status, json::object body) {
 
 federation_reply refuse(uint32_t status, const std::string& message,
                         const std::string& field = {}) {
-  json::object error{{"code", status}, {"message", message}};
-  if (!field.empty())
-    error["field"] = field;
-  return reply(status, json::object{{"error", std::move(error)}});
+  return federation_error(status, message, field);
 }
 
 federation_reply invalid(const caf::error& err) {
@@ -806,21 +805,27 @@ federation_reply not_found(const std::string& name) {
   return refuse(404, "no federation peer " + name);
 }
 
+/// A 400 naming the first of `names` that is none of our collections.
+std::optional<federation_reply>
+unknown_collection(self_pointer self, const std::vector<std::string>& names) {
+  const auto& known = self->state.deps.settings.collections;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (std::none_of(known.begin(), known.end(),
+                     [&](const auto& c) { return c.name == names[i]; }))
+      return refuse(400,
+                    "collections[" + std::to_string(i)
+                      + "]: no [[federation.collection]] is named " + names[i],
+                    "collections[" + std::to_string(i) + "]");
+  return std::nullopt;
+}
+
 federation_reply op_put(self_pointer self, const federation_call& call) {
   auto& st = self->state;
   auto def = parse_peer_definition(call.body, call.name);
   if (!def)
     return invalid(def.error());
-  const auto& known = st.deps.settings.collections;
-  for (size_t i = 0; i < def->collections.size(); ++i)
-    if (std::none_of(known.begin(), known.end(), [&](const auto& c) {
-          return c.name == def->collections[i];
-        }))
-      return refuse(400,
-                    "collections[" + std::to_string(i)
-                      + "]: no [[federation.collection]] is named "
-                      + def->collections[i],
-                    "collections[" + std::to_string(i) + "]");
+  if (auto refusal = unknown_collection(self, def->collections))
+    return *refusal;
   auto i = st.peers.find(call.name);
   if (i != st.peers.end() && i->second.incoming && !i->second.removed)
     return refuse(409,
@@ -932,24 +937,52 @@ federation_reply change_status(self_pointer self, peer_record& r,
   return reply(200, view(r));
 }
 
-federation_reply op_set_status(self_pointer self, const federation_call& call) {
+/// An operator's body that changes one field of peer NAME.
+struct field_change {
+  /// Null when refused.
+  peer_record* peer = nullptr;
+  /// The field's value; null when the body has none.
+  json::value value;
+  federation_reply refusal;
+};
+
+/// Finds the peer and reads `{"<key>": ...}`; refuses an unknown peer (404),
+/// a body that is no JSON object or has other keys (400 naming them).
+field_change read_field_change(self_pointer self, const federation_call& call,
+                               std::string_view key) {
+  field_change change;
   auto r = find_peer(self, call.name);
-  if (!r)
-    return not_found(call.name);
+  if (!r) {
+    change.refusal = not_found(call.name);
+    return change;
+  }
   auto obj = json_body::parse_body(call.body);
-  if (!obj)
-    return invalid(obj.error());
-  if (auto failure = json_body::unknown_keys(*obj, "", {"status"});
-      !failure.empty())
-    return invalid(json_body::invalid(failure));
-  auto status = obj->if_contains("status");
+  if (!obj) {
+    change.refusal = invalid(obj.error());
+    return change;
+  }
+  if (auto failure = json_body::unknown_keys(*obj, "", {key});
+      !failure.empty()) {
+    change.refusal = invalid(json_body::invalid(failure));
+    return change;
+  }
+  if (auto value = obj->if_contains(key))
+    change.value = *value;
+  change.peer = r;
+  return change;
+}
+
+federation_reply op_set_status(self_pointer self, const federation_call& call) {
+  auto change = read_field_change(self, call, "status");
+  if (!change.peer)
+    return change.refusal;
   link_status wanted;
-  if (!status || !status->is_string()
-      || !from_string(status->get_string(), wanted)
+  if (!change.value.is_string()
+      || !from_string(change.value.get_string(), wanted)
       || wanted == link_status::pending)
     return refuse(400, "status: expected one of active, suspended, revoked",
                   "status");
-  return change_status(self, *r, wanted);
+  return change_status(self, *change.peer, wanted);
 }
 
 federation_reply op_approve(self_pointer self, const federation_call& call) {
@@ -964,12 +997,217 @@ federation_reply op_approve(self_pointer self, const federation_call& call) {
   return change_status(self, *r, link_status::active);
 }
 
+/// The operator changes what a peer may see, in either direction (a peer
+/// that registered with us has no definition of ours to PUT).
+federation_reply op_set_collections(self_pointer self,
+                                    const federation_call& call) {
+  auto change = read_field_change(self, call, "collections");
+  auto r = change.peer;
+  if (!r)
+    return change.refusal;
+  if (change.value.is_null())
+    return refuse(400, "collections: required", "collections");
+  // The names go through the definition's own reader.
+  json::object def_body{{"name", call.name},
+                        {"endpoint", "ws://127.0.0.1:1"},
+                        {"admin_url", "http://127.0.0.1:1"},
+                        {"filters", json::array{json::object{}}},
+                        {"collections", change.value}};
+  auto def = parse_peer_definition(json::serialize(def_body));
+  if (!def)
+    return invalid(def.error());
+  if (auto refusal = unknown_collection(self, def->collections))
+    return *refusal;
+  r->def.collections = std::move(def->collections);
+  if (auto err = save(self, *r))
+    return refuse(500, render(err));
+  std::string listed;
+  for (const auto& name : r->def.collections)
+    listed += (listed.empty() ? "" : ", ") + name;
+  log::info("{} peer {} may see collections [{}]", self->name(), call.name,
+            listed);
+  return reply(200, view(*r));
+}
+
 federation_reply op_list(self_pointer self) {
   json::array rows;
   for (const auto& [name, r] : self->state.peers)
     if (!r.removed)
       rows.push_back(view(r));
   return reply(200, json::object{{"peers", std::move(rows)}});
+}
+
+// -- collections --------------------------------------------------------------
+
+const collection_definition* find_collection(self_pointer self,
+                                             const std::string& name) {
+  for (const auto& c : self->state.deps.settings.collections)
+    if (c.name == name)
+      return &c;
+  return nullptr;
+}
+
+json::array filters_json(const std::vector<nostr::filter>& filters) {
+  json::array out;
+  for (const auto& f : filters)
+    out.push_back(json::parse(nostr::to_json(f)));
+  return out;
+}
+
+json::object collection_object(self_pointer self,
+                               const collection_definition& c) {
+  auto size = measure_collection(*self->state.deps.store, c.filters,
+                                 unix_now());
+  return json::object{{"name", c.name},
+                      {"filters", filters_json(c.filters)},
+                      {"events", static_cast<int64_t>(size.events)},
+                      {"bytes", static_cast<int64_t>(size.bytes)}};
+}
+
+bool offered(const peer_record& r, const std::string& collection) {
+  return std::find(r.def.collections.begin(), r.def.collections.end(),
+                   collection)
+         != r.def.collections.end();
+}
+
+/// The names of our collections offered to the peer whose pinned key
+/// signed this call, over all its active links (a node may hold a link it
+/// defined and one the peer registered). Nothing, with `refusal` set, when
+/// it has no link (404) or none is active (403).
+std::optional<std::set<std::string>>
+offered_to_caller(self_pointer self, const federation_call& call,
+                  federation_reply& refusal) {
+  std::optional<std::set<std::string>> names;
+  const peer_record* inactive = nullptr;
+  for (const auto& [name, r] : self->state.peers) {
+    if (r.removed || r.pinned != call.caller || !r.pin_mismatch.empty())
+      continue;
+    if (r.status != link_status::active) {
+      inactive = &r;
+      continue;
+    }
+    if (!names)
+      names.emplace();
+    names->insert(r.def.collections.begin(), r.def.collections.end());
+  }
+  if (!names)
+    refusal = inactive ? refuse(403, "restricted: the link is "
+                                       + to_string(inactive->status))
+                       : refuse(404, "no link with this node key");
+  return names;
+}
+
+/// A peer lists what we offer it.
+federation_reply peer_collections(self_pointer self,
+                                  const federation_call& call) {
+  federation_reply refusal;
+  auto names = offered_to_caller(self, call, refusal);
+  if (!names)
+    return refusal;
+  json::array rows;
+  // In our order of definition.
+  for (const auto& c : self->state.deps.settings.collections)
+    if (names->count(c.name) != 0)
+      rows.push_back(collection_object(self, c));
+  return signed_reply(self, call, 200,
+                      json::object{{"collections", std::move(rows)}});
+}
+
+/// A peer previews a page of one collection offered to it.
+federation_reply peer_collection_events(self_pointer self,
+                                        const federation_call& call) {
+  federation_reply refusal;
+  auto names = offered_to_caller(self, call, refusal);
+  if (!names)
+    return refusal;
+  auto c = find_collection(self, call.name);
+  // Whether a collection exists at all is no business of a peer it is not
+  // offered to.
+  if (!c || names->count(call.name) == 0)
+    return refuse(403, "restricted: collection " + call.name
+                         + " is not offered to you");
+  auto query = parse_preview_query(call.query);
+  if (!query)
+    return invalid(query.error());
+  json::array events;
+  for (const auto& text : preview_collection(*self->state.deps.store,
+                                             c->filters, *query, unix_now()))
+    events.push_back(json::parse(text));
+  return signed_reply(self, call, 200,
+                      json::object{{"collection", c->name},
+                                   {"offset", static_cast<int64_t>(query->offset)},
+                                   {"limit", static_cast<int64_t>(query->limit)},
+                                   {"events", std::move(events)}});
+}
+
+/// The operator's view: every collection, its size and who may see it.
+federation_reply op_our_collections(self_pointer self) {
+  json::array rows;
+  for (const auto& c : self->state.deps.settings.collections) {
+    auto row = collection_object(self, c);
+    json::array peers;
+    for (const auto& [name, r] : self->state.peers)
+      if (!r.removed && offered(r, c.name))
+        peers.push_back(json::string{name});
+    row["peers"] = std::move(peers);
+    rows.push_back(std::move(row));
+  }
+  return reply(200, json::object{{"collections", std::move(rows)}});
+}
+
+/// How long an operator waits for a pull.
+constexpr auto pull_deadline = std::chrono::seconds{60};
+
+/// The operator pulls a collection of peer NAME: a COLLECTION PULL does the
+/// work and answers with its report.
+caf::result<federation_reply> op_pull(self_pointer self,
+                                      const federation_call& call) {
+  auto& st = self->state;
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  auto request = parse_pull_request(call.body);
+  if (!request)
+    return invalid(request.error());
+  if (r->pinned.empty() || !r->pin_mismatch.empty())
+    return refuse(409, "status: peer " + call.name
+                         + (r->pinned.empty()
+                              ? " has not proven its node key yet"
+                              : " proves a node key other than the pinned "
+                                "one"),
+                  "status");
+  if (r->status != link_status::active || r->def.mode != peer_mode::sync)
+    return refuse(409, "status: the link with " + call.name + " is "
+                         + to_string(r->status) + ", mode "
+                         + to_string(r->def.mode)
+                         + "; a pull needs an active link in mode sync",
+                  "status");
+  if (!st.deps.io || st.deps.verifiers.empty())
+    return refuse(503, "this node does not ingest events (no relay)");
+  collection_pull_deps deps;
+  deps.store = st.deps.store;
+  deps.verifiers = st.deps.verifiers;
+  deps.keys = st.deps.keys;
+  deps.transport = st.deps.transport;
+  deps.io = st.deps.io;
+  deps.peer = r->def.name;
+  deps.admin_url = r->def.admin_url;
+  deps.endpoint = r->def.endpoint;
+  deps.ca = r->def.ca;
+  deps.pinned = r->pinned;
+  deps.request = std::move(*request);
+  deps.deadline = pull_deadline;
+  auto puller = self->spawn(collection_pull, std::move(deps));
+  auto promise = self->make_response_promise<federation_reply>();
+  self->request(puller, pull_deadline + std::chrono::seconds{5}, call)
+    .then(
+      [promise](federation_reply& answer) mutable {
+        promise.deliver(std::move(answer));
+      },
+      [promise](caf::error& err) mutable {
+        promise.deliver(refuse(504, "pull: " + render(err)));
+      });
+  return promise;
 }
 
 federation_reply dispatch(self_pointer self, const federation_call& call) {
@@ -987,6 +1225,12 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
     return peer_verify(self, call);
   if (op == "unlink")
     return peer_unlink(self, call);
+  if (op == "collections")
+    return peer_collections(self, call);
+  if (op == "collection_events")
+    return peer_collection_events(self, call);
+  if (op == "our_collections")
+    return op_our_collections(self);
   if (op == "list")
     return op_list(self);
   if (op == "get") {
@@ -1007,6 +1251,8 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
     return op_approve(self, call);
   if (op == "set_status")
     return op_set_status(self, call);
+  if (op == "set_collections")
+    return op_set_collections(self, call);
   return refuse(404, "unknown federation operation " + op);
 }
 
@@ -1096,7 +1342,9 @@ federation_manager(
             st.peers.size(), to_string(st.deps.settings.incoming));
   self->send(self, atom::tick_v);
   return {
-    [self](federation_call& call) -> federation_reply {
+    [self](federation_call& call) -> caf::result<federation_reply> {
+      if (call.op == "pull")
+        return op_pull(self, call);
       auto answer = dispatch(self, call);
       publish_gauges(self);
       publish_refused_keys(self);

@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "messages/control_plane.hpp"
 #include "messages/federation.hpp"
+#include "messages/ingest.hpp"
 #include "messages/nostr/keys.hpp"
 #include "messages/sync_manager.hpp"
 #include "store/event_store.hpp"
@@ -42,6 +43,10 @@ struct federation_manager_deps {
   std::shared_ptr<peer_gate> refused_peers;
   /// How calls travel (`http_transport` in the node).
   signed_http_transport transport;
+  /// Where pulled collections are ingested, and the I/O their connections
+  /// run on (both empty: pulls are refused).
+  std::vector<handle_slot_ptr<verifier_actor>> verifiers;
+  std::shared_ptr<net::io_runtime> io;
   /// Notifications a peer did not take are retried after
   /// `retry_delay(attempts, retry_base, retry_cap)`.
   caf::timespan retry_base = std::chrono::seconds{1};
@@ -91,7 +96,9 @@ std::string federation_server_id(const std::string& name);
 /// disabled, keeping its cursor). On the side a peer registered with it
 /// answers by the incoming policy. Status changes on either side are
 /// mirrored with version vectors (`settle`); notifications the peer does not
-/// take are retried with backoff, across restarts.
+/// take are retried with backoff, across restarts. It serves our
+/// collections to the peers they are offered to (list and preview) and runs
+/// an operator's pull of a peer's collection (collection_pull).
 federation_actor::behavior_type
 federation_manager(
   federation_actor::stateful_pointer<federation_manager_state> self,

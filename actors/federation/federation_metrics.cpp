@@ -41,6 +41,12 @@ struct families {
               "put back for a retry.")
         .Register(registry());
 
+  prometheus::Family<prometheus::Counter>& pulled
+    = prometheus::BuildCounter()
+        .Name("ferry_federation_pulled_events_total")
+        .Help("Events of collection pulls from peers, by peer and result.")
+        .Register(registry());
+
   prometheus::Family<prometheus::Gauge>& peers
     = prometheus::BuildGauge()
         .Name("ferry_federation_peers")
@@ -73,6 +79,20 @@ void notice(std::string_view kind, bool delivered) {
     .Add({{"kind", std::string{kind}},
           {"result", delivered ? "delivered" : "retry"}})
     .Increment();
+}
+
+void pulled(std::string_view peer, uint64_t imported, uint64_t skipped,
+            uint64_t replaced, uint64_t refused) {
+  auto& f = all().pulled;
+  std::string name{peer};
+  f.Add({{"peer", name}, {"result", "imported"}})
+    .Increment(static_cast<double>(imported));
+  f.Add({{"peer", name}, {"result", "skipped"}})
+    .Increment(static_cast<double>(skipped));
+  f.Add({{"peer", name}, {"result", "replaced"}})
+    .Increment(static_cast<double>(replaced));
+  f.Add({{"peer", name}, {"result", "refused"}})
+    .Increment(static_cast<double>(refused));
 }
 
 void set_peers(size_t active, size_t pending, size_t suspended,

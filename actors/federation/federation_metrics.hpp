@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 /// Metrics of the federation manager in the node's registry
@@ -24,6 +25,11 @@ void pin_mismatch();
 /// ferry_federation_notices_total{kind="status"|"delete",
 /// result="delivered"|"retry"}.
 void notice(std::string_view kind, bool delivered);
+
+/// ferry_federation_pulled_events_total{peer, result="imported"|"skipped"|
+/// "replaced"|"refused"}: the events of collection pulls from a peer.
+void pulled(std::string_view peer, uint64_t imported, uint64_t skipped,
+            uint64_t replaced, uint64_t refused);
 
 /// ferry_federation_peers{status} (gauge): links by status (and
 /// "refused" for pin mismatches).

@@ -23,6 +23,9 @@ child_spec federation_subsystem(const node_wiring& wiring,
   deps.relay_address = wiring.cfg.relay.address;
   deps.relay_port = wiring.relay_port;
   deps.transport = http_transport(wiring.io, peer_call_timeout);
+  deps.io = wiring.io;
+  if (wiring.relay)
+    deps.verifiers = wiring.relay->verifiers;
   // The relay's sessions read the gate the manager writes; they start after
   // the subsystems are built, so they all see it.
   deps.refused_peers = std::make_shared<peer_gate>();

@@ -48,6 +48,10 @@ public:
   /// route's pattern has no such segment (a handler asking the wrong name).
   const std::string& at(std::string_view name) const;
 
+  /// The request's query without its '?', still percent-encoded
+  /// (net::decode_query reads it); empty for routes that take none.
+  std::string query;
+
 private:
   std::vector<std::pair<std::string_view, std::string>> values_;
 };
@@ -66,6 +70,9 @@ struct admin_route {
   std::string pattern;
   admin_access access;
   admin_handler handler;
+  /// Whether the route reads a query string; a query on any other route is
+  /// refused before it is routed.
+  bool takes_query = false;
 };
 
 /// The admin API's route table, with the one decision dispatch needs: what a

@@ -49,10 +49,11 @@ void serve(control_plane_pointer self, const admin_exchange_ptr& ex) {
       admin_error(400, "bad request target: " + *why, "target"));
   }
   const auto& target = std::get<net::request_target>(parsed);
-  if (target.has_query)
-    return ex->answer(admin_error(
-      400, "bad request target: no admin route takes a query", "target"));
   auto resolved = admin_routes().resolve(req.method, target.segments);
+  if (target.has_query && !(resolved.route && resolved.route->takes_query))
+    return ex->answer(admin_error(
+      400, "bad request target: this route takes no query", "target"));
+  resolved.args.query = target.query;
   // Deny by default: everything but the open routes needs credentials, also
   // paths that match no route (so unknown paths reveal nothing either).
   if (resolved.route && resolved.route->access == admin_access::signed_peer) {

@@ -772,8 +772,8 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
     [self](federation_call& call) -> caf::result<federation_reply> {
       // The console is an operator: only operators' calls, and never in a
       // peer's name.
-      static const std::set<std::string> console_ops{"list", "get", "reset",
-                                                     "pause", "resume"};
+      static const std::set<std::string> console_ops{
+        "list", "get", "reset", "pause", "resume", "our_collections", "pull"};
       if (console_ops.count(call.op) == 0)
         return caf::make_error(ec::invalid_input,
                                "federation: the console does not run "
@@ -787,7 +787,10 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
                                       "(federation.enabled = false)");
       call.caller.clear();
       auto rp = self->make_response_promise<federation_reply>();
-      self->request(manager, std::chrono::seconds{10}, std::move(call))
+      // A pull lasts a whole reconciliation (the manager gives up at 60 s).
+      auto timeout = call.op == "pull" ? std::chrono::seconds{70}
+                                       : std::chrono::seconds{10};
+      self->request(manager, timeout, std::move(call))
         .then([rp](federation_reply& answer) mutable {
                 rp.deliver(std::move(answer));
               },

@@ -93,3 +93,44 @@ TEST_CASE("bad federation settings name the file, the key and what was "
   CHECK(load_error("[federation]\nsecret = 1\n")
         == "ferry.toml: federation.secret: unknown key");
 }
+
+TEST_CASE("collection tables name the file, the key and what was expected",
+          "[config][federation]") {
+  const std::string table = "[[federation.collection]]\n";
+  auto cfg = load_string(table + "name = \"repos\"\nfilters = [{ kinds = "
+                                 "[30617] }, { kinds = [1617], limit = 5 }]\n"
+                         + table + "name = \"notes.v2\"\nfilters = [{}]\n"
+                         + peer_table + "collections = [\"notes.v2\"]\n",
+                         "ferry.toml");
+  if (!cfg)
+    FAIL(test::error_text(cfg.error()));
+  const auto& fed = cfg->federation;
+  REQUIRE(fed.collections.size() == 2);
+  CHECK(fed.collections[0].name == "repos");
+  CHECK(fed.collections[0].filters.size() == 2);
+  CHECK(fed.collections[1].name == "notes.v2");
+  CHECK(fed.peers[0].collections == std::vector<std::string>{"notes.v2"});
+
+  CHECK(load_error(table + "name = \"Repos\"\nfilters = [{}]\n")
+        == "ferry.toml: federation.collection[0].name: expected 1 to 48 "
+           "characters of a-z, 0-9, '.', '_' or '-', starting with a letter "
+           "or digit");
+  CHECK(load_error(table + "filters = [{}]\n")
+          .rfind("ferry.toml: federation.collection[0].name: expected", 0)
+        == 0);
+  CHECK(load_error(table + "name = \"r\"\n")
+        == "ferry.toml: federation.collection[0].filters: required");
+  CHECK(load_error(table + "name = \"r\"\nfilters = [{ kinds = [\"x\"] }]\n")
+          .rfind("ferry.toml: federation.collection[0].filters[0].kinds", 0)
+        == 0);
+  CHECK(load_error(table + "name = \"r\"\nfilters = [{}]\n" + table
+                   + "name = \"r\"\nfilters = [{}]\n")
+        == "ferry.toml: federation.collection[1].name: duplicate name \"r\"");
+  CHECK(load_error(table + "name = \"r\"\nfilters = [{}]\nkinds = [1]\n")
+        == "ferry.toml: federation.collection[0].kinds: unknown key");
+  CHECK(load_error("[federation]\ncollection = { name = \"r\" }\n")
+          .rfind("ferry.toml: federation.collection: expected an array of "
+                 "tables",
+                 0)
+        == 0);
+}

@@ -328,6 +328,11 @@ std::vector<route> every_route() {
     {"POST", "/api/v1/federation/peers/b/resume", ""},
     {"POST", "/api/v1/federation/peers/b/approve", ""},
     {"POST", "/api/v1/federation/peers/b/status", R"({"status":"active"})"},
+    {"POST", "/api/v1/federation/peers/b/pull", R"({"collection":"x"})"},
+    {"PUT", "/api/v1/federation/peers/b/collections", R"({"collections":[]})"},
+    {"GET", "/api/v1/federation/our-collections", ""},
+    {"GET", "/api/v1/federation/collections", ""},
+    {"GET", "/api/v1/federation/collections/x/events?limit=1", ""},
   };
 }
 
@@ -340,7 +345,8 @@ bool is_open(const route& r) {
 /// in (its key identifies the caller), and nothing else does.
 bool is_peer(const route& r) {
   return r.target.rfind("/api/v1/federation/", 0) == 0
-         && r.target.rfind("/api/v1/federation/peers", 0) != 0;
+         && r.target.rfind("/api/v1/federation/peers", 0) != 0
+         && r.target != "/api/v1/federation/our-collections";
 }
 
 /// The route of the one route table that `r` reaches; null when none.

@@ -103,3 +103,34 @@ TEST_CASE("bad bytes and broken escapes are refused", "[request_target]") {
                       "/a`b", "/a[b]"})
     CHECK_THAT(refusal(target), Contains("must be percent-encoded"));
 }
+
+TEST_CASE("query strings decode into one value per key", "[request_target]") {
+  auto decoded = [](const std::string& query) {
+    auto result = decode_query(query);
+    INFO(query);
+    if (auto why = std::get_if<std::string>(&result))
+      FAIL("refused: " << *why);
+    return std::get<std::vector<query_parameter>>(result);
+  };
+  auto refused = [](const std::string& query) {
+    auto result = decode_query(query);
+    INFO(query);
+    REQUIRE(std::holds_alternative<std::string>(result));
+    return std::get<std::string>(result);
+  };
+  CHECK(decoded("").empty());
+  auto params = decoded("limit=10&ids=a%2Cb&q=x+y&flag");
+  REQUIRE(params.size() == 4);
+  CHECK(params[0].key == "limit");
+  CHECK(params[0].value == "10");
+  CHECK(params[1].value == "a,b");
+  CHECK(params[2].value == "x y");
+  CHECK(params[3].key == "flag");
+  CHECK(params[3].value.empty());
+  CHECK(decoded("a=1&").size() == 1);
+  CHECK_THAT(refused("limit=1&limit=2"), Contains("'limit' given twice"));
+  CHECK_THAT(refused("=1"), Contains("empty parameter name"));
+  CHECK_THAT(refused("a=1&&b=2"), Contains("empty parameter name"));
+  CHECK_THAT(refused("a=%zz"), Contains("broken percent escape"));
+  CHECK_THAT(refused("a=%0A"), Contains("control character"));
+}

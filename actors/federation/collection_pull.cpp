@@ -1,0 +1,411 @@
+#include "actors/federation/collection_pull.hpp"
+
+#include "actors/federation/federation_metrics.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "messages/json_body.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip42.hpp"
+#include "messages/nostr/nip98.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include <boost/json.hpp>
+
+namespace ferry {
+
+namespace {
+
+namespace json = boost::json;
+
+using self_pointer
+  = collection_pull_actor::stateful_pointer<collection_pull_state>;
+
+federation_reply answer(uint32_t status, json::object body) {
+  return {status, json::serialize(body)};
+}
+
+federation_reply failure(uint32_t status, const std::string& message,
+                         const std::string& field = {}) {
+  return federation_error(status, message, field);
+}
+
+/// Answers once and ends the pull.
+void finish(self_pointer self, federation_reply reply) {
+  auto& st = self->state;
+  if (st.finished)
+    return;
+  st.finished = true;
+  if (st.conn)
+    st.conn->close("pull done");
+  st.promise.deliver(std::move(reply));
+  self->quit();
+}
+
+void report(self_pointer self) {
+  auto& st = self->state;
+  const auto& c = st.counts;
+  log::info("{} pulled collection {} of peer {} ({}): {} imported, {} "
+            "skipped, {} replaced, {} refused",
+            self->name(), st.deps.request.collection, st.deps.peer,
+            to_string(st.deps.request.strategy), c.imported, c.skipped,
+            c.replaced, c.refused);
+  metrics::federation::pulled(st.deps.peer, c.imported, c.skipped, c.replaced,
+                              c.refused);
+  finish(self, answer(200, json::object{
+                             {"peer", st.deps.peer},
+                             {"collection", st.deps.request.collection},
+                             {"conflict_strategy",
+                              to_string(st.deps.request.strategy)},
+                             {"imported", static_cast<int64_t>(c.imported)},
+                             {"skipped", static_cast<int64_t>(c.skipped)},
+                             {"replaced", static_cast<int64_t>(c.replaced)},
+                             {"refused", static_cast<int64_t>(c.refused)},
+                           }));
+}
+
+void send(self_pointer self, std::vector<std::string> frames) {
+  if (!self->state.conn)
+    return;
+  for (auto& f : frames)
+    self->state.conn->send(std::make_shared<const std::string>(std::move(f)));
+}
+
+/// Events fetched and not yet answered by the ingest pipeline; no new REQ
+/// goes out beyond it, so a big collection cannot fill memory.
+constexpr size_t max_ingest_in_flight = 4096;
+
+/// Asks for more of what is missing while the ingest pipeline has room.
+void refill(self_pointer self) {
+  auto& st = self->state;
+  if (st.in_flight < max_ingest_in_flight && !st.finished)
+    send(self, st.fetcher->fill());
+}
+
+void maybe_done(self_pointer self) {
+  auto& st = self->state;
+  if (st.reconciled && st.fetcher->done() && st.in_flight == 0)
+    report(self);
+}
+
+/// Fetches what the reconciliation found missing here; what the peer lacks
+/// stays with us (a pull only takes).
+void act(self_pointer self, neg_catchup::action action) {
+  auto& st = self->state;
+  using kind = neg_catchup::action::kind;
+  switch (action.what) {
+    case kind::none:
+      return;
+    case kind::fallback:
+    case kind::fail:
+      return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
+                                         + " did not reconcile (NIP-77): "
+                                         + action.reason));
+    case kind::done:
+      st.reconciled = true;
+      [[fallthrough]];
+    case kind::send:
+      break;
+  }
+  send(self, std::move(action.frames));
+  st.fetcher->add(st.reconciliation->take_need());
+  refill(self);
+  maybe_done(self);
+}
+
+/// Whether we hold a version of the replaceable or addressable `ev`.
+bool hold_version(self_pointer self, const nostr::event& ev) {
+  nostr::filter f;
+  f.kinds = std::vector<uint32_t>{ev.kind};
+  f.authors = std::vector<nostr::bytes32>{ev.pubkey};
+  auto d = nostr::d_tag(ev);
+  // An addressable event without a `d` tag has the address "": no tag
+  // condition finds that, so the author's versions are read instead.
+  auto untagged = nostr::is_addressable_kind(ev.kind) && d.empty();
+  if (nostr::is_addressable_kind(ev.kind) && !untagged)
+    f.tags.push_back({'d', {std::string{d}}});
+  bool found = false;
+  self->state.deps.store->scan(
+    f, unix_now(), std::nullopt, untagged ? SIZE_MAX : 1,
+    [&found, untagged](std::string_view json, const store::scan_position&) {
+      nostr::event ours;
+      found = !untagged
+              || (nostr::parse_event(json, ours).empty()
+                  && nostr::d_tag(ours).empty());
+      return !found;
+    });
+  return found;
+}
+
+void ingest(self_pointer self, nostr::event ev) {
+  auto& st = self->state;
+  auto& c = st.counts;
+  if (!nostr::matches_any(st.filters, ev)) {
+    ++c.refused;
+    return;
+  }
+  auto versioned = nostr::is_replaceable_kind(ev.kind)
+                   || nostr::is_addressable_kind(ev.kind);
+  auto ours = versioned && hold_version(self, ev);
+  if (ours && st.deps.request.strategy == conflict_strategy::skip) {
+    ++c.skipped;
+    return;
+  }
+  auto verifier = st.deps.verifiers.empty()
+                    ? verifier_actor{}
+                    : st.deps.verifiers[st.next_verifier++
+                                        % st.deps.verifiers.size()]
+                        ->get();
+  if (!verifier) {
+    ++c.refused;
+    return;
+  }
+  auto item = std::make_shared<ingest_item>();
+  item->source = "federation:" + st.deps.peer;
+  item->source_info = st.deps.endpoint;
+  item->data.ev = std::move(ev);
+  ++st.in_flight;
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+    .then(
+      [self, ours](ingest_result& r) {
+        auto& c = self->state.counts;
+        switch (r.status) {
+          case ingest_status::stored:
+          case ingest_status::ephemeral:
+            ++(ours ? c.replaced : c.imported);
+            break;
+          case ingest_status::duplicate:
+            // An older version than ours: the newest stays.
+            ++c.skipped;
+            break;
+          default:
+            ++c.refused;
+        }
+        --self->state.in_flight;
+        refill(self);
+        maybe_done(self);
+      },
+      [self](caf::error& err) {
+        ++self->state.counts.refused;
+        --self->state.in_flight;
+        log::warn("{} could not ingest: {}", self->name(), render(err));
+        refill(self);
+        maybe_done(self);
+      });
+}
+
+/// Runs the reconciliation from its start.
+void restart(self_pointer self) {
+  auto& st = self->state;
+  st.restart_after_auth = false;
+  st.reconciliation.emplace(*st.deps.store, st.filters, 0, unix_now(),
+                            neg_catchup::limits{});
+  act(self, st.reconciliation->start());
+}
+
+std::string text_at(const json::array& msg, size_t i) {
+  return i < msg.size() && msg[i].is_string()
+           ? std::string{msg[i].get_string()}
+           : std::string{};
+}
+
+void on_frame(self_pointer self, const std::string& frame) {
+  auto& st = self->state;
+  if (!st.reconciliation)
+    return;
+  json::error_code ec;
+  auto parsed = json::parse(frame, ec);
+  if (ec || !parsed.is_array() || parsed.as_array().empty())
+    return;
+  const auto& msg = parsed.as_array();
+  auto verb = text_at(msg, 0);
+  auto sub = text_at(msg, 1);
+  if (verb == "NEG-MSG")
+    return act(self, st.reconciliation->on_message(sub, text_at(msg, 2)));
+  if (verb == "NEG-ERR") {
+    auto reason = text_at(msg, 2);
+    // Refused before our AUTH went through: start over once it has.
+    if (reason.rfind("auth-required:", 0) == 0 && !st.auth_event.empty()
+        && sub == st.reconciliation->session()) {
+      if (st.authenticated)
+        return restart(self);
+      st.restart_after_auth = true;
+      return;
+    }
+    return act(self, st.reconciliation->on_error(sub, reason));
+  }
+  if (verb == "AUTH") {
+    auto ev = nostr::make_auth_event(st.deps.keys, st.deps.endpoint, sub,
+                                     unix_now());
+    st.auth_event = nostr::to_hex(ev.id);
+    send(self, {"[\"AUTH\"," + nostr::to_json(ev) + "]"});
+    return;
+  }
+  if (verb == "OK" && sub == st.auth_event && !sub.empty()) {
+    if (msg.size() < 3 || !msg[2].is_bool() || !msg[2].get_bool())
+      return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
+                                         + " refused our AUTH: "
+                                         + text_at(msg, 3)));
+    st.authenticated = true;
+    if (st.restart_after_auth)
+      restart(self);
+    return;
+  }
+  if (verb == "NOTICE")
+    return act(self, st.reconciliation->on_notice(sub));
+  if (verb == "EVENT" && msg.size() > 2 && st.fetcher->owns(sub)) {
+    nostr::event ev;
+    if (!nostr::parse_event(json::serialize(msg[2]), ev).empty()
+        || !st.fetcher->on_event(sub, ev.id)) {
+      ++st.counts.refused;
+      return;
+    }
+    ingest(self, std::move(ev));
+    return;
+  }
+  if (verb == "EOSE") {
+    if (auto close = st.fetcher->on_eose(sub); !close.empty())
+      send(self, {std::move(close)});
+  } else if (verb == "CLOSED") {
+    st.fetcher->on_closed(sub, text_at(msg, 2));
+  } else {
+    return;
+  }
+  refill(self);
+  maybe_done(self);
+}
+
+/// The peer's listing: the collection's filters, once its answer proves
+/// the pinned key.
+void on_listed(self_pointer self, uint32_t status, const std::string& body) {
+  auto& st = self->state;
+  const auto& name = st.deps.request.collection;
+  if (status == 0)
+    return finish(self, failure(502, "peer " + st.deps.peer
+                                       + " did not answer: " + body));
+  json::error_code ec;
+  auto parsed = json::parse(body, ec);
+  auto obj = !ec && parsed.is_object() ? &parsed.as_object() : nullptr;
+  if (status != 200) {
+    auto error = obj ? obj->if_contains("error") : nullptr;
+    auto message = error && error->is_object()
+                       && error->as_object().if_contains("message")
+                     ? json::serialize(error->as_object().at("message"))
+                     : body;
+    return finish(self, failure(status == 403 ? 403 : 502,
+                                "peer " + st.deps.peer + " answered HTTP "
+                                  + std::to_string(status) + ": " + message));
+  }
+  auto proof = obj ? obj->if_contains("proof") : nullptr;
+  nostr::bytes32 key{};
+  if (!proof || !proof->is_string()
+      || !nostr::verify_http_auth(proof->get_string(), st.listing.url,
+                                  st.listing.method, st.listing.authorization,
+                                  unix_now(), &key)
+            .empty()
+      || nostr::to_hex(key) != st.deps.pinned)
+    return finish(self, failure(502, "peer " + st.deps.peer
+                                       + "'s answer does not prove its "
+                                         "pinned node key"));
+  auto list = obj->if_contains("collections");
+  const json::object* found = nullptr;
+  if (list && list->is_array())
+    for (const auto& c : list->as_array())
+      if (c.is_object() && c.as_object().if_contains("name")
+          && c.as_object().at("name") == json::value(name))
+        found = &c.as_object();
+  if (!found)
+    return finish(self, failure(404, "collection: peer " + st.deps.peer
+                                       + " offers us no collection " + name,
+                                "collection"));
+  auto filters = found->if_contains("filters");
+  if (!filters)
+    return finish(self, failure(502, "peer " + st.deps.peer
+                                       + " sent collection " + name
+                                       + " without filters"));
+  if (auto why = json_body::read_filters(*filters, "filters", st.filters);
+      !why.empty())
+    return finish(self, failure(502, "peer " + st.deps.peer + " sent "
+                                       + name + " with bad " + why));
+  net::tls_options tls;
+  tls.ca_certfile = st.deps.ca;
+  caf::weak_actor_ptr weak{self->ctrl()};
+  auto tell = [weak](auto... xs) {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<collection_pull_actor>(strong), xs...);
+  };
+  net::ws_client_callbacks callbacks;
+  callbacks.on_open = [tell] { tell(pull_atom::opened::value); };
+  callbacks.on_frame = [tell](std::string frame) {
+    tell(pull_atom::frame::value, std::move(frame));
+  };
+  callbacks.on_close = [tell](net::failure_kind kind,
+                              const std::string& reason) {
+    tell(pull_atom::closed::value, net::to_string(kind) + ": " + reason);
+  };
+  st.conn = net::connect_ws(st.deps.io->context(), st.deps.endpoint, tls,
+                            std::move(callbacks));
+}
+
+} // namespace
+
+collection_pull_actor::behavior_type
+collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
+                  self,
+                collection_pull_deps deps) {
+  self->state.deps = std::move(deps);
+  return {
+    [self](federation_call&) -> caf::result<federation_reply> {
+      auto& st = self->state;
+      st.promise = self->make_response_promise<federation_reply>();
+      self->delayed_send(self, st.deps.deadline, pull_atom::expired::value);
+      st.listing = signed_request(st.deps.keys, "GET",
+                                  st.deps.admin_url
+                                    + "/api/v1/federation/collections",
+                                  {});
+      st.listing.ca_certfile = st.deps.ca;
+      caf::weak_actor_ptr weak{self->ctrl()};
+      st.deps.transport(st.listing, [weak](signed_http_response res) {
+        if (auto strong = weak.lock())
+          caf::anon_send(caf::actor_cast<collection_pull_actor>(strong),
+                         pull_atom::listed::value, res.status,
+                         res.status != 0 ? std::move(res.body)
+                                         : std::move(res.error));
+      });
+      return st.promise;
+    },
+    [self](pull_atom::listed, uint32_t status, std::string& body) {
+      on_listed(self, status, body);
+    },
+    [self](pull_atom::opened) {
+      self->state.fetcher.emplace(id_fetcher::options{});
+      restart(self);
+    },
+    [self](pull_atom::frame, std::string& frame) { on_frame(self, frame); },
+    [self](pull_atom::closed, std::string& reason) {
+      auto& st = self->state;
+      // Everything asked for has come: what is still being stored
+      // completes the report.
+      if (st.reconciled && st.fetcher && st.fetcher->done()) {
+        st.conn.reset();
+        return maybe_done(self);
+      }
+      finish(self, failure(502, "the peer's relay " + self->state.deps.endpoint
+                                  + " closed the connection: " + reason));
+    },
+    [self](pull_atom::expired) {
+      finish(self, failure(504, "the pull did not finish within "
+                                  + std::to_string(
+                                    std::chrono::duration_cast<
+                                      std::chrono::seconds>(
+                                      self->state.deps.deadline)
+                                      .count())
+                                  + " s"));
+    },
+  };
+}
+
+} // namespace ferry

@@ -1,0 +1,435 @@
+// Collections between two real `ferry node` processes on loopback: A offers
+// "profiles" (kinds 0 and 30023) to B and keeps "notes" (kind 1) to itself.
+// B lists and previews what A offers it (NIP-98 signed by B's node key) and
+// pulls "profiles" into its own store over NIP-77, settling replaceable and
+// addressable events by each conflict strategy.
+
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/keys.hpp"
+#include "tests/integration/federation_helpers.hpp"
+
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace ferry;
+using namespace fed_test;
+using sync_test::hex_id;
+using sync_test::ids_of;
+
+namespace {
+
+const std::string collections_toml = R"(
+[[federation.collection]]
+name = "profiles"
+filters = [{ kinds = [0, 30023] }]
+
+[[federation.collection]]
+name = "notes"
+filters = [{ kinds = [1] }]
+)";
+
+const std::string profiles_filter = R"({"kinds":[0,30023],"limit":500})";
+
+nostr::event make_versioned(const nostr::keypair& author, uint32_t kind,
+                            int64_t created_at, const std::string& d = {}) {
+  nostr::event ev;
+  ev.kind = kind;
+  ev.created_at = created_at;
+  ev.content = "v" + std::to_string(created_at) + " " + d;
+  if (!d.empty())
+    ev.tags.push_back({"d", d});
+  nostr::sign_event(ev, author);
+  return ev;
+}
+
+/// A offers "profiles" to B (its peer, linked by A's registration, with
+/// filters of a kind no test event has, so the live sync moves nothing
+/// here), and both run.
+struct linked_pair {
+  fed_node a{"a"};
+  fed_node b{"b"};
+
+  /// `a_relay` goes into A's [relay] table; `a_events` are imported into A
+  /// before it starts.
+  explicit linked_pair(const std::string& a_relay = {},
+                       const std::vector<nostr::event>& a_events = {}) {
+    a.relay_extra = a_relay;
+    a.configure(fed_section("deny", "name = \"a\"\n")
+                + "[[federation.peer]]\nname = \"b\"\nendpoint = \""
+                + b.relay_url() + "\"\nadmin_url = \"" + b.admin_url()
+                + "\"\nfilters = [{ kinds = [7777] }]\n"
+                  "collections = [\"profiles\"]\n"
+                + collections_toml);
+    b.configure(fed_section("auto_accept", "name = \"b\"\n")
+                + collections_toml);
+    if (!a_events.empty())
+      sync_test::import_into(a.dir, a.config, a_events);
+    b.start();
+    a.start();
+    // B holds A's registration once A's link shows the handshake.
+    if (!test::poll_until([&] {
+          auto peer = a.peer("b");
+          return peer.is_object() && peer.at("pinned") == json::value(b.pubkey())
+                 && peer.at("status") == "active" && b.peer_status("a") == "active";
+        }))
+      FAIL("A never linked with B\n" << both(a, b));
+  }
+
+  /// B's view of what A offers: A's admin API, signed by B's node key.
+  net::http_result ask_a(const std::string& target) {
+    return a.signed_call(b.keys, "GET", target);
+  }
+
+  /// A pull may take a reconciliation's time: up to the node's 60 s.
+  net::http_result pull(const std::string& body) {
+    return net::simple_http_request(
+      "127.0.0.1", b.admin_port, "POST", "/api/v1/federation/peers/a/pull",
+      {{"Authorization", std::string{"Bearer "} + sync_test::admin_token},
+       {"Content-Type", "application/json"}},
+      body, std::chrono::seconds{65});
+  }
+};
+
+int64_t number(const json::value& v, const char* key) {
+  return v.at(key).to_number<int64_t>();
+}
+
+} // namespace
+
+TEST_CASE("a peer lists and previews only the collections offered to it",
+          "[integration][federation][collections]") {
+  linked_pair nodes;
+  auto author = nostr::generate_keypair();
+  auto now = test::unix_now();
+  std::vector<nostr::event> profiles;
+  for (int i = 0; i < 4; ++i)
+    profiles.push_back(make_versioned(nostr::generate_keypair(), 0,
+                                      now - 100 + i));
+  for (int i = 0; i < 3; ++i)
+    profiles.push_back(make_versioned(author, 30023, now - 50 + i,
+                                      "post-" + std::to_string(i)));
+  auto notes = sync_test::make_events(author, 5, now, 1, "note");
+  sync_test::publish(nodes.a.relay_port, profiles);
+  sync_test::publish(nodes.a.relay_port, notes);
+  // Newest first: the 30023s (now-48..now-50), then the kind 0s.
+  auto newest_first = profiles;
+  std::sort(newest_first.begin(), newest_first.end(),
+            [](const auto& x, const auto& y) {
+              return x.created_at > y.created_at;
+            });
+  uint64_t bytes = 0;
+  for (const auto& ev : profiles)
+    bytes += nostr::to_json(ev).size();
+
+  const std::string events_target
+    = "/api/v1/federation/collections/profiles/events";
+  auto page_ids = [&](const std::string& query) {
+    auto res = nodes.ask_a(events_target + query);
+    INFO(query << " -> " << res.response.body);
+    REQUIRE(res.response.status == 200);
+    std::vector<std::string> ids;
+    auto body = body_of(res);
+    for (const auto& ev : body.at("events").as_array())
+      ids.push_back(std::string{ev.at("id").as_string()});
+    return ids;
+  };
+  auto ids_at = [&](std::initializer_list<size_t> positions) {
+    std::vector<std::string> ids;
+    for (auto i : positions)
+      ids.push_back(hex_id(newest_first[i]));
+    return ids;
+  };
+
+  SECTION("the list: only its collections, with events and bytes") {
+    auto res = nodes.ask_a("/api/v1/federation/collections");
+    INFO(res.response.body);
+    REQUIRE(res.response.status == 200);
+    auto body = body_of(res);
+    CHECK(body.at("pubkey") == json::value(nodes.a.pubkey()));
+    const auto& list = body.at("collections").as_array();
+    REQUIRE(list.size() == 1);
+    CHECK(list[0].at("name") == "profiles");
+    CHECK(json::serialize(list[0].at("filters")) == R"([{"kinds":[0,30023]}])");
+    CHECK(number(list[0], "events") == 7);
+    CHECK(number(list[0], "bytes") == static_cast<int64_t>(bytes));
+    // The operator sees every collection and whom it is offered to.
+    auto ours = nodes.a.call("GET", "/api/v1/federation/our-collections");
+    REQUIRE(ours.response.status == 200);
+    auto ours_body = body_of(ours);
+    const auto& all = ours_body.at("collections").as_array();
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].at("name") == "profiles");
+    CHECK(json::serialize(all[0].at("peers")) == R"(["b"])");
+    CHECK(all[1].at("name") == "notes");
+    CHECK(number(all[1], "events") == 5);
+    CHECK(all[1].at("peers").as_array().empty());
+    auto [status, printed] = nodes.a.console({"collections"});
+    INFO(printed);
+    CHECK(status == 0);
+    CHECK(printed.find("profiles") != std::string::npos);
+    CHECK(printed.find(std::to_string(bytes)) != std::string::npos);
+    // Offering more through the API takes effect at once.
+    auto put = nodes.a.call(
+      "PUT", "/api/v1/federation/peers/b",
+      R"({"endpoint":")" + nodes.b.relay_url() + R"(","admin_url":")"
+        + nodes.b.admin_url()
+        + R"(","filters":[{"kinds":[7777]}],"collections":["notes","profiles"]})");
+    INFO(put.response.body);
+    REQUIRE(put.response.status == 200);
+    auto more = body_of(nodes.ask_a("/api/v1/federation/collections"));
+    const auto& offered = more.at("collections").as_array();
+    // In the order of our [[federation.collection]] tables.
+    REQUIRE(offered.size() == 2);
+    CHECK(offered[0].at("name") == "profiles");
+    CHECK(offered[1].at("name") == "notes");
+    CHECK(number(offered[1], "events") == 5);
+    CHECK(nodes.ask_a("/api/v1/federation/collections/notes/events")
+            .response.status
+          == 200);
+  }
+
+  SECTION("the other way: B offers a collection to A, which registered") {
+    // Nothing yet: A's link on B was made by A's registration.
+    auto none = nodes.b.signed_call(nodes.a.keys, "GET",
+                                    "/api/v1/federation/collections");
+    REQUIRE(none.response.status == 200);
+    CHECK(body_of(none).at("collections").as_array().empty());
+    const std::string target = "/api/v1/federation/peers/a/collections";
+    for (auto [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {"{}", "collections"},
+           {R"({"collections":"notes"})", "collections"},
+           {R"({"collections":["Notes"]})", "collections[0]"},
+           {R"({"collections":["notes","nope"]})", "collections[1]"},
+           {R"({"collections":["notes"],"x":1})", "x"},
+           {"[", "body"},
+         }) {
+      auto bad = nodes.b.call("PUT", target, body);
+      INFO(body << " -> " << bad.response.body);
+      CHECK(bad.response.status == 400);
+      CHECK(error_field(bad) == field);
+    }
+    CHECK(nodes.b.call("PUT", "/api/v1/federation/peers/nobody/collections",
+                       R"({"collections":[]})")
+            .response.status
+          == 404);
+    auto unchanged = nodes.b.peer("a");
+    CHECK(unchanged.at("collections").as_array().empty());
+    auto set = nodes.b.call("PUT", target, R"({"collections":["notes"]})");
+    INFO(set.response.body);
+    REQUIRE(set.response.status == 200);
+    CHECK(json::serialize(body_of(set).at("collections")) == R"(["notes"])");
+    auto listed = nodes.b.signed_call(nodes.a.keys, "GET",
+                                      "/api/v1/federation/collections");
+    REQUIRE(listed.response.status == 200);
+    auto listed_body = body_of(listed);
+    const auto& offered = listed_body.at("collections").as_array();
+    REQUIRE(offered.size() == 1);
+    CHECK(offered[0].at("name") == "notes");
+    CHECK(number(offered[0], "events") == 0);
+    // B's operator still cannot redefine A's side of the link.
+    CHECK(nodes.b.call("PUT", "/api/v1/federation/peers/a",
+                       R"({"endpoint":"ws://127.0.0.1:1",)"
+                       R"("admin_url":"http://127.0.0.1:1","filters":[{}]})")
+            .response.status
+          == 409);
+  }
+
+  SECTION("previews: newest first, limit, offset, since, until, ids") {
+    CHECK(page_ids("") == ids_at({0, 1, 2, 3, 4, 5, 6}));
+    CHECK(page_ids("?limit=2") == ids_at({0, 1}));
+    CHECK(page_ids("?limit=3&offset=2") == ids_at({2, 3, 4}));
+    CHECK(page_ids("?offset=6") == ids_at({6}));
+    CHECK(page_ids("?offset=7").empty());
+    auto since = std::to_string(newest_first[2].created_at);
+    auto until = std::to_string(newest_first[4].created_at);
+    CHECK(page_ids("?since=" + since) == ids_at({0, 1, 2}));
+    CHECK(page_ids("?until=" + until) == ids_at({4, 5, 6}));
+    CHECK(page_ids("?since=" + until + "&until=" + since) == ids_at({2, 3, 4}));
+    // ids: the collection's only; a note's id finds nothing.
+    CHECK(page_ids("?ids=" + hex_id(newest_first[5]) + "%2C"
+                   + hex_id(newest_first[1]) + "," + hex_id(notes[0]))
+          == ids_at({1, 5}));
+    auto res = nodes.ask_a(events_target + "?limit=1");
+    CHECK(body_of(res).at("pubkey") == json::value(nodes.a.pubkey()));
+    CHECK(number(body_of(res), "limit") == 1);
+  }
+
+  SECTION("bad queries: 400 naming the parameter") {
+    for (auto [query, field] : std::vector<std::pair<std::string, std::string>>{
+           {"?limit=101", "limit"},
+           {"?limit=0", "limit"},
+           {"?limit=ten", "limit"},
+           {"?offset=-1", "offset"},
+           {"?offset=10001", "offset"},
+           {"?since=yesterday", "since"},
+           {"?until=1.5", "until"},
+           {"?ids=abc", "ids"},
+           {"?ids=" + std::string(64, 'A'), "ids"},
+           {"?limit=1&limit=2", "query"},
+           {"?order=asc", "order"},
+         }) {
+      auto res = nodes.ask_a(events_target + query);
+      INFO(query << " -> " << res.response.body);
+      CHECK(res.response.status == 400);
+      CHECK(error_field(res) == field);
+    }
+    // A query on a route that takes none.
+    auto res = nodes.ask_a("/api/v1/federation/collections?limit=1");
+    CHECK(res.response.status == 400);
+    CHECK(error_field(res) == "target");
+  }
+
+  SECTION("not offered, unknown, or not a peer: refused") {
+    for (auto name : {"notes", "nothing"}) {
+      auto res = nodes.ask_a("/api/v1/federation/collections/"
+                             + std::string{name} + "/events");
+      INFO(res.response.body);
+      CHECK(res.response.status == 403);
+      CHECK(body_of(res).at("error").at("message").as_string().starts_with(
+        "restricted:"));
+    }
+    auto stranger = nostr::generate_keypair();
+    CHECK(nodes.a.signed_call(stranger, "GET", "/api/v1/federation/collections")
+            .response.status
+          == 404);
+    CHECK(nodes.a.call("GET", "/api/v1/federation/collections").response.status
+          == 401);
+    // A suspended link serves nothing.
+    auto suspend = nodes.a.call("POST", "/api/v1/federation/peers/b/status",
+                                R"({"status":"suspended"})");
+    REQUIRE(suspend.response.status == 200);
+    auto res = nodes.ask_a("/api/v1/federation/collections");
+    CHECK(res.response.status == 403);
+    CHECK(body_of(res).at("error").at("message").as_string().starts_with(
+      "restricted:"));
+  }
+}
+
+TEST_CASE("a pull settles replaceable and addressable events by the "
+          "conflict strategy",
+          "[integration][federation][collections]") {
+  linked_pair nodes;
+  auto x = nostr::generate_keypair();
+  auto y = nostr::generate_keypair();
+  auto z = nostr::generate_keypair();
+  auto t = test::unix_now() - 1000;
+  // Kind 0 of X and article "p": A's newer. Kind 0 of Y and article "q":
+  // B's newer. Z's kind 0 and article "r": only A has them.
+  auto x0_old = make_versioned(x, 0, t);
+  auto x0_new = make_versioned(x, 0, t + 10);
+  auto y0_old = make_versioned(y, 0, t);
+  auto y0_new = make_versioned(y, 0, t + 10);
+  auto p_old = make_versioned(x, 30023, t, "p");
+  auto p_new = make_versioned(x, 30023, t + 10, "p");
+  auto q_old = make_versioned(x, 30023, t, "q");
+  auto q_new = make_versioned(x, 30023, t + 10, "q");
+  // An article without a `d` tag has the address "": A's newer.
+  auto u_old = make_versioned(y, 30023, t);
+  auto u_new = make_versioned(y, 30023, t + 10);
+  auto z0 = make_versioned(z, 0, t + 5);
+  auto r = make_versioned(x, 30023, t + 5, "r");
+  auto note = test::make_note(x, t, "not in the collection");
+  sync_test::publish(nodes.a.relay_port,
+                     {x0_new, y0_old, p_new, q_old, u_new, z0, r, note});
+  sync_test::publish(nodes.b.relay_port,
+                     {x0_old, y0_new, p_old, q_new, u_old});
+  auto ids = [](std::initializer_list<const nostr::event*> events) {
+    std::set<std::string> out;
+    for (auto ev : events)
+      out.insert(hex_id(*ev));
+    return out;
+  };
+  auto check_report = [](const net::http_result& res, int64_t imported,
+                         int64_t skipped, int64_t replaced, int64_t refused) {
+    INFO(res.response.body);
+    REQUIRE(res.response.status == 200);
+    auto report = body_of(res);
+    CHECK(number(report, "imported") == imported);
+    CHECK(number(report, "skipped") == skipped);
+    CHECK(number(report, "replaced") == replaced);
+    CHECK(number(report, "refused") == refused);
+  };
+
+  SECTION("merge (the default): the newest version wins") {
+    check_report(nodes.pull(R"({"collection":"profiles"})"), 2, 2, 3, 0);
+    CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+          == ids({&x0_new, &y0_new, &p_new, &q_new, &u_new, &z0, &r}));
+    CHECK(ids_of(nodes.b.relay_port, R"({"kinds":[1]})").empty());
+    auto metrics = nodes.b.call("GET", "/metrics").response.body;
+    CHECK(metrics.find(R"(ferry_federation_pulled_events_total{peer="a",result="replaced"} 3)")
+          != std::string::npos);
+    // Again, from the console: nothing new, A's older versions are still
+    // older.
+    auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "merge"});
+    CHECK(status == 0);
+    CHECK(printed
+          == "a/profiles (merge): 0 imported, 2 skipped, 0 replaced, 0 "
+             "refused\n");
+  }
+
+  SECTION("skip: ours stays whatever its age") {
+    check_report(nodes.pull(R"({"collection":"profiles",)"
+                            R"("conflict_strategy":"skip"})"),
+                 2, 5, 0, 0);
+    CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+          == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old, &z0, &r}));
+  }
+
+  SECTION("bad bodies and collections not offered: refused, nothing moved") {
+    for (auto [body, status, field] :
+         std::vector<std::tuple<std::string, unsigned, std::string>>{
+           {"{}", 400, "collection"},
+           {"not json", 400, "body"},
+           {R"({"collection":7})", 400, "collection"},
+           {R"({"collection":"profiles","conflict_strategy":"newest"})", 400,
+            "conflict_strategy"},
+           {R"({"collection":"profiles","conflict_strategy":"overwrite"})",
+            400, "conflict_strategy"},
+           {R"({"collection":"profiles","x":1})", 400, "x"},
+           {R"({"collection":"nothing"})", 404, "collection"},
+         }) {
+      auto res = nodes.pull(body);
+      INFO(body << " -> " << res.response.body);
+      CHECK(res.response.status == status);
+      CHECK(error_field(res) == field);
+    }
+    auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "newest"});
+    CHECK(status == 1);
+    CHECK(printed.find("conflict_strategy: expected one of skip, merge")
+          != std::string::npos);
+    CHECK(nodes.b.console({"pull", "a"}).first == 2);
+    auto notes = nodes.pull(R"({"collection":"notes"})");
+    INFO(notes.response.body);
+    CHECK(notes.response.status == 404);
+    CHECK(nodes.b.call("POST", "/api/v1/federation/peers/nobody/pull",
+                       R"({"collection":"profiles"})")
+            .response.status
+          == 404);
+    CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+          == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old}));
+  }
+}
+
+TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",
+          "[integration][federation][collections]") {
+  auto x = nostr::generate_keypair();
+  auto t = test::unix_now() - 1000;
+  auto older = make_versioned(x, 0, t);
+  auto newer = make_versioned(x, 0, t + 10);
+  auto article = make_versioned(x, 30023, t, "a");
+  linked_pair nodes{"auth_required = true\n", {newer, article}};
+  sync_test::publish(nodes.b.relay_port, {older});
+  auto res = nodes.pull(R"({"collection":"profiles"})");
+  INFO(res.error << " " << res.response.body << "\n" << both(nodes.a, nodes.b));
+  REQUIRE(res.response.status == 200);
+  CHECK(number(body_of(res), "imported") == 1);
+  CHECK(number(body_of(res), "replaced") == 1);
+  CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+        == std::set<std::string>{hex_id(newer), hex_id(article)});
+}
