@@ -107,11 +107,11 @@ std::string read_rate_limit(const json::value& v, sync_policy& out) {
                   "limit)");
     out.rate = rate->to_number<double>();
   }
-  if (auto burst = obj.if_contains("burst"))
+  if (auto burst = obj.if_contains("burst")) {
     if (!burst->is_int64() || burst->get_int64() < 0)
       return fail(child(path, "burst"), "expected a non-negative integer");
-    else
-      out.burst = burst->get_int64();
+    out.burst = burst->get_int64();
+  }
   if (out.rate > 0 && out.burst < 1)
     return fail(child(path, "burst"), "expected at least 1 when rate is set");
   return {};

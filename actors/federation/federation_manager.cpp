@@ -27,6 +27,9 @@ namespace json = boost::json;
 using self_pointer
   = federation_actor::stateful_pointer<federation_manager_state>;
 
+/// How soon a tick comes again while our own URLs are still unknown.
+constexpr auto url_retry_delay = std::chrono::milliseconds{250};
+
 /// How long we wait for the sync manager and the control plane.
 constexpr auto local_timeout = std::chrono::seconds{5};
 
@@ -1391,7 +1394,14 @@ federation_manager(
     },
     [self](atom::tick) {
       tick(self);
-      self->delayed_send(self, self->state.deps.settings.interval,
+      // Until the relay and the control plane (which start after us) have
+      // told us our URLs, nothing can be registered: ask again soon rather
+      // than an interval later.
+      auto& st = self->state;
+      auto urls_known = !st.self_relay_url.empty() && !st.self_admin_url.empty();
+      self->delayed_send(self,
+                         urls_known ? caf::timespan{st.deps.settings.interval}
+                                    : caf::timespan{url_retry_delay},
                          atom::tick_v);
     },
     [self](federation_answer& a) {

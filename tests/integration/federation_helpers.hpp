@@ -82,6 +82,9 @@ struct fed_node {
     if (!process->wait_for_port())
       FAIL(label << " did not start\n" << test::output_tail(*process));
     REQUIRE(test::wait_for_admin_port(*process));
+    // Logged once every subsystem has started: before that the admin API
+    // may already answer, with 503 for a federation manager still starting.
+    REQUIRE(test::wait_for_identity(*process));
   }
 
   void stop() {
