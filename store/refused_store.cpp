@@ -90,6 +90,9 @@ void walk_ages(const event_store& store, bool newest_first, Visit visit) {
   }
 }
 
+/// Where the fingerprint of the policy in force is kept.
+constexpr std::string_view policy_key = "p";
+
 } // namespace
 
 caf::error remember_refused(event_store& store, std::string_view source,
@@ -187,6 +190,38 @@ caf::expected<size_t> prune_refused(event_store& store, int64_t now,
   auto s = store.db()->Write(rocksdb::WriteOptions{}, &batch);
   if (!s.ok())
     return storage_error(s);
+  return forgotten;
+}
+
+caf::expected<size_t> follow_policy(event_store& store,
+                                    std::string_view policy) {
+  auto* family = store.handle(cf::refused);
+  std::string followed;
+  auto s = store.db()->Get(rocksdb::ReadOptions{}, family,
+                           rocksdb::Slice{policy_key.data(), policy_key.size()},
+                           &followed);
+  if (!s.ok() && !s.IsNotFound())
+    return storage_error(s);
+  if (s.ok() && followed == policy)
+    return size_t{0};
+  rocksdb::WriteBatch batch;
+  size_t forgotten = 0;
+  if (s.ok())
+    walk_ages(store, false,
+              [&](int64_t, const std::string& source, const nostr::bytes32& id,
+                  std::string_view key) {
+                auto entry = find_refused(store, source, id);
+                if (entry && entry->reason.rfind("invalid:", 0) == 0)
+                  return true;
+                batch.Delete(family, rocksdb::Slice{key.data(), key.size()});
+                batch.Delete(family, entry_key(source, id));
+                ++forgotten;
+                return true;
+              });
+  batch.Put(family, rocksdb::Slice{policy_key.data(), policy_key.size()},
+            rocksdb::Slice{policy.data(), policy.size()});
+  if (auto w = store.db()->Write(rocksdb::WriteOptions{}, &batch); !w.ok())
+    return storage_error(w);
   return forgotten;
 }
 

@@ -7,6 +7,7 @@
 // only make its own sync skip it.
 //
 // Family `refused`:
+//   'p' → the fingerprint of the write policy the refusals were made under
 //   'r' · source length (2) · source · id (32) → refused at (8) · reason
 //   't' · refused at (8) · source length (2) · source · id → ∅   (by age)
 // The age index serves the TTL, the size cap and "the latest".
@@ -58,5 +59,13 @@ std::string refused_json(const event_store& store, std::string_view source,
 caf::expected<size_t> prune_refused(event_store& store, int64_t now,
                                     std::chrono::seconds ttl,
                                     size_t max_entries);
+
+/// Records `policy` (a fingerprint of the write policy in force) as the one
+/// the memory follows. When the memory followed another one, it forgets the
+/// refusals that policy made (every reason but `invalid:`, which no policy
+/// change makes valid), so that a sync fetches those events again and the
+/// new policy judges them. A store without a fingerprint yet forgets
+/// nothing. @returns how many refusals were forgotten.
+caf::expected<size_t> follow_policy(event_store& store, std::string_view policy);
 
 } // namespace ferry::store

@@ -7,6 +7,9 @@
 #include "store/refused_store.hpp"
 
 #include <chrono>
+#include <string_view>
+#include <type_traits>
+#include <vector>
 
 namespace ferry {
 
@@ -73,6 +76,35 @@ void to_writer(self_pointer self, caf::typed_response_promise<ingest_result>& pr
 }
 
 } // namespace
+
+std::string policy_fingerprint(const config::policy_config& cfg) {
+  std::string out;
+  auto field = [&out](std::string_view name, const auto& values) {
+    out.append(name).push_back('=');
+    for (const auto& x : values) {
+      if constexpr (std::is_convertible_v<decltype(x), std::string_view>)
+        out.append(x);
+      else
+        out.append(std::to_string(x));
+      out.push_back(',');
+    }
+    out.push_back(';');
+  };
+  auto one = [&field](std::string_view name, const auto& value) {
+    field(name, std::vector<std::decay_t<decltype(value)>>{value});
+  };
+  field("allowed_pubkeys", cfg.allowed_pubkeys);
+  field("denied_pubkeys", cfg.denied_pubkeys);
+  field("allowed_kinds", cfg.allowed_kinds);
+  field("denied_kinds", cfg.denied_kinds);
+  one("max_content_bytes", cfg.max_content_bytes);
+  one("max_tags", cfg.max_tags);
+  one("max_age_seconds", cfg.max_age_seconds);
+  one("max_future_seconds", cfg.max_future_seconds);
+  one("auth_required_for_writes", cfg.auth_required_for_writes ? 1 : 0);
+  one("plugin", cfg.plugin.command);
+  return out;
+}
 
 policy_actor::behavior_type
 policy(policy_actor::stateful_pointer<policy_state> self,

@@ -8,6 +8,7 @@
 #include "store/event_store.hpp"
 
 #include <cstdint>
+#include <string>
 
 namespace ferry {
 
@@ -37,6 +38,11 @@ struct policy_state {
 
   static inline constexpr const char* name = "policy";
 };
+
+/// A text that changes exactly when a change of `cfg` can change what the
+/// policy refuses for good: the built-in rules and the plugin's command (the
+/// memory of refused events follows it, see `store::follow_policy`).
+std::string policy_fingerprint(const config::policy_config& cfg);
 
 /// The POLICY step: judges every verified event by the built-in rules, then
 /// by the plugin (when one is configured), and hands the accepted ones to

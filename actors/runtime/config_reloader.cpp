@@ -1,9 +1,11 @@
 #include "actors/runtime/config_reloader.hpp"
 
+#include "actors/ingest/policy.hpp"
 #include "actors/relay/client_session.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "store/refused_store.hpp"
 
 #include <boost/json.hpp>
 
@@ -134,6 +136,8 @@ struct reload_run {
   /// Servers the SYNC MANAGER refused (id, reason).
   std::vector<std::pair<std::string, std::string>> failed;
   size_t pending = 0;
+  /// Refused events the memory forgot because the rules changed.
+  size_t refusals_forgotten = 0;
 };
 
 json::array ids_of(const std::vector<sync_server>& servers) {
@@ -192,6 +196,7 @@ void finish(self_pointer self, const std::shared_ptr<reload_run>& run) {
     {"file", st.running->source},
     {"applied", strings(run->plan.applied)},
     {"restart_required", strings(run->plan.restart_required)},
+    {"refusals_forgotten", run->refusals_forgotten},
     {"sync_servers",
      json::object{{"added", ids_of(run->plan.servers_added)},
                   {"changed", ids_of(run->plan.servers_changed)},
@@ -317,7 +322,8 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
                 handle_slot_ptr<sync_manager_actor> sync_manager,
                 std::shared_ptr<relay_context> relay,
                 live_value_ptr<config::policy_config> policy,
-                bool policy_step_runs) {
+                bool policy_step_runs, store::event_store* store) {
+  self->state.store = store;
   self->state.running = std::move(running);
   self->state.sync_manager = std::move(sync_manager);
   self->state.relay = std::move(relay);
@@ -349,8 +355,19 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
       if (st.relay)
         st.relay->limits.set(
           with_live_limits(*st.relay->limits.get(), run->next.relay.limits));
-      if (st.policy && st.policy_step_runs)
-        st.policy->set(with_live_rules(*st.policy->get(), run->next.policy));
+      if (st.policy && st.policy_step_runs) {
+        auto rules = with_live_rules(*st.policy->get(), run->next.policy);
+        if (st.store) {
+          auto forgotten = store::follow_policy(*st.store,
+                                                policy_fingerprint(rules));
+          if (forgotten)
+            run->refusals_forgotten = *forgotten;
+          else
+            log::warn("{} keeps the refused events' memory: {}", self->name(),
+                      render(forgotten.error()));
+        }
+        st.policy->set(std::move(rules));
+      }
       st.busy = true;
       apply_servers(self, run);
       return run->reply;

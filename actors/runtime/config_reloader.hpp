@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "messages/config_reload.hpp"
 #include "messages/sync_manager.hpp"
+#include "store/event_store.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -66,6 +67,8 @@ struct config_reloader_state {
   live_value_ptr<config::policy_config> policy;
   /// The node runs a POLICY step (else rules wait for a restart).
   bool policy_step_runs = false;
+  /// Where the memory of refused events follows new rules.
+  store::event_store* store = nullptr;
   uint64_t reloads = 0;
   uint64_t failed = 0;
   /// Seconds since the epoch of the last successful reload (0: none yet).
@@ -78,7 +81,8 @@ struct config_reloader_state {
 /// The CONFIG RELOADER re-reads `running->source` on request (SIGHUP, `POST
 /// /api/v1/config/reload`): `log.level` and the `[relay.limits]` keys a
 /// session applies take effect at once (the latter at each session's next
-/// message) and the built-in `[policy]` rules (at the next event),
+/// message) and the built-in `[policy]` rules (at the next event; the
+/// refusals the old rules made are forgotten, see `store::follow_policy`),
 /// `[[sync.server]]`
 /// tables added, changed or removed in the file go to the SYNC MANAGER as
 /// the admin API's PUT and DELETE would, and every other changed section is
@@ -90,6 +94,6 @@ config_reloader(config_reloader_actor::stateful_pointer<config_reloader_state> s
                 handle_slot_ptr<sync_manager_actor> sync_manager,
                 std::shared_ptr<relay_context> relay,
                 live_value_ptr<config::policy_config> policy,
-                bool policy_step_runs);
+                bool policy_step_runs, store::event_store* store);
 
 } // namespace ferry

@@ -18,6 +18,7 @@
 #include "actors/sync/subsystem.hpp"
 #include "messages/error.hpp"
 #include "net/server_tls.hpp"
+#include "store/refused_store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/scoped_actor.hpp>
@@ -161,6 +162,14 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   n->io_ = std::make_shared<net::io_runtime>(1);
 
   auto* store = n->store_.get();
+  // Refusals another write policy made are not this one's to keep.
+  auto forgotten = store::follow_policy(*store, policy_fingerprint(cfg.policy));
+  if (!forgotten)
+    return forgotten.error();
+  if (*forgotten > 0)
+    log::info("node forgets {} refused event(s): the write policy changed "
+              "since they were refused",
+              *forgotten);
   auto ctx = std::make_shared<relay_context>();
   ctx->limits.set(cfg.relay.limits);
   ctx->negentropy = cfg.relay.negentropy;

@@ -66,9 +66,10 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
     "config-reloader", "config-reloader", wiring.reloader,
     [running = wiring.running_config, sync = wiring.sync_manager,
      relay = wiring.relay, policy = wiring.policy,
-     policy_step = runs_policy_step(wiring.cfg.policy)](caf::local_actor* self) {
+     policy_step = runs_policy_step(wiring.cfg.policy),
+     store = wiring.store](caf::local_actor* self) {
       return self->system().spawn(config_reloader, running, sync, relay, policy,
-                                  policy_step);
+                                  policy_step, store);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

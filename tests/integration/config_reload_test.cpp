@@ -206,3 +206,58 @@ TEST_CASE("a reload replaces the built-in policy rules for the next event",
         != std::string::npos);
   stop(b);
 }
+
+TEST_CASE("a reload that lifts a rule forgets the refusals it made, so a sync "
+          "fetches those events again",
+          "[integration][reload]") {
+  test::temp_dir dir_a, dir_b;
+  node a{test::node_config(dir_a)};
+  auto keys = nostr::generate_keypair();
+  auto note = test::make_note(keys, test::unix_now(), "note", 1);
+  auto dm = test::make_note(keys, test::unix_now(), "dm", 4);
+  publish(a.port, {note, dm});
+
+  server_options o;
+  o.id = "a";
+  o.mode = "negentropy";
+  o.filters = "[{ kinds = [1, 4] }]";
+  auto servers = sync_server_toml(a.port, o);
+  auto path = write_b_config(dir_b, servers, {}, "[policy]\ndenied_kinds = [4]\n");
+  node b{path};
+  auto b_admin = b.admin_port();
+  wait_for_ids(b, kind1_all, {hex_id(note)}, true, "B holds the note", &a);
+  auto remembered = test::poll_until(
+    [&] { return stat_of(b_admin, "a", "rejected") == 1; }, 10s, 50ms);
+  if (!remembered)
+    FAIL("B did not refuse the dm\n" << sync_reports(b_admin, "a"));
+  // Remembered: another catch-up does not even fetch it.
+  REQUIRE(admin(b_admin, "POST", "/api/v1/sync/servers/a/sync-now")
+            .response.status
+          == 200);
+  std::string server_state;
+  auto skipped = test::poll_until(
+    [&] {
+      server_state = admin(b_admin, "GET", "/api/v1/sync/servers/a").response.body;
+      return server_state.find(R"("neg_need_refused":1)") != std::string::npos;
+    },
+    10s, 50ms);
+  INFO(server_state);
+  CHECK(skipped);
+  CHECK(count_of(b.port, R"({"kinds":[4]})") == 0);
+
+  write_b_config(dir_b, servers, {}, "[policy]\ndenied_kinds = [7]\n");
+  auto res = admin(b_admin, "POST", "/api/v1/config/reload");
+  require_answered(res, b.process);
+  REQUIRE(res.response.status == 200);
+  INFO(res.response.body);
+  auto report = json::parse(res.response.body);
+  CHECK(strings_in(report, "applied") == std::set<std::string>{"policy"});
+  CHECK(report.at("refusals_forgotten").as_int64() == 1);
+  REQUIRE(admin(b_admin, "POST", "/api/v1/sync/servers/a/sync-now")
+            .response.status
+          == 200);
+  wait_for_ids(b, R"({"kinds":[4]})", {hex_id(dm)}, true,
+               "B fetched the dm again", &a);
+  stop(b);
+  stop(a);
+}

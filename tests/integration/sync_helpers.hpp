@@ -249,6 +249,10 @@ struct node {
     if (!p)
       FAIL("no relay port\n" << logs(nullptr, &process));
     port = *p;
+    // Logged once every subsystem has started: before that the admin API
+    // may already answer, with 503 for a sync manager still starting.
+    if (!test::wait_for_identity(process))
+      FAIL("the node did not finish starting\n" << logs(nullptr, &process));
   }
   uint16_t admin_port() {
     auto p = test::wait_for_admin_port(process);

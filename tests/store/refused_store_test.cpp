@@ -79,3 +79,37 @@ TEST_CASE("pruning forgets expired refusals, then the oldest beyond the cap",
   REQUIRE(again);
   CHECK(*again == 0);
 }
+
+TEST_CASE("a new write policy forgets the refusals the old one made, and "
+          "keeps the invalid ones",
+          "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  // No fingerprint yet: the first policy is recorded, nothing is forgotten.
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(1), 100,
+                                 "blocked: kind 4 is not accepted here"));
+  auto first = follow_policy(*db.store, "deny kind 4");
+  REQUIRE(first);
+  CHECK(*first == 0);
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(2), 101,
+                                 "invalid: bad signature"));
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:b", id_of(3), 102,
+                                 "blocked: no spam here"));
+  auto same = follow_policy(*db.store, "deny kind 4");
+  REQUIRE(same);
+  CHECK(*same == 0);
+  CHECK(latest_refused(*db.store, "", 10).size() == 3);
+
+  auto changed = follow_policy(*db.store, "deny kind 7");
+  REQUIRE(changed);
+  CHECK(*changed == 2);
+  CHECK_FALSE(find_refused(*db.store, "sync:a", id_of(1)));
+  CHECK_FALSE(find_refused(*db.store, "sync:b", id_of(3)));
+  REQUIRE(find_refused(*db.store, "sync:a", id_of(2)));
+  auto left = latest_refused(*db.store, "", 10);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].reason == "invalid: bad signature");
+  // The fingerprint is not an entry: pruning and listing do not see it.
+  auto pruned = prune_refused(*db.store, 200, std::chrono::seconds{1000}, 10);
+  REQUIRE(pruned);
+  CHECK(*pruned == 0);
+}
