@@ -138,12 +138,7 @@ int run_import(const config::config& cfg, const std::string& input) {
       collect_one();
   }
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::vector<caf::actor> actors;
-  for (auto& v : pipeline.verifiers)
-    actors.push_back(caf::actor_cast<caf::actor>(v));
-  actors.push_back(caf::actor_cast<caf::actor>(pipeline.policy));
-  actors.push_back(caf::actor_cast<caf::actor>(pipeline.writer));
-  stop_and_wait(sys, actors);
+  stop_and_wait(sys, pipeline.actors());
   std::printf("imported %lu lines in %.2f s (%.0f events/s): accepted %lu, "
               "duplicate %lu, invalid %lu, refused %lu, errors %lu\n",
               static_cast<unsigned long>(counts.lines), elapsed.count(),

@@ -615,7 +615,7 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
   caf::actor_system sys{sys_cfg};
   std::optional<ingest_pipeline> pipeline;
   if (!opts.dry_run && opts.direction != "up")
-    pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest);
+    pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest, cfg.policy);
   bool ok = false;
   bool ingest_ok = true;
   {
@@ -633,11 +633,7 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
       run.print_summary(ok, clock_type::now() - start);
   }
   if (pipeline) {
-    std::vector<caf::actor> actors;
-    for (auto& v : pipeline->verifiers)
-      actors.push_back(caf::actor_cast<caf::actor>(v));
-    actors.push_back(caf::actor_cast<caf::actor>(pipeline->writer));
-    stop_and_wait(sys, actors);
+    stop_and_wait(sys, pipeline->actors());
   }
   if (auto failure = (*store)->flush()) {
     std::fprintf(stderr, "ferry sync: %s\n", render(failure).c_str());

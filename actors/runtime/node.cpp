@@ -85,6 +85,18 @@ restart_policy restart_policy_from(const config::supervision_config& cfg) {
   return policy;
 }
 
+std::vector<caf::actor> ingest_pipeline::actors() const {
+  std::vector<caf::actor> result;
+  for (auto& v : verifiers)
+    result.push_back(caf::actor_cast<caf::actor>(v));
+  for (auto a : {caf::actor_cast<caf::actor>(policy),
+                 caf::actor_cast<caf::actor>(plugin),
+                 caf::actor_cast<caf::actor>(writer)})
+    if (a)
+      result.push_back(a);
+  return result;
+}
+
 ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
                                       store::event_store& store,
                                       const config::ingest_config& ingest,
@@ -96,11 +108,20 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
   result.writer = sys.spawn<caf::detached>(writer, &store, nullptr, wcfg);
   auto writer_slot = std::make_shared<handle_slot<writer_actor>>(result.writer);
   handle_slot_ptr<policy_actor> policy_slot;
-  if (policy.has_rules()) {
+  if (runs_policy_step(policy)) {
+    handle_slot_ptr<plugin_host_actor> plugin_slot;
+    if (!policy.plugin.command.empty()) {
+      result.plugin_io = std::make_shared<net::io_runtime>(1);
+      result.plugin = sys.spawn(plugin_host,
+                                plugin_host_config_from(policy.plugin),
+                                &result.plugin_io->context());
+      plugin_slot = std::make_shared<handle_slot<plugin_host_actor>>(
+        result.plugin);
+    }
     result.policy
       = sys.spawn(ferry::policy,
                   std::make_shared<live_value<config::policy_config>>(policy),
-                  &store, writer_slot, handle_slot_ptr<plugin_host_actor>{});
+                  &store, writer_slot, plugin_slot);
     policy_slot = std::make_shared<handle_slot<policy_actor>>(result.policy);
   }
   auto n = verifier_count(ingest);

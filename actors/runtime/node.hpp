@@ -34,13 +34,21 @@ restart_policy restart_policy_from(const config::supervision_config& cfg);
 struct ingest_pipeline {
   writer_actor writer;
   std::vector<verifier_actor> verifiers;
-  /// The built-in rules of `[policy]`; unset when there are none.
+  /// The `[policy]` step; unset when there are neither rules nor a plugin.
   policy_actor policy;
+  /// The `[policy.plugin]` host; unset without a plugin.
+  plugin_host_actor plugin;
+  /// The thread the plugin's pipes run on; set with `plugin`.
+  std::shared_ptr<net::io_runtime> plugin_io;
+
+  /// Every actor, in the order they stop: what feeds the others first.
+  std::vector<caf::actor> actors() const;
 };
 
 /// Spawns the writer and the verifier pool over `store` (detached: both do
 /// blocking or CPU-bound work), with no live fan-out, and the policy step
-/// when `policy` has built-in rules (a plugin runs only in `ferry node`).
+/// with its plugin when `policy` asks for them, as `ferry node` judges
+/// events.
 ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
                                       store::event_store& store,
                                       const config::ingest_config& ingest,

@@ -229,3 +229,54 @@ TEST_CASE("a sync server's own policy refuses what it names, and what its "
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }
+
+TEST_CASE("ferry import and ferry sync judge events by the rules and the "
+          "plugin as the node does",
+          "[integration][policy][cli]") {
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  // One of each verdict: stored, refused by a rule, refused and shadowed by
+  // the plugin.
+  auto judged = [&](const std::string& tag) {
+    return std::vector<nostr::event>{
+      test::make_note(keys, now, tag + " fine"),
+      test::make_note(keys, now, tag + " dm", 4),
+      test::make_note(keys, now, tag + " spam"),
+      test::make_note(keys, now, tag + " shadow")};
+  };
+  auto rules = "[policy]\ndenied_kinds = [4]\n[policy.plugin]\ncommand = \""
+               + plugin("keyword.sh") + "\"\n";
+  auto exported = [](const std::string& config) {
+    test::ferry_process p{{"export", "--config", config}};
+    REQUIRE(p.wait() == 0);
+    return p.output();
+  };
+
+  test::temp_dir import_dir;
+  auto import_cfg = policy_config(import_dir, rules);
+  auto imported = judged("imported");
+  std::string jsonl;
+  for (auto& ev : imported)
+    jsonl += nostr::to_json(ev) + "\n";
+  test::write_file(import_dir.file("in.jsonl"), jsonl);
+  test::ferry_process import{
+    {"import", import_dir.file("in.jsonl"), "--config", import_cfg}};
+  REQUIRE(import.wait() == 0);
+  CHECK(import.output().find("accepted 1, duplicate 0, invalid 0, refused 3")
+        != std::string::npos);
+  CHECK(exported(import_cfg) == nostr::to_json(imported[0]) + "\n");
+
+  test::temp_dir remote_dir, sync_dir;
+  node remote{test::node_config(remote_dir)};
+  auto synced = judged("synced");
+  publish(remote.port, synced);
+  auto sync_cfg = policy_config(sync_dir, rules);
+  test::ferry_process sync{
+    {"sync", relay_url(remote.port), "--config", sync_cfg}};
+  auto status = sync.wait();
+  INFO(sync.output());
+  CHECK(status == 0);
+  CHECK(sync.output().find("stored 1,") != std::string::npos);
+  CHECK(exported(sync_cfg) == nostr::to_json(synced[0]) + "\n");
+  stop(remote);
+}
