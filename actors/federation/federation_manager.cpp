@@ -1213,6 +1213,44 @@ caf::result<federation_reply> op_pull(self_pointer self,
   return promise;
 }
 
+/// One peer's view, with what its link exchanged so far (`exchange`: the
+/// cursor and counters of its sync server; null while it has none).
+caf::result<federation_reply> op_get(self_pointer self,
+                                     const federation_call& call) {
+  auto r = find_peer(self, call.name);
+  if (!r)
+    return not_found(call.name);
+  auto shown = view(*r);
+  shown["exchange"] = nullptr;
+  auto& st = self->state;
+  auto manager = st.deps.sync_manager ? st.deps.sync_manager->get()
+                                      : sync_manager_actor{};
+  if (r->incoming || !manager)
+    return reply(200, std::move(shown));
+  auto rp = self->make_response_promise<federation_reply>();
+  self->request(manager, local_timeout, atom::stats_v,
+                federation_server_id(r->def.name))
+    .then(
+      [rp, shown](std::string& stats) mutable {
+        boost::system::error_code bad;
+        auto parsed = json::parse(stats, bad);
+        json::object exchange;
+        if (!bad && parsed.is_object())
+          for (auto key : {"connected", "last_connected", "catchup_complete",
+                           "cursor", "received", "accepted", "duplicate",
+                           "bytes_received", "sent", "sent_ok"})
+            if (auto v = parsed.as_object().if_contains(key))
+              exchange[key] = *v;
+        shown["exchange"] = std::move(exchange);
+        rp.deliver(reply(200, std::move(shown)));
+      },
+      [rp, shown](caf::error&) mutable {
+        // No server yet (never pinned) or the sync manager is restarting.
+        rp.deliver(reply(200, std::move(shown)));
+      });
+  return rp;
+}
+
 federation_reply dispatch(self_pointer self, const federation_call& call) {
   const auto& op = call.op;
   if (op == "status")
@@ -1236,10 +1274,6 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
     return op_our_collections(self);
   if (op == "list")
     return op_list(self);
-  if (op == "get") {
-    auto r = find_peer(self, call.name);
-    return r ? reply(200, view(*r)) : not_found(call.name);
-  }
   if (op == "put")
     return op_put(self, call);
   if (op == "delete")
@@ -1348,6 +1382,8 @@ federation_manager(
     [self](federation_call& call) -> caf::result<federation_reply> {
       if (call.op == "pull")
         return op_pull(self, call);
+      if (call.op == "get")
+        return op_get(self, call);
       auto answer = dispatch(self, call);
       publish_gauges(self);
       publish_refused_keys(self);

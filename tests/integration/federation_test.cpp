@@ -284,6 +284,12 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
   CHECK(stats.at("duplicate").as_int64() == 0);
   CHECK(stats.at("received").as_int64() == 2);
   CHECK(stats.at("bytes_received").as_int64() < 2000);
+  // The peer's view shows what its link exchanged: the same counters.
+  auto exchange = a.peer("b").at("exchange");
+  INFO(json::serialize(exchange));
+  CHECK(exchange.at("cursor") == stats.at("cursor"));
+  CHECK(exchange.at("received").as_int64() == 2);
+  CHECK(exchange.at("bytes_received") == stats.at("bytes_received"));
 
   // B suspends: mirrored to A, which stops exchanging.
   REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
@@ -399,12 +405,13 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
             == 200);
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
-    // The sender restarts with the notification still owed.
+    // The sender restarts with the notification still owed; B, back while
+    // A is down, still has the link until A tells it.
     a.stop();
     a.configure(fed_section("deny", "name = \"a\"\n"));
-    a.start();
     b.start();
     CHECK(b.peer_count() == 1);
+    a.start();
     if (!test::poll_until([&] { return b.peer_count() == 0; }))
       FAIL("B never heard of the removal\n" << both(a, b));
     CHECK(test::wait_for_output(*a.process, "peer b took the removal"));
@@ -459,6 +466,8 @@ TEST_CASE("console peers, peer, peer-pause, peer-resume and peer-reset",
   auto parsed = json::parse(json_text);
   CHECK(parsed.at("pinned") == json::value(b.pubkey()));
   CHECK(parsed.at("status") == "active");
+  CHECK(parsed.at("exchange").at("connected") == true);
+  CHECK(peer.find("exchange.bytes_received") != std::string::npos);
 
   auto [paused, pause_text] = a.console({"peer-pause", "b"});
   CHECK(paused == 0);
