@@ -334,10 +334,6 @@ size_t effective_limit(size_t frame_size_limit) {
            : std::max(frame_size_limit, min_frame_size_limit);
 }
 
-bool exceeds(size_t limit, size_t bytes) {
-  return limit != 0 && bytes > limit - frame_margin;
-}
-
 /// Describes [first, last) as one id list or 16 fingerprinted buckets.
 void split_range(const item_set& items, size_t first, size_t last,
                  const bound& upper, encoder& enc) {
@@ -378,23 +374,202 @@ void compare_ids(const item_set& items, size_t first, size_t last,
                       std::back_inserter(need));
 }
 
+size_t varint_size(uint64_t x) {
+  size_t n = 1;
+  while (x >= 0x80) {
+    x >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+/// What one query range is on our side, worked out before answering.
+struct planned_range {
+  /// Our items in the range end here (they begin where the previous ends).
+  size_t upper = 0;
+  /// Both sides already agree on it: a skip, a fingerprint equal to ours,
+  /// or (for the initiator) an id list, which it settles without a reply.
+  bool agreed = false;
+};
+
+/// The query read ahead, and the room each tail of it needs in summary.
+///
+/// Once a frame is full, the rest of the query is answered in summary: runs
+/// of agreed ranges are skipped and each run of the others goes back as one
+/// fingerprint of ours, for the peer to split next round. The reference
+/// implementation answers the whole rest as one fingerprint up to infinity
+/// instead; that reopens ranges the peer has settled, and the peer then
+/// reports their ids a second time (nostr-tools' client does). Detailed
+/// answers therefore stop while the summary of what follows still fits.
+struct round_plan {
+  std::vector<planned_range> ranges;
+  /// summary_room[i]: the most the summary of ranges i.. takes.
+  std::vector<size_t> summary_room;
+
+  round_plan(const item_set& items, const message& query, bool initiator) {
+    const auto n = query.ranges.size();
+    ranges.resize(n);
+    size_t index = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& r = query.ranges[i];
+      auto upper = items.lower_bound(index, items.size(), r.upper);
+      bool agreed = false;
+      switch (r.kind) {
+        case mode::skip:
+          agreed = true;
+          break;
+        case mode::fingerprint:
+          agreed = r.digest == items.digest(index, upper);
+          break;
+        case mode::id_list:
+          agreed = initiator;
+          break;
+      }
+      ranges[i] = {upper, agreed};
+      index = upper;
+    }
+    // Backwards: a run of like ranges costs the bound of its last range
+    // (plus a fingerprint when open); a trailing agreed run costs nothing.
+    summary_room.assign(n + 1, 0);
+    size_t run_end = n;
+    for (size_t i = n; i-- > 0;) {
+      if (i + 1 == n || ranges[i + 1].agreed != ranges[i].agreed)
+        run_end = i;
+      bool trailing_skip = ranges[i].agreed && run_end + 1 == n;
+      summary_room[i] = summary_room[run_end + 1]
+                        + (trailing_skip ? 0
+                                         : written_size(query.ranges[run_end],
+                                                        ranges[i].agreed));
+    }
+  }
+
+  /// The most a summary range ending at `r`'s bound takes: a timestamp
+  /// delta no larger than the timestamp, the prefix, the mode and, when
+  /// open, a fingerprint.
+  static size_t written_size(const range& r, bool agreed) {
+    auto timestamp = r.upper.timestamp == infinity ? 0 : r.upper.timestamp + 1;
+    return varint_size(timestamp) + 1 + r.upper.prefix_size + 1
+           + (agreed ? 0 : fingerprint_size);
+  }
+};
+
+/// The largest range a summary writes: a bound (10-byte timestamp varint,
+/// length, 32-byte prefix), the mode and a fingerprint. A summary keeps room
+/// for two beyond its plan: the run it takes over and the closing one.
+constexpr size_t max_summary_range = 10 + 1 + 32 + 1 + fingerprint_size;
+
+/// Writes the summary described at `round_plan`.
+class summary {
+public:
+  /// `written` is the item index of the last bound in `enc`; `index` and
+  /// `upper` say where the query ranges read so far end.
+  summary(const item_set& items, const round_plan& plan, encoder& enc,
+          size_t limit, size_t written, size_t index, const bound& upper)
+    : items_(items),
+      plan_(plan),
+      enc_(enc),
+      limit_(limit),
+      written_(written),
+      index_(index),
+      upper_(upper) {
+  }
+
+  /// The space from `written` up to `index` is agreed (a pending skip).
+  void agreed_so_far() {
+    run_ = run::agreed;
+  }
+
+  /// The space from `written` up to `index` is still open.
+  void open_so_far() {
+    run_ = run::open;
+  }
+
+  /// Summarises `query.ranges` from `first` on. The initiator settles the
+  /// id lists among them as it goes.
+  std::string finish(const message& query, size_t first, bool initiator,
+                     std::vector<bytes32>* have, std::vector<bytes32>* need) {
+    for (size_t i = first; i < query.ranges.size(); ++i) {
+      const auto& r = query.ranges[i];
+      const auto& planned = plan_.ranges[i];
+      if (initiator && r.kind == mode::id_list)
+        compare_ids(items_, index_, planned.upper, r.ids, *have, *need);
+      auto wanted = planned.agreed ? run::agreed : run::open;
+      if (run_ != wanted) {
+        if (!close_run())
+          return to_infinity();
+        run_ = wanted;
+      }
+      index_ = planned.upper;
+      upper_ = r.upper;
+    }
+    // A trailing agreed run is implicit.
+    if (run_ == run::open && !close_run())
+      return to_infinity();
+    return enc_.take();
+  }
+
+private:
+  enum class run { none, agreed, open };
+
+  /// Writes the pending run, which ends at `upper_`, if that leaves room
+  /// for a closing fingerprint.
+  bool close_run() {
+    if (run_ == run::none)
+      return true;
+    if (enc_.size() + 2 * max_summary_range > limit_)
+      return false;
+    if (run_ == run::agreed)
+      enc_.add_skip(upper_);
+    else
+      enc_.add_fingerprint(upper_, items_.digest(written_, index_));
+    written_ = index_;
+    run_ = run::none;
+    return true;
+  }
+
+  /// Everything not yet written, as one fingerprint up to infinity: only
+  /// when a peer's query is too fragmented to summarise within our frame.
+  std::string to_infinity() {
+    enc_.add_fingerprint(bound{infinity, 0, {}},
+                         items_.digest(written_, items_.size()));
+    return enc_.take();
+  }
+
+  const item_set& items_;
+  const round_plan& plan_;
+  encoder& enc_;
+  size_t limit_;
+  size_t written_;
+  size_t index_;
+  bound upper_;
+  run run_ = run::none;
+};
+
 /// One round of either side: answers every range of `query`. The initiator
 /// records have/need for id lists and skips them; the responder answers an
-/// id list with its own ids. When the frame would grow past the limit, the
-/// rest of the space goes back as one fingerprint, to be split next round.
+/// id list with its own ids. With a frame size limit, detailed answers stop
+/// where the rest still fits in summary (see `round_plan`).
 std::string answer(const item_set& items, size_t limit, const message& query,
                    bool initiator, std::vector<bytes32>* have,
                    std::vector<bytes32>* need) {
+  const round_plan plan{items, query, initiator};
+  // The room kept for summarising ranges i.. (none without a limit).
+  auto reserved = [&](size_t i) {
+    return limit == 0 ? 0 : frame_margin + plan.summary_room[i];
+  };
   encoder enc;
   bound prev_bound;
   size_t prev_index = 0;
   // Skips are merged and only written before a range that is not skipped;
-  // trailing skips are implicit.
+  // trailing skips are implicit. `written` is the item index of the last
+  // bound written, where a pending skip begins.
   bool skip = false;
-  const size_t end = items.size();
-  for (const auto& r : query.ranges) {
+  size_t written = 0;
+  for (size_t i = 0; i < query.ranges.size(); ++i) {
+    const auto& r = query.ranges[i];
     auto mark = enc.mark();
     bool skip_pending = skip;
+    auto written_before = written;
     auto flush_skip = [&] {
       if (skip) {
         skip = false;
@@ -402,15 +577,16 @@ std::string answer(const item_set& items, size_t limit, const message& query,
       }
     };
     auto lower = prev_index;
-    auto upper = items.lower_bound(prev_index, end, r.upper);
+    auto upper = plan.ranges[i].upper;
     switch (r.kind) {
       case mode::skip:
         skip = true;
         break;
       case mode::fingerprint:
-        if (r.digest != items.digest(lower, upper)) {
+        if (!plan.ranges[i].agreed) {
           flush_skip();
           split_range(items, lower, upper, r.upper, enc);
+          written = upper;
         } else {
           skip = true;
         }
@@ -423,33 +599,33 @@ std::string answer(const item_set& items, size_t limit, const message& query,
         }
         {
           flush_skip();
-          // As many of our ids as fit; the rest of the space follows as a
-          // fingerprint from the first id left out.
+          // As many of our ids as fit; the rest of this range stays open
+          // in the summary, from the first id left out.
+          auto used = enc.size() + 64 + reserved(i + 1);
           auto room = limit == 0 ? upper - lower
-                                 : (enc.size() + 64 >= limit - frame_margin
-                                      ? 0
-                                      : (limit - frame_margin - enc.size() - 64)
-                                          / 32);
+                                 : (used >= limit ? 0 : (limit - used) / 32);
           auto cut = lower + std::min(upper - lower, room);
           const auto& all = items.items();
           auto first = all.begin() + static_cast<ptrdiff_t>(lower);
           auto last = all.begin() + static_cast<ptrdiff_t>(cut);
           if (cut == upper) {
             enc.add_id_list(r.upper, first, last, cut - lower);
+            written = upper;
           } else {
             enc.add_id_list(bound::at(items[cut]), first, last, cut - lower);
-            enc.add_fingerprint(bound{infinity, 0, {}}, items.digest(cut, end));
-            return enc.take();
+            summary rest{items, plan, enc, limit, cut, upper, r.upper};
+            rest.open_so_far();
+            return rest.finish(query, i + 1, initiator, have, need);
           }
         }
         break;
     }
-    if (exceeds(limit, enc.size())) {
+    if (limit != 0 && enc.size() + reserved(i + 1) > limit) {
       enc.rollback(mark);
+      summary rest{items, plan, enc, limit, written_before, lower, prev_bound};
       if (skip_pending)
-        enc.add_skip(prev_bound);
-      enc.add_fingerprint(bound{infinity, 0, {}}, items.digest(lower, end));
-      return enc.take();
+        rest.agreed_so_far();
+      return rest.finish(query, i, initiator, have, need);
     }
     prev_index = upper;
     prev_bound = r.upper;

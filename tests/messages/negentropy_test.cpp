@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <set>
 
@@ -80,6 +81,8 @@ struct outcome {
   size_t rounds = 0;
   size_t bytes = 0;
   size_t largest_frame = 0;
+  /// How often each id came in the responder's id lists.
+  std::map<bytes32, size_t> sent_by_server;
 };
 
 /// Runs a whole reconciliation in memory.
@@ -98,6 +101,12 @@ outcome reconcile_all(const std::vector<item>& client_items,
     REQUIRE(s.reconcile(query, response) == "");
     result.bytes += response.size();
     result.largest_frame = std::max(result.largest_frame, response.size());
+    message decoded;
+    std::string reason;
+    REQUIRE(decode(response, decoded, reason) == decode_status::ok);
+    for (const auto& r : decoded.ranges)
+      for (const auto& id : r.ids)
+        ++result.sent_by_server[id];
     client::round r;
     REQUIRE(c.reconcile(response, r) == "");
     ++result.rounds;
@@ -283,6 +292,30 @@ TEST_CASE("client and server converge to the exact differences",
           if (limit != 0)
             CHECK(result.largest_frame <= limit);
         }
+      }
+    }
+  }
+}
+
+TEST_CASE("a responder out of frame room never names an id twice",
+          "[negentropy]") {
+  // Filling a frame must not reopen ranges the client has settled: the
+  // reference client (nostr-tools) reports every id it is sent, repeats
+  // included.
+  auto seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng{seed};
+  for (size_t limit : {size_t{4096}, size_t{8192}}) {
+    for (double overlap : {0.3, 0.5, 0.7}) {
+      for (int trial = 0; trial < 8; ++trial) {
+        CAPTURE(limit, overlap, trial);
+        auto s = make_sides(rng, 2500, overlap, 250);
+        auto result = reconcile_all(s.client, s.server, limit);
+        check_ids(result.need, s.only_server);
+        size_t repeated = 0;
+        for (const auto& [id, times] : result.sent_by_server)
+          repeated += times > 1 ? 1 : 0;
+        CHECK(repeated == 0);
       }
     }
   }
