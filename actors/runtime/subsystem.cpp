@@ -68,8 +68,11 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
      relay = wiring.relay, policy = wiring.policy,
      policy_step = runs_policy_step(wiring.cfg.policy),
      store = wiring.store](caf::local_actor* self) {
-      return self->system().spawn(config_reloader, running, sync, relay, policy,
-                                  policy_step, store);
+      // Detached: a reload that changes the policy scans the refused
+      // events' memory (up to its cap) and must not hold a scheduler worker.
+      return self->system().spawn<caf::detached>(config_reloader, running,
+                                                 sync, relay, policy,
+                                                 policy_step, store);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

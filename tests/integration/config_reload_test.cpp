@@ -65,6 +65,15 @@ std::set<std::string> strings_in(const json::value& report, const char* key) {
   return out;
 }
 
+/// POSTs a reload to `b`, which must apply it; @returns its report.
+json::value reload_ok(node& b, uint16_t admin_port) {
+  auto res = admin(admin_port, "POST", "/api/v1/config/reload");
+  require_answered(res, b.process);
+  INFO(res.response.body);
+  REQUIRE(res.response.status == 200);
+  return json::parse(res.response.body);
+}
+
 } // namespace
 
 TEST_CASE("SIGHUP applies the sync servers added, changed and removed in "
@@ -118,11 +127,7 @@ TEST_CASE("SIGHUP applies the sync servers added, changed and removed in "
 
   // What the SIGHUP applied is the running config now: the same file again
   // applies nothing new, and the frame size still waits for a restart.
-  auto res = admin(b_admin, "POST", "/api/v1/config/reload");
-  require_answered(res, b.process);
-  REQUIRE(res.response.status == 200);
-  INFO(res.response.body);
-  auto report = json::parse(res.response.body);
+  auto report = reload_ok(b, b_admin);
   CHECK(report.at("file").as_string() == path);
   CHECK(report.at("applied").as_array().empty());
   CHECK(strings_in(report, "restart_required")
@@ -161,9 +166,7 @@ TEST_CASE("a reload of a bad file is refused naming the key, and the running "
 
   // Fixed, the same file applies: the server it names replaces "kept".
   write_b_config(dir_b, server(a.port, "other", "[{ kinds = [1] }]"));
-  res = admin(b_admin, "POST", "/api/v1/config/reload");
-  CHECK(res.response.status == 200);
-  auto report = json::parse(res.response.body);
+  auto report = reload_ok(b, b_admin);
   CHECK(strings_in(report.at("sync_servers"), "added")
         == std::set<std::string>{"other"});
   CHECK(strings_in(report.at("sync_servers"), "removed")
@@ -194,11 +197,7 @@ TEST_CASE("a reload replaces the built-in policy rules for the next event",
   CHECK(answer_to(refused_first).find(",false,\"blocked:") != std::string::npos);
 
   write_b_config(dir_b, {}, {}, "[policy]\ndenied_kinds = [7]\n");
-  auto res = admin(b_admin, "POST", "/api/v1/config/reload");
-  require_answered(res, b.process);
-  REQUIRE(res.response.status == 200);
-  INFO(res.response.body);
-  auto report = json::parse(res.response.body);
+  auto report = reload_ok(b, b_admin);
   CHECK(strings_in(report, "applied") == std::set<std::string>{"policy"});
   CHECK(report.at("restart_required").as_array().empty());
   CHECK(answer_to(refused_first).find(",true,") != std::string::npos);
@@ -246,11 +245,7 @@ TEST_CASE("a reload that lifts a rule forgets the refusals it made, so a sync "
   CHECK(count_of(b.port, R"({"kinds":[4]})") == 0);
 
   write_b_config(dir_b, servers, {}, "[policy]\ndenied_kinds = [7]\n");
-  auto res = admin(b_admin, "POST", "/api/v1/config/reload");
-  require_answered(res, b.process);
-  REQUIRE(res.response.status == 200);
-  INFO(res.response.body);
-  auto report = json::parse(res.response.body);
+  auto report = reload_ok(b, b_admin);
   CHECK(strings_in(report, "applied") == std::set<std::string>{"policy"});
   CHECK(report.at("refusals_forgotten").as_int64() == 1);
   REQUIRE(admin(b_admin, "POST", "/api/v1/sync/servers/a/sync-now")
