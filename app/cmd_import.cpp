@@ -56,11 +56,16 @@ struct import_counts {
   }
 };
 
+/// RocksDB's LOCK file is taken: a node (or another writer) has the store.
+bool held_by_another_process(const caf::error& err) {
+  return render(err).find("lock") != std::string::npos;
+}
+
 } // namespace
 
 std::string store_hint(const caf::error& err) {
   auto text = render(err);
-  if (text.find("lock") != std::string::npos)
+  if (held_by_another_process(err))
     text += " (is a node running on this store? stop it first)";
   return text;
 }
@@ -170,9 +175,20 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
     std::fprintf(stderr, "ferry export: --filter: %s\n", reason.c_str());
     return 2;
   }
-  auto store = store::event_store::open(store_options_from(cfg));
+  auto opts = store_options_from(cfg);
+  auto store = store::event_store::open(opts);
+  if (!store && held_by_another_process(store.error())) {
+    // Reading needs no lock: export what the node had stored by now.
+    opts.beside_running_node = true;
+    store = store::event_store::open(opts);
+    if (store)
+      std::fprintf(stderr,
+                   "ferry export: a node holds %s; exporting the events it "
+                   "had stored when the export began\n",
+                   opts.path.c_str());
+  }
   if (!store) {
-    std::fprintf(stderr, "ferry export: %s\n", store_hint(store.error()).c_str());
+    std::fprintf(stderr, "ferry export: %s\n", render(store.error()).c_str());
     return 1;
   }
   auto now = unix_now();

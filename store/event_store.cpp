@@ -12,9 +12,13 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdarg>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 namespace ferry::store {
 
@@ -81,13 +85,17 @@ event_store::impl::~impl() {
   // A destructor cannot report failures; `flush()` is the checked path.
   // After a failed WAL append, FlushWAL asserts (SIGABRT): the WAL is
   // replayed on the next open instead.
-  if (!errors->pending.load())
+  if (secondary_path.empty() && !errors->pending.load())
     db->FlushWAL(true);
   rocksdb::CancelAllBackgroundWork(db, true);
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h);
   db->Close();
   delete db;
+  if (!secondary_path.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(secondary_path, ignored);
+  }
 }
 
 caf::error event_store::impl::write_failed(const rocksdb::Status& s) {
@@ -103,6 +111,51 @@ caf::error event_store::impl::write_failed(const rocksdb::Status& s) {
 // -- event_store -------------------------------------------------------------------
 
 event_store::~event_store() = default;
+
+namespace {
+
+/// Opens the secondary instance behind `store_options::beside_running_node`
+/// into `db` and `handles`, its own files in a new `secondary_path`, and
+/// checks that the store's schema is this build's.
+caf::error open_secondary(rocksdb::DBOptions db_options,
+                          const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors,
+                          const std::string& path,
+                          std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                          rocksdb::DB*& db, std::string& secondary_path) {
+  // The secondary keeps every SST file open: the node may compact one away
+  // while it is read, and an open file stays readable.
+  db_options.max_open_files = -1;
+  db_options.create_if_missing = false;
+  db_options.create_missing_column_families = false;
+  std::string dir = (std::filesystem::temp_directory_path()
+                     / "ferry-reader-XXXXXX")
+                      .string();
+  if (::mkdtemp(dir.data()) == nullptr)
+    return caf::make_error(ec::storage_failure,
+                           "cannot create a directory for reading beside the "
+                           "node: " + dir + ": " + std::strerror(errno));
+  secondary_path = dir;
+  auto s = rocksdb::DB::OpenAsSecondary(db_options, path, dir, descriptors,
+                                        &handles, &db);
+  if (s.ok())
+    s = db->TryCatchUpWithPrimary();
+  if (!s.ok())
+    return storage_error(s);
+  std::string version;
+  s = db->Get(rocksdb::ReadOptions{}, handles[static_cast<size_t>(cf::meta)],
+              std::string(schema_version_key), &version);
+  if (!s.ok() && !s.IsNotFound())
+    return storage_error(s);
+  if (version != std::to_string(schema_version))
+    return caf::make_error(
+      ec::storage_failure,
+      "store schema version '" + version + "' is not this build's ("
+        + std::to_string(schema_version)
+        + "): stop the node and open the store with this build first");
+  return {};
+}
+
+} // namespace
 
 caf::expected<std::unique_ptr<event_store>>
 event_store::open(const store_options& opts) {
@@ -173,6 +226,12 @@ event_store::open(const store_options& opts) {
       if (std::find(cf_names.begin(), cf_names.end(), name) == cf_names.end())
         descriptors.emplace_back(name, family_options(false));
 
+  if (opts.beside_running_node) {
+    if (auto err = open_secondary(db_options, descriptors, opts.path,
+                                  st.handles, st.db, st.secondary_path))
+      return err;
+    return result;
+  }
   auto s = rocksdb::DB::Open(db_options, opts.path, descriptors, &st.handles,
                              &st.db);
   if (!s.ok())

@@ -72,6 +72,9 @@ struct event_store::impl {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::WriteOptions write_options;
   std::string path;
+  /// A secondary instance's own directory (removed on close); empty for the
+  /// node's read-write store.
+  std::string secondary_path;
   uint64_t reserve_bytes = 0;
   std::shared_ptr<error_listener> errors = std::make_shared<error_listener>();
   /// Set by the writer's thread, read by any: space_problem() without a lock.

@@ -30,10 +30,15 @@ using id_set = std::unordered_set<bytes32, id_hash>;
 /// Releases a snapshot when a read finishes.
 class snapshot_guard {
 public:
-  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {
+  /// A secondary instance (a reader beside the node) takes none: its
+  /// snapshots stop at the node's last flush and would hide the events it
+  /// replayed from the WAL, and its view never moves anyway.
+  snapshot_guard(rocksdb::DB* db, bool secondary)
+    : db_(db), snap_(secondary ? nullptr : db->GetSnapshot()) {
   }
   ~snapshot_guard() {
-    db_->ReleaseSnapshot(snap_);
+    if (snap_ != nullptr)
+      db_->ReleaseSnapshot(snap_);
   }
   snapshot_guard(const snapshot_guard&) = delete;
   snapshot_guard& operator=(const snapshot_guard&) = delete;
@@ -366,7 +371,7 @@ bool event_store::scan(
   if (!p)
     return false;
   auto& st = *impl_;
-  snapshot_guard snap{st.db};
+  snapshot_guard snap{st.db, !st.secondary_path.empty()};
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.get();
   std::optional<std::string> resume_suffix;
@@ -464,7 +469,7 @@ uint64_t event_store::count(const std::vector<nostr::filter>& fs,
   // purge_expired runs regularly) and excluded. The interface has no error
   // channel: a read error counts what was read before it.
   auto& st = *impl_;
-  snapshot_guard snap{st.db};
+  snapshot_guard snap{st.db, !st.secondary_path.empty()};
   std::optional<id_set> expired;
   auto expired_set = [&]() -> const id_set& {
     if (!expired) {
@@ -533,7 +538,7 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
     return result;
   }
   auto& st = *impl_;
-  snapshot_guard snap{st.db};
+  snapshot_guard snap{st.db, !st.secondary_path.empty()};
   id_set expired;
   if (auto s = expired_ids(st.db, st.h(cf::by_expiration), snap.get(), now,
                            expired);

@@ -214,6 +214,56 @@ TEST_CASE("import counts accepted, duplicate and invalid lines and export prints
   CHECK(bad_filter.wait() == 2);
 }
 
+TEST_CASE("export reads the store beside a running node, its latest events "
+          "included, and import beside it is refused",
+          "[integration][cli]") {
+  test::temp_dir dir;
+  auto cfg = test::node_config(dir);
+  test::ferry_process node{{"node", "--config", cfg}};
+  auto port = node.wait_for_port();
+  REQUIRE(port);
+  // Acknowledged moments ago: in the node's WAL and memtable, not in an SST.
+  net::simple_ws_client client;
+  connect(client, *port);
+  auto keys = nostr::generate_keypair();
+  std::set<std::string> published;
+  for (int i = 0; i < 5; ++i) {
+    auto ev = test::make_note(keys, test::unix_now() - i, "beside " + std::to_string(i));
+    REQUIRE(client.send(event_frame(ev)).empty());
+    auto ok = test::receive_until(client, "[\"OK\"");
+    REQUIRE(ok);
+    REQUIRE(ok->find(",true,") != std::string::npos);
+    published.insert(nostr::to_hex(ev.id));
+  }
+
+  test::ferry_process exported{{"export", "--config", cfg}};
+  REQUIRE(exported.wait() == 0);
+  auto output = exported.output();
+  INFO(output);
+  CHECK(output.find("a node holds") != std::string::npos);
+  std::set<std::string> found;
+  for (const auto& id : published)
+    if (output.find(id) != std::string::npos)
+      found.insert(id);
+  CHECK(found == published);
+
+  auto input = dir.file("in.jsonl");
+  test::write_file(input, "");
+  test::ferry_process import{{"import", input, "--config", cfg}};
+  CHECK(import.wait() == 1);
+  CHECK(import.output().find("is a node running on this store? stop it first")
+        != std::string::npos);
+
+  // The node goes on serving and writing after the reader is gone.
+  auto later = test::make_note(keys, test::unix_now(), "after the export");
+  REQUIRE(client.send(event_frame(later)).empty());
+  auto ok = test::receive_until(client, "[\"OK\"");
+  REQUIRE(ok);
+  CHECK(ok->find(",true,") != std::string::npos);
+  CHECK(stored_ids(client, R"({"kinds":[1]})").size() == published.size() + 1);
+  CHECK(node.kill(SIGTERM) == 0);
+}
+
 TEST_CASE("a flood of EVENTs is answered in full through a small in-flight "
           "window",
           "[integration][backpressure]") {
