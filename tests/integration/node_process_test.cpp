@@ -45,14 +45,16 @@ std::set<std::string> stored_ids(net::simple_ws_client& client,
 /// `ferry node` on a fresh directory with `relay_extra` in its [relay]
 /// section, up and listening.
 struct running_node {
-  explicit running_node(const std::string& relay_extra)
-    : process{{"node", "--config", test::node_config(dir, relay_extra)}} {
+  explicit running_node(const std::string& relay_extra = {})
+    : config{test::node_config(dir, relay_extra)},
+      process{{"node", "--config", config}} {
     auto relay_port = process.wait_for_port();
     REQUIRE(relay_port);
     port = *relay_port;
   }
 
   test::temp_dir dir;
+  std::string config;
   test::ferry_process process;
   uint16_t port = 0;
 };
@@ -217,14 +219,11 @@ TEST_CASE("import counts accepted, duplicate and invalid lines and export prints
 TEST_CASE("export reads the store beside a running node, its latest events "
           "included, and import beside it is refused",
           "[integration][cli]") {
-  test::temp_dir dir;
-  auto cfg = test::node_config(dir);
-  test::ferry_process node{{"node", "--config", cfg}};
-  auto port = node.wait_for_port();
-  REQUIRE(port);
+  running_node node;
+  const auto& cfg = node.config;
   // Acknowledged moments ago: in the node's WAL and memtable, not in an SST.
   net::simple_ws_client client;
-  connect(client, *port);
+  connect(client, node.port);
   auto keys = nostr::generate_keypair();
   std::set<std::string> published;
   for (int i = 0; i < 5; ++i) {
@@ -247,7 +246,7 @@ TEST_CASE("export reads the store beside a running node, its latest events "
       found.insert(id);
   CHECK(found == published);
 
-  auto input = dir.file("in.jsonl");
+  auto input = node.dir.file("in.jsonl");
   test::write_file(input, "");
   test::ferry_process import{{"import", input, "--config", cfg}};
   CHECK(import.wait() == 1);
@@ -261,7 +260,7 @@ TEST_CASE("export reads the store beside a running node, its latest events "
   REQUIRE(ok);
   CHECK(ok->find(",true,") != std::string::npos);
   CHECK(stored_ids(client, R"({"kinds":[1]})").size() == published.size() + 1);
-  CHECK(node.kill(SIGTERM) == 0);
+  CHECK(node.process.kill(SIGTERM) == 0);
 }
 
 TEST_CASE("a flood of EVENTs is answered in full through a small in-flight "
