@@ -56,12 +56,32 @@ struct import_counts {
   }
 };
 
-/// RocksDB's LOCK file is taken: a node (or another writer) has the store.
+} // namespace
+
 bool held_by_another_process(const caf::error& err) {
   return render(err).find("lock") != std::string::npos;
 }
 
-} // namespace
+std::unique_ptr<store::event_store> open_for_reading(const config::config& cfg,
+                                                     const char* command) {
+  auto opts = store_options_from(cfg);
+  auto store = store::event_store::open(opts);
+  if (!store && held_by_another_process(store.error())) {
+    // Reading needs no lock: what the node had stored by now.
+    opts.beside_running_node = true;
+    store = store::event_store::open(opts);
+    if (store)
+      std::fprintf(stderr,
+                   "%s: a node holds %s; reading the events it had stored "
+                   "when this began\n",
+                   command, opts.path.c_str());
+  }
+  if (!store) {
+    std::fprintf(stderr, "%s: %s\n", command, render(store.error()).c_str());
+    return nullptr;
+  }
+  return std::move(*store);
+}
 
 std::string store_hint(const caf::error& err) {
   auto text = render(err);
@@ -175,22 +195,9 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
     std::fprintf(stderr, "ferry export: --filter: %s\n", reason.c_str());
     return 2;
   }
-  auto opts = store_options_from(cfg);
-  auto store = store::event_store::open(opts);
-  if (!store && held_by_another_process(store.error())) {
-    // Reading needs no lock: export what the node had stored by now.
-    opts.beside_running_node = true;
-    store = store::event_store::open(opts);
-    if (store)
-      std::fprintf(stderr,
-                   "ferry export: a node holds %s; exporting the events it "
-                   "had stored when the export began\n",
-                   opts.path.c_str());
-  }
-  if (!store) {
-    std::fprintf(stderr, "ferry export: %s\n", render(store.error()).c_str());
+  auto store = open_for_reading(cfg, "ferry export");
+  if (!store)
     return 1;
-  }
   auto now = unix_now();
   uint64_t remaining = f.limit.value_or(UINT64_MAX);
   std::optional<store::scan_position> resume;
@@ -198,12 +205,12 @@ int run_export(const config::config& cfg, const std::string& filter_json) {
   std::string out;
   uint64_t exported = 0;
   // The store's estimate is the total when there is no filter to narrow it.
-  auto expected = filter_json == "{}" ? (*store)->approximate_event_count()
+  auto expected = filter_json == "{}" ? store->approximate_event_count()
                                       : uint64_t{0};
   progress_line progress{"exported"};
   while (more && remaining > 0) {
     out.clear();
-    more = (*store)->scan(f, now, resume, std::min<uint64_t>(remaining, 4096),
+    more = store->scan(f, now, resume, std::min<uint64_t>(remaining, 4096),
                           [&](std::string_view json,
                               const store::scan_position& pos) {
                             out += json;

@@ -585,14 +585,32 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
   if (!(opts.timeout_seconds > 0))
     return usage("--timeout must be more than 0 seconds");
 
-  auto store = store::event_store::open(store_options_from(cfg));
-  if (!store) {
-    std::fprintf(stderr, "ferry sync: %s\n", store_hint(store.error()).c_str());
-    return 1;
+  // A dry run and an upload only read the store: they run beside a node.
+  const bool writes = !opts.dry_run && opts.direction != "up";
+  std::unique_ptr<store::event_store> store;
+  if (writes) {
+    auto opened = store::event_store::open(store_options_from(cfg));
+    if (!opened) {
+      if (held_by_another_process(opened.error()))
+        std::fprintf(stderr,
+                     "ferry sync: a node holds %s, and fetching writes to "
+                     "it: let the node fetch (a [[sync.server]] in ferry.toml "
+                     "or PUT /api/v1/sync/servers/ID), or stop it first; "
+                     "--dry-run and --dir up only read, and run beside it\n",
+                     cfg.store.path.c_str());
+      else
+        std::fprintf(stderr, "ferry sync: %s\n", render(opened.error()).c_str());
+      return 1;
+    }
+    store = std::move(*opened);
+  } else {
+    store = open_for_reading(cfg, "ferry sync");
+    if (!store)
+      return 1;
   }
   auto start = clock_type::now();
   const auto max_items = cfg.relay.negentropy.max_items;
-  auto scan = (*store)->negentropy_items(f, unix_now(), max_items);
+  auto scan = store->negentropy_items(f, unix_now(), max_items);
   if (!scan) {
     std::fprintf(stderr, "ferry sync: reading the local item set: %s\n",
                  render(scan.error()).c_str());
@@ -614,8 +632,8 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
   tune_scheduler(sys_cfg);
   caf::actor_system sys{sys_cfg};
   std::optional<ingest_pipeline> pipeline;
-  if (!opts.dry_run && opts.direction != "up")
-    pipeline = spawn_ingest_pipeline(sys, **store, cfg.ingest, cfg.policy);
+  if (writes)
+    pipeline = spawn_ingest_pipeline(sys, *store, cfg.ingest, cfg.policy);
   bool ok = false;
   bool ingest_ok = true;
   {
@@ -623,7 +641,7 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
     // Declared after the actor system and the scoped actor: its threads stop
     // (and the connection reports its close) before they go away.
     net::io_runtime io{1};
-    sync_run run{opts, **store, self, io, pipeline ? &*pipeline : nullptr};
+    sync_run run{opts, *store, self, io, pipeline ? &*pipeline : nullptr};
     if (run.connect()) {
       ok = run.reconcile(f, std::move(items)) && (opts.dry_run || run.transfer());
       run.disconnect();
@@ -635,9 +653,11 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
   if (pipeline) {
     stop_and_wait(sys, pipeline->actors());
   }
-  if (auto failure = (*store)->flush()) {
-    std::fprintf(stderr, "ferry sync: %s\n", render(failure).c_str());
-    return 1;
+  if (writes) {
+    if (auto failure = store->flush()) {
+      std::fprintf(stderr, "ferry sync: %s\n", render(failure).c_str());
+      return 1;
+    }
   }
   return ok && ingest_ok ? 0 : 1;
 }

@@ -27,6 +27,17 @@ int run_export(const config::config& cfg, const std::string& filter_json);
 /// a node may be running on it.
 std::string store_hint(const caf::error& err);
 
+/// The store did not open because RocksDB's lock is taken: a node (or
+/// another writer) has it.
+bool held_by_another_process(const caf::error& err);
+
+/// Opens the store for a command that only reads it (`command` names it in
+/// messages): a store a node holds opens beside it, as a secondary instance
+/// (`store_options::beside_running_node`), and stderr says so.
+/// @returns null after printing why the store did not open.
+std::unique_ptr<store::event_store> open_for_reading(const config::config& cfg,
+                                                     const char* command);
+
 /// What `ferry sync` was asked to do.
 struct sync_options {
   /// The relay, ws:// or wss://.

@@ -179,6 +179,18 @@ summary parse_summary(const std::string& output, bool dry_run = false) {
   return s;
 }
 
+/// The summary of a run that must have succeeded, its have and need
+/// checked against the split (`local_only` is what the local side holds
+/// alone, whether imported or published to a running node).
+summary checked_summary(const ran& r, const split& events, bool dry_run = false) {
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  auto s = parse_summary(r.output, dry_run);
+  CHECK(s.have == events.local_only.size());
+  CHECK(s.need == events.relay_only.size());
+  return s;
+}
+
 /// Runs `ferry sync` of one kind with the local store of `config`.
 ran sync_kind(const std::string& url, const std::string& config, uint32_t kind,
               const std::string& dir, std::vector<std::string> extra = {}) {
@@ -351,20 +363,9 @@ TEST_CASE("ferry sync fetches from and sends to nostr-tools' negentropy",
   REQUIRE(port);
   const auto url = "ws://127.0.0.1:" + std::to_string(*port);
 
-  auto r = sync_kind(url, local_cfg, down.kind, "down");
-  INFO(r.output);
-  REQUIRE(r.status == 0);
-  auto s = parse_summary(r.output);
-  CHECK(s.need == down.relay_only.size());
-  CHECK(s.have == down.local_only.size());
+  auto s = checked_summary(sync_kind(url, local_cfg, down.kind, "down"), down);
   CHECK(s.stored == down.relay_only.size());
-
-  auto u = sync_kind(url, local_cfg, up.kind, "up");
-  INFO(u.output);
-  REQUIRE(u.status == 0);
-  s = parse_summary(u.output);
-  CHECK(s.need == up.relay_only.size());
-  CHECK(s.have == up.local_only.size());
+  s = checked_summary(sync_kind(url, local_cfg, up.kind, "up"), up);
   CHECK(s.accepted == up.local_only.size());
 
   check_sides(down, "down", relay_ids(*port, down.kind),
@@ -413,6 +414,58 @@ TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",
   }
 }
 
+TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
+          "its store, its newest events included",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  auto events = make_split(keys, 1, 300, 0.5);
+  test::temp_dir relay_dir;
+  test::temp_dir local_dir;
+  auto relay_cfg = test::node_config(relay_dir);
+  auto local_cfg = test::node_config(local_dir);
+  std::string relay_jsonl;
+  append_jsonl(relay_jsonl, events.relay_only);
+  append_jsonl(relay_jsonl, events.shared);
+  import_into(relay_dir, relay_cfg, relay_jsonl, "relay.jsonl");
+  std::string local_jsonl;
+  append_jsonl(local_jsonl, events.shared);
+  import_into(local_dir, local_cfg, local_jsonl, "local.jsonl");
+
+  test::ferry_process relay{{"node", "--config", relay_cfg}};
+  auto relay_port = relay.wait_for_port();
+  REQUIRE(relay_port);
+  test::ferry_process local{{"node", "--config", local_cfg}};
+  auto local_port = local.wait_for_port();
+  REQUIRE(local_port);
+  // Published to the running node: only in its WAL and memtable.
+  {
+    net::simple_ws_client client;
+    REQUIRE(client.connect("127.0.0.1", *local_port).empty());
+    for (const auto& ev : events.local_only) {
+      REQUIRE(client.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+      auto ok = test::receive_until(client, "[\"OK\"");
+      REQUIRE(ok);
+      REQUIRE(ok->find(",true,") != std::string::npos);
+    }
+  }
+  const auto url = "ws://127.0.0.1:" + std::to_string(*relay_port);
+
+  auto dry = sync_kind(url, local_cfg, events.kind, "both", {"--dry-run"});
+  CHECK(dry.output.find("a node holds " + local_dir.file("data")) != std::string::npos);
+  checked_summary(dry, events, true);
+  auto s = checked_summary(sync_kind(url, local_cfg, events.kind, "up"), events);
+  CHECK(s.sent == events.local_only.size());
+  CHECK(s.accepted == events.local_only.size());
+  CHECK(relay_ids(*relay_port, events.kind)
+        == ids({&events.relay_only, &events.shared, &events.local_only}));
+  // The node kept its store: it still serves what it held.
+  CHECK(relay_ids(*local_port, events.kind)
+        == ids({&events.shared, &events.local_only}));
+
+  CHECK(local.kill(SIGTERM) == 0);
+  CHECK(relay.kill(SIGTERM) == 0);
+}
+
 TEST_CASE("ferry sync refuses a store a running node holds, and reports bad "
           "arguments and unreachable relays",
           "[integration][sync_cli]") {
@@ -427,8 +480,10 @@ TEST_CASE("ferry sync refuses a store a running node holds, and reports bad "
                         "--config", cfg});
     INFO(r.output);
     CHECK(r.status == 1);
-    CHECK(r.output.find("is a node running on this store? stop it first")
+    CHECK(r.output.find("a node holds " + dir.file("data")
+                        + ", and fetching writes to it")
           != std::string::npos);
+    CHECK(r.output.find("--dry-run and --dir up only read") != std::string::npos);
     CHECK(node.kill(SIGTERM) == 0);
   }
 
