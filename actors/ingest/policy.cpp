@@ -4,9 +4,13 @@
 #include "actors/runtime/metrics.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "messages/nostr/hex.hpp"
+#include "messages/nostr/sha256.hpp"
 #include "store/refused_store.hpp"
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 #include <type_traits>
 #include <vector>
@@ -77,6 +81,24 @@ void to_writer(self_pointer self, caf::typed_response_promise<ingest_result>& pr
 
 } // namespace
 
+namespace {
+
+/// The plugin's script, when the command is a path: its contents decide what
+/// it refuses as much as its name. A command with spaces runs through the
+/// shell and names no one file; only its text counts.
+std::string plugin_script_digest(const std::string& command) {
+  if (command.empty() || command.find(' ') != std::string::npos)
+    return {};
+  std::ifstream in{command, std::ios::binary};
+  if (!in)
+    return "unreadable";
+  std::string content{std::istreambuf_iterator<char>{in},
+                      std::istreambuf_iterator<char>{}};
+  return nostr::to_hex(nostr::sha256(content));
+}
+
+} // namespace
+
 std::string policy_fingerprint(const config::policy_config& cfg) {
   std::string out;
   auto field = [&out](std::string_view name, const auto& values) {
@@ -103,6 +125,7 @@ std::string policy_fingerprint(const config::policy_config& cfg) {
   one("max_future_seconds", cfg.max_future_seconds);
   one("auth_required_for_writes", cfg.auth_required_for_writes ? 1 : 0);
   one("plugin", cfg.plugin.command);
+  one("plugin_script", plugin_script_digest(cfg.plugin.command));
   return out;
 }
 

@@ -40,8 +40,9 @@ struct policy_state {
 };
 
 /// A text that changes exactly when a change of `cfg` can change what the
-/// policy refuses for good: the built-in rules and the plugin's command (the
-/// memory of refused events follows it, see `store::follow_policy`).
+/// policy refuses for good: the built-in rules, the plugin's command and,
+/// when the command is a path, its script's contents (the memory of refused
+/// events follows it, see `store::follow_policy`).
 std::string policy_fingerprint(const config::policy_config& cfg);
 
 /// The POLICY step: judges every verified event by the built-in rules, then

@@ -13,6 +13,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+
 using namespace ferry;
 using namespace std::chrono_literals;
 using ferry::store::test::make_event;
@@ -196,4 +199,32 @@ TEST_CASE_METHOD(fixture, "with the memory off nothing is remembered",
   auto dm = item("psst", "sync:s1", 4);
   CHECK(ingest(dm).status == ingest_status::refused);
   CHECK_FALSE(store::find_refused(*db.store, "sync:s1", dm->data.ev.id));
+}
+
+TEST_CASE("the policy's fingerprint follows the plugin script's contents",
+          "[policy]") {
+  auto script = std::filesystem::temp_directory_path()
+                / ("ferry-plugin-" + nostr::to_hex(nostr::generate_keypair().pubkey)
+                   + ".sh");
+  auto write = [&](const std::string& text) {
+    std::ofstream out{script, std::ios::trunc};
+    out << text;
+  };
+  config::policy_config cfg;
+  cfg.plugin.command = script.string();
+  write("#!/bin/sh\n# rejects kind 4\n");
+  auto first = policy_fingerprint(cfg);
+  CHECK(policy_fingerprint(cfg) == first);
+  write("#!/bin/sh\n# accepts everything\n");
+  auto edited = policy_fingerprint(cfg);
+  CHECK(edited != first);
+  // Through the shell the command names no one file: only its text counts.
+  config::policy_config shell = cfg;
+  shell.plugin.command = "sh " + script.string();
+  auto via_shell = policy_fingerprint(shell);
+  write("#!/bin/sh\n# rejects kind 4\n");
+  CHECK(policy_fingerprint(shell) == via_shell);
+  CHECK(policy_fingerprint(cfg) == first);
+  std::filesystem::remove(script);
+  CHECK(policy_fingerprint(cfg) != first);
 }
