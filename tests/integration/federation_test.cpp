@@ -255,15 +255,18 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
   REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
   auto cursor = a.sync_stats("b").at("cursor").as_int64();
   CHECK(cursor > 0);
-  std::this_thread::sleep_for(1100ms);
+  // Newer than the cursor without waiting for the clock to pass it.
+  const auto after_cursor = std::max<int64_t>(test::unix_now(), cursor + 1);
   std::vector<nostr::event> new_events{
-    test::make_note(alice, test::unix_now(), "new 1"),
-    test::make_note(alice, test::unix_now(), "new 2")};
+    test::make_note(alice, after_cursor, "new 1"),
+    test::make_note(alice, after_cursor, "new 2")};
   sync_test::publish(b.relay_port, new_events);
   auto new_ids = sync_test::id_set(new_events);
-  // Two intervals of the federation manager and a few of the sync code.
-  std::this_thread::sleep_for(2500ms);
-  CHECK(ids_of(a.relay_port, sync_test::ids_filter(new_ids)).empty());
+  // Two intervals of the federation manager and a few of the sync code: a
+  // paused link that moved anything fails at once.
+  CHECK_FALSE(test::poll_until(
+    [&] { return !ids_of(a.relay_port, sync_test::ids_filter(new_ids)).empty(); },
+    2500ms));
   CHECK(a.peer("b").at("mode") == "paused");
 
   // Resumed: only what is newer than the cursor comes.
@@ -356,10 +359,13 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
   auto alice = nostr::generate_keypair();
   auto during = test::make_note(alice, test::unix_now(), "during mismatch");
   sync_test::publish(b.relay_port, {during});
-  std::this_thread::sleep_for(2s);
-  CHECK(ids_of(a.relay_port,
-               sync_test::ids_filter({sync_test::hex_id(during)}))
-          .empty());
+  CHECK_FALSE(test::poll_until(
+    [&] {
+      return !ids_of(a.relay_port,
+                     sync_test::ids_filter({sync_test::hex_id(during)}))
+                .empty();
+    },
+    2s));
 
   // The operator accepts the new key: reset, twice (idempotent).
   REQUIRE(a.call("POST", "/api/v1/federation/peers/b/reset").response.status
