@@ -156,10 +156,12 @@ std::string peer_authorize(const net::http_request& req, int64_t now,
   auto host = req.headers.find("host");
   if (host == req.headers.end() || host->second.empty())
     return "NIP-98 needs a Host header";
-  auto url = "http://" + host->second + req.target;
+  // Behind a TLS-terminating proxy the client signed https://: either
+  // scheme names this host and target.
   nostr::bytes32 pubkey{};
-  if (auto why = nostr::verify_http_auth(header->second, url, req.method,
-                                         req.body, now, &pubkey);
+  if (auto why = nostr::verify_http_auth_either_scheme(
+        header->second, host->second + req.target, req.method, req.body, now,
+        &pubkey);
       !why.empty())
     return "NIP-98: " + why;
   signer = nostr::to_hex(pubkey);

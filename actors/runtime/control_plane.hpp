@@ -41,13 +41,14 @@ struct admin_exchange {
 
 /// Checks the `Authorization` header of an admin request: a Bearer token equal
 /// to `cfg.token` (when one is configured; compared in constant time), or a
-/// NIP-98 event for `http://<Host><target>` signed by one of
+/// NIP-98 event for `http(s)://<Host><target>` signed by one of
 /// `cfg.nip98_pubkeys`. @returns an empty string when authorized, otherwise
 /// the reason.
 std::string admin_authorize(const config::admin_config& cfg,
                             const net::http_request& req, int64_t now);
 
-/// Checks a NIP-98 `Authorization` header for `http://<Host><target>`,
+/// Checks a NIP-98 `Authorization` header for `http://<Host><target>` (or
+/// `https://`, as a client behind a TLS-terminating proxy signs it),
 /// whoever signed it. @returns an empty string and sets `signer` (hex) when
 /// valid, otherwise the reason.
 std::string peer_authorize(const net::http_request& req, int64_t now,

@@ -98,10 +98,13 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-std::string verify_http_auth(std::string_view authorization,
-                             std::string_view url, std::string_view method,
-                             std::string_view body, int64_t now,
-                             bytes32* pubkey_out) {
+namespace {
+
+/// `verify_http_auth` with the u tag checked by `url_matches`.
+template <class UrlMatches>
+std::string verify_with(std::string_view authorization, UrlMatches url_matches,
+                        std::string_view method, std::string_view body,
+                        int64_t now, bytes32* pubkey_out) {
   // RFC 9110: the auth scheme is case-insensitive.
   constexpr std::string_view scheme = "Nostr ";
   if (!starts_with_nocase(authorization, scheme))
@@ -127,7 +130,7 @@ std::string verify_http_auth(std::string_view authorization,
   auto urls = tag_values(ev, "u");
   if (urls.size() != 1)
     return "event needs exactly one u tag";
-  if (urls[0] != url)
+  if (!url_matches(std::string_view{urls[0]}))
     return "u tag does not match the request URL";
   auto methods = tag_values(ev, "method");
   if (methods.size() != 1)
@@ -144,6 +147,33 @@ std::string verify_http_auth(std::string_view authorization,
   if (pubkey_out != nullptr)
     *pubkey_out = ev.pubkey;
   return {};
+}
+
+} // namespace
+
+std::string verify_http_auth(std::string_view authorization,
+                             std::string_view url, std::string_view method,
+                             std::string_view body, int64_t now,
+                             bytes32* pubkey_out) {
+  return verify_with(
+    authorization, [url](std::string_view u) { return u == url; }, method,
+    body, now, pubkey_out);
+}
+
+std::string verify_http_auth_either_scheme(std::string_view authorization,
+                                           std::string_view host_and_target,
+                                           std::string_view method,
+                                           std::string_view body, int64_t now,
+                                           bytes32* pubkey_out) {
+  auto matches = [host_and_target](std::string_view u) {
+    for (std::string_view scheme : {"http://", "https://"})
+      if (u.size() == scheme.size() + host_and_target.size()
+          && u.substr(0, scheme.size()) == scheme
+          && u.substr(scheme.size()) == host_and_target)
+        return true;
+    return false;
+  };
+  return verify_with(authorization, matches, method, body, now, pubkey_out);
 }
 
 std::string make_http_auth(const keypair& keys, std::string_view url,

@@ -38,6 +38,16 @@ std::string verify_http_auth(std::string_view authorization,
                              std::string_view body, int64_t now,
                              bytes32* pubkey_out);
 
+/// `verify_http_auth` for a server that may sit behind a TLS-terminating
+/// proxy: the u tag may be `http://` or `https://` followed by
+/// `host_and_target` (the Host header and the request target), as the
+/// client saw the URL. Anything else about the URL must match byte for byte.
+std::string verify_http_auth_either_scheme(std::string_view authorization,
+                                           std::string_view host_and_target,
+                                           std::string_view method,
+                                           std::string_view body, int64_t now,
+                                           bytes32* pubkey_out);
+
 /// Signs a NIP-98 event for one request and returns the whole header value,
 /// `Nostr <base64>`. A `payload` tag is added when `body` is non-empty.
 std::string make_http_auth(const keypair& keys, std::string_view url,

@@ -91,6 +91,36 @@ TEST_CASE("a NIP-98 header made here verifies here", "[nip98]") {
   }
 }
 
+TEST_CASE("behind a TLS proxy either scheme names the host and target, "
+          "nothing else does",
+          "[nip98]") {
+  const std::string where = "admin.example:7448/api/v1/actors";
+  auto signed_for = [](const std::string& u) {
+    return make_http_auth(keys(), u, "GET", "", now);
+  };
+  auto check = [&](const std::string& u) {
+    bytes32 who{};
+    auto why = verify_http_auth_either_scheme(signed_for(u), where, "GET", "",
+                                              now, &who);
+    if (why.empty())
+      CHECK(who == keys().pubkey);
+    return why;
+  };
+  CHECK(check("http://" + where).empty());
+  CHECK(check("https://" + where).empty());
+  for (const std::string& bad :
+       {"ftp://" + where, "https://" + where + "/x",
+        std::string{"https://other.example:7448/api/v1/actors"},
+        "https:/" + where, where}) {
+    CAPTURE(bad);
+    CHECK(check(bad) == "u tag does not match the request URL");
+  }
+  // The plain check stays exact: https is not http.
+  CHECK(verify_http_auth(signed_for("https://" + where), "http://" + where,
+                         "GET", "", now, nullptr)
+        == "u tag does not match the request URL");
+}
+
 TEST_CASE("a NIP-98 header is refused for each broken rule", "[nip98]") {
   auto good_tags = std::vector<tag>{{"u", url}, {"method", "GET"}};
   SECTION("scheme") {

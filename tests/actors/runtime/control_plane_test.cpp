@@ -221,6 +221,24 @@ TEST_CASE_METHOD(control_plane_fixture,
     auto other_host = good;
     other_host["Host"] = "admin.example:443";
     CHECK_THAT(error_message(get(target, other_host), 401), Contains("u tag"));
+    // Behind a TLS-terminating proxy the client signs the https:// URL; any
+    // other scheme, or the https URL of another target, is refused.
+    auto as_https = [&](const std::string& t) {
+      auto u = url(t);
+      return "https://" + u.substr(u.find("://") + 3);
+    };
+    CHECK(get(target, auth(admin_keys, as_https(target), "GET", now()))
+            .response.status
+          == 200);
+    CHECK_THAT(error_message(get(target, auth(admin_keys,
+                                              as_https("/api/v1/x"), "GET",
+                                              now())),
+                             401),
+               Contains("u tag"));
+    auto ftp = "ftp://" + url(target).substr(url(target).find("://") + 3);
+    CHECK_THAT(error_message(get(target, auth(admin_keys, ftp, "GET", now())),
+                             401),
+               Contains("u tag"));
   }
   SECTION("without a configured token, bearer is refused") {
     auto cfg = admin;
