@@ -9,6 +9,7 @@
 #include "messages/json_body.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip98.hpp"
+#include "store/change_log.hpp"
 #include "store/peer_store.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -1057,10 +1058,29 @@ json::array filters_json(const std::vector<nostr::filter>& filters) {
   return out;
 }
 
+/// How long a measured collection size is reused at most.
+constexpr auto collection_size_ttl = std::chrono::minutes{1};
+
+/// The size of collection `c`, measured again only when an event was stored
+/// since the last time or that is older than `collection_size_ttl`: each
+/// measure scans the whole collection, and every listing asks for it.
+collection_size size_of(self_pointer self, const collection_definition& c) {
+  const auto& store = *self->state.deps.store;
+  auto seq = store::last_change_seq(store);
+  auto now = std::chrono::steady_clock::now();
+  auto& cached = self->state.collection_sizes[c.name];
+  if (cached.at.time_since_epoch().count() == 0 || cached.change_seq != seq
+      || now - cached.at > collection_size_ttl) {
+    cached.size = measure_collection(store, c.filters, unix_now());
+    cached.change_seq = seq;
+    cached.at = now;
+  }
+  return cached.size;
+}
+
 json::object collection_object(self_pointer self,
                                const collection_definition& c) {
-  auto size = measure_collection(*self->state.deps.store, c.filters,
-                                 unix_now());
+  auto size = size_of(self, c);
   return json::object{{"name", c.name},
                       {"filters", filters_json(c.filters)},
                       {"events", static_cast<int64_t>(size.events)},

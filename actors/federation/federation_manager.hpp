@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/federation/collections.hpp"
 #include "actors/federation/peer_gate.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/runtime/signed_http.hpp"
@@ -15,6 +16,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -71,6 +73,16 @@ struct federation_manager_state {
   std::map<std::string, std::string> applied;
   /// Peers whose sync server must go, once the sync manager runs.
   std::set<std::string> erase_due;
+  /// A collection's size as last measured (a scan of all its events).
+  struct measured_collection {
+    /// The change log's last sequence number then.
+    uint64_t change_seq = 0;
+    std::chrono::steady_clock::time_point at;
+    collection_size size;
+  };
+  /// By collection name: reused while no event was stored since, for at
+  /// most a minute (deletions and expiry leave no change log entry).
+  std::map<std::string, measured_collection> collection_sizes;
   /// Per exchanging peer: when its next safety-net reconciliation is due.
   std::map<std::string, caf::actor_clock::time_point> reconcile_due;
   uint64_t reconciliations = 0;

@@ -169,6 +169,11 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
     CHECK(all[1].at("name") == "notes");
     CHECK(number(all[1], "events") == 5);
     CHECK(all[1].at("peers").as_array().empty());
+    // Sizes are reused only while nothing new is stored.
+    sync_test::publish(nodes.a.relay_port,
+                       sync_test::make_events(author, 1, now + 1, 1, "one more"));
+    auto grown = body_of(nodes.a.call("GET", "/api/v1/federation/our-collections"));
+    CHECK(number(grown.at("collections").as_array()[1], "events") == 6);
     auto [status, printed] = nodes.a.console({"collections"});
     INFO(printed);
     CHECK(status == 0);
@@ -188,7 +193,7 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
     REQUIRE(offered.size() == 2);
     CHECK(offered[0].at("name") == "profiles");
     CHECK(offered[1].at("name") == "notes");
-    CHECK(number(offered[1], "events") == 5);
+    CHECK(number(offered[1], "events") == 6);
     CHECK(nodes.ask_a("/api/v1/federation/collections/notes/events")
             .response.status
           == 200);
