@@ -1,605 +1,125 @@
 // `ferry sync URL`: one NIP-77 reconciliation of the local store against a
-// relay, then the transfers the direction asks for. The main thread drives it
-// step by step from one mailbox (a scoped actor): the WebSocket's callbacks on
-// the io_runtime thread and the ingest pipeline's answers all arrive there.
+// relay, then the transfers the direction asks for (actors/sync/
+// one_shot_sync.cpp does the work). A node that holds the store is handed
+// a sync that fetches: only it may write there.
 
-#include "actors/sync/id_fetcher.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
+#include "actors/sync/one_shot_sync.hpp"
 #include "app/commands.hpp"
 #include "app/progress.hpp"
-#include "messages/clock.hpp"
 #include "messages/error.hpp"
-#include "messages/nostr/negentropy.hpp"
 #include "messages/type_ids.hpp"
-#include "net/io_runtime.hpp"
-#include "net/ws_client.hpp"
+#include "net/simple_client.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/after.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/scoped_actor.hpp>
 
-#include <simdjson.h>
+#include <boost/json.hpp>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_set>
-#include <variant>
-#include <vector>
 
 namespace ferry::app {
 
 namespace {
 
-namespace neg = nostr::negentropy;
-using clock_type = std::chrono::steady_clock;
+/// How long we wait for a node running the sync we handed it.
+constexpr auto handed_sync_timeout = std::chrono::hours{6};
 
-/// The negentropy session's subscription id.
-constexpr const char* neg_sub = "ferry-sync";
-
-/// Negentropy rounds before we give up on a relay that never converges.
-/// Each round settles at least one frame's worth of ranges, so real sessions
-/// finish in a few dozen even at the smallest frame size.
-constexpr size_t max_rounds = 10000;
-
-/// Events fetched and not yet answered by the ingest pipeline; no new REQ
-/// goes out beyond it, so a fast relay cannot fill memory.
-constexpr size_t max_ingest_in_flight = 8192;
-
-/// EVENTs sent and not yet answered with OK.
-constexpr size_t up_window = 256;
-
-/// Refusals printed one by one; the rest are only counted.
-constexpr size_t refusals_shown = 5;
-
-const std::string req_fallback
-  = "sync with REQ instead (a [[sync.server]] with mode = \"req_stream\" in a "
-    "node's config)";
-const std::string req_hint
-  = "the relay does not seem to support NIP-77 negentropy; " + req_fallback;
-
-std::string seconds_text(std::chrono::milliseconds d) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g s", d.count() / 1000.0);
-  return text;
+/// Where to reach the admin API on `address` from this machine.
+std::string local_host_for(const std::string& address) {
+  if (address == "0.0.0.0" || address.empty())
+    return "127.0.0.1";
+  if (address == "::")
+    return "::1";
+  return address;
 }
 
-/// One message from the mailbox.
-struct inbound {
-  enum class kind { silence, opened, frame, closed, ingested } what = kind::silence;
-  /// The frame, or why the connection closed.
-  std::string text;
-  net::failure_kind failure = net::failure_kind::none;
-  ingest_result result;
-};
-
-/// A relay message's verb and the fields this command reads.
-struct relay_message {
-  std::string verb;
-  /// Subscription id (EVENT, EOSE, CLOSED, NEG-*), event id (OK), or the
-  /// text of a NOTICE.
-  std::string first;
-  /// NEG-MSG's hex, NEG-ERR's, CLOSED's and OK's message.
-  std::string second;
-  /// OK's flag.
-  bool accepted = false;
-  /// EVENT's event; `event_error` says why it did not parse.
-  nostr::event ev;
-  std::string event_error;
-};
-
-/// Parses one relay frame. @returns false when it is not a JSON array
-/// starting with a string.
-bool parse_relay_message(std::string& frame, relay_message& out) {
-  thread_local simdjson::ondemand::parser parser;
-  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
-  simdjson::padded_string_view input(frame.data(), frame.size(), frame.capacity());
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::array msg;
-  simdjson::ondemand::array_iterator it;
-  simdjson::ondemand::array_iterator end;
-  std::string_view verb;
-  if (parser.iterate(input).get(doc) || doc.get_array().get(msg)
-      || msg.begin().get(it) || msg.end().get(end) || it == end
-      || (*it).get_string().get(verb))
-    return false;
-  out.verb = std::string{verb};
-  ++it;
-  auto next_string = [&](std::string& into) {
-    std::string_view view;
-    if (it == end || (*it).get_string().get(view))
-      return false;
-    into = std::string{view};
-    ++it;
-    return true;
-  };
-  if (!next_string(out.first))
-    return true;
-  if (out.verb == "EVENT") {
-    simdjson::ondemand::value value;
-    if (it == end || (*it).get(value))
-      out.event_error = "no event object";
-    else
-      out.event_error = nostr::parse_event(value, out.ev);
-    return true;
-  }
-  if (out.verb == "OK") {
-    if (it == end || (*it).get_bool().get(out.accepted))
-      return true;
-    ++it;
-  }
-  next_string(out.second);
-  return true;
-}
-
-struct down_counts {
-  uint64_t stored = 0;
-  uint64_t duplicate = 0;
-  uint64_t rejected = 0;
-  uint64_t errors = 0;
-};
-
-struct up_counts {
-  uint64_t sent = 0;
-  uint64_t accepted = 0;
-  uint64_t refused = 0;
-  /// Ids of ours that the store no longer holds (deleted since the item set).
-  uint64_t vanished = 0;
-};
-
-/// One run of the command; every failure prints its message and returns false.
-class sync_run {
-public:
-  sync_run(const sync_options& opts, store::event_store& store, caf::scoped_actor& self,
-           net::io_runtime& io, const ingest_pipeline* pipeline)
-    : opts_(opts),
-      store_(store),
-      self_(self),
-      io_(io),
-      pipeline_(pipeline),
-      timeout_(std::chrono::milliseconds{
-        static_cast<int64_t>(opts.timeout_seconds * 1000)}),
-      fetcher_({500, 4, "ferry-fetch-"}) {
-  }
-
-  bool connect();
-  /// Closes the connection and waits briefly for the close to go out.
-  void disconnect();
-  bool reconcile(const nostr::filter& f, neg::item_set_ptr items);
-  bool transfer();
-  /// The counts on stdout; `complete` false marks a run that failed after
-  /// reconciling.
-  void print_summary(bool complete, std::chrono::duration<double> elapsed) const;
-
-  bool reconciled() const {
-    return reconciled_;
-  }
-
-  bool ingest_ok() const {
-    return down_.errors == 0;
-  }
-
-private:
-  bool fail(const std::string& message) {
-    std::fprintf(stderr, "ferry sync: %s\n", message.c_str());
-    return false;
-  }
-
-  bool connection_lost(const inbound& in, const char* during) {
-    return fail("connection to " + opts_.url + " lost " + during + ": "
-                + net::to_string(in.failure) + ": " + in.text);
-  }
-
-  void send(std::string frame) {
-    conn_->send(std::make_shared<const std::string>(std::move(frame)));
-  }
-
-  inbound next(std::chrono::milliseconds wait);
-  void on_transfer_frame(relay_message& msg, bool& failed);
-  void pump_down();
-  void pump_up();
-  /// Events fetched and sent so far, on a terminal only.
-  void report_progress();
-
-  bool wants_down() const {
-    return opts_.direction != "up";
-  }
-  bool wants_up() const {
-    return opts_.direction != "down";
-  }
-
-  const sync_options& opts_;
-  store::event_store& store_;
-  caf::scoped_actor& self_;
-  net::io_runtime& io_;
-  const ingest_pipeline* pipeline_;
-  std::chrono::milliseconds timeout_;
-  std::shared_ptr<net::ws_client_connection> conn_;
-  bool conn_closed_ = false;
-
-  // Reconciliation.
-  bool reconciled_ = false;
-  size_t rounds_ = 0;
-  std::vector<nostr::bytes32> have_;
-  std::vector<nostr::bytes32> need_;
-
-  // Down.
-  id_fetcher fetcher_;
-  size_t ingest_in_flight_ = 0;
-  size_t next_verifier_ = 0;
-  down_counts down_;
-
-  // Up.
-  std::deque<nostr::bytes32> up_queue_;
-  std::unordered_set<std::string> up_in_flight_;
-  up_counts up_;
-
-  progress_line progress_{"synced"};
-};
-
-inbound sync_run::next(std::chrono::milliseconds wait) {
-  inbound in;
-  self_->receive(
-    [&](atom::connected) { in.what = inbound::kind::opened; },
-    [&](atom::frame, std::string& frame) {
-      in.what = inbound::kind::frame;
-      in.text = std::move(frame);
-    },
-    [&](atom::closed, uint8_t failure, std::string& reason) {
-      conn_closed_ = true;
-      in.what = inbound::kind::closed;
-      in.failure = static_cast<net::failure_kind>(failure);
-      in.text = std::move(reason);
-    },
-    [&](ingest_result& r) {
-      in.what = inbound::kind::ingested;
-      in.result = std::move(r);
-    },
-    caf::after(std::max(wait, std::chrono::milliseconds{1})) >> [] {});
-  return in;
-}
-
-bool sync_run::connect() {
-  net::tls_options tls;
-  tls.ca_certfile = opts_.ca_file;
-  auto me = caf::actor_cast<caf::actor>(self_.ptr());
-  net::ws_client_callbacks callbacks;
-  callbacks.on_open = [me] { caf::anon_send(me, atom::connected_v); };
-  callbacks.on_frame = [me](std::string frame) {
-    caf::anon_send(me, atom::frame_v, std::move(frame));
-  };
-  callbacks.on_close = [me](net::failure_kind kind, const std::string& reason) {
-    caf::anon_send(me, atom::closed_v, static_cast<uint8_t>(kind), reason);
-  };
-  conn_ = net::connect_ws(io_.context(), opts_.url, tls, std::move(callbacks),
-                          timeout_);
-  // connect_ws's own timeout ends the attempt; this wait only backs it up.
-  auto in = next(timeout_ + std::chrono::seconds{5});
-  if (in.what == inbound::kind::opened)
-    return true;
-  conn_.reset();
-  if (in.what == inbound::kind::closed)
-    return fail("cannot connect to " + opts_.url + ": "
-                + net::to_string(in.failure) + ": " + in.text);
-  return fail("cannot connect to " + opts_.url + " within "
-              + seconds_text(timeout_));
-}
-
-void sync_run::disconnect() {
-  if (!conn_ || conn_closed_)
-    return;
-  conn_->close("done");
-  conn_.reset();
-  auto deadline = clock_type::now() + std::chrono::seconds{2};
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - clock_type::now());
-    if (left.count() <= 0 || next(left).what == inbound::kind::closed)
-      return;
-  }
-}
-
-bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
-  neg::client client{std::move(items), opts_.frame_size_limit};
-  std::string open = "[\"NEG-OPEN\",\"";
-  open += neg_sub;
-  open += "\"," + nostr::to_json(f) + ",\"" + neg::encode_hex(client.initiate())
-          + "\"]";
-  send(std::move(open));
-  auto deadline = clock_type::now() + timeout_;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - clock_type::now());
-    if (left.count() <= 0) {
-      if (rounds_ == 0)
-        return fail("no answer to NEG-OPEN from " + opts_.url + " within "
-                    + seconds_text(timeout_) + ": " + req_hint);
-      return fail("no answer to NEG-MSG (round " + std::to_string(rounds_ + 1)
-                  + ") within " + seconds_text(timeout_));
-    }
-    auto in = next(left);
-    if (in.what == inbound::kind::closed)
-      return connection_lost(in, "during reconciliation");
-    if (in.what != inbound::kind::frame)
-      continue;
-    relay_message msg;
-    if (!parse_relay_message(in.text, msg))
-      return fail("malformed message from the relay: " + in.text.substr(0, 200));
-    if (msg.verb == "NOTICE") {
-      if (rounds_ == 0)
-        return fail("the relay answered NEG-OPEN with NOTICE \"" + msg.first
-                    + "\": " + req_hint);
-      std::fprintf(stderr, "ferry sync: notice from the relay: %s\n",
-                   msg.first.c_str());
-      continue;
-    }
-    if (msg.first != neg_sub)
-      continue;
-    if (msg.verb == "NEG-ERR") {
-      if (msg.second.rfind("auth-required:", 0) == 0)
-        return fail("the relay wants NIP-42 authentication (NEG-ERR \""
-                    + msg.second + "\"), which ferry sync does not do");
-      if (rounds_ == 0)
-        return fail("the relay refused NEG-OPEN with NEG-ERR \"" + msg.second
-                    + "\"; if it does not support NIP-77 negentropy, "
-                    + req_fallback);
-      return fail("the relay ended the negentropy session in round "
-                  + std::to_string(rounds_ + 1) + " with NEG-ERR \""
-                  + msg.second + "\"");
-    }
-    if (msg.verb != "NEG-MSG")
-      continue;
-    std::string response;
-    if (!neg::decode_hex(msg.second, response))
-      return fail("NEG-MSG from the relay is not lowercase hex");
-    neg::client::round round;
-    if (auto why = client.reconcile(response, round); !why.empty())
-      return fail("bad negentropy message from the relay: " + why);
-    ++rounds_;
-    have_.insert(have_.end(), round.have.begin(), round.have.end());
-    need_.insert(need_.end(), round.need.begin(), round.need.end());
-    std::fprintf(stderr, "ferry sync: round %zu: have %zu, need %zu\n", rounds_,
-                 have_.size(), need_.size());
-    if (!round.next) {
-      send(std::string{"[\"NEG-CLOSE\",\""} + neg_sub + "\"]");
-      reconciled_ = true;
-      return true;
-    }
-    if (rounds_ >= max_rounds)
-      return fail("no agreement after " + std::to_string(max_rounds)
-                  + " negentropy rounds");
-    send(std::string{"[\"NEG-MSG\",\""} + neg_sub + "\",\""
-         + neg::encode_hex(*round.next) + "\"]");
-    deadline = clock_type::now() + timeout_;
-  }
-}
-
-void sync_run::pump_down() {
-  if (ingest_in_flight_ >= max_ingest_in_flight)
-    return;
-  for (auto& frame : fetcher_.fill())
-    send(std::move(frame));
-}
-
-void sync_run::pump_up() {
-  while (up_in_flight_.size() < up_window && !up_queue_.empty()) {
-    auto id = up_queue_.front();
-    up_queue_.pop_front();
-    auto json = store_.get_json(id);
-    if (!json) {
-      ++up_.vanished;
-      continue;
-    }
-    send("[\"EVENT\"," + *json + "]");
-    up_in_flight_.insert(nostr::to_hex(id));
-    ++up_.sent;
-  }
-}
-
-void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
-  if (msg.verb == "EVENT") {
-    if (!fetcher_.owns(msg.first))
-      return;
-    if (!msg.event_error.empty()) {
-      ++down_.rejected;
-      return;
-    }
-    if (!fetcher_.on_event(msg.first, msg.ev.id))
-      return;
-    auto item = std::make_shared<ingest_item>();
-    item->data.ev = std::move(msg.ev);
-    item->source = "sync:cli";
-    const auto& verifiers = pipeline_->verifiers;
-    self_->send(verifiers[next_verifier_++ % verifiers.size()], atom::ingest_v,
-                std::move(item));
-    ++ingest_in_flight_;
-    return;
-  }
-  if (msg.verb == "EOSE") {
-    if (auto close = fetcher_.on_eose(msg.first); !close.empty())
-      send(std::move(close));
-    return;
-  }
-  if (msg.verb == "CLOSED") {
-    if (fetcher_.on_closed(msg.first, msg.second)) {
-      fail("the relay closed a REQ by ids with \"" + msg.second + "\"");
-      failed = true;
-    }
-    return;
-  }
-  if (msg.verb == "OK") {
-    if (up_in_flight_.erase(msg.first) == 0)
-      return;
-    if (msg.accepted) {
-      ++up_.accepted;
-      return;
-    }
-    if (++up_.refused <= refusals_shown)
-      std::fprintf(stderr, "ferry sync: the relay refused %s: %s\n",
-                   msg.first.c_str(), msg.second.c_str());
-    return;
-  }
-  if (msg.verb == "NOTICE")
-    std::fprintf(stderr, "ferry sync: notice from the relay: %s\n",
-                 msg.first.c_str());
-}
-
-void sync_run::report_progress() {
-  auto sent_up = wants_up() ? have_.size() : 0;
-  progress_.update(fetcher_.delivered + up_.sent,
-                   fetcher_.delivered + up_.accepted + up_.refused,
-                   fetcher_.wanted + sent_up);
-}
-
-bool sync_run::transfer() {
-  if (wants_down())
-    fetcher_.add(need_);
-  if (wants_up())
-    up_queue_.assign(have_.begin(), have_.end());
-  auto relay_deadline = clock_type::now() + timeout_;
-  bool was_waiting = false;
-  for (;;) {
-    pump_down();
-    pump_up();
-    const bool waiting_on_relay = fetcher_.open_requests() > 0
-                                  || !up_in_flight_.empty();
-    if (!waiting_on_relay && ingest_in_flight_ == 0 && fetcher_.done()
-        && up_queue_.empty())
-      break;
-    // The relay's time starts when we ask it something, not while only our
-    // own pipeline was busy.
-    if (waiting_on_relay && !was_waiting)
-      relay_deadline = clock_type::now() + timeout_;
-    was_waiting = waiting_on_relay;
-    report_progress();
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      relay_deadline - clock_type::now());
-    if (waiting_on_relay && left.count() <= 0)
-      return fail("no answer from the relay within " + seconds_text(timeout_)
-                  + " (" + std::to_string(fetcher_.open_requests())
-                  + " REQs and " + std::to_string(up_in_flight_.size())
-                  + " EVENTs unanswered)");
-    // Without a question to the relay open, only our own pipeline is due.
-    auto in = next(waiting_on_relay ? left : std::chrono::milliseconds{1000});
-    switch (in.what) {
-      case inbound::kind::silence:
-      case inbound::kind::opened:
-        break;
-      case inbound::kind::closed:
-        return connection_lost(in, "while transferring events");
-      case inbound::kind::ingested:
-        --ingest_in_flight_;
-        switch (in.result.status) {
-          case ingest_status::stored:
-          case ingest_status::ephemeral:
-            ++down_.stored;
-            break;
-          case ingest_status::duplicate:
-            ++down_.duplicate;
-            break;
-          case ingest_status::invalid:
-          case ingest_status::refused:
-          case ingest_status::shadowed:
-            ++down_.rejected;
-            break;
-          case ingest_status::error:
-            if (++down_.errors == 1)
-              fail("storing a fetched event failed: " + in.result.message);
-            break;
-        }
-        break;
-      case inbound::kind::frame: {
-        relay_deadline = clock_type::now() + timeout_;
-        relay_message msg;
-        if (!parse_relay_message(in.text, msg))
-          return fail("malformed message from the relay: "
-                      + in.text.substr(0, 200));
-        bool failed = false;
-        on_transfer_frame(msg, failed);
-        if (failed)
-          return false;
-        break;
-      }
-    }
-  }
-  if (up_.vanished > 0)
+/// Hands the sync to the node that holds the store (POST /api/v1/sync/run)
+/// and prints what it reports. @returns its exit code, or 1.
+int hand_to_node(const config::config& cfg, const sync_options& opts) {
+  const auto& admin = cfg.admin;
+  // What keeps us from reaching the node's admin API, if anything.
+  std::string obstacle;
+  if (admin.token.empty())
+    obstacle = "that needs [admin] token";
+  else if (admin.port == 0)
+    obstacle = "its [admin] port is 0 (any free port), so it cannot be found";
+  if (!obstacle.empty()) {
     std::fprintf(stderr,
-                 "ferry sync: %lu events the relay lacks left the store during "
-                 "the sync (deleted or replaced); not sent\n",
-                 static_cast<unsigned long>(up_.vanished));
-  return true;
-}
-
-void sync_run::print_summary(bool complete,
-                             std::chrono::duration<double> elapsed) const {
-  std::printf("sync %s (%s%s%s): %zu round%s, have %zu, need %zu",
-              opts_.url.c_str(), opts_.direction.c_str(),
-              opts_.dry_run ? ", dry run" : "", complete ? "" : ", incomplete",
-              rounds_, rounds_ == 1 ? "" : "s", have_.size(),
-              need_.size());
-  if (!opts_.dry_run)
-    std::printf("; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
-                "missing %lu; sent %lu, accepted %lu, refused %lu",
-                static_cast<unsigned long>(fetcher_.delivered),
-                static_cast<unsigned long>(down_.stored),
-                static_cast<unsigned long>(down_.duplicate),
-                static_cast<unsigned long>(down_.rejected),
-                static_cast<unsigned long>(fetcher_.missing),
-                static_cast<unsigned long>(up_.sent),
-                static_cast<unsigned long>(up_.accepted),
-                static_cast<unsigned long>(up_.refused));
-  std::printf(" in %.2f s\n", elapsed.count());
+                 "ferry sync: a node holds %s, and fetching writes to it: the "
+                 "node runs the sync when asked through its admin API, but %s "
+                 "in %s; set it (or stop the node first). --dry-run and --dir "
+                 "up only read, and run beside it\n",
+                 cfg.store.path.c_str(), obstacle.c_str(),
+                 cfg.source.empty() ? "ferry.toml" : cfg.source.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "ferry sync: a node holds %s; it runs the sync\n",
+               cfg.store.path.c_str());
+  auto host = local_host_for(admin.address);
+  auto res = net::simple_http_request(
+    host, admin.port, "POST", "/api/v1/sync/run",
+    {{"Authorization", "Bearer " + admin.token},
+     {"Content-Type", "application/json"}},
+    to_json(opts), handed_sync_timeout);
+  if (!res.error.empty()) {
+    std::fprintf(stderr,
+                 "ferry sync: the node's admin API at %s:%u did not answer: "
+                 "%s\n",
+                 host.c_str(), static_cast<unsigned>(admin.port),
+                 res.error.c_str());
+    return 1;
+  }
+  boost::json::error_code ec;
+  auto body = boost::json::parse(res.response.body, ec);
+  const boost::json::object* answer = ec ? nullptr : body.if_object();
+  if (res.response.status != 200 || answer == nullptr) {
+    std::string why = res.response.body;
+    if (answer != nullptr)
+      if (auto* error = answer->if_contains("error"); error && error->is_object())
+        if (auto* message = error->as_object().if_contains("message");
+            message && message->is_string())
+          why = std::string{message->as_string()};
+    std::fprintf(stderr, "ferry sync: the node refused the sync (HTTP %u): %s\n",
+                 static_cast<unsigned>(res.response.status), why.c_str());
+    return 1;
+  }
+  auto text = [answer](const char* key) {
+    auto* x = answer->if_contains(key);
+    return x && x->is_string() ? std::string{x->as_string()} : std::string{};
+  };
+  auto err = text("stderr");
+  auto out = text("stdout");
+  std::fwrite(err.data(), 1, err.size(), stderr);
+  std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
+  auto* code = answer->if_contains("exit_code");
+  return code && code->is_int64() ? static_cast<int>(code->as_int64()) : 1;
 }
 
 } // namespace
 
 int run_sync(const config::config& cfg, const sync_options& opts) {
   log::init(cfg.log.level == "info" ? "warn" : cfg.log.level);
-  auto usage = [](const std::string& message) {
-    std::fprintf(stderr, "ferry sync: %s\n", message.c_str());
-    return 2;
-  };
   nostr::filter f;
-  if (auto reason = nostr::parse_filter(opts.filter_json, f); !reason.empty())
-    return usage("--filter: " + reason);
-  auto parsed = net::parse_url(opts.url);
-  if (auto* why = std::get_if<std::string>(&parsed))
-    return usage(opts.url + ": " + *why);
-  std::string scheme = opts.url.substr(0, opts.url.find(':'));
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  if (scheme != "ws" && scheme != "wss")
-    return usage(opts.url + ": a relay URL starts with ws:// or wss://");
-  if (opts.frame_size_limit != 0
-      && opts.frame_size_limit < neg::min_frame_size_limit)
-    return usage("--frame-size-limit must be 0 (none) or at least "
-                 + std::to_string(neg::min_frame_size_limit));
-  if (!(opts.timeout_seconds > 0))
-    return usage("--timeout must be more than 0 seconds");
-
-  // A dry run and an upload only read the store: they run beside a node.
-  const bool writes = !opts.dry_run && opts.direction != "up";
+  if (auto wrong = check_sync_options(opts, f)) {
+    auto where = wrong.option.empty() ? std::string{} : wrong.option + ": ";
+    std::fprintf(stderr, "ferry sync: %s%s\n", where.c_str(),
+                 wrong.message.c_str());
+    return 2;
+  }
   std::unique_ptr<store::event_store> store;
-  if (writes) {
+  if (opts.writes()) {
     auto opened = store::event_store::open(store_options_from(cfg));
     if (!opened) {
       if (held_by_another_process(opened.error()))
-        std::fprintf(stderr,
-                     "ferry sync: a node holds %s, and fetching writes to "
-                     "it: let the node fetch (a [[sync.server]] in ferry.toml "
-                     "or PUT /api/v1/sync/servers/ID), or stop it first; "
-                     "--dry-run and --dir up only read, and run beside it\n",
-                     cfg.store.path.c_str());
-      else
-        std::fprintf(stderr, "ferry sync: %s\n", render(opened.error()).c_str());
+        return hand_to_node(cfg, opts);
+      std::fprintf(stderr, "ferry sync: %s\n", render(opened.error()).c_str());
       return 1;
     }
     store = std::move(*opened);
@@ -608,58 +128,37 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
     if (!store)
       return 1;
   }
-  auto start = clock_type::now();
-  const auto max_items = cfg.relay.negentropy.max_items;
-  auto scan = store->negentropy_items(f, unix_now(), max_items);
-  if (!scan) {
-    std::fprintf(stderr, "ferry sync: reading the local item set: %s\n",
-                 render(scan.error()).c_str());
-    return 1;
-  }
-  if (scan->over_limit) {
-    std::fprintf(stderr,
-                 "ferry sync: more than %zu local events match the filter "
-                 "(relay.negentropy.max_items); narrow it with since/until\n",
-                 max_items);
-    return 1;
-  }
-  auto items = std::make_shared<const neg::item_set>(std::move(scan->items));
-  std::fprintf(stderr, "ferry sync: %zu local events match the filter\n",
-               items->size());
 
   caf::actor_system_config sys_cfg;
   add_message_types(sys_cfg);
   tune_scheduler(sys_cfg);
   caf::actor_system sys{sys_cfg};
   std::optional<ingest_pipeline> pipeline;
-  if (writes)
+  if (opts.writes())
     pipeline = spawn_ingest_pipeline(sys, *store, cfg.ingest, cfg.policy);
-  bool ok = false;
-  bool ingest_ok = true;
+  int status = 1;
   {
-    caf::scoped_actor self{sys};
-    // Declared after the actor system and the scoped actor: its threads stop
-    // (and the connection reports its close) before they go away.
-    net::io_runtime io{1};
-    sync_run run{opts, *store, self, io, pipeline ? &*pipeline : nullptr};
-    if (run.connect()) {
-      ok = run.reconcile(f, std::move(items)) && (opts.dry_run || run.transfer());
-      run.disconnect();
-    }
-    ingest_ok = run.ingest_ok();
-    if (run.reconciled())
-      run.print_summary(ok, clock_type::now() - start);
+    progress_line progress{"synced"};
+    one_shot_report report;
+    report.progress = [&progress](uint64_t events, uint64_t done,
+                                  uint64_t total) {
+      progress.update(events, done, total);
+    };
+    status = run_one_shot_sync(sys, *store, opts, f,
+                               cfg.relay.negentropy.max_items,
+                               pipeline ? pipeline->verifiers
+                                        : std::vector<verifier_actor>{},
+                               report);
   }
-  if (pipeline) {
+  if (pipeline)
     stop_and_wait(sys, pipeline->actors());
-  }
-  if (writes) {
+  if (opts.writes()) {
     if (auto failure = store->flush()) {
       std::fprintf(stderr, "ferry sync: %s\n", render(failure).c_str());
       return 1;
     }
   }
-  return ok && ingest_ok ? 0 : 1;
+  return status;
 }
 
 } // namespace ferry::app

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/sync/one_shot_sync.hpp"
 #include "config/config.hpp"
 
 #include <caf/error.hpp>
@@ -38,26 +39,14 @@ bool held_by_another_process(const caf::error& err);
 std::unique_ptr<store::event_store> open_for_reading(const config::config& cfg,
                                                      const char* command);
 
-/// What `ferry sync` was asked to do.
-struct sync_options {
-  /// The relay, ws:// or wss://.
-  std::string url;
-  /// One NIP-01 filter: the events to reconcile.
-  std::string filter_json = "{}";
-  /// down (fetch what we lack), up (send what the relay lacks) or both.
-  std::string direction = "down";
-  /// Reconcile and print the counts only.
-  bool dry_run = false;
-  /// Largest negentropy message we send, in bytes before hex; 0 for none.
-  size_t frame_size_limit = 60000;
-  /// Longest wait for any answer of the relay.
-  double timeout_seconds = 30;
-  /// Extra trust anchors (PEM) for wss://.
-  std::string ca_file;
-};
+/// What `ferry sync` was asked to do (the node takes the same, as JSON).
+using ferry::sync_options;
 
 /// `ferry sync URL`: reconciles the store with a relay over NIP-77, then
-/// fetches what we lack and/or sends what it lacks.
+/// fetches what we lack and/or sends what it lacks. Beside a node that holds
+/// the store, a run that only reads opens it as a secondary instance, and
+/// one that fetches is handed to the node (its admin API, with
+/// `admin.token`), which prints the same and exits the same.
 /// @returns 0 on success; 1 on a connection failure, NEG-ERR, a relay
 ///          without NIP-77, a timeout or a store error; 2 on bad arguments.
 int run_sync(const config::config& cfg, const sync_options& opts);

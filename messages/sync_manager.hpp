@@ -83,6 +83,12 @@ using sync_manager_actor = caf::typed_actor<
   caf::replies_to<atom::get, atom::status>::with<status_map>,
   // CLUSTER: the live members' names; in a cluster, the manager runs only
   // the connections of the servers this node owns among them.
-  caf::reacts_to<atom::members, std::vector<std::string>>>;
+  caf::reacts_to<atom::members, std::vector<std::string>>,
+  // A one-shot negentropy sync a `ferry sync URL` hands over (its options as
+  // JSON): runs it on the node's store and ingest path and answers, once
+  // done, {"exit_code","stdout","stderr"}. ec::invalid_input names the field.
+  caf::replies_to<atom::neg, std::string>::with<std::string>,
+  // A one-shot sync's thread is done (its number, its answer).
+  caf::reacts_to<atom::done, uint64_t, std::string>>;
 
 } // namespace ferry

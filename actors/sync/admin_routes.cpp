@@ -48,18 +48,22 @@ unsigned sync_put_status(const std::string& body) {
   return created && created->is_bool() && created->as_bool() ? 201 : 200;
 }
 
+/// How long a one-shot sync a `ferry sync` handed over may run.
+constexpr auto one_shot_sync_timeout = std::chrono::hours{6};
+
 /// Asks the sync manager and answers with its JSON text, with the status
-/// `status_of` picks.
+/// `status_of` picks, giving it `timeout`.
 template <class... Ts>
-void ask_sync(control_plane_pointer self, const admin_exchange_ptr& ex,
-              status_of_body status_of, Ts... xs) {
+void ask_sync_within(caf::timespan timeout, control_plane_pointer self,
+                     const admin_exchange_ptr& ex, status_of_body status_of,
+                     Ts... xs) {
   auto& slot = self->state.sync_manager;
   auto manager = slot ? slot->get() : sync_manager_actor{};
   if (!manager) {
     ex->answer(admin_error(503, "the sync manager is not running"));
     return;
   }
-  self->request(manager, sync_manager_timeout, xs...)
+  self->request(manager, timeout, xs...)
     .then(
       [ex, status_of](std::string& body) {
         auto status = status_of(body);
@@ -72,6 +76,13 @@ void ask_sync(control_plane_pointer self, const admin_exchange_ptr& ex,
                                status == 400 ? field_of(message)
                                              : std::string{}));
       });
+}
+
+/// `ask_sync_within` the usual time.
+template <class... Ts>
+void ask_sync(control_plane_pointer self, const admin_exchange_ptr& ex,
+              status_of_body status_of, Ts... xs) {
+  ask_sync_within(sync_manager_timeout, self, ex, status_of, xs...);
 }
 
 /// A route that asks the sync manager `xs...`, without arguments from the
@@ -126,6 +137,14 @@ void sync_health(control_plane_pointer self, const admin_exchange_ptr& ex,
   ask_sync(self, ex, sync_health_status, atom::health_v);
 }
 
+/// `ferry sync URL` beside this node hands it the job: the answer waits for
+/// the whole sync.
+void run_one_shot(control_plane_pointer self, const admin_exchange_ptr& ex,
+                  const admin_route_args&) {
+  ask_sync_within(one_shot_sync_timeout, self, ex, always_ok, atom::neg_v,
+                  ex->request.body);
+}
+
 } // namespace
 
 void add_sync_admin_routes(std::vector<admin_route>& table) {
@@ -151,6 +170,7 @@ void add_sync_admin_routes(std::vector<admin_route>& table) {
        ask_sync_about_server(atom::stop_v)},
       {"POST", "/api/v1/sync/servers/{id}/sync-now", access::credentials,
        ask_sync_about_server(atom::sync_now_v)},
+      {"POST", "/api/v1/sync/run", access::credentials, run_one_shot},
     });
 }
 

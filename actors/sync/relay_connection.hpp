@@ -54,6 +54,9 @@ struct relay_connection_deps {
   grasp_relay_driver_actor driver;
   /// A driven connection dials only after this delay (its relay's backoff).
   caf::timespan start_after{0};
+  /// The largest local item set of a one-shot sync the manager runs
+  /// (`relay.negentropy.max_items`).
+  size_t one_shot_max_items = 500000;
 };
 
 /// The state of a RELAY CONNECTION: what identifies it, and one part per

@@ -16,6 +16,7 @@ relay_connection_deps connection_deps(const node_wiring& wiring) {
   deps.health = wiring.health;
   deps.hub = wiring.relay->hub;
   deps.batches = wiring.batches;
+  deps.one_shot_max_items = wiring.cfg.relay.negentropy.max_items;
   return deps;
 }
 

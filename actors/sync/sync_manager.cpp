@@ -2,6 +2,7 @@
 
 #include "actors/runtime/json_status.hpp"
 #include "actors/runtime/logging.hpp"
+#include "actors/sync/one_shot_sync.hpp"
 #include "messages/clock.hpp"
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/cluster/replication.hpp"
@@ -14,6 +15,8 @@
 
 #include <boost/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -339,7 +342,59 @@ sync_manager_state::~sync_manager_state() {
   for (auto& [id, e] : servers)
     if (e.connection)
       caf::anon_send_exit(e.connection, caf::exit_reason::user_shutdown);
+  // A job sees `stopping` within a fifth of a second and ends.
+  stopping->store(true);
+  for (auto& [id, job] : one_shot_jobs)
+    if (job.thread.joinable())
+      job.thread.join();
 }
+
+namespace {
+
+/// Runs a one-shot sync on its own thread and sends its answer to `manager`
+/// as (done, job, JSON).
+std::thread start_one_shot(caf::actor_system& sys, store::event_store& store,
+                           sync_options opts, nostr::filter f,
+                           size_t max_items,
+                           std::vector<verifier_actor> verifiers,
+                           std::shared_ptr<std::atomic<bool>> stopping,
+                           sync_manager_actor manager, uint64_t job) {
+  return std::thread{[&sys, &store, opts = std::move(opts), f = std::move(f),
+                      max_items, verifiers = std::move(verifiers),
+                      stopping = std::move(stopping), manager, job] {
+    // What the command would have printed, in memory.
+    char* out_text = nullptr;
+    size_t out_size = 0;
+    char* err_text = nullptr;
+    size_t err_size = 0;
+    FILE* out = ::open_memstream(&out_text, &out_size);
+    FILE* err = ::open_memstream(&err_text, &err_size);
+    int exit_code = 1;
+    if (out != nullptr && err != nullptr) {
+      one_shot_report report;
+      report.out = out;
+      report.err = err;
+      report.stopping = stopping.get();
+      exit_code = run_one_shot_sync(sys, store, opts, f, max_items, verifiers,
+                                    report);
+    }
+    if (out != nullptr)
+      std::fclose(out);
+    if (err != nullptr)
+      std::fclose(err);
+    boost::json::object answer{
+      {"exit_code", exit_code},
+      {"stdout", out_text != nullptr ? std::string{out_text, out_size} : ""},
+      {"stderr", err_text != nullptr ? std::string{err_text, err_size}
+                                     : "ferry sync: out of memory\n"}};
+    std::free(out_text);
+    std::free(err_text);
+    caf::anon_send(manager, atom::done_v, job,
+                   boost::json::serialize(answer));
+  }};
+}
+
+} // namespace
 
 sync_manager_actor::behavior_type
 sync_manager(sync_manager_actor::stateful_pointer<sync_manager_state> self,
@@ -622,6 +677,46 @@ sync_manager_actor::behavior_type clustered_sync_manager(
         return;
       st.live = std::move(live);
       apply_ownership(self);
+    },
+    [self](atom::neg, const std::string& body) -> caf::result<std::string> {
+      auto& st = self->state;
+      sync_options opts;
+      std::string field;
+      if (auto why = parse_sync_options(body, opts, field); !why.empty())
+        return caf::make_error(ec::invalid_input,
+                               field.empty() ? why : field + ": " + why);
+      nostr::filter f;
+      if (auto wrong = check_sync_options(opts, f))
+        return caf::make_error(ec::invalid_input,
+                               wrong.field + ": " + wrong.message);
+      std::vector<verifier_actor> verifiers;
+      for (const auto& slot : st.deps.verifiers)
+        if (auto v = slot ? slot->get() : verifier_actor{})
+          verifiers.push_back(v);
+      if (opts.writes() && verifiers.empty())
+        return caf::make_error(ec::upstream_failure,
+                               "the node's verifiers are not running");
+      auto job = ++st.one_shot_started;
+      auto& entry = st.one_shot_jobs[job];
+      entry.reply = self->make_response_promise<std::string>();
+      log::info("{} runs a one-shot sync with {} ({})", self->name(), opts.url,
+                opts.direction);
+      entry.thread = start_one_shot(
+        self->system(), *st.deps.store, std::move(opts), std::move(f),
+        st.deps.one_shot_max_items, std::move(verifiers), st.stopping,
+        caf::actor_cast<sync_manager_actor>(self), job);
+      return entry.reply;
+    },
+    [self](atom::done, uint64_t job, std::string& answer) {
+      auto& jobs = self->state.one_shot_jobs;
+      auto i = jobs.find(job);
+      if (i == jobs.end())
+        return;
+      i->second.reply.deliver(std::move(answer));
+      // Its last act was this message: the join is immediate.
+      if (i->second.thread.joinable())
+        i->second.thread.join();
+      jobs.erase(i);
     },
   };
 }

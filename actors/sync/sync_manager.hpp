@@ -6,11 +6,14 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ferry {
@@ -61,7 +64,20 @@ struct sync_manager_state {
   uint64_t puts = 0;
   uint64_t erases = 0;
 
-  /// Stops every connection: they must not outlive their manager.
+  /// A one-shot sync handed over by `ferry sync URL`: the thread that runs
+  /// it (it blocks on the relay) and who waits for its answer.
+  struct one_shot_job {
+    std::thread thread;
+    caf::typed_response_promise<std::string> reply;
+  };
+  std::map<uint64_t, one_shot_job> one_shot_jobs;
+  uint64_t one_shot_started = 0;
+  /// Tells the jobs' threads to end early.
+  std::shared_ptr<std::atomic<bool>> stopping
+    = std::make_shared<std::atomic<bool>>(false);
+
+  /// Stops every connection, and ends and joins the one-shot jobs: they
+  /// must not outlive their manager.
   ~sync_manager_state();
 
   static inline constexpr const char* name = "sync-manager";

@@ -297,6 +297,10 @@ std::vector<route> every_route() {
     {"POST", "/api/v1/sync/servers/probe/sync-now", ""},
     {"GET", "/api/v1/sync/stats", ""},
     {"GET", "/api/v1/sync/health", ""},
+    // A one-shot dry run against a closed port: it fails at once, in a 200
+    // that carries its exit code.
+    {"POST", "/api/v1/sync/run",
+     R"({"url":"ws://127.0.0.1:1","dry_run":true,"timeout_seconds":1})"},
     {"DELETE", "/api/v1/sync/servers/probe", ""},
     {"GET", "/api/v1/grasp/repos", ""},
     {"GET", "/api/v1/grasp/repos/30617%3Aab%3Ax", ""},

@@ -415,14 +415,24 @@ TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",
 }
 
 TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
-          "its store, its newest events included",
+          "its store, its newest events included, and a fetch is handed to "
+          "the node",
           "[integration][sync_cli]") {
   auto keys = nostr::generate_keypair();
   auto events = make_split(keys, 1, 300, 0.5);
   test::temp_dir relay_dir;
   test::temp_dir local_dir;
   auto relay_cfg = test::node_config(relay_dir);
-  auto local_cfg = test::node_config(local_dir);
+  // A fixed admin port and a token: how `ferry sync` reaches the node to
+  // hand it a sync that fetches.
+  auto local_cfg = local_dir.file("ferry.toml");
+  const auto admin_port = test::free_port();
+  test::write_file(local_cfg, "[relay]\naddress = \"127.0.0.1\"\nport = 0\n"
+                              "[admin]\naddress = \"127.0.0.1\"\nport = "
+                                + std::to_string(admin_port)
+                                + "\ntoken = \"sync-t0ken\"\n"
+                                  "[console]\nport = 0\n[store]\npath = \""
+                                + local_dir.file("data") + "\"\n");
   std::string relay_jsonl;
   append_jsonl(relay_jsonl, events.relay_only);
   append_jsonl(relay_jsonl, events.shared);
@@ -461,6 +471,44 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   // The node kept its store: it still serves what it held.
   CHECK(relay_ids(*local_port, events.kind)
         == ids({&events.shared, &events.local_only}));
+
+  // A sync that fetches is handed to the node, which stores what it gets
+  // through its own ingest path; the output and exit code are the same.
+  auto down = sync_kind(url, local_cfg, events.kind, "down");
+  INFO(down.output);
+  REQUIRE(down.status == 0);
+  CHECK(down.output.find("it runs the sync") != std::string::npos);
+  s = parse_summary(down.output);
+  CHECK(s.have == 0);
+  CHECK(s.need == events.relay_only.size());
+  CHECK(s.fetched == events.relay_only.size());
+  CHECK(s.stored == events.relay_only.size());
+  CHECK(relay_ids(*local_port, events.kind)
+        == ids({&events.relay_only, &events.shared, &events.local_only}));
+  // The node checks a job's options itself: 400 naming the field.
+  for (auto [body, field] : std::vector<std::pair<std::string, std::string>>{
+         {R"({"url":"http://127.0.0.1:1"})", "url"},
+         {R"({"url":"ws://127.0.0.1:1","direction":"sideways"})", "direction"},
+         {R"({"url":"ws://127.0.0.1:1","filter":[1]})", "filter"},
+         {R"({"url":"ws://127.0.0.1:1","frame_size_limit":10})",
+          "frame_size_limit"},
+         {R"({"url":"ws://127.0.0.1:1","colour":"red"})", "colour"}}) {
+    auto res = net::simple_http_request(
+      "127.0.0.1", admin_port, "POST", "/api/v1/sync/run",
+      {{"Authorization", "Bearer sync-t0ken"}}, body);
+    INFO(body << " -> " << res.response.body << res.error);
+    CHECK(res.response.status == 400);
+    CHECK(res.response.body.find(R"("field":")" + field + "\"")
+          != std::string::npos);
+  }
+  // A bad relay fails the same way through the node: exit 1, the reason.
+  auto unreachable = "ws://127.0.0.1:" + std::to_string(test::free_port());
+  auto failed = run_ferry({"sync", unreachable, "--config", local_cfg,
+                           "--timeout", "5"});
+  INFO(failed.output);
+  CHECK(failed.status == 1);
+  CHECK(failed.output.find("cannot connect to " + unreachable)
+        != std::string::npos);
 
   CHECK(local.kill(SIGTERM) == 0);
   CHECK(relay.kill(SIGTERM) == 0);

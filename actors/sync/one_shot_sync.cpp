@@ -1,0 +1,722 @@
+// One `ferry sync` run (see one_shot_sync.hpp). It is driven step by step
+// from one mailbox (a scoped actor): the WebSocket's callbacks on the
+// io_runtime thread and the verifiers' answers all arrive there.
+
+#include "actors/sync/one_shot_sync.hpp"
+
+#include "actors/sync/id_fetcher.hpp"
+#include "messages/clock.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/negentropy.hpp"
+#include "messages/type_ids.hpp"
+#include "net/io_runtime.hpp"
+#include "net/ws_client.hpp"
+
+#include <caf/after.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <boost/json.hpp>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+namespace ferry {
+
+namespace {
+
+namespace neg = nostr::negentropy;
+using clock_type = std::chrono::steady_clock;
+
+/// The negentropy session's subscription id.
+constexpr const char* neg_sub = "ferry-sync";
+
+/// Negentropy rounds before we give up on a relay that never converges.
+/// Each round settles at least one frame's worth of ranges, so real sessions
+/// finish in a few dozen even at the smallest frame size.
+constexpr size_t max_rounds = 10000;
+
+/// Events fetched and not yet answered by the ingest pipeline; no new REQ
+/// goes out beyond it, so a fast relay cannot fill memory.
+constexpr size_t max_ingest_in_flight = 8192;
+
+/// EVENTs sent and not yet answered with OK.
+constexpr size_t up_window = 256;
+
+/// Refusals printed one by one; the rest are only counted.
+constexpr size_t refusals_shown = 5;
+
+const std::string req_fallback
+  = "sync with REQ instead (a [[sync.server]] with mode = \"req_stream\" in a "
+    "node's config)";
+const std::string req_hint
+  = "the relay does not seem to support NIP-77 negentropy; " + req_fallback;
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", d.count() / 1000.0);
+  return text;
+}
+
+/// One message from the mailbox.
+struct inbound {
+  enum class kind { silence, opened, frame, closed, ingested } what = kind::silence;
+  /// The frame, or why the connection closed.
+  std::string text;
+  net::failure_kind failure = net::failure_kind::none;
+  ingest_result result;
+};
+
+/// A relay message's verb and the fields this command reads.
+struct relay_message {
+  std::string verb;
+  /// Subscription id (EVENT, EOSE, CLOSED, NEG-*), event id (OK), or the
+  /// text of a NOTICE.
+  std::string first;
+  /// NEG-MSG's hex, NEG-ERR's, CLOSED's and OK's message.
+  std::string second;
+  /// OK's flag.
+  bool accepted = false;
+  /// EVENT's event; `event_error` says why it did not parse.
+  nostr::event ev;
+  std::string event_error;
+};
+
+/// Parses one relay frame. @returns false when it is not a JSON array
+/// starting with a string.
+bool parse_relay_message(std::string& frame, relay_message& out) {
+  thread_local simdjson::ondemand::parser parser;
+  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(frame.data(), frame.size(), frame.capacity());
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::array msg;
+  simdjson::ondemand::array_iterator it;
+  simdjson::ondemand::array_iterator end;
+  std::string_view verb;
+  if (parser.iterate(input).get(doc) || doc.get_array().get(msg)
+      || msg.begin().get(it) || msg.end().get(end) || it == end
+      || (*it).get_string().get(verb))
+    return false;
+  out.verb = std::string{verb};
+  ++it;
+  auto next_string = [&](std::string& into) {
+    std::string_view view;
+    if (it == end || (*it).get_string().get(view))
+      return false;
+    into = std::string{view};
+    ++it;
+    return true;
+  };
+  if (!next_string(out.first))
+    return true;
+  if (out.verb == "EVENT") {
+    simdjson::ondemand::value value;
+    if (it == end || (*it).get(value))
+      out.event_error = "no event object";
+    else
+      out.event_error = nostr::parse_event(value, out.ev);
+    return true;
+  }
+  if (out.verb == "OK") {
+    if (it == end || (*it).get_bool().get(out.accepted))
+      return true;
+    ++it;
+  }
+  next_string(out.second);
+  return true;
+}
+
+struct down_counts {
+  uint64_t stored = 0;
+  uint64_t duplicate = 0;
+  uint64_t rejected = 0;
+  uint64_t errors = 0;
+};
+
+struct up_counts {
+  uint64_t sent = 0;
+  uint64_t accepted = 0;
+  uint64_t refused = 0;
+  /// Ids of ours that the store no longer holds (deleted since the item set).
+  uint64_t vanished = 0;
+};
+
+/// One run of the command; every failure prints its message and returns false.
+class sync_run {
+public:
+  sync_run(const sync_options& opts, store::event_store& store, caf::scoped_actor& self,
+           net::io_runtime& io, const std::vector<verifier_actor>& verifiers,
+           const one_shot_report& report)
+    : opts_(opts),
+      store_(store),
+      self_(self),
+      io_(io),
+      verifiers_(verifiers),
+      report_(report),
+      timeout_(std::chrono::milliseconds{
+        static_cast<int64_t>(opts.timeout_seconds * 1000)}),
+      fetcher_({500, 4, "ferry-fetch-"}) {
+  }
+
+  bool connect();
+  /// Closes the connection and waits briefly for the close to go out.
+  void disconnect();
+  bool reconcile(const nostr::filter& f, neg::item_set_ptr items);
+  bool transfer();
+  /// The counts on the report's `out`; `complete` false marks a run that failed after
+  /// reconciling.
+  void print_summary(bool complete, std::chrono::duration<double> elapsed) const;
+
+  bool reconciled() const {
+    return reconciled_;
+  }
+
+  bool ingest_ok() const {
+    return down_.errors == 0;
+  }
+
+private:
+  bool fail(const std::string& message) {
+    say(message);
+    return false;
+  }
+
+  /// One message line on the report's `err`.
+  void say(const std::string& message) const {
+    std::fprintf(report_.err, "ferry sync: %s\n", message.c_str());
+  }
+
+  bool connection_lost(const inbound& in, const char* during) {
+    if (stopping())
+      return fail("stopped " + std::string{during} + ": the node is stopping");
+    return fail("connection to " + opts_.url + " lost " + during + ": "
+                + net::to_string(in.failure) + ": " + in.text);
+  }
+
+  void send(std::string frame) {
+    conn_->send(std::make_shared<const std::string>(std::move(frame)));
+  }
+
+  /// The next message within `wait`; `silence` when none came.
+  inbound next(std::chrono::milliseconds wait);
+  inbound receive_one(std::chrono::milliseconds wait);
+  bool stopping() const {
+    return report_.stopping && report_.stopping->load();
+  }
+  void on_transfer_frame(relay_message& msg, bool& failed);
+  void pump_down();
+  void pump_up();
+  /// Events fetched and sent so far, on a terminal only.
+  void report_progress();
+
+  bool wants_down() const {
+    return opts_.direction != "up";
+  }
+  bool wants_up() const {
+    return opts_.direction != "down";
+  }
+
+  const sync_options& opts_;
+  store::event_store& store_;
+  caf::scoped_actor& self_;
+  net::io_runtime& io_;
+  const std::vector<verifier_actor>& verifiers_;
+  const one_shot_report& report_;
+  std::chrono::milliseconds timeout_;
+  std::shared_ptr<net::ws_client_connection> conn_;
+  bool conn_closed_ = false;
+
+  // Reconciliation.
+  bool reconciled_ = false;
+  size_t rounds_ = 0;
+  std::vector<nostr::bytes32> have_;
+  std::vector<nostr::bytes32> need_;
+
+  // Down.
+  id_fetcher fetcher_;
+  size_t ingest_in_flight_ = 0;
+  size_t next_verifier_ = 0;
+  down_counts down_;
+
+  // Up.
+  std::deque<nostr::bytes32> up_queue_;
+  std::unordered_set<std::string> up_in_flight_;
+  up_counts up_;
+};
+
+inbound sync_run::receive_one(std::chrono::milliseconds wait) {
+  inbound in;
+  self_->receive(
+    [&](atom::connected) { in.what = inbound::kind::opened; },
+    [&](atom::frame, std::string& frame) {
+      in.what = inbound::kind::frame;
+      in.text = std::move(frame);
+    },
+    [&](atom::closed, uint8_t failure, std::string& reason) {
+      conn_closed_ = true;
+      in.what = inbound::kind::closed;
+      in.failure = static_cast<net::failure_kind>(failure);
+      in.text = std::move(reason);
+    },
+    [&](ingest_result& r) {
+      in.what = inbound::kind::ingested;
+      in.result = std::move(r);
+    },
+    caf::after(std::max(wait, std::chrono::milliseconds{1})) >> [] {});
+  return in;
+}
+
+inbound sync_run::next(std::chrono::milliseconds wait) {
+  // A run that can be stopped from outside waits in short slices.
+  constexpr auto slice = std::chrono::milliseconds{200};
+  auto deadline = clock_type::now() + wait;
+  for (;;) {
+    if (stopping()) {
+      inbound in;
+      in.what = inbound::kind::closed;
+      in.text = "the node is stopping";
+      return in;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - clock_type::now());
+    auto in = receive_one(report_.stopping ? std::min(left, slice) : left);
+    if (in.what != inbound::kind::silence || clock_type::now() >= deadline)
+      return in;
+  }
+}
+
+bool sync_run::connect() {
+  net::tls_options tls;
+  tls.ca_certfile = opts_.ca_file;
+  auto me = caf::actor_cast<caf::actor>(self_.ptr());
+  net::ws_client_callbacks callbacks;
+  callbacks.on_open = [me] { caf::anon_send(me, atom::connected_v); };
+  callbacks.on_frame = [me](std::string frame) {
+    caf::anon_send(me, atom::frame_v, std::move(frame));
+  };
+  callbacks.on_close = [me](net::failure_kind kind, const std::string& reason) {
+    caf::anon_send(me, atom::closed_v, static_cast<uint8_t>(kind), reason);
+  };
+  conn_ = net::connect_ws(io_.context(), opts_.url, tls, std::move(callbacks),
+                          timeout_);
+  // connect_ws's own timeout ends the attempt; this wait only backs it up.
+  auto in = next(timeout_ + std::chrono::seconds{5});
+  if (in.what == inbound::kind::opened)
+    return true;
+  conn_.reset();
+  if (in.what == inbound::kind::closed)
+    return fail("cannot connect to " + opts_.url + ": "
+                + net::to_string(in.failure) + ": " + in.text);
+  return fail("cannot connect to " + opts_.url + " within "
+              + seconds_text(timeout_));
+}
+
+void sync_run::disconnect() {
+  if (!conn_ || conn_closed_)
+    return;
+  conn_->close("done");
+  conn_.reset();
+  auto deadline = clock_type::now() + std::chrono::seconds{2};
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - clock_type::now());
+    if (left.count() <= 0 || next(left).what == inbound::kind::closed)
+      return;
+  }
+}
+
+bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
+  neg::client client{std::move(items), opts_.frame_size_limit};
+  std::string open = "[\"NEG-OPEN\",\"";
+  open += neg_sub;
+  open += "\"," + nostr::to_json(f) + ",\"" + neg::encode_hex(client.initiate())
+          + "\"]";
+  send(std::move(open));
+  auto deadline = clock_type::now() + timeout_;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - clock_type::now());
+    if (left.count() <= 0) {
+      if (rounds_ == 0)
+        return fail("no answer to NEG-OPEN from " + opts_.url + " within "
+                    + seconds_text(timeout_) + ": " + req_hint);
+      return fail("no answer to NEG-MSG (round " + std::to_string(rounds_ + 1)
+                  + ") within " + seconds_text(timeout_));
+    }
+    auto in = next(left);
+    if (in.what == inbound::kind::closed)
+      return connection_lost(in, "during reconciliation");
+    if (in.what != inbound::kind::frame)
+      continue;
+    relay_message msg;
+    if (!parse_relay_message(in.text, msg))
+      return fail("malformed message from the relay: " + in.text.substr(0, 200));
+    if (msg.verb == "NOTICE") {
+      if (rounds_ == 0)
+        return fail("the relay answered NEG-OPEN with NOTICE \"" + msg.first
+                    + "\": " + req_hint);
+      say("notice from the relay: " + msg.first);
+      continue;
+    }
+    if (msg.first != neg_sub)
+      continue;
+    if (msg.verb == "NEG-ERR") {
+      if (msg.second.rfind("auth-required:", 0) == 0)
+        return fail("the relay wants NIP-42 authentication (NEG-ERR \""
+                    + msg.second + "\"), which ferry sync does not do");
+      if (rounds_ == 0)
+        return fail("the relay refused NEG-OPEN with NEG-ERR \"" + msg.second
+                    + "\"; if it does not support NIP-77 negentropy, "
+                    + req_fallback);
+      return fail("the relay ended the negentropy session in round "
+                  + std::to_string(rounds_ + 1) + " with NEG-ERR \""
+                  + msg.second + "\"");
+    }
+    if (msg.verb != "NEG-MSG")
+      continue;
+    std::string response;
+    if (!neg::decode_hex(msg.second, response))
+      return fail("NEG-MSG from the relay is not lowercase hex");
+    neg::client::round round;
+    if (auto why = client.reconcile(response, round); !why.empty())
+      return fail("bad negentropy message from the relay: " + why);
+    ++rounds_;
+    have_.insert(have_.end(), round.have.begin(), round.have.end());
+    need_.insert(need_.end(), round.need.begin(), round.need.end());
+    say("round " + std::to_string(rounds_) + ": have "
+        + std::to_string(have_.size()) + ", need "
+        + std::to_string(need_.size()));
+    if (!round.next) {
+      send(std::string{"[\"NEG-CLOSE\",\""} + neg_sub + "\"]");
+      reconciled_ = true;
+      return true;
+    }
+    if (rounds_ >= max_rounds)
+      return fail("no agreement after " + std::to_string(max_rounds)
+                  + " negentropy rounds");
+    send(std::string{"[\"NEG-MSG\",\""} + neg_sub + "\",\""
+         + neg::encode_hex(*round.next) + "\"]");
+    deadline = clock_type::now() + timeout_;
+  }
+}
+
+void sync_run::pump_down() {
+  if (ingest_in_flight_ >= max_ingest_in_flight)
+    return;
+  for (auto& frame : fetcher_.fill())
+    send(std::move(frame));
+}
+
+void sync_run::pump_up() {
+  while (up_in_flight_.size() < up_window && !up_queue_.empty()) {
+    auto id = up_queue_.front();
+    up_queue_.pop_front();
+    auto json = store_.get_json(id);
+    if (!json) {
+      ++up_.vanished;
+      continue;
+    }
+    send("[\"EVENT\"," + *json + "]");
+    up_in_flight_.insert(nostr::to_hex(id));
+    ++up_.sent;
+  }
+}
+
+void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
+  if (msg.verb == "EVENT") {
+    if (!fetcher_.owns(msg.first))
+      return;
+    if (!msg.event_error.empty()) {
+      ++down_.rejected;
+      return;
+    }
+    if (!fetcher_.on_event(msg.first, msg.ev.id))
+      return;
+    auto item = std::make_shared<ingest_item>();
+    item->data.ev = std::move(msg.ev);
+    item->source = "sync:cli";
+    self_->send(verifiers_[next_verifier_++ % verifiers_.size()],
+                atom::ingest_v, std::move(item));
+    ++ingest_in_flight_;
+    return;
+  }
+  if (msg.verb == "EOSE") {
+    if (auto close = fetcher_.on_eose(msg.first); !close.empty())
+      send(std::move(close));
+    return;
+  }
+  if (msg.verb == "CLOSED") {
+    if (fetcher_.on_closed(msg.first, msg.second)) {
+      fail("the relay closed a REQ by ids with \"" + msg.second + "\"");
+      failed = true;
+    }
+    return;
+  }
+  if (msg.verb == "OK") {
+    if (up_in_flight_.erase(msg.first) == 0)
+      return;
+    if (msg.accepted) {
+      ++up_.accepted;
+      return;
+    }
+    if (++up_.refused <= refusals_shown)
+      say("the relay refused " + msg.first + ": " + msg.second);
+    return;
+  }
+  if (msg.verb == "NOTICE")
+    say("notice from the relay: " + msg.first);
+}
+
+void sync_run::report_progress() {
+  if (!report_.progress)
+    return;
+  auto sent_up = wants_up() ? have_.size() : 0;
+  report_.progress(fetcher_.delivered + up_.sent,
+                   fetcher_.delivered + up_.accepted + up_.refused,
+                   fetcher_.wanted + sent_up);
+}
+
+bool sync_run::transfer() {
+  if (wants_down())
+    fetcher_.add(need_);
+  if (wants_up())
+    up_queue_.assign(have_.begin(), have_.end());
+  auto relay_deadline = clock_type::now() + timeout_;
+  bool was_waiting = false;
+  for (;;) {
+    pump_down();
+    pump_up();
+    const bool waiting_on_relay = fetcher_.open_requests() > 0
+                                  || !up_in_flight_.empty();
+    if (!waiting_on_relay && ingest_in_flight_ == 0 && fetcher_.done()
+        && up_queue_.empty())
+      break;
+    // The relay's time starts when we ask it something, not while only our
+    // own pipeline was busy.
+    if (waiting_on_relay && !was_waiting)
+      relay_deadline = clock_type::now() + timeout_;
+    was_waiting = waiting_on_relay;
+    report_progress();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      relay_deadline - clock_type::now());
+    if (waiting_on_relay && left.count() <= 0)
+      return fail("no answer from the relay within " + seconds_text(timeout_)
+                  + " (" + std::to_string(fetcher_.open_requests())
+                  + " REQs and " + std::to_string(up_in_flight_.size())
+                  + " EVENTs unanswered)");
+    // Without a question to the relay open, only our own pipeline is due.
+    auto in = next(waiting_on_relay ? left : std::chrono::milliseconds{1000});
+    switch (in.what) {
+      case inbound::kind::silence:
+      case inbound::kind::opened:
+        break;
+      case inbound::kind::closed:
+        return connection_lost(in, "while transferring events");
+      case inbound::kind::ingested:
+        --ingest_in_flight_;
+        switch (in.result.status) {
+          case ingest_status::stored:
+          case ingest_status::ephemeral:
+            ++down_.stored;
+            break;
+          case ingest_status::duplicate:
+            ++down_.duplicate;
+            break;
+          case ingest_status::invalid:
+          case ingest_status::refused:
+          case ingest_status::shadowed:
+            ++down_.rejected;
+            break;
+          case ingest_status::error:
+            if (++down_.errors == 1)
+              fail("storing a fetched event failed: " + in.result.message);
+            break;
+        }
+        break;
+      case inbound::kind::frame: {
+        relay_deadline = clock_type::now() + timeout_;
+        relay_message msg;
+        if (!parse_relay_message(in.text, msg))
+          return fail("malformed message from the relay: "
+                      + in.text.substr(0, 200));
+        bool failed = false;
+        on_transfer_frame(msg, failed);
+        if (failed)
+          return false;
+        break;
+      }
+    }
+  }
+  if (up_.vanished > 0)
+    say(std::to_string(up_.vanished)
+        + " events the relay lacks left the store during the sync (deleted "
+          "or replaced); not sent");
+  return true;
+}
+
+void sync_run::print_summary(bool complete,
+                             std::chrono::duration<double> elapsed) const {
+  std::fprintf(report_.out, "sync %s (%s%s%s): %zu round%s, have %zu, need %zu",
+              opts_.url.c_str(), opts_.direction.c_str(),
+              opts_.dry_run ? ", dry run" : "", complete ? "" : ", incomplete",
+              rounds_, rounds_ == 1 ? "" : "s", have_.size(),
+              need_.size());
+  if (!opts_.dry_run)
+    std::fprintf(report_.out, "; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
+                "missing %lu; sent %lu, accepted %lu, refused %lu",
+                static_cast<unsigned long>(fetcher_.delivered),
+                static_cast<unsigned long>(down_.stored),
+                static_cast<unsigned long>(down_.duplicate),
+                static_cast<unsigned long>(down_.rejected),
+                static_cast<unsigned long>(fetcher_.missing),
+                static_cast<unsigned long>(up_.sent),
+                static_cast<unsigned long>(up_.accepted),
+                static_cast<unsigned long>(up_.refused));
+  std::fprintf(report_.out, " in %.2f s\n", elapsed.count());
+  std::fflush(report_.out);
+}
+
+} // namespace
+
+sync_option_error check_sync_options(const sync_options& opts,
+                                     nostr::filter& f) {
+  if (auto reason = nostr::parse_filter(opts.filter_json, f); !reason.empty())
+    return {"filter", "--filter", reason};
+  auto parsed = net::parse_url(opts.url);
+  if (auto* why = std::get_if<std::string>(&parsed))
+    return {"url", "", opts.url + ": " + *why};
+  std::string scheme = opts.url.substr(0, opts.url.find(':'));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (scheme != "ws" && scheme != "wss")
+    return {"url", "", opts.url + ": a relay URL starts with ws:// or wss://"};
+  if (opts.direction != "down" && opts.direction != "up"
+      && opts.direction != "both")
+    return {"direction", "--dir",
+            "expected down, up or both, got '" + opts.direction + "'"};
+  if (opts.frame_size_limit != 0
+      && opts.frame_size_limit < neg::min_frame_size_limit)
+    return {"frame_size_limit", "--frame-size-limit",
+            "must be 0 (none) or at least "
+              + std::to_string(neg::min_frame_size_limit)};
+  if (!(opts.timeout_seconds > 0))
+    return {"timeout_seconds", "--timeout", "must be more than 0 seconds"};
+  return {};
+}
+
+std::string to_json(const sync_options& opts) {
+  namespace json = boost::json;
+  json::object body{{"url", opts.url},
+                    {"filter", json::parse(opts.filter_json)},
+                    {"direction", opts.direction},
+                    {"dry_run", opts.dry_run},
+                    {"frame_size_limit", static_cast<uint64_t>(opts.frame_size_limit)},
+                    {"timeout_seconds", opts.timeout_seconds}};
+  if (!opts.ca_file.empty())
+    body["ca_file"] = opts.ca_file;
+  return json::serialize(body);
+}
+
+std::string parse_sync_options(std::string_view text, sync_options& out,
+                               std::string& field) {
+  namespace json = boost::json;
+  json::error_code ec;
+  auto value = json::parse(text, ec);
+  if (ec || !value.is_object()) {
+    field.clear();
+    return "expected a JSON object";
+  }
+  const auto& body = value.as_object();
+  auto wrong = [&field](const char* name, const char* expected) {
+    field = name;
+    return std::string{"expected "} + expected;
+  };
+  for (const auto& [key, x] : body) {
+    if (key == "url") {
+      if (!x.is_string())
+        return wrong("url", "a ws:// or wss:// URL");
+      out.url = std::string{x.as_string()};
+    } else if (key == "filter") {
+      if (!x.is_object())
+        return wrong("filter", "a NIP-01 filter object");
+      out.filter_json = json::serialize(x);
+    } else if (key == "direction") {
+      if (!x.is_string())
+        return wrong("direction", "down, up or both");
+      out.direction = std::string{x.as_string()};
+    } else if (key == "dry_run") {
+      if (!x.is_bool())
+        return wrong("dry_run", "true or false");
+      out.dry_run = x.as_bool();
+    } else if (key == "frame_size_limit") {
+      if (!x.is_uint64() && !(x.is_int64() && x.as_int64() >= 0))
+        return wrong("frame_size_limit", "a byte count");
+      out.frame_size_limit = static_cast<size_t>(x.to_number<uint64_t>());
+    } else if (key == "timeout_seconds") {
+      if (!x.is_number())
+        return wrong("timeout_seconds", "a number of seconds");
+      out.timeout_seconds = x.to_number<double>();
+    } else if (key == "ca_file") {
+      if (!x.is_string())
+        return wrong("ca_file", "a path");
+      out.ca_file = std::string{x.as_string()};
+    } else {
+      field = std::string{key};
+      return "unknown field";
+    }
+  }
+  if (out.url.empty())
+    return wrong("url", "a ws:// or wss:// URL");
+  return {};
+}
+
+int run_one_shot_sync(caf::actor_system& sys, store::event_store& store,
+                      const sync_options& opts, const nostr::filter& f,
+                      size_t max_items,
+                      const std::vector<verifier_actor>& verifiers,
+                      const one_shot_report& report) {
+  auto start = clock_type::now();
+  auto scan = store.negentropy_items(f, unix_now(), max_items);
+  if (!scan) {
+    std::fprintf(report.err, "ferry sync: reading the local item set: %s\n",
+                 render(scan.error()).c_str());
+    return 1;
+  }
+  if (scan->over_limit) {
+    std::fprintf(report.err,
+                 "ferry sync: more than %zu local events match the filter "
+                 "(relay.negentropy.max_items); narrow it with since/until\n",
+                 max_items);
+    return 1;
+  }
+  auto items = std::make_shared<const neg::item_set>(std::move(scan->items));
+  std::fprintf(report.err, "ferry sync: %zu local events match the filter\n",
+               items->size());
+  bool ok = false;
+  bool ingest_ok = true;
+  caf::scoped_actor self{sys};
+  // Declared after the scoped actor: its thread stops (and the connection
+  // reports its close) before the actor goes away.
+  net::io_runtime io{1};
+  sync_run run{opts, store, self, io, verifiers, report};
+  if (run.connect()) {
+    ok = run.reconcile(f, std::move(items)) && (opts.dry_run || run.transfer());
+    run.disconnect();
+  }
+  ingest_ok = run.ingest_ok();
+  if (run.reconciled())
+    run.print_summary(ok, clock_type::now() - start);
+  return ok && ingest_ok ? 0 : 1;
+}
+
+} // namespace ferry
