@@ -493,6 +493,11 @@ bool sync_run::transfer() {
     up_queue_.assign(have_.begin(), have_.end());
   auto relay_deadline = clock_type::now() + timeout_;
   bool was_waiting = false;
+  // The ingest path answers every event; in a node one of its actors may
+  // restart meanwhile and drop what it held, so silence there ends the run
+  // too.
+  constexpr auto ingest_patience = std::chrono::seconds{60};
+  auto ingest_deadline = clock_type::now() + ingest_patience;
   for (;;) {
     pump_down();
     pump_up();
@@ -514,6 +519,13 @@ bool sync_run::transfer() {
                   + " (" + std::to_string(fetcher_.open_requests())
                   + " REQs and " + std::to_string(up_in_flight_.size())
                   + " EVENTs unanswered)");
+    if (ingest_in_flight_ == 0)
+      ingest_deadline = clock_type::now() + ingest_patience;
+    else if (clock_type::now() >= ingest_deadline)
+      return fail("the ingest path did not answer for "
+                  + seconds_text(ingest_patience) + " ("
+                  + std::to_string(ingest_in_flight_)
+                  + " fetched events unanswered)");
     // Without a question to the relay open, only our own pipeline is due.
     auto in = next(waiting_on_relay ? left : std::chrono::milliseconds{1000});
     switch (in.what) {
@@ -524,6 +536,7 @@ bool sync_run::transfer() {
         return connection_lost(in, "while transferring events");
       case inbound::kind::ingested:
         --ingest_in_flight_;
+        ingest_deadline = clock_type::now() + ingest_patience;
         switch (in.result.status) {
           case ingest_status::stored:
           case ingest_status::ephemeral:
