@@ -85,8 +85,13 @@ int hand_to_node(const config::config& cfg, const sync_options& opts) {
         if (auto* message = error->as_object().if_contains("message");
             message && message->is_string())
           why = std::string{message->as_string()};
-    std::fprintf(stderr, "ferry sync: the node refused the sync (HTTP %u): %s\n",
-                 static_cast<unsigned>(res.response.status), why.c_str());
+    // 4xx: it did not take the job; otherwise it took it and could not end
+    // it (a node that stops answers 503).
+    const auto status = res.response.status;
+    std::fprintf(stderr, "ferry sync: the node %s (HTTP %u): %s\n",
+                 status >= 400 && status < 500 ? "refused the sync"
+                                               : "did not finish the sync",
+                 static_cast<unsigned>(status), why.c_str());
     return 1;
   }
   auto text = [answer](const char* key) {

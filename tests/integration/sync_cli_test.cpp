@@ -191,6 +191,19 @@ summary checked_summary(const ran& r, const split& events, bool dry_run = false)
   return s;
 }
 
+/// A node config under `dir` whose admin API `ferry sync` can reach to hand
+/// it a sync: a fixed port and a token.
+std::string config_with_admin(const test::temp_dir& dir, uint16_t admin_port,
+                              const std::string& token) {
+  auto path = dir.file("ferry.toml");
+  test::write_file(path, "[relay]\naddress = \"127.0.0.1\"\nport = 0\n"
+                         "[admin]\naddress = \"127.0.0.1\"\nport = "
+                           + std::to_string(admin_port) + "\ntoken = \""
+                           + token + "\"\n[console]\nport = 0\n"
+                           + "[store]\npath = \"" + dir.file("data") + "\"\n");
+  return path;
+}
+
 /// Runs `ferry sync` of one kind with the local store of `config`.
 ran sync_kind(const std::string& url, const std::string& config, uint32_t kind,
               const std::string& dir, std::vector<std::string> extra = {}) {
@@ -425,14 +438,8 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   auto relay_cfg = test::node_config(relay_dir);
   // A fixed admin port and a token: how `ferry sync` reaches the node to
   // hand it a sync that fetches.
-  auto local_cfg = local_dir.file("ferry.toml");
   const auto admin_port = test::free_port();
-  test::write_file(local_cfg, "[relay]\naddress = \"127.0.0.1\"\nport = 0\n"
-                              "[admin]\naddress = \"127.0.0.1\"\nport = "
-                                + std::to_string(admin_port)
-                                + "\ntoken = \"sync-t0ken\"\n"
-                                  "[console]\nport = 0\n[store]\npath = \""
-                                + local_dir.file("data") + "\"\n");
+  auto local_cfg = config_with_admin(local_dir, admin_port, "sync-t0ken");
   std::string relay_jsonl;
   append_jsonl(relay_jsonl, events.relay_only);
   append_jsonl(relay_jsonl, events.shared);
@@ -511,6 +518,41 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
         != std::string::npos);
 
   CHECK(local.kill(SIGTERM) == 0);
+  CHECK(relay.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a node that stops during a sync handed to it ends the sync and "
+          "still stops promptly",
+          "[integration][sync_cli]") {
+  test::temp_dir dir;
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, "");
+  // A relay that never answers NEG-OPEN: the sync waits on it.
+  test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
+                             "--negentropy", "silent"},
+                            {},
+                            "node"};
+  auto relay_port = relay.wait_for_port();
+  REQUIRE(relay_port);
+  test::temp_dir local_dir;
+  auto local_cfg = config_with_admin(local_dir, test::free_port(), "t0ken");
+  test::ferry_process local{{"node", "--config", local_cfg}};
+  REQUIRE(local.wait_for_port());
+  test::ferry_process sync{{"sync",
+                            "ws://127.0.0.1:" + std::to_string(*relay_port),
+                            "--config", local_cfg, "--timeout", "60"}};
+  REQUIRE(test::wait_for_output(local, "runs a one-shot sync with"));
+  auto start = std::chrono::steady_clock::now();
+  CHECK(local.kill(SIGTERM) == 0);
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  CHECK(sync.wait() == 1);
+  INFO(sync.output());
+  // The admin API stops first: it answers 503 while the job ends, or its
+  // socket closes under the request.
+  const auto output = sync.output();
+  CHECK((output.find("the node did not finish the sync (HTTP 503)")
+           != std::string::npos
+         || output.find("did not answer") != std::string::npos));
   CHECK(relay.kill(SIGTERM) == 0);
 }
 
