@@ -9,6 +9,21 @@ namespace ferry::relay_conn {
 
 namespace {
 
+/// Hands the writer a new cursor; it commits it with its next batch, after
+/// the events the cursor covers.
+void hand_to_writer(self_pointer self, int64_t to) {
+  auto& st = self->state;
+  to = std::min(to, unix_now());
+  if (st.cursor.unstored_since != INT64_MAX)
+    to = std::min(to, st.cursor.unstored_since - 1);
+  if (to <= st.cursor.cursor_sent)
+    return;
+  if (auto writer = st.deps.writer->get()) {
+    st.cursor.cursor_sent = to;
+    self->send(writer, atom::cursor_v, st.def.id, to);
+  }
+}
+
 /// Reports, in order, the barriers whose events are all answered.
 void release_barriers(self_pointer self) {
   auto& st = self->state;
@@ -18,7 +33,9 @@ void release_barriers(self_pointer self) {
                              : cursor.unanswered.begin()->first;
   auto i = cursor.barriers.begin();
   for (; i != cursor.barriers.end() && i->before <= oldest_unanswered; ++i) {
-    if (i->sub.empty())
+    if (i->cursor > 0)
+      hand_to_writer(self, i->cursor);
+    else if (i->sub.empty())
       tell_listener(self, atom::done_v, st.def.url, i->serial);
     else
       tell_listener(self, atom::eose_v, st.def.url, i->sub);
@@ -47,8 +64,7 @@ void settle_ingest(self_pointer self, uint64_t seq, int64_t covers) {
   release_barriers(self);
 }
 
-/// Hands the writer a new down cursor; it commits it with its next batch,
-/// after the events the cursor covers.
+/// Hands the writer a new down cursor.
 /// The rule, for every caller: the persisted cursor moves only to a
 /// created_at below which everything the filters match that the remote gave
 /// us is stored. So it does not move during a catch-up (older pages or
@@ -62,18 +78,11 @@ void settle_ingest(self_pointer self, uint64_t seq, int64_t covers) {
 /// is for.
 void advance_cursor(self_pointer self, int64_t to) {
   auto& st = self->state;
-  // A driven connection's progress lives in GRASP SYNC's records.
+  // A driven connection's progress lives in GRASP SYNC's records; its
+  // cursor is its deletion follower's (add_cursor_barrier).
   if (driven(st))
     return;
-  to = std::min(to, unix_now());
-  if (st.cursor.unstored_since != INT64_MAX)
-    to = std::min(to, st.cursor.unstored_since - 1);
-  if (to <= st.cursor.cursor_sent)
-    return;
-  if (auto writer = st.deps.writer->get()) {
-    st.cursor.cursor_sent = to;
-    self->send(writer, atom::cursor_v, st.def.id, to);
-  }
+  hand_to_writer(self, to);
 }
 
 void note_unstored(self_pointer self, int64_t created_at) {
@@ -91,6 +100,12 @@ void note_unstored(self_pointer self, int64_t created_at) {
 void add_barrier(self_pointer self, std::string sub, uint64_t serial) {
   auto& cursor = self->state.cursor;
   cursor.barriers.push_back({cursor.next_ingest, std::move(sub), serial});
+  release_barriers(self);
+}
+
+void add_cursor_barrier(self_pointer self, int64_t to) {
+  auto& cursor = self->state.cursor;
+  cursor.barriers.push_back({cursor.next_ingest, {}, 0, to});
   release_barriers(self);
 }
 

@@ -36,12 +36,14 @@ struct relay_cursor {
   /// The store failed to take an event during the running catch-up.
   bool unstored_in_catchup = false;
   /// Driven: what waits until every event received before it is answered
-  /// by the writer: an EOSE to report (`sub`), or a flush (`serial`).
+  /// by the writer: an EOSE to report (`sub`), a flush (`serial`), or the
+  /// deletion follower's cursor to move (`cursor`).
   struct barrier {
     /// It waits for every ingest numbered below this (`next_ingest` then).
     uint64_t before = 0;
     std::string sub;
     uint64_t serial = 0;
+    int64_t cursor = 0;
   };
   std::vector<barrier> barriers;
 };
@@ -66,6 +68,10 @@ void note_unstored(self_pointer self, int64_t created_at);
 /// Driven: reports EOSE `sub` (or flush `serial`, when `sub` is empty) once
 /// every event received before now is stored.
 void add_barrier(self_pointer self, std::string sub, uint64_t serial);
+
+/// Driven: moves the cursor to `to` once every event received before now is
+/// stored (the deletion follower's, see relay_deletions.hpp).
+void add_cursor_barrier(self_pointer self, int64_t to);
 
 } // namespace relay_conn
 

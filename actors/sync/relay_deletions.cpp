@@ -86,6 +86,17 @@ bool session_up(const relay_connection_state& st) {
          && (st.state == phase::catching_up || st.state == phase::live);
 }
 
+/// (Re)opens the tail. Driven, it is the cursor's next target unless an
+/// older one is still pending (that one is valid too, and comes first).
+void open_tail(self_pointer self, int64_t since) {
+  auto& st = self->state;
+  auto& dels = st.deletions;
+  dels.tail_opened = unix_now();
+  if (driven(st) && dels.cursor_target == 0)
+    dels.cursor_target = dels.tail_opened;
+  subscribe(self, deletion_tail_sub, tail_filters(dels, since), std::nullopt);
+}
+
 void schedule_flush(self_pointer self) {
   auto& dels = self->state.deletions;
   if (dels.flush_scheduled)
@@ -110,7 +121,8 @@ bool follows_deletions(const sync_server& def) {
 
 void load_deletion_authors(self_pointer self) {
   auto& st = self->state;
-  st.deletions.active = !driven(st) && follows_deletions(st.def);
+  st.deletions.active = driven(st) ? st.def.follow_deletions
+                                    : follows_deletions(st.def);
   if (!st.deletions.active)
     return;
   auto authors = store::list_sync_authors(*st.deps.store, st.def.id);
@@ -160,11 +172,33 @@ void open_deletion_tail(self_pointer self, int64_t since) {
   dels.tail_stale_since = 0;
   dels.tail_opened = unix_now();
   dels.flush_scheduled = false; // a timer of an ended session is ignored
+  dels.cursor_target = 0;
   if (!dels.authors.empty())
-    subscribe(self, deletion_tail_sub, tail_filters(dels, since),
-              std::nullopt);
+    open_tail(self, since);
   if (!dels.unannounced.empty())
     schedule_flush(self);
+}
+
+void open_driven_deletion_tail(self_pointer self) {
+  auto& st = self->state;
+  int64_t since = 0;
+  if (auto c = store::get_sync_cursor(*st.deps.store, st.def.id); c && *c)
+    since = std::max<int64_t>(0, (*c)->created_at
+                                   - st.def.overlap_window_seconds);
+  open_deletion_tail(self, since);
+}
+
+void settle_deletion_cursor(self_pointer self) {
+  auto& st = self->state;
+  auto& dels = st.deletions;
+  if (!dels.active || !driven(st) || dels.cursor_target == 0
+      || !dels.unannounced.empty())
+    return;
+  // The driven connection's other REQs are GRASP SYNC's.
+  for (const auto& [id, sub] : st.reqs.open)
+    if (!sub.driven && !sub.eose)
+      return;
+  add_cursor_barrier(self, std::exchange(dels.cursor_target, 0));
 }
 
 void flush_deletion_authors(self_pointer self, uint64_t gen) {
@@ -195,9 +229,7 @@ void flush_deletion_authors(self_pointer self, uint64_t gen) {
       && (!tail_open || now - dels.tail_opened >= tail_refresh_seconds)) {
     auto since = dels.tail_stale_since - st.def.overlap_window_seconds;
     dels.tail_stale_since = 0;
-    dels.tail_opened = now;
-    subscribe(self, deletion_tail_sub, tail_filters(dels, since),
-              std::nullopt);
+    open_tail(self, since);
   }
   if (!dels.unannounced.empty() || dels.tail_stale_since > 0)
     schedule_flush(self);

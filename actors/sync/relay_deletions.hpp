@@ -12,6 +12,12 @@
 //   - `ferry-deletions-N`, the history of authors learned in this session
 //     (their older deletions: the remote may still hold an event it was asked
 //     to delete), opened in batches, closed at its EOSE.
+// A connection driven by GRASP SYNC follows the deletions of what it
+// fetched for the repositories too (its REQs name repositories and roots, so
+// a deletion of a reply, a status or a comment would never match them).
+// With no catch-up to ride on, it keeps its own cursor under its id: every
+// followed author's deletions created before it are stored
+// (settle_deletion_cursor), and its tail starts there, less the overlap.
 // Internal to actors/sync/relay_*.
 
 #include "actors/sync/relay_connection_self.hpp"
@@ -48,6 +54,9 @@ struct relay_deletions {
   bool at_most_logged = false;
   /// Deletions received for followed authors (counted in the status).
   uint64_t received = 0;
+  /// Driven: when the oldest tail not yet settled opened (0: none); the
+  /// cursor may move there (see settle_deletion_cursor).
+  int64_t cursor_target = 0;
 };
 
 namespace relay_conn {
@@ -79,6 +88,17 @@ bool is_deletion_sub(const std::string& sub_id);
 
 /// A catch-up starts from `since` (0: everything): opens the tail.
 void open_deletion_tail(self_pointer self, int64_t since);
+
+/// Driven: the connection is up; the tail starts at the stored cursor, less
+/// the overlap window.
+void open_driven_deletion_tail(self_pointer self);
+
+/// Driven, after an EOSE of the follower's: once no subscription of the
+/// follower waits for its EOSE and every learned author's history was asked
+/// for, the cursor moves to `cursor_target` as soon as everything received
+/// before is stored. Before that moment a deletion the tail or a history
+/// still had to bring could be missing, so the cursor would skip it.
+void settle_deletion_cursor(self_pointer self);
 
 /// The flush timer (generation): the tail grows by the authors learned since
 /// the last flush, and their history is asked for.

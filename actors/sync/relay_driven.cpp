@@ -46,6 +46,7 @@ void on_driven_connected(self_pointer self) {
   st.driven.queued.clear();
   for (const auto& wanted : queued)
     send_driven(self, wanted);
+  open_driven_deletion_tail(self);
 }
 
 void on_driven_subscribe(self_pointer self,

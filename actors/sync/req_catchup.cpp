@@ -153,6 +153,7 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
     // Keep the finished page, so maybe_finish_catchup sees its EOSE.
   }
   maybe_finish_catchup(self);
+  settle_deletion_cursor(self);
 }
 
 void on_req_closed(self_pointer self, const std::string& sub_id,
@@ -170,7 +171,8 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
     st.reqs.open.erase(i);
     return tell_listener(self, atom::closed_v, st.def.url, sub_id, reason);
   }
-  if (is_deletion_sub(sub_id)) {
+  // A driven connection's own REQs are all the deletion follower's.
+  if (is_deletion_sub(sub_id) || driven(st)) {
     // The sync goes on without them; the next session asks again.
     log::warn("{} remote refused the deletions of synced authors: {}",
               st.label, reason);

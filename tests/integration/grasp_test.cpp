@@ -1,4 +1,6 @@
 #include "tests/integration/grasp_helpers.hpp"
+#include "store/event_store.hpp"
+#include "store/sync_store.hpp"
 
 using namespace ferry;
 using namespace ferry::grasp_test;
@@ -205,6 +207,81 @@ TEST_CASE("after a restart, a grasp node follows live what its relays "
     FAIL("the comment on R1 did not reach S live\n" << logs());
   if (!test::poll_until([&] { return holds(*s_port, backdated); }, 10s))
     FAIL("the back-dated patch on R1 did not reach S live\n" << logs());
+  CHECK(s->kill(SIGTERM) == 0);
+  CHECK(remotes.r1.kill(SIGTERM) == 0);
+  CHECK(remotes.r2.kill(SIGTERM) == 0);
+}
+
+namespace {
+
+/// The cursor of S's deletion follower on `relay`, read beside the running
+/// node (0: none yet).
+int64_t deletion_cursor(const test::temp_dir& dir, const std::string& relay) {
+  store::store_options opts;
+  opts.path = dir.file("data");
+  opts.beside_running_node = true;
+  auto db = store::event_store::open(opts);
+  if (!db)
+    return 0;
+  auto cursor = store::get_sync_cursor(**db, "grasp:" + relay);
+  return cursor && *cursor ? (*cursor)->created_at : 0;
+}
+
+} // namespace
+
+TEST_CASE("a grasp node follows the deletions of what it fetched: a reply "
+          "deleted while it runs, and one deleted while it was down",
+          "[integration][grasp]") {
+  test::temp_dir dir_s;
+  remote_relays remotes;
+  auto r1_port = remotes.port1;
+  const auto& r1_url = remotes.url1;
+  auto s_cfg = grasp_node_config(dir_s, test::free_port());
+  std::optional<test::ferry_process> s;
+  s.emplace(std::vector<std::string>{"node", "--config", s_cfg});
+  auto s_port = s->wait_for_port();
+  REQUIRE(s_port);
+  auto s_url = "ws://127.0.0.1:" + std::to_string(*s_port);
+  auto logs = [&] { return "--- S ---\n" + test::output_tail(*s) + remotes.logs(); };
+  auto owner = nostr::generate_keypair();
+  auto contributor = nostr::generate_keypair();
+  auto commenter = nostr::generate_keypair();
+  auto repo = "30617:" + nostr::to_hex(owner.pubkey) + ":ferry";
+  auto root = signed_event(contributor, grasp::kind_issue, {{"a", repo}});
+  auto root_id = nostr::to_hex(root.id);
+  auto first = signed_event(commenter, 1111, {{"E", root_id}, {"K", "1621"}});
+  auto second = signed_event(commenter, 1111,
+                             {{"E", root_id}, {"K", "1621"}, {"t", "second"}});
+  for (const auto& ev : {root, first, second})
+    publish(r1_port, ev);
+  publish(*s_port, signed_event(owner, grasp::kind_announcement,
+                                {{"d", "ferry"}, {"relays", s_url, r1_url}}));
+  if (!test::poll_until([&] { return holds(*s_port, first) && holds(*s_port, second); },
+                        20s))
+    FAIL("S did not fetch the comments from R1\n" << logs());
+
+  // The deletion names only the comment: no REQ of GRASP's (repositories,
+  // roots, announcements) matches it.
+  publish(r1_port, signed_event(commenter, 5,
+                                {{"e", nostr::to_hex(first.id)}, {"k", "1111"}}));
+  if (!test::poll_until([&] { return !holds(*s_port, first); }, 20s))
+    FAIL("the deletion on R1 did not reach S\n" << logs());
+  CHECK(holds(*s_port, second));
+  CHECK(holds(*s_port, root));
+  // Everything the follower asked for is in: its cursor moves, so the next
+  // connection asks only for what is newer.
+  if (!test::poll_until([&] { return deletion_cursor(dir_s, r1_url) > 0; }, 20s))
+    FAIL("the deletion follower's cursor did not move\n" << logs());
+  CHECK(deletion_cursor(dir_s, r1_url) <= test::unix_now());
+
+  REQUIRE(s->kill(SIGTERM) == 0);
+  publish(r1_port, signed_event(commenter, 5,
+                                {{"e", nostr::to_hex(second.id)}, {"k", "1111"}}));
+  s.emplace(std::vector<std::string>{"node", "--config", s_cfg});
+  REQUIRE(s->wait_for_port() == s_port);
+  if (!test::poll_until([&] { return !holds(*s_port, second); }, 20s))
+    FAIL("the deletion published while S was down did not reach S\n" << logs());
+  CHECK(holds(*s_port, root));
   CHECK(s->kill(SIGTERM) == 0);
   CHECK(remotes.r1.kill(SIGTERM) == 0);
   CHECK(remotes.r2.kill(SIGTERM) == 0);
