@@ -3,24 +3,16 @@
 // `[policy]`: the write policy every ingested event passes (built-in rules,
 // a strfry plugin, the memory of refused events).
 
+#include "messages/event_rules.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace ferry::config {
 
-/// One token bucket (`[policy.rate_limit.ip|pubkey|source]`): it holds at
-/// most `burst` events and refills at `rate` events per second; a rate of 0
-/// turns it off.
-struct rate_limit_config {
-  double rate = 0;
-  int64_t burst = 0;
-
-  bool enabled() const {
-    return rate > 0;
-  }
-};
+/// One token bucket (`[policy.rate_limit.ip|pubkey|source]`).
+using rate_limit_config = ferry::rate_limit;
 
 /// A strfry write-policy plugin (`[policy.plugin]`).
 struct policy_plugin_config {
@@ -44,23 +36,9 @@ struct refused_memory_config {
   std::chrono::seconds ttl{86400};
 };
 
-struct policy_config {
-  /// Only these authors may write (hex); empty: everyone.
-  std::vector<std::string> allowed_pubkeys;
-  /// These authors may never write (hex).
-  std::vector<std::string> denied_pubkeys;
-  /// Only these kinds are stored; empty: every kind.
-  std::vector<int64_t> allowed_kinds;
-  /// These kinds are never stored.
-  std::vector<int64_t> denied_kinds;
-  /// Largest `content` in bytes; 0: no limit.
-  int64_t max_content_bytes = 0;
-  /// Most tags on one event; 0: no limit.
-  int64_t max_tags = 0;
-  /// Oldest `created_at` accepted, in seconds before now; 0: no limit.
-  int64_t max_age_seconds = 0;
-  /// Furthest `created_at` accepted, in seconds after now; 0: no limit.
-  int64_t max_future_seconds = 0;
+/// The event rules (allowed and denied pubkeys and kinds, sizes, the
+/// created_at window) plus what only the node-wide policy has.
+struct policy_config : event_rules {
   /// Clients may only publish events whose author they proved by NIP-42.
   bool auth_required_for_writes = false;
   rate_limit_config rate_ip;

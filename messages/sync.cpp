@@ -92,7 +92,7 @@ std::string read_kinds(const json::value& v, const std::string& path,
   return {};
 }
 
-std::string read_rate_limit(const json::value& v, sync_policy& out) {
+std::string read_rate_limit(const json::value& v, rate_limit& out) {
   const std::string path = "policy.rate_limit";
   if (!v.is_object())
     return fail(path, "expected an object with rate and burst");
@@ -152,7 +152,7 @@ std::string read_policy(const json::value& v, sync_policy& out) {
       *value = x->get_int64();
     }
   if (auto x = obj.if_contains("rate_limit"))
-    return read_rate_limit(*x, out);
+    return read_rate_limit(*x, out.rate_limit);
   return {};
 }
 
@@ -468,10 +468,7 @@ caf::expected<sync_server> parse_sync_server(std::string_view text,
 }
 
 bool sync_policy::empty() const {
-  return allowed_pubkeys.empty() && denied_pubkeys.empty()
-         && allowed_kinds.empty() && denied_kinds.empty()
-         && max_content_bytes == 0 && max_tags == 0 && max_age_seconds == 0
-         && max_future_seconds == 0 && rate == 0;
+  return !any() && !rate_limit.enabled();
 }
 
 namespace {
@@ -502,11 +499,12 @@ std::string to_json(const sync_policy& p) {
   json::object rate;
   // Boost.JSON writes every double with an exponent ("1E1"): whole rates
   // read better as integers.
-  if (p.rate == std::floor(p.rate) && p.rate < 1e15)
-    rate["rate"] = static_cast<int64_t>(p.rate);
+  const auto& limit = p.rate_limit;
+  if (limit.rate == std::floor(limit.rate) && limit.rate < 1e15)
+    rate["rate"] = static_cast<int64_t>(limit.rate);
   else
-    rate["rate"] = p.rate;
-  rate["burst"] = p.burst;
+    rate["rate"] = limit.rate;
+  rate["burst"] = limit.burst;
   obj["rate_limit"] = std::move(rate);
   return json::serialize(obj);
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "messages/event_rules.hpp"
 #include "messages/nostr/filter.hpp"
 #include "messages/nostr/hex.hpp"
 
@@ -93,34 +94,23 @@ struct sync_tls {
   std::vector<tls_pin> pins;
 };
 
-/// One remote relay to sync with: what the admin API accepts and returns,
-/// what `[[sync.server]]` in ferry.toml holds, and what `sync_servers` stores.
 /// Built-in write-policy rules one sync server adds to `[policy]` for what
 /// it sends (JSON `policy`, TOML `[sync.server.policy]`): its connection
 /// applies them before the ingest path, so an event from that server must
 /// pass both. Every rule is off by default; the names and meanings are those
 /// of `[policy]`.
-struct sync_policy {
-  /// 64 lowercase hex (an npub is accepted and converted), sorted, unique.
-  std::vector<std::string> allowed_pubkeys;
-  std::vector<std::string> denied_pubkeys;
-  /// 0..65535, sorted, unique.
-  std::vector<int64_t> allowed_kinds;
-  std::vector<int64_t> denied_kinds;
-  int64_t max_content_bytes = 0;
-  int64_t max_tags = 0;
-  int64_t max_age_seconds = 0;
-  int64_t max_future_seconds = 0;
+struct sync_policy : event_rules {
   /// `rate_limit`: events per second this server may deliver, refilling a
   /// bucket of `burst`; 0: no limit. Over it: `rate-limited:`, and the cursor
   /// stays below the event, so a later catch-up asks again.
-  double rate = 0;
-  int64_t burst = 0;
+  ferry::rate_limit rate_limit;
 
   /// No rule is set.
   bool empty() const;
 };
 
+/// One remote relay to sync with: what the admin API accepts and returns,
+/// what `[[sync.server]]` in ferry.toml holds, and what `sync_servers` stores.
 struct sync_server {
   /// `[a-z0-9][a-z0-9._-]{0,63}`; the key everywhere (API path, store, stats).
   std::string id;

@@ -42,7 +42,8 @@ struct store_options {
   uint64_t reserve_bytes = 64ull << 20;
   /// Receives RocksDB's own log lines (`problem`: warning or worse). RocksDB
   /// writes no LOG file of its own, so it never fails on a full disk.
-  std::function<void(bool problem, std::string_view line)> log;  /// Reads a store a running node holds: opens it as a RocksDB secondary
+  std::function<void(bool problem, std::string_view line)> log;
+  /// Reads a store a running node holds: opens it as a RocksDB secondary
   /// instance, which takes no lock and sees what the node had written when
   /// it opened (the WAL included). Such a store must not be written to, and
   /// its schema must be this build's (a node upgrades it, not a reader).

@@ -101,16 +101,9 @@ void load_server_policy(self_pointer self) {
   if (p.empty())
     return;
   config::policy_config cfg;
-  cfg.allowed_pubkeys = p.allowed_pubkeys;
-  cfg.denied_pubkeys = p.denied_pubkeys;
-  cfg.allowed_kinds = p.allowed_kinds;
-  cfg.denied_kinds = p.denied_kinds;
-  cfg.max_content_bytes = p.max_content_bytes;
-  cfg.max_tags = p.max_tags;
-  cfg.max_age_seconds = p.max_age_seconds;
-  cfg.max_future_seconds = p.max_future_seconds;
+  static_cast<event_rules&>(cfg) = p;
   // The source's bucket: this connection is that whole source.
-  cfg.rate_source = {p.rate, p.burst};
+  cfg.rate_source = p.rate_limit;
   st.ingest.server_rules.emplace(cfg);
 }
 

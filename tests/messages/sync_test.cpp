@@ -314,8 +314,8 @@ TEST_CASE("a server's own policy rules parse, normalize and round-trip",
   CHECK(s.policy.allowed_kinds == std::vector<int64_t>{1, 7});
   CHECK(s.policy.max_content_bytes == 100);
   CHECK(s.policy.max_future_seconds == 60);
-  CHECK(s.policy.rate == 2.5);
-  CHECK(s.policy.burst == 10);
+  CHECK(s.policy.rate_limit.rate == 2.5);
+  CHECK(s.policy.rate_limit.burst == 10);
   CHECK_FALSE(s.policy.empty());
   CHECK(parse_ok(body()).policy.empty());
   CHECK(parse_ok(to_json(s)) == s);
