@@ -118,6 +118,8 @@ void reload_if_changed(self_pointer self) {
             st.config.command);
   drop_process(self, "the plugin is reloading");
   start_process(self);
+  if (st.config.script_changed)
+    st.config.script_changed();
 }
 
 /// The plugin is dead or broken: its requests get the fallback and it

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,10 @@ struct plugin_host_config {
   std::chrono::milliseconds stable_after{30000};
   /// The plugin file's mtime is looked at most this often.
   std::chrono::milliseconds mtime_check{1000};
+  /// Called once the plugin restarted because its file changed: what the
+  /// old script refused is not the new one's to keep (the ingest subsystem
+  /// points it at `follow_changed_plugin`).
+  std::function<void()> script_changed;
 };
 
 struct plugin_host_state {

@@ -8,6 +8,8 @@
 #include "messages/nostr/sha256.hpp"
 #include "store/refused_store.hpp"
 
+#include <caf/event_based_actor.hpp>
+
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -127,6 +129,23 @@ std::string policy_fingerprint(const config::policy_config& cfg) {
   one("plugin", cfg.plugin.command);
   one("plugin_script", plugin_script_digest(cfg.plugin.command));
   return out;
+}
+
+void follow_changed_plugin(caf::actor_system& sys,
+                           live_value_ptr<config::policy_config> config,
+                           store::event_store* store) {
+  sys.spawn<caf::detached>([config, store] {
+    auto forgotten = store::follow_policy(*store,
+                                          policy_fingerprint(*config->get()));
+    if (!forgotten)
+      log::warn("policy keeps the refused events' memory after its plugin "
+                "changed: {}",
+                render(forgotten.error()));
+    else if (*forgotten > 0)
+      log::info("policy forgets {} refused event(s): its plugin's script "
+                "changed since they were refused",
+                *forgotten);
+  });
 }
 
 policy_actor::behavior_type

@@ -45,6 +45,14 @@ struct policy_state {
 /// events follows it, see `store::follow_policy`).
 std::string policy_fingerprint(const config::policy_config& cfg);
 
+/// The plugin's script changed under the running node: the memory of
+/// refused events follows the policy's new fingerprint, forgetting what the
+/// old script refused. It runs in a detached actor of `sys`: the memory is
+/// scanned (up to its cap) and must not hold a scheduler worker.
+void follow_changed_plugin(caf::actor_system& sys,
+                           live_value_ptr<config::policy_config> config,
+                           store::event_store* store);
+
 /// The POLICY step: judges every verified event by the built-in rules, then
 /// by the plugin (when one is configured), and hands the accepted ones to
 /// the writer, whose answer goes straight back to the original sender.

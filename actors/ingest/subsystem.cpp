@@ -49,9 +49,13 @@ child_spec ingest_subsystem(const node_wiring& wiring, restart_policy policy) {
     plugin_slot = std::make_shared<handle_slot<plugin_host_actor>>();
     children.push_back(slotted(
       "policy-plugin", "policy-plugin", plugin_slot,
-      [hcfg = plugin_host_config_from(pcfg.plugin),
-       io = wiring.io](caf::local_actor* self) {
-        return self->system().spawn(plugin_host, hcfg, &io->context());
+      [hcfg = plugin_host_config_from(pcfg.plugin), io = wiring.io,
+       live = wiring.policy, store = wiring.store](caf::local_actor* self) {
+        auto cfg = hcfg;
+        cfg.script_changed = [sys = &self->system(), live, store] {
+          follow_changed_plugin(*sys, live, store);
+        };
+        return self->system().spawn(plugin_host, cfg, &io->context());
       }));
   }
   handle_slot_ptr<policy_actor> policy_slot;

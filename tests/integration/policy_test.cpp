@@ -6,6 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 
 using namespace ferry;
 using namespace ferry::sync_test;
@@ -22,6 +27,28 @@ std::string policy_config(const test::temp_dir& dir, const std::string& policy) 
   s.admin_extra = std::string{"token = \""} + admin_token + "\"\n";
   s.extra = policy;
   return test::node_config_with(dir, s);
+}
+
+/// A node syncing from the relay on `relay_port` by NIP-77 (an hour of
+/// overlap), judging events by the plugin `command`.
+std::string plugin_sync_config(const test::temp_dir& dir, uint16_t relay_port,
+                               const std::string& command) {
+  server_options neg;
+  neg.mode = "negentropy";
+  neg.overlap_seconds = 3600;
+  return policy_config(dir, sync_server_toml(relay_port, neg)
+                              + "[policy.plugin]\ncommand = \"" + command
+                              + "\"\n");
+}
+
+/// Waits until node-a's catch-up is complete with `n` events refused.
+void wait_refused(uint16_t admin_port, int64_t n) {
+  REQUIRE(test::poll_until(
+    [&] {
+      return stat_of(admin_port, "node-a", "rejected") >= n
+             && stat_flag(admin_port, "node-a", "catchup_complete");
+    },
+    10s));
 }
 
 /// Publishes `ev` and returns its OK frame.
@@ -141,20 +168,10 @@ TEST_CASE("a second catch-up does not fetch the events refused in the first",
   publish(a.port, good);
   publish(a.port, spam);
 
-  server_options neg;
-  neg.mode = "negentropy";
-  neg.overlap_seconds = 3600;
-  node b{policy_config(dir_b, sync_server_toml(a.port, neg)
-                                + "[policy.plugin]\ncommand = \""
-                                + plugin("keyword.sh") + "\"\n")};
+  node b{plugin_sync_config(dir_b, a.port, plugin("keyword.sh"))};
   require_exactly(a, b, kind1_all, id_set(good));
   auto admin_port = b.admin_port();
-  REQUIRE(test::poll_until(
-    [&] {
-      return stat_of(admin_port, "node-a", "rejected") >= 30
-             && stat_flag(admin_port, "node-a", "catchup_complete");
-    },
-    10s));
+  wait_refused(admin_port, 30);
   auto received = stat_of(admin_port, "node-a", "received");
   auto rejected = stat_of(admin_port, "node-a", "rejected");
   auto rounds = stat_of(admin_port, "node-a", "neg_rounds");
@@ -177,6 +194,64 @@ TEST_CASE("a second catch-up does not fetch the events refused in the first",
   CHECK(stat_of(admin_port, "node-a", "received") == received);
   CHECK(stat_of(admin_port, "node-a", "rejected") == rejected);
   CHECK(ids_of(b.port, kind1_all) == id_set(good));
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a plugin script changed under a running node forgets what the "
+          "old script refused, so the next catch-up fetches it again",
+          "[integration][policy][sync]") {
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto good = make_events(keys, 10, now - 10, 1, "good");
+  auto spam = make_events(keys, 10, now - 100, 1, "spam");
+  node a{test::node_config(dir_a)};
+  publish(a.port, good);
+  publish(a.port, spam);
+  auto script = dir_b.file("plugin.sh");
+  std::filesystem::copy_file(plugin("keyword.sh"), script);
+
+  node b{plugin_sync_config(dir_b, a.port, script)};
+  require_exactly(a, b, kind1_all, id_set(good));
+  auto admin_port = b.admin_port();
+  wait_refused(admin_port, 10);
+
+  // The new script refuses "eggs" instead; the host restarts it when it
+  // judges an event (it looks at the file at most once a second), and the
+  // refused memory forgets the old refusals.
+  {
+    std::ifstream in{plugin("keyword.sh")};
+    std::string text{std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{}};
+    text.replace(text.find("*spam*"), 6, "*eggs*");
+    std::ofstream out{script, std::ios::trunc};
+    out << text;
+  }
+  std::filesystem::last_write_time(
+    script, std::filesystem::last_write_time(script) + 2s);
+
+  auto all = id_set(good);
+  for (const auto& id : id_set(spam))
+    all.insert(id);
+  // Forgetting runs beside the node: a catch-up may start just before it.
+  int notes = 0;
+  auto fetched = test::poll_until(
+    [&] {
+      publish(b.port, make_events(keys, 1, now, 1,
+                                  "a client's note " + std::to_string(++notes)));
+      admin(admin_port, "POST", "/api/v1/sync/servers/node-a/sync-now");
+      return test::poll_until(
+        [&] {
+          auto held = ids_of(b.port, kind1_all);
+          return std::includes(held.begin(), held.end(), all.begin(),
+                               all.end());
+        },
+        2s);
+    },
+    20s);
+  INFO(sync_reports(admin_port, "node-a") << logs(&a.process, &b.process));
+  CHECK(fetched);
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }
