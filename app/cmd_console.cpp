@@ -482,7 +482,7 @@ const std::vector<console_command>& commands() {
                         "and the peers each is offered to",
      argument::none,
      federation_command("collections", console::render_collections)},
-    {"pull", "NAME COLLECTION [skip|merge]",
+    {"pull", "NAME COLLECTION [skip|merge|overwrite]",
      "pull COLLECTION of peer NAME over NIP-77 (merge: the\n"
      "newest version wins; skip: keep ours); prints what moved",
      argument::two_or_three_words, federation_pull()},

@@ -58,6 +58,10 @@ inline constexpr std::string_view disk_full_prefix = "error: disk full: ";
 struct incoming_event {
   nostr::event ev;
   std::string json;
+  /// A replaceable or addressable version that takes its slot even from a
+  /// newer one (a federation pull's `overwrite` strategy); otherwise the
+  /// newest version wins (NIP-01).
+  bool replaces_newer = false;
 };
 
 /// What the store did with one event.

@@ -114,7 +114,7 @@ public:
         const auto& cur = **current;
         bool newer = ev.created_at > cur.created_at
                      || (ev.created_at == cur.created_at && ev.id < cur.id);
-        if (!newer)
+        if (!newer && !in.replaces_newer)
           return write_result{write_outcome::duplicate,
                               "duplicate: have a newer version of this event"};
         if (auto err = erase_by_id(cur.id))

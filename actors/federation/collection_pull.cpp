@@ -167,6 +167,8 @@ void ingest(self_pointer self, nostr::event ev) {
   item->source = "federation:" + st.deps.peer;
   item->source_info = st.deps.endpoint;
   item->data.ev = std::move(ev);
+  item->data.replaces_newer
+    = ours && st.deps.request.strategy == conflict_strategy::overwrite;
   ++st.in_flight;
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(

@@ -188,7 +188,15 @@ preview_collection(const store::event_store& store,
 }
 
 std::string to_string(conflict_strategy x) {
-  return x == conflict_strategy::skip ? "skip" : "merge";
+  switch (x) {
+    case conflict_strategy::skip:
+      return "skip";
+    case conflict_strategy::merge:
+      return "merge";
+    case conflict_strategy::overwrite:
+      return "overwrite";
+  }
+  return "merge";
 }
 
 caf::expected<pull_request> parse_pull_request(std::string_view body) {
@@ -215,11 +223,9 @@ caf::expected<pull_request> parse_pull_request(std::string_view body) {
     else if (text == "merge")
       result.strategy = conflict_strategy::merge;
     else if (text == "overwrite")
-      return bad("conflict_strategy",
-                 "overwrite is not supported: the store keeps the newest "
-                 "version of a replaceable event; use skip or merge");
+      result.strategy = conflict_strategy::overwrite;
     else
-      return bad("conflict_strategy", "expected one of skip, merge");
+      return bad("conflict_strategy", "expected one of skip, merge, overwrite");
   }
   return result;
 }

@@ -69,6 +69,8 @@ enum class conflict_strategy : uint8_t {
   skip,
   /// NIP-01: the newest version wins (the normal ingest rule).
   merge,
+  /// Take theirs, even when it is older than ours.
+  overwrite,
 };
 
 std::string to_string(conflict_strategy x);

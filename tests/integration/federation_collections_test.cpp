@@ -386,6 +386,21 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
           == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old, &z0, &r}));
   }
 
+  SECTION("overwrite: theirs replaces ours even when ours is newer") {
+    check_report(nodes.pull(R"({"collection":"profiles",)"
+                            R"("conflict_strategy":"overwrite"})"),
+                 2, 0, 5, 0);
+    CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+          == ids({&x0_new, &y0_old, &p_new, &q_old, &u_new, &z0, &r}));
+    // Again: every version is theirs already.
+    auto [status, printed]
+      = nodes.b.console({"pull", "a", "profiles", "overwrite"});
+    CHECK(status == 0);
+    CHECK(printed
+          == "a/profiles (overwrite): 0 imported, 0 skipped, 0 replaced, 0 "
+             "refused\n");
+  }
+
   SECTION("bad bodies and collections not offered: refused, nothing moved") {
     for (auto [body, status, field] :
          std::vector<std::tuple<std::string, unsigned, std::string>>{
@@ -394,7 +409,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
            {R"({"collection":7})", 400, "collection"},
            {R"({"collection":"profiles","conflict_strategy":"newest"})", 400,
             "conflict_strategy"},
-           {R"({"collection":"profiles","conflict_strategy":"overwrite"})",
+           {R"({"collection":"profiles","conflict_strategy":"Overwrite"})",
             400, "conflict_strategy"},
            {R"({"collection":"profiles","x":1})", 400, "x"},
            {R"({"collection":"nothing"})", 404, "collection"},
@@ -406,7 +421,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     }
     auto [status, printed] = nodes.b.console({"pull", "a", "profiles", "newest"});
     CHECK(status == 1);
-    CHECK(printed.find("conflict_strategy: expected one of skip, merge")
+    CHECK(printed.find("conflict_strategy: expected one of skip, merge, overwrite")
           != std::string::npos);
     CHECK(nodes.b.console({"pull", "a"}).first == 2);
     auto notes = nodes.pull(R"({"collection":"notes"})");

@@ -68,6 +68,25 @@ TEST_CASE_METHOD(store_fixture, "replaceable events keep only the newest",
   CHECK(keys_in(cf::replaceable) == 1);
 }
 
+TEST_CASE_METHOD(store_fixture, "an older version that replaces newer ones "
+                 "takes the slot and leaves no trace of ours",
+                 "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto ours = make_event(keys, 30023, 200, {{"d", "post"}}, "ours");
+  auto theirs = make_event(keys, 30023, 100, {{"d", "post"}}, "theirs");
+  theirs.replaces_newer = true;
+  REQUIRE(write(ours).outcome == write_outcome::stored);
+  CHECK(write(theirs).outcome == write_outcome::stored);
+  CHECK_FALSE(store->contains(ours.ev.id));
+  CHECK(scan_ids(kinds_filter({30023})) == std::vector<bytes32>{theirs.ev.id});
+  CHECK(keys_in(cf::by_created) == 1);
+  CHECK(keys_in(cf::replaceable) == 1);
+  // Without the flag the newest rule is back: the older one stays out.
+  auto older = make_event(keys, 30023, 50, {{"d", "post"}}, "older");
+  CHECK(write(older).outcome == write_outcome::duplicate);
+  CHECK(scan_ids(kinds_filter({30023})) == std::vector<bytes32>{theirs.ev.id});
+}
+
 TEST_CASE_METHOD(store_fixture, "a replaceable tie keeps the lowest id", "[store]") {
   auto keys = nostr::generate_keypair();
   auto a = make_event(keys, 10002, 100, {}, "a");
