@@ -383,7 +383,11 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
       on_listed(self, status, body);
     },
     [self](pull_atom::opened) {
-      self->state.fetcher.emplace(id_fetcher::options{});
+      id_fetcher::options fetch;
+      // Ids asked within the collection: the peer's relay may serve us
+      // only that (peer_gate).
+      fetch.within = self->state.filters;
+      self->state.fetcher.emplace(std::move(fetch));
       restart(self);
     },
     [self](pull_atom::frame, std::string& frame) { on_frame(self, frame); },

@@ -1313,21 +1313,34 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
   return refuse(404, "unknown federation operation " + op);
 }
 
-/// Tells the relay which peers' node keys to refuse: those of every link
+/// Tells the relay what each peer's node key may do: refused for every link
 /// that is not active (pending, suspended, revoked, or removed and not yet
-/// told).
-void publish_refused_keys(self_pointer self) {
+/// told); for an active one offered collections, limited to their filters
+/// (over all its active links, as `offered_to_caller` lists them).
+void publish_gate(self_pointer self) {
   auto& gate = self->state.deps.refused_peers;
   if (!gate)
     return;
-  std::set<nostr::bytes32> keys;
+  std::set<nostr::bytes32> refused;
+  std::map<nostr::bytes32, std::set<std::string>> offered;
   for (const auto& [name, r] : self->state.peers) {
     nostr::bytes32 key{};
-    if ((r.removed || r.status != link_status::active)
-        && nostr::from_hex(r.pinned, key))
-      keys.insert(key);
+    if (!nostr::from_hex(r.pinned, key))
+      continue;
+    if (r.removed || r.status != link_status::active)
+      refused.insert(key);
+    else if (!r.def.collections.empty())
+      offered[key].insert(r.def.collections.begin(), r.def.collections.end());
   }
-  gate->assign(std::move(keys));
+  std::map<nostr::bytes32, std::vector<nostr::filter>> limits;
+  for (const auto& [key, names] : offered) {
+    auto& filters = limits[key];
+    for (const auto& c : self->state.deps.settings.collections)
+      if (names.count(c.name) != 0)
+        filters.insert(filters.end(), c.filters.begin(), c.filters.end());
+  }
+  gate->assign(std::move(refused));
+  gate->assign_limits(std::move(limits));
 }
 
 /// ferry_federation_peers from the current links.
@@ -1394,7 +1407,7 @@ federation_manager(
   }
   for (const auto& [name, r] : st.peers)
     apply_sync(self, r);
-  publish_refused_keys(self);
+  publish_gate(self);
   log::info("{} started with {} peer(s), incoming policy {}", self->name(),
             st.peers.size(), to_string(st.deps.settings.incoming));
   self->send(self, atom::tick_v);
@@ -1406,7 +1419,7 @@ federation_manager(
         return op_get(self, call);
       auto answer = dispatch(self, call);
       publish_gauges(self);
-      publish_refused_keys(self);
+      publish_gate(self);
       return answer;
     },
     [self](atom::health) -> health_report {
@@ -1471,7 +1484,7 @@ federation_manager(
         apply_sync(self, i->second);
       }
       publish_gauges(self);
-      publish_refused_keys(self);
+      publish_gate(self);
     },
   };
 }

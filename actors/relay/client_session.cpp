@@ -77,6 +77,17 @@ bool refused_peer(self_pointer self) {
 constexpr const char* peer_refused_text
   = "restricted: the federation link with this node is not active";
 
+/// Federation: a peer offered collections reads only within them.
+bool beyond_collections(self_pointer self,
+                        const std::vector<nostr::filter>& filters) {
+  const auto& gate = self->state.ctx->federation_peers;
+  return gate && gate->exceeds(self->state.authenticated, filters);
+}
+
+constexpr const char* beyond_collections_text
+  = "restricted: a federation peer may read only the collections offered "
+    "to it";
+
 frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
                     const simdjson::ondemand::array_iterator& end) {
   auto& st = self->state;
@@ -281,6 +292,8 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
     return closed(self, sub_id, auth_required_text);
   if (refused_peer(self))
     return closed(self, sub_id, peer_refused_text);
+  if (beyond_collections(self, *filters))
+    return closed(self, sub_id, beyond_collections_text);
   auto existing = st.subscriptions.find(sub_id);
   if (existing != st.subscriptions.end()) {
     // NIP-01: a REQ with an open id replaces that subscription.
@@ -315,6 +328,8 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
     return closed(self, sub_id, auth_required_text);
   if (refused_peer(self))
     return closed(self, sub_id, peer_refused_text);
+  if (beyond_collections(self, *filters))
+    return closed(self, sub_id, beyond_collections_text);
   auto job = make_job(self, sub_id, std::move(filters), true);
   st.counts[sub_id] = job;
   if (!start_job(self, std::move(job))) {
@@ -437,6 +452,8 @@ frame_state on_neg_open(self_pointer self,
     return neg_err(self, sub_id, auth_required_text);
   if (refused_peer(self))
     return neg_err(self, sub_id, peer_refused_text);
+  if (beyond_collections(self, {f}))
+    return neg_err(self, sub_id, beyond_collections_text);
   if (st.negentropy.size() >= neg.max_sessions_per_connection)
     return neg_err(self, sub_id,
                    "blocked: too many open negentropy sessions (max "

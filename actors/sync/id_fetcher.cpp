@@ -22,21 +22,34 @@ std::vector<std::string> id_fetcher::fill() {
   while (!queue_.empty() && open_.size() < opts_.max_requests) {
     auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
     auto n = std::min(queue_.size(), opts_.batch_size);
-    // The limit keeps relays that apply a default limit to every filter
-    // from cutting the batch short.
-    std::string frame = "[\"REQ\",\"" + sub_id + "\",{\"ids\":[";
-    frame.reserve(frame.size() + n * 67 + 32);
     request req;
+    std::string ids;
+    ids.reserve(n * 67);
     for (size_t i = 0; i < n; ++i) {
       if (i > 0)
-        frame += ',';
-      frame += '"';
-      frame += nostr::to_hex(queue_.front());
-      frame += '"';
+        ids += ',';
+      ids += '"';
+      ids += nostr::to_hex(queue_.front());
+      ids += '"';
       req.pending.insert(queue_.front());
       queue_.pop_front();
     }
-    frame += "],\"limit\":" + std::to_string(n) + "}]";
+    // The limit keeps relays that apply a default limit to every filter
+    // from cutting the batch short.
+    std::string frame = "[\"REQ\",\"" + sub_id + "\"";
+    auto ids_filter = "{\"ids\":[" + ids + "],\"limit\":" + std::to_string(n);
+    if (opts_.within.empty()) {
+      frame += "," + ids_filter + "}";
+    } else {
+      for (auto f : opts_.within) {
+        f.ids.reset();
+        f.limit.reset();
+        auto conditions = nostr::to_json(f); // "{...}" without ids and limit
+        frame += "," + ids_filter
+                 + (conditions.size() > 2 ? "," + conditions.substr(1) : "}");
+      }
+    }
+    frame += "]";
     open_.emplace(std::move(sub_id), std::move(req));
     frames.push_back(std::move(frame));
     ++requests;

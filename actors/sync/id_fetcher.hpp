@@ -1,5 +1,6 @@
 #pragma once
 
+#include "messages/nostr/filter.hpp"
 #include "messages/nostr/hex.hpp"
 
 #include <cstddef>
@@ -29,6 +30,10 @@ public:
     size_t max_requests = 4;
     /// Subscription ids are this prefix and a counter.
     std::string sub_prefix = "fetch-";
+    /// When set, each REQ holds one filter per entry: the batch's ids with
+    /// that filter's conditions, so a relay that lets us read only within
+    /// these filters (a federation peer's collections) serves the ids.
+    std::vector<nostr::filter> within;
   };
 
   explicit id_fetcher(options opts);

@@ -19,6 +19,7 @@
 
 using namespace ferry;
 using namespace fed_test;
+using namespace std::chrono_literals;
 using sync_test::hex_id;
 using sync_test::ids_of;
 
@@ -452,4 +453,69 @@ TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",
   CHECK(number(body_of(res), "replaced") == 1);
   CHECK(ids_of(nodes.b.relay_port, profiles_filter)
         == std::set<std::string>{hex_id(newer), hex_id(article)});
+}
+
+TEST_CASE("the relay serves a peer's node key only the collections offered "
+          "to it",
+          "[integration][federation][collections]") {
+  auto x = nostr::generate_keypair();
+  auto profile = make_versioned(x, 0, test::unix_now() - 10);
+  auto note = test::make_note(x, test::unix_now() - 10, "not offered");
+  linked_pair nodes{"auth_required = true\n", {profile, note}};
+  net::simple_ws_client as_b;
+  authenticate(as_b, nodes.a.relay_port, nodes.b.keys);
+  // The first frame that answers `sub` (EVENT frames of a REQ skipped).
+  auto answer = [&](const std::string& frame, const std::string& sub) {
+    REQUIRE(as_b.send(frame).empty());
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto reply = as_b.receive(500ms);
+      if (reply && reply->find("\"" + sub + "\"") != std::string::npos
+          && reply->rfind("[\"EVENT\"", 0) != 0)
+        return *reply;
+    }
+    FAIL("no answer to " << frame);
+    return std::string{};
+  };
+  auto restricted = [](const std::string& frame) {
+    return frame.find("restricted: a federation peer may read only the "
+                      "collections offered to it")
+           != std::string::npos;
+  };
+  // Within "profiles" (kinds 0 and 30023): served.
+  CHECK(answer(R"(["REQ","p",{"kinds":[0]}])", "p").rfind("[\"EOSE\"", 0) == 0);
+  CHECK(answer(R"(["REQ","q",{"kinds":[0,30023],"authors":[")"
+                 + nostr::to_hex(x.pubkey) + R"("]}])",
+               "q")
+          .rfind("[\"EOSE\"", 0)
+        == 0);
+  CHECK(answer(R"(["COUNT","c",{"kinds":[30023]}])", "c").rfind("[\"COUNT\"", 0)
+        == 0);
+  // Beyond it, or not narrowed to it: refused.
+  CHECK(restricted(answer(R"(["REQ","n",{"kinds":[1]}])", "n")));
+  CHECK(restricted(answer(R"(["REQ","all",{}])", "all")));
+  CHECK(restricted(answer(R"(["REQ","mixed",{"kinds":[0]},{"kinds":[0,1]}])",
+                          "mixed")));
+  CHECK(restricted(answer(R"(["REQ","ids",{"ids":[")" + sync_test::hex_id(note)
+                            + R"("]}])",
+                          "ids")));
+  CHECK(restricted(answer(R"(["COUNT","c1",{"kinds":[1]}])", "c1")));
+  CHECK(restricted(answer(R"(["NEG-OPEN","neg",{"kinds":[1]},"6100"])", "neg")));
+
+  // Another authenticated client is not a peer: it reads what it asks for.
+  net::simple_ws_client other;
+  authenticate(other, nodes.a.relay_port, nostr::generate_keypair());
+  REQUIRE(other.send(R"(["REQ","n",{"kinds":[1]}])").empty());
+  std::vector<std::string> frames;
+  REQUIRE(test::receive_until(other, "[\"EOSE\",\"n\"", &frames));
+  REQUIRE(frames.size() == 1);
+  CHECK(frames[0].find(sync_test::hex_id(note)) != std::string::npos);
+
+  // Offered nothing, the peer reads what any client may.
+  REQUIRE(nodes.a.call("PUT", "/api/v1/federation/peers/b/collections",
+                       R"({"collections":[]})")
+            .response.status
+          == 200);
+  CHECK(answer(R"(["REQ","n2",{"kinds":[1]}])", "n2").rfind("[\"EOSE\"", 0)
+        == 0);
 }

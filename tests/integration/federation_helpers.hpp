@@ -4,6 +4,7 @@
 // the federation tests.
 
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "tests/integration/sync_helpers.hpp"
 
@@ -160,6 +161,22 @@ struct fed_node {
     return stats.is_object() && stats.at("connected").as_bool();
   }
 };
+
+/// A relay connection authenticated (NIP-42) as `keys`.
+inline void authenticate(net::simple_ws_client& ws, uint16_t port,
+                  const nostr::keypair& keys) {
+  REQUIRE(ws.connect("127.0.0.1", port).empty());
+  auto challenge_frame = test::receive_until(ws, "[\"AUTH\"");
+  REQUIRE(challenge_frame);
+  auto challenge = json::parse(*challenge_frame).at(1).as_string();
+  auto auth = nostr::make_auth_event(
+    keys, "ws://127.0.0.1:" + std::to_string(port),
+    std::string{challenge}, test::unix_now());
+  REQUIRE(ws.send("[\"AUTH\"," + nostr::to_json(auth) + "]").empty());
+  auto ok = test::receive_until(ws, "[\"OK\"");
+  REQUIRE(ok);
+  REQUIRE(ok->find(",true,") != std::string::npos);
+}
 
 inline std::string both(fed_node& a, fed_node& b) {
   return logs(a.process ? &*a.process : nullptr,

@@ -521,22 +521,6 @@ TEST_CASE("console peers on a node without federation says it is off",
 
 namespace {
 
-/// A relay connection authenticated (NIP-42) as `keys`.
-void authenticate(net::simple_ws_client& ws, uint16_t port,
-                  const nostr::keypair& keys) {
-  REQUIRE(ws.connect("127.0.0.1", port).empty());
-  auto challenge_frame = test::receive_until(ws, "[\"AUTH\"");
-  REQUIRE(challenge_frame);
-  auto challenge = json::parse(*challenge_frame).at(1).as_string();
-  auto auth = nostr::make_auth_event(
-    keys, "ws://127.0.0.1:" + std::to_string(port),
-    std::string{challenge}, test::unix_now());
-  REQUIRE(ws.send("[\"AUTH\"," + nostr::to_json(auth) + "]").empty());
-  auto ok = test::receive_until(ws, "[\"OK\"");
-  REQUIRE(ok);
-  REQUIRE(ok->find(",true,") != std::string::npos);
-}
-
 /// The EVENT frames a REQ for `ev`'s id gets on `ws` before EOSE.
 std::vector<std::string> stored_events(net::simple_ws_client& ws,
                                        const nostr::event& ev) {

@@ -149,3 +149,39 @@ TEST_CASE("the id fetcher gives up a REQ the relay closes and keeps its reason",
   CHECK(fetcher.missing == 1);
   CHECK(fetcher.open_requests() == 1);
 }
+
+TEST_CASE("the id fetcher asks within given filters: one filter each, with "
+          "the ids and that filter's conditions",
+          "[id_fetcher]") {
+  id_fetcher::options opts{2, 1, "w-"};
+  nostr::filter profiles;
+  profiles.kinds = std::vector<uint32_t>{0, 30023};
+  profiles.since = 100;
+  profiles.limit = 7; // not carried: the batch sets its own
+  nostr::filter tagged;
+  tagged.tags.push_back({'t', {"ferry"}});
+  opts.within = {profiles, tagged};
+  id_fetcher fetcher{opts};
+  fetcher.add(ids(0, 2));
+  auto frames = fetcher.fill();
+  REQUIRE(frames.size() == 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::array msg;
+  REQUIRE_FALSE(parser.parse(frames[0]).get(msg));
+  REQUIRE(msg.size() == 4);
+  std::vector<nostr::filter> sent;
+  for (size_t i = 2; i < 4; ++i) {
+    nostr::filter f;
+    REQUIRE(nostr::parse_filter(simdjson::to_string(msg.at(i)), f).empty());
+    REQUIRE(f.ids);
+    CHECK(*f.ids == ids(0, 2));
+    CHECK(f.limit == std::optional<uint64_t>{2});
+    sent.push_back(std::move(f));
+  }
+  CHECK(sent[0].kinds == profiles.kinds);
+  CHECK(sent[0].since == profiles.since);
+  CHECK(sent[0].tags.empty());
+  CHECK_FALSE(sent[1].kinds);
+  REQUIRE(sent[1].tags.size() == 1);
+  CHECK(sent[1].tags[0].values == std::vector<std::string>{"ferry"});
+}
