@@ -18,10 +18,15 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <string>
+#include <thread>
 
 namespace ferry::app {
 
@@ -39,9 +44,86 @@ std::string local_host_for(const std::string& address) {
   return address;
 }
 
+/// How often a handed-over sync's progress is read while it runs.
+constexpr auto progress_poll_interval = std::chrono::seconds{1};
+
+/// A fresh name for a handed-over sync's progress.
+std::string new_progress_id() {
+  std::random_device device;
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    char part[9];
+    std::snprintf(part, sizeof(part), "%08x", device());
+    id += part;
+  }
+  return id;
+}
+
+/// While the node runs a sync handed to it, reads its progress (`GET
+/// /api/v1/sync/run/ID`) about every second and draws the line a local sync
+/// draws; does nothing when the line is not shown (not a terminal).
+class progress_poller {
+public:
+  progress_poller(progress_line& line, std::string host, uint16_t port,
+                  std::map<std::string, std::string> auth, std::string id)
+      : line_(line) {
+    if (!line.shown())
+      return;
+    thread_ = std::thread{[this, host = std::move(host), port,
+                           auth = std::move(auth), id = std::move(id)] {
+      std::unique_lock<std::mutex> lock{mtx_};
+      while (!cv_.wait_for(lock, progress_poll_interval,
+                           [this] { return finished_; })) {
+        lock.unlock();
+        draw(net::simple_http_request(host, port, "GET",
+                                      "/api/v1/sync/run/" + id, auth, {},
+                                      progress_poll_interval));
+        lock.lock();
+      }
+    }};
+  }
+
+  progress_poller(const progress_poller&) = delete;
+  progress_poller& operator=(const progress_poller&) = delete;
+
+  ~progress_poller() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      finished_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  /// An answer that is not the progress (a node that does not keep it, one
+  /// that stops) draws nothing: the final output comes all the same.
+  void draw(const net::http_result& res) {
+    if (!res.error.empty() || res.response.status != 200)
+      return;
+    boost::json::error_code ec;
+    auto body = boost::json::parse(res.response.body, ec);
+    auto* progress = ec ? nullptr : body.if_object();
+    if (progress == nullptr)
+      return;
+    auto count = [progress](const char* key) -> uint64_t {
+      auto* x = progress->if_contains(key);
+      return x && x->is_number() ? x->to_number<uint64_t>() : 0;
+    };
+    line_.update(count("events"), count("done"), count("total"));
+  }
+
+  progress_line& line_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
 /// Hands the sync to the node that holds the store (POST /api/v1/sync/run)
 /// and prints what it reports. @returns its exit code, or 1.
-int hand_to_node(const config::config& cfg, const sync_options& opts) {
+int hand_to_node(const config::config& cfg, sync_options opts) {
   const auto& admin = cfg.admin;
   // What keeps us from reaching the node's admin API, if anything.
   std::string obstacle;
@@ -62,11 +144,19 @@ int hand_to_node(const config::config& cfg, const sync_options& opts) {
   std::fprintf(stderr, "ferry sync: a node holds %s; it runs the sync\n",
                cfg.store.path.c_str());
   auto host = local_host_for(admin.address);
-  auto res = net::simple_http_request(
-    host, admin.port, "POST", "/api/v1/sync/run",
-    {{"Authorization", "Bearer " + admin.token},
-     {"Content-Type", "application/json"}},
-    to_json(opts), handed_sync_timeout);
+  std::map<std::string, std::string> auth{
+    {"Authorization", "Bearer " + admin.token}};
+  opts.progress_id = new_progress_id();
+  net::http_result res;
+  {
+    progress_line line{"synced"};
+    progress_poller poller{line, host, admin.port, auth, opts.progress_id};
+    auto headers = auth;
+    headers.emplace("Content-Type", "application/json");
+    res = net::simple_http_request(host, admin.port, "POST",
+                                   "/api/v1/sync/run", headers, to_json(opts),
+                                   handed_sync_timeout);
+  }
   if (!res.error.empty()) {
     std::fprintf(stderr,
                  "ferry sync: the node's admin API at %s:%u did not answer: "

@@ -27,6 +27,11 @@ public:
   /// events expected) for the share and the time left; `total` 0: unknown.
   void update(uint64_t events, uint64_t done = 0, uint64_t total = 0);
 
+  /// Whether the line is drawn at all (stderr is a terminal).
+  bool shown() const {
+    return shown_;
+  }
+
   /// The line `update` would draw after `elapsed`, for tests.
   static std::string text(const std::string& verb, uint64_t events,
                           uint64_t done, uint64_t total,

@@ -16,10 +16,11 @@ namespace json = boost::json;
 constexpr std::array<hosted_status, 3> all_statuses{
   hosted_status::active, hosted_status::inactive, hosted_status::delinquent};
 
-constexpr std::array<activity_type, 6> all_activity_types{
+constexpr std::array<activity_type, 7> all_activity_types{
   activity_type::create_relay,       activity_type::update_relay,
   activity_type::activate_relay,     activity_type::deactivate_relay,
-  activity_type::complete_relay_sync, activity_type::fail_relay_sync};
+  activity_type::complete_relay_sync, activity_type::fail_relay_sync,
+  activity_type::reconfigure_relay};
 
 /// The keys a client may send.
 constexpr std::array<std::string_view, 11> editable_keys{"id",         "subdomain", "schema", "status",          "info",
@@ -254,6 +255,8 @@ std::string to_string(activity_type x) {
       return "complete_relay_sync";
     case activity_type::fail_relay_sync:
       return "fail_relay_sync";
+    case activity_type::reconfigure_relay:
+      return "reconfigure_relay";
   }
   return "unknown";
 }

@@ -27,6 +27,9 @@ enum class activity_type : uint8_t {
   deactivate_relay,
   complete_relay_sync,
   fail_relay_sync,
+  /// A reload changed what every pushed relay looks like (`infra.api_url`,
+  /// `relay_domain`, `roles_json`, `[infra.blossom]`, `[infra.livekit]`).
+  reconfigure_relay,
 };
 
 std::string to_string(hosted_status x);
@@ -36,8 +39,8 @@ std::string to_string(activity_type x);
 bool from_string(std::string_view text, hosted_status& out);
 bool from_string(std::string_view text, activity_type& out);
 
-/// True for the four types that change a relay's configuration (and so make
-/// it pending sync); false for the two sync outcomes.
+/// True for the types that change a relay's configuration or how it is
+/// pushed (and so make it pending sync); false for the two sync outcomes.
 bool is_change(activity_type x);
 
 /// What a relay says about itself (NIP-11 on the management side).

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/atoms.hpp"
+#include "messages/config_reload.hpp"
 #include "messages/hosted_relay.hpp"
 #include "messages/inspector.hpp"
 #include "messages/status.hpp"
@@ -44,7 +45,8 @@ using infra_reconciler_actor = caf::typed_actor<
   caf::replies_to<atom::health>::with<health_report>,
   // Counters, relays in flight and scheduled, and the mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>,
-  // INTERNAL: sync every pending relay (at start, after missed activities).
+  // Sync every pending relay (at start, after missed activities, and when a
+  // reload turns the reconciler on).
   caf::reacts_to<atom::reconcile>,
   // INTERNAL: a retry is due (relay, generation).
   caf::reacts_to<atom::retry, std::string, uint64_t>,
@@ -91,6 +93,10 @@ using relay_registry_actor = caf::typed_actor<
   caf::replies_to<atom::failed, std::string, uint64_t,
                   std::string>::with<activity_entry>,
   // Relays, activities recorded, and the mailbox size.
-  caf::replies_to<atom::get, atom::status>::with<status_map>>;
+  caf::replies_to<atom::get, atom::status>::with<status_map>,
+  // A reload changed what every pushed relay looks like: records
+  // `reconfigure_relay` for each, so each is pushed again; the number of
+  // relays.
+  caf::replies_to<atom::reload>::with<uint64_t>>;
 
 } // namespace ferry

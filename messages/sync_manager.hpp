@@ -88,6 +88,10 @@ using sync_manager_actor = caf::typed_actor<
   // JSON): runs it on the node's store and ingest path and answers, once
   // done, {"exit_code","stdout","stderr"}. ec::invalid_input names the field.
   caf::replies_to<atom::neg, std::string>::with<std::string>,
+  // How far the one-shot sync with this `progress_id` is (JSON: events,
+  // done, total, elapsed_seconds, running); ec::not_found when none runs or
+  // ran lately.
+  caf::replies_to<atom::get, atom::neg, std::string>::with<std::string>,
   // A one-shot sync's thread is done (its number, its answer).
   caf::reacts_to<atom::done, uint64_t, std::string>>;
 

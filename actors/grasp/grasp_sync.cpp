@@ -308,8 +308,53 @@ void execute(self_pointer self, const grasp::relay_action& action) {
   }
 }
 
+/// Marks the relays `config.bootstrap_relays` names as bootstrap relays
+/// (creating their records) and the others as not.
+void mark_bootstrap(self_pointer self) {
+  auto& st = self->state;
+  auto& wanted = st.config.bootstrap_relays;
+  for (auto& [url, entry] : st.world.relays) {
+    auto bootstrap = std::find(wanted.begin(), wanted.end(), url)
+                     != wanted.end();
+    if (entry.is_bootstrap != bootstrap) {
+      entry.is_bootstrap = bootstrap;
+      persist(self, entry);
+    }
+  }
+  for (const auto& url : wanted) {
+    auto& entry = st.relay(url);
+    if (!entry.is_bootstrap) {
+      entry.is_bootstrap = true;
+      persist(self, entry);
+    }
+  }
+}
+
+/// Takes `[grasp]` as a reload left it, when it changed since the last
+/// look: the plan's tunables, the tick (from the next one) and the
+/// bootstrap relays (the decision connects new ones and may drop old ones).
+void follow_reload(self_pointer self) {
+  auto& st = self->state;
+  if (!st.config.live)
+    return;
+  auto current = st.config.live->get();
+  if (current == st.applied)
+    return;
+  st.applied = current;
+  auto next = grasp_sync_config_from(*current);
+  st.config.plan = next.plan;
+  st.config.tick = next.tick;
+  if (st.config.bootstrap_relays != next.bootstrap_relays) {
+    log::info("{}: a reload sets {} bootstrap relay(s)", self->name(),
+              next.bootstrap_relays.size());
+    st.config.bootstrap_relays = std::move(next.bootstrap_relays);
+    mark_bootstrap(self);
+  }
+}
+
 void decide(self_pointer self) {
   auto& st = self->state;
+  follow_reload(self);
   // Invariant: no decision before the SELF SUBSCRIBER's start-up rebuild is
   // complete. Until then `repo_sync` may lack what the store holds (root
   // events committed in a window that never closed), and a catch-up
@@ -449,25 +494,12 @@ bool load(self_pointer self) {
       entry.disconnected_at = entry.last_connected;
       changed = true;
     }
-    auto bootstrap = std::find(st.config.bootstrap_relays.begin(),
-                               st.config.bootstrap_relays.end(), entry.url)
-                     != st.config.bootstrap_relays.end();
-    if (entry.is_bootstrap != bootstrap) {
-      entry.is_bootstrap = bootstrap;
-      changed = true;
-    }
     if (changed)
       persist(self, entry);
     auto url = entry.url;
     st.world.relays.emplace(std::move(url), std::move(entry));
   }
-  for (const auto& url : st.config.bootstrap_relays) {
-    auto& entry = st.relay(url);
-    if (!entry.is_bootstrap) {
-      entry.is_bootstrap = true;
-      persist(self, entry);
-    }
-  }
+  mark_bootstrap(self);
   return true;
 }
 
@@ -493,6 +525,21 @@ void on_rebuilt(self_pointer self) {
 }
 
 } // namespace
+
+grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg) {
+  grasp_sync_config result;
+  result.plan.resync_after = cfg.resync_after;
+  result.plan.overlap = cfg.overlap_window;
+  result.plan.reconcile_min = cfg.reconcile_min;
+  result.plan.reconcile_max = cfg.reconcile_max;
+  result.plan.group_size = cfg.group_size;
+  result.plan.max_filters_per_subscription = cfg.max_filters_per_subscription;
+  result.plan.max_filters_per_relay = cfg.max_filters_per_relay;
+  result.bootstrap_relays = cfg.bootstrap_relays;
+  result.tick = cfg.tick;
+  result.batch_timeout = cfg.batch_timeout;
+  return result;
+}
 
 grasp_sync_actor::behavior_type
 grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,

@@ -2,6 +2,8 @@
 
 #include "actors/grasp/grasp_plan.hpp"
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
+#include "config/config.hpp"
 #include "messages/clock.hpp"
 #include "messages/grasp.hpp"
 #include "messages/pending_batches.hpp"
@@ -31,7 +33,15 @@ struct grasp_sync_config {
   std::function<int64_t()> clock = unix_now;
   /// Seeds the draw of reconciliation times; 0: a random seed.
   uint64_t seed = 0;
+  /// `[grasp]` as the last reload left it (null: the tunables above stay).
+  /// Read before each decision: the plan's tunables, the bootstrap relays
+  /// and the tick follow it; the batch timeout stays as PENDING BATCHES
+  /// got it at the start.
+  live_value_ptr<config::grasp_config> live;
 };
+
+/// The tunables `[grasp]` sets (without `live`, clock and seed).
+grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg);
 
 struct grasp_sync_state {
   /// A batch of subscriptions sent (or about to be sent) to a relay.
@@ -53,6 +63,8 @@ struct grasp_sync_state {
   };
 
   grasp_sync_config config;
+  /// The snapshot of `config.live` the tunables come from (null: none yet).
+  std::shared_ptr<const config::grasp_config> applied;
   store::event_store* store = nullptr;
   handle_slot_ptr<grasp_driver_actor> driver;
   /// Our own tracker; it tells us when a batch settles.

@@ -324,12 +324,18 @@ caf::error self_subscriber_state::commit(std::set<std::string> addresses) {
   return caf::none;
 }
 
+caf::timespan self_subscriber_state::batch_window() const {
+  if (config.live)
+    return config.live->get()->batch_window;
+  return config.batch_window;
+}
+
 status_map self_subscriber_state::status() const {
   status_map result;
   caf::put(result, "repos", static_cast<int64_t>(repos.size()));
   caf::put(result, "rebuilding", rebuilding);
   caf::put(result, "window", static_cast<int64_t>(window.size()));
-  caf::put(result, "batch_window", config.batch_window);
+  caf::put(result, "batch_window", batch_window());
   caf::put(result, "service.domain", config.service.domain);
   caf::put(result, "service.url", config.service.url);
   caf::put(result, "total.events", static_cast<int64_t>(events));
@@ -368,7 +374,7 @@ self_subscriber(self_subscriber_actor::stateful_pointer<self_subscriber_state> s
       auto& st = self->state;
       ++st.events;
       if (st.window.empty())
-        self->delayed_send(self, st.config.batch_window, atom::flush_v);
+        self->delayed_send(self, st.batch_window(), atom::flush_v);
       st.window.push_back(item);
       if (st.window.size() >= st.config.max_batch)
         close_window(self);

@@ -1,6 +1,8 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
+#include "config/config.hpp"
 #include "messages/grasp.hpp"
 #include "messages/relay.hpp"
 #include "store/event_store.hpp"
@@ -23,6 +25,9 @@ struct self_subscriber_config {
   grasp::service_identity service;
   /// Events seen within this window are handled together.
   caf::timespan batch_window = std::chrono::seconds{5};
+  /// `[grasp]` as the last reload left it: its `batch_window` replaces the
+  /// one above from the next window (null: the one above stays).
+  live_value_ptr<config::grasp_config> live;
   /// A window holding this many events closes early (bounded memory).
   size_t max_batch = 10000;
   /// Stored announcements read per step of the start-up rebuild.
@@ -88,6 +93,9 @@ struct self_subscriber_state {
 
   /// Counters, rebuild progress and repositories, without the mailbox.
   status_map status() const;
+
+  /// How long the next window stays open.
+  caf::timespan batch_window() const;
 
   static inline constexpr const char* name = "self-subscriber";
 };

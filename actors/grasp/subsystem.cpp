@@ -8,25 +8,6 @@
 
 namespace ferry {
 
-namespace {
-
-grasp_sync_config grasp_sync_config_from(const config::grasp_config& cfg) {
-  grasp_sync_config result;
-  result.plan.resync_after = cfg.resync_after;
-  result.plan.overlap = cfg.overlap_window;
-  result.plan.reconcile_min = cfg.reconcile_min;
-  result.plan.reconcile_max = cfg.reconcile_max;
-  result.plan.group_size = cfg.group_size;
-  result.plan.max_filters_per_subscription = cfg.max_filters_per_subscription;
-  result.plan.max_filters_per_relay = cfg.max_filters_per_relay;
-  result.bootstrap_relays = cfg.bootstrap_relays;
-  result.tick = cfg.tick;
-  result.batch_timeout = cfg.batch_timeout;
-  return result;
-}
-
-} // namespace
-
 child_spec grasp_subsystem(const node_wiring& wiring, restart_policy policy) {
   const auto& cfg = wiring.cfg;
   auto driver = std::make_shared<handle_slot<grasp_driver_actor>>();
@@ -42,7 +23,10 @@ child_spec grasp_subsystem(const node_wiring& wiring, restart_policy policy) {
   auto sync_spec = slotted(
     "grasp-sync", "grasp-sync", wiring.grasp,
     [store = wiring.store, driver, subscriber,
-     gcfg = grasp_sync_config_from(cfg.grasp)](caf::local_actor* self) {
+     live = wiring.grasp_settings](caf::local_actor* self) {
+      // A restart starts from what the last reload left.
+      auto gcfg = grasp_sync_config_from(*live->get());
+      gcfg.live = live;
       return self->system().spawn(grasp_sync, store, driver, subscriber, gcfg);
     });
   sync_spec.on_started = [grasp = wiring.grasp, listener](const caf::actor& h) {
@@ -54,6 +38,7 @@ child_spec grasp_subsystem(const node_wiring& wiring, restart_policy policy) {
   scfg.service.domain = cfg.grasp.service_domain;
   scfg.service.url = nostr::normalize_relay_url(cfg.relay.public_url);
   scfg.batch_window = cfg.grasp.batch_window;
+  scfg.live = wiring.grasp_settings;
   children.push_back(slotted(
     "self-subscriber", "self-subscriber", subscriber,
     [store = wiring.store, hub = wiring.relay->hub, listener,

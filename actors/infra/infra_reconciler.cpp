@@ -32,8 +32,11 @@ constexpr auto reconcile_retry_delay = std::chrono::seconds{1};
 /// The most of a response body a failure keeps (log, activity, /health).
 constexpr size_t error_body_max = 300;
 
+/// `[infra]` as it is now: the one way the reconciler reads its settings.
 const config::infra_config& settings(self_pointer self) {
-  return self->state.deps.settings;
+  auto& st = self->state;
+  st.settings = st.deps.settings->get();
+  return *st.settings;
 }
 
 relay_registry_actor current_registry(self_pointer self) {
@@ -462,9 +465,9 @@ infra_reconciler(
   infra_reconciler_deps deps) {
   auto& st = self->state;
   st.deps = std::move(deps);
-  if (st.deps.settings.active()) {
+  if (settings(self).active()) {
     log::info("{} pushes hosted relays to {}", self->name(),
-              st.deps.settings.api_url);
+              settings(self).api_url);
     // Whatever happened while no reconciler ran, the store remembers.
     schedule_reconcile(self, caf::timespan{0});
   } else {
@@ -504,8 +507,9 @@ infra_reconciler(
       }
       status_map result;
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
-      caf::put(result, "active", st.deps.settings.active());
-      caf::put(result, "api_url", st.deps.settings.api_url);
+      auto& now = settings(self);
+      caf::put(result, "active", now.active());
+      caf::put(result, "api_url", now.api_url);
       caf::put(result, "in_flight", in_flight);
       caf::put(result, "retries_due", retries_due);
       caf::put(result, "given_up", static_cast<int64_t>(st.given_up.size()));
@@ -518,6 +522,12 @@ infra_reconciler(
       return result;
     },
     [self](atom::reconcile) {
+      if (!settings(self).active()) {
+        self->state.reconcile_due = false;
+        return;
+      }
+      // Activities until the answer are covered by it.
+      self->state.reconcile_due = true;
       auto registry = current_registry(self);
       if (!registry) {
         self->state.reconcile_due = false;
@@ -540,6 +550,9 @@ infra_reconciler(
           || i->second.in_flight)
         return;
       i->second.retry_due = false;
+      // Turned off by a reload meanwhile: a reconcile picks it up once on.
+      if (!settings(self).active())
+        return;
       request_sync(self, id);
     },
     [self](atom::done, const std::string& id, uint64_t gen, uint32_t status,

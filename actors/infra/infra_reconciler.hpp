@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
 #include "actors/runtime/signed_http.hpp"
 #include "config/config.hpp"
 #include "messages/infra.hpp"
@@ -45,7 +46,9 @@ std::string generate_relay_secret();
 
 /// What the INFRA RECONCILER needs.
 struct infra_reconciler_deps {
-  config::infra_config settings;
+  /// `[infra]` as the last reload left it, read at each use: a new
+  /// `api_url` or retry setting applies to the next request or retry.
+  live_value_ptr<config::infra_config> settings;
   /// Signs every request (NIP-98).
   nostr::keypair keys;
   /// Where relays are read and outcomes recorded; the slot follows restarts.
@@ -75,6 +78,9 @@ struct infra_reconciler_state {
   };
 
   infra_reconciler_deps deps;
+  /// The snapshot of `deps.settings` read last; held so that what refers to
+  /// it stays valid until the next read.
+  std::shared_ptr<const config::infra_config> settings;
   std::map<std::string, track> relays;
   /// Relays given up, with why.
   std::map<std::string, std::string> given_up;

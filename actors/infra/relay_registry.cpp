@@ -38,12 +38,12 @@ caf::expected<hosted_relay> load(self_pointer self, const std::string& id) {
 
 /// What the node can offer: a relay cannot enable what is not configured.
 caf::error check_offer(self_pointer self, const hosted_relay& r) {
-  auto& cfg = self->state.config;
-  if (r.blossom_enabled && !cfg.blossom_available)
+  auto cfg = self->state.settings->get();
+  if (r.blossom_enabled && cfg->blossom.bucket.empty())
     return caf::make_error(ec::invalid_input,
                            "blossom_enabled: this node has no "
                            "[infra.blossom] bucket configured");
-  if (r.livekit_enabled && !cfg.livekit_available)
+  if (r.livekit_enabled && cfg->livekit.server_url.empty())
     return caf::make_error(ec::invalid_input,
                            "livekit_enabled: this node has no "
                            "[infra.livekit] server configured");
@@ -148,8 +148,9 @@ caf::expected<json::object> relay_row(self_pointer self, hosted_relay relay) {
     return job.error();
   auto row = json::parse(to_json(job->relay)).as_object();
   row["failed_attempts"] = job->failures;
+  auto max_attempts = self->state.settings->get()->max_attempts;
   row["given_up"] = !job->relay.synced
-                    && job->failures >= self->state.config.max_attempts;
+                    && static_cast<int64_t>(job->failures) >= max_attempts;
   return row;
 }
 
@@ -188,14 +189,14 @@ relay_registry_actor::behavior_type
 relay_registry(relay_registry_actor::stateful_pointer<relay_registry_state> self,
                store::event_store* store,
                handle_slot_ptr<infra_reconciler_actor> reconciler,
-               relay_registry_config config) {
+               live_value_ptr<config::infra_config> settings) {
   auto& st = self->state;
   st.store = store;
   st.reconciler = std::move(reconciler);
-  st.config = config;
-  if (st.store == nullptr) {
+  st.settings = std::move(settings);
+  if (st.store == nullptr || !st.settings) {
     self->quit(caf::make_error(ec::invalid_configuration,
-                               "relay-registry needs a store"));
+                               "relay-registry needs a store and settings"));
     return relay_registry_actor::behavior_type::make_empty_behavior();
   }
   auto last = store::last_activity_seq(*st.store);
@@ -345,6 +346,21 @@ relay_registry(relay_registry_actor::stateful_pointer<relay_registry_state> self
       caf::put(result, "last_seq", static_cast<int64_t>(st.last_seq));
       caf::put(result, "recorded", static_cast<int64_t>(st.recorded));
       return result;
+    },
+    [self](atom::reload) -> caf::result<uint64_t> {
+      auto all = store::list_hosted_relays(*self->state.store);
+      if (!all)
+        return all.error();
+      for (auto& relay : *all) {
+        activity_entry entry;
+        entry.type = activity_type::reconfigure_relay;
+        if (auto recorded = record(self, relay, std::move(entry)); !recorded)
+          return recorded.error();
+      }
+      log::info("{} recorded reconfigure_relay for {} relay(s): each is "
+                "pushed again",
+                self->name(), all->size());
+      return static_cast<uint64_t>(all->size());
     },
   };
 }

@@ -1,6 +1,8 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/live_value.hpp"
+#include "config/config.hpp"
 #include "messages/infra.hpp"
 #include "store/event_store.hpp"
 
@@ -9,17 +11,6 @@
 #include <cstdint>
 
 namespace ferry {
-
-/// What the RELAY REGISTRY checks relays against.
-struct relay_registry_config {
-  /// Consecutive failures after which a relay counts as given up (shown by
-  /// `get relay`; the INFRA RECONCILER acts on the same number).
-  uint32_t max_attempts = 6;
-  /// `[infra.blossom]` names a bucket: relays may enable blossom.
-  bool blossom_available = false;
-  /// `[infra.livekit]` names a server: relays may enable livekit.
-  bool livekit_available = false;
-};
 
 /// The hosted relay actors, for those who relay requests to them (the
 /// control plane and the inspector); each slot follows restarts.
@@ -32,7 +23,10 @@ struct relay_registry_state {
   store::event_store* store = nullptr;
   /// Where activities are told; the slot follows restarts.
   handle_slot_ptr<infra_reconciler_actor> reconciler;
-  relay_registry_config config;
+  /// `[infra]` as the last reload left it: `max_attempts` (shown by `get
+  /// relay`; the INFRA RECONCILER acts on the same number) and whether
+  /// `[infra.blossom]` and `[infra.livekit]` offer what relays may enable.
+  live_value_ptr<config::infra_config> settings;
   /// The last activity sequence number handed out.
   uint64_t last_seq = 0;
   /// Activities recorded by this incarnation.
@@ -49,11 +43,11 @@ struct relay_registry_state {
 /// @param self The actor handle.
 /// @param store The node's store (must outlive the actor).
 /// @param reconciler Where activities go (may be null or empty).
-/// @param config Limits and what the node can offer relays.
+/// @param settings `[infra]`, read at each use (a reload replaces it).
 relay_registry_actor::behavior_type
 relay_registry(relay_registry_actor::stateful_pointer<relay_registry_state> self,
                store::event_store* store,
                handle_slot_ptr<infra_reconciler_actor> reconciler,
-               relay_registry_config config);
+               live_value_ptr<config::infra_config> settings);
 
 } // namespace ferry

@@ -6,26 +6,27 @@
 namespace ferry {
 
 child_spec infra_subsystem(const node_wiring& wiring, restart_policy policy) {
-  const auto& infra = wiring.cfg.infra;
+  auto live = wiring.infra_settings;
   std::vector<child_spec> children;
-  relay_registry_config rcfg;
-  rcfg.max_attempts = static_cast<uint32_t>(infra.max_attempts);
-  rcfg.blossom_available = !infra.blossom.bucket.empty();
-  rcfg.livekit_available = !infra.livekit.server_url.empty();
   children.push_back(slotted(
     "relay-registry", "relay-registry", wiring.infra.registry,
     [store = wiring.store, reconciler = wiring.infra.reconciler,
-     rcfg](caf::local_actor* self) {
+     live](caf::local_actor* self) {
       // Detached: every change is a synced RocksDB write.
       return self->system().spawn<caf::detached>(relay_registry, store,
-                                                 reconciler, rcfg);
+                                                 reconciler, live);
     }));
   infra_reconciler_deps rdeps;
-  rdeps.settings = infra;
+  rdeps.settings = live;
   rdeps.keys = wiring.keys;
   rdeps.registry = wiring.infra.registry;
-  rdeps.transport = http_transport(
-    wiring.io, std::chrono::milliseconds{infra.request_timeout_ms});
+  // Each request takes the timeout a reload left.
+  rdeps.transport = [io = wiring.io, live](infra_request req,
+                                           std::function<void(infra_response)>
+                                             done) {
+    auto timeout = std::chrono::milliseconds{live->get()->request_timeout_ms};
+    http_transport(io, timeout)(std::move(req), std::move(done));
+  };
   children.push_back(slotted("infra-reconciler", "infra-reconciler",
                              wiring.infra.reconciler,
                              [rdeps](caf::local_actor* self) {

@@ -236,6 +236,10 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   wiring.reloader = std::make_shared<handle_slot<config_reloader_actor>>();
   wiring.running_config = std::make_shared<config::config>(cfg);
   wiring.policy = std::make_shared<live_value<config::policy_config>>(cfg.policy);
+  wiring.grasp_settings
+    = std::make_shared<live_value<config::grasp_config>>(cfg.grasp);
+  wiring.infra_settings
+    = std::make_shared<live_value<config::infra_config>>(cfg.infra);
   n->reloader_ = wiring.reloader;
   if (cfg.cluster.enabled) {
     wiring.membership = std::make_shared<handle_slot<membership_actor>>();

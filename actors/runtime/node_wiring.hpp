@@ -58,6 +58,10 @@ struct node_wiring {
   running_config_ptr running_config;
   /// `[policy]` as the POLICY step applies it (a reload replaces its rules).
   live_value_ptr<config::policy_config> policy;
+  /// `[grasp]` and `[infra]` as their actors apply them (a reload replaces
+  /// the keys that apply live; a restarted actor starts from them).
+  live_value_ptr<config::grasp_config> grasp_settings;
+  live_value_ptr<config::infra_config> infra_settings;
   /// Set only when the cluster is enabled.
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<cluster_manager_actor> cluster;

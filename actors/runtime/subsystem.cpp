@@ -62,17 +62,25 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
                                   sync_health, grasp, infra, cluster,
                                   federation, icfg);
     }));
+  config_reloader_deps reloader_deps;
+  reloader_deps.running = wiring.running_config;
+  reloader_deps.sync_manager = wiring.sync_manager;
+  reloader_deps.relay = wiring.relay;
+  reloader_deps.policy = wiring.policy;
+  reloader_deps.policy_step_runs = runs_policy_step(wiring.cfg.policy);
+  reloader_deps.store = wiring.store;
+  reloader_deps.grasp = wiring.grasp_settings;
+  reloader_deps.grasp_sync = wiring.grasp;
+  reloader_deps.infra = wiring.infra_settings;
+  reloader_deps.relay_registry = wiring.infra.registry;
+  reloader_deps.infra_reconciler = wiring.infra.reconciler;
   children.push_back(slotted(
     "config-reloader", "config-reloader", wiring.reloader,
-    [running = wiring.running_config, sync = wiring.sync_manager,
-     relay = wiring.relay, policy = wiring.policy,
-     policy_step = runs_policy_step(wiring.cfg.policy),
-     store = wiring.store](caf::local_actor* self) {
+    [reloader_deps](caf::local_actor* self) {
       // Detached: a reload that changes the policy scans the refused
       // events' memory (up to its cap) and must not hold a scheduler worker.
-      return self->system().spawn<caf::detached>(config_reloader, running,
-                                                 sync, relay, policy,
-                                                 policy_step, store);
+      return self->system().spawn<caf::detached>(config_reloader,
+                                                 reloader_deps);
     }));
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,

@@ -171,6 +171,8 @@ void add_sync_admin_routes(std::vector<admin_route>& table) {
       {"POST", "/api/v1/sync/servers/{id}/sync-now", access::credentials,
        ask_sync_about_server(atom::sync_now_v)},
       {"POST", "/api/v1/sync/run", access::credentials, run_one_shot},
+      {"GET", "/api/v1/sync/run/{id}", access::credentials,
+       ask_sync_about_server(atom::get_v, atom::neg_v)},
     });
 }
 

@@ -637,7 +637,17 @@ std::string to_json(const sync_options& opts) {
                     {"timeout_seconds", opts.timeout_seconds}};
   if (!opts.ca_file.empty())
     body["ca_file"] = opts.ca_file;
+  if (!opts.progress_id.empty())
+    body["progress_id"] = opts.progress_id;
   return json::serialize(body);
+}
+
+bool valid_progress_id(std::string_view id) {
+  return !id.empty() && id.size() <= 64
+         && std::all_of(id.begin(), id.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '-'
+                     || c == '_';
+            });
 }
 
 std::string parse_sync_options(std::string_view text, sync_options& out,
@@ -683,6 +693,10 @@ std::string parse_sync_options(std::string_view text, sync_options& out,
       if (!x.is_string())
         return wrong("ca_file", "a path");
       out.ca_file = std::string{x.as_string()};
+    } else if (key == "progress_id") {
+      if (!x.is_string() || !valid_progress_id(x.as_string()))
+        return wrong("progress_id", "1 to 64 of A-Z, a-z, 0-9, - and _");
+      out.progress_id = std::string{x.as_string()};
     } else {
       field = std::string{key};
       return "unknown field";

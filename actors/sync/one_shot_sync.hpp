@@ -37,6 +37,9 @@ struct sync_options {
   double timeout_seconds = 30;
   /// Extra trust anchors (PEM) for wss://.
   std::string ca_file;
+  /// Names a sync run by a node, so its progress can be read meanwhile
+  /// (`GET /api/v1/sync/run/ID`); empty: not readable.
+  std::string progress_id;
 
   /// It writes to the store (fetches); a dry run or `up` only reads.
   bool writes() const {
@@ -56,6 +59,19 @@ struct sync_option_error {
   }
 };
 
+/// How far a sync run by a node is: written by the run's thread, read by
+/// the sync manager (`GET /api/v1/sync/run/ID`). The counts are those
+/// `one_shot_report::progress` gets.
+struct one_shot_progress {
+  std::atomic<uint64_t> events{0};
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> total{0};
+};
+
+/// Whether `id` can name a sync's progress: 1 to 64 of A-Z, a-z, 0-9, `-`
+/// and `_` (it is a path segment).
+bool valid_progress_id(std::string_view id);
+
 /// Checks `opts` as `ferry sync` takes them; the parsed filter goes to `f`.
 sync_option_error check_sync_options(const sync_options& opts,
                                      nostr::filter& f);
@@ -64,7 +80,8 @@ sync_option_error check_sync_options(const sync_options& opts,
 std::string to_json(const sync_options& opts);
 
 /// Reads a sync job's JSON body: `url` (required), `filter` (an object),
-/// `direction`, `dry_run`, `frame_size_limit`, `timeout_seconds`, `ca_file`.
+/// `direction`, `dry_run`, `frame_size_limit`, `timeout_seconds`, `ca_file`,
+/// `progress_id`.
 /// @returns "" or what is wrong, with the field it is about in `field`.
 std::string parse_sync_options(std::string_view json, sync_options& out,
                                std::string& field);

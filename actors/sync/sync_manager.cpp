@@ -358,10 +358,12 @@ std::thread start_one_shot(caf::actor_system& sys, store::event_store& store,
                            size_t max_items,
                            std::vector<verifier_actor> verifiers,
                            std::shared_ptr<std::atomic<bool>> stopping,
+                           std::shared_ptr<one_shot_progress> progress,
                            sync_manager_actor manager, uint64_t job) {
   return std::thread{[&sys, &store, opts = std::move(opts), f = std::move(f),
                       max_items, verifiers = std::move(verifiers),
-                      stopping = std::move(stopping), manager, job] {
+                      stopping = std::move(stopping),
+                      progress = std::move(progress), manager, job] {
     // What the command would have printed, in memory.
     char* out_text = nullptr;
     size_t out_size = 0;
@@ -375,6 +377,12 @@ std::thread start_one_shot(caf::actor_system& sys, store::event_store& store,
       report.out = out;
       report.err = err;
       report.stopping = stopping.get();
+      report.progress = [&progress](uint64_t events, uint64_t done,
+                                    uint64_t total) {
+        progress->events = events;
+        progress->done = done;
+        progress->total = total;
+      };
       exit_code = run_one_shot_sync(sys, store, opts, f, max_items, verifiers,
                                     report);
     }
@@ -392,6 +400,25 @@ std::thread start_one_shot(caf::actor_system& sys, store::event_store& store,
     caf::anon_send(manager, atom::done_v, job,
                    boost::json::serialize(answer));
   }};
+}
+
+/// How many finished jobs' progress stays readable.
+constexpr size_t finished_progress_kept = 16;
+
+/// A one-shot job's progress as `GET /api/v1/sync/run/ID` shows it.
+boost::json::object progress_of(const sync_manager_state::one_shot_job& job,
+                                bool running) {
+  auto& p = *job.progress;
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now()
+                                          - job.started;
+  return {{"progress_id", job.progress_id},
+          {"url", job.url},
+          {"direction", job.direction},
+          {"running", running},
+          {"events", p.events.load()},
+          {"done", p.done.load()},
+          {"total", p.total.load()},
+          {"elapsed_seconds", elapsed.count()}};
 }
 
 } // namespace
@@ -696,16 +723,40 @@ sync_manager_actor::behavior_type clustered_sync_manager(
       if (opts.writes() && verifiers.empty())
         return caf::make_error(ec::upstream_failure,
                                "the node's verifiers are not running");
+      if (!opts.progress_id.empty())
+        for (const auto& [n, running] : st.one_shot_jobs)
+          if (running.progress_id == opts.progress_id)
+            return caf::make_error(ec::conflict,
+                                   "progress_id: a running sync has the id "
+                                     + opts.progress_id);
       auto job = ++st.one_shot_started;
       auto& entry = st.one_shot_jobs[job];
       entry.reply = self->make_response_promise<std::string>();
+      entry.progress_id = opts.progress_id;
+      entry.url = opts.url;
+      entry.direction = opts.direction;
+      entry.started = std::chrono::steady_clock::now();
+      entry.progress = std::make_shared<one_shot_progress>();
       log::info("{} runs a one-shot sync with {} ({})", self->name(), opts.url,
                 opts.direction);
       entry.thread = start_one_shot(
         self->system(), *st.deps.store, std::move(opts), std::move(f),
         st.deps.one_shot_max_items, std::move(verifiers), st.stopping,
-        caf::actor_cast<sync_manager_actor>(self), job);
+        entry.progress, caf::actor_cast<sync_manager_actor>(self), job);
       return entry.reply;
+    },
+    [self](atom::get, atom::neg,
+           const std::string& id) -> caf::result<std::string> {
+      auto& st = self->state;
+      for (const auto& [n, job] : st.one_shot_jobs)
+        if (job.progress_id == id)
+          return boost::json::serialize(progress_of(job, true));
+      for (auto i = st.one_shot_finished.rbegin();
+           i != st.one_shot_finished.rend(); ++i)
+        if (i->first == id)
+          return i->second;
+      return caf::make_error(ec::not_found, "no sync with progress_id " + id
+                                              + " runs or ran lately");
     },
     [self](atom::done, uint64_t job, std::string& answer) {
       auto& jobs = self->state.one_shot_jobs;
@@ -716,6 +767,14 @@ sync_manager_actor::behavior_type clustered_sync_manager(
       // Its last act was this message: the join is immediate.
       if (i->second.thread.joinable())
         i->second.thread.join();
+      if (!i->second.progress_id.empty()) {
+        auto& finished = self->state.one_shot_finished;
+        finished.emplace_back(
+          i->second.progress_id,
+          boost::json::serialize(progress_of(i->second, false)));
+        if (finished.size() > finished_progress_kept)
+          finished.pop_front();
+      }
       jobs.erase(i);
     },
   };

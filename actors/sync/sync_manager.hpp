@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/sync/one_shot_sync.hpp"
 #include "actors/sync/relay_connection.hpp"
 #include "messages/sync.hpp"
 #include "messages/sync_manager.hpp"
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,9 +71,19 @@ struct sync_manager_state {
   struct one_shot_job {
     std::thread thread;
     caf::typed_response_promise<std::string> reply;
+    /// What `GET /api/v1/sync/run/ID` shows while it runs.
+    std::string progress_id;
+    std::string url;
+    std::string direction;
+    std::chrono::steady_clock::time_point started;
+    std::shared_ptr<one_shot_progress> progress;
   };
   std::map<uint64_t, one_shot_job> one_shot_jobs;
   uint64_t one_shot_started = 0;
+  /// The final progress (JSON) of the last jobs that named one, by progress
+  /// id, newest last: a reader that races the end still sees the final
+  /// figures.
+  std::deque<std::pair<std::string, std::string>> one_shot_finished;
   /// Tells the jobs' threads to end early.
   std::shared_ptr<std::atomic<bool>> stopping
     = std::make_shared<std::atomic<bool>>(false);

@@ -301,6 +301,7 @@ std::vector<route> every_route() {
     // that carries its exit code.
     {"POST", "/api/v1/sync/run",
      R"({"url":"ws://127.0.0.1:1","dry_run":true,"timeout_seconds":1})"},
+    {"GET", "/api/v1/sync/run/probe", ""},
     {"DELETE", "/api/v1/sync/servers/probe", ""},
     {"GET", "/api/v1/grasp/repos", ""},
     {"GET", "/api/v1/grasp/repos/30617%3Aab%3Ax", ""},

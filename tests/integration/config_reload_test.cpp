@@ -5,17 +5,25 @@
 // on connections already open, the built-in policy rules change for the
 // next event, every other changed key is named as waiting
 // for a restart until the node restarts, and a bad file is refused naming
-// its key while the running config stays.
+// its key while the running config stays. [grasp] and [infra]: a new
+// management API URL or relay domain pushes every hosted relay again to the
+// new API with the new host; a GRASP bootstrap relay added to the file gets
+// connected and asked for announcements; the GRASP keys that need a restart
+// are named one by one.
 
 #include "tests/integration/sync_helpers.hpp"
+#include "tests/net/net_fixture.hpp"
 
 #include <boost/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 using namespace ferry;
 using namespace ferry::sync_test;
@@ -72,6 +80,120 @@ json::value reload_ok(node& b, uint16_t admin_port) {
   INFO(res.response.body);
   REQUIRE(res.response.status == 200);
   return json::parse(res.response.body);
+}
+
+/// A zooid-style management API (a third-party remote): answers every
+/// `/relay/ID` request 200 and keeps what it got.
+class management_api {
+public:
+  struct push {
+    std::string method;
+    std::string target;
+    json::object body;
+  };
+
+  explicit management_api(std::string prefix) : prefix_(std::move(prefix)) {
+    net::ws_server_options opts;
+    opts.websocket = false;
+    server_.start(opts, [this](net::http_request req,
+                               std::function<void(net::http_response)> respond) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        json::error_code ec;
+        auto body = json::parse(req.body, ec);
+        pushes_.push_back({req.method, req.target,
+                           !ec && body.is_object() ? body.as_object()
+                                                   : json::object{}});
+      }
+      net::http_response res;
+      res.body = "{}";
+      respond(std::move(res));
+    });
+    REQUIRE(server_.start_error().empty());
+  }
+
+  std::string url() {
+    return "http://127.0.0.1:" + std::to_string(server_.port()) + prefix_;
+  }
+
+  const std::string& prefix() const {
+    return prefix_;
+  }
+
+  std::vector<push> pushes() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return pushes_;
+  }
+
+  /// The hosts pushed for each relay (by the request's target).
+  std::map<std::string, std::string> hosts() {
+    std::map<std::string, std::string> result;
+    for (auto& p : pushes())
+      if (auto* host = p.body.if_contains("host"); host && host->is_string())
+        result[p.target] = std::string{host->as_string()};
+    return result;
+  }
+
+private:
+  std::string prefix_;
+  std::mutex mtx_;
+  std::vector<push> pushes_;
+  net::test::server_fixture server_;
+};
+
+/// A credential of the S3 bucket: a reload must never log it.
+constexpr const char* bucket_secret = "s3-key-never-logged";
+
+std::string infra_section(const std::string& api_url,
+                          const std::string& domain,
+                          const std::string& extra = {}) {
+  return "[infra]\napi_url = \"" + api_url + "\"\nrelay_domain = \"" + domain
+         + "\"\nretry_base_ms = 100\nretry_cap_ms = 200\n" + extra
+         + "[infra.blossom]\nbucket = \"media\"\nsecret_key = \""
+         + bucket_secret + "\"\n";
+}
+
+
+
+
+void create_relay(uint16_t admin_port, const std::string& id) {
+  auto res = admin(admin_port, "POST", "/api/v1/relays",
+                   R"({"id":")" + id + R"(","subdomain":")" + id
+                     + R"(","schema":")" + id + R"(_db","info":{"pubkey":")"
+                     + std::string(64, 'a') + R"("}})");
+  INFO(res.error << res.response.body);
+  REQUIRE(res.response.status == 201);
+}
+
+/// Whether every relay of `ids` is synced, as the admin API shows it.
+bool all_synced(uint16_t admin_port, const std::set<std::string>& ids) {
+  auto res = admin(admin_port, "GET", "/api/v1/relays");
+  if (!res.error.empty() || res.response.status != 200)
+    return false;
+  std::set<std::string> synced;
+  auto rows = json::parse(res.response.body);
+  for (auto& row : rows.as_array())
+    if (row.at("synced").as_bool())
+      synced.insert(std::string{row.at("id").as_string()});
+  return synced == ids;
+}
+
+/// Waits until every relay of `ids` is synced, `api` having got each with
+/// the host `ID.domain`.
+void require_pushed(management_api& api, node& n,
+                    const std::set<std::string>& ids,
+                    const std::string& domain) {
+  std::map<std::string, std::string> want;
+  for (auto& id : ids)
+    want[api.prefix() + "/relay/" + id] = id + "." + domain;
+  auto admin_port = n.admin_port();
+  auto pushed = test::poll_until(
+    [&] { return api.hosts() == want && all_synced(admin_port, ids); }, 10s,
+    50ms);
+  if (!pushed)
+    FAIL("the relays were not pushed to " << api.url() << " as *." << domain
+                                          << "\n"
+                                          << test::output_tail(n.process));
 }
 
 } // namespace
@@ -255,4 +377,138 @@ TEST_CASE("a reload that lifts a rule forgets the refusals it made, so a sync "
                "B fetched the dm again", &a);
   stop(b);
   stop(a);
+}
+
+TEST_CASE("a reload with a new infra api_url and relay_domain pushes every "
+          "hosted relay again to the new API with the new host",
+          "[integration][reload]") {
+  management_api old_api{"/old"};
+  management_api new_api{"/new"};
+  test::temp_dir dir;
+  auto path = write_b_config(dir, infra_section(old_api.url(), "old.test"));
+  node n{path};
+  auto admin_port = n.admin_port();
+  for (auto* id : {"club", "band", "team"})
+    create_relay(admin_port, id);
+  std::set<std::string> ids{"club", "band", "team"};
+  require_pushed(old_api, n, ids, "old.test");
+  CHECK(new_api.pushes().empty());
+  auto old_pushes = old_api.pushes().size();
+
+  write_b_config(dir, infra_section(new_api.url(), "new.test",
+                                    "request_timeout_ms = 4000\n"));
+  n.process.signal(SIGHUP);
+  require_pushed(new_api, n, ids, "new.test");
+  // Synced before, so each is updated there (PATCH), once.
+  for (auto& p : new_api.pushes())
+    CHECK(p.method == "PATCH");
+  CHECK(new_api.pushes().size() == 3);
+  CHECK(old_api.pushes().size() == old_pushes);
+  auto activity = admin(admin_port, "GET", "/api/v1/relays/club/activity");
+  CHECK(activity.response.body.find("\"reconfigure_relay\"")
+        != std::string::npos);
+
+  // Applied: the same file again changes nothing and pushes nothing.
+  auto report = reload_ok(n, admin_port);
+  CHECK(report.at("applied").as_array().empty());
+  CHECK(report.at("restart_required").as_array().empty());
+  CHECK(report.at("hosted_relays_repushed").as_int64() == 0);
+  // A key that does not change what relays show applies without a push.
+  write_b_config(dir, infra_section(new_api.url(), "new.test",
+                                    "request_timeout_ms = 3000\n"));
+  report = reload_ok(n, admin_port);
+  CHECK(strings_in(report, "applied")
+        == std::set<std::string>{"infra.request_timeout_ms"});
+  CHECK(report.at("hosted_relays_repushed").as_int64() == 0);
+  CHECK(all_synced(admin_port, ids));
+  CHECK(new_api.pushes().size() == 3);
+  // The process log never shows the bucket's credentials.
+  CHECK(n.process.output().find(bucket_secret) == std::string::npos);
+  stop(n);
+}
+
+TEST_CASE("a GRASP bootstrap relay added by a reload is connected, and the "
+          "GRASP keys that need a restart are named one by one",
+          "[integration][reload]") {
+  net::test::server_fixture relay;
+  relay.start();
+  REQUIRE(relay.start_error().empty());
+  test::temp_dir dir;
+  auto grasp = [](const std::string& domain, const std::string& extra) {
+    return "[grasp]\nenabled = true\nservice_domain = \"" + domain + "\"\n"
+           + extra;
+  };
+  auto path = write_b_config(dir, grasp("git.test", ""));
+  node n{path};
+  auto admin_port = n.admin_port();
+  CHECK(relay.opened() == 0);
+
+  auto url = "ws://127.0.0.1:" + std::to_string(relay.port());
+  write_b_config(dir, grasp("other.test", "bootstrap_relays = [\"" + url
+                                            + "\"]\ngroup_size = 50\n"
+                                              "batch_timeout_seconds = 60\n"));
+  auto report = reload_ok(n, admin_port);
+  CHECK(strings_in(report, "applied")
+        == std::set<std::string>{"grasp.bootstrap_relays", "grasp.group_size"});
+  CHECK(strings_in(report, "restart_required")
+        == std::set<std::string>{"grasp.service_domain",
+                                 "grasp.batch_timeout_seconds"});
+  auto asked = test::poll_until(
+    [&] {
+      for (auto& frame : relay.frames())
+        if (frame.rfind("[\"REQ\"", 0) == 0)
+          return true;
+      return false;
+    },
+    10s, 50ms);
+  if (!asked)
+    FAIL("the new bootstrap relay got no REQ (" << relay.opened()
+                                                << " connections)\n"
+                                                << test::output_tail(n.process));
+  CHECK(relay.opened() >= 1);
+  stop(n);
+}
+
+TEST_CASE("a reload with a bad [grasp] or [infra] value is refused naming "
+          "file, key and expectation, and the running config stays",
+          "[integration][reload]") {
+  management_api api{""};
+  test::temp_dir dir;
+  auto grasp = std::string{"[grasp]\nenabled = true\n"
+                           "service_domain = \"git.test\"\n"};
+  auto good = infra_section(api.url(), "relays.test") + grasp;
+  auto path = write_b_config(dir, good);
+  node n{path};
+  auto admin_port = n.admin_port();
+
+  struct bad_case {
+    std::string extra;
+    std::string field;
+  };
+  for (auto& bad :
+       {bad_case{infra_section("ftp://127.0.0.1/x", "relays.test") + grasp,
+                 "infra.api_url"},
+        bad_case{good + "group_size = 0\n", "grasp.group_size"}}) {
+    write_b_config(dir, bad.extra);
+    auto res = admin(admin_port, "POST", "/api/v1/config/reload");
+    require_answered(res, n.process);
+    INFO(res.response.body);
+    CHECK(res.response.status == 400);
+    auto error = json::parse(res.response.body).at("error");
+    CHECK(error.at("field").as_string() == bad.field);
+    auto message = std::string{error.at("message").as_string()};
+    CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find("expected") != std::string::npos);
+  }
+  // Still the old API: a new relay is pushed there, with the old domain.
+  create_relay(admin_port, "club");
+  auto pushed = test::poll_until([&] { return api.hosts().size() == 1; }, 10s,
+                                 50ms);
+  REQUIRE(pushed);
+  CHECK(api.hosts().at("/relay/club") == "club.relays.test");
+  // Fixed, the file applies nothing new.
+  write_b_config(dir, good);
+  auto report = reload_ok(n, admin_port);
+  CHECK(report.at("applied").as_array().empty());
+  stop(n);
 }

@@ -1,15 +1,22 @@
 // `ferry sync URL` as a real process against real relays on loopback: a
 // running `ferry node`, nostr-tools' negentropy in tests/interop/neg_relay.mjs,
 // and relays without NIP-77. The local side is a store no node runs on,
-// filled with `ferry import` and read back with `ferry export`.
+// filled with `ferry import` and read back with `ferry export`, or a running
+// node the sync is handed to (its progress readable while it runs).
 
 #include "tests/fixtures/node_process.hpp"
 
+#include <boost/json.hpp>
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <regex>
 #include <set>
+#include <thread>
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -113,6 +120,15 @@ void import_into(const test::temp_dir& dir, const std::string& config,
   auto r = run_ferry({"import", "--config", config, file});
   INFO(r.output);
   REQUIRE(r.status == 0);
+}
+
+/// Imports the events of `lists` into the store of `config`.
+void import_events(const test::temp_dir& dir, const std::string& config,
+                   std::initializer_list<const std::vector<nostr::event>*> lists) {
+  std::string jsonl;
+  for (const auto* list : lists)
+    append_jsonl(jsonl, *list);
+  import_into(dir, config, jsonl, "events.jsonl");
 }
 
 /// The ids of the events matching `filter` in the store of `config`.
@@ -440,13 +456,8 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   // hand it a sync that fetches.
   const auto admin_port = test::free_port();
   auto local_cfg = config_with_admin(local_dir, admin_port, "sync-t0ken");
-  std::string relay_jsonl;
-  append_jsonl(relay_jsonl, events.relay_only);
-  append_jsonl(relay_jsonl, events.shared);
-  import_into(relay_dir, relay_cfg, relay_jsonl, "relay.jsonl");
-  std::string local_jsonl;
-  append_jsonl(local_jsonl, events.shared);
-  import_into(local_dir, local_cfg, local_jsonl, "local.jsonl");
+  import_events(relay_dir, relay_cfg, {&events.relay_only, &events.shared});
+  import_events(local_dir, local_cfg, {&events.shared});
 
   test::ferry_process relay{{"node", "--config", relay_cfg}};
   auto relay_port = relay.wait_for_port();
@@ -485,6 +496,9 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   INFO(down.output);
   REQUIRE(down.status == 0);
   CHECK(down.output.find("it runs the sync") != std::string::npos);
+  // Not a terminal: no progress line, only the summary.
+  CHECK(down.output.find('\r') == std::string::npos);
+  CHECK(down.output.find("events/s") == std::string::npos);
   s = parse_summary(down.output);
   CHECK(s.have == 0);
   CHECK(s.need == events.relay_only.size());
@@ -499,7 +513,9 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
          {R"({"url":"ws://127.0.0.1:1","filter":[1]})", "filter"},
          {R"({"url":"ws://127.0.0.1:1","frame_size_limit":10})",
           "frame_size_limit"},
-         {R"({"url":"ws://127.0.0.1:1","colour":"red"})", "colour"}}) {
+         {R"({"url":"ws://127.0.0.1:1","colour":"red"})", "colour"},
+         {R"({"url":"ws://127.0.0.1:1","progress_id":"a/b"})",
+          "progress_id"}}) {
     auto res = net::simple_http_request(
       "127.0.0.1", admin_port, "POST", "/api/v1/sync/run",
       {{"Authorization", "Bearer sync-t0ken"}}, body);
@@ -517,6 +533,80 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   CHECK(failed.output.find("cannot connect to " + unreachable)
         != std::string::npos);
 
+  CHECK(local.kill(SIGTERM) == 0);
+  CHECK(relay.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a sync handed to a node shows growing counts while it runs, and "
+          "its final figures once done",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  // 3000 events the node lacks, 3000 it holds alone.
+  auto events = make_split(keys, 1, 6000, 0);
+  test::temp_dir relay_dir;
+  test::temp_dir local_dir;
+  auto relay_cfg = test::node_config(relay_dir);
+  const auto admin_port = test::free_port();
+  auto local_cfg = config_with_admin(local_dir, admin_port, "pr0gress");
+  import_events(relay_dir, relay_cfg, {&events.relay_only});
+  import_events(local_dir, local_cfg, {&events.local_only});
+  test::ferry_process relay{{"node", "--config", relay_cfg}};
+  auto relay_port = relay.wait_for_port();
+  REQUIRE(relay_port);
+  test::ferry_process local{{"node", "--config", local_cfg}};
+  REQUIRE(local.wait_for_port());
+  REQUIRE(test::wait_for_admin_port(local));
+
+  const std::map<std::string, std::string> auth{
+    {"Authorization", "Bearer pr0gress"}};
+  auto progress = [&] {
+    return net::simple_http_request("127.0.0.1", admin_port, "GET",
+                                    "/api/v1/sync/run/watch-1", auth);
+  };
+  CHECK(progress().response.status == 404);
+  std::atomic<bool> answered{false};
+  net::http_result run;
+  std::thread job{[&] {
+    run = net::simple_http_request(
+      "127.0.0.1", admin_port, "POST", "/api/v1/sync/run", auth,
+      R"({"url":"ws://127.0.0.1:)" + std::to_string(*relay_port)
+        + R"(","filter":{"kinds":[1]},"progress_id":"watch-1"})",
+      120s);
+    answered = true;
+  }};
+  // Read as fast as it answers while the job runs: what a polling command
+  // sees, without depending on how long the sync takes.
+  std::vector<uint64_t> seen;
+  while (!answered) {
+    auto res = progress();
+    if (res.response.status != 200)
+      continue;
+    auto body = boost::json::parse(res.response.body).as_object();
+    if (!body.at("running").as_bool())
+      continue;
+    seen.push_back(body.at("events").to_number<uint64_t>());
+  }
+  job.join();
+  INFO(run.error << run.response.body);
+  REQUIRE(run.response.status == 200);
+  auto answer = boost::json::parse(run.response.body).as_object();
+  CHECK(answer.at("exit_code").as_int64() == 0);
+  auto s = parse_summary(std::string{answer.at("stdout").as_string()});
+  CHECK(s.fetched == events.relay_only.size());
+
+  auto final_res = progress();
+  REQUIRE(final_res.response.status == 200);
+  auto final_body = boost::json::parse(final_res.response.body).as_object();
+  INFO(final_res.response.body);
+  CHECK_FALSE(final_body.at("running").as_bool());
+  auto final_events = final_body.at("events").to_number<uint64_t>();
+  CHECK(final_events == s.fetched);
+  CHECK(final_body.at("done") == final_body.at("total"));
+  // The counts only grow, and the job was seen before it had them all.
+  REQUIRE_FALSE(seen.empty());
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  CHECK(seen.front() < final_events);
+  CHECK(seen.back() <= final_events);
   CHECK(local.kill(SIGTERM) == 0);
   CHECK(relay.kill(SIGTERM) == 0);
 }

@@ -134,6 +134,9 @@ struct fixture : test::deterministic_actor_system {
   infra_reconciler_actor reconciler;
   nostr::keypair keys = nostr::generate_keypair();
   config::infra_config settings = test_settings();
+  /// What the reconciler reads; a test replaces it as a reload would.
+  live_value_ptr<config::infra_config> live_settings
+    = std::make_shared<live_value<config::infra_config>>();
   size_t backlog_limit = 1000;
   ferry::test::quiet_log quiet;
 
@@ -141,10 +144,12 @@ struct fixture : test::deterministic_actor_system {
     settings.retry_base_ms = 30000;
     settings.retry_cap_ms = 900000;
     settings.max_attempts = 6;
-    relay_registry_config rcfg;
-    rcfg.max_attempts = 6;
-    rcfg.blossom_available = true;
-    registry = sys.spawn(relay_registry, db.store.get(), reconciler_slot, rcfg);
+    // The registry offers blossom but not livekit.
+    auto offer = settings;
+    offer.livekit.server_url.clear();
+    registry = sys.spawn(relay_registry, db.store.get(), reconciler_slot,
+                         std::make_shared<live_value<config::infra_config>>(
+                           offer));
     registry_slot->set(registry);
     run();
   }
@@ -157,7 +162,8 @@ struct fixture : test::deterministic_actor_system {
 
   void start_reconciler() {
     infra_reconciler_deps deps;
-    deps.settings = settings;
+    live_settings->set(settings);
+    deps.settings = live_settings;
     deps.keys = keys;
     deps.registry = registry_slot;
     deps.backlog_limit = backlog_limit;
@@ -620,4 +626,58 @@ TEST_CASE_METHOD(fixture, "an idle reconciler sends nothing", "[infra]") {
                                   std::string{"club"});
   REQUIRE_FALSE(members);
   CHECK_THAT(render(members.error()), Contains("idle"));
+}
+
+TEST_CASE_METHOD(fixture,
+                 "after a reload marks every relay, each is pushed again to "
+                 "the new API with the new host, the one in flight too",
+                 "[infra]") {
+  start_reconciler();
+  create("club");
+  create("band");
+  REQUIRE(calls->size() == 2);
+  answer(0, 201);
+  // band's POST is still out when the reload comes.
+  settings.api_url = "http://127.0.0.1:9/moved";
+  settings.relay_domain = "new.test";
+  live_settings->set(settings);
+  auto marked = ask<uint64_t>(registry, atom::reload_v);
+  REQUIRE(marked);
+  CHECK(*marked == 2);
+  REQUIRE(calls->size() == 3);
+  CHECK(request(2).method == "PATCH");
+  CHECK(request(2).url == "http://127.0.0.1:9/moved/relay/club");
+  CHECK(parse_object(request(2).body).at("host") == "club.new.test");
+  answer(2, 200);
+  CHECK(relay("club").at("synced").as_bool());
+  CHECK(activity_types("club").back() == "complete_relay_sync");
+  // band's old push ends: it is pushed again, to the new API.
+  answer(1, 201);
+  REQUIRE(calls->size() == 4);
+  CHECK(request(3).url == "http://127.0.0.1:9/moved/relay/band");
+  CHECK(parse_object(request(3).body).at("host") == "band.new.test");
+  answer(3, 200);
+  CHECK(relay("band").at("synced").as_bool());
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a reconciler turned on by a reload pushes what waited, and "
+                 "one turned off sends no retry",
+                 "[infra]") {
+  settings.api_url.clear();
+  start_reconciler();
+  create("club");
+  advance(1min);
+  CHECK(calls->empty());
+  settings.api_url = "http://127.0.0.1:9/zooid";
+  live_settings->set(settings);
+  self->send(reconciler, atom::reconcile_v);
+  run();
+  REQUIRE(calls->size() == 1);
+  CHECK(request(0).method == "POST");
+  answer(0, 500);
+  settings.enabled = false;
+  live_settings->set(settings);
+  advance(1h);
+  CHECK(calls->size() == 1);
 }

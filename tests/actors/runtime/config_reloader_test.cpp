@@ -1,6 +1,7 @@
 // What a reload applies, decided from the running config and the file's new
-// contents: log.level and [[sync.server]] tables apply, every other changed
-// section is named as waiting for a restart.
+// contents: log.level, live limits, policy rules, [[sync.server]] tables and
+// the live [grasp] and [infra] keys apply, every other changed section or key
+// is named as waiting for a restart.
 
 #include "actors/runtime/config_reloader.hpp"
 #include "messages/error.hpp"
@@ -124,4 +125,73 @@ TEST_CASE("new built-in policy rules apply when the node runs a policy step, "
                           false);
   CHECK(none.applied.empty());
   CHECK(none.restart_required == strings{"policy"});
+}
+
+TEST_CASE("GRASP keys apply live except enabled, service_domain and "
+          "batch_timeout_seconds, which are named one by one",
+          "[config_reload]") {
+  auto before = load("[grasp]\nenabled = true\nservice_domain = \"a.test\"\n"
+                     "bootstrap_relays = [\"wss://one.test\"]\n"
+                     "group_size = 100\ntick_seconds = 60\n");
+  auto after = load("[grasp]\nenabled = true\nservice_domain = \"b.test\"\n"
+                    "bootstrap_relays = [\"wss://one.test\", "
+                    "\"wss://two.test\"]\n"
+                    "group_size = 20\ntick_seconds = 5\n"
+                    "batch_timeout_seconds = 30\n");
+  auto plan = plan_reload(before, after, true);
+  CHECK(plan.applied
+        == strings{"grasp.bootstrap_relays", "grasp.tick_seconds",
+                   "grasp.group_size"});
+  CHECK(plan.restart_required
+        == strings{"grasp.service_domain", "grasp.batch_timeout_seconds"});
+  auto live = with_live_grasp(before.grasp, after.grasp);
+  CHECK(live.bootstrap_relays.size() == 2);
+  CHECK(live.group_size == 20);
+  CHECK(live.tick == std::chrono::seconds{5});
+  CHECK(live.service_domain == "a.test");
+  CHECK(live.batch_timeout == before.grasp.batch_timeout);
+
+  auto off = plan_reload(before, load("[grasp]\nenabled = false\n"
+                                      "service_domain = \"a.test\"\n"
+                                      "bootstrap_relays = [\"wss://one.test\"]\n"
+                                      "group_size = 100\ntick_seconds = 60\n"),
+                         true);
+  CHECK(off.applied.empty());
+  CHECK(off.restart_required == strings{"grasp.enabled"});
+}
+
+TEST_CASE("every infra key applies live, and only those a pushed relay shows "
+          "push every hosted relay again",
+          "[config_reload]") {
+  auto base = std::string{"[infra]\napi_url = \"https://api.test\"\n"
+                          "relay_domain = \"relays.test\"\n"};
+  auto before = load(base);
+  auto timing = plan_reload(before,
+                            load(base + "request_timeout_ms = 100\n"
+                                        "max_attempts = 2\n"),
+                            true);
+  CHECK(timing.applied
+        == strings{"infra.request_timeout_ms", "infra.max_attempts"});
+  CHECK(timing.restart_required.empty());
+  CHECK_FALSE(timing.repush_hosted_relays);
+  CHECK_FALSE(timing.infra_turned_on);
+
+  auto moved = plan_reload(before,
+                           load("[infra]\napi_url = \"https://other.test\"\n"
+                                "relay_domain = \"relays.test\"\n"
+                                "[infra.livekit]\nserver_url = \"wss://lk\"\n"),
+                           true);
+  CHECK(moved.applied
+        == strings{"infra.api_url", "infra.livekit.server_url"});
+  CHECK(moved.repush_hosted_relays);
+  CHECK_FALSE(moved.infra_turned_on);
+
+  auto on = plan_reload(load(""), before, true);
+  CHECK(on.applied == strings{"infra.api_url", "infra.relay_domain"});
+  CHECK(on.repush_hosted_relays);
+  CHECK(on.infra_turned_on);
+  auto off = plan_reload(before, load(base + "enabled = false\n"), true);
+  CHECK(off.applied == strings{"infra.enabled"});
+  CHECK_FALSE(off.repush_hosted_relays);
+  CHECK_FALSE(off.infra_turned_on);
 }
