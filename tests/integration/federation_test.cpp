@@ -634,3 +634,51 @@ TEST_CASE("every interval_seconds a NIP-77 reconciliation brings what the "
          << json::serialize(a.sync_stats("b")) << "\n" << both(a, b));
   CHECK(a.sync_stats("b").at("duplicate").as_int64() == 0);
 }
+
+TEST_CASE("three nodes: a node linked with two peers passes each one's "
+          "events to the other, and a link one side suspends stops only that "
+          "link",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  fed_node c{"c"};
+  a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b)
+              + a.peer_table(c));
+  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
+  c.configure(fed_section("auto_accept", "name = \"c\"\n"));
+  b.start();
+  c.start();
+  a.start();
+  auto all_logs = [&] { return both(a, b) + "--- C ---\n" + test::output_tail(*c.process); };
+  if (!test::poll_until([&] { return a.exchanging("b") && a.exchanging("c"); }))
+    FAIL("A never connected to both peers\n" << all_logs());
+  auto holds = [](fed_node& n, const nostr::event& ev) {
+    return ids_of(n.relay_port, sync_test::ids_filter({sync_test::hex_id(ev)}))
+             .size()
+           == 1;
+  };
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  auto from_b = test::make_note(keys, now, "from b");
+  auto from_c = test::make_note(keys, now, "from c");
+  sync_test::publish(b.relay_port, {from_b});
+  sync_test::publish(c.relay_port, {from_c});
+  if (!test::poll_until([&] { return holds(c, from_b) && holds(b, from_c); },
+                        20s))
+    FAIL("B's and C's notes did not cross through A\n" << all_logs());
+
+  // C suspends its link with A; the status is mirrored on A's side.
+  auto res = c.call("POST", "/api/v1/federation/peers/a/status",
+                    R"({"status":"suspended"})");
+  INFO(res.response.body);
+  REQUIRE(res.response.status < 300);
+  if (!test::poll_until([&] { return a.peer_status("c") == "suspended"; }))
+    FAIL("A did not see C suspend the link\n" << all_logs());
+  auto later = test::make_note(keys, now + 1, "later from b");
+  sync_test::publish(b.relay_port, {later});
+  if (!test::poll_until([&] { return holds(a, later); }, 20s))
+    FAIL("the A-B link stopped with the A-C one\n" << all_logs());
+  CHECK(a.peer_status("b") == "active");
+  // Nothing crosses the suspended link: any arrival ends the wait early.
+  CHECK_FALSE(test::poll_until([&] { return holds(c, later); }, 3s));
+}
