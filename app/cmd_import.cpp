@@ -14,8 +14,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 namespace ferry::app {
 
@@ -62,10 +66,40 @@ bool held_by_another_process(const caf::error& err) {
   return render(err).find("lock") != std::string::npos;
 }
 
+caf::expected<std::unique_ptr<store::event_store>>
+open_unless_held(const config::config& cfg) {
+  // RocksDB logs a failed lock as a warning before the open returns, and
+  // may log from its own threads for as long as the store is open.
+  struct held_back {
+    std::mutex mutex;
+    bool holding = true;
+    std::vector<std::pair<bool, std::string>> lines;
+    std::function<void(bool, std::string_view)> log;
+  };
+  auto opts = store_options_from(cfg);
+  auto held = std::make_shared<held_back>();
+  held->log = std::move(opts.log);
+  opts.log = [held](bool problem, std::string_view line) {
+    std::lock_guard<std::mutex> guard{held->mutex};
+    if (held->holding)
+      held->lines.emplace_back(problem, std::string{line});
+    else if (held->log)
+      held->log(problem, line);
+  };
+  auto store = store::event_store::open(opts);
+  std::lock_guard<std::mutex> guard{held->mutex};
+  held->holding = false;
+  if ((store || !held_by_another_process(store.error())) && held->log)
+    for (const auto& [problem, line] : held->lines)
+      held->log(problem, line);
+  held->lines.clear();
+  return store;
+}
+
 std::unique_ptr<store::event_store> open_for_reading(const config::config& cfg,
                                                      const char* command) {
+  auto store = open_unless_held(cfg);
   auto opts = store_options_from(cfg);
-  auto store = store::event_store::open(opts);
   if (!store && held_by_another_process(store.error())) {
     // Reading needs no lock: what the node had stored by now.
     opts.beside_running_node = true;
@@ -102,7 +136,7 @@ int run_import(const config::config& cfg, const std::string& input) {
     }
     in = &file;
   }
-  auto store = store::event_store::open(store_options_from(cfg));
+  auto store = open_unless_held(cfg);
   if (!store) {
     std::fprintf(stderr, "ferry import: %s\n", store_hint(store.error()).c_str());
     return 1;

@@ -210,7 +210,7 @@ int run_sync(const config::config& cfg, const sync_options& opts) {
   }
   std::unique_ptr<store::event_store> store;
   if (opts.writes()) {
-    auto opened = store::event_store::open(store_options_from(cfg));
+    auto opened = open_unless_held(cfg);
     if (!opened) {
       if (held_by_another_process(opened.error()))
         return hand_to_node(cfg, opts);

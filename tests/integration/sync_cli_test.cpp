@@ -480,6 +480,7 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
 
   auto dry = sync_kind(url, local_cfg, events.kind, "both", {"--dry-run"});
   CHECK(dry.output.find("a node holds " + local_dir.file("data")) != std::string::npos);
+  CHECK(dry.output.find("LOCK") == std::string::npos);
   checked_summary(dry, events, true);
   auto s = checked_summary(sync_kind(url, local_cfg, events.kind, "up"), events);
   CHECK(s.sent == events.local_only.size());
@@ -496,6 +497,7 @@ TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
   INFO(down.output);
   REQUIRE(down.status == 0);
   CHECK(down.output.find("it runs the sync") != std::string::npos);
+  CHECK(down.output.find("LOCK") == std::string::npos);
   // Not a terminal: no progress line, only the summary.
   CHECK(down.output.find('\r') == std::string::npos);
   CHECK(down.output.find("events/s") == std::string::npos);
