@@ -163,6 +163,9 @@ struct admin_node {
     auto admin = test::wait_for_admin_port(process);
     REQUIRE(admin);
     port = *admin;
+    // Logged once every subsystem has started: the state the tests compare
+    // must not still be growing.
+    REQUIRE(test::wait_for_identity(process));
   }
 
   std::string make_config() {

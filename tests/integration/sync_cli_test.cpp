@@ -558,6 +558,9 @@ TEST_CASE("a sync handed to a node shows growing counts while it runs, and "
   test::ferry_process local{{"node", "--config", local_cfg}};
   REQUIRE(local.wait_for_port());
   REQUIRE(test::wait_for_admin_port(local));
+  // Logged once every subsystem has started: before, the sync manager may
+  // not answer yet (503).
+  REQUIRE(test::wait_for_identity(local));
 
   const std::map<std::string, std::string> auth{
     {"Authorization", "Bearer pr0gress"}};
