@@ -181,6 +181,8 @@ void open_deletion_tail(self_pointer self, int64_t since) {
 
 void open_driven_deletion_tail(self_pointer self) {
   auto& st = self->state;
+  if (!st.deletions.active)
+    return;
   int64_t since = 0;
   if (auto c = store::get_sync_cursor(*st.deps.store, st.def.id); c && *c)
     since = std::max<int64_t>(0, (*c)->created_at
@@ -224,8 +226,12 @@ void flush_deletion_authors(self_pointer self, uint64_t gen) {
   // remote's subscription (NIP-01). While catching up the tail is a tracked
   // batch, so it is replaced only once live.
   auto now = unix_now();
-  auto tail_open = st.reqs.open.count(deletion_tail_sub) > 0;
-  if (dels.tail_stale_since > 0 && st.state == phase::live
+  auto tail = st.reqs.open.find(deletion_tail_sub);
+  auto tail_open = tail != st.reqs.open.end();
+  // A tail still sending what it found is not replaced: the remote would
+  // drop the rest (a driven connection is live from its start).
+  auto tail_answered = !tail_open || tail->second.eose;
+  if (dels.tail_stale_since > 0 && st.state == phase::live && tail_answered
       && (!tail_open || now - dels.tail_opened >= tail_refresh_seconds)) {
     auto since = dels.tail_stale_since - st.def.overlap_window_seconds;
     dels.tail_stale_since = 0;
