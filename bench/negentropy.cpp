@@ -2,7 +2,8 @@
 //
 // a. Two sides of N items (default 100,000) sharing 99%: wall time of a whole
 //    reconciliation (client and server engines, no network) and the bytes
-//    the two sides exchange, at the default frame size limit and without one.
+//    the two sides exchange, with each side's default frame size limit, with
+//    60,000-byte answers (the reference's) and without a limit.
 // b. Building a relay's item set from the store: N events written to a fresh
 //    RocksDB store, then `negentropy_items` for a covered filter (index keys
 //    only) and an uncovered one (event headers read), plus the first round.
@@ -35,11 +36,12 @@ struct exchange {
 };
 
 exchange reconcile_once(const neg::item_set_ptr& mine,
-                        const neg::item_set_ptr& theirs, size_t frame_limit) {
+                        const neg::item_set_ptr& theirs, size_t query_limit,
+                        size_t answer_limit) {
   exchange result;
   auto start = clock_type::now();
-  neg::client client{mine, frame_limit};
-  neg::server server{theirs, frame_limit};
+  neg::client client{mine, query_limit};
+  neg::server server{theirs, answer_limit};
   auto query = client.initiate();
   for (;;) {
     std::string response;
@@ -92,20 +94,33 @@ void bench_reconcile(size_t n) {
               "only there); sorting both sets: %.1f ms\n",
               my_set->size(), their_set->size(), expect_have, expect_need,
               seconds_since(start) * 1e3);
-  for (size_t limit : {neg::default_frame_size_limit, size_t{0}}) {
+  struct limits {
+    size_t query;
+    size_t answer;
+  };
+  // Ferry syncing from a Ferry relay (each side's default), from a relay
+  // answering in 60,000-byte frames like the reference, and unlimited.
+  for (auto [query, answer] :
+       {limits{neg::default_frame_size_limit, neg::default_relay_frame_size_limit},
+        limits{neg::default_frame_size_limit, neg::default_frame_size_limit},
+        limits{0, 0}}) {
     std::vector<double> times;
     exchange last;
     for (int i = 0; i < runs; ++i) {
-      last = reconcile_once(my_set, their_set, limit);
+      last = reconcile_once(my_set, their_set, query, answer);
       times.push_back(last.seconds);
       if (last.have != expect_have || last.need != expect_need)
         throw std::runtime_error("wrong result: have " + std::to_string(last.have)
                                  + ", need " + std::to_string(last.need));
     }
     std::sort(times.begin(), times.end());
-    std::printf("   frame limit %-6s: %6.1f ms (median of %d), %zu rounds, "
-                "%.0f KB exchanged as hex (all ids alone: %.0f KB)\n",
-                limit == 0 ? "none" : std::to_string(limit).c_str(),
+    auto shown = [](size_t limit) {
+      return limit == 0 ? std::string{"none"} : std::to_string(limit);
+    };
+    std::printf("   frames of at most %6s / %6s (query / answer): %6.1f ms "
+                "(median of %d), %2zu rounds, %.0f KB exchanged as hex (all ids "
+                "alone: %.0f KB)\n",
+                shown(query).c_str(), shown(answer).c_str(),
                 times[runs / 2] * 1e3, runs, last.rounds, last.bytes / 1e3,
                 n * 64 / 1e3);
   }

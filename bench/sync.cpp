@@ -89,6 +89,8 @@ struct outcome {
   double seconds = 0;
   /// B's own measure: from its connection to A to the catch-up's end.
   double catchup_seconds = 0;
+  /// NIP-77 rounds B's catch-up took (0 with req_stream).
+  int64_t rounds = 0;
   int64_t held = 0;
   int64_t bytes = 0;
   long peak_kib = 0;
@@ -171,6 +173,7 @@ outcome run_scenario(const options& opts, const fs::path& root,
   out.seconds = seconds_since(start);
   out.bytes = stat(stats, "bytes_received");
   out.catchup_seconds = stat(stats, "last_catchup_ms") / 1000.0;
+  out.rounds = stat(stats, "neg_rounds");
   auto b_exit = b.stop();
   out.peak_kib = std::max(out.peak_kib, b_exit.max_rss_kib);
   if (!b_exit.success())
@@ -264,8 +267,10 @@ int run(int argc, char** argv) {
               100 * rate(neg_empty) / import_rate, rate(neg_empty), import_rate,
               rate(neg_empty) >= 0.95 * import_rate ? "met" : "not met");
   std::printf("goal-row|4 NIP-77 1%% gap closes in <= 0.25 s (<= 6 rounds)|"
-              "%.2f s by B's clock (rounds not counted)|%s\n",
-              neg_most.catchup_seconds, neg_most.catchup_seconds <= 0.25 ? "met" : "not met");
+              "%.2f s by B's clock, %lld rounds|%s\n",
+              neg_most.catchup_seconds, static_cast<long long>(neg_most.rounds),
+              neg_most.catchup_seconds <= 0.25 && neg_most.rounds <= 6 ? "met"
+                                                                       : "not met");
   std::printf("B holds 99%%, catch-up by B's clock (connect to caught up): "
               "req_stream %.2f s, negentropy %.2f s\n",
               req_most.catchup_seconds, neg_most.catchup_seconds);

@@ -48,8 +48,9 @@ struct negentropy_config {
   size_t max_sessions_per_connection = 8;
   /// A session without a message for this long is closed (NEG-ERR "closed:").
   std::chrono::seconds idle_timeout{60};
-  /// Largest negentropy message the relay sends, in bytes before hex encoding.
-  size_t frame_size_limit = 60000;
+  /// Largest negentropy message the relay sends, in bytes before hex encoding
+  /// (nostr::negentropy::default_relay_frame_size_limit says why so large).
+  size_t frame_size_limit = 250000;
   /// Memory for all sessions' item sets together (shared sets counted once)
   /// and their bookkeeping, in MiB; a NEG-OPEN that would exceed it is
   /// refused with NEG-ERR "blocked:".

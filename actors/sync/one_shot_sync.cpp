@@ -152,6 +152,15 @@ struct up_counts {
 };
 
 /// One run of the command; every failure prints its message and returns false.
+/// Fetches by id: 500 ids a REQ, four REQs open.
+id_fetcher::options fetch_options() {
+  id_fetcher::options opts;
+  opts.batch_size = 500;
+  opts.max_requests = 4;
+  opts.sub_prefix = "ferry-fetch-";
+  return opts;
+}
+
 class sync_run {
 public:
   sync_run(const sync_options& opts, store::event_store& store, caf::scoped_actor& self,
@@ -165,7 +174,7 @@ public:
       report_(report),
       timeout_(std::chrono::milliseconds{
         static_cast<int64_t>(opts.timeout_seconds * 1000)}),
-      fetcher_({500, 4, "ferry-fetch-"}) {
+      fetcher_(fetch_options()) {
   }
 
   bool connect();

@@ -225,10 +225,19 @@ using item_set_ptr = std::shared_ptr<const item_set>;
 
 // -- the two sides ------------------------------------------------------------------
 
-/// The default frame size limit: big enough to move ~1,800 ids per round,
-/// small enough that the hex frame (twice as long) fits NIP-01 relays'
-/// usual 128 KiB message limit.
+/// The default limit of the queries we send: big enough to move ~1,800 ids
+/// per round, small enough that the hex frame (twice as long) fits NIP-01
+/// relays' usual 128 KiB limit on the messages they read.
 inline constexpr size_t default_frame_size_limit = 60000;
+
+/// The default limit of a relay's answers. Clients read much larger messages
+/// than relays accept (nostr-tools has no limit, Ferry's connections 16 MiB),
+/// and a roomy answer splits every range of a large difference in one
+/// round: 1% of 100,000 items differing settles in 4 rounds against a
+/// client sending 60,000-byte queries, where 60,000-byte answers take 8.
+/// As hex with its JSON it stays under Ferry's own 512 KiB message limit,
+/// so a Ferry peer may send queries this large as well.
+inline constexpr size_t default_relay_frame_size_limit = 250000;
 
 /// The responding side (a relay). Stateless between messages apart from the
 /// item set, so rounds may be answered from any thread, one at a time.
@@ -308,6 +317,8 @@ private:
   bool initiated_ = false;
   bool done_ = false;
   size_t rounds_ = 0;
+  /// The largest response so far, in bytes.
+  size_t largest_answer_ = 0;
 };
 
 } // namespace ferry::nostr::negentropy

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -81,26 +82,32 @@ struct outcome {
   size_t rounds = 0;
   size_t bytes = 0;
   size_t largest_frame = 0;
+  size_t largest_query = 0;
+  size_t largest_answer = 0;
   /// How often each id came in the responder's id lists.
   std::map<bytes32, size_t> sent_by_server;
 };
 
-/// Runs a whole reconciliation in memory.
+/// Runs a whole reconciliation in memory; the server's answers are limited
+/// to `server_limit` when given, otherwise to the client's `frame_limit`.
 outcome reconcile_all(const std::vector<item>& client_items,
                       const std::vector<item>& server_items,
-                      size_t frame_limit) {
+                      size_t frame_limit,
+                      std::optional<size_t> server_limit = std::nullopt) {
   client c{make_set(client_items), frame_limit};
-  server s{make_set(server_items), frame_limit};
+  server s{make_set(server_items), server_limit.value_or(frame_limit)};
   outcome result;
   auto query = c.initiate();
   for (;;) {
     REQUIRE(result.rounds < 1000);
     result.bytes += query.size();
     result.largest_frame = std::max(result.largest_frame, query.size());
+    result.largest_query = std::max(result.largest_query, query.size());
     std::string response;
     REQUIRE(s.reconcile(query, response) == "");
     result.bytes += response.size();
     result.largest_frame = std::max(result.largest_frame, response.size());
+    result.largest_answer = std::max(result.largest_answer, response.size());
     message decoded;
     std::string reason;
     REQUIRE(decode(response, decoded, reason) == decode_status::ok);
@@ -346,11 +353,35 @@ TEST_CASE("100k items at 99% overlap converge with a small exchange",
   auto result = reconcile_all(s.client, s.server, default_frame_size_limit);
   check_ids(result.have, s.only_client);
   check_ids(result.need, s.only_server);
-  // A range holding a difference goes back as an id list once it is below
-  // 32 items, so each of the ~1,000 differences costs ~16-31 ids: well under
-  // the 3.2 MB of sending every id.
-  CHECK(result.bytes < 1600000);
+  // Each side shares its frame out among the ranges that still differ, so
+  // the id lists that settle them hold a few ids each: well under the 3.2
+  // MB of sending every id.
+  CHECK(result.bytes < 1000000);
   CHECK(result.largest_frame <= default_frame_size_limit);
+  // With 16 buckets a range and id lists below 32 items, the ranges of this
+  // difference outgrew the frame two rounds in: 15 rounds.
+  CHECK(result.rounds <= 8);
+}
+
+TEST_CASE("a 1% difference in 100k items settles in 4 rounds when the relay "
+          "answers in its default frames",
+          "[negentropy][large]") {
+  auto seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng{seed};
+  auto s = make_sides(rng, 100000, 0.99, 30 * 24 * 3600);
+  auto result = reconcile_all(s.client, s.server, default_frame_size_limit,
+                              default_relay_frame_size_limit);
+  check_ids(result.have, s.only_client);
+  check_ids(result.need, s.only_server);
+  CHECK(result.largest_query <= default_frame_size_limit);
+  CHECK(result.largest_answer <= default_relay_frame_size_limit);
+  CHECK(result.rounds <= 4);
+  // Identical sets still settle at once, with one small query.
+  auto same = reconcile_all(s.client, s.client, default_frame_size_limit,
+                            default_relay_frame_size_limit);
+  CHECK(same.rounds == 1);
+  CHECK(same.largest_query < 1000);
 }
 
 TEST_CASE("disjoint 100k sets converge within the frame limit",
