@@ -178,6 +178,20 @@ inline double percentile(std::vector<double> xs, double p) {
   return xs[k];
 }
 
+/// printf into a string (up to 255 characters).
+template <class... Ts>
+std::string format(const char* fmt, Ts... xs) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, xs...);
+  return buf;
+}
+
+/// A row of the goal table bench/run.sh prints.
+inline void goal_row(const std::string& goal, const std::string& measured, bool met) {
+  std::printf("goal-row|%s|%s|%s\n", goal.c_str(), measured.c_str(),
+              met ? "met" : "not met");
+}
+
 /// user + system CPU seconds of process `pid` so far.
 inline double process_cpu_seconds(pid_t pid) {
   auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");

@@ -162,17 +162,6 @@ summary summarize(const std::vector<download>& runs) {
           median(wire),   median(cpu),       median(reqs)};
 }
 
-void goal_row(const std::string& goal, const std::string& measured, bool met) {
-  std::printf("goal-row|%s|%s|%s\n", goal.c_str(), measured.c_str(),
-              met ? "met" : "not met");
-}
-
-std::string format(const char* fmt, double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, x);
-  return buf;
-}
-
 int run(int argc, char** argv) {
   auto opts = parse_options(argc, argv);
   std::printf("bench_req: %zu corpus events, ferry %s\n", opts.events, opts.ferry.c_str());

@@ -6,6 +6,7 @@
 #include "store/event_store_internal.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -249,7 +250,24 @@ public:
 
   /// Moves past the current suffix in every cursor that holds it.
   void next() {
-    std::string done(current());
+    if (heap_.size() == 1) {
+      // One index to follow (most filters): no merge, no copy of the key.
+      advance(*cursors_[heap_.front()]);
+      return;
+    }
+    // A copy: moving the cursor invalidates the key it points into. Index
+    // keys end in a fixed-size suffix, so it needs no allocation.
+    auto now = current();
+    std::array<char, suffix_size> copy;
+    std::string longer;
+    std::string_view done;
+    if (now.size() <= copy.size()) {
+      std::copy_n(now.data(), now.size(), copy.data());
+      done = {copy.data(), now.size()};
+    } else {
+      longer.assign(now);
+      done = longer;
+    }
     while (!heap_.empty() && current() == done) {
       std::pop_heap(heap_.begin(), heap_.end(), greater());
       auto& c = *cursors_[heap_.back()];
@@ -269,6 +287,18 @@ public:
   }
 
 private:
+  struct cursor;
+
+  /// Steps the only cursor left in the heap.
+  void advance(cursor& c) {
+    c.it->Next();
+    if (c.it->Valid())
+      return;
+    if (!c.it->status().ok())
+      status_ = c.it->status();
+    heap_.pop_back();
+  }
+
   struct cursor {
     size_t prefix_size = 0;
     std::string upper;

@@ -69,6 +69,8 @@ void on_neg(self_pointer self, neg_catchup::action act) {
     send_frame(self, std::move(frame));
   auto need = neg.run->take_need();
   auto have = neg.run->take_have();
+  log::debug("{} negentropy round {}: {} to fetch, {} to send", st.label,
+             neg.run->rounds, need.size(), have.size());
   neg.need += need.size();
   // Refused before: as good as held, so never fetched again.
   auto refused = std::remove_if(need.begin(), need.end(), [&st](const auto& id) {
