@@ -414,9 +414,13 @@ void apply_records(self_pointer self,
       auto& st = self->state;
       --st.applies_in_flight;
       if (err) {
-        st.unapplied.insert(key);
-        log::warn("{}: could not apply the replicated {} {}: {}",
-                  self->name(), key.first, key.second, render(err));
+        // Tried again every anti-entropy round: warned about once.
+        if (st.unapplied.insert(key).second)
+          log::warn("{}: could not apply the replicated {} {}: {}",
+                    self->name(), key.first, key.second, render(err));
+        else
+          log::debug("{}: still cannot apply the replicated {} {}: {}",
+                     self->name(), key.first, key.second, render(err));
       } else {
         st.unapplied.erase(key);
         log::info("{}: applied the replicated {} {}", self->name(), key.first,
@@ -430,6 +434,19 @@ void apply_records(self_pointer self,
       st.unapplied.insert(key);
     }
   }
+}
+
+/// Applies again what did not apply (its actor was restarting or refused
+/// it), so a member converges once it can take the record.
+void apply_unapplied(self_pointer self) {
+  auto& st = self->state;
+  if (st.applies_in_flight > 0)
+    return;
+  std::vector<cluster::control_record> records;
+  for (auto& [kind, id] : st.unapplied)
+    if (auto record = st.replica.find(kind, id))
+      records.push_back(*record);
+  apply_records(self, records);
 }
 
 /// Counts the local edits in `current`, the definitions of `kind` here: a
@@ -993,8 +1010,10 @@ cluster_manager(
       pass_live_set(self);
       refresh_replication(self);
       poll_local(self);
-      if (++st.ticks % anti_entropy_ticks == 0)
+      if (++st.ticks % anti_entropy_ticks == 0) {
         broadcast(self, st.replica.all());
+        apply_unapplied(self);
+      }
       self->delayed_send(self, st.config.member.heartbeat, atom::tick_v);
     },
   };

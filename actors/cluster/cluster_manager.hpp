@@ -74,7 +74,7 @@ struct cluster_manager_state {
   uint64_t apply_generation = 0;
   /// (kind, id) of the merged records the sync manager or the relay
   /// registry refused (or could not take): their local definition differs
-  /// without being an edit here.
+  /// without being an edit here. Applied again every anti-entropy round.
   std::set<std::pair<std::string, std::string>> unapplied;
   /// Heartbeat ticks so far (anti-entropy rounds).
   uint64_t ticks = 0;

@@ -233,3 +233,47 @@ TEST_CASE("hosted relays replicate to every cluster member and each is "
   for (auto* m : survivors)
     CHECK(m->process->kill(SIGTERM) == 0);
 }
+
+TEST_CASE("a hosted relay a member refused is applied there once a reload "
+          "lets it take the relay",
+          "[integration][cluster][hosted]") {
+  test::management_api api{""};
+  member a, b;
+  a.name = "node-a";
+  b.name = "node-b";
+  std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
+  auto with_bucket
+    = infra_section(api.url()) + "[infra.blossom]\nbucket = \"media\"\n";
+  a.configure(with_bucket, {b.cluster_address()}, allowed);
+  // b offers no blossom yet: its registry refuses a relay that enables it.
+  b.configure(infra_section(api.url()), {a.cluster_address()}, allowed);
+  a.start();
+  b.start();
+  cluster_test::require_live({&a, &b}, 20s, "two members");
+  auto res = admin(a.admin_port, "POST", "/api/v1/relays",
+                   R"({"id":"media","subdomain":"media","schema":"media_db",)"
+                   R"("blossom_enabled":true,"info":{"pubkey":")"
+                     + std::string(64, 'a') + R"("}})");
+  INFO(res.error << res.response.body);
+  REQUIRE(res.response.status == 201);
+  auto wanted = definition_on(a, "media");
+  auto refused = test::poll_until(
+    [&] {
+      return b.process->output().find("could not apply the replicated "
+                                      "hosted_relay media")
+             != std::string::npos;
+    },
+    10s, 50ms);
+  if (!refused)
+    FAIL("b did not try the relay\n" << cluster_test::dump({&a, &b}));
+  CHECK(definition_on(b, "media").is_null());
+  // Not taking it is no local deletion: a keeps the relay.
+  CHECK(definition_on(a, "media") == wanted);
+
+  b.configure(with_bucket, {a.cluster_address()}, allowed);
+  b.process->signal(SIGHUP);
+  require_definition({&b}, "media", wanted, 10s, "applied after the reload");
+  CHECK(definition_on(a, "media") == wanted);
+  for (auto* m : {&a, &b})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
