@@ -121,6 +121,9 @@ void start_sync(self_pointer self, relay_sync_job job) {
   auto& t = self->state.relays[id];
   t.in_flight = true;
   t.retry_due = false;
+  // Created again after a deletion: a DELETE still due is moot.
+  t.deleting = false;
+  t.delete_failures = 0;
   auto gen = ++t.generation;
   t.method = job.ever_synced ? "PATCH" : "POST";
   t.relay = std::move(job.relay);

@@ -716,6 +716,23 @@ TEST_CASE_METHOD(fixture,
 }
 
 TEST_CASE_METHOD(fixture,
+                 "a relay created again while its DELETE waits for a retry is "
+                 "pushed, and the DELETE is not sent",
+                 "[infra]") {
+  start_reconciler();
+  push_then_delete("club");
+  answer(1, 500);
+  create("club");
+  REQUIRE(calls->size() == 3);
+  CHECK(request(2).method == "POST");
+  answer(2, 201);
+  CHECK(relay("club").at("synced").as_bool());
+  advance(1h);
+  CHECK(calls->size() == 3);
+  CHECK(health().status == "ok");
+}
+
+TEST_CASE_METHOD(fixture,
                  "a relay created again while its DELETE is out is pushed "
                  "right after it",
                  "[infra]") {
