@@ -211,9 +211,10 @@ bool node_local_server(const std::string& id) {
          || id.rfind("federation.", 0) == 0;
 }
 
-/// The definitions in an actor's JSON list, each row read by `read` (id and
-/// canonical JSON, or nothing to skip it); nothing when the list is not a
-/// JSON array (then no definition may count as deleted).
+/// The definitions in an actor's JSON list (id → canonical JSON), each row
+/// read by `read(row, result)`, which adds it, skips it, or says it cannot
+/// read it (false). Nothing when the list or a row is unreadable: a
+/// definition missing from the result counts as deleted here.
 template <class Read>
 std::optional<std::map<std::string, std::string>>
 definitions_in(const std::string& list, Read read) {
@@ -223,9 +224,8 @@ definitions_in(const std::string& list, Read read) {
     return std::nullopt;
   std::map<std::string, std::string> result;
   for (auto& row : rows.as_array())
-    if (row.is_object())
-      if (auto def = read(row.as_object()))
-        result.emplace(std::move(*def));
+    if (!row.is_object() || !read(row.as_object(), result))
+      return std::nullopt;
   return result;
 }
 
@@ -233,15 +233,15 @@ definitions_in(const std::string& list, Read read) {
 /// list (its rows carry runtime keys besides the definition).
 std::optional<std::map<std::string, std::string>>
 sync_server_definitions(const std::string& list) {
-  return definitions_in(list, [](json::object def)
-                                -> std::optional<std::pair<std::string,
-                                                           std::string>> {
+  return definitions_in(list, [](json::object def,
+                                 std::map<std::string, std::string>& result) {
     for (auto key : {"running", "restarts", "last_exit", "runtime"})
       def.erase(key);
+    // A node-local row (a replication or federation link) is skipped.
     auto parsed = parse_sync_server(json::serialize(def));
-    if (!parsed || node_local_server(parsed->id))
-      return std::nullopt;
-    return std::make_pair(parsed->id, to_json(*parsed));
+    if (parsed && !node_local_server(parsed->id))
+      result.emplace(parsed->id, to_json(*parsed));
+    return true;
   });
 }
 
@@ -250,15 +250,15 @@ sync_server_definitions(const std::string& list) {
 /// which stays each node's own).
 std::optional<std::map<std::string, std::string>>
 hosted_relay_definitions(const std::string& list) {
-  return definitions_in(list, [](json::object row)
-                                -> std::optional<std::pair<std::string,
-                                                           std::string>> {
+  return definitions_in(list, [](json::object row,
+                                 std::map<std::string, std::string>& result) {
     for (auto key : {"failed_attempts", "given_up"})
       row.erase(key);
     auto parsed = parse_stored_hosted_relay(json::serialize(row));
     if (!parsed)
-      return std::nullopt;
-    return std::make_pair(parsed->id, to_editable_json(*parsed));
+      return false;
+    result.emplace(parsed->id, to_editable_json(*parsed));
+    return true;
   });
 }
 
