@@ -604,6 +604,16 @@ std::string render_cluster(const json::value& cluster) {
                                   field_text(r, "owner"),
                                   field_text(r, "running_here")};
                               }));
+  auto& hosted = at("hosted_relays");
+  if (hosted.is_array() && !hosted.as_array().empty())
+    out += section("HOSTED RELAYS",
+                   render_table(hosted, "", {"ID", "OWNER", "PUSHED-HERE"},
+                                [](const json::object& r) {
+                                  return std::vector<std::string>{
+                                    field_text(r, "id"),
+                                    field_text(r, "owner"),
+                                    field_text(r, "pushed_here")};
+                                }));
   auto& refused = at("refused");
   if (refused.is_array() && !refused.as_array().empty())
     out += section("REFUSED",

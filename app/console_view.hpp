@@ -114,8 +114,9 @@ std::string render_relays(const boost::json::value& relays);
 
 /// The `cluster` view from the cluster manager's JSON: this node and the live
 /// set, a MEMBERS table (name, state, incarnation, heartbeat age, relay URL,
-/// pubkey), a RELAYS table (sync server, URL, owner, whether it runs here)
-/// and the refused nodes with their reasons.
+/// pubkey), a RELAYS table (sync server, URL, owner, whether it runs here),
+/// a HOSTED RELAYS table when there are any (id, owner, whether this node
+/// pushes it) and the refused nodes with their reasons.
 std::string render_cluster(const boost::json::value& cluster);
 
 /// The `refused` table from the node's JSON array: one line per refused

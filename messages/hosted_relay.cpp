@@ -321,6 +321,10 @@ std::string to_json(const hosted_relay& r) {
   return json::serialize(obj);
 }
 
+std::string to_editable_json(const hosted_relay& r) {
+  return json::serialize(editable_object(r));
+}
+
 caf::expected<hosted_relay> parse_stored_hosted_relay(std::string_view text) {
   json::error_code error;
   auto doc = json::parse(text, error);

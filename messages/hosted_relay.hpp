@@ -166,6 +166,11 @@ caf::expected<hosted_relay> patch_hosted_relay(const hosted_relay& base,
 /// compact: what the admin API returns and what the store keeps.
 std::string to_json(const hosted_relay& relay);
 
+/// The editable fields only, keys in the same fixed order, compact: the
+/// definition a cluster replicates (what the node sets stays each node's
+/// own) and what `parse_hosted_relay` reads back.
+std::string to_editable_json(const hosted_relay& relay);
+
 /// Reads what `to_json(const hosted_relay&)` wrote (the store's records).
 caf::expected<hosted_relay> parse_stored_hosted_relay(std::string_view json);
 

@@ -35,8 +35,12 @@ typename Inspector::result_type inspect(Inspector& f, pending_relays& x) {
 using infra_reconciler_actor = caf::typed_actor<
   // An activity was recorded (from the RELAY REGISTRY).
   caf::reacts_to<atom::activity, activity_entry>,
-  // A relay and its log were deleted: forget its retries.
+  // A relay and its log were deleted: forget its retries, and delete it on
+  // the management API when this node owns it.
   caf::reacts_to<atom::erase, std::string>,
+  // CLUSTER: the live members' names; in a cluster, the reconciler pushes
+  // only the relays this node owns among them.
+  caf::reacts_to<atom::members, std::vector<std::string>>,
   // The relay's members as the management API lists them (its JSON text);
   // ec::not_found for an unknown relay, ec::upstream_failure when the API
   // fails.

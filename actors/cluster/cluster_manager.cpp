@@ -5,6 +5,7 @@
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
+#include "messages/hosted_relay.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/sync.hpp"
 #include "store/control_plane_store.hpp"
@@ -16,7 +17,9 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -59,13 +62,22 @@ void spawn_link(self_pointer self, const std::string& address,
   self->monitor(entry.handle);
 }
 
-/// Hands the live set to the sync manager (idempotent on its side).
+/// Tells the sync manager and the infra reconciler which members are live
+/// (each runs or pushes what this node owns among them).
+void tell_owners(self_pointer self, const std::vector<std::string>& live) {
+  auto& st = self->state;
+  if (auto sync = current(st.sync_manager))
+    self->send(sync, atom::members_v, live);
+  if (auto reconciler = current(st.infra.reconciler))
+    self->send(reconciler, atom::members_v, live);
+}
+
+/// Hands the live set on (idempotent on the receiving side).
 void pass_live_set(self_pointer self) {
   auto& st = self->state;
   if (!st.settled || st.live.empty() || st.left)
     return;
-  if (auto sync = current(st.sync_manager))
-    self->send(sync, atom::members_v, st.live);
+  tell_owners(self, st.live);
 }
 
 void settle(self_pointer self, const std::string& why) {
@@ -144,8 +156,7 @@ caf::result<std::string> leave(self_pointer self) {
       if (entry.handle)
         self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
     // This node owns nothing from now on: its relays run on the others.
-    if (auto sync = current(self->state.sync_manager))
-      self->send(sync, atom::members_v, std::vector<std::string>{});
+    tell_owners(self, std::vector<std::string>{});
     rp.deliver(json::serialize(json::object{
       {"left", true},
       {"acknowledged", std::move(result->acknowledged)},
@@ -182,6 +193,9 @@ caf::result<std::string> leave(self_pointer self) {
 /// The kind of the replicated sync server definitions.
 constexpr std::string_view sync_server_kind = "sync_server";
 
+/// The kind of the replicated hosted relays.
+constexpr std::string_view hosted_relay_kind = "hosted_relay";
+
 /// How long a conflict stays among the /health reasons.
 constexpr int64_t conflict_health_seconds = 600;
 
@@ -197,25 +211,171 @@ bool node_local_server(const std::string& id) {
          || id.rfind("federation.", 0) == 0;
 }
 
-/// The canonical definition of each replicated server in the sync manager's
-/// list (its rows carry runtime keys besides the definition).
-std::map<std::string, std::string> local_definitions(const std::string& list) {
-  std::map<std::string, std::string> result;
+/// The definitions in an actor's JSON list (id → canonical JSON), each row
+/// read by `read(row, result)`, which adds it, skips it, or says it cannot
+/// read it (false). Nothing when the list or a row is unreadable: a
+/// definition missing from the result counts as deleted here.
+template <class Read>
+std::optional<std::map<std::string, std::string>>
+definitions_in(const std::string& list, Read read) {
   json::error_code ec;
   auto rows = json::parse(list, ec);
   if (ec || !rows.is_array())
-    return result;
-  for (auto& row : rows.as_array()) {
-    if (!row.is_object())
-      continue;
-    auto def = row.as_object();
+    return std::nullopt;
+  std::map<std::string, std::string> result;
+  for (auto& row : rows.as_array())
+    if (!row.is_object() || !read(row.as_object(), result))
+      return std::nullopt;
+  return result;
+}
+
+/// The canonical definition of each replicated server in the sync manager's
+/// list (its rows carry runtime keys besides the definition).
+std::optional<std::map<std::string, std::string>>
+sync_server_definitions(const std::string& list) {
+  return definitions_in(list, [](json::object def,
+                                 std::map<std::string, std::string>& result) {
     for (auto key : {"running", "restarts", "last_exit", "runtime"})
       def.erase(key);
+    // A node-local row (a replication or federation link) is skipped.
     auto parsed = parse_sync_server(json::serialize(def));
     if (parsed && !node_local_server(parsed->id))
       result.emplace(parsed->id, to_json(*parsed));
+    return true;
+  });
+}
+
+/// The editable fields of each hosted relay in the relay registry's list
+/// (its rows carry what this node set besides: synced, sync_error, ...,
+/// which stays each node's own).
+std::optional<std::map<std::string, std::string>>
+hosted_relay_definitions(const std::string& list) {
+  return definitions_in(list, [](json::object row,
+                                 std::map<std::string, std::string>& result) {
+    for (auto key : {"failed_attempts", "given_up"})
+      row.erase(key);
+    auto parsed = parse_stored_hosted_relay(json::serialize(row));
+    if (!parsed)
+      return false;
+    result.emplace(parsed->id, to_editable_json(*parsed));
+    return true;
+  });
+}
+
+using definitions_callback
+  = std::function<void(std::optional<std::map<std::string, std::string>>)>;
+using applied_callback = std::function<void(const caf::error&)>;
+
+/// Where one replicated kind lives on this node: how its definitions are
+/// read (id → canonical JSON) and how a merged record is applied.
+struct replicated_kind {
+  std::string_view kind;
+  /// Calls back with the definitions, or nothing when their owner is not
+  /// running or did not answer.
+  void (*read)(self_pointer self, definitions_callback done);
+  /// Calls back once the record is applied; false when there is nobody to
+  /// apply it to now.
+  bool (*apply)(self_pointer self, const cluster::control_record& r,
+                applied_callback done);
+};
+
+bool is_not_found(const caf::error& err) {
+  return err.category() == caf::atom("ferry")
+         && err.code() == static_cast<uint8_t>(ec::not_found);
+}
+
+void read_sync_servers(self_pointer self, definitions_callback done) {
+  auto sync = current(self->state.sync_manager);
+  if (!sync) {
+    done(std::nullopt);
+    return;
   }
-  return result;
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then([done](std::string& list) { done(sync_server_definitions(list)); },
+          [done](caf::error&) { done(std::nullopt); });
+}
+
+/// A tombstone deletes the definition, anything else replaces it.
+bool apply_sync_server(self_pointer self, const cluster::control_record& r,
+                       applied_callback done) {
+  auto sync = current(self->state.sync_manager);
+  if (!sync)
+    return false;
+  if (r.deleted)
+    self->request(sync, cluster_manager_ask_timeout, atom::erase_v, r.id)
+      .then([done](std::string&) { done({}); },
+            [done](caf::error& err) {
+              // Deleting what is not here is done already.
+              done(is_not_found(err) ? caf::error{} : err);
+            });
+  else
+    self->request(sync, cluster_manager_ask_timeout, atom::put_v, r.id, r.body)
+      .then([done](std::string&) { done({}); },
+            [done](caf::error& err) { done(err); });
+  return true;
+}
+
+void read_hosted_relays(self_pointer self, definitions_callback done) {
+  auto& slot = self->state.infra.registry;
+  auto registry = current(slot);
+  if (!registry) {
+    done(std::nullopt);
+    return;
+  }
+  self
+    ->request(registry, cluster_manager_ask_timeout, atom::get_v,
+              atom::relays_v)
+    .then([done](std::string& list) { done(hosted_relay_definitions(list)); },
+          [done](caf::error&) { done(std::nullopt); });
+}
+
+/// A tombstone deletes the relay; anything else updates it, or creates it
+/// when this node has none yet. The registry records each as an activity,
+/// so the member that owns the relay pushes it.
+bool apply_hosted_relay(self_pointer self, const cluster::control_record& r,
+                        applied_callback done) {
+  auto registry = current(self->state.infra.registry);
+  if (!registry)
+    return false;
+  if (r.deleted) {
+    self->request(registry, cluster_manager_ask_timeout, atom::erase_v, r.id)
+      .then([done](std::string&) { done({}); },
+            [done](caf::error& err) {
+              done(is_not_found(err) ? caf::error{} : err);
+            });
+    return true;
+  }
+  auto body = r.body;
+  self->request(registry, cluster_manager_ask_timeout, atom::put_v, r.id, body)
+    .then([done](std::string&) { done({}); },
+          [self, registry, body, done](caf::error& err) {
+            if (!is_not_found(err)) {
+              done(err);
+              return;
+            }
+            self
+              ->request(registry, cluster_manager_ask_timeout, atom::create_v,
+                        body)
+              .then([done](std::string&) { done({}); },
+                    [done](caf::error& err) { done(err); });
+          });
+  return true;
+}
+
+/// Every replicated kind, in the order they are read each heartbeat.
+const std::vector<replicated_kind>& replicated_kinds() {
+  static const std::vector<replicated_kind> kinds{
+    {sync_server_kind, read_sync_servers, apply_sync_server},
+    {hosted_relay_kind, read_hosted_relays, apply_hosted_relay},
+  };
+  return kinds;
+}
+
+const replicated_kind* find_kind(std::string_view kind) {
+  for (auto& k : replicated_kinds())
+    if (k.kind == kind)
+      return &k;
+  return nullptr;
 }
 
 void persist(self_pointer self,
@@ -239,63 +399,67 @@ void broadcast(self_pointer self,
       self->send(entry.handle, atom::put_v, text);
 }
 
-/// Applies merged records to the sync manager: a tombstone deletes the
-/// definition, anything else replaces it.
+/// Applies merged records locally, each to the actor that holds its kind.
 void apply_records(self_pointer self,
                    const std::vector<cluster::control_record>& records) {
-  auto sync = current(self->state.sync_manager);
   for (auto& r : records) {
-    if (r.kind != sync_server_kind || node_local_server(r.id))
+    auto* kind = find_kind(r.kind);
+    if (!kind || (r.kind == sync_server_kind && node_local_server(r.id)))
       continue;
-    if (!sync) {
-      // Applied when the sync manager is back: its definitions then differ
-      // from the records, which the next poll must not take for local edits.
-      self->state.unapplied.insert(r.id);
-      continue;
-    }
     auto& st = self->state;
+    auto key = std::make_pair(r.kind, r.id);
     ++st.applies_in_flight;
     ++st.apply_generation;
-    auto id = r.id;
-    auto done = [self, id](const caf::error& err) {
+    auto done = [self, key](const caf::error& err) {
       auto& st = self->state;
       --st.applies_in_flight;
       if (err) {
-        st.unapplied.insert(id);
-        log::warn("{}: could not apply the replicated sync server {}: {}",
-                  self->name(), id, render(err));
+        // Tried again every anti-entropy round: warned about once.
+        if (st.unapplied.insert(key).second)
+          log::warn("{}: could not apply the replicated {} {}: {}",
+                    self->name(), key.first, key.second, render(err));
+        else
+          log::debug("{}: still cannot apply the replicated {} {}: {}",
+                     self->name(), key.first, key.second, render(err));
       } else {
-        st.unapplied.erase(id);
-        log::info("{}: applied the replicated sync server {}", self->name(),
-                  id);
+        st.unapplied.erase(key);
+        log::info("{}: applied the replicated {} {}", self->name(), key.first,
+                  key.second);
       }
     };
-    if (r.deleted)
-      self->request(sync, cluster_manager_ask_timeout, atom::erase_v, id)
-        .then([done](std::string&) { done({}); },
-              [done, self, id](caf::error& err) {
-                // Deleting what is not here is done already.
-                done(err.code() == static_cast<uint8_t>(ec::not_found)
-                         && err.category() == caf::atom("ferry")
-                       ? caf::error{}
-                       : err);
-              });
-    else
-      self->request(sync, cluster_manager_ask_timeout, atom::put_v, id, r.body)
-        .then([done](std::string&) { done({}); },
-              [done](caf::error& err) { done(err); });
+    if (!kind->apply(self, r, done)) {
+      // Applied when its actor is back: its definitions then differ from
+      // the records, which the next poll must not take for local edits.
+      --st.applies_in_flight;
+      st.unapplied.insert(key);
+    }
   }
 }
 
-/// Counts the local edits in the sync manager's definitions `list`: a
+/// Applies again what did not apply (its actor was restarting or refused
+/// it), so a member converges once it can take the record.
+void apply_unapplied(self_pointer self) {
+  auto& st = self->state;
+  if (st.applies_in_flight > 0)
+    return;
+  std::vector<cluster::control_record> records;
+  for (auto& [kind, id] : st.unapplied)
+    if (auto record = st.replica.find(kind, id))
+      records.push_back(*record);
+  apply_records(self, records);
+}
+
+/// Counts the local edits in `current`, the definitions of `kind` here: a
 /// difference from the records is an edit made here (admin API, config,
 /// console), counted for this node, persisted and sent to every member.
-void observe_local(self_pointer self, const std::string& list) {
+void observe_local(self_pointer self, std::string_view kind,
+                   std::map<std::string, std::string> current) {
   auto& st = self->state;
-  auto current = local_definitions(list);
   // What failed to apply is not an edit here.
-  for (auto& id : st.unapplied) {
-    auto record = st.replica.find(std::string{sync_server_kind}, id);
+  for (auto& [unapplied_kind, id] : st.unapplied) {
+    if (unapplied_kind != kind)
+      continue;
+    auto record = st.replica.find(unapplied_kind, id);
     if (!record)
       continue;
     if (record->deleted)
@@ -303,8 +467,7 @@ void observe_local(self_pointer self, const std::string& list) {
     else
       current[id] = record->body;
   }
-  auto changed
-    = st.replica.observe_local(std::string{sync_server_kind}, current);
+  auto changed = st.replica.observe_local(std::string{kind}, current);
   if (changed.empty())
     return;
   for (auto& r : changed)
@@ -314,28 +477,39 @@ void observe_local(self_pointer self, const std::string& list) {
   broadcast(self, changed);
 }
 
-/// Reads the sync manager's definitions, counts the edits made here, then
-/// runs `then`. An apply in flight makes the local state uncertain: then
-/// nothing is counted (the next tick looks again).
-template <class F>
-void with_local_edits(self_pointer self, F then) {
-  auto& st = self->state;
-  auto sync = current(st.sync_manager);
-  if (!sync || st.applies_in_flight > 0) {
+/// Reads the definitions of every kind from `index` on, counting the edits
+/// made here, then runs `then`. An apply since `generation` makes the local
+/// state uncertain: then nothing is counted (the next tick looks again).
+void read_kinds(self_pointer self, size_t index, uint64_t generation,
+                std::function<void()> then) {
+  auto& kinds = replicated_kinds();
+  if (index == kinds.size()) {
     then();
     return;
   }
-  auto generation = st.apply_generation;
-  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
-    .then(
-      [self, generation, then](std::string& list) mutable {
-        auto& st = self->state;
-        // An apply since the question: the answer may predate it.
-        if (generation == st.apply_generation && st.applies_in_flight == 0)
-          observe_local(self, list);
-        then();
-      },
-      [then](caf::error&) mutable { then(); });
+  auto kind = kinds[index].kind;
+  kinds[index].read(
+    self, [self, index, generation, kind,
+           then](std::optional<std::map<std::string, std::string>> current) {
+      auto& st = self->state;
+      // An apply since the question: the answer may predate it.
+      if (current && generation == st.apply_generation
+          && st.applies_in_flight == 0)
+        observe_local(self, kind, std::move(*current));
+      read_kinds(self, index + 1, generation, then);
+    });
+}
+
+/// Reads the local definitions, counts the edits made here, then runs
+/// `then`. An apply in flight makes the local state uncertain: then nothing
+/// is counted (the next tick looks again).
+void with_local_edits(self_pointer self, std::function<void()> then) {
+  auto& st = self->state;
+  if (st.applies_in_flight > 0) {
+    then();
+    return;
+  }
+  read_kinds(self, 0, st.apply_generation, std::move(then));
 }
 
 /// Merges a member's records: what changed is persisted and applied,
@@ -364,6 +538,33 @@ void merge_records(self_pointer self, const std::string& text) {
 /// Counts the edits made here since the last tick.
 void poll_local(self_pointer self) {
   with_local_edits(self, [] {});
+}
+
+/// Calls `then` with the sync manager's server list and the relay
+/// registry's relay list (each empty when its actor did not answer).
+void with_definition_lists(
+  self_pointer self,
+  std::function<void(const std::string&, const std::string&)> then) {
+  auto hosted = [self, then](std::string servers) {
+    auto registry = current(self->state.infra.registry);
+    if (!registry) {
+      then(servers, {});
+      return;
+    }
+    self
+      ->request(registry, cluster_manager_ask_timeout, atom::get_v,
+                atom::relays_v)
+      .then([then, servers](std::string& list) { then(servers, list); },
+            [then, servers](caf::error&) { then(servers, {}); });
+  };
+  auto sync = current(self->state.sync_manager);
+  if (!sync) {
+    hosted({});
+    return;
+  }
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then([hosted](std::string& servers) { hosted(std::move(servers)); },
+          [hosted](caf::error&) { hosted({}); });
 }
 
 /// Asks the membership for the view and applies the replication servers.
@@ -484,7 +685,8 @@ std::string conflict_reason(const control_conflict& c) {
 }
 
 std::string cluster_view_json(const cluster::cluster_view& view,
-                              const std::string& servers_json, int64_t now,
+                              const std::string& servers_json,
+                              const std::string& hosted_json, int64_t now,
                               const std::vector<control_conflict>& conflicts) {
   json::value servers;
   if (!servers_json.empty()) {
@@ -555,6 +757,23 @@ std::string cluster_view_json(const cluster::cluster_view& view,
     };
     relays.push_back(std::move(row));
   }
+  json::array hosted;
+  json::error_code hosted_ec;
+  auto hosted_rows = hosted_json.empty() ? json::value{}
+                                         : json::parse(hosted_json, hosted_ec);
+  if (!hosted_ec && hosted_rows.is_array())
+    for (auto& value : hosted_rows.as_array()) {
+      auto id = value.is_object() ? value.as_object().if_contains("id")
+                                  : nullptr;
+      if (!id || !id->is_string())
+        continue;
+      auto owner = cluster::rendezvous_owner(id->as_string(), live);
+      hosted.push_back(json::object{
+        {"id", *id},
+        {"owner", owner ? json::value(json::string(*owner)) : json::value()},
+        {"pushed_here", owner && *owner == view.self},
+      });
+    }
   json::array refused;
   for (auto& r : view.refused)
     refused.push_back(json::object{
@@ -581,6 +800,7 @@ std::string cluster_view_json(const cluster::cluster_view& view,
     {"live", std::move(live_json)},
     {"members", std::move(members)},
     {"relays", std::move(relays)},
+    {"hosted_relays", std::move(hosted)},
     {"refused", std::move(refused)},
     {"conflicts", std::move(conflicts_json)},
   });
@@ -591,9 +811,10 @@ cluster_manager(
   cluster_manager_actor::stateful_pointer<cluster_manager_state> self,
   cluster_manager_config config, cluster_identity_ptr identity,
   handle_slot_ptr<membership_actor> membership,
-  handle_slot_ptr<sync_manager_actor> sync_manager,
+  handle_slot_ptr<sync_manager_actor> sync_manager, infra_handles infra,
   handle_slot_ptr<cluster_manager_actor> own_slot) {
   auto& st = self->state;
+  st.infra = std::move(infra);
   st.config = std::move(config);
   st.identity = std::move(identity);
   st.membership = std::move(membership);
@@ -707,23 +928,13 @@ cluster_manager(
                   atom::members_v)
         .then(
           [self, rp](cluster::cluster_view& view) mutable {
-            auto conflicts = self->state.replica.conflicts();
-            auto sync = current(self->state.sync_manager);
-            if (!sync) {
-              rp.deliver(cluster_view_json(view, {}, unix_now(), conflicts));
-              return;
-            }
-            self
-              ->request(sync, cluster_manager_ask_timeout, atom::get_v,
-                        atom::servers_v)
-              .then(
-                [rp, view, conflicts](std::string& servers) mutable {
-                  rp.deliver(
-                    cluster_view_json(view, servers, unix_now(), conflicts));
-                },
-                [rp, view, conflicts](caf::error&) mutable {
-                  rp.deliver(cluster_view_json(view, {}, unix_now(), conflicts));
-                });
+            with_definition_lists(
+              self, [self, rp, view](const std::string& servers,
+                                     const std::string& hosted) mutable {
+                rp.deliver(cluster_view_json(view, servers, hosted,
+                                             unix_now(),
+                                             self->state.replica.conflicts()));
+              });
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
@@ -799,8 +1010,10 @@ cluster_manager(
       pass_live_set(self);
       refresh_replication(self);
       poll_local(self);
-      if (++st.ticks % anti_entropy_ticks == 0)
+      if (++st.ticks % anti_entropy_ticks == 0) {
         broadcast(self, st.replica.all());
+        apply_unapplied(self);
+      }
       self->delayed_send(self, st.config.member.heartbeat, atom::tick_v);
     },
   };

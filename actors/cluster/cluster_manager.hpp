@@ -3,6 +3,7 @@
 #include "actors/cluster/cluster_gate.hpp"
 #include "actors/cluster/cluster_member.hpp"
 #include "actors/cluster/control_replica.hpp"
+#include "actors/infra/relay_registry.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/cluster.hpp"
 #include "messages/sync_manager.hpp"
@@ -53,6 +54,9 @@ struct cluster_manager_state {
   cluster_identity_ptr identity;
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<sync_manager_actor> sync_manager;
+  /// The relay registry (hosted relays, a replicated kind) and the infra
+  /// reconciler (told the live set: it pushes only the relays it owns).
+  infra_handles infra;
 
   std::map<std::string, link> links;
   /// Seeds whose first attempt is still out.
@@ -61,15 +65,17 @@ struct cluster_manager_state {
   bool settled = false;
   /// This node left the cluster (graceful leave): no links, no relays.
   bool left = false;
-  /// The replicated control plane (today: the sync server definitions).
+  /// The replicated control plane: the sync server definitions and the
+  /// hosted relays.
   control_replica replica{""};
-  /// Merged records being applied to the sync manager; bumped per apply,
+  /// Merged records being applied locally; bumped per apply,
   /// so a definition list read before an apply is not taken for local edits.
   size_t applies_in_flight = 0;
   uint64_t apply_generation = 0;
-  /// Ids whose merged record the sync manager refused (or could not take):
-  /// their local definition differs without being an edit here.
-  std::set<std::string> unapplied;
+  /// (kind, id) of the merged records the sync manager or the relay
+  /// registry refused (or could not take): their local definition differs
+  /// without being an edit here. Applied again every anti-entropy round.
+  std::set<std::pair<std::string, std::string>> unapplied;
   /// Heartbeat ticks so far (anti-entropy rounds).
   uint64_t ticks = 0;
   /// The latest live set from the membership.
@@ -90,23 +96,27 @@ struct cluster_manager_state {
 /// MANAGER, which runs the connections of the relays this node owns; until
 /// every seed had its first attempt (or `settle_limit` passed) it hands
 /// nothing on, so a node rejoining a running cluster does not first grab
-/// every relay. It replicates events from every other member: one sync server
-/// `cluster.NAME` per member (messages/cluster/replication.hpp), enabled
-/// while the member is alive or suspect. It replicates the sync server
-/// definitions: each heartbeat it reads them from the SYNC MANAGER (an edit
-/// here counts one more for this member in the record's version vector),
+/// every relay; the INFRA RECONCILER gets the same live set and pushes only
+/// the hosted relays this node owns. It replicates events from every other
+/// member: one sync server `cluster.NAME` per member
+/// (messages/cluster/replication.hpp), enabled while the member is alive or
+/// suspect. It replicates the sync server definitions and the hosted relays
+/// (kinds "sync_server" and "hosted_relay"): each heartbeat it reads them
+/// from the SYNC MANAGER and the RELAY REGISTRY (an edit here counts one
+/// more for this member in the record's version vector),
 /// sends changed records to every member at once and every record every
 /// few heartbeats, and merges what members send with `cluster::resolve`
 /// (control_replica), applying what changed; concurrent edits are settled
 /// the same way on every member and reported. It answers the cluster view as JSON
 /// (members with their replication link, live set, which member owns which
-/// sync server) and the refusals as health reasons.
+/// sync server and which pushes which hosted relay) and the refusals as
+/// health reasons.
 cluster_manager_actor::behavior_type
 cluster_manager(
   cluster_manager_actor::stateful_pointer<cluster_manager_state> self,
   cluster_manager_config config, cluster_identity_ptr identity,
   handle_slot_ptr<membership_actor> membership,
-  handle_slot_ptr<sync_manager_actor> sync_manager,
+  handle_slot_ptr<sync_manager_actor> sync_manager, infra_handles infra,
   handle_slot_ptr<cluster_manager_actor> own_slot);
 
 /// The cluster view as operators read it (`GET /api/v1/cluster`, `ferry
@@ -114,14 +124,18 @@ cluster_manager(
 /// incarnation, address, relay and admin URL, last heartbeat and its age,
 /// and `replication`: this node's link from it), `relays` (each sync
 /// server's id, URL, owner among the live set and whether it runs here;
-/// replication links are not relays) and `refused` (name, pubkey, reason,
-/// times). `servers_json` is the SYNC MANAGER's server list (a JSON array;
-/// empty: unknown). `now` is unix seconds, for the replication lag.
+/// replication links are not relays), `hosted_relays` (each hosted relay's
+/// id, its owner among the live set, the one member that pushes it to the
+/// management API, and `pushed_here`) and `refused` (name, pubkey, reason,
+/// times). `servers_json` is the SYNC MANAGER's server list and
+/// `hosted_json` the RELAY REGISTRY's relay list (JSON arrays; empty:
+/// unknown). `now` is unix seconds, for the replication lag.
 /// `conflicts` are the replicated control plane's (as `conflicts`: kind, id,
 /// when, and the kept and dropped versions with their clocks and
 /// definitions).
 std::string cluster_view_json(const cluster::cluster_view& view,
-                              const std::string& servers_json, int64_t now,
+                              const std::string& servers_json,
+                              const std::string& hosted_json, int64_t now,
                               const std::vector<control_conflict>& conflicts);
 
 /// A conflict as a /health reason and log line.

@@ -133,7 +133,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
   children.push_back(slotted(
     "cluster-manager", "cluster-manager", wiring.cluster,
     [identity, settings, membership = wiring.membership,
-     sync = wiring.sync_manager, store = wiring.store,
+     sync = wiring.sync_manager, infra = wiring.infra, store = wiring.store,
      own = wiring.cluster](caf::local_actor* self) {
       cluster_manager_config ccfg;
       ccfg.store = store;
@@ -143,7 +143,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
         std::chrono::seconds{5}, settings.failure_timeout);
       ccfg.settle_limit = settings.failure_timeout;
       return self->system().spawn(cluster_manager, ccfg, identity, membership,
-                                  sync, own);
+                                  sync, infra, own);
     }));
   return supervisor_spec("cluster", std::move(children), policy);
 }

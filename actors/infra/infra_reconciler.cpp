@@ -3,6 +3,7 @@
 #include "actors/infra/infra_metrics.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/rendezvous.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/hex.hpp"
 
@@ -120,6 +121,9 @@ void start_sync(self_pointer self, relay_sync_job job) {
   auto& t = self->state.relays[id];
   t.in_flight = true;
   t.retry_due = false;
+  // Created again after a deletion: a DELETE still due is moot.
+  t.deleting = false;
+  t.delete_failures = 0;
   auto gen = ++t.generation;
   t.method = job.ever_synced ? "PATCH" : "POST";
   t.relay = std::move(job.relay);
@@ -146,8 +150,13 @@ void finish_in_flight(self_pointer self, const std::string& id) {
 }
 
 /// Fetches the latest version of `id` and pushes it, unless it is synced
-/// already or was deleted.
+/// already, was deleted, or another member owns it.
 void request_sync(self_pointer self, const std::string& id) {
+  if (!self->state.owns(id)) {
+    if (auto i = self->state.relays.find(id); i != self->state.relays.end())
+      i->second.in_flight = false;
+    return;
+  }
   auto registry = current_registry(self);
   if (!registry) {
     schedule_reconcile(self, reconcile_retry_delay);
@@ -237,6 +246,10 @@ void on_activity(self_pointer self, const activity_entry& e) {
     return;
   }
   st.last_seq = e.seq;
+  if (!st.owns(e.relay)) {
+    forget_given_up(self, e.relay);
+    return; // its owner pushes it
+  }
   if (is_change(e.type)) {
     forget_given_up(self, e.relay);
     auto& t = st.relays[e.relay];
@@ -267,6 +280,8 @@ void on_pending(self_pointer self, pending_relays& pending) {
   st.given_up.clear();
   for (auto& job : pending.jobs) {
     auto id = job.relay.id;
+    if (!st.owns(id))
+      continue; // its owner pushes it
     auto& t = st.relays[id];
     if (t.in_flight) {
       t.rerun = true;
@@ -285,6 +300,58 @@ void on_pending(self_pointer self, pending_relays& pending) {
             pending.jobs.size(), st.given_up.size());
 }
 
+/// Sends `DELETE /relay/{id}` for a relay deleted here; what was out or due
+/// for it is stale from now on.
+void start_delete(self_pointer self, const std::string& id) {
+  auto& t = self->state.relays[id];
+  auto gen = ++t.generation;
+  t.in_flight = true;
+  t.rerun = false;
+  t.retry_due = false;
+  t.deleting = true;
+  t.method = "DELETE";
+  log::info("{} sends DELETE /relay/{} (after {} failure(s))", self->name(),
+            id, t.delete_failures);
+  send_request(self, id, gen, t.method, {});
+}
+
+/// A DELETE finished: done (404 too: the API never had it or forgot it),
+/// or retried like a push until `max_attempts`. A relay created again
+/// meanwhile is pushed right after.
+void on_delete_done(self_pointer self, track& t, const std::string& id,
+                    uint32_t status, std::string text) {
+  auto ok = (status >= 200 && status < 300) || status == 404;
+  if (ok) {
+    log::info("{} deleted {} on the management API (DELETE answered {})",
+              self->name(), id, status);
+    t.deleting = false;
+    t.delete_failures = 0;
+    if (!t.rerun) {
+      self->state.relays.erase(id);
+      return;
+    }
+    finish_in_flight(self, id);
+    return;
+  }
+  auto error = describe_failure("DELETE", id, status, std::move(text));
+  log::warn("{} failed to delete {}: {}", self->name(), id, error);
+  auto failures = ++t.delete_failures;
+  if (t.rerun) {
+    // Created again meanwhile: the push replaces the relay anyway.
+    t.deleting = false;
+    t.delete_failures = 0;
+    finish_in_flight(self, id);
+    return;
+  }
+  t.in_flight = false;
+  if (failures >= max_attempts(self)) {
+    give_up(self, id, failures, error);
+    self->state.relays.erase(id);
+    return;
+  }
+  schedule_retry(self, id, failures);
+}
+
 void on_done(self_pointer self, const std::string& id, uint64_t gen,
              uint32_t status, std::string text) {
   auto& st = self->state;
@@ -293,6 +360,10 @@ void on_done(self_pointer self, const std::string& id, uint64_t gen,
       || !i->second.in_flight)
     return;
   auto& t = i->second;
+  if (t.deleting) {
+    on_delete_done(self, t, id, status, std::move(text));
+    return;
+  }
   if (t.method == "POST" && status == 409) {
     // The API has the relay already (an earlier POST went through but its
     // answer was lost): update it instead.
@@ -408,6 +479,14 @@ void on_members(self_pointer self, uint64_t token, uint32_t status,
 
 // -- free functions -------------------------------------------------------------
 
+bool infra_reconciler_state::owns(const std::string& id) const {
+  if (deps.cluster_node.empty())
+    return true;
+  if (!live)
+    return false;
+  return cluster::rendezvous_owner(id, *live) == deps.cluster_node;
+}
+
 std::string management_body(const hosted_relay& relay,
                             const config::infra_config& settings,
                             const std::string& secret) {
@@ -482,11 +561,36 @@ infra_reconciler(
     },
     [self](atom::erase, const std::string& id) {
       auto& st = self->state;
-      if (auto i = st.relays.find(id); i != st.relays.end()) {
-        // Timers and answers of the deleted relay find no generation.
-        st.relays.erase(i);
-      }
       forget_given_up(self, id);
+      if (settings(self).active() && st.owns(id)) {
+        start_delete(self, id);
+        return;
+      }
+      // Timers and answers of the deleted relay find no generation.
+      st.relays.erase(id);
+    },
+    [self](atom::members, std::vector<std::string>& live) {
+      auto& st = self->state;
+      if (st.deps.cluster_node.empty() || (st.live && *st.live == live))
+        return;
+      st.live = std::move(live);
+      // What moved to another member: its timers and answers are stale (a
+      // DELETE out is let finish).
+      for (auto& [id, t] : st.relays)
+        if (!t.deleting && !st.owns(id)) {
+          ++t.generation;
+          t.in_flight = false;
+          t.rerun = false;
+          t.retry_due = false;
+        }
+      for (auto i = st.given_up.begin(); i != st.given_up.end();)
+        i = st.owns(i->first) ? std::next(i) : st.given_up.erase(i);
+      update_given_up(self);
+      log::info("{}: {} live member(s); pushing the hosted relays owned here",
+                self->name(), st.live->size());
+      // What this node owns now and has not pushed goes out.
+      if (settings(self).active())
+        schedule_reconcile(self, caf::timespan{0});
     },
     [self](atom::members, const std::string& id) { return members(self, id); },
     [self](atom::health) {
@@ -553,6 +657,13 @@ infra_reconciler(
       // Turned off by a reload meanwhile: a reconcile picks it up once on.
       if (!settings(self).active())
         return;
+      if (i->second.deleting) {
+        if (st.owns(id))
+          start_delete(self, id);
+        else
+          st.relays.erase(i);
+        return;
+      }
       request_sync(self, id);
     },
     [self](atom::done, const std::string& id, uint64_t gen, uint32_t status,

@@ -16,7 +16,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace ferry {
 
@@ -58,6 +60,8 @@ struct infra_reconciler_deps {
   /// More activities than this waiting in the mailbox: they are dropped for
   /// one reconcile, which covers them all.
   size_t backlog_limit = 1000;
+  /// This node's cluster name; empty: no cluster, every relay is ours.
+  std::string cluster_node;
 };
 
 struct infra_reconciler_state {
@@ -71,13 +75,25 @@ struct infra_reconciler_state {
     bool rerun = false;
     /// A retry timer is set.
     bool retry_due = false;
-    /// The request out (POST may fall back to PATCH on 409).
+    /// The request out (POST may fall back to PATCH on 409; DELETE once
+    /// the relay was deleted here).
     std::string method;
+    /// The relay was deleted: what is out or due is its DELETE.
+    bool deleting = false;
+    /// Consecutive failed DELETEs (they have no activity log to count in).
+    uint32_t delete_failures = 0;
     /// The version being pushed.
     hosted_relay relay;
   };
 
   infra_reconciler_deps deps;
+  /// The live members, once the cluster told; until then a cluster node
+  /// owns no relay.
+  std::optional<std::vector<std::string>> live;
+  /// Whether this node pushes relay `id`: always without a cluster, else
+  /// when it is the owner of the id among the live members (rendezvous
+  /// hashing, as for the sync servers).
+  bool owns(const std::string& id) const;
   /// The snapshot of `deps.settings` read last; held so that what refers to
   /// it stays valid until the next read.
   std::shared_ptr<const config::infra_config> settings;
@@ -117,7 +133,15 @@ struct infra_reconciler_state {
 /// failures in its log. A relay never synced is created (`POST
 /// /relay/{id}`, with a fresh secret that only that body carries), any
 /// other is updated (`PATCH`); a POST answered 409 (the API has it already)
-/// is followed by a PATCH. Timers go through CAF's clock.
+/// is followed by a PATCH. A relay deleted here is deleted on the API
+/// (`DELETE /relay/{id}`; 404 counts as done), retried like a push while the
+/// node runs. Timers go through CAF's clock.
+///
+/// In a cluster (`deps.cluster_node` set) every member holds every hosted
+/// relay, and only the owner of a relay's id among the live members
+/// (rendezvous hashing) pushes or deletes it: nothing until the cluster
+/// tells the live set, then a reconcile at each change of it, so a new
+/// owner pushes what it now owns and is not yet synced from here.
 /// With `settings.active()` false it stays idle.
 infra_reconciler_actor::behavior_type
 infra_reconciler(

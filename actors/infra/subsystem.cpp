@@ -20,6 +20,9 @@ child_spec infra_subsystem(const node_wiring& wiring, restart_policy policy) {
   rdeps.settings = live;
   rdeps.keys = wiring.keys;
   rdeps.registry = wiring.infra.registry;
+  // In a cluster, each hosted relay is pushed by its owner only.
+  if (wiring.cfg.cluster.enabled)
+    rdeps.cluster_node = wiring.cfg.cluster.name;
   // Each request takes the timeout a reload left.
   rdeps.transport = [io = wiring.io, live](infra_request req,
                                            std::function<void(infra_response)>

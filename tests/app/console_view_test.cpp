@@ -385,3 +385,28 @@ TEST_CASE("the relays table shows each hosted relay", "[console_view]") {
   CHECK(console::render_relays(boost::json::parse("[]"))
         == "(no hosted relays)\n");
 }
+
+TEST_CASE("the cluster view lists hosted relays with the member that pushes "
+          "each, and leaves the table out when there are none",
+          "[console]") {
+  auto view = boost::json::parse(R"({"self":"node-a","live":["node-a","node-b"],
+    "members":[],"relays":[],"refused":[],
+    "hosted_relays":[{"id":"club","owner":"node-b","pushed_here":false},
+                     {"id":"shop","owner":"node-a","pushed_here":true}]})");
+  auto text = console::render_cluster(view);
+  CHECK_THAT(text, Catch::Matchers::Contains("HOSTED RELAYS"));
+  std::istringstream lines{text};
+  std::string line;
+  std::vector<std::string> rows;
+  while (std::getline(lines, line))
+    if (line.rfind("club", 0) == 0 || line.rfind("shop", 0) == 0)
+      rows.push_back(line);
+  REQUIRE(rows.size() == 2);
+  CHECK_THAT(rows[0], Catch::Matchers::Contains("node-b")
+                        && Catch::Matchers::Contains("false"));
+  CHECK_THAT(rows[1], Catch::Matchers::Contains("node-a")
+                        && Catch::Matchers::Contains("true"));
+  view.as_object()["hosted_relays"] = boost::json::array{};
+  CHECK_THAT(console::render_cluster(view),
+             !Catch::Matchers::Contains("HOSTED RELAYS"));
+}

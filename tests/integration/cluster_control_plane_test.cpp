@@ -37,22 +37,7 @@ json::value definition_on(member& m, const std::string& id) {
 void require_definition(std::vector<member*> members, const std::string& id,
                         const json::value& want, std::chrono::milliseconds timeout,
                         const char* what) {
-  std::string problem;
-  auto ok = test::poll_until(
-    [&] {
-      for (auto* m : members) {
-        auto held = definition_on(*m, id);
-        if (held != want) {
-          problem = m->name + " holds " + json::serialize(held);
-          return false;
-        }
-      }
-      return true;
-    },
-    timeout, 100ms);
-  if (!ok)
-    FAIL(what << ": " << problem << ", want " << json::serialize(want) << "\n"
-              << cluster_test::dump(members));
+  cluster_test::require_held(members, id, want, definition_on, timeout, what);
 }
 
 std::string server_body(const std::string& url, int kind) {

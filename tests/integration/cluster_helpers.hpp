@@ -159,11 +159,13 @@ expected_owners(const std::map<std::string, std::string>& servers,
   return owners;
 }
 
-/// The owners one node's view states.
-inline std::map<std::string, std::string> owners_in(const json::value& view) {
+/// The owners one node's view states for its sync servers (`relays`) or its
+/// hosted relays (`hosted_relays`).
+inline std::map<std::string, std::string>
+owners_in(const json::value& view, const char* list = "relays") {
   std::map<std::string, std::string> owners;
   if (view.is_object())
-    for (auto& relay : view.at("relays").as_array())
+    for (auto& relay : view.at(list).as_array())
       if (relay.at("owner").is_string())
         owners[std::string{relay.at("id").as_string()}]
           = std::string{relay.at("owner").as_string()};
@@ -180,6 +182,31 @@ inline std::string dump(std::vector<member*> members) {
       text += test::output_tail(*m->process, 25);
   }
   return text;
+}
+
+/// Waits until `held(member, id)` is `want` (null: none) on every member in
+/// `members`: a replicated definition reached them all.
+template <class Held>
+void require_held(std::vector<member*> members, const std::string& id,
+                  const json::value& want, Held held,
+                  std::chrono::milliseconds timeout, const char* what) {
+  std::string problem;
+  auto ok = test::poll_until(
+    [&] {
+      for (auto* m : members) {
+        auto x = held(*m, id);
+        if (x != want) {
+          problem = m->name + " holds " + json::serialize(x);
+          return false;
+        }
+      }
+      return true;
+    },
+    timeout, 100ms);
+  if (!ok)
+    FAIL(what << ": " << id << ": " << problem << ", want "
+              << json::serialize(want) << "\n"
+              << dump(members));
 }
 
 /// Waits until every member in `holders` holds exactly `want` among its

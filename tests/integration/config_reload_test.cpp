@@ -11,6 +11,7 @@
 // connected and asked for announcements; the GRASP keys that need a restart
 // are named one by one.
 
+#include "tests/integration/management_api_double.hpp"
 #include "tests/integration/sync_helpers.hpp"
 #include "tests/net/net_fixture.hpp"
 
@@ -20,7 +21,6 @@
 
 #include <csignal>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +28,7 @@
 using namespace ferry;
 using namespace ferry::sync_test;
 using namespace std::chrono_literals;
+using test::management_api;
 
 namespace {
 
@@ -81,65 +82,6 @@ json::value reload_ok(node& b, uint16_t admin_port) {
   REQUIRE(res.response.status == 200);
   return json::parse(res.response.body);
 }
-
-/// A zooid-style management API (a third-party remote): answers every
-/// `/relay/ID` request 200 and keeps what it got.
-class management_api {
-public:
-  struct push {
-    std::string method;
-    std::string target;
-    json::object body;
-  };
-
-  explicit management_api(std::string prefix) : prefix_(std::move(prefix)) {
-    net::ws_server_options opts;
-    opts.websocket = false;
-    server_.start(opts, [this](net::http_request req,
-                               std::function<void(net::http_response)> respond) {
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        json::error_code ec;
-        auto body = json::parse(req.body, ec);
-        pushes_.push_back({req.method, req.target,
-                           !ec && body.is_object() ? body.as_object()
-                                                   : json::object{}});
-      }
-      net::http_response res;
-      res.body = "{}";
-      respond(std::move(res));
-    });
-    REQUIRE(server_.start_error().empty());
-  }
-
-  std::string url() {
-    return "http://127.0.0.1:" + std::to_string(server_.port()) + prefix_;
-  }
-
-  const std::string& prefix() const {
-    return prefix_;
-  }
-
-  std::vector<push> pushes() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return pushes_;
-  }
-
-  /// The hosts pushed for each relay (by the request's target).
-  std::map<std::string, std::string> hosts() {
-    std::map<std::string, std::string> result;
-    for (auto& p : pushes())
-      if (auto* host = p.body.if_contains("host"); host && host->is_string())
-        result[p.target] = std::string{host->as_string()};
-    return result;
-  }
-
-private:
-  std::string prefix_;
-  std::mutex mtx_;
-  std::vector<push> pushes_;
-  net::test::server_fixture server_;
-};
 
 /// A credential of the S3 bucket: a reload must never log it.
 constexpr const char* bucket_secret = "s3-key-never-logged";

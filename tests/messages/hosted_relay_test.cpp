@@ -127,6 +127,30 @@ TEST_CASE("a stored hosted relay reads back identically", "[hosted_relay]") {
   CHECK(back->sync_error == r->sync_error);
 }
 
+TEST_CASE("the editable JSON leaves out what the node sets and reads back "
+          "as the same definition",
+          "[hosted_relay]") {
+  auto r = parse_hosted_relay(body(R"(,"status":"inactive",)"
+                                   R"("push":{"enabled":true})"));
+  REQUIRE(r);
+  auto plain = to_editable_json(*r);
+  r->synced = true;
+  r->sync_error = "POST /relay/club: HTTP 500";
+  r->changed_seq = 42;
+  r->updated_at = 1700000100;
+  // What one node set does not make its definition differ from another's.
+  CHECK(to_editable_json(*r) == plain);
+  for (auto key : {"synced", "sync_error", "created_at", "updated_at",
+                   "changed_seq"})
+    CHECK(plain.find(std::string{"\""} + key + "\"") == std::string::npos);
+  auto back = parse_hosted_relay(plain);
+  REQUIRE(back);
+  CHECK(to_editable_json(*back) == plain);
+  CHECK(back->status == hosted_status::inactive);
+  CHECK(back->push_json == R"({"enabled":true})");
+  CHECK_FALSE(back->synced);
+}
+
 TEST_CASE("a patch merges objects, replaces values and keeps node fields",
           "[hosted_relay]") {
   auto base = parse_hosted_relay(

@@ -162,3 +162,42 @@ TEST_CASE("records survive a round trip through their JSON form",
   CHECK_FALSE(cluster::parse_control_records("{}"));
   CHECK_FALSE(cluster::parse_control_records(R"([{"kind":"x"}])"));
 }
+
+TEST_CASE("each kind is its own set of records: the same id in two kinds is "
+          "two records, and a kind's local definitions touch no other kind",
+          "[cluster][control_plane]") {
+  const std::string hosted = "hosted_relay";
+  control_replica a{"node-a"}, b{"node-b"};
+  REQUIRE(a.observe_local(kind, defs({{"shop", R"({"url":"x"})"}})).size()
+          == 1);
+  REQUIRE(a.observe_local(hosted, defs({{"shop", R"({"subdomain":"s"})"}}))
+            .size()
+          == 1);
+  // No sync server named shop any more: only that record is a tombstone.
+  auto changed = a.observe_local(kind, defs({}));
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].kind == kind);
+  CHECK(changed[0].deleted);
+  REQUIRE(a.find(hosted, "shop"));
+  CHECK_FALSE(a.find(hosted, "shop")->deleted);
+  // The hosted relays' definitions leave the sync servers alone.
+  CHECK(a.observe_local(hosted, defs({{"shop", R"({"subdomain":"s"})"}}))
+          .empty());
+
+  // b gets both kinds; an edit of the hosted relay on b replaces a's.
+  auto merged = sync(a, b);
+  CHECK(merged.changed.size() == 2);
+  CHECK(merged.conflicts.empty());
+  REQUIRE(b.find(kind, "shop"));
+  CHECK(b.find(kind, "shop")->deleted);
+  changed = b.observe_local(hosted, defs({{"shop", R"({"subdomain":"t"})"}}));
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].version.clock.get("node-a") == 1);
+  CHECK(changed[0].version.clock.get("node-b") == 1);
+  merged = sync(b, a);
+  REQUIRE(merged.changed.size() == 1);
+  CHECK(merged.changed[0].kind == hosted);
+  CHECK(merged.conflicts.empty());
+  CHECK(a.find(hosted, "shop")->body == R"({"subdomain":"t"})");
+  CHECK(a.all() == b.all());
+}

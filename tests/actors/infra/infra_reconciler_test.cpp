@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/infra/relay_registry.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/rendezvous.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/nip98.hpp"
 #include "store/column_families.hpp"
@@ -138,6 +139,8 @@ struct fixture : test::deterministic_actor_system {
   live_value_ptr<config::infra_config> live_settings
     = std::make_shared<live_value<config::infra_config>>();
   size_t backlog_limit = 1000;
+  /// Set: the reconciler runs on this cluster member.
+  std::string cluster_node;
   ferry::test::quiet_log quiet;
 
   fixture() {
@@ -167,6 +170,7 @@ struct fixture : test::deterministic_actor_system {
     deps.keys = keys;
     deps.registry = registry_slot;
     deps.backlog_limit = backlog_limit;
+    deps.cluster_node = cluster_node;
     deps.transport = [c = calls](infra_request req,
                                  std::function<void(infra_response)> done) {
       c->push_back({std::move(req), std::move(done)});
@@ -257,6 +261,16 @@ struct fixture : test::deterministic_actor_system {
     advance(1ms);
     INFO("no retry after " << delay.count() << " ns");
     REQUIRE(calls->size() == before + 1);
+  }
+
+  /// Creates relay `id`, answers its POST, then deletes it: the second
+  /// request is out.
+  void push_then_delete(const std::string& id) {
+    auto before = calls->size();
+    create(id);
+    answer(before, 201);
+    registry_ok(atom::erase_v, id);
+    REQUIRE(calls->size() == before + 2);
   }
 
   health_report health() {
@@ -680,4 +694,130 @@ TEST_CASE_METHOD(fixture,
   live_settings->set(settings);
   advance(1h);
   CHECK(calls->size() == 1);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a relay deleted here is DELETEd on the API, a failure "
+                 "retried and 404 taken as done",
+                 "[infra]") {
+  start_reconciler();
+  push_then_delete("club");
+  CHECK(request(1).method == "DELETE");
+  CHECK(request(1).url == "http://127.0.0.1:9/zooid/relay/club");
+  CHECK(request(1).body.empty());
+  check_signed(request(1));
+  answer(1, 500);
+  expect_retry_after(30s);
+  CHECK(request(2).method == "DELETE");
+  answer(2, 404);
+  advance(1h);
+  CHECK(calls->size() == 3);
+  CHECK(health().status == "ok");
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a relay created again while its DELETE waits for a retry is "
+                 "pushed, and the DELETE is not sent",
+                 "[infra]") {
+  start_reconciler();
+  push_then_delete("club");
+  answer(1, 500);
+  create("club");
+  REQUIRE(calls->size() == 3);
+  CHECK(request(2).method == "POST");
+  answer(2, 201);
+  CHECK(relay("club").at("synced").as_bool());
+  advance(1h);
+  CHECK(calls->size() == 3);
+  CHECK(health().status == "ok");
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a relay created again while its DELETE is out is pushed "
+                 "right after it",
+                 "[infra]") {
+  start_reconciler();
+  push_then_delete("club");
+  create("club");
+  CHECK(calls->size() == 2);
+  answer(1, 200);
+  REQUIRE(calls->size() == 3);
+  // Its log went with the deletion: the API gets it as new.
+  CHECK(request(2).method == "POST");
+  answer(2, 201);
+  CHECK(relay("club").at("synced").as_bool());
+}
+
+namespace {
+
+/// The first of `candidates` that `owner` owns among `live`.
+std::string owned_by(const std::string& owner,
+                     const std::vector<std::string>& live) {
+  for (int i = 0; i < 100; ++i) {
+    auto id = "r" + std::to_string(i);
+    if (cluster::rendezvous_owner(id, live) == owner)
+      return id;
+  }
+  FAIL("no id owned by " << owner);
+  return {};
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture,
+                 "in a cluster only the owner of a relay pushes or deletes "
+                 "it, and a new owner pushes what it now owns",
+                 "[infra][cluster]") {
+  cluster_node = "node-a";
+  std::vector<std::string> both{"node-a", "node-b"};
+  auto mine = owned_by("node-a", both);
+  auto theirs = owned_by("node-b", both);
+  auto mine_url = "http://127.0.0.1:9/zooid/relay/" + mine;
+  auto theirs_url = "http://127.0.0.1:9/zooid/relay/" + theirs;
+  start_reconciler();
+  // Until the cluster tells the live set, nothing is ours.
+  create(mine);
+  create(theirs);
+  CHECK(calls->empty());
+  self->send(reconciler, atom::members_v, both);
+  run();
+  REQUIRE(calls->size() == 1);
+  CHECK(request(0).method == "POST");
+  CHECK(request(0).url == mine_url);
+  answer(0, 201);
+  // A change of a relay node-b owns: node-b pushes it.
+  registry_ok(atom::patch_v, theirs,
+              std::string{R"({"info":{"name":"Theirs"}})"});
+  advance(1h);
+  CHECK(calls->size() == 1);
+
+  // node-b is gone: its relay is ours now, and pushed as new from here.
+  self->send(reconciler, atom::members_v, std::vector<std::string>{"node-a"});
+  run();
+  REQUIRE(calls->size() == 2);
+  CHECK(request(1).method == "POST");
+  CHECK(request(1).url == theirs_url);
+  CHECK(parse_object(request(1).body).at("info").at("name") == "Theirs");
+  answer(1, 500);
+  // node-b is back before the retry: the retry is node-b's business.
+  self->send(reconciler, atom::members_v, both);
+  run();
+  advance(1h);
+  CHECK(calls->size() == 2);
+  CHECK(health().status == "ok");
+
+  // Deletions: only what is ours goes to the API.
+  registry_ok(atom::erase_v, theirs);
+  CHECK(calls->size() == 2);
+  registry_ok(atom::erase_v, mine);
+  REQUIRE(calls->size() == 3);
+  CHECK(request(2).method == "DELETE");
+  CHECK(request(2).url == mine_url);
+  answer(2, 200);
+  // Leaving the cluster: nothing is ours.
+  self->send(reconciler, atom::members_v, std::vector<std::string>{});
+  run();
+  create(mine);
+  advance(1h);
+  CHECK(calls->size() == 3);
 }
