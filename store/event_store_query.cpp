@@ -580,11 +580,20 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
                            expired);
       !s.ok())
     return storage_error(s);
+  if (!f.since && !f.until && !f.limit) {
+    // The whole store: grown by doubling, a million items were copied
+    // twice over and a fifth of the build went to page faults. RocksDB's
+    // count is an estimate (it was 0.1% low at a million), hence the
+    // headroom; the item set gives back what is left over.
+    auto estimate = approximate_event_count();
+    result.items.reserve(static_cast<size_t>(
+      std::min<uint64_t>(estimate + estimate / 8 + 1024, max_items)));
+  }
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, std::nullopt);
   for (; m.valid(); m.next()) {
     auto pos = decode_suffix(m.current());
-    if (expired.count(pos.id) != 0)
+    if (!expired.empty() && expired.count(pos.id) != 0)
       continue;
     if (!take(pos.created_at, pos.id))
       break;
