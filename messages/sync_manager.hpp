@@ -6,12 +6,28 @@
 #include "messages/pending_batches.hpp"
 #include "messages/status.hpp"
 
+#include <caf/expected.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+namespace ferry {
+
+namespace store {
+struct item_scan;
+} // namespace store
+
+/// A negentropy window's local set, read on a worker thread for a RELAY
+/// CONNECTION (its own thread would stall for the read).
+using item_scan_result_ptr = std::shared_ptr<caf::expected<store::item_scan>>;
+
+} // namespace ferry
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::item_scan_result_ptr)
 
 namespace ferry {
 
@@ -52,6 +68,8 @@ using relay_connection_actor = caf::typed_actor<
   caf::reacts_to<atom::flush, uint64_t>,
   // INTERNAL: a negentropy answer is overdue (generation, request serial).
   caf::reacts_to<atom::timeout, uint64_t, uint64_t>,
+  // INTERNAL: the local set of a negentropy window (generation, scan serial).
+  caf::reacts_to<atom::neg, uint64_t, uint64_t, item_scan_result_ptr>,
   // INTERNAL: announce the authors whose deletions are followed (generation).
   caf::reacts_to<atom::deletions, uint64_t>>;
 

@@ -104,6 +104,11 @@ void act(self_pointer self, neg_catchup::action action) {
       return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
                                          + " did not reconcile (NIP-77): "
                                          + action.reason));
+    case kind::scan:
+      send(self, std::move(action.frames));
+      return act(self, st.reconciliation->on_items(st.deps.store->negentropy_items(
+                         action.scan.filter, action.scan.now,
+                         action.scan.max_items)));
     case kind::done:
       st.reconciled = true;
       [[fallthrough]];

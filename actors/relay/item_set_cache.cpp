@@ -78,6 +78,10 @@ struct release_set {
   }
 };
 
+caf::error shutting_down() {
+  return caf::make_error(ec::storage_failure, "the node is shutting down");
+}
+
 std::string too_many_items(size_t max_items) {
   return "blocked: more than " + std::to_string(max_items)
          + " events match this filter (the relay's max_items per negentropy "
@@ -128,11 +132,16 @@ item_set_cache::~item_set_cache() {
 void item_set_cache::stop() {
   std::deque<build_job> dropped;
   std::vector<callback> waiters;
+  std::vector<read_callback> readers;
   {
     std::lock_guard<std::mutex> guard{ledger_->mtx};
     stopping_ = true;
     dropped.swap(queue_);
     for (auto& job : dropped) {
+      if (job.reader) {
+        readers.push_back(std::move(job.reader));
+        continue;
+      }
       auto i = ledger_->entries.find(job.key);
       for (auto& w : i->second.waiters)
         waiters.push_back(std::move(w));
@@ -143,6 +152,8 @@ void item_set_cache::stop() {
   // Answered first: a build still running may take a while.
   for (auto& w : waiters)
     w({nullptr, "error: the relay is shutting down"});
+  for (auto& r : readers)
+    r(shutting_down());
   for (auto& t : builders_)
     if (t.joinable())
       t.join();
@@ -191,7 +202,12 @@ void item_set_cache::acquire(const nostr::filter& f, int64_t now,
         e = ledger::entry{};
         e.generation = led.next_generation++;
         e.waiters.push_back(std::move(done));
-        queue_.push_back({key, e.generation, f, now});
+        build_job job;
+        job.key = key;
+        job.generation = e.generation;
+        job.filter = f;
+        job.now = now;
+        queue_.push_back(std::move(job));
         lock.unlock();
         queued_.notify_one();
         return;
@@ -199,6 +215,25 @@ void item_set_cache::acquire(const nostr::filter& f, int64_t now,
     }
   }
   done(std::move(result));
+}
+
+void item_set_cache::read(const nostr::filter& f, int64_t now,
+                          size_t max_items, read_callback done) {
+  {
+    std::unique_lock<std::mutex> lock{ledger_->mtx};
+    if (!stopping_) {
+      build_job job;
+      job.filter = f;
+      job.now = now;
+      job.reader = std::move(done);
+      job.max_items = max_items;
+      queue_.push_back(std::move(job));
+      lock.unlock();
+      queued_.notify_one();
+      return;
+    }
+  }
+  done(shutting_down());
 }
 
 void item_set_cache::run_builds() {
@@ -212,7 +247,10 @@ void item_set_cache::run_builds() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    build(job);
+    if (job.reader)
+      job.reader(source_.read(job.filter, job.now, job.max_items));
+    else
+      build(job);
   }
 }
 

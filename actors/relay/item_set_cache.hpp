@@ -120,6 +120,15 @@ public:
   /// thread. Identical requests while a build runs wait for that build.
   void acquire(const nostr::filter& f, int64_t now, callback done);
 
+  using read_callback = std::function<void(caf::expected<store::item_scan>)>;
+
+  /// Reads the items of `f` (at most `max_items`) on a build thread and
+  /// calls `done` there with them: our own sync client's local set, which
+  /// its session owns alone, so it is neither shared nor counted. After
+  /// `stop`, `done` gets an error at once.
+  void read(const nostr::filter& f, int64_t now, size_t max_items,
+            read_callback done);
+
   item_set_cache_stats stats() const;
 
   /// Finishes the running builds, refuses the queued ones and joins the
@@ -132,6 +141,9 @@ private:
     uint64_t generation = 0;
     nostr::filter filter;
     int64_t now = 0;
+    /// Set for a plain `read` (nothing cached).
+    read_callback reader;
+    size_t max_items = 0;
   };
 
   void run_builds();

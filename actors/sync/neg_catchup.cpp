@@ -68,36 +68,54 @@ bool neg_catchup::split(const window& w) {
 neg_catchup::action neg_catchup::open_next(std::vector<std::string> frames) {
   session_.clear();
   client_.reset();
-  while (!windows_.empty()) {
-    auto w = windows_.front();
-    windows_.pop_front();
-    auto f = filter_of(w);
-    auto scan = store_->negentropy_items(f, now_, limits_.max_items);
-    if (!scan)
-      return {action::kind::fail, {}, "cannot read the local set: "
-                                        + render(scan.error())};
-    if (scan->over_limit) {
-      if (split(w))
-        continue;
-      return {action::kind::fail, {},
-              "more than " + std::to_string(limits_.max_items)
-                + " local events in one second of filter "
-                + nostr::to_json(filters_[w.filter])};
-    }
-    for (const auto& x : scan->items)
-      newest_local_ = std::max(newest_local_, static_cast<int64_t>(x.timestamp));
-    auto items = std::make_shared<const neg::item_set>(std::move(scan->items));
-    client_ = std::make_unique<neg::client>(items, limits_.frame_size_limit);
-    current_ = w;
-    session_ = "ferry-neg-" + std::to_string(next_session_++);
-    session_rounds_ = 0;
-    ++sessions;
-    auto query = client_->initiate();
-    frames.push_back(
-      frame("NEG-OPEN", "," + nostr::to_json(f) + ",\"" + neg::encode_hex(query) + "\""));
-    return {action::kind::send, std::move(frames), {}};
+  if (windows_.empty())
+    return {action::kind::done, std::move(frames), {}};
+  scanning_ = windows_.front();
+  windows_.pop_front();
+  scan_request request{filter_of(*scanning_), now_, limits_.max_items};
+  if (limits_.scan_inline)
+    return open_scanned(
+      store_->negentropy_items(request.filter, request.now, request.max_items),
+      std::move(frames));
+  action act{action::kind::scan, std::move(frames), {}};
+  act.scan = std::move(request);
+  return act;
+}
+
+neg_catchup::action neg_catchup::on_items(caf::expected<store::item_scan> scan) {
+  if (!scanning_)
+    return {};
+  return open_scanned(std::move(scan), {});
+}
+
+neg_catchup::action
+neg_catchup::open_scanned(caf::expected<store::item_scan> scan,
+                          std::vector<std::string> frames) {
+  auto w = *scanning_;
+  scanning_.reset();
+  if (!scan)
+    return {action::kind::fail, {}, "cannot read the local set: "
+                                      + render(scan.error())};
+  if (scan->over_limit) {
+    if (split(w))
+      return open_next(std::move(frames));
+    return {action::kind::fail, {},
+            "more than " + std::to_string(limits_.max_items)
+              + " local events in one second of filter "
+              + nostr::to_json(filters_[w.filter])};
   }
-  return {action::kind::done, std::move(frames), {}};
+  for (const auto& x : scan->items)
+    newest_local_ = std::max(newest_local_, static_cast<int64_t>(x.timestamp));
+  auto items = std::make_shared<const neg::item_set>(std::move(scan->items));
+  client_ = std::make_unique<neg::client>(items, limits_.frame_size_limit);
+  current_ = w;
+  session_ = "ferry-neg-" + std::to_string(next_session_++);
+  session_rounds_ = 0;
+  ++sessions;
+  auto query = client_->initiate();
+  frames.push_back(frame("NEG-OPEN", "," + nostr::to_json(filter_of(w)) + ",\""
+                                       + neg::encode_hex(query) + "\""));
+  return {action::kind::send, std::move(frames), {}};
 }
 
 neg_catchup::action neg_catchup::start() {

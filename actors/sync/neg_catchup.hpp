@@ -33,6 +33,18 @@ public:
     size_t max_rounds = 1000;
     /// Halvings of one filter's time range before giving up.
     int max_splits = 40;
+    /// Read the local set of each window here, in `start` / `on_message`.
+    /// Off, a window's read is handed to the caller (`kind::scan`): at a
+    /// million events it takes a few hundred ms, too long for an actor's
+    /// scheduler thread.
+    bool scan_inline = true;
+  };
+
+  /// The local set the caller reads (on any thread) and hands to `on_items`.
+  struct scan_request {
+    nostr::filter filter;
+    int64_t now = 0;
+    size_t max_items = 0;
   };
 
   /// What the connection does next.
@@ -48,10 +60,21 @@ public:
       fallback,
       /// The reconciliation broke after it had started working.
       fail,
+      /// Send `frames`, then read `scan` and pass the result to `on_items`
+      /// (only without `scan_inline`).
+      scan,
     };
+    action() = default;
+    action(kind what, std::vector<std::string> frames = {},
+           std::string reason = {})
+      : what(what), frames(std::move(frames)), reason(std::move(reason)) {
+      // nop
+    }
+
     kind what = kind::none;
     std::vector<std::string> frames;
     std::string reason;
+    scan_request scan;
   };
 
   /// @param since Reconcile only events from here on (0: all), on top of
@@ -61,6 +84,9 @@ public:
 
   /// Opens the first session.
   action start();
+
+  /// The local set `kind::scan` asked for.
+  action on_items(caf::expected<store::item_scan> scan);
 
   /// A NEG-MSG from the remote.
   action on_message(std::string_view sub_id, std::string_view hex);
@@ -111,6 +137,10 @@ private:
   /// Opens the next window, splitting those too big here.
   action open_next(std::vector<std::string> frames);
 
+  /// Opens the session of `scanning_` over its local set.
+  action open_scanned(caf::expected<store::item_scan> scan,
+                      std::vector<std::string> frames);
+
   /// Halves `w` (at the front of the queue). @returns false when it cannot.
   bool split(const window& w);
 
@@ -124,6 +154,8 @@ private:
   limits limits_;
   std::deque<window> windows_;
   window current_;
+  /// The window whose local set is being read.
+  std::optional<window> scanning_;
   std::string session_;
   std::unique_ptr<nostr::negentropy::client> client_;
   size_t session_rounds_ = 0;

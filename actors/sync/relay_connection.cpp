@@ -256,6 +256,10 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     [self](atom::timeout, uint64_t gen, uint64_t serial) {
       on_neg_timeout(self, gen, serial);
     },
+    [self](atom::neg, uint64_t gen, uint64_t serial,
+           const item_scan_result_ptr& scan) {
+      on_neg_items(self, gen, serial, scan);
+    },
     [self](atom::feed, const ingest_item_ptr&) { pump_up(self); },
     [self](atom::tick, uint64_t gen) { on_up_check(self, gen); },
     [self](atom::deletions, uint64_t gen) {

@@ -29,6 +29,8 @@
 
 namespace ferry {
 
+class item_set_cache;
+
 /// What a RELAY CONNECTION needs from the node.
 struct relay_connection_deps {
   /// The node's identity, for NIP-42.
@@ -37,6 +39,9 @@ struct relay_connection_deps {
   std::shared_ptr<net::io_runtime> io;
   /// Cursors and runtime state are read from and persisted here.
   store::event_store* store = nullptr;
+  /// Reads a reconciliation's local sets on threads of their own (none:
+  /// on the connection's thread, as in-process tests do).
+  std::shared_ptr<item_set_cache> item_sets;
   /// The node's one ingest path.
   std::vector<handle_slot_ptr<verifier_actor>> verifiers;
   handle_slot_ptr<writer_actor> writer;

@@ -1,5 +1,6 @@
 #include "actors/sync/relay_negentropy.hpp"
 
+#include "actors/relay/item_set_cache.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "messages/clock.hpp"
@@ -54,6 +55,25 @@ void neg_fallback(self_pointer self, const std::string& reason) {
     maybe_finish_catchup(self);
 }
 
+/// Reads a window's local set on the item-set threads and hands it back to
+/// the connection: a scheduler thread must not stall for it (a few hundred
+/// ms at a million events).
+void scan_off_thread(self_pointer self, neg_catchup::scan_request request) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  // No answer is due while we read: a pending timeout is void.
+  ++neg.serial;
+  st.deps.item_sets->read(
+    request.filter, request.now, request.max_items,
+    [connection = caf::actor_cast<relay_connection_actor>(self),
+     gen = st.generation,
+     serial = ++neg.scan_serial](caf::expected<store::item_scan> scan) {
+      caf::anon_send(connection, atom::neg_v, gen, serial,
+                     std::make_shared<caf::expected<store::item_scan>>(
+                       std::move(scan)));
+    });
+}
+
 /// Carries out what the reconciliation asks for.
 void on_neg(self_pointer self, neg_catchup::action act) {
   using kind = neg_catchup::action::kind;
@@ -67,6 +87,8 @@ void on_neg(self_pointer self, neg_catchup::action act) {
     return fail(self, error_class::protocol, "negentropy: " + act.reason);
   for (auto& frame : act.frames)
     send_frame(self, std::move(frame));
+  if (act.what == kind::scan)
+    return scan_off_thread(self, std::move(act.scan));
   auto need = neg.run->take_need();
   auto have = neg.run->take_have();
   log::debug("{} negentropy round {}: {} to fetch, {} to send", st.label,
@@ -144,8 +166,9 @@ void start_neg_catchup(self_pointer self, int64_t since) {
     subscribe(self, live_sub, std::move(live), std::nullopt);
     open_deletion_tail(self, since);
   }
-  neg.run.emplace(*st.deps.store, st.def.filters, since, unix_now(),
-                  neg_catchup::limits{});
+  neg_catchup::limits limits;
+  limits.scan_inline = st.deps.item_sets == nullptr;
+  neg.run.emplace(*st.deps.store, st.def.filters, since, unix_now(), limits);
   on_neg(self, neg.run->start());
 }
 
@@ -161,6 +184,15 @@ void on_neg_notice(self_pointer self, const std::string& text) {
   auto& neg = self->state.neg;
   if (neg.run && !neg.done)
     on_neg(self, neg.run->on_notice(text));
+}
+
+void on_neg_items(self_pointer self, uint64_t gen, uint64_t serial,
+                  const item_scan_result_ptr& scan) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (gen != st.generation || !neg.run || neg.done || serial != neg.scan_serial)
+    return;
+  on_neg(self, neg.run->on_items(std::move(*scan)));
 }
 
 void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial) {

@@ -27,6 +27,8 @@ struct relay_negentropy {
   int64_t since = 0;
   /// Names the answer we wait for, so a late timeout is ignored.
   uint64_t serial = 0;
+  /// Names the local set being read, so a stale read is ignored.
+  uint64_t scan_serial = 0;
   /// The remote failed at NIP-77 (why); REQ catch-ups from then on.
   std::string unsupported;
   /// Totals of finished reconciliations.
@@ -67,6 +69,10 @@ void on_neg_frame(self_pointer self, bool error, const std::string& sub_id,
 
 /// A NOTICE may be the remote's way of refusing NIP-77.
 void on_neg_notice(self_pointer self, const std::string& text);
+
+/// The local set a scan of `serial` read on a worker thread.
+void on_neg_items(self_pointer self, uint64_t gen, uint64_t serial,
+                  const item_scan_result_ptr& scan);
 
 /// The answer named `serial` did not come in time.
 void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial);

@@ -11,6 +11,7 @@ relay_connection_deps connection_deps(const node_wiring& wiring) {
   deps.keys = wiring.keys;
   deps.io = wiring.io;
   deps.store = wiring.store;
+  deps.item_sets = wiring.relay->item_sets;
   deps.verifiers = wiring.relay->verifiers;
   deps.writer = wiring.writer;
   deps.health = wiring.health;

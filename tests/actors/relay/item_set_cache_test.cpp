@@ -267,3 +267,35 @@ TEST_CASE("identical requests during a build wait for it, which runs once",
     CHECK(late.error == "error: the relay is shutting down");
   }
 }
+
+TEST_CASE("a plain read runs on a build thread, is neither shared nor "
+          "counted, and is refused once stopped",
+          "[item_set_cache]") {
+  fixture fx;
+  item_set_cache cache{store_item_source(*fx.store), roomy()};
+  using read_result = caf::expected<store::item_scan>;
+  auto read = [&cache](const std::string& filter, size_t max_items) {
+    auto promise = std::make_shared<std::promise<std::pair<read_result, std::thread::id>>>();
+    auto future = promise->get_future();
+    cache.read(parse(filter), default_now, max_items, [promise](read_result r) {
+      promise->set_value({std::move(r), std::this_thread::get_id()});
+    });
+    REQUIRE(future.wait_for(10s) == std::future_status::ready);
+    return future.get();
+  };
+  auto [notes, thread] = read(R"({"kinds":[1]})", 1000);
+  REQUIRE(notes);
+  CHECK(notes->items.size() == 50);
+  CHECK_FALSE(notes->over_limit);
+  CHECK(thread != std::this_thread::get_id());
+  CHECK(cache.stats().builds == 0);
+  CHECK(cache.stats().item_sets == 0);
+  CHECK(cache.stats().bytes == 0);
+  auto [capped, _] = read("{}", 10);
+  REQUIRE(capped);
+  CHECK(capped->over_limit);
+  cache.stop();
+  auto [late, late_thread] = read("{}", 1000);
+  CHECK_FALSE(late);
+  CHECK(late_thread == std::this_thread::get_id());
+}

@@ -58,17 +58,28 @@ struct remote {
 };
 
 struct outcome {
+  /// Local sets the caller read.
+  size_t scans = 0;
   neg_catchup::action::kind end;
   id_set need;
   id_set have;
   std::string reason;
 };
 
-/// Runs a whole catch-up against `r`.
-outcome run(neg_catchup& c, remote& r) {
+/// Runs a whole catch-up against `r`, reading the local sets from `local`
+/// when `c` hands the reads to its caller.
+outcome run(neg_catchup& c, remote& r, const store::event_store& local) {
   outcome out;
   auto act = c.start();
   for (int steps = 0; steps < 100000; ++steps) {
+    if (act.what == neg_catchup::action::kind::scan) {
+      ++out.scans;
+      for (auto& frame : act.frames)
+        r.answer(frame);
+      act = c.on_items(local.negentropy_items(act.scan.filter, act.scan.now,
+                                              act.scan.max_items));
+      continue;
+    }
     for (auto& id : c.take_need())
       REQUIRE(out.need.insert(id).second);
     for (auto& id : c.take_have())
@@ -139,12 +150,16 @@ TEST_CASE_METHOD(fixture, "negentropy catch-up finds exactly what each side "
   add_to(r, theirs);
   neg_catchup::limits lim;
   lim.frame_size_limit = 4096;
+  // Read here, or by the caller (a connection reads off its thread).
+  lim.scan_inline = GENERATE(true, false);
   // Runs `c` to the end: it needs exactly their events and has exactly mine.
   auto finds_the_difference = [&](neg_catchup& c) {
-    auto out = run(c, r);
+    auto out = run(c, r, *store);
     CHECK(out.end == neg_catchup::action::kind::done);
     CHECK(out.need == ids_of(theirs));
     CHECK(out.have == ids_of(mine));
+    // Every session's set was read by the caller, or none was.
+    CHECK(out.scans == (lim.scan_inline ? 0 : 1 + 2 * c.splits));
   };
   SECTION("one window") {
     neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
@@ -167,7 +182,7 @@ TEST_CASE_METHOD(fixture, "negentropy catch-up finds exactly what each side "
   }
   SECTION("since limits the reconciliation") {
     neg_catchup c{*store, {kinds_filter({1})}, 2100, default_now, lim};
-    auto out = run(c, r);
+    auto out = run(c, r, *store);
     CHECK(out.end == neg_catchup::action::kind::done);
     CHECK(out.need == ids_of(theirs));
     CHECK(out.have.size() == 50);
@@ -177,7 +192,7 @@ TEST_CASE_METHOD(fixture, "negentropy catch-up finds exactly what each side "
     write(other);
     neg_catchup c{*store, {kinds_filter({1}), kinds_filter({7})}, 0, default_now,
                   lim};
-    auto out = run(c, r);
+    auto out = run(c, r, *store);
     CHECK(out.end == neg_catchup::action::kind::done);
     CHECK(c.sessions == 2);
     CHECK(out.have.count(other.ev.id) == 1);
