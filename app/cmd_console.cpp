@@ -449,7 +449,8 @@ const std::vector<console_command>& commands() {
      }, render_any)},
     {"cluster", "",
      "the cluster: members (state, incarnation, heartbeat age,\n"
-     "relay URL), which member owns which sync server, refusals",
+     "relay URL), which member owns which sync server and pushes\n"
+     "which hosted relay, refusals",
      argument::none,
      json_command([](session& s, const std::string&) {
        return s.ask<std::string>(request_timeout, atom::get_v,

@@ -51,7 +51,8 @@ void flatten(const status_map& status, const std::string& prefix, int64_t now,
       flatten(*nested, path, now, out);
     else if (auto number = caf::get_if<caf::config_value::integer>(&value);
              number && is_time_key(key))
-      out.emplace_back(std::move(path), format_ago(*number, now));
+      out.emplace_back(std::move(path),
+                       format_ago(unix_seconds_of(key, *number), now));
     else
       out.emplace_back(std::move(path), format_value(value));
   }
@@ -91,8 +92,9 @@ json::value value_to_json(const std::string& key, const caf::config_value& x) {
       using type = std::decay_t<decltype(value)>;
       if constexpr (std::is_same_v<type, caf::config_value::integer>) {
         if (is_time_key(key))
-          return value == 0 ? json::value(nullptr)
-                            : json::value(format_time(value));
+          return value == 0
+                   ? json::value(nullptr)
+                   : json::value(format_time(unix_seconds_of(key, value)));
         return value;
       } else if constexpr (std::is_same_v<type, caf::config_value::boolean>
                            || std::is_same_v<type, caf::config_value::real>) {
@@ -118,7 +120,7 @@ json::value value_to_json(const std::string& key, const caf::config_value& x) {
 /// values as "-", lists as "[a, b]", times (under `key`) relative to `now`.
 std::string json_text(const json::value& x, std::string_view key, int64_t now) {
   if (x.is_int64() && is_time_key(key))
-    return format_ago(x.as_int64(), now);
+    return format_ago(unix_seconds_of(key, x.as_int64()), now);
   if (x.is_string())
     return or_dash(std::string{x.as_string()});
   if (x.is_null() || (x.is_object() && x.as_object().empty()))
@@ -310,10 +312,25 @@ std::string format_ago(int64_t unix_seconds, int64_t now) {
   return delta < 0 ? "in " + amount : amount + " ago";
 }
 
+namespace {
+
+/// The cluster's membership keeps wall-clock times in milliseconds.
+bool is_millisecond_time_key(std::string_view key) {
+  return key == "last_heartbeat" || key == "last_refused";
+}
+
+} // namespace
+
 bool is_time_key(std::string_view key) {
   auto ends_with_at = key.size() > 3 && key.substr(key.size() - 3) == "_at";
   return ends_with_at || key == "at" || key == "last_connected"
-         || key == "connected_since" || key == "cursor" || key == "up_cursor";
+         || key == "connected_since" || key == "cursor" || key == "up_cursor"
+         || key == "last_seen" || key == "last_reload"
+         || key == "last_catchup_completed" || is_millisecond_time_key(key);
+}
+
+int64_t unix_seconds_of(std::string_view key, int64_t value) {
+  return is_millisecond_time_key(key) ? value / 1000 : value;
 }
 
 std::string format_value(const caf::config_value& x) {
@@ -672,7 +689,8 @@ json::value with_iso_times(const json::value& x) {
       // constructor and make a one-element array.
       result[key] = value.as_int64() == 0
                       ? json::value(nullptr)
-                      : json::value(format_time(value.as_int64()));
+                      : json::value(format_time(
+                          unix_seconds_of(key, value.as_int64())));
     else
       result[key] = with_iso_times(value);
   }

@@ -28,9 +28,15 @@ std::string format_time(int64_t unix_seconds);
 std::string format_ago(int64_t unix_seconds, int64_t now);
 
 /// Whether a field named `key` holds a Unix time: "at", "*_at",
-/// "last_connected", "connected_since", "cursor", "up_cursor". The text
-/// views show those with `format_ago`, the JSON views as ISO 8601.
+/// "last_connected", "connected_since", "cursor", "up_cursor", "last_seen",
+/// "last_reload", "last_catchup_completed", and the cluster's millisecond
+/// times "last_heartbeat" and "last_refused". The text views show those
+/// with `format_ago`, the JSON views as ISO 8601.
 bool is_time_key(std::string_view key);
+
+/// The Unix seconds of a time field `key` holding `value` (the cluster's
+/// times are in milliseconds).
+int64_t unix_seconds_of(std::string_view key, int64_t value);
 
 /// Renders one status value the way people read it: strings unquoted, lists
 /// as "[a, b]" ("-" when empty), timespans with their unit.

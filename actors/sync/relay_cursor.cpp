@@ -32,15 +32,20 @@ void release_barriers(self_pointer self) {
                              ? cursor.next_ingest
                              : cursor.unanswered.begin()->first;
   auto i = cursor.barriers.begin();
+  bool eose_reported = false;
   for (; i != cursor.barriers.end() && i->before <= oldest_unanswered; ++i) {
-    if (i->cursor > 0)
+    if (i->cursor > 0) {
       hand_to_writer(self, i->cursor);
-    else if (i->sub.empty())
+    } else if (i->sub.empty()) {
       tell_listener(self, atom::done_v, st.def.url, i->serial);
-    else
+    } else {
       tell_listener(self, atom::eose_v, st.def.url, i->sub);
+      eose_reported = true;
+    }
   }
   cursor.barriers.erase(cursor.barriers.begin(), i);
+  if (eose_reported)
+    on_driven_eose_stored(self);
 }
 
 } // namespace

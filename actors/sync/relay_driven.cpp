@@ -41,12 +41,28 @@ bool driven(const relay_connection_state& st) {
 void on_driven_connected(self_pointer self) {
   auto& st = self->state;
   st.state = phase::live;
+  st.driven.reported_live = false;
   tell_listener(self, atom::connected_v, st.def.url);
   auto queued = std::move(st.driven.queued);
   st.driven.queued.clear();
   for (const auto& wanted : queued)
     send_driven(self, wanted);
   open_driven_deletion_tail(self);
+  on_driven_eose_stored(self);
+}
+
+void on_driven_eose_stored(self_pointer self) {
+  auto& st = self->state;
+  if (st.driven.reported_live || st.state != phase::live)
+    return;
+  for (const auto& [id, sub] : st.reqs.open)
+    if (sub.driven && !sub.eose)
+      return;
+  for (const auto& barrier : st.cursor.barriers)
+    if (!barrier.sub.empty())
+      return;
+  st.driven.reported_live = true;
+  report(self, atom::report_v, atom::live_v, st.def.id);
 }
 
 void on_driven_subscribe(self_pointer self,

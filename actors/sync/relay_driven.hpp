@@ -20,6 +20,8 @@ namespace ferry {
 struct relay_driven {
   /// REQs waiting for the connection.
   std::vector<grasp::subscription> queued;
+  /// The health tracker heard this session is in sync.
+  bool reported_live = false;
 };
 
 namespace relay_conn {
@@ -41,6 +43,11 @@ void on_driven_unsubscribe(self_pointer self,
 
 /// GRASP SYNC asks to be told once everything received so far is stored.
 void on_driven_flush(self_pointer self, uint64_t serial);
+
+/// An EOSE was reported, everything before it stored: once every REQ of the
+/// session is there, the relay is in sync (lag 0, attempts reset), which the
+/// health tracker hears once per session.
+void on_driven_eose_stored(self_pointer self);
 
 } // namespace relay_conn
 

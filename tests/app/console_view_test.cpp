@@ -85,6 +85,12 @@ TEST_CASE("times read as how long ago they were", "[console]") {
   CHECK(console::is_time_key("last_error_at"));
   CHECK(console::is_time_key("last_connected"));
   CHECK(console::is_time_key("cursor"));
+  CHECK(console::is_time_key("last_seen"));
+  CHECK(console::is_time_key("last_reload"));
+  CHECK(console::is_time_key("last_catchup_completed"));
+  CHECK(console::is_time_key("last_heartbeat"));
+  CHECK(console::unix_seconds_of("last_heartbeat", 1714564800123) == 1714564800);
+  CHECK(console::unix_seconds_of("last_seen", 1714564800) == 1714564800);
   CHECK_FALSE(console::is_time_key("attempts"));
   CHECK_FALSE(console::is_time_key("format"));
 }
@@ -101,6 +107,11 @@ TEST_CASE("the JSON form shows every time as ISO 8601 and never as null",
   CHECK(iso.at("activity").at(1).at("at").is_null());
   CHECK(iso.at("activity").at(0).at("seq").as_int64() == 1);
   CHECK(iso.at("count").as_int64() == 7);
+  // The cluster's member times are milliseconds.
+  auto member = console::with_iso_times(boost::json::parse(
+    R"({"members":[{"name":"b","last_heartbeat":1714564800250}]})"));
+  CHECK(member.at("members").at(0).at("last_heartbeat").as_string()
+        == "2024-05-01T12:00:00Z");
 }
 
 TEST_CASE("the actors table is a tree with one line per actor", "[console]") {

@@ -2,6 +2,8 @@
 #include "store/event_store.hpp"
 #include "store/sync_store.hpp"
 
+#include <sstream>
+
 using namespace ferry;
 using namespace ferry::grasp_test;
 using namespace std::chrono_literals;
@@ -17,6 +19,29 @@ std::string grasp_config(const test::temp_dir& dir) {
   s.extra = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
             "batch_window_ms = 100\n";
   return test::node_config_with(dir, s);
+}
+
+/// Whether the node's /metrics show the GRASP relay `url` in sync: lag 0 and
+/// an attempt counted ok (the health tracker heard it was caught up).
+bool grasp_relay_in_sync(uint16_t admin_port, const std::string& url) {
+  auto res = admin_get(admin_port, "/metrics");
+  if (!res.error.empty() || res.response.status != 200)
+    return false;
+  auto server = "server=\"grasp:" + url + "\"";
+  bool lag_zero = false;
+  bool attempt_ok = false;
+  std::istringstream lines{res.response.body};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(server) == std::string::npos)
+      continue;
+    auto value = std::stod(line.substr(line.rfind(' ') + 1));
+    if (line.rfind("ferry_sync_lag_seconds{", 0) == 0)
+      lag_zero = value == 0;
+    if (line.rfind("ferry_sync_attempts_total{", 0) == 0
+        && line.find("result=\"ok\"") != std::string::npos)
+      attempt_ok = value >= 1;
+  }
+  return lag_zero && attempt_ok;
 }
 
 } // namespace
@@ -65,6 +90,9 @@ TEST_CASE("a node with grasp enabled indexes the repositories announced to "
   REQUIRE(node.wait_for_port());
   auto admin_port = test::wait_for_admin_port(node);
   REQUIRE(admin_port);
+  // Logged once every subsystem has started: before that GRASP sync may
+  // not answer yet.
+  REQUIRE(test::wait_for_identity(node));
   auto listed = repos(*admin_port);
   REQUIRE(listed.count(ours) == 1);
   CHECK(listed[ours].at("roots").as_int64() == 1);
@@ -80,8 +108,11 @@ TEST_CASE("a grasp node fetches its repositories' events from the relays "
   auto r2_port = remotes.port2;
   const auto& r1_url = remotes.url1;
   const auto& r2_url = remotes.url2;
+  // A GRASP relay behind by more than a second makes the node degraded.
   test::ferry_process s{
-    {"node", "--config", grasp_node_config(dir_s, test::free_port())}};
+    {"node", "--config",
+     grasp_node_config(dir_s, test::free_port(),
+                       "\n[health]\ngrasp_max_lag_seconds = 1\n")}};
   auto s_port = s.wait_for_port();
   REQUIRE(s_port);
   auto s_admin = test::wait_for_admin_port(s);
@@ -144,6 +175,19 @@ TEST_CASE("a grasp node fetches its repositories' events from the relays "
   publish(r2_port, reply);
   if (!test::poll_until([&] { return holds(*s_port, reply); }, 10s))
     FAIL("the reply on R2 did not reach S live\n" << logs());
+  // Both relays answered every REQ and S stored what they sent: each is in
+  // sync (lag 0, an attempt counted ok), and /health, which allows GRASP
+  // relays one second of lag, is ok.
+  auto healthy = [&] {
+    auto health = admin_get(*s_admin, "/health");
+    return grasp_relay_in_sync(*s_admin, r1_url)
+           && grasp_relay_in_sync(*s_admin, r2_url)
+           && health.error.empty() && health.response.status == 200;
+  };
+  if (!test::poll_until(healthy, 10s))
+    FAIL("S does not report its GRASP relays in sync\n"
+         << admin_get(*s_admin, "/health").response.body << "\n"
+         << admin_get(*s_admin, "/metrics").response.body << logs());
   CHECK(s.kill(SIGTERM) == 0);
   CHECK(remotes.r1.kill(SIGTERM) == 0);
   CHECK(remotes.r2.kill(SIGTERM) == 0);
