@@ -16,8 +16,10 @@ std::string grasp_config(const test::temp_dir& dir) {
   // Any port on "localhost" is this service, so the node stays itself
   // across a restart on a new relay port; other relays are on 127.0.0.1
   // (nothing listens on port 1: the node's attempts stay on loopback).
+  // One failed attempt at a GRASP relay makes the node degraded.
   s.extra = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
-            "batch_window_ms = 100\n";
+            "batch_window_ms = 100\n"
+            "[health]\ngrasp_failing_attempts = 1\n";
   return test::node_config_with(dir, s);
 }
 
@@ -84,6 +86,18 @@ TEST_CASE("a node with grasp enabled indexes the repositories announced to "
           == nostr::to_hex(issue.id));
     auto missing = admin_get(*admin_port, "/api/v1/grasp/repos/" + theirs);
     CHECK(missing.response.status == 404);
+    // The repository's other relay refuses every connection: /health names it.
+    auto names_dead_relay = [&] {
+      auto health = admin_get(*admin_port, "/health");
+      return health.response.status == 503
+             && health.response.body.find(
+                  "GRASP relay ws://127.0.0.1:1 fails: ")
+                  != std::string::npos;
+    };
+    if (!test::poll_until(names_dead_relay, 20s))
+      FAIL("/health does not name the failing GRASP relay\n"
+           << admin_get(*admin_port, "/health").response.body << "\n"
+           << test::output_tail(node));
     CHECK(node.kill(SIGTERM) == 0);
   }
   test::ferry_process node{{"node", "--config", cfg}};
