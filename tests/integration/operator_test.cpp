@@ -123,6 +123,47 @@ TEST_CASE("/health says a sync server is behind by more than its lag limit",
   CHECK(*lag < 120);
 }
 
+TEST_CASE("/health names a hosted relay the management API keeps refusing",
+          "[integration][health]") {
+  test::temp_dir dir;
+  test::node_settings settings;
+  settings.admin_extra = "token = \"operator-test\"\n";
+  // Nothing listens at the management API's port: every push fails.
+  settings.extra = "[health]\ninfra_failing_attempts = 2\n[infra]\napi_url = "
+                   "\"http://127.0.0.1:"
+                   + std::to_string(test::free_port())
+                   + "\"\nrelay_domain = \"relays.test\"\n"
+                     "retry_base_ms = 100\nretry_cap_ms = 200\n";
+  test::ferry_process process{
+    {"node", "--config", test::node_config_with(dir, settings)}};
+  auto admin = test::wait_for_admin_port(process);
+  REQUIRE(admin);
+  REQUIRE(test::wait_for_identity(process));
+  auto created = net::simple_http_request(
+    "127.0.0.1", *admin, "POST", "/api/v1/relays",
+    {{"Authorization", "Bearer operator-test"},
+     {"Content-Type", "application/json"}},
+    R"({"id":"club","subdomain":"club","schema":"club_db","info":{"pubkey":")"
+      + std::string(64, 'a') + R"("}})");
+  REQUIRE(created.error.empty());
+  REQUIRE(created.response.status == 201);
+  boost::json::value health;
+  auto names_club = [&] {
+    auto r = net::simple_http_request("127.0.0.1", *admin, "GET", "/health",
+                                      {}, "");
+    if (!r.error.empty() || r.response.status != 503)
+      return false;
+    health = boost::json::parse(r.response.body);
+    return has_reason(health, "hosted relay club fails to sync to the "
+                              "management API (");
+  };
+  if (!test::poll_until(names_club, 20s))
+    FAIL("/health does not name the failing hosted relay\n"
+         << boost::json::serialize(health) << "\n"
+         << test::output_tail(process));
+  CHECK(health.at("status").as_string() == "degraded");
+}
+
 TEST_CASE("the Grafana dashboard names only metrics a running node serves",
           "[integration][metrics]") {
   std::ifstream in{test::source_dir() + "/docs/grafana-dashboard.json"};
