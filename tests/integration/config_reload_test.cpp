@@ -99,10 +99,7 @@ std::string infra_section(const std::string& api_url,
 
 
 void create_relay(uint16_t admin_port, const std::string& id) {
-  auto res = admin(admin_port, "POST", "/api/v1/relays",
-                   R"({"id":")" + id + R"(","subdomain":")" + id
-                     + R"(","schema":")" + id + R"(_db","info":{"pubkey":")"
-                     + std::string(64, 'a') + R"("}})");
+  auto res = test::create_hosted_relay(admin_port, sync_test::admin_token, id);
   INFO(res.error << res.response.body);
   REQUIRE(res.response.status == 201);
 }

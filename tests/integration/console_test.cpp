@@ -275,12 +275,7 @@ TEST_CASE("console relays, relay ID and relay-members ID",
   console_node n;
   auto admin_port = test::wait_for_admin_port(n.process);
   REQUIRE(admin_port);
-  auto created = net::simple_http_request(
-    "127.0.0.1", *admin_port, "POST", "/api/v1/relays",
-    {{"Authorization", "Bearer console-test"},
-     {"Content-Type", "application/json"}},
-    R"({"id":"club","subdomain":"club","schema":"club_db","info":{"pubkey":")"
-      + std::string(64, 'a') + R"("}})");
+  auto created = test::create_hosted_relay(*admin_port, "console-test", "club");
   REQUIRE(created.error.empty());
   REQUIRE(created.response.status == 201);
   auto relays = n.console({"relays"});

@@ -139,12 +139,7 @@ TEST_CASE("/health names a hosted relay the management API keeps refusing",
   auto admin = test::wait_for_admin_port(process);
   REQUIRE(admin);
   REQUIRE(test::wait_for_identity(process));
-  auto created = net::simple_http_request(
-    "127.0.0.1", *admin, "POST", "/api/v1/relays",
-    {{"Authorization", "Bearer operator-test"},
-     {"Content-Type", "application/json"}},
-    R"({"id":"club","subdomain":"club","schema":"club_db","info":{"pubkey":")"
-      + std::string(64, 'a') + R"("}})");
+  auto created = test::create_hosted_relay(*admin, "operator-test", "club");
   REQUIRE(created.error.empty());
   REQUIRE(created.response.status == 201);
   boost::json::value health;
