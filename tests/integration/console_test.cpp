@@ -421,6 +421,8 @@ TEST_CASE("console watch draws under a terminal and q or Ctrl-C end it",
       [&] {
         seen = screen();
         return seen.find("ferry console  " + n.node) != std::string::npos
+               && (seen.find("\nHEALTH ok") != std::string::npos
+                   || seen.find("\nHEALTH degraded") != std::string::npos)
                && seen.find("NAME ") != std::string::npos
                && seen.find("writer") != std::string::npos
                && seen.find("verifier-1") != std::string::npos
