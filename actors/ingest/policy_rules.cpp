@@ -74,6 +74,11 @@ double steady_seconds() {
     .count();
 }
 
+bool is_temporary_refusal(std::string_view message) {
+  return message.rfind("rate-limited:", 0) == 0
+         || message.rfind("error:", 0) == 0;
+}
+
 policy_rules::policy_rules(const config::policy_config& cfg)
   : cfg_(cfg),
     empty_(!cfg.has_rules()),
