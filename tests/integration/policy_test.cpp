@@ -525,5 +525,14 @@ TEST_CASE("ferry import and ferry sync judge events by the rules and the "
   CHECK(status == 0);
   CHECK(sync.output().find("stored 1,") != std::string::npos);
   CHECK(exported(sync_cfg) == nostr::to_json(synced[0]) + "\n");
+  // Again: the three it refused are remembered, so none is fetched.
+  test::ferry_process again{
+    {"sync", relay_url(remote.port), "--config", sync_cfg}};
+  status = again.wait();
+  INFO(again.output());
+  CHECK(status == 0);
+  CHECK(again.output().find("need 3; fetched 0, stored 0, duplicate 0, "
+                            "rejected 0, refused before 3,")
+        != std::string::npos);
   stop(remote);
 }
