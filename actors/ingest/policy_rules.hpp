@@ -21,7 +21,7 @@ namespace ferry {
 double steady_seconds();
 
 /// A refusal that may not hold next time (a rate limit, a plugin that could
-/// not judge): it is not remembered, and a sync's cursor stays below the
+/// not judge, a created_at too far in the future): it is not remembered, and a sync's cursor stays below the
 /// event, so a later catch-up asks for it again.
 bool is_temporary_refusal(std::string_view message);
 
