@@ -593,7 +593,9 @@ std::string to_json(const sync_runtime_state& st) {
         std::pair{"sent", st.sent}, std::pair{"sent_ok", st.sent_ok},
         std::pair{"sent_refused", st.sent_refused},
         std::pair{"echoes_skipped", st.echoes_skipped},
-        std::pair{"up_cursor", st.up_cursor}}) {
+        std::pair{"up_cursor", st.up_cursor},
+        std::pair{"refused", st.refused},
+        std::pair{"neg_need_refused", st.neg_need_refused}}) {
     if (out.size() > 1)
       out += ',';
     out += '"';
@@ -629,7 +631,9 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
         std::pair{"sent", &st.sent}, std::pair{"sent_ok", &st.sent_ok},
         std::pair{"sent_refused", &st.sent_refused},
         std::pair{"echoes_skipped", &st.echoes_skipped},
-        std::pair{"up_cursor", &st.up_cursor}})
+        std::pair{"up_cursor", &st.up_cursor},
+        std::pair{"refused", &st.refused},
+        std::pair{"neg_need_refused", &st.neg_need_refused}})
     if (auto v = obj->if_contains(name); v && failure.empty())
       failure = json_body::read_count(*v, name, *field);
   for (auto [name, field] :

@@ -180,6 +180,11 @@ struct sync_runtime_state {
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
   uint64_t filtered = 0;
+  /// Of `rejected`: refused by the write policy or the store's rules.
+  uint64_t refused = 0;
+  /// Ids a NIP-77 catch-up did not fetch: this remote's copy was refused
+  /// before (store/refused_store.hpp).
+  uint64_t neg_need_refused = 0;
   /// Events sent up, and how many the remote answered OK true / false.
   uint64_t sent = 0;
   uint64_t sent_ok = 0;

@@ -8,6 +8,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace ferry::store {
@@ -55,6 +56,14 @@ std::string entry_key(std::string_view source, const nostr::bytes32& id) {
   return key;
 }
 
+/// What the keys of `source`'s entries start with (its length first, so
+/// "sync:a" is no prefix of "sync:ab").
+std::string entries_of(std::string_view source) {
+  auto key = entry_key(source, nostr::bytes32{});
+  key.resize(key.size() - nostr::bytes32{}.size());
+  return key;
+}
+
 std::string age_key(int64_t at, std::string_view source,
                     const nostr::bytes32& id) {
   std::string key = "t";
@@ -93,6 +102,60 @@ void walk_ages(const event_store& store, bool newest_first, Visit visit) {
 /// Where the fingerprint of the policy in force is kept.
 constexpr std::string_view policy_key = "p";
 
+/// Where the fingerprint of one source's own rules is kept.
+std::string source_policy_key(std::string_view source) {
+  std::string key = "q";
+  key.append(source);
+  return key;
+}
+
+/// Adds to `batch` the forgetting of every entry whose key starts with
+/// `prefix` but those of `invalid:` events, which no policy change makes
+/// valid. @returns how many it forgets.
+size_t forget_policy_refusals(const event_store& store,
+                              rocksdb::WriteBatch& batch,
+                              std::string_view prefix) {
+  auto* family = store.handle(cf::refused);
+  std::unique_ptr<rocksdb::Iterator> it{
+    store.db()->NewIterator(rocksdb::ReadOptions{}, family)};
+  rocksdb::Slice start{prefix.data(), prefix.size()};
+  size_t forgotten = 0;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start);
+       it->Next()) {
+    auto value = it->value().ToStringView();
+    std::string source;
+    nostr::bytes32 id;
+    if (value.size() < 8 || value.substr(8).rfind("invalid:", 0) == 0
+        || !get_source_id(it->key().ToStringView().substr(1), source, id))
+      continue;
+    batch.Delete(family, it->key());
+    batch.Delete(family,
+                 age_key(static_cast<int64_t>(get_u64(value)), source, id));
+    ++forgotten;
+  }
+  return forgotten;
+}
+
+/// Records `policy` under `key`; when another one was recorded there,
+/// forgets the policy refusals among the entries starting with `prefix`.
+caf::expected<size_t> follow(event_store& store, std::string_view key,
+                             std::string_view policy, std::string_view prefix) {
+  auto* family = store.handle(cf::refused);
+  rocksdb::Slice at{key.data(), key.size()};
+  std::string followed;
+  auto s = store.db()->Get(rocksdb::ReadOptions{}, family, at, &followed);
+  if (!s.ok() && !s.IsNotFound())
+    return storage_error(s);
+  if (s.ok() && followed == policy)
+    return size_t{0};
+  rocksdb::WriteBatch batch;
+  size_t forgotten = s.ok() ? forget_policy_refusals(store, batch, prefix) : 0;
+  batch.Put(family, at, rocksdb::Slice{policy.data(), policy.size()});
+  if (auto w = store.db()->Write(rocksdb::WriteOptions{}, &batch); !w.ok())
+    return storage_error(w);
+  return forgotten;
+}
+
 } // namespace
 
 caf::error remember_refused(event_store& store, std::string_view source,
@@ -129,6 +192,16 @@ std::optional<refused_entry> find_refused(const event_store& store,
   result.id = id;
   result.reason = value.substr(8);
   return result;
+}
+
+size_t drop_refused(const event_store& store, std::string_view source,
+                    std::vector<nostr::bytes32>& ids) {
+  auto refused = std::remove_if(ids.begin(), ids.end(), [&](const auto& id) {
+    return find_refused(store, source, id).has_value();
+  });
+  auto dropped = static_cast<size_t>(ids.end() - refused);
+  ids.erase(refused, ids.end());
+  return dropped;
 }
 
 std::vector<refused_entry> latest_refused(const event_store& store,
@@ -195,34 +268,13 @@ caf::expected<size_t> prune_refused(event_store& store, int64_t now,
 
 caf::expected<size_t> follow_policy(event_store& store,
                                     std::string_view policy) {
-  auto* family = store.handle(cf::refused);
-  std::string followed;
-  auto s = store.db()->Get(rocksdb::ReadOptions{}, family,
-                           rocksdb::Slice{policy_key.data(), policy_key.size()},
-                           &followed);
-  if (!s.ok() && !s.IsNotFound())
-    return storage_error(s);
-  if (s.ok() && followed == policy)
-    return size_t{0};
-  rocksdb::WriteBatch batch;
-  size_t forgotten = 0;
-  if (s.ok())
-    walk_ages(store, false,
-              [&](int64_t, const std::string& source, const nostr::bytes32& id,
-                  std::string_view key) {
-                auto entry = find_refused(store, source, id);
-                if (entry && entry->reason.rfind("invalid:", 0) == 0)
-                  return true;
-                batch.Delete(family, rocksdb::Slice{key.data(), key.size()});
-                batch.Delete(family, entry_key(source, id));
-                ++forgotten;
-                return true;
-              });
-  batch.Put(family, rocksdb::Slice{policy_key.data(), policy_key.size()},
-            rocksdb::Slice{policy.data(), policy.size()});
-  if (auto w = store.db()->Write(rocksdb::WriteOptions{}, &batch); !w.ok())
-    return storage_error(w);
-  return forgotten;
+  return follow(store, policy_key, policy, "r");
+}
+
+caf::expected<size_t> follow_source_policy(event_store& store,
+                                           std::string_view source,
+                                           std::string_view rules) {
+  return follow(store, source_policy_key(source), rules, entries_of(source));
 }
 
 } // namespace ferry::store

@@ -8,6 +8,8 @@
 //
 // Family `refused`:
 //   'p' → the fingerprint of the write policy the refusals were made under
+//   'q' · source → the fingerprint of that source's own rules (a sync
+//                  server's `policy`) the refusals were made under
 //   'r' · source length (2) · source · id (32) → refused at (8) · reason
 //   't' · refused at (8) · source length (2) · source · id → ∅   (by age)
 // The age index serves the TTL, the size cap and "the latest".
@@ -46,6 +48,12 @@ std::optional<refused_entry> find_refused(const event_store& store,
                                           std::string_view source,
                                           const nostr::bytes32& id);
 
+/// Drops from `ids` those `source` sent before and had refused: a sync
+/// counts them as held and does not fetch them again. Keeps the order of
+/// the rest. @returns how many it dropped.
+size_t drop_refused(const event_store& store, std::string_view source,
+                    std::vector<nostr::bytes32>& ids);
+
 /// The newest `n` refusals, newest first; only `source`'s unless empty.
 std::vector<refused_entry> latest_refused(const event_store& store,
                                           std::string_view source, size_t n);
@@ -67,5 +75,14 @@ caf::expected<size_t> prune_refused(event_store& store, int64_t now,
 /// new policy judges them. A store without a fingerprint yet forgets
 /// nothing. @returns how many refusals were forgotten.
 caf::expected<size_t> follow_policy(event_store& store, std::string_view policy);
+
+/// `follow_policy` for the rules of one source alone (a sync server's own
+/// `policy`, judged before the node's): when `rules` differ from those
+/// recorded for `source`, that source's refusals are forgotten (but
+/// `invalid:`), whichever rules made them; other sources keep theirs.
+/// @returns how many refusals were forgotten.
+caf::expected<size_t> follow_source_policy(event_store& store,
+                                           std::string_view source,
+                                           std::string_view rules);
 
 } // namespace ferry::store

@@ -9,6 +9,7 @@
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/nip98.hpp"
+#include "store/refused_store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -116,7 +117,12 @@ void act(self_pointer self, neg_catchup::action action) {
       break;
   }
   send(self, std::move(action.frames));
-  st.fetcher->add(st.reconciliation->take_need());
+  auto need = st.reconciliation->take_need();
+  // What this peer sent before and we refused is not fetched again: it
+  // counts as refused (store/refused_store.hpp).
+  st.counts.refused += store::drop_refused(*st.deps.store,
+                                           "federation:" + st.deps.peer, need);
+  st.fetcher->add(std::move(need));
   refill(self);
   maybe_done(self);
 }

@@ -23,17 +23,10 @@ namespace {
 
 using self_pointer = policy_actor::stateful_pointer<policy_state>;
 
-/// A refusal that may not hold next time: a rate limit, a plugin that
-/// could not judge.
-bool is_temporary(const policy_verdict& verdict) {
-  const auto& m = verdict.message;
-  return m.rfind("rate-limited:", 0) == 0 || m.rfind("error:", 0) == 0;
-}
-
 void remember(self_pointer self, const ingest_item& item,
               const policy_verdict& verdict) {
   auto& st = self->state;
-  if (!st.store || item.source == "client" || is_temporary(verdict))
+  if (!st.store || item.source == "client" || is_temporary_refusal(verdict.message))
     return;
   auto reason = verdict.action == policy_action::shadow_reject
                   ? std::string{"shadow-rejected by the write policy"}

@@ -74,6 +74,26 @@ double steady_seconds() {
     .count();
 }
 
+namespace {
+
+/// How a refusal for a created_at too far ahead ends: time makes the event
+/// acceptable, so it is a temporary refusal.
+constexpr std::string_view in_the_future = " seconds in the future";
+
+bool ends_with(std::string_view text, std::string_view end) {
+  return text.size() >= end.size()
+         && text.substr(text.size() - end.size()) == end;
+}
+
+} // namespace
+
+bool is_temporary_refusal(std::string_view message) {
+  return message.rfind("rate-limited:", 0) == 0
+         || message.rfind("error:", 0) == 0
+         || (message.rfind("blocked: created_at", 0) == 0
+             && ends_with(message, in_the_future));
+}
+
 policy_rules::policy_rules(const config::policy_config& cfg)
   : cfg_(cfg),
     empty_(!cfg.has_rules()),
@@ -136,7 +156,7 @@ policy_verdict policy_rules::judge(const ingest_item& item, int64_t now,
       && ev.created_at > now + cfg_.max_future_seconds)
     return reject("blocked: created_at is more than "
                   + std::to_string(cfg_.max_future_seconds)
-                  + " seconds in the future");
+                  + std::string{in_the_future});
   // Buckets last: an event refused above takes no token.
   if (per_ip_.enabled() && from_client(item) && !item.source_info.empty()
       && !per_ip_.take(item.source_info, steady_now))

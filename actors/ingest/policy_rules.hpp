@@ -12,12 +12,18 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace ferry {
 
 /// Seconds on a steady clock: the time the rate limits run on.
 double steady_seconds();
+
+/// A refusal that may not hold next time (a rate limit, a plugin that could
+/// not judge, a created_at too far in the future): it is not remembered, and a sync's cursor stays below the
+/// event, so a later catch-up asks for it again.
+bool is_temporary_refusal(std::string_view message);
 
 /// One token bucket per key (an IP address, a pubkey, a source).
 class token_buckets {

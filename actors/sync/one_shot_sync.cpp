@@ -11,6 +11,7 @@
 #include "messages/type_ids.hpp"
 #include "net/io_runtime.hpp"
 #include "net/ws_client.hpp"
+#include "store/refused_store.hpp"
 
 #include <caf/after.hpp>
 #include <caf/scoped_actor.hpp>
@@ -136,10 +137,15 @@ bool parse_relay_message(std::string& frame, relay_message& out) {
   return true;
 }
 
+/// The ingest source of what a one-shot sync fetches.
+constexpr const char* one_shot_source = "sync:cli";
+
 struct down_counts {
   uint64_t stored = 0;
   uint64_t duplicate = 0;
   uint64_t rejected = 0;
+  /// Needed ids this source sent before and had refused: not fetched.
+  uint64_t refused_before = 0;
   uint64_t errors = 0;
 };
 
@@ -453,7 +459,7 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
       return;
     auto item = std::make_shared<ingest_item>();
     item->data.ev = std::move(msg.ev);
-    item->source = "sync:cli";
+    item->source = one_shot_source;
     self_->send(verifiers_[next_verifier_++ % verifiers_.size()],
                 atom::ingest_v, std::move(item));
     ++ingest_in_flight_;
@@ -496,8 +502,11 @@ void sync_run::report_progress() {
 }
 
 bool sync_run::transfer() {
-  if (wants_down())
-    fetcher_.add(need_);
+  if (wants_down()) {
+    auto need = need_;
+    down_.refused_before = store::drop_refused(store_, one_shot_source, need);
+    fetcher_.add(need);
+  }
   if (wants_up())
     up_queue_.assign(have_.begin(), have_.end());
   auto relay_deadline = clock_type::now() + timeout_;
@@ -595,11 +604,12 @@ void sync_run::print_summary(bool complete,
               need_.size());
   if (!opts_.dry_run)
     std::fprintf(report_.out, "; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
-                "missing %lu; sent %lu, accepted %lu, refused %lu",
+                "refused before %lu, missing %lu; sent %lu, accepted %lu, refused %lu",
                 static_cast<unsigned long>(fetcher_.delivered),
                 static_cast<unsigned long>(down_.stored),
                 static_cast<unsigned long>(down_.duplicate),
                 static_cast<unsigned long>(down_.rejected),
+                static_cast<unsigned long>(down_.refused_before),
                 static_cast<unsigned long>(fetcher_.missing),
                 static_cast<unsigned long>(up_.sent),
                 static_cast<unsigned long>(up_.accepted),

@@ -175,6 +175,8 @@ void persist_runtime(self_pointer self) {
   runtime->accepted = st.ingest.accepted;
   runtime->duplicate = st.ingest.duplicate;
   runtime->rejected = st.ingest.rejected;
+  runtime->refused = st.ingest.refused;
+  runtime->neg_need_refused = st.neg.need_refused;
   runtime->filtered = st.ingest.filtered;
   runtime->last_connected = st.session.last_connected;
   runtime->disconnected_at = st.session.disconnected_at;
@@ -202,6 +204,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   st.deps = std::move(deps);
   load_deletion_authors(self);
   load_server_policy(self);
+  follow_server_policy(self);
   if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id)) {
     st.up.cursor = runtime->up_cursor;
     st.up.cursor_persisted = st.up.cursor;

@@ -62,6 +62,9 @@ struct relay_connection_deps {
   /// The largest local item set of a one-shot sync the manager runs
   /// (`relay.negentropy.max_items`).
   size_t one_shot_max_items = 500000;
+  /// Refusals are remembered (`[policy.remember_refused] max_entries > 0`):
+  /// the server's own rules add theirs (store/refused_store.hpp).
+  bool remember_refused = false;
 };
 
 /// The state of a RELAY CONNECTION: what identifies it, and one part per

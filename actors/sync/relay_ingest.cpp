@@ -1,11 +1,13 @@
 #include "actors/sync/relay_ingest.hpp"
 
+#include "actors/ingest/policy.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
 #include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
+#include "store/refused_store.hpp"
 
 namespace ferry::relay_conn {
 
@@ -28,9 +30,8 @@ void on_store_failure(self_pointer self, const std::string& message) {
 }
 
 bool is_temporary_refusal(const ingest_result& result) {
-  const auto& m = result.message;
   return result.status == ingest_status::refused
-         && (m.rfind("rate-limited:", 0) == 0 || m.rfind("error:", 0) == 0);
+         && ferry::is_temporary_refusal(result.message);
 }
 
 void on_ingested(self_pointer self, const ingest_result& result,
@@ -78,19 +79,34 @@ void on_ingested(self_pointer self, const ingest_result& result,
   maybe_finish_catchup(self);
 }
 
-/// The server's own policy refused an event before the ingest path.
-void refuse_by_server_policy(self_pointer self, const policy_verdict& verdict,
-                             int64_t created_at) {
+/// Counts an event refused before the ingest path.
+void count_refused(self_pointer self) {
   auto& st = self->state;
   ++st.ingest.rejected;
   ++st.ingest.refused;
   metrics::sync::events(st.def.id, metrics::sync::event_result::rejected);
+}
+
+/// The server's own policy refused an event before the ingest path. A
+/// lasting refusal is remembered for this source, so a catch-up does not
+/// fetch the event again (relay_negentropy) and a copy that comes anyway is
+/// not judged again.
+void refuse_by_server_policy(self_pointer self, const nostr::event& ev,
+                             const policy_verdict& verdict) {
+  auto& st = self->state;
+  count_refused(self);
   log::debug("{} refused by the server's policy: {}", st.label,
              verdict.message);
-  // A rate limit holds for now only: the cursor stays below the event, so a
-  // later catch-up asks again.
-  if (verdict.message.rfind("rate-limited:", 0) == 0)
-    note_unstored(self, created_at);
+  // Refused for now only (a rate limit, a created_at too far ahead): the
+  // cursor stays below the event, so a later catch-up asks again.
+  if (ferry::is_temporary_refusal(verdict.message))
+    return note_unstored(self, ev.created_at);
+  if (!st.deps.remember_refused)
+    return;
+  if (auto err = store::remember_refused(*st.deps.store, st.label, ev.id,
+                                         unix_now(), verdict.message))
+    log::warn("{} could not remember a refused event: {}", st.label,
+              render(err));
 }
 
 } // namespace
@@ -105,6 +121,24 @@ void load_server_policy(self_pointer self) {
   // The source's bucket: this connection is that whole source.
   cfg.rate_source = p.rate_limit;
   st.ingest.server_rules.emplace(cfg);
+}
+
+void follow_server_policy(self_pointer self) {
+  auto& st = self->state;
+  if (!st.deps.remember_refused)
+    return;
+  config::policy_config cfg;
+  static_cast<event_rules&>(cfg) = st.def.policy;
+  auto forgotten = store::follow_source_policy(*st.deps.store, st.label,
+                                               policy_fingerprint(cfg));
+  if (!forgotten)
+    log::warn("{} keeps the refused events' memory after its rules "
+              "changed: {}",
+              st.label, render(forgotten.error()));
+  else if (*forgotten > 0)
+    log::info("{} forgets {} refused event(s): its own rules changed since "
+              "they were refused",
+              st.label, *forgotten);
 }
 
 bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
@@ -141,10 +175,16 @@ void ingest(self_pointer self, nostr::event ev) {
   // An event held already is a duplicate whatever the rules say; judging it
   // would spend the rate limit's tokens on what a catch-up asks again.
   if (counts.server_rules && !st.deps.store->contains(item->data.ev.id)) {
+    // Refused before: the same answer, without spending a token on it.
+    if (st.deps.remember_refused
+        && store::find_refused(*st.deps.store, st.label, item->data.ev.id)) {
+      metrics::sync::refused_skipped(st.def.id);
+      return count_refused(self);
+    }
     auto verdict = counts.server_rules->judge(*item, unix_now(),
                                               steady_seconds());
     if (verdict.action != policy_action::accept)
-      return refuse_by_server_policy(self, verdict, created_at);
+      return refuse_by_server_policy(self, item->data.ev, verdict);
   }
   auto verifier
     = st.deps.verifiers[counts.next_verifier++ % st.deps.verifiers.size()]->get();

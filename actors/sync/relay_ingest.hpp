@@ -49,6 +49,13 @@ inline constexpr uint64_t in_flight_low = 1024;
 /// Builds the server's own policy rules from its definition (at start).
 void load_server_policy(self_pointer self);
 
+/// The refused events' memory follows the server's own rules: when they
+/// changed since the connection last started (a reload, a PUT), the
+/// refusals of this source are forgotten, so the next catch-up fetches
+/// those events and the new rules judge them (`store::follow_source_policy`).
+/// At start, before any catch-up can read the memory.
+void follow_server_policy(self_pointer self);
+
 /// Counts an event from the remote; false when it is outside `filters`
 /// (a remote may only give us what we asked for).
 bool admit(self_pointer self, const std::vector<nostr::filter>& filters,

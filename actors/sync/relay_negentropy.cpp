@@ -3,6 +3,7 @@
 #include "actors/relay/item_set_cache.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
+#include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
 #include "store/change_log.hpp"
 #include "store/refused_store.hpp"
@@ -95,11 +96,10 @@ void on_neg(self_pointer self, neg_catchup::action act) {
              neg.run->rounds, need.size(), have.size());
   neg.need += need.size();
   // Refused before: as good as held, so never fetched again.
-  auto refused = std::remove_if(need.begin(), need.end(), [&st](const auto& id) {
-    return store::find_refused(*st.deps.store, st.label, id).has_value();
-  });
-  neg.need_refused += static_cast<uint64_t>(need.end() - refused);
-  need.erase(refused, need.end());
+  auto refused = store::drop_refused(*st.deps.store, st.label, need);
+  neg.need_refused += refused;
+  if (refused > 0)
+    metrics::sync::refused_skipped(st.def.id, refused);
   neg.have += have.size();
   if (syncs_down(st.def))
     neg.fetcher->add(need);

@@ -18,6 +18,7 @@ relay_connection_deps connection_deps(const node_wiring& wiring) {
   deps.hub = wiring.relay->hub;
   deps.batches = wiring.batches;
   deps.one_shot_max_items = wiring.cfg.relay.negentropy.max_items;
+  deps.remember_refused = wiring.cfg.policy.remember_refused.max_entries > 0;
   return deps;
 }
 

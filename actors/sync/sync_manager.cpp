@@ -32,8 +32,9 @@ using entry = sync_manager_state::entry;
 
 /// The counters a stats row carries, in the order it lists them.
 constexpr const char* counter_keys[] = {"received", "accepted",  "duplicate",
-                                        "rejected", "failed",   "filtered",
-                                        "bytes_received", "sent", "sent_ok",
+                                        "rejected", "refused", "failed",
+                                        "filtered", "bytes_received",
+                                        "neg_need_refused", "sent", "sent_ok",
                                         "sent_refused", "echoes_skipped"};
 
 caf::error unknown_server(const std::string& id) {
@@ -170,6 +171,8 @@ void stats_row(self_pointer self, const entry& e,
     row["accepted"] = rt.accepted;
     row["duplicate"] = rt.duplicate;
     row["rejected"] = rt.rejected;
+    row["refused"] = rt.refused;
+    row["neg_need_refused"] = rt.neg_need_refused;
     row["failed"] = 0;
     row["filtered"] = rt.filtered;
     row["bytes_received"] = 0;

@@ -57,6 +57,13 @@ struct families {
               "duplicate, rejected, filtered.")
         .Register(registry());
 
+  prometheus::Family<prometheus::Counter>& refused_skipped
+    = prometheus::BuildCounter()
+        .Name("ferry_sync_refused_skipped_total")
+        .Help("Ids not fetched and events not judged again because the sync "
+              "server's copy was refused before.")
+        .Register(registry());
+
   prometheus::Family<prometheus::Counter>& sent
     = prometheus::BuildCounter()
         .Name("ferry_sync_sent_total")
@@ -85,6 +92,7 @@ void ensure_event_series(const std::string& server) {
                       event_result::duplicate, event_result::rejected,
                       event_result::filtered})
     all().events.Add({{"server", server}, {"result", to_label(result)}});
+  all().refused_skipped.Add({{"server", server}});
 }
 
 } // namespace
@@ -107,6 +115,12 @@ void set_catchup_seconds(const std::string& server, double seconds) {
 void events(const std::string& server, event_result result, uint64_t n) {
   all()
     .events.Add({{"server", server}, {"result", to_label(result)}})
+    .Increment(static_cast<double>(n));
+}
+
+void refused_skipped(const std::string& server, uint64_t n) {
+  all()
+    .refused_skipped.Add({{"server", server}})
     .Increment(static_cast<double>(n));
 }
 

@@ -36,6 +36,11 @@ void set_catchup_seconds(const std::string& server, double seconds);
 /// whole batch at once.
 void events(const std::string& server, event_result result, uint64_t n = 1);
 
+/// ferry_sync_refused_skipped_total{server}: ids and events not fetched or
+/// not judged again because this server's copy was refused before (the
+/// memory of refused events); fresh refusals count as `rejected` events.
+void refused_skipped(const std::string& server, uint64_t n = 1);
+
 /// ferry_sync_sent_total{server,result}: events sent up; `result` is "sent",
 /// or the remote's answer "accepted", "duplicate", "refused", or
 /// "echo_skipped" for events not sent because they came from that remote.

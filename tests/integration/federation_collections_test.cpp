@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -57,9 +58,10 @@ struct linked_pair {
   fed_node b{"b"};
 
   /// `a_relay` goes into A's [relay] table; `a_events` are imported into A
-  /// before it starts.
+  /// before it starts; `b_extra` goes at the end of B's config.
   explicit linked_pair(const std::string& a_relay = {},
-                       const std::vector<nostr::event>& a_events = {}) {
+                       const std::vector<nostr::event>& a_events = {},
+                       const std::string& b_extra = {}) {
     a.relay_extra = a_relay;
     a.configure(fed_section("deny", "name = \"a\"\n")
                 + "[[federation.peer]]\nname = \"b\"\nendpoint = \""
@@ -68,7 +70,7 @@ struct linked_pair {
                   "collections = [\"profiles\"]\n"
                 + collections_toml);
     b.configure(fed_section("auto_accept", "name = \"b\"\n")
-                + collections_toml);
+                + collections_toml + b_extra);
     if (!a_events.empty())
       sync_test::import_into(a.dir, a.config, a_events);
     b.start();
@@ -435,6 +437,48 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(ids_of(nodes.b.relay_port, profiles_filter)
           == ids({&x0_old, &y0_new, &p_old, &q_new, &u_old}));
   }
+}
+
+TEST_CASE("a pull does not fetch again what our policy refused from the "
+          "peer before",
+          "[integration][federation][collections][policy]") {
+  auto x = nostr::generate_keypair();
+  auto z = nostr::generate_keypair();
+  linked_pair nodes{{}, {},
+                    "[policy]\ndenied_pubkeys = [\"" + nostr::to_hex(z.pubkey)
+                      + "\"]\n"};
+  auto t = test::unix_now() - 1000;
+  auto x0 = make_versioned(x, 0, t);
+  auto z0 = make_versioned(z, 0, t);
+  auto zr = make_versioned(z, 30023, t, "r");
+  sync_test::publish(nodes.a.relay_port, {x0, z0, zr});
+  // What B's verifiers and policy answered for the peer's refused events.
+  auto judged = [&] {
+    auto metrics = nodes.b.call("GET", "/metrics").response.body;
+    static const std::regex line{
+      R"re(ferry_events_total\{[^}]*result="refused",source="federation:a"\} ([0-9]+))re"};
+    int64_t n = 0;
+    for (std::sregex_iterator i{metrics.begin(), metrics.end(), line}, end;
+         i != end; ++i)
+      n += std::stoll((*i)[1].str());
+    return n;
+  };
+  auto check_pull = [&](int64_t imported) {
+    auto res = nodes.pull(R"({"collection":"profiles"})");
+    INFO(res.response.body);
+    REQUIRE(res.response.status == 200);
+    auto report = body_of(res);
+    CHECK(number(report, "imported") == imported);
+    CHECK(number(report, "refused") == 2);
+  };
+  check_pull(1);
+  CHECK(judged() == 2);
+  // Again: the two are counted as refused from the memory, not fetched, so
+  // nothing judges them a second time.
+  check_pull(0);
+  CHECK(judged() == 2);
+  CHECK(ids_of(nodes.b.relay_port, profiles_filter)
+        == std::set<std::string>{hex_id(x0)});
 }
 
 TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",

@@ -4,12 +4,15 @@
 
 #include "tests/integration/sync_helpers.hpp"
 
+#include <boost/json.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 
 using namespace ferry;
@@ -59,9 +62,79 @@ std::string ok_for(net::simple_ws_client& client, const nostr::event& ev) {
   return *ok;
 }
 
+/// What `events` weigh as EVENT frames.
+size_t frames_size(const std::vector<nostr::event>& events) {
+  size_t n = 0;
+  for (const auto& ev : events)
+    n += event_frame(ev).size();
+  return n;
+}
+
 std::string ok_frame(const nostr::event& ev, bool accepted, const std::string& msg) {
   return "[\"OK\",\"" + hex_id(ev) + "\"," + (accepted ? "true" : "false")
          + ",\"" + msg + "\"]";
+}
+
+/// Node A holding 20 good events (the newest 10 s old, a second apart) and
+/// 30 spam events (the newest `spam_age` s old) by `spam_author`.
+struct spammed_remote {
+  nostr::keypair keys = nostr::generate_keypair();
+  int64_t now = test::unix_now();
+  std::vector<nostr::event> good = make_events(keys, 20, now - 10, 1, "good");
+  std::vector<nostr::event> spam;
+  test::temp_dir dir;
+  node a{test::node_config(dir)};
+
+  explicit spammed_remote(int64_t spam_age,
+                          std::optional<nostr::keypair> spam_author = {})
+    : spam(make_events(spam_author ? *spam_author : keys, 30, now - spam_age,
+                       1, "spam")) {
+    publish(a.port, good);
+    publish(a.port, spam);
+  }
+};
+
+/// Node-a's counters on B after a first catch-up that refused `spam`.
+struct counters {
+  uint16_t admin_port;
+  size_t spam_bytes;
+  int64_t received = stat_of(admin_port, "node-a", "received");
+  int64_t rejected = stat_of(admin_port, "node-a", "rejected");
+  int64_t duplicate = stat_of(admin_port, "node-a", "duplicate");
+  int64_t rounds = stat_of(admin_port, "node-a", "neg_rounds");
+  int64_t bytes = stat_of(admin_port, "node-a", "bytes_received");
+
+  counters(uint16_t port, const std::vector<nostr::event>& spam)
+    : admin_port(port), spam_bytes(frames_size(spam)) {
+    // The first catch-up took the spam in.
+    CHECK(bytes > static_cast<int64_t>(spam_bytes));
+  }
+
+  /// After a later catch-up: no spam event came again, so the session took
+  /// in less than the spam alone weighs, and B holds `held` only.
+  void check_not_fetched_again(node& b, const std::set<std::string>& held) {
+    CHECK(stat_of(admin_port, "node-a", "rejected") == rejected);
+    CHECK(stat_of(admin_port, "node-a", "bytes_received") - bytes
+          < static_cast<int64_t>(spam_bytes));
+    CHECK(ids_of(b.port, kind1_all) == held);
+  }
+};
+
+/// Asks B for a catch-up of node-a now and waits until it is complete and
+/// `over` holds.
+template <class Over>
+void catch_up_again(node& a, node& b, Over over) {
+  auto admin_port = b.admin_port();
+  auto res = admin(admin_port, "POST", "/api/v1/sync/servers/node-a/sync-now");
+  require_answered(res, b.process);
+  REQUIRE(res.response.status < 300);
+  bool caught_up = test::poll_until(
+    [&] {
+      return over() && stat_flag(admin_port, "node-a", "catchup_complete");
+    },
+    10s);
+  INFO(sync_reports(admin_port, "node-a") << logs(&a.process, &b.process));
+  REQUIRE(caught_up);
 }
 
 } // namespace
@@ -159,41 +232,54 @@ TEST_CASE("a sync counts the events the policy refuses and stores the rest",
 
 TEST_CASE("a second catch-up does not fetch the events refused in the first",
           "[integration][policy][sync]") {
-  test::temp_dir dir_a, dir_b;
-  auto keys = nostr::generate_keypair();
-  auto now = test::unix_now();
-  auto good = make_events(keys, 20, now - 10, 1, "good");
-  auto spam = make_events(keys, 30, now - 100, 1, "spam");
-  node a{test::node_config(dir_a)};
-  publish(a.port, good);
-  publish(a.port, spam);
-
+  spammed_remote remote{100};
+  auto& a = remote.a;
+  test::temp_dir dir_b;
   node b{plugin_sync_config(dir_b, a.port, plugin("keyword.sh"))};
-  require_exactly(a, b, kind1_all, id_set(good));
+  require_exactly(a, b, kind1_all, id_set(remote.good));
   auto admin_port = b.admin_port();
   wait_refused(admin_port, 30);
-  auto received = stat_of(admin_port, "node-a", "received");
-  auto rejected = stat_of(admin_port, "node-a", "rejected");
-  auto rounds = stat_of(admin_port, "node-a", "neg_rounds");
-  CHECK(received >= 50);
-  CHECK(rounds > 0);
+  counters first{admin_port, remote.spam};
+  CHECK(first.received >= 50);
+  CHECK(first.rounds > 0);
 
-  auto res = admin(admin_port, "POST", "/api/v1/sync/servers/node-a/sync-now");
-  require_answered(res, b.process);
-  REQUIRE(res.response.status < 300);
-  bool caught_up = test::poll_until(
-    [&] {
-      return stat_of(admin_port, "node-a", "neg_rounds") > rounds
-             && stat_flag(admin_port, "node-a", "catchup_complete");
-    },
-    10s);
-  INFO(sync_reports(admin_port, "node-a") << logs(&a.process, &b.process));
-  REQUIRE(caught_up);
+  catch_up_again(a, b, [&] {
+    return stat_of(admin_port, "node-a", "neg_rounds") > first.rounds;
+  });
   // The reconciliation still finds the 30 ids missing here, but they are
   // remembered as refused: none is downloaded again.
-  CHECK(stat_of(admin_port, "node-a", "received") == received);
-  CHECK(stat_of(admin_port, "node-a", "rejected") == rejected);
-  CHECK(ids_of(b.port, kind1_all) == id_set(good));
+  CHECK(stat_of(admin_port, "node-a", "received") == first.received);
+  CHECK(stat_of(admin_port, "node-a", "neg_need_refused") >= 30);
+  first.check_not_fetched_again(b, id_set(remote.good));
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a second REQ catch-up does not fetch the events refused in the "
+          "first",
+          "[integration][policy][sync]") {
+  // The spam is older than the cursor less the overlap window.
+  spammed_remote remote{1000};
+  auto& a = remote.a;
+  test::temp_dir dir_b;
+  server_options req;
+  req.overlap_seconds = 5;
+  node b{policy_config(dir_b, sync_server_toml(a.port, req)
+                                + "[policy.plugin]\ncommand = \""
+                                + plugin("keyword.js") + "\"\n")};
+  require_exactly(a, b, kind1_all, id_set(remote.good));
+  auto admin_port = b.admin_port();
+  wait_refused(admin_port, 30);
+  counters first{admin_port, remote.spam};
+
+  // The cursor stands at the newest good event: the overlap brings the 6
+  // good ones of its last 5 seconds again, as duplicates.
+  catch_up_again(a, b, [&] {
+    return stat_of(admin_port, "node-a", "duplicate") >= first.duplicate + 6;
+  });
+  // The cursor passed the refused events: not one came again.
+  CHECK(stat_of(admin_port, "node-a", "received") - first.received < 20);
+  first.check_not_fetched_again(b, id_set(remote.good));
   CHECK(b.process.kill(SIGTERM) == 0);
   CHECK(a.process.kill(SIGTERM) == 0);
 }
@@ -305,6 +391,92 @@ TEST_CASE("a sync server's own policy refuses what it names, and what its "
   CHECK(a.process.kill(SIGTERM) == 0);
 }
 
+TEST_CASE("a sync server's own rules are remembered: the next catch-up "
+          "fetches none of what they refused, and new rules forget them",
+          "[integration][policy][sync]") {
+  auto spammer = nostr::generate_keypair();
+  spammed_remote remote{100, spammer};
+  auto& a = remote.a;
+  const auto& good = remote.good;
+  const auto& spam = remote.spam;
+  test::temp_dir dir_b;
+  // Only the server's own rules refuse: the node-wide [policy] is empty.
+  server_options o;
+  o.mode = "negentropy";
+  o.overlap_seconds = 3600;
+  o.extra = "policy = { denied_pubkeys = [\"" + nostr::to_hex(spammer.pubkey)
+            + "\"] }\n";
+  node b{b_config(dir_b, sync_server_toml(a.port, o))};
+  require_exactly(a, b, kind1_all, id_set(good));
+  auto admin_port = b.admin_port();
+  wait_refused(admin_port, 30);
+  counters first{admin_port, spam};
+  CHECK(first.received >= 50);
+
+  catch_up_again(a, b, [&] {
+    return stat_of(admin_port, "node-a", "neg_rounds") > first.rounds;
+  });
+  // The reconciliation finds the 30 ids missing again; the memory answers
+  // for them, so not one is downloaded.
+  CHECK(stat_of(admin_port, "node-a", "received") == first.received);
+  CHECK(stat_of(admin_port, "node-a", "neg_need_refused") >= 30);
+  CHECK(stat_of(admin_port, "node-a", "refused") >= 30);
+  first.check_not_fetched_again(b, id_set(good));
+  // Skipped for being refused before, apart from the fresh refusals.
+  auto metrics = admin(admin_port, "GET", "/metrics").response.body;
+  std::smatch skipped;
+  REQUIRE(std::regex_search(
+    metrics, skipped,
+    std::regex{"ferry_sync_refused_skipped_total\\{server=\"node-a\"\\} ([0-9]+)"}));
+  CHECK(std::stoll(skipped[1].str()) >= 30);
+
+  // `ferry console refused [SOURCE]` lists them, from the running node.
+  auto gate = test::wait_for_output(
+    b.process, "console-gate listening on (127\\.0\\.0\\.1:[0-9]+)");
+  REQUIRE(gate);
+  auto console = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"console", "--node", *gate});
+    test::ferry_process run{args};
+    auto status = run.wait();
+    INFO(run.output());
+    CHECK(status == 0);
+    return run.output();
+  };
+  auto listed = boost::json::parse(console({"--json", "refused", "sync:node-a"}));
+  REQUIRE(listed.is_array());
+  std::set<std::string> listed_ids;
+  for (const auto& entry : listed.as_array()) {
+    CHECK(entry.at("source") == "sync:node-a");
+    CHECK(entry.at("reason") == "blocked: this pubkey may not write here");
+    listed_ids.insert(std::string{entry.at("id").as_string()});
+  }
+  CHECK(listed_ids == id_set(spam));
+  auto table = console({"refused"});
+  CHECK(table.find("REASON") != std::string::npos);
+  CHECK(table.find(hex_id(spam.front())) != std::string::npos);
+  CHECK(table.find("sync:node-a") != std::string::npos);
+  CHECK(console({"refused", "sync:elsewhere"}).find("(no refused events)")
+        != std::string::npos);
+
+  // Other rules for the server (by PUT): the connection restarts, forgets
+  // what the old rules refused and fetches it.
+  auto res = admin(admin_port, "PUT", "/api/v1/sync/servers/node-a",
+                   "{\"url\":\"" + relay_url(a.port)
+                     + "\",\"filters\":[{\"kinds\":[1]}],\"mode\":"
+                       "\"negentropy\",\"overlap_window_seconds\":3600,"
+                       "\"tls\":{\"mode\":\"disabled\"},"
+                       "\"policy\":{\"max_tags\":50}}");
+  require_answered(res, b.process);
+  INFO(res.response.body);
+  REQUIRE(res.response.status == 200);
+  auto all = id_set(good);
+  for (const auto& id : id_set(spam))
+    all.insert(id);
+  require_exactly(a, b, kind1_all, all);
+  CHECK(b.process.kill(SIGTERM) == 0);
+  CHECK(a.process.kill(SIGTERM) == 0);
+}
+
 TEST_CASE("ferry import and ferry sync judge events by the rules and the "
           "plugin as the node does",
           "[integration][policy][cli]") {
@@ -353,5 +525,14 @@ TEST_CASE("ferry import and ferry sync judge events by the rules and the "
   CHECK(status == 0);
   CHECK(sync.output().find("stored 1,") != std::string::npos);
   CHECK(exported(sync_cfg) == nostr::to_json(synced[0]) + "\n");
+  // Again: the three it refused are remembered, so none is fetched.
+  test::ferry_process again{
+    {"sync", relay_url(remote.port), "--config", sync_cfg}};
+  status = again.wait();
+  INFO(again.output());
+  CHECK(status == 0);
+  CHECK(again.output().find("need 3; fetched 0, stored 0, duplicate 0, "
+                            "rejected 0, refused before 3,")
+        != std::string::npos);
   stop(remote);
 }

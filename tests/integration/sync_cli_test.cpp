@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -167,7 +168,8 @@ std::set<std::string> relay_ids(uint16_t port, uint32_t kind) {
 /// The counts of the summary line.
 struct summary {
   uint64_t rounds = 0, have = 0, need = 0;
-  uint64_t fetched = 0, stored = 0, duplicate = 0, rejected = 0, missing = 0;
+  uint64_t fetched = 0, stored = 0, duplicate = 0, rejected = 0;
+  uint64_t refused_before = 0, missing = 0;
   uint64_t sent = 0, accepted = 0, refused = 0;
 };
 
@@ -175,7 +177,8 @@ summary parse_summary(const std::string& output, bool dry_run = false) {
   static const std::regex head{"(\\d+) rounds?, have (\\d+), need (\\d+)"};
   static const std::regex tail{
     "fetched (\\d+), stored (\\d+), duplicate (\\d+), rejected (\\d+), "
-    "missing (\\d+); sent (\\d+), accepted (\\d+), refused (\\d+)"};
+    "refused before (\\d+), missing (\\d+); sent (\\d+), accepted (\\d+), "
+    "refused (\\d+)"};
   summary s;
   std::smatch m;
   INFO(output);
@@ -188,9 +191,10 @@ summary parse_summary(const std::string& output, bool dry_run = false) {
     return s;
   }
   REQUIRE(std::regex_search(output, m, tail));
-  uint64_t* fields[] = {&s.fetched, &s.stored,   &s.duplicate, &s.rejected,
-                        &s.missing, &s.sent,     &s.accepted,  &s.refused};
-  for (size_t i = 0; i < 8; ++i)
+  uint64_t* fields[] = {&s.fetched,  &s.stored, &s.duplicate,
+                        &s.rejected, &s.refused_before, &s.missing,
+                        &s.sent,     &s.accepted, &s.refused};
+  for (size_t i = 0; i < std::size(fields); ++i)
     *fields[i] = std::stoull(m[i + 1]);
   return s;
 }

@@ -367,6 +367,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
         == R"({"received":0,"accepted":0,)"
            R"("duplicate":0,"rejected":0,"filtered":0,"sent":0,"sent_ok":0,)"
            R"("sent_refused":0,"echoes_skipped":0,"up_cursor":0,)"
+           R"("refused":0,"neg_need_refused":0,)"
            R"("last_connected":0,"disconnected_at":0,"last_catchup_completed":0,)"
            R"("last_error":""})");
   auto parsed = parse_sync_runtime(to_json(fresh));
@@ -384,6 +385,8 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   st.sent_refused = 5;
   st.echoes_skipped = 6;
   st.up_cursor = 123456789;
+  st.refused = 8;
+  st.neg_need_refused = 9;
   st.last_connected = 11;
   st.disconnected_at = 12;
   st.last_catchup_completed = 13;
@@ -393,6 +396,8 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   CHECK(*back == st);
   CHECK(back->sent == UINT64_MAX);
   CHECK(back->up_cursor == 123456789);
+  CHECK(back->refused == 8);
+  CHECK(back->neg_need_refused == 9);
   CHECK(back->last_error == st.last_error);
 }
 

@@ -113,3 +113,44 @@ TEST_CASE("a new write policy forgets the refusals the old one made, and "
   REQUIRE(pruned);
   CHECK(*pruned == 0);
 }
+
+TEST_CASE("new rules of one source forget that source's refusals alone",
+          "[store][refused]") {
+  ferry::store::test::store_fixture db;
+  // No fingerprint for the source yet: recorded, nothing forgotten.
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(1), 100,
+                                 "blocked: kind 4 is not accepted here"));
+  auto first = follow_source_policy(*db.store, "sync:a", "deny kind 4");
+  REQUIRE(first);
+  CHECK(*first == 0);
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:a", id_of(2), 101,
+                                 "invalid: bad signature"));
+  // "sync:ab" starts with "sync:a" but is another source.
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:ab", id_of(3), 102,
+                                 "blocked: kind 4 is not accepted here"));
+  REQUIRE_FALSE(remember_refused(*db.store, "sync:b", id_of(4), 103,
+                                 "blocked: no spam here"));
+  auto same = follow_source_policy(*db.store, "sync:a", "deny kind 4");
+  REQUIRE(same);
+  CHECK(*same == 0);
+  CHECK(find_refused(*db.store, "sync:a", id_of(1)));
+
+  auto changed = follow_source_policy(*db.store, "sync:a", "deny kind 7");
+  REQUIRE(changed);
+  CHECK(*changed == 1);
+  CHECK_FALSE(find_refused(*db.store, "sync:a", id_of(1)));
+  CHECK(find_refused(*db.store, "sync:a", id_of(2)));
+  CHECK(find_refused(*db.store, "sync:ab", id_of(3)));
+  CHECK(find_refused(*db.store, "sync:b", id_of(4)));
+  // The age index lost the forgotten entry too, and the node-wide
+  // fingerprint is apart: recording it forgets nothing.
+  CHECK(latest_refused(*db.store, "", 10).size() == 3);
+  auto node_wide = follow_policy(*db.store, "deny kind 7");
+  REQUIRE(node_wide);
+  CHECK(*node_wide == 0);
+  // A source whose rules were never recorded forgets nothing either.
+  auto other = follow_source_policy(*db.store, "sync:b", "no rules");
+  REQUIRE(other);
+  CHECK(*other == 0);
+  CHECK(find_refused(*db.store, "sync:b", id_of(4)));
+}

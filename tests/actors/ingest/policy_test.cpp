@@ -3,6 +3,7 @@
 #include "actors/ingest/plugin_host.hpp"
 #include "actors/ingest/verifier.hpp"
 #include "actors/ingest/writer.hpp"
+#include "messages/clock.hpp"
 #include "net/io_runtime.hpp"
 #include "store/refused_store.hpp"
 #include "tests/fixtures/paths.hpp"
@@ -68,10 +69,17 @@ struct fixture : test::threaded_actor_system {
   }
 
   ingest_item_ptr item(std::string content, std::string source = "sync:s1",
-                       uint32_t kind = 1) {
+                       uint32_t kind = 1, int64_t created_at = 1'700'000'000) {
     auto x = std::make_shared<ingest_item>();
-    x->data = make_event(keys, kind, 1'700'000'000, {}, std::move(content));
+    x->data = make_event(keys, kind, created_at, {}, std::move(content));
     x->source = std::move(source);
+    return x;
+  }
+
+  /// An event from a client at 127.0.0.1, as a client session sends it.
+  ingest_item_ptr from_client(std::string content, uint32_t kind = 1) {
+    auto x = item(std::move(content), "client", kind);
+    x->source_info = "127.0.0.1";
     return x;
   }
 
@@ -126,14 +134,17 @@ TEST_CASE_METHOD(fixture, "new built-in rules apply from the next event "
   config::policy_config cfg;
   cfg.denied_kinds = {4};
   start(cfg);
-  CHECK(ingest(item("first dm", "client:1", 4)).status
-        == ingest_status::refused);
+  auto first = from_client("first dm", 4);
+  CHECK(ingest(first).status == ingest_status::refused);
+  // A client's refusal is not remembered: it is judged again each time.
+  CHECK(store::latest_refused(*db.store, "", 10).empty());
   cfg.denied_kinds = {7};
   live_policy->set(cfg);
-  auto dm = item("second dm", "client:1", 4);
+  CHECK(ingest(first).status == ingest_status::stored);
+  auto dm = from_client("second dm", 4);
   CHECK(ingest(dm).status == ingest_status::stored);
   CHECK(db.store->contains(dm->data.ev.id));
-  auto r = ingest(item("a like", "client:1", 7));
+  auto r = ingest(from_client("a like", 7));
   CHECK(r.status == ingest_status::refused);
   CHECK(r.message == "blocked: kind 7 is not accepted here");
 }
@@ -188,6 +199,29 @@ TEST_CASE_METHOD(fixture, "a bad signature from a remote is remembered, a "
   auto limited = item("two");
   CHECK(ingest(limited).message.rfind("rate-limited: ", 0) == 0);
   CHECK_FALSE(store::find_refused(*db.store, "sync:s1", limited->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "a created_at too far ahead is refused for now "
+                          "only, one too old for good",
+                 "[policy]") {
+  config::policy_config cfg;
+  cfg.max_future_seconds = 60;
+  cfg.max_age_seconds = 3600;
+  start(cfg);
+  auto now = unix_now();
+  auto early = item("from the future", "sync:s1", 1, now + 600);
+  auto r = ingest(early);
+  CHECK(r.status == ingest_status::refused);
+  CHECK(r.message == "blocked: created_at is more than 60 seconds in the future");
+  CHECK(is_temporary_refusal(r.message));
+  // Time makes it acceptable: a later catch-up must fetch it again.
+  CHECK_FALSE(store::find_refused(*db.store, "sync:s1", early->data.ev.id));
+
+  auto old = item("from the past", "sync:s1", 1, now - 7200);
+  r = ingest(old);
+  CHECK(r.message == "blocked: created_at is more than 3600 seconds in the past");
+  CHECK_FALSE(is_temporary_refusal(r.message));
+  CHECK(store::find_refused(*db.store, "sync:s1", old->data.ev.id));
 }
 
 TEST_CASE_METHOD(fixture, "with the memory off nothing is remembered",
