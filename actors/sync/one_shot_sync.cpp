@@ -137,8 +137,11 @@ bool parse_relay_message(std::string& frame, relay_message& out) {
   return true;
 }
 
-/// The ingest source of what a one-shot sync fetches.
-constexpr const char* one_shot_source = "sync:cli";
+/// The ingest source of what a one-shot sync fetches from `url`: one per
+/// relay, so what one relay's copy had refused is not skipped at another.
+std::string one_shot_source(const std::string& url) {
+  return "sync:" + url;
+}
 
 struct down_counts {
   uint64_t stored = 0;
@@ -459,7 +462,8 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
       return;
     auto item = std::make_shared<ingest_item>();
     item->data.ev = std::move(msg.ev);
-    item->source = one_shot_source;
+    item->source = one_shot_source(opts_.url);
+    item->source_info = opts_.url;
     self_->send(verifiers_[next_verifier_++ % verifiers_.size()],
                 atom::ingest_v, std::move(item));
     ++ingest_in_flight_;
@@ -504,7 +508,7 @@ void sync_run::report_progress() {
 bool sync_run::transfer() {
   if (wants_down()) {
     auto need = need_;
-    down_.refused_before = store::drop_refused(store_, one_shot_source, need);
+    down_.refused_before = store::drop_refused(store_, one_shot_source(opts_.url), need);
     fetcher_.add(need);
   }
   if (wants_up())

@@ -101,7 +101,7 @@ struct one_shot_report {
 
 /// Runs one sync of `store` with the relay `opts.url` (checked by
 /// `check_sync_options`, `f` its filter). Fetched events go to `verifiers`
-/// (source "sync:cli"); a run that fetches nothing may pass none.
+/// (source "sync:URL"); a run that fetches nothing may pass none.
 /// `max_items` bounds the local item set, as `relay.negentropy.max_items`.
 /// @returns 0 when it succeeded, 1 otherwise (the reason on `report.err`).
 int run_one_shot_sync(caf::actor_system& sys, store::event_store& store,
