@@ -2,6 +2,7 @@
 
 #include "messages/json_body.hpp"
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip98.hpp"
 #include "messages/nostr/relay_url.hpp"
 
 #include <boost/json.hpp>
@@ -488,6 +489,54 @@ bool password_matches(std::string_view password, std::string_view hash) {
   auto computed = pbkdf2_hex(password, parts->salt, parts->iterations);
   return CRYPTO_memcmp(computed.data(), parts->hash.data(), computed.size())
          == 0;
+}
+
+namespace {
+
+/// The `u` tag of a NIP-98 Authorization header; "" when it has none.
+std::string signed_url(std::string_view authorization) {
+  constexpr std::string_view scheme = "Nostr ";
+  if (authorization.substr(0, scheme.size()) != scheme)
+    return {};
+  auto text = nostr::base64_decode(authorization.substr(scheme.size()));
+  if (!text)
+    return {};
+  json::error_code ec;
+  auto parsed = json::parse(*text, ec);
+  auto tags = !ec && parsed.is_object() ? parsed.as_object().if_contains("tags")
+                                        : nullptr;
+  if (!tags || !tags->is_array())
+    return {};
+  for (const auto& tag : tags->get_array())
+    if (tag.is_array() && tag.get_array().size() >= 2
+        && tag.get_array()[0] == "u" && tag.get_array()[1].is_string())
+      return std::string{tag.get_array()[1].get_string()};
+  return {};
+}
+
+} // namespace
+
+std::string answer_proof(const nostr::keypair& keys,
+                         std::string_view authorization,
+                         std::string_view fallback_url,
+                         std::string_view method, int64_t now) {
+  auto url = signed_url(authorization);
+  return nostr::make_http_auth(keys, url.empty() ? fallback_url : url, method,
+                               authorization, now);
+}
+
+std::string proven_key(std::string_view proof, std::string_view url,
+                       std::string_view method, std::string_view authorization,
+                       int64_t now) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos)
+    return {};
+  nostr::bytes32 key{};
+  if (!nostr::verify_http_auth_either_scheme(proof, url.substr(scheme_end + 3),
+                                             method, authorization, now, &key)
+         .empty())
+    return {};
+  return nostr::to_hex(key);
 }
 
 } // namespace ferry

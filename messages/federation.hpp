@@ -10,6 +10,7 @@
 #include "messages/federation_call.hpp"
 #include "messages/inspector.hpp"
 #include "messages/nostr/filter.hpp"
+#include "messages/nostr/keys.hpp"
 #include "messages/status.hpp"
 
 #include <caf/expected.hpp>
@@ -209,6 +210,27 @@ struct federation_answer {
   /// "register", "verify", "status", "delete".
   std::string op;
   /// Bumped per call: an answer from before a reset or redefinition is
+// -- proofs of identity -------------------------------------------------------
+
+/// The proof a node puts in its answer to a peer's NIP-98 signed call: its
+/// own NIP-98 signature, with the caller's Authorization header as payload,
+/// for the URL the caller signed (its `u` tag: behind a TLS-terminating
+/// proxy that is https:// while we serve http://) or `fallback_url` when the
+/// header names none.
+std::string answer_proof(const nostr::keypair& keys,
+                         std::string_view authorization,
+                         std::string_view fallback_url,
+                         std::string_view method, int64_t now);
+
+/// The node key (hex) that proved itself in a peer's answer to our call to
+/// `url` with `method` and our `authorization`; "" when `proof` proves
+/// nothing. Either scheme of `url` is taken: a peer behind a proxy may know
+/// only the http:// URL it serves, and the proof is bound to our one
+/// Authorization header anyway.
+std::string proven_key(std::string_view proof, std::string_view url,
+                       std::string_view method, std::string_view authorization,
+                       int64_t now);
+
   /// stale.
   uint64_t generation = 0;
   /// 0: no HTTP answer (then `body` says why).

@@ -54,11 +54,11 @@ federation_reply invalid(const caf::error& err) {
 }
 
 /// Our signature over the caller's own Authorization header for the URL it
-/// called: only the holder of our node key can produce it, and it is bound
+/// signed: only the holder of our node key can produce it, and it is bound
 /// to this one request.
 std::string proof_for(self_pointer self, const federation_call& call) {
-  return nostr::make_http_auth(self->state.deps.keys, call.url, call.method,
-                               call.authorization, unix_now());
+  return answer_proof(self->state.deps.keys, call.authorization, call.url,
+                      call.method, unix_now());
 }
 
 /// A peer's answer with our identity and its proof.
@@ -441,12 +441,8 @@ std::string prover(const federation_answer& a, const json::object& body) {
   auto proof = body.if_contains("proof");
   if (!proof || !proof->is_string())
     return {};
-  nostr::bytes32 key{};
-  if (!nostr::verify_http_auth(proof->get_string(), a.url, a.method,
-                               a.authorization, unix_now(), &key)
-         .empty())
-    return {};
-  return nostr::to_hex(key);
+  return proven_key(proof->get_string(), a.url, a.method, a.authorization,
+                    unix_now());
 }
 
 std::string error_message(const json::object& body) {
