@@ -47,24 +47,6 @@ bool enum_from(std::string_view text, const std::array<E, N>& all, E& out) {
   return json_body::parse_enum(text, all, out);
 }
 
-/// An http:// or https:// URL with a host and nothing after the authority
-/// but an optional '/'.
-bool valid_admin_url(std::string_view url) {
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (url.rfind(scheme, 0) != 0)
-      continue;
-    auto rest = url.substr(scheme.size());
-    if (!rest.empty() && rest.back() == '/')
-      rest.remove_suffix(1);
-    return !rest.empty() && rest.front() != ':'
-           && std::none_of(rest.begin(), rest.end(), [](char c) {
-                return c == '/' || c == '?' || c == '#' || c == '@'
-                       || static_cast<unsigned char>(c) <= ' ';
-              });
-  }
-  return false;
-}
-
 std::string read_names(const json::value& v, const std::string& path,
                        std::vector<std::string>& out) {
   if (!v.is_array())
@@ -117,7 +99,7 @@ std::string read_definition(const json::object& obj,
   auto admin_url = obj.if_contains("admin_url");
   if (!admin_url)
     return fail("admin_url", "required");
-  if (!admin_url->is_string() || !valid_admin_url(admin_url->get_string()))
+  if (!admin_url->is_string() || !is_admin_url(admin_url->get_string()))
     return fail("admin_url", "expected an http:// or https:// URL of the "
                              "peer's admin API (scheme, host and port only)");
   out.admin_url = std::string{admin_url->get_string()};
@@ -315,6 +297,22 @@ bool from_string(std::string_view text, link_status& out) {
   return enum_from(text, all_link_statuses, out);
 }
 
+bool is_admin_url(std::string_view url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (url.rfind(scheme, 0) != 0)
+      continue;
+    auto rest = url.substr(scheme.size());
+    if (!rest.empty() && rest.back() == '/')
+      rest.remove_suffix(1);
+    return !rest.empty() && rest.front() != ':'
+           && std::none_of(rest.begin(), rest.end(), [](char c) {
+                return c == '/' || c == '?' || c == '#' || c == '@'
+                       || static_cast<unsigned char>(c) <= ' ';
+              });
+  }
+  return false;
+}
+
 bool is_peer_name(std::string_view name) {
   return name.size() <= 48 && json_body::is_definition_id(name);
 }
@@ -384,6 +382,7 @@ std::string to_json(const peer_record& r) {
     {"version", version_value(r.version)},
     {"pinned", r.pinned},
     {"pin_mismatch", r.pin_mismatch},
+    {"released_pin", r.released_pin},
     {"last_seen", r.last_seen},
     {"handshake", json::object{{"success", h.success},
                                {"status", h.status},
@@ -418,6 +417,7 @@ caf::expected<peer_record> parse_peer_record(std::string_view text) {
       return json_body::invalid(std::move(failure));
   r.pinned = string_or(*obj, "pinned");
   r.pin_mismatch = string_or(*obj, "pin_mismatch");
+  r.released_pin = string_or(*obj, "released_pin");
   r.last_seen = int_or(*obj, "last_seen", 0);
   if (auto v = obj->if_contains("handshake"); v && v->is_object()) {
     const auto& h = v->get_object();

@@ -73,6 +73,10 @@ bool from_string(std::string_view text, link_status& out);
 /// peer's name fits the sync server id `federation.NAME`.
 bool is_peer_name(std::string_view name);
 
+/// An admin URL as peers call it: http:// or https://, a host, an optional
+/// port and nothing after the authority but an optional '/'.
+bool is_admin_url(std::string_view url);
+
 /// A peer as its operator defines it.
 struct peer_definition {
   std::string name;
@@ -156,6 +160,10 @@ struct peer_record {
   /// A pubkey other than the pin the peer proved last; empty: none. While
   /// set, nothing is exchanged.
   std::string pin_mismatch;
+  /// A link a peer registered with us whose pin our operator reset: the key
+  /// pinned before, refused by the relay until the peer's next registration
+  /// pins a key to this link again.
+  std::string released_pin;
   int64_t last_seen = 0;
   handshake_result handshake;
   std::vector<pending_notice> pending;
@@ -202,14 +210,6 @@ bool is_password_hash(std::string_view hash);
 /// Whether `password` hashes to `hash` (compared in constant time).
 bool password_matches(std::string_view password, std::string_view hash);
 
-// -- the actor ----------------------------------------------------------------
-
-/// The answer of a peer's admin API to one of our calls.
-struct federation_answer {
-  std::string peer;
-  /// "register", "verify", "status", "delete".
-  std::string op;
-  /// Bumped per call: an answer from before a reset or redefinition is
 // -- proofs of identity -------------------------------------------------------
 
 /// The proof a node puts in its answer to a peer's NIP-98 signed call: its
@@ -231,6 +231,14 @@ std::string proven_key(std::string_view proof, std::string_view url,
                        std::string_view method, std::string_view authorization,
                        int64_t now);
 
+// -- the actor ----------------------------------------------------------------
+
+/// The answer of a peer's admin API to one of our calls.
+struct federation_answer {
+  std::string peer;
+  /// "register", "verify", "status", "delete".
+  std::string op;
+  /// Bumped per call: an answer from before a reset or redefinition is
   /// stale.
   uint64_t generation = 0;
   /// 0: no HTTP answer (then `body` says why).

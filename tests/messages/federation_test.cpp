@@ -81,6 +81,7 @@ TEST_CASE("a peer record survives its JSON form", "[federation]") {
   r.version.set(key_b, 1);
   r.pinned = key_b;
   r.pin_mismatch = key_a;
+  r.released_pin = key_a;
   r.last_seen = 1700000000;
   r.handshake = {true, "registered", "ok", "a", 200, "", 1700000001};
   r.pending.push_back({"status", 3, 1700000100});
@@ -90,6 +91,7 @@ TEST_CASE("a peer record survives its JSON form", "[federation]") {
   CHECK(to_json(*back) == to_json(r));
   CHECK(back->version == r.version);
   CHECK(back->def.password == "secret");
+  CHECK(back->released_pin == key_a);
 }
 
 TEST_CASE("settling link statuses: the newer wins, concurrent changes take "
