@@ -1420,8 +1420,24 @@ caf::result<federation_reply> op_get(self_pointer self,
   return rp;
 }
 
+/// An operator's call that takes no body: none or `{}`, else a 400 naming
+/// the first key (or the body).
+std::optional<federation_reply> unexpected_body(const federation_call& call) {
+  if (call.body.empty())
+    return std::nullopt;
+  auto obj = json_body::parse_body(call.body);
+  if (!obj)
+    return invalid(obj.error());
+  if (auto failure = json_body::unknown_keys(*obj, "", {}); !failure.empty())
+    return invalid(json_body::invalid(failure));
+  return std::nullopt;
+}
+
 federation_reply dispatch(self_pointer self, const federation_call& call) {
   const auto& op = call.op;
+  if (op == "reset" || op == "pause" || op == "resume" || op == "approve")
+    if (auto refusal = unexpected_body(call))
+      return *refusal;
   if (op == "status")
     return peer_status(self, call);
   if (op == "register") {

@@ -778,8 +778,22 @@ TEST_CASE("a reset on the side a peer registered with pins the same link "
   };
   auto alice = nostr::generate_keypair();
 
+  // These routes take no body, or `{}`: anything else is refused naming
+  // the key (or the body), and changes nothing.
+  for (auto route : {"reset", "pause", "resume", "approve"}) {
+    auto target = std::string{"/api/v1/federation/peers/a/"} + route;
+    auto extra = b.call("POST", target, R"({"force":true})");
+    CHECK(extra.response.status == 400);
+    CHECK(error_field(extra) == "force");
+    auto list = b.call("POST", target, "[]");
+    CHECK(list.response.status == 400);
+    CHECK(error_field(list) == "body");
+  }
+  CHECK(b.peer("a").at("pinned") == json::value(a.pubkey()));
+  CHECK(b.peer("a").at("mode") == "sync");
+
   // B resets its side: the link stays, unpinned, until A's next call.
-  auto reset = b.call("POST", "/api/v1/federation/peers/a/reset");
+  auto reset = b.call("POST", "/api/v1/federation/peers/a/reset", "{}");
   REQUIRE(reset.response.status == 200);
   CHECK(body_of(reset).at("pinned") == "");
   if (!test::poll_until([&] {
