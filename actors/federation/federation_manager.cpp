@@ -302,12 +302,19 @@ std::string link_path(const peer_record& r) {
   return path;
 }
 
+/// Registers with the peer once its status shows federation on: `GET
+/// /api/v1/federation/status` first (`on_probe`), then `register_now`.
 void send_register(self_pointer self, const peer_record& r) {
   auto& st = self->state;
   // The peer needs both to call us back; they are known after the first
   // tick (the control plane starts after us).
   if (st.self_relay_url.empty() || st.self_admin_url.empty())
     return;
+  call_peer(self, r, "probe", "GET", "/api/v1/federation/status", {});
+}
+
+void register_now(self_pointer self, const peer_record& r) {
+  auto& st = self->state;
   auto name = st.deps.settings.name.empty()
                 ? "node-" + st.self_key.substr(0, 12)
                 : st.deps.settings.name;
@@ -577,6 +584,35 @@ void adopt_status(peer_record& r, const json::object& body) {
   }
 }
 
+/// The peer's status before a registration: federation on, register; off
+/// (503), the registration is skipped, saying so; no answer or another
+/// refusal, it failed. Either way the next round tries again.
+void on_probe(self_pointer self, peer_record& r, const federation_answer& a,
+              const json::object& body) {
+  auto enabled = body.if_contains("enabled");
+  if (a.status == 200 && enabled && enabled->is_bool() && enabled->get_bool())
+    return register_now(self, r);
+  auto& h = r.handshake;
+  auto link_id = h.remote_link_id;
+  h = {};
+  h.remote_link_id = link_id;
+  h.at = unix_now();
+  h.http_status = a.status;
+  if (a.status == 503 || a.status == 200) {
+    h.status = "skipped";
+    h.message = "federation is disabled on the peer "
+                "(GET /api/v1/federation/status); registration skipped";
+  } else {
+    h.status = "failed";
+    h.message = error_part(body, "message");
+  }
+  h.error = a.status == 0 ? a.body : "HTTP " + std::to_string(a.status);
+  ++self->state.handshakes_failed;
+  metrics::federation::handshake(h.status);
+  log::info("{} did not register with peer {}: {} ({})", self->name(),
+            r.def.name, h.status, h.error);
+}
+
 void on_register(self_pointer self, peer_record& r, const federation_answer& a,
                  const json::object& body) {
   auto& h = r.handshake;
@@ -669,7 +705,9 @@ bool on_answer(self_pointer self, peer_record& r, const federation_answer& a) {
     if (!ec && parsed.is_object())
       body = std::move(parsed.as_object());
   }
-  if (a.op == "register") {
+  if (a.op == "probe") {
+    on_probe(self, r, a, body);
+  } else if (a.op == "register") {
     on_register(self, r, a, body);
   } else if (a.op == "verify") {
     if (a.status == 404) {
@@ -1041,6 +1079,7 @@ federation_reply op_reset(self_pointer self, const federation_call& call) {
   r->last_seen = 0;
   r->handshake = {};
   ++self->state.generations[r->def.name];
+  self->state.in_flight.erase(r->def.name + "/probe");
   self->state.in_flight.erase(r->def.name + "/register");
   self->state.in_flight.erase(r->def.name + "/verify");
   erase_sync(self, r->def.name);

@@ -18,7 +18,10 @@ struct families {
   prometheus::Family<prometheus::Counter>& handshakes
     = prometheus::BuildCounter()
         .Name("ferry_federation_handshakes_total")
-        .Help("Answers to our registrations with peers, by result.")
+        .Help("Our registrations with peers, by result: registered, "
+              "pending (the peer's operator must approve), failed (retried "
+              "every interval unless the peer refused us with 400/401/403), "
+              "skipped (the peer's federation is off).")
         .Register(registry());
 
   prometheus::Family<prometheus::Counter>& registrations

@@ -10,8 +10,9 @@
 /// peer) once per `[federation] interval_seconds`.
 namespace ferry::metrics::federation {
 
-/// ferry_federation_handshakes_total{result="registered"|"pending"|"failed"}:
-/// one per answer to our registration with a peer.
+/// ferry_federation_handshakes_total{result="registered"|"pending"|"failed"|
+/// "skipped"}: one per registration with a peer (skipped: its status said
+/// federation is off, so none was sent).
 void handshake(std::string_view result);
 
 /// ferry_federation_registrations_total{status}: one per registration a

@@ -127,12 +127,27 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
   auto k2 = nostr::generate_keypair();
   const std::string target = "/api/v1/federation/register";
 
-  SECTION("federation off: 503") {
+  SECTION("federation off: 503; a peer asks its status first and skips "
+          "the registration") {
     fed_node b{"b"};
     b.configure("");
     b.start();
     auto res = b.signed_call(k1, "POST", target, registration("k1"));
     CHECK(res.response.status == 503);
+    fed_node a{"a"};
+    a.configure(fed_section("deny") + a.peer_table(b));
+    a.start();
+    if (!test::poll_until([&] {
+          auto p = a.peer("b");
+          return p.is_object() && p.at("handshake").at("status") == "skipped";
+        }))
+      FAIL("A did not record a skipped registration\n" << both(a, b));
+    auto h = a.peer("b").at("handshake");
+    CHECK(h.at("success") == false);
+    CHECK(h.at("http_status") == 503);
+    CHECK(std::string{h.at("message").as_string()}.find(
+            "federation is disabled on the peer")
+          != std::string::npos);
   }
 
   SECTION("auto_accept: 200, then 409; bad input 400 and nothing changed") {
