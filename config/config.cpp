@@ -555,7 +555,8 @@ bool operator==(const cluster_config& x, const cluster_config& y) {
 }
 
 bool operator==(const federation_config& x, const federation_config& y) {
-  return x.enabled == y.enabled && x.name == y.name && x.mode == y.mode
+  return x.enabled == y.enabled && x.name == y.name
+         && x.public_admin_url == y.public_admin_url && x.mode == y.mode
          && x.interval == y.interval && x.incoming == y.incoming
          && x.password_hash == y.password_hash && x.peers == y.peers
          && x.collections == y.collections;

@@ -316,6 +316,9 @@ struct federation_config {
   /// How this node introduces itself to peers (their name for the link);
   /// empty: "node-" and the first 12 hex of the node pubkey.
   std::string name;
+  /// Where peers call our admin API back (behind a proxy, the public URL);
+  /// empty: http:// with `admin.address` and the bound admin port.
+  std::string public_admin_url;
   /// Which way events flow with active peers.
   federation_mode mode = federation_mode::sync;
   /// How often each peer is verified and reconciled.

@@ -166,6 +166,14 @@ field federation_section(federation_config& fed) {
                              [](const std::string& name) {
                                return name.empty() || is_peer_name(name);
                              })),
+      leaf("public_admin_url",
+           string_if(fed.public_admin_url,
+                     "an http:// or https:// URL of this node's admin API as "
+                     "peers reach it (scheme, host and port only), or an "
+                     "empty string",
+                     [](const std::string& url) {
+                       return url.empty() || is_admin_url(url);
+                     })),
       leaf("mode", choice(fed.mode, "one of \"sync\", \"publish\", "
                                     "\"subscribe\"")),
       leaf("interval_seconds", seconds(fed.interval)),

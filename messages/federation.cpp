@@ -2,6 +2,7 @@
 
 #include "messages/json_body.hpp"
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip98.hpp"
 #include "messages/nostr/relay_url.hpp"
 
 #include <boost/json.hpp>
@@ -44,24 +45,6 @@ constexpr size_t password_salt_bytes = 16;
 template <class E, size_t N>
 bool enum_from(std::string_view text, const std::array<E, N>& all, E& out) {
   return json_body::parse_enum(text, all, out);
-}
-
-/// An http:// or https:// URL with a host and nothing after the authority
-/// but an optional '/'.
-bool valid_admin_url(std::string_view url) {
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (url.rfind(scheme, 0) != 0)
-      continue;
-    auto rest = url.substr(scheme.size());
-    if (!rest.empty() && rest.back() == '/')
-      rest.remove_suffix(1);
-    return !rest.empty() && rest.front() != ':'
-           && std::none_of(rest.begin(), rest.end(), [](char c) {
-                return c == '/' || c == '?' || c == '#' || c == '@'
-                       || static_cast<unsigned char>(c) <= ' ';
-              });
-  }
-  return false;
 }
 
 std::string read_names(const json::value& v, const std::string& path,
@@ -116,7 +99,7 @@ std::string read_definition(const json::object& obj,
   auto admin_url = obj.if_contains("admin_url");
   if (!admin_url)
     return fail("admin_url", "required");
-  if (!admin_url->is_string() || !valid_admin_url(admin_url->get_string()))
+  if (!admin_url->is_string() || !is_admin_url(admin_url->get_string()))
     return fail("admin_url", "expected an http:// or https:// URL of the "
                              "peer's admin API (scheme, host and port only)");
   out.admin_url = std::string{admin_url->get_string()};
@@ -314,6 +297,22 @@ bool from_string(std::string_view text, link_status& out) {
   return enum_from(text, all_link_statuses, out);
 }
 
+bool is_admin_url(std::string_view url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (url.rfind(scheme, 0) != 0)
+      continue;
+    auto rest = url.substr(scheme.size());
+    if (!rest.empty() && rest.back() == '/')
+      rest.remove_suffix(1);
+    return !rest.empty() && rest.front() != ':'
+           && std::none_of(rest.begin(), rest.end(), [](char c) {
+                return c == '/' || c == '?' || c == '#' || c == '@'
+                       || static_cast<unsigned char>(c) <= ' ';
+              });
+  }
+  return false;
+}
+
 bool is_peer_name(std::string_view name) {
   return name.size() <= 48 && json_body::is_definition_id(name);
 }
@@ -383,6 +382,7 @@ std::string to_json(const peer_record& r) {
     {"version", version_value(r.version)},
     {"pinned", r.pinned},
     {"pin_mismatch", r.pin_mismatch},
+    {"released_pin", r.released_pin},
     {"last_seen", r.last_seen},
     {"handshake", json::object{{"success", h.success},
                                {"status", h.status},
@@ -417,6 +417,7 @@ caf::expected<peer_record> parse_peer_record(std::string_view text) {
       return json_body::invalid(std::move(failure));
   r.pinned = string_or(*obj, "pinned");
   r.pin_mismatch = string_or(*obj, "pin_mismatch");
+  r.released_pin = string_or(*obj, "released_pin");
   r.last_seen = int_or(*obj, "last_seen", 0);
   if (auto v = obj->if_contains("handshake"); v && v->is_object()) {
     const auto& h = v->get_object();
@@ -488,6 +489,54 @@ bool password_matches(std::string_view password, std::string_view hash) {
   auto computed = pbkdf2_hex(password, parts->salt, parts->iterations);
   return CRYPTO_memcmp(computed.data(), parts->hash.data(), computed.size())
          == 0;
+}
+
+namespace {
+
+/// The `u` tag of a NIP-98 Authorization header; "" when it has none.
+std::string signed_url(std::string_view authorization) {
+  constexpr std::string_view scheme = "Nostr ";
+  if (authorization.substr(0, scheme.size()) != scheme)
+    return {};
+  auto text = nostr::base64_decode(authorization.substr(scheme.size()));
+  if (!text)
+    return {};
+  json::error_code ec;
+  auto parsed = json::parse(*text, ec);
+  auto tags = !ec && parsed.is_object() ? parsed.as_object().if_contains("tags")
+                                        : nullptr;
+  if (!tags || !tags->is_array())
+    return {};
+  for (const auto& tag : tags->get_array())
+    if (tag.is_array() && tag.get_array().size() >= 2
+        && tag.get_array()[0] == "u" && tag.get_array()[1].is_string())
+      return std::string{tag.get_array()[1].get_string()};
+  return {};
+}
+
+} // namespace
+
+std::string answer_proof(const nostr::keypair& keys,
+                         std::string_view authorization,
+                         std::string_view fallback_url,
+                         std::string_view method, int64_t now) {
+  auto url = signed_url(authorization);
+  return nostr::make_http_auth(keys, url.empty() ? fallback_url : url, method,
+                               authorization, now);
+}
+
+std::string proven_key(std::string_view proof, std::string_view url,
+                       std::string_view method, std::string_view authorization,
+                       int64_t now) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos)
+    return {};
+  nostr::bytes32 key{};
+  if (!nostr::verify_http_auth_either_scheme(proof, url.substr(scheme_end + 3),
+                                             method, authorization, now, &key)
+         .empty())
+    return {};
+  return nostr::to_hex(key);
 }
 
 } // namespace ferry

@@ -10,6 +10,7 @@
 #include "messages/federation_call.hpp"
 #include "messages/inspector.hpp"
 #include "messages/nostr/filter.hpp"
+#include "messages/nostr/keys.hpp"
 #include "messages/status.hpp"
 
 #include <caf/expected.hpp>
@@ -71,6 +72,10 @@ bool from_string(std::string_view text, link_status& out);
 /// 1 to 48 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit: a
 /// peer's name fits the sync server id `federation.NAME`.
 bool is_peer_name(std::string_view name);
+
+/// An admin URL as peers call it: http:// or https://, a host, an optional
+/// port and nothing after the authority but an optional '/'.
+bool is_admin_url(std::string_view url);
 
 /// A peer as its operator defines it.
 struct peer_definition {
@@ -155,6 +160,10 @@ struct peer_record {
   /// A pubkey other than the pin the peer proved last; empty: none. While
   /// set, nothing is exchanged.
   std::string pin_mismatch;
+  /// A link a peer registered with us whose pin our operator reset: the key
+  /// pinned before, refused by the relay until the peer's next registration
+  /// pins a key to this link again.
+  std::string released_pin;
   int64_t last_seen = 0;
   handshake_result handshake;
   std::vector<pending_notice> pending;
@@ -200,6 +209,27 @@ bool is_password_hash(std::string_view hash);
 
 /// Whether `password` hashes to `hash` (compared in constant time).
 bool password_matches(std::string_view password, std::string_view hash);
+
+// -- proofs of identity -------------------------------------------------------
+
+/// The proof a node puts in its answer to a peer's NIP-98 signed call: its
+/// own NIP-98 signature, with the caller's Authorization header as payload,
+/// for the URL the caller signed (its `u` tag: behind a TLS-terminating
+/// proxy that is https:// while we serve http://) or `fallback_url` when the
+/// header names none.
+std::string answer_proof(const nostr::keypair& keys,
+                         std::string_view authorization,
+                         std::string_view fallback_url,
+                         std::string_view method, int64_t now);
+
+/// The node key (hex) that proved itself in a peer's answer to our call to
+/// `url` with `method` and our `authorization`; "" when `proof` proves
+/// nothing. Either scheme of `url` is taken: a peer behind a proxy may know
+/// only the http:// URL it serves, and the proof is bound to our one
+/// Authorization header anyway.
+std::string proven_key(std::string_view proof, std::string_view url,
+                       std::string_view method, std::string_view authorization,
+                       int64_t now);
 
 // -- the actor ----------------------------------------------------------------
 

@@ -77,7 +77,7 @@ void add_federation_admin_routes(std::vector<admin_route>& table) {
       {"POST", path("/register"), access::signed_peer,
        ask_federation("register", false)},
       {"GET", path("/link"), access::signed_peer,
-       ask_federation("verify", false)},
+       ask_federation("verify", false), true},
       {"DELETE", path("/link"), access::signed_peer,
        ask_federation("unlink", false)},
       {"GET", path("/collections"), access::signed_peer,

@@ -4,11 +4,11 @@
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "messages/federation.hpp"
 #include "messages/json_body.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
-#include "messages/nostr/nip98.hpp"
 #include "store/refused_store.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -313,13 +313,10 @@ void on_listed(self_pointer self, uint32_t status, const std::string& body) {
                                   + std::to_string(status) + ": " + message));
   }
   auto proof = obj ? obj->if_contains("proof") : nullptr;
-  nostr::bytes32 key{};
   if (!proof || !proof->is_string()
-      || !nostr::verify_http_auth(proof->get_string(), st.listing.url,
-                                  st.listing.method, st.listing.authorization,
-                                  unix_now(), &key)
-            .empty()
-      || nostr::to_hex(key) != st.deps.pinned)
+      || proven_key(proof->get_string(), st.listing.url, st.listing.method,
+                    st.listing.authorization, unix_now())
+           != st.deps.pinned)
     return finish(self, failure(502, "peer " + st.deps.peer
                                        + "'s answer does not prove its "
                                          "pinned node key"));

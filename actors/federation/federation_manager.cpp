@@ -8,7 +8,7 @@
 #include "messages/error.hpp"
 #include "messages/json_body.hpp"
 #include "messages/nostr/hex.hpp"
-#include "messages/nostr/nip98.hpp"
+#include "net/request_target.hpp"
 #include "store/change_log.hpp"
 #include "store/peer_store.hpp"
 
@@ -54,11 +54,11 @@ federation_reply invalid(const caf::error& err) {
 }
 
 /// Our signature over the caller's own Authorization header for the URL it
-/// called: only the holder of our node key can produce it, and it is bound
+/// signed: only the holder of our node key can produce it, and it is bound
 /// to this one request.
 std::string proof_for(self_pointer self, const federation_call& call) {
-  return nostr::make_http_auth(self->state.deps.keys, call.url, call.method,
-                               call.authorization, unix_now());
+  return answer_proof(self->state.deps.keys, call.authorization, call.url,
+                      call.method, unix_now());
 }
 
 /// A peer's answer with our identity and its proof.
@@ -119,6 +119,13 @@ peer_record* find_by_caller(self_pointer self, const std::string& caller) {
     if (!r.removed && r.incoming && r.pinned == caller)
       return &r;
   return nullptr;
+}
+
+/// The incoming link a caller names as `link_id` (our name for it, which it
+/// learned when it registered), or null.
+peer_record* named_incoming(self_pointer self, const std::string& link_id) {
+  auto r = find_peer(self, link_id);
+  return r && r->incoming ? r : nullptr;
 }
 
 /// The outgoing link to a peer that proved `caller` (mirrors from a peer we
@@ -286,12 +293,28 @@ void call_peer(self_pointer self, const peer_record& r, const std::string& op,
   });
 }
 
+/// Where we verify the link: naming the peer's id for it, so a peer that
+/// reset its side (or knows another key for us) says so instead of 404.
+std::string link_path(const peer_record& r) {
+  std::string path = "/api/v1/federation/link";
+  if (is_peer_name(r.handshake.remote_link_id))
+    path += "?link_id=" + r.handshake.remote_link_id;
+  return path;
+}
+
+/// Registers with the peer once its status shows federation on: `GET
+/// /api/v1/federation/status` first (`on_probe`), then `register_now`.
 void send_register(self_pointer self, const peer_record& r) {
   auto& st = self->state;
   // The peer needs both to call us back; they are known after the first
   // tick (the control plane starts after us).
   if (st.self_relay_url.empty() || st.self_admin_url.empty())
     return;
+  call_peer(self, r, "probe", "GET", "/api/v1/federation/status", {});
+}
+
+void register_now(self_pointer self, const peer_record& r) {
+  auto& st = self->state;
   auto name = st.deps.settings.name.empty()
                 ? "node-" + st.self_key.substr(0, 12)
                 : st.deps.settings.name;
@@ -300,6 +323,8 @@ void send_register(self_pointer self, const peer_record& r) {
                     {"admin_url", st.self_admin_url}};
   if (!r.def.password.empty())
     body["password"] = r.def.password;
+  if (is_peer_name(r.handshake.remote_link_id))
+    body["link_id"] = r.handshake.remote_link_id;
   call_peer(self, r, "register", "POST", "/api/v1/federation/register",
             json::serialize(body));
 }
@@ -369,8 +394,53 @@ void reconcile(self_pointer self) {
   }
 }
 
+/// What a counter of a sync server's stats grew by since `last` (which it
+/// becomes): a counter below `last` started again from zero (a new
+/// connection, a new server).
+uint64_t growth(const json::object& stats, const char* key, uint64_t& last) {
+  auto v = stats.if_contains(key);
+  auto now = v && v->is_int64() ? static_cast<uint64_t>(
+                                    std::max<int64_t>(v->get_int64(), 0))
+                                : uint64_t{0};
+  auto grown = now >= last ? now - last : now;
+  last = now;
+  return grown;
+}
+
+/// Brings the per-peer traffic metrics up to each link's sync server.
+void count_traffic(self_pointer self) {
+  auto& st = self->state;
+  auto manager = st.deps.sync_manager ? st.deps.sync_manager->get()
+                                      : sync_manager_actor{};
+  if (!manager)
+    return;
+  for (const auto& [name, r] : st.peers) {
+    if (r.incoming || r.removed || r.pinned.empty())
+      continue;
+    self->request(manager, local_timeout, atom::stats_v,
+                  federation_server_id(name))
+      .then(
+        [self, name = name](std::string& text) {
+          json::error_code ec;
+          auto parsed = json::parse(text, ec);
+          if (ec || !parsed.is_object())
+            return;
+          const auto& stats = parsed.as_object();
+          auto& seen = self->state.traffic[name];
+          auto events_in = growth(stats, "received", seen.received);
+          auto events_out = growth(stats, "sent", seen.sent);
+          auto bytes_in = growth(stats, "bytes_received", seen.bytes_received);
+          metrics::federation::exchanged(name, events_in, events_out,
+                                         bytes_in);
+        },
+        [](caf::error&) {
+          // nop: no server yet, or the sync manager is restarting
+        });
+  }
+}
+
 /// One round over every link: registrations, verifications, due
-/// notifications and reconciliations.
+/// notifications, reconciliations and traffic counts.
 void work(self_pointer self) {
   auto& st = self->state;
   auto now = unix_now();
@@ -394,9 +464,10 @@ void work(self_pointer self) {
     if (retry_register(r.handshake))
       send_register(self, r);
     else if (r.handshake.success)
-      call_peer(self, r, "verify", "GET", "/api/v1/federation/link", {});
+      call_peer(self, r, "verify", "GET", link_path(r), {});
   }
   reconcile(self);
+  count_traffic(self);
 }
 
 /// Learns our own URLs (the admin port is bound by the control plane, which
@@ -441,20 +512,17 @@ std::string prover(const federation_answer& a, const json::object& body) {
   auto proof = body.if_contains("proof");
   if (!proof || !proof->is_string())
     return {};
-  nostr::bytes32 key{};
-  if (!nostr::verify_http_auth(proof->get_string(), a.url, a.method,
-                               a.authorization, unix_now(), &key)
-         .empty())
-    return {};
-  return nostr::to_hex(key);
+  return proven_key(proof->get_string(), a.url, a.method, a.authorization,
+                    unix_now());
 }
 
-std::string error_message(const json::object& body) {
+/// The `key` ("message", "field") of a refusal's `error`; "" when none.
+std::string error_part(const json::object& body, std::string_view key) {
   auto error = body.if_contains("error");
   if (error && error->is_object())
-    if (auto message = error->get_object().if_contains("message");
-        message && message->is_string())
-      return std::string{message->get_string()};
+    if (auto part = error->get_object().if_contains(key);
+        part && part->is_string())
+      return std::string{part->get_string()};
   return {};
 }
 
@@ -473,7 +541,7 @@ bool check_pin(self_pointer self, peer_record& r, const std::string& key) {
   }
   if (r.pin_mismatch != key) {
     ++self->state.pin_mismatches;
-    metrics::federation::pin_mismatch();
+    metrics::federation::pin_mismatch(r.def.name);
     log::warn("{} refuses peer {}: it proves node key {}, pinned is {}; "
               "run `ferry console peer-reset {}` to accept it",
               self->name(), r.def.name, key, r.pinned, r.def.name);
@@ -514,6 +582,35 @@ void adopt_status(peer_record& r, const json::object& body) {
     r.status = theirs;
     r.version = *parsed;
   }
+}
+
+/// The peer's status before a registration: federation on, register; off
+/// (503), the registration is skipped, saying so; no answer or another
+/// refusal, it failed. Either way the next round tries again.
+void on_probe(self_pointer self, peer_record& r, const federation_answer& a,
+              const json::object& body) {
+  auto enabled = body.if_contains("enabled");
+  if (a.status == 200 && enabled && enabled->is_bool() && enabled->get_bool())
+    return register_now(self, r);
+  auto& h = r.handshake;
+  auto link_id = h.remote_link_id;
+  h = {};
+  h.remote_link_id = link_id;
+  h.at = unix_now();
+  h.http_status = a.status;
+  if (a.status == 503 || a.status == 200) {
+    h.status = "skipped";
+    h.message = "federation is disabled on the peer "
+                "(GET /api/v1/federation/status); registration skipped";
+  } else {
+    h.status = "failed";
+    h.message = error_part(body, "message");
+  }
+  h.error = a.status == 0 ? a.body : "HTTP " + std::to_string(a.status);
+  ++self->state.handshakes_failed;
+  metrics::federation::handshake(h.status);
+  log::info("{} did not register with peer {}: {} ({})", self->name(),
+            r.def.name, h.status, h.error);
 }
 
 void on_register(self_pointer self, peer_record& r, const federation_answer& a,
@@ -565,7 +662,7 @@ void on_register(self_pointer self, peer_record& r, const federation_answer& a,
   if (a.status == 0) {
     h.error = a.body;
   } else {
-    h.message = error_message(body);
+    h.message = error_part(body, "message");
     h.error = "HTTP " + std::to_string(a.status);
   }
   log::info("{} could not register with peer {}: {} {}", self->name(),
@@ -608,7 +705,9 @@ bool on_answer(self_pointer self, peer_record& r, const federation_answer& a) {
     if (!ec && parsed.is_object())
       body = std::move(parsed.as_object());
   }
-  if (a.op == "register") {
+  if (a.op == "probe") {
+    on_probe(self, r, a, body);
+  } else if (a.op == "register") {
     on_register(self, r, a, body);
   } else if (a.op == "verify") {
     if (a.status == 404) {
@@ -618,6 +717,16 @@ bool on_answer(self_pointer self, peer_record& r, const federation_answer& a) {
                 self->name(), r.def.name);
       forget(self, r.def.name);
       return false;
+    }
+    if (a.status == 409 && error_part(body, "field") == "link_id") {
+      // The peer reset its side: register again under the same link id.
+      log::info("{} peer {} reset our link; registering again", self->name(),
+                r.def.name);
+      auto link_id = r.handshake.remote_link_id;
+      r.handshake = {};
+      r.handshake.remote_link_id = link_id;
+      send_register(self, r);
+      return true;
     }
     if (a.status != 200)
       return true;
@@ -674,6 +783,41 @@ std::string incoming_name(self_pointer self, const std::string& wanted,
   return peers.count(fallback) == 0 ? fallback : std::string{};
 }
 
+/// A caller names incoming link `r`, pinned to another key: a pin mismatch
+/// here (shown in /health) until our operator resets the link.
+federation_reply pinned_elsewhere(self_pointer self, peer_record& r,
+                                  const federation_call& call) {
+  check_pin(self, r, call.caller);
+  save(self, r);
+  return refuse(403,
+                "link_id: " + r.def.name
+                  + " is pinned to another node key; this node's operator "
+                    "accepts yours with `ferry console peer-reset "
+                  + r.def.name + "`",
+                "link_id");
+}
+
+/// Pins the caller to an incoming link our operator reset; its endpoint
+/// and admin URL are the registration's.
+federation_reply repin(self_pointer self, const federation_call& call,
+                       peer_record& r, peer_definition def) {
+  r.def.endpoint = std::move(def.endpoint);
+  r.def.admin_url = std::move(def.admin_url);
+  r.pinned = call.caller;
+  r.pin_mismatch.clear();
+  r.released_pin.clear();
+  r.last_seen = unix_now();
+  r.handshake = {true, "registered", "registered again after a reset",
+                 r.def.name, 200, std::string{}, r.last_seen};
+  if (auto err = save(self, r))
+    return refuse(500, render(err));
+  log::info("{} peer {} registered again: pinned to node key {}", self->name(),
+            r.def.name, call.caller);
+  return signed_reply(self, call,
+                      r.status == link_status::pending ? 202 : 200,
+                      link_object(r));
+}
+
 federation_reply peer_register(self_pointer self, const federation_call& call) {
   auto& st = self->state;
   ++st.registrations_received;
@@ -686,12 +830,17 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
   if (!obj)
     return invalid(obj.error());
   if (auto failure = json_body::unknown_keys(
-        *obj, "", {"name", "endpoint", "admin_url", "password"});
+        *obj, "", {"name", "endpoint", "admin_url", "password", "link_id"});
       !failure.empty())
     return invalid(json_body::invalid(failure));
   std::string wanted;
   if (auto name = obj->if_contains("name"))
     if (auto failure = json_body::read_string(*name, "name", wanted, 48);
+        !failure.empty())
+      return invalid(json_body::invalid(failure));
+  std::string link_id;
+  if (auto id = obj->if_contains("link_id"))
+    if (auto failure = json_body::read_string(*id, "link_id", link_id, 48);
         !failure.empty())
       return invalid(json_body::invalid(failure));
   // Endpoint and admin URL go through the operator's validator.
@@ -719,6 +868,13 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
     default:
       break;
   }
+  // The link our operator reset, named by the id the peer got from us
+  // (or its name): pinned again, keeping its status and collections.
+  auto released = named_incoming(self, link_id.empty() ? wanted : link_id);
+  if (released && released->pinned.empty())
+    return repin(self, call, *released, std::move(*def));
+  if (released && !link_id.empty())
+    return pinned_elsewhere(self, *released, call);
   auto name = incoming_name(self, wanted, call.caller);
   if (name.empty())
     return refuse(409, "name: already used by another link", "name");
@@ -781,10 +937,37 @@ federation_reply peer_mirror(self_pointer self, const federation_call& call) {
   return signed_reply(self, call, 200, link_object(*r));
 }
 
+/// A caller whose key no link is pinned to names the link it means: one our
+/// operator reset waits for its registration (409: register again, the
+/// link stays); one pinned to another key reports a mismatch here (403,
+/// shown in /health until our operator resets it); otherwise 404 (the link
+/// is gone).
+federation_reply unknown_caller(self_pointer self, const federation_call& call) {
+  auto decoded = net::decode_query(call.query);
+  if (auto why = std::get_if<std::string>(&decoded))
+    return refuse(400, "query: " + *why, "query");
+  std::string link_id;
+  for (const auto& [key, value] : std::get<0>(decoded)) {
+    if (key != "link_id")
+      return refuse(400, key + ": unknown query parameter", key);
+    link_id = value;
+  }
+  auto r = link_id.empty() ? nullptr : named_incoming(self, link_id);
+  if (!r)
+    return refuse(404, "no link with this node key");
+  if (r->pinned.empty())
+    return refuse(409,
+                  "link_id: " + link_id
+                    + " was reset on this node; register again to pin your "
+                      "node key to it",
+                  "link_id");
+  return pinned_elsewhere(self, *r, call);
+}
+
 federation_reply peer_verify(self_pointer self, const federation_call& call) {
   auto r = find_by_caller(self, call.caller);
   if (!r)
-    return refuse(404, "no link with this node key");
+    return unknown_caller(self, call);
   r->last_seen = unix_now();
   save(self, *r);
   return signed_reply(self, call, 200, link_object(*r));
@@ -887,11 +1070,16 @@ federation_reply op_reset(self_pointer self, const federation_call& call) {
   auto r = find_peer(self, call.name);
   if (!r)
     return not_found(call.name);
+  // A peer that registered with us pins itself again by registering: its
+  // old key stays refused until then.
+  if (r->incoming && !r->pinned.empty())
+    r->released_pin = r->pinned;
   r->pinned.clear();
   r->pin_mismatch.clear();
   r->last_seen = 0;
   r->handshake = {};
   ++self->state.generations[r->def.name];
+  self->state.in_flight.erase(r->def.name + "/probe");
   self->state.in_flight.erase(r->def.name + "/register");
   self->state.in_flight.erase(r->def.name + "/verify");
   erase_sync(self, r->def.name);
@@ -1271,8 +1459,24 @@ caf::result<federation_reply> op_get(self_pointer self,
   return rp;
 }
 
+/// An operator's call that takes no body: none or `{}`, else a 400 naming
+/// the first key (or the body).
+std::optional<federation_reply> unexpected_body(const federation_call& call) {
+  if (call.body.empty())
+    return std::nullopt;
+  auto obj = json_body::parse_body(call.body);
+  if (!obj)
+    return invalid(obj.error());
+  if (auto failure = json_body::unknown_keys(*obj, "", {}); !failure.empty())
+    return invalid(json_body::invalid(failure));
+  return std::nullopt;
+}
+
 federation_reply dispatch(self_pointer self, const federation_call& call) {
   const auto& op = call.op;
+  if (op == "reset" || op == "pause" || op == "resume" || op == "approve")
+    if (auto refusal = unexpected_body(call))
+      return *refusal;
   if (op == "status")
     return peer_status(self, call);
   if (op == "register") {
@@ -1313,23 +1517,53 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
   return refuse(404, "unknown federation operation " + op);
 }
 
-/// Tells the relay what each peer's node key may do: refused for every link
-/// that is not active (pending, suspended, revoked, or removed and not yet
-/// told); for an active one offered collections, limited to their filters
-/// (over all its active links, as `offered_to_caller` lists them).
+/// Why the relay refuses a peer's key both ways for this link; empty: it
+/// does not. A link not active here (or refused for a pin mismatch) or
+/// paused by our operator exchanges nothing, whichever side defined it.
+std::string link_refusal(const peer_record& r) {
+  if (r.removed || r.status != link_status::active || !r.pin_mismatch.empty())
+    return "restricted: the federation link with this node is not active";
+  if (r.def.mode == peer_mode::paused)
+    return "restricted: this node paused its federation link with yours";
+  return {};
+}
+
+/// Tells the relay what each peer's node key may do: refused both ways per
+/// `link_refusal` (over all its links: the most restrictive holds), and for
+/// a key whose link we released by a reset until it is pinned again; reads
+/// refused in mode subscribe, writes in mode publish; for an active one
+/// offered collections, limited to their filters (over all its active
+/// links, as `offered_to_caller` lists them).
 void publish_gate(self_pointer self) {
   auto& gate = self->state.deps.refused_peers;
   if (!gate)
     return;
-  std::set<nostr::bytes32> refused;
+  auto mode = self->state.deps.settings.mode;
+  peer_gate::refusals reads;
+  peer_gate::refusals writes;
   std::map<nostr::bytes32, std::set<std::string>> offered;
+  auto refuse_both = [&](const nostr::bytes32& key, const std::string& why) {
+    reads[key] = why;
+    writes[key] = why;
+  };
   for (const auto& [name, r] : self->state.peers) {
     nostr::bytes32 key{};
+    if (nostr::from_hex(r.released_pin, key))
+      refuse_both(key, "restricted: this node reset its federation link with "
+                       "yours; register again");
     if (!nostr::from_hex(r.pinned, key))
       continue;
-    if (r.removed || r.status != link_status::active)
-      refused.insert(key);
-    else if (!r.def.collections.empty())
+    if (auto why = link_refusal(r); !why.empty()) {
+      refuse_both(key, why);
+      continue;
+    }
+    if (mode == federation_mode::subscribe)
+      reads.emplace(key, "restricted: this node does not serve its events to "
+                         "federation peers ([federation] mode = subscribe)");
+    if (mode == federation_mode::publish)
+      writes.emplace(key, "restricted: this node takes no events from "
+                          "federation peers ([federation] mode = publish)");
+    if (!r.def.collections.empty())
       offered[key].insert(r.def.collections.begin(), r.def.collections.end());
   }
   std::map<nostr::bytes32, std::vector<nostr::filter>> limits;
@@ -1339,7 +1573,7 @@ void publish_gate(self_pointer self) {
       if (names.count(c.name) != 0)
         filters.insert(filters.end(), c.filters.begin(), c.filters.end());
   }
-  gate->assign(std::move(refused));
+  gate->assign(std::move(reads), std::move(writes));
   gate->assign_limits(std::move(limits));
 }
 
@@ -1401,6 +1635,9 @@ federation_manager(
   st.deps = std::move(deps);
   st.self_key = nostr::to_hex(st.deps.keys.pubkey);
   st.self_relay_url = st.deps.relay_url;
+  st.self_admin_url = st.deps.settings.public_admin_url;
+  if (!st.self_admin_url.empty() && st.self_admin_url.back() == '/')
+    st.self_admin_url.pop_back();
   if (auto err = load(self)) {
     self->quit(err);
     return federation_actor::behavior_type::make_empty_behavior();

@@ -36,7 +36,8 @@ struct federation_manager_deps {
   handle_slot_ptr<control_plane_actor> control_plane;
   /// Where peers reach our relay (`relay.public_url`); empty: built from
   /// `relay_address` and the bound relay port once known. The admin URL is
-  /// built from the control plane's bound address and port.
+  /// `[federation] public_admin_url`, else built from the control plane's
+  /// bound address and port.
   std::string relay_url;
   std::string relay_address = "127.0.0.1";
   std::atomic<uint16_t>* relay_port = nullptr;
@@ -83,6 +84,14 @@ struct federation_manager_state {
   /// By collection name: reused while no event was stored since, for at
   /// most a minute (deletions and expiry leave no change log entry).
   std::map<std::string, measured_collection> collection_sizes;
+  /// Per peer: its sync server's counters as last read, for the traffic
+  /// metrics.
+  struct traffic_seen {
+    uint64_t received = 0;
+    uint64_t sent = 0;
+    uint64_t bytes_received = 0;
+  };
+  std::map<std::string, traffic_seen> traffic;
   /// Per exchanging peer: when its next safety-net reconciliation is due.
   std::map<std::string, caf::actor_clock::time_point> reconcile_due;
   uint64_t reconciliations = 0;

@@ -18,7 +18,10 @@ struct families {
   prometheus::Family<prometheus::Counter>& handshakes
     = prometheus::BuildCounter()
         .Name("ferry_federation_handshakes_total")
-        .Help("Answers to our registrations with peers, by result.")
+        .Help("Our registrations with peers, by result: registered, "
+              "pending (the peer's operator must approve), failed (retried "
+              "every interval unless the peer refused us with 400/401/403), "
+              "skipped (the peer's federation is off).")
         .Register(registry());
 
   prometheus::Family<prometheus::Counter>& registrations
@@ -27,12 +30,29 @@ struct families {
         .Help("Registrations peers made with us, by HTTP status answered.")
         .Register(registry());
 
-  prometheus::Counter& pin_mismatches
+  prometheus::Family<prometheus::Counter>& pin_mismatches
     = prometheus::BuildCounter()
         .Name("ferry_federation_pin_mismatches_total")
-        .Help("Peers that proved a node key other than their pin.")
-        .Register(registry())
-        .Add({});
+        .Help("Times a peer proved a node key other than the one pinned for "
+              "it (once per new key), by peer. Its link is refused until "
+              "`ferry console peer-reset PEER`.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Counter>& events
+    = prometheus::BuildCounter()
+        .Name("ferry_federation_events_total")
+        .Help("Events the link with a peer carried, by peer and direction "
+              "(in: received from it, out: sent to it); counted on the side "
+              "that defined the peer, every federation interval.")
+        .Register(registry());
+
+  prometheus::Family<prometheus::Counter>& bytes
+    = prometheus::BuildCounter()
+        .Name("ferry_federation_bytes_total")
+        .Help("Bytes received over the link with a peer (WebSocket frames "
+              "of its relay connection), by peer; counted on the side that "
+              "defined the peer, every federation interval.")
+        .Register(registry());
 
   prometheus::Family<prometheus::Counter>& notices
     = prometheus::BuildCounter()
@@ -69,8 +89,20 @@ void registration_answered(unsigned status) {
   all().registrations.Add({{"status", std::to_string(status)}}).Increment();
 }
 
-void pin_mismatch() {
-  all().pin_mismatches.Increment();
+void pin_mismatch(std::string_view peer) {
+  all().pin_mismatches.Add({{"peer", std::string{peer}}}).Increment();
+}
+
+void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
+               uint64_t bytes_in) {
+  auto& f = all();
+  std::string name{peer};
+  f.events.Add({{"peer", name}, {"direction", "in"}})
+    .Increment(static_cast<double>(events_in));
+  f.events.Add({{"peer", name}, {"direction", "out"}})
+    .Increment(static_cast<double>(events_out));
+  f.bytes.Add({{"peer", name}, {"direction", "in"}})
+    .Increment(static_cast<double>(bytes_in));
 }
 
 void notice(std::string_view kind, bool delivered) {

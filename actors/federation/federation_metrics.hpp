@@ -5,22 +5,29 @@
 #include <string_view>
 
 /// Metrics of the federation manager in the node's registry
-/// (`ferry::metrics::registry()`). Thread-safe. A peer's events in and out
-/// are its sync server's: ferry_sync_events_total and ferry_sync_sent_total
-/// with server="federation.NAME".
+/// (`ferry::metrics::registry()`). Thread-safe. A peer's traffic is taken
+/// from its sync server (`federation.NAME`, on the side that defined the
+/// peer) once per `[federation] interval_seconds`.
 namespace ferry::metrics::federation {
 
-/// ferry_federation_handshakes_total{result="registered"|"pending"|"failed"}:
-/// one per answer to our registration with a peer.
+/// ferry_federation_handshakes_total{result="registered"|"pending"|"failed"|
+/// "skipped"}: one per registration with a peer (skipped: its status said
+/// federation is off, so none was sent).
 void handshake(std::string_view result);
 
 /// ferry_federation_registrations_total{status}: one per registration a
 /// peer made with us, by the HTTP status it got.
 void registration_answered(unsigned status);
 
-/// ferry_federation_pin_mismatches_total: a peer proved a key other than
-/// its pin (counted once per new key).
-void pin_mismatch();
+/// ferry_federation_pin_mismatches_total{peer}: a peer proved a key other
+/// than its pin (counted once per new key).
+void pin_mismatch(std::string_view peer);
+
+/// ferry_federation_events_total{peer, direction="in"|"out"} and
+/// ferry_federation_bytes_total{peer, direction="in"}: what the link with
+/// `peer` carried since the last call.
+void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
+               uint64_t bytes_in);
 
 /// ferry_federation_notices_total{kind="status"|"delete",
 /// result="delivered"|"retry"}.

@@ -7,16 +7,19 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 namespace ferry {
 
 /// What the relay lets federation peers do, by their node keys; the
 /// FEDERATION MANAGER writes it, every client session of the relay reads it.
-///   - Refused: the keys of peers whose link is not active (pending,
-///     suspended, revoked or removed). A client authenticated as one of them
-///     gets `restricted:` for REQ, COUNT, EVENT and NEG-OPEN, and no live
-///     events.
+///   - Refused: keys that may not read (REQ, COUNT, NEG-OPEN, NEG-MSG, live
+///     events) or may not write (EVENT), each with the `restricted:` text
+///     the client gets: peers whose link is not active (pending, suspended,
+///     revoked, removed) or is paused on our side get neither; in
+///     `[federation] mode = "subscribe"` no peer reads, in "publish" no peer
+///     writes.
 ///   - Limited: the keys of active peers offered some collections. Such a
 ///     client may read only within them: each filter of its REQ, COUNT or
 ///     NEG-OPEN must lie within one filter of those collections
@@ -24,30 +27,32 @@ namespace ferry {
 ///     what any client may.
 class peer_gate {
 public:
+  /// Per refused key, the reason its client is told.
+  using refusals = std::map<nostr::bytes32, std::string>;
+
   /// Replaces the refused keys.
-  void assign(std::set<nostr::bytes32> keys) {
+  void assign(refusals reads, refusals writes) {
     std::lock_guard<std::mutex> guard{mutex_};
-    refused_ = std::move(keys);
-    empty_ = refused_.empty() && limited_.empty();
+    refused_reads_ = std::move(reads);
+    refused_writes_ = std::move(writes);
+    update_empty();
   }
 
   /// Replaces the limited keys, each with the filters it may read within.
   void assign_limits(std::map<nostr::bytes32, std::vector<nostr::filter>> limits) {
     std::lock_guard<std::mutex> guard{mutex_};
     limited_ = std::move(limits);
-    empty_ = refused_.empty() && limited_.empty();
+    update_empty();
   }
 
-  /// Whether any of `keys` (a session's authenticated pubkeys) is refused.
-  bool refuses(const std::set<nostr::bytes32>& keys) const {
-    // The common case, no peer to watch, costs one atomic load.
-    if (keys.empty() || empty_.load(std::memory_order_relaxed))
-      return false;
-    std::lock_guard<std::mutex> guard{mutex_};
-    for (const auto& key : keys)
-      if (refused_.count(key) != 0)
-        return true;
-    return false;
+  /// Why a session authenticated as `keys` may not read; empty: it may.
+  std::string read_refusal(const std::set<nostr::bytes32>& keys) const {
+    return refusal(refused_reads_, keys);
+  }
+
+  /// Why a session authenticated as `keys` may not write; empty: it may.
+  std::string write_refusal(const std::set<nostr::bytes32>& keys) const {
+    return refusal(refused_writes_, keys);
   }
 
   /// Whether a session authenticated as `keys` asks beyond what one of them
@@ -56,8 +61,27 @@ public:
                const std::vector<nostr::filter>& filters) const;
 
 private:
+  std::string refusal(const refusals& refused,
+                      const std::set<nostr::bytes32>& keys) const {
+    // The common case, no peer to watch, costs one atomic load.
+    if (keys.empty() || empty_.load(std::memory_order_relaxed))
+      return {};
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (const auto& key : keys)
+      if (auto i = refused.find(key); i != refused.end())
+        return i->second;
+    return {};
+  }
+
+  /// Call with `mutex_` held.
+  void update_empty() {
+    empty_ = refused_reads_.empty() && refused_writes_.empty()
+             && limited_.empty();
+  }
+
   mutable std::mutex mutex_;
-  std::set<nostr::bytes32> refused_;
+  refusals refused_reads_;
+  refusals refused_writes_;
   std::map<nostr::bytes32, std::vector<nostr::filter>> limited_;
   std::atomic<bool> empty_{true};
 };

@@ -68,14 +68,18 @@ bool is_echo(const client_session_state& st, const ingest_item& item) {
 constexpr const char* auth_required_text
   = "auth-required: this relay requires NIP-42 authentication";
 
-/// Federation: a peer node whose link is not active gets and gives nothing.
-bool refused_peer(self_pointer self) {
+/// Federation: why a peer node may not read from us (its link is not
+/// active or is paused here, or we only receive); empty: it may.
+std::string peer_read_refusal(self_pointer self) {
   const auto& gate = self->state.ctx->federation_peers;
-  return gate && gate->refuses(self->state.authenticated);
+  return gate ? gate->read_refusal(self->state.authenticated) : std::string{};
 }
 
-constexpr const char* peer_refused_text
-  = "restricted: the federation link with this node is not active";
+/// Federation: why a peer node may not send us events; empty: it may.
+std::string peer_write_refusal(self_pointer self) {
+  const auto& gate = self->state.ctx->federation_peers;
+  return gate ? gate->write_refusal(self->state.authenticated) : std::string{};
+}
 
 /// Federation: a peer offered collections reads only within them.
 bool beyond_collections(self_pointer self,
@@ -135,8 +139,8 @@ frame_state on_event(self_pointer self, const std::string& frame,
     st.send(nostr::ok_message(ev.id, false, auth_required_text));
     return frame_state::done;
   }
-  if (refused_peer(self)) {
-    st.send(nostr::ok_message(ev.id, false, peer_refused_text));
+  if (auto refusal = peer_write_refusal(self); !refusal.empty()) {
+    st.send(nostr::ok_message(ev.id, false, refusal));
     return frame_state::done;
   }
   auto max_future = st.ctx->limits.get()->max_future_seconds;
@@ -290,8 +294,8 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
     return frame_state::done;
   if (!authorized(self))
     return closed(self, sub_id, auth_required_text);
-  if (refused_peer(self))
-    return closed(self, sub_id, peer_refused_text);
+  if (auto refusal = peer_read_refusal(self); !refusal.empty())
+    return closed(self, sub_id, refusal);
   if (beyond_collections(self, *filters))
     return closed(self, sub_id, beyond_collections_text);
   auto existing = st.subscriptions.find(sub_id);
@@ -326,8 +330,8 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
     return frame_state::done;
   if (!authorized(self))
     return closed(self, sub_id, auth_required_text);
-  if (refused_peer(self))
-    return closed(self, sub_id, peer_refused_text);
+  if (auto refusal = peer_read_refusal(self); !refusal.empty())
+    return closed(self, sub_id, refusal);
   if (beyond_collections(self, *filters))
     return closed(self, sub_id, beyond_collections_text);
   auto job = make_job(self, sub_id, std::move(filters), true);
@@ -450,8 +454,8 @@ frame_state on_neg_open(self_pointer self,
     return frame_state::done;
   if (!authorized(self))
     return neg_err(self, sub_id, auth_required_text);
-  if (refused_peer(self))
-    return neg_err(self, sub_id, peer_refused_text);
+  if (auto refusal = peer_read_refusal(self); !refusal.empty())
+    return neg_err(self, sub_id, refusal);
   if (beyond_collections(self, {f}))
     return neg_err(self, sub_id, beyond_collections_text);
   if (st.negentropy.size() >= neg.max_sessions_per_connection)
@@ -510,9 +514,9 @@ frame_state on_neg_msg(self_pointer self,
     return neg_err(self, sub_id,
                    "invalid: NEG-MSG before the relay answered NEG-OPEN");
   }
-  if (refused_peer(self)) {
+  if (auto refusal = peer_read_refusal(self); !refusal.empty()) {
     close_negentropy(self, sub_id);
-    return neg_err(self, sub_id, peer_refused_text);
+    return neg_err(self, sub_id, refusal);
   }
   auto job = std::make_shared<neg_job>();
   job->session = caf::actor_cast<client_session_actor>(self);
@@ -668,10 +672,10 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
            const std::vector<std::string>& sub_ids) {
       auto& st = self->state;
       // A link suspended while its subscriptions run ends them.
-      if (refused_peer(self)) {
+      if (auto refusal = peer_read_refusal(self); !refusal.empty()) {
         for (auto& sub_id : sub_ids)
           if (st.subscriptions.count(sub_id) != 0) {
-            st.send(nostr::closed_message(sub_id, peer_refused_text));
+            st.send(nostr::closed_message(sub_id, refusal));
             cancel_subscription(self, sub_id);
           }
         return;

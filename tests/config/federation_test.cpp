@@ -44,6 +44,7 @@ TEST_CASE("the federation section reads peers, collections and a hashed "
   CHECK(fed.enabled);
   CHECK(fed.mode == federation_mode::publish);
   CHECK(fed.interval == std::chrono::seconds{5});
+  CHECK(fed.public_admin_url.empty());
   REQUIRE(fed.peers.size() == 1);
   CHECK(fed.peers[0].name == "b");
   CHECK(fed.peers[0].collections == std::vector<std::string>{"repos"});
@@ -90,6 +91,15 @@ TEST_CASE("bad federation settings name the file, the key and what was "
   CHECK(load_error("[[federation.collection]]\nname = \"r\"\nfilters = []\n")
         == "ferry.toml: federation.collection[0].filters: expected at least "
            "one filter");
+  CHECK(load_error("[federation]\npublic_admin_url = \"https://b.example/api\"\n")
+        == "ferry.toml: federation.public_admin_url: expected an http:// or "
+           "https:// URL of this node's admin API as peers reach it (scheme, "
+           "host and port only), or an empty string, got "
+           "\"https://b.example/api\"");
+  CHECK(load_error("[federation]\npublic_admin_url = \"ws://b.example\"\n")
+          .rfind("ferry.toml: federation.public_admin_url: expected an http://",
+                 0)
+        == 0);
   CHECK(load_error("[federation]\nsecret = 1\n")
         == "ferry.toml: federation.secret: unknown key");
 }
@@ -133,4 +143,14 @@ TEST_CASE("collection tables name the file, the key and what was expected",
                  "tables",
                  0)
         == 0);
+}
+
+TEST_CASE("public_admin_url is where peers call this node back",
+          "[config][federation]") {
+  auto cfg = load_string("[federation]\nenabled = true\n"
+                         "public_admin_url = \"https://ferry.b.example:8443/\"\n",
+                         "ferry.toml");
+  if (!cfg)
+    FAIL(test::error_text(cfg.error()));
+  CHECK(cfg->federation.public_admin_url == "https://ferry.b.example:8443/");
 }

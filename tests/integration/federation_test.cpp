@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -54,6 +55,58 @@ void check_proof(fed_node& node, const net::http_result& res,
   CHECK(nostr::to_hex(signer) == node.pubkey());
 }
 
+/// The value of the first sample of `family` in `node`'s /metrics whose
+/// labels include every one of `labels` (each as `key="value"`); -1 when
+/// there is none.
+double metric(fed_node& node, const std::string& family,
+              const std::vector<std::string>& labels) {
+  auto text = node.call("GET", "/metrics").response.body;
+  size_t at = 0;
+  while ((at = text.find(family + "{", at)) != std::string::npos) {
+    auto end = text.find('\n', at);
+    auto line = text.substr(at, end - at);
+    at = end;
+    if (std::all_of(labels.begin(), labels.end(), [&](const auto& label) {
+          return line.find(label) != std::string::npos;
+        }))
+      return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
+}
+
+/// The operator of `node` sets its link `link` to `status`.
+void set_status(fed_node& node, const std::string& link,
+                const std::string& status) {
+  REQUIRE(node.call("POST", "/api/v1/federation/peers/" + link + "/status",
+                    R"({"status":")" + status + R"("})")
+            .response.status
+          == 200);
+}
+
+/// Restarts `node` (same store) with a new key and `config`; `observer`
+/// must then report a mismatch on its link `link`: the old key still
+/// pinned, the new one named, /health degraded.
+void restart_with_new_key(fed_node& node, const std::string& config,
+                          fed_node& observer, const std::string& link) {
+  auto old_key = node.pubkey();
+  node.stop();
+  node.keys = nostr::generate_keypair();
+  node.configure(config);
+  node.start();
+  if (!test::poll_until([&] {
+        auto p = observer.peer(link);
+        return p.is_object()
+               && p.at("pin_mismatch") == json::value(node.pubkey());
+      }))
+    FAIL(observer.label << " never noticed the new key of " << node.label
+                        << "\n" << both(node, observer));
+  CHECK(observer.peer(link).at("pinned") == json::value(old_key));
+  auto health = observer.call("GET", "/health");
+  CHECK(health.response.status == 503);
+  CHECK(health.response.body.find("federation peer " + link + " refused")
+        != std::string::npos);
+}
+
 /// A defines B as its peer, B accepts any registration; both start, and A
 /// exchanges events with B.
 void link_and_exchange(fed_node& a, fed_node& b) {
@@ -74,12 +127,27 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
   auto k2 = nostr::generate_keypair();
   const std::string target = "/api/v1/federation/register";
 
-  SECTION("federation off: 503") {
+  SECTION("federation off: 503; a peer asks its status first and skips "
+          "the registration") {
     fed_node b{"b"};
     b.configure("");
     b.start();
     auto res = b.signed_call(k1, "POST", target, registration("k1"));
     CHECK(res.response.status == 503);
+    fed_node a{"a"};
+    a.configure(fed_section("deny") + a.peer_table(b));
+    a.start();
+    if (!test::poll_until([&] {
+          auto p = a.peer("b");
+          return p.is_object() && p.at("handshake").at("status") == "skipped";
+        }))
+      FAIL("A did not record a skipped registration\n" << both(a, b));
+    auto h = a.peer("b").at("handshake");
+    CHECK(h.at("success") == false);
+    CHECK(h.at("http_status") == 503);
+    CHECK(std::string{h.at("message").as_string()}.find(
+            "federation is disabled on the peer")
+          != std::string::npos);
   }
 
   SECTION("auto_accept: 200, then 409; bad input 400 and nothing changed") {
@@ -249,6 +317,22 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
       }))
     FAIL("events did not cross\n" << both(a, b));
 
+  // A's metrics count the link's traffic per peer (read from its sync
+  // server every interval_seconds).
+  if (!test::poll_until([&] {
+        return metric(a, "ferry_federation_events_total",
+                      {"peer=\"b\"", "direction=\"in\""})
+                 >= 10
+               && metric(a, "ferry_federation_events_total",
+                         {"peer=\"b\"", "direction=\"out\""})
+                    >= 1
+               && metric(a, "ferry_federation_bytes_total",
+                         {"peer=\"b\"", "direction=\"in\""})
+                    > 10 * 2000;
+      }))
+    FAIL("A's per-peer metrics did not count the traffic\n"
+         << a.call("GET", "/metrics").response.body);
+
   // Paused: nothing moves.
   REQUIRE(a.call("POST", "/api/v1/federation/peers/b/pause").response.status
           == 200);
@@ -295,18 +379,12 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
   CHECK(exchange.at("bytes_received") == stats.at("bytes_received"));
 
   // B suspends: mirrored to A, which stops exchanging.
-  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
-                 R"({"status":"suspended"})")
-            .response.status
-          == 200);
+  set_status(b, "a", "suspended");
   if (!test::poll_until([&] { return a.peer_status("b") == "suspended"; }))
     FAIL("A never heard of the suspension\n" << both(a, b));
   REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
   // A reactivates: mirrored to B.
-  REQUIRE(a.call("POST", "/api/v1/federation/peers/b/status",
-                 R"({"status":"active"})")
-            .response.status
-          == 200);
+  set_status(a, "b", "active");
   if (!test::poll_until([&] { return b.peer_status("a") == "active"; }))
     FAIL("B never heard of the reactivation\n" << both(a, b));
   REQUIRE(test::poll_until([&] { return a.exchanging("b"); }));
@@ -341,20 +419,8 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
   CHECK(a.peer("b").at("pinned") == json::value(first_key));
 
   // B comes back with a new key (same store, same link with A).
-  b.stop();
-  b.keys = nostr::generate_keypair();
-  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
-  b.start();
-  if (!test::poll_until([&] {
-        auto p = a.peer("b");
-        return p.is_object() && p.at("pin_mismatch") == json::value(b.pubkey());
-      }))
-    FAIL("A never noticed the new key\n" << both(a, b));
-  CHECK(a.peer("b").at("pinned") == json::value(first_key));
-  auto health = a.call("GET", "/health");
-  CHECK(health.response.status == 503);
-  CHECK(health.response.body.find("federation peer b refused")
-        != std::string::npos);
+  restart_with_new_key(b, fed_section("auto_accept", "name = \"b\"\n"), a,
+                       "b");
   REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
   auto alice = nostr::generate_keypair();
   auto during = test::make_note(alice, test::unix_now(), "during mismatch");
@@ -559,10 +625,7 @@ TEST_CASE("the relay refuses a suspended or revoked peer's node key: no "
   REQUIRE(test::receive_until(as_a, "[\"EOSE\",\"live\""));
 
   // B suspends the link: from now on A's key gets nothing and gives nothing.
-  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
-                 R"({"status":"suspended"})")
-            .response.status
-          == 200);
+  set_status(b, "a", "suspended");
   // Anyone else is served as before (B's relay asks every client to
   // authenticate).
   net::simple_ws_client as_other;
@@ -595,10 +658,7 @@ TEST_CASE("the relay refuses a suspended or revoked peer's node key: no "
   CHECK(stored_events(as_other, note).size() == 1);
 
   // Revoked is refused just the same; a fresh connection changes nothing.
-  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/status",
-                 R"({"status":"revoked"})")
-            .response.status
-          == 200);
+  set_status(b, "a", "revoked");
   net::simple_ws_client again;
   authenticate(again, b.relay_port, a.keys);
   REQUIRE(again.send(R"(["REQ","r",{"kinds":[1]}])").empty());
@@ -681,4 +741,245 @@ TEST_CASE("three nodes: a node linked with two peers passes each one's "
   CHECK(a.peer_status("b") == "active");
   // Nothing crosses the suspended link: any arrival ends the wait early.
   CHECK_FALSE(test::poll_until([&] { return holds(c, later); }, 3s));
+}
+
+namespace {
+
+/// Sends `frame` as `ws` and returns the first answer starting with `verb`
+/// for `id`.
+std::optional<std::string> answer(net::simple_ws_client& ws,
+                                  const std::string& frame,
+                                  const std::string& verb,
+                                  const std::string& id) {
+  REQUIRE(ws.send(frame).empty());
+  return test::receive_until(ws, "[\"" + verb + "\",\"" + id + "\"");
+}
+
+bool says(const std::optional<std::string>& frame, const std::string& text) {
+  return frame && frame->find(text) != std::string::npos;
+}
+
+/// Sends `ev` as `ws` and returns its OK.
+std::optional<std::string> send_event(net::simple_ws_client& ws,
+                                      const nostr::event& ev) {
+  return answer(ws, sync_test::event_frame(ev), "OK", sync_test::hex_id(ev));
+}
+
+} // namespace
+
+TEST_CASE("a reset on the side a peer registered with pins the same link "
+          "again at the peer's next call, with its key old or new",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  // A tells B where to call it back: its public admin URL, not its bind
+  // address.
+  auto a_public = "http://localhost:" + std::to_string(a.admin_port);
+  auto a_config = fed_section("deny", "name = \"a\"\npublic_admin_url = \""
+                                        + a_public + "/\"\n")
+                  + a.peer_table(b);
+  a.configure(a_config);
+  b.configure(fed_section("auto_accept", "name = \"b\"\n"));
+  b.start();
+  a.start();
+  if (!test::poll_until([&] { return a.exchanging("b"); }))
+    FAIL("A never connected to B\n" << both(a, b));
+  CHECK(b.peer("a").at("pinned") == json::value(a.pubkey()));
+  CHECK(b.peer("a").at("admin_url") == json::value(a_public));
+  auto holds = [](fed_node& n, const nostr::event& ev) {
+    return ids_of(n.relay_port, sync_test::ids_filter({sync_test::hex_id(ev)}))
+             .size()
+           == 1;
+  };
+  auto alice = nostr::generate_keypair();
+
+  // These routes take no body, or `{}`: anything else is refused naming
+  // the key (or the body), and changes nothing.
+  for (auto route : {"reset", "pause", "resume", "approve"}) {
+    auto target = std::string{"/api/v1/federation/peers/a/"} + route;
+    auto extra = b.call("POST", target, R"({"force":true})");
+    CHECK(extra.response.status == 400);
+    CHECK(error_field(extra) == "force");
+    auto list = b.call("POST", target, "[]");
+    CHECK(list.response.status == 400);
+    CHECK(error_field(list) == "body");
+  }
+  CHECK(b.peer("a").at("pinned") == json::value(a.pubkey()));
+  CHECK(b.peer("a").at("mode") == "sync");
+
+  // B resets its side: the link stays, unpinned, until A's next call.
+  auto reset = b.call("POST", "/api/v1/federation/peers/a/reset", "{}");
+  REQUIRE(reset.response.status == 200);
+  CHECK(body_of(reset).at("pinned") == "");
+  if (!test::poll_until([&] {
+        auto p = b.peer("a");
+        return p.is_object() && p.at("pinned") == json::value(a.pubkey());
+      }))
+    FAIL("A's next call did not pin the link again\n" << both(a, b));
+  // The same link on both sides: no fallback name on B, nothing removed
+  // on A.
+  CHECK(b.peer_count() == 1);
+  CHECK(a.peer_count() == 1);
+  CHECK(a.peer("b").at("handshake").at("success") == true);
+  CHECK(a.peer("b").at("handshake").at("remote_link_id") == "a");
+  auto after_reset = test::make_note(alice, test::unix_now(), "after reset");
+  sync_test::publish(b.relay_port, {after_reset});
+  if (!test::poll_until([&] { return holds(a, after_reset); }, 20s))
+    FAIL("events did not flow after the reset\n" << both(a, b));
+
+  // B's status change reaches A at the public URL it gave.
+  set_status(b, "a", "suspended");
+  if (!test::poll_until([&] { return a.peer_status("b") == "suspended"; }))
+    FAIL("A never heard of the suspension\n" << both(a, b));
+  set_status(b, "a", "active");
+  REQUIRE(test::poll_until([&] { return a.peer_status("b") == "active"; }));
+
+  // A comes back with a new key: B reports the mismatch and A keeps its
+  // link (no 404 that would make it drop it).
+  restart_with_new_key(a, a_config, b, "a");
+  CHECK(metric(b, "ferry_federation_pin_mismatches_total", {"peer=\"a\""})
+        == 1);
+  CHECK(a.peer_count() == 1);
+
+  // B's operator accepts it: the same link, pinned to the new key.
+  REQUIRE(b.call("POST", "/api/v1/federation/peers/a/reset").response.status
+          == 200);
+  if (!test::poll_until([&] {
+        auto p = b.peer("a");
+        return p.is_object() && p.at("pinned") == json::value(a.pubkey())
+               && p.at("pin_mismatch") == "";
+      }))
+    FAIL("the reset did not pin A's new key\n" << both(a, b));
+  CHECK(b.peer_count() == 1);
+  CHECK(a.peer_count() == 1);
+  CHECK(b.call("GET", "/health").response.status == 200);
+  auto new_key_note = test::make_note(alice, test::unix_now(), "new key");
+  sync_test::publish(a.relay_port, {new_key_note});
+  if (!test::poll_until([&] { return holds(b, new_key_note); }, 20s))
+    FAIL("events did not flow after the new key was pinned\n" << both(a, b));
+}
+
+TEST_CASE("the side a peer registered with refuses it at its relay while "
+          "paused there, and serves or takes nothing its mode forbids",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  // B asks every client to authenticate, so A's sync connection is known
+  // by its key; B's own clients authenticate with keys of their own.
+  b.relay_extra = "auth_required = true\n";
+  auto holds = [](fed_node& n, const nostr::event& ev) {
+    if (n.relay_extra.empty())
+      return ids_of(n.relay_port,
+                    sync_test::ids_filter({sync_test::hex_id(ev)}))
+               .size()
+             == 1;
+    net::simple_ws_client ws;
+    authenticate(ws, n.relay_port, nostr::generate_keypair());
+    return stored_events(ws, ev).size() == 1;
+  };
+  // REQ, COUNT and NEG-OPEN of `ws` all get `why`.
+  auto refuses_reads = [](net::simple_ws_client& ws, const std::string& why) {
+    CHECK(says(answer(ws, R"(["REQ","r",{"kinds":[1]}])", "CLOSED", "r"), why));
+    CHECK(says(answer(ws, R"(["COUNT","c",{"kinds":[1]}])", "CLOSED", "c"),
+               why));
+    CHECK(says(answer(ws, R"(["NEG-OPEN","n",{"kinds":[1]},"61"])", "NEG-ERR",
+                      "n"),
+               why));
+  };
+  auto publish_on_b = [&](const nostr::event& ev) {
+    net::simple_ws_client ws;
+    authenticate(ws, b.relay_port, nostr::generate_keypair());
+    REQUIRE(says(send_event(ws, ev),
+                 ",true,"));
+  };
+  auto alice = nostr::generate_keypair();
+  auto start = [&](const std::string& a_mode, const std::string& b_mode) {
+    a.configure(fed_section("deny", "name = \"a\"\nmode = \"" + a_mode + "\"\n")
+                + a.peer_table(b));
+    b.configure(
+      fed_section("auto_accept", "name = \"b\"\nmode = \"" + b_mode + "\"\n"));
+    b.start();
+    a.start();
+    if (!test::poll_until([&] {
+          auto p = b.peer("a");
+          return p.is_object() && p.at("pinned") == json::value(a.pubkey());
+        }))
+      FAIL("A never registered with B\n" << both(a, b));
+  };
+
+  SECTION("B pauses A: nothing in or out until B resumes") {
+    start("sync", "sync");
+    if (!test::poll_until([&] { return a.exchanging("b"); }))
+      FAIL("A never connected to B\n" << both(a, b));
+    REQUIRE(b.call("POST", "/api/v1/federation/peers/a/pause").response.status
+            == 200);
+    net::simple_ws_client as_a;
+    authenticate(as_a, b.relay_port, a.keys);
+    const std::string paused = "restricted: this node paused its federation "
+                               "link with yours";
+    refuses_reads(as_a, paused);
+    auto refused = test::make_note(alice, test::unix_now(), "refused");
+    auto ok = send_event(as_a, refused);
+    CHECK(says(ok, ",false,"));
+    CHECK(says(ok, paused));
+
+    auto on_b = test::make_note(alice, test::unix_now(), "on b while paused");
+    auto on_a = test::make_note(alice, test::unix_now(), "on a while paused");
+    publish_on_b(on_b);
+    sync_test::publish(a.relay_port, {on_a});
+    CHECK_FALSE(test::poll_until(
+      [&] { return holds(a, on_b) || holds(b, on_a); }, 2500ms));
+
+    REQUIRE(b.call("POST", "/api/v1/federation/peers/a/resume").response.status
+            == 200);
+    // A's key is served again both ways, and B's event from the pause
+    // reaches A over the link. (A's own events refused during the pause
+    // count as refused on A's side: only a reconciliation offers them
+    // again.)
+    CHECK(says(answer(as_a, R"(["REQ","again",{"kinds":[1]}])", "EOSE",
+                      "again"),
+               "EOSE"));
+    auto after = test::make_note(alice, test::unix_now(), "after resume");
+    CHECK(says(send_event(as_a, after),
+               ",true,"));
+    if (!test::poll_until([&] { return holds(a, on_b); }, 30s))
+      FAIL("B's event did not reach A after B resumed\n"
+           << json::serialize(a.sync_stats("b")) << "\n" << both(a, b));
+    CHECK_FALSE(holds(b, refused));
+  }
+
+  SECTION("B subscribes only: A's key reads nothing, its events come in") {
+    start("publish", "subscribe");
+    net::simple_ws_client as_a;
+    authenticate(as_a, b.relay_port, a.keys);
+    refuses_reads(as_a, "restricted: this node does not serve its events to "
+                        "federation peers");
+    auto direct = test::make_note(alice, test::unix_now(), "direct");
+    CHECK(says(send_event(as_a, direct),
+               ",true,"));
+    // A publishes only: its events reach B over the link.
+    auto from_a = test::make_note(alice, test::unix_now(), "from a");
+    sync_test::publish(a.relay_port, {from_a});
+    if (!test::poll_until([&] { return holds(b, from_a); }, 20s))
+      FAIL("A's event did not reach B\n" << both(a, b));
+  }
+
+  SECTION("B publishes only: A's key reads, its events are refused") {
+    start("subscribe", "publish");
+    net::simple_ws_client as_a;
+    authenticate(as_a, b.relay_port, a.keys);
+    auto refused = test::make_note(alice, test::unix_now(), "refused");
+    auto ok = send_event(as_a, refused);
+    CHECK(says(ok, ",false,"));
+    CHECK(says(ok, "restricted: this node takes no events from federation "
+                   "peers"));
+    CHECK(says(answer(as_a, R"(["REQ","r",{"kinds":[1]}])", "EOSE", "r"),
+               "EOSE"));
+    // A subscribes only: B's events reach A over the link.
+    auto from_b = test::make_note(alice, test::unix_now(), "from b");
+    publish_on_b(from_b);
+    if (!test::poll_until([&] { return holds(a, from_b); }, 20s))
+      FAIL("B's event did not reach A\n" << both(a, b));
+    CHECK_FALSE(holds(b, refused));
+  }
 }

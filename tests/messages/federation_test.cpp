@@ -1,5 +1,7 @@
 #include "messages/error.hpp"
 #include "messages/federation.hpp"
+#include "messages/nostr/hex.hpp"
+#include "messages/nostr/nip98.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -79,6 +81,7 @@ TEST_CASE("a peer record survives its JSON form", "[federation]") {
   r.version.set(key_b, 1);
   r.pinned = key_b;
   r.pin_mismatch = key_a;
+  r.released_pin = key_a;
   r.last_seen = 1700000000;
   r.handshake = {true, "registered", "ok", "a", 200, "", 1700000001};
   r.pending.push_back({"status", 3, 1700000100});
@@ -88,6 +91,7 @@ TEST_CASE("a peer record survives its JSON form", "[federation]") {
   CHECK(to_json(*back) == to_json(r));
   CHECK(back->version == r.version);
   CHECK(back->def.password == "secret");
+  CHECK(back->released_pin == key_a);
 }
 
 TEST_CASE("settling link statuses: the newer wins, concurrent changes take "
@@ -148,4 +152,43 @@ TEST_CASE("a version vector reads back from its JSON, naming a bad field",
   bad = parse_version("{\"" + key_a + "\":-1}", "version");
   REQUIRE_FALSE(bad);
   CHECK(render(bad.error()).rfind("version." + key_a + ":", 0) == 0);
+}
+
+TEST_CASE("an answer's proof holds for the https URL a caller signed when "
+          "the answering node serves http behind a TLS-terminating proxy",
+          "[federation]") {
+  auto a = nostr::generate_keypair();
+  auto b = nostr::generate_keypair();
+  auto now = int64_t{1'700'000'000};
+  const std::string https_url = "https://admin.b.example/api/v1/federation/link";
+  // What B's admin API sees behind the proxy: http, the Host and target.
+  const std::string seen_url = "http://admin.b.example/api/v1/federation/link";
+  auto authorization = nostr::make_http_auth(a, https_url, "GET", "", now);
+  auto b_key = nostr::to_hex(b.pubkey);
+
+  SECTION("B signs for the URL in the caller's u tag") {
+    auto proof = answer_proof(b, authorization, seen_url, "GET", now);
+    CHECK(proven_key(proof, https_url, "GET", authorization, now) == b_key);
+  }
+  SECTION("a proof for the http URL B saw holds too") {
+    auto proof = nostr::make_http_auth(b, seen_url, "GET", authorization, now);
+    CHECK(proven_key(proof, https_url, "GET", authorization, now) == b_key);
+  }
+  SECTION("a proof over another call, host, method or time proves nothing") {
+    auto proof = answer_proof(b, authorization, seen_url, "GET", now);
+    auto other = nostr::make_http_auth(a, https_url, "GET", "", now + 1);
+    CHECK(proven_key(proof, https_url, "GET", other, now) == "");
+    CHECK(proven_key(proof, "https://admin.c.example/api/v1/federation/link",
+                     "GET", authorization, now)
+          == "");
+    CHECK(proven_key(proof, https_url, "DELETE", authorization, now) == "");
+    CHECK(proven_key(proof, https_url, "GET", authorization, now + 3600)
+          == "");
+    CHECK(proven_key("Nostr e30=", https_url, "GET", authorization, now)
+          == "");
+  }
+  SECTION("without a u tag in the caller's header B signs the URL it saw") {
+    auto proof = answer_proof(b, "Bearer x", seen_url, "GET", now);
+    CHECK(proven_key(proof, seen_url, "GET", "Bearer x", now) == b_key);
+  }
 }

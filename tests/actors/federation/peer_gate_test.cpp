@@ -55,7 +55,30 @@ TEST_CASE("the gate limits a limited key to its filters and leaves other "
   CHECK(gate.exceeds({client, peer}, everything));
   CHECK_FALSE(gate.exceeds({client}, everything));
   CHECK_FALSE(gate.exceeds({}, everything));
-  CHECK_FALSE(gate.refuses({peer}));
+  CHECK(gate.read_refusal({peer}).empty());
   gate.assign_limits({});
   CHECK_FALSE(gate.exceeds({peer}, everything));
+}
+
+TEST_CASE("the gate refuses reads and writes of a key apart, with the reason",
+          "[federation][peer_gate]") {
+  peer_gate gate;
+  nostr::bytes32 reader{};
+  reader[0] = 1;
+  nostr::bytes32 writer{};
+  writer[0] = 2;
+  nostr::bytes32 client{};
+  client[0] = 3;
+  gate.assign({{reader, "restricted: no reads"}},
+              {{writer, "restricted: no writes"}});
+  CHECK(gate.read_refusal({reader}) == "restricted: no reads");
+  CHECK(gate.write_refusal({reader}).empty());
+  CHECK(gate.write_refusal({writer}) == "restricted: no writes");
+  CHECK(gate.read_refusal({writer}).empty());
+  CHECK(gate.read_refusal({client, reader}) == "restricted: no reads");
+  CHECK(gate.read_refusal({client}).empty());
+  CHECK(gate.write_refusal({}).empty());
+  gate.assign({}, {});
+  CHECK(gate.read_refusal({reader}).empty());
+  CHECK(gate.write_refusal({writer}).empty());
 }
