@@ -122,6 +122,10 @@ neg_catchup::action neg_catchup::start() {
   return open_next({});
 }
 
+neg_catchup::action neg_catchup::resume() {
+  return open_next({});
+}
+
 neg_catchup::action neg_catchup::on_message(std::string_view sub_id,
                                             std::string_view hex) {
   if (session_.empty() || sub_id != session_)
@@ -156,6 +160,15 @@ neg_catchup::action neg_catchup::on_error(std::string_view sub_id,
   if (session_.empty() || sub_id != session_)
     return {};
   std::string why{reason};
+  // Our NEG-OPEN can cross the remote's AUTH challenge: the same window is
+  // opened again once the connection has authenticated.
+  if (why.rfind("auth-required:", 0) == 0 && !auth_retried_) {
+    auth_retried_ = true;
+    windows_.push_front(current_);
+    session_.clear();
+    client_.reset();
+    return {action::kind::authenticate, {}, why};
+  }
   // Too big for the remote: halve the window and try both halves.
   if (why.rfind("blocked:", 0) == 0 && split(current_))
     return open_next({});

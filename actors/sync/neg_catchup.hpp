@@ -63,6 +63,9 @@ public:
       /// Send `frames`, then read `scan` and pass the result to `on_items`
       /// (only without `scan_inline`).
       scan,
+      /// The remote wants NIP-42 first (`reason`): authenticate, then
+      /// call `resume`, which opens the refused window again.
+      authenticate,
     };
     action() = default;
     action(kind what, std::vector<std::string> frames = {},
@@ -84,6 +87,9 @@ public:
 
   /// Opens the first session.
   action start();
+
+  /// After `kind::authenticate`: opens the refused window again.
+  action resume();
 
   /// The local set `kind::scan` asked for.
   action on_items(caf::expected<store::item_scan> scan);
@@ -161,6 +167,8 @@ private:
   size_t session_rounds_ = 0;
   uint64_t next_session_ = 1;
   bool answered_ = false;
+  /// A window was refused for want of AUTH once; a second refusal is final.
+  bool auth_retried_ = false;
   int64_t newest_local_ = 0;
   std::vector<nostr::bytes32> need_;
   std::vector<nostr::bytes32> have_;

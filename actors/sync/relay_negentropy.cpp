@@ -42,6 +42,7 @@ void neg_fallback(self_pointer self, const std::string& reason) {
   auto& st = self->state;
   auto& neg = st.neg;
   neg.unsupported = reason;
+  neg.awaiting_auth = false;
   log::warn("{} falls back to REQ catch-up: {}", st.label, reason);
   if (!neg.run->session().empty())
     send_frame(self, "[\"NEG-CLOSE\",\"" + neg.run->session() + "\"]");
@@ -54,6 +55,24 @@ void neg_fallback(self_pointer self, const std::string& reason) {
     start_req_catchup(self, neg.since);
   else
     maybe_finish_catchup(self);
+}
+
+/// The remote wants NIP-42 before NIP-77 (our NEG-OPEN crossed its
+/// challenge): the window opens again once our AUTH is accepted.
+void neg_authenticate(self_pointer self, const std::string& reason) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (st.def.auth == auth_mode::never || st.session.challenge.empty())
+    return neg_fallback(self, "NEG-OPEN refused: " + reason);
+  neg.awaiting_auth = true;
+  if (st.session.authenticated)
+    return resume_negentropy_after_auth(self);
+  // Answering the challenge may already have sent our AUTH.
+  if (st.session.auth_event_id.empty())
+    authenticate(self);
+  // An AUTH never answered ends like an unanswered NEG-OPEN.
+  self->delayed_send(self, neg_answer_timeout, atom::timeout_v, st.generation,
+                     ++neg.serial);
 }
 
 /// Reads a window's local set on the item-set threads and hands it back to
@@ -86,6 +105,8 @@ void on_neg(self_pointer self, neg_catchup::action act) {
     return neg_fallback(self, act.reason);
   if (act.what == kind::fail)
     return fail(self, error_class::protocol, "negentropy: " + act.reason);
+  if (act.what == kind::authenticate)
+    return neg_authenticate(self, act.reason);
   for (auto& frame : act.frames)
     send_frame(self, std::move(frame));
   if (act.what == kind::scan)
@@ -172,6 +193,14 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   on_neg(self, neg.run->start());
 }
 
+void resume_negentropy_after_auth(self_pointer self) {
+  auto& neg = self->state.neg;
+  if (!neg.awaiting_auth || !neg.run || neg.done)
+    return;
+  neg.awaiting_auth = false;
+  on_neg(self, neg.run->resume());
+}
+
 void on_neg_frame(self_pointer self, bool error, const std::string& sub_id,
                   const std::string& text) {
   auto& run = self->state.neg.run;
@@ -200,6 +229,10 @@ void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial) {
   auto& neg = st.neg;
   if (gen != st.generation || !neg.run || neg.done || serial != neg.serial)
     return;
+  if (neg.awaiting_auth)
+    return neg_fallback(self, "no answer to AUTH within "
+                                + std::to_string(neg_answer_timeout.count())
+                                + " s");
   if (!neg.run->answered())
     return neg_fallback(self, "no answer to NEG-OPEN within "
                                 + std::to_string(neg_answer_timeout.count())
@@ -262,6 +295,7 @@ void drop_negentropy(self_pointer self) {
   auto& neg = self->state.neg;
   neg.run.reset();
   neg.done = false;
+  neg.awaiting_auth = false;
   end_fetches(self);
   neg.have_ids.clear();
 }

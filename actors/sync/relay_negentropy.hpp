@@ -29,6 +29,9 @@ struct relay_negentropy {
   uint64_t serial = 0;
   /// Names the local set being read, so a stale read is ignored.
   uint64_t scan_serial = 0;
+  /// A window waits for the connection's AUTH to be accepted (the remote
+  /// answered NEG-OPEN with `auth-required:`).
+  bool awaiting_auth = false;
   /// The remote failed at NIP-77 (why); REQ catch-ups from then on.
   std::string unsupported;
   /// Totals of finished reconciliations.
@@ -69,6 +72,10 @@ void on_neg_frame(self_pointer self, bool error, const std::string& sub_id,
 
 /// A NOTICE may be the remote's way of refusing NIP-77.
 void on_neg_notice(self_pointer self, const std::string& text);
+
+/// The connection authenticated: a window refused for want of it opens
+/// again.
+void resume_negentropy_after_auth(self_pointer self);
 
 /// The local set a scan of `serial` read on a worker thread.
 void on_neg_items(self_pointer self, uint64_t gen, uint64_t serial,

@@ -57,6 +57,7 @@ void connect(self_pointer self) {
   st.ingest.reading_paused = false;
   st.session.challenge.clear();
   st.session.authenticated = false;
+  st.session.auth_event_id.clear();
   st.session.waiting_for_auth.clear();
   auto gen = st.generation;
   auto handle = caf::actor_cast<relay_connection_actor>(self);
@@ -198,6 +199,7 @@ void on_auth_ok(self_pointer self, bool accepted, const std::string& reason) {
   self->state.session.authenticated = true;
   resend_up_after_auth(self);
   resubscribe_after_auth(self);
+  resume_negentropy_after_auth(self);
 }
 
 void fail(self_pointer self, error_class kind, const std::string& reason) {

@@ -5,6 +5,7 @@
 #include "messages/nostr/wire.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace ferry::relay_conn {
 
@@ -88,13 +89,22 @@ void subscribe(self_pointer self, const std::string& sub_id,
   }
   req += ']';
   auto& sub = st.reqs.open[sub_id];
-  sub = req_subscriptions::subscription{};
+  auto previous = std::exchange(sub, req_subscriptions::subscription{});
   sub.filter = filter;
   sub.received.assign(filters.size(), 0);
   sub.oldest.assign(filters.size(), INT64_MAX);
   sub.sent = std::move(filters);
-  if (!resent && st.state == phase::catching_up)
+  if (resent) {
+    // The same REQ after AUTH stays what it was: its batch at PENDING
+    // BATCHES waits for this EOSE, GRASP SYNC for its answer, its paging
+    // goes on where it was. Only the remote's answers start over.
+    sub.tracked = previous.tracked;
+    sub.driven = previous.driven;
+    sub.check = std::move(previous.check);
+    sub.resume = std::move(previous.resume);
+  } else if (st.state == phase::catching_up) {
     sub.tracked = track_catchup_sub(self, sub_id);
+  }
   send_frame(self, std::move(req));
 }
 
@@ -199,9 +209,7 @@ void resubscribe_after_auth(self_pointer self) {
     auto i = st.reqs.open.find(sub_id);
     if (i == st.reqs.open.end())
       continue;
-    auto resume = std::move(i->second.resume);
     subscribe(self, sub_id, i->second.sent, i->second.filter, true);
-    st.reqs.open[sub_id].resume = std::move(resume);
   }
 }
 

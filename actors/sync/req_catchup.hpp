@@ -50,8 +50,9 @@ namespace relay_conn {
 /// The live subscription's id; pages get their own.
 inline constexpr const char* live_sub = "ferry-live";
 
-/// Sends REQ `sub_id` for `filters` and remembers it; during a catch-up
-/// (unless `resent`, the same REQ again after AUTH) it is tracked as a batch.
+/// Sends REQ `sub_id` for `filters` and remembers it; during a catch-up it
+/// is tracked as a batch. `resent`: the same REQ again after AUTH, which
+/// keeps its tracking, GRASP role and paging.
 void subscribe(self_pointer self, const std::string& sub_id,
                std::vector<nostr::filter> filters, std::optional<size_t> filter,
                bool resent = false);

@@ -193,9 +193,31 @@ TEST_CASE_METHOD(two_nodes,
   check_clean_shutdown(b, a);
 }
 
+namespace {
+
+/// A string field of B's stats for server `id`.
+std::string stat_text(uint16_t admin_port, const std::string& id,
+                      const std::string& field) {
+  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id);
+  if (!res.error.empty() || res.response.status != 200)
+    return {};
+  std::regex re{"\"" + field + "\":\"([^\"]*)\""};
+  std::smatch m;
+  if (!std::regex_search(res.response.body, m, re))
+    return {};
+  return m[1].str();
+}
+
+} // namespace
+
 TEST_CASE_METHOD(two_nodes,
                  "the node answers the remote's NIP-42 challenge and syncs",
                  "[integration][sync]") {
+  // NIP-77: the NEG-OPEN sent on connect crosses A's challenge and is
+  // refused with auth-required:; it must be sent again after AUTH, not
+  // taken for a relay without NIP-77.
+  auto mode = GENERATE(std::string{"req_stream"}, std::string{"negentropy"});
+  CAPTURE(mode);
   auto a_port = test::free_port();
   test::node_settings a_settings;
   a_settings.relay_port = a_port;
@@ -219,7 +241,9 @@ TEST_CASE_METHOD(two_nodes,
     CHECK(closed->find("auth-required") != std::string::npos);
   }
 
-  node b{b_config(dir_b, sync_server_toml(a_port))};
+  server_options o;
+  o.mode = mode;
+  node b{b_config(dir_b, sync_server_toml(a_port, o))};
   auto want = id_set(events);
   std::set<std::string> got;
   bool ok = test::poll_until([&] {
@@ -231,6 +255,21 @@ TEST_CASE_METHOD(two_nodes,
   if (!ok)
     FAIL("B holds " << got.size() << " of 60 events from an auth_required A\n"
                     << logs(&a.process, &b.process));
+  // The REQs sent again after AUTH still end the catch-up (its batches at
+  // PENDING BATCHES wait for their EOSE).
+  auto b_admin = b.admin_port();
+  if (!test::poll_until([&] {
+        auto res = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
+        return res.response.body.find("\"catchup_complete\":true")
+               != std::string::npos;
+      }))
+    FAIL("B never completed its catch-up of an auth_required A\n"
+         << sync_reports(b_admin, "node-a") << logs(&a.process, &b.process));
+  if (mode == "negentropy") {
+    CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
+    CHECK(test::poll_until(
+      [&] { return stat_of(b_admin, "node-a", "neg_rounds") >= 1; }));
+  }
   check_clean_shutdown(b, a);
 }
 
@@ -507,23 +546,6 @@ TEST_CASE("direction both ends with the union on each side and never echoes",
   CHECK(stat_of(b_admin, "node-a", "last_connected") >= now);
   check_clean_shutdown(b, a);
 }
-
-namespace {
-
-/// A string field of B's stats for server `id`.
-std::string stat_text(uint16_t admin_port, const std::string& id,
-                      const std::string& field) {
-  auto res = admin(admin_port, "GET", "/api/v1/sync/servers/" + id);
-  if (!res.error.empty() || res.response.status != 200)
-    return {};
-  std::regex re{"\"" + field + "\":\"([^\"]*)\""};
-  std::smatch m;
-  if (!std::regex_search(res.response.body, m, re))
-    return {};
-  return m[1].str();
-}
-
-} // namespace
 
 TEST_CASE("negentropy sync ends with the union the direction asks for, "
           "moving only the difference",

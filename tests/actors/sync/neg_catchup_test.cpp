@@ -228,6 +228,24 @@ TEST_CASE_METHOD(fixture, "a remote without negentropy means falling back",
     CHECK(act.what == neg_catchup::action::kind::fallback);
     CHECK(opens > 10);
   }
+  SECTION("auth-required: the same window again after AUTH, once") {
+    auto act = c.on_error(c.session(), "auth-required: sign in");
+    REQUIRE(act.what == neg_catchup::action::kind::authenticate);
+    CHECK(act.reason == "auth-required: sign in");
+    CHECK(act.frames.empty());
+    CHECK(c.session().empty());
+    auto again = c.resume();
+    REQUIRE(again.what == neg_catchup::action::kind::send);
+    REQUIRE(again.frames.size() == 1);
+    // A new session over the same filter and local set.
+    CHECK(again.frames[0].rfind("[\"NEG-OPEN\",\"ferry-neg-2\",{\"kinds\":[1]},", 0)
+          == 0);
+    CHECK(again.frames[0].substr(again.frames[0].rfind(','))
+          == first.frames[0].substr(first.frames[0].rfind(',')));
+    auto refused = c.on_error(c.session(), "auth-required: still not");
+    CHECK(refused.what == neg_catchup::action::kind::fallback);
+    CHECK(refused.reason == "NEG-OPEN refused: auth-required: still not");
+  }
   SECTION("garbage") {
     CHECK(c.on_message(c.session(), "zz").what == neg_catchup::action::kind::fail);
   }
