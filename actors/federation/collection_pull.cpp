@@ -102,6 +102,9 @@ void act(self_pointer self, neg_catchup::action action) {
       return;
     case kind::fallback:
     case kind::fail:
+    // auth-required: from a relay that sent no challenge (on_frame handles
+    // one that did).
+    case kind::authenticate:
       return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
                                          + " did not reconcile (NIP-77): "
                                          + action.reason));
@@ -242,7 +245,8 @@ void on_frame(self_pointer self, const std::string& frame) {
     auto reason = text_at(msg, 2);
     // Refused before our AUTH went through: start over once it has.
     if (reason.rfind("auth-required:", 0) == 0 && !st.auth_event.empty()
-        && sub == st.reconciliation->session()) {
+        && !st.restarted_after_auth && sub == st.reconciliation->session()) {
+      st.restarted_after_auth = true;
       if (st.authenticated)
         return restart(self);
       st.restart_after_auth = true;

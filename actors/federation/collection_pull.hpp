@@ -83,6 +83,9 @@ struct collection_pull_state {
   std::string auth_event;
   bool authenticated = false;
   bool restart_after_auth = false;
+  /// The reconciliation started over after AUTH once; a second
+  /// `auth-required:` is the relay's final answer.
+  bool restarted_after_auth = false;
   static inline constexpr const char* name = "collection-pull";
 };
 

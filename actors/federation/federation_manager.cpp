@@ -128,6 +128,14 @@ peer_record* named_incoming(self_pointer self, const std::string& link_id) {
   return r && r->incoming ? r : nullptr;
 }
 
+/// The incoming link registered from relay `endpoint`, or null.
+peer_record* incoming_at(self_pointer self, const std::string& endpoint) {
+  for (auto& [name, r] : self->state.peers)
+    if (!r.removed && r.incoming && r.def.endpoint == endpoint)
+      return &r;
+  return nullptr;
+}
+
 /// The outgoing link to a peer that proved `caller` (mirrors from a peer we
 /// registered with come signed by its key).
 peer_record* find_outgoing_by_key(self_pointer self, const std::string& key) {
@@ -176,6 +184,14 @@ sync_direction direction_of(federation_mode mode) {
       break;
   }
   return sync_direction::both;
+}
+
+/// A link we defined whose peer proves another key than the pinned one
+/// talks to another node than the one we agreed with: refused both ways.
+/// On a link a peer registered, a mismatch is only another key claiming
+/// it: that key is refused, the pinned one goes on.
+bool refuses_pinned(const peer_record& r) {
+  return !r.incoming && !r.pin_mismatch.empty();
 }
 
 /// Whether events flow with this peer now.
@@ -430,8 +446,9 @@ void count_traffic(self_pointer self) {
           auto events_in = growth(stats, "received", seen.received);
           auto events_out = growth(stats, "sent", seen.sent);
           auto bytes_in = growth(stats, "bytes_received", seen.bytes_received);
+          auto bytes_out = growth(stats, "bytes_sent", seen.bytes_sent);
           metrics::federation::exchanged(name, events_in, events_out,
-                                         bytes_in);
+                                         bytes_in, bytes_out);
         },
         [](caf::error&) {
           // nop: no server yet, or the sync manager is restarting
@@ -783,8 +800,20 @@ std::string incoming_name(self_pointer self, const std::string& wanted,
   return peers.count(fallback) == 0 ? fallback : std::string{};
 }
 
+/// The pinned key of incoming link `r` called: another key's claim on the
+/// link (a mismatch) is void, or the peer would still be using it.
+void dismiss_claim(self_pointer self, peer_record& r) {
+  if (r.pin_mismatch.empty())
+    return;
+  log::info("{} peer {}: its pinned node key {} called again; the claim of "
+            "node key {} is dismissed",
+            self->name(), r.def.name, r.pinned, r.pin_mismatch);
+  r.pin_mismatch.clear();
+}
+
 /// A caller names incoming link `r`, pinned to another key: a pin mismatch
-/// here (shown in /health) until our operator resets the link.
+/// here (shown in /health) until our operator resets the link or the
+/// pinned key calls again.
 federation_reply pinned_elsewhere(self_pointer self, peer_record& r,
                                   const federation_call& call) {
   check_pin(self, r, call.caller);
@@ -823,6 +852,7 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
   ++st.registrations_received;
   if (auto r = find_by_caller(self, call.caller)) {
     r->last_seen = unix_now();
+    dismiss_claim(self, *r);
     save(self, *r);
     return signed_reply(self, call, 409, link_object(*r));
   }
@@ -875,6 +905,12 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
     return repin(self, call, *released, std::move(*def));
   if (released && !link_id.empty())
     return pinned_elsewhere(self, *released, call);
+  // Another key from the relay of a link we have is that peer with a new
+  // identity (its store was lost, or someone claims its place), not a new
+  // peer: the pin decides, until our operator resets the link.
+  if (auto same = incoming_at(self, def->endpoint))
+    return same->pinned.empty() ? repin(self, call, *same, std::move(*def))
+                                : pinned_elsewhere(self, *same, call);
   auto name = incoming_name(self, wanted, call.caller);
   if (name.empty())
     return refuse(409, "name: already used by another link", "name");
@@ -969,6 +1005,7 @@ federation_reply peer_verify(self_pointer self, const federation_call& call) {
   if (!r)
     return unknown_caller(self, call);
   r->last_seen = unix_now();
+  dismiss_claim(self, *r);
   save(self, *r);
   return signed_reply(self, call, 200, link_object(*r));
 }
@@ -1291,7 +1328,7 @@ offered_to_caller(self_pointer self, const federation_call& call,
   std::optional<std::set<std::string>> names;
   const peer_record* inactive = nullptr;
   for (const auto& [name, r] : self->state.peers) {
-    if (r.removed || r.pinned != call.caller || !r.pin_mismatch.empty())
+    if (r.removed || r.pinned != call.caller || refuses_pinned(r))
       continue;
     if (r.status != link_status::active) {
       inactive = &r;
@@ -1380,7 +1417,7 @@ caf::result<federation_reply> op_pull(self_pointer self,
   auto request = parse_pull_request(call.body);
   if (!request)
     return invalid(request.error());
-  if (r->pinned.empty() || !r->pin_mismatch.empty())
+  if (r->pinned.empty() || refuses_pinned(*r))
     return refuse(409, "status: peer " + call.name
                          + (r->pinned.empty()
                               ? " has not proven its node key yet"
@@ -1446,7 +1483,8 @@ caf::result<federation_reply> op_get(self_pointer self,
         if (!bad && parsed.is_object())
           for (auto key : {"connected", "last_connected", "catchup_complete",
                            "cursor", "received", "accepted", "duplicate",
-                           "bytes_received", "sent", "sent_ok"})
+                           "bytes_received", "bytes_sent", "sent",
+                           "sent_ok"})
             if (auto v = parsed.as_object().if_contains(key))
               exchange[key] = *v;
         shown["exchange"] = std::move(exchange);
@@ -1521,7 +1559,7 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
 /// does not. A link not active here (or refused for a pin mismatch) or
 /// paused by our operator exchanges nothing, whichever side defined it.
 std::string link_refusal(const peer_record& r) {
-  if (r.removed || r.status != link_status::active || !r.pin_mismatch.empty())
+  if (r.removed || r.status != link_status::active || refuses_pinned(r))
     return "restricted: the federation link with this node is not active";
   if (r.def.mode == peer_mode::paused)
     return "restricted: this node paused its federation link with yours";
@@ -1664,8 +1702,11 @@ federation_manager(
       for (const auto& [name, r] : self->state.peers)
         if (!r.removed && !r.pin_mismatch.empty())
           report.reasons.push_back(
-            "federation peer " + name + " refused: it proves node key "
-            + r.pin_mismatch + ", pinned is " + r.pinned
+            "federation peer " + name
+            + (r.incoming ? " refused: node key " + r.pin_mismatch
+                              + " claims this link, pinned is " + r.pinned
+                          : " refused: it proves node key " + r.pin_mismatch
+                              + ", pinned is " + r.pinned)
             + " (ferry console peer-reset " + name + " accepts it)");
       if (!report.reasons.empty())
         report.status = "degraded";

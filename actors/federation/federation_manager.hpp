@@ -90,6 +90,7 @@ struct federation_manager_state {
     uint64_t received = 0;
     uint64_t sent = 0;
     uint64_t bytes_received = 0;
+    uint64_t bytes_sent = 0;
   };
   std::map<std::string, traffic_seen> traffic;
   /// Per exchanging peer: when its next safety-net reconciliation is due.

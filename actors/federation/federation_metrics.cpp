@@ -49,9 +49,10 @@ struct families {
   prometheus::Family<prometheus::Counter>& bytes
     = prometheus::BuildCounter()
         .Name("ferry_federation_bytes_total")
-        .Help("Bytes received over the link with a peer (WebSocket frames "
-              "of its relay connection), by peer; counted on the side that "
-              "defined the peer, every federation interval.")
+        .Help("Bytes the link with a peer carried (payloads of the "
+              "WebSocket messages of its relay connection), by peer and "
+              "direction; counted on the side that defined the peer, every "
+              "federation interval.")
         .Register(registry());
 
   prometheus::Family<prometheus::Counter>& notices
@@ -94,7 +95,7 @@ void pin_mismatch(std::string_view peer) {
 }
 
 void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
-               uint64_t bytes_in) {
+               uint64_t bytes_in, uint64_t bytes_out) {
   auto& f = all();
   std::string name{peer};
   f.events.Add({{"peer", name}, {"direction", "in"}})
@@ -103,6 +104,8 @@ void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
     .Increment(static_cast<double>(events_out));
   f.bytes.Add({{"peer", name}, {"direction", "in"}})
     .Increment(static_cast<double>(bytes_in));
+  f.bytes.Add({{"peer", name}, {"direction", "out"}})
+    .Increment(static_cast<double>(bytes_out));
 }
 
 void notice(std::string_view kind, bool delivered) {

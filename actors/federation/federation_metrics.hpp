@@ -24,10 +24,10 @@ void registration_answered(unsigned status);
 void pin_mismatch(std::string_view peer);
 
 /// ferry_federation_events_total{peer, direction="in"|"out"} and
-/// ferry_federation_bytes_total{peer, direction="in"}: what the link with
-/// `peer` carried since the last call.
+/// ferry_federation_bytes_total{peer, direction="in"|"out"}: what the link
+/// with `peer` carried since the last call.
 void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
-               uint64_t bytes_in);
+               uint64_t bytes_in, uint64_t bytes_out);
 
 /// ferry_federation_notices_total{kind="status"|"delete",
 /// result="delivered"|"retry"}.

@@ -149,6 +149,9 @@ status_map status_of(self_pointer self) {
   caf::put(result, "bytes_received",
            static_cast<int64_t>(
              st.session.conn ? st.session.conn->bytes_received() : 0));
+  caf::put(result, "bytes_sent",
+           static_cast<int64_t>(
+             st.session.conn ? st.session.conn->bytes_sent() : 0));
   return result;
 }
 

@@ -34,6 +34,7 @@ using entry = sync_manager_state::entry;
 constexpr const char* counter_keys[] = {"received", "accepted",  "duplicate",
                                         "rejected", "refused", "failed",
                                         "filtered", "bytes_received",
+                                        "bytes_sent",
                                         "neg_need_refused", "sent", "sent_ok",
                                         "sent_refused", "echoes_skipped"};
 
@@ -176,6 +177,7 @@ void stats_row(self_pointer self, const entry& e,
     row["failed"] = 0;
     row["filtered"] = rt.filtered;
     row["bytes_received"] = 0;
+    row["bytes_sent"] = 0;
     row["sent"] = rt.sent;
     row["sent_ok"] = rt.sent_ok;
     row["sent_refused"] = rt.sent_refused;

@@ -170,6 +170,30 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
     auto again = b.signed_call(k1, "POST", target, registration("k1"));
     CHECK(again.response.status == 409);
     CHECK(body_of(again).at("link_id") == "k1");
+    // Another key from k1's relay is k1 with a new identity, whatever name
+    // it asks for: refused and reported, not a second link.
+    auto k3 = nostr::generate_keypair();
+    auto usurper = b.signed_call(k3, "POST", target, registration("k3"));
+    INFO(usurper.response.body);
+    CHECK(usurper.response.status == 403);
+    CHECK(error_field(usurper) == "link_id");
+    CHECK(b.peer("k1").at("pin_mismatch") == json::value(nostr::to_hex(k3.pubkey)));
+    CHECK(b.peer("k1").at("pinned") == json::value(nostr::to_hex(k1.pubkey)));
+    CHECK(metric(b, "ferry_federation_pin_mismatches_total", {"peer=\"k1\""})
+          == 1);
+    // k1 keeps its link meanwhile (a claim refuses the claiming key only)...
+    auto claim
+      = b.signed_call(k3, "GET", "/api/v1/federation/link?link_id=k1");
+    CHECK(claim.response.status == 403);
+    CHECK(b.signed_call(k1, "GET", "/api/v1/federation/collections")
+            .response.status
+          == 200);
+    CHECK(b.call("GET", "/health").response.status == 503);
+    // ...and its next call dismisses the claim.
+    CHECK(b.signed_call(k1, "GET", "/api/v1/federation/link").response.status
+          == 200);
+    CHECK(b.peer("k1").at("pin_mismatch") == "");
+    CHECK(b.call("GET", "/health").response.status == 200);
     for (auto [body, field] :
          {std::pair<std::string, std::string>{
             R"({"endpoint":"ws://127.0.0.1:1","admin_url":"ftp://x"})",
@@ -304,7 +328,8 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
     old_events.push_back(test::make_note(
       alice, now - 100 + i, "old " + std::to_string(i) + std::string(2000, 'x')));
   sync_test::publish(b.relay_port, old_events);
-  auto from_a = test::make_note(alice, now, "from a");
+  // Large too: the bytes A sent tell it went out.
+  auto from_a = test::make_note(alice, now, "from a" + std::string(3000, 'y'));
   sync_test::publish(a.relay_port, {from_a});
   auto old_ids = sync_test::id_set(old_events);
   if (!test::poll_until([&] {
@@ -328,7 +353,10 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
                     >= 1
                && metric(a, "ferry_federation_bytes_total",
                          {"peer=\"b\"", "direction=\"in\""})
-                    > 10 * 2000;
+                    > 10 * 2000
+               && metric(a, "ferry_federation_bytes_total",
+                         {"peer=\"b\"", "direction=\"out\""})
+                    > 3000;
       }))
     FAIL("A's per-peer metrics did not count the traffic\n"
          << a.call("GET", "/metrics").response.body);
