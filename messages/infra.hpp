@@ -22,12 +22,15 @@ namespace ferry {
 struct pending_relays {
   std::vector<relay_sync_job> jobs;
   uint64_t last_seq = 0;
+  /// Relays deleted here whose DELETE the management API has yet to answer.
+  std::vector<std::string> deletions;
 };
 
 /// @relates pending_relays
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pending_relays& x) {
-  return f(caf::meta::type_name("pending_relays"), x.jobs, x.last_seq);
+  return f(caf::meta::type_name("pending_relays"), x.jobs, x.last_seq,
+           x.deletions);
 }
 
 /// The INFRA RECONCILER pushes hosted relays to the management API. The
@@ -80,13 +83,17 @@ using relay_registry_actor = caf::typed_actor<
   caf::replies_to<atom::deactivate, std::string>::with<std::string>,
   // Deletes a relay and its log from this node.
   caf::replies_to<atom::erase, std::string>::with<std::string>,
+  // The management API deleted the relay (from the INFRA RECONCILER): its
+  // DELETE is no longer due.
+  caf::reacts_to<atom::erase, atom::done, std::string>,
   // One relay with `failed_attempts` and `given_up`.
   caf::replies_to<atom::get, atom::relay, std::string>::with<std::string>,
   // Every relay, as a JSON array.
   caf::replies_to<atom::get, atom::relays>::with<std::string>,
   // A relay's activity log, oldest first, as a JSON array.
   caf::replies_to<atom::get, atom::activity, std::string>::with<std::string>,
-  // Every relay pending sync (for the INFRA RECONCILER).
+  // Every relay pending sync, and every deletion pending (for the INFRA
+  // RECONCILER).
   caf::replies_to<atom::get, atom::pending>::with<pending_relays>,
   // One relay as a sync job (ec::not_found when deleted).
   caf::replies_to<atom::pending, std::string>::with<relay_sync_job>,

@@ -46,6 +46,15 @@ std::string prefix_end(std::string prefix) {
   return prefix;
 }
 
+/// `meta` keys of the relays the management API has yet to delete. Ids
+/// never contain a '/', so the prefix bounds exactly these keys.
+constexpr std::string_view deletion_prefix = "relay_delete/";
+constexpr std::string_view deletion_end = "relay_delete0";
+
+std::string deletion_key(const std::string& id) {
+  return std::string{deletion_prefix} + id;
+}
+
 rocksdb::WriteOptions synced() {
   rocksdb::WriteOptions options;
   options.sync = true;
@@ -102,6 +111,7 @@ caf::error record_activity(event_store& store, const hosted_relay& relay,
   std::string seq;
   put_fixed64(seq, entry.seq);
   batch.Put(store.handle(cf::meta), activity_seq_key, seq);
+  batch.Delete(store.handle(cf::meta), deletion_key(relay.id));
   auto s = store.db()->Write(synced(), &batch);
   return s.ok() ? caf::error{} : storage_error(s);
 }
@@ -176,7 +186,30 @@ caf::error delete_hosted_relay(event_store& store, const std::string& id) {
   batch.Delete(store.handle(cf::hosted_relays), id);
   auto prefix = log_prefix(id);
   batch.DeleteRange(store.handle(cf::activity), prefix, prefix_end(prefix));
+  batch.Put(store.handle(cf::meta), deletion_key(id), std::string{});
   auto s = store.db()->Write(synced(), &batch);
+  return s.ok() ? caf::error{} : storage_error(s);
+}
+
+caf::expected<std::vector<std::string>>
+pending_relay_deletions(const event_store& store) {
+  std::vector<std::string> result;
+  rocksdb::ReadOptions options;
+  rocksdb::Slice end{deletion_end.data(), deletion_end.size()};
+  options.iterate_upper_bound = &end;
+  std::unique_ptr<rocksdb::Iterator> it{
+    store.db()->NewIterator(options, store.handle(cf::meta))};
+  rocksdb::Slice start{deletion_prefix.data(), deletion_prefix.size()};
+  for (it->Seek(start); it->Valid(); it->Next())
+    result.emplace_back(it->key().ToStringView().substr(deletion_prefix.size()));
+  if (!it->status().ok())
+    return storage_error(it->status());
+  return result;
+}
+
+caf::error forget_relay_deletion(event_store& store, const std::string& id) {
+  auto s = store.db()->Delete(synced(), store.handle(cf::meta),
+                              deletion_key(id));
   return s.ok() ? caf::error{} : storage_error(s);
 }
 

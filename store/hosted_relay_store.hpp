@@ -57,7 +57,17 @@ caf::expected<sync_history> read_sync_history(const event_store& store,
                                               const std::string& id);
 
 /// Deletes a relay and its whole log in one synced commit; deleting an
-/// unknown id is not an error.
+/// unknown id is not an error. The same commit records that the management
+/// API has yet to delete it (see `pending_relay_deletions`).
 caf::error delete_hosted_relay(event_store& store, const std::string& id);
+
+/// Relays deleted here that the management API may still have, ordered by
+/// id: their DELETE survives a restart and an ownership move. Writing a
+/// relay (`record_activity`) withdraws its id: it exists again.
+caf::expected<std::vector<std::string>>
+pending_relay_deletions(const event_store& store);
+
+/// The management API deleted `id` (or never had it).
+caf::error forget_relay_deletion(event_store& store, const std::string& id);
 
 } // namespace ferry::store

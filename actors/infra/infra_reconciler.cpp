@@ -271,6 +271,21 @@ void on_activity(self_pointer self, const activity_entry& e) {
   after_failure(self, e.relay, e.failures, e.error);
 }
 
+/// Sends `DELETE /relay/{id}` for a relay deleted here; what was out or due
+/// for it is stale from now on.
+void start_delete(self_pointer self, const std::string& id) {
+  auto& t = self->state.relays[id];
+  auto gen = ++t.generation;
+  t.in_flight = true;
+  t.rerun = false;
+  t.retry_due = false;
+  t.deleting = true;
+  t.method = "DELETE";
+  log::info("{} sends DELETE /relay/{} (after {} failure(s))", self->name(),
+            id, t.delete_failures);
+  send_request(self, id, gen, t.method, {});
+}
+
 void on_pending(self_pointer self, pending_relays& pending) {
   auto& st = self->state;
   st.reconcile_due = false;
@@ -295,24 +310,18 @@ void on_pending(self_pointer self, pending_relays& pending) {
       continue; // its timer runs already
     after_failure(self, id, job.failures, job.relay.sync_error);
   }
+  // Deleted here, not yet on the API: a DELETE lost to a restart, or owned
+  // by a member that left.
+  for (auto& id : pending.deletions) {
+    if (!st.owns(id))
+      continue;
+    auto& t = st.relays[id];
+    if (!t.in_flight && !t.retry_due)
+      start_delete(self, id);
+  }
   update_given_up(self);
   log::info("{} reconciled: {} relay(s) pending, {} given up", self->name(),
             pending.jobs.size(), st.given_up.size());
-}
-
-/// Sends `DELETE /relay/{id}` for a relay deleted here; what was out or due
-/// for it is stale from now on.
-void start_delete(self_pointer self, const std::string& id) {
-  auto& t = self->state.relays[id];
-  auto gen = ++t.generation;
-  t.in_flight = true;
-  t.rerun = false;
-  t.retry_due = false;
-  t.deleting = true;
-  t.method = "DELETE";
-  log::info("{} sends DELETE /relay/{} (after {} failure(s))", self->name(),
-            id, t.delete_failures);
-  send_request(self, id, gen, t.method, {});
 }
 
 /// A DELETE finished: done (404 too: the API never had it or forgot it),
@@ -324,6 +333,8 @@ void on_delete_done(self_pointer self, track& t, const std::string& id,
   if (ok) {
     log::info("{} deleted {} on the management API (DELETE answered {})",
               self->name(), id, status);
+    if (auto registry = current_registry(self))
+      self->send(registry, atom::erase_v, atom::done_v, id);
     t.deleting = false;
     t.delete_failures = 0;
     if (!t.rerun) {

@@ -134,8 +134,10 @@ struct infra_reconciler_state {
 /// /relay/{id}`, with a fresh secret that only that body carries), any
 /// other is updated (`PATCH`); a POST answered 409 (the API has it already)
 /// is followed by a PATCH. A relay deleted here is deleted on the API
-/// (`DELETE /relay/{id}`; 404 counts as done), retried like a push while the
-/// node runs. Timers go through CAF's clock.
+/// (`DELETE /relay/{id}`; 404 counts as done), retried like a push; the
+/// store keeps the deletion until the API answered, so a reconcile after a
+/// restart, or on a member that took the relay over, sends it again.
+/// Timers go through CAF's clock.
 ///
 /// In a cluster (`deps.cluster_node` set) every member holds every hosted
 /// relay, and only the owner of a relay's id among the live members

@@ -270,6 +270,12 @@ relay_registry(relay_registry_actor::stateful_pointer<relay_registry_state> self
         self->send(reconciler, atom::erase_v, id);
       return json::serialize(json::object{{"id", id}, {"result", "deleted"}});
     },
+    [self](atom::erase, atom::done, const std::string& id) {
+      if (auto err = store::forget_relay_deletion(*self->state.store, id))
+        log::warn("{} cannot record that {} was deleted on the management "
+                  "API: {}; its DELETE is sent again later",
+                  self->name(), id, render(err));
+    },
     [self](atom::get, atom::relay,
            const std::string& id) -> caf::result<std::string> {
       auto relay = load(self, id);
@@ -310,8 +316,12 @@ relay_registry(relay_registry_actor::stateful_pointer<relay_registry_state> self
       auto all = store::list_hosted_relays(*self->state.store);
       if (!all)
         return all.error();
+      auto deletions = store::pending_relay_deletions(*self->state.store);
+      if (!deletions)
+        return deletions.error();
       pending_relays result;
       result.last_seq = self->state.last_seq;
+      result.deletions = std::move(*deletions);
       for (auto& relay : *all) {
         if (relay.synced)
           continue;

@@ -181,3 +181,32 @@ TEST_CASE("deleting a relay removes its log and nothing else",
   REQUIRE(last);
   CHECK(*last == 3);
 }
+
+TEST_CASE("a deleted relay's deletion is pending until forgotten or the "
+          "relay is written again",
+          "[hosted_relay_store]") {
+  store_fixture db;
+  auto pending = [&] {
+    auto ids = pending_relay_deletions(*db.store);
+    REQUIRE(ids);
+    return *ids;
+  };
+  CHECK(pending().empty());
+  for (auto id : {"b", "a", "c"}) {
+    REQUIRE_FALSE(record_activity(*db.store, make_relay(id),
+                                  entry(id, 1, activity_type::create_relay)));
+    REQUIRE_FALSE(delete_hosted_relay(*db.store, id));
+  }
+  CHECK(pending() == std::vector<std::string>{"a", "b", "c"});
+  REQUIRE_FALSE(forget_relay_deletion(*db.store, "b"));
+  REQUIRE_FALSE(forget_relay_deletion(*db.store, "never-deleted"));
+  CHECK(pending() == std::vector<std::string>{"a", "c"});
+  // Created again: no longer a deletion.
+  REQUIRE_FALSE(record_activity(*db.store, make_relay("a"),
+                                entry("a", 2, activity_type::create_relay)));
+  CHECK(pending() == std::vector<std::string>{"c"});
+  // The activity counter in the same family is no deletion.
+  auto last = last_activity_seq(*db.store);
+  REQUIRE(last);
+  CHECK(*last == 2);
+}

@@ -748,6 +748,37 @@ TEST_CASE_METHOD(fixture,
   CHECK(relay("club").at("synced").as_bool());
 }
 
+TEST_CASE_METHOD(fixture,
+                 "a DELETE lost to a restart is sent again by the next "
+                 "reconciler, until the API answered it",
+                 "[infra]") {
+  start_reconciler();
+  push_then_delete("club");
+  // The node stops before the API answers.
+  stop_reconciler();
+  start_reconciler();
+  REQUIRE(calls->size() == 3);
+  CHECK(request(2).method == "DELETE");
+  CHECK(request(2).url == "http://127.0.0.1:9/zooid/relay/club");
+  answer(2, 404);
+  stop_reconciler();
+  start_reconciler();
+  advance(1h);
+  CHECK(calls->size() == 3);
+  // Deleted while no reconciler runs, then created again: a relay to
+  // push, no deletion.
+  stop_reconciler();
+  create("club");
+  registry_ok(atom::erase_v, std::string{"club"});
+  create("club");
+  start_reconciler();
+  REQUIRE(calls->size() == 4);
+  CHECK(request(3).method == "POST");
+  answer(3, 201);
+  advance(1h);
+  CHECK(calls->size() == 4);
+}
+
 namespace {
 
 /// The first of `candidates` that `owner` owns among `live`.
@@ -820,4 +851,33 @@ TEST_CASE_METHOD(fixture,
   create(mine);
   advance(1h);
   CHECK(calls->size() == 3);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a deletion its owner did not get through is sent by the "
+                 "member that takes the relay over",
+                 "[infra][cluster]") {
+  cluster_node = "node-a";
+  std::vector<std::string> both{"node-a", "node-b"};
+  auto theirs = owned_by("node-b", both);
+  start_reconciler();
+  self->send(reconciler, atom::members_v, both);
+  run();
+  create(theirs);
+  registry_ok(atom::erase_v, theirs);
+  CHECK(calls->empty());
+  // node-b dies: whether or not its DELETE went through, node-a sends one.
+  self->send(reconciler, atom::members_v, std::vector<std::string>{"node-a"});
+  run();
+  REQUIRE(calls->size() == 1);
+  CHECK(request(0).method == "DELETE");
+  CHECK(request(0).url == "http://127.0.0.1:9/zooid/relay/" + theirs);
+  answer(0, 404);
+  // Done: the next change of the live set sends nothing.
+  self->send(reconciler, atom::members_v, both);
+  run();
+  self->send(reconciler, atom::members_v, std::vector<std::string>{"node-a"});
+  run();
+  advance(1h);
+  CHECK(calls->size() == 1);
 }
