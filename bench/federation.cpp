@@ -312,8 +312,11 @@ double median_call(const peer_node& b, const peer_node& a, const std::string& ta
 int run(int argc, char** argv) {
   auto opts = parse_options(argc, argv);
   // parse_options' default suits the store benches; this one's is the
-  // README's collection.
-  auto events = opts.events == options{}.events ? default_events : opts.events;
+  // README's collection, unless --events is given (whatever its value).
+  auto events_given = std::any_of(argv + 1, argv + argc, [](const char* arg) {
+    return std::string{arg} == "--events";
+  });
+  auto events = events_given ? opts.events : default_events;
   std::printf("bench_federation: %zu events, ferry %s\n", events, opts.ferry.c_str());
   std::fflush(stdout);
   temp_dir root{"ferry-bench-federation"};
