@@ -3,8 +3,8 @@
 //
 // B offers the collection "repos" (kind 30617) holding N addressable events
 // (`--events`, default 10,000): NIP-34 repository announcements of 1,000
-// authors, each at its own address, with a name tag (about 390 B each, the
-// README's example), imported into B's store with `ferry import` before B
+// authors, each at its own address, with a name tag (about 395 B of JSON
+// each), imported into B's store with `ferry import` before B
 // starts. B defines links with A and C, offering them "repos", and
 // registers at both (incoming = auto_accept), as
 // tests/integration/federation_collections_test does the other way round.
@@ -34,6 +34,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
