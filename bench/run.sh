@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark against one build directory and prints their figures,
-# then the goal table of issue 13: each goal, the measured figure and whether
+# then the goal table of issues 13-15: each goal, the measured figure and whether
 # it is met. Benches report their rows as "goal-row|goal|measured|met".
 # The benchmarks assert nothing: this fails only when one of them cannot run.
 #   bench/run.sh <build_dir>
@@ -22,7 +22,7 @@ echo "commit: $(git -C "$repo_dir" describe --always --dirty 2>/dev/null || echo
 echo "build:  $build_dir"
 
 failed=0
-for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy bench_cluster bench_scale; do
+for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy bench_cluster bench_scale bench_federation; do
   echo
   echo "== $bench"
   "$build_dir/$bench" --ferry "$build_dir/ferry" | tee -a "$rows" | grep -v '^goal-row|'
@@ -33,7 +33,7 @@ for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy ben
 done
 
 echo
-echo "== goals of issue 13 and the cluster (14) (2 cores; strfry figures from the issue)"
+echo "== goals of issue 13, the cluster (14) and federation (15) (2 cores; strfry figures from the issue)"
 grep '^goal-row|' "$rows" | sort -t'|' -k2,2 -s | awk -F'|' '
   BEGIN { printf "| %-66s | %-36s | %-9s |\n", "goal", "measured", "status"
           printf "|%s|%s|%s|\n", "--------------------------------------------------------------------",
