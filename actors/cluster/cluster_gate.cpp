@@ -130,6 +130,15 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
               return;
             }
             j->second.name = hb.name;
+            // A member that restarted joins from a new node: drop what its
+            // previous run left here after its goodbye.
+            auto& peers = self->state.peers;
+            for (auto k = peers.begin(); k != peers.end();)
+              if (k->first != node && k->second.departed
+                  && k->second.name == hb.name)
+                k = peers.erase(k);
+              else
+                ++k;
             ++self->state.joins;
             log::info("{}: {} joined (incarnation {}, cluster port {})",
                       self->name(), hb.name, hb.incarnation, hb.address);

@@ -433,9 +433,9 @@ caf::result<std::string> ask_infra(self_pointer self,
   return ask_infra_within(self, slot, what, std::chrono::seconds{10}, xs...);
 }
 
-/// A graceful leave's goodbyes take at most a link's connect timeout and a
-/// second (6 s), its hand-over at most the largest `handover_timeout_ms`
-/// (30 s).
+/// A graceful leave asks the sync manager (at most 2 s), its goodbyes take
+/// at most a link's connect timeout and a second (6 s), its hand-over at
+/// most the largest `handover_timeout_ms` (30 s).
 constexpr auto cluster_leave_limit = std::chrono::seconds{40};
 
 /// Adds the federation peers refused for a changed key to `report`, and
