@@ -462,9 +462,11 @@ const std::vector<console_command>& commands() {
      "hand this member's relays to the others and leave the\n"
      "cluster (it keeps serving its store; restart it to rejoin)",
      argument::none,
-     // Each peer has a link's connect timeout to take the goodbye.
+     // Each peer has a link's connect timeout to take the goodbye, then
+     // the hand-over up to cluster.handover_timeout_ms (the node gives the
+     // whole leave 40 s).
      json_command([](session& s, const std::string&) {
-       return s.ask<std::string>(t{2 * request_timeout}, atom::leave_v);
+       return s.ask<std::string>(t{9 * request_timeout}, atom::leave_v);
      }, render_any)},
     {"peers", "", "federation peers: direction, status, mode, pinned key,\n"
                   "last seen, last handshake",

@@ -14,206 +14,18 @@
 // Each member's RSS is printed after the run. Figures are printed, never
 // asserted.
 
-#include "bench/bench_util.hpp"
-
-#include "net/simple_client.hpp"
-
-#include <boost/json.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "bench/cluster_members.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
-#include <memory>
 #include <set>
-#include <thread>
 
 namespace ferry::bench {
 namespace {
 
-namespace json = boost::json;
-
-constexpr const char* admin_token = "bench-cluster-token";
 constexpr int relay_count = 12;
 constexpr size_t lag_events = 1000;
-constexpr auto poll_interval = std::chrono::milliseconds{20};
-constexpr auto settle_timeout = std::chrono::seconds{60};
-
-/// A loopback port free right now (the member configs need fixed ports:
-/// members announce their relay URL).
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("cannot find a free loopback port");
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-json::value admin_get(uint16_t port, const std::string& target) {
-  auto res = net::simple_http_request(
-    "127.0.0.1", port, "GET", target,
-    {{"Authorization", std::string{"Bearer "} + admin_token}});
-  if (!res.error.empty() || res.response.status != 200)
-    return nullptr;
-  json::error_code ec;
-  auto v = json::parse(res.response.body, ec);
-  return ec ? json::value{} : v;
-}
-
-struct member {
-  std::string name;
-  uint16_t relay_port = free_port();
-  uint16_t admin_port = free_port();
-  uint16_t cluster_port = free_port();
-  fs::path dir;
-  fs::path config;
-  std::unique_ptr<node_process> process;
-
-  std::string cluster_address() const {
-    return "127.0.0.1:" + std::to_string(cluster_port);
-  }
-
-  void configure(const fs::path& root, const std::string& servers,
-                 const std::vector<std::string>& seeds) {
-    dir = root / name;
-    fs::create_directories(dir);
-    std::string seed_list;
-    for (auto& s : seeds)
-      seed_list += (seed_list.empty() ? "\"" : ", \"") + s + "\"";
-    config = dir / "ferry.toml";
-    write_file(config,
-               "[relay]\naddress = \"127.0.0.1\"\nport = "
-                 + std::to_string(relay_port) + "\n[admin]\naddress = "
-                 "\"127.0.0.1\"\nport = " + std::to_string(admin_port)
-                 + "\ntoken = \"" + admin_token + "\"\n[console]\nport = 0\n"
-                 + "[store]\npath = " + toml_string((dir / "data").string())
-                 + "\n[node]\nkey_file = "
-                 + toml_string((dir / "node.key").string())
-                 + "\n[log]\nlevel = \"warn\"\n[cluster]\nenabled = true\nname = \""
-                 + name + "\"\nport = " + std::to_string(cluster_port)
-                 + "\nseeds = [" + seed_list + "]\n"
-                 + "failure_timeout_ms = 1000\nheartbeat_ms = 250\n" + servers);
-  }
-
-  void start(const std::string& ferry) {
-    process = std::make_unique<node_process>(ferry, config, dir, name);
-    // The log level is warn: wait for the admin API instead of log lines.
-    auto deadline = clock_type::now() + node_startup_timeout;
-    while (!net::simple_http_request("127.0.0.1", admin_port, "GET", "/health")
-              .error.empty()) {
-      if (clock_type::now() > deadline || process->ended())
-        throw std::runtime_error(name + " did not start:\n" + process->log_tail());
-      std::this_thread::sleep_for(poll_interval);
-    }
-  }
-
-  json::value view() const {
-    return admin_get(admin_port, "/api/v1/cluster");
-  }
-
-  /// Ids of the (non-replication) sync servers connected here.
-  std::set<std::string> connected() const {
-    std::set<std::string> ids;
-    auto stats = admin_get(admin_port, "/api/v1/sync/stats");
-    if (!stats.is_object())
-      return ids;
-    for (auto& row : stats.at("per_server").as_array()) {
-      std::string id{row.at("id").as_string()};
-      if (row.at("connected").as_bool() && id.rfind("cluster.", 0) != 0)
-        ids.insert(id);
-    }
-    return ids;
-  }
-
-  int64_t count() const {
-    net::simple_ws_client client;
-    if (!client.connect("127.0.0.1", relay_port).empty()
-        || !client.send(R"(["COUNT","c",{}])").empty())
-      return -1;
-    for (int i = 0; i < 20; ++i) {
-      auto frame = client.receive(std::chrono::milliseconds{500});
-      if (!frame)
-        continue;
-      auto pos = frame->find("\"count\":");
-      if (frame->rfind("[\"COUNT\"", 0) == 0 && pos != std::string::npos)
-        return std::strtoll(frame->c_str() + pos + 8, nullptr, 10);
-    }
-    return -1;
-  }
-};
-
-/// Waits until each of `up` sees exactly them live and every relay is
-/// connected on exactly one of them; the seconds it took.
-double wait_settled(const std::vector<member*>& up) {
-  auto start = clock_type::now();
-  for (;;) {
-    bool ok = true;
-    std::map<std::string, int> connected_on;
-    for (auto* m : up) {
-      auto v = m->view();
-      if (!v.is_object() || v.at("live").as_array().size() != up.size()) {
-        ok = false;
-        break;
-      }
-      for (auto& id : m->connected())
-        ++connected_on[id];
-    }
-    if (ok && connected_on.size() == relay_count
-        && std::all_of(connected_on.begin(), connected_on.end(),
-                       [](auto& x) { return x.second == 1; }))
-      return seconds_since(start);
-    if (clock_type::now() - start > settle_timeout)
-      throw std::runtime_error("the cluster did not settle within 60 s");
-    std::this_thread::sleep_for(poll_interval);
-  }
-}
-
-/// Waits until each of `up` replicates from each other one with its
-/// catch-up done (lag 0 in its cluster view).
-void wait_replicating(const std::vector<member*>& up) {
-  auto start = clock_type::now();
-  for (;;) {
-    size_t in_sync = 0;
-    for (auto* m : up) {
-      auto v = m->view();
-      if (!v.is_object())
-        continue;
-      for (auto& row : v.at("members").as_array()) {
-        auto link = row.as_object().if_contains("replication");
-        if (link && link->is_object()
-            && link->as_object().at("lag_seconds") == json::value(0))
-          ++in_sync;
-      }
-    }
-    if (in_sync == up.size() * (up.size() - 1))
-      return;
-    if (clock_type::now() - start > settle_timeout)
-      throw std::runtime_error("the replication links did not come up "
-                               "within 60 s");
-    std::this_thread::sleep_for(poll_interval);
-  }
-}
-
-void require_ok(net::simple_ws_client& client, size_t n) {
-  for (size_t got = 0; got < n;) {
-    auto frame = client.receive(std::chrono::seconds{10});
-    if (!frame)
-      throw std::runtime_error("no OK from the member within 10 s");
-    if (frame->rfind("[\"OK\"", 0) != 0)
-      continue;
-    if (frame->find(",true,") == std::string::npos)
-      throw std::runtime_error("event refused: " + *frame);
-    ++got;
-  }
-}
 
 double percentile(std::vector<double> xs, double p) {
   std::sort(xs.begin(), xs.end());
@@ -227,31 +39,13 @@ int run(int argc, char** argv) {
   temp_dir root{"ferry-bench-cluster"};
 
   // The remote relay: one plain node, twelve URL paths of it.
-  write_file(root.path() / "remote.toml",
-             "[relay]\naddress = \"127.0.0.1\"\nport = 0\n[admin]\nport = 0\n"
-             "[console]\nport = 0\n[store]\npath = "
-               + toml_string((root.path() / "remote-data").string()) + "\n");
-  node_process remote{opts.ferry, root.path() / "remote.toml", root.path(), "remote"};
-  auto remote_port = remote.wait_for_relay_port();
-  if (!remote_port)
-    throw std::runtime_error("the remote relay did not start:\n" + remote.log_tail());
-  std::string servers;
-  for (int i = 0; i < relay_count; ++i)
-    servers += "[[sync.server]]\nid = \"r" + std::to_string(i) + "\"\nurl = "
-               "\"ws://127.0.0.1:" + std::to_string(*remote_port) + "/r"
-               + std::to_string(i) + "\"\nfilters = [{ kinds = [1] }]\n"
-               "relay_info_mode = \"disabled\"\n";
-
-  member a, b, c;
-  a.name = "node-a";
-  b.name = "node-b";
-  c.name = "node-c";
-  a.configure(root.path(), servers, {b.cluster_address(), c.cluster_address()});
-  b.configure(root.path(), servers, {a.cluster_address()});
-  c.configure(root.path(), servers, {a.cluster_address()});
-  for (auto* m : {&a, &b, &c})
-    m->start(opts.ferry);
-  auto formed = wait_settled({&a, &b, &c});
+  remote_relay remote{opts.ferry, root.path(), relay_count};
+  trio members{root.path(), remote.servers};
+  auto& a = members.a;
+  auto& b = members.b;
+  auto& c = members.c;
+  members.start(opts.ferry);
+  auto formed = wait_settled({&a, &b, &c}, relay_count);
   std::printf("cluster formed and settled in %.2f s (3 members, %d relays)\n",
               formed, relay_count);
   wait_replicating({&a, &b, &c});
@@ -307,27 +101,11 @@ int run(int argc, char** argv) {
               measured, p99 <= 100 ? "met" : "NOT met");
 
   // 2. Failover after kill -9 of the busiest owner.
-  std::map<std::string, int> owned;
-  auto view = a.view();
-  for (auto& relay : view.at("relays").as_array())
-    ++owned[std::string{relay.at("owner").as_string()}];
-  member* victim = &a;
-  for (auto* m : {&b, &c})
-    if (owned[m->name] > owned[victim->name])
-      victim = m;
-  std::vector<member*> survivors;
-  for (auto* m : {&a, &b, &c})
-    if (m != victim)
-      survivors.push_back(m);
-  auto pid = victim->process->find_pid();
-  if (pid <= 0)
-    throw std::runtime_error("cannot find " + victim->name + "'s pid");
-  ::kill(pid, SIGKILL);
-  auto failover = wait_settled(survivors);
-  victim->process.reset();
-  std::printf("failover: kill -9 of %s (owner of %d relays) -> every relay "
-              "connected by a survivor in %.2f s\n",
-              victim->name.c_str(), owned[victim->name], failover);
+  auto owned = ownership(a);
+  auto killed = kill_busiest({&a, &b, &c}, owned, relay_count);
+  auto failover = killed.seconds;
+  auto* victim = killed.victim;
+  auto& survivors = killed.survivors;
   std::snprintf(measured, sizeof measured, "%.2f s", failover);
   std::printf("goal-row|14 failover: kill -9 -> orphaned relays connected, <= 2 s "
               "(failure_timeout_ms 1000)|%s|%s\n",

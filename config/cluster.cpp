@@ -45,6 +45,9 @@ leaf_reader seeds(std::vector<std::string>& out) {
   };
 }
 
+/// The longest a graceful leave may wait for the hand-over.
+constexpr std::chrono::milliseconds max_handover_timeout{30000};
+
 /// A name when enabled, a heartbeat shorter than the failure timeout, all
 /// three TLS files or none, and TLS off loopback: the cluster port speaks
 /// CAF's BASP, which must not cross a network in the clear.
@@ -65,6 +68,27 @@ section_rule cluster_rules(const cluster_config& cluster) {
                         + std::to_string(cluster.failure_timeout.count())
                         + ")",
                       *table.get("heartbeat_ms"));
+    }
+    // A leave holds up a stop (and the console's or admin API's answer) for
+    // this long at most.
+    if (cluster.handover_timeout > max_handover_timeout)
+      return mismatch(child_path(path, "handover_timeout_ms"),
+                      "at most "
+                        + std::to_string(max_handover_timeout.count()),
+                      *table.get("handover_timeout_ms"));
+    // Folding a member that could still come back with edits would hide
+    // them: it has to be gone for longer than a failure takes to detect.
+    if (cluster.forget_after <= cluster.failure_timeout) {
+      if (table.get("forget_after_ms"))
+        return mismatch(child_path(path, "forget_after_ms"),
+                        "more than cluster.failure_timeout_ms ("
+                          + std::to_string(cluster.failure_timeout.count())
+                          + ")",
+                        *table.get("forget_after_ms"));
+      return mismatch(child_path(path, "failure_timeout_ms"),
+                      "less than cluster.forget_after_ms ("
+                        + std::to_string(cluster.forget_after.count()) + ")",
+                      *table.get("failure_timeout_ms"));
     }
     auto tls_path = child_path(path, "tls");
     const auto& tls = cluster.tls;
@@ -129,6 +153,8 @@ field cluster_section(cluster_config& cluster) {
       leaf("members", pubkeys(cluster.members)),
       leaf("failure_timeout_ms", milliseconds(cluster.failure_timeout)),
       leaf("heartbeat_ms", milliseconds(cluster.heartbeat)),
+      leaf("handover_timeout_ms", milliseconds(cluster.handover_timeout)),
+      leaf("forget_after_ms", milliseconds(cluster.forget_after)),
     },
     cluster_rules(cluster));
 }

@@ -551,7 +551,9 @@ bool operator==(const cluster_config& x, const cluster_config& y) {
          && x.tls.certfile == y.tls.certfile && x.tls.keyfile == y.tls.keyfile
          && x.tls.cafile == y.tls.cafile && x.members == y.members
          && x.failure_timeout == y.failure_timeout
-         && x.heartbeat == y.heartbeat;
+         && x.heartbeat == y.heartbeat
+         && x.handover_timeout == y.handover_timeout
+         && x.forget_after == y.forget_after;
 }
 
 bool operator==(const federation_config& x, const federation_config& y) {

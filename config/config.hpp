@@ -306,6 +306,12 @@ struct cluster_config {
   std::chrono::milliseconds failure_timeout{5000};
   /// How often members heartbeat each other.
   std::chrono::milliseconds heartbeat{1000};
+  /// A leaving member waits at most this long, after its goodbye, for the
+  /// others to report its relays connected before it stops.
+  std::chrono::milliseconds handover_timeout{5000};
+  /// A member dead or left this long is forgotten: its counters are folded
+  /// out of the control plane's version vectors.
+  std::chrono::milliseconds forget_after{3600000};
 };
 
 /// Links with other operators' nodes (`[federation]`).

@@ -12,6 +12,8 @@ std::string to_string(member_state x) {
       return "dead";
     case member_state::left:
       return "left";
+    case member_state::forgotten:
+      return "forgotten";
   }
   return "unknown";
 }

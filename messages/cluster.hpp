@@ -28,6 +28,9 @@ enum class member_state : uint8_t {
   dead,
   /// It said goodbye: its relays move at once.
   left,
+  /// Dead or left for `forget_after`: its counters are folded out of the
+  /// control plane's version vectors. A heartbeat brings it back.
+  forgotten,
 };
 
 /// @relates member_state
@@ -178,6 +181,10 @@ using cluster_gate_actor = caf::typed_actor<
   // A joined member leaves gracefully (its name, its incarnation): true once
   // the membership has it; refused when the sender had not joined as it.
   caf::replies_to<atom::leave, std::string, uint64_t>::with<bool>,
+  // A joined (or departed) member asks which of these sync server ids run
+  // connected on this node: the hand-over of a leaving member.
+  caf::replies_to<atom::get, atom::connected, std::vector<std::string>>::with<
+    std::vector<std::string>>,
   // Joins, refusals, out-of-protocol messages and the mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -192,6 +199,10 @@ using cluster_member_actor = caf::typed_actor<
   // Say goodbye to the peer and stop dialling it: answers the peer's name
   // once it took the goodbye (ec::not_found when the link is not joined).
   caf::replies_to<atom::leave>::with<std::string>,
+  // Which of these sync server ids run connected on the peer; asked while
+  // joined or after the goodbye (ec::not_found when the link never joined).
+  caf::replies_to<atom::get, atom::connected, std::vector<std::string>>::with<
+    std::vector<std::string>>,
   // Address, peer name, link state, heartbeats, failures and the mailbox.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -211,10 +222,16 @@ using cluster_manager_actor = caf::typed_actor<
   // by version vector, what changed applied to the SYNC MANAGER.
   caf::reacts_to<atom::put, std::string>,
   // Graceful leave: a goodbye on every link, so the others take this
-  // node's relays at once; then this node owns nothing and dials no one.
-  // Answers JSON: `left`, `acknowledged` (peer names), `failed` (address,
-  // error).
+  // node's relays at once; then, for at most `handover_timeout`, this node
+  // keeps running its relays until the others report each one connected;
+  // then it owns nothing and dials no one. Answers JSON: `left`,
+  // `acknowledged` (peer names), `failed` (address, error), `handed_over`
+  // and `not_handed_over` (sync server ids).
   caf::replies_to<atom::leave>::with<std::string>,
+  // Which of these sync server ids run connected on this node (asked by a
+  // leaving member through the CLUSTER GATE).
+  caf::replies_to<atom::get, atom::connected, std::vector<std::string>>::with<
+    std::vector<std::string>>,
   // Refused nodes as health reasons.
   caf::replies_to<atom::health>::with<health_report>,
   // The member links, as a supervisor lists its children (for the
@@ -223,6 +240,8 @@ using cluster_manager_actor = caf::typed_actor<
   caf::replies_to<atom::get, atom::status>::with<status_map>,
   // INTERNAL: every heartbeat interval: subscribe again, pass the live set
   // on again (both idempotent), so either side may restart.
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  // INTERNAL: the next round of a graceful leave's hand-over.
+  caf::reacts_to<atom::leave, atom::tick>>;
 
 } // namespace ferry

@@ -16,6 +16,9 @@ namespace {
 /// which asks the membership and the sync manager.
 constexpr auto cluster_timeout = std::chrono::seconds{8};
 
+/// A leave takes its goodbyes and the hand-over: the inspector gives it 40 s.
+constexpr auto leave_timeout = std::chrono::seconds{45};
+
 void get_cluster(control_plane_pointer self, const admin_exchange_ptr& ex,
                  const admin_route_args&) {
   auto inspector = current_inspector(self);
@@ -36,7 +39,7 @@ void leave_cluster(control_plane_pointer self, const admin_exchange_ptr& ex,
   auto inspector = current_inspector(self);
   if (!inspector)
     return ex->answer(admin_error(503, "the inspector is not running"));
-  self->request(inspector, cluster_timeout, atom::leave_v)
+  self->request(inspector, leave_timeout, atom::leave_v)
     .then(
       [ex](std::string& body) {
         ex->answer(json_text_response(200, std::move(body)));

@@ -130,6 +130,15 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
               return;
             }
             j->second.name = hb.name;
+            // A member that restarted joins from a new node: drop what its
+            // previous run left here after its goodbye.
+            auto& peers = self->state.peers;
+            for (auto k = peers.begin(); k != peers.end();)
+              if (k->first != node && k->second.departed
+                  && k->second.name == hb.name)
+                k = peers.erase(k);
+              else
+                ++k;
             ++self->state.joins;
             log::info("{}: {} joined (incarnation {}, cluster port {})",
                       self->name(), hb.name, hb.incarnation, hb.address);
@@ -151,8 +160,9 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
       -> caf::result<cluster::member_heartbeat, member_list> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (i == self->state.peers.end() || i->second.name.empty())
-        return out_of_protocol(self, node, "heartbeat before join");
+      if (i == self->state.peers.end() || !i->second.joined())
+        return out_of_protocol(self, node, "heartbeat before join or after "
+                                           "leave");
       if (i->second.name != hb.name)
         return out_of_protocol(self, node,
                                "heartbeat as " + hb.name + " after joining as "
@@ -185,7 +195,8 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
            uint64_t incarnation) -> caf::result<bool> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (i == self->state.peers.end() || i->second.name != member_name)
+      if (i == self->state.peers.end() || !i->second.joined()
+          || i->second.name != member_name)
         return out_of_protocol(self, node, "leave as " + member_name
                                              + " without having joined as it");
       auto membership = current_membership(self);
@@ -195,15 +206,31 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
       // The goodbye is in the membership's mailbox when the leaver hears
       // back: its relays move with the next live set.
       self->send(membership, atom::leave_v, member_name, incarnation);
-      self->state.peers.erase(i);
+      i->second.departed = true;
       log::info("{}: {} said goodbye", self->name(), member_name);
       return true;
+    },
+    [self](atom::get, atom::connected, std::vector<std::string>& ids)
+      -> caf::result<std::vector<std::string>> {
+      auto node = sender_node(self);
+      auto i = self->state.peers.find(node);
+      if (i == self->state.peers.end() || i->second.name.empty())
+        return out_of_protocol(self, node,
+                               "asked for connected relays before join");
+      auto manager = self->state.manager ? self->state.manager->get()
+                                         : cluster_manager_actor{};
+      if (!manager)
+        return caf::make_error(ec::network_failure,
+                               "the cluster manager is restarting");
+      return self->delegate(manager, atom::get_v, atom::connected_v,
+                            std::move(ids));
     },
     [self](atom::put, std::string& records) {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
-      if (i == self->state.peers.end() || i->second.name.empty()) {
-        out_of_protocol(self, node, "control-plane records before join");
+      if (i == self->state.peers.end() || !i->second.joined()) {
+        out_of_protocol(self, node, "control-plane records before join or "
+                                    "after leave");
         return;
       }
       ++self->state.records_received;
@@ -224,7 +251,7 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
                static_cast<int64_t>(st.out_of_protocol));
       int64_t joined = 0;
       for (auto& [node, peer] : st.peers)
-        if (!peer.name.empty())
+        if (peer.joined())
           ++joined;
       caf::put(result, "joined_nodes", joined);
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));

@@ -34,6 +34,12 @@ struct cluster_gate_state {
     std::string challenge;
     /// Set once it joined: the name it proved.
     std::string name;
+    /// It said goodbye: it may only ask which of its relays run here now.
+    bool departed = false;
+
+    bool joined() const {
+      return !name.empty() && !departed;
+    }
   };
 
   cluster_identity_ptr identity;
@@ -59,8 +65,10 @@ struct cluster_gate_state {
 /// over that challenge. A join whose signature does not verify, whose key
 /// is not allowed or whose name is known with another key is refused with
 /// the reason (and kept among the MEMBERSHIP's refusals). Only a joined
-/// node's heartbeats and leave count; anything else is out of protocol:
-/// refused, logged, and the node must start over with hello.
+/// node's heartbeats, records and leave count, and after its leave only its
+/// question which relays run connected here (the hand-over, answered by the
+/// CLUSTER MANAGER); anything else is out of protocol: refused, logged, and
+/// the node must start over with hello.
 /// @param identity This node; `identity->self.address` must be set.
 /// @param membership The view that decides on joins and heartbeats.
 /// @param manager Told about every node that joins, so it dials it back.

@@ -16,10 +16,12 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -130,64 +132,6 @@ void apply_replication(self_pointer self, const cluster::cluster_view& view) {
   }
 }
 
-/// Says goodbye on every joined link, answers who took it (JSON), then
-/// stops the links: the peers move this node's relays at once instead of
-/// after `failure_timeout`.
-caf::result<std::string> leave(self_pointer self) {
-  auto& st = self->state;
-  if (st.left)
-    return std::string{R"({"left":true,"acknowledged":[],"failed":[]})"};
-  st.left = true;
-  log::info("{}: leaving the cluster", self->name());
-  struct outcome {
-    json::array acknowledged;
-    json::array failed;
-    size_t pending = 0;
-  };
-  auto result = std::make_shared<outcome>();
-  auto rp = self->make_response_promise<std::string>();
-  auto finish = [self, result, rp]() mutable {
-    if (--result->pending > 0)
-      return;
-    log::info("{}: left; {} peer(s) took the goodbye, {} did not",
-              self->name(), result->acknowledged.size(),
-              result->failed.size());
-    for (auto& [address, entry] : self->state.links)
-      if (entry.handle)
-        self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
-    // This node owns nothing from now on: its relays run on the others.
-    tell_owners(self, std::vector<std::string>{});
-    rp.deliver(json::serialize(json::object{
-      {"left", true},
-      {"acknowledged", std::move(result->acknowledged)},
-      {"failed", std::move(result->failed)},
-    }));
-  };
-  // One extra count, dropped below, so an empty round still finishes.
-  result->pending = 1;
-  for (auto& [address, entry] : st.links) {
-    if (!entry.handle)
-      continue;
-    ++result->pending;
-    auto where = address;
-    self
-      ->request(entry.handle, st.config.member.connect_timeout + leave_margin,
-                atom::leave_v)
-      .then(
-        [result, finish](std::string& peer) mutable {
-          result->acknowledged.emplace_back(peer);
-          finish();
-        },
-        [result, finish, where](caf::error& err) mutable {
-          result->failed.push_back(
-            json::object{{"address", where}, {"error", render(err)}});
-          finish();
-        });
-  }
-  finish();
-  return rp;
-}
-
 // -- the replicated control plane ---------------------------------------------
 
 /// The kind of the replicated sync server definitions.
@@ -209,6 +153,199 @@ constexpr uint64_t anti_entropy_ticks = 5;
 bool node_local_server(const std::string& id) {
   return cluster::replicated_member(id).has_value()
          || id.rfind("federation.", 0) == 0;
+}
+
+// -- graceful leave -----------------------------------------------------------
+
+/// How often a leaving member asks the others which of its relays they run.
+constexpr auto handover_poll_interval = std::chrono::milliseconds{100};
+
+/// The ids of the relays connected here, from the sync manager's server
+/// list: every server whose connection is up, except the node-local links.
+std::set<std::string> connected_relays(const std::string& list) {
+  std::set<std::string> ids;
+  json::error_code ec;
+  auto rows = json::parse(list, ec);
+  if (ec || !rows.is_array())
+    return ids;
+  for (auto& row : rows.as_array()) {
+    auto* server = row.if_object();
+    auto* id = server ? server->if_contains("id") : nullptr;
+    auto* runtime = server ? server->if_contains("runtime") : nullptr;
+    if (!id || !id->is_string() || !runtime || !runtime->is_object())
+      continue;
+    auto* connected = runtime->as_object().if_contains("connected");
+    std::string name{id->as_string()};
+    if (connected && connected->is_bool() && connected->as_bool()
+        && !node_local_server(name))
+      ids.insert(std::move(name));
+  }
+  return ids;
+}
+
+json::array json_strings(const std::set<std::string>& xs) {
+  json::array result;
+  for (auto& x : xs)
+    result.emplace_back(x);
+  return result;
+}
+
+/// Ends the leave: stops the links, gives up every relay (they run on the
+/// others now) and answers who took the goodbye and which relays were
+/// handed over.
+void finish_leave(self_pointer self) {
+  auto& st = self->state;
+  auto round = std::move(*st.leaving);
+  st.leaving.reset();
+  log::info("{}: left; {} peer(s) took the goodbye, {} did not; {} relay(s) "
+            "handed over, {} not",
+            self->name(), round.acknowledged.size(), round.failed.size(),
+            round.handed_over.size(), round.pending.size());
+  for (auto& [address, entry] : st.links)
+    if (entry.handle)
+      self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
+  tell_owners(self, std::vector<std::string>{});
+  json::array acknowledged;
+  for (auto& name : round.acknowledged)
+    acknowledged.emplace_back(name);
+  json::array failed;
+  for (auto& [address, error] : round.failed)
+    failed.push_back(json::object{{"address", address}, {"error", error}});
+  round.promise.deliver(json::serialize(json::object{
+    {"left", true},
+    {"acknowledged", std::move(acknowledged)},
+    {"failed", std::move(failed)},
+    {"handed_over", json_strings(round.handed_over)},
+    {"not_handed_over", json_strings(round.pending)},
+  }));
+}
+
+/// One hand-over round: asks every member that took the goodbye which of
+/// the relays still pending run connected there. The leave ends once none
+/// is pending, when nobody is left to ask, or at the deadline (logged with
+/// the relays nobody reported).
+void poll_handover(self_pointer self) {
+  auto& round = *self->state.leaving;
+  if (round.pending.empty() || round.took.empty()) {
+    finish_leave(self);
+    return;
+  }
+  auto now = self->clock().now();
+  if (now >= round.deadline) {
+    std::string ids;
+    for (auto& id : round.pending)
+      ids += (ids.empty() ? "" : ", ") + id;
+    log::warn("{}: gave up waiting for the others to connect {} relay(s) "
+              "after {} ms: {}",
+              self->name(), round.pending.size(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                self->state.config.handover_timeout)
+                .count(),
+              ids);
+    finish_leave(self);
+    return;
+  }
+  std::vector<std::string> ids{round.pending.begin(), round.pending.end()};
+  auto timeout = std::min<caf::timespan>(
+    cluster_manager_ask_timeout,
+    std::max<caf::timespan>(round.deadline - now, handover_poll_interval));
+  round.outstanding = round.took.size();
+  auto answered = [self](const std::vector<std::string>* connected) {
+    auto& st = self->state;
+    if (!st.leaving)
+      return;
+    auto& r = *st.leaving;
+    if (connected)
+      for (auto& id : *connected)
+        if (r.pending.erase(id) > 0)
+          r.handed_over.insert(id);
+    if (--r.outstanding > 0)
+      return;
+    if (r.pending.empty() || self->clock().now() >= r.deadline)
+      poll_handover(self);
+    else
+      self->delayed_send(self, handover_poll_interval, atom::leave_v,
+                         atom::tick_v);
+  };
+  for (auto& link : round.took)
+    self
+      ->request(link, timeout, atom::get_v, atom::connected_v, ids)
+      .then([answered](std::vector<std::string>& connected) {
+        answered(&connected);
+      },
+            [answered](caf::error&) { answered(nullptr); });
+}
+
+/// Says goodbye on every joined link: the peers move this node's relays at
+/// once instead of after `failure_timeout`. Then the hand-over starts.
+void say_goodbyes(self_pointer self) {
+  auto& st = self->state;
+  auto& round = *st.leaving;
+  auto goodbyes_done = [self] {
+    auto& st = self->state;
+    auto& r = *st.leaving;
+    if (--r.outstanding > 0)
+      return;
+    r.deadline = self->clock().now() + st.config.handover_timeout;
+    if (!r.pending.empty())
+      log::info("{}: {} peer(s) took the goodbye; waiting for them to "
+                "connect {} relay(s)",
+                self->name(), r.acknowledged.size(), r.pending.size());
+    poll_handover(self);
+  };
+  // One extra count, dropped below, so a round without links still ends.
+  round.outstanding = 1;
+  for (auto& [address, entry] : st.links) {
+    if (!entry.handle)
+      continue;
+    ++round.outstanding;
+    auto link = entry.handle;
+    auto where = address;
+    self
+      ->request(link, st.config.member.connect_timeout + leave_margin,
+                atom::leave_v)
+      .then(
+        [self, link, goodbyes_done](std::string& peer) {
+          auto& r = *self->state.leaving;
+          r.acknowledged.push_back(std::move(peer));
+          r.took.push_back(link);
+          goodbyes_done();
+        },
+        [self, where, goodbyes_done](caf::error& err) {
+          self->state.leaving->failed.emplace_back(where, render(err));
+          goodbyes_done();
+        });
+  }
+  goodbyes_done();
+}
+
+/// Graceful leave: notes which relays are connected here, says goodbye on
+/// every link, and waits (at most `handover_timeout`) until the members
+/// that took the goodbye report each of those relays connected, running
+/// them here meanwhile; then stops the links and gives up every relay.
+caf::result<std::string> leave(self_pointer self) {
+  auto& st = self->state;
+  if (st.left)
+    return std::string{R"({"left":true,"acknowledged":[],"failed":[],)"
+                       R"("handed_over":[],"not_handed_over":[]})"};
+  st.left = true;
+  log::info("{}: leaving the cluster", self->name());
+  st.leaving.emplace();
+  auto rp = self->make_response_promise<std::string>();
+  st.leaving->promise = rp;
+  auto begin = [self](std::set<std::string> relays) {
+    self->state.leaving->pending = std::move(relays);
+    say_goodbyes(self);
+  };
+  auto sync = current(st.sync_manager);
+  if (!sync) {
+    begin({});
+    return rp;
+  }
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then([begin](std::string& list) { begin(connected_relays(list)); },
+          [begin](caf::error&) { begin({}); });
+  return rp;
 }
 
 /// The definitions in an actor's JSON list (id → canonical JSON), each row
@@ -567,7 +704,23 @@ void with_definition_lists(
           [hosted](caf::error&) { hosted({}); });
 }
 
-/// Asks the membership for the view and applies the replication servers.
+/// Folds the members the view says are forgotten out of the replicated
+/// records' version vectors (and persists what that changed).
+void fold_forgotten(self_pointer self, const cluster::cluster_view& view) {
+  std::set<std::string> forgotten;
+  for (auto& m : view.members)
+    if (m.state == cluster::member_state::forgotten)
+      forgotten.insert(m.name);
+  auto restamped = self->state.replica.forget(forgotten);
+  if (restamped.empty())
+    return;
+  log::info("{}: folded {} forgotten member(s) out of {} record(s)",
+            self->name(), forgotten.size(), restamped.size());
+  persist(self, restamped);
+}
+
+/// Asks the membership for the view, applies the replication servers and
+/// folds the forgotten members away.
 void refresh_replication(self_pointer self) {
   auto membership = current(self->state.membership);
   if (!membership)
@@ -575,7 +728,10 @@ void refresh_replication(self_pointer self) {
   self
     ->request(membership, cluster_manager_ask_timeout, atom::get_v,
               atom::members_v)
-    .then([self](cluster::cluster_view& view) { apply_replication(self, view); },
+    .then([self](cluster::cluster_view& view) {
+      apply_replication(self, view);
+      fold_forgotten(self, view);
+    },
           [](caf::error&) {
             // The next tick asks again.
           });
@@ -879,7 +1035,8 @@ cluster_manager(
       for (auto& info : members) {
         if (info.address.empty() || info.address == st.identity->self.address
             || info.name == st.identity->self.name
-            || info.state == cluster::member_state::left)
+            || info.state == cluster::member_state::left
+            || info.state == cluster::member_state::forgotten)
           continue;
         auto i = st.links.find(info.address);
         if (i != st.links.end() && i->second.handle) {
@@ -913,6 +1070,32 @@ cluster_manager(
     },
     [self](atom::leave) -> caf::result<std::string> {
       return leave(self);
+    },
+    [self](atom::leave, atom::tick) {
+      if (self->state.leaving)
+        poll_handover(self);
+    },
+    [self](atom::get, atom::connected, std::vector<std::string>& ids)
+      -> caf::result<std::vector<std::string>> {
+      auto sync = current(self->state.sync_manager);
+      if (!sync)
+        return caf::make_error(ec::network_failure,
+                               "the sync manager is restarting");
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      self
+        ->request(sync, cluster_manager_ask_timeout, atom::get_v,
+                  atom::servers_v)
+        .then(
+          [rp, ids](std::string& list) mutable {
+            auto here = connected_relays(list);
+            std::vector<std::string> result;
+            for (auto& id : ids)
+              if (here.count(id) > 0)
+                result.push_back(id);
+            rp.deliver(std::move(result));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [self](atom::put, const std::string& records) {
       merge_records(self, records);

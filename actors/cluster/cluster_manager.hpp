@@ -8,13 +8,17 @@
 #include "messages/cluster.hpp"
 #include "messages/sync_manager.hpp"
 
+#include <caf/actor_clock.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ferry::store {
@@ -38,6 +42,9 @@ struct cluster_manager_config {
   /// Where the replicated control plane's records persist (the node's
   /// store); null: kept in memory only.
   store::event_store* store = nullptr;
+  /// A graceful leave waits at most this long after its goodbyes for the
+  /// others to report this node's relays connected.
+  caf::timespan handover_timeout = std::chrono::seconds{5};
 };
 
 struct cluster_manager_state {
@@ -58,7 +65,26 @@ struct cluster_manager_state {
   /// reconciler (told the live set: it pushes only the relays it owns).
   infra_handles infra;
 
+  /// A graceful leave in progress: the goodbyes, then the hand-over.
+  struct leaving_round {
+    /// Names of the peers that took the goodbye.
+    std::vector<std::string> acknowledged;
+    /// (address, error) of the links that did not.
+    std::vector<std::pair<std::string, std::string>> failed;
+    /// The links whose peer took the goodbye: asked for the hand-over.
+    std::vector<cluster_member_actor> took;
+    /// Relays connected here when the leave began that no other member has
+    /// reported connected yet, and those one has.
+    std::set<std::string> pending;
+    std::set<std::string> handed_over;
+    /// Goodbyes, then answers of one hand-over round, still out.
+    size_t outstanding = 0;
+    caf::actor_clock::time_point deadline;
+    caf::typed_response_promise<std::string> promise;
+  };
+
   std::map<std::string, link> links;
+  std::optional<leaving_round> leaving;
   /// Seeds whose first attempt is still out.
   std::set<std::string> seeds_pending;
   /// The live set passed on to the sync manager from now on.
@@ -96,7 +122,10 @@ struct cluster_manager_state {
 /// MANAGER, which runs the connections of the relays this node owns; until
 /// every seed had its first attempt (or `settle_limit` passed) it hands
 /// nothing on, so a node rejoining a running cluster does not first grab
-/// every relay; the INFRA RECONCILER gets the same live set and pushes only
+/// every relay. A graceful leave says goodbye on every link and keeps this
+/// node's relays running until the members that took the goodbye report
+/// each of them connected (or `handover_timeout` passed); the INFRA
+/// RECONCILER gets the same live set and pushes only
 /// the hosted relays this node owns. It replicates events from every other
 /// member: one sync server `cluster.NAME` per member
 /// (messages/cluster/replication.hpp), enabled while the member is alive or

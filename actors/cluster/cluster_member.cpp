@@ -269,12 +269,12 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
         return caf::make_error(ec::not_found, "the link to " + st.address
                                                 + " is " + to_string(st.state)
                                                 + ", not joined");
-      // No heartbeat and no dial from now on: the generation moves on.
+      // No heartbeat and no dial from now on: the generation moves on. The
+      // gate stays, for the hand-over's questions.
       ++st.generation;
       st.state = link::left;
       auto gate = st.gate;
       self->demonitor(gate.address());
-      st.gate = cluster_gate_actor{};
       auto rp = self->make_response_promise<std::string>();
       self
         ->request(gate, st.config.connect_timeout, atom::leave_v,
@@ -290,6 +290,24 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
                       self->state.address, self->state.peer, render(err));
             rp.deliver(std::move(err));
           });
+      return rp;
+    },
+    [self](atom::get, atom::connected, std::vector<std::string>& ids)
+      -> caf::result<std::vector<std::string>> {
+      auto& st = self->state;
+      if (!st.gate || (st.state != link::joined && st.state != link::left))
+        return caf::make_error(ec::not_found, "the link to " + st.address
+                                                + " is " + to_string(st.state)
+                                                + ", not joined");
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      self
+        ->request(st.gate, st.config.connect_timeout, atom::get_v,
+                  atom::connected_v, std::move(ids))
+        .then(
+          [rp](std::vector<std::string>& connected) mutable {
+            rp.deliver(std::move(connected));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     },
     [self](atom::tick, uint64_t generation) {

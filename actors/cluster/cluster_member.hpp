@@ -39,7 +39,8 @@ struct cluster_member_state {
   handle_slot_ptr<membership_actor> membership;
   handle_slot_ptr<cluster_manager_actor> manager;
 
-  /// The peer's gate while joined.
+  /// The peer's gate while joined, and after the goodbye (the hand-over's
+  /// questions go there).
   cluster_gate_actor gate;
   /// The name the peer proved (empty before the first join).
   std::string peer;

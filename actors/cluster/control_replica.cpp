@@ -50,7 +50,9 @@ control_replica::merge_outcome
 control_replica::merge(const std::vector<cluster::control_record>& incoming,
                        int64_t now) {
   merge_outcome out;
-  for (auto& in : incoming) {
+  for (auto in : incoming) {
+    for (auto& name : forgotten_)
+      in.version.clock.fold(name);
     auto i = records_.find(key{in.kind, in.id});
     if (i == records_.end()) {
       records_[key{in.kind, in.id}] = in;
@@ -89,6 +91,22 @@ control_replica::merge(const std::vector<cluster::control_record>& incoming,
       out.restamped.push_back(stored);
   }
   return out;
+}
+
+std::vector<cluster::control_record>
+control_replica::forget(const std::set<std::string>& names) {
+  std::vector<cluster::control_record> restamped;
+  if (names == forgotten_)
+    return restamped;
+  forgotten_ = names;
+  for (auto& [k, r] : records_) {
+    auto before = r.version.clock;
+    for (auto& name : forgotten_)
+      r.version.clock.fold(name);
+    if (r.version.clock != before)
+      restamped.push_back(r);
+  }
+  return restamped;
 }
 
 std::vector<cluster::control_record> control_replica::all() const {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,9 +59,18 @@ public:
     std::vector<control_conflict> conflicts;
   };
 
-  /// Merges versions from a member. `now` stamps conflicts.
+  /// Merges versions from a member, each folded first by the forgotten
+  /// members (see `forget`). `now` stamps conflicts.
   merge_outcome merge(const std::vector<cluster::control_record>& incoming,
                       int64_t now);
+
+  /// The members the cluster forgot (dead or left for the forget period):
+  /// their counters are folded out of every stored version vector now and
+  /// out of every incoming one from now on (cluster::version_vector). A
+  /// member not among `names` any more (it came back) is folded no longer.
+  /// @returns the records whose version changed (to persist).
+  std::vector<cluster::control_record>
+  forget(const std::set<std::string>& names);
 
   /// Every record, tombstones included (what a member is sent).
   std::vector<cluster::control_record> all() const;
@@ -78,6 +88,7 @@ private:
   using key = std::pair<std::string, std::string>;
 
   std::string self_;
+  std::set<std::string> forgotten_;
   std::map<key, cluster::control_record> records_;
   std::vector<control_conflict> conflicts_;
 };

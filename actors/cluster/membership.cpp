@@ -53,6 +53,8 @@ caf::error validate(const membership_config& config) {
   if (config.failure_timeout <= config.heartbeat)
     return invalid(
       "cluster failure timeout must exceed the heartbeat interval");
+  if (config.forget_after <= config.failure_timeout)
+    return invalid("cluster forget period must exceed the failure timeout");
   for (const auto& key : config.allowed_pubkeys)
     if (!valid_pubkey(key))
       return invalid("cluster member key " + key
@@ -116,8 +118,9 @@ membership_state::heartbeat(const cluster::member_heartbeat& hb,
     log::info("{}: {} rejoined with incarnation {} (was {}, {})", name,
               hb.name, hb.incarnation, m.info.incarnation,
               to_string(m.info.state));
-  } else if (m.info.state == member_state::dead) {
-    log::info("{}: {} is back", name, hb.name);
+  } else if (m.info.state == member_state::dead
+             || m.info.state == member_state::forgotten) {
+    log::info("{}: {} is back ({})", name, hb.name, to_string(m.info.state));
   }
   m.info.incarnation = hb.incarnation;
   m.info.relay_url = hb.relay_url;
@@ -147,7 +150,8 @@ void membership_state::leave(const std::string& member_name,
   if (i == members.end() || member_name == config.self.name)
     return;
   auto& info = i->second.info;
-  if (incarnation < info.incarnation || info.state == member_state::left)
+  if (incarnation < info.incarnation || info.state == member_state::left
+      || info.state == member_state::forgotten)
     return;
   info.incarnation = incarnation;
   info.state = member_state::left;
@@ -156,9 +160,18 @@ void membership_state::leave(const std::string& member_name,
 
 void membership_state::tick(time_point now) {
   for (auto& [member_name, m] : members) {
-    if (member_name == config.self.name || !owns_relays(m.info.state))
+    if (member_name == config.self.name
+        || m.info.state == member_state::forgotten)
       continue;
     auto silent = now - m.last_seen;
+    if (!owns_relays(m.info.state)) {
+      if (silent >= config.forget_after) {
+        log::info("{}: {} ({}) silent for {} ms: forgotten", name,
+                  member_name, to_string(m.info.state), milliseconds(silent));
+        m.info.state = member_state::forgotten;
+      }
+      continue;
+    }
     if (silent >= config.failure_timeout) {
       m.info.state = member_state::dead;
       log::warn("{}: no heartbeat from {} for {} ms: dead", name, member_name,
@@ -222,7 +235,8 @@ status_map membership_state::status(time_point now) const {
     by_name.emplace(info.name, caf::config_value{std::move(entry)});
   }
   for (auto s : {member_state::alive, member_state::suspect,
-                 member_state::dead, member_state::left})
+                 member_state::dead, member_state::left,
+                 member_state::forgotten})
     caf::put(result, "members." + to_string(s), counts[s]);
   result.emplace("view", caf::config_value{std::move(by_name)});
   caf::config_value::list live;

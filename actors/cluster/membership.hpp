@@ -26,6 +26,9 @@ struct membership_config {
   /// A member silent for this long is dead. Detection happens at the first
   /// tick after it, so within `failure_timeout + heartbeat`.
   caf::timespan failure_timeout = std::chrono::seconds{5};
+  /// A member dead or left and silent for this long is forgotten: the
+  /// control plane folds its counters away. Longer than `failure_timeout`.
+  caf::timespan forget_after = std::chrono::hours{1};
   /// Node keys allowed to join (hex); empty allows any key.
   std::vector<std::string> allowed_pubkeys;
   /// Refusals kept for /health; the oldest go first.
@@ -33,8 +36,9 @@ struct membership_config {
 };
 
 /// Checks this node's name and key, that `failure_timeout` exceeds the
-/// heartbeat interval (a healthy member would flap otherwise), that every
-/// allowed key is hex and that this node's own key is among them.
+/// heartbeat interval (a healthy member would flap otherwise) and
+/// `forget_after` exceeds `failure_timeout`, that every allowed key is hex
+/// and that this node's own key is among them.
 /// @relates membership_config
 caf::error validate(const membership_config& config);
 
@@ -76,7 +80,8 @@ struct membership_state {
   void leave(const std::string& name, uint64_t incarnation);
 
   /// Times out silent members: suspect after two missed heartbeats, dead
-  /// after `failure_timeout`.
+  /// after `failure_timeout`, forgotten once dead or left and silent for
+  /// `forget_after`.
   void tick(time_point now);
 
   // -- queries ----------------------------------------------------------------

@@ -127,6 +127,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
       mcfg.self = identity->self;
       mcfg.heartbeat = settings.heartbeat;
       mcfg.failure_timeout = settings.failure_timeout;
+      mcfg.forget_after = settings.forget_after;
       mcfg.allowed_pubkeys = settings.members;
       return self->system().spawn(membership, mcfg);
     }));
@@ -142,6 +143,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
       ccfg.member.backoff_cap = std::min<caf::timespan>(
         std::chrono::seconds{5}, settings.failure_timeout);
       ccfg.settle_limit = settings.failure_timeout;
+      ccfg.handover_timeout = settings.handover_timeout;
       return self->system().spawn(cluster_manager, ccfg, identity, membership,
                                   sync, infra, own);
     }));

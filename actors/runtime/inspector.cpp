@@ -411,19 +411,32 @@ caf::result<std::string> ask_grasp(self_pointer self, Ts... xs) {
 /// Forwards a hosted relay command to the actor in `slot` and relays its
 /// answer.
 template <class Handle, class... Ts>
-caf::result<std::string> ask_infra(self_pointer self,
-                                   const handle_slot_ptr<Handle>& slot,
-                                   const char* what, Ts... xs) {
+caf::result<std::string> ask_infra_within(self_pointer self,
+                                          const handle_slot_ptr<Handle>& slot,
+                                          const char* what,
+                                          caf::timespan timeout, Ts... xs) {
   auto handle = slot ? slot->get() : Handle{};
   if (!handle)
     return caf::make_error(ec::not_found,
                            std::string{"the "} + what + " is not running");
   auto rp = self->make_response_promise<std::string>();
-  self->request(handle, std::chrono::seconds{10}, xs...)
+  self->request(handle, timeout, xs...)
     .then([rp](std::string& answer) mutable { rp.deliver(std::move(answer)); },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
   return rp;
 }
+
+template <class Handle, class... Ts>
+caf::result<std::string> ask_infra(self_pointer self,
+                                   const handle_slot_ptr<Handle>& slot,
+                                   const char* what, Ts... xs) {
+  return ask_infra_within(self, slot, what, std::chrono::seconds{10}, xs...);
+}
+
+/// A graceful leave asks the sync manager (at most 2 s), its goodbyes take
+/// at most a link's connect timeout and a second (6 s), its hand-over at
+/// most the largest `handover_timeout_ms` (30 s).
+constexpr auto cluster_leave_limit = std::chrono::seconds{40};
 
 /// Adds the federation peers refused for a changed key to `report`, and
 /// settles its status.
@@ -766,8 +779,8 @@ inspector(inspector_actor::stateful_pointer<inspector_state> self,
         return caf::make_error(ec::not_found,
                                "this node is not in a cluster "
                                "(cluster.enabled = false)");
-      return ask_infra(self, self->state.cluster, "cluster manager",
-                       atom::leave_v);
+      return ask_infra_within(self, self->state.cluster, "cluster manager",
+                              cluster_leave_limit, atom::leave_v);
     },
     [self](federation_call& call) -> caf::result<federation_reply> {
       // The console is an operator: only operators' calls, and never in a

@@ -132,9 +132,11 @@ ingest_pipeline spawn_ingest_pipeline(caf::actor_system& sys,
   return result;
 }
 
-/// A goodbye waits for each peer at most a link's connect timeout (5 s);
-/// a stop never hangs on a peer that does not answer.
-constexpr auto cluster_leave_timeout = std::chrono::seconds{8};
+/// A leave asks the sync manager (at most 2 s), waits for each peer's
+/// goodbye at most a link's connect timeout and a second (6 s), and then for
+/// the hand-over at most `cluster.handover_timeout_ms`: a stop never hangs
+/// on a peer that does not answer.
+constexpr auto cluster_goodbye_timeout = std::chrono::seconds{10};
 
 void stop_and_wait(caf::actor_system& sys,
                    const std::vector<caf::actor>& actors) {
@@ -312,7 +314,9 @@ void node::leave_cluster() {
   if (!manager)
     return;
   caf::scoped_actor self{sys_};
-  self->request(manager, cluster_leave_timeout, atom::leave_v)
+  self
+    ->request(manager, cluster_goodbye_timeout + cfg_.cluster.handover_timeout,
+              atom::leave_v)
     .receive(
       [](std::string& outcome) {
         log::info("node left the cluster: {}", outcome);

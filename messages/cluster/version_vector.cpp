@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <vector>
 
 namespace ferry::cluster {
 
@@ -106,6 +107,53 @@ version_vector merge(const version_vector& a, const version_vector& b) {
   return result;
 }
 
+namespace {
+
+/// The most members only one side has that `align` considers folding (it
+/// tries every subset of them).
+constexpr size_t max_unmatched = 16;
+
+/// Folds into `x` the members only `x` has whose counters `other` holds in
+/// its `retired` beyond `x`'s: the first subset of them (in the order of
+/// their names' bit masks) whose counters add up to exactly that
+/// difference. True when it folded.
+bool fold_if_covered(version_vector& x, const version_vector& other) {
+  if (other.retired() <= x.retired())
+    return false;
+  auto missing = other.retired() - x.retired();
+  std::vector<std::pair<std::string, uint64_t>> only_here;
+  for (const auto& [name, counter] : x.counters())
+    if (other.get(name) == 0)
+      only_here.emplace_back(name, counter);
+  if (only_here.empty() || only_here.size() > max_unmatched)
+    return false;
+  for (uint32_t mask = 1; mask < (uint32_t{1} << only_here.size()); ++mask) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < only_here.size(); ++i)
+      if (mask & (uint32_t{1} << i))
+        sum += only_here[i].second;
+    if (sum != missing)
+      continue;
+    for (size_t i = 0; i < only_here.size(); ++i)
+      if (mask & (uint32_t{1} << i))
+        x.fold(only_here[i].first);
+    return true;
+  }
+  return false;
+}
+
+} // namespace
+
+std::pair<version_vector, version_vector> align(const version_vector& a,
+                                                const version_vector& b) {
+  auto result = std::make_pair(a, b);
+  // At most one side can qualify: each needs the other's `retired` to be
+  // the greater.
+  if (!fold_if_covered(result.first, b))
+    fold_if_covered(result.second, a);
+  return result;
+}
+
 // -- record_version -----------------------------------------------------------
 
 bool beats(const record_version& a, const record_version& b) {
@@ -117,20 +165,24 @@ bool beats(const record_version& a, const record_version& b) {
          > std::tie(b_total, b.digest, b.clock.counters(), b_retired);
 }
 
-resolution resolve(const record_version& stored,
-                   const record_version& incoming) {
+resolution resolve(const record_version& stored_version,
+                   const record_version& incoming_version) {
+  auto [stored_clock, incoming_clock]
+    = align(stored_version.clock, incoming_version.clock);
+  record_version stored{std::move(stored_clock), stored_version.digest};
+  record_version incoming{std::move(incoming_clock), incoming_version.digest};
   resolution result;
   result.order = compare(incoming.clock, stored.clock);
   switch (result.order) {
     case causal_order::after:
-      result.result = incoming;
+      result.result = std::move(incoming);
       return result;
     case causal_order::before:
-      result.result = stored;
+      result.result = std::move(stored);
       return result;
     case causal_order::equal:
       if (incoming.digest == stored.digest) {
-        result.result = stored;
+        result.result = std::move(stored);
         return result;
       }
       break;

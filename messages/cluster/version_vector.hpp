@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace ferry::cluster {
 
@@ -49,7 +50,13 @@ std::string to_string(causal_order x);
 ///   2. A node folds every vector it compares with the same set of forgotten
 ///      members: its stored versions and every incoming version before the
 ///      comparison (`fold` is idempotent and a no-op for absent members).
-/// Under (1) and (2) two nodes classify any pair of versions identically,
+///   3. Nodes forget a member at slightly different times, and a node that
+///      restarted knows of no forgotten member at all, so a folded vector
+///      meets unfolded ones. `align` settles such a pair from the two
+///      vectors alone: where one vector's `retired` exceeds the other's by
+///      exactly the counters of members only the other has, it folded
+///      them, and the other is folded the same way before the comparison.
+/// Under these rules two nodes classify any pair of versions identically,
 /// whichever of them has already forgotten the member. And even where (1)
 /// is broken (a node comes back after the forget period and merges anyway),
 /// `resolve` still picks the same record on every node: its winner depends
@@ -131,6 +138,18 @@ causal_order compare(const version_vector& a, const version_vector& b);
 /// @relates version_vector
 version_vector merge(const version_vector& a, const version_vector& b);
 
+/// Brings `a` and `b` to the same folding (rule 3 above): when `b.retired()`
+/// exceeds `a.retired()`, the first set of members only `a` has (at most
+/// 16 are tried) whose counters add up to exactly the difference is folded
+/// in `a` (`b` folded them), and the same the other way round; otherwise
+/// both stay as they are. For a member both carry with the same counter,
+/// `compare(align(fold(a, m), b))` is `compare(fold(a, m), fold(b, m))`.
+/// A pure function of the pair, so every node aligns it the same way;
+/// `compare` of the results is what `resolve` decides on.
+/// @relates version_vector
+std::pair<version_vector, version_vector> align(const version_vector& a,
+                                                const version_vector& b);
+
 /// One version of a replicated record: its history and the SHA-256 of its
 /// canonical content.
 struct record_version {
@@ -178,9 +197,9 @@ struct resolution {
   record_version result;
 };
 
-/// Applies the rules above. `resolve(x, y).result == resolve(y, x).result`
-/// for every pair: nodes that receive the two versions in either order
-/// store the same record.
+/// Applies the rules above to the two clocks as `align` leaves them.
+/// `resolve(x, y).result == resolve(y, x).result` for every pair: nodes that
+/// receive the two versions in either order store the same record.
 /// @relates record_version
 resolution resolve(const record_version& stored,
                    const record_version& incoming);

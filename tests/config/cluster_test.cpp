@@ -25,6 +25,8 @@ seeds = ["10.0.0.6:7450", "node-c.internal:7450", "10.0.0.6:7450"]
 members = [")" + key_a + R"("]
 failure_timeout_ms = 2000
 heartbeat_ms = 250
+handover_timeout_ms = 8000
+forget_after_ms = 60000
 [cluster.tls]
 certfile = "node-a.pem"
 keyfile = "node-a.key"
@@ -44,6 +46,8 @@ cafile = "ca.pem"
   CHECK(c.members == std::vector<std::string>{key_a});
   CHECK(c.failure_timeout == std::chrono::milliseconds{2000});
   CHECK(c.heartbeat == std::chrono::milliseconds{250});
+  CHECK(c.handover_timeout == std::chrono::milliseconds{8000});
+  CHECK(c.forget_after == std::chrono::milliseconds{60000});
   CHECK(c.tls.enabled());
   CHECK(c.tls.cafile == "ca.pem");
 }
@@ -56,6 +60,8 @@ TEST_CASE("the cluster is off by default, on port 7450 with 5 s / 1 s timing",
   CHECK(result->cluster.port == 7450);
   CHECK(result->cluster.failure_timeout == std::chrono::milliseconds{5000});
   CHECK(result->cluster.heartbeat == std::chrono::milliseconds{1000});
+  CHECK(result->cluster.handover_timeout == std::chrono::milliseconds{5000});
+  CHECK(result->cluster.forget_after == std::chrono::milliseconds{3600000});
 }
 
 TEST_CASE("cluster config errors name the file, the key and the expectation",
@@ -93,6 +99,15 @@ TEST_CASE("cluster config errors name the file, the key and the expectation",
   CHECK(load_error("[cluster]\nfailure_timeout_ms = 500\n")
         == "ferry.toml: cluster.failure_timeout_ms: expected more than "
            "cluster.heartbeat_ms (1000), got 500");
+  CHECK(load_error("[cluster]\nhandover_timeout_ms = 30001\n")
+        == "ferry.toml: cluster.handover_timeout_ms: expected at most 30000, "
+           "got 30001");
+  CHECK(load_error("[cluster]\nforget_after_ms = 5000\n")
+        == "ferry.toml: cluster.forget_after_ms: expected more than "
+           "cluster.failure_timeout_ms (5000), got 5000");
+  CHECK(load_error("[cluster]\nfailure_timeout_ms = 3600000\n")
+        == "ferry.toml: cluster.failure_timeout_ms: expected less than "
+           "cluster.forget_after_ms (3600000), got 3600000");
   CHECK(load_error("[cluster]\nbogus = 1\n")
         == "ferry.toml: cluster.bogus: unknown key");
 }

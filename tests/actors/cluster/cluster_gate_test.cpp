@@ -251,3 +251,37 @@ TEST_CASE_METHOD(fixture,
   REQUIRE(status);
   CHECK(caf::get<int64_t>(*status, "out_of_protocol") == 5);
 }
+
+TEST_CASE_METHOD(fixture,
+                 "after its goodbye a member may only ask which relays run "
+                 "here",
+                 "[cluster][gate]") {
+  launch();
+  node_key b{"node-b"};
+  using ids = std::vector<std::string>;
+  auto connected = [&] {
+    return reply_of<ids>(gate, "the gate", atom::get_v, atom::connected_v,
+                         ids{"r0", "r1"});
+  };
+  // Not joined yet: out of protocol.
+  CHECK(connected().error() == ec::invalid_input);
+  auto challenge = hello();
+  REQUIRE(join(b.hb, cluster::sign_challenge(challenge, b.hb, b.keys)));
+  auto left = reply_of<bool>(gate, "the gate", atom::leave_v,
+                             std::string{"node-b"}, uint64_t{7});
+  REQUIRE(left);
+  CHECK(*left);
+  run();
+  CHECK(members().members.back().state == member_state::left);
+  // The question reaches the cluster manager (none runs here), which is no
+  // protocol error.
+  CHECK(connected().error() == ec::network_failure);
+  auto status = reply_of<status_map>(gate, "the gate", atom::get_v,
+                                     atom::status_v);
+  REQUIRE(status);
+  CHECK(caf::get<int64_t>(*status, "joined_nodes") == 0);
+  CHECK(caf::get<int64_t>(*status, "out_of_protocol") == 1);
+  // Anything else is: a heartbeat, then the question once more.
+  CHECK(heartbeat_error(b.hb) == ec::invalid_input);
+  CHECK(connected().error() == ec::invalid_input);
+}

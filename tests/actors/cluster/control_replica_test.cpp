@@ -201,3 +201,49 @@ TEST_CASE("each kind is its own set of records: the same id in two kinds is "
   CHECK(a.find(hosted, "shop")->body == R"({"subdomain":"t"})");
   CHECK(a.all() == b.all());
 }
+
+TEST_CASE("a forgotten member is folded out of every vector, and members "
+          "that fold at different times still agree without a conflict",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"}, b{"node-b"}, x{"node-x"};
+  x.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  x.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+  sync(x, a);
+  sync(x, b);
+  a.observe_local(kind, defs({{"s1", R"({"v":3})"}}));
+  sync(a, b);
+  REQUIRE(b.find(kind, "s1")->version.clock.get("node-x") == 2);
+  // node-x is gone; node-a forgets it first.
+  auto restamped = a.forget({"node-x"});
+  REQUIRE(restamped.size() == 1);
+  auto& clock = a.find(kind, "s1")->version.clock;
+  CHECK(clock.get("node-x") == 0);
+  CHECK(clock.retired() == 2);
+  CHECK(clock.get("node-a") == 1);
+  CHECK(clock.total() == 3);
+  CHECK(a.forget({"node-x"}).empty());
+  // node-b has not forgotten it yet: the folded and the unfolded vector
+  // are one history, both ways.
+  auto out = sync(a, b);
+  CHECK(out.conflicts.empty());
+  CHECK(out.changed.empty());
+  out = sync(b, a);
+  CHECK(out.conflicts.empty());
+  CHECK(out.changed.empty());
+  CHECK(b.find(kind, "s1")->version.clock.get("node-x") == 0);
+  // An edit on node-b now happened after node-a's version.
+  b.observe_local(kind, defs({{"s1", R"({"v":4})"}}));
+  out = sync(b, a);
+  CHECK(out.conflicts.empty());
+  REQUIRE(out.changed.size() == 1);
+  CHECK(a.find(kind, "s1")->body == R"({"v":4})");
+  // A copy still naming node-x, met again, is folded on arrival: stale.
+  out = sync(x, a);
+  CHECK(out.conflicts.empty());
+  CHECK(out.changed.empty());
+  CHECK(a.find(kind, "s1")->body == R"({"v":4})");
+  b.forget({"node-x"});
+  CHECK(a.all() == b.all());
+  for (auto& r : a.all())
+    CHECK(r.version.clock.counters().count("node-x") == 0);
+}

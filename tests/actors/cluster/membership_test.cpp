@@ -336,6 +336,40 @@ TEST_CASE_METHOD(fixture, "a graceful leave moves the member out at once",
 }
 
 TEST_CASE_METHOD(fixture,
+                 "a member dead or left for the forget period is forgotten "
+                 "until it heartbeats again",
+                 "[membership]") {
+  auto config = node_a_config();
+  config.forget_after = 20s;
+  launch(config);
+  REQUIRE(beat("node-b", key_b, 1));
+  REQUIRE(beat("node-c", key_c, 1));
+  self->send(aut, atom::leave_v, std::string{"node-c"}, uint64_t{1});
+  run();
+  auto told = seen.size();
+  // node-b dies after 5 s of silence; both are forgotten 20 s after their
+  // last heartbeat, not before.
+  pass(19s);
+  CHECK(state_of("node-b") == member_state::dead);
+  CHECK(state_of("node-c") == member_state::left);
+  pass(1s);
+  CHECK(state_of("node-b") == member_state::forgotten);
+  CHECK(state_of("node-c") == member_state::forgotten);
+  // Neither owned relays any more: the live set did not change again.
+  CHECK(seen.size() == told + 1);
+  CHECK(seen.back() == names{"node-a"});
+  // A late goodbye keeps node-b forgotten; a heartbeat brings it back.
+  self->send(aut, atom::leave_v, std::string{"node-b"}, uint64_t{1});
+  run();
+  CHECK(state_of("node-b") == member_state::forgotten);
+  CHECK(beat("node-b", key_b, 1) == member_state::alive);
+  CHECK(seen.back() == names{"node-a", "node-b"});
+  auto st = ask<status_map>(atom::get_v, atom::status_v);
+  REQUIRE(st);
+  CHECK(caf::get<int64_t>(*st, "members.forgotten") == 1);
+}
+
+TEST_CASE_METHOD(fixture,
                  "a lost connection makes a member suspect until it "
                  "heartbeats again",
                  "[membership]") {
@@ -419,6 +453,9 @@ TEST_CASE("membership configurations are validated", "[membership]") {
   CHECK(validate(config) == ec::invalid_configuration);
   config = node_a_config();
   config.failure_timeout = config.heartbeat;
+  CHECK(validate(config) == ec::invalid_configuration);
+  config = node_a_config();
+  config.forget_after = config.failure_timeout;
   CHECK(validate(config) == ec::invalid_configuration);
   config = node_a_config();
   config.allowed_pubkeys = {key_b};
