@@ -291,6 +291,54 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
   }
 }
 
+TEST_CASE("a peer's status mirror and link check refuse bad input naming "
+          "the field, and change nothing",
+          "[integration][federation]") {
+  fed_node b{"b"};
+  b.configure(fed_section("auto_accept"));
+  b.start();
+  auto k1 = nostr::generate_keypair();
+  REQUIRE(b.signed_call(k1, "POST", "/api/v1/federation/register",
+                        registration("k1"))
+            .response.status
+          == 200);
+  auto before = b.peer("k1");
+  REQUIRE(before.at("status") == "active");
+  const std::string mirror = "/api/v1/federation/status";
+  auto version = R"({")" + nostr::to_hex(k1.pubkey) + R"(":1})";
+  for (auto [body, field] : {
+         std::pair<std::string, std::string>{R"({"status":"suspended"})",
+                                             "version"},
+         {R"({"status":"gone","version":)" + version + "}", "status"},
+         {R"({"version":)" + version + "}", "status"},
+         {R"({"status":"suspended","version":)" + version + R"(,"x":1})",
+          "x"},
+         {"[]", "body"},
+       }) {
+    auto bad = b.signed_call(k1, "POST", mirror, body);
+    INFO(body << " -> " << bad.response.body);
+    CHECK(bad.response.status == 400);
+    CHECK(error_field(bad) == field);
+  }
+  for (auto query : {"?x=1", "?link_id=k1&x=1"}) {
+    auto bad = b.signed_call(k1, "GET",
+                             std::string{"/api/v1/federation/link"} + query);
+    INFO(query << " -> " << bad.response.body);
+    CHECK(bad.response.status == 400);
+    CHECK(error_field(bad) == "x");
+  }
+  auto after = b.peer("k1");
+  CHECK(after.at("status") == "active");
+  CHECK(after.at("version") == before.at("version"));
+  // The same mirror, well formed, is taken.
+  auto good = b.signed_call(k1, "POST", mirror,
+                            R"({"status":"suspended","version":)" + version
+                              + "}");
+  INFO(good.response.body);
+  CHECK(good.response.status == 200);
+  CHECK(b.peer_status("k1") == "suspended");
+}
+
 TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
           "cursor, status mirrored both ways",
           "[integration][federation]") {
