@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -72,6 +73,24 @@ double metric(fed_node& node, const std::string& family,
       return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return -1;
+}
+
+/// `node`'s removal notices to peers with `result` (delivered, or retry:
+/// put back for a later try); -1 before the first.
+double delete_notices(fed_node& node, const std::string& result) {
+  return metric(node, "ferry_federation_notices_total",
+                {"kind=\"delete\"", "result=\"" + result + "\""});
+}
+
+/// The notifications `node` still owes its peers, removed links included
+/// (the federation manager's status); -1 while it does not answer.
+int64_t notices_pending(fed_node& node) {
+  auto res = node.call("GET", "/api/v1/actors/federation-manager");
+  if (!res.error.empty() || res.response.status != 200)
+    return -1;
+  auto status = body_of(res).at("status").as_object();
+  auto pending = status.if_contains("notices_pending");
+  return pending && pending->is_int64() ? pending->get_int64() : -1;
 }
 
 /// The operator of `node` sets its link `link` to `status`.
@@ -549,10 +568,25 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
 
   SECTION("A deletes while B is down; A restarts; B gets it when back") {
     b.stop();
+    // A notice B cannot take waits in the peer's view, retried with
+    // backoff.
+    set_status(a, "b", "suspended");
+    if (!test::poll_until([&] {
+          auto pending = a.peer("b").at("pending").as_array();
+          return pending.size() == 1 && pending[0].at("kind") == "status"
+                 && pending[0].at("attempts").as_int64() >= 1
+                 && pending[0].at("next_at").as_int64() > 0;
+        }))
+      FAIL("A's status notice to B never backed off\n"
+           << json::serialize(a.peer("b")) << "\n" << both(a, b));
     REQUIRE(a.call("DELETE", "/api/v1/federation/peers/b").response.status
             == 200);
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
+    // The removal replaces the status notice, and backs off just the same.
+    if (!test::poll_until([&] { return delete_notices(a, "retry") >= 1; }))
+      FAIL("A's removal notice was never tried\n" << both(a, b));
+    CHECK(notices_pending(a) == 1);
     // The sender restarts with the notification still owed; B, back while
     // A is down, still has the link until A tells it.
     a.stop();
@@ -563,22 +597,50 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
     if (!test::poll_until([&] { return b.peer_count() == 0; }))
       FAIL("B never heard of the removal\n" << both(a, b));
     CHECK(test::wait_for_output(*a.process, "peer b took the removal"));
+    CHECK(test::poll_until([&] { return notices_pending(a) == 0; }));
   }
 
-  SECTION("B deletes while A is down; A finds out by verifying") {
+  SECTION("B deletes while A is down; A, back at another admin address, "
+          "finds out by verifying") {
     a.stop();
     REQUIRE(b.call("DELETE", "/api/v1/federation/peers/a").response.status
             == 200);
     CHECK(b.peer_count() == 0);
-    // Let B's notice back off beyond A's first verification.
-    std::this_thread::sleep_for(4s);
+    // B's notice goes to the admin address A registered, where nobody
+    // answers any more: only A's own verification can tell it.
+    a.admin_port = test::free_port();
+    a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b));
     a.start();
     if (!test::wait_for_output(*a.process,
                                "removed peer b: the peer no longer has the "
-                               "link"))
+                               "link \\(verify answered 404\\)"))
       FAIL("A never removed its side\n" << both(a, b));
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
+    CHECK(a.process->output().find("removed the link; removing ours")
+          == std::string::npos);
+  }
+
+  SECTION("B deletes while A is down; A comes back without the link: its "
+          "404 counts as done") {
+    a.stop();
+    REQUIRE(b.call("DELETE", "/api/v1/federation/peers/a").response.status
+            == 200);
+    if (!test::poll_until([&] { return delete_notices(b, "retry") >= 1; }))
+      FAIL("B's removal notice was never tried\n" << both(a, b));
+    CHECK(notices_pending(b) == 1);
+    CHECK(delete_notices(b, "delivered") == -1);
+    // A's store is lost and its operator no longer defines B: A knows no
+    // link with B and answers B's notice 404.
+    std::filesystem::remove_all(a.dir.file("data"));
+    a.configure(fed_section("deny", "name = \"a\"\n"));
+    a.start();
+    if (!test::wait_for_output(*b.process,
+                               "peer a took the removal of the link", 60s))
+      FAIL("B's notice never counted as done\n" << both(a, b));
+    CHECK(delete_notices(b, "delivered") == 1);
+    CHECK(test::poll_until([&] { return notices_pending(b) == 0; }));
+    CHECK(a.peer_count() == 0);
   }
 }
 
