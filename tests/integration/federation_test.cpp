@@ -75,6 +75,14 @@ double metric(fed_node& node, const std::string& family,
   return -1;
 }
 
+/// Whether `node`'s last handshake with its peer `name` ended in `status`
+/// (registered, pending, failed, skipped).
+bool handshake_is(fed_node& node, const std::string& name,
+                  const std::string& status) {
+  auto p = node.peer(name);
+  return p.is_object() && p.at("handshake").at("status") == status.c_str();
+}
+
 /// `node`'s removal notices to peers with `result` (delivered, or retry:
 /// put back for a later try); -1 before the first.
 double delete_notices(fed_node& node, const std::string& result) {
@@ -156,10 +164,7 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
     fed_node a{"a"};
     a.configure(fed_section("deny") + a.peer_table(b));
     a.start();
-    if (!test::poll_until([&] {
-          auto p = a.peer("b");
-          return p.is_object() && p.at("handshake").at("status") == "skipped";
-        }))
+    if (!test::poll_until([&] { return handshake_is(a, "b", "skipped"); }))
       FAIL("A did not record a skipped registration\n" << both(a, b));
     auto h = a.peer("b").at("handshake");
     CHECK(h.at("success") == false);
@@ -358,6 +363,64 @@ TEST_CASE("a peer's status mirror and link check refuse bad input naming "
   CHECK(b.peer_status("k1") == "suspended");
 }
 
+TEST_CASE("a node with a wrong password for its peer is refused once and "
+          "asks no more until its operator gives the right one",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  b.configure(fed_section("require_password",
+                          "name = \"b\"\npassword = \"s3cret\"\n"));
+  a.configure(fed_section("deny", "name = \"a\"\n")
+              + a.peer_table(b, "password = \"wrong\"\n"));
+  b.start();
+  a.start();
+  if (!test::poll_until([&] { return handshake_is(a, "b", "failed"); }))
+    FAIL("A never recorded the refusal\n" << both(a, b));
+  auto h = a.peer("b").at("handshake");
+  INFO(json::serialize(h));
+  CHECK(h.at("success") == false);
+  CHECK(h.at("http_status") == 401);
+  CHECK(h.at("message") == "wrong password");
+  CHECK(a.peer("b").at("pinned") == "");
+  CHECK(b.peer_count() == 0);
+  // Only its operator can mend a wrong password: A does not repeat it on
+  // its own, whatever the interval (1 s here).
+  auto refused_once = [&] {
+    return metric(a, "ferry_federation_handshakes_total",
+                  {"result=\"failed\""})
+             == 1
+           && metric(b, "ferry_federation_registrations_total",
+                     {"status=\"401\""})
+                == 1;
+  };
+  CHECK(refused_once());
+  CHECK_FALSE(test::poll_until([&] { return !refused_once(); }, 3500ms));
+
+  // The right password: a new handshake, registered.
+  auto put = a.call("PUT", "/api/v1/federation/peers/b",
+                    R"({"endpoint":")" + b.relay_url() + R"(","admin_url":")"
+                      + b.admin_url()
+                      + R"(","filters":[{"kinds":[1]}],"password":"s3cret"})");
+  INFO(put.response.body);
+  REQUIRE(put.response.status == 200);
+  CHECK(body_of(put).at("password_set") == true);
+  CHECK_FALSE(body_of(put).as_object().contains("password"));
+  if (!test::poll_until([&] { return handshake_is(a, "b", "registered"); }))
+    FAIL("A never registered with the right password\n" << both(a, b));
+  CHECK(a.peer("b").at("handshake").at("success") == true);
+  CHECK(a.peer("b").at("handshake").at("http_status") == 200);
+  CHECK(a.peer("b").at("pinned") == json::value(b.pubkey()));
+  CHECK(b.peer("a").at("pinned") == json::value(a.pubkey()));
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 1);
+  if (!test::poll_until([&] { return a.exchanging("b"); }))
+    FAIL("A never connected to B\n" << both(a, b));
+  // Neither node writes the password down.
+  CHECK(a.process->output().find("s3cret") == std::string::npos);
+  CHECK(b.process->output().find("s3cret") == std::string::npos);
+}
+
 TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
           "cursor, status mirrored both ways",
           "[integration][federation]") {
@@ -369,10 +432,8 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
   a.start();
   // A registers; B holds it pending.
   REQUIRE(test::poll_until([&] { return b.peer_status("a") == "pending"; }));
-  REQUIRE(test::poll_until([&] {
-    auto p = a.peer("b");
-    return p.is_object() && p.at("handshake").at("status") == "pending";
-  }));
+  REQUIRE(test::poll_until(
+          [&] { return handshake_is(a, "b", "pending"); }));
   auto view = a.peer("b");
   CHECK(view.at("pinned") == json::value(b.pubkey()));
   CHECK(view.at("handshake").at("http_status") == 202);
@@ -512,11 +573,23 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
   link_and_exchange(a, b);
   auto first_key = b.pubkey();
   CHECK(a.peer("b").at("pinned") == json::value(first_key));
+  CHECK(a.peer("b").at("last_seen").as_int64() > 0);
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 1);
 
   // B comes back with a new key (same store, same link with A).
   restart_with_new_key(b, fed_section("auto_accept", "name = \"b\"\n"), a,
                        "b");
   REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
+  // The console shows the refused key in place of the pinned one.
+  auto [listed, peers] = a.console({"peers"});
+  INFO(peers);
+  CHECK(listed == 0);
+  auto row = peers.substr(peers.find("\nb "));
+  row = row.substr(0, row.find('\n', 1));
+  CHECK(row.find("MISMATCH " + b.pubkey().substr(0, 12))
+        != std::string::npos);
   auto alice = nostr::generate_keypair();
   auto during = test::make_note(alice, test::unix_now(), "during mismatch");
   sync_test::publish(b.relay_port, {during});
@@ -528,11 +601,23 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
     },
     2s));
 
-  // The operator accepts the new key: reset, twice (idempotent).
-  REQUIRE(a.call("POST", "/api/v1/federation/peers/b/reset").response.status
-          == 200);
-  REQUIRE(a.call("POST", "/api/v1/federation/peers/b/reset").response.status
-          == 200);
+  // The operator accepts the new key: reset, twice (idempotent). B is down
+  // meanwhile, so nothing pins it again before we look: pin, cursor and
+  // last_seen are gone.
+  b.stop();
+  for (int i = 0; i < 2; ++i) {
+    auto reset = a.call("POST", "/api/v1/federation/peers/b/reset");
+    REQUIRE(reset.response.status == 200);
+    CHECK(body_of(reset).at("pinned") == "");
+    CHECK(body_of(reset).at("pin_mismatch") == "");
+    CHECK(body_of(reset).at("last_seen") == 0);
+  }
+  auto cleared = a.peer("b");
+  INFO(json::serialize(cleared));
+  CHECK(cleared.at("last_seen") == 0);
+  CHECK(cleared.at("exchange").is_null());
+  CHECK_FALSE(a.sync_stats("b").is_object());
+  b.start();
   if (!test::poll_until([&] {
         auto p = a.peer("b");
         return p.is_object() && p.at("pinned") == json::value(b.pubkey())
@@ -547,6 +632,10 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
       }))
     FAIL("events did not flow after the reset\n" << both(a, b));
   CHECK(a.call("GET", "/health").response.status == 200);
+  CHECK(a.peer("b").at("last_seen").as_int64() > 0);
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 2);
 
   // Resetting a peer never contacted succeeds too.
   REQUIRE(a.call("PUT", "/api/v1/federation/peers/nowhere",
