@@ -978,16 +978,8 @@ federation_reply peer_mirror(self_pointer self, const federation_call& call) {
 /// link stays); one pinned to another key reports a mismatch here (403,
 /// shown in /health until our operator resets it); otherwise 404 (the link
 /// is gone).
-federation_reply unknown_caller(self_pointer self, const federation_call& call) {
-  auto decoded = net::decode_query(call.query);
-  if (auto why = std::get_if<std::string>(&decoded))
-    return refuse(400, "query: " + *why, "query");
-  std::string link_id;
-  for (const auto& [key, value] : std::get<0>(decoded)) {
-    if (key != "link_id")
-      return refuse(400, key + ": unknown query parameter", key);
-    link_id = value;
-  }
+federation_reply unknown_caller(self_pointer self, const federation_call& call,
+                                const std::string& link_id) {
   auto r = link_id.empty() ? nullptr : named_incoming(self, link_id);
   if (!r)
     return refuse(404, "no link with this node key");
@@ -1001,9 +993,20 @@ federation_reply unknown_caller(self_pointer self, const federation_call& call) 
 }
 
 federation_reply peer_verify(self_pointer self, const federation_call& call) {
+  // Checked for every caller, the linked ones too: a bad query is refused
+  // whoever sends it.
+  auto decoded = net::decode_query(call.query);
+  if (auto why = std::get_if<std::string>(&decoded))
+    return refuse(400, "query: " + *why, "query");
+  std::string link_id;
+  for (const auto& [key, value] : std::get<0>(decoded)) {
+    if (key != "link_id")
+      return refuse(400, key + ": unknown query parameter", key);
+    link_id = value;
+  }
   auto r = find_by_caller(self, call.caller);
   if (!r)
-    return unknown_caller(self, call);
+    return unknown_caller(self, call, link_id);
   r->last_seen = unix_now();
   dismiss_claim(self, *r);
   save(self, *r);

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -72,6 +73,32 @@ double metric(fed_node& node, const std::string& family,
       return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return -1;
+}
+
+/// Whether `node`'s last handshake with its peer `name` ended in `status`
+/// (registered, pending, failed, skipped).
+bool handshake_is(fed_node& node, const std::string& name,
+                  const std::string& status) {
+  auto p = node.peer(name);
+  return p.is_object() && p.at("handshake").at("status") == status.c_str();
+}
+
+/// `node`'s removal notices to peers with `result` (delivered, or retry:
+/// put back for a later try); -1 before the first.
+double delete_notices(fed_node& node, const std::string& result) {
+  return metric(node, "ferry_federation_notices_total",
+                {"kind=\"delete\"", "result=\"" + result + "\""});
+}
+
+/// The notifications `node` still owes its peers, removed links included
+/// (the federation manager's status); -1 while it does not answer.
+int64_t notices_pending(fed_node& node) {
+  auto res = node.call("GET", "/api/v1/actors/federation-manager");
+  if (!res.error.empty() || res.response.status != 200)
+    return -1;
+  auto status = body_of(res).at("status").as_object();
+  auto pending = status.if_contains("notices_pending");
+  return pending && pending->is_int64() ? pending->get_int64() : -1;
 }
 
 /// The operator of `node` sets its link `link` to `status`.
@@ -137,10 +164,7 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
     fed_node a{"a"};
     a.configure(fed_section("deny") + a.peer_table(b));
     a.start();
-    if (!test::poll_until([&] {
-          auto p = a.peer("b");
-          return p.is_object() && p.at("handshake").at("status") == "skipped";
-        }))
+    if (!test::poll_until([&] { return handshake_is(a, "b", "skipped"); }))
       FAIL("A did not record a skipped registration\n" << both(a, b));
     auto h = a.peer("b").at("handshake");
     CHECK(h.at("success") == false);
@@ -291,6 +315,112 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
   }
 }
 
+TEST_CASE("a peer's status mirror and link check refuse bad input naming "
+          "the field, and change nothing",
+          "[integration][federation]") {
+  fed_node b{"b"};
+  b.configure(fed_section("auto_accept"));
+  b.start();
+  auto k1 = nostr::generate_keypair();
+  REQUIRE(b.signed_call(k1, "POST", "/api/v1/federation/register",
+                        registration("k1"))
+            .response.status
+          == 200);
+  auto before = b.peer("k1");
+  REQUIRE(before.at("status") == "active");
+  const std::string mirror = "/api/v1/federation/status";
+  auto version = R"({")" + nostr::to_hex(k1.pubkey) + R"(":1})";
+  for (auto [body, field] : {
+         std::pair<std::string, std::string>{R"({"status":"suspended"})",
+                                             "version"},
+         {R"({"status":"gone","version":)" + version + "}", "status"},
+         {R"({"version":)" + version + "}", "status"},
+         {R"({"status":"suspended","version":)" + version + R"(,"x":1})",
+          "x"},
+         {"[]", "body"},
+       }) {
+    auto bad = b.signed_call(k1, "POST", mirror, body);
+    INFO(body << " -> " << bad.response.body);
+    CHECK(bad.response.status == 400);
+    CHECK(error_field(bad) == field);
+  }
+  for (auto query : {"?x=1", "?link_id=k1&x=1"}) {
+    auto bad = b.signed_call(k1, "GET",
+                             std::string{"/api/v1/federation/link"} + query);
+    INFO(query << " -> " << bad.response.body);
+    CHECK(bad.response.status == 400);
+    CHECK(error_field(bad) == "x");
+  }
+  auto after = b.peer("k1");
+  CHECK(after.at("status") == "active");
+  CHECK(after.at("version") == before.at("version"));
+  // The same mirror, well formed, is taken.
+  auto good = b.signed_call(k1, "POST", mirror,
+                            R"({"status":"suspended","version":)" + version
+                              + "}");
+  INFO(good.response.body);
+  CHECK(good.response.status == 200);
+  CHECK(b.peer_status("k1") == "suspended");
+}
+
+TEST_CASE("a node with a wrong password for its peer is refused once and "
+          "asks no more until its operator gives the right one",
+          "[integration][federation]") {
+  fed_node a{"a"};
+  fed_node b{"b"};
+  b.configure(fed_section("require_password",
+                          "name = \"b\"\npassword = \"s3cret\"\n"));
+  a.configure(fed_section("deny", "name = \"a\"\n")
+              + a.peer_table(b, "password = \"wrong\"\n"));
+  b.start();
+  a.start();
+  if (!test::poll_until([&] { return handshake_is(a, "b", "failed"); }))
+    FAIL("A never recorded the refusal\n" << both(a, b));
+  auto h = a.peer("b").at("handshake");
+  INFO(json::serialize(h));
+  CHECK(h.at("success") == false);
+  CHECK(h.at("http_status") == 401);
+  CHECK(h.at("message") == "wrong password");
+  CHECK(a.peer("b").at("pinned") == "");
+  CHECK(b.peer_count() == 0);
+  // Only its operator can mend a wrong password: A does not repeat it on
+  // its own, whatever the interval (1 s here).
+  auto refused_once = [&] {
+    return metric(a, "ferry_federation_handshakes_total",
+                  {"result=\"failed\""})
+             == 1
+           && metric(b, "ferry_federation_registrations_total",
+                     {"status=\"401\""})
+                == 1;
+  };
+  CHECK(refused_once());
+  CHECK_FALSE(test::poll_until([&] { return !refused_once(); }, 3500ms));
+
+  // The right password: a new handshake, registered.
+  auto put = a.call("PUT", "/api/v1/federation/peers/b",
+                    R"({"endpoint":")" + b.relay_url() + R"(","admin_url":")"
+                      + b.admin_url()
+                      + R"(","filters":[{"kinds":[1]}],"password":"s3cret"})");
+  INFO(put.response.body);
+  REQUIRE(put.response.status == 200);
+  CHECK(body_of(put).at("password_set") == true);
+  CHECK_FALSE(body_of(put).as_object().contains("password"));
+  if (!test::poll_until([&] { return handshake_is(a, "b", "registered"); }))
+    FAIL("A never registered with the right password\n" << both(a, b));
+  CHECK(a.peer("b").at("handshake").at("success") == true);
+  CHECK(a.peer("b").at("handshake").at("http_status") == 200);
+  CHECK(a.peer("b").at("pinned") == json::value(b.pubkey()));
+  CHECK(b.peer("a").at("pinned") == json::value(a.pubkey()));
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 1);
+  if (!test::poll_until([&] { return a.exchanging("b"); }))
+    FAIL("A never connected to B\n" << both(a, b));
+  // Neither node writes the password down.
+  CHECK(a.process->output().find("s3cret") == std::string::npos);
+  CHECK(b.process->output().find("s3cret") == std::string::npos);
+}
+
 TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
           "cursor, status mirrored both ways",
           "[integration][federation]") {
@@ -302,10 +432,8 @@ TEST_CASE("two nodes: approval, events both ways, pause and resume from the "
   a.start();
   // A registers; B holds it pending.
   REQUIRE(test::poll_until([&] { return b.peer_status("a") == "pending"; }));
-  REQUIRE(test::poll_until([&] {
-    auto p = a.peer("b");
-    return p.is_object() && p.at("handshake").at("status") == "pending";
-  }));
+  REQUIRE(test::poll_until(
+          [&] { return handshake_is(a, "b", "pending"); }));
   auto view = a.peer("b");
   CHECK(view.at("pinned") == json::value(b.pubkey()));
   CHECK(view.at("handshake").at("http_status") == 202);
@@ -445,11 +573,23 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
   link_and_exchange(a, b);
   auto first_key = b.pubkey();
   CHECK(a.peer("b").at("pinned") == json::value(first_key));
+  CHECK(a.peer("b").at("last_seen").as_int64() > 0);
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 1);
 
   // B comes back with a new key (same store, same link with A).
   restart_with_new_key(b, fed_section("auto_accept", "name = \"b\"\n"), a,
                        "b");
   REQUIRE(test::poll_until([&] { return !a.exchanging("b"); }));
+  // The console shows the refused key in place of the pinned one.
+  auto [listed, peers] = a.console({"peers"});
+  INFO(peers);
+  CHECK(listed == 0);
+  auto row = peers.substr(peers.find("\nb "));
+  row = row.substr(0, row.find('\n', 1));
+  CHECK(row.find("MISMATCH " + b.pubkey().substr(0, 12))
+        != std::string::npos);
   auto alice = nostr::generate_keypair();
   auto during = test::make_note(alice, test::unix_now(), "during mismatch");
   sync_test::publish(b.relay_port, {during});
@@ -461,11 +601,23 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
     },
     2s));
 
-  // The operator accepts the new key: reset, twice (idempotent).
-  REQUIRE(a.call("POST", "/api/v1/federation/peers/b/reset").response.status
-          == 200);
-  REQUIRE(a.call("POST", "/api/v1/federation/peers/b/reset").response.status
-          == 200);
+  // The operator accepts the new key: reset, twice (idempotent). B is down
+  // meanwhile, so nothing pins it again before we look: pin, cursor and
+  // last_seen are gone.
+  b.stop();
+  for (int i = 0; i < 2; ++i) {
+    auto reset = a.call("POST", "/api/v1/federation/peers/b/reset");
+    REQUIRE(reset.response.status == 200);
+    CHECK(body_of(reset).at("pinned") == "");
+    CHECK(body_of(reset).at("pin_mismatch") == "");
+    CHECK(body_of(reset).at("last_seen") == 0);
+  }
+  auto cleared = a.peer("b");
+  INFO(json::serialize(cleared));
+  CHECK(cleared.at("last_seen") == 0);
+  CHECK(cleared.at("exchange").is_null());
+  CHECK_FALSE(a.sync_stats("b").is_object());
+  b.start();
   if (!test::poll_until([&] {
         auto p = a.peer("b");
         return p.is_object() && p.at("pinned") == json::value(b.pubkey())
@@ -480,6 +632,10 @@ TEST_CASE("a peer restarted with another key is refused until a reset",
       }))
     FAIL("events did not flow after the reset\n" << both(a, b));
   CHECK(a.call("GET", "/health").response.status == 200);
+  CHECK(a.peer("b").at("last_seen").as_int64() > 0);
+  CHECK(metric(a, "ferry_federation_handshakes_total",
+               {"result=\"registered\""})
+        == 2);
 
   // Resetting a peer never contacted succeeds too.
   REQUIRE(a.call("PUT", "/api/v1/federation/peers/nowhere",
@@ -501,10 +657,25 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
 
   SECTION("A deletes while B is down; A restarts; B gets it when back") {
     b.stop();
+    // A notice B cannot take waits in the peer's view, retried with
+    // backoff.
+    set_status(a, "b", "suspended");
+    if (!test::poll_until([&] {
+          auto pending = a.peer("b").at("pending").as_array();
+          return pending.size() == 1 && pending[0].at("kind") == "status"
+                 && pending[0].at("attempts").as_int64() >= 1
+                 && pending[0].at("next_at").as_int64() > 0;
+        }))
+      FAIL("A's status notice to B never backed off\n"
+           << json::serialize(a.peer("b")) << "\n" << both(a, b));
     REQUIRE(a.call("DELETE", "/api/v1/federation/peers/b").response.status
             == 200);
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
+    // The removal replaces the status notice, and backs off just the same.
+    if (!test::poll_until([&] { return delete_notices(a, "retry") >= 1; }))
+      FAIL("A's removal notice was never tried\n" << both(a, b));
+    CHECK(notices_pending(a) == 1);
     // The sender restarts with the notification still owed; B, back while
     // A is down, still has the link until A tells it.
     a.stop();
@@ -515,22 +686,50 @@ TEST_CASE("removals reach a peer that was down, and a peer finds a removed "
     if (!test::poll_until([&] { return b.peer_count() == 0; }))
       FAIL("B never heard of the removal\n" << both(a, b));
     CHECK(test::wait_for_output(*a.process, "peer b took the removal"));
+    CHECK(test::poll_until([&] { return notices_pending(a) == 0; }));
   }
 
-  SECTION("B deletes while A is down; A finds out by verifying") {
+  SECTION("B deletes while A is down; A, back at another admin address, "
+          "finds out by verifying") {
     a.stop();
     REQUIRE(b.call("DELETE", "/api/v1/federation/peers/a").response.status
             == 200);
     CHECK(b.peer_count() == 0);
-    // Let B's notice back off beyond A's first verification.
-    std::this_thread::sleep_for(4s);
+    // B's notice goes to the admin address A registered, where nobody
+    // answers any more: only A's own verification can tell it.
+    a.admin_port = test::free_port();
+    a.configure(fed_section("deny", "name = \"a\"\n") + a.peer_table(b));
     a.start();
     if (!test::wait_for_output(*a.process,
                                "removed peer b: the peer no longer has the "
-                               "link"))
+                               "link \\(verify answered 404\\)"))
       FAIL("A never removed its side\n" << both(a, b));
     CHECK(a.peer_count() == 0);
     CHECK_FALSE(a.sync_stats("b").is_object());
+    CHECK(a.process->output().find("removed the link; removing ours")
+          == std::string::npos);
+  }
+
+  SECTION("B deletes while A is down; A comes back without the link: its "
+          "404 counts as done") {
+    a.stop();
+    REQUIRE(b.call("DELETE", "/api/v1/federation/peers/a").response.status
+            == 200);
+    if (!test::poll_until([&] { return delete_notices(b, "retry") >= 1; }))
+      FAIL("B's removal notice was never tried\n" << both(a, b));
+    CHECK(notices_pending(b) == 1);
+    CHECK(delete_notices(b, "delivered") == -1);
+    // A's store is lost and its operator no longer defines B: A knows no
+    // link with B and answers B's notice 404.
+    std::filesystem::remove_all(a.dir.file("data"));
+    a.configure(fed_section("deny", "name = \"a\"\n"));
+    a.start();
+    if (!test::wait_for_output(*b.process,
+                               "peer a took the removal of the link", 60s))
+      FAIL("B's notice never counted as done\n" << both(a, b));
+    CHECK(delete_notices(b, "delivered") == 1);
+    CHECK(test::poll_until([&] { return notices_pending(b) == 0; }));
+    CHECK(a.peer_count() == 0);
   }
 }
 
