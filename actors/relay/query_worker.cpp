@@ -6,6 +6,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace ferry {
 
@@ -36,14 +37,19 @@ slice_result run_slice(const store::event_store& store,
   size_t events_in_slice = 0;
   size_t bytes = 0;
   // The first events go to the socket while the rest are read: a client
-  // waits for one chunk of the store scan, not for the whole slice.
+  // waits for one chunk of the store scan, not for the whole slice. Towards
+  // the known end of a job the chunks shrink again: the last chunk is
+  // written only once it is read whole, and the client waits for that
+  // before it asks for its next page.
   size_t chunk = config.first_chunk_events;
-  auto hand_over = [&] {
+  auto hand_over = [&](uint64_t events_left) {
     result.events += events_in_batch;
     events_in_batch = 0;
     job.conn->send_batch(std::move(batch));
     batch = {};
-    chunk = std::min(chunk * 2, config.max_chunk_events);
+    chunk = std::min({chunk * 2, config.max_chunk_events,
+                      std::max<uint64_t>(config.first_chunk_events,
+                                         events_left / 2 + 1)});
     // Sized from the frames so far, so the buffer rarely grows while filled.
     batch.bytes.reserve(chunk * (bytes / std::max<size_t>(events_in_slice, 1) + 1));
   };
@@ -68,6 +74,9 @@ slice_result run_slice(const store::event_store& store,
     const auto& f = filters[job.filter_index];
     auto limit = limit_of(f);
     auto want = std::min<uint64_t>(budget, limit - job.delivered_in_filter);
+    // The job ends in this slice once this last filter has its limit.
+    const bool job_end_in_slice = job.filter_index + 1 == filters.size()
+                                  && want == limit - job.delivered_in_filter;
     size_t taken = 0;
     auto more = store.scan(
       f, job.now, job.resume, want,
@@ -88,7 +97,8 @@ slice_result run_slice(const store::event_store& store,
         ++events_in_batch;
         ++events_in_slice;
         if (events_in_batch >= chunk)
-          hand_over();
+          hand_over(job_end_in_slice ? limit - job.delivered_in_filter
+                                     : std::numeric_limits<uint64_t>::max());
         return bytes < config.high_water_bytes;
       });
     budget -= std::min(budget, std::max<size_t>(taken, 1));
@@ -104,7 +114,7 @@ slice_result run_slice(const store::event_store& store,
     batch.end_frame();
   }
   if (!batch.empty())
-    hand_over();
+    hand_over(0);
   return result;
 }
 
