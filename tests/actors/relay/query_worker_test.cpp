@@ -13,6 +13,8 @@ namespace {
 class recording_connection : public net::ws_connection {
 public:
   std::vector<std::string> frames;
+  /// Frames per `send_batch` call: the chunks a slice hands to the socket.
+  std::vector<size_t> batches;
 
   void send(std::shared_ptr<const std::string> frame) override {
     frames.push_back(*frame);
@@ -24,6 +26,7 @@ public:
   }
 
   void send_batch(net::frame_batch batch) override {
+    batches.push_back(batch.size());
     size_t begin = 0;
     for (auto end : batch.ends) {
       frames.push_back(batch.bytes.substr(begin, end - begin));
@@ -163,4 +166,19 @@ TEST_CASE("a cancelled job's last slice sends no EOSE", "[query_worker]") {
   job->cancelled = true;
   CHECK(run_slice(*fx.store, fx.config, *job, 10).done);
   CHECK_FALSE(fx.ends_with_eose());
+}
+
+TEST_CASE("a slice's chunks grow, and shrink again towards the job's end",
+          "[query_worker]") {
+  // The last chunk is written only once it is read whole, and the client
+  // waits for it before it asks for its next page: it stays small.
+  fixture fx{150};
+  auto job = fx.job({R"({"limit":100})"});
+  CHECK(fx.finished_by_one_slice(*job, 100) == 100);
+  const auto& chunks = fx.conn->batches;
+  REQUIRE(chunks.size() >= 3);
+  CHECK(chunks.front() == fx.config.first_chunk_events);
+  CHECK(chunks[1] == 2 * fx.config.first_chunk_events);
+  // The last chunk carries the EOSE behind its events.
+  CHECK(chunks.back() <= fx.config.first_chunk_events + 1);
 }
