@@ -4,6 +4,7 @@
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/runtime/live_value.hpp"
 #include "actors/relay/item_set_cache.hpp"
+#include "actors/relay/query_worker.hpp"
 #include "config/config.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
@@ -43,6 +44,9 @@ struct relay_context {
   const store::event_store* store = nullptr;
   std::vector<handle_slot_ptr<verifier_actor>> verifiers;
   std::vector<handle_slot_ptr<query_worker_actor>> query_workers;
+  /// The query workers' tunables, and how much of a REQ a session serves
+  /// itself.
+  query_worker_config queries;
   handle_slot_ptr<hub_actor> hub;
   /// Federation peers refused while their link is not active; null when
   /// federation is off.
@@ -68,6 +72,9 @@ struct client_session_state {
   std::map<std::string, subscription> subscriptions;
   /// Running COUNT jobs, by subscription id.
   std::map<std::string, query_job_ptr> counts;
+  /// REQ jobs handed to a query worker whose EOSE message has not come back
+  /// (cancelled ones too: the worker may still be writing their frames).
+  size_t reqs_at_worker = 0;
 
   /// One open negentropy session (NIP-77); its ids are a namespace of their
   /// own, apart from REQ subscriptions.

@@ -6,6 +6,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace ferry {
 
@@ -15,7 +16,10 @@ query_worker_config query_worker_config_for(size_t cap) {
   return result;
 }
 
-bool query_worker_state::run_slice(query_job& job) {
+slice_result run_slice(const store::event_store& store,
+                       const query_worker_config& config, query_job& job,
+                       size_t max_events) {
+  slice_result result;
   const auto& filters = *job.filters;
   if (job.sent.empty()) {
     // Rehashing a growing set showed up in profiles of large REQs.
@@ -33,32 +37,48 @@ bool query_worker_state::run_slice(query_job& job) {
   size_t events_in_slice = 0;
   size_t bytes = 0;
   // The first events go to the socket while the rest are read: a client
-  // waits for one chunk of the store scan, not for the whole slice.
+  // waits for one chunk of the store scan, not for the whole slice. Towards
+  // the known end of a job the chunks shrink again: the last chunk is
+  // written only once it is read whole, and the client waits for that
+  // before it asks for its next page.
   size_t chunk = config.first_chunk_events;
-  auto hand_over = [&] {
-    events_sent += events_in_batch;
+  auto hand_over = [&](uint64_t events_left) {
+    result.events += events_in_batch;
     events_in_batch = 0;
     job.conn->send_batch(std::move(batch));
     batch = {};
-    chunk = std::min(chunk * 2, config.max_chunk_events);
+    chunk = std::min({chunk * 2, config.max_chunk_events,
+                      std::max<uint64_t>(config.first_chunk_events,
+                                         events_left / 2 + 1)});
     // Sized from the frames so far, so the buffer rarely grows while filled.
     batch.bytes.reserve(chunk * (bytes / std::max<size_t>(events_in_slice, 1) + 1));
   };
-  size_t budget = config.slice_events;
-  while (budget > 0 && bytes < config.high_water_bytes
-         && job.filter_index < filters.size()) {
+  auto limit_of = [&job](const nostr::filter& f) {
+    return std::min<uint64_t>(f.limit.value_or(job.default_limit), job.max_limit);
+  };
+  auto next_filter = [&job] {
+    ++job.filter_index;
+    job.resume.reset();
+    job.delivered_in_filter = 0;
+  };
+  size_t budget = max_events;
+  for (;;) {
+    // Before the budget is looked at: a slice that read exactly the last
+    // filter's limit has finished the job, and ends with its EOSE.
+    while (job.filter_index < filters.size()
+           && job.delivered_in_filter >= limit_of(filters[job.filter_index]))
+      next_filter();
+    if (budget == 0 || bytes >= config.high_water_bytes
+        || job.filter_index >= filters.size())
+      break;
     const auto& f = filters[job.filter_index];
-    auto limit = std::min<uint64_t>(f.limit.value_or(job.default_limit),
-                                    job.max_limit);
-    if (job.delivered_in_filter >= limit) {
-      ++job.filter_index;
-      job.resume.reset();
-      job.delivered_in_filter = 0;
-      continue;
-    }
+    auto limit = limit_of(f);
     auto want = std::min<uint64_t>(budget, limit - job.delivered_in_filter);
+    // The job ends in this slice once this last filter has its limit.
+    const bool job_end_in_slice = job.filter_index + 1 == filters.size()
+                                  && want == limit - job.delivered_in_filter;
     size_t taken = 0;
-    auto more = store->scan(
+    auto more = store.scan(
       f, job.now, job.resume, want,
       [&](std::string_view json, const store::scan_position& pos) {
         job.resume = pos;
@@ -77,27 +97,25 @@ bool query_worker_state::run_slice(query_job& job) {
         ++events_in_batch;
         ++events_in_slice;
         if (events_in_batch >= chunk)
-          hand_over();
+          hand_over(job_end_in_slice ? limit - job.delivered_in_filter
+                                     : std::numeric_limits<uint64_t>::max());
         return bytes < config.high_water_bytes;
       });
     budget -= std::min(budget, std::max<size_t>(taken, 1));
-    if (!more) {
-      ++job.filter_index;
-      job.resume.reset();
-      job.delivered_in_filter = 0;
-    }
+    if (!more)
+      next_filter();
   }
-  const bool done = job.filter_index >= filters.size();
+  result.done = job.filter_index >= filters.size();
   // EOSE travels with the last events: the client learns that the stored
   // part is over without a round through the session (which only switches
   // the subscription to live events).
-  if (done && !job.cancelled) {
+  if (result.done && !job.cancelled) {
     batch.bytes += nostr::eose_message(job.sub_id);
     batch.end_frame();
   }
   if (!batch.empty())
-    hand_over();
-  return done;
+    hand_over(0);
+  return result;
 }
 
 void query_worker_state::answer(neg_job& job) {
@@ -154,7 +172,9 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     job->stalled = caf::timespan{0};
-    if (st.run_slice(*job)) {
+    auto slice = run_slice(*st.store, st.config, *job, st.config.slice_events);
+    st.events_sent += slice.events;
+    if (slice.done) {
       caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
       return;
     }

@@ -88,10 +88,16 @@ struct neg_job {
   bool failed = false;
 };
 
-/// Tunables of a QUERY WORKER.
+/// Tunables of the query workers, and of the slice a client session serves
+/// itself.
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
   size_t slice_events = 1000;
+  /// Events of a REQ its client session serves on its own thread before it
+  /// hands the rest to a worker: a page this size costs no hand-off to a
+  /// worker and back. Small enough to keep a scheduler thread only briefly;
+  /// 0 sends every REQ to a worker.
+  size_t inline_events = 500;
   /// Events handed to the socket in the first chunk of a slice; each later
   /// chunk doubles, up to `max_chunk_events`.
   size_t first_chunk_events = 8;
@@ -109,6 +115,22 @@ struct query_worker_config {
 /// The worker config that fits a relay whose outbound cap is `cap` bytes.
 query_worker_config query_worker_config_for(size_t cap);
 
+/// What one slice of a query did.
+struct slice_result {
+  /// The job is finished; its EOSE is queued unless it was cancelled.
+  bool done = false;
+  /// EVENT frames handed to the socket.
+  size_t events = 0;
+};
+
+/// Runs one slice of `job` on the calling thread: reads at most `max_events`
+/// events (and at most `config.high_water_bytes`) and hands their EVENT
+/// frames to the job's connection; the last slice ends with the EOSE frame
+/// (unless the job was cancelled).
+slice_result run_slice(const store::event_store& store,
+                       const query_worker_config& config, query_job& job,
+                       size_t max_events);
+
 struct query_worker_state {
   const store::event_store* store = nullptr;
   query_worker_config config;
@@ -116,10 +138,6 @@ struct query_worker_state {
   uint64_t events_sent = 0;
 
   uint64_t neg_rounds = 0;
-
-  /// Runs one slice of `job`; the last one ends with the EOSE frame (unless
-  /// the job was cancelled). @returns true when the job is finished.
-  bool run_slice(query_job& job);
 
   /// Answers one negentropy round, filling in `job.reply` and `job.failed`.
   void answer(neg_job& job);

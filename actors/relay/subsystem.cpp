@@ -16,7 +16,7 @@ child_spec relay_subsystem(const node_wiring& wiring, restart_policy policy) {
   children.push_back(slotted("hub", "hub", ctx->hub, [](caf::local_actor* self) {
     return self->system().spawn<hub_impl>();
   }));
-  auto qcfg = query_worker_config_for(wiring.cfg.relay.limits.max_outbound_bytes);
+  auto qcfg = ctx->queries;
   for (size_t i = 0; i < ctx->query_workers.size(); ++i)
     children.push_back(slotted(
       "query-worker-" + std::to_string(i + 1), "query-worker",

@@ -10,6 +10,7 @@
 #include "actors/ingest/verifier.hpp"
 #include "actors/ingest/writer.hpp"
 #include "actors/relay/item_set_cache.hpp"
+#include "actors/relay/query_worker.hpp"
 #include "actors/relay/subsystem.hpp"
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node_key.hpp"
@@ -207,6 +208,7 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   for (size_t i = 0; i < workers; ++i)
     ctx->query_workers.push_back(
       std::make_shared<handle_slot<query_worker_actor>>());
+  ctx->queries = query_worker_config_for(cfg.relay.limits.max_outbound_bytes);
   if (cfg.relay.negentropy.enabled) {
     item_set_cache_config neg;
     neg.max_bytes = cfg.relay.negentropy.max_memory_mb << 20;
