@@ -551,6 +551,7 @@ void apply_records(self_pointer self,
       auto& st = self->state;
       --st.applies_in_flight;
       if (err) {
+        st.refused_records[key] = render(err);
         // Tried again every anti-entropy round: warned about once.
         if (st.unapplied.insert(key).second)
           log::warn("{}: could not apply the replicated {} {}: {}",
@@ -560,6 +561,7 @@ void apply_records(self_pointer self,
                      self->name(), key.first, key.second, render(err));
       } else {
         st.unapplied.erase(key);
+        st.refused_records.erase(key);
         log::info("{}: applied the replicated {} {}", self->name(), key.first,
                   key.second);
       }
@@ -1145,6 +1147,12 @@ cluster_manager(
             for (auto& c : self->state.replica.conflicts())
               if (c.detected_at >= recent)
                 report.reasons.push_back(conflict_reason(c));
+            // This member differs from the cluster until it can take them.
+            for (auto& [key, why] : self->state.refused_records)
+              report.reasons.push_back("cluster: cannot apply the replicated "
+                                       + key.first + " " + key.second + ": "
+                                       + why + " (tried again every five "
+                                               "heartbeats)");
             if (!report.reasons.empty())
               report.status = "degraded";
             rp.deliver(std::move(report));

@@ -102,6 +102,8 @@ struct cluster_manager_state {
   /// registry refused (or could not take): their local definition differs
   /// without being an edit here. Applied again every anti-entropy round.
   std::set<std::pair<std::string, std::string>> unapplied;
+  /// Of those, the ones refused, with why: in /health until they apply.
+  std::map<std::pair<std::string, std::string>, std::string> refused_records;
   /// Heartbeat ticks so far (anti-entropy rounds).
   uint64_t ticks = 0;
   /// The latest live set from the membership.

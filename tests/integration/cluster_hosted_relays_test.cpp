@@ -269,11 +269,23 @@ TEST_CASE("a hosted relay a member refused is applied there once a reload "
   CHECK(definition_on(b, "media").is_null());
   // Not taking it is no local deletion: a keeps the relay.
   CHECK(definition_on(a, "media") == wanted);
+  // b's operator sees it in /health until b takes it.
+  auto names_media = [&] {
+    auto health = admin(b.admin_port, "GET", "/health");
+    return health.response.status == 503
+           && health.response.body.find(
+                "cannot apply the replicated hosted_relay media")
+                != std::string::npos;
+  };
+  if (!test::poll_until(names_media, 10s))
+    FAIL("b's /health does not name the refused relay\n"
+         << admin(b.admin_port, "GET", "/health").response.body);
 
   b.configure(with_bucket, {a.cluster_address()}, allowed);
   b.process->signal(SIGHUP);
   require_definition({&b}, "media", wanted, 10s, "applied after the reload");
   CHECK(definition_on(a, "media") == wanted);
+  CHECK(test::poll_until([&] { return !names_media(); }, 10s));
   for (auto* m : {&a, &b})
     CHECK(m->process->kill(SIGTERM) == 0);
 }
