@@ -100,6 +100,17 @@ struct scan_position {
   nostr::bytes32 id{};
 };
 
+/// How a scan ended.
+enum class scan_end {
+  /// Every match was delivered.
+  exhausted,
+  /// `max_events` were delivered or the sink stopped: more may remain.
+  more,
+  /// (`scan_cached` only) the next match is not in memory: go on with `scan`
+  /// from the last position delivered.
+  uncached,
+};
+
 /// The records of the events matching a filter, for negentropy (NIP-77).
 struct item_scan {
   /// Unordered; empty when `over_limit`.
@@ -157,6 +168,17 @@ public:
             const std::function<bool(std::string_view json,
                                      const scan_position& pos)>& sink) const;
 
+  /// `scan` reading only what RocksDB holds in memory (memtables, the block
+  /// cache, open tables' indexes): where it would wait for a file read it
+  /// stops with `scan_end::uncached`. For callers on a thread that must not
+  /// block on the disk (a CAF scheduler thread).
+  scan_end scan_cached(const nostr::filter& f, int64_t now,
+                       const std::optional<scan_position>& resume,
+                       size_t max_events,
+                       const std::function<bool(std::string_view json,
+                                                const scan_position& pos)>& sink)
+    const;
+
   /// Number of distinct stored, unexpired events matching any of `fs`
   /// (NIP-45), using index keys only wherever the index covers the filter.
   uint64_t count(const std::vector<nostr::filter>& fs, int64_t now) const;
@@ -205,6 +227,11 @@ public:
 
 private:
   event_store() = default;
+  scan_end scan_at(const nostr::filter& f, int64_t now,
+                   const std::optional<scan_position>& resume, size_t max_events,
+                   const std::function<bool(std::string_view json,
+                                            const scan_position& pos)>& sink,
+                   bool cached_only) const;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -201,7 +201,8 @@ public:
                const rocksdb::Snapshot* snap,
                const std::vector<std::string>& prefixes,
                std::optional<int64_t> since, std::optional<int64_t> until,
-               const std::optional<std::string>& resume_suffix) {
+               const std::optional<std::string>& resume_suffix,
+               rocksdb::ReadTier tier = rocksdb::kReadAllTier) {
     cursors_.reserve(prefixes.size());
     for (const auto& prefix : prefixes) {
       auto c = std::make_unique<cursor>();
@@ -215,6 +216,7 @@ public:
       c->upper_slice = c->upper;
       rocksdb::ReadOptions ro;
       ro.snapshot = snap;
+      ro.read_tier = tier;
       if (!c->upper.empty())
         ro.iterate_upper_bound = &c->upper_slice;
       c->it.reset(db->NewIterator(ro, family));
@@ -398,15 +400,35 @@ bool event_store::scan(
   size_t max_events,
   const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
   const {
+  return scan_at(f, now, resume, max_events, sink, false) == scan_end::more;
+}
+
+scan_end event_store::scan_cached(
+  const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
+  size_t max_events,
+  const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
+  const {
+  return scan_at(f, now, resume, max_events, sink, true);
+}
+
+scan_end event_store::scan_at(
+  const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
+  size_t max_events,
+  const std::function<bool(std::string_view json, const scan_position& pos)>& sink,
+  bool cached_only) const {
   // The interface has no error channel: a RocksDB read error ends the scan as
-  // if it were exhausted (the next call would fail the same way).
+  // if it were exhausted (the next call would fail the same way). Only a
+  // cached read's Incomplete (the block is on disk) is told apart: everything
+  // before it was delivered in order, so a reading scan resumes right there.
   auto p = make_plan(f);
   if (!p)
-    return false;
+    return scan_end::exhausted;
   auto& st = *impl_;
   snapshot_guard snap{st.db, !st.secondary_path.empty()};
+  const auto tier = cached_only ? rocksdb::kBlockCacheTier : rocksdb::kReadAllTier;
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.get();
+  ro.read_tier = tier;
   std::optional<std::string> resume_suffix;
   if (resume)
     resume_suffix = suffix_of(resume->created_at, resume->id);
@@ -418,9 +440,11 @@ bool event_store::scan(
   std::vector<rocksdb::PinnableSlice> values(scan_batch_size);
   std::vector<rocksdb::Status> statuses(scan_batch_size);
   nostr::event parsed;
+  bool uncached = false;
   // Reads the candidates with one MultiGet and calls `on_match(i, json,
-  // header)` for each one that matches, in order, until it returns false.
-  // @returns false when `on_match` stopped it.
+  // header)` for each one that matches, in order, until it returns false or
+  // a candidate is not in memory (`uncached`).
+  // @returns false when it stopped early.
   auto read_candidates = [&](auto&& on_match) {
     keys.clear();
     for (const auto& c : candidates)
@@ -430,6 +454,10 @@ bool event_store::scan(
     st.db->MultiGet(ro, st.h(cf::events), keys.size(), keys.data(),
                     values.data(), statuses.data());
     for (size_t i = 0; i < candidates.size(); ++i) {
+      if (statuses[i].IsIncomplete()) {
+        uncached = true;
+        return false;
+      }
       if (!statuses[i].ok())
         continue;
       std::string_view json;
@@ -458,26 +486,29 @@ bool event_store::scan(
           hits.emplace_back(std::move(suffix), std::string(json));
         return true;
       });
+      // Hits are delivered sorted, so only once all of them are known.
+      if (uncached)
+        return scan_end::uncached;
     }
     std::sort(hits.begin(), hits.end());
     for (const auto& [suffix, json] : hits) {
       if (delivered == max_events)
-        return true;
+        return scan_end::more;
       auto pos = decode_suffix(suffix);
       ++delivered;
       if (!sink(json, scan_position{pos.created_at, pos.id}))
-        return true;
+        return scan_end::more;
     }
-    return false;
+    return scan_end::exhausted;
   }
 
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
-                 f.until, resume_suffix);
+                 f.until, resume_suffix, tier);
   // Small at first: the first events reach the client while more are read.
   size_t batch = first_scan_batch_size;
   while (m.valid()) {
     if (delivered == max_events)
-      return true;
+      return scan_end::more;
     // No more candidates than could still be delivered: a covered filter
     // reads exactly what it serves.
     candidates.clear();
@@ -492,9 +523,10 @@ bool event_store::scan(
       return sink(json, candidates[i]);
     };
     if (!read_candidates(serve))
-      return true;
+      return uncached ? scan_end::uncached : scan_end::more;
   }
-  return false;
+  // An index block on disk ends the cursors as an error would.
+  return m.status().IsIncomplete() ? scan_end::uncached : scan_end::exhausted;
 }
 
 uint64_t event_store::count(const std::vector<nostr::filter>& fs,

@@ -281,7 +281,9 @@ bool start_job(self_pointer self, query_job_ptr job) {
 /// back (bench_req profile: page-500 spent one thread wake-up on each).
 /// Only while no earlier REQ of this connection is at a worker, so frames
 /// keep their order, and while the client reads what it is sent; a slow
-/// reader's REQ waits at the worker instead. @returns true when the job is
+/// reader's REQ waits at the worker instead. It reads only what is in
+/// memory: a scheduler thread never waits for the disk, and the worker goes
+/// on from the first event that is not. @returns true when the job is
 /// finished (its EOSE is queued).
 bool serve_first_slice(self_pointer self, query_job& job) {
   auto& st = self->state;
@@ -289,7 +291,9 @@ bool serve_first_slice(self_pointer self, query_job& job) {
   if (queries.inline_events == 0 || st.reqs_at_worker > 0
       || st.conn->queued_bytes() > queries.high_water_bytes)
     return false;
-  return run_slice(*st.ctx->store, queries, job, queries.inline_events).done;
+  return run_slice(*st.ctx->store, queries, job, queries.inline_events,
+                   slice_reads::cached_only)
+    .done;
 }
 
 /// The stored part of `sub` is out, its EOSE queued behind it: the live

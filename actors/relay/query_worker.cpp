@@ -18,7 +18,7 @@ query_worker_config query_worker_config_for(size_t cap) {
 
 slice_result run_slice(const store::event_store& store,
                        const query_worker_config& config, query_job& job,
-                       size_t max_events) {
+                       size_t max_events, slice_reads reads) {
   slice_result result;
   const auto& filters = *job.filters;
   if (job.sent.empty()) {
@@ -78,9 +78,7 @@ slice_result run_slice(const store::event_store& store,
     const bool job_end_in_slice = job.filter_index + 1 == filters.size()
                                   && want == limit - job.delivered_in_filter;
     size_t taken = 0;
-    auto more = store.scan(
-      f, job.now, job.resume, want,
-      [&](std::string_view json, const store::scan_position& pos) {
+    auto on_event = [&](std::string_view json, const store::scan_position& pos) {
         job.resume = pos;
         ++taken;
         // An event another filter already sent still counts toward this
@@ -100,9 +98,18 @@ slice_result run_slice(const store::event_store& store,
           hand_over(job_end_in_slice ? limit - job.delivered_in_filter
                                      : std::numeric_limits<uint64_t>::max());
         return bytes < config.high_water_bytes;
-      });
+      };
+    auto end = reads == slice_reads::cached_only
+                 ? store.scan_cached(f, job.now, job.resume, want, on_event)
+                 : store.scan(f, job.now, job.resume, want, on_event)
+                     ? store::scan_end::more
+                     : store::scan_end::exhausted;
+    if (end == store::scan_end::uncached) {
+      result.uncached = true;
+      break;
+    }
     budget -= std::min(budget, std::max<size_t>(taken, 1));
-    if (!more)
+    if (end == store::scan_end::exhausted)
       next_filter();
   }
   result.done = job.filter_index >= filters.size();

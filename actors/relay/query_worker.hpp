@@ -121,6 +121,16 @@ struct slice_result {
   bool done = false;
   /// EVENT frames handed to the socket.
   size_t events = 0;
+  /// (cached reads) it stopped where the next match is on disk.
+  bool uncached = false;
+};
+
+/// Where a slice may read from.
+enum class slice_reads {
+  /// Memtables, the block cache and files.
+  any,
+  /// Only what is in memory: the slice ends where a file read would wait.
+  cached_only,
 };
 
 /// Runs one slice of `job` on the calling thread: reads at most `max_events`
@@ -129,7 +139,7 @@ struct slice_result {
 /// (unless the job was cancelled).
 slice_result run_slice(const store::event_store& store,
                        const query_worker_config& config, query_job& job,
-                       size_t max_events);
+                       size_t max_events, slice_reads reads = slice_reads::any);
 
 struct query_worker_state {
   const store::event_store* store = nullptr;

@@ -1,5 +1,6 @@
 #include "actors/relay/query_worker.hpp"
 
+#include "messages/nostr/hex.hpp"
 #include "messages/nostr/wire.hpp"
 #include "tests/store/store_fixture.hpp"
 
@@ -181,4 +182,67 @@ TEST_CASE("a slice's chunks grow, and shrink again towards the job's end",
   CHECK(chunks[1] == 2 * fx.config.first_chunk_events);
   // The last chunk carries the EOSE behind its events.
   CHECK(chunks.back() <= fx.config.first_chunk_events + 1);
+}
+
+TEST_CASE("a slice that reads only memory stops where the store would read a "
+          "file, and a reading slice goes on from there",
+          "[query_worker]") {
+  // A client session's own slice runs on a scheduler thread and must not
+  // wait for the disk: on a store just opened every block is still on disk.
+  fixture fx{300};
+  REQUIRE(!fx.store->flush());
+  fx.reopen();
+  const auto newest = [&fx](size_t n) {
+    return std::vector<nostr::bytes32>(fx.newest_first.begin(),
+                                       fx.newest_first.begin() + n);
+  };
+  SECTION("an index scan") {
+    auto job = fx.job({R"({"kinds":[1],"limit":200})"});
+    auto cached = run_slice(*fx.store, fx.config, *job, 500,
+                            slice_reads::cached_only);
+    CHECK(cached.uncached);
+    CHECK_FALSE(cached.done);
+    CHECK_FALSE(fx.ends_with_eose());
+    CHECK(cached.events < 200);
+    auto rest = run_slice(*fx.store, fx.config, *job, 500);
+    CHECK(rest.done);
+    CHECK(cached.events + rest.events == 200);
+    CHECK(fx.ends_with_eose());
+    CHECK(fx.event_ids() == newest(200));
+
+    // The blocks are cached now: the same page is served from memory whole.
+    fx.conn->frames.clear();
+    auto again = fx.job({R"({"kinds":[1],"limit":200})"});
+    auto warm = run_slice(*fx.store, fx.config, *again, 500,
+                          slice_reads::cached_only);
+    CHECK_FALSE(warm.uncached);
+    CHECK(warm.done);
+    CHECK(fx.event_ids() == newest(200));
+  }
+  SECTION("ids") {
+    auto job = fx.job({R"({"ids":[")" + nostr::to_hex(fx.newest_first[3])
+                       + R"(",")" + nostr::to_hex(fx.newest_first[1]) + R"("]})"});
+    // Whether RocksDB's open left these blocks cached is its business: the
+    // slice either finishes from memory or stops before sending anything
+    // (ids go out sorted, so only once all of them were read).
+    auto cached = run_slice(*fx.store, fx.config, *job, 500,
+                            slice_reads::cached_only);
+    if (cached.uncached)
+      CHECK(cached.events == 0);
+    else
+      CHECK(cached.done);
+    if (!cached.done)
+      CHECK(run_slice(*fx.store, fx.config, *job, 500).done);
+    CHECK(fx.ends_with_eose());
+    CHECK(fx.event_ids()
+          == std::vector<nostr::bytes32>{fx.newest_first[1], fx.newest_first[3]});
+  }
+  SECTION("events still in the memtable") {
+    fixture fresh{30};
+    auto job = fresh.job({R"({"limit":10})"});
+    auto cached = run_slice(*fresh.store, fresh.config, *job, 500,
+                            slice_reads::cached_only);
+    CHECK(cached.done);
+    CHECK(fresh.ends_with_eose());
+  }
 }
