@@ -410,6 +410,34 @@ TEST_CASE_METHOD(store_fixture, "one batch stores exactly what one write per eve
   CHECK(dump(*this) == dump(one_by_one));
 }
 
+// flush() starts every family's flush before it waits (event_store.cpp): it
+// must still return only once all of them are on disk.
+TEST_CASE_METHOD(store_fixture, "flush leaves no family in memory", "[store]") {
+  auto alice = nostr::generate_keypair();
+  std::vector<incoming_event> events;
+  for (int i = 0; i < 50; ++i)
+    events.push_back(make_event(alice, i % 2 == 0 ? 1 : 30617, 100 + i,
+                                {{"t", "x"}, {"d", std::to_string(i)}}));
+  std::vector<const incoming_event*> batch;
+  for (const auto& in : events)
+    batch.push_back(&in);
+  write(batch);
+  REQUIRE_FALSE(store->flush());
+  for (size_t i = 0; i < cf_count; ++i) {
+    CAPTURE(cf_names[i]);
+    auto* family = store->handle(static_cast<cf>(i));
+    uint64_t active = 1;
+    uint64_t immutable = 1;
+    REQUIRE(store->db()->GetIntProperty(family, "rocksdb.num-entries-active-mem-table",
+                                        &active));
+    REQUIRE(store->db()->GetIntProperty(family, "rocksdb.num-immutable-mem-table",
+                                        &immutable));
+    CHECK(active == 0);
+    CHECK(immutable == 0);
+  }
+  CHECK(keys_in(cf::by_created) == events.size());
+}
+
 TEST_CASE_METHOD(store_fixture, "extra operations commit with the events",
                  "[store]") {
   auto ev = make_event(nostr::generate_keypair(), 1, 100);
