@@ -4,6 +4,9 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <random>
+
 using namespace ferry;
 using namespace ferry::store;
 using namespace ferry::store::test;
@@ -323,6 +326,116 @@ TEST_CASE_METHOD(store_fixture, "events of one batch see each other", "[store]")
     CHECK_FALSE(store->contains(ev.ev.id));
     CHECK(keys_in(cf::replaceable) == 0);
   }
+}
+
+namespace {
+
+/// Every key and value of every family, in order.
+std::vector<std::string> dump(const store_fixture& fx) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < cf_count; ++i) {
+    std::unique_ptr<rocksdb::Iterator> it(fx.store->db()->NewIterator(
+      rocksdb::ReadOptions{}, fx.store->handle(static_cast<cf>(i))));
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      out.push_back(std::string(cf_names[i]) + " " + it->key().ToString(true) + " "
+                    + it->value().ToString(true));
+  }
+  return out;
+}
+
+} // namespace
+
+// The writer hands a batch's keys to RocksDB sorted (event_store_write.cpp);
+// within one batch an event may be stored, replaced and deleted again, so the
+// order of the operations on one key must survive the sort.
+TEST_CASE_METHOD(store_fixture, "one batch stores exactly what one write per event "
+                                "stores",
+                 "[store]") {
+  std::mt19937_64 rng{42};
+  auto pick = [&rng](size_t n) {
+    return std::uniform_int_distribution<size_t>(0, n - 1)(rng);
+  };
+  std::vector<nostr::keypair> authors;
+  for (int i = 0; i < 3; ++i)
+    authors.push_back(nostr::generate_keypair());
+  std::vector<incoming_event> events;
+  events.reserve(400);
+  while (events.size() < 400) {
+    const auto& who = authors[pick(authors.size())];
+    // Few distinct times, so replaceable versions tie and deletions race.
+    auto at = static_cast<int64_t>(100 + pick(20));
+    std::vector<nostr::tag> tags{{"t", "topic" + std::to_string(pick(4))}};
+    uint32_t kind = 1;
+    switch (pick(6)) {
+      case 0:
+        kind = pick(2) == 0 ? 3 : 10002;
+        break;
+      case 1:
+        kind = 30617;
+        tags.push_back({"d", pick(2) == 0 ? "a" : "b"});
+        break;
+      case 2:
+        if (!events.empty()) {
+          kind = 5;
+          const auto& target = events[pick(events.size())].ev;
+          tags.push_back({"e", hex(target.id)});
+          tags.push_back({"a", address_of(30617, who.pubkey, pick(2) == 0 ? "a" : "b")});
+        }
+        break;
+      default:
+        if (!events.empty())
+          tags.push_back({"e", hex(events[pick(events.size())].ev.id)});
+        break;
+    }
+    events.push_back(make_event(who, kind, at, std::move(tags)));
+  }
+  std::vector<const incoming_event*> batch;
+  for (const auto& in : events)
+    batch.push_back(&in);
+  auto batched = write(batch);
+  store_fixture one_by_one;
+  std::vector<write_outcome> batched_outcomes;
+  std::vector<write_outcome> single_outcomes;
+  for (size_t i = 0; i < events.size(); ++i) {
+    batched_outcomes.push_back(batched[i].outcome);
+    single_outcomes.push_back(one_by_one.write(events[i]).outcome);
+  }
+  CHECK(batched_outcomes == single_outcomes);
+  auto stored = std::count(batched_outcomes.begin(), batched_outcomes.end(),
+                           write_outcome::stored);
+  // The mix must exercise replacements and deletions, not only plain puts.
+  CHECK(stored < static_cast<long>(events.size()));
+  CHECK(keys_in(cf::by_created) < static_cast<size_t>(stored));
+  CHECK(keys_in(cf::deleted) > 0);
+  CHECK(dump(*this) == dump(one_by_one));
+}
+
+// flush() starts every family's flush before it waits (event_store.cpp): it
+// must still return only once all of them are on disk.
+TEST_CASE_METHOD(store_fixture, "flush leaves no family in memory", "[store]") {
+  auto alice = nostr::generate_keypair();
+  std::vector<incoming_event> events;
+  for (int i = 0; i < 50; ++i)
+    events.push_back(make_event(alice, i % 2 == 0 ? 1 : 30617, 100 + i,
+                                {{"t", "x"}, {"d", std::to_string(i)}}));
+  std::vector<const incoming_event*> batch;
+  for (const auto& in : events)
+    batch.push_back(&in);
+  write(batch);
+  REQUIRE_FALSE(store->flush());
+  for (size_t i = 0; i < cf_count; ++i) {
+    CAPTURE(cf_names[i]);
+    auto* family = store->handle(static_cast<cf>(i));
+    uint64_t active = 1;
+    uint64_t immutable = 1;
+    REQUIRE(store->db()->GetIntProperty(family, "rocksdb.num-entries-active-mem-table",
+                                        &active));
+    REQUIRE(store->db()->GetIntProperty(family, "rocksdb.num-immutable-mem-table",
+                                        &immutable));
+    CHECK(active == 0);
+    CHECK(immutable == 0);
+  }
+  CHECK(keys_in(cf::by_created) == events.size());
 }
 
 TEST_CASE_METHOD(store_fixture, "extra operations commit with the events",
