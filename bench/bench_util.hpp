@@ -347,6 +347,8 @@ private:
 struct child_exit {
   int status = 0;
   long max_rss_kib = 0;
+  /// User and system CPU the child used, from wait4.
+  double cpu_seconds = 0;
 
   bool success() const {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -429,6 +431,7 @@ public:
     }
     pid_ = -1;
     result.max_rss_kib = usage.ru_maxrss;
+    result.cpu_seconds = cpu_seconds_of(usage);
     return result;
   }
 
@@ -442,6 +445,7 @@ public:
       if (rc == pid_) {
         pid_ = -1;
         result.max_rss_kib = usage.ru_maxrss;
+        result.cpu_seconds = cpu_seconds_of(usage);
         return result;
       }
       if (rc < 0 && errno != EINTR)
@@ -453,6 +457,11 @@ public:
   }
 
 private:
+  static double cpu_seconds_of(const rusage& usage) {
+    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  }
+
   pid_t pid_ = -1;
   int stderr_fd_ = -1;
 };

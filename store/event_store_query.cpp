@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <system_error>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -191,6 +194,28 @@ std::string suffix_of(int64_t created_at, const bytes32& id) {
   return out;
 }
 
+/// The keys of one index prefix between `since` and `until`: from `lower`
+/// (inclusive) to `upper` (exclusive; "" for the end of the family).
+struct key_range {
+  std::string lower;
+  std::string upper;
+};
+
+key_range index_range(const std::string& prefix, std::optional<int64_t> since,
+                      std::optional<int64_t> until) {
+  key_range r;
+  r.lower = prefix;
+  if (until)
+    put_fixed64(r.lower, invert_time(*until));
+  if (since && invert_time(*since) != std::numeric_limits<uint64_t>::max()) {
+    r.upper = prefix;
+    put_fixed64(r.upper, invert_time(*since) + 1);
+  } else {
+    r.upper = prefix_successor(prefix);
+  }
+  return r;
+}
+
 /// Several prefix iterators over one index family, merged by key suffix so
 /// they yield one newest-first sequence without duplicates. Each cursor is
 /// bounded by `[prefix · ~until, prefix · ~since]` and starts strictly after
@@ -207,12 +232,8 @@ public:
     for (const auto& prefix : prefixes) {
       auto c = std::make_unique<cursor>();
       c->prefix_size = prefix.size();
-      if (since && invert_time(*since) != std::numeric_limits<uint64_t>::max()) {
-        c->upper = prefix;
-        put_fixed64(c->upper, invert_time(*since) + 1);
-      } else {
-        c->upper = prefix_successor(prefix);
-      }
+      auto range = index_range(prefix, since, until);
+      c->upper = std::move(range.upper);
       c->upper_slice = c->upper;
       rocksdb::ReadOptions ro;
       ro.snapshot = snap;
@@ -220,9 +241,7 @@ public:
       if (!c->upper.empty())
         ro.iterate_upper_bound = &c->upper_slice;
       c->it.reset(db->NewIterator(ro, family));
-      std::string start = prefix;
-      if (until)
-        put_fixed64(start, invert_time(*until));
+      std::string start = std::move(range.lower);
       if (resume_suffix) {
         auto resume_key = prefix + *resume_suffix;
         if (resume_key > start)
@@ -577,6 +596,116 @@ uint64_t event_store::count(const std::vector<nostr::filter>& fs,
   return seen.size();
 }
 
+namespace {
+
+using neg_item = nostr::negentropy::item;
+
+/// An index range holding at least this many bytes of keys is read on two
+/// threads (~90,000 entries; below, the second thread saves too little).
+constexpr uint64_t parallel_read_min_bytes = 4u << 20;
+
+/// Entries a reading thread takes before it adds them to the count both
+/// threads share (so they do not fight over one cache line per entry).
+constexpr size_t shared_count_step = 4096;
+
+/// Index order (newest first, ids ascending within a second) to the item
+/// set's (oldest first, ids ascending), in place and in linear time: sorting
+/// a million items cost as much as reading them.
+void to_item_order(std::vector<neg_item>& items) {
+  std::reverse(items.begin(), items.end());
+  for (auto run = items.begin(); run != items.end();) {
+    auto second = run->timestamp;
+    auto end = std::find_if(run + 1, items.end(), [second](const neg_item& x) {
+      return x.timestamp != second;
+    });
+    std::reverse(run, end);
+    run = end;
+  }
+}
+
+/// The entries of `range` but the expired ones, appended to `out` in index
+/// order. Gives up (leaving `out` short) once `taken`, the count of every
+/// thread reading the same set, passes `max_items`.
+rocksdb::Status read_index_range(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                                 const rocksdb::Snapshot* snap, const key_range& range,
+                                 const id_set& expired, size_t max_items,
+                                 std::atomic<size_t>& taken,
+                                 std::vector<neg_item>& out) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  rocksdb::Slice upper{range.upper};
+  if (!range.upper.empty())
+    ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(ro, family)};
+  size_t untold = 0;
+  for (it->Seek(range.lower); it->Valid(); it->Next()) {
+    auto pos = decode_suffix(view_of(it->key()));
+    if (!expired.empty() && expired.count(pos.id) != 0)
+      continue;
+    out.push_back({static_cast<uint64_t>(pos.created_at), pos.id});
+    if (++untold == shared_count_step) {
+      untold = 0;
+      if (taken.fetch_add(shared_count_step) + shared_count_step > max_items)
+        return rocksdb::Status::OK();
+    }
+  }
+  taken += untold;
+  return it->status();
+}
+
+/// A key that splits the keys of `prefix` in `range` into two parts of
+/// about the same size (on disk and in the memtables), found by halving the
+/// time span; nullopt when the range is too small to be worth two threads.
+std::optional<std::string> middle_key(rocksdb::DB* db,
+                                      rocksdb::ColumnFamilyHandle* family,
+                                      const std::string& prefix,
+                                      const key_range& range) {
+  // Above every key of the prefix when the range runs to the family's end.
+  const std::string end = range.upper.empty()
+                            ? std::string(prefix.size() + suffix_size + 1, '\xff')
+                            : range.upper;
+  rocksdb::SizeApproximationOptions size_opts;
+  size_opts.include_memtables = true;
+  auto bytes_before = [&](const std::string& key) -> uint64_t {
+    rocksdb::Range r{range.lower, key};
+    uint64_t size = 0;
+    if (!db->GetApproximateSizes(size_opts, family, &r, 1, &size).ok())
+      return 0;
+    return size;
+  };
+  const uint64_t total = bytes_before(end);
+  if (total < parallel_read_min_bytes)
+    return std::nullopt;
+  // The time part of the keys, inverted (newest first), within the range.
+  auto time_of = [&](const std::string& key, uint64_t otherwise) {
+    std::string_view rest{key};
+    rest.remove_prefix(std::min(prefix.size(), rest.size()));
+    uint64_t t = otherwise;
+    return get_fixed64(rest, t) ? t : otherwise;
+  };
+  uint64_t lo = time_of(range.lower, 0);
+  uint64_t hi = range.upper.empty() ? std::numeric_limits<uint64_t>::max()
+                                    : time_of(range.upper, std::numeric_limits<uint64_t>::max());
+  auto key_at = [&](uint64_t t) {
+    std::string key = prefix;
+    put_fixed64(key, t);
+    return key;
+  };
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (bytes_before(key_at(mid)) * 2 < total)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  auto key = key_at(lo);
+  if (key <= range.lower || key >= end)
+    return std::nullopt;
+  return key;
+}
+
+} // namespace
+
 caf::expected<item_scan>
 event_store::negentropy_items(const nostr::filter& f, int64_t now,
                               size_t max_items) const {
@@ -603,6 +732,7 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
          [&take](std::string_view, const scan_position& pos) {
            return take(pos.created_at, pos.id);
          });
+    to_item_order(result.items);
     return result;
   }
   auto& st = *impl_;
@@ -612,15 +742,66 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
                            expired);
       !s.ok())
     return storage_error(s);
-  if (!f.since && !f.until && !f.limit) {
-    // The whole store: grown by doubling, a million items were copied
-    // twice over and a fifth of the build went to page faults. RocksDB's
-    // count is an estimate (it was 0.1% low at a million), hence the
-    // headroom; the item set gives back what is left over.
-    auto estimate = approximate_event_count();
-    result.items.reserve(static_cast<size_t>(
-      std::min<uint64_t>(estimate + estimate / 8 + 1024, max_items)));
+  // The whole store: grown by doubling, a million items were copied
+  // twice over and a fifth of the build went to page faults. RocksDB's
+  // count is an estimate (it was 0.1% low at a million), hence the
+  // headroom; the item set keeps it (it gives back more).
+  const bool whole_store = !f.since && !f.until && !f.limit;
+  const size_t expected = whole_store
+                            ? static_cast<size_t>(std::min<uint64_t>(
+                              approximate_event_count() * 17 / 16 + 1024, max_items))
+                            : 0;
+  // One index prefix without a limit (`{}`, one kind, one author...): a
+  // large range is read as two halves on two threads, the older half into
+  // the vector that becomes the set. 901,498 items on a busy 2-core
+  // machine: 390 ms on one thread, 280 ms on two.
+  if (p->prefixes.size() == 1 && !f.limit && std::thread::hardware_concurrency() > 1) {
+    auto range = index_range(p->prefixes.front(), f.since, f.until);
+    if (auto middle = middle_key(st.db, st.h(p->family), p->prefixes.front(), range)) {
+      const key_range newer{range.lower, *middle};
+      const key_range older{*middle, range.upper};
+      std::vector<neg_item> newer_items;
+      newer_items.reserve(expected / 2);
+      result.items.reserve(expected);
+      std::atomic<size_t> taken{0};
+      rocksdb::Status older_status;
+      std::exception_ptr older_failure;
+      auto read_older = [&] {
+        try {
+          older_status = read_index_range(st.db, st.h(p->family), snap.get(), older,
+                                          expired, max_items, taken, result.items);
+          to_item_order(result.items);
+        } catch (...) {
+          older_failure = std::current_exception();
+        }
+      };
+      std::thread older_reader;
+      try {
+        older_reader = std::thread{read_older};
+      } catch (const std::system_error&) {
+        read_older(); // no thread to be had: both halves here, one by one
+      }
+      auto newer_status = read_index_range(st.db, st.h(p->family), snap.get(), newer,
+                                           expired, max_items, taken, newer_items);
+      to_item_order(newer_items);
+      if (older_reader.joinable())
+        older_reader.join();
+      if (older_failure)
+        std::rethrow_exception(older_failure);
+      if (!older_status.ok())
+        return storage_error(older_status);
+      if (!newer_status.ok())
+        return storage_error(newer_status);
+      if (result.items.size() + newer_items.size() > max_items) {
+        result.over_limit = true;
+        result.items.clear();
+        return result;
+      }
+      result.items.insert(result.items.end(), newer_items.begin(), newer_items.end());
+      return result;
+    }
   }
+  result.items.reserve(expected);
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, std::nullopt);
   for (; m.valid(); m.next()) {
@@ -632,6 +813,7 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
   }
   if (!m.status().ok())
     return storage_error(m.status());
+  to_item_order(result.items);
   return result;
 }
 

@@ -272,11 +272,20 @@ bool decode_hex(std::string_view hex, std::string& out) {
 // -- item set -----------------------------------------------------------------------
 
 item_set::item_set(std::vector<item> items) : items_(std::move(items)) {
-  std::sort(items_.begin(), items_.end());
-  items_.erase(std::unique(items_.begin(), items_.end()), items_.end());
+  // The store hands its items over in order: checking that costs one pass,
+  // where sorting a million of them cost as much as reading them.
+  auto out_of_order = std::adjacent_find(
+    items_.begin(), items_.end(), [](const item& x, const item& y) { return !(x < y); });
+  if (out_of_order != items_.end()) {
+    std::sort(items_.begin(), items_.end());
+    items_.erase(std::unique(items_.begin(), items_.end()), items_.end());
+  }
   // A vector grown by push_back may be half empty; a relay keeps its sets
-  // for whole sessions and counts their capacity against its budget.
-  items_.shrink_to_fit();
+  // for whole sessions and counts their capacity against its budget. A
+  // little spare room (the store reserves a few percent over its estimate)
+  // stays: shrinking copies the whole set.
+  if (items_.capacity() - items_.size() > items_.size() / 8)
+    items_.shrink_to_fit();
 }
 
 size_t item_set::lower_bound(size_t first, size_t last, const bound& b) const {

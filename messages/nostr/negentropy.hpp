@@ -190,7 +190,7 @@ class item_set {
 public:
   item_set() = default;
 
-  /// Sorts `items`, drops duplicates and returns the spare capacity.
+  /// Sorts `items` unless in order, drops duplicates, trims spare capacity.
   explicit item_set(std::vector<item> items);
 
   size_t size() const {
