@@ -409,9 +409,11 @@ inline void require_live(std::vector<member*> up,
 struct linked_pair {
   member a, b;
 
-  linked_pair() {
+  /// `cluster_extra`: lines for both members' [cluster] sections.
+  explicit linked_pair(const std::string& cluster_extra = "") {
     a.name = "node-a";
     b.name = "node-b";
+    a.cluster_extra = b.cluster_extra = cluster_extra;
     std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
     a.configure("", {b.cluster_address()}, allowed);
     b.configure("", {a.cluster_address()}, allowed);
