@@ -155,6 +155,7 @@ field cluster_section(cluster_config& cluster) {
       leaf("heartbeat_ms", milliseconds(cluster.heartbeat)),
       leaf("handover_timeout_ms", milliseconds(cluster.handover_timeout)),
       leaf("forget_after_ms", milliseconds(cluster.forget_after)),
+      leaf("reconcile_interval_ms", milliseconds(cluster.reconcile_interval)),
     },
     cluster_rules(cluster));
 }

@@ -553,7 +553,8 @@ bool operator==(const cluster_config& x, const cluster_config& y) {
          && x.failure_timeout == y.failure_timeout
          && x.heartbeat == y.heartbeat
          && x.handover_timeout == y.handover_timeout
-         && x.forget_after == y.forget_after;
+         && x.forget_after == y.forget_after
+         && x.reconcile_interval == y.reconcile_interval;
 }
 
 bool operator==(const federation_config& x, const federation_config& y) {

@@ -312,6 +312,9 @@ struct cluster_config {
   /// A member dead or left this long is forgotten: its counters are folded
   /// out of the control plane's version vectors.
   std::chrono::milliseconds forget_after{3600000};
+  /// How often each replication link reconciles everything with its member
+  /// (NIP-77) to repair what the live tail missed.
+  std::chrono::milliseconds reconcile_interval{60000};
 };
 
 /// Links with other operators' nodes (`[federation]`).

@@ -101,9 +101,28 @@ bool owns_relays(cluster::member_state x) {
          || x == cluster::member_state::suspect;
 }
 
+/// Removes the replication server of `name`, a forgotten member, once; it
+/// is put anew if the member returns.
+void forget_replication(self_pointer self, const sync_manager_actor& sync,
+                        const std::string& name) {
+  if (self->state.replication.erase(name) == 0)
+    return;
+  auto id = cluster::replication_server_id(name);
+  self->request(sync, cluster_manager_ask_timeout, atom::erase_v, id)
+    .then(
+      [self, id](std::string&) {
+        log::info("{}: replication server {} removed: its member is forgotten",
+                  self->name(), id);
+      },
+      [self, id](caf::error& err) {
+        log::warn("{}: could not remove replication server {}: {}",
+                  self->name(), id, render(err));
+      });
+}
+
 /// Puts each other member's replication server where its body changed:
 /// enabled while the member owns relays (alive or suspect), disabled (the
-/// cursor kept) once it is dead or left.
+/// cursor kept) once it is dead or left, removed once it is forgotten.
 void apply_replication(self_pointer self, const cluster::cluster_view& view) {
   auto sync = current(self->state.sync_manager);
   if (!sync)
@@ -111,6 +130,10 @@ void apply_replication(self_pointer self, const cluster::cluster_view& view) {
   for (auto& m : view.members) {
     if (m.name == view.self || m.relay_url.empty() || m.pubkey.empty())
       continue;
+    if (m.state == cluster::member_state::forgotten) {
+      forget_replication(self, sync, m.name);
+      continue;
+    }
     auto body = replication_server_body(m, owns_relays(m.state));
     auto& applied = self->state.replication[m.name];
     if (applied == body)
@@ -706,10 +729,11 @@ void with_definition_lists(
           [hosted](caf::error&) { hosted({}); });
 }
 
-/// Folds the members the view says are forgotten out of the replicated
-/// records' version vectors (and persists what that changed).
+/// Folds every member the view has said is forgotten since this node
+/// started (those back since included) out of the replicated records'
+/// version vectors (and persists what that changed).
 void fold_forgotten(self_pointer self, const cluster::cluster_view& view) {
-  std::set<std::string> forgotten;
+  auto& forgotten = self->state.forgotten;
   for (auto& m : view.members)
     if (m.state == cluster::member_state::forgotten)
       forgotten.insert(m.name);
@@ -799,6 +823,47 @@ json::value replication_json(const json::object* server, int64_t now) {
   return row;
 }
 
+/// Asks each replication link that is connected with its catch-up complete
+/// to reconcile everything with its member again (the catch-up it runs on
+/// connect, the live tail subscribed anew): the live tail carries what
+/// reaches the member from now on, never what it missed (a dropped frame,
+/// a member's relay restarted under an open subscription). A link still
+/// catching up is left alone, so a long reconciliation is never restarted.
+void reconcile_links(self_pointer self) {
+  auto sync = current(self->state.sync_manager);
+  if (!sync || self->state.left)
+    return;
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then(
+      [self, sync](std::string& list) {
+        json::error_code ec;
+        auto rows = json::parse(list, ec);
+        if (ec || !rows.is_array())
+          return;
+        for (auto& row : rows.as_array()) {
+          auto* server = row.if_object();
+          auto* id = server ? server->if_contains("id") : nullptr;
+          if (!id || !id->is_string()
+              || !cluster::replicated_member(std::string{id->as_string()}))
+            continue;
+          auto link = replication_json(server, unix_now());
+          if (!link.at("connected").as_bool()
+              || !link.at("catchup_complete").as_bool())
+            continue;
+          std::string name{id->as_string()};
+          self->request(sync, cluster_manager_ask_timeout, atom::sync_now_v, name)
+            .then([](std::string&) {},
+                  [self, name](caf::error& err) {
+                    log::debug("{}: could not reconcile {}: {}", self->name(),
+                               name, render(err));
+                  });
+        }
+      },
+      [](caf::error&) {
+        // The next round asks again.
+      });
+}
+
 } // namespace
 
 std::string replication_server_body(const cluster::member_info& m,
@@ -872,6 +937,10 @@ std::string cluster_view_json(const cluster::cluster_view& view,
   std::vector<std::string> live;
   json::array members;
   for (auto& m : view.members) {
+    // Out of the cluster as operators see it: only the control plane still
+    // folds its counters.
+    if (m.state == cluster::member_state::forgotten)
+      continue;
     if (owns_relays(m.state))
       live.push_back(m.name);
     json::object row{
@@ -1021,6 +1090,7 @@ cluster_manager(
     }
   });
   self->send(self, atom::tick_v);
+  st.last_reconcile = self->clock().now();
   return {
     [self](atom::members, std::vector<std::string>& live) {
       if (live == self->state.live)
@@ -1204,6 +1274,11 @@ cluster_manager(
       if (++st.ticks % anti_entropy_ticks == 0) {
         broadcast(self, st.replica.all());
         apply_unapplied(self);
+      }
+      if (self->clock().now() - st.last_reconcile
+          >= st.config.reconcile_interval) {
+        st.last_reconcile = self->clock().now();
+        reconcile_links(self);
       }
       self->delayed_send(self, st.config.member.heartbeat, atom::tick_v);
     },

@@ -45,6 +45,11 @@ struct cluster_manager_config {
   /// A graceful leave waits at most this long after its goodbyes for the
   /// others to report this node's relays connected.
   caf::timespan handover_timeout = std::chrono::seconds{5};
+  /// Each replication link that is connected and caught up reconciles
+  /// everything with its member again this often (at the first heartbeat
+  /// tick after it): the live tail alone would never bring an event it
+  /// missed. Not in ferry.toml yet.
+  caf::timespan reconcile_interval = std::chrono::minutes{1};
 };
 
 struct cluster_manager_state {
@@ -111,6 +116,14 @@ struct cluster_manager_state {
   /// The replication server body last put per member (name): only a
   /// changed one is put again.
   std::map<std::string, std::string> replication;
+  /// Every member the membership has called forgotten since this node
+  /// started, also those back since: the control plane keeps folding their
+  /// counters, so a returning member's edits add to what `retired` holds
+  /// and happen after the versions folded before.
+  std::set<std::string> forgotten;
+  /// When the replication links last reconciled (every
+  /// `config.reconcile_interval`, checked each heartbeat tick).
+  caf::actor_clock::time_point last_reconcile;
 
   /// Stops every link: they must not outlive their manager.
   ~cluster_manager_state();

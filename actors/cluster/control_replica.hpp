@@ -66,8 +66,11 @@ public:
 
   /// The members the cluster forgot (dead or left for the forget period):
   /// their counters are folded out of every stored version vector now and
-  /// out of every incoming one from now on (cluster::version_vector). A
-  /// member not among `names` any more (it came back) is folded no longer.
+  /// out of every incoming one from now on (cluster::version_vector). The
+  /// CLUSTER MANAGER passes every member forgotten since this node started,
+  /// also those that came back: a returning member's edits then count into
+  /// `retired` and happen after the versions folded before, where unfolding
+  /// it would make its first edit look concurrent with them.
   /// @returns the records whose version changed (to persist).
   std::vector<cluster::control_record>
   forget(const std::set<std::string>& names);

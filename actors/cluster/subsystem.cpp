@@ -144,6 +144,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
         std::chrono::seconds{5}, settings.failure_timeout);
       ccfg.settle_limit = settings.failure_timeout;
       ccfg.handover_timeout = settings.handover_timeout;
+      ccfg.reconcile_interval = settings.reconcile_interval;
       return self->system().spawn(cluster_manager, ccfg, identity, membership,
                                   sync, infra, own);
     }));

@@ -27,6 +27,7 @@ failure_timeout_ms = 2000
 heartbeat_ms = 250
 handover_timeout_ms = 8000
 forget_after_ms = 60000
+reconcile_interval_ms = 20000
 [cluster.tls]
 certfile = "node-a.pem"
 keyfile = "node-a.key"
@@ -48,6 +49,7 @@ cafile = "ca.pem"
   CHECK(c.heartbeat == std::chrono::milliseconds{250});
   CHECK(c.handover_timeout == std::chrono::milliseconds{8000});
   CHECK(c.forget_after == std::chrono::milliseconds{60000});
+  CHECK(c.reconcile_interval == std::chrono::milliseconds{20000});
   CHECK(c.tls.enabled());
   CHECK(c.tls.cafile == "ca.pem");
 }
@@ -62,6 +64,7 @@ TEST_CASE("the cluster is off by default, on port 7450 with 5 s / 1 s timing",
   CHECK(result->cluster.heartbeat == std::chrono::milliseconds{1000});
   CHECK(result->cluster.handover_timeout == std::chrono::milliseconds{5000});
   CHECK(result->cluster.forget_after == std::chrono::milliseconds{3600000});
+  CHECK(result->cluster.reconcile_interval == std::chrono::milliseconds{60000});
 }
 
 TEST_CASE("cluster config errors name the file, the key and the expectation",

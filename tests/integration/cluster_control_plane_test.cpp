@@ -15,40 +15,24 @@
 
 using namespace ferry;
 using namespace std::chrono_literals;
+using cluster_test::server_definition_on;
 using cluster_test::member;
+using cluster_test::server_body;
 using sync_test::admin;
 
 namespace {
 
 namespace json = boost::json;
 
-/// The definition `m` holds for sync server `id` as JSON; null when none.
-json::value definition_on(member& m, const std::string& id) {
-  auto res = admin(m.admin_port, "GET", "/api/v1/sync/servers/" + id);
-  if (!res.error.empty() || res.response.status != 200)
-    return nullptr;
-  auto row = json::parse(res.response.body).as_object();
-  for (auto key : {"running", "restarts", "last_exit", "runtime"})
-    row.erase(key);
-  return row;
-}
-
 /// Waits until every member in `members` holds `want` for `id` (null: none).
 void require_definition(std::vector<member*> members, const std::string& id,
                         const json::value& want, std::chrono::milliseconds timeout,
                         const char* what) {
-  cluster_test::require_held(members, id, want, definition_on, timeout, what);
-}
-
-std::string server_body(const std::string& url, int kind) {
-  return R"({"url":")" + url + R"(","filters":[{"kinds":[)"
-         + std::to_string(kind) + R"(]}],"relay_info_mode":"disabled",)"
-         + R"("tls":{"mode":"disabled"}})";
+  cluster_test::require_held(members, id, want, server_definition_on, timeout, what);
 }
 
 size_t conflicts_in(member& m) {
-  auto view = m.view();
-  return view.is_object() ? view.at("conflicts").as_array().size() : 0;
+  return cluster_test::conflicts_on(m).size();
 }
 
 } // namespace
@@ -68,7 +52,7 @@ TEST_CASE("a sync server defined, changed or deleted on one member reaches "
   auto put = admin(a.admin_port, "PUT", "/api/v1/sync/servers/shared",
                    server_body(url, 1));
   REQUIRE(put.response.status == 201);
-  auto defined = definition_on(a, "shared");
+  auto defined = server_definition_on(a, "shared");
   REQUIRE(defined.is_object());
   require_definition({&b, &c}, "shared", defined, 10s, "replicated");
   cluster_test::require_settled({&a, &b, &c}, {{"shared", url}}, 10s,
@@ -86,7 +70,7 @@ TEST_CASE("a sync server defined, changed or deleted on one member reaches "
   auto change = admin(b.admin_port, "PUT", "/api/v1/sync/servers/shared",
                       server_body(url, 7));
   REQUIRE(change.response.status == 200);
-  auto changed = definition_on(b, "shared");
+  auto changed = server_definition_on(b, "shared");
   CHECK(changed != defined);
   require_definition({&a, &c}, "shared", changed, 10s, "change replicated");
 
@@ -121,7 +105,7 @@ TEST_CASE("the same sync server edited on two members at once is one "
                 server_body(url, 1))
             .response.status
           == 201);
-  require_definition({&b, &c}, "contested", definition_on(a, "contested"),
+  require_definition({&b, &c}, "contested", server_definition_on(a, "contested"),
                      10s, "the base replicated");
 
   // Two operators edit it on two members within a few milliseconds: each
@@ -136,9 +120,9 @@ TEST_CASE("the same sync server edited on two members at once is one "
           == 200);
   auto settled = test::poll_until(
     [&] {
-      auto on_a = definition_on(a, "contested");
-      return on_a == definition_on(b, "contested")
-             && on_a == definition_on(c, "contested")
+      auto on_a = server_definition_on(a, "contested");
+      return on_a == server_definition_on(b, "contested")
+             && on_a == server_definition_on(c, "contested")
              && conflicts_in(a) == 1 && conflicts_in(b) == 1
              && conflicts_in(c) == 1;
     },
@@ -155,13 +139,70 @@ TEST_CASE("the same sync server edited on two members at once is one "
     CHECK(other.at("kept") == on_a.at("kept"));
     CHECK(other.at("dropped") == on_a.at("dropped"));
   }
-  auto kept_kind = definition_on(a, "contested")
+  auto kept_kind = server_definition_on(a, "contested")
                      .at("filters").as_array().at(0).at("kinds").at(0);
   CHECK((kept_kind == json::value(10) || kept_kind == json::value(20)));
   // And /health names it.
   auto health = admin(c.admin_port, "GET", "/health");
   CHECK(health.response.body.find("concurrent edits of sync_server contested")
         != std::string::npos);
+  for (auto* m : {&a, &b, &c})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}
+
+TEST_CASE("a forgotten member leaves every member's view, and when it returns "
+          "its first edit replaces the version it made before, no conflict",
+          "[integration][cluster][control_plane]") {
+  // Forgotten 3 s after the last heartbeat (dead after 2 s).
+  cluster_test::three_members trio{"", "forget_after_ms = 3000\n"};
+  trio.start_joined();
+  member& a = trio.a;
+  member& b = trio.b;
+  member& c = trio.c;
+  auto url = std::string{"ws://127.0.0.1:9/nowhere"};
+  // node-b's edit: its counter is in the version every member holds.
+  REQUIRE(admin(b.admin_port, "PUT", "/api/v1/sync/servers/kept",
+                server_body(url, 1))
+            .response.status
+          == 201);
+  require_definition({&a, &c}, "kept", server_definition_on(b, "kept"), 10s,
+                     "node-b's version replicated");
+
+  // node-b dies and is forgotten: it leaves the view on both others.
+  b.process->kill(SIGKILL);
+  auto listed = [](member& m) {
+    std::vector<std::string> names;
+    auto view = m.view();
+    if (view.is_object())
+      for (auto& x : view.at("members").as_array())
+        names.emplace_back(x.at("name").as_string());
+    return names;
+  };
+  auto forgotten = test::poll_until(
+    [&] {
+      return listed(a) == std::vector<std::string>{"node-a", "node-c"}
+             && listed(c) == std::vector<std::string>{"node-a", "node-c"};
+    },
+    15s, 100ms);
+  if (!forgotten)
+    FAIL("node-b was not forgotten\n" << cluster_test::dump({&a, &c}));
+
+  // It comes back with its store and edits the server at once.
+  b.start();
+  cluster_test::require_live({&a, &b, &c}, 20s, "node-b back");
+  REQUIRE(admin(b.admin_port, "PUT", "/api/v1/sync/servers/kept",
+                server_body(url, 7))
+            .response.status
+          == 200);
+  auto edited = server_definition_on(b, "kept");
+  // The others still fold its counter: its edit follows the version they
+  // folded, one history.
+  require_definition({&a, &c}, "kept", edited, 10s, "its edit replicated");
+  for (auto* m : {&a, &b, &c}) {
+    INFO(m->name << ": " << json::serialize(cluster_test::conflicts_on(*m)));
+    CHECK(conflicts_in(*m) == 0);
+    CHECK(cluster_test::state_of_member(m->view(), "node-b") == "alive");
+  }
   for (auto* m : {&a, &b, &c})
     CHECK(m->process->kill(SIGTERM) == 0);
 }

@@ -27,6 +27,54 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 using sync_test::admin;
 
+// -- reaching a member at an address other than 127.0.0.1 -------------------
+// sync_test's helpers, for members in network namespaces.
+
+/// sync_test::admin, at `host`.
+inline net::http_result admin_at(const std::string& host, uint16_t port,
+                                 const std::string& method,
+                                 const std::string& target,
+                                 const std::string& body = {}) {
+  std::map<std::string, std::string> headers{
+    {"Authorization", std::string{"Bearer "} + sync_test::admin_token}};
+  if (!body.empty())
+    headers.emplace("Content-Type", "application/json");
+  return net::simple_http_request(host, port, method, target, headers, body);
+}
+
+/// sync_test::try_ids, at `host`.
+inline std::optional<std::set<std::string>>
+ids_at(const std::string& host, uint16_t port, const std::string& filter) {
+  net::simple_ws_client client;
+  if (!client.connect(host, port).empty()
+      || !client.send("[\"REQ\",\"q\"," + filter + "]").empty())
+    return std::nullopt;
+  std::vector<std::string> frames;
+  if (!test::receive_until(client, "[\"EOSE\"", &frames))
+    return std::nullopt;
+  std::set<std::string> ids;
+  for (auto& frame : frames)
+    if (auto pos = frame.find("\"id\":\""); frame.rfind("[\"EVENT\"", 0) == 0
+                                            && pos != std::string::npos)
+      ids.insert(frame.substr(pos + 6, 64));
+  return ids;
+}
+
+/// sync_test::publish, at `host`.
+inline void publish_at(const std::string& host, uint16_t port,
+                       const std::vector<nostr::event>& events) {
+  net::simple_ws_client client;
+  REQUIRE(client.connect(host, port).empty());
+  for (auto& ev : events)
+    REQUIRE(client.send(sync_test::event_frame(ev)).empty());
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto ok = test::receive_until(client, "[\"OK\"");
+    REQUIRE(ok);
+    INFO(*ok);
+    REQUIRE(ok->find(",true,") != std::string::npos);
+  }
+}
+
 /// One cluster member: its ports, key and process.
 struct member {
   std::string name;
@@ -36,6 +84,13 @@ struct member {
   uint16_t cluster_port = test::free_port();
   test::temp_dir dir;
   std::string config;
+  /// Lines for [cluster] beyond what `configure` writes.
+  std::string cluster_extra;
+  /// Where its relay, admin API and cluster port listen (off loopback, the
+  /// cluster port needs TLS: pass `configure` a PKI).
+  std::string host = "127.0.0.1";
+  /// The command `ferry` runs under, e.g. {"ip", "netns", "exec", NS}.
+  std::vector<std::string> wrapper;
   std::optional<test::ferry_process> process;
 
   std::string pubkey() const {
@@ -43,7 +98,7 @@ struct member {
   }
 
   std::string cluster_address() const {
-    return "127.0.0.1:" + std::to_string(cluster_port);
+    return host + ":" + std::to_string(cluster_port);
   }
 
   /// Writes the key file and the config: the servers, the seeds and the
@@ -65,15 +120,16 @@ struct member {
     config = dir.file("ferry.toml");
     test::write_file(
       config,
-      "[relay]\naddress = \"127.0.0.1\"\nport = " + std::to_string(relay_port)
-        + "\n[admin]\naddress = \"127.0.0.1\"\nport = "
+      "[relay]\naddress = \"" + host + "\"\nport = " + std::to_string(relay_port)
+        + "\n[admin]\naddress = \"" + host + "\"\nport = "
         + std::to_string(admin_port) + "\ntoken = \"" + sync_test::admin_token
         + "\"\n[console]\nport = 0\n[store]\npath = \"" + dir.file("data")
         + "\"\n[node]\nkey_file = \"" + key_file + "\"\n[cluster]\n"
-        + "enabled = true\nname = \"" + name + "\"\nport = "
+        + "enabled = true\nname = \"" + name + "\"\naddress = \"" + host
+        + "\"\nport = "
         + std::to_string(cluster_port) + "\nseeds = " + list(seeds)
         + "\nmembers = " + list(allowed)
-        + "\nfailure_timeout_ms = 2000\nheartbeat_ms = 250\n"
+        + "\nfailure_timeout_ms = 2000\nheartbeat_ms = 250\n" + cluster_extra
         + (tls ? "[cluster.tls]\ncertfile = \"" + tls->peer_cert_file()
                    + "\"\nkeyfile = \"" + tls->peer_key_file()
                    + "\"\ncafile = \"" + tls->ca_file() + "\"\n"
@@ -82,14 +138,22 @@ struct member {
   }
 
   void start() {
-    process.emplace(std::vector<std::string>{"node", "--config", config});
+    if (wrapper.empty()) {
+      process.emplace(std::vector<std::string>{"node", "--config", config});
+    } else {
+      std::vector<std::string> args{wrapper.begin() + 1, wrapper.end()};
+      for (auto arg : {test::ferry_binary(), std::string{"node"},
+                       std::string{"--config"}, config})
+        args.push_back(arg);
+      process.emplace(args, std::string{}, wrapper.front());
+    }
     if (!process->wait_for_port())
       FAIL(name << " did not start\n" << test::output_tail(*process));
   }
 
   /// GET /api/v1/cluster as JSON; null when the node does not answer.
   json::value view() {
-    auto res = admin(admin_port, "GET", "/api/v1/cluster");
+    auto res = admin_at(host, admin_port, "GET", "/api/v1/cluster");
     if (!res.error.empty() || res.response.status != 200)
       return nullptr;
     return json::parse(res.response.body);
@@ -99,7 +163,7 @@ struct member {
   /// out.
   std::set<std::string> connected() {
     std::set<std::string> ids;
-    auto res = admin(admin_port, "GET", "/api/v1/sync/stats");
+    auto res = admin_at(host, admin_port, "GET", "/api/v1/sync/stats");
     if (!res.error.empty() || res.response.status != 200)
       return ids;
     auto stats = json::parse(res.response.body);
@@ -135,7 +199,9 @@ struct member {
 
   /// The ids of every kind-1 event held here.
   std::set<std::string> kind1_ids() const {
-    return sync_test::ids_of(relay_port, sync_test::kind1_all);
+    auto ids = ids_at(host, relay_port, sync_test::kind1_all);
+    REQUIRE(ids);
+    return *ids;
   }
 };
 
@@ -218,7 +284,7 @@ inline void require_all_hold(std::vector<member*> holders,
   auto ok = test::poll_until(
     [&] {
       for (auto* m : holders) {
-        auto held = sync_test::try_ids(m->relay_port, sync_test::kind1_all);
+        auto held = ids_at(m->host, m->relay_port, sync_test::kind1_all);
         if (!held || *held != want) {
           problem = m->name + " holds "
                     + (held ? std::to_string(held->size()) : "?") + " of "
@@ -300,16 +366,17 @@ inline uint64_t incarnation_of(member& observer, const std::string& name) {
 }
 
 /// `count` sync servers r0, r1, ... on paths /r0, /r1, ... of the relay on
-/// `port`: their URLs by id, and their `[[sync.server]]` tables.
+/// `host`:`port`: their URLs by id, and their `[[sync.server]]` tables.
 struct remote_paths {
   std::map<std::string, std::string> urls;
   std::string servers;
 
-  remote_paths(uint16_t port, int count) {
+  remote_paths(uint16_t port, int count,
+               const std::string& host = "127.0.0.1") {
     for (int i = 0; i < count; ++i) {
       sync_test::server_options o;
       o.id = "r" + std::to_string(i);
-      o.url = "ws://127.0.0.1:" + std::to_string(port) + "/r"
+      o.url = "ws://" + host + ":" + std::to_string(port) + "/r"
               + std::to_string(i);
       o.relay_info_mode = "disabled";
       urls[o.id] = o.url;
@@ -337,16 +404,69 @@ inline void require_live(std::vector<member*> up,
     FAIL(what << ": the members do not all see each other\n" << dump(up));
 }
 
+/// node-a and node-b, allowing each other, started with both replication
+/// links up.
+struct linked_pair {
+  member a, b;
+
+  /// `cluster_extra`: lines for both members' [cluster] sections.
+  explicit linked_pair(const std::string& cluster_extra = "") {
+    a.name = "node-a";
+    b.name = "node-b";
+    a.cluster_extra = b.cluster_extra = cluster_extra;
+    std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
+    a.configure("", {b.cluster_address()}, allowed);
+    b.configure("", {a.cluster_address()}, allowed);
+    a.start();
+    b.start();
+    auto linked = test::poll_until(
+      [&] { return a.replicating_from({&b}) && b.replicating_from({&a}); },
+      20s, 100ms);
+    if (!linked)
+      FAIL("the replication links did not come up\n" << dump({&a, &b}));
+  }
+};
+
+/// A sync server's definition as the admin API takes it: `url`, notes of
+/// `kind`, no NIP-11 check, no TLS.
+inline std::string server_body(const std::string& url, int kind) {
+  return R"({"url":")" + url + R"(","filters":[{"kinds":[)"
+         + std::to_string(kind) + R"(]}],"relay_info_mode":"disabled",)"
+         + R"("tls":{"mode":"disabled"}})";
+}
+
+/// The definition `m` holds for sync server `id` as JSON, runtime fields
+/// left out; null when none.
+inline json::value server_definition_on(member& m, const std::string& id) {
+  auto res = admin_at(m.host, m.admin_port, "GET", "/api/v1/sync/servers/" + id);
+  if (!res.error.empty() || res.response.status != 200)
+    return nullptr;
+  auto row = json::parse(res.response.body).as_object();
+  for (auto key : {"running", "restarts", "last_exit", "runtime"})
+    row.erase(key);
+  return row;
+}
+
+/// The conflicts `m`'s view lists; empty when it does not answer.
+inline json::array conflicts_on(member& m) {
+  auto view = m.view();
+  return view.is_object() ? view.at("conflicts").as_array() : json::array{};
+}
+
 /// Three members, node-a, node-b and node-c, each allowing the others;
 /// node-a dials the other two and they dial node-a (gossip does the rest).
 /// `servers` is every member's `[[sync.server]]` list.
 struct three_members {
   member a, b, c;
 
-  explicit three_members(const std::string& servers = "") {
+  /// `cluster_extra`: lines for every member's [cluster] section.
+  explicit three_members(const std::string& servers = "",
+                         const std::string& cluster_extra = "") {
     a.name = "node-a";
     b.name = "node-b";
     c.name = "node-c";
+    for (auto* m : all())
+      m->cluster_extra = cluster_extra;
     std::vector<std::string> allowed{a.pubkey(), b.pubkey(), c.pubkey()};
     a.configure(servers, {b.cluster_address(), c.cluster_address()}, allowed);
     b.configure(servers, {a.cluster_address()}, allowed);

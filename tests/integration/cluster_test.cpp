@@ -35,27 +35,6 @@ using namespace cluster_test;
 
 constexpr int relay_count = 12;
 
-/// node-a and node-b, allowing each other, started with both replication
-/// links up.
-struct linked_pair {
-  member a, b;
-
-  linked_pair() {
-    a.name = "node-a";
-    b.name = "node-b";
-    std::vector<std::string> allowed{a.pubkey(), b.pubkey()};
-    a.configure("", {b.cluster_address()}, allowed);
-    b.configure("", {a.cluster_address()}, allowed);
-    a.start();
-    b.start();
-    auto linked = test::poll_until(
-      [&] { return a.replicating_from({&b}) && b.replicating_from({&a}); },
-      20s, 100ms);
-    if (!linked)
-      FAIL("the replication links did not come up\n" << dump({&a, &b}));
-  }
-};
-
 } // namespace
 
 TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "

@@ -67,3 +67,17 @@ TEST_CASE("the cluster view names each hosted relay's owner among the live "
             .as_array()
             .empty());
 }
+
+TEST_CASE("a forgotten member is left out of the cluster view", "[cluster]") {
+  cluster::cluster_view view;
+  view.self = "node-a";
+  view.members = {member_named("node-a", cluster::member_state::alive),
+                  member_named("node-b", cluster::member_state::left),
+                  member_named("node-c", cluster::member_state::forgotten)};
+  auto shown = json::parse(cluster_view_json(view, "[]", "[]", 0, {}));
+  std::vector<std::string> names;
+  for (auto& m : shown.at("members").as_array())
+    names.emplace_back(m.at("name").as_string());
+  CHECK(names == std::vector<std::string>{"node-a", "node-b"});
+  CHECK(shown.at("live") == json::array{"node-a"});
+}

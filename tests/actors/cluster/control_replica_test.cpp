@@ -247,3 +247,36 @@ TEST_CASE("a forgotten member is folded out of every vector, and members "
   for (auto& r : a.all())
     CHECK(r.version.clock.counters().count("node-x") == 0);
 }
+
+TEST_CASE("a forgotten member that comes back and edits at once made an edit "
+          "that happened after, as long as its counter stays folded",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"}, x{"node-x"};
+  x.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  sync(x, a);
+  // node-x was away for the forget period: node-a folds it.
+  a.forget({"node-x"});
+  REQUIRE(a.find(kind, "s1")->version.clock.retired() == 1);
+  // It returns with its own store and edits before it heard from anyone:
+  // node-a keeps folding it (the membership keeps it among the forgotten),
+  // so the edit is one more of the retired history, not a concurrent one.
+  x.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+  auto out = sync(x, a);
+  CHECK(out.conflicts.empty());
+  REQUIRE(out.changed.size() == 1);
+  CHECK(a.find(kind, "s1")->body == R"({"v":2})");
+  CHECK(a.find(kind, "s1")->version.clock.retired() == 2);
+  // node-x takes node-a's folded copy as its own history.
+  out = sync(a, x);
+  CHECK(out.conflicts.empty());
+  CHECK(out.changed.empty());
+  // Folding it no longer would have made the same edit a conflict.
+  control_replica unfolding{"node-a"};
+  control_replica y{"node-x"};
+  y.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  sync(y, unfolding);
+  unfolding.forget({"node-x"});
+  unfolding.forget({});
+  y.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+  CHECK(sync(y, unfolding).conflicts.size() == 1);
+}
