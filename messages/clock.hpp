@@ -13,4 +13,12 @@ inline int64_t unix_now() {
     .count();
 }
 
+/// Wall-clock milliseconds since the epoch: for moments one node compares
+/// with each other (never with another node's).
+inline int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 } // namespace ferry

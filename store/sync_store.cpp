@@ -161,6 +161,13 @@ void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
   batch.Put(store.handle(cf::sync_runtime), cursor_key(id), value);
 }
 
+caf::error put_sync_cursor(event_store& store, const std::string& id,
+                           const sync_cursor& cursor) {
+  rocksdb::WriteBatch batch;
+  put_sync_cursor(batch, store, id, cursor);
+  return commit(store, batch, rocksdb::WriteOptions{});
+}
+
 caf::error put_sync_author(event_store& store, const std::string& id,
                            const nostr::bytes32& pubkey) {
   auto key = authors_prefix(id);

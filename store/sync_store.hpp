@@ -74,4 +74,11 @@ list_sync_authors(const event_store& store, const std::string& id);
 void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
                      const std::string& id, const sync_cursor& cursor);
 
+/// Writes the cursor of `id` on its own, for a cursor that covers no new
+/// events here: one another cluster member claimed and this node confirmed
+/// (actors/cluster/cluster_manager.cpp). Not synced: a lost cursor repeats
+/// work, never skips it.
+caf::error put_sync_cursor(event_store& store, const std::string& id,
+                           const sync_cursor& cursor);
+
 } // namespace ferry::store

@@ -2,6 +2,7 @@
 
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
+#include "messages/cluster/cursor_claim.hpp"
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
@@ -9,6 +10,7 @@
 #include "messages/nostr/hex.hpp"
 #include "messages/sync.hpp"
 #include "store/control_plane_store.hpp"
+#include "store/sync_store.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -522,11 +524,91 @@ bool apply_hosted_relay(self_pointer self, const cluster::control_record& r,
   return true;
 }
 
-/// Every replicated kind, in the order they are read each heartbeat.
+/// The cursor claims of the other members, as this node holds them.
+std::vector<std::pair<const cluster::control_record*, cluster::cursor_claim>>
+others_claims(const cluster_manager_state& st,
+              const std::vector<cluster::control_record>& records) {
+  std::vector<std::pair<const cluster::control_record*, cluster::cursor_claim>>
+    result;
+  for (auto& r : records) {
+    if (r.kind != cluster::sync_cursor_kind || r.deleted)
+      continue;
+    auto claim = cluster::parse_cursor_claim(r.body);
+    if (claim && claim->member != st.replica.self_name())
+      result.emplace_back(&r, std::move(*claim));
+  }
+  return result;
+}
+
+/// This node's cursor claims: its stored cursor of every replicated sync
+/// server (whoever runs it now: the cursor stays true of this store),
+/// stamped with the definition's digest; the other members' claims are
+/// theirs to change and pass unchanged. A server deleted here takes its
+/// claim with it (a tombstone).
+void read_cursor_claims(self_pointer self, definitions_callback done) {
+  auto sync = current(self->state.sync_manager);
+  auto* store = self->state.config.store;
+  if (!sync || !store) {
+    done(std::nullopt);
+    return;
+  }
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then(
+      [self, store, done](std::string& list) {
+        auto& st = self->state;
+        auto servers = sync_server_definitions(list);
+        if (!servers) {
+          done(std::nullopt);
+          return;
+        }
+        std::map<std::string, std::string> claims;
+        auto own_prefix = cluster::cursor_claim_id(st.replica.self_name(), "");
+        for (auto& r : st.replica.all())
+          if (r.kind == cluster::sync_cursor_kind && !r.deleted
+              && r.id.rfind(own_prefix, 0) != 0)
+            claims.emplace(r.id, r.body);
+        for (auto& [id, definition] : *servers) {
+          auto record = st.replica.find(std::string{sync_server_kind}, id);
+          if (!record || record->deleted)
+            continue;
+          auto cursor = store::get_sync_cursor(*store, id);
+          if (!cursor) {
+            done(std::nullopt);
+            return;
+          }
+          if (!*cursor)
+            continue;
+          cluster::cursor_claim claim{st.replica.self_name(), id,
+                                      (*cursor)->created_at,
+                                      nostr::to_hex(record->version.digest)};
+          claims.emplace(cluster::cursor_claim_id(claim.member, id),
+                         cluster::to_json(claim));
+        }
+        done(std::move(claims));
+      },
+      [done](caf::error&) { done(std::nullopt); });
+}
+
+/// A claim is a statement about its member's store: applying it only notes
+/// when this node first held this version of it (see adopt_cursors).
+bool apply_cursor_claim(self_pointer self, const cluster::control_record& r,
+                        applied_callback done) {
+  auto& heard = self->state.claims_heard;
+  if (r.deleted)
+    heard.erase(r.id);
+  else
+    heard[r.id] = unix_now_ms();
+  done({});
+  return true;
+}
+
+/// Every replicated kind, in the order they are read each heartbeat (the
+/// cursor claims after the servers, whose records' digests they carry).
 const std::vector<replicated_kind>& replicated_kinds() {
   static const std::vector<replicated_kind> kinds{
     {sync_server_kind, read_sync_servers, apply_sync_server},
     {hosted_relay_kind, read_hosted_relays, apply_hosted_relay},
+    {cluster::sync_cursor_kind, read_cursor_claims, apply_cursor_claim},
   };
   return kinds;
 }
@@ -585,8 +667,12 @@ void apply_records(self_pointer self,
       } else {
         st.unapplied.erase(key);
         st.refused_records.erase(key);
-        log::info("{}: applied the replicated {} {}", self->name(), key.first,
-                  key.second);
+        if (key.first == cluster::sync_cursor_kind)
+          log::debug("{}: holds the replicated {} {}", self->name(),
+                     key.first, key.second);
+        else
+          log::info("{}: applied the replicated {} {}", self->name(),
+                    key.first, key.second);
       }
     };
     if (!kind->apply(self, r, done)) {
@@ -632,9 +718,15 @@ void observe_local(self_pointer self, std::string_view kind,
   auto changed = st.replica.observe_local(std::string{kind}, current);
   if (changed.empty())
     return;
-  for (auto& r : changed)
-    log::info("{}: {} {} {} here; replicating it", self->name(), r.kind, r.id,
-              r.deleted ? "deleted" : "changed");
+  for (auto& r : changed) {
+    // A cursor moves all the time: not news for the log.
+    if (r.kind == cluster::sync_cursor_kind)
+      log::debug("{}: {} {} {} here; replicating it", self->name(), r.kind,
+                 r.id, r.deleted ? "deleted" : "changed");
+    else
+      log::info("{}: {} {} {} here; replicating it", self->name(), r.kind,
+                r.id, r.deleted ? "deleted" : "changed");
+  }
   persist(self, changed);
   broadcast(self, changed);
 }
@@ -1033,6 +1125,165 @@ std::string cluster_view_json(const cluster::cluster_view& view,
   });
 }
 
+namespace {
+
+// -- replicated cursors -------------------------------------------------------
+
+/// How often (in heartbeats) at most this node asks its replication link
+/// from a member to reconcile again so that member's newer cursor claims
+/// are confirmed. A relay that moves here re-fetches about this much more
+/// than the overlap window; each ask is a NIP-77 reconciliation of the two
+/// stores, so not every heartbeat.
+constexpr uint64_t cursor_confirm_ticks = 30;
+
+/// A boolean field of a JSON object; false when absent or not a boolean.
+bool flag_in(const json::object& obj, std::string_view key) {
+  auto value = obj.if_contains(key);
+  return value && value->is_bool() && value->as_bool();
+}
+
+/// Raises this node's stored cursor of `id` to `to`, a claim of `member`
+/// confirmed for this store. Written beside the writer, which caches
+/// cursors: its next write for `id` moves the cursor only past its own last
+/// one, so at worst it lowers this again (repeated work, never a skip).
+void adopt_cursor(self_pointer self, const std::string& id, int64_t to) {
+  auto* store = self->state.config.store;
+  auto own = store::get_sync_cursor(*store, id);
+  if (!own || (*own && (*own)->created_at >= to))
+    return;
+  sync_cursor cursor;
+  cursor.created_at = to;
+  if (auto err = store::put_sync_cursor(*store, id, cursor)) {
+    log::warn("{}: could not store the confirmed cursor of {}: {}",
+              self->name(), id, render(err));
+    return;
+  }
+  log::debug("{}: cursor of {} raised from {} to {}, confirmed by the "
+             "replication links",
+             self->name(), id, *own ? (*own)->created_at : int64_t{0}, to);
+}
+
+/// What the cursor rule reads: the sync manager's server list (`list`;
+/// the replication links' rows say when their last complete reconciliation
+/// from the beginning started) and the claims this node holds.
+struct cursor_inputs {
+  std::map<std::string, int64_t> reconciled_from;
+  /// Members whose link is connected with its catch-up complete.
+  std::set<std::string> links_caught_up;
+  /// Replicated server id -> digest of its definition's record.
+  std::map<std::string, std::string> definitions;
+  /// Servers whose connection runs here.
+  std::set<std::string> running;
+  std::vector<cluster::heard_claim> claims;
+};
+
+cursor_inputs read_cursor_inputs(self_pointer self, const std::string& list) {
+  auto& st = self->state;
+  cursor_inputs in;
+  json::error_code ec;
+  auto rows = json::parse(list, ec);
+  if (ec || !rows.is_array())
+    return in;
+  for (auto& row : rows.as_array()) {
+    if (!row.is_object() || !row.as_object().if_contains("id")
+        || !row.at("id").is_string())
+      continue;
+    auto& obj = row.as_object();
+    std::string id{obj.at("id").as_string()};
+    json::object runtime;
+    if (auto rt = obj.if_contains("runtime"); rt && rt->is_object())
+      runtime = rt->as_object();
+    if (auto member = cluster::replicated_member(id)) {
+      in.reconciled_from[*member]
+        = integer_in(runtime, "full_catchup_started_ms");
+      if (flag_in(runtime, "connected") && flag_in(runtime, "catchup_complete"))
+        in.links_caught_up.insert(*member);
+      continue;
+    }
+    if (flag_in(obj, "running"))
+      in.running.insert(id);
+    if (auto r = st.replica.find(std::string{sync_server_kind}, id);
+        r && !r->deleted)
+      in.definitions[id] = nostr::to_hex(r->version.digest);
+  }
+  auto now = unix_now_ms();
+  auto records = st.replica.all();
+  for (auto& [record, claim] : others_claims(st, records)) {
+    // Held since before this run (persisted): heard now, so only a
+    // reconciliation from here on confirms it.
+    auto heard = st.claims_heard.emplace(record->id, now).first->second;
+    in.claims.push_back({std::move(claim), heard});
+  }
+  return in;
+}
+
+/// Takes the other members' confirmed cursor claims as this node's own
+/// cursors, for the servers it does not run, so a relay that moves here
+/// resumes near where its last owner was (messages/cluster/cursor_claim.hpp
+/// has the rule), and asks a replication link to reconcile again when a
+/// member's claims wait for it.
+void adopt_cursors(self_pointer self, const std::string& list) {
+  auto& st = self->state;
+  auto in = read_cursor_inputs(self, list);
+  for (auto& [id, definition] : in.definitions)
+    if (!in.running.count(id))
+      if (auto to = cluster::adoptable_cursor(in.claims, in.reconciled_from,
+                                              id, definition))
+        adopt_cursor(self, id, *to);
+  auto sync = current(st.sync_manager);
+  auto now = unix_now_ms();
+  auto every = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 st.config.member.heartbeat * cursor_confirm_ticks)
+                 .count();
+  for (auto& [member, cursor] : cluster::awaiting_confirmation(
+         in.claims, in.reconciled_from, in.definitions)) {
+    auto& asked = st.confirm_asked[member];
+    if (!sync || !in.links_caught_up.count(member) || now - asked < every)
+      continue;
+    asked = now;
+    log::debug("{}: reconciling with {} to confirm its cursors (up to {})",
+               self->name(), member, cursor);
+    self
+      ->request(sync, cluster_manager_ask_timeout, atom::sync_now_v,
+                cluster::replication_server_id(member))
+      .then([](std::string&) {},
+            [](caf::error&) {
+              // Asked again after the next interval.
+            });
+  }
+}
+
+/// The other members' cursor claims as the view shows them (`cursors`):
+/// server, member, cursor, and whether it is confirmed for this store.
+json::array cursors_json(self_pointer self, const std::string& list) {
+  auto in = read_cursor_inputs(self, list);
+  json::array rows;
+  for (auto& h : in.claims)
+    rows.push_back(json::object{
+      {"server", h.claim.server},
+      {"member", h.claim.member},
+      {"cursor", h.claim.cursor},
+      {"current", in.definitions.count(h.claim.server)
+                    && in.definitions[h.claim.server] == h.claim.definition},
+      {"confirmed", cluster::is_confirmed(h, in.reconciled_from)},
+    });
+  return rows;
+}
+
+/// Reads the sync manager's server list and adopts what is confirmed.
+void refresh_cursors(self_pointer self) {
+  auto sync = current(self->state.sync_manager);
+  if (!sync || !self->state.config.store || self->state.left)
+    return;
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then([self](std::string& list) { adopt_cursors(self, list); },
+          [](caf::error&) {
+            // The next tick asks again.
+          });
+}
+
+} // namespace
+
 cluster_manager_actor::behavior_type
 cluster_manager(
   cluster_manager_actor::stateful_pointer<cluster_manager_state> self,
@@ -1186,9 +1437,14 @@ cluster_manager(
             with_definition_lists(
               self, [self, rp, view](const std::string& servers,
                                      const std::string& hosted) mutable {
-                rp.deliver(cluster_view_json(view, servers, hosted,
-                                             unix_now(),
-                                             self->state.replica.conflicts()));
+                auto text = cluster_view_json(view, servers, hosted,
+                                              unix_now(),
+                                              self->state.replica.conflicts());
+                // The claims are this actor's state, not the view's.
+                auto with_cursors = json::parse(text);
+                with_cursors.as_object()["cursors"] = cursors_json(self,
+                                                                   servers);
+                rp.deliver(json::serialize(with_cursors));
               });
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -1271,6 +1527,7 @@ cluster_manager(
       pass_live_set(self);
       refresh_replication(self);
       poll_local(self);
+      refresh_cursors(self);
       if (++st.ticks % anti_entropy_ticks == 0) {
         broadcast(self, st.replica.all());
         apply_unapplied(self);

@@ -109,6 +109,12 @@ struct cluster_manager_state {
   std::set<std::pair<std::string, std::string>> unapplied;
   /// Of those, the ones refused, with why: in /health until they apply.
   std::map<std::pair<std::string, std::string>, std::string> refused_records;
+  /// When this node first held each version of another member's cursor
+  /// claim (record id -> local unix ms; messages/cluster/cursor_claim.hpp).
+  std::map<std::string, int64_t> claims_heard;
+  /// When this node last asked its replication link from each member to
+  /// reconcile again, to confirm that member's claims (local unix ms).
+  std::map<std::string, int64_t> confirm_asked;
   /// Heartbeat ticks so far (anti-entropy rounds).
   uint64_t ticks = 0;
   /// The latest live set from the membership.

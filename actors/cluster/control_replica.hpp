@@ -82,6 +82,11 @@ public:
   const cluster::control_record* find(const std::string& kind,
                                       const std::string& id) const;
 
+  /// The member this replica counts local edits for.
+  const std::string& self_name() const {
+    return self_;
+  }
+
   /// The most recent conflicts, oldest first.
   const std::vector<control_conflict>& conflicts() const {
     return conflicts_;

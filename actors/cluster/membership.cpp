@@ -1,6 +1,7 @@
 #include "actors/cluster/membership.hpp"
 
 #include "actors/runtime/logging.hpp"
+#include "messages/clock.hpp"
 #include "messages/cluster/rendezvous.hpp"
 #include "messages/nostr/hex.hpp"
 
@@ -17,13 +18,6 @@ namespace {
 using cluster::member_state;
 
 using self_pointer = membership_actor::stateful_pointer<membership_state>;
-
-/// Wall-clock milliseconds since the epoch, for people reading the view.
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 int64_t milliseconds(caf::timespan x) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(x).count();
@@ -127,7 +121,7 @@ membership_state::heartbeat(const cluster::member_heartbeat& hb,
   m.info.admin_url = hb.admin_url;
   m.info.address = hb.address;
   m.info.state = member_state::alive;
-  m.info.last_heartbeat = unix_ms();
+  m.info.last_heartbeat = unix_now_ms();
   m.last_seen = now;
   return member_state::alive;
 }
@@ -205,7 +199,7 @@ cluster::cluster_view membership_state::view(time_point now) const {
   for (const auto& [member_name, m] : members) {
     auto info = m.info;
     if (member_name == config.self.name)
-      info.last_heartbeat = unix_ms();
+      info.last_heartbeat = unix_now_ms();
     else
       info.silent_for = now - m.last_seen;
     result.members.push_back(std::move(info));
@@ -272,7 +266,7 @@ caf::error membership_state::refuse(const cluster::member_heartbeat& hb,
     log::warn("{}: refused {} (pubkey {}): {}", name, hb.name, hb.pubkey,
               reason);
   }
-  entry.last_refused = unix_ms();
+  entry.last_refused = unix_now_ms();
   ++entry.times;
   refused.push_back(std::move(entry));
   if (refused.size() > config.max_refused)

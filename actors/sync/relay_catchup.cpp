@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
+#include "messages/clock.hpp"
 #include "messages/cluster/replication.hpp"
 #include "messages/error.hpp"
 #include "store/sync_store.hpp"
@@ -53,6 +54,7 @@ void start_any_catchup(self_pointer self, int64_t since) {
   if (since > 0 && st.cursor.unstored_since != INT64_MAX)
     since = std::min(since, st.cursor.unstored_since);
   st.cursor.unstored_in_catchup = false;
+  st.catchup.from_beginning = since == 0;
   if (uses_negentropy(st))
     start_neg_catchup(self, since);
   else
@@ -64,6 +66,7 @@ void begin_catchup(self_pointer self) {
   st.state = phase::catching_up;
   st.catchup.complete = false;
   st.catchup.started = self->clock().now();
+  st.catchup.started_ms = unix_now_ms();
   report(self, atom::report_v, atom::catchup_v, st.def.id);
 }
 
@@ -133,6 +136,8 @@ void mark_caught_up(self_pointer self) {
   st.catchup.complete = true;
   auto took = self->clock().now() - st.catchup.started;
   st.catchup.last_took = took;
+  if (st.catchup.from_beginning && syncs_down(st.def))
+    st.catchup.full_started_ms = st.catchup.started_ms;
   report(self, atom::report_v, atom::caughtup_v, st.def.id,
          caf::timespan{took});
   metrics::sync::set_catchup_seconds(

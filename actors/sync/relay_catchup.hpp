@@ -24,6 +24,15 @@ struct relay_catchup {
   /// `since` of the current REQ catch-up (0: from the beginning).
   int64_t since = 0;
   caf::actor_clock::time_point started;
+  /// The same moment in unix milliseconds, and whether this catch-up runs
+  /// from the beginning (since 0).
+  int64_t started_ms = 0;
+  bool from_beginning = false;
+  /// When the last complete catch-up from the beginning started (unix ms;
+  /// 0: none yet): everything the remote held then is stored here. A
+  /// cluster member confirms the cursors another member claims by it
+  /// (messages/cluster/cursor_claim.hpp).
+  int64_t full_started_ms = 0;
   bool complete = false;
   /// How long the last complete catch-up took, from connect to caught up.
   caf::timespan last_took{0};

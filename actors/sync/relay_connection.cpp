@@ -101,6 +101,7 @@ status_map status_of(self_pointer self) {
              std::chrono::duration_cast<std::chrono::milliseconds>(
                st.catchup.last_took)
                .count()));
+  caf::put(result, "full_catchup_started_ms", st.catchup.full_started_ms);
   caf::put(result, "received", static_cast<int64_t>(st.ingest.received));
   caf::put(result, "accepted", static_cast<int64_t>(st.ingest.accepted));
   caf::put(result, "duplicate", static_cast<int64_t>(st.ingest.duplicate));
