@@ -247,7 +247,7 @@ TEST_CASE("the 15-minute rule and the overlap follow the config",
           "connect wss://r1.example full {ann repos=a}"});
 }
 
-TEST_CASE("in a cluster only the relays that run here are connected; one "
+TEST_CASE("in a cluster only the relays that run here are connected, and one "
           "that moved away is released and its record kept",
           "[grasp][plan]") {
   using lines = std::vector<std::string>;
