@@ -211,9 +211,15 @@ using grasp_sync_actor = grasp_listener_actor::extend_with<
   grasp_driver_listener_actor>::extend_with<batch_listener_actor>::extend<
   // INTERNAL: periodic tick (refresh last_connected, decide, reconcile).
   caf::reacts_to<atom::tick>,
+  // The live cluster members (sorted names), from the CLUSTER MANAGER: in
+  // a cluster, only the relays this node owns among them run here.
+  caf::reacts_to<atom::members, std::vector<std::string>>,
   // Every wanted repository with where it is confirmed and pending (JSON
   // array).
   caf::replies_to<atom::get, atom::repos>::with<std::string>,
+  // The relays connected here (URLs): a leaving cluster member waits until
+  // another member reports each of its own connected.
+  caf::replies_to<atom::get, atom::connected>::with<std::vector<std::string>>,
   // One repository in detail (JSON object); ec::not_found when not wanted.
   caf::replies_to<atom::get, atom::repo, std::string>::with<std::string>,
   // Relays, batches, subscriptions, counters and mailbox.

@@ -66,12 +66,14 @@ void spawn_link(self_pointer self, const std::string& address,
   self->monitor(entry.handle);
 }
 
-/// Tells the sync manager and the infra reconciler which members are live
-/// (each runs or pushes what this node owns among them).
+/// Tells the sync manager, GRASP SYNC and the infra reconciler which
+/// members are live (each runs or pushes what this node owns among them).
 void tell_owners(self_pointer self, const std::vector<std::string>& live) {
   auto& st = self->state;
   if (auto sync = current(st.sync_manager))
     self->send(sync, atom::members_v, live);
+  if (auto grasp = current(st.grasp))
+    self->send(grasp, atom::members_v, live);
   if (auto reconciler = current(st.infra.reconciler))
     self->send(reconciler, atom::members_v, live);
 }
@@ -206,6 +208,36 @@ std::set<std::string> connected_relays(const std::string& list) {
       ids.insert(std::move(name));
   }
   return ids;
+}
+
+/// The relays connected here, as the hand-over names them: the sync
+/// manager's servers whose connection is up (node-local links left out) and
+/// GRASP SYNC's relays as `grasp:URL` (the name their connections report
+/// under). An actor that does not answer adds nothing: its relays count as
+/// not connected here.
+void read_connected(self_pointer self,
+                    std::function<void(std::set<std::string>)> done) {
+  auto with_grasp = [self, done](std::set<std::string> ids) {
+    auto grasp = current(self->state.grasp);
+    if (!grasp)
+      return done(std::move(ids));
+    self->request(grasp, cluster_manager_ask_timeout, atom::get_v,
+                  atom::connected_v)
+      .then(
+        [done, ids](std::vector<std::string>& urls) mutable {
+          for (auto& url : urls)
+            ids.insert("grasp:" + url);
+          done(std::move(ids));
+        },
+        [done, ids](caf::error&) mutable { done(std::move(ids)); });
+  };
+  auto sync = current(self->state.sync_manager);
+  if (!sync)
+    return with_grasp({});
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then(
+      [with_grasp](std::string& list) { with_grasp(connected_relays(list)); },
+      [with_grasp](caf::error&) { with_grasp({}); });
 }
 
 json::array json_strings(const std::set<std::string>& xs) {
@@ -358,18 +390,10 @@ caf::result<std::string> leave(self_pointer self) {
   st.leaving.emplace();
   auto rp = self->make_response_promise<std::string>();
   st.leaving->promise = rp;
-  auto begin = [self](std::set<std::string> relays) {
+  read_connected(self, [self](std::set<std::string> relays) {
     self->state.leaving->pending = std::move(relays);
     say_goodbyes(self);
-  };
-  auto sync = current(st.sync_manager);
-  if (!sync) {
-    begin({});
-    return rp;
-  }
-  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
-    .then([begin](std::string& list) { begin(connected_relays(list)); },
-          [begin](caf::error&) { begin({}); });
+  });
   return rp;
 }
 
@@ -1290,9 +1314,11 @@ cluster_manager(
   cluster_manager_config config, cluster_identity_ptr identity,
   handle_slot_ptr<membership_actor> membership,
   handle_slot_ptr<sync_manager_actor> sync_manager, infra_handles infra,
+  handle_slot_ptr<grasp_sync_actor> grasp,
   handle_slot_ptr<cluster_manager_actor> own_slot) {
   auto& st = self->state;
   st.infra = std::move(infra);
+  st.grasp = std::move(grasp);
   st.config = std::move(config);
   st.identity = std::move(identity);
   st.membership = std::move(membership);
@@ -1400,24 +1426,14 @@ cluster_manager(
     },
     [self](atom::get, atom::connected, std::vector<std::string>& ids)
       -> caf::result<std::vector<std::string>> {
-      auto sync = current(self->state.sync_manager);
-      if (!sync)
-        return caf::make_error(ec::network_failure,
-                               "the sync manager is restarting");
       auto rp = self->make_response_promise<std::vector<std::string>>();
-      self
-        ->request(sync, cluster_manager_ask_timeout, atom::get_v,
-                  atom::servers_v)
-        .then(
-          [rp, ids](std::string& list) mutable {
-            auto here = connected_relays(list);
-            std::vector<std::string> result;
-            for (auto& id : ids)
-              if (here.count(id) > 0)
-                result.push_back(id);
-            rp.deliver(std::move(result));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      read_connected(self, [rp, ids](std::set<std::string> here) mutable {
+        std::vector<std::string> result;
+        for (auto& id : ids)
+          if (here.count(id) > 0)
+            result.push_back(id);
+        rp.deliver(std::move(result));
+      });
       return rp;
     },
     [self](atom::put, const std::string& records) {

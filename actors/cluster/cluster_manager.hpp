@@ -6,6 +6,7 @@
 #include "actors/infra/relay_registry.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "messages/cluster.hpp"
+#include "messages/grasp.hpp"
 #include "messages/sync_manager.hpp"
 
 #include <caf/actor_clock.hpp>
@@ -69,6 +70,9 @@ struct cluster_manager_state {
   /// The relay registry (hosted relays, a replicated kind) and the infra
   /// reconciler (told the live set: it pushes only the relays it owns).
   infra_handles infra;
+  /// GRASP SYNC (told the live set: it runs only the GRASP relays this
+  /// node owns); empty without `[grasp]`.
+  handle_slot_ptr<grasp_sync_actor> grasp;
 
   /// A graceful leave in progress: the goodbyes, then the hand-over.
   struct leaving_round {
@@ -147,7 +151,8 @@ struct cluster_manager_state {
 /// node's relays running until the members that took the goodbye report
 /// each of them connected (or `handover_timeout` passed); the INFRA
 /// RECONCILER gets the same live set and pushes only
-/// the hosted relays this node owns. It replicates events from every other
+/// the hosted relays this node owns, and GRASP SYNC runs only the GRASP
+/// relays this node owns. It replicates events from every other
 /// member: one sync server `cluster.NAME` per member
 /// (messages/cluster/replication.hpp), enabled while the member is alive or
 /// suspect. It replicates the sync server definitions and the hosted relays
@@ -167,6 +172,7 @@ cluster_manager(
   cluster_manager_config config, cluster_identity_ptr identity,
   handle_slot_ptr<membership_actor> membership,
   handle_slot_ptr<sync_manager_actor> sync_manager, infra_handles infra,
+  handle_slot_ptr<grasp_sync_actor> grasp,
   handle_slot_ptr<cluster_manager_actor> own_slot);
 
 /// The cluster view as operators read it (`GET /api/v1/cluster`, `ferry

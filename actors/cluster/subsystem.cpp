@@ -134,8 +134,8 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
   children.push_back(slotted(
     "cluster-manager", "cluster-manager", wiring.cluster,
     [identity, settings, membership = wiring.membership,
-     sync = wiring.sync_manager, infra = wiring.infra, store = wiring.store,
-     own = wiring.cluster](caf::local_actor* self) {
+     sync = wiring.sync_manager, infra = wiring.infra, grasp = wiring.grasp,
+     store = wiring.store, own = wiring.cluster](caf::local_actor* self) {
       cluster_manager_config ccfg;
       ccfg.store = store;
       ccfg.seeds = settings.seeds;
@@ -146,7 +146,7 @@ child_spec cluster_subsystem(const node_wiring& wiring, restart_policy policy) {
       ccfg.handover_timeout = settings.handover_timeout;
       ccfg.reconcile_interval = settings.reconcile_interval;
       return self->system().spawn(cluster_manager, ccfg, identity, membership,
-                                  sync, infra, own);
+                                  sync, infra, grasp, own);
     }));
   return supervisor_spec("cluster", std::move(children), policy);
 }

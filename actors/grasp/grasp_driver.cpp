@@ -106,6 +106,12 @@ grasp_driver(grasp_relay_driver_actor::stateful_pointer<grasp_driver_state> self
       self->demonitor(i->second.address());
       self->send_exit(i->second, caf::exit_reason::user_shutdown);
       st.relays.erase(i);
+      // The health tracker stops counting it as connected here (in a
+      // cluster the relay's new owner reports it).
+      if (auto health = st.deps.health ? st.deps.health->get()
+                                       : health_tracker_actor{})
+        self->send(health, atom::report_v, atom::stopped_v,
+                   definition_for(url).id);
       log::info("{} dropped {}", self->name(), url);
     },
     [self](atom::lost, const std::string& url, const std::string& reason,

@@ -144,6 +144,8 @@ std::string to_string(action_kind x) {
       return "add";
     case action_kind::drop:
       return "drop";
+    case action_kind::release:
+      return "release";
     case action_kind::forget:
       return "forget";
   }
@@ -162,8 +164,9 @@ wanted_by_relay(const std::map<std::string, repo_sync_entry>& wanted) {
   return result;
 }
 
-std::vector<relay_action> decide(const plan_state& state, int64_t now,
-                                 const plan_config& config) {
+std::vector<relay_action>
+decide(const plan_state& state, int64_t now, const plan_config& config,
+       const std::function<bool(const std::string&)>& runs_here) {
   auto targets = wanted_by_relay(state.wanted);
   std::set<std::string> urls;
   for (const auto& [url, _] : targets)
@@ -187,6 +190,11 @@ std::vector<relay_action> decide(const plan_state& state, int64_t now,
         result.push_back({action_kind::drop, url, false, {}});
       else if (entry != nullptr && away_too_long(*entry, now, config))
         result.push_back({action_kind::forget, url, false, {}});
+      continue;
+    }
+    if (runs_here && !runs_here(url)) {
+      if (link != link_state::idle)
+        result.push_back({action_kind::release, url, false, {}});
       continue;
     }
     if (link == link_state::connecting)

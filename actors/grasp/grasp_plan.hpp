@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -88,6 +89,9 @@ enum class action_kind : uint8_t {
   add,
   /// Close the connection: nobody wants the relay.
   drop,
+  /// Close the connection: another cluster member runs the relay. Its
+  /// record stays, for when the relay comes back here.
+  release,
   /// Erase the relay's `relay_sync` record: unwanted and away so long that
   /// its confirmed state would be cleared anyway.
   forget,
@@ -121,9 +125,14 @@ std::map<std::string, item_set> wanted_by_relay(
 ///   a full reconciliation once due and nothing is in flight;
 /// - a connecting relay waits;
 /// - a relay nobody wants is dropped (never a bootstrap relay), and its
-///   record forgotten once it is away longer than `resync_after`.
-std::vector<relay_action> decide(const plan_state& state, int64_t now,
-                                 const plan_config& config);
+///   record forgotten once it is away longer than `resync_after`;
+/// - a wanted (or bootstrap) relay for which `runs_here` says false (in a
+///   cluster: another member owns it) is left alone, and released when a
+///   connection to it is open or opening.
+/// An empty `runs_here` runs every relay here.
+std::vector<relay_action>
+decide(const plan_state& state, int64_t now, const plan_config& config,
+       const std::function<bool(const std::string&)>& runs_here = {});
 
 /// The unix time of the next full reconciliation after a full sync at
 /// `now`: `now` plus a duration in [reconcile_min, reconcile_max] picked by

@@ -285,15 +285,26 @@ void execute(self_pointer self, const grasp::relay_action& action) {
   auto driver = current_driver(self);
   if (!driver)
     return;
+  // Closes the relay's connection; what it confirmed stays, and its open
+  // batches fail.
+  auto disconnect = [&] {
+    self->send(driver, atom::drop_v, url);
+    st.world.links.erase(url);
+    st.live.erase(url);
+    mark_disconnected(self, url);
+    self->send(st.batches, atom::lost_v, url);
+  };
   switch (action.kind) {
     case grasp::action_kind::drop:
       ++st.drops;
       log::info("{}: dropping {}: no repository wants it", self->name(), url);
-      self->send(driver, atom::drop_v, url);
-      st.world.links.erase(url);
-      st.live.erase(url);
-      mark_disconnected(self, url);
-      self->send(st.batches, atom::lost_v, url);
+      disconnect();
+      return;
+    case grasp::action_kind::release:
+      ++st.releases;
+      log::info("{}: releasing {}: its owner is now {}", self->name(), url,
+                st.owner_of(url));
+      disconnect();
       return;
     case grasp::action_kind::connect:
       log::info("{}: connecting to {} ({})", self->name(), url,
@@ -363,8 +374,11 @@ void decide(self_pointer self) {
     return;
   ++st.decisions;
   st.refresh_pending();
-  for (const auto& action :
-       grasp::decide(st.world, st.config.clock(), st.config.plan))
+  std::function<bool(const std::string&)> runs_here;
+  if (!st.config.cluster_node.empty())
+    runs_here = [&st](const std::string& url) { return st.runs_here(url); };
+  for (const auto& action : grasp::decide(st.world, st.config.clock(),
+                                          st.config.plan, runs_here))
     execute(self, action);
 }
 
@@ -578,6 +592,20 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
   self->send(self, atom::tick_v);
   return {
     [self](atom::rebuild, atom::done) { on_rebuilt(self); },
+    [self](atom::members, std::vector<std::string>& live) {
+      auto& st = self->state;
+      if (st.config.cluster_node.empty()
+          || (st.live_members && *st.live_members == live))
+        return;
+      std::string names;
+      for (const auto& name : live)
+        names += (names.empty() ? "" : ", ") + name;
+      log::info("{}: live cluster members {}: running the relays {} owns",
+                self->name(), names.empty() ? "(none)" : names,
+                st.config.cluster_node);
+      st.live_members = std::move(live);
+      decide(self);
+    },
     [self](atom::done, const std::string& url, uint64_t serial) {
       flushed(self, url, serial);
     },
@@ -649,6 +677,13 @@ grasp_sync(grasp_sync_actor::stateful_pointer<grasp_sync_state> self,
           request_flush(self, url);
       decide(self);
       self->delayed_send(self, st.config.tick, atom::tick_v);
+    },
+    [self](atom::get, atom::connected) {
+      std::vector<std::string> urls;
+      for (const auto& [url, link] : self->state.world.links)
+        if (link == grasp::link_state::connected)
+          urls.push_back(url);
+      return urls;
     },
     [self](atom::get, atom::repos) {
       self->state.refresh_pending();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ struct grasp_sync_config {
   std::function<int64_t()> clock = unix_now;
   /// Seeds the draw of reconciliation times; 0: a random seed.
   uint64_t seed = 0;
+  /// This node's cluster name; empty: no cluster, every relay runs here.
+  /// In a cluster a relay runs only on its owner among the live members
+  /// (rendezvous hashing of its URL, as for sync servers).
+  std::string cluster_node;
   /// `[grasp]` as the last reload left it (null: the tunables above stay).
   /// Read before each decision: the plan's tunables, the bootstrap relays
   /// and the tick follow it; the batch timeout stays as PENDING BATCHES
@@ -83,6 +88,10 @@ struct grasp_sync_state {
   /// The SELF SUBSCRIBER's start-up rebuild is complete: decisions may run.
   bool rebuilt = false;
 
+  /// The live cluster members, once the cluster told; until then a cluster
+  /// node runs no relay.
+  std::optional<std::vector<std::string>> live_members;
+
   /// The flush awaited from each connected relay (a newer one replaces it).
   std::map<std::string, flush_request> flushes;
   uint64_t flush_serial = 0;
@@ -94,6 +103,7 @@ struct grasp_sync_state {
   uint64_t connects = 0;
   uint64_t adds = 0;
   uint64_t drops = 0;
+  uint64_t releases = 0;
   uint64_t forgets = 0;
   uint64_t full_syncs = 0;
   uint64_t consolidations = 0;
@@ -102,6 +112,14 @@ struct grasp_sync_state {
 
   /// The relay's record, created when missing.
   grasp::relay_sync_entry& relay(const std::string& url);
+
+  /// Whether this node runs `url`'s connection: always without a cluster,
+  /// else when it owns the URL among the live members.
+  bool runs_here(const std::string& url) const;
+
+  /// The member that runs `url`: "" without a cluster, "nobody yet" before
+  /// the cluster told the live set.
+  std::string owner_of(const std::string& url) const;
 
   /// Recomputes `world.pending` from `open`.
   void refresh_pending();
@@ -128,7 +146,11 @@ struct grasp_sync_state {
 /// Each set of subscriptions is a batch at its own PENDING BATCHES; what a
 /// batch's EOSEs cover becomes confirmed in `relay_sync`, and a relay's
 /// `last_connected` moves with its connection's flushes. Without a driver it
-/// keeps the indexes and decides, but starts nothing.
+/// keeps the indexes and decides, but starts nothing. In a cluster
+/// (`config.cluster_node`) it runs only the relays this node owns among the
+/// live members the CLUSTER MANAGER tells it (`members`): a relay that moves
+/// here is connected, one that moves away released; none before the first
+/// live set.
 /// @param self The actor handle.
 /// @param store The node's store (outlives the actor).
 /// @param driver The relay driver (may be empty).

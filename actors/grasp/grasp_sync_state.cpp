@@ -3,6 +3,8 @@
 
 #include "actors/grasp/grasp_sync.hpp"
 
+#include "messages/cluster/rendezvous.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -23,6 +25,23 @@ grasp::relay_sync_entry& grasp_sync_state::relay(const std::string& url) {
   auto& entry = world.relays[url];
   entry.url = url;
   return entry;
+}
+
+bool grasp_sync_state::runs_here(const std::string& url) const {
+  if (config.cluster_node.empty())
+    return true;
+  if (!live_members)
+    return false;
+  auto owner = cluster::rendezvous_owner(url, *live_members);
+  return owner && *owner == config.cluster_node;
+}
+
+std::string grasp_sync_state::owner_of(const std::string& url) const {
+  if (config.cluster_node.empty())
+    return {};
+  if (!live_members)
+    return "nobody yet";
+  return cluster::rendezvous_owner(url, *live_members).value_or("nobody");
 }
 
 void grasp_sync_state::refresh_pending() {
@@ -74,6 +93,8 @@ std::string grasp_sync_state::repo_json(const std::string& address) const {
     auto link = world.links.find(url);
     row["link"] = to_string(link == world.links.end() ? grasp::link_state::idle
                                                       : link->second);
+    if (!config.cluster_node.empty())
+      row["owner"] = owner_of(url);
     auto entry = world.relays.find(url);
     auto pending = world.pending.find(url);
     row["confirmed"] = entry != world.relays.end()
@@ -114,6 +135,8 @@ status_map grasp_sync_state::status() const {
              to_string(link == world.links.end() ? grasp::link_state::idle
                                                  : link->second));
     caf::put(row, "bootstrap", entry.is_bootstrap);
+    if (!config.cluster_node.empty())
+      caf::put(row, "owner", owner_of(url));
     caf::put(row, "repos_confirmed", static_cast<int64_t>(entry.repos.size()));
     caf::put(row, "roots_confirmed", static_cast<int64_t>(entry.roots.size()));
     int64_t filters = 0;
@@ -132,6 +155,12 @@ status_map grasp_sync_state::status() const {
   caf::put(result, "total.connects", static_cast<int64_t>(connects));
   caf::put(result, "total.adds", static_cast<int64_t>(adds));
   caf::put(result, "total.drops", static_cast<int64_t>(drops));
+  caf::put(result, "total.releases", static_cast<int64_t>(releases));
+  if (!config.cluster_node.empty()) {
+    caf::put(result, "cluster.node", config.cluster_node);
+    caf::put(result, "cluster.live",
+             static_cast<int64_t>(live_members ? live_members->size() : 0));
+  }
   caf::put(result, "total.forgets", static_cast<int64_t>(forgets));
   caf::put(result, "total.full_syncs", static_cast<int64_t>(full_syncs));
   caf::put(result, "total.consolidations",

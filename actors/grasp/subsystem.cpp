@@ -20,13 +20,16 @@ child_spec grasp_subsystem(const node_wiring& wiring, restart_policy policy) {
      grasp = wiring.grasp](caf::local_actor* self) {
       return self->system().spawn(grasp_driver, deps, grasp);
     }));
+  // In a cluster GRASP SYNC runs only the relays this node owns.
+  auto cluster_node = cfg.cluster.enabled ? cfg.cluster.name : std::string{};
   auto sync_spec = slotted(
     "grasp-sync", "grasp-sync", wiring.grasp,
-    [store = wiring.store, driver, subscriber,
-     live = wiring.grasp_settings](caf::local_actor* self) {
+    [store = wiring.store, driver, subscriber, live = wiring.grasp_settings,
+     cluster_node](caf::local_actor* self) {
       // A restart starts from what the last reload left.
       auto gcfg = grasp_sync_config_from(*live->get());
       gcfg.live = live;
+      gcfg.cluster_node = cluster_node;
       return self->system().spawn(grasp_sync, store, driver, subscriber, gcfg);
     });
   sync_spec.on_started = [grasp = wiring.grasp, listener](const caf::actor& h) {

@@ -489,4 +489,31 @@ struct three_members {
   }
 };
 
+/// The member of three that owns the most of `urls` (any key → URL) by the
+/// hash over all three, and the two others: whom a failover test kills.
+struct failover_roles {
+  member* victim = nullptr;
+  std::vector<member*> survivors;
+  /// How many of `urls` the victim owns.
+  int owned = 0;
+};
+
+inline failover_roles
+busiest_member(three_members& trio,
+               const std::map<std::string, std::string>& urls) {
+  std::map<std::string, int> owned;
+  for (auto& [key, url] : urls)
+    ++owned[*cluster::rendezvous_owner(url, {"node-a", "node-b", "node-c"})];
+  failover_roles roles;
+  roles.victim = &trio.a;
+  for (auto* m : {&trio.b, &trio.c})
+    if (owned[m->name] > owned[roles.victim->name])
+      roles.victim = m;
+  for (auto* m : trio.all())
+    if (m != roles.victim)
+      roles.survivors.push_back(m);
+  roles.owned = owned[roles.victim->name];
+  return roles;
+}
+
 } // namespace ferry::cluster_test

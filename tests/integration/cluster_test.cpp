@@ -61,19 +61,10 @@ TEST_CASE("three nodes split twelve relays, fail over within 10 s and take "
   require_all_hold({&a, &b, &c}, published, 15s, "replicated from node-a");
 
   // The member owning the most servers dies without a goodbye.
-  auto owners = expected_owners(urls, {"node-a", "node-b", "node-c"});
-  std::map<std::string, int> owned;
-  for (auto& [id, owner] : owners)
-    ++owned[owner];
-  member* victim = &a;
-  for (auto* m : {&b, &c})
-    if (owned[m->name] > owned[victim->name])
-      victim = m;
-  REQUIRE(owned[victim->name] > 0);
-  std::vector<member*> survivors;
-  for (auto* m : {&a, &b, &c})
-    if (m != victim)
-      survivors.push_back(m);
+  auto roles = busiest_member(trio, urls);
+  REQUIRE(roles.owned > 0);
+  member* victim = roles.victim;
+  auto& survivors = roles.survivors;
   auto before = incarnation_of(*survivors[0], victim->name);
   REQUIRE(before > 0);
   auto killed_at = std::chrono::steady_clock::now();

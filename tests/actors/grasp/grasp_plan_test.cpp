@@ -79,10 +79,11 @@ std::string describe(const relay_action& action) {
   return out.str();
 }
 
-std::vector<std::string> decide_lines(const plan_state& state,
-                                      const plan_config& config = {}) {
+std::vector<std::string> decide_lines(
+  const plan_state& state, const plan_config& config = {},
+  const std::function<bool(const std::string&)>& runs_here = {}) {
   std::vector<std::string> lines;
-  for (const auto& action : decide(state, now, config))
+  for (const auto& action : decide(state, now, config, runs_here))
     lines.push_back(describe(action));
   return lines;
 }
@@ -244,6 +245,46 @@ TEST_CASE("the 15-minute rule and the overlap follow the config",
   CHECK(decide_lines(state, config)
         == std::vector<std::string>{
           "connect wss://r1.example full {ann repos=a}"});
+}
+
+TEST_CASE("in a cluster only the relays that run here are connected, and one "
+          "that moved away is released and its record kept",
+          "[grasp][plan]") {
+  using lines = std::vector<std::string>;
+  auto only_r1 = [](const std::string& url) { return url == r1; };
+  // Wanted on both; r2 runs on another member.
+  plan_state state{{{repo_a, want(repo_a, {r1, r2})}}, {}, {}, {}};
+  CHECK(decide_lines(state)
+        == lines{"connect wss://r1.example full {ann repos=a}",
+                 "connect wss://r2.example full {ann repos=a}"});
+  CHECK(decide_lines(state, {}, only_r1)
+        == lines{"connect wss://r1.example full {ann repos=a}"});
+
+  // r2 connected (or connecting) here, then moved: released, not dropped.
+  for (auto link : {link_state::connected, link_state::connecting}) {
+    state.links = {{r1, link_state::connected}, {r2, link}};
+    state.relays = {{r1, known(r1, {repo_a}, {}, 0)},
+                    {r2, known(r2, {repo_a}, {}, 0)}};
+    CHECK(decide_lines(state, {}, only_r1)
+          == lines{"release wss://r2.example"});
+  }
+  // Away long since, its record is not forgotten: it is still wanted.
+  state.links = {{r1, link_state::connected}};
+  state.relays[r2] = known(r2, {repo_a}, {}, 60 * minute);
+  CHECK(decide_lines(state, {}, only_r1).empty());
+
+  // A bootstrap relay is split the same way.
+  relay_sync_entry boot = known(r2, {}, {}, 0);
+  boot.is_bootstrap = true;
+  plan_state bootstrap{{}, {{r2, boot}}, {}, {{r2, link_state::connected}}};
+  CHECK(decide_lines(bootstrap, {}, only_r1)
+        == lines{"release wss://r2.example"});
+
+  // A relay nobody wants is dropped wherever it runs.
+  plan_state unwanted{{}, {{r2, known(r2, {}, {}, 0)}}, {},
+                      {{r2, link_state::connected}}};
+  CHECK(decide_lines(unwanted, {}, only_r1)
+        == lines{"drop wss://r2.example"});
 }
 
 TEST_CASE("repositories invert to relays", "[grasp][plan]") {

@@ -1,6 +1,10 @@
 #include "tests/actors/grasp/grasp_sync_fixture.hpp"
 
+#include "messages/cluster/rendezvous.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <set>
 
 using namespace ferry;
 using namespace ferry::grasp_sync_test;
@@ -427,4 +431,83 @@ TEST_CASE_METHOD(fixture, "nothing is decided before the self-subscriber's "
   REQUIRE(cmds.size() == 1);
   CHECK(cmds[0].verb == "connect");
   CHECK_THAT(cmds[0].filters(), Contains(address("a")));
+}
+
+TEST_CASE_METHOD(fixture, "in a cluster only the relays this member owns "
+                          "are connected, and a relay that moves away is "
+                          "released with its record kept",
+                 "[grasp][grasp_sync][cluster]") {
+  config.cluster_node = "node-a";
+  start();
+  std::vector<std::string> relays;
+  for (auto i = 0; i < 6; ++i)
+    relays.push_back("wss://r" + std::to_string(i) + ".example");
+  want("a", relays);
+  // No live set yet: nothing runs here.
+  CHECK(take().empty());
+
+  // Alone in the cluster, it owns everything.
+  auto members = [this](std::vector<std::string> live) {
+    self->send(aut, atom::members_v, std::move(live));
+    run();
+  };
+  members({"node-a"});
+  std::set<std::string> connects;
+  for (auto& cmd : take()) {
+    CHECK(cmd.verb == "connect");
+    connects.insert(cmd.relay);
+    connected(cmd.relay);
+    eose_all(cmd);
+  }
+  CHECK(connects == std::set<std::string>(relays.begin(), relays.end()));
+  take();
+
+  // node-b joins: the relays the hash gives it are released, the rest
+  // stay untouched.
+  std::vector<std::string> both{"node-a", "node-b"};
+  std::set<std::string> moving;
+  for (auto& url : relays)
+    if (*cluster::rendezvous_owner(url, both) == "node-b")
+      moving.insert(url);
+  REQUIRE(!moving.empty());
+  REQUIRE(moving.size() < relays.size());
+  members(both);
+  std::set<std::string> dropped;
+  for (auto& cmd : take()) {
+    CHECK(cmd.verb == "drop");
+    dropped.insert(cmd.relay);
+  }
+  CHECK(dropped == moving);
+  auto detail = boost::json::parse(
+    ask<std::string>(atom::get_v, atom::repo_v, address("a")));
+  for (auto& row : detail.at("relays").as_array()) {
+    std::string url{row.at("url").as_string()};
+    auto here = moving.count(url) == 0;
+    CHECK(row.at("owner").as_string() == (here ? "node-a" : "node-b"));
+    CHECK(row.at("link").as_string() == (here ? "connected" : "idle"));
+    // What it confirmed stays, for when the relay comes back.
+    CHECK(record(url).repos == std::vector<std::string>{address("a")});
+  }
+  // The ticks leave the released relays alone.
+  pass(2min);
+  for (auto& cmd : take())
+    CHECK(moving.count(cmd.relay) == 0);
+
+  // node-b dies: its relays come back and catch up from where they left.
+  members({"node-a"});
+  std::set<std::string> back;
+  for (auto& cmd : take()) {
+    CHECK(cmd.verb == "connect");
+    CHECK_THAT(cmd.filters(), Contains("\"since\""));
+    back.insert(cmd.relay);
+  }
+  CHECK(back == moving);
+
+  // Having left (no live set of its own), it runs nothing.
+  members({});
+  dropped.clear();
+  for (auto& cmd : take())
+    if (cmd.verb == "drop")
+      dropped.insert(cmd.relay);
+  CHECK(dropped == std::set<std::string>(relays.begin(), relays.end()));
 }
