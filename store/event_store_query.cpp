@@ -473,7 +473,11 @@ scan_end event_store::scan_at(
     st.db->MultiGet(ro, st.h(cf::events), keys.size(), keys.data(),
                     values.data(), statuses.data());
     for (size_t i = 0; i < candidates.size(); ++i) {
-      if (statuses[i].IsIncomplete()) {
+      // RocksDB 7.8's MultiGet may answer NotFound instead of Incomplete for
+      // a block it may not read (a REQ of ids lost events that way). An
+      // index entry's event exists under the same snapshot, so a cached read
+      // that misses it stops, and the reading scan finds it.
+      if (statuses[i].IsIncomplete() || (cached_only && statuses[i].IsNotFound())) {
         uncached = true;
         return false;
       }
@@ -494,6 +498,10 @@ scan_end event_store::scan_at(
 
   size_t delivered = 0;
   if (p->index == index_choice::ids) {
+    // An id may well not be stored: a cached read cannot tell that from a
+    // block it may not read (above), so ids are always read from files.
+    if (cached_only)
+      return scan_end::uncached;
     std::vector<std::pair<std::string, std::string>> hits; // suffix, json
     for (size_t from = 0; from < f.ids->size(); from += scan_batch_size) {
       candidates.clear();
@@ -505,9 +513,6 @@ scan_end event_store::scan_at(
           hits.emplace_back(std::move(suffix), std::string(json));
         return true;
       });
-      // Hits are delivered sorted, so only once all of them are known.
-      if (uncached)
-        return scan_end::uncached;
     }
     std::sort(hits.begin(), hits.end());
     for (const auto& [suffix, json] : hits) {
