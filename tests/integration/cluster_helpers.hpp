@@ -42,24 +42,6 @@ inline net::http_result admin_at(const std::string& host, uint16_t port,
   return net::simple_http_request(host, port, method, target, headers, body);
 }
 
-/// sync_test::try_ids, at `host`.
-inline std::optional<std::set<std::string>>
-ids_at(const std::string& host, uint16_t port, const std::string& filter) {
-  net::simple_ws_client client;
-  if (!client.connect(host, port).empty()
-      || !client.send("[\"REQ\",\"q\"," + filter + "]").empty())
-    return std::nullopt;
-  std::vector<std::string> frames;
-  if (!test::receive_until(client, "[\"EOSE\"", &frames))
-    return std::nullopt;
-  std::set<std::string> ids;
-  for (auto& frame : frames)
-    if (auto pos = frame.find("\"id\":\""); frame.rfind("[\"EVENT\"", 0) == 0
-                                            && pos != std::string::npos)
-      ids.insert(frame.substr(pos + 6, 64));
-  return ids;
-}
-
 /// sync_test::publish, at `host`.
 inline void publish_at(const std::string& host, uint16_t port,
                        const std::vector<nostr::event>& events) {
@@ -199,7 +181,7 @@ struct member {
 
   /// The ids of every kind-1 event held here.
   std::set<std::string> kind1_ids() const {
-    auto ids = ids_at(host, relay_port, sync_test::kind1_all);
+    auto ids = sync_test::try_ids(relay_port, sync_test::kind1_all, host);
     REQUIRE(ids);
     return *ids;
   }
@@ -284,7 +266,7 @@ inline void require_all_hold(std::vector<member*> holders,
   auto ok = test::poll_until(
     [&] {
       for (auto* m : holders) {
-        auto held = ids_at(m->host, m->relay_port, sync_test::kind1_all);
+        auto held = sync_test::try_ids(m->relay_port, sync_test::kind1_all, m->host);
         if (!held || *held != want) {
           problem = m->name + " holds "
                     + (held ? std::to_string(held->size()) : "?") + " of "

@@ -55,9 +55,11 @@ inline std::string logs(test::ferry_process* a, test::ferry_process* b) {
 
 /// Sends a REQ on a fresh connection and returns the ids of the stored events
 /// it yields before EOSE; nullopt when the node cannot be asked.
-inline std::optional<std::set<std::string>> try_ids(uint16_t port, const std::string& filter) {
+inline std::optional<std::set<std::string>>
+try_ids(uint16_t port, const std::string& filter,
+        const std::string& host = "127.0.0.1") {
   net::simple_ws_client client;
-  if (!client.connect("127.0.0.1", port).empty())
+  if (!client.connect(host, port).empty())
     return std::nullopt;
   if (!client.send("[\"REQ\",\"q\"," + filter + "]").empty())
     return std::nullopt;
