@@ -166,11 +166,13 @@ using cluster_gate_actor = caf::typed_actor<
   // dialler's challenge (see cluster/handshake.hpp).
   caf::replies_to<atom::hello, std::string>::with<cluster::member_heartbeat,
                                                   std::string, std::string>,
-  // The dialler's identity and its signature over this node's challenge:
+  // The dialler's identity, its signature over this node's challenge and its
+  // own gate (a cluster_gate_actor: this node's link to the dialler joins
+  // that gate over the same connection instead of dialling a second one):
   // refused (ec::invalid_input / ec::conflict, with the reason) or answered
   // with every member this node knows (gossip).
-  caf::replies_to<atom::join, cluster::member_heartbeat, std::string>::with<
-    std::vector<cluster::member_info>>,
+  caf::replies_to<atom::join, cluster::member_heartbeat, std::string,
+                  caf::actor>::with<std::vector<cluster::member_info>>,
   // A joined member's heartbeat: answers this node's own heartbeat and the
   // members it knows.
   caf::replies_to<atom::heartbeat, cluster::member_heartbeat>::with<
@@ -192,6 +194,10 @@ using cluster_gate_actor = caf::typed_actor<
 using cluster_member_actor = caf::typed_actor<
   // INTERNAL: dial and join now (connection generation).
   caf::reacts_to<atom::connect, uint64_t>,
+  // The peer joined this node's gate and handed over its own: join it over
+  // that connection unless joined already (CAF keeps one connection per
+  // pair of nodes; a second dial tears the first down).
+  caf::reacts_to<atom::join, cluster_gate_actor>,
   // INTERNAL: send the next heartbeat (connection generation).
   caf::reacts_to<atom::tick, uint64_t>,
   // Send control-plane records (JSON) to the peer's gate, when joined.
@@ -213,6 +219,9 @@ using cluster_manager_actor = caf::typed_actor<
   caf::reacts_to<atom::members, std::vector<std::string>>,
   // Gossip: members some peer knows; the unknown ones are dialled.
   caf::reacts_to<atom::members, std::vector<cluster::member_info>>,
+  // From the CLUSTER GATE: this member joined us; its gate is reached over
+  // the connection it made, and the link to it joins there.
+  caf::reacts_to<atom::join, cluster::member_info, cluster_gate_actor>,
   // A CLUSTER MEMBER made its first attempt at this address (joined or
   // not): the start-up settles once every seed had one.
   caf::reacts_to<atom::done, std::string>,

@@ -98,11 +98,16 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
               cluster::sign_challenge(challenge, me.self, me.keys)};
     },
     [self](atom::join, const cluster::member_heartbeat& hb,
-           const std::string& signature) -> caf::result<member_list> {
+           const std::string& signature,
+           const caf::actor& their_gate) -> caf::result<member_list> {
       auto node = sender_node(self);
       auto i = self->state.peers.find(node);
       if (i == self->state.peers.end() || i->second.challenge.empty())
         return out_of_protocol(self, node, "join before hello");
+      // Our link to the dialler will talk to this gate: it must be on the
+      // dialler's own node, not an actor elsewhere it points us at.
+      if (their_gate && their_gate.node() != node)
+        return out_of_protocol(self, node, "join naming a gate on another node");
       auto challenge = std::move(i->second.challenge);
       i->second.challenge.clear();
       auto membership = current_membership(self);
@@ -122,7 +127,8 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
       self
         ->request(membership, cluster_gate_ask_timeout, atom::heartbeat_v, hb)
         .then(
-          [self, rp, node, hb, membership](cluster::member_state) mutable {
+          [self, rp, node, hb, membership,
+           their_gate](cluster::member_state) mutable {
             auto j = self->state.peers.find(node);
             if (j == self->state.peers.end()) {
               rp.deliver(caf::make_error(ec::invalid_input,
@@ -142,8 +148,14 @@ cluster_gate(cluster_gate_actor::stateful_pointer<cluster_gate_state> self,
             ++self->state.joins;
             log::info("{}: {} joined (incarnation {}, cluster port {})",
                       self->name(), hb.name, hb.incarnation, hb.address);
-            if (auto& slot = self->state.manager; slot && slot->get())
-              self->send(slot->get(), atom::members_v, member_list{info_of(hb)});
+            if (auto& slot = self->state.manager; slot && slot->get()) {
+              if (their_gate)
+                self->send(slot->get(), atom::join_v, info_of(hb),
+                           caf::actor_cast<cluster_gate_actor>(their_gate));
+              else
+                self->send(slot->get(), atom::members_v,
+                           member_list{info_of(hb)});
+            }
             with_members(self, membership, rp,
                          [](auto& promise, member_list members) {
                            promise.deliver(std::move(members));

@@ -23,6 +23,10 @@ inline constexpr auto cluster_gate_ask_timeout = std::chrono::seconds{2};
 struct cluster_identity {
   cluster::member_heartbeat self;
   nostr::keypair keys;
+  /// This node's gate (a new handle after a restart): a link hands it to
+  /// the peer it joins, so the peer joins back over the same connection.
+  handle_slot_ptr<cluster_gate_actor> gate
+    = std::make_shared<handle_slot<cluster_gate_actor>>();
 };
 
 using cluster_identity_ptr = std::shared_ptr<cluster_identity>;

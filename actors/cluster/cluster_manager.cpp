@@ -57,11 +57,14 @@ std::string link_name(const std::string& address) {
 }
 
 void spawn_link(self_pointer self, const std::string& address,
-                const handle_slot_ptr<cluster_manager_actor>& own_slot) {
+                const handle_slot_ptr<cluster_manager_actor>& own_slot,
+                cluster_gate_actor joined_us = {},
+                std::string expected_peer = {}) {
   auto& st = self->state;
   auto& entry = st.links[address];
   entry.handle = self->spawn(cluster_member, address, st.config.member,
-                             st.identity, st.membership, own_slot);
+                             st.identity, st.membership, own_slot,
+                             std::move(joined_us), std::move(expected_peer));
   entry.started_at = unix_now();
   self->monitor(entry.handle);
 }
@@ -90,6 +93,7 @@ void settle(self_pointer self, const std::string& why) {
   if (self->state.settled)
     return;
   self->state.settled = true;
+  self->state.settled_tick = self->state.ticks;
   log::info("{}: start-up settled ({}); live set {}", self->name(), why,
             [&] {
               std::string text;
@@ -861,6 +865,68 @@ void fold_forgotten(self_pointer self, const cluster::cluster_view& view) {
   persist(self, restamped);
 }
 
+/// Heartbeat ticks after the start-up settled by which every live member's
+/// gossip has reached this node's view.
+constexpr uint64_t gossip_ticks = 5;
+
+/// Removes, once per run, the replication servers of members that no live
+/// member lists: forgotten while this node was down, so it never saw them
+/// forgotten (`forget_replication` handles the ones it sees). The view lists
+/// every member any live peer knows, dead ones too, so a member missing from
+/// it some heartbeats after start-up, while another member is live, is
+/// forgotten cluster-wide; if it ever returns, its server is put anew.
+void drop_unknown_replication(self_pointer self,
+                              const cluster::cluster_view& view) {
+  auto& st = self->state;
+  if (!st.settled || st.unknown_replication_dropped
+      || st.ticks < st.settled_tick + gossip_ticks)
+    return;
+  std::set<std::string> listed;
+  bool peer_live = false;
+  for (auto& m : view.members) {
+    listed.insert(m.name);
+    if (m.name != view.self && m.state == cluster::member_state::alive)
+      peer_live = true;
+  }
+  auto sync = current(st.sync_manager);
+  if (!peer_live || !sync)
+    return;
+  st.unknown_replication_dropped = true;
+  self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
+    .then(
+      [self, sync, listed](std::string& servers) {
+        auto rows = json::parse(servers);
+        if (!rows.is_array())
+          return;
+        for (auto& row : rows.as_array()) {
+          auto id = row.is_object() && row.as_object().contains("id")
+                        && row.at("id").is_string()
+                      ? std::string{row.at("id").as_string()}
+                      : std::string{};
+          auto name = cluster::replicated_member(id);
+          if (!name || listed.count(*name) > 0)
+            continue;
+          self->request(sync, cluster_manager_ask_timeout, atom::erase_v, id)
+            .then(
+              [self, id](std::string&) {
+                log::info("{}: replication server {} removed: no live member "
+                          "lists its member any more",
+                          self->name(), id);
+              },
+              [self, id](caf::error& err) {
+                log::warn("{}: could not remove replication server {}: {}",
+                          self->name(), id, render(err));
+              });
+        }
+      },
+      [self](caf::error& err) {
+        // Tried again on a later tick.
+        self->state.unknown_replication_dropped = false;
+        log::warn("{}: could not list the sync servers: {}", self->name(),
+                  render(err));
+      });
+}
+
 /// Asks the membership for the view, applies the replication servers and
 /// folds the forgotten members away.
 void refresh_replication(self_pointer self) {
@@ -873,6 +939,7 @@ void refresh_replication(self_pointer self) {
     .then([self](cluster::cluster_view& view) {
       apply_replication(self, view);
       fold_forgotten(self, view);
+      drop_unknown_replication(self, view);
     },
           [](caf::error&) {
             // The next tick asks again.
@@ -1397,8 +1464,23 @@ cluster_manager(
         log::info("{}: dialling {} at {}", self->name(),
                   info.name.empty() ? std::string{"a member"} : info.name,
                   info.address);
-        spawn_link(self, info.address, own_slot);
+        spawn_link(self, info.address, own_slot, {}, info.name);
       }
+    },
+    [self, own_slot](atom::join, const cluster::member_info& info,
+                     cluster_gate_actor& gate) {
+      auto& st = self->state;
+      if (st.left || info.address.empty()
+          || info.address == st.identity->self.address)
+        return;
+      auto i = st.links.find(info.address);
+      if (i != st.links.end() && i->second.handle) {
+        self->send(i->second.handle, atom::join_v, std::move(gate));
+        return;
+      }
+      log::info("{}: {} joined us; joining it back at {} over its connection",
+                self->name(), info.name, info.address);
+      spawn_link(self, info.address, own_slot, std::move(gate));
     },
     [self](atom::done, const std::string& address) {
       auto& st = self->state;

@@ -98,6 +98,11 @@ struct cluster_manager_state {
   std::set<std::string> seeds_pending;
   /// The live set passed on to the sync manager from now on.
   bool settled = false;
+  /// The heartbeat tick the start-up settled at.
+  uint64_t settled_tick = 0;
+  /// The replication servers of members no one lists any more (forgotten
+  /// before this node started) were removed: once per run.
+  bool unknown_replication_dropped = false;
   /// This node left the cluster (graceful leave): no links, no relays.
   bool left = false;
   /// The replicated control plane: the sync server definitions and the

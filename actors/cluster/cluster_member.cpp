@@ -51,6 +51,18 @@ void report_first(self_pointer self) {
     self->send(manager, atom::done_v, self->state.address);
 }
 
+/// CAF keeps one connection per pair of nodes, and a second one dialled
+/// while the first is up tears both down. So of two members that know each
+/// other, the one with the lower name dials again after a failure, and the
+/// other waits this much longer, for the peer to join its gate and hand over
+/// its own (adopted in `(join, gate)`); it dials itself only when nobody
+/// came by then (the peer cannot reach it, say).
+caf::timespan yield_to_peer(const cluster_member_state& st) {
+  if (st.peer.empty() || st.identity->self.name < st.peer)
+    return caf::timespan{0};
+  return st.config.connect_timeout;
+}
+
 /// Ends attempt `generation` and dials again after the backoff: the longest
 /// one when the peer failed its proof or refused us (an operator has to act
 /// first), otherwise a doubling one.
@@ -74,7 +86,8 @@ void fail(self_pointer self, uint64_t generation, const std::string& reason,
     st.backoff = st.config.backoff;
   else
     st.backoff = std::min(2 * st.backoff, st.config.backoff_cap);
-  self->delayed_send(self, st.backoff, atom::connect_v, generation);
+  self->delayed_send(self, st.backoff + yield_to_peer(st), atom::connect_v,
+                     generation);
   report_first(self);
 }
 
@@ -96,7 +109,7 @@ void join(self_pointer self, uint64_t generation, cluster_gate_actor gate,
   auto signature = cluster::sign_challenge(their_challenge, me.self, me.keys);
   self
     ->request(gate, self->state.config.connect_timeout, atom::join_v, me.self,
-              signature)
+              signature, caf::actor_cast<caf::actor>(me.gate->get()))
     .then(
       [self, generation, gate, peer](member_list& members) {
         auto& st = self->state;
@@ -233,8 +246,10 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
                std::string address, cluster_member_config config,
                cluster_identity_ptr identity,
                handle_slot_ptr<membership_actor> membership,
-               handle_slot_ptr<cluster_manager_actor> manager) {
+               handle_slot_ptr<cluster_manager_actor> manager,
+               cluster_gate_actor joined_us, std::string expected_peer) {
   auto& st = self->state;
+  st.peer = std::move(expected_peer);
   st.address = std::move(address);
   split_address(st.address, st.host, st.port);
   st.config = config;
@@ -247,15 +262,42 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
       link_lost(self, "the link to " + st.peer + " went down ("
                         + render(dm.reason) + ")");
   });
-  dial(self);
+  if (joined_us) {
+    self->send(self, atom::join_v, std::move(joined_us));
+  } else if (auto wait = yield_to_peer(st); wait > caf::timespan{0}) {
+    st.state = link::waiting;
+    self->delayed_send(self, wait, atom::connect_v, st.generation);
+  } else {
+    dial(self);
+  }
   return {
     [self](atom::connect, uint64_t generation) {
       auto& st = self->state;
       if (st.state == link::left)
         return;
+      // A peer we yield to is left to dial us, also when it is up.
       if (generation == st.generation
-          || (generation == dial_now && st.state == link::waiting))
+          || (generation == dial_now && st.state == link::waiting
+              && yield_to_peer(st) == caf::timespan{0}))
         dial(self);
+    },
+    [self](atom::join, cluster_gate_actor& gate) {
+      auto& st = self->state;
+      if (!gate || st.state == link::left || st.state == link::self
+          || (st.state == link::joined && st.gate == gate))
+        return;
+      // Joined to a gate the peer's previous run had: its down message is
+      // on the way; the new gate is what counts now.
+      if (st.state == link::joined && st.gate) {
+        self->demonitor(st.gate.address());
+        st.gate = cluster_gate_actor{};
+      }
+      log::info("{} {}: the peer joined us; joining it back over its "
+                "connection", self->name(), st.address);
+      auto generation = ++st.generation;
+      st.state = link::dialing;
+      ++st.attempts;
+      hello(self, generation, std::move(gate));
     },
     [self](atom::put, std::string& records) {
       auto& st = self->state;

@@ -42,7 +42,8 @@ struct cluster_member_state {
   /// The peer's gate while joined, and after the goodbye (the hand-over's
   /// questions go there).
   cluster_gate_actor gate;
-  /// The name the peer proved (empty before the first join).
+  /// The name the peer proved; before the first join, the name gossip gave
+  /// it (empty for a seed).
   std::string peer;
   link state = link::dialing;
   /// Bumped on every new attempt; stale timers and replies are ignored.
@@ -75,12 +76,20 @@ std::string to_string(cluster_member_state::link x);
 /// dialled again at the longest backoff. `(connect, dial_now)` cuts a
 /// backoff short: the manager sends it when the peer is known to be up (it
 /// joined us, or a member saw it alive), so the link is there to say
-/// goodbye on and to send records over.
+/// goodbye on and to send records over. A peer that joined our gate hands
+/// over its own (`joined_us` at spawn, or `(join, gate)` later): the link
+/// joins it over that connection instead of dialling, since CAF keeps one
+/// connection per pair of nodes and a second dial tears the first down.
+/// Of two members that know each other's names (`expected_peer` from
+/// gossip, or the name the peer proved), the one with the higher name
+/// leaves the dialling to the other for a connect timeout.
 cluster_member_actor::behavior_type
 cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self,
                std::string address, cluster_member_config config,
                cluster_identity_ptr identity,
                handle_slot_ptr<membership_actor> membership,
-               handle_slot_ptr<cluster_manager_actor> manager);
+               handle_slot_ptr<cluster_manager_actor> manager,
+               cluster_gate_actor joined_us = {},
+               std::string expected_peer = {});
 
 } // namespace ferry

@@ -89,6 +89,7 @@ child_spec gate_spec(const node_wiring& wiring, cluster_identity_ptr identity) {
                                + host_port(settings.address, wanted) + ": "
                                + render(port.error()));
     }
+    identity->gate->set(gate);
     if (first) {
       identity->self.address = host_port(settings.address, *port);
       fill_urls(identity->self, wiring_cfg,

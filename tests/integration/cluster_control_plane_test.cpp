@@ -206,3 +206,60 @@ TEST_CASE("a forgotten member leaves every member's view, and when it returns "
   for (auto* m : {&a, &b, &c})
     CHECK(m->process->kill(SIGTERM) == 0);
 }
+
+TEST_CASE("a member restarted after another was forgotten drops that "
+          "member's replication link too",
+          "[integration][cluster][control_plane]") {
+  // Forgotten 3 s after the last heartbeat (dead after 2 s).
+  cluster_test::three_members trio{"", "forget_after_ms = 3000\n"};
+  trio.start_joined();
+  member& a = trio.a;
+  member& b = trio.b;
+  member& c = trio.c;
+  auto replication_ids = [](member& m) {
+    std::vector<std::string> ids;
+    auto res = admin(m.admin_port, "GET", "/api/v1/sync/servers");
+    if (!res.error.empty() || res.response.status != 200)
+      return std::vector<std::string>{"(no answer)"};
+    auto rows = json::parse(res.response.body);
+    for (auto& row : rows.as_array()) {
+      std::string id{row.at("id").as_string()};
+      if (cluster::replicated_member(id))
+        ids.push_back(id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  REQUIRE(test::poll_until(
+    [&] {
+      return replication_ids(c)
+             == std::vector<std::string>{"cluster.node-a", "cluster.node-b"};
+    },
+    10s, 100ms));
+
+  // node-c stops; meanwhile node-b dies and node-a forgets it.
+  REQUIRE(c.process->kill(SIGTERM) == 0);
+  b.process->kill(SIGKILL);
+  REQUIRE(test::poll_until(
+    [&] {
+      auto ids = replication_ids(a);
+      return cluster_test::state_of_member(a.view(), "node-b").empty()
+             && std::find(ids.begin(), ids.end(), "cluster.node-b")
+                  == ids.end();
+    },
+    15s, 100ms));
+
+  // node-c comes back: no one lists node-b, so its link goes too.
+  c.start();
+  cluster_test::require_live({&a, &c}, 20s, "node-c back");
+  auto dropped = test::poll_until(
+    [&] {
+      return replication_ids(c) == std::vector<std::string>{"cluster.node-a"};
+    },
+    15s, 100ms);
+  if (!dropped)
+    FAIL("node-c keeps the link of the forgotten node-b\n"
+         << cluster_test::dump({&a, &c}));
+  for (auto* m : {&a, &c})
+    CHECK(m->process->kill(SIGTERM) == 0);
+}

@@ -119,7 +119,8 @@ struct fixture : test::deterministic_actor_system {
 
   caf::expected<member_list> join(const cluster::member_heartbeat& hb,
                                   const std::string& sig) {
-    return reply_of<member_list>(gate, "the gate", atom::join_v, hb, sig);
+    return reply_of<member_list>(gate, "the gate", atom::join_v, hb, sig,
+                                 caf::actor{});
   }
 
   caf::error heartbeat_error(const cluster::member_heartbeat& hb) {
