@@ -1,7 +1,8 @@
 #include "actors/relay/subscription_index.hpp"
 
 #include <algorithm>
-#include <cstring>
+#include <functional>
+#include <string_view>
 #include <tuple>
 
 namespace ferry {
@@ -28,10 +29,10 @@ std::string tag_key(char letter, const std::string& value) {
 } // namespace
 
 size_t subscription_index::bytes32_hash::operator()(const nostr::bytes32& x) const {
-  // Ids and pubkeys are hashes or curve points: any 8 bytes are uniform.
-  size_t h;
-  std::memcpy(&h, x.data(), sizeof h);
-  return h;
+  // All 32 bytes: the keys come from clients' filters, which may name ids
+  // made to share any shorter prefix and pile up in one bucket.
+  return std::hash<std::string_view>{}(
+    std::string_view{reinterpret_cast<const char*>(x.data()), x.size()});
 }
 
 bool subscription_index::add(caf::actor_id session, const std::string& sub_id,
