@@ -15,6 +15,7 @@
 #include "bench/bench_util.hpp"
 
 #include "messages/nostr/filter.hpp"
+#include "net/simple_client.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +28,8 @@
 #include <memory>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace ferry::bench {
 namespace {
@@ -45,8 +48,70 @@ constexpr double goal_p99_ms = 20;
 constexpr auto drain_time = std::chrono::seconds{3};
 
 std::string node_config(const fs::path& data) {
-  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[store]\npath = "
+  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[admin]\naddress = "
+         "\"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n[store]\npath = "
          + toml_string(data.string()) + "\n\n[log]\nlevel = \"info\"\n";
+}
+
+/// The buckets of Prometheus histogram `name` in `metrics` (text format), in
+/// the order served (ascending bounds): the bound as written, and the count
+/// of observations up to it.
+std::vector<std::pair<std::string, double>> histogram(const std::string& metrics,
+                                                      const std::string& name) {
+  std::vector<std::pair<std::string, double>> buckets;
+  const auto prefix = name + "_bucket{le=\"";
+  for (auto pos = metrics.find(prefix); pos != std::string::npos;
+       pos = metrics.find(prefix, pos + 1)) {
+    auto bound_begin = pos + prefix.size();
+    auto bound_end = metrics.find('"', bound_begin);
+    auto value = metrics.find("} ", bound_end);
+    if (bound_end == std::string::npos || value == std::string::npos)
+      break;
+    buckets.emplace_back(metrics.substr(bound_begin, bound_end - bound_begin),
+                         std::strtod(metrics.c_str() + value + 2, nullptr));
+  }
+  return buckets;
+}
+
+/// The bound of the first bucket holding fraction `q` of the observations.
+std::string bucket_bound(const std::vector<std::pair<std::string, double>>& buckets,
+                         double q) {
+  if (buckets.empty())
+    return "?";
+  for (const auto& [bound, count] : buckets)
+    if (count >= q * buckets.back().second)
+      return bound;
+  return buckets.back().first;
+}
+
+/// One unlabelled sample of `metrics`, e.g. `ferry_writer_commit_seconds_sum`.
+double sample(const std::string& metrics, const std::string& name) {
+  auto pos = metrics.find("\n" + name + " ");
+  return pos == std::string::npos ? 0
+                                  : std::strtod(metrics.c_str() + pos + name.size() + 2, nullptr);
+}
+
+/// How the writer's commits went (the OK of an event waits for its commit):
+/// from the node's /metrics, or why not.
+std::string writer_commits(uint16_t admin_port) {
+  auto res = net::simple_http_request("127.0.0.1", admin_port, "GET", "/metrics");
+  if (!res.error.empty() || res.response.status != 200)
+    return "no /metrics: " + (res.error.empty() ? std::to_string(res.response.status)
+                                                : res.error);
+  const auto& text = res.response.body;
+  auto commits = sample(text, "ferry_writer_commit_seconds_count");
+  if (commits == 0)
+    return "no commits in /metrics";
+  auto seconds = histogram(text, "ferry_writer_commit_seconds");
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%.0f commits of %.1f events on average, commit time mean %.2f ms, p50 <= %s s, "
+                "p99 <= %s s, max <= %s s",
+                commits, sample(text, "ferry_writer_batch_events_sum") / commits,
+                1e3 * sample(text, "ferry_writer_commit_seconds_sum") / commits,
+                bucket_bound(seconds, 0.5).c_str(), bucket_bound(seconds, 0.99).c_str(),
+                bucket_bound(seconds, 1.0).c_str());
+  return line;
 }
 
 /// The filter of subscriber `i`: a mix of narrow and broad live filters over
@@ -351,6 +416,10 @@ int run(int argc, char** argv) {
   if (!port)
     throw std::runtime_error("node did not report its relay port; log tail:\n"
                              + node.log_tail());
+  auto admin_port = node.wait_for_admin_port();
+  if (!admin_port)
+    throw std::runtime_error("node did not report its admin port; log tail:\n"
+                             + node.log_tail());
 
   std::vector<std::string> filters;
   for (size_t i = 0; i < subscriber_count; ++i)
@@ -406,6 +475,7 @@ int run(int argc, char** argv) {
               "at once (the relay reads 256 ahead per connection)\n",
               percentile(send_to_ok_ms, 0.5), percentile(send_to_ok_ms, 0.99),
               fan.most_awaiting_ok());
+  std::printf("writer: %s\n", writer_commits(*admin_port).c_str());
   double cpu_us = delivered ? node_cpu * 1e6 / static_cast<double>(delivered) : 0;
   std::printf("node CPU: %.2f s, %.1f us per delivered event; this client's CPU: %.0f%% of "
               "the run\n",
