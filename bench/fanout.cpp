@@ -15,6 +15,7 @@
 #include "bench/bench_util.hpp"
 
 #include "messages/nostr/filter.hpp"
+#include "net/simple_client.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,7 +26,10 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace ferry::bench {
 namespace {
@@ -44,8 +48,70 @@ constexpr double goal_p99_ms = 20;
 constexpr auto drain_time = std::chrono::seconds{3};
 
 std::string node_config(const fs::path& data) {
-  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[store]\npath = "
+  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[admin]\naddress = "
+         "\"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n[store]\npath = "
          + toml_string(data.string()) + "\n\n[log]\nlevel = \"info\"\n";
+}
+
+/// The buckets of Prometheus histogram `name` in `metrics` (text format), in
+/// the order served (ascending bounds): the bound as written, and the count
+/// of observations up to it.
+std::vector<std::pair<std::string, double>> histogram(const std::string& metrics,
+                                                      const std::string& name) {
+  std::vector<std::pair<std::string, double>> buckets;
+  const auto prefix = name + "_bucket{le=\"";
+  for (auto pos = metrics.find(prefix); pos != std::string::npos;
+       pos = metrics.find(prefix, pos + 1)) {
+    auto bound_begin = pos + prefix.size();
+    auto bound_end = metrics.find('"', bound_begin);
+    auto value = metrics.find("} ", bound_end);
+    if (bound_end == std::string::npos || value == std::string::npos)
+      break;
+    buckets.emplace_back(metrics.substr(bound_begin, bound_end - bound_begin),
+                         std::strtod(metrics.c_str() + value + 2, nullptr));
+  }
+  return buckets;
+}
+
+/// The bound of the first bucket holding fraction `q` of the observations.
+std::string bucket_bound(const std::vector<std::pair<std::string, double>>& buckets,
+                         double q) {
+  if (buckets.empty())
+    return "?";
+  for (const auto& [bound, count] : buckets)
+    if (count >= q * buckets.back().second)
+      return bound;
+  return buckets.back().first;
+}
+
+/// One unlabelled sample of `metrics`, e.g. `ferry_writer_commit_seconds_sum`.
+double sample(const std::string& metrics, const std::string& name) {
+  auto pos = metrics.find("\n" + name + " ");
+  return pos == std::string::npos ? 0
+                                  : std::strtod(metrics.c_str() + pos + name.size() + 2, nullptr);
+}
+
+/// How the writer's commits went (the OK of an event waits for its commit):
+/// from the node's /metrics, or why not.
+std::string writer_commits(uint16_t admin_port) {
+  auto res = net::simple_http_request("127.0.0.1", admin_port, "GET", "/metrics");
+  if (!res.error.empty() || res.response.status != 200)
+    return "no /metrics: " + (res.error.empty() ? std::to_string(res.response.status)
+                                                : res.error);
+  const auto& text = res.response.body;
+  auto commits = sample(text, "ferry_writer_commit_seconds_count");
+  if (commits == 0)
+    return "no commits in /metrics";
+  auto seconds = histogram(text, "ferry_writer_commit_seconds");
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%.0f commits of %.1f events on average, commit time mean %.2f ms, p50 <= %s s, "
+                "p99 <= %s s, max <= %s s",
+                commits, sample(text, "ferry_writer_batch_events_sum") / commits,
+                1e3 * sample(text, "ferry_writer_commit_seconds_sum") / commits,
+                bucket_bound(seconds, 0.5).c_str(), bucket_bound(seconds, 0.99).c_str(),
+                bucket_bound(seconds, 1.0).c_str());
+  return line;
 }
 
 /// The filter of subscriber `i`: a mix of narrow and broad live filters over
@@ -106,10 +172,15 @@ public:
              const std::vector<std::string>& filters_of_subscribers)
       : port_(port), events_(std::move(events)), timer_(ioc_) {
     frames_.reserve(events_.size());
+    ids_.reserve(events_.size());
     for (size_t i = 0; i < events_.size(); ++i) {
       frames_.push_back("[\"EVENT\"," + nostr::to_json(events_[i]) + "]");
-      index_.emplace(nostr::to_hex(events_[i].id), static_cast<uint32_t>(i));
+      ids_.push_back(nostr::to_hex(events_[i].id));
     }
+    // Views into ids_, which no longer grows: a receipt looks its event up
+    // without allocating.
+    for (size_t i = 0; i < ids_.size(); ++i)
+      index_.emplace(ids_[i], static_cast<uint32_t>(i));
     std::map<std::string, size_t> filter_index;
     for (const auto& json : filters_of_subscribers) {
       auto [it, fresh] = filter_index.emplace(json, filters_.size());
@@ -187,6 +258,12 @@ public:
     }
     return *expected_;
   }
+  /// The most events sent (or queued to send) and not yet answered at one
+  /// tick: the relay reads no more than `max_inflight_messages` (256) of one
+  /// connection's messages ahead of their answers.
+  size_t most_awaiting_ok() const {
+    return most_awaiting_ok_;
+  }
   size_t closed_subscribers() const {
     return closed_;
   }
@@ -211,7 +288,7 @@ private:
       std::string_view text{static_cast<const char*>(s.buffer.data().data()),
                             s.buffer.size()};
       if (text.rfind("[\"EVENT\"", 0) == 0) {
-        auto it = index_.find(std::string(event_id_in(text)));
+        auto it = index_.find(event_id_in(text));
         if (it != index_.end())
           deliveries_.push_back({it->second, now});
       }
@@ -229,7 +306,7 @@ private:
                             publisher_buffer_.size()};
       // ["OK","<id>",true,""]
       if (text.rfind("[\"OK\",\"", 0) == 0 && text.size() > 71) {
-        auto it = index_.find(std::string(text.substr(7, 64)));
+        auto it = index_.find(text.substr(7, 64));
         if (it != index_.end()) {
           ok_at_[it->second] = last_ok_ = now;
           ++oks_;
@@ -249,6 +326,7 @@ private:
     auto due = std::min(events_.size(), static_cast<size_t>(elapsed * publish_rate));
     while (queued_ < due)
       send(queued_++);
+    most_awaiting_ok_ = std::max(most_awaiting_ok_, queued_ - oks_);
     bool all_ok = oks_ == events_.size();
     if (all_ok
         && (deliveries_.size() >= expected() || clock_type::now() - last_ok_ > drain_time)) {
@@ -286,7 +364,8 @@ private:
   uint16_t port_;
   std::vector<nostr::event> events_;
   std::vector<std::string> frames_;
-  std::unordered_map<std::string, uint32_t> index_;
+  std::vector<std::string> ids_;
+  std::unordered_map<std::string_view, uint32_t> index_;
   std::vector<nostr::filter> filters_;
   std::vector<size_t> subscribers_per_filter_;
   std::vector<subscriber> subscribers_;
@@ -299,6 +378,7 @@ private:
   std::deque<size_t> outbox_;
   size_t queued_ = 0;
   size_t oks_ = 0;
+  size_t most_awaiting_ok_ = 0;
   size_t closed_ = 0;
   clock_type::time_point start_;
   clock_type::time_point last_ok_;
@@ -336,6 +416,10 @@ int run(int argc, char** argv) {
   if (!port)
     throw std::runtime_error("node did not report its relay port; log tail:\n"
                              + node.log_tail());
+  auto admin_port = node.wait_for_admin_port();
+  if (!admin_port)
+    throw std::runtime_error("node did not report its admin port; log tail:\n"
+                             + node.log_tail());
 
   std::vector<std::string> filters;
   for (size_t i = 0; i < subscriber_count; ++i)
@@ -356,6 +440,11 @@ int run(int argc, char** argv) {
 
   std::vector<double> from_ok_ms;
   std::vector<double> from_send_ms;
+  std::vector<double> send_to_ok_ms;
+  for (uint32_t i = 0; i < published; ++i)
+    if (fan.ok_at(i) != clock_type::time_point{})
+      send_to_ok_ms.push_back(
+        std::chrono::duration<double, std::milli>(fan.ok_at(i) - fan.sent_at(i)).count());
   size_t before_ok = 0;
   for (const auto& d : fan.deliveries()) {
     auto ok = fan.ok_at(d.event);
@@ -382,6 +471,11 @@ int run(int argc, char** argv) {
               percentile(from_ok_ms, 1.0));
   std::printf("send -> receipt:  p50 %.2f ms  p99 %.2f ms\n", percentile(from_send_ms, 0.5),
               percentile(from_send_ms, 0.99));
+  std::printf("send -> OK:       p50 %.2f ms  p99 %.2f ms; at most %zu events awaited their OK "
+              "at once (the relay reads 256 ahead per connection)\n",
+              percentile(send_to_ok_ms, 0.5), percentile(send_to_ok_ms, 0.99),
+              fan.most_awaiting_ok());
+  std::printf("writer: %s\n", writer_commits(*admin_port).c_str());
   double cpu_us = delivered ? node_cpu * 1e6 / static_cast<double>(delivered) : 0;
   std::printf("node CPU: %.2f s, %.1f us per delivered event; this client's CPU: %.0f%% of "
               "the run\n",

@@ -7,17 +7,13 @@ namespace ferry {
 void hub_state::fan_out(const ingest_item_ptr& item) {
   ++published;
   const auto& ev = item->data.ev;
-  std::vector<std::string> matched;
-  for (auto& [id, entry] : sessions) {
-    for (auto& [sub_id, filters] : entry.subscriptions)
-      if (nostr::matches_any(*filters, ev))
-        matched.push_back(sub_id);
-    if (!matched.empty()) {
-      ++delivered;
-      caf::anon_send(entry.handle, atom::publish_v, item, std::move(matched));
-      matched = {};
-    }
-  }
+  subscriptions.match(ev, [&](caf::actor_id session, std::vector<std::string> sub_ids) {
+    auto i = sessions.find(session);
+    if (i == sessions.end())
+      return;
+    ++delivered;
+    caf::anon_send(i->second, atom::publish_v, item, std::move(sub_ids));
+  });
   for (auto& [id, entry] : feeds)
     if (nostr::matches_any(*entry.filters, ev))
       caf::anon_send(entry.handle, atom::feed_v, item);
@@ -26,11 +22,8 @@ void hub_state::fan_out(const ingest_item_ptr& item) {
 hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
   self->set_down_handler([self](const caf::down_msg& msg) {
     auto& st = self->state;
-    auto i = st.sessions.find(msg.source.id());
-    if (i != st.sessions.end()) {
-      st.subscription_count -= i->second.subscriptions.size();
-      st.sessions.erase(i);
-    }
+    if (st.sessions.erase(msg.source.id()) > 0)
+      st.subscriptions.remove_session(msg.source.id());
     st.feeds.erase(msg.source.id());
   });
   return {
@@ -40,31 +33,20 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
     [self](atom::subscribe, const client_session_actor& session,
            std::string& sub_id, filter_set_ptr& filters) {
       auto& st = self->state;
-      auto [i, added] = st.sessions.try_emplace(session.id());
-      if (added) {
-        i->second.handle = session;
+      if (st.sessions.emplace(session.id(), session).second)
         self->monitor(session);
-      }
-      auto [j, fresh] = i->second.subscriptions.insert_or_assign(
-        std::move(sub_id), std::move(filters));
-      if (fresh)
-        ++st.subscription_count;
+      st.subscriptions.add(session.id(), sub_id, std::move(filters));
     },
     [self](atom::unsubscribe, const client_session_actor& session,
            const std::string& sub_id) {
-      auto& st = self->state;
-      auto i = st.sessions.find(session.id());
-      if (i != st.sessions.end() && i->second.subscriptions.erase(sub_id) > 0)
-        --st.subscription_count;
+      self->state.subscriptions.remove(session.id(), sub_id);
     },
     [self](atom::unsubscribe, const client_session_actor& session) {
       auto& st = self->state;
-      auto i = st.sessions.find(session.id());
-      if (i == st.sessions.end())
+      if (st.sessions.erase(session.id()) == 0)
         return;
-      st.subscription_count -= i->second.subscriptions.size();
+      st.subscriptions.remove_session(session.id());
       self->demonitor(session.address());
-      st.sessions.erase(i);
     },
     [self](atom::subscribe, atom::feed, const feed_listener_actor& listener,
            filter_set_ptr& filters) {
@@ -84,7 +66,7 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
         self->demonitor(listener.address());
     },
     [self](atom::get, atom::count) -> uint64_t {
-      return self->state.subscription_count;
+      return static_cast<uint64_t>(self->state.subscriptions.size());
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;
@@ -92,7 +74,7 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
       caf::put(result, "mailbox", static_cast<int64_t>(self->mailbox().size()));
       caf::put(result, "sessions", static_cast<int64_t>(st.sessions.size()));
       caf::put(result, "subscriptions",
-               static_cast<int64_t>(st.subscription_count));
+               static_cast<int64_t>(st.subscriptions.size()));
       caf::put(result, "feeds", static_cast<int64_t>(st.feeds.size()));
       caf::put(result, "published", static_cast<int64_t>(st.published));
       caf::put(result, "delivered", static_cast<int64_t>(st.delivered));

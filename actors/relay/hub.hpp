@@ -1,24 +1,21 @@
 #pragma once
 
+#include "actors/relay/subscription_index.hpp"
 #include "messages/relay.hpp"
 
 #include <caf/actor_addr.hpp>
 
-#include <map>
 #include <string>
 #include <unordered_map>
 
 namespace ferry {
 
 struct hub_state {
-  /// The live subscriptions of one client session.
-  struct session_entry {
-    client_session_actor handle;
-    std::map<std::string, filter_set_ptr> subscriptions;
-  };
+  /// Sessions with live subscriptions, by actor id.
+  std::unordered_map<caf::actor_id, client_session_actor> sessions;
 
-  /// Sessions by actor id.
-  std::unordered_map<caf::actor_id, session_entry> sessions;
+  /// Their live subscriptions.
+  subscription_index subscriptions;
 
   /// One change-feed listener.
   struct feed_entry {
@@ -28,7 +25,6 @@ struct hub_state {
 
   /// Feed listeners by actor id.
   std::unordered_map<caf::actor_id, feed_entry> feeds;
-  uint64_t subscription_count = 0;
   uint64_t published = 0;
   uint64_t delivered = 0;
 
