@@ -1,11 +1,13 @@
 #include "store/control_plane_store.hpp"
 
+#include "messages/cluster/cursor_claim.hpp"
 #include "messages/error.hpp"
 #include "store/column_families.hpp"
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <memory>
 #include <string_view>
 
@@ -34,7 +36,14 @@ caf::error put_control_records(event_store& store,
     batch.Put(store.handle(cf::meta), key_of(r), cluster::to_json({r}));
   rocksdb::WriteOptions options;
   // A version this node acknowledged to its peers must survive a power cut.
-  options.sync = true;
+  // Cursor claims need not: one moves about every heartbeat, the member
+  // makes it anew from its stored cursor, and the others trust a claim only
+  // once confirmed (cursor_claim.hpp), so losing the latest few to a power
+  // cut costs their freshness, not an event; and an fsync every heartbeat
+  // on the manager's scheduler thread would not be free.
+  options.sync = std::any_of(records.begin(), records.end(), [](auto& r) {
+    return r.kind != cluster::sync_cursor_kind;
+  });
   auto s = store.db()->Write(options, &batch);
   return s.ok() ? caf::error{} : storage_error(s);
 }

@@ -16,7 +16,8 @@
 /// `ec::storage_failure` errors.
 namespace ferry::store {
 
-/// Creates or replaces each record's entry in one synced write.
+/// Creates or replaces each record's entry in one write, synced unless all
+/// of them are cursor claims.
 caf::error put_control_records(event_store& store,
                                const std::vector<cluster::control_record>& records);
 
