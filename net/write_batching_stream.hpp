@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -72,6 +73,14 @@ public:
     if (!writing_ && pending_.empty())
       return finish_flush(error_);
     start_write();
+  }
+
+  /// Adds bytes that are already whole WebSocket frames, framed by the owner
+  /// itself (cheaper than a Beast write per message); they go out with the
+  /// other buffered writes at the next flush. Only while held.
+  void append_framed(std::string_view frames) {
+    if (!error_)
+      pending_.append(frames.data(), frames.size());
   }
 
   /// Bytes accepted from the WebSocket layer and not yet on the socket.

@@ -169,3 +169,46 @@ TEST_CASE_METHOD(server_fixture,
       REQUIRE(client.read() == frame);
   CHECK(wait_until([&] { return conn->queued_bytes() == 0; }));
 }
+
+TEST_CASE_METHOD(server_fixture,
+                 "messages of every frame length encoding arrive intact, after "
+                 "the pong to a ping",
+                 "[ws_server][compression]") {
+  // Without permessage-deflate the server frames messages itself; lengths
+  // under 126, up to 65535 and above take headers of 2, 4 and 10 bytes.
+  const bool offer_deflate = GENERATE(false, true);
+  ws_server_options opts;
+  opts.compression = true;
+  start(opts);
+  beast_client client{port(), offer_deflate};
+  CHECK(client.extensions.empty() == !offer_deflate);
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  size_t pongs = 0;
+  client.ws.control_callback([&pongs](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::pong)
+      ++pongs;
+  });
+  // The server has answered the ping once it has read the message after it.
+  client.ws.ping("are you there");
+  client.ws.write(boost::asio::buffer(std::string{"after the ping"}));
+  REQUIRE(wait_until([&] { return this->frames().size() == 1; }));
+  std::vector<std::string> frames;
+  for (size_t size : {0, 1, 125, 126, 127, 65535, 65536, 70000, 300000}) {
+    std::string frame(size, 'x');
+    for (size_t i = 0; i < size; i += 7)
+      frame[i] = static_cast<char>('a' + i % 26);
+    frames.push_back(std::move(frame));
+  }
+  frame_batch batch;
+  for (const auto& frame : frames) {
+    batch.bytes += frame;
+    batch.end_frame();
+  }
+  connection(0)->send_batch(std::move(batch));
+  for (const auto& frame : frames) {
+    auto got = client.read();
+    REQUIRE(got.size() == frame.size());
+    CHECK(got == frame);
+  }
+  CHECK(pongs == 1);
+}
