@@ -67,7 +67,7 @@ bool held_by_another_process(const caf::error& err) {
 }
 
 caf::expected<std::unique_ptr<store::event_store>>
-open_unless_held(const config::config& cfg) {
+open_unless_held(const config::config& cfg, bool bulk_import) {
   // RocksDB logs a failed lock as a warning before the open returns, and
   // may log from its own threads for as long as the store is open.
   struct held_back {
@@ -77,6 +77,7 @@ open_unless_held(const config::config& cfg) {
     std::function<void(bool, std::string_view)> log;
   };
   auto opts = store_options_from(cfg);
+  opts.bulk_import = bulk_import;
   auto held = std::make_shared<held_back>();
   held->log = std::move(opts.log);
   opts.log = [held](bool problem, std::string_view line) {
@@ -136,7 +137,7 @@ int run_import(const config::config& cfg, const std::string& input) {
     }
     in = &file;
   }
-  auto store = open_unless_held(cfg);
+  auto store = open_unless_held(cfg, /*bulk_import=*/true);
   if (!store) {
     std::fprintf(stderr, "ferry import: %s\n", store_hint(store.error()).c_str());
     return 1;

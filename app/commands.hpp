@@ -35,9 +35,9 @@ bool held_by_another_process(const caf::error& err);
 /// Opens the store as its only writer, as a one-shot command does. RocksDB's
 /// own log lines of the attempt are held back: dropped when the store is
 /// held by another process (the command says so in its own words), passed on
-/// otherwise.
+/// otherwise. `bulk_import` opens it as `store_options::bulk_import` says.
 caf::expected<std::unique_ptr<store::event_store>>
-open_unless_held(const config::config& cfg);
+open_unless_held(const config::config& cfg, bool bulk_import = false);
 
 /// Opens the store for a command that only reads it (`command` names it in
 /// messages): a store a node holds opens beside it, as a secondary instance

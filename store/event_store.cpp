@@ -7,6 +7,7 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -75,6 +76,21 @@ public:
 private:
   std::function<void(bool, std::string_view)> sink_;
 };
+
+/// The families only ever range-scanned, one key per event and index entry.
+bool is_index_family(cf family) {
+  switch (family) {
+    case cf::by_created:
+    case cf::by_kind:
+    case cf::by_author:
+    case cf::by_author_kind:
+    case cf::by_tag:
+    case cf::by_expiration:
+      return true;
+    default:
+      return false;
+  }
+}
 
 } // namespace
 
@@ -195,6 +211,9 @@ event_store::open(const store_options& opts) {
   // the free space falls below `reserve_bytes`, so the WAL, the MANIFEST and
   // flushes keep room; the hard error is the fallback for a disk filled by
   // someone else between two checks.
+  // A vector memtable takes no concurrent inserts; there is one writer.
+  if (opts.bulk_import)
+    db_options.allow_concurrent_memtable_write = false;
   db_options.info_log = std::make_shared<forwarding_logger>(opts.log);
   db_options.listeners.push_back(st.errors);
 
@@ -229,7 +248,10 @@ event_store::open(const store_options& opts) {
     // the index families are only ever range-scanned.
     bool bloom = family == cf::events || family == cf::replaceable
                  || family == cf::deleted;
-    descriptors.emplace_back(std::string(cf_names[i]), family_options(bloom));
+    auto options = family_options(bloom);
+    if (opts.bulk_import && is_index_family(family))
+      options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    descriptors.emplace_back(std::string(cf_names[i]), std::move(options));
   }
   std::vector<std::string> on_disk;
   // Fails on a fresh directory, which simply has no families yet.

@@ -48,6 +48,13 @@ struct store_options {
   /// it opened (the WAL included). Such a store must not be written to, and
   /// its schema must be this build's (a node upgrades it, not a reader).
   bool beside_running_node = false;
+  /// Tuned for `ferry import`, the store's only user while it runs: the
+  /// index families, which nothing reads during an import, keep their
+  /// memtables as unsorted vectors (an append per key; the flush sorts them)
+  /// instead of skip lists, whose inserts were over half of the writer's
+  /// time. Reading an index family is then slow until its memtable is
+  /// flushed, so a serving node must never open a store this way.
+  bool bulk_import = false;
 };
 
 /// The start of every OK message for an event refused for lack of space.

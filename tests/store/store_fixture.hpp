@@ -26,6 +26,8 @@ inline constexpr int64_t default_now = 1'700'000'000;
 struct store_fixture {
   std::filesystem::path dir;
   std::unique_ptr<event_store> store;
+  /// Opens the store as `ferry import` does (takes effect at `reopen`).
+  bool bulk_import = false;
 
   store_fixture() {
     std::random_device rd;
@@ -45,6 +47,7 @@ struct store_fixture {
     opts.path = dir.string();
     opts.write_buffer_mb = 1;
     opts.block_cache_mb = 8;
+    opts.bulk_import = bulk_import;
     return opts;
   }
 
