@@ -1,5 +1,6 @@
 #include "actors/relay/client_session.hpp"
 
+#include "actors/runtime/logging.hpp"
 #include "actors/runtime/metrics.hpp"
 #include "actors/relay/query_worker.hpp"
 #include "messages/clock.hpp"
@@ -256,13 +257,49 @@ query_worker_actor worker_for(self_pointer self) {
   return worker_slot_for(self)->get();
 }
 
-/// Sends to the hub, unless it is between incarnations (then the live part of
-/// a subscription is lost until the client subscribes again, as after a
-/// reconnect).
+/// How often a session looks for the hub's next incarnation after it went
+/// down.
+constexpr auto hub_retry_delay = std::chrono::milliseconds{50};
+
+/// Sends to the hub. Between two incarnations it is lost; the session
+/// registers every subscription with the next one (`register_with_hub`).
 template <class... Ts>
 void to_hub(self_pointer self, Ts&&... xs) {
   if (auto hub = self->state.ctx->hub->get())
     self->send(hub, std::forward<Ts>(xs)...);
+}
+
+/// Watches the hub a subscription was just registered with: a new
+/// incarnation knows none of the session's subscriptions.
+void watch_hub(self_pointer self) {
+  auto& st = self->state;
+  auto hub = st.ctx->hub->get();
+  if (!hub || st.hub_registered == hub.address())
+    return;
+  st.hub_registered = hub.address();
+  self->monitor(hub);
+}
+
+/// Registers every open subscription with the hub's current incarnation,
+/// after the one they were registered with went down; tries again shortly
+/// while the supervisor has not started the next one. Events the hub took
+/// in between reach no one, as for a client that reconnects.
+void register_with_hub(self_pointer self) {
+  auto& st = self->state;
+  auto hub = st.ctx->hub->get();
+  if (!hub || hub.address() == st.hub_registered) {
+    ++st.hub_retries_pending;
+    self->delayed_send(self, hub_retry_delay, atom::tick_v);
+    return;
+  }
+  for (auto& [sub_id, sub] : st.subscriptions)
+    self->send(hub, atom::subscribe_v,
+               caf::actor_cast<client_session_actor>(self), sub_id,
+               sub.job->filters);
+  log::debug("{}: registered {} subscription(s) with the restarted hub",
+            self->name(), st.subscriptions.size());
+  st.hub_registered = hub.address();
+  self->monitor(hub);
 }
 
 /// Starts a query job; false when no worker is running right now.
@@ -347,6 +384,8 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
   // Live first, then the stored part: nothing committed in between is missed.
   to_hub(self, atom::subscribe_v, caf::actor_cast<client_session_actor>(self),
          sub_id, filters);
+  if (st.hub_retries_pending == 0)
+    watch_hub(self);
   auto job = make_job(self, sub_id, std::move(filters), false);
   auto& sub = st.subscriptions[sub_id];
   sub.job = job;
@@ -685,6 +724,13 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
   self->state.challenge = nostr::to_hex(nonce);
   if (self->state.ctx->auth_required || self->state.ctx->announce_auth)
     self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.hub_registered || st.hub_retries_pending > 0)
+      return;
+    ++st.hub_retries_pending;
+    self->delayed_send(self, hub_retry_delay, atom::tick_v);
+  });
   return {
     [self](atom::frame, std::string& frame) {
       if (on_frame(self, frame) == frame_state::done)
@@ -765,7 +811,15 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
       st.send(nostr::count_message(sub_id, n));
     },
     [self](atom::neg, neg_job_ptr& job) { on_neg_answer(self, *job); },
-    [self](atom::tick) { on_idle_check(self); },
+    [self](atom::tick) {
+      // Ticks are alike: each one does the job due first.
+      if (self->state.hub_retries_pending > 0) {
+        --self->state.hub_retries_pending;
+        register_with_hub(self);
+        return;
+      }
+      on_idle_check(self);
+    },
   };
 }
 

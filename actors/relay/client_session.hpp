@@ -90,6 +90,12 @@ struct client_session_state {
   std::map<std::string, negentropy_session> negentropy;
   /// A tick to close idle negentropy sessions is on its way.
   bool idle_check_scheduled = false;
+  /// The hub incarnation the subscriptions are registered with (monitored).
+  caf::actor_addr hub_registered;
+  /// Ticks on their way to register the subscriptions with the hub again:
+  /// after a hub restart, their live part would end otherwise. A tick does
+  /// this job while one is due, else the idle check.
+  size_t hub_retries_pending = 0;
   /// NIP-42 challenge sent to this client.
   std::string challenge;
   /// Pubkeys this client has proven (NIP-42).
