@@ -19,6 +19,7 @@
 #include "bench/bench_util.hpp"
 #include "bench/corpus.hpp"
 #include "bench/req_client.hpp"
+#include "bench/whole_store_set.hpp"
 
 #include "messages/nostr/negentropy.hpp"
 #include "store/event_store.hpp"
@@ -211,11 +212,7 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
     std::vector<double> times;
     for (int i = 0; i < builds; ++i) {
       auto start = clock_type::now();
-      auto scan = (*opened)->negentropy_items(nostr::filter{}, std::time(nullptr),
-                                              std::numeric_limits<size_t>::max());
-      if (!scan)
-        throw std::runtime_error("negentropy_items failed");
-      auto set = std::make_shared<const neg::item_set>(std::move(scan->items));
+      auto set = whole_store_set(**opened);
       times.push_back(seconds_since(start) * 1e3);
       items = std::move(set);
     }
