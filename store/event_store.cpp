@@ -182,6 +182,7 @@ event_store::open(const store_options& opts) {
   st.write_options.sync = opts.sync_writes;
   st.path = opts.path;
   st.reserve_bytes = opts.reserve_bytes;
+  st.bulk_import = opts.bulk_import;
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -347,6 +348,29 @@ caf::error event_store::flush() {
   s = st.db->FlushWAL(true);
   if (!s.ok())
     return storage_error(s);
+  if (st.bulk_import)
+    return st.merge_created_index();
+  return {};
+}
+
+caf::error event_store::impl::merge_created_index() {
+  // An import leaves `by_created` in overlapping L0 files, one per memtable
+  // flush (two after a million events), which no compaction merges until
+  // enough later flushes pile up. Reading the family end to end (the NIP-77
+  // set of `{}`, REQs by time alone) then merges the files key by key: one
+  // sorted run took the set of 901,498 events ~15% less CPU to build (~20%
+  // with perf_counters_off, event_store_query.cpp). The compaction rewrites
+  // the whole family, ~0.9 s per million events, so an import that flushed
+  // it only once (a small one) leaves it as it is.
+  std::string l0_files;
+  if (!db->GetProperty(h(cf::by_created), "rocksdb.num-files-at-level0", &l0_files))
+    return {};
+  if (l0_files == "0" || l0_files == "1")
+    return {};
+  auto s = db->CompactRange(rocksdb::CompactRangeOptions{}, h(cf::by_created),
+                            nullptr, nullptr);
+  if (!s.ok())
+    return write_failed(s);
   return {};
 }
 

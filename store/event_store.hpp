@@ -208,9 +208,9 @@ public:
   rocksdb::DB* db() const;
   rocksdb::ColumnFamilyHandle* handle(cf family) const;
 
-  /// Flushes memtables and syncs the WAL (used on orderly shutdown). While
-  /// RocksDB holds a background error the WAL is left as it is: it is
-  /// replayed on the next open.
+  /// Flushes memtables and syncs the WAL (orderly shutdown; a bulk import's
+  /// store also merges its created_at index into one run). While RocksDB holds
+  /// a background error the WAL is left as it is: it is replayed on next open.
   caf::error flush();
 
   // -- disk space (the writer checks, any thread reads) ----------------------

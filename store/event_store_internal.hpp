@@ -76,6 +76,8 @@ struct event_store::impl {
   /// node's read-write store.
   std::string secondary_path;
   uint64_t reserve_bytes = 0;
+  /// Opened by `ferry import` (store_options::bulk_import).
+  bool bulk_import = false;
   std::shared_ptr<error_listener> errors = std::make_shared<error_listener>();
   /// Set by the writer's thread, read by any: space_problem() without a lock.
   std::atomic<bool> disk_full{false};
@@ -97,6 +99,9 @@ struct event_store::impl {
   /// A failed commit: out of space (now, or RocksDB is still read-only from
   /// an earlier ENOSPC) makes the disk full until `recheck_space` says not.
   caf::error write_failed(const rocksdb::Status& s);
+
+  /// After a bulk import: compacts `by_created` into one sorted run.
+  caf::error merge_created_index();
 };
 
 } // namespace ferry::store
