@@ -71,7 +71,10 @@ using relay_connection_actor = caf::typed_actor<
   // INTERNAL: the local set of a negentropy window (generation, scan serial).
   caf::reacts_to<atom::neg, uint64_t, uint64_t, item_scan_result_ptr>,
   // INTERNAL: announce the authors whose deletions are followed (generation).
-  caf::reacts_to<atom::deletions, uint64_t>>;
+  caf::reacts_to<atom::deletions, uint64_t>,
+  // INTERNAL: look again at the ids left to other connections' fetches
+  // (generation).
+  caf::reacts_to<atom::retry, uint64_t>>;
 
 /// The SYNC MANAGER owns the sync server definitions (config + admin API,
 /// persisted in `sync_servers`) and one RELAY CONNECTION per enabled server.

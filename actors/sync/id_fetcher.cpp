@@ -7,6 +7,38 @@ namespace ferry {
 id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
   opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);
   opts_.max_requests = std::max<size_t>(opts_.max_requests, 1);
+  if (opts_.claims)
+    owner_ = opts_.claims->new_owner();
+}
+
+id_fetcher::~id_fetcher() {
+  for (const auto& [sub_id, req] : open_)
+    release(req.pending);
+  release(unsettled_);
+}
+
+void id_fetcher::release(const std::set<nostr::bytes32>& ids) {
+  if (opts_.claims && !ids.empty())
+    opts_.claims->release({ids.begin(), ids.end()}, owner_);
+}
+
+void id_fetcher::settled(const nostr::bytes32& id) {
+  if (unsettled_.erase(id) != 0)
+    opts_.claims->release({id}, owner_);
+}
+
+void id_fetcher::look_again_at_deferred() {
+  size_t kept = 0;
+  for (size_t i = 0; i < deferred_.size(); ++i) {
+    const auto id = deferred_[i];
+    if (opts_.held && opts_.held(id))
+      ++fetched_elsewhere;
+    else if (opts_.claims->held_by_other(id, owner_))
+      deferred_[kept++] = id;
+    else
+      queue_.push_back(id);
+  }
+  deferred_.resize(kept);
 }
 
 void id_fetcher::add(const std::vector<nostr::bytes32>& ids) {
@@ -19,9 +51,30 @@ void id_fetcher::add(const std::vector<nostr::bytes32>& ids) {
 
 std::vector<std::string> id_fetcher::fill() {
   std::vector<std::string> frames;
+  if (queue_.empty() && !deferred_.empty() && open_.size() < opts_.max_requests)
+    look_again_at_deferred();
   while (!queue_.empty() && open_.size() < opts_.max_requests) {
+    std::vector<nostr::bytes32> batch;
+    while (!queue_.empty() && batch.size() < opts_.batch_size) {
+      auto id = queue_.front();
+      queue_.pop_front();
+      if (opts_.claims) {
+        // Another connection may have fetched it since it was queued here.
+        if (opts_.held && opts_.held(id)) {
+          ++fetched_elsewhere;
+          continue;
+        }
+        if (!opts_.claims->try_claim(id, owner_)) {
+          deferred_.push_back(id);
+          continue;
+        }
+      }
+      batch.push_back(id);
+    }
+    if (batch.empty())
+      break;
     auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
-    auto n = std::min(queue_.size(), opts_.batch_size);
+    const auto n = batch.size();
     request req;
     std::string ids;
     ids.reserve(n * 67);
@@ -29,10 +82,9 @@ std::vector<std::string> id_fetcher::fill() {
       if (i > 0)
         ids += ',';
       ids += '"';
-      ids += nostr::to_hex(queue_.front());
+      ids += nostr::to_hex(batch[i]);
       ids += '"';
-      req.pending.insert(queue_.front());
-      queue_.pop_front();
+      req.pending.insert(batch[i]);
     }
     // The limit keeps relays that apply a default limit to every filter
     // from cutting the batch short.
@@ -69,6 +121,8 @@ bool id_fetcher::on_event(std::string_view sub_id, const nostr::bytes32& id) {
   }
   ++i->second.delivered;
   ++delivered;
+  if (opts_.claims)
+    unsettled_.insert(id);
   return true;
 }
 
@@ -77,6 +131,8 @@ std::string id_fetcher::on_eose(std::string_view sub_id) {
   if (i == open_.end())
     return {};
   auto& req = i->second;
+  // Those delivered stay claimed until the owner settles them.
+  release(req.pending);
   if (req.delivered > 0)
     queue_.insert(queue_.end(), req.pending.begin(), req.pending.end());
   else
@@ -90,6 +146,7 @@ bool id_fetcher::on_closed(std::string_view sub_id, std::string_view reason) {
   if (i == open_.end())
     return false;
   missing += i->second.pending.size();
+  release(i->second.pending);
   closed_reason_ = std::string{reason};
   open_.erase(i);
   return true;

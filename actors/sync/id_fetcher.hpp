@@ -1,12 +1,15 @@
 #pragma once
 
+#include "actors/sync/fetch_claims.hpp"
 #include "messages/nostr/filter.hpp"
 #include "messages/nostr/hex.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -34,9 +37,20 @@ public:
     /// that filter's conditions, so a relay that lets us read only within
     /// these filters (a federation peer's collections) serves the ids.
     std::vector<nostr::filter> within;
+    /// Shared with the node's other fetchers: an id another one is asking
+    /// for right now is left to it, and looked at again (is it `held`
+    /// now? else it is fetched here) once nothing else is left to do; an
+    /// id `held` by the time its REQ is made is not asked for.
+    std::shared_ptr<fetch_claims> claims;
+    /// Whether an event is stored (with `claims`).
+    std::function<bool(const nostr::bytes32&)> held;
   };
 
   explicit id_fetcher(options opts);
+  /// Gives back the claims of the REQs still open.
+  ~id_fetcher();
+  id_fetcher(const id_fetcher&) = delete;
+  id_fetcher& operator=(const id_fetcher&) = delete;
 
   /// Queues ids to fetch; ids already queued, open or delivered are ignored.
   void add(const std::vector<nostr::bytes32>& ids);
@@ -53,6 +67,11 @@ public:
   ///          `unexpected`): a relay that ignores the ids filter or repeats.
   bool on_event(std::string_view sub_id, const nostr::bytes32& id);
 
+  /// The owner is done with a delivered event (stored, refused or failed):
+  /// its claim is given back. Until then other fetchers leave the id alone
+  /// (the event may still be on its way to the store).
+  void settled(const nostr::bytes32& id);
+
   /// EOSE on `sub_id`: the REQ is over.
   /// Ids it did not deliver are asked for once more when it delivered
   /// something (a relay capping results below the ids asked for), otherwise
@@ -65,9 +84,15 @@ public:
   /// @returns true when `sub_id` was one of ours and open.
   bool on_closed(std::string_view sub_id, std::string_view reason);
 
-  /// Nothing queued and no REQ open.
+  /// Nothing queued, no REQ open and no id left to another fetcher.
   bool done() const {
-    return queue_.empty() && open_.empty();
+    return queue_.empty() && open_.empty() && deferred_.empty();
+  }
+
+  /// All that is left are ids other fetchers were asking for: the owner
+  /// calls `fill` again after a while (nothing else will wake it).
+  bool waiting_for_others() const {
+    return queue_.empty() && open_.empty() && !deferred_.empty();
   }
 
   /// REQs open.
@@ -96,6 +121,9 @@ public:
   uint64_t unexpected = 0;
   /// REQs sent.
   uint64_t requests = 0;
+  /// Ids stored by another fetcher (or path) before this one asked for
+  /// them: not downloaded here.
+  uint64_t fetched_elsewhere = 0;
 
 private:
   struct request {
@@ -103,11 +131,22 @@ private:
     size_t delivered = 0;
   };
 
+  /// Ids left to other fetchers: those still claimed stay, those now held
+  /// are done, the rest are queued to be fetched here.
+  void look_again_at_deferred();
+  void release(const std::set<nostr::bytes32>& ids);
+
   options opts_;
   std::deque<nostr::bytes32> queue_;
   /// Every id ever added, so the same id is never fetched twice.
   std::set<nostr::bytes32> known_;
   std::map<std::string, request, std::less<>> open_;
+  /// Ids another fetcher claimed when they were due here.
+  std::vector<nostr::bytes32> deferred_;
+  /// Delivered ids the owner has not settled: still claimed.
+  std::set<nostr::bytes32> unsettled_;
+  /// This fetcher's identity in `opts_.claims`.
+  uint64_t owner_ = 0;
   uint64_t next_sub_ = 0;
   std::string closed_reason_;
 };

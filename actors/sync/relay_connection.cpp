@@ -135,6 +135,9 @@ status_map status_of(self_pointer self) {
   caf::put(result, "fetch_missing",
            static_cast<int64_t>(neg.fetch_missing
                                 + (neg.fetcher ? neg.fetcher->missing : 0)));
+  caf::put(result, "fetched_elsewhere",
+           static_cast<int64_t>(neg.fetched_elsewhere
+                                + (neg.fetcher ? neg.fetcher->fetched_elsewhere : 0)));
   const auto& up = st.up;
   caf::put(result, "sent", static_cast<int64_t>(up.sent()));
   caf::put(result, "sent_ok", static_cast<int64_t>(up.sent_ok()));
@@ -269,6 +272,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     },
     [self](atom::feed, const ingest_item_ptr&) { pump_up(self); },
     [self](atom::tick, uint64_t gen) { on_up_check(self, gen); },
+    [self](atom::retry, uint64_t gen) { on_fetch_look(self, gen); },
     [self](atom::deletions, uint64_t gen) {
       flush_deletion_authors(self, gen);
     },

@@ -51,6 +51,10 @@ struct relay_connection_deps {
   handle_slot_ptr<hub_actor> hub;
   /// Tracks catch-up subscriptions until their EOSE.
   handle_slot_ptr<pending_batches_actor> batches;
+  /// The ids the node's connections are fetching, shared by all of them so
+  /// that an event several remotes hold is downloaded from one (none: each
+  /// connection fetches on its own).
+  std::shared_ptr<fetch_claims> fetching;
   /// Set for a connection GRASP SYNC drives through the relay driver: its
   /// REQs come from `subscribe` messages (no catch-up, no cursor, no up
   /// stream), it reports connected / EOSE / CLOSED to this listener, and

@@ -157,7 +157,7 @@ bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
   return false;
 }
 
-void ingest(self_pointer self, nostr::event ev) {
+bool ingest(self_pointer self, nostr::event ev) {
   auto& st = self->state;
   auto& counts = st.ingest;
   auto item = std::make_shared<ingest_item>();
@@ -179,27 +179,33 @@ void ingest(self_pointer self, nostr::event ev) {
     if (st.deps.remember_refused
         && store::find_refused(*st.deps.store, st.label, item->data.ev.id)) {
       metrics::sync::refused_skipped(st.def.id);
-      return count_refused(self);
+      count_refused(self);
+      return false;
     }
     auto verdict = counts.server_rules->judge(*item, unix_now(),
                                               steady_seconds());
-    if (verdict.action != policy_action::accept)
-      return refuse_by_server_policy(self, item->data.ev, verdict);
+    if (verdict.action != policy_action::accept) {
+      refuse_by_server_policy(self, item->data.ev, verdict);
+      return false;
+    }
   }
   auto verifier
     = st.deps.verifiers[counts.next_verifier++ % st.deps.verifiers.size()]->get();
   if (!verifier) {
     ++counts.rejected;
-    return note_unstored(self, created_at);
+    note_unstored(self, created_at);
+    return false;
   }
   auto seq = number_ingest(self);
   if (++counts.in_flight == in_flight_high && st.session.conn) {
     counts.reading_paused = true;
     st.session.conn->pause_reading();
   }
+  auto id = item->data.ev.id;
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
-      [self, created_at, seq, kind, pubkey](ingest_result& r) {
+      [self, created_at, seq, kind, pubkey, id](ingest_result& r) {
+        settle_fetched(self, id);
         // Learned once stored (or held already), never from an event that
         // failed its signature check; before the cursor can pass it.
         if (r.status == ingest_status::stored
@@ -207,10 +213,12 @@ void ingest(self_pointer self, nostr::event ev) {
           learn_author(self, kind, pubkey);
         on_ingested(self, r, created_at, seq);
       },
-      [self, created_at, seq](caf::error& err) {
+      [self, created_at, seq, id](caf::error& err) {
+        settle_fetched(self, id);
         on_ingested(self, ingest_result{ingest_status::error, render(err)},
                     created_at, seq);
       });
+  return true;
 }
 
 } // namespace ferry::relay_conn

@@ -63,7 +63,9 @@ bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
 
 /// Sends one event from the remote into the node's ingest path, numbered in
 /// the order received (the cursor follows that order, see relay_cursor).
-void ingest(self_pointer self, nostr::event ev);
+/// @returns false when it was settled here (refused by the server's own
+///          rules, or no verifier running): no ingest answer will come.
+bool ingest(self_pointer self, nostr::event ev);
 
 } // namespace relay_conn
 

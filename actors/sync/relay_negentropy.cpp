@@ -21,6 +21,9 @@ constexpr auto neg_answer_timeout = std::chrono::seconds{10};
 /// Ids per fetch REQ after a reconciliation, and fetch REQs open at once.
 constexpr size_t fetch_batch = 500;
 constexpr size_t fetches_max_in_flight = 4;
+/// How often a fetcher whose last ids another connection is fetching looks
+/// whether they are stored (long enough for that connection's writes).
+constexpr auto fetch_look_interval = std::chrono::milliseconds{50};
 
 /// The reconciliation covered every window: fetch the rest and send what the
 /// remote lacks (the live tail is open since before it began).
@@ -163,6 +166,10 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   fetch.batch_size = std::min<size_t>(fetch_batch, st.session.page_size);
   fetch.max_requests = fetches_max_in_flight;
   fetch.sub_prefix = "ferry-fetch-";
+  fetch.claims = st.deps.fetching;
+  fetch.held = [store = st.deps.store](const nostr::bytes32& id) {
+    return store->contains(id);
+  };
   neg.fetcher.emplace(fetch);
   neg.have_ids.clear();
   // Only a reconciliation of everything covers the whole change log.
@@ -249,9 +256,17 @@ bool on_fetch_event(self_pointer self, const std::string& sub_id,
   if (!fetcher || !fetcher->owns(sub_id))
     return false;
   // Asked for by id: only those ids, once each.
-  if (fetcher->on_event(sub_id, ev.id) && admit(self, st.def.filters, ev))
-    ingest(self, std::move(ev));
+  if (!fetcher->on_event(sub_id, ev.id))
+    return true;
+  auto id = ev.id;
+  if (!admit(self, st.def.filters, ev) || !ingest(self, std::move(ev)))
+    fetcher->settled(id);
   return true;
+}
+
+void settle_fetched(self_pointer self, const nostr::bytes32& id) {
+  if (auto& fetcher = self->state.neg.fetcher)
+    fetcher->settled(id);
 }
 
 bool on_fetch_eose(self_pointer self, const std::string& sub_id) {
@@ -282,13 +297,31 @@ void pump_fetches(self_pointer self) {
     return;
   for (auto& frame : st.neg.fetcher->fill())
     send_frame(self, std::move(frame));
+  if (st.neg.fetcher->waiting_for_others() && !st.neg.fetch_look_scheduled) {
+    st.neg.fetch_look_scheduled = true;
+    self->delayed_send(self, fetch_look_interval, atom::retry_v, st.generation);
+  }
+}
+
+void on_fetch_look(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.generation)
+    return;
+  st.neg.fetch_look_scheduled = false;
+  if (!st.neg.fetcher)
+    return;
+  pump_fetches(self);
+  maybe_finish_catchup(self);
 }
 
 void end_fetches(self_pointer self) {
   auto& neg = self->state.neg;
-  if (neg.fetcher)
+  if (neg.fetcher) {
     neg.fetch_missing += neg.fetcher->missing;
+    neg.fetched_elsewhere += neg.fetcher->fetched_elsewhere;
+  }
   neg.fetcher.reset();
+  neg.fetch_look_scheduled = false;
 }
 
 void drop_negentropy(self_pointer self) {

@@ -45,6 +45,11 @@ struct relay_negentropy {
   std::optional<id_fetcher> fetcher;
   /// Ids the remote announced but did not deliver, over all catch-ups.
   uint64_t fetch_missing = 0;
+  /// Ids left to another connection's fetch and stored by it, over all
+  /// catch-ups (not downloaded from this remote).
+  uint64_t fetched_elsewhere = 0;
+  /// The fetcher waits for other connections' fetches; a look is due.
+  bool fetch_look_scheduled = false;
   /// Ids the remote lacks, sent once the up stream starts.
   std::vector<nostr::bytes32> have_ids;
   /// After a full reconciliation, the change log up to here is covered.
@@ -94,6 +99,14 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
 /// Opens fetch REQs for ids a reconciliation found missing, while the
 /// ingest path has room.
 void pump_fetches(self_pointer self);
+
+/// The ingest path answered for event `id`: if this connection fetched it,
+/// other connections may now fetch it (or find it stored).
+void settle_fetched(self_pointer self, const nostr::bytes32& id);
+
+/// The look a fetcher waiting for other connections' fetches asked for
+/// (`atom::retry` with the generation it was scheduled in).
+void on_fetch_look(self_pointer self, uint64_t gen);
 
 /// Forgets the running fetch, keeping its count of missing ids.
 void end_fetches(self_pointer self);

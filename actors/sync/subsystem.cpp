@@ -1,5 +1,6 @@
 #include "actors/sync/subsystem.hpp"
 
+#include "actors/sync/fetch_claims.hpp"
 #include "actors/sync/health_tracker.hpp"
 #include "actors/sync/pending_batches.hpp"
 #include "actors/sync/sync_manager.hpp"
@@ -17,6 +18,7 @@ relay_connection_deps connection_deps(const node_wiring& wiring) {
   deps.health = wiring.health;
   deps.hub = wiring.relay->hub;
   deps.batches = wiring.batches;
+  deps.fetching = std::make_shared<fetch_claims>();
   deps.one_shot_max_items = wiring.cfg.relay.negentropy.max_items;
   deps.remember_refused = wiring.cfg.policy.remember_refused.max_entries > 0;
   return deps;

@@ -154,7 +154,8 @@ void stats_row(self_pointer self, const entry& e,
       row["cursor"] = integer_of(*status, "cursor");
       row["up_cursor"] = integer_of(*status, "up_cursor");
       row["up_in_flight"] = integer_of(*status, "up_in_flight");
-      for (auto key : {"neg_rounds", "neg_need", "neg_have", "last_catchup_ms"})
+      for (auto key : {"neg_rounds", "neg_need", "neg_have", "fetched_elsewhere",
+                       "last_catchup_ms"})
         row[key] = integer_of(*status, key);
       if (auto neg = caf::get_if<std::string>(&*status, "negentropy"))
         row["negentropy"] = *neg;

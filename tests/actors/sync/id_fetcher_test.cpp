@@ -153,7 +153,10 @@ TEST_CASE("the id fetcher gives up a REQ the relay closes and keeps its reason",
 TEST_CASE("the id fetcher asks within given filters: one filter each, with "
           "the ids and that filter's conditions",
           "[id_fetcher]") {
-  id_fetcher::options opts{2, 1, "w-"};
+  id_fetcher::options opts;
+  opts.batch_size = 2;
+  opts.max_requests = 1;
+  opts.sub_prefix = "w-";
   nostr::filter profiles;
   profiles.kinds = std::vector<uint32_t>{0, 30023};
   profiles.since = 100;
@@ -184,4 +187,133 @@ TEST_CASE("the id fetcher asks within given filters: one filter each, with "
   CHECK_FALSE(sent[1].kinds);
   REQUIRE(sent[1].tags.size() == 1);
   CHECK(sent[1].tags[0].values == std::vector<std::string>{"ferry"});
+}
+
+TEST_CASE("id fetchers sharing claims ask for each id once, and one waits for "
+          "what the other is fetching",
+          "[id_fetcher]") {
+  auto claims = std::make_shared<fetch_claims>();
+  std::set<bytes32> stored;
+  auto options_for = [&](std::string prefix) {
+    id_fetcher::options o;
+    o.batch_size = 10;
+    o.max_requests = 2;
+    o.sub_prefix = std::move(prefix);
+    o.claims = claims;
+    o.held = [&stored](const bytes32& id) { return stored.count(id) != 0; };
+    return o;
+  };
+  id_fetcher a{options_for("a-")};
+  id_fetcher c{options_for("c-")};
+  // Both remotes lack the same 40 ids (two reconciliations at once).
+  a.add(ids(0, 40));
+  c.add(ids(0, 40));
+  auto a_reqs = a.fill();
+  auto c_reqs = c.fill();
+  REQUIRE(a_reqs.size() == 2);
+  REQUIRE(c_reqs.size() == 2);
+  std::set<bytes32> asked_a, asked_c;
+  for (auto& frame : a_reqs)
+    for (auto& id : parse_req(frame).ids)
+      asked_a.insert(id);
+  for (auto& frame : c_reqs)
+    for (auto& id : parse_req(frame).ids)
+      asked_c.insert(id);
+  CHECK(asked_a.size() == 20);
+  CHECK(asked_c.size() == 20);
+  for (auto& id : asked_a)
+    CHECK(asked_c.count(id) == 0);
+  CHECK(claims->size() == 40);
+
+  // C's REQs end with every event delivered; everything else C has is A's.
+  // Delivered ids stay claimed until C settles them (they may still be on
+  // their way to the store).
+  std::vector<bytes32> c_delivered;
+  for (auto& frame : c_reqs) {
+    auto req = parse_req(frame);
+    for (auto& id : req.ids) {
+      CHECK(c.on_event(req.sub_id, id));
+      c_delivered.push_back(id);
+    }
+    CHECK_FALSE(c.on_eose(req.sub_id).empty());
+  }
+  CHECK(claims->size() == 40);
+  for (auto& id : c_delivered) {
+    stored.insert(id);
+    c.settled(id);
+  }
+  CHECK(claims->size() == 20);
+  CHECK(c.fill().empty());
+  CHECK(c.waiting_for_others());
+  CHECK_FALSE(c.done());
+
+  // A's first REQ delivers all but one id; the other REQ is closed on A.
+  auto first = parse_req(a_reqs[0]);
+  for (size_t i = 1; i < first.ids.size(); ++i) {
+    CHECK(a.on_event(first.sub_id, first.ids[i]));
+    stored.insert(first.ids[i]);
+    a.settled(first.ids[i]);
+  }
+  a.on_eose(first.sub_id); // the undelivered id goes back to A's queue
+  auto second = parse_req(a_reqs[1]);
+  CHECK(a.on_closed(second.sub_id, "error: gone"));
+  // A skips the ids C stored and claims its undelivered id again at once:
+  // C leaves it to A.
+  auto a_again = a.fill();
+  REQUIRE(a_again.size() == 1);
+  CHECK(parse_req(a_again[0]).ids == std::vector<bytes32>{first.ids[0]});
+  CHECK(a.fetched_elsewhere == 20);
+
+  // C looks again: the ids A stored are done, those of A's closed REQ are
+  // fetched by C itself, the one A asks for again still waits.
+  auto c_again = c.fill();
+  REQUIRE(c_again.size() == 1);
+  auto recovered = parse_req(c_again[0]);
+  CHECK(std::set<bytes32>(recovered.ids.begin(), recovered.ids.end())
+        == std::set<bytes32>(second.ids.begin(), second.ids.end()));
+  CHECK(c.fetched_elsewhere == first.ids.size() - 1);
+  CHECK_FALSE(c.done());
+
+  // A's last REQ ends delivered; C's own REQ too: both are done.
+  auto last = parse_req(a_again[0]);
+  CHECK(a.on_event(last.sub_id, last.ids[0]));
+  a.on_eose(last.sub_id);
+  stored.insert(last.ids[0]);
+  a.settled(last.ids[0]);
+  for (auto& id : recovered.ids) {
+    CHECK(c.on_event(recovered.sub_id, id));
+    c.settled(id);
+  }
+  c.on_eose(recovered.sub_id);
+  CHECK(c.fill().empty());
+  CHECK(a.done());
+  CHECK(c.done());
+  CHECK(c.fetched_elsewhere == first.ids.size());
+  CHECK(claims->size() == 0);
+}
+
+TEST_CASE("an id fetcher that goes away gives its claims back", "[id_fetcher]") {
+  auto claims = std::make_shared<fetch_claims>();
+  id_fetcher::options o;
+  o.batch_size = 5;
+  o.claims = claims;
+  {
+    id_fetcher a{o};
+    a.add(ids(0, 5));
+    auto reqs = a.fill();
+    REQUIRE(reqs.size() == 1);
+    CHECK(claims->size() == 5);
+    // One delivered and not settled, the REQ over: still claimed.
+    auto req = parse_req(reqs[0]);
+    CHECK(a.on_event(req.sub_id, req.ids[0]));
+    a.on_eose(req.sub_id);
+    CHECK(claims->size() == 1);
+  }
+  CHECK(claims->size() == 0);
+  // Another fetcher now asks for all of them itself.
+  id_fetcher c{o};
+  c.add(ids(0, 5));
+  auto reqs = c.fill();
+  REQUIRE(reqs.size() == 1);
+  CHECK(parse_req(reqs[0]).ids.size() == 5);
 }
