@@ -14,6 +14,9 @@ namespace ferry::net {
 
 namespace beast = boost::beast;
 
+/// The most the output buffer keeps between messages: an event's worth.
+constexpr size_t kept_buffer_bytes = 16 * 1024;
+
 std::optional<deflate_terms> server_deflate_terms(std::string_view extensions) {
   for (const auto& extension : beast::http::ext_list{{extensions.data(), extensions.size()}}) {
     if (!beast::iequals(extension.first, "permessage-deflate"))
@@ -64,7 +67,10 @@ std::optional<std::string_view> message_deflater::compress(std::string_view mess
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(message.data()));
   z.avail_in = static_cast<uInt>(message.size());
   // Room for the whole message at once, and its flush, in all but odd cases.
+  // A buffer grown for a large message goes at the next small one.
   auto room = deflateBound(&z, static_cast<uLong>(message.size())) + 16;
+  if (out_.size() > kept_buffer_bytes && room <= kept_buffer_bytes)
+    std::string{}.swap(out_);
   if (out_.size() < room)
     out_.resize(room);
   size_t produced = 0;

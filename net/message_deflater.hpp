@@ -27,7 +27,8 @@ std::optional<deflate_terms> server_deflate_terms(std::string_view extensions);
 
 /// One connection's compressor. Its memory is zlib's: 2^(window_bits + 2)
 /// bytes for the window, 2^(mem_level + 9) for the hash and the symbol
-/// buffer, about 6 KiB of state; freed with the object.
+/// buffer, about 6 KiB of state; and the output of one message, kept up to
+/// 16 KiB between messages. All freed with the object.
 class message_deflater {
 public:
   /// `window_bits` is the most this side will use: the negotiated window

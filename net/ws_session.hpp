@@ -30,9 +30,9 @@ constexpr size_t ws_batch_bytes = 64 * 1024;
 
 /// permessage-deflate's memory per connection: the compressor's window
 /// (2^13 bytes, four times that in zlib's tables: 32 KiB) and hash and
-/// symbol buffer (memory level 6: 32 KiB), about 70 KiB with zlib's state
-/// (message_deflater); the decompressor's window is the client's choice, at
-/// most 32 KiB.
+/// symbol buffer (memory level 6: 32 KiB), about 70 KiB with zlib's state,
+/// and at most 16 KiB of output between messages (message_deflater); the
+/// decompressor's window is the client's choice, at most 32 KiB.
 constexpr int ws_deflate_window_bits = 13;
 constexpr int ws_deflate_mem_level = 6;
 /// The fastest level: hex ids, keys and signatures barely compress at any
