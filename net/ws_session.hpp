@@ -3,6 +3,7 @@
 // One WebSocket connection of the server (net/ws_server.cpp): reads frames
 // for its owner, queues and writes the owner's frames, closes. Internal.
 
+#include "net/message_deflater.hpp"
 #include "net/write_batching_stream.hpp"
 #include "net/ws_server_state.hpp"
 
@@ -14,6 +15,8 @@
 
 #include <array>
 #include <deque>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,9 +29,10 @@ namespace ferry::net::detail {
 constexpr size_t ws_batch_bytes = 64 * 1024;
 
 /// permessage-deflate's memory per connection: the compressor's window
-/// (2^13 bytes, four times that in zlib's tables) and hash (memory level 6),
-/// about 64 KiB; the decompressor's window is the client's choice, at most
-/// 32 KiB.
+/// (2^13 bytes, four times that in zlib's tables: 32 KiB) and hash and
+/// symbol buffer (memory level 6: 32 KiB), about 70 KiB with zlib's state,
+/// and at most 16 KiB of output between messages (message_deflater); the
+/// decompressor's window is the client's choice, at most 32 KiB.
 constexpr int ws_deflate_window_bits = 13;
 constexpr int ws_deflate_mem_level = 6;
 /// The fastest level: hex ids, keys and signatures barely compress at any
@@ -36,9 +40,12 @@ constexpr int ws_deflate_mem_level = 6;
 constexpr int ws_deflate_level = 1;
 
 /// The header of an unmasked, unfragmented text frame of `size` bytes: what
-/// a server puts before a message it sends uncompressed (RFC 6455, 5.2).
-inline std::string_view text_frame_header(size_t size, std::array<char, 10>& out) {
-  out[0] = static_cast<char>(0x81); // FIN, opcode 1 (text)
+/// a server puts before a message (RFC 6455, 5.2). RSV1 marks a message
+/// compressed with permessage-deflate (RFC 7692, 6).
+inline std::string_view text_frame_header(size_t size, bool compressed,
+                                          std::array<char, 10>& out) {
+  // FIN, RSV1 if compressed, opcode 1 (text).
+  out[0] = static_cast<char>(compressed ? 0xc1 : 0x81);
   size_t length_bytes = 0;
   if (size < 126) {
     out[1] = static_cast<char>(size);
@@ -184,23 +191,20 @@ private:
     ws_.set_option(
       websocket::stream_base::decorator([this](websocket::response_type& res) {
         res.set(http::field::server, "ferry");
-        // Beast has negotiated the extensions by now; Beast alone can
-        // compress, so only a connection without them is framed by us.
+        // Beast has negotiated the extensions by now; we compress what we
+        // send on the terms it settled, Beast inflates what the client sends.
         auto extensions = res[http::field::sec_websocket_extensions];
-        frames_ourselves_ = std::string_view{extensions.data(), extensions.size()}.find(
-                              "permessage-deflate")
-                            == std::string_view::npos;
+        deflate_terms_ = server_deflate_terms({extensions.data(), extensions.size()});
       }));
     // Beast would fail the whole connection on an oversize message; we
     // discard such messages ourselves and keep the connection.
     ws_.read_message_max(0);
-    ws_.text(true);
     if (server_->opts().compression) {
+      // Beast negotiates (offering at most our window) and inflates; its
+      // compressor is never used, so it never allocates.
       websocket::permessage_deflate deflate;
       deflate.server_enable = true;
       deflate.server_max_window_bits = ws_deflate_window_bits;
-      deflate.memLevel = ws_deflate_mem_level;
-      deflate.compLevel = ws_deflate_level;
       ws_.set_option(deflate);
     }
     ws_.async_accept(req,
@@ -217,6 +221,9 @@ private:
       return;
     }
     opened_ = true;
+    if (deflate_terms_)
+      deflater_ = std::make_unique<message_deflater>(*deflate_terms_, ws_deflate_window_bits,
+                                                     ws_deflate_mem_level, ws_deflate_level);
     if (server_->on_open())
       callbacks_ = server_->on_open()(this->shared_from_this());
     // Counted once the owner knows the connection, so that a count the owner
@@ -355,51 +362,39 @@ private:
   }
 
   /// Writes the frames at the front of the queue, up to `ws_batch_bytes`,
-  /// as one socket write: each becomes a WebSocket message in the stream's
-  /// buffer, and the buffer is flushed once.
+  /// as one socket write. Each message is framed here, straight into the
+  /// stream's buffer (compressed first if permessage-deflate was agreed):
+  /// Beast's write operation per message (with a handler posted for each)
+  /// cost more than the socket write itself (bench_req profile), and its
+  /// port of zlib more than the system's. Compression runs in the order of
+  /// the socket, as context takeover needs. Between whole messages Beast's
+  /// own control frames still fit in, as whole frames.
   void do_write() {
-    batch_bytes_ = 0;
-    ws_.next_layer().hold();
-    if (frames_ourselves_ && ws_.is_open())
-      return write_framed_batch();
-    write_next_in_batch();
-  }
-
-  /// The batch framed here, straight into the stream's buffer: an
-  /// uncompressed text frame is a header and the bytes, and Beast's write
-  /// operation per message (with a handler posted for each) cost more than
-  /// the socket write itself (bench_req profile). Between whole messages
-  /// Beast's own control frames still fit in, as whole frames.
-  void write_framed_batch() {
+    if (!ws_.is_open()) {
+      // The peer's close frame has arrived: as Beast would for a write.
+      return net::post(ws_.get_executor(),
+                       beast::bind_front_handler(&websocket_session::on_flushed,
+                                                 this->shared_from_this(),
+                                                 net::error::operation_aborted));
+    }
     auto& stream = ws_.next_layer();
+    stream.hold();
+    batch_bytes_ = 0;
     std::array<char, 10> header;
     do {
       auto frame = queue_[batch_frames_++].text;
       batch_bytes_ += frame.size();
-      stream.append_framed(text_frame_header(frame.size(), header));
+      if (deflater_) {
+        auto payload = deflater_->compress(frame);
+        if (!payload)
+          return finish("write: compression failed");
+        frame = *payload;
+      }
+      stream.append_framed(text_frame_header(frame.size(), deflater_ != nullptr, header));
       stream.append_framed(frame);
     } while (batch_frames_ < queue_.size() && batch_bytes_ < ws_batch_bytes);
     stream.flush(beast::bind_front_handler(&websocket_session::on_flushed,
                                            this->shared_from_this()));
-  }
-
-  void write_next_in_batch() {
-    auto frame = queue_[batch_frames_++].text;
-    batch_bytes_ += frame.size();
-    ws_.async_write(net::buffer(frame.data(), frame.size()),
-                    beast::bind_front_handler(&websocket_session::on_write,
-                                              this->shared_from_this()));
-  }
-
-  void on_write(beast::error_code ec, size_t) {
-    if (finished_)
-      return;
-    if (ec)
-      return finish(close_pending_ ? close_text_ : "write: " + ec.message());
-    if (batch_frames_ < queue_.size() && batch_bytes_ < ws_batch_bytes)
-      return write_next_in_batch();
-    ws_.next_layer().flush(beast::bind_front_handler(&websocket_session::on_flushed,
-                                                     this->shared_from_this()));
   }
 
   void on_flushed(beast::error_code ec) {
@@ -495,6 +490,8 @@ private:
       queued_bytes_ -= frame.text.size();
     queue_.clear();
     batch_frames_ = 0;
+    // The compressor's ~70 KiB go now, not when the last handler lets go.
+    deflater_.reset();
     beast::get_lowest_layer(ws_).close();
     server_->remove(this);
     // Released before the call: the owner's callbacks may hold the owner.
@@ -520,8 +517,10 @@ private:
   size_t batch_frames_ = 0;
   size_t batch_bytes_ = 0;
   std::atomic<size_t> queued_bytes_{0};
-  /// No permessage-deflate: text frames are framed by `write_framed_batch`.
-  bool frames_ourselves_ = false;
+  /// The permessage-deflate terms settled in the handshake, if any, and
+  /// the compressor made on them once the connection is open.
+  std::optional<deflate_terms> deflate_terms_;
+  std::unique_ptr<message_deflater> deflater_;
   // Lifecycle.
   bool opened_ = false;
   bool shutting_down_ = false;

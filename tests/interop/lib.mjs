@@ -302,18 +302,19 @@ const openClients = new Set()
  * is); `next(ms)` returns the next message, parsed, in arrival order.
  */
 export class RawClient {
-  static async connect(url, ms = 5000) {
-    const client = new RawClient(url)
+  /** `options` go to `ws`; permessage-deflate is not offered unless they say so. */
+  static async connect(url, ms = 5000, options = {}) {
+    const client = new RawClient(url, options)
     await withTimeout(client.opened, ms, `connecting to ${url}`)
     return client
   }
 
-  constructor(url) {
+  constructor(url, options = {}) {
     this.url = url
     this.queue = []
     this.waiters = []
     this.closeInfo = null
-    this.ws = new WebSocket(url, { perMessageDeflate: false })
+    this.ws = new WebSocket(url, { perMessageDeflate: false, ...options })
     openClients.add(this)
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', resolve)

@@ -2,6 +2,7 @@
 // offers it when the server's `compression` is on, never otherwise; frames
 // arrive intact either way, and compressed ones take fewer bytes on the wire.
 
+#include "net/message_deflater.hpp"
 #include "net/ws_server.hpp"
 
 #include "tests/net/net_fixture.hpp"
@@ -15,6 +16,8 @@
 
 #include <sys/ioctl.h>
 
+#include <memory>
+#include <random>
 #include <string>
 
 using namespace ferry::net;
@@ -34,11 +37,19 @@ struct beast_client {
   /// The server's Sec-WebSocket-Extensions answer.
   std::string extensions;
 
-  beast_client(uint16_t port, bool offer_deflate) {
+  beast_client(uint16_t port, bool offer_deflate)
+    : beast_client(port, [&] {
+        websocket::permessage_deflate deflate;
+        deflate.client_enable = offer_deflate;
+        return deflate;
+      }()) {
+    // nop
+  }
+
+  /// Offers permessage-deflate with the terms in `deflate`.
+  beast_client(uint16_t port, const websocket::permessage_deflate& deflate) {
     tcp::resolver resolver{ioc};
     boost::asio::connect(ws.next_layer(), resolver.resolve("127.0.0.1", std::to_string(port)));
-    websocket::permessage_deflate deflate;
-    deflate.client_enable = offer_deflate;
     ws.set_option(deflate);
     websocket::response_type res;
     ws.handshake(res, "127.0.0.1", "/");
@@ -71,6 +82,45 @@ std::vector<std::string> compressible_frames() {
   return frames;
 }
 
+/// Messages of every frame length encoding (payloads under 126 bytes, up
+/// to 65535, above), repetitive and random, the random ones with multibyte
+/// UTF-8 (text frames must be valid UTF-8), each twice in a row: a second
+/// copy can point back into the first, which checks the window and context
+/// terms on the receiving side.
+std::vector<std::string> varied_messages() {
+  std::mt19937 rng{7};
+  std::vector<std::string> messages;
+  for (size_t size : {0, 1, 125, 126, 127, 600, 2000, 65535, 65536, 70000, 300000}) {
+    std::string repetitive(size, 'x');
+    for (size_t i = 0; i < size; i += 7)
+      repetitive[i] = static_cast<char>('a' + i % 26);
+    std::string random;
+    while (random.size() < size) {
+      auto r = rng() % 100;
+      if (r == 0 && random.size() + 3 <= size)
+        random += "\xe2\x82\xac"; // U+20AC
+      else if (r == 1 && random.size() + 2 <= size)
+        random += "\xc3\xa9"; // U+00E9
+      else
+        random += static_cast<char>(' ' + rng() % 95);
+    }
+    for (int copy = 0; copy < 2; ++copy) {
+      messages.push_back(repetitive);
+      messages.push_back(random);
+    }
+  }
+  return messages;
+}
+
+frame_batch batch_of(const std::vector<std::string>& messages) {
+  frame_batch batch;
+  for (const auto& message : messages) {
+    batch.bytes += message;
+    batch.end_frame();
+  }
+  return batch;
+}
+
 size_t total_size(const std::vector<std::string>& frames) {
   size_t n = 0;
   for (const auto& f : frames)
@@ -97,14 +147,29 @@ size_t wire_bytes_of(server_fixture& server, beast_client& client,
   return wire;
 }
 
+/// Starts `server` with `compression` on.
+void start_compressing(server_fixture& server) {
+  ws_server_options opts;
+  opts.compression = true;
+  server.start(opts);
+}
+
+/// Counts the pongs `client` reads.
+std::shared_ptr<size_t> count_pongs(beast_client& client) {
+  auto pongs = std::make_shared<size_t>(0);
+  client.ws.control_callback([pongs](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::pong)
+      ++*pongs;
+  });
+  return pongs;
+}
+
 } // namespace
 
 TEST_CASE_METHOD(server_fixture,
                  "with compression on, a client that offers permessage-deflate gets it",
                  "[ws_server][compression]") {
-  ws_server_options opts;
-  opts.compression = true;
-  start(opts);
+  start_compressing(*this);
   REQUIRE(start_error().empty());
   beast_client client{port(), true};
   CHECK(client.extensions.find("permessage-deflate") != std::string::npos);
@@ -122,9 +187,7 @@ TEST_CASE_METHOD(server_fixture,
 TEST_CASE_METHOD(server_fixture,
                  "with compression on, a client that offers nothing gets plain frames",
                  "[ws_server][compression]") {
-  ws_server_options opts;
-  opts.compression = true;
-  start(opts);
+  start_compressing(*this);
   beast_client client{port(), false};
   CHECK(client.extensions.empty());
   REQUIRE(wait_until([&] { return opened() == 1; }));
@@ -148,9 +211,7 @@ TEST_CASE_METHOD(server_fixture,
 TEST_CASE_METHOD(server_fixture,
                  "compressed frames are counted as queued until they are written",
                  "[ws_server][compression]") {
-  ws_server_options opts;
-  opts.compression = true;
-  start(opts);
+  start_compressing(*this);
   beast_client client{port(), true};
   REQUIRE(wait_until([&] { return opened() == 1; }));
   auto conn = connection(0);
@@ -177,17 +238,11 @@ TEST_CASE_METHOD(server_fixture,
   // Without permessage-deflate the server frames messages itself; lengths
   // under 126, up to 65535 and above take headers of 2, 4 and 10 bytes.
   const bool offer_deflate = GENERATE(false, true);
-  ws_server_options opts;
-  opts.compression = true;
-  start(opts);
+  start_compressing(*this);
   beast_client client{port(), offer_deflate};
   CHECK(client.extensions.empty() == !offer_deflate);
   REQUIRE(wait_until([&] { return opened() == 1; }));
-  size_t pongs = 0;
-  client.ws.control_callback([&pongs](websocket::frame_type kind, beast::string_view) {
-    if (kind == websocket::frame_type::pong)
-      ++pongs;
-  });
+  auto pongs = count_pongs(client);
   // The server has answered the ping once it has read the message after it.
   client.ws.ping("are you there");
   client.ws.write(boost::asio::buffer(std::string{"after the ping"}));
@@ -210,5 +265,121 @@ TEST_CASE_METHOD(server_fixture,
     REQUIRE(got.size() == frame.size());
     CHECK(got == frame);
   }
-  CHECK(pongs == 1);
+  CHECK(*pongs == 1);
+}
+
+TEST_CASE_METHOD(server_fixture,
+                 "compressed messages of every size arrive byte-identical on the "
+                 "window and context terms the client asked for",
+                 "[ws_server][compression]") {
+  struct terms {
+    int server_max_window_bits; // 15: none asked for
+    bool server_no_context_takeover;
+    const char* answer;
+  };
+  // (Beast's client cannot ask for 8; the last test case covers it.)
+  auto asked = GENERATE(terms{15, false, "permessage-deflate; server_max_window_bits=13"},
+                        terms{15, true,
+                              "permessage-deflate; server_no_context_takeover; "
+                              "server_max_window_bits=13"},
+                        terms{9, false, "permessage-deflate; server_max_window_bits=9"},
+                        terms{10, true,
+                              "permessage-deflate; server_no_context_takeover; "
+                              "server_max_window_bits=10"});
+  start_compressing(*this);
+  websocket::permessage_deflate offer;
+  offer.client_enable = true;
+  offer.server_max_window_bits = asked.server_max_window_bits;
+  offer.server_no_context_takeover = asked.server_no_context_takeover;
+  beast_client client{port(), offer};
+  INFO("offered window " << asked.server_max_window_bits << ", no context takeover "
+                         << asked.server_no_context_takeover);
+  CHECK(client.extensions.rfind(asked.answer, 0) == 0);
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  auto messages = varied_messages();
+  // Twice over: once in one batch, once a message per send.
+  connection(0)->send_batch(batch_of(messages));
+  for (const auto& message : messages)
+    connection(0)->send(std::make_shared<const std::string>(message));
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& message : messages) {
+      auto got = client.read();
+      REQUIRE(got.size() == message.size());
+      REQUIRE(got == message);
+    }
+  }
+}
+
+TEST_CASE_METHOD(server_fixture,
+                 "with context takeover a repeated message costs a fraction of "
+                 "the first; without it, as much",
+                 "[ws_server][compression]") {
+  const bool no_context_takeover = GENERATE(false, true);
+  start_compressing(*this);
+  websocket::permessage_deflate offer;
+  offer.client_enable = true;
+  offer.server_no_context_takeover = no_context_takeover;
+  beast_client client{port(), offer};
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  // Random printable text, well inside the 8 KiB window.
+  std::mt19937 rng{11};
+  std::string message(2000, ' ');
+  for (auto& c : message)
+    c = static_cast<char>(' ' + rng() % 95);
+  auto first = wire_bytes_of(*this, client, {message});
+  auto second = wire_bytes_of(*this, client, {message});
+  INFO("first " << first << " bytes, second " << second);
+  if (no_context_takeover)
+    CHECK(second == first);
+  else
+    CHECK(second * 10 < first);
+}
+
+TEST_CASE_METHOD(server_fixture,
+                 "a ping and the server's close between compressed messages",
+                 "[ws_server][compression]") {
+  start_compressing(*this);
+  beast_client client{port(), true};
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  auto pongs = count_pongs(client);
+  auto messages = compressible_frames();
+  connection(0)->send_all(messages);
+  for (const auto& message : messages)
+    REQUIRE(client.read() == message);
+  // The server has answered the ping once it has read the message after it.
+  client.ws.ping("are you there");
+  client.ws.write(boost::asio::buffer(std::string{"after the ping"}));
+  REQUIRE(wait_until([&] { return this->frames().size() == 1; }));
+  connection(0)->send_all(messages);
+  connection(0)->close("done");
+  for (const auto& message : messages)
+    REQUIRE(client.read() == message);
+  CHECK(*pongs == 1);
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  client.ws.read(buffer, ec);
+  CHECK(ec == websocket::error::closed);
+  CHECK(client.ws.reason().reason == "done");
+}
+
+TEST_CASE("the server's deflate terms are read from the extensions it answers with, "
+          "and bound the compressor's window",
+          "[ws_server][compression]") {
+  CHECK_FALSE(server_deflate_terms(""));
+  CHECK_FALSE(server_deflate_terms("x-webkit-deflate-frame"));
+  auto plain = server_deflate_terms("permessage-deflate");
+  REQUIRE(plain);
+  CHECK(plain->window_bits == 15);
+  CHECK_FALSE(plain->no_context_takeover);
+  auto narrow = server_deflate_terms(
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+    "server_max_window_bits=10; client_max_window_bits=12");
+  REQUIRE(narrow);
+  CHECK(narrow->window_bits == 10);
+  CHECK(narrow->no_context_takeover);
+  // The compressor never goes above its own cap, and never below 9: zlib's
+  // raw deflate has no 256-byte window (Beast answers 8 with 9 too).
+  CHECK(message_deflater({15, false}, 13, 6, 1).window_bits() == 13);
+  CHECK(message_deflater({10, false}, 13, 6, 1).window_bits() == 10);
+  CHECK(message_deflater({8, false}, 13, 6, 1).window_bits() == 9);
 }
