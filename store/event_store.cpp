@@ -359,9 +359,9 @@ caf::error event_store::impl::merge_created_index() {
   // enough later flushes pile up. Reading the family end to end (the NIP-77
   // set of `{}`, REQs by time alone) then merges the files key by key: one
   // sorted run took the set of 901,498 events ~15% less CPU to build (~20%
-  // with perf_counters_off, event_store_query.cpp). The compaction rewrites
-  // the whole family, ~0.9 s per million events, so an import that flushed
-  // it only once (a small one) leaves it as it is.
+  // with RocksDB's perf counters off, event_store_internal.hpp). The
+  // compaction rewrites the whole family, ~0.9 s per million events, so an
+  // import that flushed it only once (a small one) leaves it as it is.
   std::string l0_files;
   if (!db->GetProperty(h(cf::by_created), "rocksdb.num-files-at-level0", &l0_files))
     return {};

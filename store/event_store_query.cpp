@@ -5,8 +5,6 @@
 
 #include "store/event_store_internal.hpp"
 
-#include <rocksdb/perf_level.h>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -398,6 +396,7 @@ rocksdb::Status expired_ids(rocksdb::DB* db,
 // -- reading -----------------------------------------------------------------------
 
 bool event_store::contains(const nostr::bytes32& id) const {
+  perf_counters_off_for_this_thread();
   rocksdb::PinnableSlice value;
   return impl_->db
     ->Get(rocksdb::ReadOptions{}, impl_->h(cf::events), slice_of(id), &value)
@@ -405,6 +404,7 @@ bool event_store::contains(const nostr::bytes32& id) const {
 }
 
 std::optional<std::string> event_store::get_json(const nostr::bytes32& id) const {
+  perf_counters_off_for_this_thread();
   rocksdb::PinnableSlice value;
   auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->h(cf::events),
                           slice_of(id), &value);
@@ -437,6 +437,7 @@ scan_end event_store::scan_at(
   size_t max_events,
   const std::function<bool(std::string_view json, const scan_position& pos)>& sink,
   bool cached_only) const {
+  perf_counters_off_for_this_thread();
   // The interface has no error channel: a RocksDB read error ends the scan as
   // if it were exhausted (the next call would fail the same way). Only a
   // cached read's Incomplete (the block is on disk) is told apart: everything
@@ -557,6 +558,7 @@ scan_end event_store::scan_at(
 
 uint64_t event_store::count(const std::vector<nostr::filter>& fs,
                             int64_t now) const {
+  perf_counters_off_for_this_thread();
   // Covered filters are counted from index keys alone. Expiry is the one
   // condition an index key cannot show, so the ids that have expired but are
   // not purged yet are read once from `by_expiration` (a short range when
@@ -615,25 +617,6 @@ constexpr uint64_t parallel_read_min_bytes = 4u << 20;
 /// threads share (so they do not fight over one cache line per entry).
 constexpr size_t shared_count_step = 4096;
 
-/// Turns RocksDB's perf counters off on this thread while it lives. Nothing
-/// in Ferry reads them, and with the shared librocksdb every counted step of
-/// an iterator is a thread-local access through __tls_get_addr: 9% of the
-/// profile of reading a million index keys, ~10% of the build's time.
-class perf_counters_off {
-public:
-  perf_counters_off() : before_(rocksdb::GetPerfLevel()) {
-    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-  }
-  ~perf_counters_off() {
-    rocksdb::SetPerfLevel(before_);
-  }
-  perf_counters_off(const perf_counters_off&) = delete;
-  perf_counters_off& operator=(const perf_counters_off&) = delete;
-
-private:
-  rocksdb::PerfLevel before_;
-};
-
 /// Index order (newest first, ids ascending within a second) to the item
 /// set's (oldest first, ids ascending), in place and in linear time: sorting
 /// a million items cost as much as reading them.
@@ -657,7 +640,7 @@ rocksdb::Status read_index_range(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* f
                                  const id_set& expired, size_t max_items,
                                  std::atomic<size_t>& taken,
                                  std::vector<neg_item>& out) {
-  perf_counters_off uncounted;
+  perf_counters_off_for_this_thread();
   rocksdb::ReadOptions ro;
   ro.snapshot = snap;
   rocksdb::Slice upper{range.upper};
@@ -829,7 +812,7 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
     }
   }
   result.items.reserve(expected);
-  perf_counters_off uncounted;
+  perf_counters_off_for_this_thread();
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, std::nullopt);
   for (; m.valid(); m.next()) {

@@ -382,6 +382,7 @@ caf::expected<std::vector<write_result>>
 event_store::write(const std::vector<const incoming_event*>& events,
                    int64_t now,
                    const batch_extra& extra) {
+  perf_counters_off_for_this_thread();
   auto& st = *impl_;
   batch_writer writer{*st.db, st.handles, now};
   std::vector<write_result> results;

@@ -312,7 +312,7 @@ TEST_CASE_METHOD(server_fixture,
 
 TEST_CASE_METHOD(server_fixture,
                  "with context takeover a repeated message costs a fraction of "
-                 "the first; without it, as much",
+                 "the first and without it as much",
                  "[ws_server][compression]") {
   const bool no_context_takeover = GENERATE(false, true);
   start_compressing(*this);
