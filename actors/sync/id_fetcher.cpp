@@ -28,15 +28,20 @@ void id_fetcher::settled(const nostr::bytes32& id) {
 }
 
 void id_fetcher::look_again_at_deferred() {
+  const auto now = std::chrono::steady_clock::now();
   size_t kept = 0;
   for (size_t i = 0; i < deferred_.size(); ++i) {
-    const auto id = deferred_[i];
-    if (opts_.held && opts_.held(id))
+    const auto [id, since] = deferred_[i];
+    if (opts_.held && opts_.held(id)) {
       ++fetched_elsewhere;
-    else if (opts_.claims->held_by_other(id, owner_))
-      deferred_[kept++] = id;
-    else
+    } else if (!opts_.claims->held_by_other(id, owner_)) {
       queue_.push_back(id);
+    } else if (now - since < opts_.patience) {
+      deferred_[kept++] = deferred_[i];
+    } else {
+      overdue_.insert(id);
+      queue_.push_back(id);
+    }
   }
   deferred_.resize(kept);
 }
@@ -64,8 +69,8 @@ std::vector<std::string> id_fetcher::fill() {
           ++fetched_elsewhere;
           continue;
         }
-        if (!opts_.claims->try_claim(id, owner_)) {
-          deferred_.push_back(id);
+        if (overdue_.erase(id) == 0 && !opts_.claims->try_claim(id, owner_)) {
+          deferred_.emplace_back(id, std::chrono::steady_clock::now());
           continue;
         }
       }

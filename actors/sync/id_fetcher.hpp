@@ -4,6 +4,7 @@
 #include "messages/nostr/filter.hpp"
 #include "messages/nostr/hex.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -44,6 +45,10 @@ public:
     std::shared_ptr<fetch_claims> claims;
     /// Whether an event is stored (with `claims`).
     std::function<bool(const nostr::bytes32&)> held;
+    /// How long an id is left to another fetcher before this one asks for
+    /// it too: a remote that never answers a REQ must not hold up the
+    /// catch-ups of other connections.
+    std::chrono::steady_clock::duration patience = std::chrono::seconds{30};
   };
 
   explicit id_fetcher(options opts);
@@ -131,8 +136,9 @@ private:
     size_t delivered = 0;
   };
 
-  /// Ids left to other fetchers: those still claimed stay, those now held
-  /// are done, the rest are queued to be fetched here.
+  /// Ids left to other fetchers: those now held are done, those still
+  /// claimed stay (for at most `patience`), the rest are queued to be
+  /// fetched here.
   void look_again_at_deferred();
   void release(const std::set<nostr::bytes32>& ids);
 
@@ -141,8 +147,11 @@ private:
   /// Every id ever added, so the same id is never fetched twice.
   std::set<nostr::bytes32> known_;
   std::map<std::string, request, std::less<>> open_;
-  /// Ids another fetcher claimed when they were due here.
-  std::vector<nostr::bytes32> deferred_;
+  /// Ids another fetcher claimed when they were due here, and since when.
+  std::vector<std::pair<nostr::bytes32, std::chrono::steady_clock::time_point>> deferred_;
+  /// Deferred ids waited for longer than `patience`: asked for here even
+  /// though another fetcher still claims them.
+  std::set<nostr::bytes32> overdue_;
   /// Delivered ids the owner has not settled: still claimed.
   std::set<nostr::bytes32> unsettled_;
   /// This fetcher's identity in `opts_.claims`.

@@ -317,3 +317,26 @@ TEST_CASE("an id fetcher that goes away gives its claims back", "[id_fetcher]") 
   REQUIRE(reqs.size() == 1);
   CHECK(parse_req(reqs[0]).ids.size() == 5);
 }
+
+TEST_CASE("an id fetcher asks for ids another one claims once it has waited "
+          "longer than its patience",
+          "[id_fetcher]") {
+  auto claims = std::make_shared<fetch_claims>();
+  id_fetcher::options o;
+  o.batch_size = 10;
+  o.claims = claims;
+  o.held = [](const bytes32&) { return false; };
+  id_fetcher stuck{o}; // its remote never answers
+  stuck.add(ids(0, 10));
+  REQUIRE(stuck.fill().size() == 1);
+  o.patience = std::chrono::milliseconds{0};
+  id_fetcher c{o};
+  c.add(ids(0, 10));
+  CHECK(c.fill().empty()); // all claimed: left to the other
+  CHECK(c.waiting_for_others());
+  auto reqs = c.fill(); // waited long enough: asks itself
+  REQUIRE(reqs.size() == 1);
+  CHECK(parse_req(reqs[0]).ids.size() == 10);
+  // The claims stay the stuck fetcher's.
+  CHECK(claims->size() == 10);
+}
