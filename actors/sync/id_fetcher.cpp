@@ -32,14 +32,16 @@ void id_fetcher::look_again_at_deferred() {
   size_t kept = 0;
   for (size_t i = 0; i < deferred_.size(); ++i) {
     const auto [id, since] = deferred_[i];
-    if (opts_.held && opts_.held(id)) {
-      ++fetched_elsewhere;
-    } else if (!opts_.claims->held_by_other(id, owner_)) {
-      queue_.push_back(id);
-    } else if (now - since < opts_.patience) {
+    // The claim first: it is in memory, the store lookup is not, and a
+    // waiting connection looks every few tens of milliseconds.
+    const bool claimed = opts_.claims->held_by_other(id, owner_);
+    if (claimed && now - since < opts_.patience) {
       deferred_[kept++] = deferred_[i];
+    } else if (opts_.held && opts_.held(id)) {
+      ++fetched_elsewhere;
     } else {
-      overdue_.insert(id);
+      if (claimed)
+        overdue_.insert(id);
       queue_.push_back(id);
     }
   }
