@@ -3,6 +3,7 @@
 
 #include "store/event_store.hpp"
 
+#include "messages/nostr/id_hash.hpp"
 #include "store/event_store_internal.hpp"
 
 #include <algorithm>
@@ -19,17 +20,7 @@ namespace ferry::store {
 
 namespace {
 
-/// Hash of an id for the sets of `count`: ids are SHA-256 digests, so any
-/// eight of their bytes are already uniformly distributed.
-struct id_hash {
-  size_t operator()(const bytes32& id) const {
-    size_t h;
-    std::memcpy(&h, id.data(), sizeof(h));
-    return h;
-  }
-};
-
-using id_set = std::unordered_set<bytes32, id_hash>;
+using id_set = std::unordered_set<bytes32, nostr::id_hash>;
 
 /// Releases a snapshot when a read finishes.
 class snapshot_guard {

@@ -1,28 +1,19 @@
 #pragma once
 
 #include "actors/relay/item_set_cache.hpp"
+#include "messages/nostr/id_hash.hpp"
 #include "messages/nostr/negentropy.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
 #include "store/event_store.hpp"
 
 #include <atomic>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
 
 namespace ferry {
-
-/// Hash of an event id: its first 8 bytes are already uniformly random.
-struct id_hash {
-  size_t operator()(const nostr::bytes32& id) const {
-    size_t h;
-    std::memcpy(&h, id.data(), sizeof(h));
-    return h;
-  }
-};
 
 /// One REQ's stored part (or one COUNT), with its progress between slices.
 struct query_job {
@@ -51,7 +42,7 @@ struct query_job {
   caf::timespan stalled{0};
   /// Ids sent: several filters may match one event, and a live event that
   /// arrived during the query may already have been sent from the store.
-  std::unordered_set<nostr::bytes32, id_hash> sent;
+  std::unordered_set<nostr::bytes32, nostr::id_hash> sent;
 };
 
 /// One open negentropy session of a client, shared by its CLIENT SESSION

@@ -1,9 +1,9 @@
 #pragma once
 
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/id_hash.hpp"
 
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -38,16 +38,8 @@ public:
   size_t size() const;
 
 private:
-  struct id_hash {
-    size_t operator()(const nostr::bytes32& id) const {
-      size_t h;
-      std::memcpy(&h, id.data(), sizeof(h));
-      return h;
-    }
-  };
-
   mutable std::mutex mutex_;
-  std::unordered_map<nostr::bytes32, uint64_t, id_hash> owners_;
+  std::unordered_map<nostr::bytes32, uint64_t, nostr::id_hash> owners_;
   uint64_t next_owner_ = 1;
 };
 
