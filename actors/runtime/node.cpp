@@ -271,8 +271,12 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
   if (cfg.federation.enabled)
     subsystems.push_back(federation_subsystem(wiring, policy));
   subsystems.push_back(runtime_subsystem(wiring, policy));
-  n->root_ = sys.spawn(supervisor, std::string{"node"}, std::move(subsystems),
-                       policy);
+  // Lazy: the root starts its children only once it gets its first message,
+  // after its slot is set. Started eagerly, a worker thread could open the
+  // admin port while this thread had not yet set the slot, and the inspector
+  // would show an early client a tree of the root alone.
+  n->root_ = sys.spawn<caf::lazy_init>(supervisor, std::string{"node"},
+                                       std::move(subsystems), policy);
   wiring.root->set(n->root_);
   // Every child has started (or failed) before its supervisor answers
   // anything, so one walk of the tree sees how the start went.
