@@ -4,7 +4,7 @@
 // on failure too.
 //
 // Usage: node <file>.test.mjs <path-to-ferry-binary>
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
@@ -112,6 +112,39 @@ export function compareServed(a, b) {
 
 const liveNodes = new Set()
 const tempDirs = new Set()
+
+// -- the browser ---------------------------------------------------------------
+
+export const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium'
+
+/** Fails unless Debian's chromium (or FERRY_CHROMIUM) runs. */
+export async function checkChromium() {
+  check(existsSync(CHROMIUM),
+    `no browser at ${CHROMIUM}: the browser tests need Debian's chromium (scripts/setup installs it; ` +
+    'FERRY_CHROMIUM names another binary)')
+  const version = await new Promise((done, fail) =>
+    execFile(CHROMIUM, ['--version'], { timeout: 20000 }, (err, out) => (err ? fail(err) : done(out))))
+  check(/Chromium \d+/.test(version), `chromium --version said ${show(version)}`)
+}
+
+/** Runs headless chromium on `url` with `extra` flags; resolves its stdout. */
+export function chromium(url, extra) {
+  const profile = mkdtempSync(join(tmpdir(), 'ferry-chromium-'))
+  // Background networking off: the machine reaches no outside host, and the
+  // page must not need one.
+  const args = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=4000', ...extra, url,
+  ]
+  return new Promise((resolvePromise, reject) => {
+    execFile(CHROMIUM, args, { timeout: 60000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      rmSync(profile, { recursive: true, force: true })
+      if (err) reject(new Error(`chromium failed (${err.message}); stderr tail: ${show(stderr.slice(-1500), 1600)}`))
+      else resolvePromise(stdout)
+    })
+  })
+}
 
 /** A temp dir removed when the test file ends, whatever happens. */
 export function makeTempDir(prefix = 'ferry-interop-') {

@@ -8,43 +8,22 @@
 // are checked the same way.
 //
 // Run: node status_page.test.mjs <path-to-ferry-binary>
-import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createTcpServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import {
-  RawClient, check, cleanup, equal, ferryBinary, makeNode, run, sameSet, show, test, unixNow, waitFor,
+  RawClient, check, checkChromium, chromium, cleanup, equal, ferryBinary, makeNode, run, sameSet, show, test,
+  unixNow, waitFor,
 } from './lib.mjs'
 
 const binary = ferryBinary()
-const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium'
 const TOKEN = 'status-page-token'
 // The artifact goes next to the binary under test: the build dir.
 const SCREENSHOT = join(dirname(resolve(process.argv[2] || binary)), 'status-page.png')
 
 // -- the browser ---------------------------------------------------------------
-
-/** Runs headless chromium on `url` with `extra` flags; resolves its stdout. */
-function chromium(url, extra) {
-  const profile = mkdtempSync(join(tmpdir(), 'ferry-chromium-'))
-  // Background networking off: the machine reaches no outside host, and the
-  // page must not need one.
-  const args = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=4000', ...extra, url,
-  ]
-  return new Promise((resolvePromise, reject) => {
-    execFile(CHROMIUM, args, { timeout: 60000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true })
-      if (err) reject(new Error(`chromium failed (${err.message}); stderr tail: ${show(stderr.slice(-1500), 1600)}`))
-      else resolvePromise(stdout)
-    })
-  })
-}
 
 const dumpDom = (url) => chromium(url, ['--dump-dom'])
 
@@ -130,14 +109,7 @@ const withToken = (ferry) => {
 
 // -- tests ---------------------------------------------------------------------------
 
-test('chromium is installed', async () => {
-  check(existsSync(CHROMIUM),
-    `no browser at ${CHROMIUM}: the status page test needs Debian's chromium (scripts/setup installs it; ` +
-    'FERRY_CHROMIUM names another binary)')
-  const version = await new Promise((done, fail) =>
-    execFile(CHROMIUM, ['--version'], { timeout: 20000 }, (err, out) => (err ? fail(err) : done(out))))
-  check(/Chromium \d+/.test(version), `chromium --version said ${show(version)}`)
-}, { fatal: true })
+test('chromium is installed', checkChromium, { fatal: true })
 
 /** The admin port a node logged since its log line `from`. */
 async function adminPortOf(ferry, from) {
