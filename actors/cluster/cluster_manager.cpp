@@ -663,7 +663,7 @@ void broadcast(self_pointer self,
                const std::vector<cluster::control_record>& records) {
   if (records.empty() || self->state.left)
     return;
-  auto text = cluster::to_json(records);
+  auto text = cluster::to_json(cluster::control_message{records, self->state.forgotten});
   for (auto& [address, entry] : self->state.links)
     if (entry.handle)
       self->send(entry.handle, atom::put_v, text);
@@ -794,18 +794,37 @@ void with_local_edits(self_pointer self, std::function<void()> then) {
   read_kinds(self, 0, st.apply_generation, std::move(then));
 }
 
+/// Folds the members a peer has forgotten that this node had not: the
+/// members forgotten while this node was down, and this node itself when it
+/// returns after the cluster forgot it (its own view shows it alive). Before
+/// the peer's records are merged, so both sides compare folded versions.
+void learn_forgotten(self_pointer self, const std::set<std::string>& names) {
+  auto& st = self->state;
+  std::string learned;
+  for (auto& name : names)
+    if (st.forgotten.insert(name).second)
+      learned += (learned.empty() ? "" : ", ") + name;
+  if (learned.empty())
+    return;
+  auto restamped = st.replica.forget(st.forgotten);
+  log::info("{}: a member has forgotten {}; folded {} record(s)", self->name(),
+            learned, restamped.size());
+  persist(self, restamped);
+}
+
 /// Merges a member's records: what changed is persisted and applied,
 /// conflicts are logged and kept for /health and the view. Local edits are
 /// counted first, so an operator's change made here since the last tick is
 /// a version of its own, not overwritten.
 void merge_records(self_pointer self, const std::string& text) {
-  auto records = cluster::parse_control_records(text);
-  if (!records) {
+  auto message = cluster::parse_control_message(text);
+  if (!message) {
     log::warn("{}: dropped malformed control-plane records from a member: {}",
-              self->name(), render(records.error()));
+              self->name(), render(message.error()));
     return;
   }
-  with_local_edits(self, [self, records = std::move(*records)] {
+  learn_forgotten(self, message->forgotten);
+  with_local_edits(self, [self, records = std::move(message->records)] {
     auto outcome = self->state.replica.merge(records, unix_now());
     for (auto& c : outcome.conflicts)
       log::warn("{}: {}", self->name(), conflict_reason(c));

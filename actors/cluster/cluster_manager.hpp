@@ -132,9 +132,11 @@ struct cluster_manager_state {
   /// changed one is put again.
   std::map<std::string, std::string> replication;
   /// Every member the membership has called forgotten since this node
-  /// started, also those back since: the control plane keeps folding their
-  /// counters, so a returning member's edits add to what `retired` holds
-  /// and happen after the versions folded before.
+  /// started, or a member's control message named forgotten (this node
+  /// itself included, when it returns after the cluster forgot it), also
+  /// those back since: the control plane keeps folding their counters, so
+  /// a returning member's edits add to what `retired` holds and happen
+  /// after the versions folded before.
   std::set<std::string> forgotten;
   /// When the replication links last reconciled (every
   /// `config.reconcile_interval`, checked each heartbeat tick).

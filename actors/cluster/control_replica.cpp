@@ -24,6 +24,10 @@ control_replica::observe_local(const std::string& kind,
     r.deleted = deleted;
     r.body = std::move(body);
     r.version.clock.increment(self_);
+    // Folded like every other version here: on a member the cluster forgot
+    // and that came back, its own counter too (cluster::control_message).
+    for (auto& name : forgotten_)
+      r.version.clock.fold(name);
     r.version.digest = cluster::content_digest(r.deleted, r.body);
     changed.push_back(r);
   };

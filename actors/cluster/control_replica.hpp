@@ -43,7 +43,8 @@ public:
   /// The local definitions of `kind` now (id → canonical JSON). A definition
   /// whose content differs from its record is a local edit, a record missing
   /// from `current` a local deletion: each gets this member's counter one
-  /// higher. @returns the records that changed (to persist and send).
+  /// higher (folded into `retired` when this member itself is among the
+  /// forgotten). @returns the records that changed (to persist and send).
   std::vector<cluster::control_record>
   observe_local(const std::string& kind,
                 const std::map<std::string, std::string>& current);
@@ -67,10 +68,11 @@ public:
   /// The members the cluster forgot (dead or left for the forget period):
   /// their counters are folded out of every stored version vector now and
   /// out of every incoming one from now on (cluster::version_vector). The
-  /// CLUSTER MANAGER passes every member forgotten since this node started,
-  /// also those that came back: a returning member's edits then count into
-  /// `retired` and happen after the versions folded before, where unfolding
-  /// it would make its first edit look concurrent with them.
+  /// CLUSTER MANAGER passes every member forgotten since this node started
+  /// or named forgotten by a member since, also those that came back and
+  /// this node itself: a returning member's edits then count into `retired`
+  /// and happen after the versions folded before, where unfolding it would
+  /// make its first edit look concurrent with them.
   /// @returns the records whose version changed (to persist).
   std::vector<cluster::control_record>
   forget(const std::set<std::string>& names);

@@ -54,7 +54,9 @@ std::string to_json(const version_vector& x) {
   return json::serialize(clock_object(x));
 }
 
-std::string to_json(const std::vector<control_record>& records) {
+namespace {
+
+json::array records_array(const std::vector<control_record>& records) {
   json::array out;
   for (auto& r : records)
     out.push_back(json::object{
@@ -65,18 +67,11 @@ std::string to_json(const std::vector<control_record>& records) {
       {"deleted", r.deleted},
       {"body", r.body},
     });
-  return json::serialize(out);
+  return out;
 }
 
-caf::expected<std::vector<control_record>>
-parse_control_records(std::string_view text) {
-  json::error_code ec;
-  auto value = json::parse(text, ec);
-  if (ec || !value.is_array())
-    return caf::make_error(ec::invalid_input,
-                           "control records: expected a JSON array");
+caf::expected<std::vector<control_record>> records_from(const json::array& items) {
   std::vector<control_record> result;
-  auto& items = value.as_array();
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].is_object())
       return invalid(i, "", "expected an object");
@@ -123,6 +118,66 @@ parse_control_records(std::string_view text) {
     if (r.version.digest != content_digest(r.deleted, r.body))
       return invalid(i, "digest", "does not match the content");
     result.push_back(std::move(r));
+  }
+  return result;
+}
+
+} // namespace
+
+std::string to_json(const std::vector<control_record>& records) {
+  return json::serialize(records_array(records));
+}
+
+caf::expected<std::vector<control_record>>
+parse_control_records(std::string_view text) {
+  json::error_code ec;
+  auto value = json::parse(text, ec);
+  if (ec || !value.is_array())
+    return caf::make_error(ec::invalid_input,
+                           "control records: expected a JSON array");
+  return records_from(value.as_array());
+}
+
+std::string to_json(const control_message& message) {
+  json::array forgotten;
+  for (auto& name : message.forgotten)
+    forgotten.emplace_back(name);
+  return json::serialize(json::object{{"records", records_array(message.records)},
+                                      {"forgotten", std::move(forgotten)}});
+}
+
+caf::expected<control_message> parse_control_message(std::string_view text) {
+  json::error_code ec;
+  auto value = json::parse(text, ec);
+  if (!ec && value.is_array()) {
+    auto records = records_from(value.as_array());
+    if (!records)
+      return std::move(records.error());
+    return control_message{std::move(*records), {}};
+  }
+  if (ec || !value.is_object())
+    return caf::make_error(ec::invalid_input,
+                           "control message: expected a JSON object");
+  auto& obj = value.as_object();
+  auto items = obj.if_contains("records");
+  if (!items || !items->is_array())
+    return caf::make_error(ec::invalid_input,
+                           "control message: records: expected an array");
+  auto records = records_from(items->as_array());
+  if (!records)
+    return std::move(records.error());
+  control_message result{std::move(*records), {}};
+  auto forgotten = obj.if_contains("forgotten");
+  if (!forgotten || !forgotten->is_array())
+    return caf::make_error(ec::invalid_input,
+                           "control message: forgotten: expected an array of "
+                           "member names");
+  for (auto& name : forgotten->as_array()) {
+    if (!name.is_string() || name.as_string().empty())
+      return caf::make_error(ec::invalid_input,
+                             "control message: forgotten: expected an array "
+                             "of member names");
+    result.forgotten.emplace(name.as_string());
   }
   return result;
 }

@@ -4,6 +4,7 @@
 
 #include <caf/expected.hpp>
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,5 +50,24 @@ std::string to_json(const std::vector<control_record>& records);
 /// member that sends such a thing is out of protocol.
 caf::expected<std::vector<control_record>>
 parse_control_records(std::string_view json);
+
+/// What members send each other: records, and every member the sender has
+/// folded away as forgotten. The receiver folds those too (version_vector
+/// rule 2), also when it is one of them itself: a member that returns after
+/// the cluster forgot it never sees itself forgotten in its own view, and
+/// an edit it made before it heard from its peers would otherwise meet
+/// their folded versions unfolded and look concurrent with them.
+struct control_message {
+  std::vector<control_record> records;
+  std::set<std::string> forgotten;
+};
+
+/// `{"records":[...as to_json(records)],"forgotten":[NAME,...]}`.
+std::string to_json(const control_message& message);
+
+/// Reads what `to_json(const control_message&)` wrote, or a bare records
+/// array (a member of an earlier version: nothing forgotten). Fails like
+/// `parse_control_records`, or with ec::invalid_input naming `forgotten`.
+caf::expected<control_message> parse_control_message(std::string_view json);
 
 } // namespace ferry::cluster

@@ -163,6 +163,35 @@ TEST_CASE("records survive a round trip through their JSON form",
   CHECK_FALSE(cluster::parse_control_records(R"([{"kind":"x"}])"));
 }
 
+TEST_CASE("a control message carries the records and the members its sender "
+          "has forgotten; a bare records array is a message with none",
+          "[cluster][control_plane]") {
+  control_replica a{"node-a"};
+  a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+  cluster::control_message message{a.all(), {"node-b", "node-x"}};
+  auto back = cluster::parse_control_message(cluster::to_json(message));
+  REQUIRE(back);
+  CHECK(back->records == message.records);
+  CHECK(back->forgotten == message.forgotten);
+  auto bare = cluster::parse_control_message(cluster::to_json(a.all()));
+  REQUIRE(bare);
+  CHECK(bare->records == message.records);
+  CHECK(bare->forgotten.empty());
+  auto text = cluster::to_json(cluster::control_message{a.all(), {}});
+  CHECK(cluster::parse_control_message(text));
+  for (auto bad : {R"({"records":[]})", R"({"records":[],"forgotten":[""]})",
+                   R"({"records":[],"forgotten":"node-b"})",
+                   R"({"forgotten":[]})", "7"}) {
+    INFO(bad);
+    auto refused = cluster::parse_control_message(bad);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == ec::invalid_input);
+  }
+  auto refused = cluster::parse_control_message(R"({"records":[],"forgotten":[3]})");
+  REQUIRE_FALSE(refused);
+  CHECK(ferry::render(refused.error()).find("forgotten") != std::string::npos);
+}
+
 TEST_CASE("each kind is its own set of records: the same id in two kinds is "
           "two records, and a kind's local definitions touch no other kind",
           "[cluster][control_plane]") {
@@ -279,4 +308,50 @@ TEST_CASE("a forgotten member that comes back and edits at once made an edit "
   unfolding.forget({});
   y.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
   CHECK(sync(y, unfolding).conflicts.size() == 1);
+}
+
+TEST_CASE("a forgotten member that edits before it hears from anyone folds "
+          "itself once a peer names it forgotten: no conflict on either side",
+          "[cluster][control_plane]") {
+  // node-x edits, node-a sees it, then node-x is away for the forget period
+  // and node-a folds it.
+  auto away = [] {
+    control_replica a{"node-a"}, x{"node-x"};
+    x.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
+    sync(x, a);
+    a.forget({"node-x"});
+    // node-x returns with its store and edits before any exchange.
+    x.observe_local(kind, defs({{"s1", R"({"v":2})"}}));
+    return std::make_pair(std::move(a), std::move(x));
+  };
+  {
+    // What node-x did before peers named its forgetting: its {node-x: 2}
+    // against node-a's {retired: 1} is concurrent.
+    auto [a, x] = away();
+    CHECK(sync(a, x).conflicts.size() == 1);
+  }
+  auto [a, x] = away();
+  // node-a's control message names node-x forgotten: node-x folds itself.
+  x.forget({"node-x"});
+  REQUIRE(x.find(kind, "s1")->version.clock.retired() == 2);
+  auto out = sync(a, x);
+  CHECK(out.conflicts.empty());
+  CHECK(x.find(kind, "s1")->body == R"({"v":2})");
+  out = sync(x, a);
+  CHECK(out.conflicts.empty());
+  CHECK(a.find(kind, "s1")->body == R"({"v":2})");
+  CHECK(a.find(kind, "s1")->version == x.find(kind, "s1")->version);
+  // Its later edits stay folded too: node-a saw the third version, node-x
+  // made a fourth before hearing back; the fourth follows the third.
+  x.observe_local(kind, defs({{"s1", R"({"v":3})"}}));
+  CHECK(x.find(kind, "s1")->version.clock.get("node-x") == 0);
+  CHECK(x.find(kind, "s1")->version.clock.retired() == 3);
+  sync(x, a);
+  x.observe_local(kind, defs({{"s1", R"({"v":4})"}}));
+  out = sync(a, x);
+  CHECK(out.conflicts.empty());
+  CHECK(x.find(kind, "s1")->body == R"({"v":4})");
+  out = sync(x, a);
+  CHECK(out.conflicts.empty());
+  CHECK(a.find(kind, "s1")->body == R"({"v":4})");
 }
