@@ -1,7 +1,8 @@
 // bench_item_set: the NIP-77 item set of `{}` built from an existing store,
 // in process, as bench_scale's "item set" row times it (store read plus the
 // item_set constructor) but without importing a corpus first: point it at a
-// store bench_scale or `ferry import` left behind and it times only the build.
+// store bench_scale or `ferry import` left behind and it times only the build,
+// once the store is at rest (`settle`: a store just imported still compacts).
 //
 //   bench_item_set --store DIR [--builds N=7]
 //
@@ -65,6 +66,7 @@ int run(int argc, char** argv) {
     auto ms = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
     return ms(usage.ru_utime) + ms(usage.ru_stime);
   };
+  std::printf("the store compacted for %.0f s after it was opened\n", settle(**opened));
   std::vector<double> times;
   std::vector<double> cpu_times;
   neg::item_set_ptr items;

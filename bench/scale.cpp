@@ -22,10 +22,8 @@
 #include "bench/whole_store_set.hpp"
 
 #include "messages/nostr/negentropy.hpp"
-#include "store/column_families.hpp"
 #include "store/event_store.hpp"
 
-#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -163,30 +161,6 @@ double wait_until_idle(node_process& node) {
   return seconds_since(start);
 }
 
-/// Waits (up to 3 minutes) until no column family of `store` has a
-/// compaction running or pending; returns the seconds waited. A store just
-/// written goes on compacting when it is opened again, and an item set
-/// built meanwhile took ~50% longer (bench_item_set right after an import).
-double wait_until_compacted(const store::event_store& store) {
-  auto start = clock_type::now();
-  auto busy = [&store] {
-    for (uint32_t i = 0; i < store::cf_count; ++i) {
-      auto* family = store.handle(static_cast<store::cf>(i));
-      uint64_t running = 0;
-      uint64_t pending = 0;
-      if ((store.db()->GetIntProperty(family, "rocksdb.num-running-compactions", &running)
-           && running > 0)
-          || (store.db()->GetIntProperty(family, "rocksdb.compaction-pending", &pending)
-              && pending > 0))
-        return true;
-    }
-    return false;
-  };
-  while (busy() && seconds_since(start) < 180)
-    std::this_thread::sleep_for(std::chrono::milliseconds{100});
-  return seconds_since(start);
-}
-
 void stop(node_process& node) {
   auto exit = node.stop_cleanly();
   if (!exit.success())
@@ -237,7 +211,7 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
     if (!opened)
       throw std::runtime_error("opening the imported store failed");
     std::printf("%zu events: the store compacted for %.0f s after it was opened\n", n,
-                wait_until_compacted(**opened));
+                settle(**opened));
     std::fflush(stdout);
     std::vector<double> times;
     for (int i = 0; i < builds; ++i) {
