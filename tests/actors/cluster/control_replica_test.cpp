@@ -311,7 +311,7 @@ TEST_CASE("a forgotten member that comes back and edits at once made an edit "
 }
 
 TEST_CASE("a forgotten member that edits before it hears from anyone folds "
-          "itself once a peer names it forgotten: no conflict on either side",
+          "itself once a peer names it forgotten, with no conflict on either side",
           "[cluster][control_plane]") {
   // node-x edits, node-a sees it, then node-x is away for the forget period
   // and node-a folds it.
