@@ -219,6 +219,31 @@ TEST_CASE("a slice that reads only memory stops where the store would read a "
     CHECK(warm.done);
     CHECK(fx.event_ids() == newest(200));
   }
+  SECTION("an index scan whose index blocks are in memory and whose events "
+          "are not") {
+    // RocksDB 7.8's MultiGet read such events from the table files whatever
+    // the read tier, and cached none of them: every such page read them
+    // again on a scheduler thread, and no reading slice ever cached them.
+    nostr::filter kind_1;
+    REQUIRE(nostr::parse_filter(R"({"kinds":[1]})", kind_1).empty());
+    REQUIRE(fx.store->negentropy_items(kind_1, default_now, 1000)); // the index alone
+    for (int round = 0; round < 2; ++round) {
+      INFO("round " << round);
+      auto job = fx.job({R"({"kinds":[1],"limit":200})"});
+      auto cached = run_slice(*fx.store, fx.config, *job, 500,
+                              slice_reads::cached_only);
+      CHECK(cached.uncached);
+      CHECK(cached.events == 0);
+    }
+    auto job = fx.job({R"({"kinds":[1],"limit":200})"});
+    REQUIRE(run_slice(*fx.store, fx.config, *job, 500).done);
+    fx.conn->frames.clear();
+    auto again = fx.job({R"({"kinds":[1],"limit":200})"});
+    auto warm = run_slice(*fx.store, fx.config, *again, 500,
+                          slice_reads::cached_only);
+    CHECK(warm.done);
+    CHECK(fx.event_ids() == newest(200));
+  }
   SECTION("ids") {
     auto job = fx.job({R"({"ids":[")" + nostr::to_hex(fx.newest_first[3])
                        + R"(",")" + nostr::to_hex(fx.newest_first[1]) + R"("]})"});
