@@ -171,6 +171,14 @@ int64_t column_family_property(const store::event_store& store,
   return static_cast<int64_t>(total);
 }
 
+/// A property of the block cache every family shares (asked of one).
+int64_t block_cache_property(const store::event_store& store,
+                             const std::string& property) {
+  uint64_t value = 0;
+  store.db()->GetIntProperty(store.handle(store::cf::events), property, &value);
+  return static_cast<int64_t>(value);
+}
+
 /// Bytes of every file under the store's directory: tables, write-ahead
 /// log, manifest. RocksDB's table-size properties miss what is still in
 /// the log, so a store that holds data would read 0 until a flush.
@@ -304,6 +312,10 @@ status_map node_stats(const inspector_state& st, const tree_walk& walk) {
   caf::put(result, "store.memtable_bytes",
            column_family_property(*st.store,
                                   "rocksdb.cur-size-all-mem-tables"));
+  caf::put(result, "store.block_cache_bytes",
+           block_cache_property(*st.store, "rocksdb.block-cache-usage"));
+  caf::put(result, "store.block_cache_pinned_bytes",
+           block_cache_property(*st.store, "rocksdb.block-cache-pinned-usage"));
   // Per relay, under its id as one key (ids hold dots and colons).
   caf::settings servers;
   for (auto& [id, entry] : tracked_relays(walk)) {

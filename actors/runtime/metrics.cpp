@@ -44,6 +44,11 @@ constexpr stats_gauge stats_gauges[] = {
   {"store.memtable_bytes", "ferry_store_memtable_bytes",
    "Bytes of events in memory not yet flushed to tables (they are in the "
    "write-ahead log)."},
+  {"store.block_cache_bytes", "ferry_store_block_cache_bytes",
+   "Bytes in the block cache (store.block_cache_mb caps it)."},
+  {"store.block_cache_pinned_bytes", "ferry_store_block_cache_pinned_bytes",
+   "Bytes of the block cache in use by reads right now: they cannot be "
+   "evicted."},
   {"ingest.pending", "ferry_ingest_pending",
    "Events waiting for the writer's next commit; a level that keeps "
    "growing means the disk cannot keep up."},

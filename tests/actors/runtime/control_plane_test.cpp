@@ -72,7 +72,8 @@ TEST_CASE_METHOD(control_plane_fixture,
         "ferry_events_total", "ferry_signatures_checked_total",
         "ferry_writer_batch_events", "ferry_writer_commit_seconds",
         "ferry_actor_mailbox", "ferry_actor_restarts_total",
-        "ferry_store_events", "ferry_store_disk_bytes"})
+        "ferry_store_events", "ferry_store_disk_bytes",
+        "ferry_store_block_cache_bytes", "ferry_store_block_cache_pinned_bytes"})
     CHECK_THAT(body, Contains(std::string{"# TYPE "} + name + " "));
   CHECK_THAT(body, Contains(R"(ferry_actor_mailbox{actor="writer"} 3)"));
   CHECK_THAT(body, Contains("ferry_store_events 42"));
