@@ -164,7 +164,7 @@ TEST_CASE("records survive a round trip through their JSON form",
 }
 
 TEST_CASE("a control message carries the records and the members its sender "
-          "has forgotten; a bare records array is a message with none",
+          "has forgotten, and a bare records array is a message with none",
           "[cluster][control_plane]") {
   control_replica a{"node-a"};
   a.observe_local(kind, defs({{"s1", R"({"v":1})"}}));
