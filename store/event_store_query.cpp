@@ -485,10 +485,10 @@ scan_end event_store::scan_at(
                       values.data(), statuses.data());
     }
     for (size_t i = 0; i < candidates.size(); ++i) {
-      // RocksDB 7.8's MultiGet may answer NotFound instead of Incomplete for
-      // a block it may not read (a REQ of ids lost events that way). An
-      // index entry's event exists under the same snapshot, so a cached read
-      // that misses it stops, and the reading scan finds it.
+      // An index entry's event exists under the same snapshot, so a cached
+      // read that misses it stops, and the reading scan finds it (RocksDB
+      // 7.8's MultiGet answered NotFound for a block it might not read; a
+      // REQ of ids lost events that way).
       if (statuses[i].IsIncomplete() || (cached_only && statuses[i].IsNotFound())) {
         uncached = true;
         return false;
