@@ -24,7 +24,6 @@
 #include "messages/nostr/negentropy.hpp"
 #include "store/event_store.hpp"
 
-
 #include <algorithm>
 #include <cstdio>
 
