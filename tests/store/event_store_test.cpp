@@ -546,6 +546,52 @@ TEST_CASE_METHOD(store_fixture, "extra operations commit with the events",
   CHECK(store->contains(ev.ev.id));
 }
 
+TEST_CASE_METHOD(store_fixture, "each commit's batch holds only that commit",
+                 "[store]") {
+  // The writing thread keeps its batch between commits (reused_batch).
+  auto keys = nostr::generate_keypair();
+  auto first = make_event(keys, 1, 100);
+  auto second = make_event(keys, 1, 200);
+  auto count_of = [this](const incoming_event& ev) {
+    uint32_t count = 0;
+    auto results = store->write({&ev}, default_now,
+                                [&count](rocksdb::WriteBatch& b, const auto&) {
+                                  count = b.Count();
+                                });
+    REQUIRE(results);
+    return count;
+  };
+  auto first_count = count_of(first);
+  CHECK(first_count > 0);
+  CHECK(count_of(second) == first_count);
+  SECTION("after a commit larger than the batch may keep") {
+    auto big = make_event(keys, 1, 300, {}, std::string(9u << 20, 'x'));
+    CHECK(write(big).outcome == write_outcome::stored);
+    auto third = make_event(keys, 1, 400);
+    CHECK(count_of(third) == first_count);
+    CHECK(scan_ids(kinds_filter({1})).size() == 4);
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "a write made while a commit is built commits "
+                                "on its own",
+                 "[store]") {
+  auto keys = nostr::generate_keypair();
+  auto outer = make_event(keys, 1, 100);
+  auto inner = make_event(keys, 1, 200);
+  uint32_t outer_count = 0;
+  auto results = store->write({&outer}, default_now,
+                              [&](rocksdb::WriteBatch& b, const auto&) {
+                                REQUIRE(store->write({&inner}, default_now));
+                                outer_count = b.Count();
+                              });
+  REQUIRE(results);
+  CHECK(outer_count > 0);
+  CHECK(store->contains(outer.ev.id));
+  CHECK(store->contains(inner.ev.id));
+  CHECK(keys_in(cf::by_created) == 2);
+}
+
 TEST_CASE_METHOD(store_fixture, "a reopened store keeps everything", "[store]") {
   auto alice = nostr::generate_keypair();
   auto note = make_event(alice, 1, 100, {{"t", "x"}});
