@@ -120,15 +120,17 @@ public:
 /// Connects asynchronously on `ioc`: resolve, TCP connect, TLS handshake
 /// (SNI, CA and name verification, SPKI pins), WebSocket handshake. Nothing
 /// is called before this function returns. `connect_timeout` covers
-/// everything up to `on_open`; afterwards keep-alive pings find a silent peer
-/// within a minute. A message larger than `max_frame_bytes` from the relay is
-/// a protocol failure. Nothing retries: the owner decides.
+/// everything up to `on_open`; afterwards a relay that sends nothing for half
+/// of `idle_timeout` gets a ping, and one silent for all of it (not even a
+/// pong) has timed out. A message larger than `max_frame_bytes` from the
+/// relay is a protocol failure. Nothing retries: the owner decides.
 std::shared_ptr<ws_client_connection>
 connect_ws(boost::asio::io_context& ioc, const std::string& url,
            const tls_options& tls, ws_client_callbacks callbacks,
            std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
            size_t max_frame_bytes = 16 * 1024 * 1024,
-           size_t max_outbound_bytes = 64 * 1024 * 1024);
+           size_t max_outbound_bytes = 64 * 1024 * 1024,
+           std::chrono::milliseconds idle_timeout = std::chrono::seconds(60));
 
 /// The outcome of `http_get` (and `http_send`). Any complete response counts
 /// as success (`failure == none`), whatever its status; the caller judges the

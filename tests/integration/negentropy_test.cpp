@@ -213,9 +213,12 @@ struct budget_node {
     REQUIRE(ws.connect("127.0.0.1", port) == "");
     for (const auto& ev : events)
       REQUIRE(ws.send("[\"EVENT\"," + nostr::to_json(ev) + "]") == "");
-    for (size_t i = 0; i < events.size(); ++i)
-      REQUIRE(test::receive_until(ws, "[\"OK\",")->find(",true,")
-              != std::string::npos);
+    for (size_t i = 0; i < events.size(); ++i) {
+      auto ok = test::receive_until(ws, "[\"OK\",");
+      REQUIRE(ok);
+      CAPTURE(*ok);
+      REQUIRE(ok->find(",true,") != std::string::npos);
+    }
   }
 
   ~budget_node() {

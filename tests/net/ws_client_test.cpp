@@ -6,10 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 using namespace ferry::net;
 using namespace std::chrono_literals;
@@ -106,6 +109,19 @@ bool released(std::shared_ptr<ws_client_connection>& conn) {
   return wait_until([&] { return weak.expired(); }, wait_limit);
 }
 
+/// A started test server that echoes every frame back.
+struct echo_fixture : server_fixture {
+  echo_fixture() {
+    echo = true;
+    start();
+    REQUIRE(start_error().empty());
+  }
+
+  std::string url() const {
+    return "ws://127.0.0.1:" + std::to_string(port()) + "/";
+  }
+};
+
 /// A listener on 127.0.0.1 that accepts TCP connections (the kernel does)
 /// but never reads from them: no handshake ever gets an answer.
 struct silent_listener {
@@ -119,6 +135,29 @@ struct silent_listener {
 
   std::string url() const {
     return "ws://127.0.0.1:" + std::to_string(port());
+  }
+};
+
+/// A relay that completes one WebSocket handshake and then neither sends nor
+/// reads anything (so it answers no ping either) until it is destroyed.
+struct mute_relay {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor{
+    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws{ioc};
+  std::thread thread{[this] {
+    boost::beast::error_code ec;
+    acceptor.accept(boost::beast::get_lowest_layer(ws).socket(), ec);
+    if (!ec)
+      ws.accept(ec);
+  }};
+
+  ~mute_relay() {
+    thread.join();
+  }
+
+  std::string url() const {
+    return "ws://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
   }
 };
 
@@ -261,15 +300,11 @@ TEST_CASE("failure kinds have names", "[ws_client]") {
 
 // -- plain ws -----------------------------------------------------------------
 
-TEST_CASE_METHOD(server_fixture, "a paused client reads nothing until resumed",
+TEST_CASE_METHOD(echo_fixture, "a paused client reads nothing until resumed",
                  "[ws_client]") {
-  echo = true;
-  start();
-  REQUIRE(start_error().empty());
   io_runtime io{2};
   client_events events;
-  auto url = "ws://127.0.0.1:" + std::to_string(port()) + "/";
-  auto conn = connect_ws(io.context(), url, {}, events.callbacks());
+  auto conn = connect_ws(io.context(), url(), {}, events.callbacks());
   REQUIRE(events.wait_open());
   conn->pause_reading();
   for (auto word : {"a", "b", "c"})
@@ -470,6 +505,43 @@ TEST_CASE("a server that never answers the handshake times out",
              + std::to_string(silent.port()) + " timed out after 200 ms");
   REQUIRE(released(conn));
   CHECK(events.closes() == 1);
+}
+
+TEST_CASE("a relay silent after the handshake times out, pinged first",
+          "[ws_client]") {
+  mute_relay relay;
+  io_runtime io{2};
+  client_events events;
+  auto started = std::chrono::steady_clock::now();
+  auto conn = connect_ws(io.context(), relay.url(), {}, events.callbacks(),
+                         wait_limit, 1 << 20, 1 << 20, 200ms);
+  REQUIRE(events.wait_open());
+  REQUIRE(events.wait_closed());
+  INFO(events.reason());
+  CHECK(events.kind() == failure_kind::timeout);
+  CHECK(events.reason() == "relay silent for 200 ms");
+  // Half the timeout gives the ping, the whole of it the verdict.
+  CHECK(std::chrono::steady_clock::now() - started >= 200ms);
+  REQUIRE(released(conn));
+  CHECK(events.closes() == 1);
+}
+
+TEST_CASE_METHOD(echo_fixture, "a quiet relay that answers pings stays "
+                               "connected",
+                 "[ws_client]") {
+  io_runtime io{2};
+  client_events events;
+  auto conn = connect_ws(io.context(), url(), {}, events.callbacks(), wait_limit,
+                         1 << 20, 1 << 20, 200ms);
+  REQUIRE(events.wait_open());
+  // Four idle timeouts with nothing but our pings and the relay's pongs.
+  CHECK_FALSE(wait_until([&] { return events.closes() > 0; }, 800ms));
+  conn->send(text("still here"));
+  REQUIRE(wait_until([&] { return events.frames().size() == 1; }, wait_limit));
+  CHECK(events.frames() == std::vector<std::string>{"still here"});
+  conn->close("done");
+  REQUIRE(events.wait_closed());
+  CHECK(events.kind() == failure_kind::none);
 }
 
 TEST_CASE("closing before the handshake abandons the attempt",
