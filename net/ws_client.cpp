@@ -232,11 +232,11 @@ private:
 
   // -- idle watch -------------------------------------------------------------
 
-  /// A relay that sends nothing for half the idle timeout gets a ping; one
-  /// that stays silent for all of it (not even a pong) has timed out: this
-  /// notices a relay that vanished without closing, well before the ~100 s
-  /// after which common proxies drop idle connections. Beast's own idle
-  /// timeout did the same but re-armed its timer on every read (a cancelled
+  /// A tick every half idle timeout: a relay that sent nothing since the
+  /// tick before gets a ping, and one silent for two ticks in a row (not
+  /// even a pong) has timed out, so a relay that vanished without closing is
+  /// noticed after one to one and a half idle timeouts. Beast's own idle
+  /// timeout (exactly one) re-armed its timer on every read (a cancelled
   /// wait and a new one: ~3% of a catching-up node's CPU, perf); this timer
   /// ticks twice per timeout and looks at a counter. While reading is
   /// paused nothing is read, pongs included, so a long pause times out too.

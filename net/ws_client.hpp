@@ -120,10 +120,11 @@ public:
 /// Connects asynchronously on `ioc`: resolve, TCP connect, TLS handshake
 /// (SNI, CA and name verification, SPKI pins), WebSocket handshake. Nothing
 /// is called before this function returns. `connect_timeout` covers
-/// everything up to `on_open`; afterwards a relay that sends nothing for half
-/// of `idle_timeout` gets a ping, and one silent for all of it (not even a
-/// pong) has timed out. A message larger than `max_frame_bytes` from the
-/// relay is a protocol failure. Nothing retries: the owner decides.
+/// everything up to `on_open`; afterwards a relay that sends nothing gets a
+/// ping after half to all of `idle_timeout`, and one that stays silent (not
+/// even a pong) times out after one to one and a half of it. A message
+/// larger than `max_frame_bytes` from the relay is a protocol failure.
+/// Nothing retries: the owner decides.
 std::shared_ptr<ws_client_connection>
 connect_ws(boost::asio::io_context& ioc, const std::string& url,
            const tls_options& tls, ws_client_callbacks callbacks,
