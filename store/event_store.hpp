@@ -113,8 +113,9 @@ enum class scan_end {
   exhausted,
   /// `max_events` were delivered or the sink stopped: more may remain.
   more,
-  /// (`scan_cached` only) the next match is not in memory: go on with `scan`
-  /// from the last position delivered.
+  /// (`scan_cached` only) the next match is not in memory, or the events
+  /// just delivered had to be read from files: go on with `scan` from the
+  /// last position delivered.
   uncached,
 };
 
@@ -175,10 +176,11 @@ public:
             const std::function<bool(std::string_view json,
                                      const scan_position& pos)>& sink) const;
 
-  /// `scan` reading only what RocksDB holds in memory (memtables, the block
-  /// cache, open tables' indexes): where it would wait for a file read it
-  /// stops with `scan_end::uncached`. For callers on a thread that must not
-  /// block on the disk (a CAF scheduler thread).
+  /// `scan` for a thread that must not wait long for the disk (a CAF
+  /// scheduler thread): index entries only from memory (memtables, the block
+  /// cache, open tables' indexes), events in batches of at most 32, and the
+  /// first batch that had to read any event from files is the last. Ends
+  /// with `scan_end::uncached` where it stopped for the disk.
   scan_end scan_cached(const nostr::filter& f, int64_t now,
                        const std::optional<scan_position>& resume,
                        size_t max_events,
