@@ -182,8 +182,10 @@ private:
   };
 
   void on_run(http::request<http::string_body> req) {
-    ws_.set_option(
-      websocket::stream_base::timeout::suggested(beast::role_type::server));
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = server_->opts().idle_timeout;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.set_option(
       websocket::stream_base::decorator([this](websocket::response_type& res) {
         res.set(http::field::server, "ferry");

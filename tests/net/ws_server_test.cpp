@@ -344,6 +344,58 @@ TEST_CASE_METHOD(server_fixture, "a peer close is reported once",
   CHECK_FALSE(wait_until([&] { return closes().size() > 1; }, 100ms));
 }
 
+TEST_CASE_METHOD(server_fixture, "a silent peer is pinged, then disconnected "
+                 "after the idle timeout", "[ws_server]") {
+  ws_server_options opts;
+  opts.idle_timeout = 200ms;
+  start(opts);
+  // Completes the WebSocket handshake, then never reads or answers again.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket socket{ioc};
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port()});
+  boost::asio::write(socket, boost::asio::buffer(std::string{
+                               "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n\r\n"}));
+  REQUIRE(wait_until([&] { return connection_count() == 1; }));
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(closes()[0].find("timeout") != std::string::npos);
+  // What the server sent: the 101 response, then a ping (opcode 9) before
+  // it gave up.
+  std::string bytes;
+  boost::system::error_code ec;
+  char buf[4096];
+  while (!ec)
+    bytes.append(buf, socket.read_some(boost::asio::buffer(buf), ec));
+  auto frames = bytes.find("\r\n\r\n");
+  REQUIRE(frames != std::string::npos);
+  CHECK(bytes.rfind("HTTP/1.1 101", 0) == 0);
+  CHECK(bytes.find('\x89', frames) != std::string::npos);
+}
+
+TEST_CASE_METHOD(server_fixture, "a quiet peer that answers pings stays "
+                 "connected", "[ws_server]") {
+  echo = true;
+  ws_server_options opts;
+  opts.idle_timeout = 200ms;
+  start(opts);
+  simple_ws_client client;
+  REQUIRE(connect(client, *this).empty());
+  REQUIRE(wait_until([&] { return connection_count() == 1; }));
+  // Five idle timeouts of silence but for the pongs the client's reads
+  // send back.
+  auto until = std::chrono::steady_clock::now() + 1000ms;
+  while (std::chrono::steady_clock::now() < until)
+    CHECK_FALSE(client.receive(50ms));
+  REQUIRE(client.is_open());
+  CHECK(closes().empty());
+  REQUIRE(client.send("still here").empty());
+  auto echoed = client.receive(short_wait);
+  REQUIRE(echoed);
+  CHECK(*echoed == "still here");
+}
+
 TEST_CASE_METHOD(server_fixture, "stop closes every connection",
                  "[ws_server]") {
   start();
