@@ -125,11 +125,13 @@ struct ws_server_options {
   /// How long a client may take to complete its TLS handshake.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
   /// A WebSocket peer that sends nothing (no message, no pong) for this long
-  /// is disconnected; a silent one is pinged halfway. 60 s: a ping every 30
-  /// s keeps a quiet subscriber's connection open through proxies that drop
-  /// idle ones after 60 s (nginx's default `proxy_read_timeout`), where
-  /// Beast's suggested 300 s pinged only every 150 s.
-  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  /// is disconnected; a silent one is pinged halfway. 110 s: a ping after 55
+  /// s of silence (as strfry does) keeps a quiet subscriber's connection open
+  /// through proxies that drop idle ones after 60 s (nginx's default
+  /// `proxy_read_timeout`), where Beast's suggested 300 s pinged only every
+  /// 150 s; and a slow reader has 55 s to read up to the ping (Beast counts
+  /// only what the peer sends, not what it takes).
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(110);
   /// Called on an I/O thread when a TLS handshake fails or times out, with
   /// the peer ("ip:port") and why; that connection is closed, nothing else
   /// is affected. Must be cheap and non-blocking.
