@@ -3,6 +3,7 @@
 
 #include "net/ws_client.hpp"
 
+#include "net/idle_watch.hpp"
 #include "net/ws_client_connect.hpp"
 #include "net/ws_close_reason.hpp"
 
@@ -26,13 +27,6 @@ constexpr auto ws_close_grace = std::chrono::seconds(5);
 constexpr int ws_deflate_window_bits = 13;
 constexpr int ws_deflate_mem_level = 6;
 constexpr int ws_deflate_level = 1;
-
-/// "60 s" for whole seconds, else "200 ms".
-std::string duration_text(std::chrono::milliseconds d) {
-  if (d.count() % 1000 == 0)
-    return std::to_string(d.count() / 1000) + " s";
-  return std::to_string(d.count()) + " ms";
-}
 
 bool is_http_error(const beast::error_code& ec) {
   return ec.category()
@@ -61,7 +55,7 @@ public:
       callbacks_(std::move(callbacks)),
       max_frame_bytes_(max_frame_bytes),
       max_outbound_bytes_(max_outbound_bytes),
-      idle_timeout_(idle_timeout) {
+      idle_(idle_timeout) {
     // nop
   }
 
@@ -232,16 +226,11 @@ private:
 
   // -- idle watch -------------------------------------------------------------
 
-  /// A tick every half idle timeout: a relay that sent nothing since the
-  /// tick before gets a ping, and one silent for two ticks in a row (not
-  /// even a pong) has timed out, so a relay that vanished without closing is
-  /// noticed after one to one and a half idle timeouts. Beast's own idle
-  /// timeout (exactly one) re-armed its timer on every read (a cancelled
-  /// wait and a new one: ~3% of a catching-up node's CPU, perf); this timer
-  /// ticks twice per timeout and looks at a counter. While reading is
-  /// paused nothing is read, pongs included, so a long pause times out too.
+  /// Signs of life: every message and control frame read (idle_watch).
+  /// While reading is paused nothing is read, pongs included, so a long
+  /// pause times out too.
   void watch_idle() {
-    idle_timer_.expires_after(idle_timeout_ / 2);
+    idle_timer_.expires_after(idle_.tick_interval());
     idle_timer_.async_wait(
       beast::bind_front_handler(&ws_session::on_idle_tick, self()));
   }
@@ -249,16 +238,19 @@ private:
   void on_idle_tick(beast::error_code ec) {
     if (ec || this->finished_)
       return;
-    if (frames_read_ != frames_at_last_tick_) {
-      frames_at_last_tick_ = frames_read_;
-      silent_ticks_ = 0;
-    } else if (++silent_ticks_ >= 2) {
-      return this->finish(failure_kind::timeout,
-                          "relay silent for " + duration_text(idle_timeout_));
-    } else if (!close_pending_ && !pinging_) {
-      pinging_ = true;
-      this->layer_.async_ping({}, beast::bind_front_handler(
-                                    &ws_session::on_ping_sent, self()));
+    switch (idle_.tick(frames_read_)) {
+      case idle_watch::step::none:
+        break;
+      case idle_watch::step::ping:
+        if (!close_pending_ && !pinging_) {
+          pinging_ = true;
+          this->layer_.async_ping({}, beast::bind_front_handler(
+                                        &ws_session::on_ping_sent, self()));
+        }
+        break;
+      case idle_watch::step::time_out:
+        return this->finish(failure_kind::timeout,
+                            "relay silent for " + duration_text(idle_.timeout()));
     }
     watch_idle();
   }
@@ -375,11 +367,9 @@ private:
   ws_client_callbacks callbacks_;
   size_t max_frame_bytes_;
   size_t max_outbound_bytes_;
-  std::chrono::milliseconds idle_timeout_;
-  // Idle watch: messages and control frames read, and at the last tick.
+  idle_watch idle_;
+  /// Messages and control frames read: the idle watch's signs of life.
   uint64_t frames_read_ = 0;
-  uint64_t frames_at_last_tick_ = 0;
-  int silent_ticks_ = 0;
   bool pinging_ = false;
   websocket::response_type upgrade_response_;
   // Inbound.

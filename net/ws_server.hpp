@@ -124,13 +124,14 @@ struct ws_server_options {
   std::shared_ptr<boost::asio::ssl::context> tls;
   /// How long a client may take to complete its TLS handshake.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
-  /// A WebSocket peer that sends nothing (no message, no pong) for this long
-  /// is disconnected; a silent one is pinged halfway. 110 s: a ping after 55
-  /// s of silence (as strfry does) keeps a quiet subscriber's connection open
+  /// A WebSocket peer that shows no sign of life for this long is
+  /// disconnected: it sent nothing (no message, no pong) and took nothing of
+  /// a backlog of ours; a quiet one is pinged after half of it, so it is
+  /// dropped after one to one and a half timeouts. 110 s: a ping after 55 s
+  /// of silence (as strfry does) keeps a quiet subscriber's connection open
   /// through proxies that drop idle ones after 60 s (nginx's default
   /// `proxy_read_timeout`), where Beast's suggested 300 s pinged only every
-  /// 150 s; and a slow reader has 55 s to read up to the ping (Beast counts
-  /// only what the peer sends, not what it takes).
+  /// 150 s.
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(110);
   /// Called on an I/O thread when a TLS handshake fails or times out, with
   /// the peer ("ip:port") and why; that connection is closed, nothing else

@@ -3,6 +3,7 @@
 // One WebSocket connection of the server (net/ws_server.cpp): reads frames
 // for its owner, queues and writes the owner's frames, closes. Internal.
 
+#include "net/idle_watch.hpp"
 #include "net/message_deflater.hpp"
 #include "net/write_batching_stream.hpp"
 #include "net/ws_server_state.hpp"
@@ -71,7 +72,9 @@ public:
   websocket_session(NextLayer&& next_layer, server_ptr server)
     : ws_(std::forward<NextLayer>(next_layer)),
       close_timer_(ws_.get_executor()),
-      server_(std::move(server)) {
+      idle_timer_(ws_.get_executor()),
+      server_(std::move(server)),
+      idle_(server_->opts().idle_timeout) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
     if (!ec)
@@ -182,9 +185,10 @@ private:
   };
 
   void on_run(http::request<http::string_body> req) {
+    // The server preset for the handshakes; idleness is watch_idle's.
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
-    timeouts.idle_timeout = server_->opts().idle_timeout;
-    timeouts.keep_alive_pings = true;
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
     ws_.set_option(
       websocket::stream_base::decorator([this](websocket::response_type& res) {
@@ -226,6 +230,9 @@ private:
     // Counted once the owner knows the connection, so that a count the owner
     // sees always has its on_open behind it.
     server_->mark_open(this);
+    ws_.control_callback(
+      [this](websocket::frame_type, beast::string_view) { ++signs_of_life_; });
+    watch_idle();
     do_read();
   }
 
@@ -262,6 +269,7 @@ private:
         return finish(peer_close_text());
       return finish("read: " + ec.message());
     }
+    ++signs_of_life_;
     message_bytes_ += bytes;
     if (!discarding_ && message_bytes_ > server_->opts().max_frame_bytes)
       discarding_ = true;
@@ -405,6 +413,61 @@ private:
       do_close();
   }
 
+  // -- idle watch -------------------------------------------------------------
+
+  /// Signs of life: every read (a message, a part of one, a control frame),
+  /// and a backlog of ours that the peer is taking: bytes of ours were
+  /// unacknowledged at the last tick and the peer has acknowledged more
+  /// since. A client reading a long backlog slowly thus lives as long as it
+  /// reads, where Beast's idle timeout counted only what the peer sent, so
+  /// such a client had to read up to the ping (queued behind the backlog)
+  /// within half the timeout. Acknowledgements alone are not enough: a hung
+  /// client's kernel still acknowledges a ping or a trickle of live events;
+  /// only a backlog that moves shows a reading peer. While reading is paused
+  /// because the owner has not taken the frames in flight, the wait is ours
+  /// and counts as alive. Once a close is pending, the close timer bounds
+  /// the rest.
+  void watch_idle() {
+    idle_timer_.expires_after(idle_.tick_interval());
+    idle_timer_.async_wait(beast::bind_front_handler(&websocket_session::on_idle_tick,
+                                                     this->shared_from_this()));
+  }
+
+  void on_idle_tick(beast::error_code ec) {
+    if (ec || finished_ || close_pending_)
+      return;
+    if (!reading_ && inflight_.load() >= server_->opts().max_inflight)
+      ++signs_of_life_;
+    auto sending = read_tcp_send_state(
+      beast::get_lowest_layer(ws_).socket().native_handle());
+    if (sending) {
+      if (backlog_at_last_tick_ && sending->bytes_acked > acked_at_last_tick_)
+        ++signs_of_life_;
+      backlog_at_last_tick_ = sending->outstanding || !queue_.empty();
+      acked_at_last_tick_ = sending->bytes_acked;
+    }
+    switch (idle_.tick(signs_of_life_)) {
+      case idle_watch::step::none:
+        break;
+      case idle_watch::step::ping:
+        if (!pinging_) {
+          pinging_ = true;
+          ws_.async_ping({}, beast::bind_front_handler(&websocket_session::on_ping_sent,
+                                                       this->shared_from_this()));
+        }
+        break;
+      case idle_watch::step::time_out:
+        return finish("idle timeout: nothing read or taken for "
+                      + duration_text(idle_.timeout()));
+    }
+    watch_idle();
+  }
+
+  void on_ping_sent(beast::error_code) {
+    // A failed ping shows as a failed read or write as well.
+    pinging_ = false;
+  }
+
   // -- closing ----------------------------------------------------------------
 
   void on_close_request(std::string reason) {
@@ -478,6 +541,7 @@ private:
       return;
     finished_ = true;
     close_timer_.cancel();
+    idle_timer_.cancel();
     // Frames still on their way to on_send are counted until they get there.
     for (const auto& frame : queue_)
       queued_bytes_ -= frame.text.size();
@@ -496,7 +560,15 @@ private:
 
   websocket::stream<write_batching_stream<Stream>> ws_;
   net::steady_timer close_timer_;
+  net::steady_timer idle_timer_;
   server_ptr server_;
+  idle_watch idle_;
+  /// Reads, and ticks with a backlog the peer took from: the idle watch's
+  /// signs of life.
+  uint64_t signs_of_life_ = 0;
+  bool backlog_at_last_tick_ = false;
+  uint64_t acked_at_last_tick_ = 0;
+  bool pinging_ = false;
   std::string remote_;
   ws_callbacks callbacks_;
   // Inbound.

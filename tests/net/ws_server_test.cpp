@@ -6,10 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <thread>
 
 using namespace ferry::net;
@@ -50,6 +53,35 @@ std::string raw_exchange(uint16_t port, const std::string& bytes) {
   while (!ec)
     text.append(buf, socket.read_some(boost::asio::buffer(buf), ec));
   return text;
+}
+
+/// Opens `socket` to the server and completes the WebSocket handshake by
+/// hand (a peer that never answers a ping unless the test makes it), then
+/// reads up to the end of the 101 response and leaves the rest unread.
+/// `receive_buffer`, if set, caps the kernel's receive buffer first (no
+/// autotuning), so what the server sends backs up quickly.
+void raw_upgrade(boost::asio::ip::tcp::socket& socket, uint16_t port,
+                 std::optional<int> receive_buffer = std::nullopt) {
+  socket.open(boost::asio::ip::tcp::v4());
+  if (receive_buffer)
+    socket.set_option(boost::asio::socket_base::receive_buffer_size{*receive_buffer});
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(std::string{
+                               "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                               "Sec-WebSocket-Version: 13\r\n\r\n"}));
+}
+
+/// Reads one byte at a time up to the blank line that ends the 101 response.
+std::string read_upgrade_response(boost::asio::ip::tcp::socket& socket) {
+  std::string head;
+  char c = 0;
+  while (head.size() < 4 || head.compare(head.size() - 4, 4, "\r\n\r\n") != 0) {
+    boost::asio::read(socket, boost::asio::buffer(&c, 1));
+    head.push_back(c);
+  }
+  return head;
 }
 
 } // namespace
@@ -352,12 +384,7 @@ TEST_CASE_METHOD(server_fixture, "a silent peer is pinged, then disconnected "
   // Completes the WebSocket handshake, then never reads or answers again.
   boost::asio::io_context ioc;
   boost::asio::ip::tcp::socket socket{ioc};
-  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port()});
-  boost::asio::write(socket, boost::asio::buffer(std::string{
-                               "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                               "Sec-WebSocket-Version: 13\r\n\r\n"}));
+  raw_upgrade(socket, port());
   REQUIRE(wait_until([&] { return connection_count() == 1; }));
   REQUIRE(wait_until([&] { return closes().size() == 1; }));
   CHECK(closes()[0].find("timeout") != std::string::npos);
@@ -394,6 +421,66 @@ TEST_CASE_METHOD(server_fixture, "a quiet peer that answers pings stays "
   auto echoed = client.receive(short_wait);
   REQUIRE(echoed);
   CHECK(*echoed == "still here");
+}
+
+TEST_CASE_METHOD(server_fixture, "a peer that reads a backlog slowly stays "
+                 "connected without sending and is dropped once it stops",
+                 "[ws_server]") {
+  ws_server_options opts;
+  opts.idle_timeout = 200ms;
+  start(opts);
+  // Never sends a byte after the upgrade, so never a pong: only what it
+  // takes of the server's backlog shows it is alive.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket socket{ioc};
+  raw_upgrade(socket, port(), 16 * 1024);
+  REQUIRE(read_upgrade_response(socket).rfind("HTTP/1.1 101", 0) == 0);
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  auto conn = connection(0);
+  auto frame = std::make_shared<const std::string>(8 * 1024, 'x');
+  // Six idle timeouts of a slow reader (~4 MB/s, far less than loopback
+  // takes): the server always has more queued than the peer has read, so
+  // the backlog is there at every tick and moves between ticks.
+  size_t read = 0;
+  std::array<char, 4096> buf;
+  auto until = std::chrono::steady_clock::now() + 1200ms;
+  while (std::chrono::steady_clock::now() < until) {
+    while (conn->queued_bytes() < 512 * 1024)
+      conn->send(frame);
+    read += socket.read_some(boost::asio::buffer(buf));
+    // The pace of a slow reader, not a wait for an event.
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(read > 64 * 1024);
+  CHECK(closes().empty());
+  // Now it stops reading: the backlog stands still, and that is no sign of
+  // life either.
+  REQUIRE(wait_until([&] { return closes().size() == 1; }, short_wait));
+  CHECK(closes()[0].rfind("idle timeout", 0) == 0);
+}
+
+TEST_CASE_METHOD(server_fixture, "a peer the owner has not caught up with is "
+                 "not timed out while reading is paused",
+                 "[ws_server]") {
+  auto_done = false;
+  ws_server_options opts;
+  opts.idle_timeout = 200ms;
+  opts.max_inflight = 1;
+  start(opts);
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket socket{ioc};
+  raw_upgrade(socket, port());
+  REQUIRE(read_upgrade_response(socket).rfind("HTTP/1.1 101", 0) == 0);
+  // One masked text frame ("hi", mask 0), then silence: the server reads no
+  // further until its owner is done with the frame.
+  boost::asio::write(socket, boost::asio::buffer(std::string{"\x81\x82\0\0\0\0hi", 8}));
+  REQUIRE(wait_until([&] { return frames().size() == 1; }));
+  // Five idle timeouts of a pause that is the owner's doing.
+  CHECK_FALSE(wait_until([&] { return !closes().empty(); }, 1000ms));
+  // Reading again, the peer's silence counts: pinged, never answered.
+  connection(0)->frame_done();
+  REQUIRE(wait_until([&] { return closes().size() == 1; }, short_wait));
+  CHECK(closes()[0].rfind("idle timeout", 0) == 0);
 }
 
 TEST_CASE_METHOD(server_fixture, "stop closes every connection",
