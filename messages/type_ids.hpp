@@ -97,7 +97,9 @@ void add_message_types(caf::actor_system_config& cfg);
 
 /// Scheduler settings for a node or tool process: CAF's work-stealing
 /// workers spin-poll for a while before they sleep, which on a small machine
-/// takes cores away from the detached verifiers doing the real work.
+/// takes cores away from the detached verifiers doing the real work; and
+/// their short sleeps are made short (the calling thread's timer slack, which
+/// every thread made later inherits). Call it before the actor system exists.
 void tune_scheduler(caf::actor_system_config& cfg);
 
 } // namespace ferry
