@@ -9,6 +9,8 @@
 #include <rocksdb/perf_context.h>
 #include <rocksdb/perf_level.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -629,6 +631,23 @@ constexpr uint64_t parallel_read_min_bytes = 4u << 20;
 /// threads share (so they do not fight over one cache line per entry).
 constexpr size_t shared_count_step = 4096;
 
+/// Reserves room for `n` items. A large set's memory is asked to come in
+/// huge pages: faulting in a million items' 36 MB page by page (and the
+/// newer half's vector beside it) took a sixth of a build's samples, most
+/// of it the hypervisor's share of each fault. Kernels that give huge pages
+/// only where asked (THP "madvise") need the advice; with "always" it
+/// changes nothing, and where they are off it is ignored.
+void reserve_items(std::vector<neg_item>& items, size_t n) {
+  items.reserve(n);
+  constexpr uintptr_t huge_page = uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(items.data());
+  const auto end = begin + items.capacity() * sizeof(neg_item);
+  const auto first = (begin + huge_page - 1) & ~(huge_page - 1);
+  const auto last = end & ~(huge_page - 1);
+  if (last > first)
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
 /// Index order (newest first, ids ascending within a second) to the item
 /// set's (oldest first, ids ascending), in place and in linear time: sorting
 /// a million items cost as much as reading them.
@@ -783,8 +802,8 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
       const key_range newer{range.lower, *middle};
       const key_range older{*middle, range.upper};
       std::vector<neg_item> newer_items;
-      newer_items.reserve(expected / 2);
-      result.items.reserve(expected);
+      reserve_items(newer_items, expected / 2);
+      reserve_items(result.items, expected);
       std::atomic<size_t> taken{0};
       rocksdb::Status older_status;
       std::exception_ptr older_failure;
@@ -823,7 +842,7 @@ event_store::negentropy_items(const nostr::filter& f, int64_t now,
       return result;
     }
   }
-  result.items.reserve(expected);
+  reserve_items(result.items, expected);
   perf_counters_off_for_this_thread();
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, std::nullopt);
