@@ -25,17 +25,19 @@ void add_message_types(caf::actor_system_config& cfg) {
 
 void tune_scheduler(caf::actor_system_config& cfg) {
   cfg.set("work-stealing.aggressive-poll-attempts", 1);
-  cfg.set("work-stealing.moderate-poll-attempts", 1);
-  // A worker that runs dry sleeps once (moderate-sleep-duration, 50 us)
-  // before it waits on its condition variable, deaf to new work meanwhile.
-  // With the kernel's default timer slack of 50 us that sleep took 121 us
-  // here, 72 us with 1 us of slack, and a paging client's next REQ lands in
-  // it: same-run A/B, page-500 185k -> 217k events/s, node CPU 5.38 -> 4.95
-  // us per event. The price: a worker waits on its condition variable more
-  // often, and whoever hands it work then wakes it with a system call:
-  // bench_fanout's CPU per delivery +6% (28-35 us, the hour moved it more).
-  // No sleep at all made one-REQ streaming bimodal. The threads made after
-  // this call inherit the slack: the scheduler's, the I/O threads.
+  // A worker that runs dry sleeps (moderate-sleep-duration, 50 us, once per
+  // moderate poll) before it waits on its condition variable, deaf to new
+  // work meanwhile: with the kernel's default timer slack of 50 us each
+  // sleep took 121 us here, and a paging client's next REQ lands in it.
+  // With 1 us of slack a sleep takes 72 us; two of them keep a worker out
+  // of its wait about as long as before (a wait means a system call for
+  // whoever hands it work). Same-run A/Bs against the old setting: page-500
+  // +3 to +17% (seven runs, most near +5%), node CPU per event -2 to -4%;
+  // bench_fanout's CPU per delivery +4% on average over seven pairs (-2 to
+  // +11%), where one 72 us sleep cost it +10% (+2 to +25%). No sleep at all
+  // made one-REQ streaming bimodal. The threads made after this call inherit
+  // the slack: the scheduler's, the I/O threads.
+  cfg.set("work-stealing.moderate-poll-attempts", 2);
   prctl(PR_SET_TIMERSLACK, 1000UL);
 }
 

@@ -29,5 +29,5 @@ TEST_CASE("tune_scheduler keeps the workers from spinning and gives every "
   CHECK(after == 1000);
   CHECK(inherited == 1000);
   CHECK(caf::get_or(cfg, "work-stealing.aggressive-poll-attempts", size_t{0}) == 1);
-  CHECK(caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{0}) == 1);
+  CHECK(caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{0}) == 2);
 }
