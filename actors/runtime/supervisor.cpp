@@ -98,6 +98,34 @@ void restart(self_pointer self, supervisor_state::child& c) {
   start(self, c);
 }
 
+/// Starts the children from `next` on, in spec order. A child supervisor
+/// starts its own children on another worker, later; the next sibling waits
+/// until it answers, which it does only once all of them have started (or it
+/// failed). Invariant: a child starts only after every child before it, and
+/// its whole subtree, has; so a door that opens last (the admin port) opens on
+/// a node whose actors are all in their slots.
+void start_in_order(self_pointer self, size_t next) {
+  auto& children = self->state.children;
+  for (; next < children.size(); ++next) {
+    auto& c = children[next];
+    start(self, c);
+    if (c.state == child_state::failed)
+      return; // gave up at once: the supervisor is already quitting
+    if (c.state != child_state::running || c.spec.kind != "supervisor")
+      continue;
+    // Awaited: nothing else is handled meanwhile, so our own parent, asking
+    // us anything, waits for this subtree too. A child that dies on the way
+    // answers with an error; its down_msg schedules its restart as usual.
+    auto resume = [self, next] { start_in_order(self, next + 1); };
+    self
+      ->request(caf::actor_cast<supervisor_actor>(c.handle), caf::infinite,
+                atom::get_v, atom::status_v)
+      .await([resume](const status_map&) { resume(); },
+             [resume](const caf::error&) { resume(); });
+    return;
+  }
+}
+
 caf::error unknown_child(const std::string& name) {
   return caf::make_error(ec::invalid_input, "no actor named " + name);
 }
@@ -254,11 +282,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     self->state.stop_children();
     self->quit(std::move(msg.reason));
   });
-  for (auto& c : st.children) {
-    start(self, c);
-    if (c.state == child_state::failed)
-      break; // gave up at once: the supervisor is already quitting
-  }
+  start_in_order(self, 0);
   return {
     [self](atom::get, atom::children) -> std::vector<child_info> {
       return self->state.snapshot();

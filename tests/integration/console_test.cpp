@@ -276,6 +276,8 @@ TEST_CASE("console relays, relay ID and relay-members ID",
   auto admin_port = test::wait_for_admin_port(n.process);
   REQUIRE(admin_port);
   auto created = test::create_hosted_relay(*admin_port, "console-test", "club");
+  INFO(created.response.body << "\nnode output:\n"
+                              << test::output_tail(n.process));
   REQUIRE(created.error.empty());
   REQUIRE(created.response.status == 201);
   auto relays = n.console({"relays"});

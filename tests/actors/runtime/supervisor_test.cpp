@@ -499,6 +499,64 @@ TEST_CASE_METHOD(fixture,
   CHECK(y.restarts == 0);
 }
 
+namespace {
+
+/// A child that notes its name in `order` when it starts.
+child_spec noted(std::string name,
+                 std::shared_ptr<std::vector<std::string>> order,
+                 bool throws = false) {
+  return {name, "worker", [=](caf::local_actor* sup) {
+            if (throws)
+              throw std::runtime_error("no disk");
+            order->push_back(name);
+            return sup->spawn(worker, false);
+          },
+          {}};
+}
+
+/// A nested supervisor named `name` over `children`.
+child_spec nested_supervisor(std::string name, std::vector<child_spec> children,
+                             restart_policy policy = exact_policy()) {
+  return supervisor_spec(std::move(name), std::move(children), policy);
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture,
+                 "a sibling starts only after the whole subtree before it",
+                 "[supervisor]") {
+  // Spawned supervisors start their children when they first run; without
+  // waiting, "hub" (one level down in its subtree) would start before
+  // "writer" (two levels down in the subtree before it).
+  auto order = std::make_shared<std::vector<std::string>>();
+  launch({nested_supervisor(
+            "ingest", {nested_supervisor("writers", {noted("writer", order)})}),
+          nested_supervisor("relay", {noted("hub", order)}),
+          noted("control-plane", order)});
+  CHECK(*order == std::vector<std::string>{"writer", "hub", "control-plane"});
+  CHECK(info("ingest").state == child_state::running);
+  CHECK(info("relay").state == child_state::running);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a subtree that gives up at start does not hold back the rest",
+                 "[supervisor]") {
+  auto order = std::make_shared<std::vector<std::string>>();
+  auto give_up_at_once = exact_policy();
+  give_up_at_once.max_restarts = 0;
+  auto parent_policy = exact_policy();
+  parent_policy.base = 1s;
+  launch({nested_supervisor("sync", {noted("relay", order, true)},
+                            give_up_at_once),
+          noted("control-plane", order)},
+         parent_policy);
+  CHECK(*order == std::vector<std::string>{"control-plane"});
+  auto sync = info("sync");
+  CHECK(sync.state == child_state::restarting);
+  CHECK_THAT(sync.last_error, Contains("sync gave up on relay"));
+  CHECK(info("control-plane").state == child_state::running);
+}
+
 TEST_CASE_METHOD(fixture, "a bad policy or duplicate names are rejected",
                  "[supervisor]") {
   auto policy = exact_policy();
