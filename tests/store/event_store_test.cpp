@@ -2,6 +2,7 @@
 #include "store/keys.hpp"
 #include "tests/store/store_fixture.hpp"
 
+#include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -608,6 +609,57 @@ TEST_CASE_METHOD(store_fixture, "a reopened store keeps everything", "[store]") 
   CHECK(write(gone).outcome == write_outcome::refused);
   CHECK(write(make_event(alice, 0, 50)).outcome == write_outcome::duplicate);
   CHECK(store->approximate_event_count() >= 1);
+}
+
+TEST_CASE_METHOD(store_fixture,
+                 "a store left with the default family alone opens whole",
+                 "[store]") {
+  // A new store is opened with its default family, then gets the others in
+  // one call; a crash in between leaves this.
+  store.reset();
+  std::filesystem::remove_all(dir);
+  rocksdb::Options bare;
+  bare.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(bare, dir.string(), &raw).ok());
+  delete raw;
+  std::vector<std::string> before;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(bare, dir.string(), &before).ok());
+  REQUIRE(before == std::vector<std::string>{"default"});
+  open();
+  auto alice = nostr::generate_keypair();
+  auto note = make_event(alice, 1, 100, {{"t", "x"}});
+  REQUIRE(write(note).outcome == write_outcome::stored);
+  REQUIRE(!store->flush());
+  reopen();
+  CHECK(store->get_json(note.ev.id) == note.json);
+  CHECK(scan_ids(nostr::filter{}).size() == 1);
+  std::vector<std::string> after;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(bare, dir.string(), &after).ok());
+  CHECK(after.size() == cf_count);
+}
+
+TEST_CASE_METHOD(store_fixture,
+                 "a new store makes its directory, families and all",
+                 "[store]") {
+  store.reset();
+  std::filesystem::remove_all(dir);
+  auto top = dir;
+  auto nested = dir / "not" / "yet";
+  dir = nested;
+  open();
+  CHECK(std::filesystem::is_directory(nested));
+  std::vector<std::string> families;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options{}, nested.string(),
+                                          &families)
+            .ok());
+  CHECK(families.size() == cf_count);
+  auto alice = nostr::generate_keypair();
+  auto note = make_event(alice, 1, 100);
+  REQUIRE(write(note).outcome == write_outcome::stored);
+  CHECK(store->get_json(note.ev.id) == note.json);
+  store.reset();
+  std::filesystem::remove_all(top);
 }
 
 TEST_CASE_METHOD(store_fixture, "a newer schema version is refused", "[store]") {
