@@ -288,6 +288,38 @@ TEST_CASE("strings are escaped exactly as JSON.stringify does", "[event]") {
   CHECK(json_string(raw) == escaped);
 }
 
+TEST_CASE("every byte is escaped the same at every place in a long string",
+          "[event]") {
+  // Each byte value, at each place in strings of several lengths, among
+  // plain ASCII or among bytes >= 0x80: escaped as it is alone, and its
+  // neighbours copied as they are.
+  auto one_byte = [](uint8_t c) {
+    std::string s(1, static_cast<char>(c));
+    return json_string(s).substr(1, json_string(s).size() - 2);
+  };
+  for (int c = 0; c < 256; ++c) {
+    for (char filler : {'a', '\xff'}) {
+      for (size_t length : {1u, 7u, 8u, 9u, 16u, 23u}) {
+        for (size_t at = 0; at < length; ++at) {
+          std::string raw(length, filler);
+          raw[at] = static_cast<char>(c);
+          std::string expected = "\"";
+          for (size_t i = 0; i < length; ++i)
+            expected += i == at ? one_byte(static_cast<uint8_t>(c))
+                                : std::string(1, filler);
+          expected += '"';
+          INFO("byte " << c << " at " << at << " of " << length);
+          REQUIRE(json_string(raw) == expected);
+        }
+      }
+    }
+  }
+  CHECK(one_byte('"') == "\\\"");
+  CHECK(one_byte(0x1f) == "\\u001f");
+  CHECK(one_byte(0x20) == " ");
+  CHECK(one_byte(0x80) == "\x80");
+}
+
 TEST_CASE("appending a string keeps what the buffer already holds", "[event]") {
   std::string out = "[";
   append_json_string(out, "a\tb");
