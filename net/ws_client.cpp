@@ -6,6 +6,7 @@
 #include "net/idle_watch.hpp"
 #include "net/ws_client_connect.hpp"
 #include "net/ws_close_reason.hpp"
+#include "net/ws_message_text.hpp"
 
 
 #include <atomic>
@@ -198,7 +199,7 @@ private:
     ++frames_read_;
     // After close() the owner wants no more traffic from this relay.
     if (!close_pending_ && callbacks_.on_frame)
-      callbacks_.on_frame(beast::buffers_to_string(buffer_.data()));
+      callbacks_.on_frame(ws_message_text(buffer_.data()));
     buffer_.consume(buffer_.size());
     if (!paused_)
       do_read();

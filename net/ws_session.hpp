@@ -6,6 +6,7 @@
 #include "net/idle_watch.hpp"
 #include "net/message_deflater.hpp"
 #include "net/write_batching_stream.hpp"
+#include "net/ws_message_text.hpp"
 #include "net/ws_server_state.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -286,7 +287,7 @@ private:
           // thread before on_frame even returns.
           ++inflight_;
           if (callbacks_.on_frame)
-            callbacks_.on_frame(beast::buffers_to_string(buffer_.data()));
+            callbacks_.on_frame(ws_message_text(buffer_.data()));
         }
       }
       buffer_.consume(buffer_.size());

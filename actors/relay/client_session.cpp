@@ -12,6 +12,7 @@
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
 #include "messages/policy.hpp"
+#include "net/ws_message_text.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -20,6 +21,10 @@
 #include <simdjson.h>
 
 #include <chrono>
+
+static_assert(simdjson::SIMDJSON_PADDING <= ferry::net::ws_message_padding,
+              "a received frame has the room to be parsed where it is "
+              "(nostr::open_client_frame)");
 
 namespace ferry {
 

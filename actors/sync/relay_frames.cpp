@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "messages/nostr/wire.hpp"
+#include "net/ws_message_text.hpp"
 
 #include <simdjson.h>
 
@@ -101,8 +102,12 @@ void on_notice(self_pointer self, frame_fields& in) {
 
 } // namespace
 
+static_assert(simdjson::SIMDJSON_PADDING <= net::ws_message_padding,
+              "a received frame has the room to be parsed where it is");
+
 void on_frame(self_pointer self, std::string& frame) {
   thread_local simdjson::ondemand::parser parser;
+  // A no-op for what the socket delivered (net/ws_message_text.hpp).
   frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
   simdjson::padded_string_view input(frame.data(), frame.size(),
                                      frame.capacity());

@@ -6,7 +6,8 @@ namespace ferry::nostr {
 
 std::string open_client_frame(std::string& frame, client_frame& out) {
   thread_local simdjson::ondemand::parser parser;
-  // simdjson reads up to SIMDJSON_PADDING bytes past the end.
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end; a frame from
+  // the socket already has the room (net/ws_message_text.hpp).
   frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
   simdjson::padded_string_view input(frame.data(), frame.size(),
                                      frame.capacity());

@@ -93,6 +93,12 @@ public:
     return frames_;
   }
 
+  /// For each frame, the capacity its text had beyond its size.
+  std::vector<size_t> frame_spare_capacity() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return frame_spare_;
+  }
+
   std::vector<size_t> oversize() {
     std::lock_guard<std::mutex> guard{mtx_};
     return oversize_;
@@ -117,6 +123,7 @@ private:
       {
         std::lock_guard<std::mutex> guard{mtx_};
         frames_.push_back(frame);
+        frame_spare_.push_back(frame.capacity() - frame.size());
       }
       if (echo && conn)
         conn->send(std::make_shared<const std::string>(std::move(frame)));
@@ -138,6 +145,7 @@ private:
   // is gone.
   std::mutex mtx_;
   std::vector<std::string> frames_;
+  std::vector<size_t> frame_spare_;
   std::vector<size_t> oversize_;
   std::vector<std::string> closes_;
   std::vector<std::shared_ptr<ws_connection>> connections_;

@@ -1,4 +1,5 @@
 #include "net/ws_client.hpp"
+#include "net/ws_message_text.hpp"
 
 #include "tests/net/net_fixture.hpp"
 #include "tests/net/tls_fixture.hpp"
@@ -39,6 +40,7 @@ public:
     };
     result.on_frame = [self](std::string frame) {
       std::lock_guard<std::mutex> guard{self->mtx};
+      self->spare.push_back(frame.capacity() - frame.size());
       self->frames.push_back(std::move(frame));
     };
     result.on_close = [self](failure_kind kind, const std::string& reason) {
@@ -63,6 +65,12 @@ public:
   std::vector<std::string> frames() const {
     std::lock_guard<std::mutex> guard{state_->mtx};
     return state_->frames;
+  }
+
+  /// For each frame, the capacity its text had beyond its size.
+  std::vector<size_t> spare_capacity() const {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    return state_->spare;
   }
 
   failure_kind kind() const {
@@ -91,6 +99,7 @@ private:
     int opens = 0;
     int closes = 0;
     std::vector<std::string> frames;
+    std::vector<size_t> spare;
     failure_kind kind = failure_kind::none;
     std::string reason;
   };
@@ -336,6 +345,9 @@ TEST_CASE_METHOD(server_fixture, "plain ws: frames are echoed, close is ours",
   conn->send(text(""));
   REQUIRE(wait_until([&] { return events.frames().size() == 3; }, wait_limit));
   CHECK(events.frames() == std::vector<std::string>{"early", "hello", ""});
+  // Room for parsing each frame where it is (net/ws_message_text.hpp).
+  for (auto spare : events.spare_capacity())
+    CHECK(spare >= ws_message_padding);
   CHECK(wait_until([&] { return conn->queued_bytes() == 0; }));
   CHECK(conn->bytes_sent() == 10);
   CHECK(conn->bytes_received() == 10);

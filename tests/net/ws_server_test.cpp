@@ -1,4 +1,5 @@
 #include "net/ws_server.hpp"
+#include "net/ws_message_text.hpp"
 
 #include "net/simple_client.hpp"
 #include "tests/net/net_fixture.hpp"
@@ -104,6 +105,9 @@ TEST_CASE_METHOD(server_fixture,
     CHECK(*echoed == text);
   }
   CHECK(frames() == std::vector<std::string>{"hello", "", "world"});
+  // Room for parsing each frame where it is (net/ws_message_text.hpp).
+  for (auto spare : frame_spare_capacity())
+    CHECK(spare >= ws_message_padding);
   CHECK(wait_until([&] { return connection(0)->queued_bytes() == 0; }));
 }
 
