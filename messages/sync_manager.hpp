@@ -11,6 +11,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,13 @@ using item_scan_result_ptr = std::shared_ptr<caf::expected<store::item_scan>>;
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::item_scan_result_ptr)
 
 namespace ferry {
+
+/// How long the SYNC MANAGER waits for a connection's or the health
+/// tracker's answer before falling back to what the store holds. Well below
+/// what the manager's own askers wait (the cluster manager 2 s, the admin
+/// routes 5 s): one slow connection costs its row's live figures, never
+/// the whole answer.
+inline constexpr auto sync_manager_ask_timeout = std::chrono::seconds{1};
 
 /// The RELAY CONNECTION actor interface: one per sync server, it mirrors the
 /// server's remote relay into the local store (direction down) and the local

@@ -842,11 +842,17 @@ void poll_local(self_pointer self) {
 }
 
 /// Calls `then` with the sync manager's server list and the relay
-/// registry's relay list (each empty when its actor did not answer).
+/// registry's relay list (empty when no registry runs: nothing is hosted),
+/// or `failed` with what did not answer: a view without the lists would
+/// show relays as gone that are only late.
 void with_definition_lists(
   self_pointer self,
-  std::function<void(const std::string&, const std::string&)> then) {
-  auto hosted = [self, then](std::string servers) {
+  std::function<void(const std::string&, const std::string&)> then,
+  std::function<void(caf::error)> failed) {
+  static_assert(sync_manager_ask_timeout < cluster_manager_ask_timeout,
+                "the sync manager must answer with what it has before the "
+                "cluster manager gives up on it");
+  auto hosted = [self, then, failed](std::string servers) {
     auto registry = current(self->state.infra.registry);
     if (!registry) {
       then(servers, {});
@@ -856,16 +862,24 @@ void with_definition_lists(
       ->request(registry, cluster_manager_ask_timeout, atom::get_v,
                 atom::relays_v)
       .then([then, servers](std::string& list) { then(servers, list); },
-            [then, servers](caf::error&) { then(servers, {}); });
+            [failed](caf::error& err) {
+              failed(caf::make_error(ec::network_failure,
+                                "the relay registry did not answer: "
+                                  + render(err)));
+            });
   };
   auto sync = current(self->state.sync_manager);
   if (!sync) {
-    hosted({});
+    failed(caf::make_error(ec::network_failure, "the sync manager is restarting"));
     return;
   }
   self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
     .then([hosted](std::string& servers) { hosted(std::move(servers)); },
-          [hosted](caf::error&) { hosted({}); });
+          [failed](caf::error& err) {
+            failed(caf::make_error(ec::network_failure,
+                              "the sync manager did not answer: "
+                                + render(err)));
+          });
 }
 
 /// Folds every member the view has said is forgotten since this node
@@ -1562,7 +1576,8 @@ cluster_manager(
                 with_cursors.as_object()["cursors"] = cursors_json(self,
                                                                    servers);
                 rp.deliver(json::serialize(with_cursors));
-              });
+              },
+              [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;

@@ -265,8 +265,11 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
   if (joined_us) {
     self->send(self, atom::join_v, std::move(joined_us));
   } else if (auto wait = yield_to_peer(st); wait > caf::timespan{0}) {
+    // Its own generation: the first one, 0, is `dial_now`, which the
+    // manager sends whenever gossip has the peer alive, and would end the
+    // yield at once.
     st.state = link::waiting;
-    self->delayed_send(self, wait, atom::connect_v, st.generation);
+    self->delayed_send(self, wait, atom::connect_v, ++st.generation);
   } else {
     dial(self);
   }
@@ -276,9 +279,9 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
       if (st.state == link::left)
         return;
       // A peer we yield to is left to dial us, also when it is up.
-      if (generation == st.generation
-          || (generation == dial_now && st.state == link::waiting
-              && yield_to_peer(st) == caf::timespan{0}))
+      if (generation == dial_now
+            ? st.state == link::waiting && yield_to_peer(st) == caf::timespan{0}
+            : generation == st.generation)
         dial(self);
     },
     [self](atom::join, cluster_gate_actor& gate) {

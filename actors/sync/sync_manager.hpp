@@ -24,10 +24,6 @@ namespace ferry {
 /// died with an error.
 inline constexpr auto relay_connection_respawn_delay = std::chrono::seconds{1};
 
-/// How long the SYNC MANAGER waits for a connection's or the health
-/// tracker's answer before falling back to what the store holds.
-inline constexpr auto sync_manager_ask_timeout = std::chrono::seconds{2};
-
 struct sync_manager_state {
   /// What the manager keeps per sync server.
   struct entry {

@@ -1,0 +1,124 @@
+// The CLUSTER MEMBER's dialling rule: of two members that know each other's
+// names, the higher name leaves the dialling to the lower one for a connect
+// timeout (CAF keeps one connection per pair of nodes, and two dialled at
+// once tear each other down).
+
+#include "actors/cluster/cluster_member.hpp"
+
+#include "tests/fixtures/deterministic_actor_system.hpp"
+#include "tests/fixtures/quiet_log.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/test_multiplexer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A deterministic system with a middleman on CAF's test multiplexer: a
+/// dial reaches no network and fails at once.
+struct member_fixture {
+  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
+    test::deterministic_actor_system::init(cfg);
+    cfg.load<caf::io::middleman>();
+    cfg.set("middleman.network-backend", caf::atom("testing"));
+    cfg.set("middleman.manual-multiplexing", true);
+    cfg.set("middleman.attach-utility-actors", true);
+    return cfg;
+  }
+
+  member_fixture()
+    : sys(init(cfg)),
+      self(sys, true),
+      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+      mpx(dynamic_cast<caf::io::network::test_multiplexer&>(
+        sys.middleman().backend())) {
+    // nop
+  }
+
+  ~member_fixture() {
+    self->send_exit(member, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  void run() {
+    while (sched.run() + (mpx.try_exec_runnable() ? 1 : 0) > 0)
+      ;
+  }
+
+  void advance(caf::timespan dt) {
+    sched.advance_time(dt);
+    run();
+  }
+
+  void spawn(std::string me, std::string peer) {
+    auto identity = std::make_shared<cluster_identity>();
+    identity->self.name = std::move(me);
+    member = sys.spawn(cluster_member, std::string{"10.9.9.9:7450"}, config,
+                       identity, handle_slot_ptr<membership_actor>{},
+                       handle_slot_ptr<cluster_manager_actor>{},
+                       cluster_gate_actor{}, std::move(peer));
+    run();
+  }
+
+  status_map status() {
+    self->send(member, atom::get_v, atom::status_v);
+    run();
+    status_map result;
+    self->receive([&](status_map& x) { result = std::move(x); },
+                  caf::after(0s) >> [] { FAIL("the member did not answer"); });
+    return result;
+  }
+
+  std::string link() {
+    return caf::get_or(status(), "link", std::string{"?"});
+  }
+
+  int64_t attempts() {
+    return caf::get_or(status(), "attempts", int64_t{-1});
+  }
+
+  test::quiet_log quiet;
+  cluster_member_config config;
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  caf::scheduler::test_coordinator& sched;
+  caf::io::network::test_multiplexer& mpx;
+  cluster_member_actor member;
+};
+
+} // namespace
+
+TEST_CASE_METHOD(member_fixture,
+                 "a member with the higher name waits a connect timeout for "
+                 "the peer to dial, also when gossip says the peer is up",
+                 "[cluster][member]") {
+  spawn("node-c", "node-b");
+  CHECK(link() == "waiting");
+  CHECK(attempts() == 0);
+  // The manager's "dial now", sent whenever gossip has the peer alive.
+  self->send(member, atom::connect_v, dial_now);
+  run();
+  CHECK(link() == "waiting");
+  CHECK(attempts() == 0);
+  advance(config.connect_timeout - 1ms);
+  CHECK(attempts() == 0);
+  // Nobody came: it dials itself (and fails: the address leads nowhere).
+  advance(1ms);
+  CHECK(attempts() == 1);
+  CHECK(link() == "waiting");
+}
+
+TEST_CASE_METHOD(member_fixture,
+                 "a member with the lower name dials at once",
+                 "[cluster][member]") {
+  spawn("node-b", "node-c");
+  CHECK(attempts() == 1);
+}
