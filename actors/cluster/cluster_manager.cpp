@@ -864,21 +864,22 @@ void with_definition_lists(
       .then([then, servers](std::string& list) { then(servers, list); },
             [failed](caf::error& err) {
               failed(caf::make_error(ec::network_failure,
-                                "the relay registry did not answer: "
-                                  + render(err)));
+                                     "the relay registry did not answer: "
+                                       + render(err)));
             });
   };
   auto sync = current(self->state.sync_manager);
   if (!sync) {
-    failed(caf::make_error(ec::network_failure, "the sync manager is restarting"));
+    failed(
+      caf::make_error(ec::network_failure, "the sync manager is restarting"));
     return;
   }
   self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
     .then([hosted](std::string& servers) { hosted(std::move(servers)); },
           [failed](caf::error& err) {
             failed(caf::make_error(ec::network_failure,
-                              "the sync manager did not answer: "
-                                + render(err)));
+                                   "the sync manager did not answer: "
+                                     + render(err)));
           });
 }
 
