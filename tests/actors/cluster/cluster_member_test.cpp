@@ -8,6 +8,7 @@
 #include "tests/fixtures/deterministic_actor_system.hpp"
 #include "tests/fixtures/quiet_log.hpp"
 
+#include <caf/after.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/network/test_multiplexer.hpp>
 
