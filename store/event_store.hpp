@@ -107,18 +107,6 @@ struct scan_position {
   nostr::bytes32 id{};
 };
 
-/// How a scan ended.
-enum class scan_end {
-  /// Every match was delivered.
-  exhausted,
-  /// `max_events` were delivered or the sink stopped: more may remain.
-  more,
-  /// (`scan_cached` only) the next match is not in memory, or the events
-  /// just delivered had to be read from files: go on with `scan` from the
-  /// last position delivered.
-  uncached,
-};
-
 /// The records of the events matching a filter, for negentropy (NIP-77).
 struct item_scan {
   /// Unordered; empty when `over_limit`.
@@ -176,18 +164,6 @@ public:
             const std::function<bool(std::string_view json,
                                      const scan_position& pos)>& sink) const;
 
-  /// `scan` for a thread that must not wait long for the disk (a CAF
-  /// scheduler thread): index entries only from memory (memtables, the block
-  /// cache, open tables' indexes), events in batches of at most 32, and the
-  /// first batch that had to read any event from files is the last. Ends
-  /// with `scan_end::uncached` where it stopped for the disk.
-  scan_end scan_cached(const nostr::filter& f, int64_t now,
-                       const std::optional<scan_position>& resume,
-                       size_t max_events,
-                       const std::function<bool(std::string_view json,
-                                                const scan_position& pos)>& sink)
-    const;
-
   /// Number of distinct stored, unexpired events matching any of `fs`
   /// (NIP-45), using index keys only wherever the index covers the filter.
   uint64_t count(const std::vector<nostr::filter>& fs, int64_t now) const;
@@ -236,11 +212,6 @@ public:
 
 private:
   event_store() = default;
-  scan_end scan_at(const nostr::filter& f, int64_t now,
-                   const std::optional<scan_position>& resume, size_t max_events,
-                   const std::function<bool(std::string_view json,
-                                            const scan_position& pos)>& sink,
-                   bool cached_only) const;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -6,7 +6,6 @@
 #include "messages/nostr/id_hash.hpp"
 #include "store/event_store_internal.hpp"
 
-#include <rocksdb/perf_context.h>
 #include <rocksdb/perf_level.h>
 
 #include <sys/mman.h>
@@ -69,9 +68,6 @@ std::string prefix_successor(std::string prefix) {
 
 /// Candidates read from the events family with one MultiGet.
 constexpr size_t scan_batch_size = 64;
-/// The same on a scheduler thread (a cached scan): what it may read from
-/// files at most, once, before the worker goes on.
-constexpr size_t cached_scan_batch_size = 32;
 /// A scan's first MultiGet; each next one doubles up to `scan_batch_size`.
 /// bench_req: a `limit 500` page's first event 0.65 -> 0.38 ms.
 constexpr size_t first_scan_batch_size = 8;
@@ -225,8 +221,7 @@ public:
                const rocksdb::Snapshot* snap,
                const std::vector<std::string>& prefixes,
                std::optional<int64_t> since, std::optional<int64_t> until,
-               const std::optional<std::string>& resume_suffix,
-               rocksdb::ReadTier tier = rocksdb::kReadAllTier) {
+               const std::optional<std::string>& resume_suffix) {
     cursors_.reserve(prefixes.size());
     for (const auto& prefix : prefixes) {
       auto c = std::make_unique<cursor>();
@@ -236,7 +231,6 @@ public:
       c->upper_slice = c->upper;
       rocksdb::ReadOptions ro;
       ro.snapshot = snap;
-      ro.read_tier = tier;
       if (!c->upper.empty())
         ro.iterate_upper_bound = &c->upper_slice;
       c->it.reset(db->NewIterator(ro, family));
@@ -420,35 +414,14 @@ bool event_store::scan(
   size_t max_events,
   const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
   const {
-  return scan_at(f, now, resume, max_events, sink, false) == scan_end::more;
-}
-
-scan_end event_store::scan_cached(
-  const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
-  size_t max_events,
-  const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
-  const {
-  return scan_at(f, now, resume, max_events, sink, true);
-}
-
-scan_end event_store::scan_at(
-  const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
-  size_t max_events,
-  const std::function<bool(std::string_view json, const scan_position& pos)>& sink,
-  bool cached_only) const {
   perf_counters_off_for_this_thread();
   // The interface has no error channel: a RocksDB read error ends the scan as
-  // if it were exhausted (the next call would fail the same way). Only a
-  // cached read's Incomplete (the block is on disk) is told apart: everything
-  // before it was delivered in order, so a reading scan resumes right there.
+  // if it were exhausted (the next call would fail the same way).
   auto p = make_plan(f);
   if (!p)
-    return scan_end::exhausted;
+    return false;
   auto& st = *impl_;
   snapshot_guard snap{st.db, !st.secondary_path.empty()};
-  // The index is read from memory alone on a cached scan; events are read
-  // with every tier (below).
-  const auto index_tier = cached_only ? rocksdb::kBlockCacheTier : rocksdb::kReadAllTier;
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.get();
   std::optional<std::string> resume_suffix;
@@ -457,28 +430,14 @@ scan_end event_store::scan_at(
 
   // Candidates are read with one MultiGet per batch: a Get per served event
   // costs ~20% more (each pays the lookup setup again; a batch probes its
-  // bloom filters and index together). RocksDB 7.8's MultiGet ignores the
-  // read tier: it reads a batch's missing blocks from files whatever the
-  // tier (caching them only when reading is allowed), and answers NotFound
-  // for some it was told not to read. So a cached scan reads with every
-  // tier and counts the blocks read from files (RocksDB's per-thread perf
-  // counters): the first batch that read any is still served (its blocks
-  // are cached now) and the scan stops behind it. A scheduler thread thus
-  // waits for at most one batch of reads (`cached_scan_batch_size`), on a
-  // cold store, and the worker reads the rest. bench_req's page-500, which
-  // scheduler threads serve whole, against a Get per event (two nodes
-  // alternated in one run, 10 rounds): 3% more events/s, 5% less node CPU.
-  const size_t max_batch = cached_only ? cached_scan_batch_size : scan_batch_size;
+  // bloom filters and index together).
   std::vector<scan_position> candidates;
   std::vector<rocksdb::Slice> keys;
-  std::vector<rocksdb::PinnableSlice> values(max_batch);
-  std::vector<rocksdb::Status> statuses(max_batch);
+  std::vector<rocksdb::PinnableSlice> values(scan_batch_size);
+  std::vector<rocksdb::Status> statuses(scan_batch_size);
   nostr::event parsed;
-  bool uncached = false;
   // Reads the candidates with one MultiGet and calls `on_match(i, json,
   // header)` for each one that matches, in order, until it returns false.
-  // A cached scan's batch that had to read files sets `uncached` and ends
-  // the scan once it is served.
   // @returns false when it stopped early.
   auto read_candidates = [&](auto&& on_match) {
     keys.clear();
@@ -486,17 +445,8 @@ scan_end event_store::scan_at(
       keys.push_back(slice_of(c.id));
     for (auto& v : values)
       v.Reset();
-    uint64_t reads_before = 0;
-    if (cached_only) {
-      rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
-      reads_before = rocksdb::get_perf_context()->block_read_count;
-    }
     st.db->MultiGet(ro, st.h(cf::events), keys.size(), keys.data(),
                     values.data(), statuses.data());
-    if (cached_only) {
-      uncached = rocksdb::get_perf_context()->block_read_count != reads_before;
-      rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-    }
     for (size_t i = 0; i < candidates.size(); ++i) {
       if (!statuses[i].ok())
         continue;
@@ -510,15 +460,11 @@ scan_end event_store::scan_at(
       if (!on_match(i, json, *h))
         return false;
     }
-    return !uncached;
+    return true;
   };
 
   size_t delivered = 0;
   if (p->index == index_choice::ids) {
-    // An id may well not be stored: a cached read cannot tell that from a
-    // block it may not read (above), so ids are always read from files.
-    if (cached_only)
-      return scan_end::uncached;
     std::vector<std::pair<std::string, std::string>> hits; // suffix, json
     for (size_t from = 0; from < f.ids->size(); from += scan_batch_size) {
       candidates.clear();
@@ -534,27 +480,27 @@ scan_end event_store::scan_at(
     std::sort(hits.begin(), hits.end());
     for (const auto& [suffix, json] : hits) {
       if (delivered == max_events)
-        return scan_end::more;
+        return true;
       auto pos = decode_suffix(suffix);
       ++delivered;
       if (!sink(json, scan_position{pos.created_at, pos.id}))
-        return scan_end::more;
+        return true;
     }
-    return scan_end::exhausted;
+    return false;
   }
 
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
-                 f.until, resume_suffix, index_tier);
+                 f.until, resume_suffix);
   // Small at first: the first events reach the client while more are read.
   size_t batch = first_scan_batch_size;
   while (m.valid()) {
     if (delivered == max_events)
-      return scan_end::more;
+      return true;
     // No more candidates than could still be delivered: a covered filter
     // reads exactly what it serves.
     candidates.clear();
     const auto wanted = std::min(batch, max_events - delivered);
-    batch = std::min(batch * 2, max_batch);
+    batch = std::min(batch * 2, scan_batch_size);
     for (; m.valid() && candidates.size() < wanted; m.next()) {
       auto pos = decode_suffix(m.current());
       candidates.push_back({pos.created_at, pos.id});
@@ -564,10 +510,9 @@ scan_end event_store::scan_at(
       return sink(json, candidates[i]);
     };
     if (!read_candidates(serve))
-      return uncached ? scan_end::uncached : scan_end::more;
+      return true;
   }
-  // An index block on disk ends the cursors as an error would.
-  return m.status().IsIncomplete() ? scan_end::uncached : scan_end::exhausted;
+  return false;
 }
 
 uint64_t event_store::count(const std::vector<nostr::filter>& fs,

@@ -72,9 +72,6 @@ struct client_session_state {
   std::map<std::string, subscription> subscriptions;
   /// Running COUNT jobs, by subscription id.
   std::map<std::string, query_job_ptr> counts;
-  /// REQ jobs handed to a query worker whose EOSE message has not come back
-  /// (cancelled ones too: the worker may still be writing their frames).
-  size_t reqs_at_worker = 0;
 
   /// One open negentropy session (NIP-77); its ids are a namespace of their
   /// own, apart from REQ subscriptions.

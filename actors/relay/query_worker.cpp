@@ -18,16 +18,21 @@ query_worker_config query_worker_config_for(size_t cap) {
 
 slice_result run_slice(const store::event_store& store,
                        const query_worker_config& config, query_job& job,
-                       size_t max_events, slice_reads reads) {
+                       size_t max_events) {
   slice_result result;
   const auto& filters = *job.filters;
   if (job.sent.empty()) {
-    // Rehashing a growing set showed up in profiles of large REQs.
+    // Rehashing a small set growing to a page showed up in profiles of
+    // pages. Beyond a few slices it grows by doubling: reserving the bucket
+    // array of a 100k-limit REQ whole took 2-9 ms before its first event
+    // (traced in bench_req: the allocation, and glibc consolidating the
+    // freed nodes of the query before it), and a large limit is often far
+    // more than matches.
     uint64_t expected = 0;
     for (const auto& f : filters)
       expected += std::min<uint64_t>(f.limit.value_or(job.default_limit),
                                      job.max_limit);
-    job.sent.reserve(std::min<uint64_t>(expected, 1'000'000));
+    job.sent.reserve(std::min<uint64_t>(expected, 4 * config.slice_events));
   }
   const auto prefix = nostr::event_message_prefix(job.sub_id);
   // Every frame of a chunk goes into one buffer: one allocation and one post
@@ -99,17 +104,9 @@ slice_result run_slice(const store::event_store& store,
                                      : std::numeric_limits<uint64_t>::max());
         return bytes < config.high_water_bytes;
       };
-    auto end = reads == slice_reads::cached_only
-                 ? store.scan_cached(f, job.now, job.resume, want, on_event)
-                 : store.scan(f, job.now, job.resume, want, on_event)
-                     ? store::scan_end::more
-                     : store::scan_end::exhausted;
-    if (end == store::scan_end::uncached) {
-      result.uncached = true;
-      break;
-    }
+    auto more = store.scan(f, job.now, job.resume, want, on_event);
     budget -= std::min(budget, std::max<size_t>(taken, 1));
-    if (end == store::scan_end::exhausted)
+    if (!more)
       next_filter();
   }
   result.done = job.filter_index >= filters.size();

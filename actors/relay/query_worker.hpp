@@ -79,16 +79,10 @@ struct neg_job {
   bool failed = false;
 };
 
-/// Tunables of the query workers, and of the slice a client session serves
-/// itself.
+/// Tunables of the query workers.
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
   size_t slice_events = 1000;
-  /// Events of a REQ its client session serves on its own thread before it
-  /// hands the rest to a worker: a page this size costs no hand-off to a
-  /// worker and back. Small enough to keep a scheduler thread only briefly;
-  /// 0 sends every REQ to a worker.
-  size_t inline_events = 500;
   /// Events handed to the socket in the first chunk of a slice; each later
   /// chunk doubles, up to `max_chunk_events`.
   size_t first_chunk_events = 8;
@@ -112,16 +106,6 @@ struct slice_result {
   bool done = false;
   /// EVENT frames handed to the socket.
   size_t events = 0;
-  /// (cached reads) it stopped where the next match is on disk.
-  bool uncached = false;
-};
-
-/// Where a slice may read from.
-enum class slice_reads {
-  /// Memtables, the block cache and files.
-  any,
-  /// Only what is in memory: the slice ends where a file read would wait.
-  cached_only,
 };
 
 /// Runs one slice of `job` on the calling thread: reads at most `max_events`
@@ -130,7 +114,7 @@ enum class slice_reads {
 /// (unless the job was cancelled).
 slice_result run_slice(const store::event_store& store,
                        const query_worker_config& config, query_job& job,
-                       size_t max_events, slice_reads reads = slice_reads::any);
+                       size_t max_events);
 
 struct query_worker_state {
   const store::event_store* store = nullptr;

@@ -184,95 +184,28 @@ TEST_CASE("a slice's chunks grow, and shrink again towards the job's end",
   CHECK(chunks.back() <= fx.config.first_chunk_events + 1);
 }
 
-TEST_CASE("a slice on a scheduler thread stops once it had to read a file, "
-          "and a reading slice goes on from there",
+TEST_CASE("a slice on a store just opened reads its events from the files",
           "[query_worker]") {
-  // A client session's own slice runs on a scheduler thread and must not
-  // wait long for the disk: on a store just opened every block is still on
-  // disk.
+  // Nothing is cached yet: every index and event block comes off the disk.
   fixture fx{300};
   fx.settle();
   fx.reopen();
-  const auto newest = [&fx](size_t n) {
-    return std::vector<nostr::bytes32>(fx.newest_first.begin(),
-                                       fx.newest_first.begin() + n);
-  };
   SECTION("an index scan") {
     auto job = fx.job({R"({"kinds":[1],"limit":200})"});
-    auto cached = run_slice(*fx.store, fx.config, *job, 500,
-                            slice_reads::cached_only);
-    CHECK(cached.uncached);
-    CHECK_FALSE(cached.done);
-    CHECK_FALSE(fx.ends_with_eose());
-    CHECK(cached.events < 200);
-    auto rest = run_slice(*fx.store, fx.config, *job, 500);
-    CHECK(rest.done);
-    CHECK(cached.events + rest.events == 200);
+    auto slice = run_slice(*fx.store, fx.config, *job, 500);
+    CHECK(slice.done);
+    CHECK(slice.events == 200);
     CHECK(fx.ends_with_eose());
-    CHECK(fx.event_ids() == newest(200));
-
-    // The blocks are cached now: the same page is served from memory whole.
-    fx.conn->frames.clear();
-    auto again = fx.job({R"({"kinds":[1],"limit":200})"});
-    auto warm = run_slice(*fx.store, fx.config, *again, 500,
-                          slice_reads::cached_only);
-    CHECK_FALSE(warm.uncached);
-    CHECK(warm.done);
-    CHECK(fx.event_ids() == newest(200));
+    CHECK(fx.event_ids()
+          == std::vector<nostr::bytes32>(fx.newest_first.begin(),
+                                         fx.newest_first.begin() + 200));
   }
-  SECTION("an index scan whose index blocks are in memory and whose events "
-          "are not") {
-    // The slice reads one batch of events from the table files (at most 32),
-    // serves it and stops; what it read stays cached, so the next page's
-    // slice gets further. (RocksDB 7.8's MultiGet told not to read files
-    // read them anyway and cached none: every page read them again.)
-    nostr::filter kind_1;
-    REQUIRE(nostr::parse_filter(R"({"kinds":[1]})", kind_1).empty());
-    REQUIRE(fx.store->negentropy_items(kind_1, default_now, 1000)); // the index alone
-    size_t served_before = 0;
-    for (int round = 0; round < 2; ++round) {
-      INFO("round " << round);
-      fx.conn->frames.clear();
-      auto job = fx.job({R"({"kinds":[1],"limit":200})"});
-      auto cached = run_slice(*fx.store, fx.config, *job, 500,
-                              slice_reads::cached_only);
-      CHECK(cached.uncached);
-      CHECK_FALSE(cached.done);
-      CHECK(cached.events > served_before);
-      if (round == 0)
-        CHECK(cached.events <= 32); // nothing was cached: the first batch read
-      CHECK(fx.event_ids() == newest(cached.events));
-      served_before = cached.events;
-    }
-    auto job = fx.job({R"({"kinds":[1],"limit":200})"});
-    REQUIRE(run_slice(*fx.store, fx.config, *job, 500).done);
-    fx.conn->frames.clear();
-    auto again = fx.job({R"({"kinds":[1],"limit":200})"});
-    auto warm = run_slice(*fx.store, fx.config, *again, 500,
-                          slice_reads::cached_only);
-    CHECK(warm.done);
-    CHECK(fx.event_ids() == newest(200));
-  }
-  SECTION("ids") {
+  SECTION("ids, newest first") {
     auto job = fx.job({R"({"ids":[")" + nostr::to_hex(fx.newest_first[3])
                        + R"(",")" + nostr::to_hex(fx.newest_first[1]) + R"("]})"});
-    // A cached read cannot tell an id that is not stored from a block it
-    // may not read: ids always go to the reading slice.
-    auto cached = run_slice(*fx.store, fx.config, *job, 500,
-                            slice_reads::cached_only);
-    CHECK(cached.uncached);
-    CHECK(cached.events == 0);
     CHECK(run_slice(*fx.store, fx.config, *job, 500).done);
     CHECK(fx.ends_with_eose());
     CHECK(fx.event_ids()
           == std::vector<nostr::bytes32>{fx.newest_first[1], fx.newest_first[3]});
-  }
-  SECTION("events still in the memtable") {
-    fixture fresh{30};
-    auto job = fresh.job({R"({"limit":10})"});
-    auto cached = run_slice(*fresh.store, fresh.config, *job, 500,
-                            slice_reads::cached_only);
-    CHECK(cached.done);
-    CHECK(fresh.ends_with_eose());
   }
 }
