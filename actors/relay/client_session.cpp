@@ -323,7 +323,7 @@ void go_live(self_pointer self, const std::string& sub_id,
   auto& st = self->state;
   sub.live = true;
   for (auto& item : sub.backlog)
-    if (sub.job->sent.count(item->data.ev.id) == 0)
+    if (!sub.job->sent.contains(item->data.ev.id))
       st.send(nostr::event_message(sub_id, item->data.json));
   sub.backlog.clear();
   sub.backlog.shrink_to_fit();
@@ -760,7 +760,7 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
           // The writer hands an event to the hub after its commit, and the
           // hub reaches us later than the query worker may read the store:
           // an event the stored part already sent must not come again.
-          if (sub.job->sent.count(item->data.ev.id) == 0)
+          if (!sub.job->sent.contains(item->data.ev.id))
             st.send(nostr::event_message(sub_id, item->data.json));
         } else if (sub.backlog.size() < max_backlog) {
           sub.backlog.push_back(item);

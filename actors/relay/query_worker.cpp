@@ -22,12 +22,10 @@ slice_result run_slice(const store::event_store& store,
   slice_result result;
   const auto& filters = *job.filters;
   if (job.sent.empty()) {
-    // Rehashing a small set growing to a page showed up in profiles of
-    // pages. Beyond a few slices it grows by doubling: reserving the bucket
-    // array of a 100k-limit REQ whole took 2-9 ms before its first event
-    // (traced in bench_req: the allocation, and glibc consolidating the
-    // freed nodes of the query before it), and a large limit is often far
-    // more than matches.
+    // Growing a small set to a page's size showed up in profiles of pages.
+    // Beyond a few slices it grows by doubling: a 100k-limit REQ's set,
+    // reserved whole, took 2-9 ms before its first event left (traced in
+    // bench_req), and a large limit is often far more than matches.
     uint64_t expected = 0;
     for (const auto& f : filters)
       expected += std::min<uint64_t>(f.limit.value_or(job.default_limit),
@@ -89,7 +87,7 @@ slice_result run_slice(const store::event_store& store,
         // An event another filter already sent still counts toward this
         // filter's limit: each filter yields its own newest `limit` matches.
         ++job.delivered_in_filter;
-        if (!job.sent.insert(pos.id).second)
+        if (!job.sent.insert(pos.id))
           return true;
         auto before = batch.bytes.size();
         batch.bytes += prefix;

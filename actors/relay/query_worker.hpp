@@ -1,7 +1,7 @@
 #pragma once
 
 #include "actors/relay/item_set_cache.hpp"
-#include "messages/nostr/id_hash.hpp"
+#include "messages/nostr/flat_id_set.hpp"
 #include "messages/nostr/negentropy.hpp"
 #include "messages/relay.hpp"
 #include "net/ws_server.hpp"
@@ -11,7 +11,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_set>
 
 namespace ferry {
 
@@ -42,7 +41,7 @@ struct query_job {
   caf::timespan stalled{0};
   /// Ids sent: several filters may match one event, and a live event that
   /// arrived during the query may already have been sent from the store.
-  std::unordered_set<nostr::bytes32, nostr::id_hash> sent;
+  nostr::flat_id_set sent;
 };
 
 /// One open negentropy session of a client, shared by its CLIENT SESSION
