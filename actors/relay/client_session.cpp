@@ -373,9 +373,9 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
   st.subscriptions[sub_id].job = job;
   // Every REQ, a small page too, is read by a worker: a session that served
   // a page's 500 events itself, on its scheduler thread (from memory only,
-  // counting file reads), served `limit 500` pages 4-22% slower than the
-  // worker does, hand-off included (bench_req, 21 alternated pairs, most
-  // near 12%), and no sooner to their first event.
+  // counting file reads), served `limit 500` pages slower than the worker
+  // does, hand-off included, in 25 of 28 alternated bench_req pairs (by 14%
+  // at the median), and no sooner to their first event.
   if (!start_job(self, std::move(job))) {
     cancel_subscription(self, sub_id);
     return closed(self, sub_id, "error: the query worker is restarting; try again");
