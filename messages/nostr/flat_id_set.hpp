@@ -1,9 +1,11 @@
 #pragma once
 
 #include "messages/nostr/hex.hpp"
-#include "messages/nostr/id_hash.hpp"
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <random>
 #include <vector>
 
 namespace ferry::nostr {
@@ -12,8 +14,13 @@ namespace ferry::nostr {
 /// at most half full). A query remembers every id it sent; as nodes of a
 /// std::unordered_set each id was an allocation, and the 100k nodes a big
 /// query freed made the next query's first sizeable allocation wait
-/// milliseconds while glibc consolidated them. Only for ids the node
-/// computed or checked (see id_hash).
+/// milliseconds while glibc consolidated them.
+///
+/// Ids are checked hashes, but an author can grind them: a few hundred
+/// thousand tries give an id any 20 chosen bits. Where ids start probing
+/// is therefore not their own bits but a hash of their first eight bytes
+/// mixed with a seed of this process, which an author cannot see: ids ground to one slot would otherwise make every query that sends
+/// them probe quadratically.
 class flat_id_set {
 public:
   bool empty() const {
@@ -50,6 +57,24 @@ public:
     return true;
   }
 
+  /// The slot where the probe for `id` starts (0 while the set has no
+  /// slots).
+  size_t home_slot(const bytes32& id) const {
+    if (slots_.empty())
+      return 0;
+    uint64_t h;
+    std::memcpy(&h, id.data(), sizeof(h));
+    // MurmurHash3's finalizer: every bit of the seeded prefix moves the
+    // top bits, which pick the slot.
+    h ^= seed();
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<size_t>(h >> shift_);
+  }
+
   bool contains(const bytes32& id) const {
     if (id == bytes32{})
       return has_zero_;
@@ -60,6 +85,14 @@ public:
 
 private:
   static constexpr size_t min_slots = 16;
+
+  static uint64_t seed() {
+    static const uint64_t value = [] {
+      std::random_device device;
+      return (uint64_t{device()} << 32) ^ device();
+    }();
+    return value;
+  }
 
   /// Ids the slots hold before the set grows: half of them.
   size_t capacity() const {
@@ -76,7 +109,7 @@ private:
   /// The slot holding `id`, or the empty slot where it belongs.
   bytes32& find_slot(const bytes32& id) {
     const size_t mask = slots_.size() - 1;
-    for (size_t i = id_hash{}(id) & mask;; i = (i + 1) & mask)
+    for (size_t i = home_slot(id);; i = (i + 1) & mask)
       if (slots_[i] == id || slots_[i] == bytes32{})
         return slots_[i];
   }
@@ -84,12 +117,17 @@ private:
   void rehash(size_t slots) {
     std::vector<bytes32> old(slots, bytes32{});
     old.swap(slots_);
+    shift_ = 64;
+    for (size_t n = slots; n > 1; n /= 2)
+      --shift_;
     for (const auto& id : old)
       if (id != bytes32{})
         find_slot(id) = id;
   }
 
   std::vector<bytes32> slots_;
+  /// 64 - log2(slots): home slots are the product's top bits.
+  unsigned shift_ = 64;
   size_t size_ = 0;
   bool has_zero_ = false;
 };
