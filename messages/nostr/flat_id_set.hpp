@@ -49,7 +49,7 @@ public:
     }
     if (size_ + 1 > capacity())
       rehash(slots_for(size_ + 1));
-    auto& slot = find_slot(id);
+    auto& slot = slots_[find_slot(id)];
     if (slot == id)
       return false;
     slot = id;
@@ -80,7 +80,7 @@ public:
       return has_zero_;
     if (slots_.empty())
       return false;
-    return const_cast<flat_id_set*>(this)->find_slot(id) == id;
+    return slots_[find_slot(id)] == id;
   }
 
 private:
@@ -107,11 +107,11 @@ private:
   }
 
   /// The slot holding `id`, or the empty slot where it belongs.
-  bytes32& find_slot(const bytes32& id) {
+  size_t find_slot(const bytes32& id) const {
     const size_t mask = slots_.size() - 1;
     for (size_t i = home_slot(id);; i = (i + 1) & mask)
       if (slots_[i] == id || slots_[i] == bytes32{})
-        return slots_[i];
+        return i;
   }
 
   void rehash(size_t slots) {
@@ -122,7 +122,7 @@ private:
       --shift_;
     for (const auto& id : old)
       if (id != bytes32{})
-        find_slot(id) = id;
+        slots_[find_slot(id)] = id;
   }
 
   std::vector<bytes32> slots_;
