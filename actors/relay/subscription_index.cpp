@@ -1,8 +1,6 @@
 #include "actors/relay/subscription_index.hpp"
 
 #include <algorithm>
-#include <functional>
-#include <string_view>
 #include <tuple>
 
 namespace ferry {
@@ -27,13 +25,6 @@ std::string tag_key(char letter, const std::string& value) {
 }
 
 } // namespace
-
-size_t subscription_index::bytes32_hash::operator()(const nostr::bytes32& x) const {
-  // All 32 bytes: the keys come from clients' filters, which may name ids
-  // made to share any shorter prefix and pile up in one bucket.
-  return std::hash<std::string_view>{}(
-    std::string_view{reinterpret_cast<const char*>(x.data()), x.size()});
-}
 
 bool subscription_index::add(caf::actor_id session, const std::string& sub_id,
                              filter_set_ptr filters) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "messages/nostr/id_hash.hpp"
 #include "messages/relay.hpp"
 
 #include <caf/actor_addr.hpp>
@@ -70,10 +71,6 @@ private:
 
   using postings = std::vector<posting>;
 
-  struct bytes32_hash {
-    size_t operator()(const nostr::bytes32& x) const;
-  };
-
   /// Files (or unfiles, `add == false`) every filter of `sub`.
   void file(subscription& sub, bool add);
 
@@ -92,8 +89,8 @@ private:
   using key = std::pair<caf::actor_id, std::string>;
   std::map<key, std::unique_ptr<subscription>> subscriptions_;
 
-  std::unordered_map<nostr::bytes32, postings, bytes32_hash> by_id_;
-  std::unordered_map<nostr::bytes32, postings, bytes32_hash> by_author_;
+  std::unordered_map<nostr::bytes32, postings, nostr::id_hash> by_id_;
+  std::unordered_map<nostr::bytes32, postings, nostr::id_hash> by_author_;
   /// Keyed by the tag letter followed by the value.
   std::unordered_map<std::string, postings> by_tag_;
   std::unordered_map<uint32_t, postings> by_kind_;

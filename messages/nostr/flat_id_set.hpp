@@ -1,11 +1,10 @@
 #pragma once
 
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/id_hash.hpp"
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <random>
 #include <vector>
 
 namespace ferry::nostr {
@@ -18,9 +17,9 @@ namespace ferry::nostr {
 ///
 /// Ids are checked hashes, but an author can grind them: a few hundred
 /// thousand tries give an id any 20 chosen bits. Where ids start probing
-/// is therefore not their own bits but a hash of their first eight bytes
-/// mixed with a seed of this process, which an author cannot see: ids ground to one slot would otherwise make every query that sends
-/// them probe quadratically.
+/// is therefore not their own bits but their seeded `hash_id`: ids ground
+/// to one slot would otherwise make every query that sends them probe
+/// quadratically.
 class flat_id_set {
 public:
   bool empty() const {
@@ -62,17 +61,8 @@ public:
   size_t home_slot(const bytes32& id) const {
     if (slots_.empty())
       return 0;
-    uint64_t h;
-    std::memcpy(&h, id.data(), sizeof(h));
-    // MurmurHash3's finalizer: every bit of the seeded prefix moves the
-    // top bits, which pick the slot.
-    h ^= seed();
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return static_cast<size_t>(h >> shift_);
+    // The hash's top bits pick the slot.
+    return static_cast<size_t>(hash_id(id) >> shift_);
   }
 
   bool contains(const bytes32& id) const {
@@ -85,14 +75,6 @@ public:
 
 private:
   static constexpr size_t min_slots = 16;
-
-  static uint64_t seed() {
-    static const uint64_t value = [] {
-      std::random_device device;
-      return (uint64_t{device()} << 32) ^ device();
-    }();
-    return value;
-  }
 
   /// Ids the slots hold before the set grows: half of them.
   size_t capacity() const {

@@ -727,13 +727,6 @@ std::string server::reconcile(std::string_view query,
   return {};
 }
 
-size_t client::id_hash::operator()(const bytes32& id) const {
-  // Ids are SHA-256 digests: any eight of their bytes are uniform.
-  size_t h;
-  std::memcpy(&h, id.data(), sizeof(h));
-  return h;
-}
-
 client::client(item_set_ptr items, size_t frame_size_limit)
   : items_(std::move(items)),
     frame_size_limit_(effective_limit(frame_size_limit)) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/id_hash.hpp"
 
 #include <array>
 #include <cstddef>
@@ -307,13 +308,9 @@ public:
   }
 
 private:
-  struct id_hash {
-    size_t operator()(const bytes32& id) const;
-  };
-
   item_set_ptr items_;
   size_t frame_size_limit_;
-  std::unordered_set<bytes32, id_hash> reported_;
+  std::unordered_set<bytes32, nostr::id_hash> reported_;
   bool initiated_ = false;
   bool done_ = false;
   size_t rounds_ = 0;

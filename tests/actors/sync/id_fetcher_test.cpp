@@ -27,6 +27,16 @@ std::vector<bytes32> ids(uint32_t first, uint32_t count) {
   return out;
 }
 
+/// Options with `batch_size` ids per REQ, at most `max_requests` open, and
+/// subscription ids starting with "f-"; no claims.
+id_fetcher::options unclaimed(size_t batch_size, size_t max_requests) {
+  id_fetcher::options opts;
+  opts.batch_size = batch_size;
+  opts.max_requests = max_requests;
+  opts.sub_prefix = "f-";
+  return opts;
+}
+
 /// A REQ frame's subscription id, its ids and its limit.
 struct parsed_req {
   std::string sub_id;
@@ -66,7 +76,7 @@ parsed_req parse_req(const std::string& frame) {
 TEST_CASE("the id fetcher asks for ids in bounded batches with a bounded "
           "number of REQs open",
           "[id_fetcher]") {
-  id_fetcher fetcher{{3, 2, "f-"}};
+  id_fetcher fetcher{unclaimed(3, 2)};
   fetcher.add(ids(0, 8));
   fetcher.add(ids(6, 4)); // two of them again
   CHECK(fetcher.wanted == 10);
@@ -110,7 +120,7 @@ TEST_CASE("the id fetcher asks for ids in bounded batches with a bounded "
 TEST_CASE("the id fetcher asks again for what a capped REQ left out, and "
           "gives up on what no REQ delivers",
           "[id_fetcher]") {
-  id_fetcher fetcher{{4, 1, "f-"}};
+  id_fetcher fetcher{unclaimed(4, 1)};
   fetcher.add(ids(0, 4));
   auto first = parse_req(fetcher.fill().at(0));
   // The relay caps its answer at two events.
@@ -136,7 +146,7 @@ TEST_CASE("the id fetcher asks again for what a capped REQ left out, and "
 
 TEST_CASE("the id fetcher gives up a REQ the relay closes and keeps its reason",
           "[id_fetcher]") {
-  id_fetcher fetcher{{2, 2, "f-"}};
+  id_fetcher fetcher{unclaimed(2, 2)};
   fetcher.add(ids(0, 3));
   auto frames = fetcher.fill();
   REQUIRE(frames.size() == 2);
