@@ -92,7 +92,7 @@ private:
   std::unordered_map<nostr::bytes32, postings, nostr::id_hash> by_id_;
   std::unordered_map<nostr::bytes32, postings, nostr::id_hash> by_author_;
   /// Keyed by the tag letter followed by the value.
-  std::unordered_map<std::string, postings> by_tag_;
+  std::unordered_map<std::string, postings, nostr::seeded_string_hash> by_tag_;
   std::unordered_map<uint32_t, postings> by_kind_;
   postings unindexed_;
 

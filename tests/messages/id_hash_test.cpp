@@ -4,14 +4,17 @@
 
 #include <random>
 #include <set>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 using namespace ferry::nostr;
 
 namespace {
 
-/// The most ids sharing one bucket of `set`.
-size_t fullest_bucket(const std::unordered_set<bytes32, id_hash>& set) {
+/// The most keys sharing one bucket of `set`.
+template <class Set>
+size_t fullest_bucket(const Set& set) {
   size_t most = 0;
   for (size_t b = 0; b < set.bucket_count(); ++b)
     most = std::max(most, set.bucket_size(b));
@@ -65,4 +68,41 @@ TEST_CASE("ids whose prefixes are equal modulo the bucket count spread over "
   }
   REQUIRE(set.bucket_count() == buckets);
   CHECK(fullest_bucket(set) <= 10);
+}
+
+TEST_CASE("strings std::hash puts in one bucket spread over the buckets of "
+          "the seeded string hash",
+          "[id_hash]") {
+  // std::hash has a fixed seed: anyone can search offline for strings (tag
+  // values in filters, say) that share a bucket of a set of known size.
+  const size_t buckets
+    = std::unordered_set<std::string, seeded_string_hash>{1000}.bucket_count();
+  std::vector<std::string> values;
+  for (uint64_t i = 0; values.size() < 500; ++i) {
+    auto value = "t" + std::to_string(i);
+    if (std::hash<std::string>{}(value) % buckets == 0)
+      values.push_back(std::move(value));
+  }
+  std::unordered_set<std::string> unseeded{1000};
+  std::unordered_set<std::string, seeded_string_hash> seeded{1000};
+  for (const auto& value : values) {
+    unseeded.insert(value);
+    seeded.insert(value);
+  }
+  REQUIRE(unseeded.bucket_count() == buckets);
+  REQUIRE(seeded.bucket_count() == buckets);
+  CHECK(unseeded.bucket_size(unseeded.bucket(values.front())) == 500);
+  CHECK(fullest_bucket(seeded) <= 10);
+}
+
+TEST_CASE("the string hash tells apart strings that differ in length or in "
+          "their last, partial word",
+          "[id_hash]") {
+  std::set<uint64_t> hashes;
+  std::vector<std::string> texts{"", std::string(1, '\0'), std::string(2, '\0'),
+                                 std::string(8, '\0'), std::string(9, '\0'),
+                                 "abcdefgh", "abcdefghi", "abcdefghj"};
+  for (const auto& text : texts)
+    hashes.insert(hash_bytes(text));
+  CHECK(hashes.size() == texts.size());
 }
