@@ -17,7 +17,7 @@ id_fetcher::~id_fetcher() {
   release(unsettled_);
 }
 
-void id_fetcher::release(const std::set<nostr::bytes32>& ids) {
+void id_fetcher::release(const id_set& ids) {
   if (opts_.claims && !ids.empty())
     opts_.claims->release({ids.begin(), ids.end()}, owner_);
 }
@@ -50,7 +50,7 @@ void id_fetcher::look_again_at_deferred() {
 
 void id_fetcher::add(const std::vector<nostr::bytes32>& ids) {
   for (const auto& id : ids)
-    if (known_.insert(id).second) {
+    if (known_.insert(id)) {
       queue_.push_back(id);
       ++wanted;
     }
@@ -83,6 +83,7 @@ std::vector<std::string> id_fetcher::fill() {
     auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
     const auto n = batch.size();
     request req;
+    req.pending.reserve(n);
     std::string ids;
     ids.reserve(n * 67);
     for (size_t i = 0; i < n; ++i) {

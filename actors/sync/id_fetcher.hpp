@@ -2,7 +2,9 @@
 
 #include "actors/sync/fetch_claims.hpp"
 #include "messages/nostr/filter.hpp"
+#include "messages/nostr/flat_id_set.hpp"
 #include "messages/nostr/hex.hpp"
+#include "messages/nostr/id_hash.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -11,9 +13,9 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace ferry {
@@ -131,8 +133,15 @@ public:
   uint64_t fetched_elsewhere = 0;
 
 private:
+  /// Hashed, not ordered: a catch-up passes every id it fetches through
+  /// these sets five times, and as red-black trees each step compared 32
+  /// bytes per tree level (the five steps for 78k ids in a loop: 1.6 us per
+  /// id as std::set, 0.45 us hashed). The hash is seeded: the ids are a
+  /// remote's choice.
+  using id_set = std::unordered_set<nostr::bytes32, nostr::id_hash>;
+
   struct request {
-    std::set<nostr::bytes32> pending;
+    id_set pending;
     size_t delivered = 0;
   };
 
@@ -140,20 +149,20 @@ private:
   /// claimed stay (for at most `patience`), the rest are queued to be
   /// fetched here.
   void look_again_at_deferred();
-  void release(const std::set<nostr::bytes32>& ids);
+  void release(const id_set& ids);
 
   options opts_;
   std::deque<nostr::bytes32> queue_;
   /// Every id ever added, so the same id is never fetched twice.
-  std::set<nostr::bytes32> known_;
+  nostr::flat_id_set known_;
   std::map<std::string, request, std::less<>> open_;
   /// Ids another fetcher claimed when they were due here, and since when.
   std::vector<std::pair<nostr::bytes32, std::chrono::steady_clock::time_point>> deferred_;
   /// Deferred ids waited for longer than `patience`: asked for here even
   /// though another fetcher still claims them.
-  std::set<nostr::bytes32> overdue_;
+  id_set overdue_;
   /// Delivered ids the owner has not settled: still claimed.
-  std::set<nostr::bytes32> unsettled_;
+  id_set unsettled_;
   /// This fetcher's identity in `opts_.claims`.
   uint64_t owner_ = 0;
   uint64_t next_sub_ = 0;
