@@ -36,6 +36,22 @@ inline std::string_view view_of(const rocksdb::Slice& s) {
   return {s.data(), s.size()};
 }
 
+/// The families only ever range-scanned, one key per event and index entry.
+/// A bulk import gives them vector memtables (event_store::open).
+inline bool is_index_family(cf family) {
+  switch (family) {
+    case cf::by_created:
+    case cf::by_kind:
+    case cf::by_author:
+    case cf::by_author_kind:
+    case cf::by_tag:
+    case cf::by_expiration:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /// Follows RocksDB's background error state. Called on RocksDB's threads
 /// (a writer's, a flush's, the SstFileManager's recovery thread).
 class error_listener : public rocksdb::EventListener {

@@ -60,19 +60,35 @@ std::string_view slot_d(const nostr::event& ev) {
 }
 
 /// Calls `f(family, key)` for every index entry of `ev` (not `replaceable`).
+/// The keys are built one after the other in one buffer (`key` is valid
+/// during the call): an event has a dozen of them, and a string each was a
+/// good part of the writer's allocations.
 template <class F>
 void for_each_index_key(const nostr::event& ev, std::optional<int64_t> exp,
                         F&& f) {
-  f(cf::by_created, index_key({}, ev.created_at, ev.id));
-  f(cf::by_kind, index_key(kind_prefix(ev.kind), ev.created_at, ev.id));
-  f(cf::by_author, index_key(author_prefix(ev.pubkey), ev.created_at, ev.id));
-  f(cf::by_author_kind,
-    index_key(author_kind_prefix(ev.pubkey, ev.kind), ev.created_at, ev.id));
+  std::string key;
+  key.reserve(128);
+  auto with_suffix = [&](cf family) {
+    put_suffix(key, ev.created_at, ev.id);
+    f(family, std::string_view{key});
+    key.clear();
+  };
+  with_suffix(cf::by_created);
+  append_kind_prefix(key, ev.kind);
+  with_suffix(cf::by_kind);
+  put_bytes32(key, ev.pubkey);
+  with_suffix(cf::by_author);
+  append_author_kind_prefix(key, ev.pubkey, ev.kind);
+  with_suffix(cf::by_author_kind);
   for (const auto& t : ev.tags)
-    if (t.size() >= 2 && is_indexed_tag_name(t[0]))
-      f(cf::by_tag, index_key(tag_prefix(t[0][0], t[1]), ev.created_at, ev.id));
-  if (exp)
-    f(cf::by_expiration, expiration_key(*exp, ev.id));
+    if (t.size() >= 2 && is_indexed_tag_name(t[0])) {
+      append_tag_prefix(key, t[0][0], t[1]);
+      with_suffix(cf::by_tag);
+    }
+  if (exp) {
+    append_expiration_key(key, *exp, ev.id);
+    f(cf::by_expiration, std::string_view{key});
+  }
 }
 
 /// The puts and deletes of one commit, handed to RocksDB sorted by family and
@@ -81,8 +97,20 @@ void for_each_index_key(const nostr::event& ev, std::optional<int64_t> exp,
 /// order (ids, authors, tags) miss the cache at almost every level, while
 /// sorted keys share the upper part of their search path. A stable sort keeps
 /// the order of the operations on one key, so the outcome is the same.
+///
+/// A bulk import's index families have vector memtables, which append in any
+/// order and sort once at their flush: their operations go into the batch at
+/// once, in the order they were made. Sorting them (most of a commit's
+/// operations) and buffering each as an owned key gained nothing there.
 class sorted_writes {
 public:
+  /// `direct` receives the index families' operations at once; null sorts
+  /// everything.
+  sorted_writes(rocksdb::WriteBatch* direct,
+                const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
+    : direct_(direct), handles_(handles) {
+  }
+
   void put(cf family, std::string key, std::string value) {
     ops_.push_back({family, false, std::move(key), std::move(value)});
   }
@@ -91,17 +119,30 @@ public:
     ops_.push_back({family, true, std::move(key), {}});
   }
 
-  void emit(rocksdb::WriteBatch& batch,
-            const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  /// An index entry (no value).
+  void put_index(cf family, std::string_view key) {
+    if (direct_ != nullptr)
+      direct_->Put(handle(family), slice(key), rocksdb::Slice{});
+    else
+      put(family, std::string{key}, {});
+  }
+
+  void erase_index(cf family, std::string_view key) {
+    if (direct_ != nullptr)
+      direct_->Delete(handle(family), slice(key));
+    else
+      erase(family, std::string{key});
+  }
+
+  void emit(rocksdb::WriteBatch& batch) {
     std::stable_sort(ops_.begin(), ops_.end(), [](const op& x, const op& y) {
       return x.family != y.family ? x.family < y.family : x.key < y.key;
     });
     for (const auto& o : ops_) {
-      auto* h = handles[static_cast<size_t>(o.family)];
       if (o.erase)
-        batch.Delete(h, o.key);
+        batch.Delete(handle(o.family), o.key);
       else
-        batch.Put(h, o.key, o.value);
+        batch.Put(handle(o.family), o.key, o.value);
     }
     ops_.clear();
   }
@@ -113,6 +154,17 @@ private:
     std::string key;
     std::string value;
   };
+
+  rocksdb::ColumnFamilyHandle* handle(cf family) const {
+    return handles_[static_cast<size_t>(family)];
+  }
+
+  static rocksdb::Slice slice(std::string_view key) {
+    return {key.data(), key.size()};
+  }
+
+  rocksdb::WriteBatch* direct_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
   std::vector<op> ops_;
 };
 
@@ -121,15 +173,18 @@ private:
 /// already did, and falls back to the database.
 class batch_writer {
 public:
+  /// `bulk` is where the index families' operations go at once (a bulk
+  /// import's store; sorted_writes), else null.
   batch_writer(rocksdb::DB& db,
                const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
-               int64_t now)
-    : db_(db), handles_(handles), now_(now) {
+               int64_t now, rocksdb::WriteBatch* bulk = nullptr)
+    : db_(db), handles_(handles), writes_(bulk, handles), now_(now) {
   }
 
-  /// Moves what the applied events and erasures wrote into `batch`.
+  /// Moves what the applied events and erasures wrote into `batch` (the
+  /// `bulk` batch, when there is one).
   void emit(rocksdb::WriteBatch& batch) {
-    writes_.emit(batch, handles_);
+    writes_.emit(batch);
   }
 
   caf::expected<write_result> apply(const incoming_event& in) {
@@ -179,8 +234,8 @@ public:
   caf::error erase(const nostr::event& ev) {
     writes_.erase(cf::events, slice_of(ev.id).ToString());
     for_each_index_key(ev, nostr::expiration(ev),
-                       [this](cf family, std::string key) {
-                         writes_.erase(family, std::move(key));
+                       [this](cf family, std::string_view key) {
+                         writes_.erase_index(family, key);
                        });
     events_[ev.id] = nullptr;
     if (!is_slotted_kind(ev.kind))
@@ -293,8 +348,8 @@ private:
     event_header h{ev.created_at, ev.kind, ev.pubkey, exp.value_or(0)};
     writes_.put(cf::events, slice_of(ev.id).ToString(),
                 encode_event_value(h, in.json));
-    for_each_index_key(ev, exp, [this](cf family, std::string key) {
-      writes_.put(family, std::move(key), {});
+    for_each_index_key(ev, exp, [this](cf family, std::string_view key) {
+      writes_.put_index(family, key);
     });
     events_[ev.id] = &ev;
     if (is_slotted_kind(ev.kind)) {
@@ -430,7 +485,10 @@ event_store::write(const std::vector<const incoming_event*>& events,
                    const batch_extra& extra) {
   perf_counters_off_for_this_thread();
   auto& st = *impl_;
-  batch_writer writer{*st.db, st.handles, now};
+  reused_batch reused;
+  auto& batch = reused.get();
+  batch_writer writer{*st.db, st.handles, now,
+                      st.bulk_import ? &batch : nullptr};
   std::vector<write_result> results;
   results.reserve(events.size());
   for (const auto* in : events) {
@@ -439,8 +497,6 @@ event_store::write(const std::vector<const incoming_event*>& events,
       return std::move(r.error());
     results.push_back(std::move(*r));
   }
-  reused_batch reused;
-  auto& batch = reused.get();
   writer.emit(batch);
   if (extra)
     extra(batch, results);

@@ -71,9 +71,25 @@ suffix_value decode_suffix(std::string_view key) {
   return result;
 }
 
+void append_kind_prefix(std::string& out, uint32_t kind) {
+  put_fixed32(out, kind);
+}
+
+void append_author_kind_prefix(std::string& out, const bytes32& pubkey,
+                               uint32_t kind) {
+  put_bytes32(out, pubkey);
+  put_fixed32(out, kind);
+}
+
+void append_tag_prefix(std::string& out, char letter, std::string_view value) {
+  out.push_back(letter);
+  put_fixed32(out, static_cast<uint32_t>(value.size()));
+  out.append(value);
+}
+
 std::string kind_prefix(uint32_t kind) {
   std::string out;
-  put_fixed32(out, kind);
+  append_kind_prefix(out, kind);
   return out;
 }
 
@@ -86,17 +102,14 @@ std::string author_prefix(const bytes32& pubkey) {
 std::string author_kind_prefix(const bytes32& pubkey, uint32_t kind) {
   std::string out;
   out.reserve(36);
-  put_bytes32(out, pubkey);
-  put_fixed32(out, kind);
+  append_author_kind_prefix(out, pubkey, kind);
   return out;
 }
 
 std::string tag_prefix(char letter, std::string_view value) {
   std::string out;
   out.reserve(5 + value.size());
-  out.push_back(letter);
-  put_fixed32(out, static_cast<uint32_t>(value.size()));
-  out.append(value);
+  append_tag_prefix(out, letter, value);
   return out;
 }
 
@@ -109,11 +122,16 @@ std::string index_key(std::string_view prefix, int64_t created_at,
   return out;
 }
 
+void append_expiration_key(std::string& out, int64_t expiration,
+                           const bytes32& id) {
+  put_fixed64(out, static_cast<uint64_t>(expiration));
+  put_bytes32(out, id);
+}
+
 std::string expiration_key(int64_t expiration, const bytes32& id) {
   std::string out;
   out.reserve(40);
-  put_fixed64(out, static_cast<uint64_t>(expiration));
-  put_bytes32(out, id);
+  append_expiration_key(out, expiration, id);
   return out;
 }
 

@@ -91,12 +91,21 @@ std::string author_prefix(const bytes32& pubkey);
 std::string author_kind_prefix(const bytes32& pubkey, uint32_t kind);
 std::string tag_prefix(char letter, std::string_view value);
 
+/// The prefixes above, appended to `out`: the writer builds an event's index
+/// keys one after the other in one buffer.
+void append_kind_prefix(std::string& out, uint32_t kind);
+void append_author_kind_prefix(std::string& out, const bytes32& pubkey,
+                               uint32_t kind);
+void append_tag_prefix(std::string& out, char letter, std::string_view value);
+
 /// `prefix · suffix`: the full index key.
 std::string index_key(std::string_view prefix, int64_t created_at,
                       const bytes32& id);
 
 /// `BE64(expiration) · id`.
 std::string expiration_key(int64_t expiration, const bytes32& id);
+void append_expiration_key(std::string& out, int64_t expiration,
+                           const bytes32& id);
 
 /// True when a tag named `name` is indexed in `by_tag` (a single ASCII letter).
 bool is_indexed_tag_name(std::string_view name);

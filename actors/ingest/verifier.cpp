@@ -34,7 +34,11 @@ verifier(verifier_actor::stateful_pointer<verifier_state> self,
       auto& st = self->state;
       auto& ev = item->data.ev;
       // The id is a cheap hash; it must match before the id means anything.
-      if (nostr::compute_id(ev) != ev.id) {
+      // The JSON to store comes with it (what the canonical form escaped).
+      std::string json;
+      const bool needs_json = item->data.json.empty();
+      auto id = needs_json ? nostr::compute_id(ev, json) : nostr::compute_id(ev);
+      if (id != ev.id) {
         ++st.invalid;
         metrics::event_ingested(ev.kind, item->source, "invalid");
         return ingest_result{ingest_status::invalid,
@@ -69,8 +73,8 @@ verifier(verifier_actor::stateful_pointer<verifier_state> self,
       }
       ++st.verified;
       metrics::signature_checked(true);
-      if (item->data.json.empty())
-        item->data.json = nostr::to_json(ev);
+      if (needs_json)
+        item->data.json = std::move(json);
       if (st.policy) {
         auto policy = st.policy->get();
         if (!policy)

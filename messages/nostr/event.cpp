@@ -309,7 +309,18 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void append_canonical(std::string& out, const event& ev) {
+namespace {
+
+/// Where the escaped tags and content lie in a canonical form.
+struct canonical_layout {
+  size_t tags_begin = 0;
+  size_t tags_end = 0;
+  size_t content_begin = 0;
+  size_t content_end = 0;
+};
+
+canonical_layout append_canonical_marked(std::string& out, const event& ev) {
+  canonical_layout at;
   out.reserve(out.size() + json_size_hint(ev));
   out.append("[0,\"");
   append_hex(out, ev.pubkey);
@@ -318,10 +329,21 @@ void append_canonical(std::string& out, const event& ev) {
   out.push_back(',');
   append_integer(out, ev.kind);
   out.push_back(',');
+  at.tags_begin = out.size();
   append_tags(out, ev.tags);
+  at.tags_end = out.size();
   out.push_back(',');
+  at.content_begin = out.size();
   append_json_string(out, ev.content);
+  at.content_end = out.size();
   out.push_back(']');
+  return at;
+}
+
+} // namespace
+
+void append_canonical(std::string& out, const event& ev) {
+  append_canonical_marked(out, ev);
 }
 
 std::string canonical_json(const event& ev) {
@@ -330,8 +352,14 @@ std::string canonical_json(const event& ev) {
   return out;
 }
 
-void append_json(std::string& out, const event& ev) {
-  out.reserve(out.size() + json_size_hint(ev) + 200);
+namespace {
+
+/// The event object, with `tags(out)` and `content(out)` appending those two
+/// members' JSON values.
+template <class Tags, class Content>
+void append_json_object(std::string& out, const event& ev, size_t size_hint,
+                        Tags&& tags, Content&& content) {
+  out.reserve(out.size() + size_hint + 200);
   out.append("{\"id\":\"");
   append_hex(out, ev.id);
   out.append("\",\"pubkey\":\"");
@@ -341,12 +369,21 @@ void append_json(std::string& out, const event& ev) {
   out.append(",\"kind\":");
   append_integer(out, ev.kind);
   out.append(",\"tags\":");
-  append_tags(out, ev.tags);
+  tags(out);
   out.append(",\"content\":");
-  append_json_string(out, ev.content);
+  content(out);
   out.append(",\"sig\":\"");
   append_hex(out, ev.sig);
   out.append("\"}");
+}
+
+} // namespace
+
+void append_json(std::string& out, const event& ev) {
+  append_json_object(
+    out, ev, json_size_hint(ev),
+    [&ev](std::string& o) { append_tags(o, ev.tags); },
+    [&ev](std::string& o) { append_json_string(o, ev.content); });
 }
 
 std::string to_json(const event& ev) {
@@ -364,6 +401,24 @@ bytes32 compute_id(const event& ev) {
   append_canonical(buffer, ev);
   auto id = sha256(buffer);
   // Do not pin the memory of a rare huge event for the thread's life.
+  if (buffer.capacity() > (size_t{1} << 20))
+    buffer = std::string{};
+  return id;
+}
+
+bytes32 compute_id(const event& ev, std::string& json) {
+  thread_local std::string buffer;
+  buffer.clear();
+  auto at = append_canonical_marked(buffer, ev);
+  auto id = sha256(buffer);
+  auto copied = [&](size_t begin, size_t end) {
+    return [view = std::string_view{buffer}.substr(begin, end - begin)](
+             std::string& o) { o.append(view); };
+  };
+  json.clear();
+  append_json_object(json, ev, buffer.size(),
+                     copied(at.tags_begin, at.tags_end),
+                     copied(at.content_begin, at.content_end));
   if (buffer.capacity() > (size_t{1} << 20))
     buffer = std::string{};
   return id;

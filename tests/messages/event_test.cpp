@@ -45,6 +45,18 @@ std::string json_string(std::string_view s) {
   return out;
 }
 
+/// An event of the given fields; its id and signature are fillers, not checked.
+event filled(uint8_t pubkey, uint8_t id, uint8_t sig, int64_t created_at,
+             uint32_t kind) {
+  event ev;
+  ev.pubkey.fill(pubkey);
+  ev.id.fill(id);
+  ev.sig.fill(sig);
+  ev.created_at = created_at;
+  ev.kind = kind;
+  return ev;
+}
+
 event with_tags(std::vector<tag> tags) {
   event ev;
   ev.tags = std::move(tags);
@@ -327,12 +339,7 @@ TEST_CASE("appending a string keeps what the buffer already holds", "[event]") {
 }
 
 TEST_CASE("the canonical form and the event object have the NIP-01 layout", "[event]") {
-  event ev;
-  ev.pubkey.fill(0xab);
-  ev.id.fill(0x01);
-  ev.sig.fill(0xff);
-  ev.created_at = 1700000000;
-  ev.kind = 1;
+  auto ev = filled(0xab, 0x01, 0xff, 1700000000, 1);
   ev.tags = {{"e", "x", ""}, {"single"}};
   ev.content = "hi \"there\"";
   auto repeat = [](std::string_view unit, size_t n) {
@@ -357,6 +364,31 @@ TEST_CASE("the canonical form and the event object have the NIP-01 layout", "[ev
   ev.tags.clear();
   ev.content.clear();
   CHECK(canonical_json(ev) == R"([0,")" + pubkey + R"(",1700000000,1,[],""])");
+}
+
+TEST_CASE("the id with the JSON is compute_id and to_json at once", "[event]") {
+  std::string json = "left over from the event before";
+  for (auto& line : test::read_vector_lines("real_events.jsonl")) {
+    CAPTURE(line);
+    auto ev = parsed(line);
+    CHECK(compute_id(ev, json) == compute_id(ev));
+    CHECK(json == line);
+  }
+  // Escapes in tags and content, tags without values, nothing at all: the
+  // copied bytes must be exactly those to_json escapes itself.
+  auto ev = filled(0x5a, 0x07, 0xc3, 0, 65535);
+  for (auto tags : {std::vector<tag>{{"t", "a\"b\\c\n"}, {"x"}, {"e", "", "\x01"}},
+                    std::vector<tag>{}}) {
+    for (std::string content : {"line\nnext \"quoted\" \x1f tab\t", ""}) {
+      ev.tags = tags;
+      ev.content = content;
+      CAPTURE(content);
+      auto id = compute_id(ev, json);
+      CHECK(id == compute_id(ev));
+      CHECK(json == to_json(ev));
+      CHECK(test::same_event(parsed(json), ev));
+    }
+  }
 }
 
 // -- kinds and tags ----------------------------------------------------------------

@@ -418,7 +418,8 @@ TEST_CASE_METHOD(store_fixture, "one batch stores exactly what one write per eve
 }
 
 // `ferry import` keeps the index families' memtables as vectors
-// (store_options::bulk_import): the same batches must leave the same keys and
+// (store_options::bulk_import) and hands their keys to the batch unsorted, in
+// the order they were made: the same batches must leave the same keys and
 // values as a node's store, read from memory and once flushed.
 TEST_CASE_METHOD(store_fixture, "a bulk import store holds exactly what a node's "
                                 "store holds",
