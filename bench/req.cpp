@@ -9,13 +9,17 @@
 //   page-5000  the same with `limit 5000`;
 //   one-REQ    one REQ asking for everything;
 // each without compression and, for page-500 and one-REQ, with
-// permessage-deflate. For each it prints events/s, the first-event latency
+// permessage-deflate; and page-500 once more from a second node on a copy
+// of the store with read-ahead off (`relay.read_ahead_mb = 0`), so that
+// what reading a paging client's next page ahead gives is measured in the
+// same rounds. For each it prints events/s, the first-event latency
 // of each REQ (median, p99), the bytes on the wire and the node's CPU time.
 // Lines starting with "goal-row|" feed the goal table bench/run.sh prints.
 
 #include "bench/bench_util.hpp"
 #include "bench/corpus.hpp"
 #include "bench/req_client.hpp"
+#include "net/simple_client.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -34,10 +38,12 @@ constexpr double strfry_page500_events_per_second = 71000;
 /// (1.07 MB), with permessage-deflate.
 constexpr double strfry_deflate_bytes_per_event = 1.07e6 / 2000;
 
-std::string node_config(const fs::path& data, size_t events) {
+std::string node_config(const fs::path& data, size_t events, size_t read_ahead_mb) {
   // Port 0: the OS picks a free port and the node logs it (read from an info
   // line). The one-REQ variant asks for the whole store at once.
-  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\ncompression = true\n\n"
+  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\ncompression = true\nread_ahead_mb = "
+         + std::to_string(read_ahead_mb)
+         + "\n\n[admin]\naddress = \"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n"
          "[relay.limits]\nmax_limit = "
          + std::to_string(std::max<size_t>(events, 5000))
          + "\ndefault_limit = 500\n\n[store]\npath = " + toml_string(data.string())
@@ -56,7 +62,22 @@ struct variant {
   /// 0: one REQ for everything.
   size_t page_limit = 0;
   bool deflate = false;
+  /// Served by the second node, whose read-ahead is off.
+  bool without_read_ahead = false;
 };
+
+/// One labelled sample of the node's /metrics, e.g.
+/// `ferry_relay_read_ahead_pages_total{result="served"}`; 0 when absent.
+double metric(uint16_t admin_port, const std::string& sample) {
+  auto res = net::simple_http_request("127.0.0.1", admin_port, "GET", "/metrics");
+  if (!res.error.empty() || res.response.status != 200)
+    return 0;
+  const auto& text = res.response.body;
+  auto pos = text.find("\n" + sample + " ");
+  return pos == std::string::npos
+           ? 0
+           : std::strtod(text.c_str() + pos + sample.size() + 2, nullptr);
+}
 
 struct download {
   uint64_t events = 0;
@@ -170,7 +191,7 @@ int run(int argc, char** argv) {
   auto jsonl = realistic_corpus{}.jsonl(self_dir() / "bench-corpus", opts.events, 2);
   temp_dir tmp{"ferry-bench-req"};
   auto config = tmp.path() / "ferry.toml";
-  write_file(config, node_config(tmp.path() / "data", opts.events));
+  write_file(config, node_config(tmp.path() / "data", opts.events, 32));
   auto import = run_import(opts.ferry, jsonl, config, tmp.path());
   std::printf("ferry import: %s\n", import.summary.c_str());
   double import_rate = opts.events / import.seconds;
@@ -179,6 +200,11 @@ int run(int argc, char** argv) {
               import.exit.max_rss_kib / 1024.0);
   std::fflush(stdout);
 
+  // A copy of the store as the import closed it, for the node without
+  // read-ahead (taken before any node opens the store and changes its files).
+  if (opts.wanted("page-500-no-read-ahead"))
+    fs::copy(tmp.path() / "data", tmp.path() / "data-no-read-ahead",
+             fs::copy_options::recursive);
   node_process node{opts.ferry, config, tmp.path(), "node"};
   auto port = node.wait_for_relay_port();
   if (!port)
@@ -192,22 +218,40 @@ int run(int argc, char** argv) {
 
   std::vector<variant> variants;
   for (auto v : std::vector<variant>{{"page-500", 500, false},
+                                     {"page-500-no-read-ahead", 500, false, true},
                                      {"page-5000", 5000, false},
                                      {"one-REQ", 0, false},
                                      {"page-500+deflate", 500, true},
                                      {"one-REQ+deflate", 0, true}})
     if (opts.wanted(v.name))
       variants.push_back(std::move(v));
+  auto admin_port = node.wait_for_admin_port();
   // One warm-up download fills the caches the way a running relay has them.
   auto warm = run_download({"warm-up", 0, false}, *port, opts.events, node);
   std::printf("node: relay on ws://127.0.0.1:%u, %lu events stored\n", *port,
               static_cast<unsigned long>(warm.events));
+  // The second node, on its copy of the store, idle but for its variant.
+  std::unique_ptr<node_process> plain;
+  std::optional<uint16_t> plain_port;
+  if (opts.wanted("page-500-no-read-ahead")) {
+    auto plain_config = tmp.path() / "ferry-no-read-ahead.toml";
+    write_file(plain_config,
+               node_config(tmp.path() / "data-no-read-ahead", opts.events, 0));
+    plain = std::make_unique<node_process>(opts.ferry, plain_config, tmp.path(),
+                                           "node-no-read-ahead");
+    plain_port = plain->wait_for_relay_port();
+    if (!plain_port)
+      throw std::runtime_error("the second node did not report its relay port; log tail:\n"
+                               + plain->log_tail());
+    run_download({"warm-up", 0, false}, *plain_port, opts.events, *plain);
+  }
   std::map<std::string, std::vector<download>> results;
   for (size_t round = 1; round <= rounds; ++round)
     for (const auto& v : variants) {
       download d;
       try {
-        d = run_download(v, *port, warm.events, node);
+        d = v.without_read_ahead ? run_download(v, *plain_port, warm.events, *plain)
+                                 : run_download(v, *port, warm.events, node);
       } catch (const std::exception& e) {
         // A variant that fails is reported and left out; the others go on.
         std::printf("round %zu %-17s FAILED: %s\n", round, v.name.c_str(), e.what());
@@ -243,6 +287,18 @@ int run(int argc, char** argv) {
                 x.reqs, x.first_event_median_ms, x.first_event_p99_ms,
                 x.wire_bytes_per_event, x.node_cpu_us_per_event);
   }
+  if (admin_port) {
+    auto pages = [&](const char* result) {
+      return metric(*admin_port, std::string("ferry_relay_read_ahead_pages_total{result=\"")
+                                   + result + "\"}");
+    };
+    std::printf("read-ahead pages (whole run): %.0f read, %.0f served, %.0f dropped\n",
+                pages("read"), pages("served"), pages("dropped"));
+  }
+  if (s.count("page-500") && s.count("page-500-no-read-ahead"))
+    std::printf("page-500 with read-ahead / without: %.0f / %.0f ev/s (%+.0f%%)\n",
+                s["page-500"].rate, s["page-500-no-read-ahead"].rate,
+                100 * (s["page-500"].rate / s["page-500-no-read-ahead"].rate - 1));
   if (!opts.only.empty()) {
     // A partial run measures no goal.
     node.stop();

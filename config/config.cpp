@@ -149,6 +149,9 @@ std::vector<field> schema(config& cfg) {
               leaf("public_url", relay_url_text(relay.public_url)),
               leaf("auth_required", boolean(relay.auth_required)),
               leaf("compression", boolean(relay.compression)),
+              leaf("read_ahead_mb",
+                   integer(relay.read_ahead_mb, 0, max_memory_mb,
+                           "an integer in 0.." + std::to_string(max_memory_mb))),
               section(
                 "limits",
                 {
@@ -460,6 +463,7 @@ bool operator==(const relay_config& x, const relay_config& y) {
          && x.icon == y.icon && x.operator_pubkey == y.operator_pubkey
          && x.public_url == y.public_url && x.auth_required == y.auth_required
          && x.compression == y.compression
+         && x.read_ahead_mb == y.read_ahead_mb
          && x.limits == y.limits && x.negentropy == y.negentropy
          && x.tls == y.tls;
 }

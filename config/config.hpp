@@ -91,6 +91,9 @@ struct relay_config {
   bool auth_required = false;
   /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
   bool compression = false;
+  /// Memory for pages read ahead for clients paging with `limit` + `until`
+  /// (all connections together), in MiB; 0: no read-ahead.
+  size_t read_ahead_mb = 32;
   relay_limits limits;
   negentropy_config negentropy;
   relay_tls_config tls;

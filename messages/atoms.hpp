@@ -44,6 +44,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_atoms, caf::first_custom_type_id)
   FERRY_ADD_ATOM(count, "count")
   FERRY_ADD_ATOM(eose, "eose")
   FERRY_ADD_ATOM(resume, "resume")
+  FERRY_ADD_ATOM(read_ahead, "readahead")
   // -- supervision and inspection --
   FERRY_ADD_ATOM(status, "status")
   FERRY_ADD_ATOM(children, "children")

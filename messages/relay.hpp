@@ -25,6 +25,11 @@ using filter_set_ptr = std::shared_ptr<const std::vector<nostr::filter>>;
 struct query_job;
 using query_job_ptr = std::shared_ptr<query_job>;
 
+/// A connection's paging through a filter, as its query worker follows it to
+/// read the next page ahead; defined in actors/query_worker.hpp.
+struct paging_state;
+using paging_state_ptr = std::shared_ptr<paging_state>;
+
 /// One negentropy round (NIP-77) on its way to a query worker and back;
 /// defined in actors/query_worker.hpp.
 struct neg_job;
@@ -85,6 +90,9 @@ using query_worker_actor = caf::typed_actor<
   caf::reacts_to<atom::query, query_job_ptr>,
   // INTERNAL: continue a job after a slice.
   caf::reacts_to<atom::resume, query_job_ptr>,
+  // INTERNAL: read the page a paging client is expected to ask for next,
+  // unless its connection has sent another query since (the generation).
+  caf::reacts_to<atom::read_ahead, paging_state_ptr, uint64_t>,
   // Answers a negentropy round (starting the engine on NEG-OPEN, with the
   // item set the job brings) and hands the job back to its session.
   caf::reacts_to<atom::neg, neg_job_ptr>,
@@ -95,6 +103,7 @@ using query_worker_actor = caf::typed_actor<
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::filter_set_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::query_job_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::paging_state_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::neg_job_ptr)
 
 namespace ferry {

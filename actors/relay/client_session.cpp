@@ -249,6 +249,11 @@ query_job_ptr make_job(self_pointer self, const std::string& sub_id,
   job->default_limit = limits->default_limit;
   job->max_limit = limits->max_limit;
   job->now = unix_now();
+  if (!count_only && st.ctx->queries.read_ahead) {
+    if (!st.paging)
+      st.paging = std::make_shared<paging_state>();
+    job->paging = st.paging;
+  }
   return job;
 }
 

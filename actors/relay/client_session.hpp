@@ -98,6 +98,9 @@ struct client_session_state {
   /// Pubkeys this client has proven (NIP-42).
   std::set<nostr::bytes32> authenticated;
   uint64_t next_job_id = 1;
+  /// The connection's paging, followed by its query worker (made at the
+  /// first REQ while read-ahead is on).
+  paging_state_ptr paging;
   size_t next_verifier = 0;
   uint64_t events_received = 0;
   uint64_t events_accepted = 0;

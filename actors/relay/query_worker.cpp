@@ -1,9 +1,12 @@
 #include "actors/relay/query_worker.hpp"
 
+#include "actors/runtime/metrics.hpp"
+#include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/wire.hpp"
 
 #include <caf/send.hpp>
+#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <limits>
@@ -60,6 +63,8 @@ slice_result run_slice(const store::event_store& store,
     return std::min<uint64_t>(f.limit.value_or(job.default_limit), job.max_limit);
   };
   auto next_filter = [&job] {
+    if (job.filter_index == 0)
+      job.delivered_in_first_filter = job.delivered_in_filter;
     ++job.filter_index;
     job.resume.reset();
     job.delivered_in_filter = 0;
@@ -84,6 +89,9 @@ slice_result run_slice(const store::event_store& store,
     auto on_event = [&](std::string_view json, const store::scan_position& pos) {
         job.resume = pos;
         ++taken;
+        if (job.filter_index == 0)
+          job.oldest_in_first_filter = std::min(job.oldest_in_first_filter,
+                                                pos.created_at);
         // An event another filter already sent still counts toward this
         // filter's limit: each filter yields its own newest `limit` matches.
         ++job.delivered_in_filter;
@@ -120,6 +128,188 @@ slice_result run_slice(const store::event_store& store,
   return result;
 }
 
+bool read_ahead_budget::take(size_t n) {
+  auto held = held_.load(std::memory_order_relaxed);
+  do {
+    if (n > max_bytes_ - std::min(held, max_bytes_))
+      return false;
+  } while (!held_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+  metrics::read_ahead_memory(static_cast<int64_t>(n));
+  return true;
+}
+
+void read_ahead_budget::give_back(size_t n) {
+  held_.fetch_sub(n, std::memory_order_relaxed);
+  metrics::read_ahead_memory(-static_cast<int64_t>(n));
+}
+
+read_ahead_page::~read_ahead_page() {
+  if (budget)
+    budget->give_back(charged);
+}
+
+namespace {
+
+uint64_t limit_of(const nostr::filter& f, size_t default_limit, size_t max_limit) {
+  return std::min<uint64_t>(f.limit.value_or(default_limit), max_limit);
+}
+
+} // namespace
+
+void note_query(paging_state& paging, const query_job& job) {
+  ++paging.generation;
+  std::optional<int64_t> step;
+  if (job.filters->size() == 1 && paging.last_filter && paging.last_full
+      && job.default_limit == paging.last_default_limit
+      && job.max_limit == paging.last_max_limit) {
+    const auto& f = job.filters->front();
+    if (f.until) {
+      auto offset = *f.until - paging.last_oldest_created_at;
+      auto expected = *paging.last_filter;
+      expected.until = f.until;
+      if ((offset == 0 || offset == -1) && expected == f)
+        step = offset;
+    }
+  }
+  paging.until_step = step;
+}
+
+std::optional<size_t> answer_from_read_ahead(const store::event_store& store,
+                                             const query_worker_config& config,
+                                             query_job& job) {
+  if (!job.paging || !job.paging->ready)
+    return std::nullopt;
+  auto page = std::move(job.paging->ready);
+  // Any write since the read began may belong in this page (a new event, a
+  // deletion, a replacement): then it is read afresh. The page's sequence
+  // number was taken before its scan, so a write the scan may have missed
+  // has always moved it.
+  if (job.filters->size() != 1 || job.filters->front() != page->filter
+      || job.now != page->now || job.default_limit != page->default_limit
+      || job.max_limit != page->max_limit
+      || store.db()->GetLatestSequenceNumber() != page->sequence)
+    return std::nullopt;
+  const auto prefix = nostr::event_message_prefix(job.sub_id);
+  const auto n = page->ends.size();
+  size_t i = 0;
+  size_t begin = 0;
+  do {
+    auto last = std::min(n, i + config.max_chunk_events);
+    net::frame_batch batch;
+    batch.bytes.reserve((last > i ? page->ends[last - 1] - begin : 0)
+                        + (last - i) * (prefix.size() + 1) + prefix.size() + 16);
+    batch.ends.reserve(last - i + 1);
+    for (; i < last; ++i) {
+      batch.bytes += prefix;
+      batch.bytes.append(page->json, begin, page->ends[i] - begin);
+      batch.bytes += ']';
+      batch.end_frame();
+      begin = page->ends[i];
+    }
+    if (i == n && page->complete && !job.cancelled) {
+      batch.bytes += nostr::eose_message(job.sub_id);
+      batch.end_frame();
+    }
+    if (!batch.empty())
+      job.conn->send_batch(std::move(batch));
+  } while (i < n);
+  job.sent = std::move(page->seen);
+  job.oldest_in_first_filter = page->oldest_created_at;
+  if (page->complete) {
+    job.delivered_in_first_filter = page->scanned;
+    job.filter_index = 1;
+  } else {
+    job.delivered_in_filter = page->scanned;
+    job.resume = page->resume;
+  }
+  return n;
+}
+
+bool note_finished(paging_state& paging, const query_job& job,
+                   const query_worker_config& config) {
+  if (job.filters->size() != 1) {
+    paging.last_filter.reset();
+    paging.until_step.reset();
+    return false;
+  }
+  const auto& f = job.filters->front();
+  auto limit = limit_of(f, job.default_limit, job.max_limit);
+  paging.last_filter = f;
+  paging.last_default_limit = job.default_limit;
+  paging.last_max_limit = job.max_limit;
+  paging.last_oldest_created_at = job.oldest_in_first_filter;
+  paging.last_full = limit > 0 && job.delivered_in_first_filter >= limit;
+  return config.read_ahead && paging.until_step && paging.last_full
+         && !paging.ready;
+}
+
+std::unique_ptr<read_ahead_page> next_page(const store::event_store& store,
+                                           const paging_state& paging,
+                                           int64_t now) {
+  if (!paging.last_filter || !paging.until_step)
+    return nullptr;
+  auto page = std::make_unique<read_ahead_page>();
+  page->filter = *paging.last_filter;
+  page->filter.until = paging.last_oldest_created_at + *paging.until_step;
+  page->now = now;
+  page->default_limit = paging.last_default_limit;
+  page->max_limit = paging.last_max_limit;
+  page->sequence = store.db()->GetLatestSequenceNumber();
+  return page;
+}
+
+bool read_more(const store::event_store& store,
+               const query_worker_config& config, read_ahead_page& page,
+               size_t max_events) {
+  if (!config.read_ahead)
+    return false;
+  const auto limit = limit_of(page.filter, page.default_limit, page.max_limit);
+  if (page.ids.empty()) {
+    page.ends.reserve(limit);
+    page.ids.reserve(limit);
+    page.seen.reserve(limit);
+  }
+  // Served whole, a page must leave the connection's queue below its cap:
+  // a worker serves only while at most `high_water_bytes` are queued, and
+  // the cap is at least four times that.
+  const auto max_json = 2 * config.high_water_bytes;
+  // The same events, in the same order, that run_slice sends for this
+  // filter: an event the scan meets twice counts toward the limit each time
+  // and is sent once.
+  bool fits = true;
+  auto more = store.scan(
+    page.filter, page.now, page.resume,
+    std::min<uint64_t>(max_events, limit - page.scanned),
+    [&](std::string_view json, const store::scan_position& pos) {
+      if (page.json.size() + json.size() > max_json) {
+        fits = false;
+        return false;
+      }
+      page.resume = pos;
+      ++page.scanned;
+      page.oldest_created_at = std::min(page.oldest_created_at, pos.created_at);
+      if (!page.seen.insert(pos.id))
+        return true;
+      page.json += json;
+      page.ends.push_back(page.json.size());
+      page.ids.push_back(pos.id);
+      return true;
+    });
+  if (!fits)
+    return false;
+  page.complete = !more || page.scanned >= limit;
+  const auto charge = sizeof(read_ahead_page) + page.json.capacity()
+                      + page.ends.capacity() * sizeof(size_t)
+                      + page.ids.capacity() * 2 * sizeof(nostr::bytes32);
+  if (charge > page.charged) {
+    if (!config.read_ahead->take(charge - page.charged))
+      return false;
+    page.budget = config.read_ahead;
+    page.charged = charge;
+  }
+  return true;
+}
+
 void query_worker_state::answer(neg_job& job) {
   namespace neg = nostr::negentropy;
   auto fail = [&job](std::string reason) {
@@ -146,7 +336,14 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
              const store::event_store* store, query_worker_config config) {
   self->state.store = store;
   self->state.config = config;
-  auto step = [self](query_job_ptr& job) {
+  // A REQ has sent its EOSE: the session hears of it, and a paging
+  // client's next page is read while the client reads this one.
+  auto finished = [self](query_job_ptr& job) {
+    caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+    if (job->paging && note_finished(*job->paging, *job, self->state.config))
+      self->send(self, atom::read_ahead_v, job->paging, job->paging->generation);
+  };
+  auto step = [self, finished](query_job_ptr& job) {
     auto& st = self->state;
     if (job->cancelled) {
       caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
@@ -174,10 +371,26 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     job->stalled = caf::timespan{0};
+    // Only a job's first step finds a page waiting: it is taken either way.
+    if (job->paging && job->paging->ready) {
+      if (auto sent = answer_from_read_ahead(*st.store, st.config, *job)) {
+        ++st.read_ahead_hits;
+        metrics::read_ahead_page(metrics::read_ahead_result::served);
+        st.events_sent += *sent;
+        if (job->filter_index >= job->filters->size()) {
+          finished(job);
+          return;
+        }
+        // The page was still being read: the job reads on from there.
+      } else {
+        ++st.read_ahead_drops;
+        metrics::read_ahead_page(metrics::read_ahead_result::dropped);
+      }
+    }
     auto slice = run_slice(*st.store, st.config, *job, st.config.slice_events);
     st.events_sent += slice.events;
     if (slice.done) {
-      caf::anon_send(job->session, atom::eose_v, job->sub_id, job->job_id);
+      finished(job);
       return;
     }
     // Yield to other jobs.
@@ -186,9 +399,44 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
   return {
     [self, step](atom::query, query_job_ptr& job) {
       ++self->state.jobs;
+      if (job->paging)
+        note_query(*job->paging, *job);
       step(job);
     },
     [step](atom::resume, query_job_ptr& job) { step(job); },
+    [self](atom::read_ahead, paging_state_ptr& paging, uint64_t generation) {
+      auto& st = self->state;
+      // The connection has sent another REQ since: that one decides.
+      if (paging->generation != generation)
+        return;
+      auto drop = [&] {
+        paging->ready.reset();
+        ++st.read_ahead_drops;
+        metrics::read_ahead_page(metrics::read_ahead_result::dropped);
+      };
+      // The page has waited `read_ahead_keep` for its REQ: its memory goes
+      // back to the budget.
+      if (paging->ready && paging->ready->complete)
+        return drop();
+      if (!paging->ready) {
+        paging->ready = next_page(*st.store, *paging, unix_now());
+        if (!paging->ready)
+          return;
+        ++st.read_ahead_reads;
+        metrics::read_ahead_page(metrics::read_ahead_result::read);
+      }
+      if (!read_more(*st.store, st.config, *paging->ready,
+                     st.config.read_ahead_step_events))
+        return drop();
+      // A few events at a time, behind whatever came meanwhile: the REQ
+      // for this page, or other connections' jobs. Once complete, the same
+      // message later is the page's deadline.
+      if (paging->ready->complete)
+        self->delayed_send(self, st.config.read_ahead_keep, atom::read_ahead_v,
+                           std::move(paging), generation);
+      else
+        self->send(self, atom::read_ahead_v, std::move(paging), generation);
+    },
     [self](atom::neg, neg_job_ptr& job) {
       // A closed session's job still goes back: its frame must be finished.
       if (!job->state->closed)
@@ -202,6 +450,12 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       caf::put(result, "jobs", static_cast<int64_t>(st.jobs));
       caf::put(result, "events_sent", static_cast<int64_t>(st.events_sent));
       caf::put(result, "neg_rounds", static_cast<int64_t>(st.neg_rounds));
+      caf::put(result, "read_ahead_reads", static_cast<int64_t>(st.read_ahead_reads));
+      caf::put(result, "read_ahead_hits", static_cast<int64_t>(st.read_ahead_hits));
+      caf::put(result, "read_ahead_drops", static_cast<int64_t>(st.read_ahead_drops));
+      if (st.config.read_ahead)
+        caf::put(result, "read_ahead_bytes",
+                 static_cast<int64_t>(st.config.read_ahead->held()));
       return result;
     },
   };

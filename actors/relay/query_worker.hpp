@@ -8,11 +8,97 @@
 #include "store/event_store.hpp"
 
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace ferry {
+
+/// The node's memory for pages read ahead, shared by its query workers. A
+/// page is kept only while all pages held stay within the cap, so any
+/// number of paging clients holds at most the cap.
+class read_ahead_budget {
+public:
+  explicit read_ahead_budget(size_t max_bytes) : max_bytes_(max_bytes) {
+    // nop
+  }
+
+  /// Takes `n` bytes; false, taking nothing, when they do not fit.
+  bool take(size_t n);
+
+  void give_back(size_t n);
+
+  size_t held() const {
+    return held_.load(std::memory_order_relaxed);
+  }
+
+  size_t max_bytes() const {
+    return max_bytes_;
+  }
+
+private:
+  std::atomic<size_t> held_{0};
+  size_t max_bytes_;
+};
+
+/// A page read before its REQ came: the events a REQ with exactly `filter`
+/// gets, as long as the store has not changed since `sequence` and the
+/// query runs in the same second (NIP-40 expirations). It is read a few
+/// events at a time, so that its REQ, when it comes early, waits for a few
+/// events only: it takes what was read and goes on from there.
+struct read_ahead_page {
+  nostr::filter filter;
+  int64_t now = 0;
+  size_t default_limit = 0;
+  size_t max_limit = 0;
+  /// The store's last sequence number before the read; a REQ is answered
+  /// from the page only while it is still the last one.
+  uint64_t sequence = 0;
+  /// The events' stored JSON back to back, newest first, each ending at its
+  /// entry of `ends`, and their ids.
+  std::string json;
+  std::vector<size_t> ends;
+  std::vector<nostr::bytes32> ids;
+  nostr::flat_id_set seen;
+  /// Where the scan goes on, and the events it met (one met twice counted
+  /// twice, as toward a REQ's limit).
+  std::optional<store::scan_position> resume;
+  uint64_t scanned = 0;
+  int64_t oldest_created_at = std::numeric_limits<int64_t>::max();
+  /// The page holds its whole answer.
+  bool complete = false;
+  /// What the page holds of the node's budget, given back on destruction.
+  std::shared_ptr<read_ahead_budget> budget;
+  size_t charged = 0;
+
+  read_ahead_page() = default;
+  read_ahead_page(const read_ahead_page&) = delete;
+  read_ahead_page& operator=(const read_ahead_page&) = delete;
+  ~read_ahead_page();
+};
+
+/// One connection's paging through a filter (`limit` + `until` = the oldest
+/// created_at of the last page, or one second before it), as its query
+/// worker follows it. Only that worker touches it: a connection's jobs all
+/// go to one worker, in order.
+struct paging_state {
+  /// Counts the connection's REQs: a read-ahead posted before the latest
+  /// one is dropped.
+  uint64_t generation = 0;
+  /// The last finished REQ, when it had one filter.
+  std::optional<nostr::filter> last_filter;
+  size_t last_default_limit = 0;
+  size_t last_max_limit = 0;
+  int64_t last_oldest_created_at = 0;
+  /// It got its limit: more may follow.
+  bool last_full = false;
+  /// How the client's next `until` follows the oldest created_at of its
+  /// last page (0 or -1), once two REQs in a row have shown it.
+  std::optional<int64_t> until_step;
+  /// The page read ahead, waiting for its REQ.
+  std::unique_ptr<read_ahead_page> ready;
+};
 
 /// One REQ's stored part (or one COUNT), with its progress between slices.
 struct query_job {
@@ -32,11 +118,17 @@ struct query_job {
   int64_t now = 0;
   /// Set by the session on CLOSE, replacement or disconnect.
   std::atomic<bool> cancelled{false};
+  /// The connection's paging, for REQs while read-ahead is on.
+  paging_state_ptr paging;
 
   // -- progress ---------------------------------------------------------------
   size_t filter_index = 0;
   std::optional<store::scan_position> resume;
   uint64_t delivered_in_filter = 0;
+  /// The first filter's count once it is done, and the oldest created_at
+  /// read for it (where its next page begins).
+  uint64_t delivered_in_first_filter = 0;
+  int64_t oldest_in_first_filter = std::numeric_limits<int64_t>::max();
   /// Time spent waiting for the socket since the last slice went out.
   caf::timespan stalled{0};
   /// Ids sent: several filters may match one event, and a live event that
@@ -94,6 +186,13 @@ struct query_worker_config {
   caf::timespan backoff = std::chrono::milliseconds{2};
   /// A reader that takes nothing for this long is disconnected.
   caf::timespan stall_limit = std::chrono::seconds{60};
+  /// Memory for pages read ahead; none are read without it.
+  std::shared_ptr<read_ahead_budget> read_ahead;
+  /// A page read ahead and not asked for within this long is dropped.
+  caf::timespan read_ahead_keep = std::chrono::seconds{1};
+  /// Events read ahead per step: a REQ that comes while its page is read
+  /// waits for at most this many.
+  size_t read_ahead_step_events = 16;
 };
 
 /// The worker config that fits a relay whose outbound cap is `cap` bytes.
@@ -115,6 +214,44 @@ slice_result run_slice(const store::event_store& store,
                        const query_worker_config& config, query_job& job,
                        size_t max_events);
 
+// -- reading the next page ahead ---------------------------------------------
+//
+// A client paging with `limit` + `until` waits for each page's EOSE before
+// it asks for the next one; meanwhile the worker would idle. Once a
+// connection's REQs have shown how its `until` follows its pages, the worker
+// reads the next page as soon as it has answered one, and answers the REQ
+// from memory when it comes: the same events, or it is read afresh.
+
+/// Called as a REQ job starts: bumps the generation and learns the client's
+/// `until` step when this REQ is the page after the last one.
+void note_query(paging_state& paging, const query_job& job);
+
+/// Answers `job` from the page read ahead when that page is exactly its
+/// answer so far: the same filter, `now` and limits, and no write to the
+/// store since the page's read began. Sends its EVENT frames; a complete
+/// page also the EOSE, and the job is done; otherwise the job goes on from
+/// where the page's scan stopped. Drops the page either way.
+/// @returns the events sent, or nothing when the job must be read.
+std::optional<size_t> answer_from_read_ahead(const store::event_store& store,
+                                             const query_worker_config& config,
+                                             query_job& job);
+
+/// Called when a REQ job has sent its EOSE: remembers where its page ended.
+/// @returns true when the next page is worth reading ahead.
+bool note_finished(paging_state& paging, const query_job& job,
+                   const query_worker_config& config);
+
+/// Starts the page `paging` expects next: empty, its store sequence taken.
+std::unique_ptr<read_ahead_page> next_page(const store::event_store& store,
+                                           const paging_state& paging,
+                                           int64_t now);
+
+/// Reads up to `max_events` more of `page`, within the budget and twice
+/// the high-water mark. @returns false when the page does not fit (drop it).
+bool read_more(const store::event_store& store,
+               const query_worker_config& config, read_ahead_page& page,
+               size_t max_events);
+
 struct query_worker_state {
   const store::event_store* store = nullptr;
   query_worker_config config;
@@ -122,6 +259,12 @@ struct query_worker_state {
   uint64_t events_sent = 0;
 
   uint64_t neg_rounds = 0;
+
+  /// Pages read ahead; of them, REQs answered from memory, and pages
+  /// dropped (stale, not asked for, or another REQ came).
+  uint64_t read_ahead_reads = 0;
+  uint64_t read_ahead_hits = 0;
+  uint64_t read_ahead_drops = 0;
 
   /// Answers one negentropy round, filling in `job.reply` and `job.failed`.
   void answer(neg_job& job);

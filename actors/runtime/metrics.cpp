@@ -151,6 +151,30 @@ struct families {
   prometheus::Counter& signatures_invalid
     = signatures.Add({{"result", "invalid"}});
 
+  prometheus::Family<prometheus::Counter>& read_ahead_pages
+    = prometheus::BuildCounter()
+        .Name("ferry_relay_read_ahead_pages_total")
+        .Help("Pages read ahead for clients paging with limit + until: read, "
+              "served (a REQ answered from memory) or dropped (a write came "
+              "in between, another REQ came, or none within a second).")
+        .Register(registry);
+
+  prometheus::Counter& read_ahead_read = read_ahead_pages.Add({{"result", "read"}});
+
+  prometheus::Counter& read_ahead_served
+    = read_ahead_pages.Add({{"result", "served"}});
+
+  prometheus::Counter& read_ahead_dropped
+    = read_ahead_pages.Add({{"result", "dropped"}});
+
+  prometheus::Gauge& read_ahead_bytes
+    = prometheus::BuildGauge()
+        .Name("ferry_relay_read_ahead_bytes")
+        .Help("Bytes held by pages read ahead, counted against "
+              "relay.read_ahead_mb.")
+        .Register(registry)
+        .Add({});
+
   prometheus::Histogram& batch_events
     = prometheus::BuildHistogram()
         .Name("ferry_writer_batch_events")
@@ -422,6 +446,25 @@ void event_ingested(uint32_t kind, std::string_view source,
 void signature_checked(bool valid) {
   auto& f = all();
   (valid ? f.signatures_valid : f.signatures_invalid).Increment();
+}
+
+void read_ahead_page(read_ahead_result result) {
+  auto& f = all();
+  switch (result) {
+    case read_ahead_result::read:
+      f.read_ahead_read.Increment();
+      break;
+    case read_ahead_result::served:
+      f.read_ahead_served.Increment();
+      break;
+    case read_ahead_result::dropped:
+      f.read_ahead_dropped.Increment();
+      break;
+  }
+}
+
+void read_ahead_memory(int64_t bytes) {
+  all().read_ahead_bytes.Increment(static_cast<double>(bytes));
 }
 
 void writer_batch(size_t events, double seconds) {

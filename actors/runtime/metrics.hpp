@@ -46,6 +46,14 @@ void event_ingested(uint32_t kind, std::string_view source,
 /// ferry_signatures_checked_total{result="valid"|"invalid"}.
 void signature_checked(bool valid);
 
+/// ferry_relay_read_ahead_pages_total{result}: a page read ahead for a
+/// paging client, served from memory, or dropped unserved.
+enum class read_ahead_result { read, served, dropped };
+void read_ahead_page(read_ahead_result result);
+
+/// ferry_relay_read_ahead_bytes (gauge), moved by `bytes` (may be negative).
+void read_ahead_memory(int64_t bytes);
+
 /// ferry_writer_batch_events (histogram) and ferry_writer_commit_seconds
 /// (histogram): one observation per committed WriteBatch.
 void writer_batch(size_t events, double seconds);

@@ -209,6 +209,9 @@ node::start(caf::actor_system& sys, const config::config& cfg) {
     ctx->query_workers.push_back(
       std::make_shared<handle_slot<query_worker_actor>>());
   ctx->queries = query_worker_config_for(cfg.relay.limits.max_outbound_bytes);
+  if (cfg.relay.read_ahead_mb > 0)
+    ctx->queries.read_ahead
+      = std::make_shared<read_ahead_budget>(cfg.relay.read_ahead_mb << 20);
   if (cfg.relay.negentropy.enabled) {
     item_set_cache_config neg;
     neg.max_bytes = cfg.relay.negentropy.max_memory_mb << 20;

@@ -325,6 +325,16 @@ std::string to_json(const filter& f) {
   return out;
 }
 
+bool operator==(const tag_condition& x, const tag_condition& y) {
+  return x.letter == y.letter && x.values == y.values;
+}
+
+bool operator==(const filter& x, const filter& y) {
+  return x.ids == y.ids && x.authors == y.authors && x.kinds == y.kinds
+         && x.tags == y.tags && x.since == y.since && x.until == y.until
+         && x.limit == y.limit;
+}
+
 bool matches_any(const std::vector<filter>& fs, const event& ev) {
   return std::any_of(fs.begin(), fs.end(), [&](const filter& f) { return f.matches(ev); });
 }

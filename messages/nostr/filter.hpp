@@ -33,6 +33,14 @@ struct filter {
   bool matches(const event& ev) const;
 };
 
+/// Same conditions: both are parsed into sorted, unique lists, so equal
+/// filters compare equal however the client ordered their values.
+bool operator==(const tag_condition& x, const tag_condition& y);
+bool operator==(const filter& x, const filter& y);
+inline bool operator!=(const filter& x, const filter& y) {
+  return !(x == y);
+}
+
 /// Limits applied while parsing, so a hostile filter cannot allocate without bound.
 struct filter_parse_limits {
   size_t max_values = 1000; // per list (ids, authors, kinds, each #tag)

@@ -135,6 +135,23 @@ key_file = "/etc/ferry/node.key"
   CHECK(result->node.key_file == "/etc/ferry/node.key");
 }
 
+TEST_CASE("relay.read_ahead_mb is read and checked", "[config]") {
+  CHECK(relay_config{}.read_ahead_mb == 32);
+  auto result = load_string("[relay]\nread_ahead_mb = 8\n", "ferry.toml");
+  REQUIRE(result);
+  CHECK(result->relay.read_ahead_mb == 8);
+  // 0 turns read-ahead off.
+  result = load_string("[relay]\nread_ahead_mb = 0\n", "ferry.toml");
+  REQUIRE(result);
+  CHECK(result->relay.read_ahead_mb == 0);
+  CHECK(load_error("[relay]\nread_ahead_mb = -1\n")
+        == "ferry.toml: relay.read_ahead_mb: expected an integer in "
+           "0..1048576, got -1");
+  CHECK(load_error("[relay]\nread_ahead_mb = true\n")
+        == "ferry.toml: relay.read_ahead_mb: expected an integer in "
+           "0..1048576, got true");
+}
+
 TEST_CASE("the negentropy section is read and checked", "[config]") {
   auto result = load_string(R"([relay.negentropy]
 enabled = false

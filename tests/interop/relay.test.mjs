@@ -602,6 +602,48 @@ test('NIP-11: relay information document with CORS', async () => {
   if ('max_filters' in limitation) equal(limitation.max_filters, 4, 'limitation.max_filters')
 })
 
+/** The node's count of pages read ahead with this result, from its /metrics. */
+async function readAheadPages(result) {
+  const line = node.logs.find((l) => /control-plane listening on http:\/\/127\.0\.0\.1:\d+/.test(l))
+  check(line, 'the node logged its admin port')
+  const port = line.match(/control-plane listening on http:\/\/127\.0\.0\.1:(\d+)/)[1]
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10000) })
+  const text = await res.text()
+  const m = text.match(new RegExp(`\\nferry_relay_read_ahead_pages_total\\{result="${result}"\\} (\\S+)`))
+  return m ? Number(m[1]) : 0
+}
+
+test('paging with limit + until: every page is exact, also with events published between pages', async () => {
+  // The node reads a paging client's next page while the client reads the
+  // last one; an event published in between must be in the next page.
+  const servedBefore = await readAheadPages('served')
+  const droppedBefore = await readAheadPages('dropped')
+  const writer = await connect()
+  const key = makeKey()
+  const filter = { kinds: [1], limit: 30 }
+  let until
+  let pages = 0
+  let published = 0
+  for (;;) {
+    const f = until === undefined ? filter : { ...filter, until }
+    const events = await expectServed(reader, f, `page ${pages + 1} ${JSON.stringify(f)}`)
+    pages++
+    if (events.length < filter.limit) break
+    until = events[events.length - 1].created_at
+    if (pages % 3 === 0) {
+      await mustPublish(writer, sign(key, 1, until - 1, [], `published between pages ${pages} and ${pages + 1}`))
+      published++
+    }
+    check(pages < 200, `paging ends (page ${pages})`)
+  }
+  check(published >= 3, `${published} events published between ${pages} pages`)
+  // Pages were served from memory, and the ones a publication made stale
+  // were dropped (and read afresh: the checks above).
+  const served = (await readAheadPages('served')) - servedBefore
+  const dropped = (await readAheadPages('dropped')) - droppedBefore
+  check(served >= 1 && dropped >= 1, `pages read ahead: ${served} served, ${dropped} dropped`)
+})
+
 test('the whole store is served in order, and COUNT agrees', async () => {
   const events = await expectServed(reader, { limit: 5000 }, 'everything')
   check(events.length > 1000, `served ${events.length} events`)

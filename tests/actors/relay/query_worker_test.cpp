@@ -63,9 +63,14 @@ struct fixture : store_fixture {
     = std::make_shared<recording_connection>();
   query_worker_config config;
 
-  explicit fixture(size_t n) {
+  /// `per_second` > 1 gives ties on created_at (then `newest_first` is not
+  /// the order served).
+  explicit fixture(size_t n, size_t per_second = 1) {
     for (size_t i = 0; i < n; ++i) {
-      auto ev = make_event(keys, 1, default_now - 1000 + static_cast<int64_t>(i));
+      auto ev = make_event(keys, 1,
+                           default_now - 1000
+                             + static_cast<int64_t>(i / per_second),
+                           {}, "note " + std::to_string(i));
       write(ev);
       newest_first.insert(newest_first.begin(), ev.ev.id);
     }
@@ -207,5 +212,231 @@ TEST_CASE("a slice on a store just opened reads its events from the files",
     CHECK(fx.ends_with_eose());
     CHECK(fx.event_ids()
           == std::vector<nostr::bytes32>{fx.newest_first[1], fx.newest_first[3]});
+  }
+}
+
+namespace {
+
+/// Runs a REQ job the way a worker does with read-ahead on: the page read
+/// ahead answers it as far as it can, the job reads on from there if the
+/// page was not complete, and once the job is done the next page is read
+/// ahead, `read_ahead_steps` steps of it (0: whole).
+/// @returns true when the page read ahead answered it, in whole or in part.
+bool run_paged(fixture& fx, query_job& job, size_t read_ahead_steps = 0) {
+  note_query(*job.paging, job);
+  bool answered = job.paging->ready
+                  && answer_from_read_ahead(*fx.store, fx.config, job).has_value();
+  if (job.filter_index < job.filters->size())
+    while (!run_slice(*fx.store, fx.config, job, 1000).done) {
+      // next slice
+    }
+  if (note_finished(*job.paging, job, fx.config)) {
+    auto page = next_page(*fx.store, *job.paging, job.now);
+    for (size_t step = 0; page && !page->complete
+                          && (read_ahead_steps == 0 || step < read_ahead_steps);
+         ++step)
+      if (!read_more(*fx.store, fx.config, *page, fx.config.read_ahead_step_events))
+        page.reset();
+    job.paging->ready = std::move(page);
+  }
+  return answered;
+}
+
+/// The frames a REQ for `filter_json` gets read afresh (no read-ahead).
+std::vector<std::string> read_afresh(fixture& fx, const std::string& filter_json) {
+  auto saved = std::move(fx.conn->frames);
+  fx.conn->frames.clear();
+  auto job = fx.job({filter_json});
+  while (!run_slice(*fx.store, fx.config, *job, 1000).done) {
+    // next slice
+  }
+  auto frames = std::move(fx.conn->frames);
+  fx.conn->frames = std::move(saved);
+  return frames;
+}
+
+int64_t created_at_of(const std::string& frame) {
+  auto prefix = nostr::event_message_prefix("s");
+  nostr::event ev;
+  REQUIRE(nostr::parse_event(frame.substr(prefix.size(), frame.size() - prefix.size() - 1), ev)
+            .empty());
+  return ev.created_at;
+}
+
+/// A client paging `{"kinds":[1],"limit":N}` with `until` = the oldest
+/// created_at of its last page plus `step`, as nostr-fetch does (step 0,
+/// and the repeated events dropped by id) or one second earlier (-1).
+struct paging_client {
+  fixture& fx;
+  int64_t step;
+  size_t limit;
+  paging_state_ptr paging = std::make_shared<paging_state>();
+  std::optional<int64_t> until;
+
+  paging_client(fixture& fx, int64_t step, size_t limit)
+      : fx(fx), step(step), limit(limit) {
+    // nop
+  }
+
+  std::string filter() const {
+    auto json = R"({"kinds":[1],"limit":)" + std::to_string(limit);
+    if (until)
+      json += ",\"until\":" + std::to_string(*until);
+    return json + "}";
+  }
+
+  struct page {
+    bool from_memory = false;
+    std::vector<std::string> frames;
+  };
+
+  /// Asks for the next page, the one after it read ahead `read_ahead_steps`
+  /// steps (0: whole); checks it equals the same REQ read afresh.
+  page next(size_t read_ahead_steps = 0) {
+    page result;
+    fx.conn->frames.clear();
+    auto job = fx.job({filter()});
+    job->paging = paging;
+    result.from_memory = run_paged(fx, *job, read_ahead_steps);
+    result.frames = fx.conn->frames;
+    CHECK(result.frames == read_afresh(fx, filter()));
+    // A live event must not come again once the page sent it.
+    for (const auto& id : fx.event_ids())
+      CHECK(job->sent.contains(id));
+    if (result.frames.size() > 1)
+      until = created_at_of(result.frames[result.frames.size() - 2]) + step;
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a paging client's pages come from memory, the same as read afresh",
+          "[query_worker][read_ahead]") {
+  // 12 events a second: pages of 25 end inside a second, so the next page
+  // (until inclusive) repeats some events, as clients see it.
+  fixture fx{300, 12};
+  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  const int64_t step = GENERATE(0, -1);
+  paging_client client{fx, step, 25};
+  // The first two REQs show the step; every later page was read ahead.
+  CHECK_FALSE(client.next().from_memory);
+  CHECK_FALSE(client.next().from_memory);
+  size_t pages = 2;
+  for (;;) {
+    auto page = client.next();
+    ++pages;
+    CHECK(page.from_memory);
+    if (page.frames.size() < 26) // 25 events and the EOSE: the last page
+      break;
+    REQUIRE(pages < 100);
+  }
+  CHECK(pages >= 8);
+  // The last page was short: nothing more is read ahead, nothing is held.
+  CHECK_FALSE(client.paging->ready);
+  CHECK(fx.config.read_ahead->held() == 0);
+}
+
+TEST_CASE("a REQ that comes while its page is read takes what was read and "
+          "reads on from there",
+          "[query_worker][read_ahead]") {
+  fixture fx{300, 12};
+  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  fx.config.read_ahead_step_events = 4;
+  paging_client client{fx, 0, 25};
+  client.next();
+  // Each REQ finds its page read 2 steps of 4 events: 8 of its 25.
+  client.next(2);
+  REQUIRE(client.paging->ready);
+  CHECK_FALSE(client.paging->ready->complete);
+  CHECK(client.paging->ready->ids.size() == 8);
+  for (int i = 0; i < 6; ++i)
+    CHECK(client.next(2).from_memory); // and equal to the page read afresh
+  SECTION("a write since the read began: read afresh") {
+    fx.write(make_event(fx.keys, 1, default_now - 2000, {}, "older than all"));
+    CHECK_FALSE(client.next().from_memory);
+  }
+}
+
+TEST_CASE("a page read ahead is dropped, and the REQ read afresh, when the "
+          "store changed or the REQ is another",
+          "[query_worker][read_ahead]") {
+  fixture fx{200, 5};
+  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  paging_client client{fx, 0, 20};
+  client.next();
+  client.next();
+  REQUIRE(client.paging->ready);
+  CHECK(fx.config.read_ahead->held() > 0);
+  SECTION("an event written since, inside the next page") {
+    auto ev = make_event(fx.keys, 1, *client.until - 1, {}, "written since");
+    fx.write(ev);
+    auto page = client.next();
+    CHECK_FALSE(page.from_memory);
+    CHECK(std::count(page.frames.begin(), page.frames.end(),
+                     nostr::event_message("s", ev.json))
+          == 1);
+  }
+  SECTION("an event written since, outside the page: still read afresh") {
+    fx.write(make_event(fx.keys, 7, default_now));
+    CHECK_FALSE(client.next().from_memory);
+  }
+  SECTION("the next REQ asks for something else") {
+    client.limit = 21;
+    CHECK_FALSE(client.next().from_memory);
+    // Not a next page of the last one: nothing is read ahead for it.
+    CHECK_FALSE(client.paging->ready);
+    CHECK(fx.config.read_ahead->held() == 0);
+  }
+  SECTION("the REQ runs in a later second (NIP-40 expirations)") {
+    auto job = fx.job({client.filter()});
+    job->paging = client.paging;
+    job->now = default_now + 1;
+    CHECK_FALSE(run_paged(fx, *job));
+  }
+  SECTION("a REQ of several filters") {
+    auto job = fx.job({client.filter(), R"({"kinds":[7]})"});
+    job->paging = client.paging;
+    CHECK_FALSE(run_paged(fx, *job));
+    CHECK_FALSE(client.paging->ready);
+    CHECK(fx.config.read_ahead->held() == 0);
+  }
+}
+
+TEST_CASE("pages read ahead stay within the node's read-ahead memory",
+          "[query_worker][read_ahead]") {
+  fixture fx{200, 5};
+  SECTION("no budget: nothing is read ahead") {
+    paging_client client{fx, 0, 20};
+    for (int i = 0; i < 4; ++i)
+      CHECK_FALSE(client.next().from_memory);
+  }
+  SECTION("a page larger than the room left is not read") {
+    fx.config.read_ahead = std::make_shared<read_ahead_budget>(2000);
+    paging_client client{fx, 0, 20};
+    for (int i = 0; i < 4; ++i)
+      CHECK_FALSE(client.next().from_memory);
+    CHECK(fx.config.read_ahead->held() == 0);
+  }
+  SECTION("two clients share the budget; a page gives its bytes back") {
+    fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+    paging_client first{fx, 0, 20};
+    first.next();
+    first.next();
+    REQUIRE(first.paging->ready);
+    const auto one_page = fx.config.read_ahead->held();
+    auto budget = std::make_shared<read_ahead_budget>(one_page + one_page / 2);
+    fx.config.read_ahead = budget;
+    paging_client a{fx, 0, 20};
+    paging_client b{fx, 0, 20};
+    a.next();
+    b.next();
+    a.next();
+    b.next();
+    CHECK(a.paging->ready);
+    CHECK_FALSE(b.paging->ready);
+    CHECK(budget->held() <= budget->max_bytes());
+    a.paging->ready.reset();
+    CHECK(budget->held() == 0);
   }
 }
