@@ -265,9 +265,12 @@ bool read_more(const store::event_store& store,
     return false;
   const auto limit = limit_of(page.filter, page.default_limit, page.max_limit);
   if (page.ids.empty()) {
-    page.ends.reserve(limit);
-    page.ids.reserve(limit);
-    page.seen.reserve(limit);
+    // Room for a usual page; a larger limit grows it as read (each step's
+    // growth is charged before the next).
+    const auto expected = std::min<uint64_t>(limit, 1024);
+    page.ends.reserve(expected);
+    page.ids.reserve(expected);
+    page.seen.reserve(expected);
   }
   // Served whole, a page must leave the connection's queue below its cap:
   // a worker serves only while at most `high_water_bytes` are queued, and
