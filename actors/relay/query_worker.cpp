@@ -264,12 +264,11 @@ bool read_more(const store::event_store& store,
   if (!config.read_ahead)
     return false;
   const auto limit = limit_of(page.filter, page.default_limit, page.max_limit);
-  if (page.ids.empty()) {
+  if (page.ends.empty()) {
     // Room for a usual page; a larger limit grows it as read (each step's
     // growth is charged before the next).
     const auto expected = std::min<uint64_t>(limit, 1024);
     page.ends.reserve(expected);
-    page.ids.reserve(expected);
     page.seen.reserve(expected);
   }
   // Served whole, a page must leave the connection's queue below its cap:
@@ -295,15 +294,15 @@ bool read_more(const store::event_store& store,
         return true;
       page.json += json;
       page.ends.push_back(page.json.size());
-      page.ids.push_back(pos.id);
       return true;
     });
   if (!fits)
     return false;
   page.complete = !more || page.scanned >= limit;
+  // The id set keeps at most four slots per id.
   const auto charge = sizeof(read_ahead_page) + page.json.capacity()
-                      + page.ends.capacity() * sizeof(size_t)
-                      + page.ids.capacity() * 2 * sizeof(nostr::bytes32);
+                      + page.ends.capacity()
+                          * (sizeof(size_t) + 4 * sizeof(nostr::bytes32));
   if (charge > page.charged) {
     if (!config.read_ahead->take(charge - page.charged))
       return false;

@@ -56,10 +56,9 @@ struct read_ahead_page {
   /// from the page only while it is still the last one.
   uint64_t sequence = 0;
   /// The events' stored JSON back to back, newest first, each ending at its
-  /// entry of `ends`, and their ids.
+  /// entry of `ends`, and their ids (the job's sent ids once served).
   std::string json;
   std::vector<size_t> ends;
-  std::vector<nostr::bytes32> ids;
   nostr::flat_id_set seen;
   /// Where the scan goes on, and the events it met (one met twice counted
   /// twice, as toward a REQ's limit).

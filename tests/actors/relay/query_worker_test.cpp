@@ -349,7 +349,7 @@ TEST_CASE("a REQ that comes while its page is read takes what was read and "
   client.next(2);
   REQUIRE(client.paging->ready);
   CHECK_FALSE(client.paging->ready->complete);
-  CHECK(client.paging->ready->ids.size() == 8);
+  CHECK(client.paging->ready->ends.size() == 8);
   for (int i = 0; i < 6; ++i)
     CHECK(client.next(2).from_memory); // and equal to the page read afresh
   SECTION("a write since the read began: read afresh") {
