@@ -15,6 +15,7 @@
 #include <cmath>
 #include <map>
 #include <string_view>
+#include <unordered_map>
 
 namespace ferry::metrics {
 
@@ -433,13 +434,39 @@ void message_received(std::string_view verb) {
   f.verb_counters.back()->Increment();
 }
 
+prometheus::Counter& counter_series(prometheus::Family<prometheus::Counter>& family,
+                                    std::initializer_list<label> labels) {
+  // Keyed by the family's address and each label name and value with its
+  // length before it (no two label sets make the same key); the key's
+  // buffer is reused, so a series seen before costs a hash and a compare.
+  thread_local std::unordered_map<std::string, prometheus::Counter*> known;
+  thread_local std::string key;
+  auto append = [](std::string_view bytes) {
+    auto size = static_cast<uint32_t>(bytes.size());
+    key.append(reinterpret_cast<const char*>(&size), sizeof(size));
+    key.append(bytes);
+  };
+  auto* family_address = &family;
+  key.assign(reinterpret_cast<const char*>(&family_address), sizeof(family_address));
+  for (const auto& [name, value] : labels) {
+    append(name);
+    append(value);
+  }
+  if (auto it = known.find(key); it != known.end())
+    return *it->second;
+  std::map<std::string, std::string> map;
+  for (const auto& [name, value] : labels)
+    map.emplace(name, value);
+  auto& series = family.Add(map);
+  known.emplace(key, &series);
+  return series;
+}
+
 void event_ingested(uint32_t kind, std::string_view source,
                     std::string_view result) {
-  all()
-    .events
-    .Add({{"kind", kind_label(kind)},
-          {"source", std::string{source}},
-          {"result", std::string{result}}})
+  counter_series(all().events, {{"kind", kind_label(kind)},
+                                {"source", source},
+                                {"result", result}})
     .Increment();
 }
 
