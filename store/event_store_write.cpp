@@ -91,6 +91,10 @@ void for_each_index_key(const nostr::event& ev, std::optional<int64_t> exp,
   }
 }
 
+/// What a commit's batch, and its sorted operations, may keep of their
+/// buffers for the next commit.
+constexpr size_t kept_batch_bytes = 8u << 20;
+
 /// The puts and deletes of one commit, handed to RocksDB sorted by family and
 /// key. Each becomes a memtable skip-list insert, and profiles of `ferry
 /// import` showed those searches as most of the writer's time: keys in random
@@ -108,15 +112,37 @@ public:
   /// everything.
   sorted_writes(rocksdb::WriteBatch* direct,
                 const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
-    : direct_(direct), handles_(handles) {
+    : direct_(direct), handles_(handles), owner_(!busy_),
+      bytes_(owner_ ? &kept() : &own_bytes_) {
+    busy_ = true;
+    bytes_->clear();
   }
 
-  void put(cf family, std::string key, std::string value) {
-    ops_.push_back({family, false, std::move(key), std::move(value)});
+  sorted_writes(const sorted_writes&) = delete;
+  sorted_writes& operator=(const sorted_writes&) = delete;
+
+  ~sorted_writes() {
+    if (!owner_)
+      return;
+    if (bytes_->capacity() > kept_batch_bytes)
+      std::string{}.swap(*bytes_);
+    busy_ = false;
   }
 
-  void erase(cf family, std::string key) {
-    ops_.push_back({family, true, std::move(key), {}});
+  void put(cf family, std::string_view key, std::string_view value) {
+    add(family, false, key, value);
+  }
+
+  /// An event record: its header and JSON, copied once into the buffer.
+  void put_event(std::string_view key, const event_header& header,
+                 std::string_view json) {
+    auto at = begin_op(key);
+    append_event_value(*bytes_, header, json);
+    end_op(cf::events, false, at, key);
+  }
+
+  void erase(cf family, std::string_view key) {
+    add(family, true, key, {});
   }
 
   /// An index entry (no value).
@@ -124,47 +150,109 @@ public:
     if (direct_ != nullptr)
       direct_->Put(handle(family), slice(key), rocksdb::Slice{});
     else
-      put(family, std::string{key}, {});
+      put(family, key, {});
   }
 
   void erase_index(cf family, std::string_view key) {
     if (direct_ != nullptr)
       direct_->Delete(handle(family), slice(key));
     else
-      erase(family, std::string{key});
+      erase(family, key);
   }
 
   void emit(rocksdb::WriteBatch& batch) {
-    std::stable_sort(ops_.begin(), ops_.end(), [](const op& x, const op& y) {
-      return x.family != y.family ? x.family < y.family : x.key < y.key;
+    std::stable_sort(ops_.begin(), ops_.end(), [this](const op& x, const op& y) {
+      if (x.family != y.family)
+        return x.family < y.family;
+      if (x.prefix != y.prefix)
+        return x.prefix < y.prefix;
+      return key_of(x) < key_of(y);
     });
     for (const auto& o : ops_) {
       if (o.erase)
-        batch.Delete(handle(o.family), o.key);
+        batch.Delete(handle(o.family), slice(key_of(o)));
       else
-        batch.Put(handle(o.family), o.key, o.value);
+        batch.Put(handle(o.family), slice(key_of(o)), slice(value_of(o)));
     }
     ops_.clear();
+    bytes_->clear();
   }
 
 private:
+  /// Keys and values live back to back in `bytes_`: an operation is a few
+  /// numbers, so the sort moves no strings, and a commit allocates nothing
+  /// per operation. `prefix`, a key's first eight bytes as a big-endian
+  /// number (zero-padded), decides most comparisons without reading the
+  /// buffer; it orders keys as their bytes do.
   struct op {
     cf family;
     bool erase;
-    std::string key;
-    std::string value;
+    uint64_t prefix;
+    size_t at;
+    uint32_t key_size;
+    uint32_t value_size;
   };
+
+  /// The thread's buffer, kept between commits as `reused_batch` keeps the
+  /// batch (a buffer grown afresh for each commit copied itself at every
+  /// doubling and faulted its new memory in); a nested write on the same
+  /// thread gets a buffer of its own.
+  static std::string& kept() {
+    thread_local std::string bytes;
+    return bytes;
+  }
+
+  static uint64_t prefix_of(std::string_view key) {
+    unsigned char head[8] = {};
+    if (!key.empty())
+      std::memcpy(head, key.data(), std::min(key.size(), sizeof(head)));
+    uint64_t result = 0;
+    for (auto byte : head)
+      result = (result << 8) | byte;
+    return result;
+  }
+
+  size_t begin_op(std::string_view key) {
+    auto at = bytes_->size();
+    bytes_->append(key);
+    return at;
+  }
+
+  void end_op(cf family, bool erase, size_t at, std::string_view key) {
+    auto value_size = bytes_->size() - at - key.size();
+    ops_.push_back({family, erase, prefix_of(key), at,
+                    static_cast<uint32_t>(key.size()),
+                    static_cast<uint32_t>(value_size)});
+  }
+
+  void add(cf family, bool erase, std::string_view key, std::string_view value) {
+    auto at = begin_op(key);
+    bytes_->append(value);
+    end_op(family, erase, at, key);
+  }
+
+  std::string_view key_of(const op& o) const {
+    return std::string_view{*bytes_}.substr(o.at, o.key_size);
+  }
+
+  std::string_view value_of(const op& o) const {
+    return std::string_view{*bytes_}.substr(o.at + o.key_size, o.value_size);
+  }
 
   rocksdb::ColumnFamilyHandle* handle(cf family) const {
     return handles_[static_cast<size_t>(family)];
   }
 
-  static rocksdb::Slice slice(std::string_view key) {
-    return {key.data(), key.size()};
+  static rocksdb::Slice slice(std::string_view bytes) {
+    return {bytes.data(), bytes.size()};
   }
 
   rocksdb::WriteBatch* direct_;
   const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
+  static inline thread_local bool busy_ = false;
+  bool owner_;
+  std::string own_bytes_;
+  std::string* bytes_;
   std::vector<op> ops_;
 };
 
@@ -232,7 +320,7 @@ public:
 
   /// Deletes `ev` with every index entry, and its slot when it holds `ev`.
   caf::error erase(const nostr::event& ev) {
-    writes_.erase(cf::events, slice_of(ev.id).ToString());
+    writes_.erase(cf::events, view_of(slice_of(ev.id)));
     for_each_index_key(ev, nostr::expiration(ev),
                        [this](cf family, std::string_view key) {
                          writes_.erase_index(family, key);
@@ -346,8 +434,7 @@ private:
   void put(const incoming_event& in, std::optional<int64_t> exp) {
     const auto& ev = in.ev;
     event_header h{ev.created_at, ev.kind, ev.pubkey, exp.value_or(0)};
-    writes_.put(cf::events, slice_of(ev.id).ToString(),
-                encode_event_value(h, in.json));
+    writes_.put_event(view_of(slice_of(ev.id)), h, in.json);
     for_each_index_key(ev, exp, [this](cf family, std::string_view key) {
       writes_.put_index(family, key);
     });
@@ -428,9 +515,6 @@ private:
   /// `deleted` records written by this batch.
   std::unordered_map<std::string, std::string> deleted_;
 };
-
-/// What a commit's batch may keep of its buffer for the next commit.
-constexpr size_t kept_batch_bytes = 8u << 20;
 
 /// The WriteBatch of this thread's commits, kept between them. A batch built
 /// afresh for every commit copied itself at each doubling of its buffer and

@@ -188,13 +188,18 @@ std::string deleted_address_key(uint32_t kind, const bytes32& pubkey,
 
 std::string encode_event_value(const event_header& h, std::string_view json) {
   std::string out;
-  out.reserve(event_header_size + json.size());
+  append_event_value(out, h, json);
+  return out;
+}
+
+void append_event_value(std::string& out, const event_header& h,
+                        std::string_view json) {
+  out.reserve(out.size() + event_header_size + json.size());
   put_fixed64(out, static_cast<uint64_t>(h.created_at));
   put_fixed32(out, h.kind);
   put_bytes32(out, h.pubkey);
   put_fixed64(out, static_cast<uint64_t>(h.expiration));
   out.append(json);
-  return out;
 }
 
 std::optional<event_header> decode_event_value(std::string_view value,

@@ -143,6 +143,10 @@ struct event_header {
 /// header · json.
 std::string encode_event_value(const event_header& h, std::string_view json);
 
+/// Appends `encode_event_value(h, json)` to `out`.
+void append_event_value(std::string& out, const event_header& h,
+                        std::string_view json);
+
 /// Splits a stored value into its header and JSON; nullopt when malformed.
 std::optional<event_header> decode_event_value(std::string_view value,
                                                std::string_view* json = nullptr);
