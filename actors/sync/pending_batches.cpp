@@ -93,6 +93,25 @@ pending_batches_state::relay_lost(const std::string& relay, time_point now) {
   return result;
 }
 
+std::vector<batch_info>
+pending_batches_state::listener_down(const caf::actor_addr& gone,
+                                     time_point now) {
+  std::vector<batch_info> result;
+  for (auto i = listeners.begin(); i != listeners.end();) {
+    if (i->second.address() != gone) {
+      ++i;
+      continue;
+    }
+    if (auto b = batches.find(i->first); b != batches.end()) {
+      result.push_back(settle(b, sub_outcome::lost, "its tracker stopped", now));
+      ++failed_lost;
+    }
+    i = listeners.erase(i);
+  }
+  monitored.erase(gone);
+  return result;
+}
+
 std::optional<batch_info> pending_batches_state::expire(uint64_t id,
                                                         time_point now) {
   auto i = batches.find(id);
@@ -205,6 +224,11 @@ pending_batches_actor::behavior_type pending_batches(
   }
   self->state.config = config;
   self->state.listener = std::move(listener);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    for (auto& b : self->state.listener_down(dm.source, self->clock().now()))
+      log::debug("{}: batch {} on {} failed: its tracker stopped",
+                 self->name(), b.id, b.relay);
+  });
   auto tell = [self](auto what, batch_info b) {
     if (auto to = self->state.take_listener(b.id))
       self->send(to, what, std::move(b));
@@ -236,8 +260,11 @@ pending_batches_actor::behavior_type pending_batches(
       auto id = open(relay, subs, payload);
       if (!id)
         return std::move(id.error());
-      if (listener)
+      if (listener) {
+        if (self->state.monitored.insert(listener.address()).second)
+          self->monitor(listener);
         self->state.listeners.emplace(*id, std::move(listener));
+      }
       return *id;
     },
     [self, confirm](atom::eose, const std::string& relay,

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,6 +48,8 @@ struct pending_batches_state {
 
   /// Listeners of the batches opened with one.
   std::map<uint64_t, batch_listener_actor> listeners;
+  /// The per-batch listeners this actor monitors, each once.
+  std::set<caf::actor_addr> monitored;
 
   /// Who is told about batch `id` (forgets a per-batch listener); may be
   /// invalid when nobody listens.
@@ -90,6 +93,16 @@ struct pending_batches_state {
   /// @returns the failed batches, oldest first.
   std::vector<batch_info> relay_lost(const std::string& relay, time_point now);
 
+  /// Fails every open batch whose own listener is `gone`: a relay
+  /// connection that stopped (its relay now owned by another member, or it
+  /// crashed) never reports their EOSE, and until the timeout their
+  /// subscription ids stayed taken, so the next connection to that relay
+  /// here could not track its catch-up and backed off (a second more of a
+  /// cluster failover).
+  /// @returns the failed batches, oldest first.
+  std::vector<batch_info> listener_down(const caf::actor_addr& gone,
+                                        time_point now);
+
   /// Fails batch `id` if it is still open.
   /// @returns the failed batch, if it was open.
   std::optional<batch_info> expire(uint64_t id, time_point now);
@@ -117,8 +130,8 @@ struct pending_batches_state {
 
 /// PENDING BATCHES: tracks the subscriptions sent to remote relays until
 /// each has its EOSE or CLOSED, then confirms the whole batch to the
-/// listener; a batch whose relay is lost, or that takes longer than the
-/// timeout, fails instead. A confirmation is what marks a catch-up complete.
+/// listener; a batch whose relay is lost, whose own listener stops, or
+/// that takes longer than the timeout, fails instead. A confirmation is what marks a catch-up complete.
 /// @param self The actor handle.
 /// @param config The batch timeout; must validate.
 /// @param listener Receives `(confirmed, batch)` and `(failed, batch)` for

@@ -337,3 +337,37 @@ TEST_CASE_METHOD(fixture, "a batch opened with its own listener tells only "
   CHECK(seen->front().batch.id == shared);
   self->send_exit(own, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(fixture, "a batch whose own listener stops fails and frees "
+                          "its subscription ids",
+                 "[pending_batches]") {
+  // A relay connection tracks its catch-up with itself as the listener;
+  // when the sync manager stops it (its relay moved to another member), the
+  // next connection to that relay on this node opens the same ids again.
+  auto own_seen = std::make_shared<std::vector<settled>>();
+  auto own = sys.spawn(mock_listener, own_seen);
+  REQUIRE(ask<uint64_t>(atom::open_v, own, relay_a, strings{"ferry-live"},
+                        std::string{"catchup:1"}));
+  REQUIRE(ask<uint64_t>(atom::open_v, own, relay_b, strings{"ferry-live"},
+                        std::string{"catchup:1"}));
+  auto shared = open(relay_a, {"other"});
+  // While it runs, the ids are taken.
+  CHECK_FALSE(ask<uint64_t>(atom::open_v, listener, relay_a,
+                            strings{"ferry-live"}, std::string{"catchup:2"}));
+  self->send_exit(own, caf::exit_reason::user_shutdown);
+  run();
+  auto left = pending(relay_a);
+  REQUIRE(left.size() == 1);
+  CHECK(left.front().id == shared);
+  CHECK(pending(relay_b).empty());
+  // Nobody else hears of the failed batches; the counters do.
+  CHECK(seen->empty());
+  auto status = ask<status_map>(atom::get_v, atom::status_v);
+  REQUIRE(status);
+  CHECK(caf::get_or(*status, "total.lost", int64_t{0}) == 2);
+  auto next = sys.spawn(mock_listener, own_seen);
+  CHECK(ask<uint64_t>(atom::open_v, next, relay_a, strings{"ferry-live"},
+                      std::string{"catchup:2"}));
+  self->send_exit(next, caf::exit_reason::user_shutdown);
+  run();
+}
