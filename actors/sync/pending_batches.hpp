@@ -131,7 +131,8 @@ struct pending_batches_state {
 /// PENDING BATCHES: tracks the subscriptions sent to remote relays until
 /// each has its EOSE or CLOSED, then confirms the whole batch to the
 /// listener; a batch whose relay is lost, whose own listener stops, or
-/// that takes longer than the timeout, fails instead. A confirmation is what marks a catch-up complete.
+/// that takes longer than the timeout, fails instead. A confirmation is
+/// what marks a catch-up complete.
 /// @param self The actor handle.
 /// @param config The batch timeout; must validate.
 /// @param listener Receives `(confirmed, batch)` and `(failed, batch)` for
