@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ferry {
 
@@ -33,6 +34,9 @@ struct ingest_item {
 };
 
 using ingest_item_ptr = std::shared_ptr<ingest_item>;
+
+/// The events one commit stored (or accepted as ephemeral), in commit order.
+using ingest_batch = std::vector<ingest_item_ptr>;
 
 /// What happened to one ingested event.
 enum class ingest_status : uint8_t {
@@ -101,3 +105,4 @@ using writer_actor = caf::typed_actor<
 } // namespace ferry
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::ingest_item_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ferry::ingest_batch)

@@ -64,8 +64,9 @@ using feed_listener_actor = caf::typed_actor<
 
 /// The HUB fans committed events out to live subscriptions.
 using hub_actor = caf::typed_actor<
-  // A committed (or ephemeral) event.
-  caf::reacts_to<atom::publish, ingest_item_ptr>,
+  // The committed (and ephemeral) events of one commit, in commit order:
+  // one message per commit, not per event.
+  caf::reacts_to<atom::publish, ingest_batch>,
   // Opens or replaces subscription `sub` of a session.
   caf::reacts_to<atom::subscribe, client_session_actor, std::string,
                  filter_set_ptr>,

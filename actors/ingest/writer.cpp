@@ -85,17 +85,26 @@ void writer_state::commit() {
     cursors[server] = cursor;
   staged_cursors.clear();
   auto fan_out = hub ? hub->get() : hub_actor{};
+  // The hub hears of the commit in one message, before any sender hears
+  // its answer: one message per event was a good part of the hub's thread
+  // during a catch-up that nobody subscribed to.
+  ingest_batch committed_items;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    auto status = to_ingest_status((*results)[i].outcome);
+    if (status == ingest_status::stored || status == ingest_status::ephemeral) {
+      ++committed;
+      if (fan_out)
+        committed_items.push_back(pending[i].first);
+    }
+  }
+  if (!committed_items.empty())
+    caf::anon_send(fan_out, atom::publish_v, std::move(committed_items));
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [item, promise] = pending[i];
     auto& r = (*results)[i];
     auto status = to_ingest_status(r.outcome);
     metrics::event_ingested(item->data.ev.kind, item->source,
                             to_string(status));
-    if (status == ingest_status::stored || status == ingest_status::ephemeral) {
-      ++committed;
-      if (fan_out)
-        caf::anon_send(fan_out, atom::publish_v, item);
-    }
     promise.deliver(ingest_result{status, std::move(r.message)});
   }
   pending.clear();

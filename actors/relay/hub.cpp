@@ -27,8 +27,9 @@ hub_actor::behavior_type hub(hub_actor::stateful_pointer<hub_state> self) {
     st.feeds.erase(msg.source.id());
   });
   return {
-    [self](atom::publish, const ingest_item_ptr& item) {
-      self->state.fan_out(item);
+    [self](atom::publish, const ingest_batch& committed) {
+      for (const auto& item : committed)
+        self->state.fan_out(item);
     },
     [self](atom::subscribe, const client_session_actor& session,
            std::string& sub_id, filter_set_ptr& filters) {

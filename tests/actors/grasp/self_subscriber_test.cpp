@@ -82,7 +82,7 @@ struct fixture : test::deterministic_actor_system {
     auto item = std::make_shared<ingest_item>();
     item->data = ev;
     item->source = "client";
-    self->send(hub_handle, atom::publish_v, item);
+    self->send(hub_handle, atom::publish_v, ingest_batch{item});
     run();
     return ev;
   }

@@ -105,12 +105,37 @@ TEST_CASE_METHOD(fixture, "the hub names every matching subscription once per "
   run();
   CHECK(subscription_count() == 3);
   auto note = item(1);
-  self->send(aut, atom::publish_v, note);
-  self->send(aut, atom::publish_v, item(30023));
+  self->send(aut, atom::publish_v, ingest_batch{note});
+  self->send(aut, atom::publish_v, ingest_batch{item(30023)});
   run();
   REQUIRE(seen->size() == 1);
   CHECK((*seen)[0].id == note->data.ev.id);
   CHECK((*seen)[0].subscriptions == std::vector<std::string>{"all", "notes"});
+}
+
+TEST_CASE_METHOD(fixture, "a commit's events reach their subscriptions in "
+                          "commit order, from one message",
+                 "[hub]") {
+  self->send(aut, atom::subscribe_v, session, std::string{"notes"},
+             filters({R"({"kinds":[1]})"}));
+  self->send(aut, atom::subscribe_v, session, std::string{"reactions"},
+             filters({R"({"kinds":[7]})"}));
+  run();
+  auto first = item(1);
+  auto reaction = item(7);
+  auto unmatched = item(30023);
+  auto second = item(1);
+  second->data.ev.content = "another note";
+  nostr::sign_event(second->data.ev, nostr::generate_keypair());
+  self->send(aut, atom::publish_v, ingest_batch{first, reaction, unmatched, second});
+  run();
+  REQUIRE(seen->size() == 3);
+  CHECK((*seen)[0].id == first->data.ev.id);
+  CHECK((*seen)[0].subscriptions == std::vector<std::string>{"notes"});
+  CHECK((*seen)[1].id == reaction->data.ev.id);
+  CHECK((*seen)[1].subscriptions == std::vector<std::string>{"reactions"});
+  CHECK((*seen)[2].id == second->data.ev.id);
+  CHECK((*seen)[2].subscriptions == std::vector<std::string>{"notes"});
 }
 
 TEST_CASE_METHOD(fixture, "a replaced subscription uses its new filters",
@@ -121,10 +146,10 @@ TEST_CASE_METHOD(fixture, "a replaced subscription uses its new filters",
              filters({R"({"kinds":[7]})"}));
   run();
   CHECK(subscription_count() == 1);
-  self->send(aut, atom::publish_v, item(1));
+  self->send(aut, atom::publish_v, ingest_batch{item(1)});
   run();
   CHECK(seen->empty());
-  self->send(aut, atom::publish_v, item(7));
+  self->send(aut, atom::publish_v, ingest_batch{item(7)});
   run();
   CHECK(seen->size() == 1);
 }
@@ -138,7 +163,7 @@ TEST_CASE_METHOD(fixture, "closed subscriptions and dead sessions get nothing",
   self->send(aut, atom::unsubscribe_v, session, std::string{"a"});
   run();
   CHECK(subscription_count() == 1);
-  self->send(aut, atom::publish_v, item(1));
+  self->send(aut, atom::publish_v, ingest_batch{item(1)});
   run();
   REQUIRE(seen->size() == 1);
   CHECK((*seen)[0].subscriptions == std::vector<std::string>{"b"});
@@ -151,7 +176,7 @@ TEST_CASE_METHOD(fixture, "closed subscriptions and dead sessions get nothing",
     self->send(aut, atom::unsubscribe_v, session);
     run();
     CHECK(subscription_count() == 0);
-    self->send(aut, atom::publish_v, item(1));
+    self->send(aut, atom::publish_v, ingest_batch{item(1)});
     run();
     CHECK(seen->size() == 1);
   }
@@ -187,8 +212,8 @@ TEST_CASE_METHOD(fixture, "a feed listener gets matching events until it "
              filters({R"({"kinds":[1]})"}));
   run();
   auto note = item(1);
-  self->send(aut, atom::publish_v, note);
-  self->send(aut, atom::publish_v, item(7));
+  self->send(aut, atom::publish_v, ingest_batch{note});
+  self->send(aut, atom::publish_v, ingest_batch{item(7)});
   run();
   REQUIRE(fed->size() == 1);
   CHECK((*fed)[0] == note->data.ev.id);
@@ -198,21 +223,21 @@ TEST_CASE_METHOD(fixture, "a feed listener gets matching events until it "
   SECTION("new filters replace the old ones") {
     self->send(aut, atom::subscribe_v, atom::feed_v, listener,
                filters({R"({"kinds":[7]})"}));
-    self->send(aut, atom::publish_v, item(1));
-    self->send(aut, atom::publish_v, item(7));
+    self->send(aut, atom::publish_v, ingest_batch{item(1)});
+    self->send(aut, atom::publish_v, ingest_batch{item(7)});
     run();
     CHECK(fed->size() == 2);
   }
   SECTION("unsubscribed") {
     self->send(aut, atom::unsubscribe_v, atom::feed_v, listener);
-    self->send(aut, atom::publish_v, item(1));
+    self->send(aut, atom::publish_v, ingest_batch{item(1)});
     run();
     CHECK(fed->size() == 1);
   }
   SECTION("down") {
     self->send_exit(listener, caf::exit_reason::user_shutdown);
     run();
-    self->send(aut, atom::publish_v, item(1));
+    self->send(aut, atom::publish_v, ingest_batch{item(1)});
     run();
     CHECK(fed->size() == 1);
   }
