@@ -29,6 +29,14 @@ namespace {
 /// writer busy, bounded so a huge file never sits in memory.
 constexpr size_t max_in_flight = 8192;
 
+/// A full pipeline takes this many answers before reading on. Taking one
+/// answer per line kept this thread in lockstep with the writer: it slept
+/// on nearly every answer and the writer woke it (a system call each);
+/// answers taken in a run mostly wait in the mailbox already. Same-run
+/// A/B of the 100k realistic corpus: ~3% less CPU per event, less system
+/// time.
+constexpr size_t refill_step = 1024;
+
 struct import_counts {
   uint64_t lines = 0;
   uint64_t accepted = 0;
@@ -192,7 +200,8 @@ int run_import(const config::config& cfg, const std::string& input) {
       self->send(pipeline.verifiers[next++ % pipeline.verifiers.size()],
                  atom::ingest_v, std::move(item));
       if (++in_flight >= max_in_flight)
-        collect_one();
+        while (in_flight > max_in_flight - refill_step)
+          collect_one();
     }
     while (in_flight > 0)
       collect_one();
