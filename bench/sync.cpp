@@ -4,7 +4,9 @@
 //
 // N events of the realistic corpus (bench/corpus.hpp) are imported into A's
 // store with `ferry import`; the same file is also imported into a scratch
-// store, which gives B's own import rate on this machine. A starts once; then
+// store, which gives B's own import rate on this machine, just before each
+// of three NIP-77 catch-ups of an empty B (goal 4 takes the median pair's
+// ratio: rates taken minutes apart swung it by a quarter). A starts once; then
 // each scenario starts a fresh B (empty, or already holding 99% of A's
 // events, spread over the whole time range) with a
 // [[sync.server]] for A, and measures the wall time until B holds everything
@@ -32,6 +34,11 @@ namespace ferry::bench {
 namespace {
 
 constexpr double goal_fraction = 0.70;
+/// Goal 4 compares two rates of B, each taken once a minute apart, which
+/// swung the ratio between 64% and 81% for one binary: B's import and its
+/// NIP-77 catch-up of an empty store now alternate, and the pair with the
+/// median ratio counts.
+constexpr int catchup_pairs = 3;
 /// B gaining no event for this long while behind A is a stalled sync.
 constexpr auto stall_timeout = std::chrono::seconds{60};
 constexpr auto poll_interval = std::chrono::milliseconds{100};
@@ -222,15 +229,21 @@ int run(int argc, char** argv) {
   std::printf("realistic corpus: %zu events (%.1f MB JSONL)\n", opts.events,
               bytes / 1e6);
 
-  // B's own import rate on this machine: the same file into a scratch store.
-  fs::create_directories(tmp.path() / "scratch");
-  auto scratch_config = tmp.path() / "scratch" / "ferry.toml";
-  write_file(scratch_config, node_config(tmp.path() / "scratch" / "data", ""));
-  auto scratch = run_import(opts.ferry, jsonl, scratch_config, tmp.path() / "scratch");
-  double import_rate = opts.events / scratch.seconds;
-  std::printf("B import: %s in %.2f s = %.0f events/s, CPU %.2f s\n",
-              scratch.summary.c_str(), scratch.seconds, import_rate,
-              scratch.exit.cpu_seconds);
+  // B's own import rate on this machine: the same file into a scratch store
+  // (a fresh one each time; see catchup_pairs).
+  auto import_into_scratch = [&] {
+    auto dir = tmp.path() / "scratch";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto config = dir / "ferry.toml";
+    write_file(config, node_config(dir / "data", ""));
+    auto run = run_import(opts.ferry, jsonl, config, dir);
+    std::printf("B import: %s in %.2f s = %.0f events/s, CPU %.2f s\n",
+                run.summary.c_str(), run.seconds, opts.events / run.seconds,
+                run.exit.cpu_seconds);
+    std::fflush(stdout);
+    return run;
+  };
 
   fs::create_directories(tmp.path() / "a");
   auto a_config = tmp.path() / "a" / "ferry.toml";
@@ -259,9 +272,35 @@ int run(int argc, char** argv) {
   auto a_log = [&a] { return a.log_tail(); };
   auto most = ninety_nine_percent(jsonl, tmp.path());
 
+  // B's import and its NIP-77 catch-up alternate; the pair whose ratio is
+  // the median stands for both in what follows.
+  struct catchup_pair {
+    import_run import;
+    outcome neg;
+    double ratio = 0;
+  };
+  std::vector<catchup_pair> pairs;
+  for (int i = 1; i <= catchup_pairs; ++i) {
+    catchup_pair pair;
+    pair.import = import_into_scratch();
+    pair.neg = run_scenario(opts, tmp.path(),
+                            "negentropy/empty-" + std::to_string(i), "negentropy",
+                            *a_port, target, nullptr, a_log);
+    pair.ratio = (pair.neg.held / pair.neg.seconds)
+                 / (opts.events / pair.import.seconds);
+    std::printf("pair %d: NIP-77 catch-up at %.0f%% of the import rate just "
+                "before it\n",
+                i, 100 * pair.ratio);
+    std::fflush(stdout);
+    pairs.push_back(std::move(pair));
+  }
+  std::sort(pairs.begin(), pairs.end(),
+            [](const catchup_pair& x, const catchup_pair& y) { return x.ratio < y.ratio; });
+  const auto& median_pair = pairs[pairs.size() / 2];
+  const auto& scratch = median_pair.import;
+  const auto& neg_empty = median_pair.neg;
+  double import_rate = opts.events / scratch.seconds;
   auto req_empty = run_scenario(opts, tmp.path(), "req_stream/empty", "req_stream",
-                                *a_port, target, nullptr, a_log);
-  auto neg_empty = run_scenario(opts, tmp.path(), "negentropy/empty", "negentropy",
                                 *a_port, target, nullptr, a_log);
   auto req_most = run_scenario(opts, tmp.path(), "req_stream/99%", "req_stream",
                                *a_port, target, &most, a_log);
@@ -299,9 +338,11 @@ int run(int argc, char** argv) {
               neg_most.bytes * 10 <= req_most.bytes ? "MET" : "NOT MET");
   // Rows of the goal table bench/run.sh prints (issue 13, goal 4).
   std::printf("goal-row|4 NIP-77 catch-up of an empty store >= 95%% of the import rate|"
-              "%.0f%% (%.0f of %.0f events/s)|%s\n",
-              100 * rate(neg_empty) / import_rate, rate(neg_empty), import_rate,
-              rate(neg_empty) >= 0.95 * import_rate ? "met" : "not met");
+              "%.0f%% (%.0f of %.0f events/s; median of %d alternated pairs: "
+              "%.0f-%.0f%%)|%s\n",
+              100 * median_pair.ratio, rate(neg_empty), import_rate, catchup_pairs,
+              100 * pairs.front().ratio, 100 * pairs.back().ratio,
+              median_pair.ratio >= 0.95 ? "met" : "not met");
   std::printf("goal-row|4 NIP-77 1%% gap closes in <= 0.25 s (<= 6 rounds)|"
               "%.2f s by B's clock, %lld rounds|%s\n",
               neg_most.catchup_seconds, static_cast<long long>(neg_most.rounds),
