@@ -1,6 +1,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
 #include "app/commands.hpp"
+#include "app/line_reader.hpp"
 #include "app/progress.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
@@ -10,12 +11,13 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <fcntl.h>
 #include <functional>
-#include <iostream>
 #include <mutex>
 #include <unistd.h>
 #include <utility>
@@ -135,16 +137,23 @@ std::string store_hint(const caf::error& err) {
 
 int run_import(const config::config& cfg, const std::string& input) {
   log::init(cfg.log.level == "info" ? "warn" : cfg.log.level);
-  std::ifstream file;
-  std::istream* in = &std::cin;
+  int fd = STDIN_FILENO;
   if (input != "-") {
-    file.open(input);
-    if (!file) {
-      std::fprintf(stderr, "ferry import: %s: cannot open\n", input.c_str());
+    fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::fprintf(stderr, "ferry import: %s: cannot open: %s\n", input.c_str(),
+                   std::strerror(errno));
       return 1;
     }
-    in = &file;
   }
+  struct closer {
+    int fd;
+    ~closer() {
+      if (fd != STDIN_FILENO)
+        ::close(fd);
+    }
+  } close_input{fd};
+  line_reader lines{fd};
   auto store = open_unless_held(cfg, /*bulk_import=*/true);
   if (!store) {
     std::fprintf(stderr, "ferry import: %s\n", store_hint(store.error()).c_str());
@@ -183,16 +192,18 @@ int run_import(const config::config& cfg, const std::string& input) {
           disk_full = r.message;
       });
     };
-    std::string line;
     // A full disk ends the import: every further event would fail alike.
-    while (disk_full.empty() && std::getline(*in, line)) {
-      bytes_read += line.size() + 1;
+    while (disk_full.empty()) {
+      auto line = lines.next();
+      if (!line)
+        break;
+      bytes_read += line->bytes;
       progress.update(counts.lines, bytes_read, total_bytes);
-      if (line.empty())
+      if (line->text.empty() && !line->too_long)
         continue;
       ++counts.lines;
       auto item = std::make_shared<ingest_item>();
-      if (!nostr::parse_event(line, item->data.ev).empty()) {
+      if (line->too_long || !nostr::parse_event(line->text, item->data.ev).empty()) {
         ++counts.invalid;
         continue;
       }
@@ -208,6 +219,10 @@ int run_import(const config::config& cfg, const std::string& input) {
   }
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   stop_and_wait(sys, pipeline.actors());
+  if (!lines.error().empty())
+    std::fprintf(stderr, "ferry import: %s: read error after line %lu: %s\n",
+                 input == "-" ? "stdin" : input.c_str(),
+                 static_cast<unsigned long>(counts.lines), lines.error().c_str());
   std::printf("imported %lu lines in %.2f s (%.0f events/s): accepted %lu, "
               "duplicate %lu, invalid %lu, refused %lu, errors %lu\n",
               static_cast<unsigned long>(counts.lines), elapsed.count(),
@@ -230,7 +245,7 @@ int run_import(const config::config& cfg, const std::string& input) {
     std::fprintf(stderr, "ferry import: %s\n", render(failure).c_str());
     return 1;
   }
-  return counts.errors == 0 ? 0 : 1;
+  return counts.errors == 0 && lines.error().empty() ? 0 : 1;
 }
 
 int run_export(const config::config& cfg, const std::string& filter_json) {

@@ -379,8 +379,9 @@ struct child_exit {
 /// benchmark leaves no process behind.
 class child_process {
 public:
+  /// `stdin_path`: a file opened as the child's stdin; empty: it inherits ours.
   child_process(const std::vector<std::string>& argv, const fs::path& stdout_path,
-                const fs::path& stderr_path) {
+                const fs::path& stderr_path, const fs::path& stdin_path = {}) {
     int pipe_fds[2] = {-1, -1};
     if (stderr_path.empty() && ::pipe2(pipe_fds, O_CLOEXEC) != 0)
       throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
@@ -388,6 +389,9 @@ public:
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!stdin_path.empty())
+      posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, stdin_path.c_str(),
+                                       O_RDONLY, 0);
     if (stderr_path.empty())
       posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
     else
@@ -486,14 +490,19 @@ struct import_run {
 
 /// Runs `ferry import <jsonl> --config <config>` and measures its wall time
 /// (process start to exit, so store open and final flush count too).
+/// `from_stdin`: the corpus comes on stdin (`ferry import < corpus`), as
+/// strfry's import reads it, instead of by name.
 inline import_run run_import(const std::string& ferry, const fs::path& jsonl,
-                             const fs::path& config, const fs::path& work_dir) {
+                             const fs::path& config, const fs::path& work_dir,
+                             bool from_stdin = false) {
   auto out_path = work_dir / "import.stdout";
   auto err_path = work_dir / "import.stderr";
   import_run run;
   auto start = clock_type::now();
-  child_process child({ferry, "import", jsonl.string(), "--config", config.string()},
-                      out_path, err_path);
+  std::vector<std::string> argv{ferry, "import", "--config", config.string()};
+  if (!from_stdin)
+    argv.push_back(jsonl.string());
+  child_process child(argv, out_path, err_path, from_stdin ? jsonl : fs::path{});
   run.exit = child.wait();
   run.seconds = seconds_since(start);
   run.summary = read_file(out_path);

@@ -216,6 +216,34 @@ TEST_CASE("import counts accepted, duplicate and invalid lines and export prints
   CHECK(bad_filter.wait() == 2);
 }
 
+TEST_CASE("import reads stdin, blank lines and a last line without a newline "
+          "included",
+          "[integration][cli]") {
+  test::temp_dir dir;
+  auto cfg = test::node_config(dir);
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  std::string jsonl;
+  for (int i = 0; i < 5; ++i)
+    jsonl += nostr::to_json(test::make_note(keys, now - 10 + i, "s" + std::to_string(i)))
+             + "\n\n";
+  jsonl += nostr::to_json(test::make_note(keys, now, "last")); // no '\n'
+  auto input = dir.file("in.jsonl");
+  test::write_file(input, jsonl);
+
+  test::ferry_process import{{"import", "--config", cfg}, input};
+  REQUIRE(import.wait() == 0);
+  auto summary = import.output();
+  CAPTURE(summary);
+  CHECK(summary.find("imported 6 lines") != std::string::npos);
+  CHECK(summary.find("accepted 6, duplicate 0, invalid 0") != std::string::npos);
+
+  test::ferry_process exported{{"export", "--config", cfg, "--filter",
+                                "{\"limit\":1}"}};
+  REQUIRE(exported.wait() == 0);
+  CHECK(exported.output().find("\"content\":\"last\"") != std::string::npos);
+}
+
 TEST_CASE("export reads the store beside a running node, its latest events "
           "included, and import beside it is refused",
           "[integration][cli]") {
