@@ -37,6 +37,11 @@ bool line_reader::fill() {
   }
 }
 
+bool line_reader::next_is_ready() const {
+  return eof_
+         || std::memchr(buffer_.data() + begin_, '\n', end_ - begin_) != nullptr;
+}
+
 std::optional<line_reader::line> line_reader::next() {
   size_t scanned = 0;
   bool skipping = false;

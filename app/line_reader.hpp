@@ -34,6 +34,10 @@ public:
   /// (`error` tells which). A last line without '\n' is still a line.
   std::optional<line> next();
 
+  /// Whether `next` can answer from what is buffered, without reading the
+  /// descriptor (a read that may wait, on a pipe).
+  bool next_is_ready() const;
+
   /// The read error that ended the input (strerror text), empty at a clean end.
   const std::string& error() const {
     return error_;

@@ -35,7 +35,8 @@ struct ingest_item {
 
 using ingest_item_ptr = std::shared_ptr<ingest_item>;
 
-/// The events one commit stored (or accepted as ephemeral), in commit order.
+/// A run of events: what one commit stored (or accepted as ephemeral), in
+/// commit order, for the hub; or what a bulk sender ingests at once.
 using ingest_batch = std::vector<ingest_item_ptr>;
 
 /// What happened to one ingested event.
@@ -76,12 +77,20 @@ typename Inspector::result_type inspect(Inspector& f, ingest_result& x) {
   return f(caf::meta::type_name("ingest_result"), x.status, x.message);
 }
 
+/// The answers to an ingest_batch, in the batch's order.
+using ingest_results = std::vector<ingest_result>;
+
 /// A VERIFIER checks an event's id and signature (skipping events already
 /// stored) and hands valid ones to the WRITER, which answers the sender.
 using verifier_actor = caf::typed_actor<
   // Verifies one event; the reply comes from the writer, or from here when
   // the event is invalid or already stored.
   caf::replies_to<atom::ingest, ingest_item_ptr>::with<ingest_result>,
+  // Verifies a batch of events from one bulk sender (`ferry import`): one
+  // message and one answer for all of them, in the batch's order, once the
+  // writer has committed the valid ones. One message per event kept the
+  // sender, the verifiers and the writer waking each other up.
+  caf::replies_to<atom::ingest, ingest_batch>::with<ingest_results>,
   // Counters and mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 
@@ -90,6 +99,8 @@ using verifier_actor = caf::typed_actor<
 using writer_actor = caf::typed_actor<
   // Stores one verified event; answered after its batch is committed.
   caf::replies_to<atom::write, ingest_item_ptr>::with<ingest_result>,
+  // Stores verified events, in order; answered once all are committed.
+  caf::replies_to<atom::write, ingest_batch>::with<ingest_results>,
   // INTERNAL: commit what has been collected so far.
   caf::reacts_to<atom::flush>,
   // INTERNAL: periodic NIP-40 purge of expired events.

@@ -26,6 +26,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(ferry_types, caf::id_block::ferry_atoms_last_type_id + 1
 
   CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_status))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::ingest_result))
+  CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::ingest_result>))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::child_state))
   CAF_ADD_TYPE_ID(ferry_types, (ferry::child_info))
   CAF_ADD_TYPE_ID(ferry_types, (std::vector<ferry::child_info>))

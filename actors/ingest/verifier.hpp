@@ -27,7 +27,9 @@ struct verifier_state {
 
 /// A VERIFIER: checks id and BIP-340 signature, then delegates to the
 /// policy (or, without one, to the writer), whose answer goes straight to
-/// the original sender. Spawn it detached: a signature check is ~70 µs of
+/// the original sender. A batch's valid events go to the writer in one
+/// message (to the policy one by one); their answers come back here and
+/// go to the sender as one. Spawn it detached: a signature check is ~70 µs of
 /// CPU.
 verifier_actor::behavior_type
 verifier(verifier_actor::stateful_pointer<verifier_state> self,

@@ -12,6 +12,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <iterator>
 
 namespace ferry {
 
@@ -33,15 +34,30 @@ ingest_status to_ingest_status(store::write_outcome x) {
 
 } // namespace
 
+void writer_state::answer_pending(ingest_results answers) {
+  size_t at = 0;
+  for (auto& w : waiters) {
+    if (w.sent_batch) {
+      auto first = answers.begin() + static_cast<std::ptrdiff_t>(at);
+      w.batch.deliver(ingest_results(std::make_move_iterator(first),
+                                     std::make_move_iterator(
+                                       first + static_cast<std::ptrdiff_t>(w.events))));
+    } else {
+      w.one.deliver(std::move(answers[at]));
+    }
+    at += w.events;
+  }
+  waiters.clear();
+  pending.clear();
+}
+
 void writer_state::fail_pending(const std::string& text) {
   failed_events += pending.size();
   // A failed event holds no cursor here: its relay connection keeps its
   // cursor below it (relay_connection's advance_cursor).
-  for (auto& [item, promise] : pending) {
+  for (auto& item : pending)
     metrics::event_ingested(item->data.ev.kind, item->source, "error");
-    promise.deliver(ingest_result{ingest_status::error, text});
-  }
-  pending.clear();
+  answer_pending(ingest_results(pending.size(), ingest_result{ingest_status::error, text}));
 }
 
 void writer_state::commit() {
@@ -53,7 +69,7 @@ void writer_state::commit() {
     return fail_pending(std::string{store::disk_full_prefix} + problem);
   std::vector<const store::incoming_event*> events;
   events.reserve(pending.size());
-  for (auto& [item, promise] : pending)
+  for (auto& item : pending)
     events.push_back(&item->data);
   auto began = std::chrono::steady_clock::now();
   auto seq = next_change_seq;
@@ -63,8 +79,8 @@ void writer_state::commit() {
                  const std::vector<store::write_result>& outcomes) {
       for (size_t i = 0; i < outcomes.size(); ++i)
         if (outcomes[i].outcome == store::write_outcome::stored)
-          store::append_change(batch, *store, seq++, pending[i].first->data.ev.id,
-                               pending[i].first->source);
+          store::append_change(batch, *store, seq++, pending[i]->data.ev.id,
+                               pending[i]->source);
       for (auto& [server, cursor] : staged_cursors)
         store::put_sync_cursor(batch, *store, server, cursor);
     });
@@ -94,20 +110,22 @@ void writer_state::commit() {
     if (status == ingest_status::stored || status == ingest_status::ephemeral) {
       ++committed;
       if (fan_out)
-        committed_items.push_back(pending[i].first);
+        committed_items.push_back(pending[i]);
     }
   }
   if (!committed_items.empty())
     caf::anon_send(fan_out, atom::publish_v, std::move(committed_items));
+  ingest_results answers;
+  answers.reserve(pending.size());
   for (size_t i = 0; i < pending.size(); ++i) {
-    auto& [item, promise] = pending[i];
+    auto& item = pending[i];
     auto& r = (*results)[i];
     auto status = to_ingest_status(r.outcome);
     metrics::event_ingested(item->data.ev.kind, item->source,
                             to_string(status));
-    promise.deliver(ingest_result{status, std::move(r.message)});
+    answers.push_back(ingest_result{status, std::move(r.message)});
   }
-  pending.clear();
+  answer_pending(std::move(answers));
 }
 
 sync_cursor writer_state::cursor_of(const std::string& server) {
@@ -175,6 +193,18 @@ void commit(self_pointer self) {
   self->delayed_send(self, st.config.space_recheck, atom::tick_v);
 }
 
+/// Commits once a batch is full; otherwise after what is in the mailbox
+/// now, so that requests queued meanwhile join the same commit.
+void commit_when_due(self_pointer self) {
+  auto& st = self->state;
+  if (st.pending.size() >= st.config.batch_max) {
+    commit(self);
+  } else if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, atom::flush_v);
+  }
+}
+
 } // namespace
 
 writer_actor::behavior_type
@@ -195,13 +225,20 @@ writer(writer_actor::stateful_pointer<writer_state> self,
     [self](atom::write, ingest_item_ptr& item) -> caf::result<ingest_result> {
       auto& st = self->state;
       auto promise = self->make_response_promise<ingest_result>();
-      st.pending.emplace_back(std::move(item), promise);
-      if (st.pending.size() >= st.config.batch_max) {
-        commit(self);
-      } else if (!st.flush_scheduled) {
-        st.flush_scheduled = true;
-        self->send(self, atom::flush_v);
-      }
+      st.pending.push_back(std::move(item));
+      st.waiters.push_back({1, false, promise, {}});
+      commit_when_due(self);
+      return promise;
+    },
+    [self](atom::write, ingest_batch& batch) -> caf::result<ingest_results> {
+      if (batch.empty())
+        return ingest_results{};
+      auto& st = self->state;
+      auto promise = self->make_response_promise<ingest_results>();
+      st.waiters.push_back({batch.size(), true, {}, promise});
+      for (auto& item : batch)
+        st.pending.push_back(std::move(item));
+      commit_when_due(self);
       return promise;
     },
     [self](atom::flush) {

@@ -18,7 +18,8 @@ namespace ferry {
 
 /// Tunables of the WRITER.
 struct writer_config {
-  /// Most events in one WriteBatch.
+  /// Most events in one WriteBatch; a batch sent as one message is never
+  /// split, so a commit may go over by one such batch.
   size_t batch_max = 4096;
   /// How often expired events are purged; zero disables purging.
   std::chrono::seconds purge_interval{300};
@@ -33,9 +34,18 @@ struct writer_state {
   /// Fan-out target; null when nobody listens (`ferry import`).
   handle_slot_ptr<hub_actor> hub;
   writer_config config;
-  /// Events waiting for the next commit, with the promise of each answer.
-  std::vector<std::pair<ingest_item_ptr, caf::typed_response_promise<ingest_result>>>
-    pending;
+  /// Events waiting for the next commit.
+  std::vector<ingest_item_ptr> pending;
+  /// Who waits for the answers of `pending`: a sender of one event, or of a
+  /// batch of them (`events` in a row, in `pending` order).
+  struct waiter {
+    size_t events = 1;
+    /// Whether the sender sent a batch (and waits for `batch`) or one event.
+    bool sent_batch = false;
+    caf::typed_response_promise<ingest_result> one;
+    caf::typed_response_promise<ingest_results> batch;
+  };
+  std::vector<waiter> waiters;
   /// A flush message is already in the mailbox.
   bool flush_scheduled = false;
   uint64_t batches = 0;
@@ -66,6 +76,9 @@ struct writer_state {
 
   /// Answers every pending event with the error `text`; stores none.
   void fail_pending(const std::string& text);
+  /// Hands each waiter its answers (one per pending event, in order) and
+  /// empties `pending`.
+  void answer_pending(ingest_results answers);
 
   /// Writes the staged cursors on their own (no event came to carry them).
   void commit_cursors();

@@ -96,3 +96,33 @@ TEST_CASE("the line reader reports an empty input and a read error",
   CHECK_FALSE(failing.error().empty());
   ::close(dir);
 }
+
+TEST_CASE("the line reader tells whether its next line needs a read",
+          "[line_reader]") {
+  // An open pipe, as from a slow writer: what it holds, then nothing yet.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::string text = "one\ntwo\nthr";
+  REQUIRE(::write(fds[1], text.data(), text.size())
+          == static_cast<ssize_t>(text.size()));
+  line_reader reader{fds[0], 1024, 64};
+  CHECK_FALSE(reader.next_is_ready()); // nothing read yet
+  auto line = reader.next();
+  REQUIRE(line);
+  CHECK(line->text == "one");
+  CHECK(reader.next_is_ready()); // "two\n" is buffered
+  line = reader.next();
+  REQUIRE(line);
+  CHECK(line->text == "two");
+  // "thr" has no end yet: the next line waits for the pipe.
+  CHECK_FALSE(reader.next_is_ready());
+  REQUIRE(::write(fds[1], "ee\n", 3) == 3);
+  ::close(fds[1]);
+  line = reader.next();
+  REQUIRE(line);
+  CHECK(line->text == "three");
+  CHECK_FALSE(reader.next_is_ready()); // the end is not known before a read
+  CHECK_FALSE(reader.next());
+  CHECK(reader.next_is_ready()); // at the end: answered without a read
+  ::close(fds[0]);
+}

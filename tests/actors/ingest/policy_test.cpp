@@ -23,6 +23,10 @@ using ferry::store::test::make_event;
 
 namespace {
 
+std::string plugin_path(const std::string& name) {
+  return test::source_dir() + "/tests/plugins/" + name;
+}
+
 /// The ingest path as the node builds it: verifier → policy (→ plugin) →
 /// writer, over a real store.
 struct fixture : test::threaded_actor_system {
@@ -55,6 +59,15 @@ struct fixture : test::threaded_actor_system {
     auto policy_slot = std::make_shared<handle_slot<policy_actor>>(pol);
     verifier = sys.spawn(ferry::verifier, db.store.get(), writer_slot,
                          policy_slot, cfg.remember_refused.max_entries > 0);
+  }
+
+  /// Kind 4 refused by the built-in rules; "spam" refused and "shadow"
+  /// shadow-rejected by the keyword plugin.
+  void start_denying_dms_and_spam() {
+    config::policy_config cfg;
+    cfg.denied_kinds = {4};
+    cfg.plugin.command = plugin_path("keyword.sh");
+    start(cfg);
   }
 
   ~fixture() {
@@ -92,19 +105,12 @@ struct fixture : test::threaded_actor_system {
   }
 };
 
-std::string plugin_path(const std::string& name) {
-  return test::source_dir() + "/tests/plugins/" + name;
-}
-
 } // namespace
 
 TEST_CASE_METHOD(fixture, "the policy step stores what it accepts and "
                           "nothing else",
                  "[policy]") {
-  config::policy_config cfg;
-  cfg.denied_kinds = {4};
-  cfg.plugin.command = plugin_path("keyword.sh");
-  start(cfg);
+  start_denying_dms_and_spam();
   auto fine = item("hello");
   CHECK(ingest(fine).status == ingest_status::stored);
   CHECK(db.store->contains(fine->data.ev.id));
@@ -126,6 +132,35 @@ TEST_CASE_METHOD(fixture, "the policy step stores what it accepts and "
   CHECK(r.status == ingest_status::shadowed);
   CHECK(r.accepted());
   CHECK_FALSE(db.store->contains(shadow->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "a batch through the policy step gets each "
+                          "event's verdict, in its order",
+                 "[policy]") {
+  start_denying_dms_and_spam();
+  auto fine = item("hello");
+  auto dm = item("psst", "sync:s1", 4);
+  auto spam = item("spam");
+  auto bad_sig = item("broken");
+  bad_sig->data.ev.sig[0] ^= 1;
+  auto shadow = item("shadow");
+  auto also_fine = item("hello again");
+  ingest_results answers;
+  self->request(verifier, 10s, atom::ingest_v,
+                ingest_batch{fine, dm, spam, bad_sig, shadow, also_fine})
+    .receive([&](ingest_results& r) { answers = std::move(r); },
+             [](caf::error& err) { FAIL(caf::to_string(err)); });
+  REQUIRE(answers.size() == 6);
+  CHECK(answers[0].status == ingest_status::stored);
+  CHECK(answers[1].message == "blocked: kind 4 is not accepted here");
+  CHECK(answers[2].message == "blocked: no spam here");
+  CHECK(answers[3].message == "invalid: bad signature");
+  CHECK(answers[4].status == ingest_status::shadowed);
+  CHECK(answers[5].status == ingest_status::stored);
+  CHECK(db.store->contains(fine->data.ev.id));
+  CHECK(db.store->contains(also_fine->data.ev.id));
+  for (const auto& x : {dm, spam, bad_sig, shadow})
+    CHECK_FALSE(db.store->contains(x->data.ev.id));
 }
 
 TEST_CASE_METHOD(fixture, "new built-in rules apply from the next event "

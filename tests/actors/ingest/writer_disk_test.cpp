@@ -121,3 +121,29 @@ TEST_CASE("below the reserve the writer refuses events, resumes by itself, "
   f.run();
   CHECK(f.cursor() == 3000);
 }
+
+TEST_CASE("below the reserve the writer answers every event of a batch with "
+          "the disk-full error",
+          "[writer][disk]") {
+  test::small_tmpfs fs;
+  if (!test::mounted_or_warn(fs))
+    return;
+  fixture f{fs};
+  fs.fill_until(reserve - (64 << 10));
+  auto first = f.live_event(1000);
+  auto second = f.live_event(1001);
+  f.self->send(f.aut, atom::write_v, ingest_batch{first, second});
+  f.run();
+  ingest_results answers;
+  f.self->receive([&](ingest_results& r) { answers = std::move(r); },
+                  caf::after(0s) >> [] { FAIL("no answer to the batch"); });
+  REQUIRE(answers.size() == 2);
+  for (const auto& r : answers) {
+    INFO(r.message);
+    CHECK(r.status == ingest_status::error);
+    CHECK(r.message.rfind("error: disk full: ", 0) == 0);
+  }
+  CHECK_FALSE(f.db->contains(first->data.ev.id));
+  CHECK_FALSE(f.db->contains(second->data.ev.id));
+  CHECK(caf::get_or(f.status(), "failed_events", int64_t{0}) == 2);
+}

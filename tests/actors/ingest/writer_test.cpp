@@ -73,3 +73,71 @@ TEST_CASE_METHOD(fixture, "the writer commits a sync cursor with its next "
   CHECK(cursor("s") == 200);
   CHECK(batches() == before + 1);
 }
+
+TEST_CASE_METHOD(fixture, "the writer answers a batch in its order, in the "
+                          "same commit as single events queued with it",
+                 "[writer]") {
+  auto keys = nostr::generate_keypair();
+  auto item = [&](int64_t created_at) {
+    auto x = std::make_shared<ingest_item>();
+    x->data = make_event(keys, 1, created_at);
+    x->source = "import";
+    return x;
+  };
+  auto stored_before = item(50);
+  self->send(aut, atom::write_v, stored_before);
+  run();
+  self->receive([](ingest_result&) {},
+                caf::after(0s) >> [] { FAIL("no answer to the first write"); });
+
+  auto single = item(100);
+  auto first = item(200);
+  auto second = item(300);
+  auto last = item(400);
+  auto before = batches();
+  self->send(aut, atom::write_v, single);
+  // The batch repeats an event of its own and one already stored.
+  self->send(aut, atom::write_v,
+             ingest_batch{first, second, std::make_shared<ingest_item>(*first),
+                          stored_before});
+  self->send(aut, atom::write_v, last);
+  run();
+  std::vector<std::string> order;
+  auto single_answer = [&](const char* name) {
+    self->receive(
+      [&](ingest_result& r) {
+        order.push_back(name);
+        CHECK(r.status == ingest_status::stored);
+      },
+      [&](ingest_results&) { order.push_back("batch"); },
+      caf::after(0s) >> [] { FAIL("an answer is missing"); });
+  };
+  single_answer("single");
+  self->receive(
+    [&](ingest_results& answers) {
+      order.push_back("batch");
+      REQUIRE(answers.size() == 4);
+      CHECK(answers[0].status == ingest_status::stored);
+      CHECK(answers[1].status == ingest_status::stored);
+      CHECK(answers[2].status == ingest_status::duplicate);
+      CHECK(answers[3].status == ingest_status::duplicate);
+    },
+    [&](ingest_result&) { order.push_back("a single answer"); },
+    caf::after(0s) >> [] { FAIL("no answer to the batch"); });
+  single_answer("last");
+  CHECK(order == std::vector<std::string>{"single", "batch", "last"});
+  CHECK(batches() == before + 1);
+  for (const auto& x : {single, first, second, last})
+    CHECK(db.store->contains(x->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "an empty batch is answered at once with no "
+                          "answers and no commit",
+                 "[writer]") {
+  auto before = batches();
+  self->send(aut, atom::write_v, ingest_batch{});
+  run();
+  self->receive([](ingest_results& answers) { CHECK(answers.empty()); },
+                caf::after(0s) >> [] { FAIL("no answer to the empty batch"); });
+  CHECK(batches() == before);
+}

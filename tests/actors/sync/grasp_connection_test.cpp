@@ -79,6 +79,9 @@ using holding_verifier_actor = verifier_actor::extend<caf::reacts_to<atom::flush
 
 struct verifier_state {
   std::vector<caf::typed_response_promise<ingest_result>> held;
+  /// Batches (the typed interface has them; a relay connection sends none).
+  std::vector<std::pair<caf::typed_response_promise<ingest_results>, size_t>>
+    held_batches;
   std::shared_ptr<std::atomic<int>> received;
   static inline constexpr const char* name = "holding-verifier";
 };
@@ -94,11 +97,20 @@ holding_verifier(holding_verifier_actor::stateful_pointer<verifier_state> self,
       self->state.held.push_back(promise);
       return promise;
     },
+    [self](atom::ingest, const ingest_batch& batch) {
+      *self->state.received += static_cast<int>(batch.size());
+      auto promise = self->make_response_promise<ingest_results>();
+      self->state.held_batches.emplace_back(promise, batch.size());
+      return promise;
+    },
     [self](atom::get, atom::status) { return status_map{}; },
     [self](atom::flush) {
       for (auto& promise : self->state.held)
         promise.deliver(ingest_result{ingest_status::stored, ""});
       self->state.held.clear();
+      for (auto& [promise, events] : self->state.held_batches)
+        promise.deliver(ingest_results(events, ingest_result{ingest_status::stored, ""}));
+      self->state.held_batches.clear();
     },
   };
 }
