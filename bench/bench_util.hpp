@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -192,9 +193,8 @@ inline void goal_row(const std::string& goal, const std::string& measured, bool 
               met ? "met" : "not met");
 }
 
-/// user + system CPU seconds of process `pid` so far.
-inline double process_cpu_seconds(pid_t pid) {
-  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+/// user + system CPU seconds in a /proc/<pid>[/task/<tid>]/stat text.
+inline double stat_cpu_seconds(const std::string& stat) {
   auto close = stat.rfind(')');
   if (close == std::string::npos)
     return 0;
@@ -207,6 +207,29 @@ inline double process_cpu_seconds(pid_t pid) {
     fields >> field;
   fields >> utime >> stime;
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// user + system CPU seconds of process `pid` so far.
+inline double process_cpu_seconds(pid_t pid) {
+  return stat_cpu_seconds(read_file("/proc/" + std::to_string(pid) + "/stat"));
+}
+
+/// CPU seconds of process `pid`'s live threads so far, summed by thread
+/// name (the node names its writer, verifiers, query workers and socket
+/// threads; CAF's scheduler threads keep CAF's names).
+inline std::map<std::string, double> thread_cpu_seconds(pid_t pid) {
+  std::map<std::string, double> by_name;
+  std::error_code ec;
+  auto task = fs::path{"/proc"} / std::to_string(pid) / "task";
+  for (const auto& entry : fs::directory_iterator{task, ec}) {
+    auto stat = read_file(entry.path() / "stat");
+    auto open = stat.find('(');
+    auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos)
+      continue;
+    by_name[stat.substr(open + 1, close - open - 1)] += stat_cpu_seconds(stat);
+  }
+  return by_name;
 }
 
 // -- synthetic events -----------------------------------------------------------

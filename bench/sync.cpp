@@ -25,6 +25,7 @@
 #include <deque>
 #include <dirent.h>
 #include <functional>
+#include <map>
 #include <fstream>
 #include <mutex>
 #include <regex>
@@ -109,7 +110,24 @@ struct outcome {
   /// complete: without the memtable flush of its shutdown, which an import
   /// counts as its own work but a catch-up does not.
   double caught_up_cpu_seconds = 0;
+  /// The same, by thread name.
+  std::map<std::string, double> caught_up_threads;
 };
+
+/// "writer 33 us, verifier 52 us, ...": CPU per event by thread name, the
+/// busiest first (threads under half a microsecond left out).
+std::string per_event_by_thread(const std::map<std::string, double>& threads,
+                                double events) {
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [name, seconds] : threads)
+    if (1e6 * seconds / events >= 0.5)
+      rows.emplace_back(1e6 * seconds / events, name);
+  std::sort(rows.rbegin(), rows.rend());
+  std::string text;
+  for (const auto& [us, name] : rows)
+    text += (text.empty() ? "" : ", ") + name + " " + format("%.0f", us) + " us";
+  return text;
+}
 
 /// Every line of `jsonl` but each 100th: 99% of the events, the missing ones
 /// spread over the whole time range.
@@ -173,8 +191,10 @@ outcome run_scenario(const options& opts, const fs::path& root,
     }
     if (stats.find("\"catchup_complete\":true") != std::string::npos) {
       if (out.caught_up_cpu_seconds == 0)
-        if (auto pid = b.find_pid(); pid > 0)
+        if (auto pid = b.find_pid(); pid > 0) {
           out.caught_up_cpu_seconds = process_cpu_seconds(pid);
+          out.caught_up_threads = thread_cpu_seconds(pid);
+        }
       out.held = std::max(out.held, count_all(*b_port));
       if (out.held >= target)
         break;
@@ -330,6 +350,16 @@ int run(int argc, char** argv) {
               "req_stream %.0f us, negentropy %.0f us\n",
               us_per_event(req_empty.caught_up_cpu_seconds, req_empty.held),
               us_per_event(neg_empty.caught_up_cpu_seconds, neg_empty.held));
+  // Where a catch-up's CPU goes, against the import's (bench_ingest): the
+  // verifiers' signature checks are the same work in both. CAF 0.17 names
+  // no scheduler worker: they carry the name of the thread that started
+  // them, caf.multiplexer.
+  std::printf("B's CPU per event by thread up to its NIP-77 catch-up's end "
+              "(caf.multiplexer: CAF's scheduler workers, which run the relay "
+              "connection and the hub): %s\n",
+              per_event_by_thread(neg_empty.caught_up_threads,
+                                  static_cast<double>(neg_empty.held))
+                .c_str());
   std::printf("B holds 99%%: req_stream %.2f s / %.1f MB, negentropy %.2f s / %.1f MB\n",
               req_most.seconds, req_most.bytes / 1e6, neg_most.seconds,
               neg_most.bytes / 1e6);

@@ -1,5 +1,7 @@
 #include "net/io_runtime.hpp"
 
+#include "net/thread_name.hpp"
+
 #include <algorithm>
 
 namespace ferry::net {
@@ -9,6 +11,7 @@ io_runtime::io_runtime(size_t threads) : work_(ioc_.get_executor()) {
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i)
     threads_.emplace_back([this] {
+      name_this_thread("io");
       // A handler that throws must not take the whole node down with
       // std::terminate: the exception belongs to one connection, the other
       // connections on this thread keep being served.

@@ -5,6 +5,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/event.hpp"
+#include "net/thread_name.hpp"
 #include "store/refused_store.hpp"
 
 #include <optional>
@@ -162,6 +163,8 @@ verifier_actor::behavior_type
 verifier(self_pointer self, store::event_store* store,
          handle_slot_ptr<writer_actor> writer, handle_slot_ptr<policy_actor> policy,
          bool remember_refused) {
+  if (self->getf(caf::abstract_actor::is_detached_flag))
+    net::name_this_thread("verifier");
   self->state.store = store;
   self->state.remember_refused = remember_refused;
   self->state.writer = std::move(writer);

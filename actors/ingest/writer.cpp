@@ -4,6 +4,7 @@
 #include "actors/runtime/metrics.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
+#include "net/thread_name.hpp"
 #include "store/change_log.hpp"
 #include "store/refused_store.hpp"
 
@@ -211,6 +212,8 @@ writer_actor::behavior_type
 writer(writer_actor::stateful_pointer<writer_state> self,
        store::event_store* store, handle_slot_ptr<hub_actor> hub,
        writer_config config) {
+  if (self->getf(caf::abstract_actor::is_detached_flag))
+    net::name_this_thread("writer");
   auto& st = self->state;
   st.store = store;
   st.next_change_seq = store::last_change_seq(*store) + 1;

@@ -2,6 +2,7 @@
 
 #include "actors/runtime/metrics.hpp"
 #include "messages/error.hpp"
+#include "net/thread_name.hpp"
 
 #include <rocksdb/db.h>
 
@@ -122,7 +123,10 @@ item_set_cache::item_set_cache(item_source source, item_set_cache_config config)
     ledger_(std::make_shared<ledger>()) {
   ledger_->counts.max_bytes = config_.max_bytes;
   for (size_t i = 0; i < std::max<size_t>(config_.build_threads, 1); ++i)
-    builders_.emplace_back([this] { run_builds(); });
+    builders_.emplace_back([this] {
+      net::name_this_thread("item-sets");
+      run_builds();
+    });
 }
 
 item_set_cache::~item_set_cache() {

@@ -4,6 +4,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/wire.hpp"
+#include "net/thread_name.hpp"
 
 #include <caf/send.hpp>
 #include <rocksdb/db.h>
@@ -336,6 +337,8 @@ void query_worker_state::answer(neg_job& job) {
 query_worker_actor::behavior_type
 query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
              const store::event_store* store, query_worker_config config) {
+  if (self->getf(caf::abstract_actor::is_detached_flag))
+    net::name_this_thread("query");
   self->state.store = store;
   self->state.config = config;
   // A REQ has sent its EOSE: the session hears of it, and a paging

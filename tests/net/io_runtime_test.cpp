@@ -1,11 +1,16 @@
 #include "net/io_runtime.hpp"
+#include "net/thread_name.hpp"
 
+#include "tests/fixtures/thread_names.hpp"
 #include "tests/net/net_fixture.hpp"
 
 #include <boost/asio/post.hpp>
 
+#include <pthread.h>
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -32,6 +37,36 @@ TEST_CASE("io_runtime runs handlers on its own threads", "[io_runtime]") {
   std::lock_guard<std::mutex> guard{mtx};
   CHECK(ids.count(std::this_thread::get_id()) == 0);
   CHECK(ids.size() <= 2);
+}
+
+TEST_CASE("io_runtime's threads are named io", "[io_runtime]") {
+  auto count_io = [] {
+    auto names = ferry::test::thread_names();
+    return std::count(names.begin(), names.end(), "io");
+  };
+  auto before = count_io();
+  {
+    io_runtime runtime{2};
+    std::atomic<int> done{0};
+    // Each thread names itself first thing: once both ran a handler, both
+    // carry the name.
+    for (int i = 0; i < 2; ++i)
+      boost::asio::post(runtime.context(), [&] { ++done; });
+    REQUIRE(wait_until([&] { return done == 2 && count_io() == before + 2; }));
+  }
+  CHECK(count_io() == before);
+}
+
+TEST_CASE("a thread's name keeps the kernel's 15 bytes", "[io_runtime]") {
+  std::string seen;
+  std::thread named{[&] {
+    ferry::net::name_this_thread("a-name-longer-than-fifteen-bytes");
+    char buf[32] = {};
+    ::pthread_getname_np(::pthread_self(), buf, sizeof buf);
+    seen = buf;
+  }};
+  named.join();
+  CHECK(seen == "a-name-longer-t");
 }
 
 TEST_CASE("io_runtime survives a throwing handler", "[io_runtime]") {

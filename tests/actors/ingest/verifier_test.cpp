@@ -3,10 +3,13 @@
 
 #include "actors/ingest/verifier.hpp"
 #include "actors/ingest/writer.hpp"
+#include "tests/fixtures/thread_names.hpp"
 #include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -126,4 +129,15 @@ TEST_CASE_METHOD(fixture, "while the writer restarts a batch's valid events "
   CHECK(answers[0].message == "error: the writer is restarting; try again");
   CHECK(answers[1].message == "invalid: bad signature");
   CHECK_FALSE(db.store->contains(valid->data.ev.id));
+}
+
+TEST_CASE_METHOD(fixture, "a detached writer names its thread, and a verifier "
+                          "on CAF's workers leaves theirs alone",
+                 "[verifier]") {
+  // One answer: both actors have run their start-up.
+  auto results = ingest({parsed(1'700'000'000)});
+  REQUIRE(results.size() == 1);
+  auto names = test::thread_names();
+  CHECK(std::count(names.begin(), names.end(), "writer") == 1);
+  CHECK(std::count(names.begin(), names.end(), "verifier") == 0);
 }
