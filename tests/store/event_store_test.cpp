@@ -3,10 +3,15 @@
 #include "tests/store/store_fixture.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/table_properties.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <random>
+#include <set>
 
 using namespace ferry;
 using namespace ferry::store;
@@ -504,6 +509,57 @@ TEST_CASE("a bulk import's flush leaves the created_at index in one sorted run",
     expected.push_back({static_cast<uint64_t>(in.ev.created_at), in.ev.id});
   std::sort(expected.begin(), expected.end());
   CHECK(scanned->items == expected);
+}
+
+// The events' JSON is written to L0 as it is (a flush compresses nothing)
+// and compressed when a compaction moves it down; the index families are
+// never compressed.
+TEST_CASE_METHOD(store_fixture, "event JSON is compressed below L0 only",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  std::vector<incoming_event> events;
+  for (int i = 0; i < 50; ++i)
+    events.push_back(make_event(alice, 1, 100 + i, {{"t", "compression"}},
+                                std::string(400, static_cast<char>('a' + i % 26))));
+  std::vector<const incoming_event*> batch;
+  for (const auto& in : events)
+    batch.push_back(&in);
+  write(batch);
+  auto* db = store->db();
+  // Compression of each table file of `family`, by the level it lies in.
+  auto compression_by_level = [&](cf family) {
+    rocksdb::TablePropertiesCollection tables;
+    REQUIRE(db->GetPropertiesOfAllTables(store->handle(family), &tables).ok());
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(store->handle(family), &meta);
+    std::map<int, std::set<std::string>> found;
+    for (const auto& level : meta.levels)
+      for (const auto& file : level.files)
+        for (const auto& [path, props] : tables)
+          if (std::filesystem::path{path}.filename()
+              == std::filesystem::path{file.name}.filename())
+            found[level.level].insert(props->compression_name);
+    return found;
+  };
+  REQUIRE_FALSE(store->flush());
+  using levels = std::map<int, std::set<std::string>>;
+  CHECK(compression_by_level(cf::events) == levels{{0, {"NoCompression"}}});
+  CHECK(compression_by_level(cf::by_tag) == levels{{0, {"NoCompression"}}});
+
+  rocksdb::CompactRangeOptions down;
+  down.change_level = true;
+  down.target_level = 1;
+  for (auto family : {cf::events, cf::by_tag})
+    REQUIRE(db->CompactRange(down, store->handle(family), nullptr, nullptr).ok());
+  CHECK(compression_by_level(cf::events) == levels{{1, {"Snappy"}}});
+  CHECK(compression_by_level(cf::by_tag) == levels{{1, {"NoCompression"}}});
+  nostr::filter all;
+  CHECK(scan_ids(all).size() == events.size());
+  for (const auto& in : events) {
+    auto json = store->get_json(in.ev.id);
+    REQUIRE(json);
+    CHECK(*json == in.json);
+  }
 }
 
 // flush() starts every family's flush before it waits (event_store.cpp): it
