@@ -8,12 +8,13 @@
 // of three NIP-77 catch-ups of an empty B (goal 4 takes the median pair's
 // ratio: rates taken minutes apart swung it by a quarter). A starts once; then
 // each scenario starts a fresh B (empty, or already holding 99% of A's
-// events, spread over the whole time range) with a
-// [[sync.server]] for A, and measures the wall time until B holds everything
-// A holds and reports its catch-up complete, the bytes B received on the
-// socket, and B's peak RSS. Goals: an empty B syncs at >= 70% of B's import
-// rate (req_stream) and negentropy within 80% of that; at 99% held,
-// negentropy receives <= 10% of req_stream's bytes and finishes >= 5x sooner.
+// events, spread over the whole time range; that NIP-77 scenario, the 1% gap,
+// runs five times and the median counts) with a [[sync.server]] for A, and
+// measures the wall time until B holds everything A holds and reports its
+// catch-up complete, the bytes B received on the socket, and B's peak RSS.
+// Goals: an empty B syncs at >= 70% of B's import rate (req_stream) and
+// negentropy within 80% of that; at 99% held, negentropy receives <= 10% of
+// req_stream's bytes and finishes >= 5x sooner.
 
 #include "bench/bench_util.hpp"
 #include "bench/corpus.hpp"
@@ -40,6 +41,8 @@ constexpr double goal_fraction = 0.70;
 /// NIP-77 catch-up of an empty store now alternate, and the pair with the
 /// median ratio counts.
 constexpr int catchup_pairs = 3;
+/// Runs of the 1% gap; the median counts.
+constexpr int gap_runs_count = 5;
 /// B gaining no event for this long while behind A is a stalled sync.
 constexpr auto stall_timeout = std::chrono::seconds{60};
 constexpr auto poll_interval = std::chrono::milliseconds{100};
@@ -324,8 +327,17 @@ int run(int argc, char** argv) {
                                 *a_port, target, nullptr, a_log);
   auto req_most = run_scenario(opts, tmp.path(), "req_stream/99%", "req_stream",
                                *a_port, target, &most, a_log);
-  auto neg_most = run_scenario(opts, tmp.path(), "negentropy/99%", "negentropy",
-                               *a_port, target, &most, a_log);
+  // One gap run is a quarter of a second on a shared machine, where single
+  // runs of one binary spread 0.20-0.33 s: the median of several counts.
+  std::vector<outcome> gap_runs;
+  for (int i = 1; i <= gap_runs_count; ++i)
+    gap_runs.push_back(run_scenario(opts, tmp.path(),
+                                    "negentropy/99%-" + std::to_string(i),
+                                    "negentropy", *a_port, target, &most, a_log));
+  std::sort(gap_runs.begin(), gap_runs.end(), [](const outcome& x, const outcome& y) {
+    return x.catchup_seconds < y.catchup_seconds;
+  });
+  const auto& neg_most = gap_runs[gap_runs.size() / 2];
   a.stop();
 
   auto rate = [](const outcome& o) { return o.held / o.seconds; };
@@ -374,8 +386,10 @@ int run(int argc, char** argv) {
               100 * pairs.front().ratio, 100 * pairs.back().ratio,
               median_pair.ratio >= 0.95 ? "met" : "not met");
   std::printf("goal-row|4 NIP-77 1%% gap closes in <= 0.25 s (<= 6 rounds)|"
-              "%.2f s by B's clock, %lld rounds|%s\n",
+              "%.2f s by B's clock, %lld rounds (median of %d runs: %.2f-%.2f s)|%s\n",
               neg_most.catchup_seconds, static_cast<long long>(neg_most.rounds),
+              gap_runs_count, gap_runs.front().catchup_seconds,
+              gap_runs.back().catchup_seconds,
               neg_most.catchup_seconds <= 0.25 && neg_most.rounds <= 6 ? "met"
                                                                        : "not met");
   std::printf("B holds 99%%, catch-up by B's clock (connect to caught up): "
