@@ -287,7 +287,21 @@ void on_frame(self_pointer self, const std::string& frame) {
     if (auto close = st.fetcher->on_eose(sub); !close.empty())
       send(self, {std::move(close)});
   } else if (verb == "CLOSED") {
-    st.fetcher->on_closed(sub, text_at(msg, 2));
+    auto reason = text_at(msg, 2);
+    switch (st.fetcher->on_closed(sub, reason)) {
+      case id_fetcher::closed_outcome::not_ours:
+      case id_fetcher::closed_outcome::retrying:
+        break;
+      case id_fetcher::closed_outcome::refused:
+        ++st.counts.refused;
+        break;
+      case id_fetcher::closed_outcome::stop:
+        // A rate limit or a failing relay: the pull ends without a partial
+        // result, and whoever asked for it may ask again later.
+        return finish(self, failure(reason.rfind("rate-limited:", 0) == 0 ? 429 : 502,
+                                    "the peer's relay " + st.deps.endpoint
+                                      + " refused a fetch by ids: " + reason));
+    }
   } else {
     return;
   }

@@ -7,6 +7,7 @@ namespace ferry {
 id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
   opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);
   opts_.max_requests = std::max<size_t>(opts_.max_requests, 1);
+  batch_size_ = opts_.batch_size;
   if (opts_.claims)
     owner_ = opts_.claims->new_owner();
 }
@@ -56,63 +57,80 @@ void id_fetcher::add(const std::vector<nostr::bytes32>& ids) {
     }
 }
 
+bool id_fetcher::take(const nostr::bytes32& id) {
+  if (!opts_.claims)
+    return true;
+  // Another connection may have fetched it since it was queued here.
+  if (opts_.held && opts_.held(id)) {
+    ++fetched_elsewhere;
+    return false;
+  }
+  if (overdue_.erase(id) == 0 && !opts_.claims->try_claim(id, owner_)) {
+    deferred_.emplace_back(id, std::chrono::steady_clock::now());
+    return false;
+  }
+  return true;
+}
+
+std::string id_fetcher::request_for(const std::vector<nostr::bytes32>& batch) {
+  auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
+  const auto n = batch.size();
+  request req;
+  req.size = n;
+  req.pending.reserve(n);
+  std::string ids;
+  ids.reserve(n * 67);
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0)
+      ids += ',';
+    ids += '"';
+    ids += nostr::to_hex(batch[i]);
+    ids += '"';
+    req.pending.insert(batch[i]);
+  }
+  // The limit keeps relays that apply a default limit to every filter
+  // from cutting the batch short.
+  std::string frame = "[\"REQ\",\"" + sub_id + "\"";
+  auto ids_filter = "{\"ids\":[" + ids + "],\"limit\":" + std::to_string(n);
+  if (opts_.within.empty()) {
+    frame += "," + ids_filter + "}";
+  } else {
+    for (auto f : opts_.within) {
+      f.ids.reset();
+      f.limit.reset();
+      auto conditions = nostr::to_json(f); // "{...}" without ids and limit
+      frame += "," + ids_filter
+               + (conditions.size() > 2 ? "," + conditions.substr(1) : "}");
+    }
+  }
+  frame += "]";
+  open_.emplace(std::move(sub_id), std::move(req));
+  ++requests;
+  return frame;
+}
+
 std::vector<std::string> id_fetcher::fill() {
   std::vector<std::string> frames;
-  if (queue_.empty() && !deferred_.empty() && open_.size() < opts_.max_requests)
+  if (queue_.empty() && retry_.empty() && !deferred_.empty()
+      && open_.size() < opts_.max_requests)
     look_again_at_deferred();
-  while (!queue_.empty() && open_.size() < opts_.max_requests) {
+  while ((!retry_.empty() || !queue_.empty()) && open_.size() < opts_.max_requests) {
     std::vector<nostr::bytes32> batch;
-    while (!queue_.empty() && batch.size() < opts_.batch_size) {
-      auto id = queue_.front();
-      queue_.pop_front();
-      if (opts_.claims) {
-        // Another connection may have fetched it since it was queued here.
-        if (opts_.held && opts_.held(id)) {
-          ++fetched_elsewhere;
-          continue;
-        }
-        if (overdue_.erase(id) == 0 && !opts_.claims->try_claim(id, owner_)) {
-          deferred_.emplace_back(id, std::chrono::steady_clock::now());
-          continue;
-        }
-      }
-      batch.push_back(id);
-    }
-    if (batch.empty())
-      break;
-    auto sub_id = opts_.sub_prefix + std::to_string(next_sub_++);
-    const auto n = batch.size();
-    request req;
-    req.pending.reserve(n);
-    std::string ids;
-    ids.reserve(n * 67);
-    for (size_t i = 0; i < n; ++i) {
-      if (i > 0)
-        ids += ',';
-      ids += '"';
-      ids += nostr::to_hex(batch[i]);
-      ids += '"';
-      req.pending.insert(batch[i]);
-    }
-    // The limit keeps relays that apply a default limit to every filter
-    // from cutting the batch short.
-    std::string frame = "[\"REQ\",\"" + sub_id + "\"";
-    auto ids_filter = "{\"ids\":[" + ids + "],\"limit\":" + std::to_string(n);
-    if (opts_.within.empty()) {
-      frame += "," + ids_filter + "}";
+    if (!retry_.empty()) {
+      for (const auto& id : retry_.front())
+        if (take(id))
+          batch.push_back(id);
+      retry_.pop_front();
     } else {
-      for (auto f : opts_.within) {
-        f.ids.reset();
-        f.limit.reset();
-        auto conditions = nostr::to_json(f); // "{...}" without ids and limit
-        frame += "," + ids_filter
-                 + (conditions.size() > 2 ? "," + conditions.substr(1) : "}");
+      while (!queue_.empty() && batch.size() < batch_size_) {
+        auto id = queue_.front();
+        queue_.pop_front();
+        if (take(id))
+          batch.push_back(id);
       }
     }
-    frame += "]";
-    open_.emplace(std::move(sub_id), std::move(req));
-    frames.push_back(std::move(frame));
-    ++requests;
+    if (!batch.empty())
+      frames.push_back(request_for(batch));
   }
   return frames;
 }
@@ -139,6 +157,7 @@ std::string id_fetcher::on_eose(std::string_view sub_id) {
   if (i == open_.end())
     return {};
   auto& req = i->second;
+  largest_answered_ = std::max(largest_answered_, req.size);
   // Those delivered stay claimed until the owner settles them.
   release(req.pending);
   if (req.delivered > 0)
@@ -149,15 +168,52 @@ std::string id_fetcher::on_eose(std::string_view sub_id) {
   return "[\"CLOSE\",\"" + std::string{sub_id} + "\"]";
 }
 
-bool id_fetcher::on_closed(std::string_view sub_id, std::string_view reason) {
+id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
+                                                std::string_view reason) {
   auto i = open_.find(sub_id);
   if (i == open_.end())
-    return false;
-  missing += i->second.pending.size();
-  release(i->second.pending);
+    return closed_outcome::not_ours;
   closed_reason_ = std::string{reason};
+  auto starts = [reason](std::string_view prefix) {
+    return reason.substr(0, prefix.size()) == prefix;
+  };
+  const size_t size = i->second.size;
+  std::vector<nostr::bytes32> left(i->second.pending.begin(),
+                                   i->second.pending.end());
+  release(i->second.pending);
   open_.erase(i);
-  return true;
+  closed_outcome outcome;
+  if (starts("rate-limited:") || starts("auth-required:"))
+    outcome = closed_outcome::stop;
+  else if (size > 1)
+    outcome = closed_outcome::retrying;
+  else if (starts("blocked:") || starts("restricted:") || starts("invalid:"))
+    outcome = closed_outcome::refused;
+  else
+    outcome = closed_outcome::stop;
+  if (outcome == closed_outcome::refused) {
+    refused += left.size();
+    return outcome;
+  }
+  if (outcome == closed_outcome::retrying) {
+    // No REQ this large has been answered: the relay may cap the ids of a
+    // filter, so the REQs still to come are smaller too.
+    if (largest_answered_ < size)
+      batch_size_ = std::min(batch_size_, std::max<size_t>(size / 2, 1));
+    // Halves in REQs of their own, asked for before anything queued: a
+    // relay refusing one event of many isolates it in a few steps.
+    const auto half = left.size() / 2;
+    if (half > 0) {
+      retry_.emplace_front(left.begin() + half, left.end());
+      retry_.emplace_front(left.begin(), left.begin() + half);
+    } else if (!left.empty()) {
+      retry_.emplace_front(std::move(left));
+    }
+    return outcome;
+  }
+  if (!left.empty())
+    retry_.emplace_front(std::move(left));
+  return outcome;
 }
 
 } // namespace ferry

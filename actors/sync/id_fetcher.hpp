@@ -86,20 +86,41 @@ public:
   /// @returns the CLOSE frame to send, or "" when `sub_id` is not open.
   std::string on_eose(std::string_view sub_id);
 
-  /// CLOSED on `sub_id`: the relay refused or ended the REQ. Its undelivered
-  /// ids are given up; `closed_reason` keeps the relay's message.
-  /// @returns true when `sub_id` was one of ours and open.
-  bool on_closed(std::string_view sub_id, std::string_view reason);
+  /// What a CLOSED on one of our REQs leads to. A refused REQ never gives
+  /// its ids up silently: a catch-up that took a refusal for "fetched"
+  /// would move its cursor past events it never stored.
+  enum class closed_outcome {
+    /// `sub_id` is not one of our open REQs.
+    not_ours,
+    /// Its undelivered ids are asked for again in two REQs of half as many
+    /// (a relay caps the ids of a filter, or refuses one event of many).
+    /// Until a REQ as large has been answered, later REQs are that small
+    /// too; one refused event among many does not shrink them.
+    retrying,
+    /// A REQ of one id refused with "blocked:", "restricted:" or
+    /// "invalid:": the relay will not serve that event. Given up, counted
+    /// in `refused`.
+    refused,
+    /// "rate-limited:", "auth-required:", or a REQ of one id closed for
+    /// another reason ("error:"): nothing is given up, its ids are queued
+    /// again, and the owner stops and tries later (after a cooldown, after
+    /// authenticating, once the relay's error has passed).
+    stop,
+  };
+
+  /// CLOSED on `sub_id`, with the relay's message (`closed_reason` keeps
+  /// it).
+  closed_outcome on_closed(std::string_view sub_id, std::string_view reason);
 
   /// Nothing queued, no REQ open and no id left to another fetcher.
   bool done() const {
-    return queue_.empty() && open_.empty() && deferred_.empty();
+    return queue_.empty() && retry_.empty() && open_.empty() && deferred_.empty();
   }
 
   /// All that is left are ids other fetchers were asking for: the owner
   /// calls `fill` again after a while (nothing else will wake it).
   bool waiting_for_others() const {
-    return queue_.empty() && open_.empty() && !deferred_.empty();
+    return queue_.empty() && retry_.empty() && open_.empty() && !deferred_.empty();
   }
 
   /// REQs open.
@@ -109,7 +130,15 @@ public:
 
   /// Ids queued and not yet asked for.
   size_t queued() const {
-    return queue_.size();
+    size_t n = queue_.size();
+    for (const auto& group : retry_)
+      n += group.size();
+    return n;
+  }
+
+  /// Ids per REQ from now on: `batch_size`, or less after refusals.
+  size_t batch_size() const {
+    return batch_size_;
   }
 
   /// The message of the last CLOSED on one of our REQs ("" for none).
@@ -122,8 +151,10 @@ public:
   uint64_t wanted = 0;
   /// Events handed to the owner (`on_event` returned true).
   uint64_t delivered = 0;
-  /// Ids given up: the relay did not deliver them.
+  /// Ids given up: the relay answered their REQ without them.
   uint64_t missing = 0;
+  /// Ids given up: the relay refused a REQ of that id alone.
+  uint64_t refused = 0;
   /// EVENTs on our subscriptions that were not asked for or came twice.
   uint64_t unexpected = 0;
   /// REQs sent.
@@ -142,8 +173,16 @@ private:
 
   struct request {
     id_set pending;
+    /// Ids asked for.
+    size_t size = 0;
     size_t delivered = 0;
   };
+
+  /// Whether `id`, due now, is asked for here: not when it is stored
+  /// already or another fetcher claims it (it is then deferred).
+  bool take(const nostr::bytes32& id);
+  /// The REQ frame for `batch`, which is then open.
+  std::string request_for(const std::vector<nostr::bytes32>& batch);
 
   /// Ids left to other fetchers: those now held are done, those still
   /// claimed stay (for at most `patience`), the rest are queued to be
@@ -153,6 +192,13 @@ private:
 
   options opts_;
   std::deque<nostr::bytes32> queue_;
+  /// Ids of refused REQs, each group asked for in a REQ of its own before
+  /// anything queued.
+  std::deque<std::vector<nostr::bytes32>> retry_;
+  /// Ids per REQ for `queue_`.
+  size_t batch_size_ = 0;
+  /// The most ids a REQ held that the relay answered with EOSE.
+  size_t largest_answered_ = 0;
   /// Every id ever added, so the same id is never fetched twice.
   nostr::flat_id_set known_;
   std::map<std::string, request, std::less<>> open_;

@@ -475,9 +475,18 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
     return;
   }
   if (msg.verb == "CLOSED") {
-    if (fetcher_.on_closed(msg.first, msg.second)) {
-      fail("the relay closed a REQ by ids with \"" + msg.second + "\"");
-      failed = true;
+    using outcome = id_fetcher::closed_outcome;
+    switch (fetcher_.on_closed(msg.first, msg.second)) {
+      case outcome::not_ours:
+      case outcome::retrying:
+        break;
+      case outcome::refused:
+        say("the relay refused to serve an event it reconciled: " + msg.second);
+        break;
+      case outcome::stop:
+        fail("the relay closed a REQ by ids with \"" + msg.second + "\"");
+        failed = true;
+        break;
     }
     return;
   }
@@ -608,13 +617,15 @@ void sync_run::print_summary(bool complete,
               need_.size());
   if (!opts_.dry_run)
     std::fprintf(report_.out, "; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
-                "refused before %lu, missing %lu; sent %lu, accepted %lu, refused %lu",
+                "refused before %lu, missing %lu, refused by the relay %lu; sent %lu, "
+                "accepted %lu, refused %lu",
                 static_cast<unsigned long>(fetcher_.delivered),
                 static_cast<unsigned long>(down_.stored),
                 static_cast<unsigned long>(down_.duplicate),
                 static_cast<unsigned long>(down_.rejected),
                 static_cast<unsigned long>(down_.refused_before),
                 static_cast<unsigned long>(fetcher_.missing),
+                static_cast<unsigned long>(fetcher_.refused),
                 static_cast<unsigned long>(up_.sent),
                 static_cast<unsigned long>(up_.accepted),
                 static_cast<unsigned long>(up_.refused));

@@ -135,6 +135,9 @@ status_map status_of(self_pointer self) {
   caf::put(result, "fetch_missing",
            static_cast<int64_t>(neg.fetch_missing
                                 + (neg.fetcher ? neg.fetcher->missing : 0)));
+  caf::put(result, "fetch_refused",
+           static_cast<int64_t>(neg.fetch_refused
+                                + (neg.fetcher ? neg.fetcher->refused : 0)));
   caf::put(result, "fetched_elsewhere",
            static_cast<int64_t>(neg.fetched_elsewhere
                                 + (neg.fetcher ? neg.fetcher->fetched_elsewhere : 0)));

@@ -282,10 +282,38 @@ bool on_fetch_eose(self_pointer self, const std::string& sub_id) {
 
 bool on_fetch_closed(self_pointer self, const std::string& sub_id,
                      const std::string& reason) {
+  using outcome = id_fetcher::closed_outcome;
   auto& st = self->state;
-  if (!st.neg.fetcher || !st.neg.fetcher->on_closed(sub_id, reason))
+  if (!st.neg.fetcher)
     return false;
-  log::warn("{} a fetch by ids was closed: {}", st.label, reason);
+  const auto batch_before = st.neg.fetcher->batch_size();
+  switch (st.neg.fetcher->on_closed(sub_id, reason)) {
+    case outcome::not_ours:
+      return false;
+    case outcome::retrying:
+      if (st.neg.fetcher->batch_size() < batch_before)
+        log::info("{} the remote refused a fetch by ids ({}): asking for at "
+                  "most {} at a time",
+                  st.label, reason, st.neg.fetcher->batch_size());
+      break;
+    case outcome::refused:
+      log::warn("{} the remote refused to serve an event it reconciled: {}",
+                st.label, reason);
+      break;
+    case outcome::stop:
+      // The catch-up is not over: it begins again on the next connection,
+      // and its cursor stays where it is.
+      if (reason.rfind("rate-limited:", 0) == 0) {
+        report(self, atom::report_v, atom::ratelimit_v, st.def.id, reason);
+        fail(self, error_class::rate_limited, reason);
+      } else {
+        fail(self,
+             reason.rfind("auth-required:", 0) == 0 ? error_class::auth
+                                                     : error_class::protocol,
+             "a fetch by ids was closed: " + reason);
+      }
+      return true;
+  }
   pump_fetches(self);
   maybe_finish_catchup(self);
   return true;
@@ -318,6 +346,7 @@ void end_fetches(self_pointer self) {
   auto& neg = self->state.neg;
   if (neg.fetcher) {
     neg.fetch_missing += neg.fetcher->missing;
+    neg.fetch_refused += neg.fetcher->refused;
     neg.fetched_elsewhere += neg.fetcher->fetched_elsewhere;
   }
   neg.fetcher.reset();

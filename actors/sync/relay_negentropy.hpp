@@ -45,6 +45,9 @@ struct relay_negentropy {
   std::optional<id_fetcher> fetcher;
   /// Ids the remote announced but did not deliver, over all catch-ups.
   uint64_t fetch_missing = 0;
+  /// Ids the remote refused to serve (CLOSED on a REQ of that id alone),
+  /// over all catch-ups.
+  uint64_t fetch_refused = 0;
   /// Ids left to another connection's fetch and stored by it, over all
   /// catch-ups (not downloaded from this remote).
   uint64_t fetched_elsewhere = 0;

@@ -169,7 +169,7 @@ std::set<std::string> relay_ids(uint16_t port, uint32_t kind) {
 struct summary {
   uint64_t rounds = 0, have = 0, need = 0;
   uint64_t fetched = 0, stored = 0, duplicate = 0, rejected = 0;
-  uint64_t refused_before = 0, missing = 0;
+  uint64_t refused_before = 0, missing = 0, refused_by_relay = 0;
   uint64_t sent = 0, accepted = 0, refused = 0;
 };
 
@@ -177,8 +177,8 @@ summary parse_summary(const std::string& output, bool dry_run = false) {
   static const std::regex head{"(\\d+) rounds?, have (\\d+), need (\\d+)"};
   static const std::regex tail{
     "fetched (\\d+), stored (\\d+), duplicate (\\d+), rejected (\\d+), "
-    "refused before (\\d+), missing (\\d+); sent (\\d+), accepted (\\d+), "
-    "refused (\\d+)"};
+    "refused before (\\d+), missing (\\d+), refused by the relay (\\d+); sent (\\d+), "
+    "accepted (\\d+), refused (\\d+)"};
   summary s;
   std::smatch m;
   INFO(output);
@@ -193,7 +193,7 @@ summary parse_summary(const std::string& output, bool dry_run = false) {
   REQUIRE(std::regex_search(output, m, tail));
   uint64_t* fields[] = {&s.fetched,  &s.stored, &s.duplicate,
                         &s.rejected, &s.refused_before, &s.missing,
-                        &s.sent,     &s.accepted, &s.refused};
+                        &s.refused_by_relay, &s.sent, &s.accepted, &s.refused};
   for (size_t i = 0; i < std::size(fields); ++i)
     *fields[i] = std::stoull(m[i + 1]);
   return s;
@@ -338,6 +338,7 @@ TEST_CASE("ferry sync reconciles a stopped store with a ferry node at 0, 1, "
     if (c.overlap < 1.0)
       CHECK(s.rounds > 1);
     CHECK(s.missing == 0);
+    CHECK(s.refused_by_relay == 0);
     CHECK(s.rejected == 0);
     CHECK(s.refused == 0);
     if (c.dir != "up") {
@@ -405,6 +406,50 @@ TEST_CASE("ferry sync fetches from and sends to nostr-tools' negentropy",
               local_ids(local_cfg, kind_filter(down.kind)));
   check_sides(up, "up", relay_ids(*port, up.kind),
               local_ids(local_cfg, kind_filter(up.kind)));
+}
+
+// A relay that caps a filter's ids below our REQs' size and will not serve
+// one event: the rest is fetched in smaller REQs, the one event is counted
+// as refused by the relay, and the run still ends well.
+TEST_CASE("ferry sync fetches in smaller REQs what the relay refused in large "
+          "ones, and counts the one event it refuses alone",
+          "[integration][sync_cli][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto down = make_split(keys, 1, 300, 0.5);
+  test::temp_dir dir;
+  auto local_cfg = test::node_config(dir);
+  std::string relay_jsonl;
+  std::string local_jsonl;
+  append_jsonl(relay_jsonl, down.relay_only);
+  append_jsonl(relay_jsonl, down.shared);
+  append_jsonl(local_jsonl, down.local_only);
+  append_jsonl(local_jsonl, down.shared);
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, relay_jsonl);
+  import_into(dir, local_cfg, local_jsonl, "local.jsonl");
+  const auto not_served = nostr::to_hex(down.relay_only.at(5).id);
+  test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
+                             "--max-ids", "20", "--refuse-id", not_served},
+                            {},
+                            "node"};
+  auto port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(port);
+  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+
+  auto r = sync_kind(url, local_cfg, down.kind, "down");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  auto s = parse_summary(r.output);
+  CHECK(s.need == down.relay_only.size());
+  CHECK(s.refused_by_relay == 1);
+  CHECK(s.missing == 0);
+  CHECK(s.stored == down.relay_only.size() - 1);
+  CHECK_THAT(r.output, Catch::Matchers::Contains(
+                         "refused to serve an event it reconciled: blocked:"));
+  auto want = ids({&down.relay_only, &down.shared, &down.local_only});
+  want.erase(not_served);
+  CHECK(local_ids(local_cfg, kind_filter(down.kind)) == want);
 }
 
 TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
+
 using namespace ferry;
 using namespace ferry::sync_test;
 using namespace std::chrono_literals;
@@ -628,6 +630,102 @@ TEST_CASE_METHOD(two_nodes,
   publish(a.port, fresh);
   require_holds(a, b, kind1_all, "B after the fallback");
   check_clean_shutdown(b, a);
+}
+
+namespace {
+
+/// neg_relay.mjs's command line for a relay holding `events`, with `flags`.
+std::vector<std::string> neg_relay_args(test::temp_dir& dir,
+                                        const std::vector<nostr::event>& events,
+                                        std::vector<std::string> flags) {
+  std::string jsonl;
+  for (const auto& ev : events)
+    jsonl += nostr::to_json(ev) + "\n";
+  auto file = dir.file("events.jsonl");
+  test::write_file(file, jsonl);
+  std::vector<std::string> args{test::source_dir() + "/tests/interop/neg_relay.mjs",
+                                "--events", file, "--port", "0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  return args;
+}
+
+/// Node B catching up over NIP-77 (direction down, server "node-a") with
+/// neg_relay.mjs holding `events`, started with `flags` too.
+struct b_from_neg_relay {
+  b_from_neg_relay(const std::vector<nostr::event>& events,
+                   std::vector<std::string> flags)
+    : relay{neg_relay_args(dir_r, events, std::move(flags)), {}, "node"} {
+    auto port = relay.wait_for_port();
+    INFO(relay.output());
+    REQUIRE(port);
+    server_options o;
+    o.mode = "negentropy";
+    b.emplace(b_config(dir_b, sync_server_toml(*port, o)));
+    b_admin = b->admin_port();
+  }
+
+  test::temp_dir dir_b;
+  test::temp_dir dir_r;
+  test::ferry_process relay;
+  std::optional<node> b;
+  uint16_t b_admin = 0;
+};
+
+} // namespace
+
+// A remote that caps the ids of a filter below our REQs' size and will not
+// serve one event: what it refused in large REQs is fetched in smaller ones,
+// and only the event it refuses alone is given up. Before, each refused REQ
+// gave its 500 ids up and the catch-up ended without them.
+TEST_CASE("a NIP-77 catch-up fetches in smaller REQs what the remote refused "
+          "in large ones, and gives up only an event refused alone",
+          "[integration][sync][negentropy][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 200, test::unix_now() - 4000, 1, "r");
+  const auto not_served = nostr::to_hex(remote_events[77].id);
+  b_from_neg_relay scene{remote_events, {"--max-ids", "30", "--refuse-id", not_served}};
+  const auto b_admin = scene.b_admin;
+  auto want = id_set(remote_events);
+  want.erase(not_served);
+  wait_for_ids(*scene.b, kind1_all, want, true, "B", nullptr, 30s);
+  bool complete = test::poll_until(
+    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+  INFO(sync_reports(b_admin, "node-a"));
+  CHECK(complete);
+  CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 1);
+  CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  CHECK(stat_of(b_admin, "node-a", "received") == 199);
+  check_clean_shutdown(*scene.b);
+}
+
+// A remote that rate-limits the fetch of one event: the catch-up does not
+// end, its cursor does not move, and the connection backs off to try again.
+TEST_CASE("a NIP-77 catch-up whose fetch is rate-limited does not end and "
+          "keeps its cursor",
+          "[integration][sync][negentropy][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 60, test::unix_now() - 4000, 1, "r");
+  const auto limited = nostr::to_hex(remote_events[10].id);
+  b_from_neg_relay scene{remote_events, {"--refuse-id", limited, "--refuse-reason",
+                                         "rate-limited: slow down"}};
+  const auto b_admin = scene.b_admin;
+  // Each REQ holding that id is refused whole, so what B fetched before the
+  // refusal depends on how its ids fell into REQs; the refusal itself is
+  // what matters here.
+  bool refused = test::poll_until(
+    [&] {
+      auto reports = sync_reports(b_admin, "node-a");
+      return reports.find("rate-limited: slow down") != std::string::npos;
+    },
+    20s);
+  INFO(sync_reports(b_admin, "node-a"));
+  REQUIRE(refused);
+  CHECK_FALSE(stat_flag(b_admin, "node-a", "catchup_complete"));
+  CHECK(stat_of(b_admin, "node-a", "cursor") == 0);
+  CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 0);
+  CHECK(ids_of(scene.b->port, kind1_all).count(limited) == 0);
+  check_clean_shutdown(*scene.b);
 }
 
 TEST_CASE("negentropy sync reconciles against nostr-tools' negentropy",

@@ -16,7 +16,8 @@
 // CLI:
 //   node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1]
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
-//                      [--arrive-after-neg-open FILE.jsonl]
+//                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
+//                      [--refuse-id ID] [--refuse-reason TEXT]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -24,9 +25,13 @@
 // `silent` ignores it. --arrive-after-neg-open: events that reach the relay
 // right after it answered the first NEG-OPEN (so that session's item set
 // lacks them), as if published then: a client must get them on its live
-// subscription.
+// subscription. --max-ids: a REQ with a filter of more ids is answered with
+// CLOSED "invalid: ids has more than N values", as relays that cap a filter's
+// lists do. --refuse-id: a REQ asking for that id is answered with CLOSED and
+// --refuse-reason (default "blocked: this event is not served here").
 //
-// As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving })`
+// As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
+// maxIds, refuseId, refuseReason })`
 // resolves to `{ url, port, events, close() }`.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -189,7 +194,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map() } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here' } = {}) {
   const wss = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 16 << 20 })
   // Every connection's open subscriptions: subscription id -> filters.
   const live = new Set()
@@ -219,6 +224,10 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
         switch (verb) {
           case 'REQ': {
             const filters = msg.slice(2)
+            if (maxIds > 0 && filters.some((f) => (f.ids?.length ?? 0) > maxIds))
+              return send(['CLOSED', subId, `invalid: ids has more than ${maxIds} values`])
+            if (refuseId && filters.some((f) => f.ids?.includes(refuseId)))
+              return send(['CLOSED', subId, refuseReason])
             for (const filter of filters) {
               const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
               for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
@@ -291,10 +300,11 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '' }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here' }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
-      '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl]')
+      '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -306,12 +316,17 @@ function parseArgs(argv) {
     else if (flag === '--frame-size-limit') opts.frameSizeLimit = Number(value)
     else if (flag === '--negentropy') opts.negentropy = value
     else if (flag === '--arrive-after-neg-open') opts.arriving = value
+    else if (flag === '--max-ids') opts.maxIds = Number(value)
+    else if (flag === '--refuse-id') opts.refuseId = value
+    else if (flag === '--refuse-reason') opts.refuseReason = value
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) usage('--port must be 0..65535')
   if (!Number.isInteger(opts.frameSizeLimit) || opts.frameSizeLimit < 4096) usage('--frame-size-limit must be an integer >= 4096')
   if (!['on', 'error', 'notice', 'silent'].includes(opts.negentropy)) usage('--negentropy must be on, error, notice or silent')
+  if (!Number.isInteger(opts.maxIds) || opts.maxIds < 0) usage('--max-ids must be an integer >= 0')
+  if (opts.refuseId && !/^[0-9a-f]{64}$/.test(opts.refuseId)) usage('--refuse-id must be 64 lowercase hex digits')
   return opts
 }
 

@@ -144,20 +144,110 @@ TEST_CASE("the id fetcher asks again for what a capped REQ left out, and "
   CHECK(fetcher.fill().empty());
 }
 
-TEST_CASE("the id fetcher gives up a REQ the relay closes and keeps its reason",
+using closed = id_fetcher::closed_outcome;
+
+/// Delivers every id of `req` and ends it with EOSE.
+void answer_all(id_fetcher& fetcher, const parsed_req& req) {
+  for (const auto& id : req.ids)
+    CHECK(fetcher.on_event(req.sub_id, id));
+  CHECK_FALSE(fetcher.on_eose(req.sub_id).empty());
+}
+
+std::set<bytes32> id_set_of(const std::vector<bytes32>& xs) {
+  return {xs.begin(), xs.end()};
+}
+
+TEST_CASE("a REQ the relay closes is asked for again in halves, and the REQs "
+          "after it are as small until one that large is answered",
           "[id_fetcher]") {
-  id_fetcher fetcher{unclaimed(2, 2)};
-  fetcher.add(ids(0, 3));
+  id_fetcher fetcher{unclaimed(8, 4)};
+  fetcher.add(ids(0, 8));
+  auto first = parse_req(fetcher.fill().at(0));
+  REQUIRE(first.ids.size() == 8);
+  CHECK(fetcher.on_closed(first.sub_id, "invalid: ids has more than 5 values")
+        == closed::retrying);
+  CHECK(fetcher.closed_reason() == "invalid: ids has more than 5 values");
+  CHECK(fetcher.batch_size() == 4);
+  CHECK(fetcher.missing == 0);
+  CHECK(fetcher.queued() == 8);
+  CHECK_FALSE(fetcher.done());
+
+  fetcher.add(ids(100, 6));
   auto frames = fetcher.fill();
-  REQUIRE(frames.size() == 2);
-  auto a = parse_req(frames[0]);
-  CHECK(fetcher.on_event(a.sub_id, a.ids[0]));
-  CHECK(fetcher.on_closed(a.sub_id, "auth-required: log in first"));
-  CHECK_FALSE(fetcher.on_closed(a.sub_id, "again"));
-  CHECK_FALSE(fetcher.on_closed("not-ours", "x"));
-  CHECK(fetcher.closed_reason() == "auth-required: log in first");
-  CHECK(fetcher.missing == 1);
-  CHECK(fetcher.open_requests() == 1);
+  REQUIRE(frames.size() == 4);
+  auto half_a = parse_req(frames[0]);
+  auto half_b = parse_req(frames[1]);
+  CHECK(half_a.ids.size() == 4);
+  CHECK(half_b.ids.size() == 4);
+  auto both = id_set_of(half_a.ids);
+  both.insert(half_b.ids.begin(), half_b.ids.end());
+  CHECK(both == id_set_of(ids(0, 8)));
+  CHECK(parse_req(frames[2]).ids == ids(100, 4));
+  CHECK(parse_req(frames[3]).ids == ids(104, 2));
+  for (const auto& frame : frames)
+    answer_all(fetcher, parse_req(frame));
+  CHECK(fetcher.done());
+  CHECK(fetcher.delivered == 14);
+  CHECK(fetcher.missing == 0);
+  CHECK(fetcher.refused == 0);
+}
+
+TEST_CASE("one event the relay refuses among many is isolated and given up "
+          "alone, and the REQs stay as large",
+          "[id_fetcher]") {
+  id_fetcher fetcher{unclaimed(4, 1)};
+  fetcher.add(ids(0, 8));
+  answer_all(fetcher, parse_req(fetcher.fill().at(0))); // REQs of 4 are served
+  const auto not_served = id_number(6);
+  size_t closures = 0;
+  while (!fetcher.done()) {
+    auto frames = fetcher.fill();
+    REQUIRE(frames.size() == 1);
+    auto req = parse_req(frames[0]);
+    if (id_set_of(req.ids).count(not_served) == 0) {
+      answer_all(fetcher, req);
+      continue;
+    }
+    ++closures;
+    REQUIRE(closures <= 3);
+    CHECK(fetcher.on_closed(req.sub_id, "blocked: not served here")
+          == (req.ids.size() > 1 ? closed::retrying : closed::refused));
+  }
+  CHECK(closures == 3); // 4 ids, then 2, then 1
+  CHECK(fetcher.refused == 1);
+  CHECK(fetcher.delivered == 7);
+  CHECK(fetcher.missing == 0);
+  CHECK(fetcher.batch_size() == 4);
+  CHECK(fetcher.requests == 6);
+}
+
+TEST_CASE("a REQ closed for a rate limit or for authentication, or one id's "
+          "REQ closed by an error, gives nothing up: its owner stops",
+          "[id_fetcher]") {
+  for (std::string reason : {"rate-limited: slow down", "auth-required: log in first"}) {
+    CAPTURE(reason);
+    id_fetcher fetcher{unclaimed(3, 2)};
+    fetcher.add(ids(0, 3));
+    auto req = parse_req(fetcher.fill().at(0));
+    CHECK(fetcher.on_event(req.sub_id, req.ids[0]));
+    CHECK(fetcher.on_closed(req.sub_id, reason) == closed::stop);
+    CHECK(fetcher.on_closed(req.sub_id, reason) == closed::not_ours);
+    CHECK(fetcher.closed_reason() == reason);
+    CHECK(fetcher.missing == 0);
+    CHECK(fetcher.refused == 0);
+    CHECK(fetcher.queued() == 2);
+    CHECK_FALSE(fetcher.done());
+    auto again = parse_req(fetcher.fill().at(0));
+    CHECK(id_set_of(again.ids) == std::set<bytes32>{req.ids[1], req.ids[2]});
+  }
+  id_fetcher fetcher{unclaimed(1, 1)};
+  fetcher.add(ids(0, 1));
+  auto req = parse_req(fetcher.fill().at(0));
+  CHECK(fetcher.on_closed("not-ours", "error: x") == closed::not_ours);
+  CHECK(fetcher.on_closed(req.sub_id, "error: the database is busy") == closed::stop);
+  CHECK(fetcher.queued() == 1);
+  CHECK(fetcher.refused == 0);
+  CHECK(fetcher.missing == 0);
 }
 
 TEST_CASE("the id fetcher asks within given filters: one filter each, with "
@@ -257,7 +347,8 @@ TEST_CASE("id fetchers sharing claims ask for each id once, and one waits for "
   CHECK(c.waiting_for_others());
   CHECK_FALSE(c.done());
 
-  // A's first REQ delivers all but one id; the other REQ is closed on A.
+  // A's first REQ delivers all but one id; the other comes back without any
+  // of its events.
   auto first = parse_req(a_reqs[0]);
   for (size_t i = 1; i < first.ids.size(); ++i) {
     CHECK(a.on_event(first.sub_id, first.ids[i]));
@@ -266,7 +357,7 @@ TEST_CASE("id fetchers sharing claims ask for each id once, and one waits for "
   }
   a.on_eose(first.sub_id); // the undelivered id goes back to A's queue
   auto second = parse_req(a_reqs[1]);
-  CHECK(a.on_closed(second.sub_id, "error: gone"));
+  CHECK_FALSE(a.on_eose(second.sub_id).empty());
   // A skips the ids C stored and claims its undelivered id again at once:
   // C leaves it to A.
   auto a_again = a.fill();
@@ -274,8 +365,8 @@ TEST_CASE("id fetchers sharing claims ask for each id once, and one waits for "
   CHECK(parse_req(a_again[0]).ids == std::vector<bytes32>{first.ids[0]});
   CHECK(a.fetched_elsewhere == 20);
 
-  // C looks again: the ids A stored are done, those of A's closed REQ are
-  // fetched by C itself, the one A asks for again still waits.
+  // C looks again: the ids A stored are done, those A's empty REQ gave up
+  // are fetched by C itself, the one A asks for again still waits.
   auto c_again = c.fill();
   REQUIRE(c_again.size() == 1);
   auto recovered = parse_req(c_again[0]);
