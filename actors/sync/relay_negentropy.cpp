@@ -202,6 +202,10 @@ void start_neg_catchup(self_pointer self, int64_t since) {
 
 void resume_negentropy_after_auth(self_pointer self) {
   auto& neg = self->state.neg;
+  if (neg.fetch_awaiting_auth) {
+    neg.fetch_awaiting_auth = false;
+    pump_fetches(self);
+  }
   if (!neg.awaiting_auth || !neg.run || neg.done)
     return;
   neg.awaiting_auth = false;
@@ -301,8 +305,17 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
                 st.label, reason);
       break;
     case outcome::stop:
-      // The catch-up is not over: it begins again on the next connection,
-      // and its cursor stays where it is.
+      // Answering the challenge that came with it (as for a REQ, see
+      // on_req_closed) lets the fetch go on.
+      if (reason.rfind("auth-required:", 0) == 0 && st.def.auth != auth_mode::never
+          && !st.session.challenge.empty() && !st.session.authenticated) {
+        st.neg.fetch_awaiting_auth = true;
+        if (st.session.auth_event_id.empty())
+          authenticate(self);
+        return true;
+      }
+      // Otherwise the catch-up is not over: it begins again on the next
+      // connection, and its cursor stays where it is.
       if (reason.rfind("rate-limited:", 0) == 0) {
         report(self, atom::report_v, atom::ratelimit_v, st.def.id, reason);
         fail(self, error_class::rate_limited, reason);
@@ -321,7 +334,8 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
 
 void pump_fetches(self_pointer self) {
   auto& st = self->state;
-  if (!st.neg.fetcher || st.ingest.in_flight >= in_flight_low)
+  if (!st.neg.fetcher || st.neg.fetch_awaiting_auth
+      || st.ingest.in_flight >= in_flight_low)
     return;
   for (auto& frame : st.neg.fetcher->fill())
     send_frame(self, std::move(frame));
@@ -351,6 +365,7 @@ void end_fetches(self_pointer self) {
   }
   neg.fetcher.reset();
   neg.fetch_look_scheduled = false;
+  neg.fetch_awaiting_auth = false;
 }
 
 void drop_negentropy(self_pointer self) {

@@ -53,6 +53,9 @@ struct relay_negentropy {
   uint64_t fetched_elsewhere = 0;
   /// The fetcher waits for other connections' fetches; a look is due.
   bool fetch_look_scheduled = false;
+  /// A fetch was closed with "auth-required:": no REQ goes out until our
+  /// AUTH is accepted (its ids wait in the fetcher).
+  bool fetch_awaiting_auth = false;
   /// Ids the remote lacks, sent once the up stream starts.
   std::vector<nostr::bytes32> have_ids;
   /// After a full reconciliation, the change log up to here is covered.

@@ -698,6 +698,28 @@ TEST_CASE("a NIP-77 catch-up fetches in smaller REQs what the remote refused "
   check_clean_shutdown(*scene.b);
 }
 
+// A remote that asks for NIP-42 only when we fetch by id, its challenge
+// coming with the CLOSED: the connection answers it and asks again, without
+// starting over.
+TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
+          "fetch, and fetches everything",
+          "[integration][sync][negentropy][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 80, test::unix_now() - 4000, 1, "r");
+  b_from_neg_relay scene{remote_events, {"--auth-for-ids"}};
+  const auto b_admin = scene.b_admin;
+  wait_for_ids(*scene.b, kind1_all, id_set(remote_events), true, "B", nullptr, 30s);
+  bool complete = test::poll_until(
+    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+  INFO(sync_reports(b_admin, "node-a"));
+  CHECK(complete);
+  CHECK(stat_of(b_admin, "node-a", "received") == 80);
+  // The same connection went on: it never failed.
+  auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
+  CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));
+  check_clean_shutdown(*scene.b);
+}
+
 // A remote that rate-limits the fetch of one event: the catch-up does not
 // end, its cursor does not move, and the connection backs off to try again.
 TEST_CASE("a NIP-77 catch-up whose fetch is rate-limited does not end and "

@@ -17,7 +17,7 @@
 //   node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1]
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
-//                      [--refuse-id ID] [--refuse-reason TEXT]
+//                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -29,10 +29,13 @@
 // CLOSED "invalid: ids has more than N values", as relays that cap a filter's
 // lists do. --refuse-id: a REQ asking for that id is answered with CLOSED and
 // --refuse-reason (default "blocked: this event is not served here").
+// --auth-for-ids: a REQ by ids from a connection that has not authenticated
+// (NIP-42) gets a challenge, only then, and CLOSED "auth-required: ...".
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
-// maxIds, refuseId, refuseReason })`
+// maxIds, refuseId, refuseReason, authForIds })`
 // resolves to `{ url, port, events, close() }`.
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { matchFilter } from 'nostr-tools/filter'
@@ -194,7 +197,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here' } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false } = {}) {
   const wss = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 16 << 20 })
   // Every connection's open subscriptions: subscription id -> filters.
   const live = new Set()
@@ -207,6 +210,9 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
   wss.on('connection', (ws) => {
     const sessions = new Map()
     const subs = new Map()
+    // NIP-42: the challenge this connection was sent, and whether it answered.
+    let challenge = ''
+    let authenticated = false
     const listener = { ws, subs }
     live.add(listener)
     ws.on('close', () => live.delete(listener))
@@ -228,6 +234,13 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
               return send(['CLOSED', subId, `invalid: ids has more than ${maxIds} values`])
             if (refuseId && filters.some((f) => f.ids?.includes(refuseId)))
               return send(['CLOSED', subId, refuseReason])
+            if (authForIds && !authenticated && filters.some((f) => f.ids)) {
+              if (!challenge) {
+                challenge = randomBytes(16).toString('hex')
+                send(['AUTH', challenge])
+              }
+              return send(['CLOSED', subId, 'auth-required: authenticate to fetch by id'])
+            }
             for (const filter of filters) {
               const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
               for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
@@ -238,6 +251,14 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
           case 'CLOSE':
             subs.delete(subId)
             return
+          case 'AUTH': {
+            const event = msg[1]
+            const answers = event && typeof event === 'object' && event.kind === 22242 &&
+              challenge && event.tags?.some((t) => t[0] === 'challenge' && t[1] === challenge) &&
+              verifyEvent(event)
+            if (answers) authenticated = true
+            return send(['OK', event?.id ?? '', Boolean(answers), answers ? '' : 'invalid: not an answer to our challenge'])
+          }
           case 'EVENT': {
             const event = msg[1]
             if (!event || typeof event !== 'object' || !verifyEvent(event))
@@ -300,14 +321,19 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here' }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
-      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT]')
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--auth-for-ids') {
+      opts.authForIds = true
+      i -= 1
+      continue
+    }
     const [flag, value] = [argv[i], argv[i + 1]]
     if (value === undefined) usage(`${flag} needs a value`)
     if (flag === '--events') opts.events = value
