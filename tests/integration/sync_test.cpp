@@ -664,6 +664,16 @@ struct b_from_neg_relay {
     b_admin = b->admin_port();
   }
 
+  /// Waits until B holds exactly `want` and reports its catch-up complete.
+  void require_caught_up_with(const std::set<std::string>& want) {
+    wait_for_ids(*b, kind1_all, want, true, "B", nullptr, 30s);
+    bool complete = test::poll_until(
+      [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+    if (!complete)
+      FAIL("B holds every event but its catch-up is not complete\n"
+           << sync_reports(b_admin, "node-a"));
+  }
+
   test::temp_dir dir_b;
   test::temp_dir dir_r;
   test::ferry_process relay;
@@ -687,11 +697,8 @@ TEST_CASE("a NIP-77 catch-up fetches in smaller REQs what the remote refused "
   const auto b_admin = scene.b_admin;
   auto want = id_set(remote_events);
   want.erase(not_served);
-  wait_for_ids(*scene.b, kind1_all, want, true, "B", nullptr, 30s);
-  bool complete = test::poll_until(
-    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+  scene.require_caught_up_with(want);
   INFO(sync_reports(b_admin, "node-a"));
-  CHECK(complete);
   CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 1);
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
   CHECK(stat_of(b_admin, "node-a", "received") == 199);
@@ -708,11 +715,8 @@ TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
   auto remote_events = make_events(keys, 80, test::unix_now() - 4000, 1, "r");
   b_from_neg_relay scene{remote_events, {"--auth-for-ids"}};
   const auto b_admin = scene.b_admin;
-  wait_for_ids(*scene.b, kind1_all, id_set(remote_events), true, "B", nullptr, 30s);
-  bool complete = test::poll_until(
-    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
+  scene.require_caught_up_with(id_set(remote_events));
   INFO(sync_reports(b_admin, "node-a"));
-  CHECK(complete);
   CHECK(stat_of(b_admin, "node-a", "received") == 80);
   // The same connection went on: it never failed.
   auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
