@@ -82,7 +82,7 @@ constexpr size_t max_ingest_in_flight = 4096;
 /// Asks for more of what is missing while the ingest pipeline has room.
 void refill(self_pointer self) {
   auto& st = self->state;
-  if (st.in_flight < max_ingest_in_flight && !st.finished)
+  if (st.in_flight < max_ingest_in_flight && !st.finished && !st.fetch_after_auth)
     send(self, st.fetcher->fill());
 }
 
@@ -269,6 +269,10 @@ void on_frame(self_pointer self, const std::string& frame) {
     st.authenticated = true;
     if (st.restart_after_auth)
       restart(self);
+    if (st.fetch_after_auth) {
+      st.fetch_after_auth = false;
+      refill(self);
+    }
     return;
   }
   if (verb == "NOTICE")
@@ -296,6 +300,13 @@ void on_frame(self_pointer self, const std::string& frame) {
         ++st.counts.refused;
         break;
       case id_fetcher::closed_outcome::stop:
+        // A relay that challenges only when asked for events by id: the
+        // fetch goes on once it takes our AUTH (its ids are queued again).
+        if (reason.rfind("auth-required:", 0) == 0 && !st.auth_event.empty()
+            && !st.authenticated) {
+          st.fetch_after_auth = true;
+          break;
+        }
         // A rate limit or a failing relay: the pull ends without a partial
         // result, and whoever asked for it may ask again later.
         return finish(self, failure(reason.rfind("rate-limited:", 0) == 0 ? 429 : 502,

@@ -86,6 +86,9 @@ struct collection_pull_state {
   /// The reconciliation started over after AUTH once; a second
   /// `auth-required:` is the relay's final answer.
   bool restarted_after_auth = false;
+  /// A fetch by ids was closed with `auth-required:` while our AUTH was on
+  /// its way: no REQ goes out until the relay takes it.
+  bool fetch_after_auth = false;
   static inline constexpr const char* name = "collection-pull";
 };
 

@@ -499,6 +499,68 @@ TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",
         == std::set<std::string>{hex_id(newer), hex_id(article)});
 }
 
+// A peer behind a relay that answers fetches by id its own way (A's
+// public_url names neg_relay.mjs, nostr-tools' NIP-77, holding A's
+// collection): a refusal ends the pull with the relay's reason and an HTTP
+// status that tells the caller whether to ask again later; a challenge sent
+// only with the CLOSED of a fetch is answered and the fetch goes on.
+TEST_CASE("a pull ends with 429 or 502 when the peer's relay refuses a fetch "
+          "by ids, and fetches on once authenticated when it asks for AUTH",
+          "[integration][federation][collections][interop]") {
+  auto x = nostr::generate_keypair();
+  auto t = test::unix_now() - 1000;
+  auto profile = make_versioned(x, 0, t);
+  std::vector<nostr::event> offered{profile, make_versioned(x, 30023, t, "a"),
+                                    make_versioned(x, 30023, t, "b")};
+  struct pulled {
+    net::http_result res;
+    std::set<std::string> held; // B's "profiles" afterwards
+    std::string logs;
+  };
+  auto pull_through = [&](std::vector<std::string> flags) {
+    test::temp_dir dir;
+    test::ferry_process relay{sync_test::neg_relay_args(dir, offered, std::move(flags)),
+                              {}, "node"};
+    auto port = relay.wait_for_port();
+    INFO(relay.output());
+    REQUIRE(port);
+    linked_pair nodes{"public_url = \"" + sync_test::relay_url(*port) + "\"\n"};
+    pulled out;
+    out.res = nodes.pull(R"({"collection":"profiles"})");
+    out.held = ids_of(nodes.b.relay_port, profiles_filter);
+    out.logs = out.res.error + " " + out.res.response.body + "\n"
+               + both(nodes.a, nodes.b) + "\nneg_relay: " + relay.output();
+    return out;
+  };
+  auto message = [](const net::http_result& res) {
+    return std::string{body_of(res).at("error").at("message").as_string()};
+  };
+  SECTION("rate-limited: 429, with the relay's reason") {
+    auto [res, held, logs] = pull_through(
+      {"--refuse-id", hex_id(profile), "--refuse-reason", "rate-limited: slow down"});
+    INFO(logs);
+    CHECK(res.response.status == 429);
+    CHECK(message(res).find("refused a fetch by ids: rate-limited: slow down")
+          != std::string::npos);
+    CHECK(held.count(hex_id(profile)) == 0);
+  }
+  SECTION("an error on the one event asked for alone: 502") {
+    auto [res, held, logs] = pull_through(
+      {"--refuse-id", hex_id(profile), "--refuse-reason", "error: disk on fire"});
+    INFO(logs);
+    CHECK(res.response.status == 502);
+    CHECK(message(res).find("error: disk on fire") != std::string::npos);
+    CHECK(held.count(hex_id(profile)) == 0);
+  }
+  SECTION("auth-required: answered, then every event fetched") {
+    auto [res, held, logs] = pull_through({"--auth-for-ids"});
+    INFO(logs);
+    REQUIRE(res.response.status == 200);
+    CHECK(number(body_of(res), "imported") == 3);
+    CHECK(held == sync_test::id_set(offered));
+  }
+}
+
 TEST_CASE("the relay serves a peer's node key only the collections offered "
           "to it",
           "[integration][federation][collections]") {

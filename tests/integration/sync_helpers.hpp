@@ -2,7 +2,8 @@
 
 // Helpers of the two-node sync tests (sync_test.cpp, sync_tls_test.cpp):
 // node processes, publishing and querying over plain ws://, B's config with
-// [[sync.server]] tables, and B's admin API.
+// [[sync.server]] tables, B's admin API, and tests/interop/neg_relay.mjs's
+// command line (a third-party NIP-77 relay).
 //
 // Every wait is bounded and polls (REQ/COUNT or HTTP every 100 ms); a failed
 // wait reports both nodes' log tails.
@@ -165,6 +166,21 @@ inline std::set<std::string> id_set(const std::vector<nostr::event>& events) {
   for (auto& ev : events)
     ids.insert(hex_id(ev));
   return ids;
+}
+
+/// neg_relay.mjs's command line for a relay holding `events`, with `flags`.
+inline std::vector<std::string>
+neg_relay_args(test::temp_dir& dir, const std::vector<nostr::event>& events,
+               std::vector<std::string> flags) {
+  std::string jsonl;
+  for (const auto& ev : events)
+    jsonl += nostr::to_json(ev) + "\n";
+  auto file = dir.file("events.jsonl");
+  test::write_file(file, jsonl);
+  std::vector<std::string> args{test::source_dir() + "/tests/interop/neg_relay.mjs",
+                                "--events", file, "--port", "0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  return args;
 }
 
 /// What a `[[sync.server]]` table holds beyond id and url.

@@ -634,21 +634,6 @@ TEST_CASE_METHOD(two_nodes,
 
 namespace {
 
-/// neg_relay.mjs's command line for a relay holding `events`, with `flags`.
-std::vector<std::string> neg_relay_args(test::temp_dir& dir,
-                                        const std::vector<nostr::event>& events,
-                                        std::vector<std::string> flags) {
-  std::string jsonl;
-  for (const auto& ev : events)
-    jsonl += nostr::to_json(ev) + "\n";
-  auto file = dir.file("events.jsonl");
-  test::write_file(file, jsonl);
-  std::vector<std::string> args{test::source_dir() + "/tests/interop/neg_relay.mjs",
-                                "--events", file, "--port", "0"};
-  args.insert(args.end(), flags.begin(), flags.end());
-  return args;
-}
-
 /// Node B catching up over NIP-77 (direction down, server "node-a") with
 /// neg_relay.mjs holding `events`, started with `flags` too.
 struct b_from_neg_relay {
