@@ -76,6 +76,9 @@ using relay_connection_actor = caf::typed_actor<
   caf::reacts_to<atom::flush, uint64_t>,
   // INTERNAL: a negentropy answer is overdue (generation, request serial).
   caf::reacts_to<atom::timeout, uint64_t, uint64_t>,
+  // INTERNAL: look whether the fetches by id open were answered
+  // (generation).
+  caf::reacts_to<atom::timeout, uint64_t>,
   // INTERNAL: the local set of a negentropy window (generation, scan serial).
   caf::reacts_to<atom::neg, uint64_t, uint64_t, item_scan_result_ptr>,
   // INTERNAL: announce the authors whose deletions are followed (generation).

@@ -8,6 +8,7 @@ id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
   opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);
   opts_.max_requests = std::max<size_t>(opts_.max_requests, 1);
   batch_size_ = opts_.batch_size;
+  max_requests_ = opts_.max_requests;
   if (opts_.claims)
     owner_ = opts_.claims->new_owner();
 }
@@ -77,6 +78,7 @@ std::string id_fetcher::request_for(const std::vector<nostr::bytes32>& batch) {
   const auto n = batch.size();
   request req;
   req.size = n;
+  req.sent_at_look = looks_;
   req.pending.reserve(n);
   std::string ids;
   ids.reserve(n * 67);
@@ -112,9 +114,9 @@ std::string id_fetcher::request_for(const std::vector<nostr::bytes32>& batch) {
 std::vector<std::string> id_fetcher::fill() {
   std::vector<std::string> frames;
   if (queue_.empty() && retry_.empty() && !deferred_.empty()
-      && open_.size() < opts_.max_requests)
+      && open_.size() < max_requests_)
     look_again_at_deferred();
-  while ((!retry_.empty() || !queue_.empty()) && open_.size() < opts_.max_requests) {
+  while ((!retry_.empty() || !queue_.empty()) && open_.size() < max_requests_) {
     std::vector<nostr::bytes32> batch;
     if (!retry_.empty()) {
       for (const auto& id : retry_.front())
@@ -141,6 +143,8 @@ bool id_fetcher::owns(std::string_view sub_id) const {
 
 bool id_fetcher::on_event(std::string_view sub_id, const nostr::bytes32& id) {
   auto i = open_.find(sub_id);
+  if (i != open_.end())
+    ++answers_;
   if (i == open_.end() || i->second.pending.erase(id) == 0) {
     ++unexpected;
     return false;
@@ -156,6 +160,7 @@ std::string id_fetcher::on_eose(std::string_view sub_id) {
   auto i = open_.find(sub_id);
   if (i == open_.end())
     return {};
+  ++answers_;
   auto& req = i->second;
   largest_answered_ = std::max(largest_answered_, req.size);
   // Those delivered stay claimed until the owner settles them.
@@ -173,6 +178,7 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
   auto i = open_.find(sub_id);
   if (i == open_.end())
     return closed_outcome::not_ours;
+  ++answers_;
   closed_reason_ = std::string{reason};
   auto starts = [reason](std::string_view prefix) {
     return reason.substr(0, prefix.size()) == prefix;
@@ -214,6 +220,35 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
   if (!left.empty())
     retry_.emplace_front(std::move(left));
   return outcome;
+}
+
+id_fetcher::quiet_look id_fetcher::look_for_quiet() {
+  quiet_look look;
+  const bool answered = answers_ != answers_at_look_;
+  const auto previous_look = looks_++;
+  answers_at_look_ = answers_;
+  if (answered || open_.empty())
+    return look;
+  for (const auto& [sub_id, req] : open_)
+    if (req.sent_at_look >= previous_look)
+      return look; // sent since the previous look: not quiet for long enough
+  const size_t quiet = open_.size();
+  look.what = max_requests_ > 1 ? quiet_look::outcome::retrying
+                                : quiet_look::outcome::stop;
+  // The REQs the relay took were answered and closed; those it dropped are
+  // these, so it holds this many fewer than we had open.
+  max_requests_ = max_requests_ > quiet ? max_requests_ - quiet : 1;
+  for (auto& [sub_id, req] : open_) {
+    release(req.pending);
+    std::vector<nostr::bytes32> left(req.pending.begin(), req.pending.end());
+    if (!left.empty())
+      retry_.emplace_front(std::move(left));
+    if (look.what == quiet_look::outcome::retrying)
+      look.close.push_back("[\"CLOSE\",\"" + sub_id + "\"]");
+  }
+  unanswered += quiet;
+  open_.clear();
+  return look;
 }
 
 } // namespace ferry

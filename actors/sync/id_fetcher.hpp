@@ -112,6 +112,30 @@ public:
   /// it).
   closed_outcome on_closed(std::string_view sub_id, std::string_view reason);
 
+  /// What a look for REQs the relay leaves unanswered found.
+  struct quiet_look {
+    enum class outcome {
+      /// REQs were answered since the last look, or none is open.
+      answered,
+      /// The REQs open were all quiet: each is closed (`close` holds the
+      /// frames) and its ids asked for again, with fewer REQs open at once
+      /// from now on (the relay holds fewer subscriptions than we opened).
+      retrying,
+      /// One REQ open at a time was quiet too: the relay is stuck. Nothing
+      /// is given up (the ids stay queued); the owner ends the connection.
+      stop,
+    } what = outcome::answered;
+    std::vector<std::string> close;
+  };
+
+  /// The owner looks at regular intervals while REQs are open. Quiet: no
+  /// EVENT, EOSE or CLOSED on any of our REQs since the previous look, and
+  /// every REQ open now was open then. A relay that drops a REQ beyond its
+  /// subscription limit with a NOTICE (as relays did before NIP-01 had
+  /// CLOSED), or none, would otherwise hold the fetch, and the catch-up
+  /// with it, for ever.
+  quiet_look look_for_quiet();
+
   /// Nothing queued, no REQ open and no id left to another fetcher.
   bool done() const {
     return queue_.empty() && retry_.empty() && open_.empty() && deferred_.empty();
@@ -141,6 +165,12 @@ public:
     return batch_size_;
   }
 
+  /// REQs open at once from now on: `max_requests`, or less after REQs the
+  /// relay left unanswered.
+  size_t max_requests() const {
+    return max_requests_;
+  }
+
   /// The message of the last CLOSED on one of our REQs ("" for none).
   const std::string& closed_reason() const {
     return closed_reason_;
@@ -159,6 +189,9 @@ public:
   uint64_t unexpected = 0;
   /// REQs sent.
   uint64_t requests = 0;
+  /// REQs closed and asked for again because the relay left them
+  /// unanswered.
+  uint64_t unanswered = 0;
   /// Ids stored by another fetcher (or path) before this one asked for
   /// them: not downloaded here.
   uint64_t fetched_elsewhere = 0;
@@ -176,6 +209,8 @@ private:
     /// Ids asked for.
     size_t size = 0;
     size_t delivered = 0;
+    /// `looks_` when it was sent.
+    uint64_t sent_at_look = 0;
   };
 
   /// Whether `id`, due now, is asked for here: not when it is stored
@@ -197,6 +232,13 @@ private:
   std::deque<std::vector<nostr::bytes32>> retry_;
   /// Ids per REQ for `queue_`.
   size_t batch_size_ = 0;
+  /// REQs open at once.
+  size_t max_requests_ = 0;
+  /// Answers (EVENT, EOSE, CLOSED) on our REQs, and their number at the
+  /// last `look_for_quiet`, which there were `looks_` of.
+  uint64_t answers_ = 0;
+  uint64_t answers_at_look_ = 0;
+  uint64_t looks_ = 0;
   /// The most ids a REQ held that the relay answered with EOSE.
   size_t largest_answered_ = 0;
   /// Every id ever added, so the same id is never fetched twice.

@@ -138,6 +138,9 @@ status_map status_of(self_pointer self) {
   caf::put(result, "fetch_refused",
            static_cast<int64_t>(neg.fetch_refused
                                 + (neg.fetcher ? neg.fetcher->refused : 0)));
+  caf::put(result, "fetch_unanswered",
+           static_cast<int64_t>(neg.fetch_unanswered
+                                + (neg.fetcher ? neg.fetcher->unanswered : 0)));
   caf::put(result, "fetched_elsewhere",
            static_cast<int64_t>(neg.fetched_elsewhere
                                 + (neg.fetcher ? neg.fetcher->fetched_elsewhere : 0)));
@@ -269,6 +272,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
     [self](atom::timeout, uint64_t gen, uint64_t serial) {
       on_neg_timeout(self, gen, serial);
     },
+    [self](atom::timeout, uint64_t gen) { on_fetch_quiet_look(self, gen); },
     [self](atom::neg, uint64_t gen, uint64_t serial,
            const item_scan_result_ptr& scan) {
       on_neg_items(self, gen, serial, scan);

@@ -24,6 +24,24 @@ constexpr size_t fetches_max_in_flight = 4;
 /// How often a fetcher whose last ids another connection is fetching looks
 /// whether they are stored (long enough for that connection's writes).
 constexpr auto fetch_look_interval = std::chrono::milliseconds{50};
+/// How often the fetch REQs are looked at for answers while some are open:
+/// REQs open across a whole interval without any answer are quiet (so after
+/// one to two intervals of silence).
+constexpr auto fetch_quiet_interval = neg_answer_timeout / 2;
+
+std::string seconds_text(std::chrono::seconds s) {
+  return std::to_string(s.count()) + " s";
+}
+
+/// Keeps one quiet look scheduled while fetch REQs are open.
+void watch_fetches(self_pointer self) {
+  auto& st = self->state;
+  if (st.neg.fetcher && st.neg.fetcher->open_requests() > 0
+      && st.neg.quiet_look_gen != st.generation) {
+    st.neg.quiet_look_gen = st.generation;
+    self->delayed_send(self, fetch_quiet_interval, atom::timeout_v, st.generation);
+  }
+}
 
 /// The reconciliation covered every window: fetch the rest and send what the
 /// remote lacks (the live tail is open since before it began).
@@ -339,6 +357,7 @@ void pump_fetches(self_pointer self) {
     return;
   for (auto& frame : st.neg.fetcher->fill())
     send_frame(self, std::move(frame));
+  watch_fetches(self);
   if (st.neg.fetcher->waiting_for_others() && !st.neg.fetch_look_scheduled) {
     st.neg.fetch_look_scheduled = true;
     self->delayed_send(self, fetch_look_interval, atom::retry_v, st.generation);
@@ -356,12 +375,48 @@ void on_fetch_look(self_pointer self, uint64_t gen) {
   maybe_finish_catchup(self);
 }
 
+void on_fetch_quiet_look(self_pointer self, uint64_t gen) {
+  using outcome = id_fetcher::quiet_look::outcome;
+  auto& st = self->state;
+  if (gen != st.generation)
+    return;
+  st.neg.quiet_look_gen = 0;
+  if (!st.neg.fetcher || st.neg.fetcher->open_requests() == 0)
+    return;
+  // While we do not read, the remote's answers wait in the socket.
+  if (st.ingest.reading_paused)
+    return watch_fetches(self);
+  auto look = st.neg.fetcher->look_for_quiet();
+  switch (look.what) {
+    case outcome::answered:
+      break;
+    case outcome::retrying:
+      log::warn("{} {} fetch REQs had no answer for {}: asked again, at most {} "
+                "open at once",
+                st.label, look.close.size(), seconds_text(fetch_quiet_interval),
+                st.neg.fetcher->max_requests());
+      for (auto& frame : look.close)
+        send_frame(self, std::move(frame));
+      break;
+    case outcome::stop:
+      // Nothing is given up: the catch-up begins again on the next
+      // connection, and its cursor stays where it is.
+      return fail(self, error_class::protocol,
+                  "no answer to a fetch by ids for "
+                    + seconds_text(fetch_quiet_interval));
+  }
+  pump_fetches(self);
+  // pump_fetches returns early while the ingest path is full.
+  watch_fetches(self);
+}
+
 void end_fetches(self_pointer self) {
   auto& neg = self->state.neg;
   if (neg.fetcher) {
     neg.fetch_missing += neg.fetcher->missing;
     neg.fetch_refused += neg.fetcher->refused;
     neg.fetched_elsewhere += neg.fetcher->fetched_elsewhere;
+    neg.fetch_unanswered += neg.fetcher->unanswered;
   }
   neg.fetcher.reset();
   neg.fetch_look_scheduled = false;

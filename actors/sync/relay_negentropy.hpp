@@ -56,6 +56,11 @@ struct relay_negentropy {
   /// A fetch was closed with "auth-required:": no REQ goes out until our
   /// AUTH is accepted (its ids wait in the fetcher).
   bool fetch_awaiting_auth = false;
+  /// The generation a look for quiet fetch REQs is scheduled in (0: none).
+  uint64_t quiet_look_gen = 0;
+  /// Fetch REQs the remote left unanswered (asked again), over all
+  /// catch-ups.
+  uint64_t fetch_unanswered = 0;
   /// Ids the remote lacks, sent once the up stream starts.
   std::vector<nostr::bytes32> have_ids;
   /// After a full reconciliation, the change log up to here is covered.
@@ -114,6 +119,10 @@ void settle_fetched(self_pointer self, const nostr::bytes32& id);
 /// (`atom::retry` with the generation it was scheduled in).
 void on_fetch_look(self_pointer self, uint64_t gen);
 
+/// Looks whether the remote answered the fetch REQs open (`atom::timeout`
+/// with the generation it was scheduled in): quiet ones are asked again
+/// with fewer open at once, or end the connection.
+void on_fetch_quiet_look(self_pointer self, uint64_t gen);
 /// Forgets the running fetch, keeping its count of missing ids.
 void end_fetches(self_pointer self);
 

@@ -709,6 +709,28 @@ TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
   check_clean_shutdown(*scene.b);
 }
 
+// A remote that holds 3 subscriptions per connection and drops the REQs
+// beyond them with a NOTICE, as relays did before NIP-01 had CLOSED: the
+// fetch REQs it dropped are found unanswered, asked for again with fewer open
+// at once, and the catch-up completes on the same connection. Before, it
+// waited for their answers for ever.
+TEST_CASE("a NIP-77 catch-up asks again for fetches the remote never "
+          "answers, with fewer open at once, and completes",
+          "[integration][sync][negentropy][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 2000, test::unix_now() - 9000, 1, "r");
+  b_from_neg_relay scene{remote_events, {"--max-subs", "3"}};
+  const auto b_admin = scene.b_admin;
+  scene.require_caught_up_with(id_set(remote_events));
+  INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
+  CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") >= 1);
+  CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  CHECK(stat_of(b_admin, "node-a", "received") == 2000);
+  auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
+  CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));
+  check_clean_shutdown(*scene.b);
+}
+
 // A remote that rate-limits the fetch of one event: the catch-up does not
 // end, its cursor does not move, and the connection backs off to try again.
 TEST_CASE("a NIP-77 catch-up whose fetch is rate-limited does not end and "

@@ -18,6 +18,7 @@
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
+//                      [--max-subs N]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -31,9 +32,12 @@
 // --refuse-reason (default "blocked: this event is not served here").
 // --auth-for-ids: a REQ by ids from a connection that has not authenticated
 // (NIP-42) gets a challenge, only then, and CLOSED "auth-required: ...".
+// --max-subs: a REQ beyond N open subscriptions of its connection is answered
+// with a NOTICE only and otherwise ignored, as relays did before NIP-01 had
+// CLOSED: whoever sent it never hears of it again.
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
-// maxIds, refuseId, refuseReason, authForIds })`
+// maxIds, refuseId, refuseReason, authForIds, maxSubs })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -197,7 +201,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0 } = {}) {
   const wss = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 16 << 20 })
   // Every connection's open subscriptions: subscription id -> filters.
   const live = new Set()
@@ -230,6 +234,8 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
         switch (verb) {
           case 'REQ': {
             const filters = msg.slice(2)
+            if (maxSubs > 0 && !subs.has(subId) && subs.size >= maxSubs)
+              return send(['NOTICE', `error: too many concurrent REQs (at most ${maxSubs})`])
             if (maxIds > 0 && filters.some((f) => (f.ids?.length ?? 0) > maxIds))
               return send(['CLOSED', subId, `invalid: ids has more than ${maxIds} values`])
             if (refuseId && filters.some((f) => f.ids?.includes(refuseId)))
@@ -321,11 +327,11 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0 }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
-      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]')
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -345,6 +351,7 @@ function parseArgs(argv) {
     else if (flag === '--max-ids') opts.maxIds = Number(value)
     else if (flag === '--refuse-id') opts.refuseId = value
     else if (flag === '--refuse-reason') opts.refuseReason = value
+    else if (flag === '--max-subs') opts.maxSubs = Number(value)
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
@@ -352,6 +359,7 @@ function parseArgs(argv) {
   if (!Number.isInteger(opts.frameSizeLimit) || opts.frameSizeLimit < 4096) usage('--frame-size-limit must be an integer >= 4096')
   if (!['on', 'error', 'notice', 'silent'].includes(opts.negentropy)) usage('--negentropy must be on, error, notice or silent')
   if (!Number.isInteger(opts.maxIds) || opts.maxIds < 0) usage('--max-ids must be an integer >= 0')
+  if (!Number.isInteger(opts.maxSubs) || opts.maxSubs < 0) usage('--max-subs must be an integer >= 0')
   if (opts.refuseId && !/^[0-9a-f]{64}$/.test(opts.refuseId)) usage('--refuse-id must be 64 lowercase hex digits')
   return opts
 }

@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <set>
 
 using namespace ferry;
@@ -248,6 +249,78 @@ TEST_CASE("a REQ closed for a rate limit or for authentication, or one id's "
   CHECK(fetcher.queued() == 1);
   CHECK(fetcher.refused == 0);
   CHECK(fetcher.missing == 0);
+}
+
+using quiet = id_fetcher::quiet_look::outcome;
+
+// A relay holding 2 subscriptions for our fetches, that drops the REQs beyond
+// them with a NOTICE: they are found quiet at the second look after they went
+// out, asked for again, and from then on only 2 REQs are open at once.
+TEST_CASE("REQs the relay leaves unanswered are asked for again with fewer "
+          "open at once, and one unanswered alone stops the fetch",
+          "[id_fetcher]") {
+  id_fetcher fetcher{unclaimed(2, 4)};
+  fetcher.add(ids(0, 8));
+  auto frames = fetcher.fill();
+  REQUIRE(frames.size() == 4);
+  auto taken_a = parse_req(frames[0]);
+  auto taken_b = parse_req(frames[1]);
+  auto dropped_a = parse_req(frames[2]);
+  auto dropped_b = parse_req(frames[3]);
+  // A look right after they went out: too soon to call anything quiet.
+  CHECK(fetcher.look_for_quiet().what == quiet::answered);
+  answer_all(fetcher, taken_a);
+  answer_all(fetcher, taken_b);
+  // Answers since the last look: not quiet.
+  CHECK(fetcher.look_for_quiet().what == quiet::answered);
+  CHECK(fetcher.open_requests() == 2);
+  // A whole interval without any answer.
+  auto look = fetcher.look_for_quiet();
+  REQUIRE(look.what == quiet::retrying);
+  CHECK(look.close.size() == 2);
+  for (const auto* req : {&dropped_a, &dropped_b})
+    CHECK(std::count(look.close.begin(), look.close.end(),
+                     "[\"CLOSE\",\"" + req->sub_id + "\"]")
+          == 1);
+  CHECK(fetcher.unanswered == 2);
+  CHECK(fetcher.max_requests() == 2);
+  CHECK(fetcher.open_requests() == 0);
+  CHECK(fetcher.missing == 0);
+  CHECK(fetcher.queued() == 4);
+  // A late answer to a closed REQ is not taken.
+  CHECK_FALSE(fetcher.on_event(dropped_a.sub_id, dropped_a.ids[0]));
+
+  auto again = fetcher.fill();
+  REQUIRE(again.size() == 2);
+  std::set<bytes32> asked;
+  for (const auto& frame : again) {
+    auto req = parse_req(frame);
+    asked.insert(req.ids.begin(), req.ids.end());
+  }
+  auto expected = id_set_of(dropped_a.ids);
+  expected.insert(dropped_b.ids.begin(), dropped_b.ids.end());
+  CHECK(asked == expected);
+  for (const auto& frame : again)
+    answer_all(fetcher, parse_req(frame));
+  CHECK(fetcher.done());
+  CHECK(fetcher.delivered == 8);
+
+  // A relay that answers nothing at all: down to one REQ, then a stop that
+  // keeps the ids queued.
+  id_fetcher stuck{unclaimed(2, 4)};
+  stuck.add(ids(100, 8));
+  REQUIRE(stuck.fill().size() == 4);
+  CHECK(stuck.look_for_quiet().what == quiet::answered);
+  CHECK(stuck.look_for_quiet().what == quiet::retrying);
+  CHECK(stuck.max_requests() == 1);
+  REQUIRE(stuck.fill().size() == 1);
+  CHECK(stuck.look_for_quiet().what == quiet::answered); // sent since the last look
+  auto last = stuck.look_for_quiet();
+  CHECK(last.what == quiet::stop);
+  CHECK(last.close.empty());
+  CHECK(stuck.queued() == 8);
+  CHECK(stuck.missing == 0);
+  CHECK_FALSE(stuck.done());
 }
 
 TEST_CASE("the id fetcher asks within given filters: one filter each, with "
