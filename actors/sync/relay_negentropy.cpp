@@ -33,6 +33,20 @@ std::string seconds_text(std::chrono::seconds s) {
   return std::to_string(s.count()) + " s";
 }
 
+/// Fetch REQs open at once: ours, or fewer when the remote's NIP-11 says
+/// how many subscriptions it holds per connection (the live tail and the
+/// deletion tail take one each). A remote that says nothing and drops REQs
+/// beyond its limit is found out by the quiet looks.
+size_t fetch_requests_allowed(const relay_connection_state& st) {
+  constexpr uint64_t other_subscriptions = 2;
+  const auto most = st.session.remote_max_subscriptions;
+  if (most == 0)
+    return fetches_max_in_flight;
+  return most > other_subscriptions
+           ? std::min<uint64_t>(fetches_max_in_flight, most - other_subscriptions)
+           : 1;
+}
+
 /// Keeps one quiet look scheduled while fetch REQs are open.
 void watch_fetches(self_pointer self) {
   auto& st = self->state;
@@ -182,7 +196,7 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   end_fetches(self);
   id_fetcher::options fetch;
   fetch.batch_size = std::min<size_t>(fetch_batch, st.session.page_size);
-  fetch.max_requests = fetches_max_in_flight;
+  fetch.max_requests = fetch_requests_allowed(st);
   fetch.sub_prefix = "ferry-fetch-";
   fetch.claims = st.deps.fetching;
   fetch.held = [store = st.deps.store](const nostr::bytes32& id) {

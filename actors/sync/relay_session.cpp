@@ -91,15 +91,22 @@ std::string check_relay_info(relay_connection_state& st, uint32_t status,
   if (ec || !doc.is_object())
     return required ? "relay information is not a JSON object" : "";
   const auto& info = doc.as_object();
+  st.session.remote_max_subscriptions = 0;
   if (auto* limitation = info.if_contains("limitation"))
-    if (limitation->is_object())
-      if (auto* max_limit = limitation->as_object().if_contains("max_limit"))
+    if (limitation->is_object()) {
+      const auto& limits = limitation->as_object();
+      if (auto* max_limit = limits.if_contains("max_limit"))
         if (max_limit->is_int64() && max_limit->as_int64() > 0) {
           st.session.remote_max_limit
             = static_cast<uint64_t>(max_limit->as_int64());
           st.session.page_size = std::min(st.session.page_size,
                                           st.session.remote_max_limit);
         }
+      if (auto* max_subs = limits.if_contains("max_subscriptions"))
+        if (max_subs->is_int64() && max_subs->as_int64() > 0)
+          st.session.remote_max_subscriptions
+            = static_cast<uint64_t>(max_subs->as_int64());
+    }
   std::string identity;
   for (const char* key : {"self", "pubkey"})
     if (auto* value = info.if_contains(key); value && value->is_string()) {

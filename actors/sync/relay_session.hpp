@@ -26,6 +26,8 @@ struct relay_session {
   uint64_t page_size = 5000;
   /// The remote's NIP-11 max_limit (0: it declares none).
   uint64_t remote_max_limit = 0;
+  /// The remote's NIP-11 max_subscriptions (0: it declares none).
+  uint64_t remote_max_subscriptions = 0;
   // NIP-42
   std::string challenge;
   std::string auth_event_id;

@@ -710,20 +710,30 @@ TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
 }
 
 // A remote that holds 3 subscriptions per connection and drops the REQs
-// beyond them with a NOTICE, as relays did before NIP-01 had CLOSED: the
-// fetch REQs it dropped are found unanswered, asked for again with fewer open
-// at once, and the catch-up completes on the same connection. Before, it
-// waited for their answers for ever.
-TEST_CASE("a NIP-77 catch-up asks again for fetches the remote never "
-          "answers, with fewer open at once, and completes",
+// beyond them with a NOTICE, as relays did before NIP-01 had CLOSED. When its
+// NIP-11 document names the limit, the catch-up keeps its fetch REQs within
+// it (the live and deletion tails take two). When it says nothing, the fetch
+// REQs it dropped are found unanswered and asked for again with fewer open
+// at once. Either way the catch-up completes on the same connection; before,
+// it waited for the dropped REQs' answers for ever.
+TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
+          "subscription limit, and asks again for those it never answers",
           "[integration][sync][negentropy][interop]") {
   auto keys = nostr::generate_keypair();
   auto remote_events = make_events(keys, 2000, test::unix_now() - 9000, 1, "r");
-  b_from_neg_relay scene{remote_events, {"--max-subs", "3"}};
+  const bool advertised = GENERATE(false, true);
+  CAPTURE(advertised);
+  std::vector<std::string> flags{"--max-subs", "3"};
+  if (advertised)
+    flags.push_back("--advertise-limits");
+  b_from_neg_relay scene{remote_events, flags};
   const auto b_admin = scene.b_admin;
   scene.require_caught_up_with(id_set(remote_events));
   INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
-  CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") >= 1);
+  if (advertised)
+    CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") == 0);
+  else
+    CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") >= 1);
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
   CHECK(stat_of(b_admin, "node-a", "received") == 2000);
   auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");

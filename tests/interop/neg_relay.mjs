@@ -18,7 +18,7 @@
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
-//                      [--max-subs N]
+//                      [--max-subs N] [--advertise-limits]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -34,13 +34,16 @@
 // (NIP-42) gets a challenge, only then, and CLOSED "auth-required: ...".
 // --max-subs: a REQ beyond N open subscriptions of its connection is answered
 // with a NOTICE only and otherwise ignored, as relays did before NIP-01 had
-// CLOSED: whoever sent it never hears of it again.
+// CLOSED: whoever sent it never hears of it again. The relay answers NIP-11
+// requests (Accept: application/nostr+json); with --advertise-limits its
+// document names that limit (`limitation.max_subscriptions`).
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
-// maxIds, refuseId, refuseReason, authForIds, maxSubs })`
+// maxIds, refuseId, refuseReason, authForIds, maxSubs, advertiseLimits })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { matchFilter } from 'nostr-tools/filter'
 import { verifyEvent } from 'nostr-tools/pure'
@@ -201,8 +204,17 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0 } = {}) {
-  const wss = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 16 << 20 })
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, advertiseLimits = false } = {}) {
+  const http = createServer((req, res) => {
+    if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
+      res.writeHead(426, { 'Content-Type': 'text/plain' })
+      return res.end('a WebSocket relay\n')
+    }
+    const limitation = advertiseLimits && maxSubs > 0 ? { max_subscriptions: maxSubs } : {}
+    res.writeHead(200, { 'Content-Type': 'application/nostr+json', 'Access-Control-Allow-Origin': '*' })
+    res.end(JSON.stringify({ name: 'neg_relay', supported_nips: [1, 11, 42, 77], limitation }))
+  })
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: 16 << 20 })
   // Every connection's open subscriptions: subscription id -> filters.
   const live = new Set()
   const store = (event) => {
@@ -308,16 +320,16 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
     })
   })
   return new Promise((resolve, reject) => {
-    wss.once('error', reject)
-    wss.once('listening', () => {
-      const actual = wss.address().port
+    http.once('error', reject)
+    http.listen(port, host, () => {
+      const actual = http.address().port
       resolve({
         url: `ws://${host}:${actual}`,
         port: actual,
         events,
         close: () => new Promise((done) => {
           for (const client of wss.clients) client.terminate()
-          wss.close(() => done())
+          wss.close(() => http.close(() => done()))
         }),
       })
     })
@@ -327,16 +339,16 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0 }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, advertiseLimits: false }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
-      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N]')
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--advertise-limits]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] === '--auth-for-ids') {
-      opts.authForIds = true
+    if (argv[i] === '--auth-for-ids' || argv[i] === '--advertise-limits') {
+      opts[argv[i] === '--auth-for-ids' ? 'authForIds' : 'advertiseLimits'] = true
       i -= 1
       continue
     }
