@@ -1,8 +1,24 @@
 #include "actors/sync/id_fetcher.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace ferry {
+
+namespace {
+
+/// A relay refusing a REQ for the number of subscriptions open rather than
+/// for what it asks: its words vary ("blocked: too many open subscriptions",
+/// "error: too many concurrent REQs", "max subscriptions reached").
+bool refuses_for_subscriptions(std::string_view reason) {
+  std::string text{reason};
+  for (auto& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text.find("subscription") != std::string::npos
+         || text.find("concurrent") != std::string::npos;
+}
+
+} // namespace
 
 id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
   opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);
@@ -113,6 +129,8 @@ std::string id_fetcher::request_for(const std::vector<nostr::bytes32>& batch) {
 
 std::vector<std::string> id_fetcher::fill() {
   std::vector<std::string> frames;
+  if (!alone_sub_.empty())
+    return frames;
   if (queue_.empty() && retry_.empty() && !deferred_.empty()
       && open_.size() < max_requests_)
     look_again_at_deferred();
@@ -133,6 +151,14 @@ std::vector<std::string> id_fetcher::fill() {
     }
     if (!batch.empty())
       frames.push_back(request_for(batch));
+  }
+  while (open_.empty() && queue_.empty() && retry_.empty() && !alone_.empty()) {
+    auto id = alone_.front();
+    alone_.pop_front();
+    if (take(id)) {
+      alone_sub_ = opts_.sub_prefix + std::to_string(next_sub_); // request_for's
+      frames.push_back(request_for({id}));
+    }
   }
   return frames;
 }
@@ -161,6 +187,8 @@ std::string id_fetcher::on_eose(std::string_view sub_id) {
   if (i == open_.end())
     return {};
   ++answers_;
+  if (sub_id == alone_sub_)
+    alone_sub_.clear();
   auto& req = i->second;
   largest_answered_ = std::max(largest_answered_, req.size);
   // Those delivered stay claimed until the owner settles them.
@@ -188,6 +216,18 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
                                    i->second.pending.end());
   release(i->second.pending);
   open_.erase(i);
+  if (sub_id == alone_sub_)
+    alone_sub_.clear();
+  // The REQs of ours still open are those the relay holds.
+  const size_t others_open = open_.size();
+  if (refuses_for_subscriptions(reason)) {
+    if (!left.empty())
+      retry_.emplace_front(std::move(left));
+    if (others_open == 0)
+      return closed_outcome::stop;
+    max_requests_ = std::min(max_requests_, others_open);
+    return closed_outcome::retrying;
+  }
   closed_outcome outcome;
   if (starts("rate-limited:") || starts("auth-required:"))
     outcome = closed_outcome::stop;
@@ -197,6 +237,10 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
     outcome = closed_outcome::refused;
   else
     outcome = closed_outcome::stop;
+  if (outcome == closed_outcome::refused && others_open > 0) {
+    alone_.insert(alone_.end(), left.begin(), left.end());
+    return closed_outcome::retrying;
+  }
   if (outcome == closed_outcome::refused) {
     refused += left.size();
     return outcome;
@@ -248,6 +292,7 @@ id_fetcher::quiet_look id_fetcher::look_for_quiet() {
   }
   unanswered += quiet;
   open_.clear();
+  alone_sub_.clear();
   return look;
 }
 

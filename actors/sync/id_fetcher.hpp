@@ -96,15 +96,23 @@ public:
     /// (a relay caps the ids of a filter, or refuses one event of many).
     /// Until a REQ as large has been answered, later REQs are that small
     /// too; one refused event among many does not shrink them.
+    /// Closed for the number of subscriptions open ("too many open
+    /// subscriptions", "too many concurrent REQs"): its ids are asked for
+    /// again as they were, with no more REQs open at once than the relay
+    /// still holds. A REQ of one id refused while other REQs of ours were
+    /// open: asked for again once none is (the relay may have counted
+    /// them).
     retrying,
-    /// A REQ of one id refused with "blocked:", "restricted:" or
-    /// "invalid:": the relay will not serve that event. Given up, counted
-    /// in `refused`.
+    /// A REQ of one id, the only one of ours open, refused with
+    /// "blocked:", "restricted:" or "invalid:": the relay will not serve
+    /// that event. Given up, counted in `refused`.
     refused,
-    /// "rate-limited:", "auth-required:", or a REQ of one id closed for
-    /// another reason ("error:"): nothing is given up, its ids are queued
-    /// again, and the owner stops and tries later (after a cooldown, after
-    /// authenticating, once the relay's error has passed).
+    /// "rate-limited:", "auth-required:", a REQ of one id closed for
+    /// another reason ("error:"), or one closed for the number of
+    /// subscriptions while no other REQ of ours was open: nothing is given
+    /// up, its ids are queued again, and the owner stops and tries later
+    /// (after a cooldown, after authenticating, once the relay's error has
+    /// passed).
     stop,
   };
 
@@ -138,13 +146,15 @@ public:
 
   /// Nothing queued, no REQ open and no id left to another fetcher.
   bool done() const {
-    return queue_.empty() && retry_.empty() && open_.empty() && deferred_.empty();
+    return queue_.empty() && retry_.empty() && alone_.empty() && open_.empty()
+           && deferred_.empty();
   }
 
   /// All that is left are ids other fetchers were asking for: the owner
   /// calls `fill` again after a while (nothing else will wake it).
   bool waiting_for_others() const {
-    return queue_.empty() && retry_.empty() && open_.empty() && !deferred_.empty();
+    return queue_.empty() && retry_.empty() && alone_.empty() && open_.empty()
+           && !deferred_.empty();
   }
 
   /// REQs open.
@@ -154,7 +164,7 @@ public:
 
   /// Ids queued and not yet asked for.
   size_t queued() const {
-    size_t n = queue_.size();
+    size_t n = queue_.size() + alone_.size();
     for (const auto& group : retry_)
       n += group.size();
     return n;
@@ -230,6 +240,12 @@ private:
   /// Ids of refused REQs, each group asked for in a REQ of its own before
   /// anything queued.
   std::deque<std::vector<nostr::bytes32>> retry_;
+  /// Ids refused alone in a REQ while other REQs of ours were open: each
+  /// asked for again in a REQ open alone (`alone_sub_`), once nothing else
+  /// is left, so a relay refusing for the number of subscriptions is never
+  /// taken for one refusing the event.
+  std::deque<nostr::bytes32> alone_;
+  std::string alone_sub_;
   /// Ids per REQ for `queue_`.
   size_t batch_size_ = 0;
   /// REQs open at once.

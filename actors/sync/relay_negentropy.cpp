@@ -323,6 +323,7 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
   if (!st.neg.fetcher)
     return false;
   const auto batch_before = st.neg.fetcher->batch_size();
+  const auto requests_before = st.neg.fetcher->max_requests();
   switch (st.neg.fetcher->on_closed(sub_id, reason)) {
     case outcome::not_ours:
       return false;
@@ -331,6 +332,10 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
         log::info("{} the remote refused a fetch by ids ({}): asking for at "
                   "most {} at a time",
                   st.label, reason, st.neg.fetcher->batch_size());
+      if (st.neg.fetcher->max_requests() < requests_before)
+        log::info("{} the remote refused a fetch by ids ({}): at most {} "
+                  "fetch REQs open at once",
+                  st.label, reason, st.neg.fetcher->max_requests());
       break;
     case outcome::refused:
       log::warn("{} the remote refused to serve an event it reconciled: {}",

@@ -709,32 +709,43 @@ TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
   check_clean_shutdown(*scene.b);
 }
 
-// A remote that holds 3 subscriptions per connection and drops the REQs
-// beyond them with a NOTICE, as relays did before NIP-01 had CLOSED. When its
-// NIP-11 document names the limit, the catch-up keeps its fetch REQs within
-// it (the live and deletion tails take two). When it says nothing, the fetch
-// REQs it dropped are found unanswered and asked for again with fewer open
-// at once. Either way the catch-up completes on the same connection; before,
-// it waited for the dropped REQs' answers for ever.
+// A remote that holds 3 subscriptions per connection. When its NIP-11
+// document names the limit, the catch-up keeps its fetch REQs within it (the
+// live and deletion tails take two). When it says nothing and drops the REQs
+// beyond it with a NOTICE, as relays did before NIP-01 had CLOSED, those
+// fetch REQs are found unanswered and asked for again with fewer open at
+// once; before, the catch-up waited for their answers for ever. When it
+// refuses them with CLOSED "blocked: ...", they are asked for again as they
+// were, with fewer open; before, they were split down to single ids, which
+// were given up as events the relay would not serve, and the cursor moved
+// past them. Each way the catch-up completes on the same connection.
 TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
           "subscription limit, and asks again for those it never answers",
           "[integration][sync][negentropy][interop]") {
   auto keys = nostr::generate_keypair();
   auto remote_events = make_events(keys, 2000, test::unix_now() - 9000, 1, "r");
-  const bool advertised = GENERATE(false, true);
-  CAPTURE(advertised);
+  const std::string limit = GENERATE(std::string{"unannounced"},
+                                     std::string{"advertised"},
+                                     std::string{"closed"});
+  CAPTURE(limit);
+  const bool advertised = limit == "advertised";
   std::vector<std::string> flags{"--max-subs", "3"};
   if (advertised)
     flags.push_back("--advertise-limits");
+  if (limit == "closed") {
+    flags.push_back("--max-subs-reason");
+    flags.push_back("blocked: too many open subscriptions (max 3)");
+  }
   b_from_neg_relay scene{remote_events, flags};
   const auto b_admin = scene.b_admin;
   scene.require_caught_up_with(id_set(remote_events));
   INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
-  if (advertised)
-    CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") == 0);
-  else
+  if (limit == "unannounced")
     CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") >= 1);
+  else
+    CHECK(stat_of(b_admin, "node-a", "fetch_unanswered") == 0);
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 0);
   CHECK(stat_of(b_admin, "node-a", "received") == 2000);
   auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
   CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));

@@ -18,7 +18,7 @@
 //                      [--frame-size-limit 60000] [--negentropy on|error|notice|silent]
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
-//                      [--max-subs N] [--advertise-limits]
+//                      [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -34,12 +34,13 @@
 // (NIP-42) gets a challenge, only then, and CLOSED "auth-required: ...".
 // --max-subs: a REQ beyond N open subscriptions of its connection is answered
 // with a NOTICE only and otherwise ignored, as relays did before NIP-01 had
-// CLOSED: whoever sent it never hears of it again. The relay answers NIP-11
+// CLOSED: whoever sent it never hears of it again; with --max-subs-reason it
+// is answered with CLOSED and that text instead. The relay answers NIP-11
 // requests (Accept: application/nostr+json); with --advertise-limits its
 // document names that limit (`limitation.max_subscriptions`).
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
-// maxIds, refuseId, refuseReason, authForIds, maxSubs, advertiseLimits })`
+// maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -204,7 +205,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, advertiseLimits = false } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false } = {}) {
   const http = createServer((req, res) => {
     if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
       res.writeHead(426, { 'Content-Type': 'text/plain' })
@@ -247,7 +248,8 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
           case 'REQ': {
             const filters = msg.slice(2)
             if (maxSubs > 0 && !subs.has(subId) && subs.size >= maxSubs)
-              return send(['NOTICE', `error: too many concurrent REQs (at most ${maxSubs})`])
+              return send(maxSubsReason ? ['CLOSED', subId, maxSubsReason]
+                : ['NOTICE', `error: too many concurrent REQs (at most ${maxSubs})`])
             if (maxIds > 0 && filters.some((f) => (f.ids?.length ?? 0) > maxIds))
               return send(['CLOSED', subId, `invalid: ids has more than ${maxIds} values`])
             if (refuseId && filters.some((f) => f.ids?.includes(refuseId)))
@@ -339,11 +341,11 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, advertiseLimits: false }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
-      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--advertise-limits]')
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -364,6 +366,7 @@ function parseArgs(argv) {
     else if (flag === '--refuse-id') opts.refuseId = value
     else if (flag === '--refuse-reason') opts.refuseReason = value
     else if (flag === '--max-subs') opts.maxSubs = Number(value)
+    else if (flag === '--max-subs-reason') opts.maxSubsReason = value
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')

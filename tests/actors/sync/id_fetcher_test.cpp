@@ -158,6 +158,15 @@ std::set<bytes32> id_set_of(const std::vector<bytes32>& xs) {
   return {xs.begin(), xs.end()};
 }
 
+/// Adds `count` ids from `first` and opens REQs for them: `reqs` of them.
+std::vector<std::string> open_reqs(id_fetcher& fetcher, uint32_t first,
+                                   uint32_t count, size_t reqs) {
+  fetcher.add(ids(first, count));
+  auto frames = fetcher.fill();
+  REQUIRE(frames.size() == reqs);
+  return frames;
+}
+
 TEST_CASE("a REQ the relay closes is asked for again in halves, and the REQs "
           "after it are as small until one that large is answered",
           "[id_fetcher]") {
@@ -251,6 +260,72 @@ TEST_CASE("a REQ closed for a rate limit or for authentication, or one id's "
   CHECK(fetcher.missing == 0);
 }
 
+// A relay that counts our REQs against a subscription limit and refuses the
+// ones beyond it with CLOSED: that refusal is not the event's. The REQ is
+// asked for again whole with fewer open at once; an id refused alone while
+// other REQs were open is asked for again with none open before it is given
+// up.
+TEST_CASE("a REQ closed for the number of subscriptions open gives nothing "
+          "up, and an id is given up only when refused with no other REQ open",
+          "[id_fetcher]") {
+  {
+    id_fetcher fetcher{unclaimed(2, 4)};
+    auto frames = open_reqs(fetcher, 0, 8, 4);
+    auto crowded = parse_req(frames[3]);
+    CHECK(fetcher.on_closed(crowded.sub_id, "blocked: too many open subscriptions (max 5)")
+          == closed::retrying);
+    CHECK(fetcher.max_requests() == 3);
+    CHECK(fetcher.batch_size() == 2);
+    CHECK(fetcher.queued() == 2);
+    CHECK(fetcher.fill().empty()); // the relay holds 3
+    answer_all(fetcher, parse_req(frames[0]));
+    auto again = fetcher.fill();
+    REQUIRE(again.size() == 1);
+    CHECK(id_set_of(parse_req(again[0]).ids) == id_set_of(crowded.ids));
+    CHECK(fetcher.refused == 0);
+    CHECK(fetcher.missing == 0);
+  }
+  {
+    // Nothing else of ours open: the relay holds none of our fetches.
+    id_fetcher fetcher{unclaimed(4, 4)};
+    fetcher.add(ids(0, 1));
+    auto req = parse_req(fetcher.fill().at(0));
+    CHECK(fetcher.on_closed(req.sub_id, "error: too many concurrent REQs")
+          == closed::stop);
+    CHECK(fetcher.queued() == 1);
+    CHECK(fetcher.refused == 0);
+  }
+  {
+    id_fetcher fetcher{unclaimed(1, 3)};
+    auto frames = open_reqs(fetcher, 0, 3, 3);
+    auto refused_req = parse_req(frames[1]);
+    // Refused while two other REQs are open: not given up yet.
+    CHECK(fetcher.on_closed(refused_req.sub_id, "blocked: not served here")
+          == closed::retrying);
+    CHECK(fetcher.refused == 0);
+    CHECK(fetcher.queued() == 1);
+    CHECK(fetcher.fill().empty()); // waits until none is open
+    answer_all(fetcher, parse_req(frames[0]));
+    CHECK(fetcher.fill().empty());
+    answer_all(fetcher, parse_req(frames[2]));
+    auto alone = fetcher.fill();
+    REQUIRE(alone.size() == 1);
+    auto alone_req = parse_req(alone[0]);
+    CHECK(alone_req.ids == refused_req.ids);
+    // Nothing else goes out while it is open.
+    fetcher.add(ids(50, 1));
+    CHECK(fetcher.fill().empty());
+    CHECK(fetcher.on_closed(alone_req.sub_id, "blocked: not served here")
+          == closed::refused);
+    CHECK(fetcher.refused == 1);
+    auto last = fetcher.fill();
+    REQUIRE(last.size() == 1);
+    answer_all(fetcher, parse_req(last[0]));
+    CHECK(fetcher.done());
+    CHECK(fetcher.delivered == 3);
+  }
+}
+
 using quiet = id_fetcher::quiet_look::outcome;
 
 // A relay holding 2 subscriptions for our fetches, that drops the REQs beyond
@@ -260,9 +335,7 @@ TEST_CASE("REQs the relay leaves unanswered are asked for again with fewer "
           "open at once, and one unanswered alone stops the fetch",
           "[id_fetcher]") {
   id_fetcher fetcher{unclaimed(2, 4)};
-  fetcher.add(ids(0, 8));
-  auto frames = fetcher.fill();
-  REQUIRE(frames.size() == 4);
+  auto frames = open_reqs(fetcher, 0, 8, 4);
   auto taken_a = parse_req(frames[0]);
   auto taken_b = parse_req(frames[1]);
   auto dropped_a = parse_req(frames[2]);
@@ -308,8 +381,7 @@ TEST_CASE("REQs the relay leaves unanswered are asked for again with fewer "
   // A relay that answers nothing at all: down to one REQ, then a stop that
   // keeps the ids queued.
   id_fetcher stuck{unclaimed(2, 4)};
-  stuck.add(ids(100, 8));
-  REQUIRE(stuck.fill().size() == 4);
+  open_reqs(stuck, 100, 8, 4);
   CHECK(stuck.look_for_quiet().what == quiet::answered);
   CHECK(stuck.look_for_quiet().what == quiet::retrying);
   CHECK(stuck.max_requests() == 1);
