@@ -220,7 +220,8 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
     alone_sub_.clear();
   // The REQs of ours still open are those the relay holds.
   const size_t others_open = open_.size();
-  if (refuses_for_subscriptions(reason)) {
+  const bool prefixed_stop = starts("rate-limited:") || starts("auth-required:");
+  if (!prefixed_stop && refuses_for_subscriptions(reason)) {
     if (!left.empty())
       retry_.emplace_front(std::move(left));
     if (others_open == 0)
@@ -229,7 +230,7 @@ id_fetcher::closed_outcome id_fetcher::on_closed(std::string_view sub_id,
     return closed_outcome::retrying;
   }
   closed_outcome outcome;
-  if (starts("rate-limited:") || starts("auth-required:"))
+  if (prefixed_stop)
     outcome = closed_outcome::stop;
   else if (size > 1)
     outcome = closed_outcome::retrying;

@@ -285,6 +285,15 @@ TEST_CASE("a REQ closed for the number of subscriptions open gives nothing "
     CHECK(fetcher.refused == 0);
     CHECK(fetcher.missing == 0);
   }
+  for (std::string reason : {"auth-required: this subscription needs NIP-42",
+                             "rate-limited: too many subscriptions"}) {
+    // The prefix decides: the owner authenticates, or cools down.
+    CAPTURE(reason);
+    id_fetcher fetcher{unclaimed(2, 4)};
+    auto frames = open_reqs(fetcher, 0, 4, 2);
+    CHECK(fetcher.on_closed(parse_req(frames[1]).sub_id, reason) == closed::stop);
+    CHECK(fetcher.max_requests() == 4);
+  }
   {
     // Nothing else of ours open: the relay holds none of our fetches.
     id_fetcher fetcher{unclaimed(4, 4)};
