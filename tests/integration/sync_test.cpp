@@ -659,6 +659,13 @@ struct b_from_neg_relay {
            << sync_reports(b_admin, "node-a"));
   }
 
+  /// B's connection to the remote never failed (its stats' last_error is
+  /// empty).
+  void check_never_failed() {
+    auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
+    CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));
+  }
+
   test::temp_dir dir_b;
   test::temp_dir dir_r;
   test::ferry_process relay;
@@ -703,9 +710,8 @@ TEST_CASE("a NIP-77 catch-up answers a challenge that comes with a refused "
   scene.require_caught_up_with(id_set(remote_events));
   INFO(sync_reports(b_admin, "node-a"));
   CHECK(stat_of(b_admin, "node-a", "received") == 80);
-  // The same connection went on: it never failed.
-  auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
-  CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));
+  // The same connection went on.
+  scene.check_never_failed();
   check_clean_shutdown(*scene.b);
 }
 
@@ -728,9 +734,8 @@ TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
                                      std::string{"advertised"},
                                      std::string{"closed"});
   CAPTURE(limit);
-  const bool advertised = limit == "advertised";
   std::vector<std::string> flags{"--max-subs", "3"};
-  if (advertised)
+  if (limit == "advertised")
     flags.push_back("--advertise-limits");
   if (limit == "closed") {
     flags.push_back("--max-subs-reason");
@@ -747,8 +752,7 @@ TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
   CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 0);
   CHECK(stat_of(b_admin, "node-a", "received") == 2000);
-  auto stats = admin(b_admin, "GET", "/api/v1/sync/servers/node-a/stats");
-  CHECK_THAT(stats.response.body, Catch::Matchers::Contains("\"last_error\":\"\""));
+  scene.check_never_failed();
   check_clean_shutdown(*scene.b);
 }
 
