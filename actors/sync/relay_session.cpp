@@ -91,22 +91,7 @@ std::string check_relay_info(relay_connection_state& st, uint32_t status,
   if (ec || !doc.is_object())
     return required ? "relay information is not a JSON object" : "";
   const auto& info = doc.as_object();
-  st.session.remote_max_subscriptions = 0;
-  if (auto* limitation = info.if_contains("limitation"))
-    if (limitation->is_object()) {
-      const auto& limits = limitation->as_object();
-      if (auto* max_limit = limits.if_contains("max_limit"))
-        if (max_limit->is_int64() && max_limit->as_int64() > 0) {
-          st.session.remote_max_limit
-            = static_cast<uint64_t>(max_limit->as_int64());
-          st.session.page_size = std::min(st.session.page_size,
-                                          st.session.remote_max_limit);
-        }
-      if (auto* max_subs = limits.if_contains("max_subscriptions"))
-        if (max_subs->is_int64() && max_subs->as_int64() > 0)
-          st.session.remote_max_subscriptions
-            = static_cast<uint64_t>(max_subs->as_int64());
-    }
+  relay_conn::take_remote_limits(st.session, &info);
   std::string identity;
   for (const char* key : {"self", "pubkey"})
     if (auto* value = info.if_contains(key); value && value->is_string()) {
@@ -125,6 +110,27 @@ std::string check_relay_info(relay_connection_state& st, uint32_t status,
 }
 
 } // namespace
+
+void take_remote_limits(relay_session& session,
+                        const boost::json::object* info) {
+  session.remote_max_limit = 0;
+  session.remote_max_subscriptions = 0;
+  session.page_size = relay_session::our_page_size;
+  const auto* limitation = info ? info->if_contains("limitation") : nullptr;
+  if (!limitation || !limitation->is_object())
+    return;
+  const auto& limits = limitation->as_object();
+  auto positive = [&](const char* key) -> uint64_t {
+    auto* value = limits.if_contains(key);
+    return value && value->is_int64() && value->as_int64() > 0
+             ? static_cast<uint64_t>(value->as_int64())
+             : 0;
+  };
+  session.remote_max_limit = positive("max_limit");
+  session.remote_max_subscriptions = positive("max_subscriptions");
+  if (session.remote_max_limit > 0)
+    session.page_size = std::min(session.page_size, session.remote_max_limit);
+}
 
 net::tls_options tls_options_of(const sync_server& def) {
   net::tls_options tls;
@@ -148,6 +154,7 @@ void begin(self_pointer self) {
     return;
   }
   auto gen = ++st.generation;
+  take_remote_limits(st.session, nullptr);
   report(self, atom::report_v, atom::connecting_v, st.def.id);
   if (st.def.relay_info == relay_info_mode::disabled)
     return connect(self);

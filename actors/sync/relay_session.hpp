@@ -15,15 +15,20 @@
 #include <string>
 #include <vector>
 
+namespace boost::json {
+class object;
+} // namespace boost::json
+
 namespace ferry {
 
 /// The session part of a RELAY CONNECTION's state.
 struct relay_session {
+  /// Our page size. Big pages matter: a catch-up is one round trip per page.
+  static constexpr uint64_t our_page_size = 5000;
   net::tls_options tls;
   std::shared_ptr<net::ws_client_connection> conn;
-  /// Page size: ours, or the remote's NIP-11 max_limit when smaller. Big
-  /// pages matter: a catch-up is one round trip per page.
-  uint64_t page_size = 5000;
+  /// Page size: ours, or the remote's NIP-11 max_limit when smaller.
+  uint64_t page_size = our_page_size;
   /// The remote's NIP-11 max_limit (0: it declares none).
   uint64_t remote_max_limit = 0;
   /// The remote's NIP-11 max_subscriptions (0: it declares none).
@@ -43,6 +48,14 @@ namespace relay_conn {
 
 /// The TLS settings of a sync server definition.
 net::tls_options tls_options_of(const sync_server& def);
+
+/// Takes the limits a remote declares in its NIP-11 `limitation` (`info`:
+/// the document, or nullptr when there is none). A session keeps only what
+/// its own document says: a remote that raised or dropped a limit since the
+/// last session, or whose document could not be read this time, leaves none
+/// of the earlier figures behind.
+void take_remote_limits(relay_session& session,
+                        const boost::json::object* info);
 
 /// One attempt: NIP-11 identity check (unless disabled), then connect.
 void begin(self_pointer self);
