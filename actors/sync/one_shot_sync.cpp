@@ -54,6 +54,14 @@ constexpr size_t max_ingest_in_flight = 8192;
 /// EVENTs sent and not yet answered with OK.
 constexpr size_t up_window = 256;
 
+/// How often the REQs by ids are looked at for ones the relay leaves
+/// unanswered (dropped beyond its subscription limit): as in a node, but
+/// often enough that a look finds them before the run's own timeout ends it.
+std::chrono::milliseconds quiet_look_interval(std::chrono::milliseconds timeout) {
+  return std::min<std::chrono::milliseconds>(std::chrono::seconds{5},
+                                             timeout / 3);
+}
+
 /// Refusals printed one by one; the rest are only counted.
 constexpr size_t refusals_shown = 5;
 
@@ -236,6 +244,9 @@ private:
   void pump_up();
   /// Events fetched and sent so far, on a terminal only.
   void report_progress();
+  /// Looks for REQs by ids the relay left quiet (id_fetcher::look_for_quiet)
+  /// once `next_look_` has come. @returns false when the run must end.
+  bool look_for_quiet_fetches();
 
   bool wants_down() const {
     return opts_.direction != "up";
@@ -262,6 +273,8 @@ private:
 
   // Down.
   id_fetcher fetcher_;
+  /// When the open REQs by ids are looked at next (none open: unset).
+  std::optional<clock_type::time_point> next_look_;
   size_t ingest_in_flight_ = 0;
   size_t next_verifier_ = 0;
   down_counts down_;
@@ -514,6 +527,39 @@ void sync_run::report_progress() {
                    fetcher_.wanted + sent_up);
 }
 
+bool sync_run::look_for_quiet_fetches() {
+  using outcome = id_fetcher::quiet_look::outcome;
+  const auto interval = quiet_look_interval(timeout_);
+  const auto now = clock_type::now();
+  if (fetcher_.open_requests() == 0) {
+    next_look_.reset();
+    return true;
+  }
+  if (!next_look_) {
+    next_look_ = now + interval;
+    return true;
+  }
+  if (now < *next_look_)
+    return true;
+  next_look_ = now + interval;
+  auto look = fetcher_.look_for_quiet();
+  switch (look.what) {
+    case outcome::answered:
+      return true;
+    case outcome::retrying:
+      say(std::to_string(look.close.size()) + " REQs by ids had no answer for "
+          + seconds_text(interval) + ": asked again, at most "
+          + std::to_string(fetcher_.max_requests()) + " open at once");
+      for (auto& frame : look.close)
+        send(std::move(frame));
+      return true;
+    case outcome::stop:
+      return fail("no answer to a REQ by ids, the only one open, for "
+                  + seconds_text(interval));
+  }
+  return true;
+}
+
 bool sync_run::transfer() {
   if (wants_down()) {
     auto need = need_;
@@ -550,6 +596,8 @@ bool sync_run::transfer() {
                   + " (" + std::to_string(fetcher_.open_requests())
                   + " REQs and " + std::to_string(up_in_flight_.size())
                   + " EVENTs unanswered)");
+    if (!look_for_quiet_fetches())
+      return false;
     if (ingest_in_flight_ == 0)
       ingest_deadline = clock_type::now() + ingest_patience;
     else if (clock_type::now() >= ingest_deadline)
@@ -558,7 +606,11 @@ bool sync_run::transfer() {
                   + std::to_string(ingest_in_flight_)
                   + " fetched events unanswered)");
     // Without a question to the relay open, only our own pipeline is due.
-    auto in = next(waiting_on_relay ? left : std::chrono::milliseconds{1000});
+    auto wait = waiting_on_relay ? left : std::chrono::milliseconds{1000};
+    if (next_look_)
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                              *next_look_ - clock_type::now()));
+    auto in = next(wait);
     switch (in.what) {
       case inbound::kind::silence:
       case inbound::kind::opened:

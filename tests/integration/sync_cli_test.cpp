@@ -370,41 +370,67 @@ TEST_CASE("ferry sync reconciles a stopped store with a ferry node at 0, 1, "
   CHECK(relay.kill(SIGTERM) == 0);
 }
 
+/// A local store holding the local and shared events of `splits`, and
+/// neg_relay.mjs (nostr-tools' negentropy) holding the relay's and shared
+/// ones, started with `flags`.
+struct local_and_neg_relay {
+  local_and_neg_relay(std::initializer_list<const split*> splits,
+                      std::vector<std::string> flags)
+    : local_cfg{test::node_config(dir)},
+      relay{relay_args(splits, std::move(flags)), {}, "node"} {
+    std::string local_jsonl;
+    for (const auto* s : splits) {
+      append_jsonl(local_jsonl, s->local_only);
+      append_jsonl(local_jsonl, s->shared);
+    }
+    import_into(dir, local_cfg, local_jsonl, "local.jsonl");
+    auto found = relay.wait_for_port();
+    INFO(relay.output());
+    REQUIRE(found);
+    port = *found;
+    url = "ws://127.0.0.1:" + std::to_string(port);
+  }
+
+  test::temp_dir dir;
+  std::string local_cfg;
+  test::ferry_process relay;
+  uint16_t port = 0;
+  std::string url;
+
+private:
+  std::vector<std::string> relay_args(std::initializer_list<const split*> splits,
+                                      std::vector<std::string> flags) {
+    std::string relay_jsonl;
+    for (const auto* s : splits) {
+      append_jsonl(relay_jsonl, s->relay_only);
+      append_jsonl(relay_jsonl, s->shared);
+    }
+    auto events_file = dir.file("relay.jsonl");
+    test::write_file(events_file, relay_jsonl);
+    std::vector<std::string> args{harness, "--events", events_file, "--port", "0"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return args;
+  }
+};
+
 TEST_CASE("ferry sync fetches from and sends to nostr-tools' negentropy",
           "[integration][sync_cli][interop]") {
   auto keys = nostr::generate_keypair();
   auto down = make_split(keys, 1, 900, 0.5);
   auto up = make_split(keys, 2, 900, 0.01);
-  test::temp_dir dir;
-  auto local_cfg = test::node_config(dir);
-  std::string relay_jsonl;
-  std::string local_jsonl;
-  for (const auto* s : {&down, &up}) {
-    append_jsonl(relay_jsonl, s->relay_only);
-    append_jsonl(relay_jsonl, s->shared);
-    append_jsonl(local_jsonl, s->local_only);
-    append_jsonl(local_jsonl, s->shared);
-  }
-  auto events_file = dir.file("relay.jsonl");
-  test::write_file(events_file, relay_jsonl);
-  import_into(dir, local_cfg, local_jsonl, "local.jsonl");
-  test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
-                             "--frame-size-limit", "4096"},
-                            {},
-                            "node"};
-  auto port = relay.wait_for_port();
-  INFO(relay.output());
-  REQUIRE(port);
-  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+  local_and_neg_relay scene{{&down, &up}, {"--frame-size-limit", "4096"}};
+  const auto& url = scene.url;
+  const auto& local_cfg = scene.local_cfg;
+  const auto port = scene.port;
 
   auto s = checked_summary(sync_kind(url, local_cfg, down.kind, "down"), down);
   CHECK(s.stored == down.relay_only.size());
   s = checked_summary(sync_kind(url, local_cfg, up.kind, "up"), up);
   CHECK(s.accepted == up.local_only.size());
 
-  check_sides(down, "down", relay_ids(*port, down.kind),
+  check_sides(down, "down", relay_ids(port, down.kind),
               local_ids(local_cfg, kind_filter(down.kind)));
-  check_sides(up, "up", relay_ids(*port, up.kind),
+  check_sides(up, "up", relay_ids(port, up.kind),
               local_ids(local_cfg, kind_filter(up.kind)));
 }
 
@@ -416,26 +442,10 @@ TEST_CASE("ferry sync fetches in smaller REQs what the relay refused in large "
           "[integration][sync_cli][interop]") {
   auto keys = nostr::generate_keypair();
   auto down = make_split(keys, 1, 300, 0.5);
-  test::temp_dir dir;
-  auto local_cfg = test::node_config(dir);
-  std::string relay_jsonl;
-  std::string local_jsonl;
-  append_jsonl(relay_jsonl, down.relay_only);
-  append_jsonl(relay_jsonl, down.shared);
-  append_jsonl(local_jsonl, down.local_only);
-  append_jsonl(local_jsonl, down.shared);
-  auto events_file = dir.file("relay.jsonl");
-  test::write_file(events_file, relay_jsonl);
-  import_into(dir, local_cfg, local_jsonl, "local.jsonl");
   const auto not_served = nostr::to_hex(down.relay_only.at(5).id);
-  test::ferry_process relay{{harness, "--events", events_file, "--port", "0",
-                             "--max-ids", "20", "--refuse-id", not_served},
-                            {},
-                            "node"};
-  auto port = relay.wait_for_port();
-  INFO(relay.output());
-  REQUIRE(port);
-  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+  local_and_neg_relay scene{{&down}, {"--max-ids", "20", "--refuse-id", not_served}};
+  const auto& url = scene.url;
+  const auto& local_cfg = scene.local_cfg;
 
   auto r = sync_kind(url, local_cfg, down.kind, "down");
   INFO(r.output);
@@ -450,6 +460,38 @@ TEST_CASE("ferry sync fetches in smaller REQs what the relay refused in large "
   auto want = ids({&down.relay_only, &down.shared, &down.local_only});
   want.erase(not_served);
   CHECK(local_ids(local_cfg, kind_filter(down.kind)) == want);
+}
+
+// A relay that holds three subscriptions per connection and drops a REQ
+// beyond them with only a NOTICE (as relays did before NIP-01 had CLOSED):
+// `ferry sync` opens four REQs by ids, so one of them is never answered.
+// Its ids are asked for again once the open REQs are found quiet, and the
+// run ends with every event, well before its own timeout would end it.
+TEST_CASE("ferry sync fetches every event from a relay that drops REQs beyond "
+          "its subscription limit",
+          "[integration][sync_cli][interop]") {
+  auto keys = nostr::generate_keypair();
+  // 1,700 events on the relay alone: four REQs of 500 ids.
+  auto down = make_split(keys, 1, 3400, 0.0);
+  local_and_neg_relay scene{{&down}, {"--max-subs", "3"}};
+  const auto& url = scene.url;
+  const auto& local_cfg = scene.local_cfg;
+
+  // Looks every 2 s: one finds the dropped REQ 2–4 s after the relay's last
+  // answer, before the 6 s without an answer that end a run.
+  auto r = sync_kind(url, local_cfg, down.kind, "down", {"--timeout", "6"});
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.output, Catch::Matchers::Contains(
+                         "1 REQs by ids had no answer for 2 s: asked again, "
+                         "at most 3 open at once"));
+  auto s = parse_summary(r.output);
+  CHECK(s.need == down.relay_only.size());
+  CHECK(s.fetched == down.relay_only.size());
+  CHECK(s.stored == down.relay_only.size());
+  CHECK(s.missing == 0);
+  CHECK(local_ids(local_cfg, kind_filter(down.kind))
+        == ids({&down.relay_only, &down.local_only}));
 }
 
 TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",
