@@ -79,11 +79,58 @@ void send(self_pointer self, std::vector<std::string> frames) {
 /// goes out beyond it, so a big collection cannot fill memory.
 constexpr size_t max_ingest_in_flight = 4096;
 
+/// Keeps one quiet look scheduled while REQs by ids are open.
+void watch_fetches(self_pointer self) {
+  auto& st = self->state;
+  if (st.look_scheduled || st.finished || !st.fetcher
+      || st.fetcher->open_requests() == 0)
+    return;
+  st.look_scheduled = true;
+  self->delayed_send(self, st.deps.quiet_interval, pull_atom::look::value);
+}
+
 /// Asks for more of what is missing while the ingest pipeline has room.
 void refill(self_pointer self) {
   auto& st = self->state;
   if (st.in_flight < max_ingest_in_flight && !st.finished && !st.fetch_after_auth)
     send(self, st.fetcher->fill());
+  watch_fetches(self);
+}
+
+std::string seconds_text(caf::timespan t) {
+  return std::to_string(
+           std::chrono::duration_cast<std::chrono::seconds>(t).count())
+         + " s";
+}
+
+/// REQs by ids the peer's relay left unanswered (dropped beyond its
+/// subscription limit) are asked for again with fewer open at once; one
+/// left quiet while alone ends the pull, which would otherwise wait for its
+/// deadline.
+void on_quiet_look(self_pointer self) {
+  using outcome = id_fetcher::quiet_look::outcome;
+  auto& st = self->state;
+  st.look_scheduled = false;
+  if (st.finished || !st.fetcher || st.fetcher->open_requests() == 0)
+    return;
+  auto look = st.fetcher->look_for_quiet();
+  switch (look.what) {
+    case outcome::answered:
+      break;
+    case outcome::retrying:
+      log::warn("{} {} REQs by ids had no answer from {} for {}: asked again, "
+                "at most {} open at once",
+                self->name(), look.close.size(), st.deps.endpoint,
+                seconds_text(st.deps.quiet_interval),
+                st.fetcher->max_requests());
+      send(self, std::move(look.close));
+      break;
+    case outcome::stop:
+      return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
+                                         + " left a fetch by ids unanswered for "
+                                         + seconds_text(st.deps.quiet_interval)));
+  }
+  refill(self);
 }
 
 void maybe_done(self_pointer self) {
@@ -441,13 +488,9 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
     },
     [self](pull_atom::expired) {
       finish(self, failure(504, "the pull did not finish within "
-                                  + std::to_string(
-                                    std::chrono::duration_cast<
-                                      std::chrono::seconds>(
-                                      self->state.deps.deadline)
-                                      .count())
-                                  + " s"));
+                                  + seconds_text(self->state.deps.deadline)));
     },
+    [self](pull_atom::look) { on_quiet_look(self); },
   };
 }
 

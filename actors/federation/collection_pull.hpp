@@ -29,6 +29,7 @@ using opened = caf::atom_constant<caf::atom("pullopened")>;
 using frame = caf::atom_constant<caf::atom("pullframe")>;
 using closed = caf::atom_constant<caf::atom("pullclosed")>;
 using expired = caf::atom_constant<caf::atom("pullexpire")>;
+using look = caf::atom_constant<caf::atom("pulllook")>;
 } // namespace pull_atom
 
 /// What one COLLECTION PULL needs.
@@ -49,6 +50,9 @@ struct collection_pull_deps {
   pull_request request;
   /// The whole pull, from the listing to the last event stored.
   caf::timespan deadline = std::chrono::seconds{60};
+  /// How often open REQs by ids are looked at for ones the peer's relay
+  /// leaves unanswered (id_fetcher::look_for_quiet), as a node's fetch does.
+  caf::timespan quiet_interval = std::chrono::seconds{5};
 };
 
 /// The report of a pull.
@@ -89,6 +93,8 @@ struct collection_pull_state {
   /// A fetch by ids was closed with `auth-required:` while our AUTH was on
   /// its way: no REQ goes out until the relay takes it.
   bool fetch_after_auth = false;
+  /// A quiet look is on its way (one at a time while REQs are open).
+  bool look_scheduled = false;
   static inline constexpr const char* name = "collection-pull";
 };
 
@@ -104,7 +110,9 @@ using collection_pull_actor = caf::typed_actor<
   caf::reacts_to<pull_atom::frame, std::string>,
   caf::reacts_to<pull_atom::closed, std::string>,
   // INTERNAL: the deadline passed.
-  caf::reacts_to<pull_atom::expired>>;
+  caf::reacts_to<pull_atom::expired>,
+  // INTERNAL: time to look for REQs by ids left unanswered.
+  caf::reacts_to<pull_atom::look>>;
 
 /// A COLLECTION PULL fetches one collection of one peer: asks the peer's
 /// admin API (signed by our node key, its answer proven by the pinned key)

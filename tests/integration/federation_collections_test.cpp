@@ -103,6 +103,33 @@ int64_t number(const json::value& v, const char* key) {
   return v.at(key).to_number<int64_t>();
 }
 
+/// What B's pull of A's "profiles" through neg_relay.mjs gave.
+struct pulled {
+  net::http_result res;
+  std::set<std::string> held; // B's events matching `held_filter` afterwards
+  std::string logs;
+};
+
+/// A's public_url names neg_relay.mjs (nostr-tools' NIP-77, started with
+/// `flags`) holding `offered`: B pulls "profiles" from A through it.
+pulled pull_via_neg_relay(const std::vector<nostr::event>& offered,
+                          std::vector<std::string> flags,
+                          const std::string& held_filter) {
+  test::temp_dir dir;
+  test::ferry_process relay{sync_test::neg_relay_args(dir, offered, std::move(flags)),
+                            {}, "node"};
+  auto port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(port);
+  linked_pair nodes{"public_url = \"" + sync_test::relay_url(*port) + "\"\n"};
+  pulled out;
+  out.res = nodes.pull(R"({"collection":"profiles"})");
+  out.held = ids_of(nodes.b.relay_port, held_filter);
+  out.logs = out.res.error + " " + out.res.response.body + "\n"
+             + both(nodes.a, nodes.b) + "\nneg_relay: " + relay.output();
+  return out;
+}
+
 } // namespace
 
 TEST_CASE("a peer lists and previews only the collections offered to it",
@@ -512,25 +539,8 @@ TEST_CASE("a pull ends with 429 or 502 when the peer's relay refuses a fetch "
   auto profile = make_versioned(x, 0, t);
   std::vector<nostr::event> offered{profile, make_versioned(x, 30023, t, "a"),
                                     make_versioned(x, 30023, t, "b")};
-  struct pulled {
-    net::http_result res;
-    std::set<std::string> held; // B's "profiles" afterwards
-    std::string logs;
-  };
   auto pull_through = [&](std::vector<std::string> flags) {
-    test::temp_dir dir;
-    test::ferry_process relay{sync_test::neg_relay_args(dir, offered, std::move(flags)),
-                              {}, "node"};
-    auto port = relay.wait_for_port();
-    INFO(relay.output());
-    REQUIRE(port);
-    linked_pair nodes{"public_url = \"" + sync_test::relay_url(*port) + "\"\n"};
-    pulled out;
-    out.res = nodes.pull(R"({"collection":"profiles"})");
-    out.held = ids_of(nodes.b.relay_port, profiles_filter);
-    out.logs = out.res.error + " " + out.res.response.body + "\n"
-               + both(nodes.a, nodes.b) + "\nneg_relay: " + relay.output();
-    return out;
+    return pull_via_neg_relay(offered, std::move(flags), profiles_filter);
   };
   auto message = [](const net::http_result& res) {
     return std::string{body_of(res).at("error").at("message").as_string()};
@@ -559,6 +569,28 @@ TEST_CASE("a pull ends with 429 or 502 when the peer's relay refuses a fetch "
     CHECK(number(body_of(res), "imported") == 3);
     CHECK(held == sync_test::id_set(offered));
   }
+}
+
+// A peer behind a relay that holds three subscriptions per connection and
+// drops a REQ beyond them with only a NOTICE: the pull's fourth REQ by ids
+// is never answered. The quiet looks ask for its ids again, and the pull
+// ends with every event instead of at its deadline (504).
+TEST_CASE("a pull fetches every event through a peer's relay that drops REQs "
+          "beyond its subscription limit",
+          "[integration][federation][collections][interop]") {
+  auto x = nostr::generate_keypair();
+  auto t = test::unix_now() - 5000;
+  // Four REQs of 500 ids.
+  std::vector<nostr::event> offered;
+  for (int i = 0; i < 1700; ++i)
+    offered.push_back(make_versioned(x, 30023, t + i, "article " + std::to_string(i)));
+  auto [res, held, logs] = pull_via_neg_relay(offered, {"--max-subs", "3"},
+                                              R"({"kinds":[30023],"limit":5000})");
+  INFO(logs);
+  REQUIRE(res.response.status == 200);
+  CHECK(number(body_of(res), "imported") == 1700);
+  CHECK(held == sync_test::id_set(offered));
+  CHECK(logs.find("1 REQs by ids had no answer from ") != std::string::npos);
 }
 
 TEST_CASE("the relay serves a peer's node key only the collections offered "
