@@ -66,11 +66,20 @@ caf::timespan yield_to_peer(const cluster_member_state& st) {
 /// Ends attempt `generation` and dials again after the backoff: the longest
 /// one when the peer failed its proof or refused us (an operator has to act
 /// first), otherwise a doubling one.
+/// Stops watching the gate of an attempt that ended.
+void forget_joining(self_pointer self) {
+  auto& st = self->state;
+  if (st.joining && st.joining != st.gate)
+    self->demonitor(st.joining.address());
+  st.joining = cluster_gate_actor{};
+}
+
 void fail(self_pointer self, uint64_t generation, const std::string& reason,
           bool refused = false) {
   auto& st = self->state;
   if (generation != st.generation || st.state == link::left)
     return;
+  forget_joining(self);
   st.state = link::waiting;
   // A dead peer fails the same way on every attempt: say it once.
   if (reason != st.last_error) {
@@ -115,13 +124,16 @@ void join(self_pointer self, uint64_t generation, cluster_gate_actor gate,
         auto& st = self->state;
         if (generation != st.generation)
           return;
+        // The gate stays monitored: from now on as the joined link's.
+        if (st.joining != gate)
+          self->monitor(gate);
+        st.joining = cluster_gate_actor{};
         st.gate = gate;
         st.peer = peer.name;
         st.state = link::joined;
         st.backoff = caf::timespan{0};
         st.last_error.clear();
         ++st.joins;
-        self->monitor(gate);
         log::info("{} {}: joined {} (incarnation {})", self->name(),
                   st.address, peer.name, peer.incarnation);
         report_first(self);
@@ -138,6 +150,12 @@ void join(self_pointer self, uint64_t generation, cluster_gate_actor gate,
 /// Checks the peer's proof and lets the MEMBERSHIP judge its identity
 /// before we prove ours.
 void hello(self_pointer self, uint64_t generation, cluster_gate_actor gate) {
+  auto& st = self->state;
+  if (st.joining != gate) {
+    forget_joining(self);
+    st.joining = gate;
+    self->monitor(gate);
+  }
   auto challenge = cluster::make_challenge();
   self
     ->request(gate, self->state.config.connect_timeout, atom::hello_v,
@@ -261,6 +279,9 @@ cluster_member(cluster_member_actor::stateful_pointer<cluster_member_state> self
     if (st.gate && dm.source == st.gate.address())
       link_lost(self, "the link to " + st.peer + " went down ("
                         + render(dm.reason) + ")");
+    else if (st.joining && dm.source == st.joining.address())
+      fail(self, st.generation, "the connection went down while joining ("
+                                  + render(dm.reason) + ")");
   });
   if (joined_us) {
     self->send(self, atom::join_v, std::move(joined_us));

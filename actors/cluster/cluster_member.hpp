@@ -42,6 +42,11 @@ struct cluster_member_state {
   /// The peer's gate while joined, and after the goodbye (the hand-over's
   /// questions go there).
   cluster_gate_actor gate;
+  /// The gate a hello and join are under way with, monitored: when its
+  /// connection goes down meanwhile (CAF tears down both connections of two
+  /// members that dialled each other at once), the attempt fails at once
+  /// instead of waiting out its request timeout.
+  cluster_gate_actor joining;
   /// The name the peer proved; before the first join, the name gossip gave
   /// it (empty for a seed).
   std::string peer;

@@ -54,6 +54,37 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
+/// Waits until every member's own link to every other one is joined, by
+/// their logs: the last word of each link is "joined", not "went down".
+/// Gossip may count a member live (its heartbeats come through another
+/// one) before the pair has its own connection; while a pair still dials,
+/// the two may dial each other at once and lose both connections.
+void require_full_mesh(const std::vector<member*>& members,
+                       std::chrono::milliseconds timeout) {
+  std::string problem;
+  auto ok = test::poll_until(
+    [&] {
+      for (auto* m : members) {
+        auto log = m->process->output();
+        for (auto* peer : members) {
+          if (peer == m)
+            continue;
+          auto joined = log.rfind("joined " + peer->name + " (incarnation");
+          auto down = log.rfind("the link to " + peer->name + " went down");
+          if (joined == std::string::npos
+              || (down != std::string::npos && down > joined)) {
+            problem = m->name + " has no link joined to " + peer->name;
+            return false;
+          }
+        }
+      }
+      return true;
+    },
+    timeout);
+  if (!ok)
+    FAIL("no full mesh of member links: " << problem);
+}
+
 /// Asks the members of each side, over and over on its own thread, whether
 /// every relay has an owner that member counts live, and measures the
 /// longest time a relay went without a connection on some side.
@@ -224,6 +255,7 @@ TEST_CASE("a partition of three nodes in network namespaces: both sides keep "
 
   // From here until the cut, no member link drops: two members dialling
   // each other tore their connections down every few seconds.
+  require_full_mesh({&a, &b, &c}, 30s);
   std::map<std::string, size_t> links_dropped;
   for (auto* m : {&a, &b, &c})
     links_dropped[m->name] = occurrences(m->process->output(), "went down");

@@ -9,6 +9,7 @@
 #include "tests/fixtures/quiet_log.hpp"
 
 #include <caf/after.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/network/test_multiplexer.hpp>
 
@@ -122,4 +123,42 @@ TEST_CASE_METHOD(member_fixture,
                  "[cluster][member]") {
   spawn("node-b", "node-c");
   CHECK(attempts() == 1);
+}
+
+// Two members that dial each other at once end up with neither connection
+// (CAF tears both down). The join under way over the lost one must fail
+// when its gate goes down, and dial again after the backoff, instead of
+// leaving the peer without a link until the hello's timeout; meanwhile the
+// membership counted the peer dead and moved its relays.
+TEST_CASE_METHOD(member_fixture,
+                 "a join whose connection goes down midway fails at once, "
+                 "not at its timeout",
+                 "[cluster][member]") {
+  spawn("node-b", "node-c");
+  REQUIRE(link() == "waiting"); // its own dial failed: no network here
+  // The peer dialled us and handed over its gate; our hello is lost with
+  // the connection it went over (no answer, no error: a request to a remote
+  // actor, unlike a local one, is not bounced when its receiver goes).
+  auto nowhere = sys.spawn([](caf::event_based_actor* sink) -> caf::behavior {
+    sink->set_default_handler(caf::skip);
+    return {[](int) {}};
+  });
+  auto silent = sys.spawn([nowhere](caf::event_based_actor* gate) -> caf::behavior {
+    return {[=](atom::hello, std::string& challenge) {
+      return gate->delegate(nowhere, atom::hello_v, std::move(challenge));
+    }};
+  });
+  self->send(member, atom::join_v, caf::actor_cast<cluster_gate_actor>(silent));
+  run();
+  REQUIRE(link() == "dialing");
+  self->send_exit(silent, caf::exit_reason::kill);
+  run();
+  CHECK(link() == "waiting");
+  CHECK_THAT(caf::get_or(status(), "last_error", std::string{}),
+             Catch::Matchers::Contains("the connection went down while joining"));
+  const auto before = attempts();
+  // It dials again after the backoff, not after a connect timeout.
+  advance(config.backoff_cap);
+  CHECK(attempts() > before);
+  self->send_exit(nowhere, caf::exit_reason::kill);
 }
