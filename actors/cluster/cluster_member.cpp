@@ -63,9 +63,6 @@ caf::timespan yield_to_peer(const cluster_member_state& st) {
   return st.config.connect_timeout;
 }
 
-/// Ends attempt `generation` and dials again after the backoff: the longest
-/// one when the peer failed its proof or refused us (an operator has to act
-/// first), otherwise a doubling one.
 /// Stops watching the gate of an attempt that ended.
 void forget_joining(self_pointer self) {
   auto& st = self->state;
@@ -74,10 +71,16 @@ void forget_joining(self_pointer self) {
   st.joining = cluster_gate_actor{};
 }
 
+/// Ends attempt `generation` and dials again after the backoff: the longest
+/// one when the peer failed its proof or refused us (an operator has to act
+/// first), otherwise a doubling one.
 void fail(self_pointer self, uint64_t generation, const std::string& reason,
           bool refused = false) {
   auto& st = self->state;
-  if (generation != st.generation || st.state == link::left)
+  // Waiting: this attempt failed already (its gate went down, and now its
+  // request times out too).
+  if (generation != st.generation || st.state == link::left
+      || st.state == link::waiting)
     return;
   forget_joining(self);
   st.state = link::waiting;
