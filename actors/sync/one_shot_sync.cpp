@@ -56,10 +56,11 @@ constexpr size_t up_window = 256;
 
 /// How often the REQs by ids are looked at for ones the relay leaves
 /// unanswered (dropped beyond its subscription limit): as in a node, but
-/// often enough that a look finds them before the run's own timeout ends it.
+/// often enough that a look finds them before the run's own timeout ends it,
+/// and never so often that a relay's usual answer time looks like silence.
 std::chrono::milliseconds quiet_look_interval(std::chrono::milliseconds timeout) {
-  return std::min<std::chrono::milliseconds>(std::chrono::seconds{5},
-                                             timeout / 3);
+  return std::clamp<std::chrono::milliseconds>(
+    timeout / 3, std::chrono::milliseconds{500}, std::chrono::seconds{5});
 }
 
 /// Refusals printed one by one; the rest are only counted.
