@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <set>
 #include <utility>
 #include <vector>
@@ -63,6 +64,15 @@ caf::timespan yield_to_peer(const cluster_member_state& st) {
   return st.config.connect_timeout;
 }
 
+/// `backoff` and up to half of it again, at random: two members whose
+/// attempts failed together (they dialled each other at once and CAF tore
+/// both connections down) do not dial each other at the same moment again.
+caf::timespan jittered(caf::timespan backoff) {
+  static thread_local std::minstd_rand random{std::random_device{}()};
+  std::uniform_int_distribution<caf::timespan::rep> extra{0, backoff.count() / 2};
+  return backoff + caf::timespan{extra(random)};
+}
+
 /// Stops watching the gate of an attempt that ended.
 void forget_joining(self_pointer self) {
   auto& st = self->state;
@@ -98,8 +108,8 @@ void fail(self_pointer self, uint64_t generation, const std::string& reason,
     st.backoff = st.config.backoff;
   else
     st.backoff = std::min(2 * st.backoff, st.config.backoff_cap);
-  self->delayed_send(self, st.backoff + yield_to_peer(st), atom::connect_v,
-                     generation);
+  self->delayed_send(self, jittered(st.backoff) + yield_to_peer(st),
+                     atom::connect_v, generation);
   report_first(self);
 }
 
@@ -189,6 +199,11 @@ void hello(self_pointer self, uint64_t generation, cluster_gate_actor gate) {
           .then(
             [self, generation, gate, peer,
              their_challenge](cluster::member_state) {
+              // A seed's name, now proven: should this attempt fail, the
+              // next one follows the dialling rule (the higher name waits).
+              auto& st = self->state;
+              if (generation == st.generation && st.peer.empty())
+                st.peer = peer.name;
               join(self, generation, gate, peer, their_challenge);
             },
             [self, generation](caf::error& err) {

@@ -162,3 +162,18 @@ TEST_CASE_METHOD(member_fixture,
   CHECK(attempts() > before);
   self->send_exit(nowhere, caf::exit_reason::kill);
 }
+
+// Backoff with jitter: a failed dial is retried no sooner than the backoff
+// and no later than half of it again, so two members that failed together
+// do not dial each other at the same moment again.
+TEST_CASE_METHOD(member_fixture,
+                 "a failed dial is retried after the backoff and at most half "
+                 "of it again",
+                 "[cluster][member]") {
+  spawn("node-b", "node-c");
+  REQUIRE(attempts() == 1); // failed: no network here
+  advance(config.backoff - 1ms);
+  CHECK(attempts() == 1);
+  advance(config.backoff / 2 + 1ms);
+  CHECK(attempts() == 2);
+}
