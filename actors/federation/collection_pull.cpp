@@ -9,6 +9,7 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
+#include "net/idle_watch.hpp"
 #include "store/refused_store.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -97,10 +98,9 @@ void refill(self_pointer self) {
   watch_fetches(self);
 }
 
-std::string seconds_text(caf::timespan t) {
-  return std::to_string(
-           std::chrono::duration_cast<std::chrono::seconds>(t).count())
-         + " s";
+std::string duration_text(caf::timespan t) {
+  return net::duration_text(
+    std::chrono::duration_cast<std::chrono::milliseconds>(t));
 }
 
 /// REQs by ids the peer's relay left unanswered (dropped beyond its
@@ -121,14 +121,14 @@ void on_quiet_look(self_pointer self) {
       log::warn("{} {} REQs by ids had no answer from {} for {}: asked again, "
                 "at most {} open at once",
                 self->name(), look.close.size(), st.deps.endpoint,
-                seconds_text(st.deps.quiet_interval),
+                duration_text(st.deps.quiet_interval),
                 st.fetcher->max_requests());
       send(self, std::move(look.close));
       break;
     case outcome::stop:
       return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
                                          + " left a fetch by ids unanswered for "
-                                         + seconds_text(st.deps.quiet_interval)));
+                                         + duration_text(st.deps.quiet_interval)));
   }
   refill(self);
 }
@@ -488,7 +488,7 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
     },
     [self](pull_atom::expired) {
       finish(self, failure(504, "the pull did not finish within "
-                                  + seconds_text(self->state.deps.deadline)));
+                                  + duration_text(self->state.deps.deadline)));
     },
     [self](pull_atom::look) { on_quiet_look(self); },
   };

@@ -5,6 +5,7 @@
 #include "actors/sync/relay_connection_context.hpp"
 #include "actors/sync/sync_metrics.hpp"
 #include "messages/clock.hpp"
+#include "net/idle_watch.hpp"
 #include "store/change_log.hpp"
 #include "store/refused_store.hpp"
 
@@ -28,10 +29,6 @@ constexpr auto fetch_look_interval = std::chrono::milliseconds{50};
 /// REQs open across a whole interval without any answer are quiet (so after
 /// one to two intervals of silence).
 constexpr auto fetch_quiet_interval = neg_answer_timeout / 2;
-
-std::string seconds_text(std::chrono::seconds s) {
-  return std::to_string(s.count()) + " s";
-}
 
 /// Fetch REQs open at once: ours, or fewer when the remote's NIP-11 says
 /// how many subscriptions it holds per connection (the live tail and the
@@ -412,7 +409,7 @@ void on_fetch_quiet_look(self_pointer self, uint64_t gen) {
     case outcome::retrying:
       log::warn("{} {} fetch REQs had no answer for {}: asked again, at most {} "
                 "open at once",
-                st.label, look.close.size(), seconds_text(fetch_quiet_interval),
+                st.label, look.close.size(), net::duration_text(fetch_quiet_interval),
                 st.neg.fetcher->max_requests());
       for (auto& frame : look.close)
         send_frame(self, std::move(frame));
@@ -422,7 +419,7 @@ void on_fetch_quiet_look(self_pointer self, uint64_t gen) {
       // connection, and its cursor stays where it is.
       return fail(self, error_class::protocol,
                   "no answer to a fetch by ids for "
-                    + seconds_text(fetch_quiet_interval));
+                    + net::duration_text(fetch_quiet_interval));
   }
   pump_fetches(self);
   // pump_fetches returns early while the ingest path is full.
