@@ -79,6 +79,9 @@ using relay_connection_actor = caf::typed_actor<
   // INTERNAL: look whether the fetches by id open were answered
   // (generation).
   caf::reacts_to<atom::timeout, uint64_t>,
+  // INTERNAL: look whether the pages and deletion histories open were
+  // answered (generation).
+  caf::reacts_to<atom::pending, uint64_t>,
   // INTERNAL: the local set of a negentropy window (generation, scan serial).
   caf::reacts_to<atom::neg, uint64_t, uint64_t, item_scan_result_ptr>,
   // INTERNAL: announce the authors whose deletions are followed (generation).

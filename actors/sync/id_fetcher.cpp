@@ -5,11 +5,6 @@
 
 namespace ferry {
 
-namespace {
-
-/// A relay refusing a REQ for the number of subscriptions open rather than
-/// for what it asks: its words vary ("blocked: too many open subscriptions",
-/// "error: too many concurrent REQs", "max subscriptions reached").
 bool refuses_for_subscriptions(std::string_view reason) {
   std::string text{reason};
   for (auto& c : text)
@@ -17,8 +12,6 @@ bool refuses_for_subscriptions(std::string_view reason) {
   return text.find("subscription") != std::string::npos
          || text.find("concurrent") != std::string::npos;
 }
-
-} // namespace
 
 id_fetcher::id_fetcher(options opts) : opts_(std::move(opts)) {
   opts_.batch_size = std::max<size_t>(opts_.batch_size, 1);

@@ -20,6 +20,12 @@
 
 namespace ferry {
 
+/// Whether a relay's CLOSED `reason` refuses a REQ for the number of
+/// subscriptions open rather than for what it asks: its words vary
+/// ("blocked: too many open subscriptions", "error: too many concurrent
+/// REQs", "max subscriptions reached").
+bool refuses_for_subscriptions(std::string_view reason);
+
 /// Fetches events by id from one relay: REQs of at most `batch_size` ids, at
 /// most `max_requests` of them open at once (what negentropy's "need" list
 /// turns into). Not an actor and no I/O: the owner sends the frames it

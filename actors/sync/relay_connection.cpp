@@ -77,7 +77,7 @@ void on_sync_now(self_pointer self) {
   if (!syncs_down(st.def) && !uses_negentropy(st) && up_phase)
     return resend_unanswered_up(self);
   if (up_phase) {
-    st.reqs.open.clear();
+    forget_reqs(self);
     drop_catchup_batches(self);
     end_fetches(self);
     return start_any_catchup(self,
@@ -141,6 +141,7 @@ status_map status_of(self_pointer self) {
   caf::put(result, "fetch_unanswered",
            static_cast<int64_t>(neg.fetch_unanswered
                                 + (neg.fetcher ? neg.fetcher->unanswered : 0)));
+  caf::put(result, "reqs_asked_again", static_cast<int64_t>(st.reqs.asked_again));
   caf::put(result, "fetched_elsewhere",
            static_cast<int64_t>(neg.fetched_elsewhere
                                 + (neg.fetcher ? neg.fetcher->fetched_elsewhere : 0)));
@@ -273,6 +274,7 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       on_neg_timeout(self, gen, serial);
     },
     [self](atom::timeout, uint64_t gen) { on_fetch_quiet_look(self, gen); },
+    [self](atom::pending, uint64_t gen) { on_req_quiet_look(self, gen); },
     [self](atom::neg, uint64_t gen, uint64_t serial,
            const item_scan_result_ptr& scan) {
       on_neg_items(self, gen, serial, scan);

@@ -171,6 +171,7 @@ void open_deletion_tail(self_pointer self, int64_t since) {
     return;
   dels.tail_stale_since = 0;
   dels.tail_opened = unix_now();
+  dels.tail_given_up = false;
   dels.flush_scheduled = false; // a timer of an ended session is ignored
   dels.cursor_target = 0;
   if (!dels.authors.empty())
@@ -211,8 +212,10 @@ void flush_deletion_authors(self_pointer self, uint64_t gen) {
   dels.flush_scheduled = false;
   if (!session_up(st))
     return;
-  // History of the new authors, a filter's worth per subscription.
-  auto room = histories_max - std::min(histories_max, open_histories(st));
+  // History of the new authors, a filter's worth per subscription, within
+  // what the remote holds (pages first: the cursor waits for them).
+  auto room = std::min(histories_max - std::min(histories_max, open_histories(st)),
+                       subscription_room(st));
   for (; room > 0 && !dels.unannounced.empty(); --room) {
     auto take = std::min(authors_per_filter, dels.unannounced.size());
     std::vector<nostr::bytes32> batch(dels.unannounced.begin(),
@@ -231,8 +234,11 @@ void flush_deletion_authors(self_pointer self, uint64_t gen) {
   // A tail still sending what it found is not replaced: the remote would
   // drop the rest (a driven connection is live from its start).
   auto tail_answered = !tail_open || tail->second.eose;
+  // A tail not open yet waits for room among the remote's subscriptions,
+  // as histories do; a replaced one takes no more room.
   if (dels.tail_stale_since > 0 && st.state == phase::live && tail_answered
-      && (!tail_open || now - dels.tail_opened >= tail_refresh_seconds)) {
+      && (tail_open ? now - dels.tail_opened >= tail_refresh_seconds
+                    : !dels.tail_given_up && subscription_room(st) > 0)) {
     auto since = dels.tail_stale_since - st.def.overlap_window_seconds;
     dels.tail_stale_since = 0;
     open_tail(self, since);
@@ -242,7 +248,43 @@ void flush_deletion_authors(self_pointer self, uint64_t gen) {
 }
 
 bool is_deletion_sub(const std::string& sub_id) {
-  return sub_id == deletion_tail_sub || sub_id.rfind(history_prefix, 0) == 0;
+  return sub_id == deletion_tail_sub || is_deletion_history(sub_id);
+}
+
+bool give_up_tail(self_pointer self) {
+  auto& st = self->state;
+  auto tail = st.reqs.open.find(deletion_tail_sub);
+  if (tail == st.reqs.open.end())
+    return false;
+  log::warn("{} remote holds too few subscriptions for the deletion tail "
+            "beside a page: the tail stays closed until the next catch-up",
+            st.label);
+  st.deletions.tail_given_up = true;
+  auto tracked = tail->second.tracked;
+  st.reqs.open.erase(tail);
+  if (tracked)
+    close_tracked_sub(self, deletion_tail_sub);
+  send_frame(self, std::string{"[\"CLOSE\",\""} + deletion_tail_sub + "\"]");
+  return true;
+}
+
+bool is_deletion_history(const std::string& sub_id) {
+  return sub_id.rfind(history_prefix, 0) == 0;
+}
+
+void history_again(self_pointer self, const std::string& sub_id) {
+  auto& st = self->state;
+  auto i = st.reqs.open.find(sub_id);
+  if (i == st.reqs.open.end())
+    return;
+  if (i->second.tracked)
+    close_tracked_sub(self, sub_id);
+  auto& unannounced = st.deletions.unannounced;
+  for (const auto& f : i->second.sent)
+    if (f.authors)
+      unannounced.insert(unannounced.begin(), f.authors->begin(), f.authors->end());
+  st.reqs.open.erase(i);
+  schedule_flush(self);
 }
 
 bool keeps_open(const std::string& sub_id) {

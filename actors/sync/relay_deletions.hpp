@@ -57,6 +57,9 @@ struct relay_deletions {
   /// Driven: when the oldest tail not yet settled opened (0: none); the
   /// cursor may move there (see settle_deletion_cursor).
   int64_t cursor_target = 0;
+  /// The tail made room for a page (see `give_up_tail`): not opened again
+  /// until the next catch-up.
+  bool tail_given_up = false;
 };
 
 namespace relay_conn {
@@ -85,6 +88,19 @@ void learn_author(self_pointer self, uint32_t kind,
 
 /// One of the deletion follower's subscriptions (tail or history).
 bool is_deletion_sub(const std::string& sub_id);
+
+/// One of the deletion follower's histories (they end with their EOSE).
+bool is_deletion_history(const std::string& sub_id);
+
+/// The remote refused or dropped history `sub_id`: its authors' history is
+/// asked for again at a later flush.
+void history_again(self_pointer self, const std::string& sub_id);
+
+/// A remote that holds too few subscriptions for the tail beside a page:
+/// the tail is closed until the next catch-up opens it again, so the paging
+/// goes on (deletions published meanwhile may be missed; the paging must
+/// not be). @returns false when no tail is open.
+bool give_up_tail(self_pointer self);
 
 /// A catch-up starts from `since` (0: everything): opens the tail.
 void open_deletion_tail(self_pointer self, int64_t since);

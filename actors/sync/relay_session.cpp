@@ -224,7 +224,7 @@ void fail(self_pointer self, error_class kind, const std::string& reason) {
     st.session.conn->close(reason);
     st.session.conn = nullptr;
   }
-  st.reqs.open.clear();
+  st.reqs.end_session();
   // Events still in the verifiers keep their numbers: their answers come,
   // and the cursor's fold (settle_ingest) waits for them.
   st.cursor.barriers.clear();

@@ -1,8 +1,10 @@
 #include "actors/sync/req_catchup.hpp"
 
 #include "actors/runtime/logging.hpp"
+#include "actors/sync/id_fetcher.hpp"
 #include "actors/sync/relay_connection_context.hpp"
 #include "messages/nostr/wire.hpp"
+#include "net/idle_watch.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -10,6 +12,151 @@
 namespace ferry::relay_conn {
 
 namespace {
+
+/// Pages of history are subscriptions of their own, named by a counter.
+constexpr std::string_view page_prefix = "ferry-page-";
+
+/// How often the pages and deletion histories open are looked at for
+/// answers: those open across a whole interval without any answer are
+/// quiet (so after one to two intervals of silence).
+constexpr auto quiet_interval = std::chrono::seconds{5};
+
+bool is_page(const std::string& sub_id) {
+  return sub_id.compare(0, page_prefix.size(), page_prefix) == 0;
+}
+
+/// Subscriptions that end with their EOSE and are asked for again when the
+/// remote refuses or drops them: pages and deletion histories.
+bool repeatable(const std::string& sub_id) {
+  return is_page(sub_id) || is_deletion_history(sub_id);
+}
+
+/// Our subscriptions the remote holds now: those kept open after their
+/// EOSE, and those not answered yet.
+size_t held(const relay_connection_state& st) {
+  return static_cast<size_t>(
+    std::count_if(st.reqs.open.begin(), st.reqs.open.end(), [](const auto& x) {
+      return keeps_open(x.first) || !x.second.eose;
+    }));
+}
+
+/// Our subscriptions the remote holds that will end by themselves (pages,
+/// deletion histories, GRASP's REQs), not counting `except`.
+size_t ending(const relay_connection_state& st, const std::string& except = {}) {
+  return static_cast<size_t>(
+    std::count_if(st.reqs.open.begin(), st.reqs.open.end(), [&](const auto& x) {
+      return !keeps_open(x.first) && !x.second.eose && x.first != except;
+    }));
+}
+
+/// The most subscriptions the remote holds for us, as far as we know: its
+/// NIP-11 max_subscriptions, or fewer once it refused or dropped ours
+/// beyond them (0: no limit known).
+uint64_t most_held(const relay_connection_state& st) {
+  auto declared = st.session.remote_max_subscriptions;
+  auto found = st.reqs.held_most;
+  if (declared == 0 || found == 0)
+    return std::max(declared, found);
+  return std::min(declared, found);
+}
+
+/// The remote refused or dropped `sub`: it holds no more subscriptions of
+/// ours than it held when `sub` came.
+void learn_most_held(req_subscriptions& reqs,
+                     const req_subscriptions::subscription& sub) {
+  auto most = std::max<uint64_t>(sub.held_before, 1);
+  reqs.held_most = reqs.held_most > 0 ? std::min(reqs.held_most, most) : most;
+}
+
+/// A remote found to hold no more than the subscriptions we keep open
+/// (the live and deletion tails) has no room for a page: the deletion tail
+/// gives up its place.
+void make_room_for_pages(self_pointer self) {
+  auto& st = self->state;
+  auto kept = std::count_if(st.reqs.open.begin(), st.reqs.open.end(),
+                            [](const auto& x) { return keeps_open(x.first); });
+  auto most = most_held(st);
+  if (most > 0 && most <= static_cast<uint64_t>(kept))
+    give_up_tail(self);
+}
+
+/// Whether one more page fits among the subscriptions the remote holds. One
+/// page always fits once nothing else of ours can end: the live and
+/// deletion tails stay, and the paging must go on.
+bool page_fits(const relay_connection_state& st) {
+  auto most = most_held(st);
+  return most == 0 || held(st) < most || ending(st) == 0;
+}
+
+/// The remote answered subscription `sub_id`.
+void answered(req_subscriptions& reqs, const std::string& sub_id,
+              req_subscriptions::subscription& sub) {
+  if (repeatable(sub_id))
+    ++reqs.answers;
+  sub.answered = true;
+  reqs.answered_seq = std::max(reqs.answered_seq, sub.seq);
+}
+
+/// Keeps one quiet look on its way while pages or histories are open.
+void watch_reqs(self_pointer self) {
+  auto& st = self->state;
+  if (st.reqs.look_gen == st.generation)
+    return;
+  st.reqs.look_gen = st.generation;
+  self->delayed_send(self, quiet_interval, atom::pending_v, st.generation);
+}
+
+/// Asks for a page of older history.
+void send_page(self_pointer self, req_subscriptions::waiting_page page) {
+  auto& st = self->state;
+  make_room_for_pages(self);
+  auto sub_id = std::string{page_prefix} + std::to_string(st.reqs.next_page++);
+  subscribe(self, sub_id, std::move(page.sent), page.filter);
+  if (auto i = st.reqs.open.find(sub_id); i != st.reqs.open.end()) {
+    i->second.resume = std::move(page.resume);
+    i->second.again = page.again;
+  }
+}
+
+/// Asks for a page of older history now, or queues it until the remote has
+/// room for it (behind the pages already waiting).
+void open_page(self_pointer self, std::vector<nostr::filter> sent,
+               size_t filter, std::optional<nostr::filter> resume) {
+  auto& st = self->state;
+  req_subscriptions::waiting_page page{std::move(sent), filter, std::move(resume)};
+  if (!st.reqs.waiting.empty() || !page_fits(st))
+    return st.reqs.waiting.push_back(std::move(page));
+  send_page(self, std::move(page));
+}
+
+/// Asks for the waiting pages that now fit.
+void open_waiting_pages(self_pointer self) {
+  auto& reqs = self->state.reqs;
+  while (!reqs.waiting.empty() && page_fits(self->state)) {
+    auto page = std::move(reqs.waiting.front());
+    reqs.waiting.pop_front();
+    send_page(self, std::move(page));
+  }
+}
+
+/// Takes page or history `i` back from the remote, which refused or dropped
+/// it: a page is first in line to be asked for again, a history's authors
+/// go back to the deletion follower's next flush.
+void ask_again(self_pointer self,
+               std::map<std::string, req_subscriptions::subscription>::iterator i) {
+  auto& st = self->state;
+  ++st.reqs.asked_again;
+  if (!is_page(i->first))
+    return history_again(self, i->first);
+  auto& sub = i->second;
+  // Its batch settles; the page asked for again is a batch of its own, and
+  // the catch-up does not end while one waits (all_reqs_answered).
+  if (sub.tracked)
+    close_tracked_sub(self, i->first);
+  st.reqs.waiting.push_front(
+    {std::move(sub.sent), *sub.filter, std::move(sub.resume), true});
+  st.reqs.open.erase(i);
+}
 
 /// A remote that declares no max_limit is asked for at most this many
 /// pages' worth of one second.
@@ -56,9 +203,7 @@ void page_if_capped(self_pointer self,
           auto second = sent;
           second.since = until;
           second.limit = raised;
-          auto sub_id = "ferry-page-" + std::to_string(st.reqs.next_page++);
-          subscribe(self, sub_id, {std::move(second)}, filter);
-          st.reqs.open[sub_id].resume = std::move(next);
+          open_page(self, {std::move(second)}, filter, std::move(next));
           continue;
         }
         log::warn("{} filter {} matches more than {} events at {}: the "
@@ -70,8 +215,7 @@ void page_if_capped(self_pointer self,
     if (next.since && until < *next.since)
       continue;
     next.until = until;
-    subscribe(self, "ferry-page-" + std::to_string(st.reqs.next_page++),
-              {std::move(next)}, filter);
+    open_page(self, {std::move(next)}, filter, std::nullopt);
   }
 }
 
@@ -105,7 +249,23 @@ void subscribe(self_pointer self, const std::string& sub_id,
   } else if (st.state == phase::catching_up) {
     sub.tracked = track_catchup_sub(self, sub_id);
   }
+  sub.seq = ++st.reqs.last_seq;
+  sub.held_before = held(st) - 1;
+  if (repeatable(sub_id)) {
+    sub.sent_at_look = st.reqs.looks;
+    watch_reqs(self);
+  }
   send_frame(self, std::move(req));
+}
+
+size_t subscription_room(const relay_connection_state& st) {
+  auto most = most_held(st);
+  if (!st.reqs.waiting.empty())
+    return 0;
+  if (most == 0)
+    return SIZE_MAX;
+  auto now = held(st);
+  return most > now ? static_cast<size_t>(most - now) : 0;
 }
 
 void start_req_catchup(self_pointer self, int64_t since) {
@@ -124,9 +284,21 @@ void start_req_catchup(self_pointer self, int64_t since) {
   open_deletion_tail(self, since);
 }
 
+void forget_reqs(self_pointer self) {
+  auto& st = self->state;
+  auto open = std::move(st.reqs.open);
+  st.reqs.open.clear();
+  st.reqs.waiting.clear();
+  // A subscription the remote still holds would take up its room for good.
+  for (const auto& [sub_id, sub] : open)
+    if (!sub.eose && !keeps_open(sub_id))
+      send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
+}
+
 bool all_reqs_answered(const relay_connection_state& st) {
-  return std::all_of(st.reqs.open.begin(), st.reqs.open.end(),
-                     [](const auto& entry) { return entry.second.eose; });
+  return st.reqs.waiting.empty()
+         && std::all_of(st.reqs.open.begin(), st.reqs.open.end(),
+                        [](const auto& entry) { return entry.second.eose; });
 }
 
 void on_req_event(self_pointer self, const std::string& sub_id,
@@ -136,6 +308,7 @@ void on_req_event(self_pointer self, const std::string& sub_id,
   if (i == st.reqs.open.end())
     return;
   auto& sub = i->second;
+  answered(st.reqs, sub_id, sub);
   if (!admit(self, sub.driven ? sub.check : st.def.filters, ev))
     return;
   if (!sub.eose)
@@ -153,15 +326,18 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
   if (i == st.reqs.open.end() || i->second.eose)
     return;
   i->second.eose = true;
+  answered(st.reqs, sub_id, i->second);
   if (i->second.driven)
     return add_barrier(self, sub_id, 0);
   if (i->second.tracked)
     close_tracked_sub(self, sub_id);
-  page_if_capped(self, i->second);
-  if (!keeps_open(sub_id)) {
+  // The remote lets go of a finished page before the next is asked for: a
+  // relay at its subscription limit refuses or drops a REQ beyond it. The
+  // finished page stays here, so maybe_finish_catchup sees its EOSE.
+  if (!keeps_open(sub_id))
     send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
-    // Keep the finished page, so maybe_finish_catchup sees its EOSE.
-  }
+  page_if_capped(self, i->second);
+  open_waiting_pages(self);
   maybe_finish_catchup(self);
   settle_deletion_cursor(self);
 }
@@ -181,6 +357,22 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
     st.reqs.open.erase(i);
     return tell_listener(self, atom::closed_v, st.def.url, sub_id, reason);
   }
+  // A page or history refused for the number of subscriptions open waits
+  // until one of ours ends, and from then on the remote is asked to hold no
+  // more than it held when that one came. A page refused while nothing
+  // else of ours can end takes the deletion tail's place. Otherwise asking
+  // again would be refused again.
+  if (repeatable(sub_id) && refuses_for_subscriptions(reason)
+      && (ending(st, sub_id) > 0
+          || (is_page(sub_id) && st.reqs.open.count(deletion_tail_sub) > 0))) {
+    ++st.reqs.answers;
+    learn_most_held(st.reqs, i->second);
+    ask_again(self, i);
+    log::warn("{} remote refused {} ({}): asked again with at most {} "
+              "subscriptions open",
+              st.label, sub_id, reason, st.reqs.held_most);
+    return open_waiting_pages(self);
+  }
   // A driven connection's own REQs are all the deletion follower's.
   if (is_deletion_sub(sub_id) || driven(st)) {
     // The sync goes on without them; the next session asks again.
@@ -199,6 +391,73 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
   auto kind = reason.rfind("auth-required:", 0) == 0 ? error_class::auth
                                                       : error_class::protocol;
   fail(self, kind, "subscription closed by relay: " + reason);
+}
+
+/// Pages and histories the remote leaves unanswered: a relay that drops a
+/// REQ beyond a subscription limit it does not publish, with a NOTICE (as
+/// relays did before NIP-01 had CLOSED) or without a word, would otherwise
+/// hold the catch-up until its batches time out. At each look, those open
+/// across a whole interval are dropped when the remote answered a REQ of
+/// ours sent after them but not them (once: a page asked for again may be
+/// a slow one), or when none of them was answered since the previous look.
+/// Those are closed and asked for again, with no more subscriptions open
+/// than the remote held when they came. A page left unanswered alone, while
+/// nothing else of ours can end, takes the deletion tail's place if it is
+/// open; without one it is waited for: it may be a slow remote's answer,
+/// and the catch-up's batch timeout bounds it.
+void on_req_quiet_look(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.generation)
+    return;
+  auto& reqs = st.reqs;
+  reqs.look_gen = 0;
+  std::vector<std::string> open;
+  for (const auto& [sub_id, sub] : reqs.open)
+    if (repeatable(sub_id) && !sub.eose)
+      open.push_back(sub_id);
+  if (open.empty())
+    return;
+  // While we do not read, the remote's answers wait in the socket.
+  if (st.ingest.reading_paused)
+    return watch_reqs(self);
+  const bool answered = reqs.answers != reqs.answers_at_look;
+  const auto previous_look = reqs.looks++;
+  reqs.answers_at_look = reqs.answers;
+  std::vector<std::string> passed_over;
+  bool recent = false;
+  for (const auto& id : open) {
+    const auto& sub = reqs.open[id];
+    if (sub.sent_at_look >= previous_look)
+      recent = true;
+    else if (!sub.answered && !sub.again && sub.seq < reqs.answered_seq)
+      passed_over.push_back(id);
+  }
+  auto dropped = passed_over;
+  if (dropped.empty() && !answered && !recent) {
+    if (open.size() == 1 && ending(st, open.front()) == 0
+        && (!is_page(open.front()) || reqs.open.count(deletion_tail_sub) == 0)) {
+      if (!std::exchange(reqs.open[open.front()].quiet_logged, true))
+        log::warn("{} {} has had no answer for {}: still waiting", st.label,
+                  open.front(), net::duration_text(quiet_interval));
+      return watch_reqs(self);
+    }
+    dropped = open;
+  }
+  if (dropped.empty())
+    return watch_reqs(self);
+  // Pages asked for again before the pages waiting already.
+  for (auto id = dropped.rbegin(); id != dropped.rend(); ++id) {
+    send_frame(self, "[\"CLOSE\",\"" + *id + "\"]");
+    auto i = reqs.open.find(*id);
+    learn_most_held(reqs, i->second);
+    ask_again(self, i);
+  }
+  log::warn("{} {} subscriptions had no answer for {}{}: asked again with "
+            "fewer open at once",
+            st.label, dropped.size(), net::duration_text(quiet_interval),
+            passed_over.empty() ? "" : " while later ones were answered");
+  open_waiting_pages(self);
+  watch_reqs(self);
 }
 
 void resubscribe_after_auth(self_pointer self) {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,10 +40,59 @@ struct req_subscriptions {
     std::vector<nostr::filter> check;
     /// A page of one crowded second: the page to go on with below it.
     std::optional<nostr::filter> resume;
+    /// Its place in the order our REQs were sent, and whether the remote
+    /// answered it (an EVENT or EOSE).
+    uint64_t seq = 0;
+    bool answered = false;
+    /// Our other subscriptions the remote held when this one was sent: a
+    /// remote that refuses or drops it holds no more than these.
+    uint64_t held_before = 0;
+    /// Pages and deletion histories: `looks` when it was sent, and whether
+    /// it was logged as quiet while alone.
+    uint64_t sent_at_look = 0;
+    bool quiet_logged = false;
+    /// A page asked for again: not taken for dropped a second time only
+    /// because later REQs were answered first (a slow answer, then).
+    bool again = false;
+  };
+
+  /// A page of history waiting for room among the remote's subscriptions.
+  struct waiting_page {
+    std::vector<nostr::filter> sent;
+    size_t filter = 0;
+    std::optional<nostr::filter> resume;
+    bool again = false;
   };
 
   std::map<std::string, subscription> open;
+  /// Pages waiting for room, the first asked for first.
+  std::deque<waiting_page> waiting;
   uint64_t next_page = 1;
+  /// The most subscriptions the remote was found to hold this session (0:
+  /// not found yet): it refused, or left unanswered, pages or histories
+  /// beyond them.
+  uint64_t held_most = 0;
+  /// Answers (EVENT, EOSE, CLOSED) on pages and deletion histories, and
+  /// their number at the last quiet look, of which there were `looks`.
+  uint64_t answers = 0;
+  uint64_t answers_at_look = 0;
+  uint64_t looks = 0;
+  /// The last `seq` given, and the highest the remote answered.
+  uint64_t last_seq = 0;
+  uint64_t answered_seq = 0;
+  /// The generation a quiet look is on its way for (0: none).
+  uint64_t look_gen = 0;
+  /// Pages and deletion histories asked for again after the remote refused
+  /// or dropped them (stats).
+  uint64_t asked_again = 0;
+
+  /// Forgets everything of a session that ended, but the counters.
+  void end_session() {
+    open.clear();
+    waiting.clear();
+    held_most = 0;
+    look_gen = 0;
+  }
 };
 
 namespace relay_conn {
@@ -61,6 +111,11 @@ void subscribe(self_pointer self, const std::string& sub_id,
 /// subscription.
 void start_req_catchup(self_pointer self, int64_t since);
 
+/// A catch-up starts over on the same session (sync-now): our REQs still
+/// open on the remote are closed, but the live and deletion tails, which
+/// the catch-up sends again under the same ids, replacing them.
+void forget_reqs(self_pointer self);
+
 /// Every open REQ had its EOSE.
 bool all_reqs_answered(const relay_connection_state& st);
 
@@ -73,6 +128,15 @@ void on_req_eose(self_pointer self, const std::string& sub_id);
 /// The remote's CLOSED for one of our REQs.
 void on_req_closed(self_pointer self, const std::string& sub_id,
                    const std::string& reason);
+
+/// How many more subscriptions the remote holds for us now, as far as we
+/// know (SIZE_MAX: no limit known); 0 while pages wait for room, which come
+/// first.
+size_t subscription_room(const relay_connection_state& st);
+
+/// Looks whether the pages and deletion histories open were answered since
+/// the last look (generation).
+void on_req_quiet_look(self_pointer self, uint64_t gen);
 
 /// AUTH succeeded: sends again the REQs refused with auth-required:.
 void resubscribe_after_auth(self_pointer self);

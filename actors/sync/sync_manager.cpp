@@ -156,7 +156,7 @@ void stats_row(self_pointer self, const entry& e,
       row["up_in_flight"] = integer_of(*status, "up_in_flight");
       for (auto key : {"neg_rounds", "neg_need", "neg_have", "fetched_elsewhere",
                        "fetch_missing", "fetch_refused", "fetch_unanswered",
-                       "last_catchup_ms"})
+                       "reqs_asked_again", "last_catchup_ms"})
         row[key] = integer_of(*status, key);
       if (auto neg = caf::get_if<std::string>(&*status, "negentropy"))
         row["negentropy"] = *neg;

@@ -634,17 +634,24 @@ TEST_CASE_METHOD(two_nodes,
 
 namespace {
 
-/// Node B catching up over NIP-77 (direction down, server "node-a") with
+/// Server "node-a" of B's: catching up over NIP-77.
+server_options over_negentropy() {
+  server_options o;
+  o.mode = "negentropy";
+  return o;
+}
+
+/// Node B catching up (direction down, server "node-a" with `o`) with
 /// neg_relay.mjs holding `events`, started with `flags` too.
 struct b_from_neg_relay {
   b_from_neg_relay(const std::vector<nostr::event>& events,
-                   std::vector<std::string> flags)
+                   std::vector<std::string> flags,
+                   const server_options& o = over_negentropy())
     : relay{neg_relay_args(dir_r, events, std::move(flags)), {}, "node"} {
     auto port = relay.wait_for_port();
     INFO(relay.output());
     REQUIRE(port);
-    server_options o;
-    o.mode = "negentropy";
+    relay_port = *port;
     b.emplace(b_config(dir_b, sync_server_toml(*port, o)));
     b_admin = b->admin_port();
   }
@@ -656,7 +663,7 @@ struct b_from_neg_relay {
       [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 10s);
     if (!complete)
       FAIL("B holds every event but its catch-up is not complete\n"
-           << sync_reports(b_admin, "node-a"));
+           << sync_reports(b_admin, "node-a") << logs(nullptr, &b->process) << relay.output());
   }
 
   /// B's connection to the remote never failed (its stats' last_error is
@@ -669,9 +676,27 @@ struct b_from_neg_relay {
   test::temp_dir dir_b;
   test::temp_dir dir_r;
   test::ferry_process relay;
+  uint16_t relay_port = 0;
   std::optional<node> b;
   uint16_t b_admin = 0;
 };
+
+/// neg_relay.mjs's flags for a remote that holds `most` subscriptions per
+/// connection and drops a REQ beyond them with a NOTICE ("unannounced"),
+/// names the limit in its NIP-11 document too ("advertised"), or refuses
+/// such a REQ with CLOSED ("closed").
+std::vector<std::string> subscription_limit_flags(const std::string& limit,
+                                                  int most) {
+  std::vector<std::string> flags{"--max-subs", std::to_string(most)};
+  if (limit == "advertised")
+    flags.push_back("--advertise-limits");
+  if (limit == "closed") {
+    flags.push_back("--max-subs-reason");
+    flags.push_back("blocked: too many open subscriptions (max "
+                    + std::to_string(most) + ")");
+  }
+  return flags;
+}
 
 } // namespace
 
@@ -734,13 +759,7 @@ TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
                                      std::string{"advertised"},
                                      std::string{"closed"});
   CAPTURE(limit);
-  std::vector<std::string> flags{"--max-subs", "3"};
-  if (limit == "advertised")
-    flags.push_back("--advertise-limits");
-  if (limit == "closed") {
-    flags.push_back("--max-subs-reason");
-    flags.push_back("blocked: too many open subscriptions (max 3)");
-  }
+  auto flags = subscription_limit_flags(limit, 3);
   b_from_neg_relay scene{remote_events, flags};
   const auto b_admin = scene.b_admin;
   scene.require_caught_up_with(id_set(remote_events));
@@ -752,6 +771,105 @@ TEST_CASE("a NIP-77 catch-up keeps its fetches within the remote's "
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
   CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 0);
   CHECK(stat_of(b_admin, "node-a", "received") == 2000);
+  scene.check_never_failed();
+  check_clean_shutdown(*scene.b);
+}
+
+// A remote that holds 2 subscriptions per connection, caught up with by REQ
+// paging. One filter: its pages take turns beside the live tail, each closed
+// before the next is asked for; before, the next page was asked for while
+// the last was still open, the remote refused or dropped it, and the
+// catch-up failed and started over into the same refusal, or waited 5
+// minutes for the dropped page's batch to time out. Three filters: told by
+// NIP-11, the catch-up asks for one page at a time; not told, it asks for
+// three, and those the remote refuses (CLOSED) or drops (NOTICE) are asked
+// for again once a page of ours has ended.
+TEST_CASE("a REQ catch-up pages within the remote's subscription limit, and "
+          "asks again for the pages it refused or dropped",
+          "[integration][sync]") {
+  const int filter_count = GENERATE(1, 3);
+  const std::string limit = GENERATE(std::string{"unannounced"},
+                                     std::string{"advertised"},
+                                     std::string{"closed"});
+  CAPTURE(filter_count, limit);
+  std::vector<nostr::event> remote_events;
+  std::string filters = "[";
+  for (int k = 0; k < filter_count; ++k) {
+    auto keys = nostr::generate_keypair();
+    // Two per second, several pages per filter.
+    auto more = make_events(keys, 1200 / filter_count, test::unix_now() - 9000,
+                            1, "f" + std::to_string(k), 2);
+    remote_events.insert(remote_events.end(), more.begin(), more.end());
+    filters += std::string{k > 0 ? ", " : ""} + "{ kinds = [1], authors = [\""
+               + nostr::to_hex(keys.pubkey) + "\"], limit = 150 }";
+  }
+  filters += "]";
+  server_options paged;
+  paged.filters = filters;
+  b_from_neg_relay scene{remote_events, subscription_limit_flags(limit, 2), paged};
+  const auto b_admin = scene.b_admin;
+  scene.require_caught_up_with(id_set(remote_events));
+  INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
+  if (filter_count == 1 || limit == "advertised")
+    CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") == 0);
+  else
+    CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") >= 2);
+  scene.check_never_failed();
+  check_clean_shutdown(*scene.b);
+}
+
+// The deletion follower's history of an author learned during a REQ
+// catch-up (asked for a second later) waits for room among the remote's
+// subscriptions too, here 2: the live tail and a page. Told by NIP-11, it is
+// asked for once the paging is over. Not told, it is refused (CLOSED) or
+// dropped (NOTICE, found out because later pages were answered), and asked
+// for again then. Before, a refused history was given up, so the deletion
+// never came, and a dropped one held the catch-up until its batch timed out.
+// The next catch-up opens the deletion tail too, and the remote has no room
+// for a page beside the two tails: the deletion tail gives up its place
+// until the catch-up after, and the paging goes on.
+TEST_CASE("a deletion history learned during a REQ catch-up waits for room "
+          "among the remote's subscriptions, and the deletion tail makes "
+          "room for the next catch-up's pages",
+          "[integration][sync]") {
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 300, test::unix_now() - 9000, 1, "h", 2);
+  auto deletion = deletion_of(keys, remote_events[150]);
+  auto want = id_set(remote_events);
+  want.erase(nostr::to_hex(remote_events[150].id));
+  remote_events.push_back(deletion);
+  const std::string limit = GENERATE(std::string{"unannounced"},
+                                     std::string{"advertised"},
+                                     std::string{"closed"});
+  CAPTURE(limit);
+  // Pages of 10 answered 50 ms late: the paging outlasts the follower's
+  // first flush.
+  auto flags = subscription_limit_flags(limit, 2);
+  flags.insert(flags.end(), {"--answer-delay-ms", "50"});
+  server_options paged;
+  paged.filters = "[{ kinds = [1], limit = 10 }]";
+  b_from_neg_relay scene{remote_events, flags, paged};
+  const auto b_admin = scene.b_admin;
+  scene.require_caught_up_with(want);
+  bool deleted = test::poll_until(
+    [&] { return count_of(scene.b->port, R"({"kinds":[5]})") == 1; }, 10s);
+  INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
+  CHECK(deleted);
+  if (limit == "advertised")
+    CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") == 0);
+  else
+    CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") >= 1);
+
+  // 40 newer events, two per second, and a catch-up of the overlap window.
+  auto newer = make_events(keys, 40, test::unix_now() - 100, 1, "n", 2);
+  publish(scene.relay_port, newer);
+  for (const auto& ev : newer)
+    want.insert(nostr::to_hex(ev.id));
+  auto res = admin(b_admin, "POST", "/api/v1/sync/servers/node-a/sync-now");
+  REQUIRE(res.response.status == 200);
+  scene.require_caught_up_with(want);
+  CHECK_THAT(scene.b->process.output(),
+             Catch::Matchers::Contains("the tail stays closed until the next catch-up"));
   scene.check_never_failed();
   check_clean_shutdown(*scene.b);
 }

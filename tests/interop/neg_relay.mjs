@@ -19,6 +19,7 @@
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
 //                      [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]
+//                      [--answer-delay-ms N]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -38,9 +39,12 @@
 // is answered with CLOSED and that text instead. The relay answers NIP-11
 // requests (Accept: application/nostr+json); with --advertise-limits its
 // document names that limit (`limitation.max_subscriptions`).
+// --answer-delay-ms: each REQ is answered that long after it arrived (it
+// counts towards --max-subs from its arrival), as a remote far away would.
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
-// maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits })`
+// maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits,
+// answerDelayMs })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -205,7 +209,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0 } = {}) {
   const http = createServer((req, res) => {
     if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
       res.writeHead(426, { 'Content-Type': 'text/plain' })
@@ -261,12 +265,16 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
               }
               return send(['CLOSED', subId, 'auth-required: authenticate to fetch by id'])
             }
-            for (const filter of filters) {
-              const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
-              for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
-            }
             subs.set(subId, filters)
-            return send(['EOSE', subId])
+            const answer = () => {
+              for (const filter of filters) {
+                const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
+                for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
+              }
+              send(['EOSE', subId])
+            }
+            if (answerDelayMs > 0) return setTimeout(answer, answerDelayMs)
+            return answer()
           }
           case 'CLOSE':
             subs.delete(subId)
@@ -341,11 +349,12 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0 }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
-      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]')
+      '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits] ' +
+      '[--answer-delay-ms N]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -367,6 +376,7 @@ function parseArgs(argv) {
     else if (flag === '--refuse-reason') opts.refuseReason = value
     else if (flag === '--max-subs') opts.maxSubs = Number(value)
     else if (flag === '--max-subs-reason') opts.maxSubsReason = value
+    else if (flag === '--answer-delay-ms') opts.answerDelayMs = Number(value)
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
@@ -375,6 +385,7 @@ function parseArgs(argv) {
   if (!['on', 'error', 'notice', 'silent'].includes(opts.negentropy)) usage('--negentropy must be on, error, notice or silent')
   if (!Number.isInteger(opts.maxIds) || opts.maxIds < 0) usage('--max-ids must be an integer >= 0')
   if (!Number.isInteger(opts.maxSubs) || opts.maxSubs < 0) usage('--max-subs must be an integer >= 0')
+  if (!Number.isInteger(opts.answerDelayMs) || opts.answerDelayMs < 0) usage('--answer-delay-ms must be an integer >= 0')
   if (opts.refuseId && !/^[0-9a-f]{64}$/.test(opts.refuseId)) usage('--refuse-id must be 64 lowercase hex digits')
   return opts
 }
