@@ -32,21 +32,25 @@ bool repeatable(const std::string& sub_id) {
 }
 
 /// Our subscriptions the remote holds now: those kept open after their
-/// EOSE, and those not answered yet.
+/// EOSE, those not answered yet, and a NIP-77 catch-up's fetches by id.
 size_t held(const relay_connection_state& st) {
-  return static_cast<size_t>(
-    std::count_if(st.reqs.open.begin(), st.reqs.open.end(), [](const auto& x) {
-      return keeps_open(x.first) || !x.second.eose;
-    }));
+  auto fetches = st.neg.fetcher ? st.neg.fetcher->open_requests() : 0;
+  return fetches
+         + static_cast<size_t>(std::count_if(
+           st.reqs.open.begin(), st.reqs.open.end(), [](const auto& x) {
+             return keeps_open(x.first) || !x.second.eose;
+           }));
 }
 
 /// Our subscriptions the remote holds that will end by themselves (pages,
-/// deletion histories, GRASP's REQs), not counting `except`.
+/// deletion histories, GRASP's REQs, fetches by id), not counting `except`.
 size_t ending(const relay_connection_state& st, const std::string& except = {}) {
-  return static_cast<size_t>(
-    std::count_if(st.reqs.open.begin(), st.reqs.open.end(), [&](const auto& x) {
-      return !keeps_open(x.first) && !x.second.eose && x.first != except;
-    }));
+  auto fetches = st.neg.fetcher ? st.neg.fetcher->open_requests() : 0;
+  return fetches
+         + static_cast<size_t>(std::count_if(
+           st.reqs.open.begin(), st.reqs.open.end(), [&](const auto& x) {
+             return !keeps_open(x.first) && !x.second.eose && x.first != except;
+           }));
 }
 
 /// The most subscriptions the remote holds for us, as far as we know: its
