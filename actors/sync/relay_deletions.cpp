@@ -257,7 +257,8 @@ bool give_up_tail(self_pointer self) {
   if (tail == st.reqs.open.end())
     return false;
   log::warn("{} remote holds too few subscriptions for the deletion tail "
-            "beside a page: the tail stays closed until the next catch-up",
+            "beside the catch-up's REQs: the tail stays closed until the next "
+            "catch-up",
             st.label);
   st.deletions.tail_given_up = true;
   auto tracked = tail->second.tracked;

@@ -57,8 +57,8 @@ struct relay_deletions {
   /// Driven: when the oldest tail not yet settled opened (0: none); the
   /// cursor may move there (see settle_deletion_cursor).
   int64_t cursor_target = 0;
-  /// The tail made room for a page (see `give_up_tail`): not opened again
-  /// until the next catch-up.
+  /// The tail made room for the catch-up (see `give_up_tail`): not opened
+  /// again until the next catch-up.
   bool tail_given_up = false;
 };
 
@@ -96,10 +96,11 @@ bool is_deletion_history(const std::string& sub_id);
 /// asked for again at a later flush.
 void history_again(self_pointer self, const std::string& sub_id);
 
-/// A remote that holds too few subscriptions for the tail beside a page:
-/// the tail is closed until the next catch-up opens it again, so the paging
-/// goes on (deletions published meanwhile may be missed; the paging must
-/// not be). @returns false when no tail is open.
+/// A remote that holds too few subscriptions for the tail beside a page or
+/// a fetch by ids: the tail is closed until the next catch-up opens it
+/// again, so the catch-up goes on (deletions published meanwhile may be
+/// missed; the catch-up's events must not be). @returns false when no tail
+/// is open.
 bool give_up_tail(self_pointer self);
 
 /// A catch-up starts from `since` (0: everything): opens the tail.

@@ -339,6 +339,10 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
                 st.label, reason);
       break;
     case outcome::stop:
+      // Refused for the subscriptions open while no other fetch was: the
+      // deletion tail makes room, if it is open.
+      if (refuses_for_subscriptions(reason) && give_up_tail(self))
+        break;
       // Answering the challenge that came with it (as for a REQ, see
       // on_req_closed) lets the fetch go on.
       if (reason.rfind("auth-required:", 0) == 0 && st.def.auth != auth_mode::never
@@ -371,6 +375,8 @@ void pump_fetches(self_pointer self) {
   if (!st.neg.fetcher || st.neg.fetch_awaiting_auth
       || st.ingest.in_flight >= in_flight_low)
     return;
+  if (st.neg.fetcher->queued() > 0)
+    make_room_beside_tails(self);
   for (auto& frame : st.neg.fetcher->fill())
     send_frame(self, std::move(frame));
   watch_fetches(self);
@@ -415,8 +421,11 @@ void on_fetch_quiet_look(self_pointer self, uint64_t gen) {
         send_frame(self, std::move(frame));
       break;
     case outcome::stop:
-      // Nothing is given up: the catch-up begins again on the next
-      // connection, and its cursor stays where it is.
+      // Unanswered while alone: the deletion tail makes room, if it is
+      // open. Otherwise nothing is given up: the catch-up begins again on
+      // the next connection, and its cursor stays where it is.
+      if (give_up_tail(self))
+        break;
       return fail(self, error_class::protocol,
                   "no answer to a fetch by ids for "
                     + net::duration_text(fetch_quiet_interval));

@@ -72,18 +72,6 @@ void learn_most_held(req_subscriptions& reqs,
   reqs.held_most = reqs.held_most > 0 ? std::min(reqs.held_most, most) : most;
 }
 
-/// A remote found to hold no more than the subscriptions we keep open
-/// (the live and deletion tails) has no room for a page: the deletion tail
-/// gives up its place.
-void make_room_for_pages(self_pointer self) {
-  auto& st = self->state;
-  auto kept = std::count_if(st.reqs.open.begin(), st.reqs.open.end(),
-                            [](const auto& x) { return keeps_open(x.first); });
-  auto most = most_held(st);
-  if (most > 0 && most <= static_cast<uint64_t>(kept))
-    give_up_tail(self);
-}
-
 /// Whether one more page fits among the subscriptions the remote holds. One
 /// page always fits once nothing else of ours can end: the live and
 /// deletion tails stay, and the paging must go on.
@@ -113,7 +101,7 @@ void watch_reqs(self_pointer self) {
 /// Asks for a page of older history.
 void send_page(self_pointer self, req_subscriptions::waiting_page page) {
   auto& st = self->state;
-  make_room_for_pages(self);
+  make_room_beside_tails(self);
   auto sub_id = std::string{page_prefix} + std::to_string(st.reqs.next_page++);
   subscribe(self, sub_id, std::move(page.sent), page.filter);
   if (auto i = st.reqs.open.find(sub_id); i != st.reqs.open.end()) {
@@ -286,6 +274,15 @@ void start_req_catchup(self_pointer self, int64_t since) {
   begin_catchup(self);
   subscribe(self, live_sub, std::move(filters), std::nullopt);
   open_deletion_tail(self, since);
+}
+
+void make_room_beside_tails(self_pointer self) {
+  auto& st = self->state;
+  auto kept = std::count_if(st.reqs.open.begin(), st.reqs.open.end(),
+                            [](const auto& x) { return keeps_open(x.first); });
+  auto most = most_held(st);
+  if (most > 0 && most <= static_cast<uint64_t>(kept))
+    give_up_tail(self);
 }
 
 void forget_reqs(self_pointer self) {

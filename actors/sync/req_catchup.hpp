@@ -111,6 +111,11 @@ void subscribe(self_pointer self, const std::string& sub_id,
 /// subscription.
 void start_req_catchup(self_pointer self, int64_t since);
 
+/// A remote found to hold no more subscriptions than we keep open (the
+/// live and deletion tails) has no room for a page or a fetch by ids: the
+/// deletion tail gives up its place (see give_up_tail).
+void make_room_beside_tails(self_pointer self);
+
 /// A catch-up starts over on the same session (sync-now): our REQs still
 /// open on the remote are closed, but the live and deletion tails, which
 /// the catch-up sends again under the same ids, replacing them.

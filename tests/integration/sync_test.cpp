@@ -874,6 +874,44 @@ TEST_CASE("a deletion history learned during a REQ catch-up waits for room "
   check_clean_shutdown(*scene.b);
 }
 
+// A remote that holds 2 subscriptions per connection, caught up with over
+// NIP-77 in two sessions. The second opens the deletion tail beside the
+// live tail (the first taught B its authors), which leaves no room for a
+// fetch by ids: told by NIP-11, or refused with CLOSED, the deletion tail gives up
+// its place until the next catch-up, and the fetch goes on. Before, the
+// refused fetch ended the connection, and every connection after it the
+// same way.
+TEST_CASE("a NIP-77 catch-up makes room for its fetches beside the live and "
+          "deletion tails",
+          "[integration][sync][negentropy][interop]") {
+  const std::string limit = GENERATE(std::string{"advertised"},
+                                     std::string{"closed"});
+  CAPTURE(limit);
+  auto keys = nostr::generate_keypair();
+  auto remote_events = make_events(keys, 200, test::unix_now() - 4000, 1, "r");
+  b_from_neg_relay scene{remote_events, subscription_limit_flags(limit, 2)};
+  const auto b_admin = scene.b_admin;
+  auto want = id_set(remote_events);
+  scene.require_caught_up_with(want);
+
+  // 40 events published while B is away: the next session fetches them.
+  REQUIRE(admin(b_admin, "POST", "/api/v1/sync/servers/node-a/stop").response.status
+          == 200);
+  auto newer = make_events(keys, 40, test::unix_now() - 100, 1, "n");
+  publish(scene.relay_port, newer);
+  for (const auto& ev : newer)
+    want.insert(nostr::to_hex(ev.id));
+  REQUIRE(admin(b_admin, "POST", "/api/v1/sync/servers/node-a/start").response.status
+          == 200);
+  scene.require_caught_up_with(want);
+  INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
+  CHECK_THAT(scene.b->process.output(),
+             Catch::Matchers::Contains("the tail stays closed until the next catch-up"));
+  CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  scene.check_never_failed();
+  check_clean_shutdown(*scene.b);
+}
+
 // A remote that rate-limits the fetch of one event: the catch-up does not
 // end, its cursor does not move, and the connection backs off to try again.
 TEST_CASE("a NIP-77 catch-up whose fetch is rate-limited does not end and "
