@@ -666,6 +666,12 @@ struct b_from_neg_relay {
            << sync_reports(b_admin, "node-a") << logs(nullptr, &b->process) << relay.output());
   }
 
+  /// Waits until B holds the one deletion (kind 5) the remote sends.
+  bool holds_one_deletion() {
+    return test::poll_until(
+      [&] { return count_of(b->port, R"({"kinds":[5]})") == 1; }, 10s);
+  }
+
   /// B's connection to the remote never failed (its stats' last_error is
   /// empty).
   void check_never_failed() {
@@ -853,8 +859,7 @@ TEST_CASE("a deletion history learned during a REQ catch-up waits for room "
   b_from_neg_relay scene{remote_events, flags, paged};
   const auto b_admin = scene.b_admin;
   scene.require_caught_up_with(want);
-  bool deleted = test::poll_until(
-    [&] { return count_of(scene.b->port, R"({"kinds":[5]})") == 1; }, 10s);
+  bool deleted = scene.holds_one_deletion();
   INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
   CHECK(deleted);
   if (limit == "advertised")
@@ -910,6 +915,45 @@ TEST_CASE("a NIP-77 catch-up makes room for its fetches beside the live and "
   CHECK_THAT(scene.b->process.output(),
              Catch::Matchers::Contains("the tail stays closed until the next catch-up"));
   CHECK(stat_of(b_admin, "node-a", "fetch_missing") == 0);
+  scene.check_never_failed();
+  check_clean_shutdown(*scene.b);
+}
+
+// A remote that holds 4 subscriptions per connection, says so in NIP-11 and
+// refuses a REQ beyond them with CLOSED, answering each REQ 700 ms late: a
+// NIP-77 catch-up of 4,200 events by 300 authors keeps two fetches by id open
+// beside the live tail for ~3.5 s. The deletion follower learns the authors
+// from the first fetched events and wants their histories a second later, in
+// the middle of the fetches: two subscriptions' worth of authors, and room
+// for one. The second history waits until the first ends, so nothing is
+// refused and nothing asked for again. Before, the room did not count the
+// open fetches: both histories were sent into the remote, and one refused.
+TEST_CASE("deletion histories learned during a NIP-77 catch-up wait for its "
+          "fetches by id to leave room among the remote's subscriptions",
+          "[integration][sync][negentropy][interop]") {
+  std::vector<nostr::keypair> authors;
+  for (int i = 0; i < 300; ++i)
+    authors.push_back(nostr::generate_keypair());
+  std::vector<nostr::event> remote_events;
+  const auto newest = test::unix_now() - 9000;
+  for (size_t i = 0; i < 4200; ++i)
+    remote_events.push_back(test::make_note(authors[i % authors.size()],
+                                            newest - static_cast<int64_t>(i / 2),
+                                            "f " + std::to_string(i), 1));
+  auto deletion = deletion_of(authors[7], remote_events[2107]);
+  auto want = id_set(remote_events);
+  want.erase(nostr::to_hex(remote_events[2107].id));
+  remote_events.push_back(deletion);
+  auto flags = subscription_limit_flags("closed", 4);
+  flags.insert(flags.end(), {"--advertise-limits", "--answer-delay-ms", "700"});
+  b_from_neg_relay scene{remote_events, flags};
+  const auto b_admin = scene.b_admin;
+  scene.require_caught_up_with(want);
+  bool deleted = scene.holds_one_deletion();
+  INFO(sync_reports(b_admin, "node-a") << "\n" << scene.relay.output());
+  CHECK(deleted);
+  CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") == 0);
+  CHECK(stat_of(b_admin, "node-a", "fetch_refused") == 0);
   scene.check_never_failed();
   check_clean_shutdown(*scene.b);
 }
