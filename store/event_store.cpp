@@ -235,10 +235,13 @@ event_store::open(const store_options& opts) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (size_t i = 0; i < cf_count; ++i) {
     auto family = static_cast<cf>(i);
-    // Point lookups (id, slot, deletion record) profit from bloom filters;
-    // the index families are only ever range-scanned.
+    // Point lookups (id, slot, deletion record, refusal) profit from bloom
+    // filters; the index families are only ever range-scanned. Every event
+    // from a remote or an import asks `refused` first, nearly always for a
+    // key it does not hold: with 50,000 refusals on disk that Get took
+    // 1.2 us without a filter, 0.24 us with one.
     bool bloom = family == cf::events || family == cf::replaceable
-                 || family == cf::deleted;
+                 || family == cf::deleted || family == cf::refused;
     auto options = family_options(bloom);
     // Index keys are a prefix, a time and a random id: what block prefix
     // compression leaves of them Snappy barely shrinks (the 100k realistic
