@@ -1,9 +1,9 @@
 #include "messages/nostr/negentropy.hpp"
+#include "tests/fixtures/test_seed.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <optional>
 #include <random>
@@ -14,12 +14,7 @@ using namespace ferry::nostr::negentropy;
 
 namespace {
 
-/// Seed from FERRY_TEST_SEED when set (to replay a failure), else random.
-uint64_t test_seed() {
-  if (const char* env = std::getenv("FERRY_TEST_SEED"))
-    return std::strtoull(env, nullptr, 10);
-  return std::random_device{}();
-}
+using ferry::test::test_seed;
 
 std::string bin(std::string_view hex) {
   std::string out;

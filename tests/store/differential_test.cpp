@@ -1,10 +1,10 @@
 // Index scan == linear filter (strfry's fuzz test idea): random events and
 // random filters, the planner's answer against a brute-force reference.
 
+#include "tests/fixtures/test_seed.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <random>
 
@@ -15,12 +15,7 @@ using nostr::bytes32;
 
 namespace {
 
-/// Seed from FERRY_TEST_SEED when set (to replay a failure), else random.
-uint64_t test_seed() {
-  if (const char* env = std::getenv("FERRY_TEST_SEED"))
-    return std::strtoull(env, nullptr, 10);
-  return std::random_device{}();
-}
+using ferry::test::test_seed;
 
 struct corpus {
   std::mt19937_64 rng;
