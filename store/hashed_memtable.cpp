@@ -107,6 +107,14 @@ private:
 };
 
 class hashed_rep;
+class point_iterator;
+
+/// The lookup a thread's Get is running (see hashed_rep::Get).
+struct running_lookup {
+  const hashed_rep* rep = nullptr;
+  point_iterator* iterator = nullptr;
+};
+thread_local running_lookup current_lookup;
 
 /// The versions of one user key, newest first: what a lookup's Seek finds.
 class point_iterator final : public MemTableRep::Iterator {
@@ -205,7 +213,30 @@ public:
     return make_iterator<full_iterator>(arena, std::move(sorted), compare_);
   }
 
+  /// RocksDB's default Get (7.8.3) looks a key up through
+  /// GetDynamicPrefixIterator() and never frees that iterator: one leaked
+  /// per lookup (found by ASan). The LookupKey it is given is not in
+  /// RocksDB's public headers, so this rep cannot read the key itself; it
+  /// runs the default Get with an iterator of its own, on the stack, which
+  /// GetDynamicPrefixIterator hands out while that Get runs.
+  void Get(const rocksdb::LookupKey& key, void* callback_args,
+           bool (*callback)(void* arg, const char* entry)) override {
+    point_iterator lookup{*this, compare_};
+    current_lookup = {this, &lookup};
+    struct reset {
+      ~reset() {
+        current_lookup = {};
+      }
+    } on_return;
+    MemTableRep::Get(key, callback_args, callback);
+  }
+
   Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override {
+    if (arena == nullptr && current_lookup.rep == this) {
+      auto* lookup = current_lookup.iterator;
+      current_lookup = {};
+      return lookup;
+    }
     return make_iterator<point_iterator>(arena, *this, compare_);
   }
 
