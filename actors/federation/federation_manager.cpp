@@ -606,6 +606,13 @@ void adopt_status(peer_record& r, const json::object& body) {
 /// refusal, it failed. Either way the next round tries again.
 void on_probe(self_pointer self, peer_record& r, const federation_answer& a,
               const json::object& body) {
+  // A registration in flight when this probe went out (one that took the
+  // peer longer than an interval) may have settled the handshake since:
+  // registered, or refused for a reason only an operator can change. Then
+  // this answer changes nothing, and registering again would repeat what
+  // the peer refused.
+  if (!retry_register(r.handshake))
+    return;
   auto enabled = body.if_contains("enabled");
   if (a.status == 200 && enabled && enabled->is_bool() && enabled->get_bool())
     return register_now(self, r);
