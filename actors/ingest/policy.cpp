@@ -127,7 +127,10 @@ std::string policy_fingerprint(const config::policy_config& cfg) {
 void follow_changed_plugin(caf::actor_system& sys,
                            live_value_ptr<config::policy_config> config,
                            store::event_store* store) {
-  sys.spawn<caf::detached>([config, store] {
+  // Arguments, not captures: CAF 0.17 binds a reference to a null argument
+  // tuple for an actor function that takes none, which UBSan aborts on.
+  sys.spawn<caf::detached>([](live_value_ptr<config::policy_config> config,
+                              store::event_store* store) {
     auto forgotten = store::follow_policy(*store,
                                           policy_fingerprint(*config->get()));
     if (!forgotten)
@@ -138,7 +141,7 @@ void follow_changed_plugin(caf::actor_system& sys,
       log::info("policy forgets {} refused event(s): its plugin's script "
                 "changed since they were refused",
                 *forgotten);
-  });
+  }, std::move(config), store);
 }
 
 policy_actor::behavior_type
