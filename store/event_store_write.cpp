@@ -202,16 +202,6 @@ private:
     return bytes;
   }
 
-  static uint64_t prefix_of(std::string_view key) {
-    unsigned char head[8] = {};
-    if (!key.empty())
-      std::memcpy(head, key.data(), std::min(key.size(), sizeof(head)));
-    uint64_t result = 0;
-    for (auto byte : head)
-      result = (result << 8) | byte;
-    return result;
-  }
-
   size_t begin_op(std::string_view key) {
     auto at = bytes_->size();
     bytes_->append(key);
@@ -220,7 +210,7 @@ private:
 
   void end_op(cf family, bool erase, size_t at, std::string_view key) {
     auto value_size = bytes_->size() - at - key.size();
-    ops_.push_back({family, erase, prefix_of(key), at,
+    ops_.push_back({family, erase, order_prefix(key), at,
                     static_cast<uint32_t>(key.size()),
                     static_cast<uint32_t>(value_size)});
   }

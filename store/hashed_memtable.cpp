@@ -1,11 +1,12 @@
 #include "store/hashed_memtable.hpp"
 
+#include "store/keys.hpp"
+
 #include <rocksdb/slice.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -31,18 +32,6 @@ std::string_view user_key_of(const rocksdb::Slice& internal_key) {
 uint32_t hash_of(std::string_view user_key) {
   auto h = std::hash<std::string_view>{}(user_key);
   return static_cast<uint32_t>(h ^ (h >> 32));
-}
-
-/// A user key's first 8 bytes as a big-endian number (zero-padded): it
-/// orders keys as RocksDB's bytewise comparator does, without reading them
-/// again, and decides nearly every comparison of random ids.
-uint64_t order_prefix(std::string_view user_key) {
-  unsigned char head[8] = {};
-  std::memcpy(head, user_key.data(), std::min(user_key.size(), sizeof(head)));
-  uint64_t result = 0;
-  for (auto byte : head)
-    result = (result << 8) | byte;
-  return result;
 }
 
 using sorted_entries = std::vector<const char*>;
