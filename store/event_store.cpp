@@ -3,12 +3,12 @@
 #include "store/change_log.hpp"
 #include "store/event_store_internal.hpp"
 #include "store/hashed_memtable.hpp"
+#include "store/index_memtable.hpp"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -262,8 +262,10 @@ event_store::open(const store_options& opts) {
     else
       options.compression_per_level = {rocksdb::kNoCompression,
                                        rocksdb::kSnappyCompression};
+    // An import's index families are not read while they fill: appended,
+    // sorted once at the flush (store/index_memtable.hpp).
     if (opts.bulk_import && is_index_family(family))
-      options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+      options.memtable_factory = std::make_shared<index_memtable_factory>();
     // `events` is only ever read by id while its memtable fills (REQs read
     // it by the ids an index gave them; duplicates, deletion targets): a
     // hashed memtable (store/hashed_memtable.hpp), not a skip list searched

@@ -50,8 +50,8 @@ struct store_options {
   bool beside_running_node = false;
   /// Tuned for `ferry import`, the store's only user while it runs: the
   /// index families, which nothing reads during an import, keep their
-  /// memtables as unsorted vectors (an append per key; the flush sorts them)
-  /// instead of skip lists, whose inserts were over half of the writer's
+  /// memtables as unsorted vectors (an append per key; the flush sorts them,
+  /// store/index_memtable.hpp) instead of skip lists, whose inserts were over half of the writer's
   /// time. Reading an index family is then slow until its memtable is
   /// flushed, so a serving node must never open a store this way.
   bool bulk_import = false;

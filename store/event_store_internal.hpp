@@ -37,7 +37,8 @@ inline std::string_view view_of(const rocksdb::Slice& s) {
 }
 
 /// The families only ever range-scanned, one key per event and index entry.
-/// A bulk import gives them vector memtables (event_store::open).
+/// A bulk import gives them memtables sorted only at their flush
+/// (store/index_memtable.hpp, event_store::open).
 inline bool is_index_family(cf family) {
   switch (family) {
     case cf::by_created:

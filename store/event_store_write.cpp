@@ -102,8 +102,8 @@ constexpr size_t kept_batch_bytes = 8u << 20;
 /// sorted keys share the upper part of their search path. A stable sort keeps
 /// the order of the operations on one key, so the outcome is the same.
 ///
-/// A bulk import's index families have vector memtables, which append in any
-/// order and sort once at their flush: their operations go into the batch at
+/// A bulk import's index families have memtables that append in any order
+/// and sort once at their flush (store/index_memtable.hpp): their operations go into the batch at
 /// once, in the order they were made. Sorting them (most of a commit's
 /// operations) and buffering each as an owned key gained nothing there.
 class sorted_writes {

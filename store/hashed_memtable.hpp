@@ -11,9 +11,9 @@ namespace ferry::store {
 /// Why: events arrive in random id order, and inserting each into RocksDB's
 /// skip list searched its levels through cold memory (a skip list of 100k
 /// random 32-byte keys: ~3 us per insert beyond copying the entry); a hash
-/// insert and one sort at the flush cost a fraction. The vector memtable an
-/// import's index families use would sort on every lookup, and events are
-/// looked up (duplicates, deletion targets, REQs by id).
+/// insert and one sort at the flush cost a fraction. The memtable an import's
+/// index families use (store/index_memtable.hpp) sorts on every lookup, and
+/// events are looked up (duplicates, deletion targets, REQs by id).
 ///
 /// Lookups take RocksDB's default path: the rep's dynamic-prefix iterator,
 /// whose Seek may, by that iterator's contract, yield only keys sharing the

@@ -422,8 +422,8 @@ TEST_CASE_METHOD(store_fixture, "one batch stores exactly what one write per eve
   CHECK(dump(*this) == dump(one_by_one));
 }
 
-// `ferry import` keeps the index families' memtables as vectors
-// (store_options::bulk_import) and hands their keys to the batch unsorted, in
+// `ferry import` keeps the index families in memtables sorted only at their
+// flush (store_options::bulk_import, store/index_memtable.hpp) and hands their keys to the batch unsorted, in
 // the order they were made: the same batches must leave the same keys and
 // values as a node's store, read from memory and once flushed.
 TEST_CASE_METHOD(store_fixture, "a bulk import store holds exactly what a node's "
@@ -439,8 +439,8 @@ TEST_CASE_METHOD(store_fixture, "a bulk import store holds exactly what a node's
     auto family = static_cast<cf>(i);
     CAPTURE(cf_names[i]);
     auto options = bulk.store->db()->GetOptions(bulk.store->handle(family));
-    bool vector = std::string{options.memtable_factory->Name()} == "VectorRepFactory";
-    CHECK(vector
+    bool sorted_at_flush = std::string{options.memtable_factory->Name()} == "FerryIndexMemtable";
+    CHECK(sorted_at_flush
           == (std::find(index_families.begin(), index_families.end(), family)
               != index_families.end()));
   }
