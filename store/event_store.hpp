@@ -48,12 +48,14 @@ struct store_options {
   /// it opened (the WAL included). Such a store must not be written to, and
   /// its schema must be this build's (a node upgrades it, not a reader).
   bool beside_running_node = false;
-  /// Tuned for `ferry import`, the store's only user while it runs: the
-  /// index families, which nothing reads during an import, keep their
-  /// memtables as unsorted vectors (an append per key; the flush sorts them,
-  /// store/index_memtable.hpp) instead of skip lists, whose inserts were over half of the writer's
-  /// time. Reading an index family is then slow until its memtable is
-  /// flushed, so a serving node must never open a store this way.
+  /// Tuned for `ferry import` and a `ferry sync` that fetches, each the
+  /// store's only user while it runs: the index families, which they do not
+  /// read once they write, keep their memtables as unsorted vectors (an
+  /// append per key; the flush sorts them, store/index_memtable.hpp) instead
+  /// of skip lists, whose inserts were over half of the writer's time.
+  /// Reading an index family is then slow until its memtable is flushed
+  /// (each read sorts a copy), so a serving node must never open a store
+  /// this way.
   bool bulk_import = false;
 };
 

@@ -370,6 +370,67 @@ TEST_CASE("ferry sync reconciles a stopped store with a ferry node at 0, 1, "
   CHECK(relay.kill(SIGTERM) == 0);
 }
 
+// `ferry sync` opens its store as an import does (store_options::bulk_import:
+// index memtables sorted only at their flush), and a sync can die anywhere.
+// Killed with SIGKILL once it has stored part of what it fetches, it must
+// leave a store that holds its own events and, after the next sync, exactly
+// the relay's: nothing stored is lost, nothing is stored twice, and the
+// second sync's NIP-77 set (read from the store the crash left) asks only for
+// what is missing.
+TEST_CASE("a ferry sync killed while it stores events leaves a store the next "
+          "sync completes, with every event of both sides and none twice",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  auto events = make_split(keys, 1500, 12000, 0.0);
+  test::temp_dir relay_dir;
+  test::temp_dir local_dir;
+  auto relay_cfg = test::node_config(relay_dir);
+  auto local_cfg = test::node_config(local_dir);
+  import_events(relay_dir, relay_cfg, {&events.relay_only});
+  import_events(local_dir, local_cfg, {&events.local_only});
+  test::ferry_process relay{{"node", "--config", relay_cfg}};
+  auto port = relay.wait_for_port();
+  REQUIRE(port);
+  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+  const auto filter = kind_filter(events.kind);
+  const auto local_only = ids({&events.local_only});
+
+  // Frozen now and then (SIGSTOP) to read its store beside it: killed at the
+  // first look that finds some of the relay's events stored, not all.
+  size_t stored_before_kill = 0;
+  {
+    test::ferry_process sync{{"sync", url, "--config", local_cfg, "--filter", filter,
+                              "--frame-size-limit", "4096"}};
+    for (int look = 0; look < 400; ++look) {
+      std::this_thread::sleep_for(20ms);
+      sync.signal(SIGSTOP);
+      auto held = local_ids(local_cfg, filter);
+      REQUIRE(std::includes(held.begin(), held.end(), local_only.begin(), local_only.end()));
+      stored_before_kill = held.size() - local_only.size();
+      if (stored_before_kill > 0 && stored_before_kill < events.relay_only.size())
+        break;
+      sync.signal(SIGCONT);
+    }
+    INFO(sync.output());
+    REQUIRE(stored_before_kill > 0);
+    REQUIRE(stored_before_kill < events.relay_only.size());
+    CHECK(sync.kill(SIGKILL) == 128 + SIGKILL);
+  }
+
+  auto after_crash = local_ids(local_cfg, filter);
+  CHECK(after_crash.size() >= local_only.size() + stored_before_kill);
+  auto r = sync_kind(url, local_cfg, events.kind, "down");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  auto s = parse_summary(r.output);
+  CHECK(s.need == events.relay_only.size() + local_only.size() - after_crash.size());
+  CHECK(s.stored == s.need);
+  CHECK(s.duplicate == 0);
+  CHECK(s.missing == 0);
+  CHECK(local_ids(local_cfg, filter) == ids({&events.relay_only, &events.local_only}));
+  CHECK(relay.kill(SIGTERM) == 0);
+}
+
 /// A local store holding the local and shared events of `splits`, and
 /// neg_relay.mjs (nostr-tools' negentropy) holding the relay's and shared
 /// ones, started with `flags`.
