@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <new>
+#include <shared_mutex>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -95,7 +95,9 @@ inline void sort_chunks_from(chunked_entry* first, chunked_entry* last, size_t d
 /// user-key bytes held beside them; only runs that tie read their next 8
 /// bytes, depth-first, so a run's entries are still in cache when read again.
 /// Index keys share long heads (an author's 32 bytes, a tag value) before
-/// the part that tells them apart.
+/// the part that tells them apart. The user keys' order must be RocksDB's
+/// bytewise one, as it is for every family of the store (none sets a
+/// comparator).
 inline void sort_by_comparator(sorted_entries& entries,
                                const MemTableRep::KeyComparator& compare) {
   std::vector<detail::chunked_entry> chunked(entries.size());
