@@ -53,6 +53,8 @@ using relay_connection_actor = caf::typed_actor<
   caf::reacts_to<atom::connected, uint64_t>,
   // INTERNAL: one message from the remote relay (generation).
   caf::reacts_to<atom::frame, uint64_t, std::string>,
+  // INTERNAL: hand the events gathered from a burst of frames to a verifier.
+  caf::reacts_to<atom::ingest>,
   // INTERNAL: the connection ended (generation, failure kind, reason).
   caf::reacts_to<atom::closed, uint64_t, uint8_t, std::string>,
   // INTERNAL: backoff elapsed; connect again (generation).

@@ -243,6 +243,11 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
       if (gen == self->state.generation)
         on_frame(self, frame);
     },
+    // Whatever the generation: gathered events are numbered and in flight.
+    [self](atom::ingest) {
+      self->state.ingest.hand_over_due = false;
+      hand_over_gathered(self);
+    },
     [self](atom::closed, uint64_t gen, uint8_t kind, const std::string& reason) {
       on_transport_closed(self, gen, kind, reason);
     },

@@ -17,6 +17,11 @@ namespace {
 /// high mark and resumes at the low one, so a fast remote cannot fill memory.
 constexpr uint64_t in_flight_high = 4096;
 
+/// Events handed to a verifier in one message at most: enough to share the
+/// per-message costs, few enough that both verifiers get work from a
+/// burst (~3 ms of signature checks).
+constexpr size_t ingest_batch_max = 64;
+
 /// An event we could not store ends the session: the catch-up may not
 /// complete past it (the cursor never passes an event not stored), and on a
 /// full disk the remote is not read at all until space returns (`begin`).
@@ -34,8 +39,9 @@ bool is_temporary_refusal(const ingest_result& result) {
          && ferry::is_temporary_refusal(result.message);
 }
 
-void on_ingested(self_pointer self, const ingest_result& result,
-                 int64_t created_at, uint64_t seq) {
+/// One event fewer in the ingest path: reading resumes at the low mark, and
+/// fetches by id may open.
+void release_in_flight(self_pointer self) {
   auto& st = self->state;
   auto& counts = st.ingest;
   if (--counts.in_flight == in_flight_low && counts.reading_paused
@@ -44,6 +50,13 @@ void on_ingested(self_pointer self, const ingest_result& result,
     st.session.conn->resume_reading();
   }
   pump_fetches(self);
+}
+
+void on_ingested(self_pointer self, const ingest_result& result,
+                 int64_t created_at, uint64_t seq) {
+  auto& st = self->state;
+  auto& counts = st.ingest;
+  release_in_flight(self);
   switch (result.status) {
     case ingest_status::stored:
     case ingest_status::ephemeral:
@@ -107,6 +120,27 @@ void refuse_by_server_policy(self_pointer self, const nostr::event& ev,
                                          unix_now(), verdict.message))
     log::warn("{} could not remember a refused event: {}", st.label,
               render(err));
+}
+
+/// The next verifier running, round robin; none while all restart.
+verifier_actor pick_verifier(self_pointer self) {
+  auto& st = self->state;
+  const auto& slots = st.deps.verifiers;
+  for (size_t tried = 0; tried < slots.size(); ++tried)
+    if (auto verifier = slots[st.ingest.next_verifier++ % slots.size()]->get())
+      return verifier;
+  return {};
+}
+
+/// A gathered event no verifier could take: rejected, and the cursor stays
+/// below it, so a later catch-up asks for it again.
+void settle_unsent(self_pointer self, const gathered_event& ev) {
+  ++self->state.ingest.rejected;
+  settle_fetched(self, ev.id);
+  release_in_flight(self);
+  note_unstored(self, ev.created_at);
+  settle_ingest(self, ev.seq, 0);
+  maybe_finish_catchup(self);
 }
 
 } // namespace
@@ -189,36 +223,68 @@ bool ingest(self_pointer self, nostr::event ev) {
       return false;
     }
   }
-  auto verifier
-    = st.deps.verifiers[counts.next_verifier++ % st.deps.verifiers.size()]->get();
-  if (!verifier) {
-    ++counts.rejected;
-    note_unstored(self, created_at);
-    return false;
-  }
-  auto seq = number_ingest(self);
+  counts.gathered_info.push_back(
+    {item->data.ev.id, pubkey, created_at, kind, number_ingest(self)});
+  counts.gathered.push_back(std::move(item));
   if (++counts.in_flight == in_flight_high && st.session.conn) {
     counts.reading_paused = true;
     st.session.conn->pause_reading();
   }
-  auto id = item->data.ev.id;
-  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
-    .then(
-      [self, created_at, seq, kind, pubkey, id](ingest_result& r) {
-        settle_fetched(self, id);
-        // Learned once stored (or held already), never from an event that
-        // failed its signature check; before the cursor can pass it.
-        if (r.status == ingest_status::stored
-            || r.status == ingest_status::duplicate)
-          learn_author(self, kind, pubkey);
-        on_ingested(self, r, created_at, seq);
-      },
-      [self, created_at, seq, id](caf::error& err) {
-        settle_fetched(self, id);
-        on_ingested(self, ingest_result{ingest_status::error, render(err)},
-                    created_at, seq);
-      });
+  if (counts.gathered.size() >= ingest_batch_max) {
+    hand_over_gathered(self);
+  } else if (!counts.hand_over_due) {
+    // Behind the frames already in the mailbox: they join this batch.
+    counts.hand_over_due = true;
+    self->send(self, atom::ingest_v);
+  }
   return true;
+}
+
+void hand_over_gathered(self_pointer self) {
+  auto& st = self->state;
+  auto& counts = st.ingest;
+  if (counts.gathered.empty())
+    return;
+  ingest_batch batch;
+  batch.swap(counts.gathered);
+  auto info = std::make_shared<std::vector<gathered_event>>();
+  info->swap(counts.gathered_info);
+  auto verifier = pick_verifier(self);
+  if (!verifier) {
+    for (const auto& ev : *info)
+      settle_unsent(self, ev);
+    return;
+  }
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(batch))
+    .then(
+      [self, info](ingest_results& results) {
+        for (size_t i = 0; i < info->size(); ++i) {
+          const auto& ev = (*info)[i];
+          settle_fetched(self, ev.id);
+          if (i >= results.size()) {
+            on_ingested(self,
+                        ingest_result{ingest_status::error,
+                                      "error: the verifier answered another "
+                                      "batch"},
+                        ev.created_at, ev.seq);
+            continue;
+          }
+          const auto& result = results[i];
+          // Learned once stored (or held already), never from an event that
+          // failed its signature check; before the cursor can pass it.
+          if (result.status == ingest_status::stored
+              || result.status == ingest_status::duplicate)
+            learn_author(self, ev.kind, ev.pubkey);
+          on_ingested(self, result, ev.created_at, ev.seq);
+        }
+      },
+      [self, info](caf::error& err) {
+        ingest_result failed{ingest_status::error, render(err)};
+        for (const auto& ev : *info) {
+          settle_fetched(self, ev.id);
+          on_ingested(self, failed, ev.created_at, ev.seq);
+        }
+      });
 }
 
 } // namespace ferry::relay_conn

@@ -7,6 +7,7 @@
 
 #include "actors/ingest/policy_rules.hpp"
 #include "actors/sync/relay_connection_self.hpp"
+#include "messages/ingest.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/filter.hpp"
 
@@ -17,10 +18,27 @@
 
 namespace ferry {
 
+/// What the answer to a gathered event needs from it.
+struct gathered_event {
+  nostr::bytes32 id{};
+  nostr::bytes32 pubkey{};
+  int64_t created_at = 0;
+  uint32_t kind = 0;
+  /// Its place in the cursor's order (relay_cursor).
+  uint64_t seq = 0;
+};
+
 /// The ingest part of a RELAY CONNECTION's state.
 struct relay_ingest {
-  /// Ingest requests not answered yet.
+  /// Events sent into the ingest path (or gathered for it), not answered yet.
   uint64_t in_flight = 0;
+  /// Numbered events not handed to a verifier yet, and what their answers
+  /// need: the events of one burst of frames go to a verifier as one batch
+  /// (hand_over_gathered).
+  ingest_batch gathered;
+  std::vector<gathered_event> gathered_info;
+  /// The `ingest` message that hands them over is in this actor's mailbox.
+  bool hand_over_due = false;
   /// Reading from the remote is paused until the ingest path catches up.
   bool reading_paused = false;
   size_t next_verifier = 0;
@@ -63,9 +81,18 @@ bool admit(self_pointer self, const std::vector<nostr::filter>& filters,
 
 /// Sends one event from the remote into the node's ingest path, numbered in
 /// the order received (the cursor follows that order, see relay_cursor).
-/// @returns false when it was settled here (refused by the server's own
-///          rules, or no verifier running): no ingest answer will come.
+/// It is gathered with the others of its burst of frames and handed over
+/// by the `ingest` message this sends the actor itself at a burst's first
+/// event, or at once when the batch is full.
+/// @returns false when it was refused here by the server's own rules: no
+///          ingest answer will come.
 bool ingest(self_pointer self, nostr::event ev);
+
+/// Hands the events gathered since the last hand-over to one verifier in
+/// one message. Per event, the messages, the verifier and writer threads'
+/// wake-ups and the writer's commits cost as much as an index insert; a
+/// batch shares them.
+void hand_over_gathered(self_pointer self);
 
 } // namespace relay_conn
 
