@@ -51,6 +51,10 @@ constexpr size_t max_rounds = 10000;
 /// goes out beyond it, so a fast relay cannot fill memory.
 constexpr size_t max_ingest_in_flight = 8192;
 
+/// Fetched events handed to a verifier in one message at most (as a relay
+/// connection does, actors/sync/relay_ingest.cpp).
+constexpr size_t ingest_batch_max = 64;
+
 /// EVENTs sent and not yet answered with OK.
 constexpr size_t up_window = 256;
 
@@ -84,7 +88,8 @@ struct inbound {
   /// The frame, or why the connection closed.
   std::string text;
   net::failure_kind failure = net::failure_kind::none;
-  ingest_result result;
+  /// A verifier's answers to one batch, in its order.
+  ingest_results results;
 };
 
 /// A relay message's verb and the fields this command reads.
@@ -242,6 +247,10 @@ private:
   }
   void on_transfer_frame(relay_message& msg, bool& failed);
   void pump_down();
+  /// Sends the fetched events gathered so far to a verifier as one batch.
+  void hand_over_gathered();
+  /// One fetched event answered by the ingest path.
+  void count_ingested(const ingest_result& result);
   void pump_up();
   /// Events fetched and sent so far, on a terminal only.
   void report_progress();
@@ -276,7 +285,12 @@ private:
   id_fetcher fetcher_;
   /// When the open REQs by ids are looked at next (none open: unset).
   std::optional<clock_type::time_point> next_look_;
+  /// Fetched events not answered yet, gathered ones included.
   size_t ingest_in_flight_ = 0;
+  /// Fetched events not handed to a verifier yet: the frames waiting in the
+  /// mailbox together go as one batch (fewer messages and thread wake-ups
+  /// per event, larger commits).
+  ingest_batch gathered_;
   size_t next_verifier_ = 0;
   down_counts down_;
 
@@ -300,9 +314,9 @@ inbound sync_run::receive_one(std::chrono::milliseconds wait) {
       in.failure = static_cast<net::failure_kind>(failure);
       in.text = std::move(reason);
     },
-    [&](ingest_result& r) {
+    [&](ingest_results& results) {
       in.what = inbound::kind::ingested;
-      in.result = std::move(r);
+      in.results = std::move(results);
     },
     caf::after(std::max(wait, std::chrono::milliseconds{1})) >> [] {});
   return in;
@@ -449,6 +463,37 @@ void sync_run::pump_down() {
     send(std::move(frame));
 }
 
+void sync_run::hand_over_gathered() {
+  if (gathered_.empty())
+    return;
+  ingest_batch batch;
+  batch.swap(gathered_);
+  self_->send(verifiers_[next_verifier_++ % verifiers_.size()], atom::ingest_v,
+              std::move(batch));
+}
+
+void sync_run::count_ingested(const ingest_result& result) {
+  --ingest_in_flight_;
+  switch (result.status) {
+    case ingest_status::stored:
+    case ingest_status::ephemeral:
+      ++down_.stored;
+      break;
+    case ingest_status::duplicate:
+      ++down_.duplicate;
+      break;
+    case ingest_status::invalid:
+    case ingest_status::refused:
+    case ingest_status::shadowed:
+      ++down_.rejected;
+      break;
+    case ingest_status::error:
+      if (++down_.errors == 1)
+        fail("storing a fetched event failed: " + result.message);
+      break;
+  }
+}
+
 void sync_run::pump_up() {
   while (up_in_flight_.size() < up_window && !up_queue_.empty()) {
     auto id = up_queue_.front();
@@ -478,8 +523,7 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
     item->data.ev = std::move(msg.ev);
     item->source = one_shot_source(opts_.url);
     item->source_info = opts_.url;
-    self_->send(verifiers_[next_verifier_++ % verifiers_.size()],
-                atom::ingest_v, std::move(item));
+    gathered_.push_back(std::move(item));
     ++ingest_in_flight_;
     return;
   }
@@ -577,6 +621,9 @@ bool sync_run::transfer() {
   constexpr auto ingest_patience = std::chrono::seconds{60};
   auto ingest_deadline = clock_type::now() + ingest_patience;
   for (;;) {
+    // A batch goes once full, or once no frame waits behind it.
+    if (gathered_.size() >= ingest_batch_max || self_->mailbox().empty())
+      hand_over_gathered();
     pump_down();
     pump_up();
     const bool waiting_on_relay = fetcher_.open_requests() > 0
@@ -611,34 +658,23 @@ bool sync_run::transfer() {
     if (next_look_)
       wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
                               *next_look_ - clock_type::now()));
+    // With events gathered, only a message already waiting is read; none
+    // (or only ones this loop does not read) hands them over.
+    if (!gathered_.empty())
+      wait = std::chrono::milliseconds{0};
     auto in = next(wait);
     switch (in.what) {
       case inbound::kind::silence:
+        hand_over_gathered();
+        break;
       case inbound::kind::opened:
         break;
       case inbound::kind::closed:
         return connection_lost(in, "while transferring events");
       case inbound::kind::ingested:
-        --ingest_in_flight_;
         ingest_deadline = clock_type::now() + ingest_patience;
-        switch (in.result.status) {
-          case ingest_status::stored:
-          case ingest_status::ephemeral:
-            ++down_.stored;
-            break;
-          case ingest_status::duplicate:
-            ++down_.duplicate;
-            break;
-          case ingest_status::invalid:
-          case ingest_status::refused:
-          case ingest_status::shadowed:
-            ++down_.rejected;
-            break;
-          case ingest_status::error:
-            if (++down_.errors == 1)
-              fail("storing a fetched event failed: " + in.result.message);
-            break;
-        }
+        for (const auto& result : in.results)
+          count_ingested(result);
         break;
       case inbound::kind::frame: {
         relay_deadline = clock_type::now() + timeout_;
