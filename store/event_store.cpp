@@ -4,6 +4,7 @@
 #include "store/event_store_internal.hpp"
 #include "store/hashed_memtable.hpp"
 #include "store/index_memtable.hpp"
+#include "store/live_index_memtable.hpp"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
@@ -263,9 +264,15 @@ event_store::open(const store_options& opts) {
       options.compression_per_level = {rocksdb::kNoCompression,
                                        rocksdb::kSnappyCompression};
     // An import's index families are not read while they fill: appended,
-    // sorted once at the flush (store/index_memtable.hpp).
-    if (opts.bulk_import && is_index_family(family))
-      options.memtable_factory = std::make_shared<index_memtable_factory>();
+    // sorted once at the flush (store/index_memtable.hpp). A node's are read
+    // by REQs, but far less often than written in a catch-up: appended, and
+    // sorted by whoever reads next (store/live_index_memtable.hpp).
+    if (is_index_family(family)) {
+      if (opts.bulk_import)
+        options.memtable_factory = std::make_shared<index_memtable_factory>();
+      else
+        options.memtable_factory = std::make_shared<live_index_memtable_factory>();
+    }
     // `events` is only ever read by id while its memtable fills (REQs read
     // it by the ids an index gave them; duplicates, deletion targets): a
     // hashed memtable (store/hashed_memtable.hpp), not a skip list searched

@@ -26,58 +26,14 @@
 
 namespace {
 
-using ferry::test::test_seed;
+using ferry::test::bytes_from;
 using ferry::test::check_reads_match;
+using ferry::test::index_shaped_key;
+using ferry::test::test_seed;
 using ferry::test::twin_families;
 
 std::shared_ptr<rocksdb::MemTableRepFactory> index_rep() {
   return std::make_shared<ferry::store::index_memtable_factory>();
-}
-
-std::string bytes_from(uint64_t seed, size_t n) {
-  std::mt19937_64 from{seed};
-  std::string out(n, '\0');
-  for (auto& c : out)
-    c = static_cast<char>(from());
-  return out;
-}
-
-/// `~created_at · id` as the index families end their keys, from a small
-/// space: the same second recurs, and so does the whole suffix.
-std::string suffix(std::mt19937_64& rng) {
-  std::string out(4, '\xff');
-  out += bytes_from(rng() % 6, 4);
-  out += bytes_from(rng() % 40, 32);
-  return out;
-}
-
-/// Keys from a small space, so that keys get several versions and deletions.
-std::string index_shaped_key(std::mt19937_64& rng) {
-  switch (rng() % 8) {
-  case 0: // by_created
-    return suffix(rng);
-  case 1: // by_author: 32 shared bytes
-    return bytes_from(1000 + rng() % 4, 32) + suffix(rng);
-  case 2: { // by_tag: letter, length, value; values sharing prefixes
-    static const std::vector<std::string> values{"nostr", "nostrdev", "n", "", std::string(3, '\0')};
-    const auto& value = values[rng() % values.size()];
-    std::string key{static_cast<char>('a' + rng() % 2)};
-    key += std::string{'\0', '\0', '\0', static_cast<char>(value.size())};
-    return key + value + suffix(rng);
-  }
-  case 3: { // heads that are prefixes of each other, and trailing zeros
-    static const std::vector<std::string> heads{"x", "xy", "xy\0", "xy\0\0", "x\xff"};
-    return heads[rng() % heads.size()] + (rng() % 2 ? suffix(rng) : std::string{});
-  }
-  case 4: // shorter than a chunk, or empty
-    return std::string(rng() % 8, static_cast<char>('a' + rng() % 2));
-  case 5: // a head longer than the chunk sort follows (256 bytes)
-    return std::string(300, 'h') + std::string(rng() % 3, '\0') + suffix(rng);
-  case 6: // exactly a chunk or two long
-    return bytes_from(2000 + rng() % 3, 8 * (1 + rng() % 2));
-  default: // random ids
-    return bytes_from(rng() % 300, 32);
-  }
 }
 
 } // namespace
