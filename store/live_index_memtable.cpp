@@ -18,11 +18,6 @@ using memtable_parts::sorted_entries;
 using rocksdb::MemTableRep;
 using entries_ptr = std::shared_ptr<const sorted_entries>;
 
-/// `recent` is merged into `base` once it holds more than this.
-size_t recent_limit(size_t base_size) {
-  return std::max<size_t>(16 * 1024, base_size / 16);
-}
-
 /// How far ahead a linear merge asks for the entries it will compare: each
 /// is a cache miss (the arena holds them in insertion order).
 constexpr size_t merge_prefetch = 8;
@@ -171,8 +166,9 @@ private:
 
 class live_index_rep final : public MemTableRep {
 public:
-  live_index_rep(const KeyComparator& compare, rocksdb::Allocator* allocator)
-    : MemTableRep(allocator), compare_(compare) {
+  live_index_rep(const KeyComparator& compare, rocksdb::Allocator* allocator,
+                 size_t recent_min)
+    : MemTableRep(allocator), compare_(compare), recent_min_(recent_min) {
   }
 
   void Insert(rocksdb::KeyHandle handle) override {
@@ -233,7 +229,7 @@ private:
     memtable_parts::sort_by_comparator(fresh, compare_);
     auto recent = view_.recent->empty() ? std::move(fresh)
                                         : merge_sorted(*view_.recent, fresh, compare_);
-    if (recent.size() <= recent_limit(view_.base->size())) {
+    if (recent.size() <= std::max(recent_min_, view_.base->size() / 16)) {
       view_.recent = std::make_shared<const sorted_entries>(std::move(recent));
     } else {
       view_.base = std::make_shared<const sorted_entries>(
@@ -257,6 +253,7 @@ private:
   }
 
   const KeyComparator& compare_;
+  const size_t recent_min_;
   /// Inserts take it exclusively, readers shared.
   mutable std::shared_mutex mutex_;
   /// Every entry, in insertion order.
@@ -279,7 +276,7 @@ live_index_memtable_factory::CreateMemTableRep(const rocksdb::MemTableRep::KeyCo
                                                rocksdb::Allocator* allocator,
                                                const rocksdb::SliceTransform*,
                                                rocksdb::Logger*) {
-  return new live_index_rep(compare, allocator);
+  return new live_index_rep(compare, allocator, recent_min_);
 }
 
 } // namespace ferry::store

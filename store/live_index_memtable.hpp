@@ -2,6 +2,8 @@
 
 #include <rocksdb/memtablerep.h>
 
+#include <cstddef>
+
 namespace ferry::store {
 
 /// A RocksDB memtable for the index families of a running node, which REQs
@@ -35,6 +37,13 @@ class live_index_memtable_factory : public rocksdb::MemTableRepFactory {
 public:
   using rocksdb::MemTableRepFactory::CreateMemTableRep;
 
+  /// `recent_min`: `recent` is merged into `base` once it holds more than
+  /// this and a sixteenth of `base`. Tests set it small, so that small
+  /// memtables have both arrays.
+  explicit live_index_memtable_factory(size_t recent_min = 16 * 1024)
+    : recent_min_(recent_min) {
+  }
+
   rocksdb::MemTableRep* CreateMemTableRep(const rocksdb::MemTableRep::KeyComparator& compare,
                                           rocksdb::Allocator* allocator,
                                           const rocksdb::SliceTransform* prefix,
@@ -43,6 +52,9 @@ public:
   const char* Name() const override {
     return "FerryLiveIndexMemtable";
   }
+
+private:
+  size_t recent_min_;
 };
 
 } // namespace ferry::store

@@ -33,8 +33,10 @@ using ferry::test::rest_of;
 using ferry::test::test_seed;
 using ferry::test::twin_families;
 
-std::shared_ptr<rocksdb::MemTableRepFactory> live_rep() {
-  return std::make_shared<ferry::store::live_index_memtable_factory>();
+/// `recent_min` small: a small memtable's view has both arrays, and merges
+/// `recent` into `base` often.
+std::shared_ptr<rocksdb::MemTableRepFactory> live_rep(size_t recent_min = 16 * 1024) {
+  return std::make_shared<ferry::store::live_index_memtable_factory>(recent_min);
 }
 
 /// An index key as a node writes them: few heads (authors), many seconds,
@@ -54,7 +56,9 @@ TEST_CASE("a node's index memtable reads as RocksDB's skip list does while it "
   auto seed = test_seed();
   INFO("FERRY_TEST_SEED=" << seed);
   std::mt19937_64 rng{seed};
-  twin_families db{live_rep()};
+  auto recent_min = GENERATE(size_t{16 * 1024}, size_t{8});
+  INFO("recent_min " << recent_min);
+  twin_families db{live_rep(recent_min)};
   SECTION("read after every batch") {
     check_reads_match(db, rng, 40, 40, index_shaped_key, 1);
   }
