@@ -30,6 +30,7 @@
 #include <fstream>
 #include <mutex>
 #include <regex>
+#include <optional>
 #include <thread>
 
 namespace ferry::bench {
@@ -60,6 +61,19 @@ std::string node_config(const fs::path& data, const std::string& extra,
          + "\n\n[log]\nlevel = \"info\"\n\n" + extra;
 }
 
+/// The next frame before `deadline`; nothing once it passed or the
+/// connection closed.
+std::optional<std::string> next_frame(net::simple_ws_client& client,
+                                      clock_type::time_point deadline) {
+  while (clock_type::now() < deadline) {
+    if (auto frame = client.receive(std::chrono::milliseconds{500}))
+      return frame;
+    if (!client.is_open())
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 /// COUNT of everything on a fresh connection; -1 when the node cannot answer.
 int64_t count_all(uint16_t port) {
   net::simple_ws_client client;
@@ -68,16 +82,28 @@ int64_t count_all(uint16_t port) {
   if (!client.send(R"(["COUNT","c",{}])").empty())
     return -1;
   auto deadline = clock_type::now() + std::chrono::seconds{10};
-  while (clock_type::now() < deadline) {
-    auto frame = client.receive(std::chrono::milliseconds{500});
-    if (!frame) {
-      if (!client.is_open())
-        return -1;
-      continue;
-    }
+  while (auto frame = next_frame(client, deadline)) {
     auto pos = frame->find("\"count\":");
     if (frame->rfind("[\"COUNT\"", 0) == 0 && pos != std::string::npos)
       return std::strtoll(frame->c_str() + pos + 8, nullptr, 10);
+  }
+  return -1;
+}
+
+/// Milliseconds from sending `req` to its first EVENT, then read to its
+/// EOSE; -1 when it fails. Nothing else is sent: this client does not set
+/// TCP_NODELAY, so a CLOSE just before the next REQ would hold that REQ back
+/// for the node's delayed ACK (~40 ms).
+double first_event_ms(net::simple_ws_client& client, const std::string& req) {
+  auto sent = clock_type::now();
+  if (!client.send(req).empty())
+    return -1;
+  double first = -1;
+  while (auto frame = next_frame(client, sent + std::chrono::seconds{10})) {
+    if (first < 0 && frame->rfind("[\"EVENT\"", 0) == 0)
+      first = std::chrono::duration<double, std::milli>(clock_type::now() - sent).count();
+    if (frame->rfind("[\"EOSE\"", 0) == 0)
+      return first;
   }
   return -1;
 }
@@ -115,6 +141,11 @@ struct outcome {
   double caught_up_cpu_seconds = 0;
   /// The same, by thread name.
   std::map<std::string, double> caught_up_threads;
+  /// Into an empty store: a `kinds` REQ's time to its first event, the
+  /// first one after the catch-up and the one after it (a node's index
+  /// memtable sorts what came since its last read when read).
+  double first_req_ms = -1;
+  double next_req_ms = -1;
 };
 
 /// "writer 33 us, verifier 52 us, ...": CPU per event by thread name, the
@@ -220,6 +251,17 @@ outcome run_scenario(const options& opts, const fs::path& root,
     std::this_thread::sleep_for(poll_interval);
   }
   out.seconds = seconds_since(start);
+  if (!preload) {
+    // `kinds` reads by_kind, which no poll above read (a COUNT of `{}`
+    // reads by_created).
+    net::simple_ws_client client;
+    if (client.connect("127.0.0.1", *b_port).empty()) {
+      out.first_req_ms
+        = first_event_ms(client, R"(["REQ","r1",{"kinds":[1],"limit":500}])");
+      out.next_req_ms
+        = first_event_ms(client, R"(["REQ","r2",{"kinds":[1],"limit":500}])");
+    }
+  }
   out.bytes = stat(stats, "bytes_received");
   out.catchup_seconds = stat(stats, "last_catchup_ms") / 1000.0;
   out.rounds = stat(stats, "neg_rounds");
@@ -234,6 +276,11 @@ outcome run_scenario(const options& opts, const fs::path& root,
               name.c_str(), static_cast<long long>(out.held), out.seconds,
               out.catchup_seconds, out.bytes / 1e6, out.peak_kib / 1024.0,
               out.cpu_seconds);
+  if (out.first_req_ms >= 0)
+    std::printf("%s: then a REQ of kind 1, limit 500: first event after %.2f ms, "
+                "%.2f ms for the same REQ again (the first read of an index "
+                "memtable sorts what came since its last read)\n",
+                name.c_str(), out.first_req_ms, out.next_req_ms);
   std::fflush(stdout);
   return out;
 }
