@@ -283,7 +283,8 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
       = unknown_keys(obj, "",
                      {"id", "url", "enabled", "auth_pubkey", "filters",
                       "direction", "mode", "overlap_window_seconds",
-                      "follow_deletions", "policy", "relay_info_mode", "auth", "tls", "metadata"});
+                      "follow_deletions", "reconcile_when_empty", "policy",
+                      "relay_info_mode", "auth", "tls", "metadata"});
       !failure.empty())
     return failure;
   if (auto id = obj.if_contains("id")) {
@@ -347,6 +348,11 @@ std::string read_server(const json::object& obj, const std::string& id_from_path
   if (auto follow = obj.if_contains("follow_deletions"))
     if (auto failure = json_body::read_bool(*follow, "follow_deletions",
                                             out.follow_deletions);
+        !failure.empty())
+      return failure;
+  if (auto reconcile = obj.if_contains("reconcile_when_empty"))
+    if (auto failure = json_body::read_bool(*reconcile, "reconcile_when_empty",
+                                            out.reconcile_when_empty);
         !failure.empty())
       return failure;
   if (auto policy = obj.if_contains("policy"))
@@ -542,6 +548,8 @@ std::string to_json(const sync_server& s) {
   out += std::to_string(s.overlap_window_seconds);
   key("follow_deletions");
   out += s.follow_deletions ? "true" : "false";
+  key("reconcile_when_empty");
+  out += s.reconcile_when_empty ? "true" : "false";
   key("policy");
   out += to_json(s.policy);
   text("relay_info_mode", to_string(s.relay_info));

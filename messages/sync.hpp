@@ -130,6 +130,10 @@ struct sync_server {
   /// When the filters leave out kind 5: also fetch the NIP-09 deletions by
   /// the authors of what was synced (actors/sync/relay_deletions.hpp).
   bool follow_deletions = true;
+  /// Mode negentropy, one filter: a catch-up whose local set is empty pages
+  /// the remote with REQ instead of reconciling, unless this is set (every
+  /// id would be fetched either way; actors/sync/neg_catchup.hpp).
+  bool reconcile_when_empty = false;
   sync_policy policy;
   relay_info_mode relay_info = relay_info_mode::best_effort;
   /// JSON: `"auth": {"type": "nip42", "mode": "..."}`.

@@ -152,6 +152,8 @@ void act(self_pointer self, neg_catchup::action action) {
     // auth-required: from a relay that sent no challenge (on_frame handles
     // one that did).
     case kind::authenticate:
+    // Not asked for: a pull leaves `page_when_empty` off.
+    case kind::page:
       return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
                                          + " did not reconcile (NIP-77): "
                                          + action.reason));

@@ -104,6 +104,11 @@ neg_catchup::open_scanned(caf::expected<store::item_scan> scan,
               + " local events in one second of filter "
               + nostr::to_json(filters_[w.filter])};
   }
+  // Checked before any session opened: a window split for its size, or a
+  // later window, is not the whole range.
+  if (limits_.page_when_empty && scan->items.empty() && filters_.size() == 1
+      && sessions == 0 && splits == 0 && windows_.empty())
+    return {action::kind::page, std::move(frames), {}};
   for (const auto& x : scan->items)
     newest_local_ = std::max(newest_local_, static_cast<int64_t>(x.timestamp));
   auto items = std::make_shared<const neg::item_set>(std::move(scan->items));

@@ -38,6 +38,13 @@ public:
     /// million events it takes a few hundred ms, too long for an actor's
     /// scheduler thread.
     bool scan_inline = true;
+    /// With one filter: when its whole range holds nothing locally, answer
+    /// `kind::page` instead of reconciling. Against an empty set the remote
+    /// would list every id it holds and each would be fetched by id: the
+    /// remote looks every one up and parses the id lists, we keep them in
+    /// sets. Paging with REQ gets the same events in index order (measured:
+    /// page_instead in actors/sync/relay_negentropy.cpp).
+    bool page_when_empty = false;
   };
 
   /// The local set the caller reads (on any thread) and hands to `on_items`.
@@ -66,6 +73,9 @@ public:
       /// The remote wants NIP-42 first (`reason`): authenticate, then
       /// call `resume`, which opens the refused window again.
       authenticate,
+      /// Nothing to reconcile (`page_when_empty`): send `frames`, then
+      /// catch up with REQ pages over the same range instead.
+      page,
     };
     action() = default;
     action(kind what, std::vector<std::string> frames = {},

@@ -89,6 +89,27 @@ void neg_fallback(self_pointer self, const std::string& reason) {
     maybe_finish_catchup(self);
 }
 
+/// The local set of the whole range is empty (neg_catchup's
+/// `page_when_empty`): REQ pages bring what fetches by id would, for less.
+/// 94,861 realistic events from a node into an empty one on the same 2
+/// cores, 3 alternated pairs: catch-up 5.17/4.94/4.86 -> 4.95/4.71/4.57 s,
+/// the empty node's CPU 7.60/7.68/7.66 -> 7.51/7.40/7.26 s.
+void page_instead(self_pointer self) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  ++neg.paged;
+  log::info("{} holds nothing its filter matches{}: pages the remote with REQ "
+            "instead of reconciling",
+            st.label,
+            neg.since > 0 ? " since " + std::to_string(neg.since) : std::string{});
+  neg.run.reset();
+  neg.done = false;
+  end_fetches(self);
+  if (sends_up(st.def))
+    start_up(self);
+  start_req_catchup(self, neg.since);
+}
+
 /// The remote wants NIP-42 before NIP-77 (our NEG-OPEN crossed its
 /// challenge): the window opens again once our AUTH is accepted.
 void neg_authenticate(self_pointer self, const std::string& reason) {
@@ -126,6 +147,30 @@ void scan_off_thread(self_pointer self, neg_catchup::scan_request request) {
     });
 }
 
+/// The live tail opens before the first NEG-OPEN, so what reaches the
+/// remote while we reconcile comes to us too (its events wait for the
+/// catch-up's end to move the cursor): the remote reads our REQ before it
+/// takes its set. `limit: 0`: no history. When we also send up, its `since`
+/// floor, the overlap window before the reconciliation's start, keeps the
+/// remote from echoing back older events we send; down only, back-dated
+/// events the remote stores come live too (a cluster member's catch-ups of
+/// its relays). Not before the local set is read: a catch-up that pages
+/// instead (page_instead) opens a live subscription of its own.
+void open_tails(self_pointer self) {
+  auto& st = self->state;
+  st.neg.tails_due = false;
+  std::vector<nostr::filter> live;
+  for (auto f : st.def.filters) {
+    if (st.def.direction != sync_direction::down)
+      f.since = std::max<int64_t>(f.since.value_or(0),
+                                  unix_now() - st.def.overlap_window_seconds);
+    f.limit = 0;
+    live.push_back(std::move(f));
+  }
+  subscribe(self, live_sub, std::move(live), std::nullopt);
+  open_deletion_tail(self, st.neg.since);
+}
+
 /// Carries out what the reconciliation asks for.
 void on_neg(self_pointer self, neg_catchup::action act) {
   using kind = neg_catchup::action::kind;
@@ -139,6 +184,14 @@ void on_neg(self_pointer self, neg_catchup::action act) {
     return fail(self, error_class::protocol, "negentropy: " + act.reason);
   if (act.what == kind::authenticate)
     return neg_authenticate(self, act.reason);
+  if (act.what == kind::page) {
+    neg.tails_due = false;
+    for (auto& frame : act.frames)
+      send_frame(self, std::move(frame));
+    return page_instead(self);
+  }
+  if (neg.tails_due && act.what != kind::scan)
+    open_tails(self);
   for (auto& frame : act.frames)
     send_frame(self, std::move(frame));
   if (act.what == kind::scan)
@@ -204,27 +257,10 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   // Only a reconciliation of everything covers the whole change log.
   neg.log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
   begin_catchup(self);
-  if (syncs_down(st.def)) {
-    // The live tail opens before the reconciliation, so what reaches the
-    // remote while we reconcile comes to us too (its events wait for the
-    // catch-up's end to move the cursor). `limit: 0`: no history. When we
-    // also send up, its `since` floor, the overlap window before the
-    // reconciliation's start, keeps the remote from echoing back older
-    // events we send; down only, back-dated events the remote stores come
-    // live too (a cluster member's catch-ups of its relays).
-    std::vector<nostr::filter> live;
-    for (auto f : st.def.filters) {
-      if (st.def.direction != sync_direction::down)
-        f.since = std::max<int64_t>(f.since.value_or(0),
-                                    unix_now() - st.def.overlap_window_seconds);
-      f.limit = 0;
-      live.push_back(std::move(f));
-    }
-    subscribe(self, live_sub, std::move(live), std::nullopt);
-    open_deletion_tail(self, since);
-  }
+  neg.tails_due = syncs_down(st.def);
   neg_catchup::limits limits;
   limits.scan_inline = st.deps.item_sets == nullptr;
+  limits.page_when_empty = syncs_down(st.def) && !st.def.reconcile_when_empty;
   neg.run.emplace(*st.deps.store, st.def.filters, since, unix_now(), limits);
   on_neg(self, neg.run->start());
 }
@@ -453,6 +489,7 @@ void drop_negentropy(self_pointer self) {
   neg.run.reset();
   neg.done = false;
   neg.awaiting_auth = false;
+  neg.tails_due = false;
   end_fetches(self);
   neg.have_ids.clear();
 }

@@ -34,6 +34,10 @@ struct relay_negentropy {
   bool awaiting_auth = false;
   /// The remote failed at NIP-77 (why); REQ catch-ups from then on.
   std::string unsupported;
+  /// The live and deletion tails open with the first NEG-OPEN (open_tails).
+  bool tails_due = false;
+  /// Catch-ups that paged with REQ, holding nothing to reconcile.
+  uint64_t paged = 0;
   /// Totals of finished reconciliations.
   uint64_t rounds = 0;
   uint64_t have = 0;

@@ -194,6 +194,10 @@ struct server_options {
   std::string mode = "req_stream";
   int overlap_seconds = 300;
   bool follow_deletions = true;
+  /// On: NIP-77 reconciles into an empty store too, as the tests of the
+  /// reconciliation and its fetches (all starting from empty stores) need.
+  /// Paging an empty store instead, the default, has tests of its own.
+  bool reconcile_when_empty = true;
   /// The remote's URL; empty: ws://127.0.0.1:PORT.
   std::string url;
   /// The `tls` inline table.
@@ -213,7 +217,8 @@ inline std::string sync_server_toml(uint16_t a_port, const server_options& o = {
          + "\"\n"
          + "mode = \"" + o.mode + "\"\noverlap_window_seconds = "
          + std::to_string(o.overlap_seconds) + "\nfollow_deletions = "
-         + (o.follow_deletions ? "true" : "false") + "\nrelay_info_mode = \""
+         + (o.follow_deletions ? "true" : "false") + "\nreconcile_when_empty = "
+         + (o.reconcile_when_empty ? "true" : "false") + "\nrelay_info_mode = \""
          + o.relay_info_mode + "\"\nauth_pubkey = \"" + o.auth_pubkey
          + "\"\nauth = { type = \"nip42\", mode = \"" + o.auth_mode + "\" }\n"
          + "tls = " + o.tls + "\n" + o.extra;

@@ -611,6 +611,62 @@ TEST_CASE("negentropy sync ends with the union the direction asks for, "
   check_clean_shutdown(b, a);
 }
 
+// Into an empty store a reconciliation would list every id A holds and B
+// would fetch each by id: the catch-up pages A with REQ instead and never
+// reconciles. The next one, with events held, reconciles; direction both
+// still sends up what B gets afterwards.
+TEST_CASE("a NIP-77 catch-up into an empty store pages the remote with REQ, "
+          "and the next one reconciles",
+          "[integration][sync][negentropy]") {
+  auto direction = GENERATE(std::string{"down"}, std::string{"both"});
+  CAPTURE(direction);
+  test::temp_dir dir_a, dir_b;
+  auto keys = nostr::generate_keypair();
+  auto history = make_events(keys, 1200, test::unix_now() - 5000, 1, "a");
+  auto a_cfg = test::node_config(dir_a);
+  import_into(dir_a, a_cfg, history);
+  node a{a_cfg};
+  server_options o;
+  o.mode = "negentropy";
+  o.direction = direction;
+  o.reconcile_when_empty = false;
+  node b{b_config(dir_b, sync_server_toml(a.port, o))};
+  auto b_admin = b.admin_port();
+  auto want = id_set(history);
+  wait_for_ids(b, kind1_all, want, true, "B", &a, 30s);
+  REQUIRE(test::poll_until(
+    [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }));
+  {
+    INFO(sync_reports(b_admin, "node-a"));
+    CHECK(stat_of(b_admin, "node-a", "neg_paged") == 1);
+    CHECK(stat_of(b_admin, "node-a", "neg_rounds") == 0);
+    CHECK(stat_of(b_admin, "node-a", "neg_need") == 0);
+    CHECK(stat_of(b_admin, "node-a", "cursor") > 0);
+    CHECK(stat_text(b_admin, "node-a", "negentropy") == "supported");
+  }
+
+  auto later = make_events(keys, 30, test::unix_now() - 100, 1, "later");
+  publish(a.port, later);
+  for (const auto& ev : later)
+    want.insert(nostr::to_hex(ev.id));
+  auto res = admin(b_admin, "POST", "/api/v1/sync/servers/node-a/sync-now");
+  REQUIRE(res.response.status == 200);
+  wait_for_ids(b, kind1_all, want, true, "B", &a, 30s);
+  bool reconciled = test::poll_until(
+    [&] { return stat_of(b_admin, "node-a", "neg_rounds") >= 1; }, 10s);
+  INFO(sync_reports(b_admin, "node-a"));
+  CHECK(reconciled);
+  CHECK(stat_of(b_admin, "node-a", "neg_paged") == 1);
+  if (direction == "both") {
+    auto from_b = make_events(keys, 5, test::unix_now() - 10, 1, "from b");
+    publish(b.port, from_b);
+    for (const auto& ev : from_b)
+      want.insert(nostr::to_hex(ev.id));
+    wait_for_ids(a, kind1_all, want, true, "A", &b, 30s);
+  }
+  check_clean_shutdown(b, a);
+}
+
 TEST_CASE_METHOD(two_nodes,
                  "negentropy sync falls back to REQ against a relay without NIP-77",
                  "[integration][sync][negentropy]") {

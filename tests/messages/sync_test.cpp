@@ -241,6 +241,8 @@ TEST_CASE("every invalid field is named", "[sync]") {
      "tls.client_certfile: needed with tls.client_keyfile"},
     {body(R"(,"metadata":[])"), "metadata: expected a JSON object"},
     {body(R"(,"follow_deletions":1)"), "follow_deletions: expected true or false"},
+    {body(R"(,"reconcile_when_empty":"yes")"),
+     "reconcile_when_empty: expected true or false"},
     {body(R"(,"policy":[])"),
      "policy: expected an object of built-in policy rules"},
     {body(R"(,"policy":{"plugin":{}})"), "policy.plugin: unknown key"},
@@ -269,7 +271,7 @@ TEST_CASE("canonical JSON has every field in a fixed order", "[sync]") {
         == R"({"id":"s1","url":"wss://relay.example.com","enabled":true,)"
            R"("auth_pubkey":"","filters":[{"kinds":[1]}],"direction":"down",)"
            R"("mode":"req_stream","overlap_window_seconds":300,)"
-           R"("follow_deletions":true,)"
+           R"("follow_deletions":true,"reconcile_when_empty":false,)"
            R"("policy":{"allowed_pubkeys":[],"denied_pubkeys":[],)"
            R"("allowed_kinds":[],"denied_kinds":[],"max_content_bytes":0,)"
            R"("max_tags":0,"max_age_seconds":0,"max_future_seconds":0,)"
@@ -286,7 +288,7 @@ TEST_CASE("a definition round-trips through its canonical JSON", "[sync]") {
     "auth_pubkey":")" + key_a + R"(","filters":[{"ids":[")" + key_a + R"("]},
     {"authors":[")" + key_a + R"("],"kinds":[7],"#e":["x"],"until":5,"limit":9}],
     "direction":"up","mode":"negentropy","overlap_window_seconds":86400,
-    "relay_info_mode":"disabled","auth":{"mode":"never"},
+    "reconcile_when_empty":true,"relay_info_mode":"disabled","auth":{"mode":"never"},
     "tls":{"mode":"disabled"},"metadata":{"note":"quote \" and \\ and \u00e9"}})");
   auto json = to_json(s);
   auto again = parse_ok(json);

@@ -254,3 +254,50 @@ TEST_CASE_METHOD(fixture, "a remote without negentropy means falling back",
           == neg_catchup::action::kind::none);
   }
 }
+
+TEST_CASE_METHOD(fixture, "a catch-up with nothing of its range held locally "
+                          "pages instead of reconciling, when asked to",
+                 "[neg_catchup]") {
+  neg_catchup::limits lim;
+  lim.page_when_empty = true;
+  lim.scan_inline = GENERATE(true, false);
+  CAPTURE(lim.scan_inline);
+  remote r;
+  add_to(r, make(50, 1000));
+  // Held, but outside the kinds or the range asked for.
+  store_all(make(20, 3000));
+  write(make_event(keys, 7, 1500));
+  SECTION("one filter whose range holds nothing here") {
+    neg_catchup c{*store, {kinds_filter({30023})}, 0, default_now, lim};
+    auto out = run(c, r, *store);
+    CHECK(out.end == neg_catchup::action::kind::page);
+    CHECK(c.sessions == 0);
+    CHECK(r.opened == 0);
+    CHECK(out.need.empty());
+  }
+  SECTION("since past everything held") {
+    neg_catchup c{*store, {kinds_filter({1})}, 4000, default_now, lim};
+    CHECK(run(c, r, *store).end == neg_catchup::action::kind::page);
+  }
+  SECTION("an event held in the range: reconciled") {
+    neg_catchup c{*store, {kinds_filter({1})}, 0, default_now, lim};
+    auto out = run(c, r, *store);
+    CHECK(out.end == neg_catchup::action::kind::done);
+    CHECK(c.sessions == 1);
+    CHECK(out.need.size() == 50);
+  }
+  SECTION("several filters: reconciled, even where nothing is held") {
+    neg_catchup c{*store, {kinds_filter({30023}), kinds_filter({30617})}, 0,
+                  default_now, lim};
+    auto out = run(c, r, *store);
+    CHECK(out.end == neg_catchup::action::kind::done);
+    CHECK(c.sessions == 2);
+  }
+  SECTION("not asked to: reconciled") {
+    lim.page_when_empty = false;
+    neg_catchup c{*store, {kinds_filter({30023})}, 0, default_now, lim};
+    auto out = run(c, r, *store);
+    CHECK(out.end == neg_catchup::action::kind::done);
+    CHECK(c.sessions == 1);
+  }
+}
