@@ -12,6 +12,9 @@
 // runs five times and the median counts) with a [[sync.server]] for A, and
 // measures the wall time until B holds everything A holds and reports its
 // catch-up complete, the bytes B received on the socket, and B's peak RSS.
+// In mode negentropy an empty B pages A with REQ, having nothing to
+// reconcile; one more run reconciles it anyway (`reconcile_when_empty`) to
+// show what that costs, and one reads B while it catches up.
 // Goals: an empty B syncs at >= 70% of B's import rate (req_stream) and
 // negentropy within 80% of that; at 99% held, negentropy receives <= 10% of
 // req_stream's bytes and finishes >= 5x sooner.
@@ -90,23 +93,73 @@ int64_t count_all(uint16_t port) {
   return -1;
 }
 
-/// Milliseconds from sending `req` to its first EVENT, then read to its
-/// EOSE; -1 when it fails. Nothing else is sent: this client does not set
-/// TCP_NODELAY, so a CLOSE just before the next REQ would hold that REQ back
-/// for the node's delayed ACK (~40 ms).
-double first_event_ms(net::simple_ws_client& client, const std::string& req) {
+/// Milliseconds from sending a `kinds:[1]` `limit` 500 REQ with id `sub` to
+/// its first EVENT, then read to its EOSE; -1 when it fails or finds
+/// nothing. Frames of other subscriptions (live events of an earlier REQ
+/// still on their way) are skipped.
+double first_event_ms(net::simple_ws_client& client, const std::string& sub) {
+  const auto event_prefix = "[\"EVENT\",\"" + sub + "\"";
+  const auto eose_prefix = "[\"EOSE\",\"" + sub + "\"";
   auto sent = clock_type::now();
-  if (!client.send(req).empty())
+  if (!client.send("[\"REQ\",\"" + sub + "\",{\"kinds\":[1],\"limit\":500}]").empty())
     return -1;
   double first = -1;
   while (auto frame = next_frame(client, sent + std::chrono::seconds{10})) {
-    if (first < 0 && frame->rfind("[\"EVENT\"", 0) == 0)
+    if (first < 0 && frame->rfind(event_prefix, 0) == 0)
       first = std::chrono::duration<double, std::milli>(clock_type::now() - sent).count();
-    if (frame->rfind("[\"EOSE\"", 0) == 0)
+    if (frame->rfind(eose_prefix, 0) == 0)
       return first;
   }
   return -1;
 }
+
+/// A reader of B while it catches up: a `kinds:[1]` page every 50 ms, each
+/// closed after its EOSE, and each first event's latency. A node's index
+/// memtable sorts what came since its last read when read, so these REQs
+/// pay for the writes between them.
+class read_probe {
+public:
+  explicit read_probe(uint16_t port) : thread_{[this, port] { run(port); }} {}
+
+  ~read_probe() { stop(); }
+
+  /// Stops the reader. @returns the first-event latencies (ms) of the REQs
+  /// that found an event, in order.
+  std::vector<double> stop() {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+    return latencies_;
+  }
+
+private:
+  void run(uint16_t port) {
+    net::simple_ws_client client;
+    if (!client.connect("127.0.0.1", port).empty())
+      return;
+    for (int i = 0;; ++i) {
+      auto sub = "probe" + std::to_string(i);
+      auto ms = first_event_ms(client, sub);
+      if (ms >= 0)
+        latencies_.push_back(ms);
+      if (!client.send("[\"CLOSE\",\"" + sub + "\"]").empty())
+        return;
+      std::unique_lock<std::mutex> lock{mutex_};
+      if (wake_.wait_for(lock, std::chrono::milliseconds{50}, [this] { return stopping_; }))
+        return;
+    }
+  }
+
+  std::vector<double> latencies_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 /// B's stats for server "a" (JSON text); empty when B cannot answer.
 std::string stats_of(uint16_t admin_port) {
@@ -146,6 +199,8 @@ struct outcome {
   /// memtable sorts what came since its last read when read).
   double first_req_ms = -1;
   double next_req_ms = -1;
+  /// With a read probe: its REQs' first-event latencies (ms), in order.
+  std::vector<double> probe_ms;
 };
 
 /// "writer 33 us, verifier 52 us, ...": CPU per event by thread name, the
@@ -181,7 +236,9 @@ fs::path ninety_nine_percent(const fs::path& jsonl, const fs::path& dir) {
 outcome run_scenario(const options& opts, const fs::path& root,
                      const std::string& name, const std::string& mode,
                      uint16_t a_port, int64_t target, const fs::path* preload,
-                     const std::function<std::string()>& a_log) {
+                     const std::function<std::string()>& a_log,
+                     bool probe_reads = false,
+                     const std::string& server_extra = {}) {
   auto dir = root / name;
   fs::create_directories(dir);
   auto config = dir / "ferry.toml";
@@ -190,7 +247,8 @@ outcome run_scenario(const options& opts, const fs::path& root,
                          "[[sync.server]]\nid = \"a\"\nurl = \"ws://127.0.0.1:"
                            + std::to_string(a_port)
                            + "\"\nfilters = [{}]\ndirection = \"down\"\nmode = \""
-                           + mode + "\"\ntls = { mode = \"disabled\" }\n"));
+                           + mode + "\"\ntls = { mode = \"disabled\" }\n"
+                           + server_extra));
   if (preload) {
     auto run = run_import(opts.ferry, *preload, config, dir);
     std::printf("%s: B preloaded: %s in %.2f s (not measured)\n", name.c_str(),
@@ -204,6 +262,9 @@ outcome run_scenario(const options& opts, const fs::path& root,
   if (!b_port || !b_admin)
     throw std::runtime_error(name + ": node B did not report its ports; log tail:\n"
                              + b.log_tail());
+  std::optional<read_probe> probe;
+  if (probe_reads)
+    probe.emplace(*b_port);
   outcome out;
   std::string stats;
   auto last_progress = clock_type::now();
@@ -251,15 +312,15 @@ outcome run_scenario(const options& opts, const fs::path& root,
     std::this_thread::sleep_for(poll_interval);
   }
   out.seconds = seconds_since(start);
+  if (probe)
+    out.probe_ms = probe->stop();
   if (!preload) {
     // `kinds` reads by_kind, which no poll above read (a COUNT of `{}`
     // reads by_created).
     net::simple_ws_client client;
     if (client.connect("127.0.0.1", *b_port).empty()) {
-      out.first_req_ms
-        = first_event_ms(client, R"(["REQ","r1",{"kinds":[1],"limit":500}])");
-      out.next_req_ms
-        = first_event_ms(client, R"(["REQ","r2",{"kinds":[1],"limit":500}])");
+      out.first_req_ms = first_event_ms(client, "r1");
+      out.next_req_ms = first_event_ms(client, "r2");
     }
   }
   out.bytes = stat(stats, "bytes_received");
@@ -281,6 +342,12 @@ outcome run_scenario(const options& opts, const fs::path& root,
                 "%.2f ms for the same REQ again (the first read of an index "
                 "memtable sorts what came since its last read)\n",
                 name.c_str(), out.first_req_ms, out.next_req_ms);
+  if (!out.probe_ms.empty())
+    std::printf("%s: %zu REQs of kind 1, limit 500, one every 50 ms while B "
+                "caught up: first event p50 %.2f ms, p90 %.2f ms, max %.2f ms\n",
+                name.c_str(), out.probe_ms.size(), percentile(out.probe_ms, 0.5),
+                percentile(out.probe_ms, 0.9),
+                *std::max_element(out.probe_ms.begin(), out.probe_ms.end()));
   std::fflush(stdout);
   return out;
 }
@@ -367,6 +434,17 @@ int run(int argc, char** argv) {
   std::sort(pairs.begin(), pairs.end(),
             [](const catchup_pair& x, const catchup_pair& y) { return x.ratio < y.ratio; });
   const auto& median_pair = pairs[pairs.size() / 2];
+  // What a reader waits for while B writes a burst: its REQs pay for the
+  // sorting the index memtable leaves to reads. Kept apart from the pairs
+  // above: the reader's pages cost B CPU an import never spends.
+  run_scenario(opts, tmp.path(), "negentropy/empty+reads", "negentropy", *a_port,
+               target, nullptr, a_log, true);
+  // An empty store pages with REQ (nothing to reconcile): what reconciling
+  // it anyway, fetching every id, costs beside that.
+  auto reconciled_empty
+    = run_scenario(opts, tmp.path(), "negentropy/empty-reconciled", "negentropy",
+                   *a_port, target, nullptr, a_log, false,
+                   "reconcile_when_empty = true\n");
   const auto& scratch = median_pair.import;
   const auto& neg_empty = median_pair.neg;
   double import_rate = opts.events / scratch.seconds;
@@ -432,6 +510,11 @@ int run(int argc, char** argv) {
               ">= 80%%) -> %s\n",
               rate(neg_empty), 100 * rate(neg_empty) / rate(req_empty),
               rate(neg_empty) >= 0.8 * rate(req_empty) ? "MET" : "NOT MET");
+  std::printf("sync negentropy, empty B, reconciled anyway (reconcile_when_empty, "
+              "every id fetched): %.0f events/s, %.0f%% of the import rate of the "
+              "median pair, B CPU %.2f s (%.2f s paged)\n",
+              rate(reconciled_empty), 100 * rate(reconciled_empty) / import_rate,
+              reconciled_empty.cpu_seconds, neg_empty.cpu_seconds);
   // CPU per event moves far less than wall time on a shared machine.
   auto us_per_event = [](double cpu, double events) { return 1e6 * cpu / events; };
   std::printf("B's CPU per event: import %.0f us, req_stream %.0f us, negentropy "

@@ -93,6 +93,13 @@ struct simple_ws_client::impl {
     run_until(*ioc_, [&] { return done; });
     if (ec)
       return "connect " + where + ": " + ec.message();
+    // Messages go out as they are sent, as browsers and nostr clients send
+    // them: with Nagle, a small message written right after another waited
+    // ~40 ms for the server's delayed ACK (a CLOSE followed by a REQ).
+    // Without it (it cannot fail on a connected TCP socket) only latency
+    // suffers.
+    beast::error_code no_delay_error;
+    stream.socket().set_option(tcp::no_delay{true}, no_delay_error);
     ws_->set_option(
       websocket::stream_base::decorator([](websocket::request_type& req) {
         req.set(http::field::user_agent, user_agent);
