@@ -173,8 +173,12 @@ const char* to_string(kill_point x) {
   return "?";
 }
 
+/// `reconcile_when_empty` false: B, holding nothing its filters match at
+/// first (direction down), pages A instead of reconciling until a cycle
+/// stored something; a kill mid-page leaves a store the next cycle
+/// reconciles.
 void crash_loop(const std::string& mode, const std::string& direction,
-                uint64_t case_number) {
+                uint64_t case_number, bool reconcile_when_empty = true) {
   const bool down = direction != "up";
   const bool up = direction != "down";
   const auto seed = run_seed();
@@ -209,6 +213,7 @@ void crash_loop(const std::string& mode, const std::string& direction,
   server_options o;
   o.mode = mode;
   o.direction = direction;
+  o.reconcile_when_empty = reconcile_when_empty;
   test::node_settings b_settings;
   b_settings.relay_port = test::free_port();
   b_settings.admin_extra = std::string{"token = \""} + admin_token + "\"\n";
@@ -224,6 +229,10 @@ void crash_loop(const std::string& mode, const std::string& direction,
   if (up)
     to_b.emplace(b_settings.relay_port, bob, rng(), "b live");
 
+  // B starts empty of what it syncs, so the first of its processes to
+  // start a catch-up pages (and logs so) before it stores anything.
+  constexpr const char* paged_line = "pages the remote with REQ instead of reconciling";
+  bool paged_seen = false;
   std::vector<kill_point> points{kill_point::early, kill_point::live};
   if (down)
     points.push_back(kill_point::catchup);
@@ -274,6 +283,7 @@ void crash_loop(const std::string& mode, const std::string& direction,
             << stat_of(b_admin, "node-a", "sent") << ", caught up "
             << caught_up() << "\n";
     b.process.kill(SIGKILL);
+    paged_seen = paged_seen || b.process.output().find(paged_line) != std::string::npos;
     std::this_thread::sleep_for(std::chrono::milliseconds{rng() % 500});
   }
 
@@ -301,6 +311,9 @@ void crash_loop(const std::string& mode, const std::string& direction,
                                           << count_of(a.port, mirrored) << "\n"
                                           << sync_reports(b_admin, "node-a")
                                           << logs(&a.process, &b.process));
+  paged_seen = paged_seen || b.process.output().find(paged_line) != std::string::npos;
+  // Only a catch-up into a store holding nothing it syncs pages.
+  CHECK(paged_seen == (!reconcile_when_empty && mode == "negentropy" && !up));
   REQUIRE(b.process.kill(SIGTERM) == 0);
   REQUIRE(a.process.kill(SIGTERM) == 0);
 
@@ -333,6 +346,11 @@ TEST_CASE("crash loop: req_stream both", "[integration][sync][crash]") {
 
 TEST_CASE("crash loop: negentropy down", "[integration][sync][crash]") {
   crash_loop("negentropy", "down", 4);
+}
+
+TEST_CASE("crash loop: negentropy down into an empty store, paged first",
+          "[integration][sync][crash]") {
+  crash_loop("negentropy", "down", 7, false);
 }
 
 TEST_CASE("crash loop: negentropy up", "[integration][sync][crash]") {
