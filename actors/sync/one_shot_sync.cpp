@@ -5,6 +5,8 @@
 #include "actors/sync/one_shot_sync.hpp"
 
 #include "actors/sync/id_fetcher.hpp"
+#include "actors/sync/relay_session.hpp"
+#include "actors/sync/req_pager.hpp"
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/negentropy.hpp"
@@ -184,6 +186,16 @@ id_fetcher::options fetch_options() {
   return opts;
 }
 
+/// Pages as a relay connection pages a remote that declares no NIP-11
+/// max_limit (actors/sync/req_catchup.cpp).
+req_pager::options page_options() {
+  req_pager::options opts;
+  opts.page_size = relay_session::our_page_size;
+  opts.most_per_page = relay_session::our_page_size * 10;
+  opts.sub_prefix = "ferry-page-";
+  return opts;
+}
+
 class sync_run {
 public:
   sync_run(const sync_options& opts, store::event_store& store, caf::scoped_actor& self,
@@ -204,6 +216,9 @@ public:
   /// Closes the connection and waits briefly for the close to go out.
   void disconnect();
   bool reconcile(const nostr::filter& f, neg::item_set_ptr items);
+  /// Fetches what `f` matches by paging the relay with REQ, for a store
+  /// that holds none of it.
+  bool page(const nostr::filter& f);
   bool transfer();
   /// The counts on the report's `out`; `complete` false marks a run that failed after
   /// reconciling.
@@ -211,6 +226,10 @@ public:
 
   bool reconciled() const {
     return reconciled_;
+  }
+
+  bool paged() const {
+    return pager_.has_value();
   }
 
   bool ingest_ok() const {
@@ -246,7 +265,15 @@ private:
     return report_.stopping && report_.stopping->load();
   }
   void on_transfer_frame(relay_message& msg, bool& failed);
+  /// A frame of the open page.
+  void on_page_frame(relay_message& msg, bool& failed);
+  /// Events the relay sent us, by id or in pages.
+  uint64_t fetched() const {
+    return fetcher_.delivered + (pager_ ? pager_->received() : 0);
+  }
   void pump_down();
+  /// Adds a fetched event to the batch for the verifiers.
+  void gather(nostr::event ev);
   /// Sends the fetched events gathered so far to a verifier as one batch.
   void hand_over_gathered();
   /// One fetched event answered by the ingest path.
@@ -283,6 +310,8 @@ private:
 
   // Down.
   id_fetcher fetcher_;
+  /// Set when the store held nothing to reconcile: pages instead.
+  std::optional<req_pager> pager_;
   /// When the open REQs by ids are looked at next (none open: unset).
   std::optional<clock_type::time_point> next_look_;
   /// Fetched events not answered yet, gathered ones included.
@@ -456,11 +485,21 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
   }
 }
 
+bool sync_run::page(const nostr::filter& f) {
+  say("the store holds nothing the filter matches: pages " + opts_.url
+      + " with REQ instead of reconciling");
+  pager_.emplace(f, page_options());
+  return transfer();
+}
+
 void sync_run::pump_down() {
   if (ingest_in_flight_ >= max_ingest_in_flight)
     return;
   for (auto& frame : fetcher_.fill())
     send(std::move(frame));
+  if (pager_)
+    if (auto req = pager_->fill(); !req.empty())
+      send(std::move(req));
 }
 
 void sync_run::hand_over_gathered() {
@@ -509,7 +548,43 @@ void sync_run::pump_up() {
   }
 }
 
+void sync_run::gather(nostr::event ev) {
+  auto item = std::make_shared<ingest_item>();
+  item->data.ev = std::move(ev);
+  item->source = one_shot_source(opts_.url);
+  item->source_info = opts_.url;
+  gathered_.push_back(std::move(item));
+  ++ingest_in_flight_;
+}
+
+void sync_run::on_page_frame(relay_message& msg, bool& failed) {
+  if (msg.verb == "EVENT") {
+    if (!msg.event_error.empty()) {
+      ++down_.rejected;
+      return;
+    }
+    // Beyond the page (a relay that ignores until): not what was asked for.
+    if (!pager_->on_event(msg.ev))
+      return;
+    return gather(std::move(msg.ev));
+  }
+  if (msg.verb == "EOSE") {
+    auto after = pager_->on_eose();
+    send(std::move(after.close));
+    if (!after.warning.empty())
+      say(after.warning);
+    return;
+  }
+  if (msg.verb == "CLOSED") {
+    fail("the relay closed the REQ that pages it with \"" + msg.second + "\"");
+    failed = true;
+  }
+}
+
 void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
+  if (pager_ && pager_->owns(msg.first)
+      && (msg.verb == "EVENT" || msg.verb == "EOSE" || msg.verb == "CLOSED"))
+    return on_page_frame(msg, failed);
   if (msg.verb == "EVENT") {
     if (!fetcher_.owns(msg.first))
       return;
@@ -519,13 +594,7 @@ void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
     }
     if (!fetcher_.on_event(msg.first, msg.ev.id))
       return;
-    auto item = std::make_shared<ingest_item>();
-    item->data.ev = std::move(msg.ev);
-    item->source = one_shot_source(opts_.url);
-    item->source_info = opts_.url;
-    gathered_.push_back(std::move(item));
-    ++ingest_in_flight_;
-    return;
+    return gather(std::move(msg.ev));
   }
   if (msg.verb == "EOSE") {
     if (auto close = fetcher_.on_eose(msg.first); !close.empty())
@@ -567,9 +636,9 @@ void sync_run::report_progress() {
   if (!report_.progress)
     return;
   auto sent_up = wants_up() ? have_.size() : 0;
-  report_.progress(fetcher_.delivered + up_.sent,
-                   fetcher_.delivered + up_.accepted + up_.refused,
-                   fetcher_.wanted + sent_up);
+  // A paging run cannot know its total.
+  report_.progress(fetched() + up_.sent, fetched() + up_.accepted + up_.refused,
+                   pager_ ? 0 : fetcher_.wanted + sent_up);
 }
 
 bool sync_run::look_for_quiet_fetches() {
@@ -627,9 +696,10 @@ bool sync_run::transfer() {
     pump_down();
     pump_up();
     const bool waiting_on_relay = fetcher_.open_requests() > 0
-                                  || !up_in_flight_.empty();
+                                  || !up_in_flight_.empty()
+                                  || (pager_ && pager_->open());
     if (!waiting_on_relay && ingest_in_flight_ == 0 && fetcher_.done()
-        && up_queue_.empty())
+        && (!pager_ || pager_->done()) && up_queue_.empty())
       break;
     // The relay's time starts when we ask it something, not while only our
     // own pipeline was busy.
@@ -640,10 +710,12 @@ bool sync_run::transfer() {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       relay_deadline - clock_type::now());
     if (waiting_on_relay && left.count() <= 0)
-      return fail("no answer from the relay within " + seconds_text(timeout_)
-                  + " (" + std::to_string(fetcher_.open_requests())
-                  + " REQs and " + std::to_string(up_in_flight_.size())
-                  + " EVENTs unanswered)");
+      return fail("no answer from the relay within " + seconds_text(timeout_) + " ("
+                  + (pager_ && pager_->open()
+                       ? "the REQ of page " + std::to_string(pager_->pages())
+                       : std::to_string(fetcher_.open_requests()) + " REQs and "
+                           + std::to_string(up_in_flight_.size()) + " EVENTs")
+                  + " unanswered)");
     if (!look_for_quiet_fetches())
       return false;
     if (ingest_in_flight_ == 0)
@@ -699,16 +771,21 @@ bool sync_run::transfer() {
 
 void sync_run::print_summary(bool complete,
                              std::chrono::duration<double> elapsed) const {
-  std::fprintf(report_.out, "sync %s (%s%s%s): %zu round%s, have %zu, need %zu",
-              opts_.url.c_str(), opts_.direction.c_str(),
-              opts_.dry_run ? ", dry run" : "", complete ? "" : ", incomplete",
-              rounds_, rounds_ == 1 ? "" : "s", have_.size(),
-              need_.size());
+  std::fprintf(report_.out, "sync %s (%s%s%s): ", opts_.url.c_str(),
+               opts_.direction.c_str(), opts_.dry_run ? ", dry run" : "",
+               complete ? "" : ", incomplete");
+  if (pager_)
+    std::fprintf(report_.out, "paged in %lu REQ%s (nothing held to reconcile)",
+                 static_cast<unsigned long>(pager_->pages()),
+                 pager_->pages() == 1 ? "" : "s");
+  else
+    std::fprintf(report_.out, "%zu round%s, have %zu, need %zu", rounds_,
+                 rounds_ == 1 ? "" : "s", have_.size(), need_.size());
   if (!opts_.dry_run)
     std::fprintf(report_.out, "; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
                 "refused before %lu, missing %lu, refused by the relay %lu; sent %lu, "
                 "accepted %lu, refused %lu",
-                static_cast<unsigned long>(fetcher_.delivered),
+                static_cast<unsigned long>(fetched()),
                 static_cast<unsigned long>(down_.stored),
                 static_cast<unsigned long>(down_.duplicate),
                 static_cast<unsigned long>(down_.rejected),
@@ -762,6 +839,8 @@ std::string to_json(const sync_options& opts) {
     body["ca_file"] = opts.ca_file;
   if (!opts.progress_id.empty())
     body["progress_id"] = opts.progress_id;
+  if (opts.reconcile_when_empty)
+    body["reconcile_when_empty"] = true;
   return json::serialize(body);
 }
 
@@ -820,6 +899,10 @@ std::string parse_sync_options(std::string_view text, sync_options& out,
       if (!x.is_string() || !valid_progress_id(x.as_string()))
         return wrong("progress_id", "1 to 64 of A-Z, a-z, 0-9, - and _");
       out.progress_id = std::string{x.as_string()};
+    } else if (key == "reconcile_when_empty") {
+      if (!x.is_bool())
+        return wrong("reconcile_when_empty", "true or false");
+      out.reconcile_when_empty = x.as_bool();
     } else {
       field = std::string{key};
       return "unknown field";
@@ -859,12 +942,17 @@ int run_one_shot_sync(caf::actor_system& sys, store::event_store& store,
   // reports its close) before the actor goes away.
   net::io_runtime io{1};
   sync_run run{opts, store, self, io, verifiers, report};
+  // Nothing held: nothing to send up, and every id would be needed.
+  const bool page = items->size() == 0 && opts.writes() && !opts.reconcile_when_empty;
   if (run.connect()) {
-    ok = run.reconcile(f, std::move(items)) && (opts.dry_run || run.transfer());
+    if (page)
+      ok = run.page(f);
+    else
+      ok = run.reconcile(f, std::move(items)) && (opts.dry_run || run.transfer());
     run.disconnect();
   }
   ingest_ok = run.ingest_ok();
-  if (run.reconciled())
+  if (run.reconciled() || run.paged())
     run.print_summary(ok, clock_type::now() - start);
   return ok && ingest_ok ? 0 : 1;
 }

@@ -40,6 +40,10 @@ struct sync_options {
   /// Names a sync run by a node, so its progress can be read meanwhile
   /// (`GET /api/v1/sync/run/ID`); empty: not readable.
   std::string progress_id;
+  /// Reconcile even when the store holds nothing the filter matches; by
+  /// default such a sync pages the relay with REQ instead (see
+  /// `run_one_shot_sync`).
+  bool reconcile_when_empty = false;
 
   /// It writes to the store (fetches); a dry run or `up` only reads.
   bool writes() const {
@@ -81,7 +85,7 @@ std::string to_json(const sync_options& opts);
 
 /// Reads a sync job's JSON body: `url` (required), `filter` (an object),
 /// `direction`, `dry_run`, `frame_size_limit`, `timeout_seconds`, `ca_file`,
-/// `progress_id`.
+/// `progress_id`, `reconcile_when_empty`.
 /// @returns "" or what is wrong, with the field it is about in `field`.
 std::string parse_sync_options(std::string_view json, sync_options& out,
                                std::string& field);
@@ -100,7 +104,11 @@ struct one_shot_report {
 };
 
 /// Runs one sync of `store` with the relay `opts.url` (checked by
-/// `check_sync_options`, `f` its filter). Fetched events go to `verifiers`
+/// `check_sync_options`, `f` its filter). A sync that fetches into a store
+/// holding nothing `f` matches pages the relay with REQ (`req_pager`)
+/// instead of reconciling, unless `opts.reconcile_when_empty`: every id
+/// would be needed, and the relay serves pages in index order for less than
+/// it serves the same events by id. Fetched events go to `verifiers`
 /// (source "sync:URL"); a run that fetches nothing may pass none.
 /// `max_items` bounds the local item set, as `relay.negentropy.max_items`.
 /// @returns 0 when it succeeded, 1 otherwise (the reason on `report.err`).

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   sync->add_option("--ca-file", sync_opts.ca_file,
                    "extra trusted CA certificates (PEM) for wss://");
+  sync->add_flag("--reconcile-when-empty", sync_opts.reconcile_when_empty,
+                 "reconcile even when the store holds nothing the filter matches "
+                 "(by default such a sync pages the relay with REQ)");
 
   std::string key_out;
   bool force = false;

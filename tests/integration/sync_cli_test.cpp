@@ -252,7 +252,10 @@ void check_sides(const split& s, const std::string& dir,
 /// message, quickly.
 void check_refused(const std::string& url, const std::string& config,
                    const std::vector<std::string>& expected) {
-  auto r = run_ferry({"sync", url, "--config", config, "--timeout", "2"}, 30s);
+  // The store is empty: without the flag it would page the relay with REQ.
+  auto r = run_ferry({"sync", url, "--config", config, "--timeout", "2",
+                      "--reconcile-when-empty"},
+                     30s);
   INFO(r.output);
   CHECK_FALSE(r.killed);
   CHECK(r.status == 1);
@@ -595,6 +598,90 @@ TEST_CASE("ferry sync fails clearly and quickly against relays without NIP-77",
   }
 }
 
+TEST_CASE("ferry sync into a store holding nothing of its filter pages the relay "
+          "with REQ, NIP-77 or not, and reconciles the next time",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  // Five events a second, so pages end inside a second; kind 7 is outside
+  // the filter.
+  auto notes = make_split(keys, 1, 1500, 1.0).shared;
+  auto others = make_split(keys, 7, 20, 1.0).shared;
+  const bool negentropy = GENERATE(true, false);
+  INFO("relay negentropy " << negentropy);
+  test::temp_dir relay_dir;
+  test::temp_dir local_dir;
+  auto relay_cfg = test::node_config(
+    relay_dir, {}, negentropy ? "" : "[relay.negentropy]\nenabled = false\n");
+  auto local_cfg = test::node_config(local_dir);
+  import_events(relay_dir, relay_cfg, {&notes, &others});
+  test::ferry_process relay{{"node", "--config", relay_cfg}};
+  auto port = relay.wait_for_port();
+  REQUIRE(port);
+  const auto url = "ws://127.0.0.1:" + std::to_string(*port);
+
+  auto r = sync_kind(url, local_cfg, 1, "both");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("the store holds nothing the filter matches: pages " + url
+                      + " with REQ instead of reconciling")
+        != std::string::npos);
+  std::smatch m;
+  static const std::regex paged{"\\(both\\): paged in (\\d+) REQs \\(nothing held to "
+                                "reconcile\\); fetched (\\d+), stored (\\d+)"};
+  REQUIRE(std::regex_search(r.output, m, paged));
+  // The whole kind in one page, its oldest second again, then an empty page.
+  CHECK(std::stoull(m[1]) == 3);
+  CHECK(std::stoull(m[3]) == notes.size());
+  CHECK(std::stoull(m[2]) >= notes.size());
+  CHECK(r.output.find("round") == std::string::npos);
+  CHECK(local_ids(local_cfg, kind_filter(1)) == ids({&notes}));
+  CHECK(local_ids(local_cfg, kind_filter(7)).empty());
+
+  if (negentropy) {
+    // Now the store holds the kind: the next sync reconciles, and finds
+    // nothing to move.
+    auto again = sync_kind(url, local_cfg, 1, "both");
+    INFO(again.output);
+    REQUIRE(again.status == 0);
+    auto s = parse_summary(again.output);
+    CHECK(s.have == 0);
+    CHECK(s.need == 0);
+    CHECK(s.rounds >= 1);
+    CHECK(again.output.find("paged") == std::string::npos);
+  }
+}
+
+TEST_CASE("ferry sync paging a relay that ignores until ends, and stores only "
+          "what its pages asked for",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  auto notes = make_split(keys, 1, 300, 1.0).shared;
+  test::temp_dir dir;
+  std::string jsonl;
+  append_jsonl(jsonl, notes);
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, jsonl);
+  test::ferry_process relay{{harness, "--events", events_file, "--port", "0", "--ignore-until"},
+                            {},
+                            "node"};
+  auto port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(port);
+  auto local_cfg = test::node_config(dir);
+  auto r = sync_kind("ws://127.0.0.1:" + std::to_string(*port), local_cfg, 1, "down");
+  INFO(r.output);
+  CHECK(r.status == 0);
+  // The whole kind in one page, its oldest second again (the relay sends it
+  // all, one event is asked for), then nothing the page asked for.
+  std::smatch m;
+  static const std::regex paged{"paged in (\\d+) REQs .*; fetched (\\d+), stored (\\d+)"};
+  REQUIRE(std::regex_search(r.output, m, paged));
+  CHECK(m[1] == "3");
+  CHECK(m[2] == "301");
+  CHECK(m[3] == "300");
+  CHECK(local_ids(local_cfg, kind_filter(1)) == ids({&notes}));
+}
+
 TEST_CASE("ferry sync beside a running node: a dry run and an upload read "
           "its store, its newest events included, and a fetch is handed to "
           "the node",
@@ -787,7 +874,8 @@ TEST_CASE("a node that stops during a sync handed to it ends the sync and "
   REQUIRE(local.wait_for_port());
   test::ferry_process sync{{"sync",
                             "ws://127.0.0.1:" + std::to_string(*relay_port),
-                            "--config", local_cfg, "--timeout", "60"}};
+                            "--config", local_cfg, "--timeout", "60",
+                            "--reconcile-when-empty"}};
   REQUIRE(test::wait_for_output(local, "runs a one-shot sync with"));
   auto start = std::chrono::steady_clock::now();
   CHECK(local.kill(SIGTERM) == 0);

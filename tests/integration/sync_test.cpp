@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <optional>
 
 using namespace ferry;
@@ -878,6 +879,36 @@ TEST_CASE("a REQ catch-up pages within the remote's subscription limit, and "
     CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") == 0);
   else
     CHECK(stat_of(b_admin, "node-a", "reqs_asked_again") >= 2);
+  scene.check_never_failed();
+  check_clean_shutdown(*scene.b);
+}
+
+// A remote that serves every REQ as if it had no since or until answers each
+// page with its newest events again. Only events a page's filter matches
+// count for the paging, so it ends (REQ cannot reach further into such a
+// remote) and the catch-up completes, instead of asking for the same page
+// forever.
+TEST_CASE("a REQ catch-up from a remote that ignores until ends its paging "
+          "and completes",
+          "[integration][sync]") {
+  auto keys = nostr::generate_keypair();
+  // Two per second, four pages of 150.
+  auto remote_events = make_events(keys, 600, test::unix_now() - 9000, 1, "u", 2);
+  server_options paged;
+  paged.filters = "[{ kinds = [1], limit = 150 }]";
+  paged.follow_deletions = false;
+  b_from_neg_relay scene{remote_events, {"--ignore-until"}, paged};
+  bool complete = test::poll_until(
+    [&] { return stat_flag(scene.b_admin, "node-a", "catchup_complete"); }, 30s);
+  INFO(sync_reports(scene.b_admin, "node-a") << logs(nullptr, &scene.b->process)
+                                             << scene.relay.output());
+  REQUIRE(complete);
+  // What B holds came from the remote, the newest page at least.
+  auto held = ids_of(scene.b->port, kind1_all);
+  auto remote = id_set(remote_events);
+  CHECK(std::includes(remote.begin(), remote.end(), held.begin(), held.end()));
+  auto newest_page = id_set({remote_events.begin(), remote_events.begin() + 150});
+  CHECK(std::includes(held.begin(), held.end(), newest_page.begin(), newest_page.end()));
   scene.check_never_failed();
   check_clean_shutdown(*scene.b);
 }

@@ -19,7 +19,7 @@
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
 //                      [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]
-//                      [--answer-delay-ms N]
+//                      [--answer-delay-ms N] [--ignore-until]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -41,10 +41,12 @@
 // document names that limit (`limitation.max_subscriptions`).
 // --answer-delay-ms: each REQ is answered that long after it arrived (it
 // counts towards --max-subs from its arrival), as a remote far away would.
+// --ignore-until: stored events are served as if a REQ's filters had no
+// since or until, as relays that do not page serve them.
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
 // maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits,
-// answerDelayMs })`
+// answerDelayMs, ignoreUntil })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -209,7 +211,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0 } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0, ignoreUntil = false } = {}) {
   const http = createServer((req, res) => {
     if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
       res.writeHead(426, { 'Content-Type': 'text/plain' })
@@ -268,7 +270,8 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
             subs.set(subId, filters)
             const answer = () => {
               for (const filter of filters) {
-                const hits = [...events.values()].filter((e) => matchFilter(filter, e)).sort(served)
+                const matched = ignoreUntil ? { ...filter, since: undefined, until: undefined } : filter
+                const hits = [...events.values()].filter((e) => matchFilter(matched, e)).sort(served)
                 for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
               }
               send(['EOSE', subId])
@@ -349,17 +352,18 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0 }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0, ignoreUntil: false }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
       '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits] ' +
-      '[--answer-delay-ms N]')
+      '[--answer-delay-ms N] [--ignore-until]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] === '--auth-for-ids' || argv[i] === '--advertise-limits') {
-      opts[argv[i] === '--auth-for-ids' ? 'authForIds' : 'advertiseLimits'] = true
+    const switches = { '--auth-for-ids': 'authForIds', '--advertise-limits': 'advertiseLimits', '--ignore-until': 'ignoreUntil' }
+    if (switches[argv[i]]) {
+      opts[switches[argv[i]]] = true
       i -= 1
       continue
     }

@@ -26,10 +26,23 @@ TEST_CASE("sync options survive their JSON, the progress id included",
   CHECK(read.direction == "both");
   CHECK(read.timeout_seconds == 12);
   CHECK(read.progress_id == "a1-B2_c3");
+  CHECK_FALSE(read.reconcile_when_empty);
+
+  sent.reconcile_when_empty = true;
+  sync_options reconciling;
+  CHECK(parse_sync_options(to_json(sent), reconciling, field).empty());
+  CHECK(reconciling.reconcile_when_empty);
 
   sync_options without;
   without.url = "wss://relay.test";
   CHECK(to_json(without).find("progress_id") == std::string::npos);
+  CHECK(to_json(without).find("reconcile_when_empty") == std::string::npos);
+
+  sync_options out;
+  CHECK(parse_sync_options(R"({"url":"ws://127.0.0.1:1","reconcile_when_empty":1})",
+                           out, field)
+        == "expected true or false");
+  CHECK(field == "reconcile_when_empty");
 }
 
 TEST_CASE("a progress id is 1 to 64 letters, digits, - or _",
