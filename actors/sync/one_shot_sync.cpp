@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -186,16 +187,6 @@ id_fetcher::options fetch_options() {
   return opts;
 }
 
-/// Pages as a relay connection pages a remote that declares no NIP-11
-/// max_limit (actors/sync/req_catchup.cpp).
-req_pager::options page_options() {
-  req_pager::options opts;
-  opts.page_size = relay_session::our_page_size;
-  opts.most_per_page = relay_session::our_page_size * 10;
-  opts.sub_prefix = "ferry-page-";
-  return opts;
-}
-
 class sync_run {
 public:
   sync_run(const sync_options& opts, store::event_store& store, caf::scoped_actor& self,
@@ -219,6 +210,11 @@ public:
   /// Fetches what `f` matches by paging the relay with REQ, for a store
   /// that holds none of it.
   bool page(const nostr::filter& f);
+  /// Pages as a relay connection pages that relay: ours, or its NIP-11
+  /// max_limit when smaller, so a page it fills is seen as full (a crowded
+  /// second is then asked for alone, up to max_limit, or ten pages without
+  /// one; actors/sync/req_catchup.cpp).
+  req_pager::options paging_options();
   bool transfer();
   /// The counts on the report's `out`; `complete` false marks a run that failed after
   /// reconciling.
@@ -485,10 +481,46 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
   }
 }
 
+req_pager::options sync_run::paging_options() {
+  relay_session limits;
+  net::tls_options tls;
+  tls.enabled = opts_.url.rfind("wss://", 0) == 0;
+  tls.ca_certfile = opts_.ca_file;
+  // The answer comes on the io thread, exactly once, within the timeout.
+  auto answer = std::make_shared<std::promise<net::http_get_result>>();
+  auto info = answer->get_future();
+  net::http_get(io_.context(), relay_conn::info_url(opts_.url), tls,
+                {{"Accept", "application/nostr+json"}},
+                [answer](net::http_get_result r) { answer->set_value(std::move(r)); },
+                std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds{10}));
+  while (info.wait_for(std::chrono::milliseconds{200}) != std::future_status::ready)
+    if (stopping())
+      break;
+  const boost::json::object* document = nullptr;
+  boost::json::value parsed;
+  if (info.valid() && info.wait_for(std::chrono::seconds{0}) == std::future_status::ready) {
+    auto r = info.get();
+    boost::json::error_code ec;
+    if (r.failure == net::failure_kind::none && r.status == 200)
+      parsed = boost::json::parse(r.body, ec);
+    if (!ec)
+      document = parsed.if_object();
+  }
+  relay_conn::take_remote_limits(limits, document);
+  req_pager::options opts;
+  opts.page_size = limits.page_size;
+  opts.most_per_page = limits.remote_max_limit > 0 ? limits.remote_max_limit
+                                                   : limits.page_size * 10;
+  opts.sub_prefix = "ferry-page-";
+  return opts;
+}
+
 bool sync_run::page(const nostr::filter& f) {
+  auto paging = paging_options();
   say("the store holds nothing the filter matches: pages " + opts_.url
-      + " with REQ instead of reconciling");
-  pager_.emplace(f, page_options());
+      + " with REQ instead of reconciling (" + std::to_string(paging.page_size)
+      + " events a page)");
+  pager_.emplace(f, std::move(paging));
   return transfer();
 }
 

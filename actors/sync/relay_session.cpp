@@ -44,13 +44,6 @@ error_class classify(net::failure_kind kind) {
   return error_class::closed;
 }
 
-/// ws:// → http://, wss:// → https:// (NIP-11 is served on the same URL).
-std::string info_url(const std::string& ws_url) {
-  if (ws_url.rfind("wss://", 0) == 0)
-    return "https://" + ws_url.substr(6);
-  return "http://" + ws_url.substr(5);
-}
-
 void connect(self_pointer self) {
   auto& st = self->state;
   st.state = phase::connecting;
@@ -130,6 +123,12 @@ void take_remote_limits(relay_session& session,
   session.remote_max_subscriptions = positive("max_subscriptions");
   if (session.remote_max_limit > 0)
     session.page_size = std::min(session.page_size, session.remote_max_limit);
+}
+
+std::string info_url(const std::string& ws_url) {
+  if (ws_url.rfind("wss://", 0) == 0)
+    return "https://" + ws_url.substr(6);
+  return "http://" + ws_url.substr(5);
 }
 
 net::tls_options tls_options_of(const sync_server& def) {

@@ -46,6 +46,10 @@ struct relay_session {
 
 namespace relay_conn {
 
+/// Where a relay serves its NIP-11 document: ws:// → http://, wss:// →
+/// https://, the same host and path.
+std::string info_url(const std::string& ws_url);
+
 /// The TLS settings of a sync server definition.
 net::tls_options tls_options_of(const sync_server& def);
 

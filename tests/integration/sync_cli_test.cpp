@@ -234,6 +234,26 @@ ran sync_kind(const std::string& url, const std::string& config, uint32_t kind,
   return run_ferry(std::move(args));
 }
 
+/// neg_relay.mjs holding the events of `lists`, started with `flags`, and
+/// one `ferry sync` of kind 1 (direction down) from it into the store of
+/// `local_cfg`.
+ran sync_kind1_from_neg_relay(test::temp_dir& dir,
+                              std::initializer_list<const std::vector<nostr::event>*> lists,
+                              std::vector<std::string> flags, const std::string& local_cfg) {
+  std::string jsonl;
+  for (const auto* list : lists)
+    append_jsonl(jsonl, *list);
+  auto events_file = dir.file("relay.jsonl");
+  test::write_file(events_file, jsonl);
+  std::vector<std::string> args{harness, "--events", events_file, "--port", "0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  test::ferry_process relay{args, {}, "node"};
+  auto port = relay.wait_for_port();
+  INFO(relay.output());
+  REQUIRE(port);
+  return sync_kind("ws://127.0.0.1:" + std::to_string(*port), local_cfg, 1, "down");
+}
+
 /// What each side must hold after a sync in direction `dir`.
 void check_sides(const split& s, const std::string& dir,
                  const std::set<std::string>& on_relay,
@@ -651,24 +671,48 @@ TEST_CASE("ferry sync into a store holding nothing of its filter pages the relay
   }
 }
 
+TEST_CASE("ferry sync pages within a relay's NIP-11 max_limit, and says which "
+          "second held more than it serves",
+          "[integration][sync_cli]") {
+  auto keys = nostr::generate_keypair();
+  const int64_t crowded = test::unix_now() - 10000;
+  std::vector<nostr::event> spread;
+  std::vector<nostr::event> second;
+  for (size_t i = 0; i < 600; ++i)
+    spread.push_back(test::make_note(keys, crowded - 1 - static_cast<int64_t>(i / 3),
+                                     "spread " + std::to_string(i), 1));
+  for (size_t i = 0; i < 300; ++i)
+    second.push_back(test::make_note(keys, crowded, "crowded " + std::to_string(i), 1));
+  test::temp_dir dir;
+  auto local_cfg = test::node_config(dir);
+  auto r = sync_kind1_from_neg_relay(dir, {&spread, &second},
+                                     {"--max-limit", "200", "--advertise-limits"}, local_cfg);
+  INFO(r.output);
+  CHECK(r.status == 0);
+  // Pages of 200: the second's first page was full, so that second alone
+  // was asked for, and the relay serves no more of it than 200.
+  CHECK(r.output.find("(200 events a page)") != std::string::npos);
+  CHECK(r.output.find("the filter matches more than 200 events at " + std::to_string(crowded)
+                      + ": the relay serves no more of that second")
+        != std::string::npos);
+  auto local = local_ids(local_cfg, kind_filter(1));
+  auto all_spread = ids({&spread});
+  CHECK(std::includes(local.begin(), local.end(), all_spread.begin(), all_spread.end()));
+  auto of_second = ids({&second});
+  CHECK(std::count_if(of_second.begin(), of_second.end(),
+                      [&](const std::string& id) { return local.count(id) > 0; })
+        == 200);
+  CHECK(local.size() == 800);
+}
+
 TEST_CASE("ferry sync paging a relay that ignores until ends, and stores only "
           "what its pages asked for",
           "[integration][sync_cli]") {
   auto keys = nostr::generate_keypair();
   auto notes = make_split(keys, 1, 300, 1.0).shared;
   test::temp_dir dir;
-  std::string jsonl;
-  append_jsonl(jsonl, notes);
-  auto events_file = dir.file("relay.jsonl");
-  test::write_file(events_file, jsonl);
-  test::ferry_process relay{{harness, "--events", events_file, "--port", "0", "--ignore-until"},
-                            {},
-                            "node"};
-  auto port = relay.wait_for_port();
-  INFO(relay.output());
-  REQUIRE(port);
   auto local_cfg = test::node_config(dir);
-  auto r = sync_kind("ws://127.0.0.1:" + std::to_string(*port), local_cfg, 1, "down");
+  auto r = sync_kind1_from_neg_relay(dir, {&notes}, {"--ignore-until"}, local_cfg);
   INFO(r.output);
   CHECK(r.status == 0);
   // The whole kind in one page, its oldest second again (the relay sends it

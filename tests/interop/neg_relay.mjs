@@ -19,7 +19,7 @@
 //                      [--arrive-after-neg-open FILE.jsonl] [--max-ids N]
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
 //                      [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]
-//                      [--answer-delay-ms N] [--ignore-until]
+//                      [--answer-delay-ms N] [--ignore-until] [--max-limit N]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -43,10 +43,13 @@
 // counts towards --max-subs from its arrival), as a remote far away would.
 // --ignore-until: stored events are served as if a REQ's filters had no
 // since or until, as relays that do not page serve them.
+// --max-limit: a filter gets at most N stored events, whatever its limit;
+// with --advertise-limits the NIP-11 document names it
+// (`limitation.max_limit`).
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
 // maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits,
-// answerDelayMs, ignoreUntil })`
+// answerDelayMs, ignoreUntil, maxLimit })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -211,13 +214,15 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0, ignoreUntil = false } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0, ignoreUntil = false, maxLimit = 0 } = {}) {
   const http = createServer((req, res) => {
     if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
       res.writeHead(426, { 'Content-Type': 'text/plain' })
       return res.end('a WebSocket relay\n')
     }
-    const limitation = advertiseLimits && maxSubs > 0 ? { max_subscriptions: maxSubs } : {}
+    const limitation = {}
+    if (advertiseLimits && maxSubs > 0) limitation.max_subscriptions = maxSubs
+    if (advertiseLimits && maxLimit > 0) limitation.max_limit = maxLimit
     res.writeHead(200, { 'Content-Type': 'application/nostr+json', 'Access-Control-Allow-Origin': '*' })
     res.end(JSON.stringify({ name: 'neg_relay', supported_nips: [1, 11, 42, 77], limitation }))
   })
@@ -272,7 +277,8 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
               for (const filter of filters) {
                 const matched = ignoreUntil ? { ...filter, since: undefined, until: undefined } : filter
                 const hits = [...events.values()].filter((e) => matchFilter(matched, e)).sort(served)
-                for (const e of hits.slice(0, filter.limit ?? hits.length)) send(['EVENT', subId, e])
+                const most = Math.min(filter.limit ?? hits.length, maxLimit > 0 ? maxLimit : hits.length)
+                for (const e of hits.slice(0, most)) send(['EVENT', subId, e])
               }
               send(['EOSE', subId])
             }
@@ -352,12 +358,12 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0, ignoreUntil: false }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0, ignoreUntil: false, maxLimit: 0 }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
       '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits] ' +
-      '[--answer-delay-ms N] [--ignore-until]')
+      '[--answer-delay-ms N] [--ignore-until] [--max-limit N]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -381,6 +387,7 @@ function parseArgs(argv) {
     else if (flag === '--max-subs') opts.maxSubs = Number(value)
     else if (flag === '--max-subs-reason') opts.maxSubsReason = value
     else if (flag === '--answer-delay-ms') opts.answerDelayMs = Number(value)
+    else if (flag === '--max-limit') opts.maxLimit = Number(value)
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
@@ -390,6 +397,7 @@ function parseArgs(argv) {
   if (!Number.isInteger(opts.maxIds) || opts.maxIds < 0) usage('--max-ids must be an integer >= 0')
   if (!Number.isInteger(opts.maxSubs) || opts.maxSubs < 0) usage('--max-subs must be an integer >= 0')
   if (!Number.isInteger(opts.answerDelayMs) || opts.answerDelayMs < 0) usage('--answer-delay-ms must be an integer >= 0')
+  if (!Number.isInteger(opts.maxLimit) || opts.maxLimit < 0) usage('--max-limit must be an integer >= 0')
   if (opts.refuseId && !/^[0-9a-f]{64}$/.test(opts.refuseId)) usage('--refuse-id must be 64 lowercase hex digits')
   return opts
 }
