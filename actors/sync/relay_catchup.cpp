@@ -9,6 +9,7 @@
 #include "store/sync_store.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace ferry::relay_conn {
 
@@ -63,6 +64,7 @@ void start_any_catchup(self_pointer self, int64_t since) {
 
 void begin_catchup(self_pointer self) {
   auto& st = self->state;
+  st.reqs.reopening = false;
   st.state = phase::catching_up;
   st.catchup.complete = false;
   st.catchup.started = self->clock().now();
@@ -128,6 +130,17 @@ void maybe_finish_catchup(self_pointer self) {
   mark_caught_up(self);
   log::info("{} caught up ({} received, {} accepted, {} duplicate)", st.label,
             st.ingest.received, st.ingest.accepted, st.ingest.duplicate);
+  // The live tail closed to make room for the pages: a catch-up from here
+  // opens it again, and its stored part brings what the remote took
+  // meanwhile, back-dated events within the overlap window included
+  // (req_subscriptions::reopening). It starts from this one's end, not the
+  // persisted cursor, which the writer has not committed yet.
+  if (std::exchange(st.reqs.live_yielded, false)) {
+    auto since = std::max<int64_t>(0, through - st.def.overlap_window_seconds);
+    log::info("{} opens the live tail again: a catch-up from {}", st.label, since);
+    start_any_catchup(self, since);
+    st.reqs.reopening = true;
+  }
 }
 
 void mark_caught_up(self_pointer self) {

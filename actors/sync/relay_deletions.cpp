@@ -174,8 +174,17 @@ void open_deletion_tail(self_pointer self, int64_t since) {
   dels.tail_given_up = false;
   dels.flush_scheduled = false; // a timer of an ended session is ignored
   dels.cursor_target = 0;
-  if (!dels.authors.empty())
+  // A remote that holds no more subscriptions of ours than the live tail
+  // (its NIP-11 max_subscriptions, or what it was found to hold) would drop
+  // or refuse the tail, and the catch-up would wait for it for good.
+  if (!dels.authors.empty() && subscription_room(st) == 0) {
+    dels.tail_given_up = true;
+    log::warn("{} remote holds no subscription of ours beside the live tail: "
+              "deletions of synced authors are not followed this session",
+              st.label);
+  } else if (!dels.authors.empty()) {
     open_tail(self, since);
+  }
   if (!dels.unannounced.empty())
     schedule_flush(self);
 }

@@ -73,8 +73,8 @@ void learn_most_held(req_subscriptions& reqs,
 }
 
 /// Whether one more page fits among the subscriptions the remote holds. One
-/// page always fits once nothing else of ours can end: the live and
-/// deletion tails stay, and the paging must go on.
+/// page always fits once nothing else of ours can end: the paging must go
+/// on, and the tails make room for it (make_room_for_page).
 bool page_fits(const relay_connection_state& st) {
   auto most = most_held(st);
   return most == 0 || held(st) < most || ending(st) == 0;
@@ -98,10 +98,33 @@ void watch_reqs(self_pointer self) {
   self->delayed_send(self, quiet_interval, atom::pending_v, st.generation);
 }
 
+/// Room for a page among the subscriptions the remote holds: the deletion
+/// tail gives up its place first. A remote that holds no more than the live
+/// tail (one subscription: declared, or found when it refused or dropped a
+/// page beside it) gets the live tail closed while the catch-up pages; once
+/// the catch-up ends, a catch-up from its end opens it again, so what the
+/// remote took meanwhile comes in that one's stored part (relay_catchup.cpp,
+/// maybe_finish_catchup). Before, such a remote dropped or refused every
+/// page and the catch-up never ended.
+void make_room_for_page(self_pointer self) {
+  make_room_beside_tails(self);
+  auto& st = self->state;
+  auto most = most_held(st);
+  auto live = st.reqs.open.find(live_sub);
+  if (most == 0 || held(st) < most || live == st.reqs.open.end() || !live->second.eose)
+    return;
+  log::warn("{} remote holds {} subscription{} of ours: the live tail closes "
+            "while the catch-up pages, and opens again once it is over",
+            st.label, most, most == 1 ? "" : "s");
+  st.reqs.open.erase(live);
+  st.reqs.live_yielded = true;
+  send_frame(self, std::string{"[\"CLOSE\",\""} + live_sub + "\"]");
+}
+
 /// Asks for a page of older history.
 void send_page(self_pointer self, req_subscriptions::waiting_page page) {
   auto& st = self->state;
-  make_room_beside_tails(self);
+  make_room_for_page(self);
   auto sub_id = std::string{page_prefix} + std::to_string(st.reqs.next_page++);
   subscribe(self, sub_id, std::move(page.sent), page.filter);
   if (auto i = st.reqs.open.find(sub_id); i != st.reqs.open.end()) {
@@ -148,6 +171,14 @@ void ask_again(self_pointer self,
   st.reqs.waiting.push_front(
     {std::move(sub.sent), *sub.filter, std::move(sub.resume), true});
   st.reqs.open.erase(i);
+}
+
+/// Whether some filter of `sub` got as many events as its limit.
+bool full(const req_subscriptions::subscription& sub) {
+  for (size_t f = 0; f < sub.sent.size(); ++f)
+    if (sub.sent[f].limit && sub.received[f] >= *sub.sent[f].limit)
+      return true;
+  return false;
 }
 
 /// A remote that declares no max_limit is asked for at most this many
@@ -337,7 +368,18 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
   // finished page stays here, so maybe_finish_catchup sees its EOSE.
   if (!keeps_open(sub_id))
     send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
-  page_if_capped(self, i->second);
+  // The live tail's first page after a paging that closed it is all that
+  // catch-up reads: a page of older history would close it again, and the
+  // next first page would cover the same window, without end.
+  if (st.reqs.reopening && sub_id == live_sub) {
+    if (full(i->second))
+      log::warn("{} the live tail's first page after the paging was full: an "
+                "event the remote took meanwhile dated before that page is "
+                "not asked for",
+                st.label);
+  } else {
+    page_if_capped(self, i->second);
+  }
   open_waiting_pages(self);
   maybe_finish_catchup(self);
   settle_deletion_cursor(self);
@@ -361,11 +403,14 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
   // A page or history refused for the number of subscriptions open waits
   // until one of ours ends, and from then on the remote is asked to hold no
   // more than it held when that one came. A page refused while nothing
-  // else of ours can end takes the deletion tail's place. Otherwise asking
+  // else of ours can end takes the deletion tail's place, or the live
+  // tail's while the catch-up pages (make_room_for_page). Otherwise asking
   // again would be refused again.
   if (repeatable(sub_id) && refuses_for_subscriptions(reason)
       && (ending(st, sub_id) > 0
-          || (is_page(sub_id) && st.reqs.open.count(deletion_tail_sub) > 0))) {
+          || (is_page(sub_id)
+              && (st.reqs.open.count(deletion_tail_sub) > 0
+                  || st.reqs.open.count(live_sub) > 0)))) {
     ++st.reqs.answers;
     learn_most_held(st.reqs, i->second);
     ask_again(self, i);
@@ -404,8 +449,9 @@ void on_req_closed(self_pointer self, const std::string& sub_id,
 /// Those are closed and asked for again, with no more subscriptions open
 /// than the remote held when they came. A page left unanswered alone, while
 /// nothing else of ours can end, takes the deletion tail's place if it is
-/// open; without one it is waited for: it may be a slow remote's answer,
-/// and the catch-up's batch timeout bounds it.
+/// open, else the live tail's (make_room_for_page); without either it is
+/// waited for: it may be a slow remote's answer, and the catch-up's batch
+/// timeout bounds it.
 void on_req_quiet_look(self_pointer self, uint64_t gen) {
   auto& st = self->state;
   if (gen != st.generation)
@@ -436,7 +482,9 @@ void on_req_quiet_look(self_pointer self, uint64_t gen) {
   auto dropped = passed_over;
   if (dropped.empty() && !answered && !recent) {
     if (open.size() == 1 && ending(st, open.front()) == 0
-        && (!is_page(open.front()) || reqs.open.count(deletion_tail_sub) == 0)) {
+        && (!is_page(open.front())
+            || (reqs.open.count(deletion_tail_sub) == 0
+                && reqs.open.count(live_sub) == 0))) {
       if (!std::exchange(reqs.open[open.front()].quiet_logged, true))
         log::warn("{} {} has had no answer for {}: still waiting", st.label,
                   open.front(), net::duration_text(quiet_interval));

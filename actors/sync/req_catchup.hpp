@@ -85,6 +85,14 @@ struct req_subscriptions {
   /// Pages and deletion histories asked for again after the remote refused
   /// or dropped them (stats).
   uint64_t asked_again = 0;
+  /// The live tail closed to make room for a page (the remote holds no more
+  /// than one subscription of ours): a catch-up from this one's end opens it
+  /// again (see make_room_for_page).
+  bool live_yielded = false;
+  /// This catch-up opens the live tail again after one that closed it: its
+  /// first page is all it reads (a page of older history would close the
+  /// live tail once more, and so on without end).
+  bool reopening = false;
 
   /// Forgets everything of a session that ended, but the counters.
   void end_session() {
@@ -92,6 +100,8 @@ struct req_subscriptions {
     waiting.clear();
     held_most = 0;
     look_gen = 0;
+    live_yielded = false;
+    reopening = false;
   }
 };
 

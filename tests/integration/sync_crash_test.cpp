@@ -176,9 +176,12 @@ const char* to_string(kill_point x) {
 /// `reconcile_when_empty` false: B, holding nothing its filters match at
 /// first (direction down), pages A instead of reconciling until a cycle
 /// stored something; a kill mid-page leaves a store the next cycle
-/// reconciles.
+/// reconciles. `a_max_subscriptions` 1: A holds one subscription per
+/// connection, so B's REQ catch-up closes its live tail to page and opens it
+/// again after (a kill may come in between).
 void crash_loop(const std::string& mode, const std::string& direction,
-                uint64_t case_number, bool reconcile_when_empty = true) {
+                uint64_t case_number, bool reconcile_when_empty = true,
+                int a_max_subscriptions = 0) {
   const bool down = direction != "up";
   const bool up = direction != "down";
   const auto seed = run_seed();
@@ -205,6 +208,8 @@ void crash_loop(const std::string& mode, const std::string& direction,
   test::node_settings a_settings;
   a_settings.relay_port = test::free_port();
   a_settings.relay_extra = "[relay.limits]\nmax_limit = 100\ndefault_limit = 100\n";
+  if (a_max_subscriptions > 0)
+    a_settings.relay_extra += "max_subscriptions = " + std::to_string(a_max_subscriptions) + "\n";
   auto a_cfg = test::node_config_with(dir_a, a_settings);
   auto a_events = a_history;
   a_events.insert(a_events.end(), a_reactions.begin(), a_reactions.end());
@@ -233,6 +238,8 @@ void crash_loop(const std::string& mode, const std::string& direction,
   // start a catch-up pages (and logs so) before it stores anything.
   constexpr const char* paged_line = "pages the remote with REQ instead of reconciling";
   bool paged_seen = false;
+  constexpr const char* yield_line = "the live tail closes while the catch-up pages";
+  bool yield_seen = false;
   std::vector<kill_point> points{kill_point::early, kill_point::live};
   if (down)
     points.push_back(kill_point::catchup);
@@ -284,6 +291,7 @@ void crash_loop(const std::string& mode, const std::string& direction,
             << caught_up() << "\n";
     b.process.kill(SIGKILL);
     paged_seen = paged_seen || b.process.output().find(paged_line) != std::string::npos;
+    yield_seen = yield_seen || b.process.output().find(yield_line) != std::string::npos;
     std::this_thread::sleep_for(std::chrono::milliseconds{rng() % 500});
   }
 
@@ -312,8 +320,12 @@ void crash_loop(const std::string& mode, const std::string& direction,
                                           << sync_reports(b_admin, "node-a")
                                           << logs(&a.process, &b.process));
   paged_seen = paged_seen || b.process.output().find(paged_line) != std::string::npos;
+  yield_seen = yield_seen || b.process.output().find(yield_line) != std::string::npos;
   // Only a catch-up into a store holding nothing it syncs pages.
   CHECK(paged_seen == (!reconcile_when_empty && mode == "negentropy" && !up));
+  // The first catch-up through A's history needs pages beside the live
+  // tail: only a remote holding one subscription closes it for them.
+  CHECK(yield_seen == (a_max_subscriptions == 1));
   REQUIRE(b.process.kill(SIGTERM) == 0);
   REQUIRE(a.process.kill(SIGTERM) == 0);
 
@@ -351,6 +363,11 @@ TEST_CASE("crash loop: negentropy down", "[integration][sync][crash]") {
 TEST_CASE("crash loop: negentropy down into an empty store, paged first",
           "[integration][sync][crash]") {
   crash_loop("negentropy", "down", 7, false);
+}
+
+TEST_CASE("crash loop: req_stream down from a remote that holds one subscription",
+          "[integration][sync][crash]") {
+  crash_loop("req_stream", "down", 8, true, 1);
 }
 
 TEST_CASE("crash loop: negentropy up", "[integration][sync][crash]") {

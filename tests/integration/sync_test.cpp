@@ -883,6 +883,46 @@ TEST_CASE("a REQ catch-up pages within the remote's subscription limit, and "
   check_clean_shutdown(*scene.b);
 }
 
+// A remote that holds one subscription of ours, declared in its NIP-11
+// document, found when it drops a REQ beyond it with a NOTICE, or when it
+// refuses one with CLOSED: the live tail makes room for the pages, and a
+// catch-up from the first one's end (less the overlap window) opens it again
+// (its first page is all it reads); the deletion tail is given up for the
+// session.
+// Before, every page beside the live tail was dropped or refused and the
+// catch-up never ended.
+TEST_CASE("a REQ catch-up from a remote that holds one subscription closes "
+          "the live tail to page, and opens it again after",
+          "[integration][sync]") {
+  const std::string limit = GENERATE(std::string{"advertised"}, std::string{"unannounced"},
+                                     std::string{"closed"});
+  CAPTURE(limit);
+  auto keys = nostr::generate_keypair();
+  // Two per second, eight pages of 150.
+  auto remote_events = make_events(keys, 1200, test::unix_now() - 9000, 1, "one", 2);
+  server_options paged;
+  paged.filters = "[{ kinds = [1], limit = 150 }]";
+  b_from_neg_relay scene{remote_events, subscription_limit_flags(limit, 1), paged};
+  scene.require_caught_up_with(id_set(remote_events));
+  INFO(sync_reports(scene.b_admin, "node-a") << logs(nullptr, &scene.b->process)
+                                             << scene.relay.output());
+  const auto output = scene.b->process.output();
+  CHECK(output.find("remote holds 1 subscription of ours: the live tail closes while "
+                    "the catch-up pages")
+        != std::string::npos);
+  CHECK(output.find("opens the live tail again") != std::string::npos);
+  // The overlap window before the newest event holds 600 events, more than
+  // the live tail's first page: said, and not paged.
+  CHECK(output.find("the live tail's first page after the paging was full") != std::string::npos);
+  // The live tail is open again: an event the remote takes now reaches B.
+  auto later = make_events(keys, 1, test::unix_now(), 1, "later");
+  publish(scene.relay_port, later);
+  auto want = id_set(remote_events);
+  want.insert(hex_id(later.front()));
+  wait_for_ids(*scene.b, kind1_all, want, true, "B", nullptr, 10s);
+  check_clean_shutdown(*scene.b);
+}
+
 // A remote that serves every REQ as if it had no since or until answers each
 // page with its newest events again. Only events a page's filter matches
 // count for the paging, so it ends (REQ cannot reach further into such a
