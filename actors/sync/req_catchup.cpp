@@ -378,7 +378,10 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
                 "not asked for",
                 st.label);
   } else {
-    page_if_capped(self, i->second);
+    // A copy: a page it opens may close the live tail (make_room_for_page),
+    // whose entry this is.
+    auto answered_sub = i->second;
+    page_if_capped(self, answered_sub);
   }
   open_waiting_pages(self);
   maybe_finish_catchup(self);
