@@ -206,9 +206,9 @@ uint64_t raised_limit(const relay_session& session, uint64_t limit) {
 /// (since = until = it) with a doubled limit, up to what the remote serves,
 /// until an answer is not full; the page it was cut from then goes on below
 /// it. A second even the largest page cannot hold is logged and stepped
-/// past: REQ has no other way into it.
-void page_if_capped(self_pointer self,
-                    const req_subscriptions::subscription& sub) {
+/// past: REQ has no other way into it. `sub` is a copy: a page opened here
+/// may close the live tail (make_room_for_page), whose entry it may be.
+void page_if_capped(self_pointer self, req_subscriptions::subscription sub) {
   auto& st = self->state;
   for (size_t i = 0; i < sub.sent.size(); ++i) {
     const auto& sent = sub.sent[i];
@@ -378,10 +378,7 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
                 "not asked for",
                 st.label);
   } else {
-    // A copy: a page it opens may close the live tail (make_room_for_page),
-    // whose entry this is.
-    auto answered_sub = i->second;
-    page_if_capped(self, answered_sub);
+    page_if_capped(self, i->second);
   }
   open_waiting_pages(self);
   maybe_finish_catchup(self);
