@@ -3,6 +3,7 @@
 #include "actors/runtime/logging.hpp"
 #include "actors/sync/id_fetcher.hpp"
 #include "actors/sync/relay_connection_context.hpp"
+#include "actors/sync/req_pager.hpp"
 #include "messages/nostr/wire.hpp"
 #include "net/idle_watch.hpp"
 
@@ -185,60 +186,29 @@ bool full(const req_subscriptions::subscription& sub) {
 /// pages' worth of one second.
 constexpr uint64_t second_pages_max = 10;
 
-/// The limit to ask for one crowded second again with, after a page of
-/// `limit` came back full of it; 0 when the remote would serve no more.
-uint64_t raised_limit(const relay_session& session, uint64_t limit) {
-  auto most = session.remote_max_limit > 0
-                ? session.remote_max_limit
-                : session.page_size * second_pages_max;
-  auto raised = std::min(limit * 2, most);
-  return raised > limit ? raised : 0;
-}
-
-/// Opens the next page of older history for each filter that got events:
-/// a remote may cap an answer below the limit we asked for without saying so,
-/// so paging ends only with an empty page. `until` is inclusive, so events
-/// sharing the oldest timestamp are asked for again (they come back as
-/// duplicates).
-/// A page that holds nothing but its `until` second cannot be paged by
-/// `until`: paging steps past that second. If the page was full, the second
-/// may hold more than a page, so first that second alone is asked for again
-/// (since = until = it) with a doubled limit, up to what the remote serves,
-/// until an answer is not full; the page it was cut from then goes on below
-/// it. A second even the largest page cannot hold is logged and stepped
-/// past: REQ has no other way into it. `sub` is a copy: a page opened here
-/// may close the live tail (make_room_for_page), whose entry it may be.
+/// Opens the next page of older history for each filter that got events,
+/// or its crowded second's page, by the paging rules of `after_page`
+/// (actors/sync/req_pager.hpp); a crowded second even the largest page
+/// cannot hold is logged: REQ has no other way into it. `sub` is a copy: a
+/// page opened here may close the live tail (make_room_for_page), whose
+/// entry it may be.
 void page_if_capped(self_pointer self, req_subscriptions::subscription sub) {
   auto& st = self->state;
+  const auto most_per_page = st.session.remote_max_limit > 0
+                               ? st.session.remote_max_limit
+                               : st.session.page_size * second_pages_max;
   for (size_t i = 0; i < sub.sent.size(); ++i) {
-    const auto& sent = sub.sent[i];
-    auto got = sub.received[i] > 0 && sub.oldest[i] != INT64_MAX;
-    // An empty page ends the paging, but a crowded second's goes on below.
-    if (!got && !sub.resume)
-      continue;
     auto filter = sub.filter ? *sub.filter : i;
-    auto next = sub.resume ? *sub.resume : sent;
-    auto until = got ? sub.oldest[i] : *sent.until;
-    if (sent.until && *sent.until == until) {
-      auto limit = sent.limit.value_or(0);
-      if (limit > 0 && sub.received[i] >= limit) {
-        if (auto raised = raised_limit(st.session, limit)) {
-          auto second = sent;
-          second.since = until;
-          second.limit = raised;
-          open_page(self, {std::move(second)}, filter, std::move(next));
-          continue;
-        }
-        log::warn("{} filter {} matches more than {} events at {}: the "
-                  "remote serves no more of that second",
-                  st.label, filter, limit, until);
-      }
-      --until;
-    }
-    if (next.since && until < *next.since)
-      continue;
-    next.until = until;
-    open_page(self, {std::move(next)}, filter, std::nullopt);
+    auto outcome = after_page(sub.sent[i], sub.received[i], sub.oldest[i],
+                              sub.resume, most_per_page);
+    if (outcome.crowded)
+      log::warn("{} filter {} matches more than {} events at {}: the "
+                "remote serves no more of that second",
+                st.label, filter, outcome.crowded->limit,
+                outcome.crowded->second);
+    if (outcome.next)
+      open_page(self, {std::move(*outcome.next)}, filter,
+                std::move(outcome.resume));
   }
 }
 

@@ -46,35 +46,48 @@ req_pager::after_eose req_pager::on_eose() {
   out.close = "[\"CLOSE\",";
   nostr::append_json_string(out.close, sub_id_);
   out.close += ']';
-  const bool got = received_ > 0;
+  auto outcome = after_page(sent_, received_, oldest_, std::move(resume_),
+                            opts_.most_per_page);
+  due_ = std::move(outcome.next);
+  resume_ = std::move(outcome.resume);
+  if (outcome.crowded)
+    out.warning = "the filter matches more than "
+                  + std::to_string(outcome.crowded->limit) + " events at "
+                  + std::to_string(outcome.crowded->second)
+                  + ": the relay serves no more of that second";
+  return out;
+}
+
+page_outcome after_page(const nostr::filter& sent, uint64_t received,
+                        int64_t oldest, std::optional<nostr::filter> resume,
+                        uint64_t most_per_page) {
+  page_outcome out;
+  const bool got = received > 0 && oldest != INT64_MAX;
   // An empty page ends the paging, but a crowded second's goes on below.
-  if (!got && !resume_)
+  if (!got && !resume)
     return out;
-  auto next = resume_ ? std::move(*resume_) : sent_;
-  resume_.reset();
-  auto until = got ? oldest_ : *sent_.until;
-  if (sent_.until && *sent_.until == until) {
-    auto limit = sent_.limit.value_or(0);
-    if (limit > 0 && received_ >= limit) {
-      auto raised = std::min(limit * 2, opts_.most_per_page);
+  auto next = resume ? std::move(*resume) : sent;
+  auto until = got ? oldest : *sent.until;
+  if (sent.until && *sent.until == until) {
+    auto limit = sent.limit.value_or(0);
+    if (limit > 0 && received >= limit) {
+      auto raised = std::min(limit * 2, most_per_page);
       if (raised > limit) {
-        auto second = sent_;
+        auto second = sent;
         second.since = until;
         second.limit = raised;
-        due_ = std::move(second);
-        resume_ = std::move(next);
+        out.next = std::move(second);
+        out.resume = std::move(next);
         return out;
       }
-      out.warning = "the filter matches more than " + std::to_string(limit)
-                    + " events at " + std::to_string(until)
-                    + ": the relay serves no more of that second";
+      out.crowded = page_outcome::crowded_second{until, limit};
     }
     --until;
   }
   if (until < 0 || (next.since && until < *next.since))
     return out;
   next.until = until;
-  due_ = std::move(next);
+  out.next = std::move(next);
   return out;
 }
 

@@ -10,15 +10,9 @@
 
 namespace ferry {
 
-/// Pages one filter of a relay's history with REQ `limit` + `until`, newest
-/// first, one page open at a time: what `ferry sync` does instead of a
-/// NIP-77 reconciliation when the store holds nothing the filter matches
-/// (every id would be needed, and fetching each by id costs both sides more
-/// than reading them in index order). Not an actor and no I/O: the owner
-/// sends the frames it returns and feeds in the relay's EVENT and EOSE for
-/// the page it `owns`; it calls `fill` only when it has room for a page.
-///
-/// The paging rules are a relay connection's (actors/sync/req_catchup.cpp):
+/// What follows one answered page of paging a filter with REQ `limit` +
+/// `until`, newest first. The rules, which `ferry sync` (req_pager below)
+/// and a relay connection's catch-up (actors/sync/req_catchup.cpp) share:
 /// - a relay may cap a page below the limit asked for without saying so, so
 ///   the paging ends only with an empty page;
 /// - `until` is inclusive: events sharing the oldest second of a page are
@@ -27,11 +21,41 @@ namespace ferry {
 ///   `until`: that second alone is asked for (since = until = it) with a
 ///   doubled limit, up to `most_per_page`, until an answer is not full; the
 ///   paging then goes on below it. A second even the largest page cannot
-///   hold is reported in `on_eose`'s warning and stepped past;
-/// - only events the page's filter matches count, and only those are to be
-///   stored: a relay that ignores `until` (or any condition) answers with
-///   events beyond the page, and paging by them would ask for the same page
-///   forever.
+///   hold is reported (`crowded`) and stepped past;
+/// - only events the page's filter matches count: a relay that ignores
+///   `until` (or any condition) answers with events beyond the page, and
+///   paging by them would ask for the same page forever.
+struct page_outcome {
+  /// The next page's filter; none: the paging has ended.
+  std::optional<nostr::filter> next;
+  /// Set when `next` asks for a crowded second alone: the page the paging
+  /// goes on with after it (`after_page`'s `resume` then).
+  std::optional<nostr::filter> resume;
+  /// A second that held more events than the relay serves in a page
+  /// (`limit`), stepped past: its events beyond that are not asked for.
+  struct crowded_second {
+    int64_t second = 0;
+    uint64_t limit = 0;
+  };
+  std::optional<crowded_second> crowded;
+};
+
+/// Decides what follows the page `sent`, which matched `received` events,
+/// the oldest of them at `oldest`. `resume` is the page outcome's `resume`
+/// when `sent` asked for a crowded second. `most_per_page` is the largest
+/// limit a crowded second is asked for with.
+page_outcome after_page(const nostr::filter& sent, uint64_t received,
+                        int64_t oldest, std::optional<nostr::filter> resume,
+                        uint64_t most_per_page);
+
+/// Pages one filter of a relay's history by the rules of `after_page`, one
+/// page open at a time: what `ferry sync` does instead of a NIP-77
+/// reconciliation when the store holds nothing the filter matches (every id
+/// would be needed, and fetching each by id costs both sides more than
+/// reading them in index order). Not an actor and no I/O: the owner sends
+/// the frames it returns and feeds in the relay's EVENT and EOSE for the
+/// page it `owns`; it calls `fill` only when it has room for a page. Only
+/// events the page's filter matches are counted and to be stored.
 class req_pager {
 public:
   struct options {

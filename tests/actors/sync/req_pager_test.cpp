@@ -219,3 +219,91 @@ TEST_CASE("a pager of a relay that ignores until ends, counting only what its pa
   CHECK(run.beyond_page == 196);
   CHECK(run.warnings.empty());
 }
+
+TEST_CASE("after_page: the page that follows, a crowded second's, or none",
+          "[req_pager]") {
+  nostr::filter sent;
+  sent.kinds = std::vector<uint32_t>{1};
+  sent.limit = 100;
+  sent.until = 1000;
+  SECTION("a page that got events goes on at its oldest second, inclusive") {
+    auto out = after_page(sent, 100, 900, std::nullopt, 1000);
+    REQUIRE(out.next);
+    CHECK(out.next->until == 900);
+    CHECK(out.next->limit == 100);
+    CHECK(out.next->kinds == sent.kinds);
+    CHECK_FALSE(out.resume);
+    CHECK_FALSE(out.crowded);
+  }
+  SECTION("an empty page ends the paging") {
+    auto out = after_page(sent, 0, INT64_MAX, std::nullopt, 1000);
+    CHECK_FALSE(out.next);
+    CHECK_FALSE(out.crowded);
+  }
+  SECTION("a page below the limit goes on too: a relay may cap it unasked") {
+    auto out = after_page(sent, 40, 950, std::nullopt, 1000);
+    REQUIRE(out.next);
+    CHECK(out.next->until == 950);
+  }
+  SECTION("a full page of its until second asks for that second alone, "
+          "with twice the limit, and goes on below it after") {
+    auto out = after_page(sent, 100, 1000, std::nullopt, 1000);
+    REQUIRE(out.next);
+    CHECK(out.next->since == 1000);
+    CHECK(out.next->until == 1000);
+    CHECK(out.next->limit == 200);
+    REQUIRE(out.resume);
+    CHECK(out.resume->until == 1000);
+    CHECK(out.resume->limit == 100);
+    SECTION("the second's page not full: the paging resumes below it") {
+      auto after = after_page(*out.next, 150, 1000, out.resume, 1000);
+      REQUIRE(after.next);
+      CHECK(after.next->until == 999);
+      CHECK(after.next->limit == 100);
+      CHECK_FALSE(after.next->since);
+      CHECK_FALSE(after.resume);
+    }
+    SECTION("the second's page empty: the paging resumes below it too") {
+      auto after = after_page(*out.next, 0, INT64_MAX, out.resume, 1000);
+      REQUIRE(after.next);
+      CHECK(after.next->until == 999);
+    }
+  }
+  SECTION("a second fuller than the largest page is reported and stepped "
+          "past") {
+    auto out = after_page(sent, 100, 1000, std::nullopt, 100);
+    REQUIRE(out.crowded);
+    CHECK(out.crowded->second == 1000);
+    CHECK(out.crowded->limit == 100);
+    REQUIRE(out.next);
+    CHECK(out.next->until == 999);
+    CHECK_FALSE(out.resume);
+  }
+  SECTION("a page that did not fill its until second steps past it") {
+    auto out = after_page(sent, 30, 1000, std::nullopt, 1000);
+    REQUIRE(out.next);
+    CHECK(out.next->until == 999);
+    CHECK_FALSE(out.crowded);
+  }
+  SECTION("the paging ends below the filter's since, and below 0") {
+    auto bounded = sent;
+    bounded.since = 900;
+    // A page may be capped unasked: its oldest second is asked for again.
+    auto at_since = after_page(bounded, 20, 900, std::nullopt, 1000);
+    REQUIRE(at_since.next);
+    CHECK(at_since.next->until == 900);
+    // That page, holding only its until second, steps below since.
+    CHECK_FALSE(after_page(*at_since.next, 20, 900, std::nullopt, 1000).next);
+    auto at_zero = sent;
+    at_zero.until = 0;
+    CHECK_FALSE(after_page(at_zero, 20, 0, std::nullopt, 1000).next);
+  }
+  SECTION("the first page, without until, goes on at its oldest second") {
+    auto first = sent;
+    first.until.reset();
+    auto out = after_page(first, 100, 1000, std::nullopt, 1000);
+    REQUIRE(out.next);
+    CHECK(out.next->until == 1000);
+    CHECK_FALSE(out.resume);
+  }
+}
