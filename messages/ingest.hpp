@@ -39,6 +39,12 @@ using ingest_item_ptr = std::shared_ptr<ingest_item>;
 /// commit order, for the hub; or what a bulk sender ingests at once.
 using ingest_batch = std::vector<ingest_item_ptr>;
 
+/// Events a bulk sender (a relay connection, `ferry sync`, a federation
+/// pull) hands to a verifier in one message at most: enough to share the
+/// per-message costs, few enough that both verifiers get work from a burst
+/// (~3 ms of signature checks).
+inline constexpr size_t ingest_batch_max = 64;
+
 /// What happened to one ingested event.
 enum class ingest_status : uint8_t {
   stored,

@@ -9,6 +9,7 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
+#include "messages/nostr/relay_message.hpp"
 #include "net/idle_watch.hpp"
 #include "store/refused_store.hpp"
 
@@ -179,6 +180,8 @@ void act(self_pointer self, neg_catchup::action action) {
   maybe_done(self);
 }
 
+void hand_over(self_pointer self);
+
 /// Whether we hold a version of the replaceable or addressable `ev`.
 bool hold_version(self_pointer self, const nostr::event& ev) {
   nostr::filter f;
@@ -217,15 +220,6 @@ void ingest(self_pointer self, nostr::event ev) {
     ++c.skipped;
     return;
   }
-  auto verifier = st.deps.verifiers.empty()
-                    ? verifier_actor{}
-                    : st.deps.verifiers[st.next_verifier++
-                                        % st.deps.verifiers.size()]
-                        ->get();
-  if (!verifier) {
-    ++c.refused;
-    return;
-  }
   auto item = std::make_shared<ingest_item>();
   item->source = "federation:" + st.deps.peer;
   item->source_info = st.deps.endpoint;
@@ -233,32 +227,64 @@ void ingest(self_pointer self, nostr::event ev) {
   item->data.replaces_newer
     = ours && st.deps.request.strategy == conflict_strategy::overwrite;
   ++st.in_flight;
-  self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
+  st.gathered.push_back(std::move(item));
+  st.gathered_ours.push_back(ours);
+  if (st.gathered.size() >= ingest_batch_max) {
+    hand_over(self);
+  } else if (!st.hand_over_due) {
+    // Behind the frames already in the mailbox: they join this batch.
+    st.hand_over_due = true;
+    self->send(self, pull_atom::hand_over::value);
+  }
+}
+
+/// Hands the gathered events to a verifier as one batch.
+void hand_over(self_pointer self) {
+  auto& st = self->state;
+  if (st.gathered.empty())
+    return;
+  auto batch = std::exchange(st.gathered, {});
+  auto ours = std::exchange(st.gathered_ours, {});
+  auto verifier = st.deps.verifiers.empty()
+                    ? verifier_actor{}
+                    : st.deps.verifiers[st.next_verifier++
+                                        % st.deps.verifiers.size()]
+                        ->get();
+  auto settle = [self](size_t n) {
+    self->state.in_flight -= n;
+    refill(self);
+    maybe_done(self);
+  };
+  if (!verifier) {
+    st.counts.refused += batch.size();
+    return settle(batch.size());
+  }
+  self->request(verifier, caf::infinite, atom::ingest_v, std::move(batch))
     .then(
-      [self, ours](ingest_result& r) {
+      [self, settle, ours = std::move(ours)](ingest_results& results) {
         auto& c = self->state.counts;
-        switch (r.status) {
-          case ingest_status::stored:
-          case ingest_status::ephemeral:
-            ++(ours ? c.replaced : c.imported);
-            break;
-          case ingest_status::duplicate:
-            // An older version than ours: the newest stays.
-            ++c.skipped;
-            break;
-          default:
-            ++c.refused;
+        for (size_t i = 0; i < ours.size(); ++i) {
+          auto status = i < results.size() ? results[i].status
+                                           : ingest_status::error;
+          switch (status) {
+            case ingest_status::stored:
+            case ingest_status::ephemeral:
+              ++(ours[i] ? c.replaced : c.imported);
+              break;
+            case ingest_status::duplicate:
+              // An older version than ours: the newest stays.
+              ++c.skipped;
+              break;
+            default:
+              ++c.refused;
+          }
         }
-        --self->state.in_flight;
-        refill(self);
-        maybe_done(self);
+        settle(ours.size());
       },
-      [self](caf::error& err) {
-        ++self->state.counts.refused;
-        --self->state.in_flight;
+      [self, settle, n = ours.size()](caf::error& err) {
+        self->state.counts.refused += n;
         log::warn("{} could not ingest: {}", self->name(), render(err));
-        refill(self);
-        maybe_done(self);
+        settle(n);
       });
 }
 
@@ -271,27 +297,16 @@ void restart(self_pointer self) {
   act(self, st.reconciliation->start());
 }
 
-std::string text_at(const json::array& msg, size_t i) {
-  return i < msg.size() && msg[i].is_string()
-           ? std::string{msg[i].get_string()}
-           : std::string{};
-}
-
-void on_frame(self_pointer self, const std::string& frame) {
+void on_frame(self_pointer self, std::string& frame) {
   auto& st = self->state;
-  if (!st.reconciliation)
+  nostr::relay_message msg;
+  if (!st.reconciliation || !nostr::parse_relay_message(frame, msg))
     return;
-  json::error_code ec;
-  auto parsed = json::parse(frame, ec);
-  if (ec || !parsed.is_array() || parsed.as_array().empty())
-    return;
-  const auto& msg = parsed.as_array();
-  auto verb = text_at(msg, 0);
-  auto sub = text_at(msg, 1);
-  if (verb == "NEG-MSG")
-    return act(self, st.reconciliation->on_message(sub, text_at(msg, 2)));
-  if (verb == "NEG-ERR") {
-    auto reason = text_at(msg, 2);
+  const auto& sub = msg.first;
+  if (msg.verb == "NEG-MSG")
+    return act(self, st.reconciliation->on_message(sub, msg.second));
+  if (msg.verb == "NEG-ERR") {
+    const auto& reason = msg.second;
     // Refused before our AUTH went through: start over once it has.
     if (reason.rfind("auth-required:", 0) == 0 && !st.auth_event.empty()
         && !st.restarted_after_auth && sub == st.reconciliation->session()) {
@@ -303,18 +318,18 @@ void on_frame(self_pointer self, const std::string& frame) {
     }
     return act(self, st.reconciliation->on_error(sub, reason));
   }
-  if (verb == "AUTH") {
+  if (msg.verb == "AUTH") {
     auto ev = nostr::make_auth_event(st.deps.keys, st.deps.endpoint, sub,
                                      unix_now());
     st.auth_event = nostr::to_hex(ev.id);
     send(self, {"[\"AUTH\"," + nostr::to_json(ev) + "]"});
     return;
   }
-  if (verb == "OK" && sub == st.auth_event && !sub.empty()) {
-    if (msg.size() < 3 || !msg[2].is_bool() || !msg[2].get_bool())
+  if (msg.verb == "OK" && sub == st.auth_event && !sub.empty()) {
+    if (!msg.accepted)
       return finish(self, failure(502, "the peer's relay " + st.deps.endpoint
                                          + " refused our AUTH: "
-                                         + text_at(msg, 3)));
+                                         + msg.second));
     st.authenticated = true;
     if (st.restart_after_auth)
       restart(self);
@@ -324,23 +339,21 @@ void on_frame(self_pointer self, const std::string& frame) {
     }
     return;
   }
-  if (verb == "NOTICE")
+  if (msg.verb == "NOTICE")
     return act(self, st.reconciliation->on_notice(sub));
-  if (verb == "EVENT" && msg.size() > 2 && st.fetcher->owns(sub)) {
-    nostr::event ev;
-    if (!nostr::parse_event(json::serialize(msg[2]), ev).empty()
-        || !st.fetcher->on_event(sub, ev.id)) {
+  if (msg.verb == "EVENT" && st.fetcher->owns(sub)) {
+    if (!msg.event_error.empty() || !st.fetcher->on_event(sub, msg.ev.id)) {
       ++st.counts.refused;
       return;
     }
-    ingest(self, std::move(ev));
+    ingest(self, std::move(msg.ev));
     return;
   }
-  if (verb == "EOSE") {
+  if (msg.verb == "EOSE") {
     if (auto close = st.fetcher->on_eose(sub); !close.empty())
       send(self, {std::move(close)});
-  } else if (verb == "CLOSED") {
-    auto reason = text_at(msg, 2);
+  } else if (msg.verb == "CLOSED") {
+    const auto& reason = msg.second;
     switch (st.fetcher->on_closed(sub, reason)) {
       case id_fetcher::closed_outcome::not_ours:
       case id_fetcher::closed_outcome::retrying:
@@ -493,6 +506,10 @@ collection_pull(collection_pull_actor::stateful_pointer<collection_pull_state>
                                   + duration_text(self->state.deps.deadline)));
     },
     [self](pull_atom::look) { on_quiet_look(self); },
+    [self](pull_atom::hand_over) {
+      self->state.hand_over_due = false;
+      hand_over(self);
+    },
   };
 }
 

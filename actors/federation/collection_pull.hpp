@@ -30,6 +30,7 @@ using frame = caf::atom_constant<caf::atom("pullframe")>;
 using closed = caf::atom_constant<caf::atom("pullclosed")>;
 using expired = caf::atom_constant<caf::atom("pullexpire")>;
 using look = caf::atom_constant<caf::atom("pulllook")>;
+using hand_over = caf::atom_constant<caf::atom("pullhand")>;
 } // namespace pull_atom
 
 /// What one COLLECTION PULL needs.
@@ -77,7 +78,16 @@ struct collection_pull_state {
   std::optional<neg_catchup> reconciliation;
   bool reconciled = false;
   std::optional<id_fetcher> fetcher;
+  /// Events received and not yet answered by the ingest pipeline, the
+  /// gathered ones included.
   size_t in_flight = 0;
+  /// Events not yet handed to a verifier: one batch per burst of frames
+  /// (at most ingest_batch_max), as a relay connection hands them over;
+  /// per event, whether we held a version of it (then it counts as
+  /// replaced).
+  ingest_batch gathered;
+  std::vector<bool> gathered_ours;
+  bool hand_over_due = false;
   size_t next_verifier = 0;
   pull_counts counts;
   bool finished = false;
@@ -112,7 +122,10 @@ using collection_pull_actor = caf::typed_actor<
   // INTERNAL: the deadline passed.
   caf::reacts_to<pull_atom::expired>,
   // INTERNAL: time to look for REQs by ids left unanswered.
-  caf::reacts_to<pull_atom::look>>;
+  caf::reacts_to<pull_atom::look>,
+  // INTERNAL: the burst of frames that gathered events is read: they go to
+  // a verifier.
+  caf::reacts_to<pull_atom::hand_over>>;
 
 /// A COLLECTION PULL fetches one collection of one peer: asks the peer's
 /// admin API (signed by our node key, its answer proven by the pinned key)

@@ -10,6 +10,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/negentropy.hpp"
+#include "messages/nostr/relay_message.hpp"
 #include "messages/type_ids.hpp"
 #include "net/io_runtime.hpp"
 #include "net/ws_client.hpp"
@@ -54,10 +55,6 @@ constexpr size_t max_rounds = 10000;
 /// goes out beyond it, so a fast relay cannot fill memory.
 constexpr size_t max_ingest_in_flight = 8192;
 
-/// Fetched events handed to a verifier in one message at most (as a relay
-/// connection does, actors/sync/relay_ingest.cpp).
-constexpr size_t ingest_batch_max = 64;
-
 /// EVENTs sent and not yet answered with OK.
 constexpr size_t up_window = 256;
 
@@ -94,65 +91,6 @@ struct inbound {
   /// A verifier's answers to one batch, in its order.
   ingest_results results;
 };
-
-/// A relay message's verb and the fields this command reads.
-struct relay_message {
-  std::string verb;
-  /// Subscription id (EVENT, EOSE, CLOSED, NEG-*), event id (OK), or the
-  /// text of a NOTICE.
-  std::string first;
-  /// NEG-MSG's hex, NEG-ERR's, CLOSED's and OK's message.
-  std::string second;
-  /// OK's flag.
-  bool accepted = false;
-  /// EVENT's event; `event_error` says why it did not parse.
-  nostr::event ev;
-  std::string event_error;
-};
-
-/// Parses one relay frame. @returns false when it is not a JSON array
-/// starting with a string.
-bool parse_relay_message(std::string& frame, relay_message& out) {
-  thread_local simdjson::ondemand::parser parser;
-  frame.reserve(frame.size() + simdjson::SIMDJSON_PADDING);
-  simdjson::padded_string_view input(frame.data(), frame.size(), frame.capacity());
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::array msg;
-  simdjson::ondemand::array_iterator it;
-  simdjson::ondemand::array_iterator end;
-  std::string_view verb;
-  if (parser.iterate(input).get(doc) || doc.get_array().get(msg)
-      || msg.begin().get(it) || msg.end().get(end) || it == end
-      || (*it).get_string().get(verb))
-    return false;
-  out.verb = std::string{verb};
-  ++it;
-  auto next_string = [&](std::string& into) {
-    std::string_view view;
-    if (it == end || (*it).get_string().get(view))
-      return false;
-    into = std::string{view};
-    ++it;
-    return true;
-  };
-  if (!next_string(out.first))
-    return true;
-  if (out.verb == "EVENT") {
-    simdjson::ondemand::value value;
-    if (it == end || (*it).get(value))
-      out.event_error = "no event object";
-    else
-      out.event_error = nostr::parse_event(value, out.ev);
-    return true;
-  }
-  if (out.verb == "OK") {
-    if (it == end || (*it).get_bool().get(out.accepted))
-      return true;
-    ++it;
-  }
-  next_string(out.second);
-  return true;
-}
 
 /// The ingest source of what a one-shot sync fetches from `url`: one per
 /// relay, so what one relay's copy had refused is not skipped at another.
@@ -260,9 +198,9 @@ private:
   bool stopping() const {
     return report_.stopping && report_.stopping->load();
   }
-  void on_transfer_frame(relay_message& msg, bool& failed);
+  void on_transfer_frame(nostr::relay_message& msg, bool& failed);
   /// A frame of the open page.
-  void on_page_frame(relay_message& msg, bool& failed);
+  void on_page_frame(nostr::relay_message& msg, bool& failed);
   /// Events the relay sent us, by id or in pages.
   uint64_t fetched() const {
     return fetcher_.delivered + (pager_ ? pager_->received() : 0);
@@ -429,8 +367,8 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
       return connection_lost(in, "during reconciliation");
     if (in.what != inbound::kind::frame)
       continue;
-    relay_message msg;
-    if (!parse_relay_message(in.text, msg))
+    nostr::relay_message msg;
+    if (!nostr::parse_relay_message(in.text, msg))
       return fail("malformed message from the relay: " + in.text.substr(0, 200));
     if (msg.verb == "NOTICE") {
       if (rounds_ == 0)
@@ -589,7 +527,7 @@ void sync_run::gather(nostr::event ev) {
   ++ingest_in_flight_;
 }
 
-void sync_run::on_page_frame(relay_message& msg, bool& failed) {
+void sync_run::on_page_frame(nostr::relay_message& msg, bool& failed) {
   if (msg.verb == "EVENT") {
     if (!msg.event_error.empty()) {
       ++down_.rejected;
@@ -613,7 +551,7 @@ void sync_run::on_page_frame(relay_message& msg, bool& failed) {
   }
 }
 
-void sync_run::on_transfer_frame(relay_message& msg, bool& failed) {
+void sync_run::on_transfer_frame(nostr::relay_message& msg, bool& failed) {
   if (pager_ && pager_->owns(msg.first)
       && (msg.verb == "EVENT" || msg.verb == "EOSE" || msg.verb == "CLOSED"))
     return on_page_frame(msg, failed);
@@ -782,8 +720,8 @@ bool sync_run::transfer() {
         break;
       case inbound::kind::frame: {
         relay_deadline = clock_type::now() + timeout_;
-        relay_message msg;
-        if (!parse_relay_message(in.text, msg))
+        nostr::relay_message msg;
+        if (!nostr::parse_relay_message(in.text, msg))
           return fail("malformed message from the relay: "
                       + in.text.substr(0, 200));
         bool failed = false;

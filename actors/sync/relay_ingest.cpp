@@ -17,11 +17,6 @@ namespace {
 /// high mark and resumes at the low one, so a fast remote cannot fill memory.
 constexpr uint64_t in_flight_high = 4096;
 
-/// Events handed to a verifier in one message at most: enough to share the
-/// per-message costs, few enough that both verifiers get work from a
-/// burst (~3 ms of signature checks).
-constexpr size_t ingest_batch_max = 64;
-
 /// An event we could not store ends the session: the catch-up may not
 /// complete past it (the cursor never passes an event not stored), and on a
 /// full disk the remote is not read at all until space returns (`begin`).
