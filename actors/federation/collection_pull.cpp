@@ -255,15 +255,16 @@ void hand_over(self_pointer self) {
     refill(self);
     maybe_done(self);
   };
+  const auto n = batch.size();
   if (!verifier) {
-    st.counts.refused += batch.size();
-    return settle(batch.size());
+    st.counts.refused += n;
+    return settle(n);
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(batch))
     .then(
-      [self, settle, ours = std::move(ours)](ingest_results& results) {
+      [self, settle, n, ours = std::move(ours)](ingest_results& results) {
         auto& c = self->state.counts;
-        for (size_t i = 0; i < ours.size(); ++i) {
+        for (size_t i = 0; i < n; ++i) {
           auto status = i < results.size() ? results[i].status
                                            : ingest_status::error;
           switch (status) {
@@ -279,9 +280,9 @@ void hand_over(self_pointer self) {
               ++c.refused;
           }
         }
-        settle(ours.size());
+        settle(n);
       },
-      [self, settle, n = ours.size()](caf::error& err) {
+      [self, settle, n](caf::error& err) {
         self->state.counts.refused += n;
         log::warn("{} could not ingest: {}", self->name(), render(err));
         settle(n);
