@@ -6,8 +6,9 @@
 // store with `ferry import`; the same file is also imported into a scratch
 // store, which gives B's own import rate on this machine, just before each
 // of three NIP-77 catch-ups of an empty B (goal 4 takes the median pair's
-// ratio: rates taken minutes apart swung it by a quarter). A starts once; then
-// each scenario starts a fresh B (empty, or already holding 99% of A's
+// ratio: rates taken minutes apart swung it by a quarter). A starts once and
+// serves one unmeasured catch-up (its block cache warm for all that follow);
+// then each scenario starts a fresh B (empty, or already holding 99% of A's
 // events, spread over the whole time range; that NIP-77 scenario, the 1% gap,
 // runs five times and the median counts) with a [[sync.server]] for A, and
 // measures the wall time until B holds everything A holds and reports its
