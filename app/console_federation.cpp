@@ -94,7 +94,8 @@ std::string render_pull(const json::value& report) {
          + std::to_string(int_of(x, "imported")) + " imported, "
          + std::to_string(int_of(x, "skipped")) + " skipped, "
          + std::to_string(int_of(x, "replaced")) + " replaced, "
-         + std::to_string(int_of(x, "refused")) + " refused\n";
+         + std::to_string(int_of(x, "refused")) + " refused, "
+         + std::to_string(int_of(x, "failed")) + " failed\n";
 }
 
 answer<std::string> federation_text(const answer<federation_reply>& reply) {

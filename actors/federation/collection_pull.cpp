@@ -52,12 +52,12 @@ void report(self_pointer self) {
   auto& st = self->state;
   const auto& c = st.counts;
   log::info("{} pulled collection {} of peer {} ({}): {} imported, {} "
-            "skipped, {} replaced, {} refused",
+            "skipped, {} replaced, {} refused, {} failed",
             self->name(), st.deps.request.collection, st.deps.peer,
             to_string(st.deps.request.strategy), c.imported, c.skipped,
-            c.replaced, c.refused);
+            c.replaced, c.refused, c.failed);
   metrics::federation::pulled(st.deps.peer, c.imported, c.skipped, c.replaced,
-                              c.refused);
+                              c.refused, c.failed);
   finish(self, answer(200, json::object{
                              {"peer", st.deps.peer},
                              {"collection", st.deps.request.collection},
@@ -67,6 +67,7 @@ void report(self_pointer self) {
                              {"skipped", static_cast<int64_t>(c.skipped)},
                              {"replaced", static_cast<int64_t>(c.replaced)},
                              {"refused", static_cast<int64_t>(c.refused)},
+                             {"failed", static_cast<int64_t>(c.failed)},
                            }));
 }
 
@@ -257,7 +258,7 @@ void hand_over(self_pointer self) {
   };
   const auto n = batch.size();
   if (!verifier) {
-    st.counts.refused += n;
+    st.counts.failed += n;
     return settle(n);
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(batch))
@@ -276,6 +277,9 @@ void hand_over(self_pointer self) {
               // An older version than ours: the newest stays.
               ++c.skipped;
               break;
+            case ingest_status::error:
+              ++c.failed;
+              break;
             default:
               ++c.refused;
           }
@@ -283,8 +287,9 @@ void hand_over(self_pointer self) {
         settle(n);
       },
       [self, settle, n](caf::error& err) {
-        self->state.counts.refused += n;
-        log::warn("{} could not ingest: {}", self->name(), render(err));
+        self->state.counts.failed += n;
+        log::warn("{} could not hand {} event{} to a verifier: {}", self->name(), n,
+                  n == 1 ? "" : "s", render(err));
         settle(n);
       });
 }

@@ -66,6 +66,9 @@ struct pull_counts {
   uint64_t replaced = 0;
   /// Refused by our policy or the store, invalid, or outside the collection.
   uint64_t refused = 0;
+  /// Not stored because our ingest path failed (no verifier took the batch,
+  /// a store error): nothing refused them, so the next pull fetches them.
+  uint64_t failed = 0;
 };
 
 struct collection_pull_state {

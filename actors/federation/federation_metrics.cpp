@@ -117,7 +117,7 @@ void notice(std::string_view kind, bool delivered) {
 }
 
 void pulled(std::string_view peer, uint64_t imported, uint64_t skipped,
-            uint64_t replaced, uint64_t refused) {
+            uint64_t replaced, uint64_t refused, uint64_t failed) {
   auto& f = all().pulled;
   std::string name{peer};
   f.Add({{"peer", name}, {"result", "imported"}})
@@ -128,6 +128,8 @@ void pulled(std::string_view peer, uint64_t imported, uint64_t skipped,
     .Increment(static_cast<double>(replaced));
   f.Add({{"peer", name}, {"result", "refused"}})
     .Increment(static_cast<double>(refused));
+  f.Add({{"peer", name}, {"result", "failed"}})
+    .Increment(static_cast<double>(failed));
 }
 
 void set_peers(size_t active, size_t pending, size_t suspended,

@@ -34,9 +34,10 @@ void exchanged(std::string_view peer, uint64_t events_in, uint64_t events_out,
 void notice(std::string_view kind, bool delivered);
 
 /// ferry_federation_pulled_events_total{peer, result="imported"|"skipped"|
-/// "replaced"|"refused"}: the events of collection pulls from a peer.
+/// "replaced"|"refused"|"failed"}: the events of collection pulls from a
+/// peer.
 void pulled(std::string_view peer, uint64_t imported, uint64_t skipped,
-            uint64_t replaced, uint64_t refused);
+            uint64_t replaced, uint64_t refused, uint64_t failed);
 
 /// ferry_federation_peers{status} (gauge): links by status (and
 /// "refused" for pin mismatches).

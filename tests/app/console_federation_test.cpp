@@ -25,9 +25,10 @@ TEST_CASE("pull words become the manager's pull call", "[console]") {
 TEST_CASE("a pull report reads as one line", "[console]") {
   auto report = boost::json::parse(
     R"({"peer":"a","collection":"repos","conflict_strategy":"merge",)"
-    R"("imported":3,"skipped":1,"replaced":2,"refused":0})");
+    R"("imported":3,"skipped":1,"replaced":2,"refused":0,"failed":4})");
   CHECK(render_pull(report)
-        == "a/repos (merge): 3 imported, 1 skipped, 2 replaced, 0 refused\n");
+        == "a/repos (merge): 3 imported, 1 skipped, 2 replaced, 0 refused, 4 "
+           "failed\n");
 }
 
 TEST_CASE("the collections table has one line per collection", "[console]") {

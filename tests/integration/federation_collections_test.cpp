@@ -389,6 +389,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(number(report, "skipped") == skipped);
     CHECK(number(report, "replaced") == replaced);
     CHECK(number(report, "refused") == refused);
+    CHECK(number(report, "failed") == 0);
   };
 
   SECTION("merge (the default): the newest version wins") {
@@ -405,7 +406,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(status == 0);
     CHECK(printed
           == "a/profiles (merge): 0 imported, 2 skipped, 0 replaced, 0 "
-             "refused\n");
+             "refused, 0 failed\n");
   }
 
   SECTION("skip: ours stays whatever its age") {
@@ -428,7 +429,7 @@ TEST_CASE("a pull settles replaceable and addressable events by the "
     CHECK(status == 0);
     CHECK(printed
           == "a/profiles (overwrite): 0 imported, 0 skipped, 0 replaced, 0 "
-             "refused\n");
+             "refused, 0 failed\n");
   }
 
   SECTION("bad bodies and collections not offered: refused, nothing moved") {
@@ -506,6 +507,49 @@ TEST_CASE("a pull does not fetch again what our policy refused from the "
   CHECK(judged() == 2);
   CHECK(ids_of(nodes.b.relay_port, profiles_filter)
         == std::set<std::string>{hex_id(x0)});
+}
+
+// B runs one verifier, and the operator stops it from the console: the
+// pull's batches go to an actor that is gone. Their events count as failed,
+// not refused (nothing judged them), the pull answers without waiting for
+// its deadline, and once the verifier runs again the next pull brings them.
+TEST_CASE("a pull whose verifier is stopped reports its events failed, and "
+          "the next pull brings them",
+          "[integration][federation][collections]") {
+  auto x = nostr::generate_keypair();
+  auto t = test::unix_now() - 1000;
+  std::vector<nostr::event> offered{make_versioned(x, 0, t),
+                                    make_versioned(x, 30023, t, "a"),
+                                    make_versioned(x, 30023, t, "b")};
+  linked_pair nodes{{}, offered, "[ingest]\nverifiers = 1\n"};
+  auto pull = [&] {
+    auto res = nodes.pull(R"({"collection":"profiles"})");
+    INFO(res.error << " " << res.response.body << "\n" << both(nodes.a, nodes.b));
+    REQUIRE(res.response.status == 200);
+    return body_of(res);
+  };
+  auto [stopped, stop_out] = nodes.b.console({"stop", "verifier-1"});
+  INFO(stop_out);
+  REQUIRE(stopped == 0);
+  auto started = std::chrono::steady_clock::now();
+  auto failed = pull();
+  CHECK(std::chrono::steady_clock::now() - started < 30s);
+  CHECK(number(failed, "failed") == 3);
+  CHECK(number(failed, "imported") == 0);
+  CHECK(number(failed, "refused") == 0);
+  CHECK(ids_of(nodes.b.relay_port, profiles_filter).empty());
+  CHECK(nodes.b.call("GET", "/metrics")
+          .response.body.find(
+            R"(ferry_federation_pulled_events_total{peer="a",result="failed"} 3)")
+        != std::string::npos);
+
+  auto [restarted, start_out] = nodes.b.console({"start", "verifier-1"});
+  INFO(start_out);
+  REQUIRE(restarted == 0);
+  auto again = pull();
+  CHECK(number(again, "imported") == 3);
+  CHECK(number(again, "failed") == 0);
+  CHECK(ids_of(nodes.b.relay_port, profiles_filter) == sync_test::id_set(offered));
 }
 
 TEST_CASE("a pull answers the NIP-42 challenge of a relay that requires it",
