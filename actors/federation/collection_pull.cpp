@@ -246,11 +246,7 @@ void hand_over(self_pointer self) {
     return;
   auto batch = std::exchange(st.gathered, {});
   auto ours = std::exchange(st.gathered_ours, {});
-  auto verifier = st.deps.verifiers.empty()
-                    ? verifier_actor{}
-                    : st.deps.verifiers[st.next_verifier++
-                                        % st.deps.verifiers.size()]
-                        ->get();
+  auto verifier = next_running(st.deps.verifiers, st.next_verifier);
   auto settle = [self](size_t n) {
     self->state.in_flight -= n;
     refill(self);
@@ -258,6 +254,8 @@ void hand_over(self_pointer self) {
   };
   const auto n = batch.size();
   if (!verifier) {
+    log::warn("{} found no verifier running for {} event{}", self->name(), n,
+              n == 1 ? "" : "s");
     st.counts.failed += n;
     return settle(n);
   }

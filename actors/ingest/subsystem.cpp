@@ -69,15 +69,21 @@ child_spec ingest_subsystem(const node_wiring& wiring, restart_policy policy) {
                                     plugin_slot);
       }));
   }
-  for (size_t i = 0; i < wiring.relay->verifiers.size(); ++i)
-    children.push_back(slotted(
-      "verifier-" + std::to_string(i + 1), "verifier",
-      wiring.relay->verifiers[i],
+  for (size_t i = 0; i < wiring.relay->verifiers.size(); ++i) {
+    const auto& slot = wiring.relay->verifiers[i];
+    auto spec = slotted(
+      "verifier-" + std::to_string(i + 1), "verifier", slot,
       [store = wiring.store, writer_slot = wiring.writer, policy_slot,
        remember = pcfg.remember_refused.max_entries > 0](caf::local_actor* self) {
         return self->system().spawn<caf::detached>(verifier, store, writer_slot,
                                                    policy_slot, remember);
-      }));
+      });
+    // An empty slot, not a dead handle, while this verifier is stopped or
+    // restarting: senders (sessions, relay connections, pulls) pass over
+    // it to the others instead of failing the events they hand it.
+    spec.on_stopped = [slot] { slot->set({}); };
+    children.push_back(std::move(spec));
+  }
   return supervisor_spec("ingest", std::move(children), policy);
 }
 

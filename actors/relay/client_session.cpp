@@ -166,11 +166,11 @@ frame_state on_event(self_pointer self, const std::string& frame,
                                    ? item->data.ev.pubkey
                                    : *st.authenticated.begin());
   auto id = item->data.ev.id;
-  const auto& verifiers = st.ctx->verifiers;
-  auto verifier = verifiers[st.next_verifier++ % verifiers.size()]->get();
+  // One stopped or restarting leaves its share to the others.
+  auto verifier = next_running(st.ctx->verifiers, st.next_verifier);
   if (!verifier) {
     st.send(nostr::ok_message(id, false,
-                              "error: the verifier is restarting; try again"));
+                              "error: no verifier is running; try again"));
     return frame_state::done;
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))

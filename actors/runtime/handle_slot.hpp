@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace ferry {
 
@@ -35,5 +37,16 @@ private:
 
 template <class Handle>
 using handle_slot_ptr = std::shared_ptr<handle_slot<Handle>>;
+
+/// The next handle among `slots` that holds a running incarnation, taken in
+/// turn from `next` (which it advances); none when no slot holds one.
+template <class Handle>
+Handle next_running(const std::vector<handle_slot_ptr<Handle>>& slots,
+                    size_t& next) {
+  for (size_t tried = 0; tried < slots.size(); ++tried)
+    if (auto handle = slots[next++ % slots.size()]->get())
+      return handle;
+  return {};
+}
 
 } // namespace ferry

@@ -49,7 +49,7 @@ void give_up(self_pointer self, supervisor_state::child& c) {
 void on_failure(self_pointer self, supervisor_state::child& c,
                 std::string reason) {
   auto& st = self->state;
-  c.handle = nullptr;
+  c.forget_incarnation();
   c.last_error = std::move(reason);
   c.last_error_at = unix_now();
   if (st.note_failure(c, self->clock().now())) {
@@ -198,12 +198,20 @@ bool supervisor_state::note_failure(child& c,
   return c.failures.size() > policy.max_restarts;
 }
 
+void supervisor_state::child::forget_incarnation() {
+  if (!handle)
+    return;
+  handle = nullptr;
+  if (spec.on_stopped)
+    spec.on_stopped();
+}
+
 void supervisor_state::stop_children() {
   for (auto& c : children) {
     if (!c.handle)
       continue;
     caf::anon_send_exit(c.handle, caf::exit_reason::user_shutdown);
-    c.handle = nullptr;
+    c.forget_incarnation();
     c.state = child_state::stopped;
   }
 }
@@ -261,7 +269,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     auto c = self->state.find(msg.source);
     if (c == nullptr)
       return; // an incarnation we already stopped or replaced
-    c->handle = nullptr;
+    c->forget_incarnation();
     if (c->restart_requested) {
       restart(self, *c);
       return;
@@ -310,7 +318,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       if (c->handle) {
         self->demonitor(c->handle);
         self->send_exit(c->handle, caf::exit_reason::user_shutdown);
-        c->handle = nullptr;
+        c->forget_incarnation();
       }
       c->state = child_state::stopped;
       return true;

@@ -33,6 +33,10 @@ struct child_spec {
   /// Optional: told about every new incarnation, e.g. to update the handles
   /// other components use.
   std::function<void(const caf::actor&)> on_started;
+  /// Optional: told when the incarnation `on_started` announced is gone or
+  /// going (stopped, crashed, ended for a restart), e.g. to empty a slot so
+  /// that senders pass over it until the next incarnation starts.
+  std::function<void()> on_stopped;
 };
 
 /// A child that is itself a supervisor over `children`, e.g. one subsystem
@@ -66,6 +70,10 @@ struct supervisor_state {
     std::string last_error;
     int64_t last_error_at = 0;
     int64_t started_at = 0;
+
+    /// The running incarnation is gone or going: forgets its handle and
+    /// tells `spec.on_stopped` (once per incarnation).
+    void forget_incarnation();
   };
 
   /// Stops any child still running: a supervisor ends however it ends

@@ -120,11 +120,7 @@ void refuse_by_server_policy(self_pointer self, const nostr::event& ev,
 /// The next verifier running, round robin; none while all restart.
 verifier_actor pick_verifier(self_pointer self) {
   auto& st = self->state;
-  const auto& slots = st.deps.verifiers;
-  for (size_t tried = 0; tried < slots.size(); ++tried)
-    if (auto verifier = slots[st.ingest.next_verifier++ % slots.size()]->get())
-      return verifier;
-  return {};
+  return next_running(st.deps.verifiers, st.ingest.next_verifier);
 }
 
 /// A gathered event no verifier could take: rejected, and the cursor stays

@@ -509,10 +509,10 @@ TEST_CASE("a pull does not fetch again what our policy refused from the "
         == std::set<std::string>{hex_id(x0)});
 }
 
-// B runs one verifier, and the operator stops it from the console: the
-// pull's batches go to an actor that is gone. Their events count as failed,
-// not refused (nothing judged them), the pull answers without waiting for
-// its deadline, and once the verifier runs again the next pull brings them.
+// B runs one verifier, and the operator stops it from the console: no
+// verifier takes the pull's batches. Their events count as failed, not
+// refused (nothing judged them), the pull answers without waiting for its
+// deadline, and once the verifier runs again the next pull brings them.
 TEST_CASE("a pull whose verifier is stopped reports its events failed, and "
           "the next pull brings them",
           "[integration][federation][collections]") {

@@ -1,6 +1,9 @@
 // The node's supervision tree, seen from outside a real `ferry node`: one
 // supervisor per subsystem under the root, and a crash loop in one
 // subsystem escalating to a restart of that subsystem only.
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/keys.hpp"
+#include "net/simple_client.hpp"
 #include "tests/fixtures/node_process.hpp"
 
 #include <boost/json/parse.hpp>
@@ -29,15 +32,20 @@ struct actor_row {
   std::string last_error;
 };
 
-/// A real node with GRASP on, fault injection allowed and a restart budget
-/// of one restart per minute, so a second crash of a child escalates.
+/// GRASP on and a restart budget of one restart per minute, so a second
+/// crash of a child escalates.
+const std::string escalating_config
+  = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
+    "[supervision]\nbase_ms = 10\ncap_ms = 50\n"
+    "max_restarts = 1\nwindow_seconds = 60\n";
+
+/// A real node with fault injection allowed and `extra` at the end of its
+/// config.
 struct crashing_node {
-  crashing_node() {
+  explicit crashing_node(const std::string& extra = escalating_config) {
     test::node_settings settings;
     settings.console_extra = "fault_injection = true";
-    settings.extra = "[grasp]\nenabled = true\nservice_domain = \"localhost\"\n"
-                     "[supervision]\nbase_ms = 10\ncap_ms = 50\n"
-                     "max_restarts = 1\nwindow_seconds = 60\n";
+    settings.extra = extra;
     process.emplace(std::vector<std::string>{
       "node", "--config", test::node_config_with(dir, settings)});
     auto port = test::wait_for_output(
@@ -45,6 +53,9 @@ struct crashing_node {
     INFO(process->output());
     REQUIRE(port);
     console_address = "127.0.0.1:" + *port;
+    auto relay = test::wait_for_output(*process, "listening on ws://[0-9.]+:([0-9]+)");
+    REQUIRE(relay);
+    relay_port = static_cast<uint16_t>(std::stoi(*relay));
   }
 
   /// Runs `ferry console --node <this node> ARGS...`; its exit status and
@@ -98,7 +109,30 @@ struct crashing_node {
   std::optional<test::ferry_process> process;
   std::vector<std::string> order;
   std::string console_address;
+  uint16_t relay_port = 0;
 };
+
+/// Publishes `count` fresh events on one connection; the OK of each.
+std::vector<std::string> publish(uint16_t port, int count) {
+  auto author = nostr::generate_keypair();
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", port).empty());
+  for (int i = 0; i < count; ++i) {
+    nostr::event ev;
+    ev.kind = 1;
+    ev.created_at = test::unix_now() - i;
+    ev.content = "note " + std::to_string(i);
+    nostr::sign_event(ev, author);
+    REQUIRE(client.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+  }
+  std::vector<std::string> oks;
+  for (int i = 0; i < count; ++i) {
+    auto ok = test::receive_until(client, "[\"OK\"");
+    REQUIRE(ok);
+    oks.push_back(*ok);
+  }
+  return oks;
+}
 
 } // namespace
 
@@ -140,6 +174,36 @@ TEST_CASE("each subsystem has its own supervisor under the root",
   for (auto& [name, row] : rows)
     if (row.parent == "node")
       CHECK(parent_of.count(name) == 1);
+}
+
+// Two verifiers, one of them stopped by the operator or restarting after a
+// crash (a 5 s backoff): a client's events all go to the other and are all
+// accepted. Before, half of them went to the gone verifier's handle and came
+// back "error: request_receiver_down".
+TEST_CASE("while one verifier is stopped or restarting, clients' events go "
+          "to the other",
+          "[integration][supervision]") {
+  crashing_node n{"[ingest]\nverifiers = 2\n"
+                  "[supervision]\nbase_ms = 5000\ncap_ms = 5000\n"};
+  auto all_accepted = [&](const std::string& when) {
+    INFO(when);
+    for (const auto& ok : publish(n.relay_port, 6)) {
+      INFO(ok);
+      CHECK(ok.find(",true,") != std::string::npos);
+    }
+  };
+  all_accepted("both running");
+  auto [stopped, stop_out] = n.console({"stop", "verifier-1"});
+  INFO(stop_out);
+  REQUIRE(stopped == 0);
+  all_accepted("verifier-1 stopped");
+  auto [started, start_out] = n.console({"start", "verifier-1"});
+  INFO(start_out);
+  REQUIRE(started == 0);
+  n.crash("verifier-2");
+  CHECK(n.actors()["verifier-2"].state == "restarting");
+  all_accepted("verifier-2 restarting");
+  CHECK(n.actors()["verifier-2"].state == "restarting");
 }
 
 TEST_CASE("a crash loop in GRASP restarts GRASP, never the writer, and a "

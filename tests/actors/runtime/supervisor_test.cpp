@@ -377,6 +377,42 @@ TEST_CASE_METHOD(fixture, "a stopped child stays down until started",
   CHECK(ask<bool>(aut, atom::start_v, std::string{"writer"}) == false);
 }
 
+TEST_CASE_METHOD(fixture,
+                 "on_stopped hears once of every incarnation that ends, before "
+                 "the next one starts",
+                 "[supervisor]") {
+  auto p = std::make_shared<probe>();
+  auto spec = watched("verifier", p);
+  std::vector<std::string> heard;
+  auto on_started = spec.on_started;
+  spec.on_started = [&heard, on_started](const caf::actor& h) {
+    heard.emplace_back("started");
+    on_started(h);
+  };
+  spec.on_stopped = [&heard] { heard.emplace_back("stopped"); };
+  launch({spec});
+  CHECK(heard == std::vector<std::string>{"started"});
+  // A crash: heard at once, while the restart waits out its backoff.
+  self->send(p->handles.at(0), atom::fault_v);
+  run();
+  CHECK(heard == std::vector<std::string>{"started", "stopped"});
+  advance(100ms);
+  REQUIRE(p->handles.size() == 2);
+  // An operator restart, then a stop; a second stop finds nothing to end.
+  CHECK(ask<bool>(aut, atom::restart_v, std::string{"verifier"}) == true);
+  CHECK(ask<bool>(aut, atom::stop_v, std::string{"verifier"}) == true);
+  CHECK(ask<bool>(aut, atom::stop_v, std::string{"verifier"}) == false);
+  CHECK(heard
+        == std::vector<std::string>{"started", "stopped", "started", "stopped",
+                                    "started", "stopped"});
+  // The supervisor ending stops the running incarnation: heard too.
+  CHECK(ask<bool>(aut, atom::start_v, std::string{"verifier"}) == true);
+  self->send_exit(aut, caf::exit_reason::user_shutdown);
+  run();
+  CHECK(heard.size() == 8);
+  CHECK(heard.back() == "stopped");
+}
+
 TEST_CASE_METHOD(fixture, "a start cancels a pending restart",
                  "[supervisor]") {
   auto p = std::make_shared<probe>();
