@@ -59,7 +59,8 @@ child_spec watched(std::string name, std::shared_ptr<probe> p) {
               --p->crash_on_start;
             return sup->spawn(worker, crash);
           },
-          [p](const caf::actor& h) { p->handles.push_back(h); }};
+          [p](const caf::actor& h) { p->handles.push_back(h); },
+          {}};
 }
 
 /// Restarts that are easy to count: no jitter, generous limits.
@@ -511,7 +512,8 @@ TEST_CASE_METHOD(fixture,
                   },
                   [&](const caf::actor& h) {
                     nested.push_back(caf::actor_cast<supervisor_actor>(h));
-                  }};
+                  },
+                  {}};
   launch({sync}, parent_policy);
   REQUIRE(nested.size() == 1);
   advance(100ms);
@@ -547,6 +549,7 @@ child_spec noted(std::string name,
             order->push_back(name);
             return sup->spawn(worker, false);
           },
+          {},
           {}};
 }
 
