@@ -196,6 +196,8 @@ void plugin_host_state::fail_waiting(const std::string& why) {
 }
 
 plugin_host_state::~plugin_host_state() {
+  // Its requesters wait without a timeout of their own (owed_answers.hpp).
+  fail_waiting("the plugin host stopped");
   if (process)
     process->stop();
 }

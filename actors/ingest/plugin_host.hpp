@@ -83,6 +83,7 @@ struct plugin_host_state {
   /// Answers every waiting request with the fallback.
   void fail_waiting(const std::string& why);
 
+  /// Answers the waiting requests with the fallback, stops the plugin.
   ~plugin_host_state();
 
   static inline constexpr const char* name = "policy-plugin";

@@ -53,6 +53,9 @@ ingest_result refuse(self_pointer self, const ingest_item& item,
 
 const ingest_result writer_restarting{
   ingest_status::error, "error: the writer is restarting; try again"};
+const ingest_result policy_stopped{ingest_status::error,
+                                   "error: the write policy stopped before "
+                                   "judging this event; try again"};
 
 caf::result<ingest_result> to_writer(self_pointer self, ingest_item_ptr item) {
   auto writer = self->state.writer->get();
@@ -144,6 +147,12 @@ void follow_changed_plugin(caf::actor_system& sys,
   }, std::move(config), store);
 }
 
+policy_state::~policy_state() {
+  judging.pay_all([](caf::typed_response_promise<ingest_result>& promise) {
+    promise.deliver(policy_stopped);
+  });
+}
+
 policy_actor::behavior_type
 policy(policy_actor::stateful_pointer<policy_state> self,
        live_value_ptr<config::policy_config> config, store::event_store* store,
@@ -181,27 +190,27 @@ policy(policy_actor::stateful_pointer<policy_state> self,
           return to_writer(self, std::move(item));
         return refuse(self, *item, st.plugin_fallback);
       }
-      auto promise = self->make_response_promise<ingest_result>();
-      // The plugin host answers every request (its own timeout gives the
-      // fallback), so no timeout is needed here.
+      auto promise = st.judging.owe(self->make_response_promise<ingest_result>());
+      // The plugin host answers every request (its own timeout, or its end,
+      // gives the fallback), so no timeout is needed here.
       self->request(plugin, caf::infinite, atom::judge_v, item)
         .then(
-          [self, item, promise](policy_verdict& verdict) mutable {
+          [self, item, promise](policy_verdict& verdict) {
             if (verdict.action == policy_action::accept)
-              to_writer(self, promise, item);
+              to_writer(self, *promise, item);
             else
-              promise.deliver(refuse(self, *item, verdict));
+              promise->deliver(refuse(self, *item, verdict));
           },
-          [self, item, promise](caf::error&) mutable {
-            // The plugin host died with this request: its fallback applies.
+          [self, item, promise](caf::error&) {
+            // The plugin host had ended: its fallback applies.
             auto& st = self->state;
             ++st.plugin_unreachable;
             if (st.plugin_fallback.action == policy_action::accept)
-              to_writer(self, promise, item);
+              to_writer(self, *promise, item);
             else
-              promise.deliver(refuse(self, *item, st.plugin_fallback));
+              promise->deliver(refuse(self, *item, st.plugin_fallback));
           });
-      return promise;
+      return *promise;
     },
     [self](atom::get, atom::status) {
       auto& st = self->state;

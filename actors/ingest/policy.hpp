@@ -3,9 +3,12 @@
 #include "actors/ingest/policy_rules.hpp"
 #include "actors/runtime/handle_slot.hpp"
 #include "actors/runtime/live_value.hpp"
+#include "actors/runtime/owed_answers.hpp"
 #include "messages/ingest.hpp"
 #include "messages/policy.hpp"
 #include "store/event_store.hpp"
+
+#include <caf/typed_response_promise.hpp>
 
 #include <cstdint>
 #include <string>
@@ -35,6 +38,11 @@ struct policy_state {
   uint64_t plugin_unreachable = 0;
   /// What the plugin's absence means (`[policy.plugin] fallback`).
   policy_verdict plugin_fallback;
+  /// Events waiting for the plugin's verdict.
+  owed_answers<caf::typed_response_promise<ingest_result>> judging;
+
+  /// Answers each event still waiting for the plugin with an error.
+  ~policy_state();
 
   static inline constexpr const char* name = "policy";
 };

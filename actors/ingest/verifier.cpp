@@ -79,20 +79,9 @@ const ingest_result policy_restarting{ingest_status::error,
                                       "try again"};
 const ingest_result writer_restarting{ingest_status::error,
                                       "error: the writer is restarting; try again"};
-
-/// A batch's answers while some of its events are still with the policy or
-/// the writer; delivered once the last of them is answered.
-struct batch_answers {
-  caf::typed_response_promise<ingest_results> promise;
-  ingest_results results;
-  size_t outstanding = 0;
-
-  void settle(size_t n) {
-    outstanding -= n;
-    if (outstanding == 0)
-      promise.deliver(std::move(results));
-  }
-};
+const ingest_result verifier_stopped{ingest_status::error,
+                                     "error: the verifier stopped before this "
+                                     "event was answered; try again"};
 
 /// An answer for an event of a batch that the next step did not give.
 ingest_result lost_answer(const caf::error& err) {
@@ -104,10 +93,11 @@ ingest_result lost_answer(const caf::error& err) {
 caf::result<ingest_results> pass_on(self_pointer self, ingest_results results,
                                     ingest_batch passed, std::vector<size_t> positions) {
   auto& st = self->state;
-  auto answers = std::make_shared<batch_answers>();
-  answers->promise = self->make_response_promise<ingest_results>();
-  answers->results = std::move(results);
-  answers->outstanding = passed.size();
+  for (auto at : positions)
+    results[at] = verifier_stopped;
+  auto answers = st.open_batches.owe(
+    {self->make_response_promise<ingest_results>(), std::move(results),
+     passed.size()});
   if (st.policy) {
     auto policy = st.policy->get();
     for (size_t i = 0; i < passed.size(); ++i) {
@@ -158,6 +148,18 @@ caf::result<ingest_results> pass_on(self_pointer self, ingest_results results,
 }
 
 } // namespace
+
+void batch_answers::settle(size_t n) {
+  outstanding -= n;
+  if (outstanding == 0)
+    promise.deliver(std::move(results));
+}
+
+verifier_state::~verifier_state() {
+  open_batches.pay_all([](batch_answers& open) {
+    open.promise.deliver(std::move(open.results));
+  });
+}
 
 verifier_actor::behavior_type
 verifier(self_pointer self, store::event_store* store,

@@ -1,11 +1,29 @@
 #pragma once
 
 #include "actors/runtime/handle_slot.hpp"
+#include "actors/runtime/owed_answers.hpp"
 #include "messages/ingest.hpp"
 #include "messages/policy.hpp"
 #include "store/event_store.hpp"
 
+#include <caf/typed_response_promise.hpp>
+
 namespace ferry {
+
+/// A batch's answers while some of its events are still with the policy or
+/// the writer; delivered once the last of them is answered.
+struct batch_answers {
+  caf::typed_response_promise<ingest_results> promise;
+  /// One per event; those still out read `verifier_stopped` until answered.
+  ingest_results results;
+  size_t outstanding = 0;
+
+  void settle(size_t n);
+  /// Whether the sender still waits for it.
+  bool pending() const {
+    return promise.pending();
+  }
+};
 
 struct verifier_state {
   /// The store, to skip events it already holds (or refused before, from
@@ -22,6 +40,13 @@ struct verifier_state {
   uint64_t invalid = 0;
   uint64_t skipped_duplicates = 0;
   uint64_t skipped_refused = 0;
+  /// Batches whose events are still with the policy or the writer.
+  owed_answers<batch_answers> open_batches;
+
+  /// Answers the open batches as they stand: what came back, and an error
+  /// for each event still out.
+  ~verifier_state();
+
   static inline constexpr const char* name = "verifier";
 };
 

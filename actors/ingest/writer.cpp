@@ -52,6 +52,11 @@ void writer_state::answer_pending(ingest_results answers) {
   pending.clear();
 }
 
+writer_state::~writer_state() {
+  if (!pending.empty())
+    fail_pending("error: the writer stopped before storing this event; try again");
+}
+
 void writer_state::fail_pending(const std::string& text) {
   failed_events += pending.size();
   // A failed event holds no cursor here: its relay connection keeps its

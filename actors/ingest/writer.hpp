@@ -83,6 +83,11 @@ struct writer_state {
   /// Writes the staged cursors on their own (no event came to carry them).
   void commit_cursors();
 
+  /// Answers the events still waiting for a commit with an error (nothing
+  /// of them was stored): the writer stopped, crashed or is restarting, and
+  /// its requesters wait without a timeout (owed_answers.hpp).
+  ~writer_state();
+
   static inline constexpr const char* name = "writer";
 };
 

@@ -2,9 +2,11 @@
 // supervisor per subsystem under the root, and a crash loop in one
 // subsystem escalating to a restart of that subsystem only.
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/hex.hpp"
 #include "messages/nostr/keys.hpp"
 #include "net/simple_client.hpp"
 #include "tests/fixtures/node_process.hpp"
+#include "tests/fixtures/paths.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -204,6 +206,41 @@ TEST_CASE("while one verifier is stopped or restarting, clients' events go "
   CHECK(n.actors()["verifier-2"].state == "restarting");
   all_accepted("verifier-2 restarting");
   CHECK(n.actors()["verifier-2"].state == "restarting");
+}
+
+TEST_CASE("an event a stuck plugin holds is answered when the operator "
+          "restarts the plugin",
+          "[integration][supervision]") {
+  // The plugin never answers and its timeout is far off: only the plugin
+  // host's end can answer the event. CAF drops the promises of an actor
+  // that ends; the host answers what it holds as it goes.
+  crashing_node n{"[policy.plugin]\ncommand = \"" + test::source_dir()
+                  + "/tests/plugins/hang.js\"\ntimeout_ms = 600000\n"};
+  auto author = nostr::generate_keypair();
+  net::simple_ws_client client;
+  REQUIRE(client.connect("127.0.0.1", n.relay_port).empty());
+  nostr::event ev;
+  ev.kind = 1;
+  ev.created_at = test::unix_now();
+  ev.content = "held by the plugin";
+  nostr::sign_event(ev, author);
+  REQUIRE(client.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+  REQUIRE(test::poll_until([&] {
+    auto [status, out] = n.console({"--json", "actor", "policy-plugin"});
+    if (status != 0)
+      return false;
+    auto parsed = boost::json::parse(out);
+    auto waiting = parsed.at("status").as_object().if_contains("waiting");
+    return waiting && waiting->to_number<int64_t>() == 1;
+  }));
+  auto [restarted, out] = n.console({"restart", "policy-plugin"});
+  INFO(out);
+  REQUIRE(restarted == 0);
+  auto ok = test::receive_until(client, "[\"OK\"");
+  REQUIRE(ok);
+  CHECK(*ok == "[\"OK\",\"" + nostr::to_hex(ev.id)
+                 + "\",false,\"error: the write policy plugin could not judge "
+                   "this event (the plugin host stopped)\"]");
 }
 
 TEST_CASE("a crash loop in GRASP restarts GRASP, never the writer, and a "

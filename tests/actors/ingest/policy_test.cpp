@@ -10,12 +10,14 @@
 #include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
 
+#include <caf/after.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -51,6 +53,7 @@ struct fixture : test::threaded_actor_system {
     if (!cfg.plugin.command.empty()) {
       plugin_host_config hcfg;
       hcfg.command = cfg.plugin.command;
+      hcfg.timeout = cfg.plugin.timeout;
       plugin = sys.spawn(plugin_host, hcfg, &io.context());
       plugin_slot = std::make_shared<handle_slot<plugin_host_actor>>(plugin);
     }
@@ -94,6 +97,25 @@ struct fixture : test::threaded_actor_system {
     auto x = item(std::move(content), "client", kind);
     x->source_info = "127.0.0.1";
     return x;
+  }
+
+  /// Polls the plugin host until `n` requests wait for the plugin.
+  bool plugin_holds(int64_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      int64_t waiting = -1;
+      self->request(plugin, 10s, atom::get_v, atom::status_v)
+        .receive([&](status_map& m) { waiting = caf::get_or(m, "waiting", int64_t{-1}); },
+                 [](caf::error& err) { FAIL(caf::to_string(err)); });
+      if (waiting >= n)
+        return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+
+  void stop(const caf::actor& a) {
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->wait_for(a);
   }
 
   ingest_result ingest(const ingest_item_ptr& x) {
@@ -296,4 +318,46 @@ TEST_CASE("the policy's fingerprint follows the plugin script's contents",
   CHECK(policy_fingerprint(cfg) == first);
   std::filesystem::remove(script);
   CHECK(policy_fingerprint(cfg) != first);
+}
+
+TEST_CASE_METHOD(fixture, "an ingest actor that ends while a batch's events "
+                          "wait in it answers each of them",
+                 "[policy]") {
+  // CAF 0.17 drops the promises of an actor that ends, and the requesters
+  // (sessions, relay connections, pulls) ask without a timeout.
+  config::policy_config cfg;
+  cfg.plugin.command = plugin_path("hang.js");
+  cfg.plugin.timeout = 10min;
+  start(cfg);
+  auto first = item("one");
+  auto second = item("two");
+  self->send(verifier, atom::ingest_v, ingest_batch{first, second});
+  REQUIRE(plugin_holds(2));
+  std::string expected;
+  SECTION("the verifier") {
+    stop(caf::actor_cast<caf::actor>(verifier));
+    expected = "error: the verifier stopped before this event was answered; "
+               "try again";
+  }
+  SECTION("the policy") {
+    stop(caf::actor_cast<caf::actor>(pol));
+    expected = "error: the write policy stopped before judging this event; "
+               "try again";
+  }
+  SECTION("the plugin host (its fallback applies)") {
+    stop(caf::actor_cast<caf::actor>(plugin));
+    expected = "error: the write policy plugin could not judge this event "
+               "(the plugin host stopped)";
+  }
+  ingest_results answers;
+  self->receive([&](ingest_results& r) { answers = std::move(r); },
+                [](caf::error& err) { FAIL(caf::to_string(err)); },
+                caf::after(10s) >> [] { FAIL("the batch was never answered"); });
+  REQUIRE(answers.size() == 2);
+  for (const auto& a : answers) {
+    CHECK_FALSE(a.accepted());
+    CHECK(a.message == expected);
+  }
+  CHECK_FALSE(db.store->contains(first->data.ev.id));
+  CHECK_FALSE(db.store->contains(second->data.ev.id));
 }

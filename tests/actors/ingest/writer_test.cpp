@@ -17,6 +17,7 @@ namespace {
 
 struct fixture : test::deterministic_actor_system {
   store::test::store_fixture db;
+  nostr::keypair keys = nostr::generate_keypair();
   writer_actor aut;
 
   fixture() {
@@ -34,6 +35,14 @@ struct fixture : test::deterministic_actor_system {
     auto c = store::get_sync_cursor(*db.store, server);
     REQUIRE(c);
     return *c ? (*c)->created_at : 0;
+  }
+
+  /// A signed kind-1 event at `created_at`, as the verifier hands it on.
+  ingest_item_ptr item(int64_t created_at) {
+    auto x = std::make_shared<ingest_item>();
+    x->data = make_event(keys, 1, created_at);
+    x->source = "import";
+    return x;
   }
 
   int64_t batches() {
@@ -59,7 +68,6 @@ TEST_CASE_METHOD(fixture, "the writer commits a sync cursor with its next "
   run();
   CHECK(cursor("s") == 100);
   // Sent while events wait for their commit: one batch carries both.
-  auto keys = nostr::generate_keypair();
   auto item = std::make_shared<ingest_item>();
   item->data = make_event(keys, 1, 300);
   item->source = "client";
@@ -77,13 +85,6 @@ TEST_CASE_METHOD(fixture, "the writer commits a sync cursor with its next "
 TEST_CASE_METHOD(fixture, "the writer answers a batch in its order, in the "
                           "same commit as single events queued with it",
                  "[writer]") {
-  auto keys = nostr::generate_keypair();
-  auto item = [&](int64_t created_at) {
-    auto x = std::make_shared<ingest_item>();
-    x->data = make_event(keys, 1, created_at);
-    x->source = "import";
-    return x;
-  };
   auto stored_before = item(50);
   self->send(aut, atom::write_v, stored_before);
   run();
@@ -140,4 +141,41 @@ TEST_CASE_METHOD(fixture, "an empty batch is answered at once with no "
   self->receive([](ingest_results& answers) { CHECK(answers.empty()); },
                 caf::after(0s) >> [] { FAIL("no answer to the empty batch"); });
   CHECK(batches() == before);
+}
+
+TEST_CASE_METHOD(fixture, "a writer that ends with events waiting for their "
+                          "commit answers each with an error and stores none",
+                 "[writer]") {
+  // Its requesters (verifiers, the policy) wait without a timeout: an
+  // answer CAF dropped with the writer would never come.
+  auto single = item(100);
+  auto first = item(200);
+  auto second = item(300);
+  // All three are in its mailbox before it runs: the commit's flush
+  // message lands behind the exit.
+  self->send(aut, atom::write_v, single);
+  self->send(aut, atom::write_v, ingest_batch{first, second});
+  self->send_exit(aut, caf::exit_reason::user_shutdown);
+  run();
+  const std::string stopped
+    = "error: the writer stopped before storing this event; try again";
+  self->receive(
+    [&](ingest_result& r) {
+      CHECK(r.status == ingest_status::error);
+      CHECK(r.message == stopped);
+    },
+    [](caf::error& err) { FAIL(caf::to_string(err)); },
+    caf::after(0s) >> [] { FAIL("the single event was never answered"); });
+  self->receive(
+    [&](ingest_results& answers) {
+      REQUIRE(answers.size() == 2);
+      for (const auto& a : answers) {
+        CHECK(a.status == ingest_status::error);
+        CHECK(a.message == stopped);
+      }
+    },
+    [](caf::error& err) { FAIL(caf::to_string(err)); },
+    caf::after(0s) >> [] { FAIL("the batch was never answered"); });
+  for (const auto& x : {single, first, second})
+    CHECK_FALSE(db.store->contains(x->data.ev.id));
 }
