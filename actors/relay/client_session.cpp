@@ -313,10 +313,34 @@ void register_with_hub(self_pointer self) {
 }
 
 /// Starts a query job; false when no worker is running right now.
+/// Notes a job handed to `worker`, and watches that incarnation.
+void note_at_worker(self_pointer self, const query_worker_actor& worker,
+                    uint64_t job_id, client_session_state::job_at_worker job) {
+  auto& st = self->state;
+  st.at_worker.emplace(job_id, std::move(job));
+  if (worker.address() != st.worker_watched) {
+    self->monitor(worker);
+    st.worker_watched = worker.address();
+  }
+}
+
+/// Takes a job's answer off `at_worker`: false when it was failed already
+/// (its worker went down before this answer was read).
+bool answered_by_worker(self_pointer self, uint64_t job_id) {
+  auto& st = self->state;
+  if (st.at_worker.erase(job_id) == 0)
+    return false;
+  st.conn->frame_done();
+  return true;
+}
+
 bool start_job(self_pointer self, query_job_ptr job) {
   auto worker = worker_for(self);
   if (!worker)
     return false;
+  using kind = client_session_state::job_at_worker::kind;
+  note_at_worker(self, worker, job->job_id,
+                 {job->count_only ? kind::count : kind::req, job->sub_id, nullptr});
   self->send(worker, atom::query_v, std::move(job));
   return true;
 }
@@ -490,6 +514,10 @@ bool start_neg_job(self_pointer self, neg_job_ptr job) {
   if (!worker)
     return false;
   round_started(self, job->sub_id);
+  job->job_id = self->state.next_job_id++;
+  note_at_worker(self, worker, job->job_id,
+                 {client_session_state::job_at_worker::kind::negentropy,
+                  job->sub_id, job->state});
   self->send(worker, atom::neg_v, std::move(job));
   return true;
 }
@@ -529,14 +557,23 @@ frame_state on_neg_open(self_pointer self,
     return neg_err(self, sub_id,
                    "blocked: too many open negentropy sessions (max "
                      + std::to_string(neg.max_sessions_per_connection) + ")");
+  // Its first round goes to the worker once the item set is there; the
+  // incarnation running now is the one watched for it.
+  auto worker = worker_for(self);
+  if (!worker)
+    return neg_err(self, sub_id, "error: the query worker is restarting; try again");
   auto job = std::make_shared<neg_job>();
   job->session = caf::actor_cast<client_session_actor>(self);
   job->sub_id = sub_id;
+  job->job_id = st.next_job_id++;
   job->state = std::make_shared<neg_session>();
   job->frame_size_limit = neg.frame_size_limit;
   job->query = std::move(query);
   st.negentropy[sub_id].state = job->state;
   round_started(self, sub_id);
+  note_at_worker(self, worker, job->job_id,
+                 {client_session_state::job_at_worker::kind::negentropy, sub_id,
+                  job->state});
   // The item set is found or built off the actor threads; the first round
   // then goes to this connection's worker, like every later one.
   st.ctx->item_sets->acquire(
@@ -610,7 +647,8 @@ frame_state on_neg_close(self_pointer self,
 /// A worker's answer to one round.
 void on_neg_answer(self_pointer self, neg_job& job) {
   auto& st = self->state;
-  st.conn->frame_done();
+  if (!answered_by_worker(self, job.job_id))
+    return;
   auto i = st.negentropy.find(job.sub_id);
   // Closed or replaced while the worker was busy: the client no longer
   // expects this answer.
@@ -682,6 +720,41 @@ frame_state on_frame(self_pointer self, std::string& frame) {
                         + "\"");
 }
 
+/// The worker holding this session's pending jobs has ended (a stop, a
+/// crash, a restart): their answers will never come. Each one is failed as
+/// its client expects, CLOSED for a REQ or COUNT and NEG-ERR for a
+/// negentropy round, and its message finished, so the connection keeps its
+/// in-flight slots. The next job watches the next incarnation.
+void fail_jobs_at_worker(self_pointer self) {
+  auto& st = self->state;
+  constexpr std::string_view stopped = "error: the query worker stopped; try again";
+  using kind = client_session_state::job_at_worker::kind;
+  st.worker_watched = {};
+  auto lost = std::exchange(st.at_worker, {});
+  for (auto& [job_id, job] : lost) {
+    st.conn->frame_done();
+    if (job.what == kind::req) {
+      auto i = st.subscriptions.find(job.sub_id);
+      if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
+        continue;
+      st.send(nostr::closed_message(job.sub_id, stopped));
+      cancel_subscription(self, job.sub_id);
+    } else if (job.what == kind::count) {
+      auto i = st.counts.find(job.sub_id);
+      if (i == st.counts.end() || i->second->job_id != job_id)
+        continue;
+      st.counts.erase(i);
+      st.send(nostr::closed_message(job.sub_id, stopped));
+    } else {
+      auto i = st.negentropy.find(job.sub_id);
+      if (i == st.negentropy.end() || i->second.state != job.neg)
+        continue;
+      st.send(nostr::neg_err_message(job.sub_id, stopped));
+      close_negentropy(self, job.sub_id);
+    }
+  }
+}
+
 } // namespace
 
 client_session_state::~client_session_state() {
@@ -714,6 +787,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
+    if (dm.source == st.worker_watched)
+      return fail_jobs_at_worker(self);
     if (dm.source != st.hub_registered || st.hub_retries_pending > 0)
       return;
     ++st.hub_retries_pending;
@@ -780,7 +855,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     [self](atom::eose, const std::string& sub_id, uint64_t job_id) {
       auto& st = self->state;
       // Every query job finishes exactly one client message.
-      st.conn->frame_done();
+      if (!answered_by_worker(self, job_id))
+        return;
       auto i = st.subscriptions.find(sub_id);
       if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
         return;
@@ -790,7 +866,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     [self](atom::count, const std::string& sub_id, uint64_t job_id,
            uint64_t n) {
       auto& st = self->state;
-      st.conn->frame_done();
+      if (!answered_by_worker(self, job_id))
+        return;
       auto i = st.counts.find(sub_id);
       if (i == st.counts.end() || i->second->job_id != job_id)
         return;

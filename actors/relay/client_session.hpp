@@ -87,6 +87,22 @@ struct client_session_state {
   std::map<std::string, negentropy_session> negentropy;
   /// A tick to close idle negentropy sessions is on its way.
   bool idle_check_scheduled = false;
+
+  /// A job handed to the query worker and not answered yet.
+  struct job_at_worker {
+    enum class kind { req, count, negentropy } what;
+    std::string sub_id;
+    /// The negentropy session of a round; null for REQ and COUNT.
+    std::shared_ptr<neg_session> neg;
+  };
+  /// Jobs at the query worker (REQ, COUNT, negentropy rounds) by job id; the
+  /// worker's answer finishes each one's client message. A worker that ends
+  /// loses the jobs it holds (its mailbox and timers go with it), so the
+  /// session monitors the incarnation it hands them to, and fails them when
+  /// it goes down.
+  std::map<uint64_t, job_at_worker> at_worker;
+  /// The worker incarnation `at_worker` went to (monitored).
+  caf::actor_addr worker_watched;
   /// The hub incarnation the subscriptions are registered with (monitored).
   caf::actor_addr hub_registered;
   /// Ticks on their way to register the subscriptions with the hub again:

@@ -154,6 +154,8 @@ struct neg_job {
   /// Who gets the job back with its reply.
   client_session_actor session;
   std::string sub_id;
+  /// The session's id for this round (a namespace shared with query jobs).
+  uint64_t job_id = 0;
   std::shared_ptr<neg_session> state;
   /// NEG-OPEN only: the item set to reconcile (from the node's cache), and
   /// the largest reply.

@@ -17,13 +17,19 @@ child_spec relay_subsystem(const node_wiring& wiring, restart_policy policy) {
     return self->system().spawn<hub_impl>();
   }));
   auto qcfg = ctx->queries;
-  for (size_t i = 0; i < ctx->query_workers.size(); ++i)
-    children.push_back(slotted(
-      "query-worker-" + std::to_string(i + 1), "query-worker",
-      ctx->query_workers[i],
+  for (size_t i = 0; i < ctx->query_workers.size(); ++i) {
+    const auto& slot = ctx->query_workers[i];
+    auto spec = slotted(
+      "query-worker-" + std::to_string(i + 1), "query-worker", slot,
       [store = wiring.store, qcfg](caf::local_actor* self) {
         return self->system().spawn<caf::detached>(query_worker, store, qcfg);
-      }));
+      });
+    // An empty slot while it is stopped or restarting: its sessions answer
+    // new REQs at once ("restarting; try again") instead of sending them
+    // to an incarnation that has ended.
+    spec.on_stopped = [slot] { slot->set({}); };
+    children.push_back(std::move(spec));
+  }
   child_spec server;
   server.name = "relay-server";
   server.kind = "relay-server";

@@ -1,13 +1,7 @@
 #include "tests/fixtures/node_process.hpp"
+#include "tests/fixtures/small_window_client.hpp"
 
 #include <catch2/catch.hpp>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-
-#include <sys/ioctl.h>
 
 #include <random>
 #include <set>
@@ -57,68 +51,6 @@ struct running_node {
   std::string config;
   test::ferry_process process;
   uint16_t port = 0;
-};
-
-/// A WebSocket client that offers permessage-deflate and keeps its receive
-/// window small, so that the node's queue (not the kernel's buffers) takes
-/// what it does not read.
-struct deflate_client {
-  boost::asio::io_context ioc;
-  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws{ioc};
-
-  explicit deflate_client(uint16_t port) {
-    namespace websocket = boost::beast::websocket;
-    auto& socket = ws.next_layer();
-    socket.open(boost::asio::ip::tcp::v4());
-    socket.set_option(boost::asio::socket_base::receive_buffer_size{16 * 1024});
-    socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    websocket::permessage_deflate deflate;
-    deflate.client_enable = true;
-    ws.set_option(deflate);
-    websocket::response_type res;
-    ws.handshake(res, "127.0.0.1", "/");
-    REQUIRE(res[boost::beast::http::field::sec_websocket_extensions].find(
-              "permessage-deflate")
-            != boost::beast::string_view::npos);
-  }
-
-  void send(const std::string& text) {
-    ws.write(boost::asio::buffer(text));
-  }
-
-  /// The next message; nullopt when the connection ended or nothing came
-  /// within `timeout` (the client is unusable then).
-  std::optional<std::string> receive(std::chrono::milliseconds timeout = 10s) {
-    boost::beast::flat_buffer buffer;
-    std::optional<boost::beast::error_code> result;
-    ws.async_read(buffer, [&](boost::beast::error_code ec, size_t) { result = ec; });
-    ioc.restart();
-    ioc.run_for(timeout);
-    if (!result || *result)
-      return std::nullopt;
-    return boost::beast::buffers_to_string(buffer.data());
-  }
-
-  /// Bytes on the socket not read yet.
-  size_t unread_socket_bytes() {
-    int n = 0;
-    ::ioctl(ws.next_layer().native_handle(), FIONREAD, &n);
-    return static_cast<size_t>(n);
-  }
-
-  /// Returns once nothing more arrives for a while without reading: the
-  /// node's writes to this client have stalled on the full socket.
-  void wait_until_socket_stalls() {
-    size_t last = unread_socket_bytes();
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (int unchanged = 0;
-         unchanged < 15 && std::chrono::steady_clock::now() < deadline;) {
-      std::this_thread::sleep_for(20ms);
-      auto now = unread_socket_bytes();
-      unchanged = now == last ? unchanged + 1 : 0;
-      last = now;
-    }
-  }
 };
 
 /// Content that deflate barely shrinks, so compressed frames stay large.
@@ -354,7 +286,7 @@ TEST_CASE("with permessage-deflate, a REQ waits for a slow reader and the "
   // A 1 MiB cap makes the query worker's high-water mark 256 KiB.
   running_node node{"compression = true\n[relay.limits]\nmax_outbound_bytes = "
                     "1048576\nmax_limit = 5000\n"};
-  deflate_client never_reads{node.port};
+  test::small_window_client never_reads{node.port, /*deflate=*/true};
   never_reads.send(R"(["REQ","live",{"kinds":[1],"limit":0}])");
   REQUIRE(never_reads.receive() == std::string(R"(["EOSE","live"])"));
   // 12 MB of events, ~9 MB deflated: more than the kernel's socket buffers
@@ -385,7 +317,7 @@ TEST_CASE("with permessage-deflate, a REQ waits for a slow reader and the "
   // The slow reader asks for all of it, then reads nothing until the node's
   // writes stall on its socket: the REQ must wait below the cap, not run on
   // into it, and then deliver everything.
-  deflate_client slow{node.port};
+  test::small_window_client slow{node.port, /*deflate=*/true};
   slow.send(R"(["REQ","all",{"kinds":[1],"limit":5000}])");
   slow.wait_until_socket_stalls();
   int events = 0;

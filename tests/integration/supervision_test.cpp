@@ -7,6 +7,7 @@
 #include "net/simple_client.hpp"
 #include "tests/fixtures/node_process.hpp"
 #include "tests/fixtures/paths.hpp"
+#include "tests/fixtures/small_window_client.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -241,6 +242,56 @@ TEST_CASE("an event a stuck plugin holds is answered when the operator "
   CHECK(*ok == "[\"OK\",\"" + nostr::to_hex(ev.id)
                  + "\",false,\"error: the write policy plugin could not judge "
                    "this event (the plugin host stopped)\"]");
+}
+
+TEST_CASE("a REQ whose query worker ends is closed with an error, and the "
+          "connection serves the next one",
+          "[integration][supervision]") {
+  // A 1 MiB cap makes the worker's high-water mark 256 KiB: a REQ for more
+  // than the socket takes waits at its worker for the reader.
+  crashing_node n{"[relay.limits]\nmax_outbound_bytes = 1048576\n"
+                  "max_limit = 5000\n"};
+  constexpr int stored = 1500;
+  {
+    net::simple_ws_client writer;
+    REQUIRE(writer.connect("127.0.0.1", n.relay_port).empty());
+    auto keys = nostr::generate_keypair();
+    auto now = test::unix_now();
+    for (int i = 0; i < stored; ++i) {
+      auto ev = test::make_note(keys, now - stored + i,
+                                std::string(4000, 'a' + static_cast<char>(i % 26)));
+      REQUIRE(writer.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+      if (i % 500 == 499)
+        for (int j = 0; j < 500; ++j)
+          REQUIRE(test::receive_until(writer, "[\"OK\""));
+    }
+  }
+  test::small_window_client reader{n.relay_port};
+  reader.send(R"(["REQ","all",{"kinds":[1],"limit":5000}])");
+  reader.wait_until_socket_stalls();
+  // Both: the connection uses one of them.
+  for (const char* worker : {"query-worker-1", "query-worker-2"}) {
+    auto [status, out] = n.console({"restart", worker});
+    INFO(out);
+    REQUIRE(status == 0);
+  }
+  int events = 0;
+  std::optional<std::string> last;
+  while ((last = reader.receive()) && last->rfind("[\"EVENT\"", 0) == 0)
+    ++events;
+  REQUIRE(last);
+  CHECK(*last == R"(["CLOSED","all","error: the query worker stopped; try again"])");
+  CHECK(events < stored);
+  REQUIRE(test::poll_until([&] {
+    auto rows = n.actors();
+    return rows["query-worker-1"].state == "running"
+           && rows["query-worker-2"].state == "running";
+  }));
+  reader.send(R"(["REQ","one",{"kinds":[1],"limit":1}])");
+  auto event = reader.receive();
+  REQUIRE(event);
+  CHECK(event->rfind("[\"EVENT\",\"one\"", 0) == 0);
+  CHECK(reader.receive() == std::optional<std::string>{R"(["EOSE","one"])"});
 }
 
 TEST_CASE("a crash loop in GRASP restarts GRASP, never the writer, and a "
