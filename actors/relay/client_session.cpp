@@ -315,9 +315,12 @@ void register_with_hub(self_pointer self) {
 /// Starts a query job; false when no worker is running right now.
 /// Notes a job handed to `worker`, and watches that incarnation.
 void note_at_worker(self_pointer self, const query_worker_actor& worker,
-                    uint64_t job_id, client_session_state::job_at_worker job) {
+                    uint64_t job_id, client_session_state::job_at_worker::kind what,
+                    const std::string& sub_id,
+                    std::shared_ptr<neg_session> neg = nullptr) {
   auto& st = self->state;
-  st.at_worker.emplace(job_id, std::move(job));
+  st.at_worker.emplace(job_id, client_session_state::job_at_worker{
+                                 what, sub_id, std::move(neg), worker.address()});
   if (worker.address() != st.worker_watched) {
     self->monitor(worker);
     st.worker_watched = worker.address();
@@ -340,7 +343,7 @@ bool start_job(self_pointer self, query_job_ptr job) {
     return false;
   using kind = client_session_state::job_at_worker::kind;
   note_at_worker(self, worker, job->job_id,
-                 {job->count_only ? kind::count : kind::req, job->sub_id, nullptr});
+                 job->count_only ? kind::count : kind::req, job->sub_id);
   self->send(worker, atom::query_v, std::move(job));
   return true;
 }
@@ -516,8 +519,8 @@ bool start_neg_job(self_pointer self, neg_job_ptr job) {
   round_started(self, job->sub_id);
   job->job_id = self->state.next_job_id++;
   note_at_worker(self, worker, job->job_id,
-                 {client_session_state::job_at_worker::kind::negentropy,
-                  job->sub_id, job->state});
+                 client_session_state::job_at_worker::kind::negentropy,
+                 job->sub_id, job->state);
   self->send(worker, atom::neg_v, std::move(job));
   return true;
 }
@@ -572,8 +575,8 @@ frame_state on_neg_open(self_pointer self,
   st.negentropy[sub_id].state = job->state;
   round_started(self, sub_id);
   note_at_worker(self, worker, job->job_id,
-                 {client_session_state::job_at_worker::kind::negentropy, sub_id,
-                  job->state});
+                 client_session_state::job_at_worker::kind::negentropy, sub_id,
+                 job->state);
   // The item set is found or built off the actor threads; the first round
   // then goes to this connection's worker, like every later one.
   st.ctx->item_sets->acquire(
@@ -720,17 +723,26 @@ frame_state on_frame(self_pointer self, std::string& frame) {
                         + "\"");
 }
 
-/// The worker holding this session's pending jobs has ended (a stop, a
-/// crash, a restart): their answers will never come. Each one is failed as
-/// its client expects, CLOSED for a REQ or COUNT and NEG-ERR for a
-/// negentropy round, and its message finished, so the connection keeps its
-/// in-flight slots. The next job watches the next incarnation.
-void fail_jobs_at_worker(self_pointer self) {
+/// Worker incarnation `worker` has ended (a stop, a crash, a restart): the
+/// answers of the jobs it held will never come. Each one is failed as its
+/// client expects, CLOSED for a REQ or COUNT and NEG-ERR for a negentropy
+/// round, and its message finished, so the connection keeps its in-flight
+/// slots. Jobs sent to a later incarnation meanwhile are not its.
+void fail_jobs_at(self_pointer self, const caf::actor_addr& worker) {
   auto& st = self->state;
   constexpr std::string_view stopped = "error: the query worker stopped; try again";
   using kind = client_session_state::job_at_worker::kind;
-  st.worker_watched = {};
-  auto lost = std::exchange(st.at_worker, {});
+  if (worker == st.worker_watched)
+    st.worker_watched = {};
+  std::vector<std::pair<uint64_t, client_session_state::job_at_worker>> lost;
+  for (auto i = st.at_worker.begin(); i != st.at_worker.end();) {
+    if (i->second.worker != worker) {
+      ++i;
+      continue;
+    }
+    lost.emplace_back(i->first, std::move(i->second));
+    i = st.at_worker.erase(i);
+  }
   for (auto& [job_id, job] : lost) {
     st.conn->frame_done();
     if (job.what == kind::req) {
@@ -787,8 +799,8 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
     self->state.send("[\"AUTH\",\"" + self->state.challenge + "\"]");
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source == st.worker_watched)
-      return fail_jobs_at_worker(self);
+    // A query worker (any incarnation a job went to) or the hub.
+    fail_jobs_at(self, dm.source);
     if (dm.source != st.hub_registered || st.hub_retries_pending > 0)
       return;
     ++st.hub_retries_pending;

@@ -94,6 +94,8 @@ struct client_session_state {
     std::string sub_id;
     /// The negentropy session of a round; null for REQ and COUNT.
     std::shared_ptr<neg_session> neg;
+    /// The worker incarnation it went to.
+    caf::actor_addr worker;
   };
   /// Jobs at the query worker (REQ, COUNT, negentropy rounds) by job id; the
   /// worker's answer finishes each one's client message. A worker that ends
@@ -101,7 +103,7 @@ struct client_session_state {
   /// session monitors the incarnation it hands them to, and fails them when
   /// it goes down.
   std::map<uint64_t, job_at_worker> at_worker;
-  /// The worker incarnation `at_worker` went to (monitored).
+  /// The last worker incarnation a job went to (monitored).
   caf::actor_addr worker_watched;
   /// The hub incarnation the subscriptions are registered with (monitored).
   caf::actor_addr hub_registered;
