@@ -312,7 +312,6 @@ void register_with_hub(self_pointer self) {
   self->monitor(hub);
 }
 
-/// Starts a query job; false when no worker is running right now.
 /// Notes a job handed to `worker`, and watches that incarnation.
 void note_at_worker(self_pointer self, const query_worker_actor& worker,
                     uint64_t job_id, client_session_state::job_at_worker::kind what,
@@ -337,6 +336,7 @@ bool answered_by_worker(self_pointer self, uint64_t job_id) {
   return true;
 }
 
+/// Starts a query job; false when no worker is running right now.
 bool start_job(self_pointer self, query_job_ptr job) {
   auto worker = worker_for(self);
   if (!worker)
@@ -734,16 +734,14 @@ void fail_jobs_at(self_pointer self, const caf::actor_addr& worker) {
   using kind = client_session_state::job_at_worker::kind;
   if (worker == st.worker_watched)
     st.worker_watched = {};
-  std::vector<std::pair<uint64_t, client_session_state::job_at_worker>> lost;
-  for (auto i = st.at_worker.begin(); i != st.at_worker.end();) {
-    if (i->second.worker != worker) {
-      ++i;
+  for (auto at = st.at_worker.begin(); at != st.at_worker.end();) {
+    if (at->second.worker != worker) {
+      ++at;
       continue;
     }
-    lost.emplace_back(i->first, std::move(i->second));
-    i = st.at_worker.erase(i);
-  }
-  for (auto& [job_id, job] : lost) {
+    auto job_id = at->first;
+    auto job = std::move(at->second);
+    at = st.at_worker.erase(at);
     st.conn->frame_done();
     if (job.what == kind::req) {
       auto i = st.subscriptions.find(job.sub_id);
