@@ -1,0 +1,232 @@
+#include "actors/relay/client_session.hpp"
+
+#include "tests/fixtures/threaded_actor_system.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+using namespace ferry;
+using namespace ferry::store::test;
+
+namespace {
+
+/// The session's side of a client connection: keeps the frames the session
+/// queues and counts the client messages it finishes. The session runs on
+/// the actor system's threads, the test waits on its own.
+class watched_connection : public net::ws_connection {
+public:
+  void send(std::shared_ptr<const std::string> frame) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    frames_.push_back(*frame);
+    changed_.notify_all();
+  }
+
+  void send_all(std::vector<std::string> batch) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& frame : batch)
+      frames_.push_back(std::move(frame));
+    changed_.notify_all();
+  }
+
+  void send_batch(net::frame_batch batch) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    size_t begin = 0;
+    for (auto end : batch.ends) {
+      frames_.push_back(batch.bytes.substr(begin, end - begin));
+      begin = end;
+    }
+    changed_.notify_all();
+  }
+
+  size_t queued_bytes() const override {
+    return 0;
+  }
+
+  void frame_done() override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++finished_;
+    changed_.notify_all();
+  }
+
+  void close(std::string) override {
+    // nop
+  }
+
+  const std::string& remote_address() const override {
+    return address_;
+  }
+
+  /// The `n`-th frame queued (from 0), once it is there; empty after 5 s.
+  std::string frame(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    changed_.wait_for(guard, std::chrono::seconds(5),
+                      [&] { return frames_.size() > n; });
+    return frames_.size() > n ? frames_[n] : std::string{};
+  }
+
+  /// Client messages finished so far.
+  size_t finished() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return finished_;
+  }
+
+  /// Client messages finished, once there are `n` of them (or after 5 s).
+  size_t finished_when(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    changed_.wait_for(guard, std::chrono::seconds(5),
+                      [&] { return finished_ >= n; });
+    return finished_;
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable changed_;
+  std::vector<std::string> frames_;
+  size_t finished_ = 0;
+  std::string address_ = "127.0.0.1:1";
+};
+
+/// What a query worker holding jobs has been handed, for the test to wait on.
+struct handed_jobs {
+  std::mutex mtx;
+  std::condition_variable changed;
+  size_t count = 0;
+
+  void one_more() {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++count;
+    changed.notify_all();
+  }
+
+  bool reached(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return changed.wait_for(guard, std::chrono::seconds(5),
+                            [&] { return count >= n; });
+  }
+};
+
+struct holding_worker_state {
+  std::vector<query_job_ptr> jobs;
+  std::vector<neg_job_ptr> rounds;
+
+  static inline constexpr const char* name = "holding-worker";
+};
+
+/// A query worker that takes every job and answers none: a worker busy with
+/// them, or slow, at the moment it ends.
+query_worker_actor::behavior_type
+holding_worker(query_worker_actor::stateful_pointer<holding_worker_state> self,
+               std::shared_ptr<handed_jobs> handed) {
+  return {
+    [self, handed](atom::query, query_job_ptr& job) {
+      self->state.jobs.push_back(std::move(job));
+      handed->one_more();
+    },
+    [](atom::resume, const query_job_ptr&) {
+      // nop
+    },
+    [](atom::read_ahead, const paging_state_ptr&, uint64_t) {
+      // nop
+    },
+    [self, handed](atom::neg, neg_job_ptr& job) {
+      self->state.rounds.push_back(std::move(job));
+      handed->one_more();
+    },
+    [](atom::get, atom::status) {
+      return status_map{};
+    },
+  };
+}
+
+/// One client session over a real store, whose one query worker slot holds
+/// a worker that keeps every job.
+struct session_fixture : store_fixture, test::threaded_actor_system {
+  std::shared_ptr<relay_context> ctx = std::make_shared<relay_context>();
+  std::shared_ptr<watched_connection> conn
+    = std::make_shared<watched_connection>();
+  std::shared_ptr<handed_jobs> handed = std::make_shared<handed_jobs>();
+  query_worker_actor holder;
+  client_session_actor session;
+
+  session_fixture() {
+    ctx->limits.set(config::relay_limits{});
+    ctx->negentropy.enabled = true;
+    ctx->item_sets = std::make_shared<item_set_cache>(store_item_source(*store),
+                                                      item_set_cache_config{});
+    ctx->store = store.get();
+    ctx->hub = std::make_shared<handle_slot<hub_actor>>();
+    holder = sys.spawn(holding_worker, handed);
+    ctx->query_workers.push_back(
+      std::make_shared<handle_slot<query_worker_actor>>(holder));
+    session = sys.spawn(client_session, conn, ctx);
+  }
+
+  ~session_fixture() {
+    for (auto& slot : ctx->query_workers)
+      if (auto worker = slot->get())
+        self->send_exit(worker, caf::exit_reason::user_shutdown);
+    self->send(session, atom::closed_v, std::string{"test over"});
+    self->wait_for(session);
+  }
+
+  void client_sends(std::string frame) {
+    self->send(session, atom::frame_v, std::move(frame));
+  }
+
+  /// The worker that held the jobs ends; a fresh one takes its slot, as its
+  /// supervisor would start it.
+  void restart_worker() {
+    self->send_exit(holder, caf::exit_reason::kill);
+    ctx->query_workers.front()->set(
+      sys.spawn(query_worker, store.get(), query_worker_config{}));
+  }
+};
+
+constexpr const char* worker_stopped = "error: the query worker stopped; try again";
+
+} // namespace
+
+TEST_CASE("a COUNT whose query worker ends is closed with an error, and the "
+          "session's next COUNT is answered",
+          "[relay][client_session]") {
+  session_fixture f;
+  f.write(make_event(nostr::generate_keypair(), 1, default_now, {}, "one"));
+  f.client_sends(R"(["COUNT","lost",{"kinds":[1]}])");
+  // The session handed the message on before the worker saw it.
+  REQUIRE(f.handed->reached(1));
+  CHECK(f.conn->finished() == 0);
+  f.restart_worker();
+  CHECK(f.conn->frame(0)
+        == std::string{R"(["CLOSED","lost",")"} + worker_stopped + "\"]");
+  CHECK(f.conn->finished_when(1) == 1);
+  f.client_sends(R"(["COUNT","next",{"kinds":[1]}])");
+  CHECK(f.conn->frame(1) == R"(["COUNT","next",{"count":1}])");
+  CHECK(f.conn->finished_when(2) == 2);
+}
+
+TEST_CASE("a negentropy round whose query worker ends is answered NEG-ERR, "
+          "and its session is closed",
+          "[relay][client_session][negentropy]") {
+  session_fixture f;
+  // NIP-77's initial message of a client with an empty set: the protocol
+  // version byte and one range to the end that holds no ids.
+  f.client_sends(R"(["NEG-OPEN","sync",{},"6100000200"])");
+  // The item set is built off the actor threads; the round then reaches the
+  // worker.
+  REQUIRE(f.handed->reached(1));
+  CHECK(f.conn->finished() == 0);
+  f.restart_worker();
+  CHECK(f.conn->frame(0)
+        == std::string{R"(["NEG-ERR","sync",")"} + worker_stopped + "\"]");
+  CHECK(f.conn->finished_when(1) == 1);
+  // The session is gone with its round: a NEG-MSG for it is refused.
+  f.client_sends(R"(["NEG-MSG","sync","6100000200"])");
+  CHECK(f.conn->frame(1)
+        == R"(["NEG-ERR","sync","closed: no open negentropy session with this id"])");
+  CHECK(f.conn->finished_when(2) == 2);
+}
