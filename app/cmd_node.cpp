@@ -11,15 +11,42 @@
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <pthread.h>
 #include <string>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace ferry::app {
+
+namespace {
+
+/// Raises the soft open-file limit to fit `max_connections` clients beside
+/// the store's tables and the node's other sockets: past the limit, accept()
+/// fails, and so would RocksDB opening its next table.
+void fit_open_file_limit(size_t max_connections) {
+  constexpr rlim_t others = 1024;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + others;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted)
+    return;
+  rlimit raised = limit;
+  raised.rlim_cur = std::min(wanted, limit.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+    limit = raised;
+  if (limit.rlim_cur < wanted)
+    log::warn("node may open {} files, fewer than relay.limits.max_connections "
+              "({}) and {} for the store and its other sockets: raise the "
+              "limit (LimitNOFILE= in a systemd unit, ulimit -n) or lower "
+              "relay.limits.max_connections",
+              limit.rlim_cur, max_connections, others);
+}
+
+} // namespace
 
 std::optional<config::config> load_config(const std::string& path) {
   if (path.empty())
@@ -34,6 +61,7 @@ std::optional<config::config> load_config(const std::string& path) {
 
 int run_node(const config::config& cfg) {
   log::init(cfg.log.level);
+  fit_open_file_limit(cfg.relay.limits.max_connections);
   // Block the signals before any thread exists, then wait for them here:
   // SIGINT and SIGTERM stop the node, SIGHUP reloads its config.
   sigset_t handled_signals;

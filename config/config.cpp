@@ -171,6 +171,11 @@ std::vector<field> schema(config& cfg) {
                        positive(limits.max_outbound_bytes)),
                   leaf("max_inflight_messages",
                        positive(limits.max_inflight_messages)),
+                  leaf("max_connections", positive(limits.max_connections)),
+                  leaf("max_outbound_total_mb",
+                       integer(limits.max_outbound_total_mb, 1, max_memory_mb,
+                               "an integer in 1.."
+                                 + std::to_string(max_memory_mb))),
                 },
                 default_within_max(limits)),
               section(
@@ -441,7 +446,9 @@ bool operator==(const relay_limits& x, const relay_limits& y) {
          && x.max_subscription_id_length == y.max_subscription_id_length
          && x.max_future_seconds == y.max_future_seconds
          && x.max_outbound_bytes == y.max_outbound_bytes
-         && x.max_inflight_messages == y.max_inflight_messages;
+         && x.max_inflight_messages == y.max_inflight_messages
+         && x.max_connections == y.max_connections
+         && x.max_outbound_total_mb == y.max_outbound_total_mb;
 }
 
 bool operator==(const negentropy_config& x, const negentropy_config& y) {

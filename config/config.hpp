@@ -35,6 +35,14 @@ struct relay_limits {
   /// Client messages being processed at once per connection; reading pauses
   /// beyond it, so a flood of EVENTs slows its sender instead of growing memory.
   size_t max_inflight_messages = 256;
+  /// WebSockets served at once; an upgrade beyond it is answered HTTP 503.
+  size_t max_connections = 10000;
+  /// Bytes queued for all clients together, in MiB: beyond it, a client
+  /// holding more than its share (this divided among the connections) is
+  /// disconnected with a NOTICE as it would get more; queries keep each
+  /// connection within half its share. With `max_connections` it bounds the
+  /// memory clients can take.
+  size_t max_outbound_total_mb = 512;
 };
 
 /// NIP-77 negentropy sessions the relay serves (`[relay.negentropy]`).

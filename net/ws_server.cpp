@@ -199,6 +199,16 @@ private:
     if (ec)
       return close_socket();
     if (server_->opts().websocket && websocket::is_upgrade(parser_->get())) {
+      if (!server_->reserve_websocket(remote_)) {
+        keep_alive_ = false;
+        version_ = parser_->get().version();
+        auto cap = std::to_string(server_->opts().max_connections);
+        auto res = json_error_response(
+          503, "too many connections: this relay serves at most " + cap
+                 + " WebSockets at once; try again later");
+        res.headers["Retry-After"] = "10";
+        return on_response(std::move(res));
+      }
       beast::get_lowest_layer(stream_).expires_never();
       handed_off_ = true;
       using ws_session = websocket_session<Stream>;
@@ -482,6 +492,14 @@ void ws_server::stop() {
 
 size_t ws_server::connection_count() const {
   return impl_->websocket_count();
+}
+
+size_t ws_server::outbound_queued_bytes() const {
+  return impl_->outbound_bytes();
+}
+
+uint64_t ws_server::refused_connections() const {
+  return impl_->refused_connections();
 }
 
 bool ws_server::tls() const {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,6 +83,15 @@ public:
   /// Bytes queued and not yet written to the socket.
   virtual size_t queued_bytes() const = 0;
 
+  /// The most a producer that can wait (a query streaming stored events)
+  /// should have queued for this connection now: half the connection's
+  /// share of the server's budget (`max_outbound_total_bytes`), so that such
+  /// producers alone never fill it; no limit without a budget. Past its
+  /// share, once the budget is full, a connection's next frame ends it.
+  virtual size_t outbound_allowance() const {
+    return std::numeric_limits<size_t>::max();
+  }
+
   /// The owner finished one frame delivered by `on_frame`. Reading pauses while
   /// `max_inflight` frames are unfinished and resumes here.
   virtual void frame_done() = 0;
@@ -115,6 +125,19 @@ struct ws_server_options {
   size_t max_inflight = 256;
   /// Frame sent before closing a connection whose outbound queue overflowed.
   std::string overflow_notice;
+  /// WebSockets served at once; an upgrade beyond it is answered 503, so a
+  /// crowd of clients cannot take the process's memory or file descriptors
+  /// (RocksDB needs some). 0: no cap.
+  size_t max_connections = 0;
+  /// Bytes queued for all connections together. Beyond it, a frame for a
+  /// connection holding more than its share (the budget divided among the
+  /// open connections) ends that connection with `shared_overflow_notice`;
+  /// connections within their share go on. So the queues together stay
+  /// below about twice the budget, whatever the number of slow readers.
+  /// 0: no budget (each connection still has `max_outbound_bytes`).
+  size_t max_outbound_total_bytes = 0;
+  /// Frame sent before closing a connection beyond its share.
+  std::string shared_overflow_notice;
   /// Accept WebSocket upgrades; when false, every request is plain HTTP.
   bool websocket = true;
   /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
@@ -138,6 +161,9 @@ struct ws_server_options {
   /// is affected. Must be cheap and non-blocking.
   std::function<void(const std::string& remote, const std::string& reason)>
     on_handshake_failure;
+  /// Called on an I/O thread when an upgrade is refused at
+  /// `max_connections`, with the peer ("ip:port"). Cheap, non-blocking.
+  std::function<void(const std::string& remote)> on_connection_refused;
 };
 
 /// An HTTP + WebSocket server on one port (Beast). HTTP requests and WebSocket
@@ -169,6 +195,12 @@ public:
 
   /// Connections currently open.
   size_t connection_count() const;
+
+  /// Bytes queued for all connections together.
+  size_t outbound_queued_bytes() const;
+
+  /// Upgrades refused at `max_connections` so far.
+  uint64_t refused_connections() const;
 
   /// Whether the server speaks TLS.
   bool tls() const;

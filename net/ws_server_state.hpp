@@ -133,6 +133,68 @@ public:
     return opts_;
   }
 
+  /// Takes a place for one more WebSocket session (given back by
+  /// `release_websocket` as the session goes); false at `max_connections`.
+  bool reserve_websocket(const std::string& remote) {
+    const auto cap = opts_.max_connections;
+    auto n = websocket_places_.load();
+    do {
+      if (cap != 0 && n >= cap) {
+        ++refused_;
+        if (opts_.on_connection_refused)
+          opts_.on_connection_refused(remote);
+        return false;
+      }
+    } while (!websocket_places_.compare_exchange_weak(n, n + 1));
+    return true;
+  }
+
+  void release_websocket() {
+    --websocket_places_;
+  }
+
+  uint64_t refused_connections() const {
+    return refused_;
+  }
+
+  // The bytes all sessions hold queued; each session moves it with its own.
+
+  void outbound_queued(size_t bytes) {
+    outbound_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  void outbound_unqueued(size_t bytes) {
+    outbound_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+
+  size_t outbound_bytes() const {
+    return outbound_bytes_.load(std::memory_order_relaxed);
+  }
+
+  /// The budget divided among the sessions.
+  size_t outbound_share() const {
+    auto sessions = websocket_places_.load(std::memory_order_relaxed);
+    return opts_.max_outbound_total_bytes / std::max<size_t>(1, sessions);
+  }
+
+  /// Whether a session holding `own` queued bytes goes beyond its share by
+  /// adding `adding`: the total is over `max_outbound_total_bytes` then, and
+  /// the session over the budget divided among the sessions.
+  bool beyond_outbound_share(size_t own, size_t adding) const {
+    const auto budget = opts_.max_outbound_total_bytes;
+    if (budget == 0 || outbound_bytes() + adding <= budget)
+      return false;
+    return own + adding > outbound_share();
+  }
+
+  /// What a session should hold queued at most (see
+  /// `ws_connection::outbound_allowance`).
+  size_t outbound_allowance() const {
+    if (opts_.max_outbound_total_bytes == 0)
+      return std::numeric_limits<size_t>::max();
+    return outbound_share() / 2;
+  }
+
   /// A TLS handshake with `remote` failed; the session closes itself.
   void handshake_failed(const std::string& remote, const std::string& reason) {
     ++handshake_failures_;
@@ -172,6 +234,11 @@ private:
   net::steady_timer retry_timer_;
   std::atomic<uint16_t> port_{0};
   std::atomic<uint64_t> handshake_failures_{0};
+  /// WebSocket sessions from their upgrade until they are destroyed: what
+  /// `max_connections` caps, and the divisor of a session's outbound share.
+  std::atomic<size_t> websocket_places_{0};
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<size_t> outbound_bytes_{0};
   bool started_ = false;
   mutable std::mutex mtx_;
   bool stopped_ = false;

@@ -82,8 +82,10 @@ public:
       remote_ = endpoint_text(ep);
   }
 
+  /// Made only on a place `server->reserve_websocket` gave.
   ~websocket_session() override {
     server_->remove(this);
+    give_back_place();
     // Only reached unfinished when the io_context went away with our handlers
     // still queued; the owner is promised on_close in every case.
     if (opened_ && !finished_ && callbacks_.on_close)
@@ -137,6 +139,10 @@ public:
 
   size_t queued_bytes() const override {
     return queued_bytes_.load(std::memory_order_relaxed);
+  }
+
+  size_t outbound_allowance() const override {
+    return server_->outbound_allowance();
   }
 
   void frame_done() override {
@@ -221,6 +227,7 @@ private:
       finished_ = true;
       beast::get_lowest_layer(ws_).close();
       server_->remove(this);
+      give_back_place();
       return;
     }
     opened_ = true;
@@ -315,16 +322,22 @@ private:
     size_t bytes = 0;
     for (const auto& frame : frames)
       bytes += frame.text.size();
-    const auto cap = server_->opts().max_outbound_bytes;
+    const auto& opts = server_->opts();
     auto queued = queued_bytes_.load();
     do {
-      if (queued + bytes > cap) {
+      const std::string* notice = nullptr;
+      if (queued + bytes > opts.max_outbound_bytes)
+        notice = &opts.overflow_notice;
+      else if (server_->beyond_outbound_share(queued, bytes))
+        notice = &opts.shared_overflow_notice;
+      if (notice) {
         net::post(ws_.get_executor(),
                   beast::bind_front_handler(&websocket_session::on_overflow,
-                                            this->shared_from_this()));
+                                            this->shared_from_this(), notice));
         return;
       }
     } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes));
+    server_->outbound_queued(bytes);
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
                                         this->shared_from_this(),
@@ -334,7 +347,7 @@ private:
   void on_send(std::vector<queued_frame> frames, size_t bytes) {
     // Nothing goes out after a close was requested: the close frame is last.
     if (!opened_ || finished_ || close_pending_) {
-      queued_bytes_ -= bytes;
+      unqueue(bytes);
       return;
     }
     for (auto& frame : frames)
@@ -344,21 +357,21 @@ private:
       do_write();
   }
 
-  void on_overflow() {
+  /// `notice` is one of the server's options, which outlive the session.
+  void on_overflow(const std::string* notice) {
     if (opened_ && !finished_ && !close_pending_)
-      overflow();
+      overflow(*notice);
   }
 
-  void overflow() {
+  void overflow(const std::string& notice) {
     // The frames of the batch in flight are being written and a WebSocket
     // frame cannot be cut off midway, so they stay; everything behind goes.
     while (queue_.size() > batch_frames_) {
-      queued_bytes_ -= queue_.back().text.size();
+      unqueue(queue_.back().text.size());
       queue_.pop_back();
     }
-    const auto& notice = server_->opts().overflow_notice;
     if (!notice.empty()) {
-      queued_bytes_ += notice.size();
+      enqueue(notice.size());
       queue_.push_back(queued_frame::whole(std::make_shared<const std::string>(notice)));
       if (batch_frames_ == 0)
         do_write();
@@ -404,10 +417,12 @@ private:
       return;
     if (ec)
       return finish(close_pending_ ? close_text_ : "write: " + ec.message());
+    size_t written = 0;
     for (; batch_frames_ > 0; --batch_frames_) {
-      queued_bytes_ -= queue_.front().text.size();
+      written += queue_.front().text.size();
       queue_.pop_front();
     }
+    unqueue(written);
     if (!queue_.empty())
       do_write();
     else if (close_pending_)
@@ -491,7 +506,7 @@ private:
       return;
     }
     while (queue_.size() > batch_frames_) {
-      queued_bytes_ -= queue_.back().text.size();
+      unqueue(queue_.back().text.size());
       queue_.pop_back();
     }
     request_close(websocket::close_code::going_away, "server stopping",
@@ -536,6 +551,24 @@ private:
     beast::get_lowest_layer(ws_).close();
   }
 
+  /// The place under `max_connections` goes back with the socket: the owner
+  /// may hold the connection object for a while longer.
+  void give_back_place() {
+    if (std::exchange(holds_place_, false))
+      server_->release_websocket();
+  }
+
+  /// Queued bytes are counted for the session and for the server at once.
+  void enqueue(size_t bytes) {
+    queued_bytes_ += bytes;
+    server_->outbound_queued(bytes);
+  }
+
+  void unqueue(size_t bytes) {
+    queued_bytes_ -= bytes;
+    server_->outbound_unqueued(bytes);
+  }
+
   /// Ends the session exactly once.
   void finish(const std::string& reason) {
     if (finished_)
@@ -545,13 +578,14 @@ private:
     idle_timer_.cancel();
     // Frames still on their way to on_send are counted until they get there.
     for (const auto& frame : queue_)
-      queued_bytes_ -= frame.text.size();
+      unqueue(frame.text.size());
     queue_.clear();
     batch_frames_ = 0;
     // The compressor's ~70 KiB go now, not when the last handler lets go.
     deflater_.reset();
     beast::get_lowest_layer(ws_).close();
     server_->remove(this);
+    give_back_place();
     // Released before the call: the owner's callbacks may hold the owner.
     auto on_close = std::move(callbacks_.on_close);
     callbacks_ = ws_callbacks{};
@@ -588,6 +622,7 @@ private:
   std::optional<deflate_terms> deflate_terms_;
   std::unique_ptr<message_deflater> deflater_;
   // Lifecycle.
+  bool holds_place_ = true;
   bool opened_ = false;
   bool shutting_down_ = false;
   bool close_pending_ = false;

@@ -336,6 +336,18 @@ void query_worker_state::answer(neg_job& job) {
   job.reply = nostr::neg_msg_message(job.sub_id, neg::encode_hex(response));
 }
 
+namespace {
+
+/// `config` with a lower high-water mark, for one slice.
+query_worker_config with_high_water(const query_worker_config& config,
+                                    size_t high_water_bytes) {
+  auto result = config;
+  result.high_water_bytes = high_water_bytes;
+  return result;
+}
+
+} // namespace
+
 query_worker_actor::behavior_type
 query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
              const store::event_store* store, query_worker_config config) {
@@ -368,8 +380,12 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     // another slice is read for it, also after a backoff: a slice per
     // backoff outran a reader slower than high_water_bytes per backoff
     // (permessage-deflate on a 100k-event REQ) until the outbound cap cut
-    // it off.
-    if (job->conn->queued_bytes() > st.config.high_water_bytes) {
+    // it off. The connection's allowance of the relay's outbound budget is
+    // the mark when lower, so that no slice takes it past its share (where,
+    // with the budget full, its next frame would end it).
+    const auto water = std::min(st.config.high_water_bytes,
+                                job->conn->outbound_allowance());
+    if (job->conn->queued_bytes() > water) {
       job->stalled += st.config.backoff;
       if (job->stalled > st.config.stall_limit) {
         job->conn->close("slow reader: a query waited too long for the client");
@@ -381,9 +397,16 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     job->stalled = caf::timespan{0};
-    // Only a job's first step finds a page waiting: it is taken either way.
+    const bool pressed = water < st.config.high_water_bytes;
+    // Only a job's first step finds a page waiting: it is taken either way
+    // (dropped when larger than the allowance, as it goes out whole).
     if (job->paging && job->paging->ready) {
-      if (auto sent = answer_from_read_ahead(*st.store, st.config, *job)) {
+      std::optional<size_t> sent;
+      if (!pressed || job->paging->ready->json.size() <= water)
+        sent = answer_from_read_ahead(*st.store, st.config, *job);
+      else
+        job->paging->ready.reset();
+      if (sent) {
         ++st.read_ahead_hits;
         metrics::read_ahead_page(metrics::read_ahead_result::served);
         st.events_sent += *sent;
@@ -397,7 +420,10 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
         metrics::read_ahead_page(metrics::read_ahead_result::dropped);
       }
     }
-    auto slice = run_slice(*st.store, st.config, *job, st.config.slice_events);
+    auto slice = pressed ? run_slice(*st.store, with_high_water(st.config, water),
+                                     *job, st.config.slice_events)
+                         : run_slice(*st.store, st.config, *job,
+                                     st.config.slice_events);
     st.events_sent += slice.events;
     if (slice.done) {
       finished(job);

@@ -98,6 +98,19 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
     "error: disconnected: more than "
     + std::to_string(cfg.limits.max_outbound_bytes)
     + " bytes queued for this connection (read faster)");
+  opts.max_connections = cfg.limits.max_connections;
+  opts.max_outbound_total_bytes = cfg.limits.max_outbound_total_mb << 20;
+  opts.shared_overflow_notice = nostr::notice_message(
+    "error: disconnected: the relay holds more than "
+    + std::to_string(cfg.limits.max_outbound_total_mb)
+    + " MiB for its clients, and more than its share of it for this "
+      "connection (read faster)");
+  opts.on_connection_refused = [](const std::string& remote) {
+    metrics::relay_connection_refused();
+    log::debug("relay-server refused a WebSocket from {}: max_connections "
+               "reached",
+               remote);
+  };
   auto info = std::make_shared<const std::string>(
     relay_info_json(cfg, self_pubkey));
   auto on_open = [&sys, ctx](const std::shared_ptr<net::ws_connection>& conn) {
@@ -142,6 +155,10 @@ relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
       caf::put(result, "connections",
                static_cast<int64_t>(listener.connection_count()));
       caf::put(result, "tls", listener.tls());
+      caf::put(result, "outbound_queued_bytes",
+               static_cast<int64_t>(listener.outbound_queued_bytes()));
+      caf::put(result, "connections_refused",
+               static_cast<int64_t>(listener.refused_connections()));
       if (const auto& cache = self->state.item_sets) {
         auto neg = cache->stats();
         auto put = [&result](const char* key, uint64_t value) {

@@ -82,6 +82,8 @@ const std::vector<section_key<config::relay_limits>>& limit_keys() {
     key<L>("max_future_seconds", true, &L::max_future_seconds),
     key<L>("max_outbound_bytes", false, &L::max_outbound_bytes),
     key<L>("max_inflight_messages", false, &L::max_inflight_messages),
+    key<L>("max_connections", false, &L::max_connections),
+    key<L>("max_outbound_total_mb", false, &L::max_outbound_total_mb),
   };
   return keys;
 }

@@ -287,6 +287,8 @@ status_map node_stats(const inspector_state& st, const tree_walk& walk) {
   caf::put(result, "relay.connections",
            static_cast<int64_t>(st.relay->live_sessions.load()));
   caf::put(result, "relay.subscriptions", integer_of(hub, "subscriptions"));
+  caf::put(result, "relay.queued_bytes",
+           integer_of(status_of(walk, "relay-server"), "outbound_queued_bytes"));
   caf::put(result, "relay.delivered", integer_of(hub, "delivered"));
   auto manager = status_of(walk, "sync-manager");
   caf::put(result, "sync.configured", integer_of(manager, "servers"));

@@ -55,6 +55,10 @@ constexpr stats_gauge stats_gauges[] = {
    "growing means the disk cannot keep up."},
   {"relay.subscriptions", "ferry_relay_subscriptions",
    "Open REQ subscriptions of relay clients."},
+  {"relay.queued_bytes", "ferry_relay_outbound_queued_bytes",
+   "Bytes queued for relay clients and not yet written to their sockets, "
+   "all connections together (relay.limits.max_outbound_total_mb is their "
+   "budget)."},
   {"sync.configured", "ferry_sync_servers",
    "Sync servers configured on this node."},
   {"sync.live", "ferry_sync_servers_live",
@@ -89,6 +93,14 @@ struct families {
     = prometheus::BuildCounter()
         .Name("ferry_relay_tls_handshake_failures_total")
         .Help("TLS handshakes on the relay port that failed or timed out.")
+        .Register(registry)
+        .Add({});
+
+  prometheus::Counter& connections_refused
+    = prometheus::BuildCounter()
+        .Name("ferry_relay_refused_connections_total")
+        .Help("WebSocket upgrades on the relay port answered 503 because "
+              "relay.limits.max_connections were open.")
         .Register(registry)
         .Add({});
 
@@ -410,6 +422,10 @@ void connection_closed() {
 
 void relay_tls_handshake_failed() {
   all().tls_handshake_failures.Increment();
+}
+
+void relay_connection_refused() {
+  all().connections_refused.Increment();
 }
 
 void negentropy_memory(int64_t bytes, int64_t sessions, int64_t item_sets) {

@@ -36,22 +36,7 @@ std::set<std::string> stored_ids(net::simple_ws_client& client,
   return ids;
 }
 
-/// `ferry node` on a fresh directory with `relay_extra` in its [relay]
-/// section, up and listening.
-struct running_node {
-  explicit running_node(const std::string& relay_extra = {})
-    : config{test::node_config(dir, relay_extra)},
-      process{{"node", "--config", config}} {
-    auto relay_port = process.wait_for_port();
-    REQUIRE(relay_port);
-    port = *relay_port;
-  }
-
-  test::temp_dir dir;
-  std::string config;
-  test::ferry_process process;
-  uint16_t port = 0;
-};
+using test::running_node;
 
 /// Content that deflate barely shrinks, so compressed frames stay large.
 std::string incompressible_text(std::mt19937& rng, size_t size) {

@@ -2,6 +2,7 @@
 #include "net/ws_message_text.hpp"
 
 #include "net/simple_client.hpp"
+#include "tests/fixtures/small_window_client.hpp"
 #include "tests/net/net_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -56,6 +57,13 @@ std::string raw_exchange(uint16_t port, const std::string& bytes) {
   return text;
 }
 
+/// A WebSocket upgrade request, written by hand.
+const std::string upgrade_request =
+  "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+  "Sec-WebSocket-Version: 13\r\n\r\n";
+
 /// Opens `socket` to the server and completes the WebSocket handshake by
 /// hand (a peer that never answers a ping unless the test makes it), then
 /// reads up to the end of the 101 response and leaves the rest unread.
@@ -67,11 +75,7 @@ void raw_upgrade(boost::asio::ip::tcp::socket& socket, uint16_t port,
   if (receive_buffer)
     socket.set_option(boost::asio::socket_base::receive_buffer_size{*receive_buffer});
   socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  boost::asio::write(socket, boost::asio::buffer(std::string{
-                               "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                               "Sec-WebSocket-Version: 13\r\n\r\n"}));
+  boost::asio::write(socket, boost::asio::buffer(upgrade_request));
 }
 
 /// Reads one byte at a time up to the blank line that ends the 101 response.
@@ -552,7 +556,9 @@ TEST_CASE_METHOD(server_fixture, "50 concurrent connections echo correctly",
   CHECK(failures == 0);
   CHECK(frames().size() == static_cast<size_t>(clients * messages));
   CHECK(wait_until([&] { return connection_count() == 0; }));
-  CHECK(closes().size() == static_cast<size_t>(clients));
+  // A session leaves the count just before it tells its owner.
+  CHECK(wait_until(
+    [&] { return closes().size() == static_cast<size_t>(clients); }));
 }
 
 TEST_CASE("start reports a port already in use", "[ws_server]") {
@@ -595,4 +601,106 @@ TEST_CASE("on_close is called even when the io_context goes first",
   }
   std::lock_guard<std::mutex> guard{mtx};
   CHECK(closes == std::vector<std::string>{"io stopped"});
+}
+
+TEST_CASE_METHOD(server_fixture, "an upgrade beyond max_connections is answered "
+                                 "503, and a place that frees is taken again",
+                 "[ws_server][limits]") {
+  echo = true;
+  ws_server_options opts;
+  opts.max_connections = 2;
+  std::atomic<int> refused{0};
+  opts.on_connection_refused = [&](const std::string& remote) {
+    CHECK(remote.rfind("127.0.0.1:", 0) == 0);
+    ++refused;
+  };
+  start(opts);
+  simple_ws_client first;
+  simple_ws_client second;
+  REQUIRE(connect(first, *this).empty());
+  REQUIRE(connect(second, *this).empty());
+  auto answer = raw_exchange(port(), upgrade_request);
+  INFO(answer);
+  CHECK(answer.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(answer.find("Retry-After: 10\r\n") != std::string::npos);
+  CHECK(answer.find(R"({"error":{"code":503,"message":"too many connections: )"
+                    R"(this relay serves at most 2 WebSockets at once; try )"
+                    R"(again later"}})")
+        != std::string::npos);
+  CHECK(refused == 1);
+  CHECK(server().refused_connections() == 1);
+  // Plain HTTP is no WebSocket: it is still answered.
+  auto plain = simple_http_request("127.0.0.1", port(), "GET", "/", {}, "");
+  CHECK(plain.response.status == 404);
+  // The connections open are served as before.
+  REQUIRE(first.send("still here").empty());
+  CHECK(first.receive(short_wait) == std::optional<std::string>{"still here"});
+  first.close();
+  simple_ws_client third;
+  CHECK(wait_until([&] { return connect(third, *this).empty(); }));
+  REQUIRE(third.send("third").empty());
+  CHECK(third.receive(short_wait) == std::optional<std::string>{"third"});
+}
+
+TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
+                                 "its share is closed with its notice, and one "
+                                 "within its share goes on",
+                 "[ws_server][limits]") {
+  const std::string own_notice = R"(["NOTICE","own cap"])";
+  const std::string shared_notice = R"(["NOTICE","shared budget"])";
+  constexpr size_t budget = 1024 * 1024;
+  ws_server_options opts;
+  opts.max_outbound_bytes = 32 * budget;
+  opts.overflow_notice = own_notice;
+  opts.max_outbound_total_bytes = budget;
+  opts.shared_overflow_notice = shared_notice;
+  start(opts);
+  ferry::test::small_window_client slow{port()};
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  simple_ws_client reader;
+  REQUIRE(connect(reader, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 2; }));
+  auto slow_conn = connection(0);
+  auto reader_conn = connection(1);
+  auto frame = std::make_shared<const std::string>(64 * 1024, 'x');
+  // Up to the budget for the client that reads nothing, until its socket
+  // takes nothing more: what is queued now stays.
+  auto fill = [&] {
+    while (slow_conn->queued_bytes() + frame->size() <= budget)
+      slow_conn->send(frame);
+  };
+  fill();
+  slow.wait_until_socket_stalls();
+  fill();
+  REQUIRE(server().outbound_queued_bytes() + frame->size() > budget);
+  // A producer that can wait keeps each connection below half its share
+  // (half the budget each).
+  CHECK(slow_conn->outbound_allowance() == budget / 2 / 2);
+  CHECK(reader_conn->outbound_allowance() == budget / 2 / 2);
+  // The slow one is over its share, the reader within it: the reader gets
+  // its frame although the total passes the budget.
+  reader_conn->send(frame);
+  CHECK(reader.receive(short_wait) == std::optional<std::string>{*frame});
+  // More for the slow one ends it with the notice of the budget, long
+  // before its own cap (32 MiB). It never holds more than the budget.
+  for (int i = 0; i < 1024; ++i) {
+    slow_conn->send(frame);
+    REQUIRE(slow_conn->queued_bytes() <= budget);
+  }
+  slow_conn->send(std::make_shared<const std::string>("never sent"));
+  std::vector<std::string> received;
+  while (auto message = slow.receive(short_wait))
+    received.push_back(std::move(*message));
+  REQUIRE(!received.empty());
+  CHECK(received.back() == shared_notice);
+  CHECK(received.size() < 1024);
+  for (size_t i = 0; i + 1 < received.size(); ++i)
+    REQUIRE(received[i] == *frame);
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(closes()[0] == "outbound overflow");
+  CHECK(wait_until([&] { return server().outbound_queued_bytes() == 0; }));
+  // The reader is served as before.
+  reader_conn->send(std::make_shared<const std::string>("after"));
+  CHECK(reader.receive(short_wait) == std::optional<std::string>{"after"});
+  CHECK(reader.is_open());
 }

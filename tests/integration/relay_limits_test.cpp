@@ -1,0 +1,124 @@
+#include "tests/fixtures/node_process.hpp"
+#include "tests/fixtures/small_window_client.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The value of the unlabelled metric `name` in the node's /metrics.
+std::optional<double> metric(uint16_t admin_port, const std::string& name) {
+  auto r = net::simple_http_request("127.0.0.1", admin_port, "GET", "/metrics");
+  auto at = r.response.body.find("\n" + name + " ");
+  if (at == std::string::npos)
+    return std::nullopt;
+  return std::stod(r.response.body.substr(at + name.size() + 2));
+}
+
+/// Reads one REQ's answer: the number of EVENTs before its EOSE, and any
+/// other frame.
+struct req_answer {
+  size_t events = 0;
+  bool eose = false;
+  std::vector<std::string> others;
+};
+
+req_answer read_answer(test::small_window_client& client) {
+  req_answer answer;
+  while (auto frame = client.receive()) {
+    if (frame->rfind("[\"EVENT\"", 0) == 0) {
+      ++answer.events;
+    } else if (frame->rfind("[\"EOSE\"", 0) == 0) {
+      answer.eose = true;
+      break;
+    } else {
+      answer.others.push_back(*frame);
+    }
+  }
+  return answer;
+}
+
+} // namespace
+
+TEST_CASE("a node answers a WebSocket beyond relay.limits.max_connections "
+          "with 503, counts it, and serves the others",
+          "[integration][limits]") {
+  test::running_node node{"[relay.limits]\nmax_connections = 2\n"};
+  auto admin_port = test::wait_for_admin_port(node.process);
+  REQUIRE(admin_port);
+  net::simple_ws_client first;
+  net::simple_ws_client second;
+  REQUIRE(first.connect("127.0.0.1", node.port).empty());
+  REQUIRE(second.connect("127.0.0.1", node.port).empty());
+  net::simple_ws_client third;
+  CHECK_FALSE(third.connect("127.0.0.1", node.port).empty());
+  CHECK(metric(*admin_port, "ferry_relay_refused_connections_total") == 1.0);
+  // NIP-11 is plain HTTP, answered as ever.
+  auto info = net::simple_http_request("127.0.0.1", node.port, "GET", "/",
+                                       {{"Accept", "application/nostr+json"}});
+  CHECK(info.response.status == 200);
+  REQUIRE(first.send(R"(["COUNT","c",{}])").empty());
+  CHECK(test::receive_until(first, "[\"COUNT\"")
+        == std::optional<std::string>{R"(["COUNT","c",{"count":0}])"});
+  second.close();
+  CHECK(test::poll_until(
+    [&] { return third.connect("127.0.0.1", node.port).empty(); }));
+}
+
+TEST_CASE("beyond relay.limits.max_outbound_total_mb a subscriber that never "
+          "reads is disconnected, and REQs for slow readers wait within "
+          "their share instead",
+          "[integration][limits][backpressure]") {
+  test::running_node node{"[relay.limits]\nmax_outbound_total_mb = 1\n"
+                    "max_limit = 5000\n"};
+  test::small_window_client never_reads{node.port};
+  never_reads.send(R"(["REQ","live",{"kinds":[1],"limit":0}])");
+  REQUIRE(never_reads.receive() == std::string(R"(["EOSE","live"])"));
+  // 6 MB of events: far more than the budget, all for the subscriber.
+  constexpr size_t stored = 1500;
+  {
+    net::simple_ws_client writer;
+    REQUIRE(writer.connect("127.0.0.1", node.port).empty());
+    auto keys = nostr::generate_keypair();
+    auto now = test::unix_now();
+    for (size_t i = 0; i < stored; ++i) {
+      auto ev = test::make_note(keys, now - static_cast<int64_t>(stored - i),
+                                std::string(4000, 'a' + static_cast<char>(i % 26)));
+      REQUIRE(writer.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+      if (i % 500 == 499)
+        for (int j = 0; j < 500; ++j)
+          REQUIRE(test::receive_until(writer, "[\"OK\""));
+    }
+  }
+  std::optional<std::string> notice;
+  size_t live_events = 0;
+  while (auto frame = never_reads.receive(5s)) {
+    if (frame->rfind("[\"NOTICE\"", 0) == 0)
+      notice = frame;
+    else
+      ++live_events;
+  }
+  REQUIRE(notice);
+  CHECK(*notice
+        == "[\"NOTICE\",\"error: disconnected: the relay holds more than 1 "
+           "MiB for its clients, and more than its share of it for this "
+           "connection (read faster)\"]");
+  CHECK(live_events < stored);
+  // Two readers ask for everything and read nothing until the node's
+  // writes to them stall: a query worker pushing each to its own
+  // high-water mark (4 MiB) would take both past their share and end them.
+  test::small_window_client first{node.port};
+  test::small_window_client second{node.port};
+  first.send(R"(["REQ","all",{"kinds":[1],"limit":5000}])");
+  second.send(R"(["REQ","all",{"kinds":[1],"limit":5000}])");
+  first.wait_until_socket_stalls();
+  second.wait_until_socket_stalls();
+  for (auto* reader : {&first, &second}) {
+    auto answer = read_answer(*reader);
+    CHECK(answer.others == std::vector<std::string>{});
+    CHECK(answer.events == stored);
+    CHECK(answer.eose);
+  }
+}
