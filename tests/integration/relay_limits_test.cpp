@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
+#include <fstream>
+
 using namespace ferry;
 using namespace std::chrono_literals;
 
@@ -40,7 +44,61 @@ req_answer read_answer(test::small_window_client& client) {
   return answer;
 }
 
+/// Lowers this process's soft open-file limit (which a node it starts
+/// inherits) for its lifetime.
+struct lowered_open_file_limit {
+  rlimit saved{};
+
+  explicit lowered_open_file_limit(rlim_t soft) {
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    auto lowered = saved;
+    lowered.rlim_cur = std::min(soft, saved.rlim_cur);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+  }
+
+  ~lowered_open_file_limit() {
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+  }
+};
+
+/// The soft open-file limit of process `pid`.
+std::optional<uint64_t> soft_open_file_limit(pid_t pid) {
+  std::ifstream limits{"/proc/" + std::to_string(pid) + "/limits"};
+  std::string line;
+  while (std::getline(limits, line))
+    if (line.rfind("Max open files", 0) == 0)
+      return std::stoull(line.substr(std::string{"Max open files"}.size()));
+  return std::nullopt;
+}
+
 } // namespace
+
+TEST_CASE("a node raises its open-file limit to fit relay.limits.max_connections, "
+          "and warns when the hard limit is too low for it",
+          "[integration][limits]") {
+  const lowered_open_file_limit low{256};
+  const auto hard = low.saved.rlim_max;
+  const std::string warning = "fewer than relay.limits.max_connections";
+  SECTION("within the hard limit") {
+    if (hard != RLIM_INFINITY && hard < 3024) {
+      WARN("not checked: the hard open-file limit is " << hard);
+      return;
+    }
+    test::running_node node{"[relay.limits]\nmax_connections = 2000\n"};
+    CHECK(soft_open_file_limit(node.process.pid()) == uint64_t{3024});
+    CHECK(node.process.output().find(warning) == std::string::npos);
+  }
+  SECTION("beyond it") {
+    if (hard == RLIM_INFINITY) {
+      WARN("not checked: no hard open-file limit");
+      return;
+    }
+    test::running_node node{"[relay.limits]\nmax_connections = "
+                            + std::to_string(hard) + "\n"};
+    CHECK(soft_open_file_limit(node.process.pid()) == uint64_t{hard});
+    CHECK(node.process.output().find(warning) != std::string::npos);
+  }
+}
 
 TEST_CASE("a node answers a WebSocket beyond relay.limits.max_connections "
           "with 503, counts it, and serves the others",
