@@ -172,6 +172,9 @@ std::vector<field> schema(config& cfg) {
                   leaf("max_inflight_messages",
                        positive(limits.max_inflight_messages)),
                   leaf("max_connections", positive(limits.max_connections)),
+                  leaf("max_connections_per_ip",
+                       integer(limits.max_connections_per_ip, 0, max_int64,
+                               "a non-negative integer (0: no cap)")),
                   leaf("max_outbound_total_mb",
                        integer(limits.max_outbound_total_mb, 1, max_memory_mb,
                                "an integer in 1.."
@@ -448,6 +451,7 @@ bool operator==(const relay_limits& x, const relay_limits& y) {
          && x.max_outbound_bytes == y.max_outbound_bytes
          && x.max_inflight_messages == y.max_inflight_messages
          && x.max_connections == y.max_connections
+         && x.max_connections_per_ip == y.max_connections_per_ip
          && x.max_outbound_total_mb == y.max_outbound_total_mb;
 }
 

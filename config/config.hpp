@@ -37,6 +37,10 @@ struct relay_limits {
   size_t max_inflight_messages = 256;
   /// WebSockets served at once; an upgrade beyond it is answered HTTP 503.
   size_t max_connections = 10000;
+  /// WebSockets served at once to one IP address, 0 for no cap; an upgrade
+  /// beyond it is answered HTTP 429. Behind a reverse proxy every client
+  /// has the proxy's address: leave it at 0 there.
+  size_t max_connections_per_ip = 0;
   /// Bytes queued for all clients together, in MiB: beyond it, a client
   /// holding more than its share (this divided among the connections) is
   /// disconnected with a NOTICE as it would get more; queries keep each

@@ -66,8 +66,10 @@ public:
       server_(std::move(server)) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
-    if (!ec)
+    if (!ec) {
       remote_ = endpoint_text(ep);
+      address_ = ep.address().to_string();
+    }
   }
 
   ~http_session() override {
@@ -199,25 +201,18 @@ private:
     if (ec)
       return close_socket();
     if (server_->opts().websocket && websocket::is_upgrade(parser_->get())) {
-      if (!server_->reserve_websocket(remote_)) {
-        keep_alive_ = false;
-        version_ = parser_->get().version();
-        auto cap = std::to_string(server_->opts().max_connections);
-        auto res = json_error_response(
-          503, "too many connections: this relay serves at most " + cap
-                 + " WebSockets at once; try again later");
-        res.headers["Retry-After"] = "10";
-        return on_response(std::move(res));
-      }
+      if (auto refused = server_->reserve_websocket(address_, remote_);
+          refused != server_state::refusal::none)
+        return refuse_websocket(refused);
       beast::get_lowest_layer(stream_).expires_never();
       handed_off_ = true;
       using ws_session = websocket_session<Stream>;
       // TLS state lives in the stream, so a TLS stream moves over whole.
       if constexpr (is_tls<Stream>)
-        std::make_shared<ws_session>(std::move(stream_), server_)
+        std::make_shared<ws_session>(std::move(stream_), server_, address_)
           ->run(parser_->release());
       else
-        std::make_shared<ws_session>(stream_.release_socket(), server_)
+        std::make_shared<ws_session>(stream_.release_socket(), server_, address_)
           ->run(parser_->release());
       return;
     }
@@ -241,6 +236,25 @@ private:
     server_->on_http()(std::move(request), [respond](http_response res) {
       (*respond)(std::move(res));
     });
+  }
+
+  /// Answers an upgrade no place was left for; the connection ends after.
+  void refuse_websocket(server_state::refusal why) {
+    keep_alive_ = false;
+    version_ = parser_->get().version();
+    const auto& opts = server_->opts();
+    auto res
+      = why == server_state::refusal::address_full
+          ? json_error_response(
+              429, "too many connections from this address: at most "
+                     + std::to_string(opts.max_connections_per_address)
+                     + " at once; try again later")
+          : json_error_response(
+              503, "too many connections: this relay serves at most "
+                     + std::to_string(opts.max_connections)
+                     + " WebSockets at once; try again later");
+    res.headers["Retry-After"] = "10";
+    on_response(std::move(res));
   }
 
   void on_response(http_response res) {
@@ -338,6 +352,8 @@ private:
   server_ptr server_;
   beast::flat_buffer buffer_;
   std::string remote_;
+  /// The peer's IP, which `max_connections_per_address` counts by.
+  std::string address_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   unsigned version_ = 11;

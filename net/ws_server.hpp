@@ -129,6 +129,10 @@ struct ws_server_options {
   /// crowd of clients cannot take the process's memory or file descriptors
   /// (RocksDB needs some). 0: no cap.
   size_t max_connections = 0;
+  /// WebSockets served at once to one peer address; an upgrade beyond it is
+  /// answered 429, so that one address cannot take every place. Behind a
+  /// reverse proxy every client has the proxy's address. 0: no cap.
+  size_t max_connections_per_address = 0;
   /// Bytes queued for all connections together. Beyond it, a frame for a
   /// connection holding more than its share (the budget divided among the
   /// open connections) ends that connection with `shared_overflow_notice`;
@@ -161,9 +165,11 @@ struct ws_server_options {
   /// is affected. Must be cheap and non-blocking.
   std::function<void(const std::string& remote, const std::string& reason)>
     on_handshake_failure;
-  /// Called on an I/O thread when an upgrade is refused at
-  /// `max_connections`, with the peer ("ip:port"). Cheap, non-blocking.
-  std::function<void(const std::string& remote)> on_connection_refused;
+  /// Called on an I/O thread when an upgrade is refused, with the peer
+  /// ("ip:port") and whether the cap it met was the address's
+  /// (`max_connections_per_address`) or the server's. Cheap, non-blocking.
+  std::function<void(const std::string& remote, bool address_cap)>
+    on_connection_refused;
 };
 
 /// An HTTP + WebSocket server on one port (Beast). HTTP requests and WebSocket
@@ -199,7 +205,8 @@ public:
   /// Bytes queued for all connections together.
   size_t outbound_queued_bytes() const;
 
-  /// Upgrades refused at `max_connections` so far.
+  /// Upgrades refused at `max_connections` or
+  /// `max_connections_per_address` so far.
   uint64_t refused_connections() const;
 
   /// Whether the server speaks TLS.

@@ -133,23 +133,47 @@ public:
     return opts_;
   }
 
-  /// Takes a place for one more WebSocket session (given back by
-  /// `release_websocket` as the session goes); false at `max_connections`.
-  bool reserve_websocket(const std::string& remote) {
+  /// Why `reserve_websocket` gave no place.
+  enum class refusal { none, server_full, address_full };
+
+  /// Takes a place for one more WebSocket session from `address` (the
+  /// peer's IP), given back by `release_websocket` as the session goes.
+  refusal reserve_websocket(const std::string& address,
+                            const std::string& remote) {
+    auto refused = [&](refusal why) {
+      ++refused_;
+      if (opts_.on_connection_refused)
+        opts_.on_connection_refused(remote, why == refusal::address_full);
+      return why;
+    };
     const auto cap = opts_.max_connections;
     auto n = websocket_places_.load();
     do {
-      if (cap != 0 && n >= cap) {
-        ++refused_;
-        if (opts_.on_connection_refused)
-          opts_.on_connection_refused(remote);
-        return false;
-      }
+      if (cap != 0 && n >= cap)
+        return refused(refusal::server_full);
     } while (!websocket_places_.compare_exchange_weak(n, n + 1));
-    return true;
+    if (const auto per_address = opts_.max_connections_per_address;
+        per_address != 0) {
+      std::lock_guard<std::mutex> guard{places_mtx_};
+      auto& held = places_by_address_[address];
+      if (held >= per_address) {
+        if (held == 0)
+          places_by_address_.erase(address);
+        --websocket_places_;
+        return refused(refusal::address_full);
+      }
+      ++held;
+    }
+    return refusal::none;
   }
 
-  void release_websocket() {
+  void release_websocket(const std::string& address) {
+    if (opts_.max_connections_per_address != 0) {
+      std::lock_guard<std::mutex> guard{places_mtx_};
+      if (auto i = places_by_address_.find(address);
+          i != places_by_address_.end() && --i->second == 0)
+        places_by_address_.erase(i);
+    }
     --websocket_places_;
   }
 
@@ -238,6 +262,9 @@ private:
   /// `max_connections` caps, and the divisor of a session's outbound share.
   std::atomic<size_t> websocket_places_{0};
   std::atomic<uint64_t> refused_{0};
+  /// Places held per peer address, with `max_connections_per_address`.
+  std::mutex places_mtx_;
+  std::unordered_map<std::string, size_t> places_by_address_;
   std::atomic<size_t> outbound_bytes_{0};
   bool started_ = false;
   mutable std::mutex mtx_;

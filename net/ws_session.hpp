@@ -69,13 +69,16 @@ class websocket_session
 public:
   /// `next_layer` becomes the WebSocket's stream: a socket for plain TCP, the
   /// handshaken TLS stream for TLS.
+  /// `address` is the peer's IP its place was reserved for.
   template <class NextLayer>
-  websocket_session(NextLayer&& next_layer, server_ptr server)
+  websocket_session(NextLayer&& next_layer, server_ptr server,
+                    std::string address)
     : ws_(std::forward<NextLayer>(next_layer)),
       close_timer_(ws_.get_executor()),
       idle_timer_(ws_.get_executor()),
       server_(std::move(server)),
-      idle_(server_->opts().idle_timeout) {
+      idle_(server_->opts().idle_timeout),
+      address_(std::move(address)) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
     if (!ec)
@@ -555,7 +558,7 @@ private:
   /// may hold the connection object for a while longer.
   void give_back_place() {
     if (std::exchange(holds_place_, false))
-      server_->release_websocket();
+      server_->release_websocket(address_);
   }
 
   /// Queued bytes are counted for the session and for the server at once.
@@ -605,6 +608,7 @@ private:
   uint64_t acked_at_last_tick_ = 0;
   bool pinging_ = false;
   std::string remote_;
+  std::string address_;
   ws_callbacks callbacks_;
   // Inbound.
   beast::flat_buffer buffer_;

@@ -99,17 +99,18 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
     + std::to_string(cfg.limits.max_outbound_bytes)
     + " bytes queued for this connection (read faster)");
   opts.max_connections = cfg.limits.max_connections;
+  opts.max_connections_per_address = cfg.limits.max_connections_per_ip;
   opts.max_outbound_total_bytes = cfg.limits.max_outbound_total_mb << 20;
   opts.shared_overflow_notice = nostr::notice_message(
     "error: disconnected: the relay holds more than "
     + std::to_string(cfg.limits.max_outbound_total_mb)
     + " MiB for its clients, and more than its share of it for this "
       "connection (read faster)");
-  opts.on_connection_refused = [](const std::string& remote) {
-    metrics::relay_connection_refused();
-    log::debug("relay-server refused a WebSocket from {}: max_connections "
-               "reached",
-               remote);
+  opts.on_connection_refused = [](const std::string& remote, bool per_ip) {
+    const char* limit = per_ip ? "max_connections_per_ip" : "max_connections";
+    metrics::relay_connection_refused(limit);
+    log::debug("relay-server refused a WebSocket from {}: {} reached", remote,
+               limit);
   };
   auto info = std::make_shared<const std::string>(
     relay_info_json(cfg, self_pubkey));

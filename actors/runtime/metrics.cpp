@@ -96,13 +96,19 @@ struct families {
         .Register(registry)
         .Add({});
 
-  prometheus::Counter& connections_refused
+  prometheus::Family<prometheus::Counter>& connections_refused
     = prometheus::BuildCounter()
         .Name("ferry_relay_refused_connections_total")
-        .Help("WebSocket upgrades on the relay port answered 503 because "
-              "relay.limits.max_connections were open.")
-        .Register(registry)
-        .Add({});
+        .Help("WebSocket upgrades on the relay port refused at a limit: "
+              "max_connections (answered 503) or max_connections_per_ip "
+              "(answered 429).")
+        .Register(registry);
+
+  prometheus::Counter& refused_at_max
+    = connections_refused.Add({{"limit", "max_connections"}});
+
+  prometheus::Counter& refused_at_max_per_ip
+    = connections_refused.Add({{"limit", "max_connections_per_ip"}});
 
   prometheus::Gauge& negentropy_memory_bytes
     = prometheus::BuildGauge()
@@ -424,8 +430,11 @@ void relay_tls_handshake_failed() {
   all().tls_handshake_failures.Increment();
 }
 
-void relay_connection_refused() {
-  all().connections_refused.Increment();
+void relay_connection_refused(std::string_view limit) {
+  auto& f = all();
+  (limit == "max_connections_per_ip" ? f.refused_at_max_per_ip
+                                     : f.refused_at_max)
+    .Increment();
 }
 
 void negentropy_memory(int64_t bytes, int64_t sessions, int64_t item_sets) {

@@ -44,9 +44,9 @@ void connection_closed();
 /// port that failed or timed out (each closed only its own connection).
 void relay_tls_handshake_failed();
 
-/// ferry_relay_refused_connections_total: WebSocket upgrades answered 503
-/// at `relay.limits.max_connections`.
-void relay_connection_refused();
+/// ferry_relay_refused_connections_total{limit}: WebSocket upgrades refused
+/// at `limit` (`max_connections` or `max_connections_per_ip`).
+void relay_connection_refused(std::string_view limit);
 
 /// ferry_negentropy_memory_bytes, ferry_negentropy_sessions and
 /// ferry_negentropy_item_sets (gauges), moved by the given amounts (which

@@ -49,6 +49,7 @@ TEST_CASE("an empty file gives the defaults", "[config]") {
   CHECK(result->store.purge_interval == std::chrono::seconds{300});
   CHECK(result->relay.limits.default_limit == 500);
   CHECK(result->relay.limits.max_connections == 10000);
+  CHECK(result->relay.limits.max_connections_per_ip == 0);
   CHECK(result->relay.limits.max_outbound_total_mb == 512);
   CHECK(result->log.level == "info");
 }
@@ -304,6 +305,9 @@ TEST_CASE("a value out of range is refused", "[config]") {
   CHECK(load_error("[relay.limits]\nmax_connections = 0\n")
         == "ferry.toml: relay.limits.max_connections: expected a positive "
            "integer, got 0");
+  CHECK(load_error("[relay.limits]\nmax_connections_per_ip = -1\n")
+        == "ferry.toml: relay.limits.max_connections_per_ip: expected a "
+           "non-negative integer (0: no cap), got -1");
   CHECK(load_error("[relay.limits]\nmax_outbound_total_mb = 0\n")
         == "ferry.toml: relay.limits.max_outbound_total_mb: expected an integer "
            "in 1..1048576, got 0");

@@ -112,7 +112,9 @@ TEST_CASE("a node answers a WebSocket beyond relay.limits.max_connections "
   REQUIRE(second.connect("127.0.0.1", node.port).empty());
   net::simple_ws_client third;
   CHECK_FALSE(third.connect("127.0.0.1", node.port).empty());
-  CHECK(metric(*admin_port, "ferry_relay_refused_connections_total") == 1.0);
+  CHECK(metric(*admin_port, "ferry_relay_refused_connections_total"
+                            "{limit=\"max_connections\"}")
+        == 1.0);
   // NIP-11 is plain HTTP, answered as ever.
   auto info = net::simple_http_request("127.0.0.1", node.port, "GET", "/",
                                        {{"Accept", "application/nostr+json"}});

@@ -610,8 +610,9 @@ TEST_CASE_METHOD(server_fixture, "an upgrade beyond max_connections is answered 
   ws_server_options opts;
   opts.max_connections = 2;
   std::atomic<int> refused{0};
-  opts.on_connection_refused = [&](const std::string& remote) {
+  opts.on_connection_refused = [&](const std::string& remote, bool address_cap) {
     CHECK(remote.rfind("127.0.0.1:", 0) == 0);
+    CHECK_FALSE(address_cap);
     ++refused;
   };
   start(opts);
@@ -640,6 +641,43 @@ TEST_CASE_METHOD(server_fixture, "an upgrade beyond max_connections is answered 
   CHECK(wait_until([&] { return connect(third, *this).empty(); }));
   REQUIRE(third.send("third").empty());
   CHECK(third.receive(short_wait) == std::optional<std::string>{"third"});
+}
+
+TEST_CASE_METHOD(server_fixture, "an upgrade beyond max_connections_per_address "
+                                 "is answered 429, and other addresses are served",
+                 "[ws_server][limits]") {
+  echo = true;
+  ws_server_options opts;
+  opts.max_connections = 3;
+  opts.max_connections_per_address = 1;
+  std::atomic<int> refused_by_address{0};
+  opts.on_connection_refused = [&](const std::string&, bool address_cap) {
+    refused_by_address += address_cap ? 1 : 0;
+  };
+  start(opts);
+  simple_ws_client first;
+  REQUIRE(connect(first, *this).empty());
+  auto answer = raw_exchange(port(), upgrade_request);
+  INFO(answer);
+  CHECK(answer.rfind("HTTP/1.1 429", 0) == 0);
+  CHECK(answer.find(R"("message":"too many connections from this address: at )"
+                    R"(most 1 at once; try again later")")
+        != std::string::npos);
+  CHECK(refused_by_address == 1);
+  // From another loopback address: another peer, with a place of its own.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket other{ioc};
+  other.open(boost::asio::ip::tcp::v4());
+  other.bind({boost::asio::ip::make_address("127.0.0.2"), 0});
+  other.connect({boost::asio::ip::make_address("127.0.0.1"), port()});
+  boost::asio::write(other, boost::asio::buffer(upgrade_request));
+  CHECK(read_upgrade_response(other).rfind("HTTP/1.1 101", 0) == 0);
+  // The address's place frees with its connection.
+  first.close();
+  simple_ws_client again;
+  CHECK(wait_until([&] { return connect(again, *this).empty(); }));
+  REQUIRE(again.send("again").empty());
+  CHECK(again.receive(short_wait) == std::optional<std::string>{"again"});
 }
 
 TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
