@@ -154,15 +154,18 @@ public:
     } while (!websocket_places_.compare_exchange_weak(n, n + 1));
     if (const auto per_address = opts_.max_connections_per_address;
         per_address != 0) {
-      std::lock_guard<std::mutex> guard{places_mtx_};
-      auto& held = places_by_address_[address];
-      if (held >= per_address) {
-        if (held == 0)
-          places_by_address_.erase(address);
+      bool address_full = false;
+      {
+        std::lock_guard<std::mutex> guard{places_mtx_};
+        auto& held = places_by_address_[address];
+        address_full = held >= per_address;
+        if (!address_full)
+          ++held;
+      }
+      if (address_full) {
         --websocket_places_;
         return refused(refusal::address_full);
       }
-      ++held;
     }
     return refusal::none;
   }
@@ -258,7 +261,7 @@ private:
   net::steady_timer retry_timer_;
   std::atomic<uint16_t> port_{0};
   std::atomic<uint64_t> handshake_failures_{0};
-  /// WebSocket sessions from their upgrade until they are destroyed: what
+  /// WebSocket sessions from their upgrade until their socket closes: what
   /// `max_connections` caps, and the divisor of a session's outbound share.
   std::atomic<size_t> websocket_places_{0};
   std::atomic<uint64_t> refused_{0};
