@@ -22,7 +22,7 @@ echo "commit: $(git -C "$repo_dir" describe --always --dirty 2>/dev/null || echo
 echo "build:  $build_dir"
 
 failed=0
-for bench in bench_ingest bench_req bench_fanout bench_sync bench_negentropy bench_cluster bench_cluster_scale bench_scale bench_federation; do
+for bench in bench_ingest bench_req bench_fanout bench_clients bench_sync bench_negentropy bench_cluster bench_cluster_scale bench_scale bench_federation; do
   echo
   echo "== $bench"
   "$build_dir/$bench" --ferry "$build_dir/ferry" | tee -a "$rows" | grep -v '^goal-row|'

@@ -179,6 +179,10 @@ std::vector<field> schema(config& cfg) {
                        integer(limits.max_outbound_total_mb, 1, max_memory_mb,
                                "an integer in 1.."
                                  + std::to_string(max_memory_mb))),
+                  leaf("max_inbound_total_mb",
+                       integer(limits.max_inbound_total_mb, 1, max_memory_mb,
+                               "an integer in 1.."
+                                 + std::to_string(max_memory_mb))),
                 },
                 default_within_max(limits)),
               section(
@@ -452,7 +456,8 @@ bool operator==(const relay_limits& x, const relay_limits& y) {
          && x.max_inflight_messages == y.max_inflight_messages
          && x.max_connections == y.max_connections
          && x.max_connections_per_ip == y.max_connections_per_ip
-         && x.max_outbound_total_mb == y.max_outbound_total_mb;
+         && x.max_outbound_total_mb == y.max_outbound_total_mb
+         && x.max_inbound_total_mb == y.max_inbound_total_mb;
 }
 
 bool operator==(const negentropy_config& x, const negentropy_config& y) {

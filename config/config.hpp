@@ -47,6 +47,11 @@ struct relay_limits {
   /// connection within half its share. With `max_connections` it bounds the
   /// memory clients can take.
   size_t max_outbound_total_mb = 512;
+  /// Bytes of client messages held for all clients together, in MiB (read
+  /// and not yet processed): beyond it, a client holding more than its
+  /// share stops being read until its messages are processed, where
+  /// `max_inflight_messages` alone let each client hold that many.
+  size_t max_inbound_total_mb = 32;
 };
 
 /// NIP-77 negentropy sessions the relay serves (`[relay.negentropy]`).

@@ -511,7 +511,11 @@ size_t ws_server::connection_count() const {
 }
 
 size_t ws_server::outbound_queued_bytes() const {
-  return impl_->outbound_bytes();
+  return impl_->outbound().total();
+}
+
+size_t ws_server::inbound_held_bytes() const {
+  return impl_->inbound().total();
 }
 
 uint64_t ws_server::refused_connections() const {

@@ -92,9 +92,11 @@ public:
     return std::numeric_limits<size_t>::max();
   }
 
-  /// The owner finished one frame delivered by `on_frame`. Reading pauses while
-  /// `max_inflight` frames are unfinished and resumes here.
-  virtual void frame_done() = 0;
+  /// The owner finished one frame delivered by `on_frame`, of `frame_bytes`
+  /// (its size): it holds nothing of it any more. Reading pauses while
+  /// `max_inflight` frames are unfinished, or while the connection holds
+  /// more than its share of `max_inbound_total_bytes`, and resumes here.
+  virtual void frame_done(size_t frame_bytes) = 0;
 
   /// Sends a close frame with `reason` after the queued frames, then closes.
   virtual void close(std::string reason) = 0;
@@ -142,6 +144,16 @@ struct ws_server_options {
   size_t max_outbound_total_bytes = 0;
   /// Frame sent before closing a connection beyond its share.
   std::string shared_overflow_notice;
+  /// Bytes of client messages held at once by all connections together:
+  /// frames handed to the owner and not finished (`frame_done`), and the
+  /// parts of messages being read. Beyond it, a connection holding more
+  /// than its share (the budget divided among the open connections) and
+  /// with frames unfinished stops reading until its owner finishes them, so
+  /// a crowd of clients that send faster than the owner works cannot take
+  /// the memory: the frames held stay below the budget plus one message per
+  /// connection, where `max_inflight` alone allowed that many messages per
+  /// connection. 0: no budget.
+  size_t max_inbound_total_bytes = 0;
   /// Accept WebSocket upgrades; when false, every request is plain HTTP.
   bool websocket = true;
   /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
@@ -170,6 +182,12 @@ struct ws_server_options {
   /// (`max_connections_per_address`) or the server's. Cheap, non-blocking.
   std::function<void(const std::string& remote, bool address_cap)>
     on_connection_refused;
+  /// Called on an I/O thread when a connection is closed because its
+  /// outbound queue overflowed, with the peer and whether the limit it met
+  /// was its share of `max_outbound_total_bytes` (else
+  /// `max_outbound_bytes`). Cheap, non-blocking.
+  std::function<void(const std::string& remote, bool shared_budget)>
+    on_overflow;
 };
 
 /// An HTTP + WebSocket server on one port (Beast). HTTP requests and WebSocket
@@ -204,6 +222,10 @@ public:
 
   /// Bytes queued for all connections together.
   size_t outbound_queued_bytes() const;
+
+  /// Bytes of client messages held by all connections together (see
+  /// `max_inbound_total_bytes`).
+  size_t inbound_held_bytes() const;
 
   /// Upgrades refused at `max_connections` or
   /// `max_connections_per_address` so far.

@@ -65,6 +65,48 @@ inline std::string endpoint_text(const tcp::endpoint& ep) {
   return host + ":" + std::to_string(ep.port());
 }
 
+/// Bytes all sessions hold in one direction, and the budget they share:
+/// each session's share is the budget divided among the sessions. Each
+/// session moves the total with its own count.
+class byte_budget {
+public:
+  /// `sessions`: the sessions sharing it, counted by the server.
+  byte_budget(size_t budget, const std::atomic<size_t>& sessions)
+    : budget_(budget), sessions_(sessions) {
+  }
+
+  void add(size_t bytes) {
+    total_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  void remove(size_t bytes) {
+    total_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+
+  size_t total() const {
+    return total_.load(std::memory_order_relaxed);
+  }
+
+  size_t share() const {
+    auto sessions = sessions_.load(std::memory_order_relaxed);
+    return budget_ / std::max<size_t>(1, sessions);
+  }
+
+  /// Whether a session holding `own` bytes goes beyond its share by adding
+  /// `adding`: the total is over the budget then, and the session over its
+  /// share. Never without a budget (0).
+  bool beyond_share(size_t own, size_t adding = 0) const {
+    if (budget_ == 0 || total() + adding <= budget_)
+      return false;
+    return own + adding > share();
+  }
+
+private:
+  const size_t budget_;
+  const std::atomic<size_t>& sessions_;
+  std::atomic<size_t> total_{0};
+};
+
 /// What the server's registry can do with any of its sessions.
 class session_base {
 public:
@@ -184,34 +226,22 @@ public:
     return refused_;
   }
 
-  // The bytes all sessions hold queued; each session moves it with its own.
-
-  void outbound_queued(size_t bytes) {
-    outbound_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  /// The frames queued for all sessions (`max_outbound_total_bytes`).
+  byte_budget& outbound() {
+    return outbound_;
   }
 
-  void outbound_unqueued(size_t bytes) {
-    outbound_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  const byte_budget& outbound() const {
+    return outbound_;
   }
 
-  size_t outbound_bytes() const {
-    return outbound_bytes_.load(std::memory_order_relaxed);
+  /// The client messages all sessions hold (`max_inbound_total_bytes`).
+  byte_budget& inbound() {
+    return inbound_;
   }
 
-  /// The budget divided among the sessions.
-  size_t outbound_share() const {
-    auto sessions = websocket_places_.load(std::memory_order_relaxed);
-    return opts_.max_outbound_total_bytes / std::max<size_t>(1, sessions);
-  }
-
-  /// Whether a session holding `own` queued bytes goes beyond its share by
-  /// adding `adding`: the total is over `max_outbound_total_bytes` then, and
-  /// the session over the budget divided among the sessions.
-  bool beyond_outbound_share(size_t own, size_t adding) const {
-    const auto budget = opts_.max_outbound_total_bytes;
-    if (budget == 0 || outbound_bytes() + adding <= budget)
-      return false;
-    return own + adding > outbound_share();
+  const byte_budget& inbound() const {
+    return inbound_;
   }
 
   /// What a session should hold queued at most (see
@@ -219,7 +249,13 @@ public:
   size_t outbound_allowance() const {
     if (opts_.max_outbound_total_bytes == 0)
       return std::numeric_limits<size_t>::max();
-    return outbound_share() / 2;
+    return outbound_.share() / 2;
+  }
+
+  /// A session closes because its outbound queue overflowed.
+  void overflowed(const std::string& remote, bool shared_budget) const {
+    if (opts_.on_overflow)
+      opts_.on_overflow(remote, shared_budget);
   }
 
   /// A TLS handshake with `remote` failed; the session closes itself.
@@ -268,7 +304,8 @@ private:
   /// Places held per peer address, with `max_connections_per_address`.
   std::mutex places_mtx_;
   std::unordered_map<std::string, size_t> places_by_address_;
-  std::atomic<size_t> outbound_bytes_{0};
+  byte_budget outbound_{opts_.max_outbound_total_bytes, websocket_places_};
+  byte_budget inbound_{opts_.max_inbound_total_bytes, websocket_places_};
   bool started_ = false;
   mutable std::mutex mtx_;
   bool stopped_ = false;

@@ -89,6 +89,8 @@ public:
   ~websocket_session() override {
     server_->remove(this);
     give_back_place();
+    // Frames the owner never finished (it went first) are gone with it.
+    server_->inbound().remove(inbound_held_.exchange(0));
     // Only reached unfinished when the io_context went away with our handlers
     // still queued; the owner is promised on_close in every case.
     if (opened_ && !finished_ && callbacks_.on_close)
@@ -148,15 +150,24 @@ public:
     return server_->outbound_allowance();
   }
 
-  void frame_done() override {
+  void frame_done(size_t frame_bytes) override {
     // Never below zero, even if the owner acknowledges too often.
     auto current = inflight_.load();
     do {
       if (current == 0)
         return;
     } while (!inflight_.compare_exchange_weak(current, current - 1));
-    // Only the step from "at the cap" to "below it" can unpause reading.
-    if (current == server_->opts().max_inflight)
+    auto held = inbound_held_.load();
+    size_t released = 0;
+    do {
+      released = std::min(held, frame_bytes);
+    } while (!inbound_held_.compare_exchange_weak(held, held - released));
+    server_->inbound().remove(released);
+    // Only the step from "at the cap" to "below it", or a pause for the
+    // inbound budget, can unpause reading. The flag is taken after the
+    // release, which do_read's second look then sees.
+    bool paused_for_budget = budget_paused_.exchange(false);
+    if (current == server_->opts().max_inflight || paused_for_budget)
       net::post(ws_.get_executor(),
                 beast::bind_front_handler(&websocket_session::do_read,
                                           this->shared_from_this()));
@@ -254,6 +265,16 @@ private:
       return;
     if (inflight_.load() >= server_->opts().max_inflight)
       return; // frame_done() resumes
+    if (beyond_inbound_share()) {
+      // Raised before the second look: a frame_done() after that look
+      // finds the flag and resumes; one between both takes it, and its
+      // posted do_read reads.
+      budget_paused_ = true;
+      if (beyond_inbound_share())
+        return;
+      if (!budget_paused_.exchange(false))
+        return;
+    }
     reading_ = true;
     // Never buffer more than one byte beyond the limit: that byte is what
     // tells an oversize message apart from one of exactly the limit.
@@ -282,10 +303,16 @@ private:
     }
     ++signs_of_life_;
     message_bytes_ += bytes;
-    if (!discarding_ && message_bytes_ > server_->opts().max_frame_bytes)
+    if (!discarding_ && message_bytes_ > server_->opts().max_frame_bytes) {
       discarding_ = true;
-    if (discarding_)
+      release_partial_message();
+    }
+    if (discarding_) {
       buffer_.consume(buffer_.size());
+    } else {
+      partial_held_ += bytes;
+      server_->inbound().add(bytes);
+    }
     if (ws_.is_message_done()) {
       // After close() the owner wants no more traffic from this peer.
       if (!close_pending_) {
@@ -294,17 +321,39 @@ private:
             callbacks_.on_oversize(message_bytes_);
         } else {
           // Counted before the call: the owner may acknowledge from another
-          // thread before on_frame even returns.
+          // thread before on_frame even returns. The server's total has
+          // the bytes already.
           ++inflight_;
+          inbound_held_ += std::exchange(partial_held_, 0);
           if (callbacks_.on_frame)
             callbacks_.on_frame(ws_message_text(buffer_.data()));
         }
       }
+      release_partial_message();
       buffer_.consume(buffer_.size());
+      // A large message's buffer goes with it: an idle connection keeps
+      // only what small messages need.
+      if (buffer_.capacity() > ws_read_chunk)
+        buffer_.shrink_to_fit();
       message_bytes_ = 0;
       discarding_ = false;
     }
     do_read();
+  }
+
+  /// Whether this connection holds more than its share of the inbound
+  /// budget while the server holds more than the budget, and has frames at
+  /// its owner: one whose frames were all finished always reads on, so
+  /// that a paused connection always has a frame_done() to come.
+  bool beyond_inbound_share() const {
+    return inflight_.load() > 0
+           && server_->inbound().beyond_share(inbound_held_.load() + partial_held_);
+  }
+
+  /// The part of a message read so far is no longer held (discarded, or
+  /// the connection ended).
+  void release_partial_message() {
+    server_->inbound().remove(std::exchange(partial_held_, 0));
   }
 
   std::string peer_close_text() const {
@@ -331,7 +380,7 @@ private:
       const std::string* notice = nullptr;
       if (queued + bytes > opts.max_outbound_bytes)
         notice = &opts.overflow_notice;
-      else if (server_->beyond_outbound_share(queued, bytes))
+      else if (server_->outbound().beyond_share(queued, bytes))
         notice = &opts.shared_overflow_notice;
       if (notice) {
         net::post(ws_.get_executor(),
@@ -340,7 +389,7 @@ private:
         return;
       }
     } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes));
-    server_->outbound_queued(bytes);
+    server_->outbound().add(bytes);
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
                                         this->shared_from_this(),
@@ -362,8 +411,11 @@ private:
 
   /// `notice` is one of the server's options, which outlive the session.
   void on_overflow(const std::string* notice) {
-    if (opened_ && !finished_ && !close_pending_)
-      overflow(*notice);
+    if (!opened_ || finished_ || close_pending_)
+      return;
+    server_->overflowed(remote_,
+                        notice == &server_->opts().shared_overflow_notice);
+    overflow(*notice);
   }
 
   void overflow(const std::string& notice) {
@@ -455,7 +507,8 @@ private:
   void on_idle_tick(beast::error_code ec) {
     if (ec || finished_ || close_pending_)
       return;
-    if (!reading_ && inflight_.load() >= server_->opts().max_inflight)
+    if (!reading_
+        && (inflight_.load() >= server_->opts().max_inflight || budget_paused_))
       ++signs_of_life_;
     auto sending = read_tcp_send_state(
       beast::get_lowest_layer(ws_).socket().native_handle());
@@ -564,12 +617,12 @@ private:
   /// Queued bytes are counted for the session and for the server at once.
   void enqueue(size_t bytes) {
     queued_bytes_ += bytes;
-    server_->outbound_queued(bytes);
+    server_->outbound().add(bytes);
   }
 
   void unqueue(size_t bytes) {
     queued_bytes_ -= bytes;
-    server_->outbound_unqueued(bytes);
+    server_->outbound().remove(bytes);
   }
 
   /// Ends the session exactly once.
@@ -586,6 +639,7 @@ private:
     batch_frames_ = 0;
     // The compressor's ~70 KiB go now, not when the last handler lets go.
     deflater_.reset();
+    release_partial_message();
     beast::get_lowest_layer(ws_).close();
     server_->remove(this);
     give_back_place();
@@ -616,6 +670,13 @@ private:
   bool discarding_ = false;
   bool reading_ = false;
   std::atomic<size_t> inflight_{0};
+  /// This connection's part of the server's inbound total: the bytes of
+  /// the frames at its owner (`inflight_` of them), and of the message
+  /// being read.
+  std::atomic<size_t> inbound_held_{0};
+  size_t partial_held_ = 0;
+  /// Reading stopped for the inbound budget; the next frame_done() resumes.
+  std::atomic<bool> budget_paused_{false};
   // Outbound; the first `batch_frames_` frames are being written.
   std::deque<queued_frame> queue_;
   size_t batch_frames_ = 0;

@@ -175,17 +175,17 @@ frame_state on_event(self_pointer self, const std::string& frame,
   }
   self->request(verifier, caf::infinite, atom::ingest_v, std::move(item))
     .then(
-      [self, id](ingest_result& result) {
+      [self, id, frame_bytes = frame.size()](ingest_result& result) {
         auto& st = self->state;
         if (result.accepted())
           ++st.events_accepted;
         st.send(nostr::ok_message(id, result.accepted(), result.message));
-        st.conn->frame_done();
+        st.conn->frame_done(frame_bytes);
       },
-      [self, id](caf::error& err) {
+      [self, id, frame_bytes = frame.size()](caf::error& err) {
         auto& st = self->state;
         st.send(nostr::ok_message(id, false, "error: " + render(err)));
-        st.conn->frame_done();
+        st.conn->frame_done(frame_bytes);
       });
   return frame_state::pending;
 }
@@ -319,7 +319,8 @@ void note_at_worker(self_pointer self, const query_worker_actor& worker,
                     std::shared_ptr<neg_session> neg = nullptr) {
   auto& st = self->state;
   st.at_worker.emplace(job_id, client_session_state::job_at_worker{
-                                 what, sub_id, std::move(neg), worker.address()});
+                                 what, sub_id, std::move(neg), worker.address(),
+                                 st.frame_in_hand});
   if (worker.address() != st.worker_watched) {
     self->monitor(worker);
     st.worker_watched = worker.address();
@@ -330,9 +331,11 @@ void note_at_worker(self_pointer self, const query_worker_actor& worker,
 /// (its worker went down before this answer was read).
 bool answered_by_worker(self_pointer self, uint64_t job_id) {
   auto& st = self->state;
-  if (st.at_worker.erase(job_id) == 0)
+  auto at = st.at_worker.find(job_id);
+  if (at == st.at_worker.end())
     return false;
-  st.conn->frame_done();
+  st.conn->frame_done(at->second.frame_bytes);
+  st.at_worker.erase(at);
   return true;
 }
 
@@ -742,7 +745,7 @@ void fail_jobs_at(self_pointer self, const caf::actor_addr& worker) {
     auto job_id = at->first;
     auto job = std::move(at->second);
     at = st.at_worker.erase(at);
-    st.conn->frame_done();
+    st.conn->frame_done(job.frame_bytes);
     if (job.what == kind::req) {
       auto i = st.subscriptions.find(job.sub_id);
       if (i == st.subscriptions.end() || i->second.job->job_id != job_id)
@@ -806,8 +809,9 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
   });
   return {
     [self](atom::frame, std::string& frame) {
+      self->state.frame_in_hand = frame.size();
       if (on_frame(self, frame) == frame_state::done)
-        self->state.conn->frame_done();
+        self->state.conn->frame_done(frame.size());
     },
     [self](atom::oversize, uint64_t bytes) {
       self->state.send(nostr::notice_message(

@@ -96,6 +96,8 @@ struct client_session_state {
     std::shared_ptr<neg_session> neg;
     /// The worker incarnation it went to.
     caf::actor_addr worker;
+    /// Size of the client message it answers, for `frame_done`.
+    size_t frame_bytes;
   };
   /// Jobs at the query worker (REQ, COUNT, negentropy rounds) by job id; the
   /// worker's answer finishes each one's client message. A worker that ends
@@ -115,6 +117,9 @@ struct client_session_state {
   std::string challenge;
   /// Pubkeys this client has proven (NIP-42).
   std::set<nostr::bytes32> authenticated;
+  /// Size of the client message being handled: a job it starts at the
+  /// query worker finishes it later, and gives its size back then.
+  size_t frame_in_hand = 0;
   uint64_t next_job_id = 1;
   /// The connection's paging, followed by its query worker (made at the
   /// first REQ while read-ahead is on).

@@ -106,6 +106,14 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
     + std::to_string(cfg.limits.max_outbound_total_mb)
     + " MiB for its clients, and more than its share of it for this "
       "connection (read faster)");
+  opts.max_inbound_total_bytes = cfg.limits.max_inbound_total_mb << 20;
+  opts.on_overflow = [](const std::string& remote, bool shared_budget) {
+    const char* limit =
+      shared_budget ? "max_outbound_total_mb" : "max_outbound_bytes";
+    metrics::relay_overflow_disconnect(limit);
+    log::debug("relay-server disconnects {}: it reads too slowly ({})", remote,
+               limit);
+  };
   opts.on_connection_refused = [](const std::string& remote, bool per_ip) {
     const char* limit = per_ip ? "max_connections_per_ip" : "max_connections";
     metrics::relay_connection_refused(limit);
@@ -158,6 +166,8 @@ relay_server(relay_server_actor::stateful_pointer<relay_server_state> self,
       caf::put(result, "tls", listener.tls());
       caf::put(result, "outbound_queued_bytes",
                static_cast<int64_t>(listener.outbound_queued_bytes()));
+      caf::put(result, "inbound_held_bytes",
+               static_cast<int64_t>(listener.inbound_held_bytes()));
       caf::put(result, "connections_refused",
                static_cast<int64_t>(listener.refused_connections()));
       if (const auto& cache = self->state.item_sets) {

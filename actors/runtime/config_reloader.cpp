@@ -85,6 +85,7 @@ const std::vector<section_key<config::relay_limits>>& limit_keys() {
     key<L>("max_connections", false, &L::max_connections),
     key<L>("max_connections_per_ip", false, &L::max_connections_per_ip),
     key<L>("max_outbound_total_mb", false, &L::max_outbound_total_mb),
+    key<L>("max_inbound_total_mb", false, &L::max_inbound_total_mb),
   };
   return keys;
 }

@@ -287,8 +287,11 @@ status_map node_stats(const inspector_state& st, const tree_walk& walk) {
   caf::put(result, "relay.connections",
            static_cast<int64_t>(st.relay->live_sessions.load()));
   caf::put(result, "relay.subscriptions", integer_of(hub, "subscriptions"));
+  auto relay_server = status_of(walk, "relay-server");
   caf::put(result, "relay.queued_bytes",
-           integer_of(status_of(walk, "relay-server"), "outbound_queued_bytes"));
+           integer_of(relay_server, "outbound_queued_bytes"));
+  caf::put(result, "relay.inbound_bytes",
+           integer_of(relay_server, "inbound_held_bytes"));
   caf::put(result, "relay.delivered", integer_of(hub, "delivered"));
   auto manager = status_of(walk, "sync-manager");
   caf::put(result, "sync.configured", integer_of(manager, "servers"));

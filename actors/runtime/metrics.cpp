@@ -59,6 +59,10 @@ constexpr stats_gauge stats_gauges[] = {
    "Bytes queued for relay clients and not yet written to their sockets, "
    "all connections together (relay.limits.max_outbound_total_mb is their "
    "budget)."},
+  {"relay.inbound_bytes", "ferry_relay_inbound_held_bytes",
+   "Bytes of relay clients' messages read and not yet processed, all "
+   "connections together (relay.limits.max_inbound_total_mb is their "
+   "budget)."},
   {"sync.configured", "ferry_sync_servers",
    "Sync servers configured on this node."},
   {"sync.live", "ferry_sync_servers_live",
@@ -109,6 +113,20 @@ struct families {
 
   prometheus::Counter& refused_at_max_per_ip
     = connections_refused.Add({{"limit", "max_connections_per_ip"}});
+
+  prometheus::Family<prometheus::Counter>& overflow_disconnects
+    = prometheus::BuildCounter()
+        .Name("ferry_relay_overflow_disconnects_total")
+        .Help("Relay clients disconnected because they read too slowly: "
+              "beyond their own queue cap (max_outbound_bytes) or their "
+              "share of the budget for all (max_outbound_total_mb).")
+        .Register(registry);
+
+  prometheus::Counter& overflow_at_own_cap
+    = overflow_disconnects.Add({{"limit", "max_outbound_bytes"}});
+
+  prometheus::Counter& overflow_at_shared_budget
+    = overflow_disconnects.Add({{"limit", "max_outbound_total_mb"}});
 
   prometheus::Gauge& negentropy_memory_bytes
     = prometheus::BuildGauge()
@@ -434,6 +452,13 @@ void relay_connection_refused(std::string_view limit) {
   auto& f = all();
   (limit == "max_connections_per_ip" ? f.refused_at_max_per_ip
                                      : f.refused_at_max)
+    .Increment();
+}
+
+void relay_overflow_disconnect(std::string_view limit) {
+  auto& f = all();
+  (limit == "max_outbound_total_mb" ? f.overflow_at_shared_budget
+                                    : f.overflow_at_own_cap)
     .Increment();
 }
 

@@ -48,6 +48,11 @@ void relay_tls_handshake_failed();
 /// at `limit` (`max_connections` or `max_connections_per_ip`).
 void relay_connection_refused(std::string_view limit);
 
+/// ferry_relay_overflow_disconnects_total{limit}: clients disconnected
+/// because their outbound queue overflowed at `limit`
+/// (`max_outbound_bytes` or `max_outbound_total_mb`).
+void relay_overflow_disconnect(std::string_view limit);
+
 /// ferry_negentropy_memory_bytes, ferry_negentropy_sessions and
 /// ferry_negentropy_item_sets (gauges), moved by the given amounts (which
 /// may be negative).

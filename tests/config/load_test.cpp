@@ -51,6 +51,7 @@ TEST_CASE("an empty file gives the defaults", "[config]") {
   CHECK(result->relay.limits.max_connections == 10000);
   CHECK(result->relay.limits.max_connections_per_ip == 0);
   CHECK(result->relay.limits.max_outbound_total_mb == 512);
+  CHECK(result->relay.limits.max_inbound_total_mb == 32);
   CHECK(result->log.level == "info");
 }
 
@@ -311,6 +312,9 @@ TEST_CASE("a value out of range is refused", "[config]") {
   CHECK(load_error("[relay.limits]\nmax_outbound_total_mb = 0\n")
         == "ferry.toml: relay.limits.max_outbound_total_mb: expected an integer "
            "in 1..1048576, got 0");
+  CHECK(load_error("[relay.limits]\nmax_inbound_total_mb = 2000000\n")
+        == "ferry.toml: relay.limits.max_inbound_total_mb: expected an integer "
+           "in 1..1048576, got 2000000");
   CHECK(load_error("[store]\nblock_cache_mb = -5\n")
         == "ferry.toml: store.block_cache_mb: expected a positive integer, got "
            "-5");

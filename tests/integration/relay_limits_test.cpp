@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <fstream>
+#include <set>
 
 using namespace ferry;
 using namespace std::chrono_literals;
@@ -133,6 +134,8 @@ TEST_CASE("beyond relay.limits.max_outbound_total_mb a subscriber that never "
           "[integration][limits][backpressure]") {
   test::running_node node{"[relay.limits]\nmax_outbound_total_mb = 1\n"
                     "max_limit = 5000\n"};
+  auto admin_port = test::wait_for_admin_port(node.process);
+  REQUIRE(admin_port);
   test::small_window_client never_reads{node.port};
   never_reads.send(R"(["REQ","live",{"kinds":[1],"limit":0}])");
   REQUIRE(never_reads.receive() == std::string(R"(["EOSE","live"])"));
@@ -166,6 +169,12 @@ TEST_CASE("beyond relay.limits.max_outbound_total_mb a subscriber that never "
            "MiB for its clients, and more than its share of it for this "
            "connection (read faster)\"]");
   CHECK(live_events < stored);
+  CHECK(metric(*admin_port, "ferry_relay_overflow_disconnects_total"
+                            "{limit=\"max_outbound_total_mb\"}")
+        == 1.0);
+  CHECK(metric(*admin_port, "ferry_relay_overflow_disconnects_total"
+                            "{limit=\"max_outbound_bytes\"}")
+        == 0.0);
   // Two readers ask for everything and read nothing until the node's
   // writes to them stall: a query worker pushing each to its own
   // high-water mark (4 MiB) would take both past their share and end them.
@@ -181,4 +190,43 @@ TEST_CASE("beyond relay.limits.max_outbound_total_mb a subscriber that never "
     CHECK(answer.events == stored);
     CHECK(answer.eose);
   }
+}
+
+TEST_CASE("beyond relay.limits.max_inbound_total_mb a client that sends "
+          "faster than the node works is read more slowly, and every event "
+          "it sent is answered and stored",
+          "[integration][limits][backpressure]") {
+  test::running_node node{"[relay.limits]\nmax_inbound_total_mb = 1\n"};
+  auto admin_port = test::wait_for_admin_port(node.process);
+  REQUIRE(admin_port);
+  // 12 MB of events sent at once, 100 KB each: a hundred times the budget,
+  // and within max_inflight_messages (256).
+  constexpr size_t sent = 120;
+  net::simple_ws_client writer;
+  REQUIRE(writer.connect("127.0.0.1", node.port).empty());
+  auto keys = nostr::generate_keypair();
+  auto now = test::unix_now();
+  std::set<std::string> ids;
+  for (size_t i = 0; i < sent; ++i) {
+    auto ev = test::make_note(keys, now - static_cast<int64_t>(sent - i),
+                              std::string(100'000, 'a' + static_cast<char>(i % 26)));
+    ids.insert(nostr::to_hex(ev.id));
+    REQUIRE(writer.send("[\"EVENT\"," + nostr::to_json(ev) + "]").empty());
+  }
+  std::set<std::string> accepted;
+  for (size_t i = 0; i < sent; ++i) {
+    auto ok = test::receive_until(writer, "[\"OK\"");
+    REQUIRE(ok);
+    CHECK(ok->find("\",true,") != std::string::npos);
+    accepted.insert(ok->substr(7, 64));
+  }
+  CHECK(accepted == ids);
+  // Nothing is held once every message is answered.
+  CHECK(test::poll_until([&] {
+    return metric(*admin_port, "ferry_relay_inbound_held_bytes") == 0.0;
+  }));
+  REQUIRE(writer.send(R"(["COUNT","c",{}])").empty());
+  CHECK(test::receive_until(writer, "[\"COUNT\"")
+        == std::optional<std::string>{"[\"COUNT\",\"c\",{\"count\":"
+                                      + std::to_string(sent) + "}]"});
 }

@@ -83,6 +83,13 @@ public:
     return i < connections_.size() ? connections_[i] : nullptr;
   }
 
+  /// Lets go of the `i`-th opened connection, as an owner that ends.
+  void forget_connection(size_t i) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (i < connections_.size())
+      connections_[i] = nullptr;
+  }
+
   size_t opened() {
     std::lock_guard<std::mutex> guard{mtx_};
     return connections_.size();
@@ -125,10 +132,11 @@ private:
         frames_.push_back(frame);
         frame_spare_.push_back(frame.capacity() - frame.size());
       }
+      const auto size = frame.size();
       if (echo && conn)
         conn->send(std::make_shared<const std::string>(std::move(frame)));
       if (auto_done && conn)
-        conn->frame_done();
+        conn->frame_done(size);
     };
     callbacks.on_oversize = [this](size_t bytes) {
       std::lock_guard<std::mutex> guard{mtx_};

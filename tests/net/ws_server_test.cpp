@@ -297,12 +297,12 @@ TEST_CASE_METHOD(server_fixture, "reading pauses at max_inflight until "
   REQUIRE(wait_until([&] { return frames().size() == 2; }));
   // Bounded wait for something that must not happen.
   CHECK_FALSE(wait_until([&] { return frames().size() == 3; }, 200ms));
-  connection(0)->frame_done();
+  connection(0)->frame_done(1);
   REQUIRE(wait_until([&] { return frames().size() == 3; }));
   CHECK(frames() == std::vector<std::string>{"1", "2", "3"});
   // Below the cap again: new frames flow without further acknowledgements.
-  connection(0)->frame_done();
-  connection(0)->frame_done();
+  connection(0)->frame_done(1);
+  connection(0)->frame_done(1);
   REQUIRE(client.send("4").empty());
   REQUIRE(wait_until([&] { return frames().size() == 4; }));
 }
@@ -314,6 +314,11 @@ TEST_CASE_METHOD(server_fixture, "a reader that falls behind gets the overflow "
   ws_server_options opts;
   opts.max_outbound_bytes = 256 * 1024;
   opts.overflow_notice = notice;
+  auto overflows = std::make_shared<std::atomic<int>>(0);
+  opts.on_overflow = [overflows](const std::string&, bool shared_budget) {
+    // Its own cap, not the budget for all (there is none).
+    *overflows += shared_budget ? 100 : 1;
+  };
   start(opts);
   simple_ws_client client;
   REQUIRE(connect(client, *this).empty());
@@ -336,6 +341,7 @@ TEST_CASE_METHOD(server_fixture, "a reader that falls behind gets the overflow "
   REQUIRE(!received.empty());
   CHECK(received.back() == notice);
   CHECK(received.size() < 4096);
+  CHECK(*overflows == 1);
   for (size_t i = 0; i + 1 < received.size(); ++i)
     REQUIRE(received[i] == *frame);
   REQUIRE(wait_until([&] { return closes().size() == 1; }));
@@ -486,7 +492,7 @@ TEST_CASE_METHOD(server_fixture, "a peer the owner has not caught up with is "
   // Five idle timeouts of a pause that is the owner's doing.
   CHECK_FALSE(wait_until([&] { return !closes().empty(); }, 1000ms));
   // Reading again, the peer's silence counts: pinged, never answered.
-  connection(0)->frame_done();
+  connection(0)->frame_done(2);
   REQUIRE(wait_until([&] { return closes().size() == 1; }, short_wait));
   CHECK(closes()[0].rfind("idle timeout", 0) == 0);
 }
@@ -692,6 +698,10 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
   opts.overflow_notice = own_notice;
   opts.max_outbound_total_bytes = budget;
   opts.shared_overflow_notice = shared_notice;
+  auto overflows = std::make_shared<std::atomic<int>>(0);
+  opts.on_overflow = [overflows](const std::string&, bool shared_budget) {
+    *overflows += shared_budget ? 1 : 100;
+  };
   start(opts);
   ferry::test::small_window_client slow{port()};
   REQUIRE(wait_until([&] { return opened() == 1; }));
@@ -736,9 +746,61 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
     REQUIRE(received[i] == *frame);
   REQUIRE(wait_until([&] { return closes().size() == 1; }));
   CHECK(closes()[0] == "outbound overflow");
+  CHECK(*overflows == 1);
   CHECK(wait_until([&] { return server().outbound_queued_bytes() == 0; }));
   // The reader is served as before.
   reader_conn->send(std::make_shared<const std::string>("after"));
   CHECK(reader.receive(short_wait) == std::optional<std::string>{"after"});
   CHECK(reader.is_open());
+}
+
+TEST_CASE_METHOD(server_fixture, "beyond the inbound budget a connection over "
+                                 "its share is not read until its frames are "
+                                 "done, and one within its share is read",
+                 "[ws_server][limits]") {
+  auto_done = false;
+  const std::string big(20'000, 'a');
+  // Two frames take the total over it, exactly as the second ends: the
+  // pauses come between frames.
+  const size_t budget = 2 * big.size() - 1;
+  ws_server_options opts;
+  opts.max_inbound_total_bytes = budget;
+  start(opts);
+  simple_ws_client flooder;
+  REQUIRE(connect(flooder, *this).empty());
+  REQUIRE(wait_until([&] { return opened() == 1; }));
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(flooder.send(big).empty());
+  // Reading stops at its second frame, far below max_inflight (256).
+  REQUIRE(wait_until([&] { return frames().size() == 2; }));
+  CHECK_FALSE(wait_until([&] { return frames().size() > 2; }, 200ms));
+  CHECK(server().inbound_held_bytes() == 2 * big.size());
+  // A client that holds nothing is read meanwhile.
+  simple_ws_client other;
+  REQUIRE(connect(other, *this).empty());
+  REQUIRE(other.send("small").empty());
+  REQUIRE(wait_until([&] { return frames().size() == 3; }));
+  CHECK(frames()[2] == "small");
+  connection(1)->frame_done(5);
+  CHECK(server().inbound_held_bytes() == 2 * big.size());
+  // One frame done: within the budget again, the flooder's third frame is
+  // read, which takes it over its share once more.
+  connection(0)->frame_done(big.size());
+  REQUIRE(wait_until([&] { return frames().size() == 4; }));
+  CHECK_FALSE(wait_until([&] { return frames().size() > 4; }, 200ms));
+  CHECK(server().inbound_held_bytes() == 2 * big.size());
+  connection(0)->frame_done(big.size());
+  connection(0)->frame_done(big.size());
+  REQUIRE(wait_until([&] { return frames().size() == 6; }));
+  CHECK(frames()[5] == big);
+  CHECK(server().inbound_held_bytes() == 2 * big.size());
+  connection(0)->frame_done(big.size());
+  CHECK(server().inbound_held_bytes() == big.size());
+  // The flooder leaves with a frame unfinished: it is held while its owner
+  // holds the connection, and given back when the owner lets go.
+  flooder.close();
+  REQUIRE(wait_until([&] { return closes().size() == 1; }));
+  CHECK(server().inbound_held_bytes() == big.size());
+  forget_connection(0);
+  CHECK(wait_until([&] { return server().inbound_held_bytes() == 0; }));
 }

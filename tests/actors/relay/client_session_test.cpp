@@ -47,9 +47,10 @@ public:
     return 0;
   }
 
-  void frame_done() override {
+  void frame_done(size_t frame_bytes) override {
     std::lock_guard<std::mutex> guard{mtx_};
     ++finished_;
+    finished_bytes_ += frame_bytes;
     changed_.notify_all();
   }
 
@@ -83,11 +84,19 @@ public:
     return finished_;
   }
 
+  /// The sizes the finished messages were given back with, summed: what
+  /// the connection's inbound budget gets back.
+  size_t finished_bytes() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return finished_bytes_;
+  }
+
 private:
   std::mutex mtx_;
   std::condition_variable changed_;
   std::vector<std::string> frames_;
   size_t finished_ = 0;
+  size_t finished_bytes_ = 0;
   std::string address_ = "127.0.0.1:1";
 };
 
@@ -196,7 +205,9 @@ TEST_CASE("a COUNT whose query worker ends is closed with an error, and the "
           "[relay][client_session]") {
   session_fixture f;
   f.write(make_event(nostr::generate_keypair(), 1, default_now, {}, "one"));
-  f.client_sends(R"(["COUNT","lost",{"kinds":[1]}])");
+  const std::string lost = R"(["COUNT","lost",{"kinds":[1]}])";
+  const std::string next = R"(["COUNT","next",{"kinds":[1]}])";
+  f.client_sends(lost);
   // The session handed the message on before the worker saw it.
   REQUIRE(f.handed->reached(1));
   CHECK(f.conn->finished() == 0);
@@ -204,9 +215,12 @@ TEST_CASE("a COUNT whose query worker ends is closed with an error, and the "
   CHECK(f.conn->frame(0)
         == std::string{R"(["CLOSED","lost",")"} + worker_stopped + "\"]");
   CHECK(f.conn->finished_when(1) == 1);
-  f.client_sends(R"(["COUNT","next",{"kinds":[1]}])");
+  // Each message gives back its own size, failed or answered.
+  CHECK(f.conn->finished_bytes() == lost.size());
+  f.client_sends(next);
   CHECK(f.conn->frame(1) == R"(["COUNT","next",{"count":1}])");
   CHECK(f.conn->finished_when(2) == 2);
+  CHECK(f.conn->finished_bytes() == lost.size() + next.size());
 }
 
 TEST_CASE("a negentropy round whose query worker ends is answered NEG-ERR, "
@@ -215,7 +229,9 @@ TEST_CASE("a negentropy round whose query worker ends is answered NEG-ERR, "
   session_fixture f;
   // NIP-77's initial message of a client with an empty set: the protocol
   // version byte and one range to the end that holds no ids.
-  f.client_sends(R"(["NEG-OPEN","sync",{},"6100000200"])");
+  const std::string open = R"(["NEG-OPEN","sync",{},"6100000200"])";
+  const std::string msg = R"(["NEG-MSG","sync","6100000200"])";
+  f.client_sends(open);
   // The item set is built off the actor threads; the round then reaches the
   // worker.
   REQUIRE(f.handed->reached(1));
@@ -224,9 +240,11 @@ TEST_CASE("a negentropy round whose query worker ends is answered NEG-ERR, "
   CHECK(f.conn->frame(0)
         == std::string{R"(["NEG-ERR","sync",")"} + worker_stopped + "\"]");
   CHECK(f.conn->finished_when(1) == 1);
+  CHECK(f.conn->finished_bytes() == open.size());
   // The session is gone with its round: a NEG-MSG for it is refused.
-  f.client_sends(R"(["NEG-MSG","sync","6100000200"])");
+  f.client_sends(msg);
   CHECK(f.conn->frame(1)
         == R"(["NEG-ERR","sync","closed: no open negentropy session with this id"])");
   CHECK(f.conn->finished_when(2) == 2);
+  CHECK(f.conn->finished_bytes() == open.size() + msg.size());
 }

@@ -39,7 +39,7 @@ public:
     return 0;
   }
 
-  void frame_done() override {
+  void frame_done(size_t) override {
     // nop
   }
 
