@@ -12,7 +12,9 @@
 // permessage-deflate; and page-500 once more from a second node on a copy
 // of the store with read-ahead off (`relay.read_ahead_mb = 0`), so that
 // what reading a paging client's next page ahead gives is measured in the
-// same rounds. For each it prints events/s, the first-event latency
+// same rounds; and page-500 with 1,000 other clients connected and idle, as
+// a busy relay has them, which divide the relay's outbound budget
+// (`max_outbound_total_mb`) among themselves. For each it prints events/s, the first-event latency
 // of each REQ (median, p99), the bytes on the wire and the node's CPU time.
 //
 // The C++ client above measures what the node can serve. strfry's figure in
@@ -75,7 +77,27 @@ struct variant {
   /// Downloaded by bench/req_pager.mjs (Node.js, nostr-tools) instead of
   /// the C++ client.
   bool node_client = false;
+  /// Other clients connected, idle, while it downloads.
+  size_t idle_clients = 0;
 };
+
+/// Connects `n` clients that stay idle; false if one fails.
+std::vector<std::unique_ptr<net::simple_ws_client>> connect_idle(uint16_t port, size_t n) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  std::vector<std::unique_ptr<net::simple_ws_client>> clients;
+  for (size_t i = 0; i < n; ++i) {
+    auto client = std::make_unique<net::simple_ws_client>();
+    auto error = client->connect("127.0.0.1", port);
+    if (!error.empty())
+      throw std::runtime_error("idle client " + std::to_string(i) + ": " + error);
+    clients.push_back(std::move(client));
+  }
+  return clients;
+}
 
 /// One labelled sample of the node's /metrics, e.g.
 /// `ferry_relay_read_ahead_pages_total{result="served"}`; 0 when absent.
@@ -281,6 +303,7 @@ int run(int argc, char** argv) {
   std::vector<variant> variants;
   for (auto v : std::vector<variant>{{"page-500", 500, false},
                                      {"page-500-no-read-ahead", 500, false, true},
+                                     {"page-500 +1000 idle", 500, false, false, false, 1000},
                                      {"page-5000", 5000, false},
                                      {"one-REQ", 0, false},
                                      {"page-500+deflate", 500, true},
@@ -318,7 +341,10 @@ int run(int argc, char** argv) {
           d = run_node_download(v, *port, node, tmp.path());
         else if (v.without_read_ahead)
           d = run_download(v, *plain_port, warm.events, *plain);
-        else
+        else if (v.idle_clients > 0) {
+          auto idle = connect_idle(*port, v.idle_clients);
+          d = run_download(v, *port, warm.events, node);
+        } else
           d = run_download(v, *port, warm.events, node);
       } catch (const std::exception& e) {
         // A variant that fails is reported and left out; the others go on.
@@ -367,6 +393,10 @@ int run(int argc, char** argv) {
     std::printf("read-ahead pages (whole run): %.0f read, %.0f served, %.0f dropped\n",
                 pages("read"), pages("served"), pages("dropped"));
   }
+  if (s.count("page-500") && s.count("page-500 +1000 idle"))
+    std::printf("page-500 beside 1,000 idle clients / alone: %.0f / %.0f ev/s (%+.0f%%)\n",
+                s["page-500 +1000 idle"].rate, s["page-500"].rate,
+                100 * (s["page-500 +1000 idle"].rate / s["page-500"].rate - 1));
   if (s.count("page-500") && s.count("page-500-no-read-ahead"))
     std::printf("page-500 with read-ahead / without: %.0f / %.0f ev/s (%+.0f%%)\n",
                 s["page-500"].rate, s["page-500-no-read-ahead"].rate,
