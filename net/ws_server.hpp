@@ -84,14 +84,10 @@ public:
   virtual size_t queued_bytes() const = 0;
 
   /// The most a producer that can wait (a query streaming stored events)
-  /// should have queued for this connection now: half the server's budget
-  /// (`max_outbound_total_bytes`) divided among the connections that hold
-  /// queued bytes, this one counted, so that such producers together stay
-  /// within about half of it; no limit without a budget. Idle connections
-  /// take nothing from it: a relay with a thousand idle clients serves a
-  /// query as fast as one without. Past its share of the budget divided
-  /// among all connections, once the budget is full, a connection's next
-  /// frame ends it.
+  /// should have queued for this connection now: half the connection's
+  /// share of the server's budget (`max_outbound_total_bytes`), so that such
+  /// producers alone never fill it; no limit without a budget. Past its
+  /// share, once the budget is full, a connection's next frame ends it.
   virtual size_t outbound_allowance() const {
     return std::numeric_limits<size_t>::max();
   }

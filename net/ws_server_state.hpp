@@ -92,24 +92,6 @@ public:
     return budget_ / std::max<size_t>(1, sessions);
   }
 
-  // Sessions that hold bytes right now; each session reports its own
-  // steps from none to some and back, in any order between threads.
-
-  void started_holding() {
-    holders_.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  void stopped_holding() {
-    holders_.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  /// The budget divided among the sessions that hold bytes, counting a
-  /// session that holds none (`own == 0`) among them.
-  size_t share_among_holders(size_t own) const {
-    auto holders = holders_.load(std::memory_order_relaxed) + (own == 0 ? 1 : 0);
-    return budget_ / static_cast<size_t>(std::max<int64_t>(1, holders));
-  }
-
   /// Whether a session holding `own` bytes goes beyond its share by adding
   /// `adding`: the total is over the budget then, and the session over its
   /// share. Never without a budget (0).
@@ -123,8 +105,6 @@ private:
   const size_t budget_;
   const std::atomic<size_t>& sessions_;
   std::atomic<size_t> total_{0};
-  /// Signed: a step down may be counted before the step up it follows.
-  std::atomic<int64_t> holders_{0};
 };
 
 /// What the server's registry can do with any of its sessions.
@@ -264,12 +244,12 @@ public:
     return inbound_;
   }
 
-  /// What a session holding `own` queued bytes should hold at most (see
+  /// What a session should hold queued at most (see
   /// `ws_connection::outbound_allowance`).
-  size_t outbound_allowance(size_t own) const {
+  size_t outbound_allowance() const {
     if (opts_.max_outbound_total_bytes == 0)
       return std::numeric_limits<size_t>::max();
-    return outbound_.share_among_holders(own) / 2;
+    return outbound_.share() / 2;
   }
 
   /// A session closes because its outbound queue overflowed.

@@ -147,7 +147,7 @@ public:
   }
 
   size_t outbound_allowance() const override {
-    return server_->outbound_allowance(queued_bytes_.load(std::memory_order_relaxed));
+    return server_->outbound_allowance();
   }
 
   void frame_done(size_t frame_bytes) override {
@@ -389,8 +389,6 @@ private:
         return;
       }
     } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes));
-    if (queued == 0 && bytes > 0)
-      server_->outbound().started_holding();
     server_->outbound().add(bytes);
     net::post(ws_.get_executor(),
               beast::bind_front_handler(&websocket_session::on_send,
@@ -618,14 +616,12 @@ private:
 
   /// Queued bytes are counted for the session and for the server at once.
   void enqueue(size_t bytes) {
-    if (queued_bytes_.fetch_add(bytes) == 0 && bytes > 0)
-      server_->outbound().started_holding();
+    queued_bytes_ += bytes;
     server_->outbound().add(bytes);
   }
 
   void unqueue(size_t bytes) {
-    if (queued_bytes_.fetch_sub(bytes) == bytes && bytes > 0)
-      server_->outbound().stopped_holding();
+    queued_bytes_ -= bytes;
     server_->outbound().remove(bytes);
   }
 
