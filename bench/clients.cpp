@@ -1,6 +1,8 @@
 // bench_clients: the memory a node takes for many clients (the guide:
 // "memory bounded under any number of clients").
 //
+// 0. Crowd: 10,000 WebSocket clients (`max_connections`' default) connect
+//    and stay idle; the node's RSS before and after, per connection.
 // 1. Idle: 1,000 WebSocket clients connect and stay; the node's RSS before
 //    and after, per connection.
 // 2. One large message each: every one of those clients sends one 300 KB
@@ -18,6 +20,7 @@
 // Lines starting with "goal-row|" feed the goal table bench/run.sh prints.
 
 #include "bench/bench_util.hpp"
+#include "bench/idle_clients.hpp"
 
 #include "net/simple_client.hpp"
 
@@ -31,6 +34,8 @@
 namespace ferry::bench {
 namespace {
 
+/// `relay.limits.max_connections`' default: the most a node takes.
+constexpr size_t crowd_clients = 10000;
 constexpr size_t idle_clients = 1000;
 constexpr size_t large_event_bytes = 300 * 1000;
 constexpr size_t flood_clients = 40;
@@ -39,6 +44,9 @@ constexpr size_t flood_event_bytes = 64 * 1000;
 /// RSS the 1,000 one-message clients may add, per client, for the goal row:
 /// what an idle connection takes plus a little, far below one message.
 constexpr double goal_kib_per_client = 64;
+/// RSS each idle connection of the crowd may add, for the goal row: its
+/// session, socket buffers and actor, with no message ever held.
+constexpr double goal_kib_per_idle_client = 16;
 /// Peak RSS of the flooded node with the default budget, for the goal row:
 /// its store's write buffers (4 x 64 MiB) and caches, and a few times the
 /// budget (a message is held as its frame, its parsed event and its
@@ -99,6 +107,22 @@ struct started_node {
     return static_cast<double>(node->peak_rss_kib()) / 1024;
   }
 };
+
+/// Step 0; @returns the RSS growth per idle connection, in KiB.
+double idle_crowd(const options& opts) {
+  started_node n{opts, "crowd", ""};
+  auto idle_mib = n.rss_mib();
+  auto start = clock_type::now();
+  bench::idle_clients crowd{n.port, crowd_clients};
+  auto connected_mib = n.rss_mib();
+  double per_client_kib = (connected_mib - idle_mib) * 1024 / crowd_clients;
+  std::printf("crowd: %zu idle clients connected in %.1f s; node RSS %.1f MiB -> %.1f MiB "
+              "(%.1f KiB per connection)\n",
+              crowd.size(), seconds_since(start), idle_mib, connected_mib, per_client_kib);
+  std::fflush(stdout);
+  n.node->stop_cleanly();
+  return per_client_kib;
+}
 
 /// Steps 1 and 2; @returns the RSS growth per client after step 2, in KiB.
 double many_clients(const options& opts, const std::vector<nostr::event>& large) {
@@ -203,6 +227,9 @@ int run(int argc, char** argv) {
               flood_event_bytes / 1000, seconds_since(start));
   std::fflush(stdout);
 
+  double per_idle_client_kib = 0;
+  if (opts.wanted("crowd"))
+    per_idle_client_kib = idle_crowd(opts);
   double per_client_kib = 0;
   if (opts.wanted("many-clients"))
     per_client_kib = many_clients(opts, large);
@@ -228,14 +255,16 @@ int run(int argc, char** argv) {
     (variant == "budget" ? with_budget : without_budget) = result;
   }
 
-  if (opts.wanted("many-clients")) {
-    char measured[96];
-    std::snprintf(measured, sizeof measured, "%.1f KiB per client", per_client_kib);
-    std::printf("goal-row|memory: 1,000 clients after a 300 KB message each, <= %.0f KiB "
-                "each|%s|%s\n",
-                goal_kib_per_client, measured,
-                per_client_kib <= goal_kib_per_client ? "met" : "not met");
-  }
+  if (opts.wanted("crowd"))
+    goal_row(format("memory: 10,000 idle clients (max_connections), <= %.0f KiB each",
+                    goal_kib_per_idle_client),
+             format("%.1f KiB per client", per_idle_client_kib),
+             per_idle_client_kib <= goal_kib_per_idle_client);
+  if (opts.wanted("many-clients"))
+    goal_row(format("memory: 1,000 clients after a 300 KB message each, <= %.0f KiB each",
+                    goal_kib_per_client),
+             format("%.1f KiB per client", per_client_kib),
+             per_client_kib <= goal_kib_per_client);
   if (opts.wanted("budget") && opts.wanted("no-budget")) {
     char measured[96];
     std::snprintf(measured, sizeof measured, "%.0f MiB (%.0f without budget)%s",

@@ -12,10 +12,11 @@
 // permessage-deflate; and page-500 once more from a second node on a copy
 // of the store with read-ahead off (`relay.read_ahead_mb = 0`), so that
 // what reading a paging client's next page ahead gives is measured in the
-// same rounds; and page-500 with 1,000 other clients connected and idle, as
-// a busy relay has them, which divide the relay's outbound budget
-// (`max_outbound_total_mb`) among themselves. For each it prints events/s, the first-event latency
-// of each REQ (median, p99), the bytes on the wire and the node's CPU time.
+// same rounds; and page-500 with 1,000 and with 10,000 other clients
+// connected and idle, as a busy relay has them, which divide the relay's
+// outbound budget (`max_outbound_total_mb`) among themselves. For each it
+// prints events/s, the first-event latency of each REQ (median, p99), the
+// bytes on the wire and the node's CPU time.
 //
 // The C++ client above measures what the node can serve. strfry's figure in
 // the issue came from a Node.js client, whose own CPU bounds what it
@@ -26,6 +27,7 @@
 
 #include "bench/bench_util.hpp"
 #include "bench/corpus.hpp"
+#include "bench/idle_clients.hpp"
 #include "bench/req_client.hpp"
 #include "net/simple_client.hpp"
 
@@ -54,7 +56,7 @@ std::string node_config(const fs::path& data, size_t events, size_t read_ahead_m
   return "[relay]\naddress = \"127.0.0.1\"\nport = 0\ncompression = true\nread_ahead_mb = "
          + std::to_string(read_ahead_mb)
          + "\n\n[admin]\naddress = \"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n"
-         "[relay.limits]\nmax_limit = "
+         "[relay.limits]\nmax_connections = 10100\nmax_limit = "
          + std::to_string(std::max<size_t>(events, 5000))
          + "\ndefault_limit = 500\n\n[store]\npath = " + toml_string(data.string())
          + "\n\n[log]\nlevel = \"info\"\n";
@@ -80,24 +82,6 @@ struct variant {
   /// Other clients connected, idle, while it downloads.
   size_t idle_clients = 0;
 };
-
-/// Connects `n` clients that stay idle; false if one fails.
-std::vector<std::unique_ptr<net::simple_ws_client>> connect_idle(uint16_t port, size_t n) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-  }
-  std::vector<std::unique_ptr<net::simple_ws_client>> clients;
-  for (size_t i = 0; i < n; ++i) {
-    auto client = std::make_unique<net::simple_ws_client>();
-    auto error = client->connect("127.0.0.1", port);
-    if (!error.empty())
-      throw std::runtime_error("idle client " + std::to_string(i) + ": " + error);
-    clients.push_back(std::move(client));
-  }
-  return clients;
-}
 
 /// One labelled sample of the node's /metrics, e.g.
 /// `ferry_relay_read_ahead_pages_total{result="served"}`; 0 when absent.
@@ -304,6 +288,7 @@ int run(int argc, char** argv) {
   for (auto v : std::vector<variant>{{"page-500", 500, false},
                                      {"page-500-no-read-ahead", 500, false, true},
                                      {"page-500 +1000 idle", 500, false, false, false, 1000},
+                                     {"page-500 +10000 idle", 500, false, false, false, 10000},
                                      {"page-5000", 5000, false},
                                      {"one-REQ", 0, false},
                                      {"page-500+deflate", 500, true},
@@ -342,7 +327,7 @@ int run(int argc, char** argv) {
         else if (v.without_read_ahead)
           d = run_download(v, *plain_port, warm.events, *plain);
         else if (v.idle_clients > 0) {
-          auto idle = connect_idle(*port, v.idle_clients);
+          idle_clients idle{*port, v.idle_clients};
           d = run_download(v, *port, warm.events, node);
         } else
           d = run_download(v, *port, warm.events, node);
@@ -393,10 +378,13 @@ int run(int argc, char** argv) {
     std::printf("read-ahead pages (whole run): %.0f read, %.0f served, %.0f dropped\n",
                 pages("read"), pages("served"), pages("dropped"));
   }
-  if (s.count("page-500") && s.count("page-500 +1000 idle"))
-    std::printf("page-500 beside 1,000 idle clients / alone: %.0f / %.0f ev/s (%+.0f%%)\n",
-                s["page-500 +1000 idle"].rate, s["page-500"].rate,
-                100 * (s["page-500 +1000 idle"].rate / s["page-500"].rate - 1));
+  for (const char* crowd : {"1000", "10000"}) {
+    auto name = std::string{"page-500 +"} + crowd + " idle";
+    if (s.count("page-500") && s.count(name))
+      std::printf("page-500 beside %s idle clients / alone: %.0f / %.0f ev/s (%+.0f%%)\n",
+                  crowd, s[name].rate, s["page-500"].rate,
+                  100 * (s[name].rate / s["page-500"].rate - 1));
+  }
   if (s.count("page-500") && s.count("page-500-no-read-ahead"))
     std::printf("page-500 with read-ahead / without: %.0f / %.0f ev/s (%+.0f%%)\n",
                 s["page-500"].rate, s["page-500-no-read-ahead"].rate,

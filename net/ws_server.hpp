@@ -85,9 +85,12 @@ public:
 
   /// The most a producer that can wait (a query streaming stored events)
   /// should have queued for this connection now: half the connection's
-  /// share of the server's budget (`max_outbound_total_bytes`), so that such
-  /// producers alone never fill it; no limit without a budget. Past its
-  /// share, once the budget is full, a connection's next frame ends it.
+  /// share of the server's budget (`max_outbound_total_bytes`), or a part
+  /// of the room below half the budget when larger (see
+  /// `outbound_producers`), so that such producers alone never fill it; no
+  /// limit without a budget.
+  /// Past its share, once the budget is full, a connection's next frame
+  /// ends it.
   virtual size_t outbound_allowance() const {
     return std::numeric_limits<size_t>::max();
   }
@@ -144,6 +147,11 @@ struct ws_server_options {
   size_t max_outbound_total_bytes = 0;
   /// Frame sent before closing a connection beyond its share.
   std::string shared_overflow_notice;
+  /// Producers that may queue against `outbound_allowance` at the same
+  /// moment (the relay's query workers). Each may be granted the room below
+  /// half the budget divided by twice their number, so all of them granted
+  /// at once stay below half the budget.
+  size_t outbound_producers = 1;
   /// Bytes of client messages held at once by all connections together:
   /// frames handed to the owner and not finished (`frame_done`), and the
   /// parts of messages being read. Beyond it, a connection holding more

@@ -381,8 +381,8 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     // backoff outran a reader slower than high_water_bytes per backoff
     // (permessage-deflate on a 100k-event REQ) until the outbound cap cut
     // it off. The connection's allowance of the relay's outbound budget is
-    // the mark when lower, so that no slice takes it past its share (where,
-    // with the budget full, its next frame would end it).
+    // the mark when lower, so that slices never fill the budget (where a
+    // connection past its share would be ended by its next frame).
     const auto water = std::min(st.config.high_water_bytes,
                                 job->conn->outbound_allowance());
     if (job->conn->queued_bytes() > water) {

@@ -106,6 +106,7 @@ make_relay_listener(caf::actor_system& sys, boost::asio::io_context& ioc,
     + std::to_string(cfg.limits.max_outbound_total_mb)
     + " MiB for its clients, and more than its share of it for this "
       "connection (read faster)");
+  opts.outbound_producers = ctx->query_workers.size();
   opts.max_inbound_total_bytes = cfg.limits.max_inbound_total_mb << 20;
   opts.on_overflow = [](const std::string& remote, bool shared_budget) {
     const char* limit =

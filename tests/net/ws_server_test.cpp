@@ -721,8 +721,8 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
   slow.wait_until_socket_stalls();
   fill();
   REQUIRE(server().outbound_queued_bytes() + frame->size() > budget);
-  // A producer that can wait keeps each connection below half its share
-  // (half the budget each).
+  // With no room left, a producer that can wait keeps each connection below
+  // half its share (half the budget each).
   CHECK(slow_conn->outbound_allowance() == budget / 2 / 2);
   CHECK(reader_conn->outbound_allowance() == budget / 2 / 2);
   // The slow one is over its share, the reader within it: the reader gets
@@ -752,6 +752,53 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
   reader_conn->send(std::make_shared<const std::string>("after"));
   CHECK(reader.receive(short_wait) == std::optional<std::string>{"after"});
   CHECK(reader.is_open());
+}
+
+TEST_CASE_METHOD(server_fixture, "a producer that can wait is allowed half a "
+                                 "connection's share or its part of the room "
+                                 "below half the budget, whichever is larger",
+                 "[ws_server][limits]") {
+  constexpr size_t budget = 1024 * 1024;
+  constexpr size_t producers = 2;
+  ws_server_options opts;
+  opts.max_outbound_total_bytes = budget;
+  opts.outbound_producers = producers;
+  start(opts);
+  // Nine connections: half a share is an eighteenth of the budget.
+  std::vector<std::unique_ptr<simple_ws_client>> clients;
+  for (size_t i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<simple_ws_client>());
+    REQUIRE(connect(*clients.back(), *this).empty());
+  }
+  ferry::test::small_window_client slow{port()};
+  REQUIRE(wait_until([&] { return opened() == 9; }));
+  auto slow_conn = connection(8);
+  const size_t half_share = budget / 9 / 2;
+  auto granted = [&] {
+    auto held = server().outbound_queued_bytes();
+    return held < budget / 2 ? (budget / 2 - held) / (2 * producers) : 0;
+  };
+  // Nothing queued: each of the two producers may take a quarter of the
+  // room below half the budget, so both granted at once stay below half.
+  CHECK(granted() == budget / 8);
+  CHECK(slow_conn->outbound_allowance() == budget / 8);
+  CHECK(connection(0)->outbound_allowance() == budget / 8);
+  // The grant shrinks as the budget fills, down to half the share.
+  auto frame = std::make_shared<const std::string>(16 * 1024, 'x');
+  auto fill_to = [&](size_t total) {
+    while (server().outbound_queued_bytes() + frame->size() <= total)
+      slow_conn->send(frame);
+  };
+  fill_to(budget / 4);
+  slow.wait_until_socket_stalls();
+  fill_to(budget / 4);
+  REQUIRE(granted() > half_share);
+  REQUIRE(granted() < budget / 8);
+  CHECK(slow_conn->outbound_allowance() == granted());
+  fill_to(budget / 2);
+  REQUIRE(granted() < half_share);
+  CHECK(slow_conn->outbound_allowance() == half_share);
+  CHECK(connection(0)->outbound_allowance() == half_share);
 }
 
 TEST_CASE_METHOD(server_fixture, "beyond the inbound budget a connection over "
