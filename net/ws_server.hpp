@@ -88,9 +88,8 @@ public:
   /// share of the server's budget (`max_outbound_total_bytes`), or a part
   /// of the room below half the budget when larger (see
   /// `outbound_producers`), so that such producers alone never fill it; no
-  /// limit without a budget.
-  /// Past its share, once the budget is full, a connection's next frame
-  /// ends it.
+  /// limit without a budget. Past its share, once the budget is full, a
+  /// connection's next frame ends it.
   virtual size_t outbound_allowance() const {
     return std::numeric_limits<size_t>::max();
   }

@@ -92,8 +92,8 @@ public:
     return budget_ / std::max<size_t>(1, sessions);
   }
 
-  /// What the sessions hold below `part` of the budget, in bytes; 0 once
-  /// they hold that much.
+  /// Bytes the sessions may still add before they hold `part` bytes
+  /// together; 0 once they do.
   size_t room_below(size_t part) const {
     auto held = total();
     return held < part ? part - held : 0;
