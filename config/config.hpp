@@ -44,9 +44,9 @@ struct relay_limits {
   /// Bytes queued for all clients together, in MiB: beyond it, a client
   /// holding more than its share (this divided among the connections) is
   /// disconnected with a NOTICE as it would get more; queries keep each
-  /// connection within half its share, or a part of the room below half the
-  /// budget when larger, so they never fill it. With `max_connections` it
-  /// bounds the memory clients can take.
+  /// connection within a quarter of its share, or a part of the room below
+  /// a quarter of the budget when larger, so they fill at most half of it.
+  /// With `max_connections` it bounds the memory clients can take.
   size_t max_outbound_total_mb = 512;
   /// Bytes of client messages held for all clients together, in MiB (read
   /// and not yet processed): beyond it, a client holding more than its

@@ -84,11 +84,11 @@ public:
   virtual size_t queued_bytes() const = 0;
 
   /// The most a producer that can wait (a query streaming stored events)
-  /// should have queued for this connection now: half the connection's
-  /// share of the server's budget (`max_outbound_total_bytes`), or a part
-  /// of the room below half the budget when larger (see
-  /// `outbound_producers`), so that such producers alone never fill it; no
-  /// limit without a budget. Past its share, once the budget is full, a
+  /// should have queued for this connection now: a quarter of the
+  /// connection's share of the server's budget (`max_outbound_total_bytes`),
+  /// or a part of the room below a quarter of the budget when larger (see
+  /// `outbound_producers`), so that such producers alone fill at most half
+  /// of it; no limit without a budget. Past its share, once the budget is full, a
   /// connection's next frame ends it.
   virtual size_t outbound_allowance() const {
     return std::numeric_limits<size_t>::max();
@@ -148,8 +148,8 @@ struct ws_server_options {
   std::string shared_overflow_notice;
   /// Producers that may queue against `outbound_allowance` at the same
   /// moment (the relay's query workers). Each may be granted the room below
-  /// half the budget divided by twice their number, so all of them granted
-  /// at once stay below half the budget.
+  /// a quarter of the budget divided by twice their number, so all of them
+  /// granted at once stay below a quarter of the budget.
   size_t outbound_producers = 1;
   /// Bytes of client messages held at once by all connections together:
   /// frames handed to the owner and not finished (`frame_done`), and the

@@ -257,21 +257,25 @@ public:
 
   /// What a session should hold queued at most (see
   /// `ws_connection::outbound_allowance`), the larger of two parts, each of
-  /// which alone fills at most half the budget:
-  /// - half the share: held by every session at once, half the budget;
-  /// - a part of the room below half the budget: each of the
+  /// which alone fills at most a quarter of the budget, so that both
+  /// together leave half of it to the slices' last events and to live
+  /// events (a session beyond its share is ended once the budget is full):
+  /// - a quarter of the share: held by every session at once, a quarter;
+  /// - a part of the room below a quarter of the budget: each of the
   ///   `outbound_producers` may be granted it at the same moment, and
-  ///   together they take half of that room, so grants stop short of half
-  ///   the budget whatever their timing, and shrink as it fills.
-  /// Without the second part, 10,000 connections left a query 26 KB at a
-  /// time with the budget empty (bench_req "page-500 +10000 idle": 59%
-  /// slower than alone).
+  ///   together they take half of that room, so grants stop short of a
+  ///   quarter whatever their timing, and shrink as it fills.
+  /// With half the share and grants below half the budget, 100 readers
+  /// of a 1 MiB budget filled it and one was ended. With the share part
+  /// alone, 10,000 connections left a query 26 KB at a time with the
+  /// budget empty (bench_req "page-500 +10000 idle": 59% slower than
+  /// alone).
   size_t outbound_allowance() const {
     if (opts_.max_outbound_total_bytes == 0)
       return std::numeric_limits<size_t>::max();
     const auto producers = std::max<size_t>(1, opts_.outbound_producers);
-    const auto granted = outbound_.room_below(outbound_.budget() / 2) / (2 * producers);
-    return std::max(outbound_.share() / 2, granted);
+    const auto granted = outbound_.room_below(outbound_.budget() / 4) / (2 * producers);
+    return std::max(outbound_.share() / 4, granted);
   }
 
   /// A session closes because its outbound queue overflowed.

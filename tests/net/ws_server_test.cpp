@@ -722,9 +722,9 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
   fill();
   REQUIRE(server().outbound_queued_bytes() + frame->size() > budget);
   // With no room left, a producer that can wait keeps each connection below
-  // half its share (half the budget each).
-  CHECK(slow_conn->outbound_allowance() == budget / 2 / 2);
-  CHECK(reader_conn->outbound_allowance() == budget / 2 / 2);
+  // a quarter of its share (half the budget each).
+  CHECK(slow_conn->outbound_allowance() == budget / 2 / 4);
+  CHECK(reader_conn->outbound_allowance() == budget / 2 / 4);
   // The slow one is over its share, the reader within it: the reader gets
   // its frame although the total passes the budget.
   reader_conn->send(frame);
@@ -754,9 +754,9 @@ TEST_CASE_METHOD(server_fixture, "beyond the outbound budget a connection over "
   CHECK(reader.is_open());
 }
 
-TEST_CASE_METHOD(server_fixture, "a producer that can wait is allowed half a "
-                                 "connection's share or its part of the room "
-                                 "below half the budget, whichever is larger",
+TEST_CASE_METHOD(server_fixture, "a producer that can wait is allowed a quarter "
+                                 "of a connection's share or its part of the room "
+                                 "below a quarter of the budget, whichever is larger",
                  "[ws_server][limits]") {
   constexpr size_t budget = 1024 * 1024;
   constexpr size_t producers = 2;
@@ -764,7 +764,7 @@ TEST_CASE_METHOD(server_fixture, "a producer that can wait is allowed half a "
   opts.max_outbound_total_bytes = budget;
   opts.outbound_producers = producers;
   start(opts);
-  // Nine connections: half a share is an eighteenth of the budget.
+  // Nine connections: a quarter of a share is a 36th of the budget.
   std::vector<std::unique_ptr<simple_ws_client>> clients;
   for (size_t i = 0; i < 8; ++i) {
     clients.push_back(std::make_unique<simple_ws_client>());
@@ -773,32 +773,33 @@ TEST_CASE_METHOD(server_fixture, "a producer that can wait is allowed half a "
   ferry::test::small_window_client slow{port()};
   REQUIRE(wait_until([&] { return opened() == 9; }));
   auto slow_conn = connection(8);
-  const size_t half_share = budget / 9 / 2;
+  const size_t quarter_share = budget / 9 / 4;
   auto granted = [&] {
     auto held = server().outbound_queued_bytes();
-    return held < budget / 2 ? (budget / 2 - held) / (2 * producers) : 0;
+    return held < budget / 4 ? (budget / 4 - held) / (2 * producers) : 0;
   };
   // Nothing queued: each of the two producers may take a quarter of the
-  // room below half the budget, so both granted at once stay below half.
-  CHECK(granted() == budget / 8);
-  CHECK(slow_conn->outbound_allowance() == budget / 8);
-  CHECK(connection(0)->outbound_allowance() == budget / 8);
-  // The grant shrinks as the budget fills, down to half the share.
+  // room below a quarter of the budget, so both granted at once stay below
+  // an eighth.
+  CHECK(granted() == budget / 16);
+  CHECK(slow_conn->outbound_allowance() == budget / 16);
+  CHECK(connection(0)->outbound_allowance() == budget / 16);
+  // The grant shrinks as the budget fills, down to a quarter of the share.
   auto frame = std::make_shared<const std::string>(16 * 1024, 'x');
   auto fill_to = [&](size_t total) {
     while (server().outbound_queued_bytes() + frame->size() <= total)
       slow_conn->send(frame);
   };
-  fill_to(budget / 4);
+  fill_to(budget / 8);
   slow.wait_until_socket_stalls();
-  fill_to(budget / 4);
-  REQUIRE(granted() > half_share);
-  REQUIRE(granted() < budget / 8);
+  fill_to(budget / 8);
+  REQUIRE(granted() > quarter_share);
+  REQUIRE(granted() < budget / 16);
   CHECK(slow_conn->outbound_allowance() == granted());
-  fill_to(budget / 2);
-  REQUIRE(granted() < half_share);
-  CHECK(slow_conn->outbound_allowance() == half_share);
-  CHECK(connection(0)->outbound_allowance() == half_share);
+  fill_to(budget / 4);
+  REQUIRE(granted() < quarter_share);
+  CHECK(slow_conn->outbound_allowance() == quarter_share);
+  CHECK(connection(0)->outbound_allowance() == quarter_share);
 }
 
 TEST_CASE_METHOD(server_fixture, "beyond the inbound budget a connection over "
