@@ -24,8 +24,6 @@
 
 #include "net/simple_client.hpp"
 
-#include <sys/resource.h>
-
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -58,16 +56,6 @@ std::string node_config(const fs::path& data, const std::string& limits) {
          + "\n[admin]\naddress = \"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n"
            "[store]\npath = "
          + toml_string(data.string()) + "\n\n[log]\nlevel = \"info\"\n";
-}
-
-/// The clients open a file descriptor or more each: take what the hard
-/// limit allows.
-void raise_open_file_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-  }
 }
 
 std::string event_frame(const nostr::event& ev) {

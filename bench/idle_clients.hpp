@@ -5,7 +5,7 @@
 // open-file limit of 20,000.
 #pragma once
 
-#include <sys/resource.h>
+#include "bench/bench_util.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,14 +52,6 @@ public:
 
 private:
   using stream = boost::beast::websocket::stream<boost::asio::ip::tcp::socket>;
-
-  static void raise_open_file_limit() {
-    rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-      limit.rlim_cur = limit.rlim_max;
-      ::setrlimit(RLIMIT_NOFILE, &limit);
-    }
-  }
 
   boost::asio::io_context io_;
   std::vector<std::unique_ptr<stream>> sockets_;
