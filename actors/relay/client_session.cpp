@@ -410,7 +410,12 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
   // a page's 500 events itself, on its scheduler thread (from memory only,
   // counting file reads), served `limit 500` pages slower than the worker
   // does, hand-off included, in 25 of 28 alternated bench_req pairs (by 14%
-  // at the median), and no sooner to their first event.
+  // at the median), and no sooner to their first event. A page the worker
+  // has already read ahead is only copied out, so the session sends it
+  // itself: the client's next REQ then waits for no other thread to wake.
+  // The job still goes to the worker, which reads the next page ahead.
+  if (st.at_worker.empty() && worker_for(self))
+    answer_from_handed_page(*st.ctx->store, st.ctx->queries, *job);
   if (!start_job(self, std::move(job))) {
     cancel_subscription(self, sub_id);
     return closed(self, sub_id, "error: the query worker is restarting; try again");

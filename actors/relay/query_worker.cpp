@@ -161,6 +161,7 @@ uint64_t limit_of(const nostr::filter& f, size_t default_limit, size_t max_limit
 
 void note_query(paging_state& paging, const query_job& job) {
   ++paging.generation;
+  paging.handed_over = false;
   std::optional<int64_t> step;
   if (job.filters->size() == 1 && paging.last_filter && paging.last_full
       && job.default_limit == paging.last_default_limit
@@ -177,12 +178,22 @@ void note_query(paging_state& paging, const query_job& job) {
   paging.until_step = step;
 }
 
-std::optional<size_t> answer_from_read_ahead(const store::event_store& store,
-                                             const query_worker_config& config,
-                                             query_job& job) {
-  if (!job.paging || !job.paging->ready)
+void paging_state::hand_over(std::unique_ptr<read_ahead_page> page) {
+  std::lock_guard<std::mutex> guard{handed_lock_};
+  handed_ = std::move(page);
+}
+
+std::unique_ptr<read_ahead_page> paging_state::take_handed() {
+  std::lock_guard<std::mutex> guard{handed_lock_};
+  return std::move(handed_);
+}
+
+std::optional<size_t> answer_from_page(const store::event_store& store,
+                                       const query_worker_config& config,
+                                       query_job& job,
+                                       std::unique_ptr<read_ahead_page> page) {
+  if (!page)
     return std::nullopt;
-  auto page = std::move(job.paging->ready);
   // Any write since the read began may belong in this page (a new event, a
   // deletion, a replacement): then it is read afresh. The page's sequence
   // number was taken before its scan, so a write the scan may have missed
@@ -226,6 +237,32 @@ std::optional<size_t> answer_from_read_ahead(const store::event_store& store,
     job.resume = page->resume;
   }
   return n;
+}
+
+void answer_from_handed_page(const store::event_store& store,
+                             const query_worker_config& config, query_job& job) {
+  if (!job.paging)
+    return;
+  auto page = job.paging->take_handed();
+  if (!page)
+    return;
+  // The page goes out whole: only within what the worker would send now,
+  // else the worker takes it back and decides.
+  const auto water = std::min(config.high_water_bytes,
+                              job.conn->outbound_allowance());
+  if (job.conn->queued_bytes() > water
+      || (water < config.high_water_bytes && page->json.size() > water)) {
+    job.paging->hand_over(std::move(page));
+    return;
+  }
+  if (auto sent = answer_from_page(store, config, job, std::move(page))) {
+    job.page_use = read_ahead_use::served;
+    job.events_from_page = *sent;
+    metrics::read_ahead_page(metrics::read_ahead_result::served);
+  } else {
+    job.page_use = read_ahead_use::dropped;
+    metrics::read_ahead_page(metrics::read_ahead_result::dropped);
+  }
 }
 
 bool note_finished(paging_state& paging, const query_job& job,
@@ -398,14 +435,19 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     }
     job->stalled = caf::timespan{0};
     const bool pressed = water < st.config.high_water_bytes;
-    // Only a job's first step finds a page waiting: it is taken either way
+    // Only a job's first step finds a page waiting, being read or handed
+    // over (its session could not answer from it): it is taken either way
     // (dropped when larger than the allowance, as it goes out whole).
-    if (job->paging && job->paging->ready) {
+    std::unique_ptr<read_ahead_page> page;
+    if (job->paging) {
+      page = std::move(job->paging->ready);
+      if (!page)
+        page = job->paging->take_handed();
+    }
+    if (page) {
       std::optional<size_t> sent;
-      if (!pressed || job->paging->ready->json.size() <= water)
-        sent = answer_from_read_ahead(*st.store, st.config, *job);
-      else
-        job->paging->ready.reset();
+      if (!pressed || page->json.size() <= water)
+        sent = answer_from_page(*st.store, st.config, *job, std::move(page));
       if (sent) {
         ++st.read_ahead_hits;
         metrics::read_ahead_page(metrics::read_ahead_result::served);
@@ -433,10 +475,23 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     self->send(self, atom::resume_v, std::move(job));
   };
   return {
-    [self, step](atom::query, query_job_ptr& job) {
-      ++self->state.jobs;
+    [self, step, finished](atom::query, query_job_ptr& job) {
+      auto& st = self->state;
+      ++st.jobs;
       if (job->paging)
         note_query(*job->paging, *job);
+      switch (job->page_use) {
+        case read_ahead_use::served:
+          ++st.read_ahead_hits;
+          st.events_sent += job->events_from_page;
+          finished(job);
+          return;
+        case read_ahead_use::dropped:
+          ++st.read_ahead_drops;
+          break;
+        case read_ahead_use::none:
+          break;
+      }
       step(job);
     },
     [step](atom::resume, query_job_ptr& job) { step(job); },
@@ -451,10 +506,15 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
         ++st.read_ahead_drops;
         metrics::read_ahead_page(metrics::read_ahead_result::dropped);
       };
-      // The page has waited `read_ahead_keep` for its REQ: its memory goes
-      // back to the budget.
-      if (paging->ready && paging->ready->complete)
-        return drop();
+      // The page handed over has waited `read_ahead_keep` for its REQ: its
+      // memory goes back to the budget (unless its session took it).
+      if (paging->handed_over) {
+        if (paging->take_handed()) {
+          ++st.read_ahead_drops;
+          metrics::read_ahead_page(metrics::read_ahead_result::dropped);
+        }
+        return;
+      }
       if (!paging->ready) {
         paging->ready = next_page(*st.store, *paging, unix_now());
         if (!paging->ready)
@@ -469,6 +529,8 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       // for this page, or other connections' jobs. Once complete, the same
       // message later is the page's deadline.
       if (paging->ready->complete) {
+        paging->handed_over = true;
+        paging->hand_over(std::move(paging->ready));
         self->delayed_send(self, st.config.read_ahead_keep, atom::read_ahead_v,
                            std::move(paging), generation);
         return;

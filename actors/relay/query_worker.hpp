@@ -10,6 +10,7 @@
 #include <atomic>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -95,9 +96,25 @@ struct paging_state {
   /// How the client's next `until` follows the oldest created_at of its
   /// last page (0 or -1), once two REQs in a row have shown it.
   std::optional<int64_t> until_step;
-  /// The page read ahead, waiting for its REQ.
+  /// The page being read ahead.
   std::unique_ptr<read_ahead_page> ready;
+  /// The worker has handed this generation's page over (below); the next
+  /// read-ahead message is its deadline.
+  bool handed_over = false;
+
+  /// Once read whole, the page waits here for its REQ: the connection's
+  /// session answers from it at once, without waking the worker's thread
+  /// first (a page boundary of a paging client waits for each thread woken
+  /// on its way). Whoever takes it holds it alone.
+  void hand_over(std::unique_ptr<read_ahead_page> page);
+  std::unique_ptr<read_ahead_page> take_handed();
+
+private:
+  std::mutex handed_lock_;
+  std::unique_ptr<read_ahead_page> handed_;
 };
+
+enum class read_ahead_use { none, served, dropped };
 
 /// One REQ's stored part (or one COUNT), with its progress between slices.
 struct query_job {
@@ -119,6 +136,11 @@ struct query_job {
   std::atomic<bool> cancelled{false};
   /// The connection's paging, for REQs while read-ahead is on.
   paging_state_ptr paging;
+  /// The session answered this REQ, EOSE included, from the page handed
+  /// over (`events_from_page` events), or dropped that page as not its
+  /// answer; the worker only counts it and reads the next page ahead.
+  read_ahead_use page_use = read_ahead_use::none;
+  size_t events_from_page = 0;
 
   // -- progress ---------------------------------------------------------------
   size_t filter_index = 0;
@@ -227,15 +249,24 @@ slice_result run_slice(const store::event_store& store,
 /// `until` step when this REQ is the page after the last one.
 void note_query(paging_state& paging, const query_job& job);
 
-/// Answers `job` from the page read ahead when that page is exactly its
+/// Answers `job` from `page`, read ahead, when that page is exactly its
 /// answer so far: the same filter, `now` and limits, and no write to the
 /// store since the page's read began. Sends its EVENT frames; a complete
 /// page also the EOSE, and the job is done; otherwise the job goes on from
 /// where the page's scan stopped. Drops the page either way.
 /// @returns the events sent, or nothing when the job must be read.
-std::optional<size_t> answer_from_read_ahead(const store::event_store& store,
-                                             const query_worker_config& config,
-                                             query_job& job);
+std::optional<size_t> answer_from_page(const store::event_store& store,
+                                       const query_worker_config& config,
+                                       query_job& job,
+                                       std::unique_ptr<read_ahead_page> page);
+
+/// The session's part: answers a new REQ `job` from the page handed over,
+/// when the connection's queue has room for it whole (as a worker's step
+/// would), and notes in `job.page_use` what became of the page. Call it only
+/// while the connection has no job at its worker: that job's frames would
+/// otherwise still be going out (a replaced subscription's among them).
+void answer_from_handed_page(const store::event_store& store,
+                             const query_worker_config& config, query_job& job);
 
 /// Called when a REQ job has sent its EOSE: remembers where its page ended.
 /// @returns true when the next page is worth reading ahead.

@@ -1,9 +1,13 @@
 #include "actors/relay/client_session.hpp"
 
+#include "messages/clock.hpp"
+#include "messages/nostr/wire.hpp"
 #include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
 
+#include <caf/send.hpp>
 #include <catch2/catch.hpp>
+#include <rocksdb/db.h>
 
 #include <atomic>
 #include <chrono>
@@ -44,8 +48,11 @@ public:
   }
 
   size_t queued_bytes() const override {
-    return 0;
+    return queued;
   }
+
+  /// What the connection reports as still queued for the socket.
+  std::atomic<size_t> queued{0};
 
   void frame_done(size_t frame_bytes) override {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -105,11 +112,20 @@ struct handed_jobs {
   std::mutex mtx;
   std::condition_variable changed;
   size_t count = 0;
+  std::vector<query_job_ptr> queries;
 
-  void one_more() {
+  void one_more(query_job_ptr query = nullptr) {
     std::lock_guard<std::mutex> guard{mtx};
     ++count;
+    if (query)
+      queries.push_back(std::move(query));
     changed.notify_all();
+  }
+
+  /// The `n`-th query job handed (from 0); the worker no longer touches it.
+  query_job_ptr query(size_t n) {
+    std::lock_guard<std::mutex> guard{mtx};
+    return n < queries.size() ? queries[n] : nullptr;
   }
 
   bool reached(size_t n) {
@@ -133,8 +149,8 @@ holding_worker(query_worker_actor::stateful_pointer<holding_worker_state> self,
                std::shared_ptr<handed_jobs> handed) {
   return {
     [self, handed](atom::query, query_job_ptr& job) {
-      self->state.jobs.push_back(std::move(job));
-      handed->one_more();
+      self->state.jobs.push_back(job);
+      handed->one_more(std::move(job));
     },
     [](atom::resume, const query_job_ptr&) {
       // nop
@@ -247,4 +263,73 @@ TEST_CASE("a negentropy round whose query worker ends is answered NEG-ERR, "
         == R"(["NEG-ERR","sync","closed: no open negentropy session with this id"])");
   CHECK(f.conn->finished_when(2) == 2);
   CHECK(f.conn->finished_bytes() == open.size() + msg.size());
+}
+
+TEST_CASE("a paging client's next REQ is answered by its session from the "
+          "page its worker handed over, before the worker has the job",
+          "[relay][client_session][read_ahead]") {
+  session_fixture f;
+  f.ctx->queries.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  auto keys = nostr::generate_keypair();
+  for (int i = 0; i < 30; ++i)
+    f.write(make_event(keys, 1, default_now - 100 + i, {},
+                       "note " + std::to_string(i)));
+  f.client_sends(R"(["REQ","p1",{"kinds":[1],"limit":10}])");
+  REQUIRE(f.handed->reached(1));
+  // The test plays the worker for the first page (the holder answers none).
+  auto first = f.handed->query(0);
+  REQUIRE(first->paging);
+  while (!run_slice(*f.store, f.ctx->queries, *first, 1000).done) {
+    // next slice
+  }
+  caf::anon_send(f.session, atom::eose_v, first->sub_id, first->job_id);
+  REQUIRE(f.conn->finished_when(1) == 1);
+  REQUIRE(f.conn->frame(10) == nostr::eose_message("p1"));
+  const auto next_filter = R"({"kinds":[1],"limit":10,"until":)"
+                           + std::to_string(first->oldest_in_first_filter) + "}";
+  // The next page, read whole and handed over as the worker does; then the
+  // REQ for it. A page is only good in the second it was read (NIP-40), so
+  // a REQ that lands in the next second is dropped and tried once more.
+  auto hand_over_and_ask = [&](size_t n) {
+    auto page = std::make_unique<read_ahead_page>();
+    REQUIRE(nostr::parse_filter(next_filter, page->filter).empty());
+    page->now = unix_now();
+    page->default_limit = first->default_limit;
+    page->max_limit = first->max_limit;
+    page->sequence = f.store->db()->GetLatestSequenceNumber();
+    REQUIRE(read_more(*f.store, f.ctx->queries, *page, 100));
+    REQUIRE(page->complete);
+    const auto read_at = page->now;
+    first->paging->hand_over(std::move(page));
+    f.client_sends(R"(["REQ","p2",)" + next_filter + "]");
+    REQUIRE(f.handed->reached(n + 1));
+    auto job = f.handed->query(n);
+    if (job->page_use != read_ahead_use::dropped || job->now == read_at)
+      return job;
+    caf::anon_send(f.session, atom::eose_v, job->sub_id, job->job_id);
+    REQUIRE(f.conn->finished_when(n + 1) == n + 1);
+    return query_job_ptr{};
+  };
+  SECTION("its frames and EOSE are out while the worker holds the job") {
+    size_t asked = 1;
+    auto second = hand_over_and_ask(asked);
+    if (!second)
+      second = hand_over_and_ask(++asked);
+    REQUIRE(second);
+    CHECK(second->page_use == read_ahead_use::served);
+    CHECK(second->events_from_page == 10);
+    // Until its worker answers, the message stays in flight.
+    CHECK(f.conn->finished() == asked);
+    for (size_t i = 11; i < 21; ++i)
+      CHECK(f.conn->frame(i).rfind(nostr::event_message_prefix("p2"), 0) == 0);
+    CHECK(f.conn->frame(21) == nostr::eose_message("p2"));
+    CHECK_FALSE(first->paging->take_handed());
+  }
+  SECTION("the connection's queue is full: the page waits for the worker") {
+    f.conn->queued = f.ctx->queries.high_water_bytes + 1;
+    auto second = hand_over_and_ask(1);
+    REQUIRE(second);
+    CHECK(second->page_use == read_ahead_use::none);
+    CHECK(first->paging->take_handed());
+  }
 }

@@ -36,8 +36,11 @@ public:
   }
 
   size_t queued_bytes() const override {
-    return 0;
+    return queued;
   }
+
+  /// What the connection reports as still queued for the socket.
+  size_t queued = 0;
 
   void frame_done(size_t) override {
     // nop
@@ -225,7 +228,9 @@ namespace {
 bool run_paged(fixture& fx, query_job& job, size_t read_ahead_steps = 0) {
   note_query(*job.paging, job);
   bool answered = job.paging->ready
-                  && answer_from_read_ahead(*fx.store, fx.config, job).has_value();
+                  && answer_from_page(*fx.store, fx.config, job,
+                                      std::move(job.paging->ready))
+                       .has_value();
   if (job.filter_index < job.filters->size())
     while (!run_slice(*fx.store, fx.config, job, 1000).done) {
       // next slice
@@ -358,15 +363,31 @@ TEST_CASE("a REQ that comes while its page is read takes what was read and "
   }
 }
 
+namespace {
+
+/// 200 notes, 5 a second, and a client two pages of 20 into them: its third
+/// page has been read ahead, whole.
+struct two_pages_in {
+  fixture fx{200, 5};
+  paging_client client{fx, 0, 20};
+
+  two_pages_in() {
+    fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+    client.next();
+    client.next();
+    REQUIRE(client.paging->ready);
+    REQUIRE(client.paging->ready->complete);
+  }
+};
+
+} // namespace
+
 TEST_CASE("a page read ahead is dropped, and the REQ read afresh, when the "
           "store changed or the REQ is another",
           "[query_worker][read_ahead]") {
-  fixture fx{200, 5};
-  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
-  paging_client client{fx, 0, 20};
-  client.next();
-  client.next();
-  REQUIRE(client.paging->ready);
+  two_pages_in paged;
+  auto& fx = paged.fx;
+  auto& client = paged.client;
   CHECK(fx.config.read_ahead->held() > 0);
   SECTION("an event written since, inside the next page") {
     auto ev = make_event(fx.keys, 1, *client.until - 1, {}, "written since");
@@ -400,6 +421,53 @@ TEST_CASE("a page read ahead is dropped, and the REQ read afresh, when the "
     CHECK_FALSE(run_paged(fx, *job));
     CHECK_FALSE(client.paging->ready);
     CHECK(fx.config.read_ahead->held() == 0);
+  }
+}
+
+TEST_CASE("a session answers a REQ from the page handed over, hands it back "
+          "while the connection's queue is full, and drops it when stale",
+          "[query_worker][read_ahead]") {
+  two_pages_in paged;
+  auto& fx = paged.fx;
+  auto& client = paged.client;
+  // As the worker does once the page is read whole.
+  client.paging->hand_over(std::move(client.paging->ready));
+  const auto afresh = read_afresh(fx, client.filter());
+  fx.conn->frames.clear();
+  auto job = fx.job({client.filter()});
+  job->paging = client.paging;
+  SECTION("the page is the REQ's answer: sent whole, EOSE included") {
+    answer_from_handed_page(*fx.store, fx.config, *job);
+    CHECK(job->page_use == read_ahead_use::served);
+    CHECK(job->events_from_page == 20);
+    CHECK(fx.conn->frames == afresh);
+    CHECK(job->filter_index == job->filters->size());
+    for (const auto& id : fx.event_ids())
+      CHECK(job->sent.contains(id));
+    CHECK_FALSE(client.paging->take_handed());
+    CHECK(fx.config.read_ahead->held() == 0);
+  }
+  SECTION("more than the high-water mark queued: the worker gets it back") {
+    fx.conn->queued = fx.config.high_water_bytes + 1;
+    answer_from_handed_page(*fx.store, fx.config, *job);
+    CHECK(job->page_use == read_ahead_use::none);
+    CHECK(fx.conn->frames.empty());
+    CHECK(client.paging->take_handed());
+  }
+  SECTION("a write since the page was read: dropped, nothing sent") {
+    fx.write(make_event(fx.keys, 1, *client.until - 1, {}, "written since"));
+    answer_from_handed_page(*fx.store, fx.config, *job);
+    CHECK(job->page_use == read_ahead_use::dropped);
+    CHECK(fx.conn->frames.empty());
+    CHECK(job->filter_index == 0);
+    CHECK_FALSE(client.paging->take_handed());
+    CHECK(fx.config.read_ahead->held() == 0);
+  }
+  SECTION("no page handed over: nothing happens") {
+    client.paging->take_handed();
+    answer_from_handed_page(*fx.store, fx.config, *job);
+    CHECK(job->page_use == read_ahead_use::none);
+    CHECK(fx.conn->frames.empty());
   }
 }
 
