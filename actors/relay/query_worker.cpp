@@ -207,8 +207,13 @@ std::optional<size_t> answer_from_page(const store::event_store& store,
   const auto n = page->ends.size();
   size_t i = 0;
   size_t begin = 0;
+  // Small first, as a slice's chunks: the socket's thread writes the first
+  // events while the rest are framed (a page's first 256 took its session
+  // ~45 us to frame, half of the page's).
+  size_t chunk = config.first_chunk_events;
   do {
-    auto last = std::min(n, i + config.max_chunk_events);
+    auto last = std::min(n, i + chunk);
+    chunk = std::min(chunk * 2, config.max_chunk_events);
     net::frame_batch batch;
     batch.bytes.reserve((last > i ? page->ends[last - 1] - begin : 0)
                         + (last - i) * (prefix.size() + 1) + prefix.size() + 16);

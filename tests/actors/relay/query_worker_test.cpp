@@ -437,10 +437,15 @@ TEST_CASE("a session answers a REQ from the page handed over, hands it back "
   auto job = fx.job({client.filter()});
   job->paging = client.paging;
   SECTION("the page is the REQ's answer: sent whole, EOSE included") {
+    fx.conn->batches.clear();
     answer_from_handed_page(*fx.store, fx.config, *job);
     CHECK(job->page_use == read_ahead_use::served);
     CHECK(job->events_from_page == 20);
     CHECK(fx.conn->frames == afresh);
+    // In chunks that start small and double, as a slice's.
+    CHECK(fx.conn->batches
+          == std::vector<size_t>{fx.config.first_chunk_events,
+                                 20 - fx.config.first_chunk_events + 1});
     CHECK(job->filter_index == job->filters->size());
     for (const auto& id : fx.event_ids())
       CHECK(job->sent.contains(id));
