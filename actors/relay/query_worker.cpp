@@ -157,6 +157,20 @@ uint64_t limit_of(const nostr::filter& f, size_t default_limit, size_t max_limit
   return std::min<uint64_t>(f.limit.value_or(default_limit), max_limit);
 }
 
+/// The most a job may find queued for its connection before it sends more:
+/// the high-water mark, or the connection's allowance of the relay's
+/// outbound budget when that is lower.
+size_t water_for(const query_worker_config& config, const net::ws_connection& conn) {
+  return std::min(config.high_water_bytes, conn.outbound_allowance());
+}
+
+/// A page goes out whole: below the high-water mark any page may, below a
+/// lower allowance only one that fits in it.
+bool page_fits(const read_ahead_page& page, const query_worker_config& config,
+               size_t water) {
+  return water >= config.high_water_bytes || page.json.size() <= water;
+}
+
 } // namespace
 
 void note_query(paging_state& paging, const query_job& job) {
@@ -208,8 +222,8 @@ std::optional<size_t> answer_from_page(const store::event_store& store,
   size_t i = 0;
   size_t begin = 0;
   // Small first, as a slice's chunks: the socket's thread writes the first
-  // events while the rest are framed (a page's first 256 took its session
-  // ~45 us to frame, half of the page's).
+  // events while the rest are framed (a session took ~87 us to frame a
+  // 500-event page, its first 256 events about half of that).
   size_t chunk = config.first_chunk_events;
   do {
     auto last = std::min(n, i + chunk);
@@ -251,12 +265,10 @@ void answer_from_handed_page(const store::event_store& store,
   auto page = job.paging->take_handed();
   if (!page)
     return;
-  // The page goes out whole: only within what the worker would send now,
-  // else the worker takes it back and decides.
-  const auto water = std::min(config.high_water_bytes,
-                              job.conn->outbound_allowance());
-  if (job.conn->queued_bytes() > water
-      || (water < config.high_water_bytes && page->json.size() > water)) {
+  // Only what the worker would send now; else the worker takes it back and
+  // decides.
+  const auto water = water_for(config, *job.conn);
+  if (job.conn->queued_bytes() > water || !page_fits(*page, config, water)) {
     job.paging->hand_over(std::move(page));
     return;
   }
@@ -425,8 +437,7 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     // it off. The connection's allowance of the relay's outbound budget is
     // the mark when lower, so that slices never fill the budget (where a
     // connection past its share would be ended by its next frame).
-    const auto water = std::min(st.config.high_water_bytes,
-                                job->conn->outbound_allowance());
+    const auto water = water_for(st.config, *job->conn);
     if (job->conn->queued_bytes() > water) {
       job->stalled += st.config.backoff;
       if (job->stalled > st.config.stall_limit) {
@@ -439,7 +450,6 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     job->stalled = caf::timespan{0};
-    const bool pressed = water < st.config.high_water_bytes;
     // Only a job's first step finds a page waiting, being read or handed
     // over (its session could not answer from it): it is taken either way
     // (dropped when larger than the allowance, as it goes out whole).
@@ -451,7 +461,7 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
     }
     if (page) {
       std::optional<size_t> sent;
-      if (!pressed || page->json.size() <= water)
+      if (page_fits(*page, st.config, water))
         sent = answer_from_page(*st.store, st.config, *job, std::move(page));
       if (sent) {
         ++st.read_ahead_hits;
@@ -467,6 +477,7 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
         metrics::read_ahead_page(metrics::read_ahead_result::dropped);
       }
     }
+    const bool pressed = water < st.config.high_water_bytes;
     auto slice = pressed ? run_slice(*st.store, with_high_water(st.config, water),
                                      *job, st.config.slice_events)
                          : run_slice(*st.store, st.config, *job,
