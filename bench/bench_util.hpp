@@ -242,6 +242,16 @@ inline std::map<std::string, double> thread_cpu_seconds(pid_t pid) {
   return by_name;
 }
 
+/// One unlabelled sample of Prometheus text `metrics` (a node's /metrics),
+/// e.g. `ferry_writer_commit_seconds_sum`; nothing when it is not there.
+inline std::optional<double> metric_sample(const std::string& metrics,
+                                           const std::string& name) {
+  auto pos = metrics.find("\n" + name + " ");
+  if (pos == std::string::npos)
+    return std::nullopt;
+  return std::strtod(metrics.c_str() + pos + name.size() + 2, nullptr);
+}
+
 // -- synthetic events -----------------------------------------------------------
 
 /// Makes signed events shaped like real relay traffic: mostly kind-1 notes,

@@ -84,13 +84,6 @@ std::string bucket_bound(const std::vector<std::pair<std::string, double>>& buck
   return buckets.back().first;
 }
 
-/// One unlabelled sample of `metrics`, e.g. `ferry_writer_commit_seconds_sum`.
-double sample(const std::string& metrics, const std::string& name) {
-  auto pos = metrics.find("\n" + name + " ");
-  return pos == std::string::npos ? 0
-                                  : std::strtod(metrics.c_str() + pos + name.size() + 2, nullptr);
-}
-
 /// How the writer's commits went (the OK of an event waits for its commit):
 /// from the node's /metrics, or why not.
 std::string writer_commits(uint16_t admin_port) {
@@ -99,7 +92,7 @@ std::string writer_commits(uint16_t admin_port) {
     return "no /metrics: " + (res.error.empty() ? std::to_string(res.response.status)
                                                 : res.error);
   const auto& text = res.response.body;
-  auto commits = sample(text, "ferry_writer_commit_seconds_count");
+  auto commits = metric_sample(text, "ferry_writer_commit_seconds_count").value_or(0);
   if (commits == 0)
     return "no commits in /metrics";
   auto seconds = histogram(text, "ferry_writer_commit_seconds");
@@ -107,8 +100,8 @@ std::string writer_commits(uint16_t admin_port) {
   std::snprintf(line, sizeof line,
                 "%.0f commits of %.1f events on average, commit time mean %.2f ms, p50 <= %s s, "
                 "p99 <= %s s, max <= %s s",
-                commits, sample(text, "ferry_writer_batch_events_sum") / commits,
-                1e3 * sample(text, "ferry_writer_commit_seconds_sum") / commits,
+                commits, metric_sample(text, "ferry_writer_batch_events_sum").value_or(0) / commits,
+                1e3 * metric_sample(text, "ferry_writer_commit_seconds_sum").value_or(0) / commits,
                 bucket_bound(seconds, 0.5).c_str(), bucket_bound(seconds, 0.99).c_str(),
                 bucket_bound(seconds, 1.0).c_str());
   return line;

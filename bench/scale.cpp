@@ -22,6 +22,7 @@
 #include "bench/whole_store_set.hpp"
 
 #include "messages/nostr/negentropy.hpp"
+#include "net/simple_client.hpp"
 #include "store/event_store.hpp"
 
 #include <algorithm>
@@ -41,16 +42,46 @@ constexpr int builds = 7;
 constexpr double linear_tolerance = 1.3;
 
 std::string node_config(const fs::path& data) {
-  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[store]\npath = "
+  return "[relay]\naddress = \"127.0.0.1\"\nport = 0\n\n[admin]\naddress = "
+         "\"127.0.0.1\"\nport = 0\n\n[console]\nport = 0\n\n[store]\npath = "
          + toml_string(data.string()) + "\n\n[log]\nlevel = \"info\"\n";
 }
 
-uint64_t bytes_under(const fs::path& dir) {
+/// Bytes of the files under a store's directory, in all and by kind.
+struct store_files {
   uint64_t total = 0;
-  for (auto& entry : fs::recursive_directory_iterator(dir))
-    if (entry.is_regular_file())
-      total += entry.file_size();
-  return total;
+  uint64_t tables = 0;
+  size_t table_count = 0;
+  uint64_t logs = 0;
+
+  std::string describe() const {
+    constexpr double mib = 1024.0 * 1024.0;
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "%.1f MiB: %zu table files %.1f MiB, write-ahead log %.1f MiB, the "
+                  "rest %.1f MiB",
+                  total / mib, table_count, tables / mib, logs / mib,
+                  (total - tables - logs) / mib);
+    return text;
+  }
+};
+
+store_files files_under(const fs::path& dir) {
+  store_files files;
+  for (auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file())
+      continue;
+    auto size = entry.file_size();
+    files.total += size;
+    auto extension = entry.path().extension();
+    if (extension == ".sst") {
+      files.tables += size;
+      ++files.table_count;
+    } else if (extension == ".log") {
+      files.logs += size;
+    }
+  }
+  return files;
 }
 
 struct figures {
@@ -142,9 +173,25 @@ std::string first_author(const fs::path& jsonl) {
   return line.substr(key + 10, 64);
 }
 
-/// Waits until the node uses less than 5% of a core over a second (at most
-/// three minutes). @returns the seconds waited.
-double wait_until_idle(node_process& node) {
+/// Whether the node's /metrics report no RocksDB compaction running or
+/// pending.
+bool compactions_done(uint16_t admin_port) {
+  auto res = net::simple_http_request("127.0.0.1", admin_port, "GET", "/metrics");
+  if (!res.error.empty() || res.response.status != 200)
+    throw std::runtime_error("no /metrics: " + (res.error.empty()
+                                                  ? std::to_string(res.response.status)
+                                                  : res.error));
+  auto running = metric_sample(res.response.body, "ferry_store_compactions_running");
+  auto pending = metric_sample(res.response.body, "ferry_store_compaction_pending_bytes");
+  if (!running || !pending)
+    throw std::runtime_error("/metrics shows no compaction backlog");
+  return *running == 0 && *pending == 0;
+}
+
+/// Waits until the node has no compaction running or pending and uses less
+/// than 5% of a core over a second (at most three minutes). @returns the
+/// seconds waited.
+double wait_until_idle(node_process& node, uint16_t admin_port) {
   auto pid = node.find_pid();
   if (pid <= 0)
     throw std::runtime_error("cannot find the node's pid");
@@ -153,7 +200,7 @@ double wait_until_idle(node_process& node) {
   while (seconds_since(start) < 180) {
     std::this_thread::sleep_for(std::chrono::seconds{1});
     auto now = process_cpu_seconds(pid);
-    if (now - before < 0.05)
+    if (now - before < 0.05 && compactions_done(admin_port))
       break;
     before = now;
   }
@@ -179,6 +226,8 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
   out.import_seconds = import.seconds;
   out.import_rss_mib = import.exit.max_rss_kib / 1024.0;
   std::printf("%zu events: %s\n", n, import.summary.c_str());
+  std::printf("%zu events: the import left %s\n", n,
+              files_under(dir / "data").describe().c_str());
   std::fflush(stdout);
 
   {
@@ -186,12 +235,14 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
     // which a relay in service has long finished.
     node_process node{opts.ferry, config, dir, "node"};
     auto port = node.wait_for_relay_port();
-    if (!port)
-      throw std::runtime_error("node did not report its relay port; log tail:\n"
+    auto admin_port = node.wait_for_admin_port();
+    if (!port || !admin_port)
+      throw std::runtime_error("node did not report its relay and admin ports; log "
+                               "tail:\n"
                                + node.log_tail());
     std::printf("%zu events: the node was busy compacting for %.0f s after the "
                 "import\n",
-                n, wait_until_idle(node));
+                n, wait_until_idle(node, *admin_port));
     std::fflush(stdout);
     req_client client{*port, false};
     // Its first read releases the first snapshot, and only then does RocksDB
@@ -199,12 +250,17 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
     // `settle`): the REQs timed beside that rewrite were up to 10x slower.
     first_event_ms(client, "{\"limit\":1}");
     std::printf("%zu events: the node compacted for %.0f s after its first read\n", n,
-                wait_until_idle(node));
+                wait_until_idle(node, *admin_port));
     std::fflush(stdout);
     // The size at rest, once the node has settled: taken the moment
     // `ferry import` exited, it read 1286 MiB at 1M in one run and 988 MiB
-    // in every other.
-    out.disk_mib = bytes_under(dir / "data") / (1024.0 * 1024.0);
+    // in every other. Once the CPU alone had calmed it still read 1337 MiB
+    // at 1M in one run (1026 in others) and 267 MiB at 100k in another (127),
+    // cause not found: hence the files by kind.
+    auto files = files_under(dir / "data");
+    out.disk_mib = files.total / (1024.0 * 1024.0);
+    std::printf("%zu events: the store at rest holds %s\n", n, files.describe().c_str());
+    std::fflush(stdout);
     out.author_first_ms = first_event_ms(
       client, "{\"authors\":[\"" + first_author(jsonl) + "\"],\"limit\":500}");
     out.tag_first_ms = first_event_ms(client, "{\"#t\":[\"topic7\"],\"limit\":500}");

@@ -372,6 +372,20 @@ uint64_t event_store::approximate_event_count() const {
   return n;
 }
 
+event_store::compaction_backlog event_store::compaction() const {
+  compaction_backlog backlog;
+  // A property of the whole database, whichever family is asked.
+  impl_->db->GetIntProperty(impl_->h(cf::events), "rocksdb.num-running-compactions",
+                            &backlog.running);
+  for (uint32_t i = 0; i < cf_count; ++i) {
+    uint64_t bytes = 0;
+    if (impl_->db->GetIntProperty(impl_->h(static_cast<cf>(i)),
+                                  "rocksdb.estimate-pending-compaction-bytes", &bytes))
+      backlog.pending_bytes += bytes;
+  }
+  return backlog;
+}
+
 rocksdb::DB* event_store::db() const {
   return impl_->db;
 }

@@ -183,6 +183,18 @@ public:
   /// Number of stored events (an estimate from RocksDB's properties).
   uint64_t approximate_event_count() const;
 
+  /// RocksDB's background compaction, all families together. A backlog that
+  /// keeps growing means writes outpace the disk, and RocksDB will soon slow
+  /// them down; on a store at rest both are 0.
+  struct compaction_backlog {
+    /// Compactions running now.
+    uint64_t running = 0;
+    /// Bytes RocksDB estimates it must still rewrite to bring every level
+    /// within its target size.
+    uint64_t pending_bytes = 0;
+  };
+  compaction_backlog compaction() const;
+
   // -- access for the other tables (sync state, peers, ...) -------------------
 
   rocksdb::DB* db() const;

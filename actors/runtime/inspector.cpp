@@ -317,6 +317,11 @@ status_map node_stats(const inspector_state& st, const tree_walk& walk) {
   caf::put(result, "store.memtable_bytes",
            column_family_property(*st.store,
                                   "rocksdb.cur-size-all-mem-tables"));
+  auto compaction = st.store->compaction();
+  caf::put(result, "store.compactions_running",
+           static_cast<int64_t>(compaction.running));
+  caf::put(result, "store.compaction_pending_bytes",
+           static_cast<int64_t>(compaction.pending_bytes));
   caf::put(result, "store.block_cache_bytes",
            block_cache_property(*st.store, "rocksdb.block-cache-usage"));
   caf::put(result, "store.block_cache_pinned_bytes",

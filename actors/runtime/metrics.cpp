@@ -45,6 +45,12 @@ constexpr stats_gauge stats_gauges[] = {
   {"store.memtable_bytes", "ferry_store_memtable_bytes",
    "Bytes of events in memory not yet flushed to tables (they are in the "
    "write-ahead log)."},
+  {"store.compactions_running", "ferry_store_compactions_running",
+   "RocksDB compactions running now."},
+  {"store.compaction_pending_bytes", "ferry_store_compaction_pending_bytes",
+   "Bytes RocksDB estimates it must still rewrite to bring every level within "
+   "its target size. A backlog that keeps growing means writes outpace the "
+   "disk, and RocksDB will soon slow them down."},
   {"store.block_cache_bytes", "ferry_store_block_cache_bytes",
    "Bytes in the block cache (store.block_cache_mb caps it)."},
   {"store.block_cache_pinned_bytes", "ferry_store_block_cache_pinned_bytes",

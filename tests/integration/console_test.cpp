@@ -567,6 +567,8 @@ TEST_CASE("console stats show every subsystem and the store's real size",
   }
   CHECK(stats.at("ingest").at("stored").as_int64() >= 50);
   CHECK(stats.at("store").at("disk_bytes").as_int64() > 0);
+  CHECK(stats.at("store").at("compactions_running").as_int64() >= 0);
+  CHECK(stats.at("store").at("compaction_pending_bytes").as_int64() >= 0);
   auto text = n.console({"stats"});
   REQUIRE(text.status == 0);
   CHECK(text.out.find("store.disk_bytes ") != std::string::npos);

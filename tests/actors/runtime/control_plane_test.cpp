@@ -73,6 +73,7 @@ TEST_CASE_METHOD(control_plane_fixture,
         "ferry_writer_batch_events", "ferry_writer_commit_seconds",
         "ferry_actor_mailbox", "ferry_actor_restarts_total",
         "ferry_store_events", "ferry_store_disk_bytes",
+        "ferry_store_compactions_running", "ferry_store_compaction_pending_bytes",
         "ferry_store_block_cache_bytes", "ferry_store_block_cache_pinned_bytes"})
     CHECK_THAT(body, Contains(std::string{"# TYPE "} + name + " "));
   CHECK_THAT(body, Contains(R"(ferry_actor_mailbox{actor="writer"} 3)"));
