@@ -254,9 +254,10 @@ figures measure(const options& opts, size_t n, const fs::path& root) {
     std::fflush(stdout);
     // The size at rest, once the node has settled: taken the moment
     // `ferry import` exited, it read 1286 MiB at 1M in one run and 988 MiB
-    // in every other. Once the CPU alone had calmed it still read 1337 MiB
-    // at 1M in one run (1026 in others) and 267 MiB at 100k in another (127),
-    // cause not found: hence the files by kind.
+    // in every other. Later it read 1337 MiB at 1M in one run (1026 in
+    // others) and 267 MiB at 100k in another (127): the import's last
+    // write-ahead log, left behind by two flushes installed at once
+    // (event_store::flush), which the files by kind showed.
     auto files = files_under(dir / "data");
     out.disk_mib = files.total / (1024.0 * 1024.0);
     std::printf("%zu events: the store at rest holds %s\n", n, files.describe().c_str());

@@ -592,6 +592,35 @@ TEST_CASE_METHOD(store_fixture, "flush leaves no family in memory", "[store]") {
   CHECK(keys_in(cf::by_created) == events.size());
 }
 
+// Each flush records in the MANIFEST the oldest write-ahead log the store
+// still needs. Two flush threads installing their results at once each
+// computed it before the other's was in, so a store could close naming a
+// log all its families had flushed: that whole log stayed on disk, replayed
+// at every open, until a later flush (`ferry import` left one in ~1 run of 6).
+TEST_CASE_METHOD(store_fixture, "after a flush no write-ahead log holds what the tables hold",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto log_bytes_on_disk = [this] {
+    uintmax_t bytes = 0;
+    for (const auto& entry : std::filesystem::directory_iterator{dir})
+      if (entry.path().extension() == ".log")
+        bytes += entry.file_size();
+    return bytes;
+  };
+  for (int round = 0; round < 24; ++round) {
+    CAPTURE(round);
+    std::vector<incoming_event> events;
+    for (int i = 0; i < 40; ++i)
+      events.push_back(make_event(alice, i % 2 == 0 ? 1 : 30617, 100 + round * 40 + i,
+                                  {{"t", "wal"}, {"d", std::to_string(i)}},
+                                  std::string(200, 'w')));
+    write_all(events);
+    REQUIRE_FALSE(store->flush());
+    reopen();
+    REQUIRE(log_bytes_on_disk() == 0);
+  }
+}
+
 // The backlog ferry_store_compaction_pending_bytes shows (and bench_scale
 // waits out before it sizes a store): L0 files past RocksDB's trigger are
 // work pending, and once they are compacted nothing is.
@@ -611,10 +640,7 @@ TEST_CASE_METHOD(store_fixture, "the compaction backlog is reported until it is 
     for (int i = 0; i < 20; ++i)
       written.push_back(make_event(alice, 1, 100 + round * 20 + i, {{"t", "backlog"}},
                                    std::string(300, 'x')));
-    std::vector<const incoming_event*> batch;
-    for (const auto& in : written)
-      batch.push_back(&in);
-    write(batch);
+    write_all(written);
     REQUIRE_FALSE(store->flush());
     for (auto& in : written)
       events.push_back(std::move(in));

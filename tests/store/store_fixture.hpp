@@ -90,6 +90,15 @@ struct store_fixture {
     return write(std::vector<const incoming_event*>{&ev}, now).front();
   }
 
+  /// Writes all of `events` as one batch.
+  std::vector<write_result> write_all(const std::vector<incoming_event>& events,
+                                      int64_t now = default_now) {
+    std::vector<const incoming_event*> batch;
+    for (const auto& in : events)
+      batch.push_back(&in);
+    return write(batch, now);
+  }
+
   /// Ids of a full scan, in delivery order.
   std::vector<nostr::bytes32> scan_ids(const nostr::filter& f,
                                        int64_t now = default_now) const {
