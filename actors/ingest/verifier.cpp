@@ -5,6 +5,7 @@
 #include "messages/clock.hpp"
 #include "messages/error.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "net/thread_name.hpp"
 #include "store/refused_store.hpp"
 
@@ -39,6 +40,15 @@ std::optional<ingest_result> check(self_pointer self, ingest_item& item) {
     metrics::event_ingested(ev.kind, item.source, "invalid");
     return ingest_result{ingest_status::invalid,
                          "invalid: event id does not match its content"};
+  }
+  // NIP-42: relays must not broadcast AUTH events, and one is worth
+  // nothing to anyone but the relay it authenticated to.
+  if (ev.kind == nostr::client_auth_kind) {
+    ++st.invalid;
+    metrics::event_ingested(ev.kind, item.source, "invalid");
+    return ingest_result{ingest_status::invalid,
+                         "invalid: kind 22242 authenticates with AUTH and is "
+                         "never published"};
   }
   // A stored id needs no signature check: a Get is ~50x cheaper.
   if (st.store->contains(ev.id)) {

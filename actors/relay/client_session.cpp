@@ -8,6 +8,7 @@
 #include "messages/error.hpp"
 #include "messages/nostr/client_message.hpp"
 #include "messages/nostr/event.hpp"
+#include "messages/nostr/filter.hpp"
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
@@ -98,15 +99,27 @@ constexpr const char* beyond_collections_text
   = "restricted: a federation peer may read only the collections offered "
     "to it";
 
-frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
+/// Keys one connection may authenticate as. NIP-42 lets a client add keys;
+/// the bound keeps a client signing with fresh keys from growing the set
+/// (it is scanned for every federation check and echo).
+constexpr size_t max_authenticated_keys = 16;
+
+frame_state on_auth(self_pointer self, const std::string& frame,
+                    simdjson::ondemand::array_iterator& it,
                     const simdjson::ondemand::array_iterator& end) {
   auto& st = self->state;
   simdjson::ondemand::value value;
   nostr::event ev;
   if (it == end || (*it).get(value))
     return notice(self, "invalid: AUTH needs a signed event");
-  if (auto reason = nostr::parse_event(value, ev); !reason.empty())
+  if (auto reason = nostr::parse_event(value, ev); !reason.empty()) {
+    // NIP-42: AUTH is answered with OK, like EVENT, whenever the id is known.
+    if (auto id = nostr::salvage_event_id(frame)) {
+      st.send(nostr::ok_message(*id, false, "invalid: " + reason));
+      return frame_state::done;
+    }
     return notice(self, "invalid: " + reason);
+  }
   // Without a configured public URL the relay tag is taken as the client
   // names it: a relay reachable under several names cannot check it.
   std::string relay_url = st.ctx->public_url;
@@ -118,6 +131,14 @@ frame_state on_auth(self_pointer self, simdjson::ondemand::array_iterator& it,
                                          unix_now());
   if (!reason.empty()) {
     st.send(nostr::ok_message(ev.id, false, "invalid: " + reason));
+    return frame_state::done;
+  }
+  if (st.authenticated.size() >= max_authenticated_keys
+      && st.authenticated.count(ev.pubkey) == 0) {
+    st.send(nostr::ok_message(
+      ev.id, false,
+      "blocked: this connection has authenticated "
+        + std::to_string(max_authenticated_keys) + " keys, the most it may"));
     return frame_state::done;
   }
   st.authenticated.insert(ev.pubkey);
@@ -380,14 +401,22 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
   auto& st = self->state;
   std::string sub_id;
   auto filters = read_filters(self, "REQ", sub_id, it, end);
-  if (!filters)
+  // NIP-01: a REQ with an open id replaces that subscription, and a CLOSED
+  // ends it: a refused REQ leaves nothing of the one it named running.
+  auto refuse = [&](std::string_view text) {
+    cancel_subscription(self, sub_id);
+    return closed(self, sub_id, text);
+  };
+  if (!filters) {
+    cancel_subscription(self, sub_id);
     return frame_state::done;
+  }
   if (!authorized(self))
-    return closed(self, sub_id, auth_required_text);
+    return refuse(auth_required_text);
   if (auto refusal = peer_read_refusal(self); !refusal.empty())
-    return closed(self, sub_id, refusal);
+    return refuse(refusal);
   if (beyond_collections(self, *filters))
-    return closed(self, sub_id, beyond_collections_text);
+    return refuse(beyond_collections_text);
   auto existing = st.subscriptions.find(sub_id);
   if (existing != st.subscriptions.end()) {
     // NIP-01: a REQ with an open id replaces that subscription.
@@ -718,7 +747,7 @@ frame_state on_frame(self_pointer self, std::string& frame) {
   if (verb == "COUNT")
     return on_count(self, it, end);
   if (verb == "AUTH")
-    return on_auth(self, it, end);
+    return on_auth(self, frame, it, end);
   if (self->state.ctx->negentropy.enabled) {
     if (verb == "NEG-OPEN")
       return on_neg_open(self, it, end);
@@ -855,6 +884,10 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
         if (i == st.subscriptions.end())
           continue;
         auto& sub = i->second;
+        // The hub matched the filters it knew when it published: a REQ
+        // that replaced this id since has its own.
+        if (!nostr::matches_any(*sub.job->filters, item->data.ev))
+          continue;
         if (sub.live) {
           // The writer hands an event to the hub after its commit, and the
           // hub reaches us later than the query worker may read the store:

@@ -254,6 +254,27 @@ test('CLOSE stops a subscription; the others on the connection go on', async () 
   await c.expectSilence(700, 'after CLOSE of "watch"')
 })
 
+test('a refused REQ over an open subscription id ends that subscription (NIP-01)', async () => {
+  const c = await client()
+  const filter = { kinds: [1], '#t': ['replaced-by-a-bad-req'] }
+  equal(await c.req('s', [filter]), [], 'stored events for replaced-by-a-bad-req')
+  c.send(['REQ', 's', { kinds: 'x' }])
+  await expectClosed(c, 's', 'an invalid REQ reusing an open id', 'invalid:')
+  const writer = await client()
+  await publishOk(writer, sign([['t', 'replaced-by-a-bad-req']]), 'an event the old filter matched')
+  await c.expectSilence(700, 'after the CLOSED of "s"')
+  // Its slot is free again: eight subscriptions fit.
+  for (let i = 1; i <= 8; i++) await c.req(`after${i}`, [{ limit: 1 }])
+})
+
+test('a kind-22242 event sent with EVENT is refused and reaches no subscriber (NIP-42)', async () => {
+  const watcher = await client()
+  equal(await watcher.req('auth-events', [{ kinds: [22242] }]), [], 'stored kind-22242 events')
+  const auth = sign([['relay', node.url], ['challenge', 'not-asked-for']], '', 22242, unixNow())
+  await expectRefused(main, ['EVENT', auth], auth.id, 'a kind-22242 EVENT')
+  await watcher.expectSilence(700, 'after the kind-22242 EVENT')
+})
+
 test('a fresh connection can publish and read; nothing stored was lost', async () => {
   node.assertAlive()
   const c = await client()

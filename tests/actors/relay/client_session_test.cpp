@@ -1,6 +1,7 @@
 #include "actors/relay/client_session.hpp"
 
 #include "messages/clock.hpp"
+#include "messages/nostr/nip42.hpp"
 #include "messages/nostr/wire.hpp"
 #include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
@@ -175,10 +176,15 @@ struct session_fixture : store_fixture, test::threaded_actor_system {
   std::shared_ptr<watched_connection> conn
     = std::make_shared<watched_connection>();
   std::shared_ptr<handed_jobs> handed = std::make_shared<handed_jobs>();
+  static inline const std::string auth_url = "ws://relay.test/";
   query_worker_actor holder;
   client_session_actor session;
 
-  session_fixture() {
+  /// `announce_auth`: the session announces a NIP-42 challenge on connect,
+  /// as its first frame, for the relay at `auth_url`.
+  explicit session_fixture(bool announce_auth = false) {
+    ctx->announce_auth = announce_auth;
+    ctx->public_url = auth_url;
     ctx->limits.set(config::relay_limits{});
     ctx->negentropy.enabled = true;
     ctx->item_sets = std::make_shared<item_set_cache>(store_item_source(*store),
@@ -332,4 +338,97 @@ TEST_CASE("a paging client's next REQ is answered by its session from the "
     CHECK(second->page_use == read_ahead_use::none);
     CHECK(first->paging->take_handed());
   }
+}
+
+namespace {
+
+/// A stored-and-published event as the hub hands it to sessions.
+ingest_item_ptr published(store::incoming_event in) {
+  auto item = std::make_shared<ingest_item>();
+  item->data = std::move(in);
+  item->source = "client";
+  return item;
+}
+
+} // namespace
+
+TEST_CASE("a refused REQ that names an open subscription ends that "
+          "subscription",
+          "[relay][client_session]") {
+  session_fixture f;
+  f.client_sends(R"(["REQ","s",{"kinds":[1]}])");
+  REQUIRE(f.handed->reached(1));
+  auto open = f.handed->query(0);
+  CHECK_FALSE(open->cancelled);
+  // NIP-01: the new REQ replaces "s", and its CLOSED says "s" is over.
+  f.client_sends(R"(["REQ","s",{"kinds":"x"}])");
+  CHECK(f.conn->frame(0).rfind(R"(["CLOSED","s","invalid: )", 0) == 0);
+  CHECK(open->cancelled);
+}
+
+TEST_CASE("a live event the hub matched against a subscription's previous "
+          "filters does not go out under the REQ that replaced them",
+          "[relay][client_session]") {
+  session_fixture f;
+  auto keys = nostr::generate_keypair();
+  f.client_sends(R"(["REQ","s",{"kinds":[1]}])");
+  REQUIRE(f.handed->reached(1));
+  auto first = f.handed->query(0);
+  caf::anon_send(f.session, atom::eose_v, first->sub_id, first->job_id);
+  REQUIRE(f.conn->finished_when(1) == 1);
+  f.client_sends(R"(["REQ","s",{"kinds":[7]}])");
+  REQUIRE(f.handed->reached(2));
+  auto second = f.handed->query(1);
+  // The hub matched this kind-1 event while "s" still asked for kind 1.
+  auto note = make_event(keys, 1, default_now, {}, "matched the old filter");
+  auto reaction = make_event(keys, 7, default_now, {}, "+");
+  auto later = make_event(keys, 7, default_now + 1, {}, "-");
+  caf::anon_send(f.session, atom::publish_v, published(note),
+                 std::vector<std::string>{"s"});
+  caf::anon_send(f.session, atom::publish_v, published(reaction),
+                 std::vector<std::string>{"s"});
+  caf::anon_send(f.session, atom::eose_v, second->sub_id, second->job_id);
+  REQUIRE(f.conn->finished_when(2) == 2);
+  caf::anon_send(f.session, atom::publish_v, published(later),
+                 std::vector<std::string>{"s"});
+  CHECK(f.conn->frame(0) == nostr::event_message("s", reaction.json));
+  CHECK(f.conn->frame(1) == nostr::event_message("s", later.json));
+}
+
+TEST_CASE("AUTH: a malformed event is answered OK false for its id, and one "
+          "connection authenticates at most 16 keys",
+          "[relay][client_session][nip42]") {
+  session_fixture f{true};
+  auto announced = f.conn->frame(0);
+  REQUIRE(announced.rfind(R"(["AUTH",")", 0) == 0);
+  const auto challenge = announced.substr(9, 64);
+  auto auth_frame = [&](const nostr::keypair& keys) {
+    auto ev = nostr::make_auth_event(keys, session_fixture::auth_url, challenge,
+                                     unix_now());
+    return std::make_pair(ev.id, R"(["AUTH",)" + nostr::to_json(ev) + "]");
+  };
+  size_t frames = 1;
+  auto answer = [&](const std::string& frame) {
+    f.client_sends(frame);
+    return f.conn->frame(frames++);
+  };
+  auto [bad_id, good_frame] = auth_frame(nostr::generate_keypair());
+  auto with_extra_field = good_frame;
+  with_extra_field.insert(with_extra_field.size() - 2, R"(,"extra":1)");
+  auto malformed = answer(with_extra_field);
+  CHECK(malformed.rfind(R"(["OK",")" + nostr::to_hex(bad_id) + R"(",false,"invalid: )", 0)
+        == 0);
+  std::vector<nostr::keypair> keys;
+  for (int i = 0; i < 16; ++i) {
+    keys.push_back(nostr::generate_keypair());
+    auto [id, frame] = auth_frame(keys.back());
+    CHECK(answer(frame) == nostr::ok_message(id, true, ""));
+  }
+  auto [refused_id, refused_frame] = auth_frame(nostr::generate_keypair());
+  CHECK(answer(refused_frame).rfind(
+          R"(["OK",")" + nostr::to_hex(refused_id) + R"(",false,"blocked: )", 0)
+        == 0);
+  // A key it holds may authenticate again.
+  auto [again_id, again_frame] = auth_frame(keys.front());
+  CHECK(answer(again_frame) == nostr::ok_message(again_id, true, ""));
 }
