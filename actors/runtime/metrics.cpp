@@ -10,6 +10,7 @@
 
 #include <caf/config_value.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -270,11 +271,26 @@ families& all() {
   return instance;
 }
 
-/// Keeps the `kind` label small: exact below 10000, one bucket per range
-/// (replaceable, ephemeral, addressable) above.
+/// Regular kinds (64 and above) that NIPs define, sorted: each keeps its own
+/// `kind` label.
+constexpr std::array<uint32_t, 31> named_regular_kinds{
+  1018, 1021, 1022, 1040, 1059, 1063, 1068, 1111, 1222, 1244, 1311,
+  1617, 1618, 1619, 1621, 1622, 1630, 1631, 1632, 1633, 1971, 1984,
+  1985, 2003, 2004, 4550, 7000, 9041, 9734, 9735, 9802};
+
+/// Keeps the `kind` label bounded whatever kinds clients sign: exact below 64
+/// and for the regular kinds NIPs define, one bucket per range otherwise.
+/// (An exact label for every kind below 10000 let one client add 10,000
+/// series that never go away.)
 std::string kind_label(uint32_t kind) {
-  if (kind < 10000)
+  if (kind < 64
+      || std::binary_search(named_regular_kinds.begin(), named_regular_kinds.end(),
+                            kind))
     return std::to_string(kind);
+  if (kind >= 5000 && kind < 7000)
+    return kind < 6000 ? "5000-5999" : "6000-6999";
+  if (kind < 10000)
+    return "other-0-9999";
   if (kind < 20000)
     return "10000-19999";
   if (kind < 30000)

@@ -58,6 +58,9 @@ TEST_CASE_METHOD(control_plane_fixture,
   metrics::event_ingested(1, "client", "stored");
   metrics::event_ingested(30617, "sync:a", "stored");
   metrics::event_ingested(20001, "peer:\"q\"\\n", "rejected");
+  metrics::event_ingested(1617, "client", "stored");
+  metrics::event_ingested(4321, "client", "invalid");
+  metrics::event_ingested(5123, "client", "stored");
   metrics::message_received("REQ");
   metrics::signature_checked(true);
   metrics::writer_batch(100, 0.002);
@@ -80,6 +83,11 @@ TEST_CASE_METHOD(control_plane_fixture,
   CHECK_THAT(body, Contains("ferry_store_events 42"));
   CHECK_THAT(body, Contains(R"(kind="30000-39999")"));
   CHECK_THAT(body, Contains(R"(kind="1")"));
+  // Kinds a client invents share a bucket: the series stay bounded.
+  CHECK_THAT(body, Contains(R"(kind="1617")"));
+  CHECK_THAT(body, Contains(R"(kind="other-0-9999")"));
+  CHECK_THAT(body, !Contains(R"(kind="4321")"));
+  CHECK_THAT(body, Contains(R"(kind="5000-5999")"));
   CHECK_THAT(body, Contains(R"(ferry_writer_batch_events_bucket{le="128"} )"));
   CHECK_THAT(body, Contains(R"(ferry_writer_commit_seconds_bucket{le="0.00025"} )"));
   CHECK_THAT(body, Contains(R"(source="peer:\"q\"\\n")"));
