@@ -161,6 +161,7 @@ std::vector<field> schema(config& cfg) {
                   leaf("max_filters", positive(limits.max_filters)),
                   leaf("max_limit", positive(limits.max_limit)),
                   leaf("default_limit", positive(limits.default_limit)),
+                  leaf("max_count_scan", positive(limits.max_count_scan)),
                   leaf("max_subscription_id_length",
                        positive(limits.max_subscription_id_length)),
                   leaf("max_future_seconds",
@@ -450,6 +451,7 @@ bool operator==(const relay_limits& x, const relay_limits& y) {
          && x.max_subscriptions == y.max_subscriptions
          && x.max_filters == y.max_filters && x.max_limit == y.max_limit
          && x.default_limit == y.default_limit
+         && x.max_count_scan == y.max_count_scan
          && x.max_subscription_id_length == y.max_subscription_id_length
          && x.max_future_seconds == y.max_future_seconds
          && x.max_outbound_bytes == y.max_outbound_bytes

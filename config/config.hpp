@@ -26,6 +26,10 @@ struct relay_limits {
   size_t max_limit = 5000;
   /// `limit` applied to a filter that has none.
   size_t default_limit = 500;
+  /// Index entries and stored events one COUNT may examine; a COUNT that
+  /// needs more is answered CLOSED "blocked:" (NIP-45). At most this many
+  /// COUNTs per connection are answered at once, as `max_subscriptions`.
+  size_t max_count_scan = 1000000;
   /// Longest subscription id, in characters.
   size_t max_subscription_id_length = 64;
   /// Events dated further than this into the future are refused, in seconds.

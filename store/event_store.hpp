@@ -109,6 +109,24 @@ struct scan_position {
   nostr::bytes32 id{};
 };
 
+/// The work a caller allows one read: index entries and stored events
+/// examined, matching or not.
+struct read_budget {
+  uint64_t left = 0;
+  /// The read stopped because `left` ran out; what it gave is incomplete.
+  bool exhausted = false;
+
+  /// Takes one unit; false (and exhausted) when none is left.
+  bool take() {
+    if (left == 0) {
+      exhausted = true;
+      return false;
+    }
+    --left;
+    return true;
+  }
+};
+
 /// The records of the events matching a filter, for negentropy (NIP-77).
 struct item_scan {
   /// Unordered; empty when `over_limit`.
@@ -159,16 +177,22 @@ public:
   /// after `resume` when given. Calls
   /// `sink(json, position)` per event until it returns false, `max_events`
   /// have been delivered, or the matches are exhausted.
+  /// With `budget`, each candidate examined takes a unit of it, and the scan
+  /// stops where it runs out (`budget->exhausted`).
   /// @returns true when more matches may remain (call again from the last
   ///          position delivered), false when the scan is exhausted.
   bool scan(const nostr::filter& f, int64_t now,
             const std::optional<scan_position>& resume, size_t max_events,
             const std::function<bool(std::string_view json,
-                                     const scan_position& pos)>& sink) const;
+                                     const scan_position& pos)>& sink,
+            read_budget* budget = nullptr) const;
 
   /// Number of distinct stored, unexpired events matching any of `fs`
   /// (NIP-45), using index keys only wherever the index covers the filter.
-  uint64_t count(const std::vector<nostr::filter>& fs, int64_t now) const;
+  /// With `budget`, each index entry or event examined takes a unit of it;
+  /// when it runs out the count is incomplete (`budget->exhausted`).
+  uint64_t count(const std::vector<nostr::filter>& fs, int64_t now,
+                 read_budget* budget = nullptr) const;
 
   /// The (created_at, id) of every stored, unexpired event matching `f`; with
   /// `f.limit`, of its newest `limit` matches (the ones a REQ would get).

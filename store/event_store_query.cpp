@@ -349,9 +349,12 @@ rocksdb::Status for_each_index_id(rocksdb::DB* db,
                                   rocksdb::ColumnFamilyHandle* family,
                                   const plan& p, const nostr::filter& f,
                                   const rocksdb::Snapshot* snap,
-                                  const id_set& expired, F&& f_id) {
+                                  const id_set& expired, read_budget* budget,
+                                  F&& f_id) {
   merged_index m(db, family, snap, p.prefixes, f.since, f.until, std::nullopt);
   for (; m.valid(); m.next()) {
+    if (budget && !budget->take())
+      break;
     auto pos = decode_suffix(m.current());
     if (expired.count(pos.id) == 0)
       f_id(pos.id);
@@ -412,8 +415,8 @@ std::optional<std::string> event_store::get_json(const nostr::bytes32& id) const
 bool event_store::scan(
   const nostr::filter& f, int64_t now, const std::optional<scan_position>& resume,
   size_t max_events,
-  const std::function<bool(std::string_view json, const scan_position& pos)>& sink)
-  const {
+  const std::function<bool(std::string_view json, const scan_position& pos)>& sink,
+  read_budget* budget) const {
   perf_counters_off_for_this_thread();
   // The interface has no error channel: a RocksDB read error ends the scan as
   // if it were exhausted (the next call would fail the same way).
@@ -465,25 +468,40 @@ bool event_store::scan(
 
   size_t delivered = 0;
   if (p->index == index_choice::ids) {
-    std::vector<std::pair<std::string, std::string>> hits; // suffix, json
+    // The matches' positions first, then the JSON of only those delivered:
+    // each slice of a large `ids` REQ copied every remaining match's JSON.
+    std::vector<std::string> hits; // suffixes: the serving order
     for (size_t from = 0; from < f.ids->size(); from += scan_batch_size) {
       candidates.clear();
-      for (size_t i = from; i < std::min(from + scan_batch_size, f.ids->size()); ++i)
+      for (size_t i = from; i < std::min(from + scan_batch_size, f.ids->size()); ++i) {
+        if (budget && !budget->take())
+          return true;
         candidates.push_back({0, (*f.ids)[i]});
-      read_candidates([&](size_t i, std::string_view json, const event_header& h) {
+      }
+      read_candidates([&](size_t i, std::string_view, const event_header& h) {
         auto suffix = suffix_of(h.created_at, candidates[i].id);
         if (!resume_suffix || suffix > *resume_suffix)
-          hits.emplace_back(std::move(suffix), std::string(json));
+          hits.push_back(std::move(suffix));
         return true;
       });
     }
     std::sort(hits.begin(), hits.end());
-    for (const auto& [suffix, json] : hits) {
-      if (delivered == max_events)
+    for (size_t from = 0; from < hits.size(); from += scan_batch_size) {
+      candidates.clear();
+      for (size_t i = from; i < std::min(from + scan_batch_size, hits.size()); ++i) {
+        auto pos = decode_suffix(hits[i]);
+        candidates.push_back({pos.created_at, pos.id});
+      }
+      bool stopped = false;
+      read_candidates([&](size_t i, std::string_view json, const event_header&) {
+        if (delivered == max_events || !sink(json, candidates[i])) {
+          stopped = true;
+          return false;
+        }
+        ++delivered;
         return true;
-      auto pos = decode_suffix(suffix);
-      ++delivered;
-      if (!sink(json, scan_position{pos.created_at, pos.id}))
+      });
+      if (stopped)
         return true;
     }
     return false;
@@ -502,6 +520,8 @@ bool event_store::scan(
     const auto wanted = std::min(batch, max_events - delivered);
     batch = std::min(batch * 2, scan_batch_size);
     for (; m.valid() && candidates.size() < wanted; m.next()) {
+      if (budget && !budget->take())
+        break;
       auto pos = decode_suffix(m.current());
       candidates.push_back({pos.created_at, pos.id});
     }
@@ -511,12 +531,14 @@ bool event_store::scan(
     };
     if (!read_candidates(serve))
       return true;
+    if (budget && budget->exhausted)
+      return true;
   }
   return false;
 }
 
-uint64_t event_store::count(const std::vector<nostr::filter>& fs,
-                            int64_t now) const {
+uint64_t event_store::count(const std::vector<nostr::filter>& fs, int64_t now,
+                            read_budget* budget) const {
   perf_counters_off_for_this_thread();
   // Covered filters are counted from index keys alone. Expiry is the one
   // condition an index key cannot show, so the ids that have expired but are
@@ -540,7 +562,7 @@ uint64_t event_store::count(const std::vector<nostr::filter>& fs,
     if (p->covers_everything()) {
       uint64_t n = 0;
       for_each_index_id(st.db, st.h(p->family), *p, fs.front(), snap.get(),
-                        expired_set(), [&n](const bytes32&) { ++n; });
+                        expired_set(), budget, [&n](const bytes32&) { ++n; });
       return n;
     }
   }
@@ -551,15 +573,18 @@ uint64_t event_store::count(const std::vector<nostr::filter>& fs,
       continue;
     if (p->covers_everything()) {
       for_each_index_id(st.db, st.h(p->family), *p, f, snap.get(),
-                        expired_set(),
+                        expired_set(), budget,
                         [&seen](const bytes32& id) { seen.insert(id); });
     } else {
       scan(f, now, std::nullopt, std::numeric_limits<size_t>::max(),
            [&seen](std::string_view, const scan_position& pos) {
              seen.insert(pos.id);
              return true;
-           });
+           },
+           budget);
     }
+    if (budget && budget->exhausted)
+      break;
   }
   return seen.size();
 }

@@ -268,6 +268,7 @@ query_job_ptr make_job(self_pointer self, const std::string& sub_id,
   job->count_only = count_only;
   auto limits = st.ctx->limits.get();
   job->default_limit = limits->default_limit;
+  job->max_count_scan = limits->max_count_scan;
   job->max_limit = limits->max_limit;
   job->now = unix_now();
   if (!count_only && st.ctx->queries.read_ahead) {
@@ -465,6 +466,17 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
     return closed(self, sub_id, refusal);
   if (beyond_collections(self, *filters))
     return closed(self, sub_id, beyond_collections_text);
+  // Each COUNT is work its connection's worker does in one go: a client
+  // gets as many answered at once as it may hold subscriptions.
+  if (auto same = st.counts.find(sub_id); same != st.counts.end()) {
+    same->second->cancelled = true;
+    st.counts.erase(same);
+  } else if (auto max = st.ctx->limits.get()->max_subscriptions;
+             st.counts.size() >= max) {
+    return closed(self, sub_id,
+                  "blocked: too many COUNTs at once (max " + std::to_string(max)
+                    + ")");
+  }
   auto job = make_job(self, sub_id, std::move(filters), true);
   st.counts[sub_id] = job;
   if (!start_job(self, std::move(job))) {
@@ -923,8 +935,16 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
       auto i = st.counts.find(sub_id);
       if (i == st.counts.end() || i->second->job_id != job_id)
         return;
+      auto refused = i->second->count_refused;
       st.counts.erase(i);
-      st.send(nostr::count_message(sub_id, n));
+      // NIP-45: a COUNT the relay will not fulfil is answered CLOSED.
+      if (refused)
+        st.send(nostr::closed_message(
+          sub_id, "blocked: this count would examine more than "
+                    + std::to_string(st.ctx->limits.get()->max_count_scan)
+                    + " stored events; narrow its filters"));
+      else
+        st.send(nostr::count_message(sub_id, n));
     },
     [self](atom::neg, neg_job_ptr& job) { on_neg_answer(self, *job); },
     [self](atom::tick) {

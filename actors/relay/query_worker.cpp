@@ -426,7 +426,11 @@ query_worker(query_worker_actor::stateful_pointer<query_worker_state> self,
       return;
     }
     if (job->count_only) {
-      auto n = st.store->count(*job->filters, job->now);
+      // Bounded: a COUNT runs in one go on the worker that serves its
+      // connection's REQs, and counting a large store's `{}` took seconds.
+      store::read_budget budget{job->max_count_scan};
+      auto n = st.store->count(*job->filters, job->now, &budget);
+      job->count_refused = budget.exhausted;
       caf::anon_send(job->session, atom::count_v, job->sub_id, job->job_id, n);
       return;
     }

@@ -127,6 +127,10 @@ struct query_job {
   uint64_t job_id = 0;
   filter_set_ptr filters;
   bool count_only = false;
+  /// A COUNT: the index entries and events it may examine
+  /// (`max_count_scan`); the worker sets `count_refused` when it needed more.
+  uint64_t max_count_scan = 0;
+  bool count_refused = false;
   /// `limit` for filters without one, and the cap on any filter's limit.
   size_t default_limit = 500;
   size_t max_limit = 5000;

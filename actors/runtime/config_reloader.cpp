@@ -78,6 +78,7 @@ const std::vector<section_key<config::relay_limits>>& limit_keys() {
     key<L>("max_filters", true, &L::max_filters),
     key<L>("max_limit", true, &L::max_limit),
     key<L>("default_limit", true, &L::default_limit),
+    key<L>("max_count_scan", true, &L::max_count_scan),
     key<L>("max_subscription_id_length", true, &L::max_subscription_id_length),
     key<L>("max_future_seconds", true, &L::max_future_seconds),
     key<L>("max_outbound_bytes", false, &L::max_outbound_bytes),

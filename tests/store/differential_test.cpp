@@ -207,6 +207,29 @@ TEST_CASE_METHOD(store_fixture, "indexed scans equal a linear filter",
     auto actual = scan_ids(f, now);
     REQUIRE(actual == expected);
     REQUIRE(store->count({f}, now) == expected.size());
+    if (round % 4 == 0) {
+      // A budget that suffices changes nothing; one below the matches stops
+      // the count and says so, and a scan there has sent a prefix.
+      read_budget ample{std::numeric_limits<uint64_t>::max()};
+      REQUIRE(store->count({f}, now, &ample) == expected.size());
+      REQUIRE_FALSE(ample.exhausted);
+      if (!expected.empty()) {
+        read_budget short_of_count{expected.size() - 1};
+        store->count({f}, now, &short_of_count);
+        REQUIRE(short_of_count.exhausted);
+        read_budget short_of_scan{expected.size() - 1};
+        std::vector<bytes32> sent;
+        store->scan(f, now, std::nullopt, std::numeric_limits<size_t>::max(),
+                    [&sent](std::string_view, const scan_position& pos) {
+                      sent.push_back(pos.id);
+                      return true;
+                    },
+                    &short_of_scan);
+        REQUIRE(short_of_scan.exhausted);
+        REQUIRE(sent.size() < expected.size());
+        REQUIRE(std::equal(sent.begin(), sent.end(), expected.begin()));
+      }
+    }
     {
       // Negentropy records: the same set, straight from the indexes; with a
       // limit, the newest `limit` (what a REQ gets); and refused, not cut,

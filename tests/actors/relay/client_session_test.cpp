@@ -432,3 +432,38 @@ TEST_CASE("AUTH: a malformed event is answered OK false for its id, and one "
   auto [again_id, again_frame] = auth_frame(keys.front());
   CHECK(answer(again_frame) == nostr::ok_message(again_id, true, ""));
 }
+
+TEST_CASE("a COUNT that would examine more than max_count_scan events is "
+          "closed blocked, and a connection has at most max_subscriptions "
+          "COUNTs at once",
+          "[relay][client_session]") {
+  session_fixture f;
+  config::relay_limits limits;
+  limits.max_count_scan = 3;
+  limits.max_subscriptions = 2;
+  f.ctx->limits.set(limits);
+  auto keys = nostr::generate_keypair();
+  for (int i = 0; i < 5; ++i)
+    f.write(make_event(keys, 1, default_now - i, {}, "note " + std::to_string(i)));
+  f.write(make_event(keys, 7, default_now, {}, "+"));
+  SECTION("too much to count") {
+    f.restart_worker();
+    f.client_sends(R"(["COUNT","all",{"kinds":[1]}])");
+    CHECK(f.conn->frame(0)
+          == R"(["CLOSED","all","blocked: this count would examine more than 3 )"
+             R"(stored events; narrow its filters"])");
+    f.client_sends(R"(["COUNT","some",{"kinds":[7]}])");
+    CHECK(f.conn->frame(1) == R"(["COUNT","some",{"count":1}])");
+  }
+  SECTION("too many at once") {
+    f.client_sends(R"(["COUNT","a",{"kinds":[1]}])");
+    f.client_sends(R"(["COUNT","b",{"kinds":[1]}])");
+    REQUIRE(f.handed->reached(2));
+    f.client_sends(R"(["COUNT","c",{"kinds":[1]}])");
+    CHECK(f.conn->frame(0) == R"x(["CLOSED","c","blocked: too many COUNTs at once (max 2)"])x");
+    // The same id again replaces its COUNT: the one before is cancelled.
+    f.client_sends(R"(["COUNT","a",{"kinds":[7]}])");
+    REQUIRE(f.handed->reached(3));
+    CHECK(f.handed->query(0)->cancelled);
+  }
+}
