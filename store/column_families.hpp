@@ -29,7 +29,9 @@ enum class cf : uint32_t {
   by_tag,
   /// expiration(8) · id → ∅
   by_expiration,
-  /// kind(4) · pubkey(32) · d → created_at(8) · id of the current version
+  /// kind(4) · pubkey(32) · d → created_at(8) · id of the newest version
+  /// the address has held, kept when that version is deleted or expires
+  /// (only the writer reads it; store/event_store_write.cpp).
   replaceable,
   /// NIP-09 records that block re-publication (see store/keys.hpp).
   deleted,

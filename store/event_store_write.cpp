@@ -294,6 +294,8 @@ public:
         const auto& cur = **current;
         bool newer = ev.created_at > cur.created_at
                      || (ev.created_at == cur.created_at && ev.id < cur.id);
+        // Also when that version was deleted or expired since: the slot
+        // outlives it so that older versions are not stored again.
         if (!newer && !in.replaces_newer)
           return write_result{write_outcome::duplicate,
                               "duplicate: have a newer version of this event"};
@@ -308,25 +310,19 @@ public:
     return write_result{write_outcome::stored, ""};
   }
 
-  /// Deletes `ev` with every index entry, and its slot when it holds `ev`.
-  caf::error erase(const nostr::event& ev) {
+  /// Deletes `ev` with every index entry. A slot that holds `ev` keeps its
+  /// (created_at, id): once the newest version of an address is deleted by
+  /// id or expires, the older versions it replaced must stay replaced (a
+  /// sync keeps offering them from remotes that never saw the newer one),
+  /// and only the slot remembers that a newer version existed. Nothing
+  /// serves from the slot family, so the record serves no erased event.
+  void erase(const nostr::event& ev) {
     writes_.erase(cf::events, view_of(slice_of(ev.id)));
     for_each_index_key(ev, nostr::expiration(ev),
                        [this](cf family, std::string_view key) {
                          writes_.erase_index(family, key);
                        });
     events_[ev.id] = nullptr;
-    if (!is_slotted_kind(ev.kind))
-      return {};
-    auto key = replaceable_key(ev.kind, ev.pubkey, slot_d(ev));
-    auto current = slot(key);
-    if (!current)
-      return std::move(current.error());
-    if (*current && (*current)->id == ev.id) {
-      writes_.erase(cf::replaceable, key);
-      slots_[key] = std::nullopt;
-    }
-    return {};
   }
 
   /// The stored (or batched) event with this id; nullopt when there is none.
@@ -386,9 +382,11 @@ private:
     deleted_[key] = std::move(value);
   }
 
+  /// The newest version the address has held, whether still stored or since
+  /// erased (see `erase`); nullopt when it never held one.
   caf::expected<std::optional<suffix_value>> slot(const std::string& key) {
     if (auto i = slots_.find(key); i != slots_.end())
-      return i->second;
+      return std::optional<suffix_value>{i->second};
     std::string value;
     auto s = db_.Get(rocksdb::ReadOptions{}, handle(cf::replaceable), key,
                      &value);
@@ -441,7 +439,7 @@ private:
     if (!old)
       return std::move(old.error());
     if (*old)
-      return erase(**old);
+      erase(**old);
     return {};
   }
 
@@ -460,8 +458,7 @@ private:
         if (*found && (*found)->kind == 5)
           continue;
         if (*found && (*found)->pubkey == del.pubkey)
-          if (auto err = erase(**found))
-            return err;
+          erase(**found);
         // Recorded even when the target is absent or someone else's: it blocks
         // a later arrival of the target only when that author is the deleter.
         put_deleted(deleted_id_key(target, del.pubkey),
@@ -500,8 +497,8 @@ private:
   int64_t now_;
   /// Events put (pointer) or deleted (nullptr) by this batch.
   std::map<bytes32, const nostr::event*> events_;
-  /// Slots set or cleared (nullopt) by this batch.
-  std::unordered_map<std::string, std::optional<suffix_value>> slots_;
+  /// Slots set by this batch.
+  std::unordered_map<std::string, suffix_value> slots_;
   /// `deleted` records written by this batch.
   std::unordered_map<std::string, std::string> deleted_;
 };
@@ -619,8 +616,7 @@ caf::expected<size_t> event_store::purge_expired(int64_t now) {
         return std::move(ev.error());
       if (!*ev)
         continue;
-      if (auto err = writer.erase(**ev))
-        return err;
+      writer.erase(**ev);
       ++purged;
     }
     writer.emit(batch);

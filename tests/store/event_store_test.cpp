@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -30,14 +31,26 @@ std::string address_of(uint32_t kind, const bytes32& pubkey, const std::string& 
   return std::to_string(kind) + ":" + hex(pubkey) + ":" + d;
 }
 
-/// Every index family is empty (the store holds no events).
-void require_no_index_keys(const store_fixture& fx) {
+/// Every index family is empty (the store holds no events); `replaceable`
+/// holds the `slots` records of erased versions that keep older ones out.
+void require_no_index_keys(const store_fixture& fx, size_t slots = 0) {
   for (auto family : {cf::events, cf::by_created, cf::by_kind, cf::by_author,
-                      cf::by_author_kind, cf::by_tag, cf::by_expiration,
-                      cf::replaceable}) {
+                      cf::by_author_kind, cf::by_tag, cf::by_expiration}) {
     CAPTURE(cf_name(family));
     CHECK(fx.keys_in(family) == 0);
   }
+  CHECK(fx.keys_in(cf::replaceable) == slots);
+}
+
+/// Nothing of kind `kind` is served: no scan, count or NIP-77 item set finds
+/// one.
+void require_none_served(const store_fixture& fx, uint32_t kind) {
+  CAPTURE(kind);
+  CHECK(fx.scan_ids(kinds_filter({kind})).empty());
+  CHECK(fx.store->count({kinds_filter({kind})}, default_now) == 0);
+  auto items = fx.store->negentropy_items(kinds_filter({kind}), default_now, 100);
+  REQUIRE(items);
+  CHECK(items->items.empty());
 }
 
 } // namespace
@@ -229,8 +242,85 @@ TEST_CASE_METHOD(store_fixture, "kind 5 deletes addressable events by address",
               .outcome
             == write_outcome::stored);
     CHECK_FALSE(store->contains(profile.ev.id));
-    CHECK(keys_in(cf::replaceable) == 2); // "keep" and the newer "post"
+    // "keep", the newer "post" and the deleted profile's record.
+    CHECK(keys_in(cf::replaceable) == 3);
   }
+}
+
+// The slot of an address outlives its newest version: deleted by id or
+// expired, that version leaves its (created_at, id) behind, so the versions
+// it replaced are not stored again (a sync keeps offering them from remotes
+// that never saw the newer one), while newer versions still are.
+TEST_CASE_METHOD(store_fixture, "a deleted newest version keeps older versions "
+                                "out",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto v1 = make_event(alice, 0, 100, {}, "v1");
+  auto v2 = make_event(alice, 0, 200, {}, "v2");
+  REQUIRE(write(v1).outcome == write_outcome::stored);
+  REQUIRE(write(v2).outcome == write_outcome::stored);
+  REQUIRE(write(make_event(alice, 5, 300, {{"e", hex(v2.ev.id)}})).outcome
+          == write_outcome::stored);
+  REQUIRE_FALSE(store->contains(v2.ev.id));
+  reopen();
+  auto again = write(v1);
+  CHECK(again.outcome == write_outcome::duplicate);
+  CHECK(again.message == "duplicate: have a newer version of this event");
+  CHECK(write(v2).outcome == write_outcome::refused);
+  CHECK_FALSE(store->contains(v1.ev.id));
+  CHECK_FALSE(store->contains(v2.ev.id));
+  require_none_served(*this, 0);
+
+  SECTION("a newer version is stored") {
+    auto v3 = make_event(alice, 0, 250, {}, "v3");
+    CHECK(write(v3).outcome == write_outcome::stored);
+    CHECK(scan_ids(kinds_filter({0})) == std::vector<bytes32>{v3.ev.id});
+    CHECK(write(v1).outcome == write_outcome::duplicate);
+  }
+  SECTION("a version of the same second is ordered by id, as NIP-01 says") {
+    std::optional<incoming_event> lower;
+    std::optional<incoming_event> higher;
+    for (int i = 0; !lower || !higher; ++i) {
+      auto candidate = make_event(alice, 0, 200, {}, "tie " + std::to_string(i));
+      (candidate.ev.id < v2.ev.id ? lower : higher) = candidate;
+    }
+    CHECK(write(*higher).outcome == write_outcome::duplicate);
+    CHECK(write(*lower).outcome == write_outcome::stored);
+    CHECK(scan_ids(kinds_filter({0})) == std::vector<bytes32>{lower->ev.id});
+  }
+}
+
+TEST_CASE_METHOD(store_fixture, "an expired newest version keeps older versions "
+                                "out",
+                 "[store]") {
+  auto alice = nostr::generate_keypair();
+  auto now = default_now;
+  auto s1 = make_event(alice, 30023, 100, {{"d", "s"}}, "s1");
+  auto s2 = make_event(alice, 30023, 200,
+                       {{"d", "s"}, {"expiration", std::to_string(now + 10)}},
+                       "s2");
+  REQUIRE(write(s1, now).outcome == write_outcome::stored);
+  REQUIRE(write(s2, now).outcome == write_outcome::stored);
+  auto purged = store->purge_expired(now + 10);
+  REQUIRE(purged);
+  REQUIRE(*purged == 1);
+  reopen();
+  auto again = write(s1, now + 10);
+  CHECK(again.outcome == write_outcome::duplicate);
+  CHECK(again.message == "duplicate: have a newer version of this event");
+  CHECK_FALSE(store->contains(s1.ev.id));
+  CHECK_FALSE(store->contains(s2.ev.id));
+  require_none_served(*this, 30023);
+  // The slot of another d is another address.
+  auto other = make_event(alice, 30023, 100, {{"d", "t"}});
+  CHECK(write(other, now + 10).outcome == write_outcome::stored);
+
+  auto s3 = make_event(alice, 30023, 300, {{"d", "s"}}, "s3");
+  CHECK(write(s3, now + 10).outcome == write_outcome::stored);
+  nostr::filter address = kinds_filter({30023});
+  address.tags = {{'d', {"s"}}};
+  CHECK(scan_ids(address, now + 10) == std::vector<bytes32>{s3.ev.id});
+  CHECK(store->count({address}, now + 10) == 1);
 }
 
 TEST_CASE_METHOD(store_fixture, "NIP-40 expiration", "[store]") {
@@ -276,7 +366,7 @@ TEST_CASE_METHOD(store_fixture, "NIP-40 expiration", "[store]") {
     auto purged = store->purge_expired(now + 1);
     REQUIRE(purged);
     CHECK(*purged == 1);
-    require_no_index_keys(*this);
+    require_no_index_keys(*this, 1);
   }
 }
 
@@ -332,7 +422,7 @@ TEST_CASE_METHOD(store_fixture, "events of one batch see each other", "[store]")
     auto r = write({&ev, &del});
     CHECK(r[1].outcome == write_outcome::stored);
     CHECK_FALSE(store->contains(ev.ev.id));
-    CHECK(keys_in(cf::replaceable) == 0);
+    require_none_served(*this, 30000);
   }
 }
 
