@@ -73,13 +73,29 @@ size_t read_changes(const event_store& store, uint64_t after, size_t max,
 }
 
 caf::error backfill_change_log(event_store& store) {
-  if (last_change_seq(store) > 0)
-    return {};
+  // The log is rebuilt from scratch rather than resumed. Before schema 2 no
+  // writer appends to it (the writer starts only on a store this open has
+  // migrated) and no up stream holds a cursor into it, so whatever it holds
+  // is an interrupted backfill's: the chunks committed before a crash or a
+  // full disk. Clearing them in the first chunk's commit makes the rebuild
+  // exact whatever was left. A resume from the last entry would have to
+  // find that entry's event again (the order is by_created's, not the
+  // log's) and trust that nothing older was stored since; rebuilding costs
+  // at most one more pass over by_created, once.
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(
+    rocksdb::ReadOptions{}, store.handle(cf::changes)));
+  rocksdb::WriteBatch batch;
+  it->SeekToLast();
+  // From the smallest key to just past the last one (the end is exclusive).
+  if (it->Valid())
+    batch.DeleteRange(store.handle(cf::changes), rocksdb::Slice{},
+                      it->key().ToString() + '\0');
+  if (!it->status().ok())
+    return storage_error(it->status());
   // by_created keys start with the inverted created_at: the last key is the
   // oldest event, so walking backwards gives commit-like (oldest first) order.
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(
-    rocksdb::ReadOptions{}, store.handle(cf::by_created)));
-  rocksdb::WriteBatch batch;
+  it.reset(store.db()->NewIterator(rocksdb::ReadOptions{},
+                                   store.handle(cf::by_created)));
   uint64_t seq = 0;
   auto flush = [&]() -> caf::error {
     auto s = store.db()->Write(rocksdb::WriteOptions{}, &batch);

@@ -43,8 +43,8 @@ uint64_t last_change_seq(const event_store& store);
 size_t read_changes(const event_store& store, uint64_t after, size_t max,
                     const std::function<bool(const change&)>& sink);
 
-/// Fills an empty log from the `by_created` index, oldest first (schema 1 →
-/// 2 migration). Idempotent: a log with entries is left alone.
+/// Rebuilds the log from the `by_created` index, oldest first (schema 1 → 2
+/// migration), replacing what an interrupted earlier run left in it.
 caf::error backfill_change_log(event_store& store);
 
 } // namespace ferry::store

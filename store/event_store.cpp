@@ -352,6 +352,8 @@ event_store::open(const store_options& opts) {
                                + " is newer than this build supports ("
                                + std::to_string(schema_version)
                                + "); use a newer Ferry");
+    // Rebuilt whole at each open until the version below is written: a
+    // backfill cut short (crash, full disk) is completed by the next open.
     if (found < 2)
       if (auto err = backfill_change_log(*result))
         return err;

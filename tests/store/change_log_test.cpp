@@ -5,6 +5,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+
 using namespace ferry;
 using namespace ferry::store;
 using namespace ferry::store::test;
@@ -18,6 +20,26 @@ std::vector<change> all_changes(const event_store& store, uint64_t after = 0) {
     return true;
   });
   return result;
+}
+
+/// Stores 50 kind 1 events of one author at distinct times (500 to 549),
+/// one commit each, not in the order of their times.
+std::vector<incoming_event> store_notes(store_fixture& fx) {
+  auto keys = nostr::generate_keypair();
+  std::vector<incoming_event> evs;
+  for (int i = 0; i < 50; ++i)
+    evs.push_back(make_event(keys, 1, 500 + (i * 7) % 50));
+  for (const auto& ev : evs)
+    fx.write(ev);
+  return evs;
+}
+
+/// Sets the store's schema version back to 1, where the change log begins.
+void set_schema_1(event_store& store) {
+  REQUIRE(store.db()
+            ->Put(rocksdb::WriteOptions{}, store.handle(cf::meta),
+                  std::string(schema_version_key), "1")
+            .ok());
 }
 
 } // namespace
@@ -57,17 +79,9 @@ TEST_CASE_METHOD(store_fixture, "the change log reads in sequence order from "
 TEST_CASE_METHOD(store_fixture, "a schema 1 store gets its change log "
                                 "backfilled oldest first",
                  "[store][changes]") {
-  auto keys = nostr::generate_keypair();
-  std::vector<incoming_event> evs;
-  for (int i = 0; i < 50; ++i)
-    evs.push_back(make_event(keys, 1, 500 + (i * 7) % 50));
-  for (const auto& ev : evs)
-    write(ev);
+  auto evs = store_notes(*this);
   REQUIRE(all_changes(*store).empty());
-  REQUIRE(store->db()
-            ->Put(rocksdb::WriteOptions{}, store->handle(cf::meta),
-                  std::string(schema_version_key), "1")
-            .ok());
+  set_schema_1(*store);
   reopen();
   auto log = all_changes(*store);
   REQUIRE(log.size() == evs.size());
@@ -90,4 +104,41 @@ TEST_CASE_METHOD(store_fixture, "a schema 1 store gets its change log "
   // A second start does not append again.
   reopen();
   CHECK(all_changes(*store).size() == evs.size());
+}
+
+// The backfill commits in chunks; a crash or a full disk after the first
+// left a partial log that the next open, finding it non-empty, kept for good
+// (and wrote schema 2 over it).
+TEST_CASE_METHOD(store_fixture, "an interrupted backfill is completed by the "
+                                "next open",
+                 "[store][changes]") {
+  auto evs = store_notes(*this);
+  // Oldest first, the order of the backfill.
+  std::sort(evs.begin(), evs.end(), [](const auto& x, const auto& y) {
+    return x.ev.created_at < y.ev.created_at;
+  });
+  set_schema_1(*store);
+  // What a first chunk committed: the oldest events, from seq 1 on.
+  rocksdb::WriteBatch partial;
+  for (size_t i = 0; i < 20; ++i)
+    append_change(partial, *store, i + 1, evs[i].ev.id, "");
+  REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &partial).ok());
+  reopen();
+  auto log = all_changes(*store);
+  REQUIRE(log.size() == evs.size());
+  for (size_t i = 0; i < log.size(); ++i) {
+    CHECK(log[i].seq == i + 1);
+    CHECK(log[i].id == evs[i].ev.id);
+  }
+  CHECK(last_change_seq(*store) == evs.size());
+
+  SECTION("entries past the rebuilt log are cleared with the rest") {
+    set_schema_1(*store);
+    rocksdb::WriteBatch stale;
+    append_change(stale, *store, 1000, nostr::generate_keypair().pubkey, "");
+    REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &stale).ok());
+    reopen();
+    CHECK(all_changes(*store).size() == evs.size());
+    CHECK(last_change_seq(*store) == evs.size());
+  }
 }
