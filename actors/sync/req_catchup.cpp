@@ -192,24 +192,44 @@ constexpr uint64_t second_pages_max = 10;
 /// cannot hold is logged: REQ has no other way into it. `sub` is a copy: a
 /// page opened here may close the live tail (make_room_for_page), whose
 /// entry it may be.
+///
+/// A page is only ever paged on from what its own answer proved, so it
+/// carries one filter. A REQ of several filters (the live tail's first
+/// page, the deletion tail) proves nothing about any one of them: an event
+/// counts for every filter it matches, though another filter's window may
+/// have brought it (an author's old kind-0 for {kinds:[0]} also matches
+/// {authors:[X]}, far below that filter's window), and a relay that caps
+/// the whole REQ rather than each filter may leave a later filter's window
+/// short or empty. Paging a filter from such an answer skipped its events
+/// between its window and that oldest one, and the cursor passed them. So
+/// once such a REQ brought anything, each of its filters is paged in a
+/// subscription of its own from the top (its first page again: the events
+/// it repeats cost a lookup each).
 void page_if_capped(self_pointer self, req_subscriptions::subscription sub) {
   auto& st = self->state;
+  if (sub.sent.size() != 1) {
+    if (std::none_of(sub.received.begin(), sub.received.end(),
+                     [](uint64_t n) { return n > 0; }))
+      return;
+    for (size_t i = 0; i < sub.sent.size(); ++i)
+      open_page(self, {sub.sent[i]}, i, std::nullopt);
+    return;
+  }
   const auto most_per_page = st.session.remote_max_limit > 0
                                ? st.session.remote_max_limit
                                : st.session.page_size * second_pages_max;
-  for (size_t i = 0; i < sub.sent.size(); ++i) {
-    auto filter = sub.filter ? *sub.filter : i;
-    auto outcome = after_page(sub.sent[i], sub.received[i], sub.oldest[i],
-                              sub.resume, most_per_page);
-    if (outcome.crowded)
-      log::warn("{} filter {} matches more than {} events at {}: the "
-                "remote serves no more of that second",
-                st.label, filter, outcome.crowded->limit,
-                outcome.crowded->second);
-    if (outcome.next)
-      open_page(self, {std::move(*outcome.next)}, filter,
-                std::move(outcome.resume));
-  }
+  auto filter = sub.filter.value_or(0);
+  auto outcome = after_page(sub.sent.front(), sub.received.front(),
+                            sub.oldest.front(), std::move(sub.resume),
+                            most_per_page);
+  if (outcome.crowded)
+    log::warn("{} filter {} matches more than {} events at {}: the remote "
+              "serves no more of that second",
+              st.label, filter, outcome.crowded->limit,
+              outcome.crowded->second);
+  if (outcome.next)
+    open_page(self, {std::move(*outcome.next)}, filter,
+              std::move(outcome.resume));
 }
 
 } // namespace

@@ -1,8 +1,9 @@
 #pragma once
 
 // The RELAY CONNECTION's REQ subscriptions on the remote: the live one
-// (whose first answer is the newest page of a REQ catch-up) and the pages of
-// older history, asked for with `until` until a page comes back empty.
+// (whose first answer is the newest page of a REQ catch-up of one filter)
+// and the pages of older history, one filter each, asked for with `until`
+// until a page comes back empty.
 // Driven (GRASP) and NIP-77 connections open their REQs here too. Internal
 // to actors/sync/relay_*.
 
@@ -28,7 +29,8 @@ struct req_subscriptions {
     std::optional<size_t> filter;
     /// The filters as sent (with since / until / limit).
     std::vector<nostr::filter> sent;
-    /// Per sent filter: events received and the oldest created_at seen.
+    /// Per sent filter: events received and the oldest created_at seen
+    /// (what a page of one filter goes on from; see page_if_capped).
     std::vector<uint64_t> received;
     std::vector<int64_t> oldest;
     bool eose = false;

@@ -953,6 +953,54 @@ TEST_CASE("a REQ catch-up from a remote that ignores until ends its paging "
   check_clean_shutdown(*scene.b);
 }
 
+// Two filters whose windows overlap: {kinds:[0]} brings the author's kind-0
+// from long ago, which {authors:[X], limit:10} matches too, far below its
+// own window of X's 10 newest notes. The remote limits each filter (a Ferry
+// node) or caps the whole REQ at 10 events, filters in their order
+// (neg_relay.mjs --max-per-req). Each filter is paged from what its own
+// page brought. Before, the old kind-0 counted for the second filter too,
+// its next page started below it, X's 20 older notes were never asked for,
+// and the catch-up completed with the cursor past them.
+TEST_CASE("a REQ catch-up of several filters pages each from its own window",
+          "[integration][sync]") {
+  const std::string remote = GENERATE(std::string{"limit per filter"},
+                                      std::string{"cap per REQ"});
+  CAPTURE(remote);
+  auto keys = nostr::generate_keypair();
+  const auto now = test::unix_now();
+  auto events = make_events(keys, 30, now - 971, 1, "note");
+  events.push_back(test::make_note(keys, now - 5000, "{\"name\":\"x\"}", 0));
+  server_options o;
+  o.filters = "[{ kinds = [0] }, { authors = [\"" + nostr::to_hex(keys.pubkey)
+              + "\"], limit = 10 }]";
+  o.follow_deletions = false;
+  const std::string by_author = R"({"authors":[")" + nostr::to_hex(keys.pubkey)
+                                + R"("],"limit":5000})";
+  auto check_caught_up = [&](node& b, const std::string& remote_log) {
+    auto b_admin = b.admin_port();
+    bool complete = test::poll_until(
+      [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 20s);
+    INFO(sync_reports(b_admin, "node-a") << logs(nullptr, &b.process)
+                                         << remote_log);
+    REQUIRE(complete);
+    // Complete means stored: nothing may arrive after it.
+    CHECK(ids_of(b.port, by_author) == id_set(events));
+  };
+  if (remote == "limit per filter") {
+    test::temp_dir dir_a, dir_b;
+    node a{test::node_config(dir_a)};
+    publish(a.port, events);
+    node b{b_config(dir_b, sync_server_toml(a.port, o))};
+    check_caught_up(b, "");
+    check_clean_shutdown(b, a);
+  } else {
+    b_from_neg_relay scene{events, {"--max-per-req", "10"}, o};
+    check_caught_up(*scene.b, scene.relay.output());
+    scene.check_never_failed();
+    check_clean_shutdown(*scene.b);
+  }
+}
+
 // The deletion follower's history of an author learned during a REQ
 // catch-up (asked for a second later) waits for room among the remote's
 // subscriptions too, here 2: the live tail and a page. Told by NIP-11, it is

@@ -20,6 +20,7 @@
 //                      [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids]
 //                      [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits]
 //                      [--answer-delay-ms N] [--ignore-until] [--max-limit N]
+//                      [--max-per-req N]
 // prints `neg_relay listening on ws://HOST:PORT (N events)` on stdout once it
 // listens (port 0: the OS picks one), and runs until SIGTERM/SIGINT.
 // --negentropy simulates relays without NIP-77: `error` answers NEG-OPEN with
@@ -45,11 +46,13 @@
 // since or until, as relays that do not page serve them.
 // --max-limit: a filter gets at most N stored events, whatever its limit;
 // with --advertise-limits the NIP-11 document names it
-// (`limitation.max_limit`).
+// (`limitation.max_limit`). --max-per-req: a REQ gets at most N stored
+// events over all its filters, answered in their order, as relays that cap
+// a whole REQ rather than each filter do (a later filter may get none).
 //
 // As a module: `startNegRelay({ events, port, host, frameSizeLimit, negentropy, arriving,
 // maxIds, refuseId, refuseReason, authForIds, maxSubs, maxSubsReason, advertiseLimits,
-// answerDelayMs, ignoreUntil, maxLimit })`
+// answerDelayMs, ignoreUntil, maxLimit, maxPerReq })`
 // resolves to `{ url, port, events, close() }`.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -214,7 +217,7 @@ export function loadEvents(file) {
   return events
 }
 
-export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0, ignoreUntil = false, maxLimit = 0 } = {}) {
+export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1', frameSizeLimit = 60000, negentropy = 'on', arriving = new Map(), maxIds = 0, refuseId = '', refuseReason = 'blocked: this event is not served here', authForIds = false, maxSubs = 0, maxSubsReason = '', advertiseLimits = false, answerDelayMs = 0, ignoreUntil = false, maxLimit = 0, maxPerReq = 0 } = {}) {
   const http = createServer((req, res) => {
     if (!(req.headers.accept ?? '').includes('application/nostr+json')) {
       res.writeHead(426, { 'Content-Type': 'text/plain' })
@@ -274,11 +277,13 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
             }
             subs.set(subId, filters)
             const answer = () => {
+              let left = maxPerReq > 0 ? maxPerReq : Infinity
               for (const filter of filters) {
                 const matched = ignoreUntil ? { ...filter, since: undefined, until: undefined } : filter
                 const hits = [...events.values()].filter((e) => matchFilter(matched, e)).sort(served)
-                const most = Math.min(filter.limit ?? hits.length, maxLimit > 0 ? maxLimit : hits.length)
+                const most = Math.min(filter.limit ?? hits.length, maxLimit > 0 ? maxLimit : hits.length, left)
                 for (const e of hits.slice(0, most)) send(['EVENT', subId, e])
+                left -= most
               }
               send(['EOSE', subId])
             }
@@ -358,12 +363,12 @@ export function startNegRelay({ events = new Map(), port = 0, host = '127.0.0.1'
 // -- CLI ------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0, ignoreUntil: false, maxLimit: 0 }
+  const opts = { port: 0, host: '127.0.0.1', frameSizeLimit: 60000, negentropy: 'on', arriving: '', maxIds: 0, refuseId: '', refuseReason: 'blocked: this event is not served here', authForIds: false, maxSubs: 0, maxSubsReason: '', advertiseLimits: false, answerDelayMs: 0, ignoreUntil: false, maxLimit: 0, maxPerReq: 0 }
   const usage = (why) => {
     console.error(`${why}\nusage: node neg_relay.mjs --events FILE.jsonl [--port 0] [--host 127.0.0.1] ` +
       '[--frame-size-limit 60000] [--negentropy on|error|notice|silent] [--arrive-after-neg-open FILE.jsonl] ' +
       '[--max-ids N] [--refuse-id ID] [--refuse-reason TEXT] [--auth-for-ids] [--max-subs N] [--max-subs-reason TEXT] [--advertise-limits] ' +
-      '[--answer-delay-ms N] [--ignore-until] [--max-limit N]')
+      '[--answer-delay-ms N] [--ignore-until] [--max-limit N] [--max-per-req N]')
     process.exit(2)
   }
   for (let i = 0; i < argv.length; i += 2) {
@@ -388,6 +393,7 @@ function parseArgs(argv) {
     else if (flag === '--max-subs-reason') opts.maxSubsReason = value
     else if (flag === '--answer-delay-ms') opts.answerDelayMs = Number(value)
     else if (flag === '--max-limit') opts.maxLimit = Number(value)
+    else if (flag === '--max-per-req') opts.maxPerReq = Number(value)
     else usage(`unknown option ${flag}`)
   }
   if (!opts.events) usage('--events is required')
@@ -398,6 +404,7 @@ function parseArgs(argv) {
   if (!Number.isInteger(opts.maxSubs) || opts.maxSubs < 0) usage('--max-subs must be an integer >= 0')
   if (!Number.isInteger(opts.answerDelayMs) || opts.answerDelayMs < 0) usage('--answer-delay-ms must be an integer >= 0')
   if (!Number.isInteger(opts.maxLimit) || opts.maxLimit < 0) usage('--max-limit must be an integer >= 0')
+  if (!Number.isInteger(opts.maxPerReq) || opts.maxPerReq < 0) usage('--max-per-req must be an integer >= 0')
   if (opts.refuseId && !/^[0-9a-f]{64}$/.test(opts.refuseId)) usage('--refuse-id must be 64 lowercase hex digits')
   return opts
 }
