@@ -146,6 +146,11 @@ void on_up_ok(self_pointer self, const std::string& id, bool ok,
     case up_stream::answer::rate_limited:
       report(self, atom::report_v, atom::ratelimit_v, st.def.id, reason);
       return fail(self, error_class::rate_limited, reason);
+    case up_stream::answer::failed:
+      // The up cursor stays below the event: the next session sends it
+      // again, after the backoff.
+      return fail(self, error_class::protocol,
+                  "the relay did not take an event for now: " + reason);
     case up_stream::answer::auth_required:
       if (st.def.auth == auth_mode::never || st.session.challenge.empty()
           || st.session.authenticated)

@@ -1,5 +1,6 @@
 #include "actors/sync/up_stream.hpp"
 
+#include "actors/ingest/policy_rules.hpp"
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
 #include "store/change_log.hpp"
@@ -118,6 +119,11 @@ up_stream::answer up_stream::on_ok(const std::string& id_hex, bool ok,
   } else if (message.rfind("rate-limited:", 0) == 0) {
     // Stays in flight: the connection backs off and rewinds.
     return answer::rate_limited;
+  } else if (is_temporary_refusal(message)) {
+    // The remote did not take it, but may next time (a full disk, a writer
+    // restarting: "error: ..."). Stays in flight, so the cursor stays below
+    // it: passing it would lose the event for the remote for good.
+    return answer::failed;
   } else if (message.rfind("auth-required:", 0) == 0) {
     return answer::auth_required;
   } else {

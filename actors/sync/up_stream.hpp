@@ -17,9 +17,9 @@ namespace ferry {
 /// The "up" half of a RELAY CONNECTION: it reads the store's change log from
 /// a persistent cursor and turns the events that match the server's filters
 /// into EVENT frames, keeping at most `window` unanswered. The cursor only
-/// passes an entry once the remote answered it (or it is not for the
-/// remote), so a restart resends what may not have arrived and skips
-/// nothing. Entries whose source is the remote itself are never sent back.
+/// passes an entry once the remote took it or refused it for good (or it is
+/// not for the remote), so a restart resends what may not have arrived or
+/// was refused for now, and skips nothing. Entries whose source is the remote itself are never sent back.
 /// Not an actor: the connection owns one per connected session.
 class up_stream {
 public:
@@ -35,6 +35,10 @@ public:
     refused,
     /// OK false with "rate-limited:": back off; it is sent again later.
     rate_limited,
+    /// OK false with another refusal that may not hold next time ("error:"
+    /// when the remote could not store it, a created_at too far ahead): back
+    /// off; it is sent again later.
+    failed,
     /// OK false with "auth-required:": send again after AUTH.
     auth_required,
   };

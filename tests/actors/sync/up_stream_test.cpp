@@ -109,6 +109,35 @@ TEST_CASE_METHOD(up_fixture, "the up stream resumes from its cursor and "
   }
 }
 
+// What Ferry's own relay answers when it cannot store an event for now.
+// Before, any OK false but a rate limit or an AUTH was a refusal for good:
+// the cursor passed the event and it never reached the remote.
+TEST_CASE_METHOD(up_fixture, "an event the remote could not store for now "
+                             "stays in flight and is sent again",
+                 "[up_stream]") {
+  const std::string why = GENERATE(
+    std::string{"error: disk full: x"},
+    std::string{"error: the writer is restarting; try again"},
+    std::string{"error: no verifier is running; try again"});
+  CAPTURE(why);
+  for (int i = 0; i < 3; ++i)
+    add(1, 100 + i, "client");
+  up_stream up{*store, "sync:a", {kinds_filter({1})}, 0, 10};
+  REQUIRE(up.fill(default_now).size() == 3);
+  CHECK(up.on_ok(id_of(0), false, why) == up_stream::answer::failed);
+  CHECK(up.on_ok(id_of(1), true, "") == up_stream::answer::accepted);
+  CHECK(up.refused == 0);
+  CHECK(up.cursor() == 0);
+  CHECK_FALSE(up.drained());
+  up.rewind();
+  auto again = up.fill(default_now);
+  REQUIRE(again.size() == 3);
+  CHECK(id_in(again[0]) == id_of(0));
+  for (int i = 0; i < 3; ++i)
+    CHECK(up.on_ok(id_of(i), true, "") == up_stream::answer::accepted);
+  CHECK(up.cursor() == 3);
+}
+
 TEST_CASE_METHOD(up_fixture, "the up stream skips events gone from the store "
                              "and expired ones",
                  "[up_stream]") {
