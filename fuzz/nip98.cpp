@@ -58,9 +58,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       header = "Nostr " + nostr::base64_encode(nostr::to_json(ev));
     }
   }
-  nostr::bytes32 pubkey{};
-  auto reason = nostr::verify_http_auth(header, url, method, body, now, &pubkey);
+  nostr::http_auth_event ev;
+  auto reason = nostr::verify_http_auth(header, url, method, body, now, &ev);
   if (reason.empty() && data[0] % 3 == 2)
-    fuzz::require(pubkey == signer().pubkey, "a verified event names its signer");
+    fuzz::require(ev.pubkey == signer().pubkey,
+                  "a verified event names its signer");
   return 0;
 }

@@ -531,12 +531,12 @@ std::string proven_key(std::string_view proof, std::string_view url,
   auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos)
     return {};
-  nostr::bytes32 key{};
+  nostr::http_auth_event ev;
   if (!nostr::verify_http_auth_either_scheme(proof, url.substr(scheme_end + 3),
-                                             method, authorization, now, &key)
+                                             method, authorization, now, &ev)
          .empty())
     return {};
-  return nostr::to_hex(key);
+  return nostr::to_hex(ev.pubkey);
 }
 
 } // namespace ferry

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <variant>
 #include <vector>
 
@@ -32,6 +33,44 @@ net::http_response method_not_allowed(const std::string& allowed) {
   auto res = admin_error(405, "method not allowed; use " + allowed);
   res.headers["Allow"] = allowed;
   return res;
+}
+
+/// A 401 with the challenge `scheme` offers.
+net::http_response unauthorized(const std::string& why,
+                                const std::string& scheme) {
+  auto res = admin_error(401, why);
+  res.headers["WWW-Authenticate"] = scheme;
+  return res;
+}
+
+/// Each accepted NIP-98 event authorizes one request: a second use inside
+/// its window is refused (401), as is any new event while `memory` is full
+/// (503 with when to try again; see `nostr::http_auth_memory` for why
+/// nothing is forgotten early). nullopt: admitted.
+std::optional<net::http_response>
+admit_once(nostr::http_auth_memory& memory, const nostr::http_auth_event& ev,
+           int64_t now, const std::string& scheme) {
+  using verdict = nostr::http_auth_memory::verdict;
+  switch (memory.admit(ev.id, ev.created_at, now)) {
+    case verdict::fresh:
+      return std::nullopt;
+    case verdict::reused:
+      return unauthorized("NIP-98: event " + nostr::to_hex(ev.id)
+                            + " was used before; sign a new event for "
+                              "each request",
+                          scheme);
+    case verdict::full: {
+      auto wait = memory.seconds_until_room(now);
+      auto res = admin_error(
+        503, "NIP-98: this node remembers " + std::to_string(memory.capacity())
+               + " events of requests accepted in the last two minutes, the "
+                 "most it keeps to refuse their reuse; try again in "
+               + std::to_string(wait) + " s");
+      res.headers["Retry-After"] = std::to_string(wait);
+      return res;
+    }
+  }
+  return std::nullopt;
 }
 
 void serve(control_plane_pointer self, const admin_exchange_ptr& ex) {
@@ -54,24 +93,36 @@ void serve(control_plane_pointer self, const admin_exchange_ptr& ex) {
     return ex->answer(admin_error(
       400, "bad request target: this route takes no query", "target"));
   resolved.args.query = target.query;
+  auto now = unix_now();
+  auto refuse = [&](net::http_response res) {
+    if (res.status == 401)
+      ++st.unauthorized;
+    log::debug("{} refused {} {} from {}: {}", self->name(), req.method,
+               req.target, req.remote_address, res.body);
+    ex->answer(std::move(res));
+  };
   // Deny by default: everything but the open routes needs credentials, also
   // paths that match no route (so unknown paths reveal nothing either).
   if (resolved.route && resolved.route->access == admin_access::signed_peer) {
-    if (auto why = peer_authorize(req, unix_now(), ex->caller); !why.empty()) {
-      ++st.unauthorized;
-      auto res = admin_error(401, why);
-      res.headers["WWW-Authenticate"] = "Nostr";
-      return ex->answer(std::move(res));
-    }
+    const std::string scheme = "Nostr";
+    nostr::http_auth_event ev;
+    if (auto why = peer_authorize(st.nip98.public_url, req, now, ev);
+        !why.empty())
+      return refuse(unauthorized(why, scheme));
+    if (auto refusal = admit_once(st.nip98.seen->peers, ev, now, scheme))
+      return refuse(std::move(*refusal));
+    ex->caller = nostr::to_hex(ev.pubkey);
   } else if (!(st.open_health && resolved.open)) {
-    if (auto why = admin_authorize(st.config, req, unix_now()); !why.empty()) {
-      ++st.unauthorized;
-      log::debug("{} refused {} {} from {}: {}", self->name(), req.method,
-                 req.target, req.remote_address, why);
-      auto res = admin_error(401, why);
-      res.headers["WWW-Authenticate"] = "Bearer realm=\"ferry-admin\", Nostr";
-      return ex->answer(std::move(res));
-    }
+    const std::string scheme = "Bearer realm=\"ferry-admin\", Nostr";
+    std::optional<nostr::http_auth_event> ev;
+    if (auto why = admin_authorize(st.config, st.nip98.public_url, req, now,
+                                   ev);
+        !why.empty())
+      return refuse(unauthorized(why, scheme));
+    auto refusal = ev ? admit_once(st.nip98.seen->operators, *ev, now, scheme)
+                      : std::nullopt;
+    if (refusal)
+      return refuse(std::move(*refusal));
   }
   if (resolved.route)
     return resolved.route->handler(self, ex, resolved.args);
@@ -115,7 +166,9 @@ const admin_router& admin_routes() {
 // -- access -------------------------------------------------------------------
 
 std::string admin_authorize(const config::admin_config& cfg,
-                            const net::http_request& req, int64_t now) {
+                            const std::string& public_url,
+                            const net::http_request& req, int64_t now,
+                            std::optional<nostr::http_auth_event>& event) {
   auto header = req.headers.find("authorization");
   if (header == req.headers.end() || header->second.empty())
     return "authorization required";
@@ -137,34 +190,46 @@ std::string admin_authorize(const config::admin_config& cfg,
   if (equal_nocase(scheme, "Nostr")) {
     if (cfg.nip98_pubkeys.empty())
       return "NIP-98 authorization is not accepted here";
-    std::string signer;
-    if (auto why = peer_authorize(req, now, signer); !why.empty())
+    nostr::http_auth_event ev;
+    if (auto why = peer_authorize(public_url, req, now, ev); !why.empty())
       return why;
     auto& keys = cfg.nip98_pubkeys;
-    if (std::find(keys.begin(), keys.end(), signer) == keys.end())
+    if (std::find(keys.begin(), keys.end(), nostr::to_hex(ev.pubkey))
+        == keys.end())
       return "NIP-98: pubkey is not allowed";
+    event = ev;
     return {};
   }
   return "unsupported authorization scheme";
 }
 
-std::string peer_authorize(const net::http_request& req, int64_t now,
-                           std::string& signer) {
+std::string peer_authorize(const std::string& public_url,
+                           const net::http_request& req, int64_t now,
+                           nostr::http_auth_event& event) {
   auto header = req.headers.find("authorization");
   if (header == req.headers.end() || header->second.empty())
     return "NIP-98 authorization required";
+  // With a public URL the Host header plays no part: a client can send any
+  // Host, so an event signed for another node (whose URL it names) must
+  // not pass here by a Host that names that node too.
+  if (!public_url.empty()) {
+    if (auto why = nostr::verify_http_auth(header->second,
+                                           public_url + req.target,
+                                           req.method, req.body, now, &event);
+        !why.empty())
+      return "NIP-98: " + why;
+    return {};
+  }
   auto host = req.headers.find("host");
   if (host == req.headers.end() || host->second.empty())
     return "NIP-98 needs a Host header";
   // Behind a TLS-terminating proxy the client signed https://: either
   // scheme names this host and target.
-  nostr::bytes32 pubkey{};
   if (auto why = nostr::verify_http_auth_either_scheme(
         header->second, host->second + req.target, req.method, req.body, now,
-        &pubkey);
+        &event);
       !why.empty())
     return "NIP-98: " + why;
-  signer = nostr::to_hex(pubkey);
   return {};
 }
 
@@ -183,7 +248,7 @@ control_plane_state::~control_plane_state() {
 
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
-              config::admin_config config,
+              config::admin_config config, admin_nip98 nip98,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
               infra_handles infra,
@@ -191,6 +256,9 @@ control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
               handle_slot_ptr<config_reloader_actor> reloader,
               std::shared_ptr<net::io_runtime> io) {
   auto& st = self->state;
+  st.nip98 = std::move(nip98);
+  if (!st.nip98.public_url.empty() && st.nip98.public_url.back() == '/')
+    st.nip98.public_url.pop_back();
   st.federation = std::move(federation);
   st.reloader = std::move(reloader);
   st.open_health = config.public_health || is_loopback_address(config.address);

@@ -8,6 +8,7 @@
 #include "messages/control_plane.hpp"
 #include "messages/federation.hpp"
 #include "messages/inspector.hpp"
+#include "messages/nostr/nip98.hpp"
 #include "messages/sync_manager.hpp"
 #include "net/io_runtime.hpp"
 #include "net/ws_server.hpp"
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace ferry {
@@ -39,20 +41,51 @@ struct admin_exchange {
 
 // -- access (exposed for tests) ----------------------------------------------
 
+/// NIP-98 events the admin API accepted lately (`nostr::http_auth_memory`),
+/// kept apart for the routes any node key may call and for the others, so
+/// that strangers filling theirs cannot lock the operators' keys out.
+struct admin_nip98_memory {
+  /// Each holds at most this many events, about 10 MB: every event is
+  /// gone two minutes after it came at the latest, so this is ~800
+  /// accepted NIP-98 requests a second, sustained, before new ones are
+  /// refused with 503.
+  static constexpr size_t capacity = 100000;
+  nostr::http_auth_memory peers{capacity};
+  nostr::http_auth_memory operators{capacity};
+};
+
+/// How the admin API checks NIP-98 beyond the `[admin]` section.
+struct admin_nip98 {
+  /// This admin API's URL as its clients reach it (`[federation]
+  /// public_admin_url`, without a trailing '/'): a u tag must be exactly it
+  /// followed by the request target, whatever the Host header says. Empty:
+  /// `http(s)://<Host><target>`, the weaker check, which whoever holds a
+  /// request signed for another node can pass by sending that node's Host.
+  std::string public_url;
+  /// The events accepted lately, shared by the control plane's incarnations
+  /// so that a restart forgets none (never null in a control plane).
+  std::shared_ptr<admin_nip98_memory> seen
+    = std::make_shared<admin_nip98_memory>();
+};
+
 /// Checks the `Authorization` header of an admin request: a Bearer token equal
 /// to `cfg.token` (when one is configured; compared in constant time), or a
-/// NIP-98 event for `http(s)://<Host><target>` signed by one of
-/// `cfg.nip98_pubkeys`. @returns an empty string when authorized, otherwise
-/// the reason.
+/// NIP-98 event for the request's URL (see `admin_nip98::public_url`) signed
+/// by one of `cfg.nip98_pubkeys`. @returns an empty string when authorized,
+/// otherwise the reason; `event` is set for an authorized NIP-98 request.
 std::string admin_authorize(const config::admin_config& cfg,
-                            const net::http_request& req, int64_t now);
+                            const std::string& public_url,
+                            const net::http_request& req, int64_t now,
+                            std::optional<nostr::http_auth_event>& event);
 
-/// Checks a NIP-98 `Authorization` header for `http://<Host><target>` (or
-/// `https://`, as a client behind a TLS-terminating proxy signs it),
-/// whoever signed it. @returns an empty string and sets `signer` (hex) when
-/// valid, otherwise the reason.
-std::string peer_authorize(const net::http_request& req, int64_t now,
-                           std::string& signer);
+/// Checks a NIP-98 `Authorization` header for the request's URL:
+/// `public_url` and the target when it is set, else `http://<Host><target>`
+/// (or `https://`, as a client behind a TLS-terminating proxy signs it),
+/// whoever signed it. @returns an empty string and sets `event` when valid,
+/// otherwise the reason.
+std::string peer_authorize(const std::string& public_url,
+                           const net::http_request& req, int64_t now,
+                           nostr::http_auth_event& event);
 
 /// True when `address` is a loopback address (127.0.0.0/8, ::1).
 bool is_loopback_address(const std::string& address);
@@ -62,6 +95,9 @@ bool is_loopback_address(const std::string& address);
 struct control_plane_state {
   /// The `[admin]` section it was spawned with.
   config::admin_config config;
+
+  /// Where NIP-98 u tags must point, and the events accepted lately.
+  admin_nip98 nip98;
 
   /// Where every question about the node goes; the slot follows restarts.
   handle_slot_ptr<inspector_actor> inspector;
@@ -108,6 +144,8 @@ struct control_plane_state {
 /// `control-plane listening on http://<address>:<port>` when it can.
 /// @param self The actor handle.
 /// @param config The `[admin]` section (port 0 picks a free port).
+/// @param nip98 The public URL NIP-98 events must name, if any, and the
+///        memory that refuses each event's second use.
 /// @param inspector The node's inspector (the current incarnation).
 /// @param sync_manager The node's sync manager (may be null or empty: the
 ///        sync routes then answer 503).
@@ -119,7 +157,7 @@ struct control_plane_state {
 /// @param io The I/O threads the server runs on.
 control_plane_actor::behavior_type
 control_plane(control_plane_actor::stateful_pointer<control_plane_state> self,
-              config::admin_config config,
+              config::admin_config config, admin_nip98 nip98,
               handle_slot_ptr<inspector_actor> inspector,
               handle_slot_ptr<sync_manager_actor> sync_manager,
               infra_handles infra,

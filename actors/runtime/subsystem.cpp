@@ -82,14 +82,18 @@ child_spec runtime_subsystem(const node_wiring& wiring, restart_policy policy) {
       return self->system().spawn<caf::detached>(config_reloader,
                                                  reloader_deps);
     }));
+  // One memory of accepted NIP-98 events for every incarnation: a restarted
+  // control plane must still refuse an event its predecessor took.
+  admin_nip98 nip98;
+  nip98.public_url = wiring.cfg.federation.public_admin_url;
   children.push_back(slotted(
     "control-plane", "control-plane", wiring.control_plane,
     [inspector = wiring.inspector, sync = wiring.sync_manager,
      infra = wiring.infra, federation = wiring.federation,
-     reloader = wiring.reloader, io = wiring.io,
-     admin = wiring.cfg.admin](caf::local_actor* self) {
-      return self->system().spawn(control_plane, admin, inspector, sync, infra,
-                                  federation, reloader, io);
+     reloader = wiring.reloader, io = wiring.io, admin = wiring.cfg.admin,
+     nip98](caf::local_actor* self) {
+      return self->system().spawn(control_plane, admin, nip98, inspector,
+                                  sync, infra, federation, reloader, io);
     }));
   children.push_back(console_gate_spec(wiring));
   return supervisor_spec("runtime", std::move(children), policy);

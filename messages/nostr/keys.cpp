@@ -21,11 +21,6 @@ namespace {
   std::abort();
 }
 
-void random_bytes(uint8_t* out, size_t n) {
-  if (RAND_bytes(out, static_cast<int>(n)) != 1)
-    random_failure();
-}
-
 // Randomizing a context blinds its secret-key arithmetic against side
 // channels, and mutates it, so each thread signs with its own.
 class signing_context {
@@ -69,6 +64,11 @@ bytes32 xonly_pubkey_of(secp256k1_context* ctx, const secp256k1_keypair& pair) {
 }
 
 } // namespace
+
+void random_bytes(uint8_t* out, size_t n) {
+  if (RAND_bytes(out, static_cast<int>(n)) != 1)
+    random_failure();
+}
 
 keypair generate_keypair() {
   auto* ctx = thread_signing_context();

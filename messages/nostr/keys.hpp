@@ -3,6 +3,8 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/hex.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -13,6 +15,10 @@ struct keypair {
   bytes32 secret{};
   bytes32 pubkey{};
 };
+
+/// Fills `out` with `n` bytes from the OS's secure random source (aborts the
+/// process when that fails: nothing may go on without it).
+void random_bytes(uint8_t* out, size_t n);
 
 /// A fresh key pair from the OS's secure random source.
 keypair generate_keypair();

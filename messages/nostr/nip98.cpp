@@ -104,7 +104,7 @@ namespace {
 template <class UrlMatches>
 std::string verify_with(std::string_view authorization, UrlMatches url_matches,
                         std::string_view method, std::string_view body,
-                        int64_t now, bytes32* pubkey_out) {
+                        int64_t now, http_auth_event* event_out) {
   // RFC 9110: the auth scheme is case-insensitive.
   constexpr std::string_view scheme = "Nostr ";
   if (!starts_with_nocase(authorization, scheme))
@@ -144,8 +144,8 @@ std::string verify_with(std::string_view authorization, UrlMatches url_matches,
     return "event has no payload tag for the request body";
   if (!payloads.empty() && payloads[0] != to_hex(sha256(body)))
     return "payload tag does not match the request body";
-  if (pubkey_out != nullptr)
-    *pubkey_out = ev.pubkey;
+  if (event_out != nullptr)
+    *event_out = {ev.pubkey, ev.id, ev.created_at};
   return {};
 }
 
@@ -154,17 +154,17 @@ std::string verify_with(std::string_view authorization, UrlMatches url_matches,
 std::string verify_http_auth(std::string_view authorization,
                              std::string_view url, std::string_view method,
                              std::string_view body, int64_t now,
-                             bytes32* pubkey_out) {
+                             http_auth_event* event_out) {
   return verify_with(
     authorization, [url](std::string_view u) { return u == url; }, method,
-    body, now, pubkey_out);
+    body, now, event_out);
 }
 
 std::string verify_http_auth_either_scheme(std::string_view authorization,
                                            std::string_view host_and_target,
                                            std::string_view method,
                                            std::string_view body, int64_t now,
-                                           bytes32* pubkey_out) {
+                                           http_auth_event* event_out) {
   auto matches = [host_and_target](std::string_view u) {
     for (std::string_view scheme : {"http://", "https://"})
       if (u.size() == scheme.size() + host_and_target.size()
@@ -173,8 +173,48 @@ std::string verify_http_auth_either_scheme(std::string_view authorization,
         return true;
     return false;
   };
-  return verify_with(authorization, matches, method, body, now, pubkey_out);
+  return verify_with(authorization, matches, method, body, now, event_out);
 }
+
+// -- http_auth_memory ---------------------------------------------------------
+
+http_auth_memory::http_auth_memory(size_t capacity) : capacity_(capacity) {
+  // nop
+}
+
+void http_auth_memory::expire(int64_t now) {
+  auto end = by_last_second_.lower_bound(now);
+  for (auto i = by_last_second_.begin(); i != end; ++i)
+    for (const auto& id : i->second)
+      ids_.erase(id);
+  by_last_second_.erase(by_last_second_.begin(), end);
+}
+
+http_auth_memory::verdict
+http_auth_memory::admit(const bytes32& id, int64_t created_at, int64_t now) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  expire(now);
+  if (ids_.count(id) != 0)
+    return verdict::reused;
+  if (ids_.size() >= capacity_)
+    return verdict::full;
+  ids_.insert(id);
+  by_last_second_[created_at + http_auth_window].push_back(id);
+  return verdict::fresh;
+}
+
+int64_t http_auth_memory::seconds_until_room(int64_t now) const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto first = by_last_second_.lower_bound(now);
+  return first == by_last_second_.end() ? 1 : first->first - now + 1;
+}
+
+size_t http_auth_memory::size() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return ids_.size();
+}
+
+// -- signing ------------------------------------------------------------------
 
 std::string make_http_auth(const keypair& keys, std::string_view url,
                            std::string_view method, std::string_view body,
@@ -186,6 +226,9 @@ std::string make_http_auth(const keypair& keys, std::string_view url,
   ev.tags.push_back({"method", std::string{method}});
   if (!body.empty())
     ev.tags.push_back({"payload", to_hex(sha256(body))});
+  uint8_t nonce[16];
+  random_bytes(nonce, sizeof(nonce));
+  ev.tags.push_back({"nonce", to_hex(nonce, sizeof(nonce))});
   sign_event(ev, keys);
   return "Nostr " + base64_encode(to_json(ev));
 }

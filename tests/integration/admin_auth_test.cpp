@@ -93,13 +93,17 @@ raw_answer raw_exchange(uint16_t port, const std::string& bytes) {
   return result;
 }
 
-/// The bytes of one request, with a target sent exactly as given.
+/// The bytes of one request, with a target sent exactly as given; `host`
+/// replaces the Host header naming the admin port.
 std::string request_bytes(uint16_t port, const std::string& method,
                           const std::string& target,
                           const std::map<std::string, std::string>& headers,
-                          const std::string& body) {
-  std::string text = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:"
-                     + std::to_string(port) + "\r\nConnection: close\r\n";
+                          const std::string& body,
+                          const std::string& host = {}) {
+  std::string text = method + " " + target + " HTTP/1.1\r\nHost: "
+                     + (host.empty() ? "127.0.0.1:" + std::to_string(port)
+                                     : host)
+                     + "\r\nConnection: close\r\n";
   for (const auto& [name, value] : headers)
     text += name + ": " + value + "\r\n";
   if (!body.empty())
@@ -155,10 +159,11 @@ bool is_valid(cred c) {
   return c == cred::bearer || c == cred::nip98;
 }
 
-/// A real node with a token and one NIP-98 admin key.
+/// A real node with a token and one NIP-98 admin key; `extra` goes at the
+/// end of its config.
 struct admin_node {
-  admin_node()
-    : config(make_config()), process({"node", "--config", config}) {
+  explicit admin_node(const std::string& extra = {})
+    : config(make_config(extra)), process({"node", "--config", config}) {
     REQUIRE(process.wait_for_port());
     auto admin = test::wait_for_admin_port(process);
     REQUIRE(admin);
@@ -168,11 +173,12 @@ struct admin_node {
     REQUIRE(test::wait_for_identity(process));
   }
 
-  std::string make_config() {
+  std::string make_config(const std::string& extra) {
     test::node_settings s;
     s.admin_extra = std::string{"token = \""} + admin_token
                     + "\"\nnip98_pubkeys = [\"" + nostr::to_hex(admin_keys.pubkey)
                     + "\"]\n";
+    s.extra = extra;
     return test::node_config_with(dir, s);
   }
 
@@ -526,6 +532,90 @@ TEST_CASE("the admin API lets only valid credentials on canonical paths in",
           == 201);
     CHECK(node.get_json("/api/v1/relays").as_array().size() == 1);
   }
+}
+
+/// The message of a JSON error answer.
+std::string message_of(const raw_answer& res) {
+  return std::string{
+    boost::json::parse(res.body).at("error").at("message").as_string()};
+}
+
+TEST_CASE("a NIP-98 event authorizes one request: sent again it is refused",
+          "[integration][admin][auth]") {
+  admin_node node;
+  auto once = [&](const std::string& method, const std::string& target,
+                  const nostr::keypair& keys) {
+    return request_bytes(
+      node.port, method, target,
+      {{"Authorization", nostr::make_http_auth(keys, node.url(target), method,
+                                               "", test::unix_now())}},
+      "");
+  };
+  // An operator's route.
+  auto request = once("GET", "/api/v1/actors", node.admin_keys);
+  CHECK(raw_exchange(node.port, request).status == 200);
+  auto again = raw_exchange(node.port, request);
+  check_json_error(again, 401);
+  CHECK_THAT(message_of(again), Catch::Matchers::Contains("was used before"));
+  // A peer's route, signed by any key (federation is off here: 503 once in).
+  request = once("DELETE", "/api/v1/federation/link",
+                 nostr::generate_keypair());
+  check_json_error(raw_exchange(node.port, request), 503);
+  again = raw_exchange(node.port, request);
+  check_json_error(again, 401);
+  CHECK_THAT(message_of(again), Catch::Matchers::Contains("was used before"));
+  // A new event for the same request is a new authorization.
+  CHECK(node.send("GET", "/api/v1/actors", cred::nip98).status == 200);
+  CHECK(node.send("GET", "/api/v1/actors", cred::nip98).status == 200);
+}
+
+TEST_CASE("with a public admin URL, a NIP-98 u tag must name it, whatever "
+          "the Host header says",
+          "[integration][admin][auth]") {
+  const std::string public_url = "https://admin.c.example";
+  admin_node node{"[federation]\npublic_admin_url = \"" + public_url
+                  + "/\"\n"};
+  auto signed_for = [&](const std::string& url, const std::string& method,
+                        const std::string& target, const nostr::keypair& keys,
+                        const std::string& host = {}) {
+    return raw_exchange(
+      node.port,
+      request_bytes(node.port, method, target,
+                    {{"Authorization",
+                      nostr::make_http_auth(keys, url + target, method, "",
+                                            test::unix_now())}},
+                    "", host));
+  };
+  // Peer B forwards what A signed for B to C, naming B in the Host header:
+  // refused, on an operator's route and on a peer's.
+  const std::string b_url = "http://b.example:7448";
+  auto forged = signed_for(b_url, "GET", "/api/v1/actors", node.admin_keys,
+                           "b.example:7448");
+  check_json_error(forged, 401);
+  CHECK_THAT(message_of(forged), Catch::Matchers::Contains("u tag"));
+  forged = signed_for(b_url, "DELETE", "/api/v1/federation/link",
+                      nostr::generate_keypair(), "b.example:7448");
+  check_json_error(forged, 401);
+  CHECK_THAT(message_of(forged), Catch::Matchers::Contains("u tag"));
+  // The URL of this node's port, as the Host header names it, is not its
+  // public URL either.
+  check_json_error(signed_for("http://127.0.0.1:" + std::to_string(node.port),
+                              "GET", "/api/v1/actors", node.admin_keys),
+                   401);
+  // Signed for the public URL: in, whatever the Host (a proxy may rewrite
+  // it).
+  CHECK(signed_for(public_url, "GET", "/api/v1/actors", node.admin_keys)
+          .status
+        == 200);
+  CHECK(signed_for(public_url, "GET", "/api/v1/actors", node.admin_keys,
+                   "b.example:7448")
+          .status
+        == 200);
+  check_json_error(signed_for(public_url, "DELETE", "/api/v1/federation/link",
+                              nostr::generate_keypair()),
+                   503);
+  // Bearer tokens are untouched.
+  CHECK(node.send("GET", "/api/v1/actors", cred::bearer).status == 200);
 }
 
 TEST_CASE("the admin port answers oversize and malformed requests with JSON",

@@ -47,13 +47,13 @@ void check_proof(fed_node& node, const net::http_result& res,
                  const std::string& method, const std::string& target) {
   auto v = body_of(res);
   CHECK(v.at("pubkey").as_string() == node.pubkey());
-  nostr::bytes32 signer{};
+  nostr::http_auth_event signer;
   auto why = nostr::verify_http_auth(std::string{v.at("proof").as_string()},
                                      node.admin_url() + target, method,
                                      node.last_authorization, test::unix_now(),
                                      &signer);
   CHECK(why == "");
-  CHECK(nostr::to_hex(signer) == node.pubkey());
+  CHECK(nostr::to_hex(signer.pubkey) == node.pubkey());
 }
 
 /// The value of the first sample of `family` in `node`'s /metrics whose

@@ -40,14 +40,14 @@ public:
         std::lock_guard<std::mutex> guard{mtx_};
         boost::json::error_code ec;
         auto body = boost::json::parse(req.body, ec);
-        nostr::bytes32 key{};
+        nostr::http_auth_event ev;
         auto why = nostr::verify_http_auth_either_scheme(
           req.headers["authorization"], req.headers["host"] + req.target,
-          req.method, req.body, unix_now(), &key);
+          req.method, req.body, unix_now(), &ev);
         pushes_.push_back({req.method, req.target,
                            !ec && body.is_object() ? body.as_object()
                                                    : boost::json::object{},
-                           why.empty() ? nostr::to_hex(key) : std::string{}});
+                           why.empty() ? nostr::to_hex(ev.pubkey) : std::string{}});
       }
       net::http_response res;
       res.body = "{}";

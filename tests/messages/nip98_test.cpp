@@ -70,9 +70,10 @@ TEST_CASE("a NIP-98 header made here verifies here", "[nip98]") {
   SECTION("without a body") {
     auto header = make_http_auth(keys(), url, "GET", "", now);
     REQUIRE(header.rfind("Nostr ", 0) == 0);
-    bytes32 who{};
+    http_auth_event who;
     CHECK(verify_http_auth(header, url, "GET", "", now, &who).empty());
-    CHECK(who == keys().pubkey);
+    CHECK(who.pubkey == keys().pubkey);
+    CHECK(who.created_at == now);
   }
   SECTION("with a body") {
     auto header = make_http_auth(keys(), url, "POST", R"({"a":1})", now);
@@ -91,6 +92,55 @@ TEST_CASE("a NIP-98 header made here verifies here", "[nip98]") {
   }
 }
 
+TEST_CASE("two requests alike signed in the same second are two events",
+          "[nip98]") {
+  http_auth_event first;
+  http_auth_event second;
+  REQUIRE(verify_http_auth(make_http_auth(keys(), url, "GET", "", now), url,
+                           "GET", "", now, &first)
+            .empty());
+  REQUIRE(verify_http_auth(make_http_auth(keys(), url, "GET", "", now), url,
+                           "GET", "", now, &second)
+            .empty());
+  CHECK(first.id != second.id);
+}
+
+TEST_CASE("a NIP-98 memory takes each event once while its window lasts",
+          "[nip98]") {
+  using verdict = http_auth_memory::verdict;
+  auto id = [](uint8_t n) {
+    bytes32 x{};
+    x[0] = n;
+    return x;
+  };
+  http_auth_memory memory{2};
+  SECTION("a second use inside the window is refused, even at its end") {
+    CHECK(memory.admit(id(1), now, now) == verdict::fresh);
+    CHECK(memory.admit(id(1), now, now) == verdict::reused);
+    CHECK(memory.admit(id(1), now, now + http_auth_window) == verdict::reused);
+    // Past the window the verifier refuses it; the memory lets it go.
+    CHECK(memory.admit(id(1), now, now + http_auth_window + 1)
+          == verdict::fresh);
+  }
+  SECTION("an event dated ahead is kept until its own window ends") {
+    CHECK(memory.admit(id(1), now + 60, now) == verdict::fresh);
+    CHECK(memory.admit(id(1), now + 60, now + 120) == verdict::reused);
+    CHECK(memory.size() == 1);
+  }
+  SECTION("when full, new events are refused until the oldest expires") {
+    CHECK(memory.admit(id(1), now - 30, now) == verdict::fresh);
+    CHECK(memory.admit(id(2), now, now) == verdict::fresh);
+    CHECK(memory.admit(id(3), now, now) == verdict::full);
+    // The memory still knows both: none was forgotten to make room.
+    CHECK(memory.admit(id(1), now - 30, now) == verdict::reused);
+    CHECK(memory.admit(id(2), now, now) == verdict::reused);
+    CHECK(memory.seconds_until_room(now) == 31);
+    CHECK(memory.admit(id(3), now, now + 30) == verdict::full);
+    CHECK(memory.admit(id(3), now, now + 31) == verdict::fresh);
+    CHECK(memory.size() == 2);
+  }
+}
+
 TEST_CASE("behind a TLS proxy either scheme names the host and target, "
           "nothing else does",
           "[nip98]") {
@@ -99,11 +149,11 @@ TEST_CASE("behind a TLS proxy either scheme names the host and target, "
     return make_http_auth(keys(), u, "GET", "", now);
   };
   auto check = [&](const std::string& u) {
-    bytes32 who{};
+    http_auth_event who;
     auto why = verify_http_auth_either_scheme(signed_for(u), where, "GET", "",
                                               now, &who);
     if (why.empty())
-      CHECK(who == keys().pubkey);
+      CHECK(who.pubkey == keys().pubkey);
     return why;
   };
   CHECK(check("http://" + where).empty());

@@ -243,12 +243,12 @@ struct fixture : test::deterministic_actor_system {
 
   /// The request is signed by the node key for its own URL, method and body.
   void check_signed(const infra_request& req) {
-    nostr::bytes32 signer{};
+    nostr::http_auth_event signer;
     auto why = nostr::verify_http_auth(req.authorization, req.url, req.method,
                                        req.body, unix_now(), &signer);
     INFO(req.method << " " << req.url);
     CHECK(why.empty());
-    CHECK(signer == keys.pubkey);
+    CHECK(signer.pubkey == keys.pubkey);
   }
 
   /// Steps the clock to just before `delay` (no request may go out), then to

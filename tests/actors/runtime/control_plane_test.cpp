@@ -285,8 +285,8 @@ TEST_CASE_METHOD(control_plane_fixture,
   REQUIRE(start() != 0);
   auto cfg = admin;
   cfg.port = port;
-  auto second = sys.spawn(control_plane, cfg, slot, sync_slot, infra_handles{},
-                          handle_slot_ptr<federation_actor>{},
+  auto second = sys.spawn(control_plane, cfg, admin_nip98{}, slot, sync_slot,
+                          infra_handles{}, handle_slot_ptr<federation_actor>{},
                           handle_slot_ptr<config_reloader_actor>{}, io);
   caf::error reason;
   self->monitor(second);
