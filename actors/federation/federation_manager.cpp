@@ -194,6 +194,23 @@ bool refuses_pinned(const peer_record& r) {
   return !r.incoming && !r.pin_mismatch.empty();
 }
 
+/// Why the relay refuses a peer's key both ways for this link; empty: it
+/// does not. A link not active here (or refused for a pin mismatch) or
+/// paused by our operator exchanges nothing, whichever side defined it.
+std::string link_refusal(const peer_record& r) {
+  if (r.removed || r.status != link_status::active || refuses_pinned(r))
+    return "restricted: the federation link with this node is not active";
+  if (r.def.mode == peer_mode::paused)
+    return "restricted: this node paused its federation link with yours";
+  return {};
+}
+
+/// Why our relay refuses federation peers all reads in `[federation] mode =
+/// "subscribe"`; the collection routes answer the same.
+const std::string subscribe_refusal
+  = "restricted: this node does not serve its events to federation peers "
+    "([federation] mode = subscribe)";
+
 /// Whether events flow with this peer now.
 bool exchanging(const peer_record& r) {
   return !r.incoming && !r.removed && r.status == link_status::active
@@ -1329,30 +1346,38 @@ bool offered(const peer_record& r, const std::string& collection) {
 }
 
 /// The names of our collections offered to the peer whose pinned key
-/// signed this call, over all its active links (a node may hold a link it
-/// defined and one the peer registered). Nothing, with `refusal` set, when
-/// it has no link (404) or none is active (403).
+/// signed this call, over all its links (a node may hold a link it defined
+/// and one the peer registered). Nothing, with `refusal` set, when it has
+/// no link (404), or when this node serves peers nothing (mode subscribe)
+/// or any of its links is not active or is paused by our operator (403):
+/// the relay refuses that key all reads then (`publish_gate`), and these
+/// routes must not serve over HTTP what the relay would not.
 std::optional<std::set<std::string>>
 offered_to_caller(self_pointer self, const federation_call& call,
                   federation_reply& refusal) {
-  std::optional<std::set<std::string>> names;
-  const peer_record* inactive = nullptr;
+  std::set<std::string> names;
+  std::optional<federation_reply> refused;
+  bool linked = false;
   for (const auto& [name, r] : self->state.peers) {
     if (r.removed || r.pinned != call.caller || refuses_pinned(r))
       continue;
-    if (r.status != link_status::active) {
-      inactive = &r;
-      continue;
-    }
-    if (!names)
-      names.emplace();
-    names->insert(r.def.collections.begin(), r.def.collections.end());
+    linked = true;
+    if (r.status != link_status::active)
+      refused = refuse(403, "restricted: the link is " + to_string(r.status));
+    else if (r.def.mode == peer_mode::paused)
+      refused = refuse(403, link_refusal(r));
+    else
+      names.insert(r.def.collections.begin(), r.def.collections.end());
   }
-  if (!names)
-    refusal = inactive ? refuse(403, "restricted: the link is "
-                                       + to_string(inactive->status))
-                       : refuse(404, "no link with this node key");
-  return names;
+  if (!linked)
+    refusal = refuse(404, "no link with this node key");
+  else if (self->state.deps.settings.mode == federation_mode::subscribe)
+    refusal = refuse(403, subscribe_refusal);
+  else if (refused)
+    refusal = std::move(*refused);
+  else
+    return names;
+  return std::nullopt;
 }
 
 /// A peer lists what we offer it.
@@ -1565,17 +1590,6 @@ federation_reply dispatch(self_pointer self, const federation_call& call) {
   return refuse(404, "unknown federation operation " + op);
 }
 
-/// Why the relay refuses a peer's key both ways for this link; empty: it
-/// does not. A link not active here (or refused for a pin mismatch) or
-/// paused by our operator exchanges nothing, whichever side defined it.
-std::string link_refusal(const peer_record& r) {
-  if (r.removed || r.status != link_status::active || refuses_pinned(r))
-    return "restricted: the federation link with this node is not active";
-  if (r.def.mode == peer_mode::paused)
-    return "restricted: this node paused its federation link with yours";
-  return {};
-}
-
 /// Tells the relay what each peer's node key may do: refused both ways per
 /// `link_refusal` (over all its links: the most restrictive holds), and for
 /// a key whose link we released by a reset until it is pinned again; reads
@@ -1606,8 +1620,7 @@ void publish_gate(self_pointer self) {
       continue;
     }
     if (mode == federation_mode::subscribe)
-      reads.emplace(key, "restricted: this node does not serve its events to "
-                         "federation peers ([federation] mode = subscribe)");
+      reads.emplace(key, subscribe_refusal);
     if (mode == federation_mode::publish)
       writes.emplace(key, "restricted: this node takes no events from "
                           "federation peers ([federation] mode = publish)");

@@ -58,12 +58,14 @@ struct linked_pair {
   fed_node b{"b"};
 
   /// `a_relay` goes into A's [relay] table; `a_events` are imported into A
-  /// before it starts; `b_extra` goes at the end of B's config.
+  /// before it starts; `b_extra` goes at the end of B's config;
+  /// `a_federation` into A's [federation] table.
   explicit linked_pair(const std::string& a_relay = {},
                        const std::vector<nostr::event>& a_events = {},
-                       const std::string& b_extra = {}) {
+                       const std::string& b_extra = {},
+                       const std::string& a_federation = {}) {
     a.relay_extra = a_relay;
-    a.configure(fed_section("deny", "name = \"a\"\n")
+    a.configure(fed_section("deny", "name = \"a\"\n" + a_federation)
                 + "[[federation.peer]]\nname = \"b\"\nendpoint = \""
                 + b.relay_url() + "\"\nadmin_url = \"" + b.admin_url()
                 + "\"\nfilters = [{ kinds = [7777] }]\n"
@@ -344,6 +346,44 @@ TEST_CASE("a peer lists and previews only the collections offered to it",
     CHECK(body_of(res).at("error").at("message").as_string().starts_with(
       "restricted:"));
   }
+
+  SECTION("a link our operator paused serves nothing until it resumes") {
+    auto pause = nodes.a.call("POST", "/api/v1/federation/peers/b/pause", "{}");
+    REQUIRE(pause.response.status == 200);
+    for (const auto& target :
+         {events_target, std::string{"/api/v1/federation/collections"}}) {
+      auto res = nodes.ask_a(target);
+      INFO(target << " -> " << res.response.body);
+      CHECK(res.response.status == 403);
+      CHECK(body_of(res).at("error").at("message")
+            == "restricted: this node paused its federation link with yours");
+    }
+    auto resume = nodes.a.call("POST", "/api/v1/federation/peers/b/resume",
+                               "{}");
+    REQUIRE(resume.response.status == 200);
+    CHECK(page_ids("?limit=1") == ids_at({0}));
+  }
+}
+
+TEST_CASE("a node in mode subscribe serves peers no collection over HTTP, as "
+          "its relay serves them nothing",
+          "[integration][federation][collections]") {
+  linked_pair nodes{{}, {}, {}, "mode = \"subscribe\"\n"};
+  for (const std::string target :
+       {"/api/v1/federation/collections",
+        "/api/v1/federation/collections/profiles/events"}) {
+    auto res = nodes.ask_a(target);
+    INFO(target << " -> " << res.response.body);
+    CHECK(res.response.status == 403);
+    CHECK(body_of(res).at("error").at("message")
+          == "restricted: this node does not serve its events to federation "
+             "peers ([federation] mode = subscribe)");
+  }
+  // A key with no link is still told it has none.
+  CHECK(nodes.a.signed_call(nostr::generate_keypair(), "GET",
+                            "/api/v1/federation/collections")
+          .response.status
+        == 404);
 }
 
 TEST_CASE("a pull settles replaceable and addressable events by the "
