@@ -359,6 +359,9 @@ struct federation_config {
   std::chrono::seconds interval{30};
   /// What happens to a peer that registers with us.
   incoming_policy incoming = incoming_policy::require_approval;
+  /// Links peers registered that wait for our operator's approval, at most;
+  /// a registration beyond it is answered 429 and not stored.
+  size_t max_pending_links = 100;
   /// For `require_password`: the hash of the password (`password` in the
   /// file is hashed at load and never kept).
   std::string password_hash;

@@ -180,6 +180,9 @@ field federation_section(federation_config& fed) {
       leaf("incoming",
            choice(fed.incoming, "one of \"auto_accept\", \"require_approval\", "
                                 "\"require_password\", \"deny\"")),
+      leaf("max_pending_links",
+           integer(fed.max_pending_links, 1, 1000000,
+                   "an integer in 1..1000000")),
       leaf("password", password(fed.password_hash)),
       leaf("password_hash",
            string_if(fed.password_hash,

@@ -871,6 +871,42 @@ federation_reply repin(self_pointer self, const federation_call& call,
                       link_object(r));
 }
 
+/// Links peers registered that wait for our operator's approval.
+size_t pending_links(self_pointer self) {
+  const auto& peers = self->state.peers;
+  return static_cast<size_t>(
+    std::count_if(peers.begin(), peers.end(), [](const auto& entry) {
+      const auto& r = entry.second;
+      return r.incoming && !r.removed && r.status == link_status::pending;
+    }));
+}
+
+/// Wrong passwords a registration may give in a row before they cost
+/// time, and what each costs: 10 at once, then one every 6 s. Each check is
+/// a 100,000-round PBKDF2 on this actor and a guess at the password, and
+/// any key may register, so only a limit on all wrong passwords together
+/// bounds both.
+constexpr int64_t wrong_password_burst = 10;
+constexpr auto wrong_password_cost = std::chrono::seconds{6};
+
+/// Whole seconds until a password is checked again; 0: now.
+int64_t wrong_password_wait(self_pointer self) {
+  auto now = std::chrono::steady_clock::now();
+  auto ahead = self->state.wrong_passwords_paid_until - now;
+  auto room = (wrong_password_burst - 1) * wrong_password_cost;
+  if (ahead <= room)
+    return 0;
+  return std::chrono::ceil<std::chrono::seconds>(ahead - room).count();
+}
+
+/// A wrong password was given: the next check comes `wrong_password_cost`
+/// later (once the burst is spent).
+void charge_wrong_password(self_pointer self) {
+  auto& until = self->state.wrong_passwords_paid_until;
+  until = std::max(until, std::chrono::steady_clock::now())
+          + wrong_password_cost;
+}
+
 federation_reply peer_register(self_pointer self, const federation_call& call) {
   auto& st = self->state;
   ++st.registrations_received;
@@ -913,10 +949,18 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
       auto password = obj->if_contains("password");
       if (!password)
         return refuse(401, "a password is required to register", "password");
+      if (auto wait = wrong_password_wait(self); wait > 0)
+        return refuse(429,
+                      "too many wrong passwords lately; the next password is "
+                      "checked in "
+                        + std::to_string(wait) + " s",
+                      "password");
       if (!password->is_string()
           || !password_matches(password->get_string(),
-                               st.deps.settings.password_hash))
+                               st.deps.settings.password_hash)) {
+        charge_wrong_password(self);
         return refuse(401, "wrong password", "password");
+      }
       break;
     }
     default:
@@ -938,13 +982,22 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
   auto name = incoming_name(self, wanted, call.caller);
   if (name.empty())
     return refuse(409, "name: already used by another link", "name");
+  auto approved
+    = st.deps.settings.incoming != incoming_policy::require_approval;
+  // Any key may register: without a cap, strangers could fill our store
+  // and our operator's list with links waiting for approval.
+  if (!approved && pending_links(self) >= st.deps.settings.max_pending_links)
+    return refuse(429, "registrations waiting for this node's operator to "
+                       "approve them are at the most it keeps, "
+                         + std::to_string(st.deps.settings.max_pending_links)
+                         + " (federation.max_pending_links); try again "
+                           "later");
   peer_record r;
   r.def = std::move(*def);
   r.def.name = name;
   r.incoming = true;
   r.pinned = call.caller;
   r.last_seen = unix_now();
-  auto approved = st.deps.settings.incoming != incoming_policy::require_approval;
   r.status = approved ? link_status::active : link_status::pending;
   r.handshake = {true, approved ? "registered" : "pending",
                  "registered by the peer", name, approved ? 200u : 202u,

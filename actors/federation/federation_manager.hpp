@@ -93,6 +93,9 @@ struct federation_manager_state {
     uint64_t bytes_sent = 0;
   };
   std::map<std::string, traffic_seen> traffic;
+  /// Wrong registration passwords are paid for with time: each moves this
+  /// on (see `wrong_password_wait` in the manager).
+  std::chrono::steady_clock::time_point wrong_passwords_paid_until;
   /// Per exchanging peer: when its next safety-net reconciliation is due.
   std::map<std::string, caf::actor_clock::time_point> reconcile_due;
   uint64_t reconciliations = 0;

@@ -25,6 +25,7 @@ TEST_CASE("federation is off by default", "[config][federation]") {
   CHECK_FALSE(cfg->federation.enabled);
   CHECK(cfg->federation.incoming == incoming_policy::require_approval);
   CHECK(cfg->federation.interval == std::chrono::seconds{30});
+  CHECK(cfg->federation.max_pending_links == 100);
   CHECK(cfg->federation.peers.empty());
 }
 
@@ -34,6 +35,7 @@ TEST_CASE("the federation section reads peers, collections and a hashed "
   auto cfg = load_string(
     "[federation]\nenabled = true\nmode = \"publish\"\ninterval_seconds = 5\n"
     "incoming = \"require_password\"\npassword = \"hunter2\"\n"
+    "max_pending_links = 7\n"
     + peer_table + "collections = [\"repos\"]\n"
     + "[[federation.collection]]\nname = \"repos\"\n"
       "filters = [{ kinds = [30617, 30618] }]\n",
@@ -45,6 +47,7 @@ TEST_CASE("the federation section reads peers, collections and a hashed "
   CHECK(fed.mode == federation_mode::publish);
   CHECK(fed.interval == std::chrono::seconds{5});
   CHECK(fed.public_admin_url.empty());
+  CHECK(fed.max_pending_links == 7);
   REQUIRE(fed.peers.size() == 1);
   CHECK(fed.peers[0].name == "b");
   CHECK(fed.peers[0].collections == std::vector<std::string>{"repos"});
@@ -102,6 +105,12 @@ TEST_CASE("bad federation settings name the file, the key and what was "
         == 0);
   CHECK(load_error("[federation]\nsecret = 1\n")
         == "ferry.toml: federation.secret: unknown key");
+  CHECK(load_error("[federation]\nmax_pending_links = 0\n")
+        == "ferry.toml: federation.max_pending_links: expected an integer in "
+           "1..1000000, got 0");
+  CHECK(load_error("[federation]\nmax_pending_links = \"many\"\n")
+        == "ferry.toml: federation.max_pending_links: expected an integer in "
+           "1..1000000, got \"many\"");
 }
 
 TEST_CASE("collection tables name the file, the key and what was expected",

@@ -315,6 +315,68 @@ TEST_CASE("registration answers 200, 202, 401, 403, 409, 503 and 400 "
   }
 }
 
+TEST_CASE("registrations waiting for approval are capped, and wrong "
+          "passwords cost time",
+          "[integration][federation]") {
+  const std::string target = "/api/v1/federation/register";
+  // Each from its own relay: a second key for one endpoint is that link's
+  // pin mismatch, not a new registration.
+  auto registration_at = [](int n, const std::string& extra = {}) {
+    return R"({"name":"k)" + std::to_string(n)
+           + R"(","endpoint":"ws://127.0.0.1:)" + std::to_string(n)
+           + R"(","admin_url":"http://127.0.0.1:1")" + extra + "}";
+  };
+
+  SECTION("past federation.max_pending_links: 429, nothing stored") {
+    fed_node b{"b"};
+    b.configure(fed_section("require_approval", "max_pending_links = 2\n"));
+    b.start();
+    for (int n : {1, 2})
+      CHECK(b.signed_call(nostr::generate_keypair(), "POST", target,
+                          registration_at(n))
+              .response.status
+            == 202);
+    auto over = b.signed_call(nostr::generate_keypair(), "POST", target,
+                              registration_at(3));
+    INFO(over.response.body);
+    CHECK(over.response.status == 429);
+    CHECK(std::string{body_of(over).at("error").at("message").as_string()}
+            .find("federation.max_pending_links")
+          != std::string::npos);
+    CHECK(b.peer_count() == 2);
+    CHECK(b.peer("k3").is_null());
+    // An approved link waits no more: room for one more.
+    CHECK(b.call("POST", "/api/v1/federation/peers/k1/approve")
+            .response.status
+          == 200);
+    CHECK(b.signed_call(nostr::generate_keypair(), "POST", target,
+                        registration_at(4))
+            .response.status
+          == 202);
+    CHECK(b.peer_count() == 3);
+  }
+
+  SECTION("require_password: after 10 wrong passwords the next is not "
+          "checked (429)") {
+    fed_node b{"b"};
+    b.configure(fed_section("require_password", "password = \"s3cret\"\n"));
+    b.start();
+    for (int n = 1; n <= 10; ++n) {
+      auto wrong = b.signed_call(nostr::generate_keypair(), "POST", target,
+                                 registration_at(n, R"(,"password":"nope")"));
+      INFO(n << ": " << wrong.response.body);
+      CHECK(wrong.response.status == 401);
+    }
+    auto right = registration_at(11, R"(,"password":"s3cret")");
+    auto limited = b.signed_call(nostr::generate_keypair(), "POST", target,
+                                 right);
+    INFO(limited.response.body);
+    CHECK(limited.response.status == 429);
+    CHECK(error_field(limited) == "password");
+    CHECK(b.peer_count() == 0);
+  }
+}
+
 TEST_CASE("a peer's status mirror and link check refuse bad input naming "
           "the field, and change nothing",
           "[integration][federation]") {
