@@ -8,6 +8,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace ferry {
@@ -19,6 +20,11 @@ using reload = caf::atom_constant<caf::atom("reload")>;
 constexpr reload reload_v{};
 
 } // namespace atom
+
+/// How long a reload's callers (SIGHUP, `POST /api/v1/config/reload`) wait
+/// for its report. The reloader's own waits for the actors it applies to
+/// end well within it, so it always answers with what failed.
+constexpr auto config_reload_timeout = std::chrono::seconds{15};
 
 /// The CONFIG RELOADER interface: SIGHUP and `POST /api/v1/config/reload`.
 using config_reloader_actor = caf::typed_actor<

@@ -174,9 +174,7 @@ void reload_config(control_plane_pointer self, const admin_exchange_ptr& ex,
     ex->answer(admin_error(503, "the config reloader is not running"));
     return;
   }
-  // The reloader waits for the sync manager, one definition at a time at
-  // most; leave it room to answer with what failed.
-  self->request(reloader, std::chrono::seconds{15}, atom::reload_v)
+  self->request(reloader, config_reload_timeout, atom::reload_v)
     .then(
       [ex](std::string& report) {
         ex->answer(json_text_response(200, std::move(report)));

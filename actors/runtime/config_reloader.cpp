@@ -25,8 +25,18 @@ namespace {
 constexpr auto sync_manager_timeout = std::chrono::seconds{5};
 
 /// How long the relay registry may take to mark every hosted relay (one
-/// synced write each).
-constexpr auto registry_timeout = std::chrono::seconds{30};
+/// synced write each). It goes on marking after that; the report then says
+/// it did not answer in time.
+constexpr auto registry_timeout = std::chrono::seconds{10};
+
+// The requests of one reload run side by side, so the longest of these
+// waits bounds the reload. Past the callers' timeout they would get a
+// timeout instead of the report of what was applied and what failed.
+static_assert(sync_manager_timeout + std::chrono::seconds{5}
+                <= config_reload_timeout
+              && registry_timeout + std::chrono::seconds{5}
+                   <= config_reload_timeout,
+              "a reload must answer well within its callers' timeout");
 
 /// One key of a section: its name in `ferry.toml`, whether a new value
 /// applies without a restart, and how to compare and take it.
@@ -414,7 +424,13 @@ void apply_infra(self_pointer self, const std::shared_ptr<reload_run>& run) {
             settle(self, run, {}, caf::error{});
           },
           [self, run](caf::error& err) {
-            run->repush_error = render(err);
+            run->repush_error
+              = err == caf::sec::request_timeout
+                  ? "the relay registry did not answer within "
+                      + std::to_string(registry_timeout.count())
+                      + " s; it goes on marking the hosted relays to push "
+                        "again"
+                  : render(err);
             log::warn("{} could not mark the hosted relays to push again: {}",
                       self->name(), run->repush_error);
             settle(self, run, {}, caf::error{});

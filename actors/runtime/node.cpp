@@ -17,6 +17,7 @@
 #include "actors/runtime/node_wiring.hpp"
 #include "actors/runtime/subsystem.hpp"
 #include "actors/sync/subsystem.hpp"
+#include "messages/config_reload.hpp"
 #include "messages/error.hpp"
 #include "net/server_tls.hpp"
 #include "store/refused_store.hpp"
@@ -345,7 +346,7 @@ void node::reload_config() {
   }
   // The reloader logs what it applied; only a refusal needs saying here.
   caf::scoped_actor self{sys_};
-  self->request(reloader, std::chrono::seconds{15}, atom::reload_v)
+  self->request(reloader, config_reload_timeout, atom::reload_v)
     .receive([](std::string&) {},
              [](caf::error& err) {
                log::warn("node did not reload its config: {}", render(err));

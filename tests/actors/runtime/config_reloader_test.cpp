@@ -5,9 +5,18 @@
 
 #include "actors/runtime/config_reloader.hpp"
 #include "messages/error.hpp"
+#include "tests/fixtures/deterministic_actor_system.hpp"
+
+#include <caf/after.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <boost/json.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -194,4 +203,57 @@ TEST_CASE("every infra key applies live, and only those a pushed relay shows "
   CHECK(off.applied == strings{"infra.enabled"});
   CHECK_FALSE(off.repush_hosted_relays);
   CHECK_FALSE(off.infra_turned_on);
+}
+
+TEST_CASE("a reload answers before its callers give up when the relay "
+          "registry does not answer",
+          "[config_reload]") {
+  // Takes the reloader's request and never answers it.
+  std::vector<caf::response_promise> held;
+  test::deterministic_actor_system f;
+  auto path = std::filesystem::temp_directory_path()
+              / ("ferry-reload-" + std::to_string(std::random_device{}())
+                 + ".toml");
+  // A key every pushed relay shows: the registry is asked to mark them all.
+  std::ofstream{path} << "[infra]\nrelay_domain = \"relays.example\"\n";
+  auto running = std::make_shared<config::config>();
+  running->source = path.string();
+  config_reloader_deps deps;
+  deps.running = running;
+  deps.infra = std::make_shared<live_value<config::infra_config>>(
+    running->infra);
+  auto silent = f.sys.spawn([&held](caf::event_based_actor* self) {
+    return caf::behavior{
+      [self, &held](atom::reload) {
+        held.push_back(self->make_response_promise());
+      },
+    };
+  });
+  deps.relay_registry = std::make_shared<handle_slot<relay_registry_actor>>(
+    caf::actor_cast<relay_registry_actor>(silent));
+  auto aut = f.sys.spawn(config_reloader, deps);
+  // However the test ends: the actor system waits for both before it goes.
+  struct stop_on_exit {
+    std::vector<caf::actor> actors;
+    ~stop_on_exit() {
+      for (auto& x : actors)
+        caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+    }
+  } stop{{caf::actor_cast<caf::actor>(aut), silent}};
+  f.self->send(aut, atom::reload_v);
+  f.run();
+  REQUIRE(held.size() == 1);
+  f.advance(config_reload_timeout - std::chrono::seconds{1});
+  std::string report;
+  f.self->receive([&](std::string& x) { report = std::move(x); },
+                  [](caf::error& err) { FAIL(render(err)); },
+                  caf::after(std::chrono::seconds{0}) >> [] {
+                    FAIL("no report before the callers' timeout");
+                  });
+  auto v = boost::json::parse(report);
+  CHECK(v.at("applied") == boost::json::array{"infra.relay_domain"});
+  CHECK(std::string{v.at("hosted_relays_error").as_string()}.find(
+          "did not answer")
+        != std::string::npos);
+  std::filesystem::remove(path);
 }
