@@ -114,8 +114,10 @@ using writer_actor = caf::typed_actor<
   // INTERNAL: while the disk is full, checks whether space returned.
   caf::reacts_to<atom::tick>,
   // Moves a sync server's down cursor to `created_at` (never backwards) in
-  // the next commit; sent only once every event up to it is stored.
-  caf::reacts_to<atom::cursor, std::string, int64_t>,
+  // the next commit; sent only once every event up to it is stored. Made
+  // under the definition's era (store::get_sync_era); one of another era is
+  // dropped.
+  caf::reacts_to<atom::cursor, std::string, int64_t, uint64_t>,
   // Counters and mailbox size.
   caf::replies_to<atom::get, atom::status>::with<status_map>>;
 

@@ -590,6 +590,12 @@ bool operator!=(const sync_server& x, const sync_server& y) {
   return !(x == y);
 }
 
+bool keeps_cursors(const sync_server& from, const sync_server& to) {
+  return from.url == to.url && from.filters == to.filters
+         && static_cast<const event_rules&>(from.policy)
+              == static_cast<const event_rules&>(to.policy);
+}
+
 // -- runtime state ------------------------------------------------------------
 
 std::string to_json(const sync_runtime_state& st) {
@@ -602,6 +608,7 @@ std::string to_json(const sync_runtime_state& st) {
         std::pair{"sent_refused", st.sent_refused},
         std::pair{"echoes_skipped", st.echoes_skipped},
         std::pair{"up_cursor", st.up_cursor},
+        std::pair{"up_era", st.up_era},
         std::pair{"refused", st.refused},
         std::pair{"neg_need_refused", st.neg_need_refused}}) {
     if (out.size() > 1)
@@ -640,6 +647,7 @@ caf::expected<sync_runtime_state> parse_sync_runtime(std::string_view text) {
         std::pair{"sent_refused", &st.sent_refused},
         std::pair{"echoes_skipped", &st.echoes_skipped},
         std::pair{"up_cursor", &st.up_cursor},
+        std::pair{"up_era", &st.up_era},
         std::pair{"refused", &st.refused},
         std::pair{"neg_need_refused", &st.neg_need_refused}})
     if (auto v = obj->if_contains(name); v && failure.empty())

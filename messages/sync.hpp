@@ -164,13 +164,24 @@ std::string to_json(const sync_server& server);
 bool operator==(const sync_server& x, const sync_server& y);
 bool operator!=(const sync_server& x, const sync_server& y);
 
+/// Whether what the cursors of `from` say holds for `to` too: the same
+/// remote, the same filters and the same lasting rules of the server's own
+/// policy. Otherwise `to` syncs something else, and its cursors start over
+/// (a new era, store/sync_store.hpp): a cursor made for kinds [1] says
+/// nothing of the kind-7 events below it. Direction, mode, TLS, auth, the
+/// overlap window and the rate limit change no cursor's meaning (a
+/// direction switched off and on again is an outage of that half).
+bool keeps_cursors(const sync_server& from, const sync_server& to);
+
 /// A position in the event order a catch-up walks: every event the server's
 /// filters match below `created_at` that the remote gave us is stored. It
 /// advances only after the events it covers are committed (`id` is unused:
-/// zero).
+/// zero). `era`: the definition's era it was made under; it is the server's
+/// cursor only while the server has that era (store/sync_store.hpp).
 struct sync_cursor {
   int64_t created_at = 0;
   nostr::bytes32 id{};
+  uint64_t era = 0;
 };
 
 /// What this node remembers per sync server between runs. The cursor is not
@@ -199,6 +210,9 @@ struct sync_runtime_state {
   /// answered by the remote (or is not for it), so a restart resends only
   /// what may not have arrived.
   uint64_t up_cursor = 0;
+  /// The definition's era `up_cursor` was made under: a position of an
+  /// earlier definition (other filters, another remote) is none of this one.
+  uint64_t up_era = 0;
   /// Unix times; 0: never.
   int64_t last_connected = 0;
   int64_t disconnected_at = 0;

@@ -19,6 +19,10 @@ std::string cursor_key(const std::string& id) {
   return id + "\x1f" + "cursor";
 }
 
+std::string era_key(const std::string& id) {
+  return id + "\x1f" + "era";
+}
+
 /// The followed authors of `id`: this prefix, then 32 pubkey bytes each.
 std::string authors_prefix(const std::string& id) {
   return id + "\x1f" + "author" + "\x1f";
@@ -55,6 +59,34 @@ caf::error put_sync_server(event_store& store, const sync_server& server) {
   rocksdb::WriteBatch batch;
   batch.Put(store.handle(cf::sync_servers), server.id, to_json(server));
   return commit(store, batch, synced());
+}
+
+caf::error put_sync_server(event_store& store, const sync_server& server,
+                           uint64_t era) {
+  rocksdb::WriteBatch batch;
+  batch.Put(store.handle(cf::sync_servers), server.id, to_json(server));
+  std::string value;
+  put_fixed64(value, era);
+  batch.Put(store.handle(cf::sync_runtime), era_key(server.id), value);
+  batch.Delete(store.handle(cf::sync_runtime), cursor_key(server.id));
+  return commit(store, batch, synced());
+}
+
+caf::expected<uint64_t> get_sync_era(const event_store& store,
+                                     const std::string& id) {
+  std::string value;
+  auto s = store.db()->Get(rocksdb::ReadOptions{},
+                           store.handle(cf::sync_runtime), era_key(id), &value);
+  if (s.IsNotFound())
+    return uint64_t{0};
+  if (!s.ok())
+    return storage_error(s);
+  if (value.size() != 8)
+    return caf::make_error(ec::storage_failure, "corrupt sync era of " + id);
+  std::string_view in{value};
+  uint64_t era = 0;
+  get_fixed64(in, era);
+  return era;
 }
 
 caf::expected<std::optional<sync_server>>
@@ -94,6 +126,7 @@ caf::error delete_sync_server(event_store& store, const std::string& id) {
   batch.Delete(store.handle(cf::sync_servers), id);
   batch.Delete(store.handle(cf::sync_runtime), id);
   batch.Delete(store.handle(cf::sync_runtime), cursor_key(id));
+  batch.Delete(store.handle(cf::sync_runtime), era_key(id));
   auto authors = authors_prefix(id);
   auto authors_end = authors;
   authors_end.back() += 1;
@@ -140,7 +173,9 @@ get_sync_cursor(const event_store& store, const std::string& id) {
     return std::optional<sync_cursor>{};
   if (!s.ok())
     return storage_error(s);
-  if (value.size() != 8 + 32)
+  // A cursor written before eras were kept has none (era 0), as has the
+  // definition it was made under.
+  if (value.size() != 8 + 32 && value.size() != 8 + 32 + 8)
     return caf::make_error(ec::storage_failure,
                            "corrupt sync cursor of " + id);
   std::string_view in{value};
@@ -148,7 +183,15 @@ get_sync_cursor(const event_store& store, const std::string& id) {
   get_fixed64(in, created_at);
   sync_cursor cursor;
   cursor.created_at = static_cast<int64_t>(created_at);
-  std::copy(in.begin(), in.end(), cursor.id.begin());
+  std::copy_n(in.begin(), cursor.id.size(), cursor.id.begin());
+  in.remove_prefix(cursor.id.size());
+  if (!in.empty())
+    get_fixed64(in, cursor.era);
+  auto era = get_sync_era(store, id);
+  if (!era)
+    return era.error();
+  if (*era != cursor.era)
+    return std::optional<sync_cursor>{};
   return std::optional<sync_cursor>{cursor};
 }
 
@@ -158,6 +201,7 @@ void put_sync_cursor(rocksdb::WriteBatch& batch, const event_store& store,
   put_fixed64(value, static_cast<uint64_t>(cursor.created_at));
   value.append(reinterpret_cast<const char*>(cursor.id.data()),
                cursor.id.size());
+  put_fixed64(value, cursor.era);
   batch.Put(store.handle(cf::sync_runtime), cursor_key(id), value);
 }
 

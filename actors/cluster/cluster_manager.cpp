@@ -1274,10 +1274,14 @@ bool flag_in(const json::object& obj, std::string_view key) {
 void adopt_cursor(self_pointer self, const std::string& id, int64_t to) {
   auto* store = self->state.config.store;
   auto own = store::get_sync_cursor(*store, id);
-  if (!own || (*own && (*own)->created_at >= to))
+  auto era = store::get_sync_era(*store, id);
+  if (!own || !era || (*own && (*own)->created_at >= to))
     return;
+  // Under the era this node's definition has: the claim was confirmed for
+  // that definition (its digest), so the cursor is this one's.
   sync_cursor cursor;
   cursor.created_at = to;
+  cursor.era = *era;
   if (auto err = store::put_sync_cursor(*store, id, cursor)) {
     log::warn("{}: could not store the confirmed cursor of {}: {}",
               self->name(), id, render(err));

@@ -283,20 +283,29 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
     },
-    [self](atom::cursor, const std::string& server, int64_t created_at) {
+    [self](atom::cursor, const std::string& server, int64_t created_at,
+           uint64_t era) {
       // A sync cursor never passes an event that is not stored: the sender
       // moves it only past events this writer has already answered, i.e.
       // committed (relay_connection's advance_cursor). So it can wait for
       // the next commit, and goes into that batch. It only moves forward.
       auto& st = self->state;
+      // It speaks only of the definition it was made under: a connection
+      // of an earlier one (other filters, another remote) or of a deleted
+      // server may still hand one over. Dropped, it cannot take the place
+      // of the current definition's cursor (which it would not pass for
+      // anyway: store::get_sync_cursor).
+      auto current_era = store::get_sync_era(*st.store, server);
+      if (!current_era || *current_era != era)
+        return;
       auto staged = st.staged_cursors.find(server);
-      auto current = staged != st.staged_cursors.end()
-                       ? staged->second.created_at
-                       : st.cursor_of(server).created_at;
-      if (created_at <= current)
+      auto current = staged != st.staged_cursors.end() ? staged->second
+                                                       : st.cursor_of(server);
+      if (current.era == era && created_at <= current.created_at)
         return;
       sync_cursor cursor;
       cursor.created_at = created_at;
+      cursor.era = era;
       st.staged_cursors[server] = cursor;
       if (!st.flush_scheduled) {
         st.flush_scheduled = true;

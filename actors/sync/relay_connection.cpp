@@ -185,6 +185,7 @@ void persist_runtime(self_pointer self) {
   runtime->sent_refused = up.sent_refused();
   runtime->echoes_skipped = up.echoes_skipped();
   runtime->up_cursor = up.cursor;
+  runtime->up_era = st.era;
   up.cursor_persisted = up.cursor;
   runtime->received = st.ingest.received;
   runtime->accepted = st.ingest.accepted;
@@ -220,7 +221,18 @@ relay_connection(relay_connection_actor::stateful_pointer<relay_connection_state
   load_deletion_authors(self);
   load_server_policy(self);
   follow_server_policy(self);
-  if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id)) {
+  // Unreadable, the era stays 0: the writer then drops this connection's
+  // cursors (it repeats work, never skips it).
+  if (auto era = store::get_sync_era(*st.deps.store, st.def.id))
+    st.era = *era;
+  else
+    log::warn("{} cannot read its definition's era: {}", st.label,
+              render(era.error()));
+  // The up cursor of an earlier definition (other filters, another remote)
+  // skipped log entries that were not for it, and may be for this one: it
+  // starts over, as a new server's does.
+  if (auto runtime = store::get_sync_runtime(*st.deps.store, st.def.id);
+      runtime && runtime->up_era == st.era) {
     st.up.cursor = runtime->up_cursor;
     st.up.cursor_persisted = st.up.cursor;
   }

@@ -79,6 +79,9 @@ struct relay_connection_state {
   enum class phase { idle, relay_info, connecting, catching_up, live, backing_off, dead };
 
   sync_server def;
+  /// The era of `def` (store::get_sync_era) as the connection started: its
+  /// cursors, down and up, are made under it.
+  uint64_t era = 0;
   relay_connection_deps deps;
   /// "sync:<id>", the ingest source and the log prefix.
   std::string label;

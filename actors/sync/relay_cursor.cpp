@@ -20,7 +20,7 @@ void hand_to_writer(self_pointer self, int64_t to) {
     return;
   if (auto writer = st.deps.writer->get()) {
     st.cursor.cursor_sent = to;
-    self->send(writer, atom::cursor_v, st.def.id, to);
+    self->send(writer, atom::cursor_v, st.def.id, to, st.era);
   }
 }
 

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <random>
 #include <utility>
 
 namespace ferry {
@@ -80,6 +81,17 @@ void report_to_health(self_pointer self, const std::string& id, bool disabled) {
                std::string{"disabled by the operator"});
   else
     self->send(health, atom::report_v, atom::stopped_v, id);
+}
+
+/// The era of a definition that syncs something else than the one before it
+/// (store::put_sync_server): random, so that no cursor made before under
+/// the same id, whatever was deleted and created since, carries it.
+uint64_t fresh_era() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t era = 0;
+  while (era == 0)
+    era = rng();
+  return era;
 }
 
 void spawn_connection(self_pointer self, entry& e) {
@@ -327,7 +339,7 @@ merge_config(self_pointer self, const std::vector<sync_server>& from_config) {
                   self->name(), def.id);
       continue;
     }
-    if (auto err = store::put_sync_server(store, def))
+    if (auto err = store::put_sync_server(store, def, fresh_era()))
       return err;
     log::info("{} added {} from the config", self->name(), def.id);
   }
@@ -492,7 +504,17 @@ sync_manager_actor::behavior_type clustered_sync_manager(
       if (!parsed)
         return parsed.error();
       auto& st = self->state;
-      if (auto err = store::put_sync_server(*st.deps.store, *parsed))
+      auto known = st.servers.find(parsed->id);
+      // A definition that syncs something else (other filters, another
+      // remote) starts its cursors over: the old ones say nothing of it, and
+      // resuming from them would never fetch the history it adds. A new one
+      // does too, so that nothing of a deleted one of its id carries over.
+      auto err = known != st.servers.end()
+                     && keeps_cursors(known->second.def, *parsed)
+                   ? store::put_sync_server(*st.deps.store, *parsed)
+                   : store::put_sync_server(*st.deps.store, *parsed,
+                                            fresh_era());
+      if (err)
         return err;
       ++st.puts;
       auto [i, created] = st.servers.try_emplace(parsed->id);

@@ -373,6 +373,54 @@ TEST_CASE("a remote that serves less than a crowded second still lets the "
   check_clean_shutdown(b, a);
 }
 
+// A cursor says "every event these filters match from this remote, up to
+// here, is stored": it means nothing for other filters. B syncs kinds [1]
+// from A, which also holds kind-7 events from long before; the operator
+// then PUTs kinds [1, 7]. Before, the connection restarted on the old
+// cursor, its catch-up began the overlap window before it, and A's old
+// kind-7 events never came.
+TEST_CASE_METHOD(two_nodes,
+                 "a sync server given other filters catches up on them from "
+                 "the beginning",
+                 "[integration][sync][admin]") {
+  const std::string mode = GENERATE(std::string{"req_stream"},
+                                    std::string{"negentropy"});
+  CAPTURE(mode);
+  node a{test::node_config(dir_a)};
+  const auto now = test::unix_now();
+  auto notes = make_events(keys, 20, now - 100, 1, "note");
+  auto reactions = make_events(keys, 20, now - 5000, 7, "+");
+  publish(a.port, notes);
+  publish(a.port, reactions);
+  server_options o;
+  o.mode = mode;
+  node b{b_config(dir_b, sync_server_toml(a.port, o))};
+  auto b_admin = b.admin_port();
+  auto caught_up = [&] {
+    bool complete = test::poll_until(
+      [&] { return stat_flag(b_admin, "node-a", "catchup_complete"); }, 20s);
+    if (!complete)
+      FAIL("B's catch-up did not complete\n"
+           << sync_reports(b_admin, "node-a") << logs(&a.process, &b.process));
+  };
+  caught_up();
+  REQUIRE(ids_of(b.port, kind1_all) == id_set(notes));
+  REQUIRE(count_of(b.port, R"({"kinds":[7]})") == 0);
+
+  auto res = admin(b_admin, "PUT", "/api/v1/sync/servers/node-a",
+                   "{\"url\":\"" + relay_url(a.port)
+                     + "\",\"filters\":[{\"kinds\":[1,7]}],\"mode\":\""
+                     + mode + "\",\"tls\":{\"mode\":\"disabled\"}}");
+  require_answered(res, b.process);
+  INFO(res.response.body);
+  REQUIRE(res.response.status == 200);
+  caught_up();
+  // Complete means stored: nothing may arrive after it.
+  CHECK(ids_of(b.port, R"({"kinds":[7],"limit":5000})") == id_set(reactions));
+  CHECK(ids_of(b.port, kind1_all) == id_set(notes));
+  check_clean_shutdown(b, a);
+}
+
 TEST_CASE_METHOD(two_nodes,
                  "the admin API manages sync servers", "[integration][sync][admin]") {
   node a{test::node_config(dir_a)};

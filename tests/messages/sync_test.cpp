@@ -326,6 +326,27 @@ TEST_CASE("a server's own policy rules parse, normalize and round-trip",
         != std::string::npos);
 }
 
+TEST_CASE("cursors carry over only to a definition that syncs the same",
+          "[sync]") {
+  auto base = parse_ok(body());
+  for (auto same : {R"(,"direction":"both","mode":"negentropy")",
+                    R"(,"enabled":false,"overlap_window_seconds":60)",
+                    R"(,"follow_deletions":false,"auth":{"type":"nip42","mode":"never"})",
+                    R"(,"policy":{"rate_limit":{"rate":3,"burst":3}})"}) {
+    CAPTURE(same);
+    CHECK(keeps_cursors(base, parse_ok(body(same))));
+  }
+  auto other_filters = parse_ok(
+    R"({"id":"s1","url":"wss://relay.example.com","filters":[{"kinds":[1,7]}]})");
+  auto other_url = parse_ok(body({}, "wss://other.example.com"));
+  auto other_rules = parse_ok(body(R"(,"policy":{"denied_kinds":[7]})"));
+  for (const auto& other : {other_filters, other_url, other_rules}) {
+    CAPTURE(to_json(other));
+    CHECK_FALSE(keeps_cursors(base, other));
+    CHECK_FALSE(keeps_cursors(other, base));
+  }
+}
+
 TEST_CASE("enum names round-trip", "[sync]") {
   for (auto x : {sync_direction::down, sync_direction::up, sync_direction::both}) {
     sync_direction y{};
@@ -368,7 +389,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   CHECK(to_json(fresh)
         == R"({"received":0,"accepted":0,)"
            R"("duplicate":0,"rejected":0,"filtered":0,"sent":0,"sent_ok":0,)"
-           R"("sent_refused":0,"echoes_skipped":0,"up_cursor":0,)"
+           R"("sent_refused":0,"echoes_skipped":0,"up_cursor":0,"up_era":0,)"
            R"("refused":0,"neg_need_refused":0,)"
            R"("last_connected":0,"disconnected_at":0,"last_catchup_completed":0,)"
            R"("last_error":""})");
@@ -387,6 +408,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   st.sent_refused = 5;
   st.echoes_skipped = 6;
   st.up_cursor = 123456789;
+  st.up_era = UINT64_MAX - 1;
   st.refused = 8;
   st.neg_need_refused = 9;
   st.last_connected = 11;
@@ -398,6 +420,7 @@ TEST_CASE("runtime state round-trips through JSON", "[sync]") {
   CHECK(*back == st);
   CHECK(back->sent == UINT64_MAX);
   CHECK(back->up_cursor == 123456789);
+  CHECK(back->up_era == UINT64_MAX - 1);
   CHECK(back->refused == 8);
   CHECK(back->neg_need_refused == 9);
   CHECK(back->last_error == st.last_error);

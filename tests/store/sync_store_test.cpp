@@ -155,6 +155,53 @@ TEST_CASE_METHOD(store_fixture, "a cursor commits in the same batch as its event
         == 1);
 }
 
+TEST_CASE_METHOD(store_fixture, "a cursor is its server's only under the era "
+                               "it was made under",
+                 "[store][sync]") {
+  auto put_cursor = [&](const sync_cursor& cursor) {
+    rocksdb::WriteBatch batch;
+    put_sync_cursor(batch, *store, "s", cursor);
+    REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &batch).ok());
+  };
+  auto created_at = [&]() -> int64_t {
+    auto c = get_sync_cursor(*store, "s");
+    REQUIRE(c);
+    return *c ? (*c)->created_at : -1;
+  };
+  SECTION("a cursor and a definition from before eras have none") {
+    REQUIRE_FALSE(put_sync_server(*store, make_server("s")));
+    CHECK(*get_sync_era(*store, "s") == 0);
+    // The 40-byte value cursors had before.
+    std::string old_value(8 + 32, '\0');
+    old_value[7] = 100;
+    REQUIRE(store->db()
+              ->Put(rocksdb::WriteOptions{}, store->handle(cf::sync_runtime),
+                    std::string{"s\x1f" "cursor"}, old_value)
+              .ok());
+    CHECK(created_at() == 100);
+  }
+  SECTION("a definition that syncs something else starts its cursor over") {
+    REQUIRE_FALSE(put_sync_server(*store, make_server("s"), 5));
+    CHECK(*get_sync_era(*store, "s") == 5);
+    put_cursor(sync_cursor{100, {}, 5});
+    CHECK(created_at() == 100);
+    // The same era again keeps it (a PUT of the same filters, say).
+    REQUIRE_FALSE(put_sync_server(*store, make_server("s")));
+    CHECK(created_at() == 100);
+    REQUIRE_FALSE(put_sync_server(*store, make_server("s"), 6));
+    CHECK(created_at() == -1);
+    // Committed late by a connection of the old definition: still none.
+    put_cursor(sync_cursor{150, {}, 5});
+    CHECK(created_at() == -1);
+    put_cursor(sync_cursor{90, {}, 6});
+    CHECK(created_at() == 90);
+    REQUIRE_FALSE(delete_sync_server(*store, "s"));
+    CHECK(*get_sync_era(*store, "s") == 0);
+    put_cursor(sync_cursor{150, {}, 6});
+    CHECK(created_at() == -1);
+  }
+}
+
 TEST_CASE_METHOD(store_fixture, "a batch that never commits leaves neither",
                  "[store][sync]") {
   auto ev = make_event(nostr::generate_keypair(), 1, 100);

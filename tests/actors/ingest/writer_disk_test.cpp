@@ -117,7 +117,7 @@ TEST_CASE("below the reserve the writer refuses events, resumes by itself, "
   f.advance(500ms);
   CHECK(f.db->space_problem() == "");
   CHECK(f.write(f.live_event(3000)).status == ingest_status::stored);
-  f.self->send(f.aut, atom::cursor_v, std::string{"s"}, int64_t{3000});
+  f.self->send(f.aut, atom::cursor_v, std::string{"s"}, int64_t{3000}, uint64_t{0});
   f.run();
   CHECK(f.cursor() == 3000);
 }

@@ -37,6 +37,14 @@ struct fixture : test::deterministic_actor_system {
     return *c ? (*c)->created_at : 0;
   }
 
+  /// Hands the writer cursor `created_at` of server "s", made under `era`;
+  /// @returns the cursor of "s" once the writer handled it.
+  int64_t cursor_after(int64_t created_at, uint64_t era) {
+    self->send(aut, atom::cursor_v, std::string{"s"}, created_at, era);
+    run();
+    return cursor("s");
+  }
+
   /// A signed kind-1 event at `created_at`, as the verifier hands it on.
   ingest_item_ptr item(int64_t created_at) {
     auto x = std::make_shared<ingest_item>();
@@ -61,25 +69,51 @@ struct fixture : test::deterministic_actor_system {
 TEST_CASE_METHOD(fixture, "the writer commits a sync cursor with its next "
                           "batch and never moves it backwards",
                  "[writer]") {
-  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{100});
-  run();
-  CHECK(cursor("s") == 100);
-  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{50});
-  run();
-  CHECK(cursor("s") == 100);
+  CHECK(cursor_after(100, 0) == 100);
+  CHECK(cursor_after(50, 0) == 100);
   // Sent while events wait for their commit: one batch carries both.
   auto item = std::make_shared<ingest_item>();
   item->data = make_event(keys, 1, 300);
   item->source = "client";
   auto before = batches();
   self->send(aut, atom::write_v, item);
-  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{200});
+  self->send(aut, atom::cursor_v, std::string{"s"}, int64_t{200}, uint64_t{0});
   run();
   self->receive(
     [](ingest_result& r) { CHECK(r.status == ingest_status::stored); },
     caf::after(0s) >> [] { FAIL("no answer to the write"); });
   CHECK(cursor("s") == 200);
   CHECK(batches() == before + 1);
+}
+
+// A cursor is made under its definition's era. A connection of the old
+// definition may still hand one over after the server was deleted, or
+// given other filters, and the writer caches the last one it wrote. Before
+// eras, such a late cursor was committed after the delete and read back as
+// the new definition's: DELETE and create again (or a PUT of other
+// filters) resumed past history never fetched.
+TEST_CASE_METHOD(fixture, "the writer drops a cursor of another era, and a "
+                          "server deleted and created again starts over",
+                 "[writer]") {
+  auto def = parse_sync_server(
+    R"({"id":"s","url":"wss://relay.example.com","filters":[{"kinds":[1]}]})");
+  REQUIRE(def);
+  REQUIRE_FALSE(store::put_sync_server(*db.store, *def, 7));
+  CHECK(cursor_after(100, 7) == 100);
+  SECTION("deleted and created again") {
+    REQUIRE_FALSE(store::delete_sync_server(*db.store, "s"));
+    // The old connection's last cursor, after the delete.
+    CHECK(cursor_after(150, 7) == 0);
+    REQUIRE_FALSE(store::put_sync_server(*db.store, *def, 8));
+  }
+  SECTION("given other filters") {
+    def->filters.front().kinds->push_back(7);
+    REQUIRE_FALSE(store::put_sync_server(*db.store, *def, 8));
+    CHECK(cursor("s") == 0);
+  }
+  CHECK(cursor_after(150, 7) == 0);
+  // The new definition's own cursor, below the cached one of the old.
+  CHECK(cursor_after(60, 8) == 60);
 }
 
 TEST_CASE_METHOD(fixture, "the writer answers a batch in its order, in the "
