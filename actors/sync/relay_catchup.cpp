@@ -149,7 +149,12 @@ void mark_caught_up(self_pointer self) {
   st.catchup.complete = true;
   auto took = self->clock().now() - st.catchup.started;
   st.catchup.last_took = took;
-  if (st.catchup.from_beginning && syncs_down(st.def))
+  // Everything the remote held when it started is stored here only after a
+  // catch-up from the beginning that left nothing unstored: other members'
+  // cursor claims are confirmed by this (cluster_manager's
+  // reconciled_from), so it may not say more.
+  if (st.catchup.from_beginning && st.cursor.unstored_since == INT64_MAX
+      && syncs_down(st.def))
     st.catchup.full_started_ms = st.catchup.started_ms;
   report(self, atom::report_v, atom::caughtup_v, st.def.id,
          caf::timespan{took});

@@ -1,0 +1,233 @@
+// A relay connection's REQ catch-up against a scripted remote: a catch-up
+// that left an event unstored proves nothing about the remote's whole
+// history.
+
+#include "actors/ingest/writer.hpp"
+#include "actors/sync/relay_connection.hpp"
+#include "messages/error.hpp"
+#include "messages/nostr/event.hpp"
+#include "messages/nostr/filter.hpp"
+#include "messages/nostr/keys.hpp"
+#include "messages/nostr/wire.hpp"
+#include "store/sync_store.hpp"
+#include "tests/fixtures/threaded_actor_system.hpp"
+#include "tests/net/net_fixture.hpp"
+#include "tests/store/store_fixture.hpp"
+
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct verifier_state {
+  std::set<nostr::bytes32> refuse;
+  static inline constexpr const char* name = "scripted-verifier";
+};
+
+/// Answers each event as stored, but those in `refuse`, which it refuses
+/// for now ("rate-limited:"), as a rate limit that ran out would.
+verifier_actor::behavior_type
+scripted_verifier(verifier_actor::stateful_pointer<verifier_state> self,
+                  std::set<nostr::bytes32> refuse) {
+  self->state.refuse = std::move(refuse);
+  auto answer = [self](const ingest_item_ptr& item) {
+    if (self->state.refuse.count(item->data.ev.id) > 0)
+      return ingest_result{ingest_status::refused, "rate-limited: slow down"};
+    return ingest_result{ingest_status::stored, ""};
+  };
+  return {
+    [answer](atom::ingest, const ingest_item_ptr& item) { return answer(item); },
+    [answer](atom::ingest, const ingest_batch& batch) {
+      ingest_results out;
+      for (const auto& item : batch)
+        out.push_back(answer(item));
+      return out;
+    },
+    [](atom::get, atom::status) { return status_map{}; },
+  };
+}
+
+struct fixture : test::threaded_actor_system {
+  /// One author's kind-1 events at `first`, `first` + 1, ... (`n` of them).
+  void hold(size_t n, int64_t first) {
+    auto keys = nostr::generate_keypair();
+    for (size_t i = 0; i < n; ++i) {
+      nostr::event ev;
+      ev.kind = 1;
+      ev.created_at = first + static_cast<int64_t>(i);
+      ev.content = "note " + std::to_string(i);
+      nostr::sign_event(ev, keys);
+      events.push_back(std::move(ev));
+    }
+  }
+
+  const nostr::event& at(int64_t created_at) const {
+    return *std::find_if(events.begin(), events.end(), [&](const auto& ev) {
+      return ev.created_at == created_at;
+    });
+  }
+
+  /// Starts the remote, whose NIP-11 document names `max_subscriptions`
+  /// (0: none), and a connection syncing kind 1 down in pages of `page`,
+  /// whose verifier refuses `refused` for now.
+  void start(uint64_t max_subscriptions, uint64_t page,
+             std::set<nostr::bytes32> refused) {
+    remote.start({}, [max_subscriptions](net::http_request,
+                                         std::function<void(net::http_response)> respond) {
+      net::http_response res;
+      res.content_type = "application/nostr+json";
+      res.body = R"({"name":"scripted","limitation":{"max_subscriptions":)"
+                 + std::to_string(max_subscriptions) + "}}";
+      respond(res);
+    });
+    REQUIRE(remote.start_error().empty());
+    writer_ = sys.spawn<caf::detached>(writer, db.store.get(),
+                                       handle_slot_ptr<hub_actor>{},
+                                       writer_config{});
+    verifier = sys.spawn(scripted_verifier, std::move(refused));
+    relay_connection_deps deps;
+    deps.keys = nostr::generate_keypair();
+    deps.io = io;
+    deps.store = db.store.get();
+    deps.verifiers = {std::make_shared<handle_slot<verifier_actor>>(verifier)};
+    deps.writer = std::make_shared<handle_slot<writer_actor>>(writer_);
+    deps.health = std::make_shared<handle_slot<health_tracker_actor>>();
+    deps.batches = std::make_shared<handle_slot<pending_batches_actor>>();
+    sync_server def;
+    def.id = "s";
+    def.url = "ws://127.0.0.1:" + std::to_string(remote.port());
+    nostr::filter f;
+    f.kinds = std::vector<uint32_t>{1};
+    f.limit = page;
+    def.filters = {f};
+    def.follow_deletions = false;
+    def.overlap_window_seconds = 0;
+    def.tls.mode = "disabled";
+    connection = sys.spawn(relay_connection, def, std::move(deps));
+  }
+
+  ~fixture() {
+    self->send_exit(connection, caf::exit_reason::user_shutdown);
+    self->send_exit(verifier, caf::exit_reason::user_shutdown);
+    self->send_exit(writer_, caf::exit_reason::user_shutdown);
+    self->wait_for(connection, verifier, writer_);
+    io->stop();
+  }
+
+  /// Answers every REQ the remote got as a relay would: per filter, the
+  /// newest `limit` stored events within its since and until, then EOSE.
+  /// @returns how many REQs came so far.
+  size_t serve() {
+    auto frames = remote.frames();
+    for (; seen < frames.size(); ++seen) {
+      if (frames[seen].rfind("[\"REQ\"", 0) != 0)
+        continue;
+      ++reqs;
+      auto req = boost::json::parse(frames[seen]).as_array();
+      std::string sub_id{req.at(1).as_string()};
+      std::vector<std::string> out;
+      for (size_t i = 2; i < req.size(); ++i) {
+        nostr::filter f;
+        REQUIRE(nostr::parse_filter(boost::json::serialize(req[i]), f).empty());
+        std::vector<const nostr::event*> hits;
+        for (const auto& ev : events)
+          if (f.matches(ev))
+            hits.push_back(&ev);
+        std::sort(hits.begin(), hits.end(), [](const auto* x, const auto* y) {
+          return x->created_at > y->created_at;
+        });
+        hits.resize(std::min<size_t>(hits.size(), f.limit.value_or(hits.size())));
+        for (const auto* ev : hits)
+          out.push_back(nostr::event_message(sub_id, nostr::to_json(*ev)));
+      }
+      out.push_back(nostr::eose_message(sub_id));
+      auto conn = remote.connection(remote.opened() - 1);
+      REQUIRE(conn);
+      for (auto& frame : out)
+        conn->send(std::make_shared<const std::string>(std::move(frame)));
+    }
+    return reqs;
+  }
+
+  status_map status() {
+    status_map result;
+    self->request(connection, caf::infinite, atom::get_v, atom::status_v)
+      .receive([&](status_map& x) { result = std::move(x); },
+               [](caf::error& err) { FAIL(render(err)); });
+    return result;
+  }
+
+  /// Serves REQs until `n` came and the catch-up they make is complete.
+  void serve_until_caught_up(size_t n) {
+    bool done = net::test::wait_until(
+      [&] {
+        return serve() >= n && caf::get_or(status(), "catchup_complete", false);
+      },
+      10s);
+    INFO(reqs << " REQs; frames the remote got:\n" << frames_text());
+    REQUIRE(done);
+  }
+
+  std::string frames_text() {
+    std::string text;
+    for (const auto& frame : remote.frames())
+      text += frame + "\n";
+    return text;
+  }
+
+  /// The cursor the writer committed once it handled what it was sent (its
+  /// commit follows as a message of its own).
+  int64_t committed_cursor() {
+    for (int i = 0; i < 2; ++i)
+      self->request(writer_, caf::infinite, atom::get_v, atom::status_v)
+        .receive([](status_map&) {}, [](caf::error& err) { FAIL(render(err)); });
+    auto c = store::get_sync_cursor(*db.store, "s");
+    REQUIRE(c);
+    return *c ? (*c)->created_at : 0;
+  }
+
+  std::vector<nostr::event> events;
+  net::test::server_fixture remote;
+  store::test::store_fixture db;
+  std::shared_ptr<net::io_runtime> io = std::make_shared<net::io_runtime>(1);
+  writer_actor writer_;
+  verifier_actor verifier;
+  relay_connection_actor connection;
+  size_t seen = 0;
+  size_t reqs = 0;
+};
+
+} // namespace
+
+// Before, full_catchup_started_ms was set by any complete catch-up from the
+// beginning, though an event it got was refused for now: a cluster member
+// took it as "everything the remote held is stored here" and confirmed
+// other members' cursor claims by it.
+TEST_CASE_METHOD(fixture, "a catch-up from the beginning that leaves an event "
+                          "unstored is no full catch-up",
+                 "[relay_catchup]") {
+  const bool refused = GENERATE(false, true);
+  CAPTURE(refused);
+  hold(5, 1000);
+  std::set<nostr::bytes32> refuse;
+  if (refused)
+    refuse.insert(at(1002).id);
+  start(0, 10, refuse);
+  // The live tail's first page, then pages until one comes back empty.
+  serve_until_caught_up(3);
+  auto full_started = caf::get_or(status(), "full_catchup_started_ms", int64_t{0});
+  if (refused) {
+    CHECK(full_started == 0);
+    CHECK(committed_cursor() == 1001);
+  } else {
+    CHECK(full_started > 0);
+    CHECK(committed_cursor() == 1004);
+  }
+}
