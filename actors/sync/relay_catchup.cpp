@@ -66,6 +66,7 @@ void begin_catchup(self_pointer self) {
   auto& st = self->state;
   st.reqs.reopening = false;
   st.state = phase::catching_up;
+  st.catchup.partial = false;
   st.catchup.complete = false;
   st.catchup.started = self->clock().now();
   st.catchup.started_ms = unix_now_ms();
@@ -123,8 +124,10 @@ void maybe_finish_catchup(self_pointer self) {
   if (auto reconciled = take_reconciled_through(self))
     through = std::max(through, *reconciled);
   // The catch-up started no later than any event the store failed to take
-  // before it, and fetched them again.
-  if (!st.cursor.unstored_in_catchup)
+  // before it, and fetched them again, unless it read only a first page
+  // that did not reach back to them: then the cursor stays below them
+  // still, and the next catch-up starts from them.
+  if (!st.cursor.unstored_in_catchup && !st.catchup.partial)
     st.cursor.unstored_since = INT64_MAX;
   advance_cursor(self, through);
   mark_caught_up(self);
@@ -150,11 +153,11 @@ void mark_caught_up(self_pointer self) {
   auto took = self->clock().now() - st.catchup.started;
   st.catchup.last_took = took;
   // Everything the remote held when it started is stored here only after a
-  // catch-up from the beginning that left nothing unstored: other members'
-  // cursor claims are confirmed by this (cluster_manager's
-  // reconciled_from), so it may not say more.
-  if (st.catchup.from_beginning && st.cursor.unstored_since == INT64_MAX
-      && syncs_down(st.def))
+  // catch-up from the beginning that read all of it and left nothing
+  // unstored: other members' cursor claims are confirmed by this
+  // (cluster_manager's reconciled_from), so it may not say more.
+  if (st.catchup.from_beginning && !st.catchup.partial
+      && st.cursor.unstored_since == INT64_MAX && syncs_down(st.def))
     st.catchup.full_started_ms = st.catchup.started_ms;
   report(self, atom::report_v, atom::caughtup_v, st.def.id,
          caf::timespan{took});

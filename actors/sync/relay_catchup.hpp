@@ -33,6 +33,11 @@ struct relay_catchup {
   /// cluster member confirms the cursors another member claims by it
   /// (messages/cluster/cursor_claim.hpp).
   int64_t full_started_ms = 0;
+  /// This catch-up may have read less than everything from its `since`: it
+  /// opens the live tail again after a paging that closed it, and that
+  /// one's first page, all it reads, came back full or holds several
+  /// filters (req_catchup.cpp).
+  bool partial = false;
   bool complete = false;
   /// How long the last complete catch-up took, from connect to caught up.
   caf::timespan last_took{0};

@@ -360,9 +360,16 @@ void on_req_eose(self_pointer self, const std::string& sub_id) {
     send_frame(self, "[\"CLOSE\",\"" + sub_id + "\"]");
   // The live tail's first page after a paging that closed it is all that
   // catch-up reads: a page of older history would close it again, and the
-  // next first page would cover the same window, without end.
+  // next first page would cover the same window, without end. Full, or of
+  // several filters (whose answer proves no one filter's window, see
+  // page_if_capped), it may not reach back to the catch-up's `since`: what
+  // the store failed to take there is not fetched again, so it stays to be
+  // (maybe_finish_catchup).
   if (st.reqs.reopening && sub_id == live_sub) {
-    if (full(i->second))
+    const auto& sub = i->second;
+    if (full(sub) || sub.sent.size() > 1)
+      st.catchup.partial = true;
+    if (full(sub))
       log::warn("{} the live tail's first page after the paging was full: an "
                 "event the remote took meanwhile dated before that page is "
                 "not asked for",

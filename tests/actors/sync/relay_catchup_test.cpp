@@ -1,6 +1,7 @@
-// A relay connection's REQ catch-up against a scripted remote: a catch-up
-// that left an event unstored proves nothing about the remote's whole
-// history.
+// A relay connection's REQ catch-up against a scripted remote: an event the
+// store could not take for now holds the cursor below it until a catch-up
+// has fetched it again, and a catch-up that left one behind proves nothing
+// about the remote's whole history.
 
 #include "actors/ingest/writer.hpp"
 #include "actors/sync/relay_connection.hpp"
@@ -230,4 +231,28 @@ TEST_CASE_METHOD(fixture, "a catch-up from the beginning that leaves an event "
     CHECK(full_started > 0);
     CHECK(committed_cursor() == 1004);
   }
+}
+
+// A remote that holds one subscription of ours: the live tail closes while
+// the catch-up pages, and a catch-up from the paging's end opens it again,
+// reading its first page only. One event the paging got was refused for
+// now, so that one starts from it, and its first page (full) does not reach
+// back to it. Before, its end cleared what the store failed to take, and
+// the cursor passed the event: no later catch-up asked for it again.
+TEST_CASE_METHOD(fixture, "a catch-up that opens the live tail again keeps "
+                          "the cursor below what it did not reach back to",
+                 "[relay_catchup]") {
+  hold(6, 1000);
+  start(1, 2, {at(1001).id});
+  // The live tail's first page, six pages (the last one empty), and the
+  // live tail again.
+  serve_until_caught_up(8);
+  INFO(frames_text());
+  auto frames = remote.frames();
+  CHECK(std::count_if(frames.begin(), frames.end(), [](const auto& frame) {
+          return frame.rfind("[\"REQ\",\"ferry-live\"", 0) == 0;
+        })
+        == 2);
+  CHECK(committed_cursor() == 1000);
+  CHECK(caf::get_or(status(), "full_catchup_started_ms", int64_t{1}) == 0);
 }
