@@ -936,12 +936,15 @@ client_session(client_session_actor::stateful_pointer<client_session_state> self
       if (i == st.counts.end() || i->second->job_id != job_id)
         return;
       auto refused = i->second->count_refused;
+      // The budget the worker counted with: a reload since may have changed
+      // the limit.
+      auto budget = i->second->max_count_scan;
       st.counts.erase(i);
       // NIP-45: a COUNT the relay will not fulfil is answered CLOSED.
       if (refused)
         st.send(nostr::closed_message(
           sub_id, "blocked: this count would examine more than "
-                    + std::to_string(st.ctx->limits.get()->max_count_scan)
+                    + std::to_string(budget)
                     + " stored events; narrow its filters"));
       else
         st.send(nostr::count_message(sub_id, n));
