@@ -115,6 +115,13 @@ struct read_budget {
   uint64_t left = 0;
   /// The read stopped because `left` ran out; what it gave is incomplete.
   bool exhausted = false;
+  /// Set by a `scan` that ran out: the last candidate it examined, in its
+  /// serving order. Every match up to it was delivered, so a scan resumed
+  /// after it misses nothing; a slice bounded by what it examines goes on
+  /// from here even when it delivered nothing. Unset when nothing was
+  /// examined, or for an `ids` filter (whose ids are not examined in that
+  /// order; their number bounds that scan anyway).
+  std::optional<scan_position> examined_through;
 
   /// Takes one unit; false (and exhausted) when none is left.
   bool take() {
@@ -178,7 +185,8 @@ public:
   /// `sink(json, position)` per event until it returns false, `max_events`
   /// have been delivered, or the matches are exhausted.
   /// With `budget`, each candidate examined takes a unit of it, and the scan
-  /// stops where it runs out (`budget->exhausted`).
+  /// stops where it runs out (`budget->exhausted`; resume after
+  /// `budget->examined_through` when set).
   /// @returns true when more matches may remain (call again from the last
   ///          position delivered), false when the scan is exhausted.
   bool scan(const nostr::filter& f, int64_t now,

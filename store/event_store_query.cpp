@@ -509,6 +509,7 @@ bool event_store::scan(
 
   merged_index m(st.db, st.h(p->family), snap.get(), p->prefixes, f.since,
                  f.until, resume_suffix);
+  std::optional<scan_position> last_examined;
   // Small at first: the first events reach the client while more are read.
   size_t batch = first_scan_batch_size;
   while (m.valid()) {
@@ -531,8 +532,14 @@ bool event_store::scan(
     };
     if (!read_candidates(serve))
       return true;
-    if (budget && budget->exhausted)
+    // The merged index walks every candidate in serving order, so the last
+    // one of a batch read whole is a resumable position.
+    if (!candidates.empty())
+      last_examined = candidates.back();
+    if (budget && budget->exhausted) {
+      budget->examined_through = last_examined;
       return true;
+    }
   }
   return false;
 }

@@ -73,6 +73,7 @@ slice_result run_slice(const store::event_store& store,
     job.delivered_in_filter = 0;
   };
   size_t budget = max_events;
+  store::read_budget examined{config.slice_examined};
   for (;;) {
     // Before the budget is looked at: a slice that read exactly the last
     // filter's limit has finished the job, and ends with its EOSE.
@@ -113,7 +114,15 @@ slice_result run_slice(const store::event_store& store,
                                      : std::numeric_limits<uint64_t>::max());
         return bytes < config.high_water_bytes;
       };
-    auto more = store.scan(f, job.now, job.resume, want, on_event);
+    // An `ids` filter examines its ids, which the relay's limits bound.
+    auto more = store.scan(f, job.now, job.resume, want, on_event,
+                           f.ids ? nullptr : &examined);
+    if (examined.exhausted) {
+      // Every match up to there is sent: the next slice starts after it.
+      if (examined.examined_through)
+        job.resume = examined.examined_through;
+      break;
+    }
     budget -= std::min(budget, std::max<size_t>(taken, 1));
     if (!more)
       next_filter();
@@ -336,6 +345,7 @@ bool read_more(const store::event_store& store,
   // filter: an event the scan meets twice counts toward the limit each time
   // and is sent once.
   bool fits = true;
+  store::read_budget examined{config.slice_examined};
   auto more = store.scan(
     page.filter, page.now, page.resume,
     std::min<uint64_t>(max_events, limit - page.scanned),
@@ -352,9 +362,13 @@ bool read_more(const store::event_store& store,
       page.json += json;
       page.ends.push_back(page.json.size());
       return true;
-    });
+    },
+    page.filter.ids ? nullptr : &examined);
   if (!fits)
     return false;
+  // The next step goes on after the last candidate examined.
+  if (examined.exhausted && examined.examined_through)
+    page.resume = examined.examined_through;
   page.complete = !more || page.scanned >= limit;
   // The id set keeps at most four slots per id.
   const auto charge = sizeof(read_ahead_page) + page.json.capacity()

@@ -201,6 +201,12 @@ struct neg_job {
 struct query_worker_config {
   /// Events per slice; between slices other jobs get their turn.
   size_t slice_events = 1000;
+  /// Candidates a slice (or a read-ahead step) examines at most, matching
+  /// or not. A filter its index does not cover (several tags, say) may
+  /// examine a whole index to find a few matches; bounded, such a REQ
+  /// yields the worker to the other connections' jobs and goes on from the
+  /// last candidate examined.
+  size_t slice_examined = 10000;
   /// Events handed to the socket in the first chunk of a slice; each later
   /// chunk doubles, up to `max_chunk_events`.
   size_t first_chunk_events = 8;

@@ -4,6 +4,8 @@
 #include "messages/nostr/wire.hpp"
 #include "tests/store/store_fixture.hpp"
 
+#include <limits>
+
 using namespace ferry;
 using namespace ferry::store::test;
 
@@ -169,6 +171,37 @@ TEST_CASE("a slice stops at its budget and the next one goes on from there",
                                        fx.newest_first.begin() + 25));
 }
 
+TEST_CASE("a slice examines a bounded number of candidates, and the next "
+          "goes on after the last it examined, though it sent nothing",
+          "[query_worker]") {
+  // 40 notes newer than the fixture's 30 have expired by the time of the
+  // REQ: candidates its index yields that no slice may send. A filter its
+  // index does not cover meets such runs (one tag of several, say); a
+  // slice that examined them all held the worker from every other
+  // connection's job.
+  fixture fx{30};
+  for (int i = 0; i < 40; ++i)
+    fx.write(make_event(fx.keys, 1, default_now - 500 + i,
+                        {{"expiration", std::to_string(default_now + 50)}}));
+  fx.config.slice_examined = 8;
+  auto job = fx.job({R"({"limit":12})"});
+  job->now = default_now + 100;
+  auto first = run_slice(*fx.store, fx.config, *job, 1000);
+  CHECK_FALSE(first.done);
+  CHECK(first.events == 0);
+  size_t slices = 1;
+  while (!run_slice(*fx.store, fx.config, *job, 1000).done)
+    REQUIRE(++slices < 100);
+  ++slices;
+  // 40 expired and 12 sent, 8 examined a slice: the 6th slice sends the
+  // first notes, the 7th examines the last 4 the limit needs.
+  CHECK(slices == 7);
+  CHECK(fx.ends_with_eose());
+  CHECK(fx.event_ids()
+        == std::vector<nostr::bytes32>(fx.newest_first.begin(),
+                                       fx.newest_first.begin() + 12));
+}
+
 TEST_CASE("a cancelled job's last slice sends no EOSE", "[query_worker]") {
   fixture fx{5};
   auto job = fx.job({R"({"limit":10})"});
@@ -252,7 +285,10 @@ std::vector<std::string> read_afresh(fixture& fx, const std::string& filter_json
   auto saved = std::move(fx.conn->frames);
   fx.conn->frames.clear();
   auto job = fx.job({filter_json});
-  while (!run_slice(*fx.store, fx.config, *job, 1000).done) {
+  // Slices that examine as much as they like: the reference.
+  auto config = fx.config;
+  config.slice_examined = std::numeric_limits<size_t>::max();
+  while (!run_slice(*fx.store, config, *job, 1000).done) {
     // next slice
   }
   auto frames = std::move(fx.conn->frames);
@@ -323,6 +359,10 @@ TEST_CASE("a paging client's pages come from memory, the same as read afresh",
   fixture fx{300, 12};
   fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
   const int64_t step = GENERATE(0, -1);
+  // Also when each step of the read (16 events) and each slice may examine
+  // fewer candidates than it would send.
+  fx.config.slice_examined = GENERATE(size_t{10000}, size_t{7});
+  CAPTURE(step, fx.config.slice_examined);
   paging_client client{fx, step, 25};
   // The first two REQs show the step; every later page was read ahead.
   CHECK_FALSE(client.next().from_memory);
