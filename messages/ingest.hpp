@@ -111,6 +111,8 @@ using writer_actor = caf::typed_actor<
   caf::reacts_to<atom::flush>,
   // INTERNAL: periodic NIP-40 purge of expired events.
   caf::reacts_to<atom::purge>,
+  // INTERNAL: the next step of a change-log sweep, after this entry.
+  caf::reacts_to<atom::purge, uint64_t>,
   // INTERNAL: while the disk is full, checks whether space returned.
   caf::reacts_to<atom::tick>,
   // Moves a sync server's down cursor to `created_at` (never backwards) in

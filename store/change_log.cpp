@@ -7,8 +7,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace ferry::store {
 
@@ -70,6 +72,64 @@ size_t read_changes(const event_store& store, uint64_t after, size_t max,
       break;
   }
   return delivered;
+}
+
+caf::expected<change_sweep> sweep_changes(event_store& store, uint64_t after,
+                                          size_t max, uint64_t keep) {
+  change_sweep result;
+  result.through = after;
+  std::vector<uint64_t> seqs;
+  std::vector<nostr::bytes32> ids;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(
+      rocksdb::ReadOptions{}, store.handle(cf::changes)));
+    for (it->Seek(key_of(after + 1)); it->Valid() && seqs.size() < max;
+         it->Next()) {
+      std::string_view key{it->key().data(), it->key().size()};
+      uint64_t seq = 0;
+      auto value = it->value();
+      if (!get_fixed64(key, seq) || value.size() < nostr::bytes32{}.size())
+        continue;
+      seqs.push_back(seq);
+      ids.emplace_back();
+      std::memcpy(ids.back().data(), value.data(), ids.back().size());
+    }
+    if (!it->status().ok())
+      return storage_error(it->status());
+    result.at_end = !it->Valid();
+  }
+  result.examined = seqs.size();
+  if (!seqs.empty())
+    result.through = seqs.back();
+  // Looked up in batches: one MultiGet probes the events' bloom filters
+  // and index blocks together.
+  constexpr size_t lookup_batch = 256;
+  std::vector<rocksdb::Slice> keys;
+  std::vector<rocksdb::PinnableSlice> values(lookup_batch);
+  std::vector<rocksdb::Status> statuses(lookup_batch);
+  rocksdb::WriteBatch batch;
+  for (size_t from = 0; from < ids.size(); from += lookup_batch) {
+    const auto n = std::min(lookup_batch, ids.size() - from);
+    keys.clear();
+    for (size_t i = from; i < from + n; ++i)
+      keys.emplace_back(reinterpret_cast<const char*>(ids[i].data()),
+                        ids[i].size());
+    for (auto& v : values)
+      v.Reset();
+    store.db()->MultiGet(rocksdb::ReadOptions{}, store.handle(cf::events), n,
+                         keys.data(), values.data(), statuses.data());
+    for (size_t i = 0; i < n; ++i) {
+      // Only what is known gone: a read error keeps the entry.
+      if (!statuses[i].IsNotFound() || seqs[from + i] == keep)
+        continue;
+      batch.Delete(store.handle(cf::changes), key_of(seqs[from + i]));
+      ++result.deleted;
+    }
+  }
+  if (result.deleted > 0)
+    if (auto s = store.db()->Write(rocksdb::WriteOptions{}, &batch); !s.ok())
+      return storage_error(s);
+  return result;
 }
 
 caf::error backfill_change_log(event_store& store) {

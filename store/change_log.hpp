@@ -43,6 +43,29 @@ uint64_t last_change_seq(const event_store& store);
 size_t read_changes(const event_store& store, uint64_t after, size_t max,
                     const std::function<bool(const change&)>& sink);
 
+/// What one step of a sweep of the log did.
+struct change_sweep {
+  /// The last entry looked at (`after` when there was none): the next step
+  /// starts after it.
+  uint64_t through = 0;
+  /// Entries looked at, and those deleted.
+  size_t examined = 0;
+  size_t deleted = 0;
+  /// No entry is left after `through`: the next sweep starts over.
+  bool at_end = false;
+};
+
+/// Deletes the entries after `after` whose event is no longer stored (a
+/// newer version replaced it, a deletion or its expiration removed it),
+/// looking at at most `max` entries, in one commit. Without a sweep the log
+/// grew by one entry per stored event forever; with it, it holds about one
+/// per stored event. A dead entry is never needed: a reader that meets it
+/// finds no event and skips it, and an event comes back only as a new
+/// entry. Entry `keep` stays whatever it names: the log's last entry, from
+/// which the writer numbers new ones (last_change_seq) when it starts.
+caf::expected<change_sweep> sweep_changes(event_store& store, uint64_t after,
+                                          size_t max, uint64_t keep);
+
 /// Rebuilds the log from the `by_created` index, oldest first (schema 1 → 2
 /// migration), replacing what an interrupted earlier run left in it.
 caf::error backfill_change_log(event_store& store);

@@ -281,7 +281,36 @@ writer(writer_actor::stateful_pointer<writer_state> self,
         log::error("writer could not purge expired events: {}",
                    render(n.error()));
       }
+      // A sweep takes one step per message, so commits go on between them;
+      // one longer than the interval is not started twice.
+      if (!st.sweeping) {
+        st.sweeping = true;
+        self->send(self, atom::purge_v, uint64_t{0});
+      }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
+    },
+    [self](atom::purge, uint64_t after) {
+      auto& st = self->state;
+      // Deleting needs WAL space too; the next purge sweeps.
+      if (!st.store->space_problem().empty()) {
+        st.sweeping = false;
+        return;
+      }
+      // The last entry written stays: the next start numbers from it.
+      auto step = store::sweep_changes(*st.store, after, st.config.sweep_step,
+                                       st.next_change_seq - 1);
+      if (!step) {
+        log::error("{} could not sweep the change log: {}", self->name(),
+                   render(step.error()));
+        st.sweeping = false;
+        return;
+      }
+      st.changes_swept += step->deleted;
+      if (step->at_end) {
+        st.sweeping = false;
+        return;
+      }
+      self->send(self, atom::purge_v, step->through);
     },
     [self](atom::cursor, const std::string& server, int64_t created_at,
            uint64_t era) {
@@ -324,6 +353,7 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       if (auto problem = st.store->space_problem(); !problem.empty())
         caf::put(result, "disk_full", problem);
       caf::put(result, "purged", static_cast<int64_t>(st.purged));
+      caf::put(result, "changes_swept", static_cast<int64_t>(st.changes_swept));
       caf::put(result, "refused_forgotten",
                static_cast<int64_t>(st.refused_forgotten));
       return result;

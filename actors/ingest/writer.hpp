@@ -21,8 +21,12 @@ struct writer_config {
   /// Most events in one WriteBatch; a batch sent as one message is never
   /// split, so a commit may go over by one such batch.
   size_t batch_max = 4096;
-  /// How often expired events are purged; zero disables purging.
+  /// How often expired events are purged, and the change log swept of the
+  /// entries of events no longer stored; zero disables both.
   std::chrono::seconds purge_interval{300};
+  /// Change-log entries one sweep step looks at (~5 ms); the writer commits
+  /// what came meanwhile between steps.
+  size_t sweep_step = 10000;
   /// While the disk is full, how often the free space is measured again.
   std::chrono::milliseconds space_recheck{500};
   /// The memory of refused events is pruned to this with every purge.
@@ -54,6 +58,10 @@ struct writer_state {
   /// Events answered with an error (nothing of them was stored).
   uint64_t failed_events = 0;
   uint64_t purged = 0;
+  /// A sweep of the change log is under way (its next step is queued).
+  bool sweeping = false;
+  /// Change-log entries deleted because their event is gone.
+  uint64_t changes_swept = 0;
   /// Refused events forgotten (past their TTL or beyond the cap).
   uint64_t refused_forgotten = 0;
   /// A space recheck is in the mailbox (the disk is full).

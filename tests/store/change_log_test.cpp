@@ -142,3 +142,68 @@ TEST_CASE_METHOD(store_fixture, "an interrupted backfill is completed by the "
     CHECK(last_change_seq(*store) == evs.size());
   }
 }
+
+TEST_CASE_METHOD(store_fixture, "a sweep deletes the log entries of events no "
+                                "longer stored, in steps, and keeps the entry "
+                                "it is told to",
+                 "[store][changes]") {
+  auto keys = nostr::generate_keypair();
+  // Twelve notes, one log entry each; every third is gone from the events
+  // (as a replaced, deleted or purged event is), and so is the last.
+  std::vector<incoming_event> evs;
+  rocksdb::WriteBatch batch;
+  for (int i = 0; i < 12; ++i) {
+    evs.push_back(make_event(keys, 1, 1000 + i));
+    write(evs.back());
+    append_change(batch, *store, static_cast<uint64_t>(i + 1),
+                  evs.back().ev.id, "client");
+  }
+  REQUIRE(store->db()->Write(rocksdb::WriteOptions{}, &batch).ok());
+  std::vector<uint64_t> live;
+  for (size_t i = 0; i < evs.size(); ++i) {
+    const bool gone = i % 3 == 0 || i + 1 == evs.size();
+    if (gone)
+      REQUIRE(store->db()
+                ->Delete(rocksdb::WriteOptions{}, store->handle(cf::events),
+                         rocksdb::Slice{reinterpret_cast<const char*>(
+                                          evs[i].ev.id.data()),
+                                        evs[i].ev.id.size()})
+                .ok());
+    if (!gone || i + 1 == evs.size())
+      live.push_back(i + 1);
+  }
+  // Steps of five: entries 1-5, 6-10, 11-12.
+  auto first = sweep_changes(*store, 0, 5, 12);
+  REQUIRE(first);
+  CHECK(first->examined == 5);
+  CHECK(first->deleted == 2); // 1 and 4
+  CHECK(first->through == 5);
+  CHECK_FALSE(first->at_end);
+  auto second = sweep_changes(*store, first->through, 5, 12);
+  REQUIRE(second);
+  CHECK(second->deleted == 2); // 7 and 10
+  CHECK(second->through == 10);
+  CHECK_FALSE(second->at_end);
+  auto third = sweep_changes(*store, second->through, 5, 12);
+  REQUIRE(third);
+  CHECK(third->examined == 2);
+  CHECK(third->deleted == 0); // 12 is gone, but the one to keep
+  CHECK(third->through == 12);
+  CHECK(third->at_end);
+  std::vector<uint64_t> left;
+  for (const auto& c : all_changes(*store))
+    left.push_back(c.seq);
+  CHECK(left == live);
+  CHECK(last_change_seq(*store) == 12);
+  // Past the end: nothing to look at.
+  auto after_end = sweep_changes(*store, 12, 5, 12);
+  REQUIRE(after_end);
+  CHECK(after_end->examined == 0);
+  CHECK(after_end->through == 12);
+  CHECK(after_end->at_end);
+  // Once it is no longer the one to keep, the last dead entry goes too.
+  auto again = sweep_changes(*store, 0, 100, 13);
+  REQUIRE(again);
+  CHECK(again->deleted == 1);
+  CHECK(all_changes(*store).size() == live.size() - 1);
+}

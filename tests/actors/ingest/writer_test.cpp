@@ -1,6 +1,8 @@
 #include "actors/ingest/writer.hpp"
 
 #include "actors/runtime/logging.hpp"
+#include "messages/nostr/hex.hpp"
+#include "store/change_log.hpp"
 #include "store/sync_store.hpp"
 #include "tests/fixtures/deterministic_actor_system.hpp"
 #include "tests/store/store_fixture.hpp"
@@ -212,4 +214,63 @@ TEST_CASE_METHOD(fixture, "a writer that ends with events waiting for their "
     caf::after(0s) >> [] { FAIL("the batch was never answered"); });
   for (const auto& x : {single, first, second})
     CHECK_FALSE(db.store->contains(x->data.ev.id));
+}
+
+TEST_CASE("the writer's purge sweeps the change log of the entries of events "
+          "replaced or deleted, in steps, and numbers on after them",
+          "[writer]") {
+  struct sweep_fixture : test::deterministic_actor_system {
+    store::test::store_fixture db;
+    writer_actor aut;
+    sweep_fixture() {
+      writer_config config;
+      config.sweep_step = 2;
+      aut = sys.spawn(writer, db.store.get(), handle_slot_ptr<hub_actor>{},
+                      config);
+      run();
+    }
+    ~sweep_fixture() {
+      self->send_exit(aut, caf::exit_reason::user_shutdown);
+      run();
+    }
+    void write(const store::incoming_event& ev) {
+      auto x = std::make_shared<ingest_item>();
+      x->data = ev;
+      x->source = "client";
+      self->send(aut, atom::write_v, x);
+      run();
+      self->receive(
+        [](ingest_result& r) { CHECK(r.status == ingest_status::stored); },
+        caf::after(0s) >> [] { FAIL("no answer"); });
+    }
+    std::vector<uint64_t> log() {
+      std::vector<uint64_t> seqs;
+      store::read_changes(*db.store, 0, SIZE_MAX, [&](const store::change& c) {
+        seqs.push_back(c.seq);
+        return true;
+      });
+      return seqs;
+    }
+  } fx;
+  auto keys = nostr::generate_keypair();
+  // Three versions of a profile (entries 1-3: two replaced), a note and
+  // its deletion (4, 5: the note is erased), a second note (6).
+  for (int64_t t : {100, 200, 300})
+    fx.write(make_event(keys, 0, t, {}, "{}"));
+  auto note = make_event(keys, 1, 150);
+  fx.write(note);
+  fx.write(make_event(keys, 5, 160, {{"e", nostr::to_hex(note.ev.id)}}));
+  fx.write(make_event(keys, 1, 170));
+  REQUIRE(fx.log() == std::vector<uint64_t>{1, 2, 3, 4, 5, 6});
+  // The first purge comes after purge_interval; its sweep takes three steps
+  // of two entries.
+  fx.advance(writer_config{}.purge_interval);
+  CHECK(fx.log() == std::vector<uint64_t>{3, 5, 6});
+  auto swept = fx.reply_of<status_map>(fx.aut, "the writer", atom::get_v,
+                                       atom::status_v);
+  REQUIRE(swept);
+  CHECK(caf::get_or(*swept, "changes_swept", int64_t{-1}) == 3);
+  // No number is used twice: an up stream past entry 6 reads the next.
+  fx.write(make_event(keys, 1, 180));
+  CHECK(fx.log() == std::vector<uint64_t>{3, 5, 6, 7});
 }
