@@ -65,8 +65,21 @@ public:
   id_fetcher(const id_fetcher&) = delete;
   id_fetcher& operator=(const id_fetcher&) = delete;
 
-  /// Queues ids to fetch; ids already queued, open or delivered are ignored.
+  /// Queues ids to fetch; ids already queued, open or delivered are ignored
+  /// (since the last `forget_known`).
   void add(const std::vector<nostr::bytes32>& ids);
+
+  /// Forgets which ids were added, so that the set stays bounded over a
+  /// long fetch; call it when none is queued. An id added again later is
+  /// asked for again unless `held` (stored) by then.
+  void forget_known() {
+    known_ = nostr::flat_id_set{};
+  }
+
+  /// Ids added since the last `forget_known`.
+  size_t known() const {
+    return known_.size();
+  }
 
   /// REQ frames for as many queued ids as the open-REQ window allows.
   std::vector<std::string> fill();

@@ -130,6 +130,7 @@ status_map status_of(self_pointer self) {
   caf::put(result, "neg_rounds",
            static_cast<int64_t>(neg.rounds + (neg.run ? neg.run->rounds : 0)));
   caf::put(result, "neg_paged", static_cast<int64_t>(neg.paged));
+  caf::put(result, "neg_rounds_held", static_cast<int64_t>(neg.rounds_held));
   caf::put(result, "neg_need", static_cast<int64_t>(neg.need));
   caf::put(result, "neg_need_refused", static_cast<int64_t>(neg.need_refused));
   caf::put(result, "neg_have", static_cast<int64_t>(neg.have));

@@ -69,6 +69,9 @@ struct relay_connection_deps {
   /// Refusals are remembered (`[policy.remember_refused] max_entries > 0`):
   /// the server's own rules add theirs (store/refused_store.hpp).
   bool remember_refused = false;
+  /// Ids a NIP-77 reconciliation may leave waiting to be asked for before
+  /// its next round waits for them (relay_negentropy.cpp, hold_round).
+  size_t max_fetch_backlog = 50'000;
 };
 
 /// The state of a RELAY CONNECTION: what identifies it, and one part per

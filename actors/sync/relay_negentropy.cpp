@@ -10,6 +10,7 @@
 #include "store/refused_store.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace ferry::relay_conn {
 
@@ -43,6 +44,11 @@ size_t fetch_requests_allowed(const relay_connection_state& st) {
            ? std::min<uint64_t>(fetches_max_in_flight, most - other_subscriptions)
            : 1;
 }
+
+/// Longest a round is held for the fetches (hold_round): well within the
+/// time a relay keeps an idle negentropy session open (Ferry's own: 60 s,
+/// `relay.negentropy.idle_timeout_seconds`).
+constexpr auto neg_hold_max = std::chrono::seconds{30};
 
 /// Keeps one quiet look scheduled while fetch REQs are open.
 void watch_fetches(self_pointer self) {
@@ -171,6 +177,33 @@ void open_tails(self_pointer self) {
   open_deletion_tail(self, st.neg.since);
 }
 
+/// Holds the next round while the fetcher has `max_fetch_backlog` ids or
+/// more still to ask for. The remote answers each round with more ids we
+/// lack: against a remote holding millions of events we do not, a catch-up
+/// that went on reconciling kept every id still to fetch in memory (their
+/// list, the fetcher's queue and its set of ids seen, ~100 bytes an id).
+/// Held, it waits until all of them are asked for (pump_fetches, which also
+/// has the fetcher forget the ids it knew), then the round goes out
+/// (release_held_round). An id the remote names again after that (in
+/// another filter's reconciliation) is skipped as stored, or fetched once
+/// more. At most `neg_hold_max`: the remote's session must not time out
+/// meanwhile.
+void hold_round(self_pointer self, std::vector<std::string> frames) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  neg.held_round = std::move(frames);
+  neg.round_held = true;
+  // The fetches this makes room for may take every id at once.
+  pump_fetches(self);
+  if (!neg.round_held)
+    return;
+  ++neg.rounds_held;
+  log::debug("{} holds its next negentropy round: {} ids wait to be fetched",
+             st.label, neg.fetcher->queued());
+  self->delayed_send(self, neg_hold_max, atom::timeout_v, st.generation,
+                     ++neg.serial);
+}
+
 /// Carries out what the reconciliation asks for.
 void on_neg(self_pointer self, neg_catchup::action act) {
   using kind = neg_catchup::action::kind;
@@ -192,10 +225,11 @@ void on_neg(self_pointer self, neg_catchup::action act) {
   }
   if (neg.tails_due && act.what != kind::scan)
     open_tails(self);
-  for (auto& frame : act.frames)
-    send_frame(self, std::move(frame));
-  if (act.what == kind::scan)
+  if (act.what == kind::scan) {
+    for (auto& frame : act.frames)
+      send_frame(self, std::move(frame));
     return scan_off_thread(self, std::move(act.scan));
+  }
   auto need = neg.run->take_need();
   auto have = neg.run->take_have();
   log::debug("{} negentropy round {}: {} to fetch, {} to send", st.label,
@@ -211,6 +245,11 @@ void on_neg(self_pointer self, neg_catchup::action act) {
     neg.fetcher->add(need);
   if (sends_up(st.def))
     neg.have_ids.insert(neg.have_ids.end(), have.begin(), have.end());
+  if (act.what == kind::send && syncs_down(st.def)
+      && neg.fetcher->queued() >= st.deps.max_fetch_backlog)
+    return hold_round(self, std::move(act.frames));
+  for (auto& frame : act.frames)
+    send_frame(self, std::move(frame));
   pump_fetches(self);
   if (act.what == kind::done)
     return neg_finished(self);
@@ -305,6 +344,8 @@ void on_neg_timeout(self_pointer self, uint64_t gen, uint64_t serial) {
   auto& neg = st.neg;
   if (gen != st.generation || !neg.run || neg.done || serial != neg.serial)
     return;
+  if (neg.round_held)
+    return release_held_round(self);
   if (neg.awaiting_auth)
     return neg_fallback(self, "no answer to AUTH within "
                                 + std::to_string(neg_answer_timeout.count())
@@ -420,6 +461,26 @@ void pump_fetches(self_pointer self) {
     st.neg.fetch_look_scheduled = true;
     self->delayed_send(self, fetch_look_interval, atom::retry_v, st.generation);
   }
+  if (st.neg.fetcher->queued() == 0) {
+    // Every id it knew is asked for: the set of them starts over, so that
+    // it stays bounded however many a long catch-up fetches.
+    if (st.neg.fetcher->known() >= st.deps.max_fetch_backlog)
+      st.neg.fetcher->forget_known();
+    if (st.neg.round_held)
+      release_held_round(self);
+  }
+}
+
+void release_held_round(self_pointer self) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (!neg.round_held)
+    return;
+  neg.round_held = false;
+  for (auto& frame : std::exchange(neg.held_round, {}))
+    send_frame(self, std::move(frame));
+  self->delayed_send(self, neg_answer_timeout, atom::timeout_v, st.generation,
+                     ++neg.serial);
 }
 
 void on_fetch_look(self_pointer self, uint64_t gen) {
@@ -482,6 +543,9 @@ void end_fetches(self_pointer self) {
   neg.fetcher.reset();
   neg.fetch_look_scheduled = false;
   neg.fetch_awaiting_auth = false;
+  // A held round is the fetch's; a new reconciliation starts over.
+  neg.held_round.clear();
+  neg.round_held = false;
 }
 
 void drop_negentropy(self_pointer self) {

@@ -65,6 +65,12 @@ struct relay_negentropy {
   /// Fetch REQs the remote left unanswered (asked again), over all
   /// catch-ups.
   uint64_t fetch_unanswered = 0;
+  /// The next round's frames, held while the fetcher has
+  /// `max_fetch_backlog` ids or more still to ask for (hold_round).
+  std::vector<std::string> held_round;
+  bool round_held = false;
+  /// Rounds held so, over all catch-ups.
+  uint64_t rounds_held = 0;
   /// Ids the remote lacks, sent once the up stream starts.
   std::vector<nostr::bytes32> have_ids;
   /// After a full reconciliation, the change log up to here is covered.
@@ -112,8 +118,11 @@ bool on_fetch_closed(self_pointer self, const std::string& sub_id,
                      const std::string& reason);
 
 /// Opens fetch REQs for ids a reconciliation found missing, while the
-/// ingest path has room.
+/// ingest path has room; sends a held round once all of them are asked for.
 void pump_fetches(self_pointer self);
+
+/// Sends the round held for the fetches (hold_round in the .cpp).
+void release_held_round(self_pointer self);
 
 /// The ingest path answered for event `id`: if this connection fetched it,
 /// other connections may now fetch it (or find it stored).

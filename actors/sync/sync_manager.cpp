@@ -166,7 +166,8 @@ void stats_row(self_pointer self, const entry& e,
       row["cursor"] = integer_of(*status, "cursor");
       row["up_cursor"] = integer_of(*status, "up_cursor");
       row["up_in_flight"] = integer_of(*status, "up_in_flight");
-      for (auto key : {"neg_rounds", "neg_paged", "neg_need", "neg_have",
+      for (auto key : {"neg_rounds", "neg_paged", "neg_rounds_held",
+                       "neg_need", "neg_have",
                        "fetched_elsewhere",
                        "fetch_missing", "fetch_refused", "fetch_unanswered",
                        "reqs_asked_again", "last_catchup_ms"})

@@ -9,6 +9,7 @@
 #include "messages/nostr/event.hpp"
 #include "messages/nostr/filter.hpp"
 #include "messages/nostr/keys.hpp"
+#include "messages/nostr/negentropy.hpp"
 #include "messages/nostr/wire.hpp"
 #include "store/sync_store.hpp"
 #include "tests/fixtures/threaded_actor_system.hpp"
@@ -20,6 +21,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <set>
 
 using namespace ferry;
@@ -80,12 +83,14 @@ struct fixture : test::threaded_actor_system {
   /// whose verifier refuses `refused` for now.
   void start(uint64_t max_subscriptions, uint64_t page,
              std::set<nostr::bytes32> refused) {
-    remote.start({}, [max_subscriptions](net::http_request,
-                                         std::function<void(net::http_response)> respond) {
+    remote.start({}, [max_subscriptions, max_limit = remote_max_limit](
+                       net::http_request,
+                       std::function<void(net::http_response)> respond) {
       net::http_response res;
       res.content_type = "application/nostr+json";
       res.body = R"({"name":"scripted","limitation":{"max_subscriptions":)"
-                 + std::to_string(max_subscriptions) + "}}";
+                 + std::to_string(max_subscriptions)
+                 + ",\"max_limit\":" + std::to_string(max_limit) + "}}";
       respond(res);
     });
     REQUIRE(remote.start_error().empty());
@@ -111,6 +116,8 @@ struct fixture : test::threaded_actor_system {
     def.follow_deletions = false;
     def.overlap_window_seconds = 0;
     def.tls.mode = "disabled";
+    if (adjust)
+      adjust(def, deps);
     connection = sys.spawn(relay_connection, def, std::move(deps));
   }
 
@@ -194,6 +201,10 @@ struct fixture : test::threaded_actor_system {
     return *c ? (*c)->created_at : 0;
   }
 
+  /// The remote's NIP-11 `max_limit` (0: none).
+  uint64_t remote_max_limit = 0;
+  /// Changes the definition and the dependencies `start` made.
+  std::function<void(sync_server&, relay_connection_deps&)> adjust;
   std::vector<nostr::event> events;
   net::test::server_fixture remote;
   store::test::store_fixture db;
@@ -255,4 +266,109 @@ TEST_CASE_METHOD(fixture, "a catch-up that opens the live tail again keeps "
         == 2);
   CHECK(committed_cursor() == 1000);
   CHECK(caf::get_or(status(), "full_catchup_started_ms", int64_t{1}) == 0);
+}
+
+// A remote holding thousands of events this node lacks announces them a
+// round at a time. Before, every round was answered at once and its ids
+// queued to be fetched, so against a remote of millions the ids still to
+// fetch piled up in memory without bound. Now the next round waits while
+// `max_fetch_backlog` ids or more are still to ask for: whenever the remote
+// gets a NEG-MSG, fewer than that of the ids it announced are unasked.
+TEST_CASE_METHOD(fixture, "a NIP-77 catch-up holds its next round while the "
+                          "ids it found missing wait to be fetched",
+                 "[relay_catchup]") {
+  namespace neg = nostr::negentropy;
+  constexpr size_t backlog = 50;
+  hold(3000, 1000);
+  remote_max_limit = 10; // fetch REQs of 10 ids, at most 4 open
+  adjust = [](sync_server& def, relay_connection_deps& deps) {
+    def.mode = sync_mode::negentropy;
+    def.reconcile_when_empty = true;
+    def.filters.front().limit.reset();
+    deps.max_fetch_backlog = backlog;
+  };
+  start(0, 10, {});
+  std::map<std::string, std::unique_ptr<neg::server>> sessions;
+  std::set<nostr::bytes32> announced;
+  std::set<nostr::bytes32> requested;
+  size_t neg_msgs = 0;
+  size_t worst_unasked = 0;
+  // Answers NIP-77 frames as a relay would (a frame limit of 4 KiB: ~120
+  // ids an answer) and fetch REQs from `events`.
+  // In the order the remote got them: the fetch REQs sent before a NEG-MSG
+  // count for it. (`serve` answers the REQs.)
+  size_t neg_seen = 0;
+  auto answer_negentropy = [&] {
+    auto frames = remote.frames();
+    for (; neg_seen < frames.size(); ++neg_seen) {
+      const auto& frame = frames[neg_seen];
+      if (frame.rfind("[\"REQ\"", 0) == 0) {
+        auto req = boost::json::parse(frame).as_array();
+        for (size_t i = 2; i < req.size(); ++i)
+          if (auto* ids = req[i].as_object().if_contains("ids"))
+            for (const auto& id : ids->as_array()) {
+              nostr::bytes32 x;
+              REQUIRE(nostr::from_hex(std::string_view{id.as_string()}, x));
+              requested.insert(x);
+            }
+        continue;
+      }
+      if (frame.rfind("[\"NEG-", 0) != 0)
+        continue;
+      auto msg = boost::json::parse(frame).as_array();
+      std::string verb{msg[0].as_string()};
+      std::string sub{msg[1].as_string()};
+      std::string query_hex;
+      if (verb == "NEG-OPEN") {
+        nostr::filter f;
+        REQUIRE(nostr::parse_filter(boost::json::serialize(msg[2]), f).empty());
+        std::vector<neg::item> items;
+        for (const auto& ev : events)
+          if (f.matches(ev))
+            items.push_back({static_cast<uint64_t>(ev.created_at), ev.id});
+        sessions[sub] = std::make_unique<neg::server>(
+          std::make_shared<const neg::item_set>(std::move(items)), 4096);
+        query_hex = std::string{msg[3].as_string()};
+      } else if (verb == "NEG-MSG") {
+        ++neg_msgs;
+        size_t unasked = 0;
+        for (const auto& id : announced)
+          unasked += requested.count(id) == 0 ? 1 : 0;
+        worst_unasked = std::max(worst_unasked, unasked);
+        query_hex = std::string{msg[2].as_string()};
+      } else {
+        sessions.erase(sub);
+        continue;
+      }
+      std::string query, response;
+      REQUIRE(neg::decode_hex(query_hex, query));
+      REQUIRE(sessions.at(sub)->reconcile(query, response).empty());
+      neg::message decoded;
+      std::string reason;
+      REQUIRE(neg::decode(response, decoded, reason) == neg::decode_status::ok);
+      for (const auto& range : decoded.ranges)
+        announced.insert(range.ids.begin(), range.ids.end());
+      remote.connection(remote.opened() - 1)
+        ->send(std::make_shared<const std::string>(
+          R"(["NEG-MSG",")" + sub + R"(",")" + neg::encode_hex(response)
+          + R"("])"));
+    }
+  };
+  bool done = net::test::wait_until(
+    [&] {
+      answer_negentropy();
+      serve();
+      return caf::get_or(status(), "catchup_complete", false);
+    },
+    20s);
+  INFO(neg_msgs << " NEG-MSGs, " << requested.size() << " ids asked for");
+  REQUIRE(done);
+  CHECK(neg_msgs > 5);
+  CHECK(announced.size() == 3000);
+  CHECK(worst_unasked < backlog);
+  CHECK(caf::get_or(status(), "neg_rounds_held", int64_t{0}) > 0);
+  // Every event announced was asked for (the verifier here answers
+  // "stored" without a write).
+  CHECK(requested == announced);
+  CHECK(caf::get_or(status(), "neg_need", int64_t{0}) == 3000);
 }
