@@ -112,6 +112,10 @@ struct scan_position {
 /// The work a caller allows one read: index entries and stored events
 /// examined, matching or not.
 struct read_budget {
+  explicit read_budget(uint64_t units) : left(units) {
+    // nop
+  }
+
   uint64_t left = 0;
   /// The read stopped because `left` ran out; what it gave is incomplete.
   bool exhausted = false;
