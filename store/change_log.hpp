@@ -57,7 +57,10 @@ struct change_sweep {
 
 /// Deletes the entries after `after` whose event is no longer stored (a
 /// newer version replaced it, a deletion or its expiration removed it),
-/// looking at at most `max` entries, in one commit. Without a sweep the log
+/// looking at at most `max` entries, in one commit. It reads the log and
+/// the events' bloom filters, no event: an entry the filter cannot rule out
+/// is kept (~1% of the dead ones, found by a later sweep once a compaction
+/// has rewritten the filter). Without a sweep the log
 /// grew by one entry per stored event forever; with it, it holds about one
 /// per stored event. A dead entry is never needed: a reader that meets it
 /// finds no event and skips it, and an event comes back only as a new

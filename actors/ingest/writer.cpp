@@ -12,6 +12,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iterator>
 
@@ -285,7 +286,8 @@ writer(writer_actor::stateful_pointer<writer_state> self,
       // one longer than the interval is not started twice.
       if (!st.sweeping) {
         st.sweeping = true;
-        self->send(self, atom::purge_v, uint64_t{0});
+        st.sweep_left = st.config.sweep_per_purge;
+        self->send(self, atom::purge_v, st.sweep_from);
       }
       self->delayed_send(self, st.config.purge_interval, atom::purge_v);
     },
@@ -297,8 +299,9 @@ writer(writer_actor::stateful_pointer<writer_state> self,
         return;
       }
       // The last entry written stays: the next start numbers from it.
-      auto step = store::sweep_changes(*st.store, after, st.config.sweep_step,
-                                       st.next_change_seq - 1);
+      auto step = store::sweep_changes(
+        *st.store, after, std::min(st.config.sweep_step, st.sweep_left),
+        st.next_change_seq - 1);
       if (!step) {
         log::error("{} could not sweep the change log: {}", self->name(),
                    render(step.error()));
@@ -306,7 +309,9 @@ writer(writer_actor::stateful_pointer<writer_state> self,
         return;
       }
       st.changes_swept += step->deleted;
-      if (step->at_end) {
+      st.sweep_left -= std::min(st.sweep_left, step->examined);
+      st.sweep_from = step->at_end ? 0 : step->through;
+      if (step->at_end || st.sweep_left == 0) {
         st.sweeping = false;
         return;
       }

@@ -24,9 +24,14 @@ struct writer_config {
   /// How often expired events are purged, and the change log swept of the
   /// entries of events no longer stored; zero disables both.
   std::chrono::seconds purge_interval{300};
-  /// Change-log entries one sweep step looks at (~5 ms); the writer commits
-  /// what came meanwhile between steps.
+  /// Change-log entries one sweep step looks at; the writer commits what
+  /// came meanwhile between steps.
   size_t sweep_step = 10000;
+  /// Change-log entries a purge sweeps at most; the next purge goes on from
+  /// there, and from the log's start once past its end. A large log is swept
+  /// over several purges (10M entries: ~4 h at the default interval) rather
+  /// than read whole every five minutes.
+  size_t sweep_per_purge = 200000;
   /// While the disk is full, how often the free space is measured again.
   std::chrono::milliseconds space_recheck{500};
   /// The memory of refused events is pruned to this with every purge.
@@ -60,6 +65,10 @@ struct writer_state {
   uint64_t purged = 0;
   /// A sweep of the change log is under way (its next step is queued).
   bool sweeping = false;
+  /// Where the next sweep step starts (after this entry), and the entries
+  /// the running sweep may still look at.
+  uint64_t sweep_from = 0;
+  size_t sweep_left = 0;
   /// Change-log entries deleted because their event is gone.
   uint64_t changes_swept = 0;
   /// Refused events forgotten (past their TTL or beyond the cap).

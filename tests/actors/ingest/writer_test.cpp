@@ -216,8 +216,9 @@ TEST_CASE_METHOD(fixture, "a writer that ends with events waiting for their "
     CHECK_FALSE(db.store->contains(x->data.ev.id));
 }
 
-TEST_CASE("the writer's purge sweeps the change log of the entries of events "
-          "replaced or deleted, in steps, and numbers on after them",
+TEST_CASE("the writer's purges sweep the change log of the entries of events "
+          "replaced or deleted, in steps, a bounded number a purge, and "
+          "number on after them",
           "[writer]") {
   struct sweep_fixture : test::deterministic_actor_system {
     store::test::store_fixture db;
@@ -225,6 +226,7 @@ TEST_CASE("the writer's purge sweeps the change log of the entries of events "
     sweep_fixture() {
       writer_config config;
       config.sweep_step = 2;
+      config.sweep_per_purge = 3;
       aut = sys.spawn(writer, db.store.get(), handle_slot_ptr<hub_actor>{},
                       config);
       run();
@@ -262,8 +264,10 @@ TEST_CASE("the writer's purge sweeps the change log of the entries of events "
   fx.write(make_event(keys, 5, 160, {{"e", nostr::to_hex(note.ev.id)}}));
   fx.write(make_event(keys, 1, 170));
   REQUIRE(fx.log() == std::vector<uint64_t>{1, 2, 3, 4, 5, 6});
-  // The first purge comes after purge_interval; its sweep takes three steps
-  // of two entries.
+  // The first purge comes after purge_interval; its sweep looks at three
+  // entries (a step of two, a step of one), the next purge's at the rest.
+  fx.advance(writer_config{}.purge_interval);
+  CHECK(fx.log() == std::vector<uint64_t>{3, 4, 5, 6});
   fx.advance(writer_config{}.purge_interval);
   CHECK(fx.log() == std::vector<uint64_t>{3, 5, 6});
   auto swept = fx.reply_of<status_map>(fx.aut, "the writer", atom::get_v,
