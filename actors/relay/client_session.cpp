@@ -211,10 +211,12 @@ frame_state on_event(self_pointer self, const std::string& frame,
   return frame_state::pending;
 }
 
-/// Reads the subscription id and the filters of a REQ or COUNT. On failure it
-/// has already answered, and returns nullptr.
+/// Reads the subscription id and the filters of a REQ or COUNT. On failure
+/// it returns nullptr: without an id it has answered with a NOTICE;
+/// otherwise `invalid` says why, for the caller's CLOSED (a REQ ends the
+/// subscription it names first, so that its CLOSED comes after).
 filter_set_ptr read_filters(self_pointer self, std::string_view verb,
-                            std::string& sub_id,
+                            std::string& sub_id, std::string& invalid,
                             simdjson::ondemand::array_iterator& it,
                             const simdjson::ondemand::array_iterator& end) {
   auto limits_now = self->state.ctx->limits.get();
@@ -227,30 +229,28 @@ filter_set_ptr read_filters(self_pointer self, std::string_view verb,
   }
   sub_id = std::string{sid};
   if (sub_id.empty() || sub_id.size() > limits.max_subscription_id_length) {
-    closed(self, sub_id,
-           "invalid: subscription id must have 1 to "
-             + std::to_string(limits.max_subscription_id_length)
-             + " characters");
+    invalid = "invalid: subscription id must have 1 to "
+              + std::to_string(limits.max_subscription_id_length)
+              + " characters";
     return nullptr;
   }
   auto filters = std::make_shared<std::vector<nostr::filter>>();
   for (++it; it != end; ++it) {
     if (filters->size() == limits.max_filters) {
-      closed(self, sub_id,
-             "invalid: too many filters (max "
-               + std::to_string(limits.max_filters) + ")");
+      invalid = "invalid: too many filters (max "
+                + std::to_string(limits.max_filters) + ")";
       return nullptr;
     }
     nostr::filter f;
     auto reason = nostr::read_filter_element(it, f);
     if (!reason.empty()) {
-      closed(self, sub_id, "invalid: " + reason);
+      invalid = "invalid: " + reason;
       return nullptr;
     }
     filters->push_back(std::move(f));
   }
   if (filters->empty()) {
-    closed(self, sub_id, "invalid: at least one filter is required");
+    invalid = "invalid: at least one filter is required";
     return nullptr;
   }
   return filters;
@@ -401,17 +401,17 @@ frame_state on_req(self_pointer self, simdjson::ondemand::array_iterator& it,
                    const simdjson::ondemand::array_iterator& end) {
   auto& st = self->state;
   std::string sub_id;
-  auto filters = read_filters(self, "REQ", sub_id, it, end);
+  std::string invalid;
+  auto filters = read_filters(self, "REQ", sub_id, invalid, it, end);
   // NIP-01: a REQ with an open id replaces that subscription, and a CLOSED
-  // ends it: a refused REQ leaves nothing of the one it named running.
+  // ends it: a refused REQ leaves nothing of the one it named running, by
+  // the time the client reads its CLOSED.
   auto refuse = [&](std::string_view text) {
     cancel_subscription(self, sub_id);
     return closed(self, sub_id, text);
   };
-  if (!filters) {
-    cancel_subscription(self, sub_id);
-    return frame_state::done;
-  }
+  if (!filters)
+    return invalid.empty() ? frame_state::done : refuse(invalid);
   if (!authorized(self))
     return refuse(auth_required_text);
   if (auto refusal = peer_read_refusal(self); !refusal.empty())
@@ -457,9 +457,10 @@ frame_state on_count(self_pointer self, simdjson::ondemand::array_iterator& it,
                      const simdjson::ondemand::array_iterator& end) {
   auto& st = self->state;
   std::string sub_id;
-  auto filters = read_filters(self, "COUNT", sub_id, it, end);
+  std::string invalid;
+  auto filters = read_filters(self, "COUNT", sub_id, invalid, it, end);
   if (!filters)
-    return frame_state::done;
+    return invalid.empty() ? frame_state::done : closed(self, sub_id, invalid);
   if (!authorized(self))
     return closed(self, sub_id, auth_required_text);
   if (auto refusal = peer_read_refusal(self); !refusal.empty())
