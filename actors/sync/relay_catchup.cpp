@@ -42,6 +42,9 @@ int64_t catchup_since(const relay_connection_state& st, resume_mode mode) {
     0, (*cursor)->created_at - st.def.overlap_window_seconds);
   if (uses_negentropy(st) && mode == resume_mode::full_catchup)
     return 0;
+  // The last reconciliation left ids the remote lacks for a later one.
+  if (uses_negentropy(st) && st.neg.have_overflow)
+    return 0;
   // A member's store gains events of any age (its own catch-ups of remote
   // relays), so replication from it reconciles everything, every time.
   if (uses_negentropy(st) && cluster::replicated_member(st.def.id))
@@ -60,6 +63,13 @@ void start_any_catchup(self_pointer self, int64_t since) {
     start_neg_catchup(self, since);
   else
     start_req_catchup(self, since);
+}
+
+void catch_up_again(self_pointer self, int64_t since) {
+  forget_reqs(self);
+  drop_catchup_batches(self);
+  end_fetches(self);
+  start_any_catchup(self, since);
 }
 
 void begin_catchup(self_pointer self) {
@@ -144,6 +154,7 @@ void maybe_finish_catchup(self_pointer self) {
     start_any_catchup(self, since);
     st.reqs.reopening = true;
   }
+  maybe_reconcile_again(self);
 }
 
 void mark_caught_up(self_pointer self) {

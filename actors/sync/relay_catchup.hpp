@@ -60,6 +60,10 @@ int64_t catchup_since(const relay_connection_state& st, resume_mode mode);
 /// Starts a catch-up from `since` by the connection's method.
 void start_any_catchup(self_pointer self, int64_t since);
 
+/// Abandons what runs of a catch-up and its live tails, and starts another
+/// from `since` (sync-now; a reconciliation that left ids for later).
+void catch_up_again(self_pointer self, int64_t since);
+
 /// Enters the catching-up phase and tells the health tracker.
 void begin_catchup(self_pointer self);
 

@@ -76,13 +76,8 @@ void on_sync_now(self_pointer self) {
   auto up_phase = st.state == phase::live || st.state == phase::catching_up;
   if (!syncs_down(st.def) && !uses_negentropy(st) && up_phase)
     return resend_unanswered_up(self);
-  if (up_phase) {
-    forget_reqs(self);
-    drop_catchup_batches(self);
-    end_fetches(self);
-    return start_any_catchup(self,
-                             catchup_since(st, resume_mode::full_catchup));
-  }
+  if (up_phase)
+    return catch_up_again(self, catchup_since(st, resume_mode::full_catchup));
   if (st.state != phase::relay_info && st.state != phase::connecting)
     begin(self);
 }
@@ -134,6 +129,13 @@ status_map status_of(self_pointer self) {
   caf::put(result, "neg_need", static_cast<int64_t>(neg.need));
   caf::put(result, "neg_need_refused", static_cast<int64_t>(neg.need_refused));
   caf::put(result, "neg_have", static_cast<int64_t>(neg.have));
+  caf::put(result, "neg_have_waiting",
+           static_cast<int64_t>(neg.have_ids.size()
+                                + (st.up.stream ? st.up.stream->extras_waiting()
+                                                : 0)));
+  caf::put(result, "neg_have_deferred", static_cast<int64_t>(neg.have_deferred));
+  caf::put(result, "neg_reconciled_again",
+           static_cast<int64_t>(neg.reconciled_again));
   caf::put(result, "fetch_missing",
            static_cast<int64_t>(neg.fetch_missing
                                 + (neg.fetcher ? neg.fetcher->missing : 0)));

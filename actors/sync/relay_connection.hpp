@@ -72,6 +72,10 @@ struct relay_connection_deps {
   /// Ids a NIP-77 reconciliation may leave waiting to be asked for before
   /// its next round waits for them (relay_negentropy.cpp, hold_round).
   size_t max_fetch_backlog = 50'000;
+  /// Ids the remote lacks that a NIP-77 reconciliation keeps to send up;
+  /// past this many it sends those and reconciles again once the up stream
+  /// is drained (relay_negentropy.cpp, keep_have).
+  size_t max_have_backlog = 200'000;
 };
 
 /// The state of a RELAY CONNECTION: what identifies it, and one part per

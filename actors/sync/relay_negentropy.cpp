@@ -204,6 +204,36 @@ void hold_round(self_pointer self, std::vector<std::string> frames) {
                      ++neg.serial);
 }
 
+/// Keeps the ids of `have` (the remote lacks them) for the up stream, up to
+/// `max_have_backlog` with those it still holds. A remote that lacks
+/// millions would otherwise have them all kept, 32 bytes each, for as long
+/// as sending them takes. The rest stay in the store for a reconciliation
+/// of everything that runs once the up stream is drained
+/// (maybe_reconcile_again), or as the next catch-up after a reconnect
+/// (catchup_since). Until then the up cursor does not skip the log this one
+/// covered, as ids it found are not all sent.
+void keep_have(self_pointer self, const std::vector<nostr::bytes32>& have) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  auto waiting = neg.have_ids.size()
+                 + (st.up.stream ? st.up.stream->extras_waiting() : 0);
+  auto room = st.deps.max_have_backlog > waiting
+                ? st.deps.max_have_backlog - waiting
+                : 0;
+  auto kept = std::min(room, have.size());
+  neg.have_ids.insert(neg.have_ids.end(), have.begin(),
+                      have.begin() + static_cast<std::ptrdiff_t>(kept));
+  if (kept == have.size())
+    return;
+  if (!neg.have_overflow)
+    log::info("{} keeps {} ids the remote lacks: it sends those, then "
+              "reconciles again for the rest",
+              st.label, st.deps.max_have_backlog);
+  neg.have_overflow = true;
+  neg.have_deferred += have.size() - kept;
+  neg.log_covered = 0;
+}
+
 /// Carries out what the reconciliation asks for.
 void on_neg(self_pointer self, neg_catchup::action act) {
   using kind = neg_catchup::action::kind;
@@ -244,7 +274,7 @@ void on_neg(self_pointer self, neg_catchup::action act) {
   if (syncs_down(st.def))
     neg.fetcher->add(need);
   if (sends_up(st.def))
-    neg.have_ids.insert(neg.have_ids.end(), have.begin(), have.end());
+    keep_have(self, have);
   if (act.what == kind::send && syncs_down(st.def)
       && neg.fetcher->queued() >= st.deps.max_fetch_backlog)
     return hold_round(self, std::move(act.frames));
@@ -293,6 +323,9 @@ void start_neg_catchup(self_pointer self, int64_t since) {
   };
   neg.fetcher.emplace(fetch);
   neg.have_ids.clear();
+  // Ids left for later are found only by reconciling everything.
+  if (since == 0)
+    neg.have_overflow = false;
   // Only a reconciliation of everything covers the whole change log.
   neg.log_covered = since == 0 ? store::last_change_seq(*st.deps.store) : 0;
   begin_catchup(self);
@@ -556,6 +589,20 @@ void drop_negentropy(self_pointer self) {
   neg.tails_due = false;
   end_fetches(self);
   neg.have_ids.clear();
+}
+
+void maybe_reconcile_again(self_pointer self) {
+  auto& st = self->state;
+  auto& neg = st.neg;
+  if (!neg.have_overflow || !uses_negentropy(st) || st.state != phase::live
+      || negentropy_open(st) || !st.up.stream
+      || !st.up.stream->extras_and_log_sent())
+    return;
+  ++neg.reconciled_again;
+  log::info("{} reconciles again: the last reconciliation found more ids "
+            "the remote lacks than it kept",
+            st.label);
+  catch_up_again(self, 0);
 }
 
 } // namespace ferry::relay_conn

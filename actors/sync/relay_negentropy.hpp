@@ -71,8 +71,18 @@ struct relay_negentropy {
   bool round_held = false;
   /// Rounds held so, over all catch-ups.
   uint64_t rounds_held = 0;
-  /// Ids the remote lacks, sent once the up stream starts.
+  /// Ids the remote lacks, sent once the up stream starts; at most
+  /// `max_have_backlog` with those the up stream still holds.
   std::vector<nostr::bytes32> have_ids;
+  /// A reconciliation found more than that: it does not move the up cursor
+  /// past the log it covered, and once the up stream is drained the
+  /// connection reconciles everything again, as does its next catch-up after
+  /// a reconnect (keep_have). Only a reconciliation of everything clears it.
+  bool have_overflow = false;
+  /// Ids the remote lacks left so for a later reconciliation, and the
+  /// reconciliations run again for them, over all catch-ups.
+  uint64_t have_deferred = 0;
+  uint64_t reconciled_again = 0;
   /// After a full reconciliation, the change log up to here is covered.
   uint64_t log_covered = 0;
 };
@@ -138,6 +148,10 @@ void on_fetch_look(self_pointer self, uint64_t gen);
 void on_fetch_quiet_look(self_pointer self, uint64_t gen);
 /// Forgets the running fetch, keeping its count of missing ids.
 void end_fetches(self_pointer self);
+
+/// A reconciliation left ids the remote lacks for later (have_overflow): once
+/// the up stream is drained and nothing else runs, reconcile again.
+void maybe_reconcile_again(self_pointer self);
 
 /// Forgets the running reconciliation (the session ended).
 void drop_negentropy(self_pointer self);

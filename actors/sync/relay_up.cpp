@@ -122,6 +122,7 @@ void pump_up(self_pointer self) {
   if (up.stream->drained() && st.def.direction == sync_direction::up
       && st.state == phase::catching_up)
     finish_up_catchup(self);
+  maybe_reconcile_again(self);
 }
 
 void on_up_ok(self_pointer self, const std::string& id, bool ok,

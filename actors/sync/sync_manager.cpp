@@ -167,7 +167,8 @@ void stats_row(self_pointer self, const entry& e,
       row["up_cursor"] = integer_of(*status, "up_cursor");
       row["up_in_flight"] = integer_of(*status, "up_in_flight");
       for (auto key : {"neg_rounds", "neg_paged", "neg_rounds_held",
-                       "neg_need", "neg_have",
+                       "neg_need", "neg_have", "neg_have_waiting", "neg_have_deferred",
+                       "neg_reconciled_again",
                        "fetched_elsewhere",
                        "fetch_missing", "fetch_refused", "fetch_unanswered",
                        "reqs_asked_again", "last_catchup_ms"})

@@ -83,6 +83,17 @@ public:
     return in_flight_.size();
   }
 
+  /// Extras waiting to be sent or answered.
+  size_t extras_waiting() const {
+    return extra_.size() + extras_in_flight_;
+  }
+
+  /// Every extra is answered and the log was read to its end (as of the last
+  /// fill): what the remote lacked from the store's log on is sent.
+  bool extras_and_log_sent() const {
+    return extras_waiting() == 0 && at_end_;
+  }
+
   /// When the oldest unanswered event was sent (0: none in flight).
   int64_t oldest_sent_at() const;
 

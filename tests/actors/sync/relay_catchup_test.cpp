@@ -11,6 +11,7 @@
 #include "messages/nostr/keys.hpp"
 #include "messages/nostr/negentropy.hpp"
 #include "messages/nostr/wire.hpp"
+#include "store/change_log.hpp"
 #include "store/sync_store.hpp"
 #include "tests/fixtures/threaded_actor_system.hpp"
 #include "tests/net/net_fixture.hpp"
@@ -371,4 +372,108 @@ TEST_CASE_METHOD(fixture, "a NIP-77 catch-up holds its next round while the "
   // "stored" without a write).
   CHECK(requested == announced);
   CHECK(caf::get_or(status(), "neg_need", int64_t{0}) == 3000);
+}
+
+// A remote that lost what this node sent it up long ago: the up cursor is
+// past every event, so only a reconciliation finds what the remote lacks.
+// Before, every id it found was kept until the up stream had sent it, 32
+// bytes each, so a remote lacking millions held that much of the node's
+// memory for as long as sending took. Now at most `max_have_backlog` are
+// kept: the connection sends those, then reconciles again for the rest.
+TEST_CASE_METHOD(fixture, "a NIP-77 reconciliation keeps at most "
+                          "max_have_backlog ids the remote lacks and "
+                          "reconciles again for the rest",
+                 "[relay_catchup]") {
+  namespace neg = nostr::negentropy;
+  constexpr size_t backlog = 100;
+  constexpr size_t stored = 300;
+  auto keys = nostr::generate_keypair();
+  std::set<nostr::bytes32> local;
+  for (size_t i = 0; i < stored; ++i) {
+    auto in = store::test::make_event(keys, 1, 1000 + static_cast<int64_t>(i),
+                                      {}, "note " + std::to_string(i));
+    db.write(in);
+    local.insert(in.ev.id);
+  }
+  sync_runtime_state runtime;
+  runtime.up_cursor = store::last_change_seq(*db.store);
+  REQUIRE(!store::put_sync_runtime(*db.store, "s", runtime));
+  adjust = [](sync_server& def, relay_connection_deps& deps) {
+    def.mode = sync_mode::negentropy;
+    def.direction = sync_direction::up;
+    def.filters.front().limit.reset();
+    deps.max_have_backlog = backlog;
+  };
+  start(0, 10, {});
+  // The remote: NIP-77 over what it holds (4 KiB frames), and every EVENT
+  // taken and answered OK.
+  std::map<nostr::bytes32, int64_t> remote_holds;
+  std::map<std::string, std::unique_ptr<neg::server>> sessions;
+  size_t events_sent = 0;
+  int64_t most_waiting = 0;
+  size_t handled = 0;
+  auto act_as_remote = [&] {
+    auto frames = remote.frames();
+    for (; handled < frames.size(); ++handled) {
+      auto msg = boost::json::parse(frames[handled]).as_array();
+      std::string verb{msg[0].as_string()};
+      std::string reply;
+      if (verb == "EVENT") {
+        ++events_sent;
+        const auto& ev = msg[1].as_object();
+        std::string id_hex{ev.at("id").as_string()};
+        nostr::bytes32 id;
+        REQUIRE(nostr::from_hex(id_hex, id));
+        remote_holds[id] = ev.at("created_at").to_number<int64_t>();
+        reply = R"(["OK",")" + id_hex + R"(",true,""])";
+      } else if (verb == "NEG-OPEN" || verb == "NEG-MSG") {
+        std::string sub{msg[1].as_string()};
+        if (verb == "NEG-OPEN") {
+          std::vector<neg::item> items;
+          for (const auto& [id, created_at] : remote_holds)
+            items.push_back({static_cast<uint64_t>(created_at), id});
+          sessions[sub] = std::make_unique<neg::server>(
+            std::make_shared<const neg::item_set>(std::move(items)), 4096);
+        }
+        std::string query, response;
+        REQUIRE(neg::decode_hex(
+          std::string{msg[verb == "NEG-OPEN" ? 3 : 2].as_string()}, query));
+        REQUIRE(sessions.at(sub)->reconcile(query, response).empty());
+        reply = R"(["NEG-MSG",")" + sub + R"(",")" + neg::encode_hex(response)
+                + R"("])";
+      } else if (verb == "NEG-CLOSE") {
+        sessions.erase(std::string{msg[1].as_string()});
+      }
+      if (!reply.empty())
+        remote.connection(remote.opened() - 1)
+          ->send(std::make_shared<const std::string>(std::move(reply)));
+    }
+  };
+  status_map last;
+  bool done = net::test::wait_until(
+    [&] {
+      last = status();
+      most_waiting = std::max(most_waiting,
+                              caf::get_or(last, "neg_have_waiting", int64_t{0}));
+      act_as_remote();
+      return remote_holds.size() == stored
+             && caf::get_or(last, "catchup_complete", false)
+             && caf::get_or(last, "neg_have_waiting", int64_t{-1}) == 0;
+    },
+    20s);
+  INFO(remote_holds.size() << " events at the remote, " << events_sent
+                           << " sent; frames:\n" << frames_text());
+  REQUIRE(done);
+  CHECK(most_waiting > 0);
+  CHECK(most_waiting <= static_cast<int64_t>(backlog));
+  // Three reconciliations, each finding a backlog's worth more: 200 ids
+  // left for later by the first, 100 by the second, none by the third.
+  CHECK(caf::get_or(last, "neg_have_deferred", int64_t{0}) == 300);
+  CHECK(caf::get_or(last, "neg_reconciled_again", int64_t{0}) == 2);
+  // Each event went up once, and the remote holds what the node does.
+  CHECK(events_sent == stored);
+  std::set<nostr::bytes32> at_remote;
+  for (const auto& [id, created_at] : remote_holds)
+    at_remote.insert(id);
+  CHECK(at_remote == local);
 }
