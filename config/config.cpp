@@ -584,6 +584,7 @@ bool operator==(const federation_config& x, const federation_config& y) {
          && x.public_admin_url == y.public_admin_url && x.mode == y.mode
          && x.interval == y.interval && x.incoming == y.incoming
          && x.max_pending_links == y.max_pending_links
+         && x.max_incoming_links == y.max_incoming_links
          && x.password_hash == y.password_hash && x.peers == y.peers
          && x.collections == y.collections;
 }

@@ -362,6 +362,11 @@ struct federation_config {
   /// Links peers registered that wait for our operator's approval, at most;
   /// a registration beyond it is answered 429 and not stored.
   size_t max_pending_links = 100;
+  /// For `auto_accept` and `require_password`: incoming links (active or
+  /// suspended) at most before a registration is admitted without our
+  /// operator; beyond it one is answered 429 and not stored. Each admitted
+  /// link is a peer this node connects to and serves.
+  size_t max_incoming_links = 100;
   /// For `require_password`: the hash of the password (`password` in the
   /// file is hashed at load and never kept).
   std::string password_hash;

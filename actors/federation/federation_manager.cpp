@@ -881,6 +881,19 @@ size_t pending_links(self_pointer self) {
     }));
 }
 
+/// Incoming links admitted (by policy or by our operator) and not revoked:
+/// each is a peer this node connects to and serves.
+size_t admitted_incoming_links(self_pointer self) {
+  const auto& peers = self->state.peers;
+  return static_cast<size_t>(
+    std::count_if(peers.begin(), peers.end(), [](const auto& entry) {
+      const auto& r = entry.second;
+      return r.incoming && !r.removed
+             && (r.status == link_status::active
+                 || r.status == link_status::suspended);
+    }));
+}
+
 /// Wrong passwords a registration may give in a row before they cost
 /// time, and what each costs: 10 at once, then one every 6 s. Each check is
 /// a 100,000-round PBKDF2 on this actor and a guess at the password, and
@@ -991,6 +1004,15 @@ federation_reply peer_register(self_pointer self, const federation_call& call) {
                        "approve them are at the most it keeps, "
                          + std::to_string(st.deps.settings.max_pending_links)
                          + " (federation.max_pending_links); try again "
+                           "later");
+  // Admitted without our operator, each link is a peer this node connects
+  // to: without a cap, strangers' keys could make it dial thousands.
+  if (approved
+      && admitted_incoming_links(self) >= st.deps.settings.max_incoming_links)
+    return refuse(429, "incoming links are at the most this node admits "
+                       "without its operator, "
+                         + std::to_string(st.deps.settings.max_incoming_links)
+                         + " (federation.max_incoming_links); try again "
                            "later");
   peer_record r;
   r.def = std::move(*def);

@@ -26,6 +26,7 @@ TEST_CASE("federation is off by default", "[config][federation]") {
   CHECK(cfg->federation.incoming == incoming_policy::require_approval);
   CHECK(cfg->federation.interval == std::chrono::seconds{30});
   CHECK(cfg->federation.max_pending_links == 100);
+  CHECK(cfg->federation.max_incoming_links == 100);
   CHECK(cfg->federation.peers.empty());
 }
 
@@ -35,7 +36,7 @@ TEST_CASE("the federation section reads peers, collections and a hashed "
   auto cfg = load_string(
     "[federation]\nenabled = true\nmode = \"publish\"\ninterval_seconds = 5\n"
     "incoming = \"require_password\"\npassword = \"hunter2\"\n"
-    "max_pending_links = 7\n"
+    "max_pending_links = 7\nmax_incoming_links = 9\n"
     + peer_table + "collections = [\"repos\"]\n"
     + "[[federation.collection]]\nname = \"repos\"\n"
       "filters = [{ kinds = [30617, 30618] }]\n",
@@ -48,6 +49,7 @@ TEST_CASE("the federation section reads peers, collections and a hashed "
   CHECK(fed.interval == std::chrono::seconds{5});
   CHECK(fed.public_admin_url.empty());
   CHECK(fed.max_pending_links == 7);
+  CHECK(fed.max_incoming_links == 9);
   REQUIRE(fed.peers.size() == 1);
   CHECK(fed.peers[0].name == "b");
   CHECK(fed.peers[0].collections == std::vector<std::string>{"repos"});
@@ -107,6 +109,9 @@ TEST_CASE("bad federation settings name the file, the key and what was "
         == "ferry.toml: federation.secret: unknown key");
   CHECK(load_error("[federation]\nmax_pending_links = 0\n")
         == "ferry.toml: federation.max_pending_links: expected an integer in "
+           "1..1000000, got 0");
+  CHECK(load_error("[federation]\nmax_incoming_links = 0\n")
+        == "ferry.toml: federation.max_incoming_links: expected an integer in "
            "1..1000000, got 0");
   CHECK(load_error("[federation]\nmax_pending_links = \"many\"\n")
         == "ferry.toml: federation.max_pending_links: expected an integer in "

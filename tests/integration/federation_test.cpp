@@ -356,6 +356,39 @@ TEST_CASE("registrations waiting for approval are capped, and wrong "
     CHECK(b.peer_count() == 3);
   }
 
+  // Before, auto_accept admitted every registration: strangers' keys could
+  // make the node connect to and serve any number of peers.
+  SECTION("auto_accept past federation.max_incoming_links: 429, nothing "
+          "stored") {
+    fed_node b{"b"};
+    b.configure(fed_section("auto_accept", "max_incoming_links = 2\n"));
+    b.start();
+    for (int n : {1, 2})
+      CHECK(b.signed_call(nostr::generate_keypair(), "POST", target,
+                          registration_at(n))
+              .response.status
+            == 200);
+    auto over = b.signed_call(nostr::generate_keypair(), "POST", target,
+                              registration_at(3));
+    INFO(over.response.body);
+    CHECK(over.response.status == 429);
+    CHECK(std::string{body_of(over).at("error").at("message").as_string()}
+            .find("federation.max_incoming_links")
+          != std::string::npos);
+    CHECK(b.peer_count() == 2);
+    CHECK(b.peer("k3").is_null());
+    // A revoked link is no longer admitted: room for one more.
+    CHECK(b.call("POST", "/api/v1/federation/peers/k1/status",
+                  R"({"status":"revoked"})")
+            .response.status
+          == 200);
+    CHECK(b.signed_call(nostr::generate_keypair(), "POST", target,
+                        registration_at(4))
+            .response.status
+          == 200);
+    CHECK(b.peer_count() == 3);
+  }
+
   SECTION("require_password: after 10 wrong passwords the next is not "
           "checked (429)") {
     fed_node b{"b"};
