@@ -1,5 +1,6 @@
 #include "actors/cluster/cluster_manager.hpp"
 
+#include "actors/cluster/cursor_claims.hpp"
 #include "actors/runtime/logging.hpp"
 #include "messages/clock.hpp"
 #include "messages/cluster/cursor_claim.hpp"
@@ -164,9 +165,6 @@ void apply_replication(self_pointer self, const cluster::cluster_view& view) {
 }
 
 // -- the replicated control plane ---------------------------------------------
-
-/// The kind of the replicated sync server definitions.
-constexpr std::string_view sync_server_kind = "sync_server";
 
 /// The kind of the replicated hosted relays.
 constexpr std::string_view hosted_relay_kind = "hosted_relay";
@@ -569,10 +567,10 @@ others_claims(const cluster_manager_state& st,
 }
 
 /// This node's cursor claims: its stored cursor of every replicated sync
-/// server (whoever runs it now: the cursor stays true of this store),
-/// stamped with the definition's digest; the other members' claims are
-/// theirs to change and pass unchanged. A server deleted here takes its
-/// claim with it (a tombstone).
+/// server (whoever runs it now: the cursor stays true of this store) under
+/// the definition running here (own_cursor_claims); the other members'
+/// claims are theirs to change and pass unchanged. A server deleted here
+/// takes its claim with it (a tombstone).
 void read_cursor_claims(self_pointer self, definitions_callback done) {
   auto sync = current(self->state.sync_manager);
   auto* store = self->state.config.store;
@@ -583,36 +581,22 @@ void read_cursor_claims(self_pointer self, definitions_callback done) {
   self->request(sync, cluster_manager_ask_timeout, atom::get_v, atom::servers_v)
     .then(
       [self, store, done](std::string& list) {
-        auto& st = self->state;
         auto servers = sync_server_definitions(list);
         if (!servers) {
           done(std::nullopt);
           return;
         }
-        std::map<std::string, std::string> claims;
-        auto own_prefix = cluster::cursor_claim_id(st.replica.self_name(), "");
-        for (auto& r : st.replica.all())
-          if (r.kind == cluster::sync_cursor_kind && !r.deleted
-              && r.id.rfind(own_prefix, 0) != 0)
-            claims.emplace(r.id, r.body);
-        for (auto& [id, definition] : *servers) {
-          auto record = st.replica.find(std::string{sync_server_kind}, id);
-          if (!record || record->deleted)
-            continue;
-          auto cursor = store::get_sync_cursor(*store, id);
-          if (!cursor) {
-            done(std::nullopt);
-            return;
-          }
-          if (!*cursor)
-            continue;
-          cluster::cursor_claim claim{st.replica.self_name(), id,
-                                      (*cursor)->created_at,
-                                      nostr::to_hex(record->version.digest)};
-          claims.emplace(cluster::cursor_claim_id(claim.member, id),
-                         cluster::to_json(claim));
-        }
-        done(std::move(claims));
+        done(own_cursor_claims(
+          self->state.replica, *servers,
+          [store](const std::string& id)
+            -> std::optional<std::optional<int64_t>> {
+            auto cursor = store::get_sync_cursor(*store, id);
+            if (!cursor)
+              return std::nullopt;
+            if (!*cursor)
+              return std::optional<int64_t>{};
+            return std::optional<int64_t>{(*cursor)->created_at};
+          }));
       },
       [done](caf::error&) { done(std::nullopt); });
 }
