@@ -55,6 +55,11 @@ constexpr size_t max_rounds = 10000;
 /// goes out beyond it, so a fast relay cannot fill memory.
 constexpr size_t max_ingest_in_flight = 8192;
 
+/// Longest a round waits for the needed ids found so far to be asked for
+/// (fetch_backlog): well within the time a relay keeps an idle negentropy
+/// session open (Ferry's own: 60 s).
+constexpr auto neg_hold_max = std::chrono::seconds{20};
+
 /// EVENTs sent and not yet answered with OK.
 constexpr size_t up_window = 256;
 
@@ -199,6 +204,17 @@ private:
     return report_.stopping && report_.stopping->load();
   }
   void on_transfer_frame(nostr::relay_message& msg, bool& failed);
+  /// Hands the needed ids found so far to the fetcher (those refused
+  /// before are dropped).
+  void fetch_needed();
+  /// Moves events until everything is done or, with `hold_until`, until
+  /// every id handed to the fetcher is asked for or that time has come.
+  /// @returns false when the run must end.
+  bool move_events(std::optional<clock_type::time_point> hold_until);
+  /// The reconciliation's next round waits while the needed ids it found
+  /// reach `fetch_backlog`: they are asked for first (at most
+  /// `neg_hold_max`). @returns false when the run must end.
+  bool fetch_backlog_before_next_round();
   /// A frame of the open page.
   void on_page_frame(nostr::relay_message& msg, bool& failed);
   /// Events the relay sent us, by id or in pages.
@@ -240,7 +256,11 @@ private:
   bool reconciled_ = false;
   size_t rounds_ = 0;
   std::vector<nostr::bytes32> have_;
+  /// Needed ids not handed to the fetcher yet, and all found.
   std::vector<nostr::bytes32> need_;
+  uint64_t need_found_ = 0;
+  /// Rounds that waited for the fetcher (fetch_backlog_before_next_round).
+  uint64_t rounds_held_ = 0;
 
   // Down.
   id_fetcher fetcher_;
@@ -362,11 +382,22 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
       return fail("no answer to NEG-MSG (round " + std::to_string(rounds_ + 1)
                   + ") within " + seconds_text(timeout_));
     }
-    auto in = next(left);
+    // Fetches go on beside the reconciliation once a round was held for
+    // them (fetch_backlog_before_next_round): their frames and the ingest
+    // path's answers come here too, and events gathered go to a verifier
+    // as soon as no frame waits behind them.
+    auto in = next(gathered_.empty() ? left : std::chrono::milliseconds{0});
     if (in.what == inbound::kind::closed)
       return connection_lost(in, "during reconciliation");
-    if (in.what != inbound::kind::frame)
+    if (in.what == inbound::kind::silence)
+      hand_over_gathered();
+    if (in.what == inbound::kind::ingested)
+      for (const auto& result : in.results)
+        count_ingested(result);
+    if (in.what != inbound::kind::frame) {
+      pump_down();
       continue;
+    }
     nostr::relay_message msg;
     if (!nostr::parse_relay_message(in.text, msg))
       return fail("malformed message from the relay: " + in.text.substr(0, 200));
@@ -377,8 +408,16 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
       say("notice from the relay: " + msg.first);
       continue;
     }
-    if (msg.first != neg_sub)
+    if (msg.first != neg_sub) {
+      bool failed = false;
+      on_transfer_frame(msg, failed);
+      if (failed)
+        return false;
+      if (gathered_.size() >= ingest_batch_max)
+        hand_over_gathered();
+      pump_down();
       continue;
+    }
     if (msg.verb == "NEG-ERR") {
       if (msg.second.rfind("auth-required:", 0) == 0)
         return fail("the relay wants NIP-42 authentication (NEG-ERR \""
@@ -401,10 +440,13 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
       return fail("bad negentropy message from the relay: " + why);
     ++rounds_;
     have_.insert(have_.end(), round.have.begin(), round.have.end());
-    need_.insert(need_.end(), round.need.begin(), round.need.end());
+    need_found_ += round.need.size();
+    // Only a fetch needs the ids; the others count them.
+    if (wants_down() && !opts_.dry_run)
+      need_.insert(need_.end(), round.need.begin(), round.need.end());
     say("round " + std::to_string(rounds_) + ": have "
         + std::to_string(have_.size()) + ", need "
-        + std::to_string(need_.size()));
+        + std::to_string(need_found_));
     if (!round.next) {
       send(std::string{"[\"NEG-CLOSE\",\""} + neg_sub + "\"]");
       reconciled_ = true;
@@ -413,6 +455,8 @@ bool sync_run::reconcile(const nostr::filter& f, neg::item_set_ptr items) {
     if (rounds_ >= max_rounds)
       return fail("no agreement after " + std::to_string(max_rounds)
                   + " negentropy rounds");
+    if (!fetch_backlog_before_next_round())
+      return false;
     send(std::string{"[\"NEG-MSG\",\""} + neg_sub + "\",\""
          + neg::encode_hex(*round.next) + "\"]");
     deadline = clock_type::now() + timeout_;
@@ -644,14 +688,40 @@ bool sync_run::look_for_quiet_fetches() {
   return true;
 }
 
+void sync_run::fetch_needed() {
+  if (need_.empty())
+    return;
+  auto need = std::exchange(need_, {});
+  down_.refused_before
+    += store::drop_refused(store_, one_shot_source(opts_.url), need);
+  fetcher_.add(need);
+}
+
+bool sync_run::fetch_backlog_before_next_round() {
+  if (need_.size() + fetcher_.queued() < opts_.fetch_backlog)
+    return true;
+  ++rounds_held_;
+  say("round " + std::to_string(rounds_) + ": "
+      + std::to_string(need_.size() + fetcher_.queued())
+      + " needed ids are asked for before the next round");
+  fetch_needed();
+  if (!move_events(clock_type::now() + neg_hold_max))
+    return false;
+  // Every id it knew is asked for: the set of them starts over, so that it
+  // stays bounded however many the relay holds that the store lacks.
+  if (fetcher_.queued() == 0 && fetcher_.known() >= opts_.fetch_backlog)
+    fetcher_.forget_known();
+  return true;
+}
+
 bool sync_run::transfer() {
-  if (wants_down()) {
-    auto need = need_;
-    down_.refused_before = store::drop_refused(store_, one_shot_source(opts_.url), need);
-    fetcher_.add(need);
-  }
+  fetch_needed();
   if (wants_up())
     up_queue_.assign(have_.begin(), have_.end());
+  return move_events(std::nullopt);
+}
+
+bool sync_run::move_events(std::optional<clock_type::time_point> hold_until) {
   auto relay_deadline = clock_type::now() + timeout_;
   bool was_waiting = false;
   // The ingest path answers every event; in a node one of its actors may
@@ -665,6 +735,9 @@ bool sync_run::transfer() {
       hand_over_gathered();
     pump_down();
     pump_up();
+    if (hold_until
+        && (fetcher_.queued() == 0 || clock_type::now() >= *hold_until))
+      return true;
     const bool waiting_on_relay = fetcher_.open_requests() > 0
                                   || !up_in_flight_.empty()
                                   || (pager_ && pager_->open());
@@ -704,6 +777,10 @@ bool sync_run::transfer() {
     // (or only ones this loop does not read) hands them over.
     if (!gathered_.empty())
       wait = std::chrono::milliseconds{0};
+    if (hold_until)
+      wait = std::min(wait, std::max(std::chrono::milliseconds{0},
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       *hold_until - clock_type::now())));
     auto in = next(wait);
     switch (in.what) {
       case inbound::kind::silence:
@@ -749,8 +826,13 @@ void sync_run::print_summary(bool complete,
                  static_cast<unsigned long>(pager_->pages()),
                  pager_->pages() == 1 ? "" : "s");
   else
-    std::fprintf(report_.out, "%zu round%s, have %zu, need %zu", rounds_,
-                 rounds_ == 1 ? "" : "s", have_.size(), need_.size());
+    std::fprintf(report_.out, "%zu round%s, have %zu, need %lu", rounds_,
+                 rounds_ == 1 ? "" : "s", have_.size(),
+                 static_cast<unsigned long>(need_found_));
+  if (rounds_held_ > 0)
+    std::fprintf(report_.out, " (%lu round%s held for fetches)",
+                 static_cast<unsigned long>(rounds_held_),
+                 rounds_held_ == 1 ? "" : "s");
   if (!opts_.dry_run)
     std::fprintf(report_.out, "; fetched %lu, stored %lu, duplicate %lu, rejected %lu, "
                 "refused before %lu, missing %lu, refused by the relay %lu; sent %lu, "
@@ -794,6 +876,8 @@ sync_option_error check_sync_options(const sync_options& opts,
               + std::to_string(neg::min_frame_size_limit)};
   if (!(opts.timeout_seconds > 0))
     return {"timeout_seconds", "--timeout", "must be more than 0 seconds"};
+  if (opts.fetch_backlog == 0)
+    return {"fetch_backlog", "--fetch-backlog", "must be at least 1"};
   return {};
 }
 
@@ -811,6 +895,7 @@ std::string to_json(const sync_options& opts) {
     body["progress_id"] = opts.progress_id;
   if (opts.reconcile_when_empty)
     body["reconcile_when_empty"] = true;
+  body["fetch_backlog"] = static_cast<uint64_t>(opts.fetch_backlog);
   return json::serialize(body);
 }
 
@@ -873,6 +958,10 @@ std::string parse_sync_options(std::string_view text, sync_options& out,
       if (!x.is_bool())
         return wrong("reconcile_when_empty", "true or false");
       out.reconcile_when_empty = x.as_bool();
+    } else if (key == "fetch_backlog") {
+      if (!x.is_uint64() && !(x.is_int64() && x.as_int64() >= 0))
+        return wrong("fetch_backlog", "a count of ids");
+      out.fetch_backlog = static_cast<size_t>(x.to_number<uint64_t>());
     } else {
       field = std::string{key};
       return "unknown field";

@@ -44,6 +44,11 @@ struct sync_options {
   /// default such a sync pages the relay with REQ instead (see
   /// `run_one_shot_sync`).
   bool reconcile_when_empty = false;
+  /// Needed ids (down, not a dry run) that the reconciliation finds before
+  /// its next round waits for them to be asked for: a relay holding
+  /// millions the store lacks would otherwise have every id kept, ~100
+  /// bytes each, until the reconciliation ends.
+  size_t fetch_backlog = 50'000;
 
   /// It writes to the store (fetches); a dry run or `up` only reads.
   bool writes() const {
@@ -85,7 +90,7 @@ std::string to_json(const sync_options& opts);
 
 /// Reads a sync job's JSON body: `url` (required), `filter` (an object),
 /// `direction`, `dry_run`, `frame_size_limit`, `timeout_seconds`, `ca_file`,
-/// `progress_id`, `reconcile_when_empty`.
+/// `progress_id`, `reconcile_when_empty`, `fetch_backlog`.
 /// @returns "" or what is wrong, with the field it is about in `field`.
 std::string parse_sync_options(std::string_view json, sync_options& out,
                                std::string& field);

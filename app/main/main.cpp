@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   sync->add_option("--ca-file", sync_opts.ca_file,
                    "extra trusted CA certificates (PEM) for wss://");
+  sync->add_option("--fetch-backlog", sync_opts.fetch_backlog,
+                   "needed ids the reconciliation finds before its next round "
+                   "waits for them to be asked for")
+    ->capture_default_str();
   sync->add_flag("--reconcile-when-empty", sync_opts.reconcile_when_empty,
                  "reconcile even when the store holds nothing the filter matches "
                  "(by default such a sync pages the relay with REQ)");

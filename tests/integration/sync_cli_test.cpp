@@ -518,6 +518,42 @@ TEST_CASE("ferry sync fetches from and sends to nostr-tools' negentropy",
               local_ids(local_cfg, kind_filter(up.kind)));
 }
 
+// Before, every needed id was kept until the reconciliation ended and only
+// then fetched: a relay holding millions the store lacks had them all in
+// memory, ~100 bytes each. Now a round that leaves `--fetch-backlog` or
+// more waits until they are asked for, and their events come in while the
+// reconciliation goes on.
+TEST_CASE("ferry sync fetches what the reconciliation found missing before "
+          "its next round once --fetch-backlog ids wait",
+          "[integration][sync_cli][interop]") {
+  auto keys = nostr::generate_keypair();
+  auto down = make_split(keys, 1, 1800, 0.1);
+  local_and_neg_relay scene{{&down}, {"--frame-size-limit", "4096"}};
+  auto r = sync_kind(scene.url, scene.local_cfg, down.kind, "down",
+                     {"--fetch-backlog", "20"});
+  auto s = checked_summary(r, down);
+  CHECK(s.stored == down.relay_only.size());
+  CHECK(s.missing == 0);
+  static const std::regex held{"\\((\\d+) rounds? held for fetches\\)"};
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, held));
+  CHECK(std::stoull(m[1]) >= 1);
+  CHECK_THAT(r.output, Catch::Matchers::Contains(
+                         "needed ids are asked for before the next round"));
+  CHECK(local_ids(scene.local_cfg, kind_filter(down.kind))
+        == ids({&down.relay_only, &down.shared, &down.local_only}));
+  // Without holding (the default backlog), the same counts.
+  test::temp_dir other;
+  auto fresh = test::node_config(other);
+  std::string jsonl;
+  append_jsonl(jsonl, down.local_only);
+  append_jsonl(jsonl, down.shared);
+  import_into(other, fresh, jsonl, "local.jsonl");
+  auto plain = checked_summary(
+    sync_kind(scene.url, fresh, down.kind, "down"), down);
+  CHECK(plain.stored == down.relay_only.size());
+}
+
 // A relay that caps a filter's ids below our REQs' size and will not serve
 // one event: the rest is fetched in smaller REQs, the one event is counted
 // as refused by the relay, and the run still ends well.
