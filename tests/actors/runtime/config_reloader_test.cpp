@@ -222,13 +222,17 @@ TEST_CASE("a reload answers before its callers give up when the relay "
   deps.running = running;
   deps.infra = std::make_shared<live_value<config::infra_config>>(
     running->infra);
-  auto silent = f.sys.spawn([&held](caf::event_based_actor* self) {
-    return caf::behavior{
-      [self, &held](atom::reload) {
-        held.push_back(self->make_response_promise());
-      },
-    };
-  });
+  // The unused argument: CAF 0.17 dereferences a null argument tuple for a
+  // function actor spawned without one (UBSan stops the sanitized suite).
+  auto silent = f.sys.spawn(
+    [&held](caf::event_based_actor* self, int) {
+      return caf::behavior{
+        [self, &held](atom::reload) {
+          held.push_back(self->make_response_promise());
+        },
+      };
+    },
+    0);
   deps.relay_registry = std::make_shared<handle_slot<relay_registry_actor>>(
     caf::actor_cast<relay_registry_actor>(silent));
   auto aut = f.sys.spawn(config_reloader, deps);
