@@ -477,3 +477,27 @@ TEST_CASE_METHOD(fixture, "a NIP-77 reconciliation keeps at most "
     at_remote.insert(id);
   CHECK(at_remote == local);
 }
+
+// A reconciliation that left ids the remote lacks for later does not move
+// the up cursor past them: only a reconciliation of everything finds them
+// again. So a reconnect's catch-up reconciles everything while that holds,
+// though a short outage would otherwise reconcile from the cursor minus the
+// overlap, which misses them.
+TEST_CASE("after a reconciliation left ids the remote lacks for later, the "
+          "next catch-up reconciles everything",
+          "[relay_catchup]") {
+  store::test::store_fixture db;
+  REQUIRE(!store::put_sync_cursor(*db.store, "s", sync_cursor{10'000, {}, 0}));
+  relay_connection_state st;
+  st.deps.store = db.store.get();
+  st.def.id = "s";
+  st.def.mode = sync_mode::negentropy;
+  st.def.overlap_window_seconds = 600;
+  CHECK(relay_conn::catchup_since(st, resume_mode::resume) == 9'400);
+  CHECK(relay_conn::catchup_since(st, resume_mode::full_catchup) == 0);
+  st.neg.have_overflow = true;
+  CHECK(relay_conn::catchup_since(st, resume_mode::resume) == 0);
+  // A remote that proved it cannot do NIP-77 is paged from the cursor.
+  st.neg.unsupported = "NEG-OPEN refused";
+  CHECK(relay_conn::catchup_since(st, resume_mode::resume) == 9'400);
+}
