@@ -280,11 +280,14 @@ bool run_paged(fixture& fx, query_job& job, size_t read_ahead_steps = 0) {
   return answered;
 }
 
-/// The frames a REQ for `filter_json` gets read afresh (no read-ahead).
-std::vector<std::string> read_afresh(fixture& fx, const std::string& filter_json) {
+/// The frames a REQ for `filter_json` at `now` gets read afresh (no
+/// read-ahead).
+std::vector<std::string> read_afresh(fixture& fx, const std::string& filter_json,
+                                     int64_t now = default_now) {
   auto saved = std::move(fx.conn->frames);
   fx.conn->frames.clear();
   auto job = fx.job({filter_json});
+  job->now = now;
   // Slices that examine as much as they like: the reference.
   auto config = fx.config;
   config.slice_examined = std::numeric_limits<size_t>::max();
@@ -449,10 +452,10 @@ TEST_CASE("a page read ahead is dropped, and the REQ read afresh, when the "
     CHECK_FALSE(client.paging->ready);
     CHECK(fx.config.read_ahead->held() == 0);
   }
-  SECTION("the REQ runs in a later second (NIP-40 expirations)") {
+  SECTION("the REQ runs in an earlier second (the clock went back)") {
     auto job = fx.job({client.filter()});
     job->paging = client.paging;
-    job->now = default_now + 1;
+    job->now = default_now - 1;
     CHECK_FALSE(run_paged(fx, *job));
   }
   SECTION("a REQ of several filters") {
@@ -461,6 +464,50 @@ TEST_CASE("a page read ahead is dropped, and the REQ read afresh, when the "
     CHECK_FALSE(run_paged(fx, *job));
     CHECK_FALSE(client.paging->ready);
     CHECK(fx.config.read_ahead->held() == 0);
+  }
+}
+
+TEST_CASE("a page read ahead in an earlier second answers the REQ unless an "
+          "event expired (NIP-40) since",
+          "[query_worker][read_ahead]") {
+  // A client paging a large store crosses seconds: requiring the page's own
+  // second dropped about one page read ahead a second. The third page of 20
+  // holds a note that expires at `expires_at`; pages are asked for at
+  // default_now, the third one second later.
+  fixture fx{200, 5};
+  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  const int64_t expires_at = GENERATE(default_now + 1, default_now + 2);
+  CAPTURE(expires_at - default_now);
+  auto expiring = make_event(fx.keys, 1, default_now - 1000 + 31,
+                             {{"expiration", std::to_string(expires_at)}},
+                             "expiring");
+  fx.write(expiring);
+  paging_client client{fx, 0, 20};
+  client.next();
+  client.next();
+  REQUIRE(client.paging->ready);
+  REQUIRE(client.paging->ready->complete);
+  REQUIRE(client.paging->ready->json.find(expiring.json) != std::string::npos);
+  const int64_t later = default_now + 1;
+  const auto afresh = read_afresh(fx, client.filter(), later);
+  fx.conn->frames.clear();
+  auto job = fx.job({client.filter()});
+  job->paging = client.paging;
+  job->now = later;
+  const bool from_memory = run_paged(fx, *job);
+  // Either way the answer is the REQ's at its own second.
+  CHECK(fx.conn->frames == afresh);
+  const bool sent_expiring
+    = std::count(afresh.begin(), afresh.end(),
+                 nostr::event_message("s", expiring.json))
+      == 1;
+  if (expires_at == later) {
+    // Expired in between: the page read ahead holds it, the answer not.
+    CHECK_FALSE(from_memory);
+    CHECK_FALSE(sent_expiring);
+  } else {
+    CHECK(from_memory);
+    CHECK(sent_expiring);
   }
 }
 
