@@ -28,9 +28,7 @@ void hand_to_writer(self_pointer self, int64_t to) {
 void release_barriers(self_pointer self) {
   auto& st = self->state;
   auto& cursor = st.cursor;
-  auto oldest_unanswered = cursor.unanswered.empty()
-                             ? cursor.next_ingest
-                             : cursor.unanswered.begin()->first;
+  auto oldest_unanswered = cursor.oldest_unanswered();
   auto i = cursor.barriers.begin();
   bool eose_reported = false;
   for (; i != cursor.barriers.end() && i->before <= oldest_unanswered; ++i) {
@@ -52,19 +50,21 @@ void release_barriers(self_pointer self) {
 
 uint64_t number_ingest(self_pointer self) {
   auto& cursor = self->state.cursor;
-  auto seq = cursor.next_ingest++;
-  cursor.unanswered.emplace(seq, std::nullopt);
-  return seq;
+  cursor.unanswered.emplace_back(std::nullopt);
+  return cursor.next_ingest++;
 }
 
 void settle_ingest(self_pointer self, uint64_t seq, int64_t covers) {
   auto& cursor = self->state.cursor;
-  if (auto i = cursor.unanswered.find(seq); i != cursor.unanswered.end())
-    i->second = covers;
-  while (!cursor.unanswered.empty() && cursor.unanswered.begin()->second) {
+  // An answer for a number already folded in (or never handed out) has
+  // nothing left to record.
+  const auto oldest = cursor.oldest_unanswered();
+  if (seq >= oldest && seq < cursor.next_ingest)
+    cursor.unanswered[seq - oldest] = covers;
+  while (!cursor.unanswered.empty() && cursor.unanswered.front()) {
     cursor.stored_through = std::max(cursor.stored_through,
-                                     *cursor.unanswered.begin()->second);
-    cursor.unanswered.erase(cursor.unanswered.begin());
+                                     *cursor.unanswered.front());
+    cursor.unanswered.pop_front();
   }
   release_barriers(self);
 }

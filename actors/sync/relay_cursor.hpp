@@ -10,7 +10,7 @@
 #include "actors/sync/relay_connection_self.hpp"
 
 #include <cstdint>
-#include <map>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,10 +21,17 @@ namespace ferry {
 struct relay_cursor {
   /// Every event handed to the ingest path gets the next number here, in
   /// the order received; `unanswered` keeps the numbers not folded into
-  /// `stored_through` yet: nullopt while in flight, then the created_at the
-  /// answer lets the cursor cover (0 for an event refused for good).
+  /// `stored_through` yet, the last of them `next_ingest - 1`: nullopt while
+  /// in flight, then the created_at the answer lets the cursor cover (0 for
+  /// an event refused for good). Numbers are handed out and folded in
+  /// order: a queue, not a map (a node allocated per event in a catch-up).
   uint64_t next_ingest = 0;
-  std::map<uint64_t, std::optional<int64_t>> unanswered;
+  std::deque<std::optional<int64_t>> unanswered;
+
+  /// The number of `unanswered.front()`; `next_ingest` when none waits.
+  uint64_t oldest_unanswered() const {
+    return next_ingest - unanswered.size();
+  }
   /// Newest created_at stored among the events received before the oldest
   /// one still in flight (verifiers answer out of order).
   int64_t stored_through = 0;
