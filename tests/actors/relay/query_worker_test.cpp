@@ -2,6 +2,7 @@
 
 #include "messages/nostr/hex.hpp"
 #include "messages/nostr/wire.hpp"
+#include "store/expiry_window.hpp"
 #include "tests/store/store_fixture.hpp"
 
 #include <limits>
@@ -316,6 +317,8 @@ struct paging_client {
   size_t limit;
   paging_state_ptr paging = std::make_shared<paging_state>();
   std::optional<int64_t> until;
+  /// The node's clock when the next REQ comes.
+  int64_t now = default_now;
 
   paging_client(fixture& fx, int64_t step, size_t limit)
       : fx(fx), step(step), limit(limit) {
@@ -341,9 +344,10 @@ struct paging_client {
     fx.conn->frames.clear();
     auto job = fx.job({filter()});
     job->paging = paging;
+    job->now = now;
     result.from_memory = run_paged(fx, *job, read_ahead_steps);
     result.frames = fx.conn->frames;
-    CHECK(result.frames == read_afresh(fx, filter()));
+    CHECK(result.frames == read_afresh(fx, filter(), now));
     // A live event must not come again once the page sent it.
     for (const auto& id : fx.event_ids())
       CHECK(job->sent.contains(id));
@@ -383,6 +387,42 @@ TEST_CASE("a paging client's pages come from memory, the same as read afresh",
   // The last page was short: nothing more is read ahead, nothing is held.
   CHECK_FALSE(client.paging->ready);
   CHECK(fx.config.read_ahead->held() == 0);
+}
+
+TEST_CASE("a client paging across seconds gets each page as read afresh in "
+          "its own second, from memory unless an event expired in between",
+          "[query_worker][read_ahead]") {
+  // 300 notes, 12 a second, and 100 more spread over the same seconds that
+  // expire 20 at a time every third second of the client's paging, one
+  // page a second.
+  fixture fx{300, 12};
+  fx.config.read_ahead = std::make_shared<read_ahead_budget>(1 << 20);
+  for (int64_t i = 0; i < 100; ++i)
+    fx.write(make_event(fx.keys, 1, default_now - 1000 + (i * 7) % 25,
+                        {{"expiration", std::to_string(default_now + 3 * (1 + i / 20))}},
+                        "expiring " + std::to_string(i)));
+  paging_client client{fx, GENERATE(int64_t{0}, int64_t{-1}), 25};
+  size_t from_memory = 0;
+  size_t read_afresh_after_expiry = 0;
+  for (size_t pages = 1;; ++pages) {
+    REQUIRE(pages < 100);
+    // Every page is compared with the same REQ read afresh at its second.
+    const bool expired_since = pages > 2
+                               && store::expires_within(*fx.store,
+                                                        client.now - 1,
+                                                        client.now);
+    auto page = client.next();
+    if (page.from_memory)
+      ++from_memory;
+    else if (expired_since)
+      ++read_afresh_after_expiry;
+    if (page.frames.size() < 26)
+      break;
+    ++client.now;
+  }
+  // Both happen: the rule is neither "never" nor "always".
+  CHECK(from_memory > 0);
+  CHECK(read_afresh_after_expiry > 0);
 }
 
 TEST_CASE("a REQ that comes while its page is read takes what was read and "
